@@ -1,0 +1,257 @@
+// Package inbox runs durable JetStream pull consumers whose effects happen
+// exactly once: each handled event id is written to the inbox table in the
+// same transaction as the handler's effect, so a redelivered event changes
+// nothing. Messages the handler refuses are dead-lettered with the reason.
+package inbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations creates the inbox and rejected_events tables in a service's schema.
+func Migrations() postgres.Migrations {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return postgres.Migrations{Set: "inbox", FS: sub}
+}
+
+// Handler applies one message within tx. Returning an *invalid.Error
+// dead-letters the message; any other error is retried.
+type Handler func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error
+
+// Consumer is a durable pull consumer with an inbox.
+type Consumer struct {
+	// Service names the owner: the dead-letter subject and the rejected rows say it.
+	Service string
+	// Durable is the consumer's durable name, also its key in the inbox table.
+	Durable string
+	Stream  string
+	// Subjects filter the stream.
+	Subjects []string
+	Handle   Handler
+	Pool     *pgxpool.Pool
+	JS       jetstream.JetStream
+	Log      *slog.Logger
+	// Relay, when set, is woken after each commit so outbox rows leave at once.
+	Relay *outbox.Relay
+	// MaxDeliver is how often a failing message is tried before it is dead-lettered.
+	MaxDeliver int
+	// Tenant finds the tenant of a refused message for the rejected row; "default" when nil.
+	Tenant func(msg jetstream.Msg) string
+}
+
+// Run consumes until ctx ends.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       c.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    c.MaxDeliver + 1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if len(c.Subjects) == 1 {
+		// A single filter works on servers older than 2.10 too.
+		cfg.FilterSubject = c.Subjects[0]
+	} else {
+		cfg.FilterSubjects = c.Subjects
+	}
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+	if err != nil {
+		return fmt.Errorf("inbox: consumer %s: %w", c.Durable, err)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(64, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.Log.WarnContext(ctx, "fetch failed", "consumer", c.Durable, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			c.Process(context.WithoutCancel(ctx), msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			c.Log.WarnContext(ctx, "fetch ended with error", "consumer", c.Durable, "err", err)
+		}
+	}
+	return nil
+}
+
+// EventID is the id that deduplicates msg: its Nats-Msg-Id, or else a hash
+// of its subject and payload (upstream systems rarely set an id; a resend of
+// the same bytes is the same event). Stream sequences are not used: they
+// start again when a stream is recreated.
+func EventID(msg jetstream.Msg) string {
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		return id
+	}
+	h := sha256.New()
+	h.Write([]byte(msg.Subject()))
+	h.Write([]byte{0})
+	h.Write(msg.Data())
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+var errDuplicate = errors.New("inbox: already handled")
+
+// Process handles one message and acknowledges it unless it must be retried.
+func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
+	ctx = stream.ExtractTrace(ctx, msg.Headers())
+	ctx, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(ctx, "consume "+msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject())))
+	defer span.End()
+
+	id := EventID(msg)
+	err := c.inTx(ctx, id, func(tx pgx.Tx) error { return c.Handle(ctx, tx, msg) })
+	switch {
+	case err == nil:
+		c.ack(ctx, msg)
+		if c.Relay != nil {
+			c.Relay.Notify()
+		}
+	case errors.Is(err, errDuplicate):
+		c.Log.DebugContext(ctx, "duplicate event ignored", "consumer", c.Durable, "event_id", id)
+		c.ack(ctx, msg)
+	default:
+		bad, isBad := invalid.As(err)
+		if !isBad {
+			md, mdErr := msg.Metadata()
+			if mdErr == nil && int(md.NumDelivered) < c.MaxDeliver {
+				delay := time.Duration(md.NumDelivered) * 500 * time.Millisecond
+				c.Log.WarnContext(ctx, "handler failed, will retry", "consumer", c.Durable, "event_id", id, "attempt", md.NumDelivered, "err", err)
+				_ = msg.NakWithDelay(delay)
+				return
+			}
+			bad = invalid.New("", "gave up after repeated failures: "+err.Error())
+		}
+		if dlErr := c.deadLetter(ctx, msg, id, bad); dlErr != nil {
+			c.Log.ErrorContext(ctx, "dead-lettering failed, will retry", "consumer", c.Durable, "event_id", id, "err", dlErr)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		c.Log.WarnContext(ctx, "message dead-lettered", "consumer", c.Durable, "event_id", id, "reason", bad.Error())
+		c.ack(ctx, msg)
+		if c.Relay != nil {
+			c.Relay.Notify()
+		}
+	}
+}
+
+func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
+	if err := msg.DoubleAck(ctx); err != nil {
+		c.Log.WarnContext(ctx, "ack failed; the message will come again and be ignored", "consumer", c.Durable, "err", err)
+	}
+}
+
+// inTx runs fn in a transaction that first claims id in the inbox.
+func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.Durable, id)
+		if err != nil {
+			return fmt.Errorf("inbox: claim %s: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return errDuplicate
+		}
+		return fn(tx)
+	})
+}
+
+// deadLetter records the refused message in rejected_events and, through the
+// outbox, on huifang.deadletter.<service>, in one transaction with its inbox row.
+func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string, bad *invalid.Error) error {
+	tenant := "default"
+	if c.Tenant != nil {
+		if t := c.Tenant(msg); t != "" {
+			tenant = t
+		}
+	}
+	err := c.inTx(ctx, id, func(tx pgx.Tx) error {
+		_, err := Reject(ctx, tx, Rejection{
+			Service:     c.Service,
+			Tenant:      tenant,
+			Source:      msg.Subject(),
+			EventID:     id,
+			ContentType: msg.Headers().Get(stream.HeaderContentType),
+			Payload:     msg.Data(),
+			Err:         bad,
+		})
+		return err
+	})
+	if errors.Is(err, errDuplicate) {
+		return nil
+	}
+	return err
+}
+
+// Rejection is an input a service refused.
+type Rejection struct {
+	Service     string
+	Tenant      string
+	Source      string
+	EventID     string
+	ContentType string
+	Payload     []byte
+	Err         *invalid.Error
+}
+
+// Reject stores r in rejected_events and puts it on the service's dead-letter
+// subject through the outbox, within tx. It returns the rejected row's id.
+func Reject(ctx context.Context, tx pgx.Tx, r Rejection) (string, error) {
+	rowID := outbox.NewEventID()
+	field := ""
+	if len(r.Err.Violations) > 0 {
+		field = r.Err.Violations[0].Field
+	}
+	if r.Payload == nil {
+		r.Payload = []byte{}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO rejected_events (id, tenant_id, source, event_id, field, reason, content_type, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rowID, r.Tenant, r.Source, r.EventID, field, r.Err.Error(), r.ContentType, r.Payload); err != nil {
+		return "", fmt.Errorf("inbox: record rejection: %w", err)
+	}
+	h := nats.Header{}
+	h.Set(stream.HeaderReason, r.Err.Error())
+	h.Set(stream.HeaderField, field)
+	h.Set(stream.HeaderOrigSubject, r.Source)
+	h.Set(stream.HeaderService, r.Service)
+	if r.ContentType != "" {
+		h.Set(stream.HeaderContentType, r.ContentType)
+	}
+	if err := outbox.AddRaw(ctx, tx, rowID, stream.DeadLetterSubject(r.Service), r.Payload, h); err != nil {
+		return "", err
+	}
+	return rowID, nil
+}

@@ -1,0 +1,243 @@
+// Package outbox writes events in the same transaction as the state they
+// describe and relays them to JetStream afterwards, so that no event is
+// published that the database did not commit and none is lost when a process
+// dies between the commit and the publish.
+package outbox
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations creates the outbox table in a service's schema.
+func Migrations() postgres.Migrations {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return postgres.Migrations{Set: "outbox", FS: sub}
+}
+
+// NewEventID returns a new event id: a UUIDv7, so ids sort by time.
+func NewEventID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Message is an event to publish.
+type Message struct {
+	// ID is the event id, sent as Nats-Msg-Id; a new one when empty.
+	ID      string
+	Subject string
+	Payload proto.Message
+	// Header holds extra headers; the content type and trace context are added.
+	Header nats.Header
+}
+
+// Add writes msg into the outbox within tx and returns its event id. The
+// trace context of ctx travels with it.
+func Add(ctx context.Context, tx pgx.Tx, msg Message) (string, error) {
+	if msg.ID == "" {
+		msg.ID = NewEventID()
+	}
+	body, err := proto.Marshal(msg.Payload)
+	if err != nil {
+		return "", fmt.Errorf("outbox: marshal %s: %w", msg.Subject, err)
+	}
+	h := nats.Header{}
+	for k, vs := range msg.Header {
+		h[k] = vs
+	}
+	if h.Get(stream.HeaderContentType) == "" {
+		h.Set(stream.HeaderContentType, stream.ContentTypeProtobuf)
+	}
+	stream.InjectTrace(ctx, h)
+	hj, err := json.Marshal(h)
+	if err != nil {
+		return "", fmt.Errorf("outbox: headers: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
+		msg.ID, msg.Subject, body, hj); err != nil {
+		return "", fmt.Errorf("outbox: insert %s: %w", msg.Subject, err)
+	}
+	return msg.ID, nil
+}
+
+// AddRaw writes an already encoded payload, e.g. a dead letter kept byte for byte.
+func AddRaw(ctx context.Context, tx pgx.Tx, id, subject string, payload []byte, h nats.Header) error {
+	if id == "" {
+		id = NewEventID()
+	}
+	stream.InjectTrace(ctx, h)
+	hj, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("outbox: headers: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
+		id, subject, payload, hj); err != nil {
+		return fmt.Errorf("outbox: insert %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Relay publishes committed outbox rows to JetStream in commit order.
+type Relay struct {
+	pool   *pgxpool.Pool
+	js     jetstream.JetStream
+	log    *slog.Logger
+	schema string
+	wake   chan struct{}
+
+	// Batch is how many rows one round publishes.
+	Batch int
+	// Interval is how often the relay looks for rows when nobody woke it.
+	Interval time.Duration
+	// Retain is how long published rows are kept for inspection.
+	Retain time.Duration
+}
+
+// NewRelay returns a relay for the outbox of schema. Only one relay per schema
+// works at a time (an advisory lock), so events leave in the order they were
+// written even with several replicas.
+func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger, schema string) *Relay {
+	return &Relay{
+		pool: pool, js: js, log: log, schema: schema,
+		wake:     make(chan struct{}, 1),
+		Batch:    256,
+		Interval: 200 * time.Millisecond,
+		Retain:   24 * time.Hour,
+	}
+}
+
+// Notify wakes the relay after a commit that wrote to the outbox, so events
+// leave at once instead of at the next tick.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	tick := time.NewTicker(r.Interval)
+	defer tick.Stop()
+	lastPrune := time.Time{}
+	for {
+		n, err := r.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.ErrorContext(ctx, "outbox relay round failed", "err", err)
+		}
+		if time.Since(lastPrune) > time.Hour {
+			if err := r.prune(ctx); err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "outbox prune failed", "err", err)
+			}
+			lastPrune = time.Now()
+		}
+		if n == r.Batch && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-r.wake:
+		}
+	}
+}
+
+type outboxRow struct {
+	seq     int64
+	id      string
+	subject string
+	payload []byte
+	headers []byte
+}
+
+// RunOnce publishes one batch and returns how many rows it published.
+func (r *Relay) RunOnce(ctx context.Context) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, "huifang.outbox."+r.schema).Scan(&locked); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if !locked {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
+WHERE published_at IS NULL ORDER BY seq LIMIT $1`, r.Batch)
+		if err != nil {
+			return fmt.Errorf("select: %w", err)
+		}
+		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+			var x outboxRow
+			err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers)
+			return x, err
+		})
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		futures := make([]jetstream.PubAckFuture, 0, len(batch))
+		seqs := make([]int64, 0, len(batch))
+		for _, x := range batch {
+			h := nats.Header{}
+			if err := json.Unmarshal(x.headers, &h); err != nil {
+				return fmt.Errorf("headers of %s: %w", x.id, err)
+			}
+			msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: h}
+			msg.Header.Set(jetstream.MsgIDHeader, x.id)
+			f, err := r.js.PublishMsgAsync(msg)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", x.id, err)
+			}
+			futures = append(futures, f)
+			seqs = append(seqs, x.seq)
+		}
+		for i, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("publish %s: %w", batch[i].id, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, seqs); err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
+		n = len(batch)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: relay: %w", err)
+	}
+	return n, nil
+}
+
+func (r *Relay) prune(ctx context.Context) error {
+	_, err := r.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)`, r.Retain.Seconds())
+	return err
+}
+
+// Pending counts the rows not yet published: the outbox backlog.
+func Pending(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,126 @@
+// Package stream holds Huifang's JetStream conventions: the three streams,
+// the headers every message carries, and connecting with backoff.
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/huifang/huifang/pkg/telemetry"
+)
+
+// Stream names and the subjects they hold.
+const (
+	IngressStream = "HUIFANG_INGRESS"
+	EventsStream  = "HUIFANG_EVENTS"
+	DLQStream     = "HUIFANG_DLQ"
+
+	IngressSubjects = "huifang.ingress.>"
+	EventsSubjects  = "huifang.events.>"
+	DLQSubjects     = "huifang.deadletter.>"
+)
+
+// Subjects of the events.
+const (
+	SubjectIngressServiceCompleted = "huifang.ingress.service.completed"
+	SubjectServiceCompleted        = "huifang.events.service.completed"
+	SubjectVisitPlanned            = "huifang.events.visit.planned"
+	SubjectVisitDue                = "huifang.events.visit.due"
+	SubjectVisitAssigned           = "huifang.events.visit.assigned"
+	SubjectVisitLogged             = "huifang.events.visit.logged"
+	SubjectComplaintEscalated      = "huifang.events.complaint.escalated"
+)
+
+// DeadLetterSubject is where a service puts the messages it cannot take.
+func DeadLetterSubject(service string) string { return "huifang.deadletter." + service }
+
+// Header names.
+const (
+	HeaderContentType = "Content-Type"
+	// HeaderReason says why a message was dead-lettered.
+	HeaderReason = "Huifang-Reason"
+	// HeaderField names the field that broke a rule, when one did.
+	HeaderField = "Huifang-Field"
+	// HeaderOrigSubject is the subject a dead-lettered message first came on.
+	HeaderOrigSubject = "Huifang-Original-Subject"
+	HeaderService     = "Huifang-Service"
+
+	ContentTypeProtobuf = "application/protobuf"
+	ContentTypeJSON     = "application/json"
+)
+
+// Config is how streams are provisioned.
+type Config struct {
+	// Replicas is 1 on one server and 3 in a cluster.
+	Replicas int
+	// MaxAge bounds how long messages are kept; zero keeps them for ever.
+	MaxAge time.Duration
+	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values.
+	DuplicateWindow time.Duration
+}
+
+// Connect dials NATS, retrying with backoff until ctx ends, and returns the
+// connection and its JetStream context.
+func Connect(ctx context.Context, log *slog.Logger, url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	delay := 100 * time.Millisecond
+	for {
+		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+		if err == nil {
+			js, err := jetstream.New(nc)
+			if err != nil {
+				nc.Close()
+				return nil, nil, fmt.Errorf("stream: jetstream: %w", err)
+			}
+			return nc, js, nil
+		}
+		log.WarnContext(ctx, "nats not ready, retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("stream: nats not reachable at %s: %w", url, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// Ensure creates the three streams, or updates them to cfg. Every service calls
+// it at start, so the first one up provisions them.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.DuplicateWindow == 0 {
+		cfg.DuplicateWindow = 2 * time.Minute
+	}
+	for _, s := range []jetstream.StreamConfig{
+		{Name: IngressStream, Subjects: []string{IngressSubjects}},
+		{Name: EventsStream, Subjects: []string{EventsSubjects}},
+		{Name: DLQStream, Subjects: []string{DLQSubjects}},
+	} {
+		s.Storage = jetstream.FileStorage
+		s.Retention = jetstream.LimitsPolicy
+		s.Replicas = cfg.Replicas
+		s.MaxAge = cfg.MaxAge
+		s.Duplicates = cfg.DuplicateWindow
+		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
+			return fmt.Errorf("stream: provision %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// InjectTrace writes the trace context of ctx into NATS headers.
+func InjectTrace(ctx context.Context, h nats.Header) {
+	telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// ExtractTrace returns ctx with the trace context carried in NATS headers.
+func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
+	return telemetry.Propagator().Extract(ctx, propagation.HeaderCarrier(h))
+}
