@@ -1,0 +1,135 @@
+package planner_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/scheduler/internal/planner"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/timer"
+	"github.com/huifang/huifang/services/scheduler/migrations"
+)
+
+type bundle struct {
+	ctx   context.Context
+	pool  *pgxpool.Pool
+	js    jetstream.JetStream
+	store *store.Store
+}
+
+// setup runs the scheduler's consumer, firing loop and relay against a real
+// Postgres and a real NATS server.
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "scheduler",
+		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "scheduler", FS: migrations.FS})
+	require.NoError(t, err)
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
+	st := &store.Store{Pool: pool}
+	require.NoError(t, st.EnsureBuiltins(ctx))
+	relay := outbox.NewRelay(pool, js, log, "scheduler")
+	relay.Interval = 50 * time.Millisecond
+	c := &inbox.Consumer{Service: "scheduler", Durable: "scheduler-service-completed", Stream: stream.EventsStream,
+		Subjects: []string{stream.SubjectServiceCompleted}, Handle: planner.HandleServiceCompleted,
+		Pool: pool, JS: js, Log: log, Relay: relay}
+	loop := &timer.Loop{Store: st, Now: time.Now, Log: log, Interval: 100 * time.Millisecond, Batch: 100, Fired: relay.Notify}
+	done := make(chan struct{}, 3)
+	for _, run := range []func(context.Context) error{c.Run, loop.Run, relay.Run} {
+		go func() { _ = run(ctx); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+		nc.Close()
+		pool.Close()
+	})
+	return bundle{ctx: ctx, pool: pool, js: js, store: st}
+}
+
+func publish(t *testing.T, b bundle, id string, ev proto.Message) {
+	t.Helper()
+	data, err := proto.Marshal(ev)
+	require.NoError(t, err)
+	_, err = b.js.PublishMsg(b.ctx, &nats.Msg{Subject: stream.SubjectServiceCompleted, Data: data,
+		Header: nats.Header{jetstream.MsgIDHeader: {id}}})
+	require.NoError(t, err)
+}
+
+// A zero-offset policy's visit is due at once: VisitDue is on NATS within 2 s.
+func TestZeroOffsetVisitIsPublishedWithinTwoSeconds(t *testing.T) {
+	b := setup(t)
+	require.NoError(t, b.store.CreatePolicy(b.ctx, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
+	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.SubjectVisitDue}})
+	require.NoError(t, err)
+
+	start := time.Now()
+	ev := &eventsv1.ServiceCompleted{EventId: "ev-1", TenantId: "default", ServiceId: "s-1", ServiceType: "repair",
+		CompletedAt: timestamppb.New(start), Customer: &typesv1.Customer{Id: "cu-1", Name: "王芳"}}
+	publish(t, b, "ev-1", ev)
+	publish(t, b, "ev-1", ev) // a resend inside the duplicate window
+	msg, err := sub.Next(jetstream.FetchMaxWait(2 * time.Second))
+	require.NoError(t, err, "VisitDue within 2 s")
+	require.Less(t, time.Since(start), 2*time.Second)
+	due := &eventsv1.VisitDue{}
+	require.NoError(t, proto.Unmarshal(msg.Data(), due))
+	require.Equal(t, "s-1", due.ServiceId)
+	require.Equal(t, "p-instant", due.PolicyId)
+	require.Equal(t, msg.Headers().Get(jetstream.MsgIDHeader), due.EventId, "Nats-Msg-Id is the event id")
+
+	_, err = sub.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
+	require.ErrorIs(t, err, nats.ErrTimeout, "the visit fires once")
+}
+
+// A ServiceCompleted without a service id is dead-lettered with the field named,
+// and the consumer goes on with the next event.
+func TestBadServiceCompletedIsDeadLettered(t *testing.T) {
+	b := setup(t)
+	publish(t, b, "bad-1", &eventsv1.ServiceCompleted{TenantId: "default", ServiceType: "purchase", CompletedAt: timestamppb.Now()})
+	publish(t, b, "good-1", &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-2", ServiceType: "purchase", CompletedAt: timestamppb.Now()})
+	require.Eventually(t, func() bool {
+		var n int
+		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = 's-2'`).Scan(&n)
+		return n == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	var field, reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason FROM rejected_events WHERE event_id = 'bad-1'`).Scan(&field, &reason))
+	require.Equal(t, "service_id", field)
+	require.Contains(t, reason, "service_id")
+	dl, err := b.js.OrderedConsumer(b.ctx, stream.DLQStream, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	msg, err := dl.Next(jetstream.FetchMaxWait(5 * time.Second))
+	require.NoError(t, err)
+	require.Equal(t, stream.DeadLetterSubject("scheduler"), msg.Subject())
+	require.Contains(t, msg.Headers().Get(stream.HeaderReason), "service_id")
+}

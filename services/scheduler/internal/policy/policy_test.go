@@ -1,0 +1,91 @@
+package policy
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/invalid"
+)
+
+var completed = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// Seed 001: a new purchase gets its first follow-up 1–3 days after purchase.
+func TestBuiltinAppliancePurchase(t *testing.T) {
+	p := Builtin()[0]
+	require.NoError(t, Validate(p))
+	svc := Service{Tenant: "acme", ID: "s-1", Type: "purchase", CompletedAt: completed}
+	require.True(t, p.Matches(svc), "built-ins apply to every tenant")
+	visits := p.Plan(svc)
+	require.Len(t, visits, 1)
+	v := visits[0]
+	require.True(t, v.Sampled)
+	require.Equal(t, completed.Add(24*time.Hour), v.DueAt, "due one day after purchase")
+	require.Equal(t, completed.Add(72*time.Hour), v.Deadline, "timely until three days after purchase")
+	require.Equal(t, int32(ChannelPhone), v.Channel)
+	require.False(t, p.Matches(Service{Tenant: "acme", Type: "repair"}))
+}
+
+func TestMatches(t *testing.T) {
+	p := Policy{Tenant: "t1", Active: true, Trigger: Trigger{ServiceTypes: []string{"repair"}, OrgUnits: []string{"north"}}}
+	tests := []struct {
+		name string
+		svc  Service
+		want bool
+	}{
+		{"match", Service{Tenant: "t1", Type: "repair", OrgUnit: "north"}, true},
+		{"other tenant", Service{Tenant: "t2", Type: "repair", OrgUnit: "north"}, false},
+		{"other type", Service{Tenant: "t1", Type: "purchase", OrgUnit: "north"}, false},
+		{"other org unit", Service{Tenant: "t1", Type: "repair", OrgUnit: "south"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, p.Matches(tc.svc))
+		})
+	}
+	p.Active = false
+	require.False(t, p.Matches(Service{Tenant: "t1", Type: "repair", OrgUnit: "north"}))
+}
+
+func TestZeroWindowMeansThe48HourStandard(t *testing.T) {
+	p := Policy{ID: "p", Name: "instant", Active: true, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1}}}
+	v := p.Plan(Service{ID: "s", CompletedAt: completed})[0]
+	require.Equal(t, completed, v.DueAt)
+	require.Equal(t, completed.Add(48*time.Hour), v.Deadline, "seed 003: follow-up within 48 hours")
+}
+
+// Seed 000 (property management): repairs are followed up for at least 30%.
+// The draw is deterministic and close to the rate over many services.
+func TestSamplingIsDeterministicAndNearTheRate(t *testing.T) {
+	p := Policy{ID: "repairs-30", Name: "repairs", Active: true, Steps: []Step{{Offset: time.Hour, Channel: ChannelPhone, SampleRate: 0.3}}}
+	n, in := 20000, 0
+	for i := range n {
+		svc := Service{ID: fmt.Sprintf("svc-%d", i), CompletedAt: completed}
+		a, b := p.Plan(svc)[0], p.Plan(svc)[0]
+		require.Equal(t, a.Sampled, b.Sampled, "a rerun plans the same sample")
+		require.Equal(t, a.Draw, b.Draw)
+		if a.Sampled {
+			in++
+		}
+	}
+	share := float64(in) / float64(n)
+	require.InDelta(t, 0.3, share, 0.015)
+}
+
+func TestValidateNamesEveryField(t *testing.T) {
+	rate := 1.5
+	p := Policy{Steps: []Step{{Offset: -time.Hour, Window: -time.Minute, SampleRate: rate}}}
+	err := Validate(p)
+	bad, ok := invalid.As(err)
+	require.True(t, ok)
+	var fields []string
+	for _, v := range bad.Violations {
+		fields = append(fields, v.Field)
+	}
+	require.ElementsMatch(t, []string{
+		"policy.name", "policy.trigger.service_types",
+		"policy.steps[0].offset", "policy.steps[0].window", "policy.steps[0].channel", "policy.steps[0].sample_rate",
+	}, fields)
+}
