@@ -1,0 +1,95 @@
+package grpcserver_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/huifang/huifang/pkg/grpcserver"
+	"github.com/huifang/huifang/pkg/invalid"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestStatusMapsInvalidInputToFieldViolations(t *testing.T) {
+	var l invalid.List
+	l.Add("agent.id", "is required")
+	l.Add("agent.name", "is required")
+	st := status.Convert(grpcserver.Status(context.Background(), quiet(), l.Err()))
+	require.Equal(t, codes.InvalidArgument, st.Code())
+	require.Len(t, st.Details(), 1)
+	br := st.Details()[0].(*errdetails.BadRequest)
+	require.Equal(t, "agent.id", br.FieldViolations[0].Field)
+	require.Equal(t, "is required", br.FieldViolations[0].Description)
+	require.Equal(t, "agent.name", br.FieldViolations[1].Field)
+}
+
+func TestStatusHidesInternalErrors(t *testing.T) {
+	err := grpcserver.Status(context.Background(), quiet(), errors.New("password=secret in a driver error"))
+	st := status.Convert(err)
+	require.Equal(t, codes.Internal, st.Code())
+	require.NotContains(t, st.Message(), "secret")
+	require.Equal(t, codes.NotFound, status.Code(grpcserver.Status(context.Background(), quiet(), status.Error(codes.NotFound, "x"))))
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Health and readiness follow SetReady and go false on shutdown.
+func TestHealthAndReadiness(t *testing.T) {
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	s := grpcserver.New(quiet(), grpcAddr, httpAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, time.Second) }()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 10*time.Millisecond)
+	readyz := func() int {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusServiceUnavailable, readyz())
+	s.SetReady(true)
+	require.Equal(t, http.StatusOK, readyz())
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.Status)
+
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "go_goroutines")
+
+	cancel()
+	require.NoError(t, <-done)
+}

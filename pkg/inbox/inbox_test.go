@@ -1,0 +1,169 @@
+package inbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+const subject = "huifang.events.test"
+
+type bundle struct {
+	ctx  context.Context
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+	log  *slog.Logger
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	effects := fstest.MapFS{"001_effects.sql": {Data: []byte(`CREATE TABLE effects (body text NOT NULL)`)}}
+	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "svc",
+		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "svc", FS: effects})
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
+	return bundle{ctx: ctx, pool: pool, js: js, log: log}
+}
+
+func (b bundle) consumer(h inbox.Handler) *inbox.Consumer {
+	return &inbox.Consumer{Service: "svc", Durable: "svc-test", Stream: stream.EventsStream, Subjects: []string{subject},
+		Handle: h, Pool: b.pool, JS: b.js, Log: b.log, MaxDeliver: 3}
+}
+
+func (b bundle) run(t *testing.T, c *inbox.Consumer) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (b bundle) publish(t *testing.T, id, body string) {
+	t.Helper()
+	h := nats.Header{}
+	if id != "" {
+		h.Set(jetstream.MsgIDHeader, id)
+	}
+	_, err := b.js.PublishMsg(b.ctx, &nats.Msg{Subject: subject, Data: []byte(body), Header: h})
+	require.NoError(t, err)
+}
+
+func (b bundle) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, query, args...).Scan(&n))
+	return n
+}
+
+func record(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+	_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, string(msg.Data()))
+	return err
+}
+
+// A message delivered twice (the ack was lost after the commit) has its effect once.
+func TestRedeliveryAfterCommitHasNoSecondEffect(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(record)
+	b.publish(t, "e-1", "hello")
+	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	require.NoError(t, err)
+	c.Process(b.ctx, msg)
+	c.Process(b.ctx, msg) // the same delivery handled again, as after a crash before the ack
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE consumer = 'svc-test' AND event_id = 'e-1'`))
+}
+
+// Without Nats-Msg-Id, the same bytes on the same subject are the same event.
+func TestSamePayloadWithoutIDIsOneEvent(t *testing.T) {
+	b := setup(t)
+	b.run(t, b.consumer(record))
+	b.publish(t, "", "same")
+	b.publish(t, "", "same")
+	b.publish(t, "", "other")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM inbox`) == 2 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM effects`))
+}
+
+// Bad input is dead-lettered with its reason, recorded with the raw payload,
+// changes nothing else, and the consumer goes on.
+func TestInvalidMessageIsDeadLetteredAndConsumerGoesOn(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if string(msg.Data()) == "bad" {
+			if _, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ('half-applied')`); err != nil {
+				return err
+			}
+			return invalid.New("customer.external_id", "is required")
+		}
+		return record(ctx, tx, msg)
+	})
+	b.run(t, c)
+	b.publish(t, "e-bad", "bad")
+	b.publish(t, "e-good", "good")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM effects WHERE body = 'half-applied'`))
+	var field, reason, payload string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason, convert_from(payload, 'UTF8') FROM rejected_events WHERE event_id = 'e-bad'`).Scan(&field, &reason, &payload))
+	require.Equal(t, "customer.external_id", field)
+	require.Contains(t, reason, "customer.external_id: is required")
+	require.Equal(t, "bad", payload)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")))
+}
+
+// A transient failure is retried and then succeeds; one that never heals is
+// dead-lettered after MaxDeliver attempts.
+func TestFailuresAreRetriedThenDeadLettered(t *testing.T) {
+	b := setup(t)
+	var attempts atomic.Int32
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		switch string(msg.Data()) {
+		case "flaky":
+			if attempts.Add(1) == 1 {
+				return errors.New("database hiccup")
+			}
+		case "broken":
+			return errors.New("always fails")
+		}
+		return record(ctx, tx, msg)
+	})
+	b.run(t, c)
+	b.publish(t, "e-flaky", "flaky")
+	b.publish(t, "e-broken", "broken")
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-broken'`) == 1
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects WHERE body = 'flaky'`))
+	require.Equal(t, int32(2), attempts.Load())
+	var reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT reason FROM rejected_events WHERE event_id = 'e-broken'`).Scan(&reason))
+	require.Contains(t, reason, "always fails")
+}

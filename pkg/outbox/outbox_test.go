@@ -1,0 +1,142 @@
+package outbox_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+type bundle struct {
+	ctx  context.Context
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+	log  *slog.Logger
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "svc", outbox.Migrations())
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
+	return bundle{ctx: ctx, pool: pool, js: js, log: log}
+}
+
+func add(t *testing.T, b bundle, id, text string) {
+	t.Helper()
+	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		_, err := outbox.Add(b.ctx, tx, outbox.Message{ID: id, Subject: "huifang.events.test", Payload: wrapperspb.String(text)})
+		return err
+	}))
+}
+
+func streamMsgs(t *testing.T, b bundle) []jetstream.Msg {
+	t.Helper()
+	c, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	var out []jetstream.Msg
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(300 * time.Millisecond))
+		if err != nil {
+			return out
+		}
+		out = append(out, m)
+	}
+}
+
+// An event committed but not yet published when the process died is
+// published by the next relay, once, in commit order, with Nats-Msg-Id = event id.
+func TestCommittedEventsSurviveACrashBeforePublish(t *testing.T) {
+	b := setup(t)
+	add(t, b, "e-1", "one")
+	add(t, b, "e-2", "two")
+	// The process "dies" here: nothing relayed. A new relay starts.
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	n, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	n, err = r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "published rows are not sent again")
+
+	msgs := streamMsgs(t, b)
+	require.Len(t, msgs, 2)
+	require.Equal(t, "e-1", msgs[0].Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, "e-2", msgs[1].Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, stream.ContentTypeProtobuf, msgs[0].Headers().Get(stream.HeaderContentType))
+	pending, err := outbox.Pending(b.ctx, b.pool)
+	require.NoError(t, err)
+	require.Zero(t, pending)
+}
+
+// A relay that published but died before marking the rows publishes them
+// again; JetStream drops the copies by Nats-Msg-Id.
+func TestRepublishAfterACrashBeforeMarkingIsDeduplicated(t *testing.T) {
+	b := setup(t)
+	add(t, b, "e-1", "one")
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	_, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = NULL`) // the mark was lost
+	require.NoError(t, err)
+	n, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Len(t, streamMsgs(t, b), 1)
+}
+
+// A rolled-back transaction publishes nothing.
+func TestRolledBackEventsAreNeverPublished(t *testing.T) {
+	b := setup(t)
+	err := pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := outbox.Add(b.ctx, tx, outbox.Message{Subject: "huifang.events.test", Payload: wrapperspb.String("x")}); err != nil {
+			return err
+		}
+		return context.Canceled
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	n, err := outbox.NewRelay(b.pool, b.js, b.log, "svc").RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Empty(t, streamMsgs(t, b))
+}
+
+// Run publishes soon after Notify, without waiting for its tick.
+func TestRunPublishesOnNotify(t *testing.T) {
+	b := setup(t)
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	r.Interval = time.Hour
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	add(t, b, "e-1", "one")
+	r.Notify()
+	require.Eventually(t, func() bool {
+		n, err := outbox.Pending(b.ctx, b.pool)
+		return err == nil && n == 0
+	}, 5*time.Second, 10*time.Millisecond)
+}

@@ -1,0 +1,76 @@
+package postgres_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Replicas that start together apply each migration once, in order, in their own schema.
+func TestMigrationsApplyOnceUnderConcurrentStarts(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	set := postgres.Migrations{Set: "svc", FS: fstest.MapFS{
+		"001_a.sql": {Data: []byte(`CREATE TABLE a (n int); INSERT INTO a VALUES (1);`)},
+		"002_b.sql": {Data: []byte(`INSERT INTO a VALUES (2);`)},
+		"README.md": {Data: []byte(`not a migration`)},
+	}}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pool, err := postgres.Open(ctx, quiet(), url, "svc", set)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			pool.Close()
+		}()
+	}
+	wg.Wait()
+	pool, err := postgres.Open(ctx, quiet(), url, "svc", set)
+	require.NoError(t, err)
+	defer pool.Close()
+	var sum, n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT sum(n), count(*) FROM svc.a`).Scan(&sum, &n))
+	require.Equal(t, 3, sum)
+	require.Equal(t, 2, n)
+}
+
+func TestFailedMigrationLeavesNothingHalfDone(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	set := postgres.Migrations{Set: "svc", FS: fstest.MapFS{
+		"001_a.sql": {Data: []byte(`CREATE TABLE a (n int); SELECT no_such_function();`)},
+	}}
+	_, err := postgres.Open(ctx, quiet(), url, "svc", set)
+	require.ErrorContains(t, err, "001_a.sql")
+	pool, err := postgres.Open(ctx, quiet(), url, "svc")
+	require.NoError(t, err)
+	defer pool.Close()
+	var exists bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('svc.a') IS NOT NULL`).Scan(&exists))
+	require.False(t, exists)
+}
+
+func TestMigrationNamesMustBeNumbered(t *testing.T) {
+	_, err := postgres.Open(context.Background(), quiet(), pgtest.NewDatabase(t), "svc",
+		postgres.Migrations{Set: "svc", FS: fstest.MapFS{"init.sql": {Data: []byte(`SELECT 1`)}}})
+	require.ErrorContains(t, err, "must start with its number")
+}
+
+func TestSchemaMustBeAPlainIdentifier(t *testing.T) {
+	_, err := postgres.Open(context.Background(), quiet(), pgtest.AdminURL(), "bad; drop", postgres.Migrations{})
+	require.ErrorContains(t, err, "plain identifier")
+}

@@ -1,0 +1,172 @@
+package consumer_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/feedback/internal/consumer"
+	"github.com/huifang/huifang/services/feedback/migrations"
+)
+
+type env struct {
+	ctx  context.Context
+	log  *slog.Logger
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "feedback",
+		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "feedback", FS: migrations.FS})
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	ns := natstest.Start(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
+	return &env{ctx: ctx, log: log, pool: pool, js: js}
+}
+
+// run starts the VisitDue consumer and returns a function that stops it.
+func (e *env) run(t *testing.T) (stop func()) {
+	t.Helper()
+	c := consumer.VisitDue()
+	c.Service, c.Pool, c.JS, c.Log = "feedback", e.pool, e.js, e.log
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		require.NoError(t, <-done)
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) publish(t *testing.T, msgID string, data []byte) {
+	t.Helper()
+	msg := nats.NewMsg(stream.SubjectVisitDue)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	_, err := e.js.PublishMsg(e.ctx, msg)
+	require.NoError(t, err)
+}
+
+func (e *env) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, e.pool.QueryRow(e.ctx, query, args...).Scan(&n))
+	return n
+}
+
+// waitAcked waits until the consumer has acknowledged every message in the stream.
+func (e *env) waitAcked(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		s, err := e.js.Stream(e.ctx, stream.EventsStream)
+		if err != nil {
+			return false
+		}
+		si, err := s.Info(e.ctx)
+		if err != nil {
+			return false
+		}
+		c, err := s.Consumer(e.ctx, consumer.VisitDueDurable)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(e.ctx)
+		return err == nil && ci.AckFloor.Stream == si.State.LastSeq && ci.NumAckPending == 0
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func marshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	require.NoError(t, err)
+	return b
+}
+
+func TestVisitDueStoresOneVisitAndDeadLettersMalformed(t *testing.T) {
+	e := setup(t)
+	stop := e.run(t)
+
+	due := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	ev := &eventsv1.VisitDue{
+		EventId: "due-1", VisitId: "v-1", ServiceId: "s-1", PolicyId: "p-1", Channel: typesv1.Channel_CHANNEL_PHONE,
+		DueAt: timestamppb.New(due), Deadline: timestamppb.New(due.Add(48 * time.Hour)),
+		Customer: &typesv1.Customer{Id: "c-1"}, OrgUnit: "branch-north", ServiceType: "repair",
+		ServiceCompletedAt: timestamppb.New(due.Add(-24 * time.Hour)),
+	}
+	e.publish(t, "due-1", marshal(t, ev))
+	// The scheduler emitting the same visit again under a new event id.
+	ev.EventId = "due-2"
+	e.publish(t, "due-2", marshal(t, ev))
+	e.publish(t, "bad-bytes", []byte{0xff, 0xff, 0xff})
+	e.publish(t, "bad-no-visit", marshal(t, &eventsv1.VisitDue{EventId: "bad-no-visit", TenantId: "acme", ServiceId: "s-2"}))
+	e.waitAcked(t)
+
+	require.Equal(t, 4, e.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.VisitDueDurable))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM visits`))
+	var (
+		customer, service, policy, channel, org, stype string
+		dueAt, deadline, completed                     time.Time
+	)
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT customer_id, service_id, policy_id, channel, org_unit, service_type, due_at, deadline, service_completed_at
+FROM visits WHERE tenant_id = 'default' AND visit_id = 'v-1'`).Scan(&customer, &service, &policy, &channel, &org, &stype, &dueAt, &deadline, &completed))
+	require.Equal(t, []string{"c-1", "s-1", "p-1", "CHANNEL_PHONE", "branch-north", "repair"}, []string{customer, service, policy, channel, org, stype})
+	require.True(t, dueAt.Equal(due))
+	require.True(t, deadline.Equal(due.Add(48*time.Hour)))
+	require.True(t, completed.Equal(due.Add(-24*time.Hour)))
+
+	type rejected struct{ eventID, tenant, field string }
+	rows, err := e.pool.Query(e.ctx, `SELECT event_id, tenant_id, field FROM rejected_events ORDER BY event_id`)
+	require.NoError(t, err)
+	var got []rejected
+	for rows.Next() {
+		var r rejected
+		require.NoError(t, rows.Scan(&r.eventID, &r.tenant, &r.field))
+		got = append(got, r)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []rejected{{"bad-bytes", "default", "payload"}, {"bad-no-visit", "acme", "visit_id"}}, got)
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("feedback")))
+
+	// Redelivery: the JetStream consumer is recreated and every message comes again.
+	stop()
+	require.NoError(t, e.js.DeleteConsumer(e.ctx, stream.EventsStream, consumer.VisitDueDurable))
+	e.run(t)
+	e.waitAcked(t)
+	require.Equal(t, 4, e.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.VisitDueDurable))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM visits`))
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM rejected_events`))
+}

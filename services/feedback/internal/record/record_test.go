@@ -1,0 +1,129 @@
+package record_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/feedback/internal/record"
+	"github.com/huifang/huifang/services/feedback/internal/visit"
+)
+
+func validRequest() *feedbackv1.LogVisitRequest {
+	return &feedbackv1.LogVisitRequest{
+		VisitId: "v-1",
+		AgentId: "a-1",
+		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		modify func(r *feedbackv1.LogVisitRequest)
+		fields []string
+	}{
+		{"valid", func(*feedbackv1.LogVisitRequest) {}, nil},
+		{"valid with problems and times", func(r *feedbackv1.LogVisitRequest) {
+			r.Problems = []*typesv1.Problem{{Category: "product_quality", Description: "leaks"}}
+			r.StartedAt, r.EndedAt = timestamppb.New(at), timestamppb.New(at.Add(time.Minute))
+		}, nil},
+		{"missing ids", func(r *feedbackv1.LogVisitRequest) { r.VisitId, r.AgentId = " ", "" }, []string{"visit_id", "agent_id"}},
+		{"bad tenant", func(r *feedbackv1.LogVisitRequest) { r.TenantId = "Acme Corp" }, []string{"tenant_id"}},
+		{"no answers", func(r *feedbackv1.LogVisitRequest) { r.Answers = nil }, []string{"answers"}},
+		{"missing rating", func(r *feedbackv1.LogVisitRequest) {
+			r.Answers = append(r.Answers, &typesv1.Answer{Aspect: "staff_attitude"})
+		}, []string{"answers[1].rating"}},
+		{"unknown rating", func(r *feedbackv1.LogVisitRequest) { r.Answers[0].Rating = 9 }, []string{"answers[0].rating"}},
+		{"duplicate aspect", func(r *feedbackv1.LogVisitRequest) {
+			r.Answers = append(r.Answers, &typesv1.Answer{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED})
+		}, []string{"answers[1].aspect"}},
+		{"aspect pattern", func(r *feedbackv1.LogVisitRequest) { r.Answers[0].Aspect = "Overall" }, []string{"answers[0].aspect"}},
+		{"missing aspect", func(r *feedbackv1.LogVisitRequest) { r.Answers[0].Aspect = "" }, []string{"answers[0].aspect"}},
+		{"problem without category or description", func(r *feedbackv1.LogVisitRequest) {
+			r.Problems = []*typesv1.Problem{{}}
+		}, []string{"problems[0].category", "problems[0].description"}},
+		{"problem category pattern", func(r *feedbackv1.LogVisitRequest) {
+			r.Problems = []*typesv1.Problem{{Category: "product quality", Description: "x"}}
+		}, []string{"problems[0].category"}},
+		{"ended before started", func(r *feedbackv1.LogVisitRequest) {
+			r.StartedAt, r.EndedAt = timestamppb.New(at), timestamppb.New(at.Add(-time.Second))
+		}, []string{"ended_at"}},
+		{"unknown channel", func(r *feedbackv1.LogVisitRequest) { r.Channel = 42 }, []string{"channel"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := validRequest()
+			tt.modify(req)
+			record.Normalize(req)
+			err := record.Validate(req)
+			if tt.fields == nil {
+				require.NoError(t, err)
+				return
+			}
+			bad, ok := invalid.As(err)
+			require.True(t, ok, "want *invalid.Error, got %v", err)
+			var fields []string
+			for _, v := range bad.Violations {
+				fields = append(fields, v.Field)
+			}
+			require.Equal(t, tt.fields, fields)
+		})
+	}
+}
+
+// The JSON a caller sends with grpcurl must work as it stands: no tenant,
+// channel or times needed.
+func TestValidateMinimalJSON(t *testing.T) {
+	req := &feedbackv1.LogVisitRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(`{"visit_id":"v-9","agent_id":"a-1","answers":[{"aspect":"overall","rating":"RATING_SATISFIED"}]}`), req))
+	record.Normalize(req)
+	require.NoError(t, record.Validate(req))
+	require.Equal(t, visit.DefaultTenant, req.TenantId)
+}
+
+func TestNewTakesPlannedChannelWhenUnset(t *testing.T) {
+	v := visit.Visit{TenantID: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_SMS, CustomerID: "c-1", OrgUnit: "branch-1"}
+	logged := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+
+	req := validRequest()
+	record.Normalize(req)
+	rec := record.New("r-1", req, v, logged)
+	require.Equal(t, typesv1.Channel_CHANNEL_SMS, rec.Channel)
+	require.Equal(t, "c-1", rec.CustomerId)
+	require.Equal(t, "branch-1", rec.OrgUnit)
+	require.Equal(t, logged, rec.LoggedAt.AsTime())
+
+	req.Channel = typesv1.Channel_CHANNEL_PHONE
+	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, record.New("r-2", req, v, logged).Channel)
+}
+
+func TestLoggedCarriesVisitContext(t *testing.T) {
+	due := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	v := visit.Visit{
+		TenantID: "default", VisitID: "v-1", CustomerID: "c-1", ServiceID: "s-1", PolicyID: "p-1",
+		Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: due, Deadline: due.Add(48 * time.Hour),
+		OrgUnit: "branch-1", ServiceType: "repair",
+	}
+	req := validRequest()
+	req.Comments = "fine"
+	record.Normalize(req)
+	rec := record.New("r-1", req, v, due.Add(time.Hour))
+	ev := record.Logged("e-1", rec, v)
+	require.Equal(t, "e-1", ev.EventId)
+	require.Equal(t, "r-1", ev.RecordId)
+	require.Equal(t, "a-1", ev.AgentId)
+	require.Equal(t, "fine", ev.Comments)
+	require.Len(t, ev.Answers, 1)
+	require.Equal(t, due, ev.DueAt.AsTime())
+	require.Equal(t, due.Add(48*time.Hour), ev.Deadline.AsTime())
+	require.Equal(t, []string{"branch-1", "repair", "p-1", "c-1", "s-1"}, []string{ev.OrgUnit, ev.ServiceType, ev.PolicyId, ev.CustomerId, ev.ServiceId})
+}

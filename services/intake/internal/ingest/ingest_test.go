@@ -1,0 +1,95 @@
+package ingest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/huifang/huifang/pkg/invalid"
+)
+
+var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+// The ingress JSON of the contract is accepted as it stands.
+const contractJSON = `{"source_system":"erp-demo","source_event_id":"e-1","service_type":"purchase","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-1","name":"王芳","phone":"+8613800138000"}}`
+
+func TestContractJSONIsAccepted(t *testing.T) {
+	ev, err := Parse("application/json", []byte(contractJSON), now)
+	require.NoError(t, err)
+	require.Equal(t, "default", ev.TenantId)
+	require.Equal(t, "purchase", ev.ServiceType)
+	require.Equal(t, "王芳", ev.Customer.Name)
+	require.Equal(t, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), ev.CompletedAt.AsTime())
+}
+
+func TestProtobufIsAccepted(t *testing.T) {
+	ev, err := Parse("application/json", []byte(contractJSON), now)
+	require.NoError(t, err)
+	data, err := proto.Marshal(ev)
+	require.NoError(t, err)
+	got, err := Parse("application/protobuf", data, now)
+	require.NoError(t, err)
+	require.True(t, proto.Equal(ev, got))
+	got, err = Parse("", data, now)
+	require.NoError(t, err, "binary without a content type is taken as protobuf")
+	require.True(t, proto.Equal(ev, got))
+}
+
+func fields(t *testing.T, err error) []string {
+	t.Helper()
+	bad, ok := invalid.As(err)
+	require.True(t, ok, "want *invalid.Error, got %v", err)
+	var out []string
+	for _, v := range bad.Violations {
+		out = append(out, v.Field)
+	}
+	return out
+}
+
+func TestBadInputNamesTheField(t *testing.T) {
+	tests := []struct {
+		name, contentType, body string
+		want                    []string
+	}{
+		{"malformed JSON", "application/json", `{"source_system":`, []string{"payload"}},
+		{"not protobuf", "application/protobuf", "\xff\xff\xff", []string{"payload"}},
+		{"unknown content type", "text/csv", "a,b", []string{"Content-Type"}},
+		{"missing external id", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"phone":"+8613800138000"}}`, []string{"customer.external_id"}},
+		{"unknown service type", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"teleport","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"service_type"}},
+		{"everything missing", "application/json", `{}`, []string{"source_system", "source_event_id", "service_type", "completed_at", "customer"}},
+		{"future completion", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-12-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"completed_at"}},
+		{"no contact", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c"}}`, []string{"customer.phone"}},
+		{"bad phone", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"call me"}}`, []string{"customer.phone"}},
+		{"bad tenant", "application/json", `{"tenant_id":"Big Co","source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"tenant_id"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(tc.contentType, []byte(tc.body), now)
+			require.ElementsMatch(t, tc.want, fields(t, err))
+		})
+	}
+}
+
+// The decoder never panics and either accepts an event or names a field.
+func FuzzParse(f *testing.F) {
+	f.Add("application/json", []byte(contractJSON))
+	f.Add("application/json", []byte(`{"customer":{"external_id":""}}`))
+	f.Add("application/protobuf", []byte{0x0a, 0x03, 'a', 'b', 'c'})
+	f.Add("", []byte("{"))
+	f.Fuzz(func(t *testing.T, contentType string, data []byte) {
+		ev, err := Parse(contentType, data, now)
+		if err == nil {
+			require.NotNil(t, ev)
+			require.NotEmpty(t, ev.SourceEventId)
+			return
+		}
+		bad, ok := invalid.As(err)
+		require.True(t, ok)
+		require.NotEmpty(t, bad.Violations)
+		for _, v := range bad.Violations {
+			require.NotEmpty(t, v.Field)
+		}
+	})
+}
