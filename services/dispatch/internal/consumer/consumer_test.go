@@ -1,0 +1,154 @@
+package consumer_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/consumer"
+	"github.com/huifang/huifang/services/dispatch/internal/storetest"
+)
+
+var t0 = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
+
+type bundle struct {
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+	cons *inbox.Consumer
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	pool := storetest.Pool(t)
+	js := storetest.JetStream(t)
+	cons := (&consumer.VisitDue{Now: storetest.NewClock(t0).Now}).Consumer()
+	cons.Pool, cons.JS, cons.Log = pool, js, slog.New(slog.DiscardHandler)
+	cons.Relay = outbox.NewRelay(pool, js, cons.Log, storetest.Schema)
+	return bundle{pool: pool, js: js, cons: cons}
+}
+
+// run consumes until the test ends.
+func (b bundle) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.cons.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func (b bundle) publish(t *testing.T, msgID string, data []byte) *jetstream.PubAck {
+	t.Helper()
+	ack, err := b.js.PublishMsg(context.Background(), &nats.Msg{
+		Subject: stream.SubjectVisitDue, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {msgID}},
+	})
+	require.NoError(t, err)
+	return ack
+}
+
+func (b bundle) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+// visitDue is a VisitDue the scheduler would send: a phone survey within 3
+// days after a repair (seed 000, auto dealer).
+func visitDue(t *testing.T, visit string) []byte {
+	t.Helper()
+	b, err := proto.Marshal(&eventsv1.VisitDue{
+		EventId: "ev-" + visit, TenantId: "default", VisitId: visit, Channel: typesv1.Channel_CHANNEL_PHONE,
+		DueAt: timestamppb.New(t0), Deadline: timestamppb.New(t0.Add(72 * time.Hour)),
+		Customer: &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000"}, ServiceType: "repair", OrgUnit: "north",
+	})
+	require.NoError(t, err)
+	return b
+}
+
+func TestSameVisitDueTwiceMakesOneTask(t *testing.T) {
+	b := setup(t)
+	data := visitDue(t, "v-1")
+
+	// JetStream drops a republish with the same Nats-Msg-Id.
+	require.False(t, b.publish(t, "ev-v-1", data).Duplicate)
+	require.True(t, b.publish(t, "ev-v-1", data).Duplicate)
+
+	// A redelivery of the same message is stopped by the inbox.
+	raw, err := b.js.CreateConsumer(context.Background(), stream.EventsStream, jetstream.ConsumerConfig{
+		FilterSubject: stream.SubjectVisitDue, AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	require.NoError(t, err)
+	batch, err := raw.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	msg := <-batch.Messages()
+	require.NotNil(t, msg)
+	b.cons.Process(context.Background(), msg)
+	b.cons.Process(context.Background(), msg)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tasks WHERE visit_id = 'v-1'`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.Durable))
+
+	// The same visit under another event id (the scheduler emitting it
+	// again) finds the task already there.
+	b.publish(t, "ev-v-1-again", data)
+	b.run(t)
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.Durable) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tasks`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`))
+
+	var customer, channel, status string
+	var deadline time.Time
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT customer->>'name', channel, status, deadline FROM tasks`).
+		Scan(&customer, &channel, &status, &deadline))
+	require.Equal(t, "王芳", customer)
+	require.Equal(t, "CHANNEL_PHONE", channel)
+	require.Equal(t, "open", status)
+	require.True(t, deadline.Equal(t0.Add(72*time.Hour)))
+}
+
+func TestMalformedVisitDueIsDeadLettered(t *testing.T) {
+	b := setup(t)
+	noVisitID, err := proto.Marshal(&eventsv1.VisitDue{TenantId: "acme", Channel: typesv1.Channel_CHANNEL_SMS})
+	require.NoError(t, err)
+	b.publish(t, "garbage", []byte{0xff, 0xff, 0xff})
+	b.publish(t, "no-visit-id", noVisitID)
+	b.publish(t, "good", visitDue(t, "v-good"))
+	b.run(t)
+
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM tasks WHERE visit_id = 'v-good'`) == 1
+	}, 10*time.Second, 20*time.Millisecond, "the consumer goes on past the bad messages")
+	rows, err := b.pool.Query(context.Background(), `SELECT event_id, tenant_id, field FROM rejected_events ORDER BY event_id`)
+	require.NoError(t, err)
+	type rejected struct{ EventID, Tenant, Field string }
+	var got []rejected
+	for rows.Next() {
+		var r rejected
+		require.NoError(t, rows.Scan(&r.EventID, &r.Tenant, &r.Field))
+		got = append(got, r)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []rejected{
+		{EventID: "garbage", Tenant: "default", Field: "payload"},
+		{EventID: "no-visit-id", Tenant: "acme", Field: "visit_id"},
+	}, got)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tasks`))
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("dispatch")))
+}

@@ -1,0 +1,329 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/storetest"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
+)
+
+var t0 = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
+
+const lease = 15 * time.Minute
+
+type bundle struct {
+	pool  *pgxpool.Pool
+	store *store.Store
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	pool := storetest.Pool(t)
+	return bundle{pool: pool, store: &store.Store{Pool: pool}}
+}
+
+// newTask builds an open task due at t0 with a deadline 48 hours later (seed 003).
+func newTask(visit string, opts ...func(*task.Task)) task.Task {
+	t := task.Task{
+		ID: outbox.NewEventID(), Tenant: "default", VisitID: visit, Channel: typesv1.Channel_CHANNEL_PHONE,
+		DueAt: t0, Deadline: t0.Add(48 * time.Hour), Status: task.StatusOpen, CreatedAt: t0,
+	}
+	for _, o := range opts {
+		o(&t)
+	}
+	return t
+}
+
+func (b bundle) add(t *testing.T, tasks ...task.Task) {
+	t.Helper()
+	err := pgx.BeginFunc(context.Background(), b.pool, func(tx pgx.Tx) error {
+		for _, x := range tasks {
+			if _, err := store.CreateTask(context.Background(), tx, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+func (b bundle) agent(t *testing.T, id string, groups ...string) {
+	t.Helper()
+	a := task.Agent{ID: id, Name: "agent " + id, Groups: groups}
+	require.NoError(t, task.NormalizeAgent(&a))
+	_, err := b.store.UpsertAgent(context.Background(), a, t0)
+	require.NoError(t, err)
+}
+
+// claim claims for agent at now and returns the visit id, "" when none.
+func (b bundle) claim(t *testing.T, agent string, now time.Time) string {
+	t.Helper()
+	got, found, err := b.store.Claim(context.Background(), "default", agent, now, lease)
+	require.NoError(t, err)
+	if !found {
+		return ""
+	}
+	require.Equal(t, task.StatusClaimed, got.Status)
+	require.Equal(t, agent, got.AgentID)
+	require.True(t, got.LeaseExpiresAt.Equal(now.Add(lease)), "lease expires at %s", got.LeaseExpiresAt)
+	return got.VisitID
+}
+
+func TestCreateTaskOncePerVisit(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	first := newTask("v-1", func(x *task.Task) { x.Customer = &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000"} })
+	var created []bool
+	for _, x := range []task.Task{first, newTask("v-1"), newTask("v-1", func(x *task.Task) { x.Tenant = "other" })} {
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			ok, err := store.CreateTask(ctx, tx, x)
+			created = append(created, ok)
+			return err
+		})
+		require.NoError(t, err)
+	}
+	require.Equal(t, []bool{true, false, true}, created, "the same visit makes one task per tenant")
+
+	got, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, first.ID, got[0].ID)
+	require.True(t, proto.Equal(first.Customer, got[0].Customer), "customer snapshot kept: %v", got[0].Customer)
+	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, got[0].Channel)
+	require.True(t, got[0].Deadline.Equal(first.Deadline))
+}
+
+func TestClaimRouting(t *testing.T) {
+	b := setup(t)
+	b.agent(t, "plain")
+	b.agent(t, "vip-agent", "vip")
+	// The vip task is the most urgent, yet only a vip agent may take it.
+	b.add(t,
+		newTask("vip-visit", func(x *task.Task) { x.Group = "vip"; x.Deadline = t0.Add(time.Hour) }),
+		newTask("any-visit", func(x *task.Task) { x.Deadline = t0.Add(2 * time.Hour) }),
+		newTask("complaints-visit", func(x *task.Task) { x.Group = "complaints" }),
+	)
+	require.Equal(t, "any-visit", b.claim(t, "plain", t0))
+	require.Equal(t, "", b.claim(t, "plain", t0), "the vip and complaints tasks are not for a default agent")
+	require.Equal(t, "vip-visit", b.claim(t, "vip-agent", t0))
+	require.Equal(t, "", b.claim(t, "vip-agent", t0))
+}
+
+func TestClaimOrder(t *testing.T) {
+	b := setup(t)
+	b.agent(t, "a-1")
+	b.add(t,
+		newTask("no-deadline", func(x *task.Task) { x.Deadline = time.Time{}; x.DueAt = t0.Add(-time.Hour) }),
+		newTask("late", func(x *task.Task) { x.Deadline = t0.Add(72 * time.Hour) }),
+		newTask("soon-due-later", func(x *task.Task) { x.Deadline = t0.Add(24 * time.Hour); x.DueAt = t0.Add(time.Minute) }),
+		newTask("soon-due-first", func(x *task.Task) { x.Deadline = t0.Add(24 * time.Hour) }),
+		newTask("soonest", func(x *task.Task) { x.Deadline = t0.Add(3 * time.Hour) }),
+	)
+	want := []string{"soonest", "soon-due-first", "soon-due-later", "late", "no-deadline"}
+
+	listed, err := b.store.ListTasks(context.Background(), store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
+	require.NoError(t, err)
+	require.Equal(t, want, visits(listed), "listing is most urgent first")
+
+	var got []string
+	for v := b.claim(t, "a-1", t0); v != ""; v = b.claim(t, "a-1", t0) {
+		got = append(got, v)
+	}
+	require.Equal(t, want, got, "claims go by deadline, then due time; no deadline last")
+}
+
+func TestListTasksPagesAndFilters(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.agent(t, "a-1")
+	var all []task.Task
+	for i := range 7 {
+		all = append(all, newTask(fmt.Sprintf("v-%d", i), func(x *task.Task) {
+			if i%3 == 0 {
+				x.Deadline = time.Time{} // no deadline: sorts last, across pages too
+			} else {
+				x.Deadline = t0.Add(time.Duration(i%2) * time.Hour)
+			}
+		}))
+	}
+	b.add(t, all...)
+	require.NotEmpty(t, b.claim(t, "a-1", t0))
+
+	full, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 100)
+	require.NoError(t, err)
+	require.Len(t, full, 7)
+	var paged []task.Task
+	cur := store.TaskCursor{}
+	for range 10 {
+		page, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, cur, 2)
+		require.NoError(t, err)
+		paged = append(paged, page...)
+		if len(page) < 2 {
+			break
+		}
+		cur = store.CursorOf(page[len(page)-1])
+	}
+	require.Equal(t, visits(full), visits(paged), "pages of 2 give the same order as one page")
+
+	claimed, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default", Status: task.StatusClaimed}, store.TaskCursor{}, 100)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	mine, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default", AgentID: "a-1"}, store.TaskCursor{}, 100)
+	require.NoError(t, err)
+	require.Equal(t, visits(claimed), visits(mine))
+	open, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default", Status: task.StatusOpen}, store.TaskCursor{}, 100)
+	require.NoError(t, err)
+	require.Len(t, open, 6)
+}
+
+func TestClaimConcurrentAgentsTakeEachTaskOnce(t *testing.T) {
+	b := setup(t)
+	const tasks, agents = 50, 8
+	var all []task.Task
+	for i := range tasks {
+		all = append(all, newTask(fmt.Sprintf("v-%02d", i), func(x *task.Task) { x.Deadline = t0.Add(time.Duration(i%5) * time.Hour) }))
+	}
+	b.add(t, all...)
+	for i := range agents {
+		b.agent(t, fmt.Sprintf("a-%d", i))
+	}
+
+	var mu sync.Mutex
+	claims := map[string][]string{} // visit → agents that got it
+	var wg sync.WaitGroup
+	errs := make(chan error, agents)
+	for i := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			agent := fmt.Sprintf("a-%d", i)
+			for {
+				got, found, err := b.store.Claim(context.Background(), "default", agent, t0, lease)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !found {
+					return
+				}
+				mu.Lock()
+				claims[got.VisitID] = append(claims[got.VisitID], agent)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Len(t, claims, tasks, "every task was claimed")
+	for visit, by := range claims {
+		require.Len(t, by, 1, "visit %s claimed by %v", visit, by)
+	}
+	var assigned int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitAssigned).Scan(&assigned))
+	require.Equal(t, tasks, assigned, "one VisitAssigned per claim")
+}
+
+func TestExpiredLeaseReturnsTaskToQueue(t *testing.T) {
+	b := setup(t)
+	b.agent(t, "first")
+	b.agent(t, "second")
+	b.add(t, newTask("v-1"))
+
+	require.Equal(t, "v-1", b.claim(t, "first", t0))
+	require.Equal(t, "", b.claim(t, "second", t0.Add(lease-time.Second)), "the lease still holds")
+	require.Equal(t, "v-1", b.claim(t, "second", t0.Add(lease)), "an expired lease frees the task")
+
+	got, err := b.store.ListTasks(context.Background(), store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, "second", got[0].AgentID)
+	require.True(t, got[0].LeaseExpiresAt.Equal(t0.Add(2*lease)))
+
+	events := assignedEvents(t, b.pool)
+	require.Len(t, events, 2)
+	require.Equal(t, []string{"first", "second"}, []string{events[0].AgentId, events[1].AgentId})
+	require.True(t, events[1].AssignedAt.AsTime().Equal(t0.Add(lease)))
+}
+
+func TestClaimUnknownAgent(t *testing.T) {
+	b := setup(t)
+	b.agent(t, "a-1")
+	b.add(t, newTask("v-1"))
+	_, _, err := b.store.Claim(context.Background(), "default", "nobody", t0, lease)
+	require.ErrorIs(t, err, store.ErrAgentNotFound)
+	_, _, err = b.store.Claim(context.Background(), "other-tenant", "a-1", t0, lease)
+	require.ErrorIs(t, err, store.ErrAgentNotFound, "agents belong to one tenant")
+	require.Equal(t, "v-1", b.claim(t, "a-1", t0), "the failed claims took nothing")
+}
+
+func TestClaimStaysInTenant(t *testing.T) {
+	b := setup(t)
+	b.agent(t, "a-1")
+	b.add(t, newTask("other-visit", func(x *task.Task) { x.Tenant = "other"; x.Deadline = t0 }))
+	require.Equal(t, "", b.claim(t, "a-1", t0))
+}
+
+func TestUpsertAndListAgents(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.agent(t, "a-2")
+	b.agent(t, "a-1", "vip")
+	b.agent(t, "a-3")
+	updated := task.Agent{ID: "a-1", Name: "李娜", Groups: []string{"vip", "complaints"}, OrgUnit: "north"}
+	require.NoError(t, task.NormalizeAgent(&updated))
+	got, err := b.store.UpsertAgent(ctx, updated, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, updated, got)
+
+	first, err := b.store.ListAgents(ctx, "default", 2, "")
+	require.NoError(t, err)
+	require.Equal(t, []task.Agent{updated, {Tenant: "default", ID: "a-2", Name: "agent a-2", Groups: []string{"default"}}}, first)
+	rest, err := b.store.ListAgents(ctx, "default", 2, "a-2")
+	require.NoError(t, err)
+	require.Len(t, rest, 1)
+	require.Equal(t, "a-3", rest[0].ID)
+	none, err := b.store.ListAgents(ctx, "other", 2, "")
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
+
+func visits(tasks []task.Task) []string {
+	out := make([]string, len(tasks))
+	for i, x := range tasks {
+		out[i] = x.VisitID
+	}
+	return out
+}
+
+func assignedEvents(t *testing.T, pool *pgxpool.Pool) []*eventsv1.VisitAssigned {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT payload FROM outbox WHERE subject = $1 ORDER BY seq`, stream.SubjectVisitAssigned)
+	require.NoError(t, err)
+	payloads, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	require.NoError(t, err)
+	var out []*eventsv1.VisitAssigned
+	for _, p := range payloads {
+		ev := &eventsv1.VisitAssigned{}
+		require.NoError(t, proto.Unmarshal(p, ev))
+		out = append(out, ev)
+	}
+	return out
+}
