@@ -1,0 +1,87 @@
+# Huifang — run `make help` for the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT    := $(CURDIR)
+BIN     := $(ROOT)/.bin
+export GOBIN := $(BIN)
+export PATH  := $(BIN):$(PATH)
+
+# Pinned tool versions (see ../shared/TOOLCHAIN.md for what installs here).
+BUF_VERSION                := v1.75.0
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION            := v1.9.4
+NATS_CLI_VERSION           := v0.5.0
+
+SERVICES := intake scheduler dispatch feedback analytics
+# Every module of go.work, as folders relative to the root.
+MODULES  = $(shell go work edit -json | sed -n 's/.*"DiskPath": "\.\/\(.*\)".*/\1/p')
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+LDFLAGS := -s -w -X github.com/huifang/huifang/pkg/app.version=$(VERSION) -X github.com/huifang/huifang/pkg/app.commit=$(COMMIT)
+
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/buf:
+	go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/protoc-gen-go:
+	go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(BIN)/protoc-gen-go-grpc:
+	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(BIN)/grpcurl:
+	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+$(BIN)/nats:
+	go install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
+
+.PHONY: tools
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## install the pinned code generators into .bin/
+
+.PHONY: generate
+generate: tools ## regenerate the protobuf and gRPC Go code (committed)
+	cd proto && buf generate
+
+.PHONY: check-generated
+check-generated: generate ## fail when the committed generated code differs from what `make generate` writes
+	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+	  echo "generated code in proto/ is stale or edited by hand; run 'make generate' and commit:"; \
+	  git status --porcelain -- proto; git --no-pager diff --stat -- proto; exit 1; fi
+	@echo "generated code matches the .proto files"
+
+.PHONY: lint
+lint: $(BIN)/buf ## buf lint, gofmt and go vet over every module
+	cd proto && buf lint
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@for m in $(MODULES); do echo "go vet ./$$m/..."; (cd $$m && go vet ./...); done
+
+.PHONY: build
+build: ## build the five services and the scripts' commands into .bin/
+	@mkdir -p $(BIN)
+	@for s in $(SERVICES); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./services/$$s/cmd/$$s; done
+	go build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./scripts/cmd/...
+	@echo "built: $(SERVICES) huifang-dev huifang-publish in .bin/"
+
+.PHONY: test
+test: ## unit, integration and end-to-end tests with -race (starts a throwaway Postgres unless DATABASE_URL is set)
+	@started=""; \
+	if [ -z "$${DATABASE_URL:-}" ]; then \
+	  DATABASE_URL=$$(scripts/postgres.sh start); export DATABASE_URL; started=1; \
+	  trap 'scripts/postgres.sh stop' EXIT; \
+	fi; \
+	echo "testing against $${DATABASE_URL%%\?*}"; \
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+
+.PHONY: run
+run: build ## bring up the whole system with demo data (Ctrl-C stops what it started)
+	$(BIN)/huifang-dev -bin $(BIN)
+
+.PHONY: clean
+clean: ## stop the dev Postgres and remove .dev/ and .bin/
+	-scripts/postgres.sh stop
+	rm -rf .dev .bin
