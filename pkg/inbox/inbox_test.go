@@ -3,7 +3,6 @@ package inbox_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -18,10 +17,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
-	"github.com/huifang/huifang/pkg/natstest"
-	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -36,21 +32,9 @@ type bundle struct {
 
 func setup(t *testing.T) bundle {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	effects := fstest.MapFS{"001_effects.sql": {Data: []byte(`CREATE TABLE effects (body text NOT NULL)`)}}
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "svc",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "svc", FS: effects})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
-	return bundle{ctx: ctx, pool: pool, js: js, log: log}
+	pool := servicetest.Pool(t, "svc", effects)
+	return bundle{ctx: context.Background(), pool: pool, js: servicetest.JetStream(t), log: servicetest.Logger()}
 }
 
 func (b bundle) consumer(h inbox.Handler) *inbox.Consumer {

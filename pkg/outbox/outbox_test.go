@@ -2,22 +2,19 @@ package outbox_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -30,19 +27,10 @@ type bundle struct {
 
 func setup(t *testing.T) bundle {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "svc", outbox.Migrations())
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
-	return bundle{ctx: ctx, pool: pool, js: js, log: log}
+	// No migrations of its own: the outbox set is all it needs (the inbox
+	// tables servicetest adds are unused here).
+	pool := servicetest.Pool(t, "svc", fstest.MapFS{})
+	return bundle{ctx: context.Background(), pool: pool, js: servicetest.JetStream(t), log: servicetest.Logger()}
 }
 
 func add(t *testing.T, b bundle, id, text string) {

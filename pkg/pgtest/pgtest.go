@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -72,12 +71,4 @@ func redact(raw string) string {
 		return "unparseable URL"
 	}
 	return u.Redacted()
-}
-
-// Must fails the test on err.
-func Must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(fmt.Errorf("pgtest: %w", err))
-	}
 }

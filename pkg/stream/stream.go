@@ -6,11 +6,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/huifang/huifang/pkg/telemetry"
 )
@@ -108,6 +109,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		s.Replicas = cfg.Replicas
 		s.MaxAge = cfg.MaxAge
 		s.Duplicates = cfg.DuplicateWindow
+		if existing, err := js.Stream(ctx, s.Name); err == nil && sameConfig(existing.CachedInfo().Config, s) {
+			// Already as wanted: services starting together do not update it again.
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
 			return fmt.Errorf("stream: provision %s: %w", s.Name, err)
 		}
@@ -115,12 +120,50 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	return nil
 }
 
+func sameConfig(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage && have.Retention == want.Retention &&
+		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates
+}
+
 // InjectTrace writes the trace context of ctx into NATS headers.
 func InjectTrace(ctx context.Context, h nats.Header) {
-	telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(h))
+	telemetry.Propagator().Inject(ctx, headerCarrier(h))
 }
 
 // ExtractTrace returns ctx with the trace context carried in NATS headers.
 func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
-	return telemetry.Propagator().Extract(ctx, propagation.HeaderCarrier(h))
+	return telemetry.Propagator().Extract(ctx, headerCarrier(h))
+}
+
+// headerCarrier adapts NATS headers, which keep keys as written, to the
+// propagator: it writes the W3C names in lower case and reads them in any case.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string {
+	if v := nats.Header(c).Get(key); v != "" {
+		return v
+	}
+	for k, vs := range c {
+		if strings.EqualFold(k, key) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) {
+	for k := range c {
+		if strings.EqualFold(k, key) {
+			delete(c, k)
+		}
+	}
+	nats.Header(c).Set(strings.ToLower(key), value)
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }

@@ -17,10 +17,8 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
@@ -41,17 +39,9 @@ type bundle struct {
 // the VisitLogged consumer wired to both.
 func setup(t *testing.T) bundle {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "analytics",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "analytics", FS: migrations.FS})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	ns := natstest.Start(t)
-	nc, js, err := stream.Connect(ctx, log, ns.ClientURL(), "analytics-test")
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
+	log := servicetest.Logger()
+	pool := servicetest.Pool(t, "analytics", migrations.FS)
+	js := servicetest.JetStream(t)
 	c := consumer.VisitLogged()
 	c.Service, c.Pool, c.JS, c.Log = "analytics", pool, js, log
 	return bundle{pool: pool, js: js, log: log, consumer: c, store: &store.Store{Pool: pool}}

@@ -2,7 +2,6 @@ package grpcapi_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -20,10 +19,7 @@ import (
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
-	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/services/analytics/internal/grpcapi"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
@@ -45,11 +41,7 @@ func inc(tenant string, day time.Time, org, aspect string, s, f, u int64) rollup
 func setup(t *testing.T) analyticsv1.AnalyticsServiceClient {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "analytics",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "analytics", FS: migrations.FS})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := servicetest.Pool(t, "analytics", migrations.FS)
 	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		return store.Add(ctx, tx, []rollup.Increment{
 			inc("default", march(1), "north", "overall", 12, 5, 3),
@@ -64,7 +56,7 @@ func setup(t *testing.T) analyticsv1.AnalyticsServiceClient {
 		return store.Add(ctx, tx, []rollup.Increment{inc("default", march(3), "north", "overall", 0, 0, 1)})
 	}))
 
-	srv := grpcserver.New(log, "", "")
+	srv := grpcserver.New(servicetest.Logger(), "", "")
 	analyticsv1.RegisterAnalyticsServiceServer(srv.GRPC, &grpcapi.Server{Store: &store.Store{Pool: pool}})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
@@ -34,9 +34,9 @@ type bundle struct {
 func setup(t *testing.T) bundle {
 	t.Helper()
 	pool := storetest.Pool(t)
-	js := storetest.JetStream(t)
+	js := servicetest.JetStream(t)
 	cons := (&consumer.VisitDue{Now: storetest.NewClock(t0).Now}).Consumer()
-	cons.Pool, cons.JS, cons.Log = pool, js, slog.New(slog.DiscardHandler)
+	cons.Pool, cons.JS, cons.Log = pool, js, servicetest.Logger()
 	cons.Relay = outbox.NewRelay(pool, js, cons.Log, storetest.Schema)
 	return bundle{pool: pool, js: js, cons: cons}
 }

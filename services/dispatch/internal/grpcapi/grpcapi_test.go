@@ -2,7 +2,6 @@ package grpcapi_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -47,8 +47,8 @@ type bundle struct {
 func setup(t *testing.T) bundle {
 	t.Helper()
 	pool := storetest.Pool(t)
-	js := storetest.JetStream(t)
-	log := slog.New(slog.DiscardHandler)
+	js := servicetest.JetStream(t)
+	log := servicetest.Logger()
 	relay := outbox.NewRelay(pool, js, log, storetest.Schema)
 	ctx, cancel := context.WithCancel(context.Background())
 	relayDone := make(chan error, 1)

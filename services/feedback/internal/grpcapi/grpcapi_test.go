@@ -27,11 +27,8 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
-	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
@@ -73,18 +70,8 @@ func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "feedback",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "feedback", FS: migrations.FS})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-
-	ns := natstest.Start(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
+	pool := servicetest.Pool(t, "feedback", migrations.FS)
+	js := servicetest.JetStream(t)
 
 	e := &env{
 		ctx: ctx, log: log, pool: pool, js: js,

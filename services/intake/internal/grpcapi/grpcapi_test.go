@@ -3,8 +3,6 @@ package grpcapi_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -17,10 +15,8 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
-	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
 	"github.com/huifang/huifang/services/intake/internal/store"
@@ -31,14 +27,9 @@ var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) (context.Context, *grpcapi.Server) {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "intake",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "intake", FS: migrations.FS})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := servicetest.Pool(t, "intake", migrations.FS)
 	var js jetstream.JetStream // the relay is only notified here, never run
-	return ctx, &grpcapi.Server{Store: &store.Store{Pool: pool}, Relay: outbox.NewRelay(pool, js, log, "intake"), Now: func() time.Time { return now }}
+	return context.Background(), &grpcapi.Server{Store: &store.Store{Pool: pool}, Relay: outbox.NewRelay(pool, js, servicetest.Logger(), "intake"), Now: func() time.Time { return now }}
 }
 
 func event(t *testing.T, js string) *eventsv1.ServiceCompleted {

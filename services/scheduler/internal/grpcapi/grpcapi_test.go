@@ -2,8 +2,6 @@ package grpcapi_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -16,10 +14,7 @@ import (
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
-	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/services/scheduler/internal/grpcapi"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/migrations"
@@ -28,11 +23,7 @@ import (
 func setup(t *testing.T) (context.Context, *grpcapi.Server) {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), pgtest.NewDatabase(t), "scheduler",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "scheduler", FS: migrations.FS})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	st := &store.Store{Pool: pool}
+	st := &store.Store{Pool: servicetest.Pool(t, "scheduler", migrations.FS)}
 	require.NoError(t, st.EnsureBuiltins(ctx))
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	return ctx, &grpcapi.Server{Store: st, Now: func() time.Time { return now }}
@@ -72,7 +63,7 @@ func TestCreatePolicyRefusesAPolicyThatCannotFire(t *testing.T) {
 	req := &schedulerv1.CreatePolicyRequest{}
 	require.NoError(t, protojson.Unmarshal([]byte(`{"policy":{"name":"broken","trigger":{},"steps":[{"offset":"-60s","channel":"CHANNEL_SMS","sample_rate":1.5}]}}`), req))
 	_, err := srv.CreatePolicy(ctx, req)
-	err = grpcserver.Status(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), err)
+	err = grpcserver.Status(ctx, servicetest.Logger(), err)
 	st := status.Convert(err)
 	require.Equal(t, codes.InvalidArgument, st.Code())
 	var fields []string

@@ -2,8 +2,6 @@ package planner_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -18,10 +16,8 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/scheduler/internal/planner"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
@@ -41,17 +37,10 @@ type bundle struct {
 // Postgres and a real NATS server.
 func setup(t *testing.T) bundle {
 	t.Helper()
+	log := servicetest.Logger()
+	pool := servicetest.Pool(t, "scheduler", migrations.FS)
+	js := servicetest.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "scheduler",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "scheduler", FS: migrations.FS})
-	require.NoError(t, err)
-	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	require.NoError(t, stream.Ensure(ctx, js, stream.Config{}))
 	st := &store.Store{Pool: pool}
 	require.NoError(t, st.EnsureBuiltins(ctx))
 	relay := outbox.NewRelay(pool, js, log, "scheduler")
@@ -64,13 +53,11 @@ func setup(t *testing.T) bundle {
 	for _, run := range []func(context.Context) error{c.Run, loop.Run, relay.Run} {
 		go func() { _ = run(ctx); done <- struct{}{} }()
 	}
-	t.Cleanup(func() {
+	t.Cleanup(func() { // runs before servicetest closes the connection and the pool
 		cancel()
 		for range 3 {
 			<-done
 		}
-		nc.Close()
-		pool.Close()
 	})
 	return bundle{ctx: ctx, pool: pool, js: js, store: st}
 }

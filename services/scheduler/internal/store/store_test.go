@@ -3,8 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -18,10 +16,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
-	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
-	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
@@ -33,12 +28,7 @@ var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 func setup(t *testing.T) (context.Context, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := postgres.Open(ctx, log, pgtest.NewDatabase(t), "scheduler",
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "scheduler", FS: migrations.FS})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	st := &store.Store{Pool: pool}
+	st := &store.Store{Pool: servicetest.Pool(t, "scheduler", migrations.FS)}
 	require.NoError(t, st.EnsureBuiltins(ctx))
 	return ctx, st
 }

@@ -1,0 +1,60 @@
+// Package servicetest sets up what a service's tests need: the service's
+// schema in a fresh database, a real NATS server with Huifang's streams, and
+// a logger that keeps quiet.
+package servicetest
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"log/slog"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+// Logger discards everything.
+func Logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Pool opens a fresh database with the service's schema migrated as app.Start
+// does it (outbox, inbox, then the service's own files) and closes it when
+// the test ends.
+func Pool(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), Logger(), pgtest.NewDatabase(t), schema,
+		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: schema, FS: migrations})
+	if err != nil {
+		t.Fatalf("servicetest: open %s: %v", schema, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// JetStream starts an in-process NATS server, provisions the streams and
+// returns a JetStream context on a connection closed when the test ends.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatalf("servicetest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("servicetest: jetstream: %v", err)
+	}
+	if err := stream.Ensure(context.Background(), js, stream.Config{}); err != nil {
+		t.Fatalf("servicetest: streams: %v", err)
+	}
+	return js
+}

@@ -1,0 +1,556 @@
+// Package e2e tests the whole Huifang system: the five services run as real
+// processes on a fresh database and an in-process NATS server, and the tests
+// drive them only through their public interfaces (NATS ingress, gRPC, the
+// event streams), reading the databases directly only to observe a crash.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
+	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
+	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/scripts/internal/stack"
+)
+
+// binDir holds the binaries TestMain builds once for all tests: the five
+// services and huifang-nats.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	root, err := stack.Root(".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "huifang-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := stack.Build(ctx, root, dir, "huifang-nats"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build the services:", err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+const (
+	tenant = "default"
+	agent  = "a-1"
+	// instantPolicy is the policy of `make run`: a phone follow-up as soon as a repair is done.
+	instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE"}]}}`
+	// taskDeadline bounds ingress → task: the scheduler fires a zero-offset
+	// visit within 2 s, the rest is event hops.
+	taskDeadline = 20 * time.Second
+)
+
+// system is a running Huifang with clients for its interfaces.
+type system struct {
+	t         *testing.T
+	st        *stack.Stack
+	db        *pgxpool.Pool
+	js        jetstream.JetStream
+	intake    intakev1.IntakeServiceClient
+	scheduler schedulerv1.SchedulerServiceClient
+	dispatch  dispatchv1.DispatchServiceClient
+	feedback  feedbackv1.FeedbackServiceClient
+	analytics analyticsv1.AnalyticsServiceClient
+}
+
+// setup starts the five services on a fresh database and NATS server, each
+// with the extra environment given for it.
+func setup(t *testing.T, env map[string][]string) *system {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
+	// NATS runs as its own process, like the services: inside this
+	// race-instrumented binary the race detector flags a race within
+	// nats-server itself (stream update vs. consumer creation) when the
+	// services start together.
+	natsCtx, cancelNATS := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancelNATS()
+	ns, err := stack.RunNATS(natsCtx, filepath.Join(binDir, "huifang-nats"), t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(ns.Stop)
+	ports, err := stack.FreePorts()
+	require.NoError(t, err)
+	st, err := stack.New(stack.Config{
+		BinDir:       binDir,
+		DatabaseURL:  dbURL,
+		NATSURL:      ns.URL,
+		Ports:        ports,
+		Env:          env,
+		LogLevel:     "debug",
+		LogDir:       t.TempDir(),
+		ReadyTimeout: 30 * time.Second,
+		StopGrace:    10 * time.Second,
+		Log:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := st.StopAll(context.Background()); err != nil {
+			t.Errorf("services did not shut down cleanly on SIGTERM: %v", err)
+		}
+		if t.Failed() {
+			for _, s := range stack.Services() {
+				t.Logf("--- last lines of %s's log:\n%s", s, st.LogTail(s, 30))
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, st.StartAll(ctx))
+
+	db, err := pgxpool.New(t.Context(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(db.Close)
+	nc, err := nats.Connect(ns.URL)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+
+	conn := func(svc string) *grpc.ClientConn {
+		c, err := grpc.NewClient(st.GRPCAddr(svc), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithUnaryInterceptor(callTimeout))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	return &system{
+		t: t, st: st, db: db, js: js,
+		intake:    intakev1.NewIntakeServiceClient(conn("intake")),
+		scheduler: schedulerv1.NewSchedulerServiceClient(conn("scheduler")),
+		dispatch:  dispatchv1.NewDispatchServiceClient(conn("dispatch")),
+		feedback:  feedbackv1.NewFeedbackServiceClient(conn("feedback")),
+		analytics: analyticsv1.NewAnalyticsServiceClient(conn("analytics")),
+	}
+}
+
+// callTimeout bounds each gRPC call, so that a hung service fails the test
+// with a clear error instead of the whole run timing out.
+func callTimeout(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// prepare creates the instant policy and agent a-1, and returns the policy's id.
+func (s *system) prepare() string {
+	s.t.Helper()
+	req := &schedulerv1.CreatePolicyRequest{}
+	require.NoError(s.t, protojson.Unmarshal([]byte(instantPolicy), req))
+	resp, err := s.scheduler.CreatePolicy(s.t.Context(), req)
+	require.NoError(s.t, err, "CreatePolicy instant")
+	require.NotEmpty(s.t, resp.GetPolicy().GetId())
+	require.Equal(s.t, "instant", resp.GetPolicy().GetName())
+
+	_, err = s.dispatch.UpsertAgent(s.t.Context(), &dispatchv1.UpsertAgentRequest{
+		Agent: &dispatchv1.Agent{Id: agent, TenantId: tenant, Name: "李娜", Groups: []string{"default"}},
+	})
+	require.NoError(s.t, err, "UpsertAgent a-1")
+	return resp.GetPolicy().GetId()
+}
+
+// ingress is a completed service as the upstream ERP sends it.
+func ingress(sourceEventID, serviceType, customerID, name, phone string, completedAt time.Time) string {
+	return fmt.Sprintf(`{"source_system":"erp-demo","source_event_id":%q,"service_type":%q,"completed_at":%q,"customer":{"external_id":%q,"name":%q,"phone":%q}}`,
+		sourceEventID, serviceType, completedAt.UTC().Format(time.RFC3339), customerID, name, phone)
+}
+
+// publish puts raw bytes on the ingress subject as JSON.
+func (s *system) publish(data string) {
+	s.t.Helper()
+	msg := &nats.Msg{Subject: stream.SubjectIngressServiceCompleted, Data: []byte(data), Header: nats.Header{}}
+	msg.Header.Set(stream.HeaderContentType, stream.ContentTypeJSON)
+	_, err := s.js.PublishMsg(s.t.Context(), msg)
+	require.NoError(s.t, err)
+}
+
+// waitFor calls f every 100 ms until it reports done, and fails the test
+// with what and f's last error when timeout passes first.
+func waitFor[T any](t *testing.T, timeout time.Duration, what string, f func() (T, bool, error)) T {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		v, done, err := f()
+		if done {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, err)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("test ended while waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// claim polls ClaimNextTask for agent a-1 until it hands out a task.
+func (s *system) claim() *dispatchv1.Task {
+	s.t.Helper()
+	return waitFor(s.t, taskDeadline, "a task for agent a-1", func() (*dispatchv1.Task, bool, error) {
+		resp, err := s.dispatch.ClaimNextTask(s.t.Context(), &dispatchv1.ClaimNextTaskRequest{TenantId: tenant, AgentId: agent})
+		if err != nil {
+			return nil, false, err
+		}
+		return resp.GetTask(), resp.GetTask() != nil, nil
+	})
+}
+
+// logVisit records a visit, retrying briefly while feedback has not yet
+// consumed the VisitDue that tells it about the visit.
+func (s *system) logVisit(req *feedbackv1.LogVisitRequest) *feedbackv1.VisitRecord {
+	s.t.Helper()
+	return waitFor(s.t, 10*time.Second, "LogVisit "+req.GetVisitId(), func() (*feedbackv1.VisitRecord, bool, error) {
+		resp, err := s.feedback.LogVisit(s.t.Context(), req)
+		if status.Code(err) == codes.NotFound {
+			return nil, false, err
+		}
+		require.NoError(s.t, err, "LogVisit")
+		return resp.GetRecord(), true, nil
+	})
+}
+
+// serviceID waits until intake has stored the service of a source event id.
+func (s *system) serviceID(sourceEventID string) string {
+	s.t.Helper()
+	return waitFor(s.t, taskDeadline, "intake.services row of "+sourceEventID, func() (string, bool, error) {
+		var id string
+		err := s.db.QueryRow(s.t.Context(), `SELECT id FROM intake.services WHERE source_system = 'erp-demo' AND source_event_id = $1`, sourceEventID).Scan(&id)
+		return id, err == nil, err
+	})
+}
+
+// plannedVisits lists the planned visits of a service.
+func (s *system) plannedVisits(serviceID string) []*schedulerv1.PlannedVisit {
+	s.t.Helper()
+	resp, err := s.scheduler.ListPlannedVisits(s.t.Context(), &schedulerv1.ListPlannedVisitsRequest{TenantId: tenant, ServiceId: serviceID, PageSize: 500})
+	require.NoError(s.t, err)
+	return resp.GetVisits()
+}
+
+// tasks lists all tasks of the tenant.
+func (s *system) tasks() []*dispatchv1.Task {
+	s.t.Helper()
+	var all []*dispatchv1.Task
+	token := ""
+	for {
+		resp, err := s.dispatch.ListTasks(s.t.Context(), &dispatchv1.ListTasksRequest{TenantId: tenant, PageSize: 500, PageToken: token})
+		require.NoError(s.t, err)
+		all = append(all, resp.GetTasks()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return all
+		}
+	}
+}
+
+// messages returns every message on subject stored so far.
+func (s *system) messages(streamName, subject string) []jetstream.Msg {
+	s.t.Helper()
+	ctx := s.t.Context()
+	str, err := s.js.Stream(ctx, streamName)
+	require.NoError(s.t, err)
+	info, err := str.Info(ctx, jetstream.WithSubjectFilter(subject))
+	require.NoError(s.t, err)
+	want := info.State.Subjects[subject]
+	if want == 0 {
+		return nil
+	}
+	cons, err := s.js.OrderedConsumer(ctx, streamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	require.NoError(s.t, err)
+	var msgs []jetstream.Msg
+	for uint64(len(msgs)) < want {
+		batch, err := cons.Fetch(int(want)-len(msgs), jetstream.FetchMaxWait(2*time.Second))
+		require.NoError(s.t, err)
+		n := len(msgs)
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		require.NoError(s.t, batch.Error())
+		require.Greater(s.t, len(msgs), n, "no progress reading %s", subject)
+	}
+	return msgs
+}
+
+// serviceCompleted counts the ServiceCompleted events on the stream for a service.
+func (s *system) serviceCompleted(serviceID string) int {
+	s.t.Helper()
+	n := 0
+	for _, m := range s.messages(stream.EventsStream, stream.SubjectServiceCompleted) {
+		ev := &eventsv1.ServiceCompleted{}
+		require.NoError(s.t, proto.Unmarshal(m.Data(), ev))
+		if ev.GetServiceId() == serviceID {
+			n++
+		}
+	}
+	return n
+}
+
+// byPolicy keeps the visits a policy planned, and checks that no policy
+// step was planned twice.
+func byPolicy(t *testing.T, visits []*schedulerv1.PlannedVisit, policyID string) []*schedulerv1.PlannedVisit {
+	t.Helper()
+	seen := map[string]bool{}
+	var out []*schedulerv1.PlannedVisit
+	for _, v := range visits {
+		key := fmt.Sprintf("%s/%d", v.GetPolicyId(), v.GetStep())
+		require.False(t, seen[key], "policy step %s planned twice for service %s", key, v.GetServiceId())
+		seen[key] = true
+		if v.GetPolicyId() == policyID {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// TestFollowUpCycle runs one repair through the whole system: ingress →
+// service → planned visit → due (zero offset) → task → logged visit →
+// satisfaction rate (seed 003: rate = (satisfied + fairly satisfied) / returned).
+func TestFollowUpCycle(t *testing.T) {
+	s := setup(t, nil)
+	s.prepare()
+	completed := time.Now().UTC().Truncate(time.Second)
+	s.publish(ingress("e-1", "repair", "c-1", "王芳", "+8613800138000", completed))
+
+	task := s.claim()
+	require.NotEmpty(t, task.GetVisitId())
+	require.Equal(t, "王芳", task.GetCustomer().GetName())
+	require.Equal(t, "+8613800138000", task.GetCustomer().GetPhone())
+	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, task.GetChannel())
+	require.Equal(t, agent, task.GetAgentId())
+	require.Equal(t, "repair", task.GetServiceType())
+	require.True(t, task.GetDueAt().AsTime().Equal(completed), "a zero-offset step is due at completion: due %s, completed %s", task.GetDueAt().AsTime(), completed)
+
+	rec := s.logVisit(&feedbackv1.LogVisitRequest{
+		TenantId: tenant, VisitId: task.GetVisitId(), AgentId: agent,
+		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}},
+	})
+	require.Equal(t, task.GetVisitId(), rec.GetVisitId())
+	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, rec.GetChannel(), "the planned channel when none is given")
+
+	sat := waitFor(t, taskDeadline, "analytics to count the questionnaire", func() (*analyticsv1.GetSatisfactionResponse, bool, error) {
+		resp, err := s.analytics.GetSatisfaction(s.t.Context(), &analyticsv1.GetSatisfactionRequest{TenantId: tenant, Aspect: "overall"})
+		return resp, err == nil && resp.GetReturned() == 1, err
+	})
+	require.EqualValues(t, 1, sat.GetSatisfied())
+	require.InDelta(t, 1.0, sat.GetRate(), 1e-9)
+	require.InDelta(t, 0.85, sat.GetTarget(), 1e-9, "seed 003: overall satisfaction ≥ 85%")
+	require.True(t, sat.GetMeetsTarget())
+}
+
+// TestUnsatisfiedVisitEscalatesComplaint: an unsatisfied answer with a
+// problem opens a complaint routed to its department (seed 001, seed 004
+// tracking) and publishes ComplaintEscalated.
+func TestUnsatisfiedVisitEscalatesComplaint(t *testing.T) {
+	s := setup(t, nil)
+	s.prepare()
+	escalated, err := s.js.OrderedConsumer(s.t.Context(), stream.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{stream.SubjectComplaintEscalated},
+	})
+	require.NoError(t, err)
+
+	s.publish(ingress("e-2", "repair", "c-2", "刘洋", "+8613900139000", time.Now()))
+	task := s.claim()
+	rec := s.logVisit(&feedbackv1.LogVisitRequest{
+		TenantId: tenant, VisitId: task.GetVisitId(), AgentId: agent,
+		Answers:  []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED, Comment: "师傅迟到两个小时"}},
+		Problems: []*typesv1.Problem{{Category: "service_quality", Description: "维修师傅迟到两个小时，没有提前通知"}},
+	})
+	require.Len(t, rec.GetComplaintIds(), 1)
+
+	ev := waitFor(t, taskDeadline, "ComplaintEscalated for visit "+task.GetVisitId(), func() (*eventsv1.ComplaintEscalated, bool, error) {
+		batch, err := escalated.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			return nil, false, err
+		}
+		for m := range batch.Messages() {
+			ev := &eventsv1.ComplaintEscalated{}
+			if err := proto.Unmarshal(m.Data(), ev); err != nil {
+				return nil, false, err
+			}
+			if ev.GetVisitId() == task.GetVisitId() {
+				return ev, true, nil
+			}
+		}
+		return nil, false, batch.Error()
+	})
+	require.Equal(t, rec.GetComplaintIds()[0], ev.GetComplaintId())
+	require.Equal(t, "service_quality", ev.GetCategory())
+	require.Equal(t, task.GetCustomer().GetId(), ev.GetCustomerId())
+	require.NotEmpty(t, ev.GetDepartment(), "seed 001: a problem goes to its owning department")
+	require.NotNil(t, ev.GetDeadline(), "seed 004: the department answers within a set time")
+}
+
+// TestDuplicateUpstreamEvent: an upstream resend, byte for byte or
+// re-serialised, yields one service, one planned visit and one task.
+func TestDuplicateUpstreamEvent(t *testing.T) {
+	s := setup(t, nil)
+	policyID := s.prepare()
+	completed := time.Now().Add(-time.Minute)
+	ev := ingress("e-dup", "repair", "c-3", "陈静", "+8615000150000", completed)
+	s.publish(ev)
+	s.publish(ev)
+	s.publish(strings.Replace(ev, `{"source_system"`, `{ "source_system"`, 1))
+	// A later event is a barrier: once its task exists, the resends before it were handled.
+	s.publish(ingress("e-barrier", "repair", "c-4", "赵磊", "+8618600186000", time.Now()))
+	barrierID := s.serviceID("e-barrier")
+	waitFor(t, taskDeadline, "the barrier's task", func() (bool, bool, error) {
+		for _, task := range s.tasks() {
+			if task.GetCustomer().GetExternalId() == "c-4" {
+				return true, true, nil
+			}
+		}
+		return false, false, nil
+	})
+	require.NotEmpty(t, barrierID)
+
+	var services int
+	require.NoError(t, s.db.QueryRow(s.t.Context(), `SELECT count(*) FROM intake.services WHERE source_system = 'erp-demo' AND source_event_id = 'e-dup'`).Scan(&services))
+	require.Equal(t, 1, services, "one service record")
+	serviceID := s.serviceID("e-dup")
+	require.Equal(t, 1, s.serviceCompleted(serviceID), "one ServiceCompleted event")
+
+	visits := byPolicy(t, s.plannedVisits(serviceID), policyID)
+	require.Len(t, visits, 1, "one planned visit of the instant policy")
+	perVisit := map[string]int{}
+	for _, task := range s.tasks() {
+		perVisit[task.GetVisitId()]++
+	}
+	for visit, n := range perVisit {
+		require.Equal(t, 1, n, "tasks of visit %s", visit)
+	}
+	require.Equal(t, 1, perVisit[visits[0].GetId()], "one task for the visit")
+}
+
+// TestRejectedIngress: input intake cannot take is listed with the field it
+// breaks and dead-lettered, and does not block the events after it.
+func TestRejectedIngress(t *testing.T) {
+	s := setup(t, nil)
+	s.prepare()
+	now := time.Now().UTC().Format(time.RFC3339)
+	bad := []struct{ payload, field string }{
+		{`{"source_system":"erp-demo","source_event_id":"bad-1","service_type":"repair",`, "payload"},
+		{`{"source_system":"erp-demo","source_event_id":"bad-2","service_type":"repair","completed_at":"` + now + `","customer":{"name":"周杰","phone":"+8613600136000"}}`, "customer.external_id"},
+		{`{"source_system":"erp-demo","source_event_id":"bad-3","service_type":"teleportation","completed_at":"` + now + `","customer":{"external_id":"c-5","name":"孙丽","phone":"+8613700137000"}}`, "service_type"},
+	}
+	for _, b := range bad {
+		s.publish(b.payload)
+	}
+	s.publish(ingress("e-after", "repair", "c-6", "吴敏", "+8613500135000", time.Now()))
+
+	task := s.claim()
+	require.Equal(t, "吴敏", task.GetCustomer().GetName(), "a valid event after the bad ones is still processed")
+
+	rejected := waitFor(t, taskDeadline, "three rejected events", func() ([]*intakev1.RejectedEvent, bool, error) {
+		resp, err := s.intake.ListRejectedEvents(s.t.Context(), &intakev1.ListRejectedEventsRequest{TenantId: tenant})
+		return resp.GetRejectedEvents(), err == nil && len(resp.GetRejectedEvents()) >= len(bad), err
+	})
+	require.Len(t, rejected, len(bad))
+	dead := s.messages(stream.DLQStream, stream.DeadLetterSubject("intake"))
+	require.Len(t, dead, len(bad))
+	for _, b := range bad {
+		i := slices.IndexFunc(rejected, func(r *intakev1.RejectedEvent) bool { return string(r.GetPayload()) == b.payload })
+		require.GreaterOrEqual(t, i, 0, "rejected event with payload %s", b.payload)
+		r := rejected[i]
+		require.Equal(t, b.field, r.GetField())
+		require.Contains(t, r.GetReason(), b.field)
+		require.Equal(t, stream.SubjectIngressServiceCompleted, r.GetSource())
+		require.Equal(t, stream.ContentTypeJSON, r.GetContentType())
+
+		j := slices.IndexFunc(dead, func(m jetstream.Msg) bool { return string(m.Data()) == b.payload })
+		require.GreaterOrEqual(t, j, 0, "dead letter with payload %s", b.payload)
+		require.Contains(t, dead[j].Headers().Get(stream.HeaderReason), b.field)
+		require.Equal(t, b.field, dead[j].Headers().Get(stream.HeaderField))
+	}
+}
+
+// TestCrashBetweenCommitAndPublish: intake stores a service and its event in
+// one transaction and dies before relaying it; after a restart the event is
+// published exactly once and the scheduler plans one visit.
+func TestCrashBetweenCommitAndPublish(t *testing.T) {
+	s := setup(t, map[string][]string{"intake": {"INTAKE_OUTBOX_RELAY=false"}})
+	policyID := s.prepare()
+	s.publish(ingress("e-crash", "repair", "c-7", "郑强", "+8613300133000", time.Now()))
+
+	serviceID := s.serviceID("e-crash")
+	outboxed := func(published bool) func() (bool, bool, error) {
+		return func() (bool, bool, error) {
+			rows, err := s.db.Query(s.t.Context(), `SELECT payload FROM intake.outbox WHERE subject = $1 AND (published_at IS NOT NULL) = $2`,
+				stream.SubjectServiceCompleted, published)
+			if err != nil {
+				return false, false, err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var payload []byte
+				if err := rows.Scan(&payload); err != nil {
+					return false, false, err
+				}
+				ev := &eventsv1.ServiceCompleted{}
+				if err := proto.Unmarshal(payload, ev); err != nil {
+					return false, false, err
+				}
+				if ev.GetServiceId() == serviceID {
+					return true, true, nil
+				}
+			}
+			return false, false, rows.Err()
+		}
+	}
+	waitFor(t, taskDeadline, "the unpublished ServiceCompleted in intake.outbox", outboxed(false))
+	require.Zero(t, s.serviceCompleted(serviceID), "the relay is off: nothing published yet")
+
+	s.st.Kill("intake")
+	s.st.SetEnv("intake")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, s.st.StartService(ctx, "intake"))
+
+	waitFor(t, taskDeadline, "the outbox row marked published", outboxed(true))
+	require.Equal(t, 1, s.serviceCompleted(serviceID), "ServiceCompleted published exactly once")
+
+	task := s.claim()
+	require.Equal(t, "郑强", task.GetCustomer().GetName())
+	visits := byPolicy(t, s.plannedVisits(serviceID), policyID)
+	require.Len(t, visits, 1, "one planned visit")
+	require.Equal(t, visits[0].GetId(), task.GetVisitId())
+}

@@ -1,0 +1,10 @@
+package stack
+
+import "syscall"
+
+// sysProcAttr puts a service in its own process group, so that Ctrl-C in a
+// terminal reaches only the program that manages the stack (which stops the
+// services in order), and kills it when that program dies.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
