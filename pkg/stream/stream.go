@@ -36,6 +36,18 @@ const (
 	SubjectVisitAssigned           = "huifang.events.visit.assigned"
 	SubjectVisitLogged             = "huifang.events.visit.logged"
 	SubjectComplaintEscalated      = "huifang.events.complaint.escalated"
+	SubjectCustomerUpdated         = "huifang.events.customer.updated"
+	SubjectVisitCancelled          = "huifang.events.visit.cancelled"
+	SubjectVisitAttempted          = "huifang.events.visit.attempted"
+	SubjectVisitUnreachable        = "huifang.events.visit.unreachable"
+	SubjectContactOptedOut         = "huifang.events.contact.opted_out"
+	SubjectFollowUpRequested       = "huifang.events.followup.requested"
+	SubjectComplaintAcknowledged   = "huifang.events.complaint.acknowledged"
+	SubjectComplaintResolved       = "huifang.events.complaint.resolved"
+	SubjectComplaintReopened       = "huifang.events.complaint.reopened"
+	SubjectComplaintClosed         = "huifang.events.complaint.closed"
+	SubjectReviewSubmitted         = "huifang.events.review.submitted"
+	SubjectTargetBreached          = "huifang.events.target.breached"
 )
 
 // DeadLetterSubject is where a service puts the messages it cannot take.

@@ -537,26 +537,32 @@ func (x *VisitAssigned) GetAssignedAt() *timestamppb.Timestamp {
 
 // VisitLogged carries the record of a completed follow-up.
 type VisitLogged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	VisitId       string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	RecordId      string                 `protobuf:"bytes,4,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
-	AgentId       string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Channel       v1.Channel             `protobuf:"varint,6,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
-	Answers       []*v1.Answer           `protobuf:"bytes,7,rep,name=answers,proto3" json:"answers,omitempty"`
-	Problems      []*v1.Problem          `protobuf:"bytes,8,rep,name=problems,proto3" json:"problems,omitempty"`
-	Comments      string                 `protobuf:"bytes,9,opt,name=comments,proto3" json:"comments,omitempty"`
-	LoggedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=logged_at,json=loggedAt,proto3" json:"logged_at,omitempty"`
-	DueAt         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	OrgUnit       string                 `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
-	ServiceType   string                 `protobuf:"bytes,14,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
-	PolicyId      string                 `protobuf:"bytes,15,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
-	CustomerId    string                 `protobuf:"bytes,16,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	ServiceId     string                 `protobuf:"bytes,17,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	EventId              string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId             string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId              string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	RecordId             string                 `protobuf:"bytes,4,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	AgentId              string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Channel              v1.Channel             `protobuf:"varint,6,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	Answers              []*v1.Answer           `protobuf:"bytes,7,rep,name=answers,proto3" json:"answers,omitempty"`
+	Problems             []*v1.Problem          `protobuf:"bytes,8,rep,name=problems,proto3" json:"problems,omitempty"`
+	Comments             string                 `protobuf:"bytes,9,opt,name=comments,proto3" json:"comments,omitempty"`
+	LoggedAt             *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=logged_at,json=loggedAt,proto3" json:"logged_at,omitempty"`
+	DueAt                *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	Deadline             *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	OrgUnit              string                 `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	ServiceType          string                 `protobuf:"bytes,14,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	PolicyId             string                 `protobuf:"bytes,15,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	CustomerId           string                 `protobuf:"bytes,16,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	ServiceId            string                 `protobuf:"bytes,17,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ProductCategory      string                 `protobuf:"bytes,18,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	QuestionnaireId      string                 `protobuf:"bytes,19,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	QuestionnaireVersion int32                  `protobuf:"varint,20,opt,name=questionnaire_version,json=questionnaireVersion,proto3" json:"questionnaire_version,omitempty"`
+	// NPS answers (0–10) where the questionnaire asked one.
+	Nps                *int32                 `protobuf:"varint,21,opt,name=nps,proto3,oneof" json:"nps,omitempty"`
+	ServiceCompletedAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=service_completed_at,json=serviceCompletedAt,proto3" json:"service_completed_at,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *VisitLogged) Reset() {
@@ -708,6 +714,41 @@ func (x *VisitLogged) GetServiceId() string {
 	return ""
 }
 
+func (x *VisitLogged) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
+}
+
+func (x *VisitLogged) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *VisitLogged) GetQuestionnaireVersion() int32 {
+	if x != nil {
+		return x.QuestionnaireVersion
+	}
+	return 0
+}
+
+func (x *VisitLogged) GetNps() int32 {
+	if x != nil && x.Nps != nil {
+		return *x.Nps
+	}
+	return 0
+}
+
+func (x *VisitLogged) GetServiceCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ServiceCompletedAt
+	}
+	return nil
+}
+
 // ComplaintEscalated tells the owning department that a problem needs handling.
 type ComplaintEscalated struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -726,9 +767,13 @@ type ComplaintEscalated struct {
 	EscalatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
 	OrgUnit     string                 `protobuf:"bytes,12,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
 	// The agent who first took the problem owns it to closure (seed 002).
-	OwnerAgentId  string `protobuf:"bytes,13,opt,name=owner_agent_id,json=ownerAgentId,proto3" json:"owner_agent_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OwnerAgentId string `protobuf:"bytes,13,opt,name=owner_agent_id,json=ownerAgentId,proto3" json:"owner_agent_id,omitempty"`
+	// 0 for the first escalation; each unsatisfied confirmation or overdue deadline adds one.
+	Level           int32  `protobuf:"varint,14,opt,name=level,proto3" json:"level,omitempty"`
+	ServiceId       string `protobuf:"bytes,15,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ProductCategory string `protobuf:"bytes,16,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ComplaintEscalated) Reset() {
@@ -852,6 +897,1342 @@ func (x *ComplaintEscalated) GetOwnerAgentId() string {
 	return ""
 }
 
+func (x *ComplaintEscalated) GetLevel() int32 {
+	if x != nil {
+		return x.Level
+	}
+	return 0
+}
+
+func (x *ComplaintEscalated) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ComplaintEscalated) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
+}
+
+// CustomerUpdated tells that intake changed a customer of the archive.
+type CustomerUpdated struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Customer *v1.Customer           `protobuf:"bytes,3,opt,name=customer,proto3" json:"customer,omitempty"`
+	// The archive's version of the customer after the change; consumers keep the newest.
+	Version int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// Names of the fields that changed, e.g. "tier", "preferences".
+	ChangedFields []string               `protobuf:"bytes,5,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomerUpdated) Reset() {
+	*x = CustomerUpdated{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomerUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomerUpdated) ProtoMessage() {}
+
+func (x *CustomerUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomerUpdated.ProtoReflect.Descriptor instead.
+func (*CustomerUpdated) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CustomerUpdated) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CustomerUpdated) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CustomerUpdated) GetCustomer() *v1.Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *CustomerUpdated) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CustomerUpdated) GetChangedFields() []string {
+	if x != nil {
+		return x.ChangedFields
+	}
+	return nil
+}
+
+func (x *CustomerUpdated) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// VisitCancelled tells that a planned or due visit will not be made.
+type VisitCancelled struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId  string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// Why, e.g. "customer opted out of CHANNEL_PHONE", "cancelled by a manager".
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	CancelledAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VisitCancelled) Reset() {
+	*x = VisitCancelled{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VisitCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VisitCancelled) ProtoMessage() {}
+
+func (x *VisitCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VisitCancelled.ProtoReflect.Descriptor instead.
+func (*VisitCancelled) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *VisitCancelled) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *VisitCancelled) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *VisitCancelled) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *VisitCancelled) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *VisitCancelled) GetCancelledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelledAt
+	}
+	return nil
+}
+
+// VisitAttempted records one attempt to make a visit.
+type VisitAttempted struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId     string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	TaskId      string                 `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	AgentId     string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Channel     v1.Channel             `protobuf:"varint,6,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	Disposition v1.Disposition         `protobuf:"varint,7,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
+	// 1 for the first attempt.
+	Attempt     int32                  `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	AttemptedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=attempted_at,json=attemptedAt,proto3" json:"attempted_at,omitempty"`
+	// When the next attempt is planned; unset when none is.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,11,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,12,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VisitAttempted) Reset() {
+	*x = VisitAttempted{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VisitAttempted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VisitAttempted) ProtoMessage() {}
+
+func (x *VisitAttempted) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VisitAttempted.ProtoReflect.Descriptor instead.
+func (*VisitAttempted) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *VisitAttempted) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *VisitAttempted) GetDisposition() v1.Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return v1.Disposition(0)
+}
+
+func (x *VisitAttempted) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *VisitAttempted) GetAttemptedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AttemptedAt
+	}
+	return nil
+}
+
+func (x *VisitAttempted) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+func (x *VisitAttempted) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *VisitAttempted) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// VisitUnreachable tells that a visit could not be made (无效回访): attempts ran out or the contact is invalid.
+type VisitUnreachable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId       string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Attempts      int32                  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,8,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VisitUnreachable) Reset() {
+	*x = VisitUnreachable{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VisitUnreachable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VisitUnreachable) ProtoMessage() {}
+
+func (x *VisitUnreachable) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VisitUnreachable.ProtoReflect.Descriptor instead.
+func (*VisitUnreachable) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *VisitUnreachable) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *VisitUnreachable) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *VisitUnreachable) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *VisitUnreachable) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *VisitUnreachable) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *VisitUnreachable) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *VisitUnreachable) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *VisitUnreachable) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+// ContactOptedOut tells that a customer asked not to be contacted on a channel.
+type ContactOptedOut struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Channel    v1.Channel             `protobuf:"varint,4,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// Where the request came from, e.g. "dispatch: asked to stop during visit <id>".
+	Source        string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactOptedOut) Reset() {
+	*x = ContactOptedOut{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactOptedOut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactOptedOut) ProtoMessage() {}
+
+func (x *ContactOptedOut) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactOptedOut.ProtoReflect.Descriptor instead.
+func (*ContactOptedOut) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ContactOptedOut) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ContactOptedOut) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ContactOptedOut) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ContactOptedOut) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *ContactOptedOut) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ContactOptedOut) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// FollowUpRequested asks the scheduler for another visit: a promised reply, a
+// confirmation after a resolved complaint, or another round until the customer is satisfied.
+type FollowUpRequested struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId  string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	ServiceId   string                 `protobuf:"bytes,4,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,5,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// The visit this one follows.
+	PreviousVisitId string                 `protobuf:"bytes,6,opt,name=previous_visit_id,json=previousVisitId,proto3" json:"previous_visit_id,omitempty"`
+	DueAt           *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	Deadline        *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Channel         v1.Channel             `protobuf:"varint,9,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// Why, e.g. "promised reply", "confirm resolution".
+	Reason  string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	OrgUnit string `protobuf:"bytes,11,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// The group or role that must make it; empty means any agent.
+	Group         string       `protobuf:"bytes,12,opt,name=group,proto3" json:"group,omitempty"`
+	Customer      *v1.Customer `protobuf:"bytes,13,opt,name=customer,proto3" json:"customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FollowUpRequested) Reset() {
+	*x = FollowUpRequested{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowUpRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowUpRequested) ProtoMessage() {}
+
+func (x *FollowUpRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowUpRequested.ProtoReflect.Descriptor instead.
+func (*FollowUpRequested) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FollowUpRequested) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetPreviousVisitId() string {
+	if x != nil {
+		return x.PreviousVisitId
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *FollowUpRequested) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *FollowUpRequested) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *FollowUpRequested) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FollowUpRequested) GetCustomer() *v1.Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+// ComplaintAcknowledged tells that the owning department took the complaint.
+type ComplaintAcknowledged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId   string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComplaintAcknowledged) Reset() {
+	*x = ComplaintAcknowledged{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComplaintAcknowledged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComplaintAcknowledged) ProtoMessage() {}
+
+func (x *ComplaintAcknowledged) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComplaintAcknowledged.ProtoReflect.Descriptor instead.
+func (*ComplaintAcknowledged) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ComplaintAcknowledged) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ComplaintAcknowledged) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ComplaintAcknowledged) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ComplaintAcknowledged) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ComplaintAcknowledged) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// ComplaintResolved tells that the owning department resolved a complaint; the
+// scheduler plans a confirmation visit.
+type ComplaintResolved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId   string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	VisitId       string                 `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	RootCause     string                 `protobuf:"bytes,6,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
+	Action        string                 `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	By            string                 `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
+	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,10,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Category      string                 `protobuf:"bytes,11,opt,name=category,proto3" json:"category,omitempty"`
+	Department    string                 `protobuf:"bytes,12,opt,name=department,proto3" json:"department,omitempty"`
+	Severity      v1.Severity            `protobuf:"varint,13,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	EscalatedAt   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
+	Customer      *v1.Customer           `protobuf:"bytes,15,opt,name=customer,proto3" json:"customer,omitempty"`
+	ServiceId     string                 `protobuf:"bytes,16,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComplaintResolved) Reset() {
+	*x = ComplaintResolved{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComplaintResolved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComplaintResolved) ProtoMessage() {}
+
+func (x *ComplaintResolved) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComplaintResolved.ProtoReflect.Descriptor instead.
+func (*ComplaintResolved) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ComplaintResolved) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetRootCause() string {
+	if x != nil {
+		return x.RootCause
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetResolvedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolvedAt
+	}
+	return nil
+}
+
+func (x *ComplaintResolved) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *ComplaintResolved) GetSeverity() v1.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v1.Severity(0)
+}
+
+func (x *ComplaintResolved) GetEscalatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EscalatedAt
+	}
+	return nil
+}
+
+func (x *ComplaintResolved) GetCustomer() *v1.Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *ComplaintResolved) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+// ComplaintReopened tells that a resolution did not satisfy the customer.
+type ComplaintReopened struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	Reason      string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The escalation level after reopening (0 = first owner).
+	Level         int32                  `protobuf:"varint,5,opt,name=level,proto3" json:"level,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	Department    string                 `protobuf:"bytes,7,opt,name=department,proto3" json:"department,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComplaintReopened) Reset() {
+	*x = ComplaintReopened{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComplaintReopened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComplaintReopened) ProtoMessage() {}
+
+func (x *ComplaintReopened) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComplaintReopened.ProtoReflect.Descriptor instead.
+func (*ComplaintReopened) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ComplaintReopened) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ComplaintReopened) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ComplaintReopened) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ComplaintReopened) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ComplaintReopened) GetLevel() int32 {
+	if x != nil {
+		return x.Level
+	}
+	return 0
+}
+
+func (x *ComplaintReopened) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *ComplaintReopened) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+// ComplaintClosed ends a complaint's loop: the customer is satisfied, or a manager closed it with a reason.
+type ComplaintClosed struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// "satisfied" or "closed_by_manager".
+	Outcome       string                 `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string                 `protobuf:"bytes,6,opt,name=by,proto3" json:"by,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,8,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Category      string                 `protobuf:"bytes,9,opt,name=category,proto3" json:"category,omitempty"`
+	EscalatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComplaintClosed) Reset() {
+	*x = ComplaintClosed{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComplaintClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComplaintClosed) ProtoMessage() {}
+
+func (x *ComplaintClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComplaintClosed.ProtoReflect.Descriptor instead.
+func (*ComplaintClosed) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ComplaintClosed) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *ComplaintClosed) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ComplaintClosed) GetEscalatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EscalatedAt
+	}
+	return nil
+}
+
+// ReviewSubmitted carries a quality-assurance score of one visit record.
+type ReviewSubmitted struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ReviewId   string                 `protobuf:"bytes,3,opt,name=review_id,json=reviewId,proto3" json:"review_id,omitempty"`
+	RecordId   string                 `protobuf:"bytes,4,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	AgentId    string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	ReviewerId string                 `protobuf:"bytes,6,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	// 0–100.
+	Score         int32                  `protobuf:"varint,7,opt,name=score,proto3" json:"score,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=at,proto3" json:"at,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,9,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewSubmitted) Reset() {
+	*x = ReviewSubmitted{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewSubmitted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewSubmitted) ProtoMessage() {}
+
+func (x *ReviewSubmitted) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewSubmitted.ProtoReflect.Descriptor instead.
+func (*ReviewSubmitted) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReviewSubmitted) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReviewSubmitted) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReviewSubmitted) GetReviewId() string {
+	if x != nil {
+		return x.ReviewId
+	}
+	return ""
+}
+
+func (x *ReviewSubmitted) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *ReviewSubmitted) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ReviewSubmitted) GetReviewerId() string {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return ""
+}
+
+func (x *ReviewSubmitted) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ReviewSubmitted) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *ReviewSubmitted) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+// TargetBreached tells that a figure fell below its target (seed 003 thresholds by default).
+type TargetBreached struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// e.g. "coverage", "satisfaction.overall", "timeliness".
+	Figure        string                 `protobuf:"bytes,3,opt,name=figure,proto3" json:"figure,omitempty"`
+	Value         float64                `protobuf:"fixed64,4,opt,name=value,proto3" json:"value,omitempty"`
+	Target        float64                `protobuf:"fixed64,5,opt,name=target,proto3" json:"target,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,6,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	PeriodStart   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetBreached) Reset() {
+	*x = TargetBreached{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetBreached) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetBreached) ProtoMessage() {}
+
+func (x *TargetBreached) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetBreached.ProtoReflect.Descriptor instead.
+func (*TargetBreached) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TargetBreached) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *TargetBreached) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *TargetBreached) GetFigure() string {
+	if x != nil {
+		return x.Figure
+	}
+	return ""
+}
+
+func (x *TargetBreached) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *TargetBreached) GetTarget() float64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *TargetBreached) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *TargetBreached) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *TargetBreached) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *TargetBreached) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_huifang_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_huifang_events_v1_events_proto_rawDesc = "" +
@@ -912,7 +2293,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12;\n" +
 	"\vassigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"assignedAt\"\x93\x05\n" +
+	"assignedAt\"\x8b\a\n" +
 	"\vVisitLogged\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -933,7 +2314,13 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\vcustomer_id\x18\x10 \x01(\tR\n" +
 	"customerId\x12\x1d\n" +
 	"\n" +
-	"service_id\x18\x11 \x01(\tR\tserviceId\"\xdd\x03\n" +
+	"service_id\x18\x11 \x01(\tR\tserviceId\x12)\n" +
+	"\x10product_category\x18\x12 \x01(\tR\x0fproductCategory\x12)\n" +
+	"\x10questionnaire_id\x18\x13 \x01(\tR\x0fquestionnaireId\x123\n" +
+	"\x15questionnaire_version\x18\x14 \x01(\x05R\x14questionnaireVersion\x12\x15\n" +
+	"\x03nps\x18\x15 \x01(\x05H\x00R\x03nps\x88\x01\x01\x12L\n" +
+	"\x14service_completed_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAtB\x06\n" +
+	"\x04_nps\"\xbd\x04\n" +
 	"\x12ComplaintEscalated\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
@@ -951,7 +2338,150 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12=\n" +
 	"\fescalated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\x12\x19\n" +
 	"\borg_unit\x18\f \x01(\tR\aorgUnit\x12$\n" +
-	"\x0eowner_agent_id\x18\r \x01(\tR\fownerAgentIdB=Z;github.com/huifang/huifang/proto/huifang/events/v1;eventsv1b\x06proto3"
+	"\x0eowner_agent_id\x18\r \x01(\tR\fownerAgentId\x12\x14\n" +
+	"\x05level\x18\x0e \x01(\x05R\x05level\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x0f \x01(\tR\tserviceId\x12)\n" +
+	"\x10product_category\x18\x10 \x01(\tR\x0fproductCategory\"\xfd\x01\n" +
+	"\x0fCustomerUpdated\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x126\n" +
+	"\bcustomer\x18\x03 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12%\n" +
+	"\x0echanged_fields\x18\x05 \x03(\tR\rchangedFields\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xba\x01\n" +
+	"\x0eVisitCancelled\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12=\n" +
+	"\fcancelled_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\x9e\x04\n" +
+	"\x0eVisitAttempted\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x17\n" +
+	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\x123\n" +
+	"\achannel\x18\x06 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12?\n" +
+	"\vdisposition\x18\a \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x12\x18\n" +
+	"\aattempt\x18\b \x01(\x05R\aattempt\x12=\n" +
+	"\fattempted_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vattemptedAt\x12B\n" +
+	"\x0fnext_attempt_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12\x1f\n" +
+	"\vcustomer_id\x18\v \x01(\tR\n" +
+	"customerId\x12\x19\n" +
+	"\borg_unit\x18\f \x01(\tR\aorgUnit\x126\n" +
+	"\bdeadline\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"\x81\x02\n" +
+	"\x10VisitUnreachable\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x1f\n" +
+	"\vcustomer_id\x18\x04 \x01(\tR\n" +
+	"customerId\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x19\n" +
+	"\borg_unit\x18\b \x01(\tR\aorgUnit\"\xe3\x01\n" +
+	"\x0fContactOptedOut\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x123\n" +
+	"\achannel\x18\x04 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12*\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xfb\x03\n" +
+	"\x11FollowUpRequested\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x04 \x01(\tR\tserviceId\x12!\n" +
+	"\fcomplaint_id\x18\x05 \x01(\tR\vcomplaintId\x12*\n" +
+	"\x11previous_visit_id\x18\x06 \x01(\tR\x0fpreviousVisitId\x121\n" +
+	"\x06due_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x126\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x123\n" +
+	"\achannel\x18\t \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12\x19\n" +
+	"\borg_unit\x18\v \x01(\tR\aorgUnit\x12\x14\n" +
+	"\x05group\x18\f \x01(\tR\x05group\x126\n" +
+	"\bcustomer\x18\r \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\"\xae\x01\n" +
+	"\x15ComplaintAcknowledged\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xd3\x04\n" +
+	"\x11ComplaintResolved\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x1f\n" +
+	"\vcustomer_id\x18\x04 \x01(\tR\n" +
+	"customerId\x12\x19\n" +
+	"\bvisit_id\x18\x05 \x01(\tR\avisitId\x12\x1d\n" +
+	"\n" +
+	"root_cause\x18\x06 \x01(\tR\trootCause\x12\x16\n" +
+	"\x06action\x18\a \x01(\tR\x06action\x12\x0e\n" +
+	"\x02by\x18\b \x01(\tR\x02by\x12;\n" +
+	"\vresolved_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"resolvedAt\x12\x19\n" +
+	"\borg_unit\x18\n" +
+	" \x01(\tR\aorgUnit\x12\x1a\n" +
+	"\bcategory\x18\v \x01(\tR\bcategory\x12\x1e\n" +
+	"\n" +
+	"department\x18\f \x01(\tR\n" +
+	"department\x126\n" +
+	"\bseverity\x18\r \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12=\n" +
+	"\fescalated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\x126\n" +
+	"\bcustomer\x18\x0f \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x10 \x01(\tR\tserviceId\"\xe8\x01\n" +
+	"\x11ComplaintReopened\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05level\x18\x05 \x01(\x05R\x05level\x12*\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1e\n" +
+	"\n" +
+	"department\x18\a \x01(\tR\n" +
+	"department\"\xd0\x02\n" +
+	"\x0fComplaintClosed\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x06 \x01(\tR\x02by\x12*\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x19\n" +
+	"\borg_unit\x18\b \x01(\tR\aorgUnit\x12\x1a\n" +
+	"\bcategory\x18\t \x01(\tR\bcategory\x12=\n" +
+	"\fescalated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\"\x9c\x02\n" +
+	"\x0fReviewSubmitted\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
+	"\treview_id\x18\x03 \x01(\tR\breviewId\x12\x1b\n" +
+	"\trecord_id\x18\x04 \x01(\tR\brecordId\x12\x19\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x1f\n" +
+	"\vreviewer_id\x18\x06 \x01(\tR\n" +
+	"reviewerId\x12\x14\n" +
+	"\x05score\x18\a \x01(\x05R\x05score\x12*\n" +
+	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x19\n" +
+	"\borg_unit\x18\t \x01(\tR\aorgUnit\"\xcf\x02\n" +
+	"\x0eTargetBreached\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06figure\x18\x03 \x01(\tR\x06figure\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\x01R\x05value\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\x01R\x06target\x12\x19\n" +
+	"\borg_unit\x18\x06 \x01(\tR\aorgUnit\x12=\n" +
+	"\fperiod_start\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12*\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02atB=Z;github.com/huifang/huifang/proto/huifang/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_huifang_events_v1_events_proto_rawDescOnce sync.Once
@@ -965,7 +2495,7 @@ func file_huifang_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_huifang_events_v1_events_proto_rawDescData
 }
 
-var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_huifang_events_v1_events_proto_goTypes = []any{
 	(*ServiceCompleted)(nil),      // 0: huifang.events.v1.ServiceCompleted
 	(*VisitPlanned)(nil),          // 1: huifang.events.v1.VisitPlanned
@@ -973,39 +2503,81 @@ var file_huifang_events_v1_events_proto_goTypes = []any{
 	(*VisitAssigned)(nil),         // 3: huifang.events.v1.VisitAssigned
 	(*VisitLogged)(nil),           // 4: huifang.events.v1.VisitLogged
 	(*ComplaintEscalated)(nil),    // 5: huifang.events.v1.ComplaintEscalated
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*v1.Customer)(nil),           // 7: huifang.types.v1.Customer
-	(*v1.Product)(nil),            // 8: huifang.types.v1.Product
-	(v1.Channel)(0),               // 9: huifang.types.v1.Channel
-	(*v1.Answer)(nil),             // 10: huifang.types.v1.Answer
-	(*v1.Problem)(nil),            // 11: huifang.types.v1.Problem
+	(*CustomerUpdated)(nil),       // 6: huifang.events.v1.CustomerUpdated
+	(*VisitCancelled)(nil),        // 7: huifang.events.v1.VisitCancelled
+	(*VisitAttempted)(nil),        // 8: huifang.events.v1.VisitAttempted
+	(*VisitUnreachable)(nil),      // 9: huifang.events.v1.VisitUnreachable
+	(*ContactOptedOut)(nil),       // 10: huifang.events.v1.ContactOptedOut
+	(*FollowUpRequested)(nil),     // 11: huifang.events.v1.FollowUpRequested
+	(*ComplaintAcknowledged)(nil), // 12: huifang.events.v1.ComplaintAcknowledged
+	(*ComplaintResolved)(nil),     // 13: huifang.events.v1.ComplaintResolved
+	(*ComplaintReopened)(nil),     // 14: huifang.events.v1.ComplaintReopened
+	(*ComplaintClosed)(nil),       // 15: huifang.events.v1.ComplaintClosed
+	(*ReviewSubmitted)(nil),       // 16: huifang.events.v1.ReviewSubmitted
+	(*TargetBreached)(nil),        // 17: huifang.events.v1.TargetBreached
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*v1.Customer)(nil),           // 19: huifang.types.v1.Customer
+	(*v1.Product)(nil),            // 20: huifang.types.v1.Product
+	(v1.Channel)(0),               // 21: huifang.types.v1.Channel
+	(*v1.Answer)(nil),             // 22: huifang.types.v1.Answer
+	(*v1.Problem)(nil),            // 23: huifang.types.v1.Problem
+	(v1.Disposition)(0),           // 24: huifang.types.v1.Disposition
+	(v1.Severity)(0),              // 25: huifang.types.v1.Severity
 }
 var file_huifang_events_v1_events_proto_depIdxs = []int32{
-	6,  // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	7,  // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
-	8,  // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
-	9,  // 3: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
-	6,  // 4: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
-	6,  // 5: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
-	9,  // 6: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
-	6,  // 7: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
-	6,  // 8: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
-	7,  // 9: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
-	6,  // 10: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
-	6,  // 11: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
-	9,  // 12: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
-	10, // 13: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
-	11, // 14: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
-	6,  // 15: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
-	6,  // 16: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
-	6,  // 17: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
-	6,  // 18: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	6,  // 19: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	19, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
+	20, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
+	21, // 3: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
+	18, // 4: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
+	18, // 5: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
+	21, // 6: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
+	18, // 7: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
+	18, // 8: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
+	19, // 9: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
+	18, // 10: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
+	18, // 11: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
+	21, // 12: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
+	22, // 13: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
+	23, // 14: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
+	18, // 15: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
+	18, // 16: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
+	18, // 17: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
+	18, // 18: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
+	18, // 19: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	18, // 20: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	19, // 21: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	18, // 22: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 23: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	21, // 24: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	24, // 25: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	18, // 26: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	18, // 27: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	18, // 28: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	18, // 29: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	21, // 30: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	18, // 31: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	18, // 32: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	18, // 33: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	21, // 34: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	19, // 35: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	18, // 36: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	18, // 37: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	25, // 38: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	18, // 39: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	19, // 40: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	18, // 41: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	18, // 42: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	18, // 43: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	18, // 44: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	18, // 45: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	18, // 46: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	18, // 47: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }
@@ -1013,13 +2585,14 @@ func file_huifang_events_v1_events_proto_init() {
 	if File_huifang_events_v1_events_proto != nil {
 		return
 	}
+	file_huifang_events_v1_events_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_events_v1_events_proto_rawDesc), len(file_huifang_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

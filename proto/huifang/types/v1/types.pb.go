@@ -134,6 +134,269 @@ func (Rating) EnumDescriptor() ([]byte, []int) {
 	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{1}
 }
 
+// Disposition is how one attempt to reach a customer ended.
+type Disposition int32
+
+const (
+	Disposition_DISPOSITION_UNSPECIFIED     Disposition = 0
+	Disposition_DISPOSITION_ANSWERED        Disposition = 1
+	Disposition_DISPOSITION_NO_ANSWER       Disposition = 2
+	Disposition_DISPOSITION_BUSY            Disposition = 3
+	Disposition_DISPOSITION_WRONG_NUMBER    Disposition = 4
+	Disposition_DISPOSITION_REFUSED         Disposition = 5
+	Disposition_DISPOSITION_CALL_BACK_LATER Disposition = 6
+	Disposition_DISPOSITION_ASKED_TO_STOP   Disposition = 7
+	// Automatic channels: the message left Huifang, reached the handset, or could not be sent.
+	Disposition_DISPOSITION_SENT      Disposition = 8
+	Disposition_DISPOSITION_DELIVERED Disposition = 9
+	Disposition_DISPOSITION_FAILED    Disposition = 10
+)
+
+// Enum value maps for Disposition.
+var (
+	Disposition_name = map[int32]string{
+		0:  "DISPOSITION_UNSPECIFIED",
+		1:  "DISPOSITION_ANSWERED",
+		2:  "DISPOSITION_NO_ANSWER",
+		3:  "DISPOSITION_BUSY",
+		4:  "DISPOSITION_WRONG_NUMBER",
+		5:  "DISPOSITION_REFUSED",
+		6:  "DISPOSITION_CALL_BACK_LATER",
+		7:  "DISPOSITION_ASKED_TO_STOP",
+		8:  "DISPOSITION_SENT",
+		9:  "DISPOSITION_DELIVERED",
+		10: "DISPOSITION_FAILED",
+	}
+	Disposition_value = map[string]int32{
+		"DISPOSITION_UNSPECIFIED":     0,
+		"DISPOSITION_ANSWERED":        1,
+		"DISPOSITION_NO_ANSWER":       2,
+		"DISPOSITION_BUSY":            3,
+		"DISPOSITION_WRONG_NUMBER":    4,
+		"DISPOSITION_REFUSED":         5,
+		"DISPOSITION_CALL_BACK_LATER": 6,
+		"DISPOSITION_ASKED_TO_STOP":   7,
+		"DISPOSITION_SENT":            8,
+		"DISPOSITION_DELIVERED":       9,
+		"DISPOSITION_FAILED":          10,
+	}
+)
+
+func (x Disposition) Enum() *Disposition {
+	p := new(Disposition)
+	*p = x
+	return p
+}
+
+func (x Disposition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Disposition) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_types_v1_types_proto_enumTypes[2].Descriptor()
+}
+
+func (Disposition) Type() protoreflect.EnumType {
+	return &file_huifang_types_v1_types_proto_enumTypes[2]
+}
+
+func (x Disposition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Disposition.Descriptor instead.
+func (Disposition) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+// Severity of a complaint (seed 000: ordinary, urgent 紧要, major 重点).
+type Severity int32
+
+const (
+	Severity_SEVERITY_UNSPECIFIED Severity = 0
+	Severity_SEVERITY_GENERAL     Severity = 1
+	Severity_SEVERITY_URGENT      Severity = 2
+	Severity_SEVERITY_MAJOR       Severity = 3
+)
+
+// Enum value maps for Severity.
+var (
+	Severity_name = map[int32]string{
+		0: "SEVERITY_UNSPECIFIED",
+		1: "SEVERITY_GENERAL",
+		2: "SEVERITY_URGENT",
+		3: "SEVERITY_MAJOR",
+	}
+	Severity_value = map[string]int32{
+		"SEVERITY_UNSPECIFIED": 0,
+		"SEVERITY_GENERAL":     1,
+		"SEVERITY_URGENT":      2,
+		"SEVERITY_MAJOR":       3,
+	}
+)
+
+func (x Severity) Enum() *Severity {
+	p := new(Severity)
+	*p = x
+	return p
+}
+
+func (x Severity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Severity) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_types_v1_types_proto_enumTypes[3].Descriptor()
+}
+
+func (Severity) Type() protoreflect.EnumType {
+	return &file_huifang_types_v1_types_proto_enumTypes[3]
+}
+
+func (x Severity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Severity.Descriptor instead.
+func (Severity) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+// ContactWindow is a daily time window, in the customer's time zone, e.g. 10:00–11:30 (seed 002).
+type ContactWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Minutes after midnight.
+	StartMinute   int32 `protobuf:"varint,1,opt,name=start_minute,json=startMinute,proto3" json:"start_minute,omitempty"`
+	EndMinute     int32 `protobuf:"varint,2,opt,name=end_minute,json=endMinute,proto3" json:"end_minute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactWindow) Reset() {
+	*x = ContactWindow{}
+	mi := &file_huifang_types_v1_types_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactWindow) ProtoMessage() {}
+
+func (x *ContactWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_types_v1_types_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactWindow.ProtoReflect.Descriptor instead.
+func (*ContactWindow) Descriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ContactWindow) GetStartMinute() int32 {
+	if x != nil {
+		return x.StartMinute
+	}
+	return 0
+}
+
+func (x *ContactWindow) GetEndMinute() int32 {
+	if x != nil {
+		return x.EndMinute
+	}
+	return 0
+}
+
+// ContactPreferences say how and when a customer may be contacted.
+type ContactPreferences struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Channels the customer opted out of.
+	OptedOut []Channel        `protobuf:"varint,1,rep,packed,name=opted_out,json=optedOut,proto3,enum=huifang.types.v1.Channel" json:"opted_out,omitempty"`
+	Windows  []*ContactWindow `protobuf:"bytes,2,rep,name=windows,proto3" json:"windows,omitempty"`
+	// IANA time zone, e.g. "Asia/Shanghai".
+	TimeZone string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// BCP 47 language tag, e.g. "zh-CN".
+	Language string `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
+	// The customer dislikes calls: contact less often (seed 002).
+	DislikesCalls bool `protobuf:"varint,5,opt,name=dislikes_calls,json=dislikesCalls,proto3" json:"dislikes_calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactPreferences) Reset() {
+	*x = ContactPreferences{}
+	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactPreferences) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactPreferences) ProtoMessage() {}
+
+func (x *ContactPreferences) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactPreferences.ProtoReflect.Descriptor instead.
+func (*ContactPreferences) Descriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ContactPreferences) GetOptedOut() []Channel {
+	if x != nil {
+		return x.OptedOut
+	}
+	return nil
+}
+
+func (x *ContactPreferences) GetWindows() []*ContactWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+func (x *ContactPreferences) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ContactPreferences) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *ContactPreferences) GetDislikesCalls() bool {
+	if x != nil {
+		return x.DislikesCalls
+	}
+	return false
+}
+
 // Customer is the snapshot of a customer that travels with events and tasks.
 type Customer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -145,14 +408,18 @@ type Customer struct {
 	Phone      string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
 	Email      string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
 	// The customer's tier (e.g. "key"), computed by intake.
-	Tier          string `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
+	Tier        string              `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
+	Preferences *ContactPreferences `protobuf:"bytes,7,opt,name=preferences,proto3" json:"preferences,omitempty"`
+	// Staff who know the customer; at least two (seed 002). The first is the primary owner.
+	OwnerIds      []string `protobuf:"bytes,8,rep,name=owner_ids,json=ownerIds,proto3" json:"owner_ids,omitempty"`
+	OrgUnit       string   `protobuf:"bytes,9,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[0]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +431,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[0]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +444,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{0}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Customer) GetId() string {
@@ -222,6 +489,27 @@ func (x *Customer) GetTier() string {
 	return ""
 }
 
+func (x *Customer) GetPreferences() *ContactPreferences {
+	if x != nil {
+		return x.Preferences
+	}
+	return nil
+}
+
+func (x *Customer) GetOwnerIds() []string {
+	if x != nil {
+		return x.OwnerIds
+	}
+	return nil
+}
+
+func (x *Customer) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
 // Product is the product a service was about.
 type Product struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -235,7 +523,7 @@ type Product struct {
 
 func (x *Product) Reset() {
 	*x = Product{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +535,7 @@ func (x *Product) String() string {
 func (*Product) ProtoMessage() {}
 
 func (x *Product) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +548,7 @@ func (x *Product) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Product.ProtoReflect.Descriptor instead.
 func (*Product) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Product) GetSku() string {
@@ -304,7 +592,7 @@ type Answer struct {
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +604,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +617,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Answer) GetAspect() string {
@@ -365,7 +653,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +665,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +678,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Problem) GetCategory() string {
@@ -411,7 +699,17 @@ var File_huifang_types_v1_types_proto protoreflect.FileDescriptor
 
 const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1chuifang/types/v1/types.proto\x12\x10huifang.types.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n" +
+	"\x1chuifang/types/v1/types.proto\x12\x10huifang.types.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n" +
+	"\rContactWindow\x12!\n" +
+	"\fstart_minute\x18\x01 \x01(\x05R\vstartMinute\x12\x1d\n" +
+	"\n" +
+	"end_minute\x18\x02 \x01(\x05R\tendMinute\"\xe7\x01\n" +
+	"\x12ContactPreferences\x126\n" +
+	"\topted_out\x18\x01 \x03(\x0e2\x19.huifang.types.v1.ChannelR\boptedOut\x129\n" +
+	"\awindows\x18\x02 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1a\n" +
+	"\blanguage\x18\x04 \x01(\tR\blanguage\x12%\n" +
+	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\x8f\x02\n" +
 	"\bCustomer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x02 \x01(\tR\n" +
@@ -419,7 +717,10 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x14\n" +
 	"\x05phone\x18\x04 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05email\x18\x05 \x01(\tR\x05email\x12\x12\n" +
-	"\x04tier\x18\x06 \x01(\tR\x04tier\"\x92\x01\n" +
+	"\x04tier\x18\x06 \x01(\tR\x04tier\x12F\n" +
+	"\vpreferences\x18\a \x01(\v2$.huifang.types.v1.ContactPreferencesR\vpreferences\x12\x1b\n" +
+	"\towner_ids\x18\b \x03(\tR\bownerIds\x12\x19\n" +
+	"\borg_unit\x18\t \x01(\tR\aorgUnit\"\x92\x01\n" +
 	"\aProduct\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x16\n" +
@@ -443,7 +744,25 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\x12RATING_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10RATING_SATISFIED\x10\x01\x12\x1b\n" +
 	"\x17RATING_FAIRLY_SATISFIED\x10\x02\x12\x16\n" +
-	"\x12RATING_UNSATISFIED\x10\x03B;Z9github.com/huifang/huifang/proto/huifang/types/v1;typesv1b\x06proto3"
+	"\x12RATING_UNSATISFIED\x10\x03*\xb5\x02\n" +
+	"\vDisposition\x12\x1b\n" +
+	"\x17DISPOSITION_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14DISPOSITION_ANSWERED\x10\x01\x12\x19\n" +
+	"\x15DISPOSITION_NO_ANSWER\x10\x02\x12\x14\n" +
+	"\x10DISPOSITION_BUSY\x10\x03\x12\x1c\n" +
+	"\x18DISPOSITION_WRONG_NUMBER\x10\x04\x12\x17\n" +
+	"\x13DISPOSITION_REFUSED\x10\x05\x12\x1f\n" +
+	"\x1bDISPOSITION_CALL_BACK_LATER\x10\x06\x12\x1d\n" +
+	"\x19DISPOSITION_ASKED_TO_STOP\x10\a\x12\x14\n" +
+	"\x10DISPOSITION_SENT\x10\b\x12\x19\n" +
+	"\x15DISPOSITION_DELIVERED\x10\t\x12\x16\n" +
+	"\x12DISPOSITION_FAILED\x10\n" +
+	"*c\n" +
+	"\bSeverity\x12\x18\n" +
+	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10SEVERITY_GENERAL\x10\x01\x12\x13\n" +
+	"\x0fSEVERITY_URGENT\x10\x02\x12\x12\n" +
+	"\x0eSEVERITY_MAJOR\x10\x03B;Z9github.com/huifang/huifang/proto/huifang/types/v1;typesv1b\x06proto3"
 
 var (
 	file_huifang_types_v1_types_proto_rawDescOnce sync.Once
@@ -457,25 +776,32 @@ func file_huifang_types_v1_types_proto_rawDescGZIP() []byte {
 	return file_huifang_types_v1_types_proto_rawDescData
 }
 
-var file_huifang_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_huifang_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_huifang_types_v1_types_proto_goTypes = []any{
 	(Channel)(0),                  // 0: huifang.types.v1.Channel
 	(Rating)(0),                   // 1: huifang.types.v1.Rating
-	(*Customer)(nil),              // 2: huifang.types.v1.Customer
-	(*Product)(nil),               // 3: huifang.types.v1.Product
-	(*Answer)(nil),                // 4: huifang.types.v1.Answer
-	(*Problem)(nil),               // 5: huifang.types.v1.Problem
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(Disposition)(0),              // 2: huifang.types.v1.Disposition
+	(Severity)(0),                 // 3: huifang.types.v1.Severity
+	(*ContactWindow)(nil),         // 4: huifang.types.v1.ContactWindow
+	(*ContactPreferences)(nil),    // 5: huifang.types.v1.ContactPreferences
+	(*Customer)(nil),              // 6: huifang.types.v1.Customer
+	(*Product)(nil),               // 7: huifang.types.v1.Product
+	(*Answer)(nil),                // 8: huifang.types.v1.Answer
+	(*Problem)(nil),               // 9: huifang.types.v1.Problem
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_huifang_types_v1_types_proto_depIdxs = []int32{
-	6, // 0: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
-	1, // 1: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: huifang.types.v1.ContactPreferences.opted_out:type_name -> huifang.types.v1.Channel
+	4,  // 1: huifang.types.v1.ContactPreferences.windows:type_name -> huifang.types.v1.ContactWindow
+	5,  // 2: huifang.types.v1.Customer.preferences:type_name -> huifang.types.v1.ContactPreferences
+	10, // 3: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
+	1,  // 4: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_huifang_types_v1_types_proto_init() }
@@ -488,8 +814,8 @@ func file_huifang_types_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_types_v1_types_proto_rawDesc), len(file_huifang_types_v1_types_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   4,
+			NumEnums:      4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
