@@ -1,19 +1,24 @@
 // Command feedback runs Huifang's feedback service: it learns visits from
-// VisitDue, records what customers answered, opens complaints for their
-// problems and publishes VisitLogged and ComplaintEscalated.
+// VisitDue, keeps the questionnaires, records what customers answered, runs
+// the complaint loop until the customer is satisfied, escalates overdue
+// complaints by itself and samples records for quality review.
 package main
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 
 	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/services/feedback/internal/complaint"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
+	"github.com/huifang/huifang/services/feedback/internal/escalator"
 	"github.com/huifang/huifang/services/feedback/internal/grpcapi"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/migrations"
 )
@@ -22,9 +27,17 @@ func main() { app.Main("feedback", run) }
 
 type config struct {
 	app.Base
-	// ComplaintDeadline is how long the owning department has to answer a
-	// complaint (seed 003: 48 hours).
+	// ComplaintDeadline is how long the owning department has at each level
+	// when its category rule names no deadline (seed 003: 48 hours).
 	ComplaintDeadline time.Duration `env:"COMPLAINT_DEADLINE" default:"48h"`
+	// ComplaintRules route problems by category:
+	// category=department[:severity[:deadline]], comma-separated; "*" is every other category.
+	ComplaintRules string `env:"COMPLAINT_RULES" default:"product_quality=rnd_production:general:30d,service_quality=after_sales:general:7d,unsatisfied=service_manager:general:48h,*=service_manager:general:48h"`
+	// PolicyQuestionnaires names the questionnaire of a scheduler policy's
+	// visits for every tenant: policy_id=questionnaire_id, comma-separated.
+	PolicyQuestionnaires string `env:"POLICY_QUESTIONNAIRES" default:"builtin-appliance-purchase=seed-001-appliance"`
+	// EscalationInterval is how often overdue complaints are looked for.
+	EscalationInterval time.Duration `env:"ESCALATION_INTERVAL" default:"1m"`
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
@@ -35,16 +48,55 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if cfg.ComplaintDeadline <= 0 {
 		return fmt.Errorf("COMPLAINT_DEADLINE must be positive, got %s", cfg.ComplaintDeadline)
 	}
+	if cfg.EscalationInterval <= 0 {
+		return fmt.Errorf("ESCALATION_INTERVAL must be positive, got %s", cfg.EscalationInterval)
+	}
+	rules, err := complaint.ParseRules(cfg.ComplaintRules, cfg.ComplaintDeadline)
+	if err != nil {
+		return fmt.Errorf("COMPLAINT_RULES: %w", err)
+	}
+	policies, err := parsePolicies(cfg.PolicyQuestionnaires)
+	if err != nil {
+		return fmt.Errorf("POLICY_QUESTIONNAIRES: %w", err)
+	}
 	rt, err := app.Start(ctx, log, "feedback", cfg.Base, migrations.FS)
 	if err != nil {
 		return err
 	}
+	st := &store.Store{Pool: rt.Pool}
+	if err := st.EnsureSeeds(ctx, questionnaire.Seeds(), time.Now()); err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	if err := st.ConfigurePolicies(ctx, policies); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	rt.Consume(consumer.VisitDue())
+	esc := &escalator.Escalator{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now, Interval: cfg.EscalationInterval}
+	rt.Go("complaint-escalator", esc.Run)
 	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{
-		Store:             &store.Store{Pool: rt.Pool},
-		Relay:             rt.Relay,
-		Now:               time.Now,
-		ComplaintDeadline: cfg.ComplaintDeadline,
+		Store: st,
+		Relay: rt.Relay,
+		Now:   time.Now,
+		Rules: rules,
 	})
 	return rt.Run(ctx)
+}
+
+// parsePolicies reads policy_id=questionnaire_id entries, comma-separated.
+func parsePolicies(spec string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, e := range strings.Split(spec, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		policy, qid, ok := strings.Cut(e, "=")
+		policy, qid = strings.TrimSpace(policy), strings.TrimSpace(qid)
+		if !ok || policy == "" || !questionnaire.IDPattern.MatchString(qid) {
+			return nil, fmt.Errorf("entry %q: want policy_id=questionnaire_id", e)
+		}
+		out[policy] = qid
+	}
+	return out, nil
 }

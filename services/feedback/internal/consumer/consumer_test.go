@@ -109,7 +109,7 @@ func TestVisitDueStoresOneVisitAndDeadLettersMalformed(t *testing.T) {
 		EventId: "due-1", VisitId: "v-1", ServiceId: "s-1", PolicyId: "p-1", Channel: typesv1.Channel_CHANNEL_PHONE,
 		DueAt: timestamppb.New(due), Deadline: timestamppb.New(due.Add(48 * time.Hour)),
 		Customer: &typesv1.Customer{Id: "c-1"}, OrgUnit: "branch-north", ServiceType: "repair",
-		ServiceCompletedAt: timestamppb.New(due.Add(-24 * time.Hour)),
+		ServiceCompletedAt: timestamppb.New(due.Add(-24 * time.Hour)), ComplaintId: "comp-1",
 	}
 	e.publish(t, "due-1", marshal(t, ev))
 	// The scheduler emitting the same visit again under a new event id.
@@ -122,12 +122,13 @@ func TestVisitDueStoresOneVisitAndDeadLettersMalformed(t *testing.T) {
 	require.Equal(t, 4, e.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.VisitDueDurable))
 	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM visits`))
 	var (
-		customer, service, policy, channel, org, stype string
-		dueAt, deadline, completed                     time.Time
+		customer, service, policy, channel, org, stype, complaint string
+		dueAt, deadline, completed                                time.Time
 	)
-	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT customer_id, service_id, policy_id, channel, org_unit, service_type, due_at, deadline, service_completed_at
-FROM visits WHERE tenant_id = 'default' AND visit_id = 'v-1'`).Scan(&customer, &service, &policy, &channel, &org, &stype, &dueAt, &deadline, &completed))
-	require.Equal(t, []string{"c-1", "s-1", "p-1", "CHANNEL_PHONE", "branch-north", "repair"}, []string{customer, service, policy, channel, org, stype})
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT customer_id, service_id, policy_id, channel, org_unit, service_type, due_at, deadline, service_completed_at, complaint_id
+FROM visits WHERE tenant_id = 'default' AND visit_id = 'v-1'`).Scan(&customer, &service, &policy, &channel, &org, &stype, &dueAt, &deadline, &completed, &complaint))
+	require.Equal(t, []string{"c-1", "s-1", "p-1", "CHANNEL_PHONE", "branch-north", "repair", "comp-1"},
+		[]string{customer, service, policy, channel, org, stype, complaint}, "a confirmation visit names its complaint")
 	require.True(t, dueAt.Equal(due))
 	require.True(t, deadline.Equal(due.Add(48*time.Hour)))
 	require.True(t, completed.Equal(due.Add(-24*time.Hour)))

@@ -33,6 +33,7 @@ import (
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
 	"github.com/huifang/huifang/services/feedback/internal/grpcapi"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 	"github.com/huifang/huifang/services/feedback/migrations"
@@ -66,7 +67,7 @@ type env struct {
 	client feedbackv1.FeedbackServiceClient
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	ctx := t.Context()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -78,9 +79,11 @@ func setup(t *testing.T) *env {
 		relay: outbox.NewRelay(pool, js, log, "feedback"),
 		clock: &clock{t: time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)},
 	}
+	st := &store.Store{Pool: pool}
+	require.NoError(t, st.EnsureSeeds(ctx, questionnaire.Seeds(), e.clock.Now()))
 	srv := grpcserver.New(log, "", "")
 	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC, &grpcapi.Server{
-		Store: &store.Store{Pool: pool}, Relay: e.relay, Now: e.clock.Now, ComplaintDeadline: complaint.DefaultDeadline,
+		Store: st, Relay: e.relay, Now: e.clock.Now, Rules: complaint.MustRules(complaint.DefaultRulesSpec, complaint.DefaultDeadline),
 	})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -139,6 +142,7 @@ func logRequest(visitID string, overall typesv1.Rating, problems ...*typesv1.Pro
 }
 
 func TestLogVisitStoresRecordAndPublishesVisitLogged(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := e.seedVisit(t, "v-1")
 
@@ -172,6 +176,7 @@ func TestLogVisitStoresRecordAndPublishesVisitLogged(t *testing.T) {
 		Channel: typesv1.Channel_CHANNEL_PHONE, Answers: req.Answers, LoggedAt: rec.LoggedAt,
 		DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline), OrgUnit: v.OrgUnit,
 		ServiceType: v.ServiceType, PolicyId: v.PolicyID, CustomerId: v.CustomerID, ServiceId: v.ServiceID,
+		ServiceCompletedAt: timestamppb.New(v.ServiceCompletedAt),
 	}
 	require.True(t, proto.Equal(want, stored), "got %v\nwant %v", stored, want)
 
@@ -189,28 +194,30 @@ func TestLogVisitStoresRecordAndPublishesVisitLogged(t *testing.T) {
 }
 
 func TestLogVisitOpensComplaints(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		req      func(visitID string) *feedbackv1.LogVisitRequest
 		category string // empty: no complaint
 		dept     string
 		desc     string
+		deadline time.Duration
 	}{
 		{
-			name: "unsatisfied with a product problem goes to R&D and production (seed 001)",
+			name: "unsatisfied with a product problem goes to R&D and production within the 30 days of an improvement plan (seed 001, seed 003)",
 			req: func(id string) *feedbackv1.LogVisitRequest {
 				return logRequest(id, typesv1.Rating_RATING_UNSATISFIED, &typesv1.Problem{Category: "product_quality", Description: "the compressor is loud"})
 			},
-			category: "product_quality", dept: "rnd_production", desc: "the compressor is loud",
+			category: "product_quality", dept: "rnd_production", desc: "the compressor is loud", deadline: 30 * 24 * time.Hour,
 		},
 		{
-			name: "unsatisfied without a problem goes to the service manager (seed 000)",
+			name: "unsatisfied without a problem goes to the service manager within 48 hours (seed 000, seed 003)",
 			req: func(id string) *feedbackv1.LogVisitRequest {
 				r := logRequest(id, typesv1.Rating_RATING_UNSATISFIED)
 				r.Comments = "the advisor never called back"
 				return r
 			},
-			category: "unsatisfied", dept: "service_manager", desc: "the advisor never called back",
+			category: "unsatisfied", dept: "service_manager", desc: "the advisor never called back", deadline: 48 * time.Hour,
 		},
 		{
 			name: "satisfied opens none",
@@ -248,7 +255,8 @@ func TestLogVisitOpensComplaints(t *testing.T) {
 			require.Equal(t, "general", c.Severity)
 			require.Equal(t, "open", c.Status)
 			require.Equal(t, "a-1", c.OwnerAgentId, "seed 002: first-contact ownership")
-			require.Equal(t, e.clock.Now().Add(48*time.Hour), c.Deadline.AsTime(), "seed 003: 48 hours")
+			require.Equal(t, e.clock.Now().Add(tt.deadline), c.Deadline.AsTime())
+			require.Zero(t, c.Level)
 			require.Equal(t, v.CustomerID, c.CustomerId)
 
 			require.Len(t, escalated, 1)
@@ -258,11 +266,14 @@ func TestLogVisitOpensComplaints(t *testing.T) {
 			require.Equal(t, v.OrgUnit, ev.OrgUnit)
 			require.Equal(t, "a-1", ev.OwnerAgentId)
 			require.Equal(t, c.Deadline.AsTime(), ev.Deadline.AsTime())
+			require.Zero(t, ev.Level)
+			require.Equal(t, v.ServiceID, ev.ServiceId)
 		})
 	}
 }
 
 func TestLogVisitRefusesInvalidAnswers(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.seedVisit(t, "v-1")
 	req := &feedbackv1.LogVisitRequest{
@@ -292,6 +303,7 @@ func TestLogVisitRefusesInvalidAnswers(t *testing.T) {
 }
 
 func TestLogVisitTwiceIsRefused(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.seedVisit(t, "v-1")
 	first, err := e.client.LogVisit(e.ctx, logRequest("v-1", typesv1.Rating_RATING_SATISFIED))
@@ -315,6 +327,7 @@ func TestLogVisitTwiceIsRefused(t *testing.T) {
 }
 
 func TestLogVisitUnknownVisitIsNotFoundUntilVisitDue(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	_, err := e.client.LogVisit(e.ctx, logRequest("v-late", typesv1.Rating_RATING_SATISFIED))
 	st := status.Convert(err)
@@ -348,6 +361,7 @@ func TestLogVisitUnknownVisitIsNotFoundUntilVisitDue(t *testing.T) {
 }
 
 func TestListComplaintsPagesNewestFirst(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	var want []string // newest first
 	for _, id := range []string{"v-1", "v-2", "v-3"} {
@@ -381,6 +395,7 @@ func TestListComplaintsPagesNewestFirst(t *testing.T) {
 }
 
 func TestGetVisitRecordUnknown(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	_, err := e.client.GetVisitRecord(e.ctx, &feedbackv1.GetVisitRecordRequest{Id: "nope"})
 	require.Equal(t, codes.NotFound, status.Code(err))

@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,17 @@ func validRequest() *feedbackv1.LogVisitRequest {
 		AgentId: "a-1",
 		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}},
 	}
+}
+
+var now = time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
+
+// check runs both stages of LogVisit's checks for a visit planned on channel, without a questionnaire.
+func check(req *feedbackv1.LogVisitRequest, channel typesv1.Channel) error {
+	if err := record.Validate(req, now); err != nil {
+		return err
+	}
+	_, err := record.Complete(req, visit.Visit{Channel: channel}, nil, false)
+	return err
 }
 
 func TestValidate(t *testing.T) {
@@ -58,13 +70,34 @@ func TestValidate(t *testing.T) {
 			r.StartedAt, r.EndedAt = timestamppb.New(at), timestamppb.New(at.Add(-time.Second))
 		}, []string{"ended_at"}},
 		{"unknown channel", func(r *feedbackv1.LogVisitRequest) { r.Channel = 42 }, []string{"channel"}},
+		{"times in the future", func(r *feedbackv1.LogVisitRequest) {
+			r.StartedAt, r.EndedAt = timestamppb.New(now.Add(time.Hour)), timestamppb.New(now.Add(2*time.Hour))
+		}, []string{"started_at", "ended_at"}},
+		{"on site without signature (seed 000)", func(r *feedbackv1.LogVisitRequest) { r.Channel = typesv1.Channel_CHANNEL_ONSITE }, []string{"signature_ref"}},
+		{"on site with signature (seed 000)", func(r *feedbackv1.LogVisitRequest) {
+			r.Channel, r.SignatureRef = typesv1.Channel_CHANNEL_ONSITE, "sig-1"
+		}, nil},
+		{"attachments need kind and ref", func(r *feedbackv1.LogVisitRequest) {
+			r.Attachments = []*feedbackv1.Attachment{{Kind: "call_recording", Ref: "rec-1"}, {Kind: "Call Recording"}}
+		}, []string{"attachments[1].kind", "attachments[1].ref"}},
+		{"promised reply needs question and a future time (seed 000)", func(r *feedbackv1.LogVisitRequest) {
+			r.PromisedReplies = []*feedbackv1.PromisedReply{
+				{Question: "when is the part in?", PromisedAt: timestamppb.New(now.Add(24 * time.Hour))},
+				{PromisedAt: timestamppb.New(now.Add(-time.Hour))},
+				{Question: "x"},
+			}
+		}, []string{"promised_replies[1].question", "promised_replies[1].promised_at", "promised_replies[2].promised_at"}},
+		{"problem severity must be known", func(r *feedbackv1.LogVisitRequest) {
+			r.Problems = []*typesv1.Problem{{Category: "billing", Description: "x", Severity: 7}}
+		}, []string{"problems[0].severity"}},
+		{"comments are bounded", func(r *feedbackv1.LogVisitRequest) { r.Comments = strings.Repeat("长", record.MaxComments+1) }, []string{"comments"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := validRequest()
 			tt.modify(req)
 			record.Normalize(req)
-			err := record.Validate(req)
+			err := check(req, typesv1.Channel_CHANNEL_PHONE)
 			if tt.fields == nil {
 				require.NoError(t, err)
 				return
@@ -86,7 +119,7 @@ func TestValidateMinimalJSON(t *testing.T) {
 	req := &feedbackv1.LogVisitRequest{}
 	require.NoError(t, protojson.Unmarshal([]byte(`{"visit_id":"v-9","agent_id":"a-1","answers":[{"aspect":"overall","rating":"RATING_SATISFIED"}]}`), req))
 	record.Normalize(req)
-	require.NoError(t, record.Validate(req))
+	require.NoError(t, check(req, typesv1.Channel_CHANNEL_PHONE))
 	require.Equal(t, visit.DefaultTenant, req.TenantId)
 }
 
@@ -96,14 +129,14 @@ func TestNewTakesPlannedChannelWhenUnset(t *testing.T) {
 
 	req := validRequest()
 	record.Normalize(req)
-	rec := record.New("r-1", req, v, logged)
+	rec := record.New("r-1", req, v, req.Answers, nil, logged)
 	require.Equal(t, typesv1.Channel_CHANNEL_SMS, rec.Channel)
 	require.Equal(t, "c-1", rec.CustomerId)
 	require.Equal(t, "branch-1", rec.OrgUnit)
 	require.Equal(t, logged, rec.LoggedAt.AsTime())
 
 	req.Channel = typesv1.Channel_CHANNEL_PHONE
-	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, record.New("r-2", req, v, logged).Channel)
+	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, record.New("r-2", req, v, req.Answers, nil, logged).Channel)
 }
 
 func TestLoggedCarriesVisitContext(t *testing.T) {
@@ -116,8 +149,8 @@ func TestLoggedCarriesVisitContext(t *testing.T) {
 	req := validRequest()
 	req.Comments = "fine"
 	record.Normalize(req)
-	rec := record.New("r-1", req, v, due.Add(time.Hour))
-	ev := record.Logged("e-1", rec, v)
+	rec := record.New("r-1", req, v, req.Answers, nil, due.Add(time.Hour))
+	ev := record.Logged("e-1", rec, v, nil)
 	require.Equal(t, "e-1", ev.EventId)
 	require.Equal(t, "r-1", ev.RecordId)
 	require.Equal(t, "a-1", ev.AgentId)

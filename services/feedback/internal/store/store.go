@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
@@ -45,14 +47,15 @@ type Store struct {
 // the same visit (a redelivery, or the scheduler re-emitting it) updates the
 // context in place, so each visit has one row.
 func SaveVisit(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
-	_, err := tx.Exec(ctx, `INSERT INTO visits (tenant_id, visit_id, customer_id, service_id, policy_id, channel, due_at, deadline, org_unit, service_type, service_completed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	_, err := tx.Exec(ctx, `INSERT INTO visits (tenant_id, visit_id, customer_id, service_id, policy_id, channel, due_at, deadline, org_unit, service_type, service_completed_at, complaint_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (tenant_id, visit_id) DO UPDATE SET
   customer_id = EXCLUDED.customer_id, service_id = EXCLUDED.service_id, policy_id = EXCLUDED.policy_id,
   channel = EXCLUDED.channel, due_at = EXCLUDED.due_at, deadline = EXCLUDED.deadline, org_unit = EXCLUDED.org_unit,
-  service_type = EXCLUDED.service_type, service_completed_at = EXCLUDED.service_completed_at, updated_at = now()`,
+  service_type = EXCLUDED.service_type, service_completed_at = EXCLUDED.service_completed_at,
+  complaint_id = EXCLUDED.complaint_id, updated_at = now()`,
 		v.TenantID, v.VisitID, v.CustomerID, v.ServiceID, v.PolicyID, v.Channel.String(),
-		nullTime(v.DueAt), nullTime(v.Deadline), v.OrgUnit, v.ServiceType, nullTime(v.ServiceCompletedAt))
+		nullTime(v.DueAt), nullTime(v.Deadline), v.OrgUnit, v.ServiceType, nullTime(v.ServiceCompletedAt), v.ComplaintID)
 	if err != nil {
 		return fmt.Errorf("store: save visit %s: %w", v.VisitID, err)
 	}
@@ -64,9 +67,9 @@ func GetVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string) (visit.Vis
 	v := visit.Visit{TenantID: tenant, VisitID: visitID}
 	var channel string
 	var due, deadline, completed *time.Time
-	err := tx.QueryRow(ctx, `SELECT customer_id, service_id, policy_id, channel, due_at, deadline, org_unit, service_type, service_completed_at
+	err := tx.QueryRow(ctx, `SELECT customer_id, service_id, policy_id, channel, due_at, deadline, org_unit, service_type, service_completed_at, complaint_id
 FROM visits WHERE tenant_id = $1 AND visit_id = $2 FOR SHARE`, tenant, visitID).
-		Scan(&v.CustomerID, &v.ServiceID, &v.PolicyID, &channel, &due, &deadline, &v.OrgUnit, &v.ServiceType, &completed)
+		Scan(&v.CustomerID, &v.ServiceID, &v.PolicyID, &channel, &due, &deadline, &v.OrgUnit, &v.ServiceType, &completed, &v.ComplaintID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return visit.Visit{}, ErrUnknownVisit
 	}
@@ -79,9 +82,11 @@ FROM visits WHERE tenant_id = $1 AND visit_id = $2 FOR SHARE`, tenant, visitID).
 }
 
 // SaveRecord stores a new record and the complaints it opens within tx, and
-// writes VisitLogged and one ComplaintEscalated per complaint to the outbox.
-// A visit that has a record already gives ErrAlreadyLogged.
-func SaveRecord(ctx context.Context, tx pgx.Tx, rec *feedbackv1.VisitRecord, v visit.Visit, complaints []*feedbackv1.Complaint) error {
+// writes VisitLogged, one ComplaintEscalated per complaint and one
+// FollowUpRequested per promised reply to the outbox. A visit that has a
+// record already gives ErrAlreadyLogged. q is the questionnaire the answers
+// were checked against, nil for none.
+func SaveRecord(ctx context.Context, tx pgx.Tx, rec *feedbackv1.VisitRecord, v visit.Visit, q *feedbackv1.Questionnaire, opened []complaint.Opened) error {
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visit_records WHERE tenant_id = $1 AND visit_id = $2)`,
 		rec.TenantId, rec.VisitId).Scan(&exists); err != nil {
@@ -98,79 +103,131 @@ func SaveRecord(ctx context.Context, tx pgx.Tx, rec *feedbackv1.VisitRecord, v v
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO visit_records (id, tenant_id, visit_id, agent_id, channel, answers, problems, comments, started_at, ended_at, logged_at, customer_id, org_unit)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		rec.Id, rec.TenantId, rec.VisitId, rec.AgentId, rec.Channel.String(), answers, problems, rec.Comments,
-		nullTimestamp(rec.StartedAt), nullTimestamp(rec.EndedAt), rec.LoggedAt.AsTime(), rec.CustomerId, rec.OrgUnit); err != nil {
-		return fmt.Errorf("store: insert record of visit %s: %w", rec.VisitId, err)
-	}
-	logged := record.Logged(outbox.NewEventID(), rec, v)
-	if _, err := outbox.Add(ctx, tx, outbox.Message{ID: logged.EventId, Subject: stream.SubjectVisitLogged, Payload: logged}); err != nil {
+	attachments, err := jsonList(rec.Attachments)
+	if err != nil {
 		return err
 	}
-	for _, c := range complaints {
-		if _, err := tx.Exec(ctx, `INSERT INTO complaints (id, tenant_id, record_id, visit_id, customer_id, org_unit, category, description, department, severity, status, deadline, created_at, owner_agent_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			c.Id, c.TenantId, rec.Id, c.VisitId, c.CustomerId, v.OrgUnit, c.Category, c.Description, c.Department,
-			c.Severity, c.Status, c.Deadline.AsTime(), c.CreatedAt.AsTime(), c.OwnerAgentId); err != nil {
-			return fmt.Errorf("store: insert complaint of visit %s: %w", rec.VisitId, err)
+	promised, err := jsonList(rec.PromisedReplies)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO visit_records (id, tenant_id, visit_id, agent_id, channel, answers, problems, comments, started_at, ended_at, logged_at, customer_id, org_unit,
+  questionnaire_id, questionnaire_version, signature_ref, attachments, promised_replies, confirmed_complaint_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		rec.Id, rec.TenantId, rec.VisitId, rec.AgentId, rec.Channel.String(), answers, problems, rec.Comments,
+		nullTimestamp(rec.StartedAt), nullTimestamp(rec.EndedAt), rec.LoggedAt.AsTime(), rec.CustomerId, rec.OrgUnit,
+		rec.QuestionnaireId, rec.QuestionnaireVersion, rec.SignatureRef, attachments, promised, rec.ConfirmedComplaintId); err != nil {
+		return fmt.Errorf("store: insert record of visit %s: %w", rec.VisitId, err)
+	}
+	logged := record.Logged(outbox.NewEventID(), rec, v, q)
+	if err := Publish(ctx, tx, stream.SubjectVisitLogged, logged.EventId, logged); err != nil {
+		return err
+	}
+	for _, o := range opened {
+		if err := InsertComplaint(ctx, tx, rec.Id, o); err != nil {
+			return err
 		}
-		esc := complaint.Escalated(outbox.NewEventID(), c, v.OrgUnit)
-		if _, err := outbox.Add(ctx, tx, outbox.Message{ID: esc.EventId, Subject: stream.SubjectComplaintEscalated, Payload: esc}); err != nil {
+	}
+	for _, p := range rec.PromisedReplies {
+		due := p.PromisedAt.AsTime()
+		ev := &eventsv1.FollowUpRequested{
+			EventId: outbox.NewEventID(), TenantId: rec.TenantId, CustomerId: rec.CustomerId, ServiceId: v.ServiceID,
+			PreviousVisitId: rec.VisitId, DueAt: p.PromisedAt, Deadline: timestamppb.New(due.Add(complaint.DefaultDeadline)),
+			Channel: p.Channel, Reason: "promised reply: " + p.Question, OrgUnit: v.OrgUnit,
+			Customer: &typesv1.Customer{Id: rec.CustomerId, OrgUnit: v.OrgUnit},
+		}
+		if err := Publish(ctx, tx, stream.SubjectFollowUpRequested, ev.EventId, ev); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// GetRecord returns a record by its id or its visit's id, with the ids of
-// the complaints it opened, or ErrNotFound.
-func (s *Store) GetRecord(ctx context.Context, tenant, id string) (*feedbackv1.VisitRecord, error) {
+// Publish writes an event to the outbox within tx.
+func Publish(ctx context.Context, tx pgx.Tx, subject, eventID string, ev proto.Message) error {
+	_, err := outbox.Add(ctx, tx, outbox.Message{ID: eventID, Subject: subject, Payload: ev})
+	return err
+}
+
+// recordColumns are the columns scanRecord reads, from visit_records r.
+const recordColumns = `r.id, r.tenant_id, r.visit_id, r.agent_id, r.channel, r.answers, r.problems, r.comments, r.started_at, r.ended_at, r.logged_at,
+  r.customer_id, r.org_unit, r.questionnaire_id, r.questionnaire_version, r.signature_ref, r.attachments, r.promised_replies, r.confirmed_complaint_id,
+  ARRAY(SELECT c.id FROM complaints c WHERE c.record_id = r.id ORDER BY c.id)`
+
+func scanRecord(row pgx.Row) (*feedbackv1.VisitRecord, error) {
 	rec := &feedbackv1.VisitRecord{}
 	var channel string
-	var answers, problems []byte
+	var answers, problems, attachments, promised []byte
 	var started, ended *time.Time
 	var logged time.Time
-	err := s.Pool.QueryRow(ctx, `SELECT id, tenant_id, visit_id, agent_id, channel, answers, problems, comments, started_at, ended_at, logged_at, customer_id, org_unit,
-  ARRAY(SELECT c.id FROM complaints c WHERE c.record_id = r.id ORDER BY c.id)
-FROM visit_records r WHERE tenant_id = $1 AND (id = $2 OR visit_id = $2)
-ORDER BY id = $2 DESC LIMIT 1`, tenant, id).
-		Scan(&rec.Id, &rec.TenantId, &rec.VisitId, &rec.AgentId, &channel, &answers, &problems, &rec.Comments,
-			&started, &ended, &logged, &rec.CustomerId, &rec.OrgUnit, &rec.ComplaintIds)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get record %s: %w", id, err)
+	if err := row.Scan(&rec.Id, &rec.TenantId, &rec.VisitId, &rec.AgentId, &channel, &answers, &problems, &rec.Comments,
+		&started, &ended, &logged, &rec.CustomerId, &rec.OrgUnit, &rec.QuestionnaireId, &rec.QuestionnaireVersion,
+		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintId, &rec.ComplaintIds); err != nil {
+		return nil, err
 	}
 	rec.Channel = typesv1.Channel(typesv1.Channel_value[channel])
 	rec.StartedAt, rec.EndedAt, rec.LoggedAt = timestamp(started), timestamp(ended), timestamppb.New(logged)
+	var err error
 	if rec.Answers, err = fromJSONList[*typesv1.Answer](answers); err != nil {
 		return nil, fmt.Errorf("store: answers of record %s: %w", rec.Id, err)
 	}
 	if rec.Problems, err = fromJSONList[*typesv1.Problem](problems); err != nil {
 		return nil, fmt.Errorf("store: problems of record %s: %w", rec.Id, err)
 	}
+	if rec.Attachments, err = fromJSONList[*feedbackv1.Attachment](attachments); err != nil {
+		return nil, fmt.Errorf("store: attachments of record %s: %w", rec.Id, err)
+	}
+	if rec.PromisedReplies, err = fromJSONList[*feedbackv1.PromisedReply](promised); err != nil {
+		return nil, fmt.Errorf("store: promised replies of record %s: %w", rec.Id, err)
+	}
+	if len(rec.ComplaintIds) == 0 {
+		rec.ComplaintIds = nil
+	}
+	if len(rec.Answers) == 0 {
+		rec.Answers = nil
+	}
+	if len(rec.Problems) == 0 {
+		rec.Problems = nil
+	}
+	if len(rec.Attachments) == 0 {
+		rec.Attachments = nil
+	}
+	if len(rec.PromisedReplies) == 0 {
+		rec.PromisedReplies = nil
+	}
 	return rec, nil
 }
 
-// ListComplaints lists a tenant's complaints newest first, after the cursor
-// (created_at, id); an empty afterID starts at the newest.
-func (s *Store) ListComplaints(ctx context.Context, tenant string, limit int, afterTime time.Time, afterID string) ([]*feedbackv1.Complaint, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id, tenant_id, visit_id, customer_id, category, description, department, severity, status, deadline, created_at, owner_agent_id
-FROM complaints WHERE tenant_id = $1 AND ($3 = '' OR (created_at, id) < ($2, $3))
-ORDER BY created_at DESC, id DESC LIMIT $4`, tenant, afterTime, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: list complaints: %w", err)
+// Querier is a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// GetRecord returns a record as logged by its id or its visit's id, with the
+// ids of the complaints it opened, or ErrNotFound. With lock set (q must be
+// a transaction) the record is held until the transaction ends, so that
+// amendments of one record are made one after another.
+func GetRecord(ctx context.Context, q Querier, tenant, id string, lock bool) (*feedbackv1.VisitRecord, error) {
+	sql := `SELECT ` + recordColumns + ` FROM visit_records r WHERE r.tenant_id = $1 AND (r.id = $2 OR r.visit_id = $2)
+ORDER BY r.id = $2 DESC LIMIT 1`
+	if lock {
+		sql += ` FOR UPDATE OF r`
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*feedbackv1.Complaint, error) {
-		c := &feedbackv1.Complaint{}
-		var deadline, created time.Time
-		err := r.Scan(&c.Id, &c.TenantId, &c.VisitId, &c.CustomerId, &c.Category, &c.Description, &c.Department,
-			&c.Severity, &c.Status, &deadline, &created, &c.OwnerAgentId)
-		c.Deadline, c.CreatedAt = timestamppb.New(deadline), timestamppb.New(created)
-		return c, err
-	})
+	rec, err := scanRecord(q.QueryRow(ctx, sql, tenant, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get record %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// GetRecord returns a record by its id or its visit's id, or ErrNotFound.
+func (s *Store) GetRecord(ctx context.Context, tenant, id string) (*feedbackv1.VisitRecord, error) {
+	return GetRecord(ctx, s.Pool, tenant, id, false)
 }
 
 func jsonList[M proto.Message](list []M) ([]byte, error) {

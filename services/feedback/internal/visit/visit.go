@@ -34,6 +34,8 @@ type Visit struct {
 	ServiceType string
 	// ServiceCompletedAt is zero when the event did not say.
 	ServiceCompletedAt time.Time
+	// ComplaintID names the complaint a confirmation visit confirms.
+	ComplaintID string
 }
 
 // Tenant returns t, or DefaultTenant when t is blank.
@@ -64,6 +66,7 @@ func FromDue(ev *eventsv1.VisitDue) (Visit, error) {
 		Channel:     ev.GetChannel(),
 		OrgUnit:     ev.GetOrgUnit(),
 		ServiceType: ev.GetServiceType(),
+		ComplaintID: strings.TrimSpace(ev.GetComplaintId()),
 	}
 	if v.VisitID == "" {
 		return Visit{}, invalid.New("visit_id", "is required: the visit the event is about")

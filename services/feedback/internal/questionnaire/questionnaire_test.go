@@ -1,0 +1,162 @@
+package questionnaire_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
+)
+
+func seed(t *testing.T, id string) *feedbackv1.Questionnaire {
+	t.Helper()
+	for _, q := range questionnaire.Seeds() {
+		if q.Id == id {
+			return q
+		}
+	}
+	t.Fatalf("no seed %s", id)
+	return nil
+}
+
+func aspects(q *feedbackv1.Questionnaire) []string {
+	var out []string
+	for _, qu := range q.Questions {
+		out = append(out, qu.Aspect)
+	}
+	return out
+}
+
+func TestSeedsAreValid(t *testing.T) {
+	for _, q := range questionnaire.Seeds() {
+		t.Run(q.Id, func(t *testing.T) {
+			require.NoError(t, questionnaire.Validate(q, "questionnaire"))
+			require.EqualValues(t, 1, q.Version)
+			require.Equal(t, "*", q.TenantId)
+			var l invalid.List
+			questionnaire.Check(q, []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}, &l, "answers", true)
+			require.NoError(t, l.Err(), "the minimal answer set is complete for every seed template")
+		})
+	}
+}
+
+func TestSeedContents(t *testing.T) {
+	// seed 003: the 14 rated aspects, overall impression included, all on the 3-level scale.
+	p := seed(t, questionnaire.SeedProperty)
+	require.Equal(t, []string{"complaint_handling", "equipment", "building_maintenance", "security", "fire_prevention", "cleaning",
+		"landscaping", "parking", "clubhouse", "staff_efficiency", "staff_attitude", "manager_courtesy", "overall", "other"}, aspects(p))
+	for _, qu := range p.Questions {
+		require.Equal(t, feedbackv1.QuestionKind_QUESTION_KIND_RATING, qu.Kind)
+	}
+	// seed 001: product quality, service attitude, efficiency.
+	require.Subset(t, aspects(seed(t, questionnaire.SeedAppliance)), []string{"product_quality", "service_attitude", "efficiency", "overall"})
+	// seed 000 hospital: recovery, doctors, nurses, tests, environment, medication.
+	require.Subset(t, aspects(seed(t, questionnaire.SeedHospital)), []string{"recovery", "doctors", "nurses", "tests", "environment", "medication", "overall"})
+	// seed 000 auto dealer: satisfaction survey after every maintenance or repair.
+	require.Subset(t, aspects(seed(t, questionnaire.SeedAuto)), []string{"overall", "service_advisor", "repair_quality", "timeliness", "recommend"})
+}
+
+func TestValidate(t *testing.T) {
+	good := func() *feedbackv1.Questionnaire {
+		return &feedbackv1.Questionnaire{Id: "my-survey", Name: "mine", Questions: []*feedbackv1.Question{
+			{Id: "q1", Aspect: "overall", Text: "overall?", Kind: feedbackv1.QuestionKind_QUESTION_KIND_RATING, Required: true},
+			{Id: "q2", Aspect: "route", Text: "which?", Kind: feedbackv1.QuestionKind_QUESTION_KIND_CHOICE, Choices: []string{"a", "b"}},
+		}}
+	}
+	tests := []struct {
+		name   string
+		modify func(q *feedbackv1.Questionnaire)
+		fields []string
+	}{
+		{"valid", func(*feedbackv1.Questionnaire) {}, nil},
+		{"no id, name or questions", func(q *feedbackv1.Questionnaire) { q.Id, q.Name, q.Questions = "", "", nil },
+			[]string{"questionnaire.id", "questionnaire.name", "questionnaire.questions"}},
+		{"duplicate question id", func(q *feedbackv1.Questionnaire) { q.Questions[1].Id = "q1" }, []string{"questionnaire.questions[1].id"}},
+		{"bad aspect and no text", func(q *feedbackv1.Questionnaire) { q.Questions[0].Aspect, q.Questions[0].Text = "Over-all", "" },
+			[]string{"questionnaire.questions[0].aspect", "questionnaire.questions[0].text"}},
+		{"no kind", func(q *feedbackv1.Questionnaire) { q.Questions[0].Kind = 0 }, []string{"questionnaire.questions[0].kind"}},
+		{"choice with one option", func(q *feedbackv1.Questionnaire) { q.Questions[1].Choices = []string{"a"} }, []string{"questionnaire.questions[1].choices"}},
+		{"options on a rating", func(q *feedbackv1.Questionnaire) { q.Questions[0].Choices = []string{"a", "b"} }, []string{"questionnaire.questions[0].choices"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := good()
+			tt.modify(q)
+			questionnaire.Normalize(q)
+			requireFields(t, questionnaire.Validate(q, "questionnaire"), tt.fields)
+		})
+	}
+}
+
+func requireFields(t *testing.T, err error, want []string) {
+	t.Helper()
+	if want == nil {
+		require.NoError(t, err)
+		return
+	}
+	bad, ok := invalid.As(err)
+	require.True(t, ok, "want *invalid.Error, got %v", err)
+	var got []string
+	for _, v := range bad.Violations {
+		got = append(got, v.Field)
+	}
+	require.Equal(t, want, got)
+}
+
+func TestCheck(t *testing.T) {
+	q := seed(t, questionnaire.SeedAuto)
+	hosp := seed(t, questionnaire.SeedHospital)
+	i := func(n int32) *int32 { return &n }
+	b := func(v bool) *bool { return &v }
+	overall := &typesv1.Answer{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}
+	tests := []struct {
+		name    string
+		q       *feedbackv1.Questionnaire
+		answers []*typesv1.Answer
+		fields  []string
+	}{
+		{"every kind in range", q, []*typesv1.Answer{overall,
+			{QuestionId: "service_advisor", Score: i(5)}, {QuestionId: "fixed_first_time", Yes: b(false)},
+			{Aspect: "timeliness", Yes: b(true)}, {QuestionId: "recommend", Score: i(0)}, {QuestionId: "suggestions", Text: "wash the car"}}, nil},
+		{"a choice", hosp, []*typesv1.Answer{overall, {QuestionId: "recovery", Choice: "improving"}}, nil},
+		{"required overall missing", q, []*typesv1.Answer{{QuestionId: "recommend", Score: i(9)}}, []string{"answers"}},
+		{"scale out of range", q, []*typesv1.Answer{overall, {QuestionId: "service_advisor", Score: i(6)}}, []string{"answers[1].score"}},
+		{"nps out of range", q, []*typesv1.Answer{overall, {QuestionId: "recommend", Score: i(11)}}, []string{"answers[1].score"}},
+		{"wrong value for the kind", q, []*typesv1.Answer{overall, {QuestionId: "recommend", Rating: typesv1.Rating_RATING_SATISFIED}},
+			[]string{"answers[1].rating", "answers[1].score"}},
+		{"rating missing", q, []*typesv1.Answer{{Aspect: "overall"}}, []string{"answers[0].rating"}},
+		{"unknown question", q, []*typesv1.Answer{overall, {QuestionId: "q99", Score: i(1)}}, []string{"answers[1].question_id"}},
+		{"unknown aspect", q, []*typesv1.Answer{overall, {Aspect: "parking", Rating: typesv1.Rating_RATING_SATISFIED}}, []string{"answers[1].aspect"}},
+		{"question and aspect disagree", q, []*typesv1.Answer{overall, {QuestionId: "recommend", Aspect: "overall", Score: i(3)}}, []string{"answers[1].aspect"}},
+		{"answered twice", q, []*typesv1.Answer{overall, {QuestionId: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}}, []string{"answers[1].question_id"}},
+		{"choice not offered", hosp, []*typesv1.Answer{overall, {QuestionId: "recovery", Choice: "great"}}, []string{"answers[1].choice"}},
+		{"no question named", q, []*typesv1.Answer{overall, {Score: i(3)}}, []string{"answers[1].question_id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l invalid.List
+			out := questionnaire.Check(tt.q, tt.answers, &l, "answers", true)
+			requireFields(t, l.Err(), tt.fields)
+			if tt.fields == nil {
+				for _, a := range out {
+					require.NotEmpty(t, a.QuestionId, "answers are completed with their question")
+					require.NotEmpty(t, a.Aspect)
+				}
+			}
+		})
+	}
+}
+
+func TestNPS(t *testing.T) {
+	q := seed(t, questionnaire.SeedAuto)
+	nine := int32(9)
+	require.Nil(t, questionnaire.NPS(q, []*typesv1.Answer{{QuestionId: "overall", Rating: 1}}))
+	got := questionnaire.NPS(q, []*typesv1.Answer{{QuestionId: "service_advisor", Score: proto.Int32(4)}, {QuestionId: "recommend", Score: &nine}})
+	require.NotNil(t, got)
+	require.EqualValues(t, 9, *got)
+}
