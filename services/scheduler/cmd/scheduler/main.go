@@ -43,14 +43,27 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Close(ctx)
 		return err
 	}
-	rt.Consume(&inbox.Consumer{
-		Durable:  "scheduler-service-completed",
-		Stream:   stream.EventsStream,
-		Subjects: []string{stream.SubjectServiceCompleted},
-		Handle:   planner.HandleServiceCompleted,
-	})
+
+	// Consumers: every one idempotent through the inbox.
+	h := planner.Handlers{Now: time.Now}
+	for _, c := range []struct {
+		durable, subject string
+		handle           inbox.Handler
+	}{
+		{"scheduler-service-completed", stream.SubjectServiceCompleted, planner.HandleServiceCompleted},
+		{"scheduler-customer-updated", stream.SubjectCustomerUpdated, h.CustomerUpdated},
+		{"scheduler-contact-opted-out", stream.SubjectContactOptedOut, h.ContactOptedOut},
+		{"scheduler-complaint-resolved", stream.SubjectComplaintResolved, h.ComplaintResolved},
+		{"scheduler-followup-requested", stream.SubjectFollowUpRequested, h.FollowUpRequested},
+		{"scheduler-visit-logged", stream.SubjectVisitLogged, h.VisitLogged},
+	} {
+		rt.Consume(&inbox.Consumer{Durable: c.durable, Stream: stream.EventsStream, Subjects: []string{c.subject}, Handle: c.handle})
+	}
+
+	// The firing loop: durable timers.
 	loop := &timer.Loop{Store: st, Now: time.Now, Log: log, Interval: cfg.FireInterval, Batch: cfg.FireBatch, Fired: rt.Relay.Notify}
 	rt.Go("fire-due-visits", loop.Run)
+
 	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, &grpcapi.Server{Store: st, Now: time.Now})
 	return rt.Run(ctx)
 }

@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,17 +46,28 @@ func setup(t *testing.T) bundle {
 	require.NoError(t, st.EnsureBuiltins(ctx))
 	relay := outbox.NewRelay(pool, js, log, "scheduler")
 	relay.Interval = 50 * time.Millisecond
-	c := &inbox.Consumer{Service: "scheduler", Durable: "scheduler-service-completed", Stream: stream.EventsStream,
-		Subjects: []string{stream.SubjectServiceCompleted}, Handle: planner.HandleServiceCompleted,
-		Pool: pool, JS: js, Log: log, Relay: relay}
+	h := planner.Handlers{Now: time.Now}
 	loop := &timer.Loop{Store: st, Now: time.Now, Log: log, Interval: 100 * time.Millisecond, Batch: 100, Fired: relay.Notify}
-	done := make(chan struct{}, 3)
-	for _, run := range []func(context.Context) error{c.Run, loop.Run, relay.Run} {
+	runs := []func(context.Context) error{loop.Run, relay.Run}
+	for subject, handle := range map[string]inbox.Handler{
+		stream.SubjectServiceCompleted:  planner.HandleServiceCompleted,
+		stream.SubjectContactOptedOut:   h.ContactOptedOut,
+		stream.SubjectComplaintResolved: h.ComplaintResolved,
+		stream.SubjectCustomerUpdated:   h.CustomerUpdated,
+		stream.SubjectFollowUpRequested: h.FollowUpRequested,
+		stream.SubjectVisitLogged:       h.VisitLogged,
+	} {
+		c := &inbox.Consumer{Service: "scheduler", Durable: "scheduler-" + strings.ReplaceAll(strings.TrimPrefix(subject, "huifang.events."), ".", "-"),
+			Stream: stream.EventsStream, Subjects: []string{subject}, Handle: handle, Pool: pool, JS: js, Log: log, Relay: relay}
+		runs = append(runs, c.Run)
+	}
+	done := make(chan struct{}, len(runs))
+	for _, run := range runs {
 		go func() { _ = run(ctx); done <- struct{}{} }()
 	}
 	t.Cleanup(func() { // runs before servicetest closes the connection and the pool
 		cancel()
-		for range 3 {
+		for range runs {
 			<-done
 		}
 	})
@@ -64,9 +76,14 @@ func setup(t *testing.T) bundle {
 
 func publish(t *testing.T, b bundle, id string, ev proto.Message) {
 	t.Helper()
+	publishOn(t, b, stream.SubjectServiceCompleted, id, ev)
+}
+
+func publishOn(t *testing.T, b bundle, subject, id string, ev proto.Message) {
+	t.Helper()
 	data, err := proto.Marshal(ev)
 	require.NoError(t, err)
-	_, err = b.js.PublishMsg(b.ctx, &nats.Msg{Subject: stream.SubjectServiceCompleted, Data: data,
+	_, err = b.js.PublishMsg(b.ctx, &nats.Msg{Subject: subject, Data: data,
 		Header: nats.Header{jetstream.MsgIDHeader: {id}}})
 	require.NoError(t, err)
 }
@@ -119,4 +136,42 @@ func TestBadServiceCompletedIsDeadLettered(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, stream.DeadLetterSubject("scheduler"), msg.Subject())
 	require.Contains(t, msg.Headers().Get(stream.HeaderReason), "service_id")
+}
+
+// The events of the other services change plans: a resolved complaint plans its
+// confirmation (seed 003), an opt-out cancels the customer's pending calls and a
+// follow-up round is planned when feedback asks for one (seed 004: until satisfied).
+func TestConsumersOfOtherServicesEvents(t *testing.T) {
+	b := setup(t)
+	future := time.Now().Add(48 * time.Hour)
+	publish(t, b, "sc-1", &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-9", ServiceType: "purchase",
+		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-9"}})
+	count := func(where string) func() bool {
+		return func() bool {
+			var n int
+			_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE `+where).Scan(&n)
+			return n == 1
+		}
+	}
+	require.Eventually(t, count(`service_id = 's-9' AND status = 'planned'`), 10*time.Second, 20*time.Millisecond)
+	publishOn(t, b, stream.SubjectContactOptedOut, "oo-1", &eventsv1.ContactOptedOut{TenantId: "default", CustomerId: "cu-9",
+		Channel: typesv1.Channel_CHANNEL_PHONE, At: timestamppb.Now()})
+	require.Eventually(t, count(`service_id = 's-9' AND status = 'cancelled' AND reason = 'customer opted out of CHANNEL_PHONE'`), 10*time.Second, 20*time.Millisecond)
+
+	publishOn(t, b, stream.SubjectComplaintResolved, "cr-1", &eventsv1.ComplaintResolved{TenantId: "default", ComplaintId: "cp-1",
+		CustomerId: "cu-8", ResolvedAt: timestamppb.New(future), Customer: &typesv1.Customer{Id: "cu-8"}})
+	require.Eventually(t, count(`complaint_id = 'cp-1' AND policy_id = 'builtin-complaint-resolved'`), 10*time.Second, 20*time.Millisecond)
+	publishOn(t, b, stream.SubjectFollowUpRequested, "fu-1", &eventsv1.FollowUpRequested{TenantId: "default", ComplaintId: "cp-1",
+		CustomerId: "cu-8", DueAt: timestamppb.New(future), Reason: "unsatisfied"})
+	require.Eventually(t, count(`complaint_id = 'cp-1' AND policy_id = 'followup'`), 10*time.Second, 20*time.Millisecond)
+	publishOn(t, b, stream.SubjectFollowUpRequested, "fu-1", &eventsv1.FollowUpRequested{TenantId: "default", ComplaintId: "cp-1",
+		CustomerId: "cu-8", DueAt: timestamppb.New(future), Reason: "unsatisfied"}) // a resend changes nothing
+	publishOn(t, b, stream.SubjectCustomerUpdated, "cu-1", &eventsv1.CustomerUpdated{TenantId: "default", Version: 2,
+		Customer: &typesv1.Customer{Id: "cu-8", Preferences: &typesv1.ContactPreferences{DislikesCalls: true}}})
+	require.Eventually(t, func() bool {
+		var v int64
+		_ = b.pool.QueryRow(b.ctx, `SELECT version FROM customers WHERE customer_id = 'cu-8'`).Scan(&v)
+		return v == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	require.True(t, count(`complaint_id = 'cp-1' AND policy_id = 'followup'`)())
 }

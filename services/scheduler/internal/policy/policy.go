@@ -1,16 +1,18 @@
 // Package policy holds follow-up policies and the pure rules that turn a
-// completed service into planned visits. It does no I/O.
+// completed service into planned visits: triggers and their conditions,
+// steps anchored on a date, deterministic sampling, recurring cadences with
+// seasons, and stop conditions. It does no I/O.
 package policy
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"regexp"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/huifang/huifang/pkg/invalid"
 )
 
 // AllTenants is the tenant of built-in policies, which apply to every tenant.
@@ -30,160 +32,443 @@ const (
 	ChannelWeb         = 5
 )
 
-// Policy says which services get follow-ups, when and how.
-type Policy struct {
-	ID         string    `json:"id"`
-	Tenant     string    `json:"tenant_id"`
-	Name       string    `json:"name"`
-	Version    int       `json:"version"`
-	Trigger    Trigger   `json:"trigger"`
-	Steps      []Step    `json:"steps"`
-	Active     bool      `json:"active"`
-	Builtin    bool      `json:"builtin"`
-	SourceRule string    `json:"source_rule"`
-	CreatedAt  time.Time `json:"created_at"`
+// ChannelNames are the enum names of huifang.types.v1.Channel.
+var channelNames = [...]string{"CHANNEL_UNSPECIFIED", "CHANNEL_PHONE", "CHANNEL_SMS", "CHANNEL_ONSITE", "CHANNEL_EMAIL", "CHANNEL_WEB"}
+
+// ChannelName returns the enum name of a channel number.
+func ChannelName(c int32) string {
+	if c < 0 || int(c) >= len(channelNames) {
+		return strconv.Itoa(int(c))
+	}
+	return channelNames[c]
 }
 
-// Trigger selects services.
+// Service types the scheduler derives from events other than ServiceCompleted.
+const (
+	// TypeComplaintResolved is a complaint resolved by its owning department (ComplaintResolved).
+	TypeComplaintResolved = "complaint_resolved"
+)
+
+// Anchor fields a step may count from.
+const (
+	AnchorService       = "service"
+	AnchorWarrantyUntil = "warranty_until"
+	// AnchorAttributePrefix names a date among the service's attributes, e.g. "attributes.insurance_due".
+	AnchorAttributePrefix = "attributes."
+	// AttrKmPerDay is the service attribute holding the customer's driving habit (km a day).
+	AttrKmPerDay = "km_per_day"
+)
+
+// Policy says which services get follow-ups, when and how.
+type Policy struct {
+	ID         string    `json:"id,omitempty"`
+	Tenant     string    `json:"tenant_id,omitempty"`
+	Name       string    `json:"name"`
+	Version    int       `json:"version,omitempty"`
+	Trigger    Trigger   `json:"trigger"`
+	Steps      []Step    `json:"steps"`
+	Stop       Stop      `json:"stop,omitzero"`
+	Active     bool      `json:"active,omitempty"`
+	Builtin    bool      `json:"builtin,omitempty"`
+	SourceRule string    `json:"source_rule,omitempty"`
+	Pack       string    `json:"pack,omitempty"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+}
+
+// Trigger selects services. Every non-empty condition must hold.
 type Trigger struct {
 	ServiceTypes []string `json:"service_types"`
 	// OrgUnits, when not empty, limits the policy to these org units.
 	OrgUnits []string `json:"org_units,omitempty"`
+	// Tiers, when not empty, limits the policy to customers of these tiers.
+	Tiers []string `json:"tiers,omitempty"`
+	// ProductCategories, when not empty, limits the policy to these product categories.
+	ProductCategories []string `json:"product_categories,omitempty"`
+	// Severities, when not empty, limits the policy to complaints of these
+	// severities: general, urgent, major (seed 000).
+	Severities []string `json:"severities,omitempty"`
+	// Attributes must all equal the service's attributes of the same name.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// OncePerCustomer: a customer with pending visits of this policy is not enrolled again.
+	OncePerCustomer bool `json:"once_per_customer,omitempty"`
 }
 
-// Step is one follow-up: due Offset after the service, timely until
-// Offset+Window.
+// Anchor is the moment a step counts from: the service time, or a date of
+// the service, moved by Months and Days; with MileageKm, the earlier of that
+// date and the day the customer's driving habit reaches MileageKm.
+type Anchor struct {
+	From      string `json:"from,omitempty"`
+	Months    int    `json:"months,omitempty"`
+	Days      int    `json:"days,omitempty"`
+	MileageKm int    `json:"mileage_km,omitempty"`
+}
+
+// Season gives a recurring step another cadence between two dates of each
+// year (MM-DD, inclusive; From after To wraps over the new year).
+type Season struct {
+	Name  string   `json:"name"`
+	From  string   `json:"from"`
+	To    string   `json:"to"`
+	Every Duration `json:"every"`
+}
+
+// Step is one follow-up, or a recurring series of them.
 type Step struct {
-	Offset  time.Duration `json:"offset"`
-	Window  time.Duration `json:"window"`
-	Channel int32         `json:"channel"`
+	Anchor Anchor `json:"anchor,omitzero"`
+	// Offset from the anchor; negative means before a date anchor.
+	Offset Duration `json:"offset"`
+	// Window: the visit counts as timely until due + Window (0 = 48 h, seed 003).
+	Window  Duration `json:"window"`
+	Channel Channel  `json:"channel"`
 	// SampleRate is the share of services that get the step, in (0, 1].
 	SampleRate float64 `json:"sample_rate"`
 	Group      string  `json:"group,omitempty"`
+	// GroupBySeverity picks the group by the complaint's severity (seed 000).
+	GroupBySeverity map[string]string `json:"group_by_severity,omitempty"`
+	// Every repeats the step; Seasons override it between their dates.
+	Every   Duration `json:"every,omitempty"`
+	Seasons []Season `json:"seasons,omitempty"`
+	// OnHolidays repeats the step on every holiday of the tenant's calendar (seed 002, class D).
+	OnHolidays bool `json:"on_holidays,omitempty"`
+	// AlignTo "quarter" moves the due time to the start of the next quarter (seed 000 churn lists).
+	AlignTo string `json:"align_to,omitempty"`
+	// MaxOccurrences ends a recurring step after that many visits (0 = no limit).
+	MaxOccurrences int `json:"max_occurrences,omitempty"`
 }
 
-// Service is what the planner needs to know of a completed service.
-type Service struct {
-	Tenant      string
-	ID          string
-	Type        string
-	OrgUnit     string
-	CompletedAt time.Time
+// Recurring tells whether the step plans more than one visit.
+func (s Step) Recurring() bool { return s.Every > 0 || len(s.Seasons) > 0 || s.OnHolidays }
+
+// Stop ends a policy's pending visits for a customer.
+type Stop struct {
+	// ServiceTypes: a later service of one of these types by the customer ("the customer came in").
+	ServiceTypes []string `json:"service_types,omitempty"`
+	// Answered: a logged visit of the series ends the rest of it.
+	Answered bool `json:"answered,omitempty"`
+	// After: no recurring visit later than this after the service.
+	After Duration `json:"after,omitempty"`
 }
+
+// Service is what the planner knows of a completed service (or of a resolved complaint).
+type Service struct {
+	Tenant          string            `json:"tenant_id"`
+	ID              string            `json:"id"`
+	Type            string            `json:"type"`
+	OrgUnit         string            `json:"org_unit,omitempty"`
+	CompletedAt     time.Time         `json:"completed_at"`
+	CustomerID      string            `json:"customer_id,omitempty"`
+	Tier            string            `json:"tier,omitempty"`
+	ProductCategory string            `json:"product_category,omitempty"`
+	WarrantyUntil   time.Time         `json:"warranty_until,omitzero"`
+	Severity        string            `json:"severity,omitempty"`
+	Attributes      map[string]string `json:"attributes,omitempty"`
+}
+
+// Decision is one thing that decided a visit's fate or time, kept for ExplainVisit.
+type Decision struct {
+	Kind   string    `json:"kind"`
+	Detail string    `json:"detail"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// Decision kinds.
+const (
+	KindRule       = "rule"
+	KindSample     = "sample"
+	KindAnchor     = "anchor"
+	KindWindow     = "window"
+	KindQuiet      = "quiet_hours"
+	KindHoliday    = "holiday"
+	KindCap        = "cap"
+	KindOptOut     = "opt_out"
+	KindDislikes   = "dislikes_calls"
+	KindReschedule = "reschedule"
+	KindCancel     = "cancel"
+	KindStop       = "stop"
+)
 
 // Visit is a planned follow-up.
 type Visit struct {
 	PolicyID      string
 	PolicyVersion int
 	Step          int
+	Occurrence    int
 	Channel       int32
 	Group         string
-	DueAt         time.Time
-	Deadline      time.Time
-	// Sampled is false when the sample draw left the service out.
-	Sampled bool
+	// Nominal is when the policy wants the visit; DueAt is Nominal after the contact policy moved it.
+	Nominal  time.Time
+	DueAt    time.Time
+	Deadline time.Time
+	// Planned is false when the sample draw left the service out or the anchor is missing.
+	Planned bool
 	// Draw is the sample draw in [0, 1); the step applies when Draw < SampleRate.
-	Draw   float64
-	Reason string
+	Draw       float64
+	SampleRate float64
+	Reason     string
+	Decisions  []Decision
 }
 
-// Builtin returns the policies that ship with Huifang.
-func Builtin() []Policy {
-	return []Policy{{
-		ID:      "builtin-appliance-purchase",
-		Tenant:  AllTenants,
-		Name:    "appliance-purchase",
-		Version: 1,
-		Trigger: Trigger{ServiceTypes: []string{"purchase"}},
-		Steps: []Step{{
-			Offset: 24 * time.Hour, Window: 48 * time.Hour,
-			Channel: ChannelPhone, SampleRate: 1,
-		}},
-		Active:     true,
-		Builtin:    true,
-		SourceRule: "seed 001: a new purchase gets its first follow-up 1–3 days after purchase, by phone",
-	}}
+// Calendar knows the tenant's holidays.
+type Calendar interface {
+	// NextHoliday returns the first holiday starting after t, in UTC.
+	NextHoliday(t time.Time) (time.Time, bool)
 }
+
+// NoHolidays is a calendar without holidays.
+type NoHolidays struct{}
+
+// NextHoliday never finds one.
+func (NoHolidays) NextHoliday(time.Time) (time.Time, bool) { return time.Time{}, false }
 
 // Matches tells whether the policy applies to the service.
 func (p Policy) Matches(s Service) bool {
 	if !p.Active || (p.Tenant != AllTenants && p.Tenant != s.Tenant) {
 		return false
 	}
-	if !slices.Contains(p.Trigger.ServiceTypes, s.Type) {
+	t := p.Trigger
+	if !slices.Contains(t.ServiceTypes, s.Type) {
 		return false
 	}
-	return len(p.Trigger.OrgUnits) == 0 || slices.Contains(p.Trigger.OrgUnits, s.OrgUnit)
+	in := func(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }
+	if !in(t.OrgUnits, s.OrgUnit) || !in(t.Tiers, s.Tier) || !in(t.ProductCategories, s.ProductCategory) || !in(t.Severities, s.Severity) {
+		return false
+	}
+	for k, v := range t.Attributes {
+		if s.Attributes[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
-// Plan returns the visits the policy plans for the service, one per step,
-// with the sample draw recorded on each.
-func (p Policy) Plan(s Service) []Visit {
+// addMonths adds calendar months, keeping the day of month where it exists.
+func addMonths(t time.Time, months int) time.Time {
+	if months == 0 {
+		return t
+	}
+	y, m, d := t.Date()
+	first := time.Date(y, m+time.Month(months), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	last := first.AddDate(0, 1, -1).Day()
+	return first.AddDate(0, 0, min(d, last)-1)
+}
+
+// AnchorTime computes the step's anchor for the service; ok is false (with
+// the reason) when the anchor's date is missing.
+func (a Anchor) Time(s Service) (time.Time, string, bool) {
+	var base time.Time
+	var what string
+	switch {
+	case a.From == "" || a.From == AnchorService:
+		base, what = s.CompletedAt, "the service"
+	case a.From == AnchorWarrantyUntil:
+		if s.WarrantyUntil.IsZero() {
+			return time.Time{}, "the service has no warranty_until", false
+		}
+		base, what = s.WarrantyUntil, "warranty_until"
+	case strings.HasPrefix(a.From, AnchorAttributePrefix):
+		name := strings.TrimPrefix(a.From, AnchorAttributePrefix)
+		v, ok := s.Attributes[name]
+		if !ok {
+			return time.Time{}, "the service has no attribute " + name, false
+		}
+		d, err := parseDate(v)
+		if err != nil {
+			return time.Time{}, "attribute " + name + ": " + err.Error(), false
+		}
+		base, what = d, name
+	default:
+		return time.Time{}, "unknown anchor " + a.From, false
+	}
+	t := addMonths(base, a.Months).AddDate(0, 0, a.Days)
+	desc := what
+	if a.Months != 0 || a.Days != 0 {
+		desc = fmt.Sprintf("%s + %d months %d days (%s)", what, a.Months, a.Days, t.Format(time.DateOnly))
+	}
+	if a.MileageKm > 0 {
+		kmd, err := strconv.ParseFloat(s.Attributes[AttrKmPerDay], 64)
+		if err == nil && kmd > 0 {
+			byKm := base.Add(time.Duration(float64(a.MileageKm) / kmd * float64(24*time.Hour))).Truncate(time.Second)
+			if byKm.Before(t) {
+				return byKm, fmt.Sprintf("%d km at %.0f km a day (%s), before %s", a.MileageKm, kmd, byKm.Format(time.DateOnly), desc), true
+			}
+			desc += fmt.Sprintf(", before %d km at %.0f km a day", a.MileageKm, kmd)
+		} else {
+			desc += ", no km_per_day to project the mileage"
+		}
+	}
+	return t, desc, true
+}
+
+func parseDate(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, v)
+}
+
+// group picks the step's group for the service.
+func (s Step) group(svc Service) string {
+	if g, ok := s.GroupBySeverity[svc.Severity]; ok {
+		return g
+	}
+	return s.Group
+}
+
+func (s Step) window() time.Duration {
+	if s.Window == 0 {
+		return DefaultWindow
+	}
+	return s.Window.D()
+}
+
+// alignQuarter returns the start of the first quarter at or after t (UTC).
+func alignQuarter(t time.Time) time.Time {
+	t = t.UTC()
+	y, m, _ := t.Date()
+	q := time.Date(y, ((m-1)/3)*3+1, 1, 0, 0, 0, 0, time.UTC)
+	if q.Equal(t) {
+		return q
+	}
+	return q.AddDate(0, 3, 0)
+}
+
+// Plan returns the first visit of every step for the service, with the
+// sample draw and the reasons recorded on each.
+func (p Policy) Plan(s Service, cal Calendar) []Visit {
 	out := make([]Visit, 0, len(p.Steps))
 	for i, st := range p.Steps {
-		window := st.Window
-		if window == 0 {
-			window = DefaultWindow
-		}
-		due := s.CompletedAt.Add(st.Offset)
 		v := Visit{
-			PolicyID: p.ID, PolicyVersion: p.Version, Step: i, Channel: st.Channel, Group: st.Group,
-			DueAt: due, Deadline: due.Add(window),
-			Draw: Draw(p.ID, s.ID, i),
+			PolicyID: p.ID, PolicyVersion: p.Version, Step: i, Channel: int32(st.Channel), Group: st.group(s),
+			Draw: Draw(p.ID, s.ID, i), SampleRate: st.SampleRate,
 		}
-		v.Sampled = v.Draw < st.SampleRate
-		if v.Sampled {
-			v.Reason = fmt.Sprintf("policy %s v%d step %d: due %s after the service", p.Name, p.Version, i, st.Offset)
+		rule := fmt.Sprintf("policy %s v%d step %d", p.Name, p.Version, i)
+		if p.SourceRule != "" {
+			rule += " (" + p.SourceRule + ")"
+		}
+		v.Decisions = append(v.Decisions, Decision{Kind: KindRule, Detail: rule})
+		anchor, desc, ok := st.Anchor.Time(s)
+		if !ok {
+			v.Reason = rule + ": not planned: " + desc
+			v.Decisions = append(v.Decisions, Decision{Kind: KindAnchor, Detail: v.Reason})
+			v.Nominal, v.DueAt, v.Deadline = s.CompletedAt, s.CompletedAt, s.CompletedAt
+			out = append(out, v)
+			continue
+		}
+		due := anchor.Add(st.Offset.D())
+		how := fmt.Sprintf("due %s from %s", FormatDuration(st.Offset.D()), desc)
+		if st.OnHolidays {
+			h, ok := cal.NextHoliday(anchor.Add(st.Offset.D()).Add(-time.Nanosecond))
+			if !ok {
+				v.Reason = rule + ": not planned: the tenant's holiday calendar has no holiday ahead"
+				v.Decisions = append(v.Decisions, Decision{Kind: KindHoliday, Detail: v.Reason})
+				v.Nominal, v.DueAt, v.Deadline = s.CompletedAt, s.CompletedAt, s.CompletedAt
+				out = append(out, v)
+				continue
+			}
+			due, how = h, "due on the next holiday "+h.Format(time.DateOnly)
+		}
+		if st.AlignTo == "quarter" {
+			due = alignQuarter(due)
+			how += ", listed at the start of the quarter " + due.Format(time.DateOnly)
+		}
+		v.Nominal, v.DueAt, v.Deadline = due, due, due.Add(st.window())
+		v.Decisions = append(v.Decisions, Decision{Kind: KindAnchor, Detail: how, At: due})
+		v.Planned = v.Draw < st.SampleRate
+		if v.Planned {
+			v.Reason = rule + ": " + how
+			v.Decisions = append(v.Decisions, Decision{Kind: KindSample, Detail: fmt.Sprintf("draw %.4f below rate %.4f: sampled in", v.Draw, st.SampleRate)})
 		} else {
-			v.Reason = fmt.Sprintf("policy %s v%d step %d: sample draw %.4f is not below the rate %.4f", p.Name, p.Version, i, v.Draw, st.SampleRate)
+			v.Reason = fmt.Sprintf("%s: sample draw %.4f is not below the rate %.4f", rule, v.Draw, st.SampleRate)
+			v.Decisions = append(v.Decisions, Decision{Kind: KindSample, Detail: v.Reason})
 		}
 		out = append(out, v)
 	}
 	return out
 }
 
+// every is the cadence of a recurring step at t: the season holding t, or Every.
+func (s Step) every(t time.Time) (time.Duration, string) {
+	md := t.UTC().Format("01-02")
+	for _, se := range s.Seasons {
+		in := se.From <= md && md <= se.To
+		if se.From > se.To {
+			in = md >= se.From || md <= se.To
+		}
+		if in {
+			return se.Every.D(), se.Name
+		}
+	}
+	return s.Every.D(), ""
+}
+
+// Next returns the occurrence after prev of a recurring step, or false when
+// the series ends (not recurring, MaxOccurrences reached, Stop.After passed).
+// dislikesCalls doubles the interval of phone steps (seed 002).
+func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (Visit, bool) {
+	if prev.Step >= len(p.Steps) {
+		return Visit{}, false
+	}
+	st := p.Steps[prev.Step]
+	if !st.Recurring() || (st.MaxOccurrences > 0 && prev.Occurrence+1 >= st.MaxOccurrences) {
+		return Visit{}, false
+	}
+	var next time.Time
+	var how string
+	if st.OnHolidays {
+		h, ok := cal.NextHoliday(prev.Nominal)
+		if !ok {
+			return Visit{}, false
+		}
+		next, how = h, "the next holiday "+h.Format(time.DateOnly)
+	} else {
+		every, season := st.every(prev.Nominal)
+		if every <= 0 {
+			return Visit{}, false
+		}
+		if dislikesCalls && st.Channel == ChannelPhone {
+			every *= 2
+			how = "customer dislikes calls: interval doubled; "
+		}
+		next = prev.Nominal.Add(every)
+		how += "every " + FormatDuration(every)
+		if season != "" {
+			how += " (" + season + " season)"
+		}
+	}
+	if p.Stop.After > 0 && next.After(s.CompletedAt.Add(p.Stop.After.D())) {
+		return Visit{}, false
+	}
+	v := Visit{
+		PolicyID: p.ID, PolicyVersion: p.Version, Step: prev.Step, Occurrence: prev.Occurrence + 1,
+		Channel: int32(st.Channel), Group: st.group(s), Nominal: next, DueAt: next, Deadline: next.Add(st.window()),
+		Planned: true, Draw: prev.Draw, SampleRate: prev.SampleRate,
+	}
+	v.Reason = fmt.Sprintf("policy %s v%d step %d occurrence %d: %s", p.Name, p.Version, prev.Step, v.Occurrence, how)
+	v.Decisions = []Decision{{Kind: KindRule, Detail: v.Reason, At: next}}
+	return v, true
+}
+
 // Draw is the deterministic sample draw in [0, 1) for a service and a step:
 // a hash seeded with the policy id, so a rerun draws the same sample.
 func Draw(policyID, serviceID string, step int) float64 {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d", policyID, serviceID, step)))
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d", policyID, serviceID, step))
 	return float64(binary.BigEndian.Uint64(h[:8])>>11) / float64(uint64(1)<<53)
 }
 
-var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-
-// Validate refuses a policy that cannot fire or is malformed, naming each field.
-func Validate(p Policy) error {
-	var l invalid.List
-	if p.Name == "" {
-		l.Add("policy.name", "is required")
-	} else if len(p.Name) > 100 {
-		l.Add("policy.name", "must be at most 100 characters")
+// Clone returns a deep copy, so a version can be edited without touching another.
+func (p Policy) Clone() Policy {
+	c := p
+	c.Trigger.ServiceTypes = slices.Clone(p.Trigger.ServiceTypes)
+	c.Trigger.OrgUnits = slices.Clone(p.Trigger.OrgUnits)
+	c.Trigger.Tiers = slices.Clone(p.Trigger.Tiers)
+	c.Trigger.ProductCategories = slices.Clone(p.Trigger.ProductCategories)
+	c.Trigger.Severities = slices.Clone(p.Trigger.Severities)
+	c.Trigger.Attributes = maps.Clone(p.Trigger.Attributes)
+	c.Stop.ServiceTypes = slices.Clone(p.Stop.ServiceTypes)
+	c.Steps = slices.Clone(p.Steps)
+	for i := range c.Steps {
+		c.Steps[i].Seasons = slices.Clone(p.Steps[i].Seasons)
+		c.Steps[i].GroupBySeverity = maps.Clone(p.Steps[i].GroupBySeverity)
 	}
-	if len(p.Trigger.ServiceTypes) == 0 {
-		l.Add("policy.trigger.service_types", "must name at least one service type; a policy with an empty trigger never fires")
-	}
-	for i, t := range p.Trigger.ServiceTypes {
-		if !identRE.MatchString(t) {
-			l.Add(fmt.Sprintf("policy.trigger.service_types[%d]", i), "must be a service type such as purchase or repair (lowercase letters, digits, '_')")
-		}
-	}
-	if len(p.Steps) == 0 {
-		l.Add("policy.steps", "must have at least one step")
-	}
-	for i, st := range p.Steps {
-		f := fmt.Sprintf("policy.steps[%d]", i)
-		if st.Offset < 0 {
-			l.Add(f+".offset", "must not be negative")
-		}
-		if st.Window < 0 {
-			l.Add(f+".window", "must not be negative")
-		}
-		if st.Channel <= ChannelUnspecified || st.Channel > ChannelWeb {
-			l.Add(f+".channel", "is required: CHANNEL_PHONE, CHANNEL_SMS, CHANNEL_ONSITE, CHANNEL_EMAIL or CHANNEL_WEB")
-		}
-		if !(st.SampleRate > 0 && st.SampleRate <= 1) {
-			l.Add(f+".sample_rate", "must be above 0 and at most 1")
-		}
-	}
-	return l.Err()
+	return c
 }

@@ -18,10 +18,10 @@ func TestBuiltinAppliancePurchase(t *testing.T) {
 	require.NoError(t, Validate(p))
 	svc := Service{Tenant: "acme", ID: "s-1", Type: "purchase", CompletedAt: completed}
 	require.True(t, p.Matches(svc), "built-ins apply to every tenant")
-	visits := p.Plan(svc)
+	visits := p.Plan(svc, NoHolidays{})
 	require.Len(t, visits, 1)
 	v := visits[0]
-	require.True(t, v.Sampled)
+	require.True(t, v.Planned)
 	require.Equal(t, completed.Add(24*time.Hour), v.DueAt, "due one day after purchase")
 	require.Equal(t, completed.Add(72*time.Hour), v.Deadline, "timely until three days after purchase")
 	require.Equal(t, int32(ChannelPhone), v.Channel)
@@ -51,7 +51,7 @@ func TestMatches(t *testing.T) {
 
 func TestZeroWindowMeansThe48HourStandard(t *testing.T) {
 	p := Policy{ID: "p", Name: "instant", Active: true, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1}}}
-	v := p.Plan(Service{ID: "s", CompletedAt: completed})[0]
+	v := p.Plan(Service{ID: "s", CompletedAt: completed}, NoHolidays{})[0]
 	require.Equal(t, completed, v.DueAt)
 	require.Equal(t, completed.Add(48*time.Hour), v.Deadline, "seed 003: follow-up within 48 hours")
 }
@@ -59,14 +59,14 @@ func TestZeroWindowMeansThe48HourStandard(t *testing.T) {
 // Seed 000 (property management): repairs are followed up for at least 30%.
 // The draw is deterministic and close to the rate over many services.
 func TestSamplingIsDeterministicAndNearTheRate(t *testing.T) {
-	p := Policy{ID: "repairs-30", Name: "repairs", Active: true, Steps: []Step{{Offset: time.Hour, Channel: ChannelPhone, SampleRate: 0.3}}}
+	p := Policy{ID: "repairs-30", Name: "repairs", Active: true, Steps: []Step{{Offset: Duration(time.Hour), Channel: ChannelPhone, SampleRate: 0.3}}}
 	n, in := 20000, 0
 	for i := range n {
 		svc := Service{ID: fmt.Sprintf("svc-%d", i), CompletedAt: completed}
-		a, b := p.Plan(svc)[0], p.Plan(svc)[0]
-		require.Equal(t, a.Sampled, b.Sampled, "a rerun plans the same sample")
+		a, b := p.Plan(svc, NoHolidays{})[0], p.Plan(svc, NoHolidays{})[0]
+		require.Equal(t, a.Planned, b.Planned, "a rerun plans the same sample")
 		require.Equal(t, a.Draw, b.Draw)
-		if a.Sampled {
+		if a.Planned {
 			in++
 		}
 	}
@@ -76,7 +76,7 @@ func TestSamplingIsDeterministicAndNearTheRate(t *testing.T) {
 
 func TestValidateNamesEveryField(t *testing.T) {
 	rate := 1.5
-	p := Policy{Steps: []Step{{Offset: -time.Hour, Window: -time.Minute, SampleRate: rate}}}
+	p := Policy{Steps: []Step{{Offset: Duration(-time.Hour), Window: Duration(-time.Minute), SampleRate: rate}}}
 	err := Validate(p)
 	bad, ok := invalid.As(err)
 	require.True(t, ok)

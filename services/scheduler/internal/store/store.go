@@ -1,4 +1,5 @@
-// Package store keeps the scheduler's policies and planned visits in Postgres.
+// Package store keeps the scheduler's policies, contact policies, customer
+// preferences and planned visits in Postgres.
 package store
 
 import (
@@ -6,28 +7,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
-	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
-	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 )
 
-// ErrNameTaken is returned when the tenant already has a policy of that name.
-var ErrNameTaken = errors.New("a policy of that name exists")
+// Domain errors the API turns into gRPC codes.
+var (
+	// ErrNameTaken is returned when the tenant already has a policy of that name.
+	ErrNameTaken = errors.New("a policy of that name exists")
+	// ErrNotFound is returned for an unknown policy or visit.
+	ErrNotFound = errors.New("not found")
+	// ErrBuiltin is returned when a tenant tries to change a built-in policy.
+	ErrBuiltin = errors.New("built-in policies apply to every tenant and cannot be changed by one")
+	// ErrState is returned when a visit is not in a state that allows the change.
+	ErrState = errors.New("the visit's status does not allow this")
+)
 
 // Store is the scheduler's storage.
 type Store struct {
 	Pool *pgxpool.Pool
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // EnsureBuiltins writes the built-in policies if they are missing.
@@ -45,199 +58,285 @@ VALUES ($1, $2, $3, $4, $5, true, true) ON CONFLICT DO NOTHING`, p.ID, p.Version
 	return nil
 }
 
-// CreatePolicy stores a new policy (version 1).
+// CreatePolicy stores a new policy (its Version, usually 1).
 func (s *Store) CreatePolicy(ctx context.Context, p policy.Policy) error {
+	return insertPolicy(ctx, s.Pool, p)
+}
+
+func insertPolicy(ctx context.Context, q execer, p policy.Policy) error {
 	spec, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("store: policy: %w", err)
 	}
-	_, err = s.Pool.Exec(ctx, `INSERT INTO policies (id, version, tenant_id, name, spec, active, builtin, created_at)
+	_, err = q.Exec(ctx, `INSERT INTO policies (id, version, tenant_id, name, spec, active, builtin, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, false, $7)`, p.ID, p.Version, p.Tenant, p.Name, spec, p.Active, p.CreatedAt)
 	if postgres.IsUniqueViolation(err) {
 		return ErrNameTaken
 	}
 	if err != nil {
-		return fmt.Errorf("store: create policy: %w", err)
+		return fmt.Errorf("store: insert policy: %w", err)
 	}
 	return nil
 }
 
-const latestPolicies = `SELECT DISTINCT ON (id) spec, active, created_at FROM policies WHERE tenant_id = ANY($1) ORDER BY id, version DESC`
+const policyCols = `spec, active, created_at, version`
 
-func scanPolicies(rows pgx.Rows) ([]policy.Policy, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy.Policy, error) {
-		var spec []byte
-		var p policy.Policy
-		var active bool
-		var created time.Time
-		if err := r.Scan(&spec, &active, &created); err != nil {
-			return p, err
-		}
-		if err := json.Unmarshal(spec, &p); err != nil {
-			return p, fmt.Errorf("policy spec: %w", err)
-		}
-		p.Active, p.CreatedAt = active, created
-		return p, nil
-	})
+func scanPolicy(r pgx.CollectableRow) (policy.Policy, error) {
+	var spec []byte
+	var p policy.Policy
+	var active bool
+	var created time.Time
+	var version int
+	if err := r.Scan(&spec, &active, &created, &version); err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(spec, &p); err != nil {
+		return p, fmt.Errorf("policy spec: %w", err)
+	}
+	p.Active, p.CreatedAt, p.Version = active, created, version
+	return p, nil
 }
+
+const latestPolicies = `SELECT DISTINCT ON (id) id, ` + policyCols + ` FROM policies WHERE tenant_id = ANY($1) ORDER BY id, version DESC`
 
 // ActivePolicies returns the latest version of every active policy that may
 // apply to the tenant, built-ins included.
 func ActivePolicies(ctx context.Context, tx pgx.Tx, tenant string) ([]policy.Policy, error) {
-	rows, err := tx.Query(ctx, `SELECT spec, active, created_at FROM (`+latestPolicies+`) p WHERE active`, []string{tenant, policy.AllTenants})
+	rows, err := tx.Query(ctx, `SELECT `+policyCols+` FROM (`+latestPolicies+`) p WHERE active`, []string{tenant, policy.AllTenants})
 	if err != nil {
 		return nil, fmt.Errorf("store: active policies: %w", err)
 	}
-	return scanPolicies(rows)
+	return pgx.CollectRows(rows, scanPolicy)
 }
 
-// ListPolicies lists the tenant's policies and the built-ins, by id, after the cursor id.
+// ListPolicies lists the tenant's policies and the built-ins (latest versions), by id, after the cursor id.
 func (s *Store) ListPolicies(ctx context.Context, tenant, afterID string, limit int) ([]policy.Policy, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT spec, active, created_at FROM (`+latestPolicies+`) p
-WHERE ($2 = '' OR (spec->>'id') > $2) ORDER BY spec->>'id' LIMIT $3`, []string{tenant, policy.AllTenants}, afterID, limit)
+	rows, err := s.Pool.Query(ctx, `SELECT `+policyCols+` FROM (`+latestPolicies+`) p
+WHERE ($2 = '' OR id > $2) ORDER BY id LIMIT $3`, []string{tenant, policy.AllTenants}, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list policies: %w", err)
 	}
-	return scanPolicies(rows)
+	return pgx.CollectRows(rows, scanPolicy)
 }
 
-// PlanService plans the visits of every matching policy for a completed
-// service, within tx. Planning is idempotent per (service, policy, step);
-// every planned visit is announced with VisitPlanned through the outbox.
-func PlanService(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompleted) (int, error) {
-	policies, err := ActivePolicies(ctx, tx, ev.TenantId)
-	if err != nil {
-		return 0, err
-	}
-	svc := policy.Service{Tenant: ev.TenantId, ID: ev.ServiceId, Type: ev.ServiceType, OrgUnit: ev.OrgUnit, CompletedAt: ev.CompletedAt.AsTime()}
-	customer, err := protojson.Marshal(ev.GetCustomer())
-	if err != nil {
-		return 0, fmt.Errorf("store: customer: %w", err)
-	}
-	planned := 0
-	for _, p := range policies {
-		if !p.Matches(svc) {
-			continue
-		}
-		for _, v := range p.Plan(svc) {
-			id := outbox.NewEventID()
-			st := "planned"
-			if !v.Sampled {
-				st = "suppressed"
-			}
-			tag, err := tx.Exec(ctx, `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, channel, group_name,
-  due_at, deadline, status, reason, sample_draw, org_unit, service_type, service_completed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-ON CONFLICT (tenant_id, service_id, policy_id, step) DO NOTHING`,
-				id, svc.Tenant, svc.ID, ev.GetCustomer().GetId(), customer, v.PolicyID, v.PolicyVersion, v.Step, v.Channel, v.Group,
-				v.DueAt, v.Deadline, st, v.Reason, v.Draw, svc.OrgUnit, svc.Type, svc.CompletedAt)
-			if err != nil {
-				return planned, fmt.Errorf("store: plan visit: %w", err)
-			}
-			if tag.RowsAffected() == 0 || !v.Sampled {
-				continue
-			}
-			planned++
-			if _, err := outbox.Add(ctx, tx, outbox.Message{Subject: stream.SubjectVisitPlanned, Payload: &eventsv1.VisitPlanned{
-				TenantId: svc.Tenant, VisitId: id, ServiceId: svc.ID, PolicyId: v.PolicyID, PolicyVersion: int32(v.PolicyVersion),
-				Step: int32(v.Step), Channel: typesv1.Channel(v.Channel), DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline),
-				OrgUnit: svc.OrgUnit, ServiceType: svc.Type, CustomerId: ev.GetCustomer().GetId(),
-			}}); err != nil {
-				return planned, err
-			}
-		}
-	}
-	return planned, nil
+// GetPolicy returns a version of a policy the tenant can see (0 = the latest).
+func (s *Store) GetPolicy(ctx context.Context, tenant, id string, version int) (policy.Policy, error) {
+	return getPolicy(ctx, s.Pool, tenant, id, version)
 }
 
-// FireDue claims up to limit visits due at or before now (FOR UPDATE SKIP
-// LOCKED, so replicas never fire the same visit), marks them due and writes
-// VisitDue for each through the outbox, all in one transaction.
-func (s *Store) FireDue(ctx context.Context, now time.Time, limit int) (int, error) {
-	fired := 0
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func getPolicy(ctx context.Context, q rowQuerier, tenant, id string, version int) (policy.Policy, error) {
+	row := q.QueryRow(ctx, `SELECT `+policyCols+` FROM policies WHERE id = $1 AND tenant_id = ANY($2) AND ($3 = 0 OR version = $3)
+ORDER BY version DESC LIMIT 1`, id, []string{tenant, policy.AllTenants}, version)
+	var spec []byte
+	var p policy.Policy
+	var v int
+	if err := row.Scan(&spec, &p.Active, &p.CreatedAt, &v); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return p, ErrNotFound
+		}
+		return p, fmt.Errorf("store: get policy: %w", err)
+	}
+	active, created := p.Active, p.CreatedAt
+	if err := json.Unmarshal(spec, &p); err != nil {
+		return p, fmt.Errorf("store: policy spec: %w", err)
+	}
+	p.Active, p.CreatedAt, p.Version = active, created, v
+	return p, nil
+}
+
+// UpdatePolicy stores a new version of the tenant's policy: edit gets the
+// latest version and returns the new content, which is stored as version+1.
+// Visits already planned keep the version they came from.
+func (s *Store) UpdatePolicy(ctx context.Context, tenant, id string, edit func(policy.Policy) (policy.Policy, error)) (policy.Policy, error) {
+	var out policy.Policy
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, tenant_id, service_id, customer, policy_id, policy_version, channel, group_name,
-  due_at, deadline, org_unit, service_type, service_completed_at
-FROM planned_visits WHERE status = 'planned' AND due_at <= $1
-ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+		// Serialise versions of one policy.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('scheduler.policy:' || $1))`, id); err != nil {
+			return fmt.Errorf("lock policy: %w", err)
+		}
+		cur, err := getPolicy(ctx, tx, tenant, id, 0)
 		if err != nil {
-			return fmt.Errorf("select due: %w", err)
+			return err
 		}
-		due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*eventsv1.VisitDue, error) {
-			var (
-				v                        eventsv1.VisitDue
-				customer                 []byte
-				version, channel         int32
-				dueAt, deadline, service time.Time
-			)
-			if err := r.Scan(&v.VisitId, &v.TenantId, &v.ServiceId, &customer, &v.PolicyId, &version, &channel, &v.Group,
-				&dueAt, &deadline, &v.OrgUnit, &v.ServiceType, &service); err != nil {
-				return nil, err
-			}
-			v.Customer = &typesv1.Customer{}
-			if len(customer) > 0 {
-				if err := protojson.Unmarshal(customer, v.Customer); err != nil {
-					return nil, fmt.Errorf("customer of visit %s: %w", v.VisitId, err)
-				}
-			}
-			v.PolicyVersion, v.Channel = version, typesv1.Channel(channel)
-			v.DueAt, v.Deadline, v.ServiceCompletedAt = timestamppb.New(dueAt), timestamppb.New(deadline), timestamppb.New(service)
-			return &v, nil
-		})
+		if cur.Builtin || cur.Tenant == policy.AllTenants {
+			return ErrBuiltin
+		}
+		next, err := edit(cur.Clone())
 		if err != nil {
-			return fmt.Errorf("scan due: %w", err)
+			return err
 		}
-		ids := make([]string, len(due))
-		for i, v := range due {
-			ids[i] = v.VisitId
-			v.EventId = outbox.NewEventID()
-			if _, err := outbox.Add(ctx, tx, outbox.Message{ID: v.EventId, Subject: stream.SubjectVisitDue, Payload: v}); err != nil {
-				return err
-			}
+		next.ID, next.Tenant, next.Version, next.Active, next.Builtin = cur.ID, cur.Tenant, cur.Version+1, cur.Active, false
+		out = next
+		return insertPolicy(ctx, tx, next)
+	})
+	return out, err
+}
+
+// SetActive turns a tenant's policy on or off (every version).
+func (s *Store) SetActive(ctx context.Context, tenant, id string, active bool) (policy.Policy, error) {
+	tag, err := s.Pool.Exec(ctx, `UPDATE policies SET active = $3 WHERE id = $1 AND tenant_id = $2`, id, tenant, active)
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("store: set active: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		p, err := s.GetPolicy(ctx, tenant, id, 0)
+		if err == nil && p.Builtin {
+			return p, ErrBuiltin
 		}
-		if _, err := tx.Exec(ctx, `UPDATE planned_visits SET status = 'due', fired_at = $2 WHERE id = ANY($1)`, ids, now); err != nil {
-			return fmt.Errorf("mark due: %w", err)
+		return p, ErrNotFound
+	}
+	return s.GetPolicy(ctx, tenant, id, 0)
+}
+
+// ContactRules returns the tenant's contact policy (the zero value when none is set).
+func (s *Store) ContactRules(ctx context.Context, tenant string) (contact.Rules, error) {
+	m, err := contactRules(ctx, s.Pool, []string{tenant})
+	return m[tenant], err
+}
+
+type multiQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func contactRules(ctx context.Context, q multiQuerier, tenants []string) (map[string]contact.Rules, error) {
+	rows, err := q.Query(ctx, `SELECT tenant_id, spec FROM contact_policies WHERE tenant_id = ANY($1)`, tenants)
+	if err != nil {
+		return nil, fmt.Errorf("store: contact policies: %w", err)
+	}
+	out := map[string]contact.Rules{}
+	var tenant string
+	var spec []byte
+	_, err = pgx.ForEachRow(rows, []any{&tenant, &spec}, func() error {
+		var r contact.Rules
+		if err := json.Unmarshal(spec, &r); err != nil {
+			return fmt.Errorf("contact policy of %s: %w", tenant, err)
 		}
-		fired = len(due)
+		out[tenant] = r
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: fire due visits: %w", err)
+		return nil, fmt.Errorf("store: contact policies: %w", err)
 	}
-	return fired, nil
+	return out, nil
 }
 
-// Visit is a row of planned_visits.
-type Visit struct {
-	ID, Tenant, ServiceID, CustomerID, PolicyID string
-	PolicyVersion, Step, Channel                int32
-	DueAt, Deadline                             time.Time
-	Status, Reason, OrgUnit, ServiceType        string
-}
-
-// VisitFilter selects planned visits.
-type VisitFilter struct {
-	Tenant, ServiceID, Status string
-	AfterDue                  time.Time
-	AfterID                   string
-	Limit                     int
-}
-
-// ListVisits lists planned visits soonest due first.
-func (s *Store) ListVisits(ctx context.Context, f VisitFilter) ([]Visit, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id, tenant_id, service_id, customer_id, policy_id, policy_version, step, channel,
-  due_at, deadline, status, reason, org_unit, service_type
-FROM planned_visits
-WHERE tenant_id = $1 AND ($2 = '' OR service_id = $2) AND ($3 = '' OR status = $3)
-  AND ($5 = '' OR (due_at, id) > ($4, $5))
-ORDER BY due_at, id LIMIT $6`, f.Tenant, f.ServiceID, f.Status, f.AfterDue, f.AfterID, f.Limit)
+// SetContactRules replaces the tenant's contact policy.
+func (s *Store) SetContactRules(ctx context.Context, tenant string, r contact.Rules, now time.Time) error {
+	spec, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("store: list visits: %w", err)
+		return fmt.Errorf("store: contact policy: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Visit, error) {
-		var v Visit
-		err := r.Scan(&v.ID, &v.Tenant, &v.ServiceID, &v.CustomerID, &v.PolicyID, &v.PolicyVersion, &v.Step, &v.Channel,
-			&v.DueAt, &v.Deadline, &v.Status, &v.Reason, &v.OrgUnit, &v.ServiceType)
-		return v, err
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO contact_policies (tenant_id, spec, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id) DO UPDATE SET spec = EXCLUDED.spec, updated_at = EXCLUDED.updated_at`, tenant, spec, now); err != nil {
+		return fmt.Errorf("store: set contact policy: %w", err)
+	}
+	return nil
+}
+
+// PrefsFromProto turns the archive's contact preferences into the contact package's.
+func PrefsFromProto(p *typesv1.ContactPreferences) contact.Prefs {
+	out := contact.Prefs{TimeZone: p.GetTimeZone(), DislikesCalls: p.GetDislikesCalls()}
+	for _, c := range p.GetOptedOut() {
+		out.OptedOut = append(out.OptedOut, int32(c))
+	}
+	for _, w := range p.GetWindows() {
+		out.Windows = append(out.Windows, contact.Window{Start: int(w.GetStartMinute()), End: int(w.GetEndMinute())})
+	}
+	return out
+}
+
+// UpsertCustomer records a customer's preferences. version 0 is a snapshot
+// carried by a ServiceCompleted: it never overwrites what CustomerUpdated
+// (version ≥ 1) said; a CustomerUpdated overwrites only older versions.
+// Opt-outs are only ever added.
+func UpsertCustomer(ctx context.Context, tx pgx.Tx, tenant string, c *typesv1.Customer, version int64, at time.Time) error {
+	if c.GetId() == "" {
+		return nil
+	}
+	prefs := PrefsFromProto(c.GetPreferences())
+	b, err := json.Marshal(prefs)
+	if err != nil {
+		return fmt.Errorf("store: prefs: %w", err)
+	}
+	if prefs.OptedOut == nil {
+		prefs.OptedOut = []int32{}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, version, prefs, opted_out, tier, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (tenant_id, customer_id) DO UPDATE SET version = EXCLUDED.version, prefs = EXCLUDED.prefs, tier = EXCLUDED.tier,
+  updated_at = EXCLUDED.updated_at,
+  opted_out = ARRAY(SELECT DISTINCT unnest(customers.opted_out || EXCLUDED.opted_out))
+WHERE customers.version < EXCLUDED.version OR (EXCLUDED.version = 0 AND customers.version = 0)`,
+		tenant, c.GetId(), version, b, prefs.OptedOut, c.GetTier(), at)
+	if err != nil {
+		return fmt.Errorf("store: upsert customer: %w", err)
+	}
+	return nil
+}
+
+// AddOptOut records that the customer opted out of a channel.
+func AddOptOut(ctx context.Context, tx pgx.Tx, tenant, customer string, channel int32, at time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, opted_out, updated_at) VALUES ($1, $2, ARRAY[$3::int], $4)
+ON CONFLICT (tenant_id, customer_id) DO UPDATE SET opted_out = ARRAY(SELECT DISTINCT unnest(customers.opted_out || ARRAY[$3::int])), updated_at = $4`,
+		tenant, customer, channel, at)
+	if err != nil {
+		return fmt.Errorf("store: opt out: %w", err)
+	}
+	return nil
+}
+
+type custKey struct{ tenant, customer string }
+
+// prefsFor loads the preferences of the customers.
+func prefsFor(ctx context.Context, q multiQuerier, keys []custKey) (map[custKey]contact.Prefs, error) {
+	out := map[custKey]contact.Prefs{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	ts, cs := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ts[i], cs[i] = k.tenant, k.customer
+	}
+	rows, err := q.Query(ctx, `SELECT c.tenant_id, c.customer_id, c.prefs, c.opted_out FROM customers c
+JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON c.tenant_id = k.t AND c.customer_id = k.c`, ts, cs)
+	if err != nil {
+		return nil, fmt.Errorf("store: prefs: %w", err)
+	}
+	var k custKey
+	var b []byte
+	var opted []int32
+	_, err = pgx.ForEachRow(rows, []any{&k.tenant, &k.customer, &b, &opted}, func() error {
+		var p contact.Prefs
+		if err := json.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		for _, o := range opted {
+			if !slices.Contains(p.OptedOut, o) {
+				p.OptedOut = append(p.OptedOut, o)
+			}
+		}
+		out[k] = p
+		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("store: prefs: %w", err)
+	}
+	return out, nil
+}
+
+// PolicyIDByName returns the id of the tenant's policy of that name ("" when none).
+func (s *Store) PolicyIDByName(ctx context.Context, tenant, name string) (string, error) {
+	var id string
+	err := s.Pool.QueryRow(ctx, `SELECT id FROM policies WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1`, tenant, name).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: policy by name: %w", err)
+	}
+	return id, nil
 }

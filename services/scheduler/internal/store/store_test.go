@@ -110,7 +110,7 @@ func TestSampledOutVisitsAreSuppressedWithTheirDraw(t *testing.T) {
 	ctx, st := setup(t)
 	p := policy.Policy{ID: "p-repairs", Tenant: "default", Name: "repairs-30", Version: 1, Active: true, CreatedAt: t0,
 		Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
-		Steps:   []policy.Step{{Offset: time.Hour, Channel: policy.ChannelPhone, SampleRate: 0.3}}}
+		Steps:   []policy.Step{{Offset: policy.Duration(time.Hour), Channel: policy.ChannelPhone, SampleRate: 0.3}}}
 	require.NoError(t, st.CreatePolicy(ctx, p))
 	planned := 0
 	for i := range 200 {
@@ -174,5 +174,5 @@ func TestCreatePolicyRefusesADuplicateName(t *testing.T) {
 	require.ErrorIs(t, st.CreatePolicy(ctx, p), store.ErrNameTaken)
 	ps, err := st.ListPolicies(ctx, "default", "", 10)
 	require.NoError(t, err)
-	require.Len(t, ps, 2, "the tenant's policy and the built-in")
+	require.Len(t, ps, 3, "the tenant's policy and the two built-ins")
 }

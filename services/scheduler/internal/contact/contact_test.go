@@ -1,0 +1,112 @@
+package contact
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+)
+
+var shanghai, _ = time.LoadLocation("Asia/Shanghai")
+
+func cst(d, h, m int) time.Time { return time.Date(2026, 3, d, h, m, 0, 0, shanghai) }
+
+// Seed 002: best call windows 10:00–11:30 and 15:30–17:00, in the customer's time zone.
+func TestPlaceInTheSeed002Windows(t *testing.T) {
+	r := Preset002()
+	r.TimeZone = "Asia/Shanghai"
+	tests := []struct {
+		name string
+		at   time.Time
+		ch   int32
+		want time.Time
+	}{
+		{"inside the morning window", cst(2, 10, 15), policy.ChannelPhone, cst(2, 10, 15)},
+		{"before the morning window", cst(2, 8, 0), policy.ChannelPhone, cst(2, 10, 0)},
+		{"between the windows", cst(2, 12, 0), policy.ChannelPhone, cst(2, 15, 30)},
+		{"the end of a window is outside", cst(2, 11, 30), policy.ChannelPhone, cst(2, 15, 30)},
+		{"after the afternoon window", cst(2, 17, 5), policy.ChannelPhone, cst(3, 10, 0)},
+		{"on-site visits too", cst(2, 12, 0), policy.ChannelOnsite, cst(2, 15, 30)},
+		{"SMS is not held to call windows", cst(2, 12, 0), policy.ChannelSMS, cst(2, 12, 0)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ds := r.Place(tc.at, tc.ch, Prefs{}, false)
+			require.True(t, tc.want.Equal(got), "got %s", got.In(shanghai))
+			if !tc.want.Equal(tc.at) {
+				require.Equal(t, policy.KindWindow, ds[0].Kind)
+				require.Contains(t, ds[0].Detail, "10:00–11:30, 15:30–17:00")
+			}
+		})
+	}
+	// the customer's own zone and windows win over the tenant's.
+	got, _ := r.Place(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC), policy.ChannelPhone, Prefs{TimeZone: "Europe/Berlin", Windows: []Window{{Start: 14 * 60, End: 15 * 60}}}, false)
+	require.Equal(t, time.Date(2026, 3, 2, 13, 0, 0, 0, time.UTC), got, "14:00 in Berlin")
+}
+
+func TestQuietHoursAndHolidays(t *testing.T) {
+	r := Rules{TimeZone: "Asia/Shanghai", Quiet: &Window{Start: 21 * 60, End: 8 * 60}, Holidays: []string{"2026-03-03"}, AvoidHolidays: true}
+	got, ds := r.Place(cst(2, 22, 0), policy.ChannelSMS, Prefs{}, false)
+	require.True(t, cst(3, 8, 0).Equal(got), "quiet hours wrap over midnight: %s", got.In(shanghai))
+	require.Equal(t, policy.KindQuiet, ds[0].Kind)
+	got, ds = r.Place(cst(2, 22, 0), policy.ChannelPhone, Prefs{}, false)
+	require.True(t, cst(4, 8, 0).Equal(got), "a call moves off the holiday too: %s", got.In(shanghai))
+	require.Equal(t, policy.KindHoliday, ds[1].Kind)
+	got, _ = r.Place(cst(3, 9, 0), policy.ChannelPhone, Prefs{}, true)
+	require.True(t, cst(3, 9, 0).Equal(got), "a holiday step stays on the holiday")
+	h, ok := r.NextHoliday(cst(1, 0, 0))
+	require.True(t, ok)
+	require.True(t, cst(3, 0, 0).Equal(h))
+	_, ok = r.NextHoliday(cst(3, 0, 0))
+	require.False(t, ok)
+}
+
+// Contact policy across programs: frequency caps, opt-outs, customers who dislike calls (seed 002).
+func TestCheck(t *testing.T) {
+	now := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	caps := Rules{Caps: []Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(3 * day)}, {Max: 4, Per: policy.Duration(30 * day)}}}
+	tests := []struct {
+		name    string
+		rules   Rules
+		prefs   Prefs
+		history []Contact
+		pending Pending
+		action  Action
+		at      time.Time
+		kind    string
+	}{
+		{"no rules: fire", Rules{}, Prefs{}, nil, Pending{Channel: policy.ChannelPhone}, Fire, now, ""},
+		{"opted out: suppressed", Rules{}, Prefs{OptedOut: []int32{policy.ChannelPhone}}, nil, Pending{Channel: policy.ChannelPhone}, Suppress, time.Time{}, policy.KindOptOut},
+		{"opted out of another channel: fire", Rules{}, Prefs{OptedOut: []int32{policy.ChannelSMS}}, nil, Pending{Channel: policy.ChannelPhone}, Fire, now, ""},
+		{"1 call in 3 days: moved", caps, Prefs{}, []Contact{{policy.ChannelPhone, now.Add(-day)}}, Pending{Channel: policy.ChannelPhone, Deadline: now.Add(5 * day)}, Move, now.Add(2 * day), policy.KindCap},
+		{"cap past the deadline: suppressed", caps, Prefs{}, []Contact{{policy.ChannelPhone, now.Add(-day)}}, Pending{Channel: policy.ChannelPhone, Deadline: now.Add(day)}, Suppress, time.Time{}, policy.KindCap},
+		{"an SMS is not a call", caps, Prefs{}, []Contact{{policy.ChannelPhone, now.Add(-day)}}, Pending{Channel: policy.ChannelSMS}, Fire, now, ""},
+		{"4 contacts a month: moved", caps, Prefs{}, []Contact{{2, now.Add(-25 * day)}, {2, now.Add(-20 * day)}, {2, now.Add(-10 * day)}, {2, now.Add(-5 * day)}}, Pending{Channel: policy.ChannelSMS}, Move, now.Add(5 * day), policy.KindCap},
+		{"dislikes calls: a week between calls", Rules{}, Prefs{DislikesCalls: true}, []Contact{{policy.ChannelPhone, now.Add(-2 * day)}}, Pending{Channel: policy.ChannelPhone}, Move, now.Add(5 * day), policy.KindDislikes},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := tc.rules.Check(now, tc.pending, tc.prefs, tc.history)
+			require.Equal(t, tc.action, out.Action, out.Reason)
+			if tc.action == Move {
+				require.Equal(t, tc.at, out.At)
+			}
+			if tc.kind != "" {
+				require.Equal(t, tc.kind, out.Decisions[0].Kind)
+				require.NotEmpty(t, out.Reason)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	require.NoError(t, Preset002().Validate())
+	err := Rules{Windows: []Window{{Start: 900, End: 600}}, TimeZone: "Mars/Olympus", Holidays: []string{"03-01"}, Caps: []Cap{{Max: 0, Per: policy.Duration(time.Minute)}}}.Validate()
+	require.Error(t, err)
+	for _, f := range []string{"contact_policy.windows[0]", "contact_policy.time_zone", "contact_policy.holidays[0]", "contact_policy.caps[0].max", "contact_policy.caps[0].per"} {
+		require.Contains(t, err.Error(), f)
+	}
+}

@@ -1,0 +1,230 @@
+// Package engine combines policies with the contact policy: it plans the
+// visits of a service and the next visit of a recurring series, placed in the
+// times the contact policy allows, and it runs whole scripted histories in
+// memory on a fake clock (SimulatePolicy and the policy packs' golden tests).
+// It does no I/O; the store applies the same functions inside transactions.
+package engine
+
+import (
+	"container/heap"
+	"slices"
+	"time"
+
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+)
+
+// Initial plans the first visit of every step of p for the service and
+// places each where the contact policy and the customer allow.
+func Initial(p policy.Policy, s policy.Service, r contact.Rules, prefs contact.Prefs) []policy.Visit {
+	vs := p.Plan(s, r)
+	for i := range vs {
+		if vs[i].Planned {
+			place(&vs[i], p, r, prefs)
+		}
+	}
+	return vs
+}
+
+// Following plans the visit after prev in a recurring series, placed.
+func Following(p policy.Policy, prev policy.Visit, s policy.Service, r contact.Rules, prefs contact.Prefs) (policy.Visit, bool) {
+	v, ok := p.Next(prev, s, r, prefs.DislikesCalls)
+	if !ok {
+		return v, false
+	}
+	place(&v, p, r, prefs)
+	return v, true
+}
+
+func place(v *policy.Visit, p policy.Policy, r contact.Rules, prefs contact.Prefs) {
+	holiday := v.Step < len(p.Steps) && p.Steps[v.Step].OnHolidays
+	at, ds := r.Place(v.Nominal, v.Channel, prefs, holiday)
+	if len(ds) == 0 {
+		return
+	}
+	v.DueAt = at
+	if v.Deadline.Before(at) {
+		v.Deadline = at.Add(v.Deadline.Sub(v.Nominal))
+	}
+	v.Decisions = append(v.Decisions, ds...)
+	v.Reason += "; moved: " + ds[len(ds)-1].Detail
+}
+
+// Customer events a history may hold besides services.
+type Event struct {
+	At time.Time
+	// Service completed (nil otherwise).
+	Service *policy.Service
+	// OptOut: the customer opted out of a channel.
+	CustomerID string
+	OptOut     int32
+	// Answered: the customer (CustomerID) answered the visits of this service and policy (stop condition).
+	AnsweredService, AnsweredPolicy string
+}
+
+// Outcome is a visit's fate in a simulation.
+type Outcome struct {
+	policy.Visit
+	Service policy.Service
+	// Status: due (fired at FiredAt), suppressed, cancelled, or planned (still pending at the end).
+	Status  string
+	FiredAt time.Time
+}
+
+// Sim runs policies over a history in memory.
+type Sim struct {
+	Policies []policy.Policy
+	Rules    contact.Rules
+	Prefs    map[string]contact.Prefs
+}
+
+type pending struct {
+	v    policy.Visit
+	s    policy.Service
+	pol  policy.Policy
+	dead bool
+	seq  int
+}
+
+// queue is a min-heap of pending visits by due time (then insertion order).
+type queue []*pending
+
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if c := q[i].v.DueAt.Compare(q[j].v.DueAt); c != 0 {
+		return c < 0
+	}
+	return q[i].seq < q[j].seq
+}
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *queue) Push(x any)   { *q = append(*q, x.(*pending)) }
+func (q *queue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}
+
+// Run plays the events in time order until the end and returns every
+// visit's outcome, in the order they were decided.
+func (sim Sim) Run(events []Event, until time.Time) []Outcome {
+	events = slices.Clone(events)
+	slices.SortStableFunc(events, func(a, b Event) int { return a.At.Compare(b.At) })
+	prefs := map[string]contact.Prefs{}
+	for k, v := range sim.Prefs {
+		prefs[k] = v
+	}
+	var (
+		out        []Outcome
+		q          queue
+		seq        int
+		history    = map[string][]contact.Contact{}
+		byCustomer = map[string][]*pending{}
+	)
+	push := func(p *pending) {
+		seq++
+		p.seq = seq
+		heap.Push(&q, p)
+		byCustomer[p.s.CustomerID] = append(byCustomer[p.s.CustomerID], p)
+	}
+	// live drops dead entries from a customer's list and returns it.
+	live := func(customer string) []*pending {
+		l := slices.DeleteFunc(byCustomer[customer], func(p *pending) bool { return p.dead })
+		byCustomer[customer] = l
+		return l
+	}
+	cancel := func(p *pending, reason string) {
+		p.dead = true
+		o := Outcome{Visit: p.v, Service: p.s, Status: "cancelled"}
+		o.Reason = reason
+		out = append(out, o)
+	}
+	ei := 0
+	for {
+		for q.Len() > 0 && q[0].dead {
+			heap.Pop(&q)
+		}
+		var p *pending
+		if q.Len() > 0 {
+			p = q[0]
+		}
+		if ei < len(events) && (p == nil || !events[ei].At.After(p.v.DueAt)) {
+			ev := events[ei]
+			if ev.At.After(until) {
+				break
+			}
+			ei++
+			switch {
+			case ev.Service != nil:
+				s := *ev.Service
+				for _, x := range live(s.CustomerID) {
+					if s.CustomerID != "" && slices.Contains(x.pol.Stop.ServiceTypes, s.Type) && x.s.CompletedAt.Before(s.CompletedAt) {
+						cancel(x, "stopped: the customer came in ("+s.Type+")")
+					}
+				}
+				for _, pol := range sim.Policies {
+					if !pol.Matches(s) {
+						continue
+					}
+					if pol.Trigger.OncePerCustomer && slices.ContainsFunc(live(s.CustomerID), func(x *pending) bool { return x.pol.ID == pol.ID }) {
+						continue
+					}
+					for _, v := range Initial(pol, s, sim.Rules, prefs[s.CustomerID]) {
+						if !v.Planned {
+							out = append(out, Outcome{Visit: v, Service: s, Status: "suppressed"})
+							continue
+						}
+						push(&pending{v: v, s: s, pol: pol})
+					}
+				}
+			case ev.OptOut != 0:
+				pr := prefs[ev.CustomerID]
+				pr.OptedOut = append(pr.OptedOut, ev.OptOut)
+				prefs[ev.CustomerID] = pr
+			case ev.AnsweredService != "":
+				for _, x := range live(ev.CustomerID) {
+					if x.s.ID == ev.AnsweredService && x.pol.ID == ev.AnsweredPolicy && x.pol.Stop.Answered {
+						cancel(x, "stopped: the customer answered")
+					}
+				}
+			}
+			continue
+		}
+		if p == nil || p.v.DueAt.After(until) {
+			break
+		}
+		heap.Pop(&q)
+		p.dead = true
+		now := p.v.DueAt
+		pr := prefs[p.s.CustomerID]
+		holiday := p.v.Step < len(p.pol.Steps) && p.pol.Steps[p.v.Step].OnHolidays
+		res := sim.Rules.Check(now, contact.Pending{Channel: p.v.Channel, Deadline: p.v.Deadline, HolidayStep: holiday}, pr, history[p.s.CustomerID])
+		switch res.Action {
+		case contact.Suppress:
+			p.v.Reason, p.v.Decisions = res.Reason, append(p.v.Decisions, res.Decisions...)
+			out = append(out, Outcome{Visit: p.v, Service: p.s, Status: "suppressed"})
+		case contact.Move:
+			p.v.DueAt, p.v.Reason, p.v.Decisions = res.At, res.Reason, append(p.v.Decisions, res.Decisions...)
+			if p.v.Deadline.Before(res.At) {
+				p.v.Deadline = res.At
+			}
+			push(&pending{v: p.v, s: p.s, pol: p.pol})
+			continue
+		default:
+			history[p.s.CustomerID] = append(history[p.s.CustomerID], contact.Contact{Channel: p.v.Channel, At: now})
+			out = append(out, Outcome{Visit: p.v, Service: p.s, Status: "due", FiredAt: now})
+		}
+		optedOut := res.Action == contact.Suppress && len(res.Decisions) > 0 && res.Decisions[0].Kind == policy.KindOptOut
+		if !optedOut && p.pol.Active {
+			if nv, ok := Following(p.pol, p.v, p.s, sim.Rules, pr); ok {
+				push(&pending{v: nv, s: p.s, pol: p.pol})
+			}
+		}
+	}
+	for _, p := range q {
+		if !p.dead {
+			out = append(out, Outcome{Visit: p.v, Service: p.s, Status: "planned"})
+		}
+	}
+	return out
+}

@@ -1,0 +1,185 @@
+package grpcapi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/grpcserver"
+	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+)
+
+var now = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func create(t *testing.T, ctx context.Context, srv interface {
+	CreatePolicy(context.Context, *schedulerv1.CreatePolicyRequest) (*schedulerv1.CreatePolicyResponse, error)
+}, js string) *schedulerv1.Policy {
+	t.Helper()
+	req := &schedulerv1.CreatePolicyRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(js), req))
+	resp, err := srv.CreatePolicy(ctx, req)
+	require.NoError(t, err)
+	return resp.Policy
+}
+
+func code(ctx context.Context, err error) codes.Code {
+	return status.Code(grpcserver.Status(ctx, servicetest.Logger(), err))
+}
+
+// Versioned policies: UpdatePolicy makes version 2; version 1 stays readable; built-ins cannot be edited by a tenant.
+func TestUpdateActivateDeactivate(t *testing.T) {
+	ctx, srv := setup(t)
+	p := create(t, ctx, srv, `{"policy":{"name":"repairs","trigger":{"service_types":["repair"]},"steps":[{"offset":"86400s","channel":"CHANNEL_PHONE"}]}}`)
+	upd := &schedulerv1.UpdatePolicyRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(`{"policy_id":"`+p.Id+`","policy":{"name":"repairs","trigger":{"service_types":["repair"],"tiers":["key"]},
+	  "steps":[{"offset":"172800s","window":"259200s","channel":"CHANNEL_PHONE","sample_rate":0.3,"group":"property_assistant"}]}}`), upd))
+	got, err := srv.UpdatePolicy(ctx, upd)
+	require.NoError(t, err)
+	require.Equal(t, int32(2), got.Policy.Version)
+	require.Equal(t, []string{"key"}, got.Policy.Trigger.Tiers)
+	v1, err := srv.GetPolicy(ctx, &schedulerv1.GetPolicyRequest{PolicyId: p.Id, Version: 1})
+	require.NoError(t, err)
+	require.Equal(t, 86400*time.Second, v1.Policy.Steps[0].Offset.AsDuration())
+
+	bad := &schedulerv1.UpdatePolicyRequest{PolicyId: p.Id, Policy: &schedulerv1.Policy{Name: "x", Trigger: &schedulerv1.Trigger{}}}
+	_, err = srv.UpdatePolicy(ctx, bad)
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
+
+	off, err := srv.DeactivatePolicy(ctx, &schedulerv1.DeactivatePolicyRequest{PolicyId: p.Id})
+	require.NoError(t, err)
+	require.False(t, off.Policy.Active)
+	on, err := srv.ActivatePolicy(ctx, &schedulerv1.ActivatePolicyRequest{PolicyId: p.Id})
+	require.NoError(t, err)
+	require.True(t, on.Policy.Active)
+	require.Equal(t, int32(2), on.Policy.Version)
+
+	_, err = srv.DeactivatePolicy(ctx, &schedulerv1.DeactivatePolicyRequest{PolicyId: "builtin-appliance-purchase"})
+	require.Equal(t, codes.FailedPrecondition, code(ctx, err))
+	_, err = srv.UpdatePolicy(ctx, &schedulerv1.UpdatePolicyRequest{PolicyId: "nope", Policy: upd.Policy})
+	require.Equal(t, codes.NotFound, code(ctx, err))
+}
+
+// Seed packs load as data for a tenant; loading again makes new versions.
+func TestLoadPolicyPack(t *testing.T) {
+	ctx, srv := setup(t)
+	packs, err := srv.ListPolicyPacks(ctx, &schedulerv1.ListPolicyPacksRequest{})
+	require.NoError(t, err)
+	require.Len(t, packs.Packs, 7)
+	got, err := srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{TenantId: "acme", Pack: "auto", Inactive: true})
+	require.NoError(t, err)
+	require.Len(t, got.Policies, 7)
+	for _, p := range got.Policies {
+		require.False(t, p.Active)
+		require.Equal(t, "auto", p.Pack)
+		require.Equal(t, "acme", p.TenantId)
+	}
+	again, err := srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{TenantId: "acme", Pack: "auto"})
+	require.NoError(t, err)
+	require.Equal(t, int32(2), again.Policies[0].Version)
+	require.Equal(t, got.Policies[0].Id, again.Policies[0].Id)
+	_, err = srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{Pack: "bakery"})
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
+}
+
+// SimulatePolicy shows the load before a policy is turned on (seed 000 property: 50% of closed complaints).
+func TestSimulatePolicy(t *testing.T) {
+	ctx, srv := setup(t)
+	req := &schedulerv1.SimulatePolicyRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(`{"policy":{"name":"complaints","trigger":{"service_types":["complaint_closed"]},
+	  "steps":[{"offset":"0s","window":"259200s","channel":"CHANNEL_PHONE","sample_rate":0.5,"group_by_severity":{"major":"company_manager"},"group":"property_assistant"}]},
+	  "synthetic":{"services_per_day":100,"days":10,"severities":["general","general","major"]},"from":"2026-12-01T00:00:00Z"}`), req))
+	resp, err := srv.SimulatePolicy(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, int32(1000), resp.Services)
+	require.Equal(t, int32(1000), resp.Visits+resp.Suppressed)
+	require.InDelta(t, 500, resp.Visits, 50)
+	require.Len(t, resp.PerDay, 10)
+	require.Equal(t, resp.Visits, resp.PerChannel["CHANNEL_PHONE"])
+	require.InDelta(t, float64(resp.Visits)/3, resp.PerGroup["company_manager"], 40)
+
+	_, err = srv.SimulatePolicy(ctx, &schedulerv1.SimulatePolicyRequest{Policy: req.Policy, Synthetic: &schedulerv1.SyntheticLoad{ServicesPerDay: 0, Days: 1000}})
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
+
+	// replay: the tenant's past services.
+	require.NoError(t, pgx.BeginFunc(ctx, srv.Store.Pool, func(tx pgx.Tx) error {
+		_, err := store.PlanService(ctx, tx, &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-1", ServiceType: "complaint_closed",
+			CompletedAt: timestamppb.New(now.Add(-day)), Customer: &typesv1.Customer{Id: "c-1"}})
+		return err
+	}))
+	replay, err := srv.SimulatePolicy(ctx, &schedulerv1.SimulatePolicyRequest{Policy: req.Policy, From: timestamppb.New(now.Add(-7 * day)), To: timestamppb.New(now)})
+	require.NoError(t, err)
+	require.Equal(t, int32(1), replay.Services)
+}
+
+const day = 24 * time.Hour
+
+// ExplainVisit, ReschedulePlannedVisit (the customer asked for another time), CancelPlannedVisit (VisitCancelled).
+func TestExplainRescheduleCancel(t *testing.T) {
+	ctx, srv := setup(t)
+	_, err := srv.SetContactPolicy(ctx, &schedulerv1.SetContactPolicyRequest{Preset: "002", ContactPolicy: &schedulerv1.ContactPolicy{TimeZone: "Asia/Shanghai",
+		Caps: []*schedulerv1.FrequencyCap{{Channel: typesv1.Channel_CHANNEL_PHONE, Max: 1, Per: durationpb.New(3 * day)}}}})
+	require.NoError(t, err)
+	cp, err := srv.GetContactPolicy(ctx, &schedulerv1.GetContactPolicyRequest{})
+	require.NoError(t, err)
+	require.Len(t, cp.ContactPolicy.Windows, 2)
+	require.Equal(t, int32(600), cp.ContactPolicy.Windows[0].StartMinute)
+	_, err = srv.SetContactPolicy(ctx, &schedulerv1.SetContactPolicyRequest{ContactPolicy: &schedulerv1.ContactPolicy{TimeZone: "Nowhere/Else"}})
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
+
+	require.NoError(t, pgx.BeginFunc(ctx, srv.Store.Pool, func(tx pgx.Tx) error {
+		_, err := store.PlanService(ctx, tx, &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-1", ServiceType: "purchase",
+			CompletedAt: timestamppb.New(now), Customer: &typesv1.Customer{Id: "c-1"}})
+		return err
+	}))
+	list, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{CustomerId: "c-1", Channel: typesv1.Channel_CHANNEL_PHONE,
+		DueFrom: timestamppb.New(now), DueTo: timestamppb.New(now.Add(3 * day))})
+	require.NoError(t, err)
+	require.Len(t, list.Visits, 1)
+	v := list.Visits[0]
+	empty, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{PolicyId: "other"})
+	require.NoError(t, err)
+	require.Empty(t, empty.Visits)
+
+	ex, err := srv.ExplainVisit(ctx, &schedulerv1.ExplainVisitRequest{VisitId: v.Id})
+	require.NoError(t, err)
+	require.Equal(t, "builtin-appliance-purchase", ex.Policy.Id)
+	require.Contains(t, ex.SourceRule, "seed 001")
+	require.Equal(t, 1.0, ex.SampleRate)
+	var kinds []string
+	for _, d := range ex.Decisions {
+		kinds = append(kinds, d.Kind)
+	}
+	require.Equal(t, []string{"rule", "anchor", "sample", "window"}, kinds, "18:00 in Shanghai is outside the windows")
+
+	at := now.Add(4 * day)
+	rs, err := srv.ReschedulePlannedVisit(ctx, &schedulerv1.ReschedulePlannedVisitRequest{VisitId: v.Id, DueAt: timestamppb.New(at), Reason: "customer travels"})
+	require.NoError(t, err)
+	require.Equal(t, at, rs.Visit.DueAt.AsTime())
+	require.Contains(t, rs.Visit.Reason, "customer travels")
+	_, err = srv.ReschedulePlannedVisit(ctx, &schedulerv1.ReschedulePlannedVisitRequest{VisitId: v.Id, DueAt: timestamppb.New(now.Add(-day))})
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
+
+	c, err := srv.CancelPlannedVisit(ctx, &schedulerv1.CancelPlannedVisitRequest{VisitId: v.Id, Reason: "customer moved abroad"})
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", c.Visit.Status)
+	var n int
+	require.NoError(t, srv.Store.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = 'huifang.events.visit.cancelled'`).Scan(&n))
+	require.Equal(t, 1, n)
+	_, err = srv.CancelPlannedVisit(ctx, &schedulerv1.CancelPlannedVisitRequest{VisitId: v.Id, Reason: "again"})
+	require.Equal(t, codes.FailedPrecondition, code(ctx, err))
+	_, err = srv.ExplainVisit(ctx, &schedulerv1.ExplainVisitRequest{VisitId: "nope"})
+	require.Equal(t, codes.NotFound, code(ctx, err))
+}

@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func day(d int) time.Duration { return time.Duration(d) * 24 * time.Hour }
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"0s", 0}, {"3d", day(3)}, {"2w", day(14)}, {"-14d", -day(14)}, {"1d12h", day(1) + 12*time.Hour}, {"90m", 90 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseDuration(tc.in)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			back, err := ParseDuration(FormatDuration(got))
+			require.NoError(t, err)
+			require.Equal(t, got, back)
+		})
+	}
+	_, err := ParseDuration("3 days")
+	require.Error(t, err)
+	var d Duration
+	require.NoError(t, json.Unmarshal([]byte(`86400000000000`), &d), "older specs stored nanoseconds")
+	require.Equal(t, day(1), d.D())
+}
+
+func TestTriggerConditions(t *testing.T) {
+	p := Policy{Tenant: "t", Active: true, Trigger: Trigger{
+		ServiceTypes: []string{"complaint_closed"}, Tiers: []string{"key"}, ProductCategories: []string{"fridge"},
+		Severities: []string{"major"}, Attributes: map[string]string{"channel": "online"},
+	}}
+	ok := Service{Tenant: "t", Type: "complaint_closed", Tier: "key", ProductCategory: "fridge", Severity: "major", Attributes: map[string]string{"channel": "online"}}
+	require.True(t, p.Matches(ok))
+	for name, mut := range map[string]func(*Service){
+		"tier":      func(s *Service) { s.Tier = "normal" },
+		"category":  func(s *Service) { s.ProductCategory = "tv" },
+		"severity":  func(s *Service) { s.Severity = "general" },
+		"attribute": func(s *Service) { s.Attributes = map[string]string{"channel": "store"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := ok
+			mut(&s)
+			require.False(t, p.Matches(s))
+		})
+	}
+}
+
+// Seed 000 (auto dealer): first maintenance at 3 months or 3,000 km, whichever comes first.
+func TestAnchorEarlierOfDateAndMileage(t *testing.T) {
+	a := Anchor{Months: 3, MileageKm: 3000}
+	base := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		attrs map[string]string
+		want  time.Time
+	}{
+		{"slow driver: 3 months first", map[string]string{"km_per_day": "10"}, time.Date(2026, 4, 10, 9, 0, 0, 0, time.UTC)},
+		{"fast driver: 3,000 km first", map[string]string{"km_per_day": "60"}, base.Add(day(50))},
+		{"no habit known: 3 months", nil, time.Date(2026, 4, 10, 9, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, ok := a.Time(Service{CompletedAt: base, Attributes: tc.attrs})
+			require.True(t, ok)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	_, why, ok := Anchor{From: AnchorWarrantyUntil}.Time(Service{CompletedAt: base})
+	require.False(t, ok)
+	require.Contains(t, why, "warranty_until")
+	got, _, ok := Anchor{From: "attributes.insurance_due"}.Time(Service{Attributes: map[string]string{"insurance_due": "2027-03-01"}})
+	require.True(t, ok)
+	require.Equal(t, time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC), got)
+	require.Equal(t, time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC), addMonths(time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC), 1), "month ends are kept")
+}
+
+// Seed 002 (cement): peak season weekly, off season every 2 weeks.
+func TestNextFollowsTheSeason(t *testing.T) {
+	p := Policy{ID: "c", Name: "cement", Active: true, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1, Every: Duration(day(14)),
+		Seasons: []Season{{Name: "peak", From: "03-01", To: "06-30", Every: Duration(day(7))}}}}}
+	prev := Visit{Step: 0, Nominal: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), Planned: true}
+	n, ok := p.Next(prev, Service{}, NoHolidays{}, false)
+	require.True(t, ok)
+	require.Equal(t, prev.Nominal.Add(day(7)), n.Nominal)
+	prev.Nominal = time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC)
+	n, _ = p.Next(prev, Service{}, NoHolidays{}, false)
+	require.Equal(t, prev.Nominal.Add(day(14)), n.Nominal)
+	n, _ = p.Next(prev, Service{}, NoHolidays{}, true)
+	require.Equal(t, prev.Nominal.Add(day(28)), n.Nominal, "seed 002: lower the frequency for customers who dislike calls")
+	p.Steps[0].MaxOccurrences = 1
+	_, ok = p.Next(prev, Service{}, NoHolidays{}, false)
+	require.False(t, ok)
+}
+
+func TestAlignQuarter(t *testing.T) {
+	require.Equal(t, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 5, 17, 8, 0, 0, 0, time.UTC)))
+	require.Equal(t, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)))
+	require.Equal(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 12, 31, 8, 0, 0, 0, time.UTC)))
+}
+
+// A policy that cannot fire is refused with a violation per field (issue #4, bad input).
+func TestValidateRefusesPoliciesThatCannotFire(t *testing.T) {
+	base := func() Policy {
+		return Policy{Name: "p", Trigger: Trigger{ServiceTypes: []string{"repair"}}, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1}}}
+	}
+	require.NoError(t, Validate(base()))
+	tests := []struct {
+		field string
+		mut   func(*Policy)
+	}{
+		{"policy.trigger.service_types", func(p *Policy) { p.Trigger.ServiceTypes = nil }},
+		{"policy.steps[0].window", func(p *Policy) { p.Steps[0].Window = Duration(-time.Hour) }},
+		{"policy.steps[0].sample_rate", func(p *Policy) { p.Steps[0].SampleRate = 0 }},
+		{"policy.steps[0].sample_rate", func(p *Policy) { p.Steps[0].SampleRate = 1.2 }},
+		{"policy.steps[0].anchor.from", func(p *Policy) { p.Steps[0].Anchor.From = "birthday" }},
+		{"policy.steps[0].offset", func(p *Policy) { p.Steps[0].Offset = Duration(-time.Hour) }},
+		{"policy.steps[0].every", func(p *Policy) { p.Steps[0].Every = Duration(time.Minute) }},
+		{"policy.steps[0].seasons[0].from", func(p *Policy) {
+			p.Steps[0].Seasons = []Season{{Name: "peak", From: "13-01", To: "06-30", Every: Duration(day(7))}}
+		}},
+		{"policy.trigger.severities[0]", func(p *Policy) { p.Trigger.Severities = []string{"critical"} }},
+		{"policy.steps[0].max_occurrences", func(p *Policy) { p.Steps[0].MaxOccurrences = 3 }},
+		{"policy.steps[0].align_to", func(p *Policy) { p.Steps[0].AlignTo = "month" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.field, func(t *testing.T) {
+			p := base()
+			tc.mut(&p)
+			err := Validate(p)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.field)
+		})
+	}
+	p := base()
+	p.Steps[0].Anchor.From = AnchorWarrantyUntil
+	p.Steps[0].Offset = Duration(-day(30))
+	require.NoError(t, Validate(p), "before a date anchor is allowed")
+}

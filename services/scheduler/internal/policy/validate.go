@@ -1,0 +1,167 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/huifang/huifang/pkg/invalid"
+)
+
+// Severities a complaint may have (seed 000: ordinary, urgent 紧要, major 重点).
+var Severities = []string{"general", "urgent", "major"}
+
+var (
+	identRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	monthDayRE = regexp.MustCompile(`^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$`)
+)
+
+// Builtin returns the policies that ship with Huifang and apply to every tenant.
+func Builtin() []Policy {
+	return []Policy{{
+		ID:      "builtin-appliance-purchase",
+		Tenant:  AllTenants,
+		Name:    "appliance-purchase",
+		Version: 1,
+		Trigger: Trigger{ServiceTypes: []string{"purchase"}},
+		Steps: []Step{{
+			Offset: Duration(24 * time.Hour), Window: Duration(48 * time.Hour),
+			Channel: ChannelPhone, SampleRate: 1,
+		}},
+		Active:     true,
+		Builtin:    true,
+		SourceRule: "seed 001: a new purchase gets its first follow-up 1–3 days after purchase, by phone",
+	}, {
+		ID:      "builtin-complaint-resolved",
+		Tenant:  AllTenants,
+		Name:    "complaint-resolved-confirmation",
+		Version: 1,
+		Trigger: Trigger{ServiceTypes: []string{TypeComplaintResolved}},
+		Steps: []Step{{
+			Offset: 0, Window: Duration(48 * time.Hour),
+			Channel: ChannelPhone, SampleRate: 1,
+		}},
+		Active:     true,
+		Builtin:    true,
+		SourceRule: "seed 003: follow-up within 48 hours after a resolved problem; seed 004: confirm the customer is satisfied",
+	}}
+}
+
+func validAnchor(from string) bool {
+	if from == "" || from == AnchorService || from == AnchorWarrantyUntil {
+		return true
+	}
+	return strings.HasPrefix(from, AnchorAttributePrefix) && identRE.MatchString(strings.TrimPrefix(from, AnchorAttributePrefix))
+}
+
+// Validate refuses a policy that cannot fire or is malformed, naming each field.
+func Validate(p Policy) error {
+	var l invalid.List
+	if p.Name == "" {
+		l.Add("policy.name", "is required")
+	} else if len(p.Name) > 100 {
+		l.Add("policy.name", "must be at most 100 characters")
+	}
+	if len(p.Trigger.ServiceTypes) == 0 {
+		l.Add("policy.trigger.service_types", "must name at least one service type; a policy with an empty trigger never fires")
+	}
+	for i, t := range p.Trigger.ServiceTypes {
+		if !identRE.MatchString(t) {
+			l.Add(fmt.Sprintf("policy.trigger.service_types[%d]", i), "must be a service type such as purchase or repair (lowercase letters, digits, '_')")
+		}
+	}
+	for i, s := range p.Trigger.Severities {
+		if !contains(Severities, s) {
+			l.Add(fmt.Sprintf("policy.trigger.severities[%d]", i), "must be general, urgent or major")
+		}
+	}
+	for k := range p.Trigger.Attributes {
+		if !identRE.MatchString(k) {
+			l.Add("policy.trigger.attributes."+k, "must be an attribute name (lowercase letters, digits, '_')")
+		}
+	}
+	for i, t := range p.Stop.ServiceTypes {
+		if !identRE.MatchString(t) {
+			l.Add(fmt.Sprintf("policy.stop.service_types[%d]", i), "must be a service type (lowercase letters, digits, '_')")
+		}
+	}
+	if p.Stop.After < 0 {
+		l.Add("policy.stop.after", "must not be negative")
+	}
+	if len(p.Steps) == 0 {
+		l.Add("policy.steps", "must have at least one step")
+	}
+	for i, st := range p.Steps {
+		validateStep(&l, fmt.Sprintf("policy.steps[%d]", i), st)
+	}
+	return l.Err()
+}
+
+func validateStep(l *invalid.List, f string, st Step) {
+	if !validAnchor(st.Anchor.From) {
+		l.Add(f+".anchor.from", "must be service, warranty_until or attributes.<name>")
+	}
+	if st.Anchor.Months < -1200 || st.Anchor.Months > 1200 {
+		l.Add(f+".anchor.months", "must be between -1200 and 1200")
+	}
+	if st.Anchor.Days < -36500 || st.Anchor.Days > 36500 {
+		l.Add(f+".anchor.days", "must be between -36500 and 36500")
+	}
+	if st.Anchor.MileageKm < 0 {
+		l.Add(f+".anchor.mileage_km", "must not be negative")
+	}
+	fromService := st.Anchor.From == "" || st.Anchor.From == AnchorService
+	if st.Offset < 0 && fromService && st.Anchor.Months <= 0 && st.Anchor.Days <= 0 && st.Anchor.MileageKm == 0 {
+		l.Add(f+".offset", "must not be negative when counted from the service: a visit cannot fall due before the service it follows")
+	}
+	if st.Window < 0 {
+		l.Add(f+".window", "must not be negative")
+	}
+	if st.Channel <= ChannelUnspecified || st.Channel > ChannelWeb {
+		l.Add(f+".channel", "is required: CHANNEL_PHONE, CHANNEL_SMS, CHANNEL_ONSITE, CHANNEL_EMAIL or CHANNEL_WEB")
+	}
+	if !(st.SampleRate > 0 && st.SampleRate <= 1) {
+		l.Add(f+".sample_rate", "must be above 0 and at most 1")
+	}
+	for k := range st.GroupBySeverity {
+		if !contains(Severities, k) {
+			l.Add(f+".group_by_severity."+k, "must be keyed by general, urgent or major")
+		}
+	}
+	if st.Every < 0 {
+		l.Add(f+".every", "must not be negative")
+	} else if st.Every > 0 && st.Every.D() < time.Hour {
+		l.Add(f+".every", "must be at least 1h")
+	}
+	for j, se := range st.Seasons {
+		sf := fmt.Sprintf("%s.seasons[%d]", f, j)
+		if !monthDayRE.MatchString(se.From) {
+			l.Add(sf+".from", "must be a month and day, MM-DD")
+		}
+		if !monthDayRE.MatchString(se.To) {
+			l.Add(sf+".to", "must be a month and day, MM-DD")
+		}
+		if se.Every.D() < time.Hour {
+			l.Add(sf+".every", "must be at least 1h")
+		}
+	}
+	if st.AlignTo != "" && st.AlignTo != "quarter" {
+		l.Add(f+".align_to", "must be empty or quarter")
+	}
+	if st.MaxOccurrences < 0 {
+		l.Add(f+".max_occurrences", "must not be negative")
+	}
+	if st.MaxOccurrences > 0 && !st.Recurring() {
+		l.Add(f+".max_occurrences", "applies only to a recurring step (every, seasons or on_holidays)")
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
