@@ -81,9 +81,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	} else {
 		cfg.FilterSubjects = c.Subjects
 	}
-	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+	cons, err := c.create(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("inbox: consumer %s: %w", c.Durable, err)
+		return err
 	}
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(64, jetstream.FetchMaxWait(time.Second))
@@ -106,6 +106,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// create makes the durable consumer, retrying with backoff while the server
+// is slow or away, so that a busy NATS does not stop the service.
+func (c *Consumer) create(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	delay := 200 * time.Millisecond
+	for {
+		cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("inbox: consumer %s: %w", c.Durable, err)
+		}
+		c.Log.WarnContext(ctx, "creating the consumer failed, retrying", "consumer", c.Durable, "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("inbox: consumer %s: %w", c.Durable, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }
 
 // EventID is the id that deduplicates msg: its Nats-Msg-Id, or else a hash
