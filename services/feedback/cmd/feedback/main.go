@@ -73,6 +73,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	rt.Consume(consumer.VisitDue())
+	rt.Consume(consumer.VisitAssigned())
 	esc := &escalator.Escalator{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now, Interval: cfg.EscalationInterval}
 	rt.Go("complaint-escalator", esc.Run)
 	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{

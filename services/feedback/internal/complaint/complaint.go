@@ -40,7 +40,7 @@ const (
 const (
 	SeverityGeneral = "general"
 	SeverityUrgent  = "urgent"
-	SeverityMajor   = "major"
+	SeverityMajor   = record.MajorSeverity
 )
 
 var severities = []string{SeverityGeneral, SeverityUrgent, SeverityMajor}
@@ -57,6 +57,10 @@ const (
 const (
 	OutcomeSatisfied       = "satisfied"
 	OutcomeClosedByManager = "closed_by_manager"
+	// OutcomeWrittenReply: a complaint that needs no follow-up (anonymous,
+	// or only a written reply was requested, seed 000) is closed when it is
+	// resolved with its written reply.
+	OutcomeWrittenReply = "written_reply"
 )
 
 // Kinds of history steps.
@@ -68,6 +72,9 @@ const (
 	StepEscalated    = "escalated"
 	StepClosed       = "closed"
 	StepLetter       = "letter"
+	// StepRaisedAgain: the same customer raised the same problem again
+	// while the complaint was still open; it is recorded once (seeds 000, 002).
+	StepRaisedAgain = "raised_again"
 )
 
 // DefaultDeadline is the 48 hours of seed 003's quality standard.
@@ -128,6 +135,13 @@ const unsatisfiedDescription = "the customer rated the service unsatisfied and g
 type Opened struct {
 	Complaint *feedbackv1.Complaint
 	Window    time.Duration
+	// Key is the complaint's description, normalized (see Key): with the
+	// customer and the category it says whether a problem is one already raised.
+	Key string
+	// Attached is set when the problem is one the customer raised already
+	// and the complaint still open: Complaint.Id is then that complaint's
+	// and nothing new is opened.
+	Attached bool
 }
 
 // Open returns the complaints rec opens, without ids: one per problem, or,
@@ -140,10 +154,19 @@ func Open(rec *feedbackv1.VisitRecord, v visit.Visit, rules Rules) []Opened {
 	type raised struct {
 		category, description string
 		severity              typesv1.Severity
+		anonymous, written    bool
 	}
 	var list []raised
+	seen := map[[2]string]bool{}
 	for _, p := range rec.Problems {
-		list = append(list, raised{p.GetCategory(), p.GetDescription(), p.GetSeverity()})
+		// The same problem twice in one record is recorded once (seeds 000, 002).
+		if k := [2]string{p.GetCategory(), Key(p.GetDescription())}; k[1] != "" {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		list = append(list, raised{p.GetCategory(), p.GetDescription(), p.GetSeverity(), p.GetAnonymous(), p.GetWrittenReplyOnly()})
 	}
 	if overall, comment := record.Overall(rec); overall == typesv1.Rating_RATING_UNSATISFIED && len(list) == 0 && rec.ConfirmedComplaintId == "" {
 		desc := rec.Comments
@@ -153,7 +176,7 @@ func Open(rec *feedbackv1.VisitRecord, v visit.Visit, rules Rules) []Opened {
 		if desc == "" {
 			desc = unsatisfiedDescription
 		}
-		list = append(list, raised{CategoryUnsatisfied, desc, typesv1.Severity_SEVERITY_UNSPECIFIED})
+		list = append(list, raised{category: CategoryUnsatisfied, description: desc})
 	}
 	logged := rec.LoggedAt.AsTime()
 	out := make([]Opened, 0, len(list))
@@ -163,21 +186,24 @@ func Open(rec *feedbackv1.VisitRecord, v visit.Visit, rules Rules) []Opened {
 		if s := SeverityName(r.severity); s != "" {
 			severity = s
 		}
-		out = append(out, Opened{Window: rule.Deadline, Complaint: &feedbackv1.Complaint{
-			TenantId:     rec.TenantId,
-			VisitId:      rec.VisitId,
-			CustomerId:   rec.CustomerId,
-			Category:     r.category,
-			Description:  r.description,
-			Department:   rule.Department,
-			Severity:     severity,
-			Status:       StatusOpen,
-			Deadline:     timestamppb.New(logged.Add(rule.Deadline)),
-			CreatedAt:    rec.LoggedAt,
-			UpdatedAt:    rec.LoggedAt,
-			OwnerAgentId: rec.AgentId,
-			ServiceId:    v.ServiceID,
-			OrgUnit:      v.OrgUnit,
+		out = append(out, Opened{Window: rule.Deadline, Key: Key(r.description), Complaint: &feedbackv1.Complaint{
+			TenantId:         rec.TenantId,
+			VisitId:          rec.VisitId,
+			CustomerId:       rec.CustomerId,
+			Category:         r.category,
+			Description:      r.description,
+			Department:       rule.Department,
+			Severity:         severity,
+			Status:           StatusOpen,
+			Deadline:         timestamppb.New(logged.Add(rule.Deadline)),
+			CreatedAt:        rec.LoggedAt,
+			UpdatedAt:        rec.LoggedAt,
+			OwnerAgentId:     rec.AgentId,
+			ServiceId:        v.ServiceID,
+			OrgUnit:          v.OrgUnit,
+			Anonymous:        r.anonymous,
+			WrittenReplyOnly: r.written,
+			TimesRaised:      1,
 		}})
 	}
 	return out
@@ -246,6 +272,25 @@ func raise(c *feedbackv1.Complaint, window time.Duration, now time.Time) {
 	c.UpdatedAt = timestamppb.New(now)
 }
 
+// CloseWithWrittenReply ends the loop of a resolved complaint that needs no
+// follow-up (seed 000): the written reply is attached and no confirmation
+// visit comes.
+func CloseWithWrittenReply(c *feedbackv1.Complaint, now time.Time) error {
+	if !NoFollowUp(c) {
+		return &StateError{c.Id, c.Status, "closed by its written reply (only an anonymous or written-reply-only complaint is)"}
+	}
+	if c.Status != StatusResolved {
+		return &StateError{c.Id, c.Status, "closed by its written reply (only a resolved complaint is)"}
+	}
+	reason := "no follow-up: only a written reply was requested (seed 000)"
+	if c.Anonymous {
+		reason = "no follow-up: anonymous complaint (seed 000)"
+	}
+	c.Status, c.Outcome, c.CloseReason = StatusClosed, OutcomeWrittenReply, reason
+	c.UpdatedAt = timestamppb.New(now)
+	return nil
+}
+
 // Close ends the loop: the customer is satisfied, or a manager closed it
 // with a reason. A closed complaint stays closed.
 func Close(c *feedbackv1.Complaint, outcome, reason string, now time.Time) error {
@@ -287,14 +332,21 @@ func Acknowledged(eventID string, c *feedbackv1.Complaint, by string, at time.Ti
 	return &eventsv1.ComplaintAcknowledged{EventId: eventID, TenantId: c.TenantId, ComplaintId: c.Id, By: by, At: timestamppb.New(at)}
 }
 
+// NoFollowUp tells whether c needs no follow-up: the complainant left no
+// name, or only a written reply was requested (seed 000). Its resolution
+// needs the written reply, and closes it.
+func NoFollowUp(c *feedbackv1.Complaint) bool { return c.Anonymous || c.WrittenReplyOnly }
+
 // Resolved returns the ComplaintResolved event, on which the scheduler
-// plans the visit that confirms the resolution with the customer.
+// plans the visit that confirms the resolution with the customer, unless
+// the complaint needs no follow-up (no_follow_up).
 func Resolved(eventID string, c *feedbackv1.Complaint, by string, at time.Time) *eventsv1.ComplaintResolved {
 	return &eventsv1.ComplaintResolved{
 		EventId: eventID, TenantId: c.TenantId, ComplaintId: c.Id, CustomerId: c.CustomerId, VisitId: c.VisitId,
 		RootCause: c.RootCause, Action: c.Action, By: by, ResolvedAt: timestamppb.New(at), OrgUnit: c.OrgUnit,
 		Category: c.Category, Department: c.Department, Severity: SeverityEnum(c.Severity), EscalatedAt: c.CreatedAt,
 		Customer: &typesv1.Customer{Id: c.CustomerId, OrgUnit: c.OrgUnit}, ServiceId: c.ServiceId,
+		NoFollowUp: NoFollowUp(c),
 	}
 }
 

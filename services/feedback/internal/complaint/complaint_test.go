@@ -177,3 +177,58 @@ func TestRaise(t *testing.T) {
 	require.Equal(t, "major", complaint.Raise("urgent"))
 	require.Equal(t, "major", complaint.Raise("major"))
 }
+
+func TestKey(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{"The technician came two hours late!", "the technician came  two hours late"},
+		{"电梯坏了，没人修。", "电梯坏了 没人修"},
+		{"Ｌｉｆｔ　ＢＲＯＫＥＮ（３号楼）", "lift broken (3号楼)"},
+		{"  leak -- under the sink ", "Leak under the sink."},
+	}
+	for _, tt := range tests {
+		require.Equal(t, complaint.Key(tt.a), complaint.Key(tt.b), "%q vs %q", tt.a, tt.b)
+		require.NotEmpty(t, complaint.Key(tt.a))
+	}
+	require.NotEqual(t, complaint.Key("lift broken"), complaint.Key("lift noisy"))
+	require.Empty(t, complaint.Key(" !!! "), "nothing to match on")
+}
+
+func TestOpenRecordsOneProblemOnceAndKeepsItsFlags(t *testing.T) {
+	logged := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	rec := &feedbackv1.VisitRecord{TenantId: "default", VisitId: "v-1", AgentId: "a-1", CustomerId: "c-1", LoggedAt: timestamppb.New(logged),
+		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}},
+		Problems: []*typesv1.Problem{
+			{Category: "service_quality", Description: "Nobody answered the hotline.", Anonymous: true},
+			{Category: "service_quality", Description: "nobody answered the hotline"},   // the same problem: once (seeds 000, 002)
+			{Category: "billing", Description: "nobody answered the hotline"},           // another category: another complaint
+			{Category: "billing", Description: "wrong invoice", WrittenReplyOnly: true}, // seed 000
+		}}
+	opened := complaint.Open(rec, visit.Visit{ServiceID: "s-1"}, defaults)
+	require.Len(t, opened, 3)
+	require.Equal(t, "nobodyansweredthehotline", opened[0].Key)
+	require.True(t, opened[0].Complaint.Anonymous)
+	require.True(t, complaint.NoFollowUp(opened[0].Complaint))
+	require.Equal(t, "billing", opened[1].Complaint.Category)
+	require.False(t, complaint.NoFollowUp(opened[1].Complaint))
+	require.True(t, opened[2].Complaint.WrittenReplyOnly)
+	for _, o := range opened {
+		require.False(t, o.Attached)
+		require.EqualValues(t, 1, o.Complaint.TimesRaised)
+	}
+}
+
+func TestCloseWithWrittenReply(t *testing.T) {
+	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	c := &feedbackv1.Complaint{Id: "c-1", Status: complaint.StatusResolved, Anonymous: true}
+	require.NoError(t, complaint.CloseWithWrittenReply(c, now))
+	require.Equal(t, complaint.StatusClosed, c.Status)
+	require.Equal(t, complaint.OutcomeWrittenReply, c.Outcome)
+	require.Contains(t, c.CloseReason, "anonymous")
+
+	var se *complaint.StateError
+	require.ErrorAs(t, complaint.CloseWithWrittenReply(&feedbackv1.Complaint{Id: "c-2", Status: complaint.StatusResolved}, now), &se, "a complaint that wants a follow-up")
+	require.ErrorAs(t, complaint.CloseWithWrittenReply(&feedbackv1.Complaint{Id: "c-3", Status: complaint.StatusOpen, WrittenReplyOnly: true}, now), &se, "not resolved yet")
+	ev := complaint.Resolved("e-1", &feedbackv1.Complaint{Id: "c-4", WrittenReplyOnly: true, CreatedAt: timestamppb.New(now)}, "m", now)
+	require.True(t, ev.NoFollowUp, "the scheduler plans no confirmation visit")
+	require.False(t, complaint.Resolved("e-2", &feedbackv1.Complaint{Id: "c-5", CreatedAt: timestamppb.New(now)}, "m", now).NoFollowUp)
+}

@@ -1,5 +1,7 @@
 // Package consumer holds feedback's JetStream handlers: it learns the visits
-// that fell due from VisitDue, so that records can be logged against them.
+// that fell due from VisitDue, so that records can be logged against them,
+// and who each visit is assigned to from VisitAssigned, so that only that
+// agent logs it.
 package consumer
 
 import (
@@ -14,8 +16,11 @@ import (
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
-// VisitDueDurable is the durable name of the VisitDue consumer.
-const VisitDueDurable = "feedback-visit-due"
+// Durable names of the consumers.
+const (
+	VisitDueDurable      = "feedback-visit-due"
+	VisitAssignedDurable = "feedback-visit-assigned"
+)
 
 // VisitDue returns the inbox consumer that stores the context of each visit
 // that fell due. Undecodable events and events without a visit id are
@@ -45,6 +50,44 @@ func HandleVisitDue(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
 
 func tenant(msg jetstream.Msg) string {
 	if ev, err := visit.Decode(msg.Data()); err == nil {
+		return visit.Tenant(ev.GetTenantId())
+	}
+	return ""
+}
+
+// VisitAssigned returns the inbox consumer that records the agent each
+// visit is assigned to (dispatch publishes VisitAssigned when an agent
+// claims the visit's task and when a leader reassigns it). Undecodable
+// events and events without a visit, an agent or a time are dead-lettered.
+func VisitAssigned() *inbox.Consumer {
+	return &inbox.Consumer{
+		Durable:  VisitAssignedDurable,
+		Stream:   stream.EventsStream,
+		Subjects: []string{stream.SubjectVisitAssigned},
+		Handle:   HandleVisitAssigned,
+		Tenant:   assignedTenant,
+	}
+}
+
+// HandleVisitAssigned stores the assignment a VisitAssigned tells of within tx.
+func HandleVisitAssigned(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+	ev, err := visit.DecodeAssigned(msg.Data())
+	if err != nil {
+		return err
+	}
+	id := ev.GetEventId()
+	if id == "" {
+		id = inbox.EventID(msg)
+	}
+	a, err := visit.FromAssigned(ev, id)
+	if err != nil {
+		return err
+	}
+	return store.SaveAssignment(ctx, tx, a)
+}
+
+func assignedTenant(msg jetstream.Msg) string {
+	if ev, err := visit.DecodeAssigned(msg.Data()); err == nil {
 		return visit.Tenant(ev.GetTenantId())
 	}
 	return ""

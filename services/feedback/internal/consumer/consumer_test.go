@@ -155,3 +155,109 @@ FROM visits WHERE tenant_id = 'default' AND visit_id = 'v-1'`).Scan(&customer, &
 	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM visits`))
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM rejected_events`))
 }
+
+// runAssigned starts the VisitAssigned consumer and returns a function that stops it.
+func (e *env) runAssigned(t *testing.T) (stop func()) {
+	t.Helper()
+	c := consumer.VisitAssigned()
+	c.Service, c.Pool, c.JS, c.Log = "feedback", e.pool, e.js, e.log
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		require.NoError(t, <-done)
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) publishAssigned(t *testing.T, msgID string, data []byte) {
+	t.Helper()
+	msg := nats.NewMsg(stream.SubjectVisitAssigned)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	_, err := e.js.PublishMsg(e.ctx, msg)
+	require.NoError(t, err)
+}
+
+// waitAckedBy waits until durable has acknowledged every message of the stream on its subject.
+func (e *env) waitAckedBy(t *testing.T, durable string, want int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		if err := e.pool.QueryRow(e.ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, durable).Scan(&n); err != nil || n < want {
+			return false
+		}
+		s, err := e.js.Stream(e.ctx, stream.EventsStream)
+		if err != nil {
+			return false
+		}
+		c, err := s.Consumer(e.ctx, durable)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(e.ctx)
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func (e *env) assignedAgent(t *testing.T, tenant, visitID string) string {
+	t.Helper()
+	var agent string
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT agent_id FROM visit_assignments WHERE tenant_id = $1 AND visit_id = $2`, tenant, visitID).Scan(&agent))
+	return agent
+}
+
+func TestVisitAssignedRecordsTheNewestAssignmentOnce(t *testing.T) {
+	e := setup(t)
+	stop := e.runAssigned(t)
+
+	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	claim := &eventsv1.VisitAssigned{EventId: "as-1", TenantId: "acme", VisitId: "v-1", AgentId: "a-1", AssignedAt: timestamppb.New(at)}
+	// The visit's VisitDue has not been consumed yet: the assignment is kept all the same.
+	e.publishAssigned(t, "as-1", marshal(t, claim))
+	e.waitAckedBy(t, consumer.VisitAssignedDurable, 1)
+	require.Equal(t, "a-1", e.assignedAgent(t, "acme", "v-1"))
+
+	// A leader reassigns the task; then the first claim arrives again under
+	// a new message id (an older assignment arriving late): the newest wins.
+	reassign := &eventsv1.VisitAssigned{EventId: "as-2", TenantId: "acme", VisitId: "v-1", AgentId: "a-2", AssignedAt: timestamppb.New(at.Add(time.Hour))}
+	e.publishAssigned(t, "as-2", marshal(t, reassign))
+	e.publishAssigned(t, "as-1-late", marshal(t, claim))
+	e.publishAssigned(t, "bad-bytes", []byte{0xff, 0xff, 0xff})
+	e.publishAssigned(t, "bad-empty", marshal(t, &eventsv1.VisitAssigned{EventId: "bad-empty", TenantId: "acme"}))
+	e.waitAckedBy(t, consumer.VisitAssignedDurable, 5)
+	require.Equal(t, "a-2", e.assignedAgent(t, "acme", "v-1"))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM visit_assignments`))
+
+	type rejected struct{ eventID, tenant, field string }
+	rows, err := e.pool.Query(e.ctx, `SELECT event_id, tenant_id, field FROM rejected_events ORDER BY event_id, field`)
+	require.NoError(t, err)
+	var got []rejected
+	for rows.Next() {
+		var r rejected
+		require.NoError(t, rows.Scan(&r.eventID, &r.tenant, &r.field))
+		got = append(got, r)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, got, 2)
+	require.Equal(t, rejected{"bad-bytes", "default", "payload"}, got[0])
+	require.Equal(t, "bad-empty", got[1].eventID)
+	require.Equal(t, "acme", got[1].tenant)
+	require.Contains(t, []string{"visit_id", "agent_id", "assigned_at"}, got[1].field)
+
+	// Redelivery of everything changes nothing.
+	stop()
+	require.NoError(t, e.js.DeleteConsumer(e.ctx, stream.EventsStream, consumer.VisitAssignedDurable))
+	e.runAssigned(t)
+	e.waitAckedBy(t, consumer.VisitAssignedDurable, 5)
+	require.Equal(t, 5, e.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.VisitAssignedDurable))
+	require.Equal(t, "a-2", e.assignedAgent(t, "acme", "v-1"))
+	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM rejected_events`))
+}

@@ -145,30 +145,67 @@ func (s *Server) saveStep(ctx context.Context, tx pgx.Tx, c *feedbackv1.Complain
 }
 
 // ResolveComplaint records the root cause and the action and publishes
-// ComplaintResolved, on which the scheduler plans a confirmation visit.
+// ComplaintResolved, on which the scheduler plans a confirmation visit. A
+// complaint that needs no follow-up (anonymous, or only a written reply was
+// requested, seed 000) needs the written reply, which is attached to it;
+// its ComplaintResolved says no_follow_up and it is closed at once with
+// outcome written_reply (ComplaintClosed).
 func (s *Server) ResolveComplaint(ctx context.Context, req *feedbackv1.ResolveComplaintRequest) (*feedbackv1.ResolveComplaintResponse, error) {
 	var l invalid.List
 	required(&l, [2]string{"complaint_id", req.GetComplaintId()}, [2]string{"by", req.GetBy()},
 		[2]string{"root_cause", req.GetRootCause()}, [2]string{"action", req.GetAction()})
+	reply, replyRef := strings.TrimSpace(req.GetWrittenReply()), strings.TrimSpace(req.GetWrittenReplyRef())
+	if len([]rune(reply)) > maxWrittenReply {
+		l.Add("written_reply", fmt.Sprintf("at most %d characters; attach a longer letter by written_reply_ref", maxWrittenReply))
+	}
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
 	by, cause, action := strings.TrimSpace(req.GetBy()), strings.TrimSpace(req.GetRootCause()), strings.TrimSpace(req.GetAction())
 	c, err := s.change(ctx, visit.Tenant(req.GetTenantId()), strings.TrimSpace(req.GetComplaintId()), func(tx pgx.Tx, l *store.Locked, now time.Time) error {
-		if err := complaint.Resolve(l.Complaint, cause, action, now); err != nil {
+		c := l.Complaint
+		if err := complaint.Resolve(c, cause, action, now); err != nil {
 			return err
 		}
-		if err := s.saveStep(ctx, tx, l.Complaint, complaint.StepResolved, by, fmt.Sprintf("root cause: %s; action: %s", cause, action), now); err != nil {
+		noFollowUp := complaint.NoFollowUp(c)
+		if noFollowUp && reply == "" && replyRef == "" {
+			why := "only a written reply was requested"
+			if c.Anonymous {
+				why = "it is anonymous"
+			}
+			return invalid.New("written_reply", fmt.Sprintf("complaint %s needs no follow-up because %s, but its written reply is attached to it (seed 000): give written_reply (the text) or written_reply_ref (the stored letter)", c.Id, why))
+		}
+		detail := fmt.Sprintf("root cause: %s; action: %s", cause, action)
+		if reply != "" || replyRef != "" {
+			c.WrittenReply, c.WrittenReplyRef = reply, replyRef
+			detail += "; written reply attached"
+			if replyRef != "" {
+				detail += ": " + replyRef
+			}
+		}
+		if err := s.saveStep(ctx, tx, c, complaint.StepResolved, by, detail, now); err != nil {
 			return err
 		}
-		ev := complaint.Resolved(outbox.NewEventID(), l.Complaint, by, now)
-		return store.Publish(ctx, tx, stream.SubjectComplaintResolved, ev.EventId, ev)
+		ev := complaint.Resolved(outbox.NewEventID(), c, by, now)
+		if err := store.Publish(ctx, tx, stream.SubjectComplaintResolved, ev.EventId, ev); err != nil {
+			return err
+		}
+		if !noFollowUp {
+			return nil
+		}
+		if err := complaint.CloseWithWrittenReply(c, now); err != nil {
+			return err
+		}
+		return s.saveClosed(ctx, tx, c, by, now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &feedbackv1.ResolveComplaintResponse{Complaint: c}, nil
 }
+
+// maxWrittenReply bounds the written reply's text kept on a complaint.
+const maxWrittenReply = 20000
 
 // ReopenComplaint reopens a resolved complaint one level up.
 func (s *Server) ReopenComplaint(ctx context.Context, req *feedbackv1.ReopenComplaintRequest) (*feedbackv1.ReopenComplaintResponse, error) {

@@ -56,8 +56,10 @@ func statusOf(err error, what string) error {
 }
 
 // LogVisit records a completed follow-up: it checks the answers against the
-// questionnaire the visit's policy names, opens the complaints the record
-// raises, settles the complaint a confirmation visit confirms and publishes
+// questionnaire the visit's policy names and the agent against the visit's
+// assignment, opens the complaints the record raises (attaching a problem
+// the customer raised already to its open complaint), settles the
+// complaint a confirmation visit confirms and publishes
 // VisitLogged, ComplaintEscalated, FollowUpRequested, ComplaintClosed or
 // ComplaintReopened, all in one transaction.
 func (s *Server) LogVisit(ctx context.Context, req *feedbackv1.LogVisitRequest) (*feedbackv1.LogVisitResponse, error) {
@@ -72,6 +74,10 @@ func (s *Server) LogVisit(ctx context.Context, req *feedbackv1.LogVisitRequest) 
 		if err != nil {
 			return err
 		}
+		// Taken before any complaint is held, so every LogVisit locks in one order.
+		if err := store.LockCustomer(ctx, tx, req.TenantId, v.CustomerID); err != nil {
+			return err
+		}
 		q, err := s.questionnaireOf(ctx, tx, req, v)
 		if err != nil {
 			return err
@@ -80,7 +86,7 @@ func (s *Server) LogVisit(ctx context.Context, req *feedbackv1.LogVisitRequest) 
 		if err != nil {
 			return err
 		}
-		answers, err := record.Complete(req, v, q, confirmed != nil)
+		answers, err := record.Complete(req, v, q, confirmedComplaint(confirmed))
 		if err != nil {
 			return err
 		}
@@ -89,8 +95,19 @@ func (s *Server) LogVisit(ctx context.Context, req *feedbackv1.LogVisitRequest) 
 			rec.ConfirmedComplaintId = confirmed.Complaint.Id
 		}
 		opened := complaint.Open(rec, v, s.Rules)
-		for _, o := range opened {
-			o.Complaint.Id = outbox.NewEventID()
+		for i := range opened {
+			o := &opened[i]
+			// One problem raised again while its complaint is open is recorded once (seeds 000, 002).
+			existing, err := store.FindOpenComplaint(ctx, tx, rec.TenantId, o.Complaint.CustomerId, o.Complaint.Category, o.Key)
+			if err != nil {
+				return err
+			}
+			if existing != "" {
+				o.Complaint.Id, o.Attached = existing, true
+				rec.AttachedComplaintIds = append(rec.AttachedComplaintIds, existing)
+			} else {
+				o.Complaint.Id = outbox.NewEventID()
+			}
 			rec.ComplaintIds = append(rec.ComplaintIds, o.Complaint.Id)
 		}
 		if err := store.SaveRecord(ctx, tx, rec, v, q, opened); err != nil {
@@ -167,6 +184,14 @@ func (s *Server) confirmation(ctx context.Context, tx pgx.Tx, req *feedbackv1.Lo
 		return nil, nil
 	}
 	return &l, nil
+}
+
+// confirmedComplaint returns the complaint l holds, nil when l is nil.
+func confirmedComplaint(l *store.Locked) *feedbackv1.Complaint {
+	if l == nil {
+		return nil
+	}
+	return l.Complaint
 }
 
 // confirm settles a resolved complaint by the customer's overall rating:

@@ -263,6 +263,7 @@ func TestComplaintLoopUntilSatisfied(t *testing.T) {
 	require.Equal(t, "cust-v-1", resolved.Customer.GetId(), "the scheduler plans the confirmation visit for this customer")
 	require.Equal(t, "svc-v-1", resolved.ServiceId)
 	require.Equal(t, typesv1.Severity_SEVERITY_GENERAL, resolved.Severity)
+	require.False(t, resolved.NoFollowUp, "a confirmation visit is planned")
 
 	// The scheduler's confirmation visit names the complaint (VisitDue.complaint_id).
 	e.seedVisitWith(t, visit.Visit{TenantID: "default", VisitID: "v-confirm-1", CustomerID: "cust-v-1", ServiceID: "svc-v-1",

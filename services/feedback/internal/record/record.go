@@ -185,18 +185,30 @@ func Channel(req *feedbackv1.LogVisitRequest, v visit.Visit) typesv1.Channel {
 
 // Complete checks the answers of a validated request against q (free
 // aspects with 3-level ratings when q is nil) and what depends on the visit:
-// an on-site visit needs the customer's signature (seed 000), a visit that
-// confirms a complaint needs the overall rating. It returns the answers
-// completed with their question ids and aspects.
-func Complete(req *feedbackv1.LogVisitRequest, v visit.Visit, q *feedbackv1.Questionnaire, confirms bool) ([]*typesv1.Answer, error) {
+// only the agent the visit is assigned to logs it (when an assignment is
+// known); an on-site visit needs the customer's signature (seed 000); a
+// visit that confirms a complaint (confirmed, nil for none) needs the
+// overall rating, and one that confirms a major complaint is made on site
+// (seed 000). It returns the answers completed with their question ids
+// and aspects.
+func Complete(req *feedbackv1.LogVisitRequest, v visit.Visit, q *feedbackv1.Questionnaire, confirmed *feedbackv1.Complaint) ([]*typesv1.Answer, error) {
 	var l invalid.List
+	if v.AssignedAgentID != "" && req.AgentId != v.AssignedAgentID {
+		l.Add("agent_id", fmt.Sprintf("visit %s is assigned to agent %q, not %q: the agent who holds the visit logs it; reassign the task in dispatch first",
+			v.VisitID, v.AssignedAgentID, req.AgentId))
+	}
 	answers := CheckAnswers(q, req.Answers, &l, "answers", true)
-	if Channel(req, v) == typesv1.Channel_CHANNEL_ONSITE && req.SignatureRef == "" {
+	channel := Channel(req, v)
+	if channel == typesv1.Channel_CHANNEL_ONSITE && req.SignatureRef == "" {
 		l.Add("signature_ref", "is required for an on-site visit: the customer signs the record (seed 000); a phone visit needs none")
 	}
-	if confirms {
+	if confirmed != nil {
 		if r, _ := overallOf(answers); r == typesv1.Rating_RATING_UNSPECIFIED {
 			l.Add("answers", "a visit that confirms a resolved complaint needs the overall rating: is the customer satisfied now? (seed 004)")
+		}
+		if confirmed.Severity == MajorSeverity && channel != typesv1.Channel_CHANNEL_ONSITE {
+			l.Add("channel", fmt.Sprintf("complaint %s is major (third class): its follow-ups are made on site (CHANNEL_ONSITE, with the customer's signature), not through %s; a phone follow-up is allowed from the second one on only for other complaints (seed 000)",
+				confirmed.Id, channel))
 		}
 	}
 	if err := l.Err(); err != nil {
@@ -204,6 +216,10 @@ func Complete(req *feedbackv1.LogVisitRequest, v visit.Visit, q *feedbackv1.Ques
 	}
 	return answers, nil
 }
+
+// MajorSeverity is the third class of complaint (seed 000: 重点投诉), whose
+// follow-ups are never made by phone.
+const MajorSeverity = "major"
 
 // CheckAnswers checks answers against q (with complete set, every required
 // question must be answered), or, when q is nil, as free aspects each rated

@@ -32,7 +32,7 @@ func check(req *feedbackv1.LogVisitRequest, channel typesv1.Channel) error {
 	if err := record.Validate(req, now); err != nil {
 		return err
 	}
-	_, err := record.Complete(req, visit.Visit{Channel: channel}, nil, false)
+	_, err := record.Complete(req, visit.Visit{Channel: channel}, nil, nil)
 	return err
 }
 
@@ -159,4 +159,54 @@ func TestLoggedCarriesVisitContext(t *testing.T) {
 	require.Equal(t, due, ev.DueAt.AsTime())
 	require.Equal(t, due.Add(48*time.Hour), ev.Deadline.AsTime())
 	require.Equal(t, []string{"branch-1", "repair", "p-1", "c-1", "s-1"}, []string{ev.OrgUnit, ev.ServiceType, ev.PolicyId, ev.CustomerId, ev.ServiceId})
+}
+
+func TestCompleteChecksTheAgentAndTheChannelOfAMajorComplaint(t *testing.T) {
+	tests := []struct {
+		name     string
+		assigned string // the visit's assigned agent; "" when no VisitAssigned was heard
+		agent    string
+		channel  typesv1.Channel // the request's; the visit is planned by phone
+		sig      string
+		severity string // of the complaint the visit confirms; "" for none
+		fields   []string
+	}{
+		{name: "no assignment known yet: any agent", agent: "a-9"},
+		{name: "the assigned agent", assigned: "a-1", agent: "a-1"},
+		{name: "another agent than the assigned one", assigned: "a-1", agent: "a-2", fields: []string{"agent_id"}},
+		// Seed 000: from the second follow-up on, by phone unless the complaint is of the third (major) class.
+		{name: "general complaint confirmed by phone", agent: "a-1", severity: "general"},
+		{name: "urgent complaint confirmed by phone", agent: "a-1", channel: typesv1.Channel_CHANNEL_PHONE, severity: "urgent"},
+		{name: "major complaint confirmed by phone (seed 000)", agent: "a-1", channel: typesv1.Channel_CHANNEL_PHONE, severity: "major", fields: []string{"channel"}},
+		{name: "major complaint, channel unset: the planned phone (seed 000)", agent: "a-1", severity: "major", fields: []string{"channel"}},
+		{name: "major complaint confirmed by SMS (seed 000)", agent: "a-1", channel: typesv1.Channel_CHANNEL_SMS, severity: "major", fields: []string{"channel"}},
+		{name: "major complaint on site without signature (seed 000)", agent: "a-1", channel: typesv1.Channel_CHANNEL_ONSITE, severity: "major", fields: []string{"signature_ref"}},
+		{name: "major complaint on site with signature (seed 000)", agent: "a-1", channel: typesv1.Channel_CHANNEL_ONSITE, sig: "sig-1", severity: "major"},
+		{name: "both wrong", assigned: "a-1", agent: "a-2", channel: typesv1.Channel_CHANNEL_PHONE, severity: "major", fields: []string{"agent_id", "channel"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := validRequest()
+			req.AgentId, req.Channel, req.SignatureRef = tt.agent, tt.channel, tt.sig
+			record.Normalize(req)
+			require.NoError(t, record.Validate(req, now))
+			v := visit.Visit{VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, AssignedAgentID: tt.assigned}
+			var confirmed *feedbackv1.Complaint
+			if tt.severity != "" {
+				confirmed = &feedbackv1.Complaint{Id: "c-1", Severity: tt.severity, Status: "resolved"}
+			}
+			_, err := record.Complete(req, v, nil, confirmed)
+			if tt.fields == nil {
+				require.NoError(t, err)
+				return
+			}
+			bad, ok := invalid.As(err)
+			require.True(t, ok, "want *invalid.Error, got %v", err)
+			var fields []string
+			for _, v := range bad.Violations {
+				fields = append(fields, v.Field)
+			}
+			require.Equal(t, tt.fields, fields)
+		})
+	}
 }

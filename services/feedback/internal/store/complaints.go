@@ -27,11 +27,11 @@ type Locked struct {
 func InsertComplaint(ctx context.Context, tx pgx.Tx, recordID string, o complaint.Opened) error {
 	c := o.Complaint
 	if _, err := tx.Exec(ctx, `INSERT INTO complaints (id, tenant_id, record_id, visit_id, customer_id, org_unit, category, description, department, severity, status,
-  deadline, created_at, updated_at, owner_agent_id, level, service_id, window_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17)`,
+  deadline, created_at, updated_at, owner_agent_id, level, service_id, window_seconds, description_key, anonymous, written_reply_only)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		c.Id, c.TenantId, recordID, c.VisitId, c.CustomerId, c.OrgUnit, c.Category, c.Description, c.Department,
 		c.Severity, c.Status, c.Deadline.AsTime(), c.CreatedAt.AsTime(), c.OwnerAgentId, c.Level, c.ServiceId,
-		int64(o.Window/time.Second)); err != nil {
+		int64(o.Window/time.Second), o.Key, c.Anonymous, c.WrittenReplyOnly); err != nil {
 		return fmt.Errorf("store: insert complaint of visit %s: %w", c.VisitId, err)
 	}
 	at := c.CreatedAt.AsTime()
@@ -43,11 +43,49 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $
 	return Publish(ctx, tx, stream.SubjectComplaintEscalated, esc.EventId, esc)
 }
 
+// FindOpenComplaint returns the id of the complaint, not closed, that the
+// same customer raised with the same category and description key, the
+// oldest first; "" when there is none, or when the customer or the key is
+// blank (nothing to match on). Hold the customer's lock (LockCustomer)
+// first, so that two records cannot both open the same problem.
+func FindOpenComplaint(ctx context.Context, tx pgx.Tx, tenant, customerID, category, key string) (string, error) {
+	if customerID == "" || key == "" {
+		return "", nil
+	}
+	var id string
+	err := tx.QueryRow(ctx, `SELECT id FROM complaints
+WHERE tenant_id = $1 AND customer_id = $2 AND category = $3 AND description_key = $4 AND status <> 'closed'
+ORDER BY created_at, id LIMIT 1`, tenant, customerID, category, key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: look up open complaint of customer %s: %w", customerID, err)
+	}
+	return id, nil
+}
+
+// AttachComplaint records within tx that rec raised again the problem of
+// the open complaint o.Complaint.Id: one "raised_again" step in its
+// history. No event: the complaint was handed to its department already.
+func AttachComplaint(ctx context.Context, tx pgx.Tx, rec *feedbackv1.VisitRecord, o complaint.Opened) error {
+	c := o.Complaint
+	detail := fmt.Sprintf("visit %s, record %s: %s", rec.VisitId, rec.Id, c.Description)
+	if _, err := tx.Exec(ctx, `INSERT INTO complaint_history (complaint_id, kind, by_whom, at, detail, level)
+SELECT id, $2, $3, $4, $5, level FROM complaints WHERE id = $1`,
+		c.Id, complaint.StepRaisedAgain, rec.AgentId, rec.LoggedAt.AsTime(), detail); err != nil {
+		return fmt.Errorf("store: attach record %s to complaint %s: %w", rec.Id, c.Id, err)
+	}
+	return nil
+}
+
 // complaintColumns are the columns scanComplaint reads, from complaints c.
 const complaintColumns = `c.id, c.tenant_id, c.visit_id, c.customer_id, c.category, c.description, c.department, c.severity, c.status,
   c.deadline, c.created_at, c.owner_agent_id, c.level, c.root_cause, c.action, c.outcome, c.close_reason, c.service_id, c.org_unit,
   c.updated_at, c.window_seconds,
-  ARRAY(SELECT l.letter_id FROM open_letter_complaints l WHERE l.complaint_id = c.id ORDER BY l.letter_id)`
+  ARRAY(SELECT l.letter_id FROM open_letter_complaints l WHERE l.complaint_id = c.id ORDER BY l.letter_id),
+  c.anonymous, c.written_reply_only, c.written_reply, c.written_reply_ref,
+  (SELECT count(*) FROM record_complaints rc WHERE rc.complaint_id = c.id)::int`
 
 func scanComplaint(row pgx.Row) (Locked, error) {
 	c := &feedbackv1.Complaint{}
@@ -55,7 +93,7 @@ func scanComplaint(row pgx.Row) (Locked, error) {
 	var window int64
 	if err := row.Scan(&c.Id, &c.TenantId, &c.VisitId, &c.CustomerId, &c.Category, &c.Description, &c.Department, &c.Severity, &c.Status,
 		&deadline, &created, &c.OwnerAgentId, &c.Level, &c.RootCause, &c.Action, &c.Outcome, &c.CloseReason, &c.ServiceId, &c.OrgUnit,
-		&updated, &window, &c.OpenLetterIds); err != nil {
+		&updated, &window, &c.OpenLetterIds, &c.Anonymous, &c.WrittenReplyOnly, &c.WrittenReply, &c.WrittenReplyRef, &c.TimesRaised); err != nil {
 		return Locked{}, err
 	}
 	if len(c.OpenLetterIds) == 0 {
@@ -85,8 +123,9 @@ func GetComplaint(ctx context.Context, q Querier, tenant, id string, lock bool) 
 // UpdateComplaint writes a complaint's changed state within tx.
 func UpdateComplaint(ctx context.Context, tx pgx.Tx, c *feedbackv1.Complaint) error {
 	if _, err := tx.Exec(ctx, `UPDATE complaints SET status = $2, level = $3, severity = $4, deadline = $5, root_cause = $6, action = $7,
-  outcome = $8, close_reason = $9, updated_at = $10 WHERE id = $1`,
-		c.Id, c.Status, c.Level, c.Severity, c.Deadline.AsTime(), c.RootCause, c.Action, c.Outcome, c.CloseReason, c.UpdatedAt.AsTime()); err != nil {
+  outcome = $8, close_reason = $9, updated_at = $10, written_reply = $11, written_reply_ref = $12 WHERE id = $1`,
+		c.Id, c.Status, c.Level, c.Severity, c.Deadline.AsTime(), c.RootCause, c.Action, c.Outcome, c.CloseReason, c.UpdatedAt.AsTime(),
+		c.WrittenReply, c.WrittenReplyRef); err != nil {
 		return fmt.Errorf("store: update complaint %s: %w", c.Id, err)
 	}
 	return nil

@@ -62,14 +62,47 @@ ON CONFLICT (tenant_id, visit_id) DO UPDATE SET
 	return nil
 }
 
-// GetVisit returns a visit within tx and holds it until tx ends, or ErrUnknownVisit.
+// SaveAssignment stores who a visit is assigned to within tx. The newest
+// assignment (by assigned_at) wins: an older one that arrives late, e.g.
+// the claim after its reassignment, changes nothing. The visit need not be
+// known yet: feedback may hear VisitAssigned before the visit's VisitDue.
+func SaveAssignment(ctx context.Context, tx pgx.Tx, a visit.Assignment) error {
+	_, err := tx.Exec(ctx, `INSERT INTO visit_assignments (tenant_id, visit_id, agent_id, assigned_at, event_id)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_id, visit_id) DO UPDATE SET
+  agent_id = EXCLUDED.agent_id, assigned_at = EXCLUDED.assigned_at, event_id = EXCLUDED.event_id, updated_at = now()
+WHERE visit_assignments.assigned_at <= EXCLUDED.assigned_at`,
+		a.TenantID, a.VisitID, a.AgentID, a.AssignedAt, a.EventID)
+	if err != nil {
+		return fmt.Errorf("store: save assignment of visit %s: %w", a.VisitID, err)
+	}
+	return nil
+}
+
+// LockCustomer holds a customer's lock until tx ends, so that the records
+// of one customer that may raise the same problem are stored one after
+// another (see FindOpenComplaint). A blank customer takes no lock.
+func LockCustomer(ctx context.Context, tx pgx.Tx, tenant, customerID string) error {
+	if customerID == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "feedback/customer/"+tenant+"/"+customerID); err != nil {
+		return fmt.Errorf("store: lock customer %s: %w", customerID, err)
+	}
+	return nil
+}
+
+// GetVisit returns a visit, with the agent it is assigned to, within tx and
+// holds it until tx ends, or ErrUnknownVisit.
 func GetVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string) (visit.Visit, error) {
 	v := visit.Visit{TenantID: tenant, VisitID: visitID}
 	var channel string
 	var due, deadline, completed *time.Time
-	err := tx.QueryRow(ctx, `SELECT customer_id, service_id, policy_id, channel, due_at, deadline, org_unit, service_type, service_completed_at, complaint_id
-FROM visits WHERE tenant_id = $1 AND visit_id = $2 FOR SHARE`, tenant, visitID).
-		Scan(&v.CustomerID, &v.ServiceID, &v.PolicyID, &channel, &due, &deadline, &v.OrgUnit, &v.ServiceType, &completed, &v.ComplaintID)
+	err := tx.QueryRow(ctx, `SELECT v.customer_id, v.service_id, v.policy_id, v.channel, v.due_at, v.deadline, v.org_unit, v.service_type,
+  v.service_completed_at, v.complaint_id, coalesce(a.agent_id, '')
+FROM visits v LEFT JOIN visit_assignments a ON a.tenant_id = v.tenant_id AND a.visit_id = v.visit_id
+WHERE v.tenant_id = $1 AND v.visit_id = $2 FOR SHARE OF v`, tenant, visitID).
+		Scan(&v.CustomerID, &v.ServiceID, &v.PolicyID, &channel, &due, &deadline, &v.OrgUnit, &v.ServiceType, &completed, &v.ComplaintID, &v.AssignedAgentID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return visit.Visit{}, ErrUnknownVisit
 	}
@@ -82,8 +115,10 @@ FROM visits WHERE tenant_id = $1 AND visit_id = $2 FOR SHARE`, tenant, visitID).
 }
 
 // SaveRecord stores a new record and the complaints it opens within tx, and
-// writes VisitLogged, one ComplaintEscalated per complaint and one
-// FollowUpRequested per promised reply to the outbox. A visit that has a
+// writes VisitLogged, one ComplaintEscalated per new complaint and one
+// FollowUpRequested per promised reply to the outbox. A problem attached to
+// a complaint still open (Opened.Attached) adds a step to that complaint's
+// history and publishes nothing. A visit that has a
 // record already gives ErrAlreadyLogged. q is the questionnaire the answers
 // were checked against, nil for none.
 func SaveRecord(ctx context.Context, tx pgx.Tx, rec *feedbackv1.VisitRecord, v visit.Visit, q *feedbackv1.Questionnaire, opened []complaint.Opened) error {
@@ -123,9 +158,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 	if err := Publish(ctx, tx, stream.SubjectVisitLogged, logged.EventId, logged); err != nil {
 		return err
 	}
-	for _, o := range opened {
-		if err := InsertComplaint(ctx, tx, rec.Id, o); err != nil {
+	for i, o := range opened {
+		if o.Attached {
+			if err := AttachComplaint(ctx, tx, rec, o); err != nil {
+				return err
+			}
+		} else if err := InsertComplaint(ctx, tx, rec.Id, o); err != nil {
 			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO record_complaints (record_id, complaint_id, position, attached) VALUES ($1, $2, $3, $4)`,
+			rec.Id, o.Complaint.Id, i, o.Attached); err != nil {
+			return fmt.Errorf("store: link record %s to complaint %s: %w", rec.Id, o.Complaint.Id, err)
 		}
 	}
 	for _, p := range rec.PromisedReplies {
@@ -152,7 +195,8 @@ func Publish(ctx context.Context, tx pgx.Tx, subject, eventID string, ev proto.M
 // recordColumns are the columns scanRecord reads, from visit_records r.
 const recordColumns = `r.id, r.tenant_id, r.visit_id, r.agent_id, r.channel, r.answers, r.problems, r.comments, r.started_at, r.ended_at, r.logged_at,
   r.customer_id, r.org_unit, r.questionnaire_id, r.questionnaire_version, r.signature_ref, r.attachments, r.promised_replies, r.confirmed_complaint_id,
-  ARRAY(SELECT c.id FROM complaints c WHERE c.record_id = r.id ORDER BY c.id)`
+  ARRAY(SELECT rc.complaint_id FROM record_complaints rc WHERE rc.record_id = r.id ORDER BY rc.position),
+  ARRAY(SELECT rc.complaint_id FROM record_complaints rc WHERE rc.record_id = r.id AND rc.attached ORDER BY rc.position)`
 
 func scanRecord(row pgx.Row) (*feedbackv1.VisitRecord, error) {
 	rec := &feedbackv1.VisitRecord{}
@@ -162,7 +206,7 @@ func scanRecord(row pgx.Row) (*feedbackv1.VisitRecord, error) {
 	var logged time.Time
 	if err := row.Scan(&rec.Id, &rec.TenantId, &rec.VisitId, &rec.AgentId, &channel, &answers, &problems, &rec.Comments,
 		&started, &ended, &logged, &rec.CustomerId, &rec.OrgUnit, &rec.QuestionnaireId, &rec.QuestionnaireVersion,
-		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintId, &rec.ComplaintIds); err != nil {
+		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintId, &rec.ComplaintIds, &rec.AttachedComplaintIds); err != nil {
 		return nil, err
 	}
 	rec.Channel = typesv1.Channel(typesv1.Channel_value[channel])
@@ -182,6 +226,9 @@ func scanRecord(row pgx.Row) (*feedbackv1.VisitRecord, error) {
 	}
 	if len(rec.ComplaintIds) == 0 {
 		rec.ComplaintIds = nil
+	}
+	if len(rec.AttachedComplaintIds) == 0 {
+		rec.AttachedComplaintIds = nil
 	}
 	if len(rec.Answers) == 0 {
 		rec.Answers = nil

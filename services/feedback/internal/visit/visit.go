@@ -36,6 +36,19 @@ type Visit struct {
 	ServiceCompletedAt time.Time
 	// ComplaintID names the complaint a confirmation visit confirms.
 	ComplaintID string
+	// AssignedAgentID is the agent dispatch last assigned the visit to
+	// (VisitAssigned), empty while no assignment is known.
+	AssignedAgentID string
+}
+
+// Assignment is a visit handed to an agent, as VisitAssigned told it: an
+// agent claimed the visit's task, or a leader reassigned it.
+type Assignment struct {
+	TenantID   string
+	VisitID    string
+	AgentID    string
+	AssignedAt time.Time
+	EventID    string
 }
 
 // Tenant returns t, or DefaultTenant when t is blank.
@@ -94,4 +107,41 @@ func timeOf(l *invalid.List, field string, ts *timestamppb.Timestamp) time.Time 
 		return time.Time{}
 	}
 	return ts.AsTime()
+}
+
+// DecodeAssigned reads a VisitAssigned in protobuf binary.
+func DecodeAssigned(data []byte) (*eventsv1.VisitAssigned, error) {
+	ev := &eventsv1.VisitAssigned{}
+	if err := proto.Unmarshal(data, ev); err != nil {
+		return nil, invalid.New("payload", "must be a huifang.events.v1.VisitAssigned in protobuf: "+err.Error())
+	}
+	return ev, nil
+}
+
+// FromAssigned turns a VisitAssigned into an Assignment. The visit, the
+// agent and the time of the assignment are required: the time decides
+// which of several assignments (a claim, then a reassignment) is the
+// newest, whatever order they arrive in.
+func FromAssigned(ev *eventsv1.VisitAssigned, eventID string) (Assignment, error) {
+	a := Assignment{
+		TenantID: Tenant(ev.GetTenantId()),
+		VisitID:  strings.TrimSpace(ev.GetVisitId()),
+		AgentID:  strings.TrimSpace(ev.GetAgentId()),
+		EventID:  eventID,
+	}
+	var l invalid.List
+	if a.VisitID == "" {
+		l.Add("visit_id", "is required: the visit the event is about")
+	}
+	if a.AgentID == "" {
+		l.Add("agent_id", "is required: the agent the visit is assigned to")
+	}
+	a.AssignedAt = timeOf(&l, "assigned_at", ev.GetAssignedAt())
+	if ev.GetAssignedAt() == nil {
+		l.Add("assigned_at", "is required: the newest assignment of a visit wins")
+	}
+	if err := l.Err(); err != nil {
+		return Assignment{}, err
+	}
+	return a, nil
 }
