@@ -225,3 +225,24 @@ func TestAnsweredVisitEndsTheSeries(t *testing.T) {
 	})
 	require.Empty(t, visits(t, ctx, st, store.VisitFilter{ServiceID: "d-1", Status: "planned"}))
 }
+
+// Seed 000: an anonymous complaint, or one where only a written reply was
+// requested, gets no follow-up: its confirmation visit is kept as suppressed.
+func TestNoFollowUpForWrittenReplyOnlyComplaints(t *testing.T) {
+	ctx, st := setup(t)
+	resolved := &eventsv1.ComplaintResolved{TenantId: "default", ComplaintId: "cp-w", CustomerId: "cust-w", ResolvedAt: timestamppb.New(t0),
+		NoFollowUp: true, Customer: &typesv1.Customer{Id: "cust-w", Phone: "+8613800000000"}}
+	tx(t, ctx, st, func(tx pgx.Tx) error {
+		n, err := store.PlanComplaintResolved(ctx, tx, resolved)
+		require.Zero(t, n)
+		return err
+	})
+	cv := visits(t, ctx, st, store.VisitFilter{PolicyID: "builtin-complaint-resolved"})
+	require.Len(t, cv, 1)
+	require.Equal(t, "suppressed", cv[0].Status)
+	require.Contains(t, cv[0].Reason, "written-reply-only")
+	fire(t, ctx, st, t0.Add(time.Hour))
+	var n int
+	require.NoError(t, st.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitDue).Scan(&n))
+	require.Zero(t, n)
+}

@@ -278,7 +278,11 @@ func PlanComplaintResolved(ctx context.Context, tx pgx.Tx, ev *eventsv1.Complain
 	if err != nil {
 		return 0, fmt.Errorf("store: customer: %w", err)
 	}
-	return planFor(ctx, tx, svc, customer, ev.GetComplaintId(), int32(ev.GetSeverity()), "")
+	none := ""
+	if ev.GetNoFollowUp() {
+		none = "seed 000: an anonymous or written-reply-only complaint needs no follow-up; the written reply is attached to it"
+	}
+	return planFor(ctx, tx, svc, customer, ev.GetComplaintId(), int32(ev.GetSeverity()), none)
 }
 
 // PlanFollowUp plans the visit feedback asked for (a promised reply, another
