@@ -1,11 +1,16 @@
 // Command intake runs Huifang's intake service: it takes completed services
-// from upstream systems (NATS ingress and gRPC), keeps the customer archive
-// and publishes ServiceCompleted.
+// from upstream systems (NATS ingress, gRPC, an HTTP JSON webhook), keeps the
+// customer archive and publishes ServiceCompleted and CustomerUpdated.
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +23,11 @@ import (
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
 	"github.com/huifang/huifang/services/intake/internal/ingest"
+	"github.com/huifang/huifang/services/intake/internal/pipeline"
+	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
+	"github.com/huifang/huifang/services/intake/internal/tier"
+	"github.com/huifang/huifang/services/intake/internal/webhook"
 	"github.com/huifang/huifang/services/intake/migrations"
 )
 
@@ -26,6 +35,25 @@ func main() { app.Main("intake", run) }
 
 type config struct {
 	app.Base
+	// WebhookAddr serves the HTTP JSON webhook and its OpenAPI document;
+	// unset: the HTTP port + 100 (8101 beside 8001); "off" disables it.
+	WebhookAddr string `env:"WEBHOOK_ADDR"`
+	// EncryptionKeys is the AES key ring "id:base64key,...": the first seals
+	// new data, all open old data (rotation). Unset: a development key.
+	EncryptionKeys string `env:"ENCRYPTION_KEYS,secret"`
+	// HashKey (base64, >= 16 bytes) keys the search hashes of phones and emails.
+	HashKey string `env:"HASH_KEY,secret"`
+	// TierRules are the tier rules in JSON; the default is the auto dealer's
+	// key-customer rule (seed 000).
+	TierRules string `env:"TIER_RULES"`
+	// IngressWorkers is how many messages of the NATS ingress are handled at
+	// once; order does not matter (the archive's merge rule), commits overlap.
+	IngressWorkers int `env:"INGRESS_WORKERS" default:"4"`
+	// TierRefresh is how often the tiers are re-evaluated as figures of the
+	// last 365 days age (changes re-evaluate at once); 0 switches it off.
+	TierRefresh time.Duration `env:"TIER_REFRESH" default:"6h"`
+	// RevealContacts shows phones and emails unmasked in API responses.
+	RevealContacts bool `env:"REVEAL_CONTACTS" default:"false"`
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
@@ -33,30 +61,142 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := app.LoadConfig(log, "intake", &cfg); err != nil {
 		return err
 	}
+	if cfg.EncryptionKeys == "" || cfg.HashKey == "" {
+		log.Warn("ENCRYPTION_KEYS or HASH_KEY unset: using the development keys; never do this in production")
+		if cfg.EncryptionKeys == "" {
+			cfg.EncryptionKeys = privacy.DevKeys
+		}
+		if cfg.HashKey == "" {
+			cfg.HashKey = privacy.DevHashKey
+		}
+	}
+	cipher, err := privacy.New(cfg.EncryptionKeys, cfg.HashKey)
+	if err != nil {
+		return err
+	}
+	if cfg.TierRules == "" {
+		cfg.TierRules = tier.DefaultRules
+	}
+	rules, err := tier.Parse(cfg.TierRules)
+	if err != nil {
+		return err
+	}
+
 	rt, err := app.Start(ctx, log, "intake", cfg.Base, migrations.FS)
 	if err != nil {
 		return err
 	}
-	st := &store.Store{Pool: rt.Pool}
-	rt.Consume(&inbox.Consumer{
+	st := &store.Store{Pool: rt.Pool, Cipher: cipher, Rules: rules, Now: time.Now}
+	if n, err := st.EncryptLegacy(ctx); err != nil {
+		rt.Close(ctx)
+		return err
+	} else if n > 0 {
+		log.Info("encrypted the contacts of customers stored before encryption", "customers", n)
+	}
+	pl := &pipeline.Pipeline{Store: st, Relay: rt.Relay, Now: time.Now}
+	for range max(1, cfg.IngressWorkers) {
+		rt.Consume(ingressConsumer(pl))
+	}
+	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, &grpcapi.Server{
+		Store: st, Pipeline: pl, Now: time.Now,
+		RevealContacts: func(context.Context) bool { return cfg.RevealContacts },
+	})
+	if cfg.TierRefresh > 0 {
+		rt.Go("tier-refresh", func(ctx context.Context) error { return refreshTiers(ctx, log, st, cfg.TierRefresh, rt.Relay.Notify) })
+	}
+	if addr, err := webhookAddr(cfg.WebhookAddr, cfg.HTTPAddr); err != nil {
+		rt.Close(ctx)
+		return err
+	} else if addr != "" {
+		rt.Go("webhook", func(ctx context.Context) error {
+			return serveWebhook(ctx, log, addr, webhook.Handler(pl, log))
+		})
+	}
+	return rt.Run(ctx)
+}
+
+// ingressConsumer takes completed services from the NATS ingress.
+func ingressConsumer(pl *pipeline.Pipeline) *inbox.Consumer {
+	return &inbox.Consumer{
 		Durable:  "intake-ingress",
 		Stream:   stream.IngressStream,
 		Subjects: []string{stream.SubjectIngressServiceCompleted},
 		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
-			ev, err := ingest.Parse(msg.Headers().Get(stream.HeaderContentType), msg.Data(), time.Now())
-			if err != nil {
-				return err
-			}
-			_, err = store.Ingest(ctx, tx, ev)
-			return err
+			return pl.HandleMessage(ctx, tx, msg.Headers().Get(stream.HeaderContentType), msg.Data())
 		},
 		Tenant: func(msg jetstream.Msg) string {
-			if ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data()); err == nil {
+			if ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data()); err == nil && ingest.ValidTenant(ev.TenantId) {
 				return ev.TenantId
 			}
 			return ""
 		},
-	})
-	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, &grpcapi.Server{Store: st, Relay: rt.Relay, Now: time.Now})
-	return rt.Run(ctx)
+	}
+}
+
+// refreshTiers re-evaluates the tiers every interval until ctx ends.
+func refreshTiers(ctx context.Context, log *slog.Logger, st *store.Store, every time.Duration, notify func()) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		n, err := st.RefreshTiers(ctx, 500)
+		if err != nil {
+			log.WarnContext(ctx, "tier refresh failed; next round retries", "err", err)
+			continue
+		}
+		if n > 0 {
+			notify()
+			log.InfoContext(ctx, "tiers refreshed", "changed", n)
+		}
+	}
+}
+
+// webhookAddr is the configured address, or the HTTP address with its port
+// moved by 100; "" when switched off.
+func webhookAddr(configured, httpAddr string) (string, error) {
+	switch configured {
+	case "off":
+		return "", nil
+	case "":
+		host, port, err := net.SplitHostPort(httpAddr)
+		if err != nil {
+			return "", fmt.Errorf("webhook: HTTP_ADDR %q: %w", httpAddr, err)
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil {
+			return "", fmt.Errorf("webhook: HTTP_ADDR %q: %w", httpAddr, err)
+		}
+		if n != 0 {
+			n += 100
+		}
+		return net.JoinHostPort(host, strconv.Itoa(n)), nil
+	}
+	return configured, nil
+}
+
+// serveWebhook serves h on addr until ctx ends.
+func serveWebhook(ctx context.Context, log *slog.Logger, addr string, h http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("webhook: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.InfoContext(ctx, "webhook serving", "addr", l.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("webhook: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("webhook: shutdown: %w", err)
+	}
+	return nil
 }

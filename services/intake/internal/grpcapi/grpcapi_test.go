@@ -19,7 +19,10 @@ import (
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
+	"github.com/huifang/huifang/services/intake/internal/pipeline"
+	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
+	"github.com/huifang/huifang/services/intake/internal/tier"
 	"github.com/huifang/huifang/services/intake/migrations"
 )
 
@@ -29,7 +32,14 @@ func setup(t *testing.T) (context.Context, *grpcapi.Server) {
 	t.Helper()
 	pool := servicetest.Pool(t, "intake", migrations.FS)
 	var js jetstream.JetStream // the relay is only notified here, never run
-	return context.Background(), &grpcapi.Server{Store: &store.Store{Pool: pool}, Relay: outbox.NewRelay(pool, js, servicetest.Logger(), "intake"), Now: func() time.Time { return now }}
+	cipher, err := privacy.New(privacy.DevKeys, privacy.DevHashKey)
+	require.NoError(t, err)
+	rules, err := tier.Parse(tier.DefaultRules)
+	require.NoError(t, err)
+	clock := func() time.Time { return now }
+	st := &store.Store{Pool: pool, Cipher: cipher, Rules: rules, Now: clock}
+	pl := &pipeline.Pipeline{Store: st, Relay: outbox.NewRelay(pool, js, servicetest.Logger(), "intake"), Now: clock}
+	return context.Background(), &grpcapi.Server{Store: st, Pipeline: pl, Now: clock}
 }
 
 func event(t *testing.T, js string) *eventsv1.ServiceCompleted {
@@ -73,7 +83,7 @@ func TestOlderUpdateDoesNotOverwriteNewer(t *testing.T) {
 	require.NoError(t, err)
 	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{ExternalId: "c-1"})
 	require.NoError(t, err)
-	require.Equal(t, "+8613800000002", c.Customer.Phone)
+	require.Equal(t, "138****0002", c.Customer.Phone, "masked without the reveal switch")
 	require.Equal(t, "王芳", c.Customer.Name)
 	require.Equal(t, 2, count(t, srv, `SELECT count(*) FROM services`), "both services are kept")
 	require.Equal(t, 1, count(t, srv, `SELECT count(*) FROM customers`), "one customer per (tenant, external id)")

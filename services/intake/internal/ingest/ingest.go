@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
@@ -37,7 +38,13 @@ const MaxFutureSkew = time.Hour
 var (
 	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	phoneRE  = regexp.MustCompile(`^\+?[0-9][0-9 -]{4,19}$`)
+	vinRE    = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
+	langRE   = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
+	typeRE   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
+
+// ValidTenant tells whether a tenant id is well formed.
+func ValidTenant(tenant string) bool { return tenantRE.MatchString(tenant) }
 
 // Decode reads an ingress payload: protojson for application/json, protobuf
 // binary for application/protobuf. Without a content type, a payload that
@@ -76,16 +83,46 @@ func Normalize(ev *eventsv1.ServiceCompleted) {
 	ev.SourceEventId = strings.TrimSpace(ev.SourceEventId)
 	ev.ServiceType = strings.TrimSpace(ev.ServiceType)
 	if c := ev.Customer; c != nil {
-		c.ExternalId = strings.TrimSpace(c.ExternalId)
-		c.Phone = strings.TrimSpace(c.Phone)
-		c.Email = strings.TrimSpace(c.Email)
-		c.Name = strings.TrimSpace(c.Name)
+		NormalizeCustomer(c)
+	}
+	if v := ev.Vehicle; v != nil {
+		v.Vin = strings.ToUpper(strings.TrimSpace(v.Vin))
+		v.Plate = strings.TrimSpace(v.Plate)
+	}
+	if c := ev.Complaint; c != nil {
+		c.Reference = strings.TrimSpace(c.Reference)
 	}
 }
 
+// NormalizeCustomer trims a customer record in place.
+func NormalizeCustomer(c *typesv1.Customer) {
+	c.ExternalId = strings.TrimSpace(c.ExternalId)
+	c.Phone = strings.TrimSpace(c.Phone)
+	c.Email = strings.TrimSpace(c.Email)
+	c.Name = strings.TrimSpace(c.Name)
+	c.Kind = strings.TrimSpace(strings.ToLower(c.Kind))
+	c.ReferredBy = strings.TrimSpace(c.ReferredBy)
+	c.OrgUnit = strings.TrimSpace(c.OrgUnit)
+	for i := range c.OwnerIds {
+		c.OwnerIds[i] = strings.TrimSpace(c.OwnerIds[i])
+	}
+}
+
+// ValidateTypeName checks the name of a tenant-defined service type.
+func ValidateTypeName(name string) error {
+	switch {
+	case !typeRE.MatchString(name):
+		return invalid.New("name", "must be 1–63 lowercase letters, digits and '_', starting with a letter")
+	case slices.Contains(ServiceTypes(), name):
+		return invalid.New("name", fmt.Sprintf("%q is a built-in service type", name))
+	}
+	return nil
+}
+
 // Validate checks a normalized event against intake's rules and returns an
-// *invalid.Error naming every field that breaks one.
-func Validate(ev *eventsv1.ServiceCompleted, now time.Time) error {
+// *invalid.Error naming every field that breaks one. extra are the tenant's
+// own service types, allowed beside the built-in ones.
+func Validate(ev *eventsv1.ServiceCompleted, now time.Time, extra ...string) error {
 	var l invalid.List
 	if !tenantRE.MatchString(ev.TenantId) {
 		l.Add("tenant_id", "must be 1–63 lowercase letters, digits, '-' or '_'")
@@ -96,12 +133,12 @@ func Validate(ev *eventsv1.ServiceCompleted, now time.Time) error {
 	if ev.SourceEventId == "" {
 		l.Add("source_event_id", "is required: the upstream system's id of the event, used to drop resends")
 	}
-	types := ServiceTypes()
+	types := append(ServiceTypes(), extra...)
 	switch {
 	case ev.ServiceType == "":
 		l.Add("service_type", "is required; one of "+strings.Join(types, ", "))
 	case !slices.Contains(types, ev.ServiceType):
-		l.Add("service_type", fmt.Sprintf("unknown service type %q; one of %s", ev.ServiceType, strings.Join(types, ", ")))
+		l.Add("service_type", fmt.Sprintf("unknown service type %q; one of %s (or register it with RegisterServiceType)", ev.ServiceType, strings.Join(types, ", ")))
 	}
 	switch {
 	case ev.CompletedAt == nil:
@@ -111,37 +148,124 @@ func Validate(ev *eventsv1.ServiceCompleted, now time.Time) error {
 	case ev.CompletedAt.AsTime().After(now.Add(MaxFutureSkew)):
 		l.Add("completed_at", "must not lie in the future")
 	}
-	c := ev.Customer
-	if c == nil {
+	if ev.SourceUpdatedAt != nil {
+		switch {
+		case ev.SourceUpdatedAt.CheckValid() != nil:
+			l.Add("source_updated_at", "must be a valid timestamp")
+		case ev.SourceUpdatedAt.AsTime().After(now.Add(MaxFutureSkew)):
+			l.Add("source_updated_at", "must not lie in the future")
+		}
+	}
+	if ev.Customer == nil {
 		l.Add("customer", "is required")
 	} else {
-		if c.ExternalId == "" {
-			l.Add("customer.external_id", "is required: the upstream system's id of the customer")
-		}
-		if c.Phone == "" && c.Email == "" {
-			l.Add("customer.phone", "a phone or an email is required to follow the customer up")
-		}
-		if c.Phone != "" && !phoneRE.MatchString(c.Phone) {
-			l.Add("customer.phone", "must be 5–20 digits, optionally with a leading '+'")
-		}
-		if c.Email != "" && (!strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " \t")) {
-			l.Add("customer.email", "must be an email address")
-		}
+		ValidateCustomer(&l, "customer", ev.Customer)
 	}
 	if ev.AmountMinor < 0 {
 		l.Add("amount_minor", "must not be negative")
 	}
+	if p := ev.Product; p != nil && p.WarrantyUntil != nil && p.WarrantyUntil.CheckValid() != nil {
+		l.Add("product.warranty_until", "must be a valid timestamp")
+	}
+	if v := ev.Vehicle; v != nil {
+		if v.MileageKm < 0 {
+			l.Add("vehicle.mileage_km", "must not be negative")
+		}
+		if v.Vin != "" && !vinRE.MatchString(v.Vin) {
+			l.Add("vehicle.vin", "must be 17 letters and digits (no I, O or Q)")
+		}
+	}
+	if c := ev.Complaint; c != nil {
+		if ev.ServiceType != "complaint_closed" {
+			l.Add("complaint", "is only for service_type complaint_closed")
+		}
+		if _, ok := typesv1.Severity_name[int32(c.Severity)]; !ok {
+			l.Add("complaint.severity", "must be SEVERITY_GENERAL, SEVERITY_URGENT or SEVERITY_MAJOR")
+		}
+	}
 	return l.Err()
 }
 
+// ValidateCustomer checks a normalized customer record; prefix is its path
+// ("customer" in an event, "records[3].customer" in an import).
+func ValidateCustomer(l *invalid.List, prefix string, c *typesv1.Customer) {
+	if c.ExternalId == "" {
+		l.Add(prefix+".external_id", "is required: the upstream system's id of the customer")
+	}
+	if c.Phone == "" && c.Email == "" {
+		l.Add(prefix+".phone", "a phone or an email is required to follow the customer up")
+	}
+	if c.Phone != "" && !phoneRE.MatchString(c.Phone) {
+		l.Add(prefix+".phone", "must be 5–20 digits, optionally with a leading '+'")
+	}
+	if c.Email != "" && (!strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " \t")) {
+		l.Add(prefix+".email", "must be an email address")
+	}
+	if c.Kind != "" && c.Kind != "individual" && c.Kind != "fleet" {
+		l.Add(prefix+".kind", "must be individual or fleet")
+	}
+	if c.ReferredBy != "" && c.ReferredBy == c.ExternalId {
+		l.Add(prefix+".referred_by", "a customer cannot refer themselves")
+	}
+	if c.Preferences != nil {
+		ValidatePreferences(l, prefix+".preferences", c.Preferences)
+	}
+	for i, o := range c.OwnerIds {
+		if o == "" {
+			l.Add(fmt.Sprintf("%s.owner_ids[%d]", prefix, i), "must not be empty")
+		}
+	}
+}
+
+// MinOwners is how many staff must know each customer (seed 002: 同一客户两人或两人以上掌握).
+const MinOwners = 2
+
+// ValidateOwners checks a list of staff owners: at least two distinct, none empty.
+func ValidateOwners(l *invalid.List, field string, owners []string) {
+	seen := map[string]bool{}
+	for i, o := range owners {
+		if strings.TrimSpace(o) == "" {
+			l.Add(fmt.Sprintf("%s[%d]", field, i), "must not be empty")
+			return
+		}
+		seen[o] = true
+	}
+	if len(seen) < MinOwners {
+		l.Add(field, fmt.Sprintf("at least %d distinct staff must know each customer (seed 002)", MinOwners))
+	}
+}
+
+// ValidatePreferences checks contact preferences.
+func ValidatePreferences(l *invalid.List, field string, p *typesv1.ContactPreferences) {
+	for i, ch := range p.OptedOut {
+		if ch == typesv1.Channel_CHANNEL_UNSPECIFIED || typesv1.Channel_name[int32(ch)] == "" {
+			l.Add(fmt.Sprintf("%s.opted_out[%d]", field, i), "must be a channel, e.g. CHANNEL_PHONE")
+		}
+	}
+	for i, w := range p.Windows {
+		if w.StartMinute < 0 || w.EndMinute > 24*60 || w.StartMinute >= w.EndMinute {
+			l.Add(fmt.Sprintf("%s.windows[%d]", field, i), "must satisfy 0 <= start_minute < end_minute <= 1440")
+		}
+	}
+	if p.TimeZone != "" {
+		if _, err := time.LoadLocation(p.TimeZone); err != nil || p.TimeZone == "Local" {
+			l.Add(field+".time_zone", "must be an IANA time zone, e.g. Asia/Shanghai")
+		}
+	}
+	if p.Language != "" && !langRE.MatchString(p.Language) {
+		l.Add(field+".language", "must be a BCP 47 language tag, e.g. zh-CN")
+	}
+}
+
 // Parse decodes, normalizes and validates a payload.
-func Parse(contentType string, data []byte, now time.Time) (*eventsv1.ServiceCompleted, error) {
+// extra are the tenant's own service types.
+func Parse(contentType string, data []byte, now time.Time, extra ...string) (*eventsv1.ServiceCompleted, error) {
 	ev, err := Decode(contentType, data)
 	if err != nil {
 		return nil, err
 	}
 	Normalize(ev)
-	if err := Validate(ev, now); err != nil {
+	if err := Validate(ev, now, extra...); err != nil {
 		return ev, err
 	}
 	return ev, nil

@@ -37,6 +37,17 @@ func TestProtobufIsAccepted(t *testing.T) {
 	require.True(t, proto.Equal(ev, got))
 }
 
+// A tenant's own service types are accepted beside the built-in ones.
+func TestTenantTypes(t *testing.T) {
+	body := `{"source_system":"s","source_event_id":"e","service_type":"trade_in","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`
+	_, err := Parse("application/json", []byte(body), now)
+	require.Equal(t, []string{"service_type"}, fields(t, err))
+	_, err = Parse("application/json", []byte(body), now, "trade_in")
+	require.NoError(t, err)
+	require.NoError(t, ValidateTypeName("trade_in"))
+	require.Error(t, ValidateTypeName("repair"))
+}
+
 func fields(t *testing.T, err error) []string {
 	t.Helper()
 	bad, ok := invalid.As(err)
@@ -62,6 +73,11 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"future completion", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-12-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"completed_at"}},
 		{"no contact", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c"}}`, []string{"customer.phone"}},
 		{"bad phone", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"call me"}}`, []string{"customer.phone"}},
+		{"bad VIN", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"maintenance","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"},"vehicle":{"vin":"IOQ","mileage_km":-1}}`, []string{"vehicle.vin", "vehicle.mileage_km"}},
+		{"complaint on a repair", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"},"complaint":{"reference":"T-1","severity":9}}`, []string{"complaint", "complaint.severity"}},
+		{"bad customer record", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","email":"c@x","kind":"alien","referred_by":"c","owner_ids":[" "],"preferences":{"time_zone":"Local","language":"??","windows":[{"start_minute":0,"end_minute":1441}]}}}`,
+			[]string{"customer.kind", "customer.referred_by", "customer.owner_ids[0]", "customer.preferences.time_zone", "customer.preferences.language", "customer.preferences.windows[0]"}},
+		{"future source time", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","source_updated_at":"2027-01-01T00:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"source_updated_at"}},
 		{"bad tenant", "application/json", `{"tenant_id":"Big Co","source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"tenant_id"}},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+)
+
+// fakeIntake answers like intake: a record without external_id is refused,
+// a known external id is unchanged; failAt makes that call fail (an interruption).
+type fakeIntake struct {
+	calls  int
+	failAt int
+	seen   map[string]int
+	lines  []int64
+}
+
+func (f *fakeIntake) ImportCustomers(_ context.Context, in *intakev1.ImportCustomersRequest, _ ...grpc.CallOption) (*intakev1.ImportCustomersResponse, error) {
+	f.calls++
+	if f.calls == f.failAt {
+		return nil, errors.New("connection lost")
+	}
+	resp := &intakev1.ImportCustomersResponse{}
+	for i, r := range in.Records {
+		f.lines = append(f.lines, r.Line)
+		res := &intakev1.ImportRecordResult{Line: r.Line}
+		switch c := r.Customer; {
+		case c.ExternalId == "":
+			res.Outcome = intakev1.ImportOutcome_IMPORT_OUTCOME_REJECTED
+			res.Violations = []*intakev1.FieldViolation{{Field: "records[" + string(rune('0'+i%10)) + "].customer.external_id", Rule: "is required"}}
+		case f.seen[c.ExternalId] > 0:
+			res.Outcome = intakev1.ImportOutcome_IMPORT_OUTCOME_UNCHANGED
+		default:
+			res.Outcome = intakev1.ImportOutcome_IMPORT_OUTCOME_IMPORTED
+		}
+		f.seen[r.Customer.ExternalId]++
+		resp.Results = append(resp.Results, res)
+	}
+	return resp, nil
+}
+
+const archiveCSV = `external_id,name,phone,email,owner_ids,opted_out,windows,dislikes_calls,time_zone
+c-1,王芳,+8613800000001,,s-1;s-2,sms,10:00-11:30,true,Asia/Shanghai
+c-2,李娜,,li@example.com,,,,,
+,无名,+8613800000003,,,,,,
+c-4,赵,+8613800000004,,,fax,,,
+c-5,钱,+8613800000005,,,,,,
+c-6,孙,+8613800000006,,,,,,
+`
+
+func TestCSVRecord(t *testing.T) {
+	r, err := newCSVReader(strings.NewReader(archiveCSV))
+	require.NoError(t, err)
+	rec, line, err := r.next()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, line)
+	require.Equal(t, "王芳", rec.Customer.Name)
+	require.Equal(t, []string{"s-1", "s-2"}, rec.Customer.OwnerIds)
+	p := rec.Customer.Preferences
+	require.Equal(t, []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}, p.OptedOut)
+	require.Equal(t, int32(600), p.Windows[0].StartMinute)
+	require.Equal(t, int32(690), p.Windows[0].EndMinute)
+	require.True(t, p.DislikesCalls)
+	require.Equal(t, "Asia/Shanghai", p.TimeZone)
+
+	_, err = newCSVReader(strings.NewReader("external_id,shoe_size\n"))
+	require.ErrorContains(t, err, "shoe_size")
+}
+
+// An import interrupted after its first batch goes on after the checkpoint:
+// every line is sent once in all, and the summary counts the whole file.
+func TestResumeAfterInterruption(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "archive.csv")
+	require.NoError(t, os.WriteFile(path, []byte(archiveCSV), 0o644))
+	fake := &fakeIntake{failAt: 2, seen: map[string]int{}}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-batch", "2", path}, &out, &errOut, fake)
+	require.ErrorContains(t, err, "connection lost")
+	cp, err := readCheckpoint(path + ".checkpoint")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, cp.Line, "the first batch (lines 2 and 3) is done")
+
+	out.Reset()
+	fake.failAt = 0
+	require.NoError(t, run(context.Background(), []string{"-batch", "2", path}, &out, &errOut, fake))
+	require.Contains(t, errOut.String(), "resuming after line 3")
+	require.Contains(t, errOut.String(), "100%")
+	require.Equal(t, []int64{2, 3, 4, 6, 7}, fake.lines, "every line sent once (line 5 never parsed)")
+	summary := out.String()
+	require.Contains(t, summary, "imported 4, updated 0, unchanged 0, rejected 2")
+	require.Contains(t, summary, "line 4: customer.external_id: is required")
+	require.Contains(t, summary, `line 5: opted_out: unknown channel "fax"`)
+
+	// Run again: the checkpoint says everything is done; -restart sends it all again, unchanged.
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"-batch", "2", path}, &out, &errOut, fake))
+	require.Contains(t, out.String(), "imported 4, updated 0, unchanged 0, rejected 2")
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"-batch", "2", "-restart", path}, &out, &errOut, fake))
+	require.Contains(t, out.String(), "imported 0, updated 0, unchanged 4, rejected 2")
+}
+
+func TestJSONL(t *testing.T) {
+	r := newJSONLReader(strings.NewReader(`{"external_id":"c-1","phone":"+8613800000001"}
+
+{"customer":{"external_id":"c-2","email":"a@b.c"},"source_updated_at":"2026-11-01T00:00:00Z"}
+{"external_id":
+`))
+	rec, line, err := r.next()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, line)
+	require.Equal(t, "c-1", rec.Customer.ExternalId)
+	rec, line, err = r.next()
+	require.NoError(t, err)
+	require.EqualValues(t, 3, line)
+	require.Equal(t, "c-2", rec.Customer.ExternalId)
+	require.EqualValues(t, 3, rec.Line)
+	require.NotNil(t, rec.SourceUpdatedAt)
+	_, line, err = r.next()
+	var bad *badRecord
+	require.ErrorAs(t, err, &bad)
+	require.EqualValues(t, 4, line)
+}

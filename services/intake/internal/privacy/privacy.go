@@ -1,0 +1,175 @@
+// Package privacy keeps customers' contacts confidential: AES-GCM encryption
+// at rest with a key id for rotation, keyed hashes (HMAC-SHA256) for search,
+// and the masks API responses show (seed 000: information is confidential;
+// seed 001: employees must not leak customer data).
+package privacy
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// DevKeys is the key ring used when none is configured: for development and
+// tests only; the service warns when it runs with it.
+const DevKeys = "dev:ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24=" // "dev-key-do-not-use-in-production" (32 bytes)
+
+// DevHashKey is the search-hash key used when none is configured.
+const DevHashKey = "ZGV2LWhhc2gta2V5LWRvLW5vdC11c2UtaW4tcHJvZHVjdGlvbg=="
+
+// Cipher encrypts with the current key and decrypts with any key of the ring.
+type Cipher struct {
+	current string
+	aeads   map[string]cipher.AEAD
+	hashKey []byte
+}
+
+// New builds a cipher from a key ring "id:base64key,id2:base64key" (each key
+// 16, 24 or 32 bytes; the first is current: new data is sealed with it) and
+// a base64 hash key (at least 16 bytes).
+func New(ring, hashKey string) (*Cipher, error) {
+	c := &Cipher{aeads: map[string]cipher.AEAD{}}
+	for i, part := range strings.Split(ring, ",") {
+		id, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("privacy: key %d: want id:base64key", i+1)
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return nil, fmt.Errorf("privacy: key %q: %w", id, err)
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("privacy: key %q: %w", id, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("privacy: key %q: %w", id, err)
+		}
+		if _, dup := c.aeads[id]; dup {
+			return nil, fmt.Errorf("privacy: key id %q appears twice", id)
+		}
+		c.aeads[id] = aead
+		if i == 0 {
+			c.current = id
+		}
+	}
+	hk, err := base64.StdEncoding.DecodeString(hashKey)
+	if err != nil {
+		return nil, fmt.Errorf("privacy: hash key: %w", err)
+	}
+	if len(hk) < 16 {
+		return nil, errors.New("privacy: hash key: want at least 16 bytes")
+	}
+	c.hashKey = hk
+	return c, nil
+}
+
+// KeyID is the id of the key new data is sealed with.
+func (c *Cipher) KeyID() string { return c.current }
+
+// Seal encrypts plain with the current key; empty stays empty (nil).
+// The nonce is prepended to the ciphertext.
+func (c *Cipher) Seal(plain string) []byte {
+	if plain == "" {
+		return nil
+	}
+	aead := c.aeads[c.current]
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce) // crypto/rand.Read never fails
+	return aead.Seal(nonce, nonce, []byte(plain), nil)
+}
+
+// Open decrypts data sealed with the key keyID.
+func (c *Cipher) Open(keyID string, data []byte) (string, error) {
+	if len(data) == 0 {
+		return "", nil
+	}
+	aead, ok := c.aeads[keyID]
+	if !ok {
+		return "", fmt.Errorf("privacy: unknown key id %q", keyID)
+	}
+	if len(data) < aead.NonceSize() {
+		return "", errors.New("privacy: ciphertext too short")
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], nil)
+	if err != nil {
+		return "", fmt.Errorf("privacy: open with key %q: %w", keyID, err)
+	}
+	return string(plain), nil
+}
+
+// HashPhone is the keyed search hash of a phone number (digits only, a
+// leading + kept); "" for an empty phone.
+func (c *Cipher) HashPhone(phone string) string { return c.hash("phone", NormalizePhone(phone)) }
+
+// HashEmail is the keyed search hash of an email (lower-cased).
+func (c *Cipher) HashEmail(email string) string {
+	return c.hash("email", strings.ToLower(strings.TrimSpace(email)))
+}
+
+func (c *Cipher) hash(kind, v string) string {
+	if v == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, c.hashKey)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// NormalizePhone keeps the digits and a leading '+'.
+func NormalizePhone(phone string) string {
+	var b strings.Builder
+	for i, r := range strings.TrimSpace(phone) {
+		switch {
+		case r == '+' && i == 0:
+			b.WriteRune(r)
+		case unicode.IsDigit(r) && r < 128:
+			b.WriteRune(r)
+		}
+	}
+	if b.String() == "+" {
+		return ""
+	}
+	return b.String()
+}
+
+// MaskPhone shows the first three and last four digits of the national
+// number: +8613800138000 → 138****8000.
+func MaskPhone(phone string) string {
+	d := strings.TrimPrefix(NormalizePhone(phone), "+")
+	if len(d) > 11 && strings.HasPrefix(d, "86") {
+		d = d[2:]
+	}
+	switch {
+	case d == "":
+		return ""
+	case len(d) < 8:
+		return "****" + d[max(0, len(d)-2):]
+	default:
+		return d[:3] + "****" + d[len(d)-4:]
+	}
+}
+
+// MaskEmail keeps the first letter and the domain: wang@example.com → w***@example.com.
+func MaskEmail(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if email == "" {
+		return ""
+	}
+	if !ok || local == "" {
+		return "***"
+	}
+	r := []rune(local)
+	return string(r[0]) + "***@" + domain
+}
