@@ -1,19 +1,28 @@
 // Command dispatch runs Huifang's dispatch service: it turns due visits
-// into tasks and hands them to call-center agents, most urgent first.
+// into tasks, hands them to call-center agents, most urgent first, and
+// sends the automatic ones (SMS, email) itself.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
+	"github.com/huifang/huifang/services/dispatch/internal/outgoing"
+	"github.com/huifang/huifang/services/dispatch/internal/queue"
+	"github.com/huifang/huifang/services/dispatch/internal/sender"
+	"github.com/huifang/huifang/services/dispatch/internal/sla"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
 	"github.com/huifang/huifang/services/dispatch/migrations"
 )
 
@@ -22,25 +31,162 @@ func main() { app.Main("dispatch", run) }
 type config struct {
 	app.Base
 	// Lease is how long a claimed task stays with its agent before it goes
-	// back to the queue.
+	// back to the queue (HeartbeatTask extends it).
 	Lease time.Duration `env:"LEASE" default:"15m"`
+	// DefaultCapacity is how many tasks an agent without its own capacity may hold.
+	DefaultCapacity int `env:"DEFAULT_CAPACITY" default:"20"`
+	// Routing stages: the primary owner alone, then with the backup owner;
+	// skills stop mattering after SkillWait.
+	OwnerWait  time.Duration `env:"OWNER_WAIT" default:"30m"`
+	BackupWait time.Duration `env:"BACKUP_WAIT" default:"30m"`
+	SkillWait  time.Duration `env:"SKILL_WAIT" default:"30m"`
+	// SeverityRoles: the role each severity needs (seed 000).
+	SeverityRoles string `env:"SEVERITY_ROLES" default:"urgent=leader,major=deputy"`
+	// Tiers: customer tiers first in the queue, in order.
+	Tiers string `env:"TIERS" default:"key"`
+	// DefaultDeadline: the deadline after the due time when VisitDue has none (seed 003: 48 h).
+	DefaultDeadline time.Duration `env:"DEFAULT_DEADLINE" default:"48h"`
+	// ContactWindows: the windows of customers without their own, e.g.
+	// "10:00-11:30,15:30-17:00" (seed 002); empty means any time.
+	ContactWindows string `env:"CONTACT_WINDOWS"`
+	// Retry rules per channel: disposition=DELAY/MAX_ATTEMPTS. A channel
+	// without rules uses the phone's.
+	RetryPhone  string `env:"RETRY_PHONE" default:"no_answer=2h/3,busy=2h/3"`
+	RetryOnsite string `env:"RETRY_ONSITE"`
+	RetryWeb    string `env:"RETRY_WEB"`
+	// ClaimPoll: how often a long-poll claim looks again.
+	ClaimPoll time.Duration `env:"CLAIM_POLL" default:"1s"`
+	// SLA clock.
+	SLAWarn  time.Duration `env:"SLA_WARN" default:"6h"`
+	SLAEvery time.Duration `env:"SLA_EVERY" default:"1m"`
+	// Automatic channels.
+	SMSSender    string        `env:"SMS_SENDER" default:"local"`
+	SendEvery    time.Duration `env:"SEND_EVERY" default:"1s"`
+	SendLease    time.Duration `env:"SEND_LEASE" default:"2m"`
+	SendBackoff  time.Duration `env:"SEND_BACKOFF" default:"1m"`
+	SendMaxTries int           `env:"SEND_MAX_TRIES" default:"5"`
+	SendBatch    int           `env:"SEND_BATCH" default:"50"`
+	// Telnyx (SMS_SENDER=telnyx).
+	TelnyxBaseURL    string `env:"TELNYX_BASE_URL" default:"https://api.telnyx.com"`
+	TelnyxAPIKey     string `env:"TELNYX_API_KEY,secret"`
+	TelnyxFrom       string `env:"TELNYX_FROM"`
+	TelnyxProfileID  string `env:"TELNYX_MESSAGING_PROFILE_ID"`
+	TelnyxWebhookURL string `env:"TELNYX_WEBHOOK_URL"`
+	// ReceiptAddr serves providers' delivery webhooks (POST /receipts/telnyx); empty: off.
+	ReceiptAddr string `env:"RECEIPT_ADDR"`
+}
+
+// settings are the parsed forms of the config's strings.
+type settings struct {
+	rules task.Rules
+	retry task.RetryPolicy
+}
+
+func (c config) parse() (settings, error) {
+	var errs []error
+	positive := map[string]time.Duration{"LEASE": c.Lease, "CLAIM_POLL": c.ClaimPoll, "SLA_EVERY": c.SLAEvery,
+		"SEND_EVERY": c.SendEvery, "SEND_LEASE": c.SendLease, "SEND_BACKOFF": c.SendBackoff}
+	for name, d := range positive {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if c.SendMaxTries < 1 || c.SendBatch < 1 || c.DefaultCapacity < 0 {
+		errs = append(errs, fmt.Errorf("SEND_MAX_TRIES and SEND_BATCH must be at least 1, DEFAULT_CAPACITY not negative"))
+	}
+	s := settings{rules: task.Rules{SeverityRoles: map[typesv1.Severity]string{}, DefaultDeadline: c.DefaultDeadline}, retry: task.RetryPolicy{}}
+	for part := range strings.SplitSeq(c.SeverityRoles, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		sev, role, _ := strings.Cut(part, "=")
+		sv, ok1 := typesv1.Severity_value["SEVERITY_"+strings.ToUpper(strings.TrimSpace(sev))]
+		r, ok2 := task.ParseRole(role)
+		if !ok1 || !ok2 {
+			errs = append(errs, fmt.Errorf("SEVERITY_ROLES: %q is not severity=role", part))
+			continue
+		}
+		s.rules.SeverityRoles[typesv1.Severity(sv)] = r
+	}
+	for tier := range strings.SplitSeq(c.Tiers, ",") {
+		if tier = strings.TrimSpace(tier); tier != "" {
+			s.rules.Tiers = append(s.rules.Tiers, tier)
+		}
+	}
+	var err error
+	if s.rules.Windows, err = task.ParseWindows(c.ContactWindows); err != nil {
+		errs = append(errs, fmt.Errorf("CONTACT_WINDOWS: %w", err))
+	}
+	for ch, spec := range map[typesv1.Channel]string{typesv1.Channel_CHANNEL_PHONE: c.RetryPhone,
+		typesv1.Channel_CHANNEL_ONSITE: c.RetryOnsite, typesv1.Channel_CHANNEL_WEB: c.RetryWeb} {
+		if strings.TrimSpace(spec) == "" {
+			continue
+		}
+		r, err := task.ParseRetryRules(spec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RETRY_%s: %w", strings.TrimPrefix(ch.String(), "CHANNEL_"), err))
+			continue
+		}
+		s.retry[ch] = r
+	}
+	if c.SMSSender != "local" && c.SMSSender != "telnyx" {
+		errs = append(errs, fmt.Errorf("SMS_SENDER must be local or telnyx, got %q", c.SMSSender))
+	}
+	if c.SMSSender == "telnyx" && c.TelnyxAPIKey == "" {
+		errs = append(errs, fmt.Errorf("TELNYX_API_KEY is required with SMS_SENDER=telnyx"))
+	}
+	if len(errs) > 0 {
+		return settings{}, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return s, nil
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
+	// Configuration.
 	cfg := config{Base: app.Base{GRPCAddr: ":7003", HTTPAddr: ":8003"}}
 	if err := app.LoadConfig(log, "dispatch", &cfg); err != nil {
 		return err
 	}
-	if cfg.Lease <= 0 {
-		return fmt.Errorf("config: LEASE must be positive, got %s", cfg.Lease)
+	set, err := cfg.parse()
+	if err != nil {
+		return err
 	}
+
+	// Runtime: Postgres, NATS, relay, gRPC.
 	rt, err := app.Start(ctx, log, "dispatch", cfg.Base, migrations.FS)
 	if err != nil {
 		return err
 	}
-	visitDue := &consumer.VisitDue{Now: time.Now}
-	rt.Consume(visitDue.Consumer())
-	api := &grpcapi.Server{Store: &store.Store{Pool: rt.Pool}, Relay: rt.Relay, Now: time.Now, Lease: cfg.Lease}
-	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, api)
+	st := &store.Store{Pool: rt.Pool}
+	waker := &queue.Waker{}
+
+	// Consumers.
+	rt.Consume((&consumer.VisitDue{Now: time.Now, Rules: set.rules, Waker: waker}).Consumer())
+	rt.Consume((&consumer.VisitCancelled{Now: time.Now}).Consumer())
+
+	// Automatic channels.
+	local := &sender.Local{Pool: rt.Pool, Log: log, Now: time.Now}
+	var sms sender.Sender = local
+	if cfg.SMSSender == "telnyx" {
+		sms = &sender.Telnyx{BaseURL: cfg.TelnyxBaseURL, APIKey: cfg.TelnyxAPIKey, From: cfg.TelnyxFrom,
+			MessagingProfileID: cfg.TelnyxProfileID, WebhookURL: cfg.TelnyxWebhookURL}
+	}
+	out := &outgoing.Loop{Pool: rt.Pool, Sender: sender.ByChannel{SMS: sms, Email: local}, Relay: rt.Relay, Log: log, Now: time.Now,
+		Lease: cfg.SendLease, Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries, Every: cfg.SendEvery, Batch: cfg.SendBatch}
+	rt.Go("outgoing", out.Run)
+	if cfg.ReceiptAddr != "" {
+		receipts := &outgoing.Receipts{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now}
+		rt.Go("receipts", func(ctx context.Context) error { return receipts.Serve(ctx, cfg.ReceiptAddr) })
+	}
+
+	// The SLA clock.
+	clock := &sla.Clock{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now, Warn: cfg.SLAWarn, Every: cfg.SLAEvery, Batch: 500}
+	rt.Go("sla", clock.Run)
+
+	// API.
+	q := &queue.Queue{Store: st, Relay: rt.Relay, Now: time.Now, Lease: cfg.Lease, Retry: set.retry, Rules: set.rules,
+		Poll: cfg.ClaimPoll, Waker: waker,
+		Routing: store.Routing{OwnerWait: cfg.OwnerWait, BackupWait: cfg.BackupWait, SkillWait: cfg.SkillWait, DefaultCapacity: cfg.DefaultCapacity}}
+	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, &grpcapi.Server{Queue: q, SLAWarn: cfg.SLAWarn})
 	return rt.Run(ctx)
 }

@@ -13,19 +13,35 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	pkgconfig "github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
 func TestConfigDefaults(t *testing.T) {
 	cfg := config{}
 	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{}), &cfg))
 	require.Equal(t, 15*time.Minute, cfg.Lease)
+	set, err := cfg.parse()
+	require.NoError(t, err)
+	require.Equal(t, 48*time.Hour, set.rules.DefaultDeadline, "seed 003: within 48 hours")
+	require.Equal(t, "deputy", set.rules.SeverityRoles[typesv1.Severity_SEVERITY_MAJOR], "seed 000: a major complaint to a manager")
+	require.Equal(t, task.RetryRule{After: 2 * time.Hour, Max: 3}, set.retry[typesv1.Channel_CHANNEL_PHONE][typesv1.Disposition_DISPOSITION_NO_ANSWER])
 	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"LEASE": "5m"}), &cfg))
 	require.Equal(t, 5*time.Minute, cfg.Lease)
+
+	bad := config{}
+	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"SEVERITY_ROLES": "major=boss", "RETRY_PHONE": "no_answer=2h",
+		"CONTACT_WINDOWS": "17:00-10:00", "SMS_SENDER": "telnyx"}), &bad))
+	_, err = bad.parse()
+	require.ErrorContains(t, err, "SEVERITY_ROLES")
+	require.ErrorContains(t, err, "RETRY_PHONE")
+	require.ErrorContains(t, err, "CONTACT_WINDOWS")
+	require.ErrorContains(t, err, "TELNYX_API_KEY")
 }
 
 // TestRunWiring starts the service as main does, feeds it a VisitDue and

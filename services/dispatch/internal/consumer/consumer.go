@@ -1,8 +1,10 @@
-// Package consumer turns VisitDue events from JetStream into open tasks.
+// Package consumer turns VisitDue events from JetStream into open tasks
+// and VisitCancelled events into withdrawn ones.
 package consumer
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,16 +17,23 @@ import (
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/queue"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// Durable is the durable name of the VisitDue consumer.
-const Durable = "dispatch-visit-due"
+// Durable names of the consumers.
+const (
+	Durable          = "dispatch-visit-due"
+	DurableCancelled = "dispatch-visit-cancelled"
+)
 
 // VisitDue creates a task for each VisitDue event.
 type VisitDue struct {
-	Now func() time.Time
+	Now   func() time.Time
+	Rules task.Rules
+	// Waker, when set, wakes long-polling claims.
+	Waker *queue.Waker
 }
 
 // Consumer returns the inbox consumer of VisitDue; the runtime (or a test)
@@ -42,32 +51,75 @@ func (v *VisitDue) Consumer() *inbox.Consumer {
 
 // Handle creates the open task of one VisitDue within tx. A payload that is
 // not a VisitDue, or lacks the visit id, is refused (dead-lettered); a
-// visit that already has a task changes nothing.
+// visit that already has a task, or was cancelled, changes nothing.
 func (v *VisitDue) Handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
-	ev, err := decode(msg.Data())
+	ev := &eventsv1.VisitDue{}
+	if err := decode(msg.Data(), ev, "VisitDue"); err != nil {
+		return err
+	}
+	t, err := task.FromVisitDue(ev, outbox.NewEventID(), v.Now(), v.Rules)
 	if err != nil {
 		return err
 	}
-	t, err := task.FromVisitDue(ev, outbox.NewEventID(), v.Now())
-	if err != nil {
-		return err
+	created, err := store.CreateTask(ctx, tx, t)
+	if created && v.Waker != nil {
+		v.Waker.Notify() // early: a claim that misses the uncommitted row polls again
 	}
-	_, err = store.CreateTask(ctx, tx, t)
 	return err
 }
 
-// Tenant finds the tenant of a message for its dead-letter row.
+// VisitCancelled withdraws the task of each cancelled visit.
+type VisitCancelled struct {
+	Now func() time.Time
+}
+
+// Consumer returns the inbox consumer of VisitCancelled.
+func (v *VisitCancelled) Consumer() *inbox.Consumer {
+	return &inbox.Consumer{
+		Service:  "dispatch",
+		Durable:  DurableCancelled,
+		Stream:   stream.EventsStream,
+		Subjects: []string{stream.SubjectVisitCancelled},
+		Handle:   v.Handle,
+		Tenant:   TenantCancelled,
+	}
+}
+
+// Handle cancels the visit's task within tx (or remembers the visit when
+// its task does not exist yet).
+func (v *VisitCancelled) Handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+	ev := &eventsv1.VisitCancelled{}
+	if err := decode(msg.Data(), ev, "VisitCancelled"); err != nil {
+		return err
+	}
+	visitID := strings.TrimSpace(ev.GetVisitId())
+	if visitID == "" {
+		return invalid.New("visit_id", "is required")
+	}
+	return queue.Withdraw(ctx, tx, task.Tenant(ev.GetTenantId()), visitID, ev.GetReason(), v.Now())
+}
+
+// Tenant finds the tenant of a VisitDue for its dead-letter row.
 func Tenant(msg jetstream.Msg) string {
-	if ev, err := decode(msg.Data()); err == nil {
+	ev := &eventsv1.VisitDue{}
+	if decode(msg.Data(), ev, "VisitDue") == nil {
 		return ev.GetTenantId()
 	}
 	return ""
 }
 
-func decode(data []byte) (*eventsv1.VisitDue, error) {
-	ev := &eventsv1.VisitDue{}
-	if err := proto.Unmarshal(data, ev); err != nil {
-		return nil, invalid.New("payload", "must be a VisitDue in protobuf: "+err.Error())
+// TenantCancelled finds the tenant of a VisitCancelled for its dead-letter row.
+func TenantCancelled(msg jetstream.Msg) string {
+	ev := &eventsv1.VisitCancelled{}
+	if decode(msg.Data(), ev, "VisitCancelled") == nil {
+		return ev.GetTenantId()
 	}
-	return ev, nil
+	return ""
+}
+
+func decode(data []byte, m proto.Message, name string) error {
+	if err := proto.Unmarshal(data, m); err != nil {
+		return invalid.New("payload", "must be a "+name+" in protobuf: "+err.Error())
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -14,8 +15,11 @@ import (
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
-	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/page"
+	"github.com/huifang/huifang/services/dispatch/internal/message"
+	"github.com/huifang/huifang/services/dispatch/internal/outgoing"
+	"github.com/huifang/huifang/services/dispatch/internal/queue"
+	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -23,11 +27,83 @@ import (
 // Server implements DispatchService.
 type Server struct {
 	dispatchv1.UnimplementedDispatchServiceServer
-	Store *store.Store
-	Relay *outbox.Relay
-	Now   func() time.Time
-	// Lease is how long a claimed task stays with its agent.
-	Lease time.Duration
+	Queue *queue.Queue
+	// SLAWarn is ListDeadlineTasks' default margin.
+	SLAWarn time.Duration
+}
+
+func (s *Server) store() *store.Store { return s.Queue.Store }
+
+// statusOf turns dispatch's domain errors into gRPC statuses: the one
+// place where that happens (invalid input is mapped by grpcserver).
+func statusOf(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrAgentNotFound):
+		return status.Error(codes.NotFound, "no such agent in the tenant; register it with UpsertAgent")
+	case errors.Is(err, store.ErrTaskNotFound):
+		return status.Error(codes.NotFound, "no such task in the tenant")
+	case errors.Is(err, store.ErrMessageNotFound):
+		return status.Error(codes.NotFound, "no message with that provider id")
+	case errors.Is(err, store.ErrParentNotFound):
+		return invalid.New("unit.parent_id", "must name an existing org unit")
+	case errors.Is(err, store.ErrCycle):
+		return invalid.New("unit.parent_id", "must not be the unit or one below it")
+	case errors.Is(err, store.ErrInactive):
+		return status.Error(codes.FailedPrecondition, "the agent is inactive")
+	case errors.Is(err, store.ErrOffShift):
+		return status.Error(codes.FailedPrecondition, "the agent is off shift")
+	case errors.Is(err, store.ErrAtCapacity):
+		return status.Error(codes.ResourceExhausted, "the agent holds as many tasks as its capacity; finish or release one")
+	case errors.Is(err, queue.ErrNotHolder):
+		return status.Error(codes.FailedPrecondition, "the agent does not hold the task")
+	case errors.Is(err, queue.ErrClosed):
+		return status.Error(codes.FailedPrecondition, "the task is closed")
+	case errors.Is(err, queue.ErrAutomatic):
+		return status.Error(codes.FailedPrecondition, "the task is sent by dispatch itself (SMS or email)")
+	case errors.Is(err, queue.ErrNotLeader):
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return err
+}
+
+func required(field, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", invalid.New(field, "is required")
+	}
+	return v, nil
+}
+
+// UpsertOrgUnit creates or updates an org unit.
+func (s *Server) UpsertOrgUnit(ctx context.Context, req *dispatchv1.UpsertOrgUnitRequest) (*dispatchv1.UpsertOrgUnitResponse, error) {
+	if req.GetUnit() == nil {
+		return nil, invalid.New("unit", "is required")
+	}
+	p := req.GetUnit()
+	u := task.OrgUnit{Tenant: p.GetTenantId(), ID: p.GetId(), Name: p.GetName(), ParentID: p.GetParentId(), Kind: p.GetKind(), LeaderID: p.GetLeaderId()}
+	if err := task.NormalizeOrgUnit(&u); err != nil {
+		return nil, err
+	}
+	stored, err := s.store().UpsertOrgUnit(ctx, u, s.Queue.Now())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.UpsertOrgUnitResponse{Unit: unitProto(stored)}, nil
+}
+
+// ListOrgUnits lists the tenant's org units, parents first.
+func (s *Server) ListOrgUnits(ctx context.Context, req *dispatchv1.ListOrgUnitsRequest) (*dispatchv1.ListOrgUnitsResponse, error) {
+	units, err := s.store().ListOrgUnits(ctx, task.Tenant(req.GetTenantId()))
+	if err != nil {
+		return nil, err
+	}
+	resp := &dispatchv1.ListOrgUnitsResponse{}
+	for _, u := range units {
+		resp.Units = append(resp.Units, unitProto(u))
+	}
+	return resp, nil
 }
 
 // UpsertAgent registers an agent or updates one.
@@ -35,17 +111,14 @@ func (s *Server) UpsertAgent(ctx context.Context, req *dispatchv1.UpsertAgentReq
 	if req.GetAgent() == nil {
 		return nil, invalid.New("agent", "is required")
 	}
-	a := task.Agent{
-		Tenant:  req.GetAgent().GetTenantId(),
-		ID:      req.GetAgent().GetId(),
-		Name:    req.GetAgent().GetName(),
-		Groups:  req.GetAgent().GetGroups(),
-		OrgUnit: req.GetAgent().GetOrgUnit(),
+	a, err := agentFromProto(req.GetAgent())
+	if err != nil {
+		return nil, err
 	}
 	if err := task.NormalizeAgent(&a); err != nil {
 		return nil, err
 	}
-	stored, err := s.Store.UpsertAgent(ctx, a, s.Now())
+	stored, err := s.store().UpsertAgent(ctx, a, s.Queue.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +135,7 @@ func (s *Server) ListAgents(ctx context.Context, req *dispatchv1.ListAgentsReque
 	if err := page.Cursor(req.GetPageToken(), &after); err != nil {
 		return nil, err
 	}
-	agents, err := s.Store.ListAgents(ctx, task.Tenant(req.GetTenantId()), size+1, after)
+	agents, err := s.store().ListAgents(ctx, task.Tenant(req.GetTenantId()), strings.TrimSpace(req.GetGroup()), size+1, after)
 	if err != nil {
 		return nil, err
 	}
@@ -77,28 +150,53 @@ func (s *Server) ListAgents(ctx context.Context, req *dispatchv1.ListAgentsReque
 	return resp, nil
 }
 
-// ClaimNextTask leases the most urgent task the agent may take. The
-// response has no task when none is open.
+// ClaimNextTask leases the most urgent task the agent may take, waiting up
+// to req.wait for one. The response has no task when none fits.
 func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTaskRequest) (*dispatchv1.ClaimNextTaskResponse, error) {
-	agentID := strings.TrimSpace(req.GetAgentId())
-	if agentID == "" {
-		return nil, invalid.New("agent_id", "is required")
-	}
-	t, found, err := s.Store.Claim(ctx, task.Tenant(req.GetTenantId()), agentID, s.Now(), s.Lease)
-	if errors.Is(err, store.ErrAgentNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no agent %q in the tenant; register it with UpsertAgent", agentID)
-	}
+	agentID, err := required("agent_id", req.GetAgentId())
 	if err != nil {
 		return nil, err
+	}
+	var wait time.Duration
+	if req.GetWait() != nil {
+		if !req.GetWait().IsValid() || req.GetWait().AsDuration() < 0 {
+			return nil, invalid.New("wait", "must be a non-negative duration")
+		}
+		if wait = req.GetWait().AsDuration(); wait > queue.MaxWait {
+			return nil, invalid.New("wait", fmt.Sprintf("must be at most %s", queue.MaxWait))
+		}
+	}
+	t, found, err := s.Queue.Claim(ctx, task.Tenant(req.GetTenantId()), agentID, wait)
+	if err != nil {
+		return nil, statusOf(err)
 	}
 	if !found {
 		return &dispatchv1.ClaimNextTaskResponse{}, nil
 	}
-	s.Relay.Notify()
 	return &dispatchv1.ClaimNextTaskResponse{Task: taskProto(t)}, nil
 }
 
-// ListTasks lists tasks, most urgent first.
+// HeartbeatTask extends the lease of a task the agent holds.
+func (s *Server) HeartbeatTask(ctx context.Context, req *dispatchv1.HeartbeatTaskRequest) (*dispatchv1.HeartbeatTaskResponse, error) {
+	var bad invalid.List
+	taskID, agentID := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetAgentId())
+	if taskID == "" {
+		bad.Add("task_id", "is required")
+	}
+	if agentID == "" {
+		bad.Add("agent_id", "is required")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, err := s.Queue.Heartbeat(ctx, task.Tenant(req.GetTenantId()), taskID, agentID)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.HeartbeatTaskResponse{Task: taskProto(t)}, nil
+}
+
+// ListTasks lists tasks by deadline.
 func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest) (*dispatchv1.ListTasksResponse, error) {
 	size, err := page.Size(req.GetPageSize())
 	if err != nil {
@@ -111,8 +209,13 @@ func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	f := store.TaskFilter{Tenant: task.Tenant(req.GetTenantId()), AgentID: strings.TrimSpace(req.GetAgentId()), Status: req.GetStatus()}
-	tasks, err := s.Store.ListTasks(ctx, f, cur, size+1)
+	tenant := task.Tenant(req.GetTenantId())
+	f := store.TaskFilter{Tenant: tenant, AgentID: strings.TrimSpace(req.GetAgentId()), Status: req.GetStatus()}
+	f.Groups, err = s.groups(ctx, tenant, req.GetGroup(), req.GetLeaderId())
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := s.store().ListTasks(ctx, f, cur, size+1)
 	if err != nil {
 		return nil, err
 	}
@@ -127,26 +230,320 @@ func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest
 	return resp, nil
 }
 
+// groups resolves the group filters of a listing: one group, a leader's
+// groups (both: their intersection), or nil for any.
+func (s *Server) groups(ctx context.Context, tenant, group, leaderID string) ([]string, error) {
+	group, leaderID = strings.TrimSpace(group), strings.TrimSpace(leaderID)
+	if leaderID == "" {
+		if group == "" {
+			return nil, nil
+		}
+		return []string{group}, nil
+	}
+	_, groups, err := s.store().LeaderGroups(ctx, tenant, leaderID)
+	if errors.Is(err, store.ErrAgentNotFound) {
+		return nil, invalid.New("leader_id", "must name an agent of the tenant")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if group == "" {
+		return groups, nil
+	}
+	for _, g := range groups {
+		if g == group {
+			return []string{group}, nil
+		}
+	}
+	return []string{}, nil
+}
+
+// RecordAttempt records one attempt.
+func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemptRequest) (*dispatchv1.RecordAttemptResponse, error) {
+	var bad invalid.List
+	taskID, agentID := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetAgentId())
+	if taskID == "" {
+		bad.Add("task_id", "is required")
+	}
+	if agentID == "" {
+		bad.Add("agent_id", "is required")
+	}
+	if err := queue.CheckDisposition(req.GetDisposition()); err != nil {
+		b, _ := invalid.As(err)
+		for _, v := range b.Violations {
+			bad.Add(v.Field, v.Rule)
+		}
+	}
+	var callBack time.Time
+	if req.GetCallBackAt() != nil {
+		if !req.GetCallBackAt().IsValid() {
+			bad.Add("call_back_at", "must be a valid time")
+		} else {
+			callBack = req.GetCallBackAt().AsTime()
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	res, err := s.Queue.RecordAttempt(ctx, task.Tenant(req.GetTenantId()), taskID, agentID, req.GetDisposition(), callBack, req.GetNote())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.RecordAttemptResponse{Task: taskProto(res.Task), Attempt: int32(res.Attempt), NextAttemptAt: timestamp(res.Next)}, nil
+}
+
+// ReleaseTask gives a task back to the queue.
+func (s *Server) ReleaseTask(ctx context.Context, req *dispatchv1.ReleaseTaskRequest) (*dispatchv1.ReleaseTaskResponse, error) {
+	var bad invalid.List
+	taskID, agentID := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetAgentId())
+	if taskID == "" {
+		bad.Add("task_id", "is required")
+	}
+	if agentID == "" {
+		bad.Add("agent_id", "is required")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, err := s.Queue.Release(ctx, task.Tenant(req.GetTenantId()), taskID, agentID)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.ReleaseTaskResponse{Task: taskProto(t)}, nil
+}
+
+// ReassignTask moves a task to another agent (leaders only).
+func (s *Server) ReassignTask(ctx context.Context, req *dispatchv1.ReassignTaskRequest) (*dispatchv1.ReassignTaskResponse, error) {
+	var bad invalid.List
+	taskID, leaderID, to := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetLeaderId()), strings.TrimSpace(req.GetToAgentId())
+	for field, v := range map[string]string{"task_id": taskID, "leader_id": leaderID, "to_agent_id": to} {
+		if v == "" {
+			bad.Add(field, "is required")
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, err := s.Queue.Reassign(ctx, task.Tenant(req.GetTenantId()), taskID, leaderID, to, req.GetReason())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.ReassignTaskResponse{Task: taskProto(t)}, nil
+}
+
+// ListDeadlineTasks lists active tasks near or past their deadline.
+func (s *Server) ListDeadlineTasks(ctx context.Context, req *dispatchv1.ListDeadlineTasksRequest) (*dispatchv1.ListDeadlineTasksResponse, error) {
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	within := s.SLAWarn
+	if req.GetWithin() != nil {
+		if !req.GetWithin().IsValid() || req.GetWithin().AsDuration() < 0 {
+			return nil, invalid.New("within", "must be a non-negative duration")
+		}
+		within = req.GetWithin().AsDuration()
+	}
+	var cur store.DeadlineCursor
+	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	tenant := task.Tenant(req.GetTenantId())
+	groups, err := s.groups(ctx, tenant, req.GetGroup(), req.GetLeaderId())
+	if err != nil {
+		return nil, err
+	}
+	now := s.Queue.Now()
+	tasks, err := s.store().ListDeadline(ctx, tenant, now.Add(within), groups, cur, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &dispatchv1.ListDeadlineTasksResponse{}
+	if len(tasks) > size {
+		tasks = tasks[:size]
+		last := tasks[size-1]
+		resp.NextPageToken = page.Token(store.DeadlineCursor{Deadline: last.Deadline, ID: last.ID})
+	}
+	for _, t := range tasks {
+		resp.Tasks = append(resp.Tasks, &dispatchv1.DeadlineTask{Task: taskProto(t), Stage: queue.Stage(t.Deadline, now)})
+	}
+	return resp, nil
+}
+
+// UpsertTemplate stores a policy's message template.
+func (s *Server) UpsertTemplate(ctx context.Context, req *dispatchv1.UpsertTemplateRequest) (*dispatchv1.UpsertTemplateResponse, error) {
+	p := req.GetTemplate()
+	if p == nil {
+		return nil, invalid.New("template", "is required")
+	}
+	t := message.Template{Tenant: task.Tenant(p.GetTenantId()), PolicyID: p.GetPolicyId(), Channel: p.GetChannel(),
+		Subject: p.GetSubject(), Greeting: p.GetGreeting(), Body: p.GetBody(), Footer: p.GetFooter()}
+	if err := message.Normalize(&t); err != nil {
+		return nil, err
+	}
+	stored, err := s.store().UpsertTemplate(ctx, t, s.Queue.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &dispatchv1.UpsertTemplateResponse{Template: &dispatchv1.Template{TenantId: stored.Tenant, PolicyId: stored.PolicyID,
+		Channel: stored.Channel, Subject: stored.Subject, Greeting: stored.Greeting, Body: stored.Body, Footer: stored.Footer}}, nil
+}
+
+// SetCustomerVariables replaces a customer's template variables.
+func (s *Server) SetCustomerVariables(ctx context.Context, req *dispatchv1.SetCustomerVariablesRequest) (*dispatchv1.SetCustomerVariablesResponse, error) {
+	customerID, err := required("customer_id", req.GetCustomerId())
+	if err != nil {
+		return nil, err
+	}
+	var bad invalid.List
+	for k := range req.GetVariables() {
+		if k == "" || strings.ContainsAny(k, "{} ") {
+			bad.Add("variables", fmt.Sprintf("key %q must be a non-empty name without braces or spaces", k))
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	vars := req.GetVariables()
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	if err := s.store().SetCustomerVariables(ctx, task.Tenant(req.GetTenantId()), customerID, vars, s.Queue.Now()); err != nil {
+		return nil, err
+	}
+	return &dispatchv1.SetCustomerVariablesResponse{Variables: vars}, nil
+}
+
+// ListMessages lists sent messages, newest first.
+func (s *Server) ListMessages(ctx context.Context, req *dispatchv1.ListMessagesRequest) (*dispatchv1.ListMessagesResponse, error) {
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var before string
+	if err := page.Cursor(req.GetPageToken(), &before); err != nil {
+		return nil, err
+	}
+	msgs, err := s.store().ListMessages(ctx, task.Tenant(req.GetTenantId()), strings.TrimSpace(req.GetTaskId()), before, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &dispatchv1.ListMessagesResponse{}
+	if len(msgs) > size {
+		msgs = msgs[:size]
+		resp.NextPageToken = page.Token(msgs[size-1].ID)
+	}
+	for _, m := range msgs {
+		resp.Messages = append(resp.Messages, messageProto(m))
+	}
+	return resp, nil
+}
+
+// RecordDeliveryReceipt records a provider's delivery report.
+func (s *Server) RecordDeliveryReceipt(ctx context.Context, req *dispatchv1.RecordDeliveryReceiptRequest) (*dispatchv1.RecordDeliveryReceiptResponse, error) {
+	var bad invalid.List
+	provider, id := strings.TrimSpace(req.GetProvider()), strings.TrimSpace(req.GetProviderMessageId())
+	if provider == "" {
+		bad.Add("provider", "is required")
+	}
+	if id == "" {
+		bad.Add("provider_message_id", "is required")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	m, err := outgoing.RecordReceipt(ctx, s.store().Pool, s.Queue.Relay, s.Queue.Now(), provider,
+		sender.Receipt{ProviderMessageID: id, Delivered: req.GetDelivered(), Error: req.GetError()})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.RecordDeliveryReceiptResponse{Message: messageProto(m)}, nil
+}
+
+func unitProto(u task.OrgUnit) *dispatchv1.OrgUnit {
+	return &dispatchv1.OrgUnit{Id: u.ID, TenantId: u.Tenant, Name: u.Name, ParentId: u.ParentID, Kind: u.Kind, LeaderId: u.LeaderID}
+}
+
+var roleNames = map[dispatchv1.Role]string{
+	dispatchv1.Role_ROLE_AGENT: task.RoleAgent, dispatchv1.Role_ROLE_LEADER: task.RoleLeader, dispatchv1.Role_ROLE_DEPUTY: task.RoleDeputy,
+	dispatchv1.Role_ROLE_DIRECTOR: task.RoleDirector, dispatchv1.Role_ROLE_DEPARTMENT_OWNER: task.RoleDepartmentOwner,
+}
+
+func roleProto(r string) dispatchv1.Role {
+	for k, v := range roleNames {
+		if v == r {
+			return k
+		}
+	}
+	return dispatchv1.Role_ROLE_UNSPECIFIED
+}
+
+func agentFromProto(p *dispatchv1.Agent) (task.Agent, error) {
+	a := task.Agent{Tenant: p.GetTenantId(), ID: p.GetId(), Name: p.GetName(), Groups: p.GetGroups(), OrgUnit: p.GetOrgUnit(),
+		Capacity: int(p.GetCapacity()), Inactive: p.Active != nil && !p.GetActive()}
+	if p.GetRole() != dispatchv1.Role_ROLE_UNSPECIFIED {
+		r, ok := roleNames[p.GetRole()]
+		if !ok {
+			return a, invalid.New("agent.role", fmt.Sprintf("must be a known role, not %d", p.GetRole()))
+		}
+		a.Role = r
+	}
+	a.Skills = task.Skills{Languages: p.GetSkills().GetLanguages(), ProductLines: p.GetSkills().GetProductLines(), Regions: p.GetSkills().GetRegions()}
+	if sh := p.GetShift(); sh != nil {
+		a.Shift = task.Shift{Start: int(sh.GetStartMinute()), End: int(sh.GetEndMinute()), TimeZone: sh.GetTimeZone()}
+		for _, d := range sh.GetWeekdays() {
+			a.Shift.Weekdays = append(a.Shift.Weekdays, int(d))
+		}
+	}
+	return a, nil
+}
+
 func agentProto(a task.Agent) *dispatchv1.Agent {
-	return &dispatchv1.Agent{Id: a.ID, TenantId: a.Tenant, Name: a.Name, Groups: a.Groups, OrgUnit: a.OrgUnit}
+	active := !a.Inactive
+	p := &dispatchv1.Agent{Id: a.ID, TenantId: a.Tenant, Name: a.Name, Groups: a.Groups, OrgUnit: a.OrgUnit, Role: roleProto(a.Role),
+		Capacity: int32(a.Capacity), Active: &active}
+	if len(a.Skills.Languages)+len(a.Skills.ProductLines)+len(a.Skills.Regions) > 0 {
+		p.Skills = &dispatchv1.Skills{Languages: a.Skills.Languages, ProductLines: a.Skills.ProductLines, Regions: a.Skills.Regions}
+	}
+	if len(a.Shift.Weekdays) > 0 || a.Shift.Start != a.Shift.End || a.Shift.TimeZone != "" {
+		p.Shift = &dispatchv1.Shift{StartMinute: int32(a.Shift.Start), EndMinute: int32(a.Shift.End), TimeZone: a.Shift.TimeZone}
+		for _, d := range a.Shift.Weekdays {
+			p.Shift.Weekdays = append(p.Shift.Weekdays, int32(d))
+		}
+	}
+	return p
 }
 
 func taskProto(t task.Task) *dispatchv1.Task {
 	return &dispatchv1.Task{
-		Id:             t.ID,
-		TenantId:       t.Tenant,
-		VisitId:        t.VisitID,
-		Customer:       t.Customer,
-		Channel:        t.Channel,
-		Group:          t.Group,
-		DueAt:          timestamp(t.DueAt),
-		Deadline:       timestamp(t.Deadline),
-		Status:         t.Status,
-		AgentId:        t.AgentID,
-		LeaseExpiresAt: timestamp(t.LeaseExpiresAt),
-		ServiceType:    t.ServiceType,
-		OrgUnit:        t.OrgUnit,
+		Id:              t.ID,
+		TenantId:        t.Tenant,
+		VisitId:         t.VisitID,
+		Customer:        t.Customer,
+		Channel:         t.Channel,
+		Group:           t.Group,
+		DueAt:           timestamp(t.DueAt),
+		Deadline:        timestamp(t.Deadline),
+		Status:          t.Status,
+		AgentId:         t.AgentID,
+		LeaseExpiresAt:  timestamp(t.LeaseExpiresAt),
+		ServiceType:     t.ServiceType,
+		OrgUnit:         t.OrgUnit,
+		Severity:        t.Severity,
+		Attempts:        int32(t.Attempts),
+		AvailableAt:     timestamp(t.AvailableAt),
+		PolicyId:        t.PolicyID,
+		RequiredRole:    roleProto(t.RequiredRole),
+		ProductCategory: t.ProductCategory,
+		LastDisposition: t.LastDisposition,
 	}
+}
+
+func messageProto(m store.Message) *dispatchv1.Message {
+	return &dispatchv1.Message{Id: m.ID, TenantId: m.Tenant, TaskId: m.TaskID, VisitId: m.VisitID, Channel: m.Channel, To: m.To,
+		Subject: m.Subject, Body: m.Body, IdempotencyKey: m.IdempotencyKey, Status: m.Status, Tries: int32(m.Tries),
+		Provider: m.Provider, ProviderMessageId: m.ProviderMessageID, Error: m.Error,
+		CreatedAt: timestamp(m.CreatedAt), UpdatedAt: timestamp(m.UpdatedAt)}
 }
 
 // timestamp converts a time, leaving the zero time absent.

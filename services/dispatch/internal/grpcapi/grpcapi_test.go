@@ -27,6 +27,7 @@ import (
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
+	"github.com/huifang/huifang/services/dispatch/internal/queue"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -59,9 +60,11 @@ func setup(t *testing.T) bundle {
 	})
 
 	srv := grpcserver.New(log, "", "")
-	dispatchv1.RegisterDispatchServiceServer(srv.GRPC, &grpcapi.Server{
-		Store: &store.Store{Pool: pool}, Relay: relay, Now: storetest.NewClock(t0).Now, Lease: lease,
-	})
+	clock := storetest.NewClock(t0)
+	dispatchv1.RegisterDispatchServiceServer(srv.GRPC, &grpcapi.Server{SLAWarn: 6 * time.Hour, Queue: &queue.Queue{
+		Store: &store.Store{Pool: pool}, Relay: relay, Now: clock.Now, Lease: lease, Waker: &queue.Waker{}, Poll: 20 * time.Millisecond,
+		Retry: task.RetryPolicy{typesv1.Channel_CHANNEL_PHONE: {typesv1.Disposition_DISPOSITION_NO_ANSWER: {After: 2 * time.Hour, Max: 3}}},
+	}})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.GRPC.Serve(lis) }()
@@ -112,7 +115,8 @@ func TestAgentsRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	resp, err := b.client.UpsertAgent(ctx, fromJSON(t, `{"agent":{"id":"a-1","name":"李娜","groups":["default"]}}`, &dispatchv1.UpsertAgentRequest{}))
 	require.NoError(t, err)
-	require.True(t, proto.Equal(&dispatchv1.Agent{Id: "a-1", TenantId: "default", Name: "李娜", Groups: []string{"default"}}, resp.GetAgent()), "%v", resp.GetAgent())
+	require.True(t, proto.Equal(&dispatchv1.Agent{Id: "a-1", TenantId: "default", Name: "李娜", Groups: []string{"default"},
+		Role: dispatchv1.Role_ROLE_AGENT, Active: proto.Bool(true)}, resp.GetAgent()), "%v", resp.GetAgent())
 	for _, id := range []string{"a-3", "a-2"} {
 		_, err := b.client.UpsertAgent(ctx, &dispatchv1.UpsertAgentRequest{Agent: &dispatchv1.Agent{Id: id, Name: id}})
 		require.NoError(t, err)
@@ -189,7 +193,7 @@ func TestClaimNextTask(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, listed.GetTasks(), 1)
 	require.Equal(t, "t-1", listed.GetTasks()[0].GetId())
-	_, err = b.client.ListTasks(ctx, &dispatchv1.ListTasksRequest{Status: "done"})
+	_, err = b.client.ListTasks(ctx, &dispatchv1.ListTasksRequest{Status: "finished"})
 	requireViolations(t, err, "status")
 }
 

@@ -22,11 +22,26 @@ const DefaultTenant = "default"
 const DefaultGroup = "default"
 
 // Statuses of a task. A claimed task whose lease has expired is claimable
-// again; it keeps the status claimed until another agent takes it.
+// again; it keeps the status claimed until another agent takes it. Open and
+// claimed tasks are active (agents' tasks); sending is the automatic
+// channel's claimed; the rest are final (sent waits only for a receipt).
 const (
-	StatusOpen    = "open"
-	StatusClaimed = "claimed"
+	StatusOpen        = "open"
+	StatusClaimed     = "claimed"
+	StatusDone        = "done"
+	StatusUnreachable = "unreachable"
+	StatusOptedOut    = "opted_out"
+	StatusRefused     = "refused"
+	StatusCancelled   = "cancelled"
+	StatusSending     = "sending"
+	StatusSent        = "sent"
+	StatusDelivered   = "delivered"
+	StatusFailed      = "failed"
 )
+
+// Statuses lists every status, for filters.
+var Statuses = []string{StatusOpen, StatusClaimed, StatusDone, StatusUnreachable, StatusOptedOut, StatusRefused,
+	StatusCancelled, StatusSending, StatusSent, StatusDelivered, StatusFailed}
 
 // Task is the work of making one visit.
 type Task struct {
@@ -36,26 +51,45 @@ type Task struct {
 	Customer *typesv1.Customer
 	Channel  typesv1.Channel
 	// Group is the group that must make the visit; empty means any agent.
-	Group       string
-	OrgUnit     string
-	ServiceType string
-	DueAt       time.Time
+	Group string
+	// RequiredRole is the role the visit needs (from a group naming a role,
+	// or from the severity); empty means any.
+	RequiredRole    string
+	OrgUnit         string
+	ServiceType     string
+	PolicyID        string
+	ProductCategory string
+	Severity        typesv1.Severity
+	// TierRank orders customers' tiers: lower first (key customers first).
+	TierRank int
+	// Owners: the customer's primary and backup owner (seed 002: every
+	// customer is known to at least two staff); empty when unknown.
+	PrimaryOwner string
+	BackupOwner  string
+	// Language is the customer's preferred language, matched against skills.
+	Language string
+	// Automatic tasks (SMS, email) are sent by dispatch, not claimed.
+	Automatic bool
+	DueAt     time.Time
 	// Deadline is the latest time the visit counts as timely; zero when none.
-	Deadline       time.Time
-	Status         string
-	AgentID        string
-	LeaseExpiresAt time.Time
-	CreatedAt      time.Time
+	Deadline time.Time
+	// AvailableAt is when the task may next be worked: the due time moved
+	// into the contact window, a retry, a call-back.
+	AvailableAt     time.Time
+	Status          string
+	AgentID         string
+	LeaseExpiresAt  time.Time
+	Attempts        int
+	LastDisposition typesv1.Disposition
+	CreatedAt       time.Time
 }
 
-// Agent is a call-center agent (关爱专员 / 回访专员, seed 004).
-type Agent struct {
-	Tenant string
-	ID     string
-	Name   string
-	// Groups the agent works in (seed 004: groups with a leader and agents).
-	Groups  []string
-	OrgUnit string
+// CustomerID returns the id of the task's customer.
+func (t Task) CustomerID() string { return t.Customer.GetId() }
+
+// Active reports whether the task still waits for work.
+func (t Task) Active() bool {
+	return t.Status == StatusOpen || t.Status == StatusClaimed || t.Status == StatusSending
 }
 
 // Tenant returns t, or DefaultTenant when t is blank.
@@ -66,10 +100,53 @@ func Tenant(t string) string {
 	return t
 }
 
+// IsAutomatic reports whether dispatch sends visits of channel c itself.
+func IsAutomatic(c typesv1.Channel) bool {
+	return c == typesv1.Channel_CHANNEL_SMS || c == typesv1.Channel_CHANNEL_EMAIL
+}
+
+// Rules are the tenant-wide routing rules a new task is built with.
+type Rules struct {
+	// SeverityRoles names the role a severity needs (seed 000: urgent → the
+	// department supervisor, major → the company manager).
+	SeverityRoles map[typesv1.Severity]string
+	// Tiers lists customer tiers in priority order (e.g. "key" first);
+	// other tiers come after them.
+	Tiers []string
+	// DefaultDeadline is the deadline after the due time of a visit the
+	// event gives none (seed 003: 48 hours); zero leaves it without one.
+	DefaultDeadline time.Duration
+	// Windows are the contact windows of customers who have none; empty
+	// means any time.
+	Windows []Window
+}
+
+// TierRank ranks a tier: its index in Tiers, or len(Tiers) when absent.
+func (r Rules) TierRank(tier string) int {
+	if i := slices.Index(r.Tiers, strings.TrimSpace(tier)); i >= 0 {
+		return i
+	}
+	return len(r.Tiers)
+}
+
+// WindowsOf returns the contact windows and time zone of c, or the rules'
+// default windows (in the customer's zone, UTC when none).
+func (r Rules) WindowsOf(c *typesv1.Customer) ([]Window, *time.Location) {
+	loc := Location(c.GetPreferences().GetTimeZone())
+	var ws []Window
+	for _, w := range c.GetPreferences().GetWindows() {
+		ws = append(ws, Window{Start: int(w.GetStartMinute()), End: int(w.GetEndMinute())})
+	}
+	if len(ws) == 0 {
+		ws = r.Windows
+	}
+	return ws, loc
+}
+
 // FromVisitDue turns a VisitDue event into a new open task with id, created
 // at now. An event without a visit id, or with a channel Huifang does not
 // know, is refused. Without a due time the visit is due now.
-func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time) (Task, error) {
+func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time, rules Rules) (Task, error) {
 	var bad invalid.List
 	visitID := strings.TrimSpace(ev.GetVisitId())
 	if visitID == "" {
@@ -77,6 +154,9 @@ func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time) (Task, error)
 	}
 	if _, known := typesv1.Channel_name[int32(ev.GetChannel())]; !known {
 		bad.Add("channel", fmt.Sprintf("must be a known channel, not %d", ev.GetChannel()))
+	}
+	if _, known := typesv1.Severity_name[int32(ev.GetSeverity())]; !known {
+		bad.Add("severity", fmt.Sprintf("must be a known severity, not %d", ev.GetSeverity()))
 	}
 	if ev.GetDueAt() != nil && !ev.GetDueAt().IsValid() {
 		bad.Add("due_at", "must be a valid time")
@@ -87,65 +167,56 @@ func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time) (Task, error)
 	if err := bad.Err(); err != nil {
 		return Task{}, err
 	}
+	c := ev.GetCustomer()
 	t := Task{
-		ID:          id,
-		Tenant:      Tenant(ev.GetTenantId()),
-		VisitID:     visitID,
-		Customer:    ev.GetCustomer(),
-		Channel:     ev.GetChannel(),
-		Group:       strings.TrimSpace(ev.GetGroup()),
-		OrgUnit:     strings.TrimSpace(ev.GetOrgUnit()),
-		ServiceType: strings.TrimSpace(ev.GetServiceType()),
-		DueAt:       now,
-		Status:      StatusOpen,
-		CreatedAt:   now,
+		ID:              id,
+		Tenant:          Tenant(ev.GetTenantId()),
+		VisitID:         visitID,
+		Customer:        c,
+		Channel:         ev.GetChannel(),
+		Group:           strings.TrimSpace(ev.GetGroup()),
+		OrgUnit:         strings.TrimSpace(ev.GetOrgUnit()),
+		ServiceType:     strings.TrimSpace(ev.GetServiceType()),
+		PolicyID:        strings.TrimSpace(ev.GetPolicyId()),
+		ProductCategory: strings.TrimSpace(ev.GetProductCategory()),
+		Severity:        ev.GetSeverity(),
+		TierRank:        rules.TierRank(c.GetTier()),
+		Language:        strings.TrimSpace(c.GetPreferences().GetLanguage()),
+		Automatic:       IsAutomatic(ev.GetChannel()),
+		DueAt:           now,
+		Status:          StatusOpen,
+		CreatedAt:       now,
+	}
+	// A group that names a role (e.g. "manager") asks for the role, not a group.
+	if role, ok := ParseRole(t.Group); ok {
+		t.RequiredRole, t.Group = role, ""
+	} else if role := rules.SeverityRoles[t.Severity]; role != "" {
+		t.RequiredRole = role
+	}
+	owners := c.GetOwnerIds()
+	if len(owners) > 0 {
+		t.PrimaryOwner = strings.TrimSpace(owners[0])
+	}
+	if len(owners) > 1 {
+		t.BackupOwner = strings.TrimSpace(owners[1])
 	}
 	if ev.GetDueAt() != nil {
 		t.DueAt = ev.GetDueAt().AsTime()
 	}
 	if ev.GetDeadline() != nil {
 		t.Deadline = ev.GetDeadline().AsTime()
+	} else if rules.DefaultDeadline > 0 {
+		t.Deadline = t.DueAt.Add(rules.DefaultDeadline)
 	}
+	ws, loc := rules.WindowsOf(c)
+	t.AvailableAt = NextInWindow(t.DueAt, ws, loc)
 	return t, nil
 }
 
-// NormalizeAgent trims a, fills its defaults (tenant, groups) and checks it:
-// the id and the name are required, groups are not blank. Fields are named
-// as in UpsertAgentRequest ("agent.id").
-func NormalizeAgent(a *Agent) error {
-	a.Tenant = Tenant(a.Tenant)
-	a.ID = strings.TrimSpace(a.ID)
-	a.Name = strings.TrimSpace(a.Name)
-	a.OrgUnit = strings.TrimSpace(a.OrgUnit)
-	var bad invalid.List
-	if a.ID == "" {
-		bad.Add("agent.id", "is required")
-	}
-	if a.Name == "" {
-		bad.Add("agent.name", "is required")
-	}
-	groups := make([]string, 0, len(a.Groups))
-	for i, g := range a.Groups {
-		g = strings.TrimSpace(g)
-		switch {
-		case g == "":
-			bad.Add(fmt.Sprintf("agent.groups[%d]", i), "must not be blank")
-		case !slices.Contains(groups, g):
-			groups = append(groups, g)
-		}
-	}
-	if len(a.Groups) == 0 {
-		groups = []string{DefaultGroup}
-	}
-	a.Groups = groups
-	return bad.Err()
-}
-
-// CheckStatus checks a status filter: empty (any), open or claimed.
+// CheckStatus checks a status filter: empty (any) or one of Statuses.
 func CheckStatus(status string) error {
-	switch status {
-	case "", StatusOpen, StatusClaimed:
+	if status == "" || slices.Contains(Statuses, status) {
 		return nil
 	}
-	return invalid.New("status", fmt.Sprintf("must be %q or %q, not %q", StatusOpen, StatusClaimed, status))
+	return invalid.New("status", fmt.Sprintf("must be one of %s, not %q", strings.Join(Statuses, ", "), status))
 }

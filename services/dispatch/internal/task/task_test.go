@@ -16,6 +16,13 @@ import (
 
 var now = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
 
+// rules are the service's defaults.
+var rules = task.Rules{
+	SeverityRoles:   map[typesv1.Severity]string{typesv1.Severity_SEVERITY_URGENT: task.RoleLeader, typesv1.Severity_SEVERITY_MAJOR: task.RoleDeputy},
+	Tiers:           []string{"key"},
+	DefaultDeadline: 48 * time.Hour,
+}
+
 func fields(t *testing.T, err error) []string {
 	t.Helper()
 	if err == nil {
@@ -50,15 +57,33 @@ func TestFromVisitDue(t *testing.T) {
 			ev:   full,
 			want: task.Task{
 				ID: "t-1", Tenant: "acme", VisitID: "v-1", Customer: full.Customer, Channel: typesv1.Channel_CHANNEL_PHONE,
-				Group: "vip", OrgUnit: "north", ServiceType: "repair", DueAt: due, Deadline: deadline,
-				Status: task.StatusOpen, CreatedAt: now,
+				Group: "vip", OrgUnit: "north", ServiceType: "repair", DueAt: due, Deadline: deadline, AvailableAt: due,
+				Status: task.StatusOpen, CreatedAt: now, TierRank: 1,
 			},
 		},
 		{
-			name: "defaults: tenant, due now, no deadline",
+			name: "defaults: tenant, due now, deadline 48 h later (seed 003)",
 			ev:   &eventsv1.VisitDue{VisitId: "v-2"},
-			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-2", DueAt: now, Status: task.StatusOpen, CreatedAt: now},
+			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-2", DueAt: now, AvailableAt: now, Deadline: now.Add(48 * time.Hour),
+				Status: task.StatusOpen, CreatedAt: now, TierRank: 1},
 		},
+		{
+			name: "seed 000: a major complaint needs a manager; owners, tier, language; SMS is automatic",
+			ev: &eventsv1.VisitDue{VisitId: "v-5", Channel: typesv1.Channel_CHANNEL_SMS, Severity: typesv1.Severity_SEVERITY_MAJOR,
+				DueAt: timestamppb.New(due), Deadline: timestamppb.New(deadline), PolicyId: "p-1", ProductCategory: "ac",
+				Customer: &typesv1.Customer{Id: "c-5", Tier: "key", OwnerIds: []string{"a-1", "a-2", "a-3"},
+					Preferences: &typesv1.ContactPreferences{Language: "zh-CN"}}},
+			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-5", Channel: typesv1.Channel_CHANNEL_SMS, Severity: typesv1.Severity_SEVERITY_MAJOR,
+				RequiredRole: task.RoleDeputy, PolicyID: "p-1", ProductCategory: "ac", TierRank: 0, PrimaryOwner: "a-1", BackupOwner: "a-2",
+				Language: "zh-CN", Automatic: true, DueAt: due, Deadline: deadline, AvailableAt: due, Status: task.StatusOpen, CreatedAt: now},
+		},
+		{
+			name: "a group naming a role asks for the role (seed 000: supervisor = leader)",
+			ev:   &eventsv1.VisitDue{VisitId: "v-6", Group: "supervisor", DueAt: timestamppb.New(due), Deadline: timestamppb.New(deadline)},
+			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-6", RequiredRole: task.RoleLeader, DueAt: due, Deadline: deadline,
+				AvailableAt: due, Status: task.StatusOpen, CreatedAt: now, TierRank: 1},
+		},
+		{name: "unknown severity", ev: &eventsv1.VisitDue{VisitId: "v-7", Severity: 9}, badFields: []string{"severity"}},
 		{name: "no visit id", ev: &eventsv1.VisitDue{TenantId: "acme"}, badFields: []string{"visit_id"}},
 		{name: "blank visit id", ev: &eventsv1.VisitDue{VisitId: "  "}, badFields: []string{"visit_id"}},
 		{name: "unknown channel", ev: &eventsv1.VisitDue{VisitId: "v-3", Channel: 42}, badFields: []string{"channel"}},
@@ -70,11 +95,12 @@ func TestFromVisitDue(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := task.FromVisitDue(tc.ev, "t-1", now)
+			got, err := task.FromVisitDue(tc.ev, "t-1", now, rules)
 			require.Equal(t, tc.badFields, fields(t, err))
 			if tc.badFields != nil {
 				return
 			}
+			tc.want.Customer = tc.ev.GetCustomer()
 			require.Equal(t, tc.want, got)
 		})
 	}
@@ -90,12 +116,26 @@ func TestNormalizeAgent(t *testing.T) {
 		{
 			name: "defaults: tenant and group",
 			in:   task.Agent{ID: " a-1 ", Name: " 李娜 "},
-			want: task.Agent{Tenant: "default", ID: "a-1", Name: "李娜", Groups: []string{"default"}},
+			want: agent(task.Agent{Tenant: "default", ID: "a-1", Name: "李娜", Groups: []string{"default"}}),
 		},
 		{
 			name: "groups trimmed and deduplicated",
 			in:   task.Agent{Tenant: "acme", ID: "a-2", Name: "张伟", Groups: []string{"vip", " vip", "complaints"}, OrgUnit: "north"},
-			want: task.Agent{Tenant: "acme", ID: "a-2", Name: "张伟", Groups: []string{"vip", "complaints"}, OrgUnit: "north"},
+			want: agent(task.Agent{Tenant: "acme", ID: "a-2", Name: "张伟", Groups: []string{"vip", "complaints"}, OrgUnit: "north"}),
+		},
+		{
+			name: "role aliases, skills, shift",
+			in: task.Agent{ID: "a-4", Name: "x", Role: "Manager", Skills: task.Skills{Languages: []string{"yue", " yue"}},
+				Shift: task.Shift{Weekdays: []int{1, 2}, Start: 540, End: 1080, TimeZone: "Asia/Shanghai"}, Capacity: 5},
+			want: task.Agent{Tenant: "default", ID: "a-4", Name: "x", Groups: []string{"default"}, Role: task.RoleDeputy,
+				Skills: task.Skills{Languages: []string{"yue"}, ProductLines: []string{}, Regions: []string{}},
+				Shift:  task.Shift{Weekdays: []int{1, 2}, Start: 540, End: 1080, TimeZone: "Asia/Shanghai"}, Capacity: 5},
+		},
+		{
+			name: "bad role, shift and capacity",
+			in:   task.Agent{ID: "a-5", Name: "x", Role: "boss", Shift: task.Shift{Weekdays: []int{0}, Start: -1, End: 2000, TimeZone: "Mars/Base"}, Capacity: -1},
+			badFields: []string{"agent.role", "agent.shift.weekdays[0]", "agent.shift.start_minute", "agent.shift.end_minute",
+				"agent.shift.time_zone", "agent.capacity"},
 		},
 		{name: "no id", in: task.Agent{Name: "李娜"}, badFields: []string{"agent.id"}},
 		{name: "no id nor name", in: task.Agent{ID: " "}, badFields: []string{"agent.id", "agent.name"}},
@@ -114,9 +154,17 @@ func TestNormalizeAgent(t *testing.T) {
 	}
 }
 
+// agent fills the defaults NormalizeAgent gives an agent without role, skills or shift.
+func agent(a task.Agent) task.Agent {
+	a.Role = task.RoleAgent
+	a.Skills = task.Skills{Languages: []string{}, ProductLines: []string{}, Regions: []string{}}
+	a.Shift.Weekdays = []int{}
+	return a
+}
+
 func TestCheckStatus(t *testing.T) {
-	for _, s := range []string{"", "open", "claimed"} {
+	for _, s := range []string{"", "open", "claimed", "done", "unreachable"} {
 		require.NoError(t, task.CheckStatus(s), s)
 	}
-	require.Equal(t, []string{"status"}, fields(t, task.CheckStatus("done")))
+	require.Equal(t, []string{"status"}, fields(t, task.CheckStatus("finished")))
 }
