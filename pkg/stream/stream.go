@@ -48,6 +48,7 @@ const (
 	SubjectComplaintClosed         = "huifang.events.complaint.closed"
 	SubjectReviewSubmitted         = "huifang.events.review.submitted"
 	SubjectTargetBreached          = "huifang.events.target.breached"
+	SubjectVisitOverdue            = "huifang.events.visit.overdue"
 )
 
 // DeadLetterSubject is where a service puts the messages it cannot take.

@@ -17,12 +17,13 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// SubjectVisitOverdue is where VisitOverdue goes (inside huifang.events.>).
-const SubjectVisitOverdue = "huifang.events.visit.overdue"
+// SubjectVisitOverdue is where VisitOverdue goes.
+const SubjectVisitOverdue = stream.SubjectVisitOverdue
 
 // Stages of the clock.
 const (
