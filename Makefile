@@ -14,6 +14,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION            := v1.9.4
 NATS_CLI_VERSION           := v0.5.0
+GRPC_GATEWAY_VERSION       := v2.33.0
 
 SERVICES := intake scheduler dispatch feedback analytics
 # Every module of go.work, as folders relative to the root.
@@ -39,9 +40,16 @@ $(BIN)/grpcurl:
 	go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 $(BIN)/nats:
 	go install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
+$(BIN)/protoc-gen-grpc-gateway:
+	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+$(BIN)/protoc-gen-openapiv2:
+	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+
+# The generators proto/buf.gen.yaml names beyond the two every module needs.
+EXTRA_PLUGINS := $(foreach p,protoc-gen-grpc-gateway protoc-gen-openapiv2,$(if $(shell grep -s -l '$(p)' proto/buf.gen.yaml),$(BIN)/$(p)))
 
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## install the pinned code generators into .bin/
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(EXTRA_PLUGINS) ## install the pinned code generators into .bin/ (with grpc-gateway's when proto/buf.gen.yaml names them)
 
 .PHONY: generate
 generate: tools ## regenerate the protobuf and gRPC Go code (committed)
@@ -55,17 +63,46 @@ check-generated: generate ## fail when the committed generated code differs from
 	@echo "generated code matches the .proto files"
 
 .PHONY: lint
-lint: $(BIN)/buf ## buf lint, gofmt and go vet over every module
+lint: $(BIN)/buf lint-deploy ## buf lint, gofmt and go vet over every module; the deployment files (lint-deploy)
 	cd proto && buf lint
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do echo "go vet ./$$m/..."; (cd $$m && go vet ./...); done
+
+# The compose file needs its two passwords set to be read; any value will do here.
+COMPOSE_FILE_CHECK := POSTGRES_PASSWORD=lint GRAFANA_ADMIN_PASSWORD=lint
+.PHONY: lint-deploy
+lint-deploy: ## render the Kubernetes overlays and decode them strictly (offline); check the compose file when docker compose or docker-compose exists
+	cd deploy && go test -count=1 ./...
+	@if docker compose version >/dev/null 2>&1; then \
+	  echo "docker compose config -q deploy/compose/compose.yaml"; \
+	  $(COMPOSE_FILE_CHECK) docker compose -f deploy/compose/compose.yaml config -q; \
+	elif command -v docker-compose >/dev/null 2>&1; then \
+	  echo "docker-compose config -q deploy/compose/compose.yaml"; \
+	  $(COMPOSE_FILE_CHECK) docker-compose -f deploy/compose/compose.yaml config -q; \
+	else echo "no docker compose or docker-compose here: compose file checked by the Go test only (apt-get install docker-compose)"; fi
+
+OVERLAY ?= dev
+.PHONY: manifests
+manifests: ## print the Kubernetes manifests of an overlay (OVERLAY=dev|prod), as kustomize build would
+	@cd deploy && go run ./cmd/render k8s/overlays/$(OVERLAY)
+
+IMAGE_REPO ?= huifang
+.PHONY: images
+images: ## build the five container images (needs a Docker engine): huifang/<service>:<version> and :dev (IMAGE_REPO, VERSION)
+	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info fails here)"; exit 1; }
+	@i=1; for s in $(SERVICES); do \
+	  echo "== $(IMAGE_REPO)/$$s:$(VERSION)"; \
+	  docker build --build-arg SERVICE=$$s --build-arg GRPC_PORT=700$$i --build-arg HTTP_PORT=800$$i \
+	    --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+	    -t $(IMAGE_REPO)/$$s:$(VERSION) -t $(IMAGE_REPO)/$$s:dev . ; \
+	  i=$$((i+1)); done
 
 .PHONY: build
 build: ## build the five services and the scripts' commands into .bin/
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./services/$$s/cmd/$$s; done
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./scripts/cmd/...
-	@echo "built: $(SERVICES) huifang-dev huifang-publish in .bin/"
+	@echo "built: $(SERVICES) huifang-dev huifang-publish huifang-nats in .bin/"
 
 .PHONY: test
 test: ## unit, integration and end-to-end tests with -race (starts a throwaway Postgres unless DATABASE_URL is set)

@@ -52,27 +52,59 @@ type Base struct {
 	LogLevel    string `env:"LOG_LEVEL" default:"info"`
 	// StartTimeout is how long the service waits for Postgres and NATS at start.
 	StartTimeout time.Duration `env:"START_TIMEOUT" default:"2m"`
+	// ShutdownDelay is how long a service keeps serving, not ready, after
+	// SIGTERM before it stops taking gRPC calls, so that load balancers
+	// (Kubernetes endpoints) stop routing to it first. 0 on one machine.
+	ShutdownDelay time.Duration `env:"SHUTDOWN_DELAY" default:"0s"`
 	// ShutdownGrace is how long in-flight work may take after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" default:"10s"`
 	// StreamReplicas is 1 on one NATS server, 3 in a cluster.
 	StreamReplicas int `env:"STREAM_REPLICAS" default:"1"`
+	// StreamMaxAge bounds how long the streams keep messages; 0 keeps them
+	// until removed by hand. Give every service the same value.
+	StreamMaxAge time.Duration `env:"STREAM_MAX_AGE" default:"0s"`
 	// OutboxRelay can be switched off to hold events in the outbox (fault drills).
 	OutboxRelay bool `env:"OUTBOX_RELAY" default:"true"`
+	// MigrateOnly makes Start apply the migrations and stop (Start returns
+	// ErrMigrated, and Main exits 0): a Kubernetes init container or a
+	// migration Job runs the service's image this way before a rollout.
+	MigrateOnly bool `env:"MIGRATE_ONLY" default:"false"`
 }
 
-// Main runs a service: it handles --version, builds the logger, cancels the
-// context on SIGINT or SIGTERM, and exits non-zero when run fails.
+// ErrMigrated is what Start returns with MIGRATE_ONLY=true once the
+// migrations are applied.
+var ErrMigrated = errors.New("app: migrations applied (MIGRATE_ONLY)")
+
+// Main runs a service: it handles --version and --healthcheck, builds the
+// logger, cancels the context on SIGINT or SIGTERM, and exits non-zero when
+// run fails.
 func Main(service string, run func(ctx context.Context, log *slog.Logger) error) {
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	healthcheck := flag.Bool("healthcheck", false, "ask the running service's /readyz (at HTTP_ADDR) whether it is ready; exit 0 when it is (for container health checks)")
 	flag.Parse()
 	if *showVersion {
 		fmt.Printf("huifang-%s %s\n", service, Version())
+		return
+	}
+	if *healthcheck {
+		if err := Probe(context.Background(), config.Env(service)); err != nil {
+			fmt.Fprintln(os.Stderr, "huifang-"+service+":", err)
+			os.Exit(1)
+		}
 		return
 	}
 	log := logging.New(os.Stdout, service, os.Getenv("LOG_LEVEL"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			log.Info("stopped before it was ready", "err", err)
+			return
+		}
+		if errors.Is(err, ErrMigrated) {
+			log.Info("migrations applied; exiting as MIGRATE_ONLY asks")
+			return
+		}
 		log.Error("service failed", "err", err)
 		os.Exit(1)
 	}
@@ -99,9 +131,10 @@ type Runtime struct {
 	Server  *grpcserver.Server
 	Metrics *prometheus.Registry
 
-	cfg      Base
-	shutdown []func(context.Context) error
-	loops    []loop
+	cfg       Base
+	shutdown  []func(context.Context) error
+	loops     []loop
+	consumers *consumerLag
 }
 
 type loop struct {
@@ -109,32 +142,57 @@ type loop struct {
 	fn   func(ctx context.Context) error
 }
 
-// Start connects everything: tracing, Postgres (schema = service, with the
-// outbox, inbox and the service's own migrations), NATS with the streams,
-// and builds the gRPC server. It waits for Postgres and NATS with backoff.
+// Start builds the service's runtime. First it starts the HTTP server
+// (/healthz alive, /readyz 503, /metrics), so that an orchestrator sees the
+// process live but not ready while it waits; then it connects, each with
+// backoff until START_TIMEOUT: Postgres (schema = service, with the outbox,
+// inbox and the service's own migrations), NATS, and the streams (which a
+// JetStream cluster can only create once it has elected a leader). It
+// returns the runtime with the gRPC server built but not yet serving: the
+// service registers its handlers, consumers and loops, then calls Run.
 func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migrations fs.FS) (*Runtime, error) {
+	if cfg.MigrateOnly {
+		return nil, migrateOnly(ctx, log, service, cfg, migrations)
+	}
 	rt := &Runtime{Service: service, Log: log, cfg: cfg}
 	_, shutdownTracing, err := telemetry.Setup(ctx, service, version)
 	if err != nil {
 		return nil, err
 	}
 	rt.shutdown = append(rt.shutdown, shutdownTracing)
+	rt.Server = grpcserver.New(log, cfg.GRPCAddr, cfg.HTTPAddr)
+	rt.Metrics = rt.Server.Registry
+	rt.Metrics.MustRegister(buildInfo(), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "huifang_ready",
+		Help: "1 when the service is ready for traffic, 0 while it starts or drains.",
+	}, func() float64 {
+		if rt.Server.Ready() {
+			return 1
+		}
+		return 0
+	}))
+	if err := rt.Server.StartHTTP(); err != nil {
+		rt.abort()
+		return nil, err
+	}
+	log.Info("waiting for Postgres and NATS; not ready until both are up", "http", rt.Server.HTTPAddr(), "timeout", cfg.StartTimeout)
 
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
-	rt.Pool, err = postgres.Open(startCtx, log, cfg.DatabaseURL, service,
+	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service,
 		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: service, FS: migrations})
 	if err != nil {
-		rt.Close(ctx)
+		rt.abort()
 		return nil, err
 	}
+	rt.Pool = pool
 	rt.NC, rt.JS, err = stream.Connect(startCtx, log, cfg.NATSURL, "huifang-"+service)
 	if err != nil {
-		rt.Close(ctx)
+		rt.abort()
 		return nil, err
 	}
-	if err := stream.Ensure(startCtx, rt.JS, stream.Config{Replicas: cfg.StreamReplicas}); err != nil {
-		rt.Close(ctx)
+	if err := ensureStreams(startCtx, log, rt.JS, stream.Config{Replicas: cfg.StreamReplicas, MaxAge: cfg.StreamMaxAge}); err != nil {
+		rt.abort()
 		return nil, err
 	}
 	rt.Relay = outbox.NewRelay(rt.Pool, rt.JS, log, service)
@@ -143,21 +201,70 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	} else {
 		log.Warn("outbox relay is off: events stay in the outbox until a service with the relay on starts")
 	}
-	rt.Server = grpcserver.New(log, cfg.GRPCAddr, cfg.HTTPAddr)
-	rt.Metrics = rt.Server.Registry
 	rt.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "huifang_outbox_pending",
 		Help: "Outbox rows not yet published to NATS.",
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		n, err := outbox.Pending(ctx, rt.Pool)
+		n, err := outbox.Pending(ctx, pool)
 		if err != nil {
 			return -1
 		}
 		return float64(n)
 	}))
+	rt.consumers = &consumerLag{js: rt.JS}
+	rt.Metrics.MustRegister(rt.consumers)
 	return rt, nil
+}
+
+// ensureStreams provisions the streams, retrying with backoff until ctx
+// ends: a NATS cluster that has just started answers "no leader" or "not
+// enough peers" for a few seconds, and when several services create the
+// same replicated stream at once, the requests that lose the race may get
+// no answer at all (nats-server 2.15), hence the bound on each attempt.
+func ensureStreams(ctx context.Context, log *slog.Logger, js jetstream.JetStream, cfg stream.Config) error {
+	delay := 100 * time.Millisecond
+	for {
+		attemptCtx, cancel := context.WithTimeout(ctx, ensureAttemptTimeout)
+		err := stream.Ensure(attemptCtx, js, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.WarnContext(ctx, "streams not ready, retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("app: streams: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// migrateOnly waits for Postgres, applies the migrations and returns ErrMigrated.
+func migrateOnly(ctx context.Context, log *slog.Logger, service string, cfg Base, migrations fs.FS) error {
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service,
+		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: service, FS: migrations})
+	if err != nil {
+		return err
+	}
+	pool.Close()
+	return ErrMigrated
+}
+
+// ensureAttemptTimeout bounds one attempt to provision the streams.
+const ensureAttemptTimeout = 3 * time.Second
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "huifang_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "commit"})
+	g.WithLabelValues(version, commit).Set(1)
+	return g
 }
 
 // Go adds a background loop that runs from Run until shutdown.
@@ -165,19 +272,29 @@ func (rt *Runtime) Go(name string, fn func(ctx context.Context) error) {
 	rt.loops = append(rt.loops, loop{name: name, fn: fn})
 }
 
-// Consume adds a durable inbox consumer, filling in the runtime's parts.
+// Consume adds a durable inbox consumer, filling in the runtime's parts. Its
+// backlog is exported as huifang_consumer_pending{consumer}.
 func (rt *Runtime) Consume(c *inbox.Consumer) {
 	c.Service, c.Pool, c.JS, c.Log, c.Relay = rt.Service, rt.Pool, rt.JS, rt.Log, rt.Relay
+	rt.consumers.add(c.Stream, c.Durable)
 	rt.Go("consumer-"+c.Durable, c.Run)
 }
 
-// Run serves until ctx ends, then shuts down in order: readiness off, gRPC
-// drained, loops stopped (in-flight messages finish), outbox flushed,
-// connections closed.
+// Run serves until ctx ends (SIGTERM), then shuts down in this order:
+//  1. readiness goes false (/readyz 503, gRPC health NOT_SERVING);
+//  2. the background loops stop claiming work (consumers fetch no new
+//     messages, timers claim no new rows); what they hold in flight finishes;
+//  3. after SHUTDOWN_DELAY (load balancers stop routing here), gRPC stops
+//     taking calls and the calls in flight finish, for up to SHUTDOWN_GRACE;
+//  4. the outbox is flushed once more, the HTTP server and the connections
+//     are closed.
+//
+// A background loop that fails starts the same shutdown and is returned.
 func (rt *Runtime) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(rt.loops)+1)
+	errc := make(chan error, len(rt.loops))
 	for _, l := range rt.loops {
 		wg.Add(1)
 		go func() {
@@ -187,27 +304,50 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	serveCtx, stopServe := context.WithCancel(ctx)
-	defer stopServe()
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- rt.Server.Serve(serveCtx, rt.cfg.ShutdownGrace) }()
+	loopsDone := make(chan struct{})
+	go func() { wg.Wait(); close(loopsDone) }()
+
+	grpcCtx, stopGRPC := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGRPC()
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- rt.Server.ServeGRPC(grpcCtx, rt.cfg.ShutdownGrace) }()
 	rt.Server.SetReady(true)
 	rt.Log.Info("started", "version", Version())
 
 	var runErr error
+	grpcStopped := false
 	select {
 	case <-ctx.Done():
-		rt.Log.Info("shutting down")
+		rt.Log.Info("shutting down: not ready, no new work", "delay", rt.cfg.ShutdownDelay, "grace", rt.cfg.ShutdownGrace)
 	case runErr = <-errc:
-		rt.Log.Error("background loop failed", "err", runErr)
+		rt.Log.Error("background loop failed; shutting down", "err", runErr)
+	case runErr = <-grpcDone:
+		grpcStopped = true
+		rt.Log.Error("server failed; shutting down", "err", runErr)
 	}
 	rt.Server.SetReady(false)
-	stopServe()
-	if err := <-serveDone; err != nil && runErr == nil {
-		runErr = err
-	}
 	stopLoops()
-	wg.Wait()
+	if rt.cfg.ShutdownDelay > 0 && !grpcStopped {
+		select {
+		case <-time.After(rt.cfg.ShutdownDelay):
+		case err := <-grpcDone:
+			grpcStopped = true
+			if err != nil && runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	stopGRPC()
+	if !grpcStopped {
+		if err := <-grpcDone; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	select {
+	case <-loopsDone:
+	case <-time.After(rt.cfg.ShutdownGrace):
+		rt.Log.Warn("background work still running after the grace period; closing anyway", "grace", rt.cfg.ShutdownGrace)
+	}
 	flushCtx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownGrace)
 	defer cancel()
 	if rt.cfg.OutboxRelay {
@@ -216,11 +356,26 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		}
 	}
 	rt.Close(flushCtx)
+	rt.Log.Info("stopped")
 	return runErr
+}
+
+// abort closes what a failed Start opened, with a bound of its own: the
+// start context may be the one SIGTERM cancelled.
+func (rt *Runtime) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rt.Close(ctx)
 }
 
 // Close releases connections and flushes traces.
 func (rt *Runtime) Close(ctx context.Context) {
+	if rt.Server != nil {
+		rt.Server.SetReady(false)
+		if err := rt.Server.CloseHTTP(ctx); err != nil {
+			rt.Log.Warn("closing the HTTP server", "err", err)
+		}
+	}
 	if rt.NC != nil {
 		_ = rt.NC.Drain()
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,12 +39,16 @@ type Server struct {
 	ready    atomic.Bool
 	grpcAddr string
 	httpAddr string
-	http     *http.Server
 	requests *prometheus.CounterVec
+
+	mu        sync.Mutex
+	http      *http.Server // set by StartHTTP
+	httpBound string
+	httpErr   chan error
 }
 
 // New returns a server for the given addresses; register services on GRPC
-// before Serve.
+// before Serve or ServeGRPC. It starts not ready.
 func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
 	s := &Server{
 		Registry: prometheus.NewRegistry(),
@@ -51,6 +56,7 @@ func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
 		log:      log,
 		grpcAddr: grpcAddr,
 		httpAddr: httpAddr,
+		httpErr:  make(chan error, 1),
 	}
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -81,16 +87,23 @@ func (s *Server) SetReady(ready bool) {
 	}
 }
 
-// Serve listens on both addresses and serves until ctx ends, then stops
-// readiness first, drains in-flight calls for up to grace, and returns.
-func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
-	gl, err := net.Listen("tcp", s.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("grpcserver: listen %s: %w", s.grpcAddr, err)
+// Ready tells whether the server reports itself ready.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// StartHTTP listens on the HTTP address and serves /healthz, /readyz and
+// /metrics in the background. A service calls it first, before it waits for
+// its dependencies: /healthz answers (the process is alive) while /readyz
+// says 503 until SetReady(true), so an orchestrator neither kills a service
+// that waits for Postgres nor sends it traffic. Calling it again does
+// nothing; CloseHTTP stops it.
+func (s *Server) StartHTTP() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.http != nil {
+		return nil
 	}
 	hl, err := net.Listen("tcp", s.httpAddr)
 	if err != nil {
-		gl.Close()
 		return fmt.Errorf("grpcserver: listen %s: %w", s.httpAddr, err)
 	}
 	mux := http.NewServeMux()
@@ -106,35 +119,88 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-
-	errc := make(chan error, 2)
-	go func() { errc <- s.GRPC.Serve(gl) }()
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.http = srv
+	s.httpBound = hl.Addr().String()
 	go func() {
-		if err := s.http.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-			return
+		if err := srv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			s.httpErr <- fmt.Errorf("grpcserver: http: %w", err)
 		}
-		errc <- nil
 	}()
-	s.log.InfoContext(ctx, "serving", "grpc", gl.Addr().String(), "http", hl.Addr().String())
+	return nil
+}
 
+// HTTPAddr is the address the HTTP server listens on once started (with
+// port 0 in the configuration, the port the kernel chose).
+func (s *Server) HTTPAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.httpBound
+}
+
+// CloseHTTP stops the HTTP server, letting requests in flight finish until
+// ctx ends. It does nothing when the server was not started.
+func (s *Server) CloseHTTP(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.http
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("grpcserver: http shutdown: %w", err)
+	}
+	return nil
+}
+
+// Serve runs both servers until ctx ends, then stops readiness, drains
+// in-flight gRPC calls for up to grace, stops the HTTP server and returns.
+func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
+	if err := s.StartHTTP(); err != nil {
+		return err
+	}
+	err := s.ServeGRPC(ctx, grace)
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return errors.Join(err, s.CloseHTTP(shutCtx))
+}
+
+// ServeGRPC listens on the gRPC address and serves until ctx ends (or the
+// HTTP server started by StartHTTP fails); then it sets readiness false,
+// stops taking new calls, lets the calls in flight finish for up to grace
+// and cuts off the rest. The HTTP server keeps running: the owner closes it
+// with CloseHTTP once the rest of its work has drained.
+func (s *Server) ServeGRPC(ctx context.Context, grace time.Duration) error {
+	gl, err := net.Listen("tcp", s.grpcAddr)
+	if err != nil {
+		s.SetReady(false)
+		return fmt.Errorf("grpcserver: listen %s: %w", s.grpcAddr, err)
+	}
+	grpcErr := make(chan error, 1)
+	go func() { grpcErr <- s.GRPC.Serve(gl) }()
+	s.log.InfoContext(ctx, "serving", "grpc", gl.Addr().String(), "http", s.HTTPAddr())
+
+	var failed error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
+	case err := <-grpcErr:
+		s.SetReady(false)
 		return fmt.Errorf("grpcserver: %w", err)
+	case failed = <-s.httpErr:
 	}
 	s.SetReady(false)
 	stopped := make(chan struct{})
 	go func() { s.GRPC.GracefulStop(); close(stopped) }()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
 	select {
 	case <-stopped:
-	case <-time.After(grace):
+	case <-timer.C:
+		s.log.Warn("gRPC calls still running after the grace period; cutting them off", "grace", grace)
 		s.GRPC.Stop()
+		<-stopped
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	return s.http.Shutdown(shutCtx)
+	return failed
 }
 
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {

@@ -93,3 +93,33 @@ func TestHealthAndReadiness(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// StartHTTP serves health and metrics before gRPC exists (a service waiting
+// for its dependencies is alive and not ready); ServeGRPC leaves the HTTP
+// server to its owner, and a gRPC port that cannot be bound is an error.
+func TestHTTPComesUpBeforeGRPC(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	s := grpcserver.New(quiet(), taken.Addr().String(), "127.0.0.1:0")
+	require.NoError(t, s.StartHTTP())
+	require.NoError(t, s.StartHTTP(), "a second call does nothing")
+	addr := s.HTTPAddr()
+	require.NotEqual(t, "127.0.0.1:0", addr, "the port the kernel chose")
+	get := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, get("/healthz"))
+	require.Equal(t, http.StatusServiceUnavailable, get("/readyz"))
+
+	require.ErrorContains(t, s.ServeGRPC(context.Background(), time.Second), "listen")
+	require.False(t, s.Ready())
+	require.Equal(t, http.StatusOK, get("/healthz"), "the HTTP server stays up until its owner closes it")
+	require.NoError(t, s.CloseHTTP(context.Background()))
+	require.Equal(t, 0, get("/healthz"))
+}

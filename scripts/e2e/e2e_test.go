@@ -1,7 +1,9 @@
 // Package e2e tests the whole Huifang system: the five services run as real
-// processes on a fresh database and an in-process NATS server, and the tests
-// drive them only through their public interfaces (NATS ingress, gRPC, the
-// event streams), reading the databases directly only to observe a crash.
+// processes on a fresh database and a NATS server process (or, in
+// TestMultiReplicaCluster, a three-node JetStream cluster with several
+// replicas of a service), and the tests drive them only through their public
+// interfaces (NATS ingress, gRPC, the event streams), reading the databases
+// directly only to observe a crash or to count.
 package e2e
 
 import (
@@ -79,10 +81,12 @@ const (
 	taskDeadline = 20 * time.Second
 )
 
-// system is a running Huifang with clients for its interfaces.
+// system is a running Huifang with clients for its interfaces (of the first
+// replica of each service).
 type system struct {
-	t         *testing.T
+	t         testing.TB
 	st        *stack.Stack
+	conn      func(instance string) *grpc.ClientConn
 	db        *pgxpool.Pool
 	js        jetstream.JetStream
 	intake    intakev1.IntakeServiceClient
@@ -96,6 +100,24 @@ type system struct {
 // with the extra environment given for it.
 func setup(t *testing.T, env map[string][]string) *system {
 	t.Helper()
+	return setupWith(t, topology{env: env})
+}
+
+// topology says how to run the system.
+type topology struct {
+	// env holds extra variables per service or instance.
+	env map[string][]string
+	// replicas is how many processes of a service run (1 when unset).
+	replicas map[string]int
+	// cluster, when set, runs NATS as that many nodes of one JetStream
+	// cluster (with STREAM_REPLICAS=3 for the services) instead of one server.
+	cluster int
+	// cl receives the cluster when one runs.
+	cl **stack.NATSCluster
+}
+
+func setupWith(t testing.TB, topo topology) *system {
+	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
 	// NATS runs as its own process, like the services: inside this
 	// race-instrumented binary the race detector flags a race within
@@ -103,16 +125,36 @@ func setup(t *testing.T, env map[string][]string) *system {
 	// services start together.
 	natsCtx, cancelNATS := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancelNATS()
-	ns, err := stack.RunNATS(natsCtx, filepath.Join(binDir, "huifang-nats"), t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(ns.Stop)
-	ports, err := stack.FreePorts()
+	env := map[string][]string{}
+	for k, v := range topo.env {
+		env[k] = slices.Clone(v)
+	}
+	var natsURL string
+	if topo.cluster > 1 {
+		cl, err := stack.RunNATSCluster(natsCtx, filepath.Join(binDir, "huifang-nats"), t.TempDir(), topo.cluster)
+		require.NoError(t, err)
+		t.Cleanup(cl.Stop)
+		natsURL = cl.URL()
+		if topo.cl != nil {
+			*topo.cl = cl
+		}
+		for _, svc := range stack.Services() {
+			env[svc] = append([]string{"STREAM_REPLICAS=3"}, env[svc]...)
+		}
+	} else {
+		ns, err := stack.RunNATS(natsCtx, filepath.Join(binDir, "huifang-nats"), t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(ns.Stop)
+		natsURL = ns.URL
+	}
+	ports, err := stack.FreePortsFor(stack.Instances(topo.replicas)...)
 	require.NoError(t, err)
 	st, err := stack.New(stack.Config{
 		BinDir:       binDir,
 		DatabaseURL:  dbURL,
-		NATSURL:      ns.URL,
+		NATSURL:      natsURL,
 		Ports:        ports,
+		Replicas:     topo.replicas,
 		Env:          env,
 		LogLevel:     "debug",
 		LogDir:       t.TempDir(),
@@ -126,7 +168,7 @@ func setup(t *testing.T, env map[string][]string) *system {
 			t.Errorf("services did not shut down cleanly on SIGTERM: %v", err)
 		}
 		if t.Failed() {
-			for _, s := range stack.Services() {
+			for _, s := range st.Instances() {
 				t.Logf("--- last lines of %s's log:\n%s", s, st.LogTail(s, 30))
 			}
 		}
@@ -138,7 +180,7 @@ func setup(t *testing.T, env map[string][]string) *system {
 	db, err := pgxpool.New(t.Context(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
-	nc, err := nats.Connect(ns.URL)
+	nc, err := nats.Connect(natsURL)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
@@ -152,7 +194,7 @@ func setup(t *testing.T, env map[string][]string) *system {
 		return c
 	}
 	return &system{
-		t: t, st: st, db: db, js: js,
+		t: t, st: st, db: db, js: js, conn: conn,
 		intake:    intakev1.NewIntakeServiceClient(conn("intake")),
 		scheduler: schedulerv1.NewSchedulerServiceClient(conn("scheduler")),
 		dispatch:  dispatchv1.NewDispatchServiceClient(conn("dispatch")),
@@ -203,7 +245,7 @@ func (s *system) publish(data string) {
 
 // waitFor calls f every 100 ms until it reports done, and fails the test
 // with what and f's last error when timeout passes first.
-func waitFor[T any](t *testing.T, timeout time.Duration, what string, f func() (T, bool, error)) T {
+func waitFor[T any](t testing.TB, timeout time.Duration, what string, f func() (T, bool, error)) T {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(100 * time.Millisecond)

@@ -1,6 +1,8 @@
 // Command huifang-nats runs a NATS server with JetStream, the version Huifang
 // is built against, with every write synced to disk. It prints the client URL
-// on stdout once the server is ready and runs until SIGINT or SIGTERM.
+// on stdout once the server is ready and runs until SIGINT or SIGTERM. With
+// -cluster-port and -routes it is one node of a JetStream cluster (the
+// multi-replica test runs three on loopback ports).
 //
 // The end-to-end test runs it as a separate process (rather than inside the
 // race-instrumented test binary, where the race detector reports a data race
@@ -9,11 +11,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/huifang/huifang/scripts/internal/stack"
@@ -32,10 +36,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("huifang-nats", flag.ContinueOnError)
 	port := fs.Int("port", 4223, "port on 127.0.0.1; -1 picks a free one")
 	store := fs.String("store", ".dev/nats", "JetStream store folder")
+	name := fs.String("name", "huifang-dev", "server name (unique within a cluster)")
+	clusterName := fs.String("cluster", "huifang", "cluster name, with -cluster-port")
+	clusterPort := fs.Int("cluster-port", 0, "route port on 127.0.0.1; makes the server a node of a JetStream cluster")
+	routes := fs.String("routes", "", "comma-separated routes to the cluster's nodes (nats-route://127.0.0.1:6222,...), with -cluster-port")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ns, err := stack.StartNATS(*store, *port)
+	if (*clusterPort == 0) != (*routes == "") {
+		return errors.New("-cluster-port and -routes go together")
+	}
+	node := stack.NATSNode{Name: *name, Dir: *store, Port: *port}
+	if *clusterPort != 0 {
+		node.ClusterName, node.ClusterPort, node.Routes = *clusterName, *clusterPort, strings.Split(*routes, ",")
+	}
+	ns, err := stack.StartNATSNode(node)
 	if err != nil {
 		return err
 	}

@@ -6,13 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // StartNATS runs an embedded NATS server with JetStream on 127.0.0.1:port
@@ -21,16 +27,51 @@ import (
 // that an acknowledged message survives a crash of the machine. The caller
 // shuts it down with Shutdown and WaitForShutdown.
 func StartNATS(dir string, port int) (*server.Server, error) {
-	s, err := server.NewServer(&server.Options{
-		ServerName: "huifang-dev",
+	return StartNATSNode(NATSNode{Name: "huifang-dev", Dir: dir, Port: port})
+}
+
+// NATSNode is one NATS server with JetStream; with a ClusterPort it is a
+// node of a JetStream cluster whose other nodes are at Routes.
+type NATSNode struct {
+	// Name is the server's name, unique within a cluster.
+	Name string
+	// Dir is the JetStream store folder.
+	Dir string
+	// Port is the client port on 127.0.0.1; server.RANDOM_PORT picks one.
+	Port int
+	// ClusterName, ClusterPort and Routes make the server a cluster node:
+	// it listens for routes on 127.0.0.1:ClusterPort and dials Routes
+	// ("nats-route://127.0.0.1:6222", ...). ClusterName defaults to "huifang".
+	ClusterName string
+	ClusterPort int
+	Routes      []string
+}
+
+// StartNATSNode runs an embedded NATS server with JetStream as node
+// describes, every write synced to disk. A standalone server is checked for
+// JetStream before it returns; a cluster node returns as soon as it takes
+// connections, since JetStream needs a quorum of nodes to elect its leader
+// (WaitJetStream waits for that).
+func StartNATSNode(node NATSNode) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: node.Name,
 		Host:       "127.0.0.1",
-		Port:       port,
+		Port:       node.Port,
 		JetStream:  true,
-		StoreDir:   dir,
+		StoreDir:   node.Dir,
 		SyncAlways: true,
 		NoLog:      true,
 		NoSigs:     true,
-	})
+	}
+	clustered := node.ClusterPort != 0
+	if clustered {
+		if node.ClusterName == "" {
+			node.ClusterName = "huifang"
+		}
+		opts.Cluster = server.ClusterOpts{Name: node.ClusterName, Host: "127.0.0.1", Port: node.ClusterPort}
+		opts.Routes = server.RoutesFromStr(strings.Join(node.Routes, ","))
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("stack: nats: %w", err)
 	}
@@ -39,11 +80,42 @@ func StartNATS(dir string, port int) (*server.Server, error) {
 		s.Shutdown()
 		return nil, errors.New("stack: nats not ready within 10 s (is the port taken?)")
 	}
-	if !s.JetStreamEnabled() {
+	if !clustered && !s.JetStreamEnabled() {
 		s.Shutdown()
 		return nil, errors.New("stack: nats started without JetStream")
 	}
 	return s, nil
+}
+
+// WaitJetStream waits until JetStream answers at url (in a cluster: until
+// its meta leader is elected), retrying until ctx ends.
+func WaitJetStream(ctx context.Context, url string) error {
+	var last error
+	for {
+		last = func() error {
+			nc, err := nats.Connect(url, nats.Timeout(time.Second))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			callCtx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err = js.AccountInfo(callCtx)
+			return err
+		}()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stack: jetstream at %s not ready: %w", url, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // NATSProcess is a NATS server run as a separate process (huifang-nats).
@@ -56,7 +128,11 @@ type NATSProcess struct {
 // RunNATS starts the huifang-nats binary with its store in dir on a free
 // port and returns once it accepts connections.
 func RunNATS(ctx context.Context, bin, dir string) (*NATSProcess, error) {
-	cmd := exec.Command(bin, "-port", "-1", "-store", dir)
+	return runNATS(ctx, bin, "-port", "-1", "-store", dir)
+}
+
+func runNATS(ctx context.Context, bin string, args ...string) (*NATSProcess, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -97,4 +173,87 @@ func (p *NATSProcess) Stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// NATSCluster is a JetStream cluster of huifang-nats processes on loopback
+// ports, as the compose file runs it on three hosts.
+type NATSCluster struct {
+	Nodes []*NATSProcess
+}
+
+// URL lists every node's client URL, comma-separated, as NATS_URL takes it:
+// a client fails over to the next node when its node goes away.
+func (c *NATSCluster) URL() string {
+	urls := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		urls[i] = n.URL
+	}
+	return strings.Join(urls, ",")
+}
+
+// Stop stops every node.
+func (c *NATSCluster) Stop() {
+	for _, n := range c.Nodes {
+		n.Stop()
+	}
+}
+
+// RunNATSCluster starts size huifang-nats processes that form one JetStream
+// cluster (each with its store under dir/<name>), and returns once the
+// cluster has elected its JetStream leader.
+func RunNATSCluster(ctx context.Context, bin, dir string, size int) (*NATSCluster, error) {
+	ports, err := freeLoopbackPorts(2 * size)
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]string, size)
+	for i := range size {
+		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(ports[size+i])
+	}
+	c := &NATSCluster{Nodes: make([]*NATSProcess, size)}
+	errs := make([]error, size)
+	var wg sync.WaitGroup
+	for i := range size {
+		name := fmt.Sprintf("nats-%d", i+1)
+		wg.Go(func() {
+			c.Nodes[i], errs[i] = runNATS(ctx, bin, "-name", name, "-port", strconv.Itoa(ports[i]),
+				"-store", filepath.Join(dir, name), "-cluster-port", strconv.Itoa(ports[size+i]),
+				"-routes", strings.Join(routes, ","))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, n := range c.Nodes {
+			if n != nil {
+				n.Stop()
+			}
+		}
+		return nil, err
+	}
+	for _, n := range c.Nodes {
+		if err := WaitJetStream(ctx, n.URL); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func freeLoopbackPorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("stack: free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
 }

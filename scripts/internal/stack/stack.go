@@ -45,6 +45,12 @@ func DefaultPorts(service string, offset int) Ports {
 // FreePorts asks the kernel for a free loopback port for each service, for
 // tests that run next to other stacks.
 func FreePorts() (map[string]Ports, error) {
+	return FreePortsFor(Services()...)
+}
+
+// FreePortsFor asks the kernel for free loopback ports for each of the named
+// services or instances (see Stack.Instances).
+func FreePortsFor(names ...string) (map[string]Ports, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -60,7 +66,7 @@ func FreePorts() (map[string]Ports, error) {
 		return l.Addr().(*net.TCPAddr).Port, nil
 	}
 	ports := map[string]Ports{}
-	for _, s := range Services() {
+	for _, s := range names {
 		g, err := next()
 		if err != nil {
 			return nil, err
@@ -82,10 +88,15 @@ type Config struct {
 	NATSURL     string
 	// PortOffset moves the default ports (DefaultPorts).
 	PortOffset int
-	// Ports, when it has an entry for a service, sets that service's ports.
+	// Ports, when it has an entry for a service or an instance, sets its ports.
 	Ports map[string]Ports
-	// Env holds extra variables per service ("NAME=value"); they win over
-	// everything else.
+	// Replicas is how many processes of a service run (1 when unset). The
+	// first is named after the service, the others <service>-2, <service>-3...
+	// (see Instances); replica k's default ports are moved by a further
+	// 100×(k-1).
+	Replicas map[string]int
+	// Env holds extra variables per service or instance ("NAME=value"); they
+	// win over everything else, an instance's over its service's.
 	Env map[string][]string
 	// LogLevel is passed as LOG_LEVEL when set.
 	LogLevel string
@@ -131,6 +142,11 @@ func New(cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("stack: binary of %s: %w (build it with: go build -o %s/%s ./services/%s/cmd/%s)", s, err, cfg.BinDir, s, s, s)
 		}
 	}
+	for svc, n := range cfg.Replicas {
+		if !slices.Contains(Services(), svc) || n < 1 {
+			return nil, fmt.Errorf("stack: replicas: %d of %q (want a service and at least 1)", n, svc)
+		}
+	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
@@ -155,6 +171,34 @@ func New(cfg Config) (*Stack, error) {
 	return &Stack{cfg: cfg, procs: map[string]*process{}, env: env, out: &syncWriter{w: cfg.Output}}, nil
 }
 
+// Instances names every process the stack runs: each service, followed by
+// its further replicas (<service>-2, ...).
+func (s *Stack) Instances() []string { return Instances(s.cfg.Replicas) }
+
+// Instances names the processes that run with the given replicas per
+// service: each service, followed by its further replicas (<service>-2, ...).
+func Instances(replicas map[string]int) []string {
+	var out []string
+	for _, svc := range Services() {
+		out = append(out, svc)
+		for k := 2; k <= replicas[svc]; k++ {
+			out = append(out, svc+"-"+strconv.Itoa(k))
+		}
+	}
+	return out
+}
+
+// ServiceOf returns the service an instance name belongs to ("scheduler-2"
+// → "scheduler"), and its replica number (1 for the service's own name).
+func ServiceOf(instance string) (string, int) {
+	if i := strings.LastIndexByte(instance, '-'); i > 0 {
+		if k, err := strconv.Atoi(instance[i+1:]); err == nil && k > 1 && slices.Contains(Services(), instance[:i]) {
+			return instance[:i], k
+		}
+	}
+	return instance, 1
+}
+
 // Start runs all five services and waits until each is ready; when one
 // fails, it stops the others and returns the error.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
@@ -173,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 // until all are ready.
 func (s *Stack) StartAll(ctx context.Context) error {
 	var started []string
-	for _, name := range Services() {
+	for _, name := range s.Instances() {
 		if s.Running(name) {
 			continue
 		}
@@ -256,7 +300,7 @@ func (s *Stack) Kill(name string) {
 // StopAll stops all services at once (they share nothing but durable
 // streams and tables, so no order is needed) and returns what went wrong.
 func (s *Stack) StopAll(ctx context.Context) error {
-	names := Services()
+	names := s.Instances()
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, n := range names {
@@ -287,7 +331,8 @@ func (s *Stack) Ports(name string) Ports {
 	if p, ok := s.cfg.Ports[name]; ok {
 		return p
 	}
-	return DefaultPorts(name, s.cfg.PortOffset)
+	svc, k := ServiceOf(name)
+	return DefaultPorts(svc, s.cfg.PortOffset+100*(k-1))
 }
 
 // GRPCAddr is the host:port of a service's gRPC server.
@@ -340,14 +385,18 @@ func (s *Stack) take(name string) *process {
 }
 
 func (s *Stack) spawn(name string) error {
-	if !slices.Contains(Services(), name) {
+	if !slices.Contains(s.Instances(), name) {
 		return fmt.Errorf("stack: unknown service %q", name)
 	}
+	svc, _ := ServiceOf(name)
 	ports := s.Ports(name)
 	s.mu.Lock()
-	extra := slices.Clone(s.env[name])
+	extra := slices.Clone(s.env[svc])
+	if name != svc {
+		extra = append(extra, s.env[name]...)
+	}
 	s.mu.Unlock()
-	cmd := exec.Command(filepath.Join(s.cfg.BinDir, name))
+	cmd := exec.Command(filepath.Join(s.cfg.BinDir, svc))
 	cmd.Env = append(baseEnv(), "DATABASE_URL="+s.cfg.DatabaseURL, "NATS_URL="+s.cfg.NATSURL,
 		"GRPC_ADDR=127.0.0.1:"+strconv.Itoa(ports.GRPC), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(ports.HTTP))
 	if s.cfg.LogLevel != "" {

@@ -153,3 +153,43 @@ func TestStartNATSSyncsEveryWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, ack.Sequence)
 }
+
+func TestInstancesAndReplicaPorts(t *testing.T) {
+	st, err := New(Config{BinDir: fakeBins(t), DatabaseURL: "postgres://x", NATSURL: "nats://x",
+		Replicas: map[string]int{"scheduler": 2, "dispatch": 3}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"intake", "scheduler", "scheduler-2", "dispatch", "dispatch-2", "dispatch-3", "feedback", "analytics"}, st.Instances())
+	tests := []struct {
+		instance string
+		service  string
+		replica  int
+		ports    Ports
+	}{
+		{"scheduler", "scheduler", 1, Ports{GRPC: 7002, HTTP: 8002}},
+		{"scheduler-2", "scheduler", 2, Ports{GRPC: 7102, HTTP: 8102}},
+		{"dispatch-3", "dispatch", 3, Ports{GRPC: 7203, HTTP: 8203}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.instance, func(t *testing.T) {
+			svc, k := ServiceOf(tt.instance)
+			require.Equal(t, tt.service, svc)
+			require.Equal(t, tt.replica, k)
+			require.Equal(t, tt.ports, st.Ports(tt.instance))
+		})
+	}
+	svc, k := ServiceOf("huifang-nats")
+	require.Equal(t, "huifang-nats", svc, "a name that is no service's replica is itself")
+	require.Equal(t, 1, k)
+
+	_, err = New(Config{BinDir: fakeBins(t), DatabaseURL: "postgres://x", NATSURL: "nats://x", Replicas: map[string]int{"billing": 2}})
+	require.ErrorContains(t, err, "billing")
+}
+
+// fakeBins is a folder with an empty file for each service's binary.
+func fakeBins(t *testing.T) string {
+	dir := t.TempDir()
+	for _, s := range Services() {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, s), nil, 0o755))
+	}
+	return dir
+}

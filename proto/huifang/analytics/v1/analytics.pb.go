@@ -7,6 +7,7 @@
 package analyticsv1
 
 import (
+	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -22,6 +23,300 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Granularity of a trend.
+type Granularity int32
+
+const (
+	Granularity_GRANULARITY_UNSPECIFIED Granularity = 0
+	Granularity_GRANULARITY_DAY         Granularity = 1
+	Granularity_GRANULARITY_WEEK        Granularity = 2
+	Granularity_GRANULARITY_MONTH       Granularity = 3
+)
+
+// Enum value maps for Granularity.
+var (
+	Granularity_name = map[int32]string{
+		0: "GRANULARITY_UNSPECIFIED",
+		1: "GRANULARITY_DAY",
+		2: "GRANULARITY_WEEK",
+		3: "GRANULARITY_MONTH",
+	}
+	Granularity_value = map[string]int32{
+		"GRANULARITY_UNSPECIFIED": 0,
+		"GRANULARITY_DAY":         1,
+		"GRANULARITY_WEEK":        2,
+		"GRANULARITY_MONTH":       3,
+	}
+)
+
+func (x Granularity) Enum() *Granularity {
+	p := new(Granularity)
+	*p = x
+	return p
+}
+
+func (x Granularity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Granularity) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_analytics_v1_analytics_proto_enumTypes[0].Descriptor()
+}
+
+func (Granularity) Type() protoreflect.EnumType {
+	return &file_huifang_analytics_v1_analytics_proto_enumTypes[0]
+}
+
+func (x Granularity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Granularity.Descriptor instead.
+func (Granularity) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{0}
+}
+
+// ReportFormat is the form of a generated report.
+type ReportFormat int32
+
+const (
+	ReportFormat_REPORT_FORMAT_UNSPECIFIED ReportFormat = 0
+	ReportFormat_REPORT_FORMAT_CSV         ReportFormat = 1
+	ReportFormat_REPORT_FORMAT_HTML        ReportFormat = 2
+)
+
+// Enum value maps for ReportFormat.
+var (
+	ReportFormat_name = map[int32]string{
+		0: "REPORT_FORMAT_UNSPECIFIED",
+		1: "REPORT_FORMAT_CSV",
+		2: "REPORT_FORMAT_HTML",
+	}
+	ReportFormat_value = map[string]int32{
+		"REPORT_FORMAT_UNSPECIFIED": 0,
+		"REPORT_FORMAT_CSV":         1,
+		"REPORT_FORMAT_HTML":        2,
+	}
+)
+
+func (x ReportFormat) Enum() *ReportFormat {
+	p := new(ReportFormat)
+	*p = x
+	return p
+}
+
+func (x ReportFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReportFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_analytics_v1_analytics_proto_enumTypes[1].Descriptor()
+}
+
+func (ReportFormat) Type() protoreflect.EnumType {
+	return &file_huifang_analytics_v1_analytics_proto_enumTypes[1]
+}
+
+func (x ReportFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReportFormat.Descriptor instead.
+func (ReportFormat) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{1}
+}
+
+// Filter narrows the rollups; an empty field means all.
+type Filter struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	OrgUnit         string                 `protobuf:"bytes,1,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	PolicyId        string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	ServiceType     string                 `protobuf:"bytes,3,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	ProductCategory string                 `protobuf:"bytes,4,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	Channel         v1.Channel             `protobuf:"varint,5,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	AgentId         string                 `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Filter) Reset() {
+	*x = Filter{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter) ProtoMessage() {}
+
+func (x *Filter) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter.ProtoReflect.Descriptor instead.
+func (*Filter) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Filter) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *Filter) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *Filter) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
+	}
+	return ""
+}
+
+func (x *Filter) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
+}
+
+func (x *Filter) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *Filter) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+// Ratio is one figure: value = numerator / denominator (0 when the denominator is 0).
+type Ratio struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The figure's name, e.g. "coverage", "satisfaction.overall".
+	Figure      string `protobuf:"bytes,1,opt,name=figure,proto3" json:"figure,omitempty"`
+	Numerator   int64  `protobuf:"varint,2,opt,name=numerator,proto3" json:"numerator,omitempty"`
+	Denominator int64  `protobuf:"varint,3,opt,name=denominator,proto3" json:"denominator,omitempty"`
+	// 0–1.
+	Value float64 `protobuf:"fixed64,4,opt,name=value,proto3" json:"value,omitempty"`
+	// The target in force (0–1), when the figure has one.
+	HasTarget bool    `protobuf:"varint,5,opt,name=has_target,json=hasTarget,proto3" json:"has_target,omitempty"`
+	Target    float64 `protobuf:"fixed64,6,opt,name=target,proto3" json:"target,omitempty"`
+	// has_target, denominator > 0 and value >= target (compared in integers).
+	MeetsTarget bool `protobuf:"varint,7,opt,name=meets_target,json=meetsTarget,proto3" json:"meets_target,omitempty"`
+	// The formula in words with the numbers, e.g. "done / due = 17 / 20".
+	Formula       string `protobuf:"bytes,8,opt,name=formula,proto3" json:"formula,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ratio) Reset() {
+	*x = Ratio{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ratio) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ratio) ProtoMessage() {}
+
+func (x *Ratio) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ratio.ProtoReflect.Descriptor instead.
+func (*Ratio) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Ratio) GetFigure() string {
+	if x != nil {
+		return x.Figure
+	}
+	return ""
+}
+
+func (x *Ratio) GetNumerator() int64 {
+	if x != nil {
+		return x.Numerator
+	}
+	return 0
+}
+
+func (x *Ratio) GetDenominator() int64 {
+	if x != nil {
+		return x.Denominator
+	}
+	return 0
+}
+
+func (x *Ratio) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Ratio) GetHasTarget() bool {
+	if x != nil {
+		return x.HasTarget
+	}
+	return false
+}
+
+func (x *Ratio) GetTarget() float64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *Ratio) GetMeetsTarget() bool {
+	if x != nil {
+		return x.MeetsTarget
+	}
+	return false
+}
+
+func (x *Ratio) GetFormula() string {
+	if x != nil {
+		return x.Formula
+	}
+	return ""
+}
+
 type GetSatisfactionRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -31,14 +326,16 @@ type GetSatisfactionRequest struct {
 	From *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	To   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
 	// When set, only this org unit.
-	OrgUnit       string `protobuf:"bytes,5,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	OrgUnit string `protobuf:"bytes,5,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// More filters; filter.org_unit must agree with org_unit when both are set.
+	Filter        *Filter `protobuf:"bytes,6,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSatisfactionRequest) Reset() {
 	*x = GetSatisfactionRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[0]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +347,7 @@ func (x *GetSatisfactionRequest) String() string {
 func (*GetSatisfactionRequest) ProtoMessage() {}
 
 func (x *GetSatisfactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[0]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +360,7 @@ func (x *GetSatisfactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSatisfactionRequest.ProtoReflect.Descriptor instead.
 func (*GetSatisfactionRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{0}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetSatisfactionRequest) GetTenantId() string {
@@ -101,6 +398,13 @@ func (x *GetSatisfactionRequest) GetOrgUnit() string {
 	return ""
 }
 
+func (x *GetSatisfactionRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
 type GetSatisfactionResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Aspect string                 `protobuf:"bytes,1,opt,name=aspect,proto3" json:"aspect,omitempty"`
@@ -111,16 +415,20 @@ type GetSatisfactionResponse struct {
 	Unsatisfied     int64 `protobuf:"varint,5,opt,name=unsatisfied,proto3" json:"unsatisfied,omitempty"`
 	// (satisfied + fairly_satisfied) / returned, 0–1; 0 when nothing was returned.
 	Rate float64 `protobuf:"fixed64,6,opt,name=rate,proto3" json:"rate,omitempty"`
-	// The seed-003 target: 0.85 for "overall", 0.80 for any specific aspect.
-	Target        float64 `protobuf:"fixed64,7,opt,name=target,proto3" json:"target,omitempty"`
-	MeetsTarget   bool    `protobuf:"varint,8,opt,name=meets_target,json=meetsTarget,proto3" json:"meets_target,omitempty"`
+	// The target in force: seed 003's 0.85 for "overall", 0.80 for any specific aspect, unless the tenant set another.
+	Target      float64 `protobuf:"fixed64,7,opt,name=target,proto3" json:"target,omitempty"`
+	MeetsTarget bool    `protobuf:"varint,8,opt,name=meets_target,json=meetsTarget,proto3" json:"meets_target,omitempty"`
+	// Every aspect rated in the selection, by name.
+	Aspects []*AspectSatisfaction `protobuf:"bytes,9,rep,name=aspects,proto3" json:"aspects,omitempty"`
+	// Net promoter score where the questionnaire asked one.
+	Nps           *Nps `protobuf:"bytes,10,opt,name=nps,proto3" json:"nps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSatisfactionResponse) Reset() {
 	*x = GetSatisfactionResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[1]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +440,7 @@ func (x *GetSatisfactionResponse) String() string {
 func (*GetSatisfactionResponse) ProtoMessage() {}
 
 func (x *GetSatisfactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[1]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +453,7 @@ func (x *GetSatisfactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSatisfactionResponse.ProtoReflect.Descriptor instead.
 func (*GetSatisfactionResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{1}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetSatisfactionResponse) GetAspect() string {
@@ -204,17 +512,2263 @@ func (x *GetSatisfactionResponse) GetMeetsTarget() bool {
 	return false
 }
 
+func (x *GetSatisfactionResponse) GetAspects() []*AspectSatisfaction {
+	if x != nil {
+		return x.Aspects
+	}
+	return nil
+}
+
+func (x *GetSatisfactionResponse) GetNps() *Nps {
+	if x != nil {
+		return x.Nps
+	}
+	return nil
+}
+
+type AspectSatisfaction struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Aspect          string                 `protobuf:"bytes,1,opt,name=aspect,proto3" json:"aspect,omitempty"`
+	Satisfied       int64                  `protobuf:"varint,2,opt,name=satisfied,proto3" json:"satisfied,omitempty"`
+	FairlySatisfied int64                  `protobuf:"varint,3,opt,name=fairly_satisfied,json=fairlySatisfied,proto3" json:"fairly_satisfied,omitempty"`
+	Unsatisfied     int64                  `protobuf:"varint,4,opt,name=unsatisfied,proto3" json:"unsatisfied,omitempty"`
+	Rate            *Ratio                 `protobuf:"bytes,5,opt,name=rate,proto3" json:"rate,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AspectSatisfaction) Reset() {
+	*x = AspectSatisfaction{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AspectSatisfaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AspectSatisfaction) ProtoMessage() {}
+
+func (x *AspectSatisfaction) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AspectSatisfaction.ProtoReflect.Descriptor instead.
+func (*AspectSatisfaction) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AspectSatisfaction) GetAspect() string {
+	if x != nil {
+		return x.Aspect
+	}
+	return ""
+}
+
+func (x *AspectSatisfaction) GetSatisfied() int64 {
+	if x != nil {
+		return x.Satisfied
+	}
+	return 0
+}
+
+func (x *AspectSatisfaction) GetFairlySatisfied() int64 {
+	if x != nil {
+		return x.FairlySatisfied
+	}
+	return 0
+}
+
+func (x *AspectSatisfaction) GetUnsatisfied() int64 {
+	if x != nil {
+		return x.Unsatisfied
+	}
+	return 0
+}
+
+func (x *AspectSatisfaction) GetRate() *Ratio {
+	if x != nil {
+		return x.Rate
+	}
+	return nil
+}
+
+type Nps struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answers 9–10, 7–8, 0–6.
+	Promoters  int64 `protobuf:"varint,1,opt,name=promoters,proto3" json:"promoters,omitempty"`
+	Passives   int64 `protobuf:"varint,2,opt,name=passives,proto3" json:"passives,omitempty"`
+	Detractors int64 `protobuf:"varint,3,opt,name=detractors,proto3" json:"detractors,omitempty"`
+	Answered   int64 `protobuf:"varint,4,opt,name=answered,proto3" json:"answered,omitempty"`
+	// (promoters − detractors) / answered × 100, from −100 to 100; 0 when none answered.
+	Score         float64 `protobuf:"fixed64,5,opt,name=score,proto3" json:"score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Nps) Reset() {
+	*x = Nps{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Nps) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Nps) ProtoMessage() {}
+
+func (x *Nps) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Nps.ProtoReflect.Descriptor instead.
+func (*Nps) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Nps) GetPromoters() int64 {
+	if x != nil {
+		return x.Promoters
+	}
+	return 0
+}
+
+func (x *Nps) GetPassives() int64 {
+	if x != nil {
+		return x.Passives
+	}
+	return 0
+}
+
+func (x *Nps) GetDetractors() int64 {
+	if x != nil {
+		return x.Detractors
+	}
+	return 0
+}
+
+func (x *Nps) GetAnswered() int64 {
+	if x != nil {
+		return x.Answered
+	}
+	return 0
+}
+
+func (x *Nps) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+type GetCoverageRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The period [from, to) by the day the visit fell due; unset means all time.
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Filter        *Filter                `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCoverageRequest) Reset() {
+	*x = GetCoverageRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCoverageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCoverageRequest) ProtoMessage() {}
+
+func (x *GetCoverageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCoverageRequest.ProtoReflect.Descriptor instead.
+func (*GetCoverageRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetCoverageRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetCoverageRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetCoverageRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetCoverageRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type GetCoverageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// done / due (seed 003: ≥ 90 %).
+	Coverage *Ratio `protobuf:"bytes,1,opt,name=coverage,proto3" json:"coverage,omitempty"`
+	// returned / sent: visits with a rated answer / visits due (seed 003: questionnaires sent vs returned).
+	ResponseRate *Ratio `protobuf:"bytes,2,opt,name=response_rate,json=responseRate,proto3" json:"response_rate,omitempty"`
+	// unreachable / due.
+	UnreachableRate *Ratio `protobuf:"bytes,3,opt,name=unreachable_rate,json=unreachableRate,proto3" json:"unreachable_rate,omitempty"`
+	// visits with an answered attempt / visits with any attempt.
+	ContactSuccess *Ratio `protobuf:"bytes,4,opt,name=contact_success,json=contactSuccess,proto3" json:"contact_success,omitempty"`
+	// Customers back after 6 months or more without a service (seed 000, auto dealer), by the day of the new service.
+	WonBack int64 `protobuf:"varint,5,opt,name=won_back,json=wonBack,proto3" json:"won_back,omitempty"`
+	// Services completed in the period.
+	Services      int64 `protobuf:"varint,6,opt,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCoverageResponse) Reset() {
+	*x = GetCoverageResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCoverageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCoverageResponse) ProtoMessage() {}
+
+func (x *GetCoverageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCoverageResponse.ProtoReflect.Descriptor instead.
+func (*GetCoverageResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetCoverageResponse) GetCoverage() *Ratio {
+	if x != nil {
+		return x.Coverage
+	}
+	return nil
+}
+
+func (x *GetCoverageResponse) GetResponseRate() *Ratio {
+	if x != nil {
+		return x.ResponseRate
+	}
+	return nil
+}
+
+func (x *GetCoverageResponse) GetUnreachableRate() *Ratio {
+	if x != nil {
+		return x.UnreachableRate
+	}
+	return nil
+}
+
+func (x *GetCoverageResponse) GetContactSuccess() *Ratio {
+	if x != nil {
+		return x.ContactSuccess
+	}
+	return nil
+}
+
+func (x *GetCoverageResponse) GetWonBack() int64 {
+	if x != nil {
+		return x.WonBack
+	}
+	return 0
+}
+
+func (x *GetCoverageResponse) GetServices() int64 {
+	if x != nil {
+		return x.Services
+	}
+	return 0
+}
+
+type GetTimelinessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Filter        *Filter                `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimelinessRequest) Reset() {
+	*x = GetTimelinessRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimelinessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimelinessRequest) ProtoMessage() {}
+
+func (x *GetTimelinessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimelinessRequest.ProtoReflect.Descriptor instead.
+func (*GetTimelinessRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetTimelinessRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetTimelinessRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetTimelinessRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetTimelinessRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type GetTimelinessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Due visits made by the policy's deadline / due visits with a deadline.
+	PolicyDeadline *Ratio `protobuf:"bytes,1,opt,name=policy_deadline,json=policyDeadline,proto3" json:"policy_deadline,omitempty"`
+	// Due visits made within 48 h of the service / due visits whose service time is known (seed 003).
+	Within_48H    *Ratio `protobuf:"bytes,2,opt,name=within_48h,json=within48h,proto3" json:"within_48h,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTimelinessResponse) Reset() {
+	*x = GetTimelinessResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTimelinessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTimelinessResponse) ProtoMessage() {}
+
+func (x *GetTimelinessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTimelinessResponse.ProtoReflect.Descriptor instead.
+func (*GetTimelinessResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetTimelinessResponse) GetPolicyDeadline() *Ratio {
+	if x != nil {
+		return x.PolicyDeadline
+	}
+	return nil
+}
+
+func (x *GetTimelinessResponse) GetWithin_48H() *Ratio {
+	if x != nil {
+		return x.Within_48H
+	}
+	return nil
+}
+
+type GetAgentScorecardsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Filter        *Filter                `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAgentScorecardsRequest) Reset() {
+	*x = GetAgentScorecardsRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAgentScorecardsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAgentScorecardsRequest) ProtoMessage() {}
+
+func (x *GetAgentScorecardsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAgentScorecardsRequest.ProtoReflect.Descriptor instead.
+func (*GetAgentScorecardsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetAgentScorecardsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetAgentScorecardsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetAgentScorecardsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetAgentScorecardsRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type AgentScorecard struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Visits due to the agent, made, and made by the deadline.
+	Due            int64  `protobuf:"varint,2,opt,name=due,proto3" json:"due,omitempty"`
+	Done           int64  `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	Timeliness     *Ratio `protobuf:"bytes,4,opt,name=timeliness,proto3" json:"timeliness,omitempty"`
+	ContactSuccess *Ratio `protobuf:"bytes,5,opt,name=contact_success,json=contactSuccess,proto3" json:"contact_success,omitempty"`
+	// Overall satisfaction of the customers the agent logged.
+	Satisfaction *Ratio `protobuf:"bytes,6,opt,name=satisfaction,proto3" json:"satisfaction,omitempty"`
+	// Mean QA review score, 0–100, and how many reviews.
+	Reviews     int64   `protobuf:"varint,7,opt,name=reviews,proto3" json:"reviews,omitempty"`
+	ReviewScore float64 `protobuf:"fixed64,8,opt,name=review_score,json=reviewScore,proto3" json:"review_score,omitempty"`
+	// The agent's incentive in fen (on-time × reward − (due − on-time) × penalty).
+	IncentiveFen  int64 `protobuf:"varint,9,opt,name=incentive_fen,json=incentiveFen,proto3" json:"incentive_fen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentScorecard) Reset() {
+	*x = AgentScorecard{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentScorecard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentScorecard) ProtoMessage() {}
+
+func (x *AgentScorecard) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentScorecard.ProtoReflect.Descriptor instead.
+func (*AgentScorecard) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AgentScorecard) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AgentScorecard) GetDue() int64 {
+	if x != nil {
+		return x.Due
+	}
+	return 0
+}
+
+func (x *AgentScorecard) GetDone() int64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *AgentScorecard) GetTimeliness() *Ratio {
+	if x != nil {
+		return x.Timeliness
+	}
+	return nil
+}
+
+func (x *AgentScorecard) GetContactSuccess() *Ratio {
+	if x != nil {
+		return x.ContactSuccess
+	}
+	return nil
+}
+
+func (x *AgentScorecard) GetSatisfaction() *Ratio {
+	if x != nil {
+		return x.Satisfaction
+	}
+	return nil
+}
+
+func (x *AgentScorecard) GetReviews() int64 {
+	if x != nil {
+		return x.Reviews
+	}
+	return 0
+}
+
+func (x *AgentScorecard) GetReviewScore() float64 {
+	if x != nil {
+		return x.ReviewScore
+	}
+	return 0
+}
+
+func (x *AgentScorecard) GetIncentiveFen() int64 {
+	if x != nil {
+		return x.IncentiveFen
+	}
+	return 0
+}
+
+type IncentiveLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "agent", "manager" (an org unit) or "director" (the tenant).
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// The agent id, the org unit or the tenant.
+	Who           string `protobuf:"bytes,2,opt,name=who,proto3" json:"who,omitempty"`
+	OnTime        int64  `protobuf:"varint,3,opt,name=on_time,json=onTime,proto3" json:"on_time,omitempty"`
+	MissedOrLate  int64  `protobuf:"varint,4,opt,name=missed_or_late,json=missedOrLate,proto3" json:"missed_or_late,omitempty"`
+	AmountFen     int64  `protobuf:"varint,5,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
+	Explanation   string `protobuf:"bytes,6,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IncentiveLine) Reset() {
+	*x = IncentiveLine{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncentiveLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncentiveLine) ProtoMessage() {}
+
+func (x *IncentiveLine) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncentiveLine.ProtoReflect.Descriptor instead.
+func (*IncentiveLine) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *IncentiveLine) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *IncentiveLine) GetWho() string {
+	if x != nil {
+		return x.Who
+	}
+	return ""
+}
+
+func (x *IncentiveLine) GetOnTime() int64 {
+	if x != nil {
+		return x.OnTime
+	}
+	return 0
+}
+
+func (x *IncentiveLine) GetMissedOrLate() int64 {
+	if x != nil {
+		return x.MissedOrLate
+	}
+	return 0
+}
+
+func (x *IncentiveLine) GetAmountFen() int64 {
+	if x != nil {
+		return x.AmountFen
+	}
+	return 0
+}
+
+func (x *IncentiveLine) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
+}
+
+type GetAgentScorecardsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scorecards    []*AgentScorecard      `protobuf:"bytes,1,rep,name=scorecards,proto3" json:"scorecards,omitempty"`
+	Incentives    []*IncentiveLine       `protobuf:"bytes,2,rep,name=incentives,proto3" json:"incentives,omitempty"`
+	Rule          *IncentiveRule         `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAgentScorecardsResponse) Reset() {
+	*x = GetAgentScorecardsResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAgentScorecardsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAgentScorecardsResponse) ProtoMessage() {}
+
+func (x *GetAgentScorecardsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAgentScorecardsResponse.ProtoReflect.Descriptor instead.
+func (*GetAgentScorecardsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetAgentScorecardsResponse) GetScorecards() []*AgentScorecard {
+	if x != nil {
+		return x.Scorecards
+	}
+	return nil
+}
+
+func (x *GetAgentScorecardsResponse) GetIncentives() []*IncentiveLine {
+	if x != nil {
+		return x.Incentives
+	}
+	return nil
+}
+
+func (x *GetAgentScorecardsResponse) GetRule() *IncentiveRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+// IncentiveRule is seed 000's auto-dealer rule by default: 0.5 yuan per message
+// made on time for the agent (the same deducted per late or missed one), 100
+// yuan for the department manager and 200 for the director when every message
+// was on time (the same deducted otherwise).
+type IncentiveRule struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	AgentRewardFen     int64                  `protobuf:"varint,1,opt,name=agent_reward_fen,json=agentRewardFen,proto3" json:"agent_reward_fen,omitempty"`
+	AgentPenaltyFen    int64                  `protobuf:"varint,2,opt,name=agent_penalty_fen,json=agentPenaltyFen,proto3" json:"agent_penalty_fen,omitempty"`
+	ManagerRewardFen   int64                  `protobuf:"varint,3,opt,name=manager_reward_fen,json=managerRewardFen,proto3" json:"manager_reward_fen,omitempty"`
+	ManagerPenaltyFen  int64                  `protobuf:"varint,4,opt,name=manager_penalty_fen,json=managerPenaltyFen,proto3" json:"manager_penalty_fen,omitempty"`
+	DirectorRewardFen  int64                  `protobuf:"varint,5,opt,name=director_reward_fen,json=directorRewardFen,proto3" json:"director_reward_fen,omitempty"`
+	DirectorPenaltyFen int64                  `protobuf:"varint,6,opt,name=director_penalty_fen,json=directorPenaltyFen,proto3" json:"director_penalty_fen,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *IncentiveRule) Reset() {
+	*x = IncentiveRule{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncentiveRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncentiveRule) ProtoMessage() {}
+
+func (x *IncentiveRule) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncentiveRule.ProtoReflect.Descriptor instead.
+func (*IncentiveRule) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *IncentiveRule) GetAgentRewardFen() int64 {
+	if x != nil {
+		return x.AgentRewardFen
+	}
+	return 0
+}
+
+func (x *IncentiveRule) GetAgentPenaltyFen() int64 {
+	if x != nil {
+		return x.AgentPenaltyFen
+	}
+	return 0
+}
+
+func (x *IncentiveRule) GetManagerRewardFen() int64 {
+	if x != nil {
+		return x.ManagerRewardFen
+	}
+	return 0
+}
+
+func (x *IncentiveRule) GetManagerPenaltyFen() int64 {
+	if x != nil {
+		return x.ManagerPenaltyFen
+	}
+	return 0
+}
+
+func (x *IncentiveRule) GetDirectorRewardFen() int64 {
+	if x != nil {
+		return x.DirectorRewardFen
+	}
+	return 0
+}
+
+func (x *IncentiveRule) GetDirectorPenaltyFen() int64 {
+	if x != nil {
+		return x.DirectorPenaltyFen
+	}
+	return 0
+}
+
+type GetTrendRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// One of coverage, response_rate, unreachable_rate, contact_success, timeliness,
+	// timeliness_48h, satisfaction.<aspect>, resolution_rate, improvement_30d.
+	Figure        string                 `protobuf:"bytes,2,opt,name=figure,proto3" json:"figure,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	Granularity   Granularity            `protobuf:"varint,5,opt,name=granularity,proto3,enum=huifang.analytics.v1.Granularity" json:"granularity,omitempty"`
+	Filter        *Filter                `protobuf:"bytes,6,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTrendRequest) Reset() {
+	*x = GetTrendRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTrendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTrendRequest) ProtoMessage() {}
+
+func (x *GetTrendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTrendRequest.ProtoReflect.Descriptor instead.
+func (*GetTrendRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetTrendRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetTrendRequest) GetFigure() string {
+	if x != nil {
+		return x.Figure
+	}
+	return ""
+}
+
+func (x *GetTrendRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetTrendRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetTrendRequest) GetGranularity() Granularity {
+	if x != nil {
+		return x.Granularity
+	}
+	return Granularity_GRANULARITY_UNSPECIFIED
+}
+
+func (x *GetTrendRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type TrendPoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	Value         *Ratio                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrendPoint) Reset() {
+	*x = TrendPoint{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrendPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrendPoint) ProtoMessage() {}
+
+func (x *TrendPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrendPoint.ProtoReflect.Descriptor instead.
+func (*TrendPoint) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TrendPoint) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *TrendPoint) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *TrendPoint) GetValue() *Ratio {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type GetTrendResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Points        []*TrendPoint          `protobuf:"bytes,1,rep,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTrendResponse) Reset() {
+	*x = GetTrendResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTrendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTrendResponse) ProtoMessage() {}
+
+func (x *GetTrendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTrendResponse.ProtoReflect.Descriptor instead.
+func (*GetTrendResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetTrendResponse) GetPoints() []*TrendPoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+type GetProblemBreakdownRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Filter        *Filter                `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProblemBreakdownRequest) Reset() {
+	*x = GetProblemBreakdownRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProblemBreakdownRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProblemBreakdownRequest) ProtoMessage() {}
+
+func (x *GetProblemBreakdownRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProblemBreakdownRequest.ProtoReflect.Descriptor instead.
+func (*GetProblemBreakdownRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetProblemBreakdownRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetProblemBreakdownRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type ProblemCount struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Category        string                 `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	ProductCategory string                 `protobuf:"bytes,2,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	Count           int64                  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ProblemCount) Reset() {
+	*x = ProblemCount{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProblemCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProblemCount) ProtoMessage() {}
+
+func (x *ProblemCount) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProblemCount.ProtoReflect.Descriptor instead.
+func (*ProblemCount) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ProblemCount) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ProblemCount) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
+}
+
+func (x *ProblemCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type ProductProblems struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ProductCategory string                 `protobuf:"bytes,1,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	// Problems raised in visits about the product / visits logged about it.
+	ComplaintRate *Ratio `protobuf:"bytes,2,opt,name=complaint_rate,json=complaintRate,proto3" json:"complaint_rate,omitempty"`
+	// The same ratio over every other product together.
+	PeersRate *Ratio `protobuf:"bytes,3,opt,name=peers_rate,json=peersRate,proto3" json:"peers_rate,omitempty"`
+	// Seed 001: a product whose complaint rate is above its peers' is flagged.
+	Flagged       bool `protobuf:"varint,4,opt,name=flagged,proto3" json:"flagged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProductProblems) Reset() {
+	*x = ProductProblems{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProductProblems) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProductProblems) ProtoMessage() {}
+
+func (x *ProductProblems) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProductProblems.ProtoReflect.Descriptor instead.
+func (*ProductProblems) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ProductProblems) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
+}
+
+func (x *ProductProblems) GetComplaintRate() *Ratio {
+	if x != nil {
+		return x.ComplaintRate
+	}
+	return nil
+}
+
+func (x *ProductProblems) GetPeersRate() *Ratio {
+	if x != nil {
+		return x.PeersRate
+	}
+	return nil
+}
+
+func (x *ProductProblems) GetFlagged() bool {
+	if x != nil {
+		return x.Flagged
+	}
+	return false
+}
+
+type GetProblemBreakdownResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Problems []*ProblemCount        `protobuf:"bytes,1,rep,name=problems,proto3" json:"problems,omitempty"`
+	Products []*ProductProblems     `protobuf:"bytes,2,rep,name=products,proto3" json:"products,omitempty"`
+	// Complaints escalated in the period: resolved / escalated.
+	ResolutionRate *Ratio `protobuf:"bytes,3,opt,name=resolution_rate,json=resolutionRate,proto3" json:"resolution_rate,omitempty"`
+	// Mean hours from escalation to resolution of the resolved ones.
+	MeanResolutionHours float64 `protobuf:"fixed64,4,opt,name=mean_resolution_hours,json=meanResolutionHours,proto3" json:"mean_resolution_hours,omitempty"`
+	// Resolved within 30 days of escalation / escalated (seed 003: ≥ 90 %).
+	Improvement_30D *Ratio `protobuf:"bytes,5,opt,name=improvement_30d,json=improvement30d,proto3" json:"improvement_30d,omitempty"`
+	Closed          int64  `protobuf:"varint,6,opt,name=closed,proto3" json:"closed,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetProblemBreakdownResponse) Reset() {
+	*x = GetProblemBreakdownResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProblemBreakdownResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProblemBreakdownResponse) ProtoMessage() {}
+
+func (x *GetProblemBreakdownResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProblemBreakdownResponse.ProtoReflect.Descriptor instead.
+func (*GetProblemBreakdownResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetProblemBreakdownResponse) GetProblems() []*ProblemCount {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownResponse) GetProducts() []*ProductProblems {
+	if x != nil {
+		return x.Products
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownResponse) GetResolutionRate() *Ratio {
+	if x != nil {
+		return x.ResolutionRate
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownResponse) GetMeanResolutionHours() float64 {
+	if x != nil {
+		return x.MeanResolutionHours
+	}
+	return 0
+}
+
+func (x *GetProblemBreakdownResponse) GetImprovement_30D() *Ratio {
+	if x != nil {
+		return x.Improvement_30D
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownResponse) GetClosed() int64 {
+	if x != nil {
+		return x.Closed
+	}
+	return 0
+}
+
+type GenerateReportRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The period [from, to), whole UTC days; a month when from is the 1st and to the 1st of the next.
+	From    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	OrgUnit string                 `protobuf:"bytes,4,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Format  ReportFormat           `protobuf:"varint,5,opt,name=format,proto3,enum=huifang.analytics.v1.ReportFormat" json:"format,omitempty"`
+	// How many earlier periods of the same length the trend shows; 5 when 0.
+	PreviousPeriods int32 `protobuf:"varint,6,opt,name=previous_periods,json=previousPeriods,proto3" json:"previous_periods,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GenerateReportRequest) Reset() {
+	*x = GenerateReportRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateReportRequest) ProtoMessage() {}
+
+func (x *GenerateReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateReportRequest.ProtoReflect.Descriptor instead.
+func (*GenerateReportRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GenerateReportRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GenerateReportRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GenerateReportRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GenerateReportRequest) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *GenerateReportRequest) GetFormat() ReportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ReportFormat_REPORT_FORMAT_UNSPECIFIED
+}
+
+func (x *GenerateReportRequest) GetPreviousPeriods() int32 {
+	if x != nil {
+		return x.PreviousPeriods
+	}
+	return 0
+}
+
+type GenerateReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContentType   string                 `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Filename      string                 `protobuf:"bytes,2,opt,name=filename,proto3" json:"filename,omitempty"`
+	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateReportResponse) Reset() {
+	*x = GenerateReportResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateReportResponse) ProtoMessage() {}
+
+func (x *GenerateReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateReportResponse.ProtoReflect.Descriptor instead.
+func (*GenerateReportResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GenerateReportResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *GenerateReportResponse) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *GenerateReportResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type Target struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// coverage, timeliness, timeliness_48h, response_rate, satisfaction.overall,
+	// satisfaction.<aspect> or satisfaction.* (every specific aspect), improvement_30d, resolution_rate.
+	Figure string `protobuf:"bytes,1,opt,name=figure,proto3" json:"figure,omitempty"`
+	// 0–100.
+	Percent int32 `protobuf:"varint,2,opt,name=percent,proto3" json:"percent,omitempty"`
+	// "seed 003" for a default, "tenant" for one the tenant set.
+	Source        string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Target) Reset() {
+	*x = Target{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Target) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Target) ProtoMessage() {}
+
+func (x *Target) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Target.ProtoReflect.Descriptor instead.
+func (*Target) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Target) GetFigure() string {
+	if x != nil {
+		return x.Figure
+	}
+	return ""
+}
+
+func (x *Target) GetPercent() int32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *Target) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type SetTargetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Target        *Target                `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTargetRequest) Reset() {
+	*x = SetTargetRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTargetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTargetRequest) ProtoMessage() {}
+
+func (x *SetTargetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTargetRequest.ProtoReflect.Descriptor instead.
+func (*SetTargetRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetTargetRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetTargetRequest) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type SetTargetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTargetResponse) Reset() {
+	*x = SetTargetResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTargetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTargetResponse) ProtoMessage() {}
+
+func (x *SetTargetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTargetResponse.ProtoReflect.Descriptor instead.
+func (*SetTargetResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetTargetResponse) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type ListTargetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTargetsRequest) Reset() {
+	*x = ListTargetsRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTargetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTargetsRequest) ProtoMessage() {}
+
+func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTargetsRequest.ProtoReflect.Descriptor instead.
+func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListTargetsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListTargetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targets       []*Target              `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTargetsResponse) Reset() {
+	*x = ListTargetsResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTargetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTargetsResponse) ProtoMessage() {}
+
+func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTargetsResponse.ProtoReflect.Descriptor instead.
+func (*ListTargetsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListTargetsResponse) GetTargets() []*Target {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+type Breach struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Figure        string                 `protobuf:"bytes,3,opt,name=figure,proto3" json:"figure,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,4,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	PeriodStart   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	Value         float64                `protobuf:"fixed64,7,opt,name=value,proto3" json:"value,omitempty"`
+	Target        float64                `protobuf:"fixed64,8,opt,name=target,proto3" json:"target,omitempty"`
+	DetectedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=detected_at,json=detectedAt,proto3" json:"detected_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Breach) Reset() {
+	*x = Breach{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Breach) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Breach) ProtoMessage() {}
+
+func (x *Breach) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Breach.ProtoReflect.Descriptor instead.
+func (*Breach) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Breach) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Breach) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Breach) GetFigure() string {
+	if x != nil {
+		return x.Figure
+	}
+	return ""
+}
+
+func (x *Breach) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *Breach) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *Breach) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *Breach) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Breach) GetTarget() float64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *Breach) GetDetectedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DetectedAt
+	}
+	return nil
+}
+
+type ListBreachesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBreachesRequest) Reset() {
+	*x = ListBreachesRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBreachesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBreachesRequest) ProtoMessage() {}
+
+func (x *ListBreachesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBreachesRequest.ProtoReflect.Descriptor instead.
+func (*ListBreachesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListBreachesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListBreachesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBreachesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListBreachesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Breaches      []*Breach              `protobuf:"bytes,1,rep,name=breaches,proto3" json:"breaches,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBreachesResponse) Reset() {
+	*x = ListBreachesResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBreachesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBreachesResponse) ProtoMessage() {}
+
+func (x *ListBreachesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBreachesResponse.ProtoReflect.Descriptor instead.
+func (*ListBreachesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListBreachesResponse) GetBreaches() []*Breach {
+	if x != nil {
+		return x.Breaches
+	}
+	return nil
+}
+
+func (x *ListBreachesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type CheckTargetsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The moment to check as of; now when unset. The period checked is its UTC month up to its day.
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckTargetsRequest) Reset() {
+	*x = CheckTargetsRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckTargetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckTargetsRequest) ProtoMessage() {}
+
+func (x *CheckTargetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckTargetsRequest.ProtoReflect.Descriptor instead.
+func (*CheckTargetsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CheckTargetsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CheckTargetsRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+type CheckTargetsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The breaches this check found for the first time (each is published once as TargetBreached).
+	NewBreaches   []*Breach `protobuf:"bytes,1,rep,name=new_breaches,json=newBreaches,proto3" json:"new_breaches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckTargetsResponse) Reset() {
+	*x = CheckTargetsResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckTargetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckTargetsResponse) ProtoMessage() {}
+
+func (x *CheckTargetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckTargetsResponse.ProtoReflect.Descriptor instead.
+func (*CheckTargetsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CheckTargetsResponse) GetNewBreaches() []*Breach {
+	if x != nil {
+		return x.NewBreaches
+	}
+	return nil
+}
+
+type SetIncentiveRuleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Rule          *IncentiveRule         `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetIncentiveRuleRequest) Reset() {
+	*x = SetIncentiveRuleRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetIncentiveRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetIncentiveRuleRequest) ProtoMessage() {}
+
+func (x *SetIncentiveRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetIncentiveRuleRequest.ProtoReflect.Descriptor instead.
+func (*SetIncentiveRuleRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SetIncentiveRuleRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetIncentiveRuleRequest) GetRule() *IncentiveRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type SetIncentiveRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *IncentiveRule         `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetIncentiveRuleResponse) Reset() {
+	*x = SetIncentiveRuleResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetIncentiveRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetIncentiveRuleResponse) ProtoMessage() {}
+
+func (x *SetIncentiveRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetIncentiveRuleResponse.ProtoReflect.Descriptor instead.
+func (*SetIncentiveRuleResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetIncentiveRuleResponse) GetRule() *IncentiveRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type RebuildRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildRequest) Reset() {
+	*x = RebuildRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildRequest) ProtoMessage() {}
+
+func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildRequest.ProtoReflect.Descriptor instead.
+func (*RebuildRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{36}
+}
+
+type RebuildResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events in the stream when the replay started; the rollups are complete when the consumer has passed it.
+	StreamLastSequence uint64 `protobuf:"varint,1,opt,name=stream_last_sequence,json=streamLastSequence,proto3" json:"stream_last_sequence,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RebuildResponse) Reset() {
+	*x = RebuildResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildResponse) ProtoMessage() {}
+
+func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildResponse.ProtoReflect.Descriptor instead.
+func (*RebuildResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RebuildResponse) GetStreamLastSequence() uint64 {
+	if x != nil {
+		return x.StreamLastSequence
+	}
+	return 0
+}
+
 var File_huifang_analytics_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	"$huifang/analytics/v1/analytics.proto\x12\x14huifang.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n" +
+	"$huifang/analytics/v1/analytics.proto\x12\x14huifang.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xde\x01\n" +
+	"\x06Filter\x12\x19\n" +
+	"\borg_unit\x18\x01 \x01(\tR\aorgUnit\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x12!\n" +
+	"\fservice_type\x18\x03 \x01(\tR\vserviceType\x12)\n" +
+	"\x10product_category\x18\x04 \x01(\tR\x0fproductCategory\x123\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x19\n" +
+	"\bagent_id\x18\x06 \x01(\tR\aagentId\"\xe9\x01\n" +
+	"\x05Ratio\x12\x16\n" +
+	"\x06figure\x18\x01 \x01(\tR\x06figure\x12\x1c\n" +
+	"\tnumerator\x18\x02 \x01(\x03R\tnumerator\x12 \n" +
+	"\vdenominator\x18\x03 \x01(\x03R\vdenominator\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\x01R\x05value\x12\x1d\n" +
+	"\n" +
+	"has_target\x18\x05 \x01(\bR\thasTarget\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\x01R\x06target\x12!\n" +
+	"\fmeets_target\x18\a \x01(\bR\vmeetsTarget\x12\x18\n" +
+	"\aformula\x18\b \x01(\tR\aformula\"\xfa\x01\n" +
 	"\x16GetSatisfactionRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
 	"\x06aspect\x18\x02 \x01(\tR\x06aspect\x12.\n" +
 	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
-	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\"\x87\x02\n" +
+	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\x124\n" +
+	"\x06filter\x18\x06 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xf8\x02\n" +
 	"\x17GetSatisfactionResponse\x12\x16\n" +
 	"\x06aspect\x18\x01 \x01(\tR\x06aspect\x12\x1a\n" +
 	"\breturned\x18\x02 \x01(\x03R\breturned\x12\x1c\n" +
@@ -223,9 +2777,202 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\vunsatisfied\x18\x05 \x01(\x03R\vunsatisfied\x12\x12\n" +
 	"\x04rate\x18\x06 \x01(\x01R\x04rate\x12\x16\n" +
 	"\x06target\x18\a \x01(\x01R\x06target\x12!\n" +
-	"\fmeets_target\x18\b \x01(\bR\vmeetsTarget2\x82\x01\n" +
+	"\fmeets_target\x18\b \x01(\bR\vmeetsTarget\x12B\n" +
+	"\aaspects\x18\t \x03(\v2(.huifang.analytics.v1.AspectSatisfactionR\aaspects\x12+\n" +
+	"\x03nps\x18\n" +
+	" \x01(\v2\x19.huifang.analytics.v1.NpsR\x03nps\"\xc8\x01\n" +
+	"\x12AspectSatisfaction\x12\x16\n" +
+	"\x06aspect\x18\x01 \x01(\tR\x06aspect\x12\x1c\n" +
+	"\tsatisfied\x18\x02 \x01(\x03R\tsatisfied\x12)\n" +
+	"\x10fairly_satisfied\x18\x03 \x01(\x03R\x0ffairlySatisfied\x12 \n" +
+	"\vunsatisfied\x18\x04 \x01(\x03R\vunsatisfied\x12/\n" +
+	"\x04rate\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x04rate\"\x91\x01\n" +
+	"\x03Nps\x12\x1c\n" +
+	"\tpromoters\x18\x01 \x01(\x03R\tpromoters\x12\x1a\n" +
+	"\bpassives\x18\x02 \x01(\x03R\bpassives\x12\x1e\n" +
+	"\n" +
+	"detractors\x18\x03 \x01(\x03R\n" +
+	"detractors\x12\x1a\n" +
+	"\banswered\x18\x04 \x01(\x03R\banswered\x12\x14\n" +
+	"\x05score\x18\x05 \x01(\x01R\x05score\"\xc3\x01\n" +
+	"\x12GetCoverageRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xd5\x02\n" +
+	"\x13GetCoverageResponse\x127\n" +
+	"\bcoverage\x18\x01 \x01(\v2\x1b.huifang.analytics.v1.RatioR\bcoverage\x12@\n" +
+	"\rresponse_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\fresponseRate\x12F\n" +
+	"\x10unreachable_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0funreachableRate\x12D\n" +
+	"\x0fcontact_success\x18\x04 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0econtactSuccess\x12\x19\n" +
+	"\bwon_back\x18\x05 \x01(\x03R\awonBack\x12\x1a\n" +
+	"\bservices\x18\x06 \x01(\x03R\bservices\"\xc5\x01\n" +
+	"\x14GetTimelinessRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\x99\x01\n" +
+	"\x15GetTimelinessResponse\x12D\n" +
+	"\x0fpolicy_deadline\x18\x01 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0epolicyDeadline\x12:\n" +
+	"\n" +
+	"within_48h\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\twithin48h\"\xca\x01\n" +
+	"\x19GetAgentScorecardsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xf7\x02\n" +
+	"\x0eAgentScorecard\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x10\n" +
+	"\x03due\x18\x02 \x01(\x03R\x03due\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\x03R\x04done\x12;\n" +
+	"\n" +
+	"timeliness\x18\x04 \x01(\v2\x1b.huifang.analytics.v1.RatioR\n" +
+	"timeliness\x12D\n" +
+	"\x0fcontact_success\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0econtactSuccess\x12?\n" +
+	"\fsatisfaction\x18\x06 \x01(\v2\x1b.huifang.analytics.v1.RatioR\fsatisfaction\x12\x18\n" +
+	"\areviews\x18\a \x01(\x03R\areviews\x12!\n" +
+	"\freview_score\x18\b \x01(\x01R\vreviewScore\x12#\n" +
+	"\rincentive_fen\x18\t \x01(\x03R\fincentiveFen\"\xb5\x01\n" +
+	"\rIncentiveLine\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x10\n" +
+	"\x03who\x18\x02 \x01(\tR\x03who\x12\x17\n" +
+	"\aon_time\x18\x03 \x01(\x03R\x06onTime\x12$\n" +
+	"\x0emissed_or_late\x18\x04 \x01(\x03R\fmissedOrLate\x12\x1d\n" +
+	"\n" +
+	"amount_fen\x18\x05 \x01(\x03R\tamountFen\x12 \n" +
+	"\vexplanation\x18\x06 \x01(\tR\vexplanation\"\xe0\x01\n" +
+	"\x1aGetAgentScorecardsResponse\x12D\n" +
+	"\n" +
+	"scorecards\x18\x01 \x03(\v2$.huifang.analytics.v1.AgentScorecardR\n" +
+	"scorecards\x12C\n" +
+	"\n" +
+	"incentives\x18\x02 \x03(\v2#.huifang.analytics.v1.IncentiveLineR\n" +
+	"incentives\x127\n" +
+	"\x04rule\x18\x03 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"\xa5\x02\n" +
+	"\rIncentiveRule\x12(\n" +
+	"\x10agent_reward_fen\x18\x01 \x01(\x03R\x0eagentRewardFen\x12*\n" +
+	"\x11agent_penalty_fen\x18\x02 \x01(\x03R\x0fagentPenaltyFen\x12,\n" +
+	"\x12manager_reward_fen\x18\x03 \x01(\x03R\x10managerRewardFen\x12.\n" +
+	"\x13manager_penalty_fen\x18\x04 \x01(\x03R\x11managerPenaltyFen\x12.\n" +
+	"\x13director_reward_fen\x18\x05 \x01(\x03R\x11directorRewardFen\x120\n" +
+	"\x14director_penalty_fen\x18\x06 \x01(\x03R\x12directorPenaltyFen\"\x9d\x02\n" +
+	"\x0fGetTrendRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06figure\x18\x02 \x01(\tR\x06figure\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12C\n" +
+	"\vgranularity\x18\x05 \x01(\x0e2!.huifang.analytics.v1.GranularityR\vgranularity\x124\n" +
+	"\x06filter\x18\x06 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\x9f\x01\n" +
+	"\n" +
+	"TrendPoint\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x121\n" +
+	"\x05value\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x05value\"L\n" +
+	"\x10GetTrendResponse\x128\n" +
+	"\x06points\x18\x01 \x03(\v2 .huifang.analytics.v1.TrendPointR\x06points\"\xcb\x01\n" +
+	"\x1aGetProblemBreakdownRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"k\n" +
+	"\fProblemCount\x12\x1a\n" +
+	"\bcategory\x18\x01 \x01(\tR\bcategory\x12)\n" +
+	"\x10product_category\x18\x02 \x01(\tR\x0fproductCategory\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\xd6\x01\n" +
+	"\x0fProductProblems\x12)\n" +
+	"\x10product_category\x18\x01 \x01(\tR\x0fproductCategory\x12B\n" +
+	"\x0ecomplaint_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\rcomplaintRate\x12:\n" +
+	"\n" +
+	"peers_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\tpeersRate\x12\x18\n" +
+	"\aflagged\x18\x04 \x01(\bR\aflagged\"\xf8\x02\n" +
+	"\x1bGetProblemBreakdownResponse\x12>\n" +
+	"\bproblems\x18\x01 \x03(\v2\".huifang.analytics.v1.ProblemCountR\bproblems\x12A\n" +
+	"\bproducts\x18\x02 \x03(\v2%.huifang.analytics.v1.ProductProblemsR\bproducts\x12D\n" +
+	"\x0fresolution_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eresolutionRate\x122\n" +
+	"\x15mean_resolution_hours\x18\x04 \x01(\x01R\x13meanResolutionHours\x12D\n" +
+	"\x0fimprovement_30d\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eimprovement30d\x12\x16\n" +
+	"\x06closed\x18\x06 \x01(\x03R\x06closed\"\x92\x02\n" +
+	"\x15GenerateReportRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
+	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12:\n" +
+	"\x06format\x18\x05 \x01(\x0e2\".huifang.analytics.v1.ReportFormatR\x06format\x12)\n" +
+	"\x10previous_periods\x18\x06 \x01(\x05R\x0fpreviousPeriods\"q\n" +
+	"\x16GenerateReportResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1a\n" +
+	"\bfilename\x18\x02 \x01(\tR\bfilename\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"R\n" +
+	"\x06Target\x12\x16\n" +
+	"\x06figure\x18\x01 \x01(\tR\x06figure\x12\x18\n" +
+	"\apercent\x18\x02 \x01(\x05R\apercent\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"e\n" +
+	"\x10SetTargetRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x124\n" +
+	"\x06target\x18\x02 \x01(\v2\x1c.huifang.analytics.v1.TargetR\x06target\"I\n" +
+	"\x11SetTargetResponse\x124\n" +
+	"\x06target\x18\x01 \x01(\v2\x1c.huifang.analytics.v1.TargetR\x06target\"1\n" +
+	"\x12ListTargetsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"M\n" +
+	"\x13ListTargetsResponse\x126\n" +
+	"\atargets\x18\x01 \x03(\v2\x1c.huifang.analytics.v1.TargetR\atargets\"\xcd\x02\n" +
+	"\x06Breach\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06figure\x18\x03 \x01(\tR\x06figure\x12\x19\n" +
+	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12=\n" +
+	"\fperiod_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x14\n" +
+	"\x05value\x18\a \x01(\x01R\x05value\x12\x16\n" +
+	"\x06target\x18\b \x01(\x01R\x06target\x12;\n" +
+	"\vdetected_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"detectedAt\"n\n" +
+	"\x13ListBreachesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
+	"\x14ListBreachesResponse\x128\n" +
+	"\bbreaches\x18\x01 \x03(\v2\x1c.huifang.analytics.v1.BreachR\bbreaches\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"c\n" +
+	"\x13CheckTargetsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"W\n" +
+	"\x14CheckTargetsResponse\x12?\n" +
+	"\fnew_breaches\x18\x01 \x03(\v2\x1c.huifang.analytics.v1.BreachR\vnewBreaches\"o\n" +
+	"\x17SetIncentiveRuleRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x127\n" +
+	"\x04rule\x18\x02 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"S\n" +
+	"\x18SetIncentiveRuleResponse\x127\n" +
+	"\x04rule\x18\x01 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"\x10\n" +
+	"\x0eRebuildRequest\"C\n" +
+	"\x0fRebuildResponse\x120\n" +
+	"\x14stream_last_sequence\x18\x01 \x01(\x04R\x12streamLastSequence*l\n" +
+	"\vGranularity\x12\x1b\n" +
+	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fGRANULARITY_DAY\x10\x01\x12\x14\n" +
+	"\x10GRANULARITY_WEEK\x10\x02\x12\x15\n" +
+	"\x11GRANULARITY_MONTH\x10\x03*\\\n" +
+	"\fReportFormat\x12\x1d\n" +
+	"\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11REPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
+	"\x12REPORT_FORMAT_HTML\x10\x022\xe8\n" +
+	"\n" +
 	"\x10AnalyticsService\x12n\n" +
-	"\x0fGetSatisfaction\x12,.huifang.analytics.v1.GetSatisfactionRequest\x1a-.huifang.analytics.v1.GetSatisfactionResponseBCZAgithub.com/huifang/huifang/proto/huifang/analytics/v1;analyticsv1b\x06proto3"
+	"\x0fGetSatisfaction\x12,.huifang.analytics.v1.GetSatisfactionRequest\x1a-.huifang.analytics.v1.GetSatisfactionResponse\x12b\n" +
+	"\vGetCoverage\x12(.huifang.analytics.v1.GetCoverageRequest\x1a).huifang.analytics.v1.GetCoverageResponse\x12h\n" +
+	"\rGetTimeliness\x12*.huifang.analytics.v1.GetTimelinessRequest\x1a+.huifang.analytics.v1.GetTimelinessResponse\x12w\n" +
+	"\x12GetAgentScorecards\x12/.huifang.analytics.v1.GetAgentScorecardsRequest\x1a0.huifang.analytics.v1.GetAgentScorecardsResponse\x12Y\n" +
+	"\bGetTrend\x12%.huifang.analytics.v1.GetTrendRequest\x1a&.huifang.analytics.v1.GetTrendResponse\x12z\n" +
+	"\x13GetProblemBreakdown\x120.huifang.analytics.v1.GetProblemBreakdownRequest\x1a1.huifang.analytics.v1.GetProblemBreakdownResponse\x12k\n" +
+	"\x0eGenerateReport\x12+.huifang.analytics.v1.GenerateReportRequest\x1a,.huifang.analytics.v1.GenerateReportResponse\x12\\\n" +
+	"\tSetTarget\x12&.huifang.analytics.v1.SetTargetRequest\x1a'.huifang.analytics.v1.SetTargetResponse\x12b\n" +
+	"\vListTargets\x12(.huifang.analytics.v1.ListTargetsRequest\x1a).huifang.analytics.v1.ListTargetsResponse\x12e\n" +
+	"\fListBreaches\x12).huifang.analytics.v1.ListBreachesRequest\x1a*.huifang.analytics.v1.ListBreachesResponse\x12e\n" +
+	"\fCheckTargets\x12).huifang.analytics.v1.CheckTargetsRequest\x1a*.huifang.analytics.v1.CheckTargetsResponse\x12q\n" +
+	"\x10SetIncentiveRule\x12-.huifang.analytics.v1.SetIncentiveRuleRequest\x1a..huifang.analytics.v1.SetIncentiveRuleResponse\x12V\n" +
+	"\aRebuild\x12$.huifang.analytics.v1.RebuildRequest\x1a%.huifang.analytics.v1.RebuildResponseBCZAgithub.com/huifang/huifang/proto/huifang/analytics/v1;analyticsv1b\x06proto3"
 
 var (
 	file_huifang_analytics_v1_analytics_proto_rawDescOnce sync.Once
@@ -239,22 +2986,143 @@ func file_huifang_analytics_v1_analytics_proto_rawDescGZIP() []byte {
 	return file_huifang_analytics_v1_analytics_proto_rawDescData
 }
 
-var file_huifang_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_huifang_analytics_v1_analytics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_huifang_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_huifang_analytics_v1_analytics_proto_goTypes = []any{
-	(*GetSatisfactionRequest)(nil),  // 0: huifang.analytics.v1.GetSatisfactionRequest
-	(*GetSatisfactionResponse)(nil), // 1: huifang.analytics.v1.GetSatisfactionResponse
-	(*timestamppb.Timestamp)(nil),   // 2: google.protobuf.Timestamp
+	(Granularity)(0),                    // 0: huifang.analytics.v1.Granularity
+	(ReportFormat)(0),                   // 1: huifang.analytics.v1.ReportFormat
+	(*Filter)(nil),                      // 2: huifang.analytics.v1.Filter
+	(*Ratio)(nil),                       // 3: huifang.analytics.v1.Ratio
+	(*GetSatisfactionRequest)(nil),      // 4: huifang.analytics.v1.GetSatisfactionRequest
+	(*GetSatisfactionResponse)(nil),     // 5: huifang.analytics.v1.GetSatisfactionResponse
+	(*AspectSatisfaction)(nil),          // 6: huifang.analytics.v1.AspectSatisfaction
+	(*Nps)(nil),                         // 7: huifang.analytics.v1.Nps
+	(*GetCoverageRequest)(nil),          // 8: huifang.analytics.v1.GetCoverageRequest
+	(*GetCoverageResponse)(nil),         // 9: huifang.analytics.v1.GetCoverageResponse
+	(*GetTimelinessRequest)(nil),        // 10: huifang.analytics.v1.GetTimelinessRequest
+	(*GetTimelinessResponse)(nil),       // 11: huifang.analytics.v1.GetTimelinessResponse
+	(*GetAgentScorecardsRequest)(nil),   // 12: huifang.analytics.v1.GetAgentScorecardsRequest
+	(*AgentScorecard)(nil),              // 13: huifang.analytics.v1.AgentScorecard
+	(*IncentiveLine)(nil),               // 14: huifang.analytics.v1.IncentiveLine
+	(*GetAgentScorecardsResponse)(nil),  // 15: huifang.analytics.v1.GetAgentScorecardsResponse
+	(*IncentiveRule)(nil),               // 16: huifang.analytics.v1.IncentiveRule
+	(*GetTrendRequest)(nil),             // 17: huifang.analytics.v1.GetTrendRequest
+	(*TrendPoint)(nil),                  // 18: huifang.analytics.v1.TrendPoint
+	(*GetTrendResponse)(nil),            // 19: huifang.analytics.v1.GetTrendResponse
+	(*GetProblemBreakdownRequest)(nil),  // 20: huifang.analytics.v1.GetProblemBreakdownRequest
+	(*ProblemCount)(nil),                // 21: huifang.analytics.v1.ProblemCount
+	(*ProductProblems)(nil),             // 22: huifang.analytics.v1.ProductProblems
+	(*GetProblemBreakdownResponse)(nil), // 23: huifang.analytics.v1.GetProblemBreakdownResponse
+	(*GenerateReportRequest)(nil),       // 24: huifang.analytics.v1.GenerateReportRequest
+	(*GenerateReportResponse)(nil),      // 25: huifang.analytics.v1.GenerateReportResponse
+	(*Target)(nil),                      // 26: huifang.analytics.v1.Target
+	(*SetTargetRequest)(nil),            // 27: huifang.analytics.v1.SetTargetRequest
+	(*SetTargetResponse)(nil),           // 28: huifang.analytics.v1.SetTargetResponse
+	(*ListTargetsRequest)(nil),          // 29: huifang.analytics.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),         // 30: huifang.analytics.v1.ListTargetsResponse
+	(*Breach)(nil),                      // 31: huifang.analytics.v1.Breach
+	(*ListBreachesRequest)(nil),         // 32: huifang.analytics.v1.ListBreachesRequest
+	(*ListBreachesResponse)(nil),        // 33: huifang.analytics.v1.ListBreachesResponse
+	(*CheckTargetsRequest)(nil),         // 34: huifang.analytics.v1.CheckTargetsRequest
+	(*CheckTargetsResponse)(nil),        // 35: huifang.analytics.v1.CheckTargetsResponse
+	(*SetIncentiveRuleRequest)(nil),     // 36: huifang.analytics.v1.SetIncentiveRuleRequest
+	(*SetIncentiveRuleResponse)(nil),    // 37: huifang.analytics.v1.SetIncentiveRuleResponse
+	(*RebuildRequest)(nil),              // 38: huifang.analytics.v1.RebuildRequest
+	(*RebuildResponse)(nil),             // 39: huifang.analytics.v1.RebuildResponse
+	(v1.Channel)(0),                     // 40: huifang.types.v1.Channel
+	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
 }
 var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
-	2, // 0: huifang.analytics.v1.GetSatisfactionRequest.from:type_name -> google.protobuf.Timestamp
-	2, // 1: huifang.analytics.v1.GetSatisfactionRequest.to:type_name -> google.protobuf.Timestamp
-	0, // 2: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	1, // 3: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	40, // 0: huifang.analytics.v1.Filter.channel:type_name -> huifang.types.v1.Channel
+	41, // 1: huifang.analytics.v1.GetSatisfactionRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 2: huifang.analytics.v1.GetSatisfactionRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 3: huifang.analytics.v1.GetSatisfactionRequest.filter:type_name -> huifang.analytics.v1.Filter
+	6,  // 4: huifang.analytics.v1.GetSatisfactionResponse.aspects:type_name -> huifang.analytics.v1.AspectSatisfaction
+	7,  // 5: huifang.analytics.v1.GetSatisfactionResponse.nps:type_name -> huifang.analytics.v1.Nps
+	3,  // 6: huifang.analytics.v1.AspectSatisfaction.rate:type_name -> huifang.analytics.v1.Ratio
+	41, // 7: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 8: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 9: huifang.analytics.v1.GetCoverageRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 10: huifang.analytics.v1.GetCoverageResponse.coverage:type_name -> huifang.analytics.v1.Ratio
+	3,  // 11: huifang.analytics.v1.GetCoverageResponse.response_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 12: huifang.analytics.v1.GetCoverageResponse.unreachable_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 13: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
+	41, // 14: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 15: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 16: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 17: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
+	3,  // 18: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
+	41, // 19: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 20: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 21: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 22: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
+	3,  // 23: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
+	3,  // 24: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
+	13, // 25: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
+	14, // 26: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
+	16, // 27: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	41, // 28: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 29: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 30: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
+	2,  // 31: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
+	41, // 32: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	41, // 33: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	3,  // 34: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
+	18, // 35: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
+	41, // 36: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 37: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 38: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 39: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 40: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
+	21, // 41: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
+	22, // 42: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
+	3,  // 43: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 44: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
+	41, // 45: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 46: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 47: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	26, // 48: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	26, // 49: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	26, // 50: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	41, // 51: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	41, // 52: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	41, // 53: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	31, // 54: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	41, // 55: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 56: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 57: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 58: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 59: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 60: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 61: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 62: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 63: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 64: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	24, // 65: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 66: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	29, // 67: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	32, // 68: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	34, // 69: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	36, // 70: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	38, // 71: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 72: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 73: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 74: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 75: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 76: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 77: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	25, // 78: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 79: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	30, // 80: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	33, // 81: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	35, // 82: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	37, // 83: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	39, // 84: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	72, // [72:85] is the sub-list for method output_type
+	59, // [59:72] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }
@@ -267,13 +3135,14 @@ func file_huifang_analytics_v1_analytics_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_analytics_v1_analytics_proto_rawDesc), len(file_huifang_analytics_v1_analytics_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      2,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_huifang_analytics_v1_analytics_proto_goTypes,
 		DependencyIndexes: file_huifang_analytics_v1_analytics_proto_depIdxs,
+		EnumInfos:         file_huifang_analytics_v1_analytics_proto_enumTypes,
 		MessageInfos:      file_huifang_analytics_v1_analytics_proto_msgTypes,
 	}.Build()
 	File_huifang_analytics_v1_analytics_proto = out.File

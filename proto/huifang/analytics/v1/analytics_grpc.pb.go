@@ -19,18 +19,59 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AnalyticsService_GetSatisfaction_FullMethodName = "/huifang.analytics.v1.AnalyticsService/GetSatisfaction"
+	AnalyticsService_GetSatisfaction_FullMethodName     = "/huifang.analytics.v1.AnalyticsService/GetSatisfaction"
+	AnalyticsService_GetCoverage_FullMethodName         = "/huifang.analytics.v1.AnalyticsService/GetCoverage"
+	AnalyticsService_GetTimeliness_FullMethodName       = "/huifang.analytics.v1.AnalyticsService/GetTimeliness"
+	AnalyticsService_GetAgentScorecards_FullMethodName  = "/huifang.analytics.v1.AnalyticsService/GetAgentScorecards"
+	AnalyticsService_GetTrend_FullMethodName            = "/huifang.analytics.v1.AnalyticsService/GetTrend"
+	AnalyticsService_GetProblemBreakdown_FullMethodName = "/huifang.analytics.v1.AnalyticsService/GetProblemBreakdown"
+	AnalyticsService_GenerateReport_FullMethodName      = "/huifang.analytics.v1.AnalyticsService/GenerateReport"
+	AnalyticsService_SetTarget_FullMethodName           = "/huifang.analytics.v1.AnalyticsService/SetTarget"
+	AnalyticsService_ListTargets_FullMethodName         = "/huifang.analytics.v1.AnalyticsService/ListTargets"
+	AnalyticsService_ListBreaches_FullMethodName        = "/huifang.analytics.v1.AnalyticsService/ListBreaches"
+	AnalyticsService_CheckTargets_FullMethodName        = "/huifang.analytics.v1.AnalyticsService/CheckTargets"
+	AnalyticsService_SetIncentiveRule_FullMethodName    = "/huifang.analytics.v1.AnalyticsService/SetIncentiveRule"
+	AnalyticsService_Rebuild_FullMethodName             = "/huifang.analytics.v1.AnalyticsService/Rebuild"
 )
 
 // AnalyticsServiceClient is the client API for AnalyticsService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AnalyticsService reports the figures the policies demand.
+// AnalyticsService reports the figures the policies demand, summed from daily
+// rollups that events keep up to date. Every figure is a ratio that names its
+// numerator, its denominator and its target, so it can be checked by hand.
 type AnalyticsServiceClient interface {
 	// GetSatisfaction returns the seed-003 satisfaction figures of one aspect:
-	// rate = (satisfied + fairly satisfied) / returned.
+	// rate = (satisfied + fairly satisfied) / returned; also every aspect and NPS.
 	GetSatisfaction(ctx context.Context, in *GetSatisfactionRequest, opts ...grpc.CallOption) (*GetSatisfactionResponse, error)
+	// GetCoverage returns coverage (done / due), response rate (returned / sent),
+	// unreachable rate and contact success of the visits due in the period.
+	GetCoverage(ctx context.Context, in *GetCoverageRequest, opts ...grpc.CallOption) (*GetCoverageResponse, error)
+	// GetTimeliness returns the share of due visits made by the policy's
+	// deadline and within seed 003's 48 hours of the service.
+	GetTimeliness(ctx context.Context, in *GetTimelinessRequest, opts ...grpc.CallOption) (*GetTimelinessResponse, error)
+	// GetAgentScorecards returns one scorecard per agent and the incentive ledger.
+	GetAgentScorecards(ctx context.Context, in *GetAgentScorecardsRequest, opts ...grpc.CallOption) (*GetAgentScorecardsResponse, error)
+	// GetTrend returns one figure per day, week or month of the period.
+	GetTrend(ctx context.Context, in *GetTrendRequest, opts ...grpc.CallOption) (*GetTrendResponse, error)
+	// GetProblemBreakdown returns problems by category and product (seed 001),
+	// complaint resolution and the 30-day improvement rate (seed 003).
+	GetProblemBreakdown(ctx context.Context, in *GetProblemBreakdownRequest, opts ...grpc.CallOption) (*GetProblemBreakdownResponse, error)
+	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
+	GenerateReport(ctx context.Context, in *GenerateReportRequest, opts ...grpc.CallOption) (*GenerateReportResponse, error)
+	// SetTarget sets a tenant's target for one figure (seed 003's are the defaults).
+	SetTarget(ctx context.Context, in *SetTargetRequest, opts ...grpc.CallOption) (*SetTargetResponse, error)
+	// ListTargets returns the targets in force for a tenant.
+	ListTargets(ctx context.Context, in *ListTargetsRequest, opts ...grpc.CallOption) (*ListTargetsResponse, error)
+	// ListBreaches returns the target breaches found, newest first.
+	ListBreaches(ctx context.Context, in *ListBreachesRequest, opts ...grpc.CallOption) (*ListBreachesResponse, error)
+	// CheckTargets evaluates the targets now (the service also does so periodically).
+	CheckTargets(ctx context.Context, in *CheckTargetsRequest, opts ...grpc.CallOption) (*CheckTargetsResponse, error)
+	// SetIncentiveRule sets a tenant's incentive rule (seed 000 auto dealer by default).
+	SetIncentiveRule(ctx context.Context, in *SetIncentiveRuleRequest, opts ...grpc.CallOption) (*SetIncentiveRuleResponse, error)
+	// Rebuild resets the consumer and every rollup and replays the event stream.
+	Rebuild(ctx context.Context, in *RebuildRequest, opts ...grpc.CallOption) (*RebuildResponse, error)
 }
 
 type analyticsServiceClient struct {
@@ -51,15 +92,164 @@ func (c *analyticsServiceClient) GetSatisfaction(ctx context.Context, in *GetSat
 	return out, nil
 }
 
+func (c *analyticsServiceClient) GetCoverage(ctx context.Context, in *GetCoverageRequest, opts ...grpc.CallOption) (*GetCoverageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCoverageResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GetCoverage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) GetTimeliness(ctx context.Context, in *GetTimelinessRequest, opts ...grpc.CallOption) (*GetTimelinessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTimelinessResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GetTimeliness_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) GetAgentScorecards(ctx context.Context, in *GetAgentScorecardsRequest, opts ...grpc.CallOption) (*GetAgentScorecardsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAgentScorecardsResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GetAgentScorecards_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) GetTrend(ctx context.Context, in *GetTrendRequest, opts ...grpc.CallOption) (*GetTrendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTrendResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GetTrend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) GetProblemBreakdown(ctx context.Context, in *GetProblemBreakdownRequest, opts ...grpc.CallOption) (*GetProblemBreakdownResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProblemBreakdownResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GetProblemBreakdown_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) GenerateReport(ctx context.Context, in *GenerateReportRequest, opts ...grpc.CallOption) (*GenerateReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerateReportResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GenerateReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) SetTarget(ctx context.Context, in *SetTargetRequest, opts ...grpc.CallOption) (*SetTargetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTargetResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_SetTarget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) ListTargets(ctx context.Context, in *ListTargetsRequest, opts ...grpc.CallOption) (*ListTargetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTargetsResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_ListTargets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) ListBreaches(ctx context.Context, in *ListBreachesRequest, opts ...grpc.CallOption) (*ListBreachesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBreachesResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_ListBreaches_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) CheckTargets(ctx context.Context, in *CheckTargetsRequest, opts ...grpc.CallOption) (*CheckTargetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckTargetsResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_CheckTargets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) SetIncentiveRule(ctx context.Context, in *SetIncentiveRuleRequest, opts ...grpc.CallOption) (*SetIncentiveRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetIncentiveRuleResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_SetIncentiveRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) Rebuild(ctx context.Context, in *RebuildRequest, opts ...grpc.CallOption) (*RebuildResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebuildResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_Rebuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AnalyticsServiceServer is the server API for AnalyticsService service.
 // All implementations must embed UnimplementedAnalyticsServiceServer
 // for forward compatibility.
 //
-// AnalyticsService reports the figures the policies demand.
+// AnalyticsService reports the figures the policies demand, summed from daily
+// rollups that events keep up to date. Every figure is a ratio that names its
+// numerator, its denominator and its target, so it can be checked by hand.
 type AnalyticsServiceServer interface {
 	// GetSatisfaction returns the seed-003 satisfaction figures of one aspect:
-	// rate = (satisfied + fairly satisfied) / returned.
+	// rate = (satisfied + fairly satisfied) / returned; also every aspect and NPS.
 	GetSatisfaction(context.Context, *GetSatisfactionRequest) (*GetSatisfactionResponse, error)
+	// GetCoverage returns coverage (done / due), response rate (returned / sent),
+	// unreachable rate and contact success of the visits due in the period.
+	GetCoverage(context.Context, *GetCoverageRequest) (*GetCoverageResponse, error)
+	// GetTimeliness returns the share of due visits made by the policy's
+	// deadline and within seed 003's 48 hours of the service.
+	GetTimeliness(context.Context, *GetTimelinessRequest) (*GetTimelinessResponse, error)
+	// GetAgentScorecards returns one scorecard per agent and the incentive ledger.
+	GetAgentScorecards(context.Context, *GetAgentScorecardsRequest) (*GetAgentScorecardsResponse, error)
+	// GetTrend returns one figure per day, week or month of the period.
+	GetTrend(context.Context, *GetTrendRequest) (*GetTrendResponse, error)
+	// GetProblemBreakdown returns problems by category and product (seed 001),
+	// complaint resolution and the 30-day improvement rate (seed 003).
+	GetProblemBreakdown(context.Context, *GetProblemBreakdownRequest) (*GetProblemBreakdownResponse, error)
+	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
+	GenerateReport(context.Context, *GenerateReportRequest) (*GenerateReportResponse, error)
+	// SetTarget sets a tenant's target for one figure (seed 003's are the defaults).
+	SetTarget(context.Context, *SetTargetRequest) (*SetTargetResponse, error)
+	// ListTargets returns the targets in force for a tenant.
+	ListTargets(context.Context, *ListTargetsRequest) (*ListTargetsResponse, error)
+	// ListBreaches returns the target breaches found, newest first.
+	ListBreaches(context.Context, *ListBreachesRequest) (*ListBreachesResponse, error)
+	// CheckTargets evaluates the targets now (the service also does so periodically).
+	CheckTargets(context.Context, *CheckTargetsRequest) (*CheckTargetsResponse, error)
+	// SetIncentiveRule sets a tenant's incentive rule (seed 000 auto dealer by default).
+	SetIncentiveRule(context.Context, *SetIncentiveRuleRequest) (*SetIncentiveRuleResponse, error)
+	// Rebuild resets the consumer and every rollup and replays the event stream.
+	Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error)
 	mustEmbedUnimplementedAnalyticsServiceServer()
 }
 
@@ -72,6 +262,42 @@ type UnimplementedAnalyticsServiceServer struct{}
 
 func (UnimplementedAnalyticsServiceServer) GetSatisfaction(context.Context, *GetSatisfactionRequest) (*GetSatisfactionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSatisfaction not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GetCoverage(context.Context, *GetCoverageRequest) (*GetCoverageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCoverage not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GetTimeliness(context.Context, *GetTimelinessRequest) (*GetTimelinessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTimeliness not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GetAgentScorecards(context.Context, *GetAgentScorecardsRequest) (*GetAgentScorecardsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAgentScorecards not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GetTrend(context.Context, *GetTrendRequest) (*GetTrendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTrend not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GetProblemBreakdown(context.Context, *GetProblemBreakdownRequest) (*GetProblemBreakdownResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProblemBreakdown not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GenerateReport(context.Context, *GenerateReportRequest) (*GenerateReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GenerateReport not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) SetTarget(context.Context, *SetTargetRequest) (*SetTargetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTarget not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) ListTargets(context.Context, *ListTargetsRequest) (*ListTargetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTargets not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) ListBreaches(context.Context, *ListBreachesRequest) (*ListBreachesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBreaches not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) CheckTargets(context.Context, *CheckTargetsRequest) (*CheckTargetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckTargets not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) SetIncentiveRule(context.Context, *SetIncentiveRuleRequest) (*SetIncentiveRuleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetIncentiveRule not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rebuild not implemented")
 }
 func (UnimplementedAnalyticsServiceServer) mustEmbedUnimplementedAnalyticsServiceServer() {}
 func (UnimplementedAnalyticsServiceServer) testEmbeddedByValue()                          {}
@@ -112,6 +338,222 @@ func _AnalyticsService_GetSatisfaction_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AnalyticsService_GetCoverage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCoverageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GetCoverage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GetCoverage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GetCoverage(ctx, req.(*GetCoverageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_GetTimeliness_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTimelinessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GetTimeliness(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GetTimeliness_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GetTimeliness(ctx, req.(*GetTimelinessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_GetAgentScorecards_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAgentScorecardsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GetAgentScorecards(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GetAgentScorecards_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GetAgentScorecards(ctx, req.(*GetAgentScorecardsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_GetTrend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTrendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GetTrend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GetTrend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GetTrend(ctx, req.(*GetTrendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_GetProblemBreakdown_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProblemBreakdownRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GetProblemBreakdown(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GetProblemBreakdown_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GetProblemBreakdown(ctx, req.(*GetProblemBreakdownRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_GenerateReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GenerateReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GenerateReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GenerateReport(ctx, req.(*GenerateReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_SetTarget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTargetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).SetTarget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_SetTarget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).SetTarget(ctx, req.(*SetTargetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_ListTargets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTargetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).ListTargets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_ListTargets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).ListTargets(ctx, req.(*ListTargetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_ListBreaches_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBreachesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).ListBreaches(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_ListBreaches_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).ListBreaches(ctx, req.(*ListBreachesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_CheckTargets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckTargetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).CheckTargets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_CheckTargets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).CheckTargets(ctx, req.(*CheckTargetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_SetIncentiveRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetIncentiveRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).SetIncentiveRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_SetIncentiveRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).SetIncentiveRule(ctx, req.(*SetIncentiveRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AnalyticsService_Rebuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebuildRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).Rebuild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_Rebuild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).Rebuild(ctx, req.(*RebuildRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AnalyticsService_ServiceDesc is the grpc.ServiceDesc for AnalyticsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -122,6 +564,54 @@ var AnalyticsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSatisfaction",
 			Handler:    _AnalyticsService_GetSatisfaction_Handler,
+		},
+		{
+			MethodName: "GetCoverage",
+			Handler:    _AnalyticsService_GetCoverage_Handler,
+		},
+		{
+			MethodName: "GetTimeliness",
+			Handler:    _AnalyticsService_GetTimeliness_Handler,
+		},
+		{
+			MethodName: "GetAgentScorecards",
+			Handler:    _AnalyticsService_GetAgentScorecards_Handler,
+		},
+		{
+			MethodName: "GetTrend",
+			Handler:    _AnalyticsService_GetTrend_Handler,
+		},
+		{
+			MethodName: "GetProblemBreakdown",
+			Handler:    _AnalyticsService_GetProblemBreakdown_Handler,
+		},
+		{
+			MethodName: "GenerateReport",
+			Handler:    _AnalyticsService_GenerateReport_Handler,
+		},
+		{
+			MethodName: "SetTarget",
+			Handler:    _AnalyticsService_SetTarget_Handler,
+		},
+		{
+			MethodName: "ListTargets",
+			Handler:    _AnalyticsService_ListTargets_Handler,
+		},
+		{
+			MethodName: "ListBreaches",
+			Handler:    _AnalyticsService_ListBreaches_Handler,
+		},
+		{
+			MethodName: "CheckTargets",
+			Handler:    _AnalyticsService_CheckTargets_Handler,
+		},
+		{
+			MethodName: "SetIncentiveRule",
+			Handler:    _AnalyticsService_SetIncentiveRule_Handler,
+		},
+		{
+			MethodName: "Rebuild",
+			Handler:    _AnalyticsService_Rebuild_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

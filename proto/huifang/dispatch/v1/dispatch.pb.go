@@ -10,6 +10,7 @@ import (
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -23,21 +24,491 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Role of an agent in the follow-up center (seed 004). Leaders, deputies and directors rank
+// above agents; a task that needs a role goes to agents of that rank or above. A department
+// owner ranks apart and takes only tasks that name that role.
+type Role int32
+
+const (
+	Role_ROLE_UNSPECIFIED      Role = 0
+	Role_ROLE_AGENT            Role = 1
+	Role_ROLE_LEADER           Role = 2
+	Role_ROLE_DEPUTY           Role = 3
+	Role_ROLE_DIRECTOR         Role = 4
+	Role_ROLE_DEPARTMENT_OWNER Role = 5
+)
+
+// Enum value maps for Role.
+var (
+	Role_name = map[int32]string{
+		0: "ROLE_UNSPECIFIED",
+		1: "ROLE_AGENT",
+		2: "ROLE_LEADER",
+		3: "ROLE_DEPUTY",
+		4: "ROLE_DIRECTOR",
+		5: "ROLE_DEPARTMENT_OWNER",
+	}
+	Role_value = map[string]int32{
+		"ROLE_UNSPECIFIED":      0,
+		"ROLE_AGENT":            1,
+		"ROLE_LEADER":           2,
+		"ROLE_DEPUTY":           3,
+		"ROLE_DIRECTOR":         4,
+		"ROLE_DEPARTMENT_OWNER": 5,
+	}
+)
+
+func (x Role) Enum() *Role {
+	p := new(Role)
+	*p = x
+	return p
+}
+
+func (x Role) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Role) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_dispatch_v1_dispatch_proto_enumTypes[0].Descriptor()
+}
+
+func (Role) Type() protoreflect.EnumType {
+	return &file_huifang_dispatch_v1_dispatch_proto_enumTypes[0]
+}
+
+func (x Role) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Role.Descriptor instead.
+func (Role) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{0}
+}
+
+// OrgUnit is a unit of the follow-up center: the center, a group, or any level between.
+type OrgUnit struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Empty for a root.
+	ParentId string `protobuf:"bytes,4,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	// e.g. "center", "group".
+	Kind string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The agent who leads the unit.
+	LeaderId      string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgUnit) Reset() {
+	*x = OrgUnit{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgUnit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgUnit) ProtoMessage() {}
+
+func (x *OrgUnit) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgUnit.ProtoReflect.Descriptor instead.
+func (*OrgUnit) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *OrgUnit) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OrgUnit) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *OrgUnit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OrgUnit) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
+}
+
+func (x *OrgUnit) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *OrgUnit) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+type UpsertOrgUnitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          *OrgUnit               `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertOrgUnitRequest) Reset() {
+	*x = UpsertOrgUnitRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertOrgUnitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertOrgUnitRequest) ProtoMessage() {}
+
+func (x *UpsertOrgUnitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertOrgUnitRequest.ProtoReflect.Descriptor instead.
+func (*UpsertOrgUnitRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpsertOrgUnitRequest) GetUnit() *OrgUnit {
+	if x != nil {
+		return x.Unit
+	}
+	return nil
+}
+
+type UpsertOrgUnitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          *OrgUnit               `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertOrgUnitResponse) Reset() {
+	*x = UpsertOrgUnitResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertOrgUnitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertOrgUnitResponse) ProtoMessage() {}
+
+func (x *UpsertOrgUnitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertOrgUnitResponse.ProtoReflect.Descriptor instead.
+func (*UpsertOrgUnitResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpsertOrgUnitResponse) GetUnit() *OrgUnit {
+	if x != nil {
+		return x.Unit
+	}
+	return nil
+}
+
+type ListOrgUnitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrgUnitsRequest) Reset() {
+	*x = ListOrgUnitsRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrgUnitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrgUnitsRequest) ProtoMessage() {}
+
+func (x *ListOrgUnitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrgUnitsRequest.ProtoReflect.Descriptor instead.
+func (*ListOrgUnitsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListOrgUnitsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListOrgUnitsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Units         []*OrgUnit             `protobuf:"bytes,1,rep,name=units,proto3" json:"units,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrgUnitsResponse) Reset() {
+	*x = ListOrgUnitsResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrgUnitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrgUnitsResponse) ProtoMessage() {}
+
+func (x *ListOrgUnitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrgUnitsResponse.ProtoReflect.Descriptor instead.
+func (*ListOrgUnitsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListOrgUnitsResponse) GetUnits() []*OrgUnit {
+	if x != nil {
+		return x.Units
+	}
+	return nil
+}
+
+// Skills decide which agents take a task at the skill stage; an empty list matches anything.
+type Skills struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// BCP 47 tags, matched against the customer's preferred language.
+	Languages []string `protobuf:"bytes,1,rep,name=languages,proto3" json:"languages,omitempty"`
+	// Matched against the visit's product category.
+	ProductLines []string `protobuf:"bytes,2,rep,name=product_lines,json=productLines,proto3" json:"product_lines,omitempty"`
+	// Matched against the visit's org unit.
+	Regions       []string `protobuf:"bytes,3,rep,name=regions,proto3" json:"regions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Skills) Reset() {
+	*x = Skills{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Skills) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Skills) ProtoMessage() {}
+
+func (x *Skills) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Skills.ProtoReflect.Descriptor instead.
+func (*Skills) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Skills) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
+func (x *Skills) GetProductLines() []string {
+	if x != nil {
+		return x.ProductLines
+	}
+	return nil
+}
+
+func (x *Skills) GetRegions() []string {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
+// Shift is when an agent works, in the agent's time zone.
+type Shift struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ISO weekdays, 1 = Monday … 7 = Sunday; empty means every day.
+	Weekdays []int32 `protobuf:"varint,1,rep,packed,name=weekdays,proto3" json:"weekdays,omitempty"`
+	// Minutes after midnight; start == end means all day. An end before the start crosses midnight.
+	StartMinute int32 `protobuf:"varint,2,opt,name=start_minute,json=startMinute,proto3" json:"start_minute,omitempty"`
+	EndMinute   int32 `protobuf:"varint,3,opt,name=end_minute,json=endMinute,proto3" json:"end_minute,omitempty"`
+	// IANA time zone; UTC when empty.
+	TimeZone      string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Shift) Reset() {
+	*x = Shift{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Shift) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Shift) ProtoMessage() {}
+
+func (x *Shift) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Shift.ProtoReflect.Descriptor instead.
+func (*Shift) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Shift) GetWeekdays() []int32 {
+	if x != nil {
+		return x.Weekdays
+	}
+	return nil
+}
+
+func (x *Shift) GetStartMinute() int32 {
+	if x != nil {
+		return x.StartMinute
+	}
+	return 0
+}
+
+func (x *Shift) GetEndMinute() int32 {
+	if x != nil {
+		return x.EndMinute
+	}
+	return 0
+}
+
+func (x *Shift) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
 type Agent struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// Groups the agent works in; a task for a group goes only to its agents.
-	Groups        []string `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
-	OrgUnit       string   `protobuf:"bytes,5,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Groups  []string `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
+	OrgUnit string   `protobuf:"bytes,5,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// ROLE_AGENT when unset.
+	Role   Role    `protobuf:"varint,6,opt,name=role,proto3,enum=huifang.dispatch.v1.Role" json:"role,omitempty"`
+	Skills *Skills `protobuf:"bytes,7,opt,name=skills,proto3" json:"skills,omitempty"`
+	// Unset: always on shift.
+	Shift *Shift `protobuf:"bytes,8,opt,name=shift,proto3" json:"shift,omitempty"`
+	// How many tasks the agent may hold at once; 0 means the service's default.
+	Capacity int32 `protobuf:"varint,9,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// An inactive agent is offered nothing.
+	Active        *bool `protobuf:"varint,10,opt,name=active,proto3,oneof" json:"active,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[0]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +520,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[0]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +533,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{0}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Agent) GetId() string {
@@ -100,6 +571,41 @@ func (x *Agent) GetOrgUnit() string {
 	return ""
 }
 
+func (x *Agent) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *Agent) GetSkills() *Skills {
+	if x != nil {
+		return x.Skills
+	}
+	return nil
+}
+
+func (x *Agent) GetShift() *Shift {
+	if x != nil {
+		return x.Shift
+	}
+	return nil
+}
+
+func (x *Agent) GetCapacity() int32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *Agent) GetActive() bool {
+	if x != nil && x.Active != nil {
+		return *x.Active
+	}
+	return false
+}
+
 type UpsertAgentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Agent         *Agent                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
@@ -109,7 +615,7 @@ type UpsertAgentRequest struct {
 
 func (x *UpsertAgentRequest) Reset() {
 	*x = UpsertAgentRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[1]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -121,7 +627,7 @@ func (x *UpsertAgentRequest) String() string {
 func (*UpsertAgentRequest) ProtoMessage() {}
 
 func (x *UpsertAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[1]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -134,7 +640,7 @@ func (x *UpsertAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertAgentRequest.ProtoReflect.Descriptor instead.
 func (*UpsertAgentRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{1}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpsertAgentRequest) GetAgent() *Agent {
@@ -153,7 +659,7 @@ type UpsertAgentResponse struct {
 
 func (x *UpsertAgentResponse) Reset() {
 	*x = UpsertAgentResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[2]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +671,7 @@ func (x *UpsertAgentResponse) String() string {
 func (*UpsertAgentResponse) ProtoMessage() {}
 
 func (x *UpsertAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[2]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +684,7 @@ func (x *UpsertAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertAgentResponse.ProtoReflect.Descriptor instead.
 func (*UpsertAgentResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{2}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpsertAgentResponse) GetAgent() *Agent {
@@ -189,17 +695,19 @@ func (x *UpsertAgentResponse) GetAgent() *Agent {
 }
 
 type ListAgentsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PageSize  int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filter: only agents of this group.
+	Group         string `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[3]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +719,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[3]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +732,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{3}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListAgentsRequest) GetTenantId() string {
@@ -248,6 +756,13 @@ func (x *ListAgentsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListAgentsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 type ListAgentsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Agents        []*Agent               `protobuf:"bytes,1,rep,name=agents,proto3" json:"agents,omitempty"`
@@ -258,7 +773,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[4]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +785,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[4]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +798,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{4}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -311,19 +826,30 @@ type Task struct {
 	Group    string                 `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
 	DueAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
 	Deadline *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	// open, claimed.
+	// open, claimed, done, unreachable, opted_out, refused, cancelled, sending, sent, failed.
 	Status         string                 `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
 	AgentId        string                 `protobuf:"bytes,10,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	ServiceType    string                 `protobuf:"bytes,12,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
 	OrgUnit        string                 `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Severity       v1.Severity            `protobuf:"varint,14,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// Attempts made so far.
+	Attempts int32 `protobuf:"varint,15,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// When the task may next be worked (a retry, a call-back, the contact window).
+	AvailableAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=available_at,json=availableAt,proto3" json:"available_at,omitempty"`
+	PolicyId    string                 `protobuf:"bytes,17,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	// The role the task needs, from its group or its severity; ROLE_UNSPECIFIED when none.
+	RequiredRole    Role   `protobuf:"varint,18,opt,name=required_role,json=requiredRole,proto3,enum=huifang.dispatch.v1.Role" json:"required_role,omitempty"`
+	ProductCategory string `protobuf:"bytes,19,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	// Last disposition recorded.
+	LastDisposition v1.Disposition `protobuf:"varint,20,opt,name=last_disposition,json=lastDisposition,proto3,enum=huifang.types.v1.Disposition" json:"last_disposition,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[5]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +861,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[5]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +874,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{5}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Task) GetId() string {
@@ -442,17 +968,68 @@ func (x *Task) GetOrgUnit() string {
 	return ""
 }
 
+func (x *Task) GetSeverity() v1.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v1.Severity(0)
+}
+
+func (x *Task) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Task) GetAvailableAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AvailableAt
+	}
+	return nil
+}
+
+func (x *Task) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *Task) GetRequiredRole() Role {
+	if x != nil {
+		return x.RequiredRole
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *Task) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
+}
+
+func (x *Task) GetLastDisposition() v1.Disposition {
+	if x != nil {
+		return x.LastDisposition
+	}
+	return v1.Disposition(0)
+}
+
 type ClaimNextTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AgentId  string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Long-poll: wait up to this long for a task (at most 60 s); unset or zero answers at once.
+	Wait          *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClaimNextTaskRequest) Reset() {
 	*x = ClaimNextTaskRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[6]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +1041,7 @@ func (x *ClaimNextTaskRequest) String() string {
 func (*ClaimNextTaskRequest) ProtoMessage() {}
 
 func (x *ClaimNextTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[6]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +1054,7 @@ func (x *ClaimNextTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimNextTaskRequest.ProtoReflect.Descriptor instead.
 func (*ClaimNextTaskRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{6}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClaimNextTaskRequest) GetTenantId() string {
@@ -494,6 +1071,13 @@ func (x *ClaimNextTaskRequest) GetAgentId() string {
 	return ""
 }
 
+func (x *ClaimNextTaskRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 type ClaimNextTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Absent when no open task fits the agent.
@@ -504,7 +1088,7 @@ type ClaimNextTaskResponse struct {
 
 func (x *ClaimNextTaskResponse) Reset() {
 	*x = ClaimNextTaskResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[7]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +1100,7 @@ func (x *ClaimNextTaskResponse) String() string {
 func (*ClaimNextTaskResponse) ProtoMessage() {}
 
 func (x *ClaimNextTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[7]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,10 +1113,114 @@ func (x *ClaimNextTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimNextTaskResponse.ProtoReflect.Descriptor instead.
 func (*ClaimNextTaskResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{7}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClaimNextTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+type HeartbeatTaskRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	AgentId       string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatTaskRequest) Reset() {
+	*x = HeartbeatTaskRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatTaskRequest) ProtoMessage() {}
+
+func (x *HeartbeatTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatTaskRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatTaskRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HeartbeatTaskRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *HeartbeatTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *HeartbeatTaskRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+type HeartbeatTaskResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatTaskResponse) Reset() {
+	*x = HeartbeatTaskResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatTaskResponse) ProtoMessage() {}
+
+func (x *HeartbeatTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatTaskResponse.ProtoReflect.Descriptor instead.
+func (*HeartbeatTaskResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HeartbeatTaskResponse) GetTask() *Task {
 	if x != nil {
 		return x.Task
 	}
@@ -543,17 +1231,21 @@ type ListTasksRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// Filters; empty means any.
-	AgentId       string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	AgentId   string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Status    string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	PageSize  int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Group     string `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	// A leader's view: the tasks of every group of the org units the leader leads (and their
+	// subtrees) and of the leader's own groups.
+	LeaderId      string `protobuf:"bytes,7,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[8]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +1257,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[8]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +1270,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{8}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListTasksRequest) GetTenantId() string {
@@ -616,6 +1308,20 @@ func (x *ListTasksRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListTasksRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListTasksRequest) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
 type ListTasksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -626,7 +1332,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[9]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +1344,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[9]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +1357,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{9}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -668,29 +1374,1316 @@ func (x *ListTasksResponse) GetNextPageToken() string {
 	return ""
 }
 
+type RecordAttemptRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// An agent's outcome: ANSWERED, NO_ANSWER, BUSY, WRONG_NUMBER, REFUSED, CALL_BACK_LATER, ASKED_TO_STOP.
+	Disposition v1.Disposition `protobuf:"varint,4,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
+	// For CALL_BACK_LATER: when the customer asked to be called.
+	CallBackAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=call_back_at,json=callBackAt,proto3" json:"call_back_at,omitempty"`
+	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAttemptRequest) Reset() {
+	*x = RecordAttemptRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAttemptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAttemptRequest) ProtoMessage() {}
+
+func (x *RecordAttemptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAttemptRequest.ProtoReflect.Descriptor instead.
+func (*RecordAttemptRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RecordAttemptRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RecordAttemptRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *RecordAttemptRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *RecordAttemptRequest) GetDisposition() v1.Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return v1.Disposition(0)
+}
+
+func (x *RecordAttemptRequest) GetCallBackAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CallBackAt
+	}
+	return nil
+}
+
+func (x *RecordAttemptRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RecordAttemptResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// 1 for the first attempt.
+	Attempt int32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// When the next attempt is planned; unset when none is.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAttemptResponse) Reset() {
+	*x = RecordAttemptResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAttemptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAttemptResponse) ProtoMessage() {}
+
+func (x *RecordAttemptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAttemptResponse.ProtoReflect.Descriptor instead.
+func (*RecordAttemptResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RecordAttemptResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *RecordAttemptResponse) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *RecordAttemptResponse) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+type ReleaseTaskRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	AgentId       string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseTaskRequest) Reset() {
+	*x = ReleaseTaskRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseTaskRequest) ProtoMessage() {}
+
+func (x *ReleaseTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseTaskRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseTaskRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReleaseTaskRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReleaseTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ReleaseTaskRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+type ReleaseTaskResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseTaskResponse) Reset() {
+	*x = ReleaseTaskResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseTaskResponse) ProtoMessage() {}
+
+func (x *ReleaseTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseTaskResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseTaskResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReleaseTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+type ReassignTaskRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The leader who moves the task; must rank leader or above.
+	LeaderId      string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	ToAgentId     string `protobuf:"bytes,4,opt,name=to_agent_id,json=toAgentId,proto3" json:"to_agent_id,omitempty"`
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignTaskRequest) Reset() {
+	*x = ReassignTaskRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignTaskRequest) ProtoMessage() {}
+
+func (x *ReassignTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignTaskRequest.ProtoReflect.Descriptor instead.
+func (*ReassignTaskRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReassignTaskRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReassignTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ReassignTaskRequest) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ReassignTaskRequest) GetToAgentId() string {
+	if x != nil {
+		return x.ToAgentId
+	}
+	return ""
+}
+
+func (x *ReassignTaskRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReassignTaskResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignTaskResponse) Reset() {
+	*x = ReassignTaskResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignTaskResponse) ProtoMessage() {}
+
+func (x *ReassignTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignTaskResponse.ProtoReflect.Descriptor instead.
+func (*ReassignTaskResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReassignTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+type ListDeadlineTasksRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Tasks whose deadline is before now + within (default: the service's SLA_WARN).
+	Within *durationpb.Duration `protobuf:"bytes,2,opt,name=within,proto3" json:"within,omitempty"`
+	Group  string               `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	// As in ListTasks.
+	LeaderId      string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	PageSize      int32  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadlineTasksRequest) Reset() {
+	*x = ListDeadlineTasksRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadlineTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadlineTasksRequest) ProtoMessage() {}
+
+func (x *ListDeadlineTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadlineTasksRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadlineTasksRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListDeadlineTasksRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListDeadlineTasksRequest) GetWithin() *durationpb.Duration {
+	if x != nil {
+		return x.Within
+	}
+	return nil
+}
+
+func (x *ListDeadlineTasksRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListDeadlineTasksRequest) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ListDeadlineTasksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeadlineTasksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type DeadlineTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// "near" or "past".
+	Stage         string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadlineTask) Reset() {
+	*x = DeadlineTask{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadlineTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadlineTask) ProtoMessage() {}
+
+func (x *DeadlineTask) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadlineTask.ProtoReflect.Descriptor instead.
+func (*DeadlineTask) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeadlineTask) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *DeadlineTask) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+type ListDeadlineTasksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tasks         []*DeadlineTask        `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadlineTasksResponse) Reset() {
+	*x = ListDeadlineTasksResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadlineTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadlineTasksResponse) ProtoMessage() {}
+
+func (x *ListDeadlineTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadlineTasksResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadlineTasksResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListDeadlineTasksResponse) GetTasks() []*DeadlineTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *ListDeadlineTasksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Template is the text of a policy's automatic message. Placeholders are {name}: the
+// customer's name and the customer's variables (SetCustomerVariables). A seed-002 SMS starts
+// with a greeting and ends with the project's name, the booking number and the advisor.
+type Template struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The policy whose visits use the template; "*" for every policy of the tenant.
+	PolicyId string     `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	Channel  v1.Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// Email subject.
+	Subject  string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	Greeting string `protobuf:"bytes,5,opt,name=greeting,proto3" json:"greeting,omitempty"`
+	Body     string `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	// Default for SMS: "【{project}】预约号：{booking_number}，顾问：{advisor}".
+	Footer        string `protobuf:"bytes,7,opt,name=footer,proto3" json:"footer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Template) Reset() {
+	*x = Template{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Template) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Template) ProtoMessage() {}
+
+func (x *Template) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Template.ProtoReflect.Descriptor instead.
+func (*Template) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Template) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Template) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *Template) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *Template) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Template) GetGreeting() string {
+	if x != nil {
+		return x.Greeting
+	}
+	return ""
+}
+
+func (x *Template) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *Template) GetFooter() string {
+	if x != nil {
+		return x.Footer
+	}
+	return ""
+}
+
+type UpsertTemplateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Template      *Template              `protobuf:"bytes,1,opt,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertTemplateRequest) Reset() {
+	*x = UpsertTemplateRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertTemplateRequest) ProtoMessage() {}
+
+func (x *UpsertTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertTemplateRequest.ProtoReflect.Descriptor instead.
+func (*UpsertTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpsertTemplateRequest) GetTemplate() *Template {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+type UpsertTemplateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Template      *Template              `protobuf:"bytes,1,opt,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertTemplateResponse) Reset() {
+	*x = UpsertTemplateResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertTemplateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertTemplateResponse) ProtoMessage() {}
+
+func (x *UpsertTemplateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertTemplateResponse.ProtoReflect.Descriptor instead.
+func (*UpsertTemplateResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpsertTemplateResponse) GetTemplate() *Template {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+type SetCustomerVariablesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Variables     map[string]string      `protobuf:"bytes,3,rep,name=variables,proto3" json:"variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCustomerVariablesRequest) Reset() {
+	*x = SetCustomerVariablesRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCustomerVariablesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCustomerVariablesRequest) ProtoMessage() {}
+
+func (x *SetCustomerVariablesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCustomerVariablesRequest.ProtoReflect.Descriptor instead.
+func (*SetCustomerVariablesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SetCustomerVariablesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetCustomerVariablesRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *SetCustomerVariablesRequest) GetVariables() map[string]string {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
+type SetCustomerVariablesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Variables     map[string]string      `protobuf:"bytes,1,rep,name=variables,proto3" json:"variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCustomerVariablesResponse) Reset() {
+	*x = SetCustomerVariablesResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCustomerVariablesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCustomerVariablesResponse) ProtoMessage() {}
+
+func (x *SetCustomerVariablesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCustomerVariablesResponse.ProtoReflect.Descriptor instead.
+func (*SetCustomerVariablesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SetCustomerVariablesResponse) GetVariables() map[string]string {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
+// Message is one SMS or email dispatch sent for a task.
+type Message struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	VisitId  string                 `protobuf:"bytes,4,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	Channel  v1.Channel             `protobuf:"varint,5,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	To       string                 `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
+	Subject  string                 `protobuf:"bytes,7,opt,name=subject,proto3" json:"subject,omitempty"`
+	Body     string                 `protobuf:"bytes,8,opt,name=body,proto3" json:"body,omitempty"`
+	// The key the provider deduplicates on: the same for every try of one message.
+	IdempotencyKey string `protobuf:"bytes,9,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// sending, sent, delivered, failed.
+	Status            string                 `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	Tries             int32                  `protobuf:"varint,11,opt,name=tries,proto3" json:"tries,omitempty"`
+	Provider          string                 `protobuf:"bytes,12,opt,name=provider,proto3" json:"provider,omitempty"`
+	ProviderMessageId string                 `protobuf:"bytes,13,opt,name=provider_message_id,json=providerMessageId,proto3" json:"provider_message_id,omitempty"`
+	Error             string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt         *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Message) Reset() {
+	*x = Message{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Message) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Message) ProtoMessage() {}
+
+func (x *Message) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Message.ProtoReflect.Descriptor instead.
+func (*Message) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Message) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Message) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Message) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *Message) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *Message) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *Message) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Message) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Message) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *Message) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Message) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Message) GetTries() int32 {
+	if x != nil {
+		return x.Tries
+	}
+	return 0
+}
+
+func (x *Message) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Message) GetProviderMessageId() string {
+	if x != nil {
+		return x.ProviderMessageId
+	}
+	return ""
+}
+
+func (x *Message) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Message) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Message) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type ListMessagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMessagesRequest) Reset() {
+	*x = ListMessagesRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMessagesRequest) ProtoMessage() {}
+
+func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListMessagesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListMessagesRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ListMessagesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListMessagesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListMessagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*Message             `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMessagesResponse) Reset() {
+	*x = ListMessagesResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMessagesResponse) ProtoMessage() {}
+
+func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListMessagesResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ListMessagesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RecordDeliveryReceiptRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Provider          string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	ProviderMessageId string                 `protobuf:"bytes,2,opt,name=provider_message_id,json=providerMessageId,proto3" json:"provider_message_id,omitempty"`
+	// true: delivered to the handset; false: the provider gave up.
+	Delivered     bool   `protobuf:"varint,3,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDeliveryReceiptRequest) Reset() {
+	*x = RecordDeliveryReceiptRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDeliveryReceiptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDeliveryReceiptRequest) ProtoMessage() {}
+
+func (x *RecordDeliveryReceiptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDeliveryReceiptRequest.ProtoReflect.Descriptor instead.
+func (*RecordDeliveryReceiptRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RecordDeliveryReceiptRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *RecordDeliveryReceiptRequest) GetProviderMessageId() string {
+	if x != nil {
+		return x.ProviderMessageId
+	}
+	return ""
+}
+
+func (x *RecordDeliveryReceiptRequest) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
+}
+
+func (x *RecordDeliveryReceiptRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type RecordDeliveryReceiptResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Message       *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDeliveryReceiptResponse) Reset() {
+	*x = RecordDeliveryReceiptResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDeliveryReceiptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDeliveryReceiptResponse) ProtoMessage() {}
+
+func (x *RecordDeliveryReceiptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDeliveryReceiptResponse.ProtoReflect.Descriptor instead.
+func (*RecordDeliveryReceiptResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RecordDeliveryReceiptResponse) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 var File_huifang_dispatch_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"{\n" +
+	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\x98\x01\n" +
+	"\aOrgUnit\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
+	"\tparent_id\x18\x04 \x01(\tR\bparentId\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"H\n" +
+	"\x14UpsertOrgUnitRequest\x120\n" +
+	"\x04unit\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.OrgUnitR\x04unit\"I\n" +
+	"\x15UpsertOrgUnitResponse\x120\n" +
+	"\x04unit\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.OrgUnitR\x04unit\"2\n" +
+	"\x13ListOrgUnitsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"J\n" +
+	"\x14ListOrgUnitsResponse\x122\n" +
+	"\x05units\x18\x01 \x03(\v2\x1c.huifang.dispatch.v1.OrgUnitR\x05units\"e\n" +
+	"\x06Skills\x12\x1c\n" +
+	"\tlanguages\x18\x01 \x03(\tR\tlanguages\x12#\n" +
+	"\rproduct_lines\x18\x02 \x03(\tR\fproductLines\x12\x18\n" +
+	"\aregions\x18\x03 \x03(\tR\aregions\"\x82\x01\n" +
+	"\x05Shift\x12\x1a\n" +
+	"\bweekdays\x18\x01 \x03(\x05R\bweekdays\x12!\n" +
+	"\fstart_minute\x18\x02 \x01(\x05R\vstartMinute\x12\x1d\n" +
+	"\n" +
+	"end_minute\x18\x03 \x01(\x05R\tendMinute\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\xd5\x02\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06groups\x18\x04 \x03(\tR\x06groups\x12\x19\n" +
-	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\"F\n" +
+	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\x12-\n" +
+	"\x04role\x18\x06 \x01(\x0e2\x19.huifang.dispatch.v1.RoleR\x04role\x123\n" +
+	"\x06skills\x18\a \x01(\v2\x1b.huifang.dispatch.v1.SkillsR\x06skills\x120\n" +
+	"\x05shift\x18\b \x01(\v2\x1a.huifang.dispatch.v1.ShiftR\x05shift\x12\x1a\n" +
+	"\bcapacity\x18\t \x01(\x05R\bcapacity\x12\x1b\n" +
+	"\x06active\x18\n" +
+	" \x01(\bH\x00R\x06active\x88\x01\x01B\t\n" +
+	"\a_active\"F\n" +
 	"\x12UpsertAgentRequest\x120\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"G\n" +
 	"\x13UpsertAgentResponse\x120\n" +
-	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"l\n" +
+	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"\x82\x01\n" +
 	"\x11ListAgentsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"p\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\"p\n" +
 	"\x12ListAgentsResponse\x122\n" +
 	"\x06agents\x18\x01 \x03(\v2\x1a.huifang.dispatch.v1.AgentR\x06agents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf3\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd8\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -705,28 +2698,164 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	" \x01(\tR\aagentId\x12D\n" +
 	"\x10lease_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x12!\n" +
 	"\fservice_type\x18\f \x01(\tR\vserviceType\x12\x19\n" +
-	"\borg_unit\x18\r \x01(\tR\aorgUnit\"N\n" +
+	"\borg_unit\x18\r \x01(\tR\aorgUnit\x126\n" +
+	"\bseverity\x18\x0e \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12\x1a\n" +
+	"\battempts\x18\x0f \x01(\x05R\battempts\x12=\n" +
+	"\favailable_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\vavailableAt\x12\x1b\n" +
+	"\tpolicy_id\x18\x11 \x01(\tR\bpolicyId\x12>\n" +
+	"\rrequired_role\x18\x12 \x01(\x0e2\x19.huifang.dispatch.v1.RoleR\frequiredRole\x12)\n" +
+	"\x10product_category\x18\x13 \x01(\tR\x0fproductCategory\x12H\n" +
+	"\x10last_disposition\x18\x14 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\x0flastDisposition\"}\n" +
 	"\x14ClaimNextTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
-	"\bagent_id\x18\x02 \x01(\tR\aagentId\"F\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12-\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"F\n" +
 	"\x15ClaimNextTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\x9e\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"g\n" +
+	"\x14HeartbeatTaskRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\"F\n" +
+	"\x15HeartbeatTaskResponse\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xd1\x01\n" +
 	"\x10ListTasksRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"l\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05group\x18\x06 \x01(\tR\x05group\x12\x1b\n" +
+	"\tleader_id\x18\a \x01(\tR\bleaderId\"l\n" +
 	"\x11ListTasksResponse\x12/\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x19.huifang.dispatch.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x96\x03\n" +
-	"\x0fDispatchService\x12`\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfa\x01\n" +
+	"\x14RecordAttemptRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12?\n" +
+	"\vdisposition\x18\x04 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x12<\n" +
+	"\fcall_back_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"callBackAt\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"\xa4\x01\n" +
+	"\x15RecordAttemptResponse\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12B\n" +
+	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"e\n" +
+	"\x12ReleaseTaskRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\"D\n" +
+	"\x13ReleaseTaskResponse\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xa0\x01\n" +
+	"\x13ReassignTaskRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1e\n" +
+	"\vto_agent_id\x18\x04 \x01(\tR\ttoAgentId\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"E\n" +
+	"\x14ReassignTaskResponse\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xd9\x01\n" +
+	"\x18ListDeadlineTasksRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x121\n" +
+	"\x06within\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06within\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"S\n" +
+	"\fDeadlineTask\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\"|\n" +
+	"\x19ListDeadlineTasksResponse\x127\n" +
+	"\x05tasks\x18\x01 \x03(\v2!.huifang.dispatch.v1.DeadlineTaskR\x05tasks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x01\n" +
+	"\bTemplate\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x123\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12\x1a\n" +
+	"\bgreeting\x18\x05 \x01(\tR\bgreeting\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\tR\x04body\x12\x16\n" +
+	"\x06footer\x18\a \x01(\tR\x06footer\"R\n" +
+	"\x15UpsertTemplateRequest\x129\n" +
+	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"S\n" +
+	"\x16UpsertTemplateResponse\x129\n" +
+	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"\xf8\x01\n" +
+	"\x1bSetCustomerVariablesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12]\n" +
+	"\tvariables\x18\x03 \x03(\v2?.huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntryR\tvariables\x1a<\n" +
+	"\x0eVariablesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +
+	"\x1cSetCustomerVariablesResponse\x12^\n" +
+	"\tvariables\x18\x01 \x03(\v2@.huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntryR\tvariables\x1a<\n" +
+	"\x0eVariablesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x04\n" +
+	"\aMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bvisit_id\x18\x04 \x01(\tR\avisitId\x123\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x0e\n" +
+	"\x02to\x18\x06 \x01(\tR\x02to\x12\x18\n" +
+	"\asubject\x18\a \x01(\tR\asubject\x12\x12\n" +
+	"\x04body\x18\b \x01(\tR\x04body\x12'\n" +
+	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06status\x18\n" +
+	" \x01(\tR\x06status\x12\x14\n" +
+	"\x05tries\x18\v \x01(\x05R\x05tries\x12\x1a\n" +
+	"\bprovider\x18\f \x01(\tR\bprovider\x12.\n" +
+	"\x13provider_message_id\x18\r \x01(\tR\x11providerMessageId\x12\x14\n" +
+	"\x05error\x18\x0e \x01(\tR\x05error\x129\n" +
+	"\n" +
+	"created_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x87\x01\n" +
+	"\x13ListMessagesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"x\n" +
+	"\x14ListMessagesResponse\x128\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1c.huifang.dispatch.v1.MessageR\bmessages\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +
+	"\x1cRecordDeliveryReceiptRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12.\n" +
+	"\x13provider_message_id\x18\x02 \x01(\tR\x11providerMessageId\x12\x1c\n" +
+	"\tdelivered\x18\x03 \x01(\bR\tdelivered\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"W\n" +
+	"\x1dRecordDeliveryReceiptResponse\x126\n" +
+	"\amessage\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.MessageR\amessage*|\n" +
+	"\x04Role\x12\x14\n" +
+	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"ROLE_AGENT\x10\x01\x12\x0f\n" +
+	"\vROLE_LEADER\x10\x02\x12\x0f\n" +
+	"\vROLE_DEPUTY\x10\x03\x12\x11\n" +
+	"\rROLE_DIRECTOR\x10\x04\x12\x19\n" +
+	"\x15ROLE_DEPARTMENT_OWNER\x10\x052\xbb\f\n" +
+	"\x0fDispatchService\x12f\n" +
+	"\rUpsertOrgUnit\x12).huifang.dispatch.v1.UpsertOrgUnitRequest\x1a*.huifang.dispatch.v1.UpsertOrgUnitResponse\x12c\n" +
+	"\fListOrgUnits\x12(.huifang.dispatch.v1.ListOrgUnitsRequest\x1a).huifang.dispatch.v1.ListOrgUnitsResponse\x12`\n" +
 	"\vUpsertAgent\x12'.huifang.dispatch.v1.UpsertAgentRequest\x1a(.huifang.dispatch.v1.UpsertAgentResponse\x12]\n" +
 	"\n" +
 	"ListAgents\x12&.huifang.dispatch.v1.ListAgentsRequest\x1a'.huifang.dispatch.v1.ListAgentsResponse\x12f\n" +
-	"\rClaimNextTask\x12).huifang.dispatch.v1.ClaimNextTaskRequest\x1a*.huifang.dispatch.v1.ClaimNextTaskResponse\x12Z\n" +
-	"\tListTasks\x12%.huifang.dispatch.v1.ListTasksRequest\x1a&.huifang.dispatch.v1.ListTasksResponseBAZ?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
+	"\rClaimNextTask\x12).huifang.dispatch.v1.ClaimNextTaskRequest\x1a*.huifang.dispatch.v1.ClaimNextTaskResponse\x12f\n" +
+	"\rHeartbeatTask\x12).huifang.dispatch.v1.HeartbeatTaskRequest\x1a*.huifang.dispatch.v1.HeartbeatTaskResponse\x12Z\n" +
+	"\tListTasks\x12%.huifang.dispatch.v1.ListTasksRequest\x1a&.huifang.dispatch.v1.ListTasksResponse\x12f\n" +
+	"\rRecordAttempt\x12).huifang.dispatch.v1.RecordAttemptRequest\x1a*.huifang.dispatch.v1.RecordAttemptResponse\x12`\n" +
+	"\vReleaseTask\x12'.huifang.dispatch.v1.ReleaseTaskRequest\x1a(.huifang.dispatch.v1.ReleaseTaskResponse\x12c\n" +
+	"\fReassignTask\x12(.huifang.dispatch.v1.ReassignTaskRequest\x1a).huifang.dispatch.v1.ReassignTaskResponse\x12r\n" +
+	"\x11ListDeadlineTasks\x12-.huifang.dispatch.v1.ListDeadlineTasksRequest\x1a..huifang.dispatch.v1.ListDeadlineTasksResponse\x12i\n" +
+	"\x0eUpsertTemplate\x12*.huifang.dispatch.v1.UpsertTemplateRequest\x1a+.huifang.dispatch.v1.UpsertTemplateResponse\x12{\n" +
+	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\x12c\n" +
+	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\x12~\n" +
+	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponseBAZ?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
 
 var (
 	file_huifang_dispatch_v1_dispatch_proto_rawDescOnce sync.Once
@@ -740,46 +2869,134 @@ func file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP() []byte {
 	return file_huifang_dispatch_v1_dispatch_proto_rawDescData
 }
 
-var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_huifang_dispatch_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
-	(*Agent)(nil),                 // 0: huifang.dispatch.v1.Agent
-	(*UpsertAgentRequest)(nil),    // 1: huifang.dispatch.v1.UpsertAgentRequest
-	(*UpsertAgentResponse)(nil),   // 2: huifang.dispatch.v1.UpsertAgentResponse
-	(*ListAgentsRequest)(nil),     // 3: huifang.dispatch.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),    // 4: huifang.dispatch.v1.ListAgentsResponse
-	(*Task)(nil),                  // 5: huifang.dispatch.v1.Task
-	(*ClaimNextTaskRequest)(nil),  // 6: huifang.dispatch.v1.ClaimNextTaskRequest
-	(*ClaimNextTaskResponse)(nil), // 7: huifang.dispatch.v1.ClaimNextTaskResponse
-	(*ListTasksRequest)(nil),      // 8: huifang.dispatch.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),     // 9: huifang.dispatch.v1.ListTasksResponse
-	(*v1.Customer)(nil),           // 10: huifang.types.v1.Customer
-	(v1.Channel)(0),               // 11: huifang.types.v1.Channel
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(Role)(0),                             // 0: huifang.dispatch.v1.Role
+	(*OrgUnit)(nil),                       // 1: huifang.dispatch.v1.OrgUnit
+	(*UpsertOrgUnitRequest)(nil),          // 2: huifang.dispatch.v1.UpsertOrgUnitRequest
+	(*UpsertOrgUnitResponse)(nil),         // 3: huifang.dispatch.v1.UpsertOrgUnitResponse
+	(*ListOrgUnitsRequest)(nil),           // 4: huifang.dispatch.v1.ListOrgUnitsRequest
+	(*ListOrgUnitsResponse)(nil),          // 5: huifang.dispatch.v1.ListOrgUnitsResponse
+	(*Skills)(nil),                        // 6: huifang.dispatch.v1.Skills
+	(*Shift)(nil),                         // 7: huifang.dispatch.v1.Shift
+	(*Agent)(nil),                         // 8: huifang.dispatch.v1.Agent
+	(*UpsertAgentRequest)(nil),            // 9: huifang.dispatch.v1.UpsertAgentRequest
+	(*UpsertAgentResponse)(nil),           // 10: huifang.dispatch.v1.UpsertAgentResponse
+	(*ListAgentsRequest)(nil),             // 11: huifang.dispatch.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),            // 12: huifang.dispatch.v1.ListAgentsResponse
+	(*Task)(nil),                          // 13: huifang.dispatch.v1.Task
+	(*ClaimNextTaskRequest)(nil),          // 14: huifang.dispatch.v1.ClaimNextTaskRequest
+	(*ClaimNextTaskResponse)(nil),         // 15: huifang.dispatch.v1.ClaimNextTaskResponse
+	(*HeartbeatTaskRequest)(nil),          // 16: huifang.dispatch.v1.HeartbeatTaskRequest
+	(*HeartbeatTaskResponse)(nil),         // 17: huifang.dispatch.v1.HeartbeatTaskResponse
+	(*ListTasksRequest)(nil),              // 18: huifang.dispatch.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),             // 19: huifang.dispatch.v1.ListTasksResponse
+	(*RecordAttemptRequest)(nil),          // 20: huifang.dispatch.v1.RecordAttemptRequest
+	(*RecordAttemptResponse)(nil),         // 21: huifang.dispatch.v1.RecordAttemptResponse
+	(*ReleaseTaskRequest)(nil),            // 22: huifang.dispatch.v1.ReleaseTaskRequest
+	(*ReleaseTaskResponse)(nil),           // 23: huifang.dispatch.v1.ReleaseTaskResponse
+	(*ReassignTaskRequest)(nil),           // 24: huifang.dispatch.v1.ReassignTaskRequest
+	(*ReassignTaskResponse)(nil),          // 25: huifang.dispatch.v1.ReassignTaskResponse
+	(*ListDeadlineTasksRequest)(nil),      // 26: huifang.dispatch.v1.ListDeadlineTasksRequest
+	(*DeadlineTask)(nil),                  // 27: huifang.dispatch.v1.DeadlineTask
+	(*ListDeadlineTasksResponse)(nil),     // 28: huifang.dispatch.v1.ListDeadlineTasksResponse
+	(*Template)(nil),                      // 29: huifang.dispatch.v1.Template
+	(*UpsertTemplateRequest)(nil),         // 30: huifang.dispatch.v1.UpsertTemplateRequest
+	(*UpsertTemplateResponse)(nil),        // 31: huifang.dispatch.v1.UpsertTemplateResponse
+	(*SetCustomerVariablesRequest)(nil),   // 32: huifang.dispatch.v1.SetCustomerVariablesRequest
+	(*SetCustomerVariablesResponse)(nil),  // 33: huifang.dispatch.v1.SetCustomerVariablesResponse
+	(*Message)(nil),                       // 34: huifang.dispatch.v1.Message
+	(*ListMessagesRequest)(nil),           // 35: huifang.dispatch.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),          // 36: huifang.dispatch.v1.ListMessagesResponse
+	(*RecordDeliveryReceiptRequest)(nil),  // 37: huifang.dispatch.v1.RecordDeliveryReceiptRequest
+	(*RecordDeliveryReceiptResponse)(nil), // 38: huifang.dispatch.v1.RecordDeliveryReceiptResponse
+	nil,                                   // 39: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	nil,                                   // 40: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	(*v1.Customer)(nil),                   // 41: huifang.types.v1.Customer
+	(v1.Channel)(0),                       // 42: huifang.types.v1.Channel
+	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
+	(v1.Severity)(0),                      // 44: huifang.types.v1.Severity
+	(v1.Disposition)(0),                   // 45: huifang.types.v1.Disposition
+	(*durationpb.Duration)(nil),           // 46: google.protobuf.Duration
 }
 var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
-	0,  // 0: huifang.dispatch.v1.UpsertAgentRequest.agent:type_name -> huifang.dispatch.v1.Agent
-	0,  // 1: huifang.dispatch.v1.UpsertAgentResponse.agent:type_name -> huifang.dispatch.v1.Agent
-	0,  // 2: huifang.dispatch.v1.ListAgentsResponse.agents:type_name -> huifang.dispatch.v1.Agent
-	10, // 3: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
-	11, // 4: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
-	12, // 5: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
-	12, // 6: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
-	12, // 7: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 8: huifang.dispatch.v1.ClaimNextTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	5,  // 9: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
-	1,  // 10: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
-	3,  // 11: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
-	6,  // 12: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
-	8,  // 13: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
-	2,  // 14: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
-	4,  // 15: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
-	7,  // 16: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
-	9,  // 17: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	1,  // 0: huifang.dispatch.v1.UpsertOrgUnitRequest.unit:type_name -> huifang.dispatch.v1.OrgUnit
+	1,  // 1: huifang.dispatch.v1.UpsertOrgUnitResponse.unit:type_name -> huifang.dispatch.v1.OrgUnit
+	1,  // 2: huifang.dispatch.v1.ListOrgUnitsResponse.units:type_name -> huifang.dispatch.v1.OrgUnit
+	0,  // 3: huifang.dispatch.v1.Agent.role:type_name -> huifang.dispatch.v1.Role
+	6,  // 4: huifang.dispatch.v1.Agent.skills:type_name -> huifang.dispatch.v1.Skills
+	7,  // 5: huifang.dispatch.v1.Agent.shift:type_name -> huifang.dispatch.v1.Shift
+	8,  // 6: huifang.dispatch.v1.UpsertAgentRequest.agent:type_name -> huifang.dispatch.v1.Agent
+	8,  // 7: huifang.dispatch.v1.UpsertAgentResponse.agent:type_name -> huifang.dispatch.v1.Agent
+	8,  // 8: huifang.dispatch.v1.ListAgentsResponse.agents:type_name -> huifang.dispatch.v1.Agent
+	41, // 9: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
+	42, // 10: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
+	43, // 11: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
+	43, // 12: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	43, // 13: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
+	44, // 14: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
+	43, // 15: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
+	0,  // 16: huifang.dispatch.v1.Task.required_role:type_name -> huifang.dispatch.v1.Role
+	45, // 17: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
+	46, // 18: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
+	13, // 19: huifang.dispatch.v1.ClaimNextTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	13, // 20: huifang.dispatch.v1.HeartbeatTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	13, // 21: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
+	45, // 22: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
+	43, // 23: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
+	13, // 24: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
+	43, // 25: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
+	13, // 26: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	13, // 27: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	46, // 28: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
+	13, // 29: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
+	27, // 30: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
+	42, // 31: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
+	29, // 32: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
+	29, // 33: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
+	39, // 34: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	40, // 35: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	42, // 36: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
+	43, // 37: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	43, // 38: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 39: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
+	34, // 40: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
+	2,  // 41: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
+	4,  // 42: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
+	9,  // 43: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
+	11, // 44: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
+	14, // 45: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
+	16, // 46: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
+	18, // 47: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
+	20, // 48: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
+	22, // 49: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
+	24, // 50: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
+	26, // 51: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
+	30, // 52: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
+	32, // 53: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
+	35, // 54: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
+	37, // 55: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
+	3,  // 56: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
+	5,  // 57: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
+	10, // 58: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
+	12, // 59: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
+	15, // 60: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
+	17, // 61: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
+	19, // 62: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
+	21, // 63: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
+	23, // 64: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
+	25, // 65: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
+	28, // 66: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
+	31, // 67: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
+	33, // 68: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
+	36, // 69: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
+	38, // 70: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
+	56, // [56:71] is the sub-list for method output_type
+	41, // [41:56] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_huifang_dispatch_v1_dispatch_proto_init() }
@@ -787,18 +3004,20 @@ func file_huifang_dispatch_v1_dispatch_proto_init() {
 	if File_huifang_dispatch_v1_dispatch_proto != nil {
 		return
 	}
+	file_huifang_dispatch_v1_dispatch_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_dispatch_v1_dispatch_proto_rawDesc), len(file_huifang_dispatch_v1_dispatch_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_huifang_dispatch_v1_dispatch_proto_goTypes,
 		DependencyIndexes: file_huifang_dispatch_v1_dispatch_proto_depIdxs,
+		EnumInfos:         file_huifang_dispatch_v1_dispatch_proto_enumTypes,
 		MessageInfos:      file_huifang_dispatch_v1_dispatch_proto_msgTypes,
 	}.Build()
 	File_huifang_dispatch_v1_dispatch_proto = out.File

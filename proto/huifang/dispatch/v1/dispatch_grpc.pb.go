@@ -19,27 +19,61 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DispatchService_UpsertAgent_FullMethodName   = "/huifang.dispatch.v1.DispatchService/UpsertAgent"
-	DispatchService_ListAgents_FullMethodName    = "/huifang.dispatch.v1.DispatchService/ListAgents"
-	DispatchService_ClaimNextTask_FullMethodName = "/huifang.dispatch.v1.DispatchService/ClaimNextTask"
-	DispatchService_ListTasks_FullMethodName     = "/huifang.dispatch.v1.DispatchService/ListTasks"
+	DispatchService_UpsertOrgUnit_FullMethodName         = "/huifang.dispatch.v1.DispatchService/UpsertOrgUnit"
+	DispatchService_ListOrgUnits_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListOrgUnits"
+	DispatchService_UpsertAgent_FullMethodName           = "/huifang.dispatch.v1.DispatchService/UpsertAgent"
+	DispatchService_ListAgents_FullMethodName            = "/huifang.dispatch.v1.DispatchService/ListAgents"
+	DispatchService_ClaimNextTask_FullMethodName         = "/huifang.dispatch.v1.DispatchService/ClaimNextTask"
+	DispatchService_HeartbeatTask_FullMethodName         = "/huifang.dispatch.v1.DispatchService/HeartbeatTask"
+	DispatchService_ListTasks_FullMethodName             = "/huifang.dispatch.v1.DispatchService/ListTasks"
+	DispatchService_RecordAttempt_FullMethodName         = "/huifang.dispatch.v1.DispatchService/RecordAttempt"
+	DispatchService_ReleaseTask_FullMethodName           = "/huifang.dispatch.v1.DispatchService/ReleaseTask"
+	DispatchService_ReassignTask_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ReassignTask"
+	DispatchService_ListDeadlineTasks_FullMethodName     = "/huifang.dispatch.v1.DispatchService/ListDeadlineTasks"
+	DispatchService_UpsertTemplate_FullMethodName        = "/huifang.dispatch.v1.DispatchService/UpsertTemplate"
+	DispatchService_SetCustomerVariables_FullMethodName  = "/huifang.dispatch.v1.DispatchService/SetCustomerVariables"
+	DispatchService_ListMessages_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListMessages"
+	DispatchService_RecordDeliveryReceipt_FullMethodName = "/huifang.dispatch.v1.DispatchService/RecordDeliveryReceipt"
 )
 
 // DispatchServiceClient is the client API for DispatchService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// DispatchService hands due visits to call-center agents.
+// DispatchService hands due visits to call-center agents and sends the automatic ones.
 type DispatchServiceClient interface {
+	// UpsertOrgUnit creates or updates a unit of the follow-up center's tree (seed 004: center →
+	// groups).
+	UpsertOrgUnit(ctx context.Context, in *UpsertOrgUnitRequest, opts ...grpc.CallOption) (*UpsertOrgUnitResponse, error)
+	// ListOrgUnits lists the tenant's org units, parents before children.
+	ListOrgUnits(ctx context.Context, in *ListOrgUnitsRequest, opts ...grpc.CallOption) (*ListOrgUnitsResponse, error)
 	// UpsertAgent registers an agent or updates one.
 	UpsertAgent(ctx context.Context, in *UpsertAgentRequest, opts ...grpc.CallOption) (*UpsertAgentResponse, error)
 	// ListAgents lists the tenant's agents.
 	ListAgents(ctx context.Context, in *ListAgentsRequest, opts ...grpc.CallOption) (*ListAgentsResponse, error)
 	// ClaimNextTask leases the most urgent open task the agent may take; the response has
-	// no task when none is open.
+	// no task when none is open (after waiting up to `wait` when it is set).
 	ClaimNextTask(ctx context.Context, in *ClaimNextTaskRequest, opts ...grpc.CallOption) (*ClaimNextTaskResponse, error)
+	// HeartbeatTask extends the lease of a task the agent holds.
+	HeartbeatTask(ctx context.Context, in *HeartbeatTaskRequest, opts ...grpc.CallOption) (*HeartbeatTaskResponse, error)
 	// ListTasks lists tasks, most urgent first.
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
+	// RecordAttempt records how one attempt to reach the customer ended and applies the retry policy.
+	RecordAttempt(ctx context.Context, in *RecordAttemptRequest, opts ...grpc.CallOption) (*RecordAttemptResponse, error)
+	// ReleaseTask gives a task back to the queue.
+	ReleaseTask(ctx context.Context, in *ReleaseTaskRequest, opts ...grpc.CallOption) (*ReleaseTaskResponse, error)
+	// ReassignTask moves a task to another agent; only a leader (or above) may.
+	ReassignTask(ctx context.Context, in *ReassignTaskRequest, opts ...grpc.CallOption) (*ReassignTaskResponse, error)
+	// ListDeadlineTasks lists open tasks near or past their deadline, for leaders (seed 003: 48 h).
+	ListDeadlineTasks(ctx context.Context, in *ListDeadlineTasksRequest, opts ...grpc.CallOption) (*ListDeadlineTasksResponse, error)
+	// UpsertTemplate stores the message template of a policy and channel (SMS, email).
+	UpsertTemplate(ctx context.Context, in *UpsertTemplateRequest, opts ...grpc.CallOption) (*UpsertTemplateResponse, error)
+	// SetCustomerVariables stores the variables a customer's messages use (project, booking number, advisor).
+	SetCustomerVariables(ctx context.Context, in *SetCustomerVariablesRequest, opts ...grpc.CallOption) (*SetCustomerVariablesResponse, error)
+	// ListMessages lists the SMS and email messages dispatch sent, newest first.
+	ListMessages(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error)
+	// RecordDeliveryReceipt records a provider's delivery report of a message.
+	RecordDeliveryReceipt(ctx context.Context, in *RecordDeliveryReceiptRequest, opts ...grpc.CallOption) (*RecordDeliveryReceiptResponse, error)
 }
 
 type dispatchServiceClient struct {
@@ -48,6 +82,26 @@ type dispatchServiceClient struct {
 
 func NewDispatchServiceClient(cc grpc.ClientConnInterface) DispatchServiceClient {
 	return &dispatchServiceClient{cc}
+}
+
+func (c *dispatchServiceClient) UpsertOrgUnit(ctx context.Context, in *UpsertOrgUnitRequest, opts ...grpc.CallOption) (*UpsertOrgUnitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertOrgUnitResponse)
+	err := c.cc.Invoke(ctx, DispatchService_UpsertOrgUnit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ListOrgUnits(ctx context.Context, in *ListOrgUnitsRequest, opts ...grpc.CallOption) (*ListOrgUnitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrgUnitsResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ListOrgUnits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *dispatchServiceClient) UpsertAgent(ctx context.Context, in *UpsertAgentRequest, opts ...grpc.CallOption) (*UpsertAgentResponse, error) {
@@ -80,6 +134,16 @@ func (c *dispatchServiceClient) ClaimNextTask(ctx context.Context, in *ClaimNext
 	return out, nil
 }
 
+func (c *dispatchServiceClient) HeartbeatTask(ctx context.Context, in *HeartbeatTaskRequest, opts ...grpc.CallOption) (*HeartbeatTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeartbeatTaskResponse)
+	err := c.cc.Invoke(ctx, DispatchService_HeartbeatTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dispatchServiceClient) ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTasksResponse)
@@ -90,21 +154,124 @@ func (c *dispatchServiceClient) ListTasks(ctx context.Context, in *ListTasksRequ
 	return out, nil
 }
 
+func (c *dispatchServiceClient) RecordAttempt(ctx context.Context, in *RecordAttemptRequest, opts ...grpc.CallOption) (*RecordAttemptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordAttemptResponse)
+	err := c.cc.Invoke(ctx, DispatchService_RecordAttempt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ReleaseTask(ctx context.Context, in *ReleaseTaskRequest, opts ...grpc.CallOption) (*ReleaseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseTaskResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ReleaseTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ReassignTask(ctx context.Context, in *ReassignTaskRequest, opts ...grpc.CallOption) (*ReassignTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReassignTaskResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ReassignTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ListDeadlineTasks(ctx context.Context, in *ListDeadlineTasksRequest, opts ...grpc.CallOption) (*ListDeadlineTasksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadlineTasksResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ListDeadlineTasks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) UpsertTemplate(ctx context.Context, in *UpsertTemplateRequest, opts ...grpc.CallOption) (*UpsertTemplateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertTemplateResponse)
+	err := c.cc.Invoke(ctx, DispatchService_UpsertTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) SetCustomerVariables(ctx context.Context, in *SetCustomerVariablesRequest, opts ...grpc.CallOption) (*SetCustomerVariablesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetCustomerVariablesResponse)
+	err := c.cc.Invoke(ctx, DispatchService_SetCustomerVariables_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ListMessages(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMessagesResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ListMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) RecordDeliveryReceipt(ctx context.Context, in *RecordDeliveryReceiptRequest, opts ...grpc.CallOption) (*RecordDeliveryReceiptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordDeliveryReceiptResponse)
+	err := c.cc.Invoke(ctx, DispatchService_RecordDeliveryReceipt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatchServiceServer is the server API for DispatchService service.
 // All implementations must embed UnimplementedDispatchServiceServer
 // for forward compatibility.
 //
-// DispatchService hands due visits to call-center agents.
+// DispatchService hands due visits to call-center agents and sends the automatic ones.
 type DispatchServiceServer interface {
+	// UpsertOrgUnit creates or updates a unit of the follow-up center's tree (seed 004: center →
+	// groups).
+	UpsertOrgUnit(context.Context, *UpsertOrgUnitRequest) (*UpsertOrgUnitResponse, error)
+	// ListOrgUnits lists the tenant's org units, parents before children.
+	ListOrgUnits(context.Context, *ListOrgUnitsRequest) (*ListOrgUnitsResponse, error)
 	// UpsertAgent registers an agent or updates one.
 	UpsertAgent(context.Context, *UpsertAgentRequest) (*UpsertAgentResponse, error)
 	// ListAgents lists the tenant's agents.
 	ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error)
 	// ClaimNextTask leases the most urgent open task the agent may take; the response has
-	// no task when none is open.
+	// no task when none is open (after waiting up to `wait` when it is set).
 	ClaimNextTask(context.Context, *ClaimNextTaskRequest) (*ClaimNextTaskResponse, error)
+	// HeartbeatTask extends the lease of a task the agent holds.
+	HeartbeatTask(context.Context, *HeartbeatTaskRequest) (*HeartbeatTaskResponse, error)
 	// ListTasks lists tasks, most urgent first.
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
+	// RecordAttempt records how one attempt to reach the customer ended and applies the retry policy.
+	RecordAttempt(context.Context, *RecordAttemptRequest) (*RecordAttemptResponse, error)
+	// ReleaseTask gives a task back to the queue.
+	ReleaseTask(context.Context, *ReleaseTaskRequest) (*ReleaseTaskResponse, error)
+	// ReassignTask moves a task to another agent; only a leader (or above) may.
+	ReassignTask(context.Context, *ReassignTaskRequest) (*ReassignTaskResponse, error)
+	// ListDeadlineTasks lists open tasks near or past their deadline, for leaders (seed 003: 48 h).
+	ListDeadlineTasks(context.Context, *ListDeadlineTasksRequest) (*ListDeadlineTasksResponse, error)
+	// UpsertTemplate stores the message template of a policy and channel (SMS, email).
+	UpsertTemplate(context.Context, *UpsertTemplateRequest) (*UpsertTemplateResponse, error)
+	// SetCustomerVariables stores the variables a customer's messages use (project, booking number, advisor).
+	SetCustomerVariables(context.Context, *SetCustomerVariablesRequest) (*SetCustomerVariablesResponse, error)
+	// ListMessages lists the SMS and email messages dispatch sent, newest first.
+	ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error)
+	// RecordDeliveryReceipt records a provider's delivery report of a message.
+	RecordDeliveryReceipt(context.Context, *RecordDeliveryReceiptRequest) (*RecordDeliveryReceiptResponse, error)
 	mustEmbedUnimplementedDispatchServiceServer()
 }
 
@@ -115,6 +282,12 @@ type DispatchServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedDispatchServiceServer struct{}
 
+func (UnimplementedDispatchServiceServer) UpsertOrgUnit(context.Context, *UpsertOrgUnitRequest) (*UpsertOrgUnitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpsertOrgUnit not implemented")
+}
+func (UnimplementedDispatchServiceServer) ListOrgUnits(context.Context, *ListOrgUnitsRequest) (*ListOrgUnitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrgUnits not implemented")
+}
 func (UnimplementedDispatchServiceServer) UpsertAgent(context.Context, *UpsertAgentRequest) (*UpsertAgentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertAgent not implemented")
 }
@@ -124,8 +297,35 @@ func (UnimplementedDispatchServiceServer) ListAgents(context.Context, *ListAgent
 func (UnimplementedDispatchServiceServer) ClaimNextTask(context.Context, *ClaimNextTaskRequest) (*ClaimNextTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClaimNextTask not implemented")
 }
+func (UnimplementedDispatchServiceServer) HeartbeatTask(context.Context, *HeartbeatTaskRequest) (*HeartbeatTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HeartbeatTask not implemented")
+}
 func (UnimplementedDispatchServiceServer) ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTasks not implemented")
+}
+func (UnimplementedDispatchServiceServer) RecordAttempt(context.Context, *RecordAttemptRequest) (*RecordAttemptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordAttempt not implemented")
+}
+func (UnimplementedDispatchServiceServer) ReleaseTask(context.Context, *ReleaseTaskRequest) (*ReleaseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseTask not implemented")
+}
+func (UnimplementedDispatchServiceServer) ReassignTask(context.Context, *ReassignTaskRequest) (*ReassignTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReassignTask not implemented")
+}
+func (UnimplementedDispatchServiceServer) ListDeadlineTasks(context.Context, *ListDeadlineTasksRequest) (*ListDeadlineTasksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadlineTasks not implemented")
+}
+func (UnimplementedDispatchServiceServer) UpsertTemplate(context.Context, *UpsertTemplateRequest) (*UpsertTemplateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpsertTemplate not implemented")
+}
+func (UnimplementedDispatchServiceServer) SetCustomerVariables(context.Context, *SetCustomerVariablesRequest) (*SetCustomerVariablesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetCustomerVariables not implemented")
+}
+func (UnimplementedDispatchServiceServer) ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMessages not implemented")
+}
+func (UnimplementedDispatchServiceServer) RecordDeliveryReceipt(context.Context, *RecordDeliveryReceiptRequest) (*RecordDeliveryReceiptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordDeliveryReceipt not implemented")
 }
 func (UnimplementedDispatchServiceServer) mustEmbedUnimplementedDispatchServiceServer() {}
 func (UnimplementedDispatchServiceServer) testEmbeddedByValue()                         {}
@@ -146,6 +346,42 @@ func RegisterDispatchServiceServer(s grpc.ServiceRegistrar, srv DispatchServiceS
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&DispatchService_ServiceDesc, srv)
+}
+
+func _DispatchService_UpsertOrgUnit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertOrgUnitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).UpsertOrgUnit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_UpsertOrgUnit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).UpsertOrgUnit(ctx, req.(*UpsertOrgUnitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ListOrgUnits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrgUnitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ListOrgUnits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ListOrgUnits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ListOrgUnits(ctx, req.(*ListOrgUnitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _DispatchService_UpsertAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -202,6 +438,24 @@ func _DispatchService_ClaimNextTask_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatchService_HeartbeatTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HeartbeatTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).HeartbeatTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_HeartbeatTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).HeartbeatTask(ctx, req.(*HeartbeatTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DispatchService_ListTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListTasksRequest)
 	if err := dec(in); err != nil {
@@ -220,6 +474,150 @@ func _DispatchService_ListTasks_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatchService_RecordAttempt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordAttemptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).RecordAttempt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_RecordAttempt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).RecordAttempt(ctx, req.(*RecordAttemptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ReleaseTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ReleaseTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ReleaseTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ReleaseTask(ctx, req.(*ReleaseTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ReassignTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReassignTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ReassignTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ReassignTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ReassignTask(ctx, req.(*ReassignTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ListDeadlineTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadlineTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ListDeadlineTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ListDeadlineTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ListDeadlineTasks(ctx, req.(*ListDeadlineTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_UpsertTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).UpsertTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_UpsertTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).UpsertTemplate(ctx, req.(*UpsertTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_SetCustomerVariables_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetCustomerVariablesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).SetCustomerVariables(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_SetCustomerVariables_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).SetCustomerVariables(ctx, req.(*SetCustomerVariablesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ListMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ListMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ListMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ListMessages(ctx, req.(*ListMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_RecordDeliveryReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordDeliveryReceiptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).RecordDeliveryReceipt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_RecordDeliveryReceipt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).RecordDeliveryReceipt(ctx, req.(*RecordDeliveryReceiptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DispatchService_ServiceDesc is the grpc.ServiceDesc for DispatchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -227,6 +625,14 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "huifang.dispatch.v1.DispatchService",
 	HandlerType: (*DispatchServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "UpsertOrgUnit",
+			Handler:    _DispatchService_UpsertOrgUnit_Handler,
+		},
+		{
+			MethodName: "ListOrgUnits",
+			Handler:    _DispatchService_ListOrgUnits_Handler,
+		},
 		{
 			MethodName: "UpsertAgent",
 			Handler:    _DispatchService_UpsertAgent_Handler,
@@ -240,8 +646,44 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _DispatchService_ClaimNextTask_Handler,
 		},
 		{
+			MethodName: "HeartbeatTask",
+			Handler:    _DispatchService_HeartbeatTask_Handler,
+		},
+		{
 			MethodName: "ListTasks",
 			Handler:    _DispatchService_ListTasks_Handler,
+		},
+		{
+			MethodName: "RecordAttempt",
+			Handler:    _DispatchService_RecordAttempt_Handler,
+		},
+		{
+			MethodName: "ReleaseTask",
+			Handler:    _DispatchService_ReleaseTask_Handler,
+		},
+		{
+			MethodName: "ReassignTask",
+			Handler:    _DispatchService_ReassignTask_Handler,
+		},
+		{
+			MethodName: "ListDeadlineTasks",
+			Handler:    _DispatchService_ListDeadlineTasks_Handler,
+		},
+		{
+			MethodName: "UpsertTemplate",
+			Handler:    _DispatchService_UpsertTemplate_Handler,
+		},
+		{
+			MethodName: "SetCustomerVariables",
+			Handler:    _DispatchService_SetCustomerVariables_Handler,
+		},
+		{
+			MethodName: "ListMessages",
+			Handler:    _DispatchService_ListMessages_Handler,
+		},
+		{
+			MethodName: "RecordDeliveryReceipt",
+			Handler:    _DispatchService_RecordDeliveryReceipt_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

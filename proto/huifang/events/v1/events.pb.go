@@ -47,7 +47,18 @@ type ServiceCompleted struct {
 	// Staff who served the customer.
 	StaffId string `protobuf:"bytes,11,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
 	// Amount of the service in the tenant's currency, in minor units (fen).
-	AmountMinor   int64 `protobuf:"varint,12,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
+	AmountMinor int64 `protobuf:"varint,12,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
+	// The vehicle serviced (auto dealer).
+	Vehicle *v1.Vehicle `protobuf:"bytes,13,opt,name=vehicle,proto3" json:"vehicle,omitempty"`
+	// For complaint_closed: the complaint that was closed.
+	Complaint *v1.Complaint `protobuf:"bytes,14,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	// When the upstream system last changed the customer data in this event; completed_at when
+	// unset. An older customer update never overwrites a newer one.
+	SourceUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=source_updated_at,json=sourceUpdatedAt,proto3" json:"source_updated_at,omitempty"`
+	// Free-form facts about the service that policies may test or count from (scheduler triggers
+	// and anchors), e.g. "km_per_day": "45" (the driving habit, auto dealer), "due_date":
+	// "2027-03-01" (agency services), "event_date" (special events), "channel": "online".
+	Attributes    map[string]string `protobuf:"bytes,16,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,6 +175,34 @@ func (x *ServiceCompleted) GetAmountMinor() int64 {
 		return x.AmountMinor
 	}
 	return 0
+}
+
+func (x *ServiceCompleted) GetVehicle() *v1.Vehicle {
+	if x != nil {
+		return x.Vehicle
+	}
+	return nil
+}
+
+func (x *ServiceCompleted) GetComplaint() *v1.Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+func (x *ServiceCompleted) GetSourceUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SourceUpdatedAt
+	}
+	return nil
+}
+
+func (x *ServiceCompleted) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
 }
 
 // VisitPlanned tells that the scheduler planned a follow-up visit.
@@ -326,8 +365,16 @@ type VisitDue struct {
 	// The group that must make the visit; empty means any agent.
 	Group              string                 `protobuf:"bytes,13,opt,name=group,proto3" json:"group,omitempty"`
 	ServiceCompletedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=service_completed_at,json=serviceCompletedAt,proto3" json:"service_completed_at,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Set on a confirmation visit planned after ComplaintResolved (or a FollowUpRequested naming a
+	// complaint): the complaint whose resolution the customer is asked to confirm.
+	ComplaintId string `protobuf:"bytes,15,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// How serious the matter is (seed 000): dispatch routes an urgent one to a leader and a major
+	// one to a manager, and ranks tasks by it after the deadline.
+	Severity v1.Severity `protobuf:"varint,16,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// The product line the service was about (e.g. "air_conditioner"); dispatch routes by agent skill.
+	ProductCategory string `protobuf:"bytes,17,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VisitDue) Reset() {
@@ -456,6 +503,27 @@ func (x *VisitDue) GetServiceCompletedAt() *timestamppb.Timestamp {
 		return x.ServiceCompletedAt
 	}
 	return nil
+}
+
+func (x *VisitDue) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *VisitDue) GetSeverity() v1.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v1.Severity(0)
+}
+
+func (x *VisitDue) GetProductCategory() string {
+	if x != nil {
+		return x.ProductCategory
+	}
+	return ""
 }
 
 // VisitAssigned tells that an agent claimed the task of a visit.
@@ -1638,23 +1706,26 @@ func (x *ComplaintAcknowledged) GetAt() *timestamppb.Timestamp {
 // ComplaintResolved tells that the owning department resolved a complaint; the
 // scheduler plans a confirmation visit.
 type ComplaintResolved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	ComplaintId   string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
-	CustomerId    string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	VisitId       string                 `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	RootCause     string                 `protobuf:"bytes,6,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
-	Action        string                 `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
-	By            string                 `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
-	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
-	OrgUnit       string                 `protobuf:"bytes,10,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
-	Category      string                 `protobuf:"bytes,11,opt,name=category,proto3" json:"category,omitempty"`
-	Department    string                 `protobuf:"bytes,12,opt,name=department,proto3" json:"department,omitempty"`
-	Severity      v1.Severity            `protobuf:"varint,13,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
-	EscalatedAt   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
-	Customer      *v1.Customer           `protobuf:"bytes,15,opt,name=customer,proto3" json:"customer,omitempty"`
-	ServiceId     string                 `protobuf:"bytes,16,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	CustomerId  string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	VisitId     string                 `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	RootCause   string                 `protobuf:"bytes,6,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
+	Action      string                 `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	By          string                 `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
+	ResolvedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	OrgUnit     string                 `protobuf:"bytes,10,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Category    string                 `protobuf:"bytes,11,opt,name=category,proto3" json:"category,omitempty"`
+	Department  string                 `protobuf:"bytes,12,opt,name=department,proto3" json:"department,omitempty"`
+	Severity    v1.Severity            `protobuf:"varint,13,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	EscalatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
+	Customer    *v1.Customer           `protobuf:"bytes,15,opt,name=customer,proto3" json:"customer,omitempty"`
+	ServiceId   string                 `protobuf:"bytes,16,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// The complaint needs no follow-up (anonymous, or only a written reply was requested, seed 000):
+	// plan no confirmation visit. Feedback closes it with outcome "written_reply".
+	NoFollowUp    bool `protobuf:"varint,17,opt,name=no_follow_up,json=noFollowUp,proto3" json:"no_follow_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1799,6 +1870,13 @@ func (x *ComplaintResolved) GetServiceId() string {
 		return x.ServiceId
 	}
 	return ""
+}
+
+func (x *ComplaintResolved) GetNoFollowUp() bool {
+	if x != nil {
+		return x.NoFollowUp
+	}
+	return false
 }
 
 // ComplaintReopened tells that a resolution did not satisfy the customer.
@@ -2233,11 +2311,140 @@ func (x *TargetBreached) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// VisitOverdue tells that a visit's task is near or past its deadline and not done (the SLA
+// clock, seed 003: within 48 hours). Published by dispatch on huifang.events.visit.overdue, once
+// per task and stage.
+type VisitOverdue struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId  string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// "near" (inside the warning margin) or "past" (the deadline passed).
+	Stage    string                 `protobuf:"bytes,5,opt,name=stage,proto3" json:"stage,omitempty"`
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	At       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	OrgUnit  string                 `protobuf:"bytes,8,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Group    string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
+	// The agent holding the task, if any.
+	AgentId       string `protobuf:"bytes,10,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	CustomerId    string `protobuf:"bytes,11,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VisitOverdue) Reset() {
+	*x = VisitOverdue{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VisitOverdue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VisitOverdue) ProtoMessage() {}
+
+func (x *VisitOverdue) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VisitOverdue.ProtoReflect.Descriptor instead.
+func (*VisitOverdue) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *VisitOverdue) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *VisitOverdue) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *VisitOverdue) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *VisitOverdue) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
 var File_huifang_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehuifang/events/v1/events.proto\x12\x11huifang.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xde\x03\n" +
+	"\x1ehuifang/events/v1/events.proto\x12\x11huifang.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xaa\x06\n" +
 	"\x10ServiceCompleted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12#\n" +
@@ -2252,7 +2459,16 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\aproduct\x18\n" +
 	" \x01(\v2\x19.huifang.types.v1.ProductR\aproduct\x12\x19\n" +
 	"\bstaff_id\x18\v \x01(\tR\astaffId\x12!\n" +
-	"\famount_minor\x18\f \x01(\x03R\vamountMinor\"\xd7\x03\n" +
+	"\famount_minor\x18\f \x01(\x03R\vamountMinor\x123\n" +
+	"\avehicle\x18\r \x01(\v2\x19.huifang.types.v1.VehicleR\avehicle\x129\n" +
+	"\tcomplaint\x18\x0e \x01(\v2\x1b.huifang.types.v1.ComplaintR\tcomplaint\x12F\n" +
+	"\x11source_updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\x12S\n" +
+	"\n" +
+	"attributes\x18\x10 \x03(\v23.huifang.events.v1.ServiceCompleted.AttributesEntryR\n" +
+	"attributes\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x03\n" +
 	"\fVisitPlanned\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2269,7 +2485,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\borg_unit\x18\v \x01(\tR\aorgUnit\x12!\n" +
 	"\fservice_type\x18\f \x01(\tR\vserviceType\x12\x1f\n" +
 	"\vcustomer_id\x18\r \x01(\tR\n" +
-	"customerId\"\xba\x04\n" +
+	"customerId\"\xc0\x05\n" +
 	"\bVisitDue\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2286,7 +2502,10 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\borg_unit\x18\v \x01(\tR\aorgUnit\x12!\n" +
 	"\fservice_type\x18\f \x01(\tR\vserviceType\x12\x14\n" +
 	"\x05group\x18\r \x01(\tR\x05group\x12L\n" +
-	"\x14service_completed_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAt\"\xba\x01\n" +
+	"\x14service_completed_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAt\x12!\n" +
+	"\fcomplaint_id\x18\x0f \x01(\tR\vcomplaintId\x126\n" +
+	"\bseverity\x18\x10 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12)\n" +
+	"\x10product_category\x18\x11 \x01(\tR\x0fproductCategory\"\xba\x01\n" +
 	"\rVisitAssigned\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2413,7 +2632,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
 	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x12*\n" +
-	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xd3\x04\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xf5\x04\n" +
 	"\x11ComplaintResolved\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
@@ -2437,7 +2656,9 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\fescalated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\x126\n" +
 	"\bcustomer\x18\x0f \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12\x1d\n" +
 	"\n" +
-	"service_id\x18\x10 \x01(\tR\tserviceId\"\xe8\x01\n" +
+	"service_id\x18\x10 \x01(\tR\tserviceId\x12 \n" +
+	"\fno_follow_up\x18\x11 \x01(\bR\n" +
+	"noFollowUp\"\xe8\x01\n" +
 	"\x11ComplaintReopened\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
@@ -2481,7 +2702,21 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\fperiod_start\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
 	"\n" +
 	"period_end\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12*\n" +
-	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02atB=Z;github.com/huifang/huifang/proto/huifang/events/v1;eventsv1b\x06proto3"
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xe1\x02\n" +
+	"\fVisitOverdue\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x17\n" +
+	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x14\n" +
+	"\x05stage\x18\x05 \x01(\tR\x05stage\x126\n" +
+	"\bdeadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12*\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x19\n" +
+	"\borg_unit\x18\b \x01(\tR\aorgUnit\x12\x14\n" +
+	"\x05group\x18\t \x01(\tR\x05group\x12\x19\n" +
+	"\bagent_id\x18\n" +
+	" \x01(\tR\aagentId\x12\x1f\n" +
+	"\vcustomer_id\x18\v \x01(\tR\n" +
+	"customerIdB=Z;github.com/huifang/huifang/proto/huifang/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_huifang_events_v1_events_proto_rawDescOnce sync.Once
@@ -2495,7 +2730,7 @@ func file_huifang_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_huifang_events_v1_events_proto_rawDescData
 }
 
-var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_huifang_events_v1_events_proto_goTypes = []any{
 	(*ServiceCompleted)(nil),      // 0: huifang.events.v1.ServiceCompleted
 	(*VisitPlanned)(nil),          // 1: huifang.events.v1.VisitPlanned
@@ -2515,69 +2750,80 @@ var file_huifang_events_v1_events_proto_goTypes = []any{
 	(*ComplaintClosed)(nil),       // 15: huifang.events.v1.ComplaintClosed
 	(*ReviewSubmitted)(nil),       // 16: huifang.events.v1.ReviewSubmitted
 	(*TargetBreached)(nil),        // 17: huifang.events.v1.TargetBreached
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*v1.Customer)(nil),           // 19: huifang.types.v1.Customer
-	(*v1.Product)(nil),            // 20: huifang.types.v1.Product
-	(v1.Channel)(0),               // 21: huifang.types.v1.Channel
-	(*v1.Answer)(nil),             // 22: huifang.types.v1.Answer
-	(*v1.Problem)(nil),            // 23: huifang.types.v1.Problem
-	(v1.Disposition)(0),           // 24: huifang.types.v1.Disposition
-	(v1.Severity)(0),              // 25: huifang.types.v1.Severity
+	(*VisitOverdue)(nil),          // 18: huifang.events.v1.VisitOverdue
+	nil,                           // 19: huifang.events.v1.ServiceCompleted.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*v1.Customer)(nil),           // 21: huifang.types.v1.Customer
+	(*v1.Product)(nil),            // 22: huifang.types.v1.Product
+	(*v1.Vehicle)(nil),            // 23: huifang.types.v1.Vehicle
+	(*v1.Complaint)(nil),          // 24: huifang.types.v1.Complaint
+	(v1.Channel)(0),               // 25: huifang.types.v1.Channel
+	(v1.Severity)(0),              // 26: huifang.types.v1.Severity
+	(*v1.Answer)(nil),             // 27: huifang.types.v1.Answer
+	(*v1.Problem)(nil),            // 28: huifang.types.v1.Problem
+	(v1.Disposition)(0),           // 29: huifang.types.v1.Disposition
 }
 var file_huifang_events_v1_events_proto_depIdxs = []int32{
-	18, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	19, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
-	20, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
-	21, // 3: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
-	18, // 4: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
-	18, // 5: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
-	21, // 6: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
-	18, // 7: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
-	18, // 8: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
-	19, // 9: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
-	18, // 10: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
-	18, // 11: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
-	21, // 12: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
-	22, // 13: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
-	23, // 14: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
-	18, // 15: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
-	18, // 16: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
-	18, // 17: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
-	18, // 18: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
-	18, // 19: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	18, // 20: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	19, // 21: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
-	18, // 22: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
-	18, // 23: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	21, // 24: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
-	24, // 25: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
-	18, // 26: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
-	18, // 27: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
-	18, // 28: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
-	18, // 29: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
-	21, // 30: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
-	18, // 31: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
-	18, // 32: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
-	18, // 33: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
-	21, // 34: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
-	19, // 35: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
-	18, // 36: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
-	18, // 37: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
-	25, // 38: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
-	18, // 39: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
-	19, // 40: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
-	18, // 41: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
-	18, // 42: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
-	18, // 43: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
-	18, // 44: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
-	18, // 45: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
-	18, // 46: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
-	18, // 47: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
-	48, // [48:48] is the sub-list for method output_type
-	48, // [48:48] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	20, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	21, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
+	22, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
+	23, // 3: huifang.events.v1.ServiceCompleted.vehicle:type_name -> huifang.types.v1.Vehicle
+	24, // 4: huifang.events.v1.ServiceCompleted.complaint:type_name -> huifang.types.v1.Complaint
+	20, // 5: huifang.events.v1.ServiceCompleted.source_updated_at:type_name -> google.protobuf.Timestamp
+	19, // 6: huifang.events.v1.ServiceCompleted.attributes:type_name -> huifang.events.v1.ServiceCompleted.AttributesEntry
+	25, // 7: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
+	20, // 8: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
+	20, // 9: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
+	25, // 10: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
+	20, // 11: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
+	20, // 12: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
+	21, // 13: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
+	20, // 14: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
+	26, // 15: huifang.events.v1.VisitDue.severity:type_name -> huifang.types.v1.Severity
+	20, // 16: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
+	25, // 17: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
+	27, // 18: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
+	28, // 19: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
+	20, // 20: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
+	20, // 21: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
+	20, // 22: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
+	20, // 23: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
+	20, // 24: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	20, // 25: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 26: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	20, // 27: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 28: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	25, // 29: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	29, // 30: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	20, // 31: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	20, // 32: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	20, // 33: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	20, // 34: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	25, // 35: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	20, // 36: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	20, // 37: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	20, // 38: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	25, // 39: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	21, // 40: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	20, // 41: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	20, // 42: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	26, // 43: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	20, // 44: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 45: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	20, // 46: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	20, // 47: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	20, // 48: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	20, // 49: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	20, // 50: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	20, // 51: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	20, // 52: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	20, // 53: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
+	20, // 54: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }
@@ -2592,7 +2838,7 @@ func file_huifang_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_events_v1_events_proto_rawDesc), len(file_huifang_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -23,25 +23,411 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// QuestionKind is the form of a question's answer.
+type QuestionKind int32
+
+const (
+	QuestionKind_QUESTION_KIND_UNSPECIFIED QuestionKind = 0
+	// Satisfied / fairly satisfied / unsatisfied (seed 003): Answer.rating.
+	QuestionKind_QUESTION_KIND_RATING QuestionKind = 1
+	// 1–5: Answer.score.
+	QuestionKind_QUESTION_KIND_SCALE QuestionKind = 2
+	// Net promoter score 0–10: Answer.score.
+	QuestionKind_QUESTION_KIND_NPS QuestionKind = 3
+	// Answer.yes.
+	QuestionKind_QUESTION_KIND_YES_NO QuestionKind = 4
+	// One of Question.choices: Answer.choice.
+	QuestionKind_QUESTION_KIND_CHOICE QuestionKind = 5
+	// Answer.text.
+	QuestionKind_QUESTION_KIND_TEXT QuestionKind = 6
+)
+
+// Enum value maps for QuestionKind.
+var (
+	QuestionKind_name = map[int32]string{
+		0: "QUESTION_KIND_UNSPECIFIED",
+		1: "QUESTION_KIND_RATING",
+		2: "QUESTION_KIND_SCALE",
+		3: "QUESTION_KIND_NPS",
+		4: "QUESTION_KIND_YES_NO",
+		5: "QUESTION_KIND_CHOICE",
+		6: "QUESTION_KIND_TEXT",
+	}
+	QuestionKind_value = map[string]int32{
+		"QUESTION_KIND_UNSPECIFIED": 0,
+		"QUESTION_KIND_RATING":      1,
+		"QUESTION_KIND_SCALE":       2,
+		"QUESTION_KIND_NPS":         3,
+		"QUESTION_KIND_YES_NO":      4,
+		"QUESTION_KIND_CHOICE":      5,
+		"QUESTION_KIND_TEXT":        6,
+	}
+)
+
+func (x QuestionKind) Enum() *QuestionKind {
+	p := new(QuestionKind)
+	*p = x
+	return p
+}
+
+func (x QuestionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuestionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_feedback_v1_feedback_proto_enumTypes[0].Descriptor()
+}
+
+func (QuestionKind) Type() protoreflect.EnumType {
+	return &file_huifang_feedback_v1_feedback_proto_enumTypes[0]
+}
+
+func (x QuestionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuestionKind.Descriptor instead.
+func (QuestionKind) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{0}
+}
+
+type Question struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within the questionnaire, e.g. "q1" or "overall".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The aspect the question is about, e.g. "overall", "staff_attitude" (seed 003); answers report it.
+	Aspect   string       `protobuf:"bytes,2,opt,name=aspect,proto3" json:"aspect,omitempty"`
+	Text     string       `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	Kind     QuestionKind `protobuf:"varint,4,opt,name=kind,proto3,enum=huifang.feedback.v1.QuestionKind" json:"kind,omitempty"`
+	Required bool         `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	// The options of a choice question.
+	Choices       []string `protobuf:"bytes,6,rep,name=choices,proto3" json:"choices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Question) Reset() {
+	*x = Question{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Question) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Question) ProtoMessage() {}
+
+func (x *Question) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Question.ProtoReflect.Descriptor instead.
+func (*Question) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Question) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Question) GetAspect() string {
+	if x != nil {
+		return x.Aspect
+	}
+	return ""
+}
+
+func (x *Question) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Question) GetKind() QuestionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return QuestionKind_QUESTION_KIND_UNSPECIFIED
+}
+
+func (x *Question) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *Question) GetChoices() []string {
+	if x != nil {
+		return x.Choices
+	}
+	return nil
+}
+
+type Questionnaire struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "*" for the seed templates, which every tenant may use.
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// 1 for the first; each CreateQuestionnaire with the same id adds one.
+	Version     int32                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Name        string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	Questions   []*Question            `protobuf:"bytes,6,rep,name=questions,proto3" json:"questions,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The seed the template comes from, e.g. "003".
+	Seed          string `protobuf:"bytes,8,opt,name=seed,proto3" json:"seed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Questionnaire) Reset() {
+	*x = Questionnaire{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Questionnaire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Questionnaire) ProtoMessage() {}
+
+func (x *Questionnaire) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Questionnaire.ProtoReflect.Descriptor instead.
+func (*Questionnaire) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Questionnaire) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Questionnaire) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Questionnaire) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Questionnaire) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Questionnaire) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Questionnaire) GetQuestions() []*Question {
+	if x != nil {
+		return x.Questions
+	}
+	return nil
+}
+
+func (x *Questionnaire) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Questionnaire) GetSeed() string {
+	if x != nil {
+		return x.Seed
+	}
+	return ""
+}
+
+// Attachment is a reference to something stored elsewhere, e.g. a call recording.
+type Attachment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// e.g. "call_recording", "photo", "written_reply".
+	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Ref           string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attachment) Reset() {
+	*x = Attachment{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attachment) ProtoMessage() {}
+
+func (x *Attachment) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
+func (*Attachment) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Attachment) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Attachment) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+// PromisedReply is an answer the agent could not give at once (seed 000): a follow-up visit is planned for it.
+type PromisedReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the customer asked.
+	Question string `protobuf:"bytes,1,opt,name=question,proto3" json:"question,omitempty"`
+	// When the customer was promised the answer.
+	PromisedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=promised_at,json=promisedAt,proto3" json:"promised_at,omitempty"`
+	// The channel of the follow-up; the record's channel when unset.
+	Channel       v1.Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromisedReply) Reset() {
+	*x = PromisedReply{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromisedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromisedReply) ProtoMessage() {}
+
+func (x *PromisedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromisedReply.ProtoReflect.Descriptor instead.
+func (*PromisedReply) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PromisedReply) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *PromisedReply) GetPromisedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PromisedAt
+	}
+	return nil
+}
+
+func (x *PromisedReply) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
 type LogVisitRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	VisitId  string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The agent who made the visit: the one dispatch assigned it to (VisitAssigned), once one is known.
+	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// The channel the visit was made through; the planned channel when unset.
-	Channel       v1.Channel             `protobuf:"varint,4,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
-	Answers       []*v1.Answer           `protobuf:"bytes,5,rep,name=answers,proto3" json:"answers,omitempty"`
-	Problems      []*v1.Problem          `protobuf:"bytes,6,rep,name=problems,proto3" json:"problems,omitempty"`
-	Comments      string                 `protobuf:"bytes,7,opt,name=comments,proto3" json:"comments,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	Channel   v1.Channel             `protobuf:"varint,4,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	Answers   []*v1.Answer           `protobuf:"bytes,5,rep,name=answers,proto3" json:"answers,omitempty"`
+	Problems  []*v1.Problem          `protobuf:"bytes,6,rep,name=problems,proto3" json:"problems,omitempty"`
+	Comments  string                 `protobuf:"bytes,7,opt,name=comments,proto3" json:"comments,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	EndedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// The questionnaire version the agent's form showed; the version the policy names (or the latest) when 0.
+	QuestionnaireVersion int32 `protobuf:"varint,10,opt,name=questionnaire_version,json=questionnaireVersion,proto3" json:"questionnaire_version,omitempty"`
+	// The customer's signature (a stored image's id); required on site, not by phone (seed 000).
+	SignatureRef string `protobuf:"bytes,11,opt,name=signature_ref,json=signatureRef,proto3" json:"signature_ref,omitempty"`
+	// e.g. the call recording's id.
+	Attachments     []*Attachment    `protobuf:"bytes,12,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	PromisedReplies []*PromisedReply `protobuf:"bytes,13,rep,name=promised_replies,json=promisedReplies,proto3" json:"promised_replies,omitempty"`
+	// The complaint this visit confirms; the visit's own (from VisitDue) when empty.
+	ComplaintId   string `protobuf:"bytes,14,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogVisitRequest) Reset() {
 	*x = LogVisitRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[0]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +439,7 @@ func (x *LogVisitRequest) String() string {
 func (*LogVisitRequest) ProtoMessage() {}
 
 func (x *LogVisitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[0]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +452,7 @@ func (x *LogVisitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogVisitRequest.ProtoReflect.Descriptor instead.
 func (*LogVisitRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{0}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LogVisitRequest) GetTenantId() string {
@@ -132,6 +518,267 @@ func (x *LogVisitRequest) GetEndedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LogVisitRequest) GetQuestionnaireVersion() int32 {
+	if x != nil {
+		return x.QuestionnaireVersion
+	}
+	return 0
+}
+
+func (x *LogVisitRequest) GetSignatureRef() string {
+	if x != nil {
+		return x.SignatureRef
+	}
+	return ""
+}
+
+func (x *LogVisitRequest) GetAttachments() []*Attachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+func (x *LogVisitRequest) GetPromisedReplies() []*PromisedReply {
+	if x != nil {
+		return x.PromisedReplies
+	}
+	return nil
+}
+
+func (x *LogVisitRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+// FieldChange is one field an amendment changed.
+type FieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// e.g. "comments", "answers[overall]", "signature_ref".
+	Field         string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	OldValue      string `protobuf:"bytes,2,opt,name=old_value,json=oldValue,proto3" json:"old_value,omitempty"`
+	NewValue      string `protobuf:"bytes,3,opt,name=new_value,json=newValue,proto3" json:"new_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetOldValue() string {
+	if x != nil {
+		return x.OldValue
+	}
+	return ""
+}
+
+func (x *FieldChange) GetNewValue() string {
+	if x != nil {
+		return x.NewValue
+	}
+	return ""
+}
+
+// Amendment corrects a record without altering it (seed 004).
+type Amendment struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RecordId string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Who changed it.
+	By string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	// Why.
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	Changes       []*FieldChange         `protobuf:"bytes,6,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Amendment) Reset() {
+	*x = Amendment{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Amendment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Amendment) ProtoMessage() {}
+
+func (x *Amendment) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Amendment.ProtoReflect.Descriptor instead.
+func (*Amendment) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Amendment) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Amendment) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *Amendment) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Amendment) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Amendment) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *Amendment) GetChanges() []*FieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// SignOff is a leader's review of a record (seed 000: the supervisor signs the assistants' records).
+type SignOff struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecordId      string                 `protobuf:"bytes,1,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	LeaderId      string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Approved      bool                   `protobuf:"varint,3,opt,name=approved,proto3" json:"approved,omitempty"`
+	Note          string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOff) Reset() {
+	*x = SignOff{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOff) ProtoMessage() {}
+
+func (x *SignOff) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOff.ProtoReflect.Descriptor instead.
+func (*SignOff) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SignOff) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *SignOff) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *SignOff) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *SignOff) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *SignOff) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 type VisitRecord struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -147,15 +794,27 @@ type VisitRecord struct {
 	LoggedAt   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=logged_at,json=loggedAt,proto3" json:"logged_at,omitempty"`
 	CustomerId string                 `protobuf:"bytes,12,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	OrgUnit    string                 `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
-	// Ids of the complaints opened from this record's problems.
-	ComplaintIds  []string `protobuf:"bytes,14,rep,name=complaint_ids,json=complaintIds,proto3" json:"complaint_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Ids of the complaints this record's problems went to, in the order of the problems, each once:
+	// the complaints it opened and the still-open ones it was attached to (attached_complaint_ids).
+	ComplaintIds []string `protobuf:"bytes,14,rep,name=complaint_ids,json=complaintIds,proto3" json:"complaint_ids,omitempty"`
+	// The questionnaire and version the answers were checked against; empty when the policy names none.
+	QuestionnaireId      string           `protobuf:"bytes,15,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	QuestionnaireVersion int32            `protobuf:"varint,16,opt,name=questionnaire_version,json=questionnaireVersion,proto3" json:"questionnaire_version,omitempty"`
+	SignatureRef         string           `protobuf:"bytes,17,opt,name=signature_ref,json=signatureRef,proto3" json:"signature_ref,omitempty"`
+	Attachments          []*Attachment    `protobuf:"bytes,18,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	PromisedReplies      []*PromisedReply `protobuf:"bytes,19,rep,name=promised_replies,json=promisedReplies,proto3" json:"promised_replies,omitempty"`
+	// The complaint this visit confirmed, if any.
+	ConfirmedComplaintId string `protobuf:"bytes,20,opt,name=confirmed_complaint_id,json=confirmedComplaintId,proto3" json:"confirmed_complaint_id,omitempty"`
+	// The complaints among complaint_ids that were open already: the same customer raised the same
+	// problem (same category, same normalized description) again; it is recorded once (seeds 000, 002).
+	AttachedComplaintIds []string `protobuf:"bytes,21,rep,name=attached_complaint_ids,json=attachedComplaintIds,proto3" json:"attached_complaint_ids,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *VisitRecord) Reset() {
 	*x = VisitRecord{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[1]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +826,7 @@ func (x *VisitRecord) String() string {
 func (*VisitRecord) ProtoMessage() {}
 
 func (x *VisitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[1]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +839,7 @@ func (x *VisitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitRecord.ProtoReflect.Descriptor instead.
 func (*VisitRecord) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{1}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VisitRecord) GetId() string {
@@ -281,6 +940,55 @@ func (x *VisitRecord) GetComplaintIds() []string {
 	return nil
 }
 
+func (x *VisitRecord) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *VisitRecord) GetQuestionnaireVersion() int32 {
+	if x != nil {
+		return x.QuestionnaireVersion
+	}
+	return 0
+}
+
+func (x *VisitRecord) GetSignatureRef() string {
+	if x != nil {
+		return x.SignatureRef
+	}
+	return ""
+}
+
+func (x *VisitRecord) GetAttachments() []*Attachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+func (x *VisitRecord) GetPromisedReplies() []*PromisedReply {
+	if x != nil {
+		return x.PromisedReplies
+	}
+	return nil
+}
+
+func (x *VisitRecord) GetConfirmedComplaintId() string {
+	if x != nil {
+		return x.ConfirmedComplaintId
+	}
+	return ""
+}
+
+func (x *VisitRecord) GetAttachedComplaintIds() []string {
+	if x != nil {
+		return x.AttachedComplaintIds
+	}
+	return nil
+}
+
 type LogVisitResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Record        *VisitRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
@@ -290,7 +998,7 @@ type LogVisitResponse struct {
 
 func (x *LogVisitResponse) Reset() {
 	*x = LogVisitResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[2]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +1010,7 @@ func (x *LogVisitResponse) String() string {
 func (*LogVisitResponse) ProtoMessage() {}
 
 func (x *LogVisitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[2]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +1023,7 @@ func (x *LogVisitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogVisitResponse.ProtoReflect.Descriptor instead.
 func (*LogVisitResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{2}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LogVisitResponse) GetRecord() *VisitRecord {
@@ -336,7 +1044,7 @@ type GetVisitRecordRequest struct {
 
 func (x *GetVisitRecordRequest) Reset() {
 	*x = GetVisitRecordRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[3]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +1056,7 @@ func (x *GetVisitRecordRequest) String() string {
 func (*GetVisitRecordRequest) ProtoMessage() {}
 
 func (x *GetVisitRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[3]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +1069,7 @@ func (x *GetVisitRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVisitRecordRequest.ProtoReflect.Descriptor instead.
 func (*GetVisitRecordRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{3}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetVisitRecordRequest) GetTenantId() string {
@@ -379,15 +1087,21 @@ func (x *GetVisitRecordRequest) GetId() string {
 }
 
 type GetVisitRecordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *VisitRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record as logged, never changed.
+	Record *VisitRecord `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// Corrections, oldest first.
+	Amendments []*Amendment `protobuf:"bytes,2,rep,name=amendments,proto3" json:"amendments,omitempty"`
+	// The record with every amendment applied.
+	Current       *VisitRecord `protobuf:"bytes,3,opt,name=current,proto3" json:"current,omitempty"`
+	SignOffs      []*SignOff   `protobuf:"bytes,4,rep,name=sign_offs,json=signOffs,proto3" json:"sign_offs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetVisitRecordResponse) Reset() {
 	*x = GetVisitRecordResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +1113,7 @@ func (x *GetVisitRecordResponse) String() string {
 func (*GetVisitRecordResponse) ProtoMessage() {}
 
 func (x *GetVisitRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +1126,7 @@ func (x *GetVisitRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVisitRecordResponse.ProtoReflect.Descriptor instead.
 func (*GetVisitRecordResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{4}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetVisitRecordResponse) GetRecord() *VisitRecord {
@@ -420,6 +1134,900 @@ func (x *GetVisitRecordResponse) GetRecord() *VisitRecord {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *GetVisitRecordResponse) GetAmendments() []*Amendment {
+	if x != nil {
+		return x.Amendments
+	}
+	return nil
+}
+
+func (x *GetVisitRecordResponse) GetCurrent() *VisitRecord {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+func (x *GetVisitRecordResponse) GetSignOffs() []*SignOff {
+	if x != nil {
+		return x.SignOffs
+	}
+	return nil
+}
+
+type ListVisitRecordsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Only this agent's records, when set.
+	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Only records no leader has signed off yet (seed 000: the supervisor signs the records).
+	UnsignedOnly  bool   `protobuf:"varint,3,opt,name=unsigned_only,json=unsignedOnly,proto3" json:"unsigned_only,omitempty"`
+	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVisitRecordsRequest) Reset() {
+	*x = ListVisitRecordsRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVisitRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVisitRecordsRequest) ProtoMessage() {}
+
+func (x *ListVisitRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVisitRecordsRequest.ProtoReflect.Descriptor instead.
+func (*ListVisitRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListVisitRecordsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListVisitRecordsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListVisitRecordsRequest) GetUnsignedOnly() bool {
+	if x != nil {
+		return x.UnsignedOnly
+	}
+	return false
+}
+
+func (x *ListVisitRecordsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListVisitRecordsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListVisitRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As logged; GetVisitRecord gives amendments and the current form.
+	Records       []*VisitRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	NextPageToken string         `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVisitRecordsResponse) Reset() {
+	*x = ListVisitRecordsResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVisitRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVisitRecordsResponse) ProtoMessage() {}
+
+func (x *ListVisitRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVisitRecordsResponse.ProtoReflect.Descriptor instead.
+func (*ListVisitRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListVisitRecordsResponse) GetRecords() []*VisitRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ListVisitRecordsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type AmendVisitRecordRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RecordId string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Who corrects the record, and why: both required.
+	By     string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Answers that replace the answers to the same question (or aspect).
+	Answers []*v1.Answer `protobuf:"bytes,5,rep,name=answers,proto3" json:"answers,omitempty"`
+	// New comments, when set.
+	Comments *string `protobuf:"bytes,6,opt,name=comments,proto3,oneof" json:"comments,omitempty"`
+	// New signature reference, when set.
+	SignatureRef *string `protobuf:"bytes,7,opt,name=signature_ref,json=signatureRef,proto3,oneof" json:"signature_ref,omitempty"`
+	// Attachments added to the record.
+	Attachments   []*Attachment `protobuf:"bytes,8,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmendVisitRecordRequest) Reset() {
+	*x = AmendVisitRecordRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmendVisitRecordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmendVisitRecordRequest) ProtoMessage() {}
+
+func (x *AmendVisitRecordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmendVisitRecordRequest.ProtoReflect.Descriptor instead.
+func (*AmendVisitRecordRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AmendVisitRecordRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AmendVisitRecordRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *AmendVisitRecordRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AmendVisitRecordRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AmendVisitRecordRequest) GetAnswers() []*v1.Answer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+func (x *AmendVisitRecordRequest) GetComments() string {
+	if x != nil && x.Comments != nil {
+		return *x.Comments
+	}
+	return ""
+}
+
+func (x *AmendVisitRecordRequest) GetSignatureRef() string {
+	if x != nil && x.SignatureRef != nil {
+		return *x.SignatureRef
+	}
+	return ""
+}
+
+func (x *AmendVisitRecordRequest) GetAttachments() []*Attachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+type AmendVisitRecordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Amendment     *Amendment             `protobuf:"bytes,1,opt,name=amendment,proto3" json:"amendment,omitempty"`
+	Current       *VisitRecord           `protobuf:"bytes,2,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AmendVisitRecordResponse) Reset() {
+	*x = AmendVisitRecordResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AmendVisitRecordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AmendVisitRecordResponse) ProtoMessage() {}
+
+func (x *AmendVisitRecordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AmendVisitRecordResponse.ProtoReflect.Descriptor instead.
+func (*AmendVisitRecordResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AmendVisitRecordResponse) GetAmendment() *Amendment {
+	if x != nil {
+		return x.Amendment
+	}
+	return nil
+}
+
+func (x *AmendVisitRecordResponse) GetCurrent() *VisitRecord {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+type SignOffVisitRecordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RecordId      string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	LeaderId      string                 `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Approved      bool                   `protobuf:"varint,4,opt,name=approved,proto3" json:"approved,omitempty"`
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOffVisitRecordRequest) Reset() {
+	*x = SignOffVisitRecordRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOffVisitRecordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOffVisitRecordRequest) ProtoMessage() {}
+
+func (x *SignOffVisitRecordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOffVisitRecordRequest.ProtoReflect.Descriptor instead.
+func (*SignOffVisitRecordRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignOffVisitRecordRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SignOffVisitRecordRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *SignOffVisitRecordRequest) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *SignOffVisitRecordRequest) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *SignOffVisitRecordRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type SignOffVisitRecordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SignOff       *SignOff               `protobuf:"bytes,1,opt,name=sign_off,json=signOff,proto3" json:"sign_off,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOffVisitRecordResponse) Reset() {
+	*x = SignOffVisitRecordResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOffVisitRecordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOffVisitRecordResponse) ProtoMessage() {}
+
+func (x *SignOffVisitRecordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOffVisitRecordResponse.ProtoReflect.Descriptor instead.
+func (*SignOffVisitRecordResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignOffVisitRecordResponse) GetSignOff() *SignOff {
+	if x != nil {
+		return x.SignOff
+	}
+	return nil
+}
+
+type CreateQuestionnaireRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id, name and questions are required; tenant_id defaults to "default"; version and created_at are set by the service.
+	Questionnaire *Questionnaire `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQuestionnaireRequest) Reset() {
+	*x = CreateQuestionnaireRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQuestionnaireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQuestionnaireRequest) ProtoMessage() {}
+
+func (x *CreateQuestionnaireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQuestionnaireRequest.ProtoReflect.Descriptor instead.
+func (*CreateQuestionnaireRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateQuestionnaireRequest) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+type CreateQuestionnaireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Questionnaire *Questionnaire         `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQuestionnaireResponse) Reset() {
+	*x = CreateQuestionnaireResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQuestionnaireResponse) ProtoMessage() {}
+
+func (x *CreateQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*CreateQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+type GetQuestionnaireRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Id       string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// 0 for the latest.
+	Version       int32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuestionnaireRequest) Reset() {
+	*x = GetQuestionnaireRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuestionnaireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuestionnaireRequest) ProtoMessage() {}
+
+func (x *GetQuestionnaireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuestionnaireRequest.ProtoReflect.Descriptor instead.
+func (*GetQuestionnaireRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetQuestionnaireRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetQuestionnaireRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetQuestionnaireRequest) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetQuestionnaireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Questionnaire *Questionnaire         `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuestionnaireResponse) Reset() {
+	*x = GetQuestionnaireResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuestionnaireResponse) ProtoMessage() {}
+
+func (x *GetQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*GetQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+type ListQuestionnairesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuestionnairesRequest) Reset() {
+	*x = ListQuestionnairesRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuestionnairesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuestionnairesRequest) ProtoMessage() {}
+
+func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuestionnairesRequest.ProtoReflect.Descriptor instead.
+func (*ListQuestionnairesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListQuestionnairesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListQuestionnairesResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Questionnaires []*Questionnaire       `protobuf:"bytes,1,rep,name=questionnaires,proto3" json:"questionnaires,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListQuestionnairesResponse) Reset() {
+	*x = ListQuestionnairesResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuestionnairesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuestionnairesResponse) ProtoMessage() {}
+
+func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuestionnairesResponse.ProtoReflect.Descriptor instead.
+func (*ListQuestionnairesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListQuestionnairesResponse) GetQuestionnaires() []*Questionnaire {
+	if x != nil {
+		return x.Questionnaires
+	}
+	return nil
+}
+
+type SetPolicyQuestionnaireRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The scheduler policy's id, as VisitDue carries it.
+	PolicyId        string `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	QuestionnaireId string `protobuf:"bytes,3,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// 0: always the latest version.
+	QuestionnaireVersion int32 `protobuf:"varint,4,opt,name=questionnaire_version,json=questionnaireVersion,proto3" json:"questionnaire_version,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *SetPolicyQuestionnaireRequest) Reset() {
+	*x = SetPolicyQuestionnaireRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyQuestionnaireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyQuestionnaireRequest) ProtoMessage() {}
+
+func (x *SetPolicyQuestionnaireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyQuestionnaireRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyQuestionnaireRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetPolicyQuestionnaireRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetPolicyQuestionnaireRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *SetPolicyQuestionnaireRequest) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *SetPolicyQuestionnaireRequest) GetQuestionnaireVersion() int32 {
+	if x != nil {
+		return x.QuestionnaireVersion
+	}
+	return 0
+}
+
+type SetPolicyQuestionnaireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyQuestionnaireResponse) Reset() {
+	*x = SetPolicyQuestionnaireResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyQuestionnaireResponse) ProtoMessage() {}
+
+func (x *SetPolicyQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{25}
+}
+
+type ComplaintStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// opened, acknowledged, resolved, reopened, escalated, closed, letter, raised_again.
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	By            string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	Level         int32                  `protobuf:"varint,5,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComplaintStep) Reset() {
+	*x = ComplaintStep{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComplaintStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComplaintStep) ProtoMessage() {}
+
+func (x *ComplaintStep) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComplaintStep.ProtoReflect.Descriptor instead.
+func (*ComplaintStep) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ComplaintStep) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ComplaintStep) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ComplaintStep) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *ComplaintStep) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *ComplaintStep) GetLevel() int32 {
+	if x != nil {
+		return x.Level
+	}
+	return 0
 }
 
 type Complaint struct {
@@ -431,19 +2039,42 @@ type Complaint struct {
 	Category    string                 `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
 	Description string                 `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	Department  string                 `protobuf:"bytes,7,opt,name=department,proto3" json:"department,omitempty"`
-	Severity    string                 `protobuf:"bytes,8,opt,name=severity,proto3" json:"severity,omitempty"`
-	// open.
-	Status        string                 `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	OwnerAgentId  string                 `protobuf:"bytes,12,opt,name=owner_agent_id,json=ownerAgentId,proto3" json:"owner_agent_id,omitempty"`
+	// general, urgent or major (seed 000); rises one step with each escalation.
+	Severity string `protobuf:"bytes,8,opt,name=severity,proto3" json:"severity,omitempty"`
+	// open, acknowledged, resolved, closed.
+	Status    string                 `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	Deadline  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The agent who first took it owns it to closure (seed 002).
+	OwnerAgentId string `protobuf:"bytes,12,opt,name=owner_agent_id,json=ownerAgentId,proto3" json:"owner_agent_id,omitempty"`
+	// 0 at first; each unsatisfied confirmation, reopening or missed deadline adds one.
+	Level     int32  `protobuf:"varint,13,opt,name=level,proto3" json:"level,omitempty"`
+	RootCause string `protobuf:"bytes,14,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
+	Action    string `protobuf:"bytes,15,opt,name=action,proto3" json:"action,omitempty"`
+	// satisfied, closed_by_manager or written_reply, once closed.
+	Outcome       string                 `protobuf:"bytes,16,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	CloseReason   string                 `protobuf:"bytes,17,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
+	OpenLetterIds []string               `protobuf:"bytes,18,rep,name=open_letter_ids,json=openLetterIds,proto3" json:"open_letter_ids,omitempty"`
+	ServiceId     string                 `protobuf:"bytes,19,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,20,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The complainant left no name (seed 000): no follow-up; ResolveComplaint needs the written reply.
+	Anonymous bool `protobuf:"varint,22,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	// Only a written reply was requested (seed 000): no follow-up; ResolveComplaint needs the written reply.
+	WrittenReplyOnly bool `protobuf:"varint,23,opt,name=written_reply_only,json=writtenReplyOnly,proto3" json:"written_reply_only,omitempty"`
+	// The written reply attached to the complaint: its text, and/or a reference to the stored letter.
+	WrittenReply    string `protobuf:"bytes,24,opt,name=written_reply,json=writtenReply,proto3" json:"written_reply,omitempty"`
+	WrittenReplyRef string `protobuf:"bytes,25,opt,name=written_reply_ref,json=writtenReplyRef,proto3" json:"written_reply_ref,omitempty"`
+	// How many records raised this problem: 1, plus one for each time the same customer raised it again
+	// while it was still open (seeds 000, 002: recorded once).
+	TimesRaised   int32 `protobuf:"varint,26,opt,name=times_raised,json=timesRaised,proto3" json:"times_raised,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Complaint) Reset() {
 	*x = Complaint{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +2086,7 @@ func (x *Complaint) String() string {
 func (*Complaint) ProtoMessage() {}
 
 func (x *Complaint) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +2099,7 @@ func (x *Complaint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Complaint.ProtoReflect.Descriptor instead.
 func (*Complaint) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{5}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Complaint) GetId() string {
@@ -555,18 +2186,120 @@ func (x *Complaint) GetOwnerAgentId() string {
 	return ""
 }
 
+func (x *Complaint) GetLevel() int32 {
+	if x != nil {
+		return x.Level
+	}
+	return 0
+}
+
+func (x *Complaint) GetRootCause() string {
+	if x != nil {
+		return x.RootCause
+	}
+	return ""
+}
+
+func (x *Complaint) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Complaint) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *Complaint) GetCloseReason() string {
+	if x != nil {
+		return x.CloseReason
+	}
+	return ""
+}
+
+func (x *Complaint) GetOpenLetterIds() []string {
+	if x != nil {
+		return x.OpenLetterIds
+	}
+	return nil
+}
+
+func (x *Complaint) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *Complaint) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *Complaint) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Complaint) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+func (x *Complaint) GetWrittenReplyOnly() bool {
+	if x != nil {
+		return x.WrittenReplyOnly
+	}
+	return false
+}
+
+func (x *Complaint) GetWrittenReply() string {
+	if x != nil {
+		return x.WrittenReply
+	}
+	return ""
+}
+
+func (x *Complaint) GetWrittenReplyRef() string {
+	if x != nil {
+		return x.WrittenReplyRef
+	}
+	return ""
+}
+
+func (x *Complaint) GetTimesRaised() int32 {
+	if x != nil {
+		return x.TimesRaised
+	}
+	return 0
+}
+
 type ListComplaintsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PageSize  int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only complaints of this status, when set.
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// Only complaints this department owns, when set: a department's queue.
+	Department    string `protobuf:"bytes,5,opt,name=department,proto3" json:"department,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListComplaintsRequest) Reset() {
 	*x = ListComplaintsRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +2311,7 @@ func (x *ListComplaintsRequest) String() string {
 func (*ListComplaintsRequest) ProtoMessage() {}
 
 func (x *ListComplaintsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +2324,7 @@ func (x *ListComplaintsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListComplaintsRequest.ProtoReflect.Descriptor instead.
 func (*ListComplaintsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{6}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListComplaintsRequest) GetTenantId() string {
@@ -615,6 +2348,20 @@ func (x *ListComplaintsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListComplaintsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListComplaintsRequest) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
 type ListComplaintsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Complaints    []*Complaint           `protobuf:"bytes,1,rep,name=complaints,proto3" json:"complaints,omitempty"`
@@ -625,7 +2372,7 @@ type ListComplaintsResponse struct {
 
 func (x *ListComplaintsResponse) Reset() {
 	*x = ListComplaintsResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +2384,7 @@ func (x *ListComplaintsResponse) String() string {
 func (*ListComplaintsResponse) ProtoMessage() {}
 
 func (x *ListComplaintsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +2397,7 @@ func (x *ListComplaintsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListComplaintsResponse.ProtoReflect.Descriptor instead.
 func (*ListComplaintsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{7}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListComplaintsResponse) GetComplaints() []*Complaint {
@@ -667,11 +2414,1245 @@ func (x *ListComplaintsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type GetComplaintRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetComplaintRequest) Reset() {
+	*x = GetComplaintRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetComplaintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetComplaintRequest) ProtoMessage() {}
+
+func (x *GetComplaintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetComplaintRequest.ProtoReflect.Descriptor instead.
+func (*GetComplaintRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetComplaintRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetComplaintRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetComplaintResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Complaint *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	// Oldest first.
+	History       []*ComplaintStep `protobuf:"bytes,2,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetComplaintResponse) Reset() {
+	*x = GetComplaintResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetComplaintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetComplaintResponse) ProtoMessage() {}
+
+func (x *GetComplaintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetComplaintResponse.ProtoReflect.Descriptor instead.
+func (*GetComplaintResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetComplaintResponse) GetComplaint() *Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+func (x *GetComplaintResponse) GetHistory() []*ComplaintStep {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+type AcknowledgeComplaintRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId   string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeComplaintRequest) Reset() {
+	*x = AcknowledgeComplaintRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeComplaintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeComplaintRequest) ProtoMessage() {}
+
+func (x *AcknowledgeComplaintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeComplaintRequest.ProtoReflect.Descriptor instead.
+func (*AcknowledgeComplaintRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AcknowledgeComplaintRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AcknowledgeComplaintRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *AcknowledgeComplaintRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+type AcknowledgeComplaintResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Complaint     *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeComplaintResponse) Reset() {
+	*x = AcknowledgeComplaintResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeComplaintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeComplaintResponse) ProtoMessage() {}
+
+func (x *AcknowledgeComplaintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeComplaintResponse.ProtoReflect.Descriptor instead.
+func (*AcknowledgeComplaintResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AcknowledgeComplaintResponse) GetComplaint() *Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+type ResolveComplaintRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	By          string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	RootCause   string                 `protobuf:"bytes,4,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
+	Action      string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// The written reply (its text, or the reference of the stored letter, or both): required when the
+	// complaint is anonymous or only a written reply was requested (seed 000); attached to the complaint.
+	WrittenReply    string `protobuf:"bytes,6,opt,name=written_reply,json=writtenReply,proto3" json:"written_reply,omitempty"`
+	WrittenReplyRef string `protobuf:"bytes,7,opt,name=written_reply_ref,json=writtenReplyRef,proto3" json:"written_reply_ref,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResolveComplaintRequest) Reset() {
+	*x = ResolveComplaintRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveComplaintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveComplaintRequest) ProtoMessage() {}
+
+func (x *ResolveComplaintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveComplaintRequest.ProtoReflect.Descriptor instead.
+func (*ResolveComplaintRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ResolveComplaintRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ResolveComplaintRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ResolveComplaintRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ResolveComplaintRequest) GetRootCause() string {
+	if x != nil {
+		return x.RootCause
+	}
+	return ""
+}
+
+func (x *ResolveComplaintRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ResolveComplaintRequest) GetWrittenReply() string {
+	if x != nil {
+		return x.WrittenReply
+	}
+	return ""
+}
+
+func (x *ResolveComplaintRequest) GetWrittenReplyRef() string {
+	if x != nil {
+		return x.WrittenReplyRef
+	}
+	return ""
+}
+
+type ResolveComplaintResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Complaint     *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveComplaintResponse) Reset() {
+	*x = ResolveComplaintResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveComplaintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveComplaintResponse) ProtoMessage() {}
+
+func (x *ResolveComplaintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveComplaintResponse.ProtoReflect.Descriptor instead.
+func (*ResolveComplaintResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ResolveComplaintResponse) GetComplaint() *Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+type ReopenComplaintRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId   string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReopenComplaintRequest) Reset() {
+	*x = ReopenComplaintRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReopenComplaintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReopenComplaintRequest) ProtoMessage() {}
+
+func (x *ReopenComplaintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReopenComplaintRequest.ProtoReflect.Descriptor instead.
+func (*ReopenComplaintRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReopenComplaintRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReopenComplaintRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ReopenComplaintRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ReopenComplaintRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReopenComplaintResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Complaint     *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReopenComplaintResponse) Reset() {
+	*x = ReopenComplaintResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReopenComplaintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReopenComplaintResponse) ProtoMessage() {}
+
+func (x *ReopenComplaintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReopenComplaintResponse.ProtoReflect.Descriptor instead.
+func (*ReopenComplaintResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReopenComplaintResponse) GetComplaint() *Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+type CloseComplaintRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// The manager who closes it.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseComplaintRequest) Reset() {
+	*x = CloseComplaintRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseComplaintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseComplaintRequest) ProtoMessage() {}
+
+func (x *CloseComplaintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseComplaintRequest.ProtoReflect.Descriptor instead.
+func (*CloseComplaintRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CloseComplaintRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CloseComplaintRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *CloseComplaintRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *CloseComplaintRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CloseComplaintResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Complaint     *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseComplaintResponse) Reset() {
+	*x = CloseComplaintResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseComplaintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseComplaintResponse) ProtoMessage() {}
+
+func (x *CloseComplaintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseComplaintResponse.ProtoReflect.Descriptor instead.
+func (*CloseComplaintResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CloseComplaintResponse) GetComplaint() *Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+type OpenLetter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Title         string                 `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	Body          string                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	By            string                 `protobuf:"bytes,5,opt,name=by,proto3" json:"by,omitempty"`
+	ComplaintIds  []string               `protobuf:"bytes,6,rep,name=complaint_ids,json=complaintIds,proto3" json:"complaint_ids,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenLetter) Reset() {
+	*x = OpenLetter{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenLetter) ProtoMessage() {}
+
+func (x *OpenLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenLetter.ProtoReflect.Descriptor instead.
+func (*OpenLetter) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *OpenLetter) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OpenLetter) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *OpenLetter) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *OpenLetter) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *OpenLetter) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *OpenLetter) GetComplaintIds() []string {
+	if x != nil {
+		return x.ComplaintIds
+	}
+	return nil
+}
+
+func (x *OpenLetter) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type CreateOpenLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Title         string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	ComplaintIds  []string               `protobuf:"bytes,5,rep,name=complaint_ids,json=complaintIds,proto3" json:"complaint_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOpenLetterRequest) Reset() {
+	*x = CreateOpenLetterRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOpenLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOpenLetterRequest) ProtoMessage() {}
+
+func (x *CreateOpenLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOpenLetterRequest.ProtoReflect.Descriptor instead.
+func (*CreateOpenLetterRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateOpenLetterRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateOpenLetterRequest) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *CreateOpenLetterRequest) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *CreateOpenLetterRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *CreateOpenLetterRequest) GetComplaintIds() []string {
+	if x != nil {
+		return x.ComplaintIds
+	}
+	return nil
+}
+
+type CreateOpenLetterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Letter        *OpenLetter            `protobuf:"bytes,1,opt,name=letter,proto3" json:"letter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOpenLetterResponse) Reset() {
+	*x = CreateOpenLetterResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOpenLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOpenLetterResponse) ProtoMessage() {}
+
+func (x *CreateOpenLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOpenLetterResponse.ProtoReflect.Descriptor instead.
+func (*CreateOpenLetterResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *CreateOpenLetterResponse) GetLetter() *OpenLetter {
+	if x != nil {
+		return x.Letter
+	}
+	return nil
+}
+
+type SampleForReviewRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AgentId  string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The period [start, end).
+	PeriodStart *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	// How many records; 3 when 0 (seed 000: spot checks at least 3 times a week).
+	Size          int32 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampleForReviewRequest) Reset() {
+	*x = SampleForReviewRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampleForReviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampleForReviewRequest) ProtoMessage() {}
+
+func (x *SampleForReviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampleForReviewRequest.ProtoReflect.Descriptor instead.
+func (*SampleForReviewRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *SampleForReviewRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SampleForReviewRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *SampleForReviewRequest) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *SampleForReviewRequest) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *SampleForReviewRequest) GetSize() int32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type SampleForReviewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sampled records, in draw order. The same request draws the same sample.
+	Records []*VisitRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// How many records the agent logged in the period.
+	Population    int32 `protobuf:"varint,2,opt,name=population,proto3" json:"population,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampleForReviewResponse) Reset() {
+	*x = SampleForReviewResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampleForReviewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampleForReviewResponse) ProtoMessage() {}
+
+func (x *SampleForReviewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampleForReviewResponse.ProtoReflect.Descriptor instead.
+func (*SampleForReviewResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *SampleForReviewResponse) GetRecords() []*VisitRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *SampleForReviewResponse) GetPopulation() int32 {
+	if x != nil {
+		return x.Population
+	}
+	return 0
+}
+
+// ChecklistScore scores one item of the QA checklist, 0–5.
+type ChecklistScore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// identity_confirmed, purpose_stated, script_followed, answers_complete (seed 004).
+	Item          string `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	Score         int32  `protobuf:"varint,2,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChecklistScore) Reset() {
+	*x = ChecklistScore{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChecklistScore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChecklistScore) ProtoMessage() {}
+
+func (x *ChecklistScore) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChecklistScore.ProtoReflect.Descriptor instead.
+func (*ChecklistScore) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ChecklistScore) GetItem() string {
+	if x != nil {
+		return x.Item
+	}
+	return ""
+}
+
+func (x *ChecklistScore) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ChecklistScore) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type Review struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RecordId   string                 `protobuf:"bytes,3,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	AgentId    string                 `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	ReviewerId string                 `protobuf:"bytes,5,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	Scores     []*ChecklistScore      `protobuf:"bytes,6,rep,name=scores,proto3" json:"scores,omitempty"`
+	// 0–100: the checklist's share of the full marks.
+	Score         int32                  `protobuf:"varint,7,opt,name=score,proto3" json:"score,omitempty"`
+	Comments      string                 `protobuf:"bytes,8,opt,name=comments,proto3" json:"comments,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Review) Reset() {
+	*x = Review{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Review) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Review) ProtoMessage() {}
+
+func (x *Review) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Review.ProtoReflect.Descriptor instead.
+func (*Review) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Review) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Review) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Review) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *Review) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *Review) GetReviewerId() string {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return ""
+}
+
+func (x *Review) GetScores() []*ChecklistScore {
+	if x != nil {
+		return x.Scores
+	}
+	return nil
+}
+
+func (x *Review) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Review) GetComments() string {
+	if x != nil {
+		return x.Comments
+	}
+	return ""
+}
+
+func (x *Review) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type SubmitReviewRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RecordId   string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	ReviewerId string                 `protobuf:"bytes,3,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	// One score per checklist item, each item once.
+	Scores        []*ChecklistScore `protobuf:"bytes,4,rep,name=scores,proto3" json:"scores,omitempty"`
+	Comments      string            `protobuf:"bytes,5,opt,name=comments,proto3" json:"comments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitReviewRequest) Reset() {
+	*x = SubmitReviewRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitReviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitReviewRequest) ProtoMessage() {}
+
+func (x *SubmitReviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitReviewRequest.ProtoReflect.Descriptor instead.
+func (*SubmitReviewRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *SubmitReviewRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SubmitReviewRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *SubmitReviewRequest) GetReviewerId() string {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return ""
+}
+
+func (x *SubmitReviewRequest) GetScores() []*ChecklistScore {
+	if x != nil {
+		return x.Scores
+	}
+	return nil
+}
+
+func (x *SubmitReviewRequest) GetComments() string {
+	if x != nil {
+		return x.Comments
+	}
+	return ""
+}
+
+type SubmitReviewResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Review        *Review                `protobuf:"bytes,1,opt,name=review,proto3" json:"review,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitReviewResponse) Reset() {
+	*x = SubmitReviewResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitReviewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitReviewResponse) ProtoMessage() {}
+
+func (x *SubmitReviewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitReviewResponse.ProtoReflect.Descriptor instead.
+func (*SubmitReviewResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SubmitReviewResponse) GetReview() *Review {
+	if x != nil {
+		return x.Review
+	}
+	return nil
+}
+
 var File_huifang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/feedback/v1/feedback.proto\x12\x13huifang.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\x92\x03\n" +
+	"\"huifang/feedback/v1/feedback.proto\x12\x13huifang.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xb3\x01\n" +
+	"\bQuestion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06aspect\x18\x02 \x01(\tR\x06aspect\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x125\n" +
+	"\x04kind\x18\x04 \x01(\x0e2!.huifang.feedback.v1.QuestionKindR\x04kind\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\bR\brequired\x12\x18\n" +
+	"\achoices\x18\x06 \x03(\tR\achoices\"\x98\x02\n" +
+	"\rQuestionnaire\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x05R\aversion\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12;\n" +
+	"\tquestions\x18\x06 \x03(\v2\x1d.huifang.feedback.v1.QuestionR\tquestions\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x12\n" +
+	"\x04seed\x18\b \x01(\tR\x04seed\"2\n" +
+	"\n" +
+	"Attachment\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\"\x9d\x01\n" +
+	"\rPromisedReply\x12\x1a\n" +
+	"\bquestion\x18\x01 \x01(\tR\bquestion\x12;\n" +
+	"\vpromised_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"promisedAt\x123\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"\xa1\x05\n" +
 	"\x0fLogVisitRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x19\n" +
@@ -682,7 +3663,30 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bcomments\x18\a \x01(\tR\bcomments\x129\n" +
 	"\n" +
 	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x125\n" +
-	"\bended_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\"\xb8\x04\n" +
+	"\bended_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x123\n" +
+	"\x15questionnaire_version\x18\n" +
+	" \x01(\x05R\x14questionnaireVersion\x12#\n" +
+	"\rsignature_ref\x18\v \x01(\tR\fsignatureRef\x12A\n" +
+	"\vattachments\x18\f \x03(\v2\x1f.huifang.feedback.v1.AttachmentR\vattachments\x12M\n" +
+	"\x10promised_replies\x18\r \x03(\v2\".huifang.feedback.v1.PromisedReplyR\x0fpromisedReplies\x12!\n" +
+	"\fcomplaint_id\x18\x0e \x01(\tR\vcomplaintId\"]\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n" +
+	"\told_value\x18\x02 \x01(\tR\boldValue\x12\x1b\n" +
+	"\tnew_value\x18\x03 \x01(\tR\bnewValue\"\xc8\x01\n" +
+	"\tAmendment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12:\n" +
+	"\achanges\x18\x06 \x03(\v2 .huifang.feedback.v1.FieldChangeR\achanges\"\x9f\x01\n" +
+	"\aSignOff\x12\x1b\n" +
+	"\trecord_id\x18\x01 \x01(\tR\brecordId\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1a\n" +
+	"\bapproved\x18\x03 \x01(\bR\bapproved\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbb\a\n" +
 	"\vVisitRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -700,14 +3704,84 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\vcustomer_id\x18\f \x01(\tR\n" +
 	"customerId\x12\x19\n" +
 	"\borg_unit\x18\r \x01(\tR\aorgUnit\x12#\n" +
-	"\rcomplaint_ids\x18\x0e \x03(\tR\fcomplaintIds\"L\n" +
+	"\rcomplaint_ids\x18\x0e \x03(\tR\fcomplaintIds\x12)\n" +
+	"\x10questionnaire_id\x18\x0f \x01(\tR\x0fquestionnaireId\x123\n" +
+	"\x15questionnaire_version\x18\x10 \x01(\x05R\x14questionnaireVersion\x12#\n" +
+	"\rsignature_ref\x18\x11 \x01(\tR\fsignatureRef\x12A\n" +
+	"\vattachments\x18\x12 \x03(\v2\x1f.huifang.feedback.v1.AttachmentR\vattachments\x12M\n" +
+	"\x10promised_replies\x18\x13 \x03(\v2\".huifang.feedback.v1.PromisedReplyR\x0fpromisedReplies\x124\n" +
+	"\x16confirmed_complaint_id\x18\x14 \x01(\tR\x14confirmedComplaintId\x124\n" +
+	"\x16attached_complaint_ids\x18\x15 \x03(\tR\x14attachedComplaintIds\"L\n" +
 	"\x10LogVisitResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"D\n" +
 	"\x15GetVisitRecordRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"R\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x89\x02\n" +
 	"\x16GetVisitRecordResponse\x128\n" +
-	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"\x9f\x03\n" +
+	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\x12>\n" +
+	"\n" +
+	"amendments\x18\x02 \x03(\v2\x1e.huifang.feedback.v1.AmendmentR\n" +
+	"amendments\x12:\n" +
+	"\acurrent\x18\x03 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\x129\n" +
+	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\xb2\x01\n" +
+	"\x17ListVisitRecordsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12#\n" +
+	"\runsigned_only\x18\x03 \x01(\bR\funsignedOnly\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"~\n" +
+	"\x18ListVisitRecordsResponse\x12:\n" +
+	"\arecords\x18\x01 \x03(\v2 .huifang.feedback.v1.VisitRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x02\n" +
+	"\x17AmendVisitRecordRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x122\n" +
+	"\aanswers\x18\x05 \x03(\v2\x18.huifang.types.v1.AnswerR\aanswers\x12\x1f\n" +
+	"\bcomments\x18\x06 \x01(\tH\x00R\bcomments\x88\x01\x01\x12(\n" +
+	"\rsignature_ref\x18\a \x01(\tH\x01R\fsignatureRef\x88\x01\x01\x12A\n" +
+	"\vattachments\x18\b \x03(\v2\x1f.huifang.feedback.v1.AttachmentR\vattachmentsB\v\n" +
+	"\t_commentsB\x10\n" +
+	"\x0e_signature_ref\"\x94\x01\n" +
+	"\x18AmendVisitRecordResponse\x12<\n" +
+	"\tamendment\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.AmendmentR\tamendment\x12:\n" +
+	"\acurrent\x18\x02 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\"\xa2\x01\n" +
+	"\x19SignOffVisitRecordRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1a\n" +
+	"\bapproved\x18\x04 \x01(\bR\bapproved\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"U\n" +
+	"\x1aSignOffVisitRecordResponse\x127\n" +
+	"\bsign_off\x18\x01 \x01(\v2\x1c.huifang.feedback.v1.SignOffR\asignOff\"f\n" +
+	"\x1aCreateQuestionnaireRequest\x12H\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"g\n" +
+	"\x1bCreateQuestionnaireResponse\x12H\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"`\n" +
+	"\x17GetQuestionnaireRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x05R\aversion\"d\n" +
+	"\x18GetQuestionnaireResponse\x12H\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"8\n" +
+	"\x19ListQuestionnairesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"h\n" +
+	"\x1aListQuestionnairesResponse\x12J\n" +
+	"\x0equestionnaires\x18\x01 \x03(\v2\".huifang.feedback.v1.QuestionnaireR\x0equestionnaires\"\xb9\x01\n" +
+	"\x1dSetPolicyQuestionnaireRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x12)\n" +
+	"\x10questionnaire_id\x18\x03 \x01(\tR\x0fquestionnaireId\x123\n" +
+	"\x15questionnaire_version\x18\x04 \x01(\x05R\x14questionnaireVersion\" \n" +
+	"\x1eSetPolicyQuestionnaireResponse\"\x8d\x01\n" +
+	"\rComplaintStep\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x14\n" +
+	"\x05level\x18\x05 \x01(\x05R\x05level\"\x86\a\n" +
 	"\tComplaint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -725,21 +3799,156 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x129\n" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12$\n" +
-	"\x0eowner_agent_id\x18\f \x01(\tR\fownerAgentId\"p\n" +
+	"\x0eowner_agent_id\x18\f \x01(\tR\fownerAgentId\x12\x14\n" +
+	"\x05level\x18\r \x01(\x05R\x05level\x12\x1d\n" +
+	"\n" +
+	"root_cause\x18\x0e \x01(\tR\trootCause\x12\x16\n" +
+	"\x06action\x18\x0f \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\x10 \x01(\tR\aoutcome\x12!\n" +
+	"\fclose_reason\x18\x11 \x01(\tR\vcloseReason\x12&\n" +
+	"\x0fopen_letter_ids\x18\x12 \x03(\tR\ropenLetterIds\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x13 \x01(\tR\tserviceId\x12\x19\n" +
+	"\borg_unit\x18\x14 \x01(\tR\aorgUnit\x129\n" +
+	"\n" +
+	"updated_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1c\n" +
+	"\tanonymous\x18\x16 \x01(\bR\tanonymous\x12,\n" +
+	"\x12written_reply_only\x18\x17 \x01(\bR\x10writtenReplyOnly\x12#\n" +
+	"\rwritten_reply\x18\x18 \x01(\tR\fwrittenReply\x12*\n" +
+	"\x11written_reply_ref\x18\x19 \x01(\tR\x0fwrittenReplyRef\x12!\n" +
+	"\ftimes_raised\x18\x1a \x01(\x05R\vtimesRaised\"\xa8\x01\n" +
 	"\x15ListComplaintsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\x1e\n" +
+	"\n" +
+	"department\x18\x05 \x01(\tR\n" +
+	"department\"\x80\x01\n" +
 	"\x16ListComplaintsResponse\x12>\n" +
 	"\n" +
 	"complaints\x18\x01 \x03(\v2\x1e.huifang.feedback.v1.ComplaintR\n" +
 	"complaints\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc0\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
+	"\x13GetComplaintRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x92\x01\n" +
+	"\x14GetComplaintResponse\x12<\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12<\n" +
+	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\"m\n" +
+	"\x1bAcknowledgeComplaintRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\"\\\n" +
+	"\x1cAcknowledgeComplaintResponse\x12<\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xf1\x01\n" +
+	"\x17ResolveComplaintRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x1d\n" +
+	"\n" +
+	"root_cause\x18\x04 \x01(\tR\trootCause\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12#\n" +
+	"\rwritten_reply\x18\x06 \x01(\tR\fwrittenReply\x12*\n" +
+	"\x11written_reply_ref\x18\a \x01(\tR\x0fwrittenReplyRef\"X\n" +
+	"\x18ResolveComplaintResponse\x12<\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x80\x01\n" +
+	"\x16ReopenComplaintRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"W\n" +
+	"\x17ReopenComplaintResponse\x12<\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x7f\n" +
+	"\x15CloseComplaintRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"V\n" +
+	"\x16CloseComplaintResponse\x12<\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xd3\x01\n" +
+	"\n" +
+	"OpenLetter\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\tR\x04body\x12\x0e\n" +
+	"\x02by\x18\x05 \x01(\tR\x02by\x12#\n" +
+	"\rcomplaint_ids\x18\x06 \x03(\tR\fcomplaintIds\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x95\x01\n" +
+	"\x17CreateOpenLetterRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\x12#\n" +
+	"\rcomplaint_ids\x18\x05 \x03(\tR\fcomplaintIds\"S\n" +
+	"\x18CreateOpenLetterResponse\x127\n" +
+	"\x06letter\x18\x01 \x01(\v2\x1f.huifang.feedback.v1.OpenLetterR\x06letter\"\xde\x01\n" +
+	"\x16SampleForReviewRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12=\n" +
+	"\fperiod_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x05R\x04size\"u\n" +
+	"\x17SampleForReviewResponse\x12:\n" +
+	"\arecords\x18\x01 \x03(\v2 .huifang.feedback.v1.VisitRecordR\arecords\x12\x1e\n" +
+	"\n" +
+	"population\x18\x02 \x01(\x05R\n" +
+	"population\"T\n" +
+	"\x0eChecklistScore\x12\x12\n" +
+	"\x04item\x18\x01 \x01(\tR\x04item\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\"\xa9\x02\n" +
+	"\x06Review\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
+	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x19\n" +
+	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12\x1f\n" +
+	"\vreviewer_id\x18\x05 \x01(\tR\n" +
+	"reviewerId\x12;\n" +
+	"\x06scores\x18\x06 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x14\n" +
+	"\x05score\x18\a \x01(\x05R\x05score\x12\x1a\n" +
+	"\bcomments\x18\b \x01(\tR\bcomments\x12*\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xc9\x01\n" +
+	"\x13SubmitReviewRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x1f\n" +
+	"\vreviewer_id\x18\x03 \x01(\tR\n" +
+	"reviewerId\x12;\n" +
+	"\x06scores\x18\x04 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x1a\n" +
+	"\bcomments\x18\x05 \x01(\tR\bcomments\"K\n" +
+	"\x14SubmitReviewResponse\x123\n" +
+	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review*\xc3\x01\n" +
+	"\fQuestionKind\x12\x1d\n" +
+	"\x19QUESTION_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14QUESTION_KIND_RATING\x10\x01\x12\x17\n" +
+	"\x13QUESTION_KIND_SCALE\x10\x02\x12\x15\n" +
+	"\x11QUESTION_KIND_NPS\x10\x03\x12\x18\n" +
+	"\x14QUESTION_KIND_YES_NO\x10\x04\x12\x18\n" +
+	"\x14QUESTION_KIND_CHOICE\x10\x05\x12\x16\n" +
+	"\x12QUESTION_KIND_TEXT\x10\x062\xef\x0f\n" +
 	"\x0fFeedbackService\x12W\n" +
 	"\bLogVisit\x12$.huifang.feedback.v1.LogVisitRequest\x1a%.huifang.feedback.v1.LogVisitResponse\x12i\n" +
-	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\x12i\n" +
-	"\x0eListComplaints\x12*.huifang.feedback.v1.ListComplaintsRequest\x1a+.huifang.feedback.v1.ListComplaintsResponseBAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
+	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\x12o\n" +
+	"\x10ListVisitRecords\x12,.huifang.feedback.v1.ListVisitRecordsRequest\x1a-.huifang.feedback.v1.ListVisitRecordsResponse\x12o\n" +
+	"\x10AmendVisitRecord\x12,.huifang.feedback.v1.AmendVisitRecordRequest\x1a-.huifang.feedback.v1.AmendVisitRecordResponse\x12u\n" +
+	"\x12SignOffVisitRecord\x12..huifang.feedback.v1.SignOffVisitRecordRequest\x1a/.huifang.feedback.v1.SignOffVisitRecordResponse\x12x\n" +
+	"\x13CreateQuestionnaire\x12/.huifang.feedback.v1.CreateQuestionnaireRequest\x1a0.huifang.feedback.v1.CreateQuestionnaireResponse\x12o\n" +
+	"\x10GetQuestionnaire\x12,.huifang.feedback.v1.GetQuestionnaireRequest\x1a-.huifang.feedback.v1.GetQuestionnaireResponse\x12u\n" +
+	"\x12ListQuestionnaires\x12..huifang.feedback.v1.ListQuestionnairesRequest\x1a/.huifang.feedback.v1.ListQuestionnairesResponse\x12\x81\x01\n" +
+	"\x16SetPolicyQuestionnaire\x122.huifang.feedback.v1.SetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.SetPolicyQuestionnaireResponse\x12i\n" +
+	"\x0eListComplaints\x12*.huifang.feedback.v1.ListComplaintsRequest\x1a+.huifang.feedback.v1.ListComplaintsResponse\x12c\n" +
+	"\fGetComplaint\x12(.huifang.feedback.v1.GetComplaintRequest\x1a).huifang.feedback.v1.GetComplaintResponse\x12{\n" +
+	"\x14AcknowledgeComplaint\x120.huifang.feedback.v1.AcknowledgeComplaintRequest\x1a1.huifang.feedback.v1.AcknowledgeComplaintResponse\x12o\n" +
+	"\x10ResolveComplaint\x12,.huifang.feedback.v1.ResolveComplaintRequest\x1a-.huifang.feedback.v1.ResolveComplaintResponse\x12l\n" +
+	"\x0fReopenComplaint\x12+.huifang.feedback.v1.ReopenComplaintRequest\x1a,.huifang.feedback.v1.ReopenComplaintResponse\x12i\n" +
+	"\x0eCloseComplaint\x12*.huifang.feedback.v1.CloseComplaintRequest\x1a+.huifang.feedback.v1.CloseComplaintResponse\x12o\n" +
+	"\x10CreateOpenLetter\x12,.huifang.feedback.v1.CreateOpenLetterRequest\x1a-.huifang.feedback.v1.CreateOpenLetterResponse\x12l\n" +
+	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\x12c\n" +
+	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponseBAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
 
 var (
 	file_huifang_feedback_v1_feedback_proto_rawDescOnce sync.Once
@@ -753,49 +3962,164 @@ func file_huifang_feedback_v1_feedback_proto_rawDescGZIP() []byte {
 	return file_huifang_feedback_v1_feedback_proto_rawDescData
 }
 
-var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_huifang_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_huifang_feedback_v1_feedback_proto_goTypes = []any{
-	(*LogVisitRequest)(nil),        // 0: huifang.feedback.v1.LogVisitRequest
-	(*VisitRecord)(nil),            // 1: huifang.feedback.v1.VisitRecord
-	(*LogVisitResponse)(nil),       // 2: huifang.feedback.v1.LogVisitResponse
-	(*GetVisitRecordRequest)(nil),  // 3: huifang.feedback.v1.GetVisitRecordRequest
-	(*GetVisitRecordResponse)(nil), // 4: huifang.feedback.v1.GetVisitRecordResponse
-	(*Complaint)(nil),              // 5: huifang.feedback.v1.Complaint
-	(*ListComplaintsRequest)(nil),  // 6: huifang.feedback.v1.ListComplaintsRequest
-	(*ListComplaintsResponse)(nil), // 7: huifang.feedback.v1.ListComplaintsResponse
-	(v1.Channel)(0),                // 8: huifang.types.v1.Channel
-	(*v1.Answer)(nil),              // 9: huifang.types.v1.Answer
-	(*v1.Problem)(nil),             // 10: huifang.types.v1.Problem
-	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
+	(QuestionKind)(0),                      // 0: huifang.feedback.v1.QuestionKind
+	(*Question)(nil),                       // 1: huifang.feedback.v1.Question
+	(*Questionnaire)(nil),                  // 2: huifang.feedback.v1.Questionnaire
+	(*Attachment)(nil),                     // 3: huifang.feedback.v1.Attachment
+	(*PromisedReply)(nil),                  // 4: huifang.feedback.v1.PromisedReply
+	(*LogVisitRequest)(nil),                // 5: huifang.feedback.v1.LogVisitRequest
+	(*FieldChange)(nil),                    // 6: huifang.feedback.v1.FieldChange
+	(*Amendment)(nil),                      // 7: huifang.feedback.v1.Amendment
+	(*SignOff)(nil),                        // 8: huifang.feedback.v1.SignOff
+	(*VisitRecord)(nil),                    // 9: huifang.feedback.v1.VisitRecord
+	(*LogVisitResponse)(nil),               // 10: huifang.feedback.v1.LogVisitResponse
+	(*GetVisitRecordRequest)(nil),          // 11: huifang.feedback.v1.GetVisitRecordRequest
+	(*GetVisitRecordResponse)(nil),         // 12: huifang.feedback.v1.GetVisitRecordResponse
+	(*ListVisitRecordsRequest)(nil),        // 13: huifang.feedback.v1.ListVisitRecordsRequest
+	(*ListVisitRecordsResponse)(nil),       // 14: huifang.feedback.v1.ListVisitRecordsResponse
+	(*AmendVisitRecordRequest)(nil),        // 15: huifang.feedback.v1.AmendVisitRecordRequest
+	(*AmendVisitRecordResponse)(nil),       // 16: huifang.feedback.v1.AmendVisitRecordResponse
+	(*SignOffVisitRecordRequest)(nil),      // 17: huifang.feedback.v1.SignOffVisitRecordRequest
+	(*SignOffVisitRecordResponse)(nil),     // 18: huifang.feedback.v1.SignOffVisitRecordResponse
+	(*CreateQuestionnaireRequest)(nil),     // 19: huifang.feedback.v1.CreateQuestionnaireRequest
+	(*CreateQuestionnaireResponse)(nil),    // 20: huifang.feedback.v1.CreateQuestionnaireResponse
+	(*GetQuestionnaireRequest)(nil),        // 21: huifang.feedback.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),       // 22: huifang.feedback.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),      // 23: huifang.feedback.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),     // 24: huifang.feedback.v1.ListQuestionnairesResponse
+	(*SetPolicyQuestionnaireRequest)(nil),  // 25: huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	(*SetPolicyQuestionnaireResponse)(nil), // 26: huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	(*ComplaintStep)(nil),                  // 27: huifang.feedback.v1.ComplaintStep
+	(*Complaint)(nil),                      // 28: huifang.feedback.v1.Complaint
+	(*ListComplaintsRequest)(nil),          // 29: huifang.feedback.v1.ListComplaintsRequest
+	(*ListComplaintsResponse)(nil),         // 30: huifang.feedback.v1.ListComplaintsResponse
+	(*GetComplaintRequest)(nil),            // 31: huifang.feedback.v1.GetComplaintRequest
+	(*GetComplaintResponse)(nil),           // 32: huifang.feedback.v1.GetComplaintResponse
+	(*AcknowledgeComplaintRequest)(nil),    // 33: huifang.feedback.v1.AcknowledgeComplaintRequest
+	(*AcknowledgeComplaintResponse)(nil),   // 34: huifang.feedback.v1.AcknowledgeComplaintResponse
+	(*ResolveComplaintRequest)(nil),        // 35: huifang.feedback.v1.ResolveComplaintRequest
+	(*ResolveComplaintResponse)(nil),       // 36: huifang.feedback.v1.ResolveComplaintResponse
+	(*ReopenComplaintRequest)(nil),         // 37: huifang.feedback.v1.ReopenComplaintRequest
+	(*ReopenComplaintResponse)(nil),        // 38: huifang.feedback.v1.ReopenComplaintResponse
+	(*CloseComplaintRequest)(nil),          // 39: huifang.feedback.v1.CloseComplaintRequest
+	(*CloseComplaintResponse)(nil),         // 40: huifang.feedback.v1.CloseComplaintResponse
+	(*OpenLetter)(nil),                     // 41: huifang.feedback.v1.OpenLetter
+	(*CreateOpenLetterRequest)(nil),        // 42: huifang.feedback.v1.CreateOpenLetterRequest
+	(*CreateOpenLetterResponse)(nil),       // 43: huifang.feedback.v1.CreateOpenLetterResponse
+	(*SampleForReviewRequest)(nil),         // 44: huifang.feedback.v1.SampleForReviewRequest
+	(*SampleForReviewResponse)(nil),        // 45: huifang.feedback.v1.SampleForReviewResponse
+	(*ChecklistScore)(nil),                 // 46: huifang.feedback.v1.ChecklistScore
+	(*Review)(nil),                         // 47: huifang.feedback.v1.Review
+	(*SubmitReviewRequest)(nil),            // 48: huifang.feedback.v1.SubmitReviewRequest
+	(*SubmitReviewResponse)(nil),           // 49: huifang.feedback.v1.SubmitReviewResponse
+	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
+	(v1.Channel)(0),                        // 51: huifang.types.v1.Channel
+	(*v1.Answer)(nil),                      // 52: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                     // 53: huifang.types.v1.Problem
 }
 var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
-	8,  // 0: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
-	9,  // 1: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
-	10, // 2: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
-	11, // 3: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
-	11, // 4: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
-	8,  // 5: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
-	9,  // 6: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
-	10, // 7: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
-	11, // 8: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
-	11, // 9: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
-	11, // 10: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
-	1,  // 11: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	1,  // 12: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	11, // 13: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
-	11, // 14: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 15: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
-	0,  // 16: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
-	3,  // 17: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
-	6,  // 18: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
-	2,  // 19: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
-	4,  // 20: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
-	7,  // 21: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	0,  // 0: huifang.feedback.v1.Question.kind:type_name -> huifang.feedback.v1.QuestionKind
+	1,  // 1: huifang.feedback.v1.Questionnaire.questions:type_name -> huifang.feedback.v1.Question
+	50, // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
+	50, // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
+	51, // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
+	51, // 5: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
+	52, // 6: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
+	53, // 7: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
+	50, // 8: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
+	50, // 9: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	4,  // 11: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	50, // 12: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
+	6,  // 13: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
+	50, // 14: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
+	51, // 15: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
+	52, // 16: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
+	53, // 17: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
+	50, // 18: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
+	50, // 19: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
+	50, // 20: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
+	3,  // 21: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
+	4,  // 22: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	9,  // 23: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	9,  // 24: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	7,  // 25: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
+	9,  // 26: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	8,  // 27: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
+	9,  // 28: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	52, // 29: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
+	3,  // 30: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	7,  // 31: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
+	9,  // 32: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	8,  // 33: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
+	2,  // 34: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 35: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 36: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 37: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
+	50, // 38: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
+	50, // 39: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
+	50, // 40: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
+	50, // 41: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 42: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
+	28, // 43: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	27, // 44: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
+	28, // 45: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	28, // 46: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	28, // 47: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	28, // 48: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	50, // 49: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
+	41, // 50: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
+	50, // 51: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
+	50, // 52: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
+	9,  // 53: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	46, // 54: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	50, // 55: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
+	46, // 56: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	47, // 57: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
+	5,  // 58: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
+	11, // 59: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
+	13, // 60: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
+	15, // 61: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
+	17, // 62: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
+	19, // 63: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
+	21, // 64: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
+	23, // 65: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
+	25, // 66: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	29, // 67: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
+	31, // 68: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
+	33, // 69: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
+	35, // 70: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
+	37, // 71: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
+	39, // 72: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
+	42, // 73: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
+	44, // 74: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
+	48, // 75: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
+	10, // 76: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
+	12, // 77: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
+	14, // 78: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
+	16, // 79: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
+	18, // 80: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
+	20, // 81: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
+	22, // 82: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
+	24, // 83: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
+	26, // 84: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	30, // 85: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
+	32, // 86: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
+	34, // 87: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
+	36, // 88: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
+	38, // 89: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
+	40, // 90: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
+	43, // 91: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
+	45, // 92: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
+	49, // 93: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
+	76, // [76:94] is the sub-list for method output_type
+	58, // [58:76] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_huifang_feedback_v1_feedback_proto_init() }
@@ -803,18 +4127,20 @@ func file_huifang_feedback_v1_feedback_proto_init() {
 	if File_huifang_feedback_v1_feedback_proto != nil {
 		return
 	}
+	file_huifang_feedback_v1_feedback_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_feedback_v1_feedback_proto_rawDesc), len(file_huifang_feedback_v1_feedback_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      1,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_huifang_feedback_v1_feedback_proto_goTypes,
 		DependencyIndexes: file_huifang_feedback_v1_feedback_proto_depIdxs,
+		EnumInfos:         file_huifang_feedback_v1_feedback_proto_enumTypes,
 		MessageInfos:      file_huifang_feedback_v1_feedback_proto_msgTypes,
 	}.Build()
 	File_huifang_feedback_v1_feedback_proto = out.File

@@ -19,23 +19,70 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeedbackService_LogVisit_FullMethodName       = "/huifang.feedback.v1.FeedbackService/LogVisit"
-	FeedbackService_GetVisitRecord_FullMethodName = "/huifang.feedback.v1.FeedbackService/GetVisitRecord"
-	FeedbackService_ListComplaints_FullMethodName = "/huifang.feedback.v1.FeedbackService/ListComplaints"
+	FeedbackService_LogVisit_FullMethodName               = "/huifang.feedback.v1.FeedbackService/LogVisit"
+	FeedbackService_GetVisitRecord_FullMethodName         = "/huifang.feedback.v1.FeedbackService/GetVisitRecord"
+	FeedbackService_ListVisitRecords_FullMethodName       = "/huifang.feedback.v1.FeedbackService/ListVisitRecords"
+	FeedbackService_AmendVisitRecord_FullMethodName       = "/huifang.feedback.v1.FeedbackService/AmendVisitRecord"
+	FeedbackService_SignOffVisitRecord_FullMethodName     = "/huifang.feedback.v1.FeedbackService/SignOffVisitRecord"
+	FeedbackService_CreateQuestionnaire_FullMethodName    = "/huifang.feedback.v1.FeedbackService/CreateQuestionnaire"
+	FeedbackService_GetQuestionnaire_FullMethodName       = "/huifang.feedback.v1.FeedbackService/GetQuestionnaire"
+	FeedbackService_ListQuestionnaires_FullMethodName     = "/huifang.feedback.v1.FeedbackService/ListQuestionnaires"
+	FeedbackService_SetPolicyQuestionnaire_FullMethodName = "/huifang.feedback.v1.FeedbackService/SetPolicyQuestionnaire"
+	FeedbackService_ListComplaints_FullMethodName         = "/huifang.feedback.v1.FeedbackService/ListComplaints"
+	FeedbackService_GetComplaint_FullMethodName           = "/huifang.feedback.v1.FeedbackService/GetComplaint"
+	FeedbackService_AcknowledgeComplaint_FullMethodName   = "/huifang.feedback.v1.FeedbackService/AcknowledgeComplaint"
+	FeedbackService_ResolveComplaint_FullMethodName       = "/huifang.feedback.v1.FeedbackService/ResolveComplaint"
+	FeedbackService_ReopenComplaint_FullMethodName        = "/huifang.feedback.v1.FeedbackService/ReopenComplaint"
+	FeedbackService_CloseComplaint_FullMethodName         = "/huifang.feedback.v1.FeedbackService/CloseComplaint"
+	FeedbackService_CreateOpenLetter_FullMethodName       = "/huifang.feedback.v1.FeedbackService/CreateOpenLetter"
+	FeedbackService_SampleForReview_FullMethodName        = "/huifang.feedback.v1.FeedbackService/SampleForReview"
+	FeedbackService_SubmitReview_FullMethodName           = "/huifang.feedback.v1.FeedbackService/SubmitReview"
 )
 
 // FeedbackServiceClient is the client API for FeedbackService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// FeedbackService records what customers answered and opens complaints for their problems.
+// FeedbackService keeps the questionnaires, records what customers answered
+// (append-only, with amendments and a leader's sign-off), runs the complaint
+// loop until the customer is satisfied, and samples records for quality review.
 type FeedbackServiceClient interface {
 	// LogVisit records a completed follow-up. Records are append-only.
 	LogVisit(ctx context.Context, in *LogVisitRequest, opts ...grpc.CallOption) (*LogVisitResponse, error)
-	// GetVisitRecord returns one record.
+	// GetVisitRecord returns one record as logged, its amendments, its sign-offs and its current form.
 	GetVisitRecord(ctx context.Context, in *GetVisitRecordRequest, opts ...grpc.CallOption) (*GetVisitRecordResponse, error)
+	// ListVisitRecords lists records newest first, e.g. an agent's, or those no leader signed off yet.
+	ListVisitRecords(ctx context.Context, in *ListVisitRecordsRequest, opts ...grpc.CallOption) (*ListVisitRecordsResponse, error)
+	// AmendVisitRecord corrects a record: the original stays, the amendment says who changed what and why (seed 004).
+	AmendVisitRecord(ctx context.Context, in *AmendVisitRecordRequest, opts ...grpc.CallOption) (*AmendVisitRecordResponse, error)
+	// SignOffVisitRecord stores a leader's review of a record (seed 000, seed 004).
+	SignOffVisitRecord(ctx context.Context, in *SignOffVisitRecordRequest, opts ...grpc.CallOption) (*SignOffVisitRecordResponse, error)
+	// CreateQuestionnaire stores a questionnaire; an existing id gets a new version.
+	CreateQuestionnaire(ctx context.Context, in *CreateQuestionnaireRequest, opts ...grpc.CallOption) (*CreateQuestionnaireResponse, error)
+	// GetQuestionnaire returns one version of a questionnaire (the latest when version is 0).
+	GetQuestionnaire(ctx context.Context, in *GetQuestionnaireRequest, opts ...grpc.CallOption) (*GetQuestionnaireResponse, error)
+	// ListQuestionnaires lists the latest version of each questionnaire, the seed templates included.
+	ListQuestionnaires(ctx context.Context, in *ListQuestionnairesRequest, opts ...grpc.CallOption) (*ListQuestionnairesResponse, error)
+	// SetPolicyQuestionnaire names the questionnaire the visits of a scheduler policy use.
+	SetPolicyQuestionnaire(ctx context.Context, in *SetPolicyQuestionnaireRequest, opts ...grpc.CallOption) (*SetPolicyQuestionnaireResponse, error)
 	// ListComplaints lists the complaints opened from follow-ups, newest first.
 	ListComplaints(ctx context.Context, in *ListComplaintsRequest, opts ...grpc.CallOption) (*ListComplaintsResponse, error)
+	// GetComplaint returns a complaint with its history.
+	GetComplaint(ctx context.Context, in *GetComplaintRequest, opts ...grpc.CallOption) (*GetComplaintResponse, error)
+	// AcknowledgeComplaint: the owning department took the complaint.
+	AcknowledgeComplaint(ctx context.Context, in *AcknowledgeComplaintRequest, opts ...grpc.CallOption) (*AcknowledgeComplaintResponse, error)
+	// ResolveComplaint: the department resolved it; the scheduler plans a confirmation visit.
+	ResolveComplaint(ctx context.Context, in *ResolveComplaintRequest, opts ...grpc.CallOption) (*ResolveComplaintResponse, error)
+	// ReopenComplaint: the resolution did not hold; the complaint escalates one level.
+	ReopenComplaint(ctx context.Context, in *ReopenComplaintRequest, opts ...grpc.CallOption) (*ReopenComplaintResponse, error)
+	// CloseComplaint: a manager ends the loop with a reason.
+	CloseComplaint(ctx context.Context, in *CloseComplaintRequest, opts ...grpc.CallOption) (*CloseComplaintResponse, error)
+	// CreateOpenLetter answers the same issue of many customers with one letter, attached to each complaint (seed 000).
+	CreateOpenLetter(ctx context.Context, in *CreateOpenLetterRequest, opts ...grpc.CallOption) (*CreateOpenLetterResponse, error)
+	// SampleForReview draws a reproducible random sample of an agent's records in a period (seeds 000, 001, 004).
+	SampleForReview(ctx context.Context, in *SampleForReviewRequest, opts ...grpc.CallOption) (*SampleForReviewResponse, error)
+	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
+	SubmitReview(ctx context.Context, in *SubmitReviewRequest, opts ...grpc.CallOption) (*SubmitReviewResponse, error)
 }
 
 type feedbackServiceClient struct {
@@ -66,6 +113,76 @@ func (c *feedbackServiceClient) GetVisitRecord(ctx context.Context, in *GetVisit
 	return out, nil
 }
 
+func (c *feedbackServiceClient) ListVisitRecords(ctx context.Context, in *ListVisitRecordsRequest, opts ...grpc.CallOption) (*ListVisitRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListVisitRecordsResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_ListVisitRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) AmendVisitRecord(ctx context.Context, in *AmendVisitRecordRequest, opts ...grpc.CallOption) (*AmendVisitRecordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AmendVisitRecordResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_AmendVisitRecord_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) SignOffVisitRecord(ctx context.Context, in *SignOffVisitRecordRequest, opts ...grpc.CallOption) (*SignOffVisitRecordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignOffVisitRecordResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_SignOffVisitRecord_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) CreateQuestionnaire(ctx context.Context, in *CreateQuestionnaireRequest, opts ...grpc.CallOption) (*CreateQuestionnaireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateQuestionnaireResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_CreateQuestionnaire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) GetQuestionnaire(ctx context.Context, in *GetQuestionnaireRequest, opts ...grpc.CallOption) (*GetQuestionnaireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetQuestionnaireResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_GetQuestionnaire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) ListQuestionnaires(ctx context.Context, in *ListQuestionnairesRequest, opts ...grpc.CallOption) (*ListQuestionnairesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQuestionnairesResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_ListQuestionnaires_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) SetPolicyQuestionnaire(ctx context.Context, in *SetPolicyQuestionnaireRequest, opts ...grpc.CallOption) (*SetPolicyQuestionnaireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPolicyQuestionnaireResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_SetPolicyQuestionnaire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *feedbackServiceClient) ListComplaints(ctx context.Context, in *ListComplaintsRequest, opts ...grpc.CallOption) (*ListComplaintsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListComplaintsResponse)
@@ -76,18 +193,130 @@ func (c *feedbackServiceClient) ListComplaints(ctx context.Context, in *ListComp
 	return out, nil
 }
 
+func (c *feedbackServiceClient) GetComplaint(ctx context.Context, in *GetComplaintRequest, opts ...grpc.CallOption) (*GetComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_GetComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) AcknowledgeComplaint(ctx context.Context, in *AcknowledgeComplaintRequest, opts ...grpc.CallOption) (*AcknowledgeComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcknowledgeComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_AcknowledgeComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) ResolveComplaint(ctx context.Context, in *ResolveComplaintRequest, opts ...grpc.CallOption) (*ResolveComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_ResolveComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) ReopenComplaint(ctx context.Context, in *ReopenComplaintRequest, opts ...grpc.CallOption) (*ReopenComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReopenComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_ReopenComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) CloseComplaint(ctx context.Context, in *CloseComplaintRequest, opts ...grpc.CallOption) (*CloseComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloseComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_CloseComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) CreateOpenLetter(ctx context.Context, in *CreateOpenLetterRequest, opts ...grpc.CallOption) (*CreateOpenLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateOpenLetterResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_CreateOpenLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) SampleForReview(ctx context.Context, in *SampleForReviewRequest, opts ...grpc.CallOption) (*SampleForReviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SampleForReviewResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_SampleForReview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) SubmitReview(ctx context.Context, in *SubmitReviewRequest, opts ...grpc.CallOption) (*SubmitReviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitReviewResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_SubmitReview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeedbackServiceServer is the server API for FeedbackService service.
 // All implementations must embed UnimplementedFeedbackServiceServer
 // for forward compatibility.
 //
-// FeedbackService records what customers answered and opens complaints for their problems.
+// FeedbackService keeps the questionnaires, records what customers answered
+// (append-only, with amendments and a leader's sign-off), runs the complaint
+// loop until the customer is satisfied, and samples records for quality review.
 type FeedbackServiceServer interface {
 	// LogVisit records a completed follow-up. Records are append-only.
 	LogVisit(context.Context, *LogVisitRequest) (*LogVisitResponse, error)
-	// GetVisitRecord returns one record.
+	// GetVisitRecord returns one record as logged, its amendments, its sign-offs and its current form.
 	GetVisitRecord(context.Context, *GetVisitRecordRequest) (*GetVisitRecordResponse, error)
+	// ListVisitRecords lists records newest first, e.g. an agent's, or those no leader signed off yet.
+	ListVisitRecords(context.Context, *ListVisitRecordsRequest) (*ListVisitRecordsResponse, error)
+	// AmendVisitRecord corrects a record: the original stays, the amendment says who changed what and why (seed 004).
+	AmendVisitRecord(context.Context, *AmendVisitRecordRequest) (*AmendVisitRecordResponse, error)
+	// SignOffVisitRecord stores a leader's review of a record (seed 000, seed 004).
+	SignOffVisitRecord(context.Context, *SignOffVisitRecordRequest) (*SignOffVisitRecordResponse, error)
+	// CreateQuestionnaire stores a questionnaire; an existing id gets a new version.
+	CreateQuestionnaire(context.Context, *CreateQuestionnaireRequest) (*CreateQuestionnaireResponse, error)
+	// GetQuestionnaire returns one version of a questionnaire (the latest when version is 0).
+	GetQuestionnaire(context.Context, *GetQuestionnaireRequest) (*GetQuestionnaireResponse, error)
+	// ListQuestionnaires lists the latest version of each questionnaire, the seed templates included.
+	ListQuestionnaires(context.Context, *ListQuestionnairesRequest) (*ListQuestionnairesResponse, error)
+	// SetPolicyQuestionnaire names the questionnaire the visits of a scheduler policy use.
+	SetPolicyQuestionnaire(context.Context, *SetPolicyQuestionnaireRequest) (*SetPolicyQuestionnaireResponse, error)
 	// ListComplaints lists the complaints opened from follow-ups, newest first.
 	ListComplaints(context.Context, *ListComplaintsRequest) (*ListComplaintsResponse, error)
+	// GetComplaint returns a complaint with its history.
+	GetComplaint(context.Context, *GetComplaintRequest) (*GetComplaintResponse, error)
+	// AcknowledgeComplaint: the owning department took the complaint.
+	AcknowledgeComplaint(context.Context, *AcknowledgeComplaintRequest) (*AcknowledgeComplaintResponse, error)
+	// ResolveComplaint: the department resolved it; the scheduler plans a confirmation visit.
+	ResolveComplaint(context.Context, *ResolveComplaintRequest) (*ResolveComplaintResponse, error)
+	// ReopenComplaint: the resolution did not hold; the complaint escalates one level.
+	ReopenComplaint(context.Context, *ReopenComplaintRequest) (*ReopenComplaintResponse, error)
+	// CloseComplaint: a manager ends the loop with a reason.
+	CloseComplaint(context.Context, *CloseComplaintRequest) (*CloseComplaintResponse, error)
+	// CreateOpenLetter answers the same issue of many customers with one letter, attached to each complaint (seed 000).
+	CreateOpenLetter(context.Context, *CreateOpenLetterRequest) (*CreateOpenLetterResponse, error)
+	// SampleForReview draws a reproducible random sample of an agent's records in a period (seeds 000, 001, 004).
+	SampleForReview(context.Context, *SampleForReviewRequest) (*SampleForReviewResponse, error)
+	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
+	SubmitReview(context.Context, *SubmitReviewRequest) (*SubmitReviewResponse, error)
 	mustEmbedUnimplementedFeedbackServiceServer()
 }
 
@@ -104,8 +333,53 @@ func (UnimplementedFeedbackServiceServer) LogVisit(context.Context, *LogVisitReq
 func (UnimplementedFeedbackServiceServer) GetVisitRecord(context.Context, *GetVisitRecordRequest) (*GetVisitRecordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVisitRecord not implemented")
 }
+func (UnimplementedFeedbackServiceServer) ListVisitRecords(context.Context, *ListVisitRecordsRequest) (*ListVisitRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListVisitRecords not implemented")
+}
+func (UnimplementedFeedbackServiceServer) AmendVisitRecord(context.Context, *AmendVisitRecordRequest) (*AmendVisitRecordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AmendVisitRecord not implemented")
+}
+func (UnimplementedFeedbackServiceServer) SignOffVisitRecord(context.Context, *SignOffVisitRecordRequest) (*SignOffVisitRecordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignOffVisitRecord not implemented")
+}
+func (UnimplementedFeedbackServiceServer) CreateQuestionnaire(context.Context, *CreateQuestionnaireRequest) (*CreateQuestionnaireResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateQuestionnaire not implemented")
+}
+func (UnimplementedFeedbackServiceServer) GetQuestionnaire(context.Context, *GetQuestionnaireRequest) (*GetQuestionnaireResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetQuestionnaire not implemented")
+}
+func (UnimplementedFeedbackServiceServer) ListQuestionnaires(context.Context, *ListQuestionnairesRequest) (*ListQuestionnairesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQuestionnaires not implemented")
+}
+func (UnimplementedFeedbackServiceServer) SetPolicyQuestionnaire(context.Context, *SetPolicyQuestionnaireRequest) (*SetPolicyQuestionnaireResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPolicyQuestionnaire not implemented")
+}
 func (UnimplementedFeedbackServiceServer) ListComplaints(context.Context, *ListComplaintsRequest) (*ListComplaintsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListComplaints not implemented")
+}
+func (UnimplementedFeedbackServiceServer) GetComplaint(context.Context, *GetComplaintRequest) (*GetComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) AcknowledgeComplaint(context.Context, *AcknowledgeComplaintRequest) (*AcknowledgeComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcknowledgeComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) ResolveComplaint(context.Context, *ResolveComplaintRequest) (*ResolveComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) ReopenComplaint(context.Context, *ReopenComplaintRequest) (*ReopenComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReopenComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) CloseComplaint(context.Context, *CloseComplaintRequest) (*CloseComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) CreateOpenLetter(context.Context, *CreateOpenLetterRequest) (*CreateOpenLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateOpenLetter not implemented")
+}
+func (UnimplementedFeedbackServiceServer) SampleForReview(context.Context, *SampleForReviewRequest) (*SampleForReviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SampleForReview not implemented")
+}
+func (UnimplementedFeedbackServiceServer) SubmitReview(context.Context, *SubmitReviewRequest) (*SubmitReviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitReview not implemented")
 }
 func (UnimplementedFeedbackServiceServer) mustEmbedUnimplementedFeedbackServiceServer() {}
 func (UnimplementedFeedbackServiceServer) testEmbeddedByValue()                         {}
@@ -164,6 +438,132 @@ func _FeedbackService_GetVisitRecord_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeedbackService_ListVisitRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListVisitRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).ListVisitRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_ListVisitRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).ListVisitRecords(ctx, req.(*ListVisitRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_AmendVisitRecord_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AmendVisitRecordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).AmendVisitRecord(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_AmendVisitRecord_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).AmendVisitRecord(ctx, req.(*AmendVisitRecordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_SignOffVisitRecord_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignOffVisitRecordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).SignOffVisitRecord(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_SignOffVisitRecord_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).SignOffVisitRecord(ctx, req.(*SignOffVisitRecordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_CreateQuestionnaire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateQuestionnaireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).CreateQuestionnaire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_CreateQuestionnaire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).CreateQuestionnaire(ctx, req.(*CreateQuestionnaireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_GetQuestionnaire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetQuestionnaireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).GetQuestionnaire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_GetQuestionnaire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).GetQuestionnaire(ctx, req.(*GetQuestionnaireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_ListQuestionnaires_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQuestionnairesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).ListQuestionnaires(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_ListQuestionnaires_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).ListQuestionnaires(ctx, req.(*ListQuestionnairesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_SetPolicyQuestionnaire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPolicyQuestionnaireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).SetPolicyQuestionnaire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_SetPolicyQuestionnaire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).SetPolicyQuestionnaire(ctx, req.(*SetPolicyQuestionnaireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FeedbackService_ListComplaints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListComplaintsRequest)
 	if err := dec(in); err != nil {
@@ -178,6 +578,150 @@ func _FeedbackService_ListComplaints_Handler(srv interface{}, ctx context.Contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(FeedbackServiceServer).ListComplaints(ctx, req.(*ListComplaintsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_GetComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).GetComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_GetComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).GetComplaint(ctx, req.(*GetComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_AcknowledgeComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcknowledgeComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).AcknowledgeComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_AcknowledgeComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).AcknowledgeComplaint(ctx, req.(*AcknowledgeComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_ResolveComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).ResolveComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_ResolveComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).ResolveComplaint(ctx, req.(*ResolveComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_ReopenComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReopenComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).ReopenComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_ReopenComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).ReopenComplaint(ctx, req.(*ReopenComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_CloseComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).CloseComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_CloseComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).CloseComplaint(ctx, req.(*CloseComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_CreateOpenLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateOpenLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).CreateOpenLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_CreateOpenLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).CreateOpenLetter(ctx, req.(*CreateOpenLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_SampleForReview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SampleForReviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).SampleForReview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_SampleForReview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).SampleForReview(ctx, req.(*SampleForReviewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_SubmitReview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitReviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).SubmitReview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_SubmitReview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).SubmitReview(ctx, req.(*SubmitReviewRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -198,8 +742,68 @@ var FeedbackService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FeedbackService_GetVisitRecord_Handler,
 		},
 		{
+			MethodName: "ListVisitRecords",
+			Handler:    _FeedbackService_ListVisitRecords_Handler,
+		},
+		{
+			MethodName: "AmendVisitRecord",
+			Handler:    _FeedbackService_AmendVisitRecord_Handler,
+		},
+		{
+			MethodName: "SignOffVisitRecord",
+			Handler:    _FeedbackService_SignOffVisitRecord_Handler,
+		},
+		{
+			MethodName: "CreateQuestionnaire",
+			Handler:    _FeedbackService_CreateQuestionnaire_Handler,
+		},
+		{
+			MethodName: "GetQuestionnaire",
+			Handler:    _FeedbackService_GetQuestionnaire_Handler,
+		},
+		{
+			MethodName: "ListQuestionnaires",
+			Handler:    _FeedbackService_ListQuestionnaires_Handler,
+		},
+		{
+			MethodName: "SetPolicyQuestionnaire",
+			Handler:    _FeedbackService_SetPolicyQuestionnaire_Handler,
+		},
+		{
 			MethodName: "ListComplaints",
 			Handler:    _FeedbackService_ListComplaints_Handler,
+		},
+		{
+			MethodName: "GetComplaint",
+			Handler:    _FeedbackService_GetComplaint_Handler,
+		},
+		{
+			MethodName: "AcknowledgeComplaint",
+			Handler:    _FeedbackService_AcknowledgeComplaint_Handler,
+		},
+		{
+			MethodName: "ResolveComplaint",
+			Handler:    _FeedbackService_ResolveComplaint_Handler,
+		},
+		{
+			MethodName: "ReopenComplaint",
+			Handler:    _FeedbackService_ReopenComplaint_Handler,
+		},
+		{
+			MethodName: "CloseComplaint",
+			Handler:    _FeedbackService_CloseComplaint_Handler,
+		},
+		{
+			MethodName: "CreateOpenLetter",
+			Handler:    _FeedbackService_CreateOpenLetter_Handler,
+		},
+		{
+			MethodName: "SampleForReview",
+			Handler:    _FeedbackService_SampleForReview_Handler,
+		},
+		{
+			MethodName: "SubmitReview",
+			Handler:    _FeedbackService_SubmitReview_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

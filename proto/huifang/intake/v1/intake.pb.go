@@ -24,6 +24,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ImportOutcome is what happened to one imported record.
+type ImportOutcome int32
+
+const (
+	ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED ImportOutcome = 0
+	// A new customer.
+	ImportOutcome_IMPORT_OUTCOME_IMPORTED ImportOutcome = 1
+	// An existing customer changed.
+	ImportOutcome_IMPORT_OUTCOME_UPDATED ImportOutcome = 2
+	// Nothing to change (the same record again, or older than the archive).
+	ImportOutcome_IMPORT_OUTCOME_UNCHANGED ImportOutcome = 3
+	ImportOutcome_IMPORT_OUTCOME_REJECTED  ImportOutcome = 4
+)
+
+// Enum value maps for ImportOutcome.
+var (
+	ImportOutcome_name = map[int32]string{
+		0: "IMPORT_OUTCOME_UNSPECIFIED",
+		1: "IMPORT_OUTCOME_IMPORTED",
+		2: "IMPORT_OUTCOME_UPDATED",
+		3: "IMPORT_OUTCOME_UNCHANGED",
+		4: "IMPORT_OUTCOME_REJECTED",
+	}
+	ImportOutcome_value = map[string]int32{
+		"IMPORT_OUTCOME_UNSPECIFIED": 0,
+		"IMPORT_OUTCOME_IMPORTED":    1,
+		"IMPORT_OUTCOME_UPDATED":     2,
+		"IMPORT_OUTCOME_UNCHANGED":   3,
+		"IMPORT_OUTCOME_REJECTED":    4,
+	}
+)
+
+func (x ImportOutcome) Enum() *ImportOutcome {
+	p := new(ImportOutcome)
+	*p = x
+	return p
+}
+
+func (x ImportOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImportOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_intake_v1_intake_proto_enumTypes[0].Descriptor()
+}
+
+func (ImportOutcome) Type() protoreflect.EnumType {
+	return &file_huifang_intake_v1_intake_proto_enumTypes[0]
+}
+
+func (x ImportOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImportOutcome.Descriptor instead.
+func (ImportOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{0}
+}
+
 type IngestServiceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *v1.ServiceCompleted   `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -129,19 +188,273 @@ func (x *IngestServiceResponse) GetDuplicate() bool {
 	return false
 }
 
+type IngestServicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 500 events.
+	Events        []*v1.ServiceCompleted `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestServicesRequest) Reset() {
+	*x = IngestServicesRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestServicesRequest) ProtoMessage() {}
+
+func (x *IngestServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestServicesRequest.ProtoReflect.Descriptor instead.
+func (*IngestServicesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IngestServicesRequest) GetEvents() []*v1.ServiceCompleted {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// FieldViolation is one broken rule.
+type FieldViolation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Rule          string                 `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldViolation) Reset() {
+	*x = FieldViolation{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldViolation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldViolation) ProtoMessage() {}
+
+func (x *FieldViolation) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
+func (*FieldViolation) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FieldViolation) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldViolation) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+// IngestResult is what happened to one event of a batch.
+type IngestResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's position in the request, from 0.
+	Index      int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	ServiceId  string `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Duplicate  bool   `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// Set when the event was refused; it is also recorded with the rejected events.
+	Violations      []*FieldViolation `protobuf:"bytes,5,rep,name=violations,proto3" json:"violations,omitempty"`
+	RejectedEventId string            `protobuf:"bytes,6,opt,name=rejected_event_id,json=rejectedEventId,proto3" json:"rejected_event_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *IngestResult) Reset() {
+	*x = IngestResult{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestResult) ProtoMessage() {}
+
+func (x *IngestResult) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestResult.ProtoReflect.Descriptor instead.
+func (*IngestResult) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *IngestResult) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *IngestResult) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *IngestResult) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *IngestResult) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *IngestResult) GetViolations() []*FieldViolation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+func (x *IngestResult) GetRejectedEventId() string {
+	if x != nil {
+		return x.RejectedEventId
+	}
+	return ""
+}
+
+type IngestServicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*IngestResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Accepted      int32                  `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Duplicates    int32                  `protobuf:"varint,3,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Rejected      int32                  `protobuf:"varint,4,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestServicesResponse) Reset() {
+	*x = IngestServicesResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestServicesResponse) ProtoMessage() {}
+
+func (x *IngestServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestServicesResponse.ProtoReflect.Descriptor instead.
+func (*IngestServicesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IngestServicesResponse) GetResults() []*IngestResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *IngestServicesResponse) GetAccepted() int32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *IngestServicesResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *IngestServicesResponse) GetRejected() int32 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
 type GetCustomerRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// Either Huifang's id or the upstream external id.
+	// One of: Huifang's id, the upstream external id, or a phone number (found by its keyed hash).
 	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	ExternalId    string `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	Phone         string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCustomerRequest) Reset() {
 	*x = GetCustomerRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[2]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +466,7 @@ func (x *GetCustomerRequest) String() string {
 func (*GetCustomerRequest) ProtoMessage() {}
 
 func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[2]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +479,7 @@ func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{2}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetCustomerRequest) GetTenantId() string {
@@ -190,16 +503,128 @@ func (x *GetCustomerRequest) GetExternalId() string {
 	return ""
 }
 
+func (x *GetCustomerRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+// CustomerView is a customer as the API shows it: contacts masked unless the caller may reveal them.
+type CustomerView struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Customer *v11.Customer          `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	// The archive's version, one more at every change.
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The figures the tier rules read.
+	ServiceSpendYearMinor int64                  `protobuf:"varint,3,opt,name=service_spend_year_minor,json=serviceSpendYearMinor,proto3" json:"service_spend_year_minor,omitempty"`
+	CarsYear              int32                  `protobuf:"varint,4,opt,name=cars_year,json=carsYear,proto3" json:"cars_year,omitempty"`
+	Referrals             int32                  `protobuf:"varint,5,opt,name=referrals,proto3" json:"referrals,omitempty"`
+	SourceUpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=source_updated_at,json=sourceUpdatedAt,proto3" json:"source_updated_at,omitempty"`
+	UpdatedAt             *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// True when phone and email are shown unmasked.
+	Revealed      bool `protobuf:"varint,8,opt,name=revealed,proto3" json:"revealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomerView) Reset() {
+	*x = CustomerView{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomerView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomerView) ProtoMessage() {}
+
+func (x *CustomerView) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomerView.ProtoReflect.Descriptor instead.
+func (*CustomerView) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CustomerView) GetCustomer() *v11.Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *CustomerView) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CustomerView) GetServiceSpendYearMinor() int64 {
+	if x != nil {
+		return x.ServiceSpendYearMinor
+	}
+	return 0
+}
+
+func (x *CustomerView) GetCarsYear() int32 {
+	if x != nil {
+		return x.CarsYear
+	}
+	return 0
+}
+
+func (x *CustomerView) GetReferrals() int32 {
+	if x != nil {
+		return x.Referrals
+	}
+	return 0
+}
+
+func (x *CustomerView) GetSourceUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SourceUpdatedAt
+	}
+	return nil
+}
+
+func (x *CustomerView) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *CustomerView) GetRevealed() bool {
+	if x != nil {
+		return x.Revealed
+	}
+	return false
+}
+
 type GetCustomerResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Customer      *v11.Customer          `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	View          *CustomerView          `protobuf:"bytes,2,opt,name=view,proto3" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCustomerResponse) Reset() {
 	*x = GetCustomerResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[3]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +636,7 @@ func (x *GetCustomerResponse) String() string {
 func (*GetCustomerResponse) ProtoMessage() {}
 
 func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[3]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,12 +649,881 @@ func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{3}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetCustomerResponse) GetCustomer() *v11.Customer {
 	if x != nil {
 		return x.Customer
+	}
+	return nil
+}
+
+func (x *GetCustomerResponse) GetView() *CustomerView {
+	if x != nil {
+		return x.View
+	}
+	return nil
+}
+
+type ListCustomersRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Only customers of this tier ("" lists all).
+	Tier      string `protobuf:"bytes,2,opt,name=tier,proto3" json:"tier,omitempty"`
+	PageSize  int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only customers known to fewer than two staff (seed 002 asks for at least two).
+	FewerThanTwoOwners bool `protobuf:"varint,5,opt,name=fewer_than_two_owners,json=fewerThanTwoOwners,proto3" json:"fewer_than_two_owners,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ListCustomersRequest) Reset() {
+	*x = ListCustomersRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCustomersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCustomersRequest) ProtoMessage() {}
+
+func (x *ListCustomersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCustomersRequest.ProtoReflect.Descriptor instead.
+func (*ListCustomersRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListCustomersRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListCustomersRequest) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *ListCustomersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCustomersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCustomersRequest) GetFewerThanTwoOwners() bool {
+	if x != nil {
+		return x.FewerThanTwoOwners
+	}
+	return false
+}
+
+type ListCustomersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Customers     []*CustomerView        `protobuf:"bytes,1,rep,name=customers,proto3" json:"customers,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCustomersResponse) Reset() {
+	*x = ListCustomersResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCustomersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCustomersResponse) ProtoMessage() {}
+
+func (x *ListCustomersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCustomersResponse.ProtoReflect.Descriptor instead.
+func (*ListCustomersResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListCustomersResponse) GetCustomers() []*CustomerView {
+	if x != nil {
+		return x.Customers
+	}
+	return nil
+}
+
+func (x *ListCustomersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type UpdateContactPreferencesRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	TenantId      string                  `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId    string                  `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Preferences   *v11.ContactPreferences `protobuf:"bytes,3,opt,name=preferences,proto3" json:"preferences,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateContactPreferencesRequest) Reset() {
+	*x = UpdateContactPreferencesRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateContactPreferencesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateContactPreferencesRequest) ProtoMessage() {}
+
+func (x *UpdateContactPreferencesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateContactPreferencesRequest.ProtoReflect.Descriptor instead.
+func (*UpdateContactPreferencesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateContactPreferencesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdateContactPreferencesRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *UpdateContactPreferencesRequest) GetPreferences() *v11.ContactPreferences {
+	if x != nil {
+		return x.Preferences
+	}
+	return nil
+}
+
+type UpdateContactPreferencesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Customer      *CustomerView          `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateContactPreferencesResponse) Reset() {
+	*x = UpdateContactPreferencesResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateContactPreferencesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateContactPreferencesResponse) ProtoMessage() {}
+
+func (x *UpdateContactPreferencesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateContactPreferencesResponse.ProtoReflect.Descriptor instead.
+func (*UpdateContactPreferencesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateContactPreferencesResponse) GetCustomer() *CustomerView {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+type SetCustomerOwnersRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// At least two distinct staff ids; the first is the primary owner (seed 002).
+	OwnerIds      []string `protobuf:"bytes,3,rep,name=owner_ids,json=ownerIds,proto3" json:"owner_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCustomerOwnersRequest) Reset() {
+	*x = SetCustomerOwnersRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCustomerOwnersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCustomerOwnersRequest) ProtoMessage() {}
+
+func (x *SetCustomerOwnersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCustomerOwnersRequest.ProtoReflect.Descriptor instead.
+func (*SetCustomerOwnersRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetCustomerOwnersRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetCustomerOwnersRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *SetCustomerOwnersRequest) GetOwnerIds() []string {
+	if x != nil {
+		return x.OwnerIds
+	}
+	return nil
+}
+
+type SetCustomerOwnersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Customer      *CustomerView          `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCustomerOwnersResponse) Reset() {
+	*x = SetCustomerOwnersResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCustomerOwnersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCustomerOwnersResponse) ProtoMessage() {}
+
+func (x *SetCustomerOwnersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCustomerOwnersResponse.ProtoReflect.Descriptor instead.
+func (*SetCustomerOwnersResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetCustomerOwnersResponse) GetCustomer() *CustomerView {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+// CustomerRecord is one record of an imported archive.
+type CustomerRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's line in the source file (for the summary), from 1.
+	Line     int64         `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	Customer *v11.Customer `protobuf:"bytes,2,opt,name=customer,proto3" json:"customer,omitempty"`
+	// When the source last changed the record; an older record does not overwrite a newer one.
+	SourceUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=source_updated_at,json=sourceUpdatedAt,proto3" json:"source_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CustomerRecord) Reset() {
+	*x = CustomerRecord{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomerRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomerRecord) ProtoMessage() {}
+
+func (x *CustomerRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomerRecord.ProtoReflect.Descriptor instead.
+func (*CustomerRecord) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CustomerRecord) GetLine() int64 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *CustomerRecord) GetCustomer() *v11.Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *CustomerRecord) GetSourceUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SourceUpdatedAt
+	}
+	return nil
+}
+
+type ImportCustomersRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Where the records come from, e.g. "crm-export-2026-11".
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// At most 1,000 records.
+	Records       []*CustomerRecord `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCustomersRequest) Reset() {
+	*x = ImportCustomersRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCustomersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCustomersRequest) ProtoMessage() {}
+
+func (x *ImportCustomersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCustomersRequest.ProtoReflect.Descriptor instead.
+func (*ImportCustomersRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ImportCustomersRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ImportCustomersRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportCustomersRequest) GetRecords() []*CustomerRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type ImportRecordResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Line          int64                  `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	Outcome       ImportOutcome          `protobuf:"varint,2,opt,name=outcome,proto3,enum=huifang.intake.v1.ImportOutcome" json:"outcome,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Violations    []*FieldViolation      `protobuf:"bytes,4,rep,name=violations,proto3" json:"violations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRecordResult) Reset() {
+	*x = ImportRecordResult{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRecordResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRecordResult) ProtoMessage() {}
+
+func (x *ImportRecordResult) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRecordResult.ProtoReflect.Descriptor instead.
+func (*ImportRecordResult) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ImportRecordResult) GetLine() int64 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *ImportRecordResult) GetOutcome() ImportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED
+}
+
+func (x *ImportRecordResult) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ImportRecordResult) GetViolations() []*FieldViolation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+type ImportCustomersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ImportRecordResult  `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Imported      int32                  `protobuf:"varint,2,opt,name=imported,proto3" json:"imported,omitempty"`
+	Updated       int32                  `protobuf:"varint,3,opt,name=updated,proto3" json:"updated,omitempty"`
+	Unchanged     int32                  `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	Rejected      int32                  `protobuf:"varint,5,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCustomersResponse) Reset() {
+	*x = ImportCustomersResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCustomersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCustomersResponse) ProtoMessage() {}
+
+func (x *ImportCustomersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCustomersResponse.ProtoReflect.Descriptor instead.
+func (*ImportCustomersResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ImportCustomersResponse) GetResults() []*ImportRecordResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ImportCustomersResponse) GetImported() int32 {
+	if x != nil {
+		return x.Imported
+	}
+	return 0
+}
+
+func (x *ImportCustomersResponse) GetUpdated() int32 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
+func (x *ImportCustomersResponse) GetUnchanged() int32 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
+func (x *ImportCustomersResponse) GetRejected() int32 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+type RegisterServiceTypeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// 1–63 lowercase letters, digits and '_', starting with a letter; not a built-in type.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterServiceTypeRequest) Reset() {
+	*x = RegisterServiceTypeRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterServiceTypeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterServiceTypeRequest) ProtoMessage() {}
+
+func (x *RegisterServiceTypeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterServiceTypeRequest.ProtoReflect.Descriptor instead.
+func (*RegisterServiceTypeRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RegisterServiceTypeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RegisterServiceTypeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegisterServiceTypeRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type ServiceType struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// True for the types every tenant has.
+	BuiltIn       bool `protobuf:"varint,3,opt,name=built_in,json=builtIn,proto3" json:"built_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceType) Reset() {
+	*x = ServiceType{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceType) ProtoMessage() {}
+
+func (x *ServiceType) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceType.ProtoReflect.Descriptor instead.
+func (*ServiceType) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ServiceType) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceType) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ServiceType) GetBuiltIn() bool {
+	if x != nil {
+		return x.BuiltIn
+	}
+	return false
+}
+
+type RegisterServiceTypeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceType   *ServiceType           `protobuf:"bytes,1,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterServiceTypeResponse) Reset() {
+	*x = RegisterServiceTypeResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterServiceTypeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterServiceTypeResponse) ProtoMessage() {}
+
+func (x *RegisterServiceTypeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterServiceTypeResponse.ProtoReflect.Descriptor instead.
+func (*RegisterServiceTypeResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RegisterServiceTypeResponse) GetServiceType() *ServiceType {
+	if x != nil {
+		return x.ServiceType
+	}
+	return nil
+}
+
+type ListServiceTypesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceTypesRequest) Reset() {
+	*x = ListServiceTypesRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceTypesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceTypesRequest) ProtoMessage() {}
+
+func (x *ListServiceTypesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceTypesRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceTypesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListServiceTypesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type ListServiceTypesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceTypes  []*ServiceType         `protobuf:"bytes,1,rep,name=service_types,json=serviceTypes,proto3" json:"service_types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceTypesResponse) Reset() {
+	*x = ListServiceTypesResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceTypesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceTypesResponse) ProtoMessage() {}
+
+func (x *ListServiceTypesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceTypesResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceTypesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListServiceTypesResponse) GetServiceTypes() []*ServiceType {
+	if x != nil {
+		return x.ServiceTypes
 	}
 	return nil
 }
@@ -246,7 +1540,7 @@ type ListRejectedEventsRequest struct {
 
 func (x *ListRejectedEventsRequest) Reset() {
 	*x = ListRejectedEventsRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +1552,7 @@ func (x *ListRejectedEventsRequest) String() string {
 func (*ListRejectedEventsRequest) ProtoMessage() {}
 
 func (x *ListRejectedEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +1565,7 @@ func (x *ListRejectedEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListRejectedEventsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{4}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListRejectedEventsRequest) GetTenantId() string {
@@ -307,15 +1601,18 @@ type RejectedEvent struct {
 	Reason      string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	ContentType string `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// The raw input, exactly as it arrived.
-	Payload       []byte                 `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Payload    []byte                 `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// Set once a replay stored the event.
+	ReplayedAt        *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=replayed_at,json=replayedAt,proto3" json:"replayed_at,omitempty"`
+	ReplayedServiceId string                 `protobuf:"bytes,10,opt,name=replayed_service_id,json=replayedServiceId,proto3" json:"replayed_service_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RejectedEvent) Reset() {
 	*x = RejectedEvent{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +1624,7 @@ func (x *RejectedEvent) String() string {
 func (*RejectedEvent) ProtoMessage() {}
 
 func (x *RejectedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +1637,7 @@ func (x *RejectedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEvent.ProtoReflect.Descriptor instead.
 func (*RejectedEvent) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{5}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RejectedEvent) GetId() string {
@@ -399,6 +1696,20 @@ func (x *RejectedEvent) GetReceivedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RejectedEvent) GetReplayedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReplayedAt
+	}
+	return nil
+}
+
+func (x *RejectedEvent) GetReplayedServiceId() string {
+	if x != nil {
+		return x.ReplayedServiceId
+	}
+	return ""
+}
+
 type ListRejectedEventsResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	RejectedEvents []*RejectedEvent       `protobuf:"bytes,1,rep,name=rejected_events,json=rejectedEvents,proto3" json:"rejected_events,omitempty"`
@@ -409,7 +1720,7 @@ type ListRejectedEventsResponse struct {
 
 func (x *ListRejectedEventsResponse) Reset() {
 	*x = ListRejectedEventsResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +1732,7 @@ func (x *ListRejectedEventsResponse) String() string {
 func (*ListRejectedEventsResponse) ProtoMessage() {}
 
 func (x *ListRejectedEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +1745,7 @@ func (x *ListRejectedEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListRejectedEventsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{6}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRejectedEventsResponse) GetRejectedEvents() []*RejectedEvent {
@@ -451,6 +1762,233 @@ func (x *ListRejectedEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type GetRejectedEventRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRejectedEventRequest) Reset() {
+	*x = GetRejectedEventRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRejectedEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRejectedEventRequest) ProtoMessage() {}
+
+func (x *GetRejectedEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRejectedEventRequest.ProtoReflect.Descriptor instead.
+func (*GetRejectedEventRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetRejectedEventRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetRejectedEventRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetRejectedEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RejectedEvent *RejectedEvent         `protobuf:"bytes,1,opt,name=rejected_event,json=rejectedEvent,proto3" json:"rejected_event,omitempty"`
+	// The payload decoded, when it decodes (it may still break a rule).
+	Decoded       *v1.ServiceCompleted `protobuf:"bytes,2,opt,name=decoded,proto3" json:"decoded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRejectedEventResponse) Reset() {
+	*x = GetRejectedEventResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRejectedEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRejectedEventResponse) ProtoMessage() {}
+
+func (x *GetRejectedEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRejectedEventResponse.ProtoReflect.Descriptor instead.
+func (*GetRejectedEventResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetRejectedEventResponse) GetRejectedEvent() *RejectedEvent {
+	if x != nil {
+		return x.RejectedEvent
+	}
+	return nil
+}
+
+func (x *GetRejectedEventResponse) GetDecoded() *v1.ServiceCompleted {
+	if x != nil {
+		return x.Decoded
+	}
+	return nil
+}
+
+type ReplayRejectedEventRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Id       string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The fixed event; when unset the stored payload is replayed as it is (after, say, a new
+	// service type was registered).
+	Fixed         *v1.ServiceCompleted `protobuf:"bytes,3,opt,name=fixed,proto3" json:"fixed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayRejectedEventRequest) Reset() {
+	*x = ReplayRejectedEventRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayRejectedEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayRejectedEventRequest) ProtoMessage() {}
+
+func (x *ReplayRejectedEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayRejectedEventRequest.ProtoReflect.Descriptor instead.
+func (*ReplayRejectedEventRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReplayRejectedEventRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReplayRejectedEventRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplayRejectedEventRequest) GetFixed() *v1.ServiceCompleted {
+	if x != nil {
+		return x.Fixed
+	}
+	return nil
+}
+
+type ReplayRejectedEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId     string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayRejectedEventResponse) Reset() {
+	*x = ReplayRejectedEventResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayRejectedEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayRejectedEventResponse) ProtoMessage() {}
+
+func (x *ReplayRejectedEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayRejectedEventResponse.ProtoReflect.Descriptor instead.
+func (*ReplayRejectedEventResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReplayRejectedEventResponse) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ReplayRejectedEventResponse) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ReplayRejectedEventResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
@@ -463,19 +2001,114 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
 	"customerId\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"b\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"T\n" +
+	"\x15IngestServicesRequest\x12;\n" +
+	"\x06events\x18\x01 \x03(\v2#.huifang.events.v1.ServiceCompletedR\x06events\":\n" +
+	"\x0eFieldViolation\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\"\xf1\x01\n" +
+	"\fIngestResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12\x1c\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12A\n" +
+	"\n" +
+	"violations\x18\x05 \x03(\v2!.huifang.intake.v1.FieldViolationR\n" +
+	"violations\x12*\n" +
+	"\x11rejected_event_id\x18\x06 \x01(\tR\x0frejectedEventId\"\xab\x01\n" +
+	"\x16IngestServicesResponse\x129\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.huifang.intake.v1.IngestResultR\aresults\x12\x1a\n" +
+	"\baccepted\x18\x02 \x01(\x05R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x03 \x01(\x05R\n" +
+	"duplicates\x12\x1a\n" +
+	"\brejected\x18\x04 \x01(\x05R\brejected\"x\n" +
 	"\x12GetCustomerRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x03 \x01(\tR\n" +
-	"externalId\"M\n" +
+	"externalId\x12\x14\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xf3\x02\n" +
+	"\fCustomerView\x126\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
+	"\x18service_spend_year_minor\x18\x03 \x01(\x03R\x15serviceSpendYearMinor\x12\x1b\n" +
+	"\tcars_year\x18\x04 \x01(\x05R\bcarsYear\x12\x1c\n" +
+	"\treferrals\x18\x05 \x01(\x05R\treferrals\x12F\n" +
+	"\x11source_updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
+	"\brevealed\x18\b \x01(\bR\brevealed\"\x82\x01\n" +
 	"\x13GetCustomerResponse\x126\n" +
-	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\"t\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x123\n" +
+	"\x04view\x18\x02 \x01(\v2\x1f.huifang.intake.v1.CustomerViewR\x04view\"\xb6\x01\n" +
+	"\x14ListCustomersRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x121\n" +
+	"\x15fewer_than_two_owners\x18\x05 \x01(\bR\x12fewerThanTwoOwners\"~\n" +
+	"\x15ListCustomersResponse\x12=\n" +
+	"\tcustomers\x18\x01 \x03(\v2\x1f.huifang.intake.v1.CustomerViewR\tcustomers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa7\x01\n" +
+	"\x1fUpdateContactPreferencesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12F\n" +
+	"\vpreferences\x18\x03 \x01(\v2$.huifang.types.v1.ContactPreferencesR\vpreferences\"_\n" +
+	" UpdateContactPreferencesResponse\x12;\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x1f.huifang.intake.v1.CustomerViewR\bcustomer\"u\n" +
+	"\x18SetCustomerOwnersRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x1b\n" +
+	"\towner_ids\x18\x03 \x03(\tR\bownerIds\"X\n" +
+	"\x19SetCustomerOwnersResponse\x12;\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x1f.huifang.intake.v1.CustomerViewR\bcustomer\"\xa4\x01\n" +
+	"\x0eCustomerRecord\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\x03R\x04line\x126\n" +
+	"\bcustomer\x18\x02 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12F\n" +
+	"\x11source_updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\"\x8a\x01\n" +
+	"\x16ImportCustomersRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12;\n" +
+	"\arecords\x18\x03 \x03(\v2!.huifang.intake.v1.CustomerRecordR\arecords\"\xc8\x01\n" +
+	"\x12ImportRecordResult\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\x03R\x04line\x12:\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2 .huifang.intake.v1.ImportOutcomeR\aoutcome\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12A\n" +
+	"\n" +
+	"violations\x18\x04 \x03(\v2!.huifang.intake.v1.FieldViolationR\n" +
+	"violations\"\xca\x01\n" +
+	"\x17ImportCustomersResponse\x12?\n" +
+	"\aresults\x18\x01 \x03(\v2%.huifang.intake.v1.ImportRecordResultR\aresults\x12\x1a\n" +
+	"\bimported\x18\x02 \x01(\x05R\bimported\x12\x18\n" +
+	"\aupdated\x18\x03 \x01(\x05R\aupdated\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x01(\x05R\tunchanged\x12\x1a\n" +
+	"\brejected\x18\x05 \x01(\x05R\brejected\"o\n" +
+	"\x1aRegisterServiceTypeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"^\n" +
+	"\vServiceType\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x19\n" +
+	"\bbuilt_in\x18\x03 \x01(\bR\abuiltIn\"`\n" +
+	"\x1bRegisterServiceTypeResponse\x12A\n" +
+	"\fservice_type\x18\x01 \x01(\v2\x1e.huifang.intake.v1.ServiceTypeR\vserviceType\"6\n" +
+	"\x17ListServiceTypesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"_\n" +
+	"\x18ListServiceTypesResponse\x12C\n" +
+	"\rservice_types\x18\x01 \x03(\v2\x1e.huifang.intake.v1.ServiceTypeR\fserviceTypes\"t\n" +
 	"\x19ListRejectedEventsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\xfc\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xe9\x02\n" +
 	"\rRejectedEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x16\n" +
@@ -485,14 +2118,50 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12\x18\n" +
 	"\apayload\x18\a \x01(\fR\apayload\x12;\n" +
 	"\vreceived_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAt\"\x8f\x01\n" +
+	"receivedAt\x12;\n" +
+	"\vreplayed_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"replayedAt\x12.\n" +
+	"\x13replayed_service_id\x18\n" +
+	" \x01(\tR\x11replayedServiceId\"\x8f\x01\n" +
 	"\x1aListRejectedEventsResponse\x12I\n" +
 	"\x0frejected_events\x18\x01 \x03(\v2 .huifang.intake.v1.RejectedEventR\x0erejectedEvents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc4\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x17GetRejectedEventRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xa2\x01\n" +
+	"\x18GetRejectedEventResponse\x12G\n" +
+	"\x0erejected_event\x18\x01 \x01(\v2 .huifang.intake.v1.RejectedEventR\rrejectedEvent\x12=\n" +
+	"\adecoded\x18\x02 \x01(\v2#.huifang.events.v1.ServiceCompletedR\adecoded\"\x84\x01\n" +
+	"\x1aReplayRejectedEventRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x129\n" +
+	"\x05fixed\x18\x03 \x01(\v2#.huifang.events.v1.ServiceCompletedR\x05fixed\"{\n" +
+	"\x1bReplayRejectedEventResponse\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate*\xa3\x01\n" +
+	"\rImportOutcome\x12\x1e\n" +
+	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12\x1a\n" +
+	"\x16IMPORT_OUTCOME_UPDATED\x10\x02\x12\x1c\n" +
+	"\x18IMPORT_OUTCOME_UNCHANGED\x10\x03\x12\x1b\n" +
+	"\x17IMPORT_OUTCOME_REJECTED\x10\x042\xb5\n" +
+	"\n" +
 	"\rIntakeService\x12b\n" +
-	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\x12\\\n" +
-	"\vGetCustomer\x12%.huifang.intake.v1.GetCustomerRequest\x1a&.huifang.intake.v1.GetCustomerResponse\x12q\n" +
-	"\x12ListRejectedEvents\x12,.huifang.intake.v1.ListRejectedEventsRequest\x1a-.huifang.intake.v1.ListRejectedEventsResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
+	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\x12e\n" +
+	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\x12\\\n" +
+	"\vGetCustomer\x12%.huifang.intake.v1.GetCustomerRequest\x1a&.huifang.intake.v1.GetCustomerResponse\x12b\n" +
+	"\rListCustomers\x12'.huifang.intake.v1.ListCustomersRequest\x1a(.huifang.intake.v1.ListCustomersResponse\x12\x83\x01\n" +
+	"\x18UpdateContactPreferences\x122.huifang.intake.v1.UpdateContactPreferencesRequest\x1a3.huifang.intake.v1.UpdateContactPreferencesResponse\x12n\n" +
+	"\x11SetCustomerOwners\x12+.huifang.intake.v1.SetCustomerOwnersRequest\x1a,.huifang.intake.v1.SetCustomerOwnersResponse\x12h\n" +
+	"\x0fImportCustomers\x12).huifang.intake.v1.ImportCustomersRequest\x1a*.huifang.intake.v1.ImportCustomersResponse\x12t\n" +
+	"\x13RegisterServiceType\x12-.huifang.intake.v1.RegisterServiceTypeRequest\x1a..huifang.intake.v1.RegisterServiceTypeResponse\x12k\n" +
+	"\x10ListServiceTypes\x12*.huifang.intake.v1.ListServiceTypesRequest\x1a+.huifang.intake.v1.ListServiceTypesResponse\x12q\n" +
+	"\x12ListRejectedEvents\x12,.huifang.intake.v1.ListRejectedEventsRequest\x1a-.huifang.intake.v1.ListRejectedEventsResponse\x12k\n" +
+	"\x10GetRejectedEvent\x12*.huifang.intake.v1.GetRejectedEventRequest\x1a+.huifang.intake.v1.GetRejectedEventResponse\x12t\n" +
+	"\x13ReplayRejectedEvent\x12-.huifang.intake.v1.ReplayRejectedEventRequest\x1a..huifang.intake.v1.ReplayRejectedEventResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_huifang_intake_v1_intake_proto_rawDescOnce sync.Once
@@ -506,35 +2175,103 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 	return file_huifang_intake_v1_intake_proto_rawDescData
 }
 
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
-	(*IngestServiceRequest)(nil),       // 0: huifang.intake.v1.IngestServiceRequest
-	(*IngestServiceResponse)(nil),      // 1: huifang.intake.v1.IngestServiceResponse
-	(*GetCustomerRequest)(nil),         // 2: huifang.intake.v1.GetCustomerRequest
-	(*GetCustomerResponse)(nil),        // 3: huifang.intake.v1.GetCustomerResponse
-	(*ListRejectedEventsRequest)(nil),  // 4: huifang.intake.v1.ListRejectedEventsRequest
-	(*RejectedEvent)(nil),              // 5: huifang.intake.v1.RejectedEvent
-	(*ListRejectedEventsResponse)(nil), // 6: huifang.intake.v1.ListRejectedEventsResponse
-	(*v1.ServiceCompleted)(nil),        // 7: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),               // 8: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),      // 9: google.protobuf.Timestamp
+	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
+	(*IngestServiceRequest)(nil),             // 1: huifang.intake.v1.IngestServiceRequest
+	(*IngestServiceResponse)(nil),            // 2: huifang.intake.v1.IngestServiceResponse
+	(*IngestServicesRequest)(nil),            // 3: huifang.intake.v1.IngestServicesRequest
+	(*FieldViolation)(nil),                   // 4: huifang.intake.v1.FieldViolation
+	(*IngestResult)(nil),                     // 5: huifang.intake.v1.IngestResult
+	(*IngestServicesResponse)(nil),           // 6: huifang.intake.v1.IngestServicesResponse
+	(*GetCustomerRequest)(nil),               // 7: huifang.intake.v1.GetCustomerRequest
+	(*CustomerView)(nil),                     // 8: huifang.intake.v1.CustomerView
+	(*GetCustomerResponse)(nil),              // 9: huifang.intake.v1.GetCustomerResponse
+	(*ListCustomersRequest)(nil),             // 10: huifang.intake.v1.ListCustomersRequest
+	(*ListCustomersResponse)(nil),            // 11: huifang.intake.v1.ListCustomersResponse
+	(*UpdateContactPreferencesRequest)(nil),  // 12: huifang.intake.v1.UpdateContactPreferencesRequest
+	(*UpdateContactPreferencesResponse)(nil), // 13: huifang.intake.v1.UpdateContactPreferencesResponse
+	(*SetCustomerOwnersRequest)(nil),         // 14: huifang.intake.v1.SetCustomerOwnersRequest
+	(*SetCustomerOwnersResponse)(nil),        // 15: huifang.intake.v1.SetCustomerOwnersResponse
+	(*CustomerRecord)(nil),                   // 16: huifang.intake.v1.CustomerRecord
+	(*ImportCustomersRequest)(nil),           // 17: huifang.intake.v1.ImportCustomersRequest
+	(*ImportRecordResult)(nil),               // 18: huifang.intake.v1.ImportRecordResult
+	(*ImportCustomersResponse)(nil),          // 19: huifang.intake.v1.ImportCustomersResponse
+	(*RegisterServiceTypeRequest)(nil),       // 20: huifang.intake.v1.RegisterServiceTypeRequest
+	(*ServiceType)(nil),                      // 21: huifang.intake.v1.ServiceType
+	(*RegisterServiceTypeResponse)(nil),      // 22: huifang.intake.v1.RegisterServiceTypeResponse
+	(*ListServiceTypesRequest)(nil),          // 23: huifang.intake.v1.ListServiceTypesRequest
+	(*ListServiceTypesResponse)(nil),         // 24: huifang.intake.v1.ListServiceTypesResponse
+	(*ListRejectedEventsRequest)(nil),        // 25: huifang.intake.v1.ListRejectedEventsRequest
+	(*RejectedEvent)(nil),                    // 26: huifang.intake.v1.RejectedEvent
+	(*ListRejectedEventsResponse)(nil),       // 27: huifang.intake.v1.ListRejectedEventsResponse
+	(*GetRejectedEventRequest)(nil),          // 28: huifang.intake.v1.GetRejectedEventRequest
+	(*GetRejectedEventResponse)(nil),         // 29: huifang.intake.v1.GetRejectedEventResponse
+	(*ReplayRejectedEventRequest)(nil),       // 30: huifang.intake.v1.ReplayRejectedEventRequest
+	(*ReplayRejectedEventResponse)(nil),      // 31: huifang.intake.v1.ReplayRejectedEventResponse
+	(*v1.ServiceCompleted)(nil),              // 32: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 33: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 34: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 35: huifang.types.v1.ContactPreferences
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	7, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	8, // 1: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
-	9, // 2: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	5, // 3: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
-	0, // 4: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
-	2, // 5: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
-	4, // 6: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
-	1, // 7: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	3, // 8: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	6, // 9: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	32, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	32, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	4,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	5,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
+	33, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	34, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	34, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	8,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
+	8,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
+	35, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	8,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	8,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	33, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	34, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	16, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
+	0,  // 16: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
+	4,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	18, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
+	21, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
+	21, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
+	34, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	34, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	26, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
+	26, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
+	32, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	32, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	1,  // 27: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
+	3,  // 28: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
+	7,  // 29: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
+	10, // 30: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
+	12, // 31: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
+	14, // 32: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
+	17, // 33: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
+	20, // 34: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
+	23, // 35: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
+	25, // 36: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
+	28, // 37: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
+	30, // 38: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
+	2,  // 39: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	6,  // 40: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	9,  // 41: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	11, // 42: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	13, // 43: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	15, // 44: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	19, // 45: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	22, // 46: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	24, // 47: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	27, // 48: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	29, // 49: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	31, // 50: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	39, // [39:51] is the sub-list for method output_type
+	27, // [27:39] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_huifang_intake_v1_intake_proto_init() }
@@ -547,13 +2284,14 @@ func file_huifang_intake_v1_intake_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_huifang_intake_v1_intake_proto_goTypes,
 		DependencyIndexes: file_huifang_intake_v1_intake_proto_depIdxs,
+		EnumInfos:         file_huifang_intake_v1_intake_proto_enumTypes,
 		MessageInfos:      file_huifang_intake_v1_intake_proto_msgTypes,
 	}.Build()
 	File_huifang_intake_v1_intake_proto = out.File

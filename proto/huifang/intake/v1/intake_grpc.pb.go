@@ -19,9 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IntakeService_IngestService_FullMethodName      = "/huifang.intake.v1.IntakeService/IngestService"
-	IntakeService_GetCustomer_FullMethodName        = "/huifang.intake.v1.IntakeService/GetCustomer"
-	IntakeService_ListRejectedEvents_FullMethodName = "/huifang.intake.v1.IntakeService/ListRejectedEvents"
+	IntakeService_IngestService_FullMethodName            = "/huifang.intake.v1.IntakeService/IngestService"
+	IntakeService_IngestServices_FullMethodName           = "/huifang.intake.v1.IntakeService/IngestServices"
+	IntakeService_GetCustomer_FullMethodName              = "/huifang.intake.v1.IntakeService/GetCustomer"
+	IntakeService_ListCustomers_FullMethodName            = "/huifang.intake.v1.IntakeService/ListCustomers"
+	IntakeService_UpdateContactPreferences_FullMethodName = "/huifang.intake.v1.IntakeService/UpdateContactPreferences"
+	IntakeService_SetCustomerOwners_FullMethodName        = "/huifang.intake.v1.IntakeService/SetCustomerOwners"
+	IntakeService_ImportCustomers_FullMethodName          = "/huifang.intake.v1.IntakeService/ImportCustomers"
+	IntakeService_RegisterServiceType_FullMethodName      = "/huifang.intake.v1.IntakeService/RegisterServiceType"
+	IntakeService_ListServiceTypes_FullMethodName         = "/huifang.intake.v1.IntakeService/ListServiceTypes"
+	IntakeService_ListRejectedEvents_FullMethodName       = "/huifang.intake.v1.IntakeService/ListRejectedEvents"
+	IntakeService_GetRejectedEvent_FullMethodName         = "/huifang.intake.v1.IntakeService/GetRejectedEvent"
+	IntakeService_ReplayRejectedEvent_FullMethodName      = "/huifang.intake.v1.IntakeService/ReplayRejectedEvent"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -32,10 +41,29 @@ const (
 type IntakeServiceClient interface {
 	// IngestService takes one completed service, exactly as the NATS ingress does.
 	IngestService(ctx context.Context, in *IngestServiceRequest, opts ...grpc.CallOption) (*IngestServiceResponse, error)
-	// GetCustomer returns one customer of the archive.
+	// IngestServices takes a batch; each event is validated and stored on its own, so one bad
+	// event refuses only itself.
+	IngestServices(ctx context.Context, in *IngestServicesRequest, opts ...grpc.CallOption) (*IngestServicesResponse, error)
+	// GetCustomer returns one customer of the archive, by id, external id or phone.
 	GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error)
+	// ListCustomers lists the archive, optionally one tier.
+	ListCustomers(ctx context.Context, in *ListCustomersRequest, opts ...grpc.CallOption) (*ListCustomersResponse, error)
+	// UpdateContactPreferences replaces a customer's contact preferences.
+	UpdateContactPreferences(ctx context.Context, in *UpdateContactPreferencesRequest, opts ...grpc.CallOption) (*UpdateContactPreferencesResponse, error)
+	// SetCustomerOwners replaces the staff who know a customer: at least two (seed 002).
+	SetCustomerOwners(ctx context.Context, in *SetCustomerOwnersRequest, opts ...grpc.CallOption) (*SetCustomerOwnersResponse, error)
+	// ImportCustomers upserts records of an existing customer archive.
+	ImportCustomers(ctx context.Context, in *ImportCustomersRequest, opts ...grpc.CallOption) (*ImportCustomersResponse, error)
+	// RegisterServiceType adds a tenant-defined service type.
+	RegisterServiceType(ctx context.Context, in *RegisterServiceTypeRequest, opts ...grpc.CallOption) (*RegisterServiceTypeResponse, error)
+	// ListServiceTypes lists the built-in types and the tenant's own.
+	ListServiceTypes(ctx context.Context, in *ListServiceTypesRequest, opts ...grpc.CallOption) (*ListServiceTypesResponse, error)
 	// ListRejectedEvents lists the inputs intake refused, newest first, with the reason.
 	ListRejectedEvents(ctx context.Context, in *ListRejectedEventsRequest, opts ...grpc.CallOption) (*ListRejectedEventsResponse, error)
+	// GetRejectedEvent returns one refused input with its raw payload.
+	GetRejectedEvent(ctx context.Context, in *GetRejectedEventRequest, opts ...grpc.CallOption) (*GetRejectedEventResponse, error)
+	// ReplayRejectedEvent runs a refused input (as it was, or fixed) through ingestion again.
+	ReplayRejectedEvent(ctx context.Context, in *ReplayRejectedEventRequest, opts ...grpc.CallOption) (*ReplayRejectedEventResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -56,10 +84,80 @@ func (c *intakeServiceClient) IngestService(ctx context.Context, in *IngestServi
 	return out, nil
 }
 
+func (c *intakeServiceClient) IngestServices(ctx context.Context, in *IngestServicesRequest, opts ...grpc.CallOption) (*IngestServicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IngestServicesResponse)
+	err := c.cc.Invoke(ctx, IntakeService_IngestServices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *intakeServiceClient) GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetCustomerResponse)
 	err := c.cc.Invoke(ctx, IntakeService_GetCustomer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) ListCustomers(ctx context.Context, in *ListCustomersRequest, opts ...grpc.CallOption) (*ListCustomersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCustomersResponse)
+	err := c.cc.Invoke(ctx, IntakeService_ListCustomers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) UpdateContactPreferences(ctx context.Context, in *UpdateContactPreferencesRequest, opts ...grpc.CallOption) (*UpdateContactPreferencesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateContactPreferencesResponse)
+	err := c.cc.Invoke(ctx, IntakeService_UpdateContactPreferences_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) SetCustomerOwners(ctx context.Context, in *SetCustomerOwnersRequest, opts ...grpc.CallOption) (*SetCustomerOwnersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetCustomerOwnersResponse)
+	err := c.cc.Invoke(ctx, IntakeService_SetCustomerOwners_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) ImportCustomers(ctx context.Context, in *ImportCustomersRequest, opts ...grpc.CallOption) (*ImportCustomersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportCustomersResponse)
+	err := c.cc.Invoke(ctx, IntakeService_ImportCustomers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) RegisterServiceType(ctx context.Context, in *RegisterServiceTypeRequest, opts ...grpc.CallOption) (*RegisterServiceTypeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterServiceTypeResponse)
+	err := c.cc.Invoke(ctx, IntakeService_RegisterServiceType_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) ListServiceTypes(ctx context.Context, in *ListServiceTypesRequest, opts ...grpc.CallOption) (*ListServiceTypesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceTypesResponse)
+	err := c.cc.Invoke(ctx, IntakeService_ListServiceTypes_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +174,26 @@ func (c *intakeServiceClient) ListRejectedEvents(ctx context.Context, in *ListRe
 	return out, nil
 }
 
+func (c *intakeServiceClient) GetRejectedEvent(ctx context.Context, in *GetRejectedEventRequest, opts ...grpc.CallOption) (*GetRejectedEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRejectedEventResponse)
+	err := c.cc.Invoke(ctx, IntakeService_GetRejectedEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) ReplayRejectedEvent(ctx context.Context, in *ReplayRejectedEventRequest, opts ...grpc.CallOption) (*ReplayRejectedEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayRejectedEventResponse)
+	err := c.cc.Invoke(ctx, IntakeService_ReplayRejectedEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -84,10 +202,29 @@ func (c *intakeServiceClient) ListRejectedEvents(ctx context.Context, in *ListRe
 type IntakeServiceServer interface {
 	// IngestService takes one completed service, exactly as the NATS ingress does.
 	IngestService(context.Context, *IngestServiceRequest) (*IngestServiceResponse, error)
-	// GetCustomer returns one customer of the archive.
+	// IngestServices takes a batch; each event is validated and stored on its own, so one bad
+	// event refuses only itself.
+	IngestServices(context.Context, *IngestServicesRequest) (*IngestServicesResponse, error)
+	// GetCustomer returns one customer of the archive, by id, external id or phone.
 	GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error)
+	// ListCustomers lists the archive, optionally one tier.
+	ListCustomers(context.Context, *ListCustomersRequest) (*ListCustomersResponse, error)
+	// UpdateContactPreferences replaces a customer's contact preferences.
+	UpdateContactPreferences(context.Context, *UpdateContactPreferencesRequest) (*UpdateContactPreferencesResponse, error)
+	// SetCustomerOwners replaces the staff who know a customer: at least two (seed 002).
+	SetCustomerOwners(context.Context, *SetCustomerOwnersRequest) (*SetCustomerOwnersResponse, error)
+	// ImportCustomers upserts records of an existing customer archive.
+	ImportCustomers(context.Context, *ImportCustomersRequest) (*ImportCustomersResponse, error)
+	// RegisterServiceType adds a tenant-defined service type.
+	RegisterServiceType(context.Context, *RegisterServiceTypeRequest) (*RegisterServiceTypeResponse, error)
+	// ListServiceTypes lists the built-in types and the tenant's own.
+	ListServiceTypes(context.Context, *ListServiceTypesRequest) (*ListServiceTypesResponse, error)
 	// ListRejectedEvents lists the inputs intake refused, newest first, with the reason.
 	ListRejectedEvents(context.Context, *ListRejectedEventsRequest) (*ListRejectedEventsResponse, error)
+	// GetRejectedEvent returns one refused input with its raw payload.
+	GetRejectedEvent(context.Context, *GetRejectedEventRequest) (*GetRejectedEventResponse, error)
+	// ReplayRejectedEvent runs a refused input (as it was, or fixed) through ingestion again.
+	ReplayRejectedEvent(context.Context, *ReplayRejectedEventRequest) (*ReplayRejectedEventResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -101,11 +238,38 @@ type UnimplementedIntakeServiceServer struct{}
 func (UnimplementedIntakeServiceServer) IngestService(context.Context, *IngestServiceRequest) (*IngestServiceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IngestService not implemented")
 }
+func (UnimplementedIntakeServiceServer) IngestServices(context.Context, *IngestServicesRequest) (*IngestServicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IngestServices not implemented")
+}
 func (UnimplementedIntakeServiceServer) GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCustomer not implemented")
 }
+func (UnimplementedIntakeServiceServer) ListCustomers(context.Context, *ListCustomersRequest) (*ListCustomersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCustomers not implemented")
+}
+func (UnimplementedIntakeServiceServer) UpdateContactPreferences(context.Context, *UpdateContactPreferencesRequest) (*UpdateContactPreferencesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateContactPreferences not implemented")
+}
+func (UnimplementedIntakeServiceServer) SetCustomerOwners(context.Context, *SetCustomerOwnersRequest) (*SetCustomerOwnersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetCustomerOwners not implemented")
+}
+func (UnimplementedIntakeServiceServer) ImportCustomers(context.Context, *ImportCustomersRequest) (*ImportCustomersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportCustomers not implemented")
+}
+func (UnimplementedIntakeServiceServer) RegisterServiceType(context.Context, *RegisterServiceTypeRequest) (*RegisterServiceTypeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterServiceType not implemented")
+}
+func (UnimplementedIntakeServiceServer) ListServiceTypes(context.Context, *ListServiceTypesRequest) (*ListServiceTypesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceTypes not implemented")
+}
 func (UnimplementedIntakeServiceServer) ListRejectedEvents(context.Context, *ListRejectedEventsRequest) (*ListRejectedEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRejectedEvents not implemented")
+}
+func (UnimplementedIntakeServiceServer) GetRejectedEvent(context.Context, *GetRejectedEventRequest) (*GetRejectedEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRejectedEvent not implemented")
+}
+func (UnimplementedIntakeServiceServer) ReplayRejectedEvent(context.Context, *ReplayRejectedEventRequest) (*ReplayRejectedEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayRejectedEvent not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -146,6 +310,24 @@ func _IntakeService_IngestService_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_IngestServices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IngestServicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).IngestServices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_IngestServices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).IngestServices(ctx, req.(*IngestServicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IntakeService_GetCustomer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetCustomerRequest)
 	if err := dec(in); err != nil {
@@ -160,6 +342,114 @@ func _IntakeService_GetCustomer_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(IntakeServiceServer).GetCustomer(ctx, req.(*GetCustomerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_ListCustomers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCustomersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).ListCustomers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_ListCustomers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).ListCustomers(ctx, req.(*ListCustomersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_UpdateContactPreferences_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateContactPreferencesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).UpdateContactPreferences(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_UpdateContactPreferences_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).UpdateContactPreferences(ctx, req.(*UpdateContactPreferencesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_SetCustomerOwners_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetCustomerOwnersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).SetCustomerOwners(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_SetCustomerOwners_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).SetCustomerOwners(ctx, req.(*SetCustomerOwnersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_ImportCustomers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportCustomersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).ImportCustomers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_ImportCustomers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).ImportCustomers(ctx, req.(*ImportCustomersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_RegisterServiceType_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterServiceTypeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).RegisterServiceType(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_RegisterServiceType_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).RegisterServiceType(ctx, req.(*RegisterServiceTypeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_ListServiceTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceTypesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).ListServiceTypes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_ListServiceTypes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).ListServiceTypes(ctx, req.(*ListServiceTypesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -182,6 +472,42 @@ func _IntakeService_ListRejectedEvents_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_GetRejectedEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRejectedEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).GetRejectedEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_GetRejectedEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).GetRejectedEvent(ctx, req.(*GetRejectedEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_ReplayRejectedEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayRejectedEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).ReplayRejectedEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_ReplayRejectedEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).ReplayRejectedEvent(ctx, req.(*ReplayRejectedEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -194,12 +520,48 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _IntakeService_IngestService_Handler,
 		},
 		{
+			MethodName: "IngestServices",
+			Handler:    _IntakeService_IngestServices_Handler,
+		},
+		{
 			MethodName: "GetCustomer",
 			Handler:    _IntakeService_GetCustomer_Handler,
 		},
 		{
+			MethodName: "ListCustomers",
+			Handler:    _IntakeService_ListCustomers_Handler,
+		},
+		{
+			MethodName: "UpdateContactPreferences",
+			Handler:    _IntakeService_UpdateContactPreferences_Handler,
+		},
+		{
+			MethodName: "SetCustomerOwners",
+			Handler:    _IntakeService_SetCustomerOwners_Handler,
+		},
+		{
+			MethodName: "ImportCustomers",
+			Handler:    _IntakeService_ImportCustomers_Handler,
+		},
+		{
+			MethodName: "RegisterServiceType",
+			Handler:    _IntakeService_RegisterServiceType_Handler,
+		},
+		{
+			MethodName: "ListServiceTypes",
+			Handler:    _IntakeService_ListServiceTypes_Handler,
+		},
+		{
 			MethodName: "ListRejectedEvents",
 			Handler:    _IntakeService_ListRejectedEvents_Handler,
+		},
+		{
+			MethodName: "GetRejectedEvent",
+			Handler:    _IntakeService_GetRejectedEvent_Handler,
+		},
+		{
+			MethodName: "ReplayRejectedEvent",
+			Handler:    _IntakeService_ReplayRejectedEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -38,10 +38,17 @@ type Policy struct {
 	// Built-in policies come from the seeds and ship with Huifang.
 	Builtin bool `protobuf:"varint,8,opt,name=builtin,proto3" json:"builtin,omitempty"`
 	// The rule of the source policy this one carries out, e.g. "seed 001: purchase +1–3 d".
-	SourceRule    string                 `protobuf:"bytes,9,opt,name=source_rule,json=sourceRule,proto3" json:"source_rule,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SourceRule string                 `protobuf:"bytes,9,opt,name=source_rule,json=sourceRule,proto3" json:"source_rule,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// What ends a customer's pending visits of the policy.
+	Stop *Stop `protobuf:"bytes,11,opt,name=stop,proto3" json:"stop,omitempty"`
+	// The pack the policy was loaded from, if any.
+	Pack string `protobuf:"bytes,12,opt,name=pack,proto3" json:"pack,omitempty"`
+	// For a built-in policy: the tenant switched it on or off for itself only
+	// (ActivatePolicy/DeactivatePolicy with a tenant); active is the tenant's effective state.
+	TenantOverride bool `protobuf:"varint,13,opt,name=tenant_override,json=tenantOverride,proto3" json:"tenant_override,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -144,14 +151,45 @@ func (x *Policy) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// Trigger selects the services a policy applies to.
+func (x *Policy) GetStop() *Stop {
+	if x != nil {
+		return x.Stop
+	}
+	return nil
+}
+
+func (x *Policy) GetPack() string {
+	if x != nil {
+		return x.Pack
+	}
+	return ""
+}
+
+func (x *Policy) GetTenantOverride() bool {
+	if x != nil {
+		return x.TenantOverride
+	}
+	return false
+}
+
+// Trigger selects the services a policy applies to. Every condition that is set must hold.
 type Trigger struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ServiceTypes []string               `protobuf:"bytes,1,rep,name=service_types,json=serviceTypes,proto3" json:"service_types,omitempty"`
 	// When set, only services of these org units.
-	OrgUnits      []string `protobuf:"bytes,2,rep,name=org_units,json=orgUnits,proto3" json:"org_units,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OrgUnits []string `protobuf:"bytes,2,rep,name=org_units,json=orgUnits,proto3" json:"org_units,omitempty"`
+	// When set, only customers of these tiers (e.g. "key", "A").
+	Tiers []string `protobuf:"bytes,3,rep,name=tiers,proto3" json:"tiers,omitempty"`
+	// When set, only services about products of these categories.
+	ProductCategories []string `protobuf:"bytes,4,rep,name=product_categories,json=productCategories,proto3" json:"product_categories,omitempty"`
+	// When set, only complaints of these severities: general, urgent, major (seed 000).
+	Severities []string `protobuf:"bytes,5,rep,name=severities,proto3" json:"severities,omitempty"`
+	// Service attributes that must have these values.
+	Attributes map[string]string `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A customer with pending visits of this policy is not enrolled again (customer care series).
+	OncePerCustomer bool `protobuf:"varint,7,opt,name=once_per_customer,json=oncePerCustomer,proto3" json:"once_per_customer,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Trigger) Reset() {
@@ -198,26 +236,231 @@ func (x *Trigger) GetOrgUnits() []string {
 	return nil
 }
 
-// Step is one follow-up of a policy.
+func (x *Trigger) GetTiers() []string {
+	if x != nil {
+		return x.Tiers
+	}
+	return nil
+}
+
+func (x *Trigger) GetProductCategories() []string {
+	if x != nil {
+		return x.ProductCategories
+	}
+	return nil
+}
+
+func (x *Trigger) GetSeverities() []string {
+	if x != nil {
+		return x.Severities
+	}
+	return nil
+}
+
+func (x *Trigger) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *Trigger) GetOncePerCustomer() bool {
+	if x != nil {
+		return x.OncePerCustomer
+	}
+	return false
+}
+
+// Anchor is the moment a step counts from.
+type Anchor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "service" (default: the service's completion), "warranty_until" (the product's), or
+	// "attributes.<name>" (a date among the service's attributes).
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// Calendar months and days added to that date (may be negative).
+	Months int32 `protobuf:"varint,2,opt,name=months,proto3" json:"months,omitempty"`
+	Days   int32 `protobuf:"varint,3,opt,name=days,proto3" json:"days,omitempty"`
+	// When set, the anchor is the earlier of the date and the day the customer reaches this
+	// many km at the driving habit of the service attribute km_per_day (auto dealer).
+	MileageKm int32 `protobuf:"varint,4,opt,name=mileage_km,json=mileageKm,proto3" json:"mileage_km,omitempty"`
+	// When set, the anchor is the later of the date above and this date field ("warranty_until"
+	// or "attributes.<name>"): e.g. 6 months after the last visit, but not before the warranty ends.
+	LaterOf       string `protobuf:"bytes,5,opt,name=later_of,json=laterOf,proto3" json:"later_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Anchor) Reset() {
+	*x = Anchor{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Anchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Anchor) ProtoMessage() {}
+
+func (x *Anchor) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Anchor.ProtoReflect.Descriptor instead.
+func (*Anchor) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Anchor) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Anchor) GetMonths() int32 {
+	if x != nil {
+		return x.Months
+	}
+	return 0
+}
+
+func (x *Anchor) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *Anchor) GetMileageKm() int32 {
+	if x != nil {
+		return x.MileageKm
+	}
+	return 0
+}
+
+func (x *Anchor) GetLaterOf() string {
+	if x != nil {
+		return x.LaterOf
+	}
+	return ""
+}
+
+// Season gives a recurring step another cadence between two dates of each year.
+type Season struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// MM-DD, inclusive; from after to wraps over the new year.
+	From          string               `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            string               `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Every         *durationpb.Duration `protobuf:"bytes,4,opt,name=every,proto3" json:"every,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Season) Reset() {
+	*x = Season{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Season) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Season) ProtoMessage() {}
+
+func (x *Season) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Season.ProtoReflect.Descriptor instead.
+func (*Season) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Season) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Season) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Season) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Season) GetEvery() *durationpb.Duration {
+	if x != nil {
+		return x.Every
+	}
+	return nil
+}
+
+// Step is one follow-up of a policy, or a recurring series of them.
 type Step struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// When the visit falls due, counted from the service's completion.
+	// When the visit falls due, counted from the anchor (the service's completion by default);
+	// negative means before a date anchor.
 	Offset *durationpb.Duration `protobuf:"bytes,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	// How long after falling due the visit may still be made on time; the deadline is
-	// offset + window. Zero means the 48 h standard of seed 003.
+	// due + window. Zero means the 48 h standard of seed 003.
 	Window  *durationpb.Duration `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
 	Channel v1.Channel           `protobuf:"varint,3,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
 	// Share of services that get this step, 0–1; unset means 1 (all).
 	SampleRate *float64 `protobuf:"fixed64,4,opt,name=sample_rate,json=sampleRate,proto3,oneof" json:"sample_rate,omitempty"`
 	// The group that must make the visit; empty means any agent.
-	Group         string `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	Group  string  `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	Anchor *Anchor `protobuf:"bytes,6,opt,name=anchor,proto3" json:"anchor,omitempty"`
+	// The group by complaint severity (general, urgent, major), e.g. major → company_manager.
+	GroupBySeverity map[string]string `protobuf:"bytes,7,rep,name=group_by_severity,json=groupBySeverity,proto3" json:"group_by_severity,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Repeat the step this often; seasons override it between their dates.
+	Every   *durationpb.Duration `protobuf:"bytes,8,opt,name=every,proto3" json:"every,omitempty"`
+	Seasons []*Season            `protobuf:"bytes,9,rep,name=seasons,proto3" json:"seasons,omitempty"`
+	// Repeat the step on each holiday of the tenant's calendar.
+	OnHolidays bool `protobuf:"varint,10,opt,name=on_holidays,json=onHolidays,proto3" json:"on_holidays,omitempty"`
+	// "quarter": due at the start of the next quarter (churn lists).
+	AlignTo string `protobuf:"bytes,11,opt,name=align_to,json=alignTo,proto3" json:"align_to,omitempty"`
+	// End a recurring step after this many visits; 0 = no limit.
+	MaxOccurrences int32 `protobuf:"varint,12,opt,name=max_occurrences,json=maxOccurrences,proto3" json:"max_occurrences,omitempty"`
+	// Repeat the step on each milestone of these kinds in the tenant's project calendar
+	// (ContactPolicy.milestones), e.g. ["launch","offers","show_flat_opening"] (seed 002).
+	OnMilestones  []string `protobuf:"bytes,13,rep,name=on_milestones,json=onMilestones,proto3" json:"on_milestones,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[2]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -229,7 +472,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[2]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -242,7 +485,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{2}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Step) GetOffset() *durationpb.Duration {
@@ -280,6 +523,126 @@ func (x *Step) GetGroup() string {
 	return ""
 }
 
+func (x *Step) GetAnchor() *Anchor {
+	if x != nil {
+		return x.Anchor
+	}
+	return nil
+}
+
+func (x *Step) GetGroupBySeverity() map[string]string {
+	if x != nil {
+		return x.GroupBySeverity
+	}
+	return nil
+}
+
+func (x *Step) GetEvery() *durationpb.Duration {
+	if x != nil {
+		return x.Every
+	}
+	return nil
+}
+
+func (x *Step) GetSeasons() []*Season {
+	if x != nil {
+		return x.Seasons
+	}
+	return nil
+}
+
+func (x *Step) GetOnHolidays() bool {
+	if x != nil {
+		return x.OnHolidays
+	}
+	return false
+}
+
+func (x *Step) GetAlignTo() string {
+	if x != nil {
+		return x.AlignTo
+	}
+	return ""
+}
+
+func (x *Step) GetMaxOccurrences() int32 {
+	if x != nil {
+		return x.MaxOccurrences
+	}
+	return 0
+}
+
+func (x *Step) GetOnMilestones() []string {
+	if x != nil {
+		return x.OnMilestones
+	}
+	return nil
+}
+
+// Stop ends a customer's pending visits of a policy.
+type Stop struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A later service of one of these types by the customer ("the customer came in").
+	ServiceTypes []string `protobuf:"bytes,1,rep,name=service_types,json=serviceTypes,proto3" json:"service_types,omitempty"`
+	// A logged visit of the series ends the rest of it.
+	Answered bool `protobuf:"varint,2,opt,name=answered,proto3" json:"answered,omitempty"`
+	// No recurring visit later than this after the service.
+	After         *durationpb.Duration `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stop) Reset() {
+	*x = Stop{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stop) ProtoMessage() {}
+
+func (x *Stop) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stop.ProtoReflect.Descriptor instead.
+func (*Stop) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Stop) GetServiceTypes() []string {
+	if x != nil {
+		return x.ServiceTypes
+	}
+	return nil
+}
+
+func (x *Stop) GetAnswered() bool {
+	if x != nil {
+		return x.Answered
+	}
+	return false
+}
+
+func (x *Stop) GetAfter() *durationpb.Duration {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
 type CreatePolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
@@ -289,7 +652,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[3]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +664,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[3]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +677,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{3}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreatePolicyRequest) GetPolicy() *Policy {
@@ -333,7 +696,7 @@ type CreatePolicyResponse struct {
 
 func (x *CreatePolicyResponse) Reset() {
 	*x = CreatePolicyResponse{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[4]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +708,7 @@ func (x *CreatePolicyResponse) String() string {
 func (*CreatePolicyResponse) ProtoMessage() {}
 
 func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[4]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,10 +721,219 @@ func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*CreatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{4}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreatePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type UpdatePolicyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PolicyId string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	// The new content: name, trigger, steps, stop, source_rule. Active stays as it was.
+	Policy        *Policy `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePolicyRequest) Reset() {
+	*x = UpdatePolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePolicyRequest) ProtoMessage() {}
+
+func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdatePolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdatePolicyRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *UpdatePolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type UpdatePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePolicyResponse) Reset() {
+	*x = UpdatePolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePolicyResponse) ProtoMessage() {}
+
+func (x *UpdatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*UpdatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdatePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type GetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PolicyId      string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	Version       int32                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetPolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetPolicyRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *GetPolicyRequest) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyResponse) Reset() {
+	*x = GetPolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyResponse) ProtoMessage() {}
+
+func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetPolicyResponse) GetPolicy() *Policy {
 	if x != nil {
 		return x.Policy
 	}
@@ -379,7 +951,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[5]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +963,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[5]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +976,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{5}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListPoliciesRequest) GetTenantId() string {
@@ -438,7 +1010,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +1022,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[6]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +1035,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{6}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -478,6 +1050,786 @@ func (x *ListPoliciesResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+type ActivatePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PolicyId      string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivatePolicyRequest) Reset() {
+	*x = ActivatePolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivatePolicyRequest) ProtoMessage() {}
+
+func (x *ActivatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*ActivatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ActivatePolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ActivatePolicyRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+type ActivatePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivatePolicyResponse) Reset() {
+	*x = ActivatePolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivatePolicyResponse) ProtoMessage() {}
+
+func (x *ActivatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*ActivatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ActivatePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type DeactivatePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PolicyId      string                 `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeactivatePolicyRequest) Reset() {
+	*x = DeactivatePolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeactivatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeactivatePolicyRequest) ProtoMessage() {}
+
+func (x *DeactivatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeactivatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*DeactivatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeactivatePolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeactivatePolicyRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+type DeactivatePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeactivatePolicyResponse) Reset() {
+	*x = DeactivatePolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeactivatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeactivatePolicyResponse) ProtoMessage() {}
+
+func (x *DeactivatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeactivatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*DeactivatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeactivatePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// SyntheticLoad describes services to simulate when there is no history to replay.
+type SyntheticLoad struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ServicesPerDay int32                  `protobuf:"varint,1,opt,name=services_per_day,json=servicesPerDay,proto3" json:"services_per_day,omitempty"`
+	Days           int32                  `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	ServiceTypes   []string               `protobuf:"bytes,3,rep,name=service_types,json=serviceTypes,proto3" json:"service_types,omitempty"`
+	Tiers          []string               `protobuf:"bytes,4,rep,name=tiers,proto3" json:"tiers,omitempty"`
+	OrgUnits       []string               `protobuf:"bytes,5,rep,name=org_units,json=orgUnits,proto3" json:"org_units,omitempty"`
+	Severities     []string               `protobuf:"bytes,6,rep,name=severities,proto3" json:"severities,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SyntheticLoad) Reset() {
+	*x = SyntheticLoad{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyntheticLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyntheticLoad) ProtoMessage() {}
+
+func (x *SyntheticLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyntheticLoad.ProtoReflect.Descriptor instead.
+func (*SyntheticLoad) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SyntheticLoad) GetServicesPerDay() int32 {
+	if x != nil {
+		return x.ServicesPerDay
+	}
+	return 0
+}
+
+func (x *SyntheticLoad) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *SyntheticLoad) GetServiceTypes() []string {
+	if x != nil {
+		return x.ServiceTypes
+	}
+	return nil
+}
+
+func (x *SyntheticLoad) GetTiers() []string {
+	if x != nil {
+		return x.Tiers
+	}
+	return nil
+}
+
+func (x *SyntheticLoad) GetOrgUnits() []string {
+	if x != nil {
+		return x.OrgUnits
+	}
+	return nil
+}
+
+func (x *SyntheticLoad) GetSeverities() []string {
+	if x != nil {
+		return x.Severities
+	}
+	return nil
+}
+
+type SimulatePolicyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The policy to try: a draft, or empty with policy_id set to an existing one.
+	Policy   *Policy `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	PolicyId string  `protobuf:"bytes,3,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	// Replay the tenant's services completed in [from, to); or use a synthetic load.
+	From      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	To        *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	Synthetic *SyntheticLoad         `protobuf:"bytes,6,opt,name=synthetic,proto3" json:"synthetic,omitempty"`
+	// Count visits due up to this long after the last service (default 90 days).
+	Horizon       *durationpb.Duration `protobuf:"bytes,7,opt,name=horizon,proto3" json:"horizon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulatePolicyRequest) Reset() {
+	*x = SimulatePolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulatePolicyRequest) ProtoMessage() {}
+
+func (x *SimulatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*SimulatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SimulatePolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SimulatePolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SimulatePolicyRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *SimulatePolicyRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *SimulatePolicyRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *SimulatePolicyRequest) GetSynthetic() *SyntheticLoad {
+	if x != nil {
+		return x.Synthetic
+	}
+	return nil
+}
+
+func (x *SimulatePolicyRequest) GetHorizon() *durationpb.Duration {
+	if x != nil {
+		return x.Horizon
+	}
+	return nil
+}
+
+type DayCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// YYYY-MM-DD (UTC).
+	Date          string `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Visits        int32  `protobuf:"varint,2,opt,name=visits,proto3" json:"visits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayCount) Reset() {
+	*x = DayCount{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayCount) ProtoMessage() {}
+
+func (x *DayCount) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayCount.ProtoReflect.Descriptor instead.
+func (*DayCount) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DayCount) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *DayCount) GetVisits() int32 {
+	if x != nil {
+		return x.Visits
+	}
+	return 0
+}
+
+type SimulatePolicyResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Services int32                  `protobuf:"varint,1,opt,name=services,proto3" json:"services,omitempty"`
+	Visits   int32                  `protobuf:"varint,2,opt,name=visits,proto3" json:"visits,omitempty"`
+	// Left out by sampling, a missing anchor, an opt-out or a cap.
+	Suppressed int32       `protobuf:"varint,3,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
+	PerDay     []*DayCount `protobuf:"bytes,4,rep,name=per_day,json=perDay,proto3" json:"per_day,omitempty"`
+	// By channel enum name and by group.
+	PerChannel    map[string]int32 `protobuf:"bytes,5,rep,name=per_channel,json=perChannel,proto3" json:"per_channel,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	PerGroup      map[string]int32 `protobuf:"bytes,6,rep,name=per_group,json=perGroup,proto3" json:"per_group,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	PeakDayVisits int32            `protobuf:"varint,7,opt,name=peak_day_visits,json=peakDayVisits,proto3" json:"peak_day_visits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimulatePolicyResponse) Reset() {
+	*x = SimulatePolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimulatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimulatePolicyResponse) ProtoMessage() {}
+
+func (x *SimulatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimulatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*SimulatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SimulatePolicyResponse) GetServices() int32 {
+	if x != nil {
+		return x.Services
+	}
+	return 0
+}
+
+func (x *SimulatePolicyResponse) GetVisits() int32 {
+	if x != nil {
+		return x.Visits
+	}
+	return 0
+}
+
+func (x *SimulatePolicyResponse) GetSuppressed() int32 {
+	if x != nil {
+		return x.Suppressed
+	}
+	return 0
+}
+
+func (x *SimulatePolicyResponse) GetPerDay() []*DayCount {
+	if x != nil {
+		return x.PerDay
+	}
+	return nil
+}
+
+func (x *SimulatePolicyResponse) GetPerChannel() map[string]int32 {
+	if x != nil {
+		return x.PerChannel
+	}
+	return nil
+}
+
+func (x *SimulatePolicyResponse) GetPerGroup() map[string]int32 {
+	if x != nil {
+		return x.PerGroup
+	}
+	return nil
+}
+
+func (x *SimulatePolicyResponse) GetPeakDayVisits() int32 {
+	if x != nil {
+		return x.PeakDayVisits
+	}
+	return 0
+}
+
+type PolicyPack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Title         string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Seed          string                 `protobuf:"bytes,3,opt,name=seed,proto3" json:"seed,omitempty"`
+	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Policies      []*Policy              `protobuf:"bytes,5,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyPack) Reset() {
+	*x = PolicyPack{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyPack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyPack) ProtoMessage() {}
+
+func (x *PolicyPack) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyPack.ProtoReflect.Descriptor instead.
+func (*PolicyPack) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PolicyPack) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyPack) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *PolicyPack) GetSeed() string {
+	if x != nil {
+		return x.Seed
+	}
+	return ""
+}
+
+func (x *PolicyPack) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *PolicyPack) GetPolicies() []*Policy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+type ListPolicyPacksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyPacksRequest) Reset() {
+	*x = ListPolicyPacksRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyPacksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyPacksRequest) ProtoMessage() {}
+
+func (x *ListPolicyPacksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyPacksRequest.ProtoReflect.Descriptor instead.
+func (*ListPolicyPacksRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{23}
+}
+
+type ListPolicyPacksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Packs         []*PolicyPack          `protobuf:"bytes,1,rep,name=packs,proto3" json:"packs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyPacksResponse) Reset() {
+	*x = ListPolicyPacksResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyPacksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyPacksResponse) ProtoMessage() {}
+
+func (x *ListPolicyPacksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyPacksResponse.ProtoReflect.Descriptor instead.
+func (*ListPolicyPacksResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListPolicyPacksResponse) GetPacks() []*PolicyPack {
+	if x != nil {
+		return x.Packs
+	}
+	return nil
+}
+
+type LoadPolicyPackRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Pack     string                 `protobuf:"bytes,2,opt,name=pack,proto3" json:"pack,omitempty"`
+	// Load the policies inactive, to simulate them before turning them on.
+	Inactive      bool `protobuf:"varint,3,opt,name=inactive,proto3" json:"inactive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadPolicyPackRequest) Reset() {
+	*x = LoadPolicyPackRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadPolicyPackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadPolicyPackRequest) ProtoMessage() {}
+
+func (x *LoadPolicyPackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadPolicyPackRequest.ProtoReflect.Descriptor instead.
+func (*LoadPolicyPackRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LoadPolicyPackRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *LoadPolicyPackRequest) GetPack() string {
+	if x != nil {
+		return x.Pack
+	}
+	return ""
+}
+
+func (x *LoadPolicyPackRequest) GetInactive() bool {
+	if x != nil {
+		return x.Inactive
+	}
+	return false
+}
+
+type LoadPolicyPackResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policies      []*Policy              `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadPolicyPackResponse) Reset() {
+	*x = LoadPolicyPackResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadPolicyPackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadPolicyPackResponse) ProtoMessage() {}
+
+func (x *LoadPolicyPackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadPolicyPackResponse.ProtoReflect.Descriptor instead.
+func (*LoadPolicyPackResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LoadPolicyPackResponse) GetPolicies() []*Policy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
 }
 
 // PlannedVisit is a durable timer: a follow-up the scheduler will hand out when due.
@@ -496,16 +1848,25 @@ type PlannedVisit struct {
 	// planned, due, suppressed or cancelled.
 	Status string `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
 	// Why the visit is in its status (e.g. the sample draw that left it out).
-	Reason        string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
-	OrgUnit       string `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
-	ServiceType   string `protobuf:"bytes,14,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason      string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
+	OrgUnit     string `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	ServiceType string `protobuf:"bytes,14,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	// The occurrence in a recurring series (0 for the first).
+	Occurrence int32  `protobuf:"varint,15,opt,name=occurrence,proto3" json:"occurrence,omitempty"`
+	Group      string `protobuf:"bytes,16,opt,name=group,proto3" json:"group,omitempty"`
+	// When the policy wanted it, before the contact policy moved it.
+	NominalAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=nominal_at,json=nominalAt,proto3" json:"nominal_at,omitempty"`
+	FiredAt   *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=fired_at,json=firedAt,proto3" json:"fired_at,omitempty"`
+	// The customer chose due_at (ReschedulePlannedVisit): contact windows, quiet hours,
+	// holidays and caps no longer move it; an opt-out still suppresses it.
+	CustomerChosen bool `protobuf:"varint,19,opt,name=customer_chosen,json=customerChosen,proto3" json:"customer_chosen,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PlannedVisit) Reset() {
 	*x = PlannedVisit{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +1878,7 @@ func (x *PlannedVisit) String() string {
 func (*PlannedVisit) ProtoMessage() {}
 
 func (x *PlannedVisit) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[7]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +1891,7 @@ func (x *PlannedVisit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedVisit.ProtoReflect.Descriptor instead.
 func (*PlannedVisit) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{7}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlannedVisit) GetId() string {
@@ -631,21 +1992,64 @@ func (x *PlannedVisit) GetServiceType() string {
 	return ""
 }
 
+func (x *PlannedVisit) GetOccurrence() int32 {
+	if x != nil {
+		return x.Occurrence
+	}
+	return 0
+}
+
+func (x *PlannedVisit) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *PlannedVisit) GetNominalAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NominalAt
+	}
+	return nil
+}
+
+func (x *PlannedVisit) GetFiredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FiredAt
+	}
+	return nil
+}
+
+func (x *PlannedVisit) GetCustomerChosen() bool {
+	if x != nil {
+		return x.CustomerChosen
+	}
+	return false
+}
+
 type ListPlannedVisitsRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// Filters; empty means any.
-	ServiceId     string `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
-	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	ServiceId  string     `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	Status     string     `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	PageSize   int32      `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken  string     `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	CustomerId string     `protobuf:"bytes,6,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	PolicyId   string     `protobuf:"bytes,7,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	Channel    v1.Channel `protobuf:"varint,8,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	Group      string     `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
+	OrgUnit    string     `protobuf:"bytes,10,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// Due in [due_from, due_to).
+	DueFrom       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_from,json=dueFrom,proto3" json:"due_from,omitempty"`
+	DueTo         *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=due_to,json=dueTo,proto3" json:"due_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListPlannedVisitsRequest) Reset() {
 	*x = ListPlannedVisitsRequest{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +2061,7 @@ func (x *ListPlannedVisitsRequest) String() string {
 func (*ListPlannedVisitsRequest) ProtoMessage() {}
 
 func (x *ListPlannedVisitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[8]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +2074,7 @@ func (x *ListPlannedVisitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPlannedVisitsRequest.ProtoReflect.Descriptor instead.
 func (*ListPlannedVisitsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{8}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListPlannedVisitsRequest) GetTenantId() string {
@@ -708,6 +2112,55 @@ func (x *ListPlannedVisitsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListPlannedVisitsRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ListPlannedVisitsRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *ListPlannedVisitsRequest) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *ListPlannedVisitsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListPlannedVisitsRequest) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ListPlannedVisitsRequest) GetDueFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueFrom
+	}
+	return nil
+}
+
+func (x *ListPlannedVisitsRequest) GetDueTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueTo
+	}
+	return nil
+}
+
 type ListPlannedVisitsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Visits        []*PlannedVisit        `protobuf:"bytes,1,rep,name=visits,proto3" json:"visits,omitempty"`
@@ -718,7 +2171,7 @@ type ListPlannedVisitsResponse struct {
 
 func (x *ListPlannedVisitsResponse) Reset() {
 	*x = ListPlannedVisitsResponse{}
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +2183,7 @@ func (x *ListPlannedVisitsResponse) String() string {
 func (*ListPlannedVisitsResponse) ProtoMessage() {}
 
 func (x *ListPlannedVisitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[9]
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +2196,7 @@ func (x *ListPlannedVisitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPlannedVisitsResponse.ProtoReflect.Descriptor instead.
 func (*ListPlannedVisitsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{9}
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListPlannedVisitsResponse) GetVisits() []*PlannedVisit {
@@ -760,11 +2213,867 @@ func (x *ListPlannedVisitsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Decision is one thing that decided a visit: the rule, the anchor, the sample draw, a window,
+// quiet hours, a holiday, a cap, an opt-out, a reschedule, a cancellation.
+type Decision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rule, anchor, sample, window, quiet_hours, holiday, cap, dislikes_calls, opt_out,
+	// reschedule, cancel, stop.
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Decision) Reset() {
+	*x = Decision{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Decision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Decision) ProtoMessage() {}
+
+func (x *Decision) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Decision.ProtoReflect.Descriptor instead.
+func (*Decision) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Decision) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Decision) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Decision) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type ExplainVisitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId       string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainVisitRequest) Reset() {
+	*x = ExplainVisitRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainVisitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainVisitRequest) ProtoMessage() {}
+
+func (x *ExplainVisitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainVisitRequest.ProtoReflect.Descriptor instead.
+func (*ExplainVisitRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ExplainVisitRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ExplainVisitRequest) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+type ExplainVisitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Visit *PlannedVisit          `protobuf:"bytes,1,opt,name=visit,proto3" json:"visit,omitempty"`
+	// The policy version that planned the visit (unset for follow-ups requested by feedback).
+	Policy        *Policy     `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	SourceRule    string      `protobuf:"bytes,3,opt,name=source_rule,json=sourceRule,proto3" json:"source_rule,omitempty"`
+	SampleDraw    float64     `protobuf:"fixed64,4,opt,name=sample_draw,json=sampleDraw,proto3" json:"sample_draw,omitempty"`
+	SampleRate    float64     `protobuf:"fixed64,5,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
+	Decisions     []*Decision `protobuf:"bytes,6,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainVisitResponse) Reset() {
+	*x = ExplainVisitResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainVisitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainVisitResponse) ProtoMessage() {}
+
+func (x *ExplainVisitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainVisitResponse.ProtoReflect.Descriptor instead.
+func (*ExplainVisitResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ExplainVisitResponse) GetVisit() *PlannedVisit {
+	if x != nil {
+		return x.Visit
+	}
+	return nil
+}
+
+func (x *ExplainVisitResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *ExplainVisitResponse) GetSourceRule() string {
+	if x != nil {
+		return x.SourceRule
+	}
+	return ""
+}
+
+func (x *ExplainVisitResponse) GetSampleDraw() float64 {
+	if x != nil {
+		return x.SampleDraw
+	}
+	return 0
+}
+
+func (x *ExplainVisitResponse) GetSampleRate() float64 {
+	if x != nil {
+		return x.SampleRate
+	}
+	return 0
+}
+
+func (x *ExplainVisitResponse) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+type ReschedulePlannedVisitRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId  string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	DueAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// Why, e.g. "customer asked to be called next week".
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReschedulePlannedVisitRequest) Reset() {
+	*x = ReschedulePlannedVisitRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReschedulePlannedVisitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReschedulePlannedVisitRequest) ProtoMessage() {}
+
+func (x *ReschedulePlannedVisitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReschedulePlannedVisitRequest.ProtoReflect.Descriptor instead.
+func (*ReschedulePlannedVisitRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReschedulePlannedVisitRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReschedulePlannedVisitRequest) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *ReschedulePlannedVisitRequest) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *ReschedulePlannedVisitRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReschedulePlannedVisitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Visit         *PlannedVisit          `protobuf:"bytes,1,opt,name=visit,proto3" json:"visit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReschedulePlannedVisitResponse) Reset() {
+	*x = ReschedulePlannedVisitResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReschedulePlannedVisitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReschedulePlannedVisitResponse) ProtoMessage() {}
+
+func (x *ReschedulePlannedVisitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReschedulePlannedVisitResponse.ProtoReflect.Descriptor instead.
+func (*ReschedulePlannedVisitResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReschedulePlannedVisitResponse) GetVisit() *PlannedVisit {
+	if x != nil {
+		return x.Visit
+	}
+	return nil
+}
+
+type CancelPlannedVisitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId       string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPlannedVisitRequest) Reset() {
+	*x = CancelPlannedVisitRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPlannedVisitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPlannedVisitRequest) ProtoMessage() {}
+
+func (x *CancelPlannedVisitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPlannedVisitRequest.ProtoReflect.Descriptor instead.
+func (*CancelPlannedVisitRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CancelPlannedVisitRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CancelPlannedVisitRequest) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *CancelPlannedVisitRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelPlannedVisitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Visit         *PlannedVisit          `protobuf:"bytes,1,opt,name=visit,proto3" json:"visit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPlannedVisitResponse) Reset() {
+	*x = CancelPlannedVisitResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPlannedVisitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPlannedVisitResponse) ProtoMessage() {}
+
+func (x *CancelPlannedVisitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPlannedVisitResponse.ProtoReflect.Descriptor instead.
+func (*CancelPlannedVisitResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CancelPlannedVisitResponse) GetVisit() *PlannedVisit {
+	if x != nil {
+		return x.Visit
+	}
+	return nil
+}
+
+// Cap: at most max contacts on channel (unspecified = any channel) in any span of per.
+type FrequencyCap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       v1.Channel             `protobuf:"varint,1,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	Max           int32                  `protobuf:"varint,2,opt,name=max,proto3" json:"max,omitempty"`
+	Per           *durationpb.Duration   `protobuf:"bytes,3,opt,name=per,proto3" json:"per,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrequencyCap) Reset() {
+	*x = FrequencyCap{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrequencyCap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrequencyCap) ProtoMessage() {}
+
+func (x *FrequencyCap) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrequencyCap.ProtoReflect.Descriptor instead.
+func (*FrequencyCap) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *FrequencyCap) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *FrequencyCap) GetMax() int32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *FrequencyCap) GetPer() *durationpb.Duration {
+	if x != nil {
+		return x.Per
+	}
+	return nil
+}
+
+// ContactPolicy applies across every policy of a tenant.
+type ContactPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Windows for calls and on-site visits; empty means any time.
+	Windows []*v1.ContactWindow `protobuf:"bytes,1,rep,name=windows,proto3" json:"windows,omitempty"`
+	// No contact on any channel in these hours (may wrap over midnight).
+	QuietHours *v1.ContactWindow `protobuf:"bytes,2,opt,name=quiet_hours,json=quietHours,proto3" json:"quiet_hours,omitempty"`
+	// For customers without their own time zone (IANA); empty means UTC.
+	TimeZone string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// The tenant's holiday calendar, YYYY-MM-DD.
+	Holidays []string `protobuf:"bytes,4,rep,name=holidays,proto3" json:"holidays,omitempty"`
+	// Move calls and on-site visits off holidays.
+	AvoidHolidays bool            `protobuf:"varint,5,opt,name=avoid_holidays,json=avoidHolidays,proto3" json:"avoid_holidays,omitempty"`
+	Caps          []*FrequencyCap `protobuf:"bytes,6,rep,name=caps,proto3" json:"caps,omitempty"`
+	// Least time between two calls to a customer who dislikes calls; 7 days when unset (seed 002).
+	DislikesCallsGap *durationpb.Duration `protobuf:"bytes,7,opt,name=dislikes_calls_gap,json=dislikesCallsGap,proto3" json:"dislikes_calls_gap,omitempty"`
+	// The tenant's project calendar: launch, offers, show-flat opening, construction milestones
+	// (steps with on_milestones fall due on them; seed 002 real estate).
+	Milestones    []*Milestone `protobuf:"bytes,8,rep,name=milestones,proto3" json:"milestones,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactPolicy) Reset() {
+	*x = ContactPolicy{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactPolicy) ProtoMessage() {}
+
+func (x *ContactPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactPolicy.ProtoReflect.Descriptor instead.
+func (*ContactPolicy) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ContactPolicy) GetWindows() []*v1.ContactWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+func (x *ContactPolicy) GetQuietHours() *v1.ContactWindow {
+	if x != nil {
+		return x.QuietHours
+	}
+	return nil
+}
+
+func (x *ContactPolicy) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ContactPolicy) GetHolidays() []string {
+	if x != nil {
+		return x.Holidays
+	}
+	return nil
+}
+
+func (x *ContactPolicy) GetAvoidHolidays() bool {
+	if x != nil {
+		return x.AvoidHolidays
+	}
+	return false
+}
+
+func (x *ContactPolicy) GetCaps() []*FrequencyCap {
+	if x != nil {
+		return x.Caps
+	}
+	return nil
+}
+
+func (x *ContactPolicy) GetDislikesCallsGap() *durationpb.Duration {
+	if x != nil {
+		return x.DislikesCallsGap
+	}
+	return nil
+}
+
+func (x *ContactPolicy) GetMilestones() []*Milestone {
+	if x != nil {
+		return x.Milestones
+	}
+	return nil
+}
+
+// Milestone is a dated event of a project (seed 002 real estate).
+type Milestone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// YYYY-MM-DD, in the tenant's time zone.
+	Date string `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	// What kind of milestone: launch, offers, show_flat_opening, construction, or any word the
+	// tenant's policies name in on_milestones.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Free text, e.g. "topping-out of tower 3".
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// When set, only services whose attribute "project" equals it get this milestone.
+	Project       string `protobuf:"bytes,4,opt,name=project,proto3" json:"project,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Milestone) Reset() {
+	*x = Milestone{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Milestone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Milestone) ProtoMessage() {}
+
+func (x *Milestone) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Milestone.ProtoReflect.Descriptor instead.
+func (*Milestone) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Milestone) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *Milestone) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Milestone) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Milestone) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+type SetContactPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ContactPolicy *ContactPolicy         `protobuf:"bytes,2,opt,name=contact_policy,json=contactPolicy,proto3" json:"contact_policy,omitempty"`
+	// "002": start from the seed-002 windows 10:00–11:30 and 15:30–17:00 (contact_policy's
+	// other fields are added to it).
+	Preset        string `protobuf:"bytes,3,opt,name=preset,proto3" json:"preset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetContactPolicyRequest) Reset() {
+	*x = SetContactPolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetContactPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetContactPolicyRequest) ProtoMessage() {}
+
+func (x *SetContactPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetContactPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetContactPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetContactPolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetContactPolicyRequest) GetContactPolicy() *ContactPolicy {
+	if x != nil {
+		return x.ContactPolicy
+	}
+	return nil
+}
+
+func (x *SetContactPolicyRequest) GetPreset() string {
+	if x != nil {
+		return x.Preset
+	}
+	return ""
+}
+
+type SetContactPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContactPolicy *ContactPolicy         `protobuf:"bytes,1,opt,name=contact_policy,json=contactPolicy,proto3" json:"contact_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetContactPolicyResponse) Reset() {
+	*x = SetContactPolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetContactPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetContactPolicyResponse) ProtoMessage() {}
+
+func (x *SetContactPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetContactPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetContactPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetContactPolicyResponse) GetContactPolicy() *ContactPolicy {
+	if x != nil {
+		return x.ContactPolicy
+	}
+	return nil
+}
+
+type GetContactPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContactPolicyRequest) Reset() {
+	*x = GetContactPolicyRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContactPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContactPolicyRequest) ProtoMessage() {}
+
+func (x *GetContactPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContactPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetContactPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetContactPolicyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetContactPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContactPolicy *ContactPolicy         `protobuf:"bytes,1,opt,name=contact_policy,json=contactPolicy,proto3" json:"contact_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContactPolicyResponse) Reset() {
+	*x = GetContactPolicyResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContactPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContactPolicyResponse) ProtoMessage() {}
+
+func (x *GetContactPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContactPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetContactPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetContactPolicyResponse) GetContactPolicy() *ContactPolicy {
+	if x != nil {
+		return x.ContactPolicy
+	}
+	return nil
+}
+
 var File_huifang_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"$huifang/scheduler/v1/scheduler.proto\x12\x14huifang.scheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xdc\x02\n" +
+	"$huifang/scheduler/v1/scheduler.proto\x12\x14huifang.scheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xc9\x03\n" +
 	"\x06Policy\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -778,21 +3087,77 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"sourceRule\x129\n" +
 	"\n" +
 	"created_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"K\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12.\n" +
+	"\x04stop\x18\v \x01(\v2\x1a.huifang.scheduler.v1.StopR\x04stop\x12\x12\n" +
+	"\x04pack\x18\f \x01(\tR\x04pack\x12'\n" +
+	"\x0ftenant_override\x18\r \x01(\bR\x0etenantOverride\"\xea\x02\n" +
 	"\aTrigger\x12#\n" +
 	"\rservice_types\x18\x01 \x03(\tR\fserviceTypes\x12\x1b\n" +
-	"\torg_units\x18\x02 \x03(\tR\borgUnits\"\xed\x01\n" +
+	"\torg_units\x18\x02 \x03(\tR\borgUnits\x12\x14\n" +
+	"\x05tiers\x18\x03 \x03(\tR\x05tiers\x12-\n" +
+	"\x12product_categories\x18\x04 \x03(\tR\x11productCategories\x12\x1e\n" +
+	"\n" +
+	"severities\x18\x05 \x03(\tR\n" +
+	"severities\x12M\n" +
+	"\n" +
+	"attributes\x18\x06 \x03(\v2-.huifang.scheduler.v1.Trigger.AttributesEntryR\n" +
+	"attributes\x12*\n" +
+	"\x11once_per_customer\x18\a \x01(\bR\x0foncePerCustomer\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x01\n" +
+	"\x06Anchor\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x16\n" +
+	"\x06months\x18\x02 \x01(\x05R\x06months\x12\x12\n" +
+	"\x04days\x18\x03 \x01(\x05R\x04days\x12\x1d\n" +
+	"\n" +
+	"mileage_km\x18\x04 \x01(\x05R\tmileageKm\x12\x19\n" +
+	"\blater_of\x18\x05 \x01(\tR\alaterOf\"q\n" +
+	"\x06Season\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12/\n" +
+	"\x05every\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05every\"\xb7\x05\n" +
 	"\x04Step\x121\n" +
 	"\x06offset\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\x123\n" +
 	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12$\n" +
 	"\vsample_rate\x18\x04 \x01(\x01H\x00R\n" +
 	"sampleRate\x88\x01\x01\x12\x14\n" +
-	"\x05group\x18\x05 \x01(\tR\x05groupB\x0e\n" +
-	"\f_sample_rate\"K\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\x124\n" +
+	"\x06anchor\x18\x06 \x01(\v2\x1c.huifang.scheduler.v1.AnchorR\x06anchor\x12[\n" +
+	"\x11group_by_severity\x18\a \x03(\v2/.huifang.scheduler.v1.Step.GroupBySeverityEntryR\x0fgroupBySeverity\x12/\n" +
+	"\x05every\x18\b \x01(\v2\x19.google.protobuf.DurationR\x05every\x126\n" +
+	"\aseasons\x18\t \x03(\v2\x1c.huifang.scheduler.v1.SeasonR\aseasons\x12\x1f\n" +
+	"\von_holidays\x18\n" +
+	" \x01(\bR\n" +
+	"onHolidays\x12\x19\n" +
+	"\balign_to\x18\v \x01(\tR\aalignTo\x12'\n" +
+	"\x0fmax_occurrences\x18\f \x01(\x05R\x0emaxOccurrences\x12#\n" +
+	"\ron_milestones\x18\r \x03(\tR\fonMilestones\x1aB\n" +
+	"\x14GroupBySeverityEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
+	"\f_sample_rate\"x\n" +
+	"\x04Stop\x12#\n" +
+	"\rservice_types\x18\x01 \x03(\tR\fserviceTypes\x12\x1a\n" +
+	"\banswered\x18\x02 \x01(\bR\banswered\x12/\n" +
+	"\x05after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05after\"K\n" +
 	"\x13CreatePolicyRequest\x124\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"L\n" +
 	"\x14CreatePolicyResponse\x124\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"\x85\x01\n" +
+	"\x13UpdatePolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x124\n" +
+	"\x06policy\x18\x03 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"L\n" +
+	"\x14UpdatePolicyResponse\x124\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"f\n" +
+	"\x10GetPolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x05R\aversion\"I\n" +
+	"\x11GetPolicyResponse\x124\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"n\n" +
 	"\x13ListPoliciesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
@@ -801,7 +3166,70 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
 	"\x14ListPoliciesResponse\x128\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe1\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Q\n" +
+	"\x15ActivatePolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\"N\n" +
+	"\x16ActivatePolicyResponse\x124\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"S\n" +
+	"\x17DeactivatePolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\"P\n" +
+	"\x18DeactivatePolicyResponse\x124\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\"\xc5\x01\n" +
+	"\rSyntheticLoad\x12(\n" +
+	"\x10services_per_day\x18\x01 \x01(\x05R\x0eservicesPerDay\x12\x12\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\x12#\n" +
+	"\rservice_types\x18\x03 \x03(\tR\fserviceTypes\x12\x14\n" +
+	"\x05tiers\x18\x04 \x03(\tR\x05tiers\x12\x1b\n" +
+	"\torg_units\x18\x05 \x03(\tR\borgUnits\x12\x1e\n" +
+	"\n" +
+	"severities\x18\x06 \x03(\tR\n" +
+	"severities\"\xdb\x02\n" +
+	"\x15SimulatePolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x124\n" +
+	"\x06policy\x18\x02 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\x12\x1b\n" +
+	"\tpolicy_id\x18\x03 \x01(\tR\bpolicyId\x12.\n" +
+	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12A\n" +
+	"\tsynthetic\x18\x06 \x01(\v2#.huifang.scheduler.v1.SyntheticLoadR\tsynthetic\x123\n" +
+	"\ahorizon\x18\a \x01(\v2\x19.google.protobuf.DurationR\ahorizon\"6\n" +
+	"\bDayCount\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x16\n" +
+	"\x06visits\x18\x02 \x01(\x05R\x06visits\"\x81\x04\n" +
+	"\x16SimulatePolicyResponse\x12\x1a\n" +
+	"\bservices\x18\x01 \x01(\x05R\bservices\x12\x16\n" +
+	"\x06visits\x18\x02 \x01(\x05R\x06visits\x12\x1e\n" +
+	"\n" +
+	"suppressed\x18\x03 \x01(\x05R\n" +
+	"suppressed\x127\n" +
+	"\aper_day\x18\x04 \x03(\v2\x1e.huifang.scheduler.v1.DayCountR\x06perDay\x12]\n" +
+	"\vper_channel\x18\x05 \x03(\v2<.huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntryR\n" +
+	"perChannel\x12W\n" +
+	"\tper_group\x18\x06 \x03(\v2:.huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntryR\bperGroup\x12&\n" +
+	"\x0fpeak_day_visits\x18\a \x01(\x05R\rpeakDayVisits\x1a=\n" +
+	"\x0fPerChannelEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a;\n" +
+	"\rPerGroupEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xa6\x01\n" +
+	"\n" +
+	"PolicyPack\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
+	"\x04seed\x18\x03 \x01(\tR\x04seed\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x128\n" +
+	"\bpolicies\x18\x05 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\"\x18\n" +
+	"\x16ListPolicyPacksRequest\"Q\n" +
+	"\x17ListPolicyPacksResponse\x126\n" +
+	"\x05packs\x18\x01 \x03(\v2 .huifang.scheduler.v1.PolicyPackR\x05packs\"d\n" +
+	"\x15LoadPolicyPackRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04pack\x18\x02 \x01(\tR\x04pack\x12\x1a\n" +
+	"\binactive\x18\x03 \x01(\bR\binactive\"R\n" +
+	"\x16LoadPolicyPackResponse\x128\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\"\xb2\x05\n" +
 	"\fPlannedVisit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1d\n" +
@@ -819,7 +3247,15 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x06status\x18\v \x01(\tR\x06status\x12\x16\n" +
 	"\x06reason\x18\f \x01(\tR\x06reason\x12\x19\n" +
 	"\borg_unit\x18\r \x01(\tR\aorgUnit\x12!\n" +
-	"\fservice_type\x18\x0e \x01(\tR\vserviceType\"\xaa\x01\n" +
+	"\fservice_type\x18\x0e \x01(\tR\vserviceType\x12\x1e\n" +
+	"\n" +
+	"occurrence\x18\x0f \x01(\x05R\n" +
+	"occurrence\x12\x14\n" +
+	"\x05group\x18\x10 \x01(\tR\x05group\x129\n" +
+	"\n" +
+	"nominal_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tnominalAt\x125\n" +
+	"\bfired_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\afiredAt\x12'\n" +
+	"\x0fcustomer_chosen\x18\x13 \x01(\bR\x0ecustomerChosen\"\xb8\x03\n" +
 	"\x18ListPlannedVisitsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
 	"\n" +
@@ -827,14 +3263,96 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x7f\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x1f\n" +
+	"\vcustomer_id\x18\x06 \x01(\tR\n" +
+	"customerId\x12\x1b\n" +
+	"\tpolicy_id\x18\a \x01(\tR\bpolicyId\x123\n" +
+	"\achannel\x18\b \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x14\n" +
+	"\x05group\x18\t \x01(\tR\x05group\x12\x19\n" +
+	"\borg_unit\x18\n" +
+	" \x01(\tR\aorgUnit\x125\n" +
+	"\bdue_from\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\adueFrom\x121\n" +
+	"\x06due_to\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x05dueTo\"\x7f\n" +
 	"\x19ListPlannedVisitsResponse\x12:\n" +
 	"\x06visits\x18\x01 \x03(\v2\".huifang.scheduler.v1.PlannedVisitR\x06visits\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd6\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"b\n" +
+	"\bDecision\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"M\n" +
+	"\x13ExplainVisitRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x02 \x01(\tR\avisitId\"\xa7\x02\n" +
+	"\x14ExplainVisitResponse\x128\n" +
+	"\x05visit\x18\x01 \x01(\v2\".huifang.scheduler.v1.PlannedVisitR\x05visit\x124\n" +
+	"\x06policy\x18\x02 \x01(\v2\x1c.huifang.scheduler.v1.PolicyR\x06policy\x12\x1f\n" +
+	"\vsource_rule\x18\x03 \x01(\tR\n" +
+	"sourceRule\x12\x1f\n" +
+	"\vsample_draw\x18\x04 \x01(\x01R\n" +
+	"sampleDraw\x12\x1f\n" +
+	"\vsample_rate\x18\x05 \x01(\x01R\n" +
+	"sampleRate\x12<\n" +
+	"\tdecisions\x18\x06 \x03(\v2\x1e.huifang.scheduler.v1.DecisionR\tdecisions\"\xa2\x01\n" +
+	"\x1dReschedulePlannedVisitRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x121\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"Z\n" +
+	"\x1eReschedulePlannedVisitResponse\x128\n" +
+	"\x05visit\x18\x01 \x01(\v2\".huifang.scheduler.v1.PlannedVisitR\x05visit\"k\n" +
+	"\x19CancelPlannedVisitRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"V\n" +
+	"\x1aCancelPlannedVisitResponse\x128\n" +
+	"\x05visit\x18\x01 \x01(\v2\".huifang.scheduler.v1.PlannedVisitR\x05visit\"\x82\x01\n" +
+	"\fFrequencyCap\x123\n" +
+	"\achannel\x18\x01 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x10\n" +
+	"\x03max\x18\x02 \x01(\x05R\x03max\x12+\n" +
+	"\x03per\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03per\"\xae\x03\n" +
+	"\rContactPolicy\x129\n" +
+	"\awindows\x18\x01 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12@\n" +
+	"\vquiet_hours\x18\x02 \x01(\v2\x1f.huifang.types.v1.ContactWindowR\n" +
+	"quietHours\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1a\n" +
+	"\bholidays\x18\x04 \x03(\tR\bholidays\x12%\n" +
+	"\x0eavoid_holidays\x18\x05 \x01(\bR\ravoidHolidays\x126\n" +
+	"\x04caps\x18\x06 \x03(\v2\".huifang.scheduler.v1.FrequencyCapR\x04caps\x12G\n" +
+	"\x12dislikes_calls_gap\x18\a \x01(\v2\x19.google.protobuf.DurationR\x10dislikesCallsGap\x12?\n" +
+	"\n" +
+	"milestones\x18\b \x03(\v2\x1f.huifang.scheduler.v1.MilestoneR\n" +
+	"milestones\"a\n" +
+	"\tMilestone\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\aproject\x18\x04 \x01(\tR\aproject\"\x9a\x01\n" +
+	"\x17SetContactPolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12J\n" +
+	"\x0econtact_policy\x18\x02 \x01(\v2#.huifang.scheduler.v1.ContactPolicyR\rcontactPolicy\x12\x16\n" +
+	"\x06preset\x18\x03 \x01(\tR\x06preset\"f\n" +
+	"\x18SetContactPolicyResponse\x12J\n" +
+	"\x0econtact_policy\x18\x01 \x01(\v2#.huifang.scheduler.v1.ContactPolicyR\rcontactPolicy\"6\n" +
+	"\x17GetContactPolicyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"f\n" +
+	"\x18GetContactPolicyResponse\x12J\n" +
+	"\x0econtact_policy\x18\x01 \x01(\v2#.huifang.scheduler.v1.ContactPolicyR\rcontactPolicy2\x91\r\n" +
 	"\x10SchedulerService\x12e\n" +
 	"\fCreatePolicy\x12).huifang.scheduler.v1.CreatePolicyRequest\x1a*.huifang.scheduler.v1.CreatePolicyResponse\x12e\n" +
-	"\fListPolicies\x12).huifang.scheduler.v1.ListPoliciesRequest\x1a*.huifang.scheduler.v1.ListPoliciesResponse\x12t\n" +
-	"\x11ListPlannedVisits\x12..huifang.scheduler.v1.ListPlannedVisitsRequest\x1a/.huifang.scheduler.v1.ListPlannedVisitsResponseBCZAgithub.com/huifang/huifang/proto/huifang/scheduler/v1;schedulerv1b\x06proto3"
+	"\fUpdatePolicy\x12).huifang.scheduler.v1.UpdatePolicyRequest\x1a*.huifang.scheduler.v1.UpdatePolicyResponse\x12\\\n" +
+	"\tGetPolicy\x12&.huifang.scheduler.v1.GetPolicyRequest\x1a'.huifang.scheduler.v1.GetPolicyResponse\x12e\n" +
+	"\fListPolicies\x12).huifang.scheduler.v1.ListPoliciesRequest\x1a*.huifang.scheduler.v1.ListPoliciesResponse\x12k\n" +
+	"\x0eActivatePolicy\x12+.huifang.scheduler.v1.ActivatePolicyRequest\x1a,.huifang.scheduler.v1.ActivatePolicyResponse\x12q\n" +
+	"\x10DeactivatePolicy\x12-.huifang.scheduler.v1.DeactivatePolicyRequest\x1a..huifang.scheduler.v1.DeactivatePolicyResponse\x12k\n" +
+	"\x0eSimulatePolicy\x12+.huifang.scheduler.v1.SimulatePolicyRequest\x1a,.huifang.scheduler.v1.SimulatePolicyResponse\x12n\n" +
+	"\x0fListPolicyPacks\x12,.huifang.scheduler.v1.ListPolicyPacksRequest\x1a-.huifang.scheduler.v1.ListPolicyPacksResponse\x12k\n" +
+	"\x0eLoadPolicyPack\x12+.huifang.scheduler.v1.LoadPolicyPackRequest\x1a,.huifang.scheduler.v1.LoadPolicyPackResponse\x12t\n" +
+	"\x11ListPlannedVisits\x12..huifang.scheduler.v1.ListPlannedVisitsRequest\x1a/.huifang.scheduler.v1.ListPlannedVisitsResponse\x12e\n" +
+	"\fExplainVisit\x12).huifang.scheduler.v1.ExplainVisitRequest\x1a*.huifang.scheduler.v1.ExplainVisitResponse\x12\x83\x01\n" +
+	"\x16ReschedulePlannedVisit\x123.huifang.scheduler.v1.ReschedulePlannedVisitRequest\x1a4.huifang.scheduler.v1.ReschedulePlannedVisitResponse\x12w\n" +
+	"\x12CancelPlannedVisit\x12/.huifang.scheduler.v1.CancelPlannedVisitRequest\x1a0.huifang.scheduler.v1.CancelPlannedVisitResponse\x12q\n" +
+	"\x10SetContactPolicy\x12-.huifang.scheduler.v1.SetContactPolicyRequest\x1a..huifang.scheduler.v1.SetContactPolicyResponse\x12q\n" +
+	"\x10GetContactPolicy\x12-.huifang.scheduler.v1.GetContactPolicyRequest\x1a..huifang.scheduler.v1.GetContactPolicyResponseBCZAgithub.com/huifang/huifang/proto/huifang/scheduler/v1;schedulerv1b\x06proto3"
 
 var (
 	file_huifang_scheduler_v1_scheduler_proto_rawDescOnce sync.Once
@@ -848,47 +3366,156 @@ func file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_huifang_scheduler_v1_scheduler_proto_rawDescData
 }
 
-var file_huifang_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_huifang_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_huifang_scheduler_v1_scheduler_proto_goTypes = []any{
-	(*Policy)(nil),                    // 0: huifang.scheduler.v1.Policy
-	(*Trigger)(nil),                   // 1: huifang.scheduler.v1.Trigger
-	(*Step)(nil),                      // 2: huifang.scheduler.v1.Step
-	(*CreatePolicyRequest)(nil),       // 3: huifang.scheduler.v1.CreatePolicyRequest
-	(*CreatePolicyResponse)(nil),      // 4: huifang.scheduler.v1.CreatePolicyResponse
-	(*ListPoliciesRequest)(nil),       // 5: huifang.scheduler.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 6: huifang.scheduler.v1.ListPoliciesResponse
-	(*PlannedVisit)(nil),              // 7: huifang.scheduler.v1.PlannedVisit
-	(*ListPlannedVisitsRequest)(nil),  // 8: huifang.scheduler.v1.ListPlannedVisitsRequest
-	(*ListPlannedVisitsResponse)(nil), // 9: huifang.scheduler.v1.ListPlannedVisitsResponse
-	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 11: google.protobuf.Duration
-	(v1.Channel)(0),                   // 12: huifang.types.v1.Channel
+	(*Policy)(nil),                         // 0: huifang.scheduler.v1.Policy
+	(*Trigger)(nil),                        // 1: huifang.scheduler.v1.Trigger
+	(*Anchor)(nil),                         // 2: huifang.scheduler.v1.Anchor
+	(*Season)(nil),                         // 3: huifang.scheduler.v1.Season
+	(*Step)(nil),                           // 4: huifang.scheduler.v1.Step
+	(*Stop)(nil),                           // 5: huifang.scheduler.v1.Stop
+	(*CreatePolicyRequest)(nil),            // 6: huifang.scheduler.v1.CreatePolicyRequest
+	(*CreatePolicyResponse)(nil),           // 7: huifang.scheduler.v1.CreatePolicyResponse
+	(*UpdatePolicyRequest)(nil),            // 8: huifang.scheduler.v1.UpdatePolicyRequest
+	(*UpdatePolicyResponse)(nil),           // 9: huifang.scheduler.v1.UpdatePolicyResponse
+	(*GetPolicyRequest)(nil),               // 10: huifang.scheduler.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),              // 11: huifang.scheduler.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),            // 12: huifang.scheduler.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),           // 13: huifang.scheduler.v1.ListPoliciesResponse
+	(*ActivatePolicyRequest)(nil),          // 14: huifang.scheduler.v1.ActivatePolicyRequest
+	(*ActivatePolicyResponse)(nil),         // 15: huifang.scheduler.v1.ActivatePolicyResponse
+	(*DeactivatePolicyRequest)(nil),        // 16: huifang.scheduler.v1.DeactivatePolicyRequest
+	(*DeactivatePolicyResponse)(nil),       // 17: huifang.scheduler.v1.DeactivatePolicyResponse
+	(*SyntheticLoad)(nil),                  // 18: huifang.scheduler.v1.SyntheticLoad
+	(*SimulatePolicyRequest)(nil),          // 19: huifang.scheduler.v1.SimulatePolicyRequest
+	(*DayCount)(nil),                       // 20: huifang.scheduler.v1.DayCount
+	(*SimulatePolicyResponse)(nil),         // 21: huifang.scheduler.v1.SimulatePolicyResponse
+	(*PolicyPack)(nil),                     // 22: huifang.scheduler.v1.PolicyPack
+	(*ListPolicyPacksRequest)(nil),         // 23: huifang.scheduler.v1.ListPolicyPacksRequest
+	(*ListPolicyPacksResponse)(nil),        // 24: huifang.scheduler.v1.ListPolicyPacksResponse
+	(*LoadPolicyPackRequest)(nil),          // 25: huifang.scheduler.v1.LoadPolicyPackRequest
+	(*LoadPolicyPackResponse)(nil),         // 26: huifang.scheduler.v1.LoadPolicyPackResponse
+	(*PlannedVisit)(nil),                   // 27: huifang.scheduler.v1.PlannedVisit
+	(*ListPlannedVisitsRequest)(nil),       // 28: huifang.scheduler.v1.ListPlannedVisitsRequest
+	(*ListPlannedVisitsResponse)(nil),      // 29: huifang.scheduler.v1.ListPlannedVisitsResponse
+	(*Decision)(nil),                       // 30: huifang.scheduler.v1.Decision
+	(*ExplainVisitRequest)(nil),            // 31: huifang.scheduler.v1.ExplainVisitRequest
+	(*ExplainVisitResponse)(nil),           // 32: huifang.scheduler.v1.ExplainVisitResponse
+	(*ReschedulePlannedVisitRequest)(nil),  // 33: huifang.scheduler.v1.ReschedulePlannedVisitRequest
+	(*ReschedulePlannedVisitResponse)(nil), // 34: huifang.scheduler.v1.ReschedulePlannedVisitResponse
+	(*CancelPlannedVisitRequest)(nil),      // 35: huifang.scheduler.v1.CancelPlannedVisitRequest
+	(*CancelPlannedVisitResponse)(nil),     // 36: huifang.scheduler.v1.CancelPlannedVisitResponse
+	(*FrequencyCap)(nil),                   // 37: huifang.scheduler.v1.FrequencyCap
+	(*ContactPolicy)(nil),                  // 38: huifang.scheduler.v1.ContactPolicy
+	(*Milestone)(nil),                      // 39: huifang.scheduler.v1.Milestone
+	(*SetContactPolicyRequest)(nil),        // 40: huifang.scheduler.v1.SetContactPolicyRequest
+	(*SetContactPolicyResponse)(nil),       // 41: huifang.scheduler.v1.SetContactPolicyResponse
+	(*GetContactPolicyRequest)(nil),        // 42: huifang.scheduler.v1.GetContactPolicyRequest
+	(*GetContactPolicyResponse)(nil),       // 43: huifang.scheduler.v1.GetContactPolicyResponse
+	nil,                                    // 44: huifang.scheduler.v1.Trigger.AttributesEntry
+	nil,                                    // 45: huifang.scheduler.v1.Step.GroupBySeverityEntry
+	nil,                                    // 46: huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	nil,                                    // 47: huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	(*timestamppb.Timestamp)(nil),          // 48: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 49: google.protobuf.Duration
+	(v1.Channel)(0),                        // 50: huifang.types.v1.Channel
+	(*v1.ContactWindow)(nil),               // 51: huifang.types.v1.ContactWindow
 }
 var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	1,  // 0: huifang.scheduler.v1.Policy.trigger:type_name -> huifang.scheduler.v1.Trigger
-	2,  // 1: huifang.scheduler.v1.Policy.steps:type_name -> huifang.scheduler.v1.Step
-	10, // 2: huifang.scheduler.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
-	11, // 3: huifang.scheduler.v1.Step.offset:type_name -> google.protobuf.Duration
-	11, // 4: huifang.scheduler.v1.Step.window:type_name -> google.protobuf.Duration
-	12, // 5: huifang.scheduler.v1.Step.channel:type_name -> huifang.types.v1.Channel
-	0,  // 6: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 7: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 8: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	12, // 9: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
-	10, // 10: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
-	10, // 11: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
-	7,  // 12: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
-	3,  // 13: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
-	5,  // 14: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
-	8,  // 15: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
-	4,  // 16: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
-	6,  // 17: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
-	9,  // 18: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	4,  // 1: huifang.scheduler.v1.Policy.steps:type_name -> huifang.scheduler.v1.Step
+	48, // 2: huifang.scheduler.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 3: huifang.scheduler.v1.Policy.stop:type_name -> huifang.scheduler.v1.Stop
+	44, // 4: huifang.scheduler.v1.Trigger.attributes:type_name -> huifang.scheduler.v1.Trigger.AttributesEntry
+	49, // 5: huifang.scheduler.v1.Season.every:type_name -> google.protobuf.Duration
+	49, // 6: huifang.scheduler.v1.Step.offset:type_name -> google.protobuf.Duration
+	49, // 7: huifang.scheduler.v1.Step.window:type_name -> google.protobuf.Duration
+	50, // 8: huifang.scheduler.v1.Step.channel:type_name -> huifang.types.v1.Channel
+	2,  // 9: huifang.scheduler.v1.Step.anchor:type_name -> huifang.scheduler.v1.Anchor
+	45, // 10: huifang.scheduler.v1.Step.group_by_severity:type_name -> huifang.scheduler.v1.Step.GroupBySeverityEntry
+	49, // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
+	3,  // 12: huifang.scheduler.v1.Step.seasons:type_name -> huifang.scheduler.v1.Season
+	49, // 13: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
+	0,  // 14: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 15: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 16: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 17: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 18: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 19: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	0,  // 20: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 21: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,  // 22: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	48, // 23: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
+	48, // 24: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 25: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	49, // 26: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
+	20, // 27: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
+	46, // 28: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	47, // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	0,  // 30: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
+	22, // 31: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
+	0,  // 32: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	50, // 33: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
+	48, // 34: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
+	48, // 35: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
+	48, // 36: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
+	48, // 37: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
+	50, // 38: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
+	48, // 39: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
+	48, // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
+	27, // 41: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
+	48, // 42: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
+	27, // 43: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	0,  // 44: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	30, // 45: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
+	48, // 46: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
+	27, // 47: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	27, // 48: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	50, // 49: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
+	49, // 50: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
+	51, // 51: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
+	51, // 52: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	37, // 53: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
+	49, // 54: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
+	39, // 55: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
+	38, // 56: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38, // 57: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38, // 58: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	6,  // 59: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
+	8,  // 60: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
+	10, // 61: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
+	12, // 62: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
+	14, // 63: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
+	16, // 64: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
+	19, // 65: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
+	23, // 66: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
+	25, // 67: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
+	28, // 68: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
+	31, // 69: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
+	33, // 70: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
+	35, // 71: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
+	40, // 72: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
+	42, // 73: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
+	7,  // 74: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
+	9,  // 75: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
+	11, // 76: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
+	13, // 77: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
+	15, // 78: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
+	17, // 79: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
+	21, // 80: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
+	24, // 81: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
+	26, // 82: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
+	29, // 83: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
+	32, // 84: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
+	34, // 85: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
+	36, // 86: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
+	41, // 87: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
+	43, // 88: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
+	74, // [74:89] is the sub-list for method output_type
+	59, // [59:74] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_huifang_scheduler_v1_scheduler_proto_init() }
@@ -896,14 +3523,14 @@ func file_huifang_scheduler_v1_scheduler_proto_init() {
 	if File_huifang_scheduler_v1_scheduler_proto != nil {
 		return
 	}
-	file_huifang_scheduler_v1_scheduler_proto_msgTypes[2].OneofWrappers = []any{}
+	file_huifang_scheduler_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_scheduler_v1_scheduler_proto_rawDesc), len(file_huifang_scheduler_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

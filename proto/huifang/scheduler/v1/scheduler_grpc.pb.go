@@ -19,23 +19,61 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SchedulerService_CreatePolicy_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/CreatePolicy"
-	SchedulerService_ListPolicies_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/ListPolicies"
-	SchedulerService_ListPlannedVisits_FullMethodName = "/huifang.scheduler.v1.SchedulerService/ListPlannedVisits"
+	SchedulerService_CreatePolicy_FullMethodName           = "/huifang.scheduler.v1.SchedulerService/CreatePolicy"
+	SchedulerService_UpdatePolicy_FullMethodName           = "/huifang.scheduler.v1.SchedulerService/UpdatePolicy"
+	SchedulerService_GetPolicy_FullMethodName              = "/huifang.scheduler.v1.SchedulerService/GetPolicy"
+	SchedulerService_ListPolicies_FullMethodName           = "/huifang.scheduler.v1.SchedulerService/ListPolicies"
+	SchedulerService_ActivatePolicy_FullMethodName         = "/huifang.scheduler.v1.SchedulerService/ActivatePolicy"
+	SchedulerService_DeactivatePolicy_FullMethodName       = "/huifang.scheduler.v1.SchedulerService/DeactivatePolicy"
+	SchedulerService_SimulatePolicy_FullMethodName         = "/huifang.scheduler.v1.SchedulerService/SimulatePolicy"
+	SchedulerService_ListPolicyPacks_FullMethodName        = "/huifang.scheduler.v1.SchedulerService/ListPolicyPacks"
+	SchedulerService_LoadPolicyPack_FullMethodName         = "/huifang.scheduler.v1.SchedulerService/LoadPolicyPack"
+	SchedulerService_ListPlannedVisits_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/ListPlannedVisits"
+	SchedulerService_ExplainVisit_FullMethodName           = "/huifang.scheduler.v1.SchedulerService/ExplainVisit"
+	SchedulerService_ReschedulePlannedVisit_FullMethodName = "/huifang.scheduler.v1.SchedulerService/ReschedulePlannedVisit"
+	SchedulerService_CancelPlannedVisit_FullMethodName     = "/huifang.scheduler.v1.SchedulerService/CancelPlannedVisit"
+	SchedulerService_SetContactPolicy_FullMethodName       = "/huifang.scheduler.v1.SchedulerService/SetContactPolicy"
+	SchedulerService_GetContactPolicy_FullMethodName       = "/huifang.scheduler.v1.SchedulerService/GetContactPolicy"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// SchedulerService keeps follow-up policies and the visits they plan.
+// SchedulerService keeps follow-up policies, the tenant's contact policy and
+// the visits they plan.
 type SchedulerServiceClient interface {
-	// CreatePolicy adds a policy; it applies to services completed from then on.
+	// CreatePolicy adds a policy (version 1); it applies to services completed from then on.
 	CreatePolicy(ctx context.Context, in *CreatePolicyRequest, opts ...grpc.CallOption) (*CreatePolicyResponse, error)
+	// UpdatePolicy stores a new version of a policy; visits already planned keep their version.
+	UpdatePolicy(ctx context.Context, in *UpdatePolicyRequest, opts ...grpc.CallOption) (*UpdatePolicyResponse, error)
+	// GetPolicy returns one version of a policy (the latest when version is 0).
+	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 	// ListPolicies lists the tenant's policies, built-in ones included.
 	ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error)
+	// ActivatePolicy makes a policy plan visits again.
+	ActivatePolicy(ctx context.Context, in *ActivatePolicyRequest, opts ...grpc.CallOption) (*ActivatePolicyResponse, error)
+	// DeactivatePolicy stops a policy from planning new visits (and recurring series from going on).
+	DeactivatePolicy(ctx context.Context, in *DeactivatePolicyRequest, opts ...grpc.CallOption) (*DeactivatePolicyResponse, error)
+	// SimulatePolicy is a dry run over past services or a synthetic load: the visits per day,
+	// channel and group the policy would create. Nothing is stored.
+	SimulatePolicy(ctx context.Context, in *SimulatePolicyRequest, opts ...grpc.CallOption) (*SimulatePolicyResponse, error)
+	// ListPolicyPacks lists the packs that ship with the scheduler (one per seed policy).
+	ListPolicyPacks(ctx context.Context, in *ListPolicyPacksRequest, opts ...grpc.CallOption) (*ListPolicyPacksResponse, error)
+	// LoadPolicyPack creates the pack's policies for the tenant (a new version of those it has).
+	LoadPolicyPack(ctx context.Context, in *LoadPolicyPackRequest, opts ...grpc.CallOption) (*LoadPolicyPackResponse, error)
 	// ListPlannedVisits lists planned visits, soonest due first.
 	ListPlannedVisits(ctx context.Context, in *ListPlannedVisitsRequest, opts ...grpc.CallOption) (*ListPlannedVisitsResponse, error)
+	// ExplainVisit says which policy, version, rule, sample draw, window and cap decided a visit.
+	ExplainVisit(ctx context.Context, in *ExplainVisitRequest, opts ...grpc.CallOption) (*ExplainVisitResponse, error)
+	// ReschedulePlannedVisit moves a planned visit to the time the customer asked for.
+	ReschedulePlannedVisit(ctx context.Context, in *ReschedulePlannedVisitRequest, opts ...grpc.CallOption) (*ReschedulePlannedVisitResponse, error)
+	// CancelPlannedVisit cancels a planned or due visit and publishes VisitCancelled.
+	CancelPlannedVisit(ctx context.Context, in *CancelPlannedVisitRequest, opts ...grpc.CallOption) (*CancelPlannedVisitResponse, error)
+	// SetContactPolicy replaces the tenant's contact policy (windows, quiet hours, holidays, caps).
+	SetContactPolicy(ctx context.Context, in *SetContactPolicyRequest, opts ...grpc.CallOption) (*SetContactPolicyResponse, error)
+	// GetContactPolicy returns the tenant's contact policy.
+	GetContactPolicy(ctx context.Context, in *GetContactPolicyRequest, opts ...grpc.CallOption) (*GetContactPolicyResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -56,10 +94,80 @@ func (c *schedulerServiceClient) CreatePolicy(ctx context.Context, in *CreatePol
 	return out, nil
 }
 
+func (c *schedulerServiceClient) UpdatePolicy(ctx context.Context, in *UpdatePolicyRequest, opts ...grpc.CallOption) (*UpdatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_UpdatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *schedulerServiceClient) ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListPoliciesResponse)
 	err := c.cc.Invoke(ctx, SchedulerService_ListPolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ActivatePolicy(ctx context.Context, in *ActivatePolicyRequest, opts ...grpc.CallOption) (*ActivatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ActivatePolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ActivatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) DeactivatePolicy(ctx context.Context, in *DeactivatePolicyRequest, opts ...grpc.CallOption) (*DeactivatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeactivatePolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_DeactivatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) SimulatePolicy(ctx context.Context, in *SimulatePolicyRequest, opts ...grpc.CallOption) (*SimulatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SimulatePolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_SimulatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListPolicyPacks(ctx context.Context, in *ListPolicyPacksRequest, opts ...grpc.CallOption) (*ListPolicyPacksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPolicyPacksResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListPolicyPacks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) LoadPolicyPack(ctx context.Context, in *LoadPolicyPackRequest, opts ...grpc.CallOption) (*LoadPolicyPackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadPolicyPackResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_LoadPolicyPack_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -76,18 +184,94 @@ func (c *schedulerServiceClient) ListPlannedVisits(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *schedulerServiceClient) ExplainVisit(ctx context.Context, in *ExplainVisitRequest, opts ...grpc.CallOption) (*ExplainVisitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExplainVisitResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ExplainVisit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ReschedulePlannedVisit(ctx context.Context, in *ReschedulePlannedVisitRequest, opts ...grpc.CallOption) (*ReschedulePlannedVisitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReschedulePlannedVisitResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ReschedulePlannedVisit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) CancelPlannedVisit(ctx context.Context, in *CancelPlannedVisitRequest, opts ...grpc.CallOption) (*CancelPlannedVisitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelPlannedVisitResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_CancelPlannedVisit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) SetContactPolicy(ctx context.Context, in *SetContactPolicyRequest, opts ...grpc.CallOption) (*SetContactPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetContactPolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_SetContactPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetContactPolicy(ctx context.Context, in *GetContactPolicyRequest, opts ...grpc.CallOption) (*GetContactPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetContactPolicyResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetContactPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
 //
-// SchedulerService keeps follow-up policies and the visits they plan.
+// SchedulerService keeps follow-up policies, the tenant's contact policy and
+// the visits they plan.
 type SchedulerServiceServer interface {
-	// CreatePolicy adds a policy; it applies to services completed from then on.
+	// CreatePolicy adds a policy (version 1); it applies to services completed from then on.
 	CreatePolicy(context.Context, *CreatePolicyRequest) (*CreatePolicyResponse, error)
+	// UpdatePolicy stores a new version of a policy; visits already planned keep their version.
+	UpdatePolicy(context.Context, *UpdatePolicyRequest) (*UpdatePolicyResponse, error)
+	// GetPolicy returns one version of a policy (the latest when version is 0).
+	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	// ListPolicies lists the tenant's policies, built-in ones included.
 	ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error)
+	// ActivatePolicy makes a policy plan visits again.
+	ActivatePolicy(context.Context, *ActivatePolicyRequest) (*ActivatePolicyResponse, error)
+	// DeactivatePolicy stops a policy from planning new visits (and recurring series from going on).
+	DeactivatePolicy(context.Context, *DeactivatePolicyRequest) (*DeactivatePolicyResponse, error)
+	// SimulatePolicy is a dry run over past services or a synthetic load: the visits per day,
+	// channel and group the policy would create. Nothing is stored.
+	SimulatePolicy(context.Context, *SimulatePolicyRequest) (*SimulatePolicyResponse, error)
+	// ListPolicyPacks lists the packs that ship with the scheduler (one per seed policy).
+	ListPolicyPacks(context.Context, *ListPolicyPacksRequest) (*ListPolicyPacksResponse, error)
+	// LoadPolicyPack creates the pack's policies for the tenant (a new version of those it has).
+	LoadPolicyPack(context.Context, *LoadPolicyPackRequest) (*LoadPolicyPackResponse, error)
 	// ListPlannedVisits lists planned visits, soonest due first.
 	ListPlannedVisits(context.Context, *ListPlannedVisitsRequest) (*ListPlannedVisitsResponse, error)
+	// ExplainVisit says which policy, version, rule, sample draw, window and cap decided a visit.
+	ExplainVisit(context.Context, *ExplainVisitRequest) (*ExplainVisitResponse, error)
+	// ReschedulePlannedVisit moves a planned visit to the time the customer asked for.
+	ReschedulePlannedVisit(context.Context, *ReschedulePlannedVisitRequest) (*ReschedulePlannedVisitResponse, error)
+	// CancelPlannedVisit cancels a planned or due visit and publishes VisitCancelled.
+	CancelPlannedVisit(context.Context, *CancelPlannedVisitRequest) (*CancelPlannedVisitResponse, error)
+	// SetContactPolicy replaces the tenant's contact policy (windows, quiet hours, holidays, caps).
+	SetContactPolicy(context.Context, *SetContactPolicyRequest) (*SetContactPolicyResponse, error)
+	// GetContactPolicy returns the tenant's contact policy.
+	GetContactPolicy(context.Context, *GetContactPolicyRequest) (*GetContactPolicyResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -101,11 +285,47 @@ type UnimplementedSchedulerServiceServer struct{}
 func (UnimplementedSchedulerServiceServer) CreatePolicy(context.Context, *CreatePolicyRequest) (*CreatePolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreatePolicy not implemented")
 }
+func (UnimplementedSchedulerServiceServer) UpdatePolicy(context.Context, *UpdatePolicyRequest) (*UpdatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePolicy not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicy not implemented")
+}
 func (UnimplementedSchedulerServiceServer) ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPolicies not implemented")
 }
+func (UnimplementedSchedulerServiceServer) ActivatePolicy(context.Context, *ActivatePolicyRequest) (*ActivatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ActivatePolicy not implemented")
+}
+func (UnimplementedSchedulerServiceServer) DeactivatePolicy(context.Context, *DeactivatePolicyRequest) (*DeactivatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeactivatePolicy not implemented")
+}
+func (UnimplementedSchedulerServiceServer) SimulatePolicy(context.Context, *SimulatePolicyRequest) (*SimulatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SimulatePolicy not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListPolicyPacks(context.Context, *ListPolicyPacksRequest) (*ListPolicyPacksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPolicyPacks not implemented")
+}
+func (UnimplementedSchedulerServiceServer) LoadPolicyPack(context.Context, *LoadPolicyPackRequest) (*LoadPolicyPackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoadPolicyPack not implemented")
+}
 func (UnimplementedSchedulerServiceServer) ListPlannedVisits(context.Context, *ListPlannedVisitsRequest) (*ListPlannedVisitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPlannedVisits not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ExplainVisit(context.Context, *ExplainVisitRequest) (*ExplainVisitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExplainVisit not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ReschedulePlannedVisit(context.Context, *ReschedulePlannedVisitRequest) (*ReschedulePlannedVisitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReschedulePlannedVisit not implemented")
+}
+func (UnimplementedSchedulerServiceServer) CancelPlannedVisit(context.Context, *CancelPlannedVisitRequest) (*CancelPlannedVisitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelPlannedVisit not implemented")
+}
+func (UnimplementedSchedulerServiceServer) SetContactPolicy(context.Context, *SetContactPolicyRequest) (*SetContactPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetContactPolicy not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetContactPolicy(context.Context, *GetContactPolicyRequest) (*GetContactPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetContactPolicy not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -146,6 +366,42 @@ func _SchedulerService_CreatePolicy_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_UpdatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).UpdatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_UpdatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).UpdatePolicy(ctx, req.(*UpdatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetPolicy(ctx, req.(*GetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SchedulerService_ListPolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListPoliciesRequest)
 	if err := dec(in); err != nil {
@@ -160,6 +416,96 @@ func _SchedulerService_ListPolicies_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SchedulerServiceServer).ListPolicies(ctx, req.(*ListPoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ActivatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActivatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ActivatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ActivatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ActivatePolicy(ctx, req.(*ActivatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_DeactivatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeactivatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).DeactivatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_DeactivatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).DeactivatePolicy(ctx, req.(*DeactivatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_SimulatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SimulatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).SimulatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_SimulatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).SimulatePolicy(ctx, req.(*SimulatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListPolicyPacks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPolicyPacksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListPolicyPacks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListPolicyPacks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListPolicyPacks(ctx, req.(*ListPolicyPacksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_LoadPolicyPack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadPolicyPackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).LoadPolicyPack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_LoadPolicyPack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).LoadPolicyPack(ctx, req.(*LoadPolicyPackRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -182,6 +528,96 @@ func _SchedulerService_ListPlannedVisits_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_ExplainVisit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainVisitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ExplainVisit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ExplainVisit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ExplainVisit(ctx, req.(*ExplainVisitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ReschedulePlannedVisit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReschedulePlannedVisitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ReschedulePlannedVisit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ReschedulePlannedVisit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ReschedulePlannedVisit(ctx, req.(*ReschedulePlannedVisitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_CancelPlannedVisit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelPlannedVisitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).CancelPlannedVisit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_CancelPlannedVisit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).CancelPlannedVisit(ctx, req.(*CancelPlannedVisitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_SetContactPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetContactPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).SetContactPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_SetContactPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).SetContactPolicy(ctx, req.(*SetContactPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetContactPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetContactPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetContactPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetContactPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetContactPolicy(ctx, req.(*GetContactPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -194,12 +630,60 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SchedulerService_CreatePolicy_Handler,
 		},
 		{
+			MethodName: "UpdatePolicy",
+			Handler:    _SchedulerService_UpdatePolicy_Handler,
+		},
+		{
+			MethodName: "GetPolicy",
+			Handler:    _SchedulerService_GetPolicy_Handler,
+		},
+		{
 			MethodName: "ListPolicies",
 			Handler:    _SchedulerService_ListPolicies_Handler,
 		},
 		{
+			MethodName: "ActivatePolicy",
+			Handler:    _SchedulerService_ActivatePolicy_Handler,
+		},
+		{
+			MethodName: "DeactivatePolicy",
+			Handler:    _SchedulerService_DeactivatePolicy_Handler,
+		},
+		{
+			MethodName: "SimulatePolicy",
+			Handler:    _SchedulerService_SimulatePolicy_Handler,
+		},
+		{
+			MethodName: "ListPolicyPacks",
+			Handler:    _SchedulerService_ListPolicyPacks_Handler,
+		},
+		{
+			MethodName: "LoadPolicyPack",
+			Handler:    _SchedulerService_LoadPolicyPack_Handler,
+		},
+		{
 			MethodName: "ListPlannedVisits",
 			Handler:    _SchedulerService_ListPlannedVisits_Handler,
+		},
+		{
+			MethodName: "ExplainVisit",
+			Handler:    _SchedulerService_ExplainVisit_Handler,
+		},
+		{
+			MethodName: "ReschedulePlannedVisit",
+			Handler:    _SchedulerService_ReschedulePlannedVisit_Handler,
+		},
+		{
+			MethodName: "CancelPlannedVisit",
+			Handler:    _SchedulerService_CancelPlannedVisit_Handler,
+		},
+		{
+			MethodName: "SetContactPolicy",
+			Handler:    _SchedulerService_SetContactPolicy_Handler,
+		},
+		{
+			MethodName: "GetContactPolicy",
+			Handler:    _SchedulerService_GetContactPolicy_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

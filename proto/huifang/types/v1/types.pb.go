@@ -411,8 +411,12 @@ type Customer struct {
 	Tier        string              `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
 	Preferences *ContactPreferences `protobuf:"bytes,7,opt,name=preferences,proto3" json:"preferences,omitempty"`
 	// Staff who know the customer; at least two (seed 002). The first is the primary owner.
-	OwnerIds      []string `protobuf:"bytes,8,rep,name=owner_ids,json=ownerIds,proto3" json:"owner_ids,omitempty"`
-	OrgUnit       string   `protobuf:"bytes,9,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	OwnerIds []string `protobuf:"bytes,8,rep,name=owner_ids,json=ownerIds,proto3" json:"owner_ids,omitempty"`
+	OrgUnit  string   `protobuf:"bytes,9,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// "individual" (default) or "fleet": key-customer spend thresholds differ (seed 000, auto dealer).
+	Kind string `protobuf:"bytes,10,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The external id of the customer who referred this one; referrals count toward the key tier (seed 000).
+	ReferredBy    string `protobuf:"bytes,11,opt,name=referred_by,json=referredBy,proto3" json:"referred_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +514,180 @@ func (x *Customer) GetOrgUnit() string {
 	return ""
 }
 
+func (x *Customer) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Customer) GetReferredBy() string {
+	if x != nil {
+		return x.ReferredBy
+	}
+	return ""
+}
+
+// Vehicle is the vehicle a service was about (seed 000, auto dealer).
+type Vehicle struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Vehicle identification number.
+	Vin           string `protobuf:"bytes,1,opt,name=vin,proto3" json:"vin,omitempty"`
+	Plate         string `protobuf:"bytes,2,opt,name=plate,proto3" json:"plate,omitempty"`
+	MileageKm     int64  `protobuf:"varint,3,opt,name=mileage_km,json=mileageKm,proto3" json:"mileage_km,omitempty"`
+	Model         string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Vehicle) Reset() {
+	*x = Vehicle{}
+	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Vehicle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Vehicle) ProtoMessage() {}
+
+func (x *Vehicle) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Vehicle.ProtoReflect.Descriptor instead.
+func (*Vehicle) Descriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Vehicle) GetVin() string {
+	if x != nil {
+		return x.Vin
+	}
+	return ""
+}
+
+func (x *Vehicle) GetPlate() string {
+	if x != nil {
+		return x.Plate
+	}
+	return ""
+}
+
+func (x *Vehicle) GetMileageKm() int64 {
+	if x != nil {
+		return x.MileageKm
+	}
+	return 0
+}
+
+func (x *Vehicle) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// Complaint describes the complaint a complaint_closed service closed (seed 000).
+type Complaint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The complaint's own id, the same whichever channel or department it came through:
+	// one complaint raised through several channels is recorded once.
+	Reference string   `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Severity  Severity `protobuf:"varint,2,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// Anonymous complaints need no follow-up (seed 000).
+	Anonymous bool `protobuf:"varint,3,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	// Only a written reply was requested: no follow-up, the reply is attached (seed 000).
+	WrittenReplyOnly bool `protobuf:"varint,4,opt,name=written_reply_only,json=writtenReplyOnly,proto3" json:"written_reply_only,omitempty"`
+	// The channel it was raised through, e.g. "phone", "web", "letter".
+	Channel       string `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	Category      string `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Complaint) Reset() {
+	*x = Complaint{}
+	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Complaint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Complaint) ProtoMessage() {}
+
+func (x *Complaint) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Complaint.ProtoReflect.Descriptor instead.
+func (*Complaint) Descriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Complaint) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *Complaint) GetSeverity() Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Complaint) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+func (x *Complaint) GetWrittenReplyOnly() bool {
+	if x != nil {
+		return x.WrittenReplyOnly
+	}
+	return false
+}
+
+func (x *Complaint) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *Complaint) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
 // Product is the product a service was about.
 type Product struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -523,7 +701,7 @@ type Product struct {
 
 func (x *Product) Reset() {
 	*x = Product{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +713,7 @@ func (x *Product) String() string {
 func (*Product) ProtoMessage() {}
 
 func (x *Product) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +726,7 @@ func (x *Product) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Product.ProtoReflect.Descriptor instead.
 func (*Product) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Product) GetSku() string {
@@ -583,16 +761,26 @@ func (x *Product) GetWarrantyUntil() *timestamppb.Timestamp {
 type Answer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The aspect the question rates, e.g. "overall", "staff_attitude" (seed 003).
-	Aspect        string `protobuf:"bytes,1,opt,name=aspect,proto3" json:"aspect,omitempty"`
-	Rating        Rating `protobuf:"varint,2,opt,name=rating,proto3,enum=huifang.types.v1.Rating" json:"rating,omitempty"`
-	Comment       string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	Aspect  string `protobuf:"bytes,1,opt,name=aspect,proto3" json:"aspect,omitempty"`
+	Rating  Rating `protobuf:"varint,2,opt,name=rating,proto3,enum=huifang.types.v1.Rating" json:"rating,omitempty"`
+	Comment string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	// The question of the questionnaire this answers; when empty, the question is found by aspect.
+	QuestionId string `protobuf:"bytes,4,opt,name=question_id,json=questionId,proto3" json:"question_id,omitempty"`
+	// A 1–5 scale or an NPS 0–10 answer.
+	Score *int32 `protobuf:"varint,5,opt,name=score,proto3,oneof" json:"score,omitempty"`
+	// A yes/no answer.
+	Yes *bool `protobuf:"varint,6,opt,name=yes,proto3,oneof" json:"yes,omitempty"`
+	// The option picked for a choice question.
+	Choice string `protobuf:"bytes,7,opt,name=choice,proto3" json:"choice,omitempty"`
+	// A free-text answer.
+	Text          string `protobuf:"bytes,8,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +792,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +805,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Answer) GetAspect() string {
@@ -641,19 +829,60 @@ func (x *Answer) GetComment() string {
 	return ""
 }
 
+func (x *Answer) GetQuestionId() string {
+	if x != nil {
+		return x.QuestionId
+	}
+	return ""
+}
+
+func (x *Answer) GetScore() int32 {
+	if x != nil && x.Score != nil {
+		return *x.Score
+	}
+	return 0
+}
+
+func (x *Answer) GetYes() bool {
+	if x != nil && x.Yes != nil {
+		return *x.Yes
+	}
+	return false
+}
+
+func (x *Answer) GetChoice() string {
+	if x != nil {
+		return x.Choice
+	}
+	return ""
+}
+
+func (x *Answer) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 // Problem is a problem the customer raised during a follow-up.
 type Problem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Category decides the owning department, e.g. "product_quality", "service_quality" (seed 001).
-	Category      string `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
-	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Category    string `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// How serious the customer's problem is; the category's configured severity when unset (seed 000).
+	Severity Severity `protobuf:"varint,3,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// The complainant left no name: the complaint needs no follow-up, but its written reply is attached (seed 000).
+	Anonymous bool `protobuf:"varint,4,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	// Only a written reply was requested: no follow-up, the written reply is attached (seed 000).
+	WrittenReplyOnly bool `protobuf:"varint,5,opt,name=written_reply_only,json=writtenReplyOnly,proto3" json:"written_reply_only,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +894,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +907,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Problem) GetCategory() string {
@@ -695,6 +924,27 @@ func (x *Problem) GetDescription() string {
 	return ""
 }
 
+func (x *Problem) GetSeverity() Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Problem) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+func (x *Problem) GetWrittenReplyOnly() bool {
+	if x != nil {
+		return x.WrittenReplyOnly
+	}
+	return false
+}
+
 var File_huifang_types_v1_types_proto protoreflect.FileDescriptor
 
 const file_huifang_types_v1_types_proto_rawDesc = "" +
@@ -709,7 +959,7 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\awindows\x18\x02 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12\x1b\n" +
 	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1a\n" +
 	"\blanguage\x18\x04 \x01(\tR\blanguage\x12%\n" +
-	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\x8f\x02\n" +
+	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\xc4\x02\n" +
 	"\bCustomer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x02 \x01(\tR\n" +
@@ -720,19 +970,47 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\x04tier\x18\x06 \x01(\tR\x04tier\x12F\n" +
 	"\vpreferences\x18\a \x01(\v2$.huifang.types.v1.ContactPreferencesR\vpreferences\x12\x1b\n" +
 	"\towner_ids\x18\b \x03(\tR\bownerIds\x12\x19\n" +
-	"\borg_unit\x18\t \x01(\tR\aorgUnit\"\x92\x01\n" +
+	"\borg_unit\x18\t \x01(\tR\aorgUnit\x12\x12\n" +
+	"\x04kind\x18\n" +
+	" \x01(\tR\x04kind\x12\x1f\n" +
+	"\vreferred_by\x18\v \x01(\tR\n" +
+	"referredBy\"f\n" +
+	"\aVehicle\x12\x10\n" +
+	"\x03vin\x18\x01 \x01(\tR\x03vin\x12\x14\n" +
+	"\x05plate\x18\x02 \x01(\tR\x05plate\x12\x1d\n" +
+	"\n" +
+	"mileage_km\x18\x03 \x01(\x03R\tmileageKm\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\"\xe3\x01\n" +
+	"\tComplaint\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x126\n" +
+	"\bseverity\x18\x02 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12\x1c\n" +
+	"\tanonymous\x18\x03 \x01(\bR\tanonymous\x12,\n" +
+	"\x12written_reply_only\x18\x04 \x01(\bR\x10writtenReplyOnly\x12\x18\n" +
+	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1a\n" +
+	"\bcategory\x18\x06 \x01(\tR\bcategory\"\x92\x01\n" +
 	"\aProduct\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
 	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x16\n" +
 	"\x06serial\x18\x03 \x01(\tR\x06serial\x12A\n" +
-	"\x0ewarranty_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rwarrantyUntil\"l\n" +
+	"\x0ewarranty_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rwarrantyUntil\"\xfd\x01\n" +
 	"\x06Answer\x12\x16\n" +
 	"\x06aspect\x18\x01 \x01(\tR\x06aspect\x120\n" +
 	"\x06rating\x18\x02 \x01(\x0e2\x18.huifang.types.v1.RatingR\x06rating\x12\x18\n" +
-	"\acomment\x18\x03 \x01(\tR\acomment\"G\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\x12\x1f\n" +
+	"\vquestion_id\x18\x04 \x01(\tR\n" +
+	"questionId\x12\x19\n" +
+	"\x05score\x18\x05 \x01(\x05H\x00R\x05score\x88\x01\x01\x12\x15\n" +
+	"\x03yes\x18\x06 \x01(\bH\x01R\x03yes\x88\x01\x01\x12\x16\n" +
+	"\x06choice\x18\a \x01(\tR\x06choice\x12\x12\n" +
+	"\x04text\x18\b \x01(\tR\x04textB\b\n" +
+	"\x06_scoreB\x06\n" +
+	"\x04_yes\"\xcb\x01\n" +
 	"\aProblem\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription*~\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x126\n" +
+	"\bseverity\x18\x03 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12\x1c\n" +
+	"\tanonymous\x18\x04 \x01(\bR\tanonymous\x12,\n" +
+	"\x12written_reply_only\x18\x05 \x01(\bR\x10writtenReplyOnly*~\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_PHONE\x10\x01\x12\x0f\n" +
@@ -777,7 +1055,7 @@ func file_huifang_types_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_huifang_types_v1_types_proto_goTypes = []any{
 	(Channel)(0),                  // 0: huifang.types.v1.Channel
 	(Rating)(0),                   // 1: huifang.types.v1.Rating
@@ -786,22 +1064,26 @@ var file_huifang_types_v1_types_proto_goTypes = []any{
 	(*ContactWindow)(nil),         // 4: huifang.types.v1.ContactWindow
 	(*ContactPreferences)(nil),    // 5: huifang.types.v1.ContactPreferences
 	(*Customer)(nil),              // 6: huifang.types.v1.Customer
-	(*Product)(nil),               // 7: huifang.types.v1.Product
-	(*Answer)(nil),                // 8: huifang.types.v1.Answer
-	(*Problem)(nil),               // 9: huifang.types.v1.Problem
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Vehicle)(nil),               // 7: huifang.types.v1.Vehicle
+	(*Complaint)(nil),             // 8: huifang.types.v1.Complaint
+	(*Product)(nil),               // 9: huifang.types.v1.Product
+	(*Answer)(nil),                // 10: huifang.types.v1.Answer
+	(*Problem)(nil),               // 11: huifang.types.v1.Problem
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_huifang_types_v1_types_proto_depIdxs = []int32{
 	0,  // 0: huifang.types.v1.ContactPreferences.opted_out:type_name -> huifang.types.v1.Channel
 	4,  // 1: huifang.types.v1.ContactPreferences.windows:type_name -> huifang.types.v1.ContactWindow
 	5,  // 2: huifang.types.v1.Customer.preferences:type_name -> huifang.types.v1.ContactPreferences
-	10, // 3: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
-	1,  // 4: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	3,  // 3: huifang.types.v1.Complaint.severity:type_name -> huifang.types.v1.Severity
+	12, // 4: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
+	1,  // 5: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
+	3,  // 6: huifang.types.v1.Problem.severity:type_name -> huifang.types.v1.Severity
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_huifang_types_v1_types_proto_init() }
@@ -809,13 +1091,14 @@ func file_huifang_types_v1_types_proto_init() {
 	if File_huifang_types_v1_types_proto != nil {
 		return
 	}
+	file_huifang_types_v1_types_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_types_v1_types_proto_rawDesc), len(file_huifang_types_v1_types_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

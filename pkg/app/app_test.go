@@ -1,0 +1,313 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(freePort(t)) }
+
+// status GETs an HTTP path and returns the status code, or 0 when nothing answers.
+func status(addr, path string) int {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func body(t *testing.T, addr, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func baseConfig(t *testing.T, dbURL, natsURL string) app.Base {
+	return app.Base{
+		DatabaseURL:    dbURL,
+		NATSURL:        natsURL,
+		GRPCAddr:       freeAddr(t),
+		HTTPAddr:       freeAddr(t),
+		LogLevel:       "debug",
+		StartTimeout:   30 * time.Second,
+		ShutdownGrace:  10 * time.Second,
+		StreamReplicas: 1,
+		OutboxRelay:    true,
+	}
+}
+
+// noMigrations is a service without tables of its own.
+var noMigrations = fstest.MapFS{}
+
+type started struct {
+	rt  *app.Runtime
+	err error
+}
+
+// A service that starts before NATS answers /healthz at once, says not
+// ready on /readyz while it waits with backoff, and becomes ready once NATS
+// is up and Run serves.
+func TestStartServesHealthBeforeDependenciesAreUp(t *testing.T) {
+	natsPort := freePort(t)
+	cfg := baseConfig(t, pgtest.NewDatabase(t), "nats://127.0.0.1:"+strconv.Itoa(natsPort))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	res := make(chan started, 1)
+	go func() {
+		rt, err := app.Start(ctx, quiet(), "apptest", cfg, noMigrations)
+		res <- started{rt, err}
+	}()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/healthz") == http.StatusOK }, 10*time.Second, 10*time.Millisecond,
+		"/healthz answers while the service waits for NATS")
+	require.Equal(t, http.StatusServiceUnavailable, status(cfg.HTTPAddr, "/readyz"), "not ready while NATS is down")
+	select {
+	case r := <-res:
+		t.Fatalf("Start returned before NATS was up: %v", r.err)
+	default:
+	}
+
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: natsPort, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	require.True(t, ns.ReadyForConnections(10*time.Second))
+
+	var r started
+	select {
+	case r = <-res:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Start did not finish after NATS came up")
+	}
+	require.NoError(t, r.err)
+	rt := r.rt
+	require.Equal(t, http.StatusServiceUnavailable, status(cfg.HTTPAddr, "/readyz"), "not ready before Run")
+	rt.Consume(&inbox.Consumer{
+		Durable: "apptest-visit-due", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitDue},
+		Handle: func(context.Context, pgx.Tx, jetstream.Msg) error { return nil },
+	})
+
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return strings.Contains(body(t, cfg.HTTPAddr, "/metrics"), `huifang_consumer_pending{consumer="apptest-visit-due",stream="HUIFANG_EVENTS"} 0`)
+	}, 10*time.Second, 50*time.Millisecond, "the consumer's backlog is exported")
+	m := body(t, cfg.HTTPAddr, "/metrics")
+	require.Contains(t, m, "huifang_ready 1")
+	require.Contains(t, m, "huifang_outbox_pending 0")
+	require.Contains(t, m, "huifang_build_info{")
+
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, 0, status(cfg.HTTPAddr, "/healthz"), "the HTTP server is closed after shutdown")
+}
+
+// A service whose Postgres never comes gives up after START_TIMEOUT, having
+// been alive and not ready meanwhile, and frees its port.
+func TestStartGivesUpWhenPostgresNeverComes(t *testing.T) {
+	cfg := baseConfig(t, "postgres://postgres@127.0.0.1:"+strconv.Itoa(freePort(t))+"/x?sslmode=disable&connect_timeout=1", "nats://127.0.0.1:1")
+	cfg.StartTimeout = 2 * time.Second
+	res := make(chan started, 1)
+	go func() {
+		rt, err := app.Start(t.Context(), quiet(), "apptest", cfg, noMigrations)
+		res <- started{rt, err}
+	}()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/healthz") == http.StatusOK }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, http.StatusServiceUnavailable, status(cfg.HTTPAddr, "/readyz"))
+	r := <-res
+	require.ErrorContains(t, r.err, "postgres")
+	require.Nil(t, r.rt)
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	require.NoError(t, err, "the HTTP port is released")
+	l.Close()
+}
+
+// SIGTERM (the context ending): readiness goes false first; the background
+// loop stops claiming work but finishes the item it holds; during
+// SHUTDOWN_DELAY new gRPC calls are still served; a call in flight finishes;
+// only then does Run return.
+func TestShutdownDrainsInFlightWork(t *testing.T) {
+	ns := natstest.Start(t)
+	cfg := baseConfig(t, pgtest.NewDatabase(t), ns.ClientURL())
+	cfg.ShutdownDelay = 2 * time.Second
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rt, err := app.Start(ctx, quiet(), "apptest", cfg, noMigrations)
+	require.NoError(t, err)
+
+	// A worker that claims one item and holds it until released.
+	var claims atomic.Int32
+	var finished atomic.Bool
+	holding, releaseWork := make(chan struct{}), make(chan struct{})
+	rt.Go("worker", func(ctx context.Context) error {
+		for ctx.Err() == nil {
+			if claims.Add(1) == 1 {
+				close(holding)
+				<-releaseWork
+				finished.Store(true)
+				continue
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		return nil
+	})
+	// A gRPC method that blocks until released.
+	inCall, releaseCall := make(chan struct{}), make(chan struct{})
+	rt.Server.GRPC.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "huifang.apptest.Slow",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Wait",
+			Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				if err := dec(&emptypb.Empty{}); err != nil {
+					return nil, err
+				}
+				close(inCall)
+				<-releaseCall
+				return &emptypb.Empty{}, nil
+			},
+		}},
+	}, struct{}{})
+
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
+	<-holding
+
+	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	callErr := make(chan error, 1)
+	go func() {
+		callErr <- conn.Invoke(t.Context(), "/huifang.apptest.Slow/Wait", &emptypb.Empty{}, &emptypb.Empty{})
+	}()
+	<-inCall
+
+	cancel() // SIGTERM
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusServiceUnavailable }, 5*time.Second, 5*time.Millisecond,
+		"readiness goes false first")
+	hc, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "during SHUTDOWN_DELAY gRPC still takes calls")
+	require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, hc.GetStatus())
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while work was in flight: %v", err)
+	default:
+	}
+
+	close(releaseWork)
+	close(releaseCall)
+	require.NoError(t, <-callErr, "the call in flight at SIGTERM finishes")
+	require.NoError(t, <-done)
+	require.True(t, finished.Load(), "the item held at SIGTERM was finished")
+	require.EqualValues(t, 1, claims.Load(), "no new work claimed after SIGTERM")
+}
+
+// MIGRATE_ONLY (the Kubernetes init step) applies the migrations without
+// NATS and without serving, and says so with ErrMigrated.
+func TestMigrateOnly(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	cfg := baseConfig(t, dbURL, "nats://127.0.0.1:1")
+	cfg.MigrateOnly = true
+	migrations := fstest.MapFS{"001_things.sql": {Data: []byte(`CREATE TABLE things (id text PRIMARY KEY)`)}}
+	rt, err := app.Start(t.Context(), quiet(), "apptest", cfg, migrations)
+	require.ErrorIs(t, err, app.ErrMigrated)
+	require.Nil(t, rt)
+	require.Equal(t, 0, status(cfg.HTTPAddr, "/healthz"), "nothing is served")
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var tables int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables
+WHERE table_schema = 'apptest' AND table_name IN ('things', 'outbox', 'inbox')`).Scan(&tables))
+	require.Equal(t, 3, tables, "the service's, the outbox's and the inbox's tables exist")
+}
+
+func TestProbe(t *testing.T) {
+	ready := atomic.Bool{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" || !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	lookup := func(addr string) func(string) (string, bool) {
+		return func(name string) (string, bool) {
+			if name == "HTTP_ADDR" && addr != "" {
+				return addr, true
+			}
+			return "", false
+		}
+	}
+	require.ErrorContains(t, app.Probe(t.Context(), lookup(":"+port)), "503", "not ready yet")
+	ready.Store(true)
+	tests := []struct {
+		name, addr, wantErr string
+	}{
+		{"all interfaces means loopback", ":" + port, ""},
+		{"explicit host", "127.0.0.1:" + port, ""},
+		{"unset", "", "HTTP_ADDR is not set"},
+		{"malformed", "8002", "HTTP_ADDR"},
+		{"nothing listening", "127.0.0.1:" + strconv.Itoa(freePort(t)), "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := app.Probe(t.Context(), lookup(tt.addr))
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
