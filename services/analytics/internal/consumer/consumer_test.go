@@ -2,7 +2,9 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +23,10 @@ import (
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
-	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
+	"github.com/huifang/huifang/services/analytics/internal/figures"
+	"github.com/huifang/huifang/services/analytics/internal/kpi"
+	"github.com/huifang/huifang/services/analytics/internal/report"
+	"github.com/huifang/huifang/services/analytics/internal/scenario"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
@@ -31,43 +36,53 @@ type bundle struct {
 	js       jetstream.JetStream
 	log      *slog.Logger
 	consumer *inbox.Consumer
-	store    *store.Store
+	runner   *consumer.Runner
+	calc     *kpi.Calc
 }
 
 // setup builds storage as app.Start does (schema "analytics" with the outbox,
 // inbox and analytics migrations), a real NATS server with the streams, and
-// the VisitLogged consumer wired to both.
+// the consumer wired to both.
 func setup(t *testing.T) bundle {
 	t.Helper()
 	log := servicetest.Logger()
 	pool := servicetest.Pool(t, "analytics", migrations.FS)
 	js := servicetest.JetStream(t)
-	c := consumer.VisitLogged()
+	c := consumer.New()
 	c.Service, c.Pool, c.JS, c.Log = "analytics", pool, js, log
-	return bundle{pool: pool, js: js, log: log, consumer: c, store: &store.Store{Pool: pool}}
+	return bundle{pool: pool, js: js, log: log, consumer: c, runner: consumer.NewRunner(c), calc: &kpi.Calc{Store: &store.Store{Pool: pool}}}
 }
 
-// run starts the durable consumer until the test ends.
+// run starts the runner until the test ends.
 func (b bundle) run(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.consumer.Run(ctx) }()
+	go func() { done <- b.runner.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
 	})
 }
 
-func (b bundle) publish(t *testing.T, msgID string, data []byte) *jetstream.PubAck {
+func (b bundle) publishRaw(t *testing.T, subject, msgID string, data []byte) *jetstream.PubAck {
 	t.Helper()
-	msg := nats.NewMsg(stream.SubjectVisitLogged)
+	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	msg.Header.Set(stream.HeaderContentType, stream.ContentTypeProtobuf)
 	ack, err := b.js.PublishMsg(context.Background(), msg)
 	require.NoError(t, err)
 	return ack
+}
+
+func (b bundle) publish(t *testing.T, evs ...scenario.Event) {
+	t.Helper()
+	for _, e := range evs {
+		data, err := proto.Marshal(e.Msg)
+		require.NoError(t, err)
+		b.publishRaw(t, e.Subject, e.ID, data)
+	}
 }
 
 // waitHandled waits until the consumer has written n inbox rows (handled or dead-lettered).
@@ -77,55 +92,122 @@ func (b bundle) waitHandled(t *testing.T, n int) {
 		var got int
 		err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.Durable).Scan(&got)
 		return err == nil && got >= n
-	}, 15*time.Second, 20*time.Millisecond)
+	}, 20*time.Second, 20*time.Millisecond)
 }
 
-func (b bundle) sum(t *testing.T, f store.Filter) satisfaction.Counts {
+// snapshot is every non-zero counter, in order.
+func (b bundle) snapshot(t *testing.T) []string {
 	t.Helper()
-	if f.Tenant == "" {
-		f.Tenant = "default"
-	}
-	c, err := b.store.Sum(context.Background(), f)
+	rows, err := b.pool.Query(context.Background(), `SELECT concat_ws('|', tenant_id, metric, day, org_unit, policy_id, service_type, product_category, channel, agent_id, aspect, category, n, total)
+FROM daily WHERE n <> 0 OR total <> 0 ORDER BY 1`)
 	require.NoError(t, err)
-	return c
-}
-
-var day = time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)
-
-func visitLogged(visitID string, answers ...*typesv1.Answer) []byte {
-	b, err := proto.Marshal(&eventsv1.VisitLogged{
-		EventId:  "ev-" + visitID,
-		VisitId:  visitID,
-		OrgUnit:  "north",
-		LoggedAt: timestamppb.New(day.Add(9 * time.Hour)),
-		Answers:  answers,
-	})
-	if err != nil {
-		panic(err)
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
 	}
-	return b
+	require.NoError(t, rows.Err())
+	return out
 }
 
-func answer(aspect string, r typesv1.Rating) *typesv1.Answer {
-	return &typesv1.Answer{Aspect: aspect, Rating: r}
+func ratio(num, den int64) [2]int64 { return [2]int64{num, den} }
+
+func nd(r figures.Ratio) [2]int64 { return [2]int64{r.Num, r.Den} }
+
+// checkScenario compares the figures of March with the ones computed by hand
+// in scenario.Events (and docs/figures.md).
+func (b bundle) checkScenario(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	tg := figures.NewTargets(nil)
+	s := kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To}
+	rs, err := b.calc.Figures(ctx, s, tg, figures.Coverage, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
+	require.NoError(t, err)
+	require.Equal(t, [][2]int64{ratio(4, 5), ratio(3, 5), ratio(1, 5), ratio(1, 2), ratio(3, 5), ratio(2, 3), ratio(1, 2), ratio(1, 2)},
+		[][2]int64{nd(rs[0]), nd(rs[1]), nd(rs[2]), nd(rs[3]), nd(rs[4]), nd(rs[5]), nd(rs[6]), nd(rs[7])},
+		"coverage, response, unreachable, contact, timeliness, 48 h, resolution, improvement")
+	sat, err := b.calc.Satisfaction(ctx, s, tg)
+	require.NoError(t, err)
+	require.Len(t, sat.Aspects, 2)
+	require.Equal(t, kpi.AspectVotes{Aspect: "overall", Satisfied: 1, FairlySatisfied: 1, Unsatisfied: 1}, withoutRate(sat.Aspects[0]))
+	require.Equal(t, ratio(2, 3), nd(sat.Aspects[0].Rate))
+	require.Equal(t, ratio(1, 2), nd(sat.Aspects[1].Rate), "staff_attitude")
+	require.Equal(t, kpi.NPS{Promoters: 1, Detractors: 1}, sat.NPS)
+	cov, err := b.calc.Coverage(ctx, kpi.Scope{Tenant: "default"}, tg)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, cov.WonBack, "cu1 came back after 7 months (seed 000: churned after 6)")
+	require.EqualValues(t, 4, cov.Services)
 }
 
-func TestVisitLoggedAddsVotes(t *testing.T) {
+func withoutRate(a kpi.AspectVotes) kpi.AspectVotes {
+	a.Rate = figures.Ratio{}
+	return a
+}
+
+func TestScenarioFiguresAndRebuild(t *testing.T) {
 	b := setup(t)
 	b.run(t)
-	b.publish(t, "ev-1", visitLogged("visit-1", answer("overall", typesv1.Rating_RATING_SATISFIED), answer("cleaning", typesv1.Rating_RATING_UNSATISFIED), answer("parking", typesv1.Rating_RATING_UNSPECIFIED)))
-	b.publish(t, "ev-2", visitLogged("visit-2", answer("overall", typesv1.Rating_RATING_FAIRLY_SATISFIED)))
-	b.waitHandled(t, 2)
+	evs := scenario.Events()
+	b.publish(t, evs...)
+	b.waitHandled(t, len(evs))
+	b.checkScenario(t)
+	// The monthly and tenant-total counters hold the same sums as the daily ones.
+	for _, table := range []string{"monthly", "daily_tenant", "monthly_tenant"} {
+		var differ int
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM (
+  SELECT metric, aspect, category, date_trunc('month', day), sum(n), sum(total) FROM daily GROUP BY 1, 2, 3, 4
+  EXCEPT SELECT metric, aspect, category, date_trunc('month', day), sum(n), sum(total) FROM `+table+` GROUP BY 1, 2, 3, 4) x`).Scan(&differ))
+		require.Zero(t, differ, table)
+	}
+	before := b.snapshot(t)
+	require.NotEmpty(t, before)
+	reportCSV := func() []byte {
+		r, err := report.Build(context.Background(), b.calc, "default", "", scenario.From, scenario.To, 3)
+		require.NoError(t, err)
+		out, err := r.CSV()
+		require.NoError(t, err)
+		return out
+	}
+	reportBefore := reportCSV()
 
-	require.Equal(t, satisfaction.Counts{Satisfied: 1, FairlySatisfied: 1}, b.sum(t, store.Filter{Aspect: "overall"}))
-	require.Equal(t, satisfaction.Counts{Unsatisfied: 1}, b.sum(t, store.Filter{Aspect: "cleaning"}))
-	require.Equal(t, satisfaction.Counts{}, b.sum(t, store.Filter{Aspect: "parking"}), "an answer without a rating is no vote")
+	// A rebuild resets the consumer and the rollups and replays the stream: the same counters.
+	seq, err := b.runner.Rebuild(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, len(evs), seq)
+	b.waitHandled(t, len(evs))
+	require.Eventually(t, func() bool { return strings.Join(b.snapshot(t), "\n") == strings.Join(before, "\n") }, 20*time.Second, 50*time.Millisecond)
+	b.checkScenario(t)
+	require.Equal(t, string(reportBefore), string(reportCSV()), "the March report after the rebuild is the same, byte for byte")
+}
 
-	var rows, org int
-	require.NoError(t, b.pool.QueryRow(context.Background(),
-		`SELECT count(*), count(*) FILTER (WHERE org_unit = 'north' AND day = $1) FROM satisfaction_daily WHERE tenant_id = 'default'`, day).Scan(&rows, &org))
-	require.Equal(t, 2, rows, "one bucket per (day, org unit, aspect): overall and cleaning")
-	require.Equal(t, 2, org)
+// Every event delivered a second time (a lost ack, a relay that published
+// again after JetStream's duplicate window) is acknowledged without effect:
+// the inbox row was written in the same transaction as the counters.
+func TestRedeliveredEventsCountOnce(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	evs := scenario.Events()
+	b.publish(t, evs...)
+
+	process := func() {
+		cons, err := b.js.CreateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, FilterSubjects: consumer.Subjects})
+		require.NoError(t, err)
+		batch, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(t, err)
+		n := 0
+		for msg := range batch.Messages() {
+			b.consumer.Process(ctx, msg)
+			n++
+		}
+		require.Equal(t, len(evs), n)
+	}
+	process()
+	once := b.snapshot(t)
+	b.checkScenario(t)
+	process()
+	require.Equal(t, once, b.snapshot(t))
+	b.checkScenario(t)
 }
 
 // A republished event with the same Nats-Msg-Id is dropped by JetStream
@@ -133,90 +215,106 @@ func TestVisitLoggedAddsVotes(t *testing.T) {
 func TestDuplicatePublishCountsOnce(t *testing.T) {
 	b := setup(t)
 	b.run(t)
-	data := visitLogged("visit-1", answer("overall", typesv1.Rating_RATING_SATISFIED))
-	require.False(t, b.publish(t, "ev-1", data).Duplicate)
-	require.True(t, b.publish(t, "ev-1", data).Duplicate)
-	b.publish(t, "ev-2", visitLogged("visit-2", answer("overall", typesv1.Rating_RATING_UNSATISFIED)))
-	b.waitHandled(t, 2)
-
-	require.Equal(t, satisfaction.Counts{Satisfied: 1, Unsatisfied: 1}, b.sum(t, store.Filter{Aspect: "overall"}))
+	evs := scenario.Events()
+	data, err := proto.Marshal(evs[len(evs)-1].Msg)
+	require.NoError(t, err)
+	require.False(t, b.publishRaw(t, stream.SubjectReviewSubmitted, "q-1", data).Duplicate)
+	require.True(t, b.publishRaw(t, stream.SubjectReviewSubmitted, "q-1", data).Duplicate)
+	b.waitHandled(t, 1)
+	var n int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT sum(n) FROM daily WHERE metric = 'review'`).Scan(&n))
+	require.EqualValues(t, 1, n)
 }
 
-// An event handled once whose ack was lost comes again from the durable
-// consumer; the inbox row, written in the same transaction as the votes,
-// makes the second delivery change nothing.
-func TestRedeliveryCountsOnce(t *testing.T) {
+// Events about one visit may come in any order (different producers): the
+// counters end the same.
+func TestVisitEventsInAnyOrder(t *testing.T) {
 	b := setup(t)
-	ctx := context.Background()
-	ack := b.publish(t, "ev-1", visitLogged("visit-1", answer("overall", typesv1.Rating_RATING_SATISFIED)))
-
-	// First delivery, through a consumer of its own, handled but never acked
-	// to the durable consumer.
-	first, err := b.js.CreateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{
-		AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: stream.SubjectVisitLogged,
-	})
-	require.NoError(t, err)
-	msg, err := first.Next(jetstream.FetchMaxWait(5 * time.Second))
-	require.NoError(t, err)
-	require.Equal(t, "ev-1", msg.Headers().Get(jetstream.MsgIDHeader))
-	b.consumer.Process(ctx, msg)
-	require.Equal(t, satisfaction.Counts{Satisfied: 1}, b.sum(t, store.Filter{Aspect: "overall"}))
-
-	// Second delivery: the durable consumer gets the same message and acks it.
 	b.run(t)
-	require.Eventually(t, func() bool {
-		info, err := b.js.Consumer(ctx, stream.EventsStream, consumer.Durable)
-		if err != nil {
-			return false
+	var visit []scenario.Event
+	for _, e := range scenario.Events() {
+		if strings.HasPrefix(e.Subject, "huifang.events.visit.") && strings.HasSuffix(e.ID, "1") {
+			visit = append(visit, e)
 		}
-		ci, err := info.Info(ctx)
-		return err == nil && ci.AckFloor.Stream >= ack.Sequence
-	}, 15*time.Second, 20*time.Millisecond)
-
-	require.Equal(t, satisfaction.Counts{Satisfied: 1}, b.sum(t, store.Filter{Aspect: "overall"}))
-	var handled int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = 'ev-1'`, consumer.Durable).Scan(&handled))
-	require.Equal(t, 1, handled)
+	}
+	require.Len(t, visit, 5, "v1: planned, due, assigned, attempted, logged")
+	// Logged first, then the rest backwards.
+	for i := len(visit) - 1; i >= 0; i-- {
+		b.publish(t, visit[i])
+	}
+	b.waitHandled(t, len(visit))
+	got := b.snapshot(t)
+	want := []string{
+		"default|record.logged|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.attempted|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.contacted|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.done|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.due|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.in_time|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.on_time|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.returned|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.with_base|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.with_deadline|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|visit.within_48h|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|vote.satisfied|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|overall||1|0",
+		"default|vote.satisfied|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|staff_attitude||1|0",
+	}
+	require.Equal(t, want, got, "no service event was published, so no product category")
 }
 
 func TestMalformedEventIsDeadLettered(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	b.run(t)
-	b.publish(t, "bad-payload", []byte{0xff, 0xff, 0xff})
-	b.publish(t, "bad-visit", visitLogged("", answer("overall", typesv1.Rating_RATING_SATISFIED)))
-	b.publish(t, "good", visitLogged("visit-1", answer("overall", typesv1.Rating_RATING_FAIRLY_SATISFIED)))
-	b.waitHandled(t, 3)
+	good, err := proto.Marshal(&eventsv1.VisitLogged{VisitId: "v-1", LoggedAt: timestamppb.New(scenario.From),
+		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_FAIRLY_SATISFIED}}})
+	require.NoError(t, err)
+	noVisit, err := proto.Marshal(&eventsv1.VisitLogged{LoggedAt: timestamppb.New(scenario.From),
+		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}})
+	require.NoError(t, err)
+	badScore, err := proto.Marshal(&eventsv1.ReviewSubmitted{ReviewId: "q", At: timestamppb.New(scenario.From), Score: 101})
+	require.NoError(t, err)
+	b.publishRaw(t, stream.SubjectVisitLogged, "bad-payload", []byte{0xff, 0xff, 0xff})
+	b.publishRaw(t, stream.SubjectVisitLogged, "bad-visit", noVisit)
+	b.publishRaw(t, stream.SubjectReviewSubmitted, "bad-score", badScore)
+	b.publishRaw(t, stream.SubjectVisitLogged, "good", good)
+	b.waitHandled(t, 4)
 
-	// The consumer went on: the good event after the bad ones counted, and
-	// only it.
-	require.Equal(t, satisfaction.Counts{FairlySatisfied: 1}, b.sum(t, store.Filter{Aspect: "overall"}))
+	// The consumer went on: the good event after the bad ones counted, and only it.
+	require.Equal(t, []string{
+		"default|record.logged|2025-03-01|||||||||1|0",
+		"default|visit.done|2025-03-01|||||||||1|0",
+		"default|visit.due|2025-03-01|||||||||1|0",
+		"default|visit.in_time|2025-03-01|||||||||1|0",
+		"default|visit.returned|2025-03-01|||||||||1|0",
+		"default|vote.fairly_satisfied|2025-03-01|||||||overall||1|0",
+	}, b.snapshot(t))
 
 	rows, err := b.pool.Query(ctx, `SELECT event_id, field, source FROM rejected_events ORDER BY event_id`)
 	require.NoError(t, err)
-	type rejected struct{ EventID, Field, Source string }
-	got := []rejected{}
+	var got []string
 	for rows.Next() {
-		var r rejected
-		require.NoError(t, rows.Scan(&r.EventID, &r.Field, &r.Source))
-		got = append(got, r)
+		var id, field, source string
+		require.NoError(t, rows.Scan(&id, &field, &source))
+		got = append(got, fmt.Sprintf("%s %s %s", id, field, source))
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []rejected{
-		{EventID: "bad-payload", Field: "payload", Source: stream.SubjectVisitLogged},
-		{EventID: "bad-visit", Field: "visit_id", Source: stream.SubjectVisitLogged},
+	require.Equal(t, []string{
+		"bad-payload payload " + stream.SubjectVisitLogged,
+		"bad-score score " + stream.SubjectReviewSubmitted,
+		"bad-visit visit_id " + stream.SubjectVisitLogged,
 	}, got)
 
 	// The relay puts them on the dead-letter subject with the reason.
 	relay := outbox.NewRelay(b.pool, b.js, b.log, "analytics")
 	n, err := relay.RunOnce(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 2, n)
+	require.Equal(t, 3, n)
 	dlq, err := b.js.Stream(ctx, stream.DLQStream)
 	require.NoError(t, err)
 	last, err := dlq.GetLastMsgForSubject(ctx, stream.DeadLetterSubject("analytics"))
 	require.NoError(t, err)
-	require.Equal(t, "visit_id", last.Header.Get(stream.HeaderField))
-	require.Equal(t, stream.SubjectVisitLogged, last.Header.Get(stream.HeaderOrigSubject))
-	require.Contains(t, last.Header.Get(stream.HeaderReason), "visit_id")
+	require.Equal(t, "score", last.Header.Get(stream.HeaderField))
+	require.Equal(t, stream.SubjectReviewSubmitted, last.Header.Get(stream.HeaderOrigSubject))
+	require.Contains(t, last.Header.Get(stream.HeaderReason), "score: must be from 0 to 100")
 }

@@ -1,17 +1,28 @@
-// Package grpcapi serves huifang.analytics.v1.AnalyticsService.
+// Package grpcapi serves huifang.analytics.v1.AnalyticsService: it checks
+// requests, asks kpi for the figures and turns them into messages.
 package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/page"
+	"github.com/huifang/huifang/services/analytics/internal/alert"
+	"github.com/huifang/huifang/services/analytics/internal/consumer"
+	"github.com/huifang/huifang/services/analytics/internal/figures"
+	"github.com/huifang/huifang/services/analytics/internal/kpi"
+	"github.com/huifang/huifang/services/analytics/internal/report"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 	"github.com/huifang/huifang/services/analytics/internal/store"
@@ -20,75 +31,88 @@ import (
 // Server implements AnalyticsService.
 type Server struct {
 	analyticsv1.UnimplementedAnalyticsServiceServer
-	Store *store.Store
+	Calc    *kpi.Calc
+	Checker *alert.Checker
+	// Runner rebuilds the rollups; Rebuild is unavailable without it.
+	Runner *consumer.Runner
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// New returns a server over st.
+func New(st *store.Store, checker *alert.Checker, runner *consumer.Runner) *Server {
+	return &Server{Calc: &kpi.Calc{Store: st}, Checker: checker, Runner: runner}
 }
 
 // The tenant rule intake applies to the events it takes in.
 var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-const maxOrgUnitLen = 200
+const maxDimLen = 200
 
-// GetSatisfaction returns seed 003's figures of one aspect, summed from the
-// daily buckets that match the request.
-func (s *Server) GetSatisfaction(ctx context.Context, req *analyticsv1.GetSatisfactionRequest) (*analyticsv1.GetSatisfactionResponse, error) {
-	f, err := filter(req)
-	if err != nil {
-		return nil, err
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
 	}
-	c, err := s.Store.Sum(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	fig := satisfaction.Evaluate(f.Aspect, c)
-	return &analyticsv1.GetSatisfactionResponse{
-		Aspect:          fig.Aspect,
-		Returned:        fig.Returned(),
-		Satisfied:       fig.Satisfied,
-		FairlySatisfied: fig.FairlySatisfied,
-		Unsatisfied:     fig.Unsatisfied,
-		Rate:            fig.Rate,
-		Target:          fig.Target,
-		MeetsTarget:     fig.MeetsTarget,
-	}, nil
+	return time.Now()
 }
 
-// filter validates the request and fills its defaults.
-func filter(req *analyticsv1.GetSatisfactionRequest) (store.Filter, error) {
-	var bad invalid.List
-	f := store.Filter{
-		Tenant:  strings.TrimSpace(req.GetTenantId()),
-		Aspect:  strings.TrimSpace(req.GetAspect()),
-		OrgUnit: strings.TrimSpace(req.GetOrgUnit()),
+func tenant(bad *invalid.List, t string) string {
+	t = strings.TrimSpace(t)
+	if t == "" {
+		return rollup.DefaultTenant
 	}
-	if f.Tenant == "" {
-		f.Tenant = rollup.DefaultTenant
-	} else if !tenantRE.MatchString(f.Tenant) {
+	if !tenantRE.MatchString(t) {
 		bad.Add("tenant_id", "must match ^[a-z0-9][a-z0-9_-]{0,62}$")
 	}
-	if f.Aspect == "" {
-		f.Aspect = satisfaction.Overall
-	} else if !satisfaction.ValidAspect(f.Aspect) {
-		bad.Add("aspect", satisfaction.AspectRule)
-	}
-	if len(f.OrgUnit) > maxOrgUnitLen {
-		bad.Add("org_unit", "must be at most 200 bytes")
-	}
-	var fromOK, toOK bool
-	f.From, fromOK = day(&bad, "from", req.GetFrom())
-	f.To, toOK = day(&bad, "to", req.GetTo())
-	if fromOK && toOK && !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
-		bad.Add("from", "must not be after to")
-	}
-	if err := bad.Err(); err != nil {
-		return store.Filter{}, err
-	}
-	return f, nil
+	return t
 }
 
-// day reads one bound of the period. Buckets are whole UTC days, so a bound
+// scope validates the common request fields: tenant, the period of whole
+// UTC days and the filter.
+func scope(bad *invalid.List, tenantID string, from, to *timestamppb.Timestamp, f *analyticsv1.Filter, required bool) kpi.Scope {
+	s := kpi.Scope{Tenant: tenant(bad, tenantID)}
+	var fromOK, toOK bool
+	s.From, fromOK = day(bad, "from", from, required)
+	s.To, toOK = day(bad, "to", to, required)
+	if fromOK && toOK && !s.From.IsZero() && !s.To.IsZero() && s.From.After(s.To) {
+		bad.Add("from", "must not be after to")
+	}
+	s.Filter = dims(bad, f)
+	return s
+}
+
+func dims(bad *invalid.List, f *analyticsv1.Filter) rollup.Dims {
+	d := rollup.Dims{
+		OrgUnit:         strings.TrimSpace(f.GetOrgUnit()),
+		PolicyID:        strings.TrimSpace(f.GetPolicyId()),
+		ServiceType:     strings.TrimSpace(f.GetServiceType()),
+		ProductCategory: strings.TrimSpace(f.GetProductCategory()),
+		AgentID:         strings.TrimSpace(f.GetAgentId()),
+	}
+	for _, x := range []struct{ field, v string }{{"filter.org_unit", d.OrgUnit}, {"filter.policy_id", d.PolicyID}, {"filter.service_type", d.ServiceType},
+		{"filter.product_category", d.ProductCategory}, {"filter.agent_id", d.AgentID}} {
+		if len(x.v) > maxDimLen {
+			bad.Add(x.field, "must be at most 200 bytes")
+		}
+	}
+	if c := f.GetChannel(); c != typesv1.Channel_CHANNEL_UNSPECIFIED {
+		if _, ok := typesv1.Channel_name[int32(c)]; !ok {
+			bad.Add("filter.channel", "must be a known channel")
+		} else {
+			d.Channel = c.String()
+		}
+	}
+	return d
+}
+
+// day reads one bound of the period. Rollups are whole UTC days, so a bound
 // must be midnight UTC; an unset bound is the zero time.
-func day(bad *invalid.List, field string, ts *timestamppb.Timestamp) (time.Time, bool) {
+func day(bad *invalid.List, field string, ts *timestamppb.Timestamp, required bool) (time.Time, bool) {
 	if ts == nil {
+		if required {
+			bad.Add(field, "is required")
+			return time.Time{}, false
+		}
 		return time.Time{}, true
 	}
 	if err := ts.CheckValid(); err != nil {
@@ -101,4 +125,380 @@ func day(bad *invalid.List, field string, ts *timestamppb.Timestamp) (time.Time,
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+func ratio(r figures.Ratio) *analyticsv1.Ratio {
+	return &analyticsv1.Ratio{
+		Figure: r.Figure, Numerator: r.Num, Denominator: r.Den, Value: r.Value(),
+		HasTarget: r.HasTarget, Target: r.Target(), MeetsTarget: r.MeetsTarget(), Formula: r.Formula(),
+	}
+}
+
+// GetSatisfaction returns seed 003's figures of one aspect, every aspect and
+// the NPS, summed from the daily rollups that match the request.
+func (s *Server) GetSatisfaction(ctx context.Context, req *analyticsv1.GetSatisfactionRequest) (*analyticsv1.GetSatisfactionResponse, error) {
+	var bad invalid.List
+	sc := scope(&bad, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	aspect := strings.TrimSpace(req.GetAspect())
+	if aspect == "" {
+		aspect = satisfaction.Overall
+	} else if !satisfaction.ValidAspect(aspect) {
+		bad.Add("aspect", satisfaction.AspectRule)
+	}
+	org := strings.TrimSpace(req.GetOrgUnit())
+	switch {
+	case len(org) > maxDimLen:
+		bad.Add("org_unit", "must be at most 200 bytes")
+	case org != "" && sc.Filter.OrgUnit != "" && org != sc.Filter.OrgUnit:
+		bad.Add("org_unit", "must equal filter.org_unit when both are set")
+	case org != "":
+		sc.Filter.OrgUnit = org
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, err := s.Calc.Targets(ctx, sc.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	sat, err := s.Calc.Satisfaction(ctx, sc, t)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.GetSatisfactionResponse{Aspect: aspect}
+	one := t.New(figures.SatisfactionPrefix+aspect, "(satisfied + fairly satisfied) / returned", 0, 0)
+	for _, a := range sat.Aspects {
+		resp.Aspects = append(resp.Aspects, &analyticsv1.AspectSatisfaction{Aspect: a.Aspect, Satisfied: a.Satisfied, FairlySatisfied: a.FairlySatisfied, Unsatisfied: a.Unsatisfied, Rate: ratio(a.Rate)})
+		if a.Aspect == aspect {
+			resp.Satisfied, resp.FairlySatisfied, resp.Unsatisfied = a.Satisfied, a.FairlySatisfied, a.Unsatisfied
+			one = a.Rate
+		}
+	}
+	resp.Returned = resp.Satisfied + resp.FairlySatisfied + resp.Unsatisfied
+	resp.Rate, resp.Target, resp.MeetsTarget = one.Value(), one.Target(), one.MeetsTarget()
+	n := sat.NPS
+	resp.Nps = &analyticsv1.Nps{Promoters: n.Promoters, Passives: n.Passives, Detractors: n.Detractors, Answered: n.Promoters + n.Passives + n.Detractors, Score: n.Score()}
+	return resp, nil
+}
+
+func (s *Server) prepare(ctx context.Context, tenantID string, from, to *timestamppb.Timestamp, f *analyticsv1.Filter, required bool) (kpi.Scope, figures.Targets, error) {
+	var bad invalid.List
+	sc := scope(&bad, tenantID, from, to, f, required)
+	if err := bad.Err(); err != nil {
+		return sc, figures.Targets{}, err
+	}
+	t, err := s.Calc.Targets(ctx, sc.Tenant)
+	return sc, t, err
+}
+
+// GetCoverage returns coverage, response rate, unreachable rate and contact success.
+func (s *Server) GetCoverage(ctx context.Context, req *analyticsv1.GetCoverageRequest) (*analyticsv1.GetCoverageResponse, error) {
+	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Calc.Coverage(ctx, sc, t)
+	if err != nil {
+		return nil, err
+	}
+	return &analyticsv1.GetCoverageResponse{
+		Coverage: ratio(c.Coverage), ResponseRate: ratio(c.ResponseRate), UnreachableRate: ratio(c.UnreachableRate),
+		ContactSuccess: ratio(c.ContactSuccess), WonBack: c.WonBack, Services: c.Services,
+	}, nil
+}
+
+// GetTimeliness returns the policy-deadline and 48-hour timeliness.
+func (s *Server) GetTimeliness(ctx context.Context, req *analyticsv1.GetTimelinessRequest) (*analyticsv1.GetTimelinessResponse, error) {
+	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.Calc.Figures(ctx, sc, t, figures.Timeliness, figures.Timeliness48h)
+	if err != nil {
+		return nil, err
+	}
+	return &analyticsv1.GetTimelinessResponse{PolicyDeadline: ratio(rs[0]), Within_48H: ratio(rs[1])}, nil
+}
+
+// GetAgentScorecards returns the agents' scorecards and the incentive ledger.
+func (s *Server) GetAgentScorecards(ctx context.Context, req *analyticsv1.GetAgentScorecardsRequest) (*analyticsv1.GetAgentScorecardsResponse, error) {
+	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	if err != nil {
+		return nil, err
+	}
+	cards, err := s.Calc.Scorecards(ctx, sc, t)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.GetAgentScorecardsResponse{Rule: ruleMsg(cards.Rule)}
+	for _, c := range cards.Cards {
+		resp.Scorecards = append(resp.Scorecards, &analyticsv1.AgentScorecard{
+			AgentId: c.AgentID, Due: c.Due, Done: c.Done, Timeliness: ratio(c.Timeliness), ContactSuccess: ratio(c.ContactSuccess),
+			Satisfaction: ratio(c.Satisfaction), Reviews: c.Reviews, ReviewScore: c.ReviewScore, IncentiveFen: c.IncentiveFen,
+		})
+	}
+	for _, l := range cards.Ledger {
+		resp.Incentives = append(resp.Incentives, &analyticsv1.IncentiveLine{Role: l.Role, Who: l.Who, OnTime: l.OnTime, MissedOrLate: l.Missed, AmountFen: l.AmountFen, Explanation: l.Explanation})
+	}
+	return resp, nil
+}
+
+func ruleMsg(r figures.IncentiveRule) *analyticsv1.IncentiveRule {
+	return &analyticsv1.IncentiveRule{
+		AgentRewardFen: r.AgentRewardFen, AgentPenaltyFen: r.AgentPenaltyFen, ManagerRewardFen: r.ManagerRewardFen,
+		ManagerPenaltyFen: r.ManagerPenaltyFen, DirectorRewardFen: r.DirectorRewardFen, DirectorPenaltyFen: r.DirectorPenaltyFen,
+	}
+}
+
+// GetTrend returns one figure per period.
+func (s *Server) GetTrend(ctx context.Context, req *analyticsv1.GetTrendRequest) (*analyticsv1.GetTrendResponse, error) {
+	var bad invalid.List
+	sc := scope(&bad, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), true)
+	figure := strings.TrimSpace(req.GetFigure())
+	if !kpi.ValidFigure(figure) {
+		bad.Add("figure", "must be one of coverage, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.<aspect>")
+	}
+	g := kpi.Day
+	switch req.GetGranularity() {
+	case analyticsv1.Granularity_GRANULARITY_UNSPECIFIED, analyticsv1.Granularity_GRANULARITY_DAY:
+	case analyticsv1.Granularity_GRANULARITY_WEEK:
+		g = kpi.Week
+	case analyticsv1.Granularity_GRANULARITY_MONTH:
+		g = kpi.Month
+	default:
+		bad.Add("granularity", "must be day, week or month")
+	}
+	if bad.Err() == nil {
+		if _, err := kpi.Periods(sc.From, sc.To, g); err != nil {
+			bad.Add("to", fmt.Sprintf("the period may hold at most %d points of the granularity", kpi.MaxPoints))
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, err := s.Calc.Targets(ctx, sc.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	pts, err := s.Calc.Trend(ctx, sc, t, figure, g)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.GetTrendResponse{}
+	for _, p := range pts {
+		resp.Points = append(resp.Points, &analyticsv1.TrendPoint{Start: timestamppb.New(p.Start), End: timestamppb.New(p.End), Value: ratio(p.Ratio)})
+	}
+	return resp, nil
+}
+
+// GetProblemBreakdown returns problems by category and product and complaint resolution.
+func (s *Server) GetProblemBreakdown(ctx context.Context, req *analyticsv1.GetProblemBreakdownRequest) (*analyticsv1.GetProblemBreakdownResponse, error) {
+	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Calc.Problems(ctx, sc, t)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.GetProblemBreakdownResponse{
+		ResolutionRate: ratio(p.Resolution), Improvement_30D: ratio(p.Improvement30d), MeanResolutionHours: p.MeanResolutionHours, Closed: p.Closed,
+	}
+	for _, c := range p.Counts {
+		resp.Problems = append(resp.Problems, &analyticsv1.ProblemCount{Category: c.Category, ProductCategory: c.ProductCategory, Count: c.Count})
+	}
+	for _, pr := range p.Products {
+		resp.Products = append(resp.Products, &analyticsv1.ProductProblems{ProductCategory: pr.Category, ComplaintRate: ratio(pr.Rate), PeersRate: ratio(pr.Peers), Flagged: pr.Flagged})
+	}
+	return resp, nil
+}
+
+// GenerateReport renders the report of a period and org unit.
+func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateReportRequest) (*analyticsv1.GenerateReportResponse, error) {
+	var bad invalid.List
+	sc := scope(&bad, req.GetTenantId(), req.GetFrom(), req.GetTo(), &analyticsv1.Filter{OrgUnit: req.GetOrgUnit()}, true)
+	if sc.From.Equal(sc.To) && !sc.From.IsZero() {
+		bad.Add("to", "must be after from")
+	}
+	prev := int(req.GetPreviousPeriods())
+	switch {
+	case prev == 0:
+		prev = 5
+	case prev < 0 || prev > 24:
+		bad.Add("previous_periods", "must be from 0 to 24")
+	}
+	switch req.GetFormat() {
+	case analyticsv1.ReportFormat_REPORT_FORMAT_UNSPECIFIED, analyticsv1.ReportFormat_REPORT_FORMAT_HTML, analyticsv1.ReportFormat_REPORT_FORMAT_CSV:
+	default:
+		bad.Add("format", "must be csv or html")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	r, err := report.Build(ctx, s.Calc, sc.Tenant, sc.Filter.OrgUnit, sc.From, sc.To, prev)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetFormat() == analyticsv1.ReportFormat_REPORT_FORMAT_CSV {
+		b, err := r.CSV()
+		if err != nil {
+			return nil, err
+		}
+		return &analyticsv1.GenerateReportResponse{ContentType: "text/csv; charset=utf-8", Filename: r.Name() + ".csv", Content: b}, nil
+	}
+	b, err := r.HTML()
+	if err != nil {
+		return nil, err
+	}
+	return &analyticsv1.GenerateReportResponse{ContentType: "text/html; charset=utf-8", Filename: r.Name() + ".html", Content: b}, nil
+}
+
+// SetTarget sets a tenant's target for a figure.
+func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetRequest) (*analyticsv1.SetTargetResponse, error) {
+	var bad invalid.List
+	tn := tenant(&bad, req.GetTenantId())
+	f := strings.TrimSpace(req.GetTarget().GetFigure())
+	if !figures.ValidFigure(f) {
+		bad.Add("target.figure", "must be coverage, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
+	}
+	p := req.GetTarget().GetPercent()
+	if p < 0 || p > 100 {
+		bad.Add("target.percent", "must be from 0 to 100")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.Calc.Store.SetTarget(ctx, tn, f, int64(p)); err != nil {
+		return nil, err
+	}
+	return &analyticsv1.SetTargetResponse{Target: &analyticsv1.Target{Figure: f, Percent: p, Source: "tenant"}}, nil
+}
+
+// ListTargets returns the targets in force.
+func (s *Server) ListTargets(ctx context.Context, req *analyticsv1.ListTargetsRequest) (*analyticsv1.ListTargetsResponse, error) {
+	var bad invalid.List
+	tn := tenant(&bad, req.GetTenantId())
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, err := s.Calc.Targets(ctx, tn)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.ListTargetsResponse{}
+	for _, x := range t.All() {
+		resp.Targets = append(resp.Targets, &analyticsv1.Target{Figure: x.Figure, Percent: int32(x.Percent), Source: x.Source})
+	}
+	return resp, nil
+}
+
+func breachMsg(b store.Breach) *analyticsv1.Breach {
+	return &analyticsv1.Breach{Id: b.ID, TenantId: b.Tenant, Figure: b.Figure, OrgUnit: b.OrgUnit, PeriodStart: timestamppb.New(b.PeriodStart),
+		PeriodEnd: timestamppb.New(b.PeriodEnd), Value: b.Value, Target: b.Target, DetectedAt: timestamppb.New(b.DetectedAt)}
+}
+
+// ListBreaches lists breaches newest first.
+func (s *Server) ListBreaches(ctx context.Context, req *analyticsv1.ListBreachesRequest) (*analyticsv1.ListBreachesResponse, error) {
+	var bad invalid.List
+	tn := tenant(&bad, req.GetTenantId())
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var cur *store.BreachCursor
+	if req.GetPageToken() != "" {
+		cur = &store.BreachCursor{}
+		if err := page.Cursor(req.GetPageToken(), cur); err != nil {
+			return nil, err
+		}
+	}
+	bs, err := s.Calc.Store.Breaches(ctx, tn, cur, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.ListBreachesResponse{}
+	if len(bs) > size {
+		bs = bs[:size]
+		last := bs[size-1]
+		resp.NextPageToken = page.Token(store.BreachCursor{DetectedAt: last.DetectedAt, ID: last.ID})
+	}
+	for _, b := range bs {
+		resp.Breaches = append(resp.Breaches, breachMsg(b))
+	}
+	return resp, nil
+}
+
+// CheckTargets evaluates the targets now.
+func (s *Server) CheckTargets(ctx context.Context, req *analyticsv1.CheckTargetsRequest) (*analyticsv1.CheckTargetsResponse, error) {
+	var bad invalid.List
+	tn := tenant(&bad, req.GetTenantId())
+	asOf := s.now()
+	if ts := req.GetAsOf(); ts != nil {
+		if ts.CheckValid() != nil {
+			bad.Add("as_of", "must be a valid timestamp")
+		} else {
+			asOf = ts.AsTime()
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	if s.Checker == nil {
+		return nil, status.Error(codes.Unavailable, "target checks are not configured")
+	}
+	bs, err := s.Checker.Check(ctx, tn, asOf)
+	if err != nil {
+		return nil, err
+	}
+	resp := &analyticsv1.CheckTargetsResponse{}
+	for _, b := range bs {
+		resp.NewBreaches = append(resp.NewBreaches, breachMsg(b))
+	}
+	return resp, nil
+}
+
+// SetIncentiveRule sets the tenant's incentive rule.
+func (s *Server) SetIncentiveRule(ctx context.Context, req *analyticsv1.SetIncentiveRuleRequest) (*analyticsv1.SetIncentiveRuleResponse, error) {
+	var bad invalid.List
+	tn := tenant(&bad, req.GetTenantId())
+	r := req.GetRule()
+	if r == nil {
+		bad.Add("rule", "is required")
+	}
+	for _, x := range []struct {
+		field string
+		v     int64
+	}{{"rule.agent_reward_fen", r.GetAgentRewardFen()}, {"rule.agent_penalty_fen", r.GetAgentPenaltyFen()},
+		{"rule.manager_reward_fen", r.GetManagerRewardFen()}, {"rule.manager_penalty_fen", r.GetManagerPenaltyFen()},
+		{"rule.director_reward_fen", r.GetDirectorRewardFen()}, {"rule.director_penalty_fen", r.GetDirectorPenaltyFen()}} {
+		if x.v < 0 || x.v > 100_000_000 {
+			bad.Add(x.field, "must be from 0 to 100000000 fen")
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	rule := figures.IncentiveRule{
+		AgentRewardFen: r.GetAgentRewardFen(), AgentPenaltyFen: r.GetAgentPenaltyFen(), ManagerRewardFen: r.GetManagerRewardFen(),
+		ManagerPenaltyFen: r.GetManagerPenaltyFen(), DirectorRewardFen: r.GetDirectorRewardFen(), DirectorPenaltyFen: r.GetDirectorPenaltyFen(),
+	}
+	if err := s.Calc.Store.SetIncentiveRule(ctx, tn, rule); err != nil {
+		return nil, err
+	}
+	return &analyticsv1.SetIncentiveRuleResponse{Rule: ruleMsg(rule)}, nil
+}
+
+// Rebuild resets the consumer and the rollups and replays the stream.
+func (s *Server) Rebuild(ctx context.Context, _ *analyticsv1.RebuildRequest) (*analyticsv1.RebuildResponse, error) {
+	if s.Runner == nil {
+		return nil, status.Error(codes.Unavailable, "rebuild is not configured")
+	}
+	seq, err := s.Runner.Rebuild(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &analyticsv1.RebuildResponse{StreamLastSequence: seq}, nil
 }

@@ -1,12 +1,14 @@
 package grpcapi_test
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -20,44 +22,34 @@ import (
 
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/analytics/internal/alert"
+	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/grpcapi"
-	"github.com/huifang/huifang/services/analytics/internal/rollup"
-	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
+	"github.com/huifang/huifang/services/analytics/internal/kpi"
+	"github.com/huifang/huifang/services/analytics/internal/scenario"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
 func march(d int) time.Time { return time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC) }
 
-func inc(tenant string, day time.Time, org, aspect string, s, f, u int64) rollup.Increment {
-	return rollup.Increment{
-		Bucket: rollup.Bucket{Tenant: tenant, Day: day, OrgUnit: org, Aspect: aspect},
-		Counts: satisfaction.Counts{Satisfied: s, FairlySatisfied: f, Unsatisfied: u},
-	}
-}
+var ts = timestamppb.New
 
-// setup stores the buckets below (as app.Start sets up storage) and serves
-// AnalyticsService through the shared gRPC server, interceptors included.
-func setup(t *testing.T) analyticsv1.AnalyticsServiceClient {
+// setup applies the scenario's events (as the consumer does, in stream
+// order) and serves AnalyticsService through the shared gRPC server,
+// interceptors included.
+func setup(t *testing.T) (analyticsv1.AnalyticsServiceClient, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
 	pool := servicetest.Pool(t, "analytics", migrations.FS)
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		return store.Add(ctx, tx, []rollup.Increment{
-			inc("default", march(1), "north", "overall", 12, 5, 3),
-			inc("default", march(1), "north", "staff_attitude", 6, 2, 2),
-			inc("default", march(2), "south", "overall", 1, 0, 4),
-			inc("default", march(3), "north", "overall", 0, 0, 1),
-			inc("acme", march(1), "north", "overall", 100, 0, 0),
-		})
-	}))
-	// A later event adds to an existing bucket: 3 March, north, overall ends at 2 unsatisfied.
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		return store.Add(ctx, tx, []rollup.Increment{inc("default", march(3), "north", "overall", 0, 0, 1)})
-	}))
-
+	for _, e := range scenario.Events() {
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return consumer.Apply(ctx, tx, e.Msg) }), e.ID)
+	}
+	st := &store.Store{Pool: pool}
+	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: pool, Log: servicetest.Logger()}
 	srv := grpcserver.New(servicetest.Logger(), "", "")
-	analyticsv1.RegisterAnalyticsServiceServer(srv.GRPC, &grpcapi.Server{Store: &store.Store{Pool: pool}})
+	analyticsv1.RegisterAnalyticsServiceServer(srv.GRPC, grpcapi.New(st, checker, nil))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.GRPC.Serve(lis) }()
@@ -65,105 +57,294 @@ func setup(t *testing.T) analyticsv1.AnalyticsServiceClient {
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return analyticsv1.NewAnalyticsServiceClient(conn)
+	return analyticsv1.NewAnalyticsServiceClient(conn), pool
 }
+
+func nd(r *analyticsv1.Ratio) [2]int64 { return [2]int64{r.GetNumerator(), r.GetDenominator()} }
 
 func TestGetSatisfaction(t *testing.T) {
-	client := setup(t)
-	ts := timestamppb.New
-	for _, tc := range []struct {
-		name string
-		req  *analyticsv1.GetSatisfactionRequest
-		want *analyticsv1.GetSatisfactionResponse
-	}{
-		{
-			name: "defaults: tenant default, aspect overall, all time, all org units",
-			req:  &analyticsv1.GetSatisfactionRequest{},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Returned: 27, Satisfied: 13, FairlySatisfied: 5, Unsatisfied: 9, Rate: 18.0 / 27, Target: 0.85},
-		},
-		{
-			name: "org unit filter",
-			req:  &analyticsv1.GetSatisfactionRequest{OrgUnit: "south"},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Returned: 5, Satisfied: 1, Unsatisfied: 4, Rate: 0.2, Target: 0.85},
-		},
-		{
-			name: "period is half-open: [1 March, 2 March) is 1 March only; seed 003 example meets 85 %",
-			req:  &analyticsv1.GetSatisfactionRequest{From: ts(march(1)), To: ts(march(2))},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Returned: 20, Satisfied: 12, FairlySatisfied: 5, Unsatisfied: 3, Rate: 0.85, Target: 0.85, MeetsTarget: true},
-		},
-		{
-			name: "open end: from 2 March",
-			req:  &analyticsv1.GetSatisfactionRequest{From: ts(march(2))},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Returned: 7, Satisfied: 1, Unsatisfied: 6, Rate: 1.0 / 7, Target: 0.85},
-		},
-		{
-			name: "open start: to 3 March, north only",
-			req:  &analyticsv1.GetSatisfactionRequest{To: ts(march(3)), OrgUnit: "north"},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Returned: 20, Satisfied: 12, FairlySatisfied: 5, Unsatisfied: 3, Rate: 0.85, Target: 0.85, MeetsTarget: true},
-		},
-		{
-			name: "empty period: from = to",
-			req:  &analyticsv1.GetSatisfactionRequest{From: ts(march(1)), To: ts(march(1))},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Target: 0.85},
-		},
-		{
-			name: "specific aspect at seed 003's 80 % target",
-			req:  &analyticsv1.GetSatisfactionRequest{Aspect: "staff_attitude"},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "staff_attitude", Returned: 10, Satisfied: 6, FairlySatisfied: 2, Unsatisfied: 2, Rate: 0.8, Target: 0.8, MeetsTarget: true},
-		},
-		{
-			name: "other tenant",
-			req:  &analyticsv1.GetSatisfactionRequest{TenantId: "acme"},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "overall", Returned: 100, Satisfied: 100, Rate: 1, Target: 0.85, MeetsTarget: true},
-		},
-		{
-			name: "aspect nobody rated: nothing returned, rate 0, target not met",
-			req:  &analyticsv1.GetSatisfactionRequest{Aspect: "parking"},
-			want: &analyticsv1.GetSatisfactionResponse{Aspect: "parking", Target: 0.8},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := client.GetSatisfaction(context.Background(), tc.req)
-			require.NoError(t, err)
-			require.InDelta(t, tc.want.Rate, got.Rate, 1e-12)
-			got.Rate = tc.want.Rate
-			require.Equal(t, protojson.Format(tc.want), protojson.Format(got))
-		})
-	}
-}
+	client, _ := setup(t)
+	ctx := context.Background()
 
-// The request as a caller types it: grpcurl -d '{"aspect":"overall"}'.
-func TestGetSatisfactionOverallJSON(t *testing.T) {
-	client := setup(t)
+	// The request as a caller types it: grpcurl -d '{"aspect":"overall"}'.
 	req := &analyticsv1.GetSatisfactionRequest{}
 	require.NoError(t, protojson.Unmarshal([]byte(`{"aspect":"overall"}`), req))
-	got, err := client.GetSatisfaction(context.Background(), req)
+	got, err := client.GetSatisfaction(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, "overall", got.Aspect)
-	require.Equal(t, int64(27), got.Returned)
-	require.InDelta(t, 0.85, got.Target, 1e-12)
-	require.False(t, got.MeetsTarget)
+	// Seed 003: (satisfied + fairly satisfied) / returned = (1 + 1) / 3; target 85 %.
+	require.Equal(t, "overall", got.GetAspect())
+	require.Equal(t, [4]int64{3, 1, 1, 1}, [4]int64{got.GetReturned(), got.GetSatisfied(), got.GetFairlySatisfied(), got.GetUnsatisfied()})
+	require.InDelta(t, 2.0/3, got.GetRate(), 1e-12)
+	require.InDelta(t, 0.85, got.GetTarget(), 1e-12)
+	require.False(t, got.GetMeetsTarget())
+	require.Len(t, got.GetAspects(), 2)
+	require.Equal(t, "staff_attitude", got.GetAspects()[1].GetAspect())
+	require.Equal(t, [2]int64{1, 2}, nd(got.GetAspects()[1].GetRate()))
+	require.InDelta(t, 0.80, got.GetAspects()[1].GetRate().GetTarget(), 1e-12, "seed 003: any specific item ≥ 80 %")
+	require.Equal(t, "(satisfied + fairly satisfied) / returned = 1 / 2 = 50.00% (target ≥ 80%)", got.GetAspects()[1].GetRate().GetFormula())
+	// NPS: v5 answered 3 (detractor), v6 10 (promoter): (1 − 1) / 2 × 100 = 0.
+	require.Equal(t, &analyticsv1.Nps{Promoters: 1, Detractors: 1, Answered: 2}, got.GetNps())
+
+	north, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{OrgUnit: "north"})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), north.GetReturned())
+	require.True(t, north.GetMeetsTarget())
+
+	// The period is half-open and by the day the visit was logged: 2 March only is v2's B.
+	day2, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{From: ts(march(2)), To: ts(march(3))})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{1, 1}, [2]int64{got.GetFairlySatisfied(), day2.GetReturned()})
+
+	byAgent, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{Aspect: "staff_attitude", Filter: &analyticsv1.Filter{AgentId: "a2"}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{0, 1}, [2]int64{byAgent.GetSatisfied(), byAgent.GetUnsatisfied()})
+
+	none, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{Aspect: "parking", TenantId: "acme"})
+	require.NoError(t, err)
+	require.Equal(t, "parking", none.GetAspect())
+	require.Zero(t, none.GetReturned())
+	require.InDelta(t, 0.8, none.GetTarget(), 1e-12)
 }
 
-func TestGetSatisfactionInvalid(t *testing.T) {
-	client := setup(t)
-	ts := timestamppb.New
+func TestCoverageAndTimeliness(t *testing.T) {
+	client, _ := setup(t)
+	ctx := context.Background()
+	cov, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To)})
+	require.NoError(t, err)
+	// Due in March: v1, v2, v3, v5, v6 (v4 was cancelled); made: all but v3.
+	require.Equal(t, [2]int64{4, 5}, nd(cov.GetCoverage()))
+	require.False(t, cov.GetCoverage().GetMeetsTarget(), "seed 003: coverage ≥ 90 %")
+	require.Equal(t, [2]int64{3, 5}, nd(cov.GetResponseRate()), "v6 returned no rating")
+	require.Equal(t, [2]int64{1, 5}, nd(cov.GetUnreachableRate()))
+	require.Equal(t, [2]int64{1, 2}, nd(cov.GetContactSuccess()))
+	require.Equal(t, [2]int64{0, 1}, [2]int64{cov.GetWonBack(), cov.GetServices()}, "cu1 came back in February")
+
+	all, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{1, 4}, [2]int64{all.GetWonBack(), all.GetServices()})
+
+	a2, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{Filter: &analyticsv1.Filter{AgentId: "a2", Channel: 1}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{1, 2}, nd(a2.GetCoverage()))
+
+	tm, err := client.GetTimeliness(ctx, &analyticsv1.GetTimelinessRequest{From: ts(scenario.From), To: ts(scenario.To)})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{3, 5}, nd(tm.GetPolicyDeadline()), "v1, v5, v6 by their deadline")
+	require.Equal(t, [2]int64{2, 3}, nd(tm.GetWithin_48H()), "v1 24 h and v5 33 h after the service; v2 4.5 days")
+	require.False(t, tm.GetWithin_48H().GetHasTarget())
+
+	_, err = client.SetTarget(ctx, &analyticsv1.SetTargetRequest{Target: &analyticsv1.Target{Figure: "coverage", Percent: 80}})
+	require.NoError(t, err)
+	cov, err = client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To)})
+	require.NoError(t, err)
+	require.True(t, cov.GetCoverage().GetMeetsTarget(), "the tenant's 80 %% replaces seed 003's 90 %%")
+	lt, err := client.ListTargets(ctx, &analyticsv1.ListTargetsRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "coverage", lt.GetTargets()[0].GetFigure())
+	require.Equal(t, "tenant", lt.GetTargets()[0].GetSource())
+}
+
+func TestAgentScorecards(t *testing.T) {
+	client, _ := setup(t)
+	got, err := client.GetAgentScorecards(context.Background(), &analyticsv1.GetAgentScorecardsRequest{From: ts(scenario.From), To: ts(scenario.To)})
+	require.NoError(t, err)
+	require.Len(t, got.GetScorecards(), 2)
+	a1, a2 := got.GetScorecards()[0], got.GetScorecards()[1]
+	require.Equal(t, "a1", a1.GetAgentId())
+	require.Equal(t, [2]int64{3, 3}, [2]int64{a1.GetDue(), a1.GetDone()})
+	require.Equal(t, [2]int64{2, 3}, nd(a1.GetTimeliness()), "v2 was late")
+	require.Equal(t, [2]int64{2, 2}, nd(a1.GetSatisfaction()))
+	require.Equal(t, [2]int64{1, 1}, nd(a1.GetContactSuccess()))
+	require.Equal(t, int64(2), a1.GetReviews())
+	require.InDelta(t, 80.0, a1.GetReviewScore(), 1e-12, "(90 + 70) / 2")
+	// Seed 000: 2 in time × 0.5 yuan − 1 late × 0.5 yuan = 0.5 yuan.
+	require.Equal(t, int64(50), a1.GetIncentiveFen())
+	require.Equal(t, [2]int64{2, 1}, [2]int64{a2.GetDue(), a2.GetDone()})
+	require.Equal(t, int64(0), a2.GetIncentiveFen(), "1 in time, 1 missed (unreachable)")
+	ledger := map[string]int64{}
+	for _, l := range got.GetIncentives() {
+		ledger[l.GetRole()+" "+l.GetWho()] = l.GetAmountFen()
+	}
+	require.Equal(t, map[string]int64{"agent a1": 50, "agent a2": 0, "manager north": -10000, "manager south": -10000, "director default": -20000}, ledger)
+
+	_, err = client.SetIncentiveRule(context.Background(), &analyticsv1.SetIncentiveRuleRequest{Rule: &analyticsv1.IncentiveRule{AgentRewardFen: 100}})
+	require.NoError(t, err)
+	got, err = client.GetAgentScorecards(context.Background(), &analyticsv1.GetAgentScorecardsRequest{From: ts(scenario.From), To: ts(scenario.To)})
+	require.NoError(t, err)
+	require.Equal(t, int64(200), got.GetScorecards()[0].GetIncentiveFen(), "2 × 1 yuan, no penalty")
+}
+
+func TestTrend(t *testing.T) {
+	client, _ := setup(t)
+	got, err := client.GetTrend(context.Background(), &analyticsv1.GetTrendRequest{Figure: "coverage", From: ts(march(1)), To: ts(march(5))})
+	require.NoError(t, err)
+	var pts [][2]int64
+	for _, p := range got.GetPoints() {
+		pts = append(pts, nd(p.GetValue()))
+	}
+	require.Equal(t, [][2]int64{{2, 2}, {0, 1}, {1, 1}, {1, 1}}, pts)
+
+	got, err = client.GetTrend(context.Background(), &analyticsv1.GetTrendRequest{Figure: "satisfaction.overall", From: ts(march(1).AddDate(0, -1, 0)), To: ts(scenario.To), Granularity: analyticsv1.Granularity_GRANULARITY_MONTH})
+	require.NoError(t, err)
+	require.Len(t, got.GetPoints(), 2)
+	require.Equal(t, [2]int64{0, 0}, nd(got.GetPoints()[0].GetValue()))
+	require.Equal(t, [2]int64{2, 3}, nd(got.GetPoints()[1].GetValue()))
+}
+
+func TestProblemBreakdown(t *testing.T) {
+	client, _ := setup(t)
+	got, err := client.GetProblemBreakdown(context.Background(), &analyticsv1.GetProblemBreakdownRequest{From: ts(scenario.From), To: ts(scenario.To)})
+	require.NoError(t, err)
+	require.Len(t, got.GetProblems(), 2)
+	require.Equal(t, "product_quality", got.GetProblems()[0].GetCategory())
+	require.Equal(t, "washer", got.GetProblems()[0].GetProductCategory(), "from the service the visit was about")
+	require.Len(t, got.GetProducts(), 2)
+	fridge, washer := got.GetProducts()[0], got.GetProducts()[1]
+	// Seed 001: fridges 1 problem in 1 visit against washers' 1 in 3: flagged.
+	require.Equal(t, [2]int64{1, 1}, nd(fridge.GetComplaintRate()))
+	require.Equal(t, [2]int64{1, 3}, nd(fridge.GetPeersRate()))
+	require.True(t, fridge.GetFlagged())
+	require.False(t, washer.GetFlagged())
+	require.Equal(t, [2]int64{1, 2}, nd(got.GetResolutionRate()))
+	require.Equal(t, [2]int64{1, 2}, nd(got.GetImprovement_30D()))
+	require.InDelta(t, 48.0, got.GetMeanResolutionHours(), 1e-12)
+	require.Equal(t, int64(1), got.GetClosed())
+}
+
+func TestGenerateReportIsReproducible(t *testing.T) {
+	client, _ := setup(t)
+	ctx := context.Background()
+	req := &analyticsv1.GenerateReportRequest{From: ts(scenario.From), To: ts(scenario.To), Format: analyticsv1.ReportFormat_REPORT_FORMAT_CSV, PreviousPeriods: 2}
+	first, err := client.GenerateReport(ctx, req)
+	require.NoError(t, err)
+	second, err := client.GenerateReport(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, first.GetContent(), second.GetContent())
+	require.Equal(t, "huifang-default-all-2025-03-01-2025-04-01.csv", first.GetFilename())
+	csv := string(first.GetContent())
+	for _, want := range []string{
+		"figure,coverage,4,5,80.00%,90.00%,false,done / due = 4 / 5 = 80.00% (target ≥ 90%)",
+		"trend 2025-01-01,coverage,0,0,0.00%,90.00%,false",
+		"overdue_complaint,c2,",
+		"incentive agent,a1,2,3,0.50,",
+		"product,fridge,1,1,100.00%,,,",
+	} {
+		require.Contains(t, csv, want)
+	}
+	require.NotContains(t, csv, "overdue_complaint,c1", "c1 was resolved before its deadline")
+
+	html, err := client.GenerateReport(ctx, &analyticsv1.GenerateReportRequest{From: ts(scenario.From), To: ts(scenario.To), OrgUnit: "south"})
+	require.NoError(t, err)
+	require.Equal(t, "text/html; charset=utf-8", html.GetContentType())
+	require.True(t, bytes.Contains(html.GetContent(), []byte("<svg")))
+	require.True(t, bytes.Contains(html.GetContent(), []byte("c2")))
+}
+
+func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
+	client, pool := setup(t)
+	ctx := context.Background()
+	asOf := ts(scenario.To)
+	got, err := client.CheckTargets(ctx, &analyticsv1.CheckTargetsRequest{AsOf: asOf})
+	require.NoError(t, err)
+	var found []string
+	for _, b := range got.GetNewBreaches() {
+		found = append(found, b.GetOrgUnit()+" "+b.GetFigure())
+		require.True(t, b.GetPeriodStart().AsTime().Equal(scenario.From))
+	}
+	// Seed 003: coverage 4/5 < 90 %, overall 2/3 < 85 %, staff attitude 1/2 < 80 %;
+	// north meets all three, south (1/2, 0/1, 0/1) none.
+	require.ElementsMatch(t, []string{" coverage", " satisfaction.overall", " satisfaction.staff_attitude",
+		"south coverage", "south satisfaction.overall", "south satisfaction.staff_attitude"}, found)
+	var events int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
+	require.Equal(t, 6, events)
+
+	again, err := client.CheckTargets(ctx, &analyticsv1.CheckTargetsRequest{AsOf: asOf})
+	require.NoError(t, err)
+	require.Empty(t, again.GetNewBreaches(), "one alert per figure, org unit and period")
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
+	require.Equal(t, 6, events)
+
+	page1, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4})
+	require.NoError(t, err)
+	require.Len(t, page1.GetBreaches(), 4)
+	page2, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4, PageToken: page1.GetNextPageToken()})
+	require.NoError(t, err)
+	require.Len(t, page2.GetBreaches(), 2)
+	require.Empty(t, page2.GetNextPageToken())
+}
+
+func TestInvalidRequests(t *testing.T) {
+	client, _ := setup(t)
+	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
-		req   *analyticsv1.GetSatisfactionRequest
+		call  func() error
 		field string
 	}{
-		{"aspect in capitals", &analyticsv1.GetSatisfactionRequest{Aspect: "Overall"}, "aspect"},
-		{"aspect with a dash", &analyticsv1.GetSatisfactionRequest{Aspect: "staff-attitude"}, "aspect"},
-		{"tenant with a space", &analyticsv1.GetSatisfactionRequest{TenantId: "a b"}, "tenant_id"},
-		{"from not at midnight UTC", &analyticsv1.GetSatisfactionRequest{From: ts(march(1).Add(time.Hour))}, "from"},
-		{"to at midnight in Shanghai, not UTC", &analyticsv1.GetSatisfactionRequest{To: ts(time.Date(2025, 3, 2, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)))}, "to"},
-		{"to with nanoseconds", &analyticsv1.GetSatisfactionRequest{To: &timestamppb.Timestamp{Seconds: march(2).Unix(), Nanos: 1}}, "to"},
-		{"from not a valid timestamp", &analyticsv1.GetSatisfactionRequest{From: &timestamppb.Timestamp{Nanos: -1}}, "from"},
-		{"from after to", &analyticsv1.GetSatisfactionRequest{From: ts(march(3)), To: ts(march(2))}, "from"},
+		{"aspect in capitals", func() error {
+			_, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{Aspect: "Overall"})
+			return err
+		}, "aspect"},
+		{"tenant with a space", func() error {
+			_, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{TenantId: "a b"})
+			return err
+		}, "tenant_id"},
+		{"from not at midnight UTC", func() error {
+			_, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(march(1).Add(time.Hour))})
+			return err
+		}, "from"},
+		{"to at midnight in Shanghai, not UTC", func() error {
+			_, err := client.GetTimeliness(ctx, &analyticsv1.GetTimelinessRequest{To: ts(time.Date(2025, 3, 2, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)))})
+			return err
+		}, "to"},
+		{"from after to", func() error {
+			_, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{From: ts(march(3)), To: ts(march(2))})
+			return err
+		}, "from"},
+		{"org_unit and filter.org_unit disagree", func() error {
+			_, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{OrgUnit: "north", Filter: &analyticsv1.Filter{OrgUnit: "south"}})
+			return err
+		}, "org_unit"},
+		{"unknown channel", func() error {
+			_, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{Filter: &analyticsv1.Filter{Channel: 42}})
+			return err
+		}, "filter.channel"},
+		{"trend without a period", func() error {
+			_, err := client.GetTrend(ctx, &analyticsv1.GetTrendRequest{Figure: "coverage", To: ts(march(2))})
+			return err
+		}, "from"},
+		{"trend of an unknown figure", func() error {
+			_, err := client.GetTrend(ctx, &analyticsv1.GetTrendRequest{Figure: "happiness", From: ts(march(1)), To: ts(march(2))})
+			return err
+		}, "figure"},
+		{"trend of too many days", func() error {
+			_, err := client.GetTrend(ctx, &analyticsv1.GetTrendRequest{Figure: "coverage", From: ts(march(1).AddDate(-2, 0, 0)), To: ts(march(1))})
+			return err
+		}, "to"},
+		{"report of an empty period", func() error {
+			_, err := client.GenerateReport(ctx, &analyticsv1.GenerateReportRequest{From: ts(march(1)), To: ts(march(1))})
+			return err
+		}, "to"},
+		{"target above 100 %", func() error {
+			_, err := client.SetTarget(ctx, &analyticsv1.SetTargetRequest{Target: &analyticsv1.Target{Figure: "coverage", Percent: 101}})
+			return err
+		}, "target.percent"},
+		{"target of an unknown figure", func() error {
+			_, err := client.SetTarget(ctx, &analyticsv1.SetTargetRequest{Target: &analyticsv1.Target{Figure: "joy", Percent: 50}})
+			return err
+		}, "target.figure"},
+		{"negative penalty", func() error {
+			_, err := client.SetIncentiveRule(ctx, &analyticsv1.SetIncentiveRuleRequest{Rule: &analyticsv1.IncentiveRule{AgentPenaltyFen: -1}})
+			return err
+		}, "rule.agent_penalty_fen"},
+		{"bad page token", func() error {
+			_, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageToken: "x"})
+			return err
+		}, "page_token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := client.GetSatisfaction(context.Background(), tc.req)
+			err := tc.call()
 			st, ok := status.FromError(err)
 			require.True(t, ok)
 			require.Equal(t, codes.InvalidArgument, st.Code(), st.Message())

@@ -1,38 +1,83 @@
-// Package rollup decides which satisfaction counters a logged follow-up adds:
-// one vote per rated answer, in the bucket of the tenant, the UTC day the
-// visit was logged, its org unit and the answer's aspect. It does no I/O.
+// Package rollup decides what each event adds to the daily rollups: the
+// deltas of (metric, day, dimensions) counters. Events about a visit or a
+// complaint change a small ledger entry, and the delta is the entry's
+// contribution after the event minus its contribution before, so every
+// counter is always the sum over visits (or complaints) of a pure function
+// of their state, whatever order the events come in. It does no I/O.
 package rollup
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
-	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
-
-	"github.com/huifang/huifang/pkg/invalid"
-	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 )
 
 // DefaultTenant is the tenant of events that name none.
 const DefaultTenant = "default"
 
-// Bucket identifies one row of the daily rollup.
-type Bucket struct {
-	Tenant string
-	// Day is midnight UTC of the day the visit was logged.
-	Day     time.Time
-	OrgUnit string
-	Aspect  string
+// Metrics, the names of the counters in the rollup.
+const (
+	// Per visit, on the UTC day it fell due (the day it was logged when no due time is known).
+	MetricDue          = "visit.due"           // eligible: planned or due, not cancelled; or logged
+	MetricDone         = "visit.done"          // logged
+	MetricWithDeadline = "visit.with_deadline" // due with a known policy deadline
+	MetricOnTime       = "visit.on_time"       // logged by the policy deadline
+	MetricInTime       = "visit.in_time"       // logged by the deadline, or logged without one (a message made in time, seed 000)
+	MetricWithBase     = "visit.with_base"     // due with a known service completion time
+	MetricWithin48h    = "visit.within_48h"    // logged within 48 h of the service (seed 003)
+	MetricReturned     = "visit.returned"      // logged with at least one rated answer
+	MetricUnreachable  = "visit.unreachable"   // unreachable and never logged
+	MetricAttempted    = "visit.attempted"     // at least one attempt
+	MetricContacted    = "visit.contacted"     // at least one answered attempt
+
+	// Per logged visit record, on the UTC day it was logged.
+	MetricLogged          = "record.logged"
+	MetricVoteSatisfied   = "vote.satisfied"
+	MetricVoteFairly      = "vote.fairly_satisfied"
+	MetricVoteUnsatisfied = "vote.unsatisfied"
+	MetricNPSPromoter     = "nps.promoter"
+	MetricNPSPassive      = "nps.passive"
+	MetricNPSDetractor    = "nps.detractor"
+	MetricProblem         = "problem"
+
+	// Per complaint, on the UTC day it was escalated.
+	MetricComplaint       = "complaint.escalated"
+	MetricResolved        = "complaint.resolved" // total: seconds from escalation to resolution
+	MetricResolvedOnTime  = "complaint.resolved_on_time"
+	MetricImproved30d     = "complaint.improved_30d"
+	MetricComplaintClosed = "complaint.closed"
+	MetricReview          = "review" // total: score points
+	MetricService         = "service.completed"
+	MetricWonBack         = "customer.won_back"
+)
+
+// Dims are the dimensions of a counter; an empty one is "not applicable".
+type Dims struct {
+	OrgUnit         string `json:"org_unit,omitempty"`
+	PolicyID        string `json:"policy_id,omitempty"`
+	ServiceType     string `json:"service_type,omitempty"`
+	ProductCategory string `json:"product_category,omitempty"`
+	Channel         string `json:"channel,omitempty"`
+	AgentID         string `json:"agent_id,omitempty"`
+	Aspect          string `json:"aspect,omitempty"`
+	Category        string `json:"category,omitempty"`
 }
 
-// Increment is what one event adds to one bucket.
-type Increment struct {
-	Bucket
-	satisfaction.Counts
+// Key names one counter.
+type Key struct {
+	Tenant string
+	Metric string
+	// Day is midnight UTC.
+	Day time.Time
+	Dims
+}
+
+// Delta is what to add to one counter.
+type Delta struct {
+	Key
+	N     int64
+	Total int64
 }
 
 // Day returns midnight UTC of the UTC day t falls on.
@@ -41,65 +86,65 @@ func Day(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// FromVisit returns the increments of a logged visit, one per aspect that got
-// a rating, sorted by aspect. Answers without a rating add nothing. Aspects
-// are trimmed and lower-cased. A visit without visit_id or logged_at, or with
-// a rated answer whose aspect or rating is malformed, is refused whole with
-// an *invalid.Error naming the field, so no part of it is counted.
-func FromVisit(ev *eventsv1.VisitLogged) ([]Increment, error) {
-	var bad invalid.List
-	if strings.TrimSpace(ev.GetVisitId()) == "" {
-		bad.Add("visit_id", "is required")
-	}
-	if ev.GetLoggedAt() == nil {
-		bad.Add("logged_at", "is required")
-	} else if err := ev.GetLoggedAt().CheckValid(); err != nil {
-		bad.Add("logged_at", "must be a valid timestamp")
-	}
-	tenant := strings.TrimSpace(ev.GetTenantId())
-	if tenant == "" {
-		tenant = DefaultTenant
-	}
-	byAspect := map[string]satisfaction.Counts{}
-	for i, a := range ev.GetAnswers() {
-		if a.GetRating() == typesv1.Rating_RATING_UNSPECIFIED {
-			continue
-		}
-		vote, ok := voteOf(a.GetRating())
-		if !ok {
-			bad.Add(fmt.Sprintf("answers[%d].rating", i), "must be satisfied, fairly satisfied or unsatisfied")
-			continue
-		}
-		aspect := strings.ToLower(strings.TrimSpace(a.GetAspect()))
-		if !satisfaction.ValidAspect(aspect) {
-			bad.Add(fmt.Sprintf("answers[%d].aspect", i), satisfaction.AspectRule)
-			continue
-		}
-		byAspect[aspect] = byAspect[aspect].Add(vote)
-	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
-	day := Day(ev.GetLoggedAt().AsTime())
-	out := make([]Increment, 0, len(byAspect))
-	for aspect, c := range byAspect {
-		out = append(out, Increment{
-			Bucket: Bucket{Tenant: tenant, Day: day, OrgUnit: strings.TrimSpace(ev.GetOrgUnit()), Aspect: aspect},
-			Counts: c,
-		})
-	}
-	slices.SortFunc(out, func(a, b Increment) int { return cmp.Compare(a.Aspect, b.Aspect) })
-	return out, nil
+// Month returns midnight UTC of the first day of t's UTC month.
+func Month(t time.Time) time.Time {
+	y, m, _ := t.UTC().Date()
+	return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
 }
 
-func voteOf(r typesv1.Rating) (satisfaction.Counts, bool) {
-	switch r {
-	case typesv1.Rating_RATING_SATISFIED:
-		return satisfaction.Counts{Satisfied: 1}, true
-	case typesv1.Rating_RATING_FAIRLY_SATISFIED:
-		return satisfaction.Counts{FairlySatisfied: 1}, true
-	case typesv1.Rating_RATING_UNSATISFIED:
-		return satisfaction.Counts{Unsatisfied: 1}, true
+// Diff returns after − before, merged per key, without zero deltas, in a
+// stable order.
+func Diff(before, after []Delta) []Delta {
+	return Merge(append(negate(before), after...))
+}
+
+// Merge adds up deltas of the same key and drops those that come to zero.
+func Merge(ds []Delta) []Delta {
+	sum := map[Key]Delta{}
+	for _, d := range ds {
+		d.Day = Day(d.Day)
+		s := sum[d.Key]
+		s.Key = d.Key
+		s.N += d.N
+		s.Total += d.Total
+		sum[d.Key] = s
 	}
-	return satisfaction.Counts{}, false
+	out := make([]Delta, 0, len(sum))
+	for _, d := range sum {
+		if d.N != 0 || d.Total != 0 {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b Delta) int {
+		return cmp.Or(cmp.Compare(a.Metric, b.Metric), a.Day.Compare(b.Day), strings.Compare(keyString(a.Key), keyString(b.Key)))
+	})
+	return out
+}
+
+func keyString(k Key) string {
+	return strings.Join([]string{k.Tenant, k.OrgUnit, k.PolicyID, k.ServiceType, k.ProductCategory, k.Channel, k.AgentID, k.Aspect, k.Category}, "\x00")
+}
+
+func negate(ds []Delta) []Delta {
+	out := make([]Delta, len(ds))
+	for i, d := range ds {
+		d.N, d.Total = -d.N, -d.Total
+		out[i] = d
+	}
+	return out
+}
+
+// tenantOf returns the tenant of an event, "default" when it names none.
+func tenantOf(s string) string {
+	if s = strings.TrimSpace(s); s == "" {
+		return DefaultTenant
+	}
+	return s
+}
+
+// set overwrites *dst with s when s is not empty: a later event fills in a dimension, an empty one keeps it.
+func set(dst *string, s string) {
+	if s = strings.TrimSpace(s); s != "" {
+		*dst = s
+	}
 }

@@ -1,6 +1,7 @@
 package rollup_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -10,124 +11,215 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
-	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 )
 
-const (
-	sat    = typesv1.Rating_RATING_SATISFIED
-	fairly = typesv1.Rating_RATING_FAIRLY_SATISFIED
-	unsat  = typesv1.Rating_RATING_UNSATISFIED
-	none   = typesv1.Rating_RATING_UNSPECIFIED
-)
-
-func answer(aspect string, r typesv1.Rating) *typesv1.Answer {
-	return &typesv1.Answer{Aspect: aspect, Rating: r}
+func hour(h int) time.Time {
+	return time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h) * time.Hour)
 }
 
-func visit(loggedAt time.Time, answers ...*typesv1.Answer) *eventsv1.VisitLogged {
-	return &eventsv1.VisitLogged{
-		EventId:  "ev-1",
-		TenantId: "acme",
-		VisitId:  "visit-1",
-		OrgUnit:  "north",
-		LoggedAt: timestamppb.New(loggedAt),
-		Answers:  answers,
+// metrics lists the metrics of a contribution.
+func metrics(ds []rollup.Delta) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Metric)
 	}
+	slices.Sort(out)
+	return out
 }
 
-func TestFromVisit(t *testing.T) {
-	logged := time.Date(2025, 3, 14, 10, 30, 0, 0, time.UTC)
-	day := time.Date(2025, 3, 14, 0, 0, 0, 0, time.UTC)
-	bucket := func(aspect string) rollup.Bucket {
-		return rollup.Bucket{Tenant: "acme", Day: day, OrgUnit: "north", Aspect: aspect}
-	}
+func TestVisitContribution(t *testing.T) {
+	base := rollup.Visit{Tenant: "default", VisitID: "v", Due: true, DueAt: hour(10), Deadline: hour(34), ServiceCompletedAt: hour(0)}
 	for _, tc := range []struct {
 		name string
-		ev   *eventsv1.VisitLogged
-		want []rollup.Increment
+		v    func(v rollup.Visit) rollup.Visit
+		want []string
 	}{
-		{
-			name: "one vote per rated answer, sorted by aspect",
-			ev:   visit(logged, answer("overall", sat), answer("staff_attitude", unsat), answer("cleaning", fairly)),
-			want: []rollup.Increment{
-				{Bucket: bucket("cleaning"), Counts: satisfaction.Counts{FairlySatisfied: 1}},
-				{Bucket: bucket("overall"), Counts: satisfaction.Counts{Satisfied: 1}},
-				{Bucket: bucket("staff_attitude"), Counts: satisfaction.Counts{Unsatisfied: 1}},
-			},
-		},
-		{
-			name: "answers without a rating add nothing, even with a blank aspect",
-			ev:   visit(logged, answer("overall", fairly), answer("parking", none), answer("", none)),
-			want: []rollup.Increment{{Bucket: bucket("overall"), Counts: satisfaction.Counts{FairlySatisfied: 1}}},
-		},
-		{
-			name: "two answers on one aspect are two votes in one bucket",
-			ev:   visit(logged, answer("overall", sat), answer("overall", unsat)),
-			want: []rollup.Increment{{Bucket: bucket("overall"), Counts: satisfaction.Counts{Satisfied: 1, Unsatisfied: 1}}},
-		},
-		{
-			name: "aspects are trimmed and lower-cased",
-			ev:   visit(logged, answer(" Overall ", sat)),
-			want: []rollup.Increment{{Bucket: bucket("overall"), Counts: satisfaction.Counts{Satisfied: 1}}},
-		},
-		{
-			name: "no answers, no increments",
-			ev:   visit(logged),
-			want: []rollup.Increment{},
-		},
-		{
-			name: "the day is the UTC day: 07:30 in Shanghai is the day before in UTC",
-			ev:   visit(time.Date(2025, 3, 15, 7, 30, 0, 0, time.FixedZone("CST", 8*3600)), answer("overall", sat)),
-			want: []rollup.Increment{{Bucket: bucket("overall"), Counts: satisfaction.Counts{Satisfied: 1}}},
-		},
-		{
-			name: "one second before midnight UTC stays on that day",
-			ev:   visit(time.Date(2025, 3, 14, 23, 59, 59, 0, time.UTC), answer("overall", sat)),
-			want: []rollup.Increment{{Bucket: bucket("overall"), Counts: satisfaction.Counts{Satisfied: 1}}},
-		},
+		{"due, not made yet: counts against coverage and timeliness (seed 003: against what was due)", func(v rollup.Visit) rollup.Visit { return v },
+			[]string{"visit.due", "visit.with_base", "visit.with_deadline"}},
+		{"made by the deadline and within 48 h, rated", func(v rollup.Visit) rollup.Visit { v.LoggedAt, v.Rated = hour(20), true; return v },
+			[]string{"visit.done", "visit.due", "visit.in_time", "visit.on_time", "visit.returned", "visit.with_base", "visit.with_deadline", "visit.within_48h"}},
+		{"exactly at the deadline is on time", func(v rollup.Visit) rollup.Visit { v.LoggedAt = hour(34); return v },
+			[]string{"visit.done", "visit.due", "visit.in_time", "visit.on_time", "visit.with_base", "visit.with_deadline", "visit.within_48h"}},
+		{"after the deadline, exactly 48 h after the service (seed 003: within 48 h)", func(v rollup.Visit) rollup.Visit { v.LoggedAt = hour(48); return v },
+			[]string{"visit.done", "visit.due", "visit.with_base", "visit.with_deadline", "visit.within_48h"}},
+		{"49 h after the service", func(v rollup.Visit) rollup.Visit { v.LoggedAt = hour(49); return v },
+			[]string{"visit.done", "visit.due", "visit.with_base", "visit.with_deadline"}},
+		{"cancelled: not due", func(v rollup.Visit) rollup.Visit { v.Cancelled = true; return v }, nil},
+		{"cancelled after it was made: still made", func(v rollup.Visit) rollup.Visit { v.Cancelled, v.LoggedAt = true, hour(20); return v },
+			[]string{"visit.done", "visit.due", "visit.in_time", "visit.on_time", "visit.with_base", "visit.with_deadline", "visit.within_48h"}},
+		{"unreachable after two unanswered attempts", func(v rollup.Visit) rollup.Visit { v.Unreachable, v.Attempted = true, true; return v },
+			[]string{"visit.attempted", "visit.due", "visit.unreachable", "visit.with_base", "visit.with_deadline"}},
+		{"unreachable, then made: not unreachable", func(v rollup.Visit) rollup.Visit {
+			v.Unreachable, v.Attempted, v.Answered, v.LoggedAt = true, true, true, hour(20)
+			return v
+		}, []string{"visit.attempted", "visit.contacted", "visit.done", "visit.due", "visit.in_time", "visit.on_time", "visit.with_base", "visit.with_deadline", "visit.within_48h"}},
+		{"only attempts known, no due time: nothing yet", func(v rollup.Visit) rollup.Visit {
+			return rollup.Visit{Tenant: "default", VisitID: "v", Attempted: true}
+		}, nil},
+		{"logged without a plan, deadline or service time: due and in time", func(v rollup.Visit) rollup.Visit {
+			return rollup.Visit{Tenant: "default", VisitID: "v", LoggedAt: hour(3)}
+		}, []string{"visit.done", "visit.due", "visit.in_time"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := rollup.FromVisit(tc.ev)
-			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
+			got := tc.v(base).Contribution()
+			require.Equal(t, tc.want, metrics(got))
+			for _, d := range got {
+				require.Equal(t, int64(1), d.N)
+			}
 		})
 	}
 }
 
-func TestFromVisitDefaultsTenant(t *testing.T) {
-	ev := visit(time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC), answer("overall", sat))
-	ev.TenantId = ""
-	got, err := rollup.FromVisit(ev)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
-	require.Equal(t, "default", got[0].Tenant)
+// The counters a visit ends with do not depend on the order its events
+// come in: every permutation of its five events sums to the same deltas.
+func TestVisitEventsCommute(t *testing.T) {
+	ts := timestamppb.New
+	evs := []rollup.VisitEvent{
+		&eventsv1.VisitPlanned{VisitId: "v", DueAt: ts(hour(10)), Deadline: ts(hour(34)), OrgUnit: "north", PolicyId: "p"},
+		&eventsv1.VisitDue{VisitId: "v", DueAt: ts(hour(10)), Deadline: ts(hour(34)), ServiceCompletedAt: ts(hour(0)), OrgUnit: "north"},
+		&eventsv1.VisitAssigned{VisitId: "v", AgentId: "a1"},
+		&eventsv1.VisitAttempted{VisitId: "v", AgentId: "a1", Disposition: typesv1.Disposition_DISPOSITION_ANSWERED},
+		&eventsv1.VisitLogged{VisitId: "v", AgentId: "a1", LoggedAt: ts(hour(20)), Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}},
+	}
+	var want []rollup.Delta
+	permute(len(evs), func(order []int) {
+		v := rollup.Visit{Tenant: "default", VisitID: "v"}
+		var all []rollup.Delta
+		for _, i := range order {
+			next := rollup.Apply(v, evs[i])
+			all = append(all, rollup.Diff(v.Contribution(), next.Contribution())...)
+			v = next
+		}
+		got := rollup.Merge(all)
+		if want == nil {
+			want = got
+			require.Len(t, want, 10, "every visit metric but unreachable")
+		}
+		require.Equal(t, want, got, "order %v", order)
+	})
 }
 
-func TestFromVisitRefuses(t *testing.T) {
-	logged := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
+func permute(n int, f func([]int)) {
+	var rec func(k int, p []int)
+	rec = func(k int, p []int) {
+		if k == n {
+			f(p)
+			return
+		}
+		for i := k; i < n; i++ {
+			p[k], p[i] = p[i], p[k]
+			rec(k+1, p)
+			p[k], p[i] = p[i], p[k]
+		}
+	}
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	rec(0, p)
+}
+
+// A visit whose org unit becomes known later moves its counters: the diff
+// takes them out of the old bucket and puts them in the new one.
+func TestDiffMovesCounters(t *testing.T) {
+	before := rollup.Visit{Tenant: "default", VisitID: "v", Due: true, DueAt: hour(10)}
+	after := before
+	after.OrgUnit = "north"
+	d := rollup.Diff(before.Contribution(), after.Contribution())
+	require.Len(t, d, 2)
+	byUnit := map[string]int64{d[0].OrgUnit: d[0].N, d[1].OrgUnit: d[1].N}
+	require.Equal(t, map[string]int64{"": -1, "north": 1}, byUnit)
+	require.Empty(t, rollup.Diff(after.Contribution(), after.Contribution()))
+}
+
+func TestComplaintContribution(t *testing.T) {
+	esc := hour(0)
+	c := rollup.Complaint{Tenant: "default", ComplaintID: "c", EscalatedAt: esc, Deadline: esc.Add(72 * time.Hour)}
+	require.Equal(t, []string{"complaint.escalated"}, metrics(c.Contribution()))
+
+	c.ResolvedAt = esc.Add(48 * time.Hour)
+	got := c.Contribution()
+	require.Equal(t, []string{"complaint.escalated", "complaint.improved_30d", "complaint.resolved", "complaint.resolved_on_time"}, metrics(got))
+	for _, d := range got {
+		if d.Metric == rollup.MetricResolved {
+			require.Equal(t, int64(48*3600), d.Total, "resolution time in seconds")
+		}
+	}
+	// Seed 003: an improvement within 30 days; 30 days and one second is too late.
+	c.ResolvedAt = esc.Add(rollup.ImprovementWindow + time.Second)
+	require.Equal(t, []string{"complaint.escalated", "complaint.resolved"}, metrics(c.Contribution()))
+
+	// Reopened: no longer resolved until the next resolution.
+	c = rollup.ApplyComplaint(c, &eventsv1.ComplaintReopened{ComplaintId: "c", At: timestamppb.New(c.ResolvedAt.Add(time.Hour))})
+	require.True(t, c.Open())
+	require.Equal(t, []string{"complaint.escalated"}, metrics(c.Contribution()))
+}
+
+func TestWonBack(t *testing.T) {
+	last := time.Date(2024, 8, 31, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		at   time.Time
+		want bool
+	}{
+		{time.Date(2025, 2, 28, 9, 0, 0, 0, time.UTC), false}, // 31 Aug + 6 months is 3 Mar (Go normalises 31 Feb)
+		{time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC), true},
+		{time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		require.Equal(t, tc.want, rollup.WonBack(last, tc.at), "seed 000: churned after 6 months without a service; back at %s", tc.at)
+	}
+	require.False(t, rollup.WonBack(time.Time{}, last), "a new customer is not won back")
+}
+
+func TestFromVisitLogged(t *testing.T) {
+	nps := int32(8)
+	ev := &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(30)), OrgUnit: " north ", Nps: &nps,
+		Answers: []*typesv1.Answer{
+			{Aspect: "Overall ", Rating: typesv1.Rating_RATING_SATISFIED},
+			{Aspect: "cleaning", Rating: typesv1.Rating_RATING_UNSATISFIED},
+			{Aspect: "cleaning", Rating: typesv1.Rating_RATING_UNSATISFIED},
+			{Aspect: "parking"},
+		},
+		Problems: []*typesv1.Problem{{Category: "product_quality"}, {}}}
+	require.NoError(t, rollup.CheckVisitLogged(ev))
+	got := rollup.FromVisitLogged(ev, "washer")
+	type row struct {
+		metric, aspect, category string
+		n                        int64
+	}
+	var rows []row
+	for _, d := range got {
+		require.Equal(t, "north", d.OrgUnit)
+		require.Equal(t, "washer", d.ProductCategory)
+		require.Equal(t, time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC), d.Day)
+		rows = append(rows, row{d.Metric, d.Aspect, d.Category, d.N})
+	}
+	require.ElementsMatch(t, []row{
+		{"record.logged", "", "", 1},
+		{"vote.satisfied", "overall", "", 1},
+		{"vote.unsatisfied", "cleaning", "", 2},
+		{"nps.passive", "", "", 1},
+		{"problem", "", "product_quality", 1},
+		{"problem", "", "other", 1},
+	}, rows)
+}
+
+func TestCheckVisitLogged(t *testing.T) {
+	bad := int32(11)
 	for _, tc := range []struct {
 		name  string
-		edit  func(ev *eventsv1.VisitLogged)
+		ev    *eventsv1.VisitLogged
 		field string
 	}{
-		{"missing visit_id", func(ev *eventsv1.VisitLogged) { ev.VisitId = "" }, "visit_id"},
-		{"blank visit_id", func(ev *eventsv1.VisitLogged) { ev.VisitId = "  " }, "visit_id"},
-		{"missing logged_at", func(ev *eventsv1.VisitLogged) { ev.LoggedAt = nil }, "logged_at"},
-		{"out-of-range logged_at", func(ev *eventsv1.VisitLogged) { ev.LoggedAt = &timestamppb.Timestamp{Nanos: -1} }, "logged_at"},
-		{"rated answer without aspect", func(ev *eventsv1.VisitLogged) { ev.Answers[1].Aspect = "" }, "answers[1].aspect"},
-		{"rated answer with malformed aspect", func(ev *eventsv1.VisitLogged) { ev.Answers[1].Aspect = "staff-attitude" }, "answers[1].aspect"},
-		{"unknown rating", func(ev *eventsv1.VisitLogged) { ev.Answers[0].Rating = typesv1.Rating(9) }, "answers[0].rating"},
+		{"no visit id", &eventsv1.VisitLogged{LoggedAt: timestamppb.New(hour(1))}, "visit_id"},
+		{"no logged_at", &eventsv1.VisitLogged{VisitId: "v"}, "logged_at"},
+		{"aspect with a dash", &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(1)), Answers: []*typesv1.Answer{{Aspect: "staff-attitude", Rating: typesv1.Rating_RATING_SATISFIED}}}, "answers[0].aspect"},
+		{"unknown rating", &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(1)), Answers: []*typesv1.Answer{{Aspect: "overall", Rating: 9}}}, "answers[0].rating"},
+		{"nps above 10", &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(1)), Nps: &bad}, "nps"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := visit(logged, answer("overall", sat), answer("cleaning", fairly))
-			tc.edit(ev)
-			got, err := rollup.FromVisit(ev)
-			require.Nil(t, got)
-			bad, ok := invalid.As(err)
-			require.True(t, ok, "want *invalid.Error, got %v", err)
-			require.Equal(t, tc.field, bad.Violations[0].Field)
+			err := rollup.CheckVisitLogged(tc.ev)
+			require.ErrorContains(t, err, tc.field+":")
 		})
 	}
 }

@@ -1,0 +1,117 @@
+package rollup
+
+import (
+	"time"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/invalid"
+)
+
+// ImprovementWindow is seed 003's: an improvement plan within 30 days for problems found.
+const ImprovementWindow = 30 * 24 * time.Hour
+
+// Complaint is what analytics knows of one complaint.
+type Complaint struct {
+	Tenant      string `json:"tenant"`
+	ComplaintID string `json:"complaint_id"`
+	Dims
+	Department  string    `json:"department,omitempty"`
+	Severity    string    `json:"severity,omitempty"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	Deadline    time.Time `json:"deadline,omitzero"`
+	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
+	ClosedAt    time.Time `json:"closed_at,omitzero"`
+	Outcome     string    `json:"outcome,omitempty"`
+	Reopened    int       `json:"reopened,omitempty"`
+}
+
+// Open reports whether the complaint still waits for a resolution.
+func (c Complaint) Open() bool { return c.ResolvedAt.IsZero() && c.ClosedAt.IsZero() }
+
+// Contribution is what the complaint adds on the UTC day it was escalated:
+// escalated; resolved (total: seconds to resolution); resolved by its
+// deadline; resolved within 30 days (seed 003's improvement window); closed.
+// A reopened complaint counts as resolved only after its next resolution.
+func (c Complaint) Contribution() []Delta {
+	if c.EscalatedAt.IsZero() {
+		return nil
+	}
+	var out []Delta
+	add := func(metric string, total int64) {
+		out = append(out, Delta{Key: Key{Tenant: c.Tenant, Metric: metric, Day: Day(c.EscalatedAt), Dims: c.Dims}, N: 1, Total: total})
+	}
+	add(MetricComplaint, 0)
+	if !c.ResolvedAt.IsZero() {
+		took := c.ResolvedAt.Sub(c.EscalatedAt)
+		add(MetricResolved, int64(max(took, 0)/time.Second))
+		if !c.Deadline.IsZero() && !c.ResolvedAt.After(c.Deadline) {
+			add(MetricResolvedOnTime, 0)
+		}
+		if took <= ImprovementWindow {
+			add(MetricImproved30d, 0)
+		}
+	}
+	if !c.ClosedAt.IsZero() {
+		add(MetricComplaintClosed, 0)
+	}
+	return out
+}
+
+// ComplaintEvent is one event about a complaint.
+type ComplaintEvent interface {
+	GetTenantId() string
+	GetComplaintId() string
+}
+
+// ComplaintRef returns the tenant and complaint id, refusing an event without an id.
+func ComplaintRef(ev ComplaintEvent) (tenant, id string, err error) {
+	if ev.GetComplaintId() == "" {
+		return "", "", invalid.New("complaint_id", "is required")
+	}
+	return tenantOf(ev.GetTenantId()), ev.GetComplaintId(), nil
+}
+
+// ApplyComplaint returns c changed by ev. The first escalation fixes the
+// day; a re-escalation (level > 0) changes only the deadline.
+func ApplyComplaint(c Complaint, ev ComplaintEvent) Complaint {
+	switch e := ev.(type) {
+	case *eventsv1.ComplaintEscalated:
+		if c.EscalatedAt.IsZero() {
+			setTime(&c.EscalatedAt, e.GetEscalatedAt())
+		}
+		set(&c.OrgUnit, e.GetOrgUnit())
+		set(&c.Category, e.GetCategory())
+		set(&c.ProductCategory, e.GetProductCategory())
+		set(&c.AgentID, e.GetOwnerAgentId())
+		set(&c.Department, e.GetDepartment())
+		set(&c.Severity, e.GetSeverity())
+		setTime(&c.Deadline, e.GetDeadline())
+	case *eventsv1.ComplaintResolved:
+		setTime(&c.ResolvedAt, e.GetResolvedAt())
+		if c.EscalatedAt.IsZero() {
+			setTime(&c.EscalatedAt, e.GetEscalatedAt())
+		}
+		set(&c.OrgUnit, e.GetOrgUnit())
+		set(&c.Category, e.GetCategory())
+		set(&c.Department, e.GetDepartment())
+	case *eventsv1.ComplaintReopened:
+		if at := ts(e.GetAt()); !at.IsZero() && !at.Before(c.ResolvedAt) {
+			c.ResolvedAt = time.Time{}
+			c.Reopened++
+		}
+	case *eventsv1.ComplaintClosed:
+		setTime(&c.ClosedAt, e.GetAt())
+		set(&c.Outcome, e.GetOutcome())
+		if c.EscalatedAt.IsZero() {
+			setTime(&c.EscalatedAt, e.GetEscalatedAt())
+		}
+		set(&c.OrgUnit, e.GetOrgUnit())
+		set(&c.Category, e.GetCategory())
+		if c.ResolvedAt.IsZero() && e.GetOutcome() == "satisfied" {
+			// Closed with a satisfied customer: resolved at the latest then.
+			setTime(&c.ResolvedAt, e.GetAt())
+		}
+	}
+	return c
+}
