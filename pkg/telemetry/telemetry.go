@@ -22,16 +22,34 @@ func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }
 
+// Resource describes the process: the service's name and version, then
+// whatever OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME add (e.g. the pod
+// name and namespace on Kubernetes), which win over the defaults.
+func Resource(ctx context.Context, service, version string) (*resource.Resource, error) {
+	base := resource.NewSchemaless(
+		semconv.ServiceName("huifang-"+service),
+		semconv.ServiceVersion(version),
+	)
+	env, err := resource.New(ctx, resource.WithFromEnv())
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource from OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	}
+	res, err := resource.Merge(base, env)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, nil
+}
+
 // Setup installs the tracer provider and the propagator for the process and
 // returns the provider and a function that flushes and stops it.
 func Setup(ctx context.Context, service, version string) (trace.TracerProvider, func(context.Context) error, error) {
 	otel.SetTextMapPropagator(Propagator())
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(resource.NewSchemaless(
-			semconv.ServiceName("huifang-"+service),
-			semconv.ServiceVersion(version),
-		)),
+	res, err := Resource(ctx, service, version)
+	if err != nil {
+		return nil, nil, err
 	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
