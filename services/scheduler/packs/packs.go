@@ -19,12 +19,18 @@ var files embed.FS
 
 // Pack is a named set of policies for one kind of business.
 type Pack struct {
-	Name        string          `json:"name"`
-	Title       string          `json:"title"`
-	Seed        string          `json:"seed"`
-	Description string          `json:"description"`
-	Policies    []policy.Policy `json:"policies"`
+	Name        string `json:"name"`
+	Title       string `json:"title"`
+	Seed        string `json:"seed"`
+	Description string `json:"description"`
+	// Inactive names the policies loaded switched off: alternatives a tenant
+	// turns on with ActivatePolicy instead of another (hospital-first-week).
+	Inactive []string        `json:"inactive,omitempty"`
+	Policies []policy.Policy `json:"policies"`
 }
+
+// LoadsActive tells whether LoadPolicyPack turns the named policy on.
+func (p Pack) LoadsActive(name string) bool { return !slices.Contains(p.Inactive, name) }
 
 // All returns every shipped pack, by name; each policy is validated.
 func All() ([]Pack, error) {
@@ -72,6 +78,11 @@ func Parse(b []byte) (Pack, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return p, fmt.Errorf("decode: %w", err)
+	}
+	for _, n := range p.Inactive {
+		if !slices.ContainsFunc(p.Policies, func(pol policy.Policy) bool { return pol.Name == n }) {
+			return p, fmt.Errorf("inactive names %q, which is not a policy of the pack", n)
+		}
 	}
 	for i := range p.Policies {
 		pol := &p.Policies[i]

@@ -16,16 +16,28 @@ import (
 
 func day(n float64) time.Duration { return time.Duration(n * float64(24*time.Hour)) }
 
-// load returns a pack's policies as a tenant would have them, ids = names.
+// load returns a pack's policies as LoadPolicyPack gives them to a tenant, ids = names.
 func load(t *testing.T, name string) []policy.Policy {
 	t.Helper()
 	p, ok, err := packs.Get(name)
 	require.NoError(t, err)
 	require.True(t, ok, name)
 	for i := range p.Policies {
-		p.Policies[i].ID, p.Policies[i].Tenant, p.Policies[i].Version, p.Policies[i].Active = p.Policies[i].Name, "t", 1, true
+		p.Policies[i].ID, p.Policies[i].Tenant, p.Policies[i].Version = p.Policies[i].Name, "t", 1
+		p.Policies[i].Active = p.LoadsActive(p.Policies[i].Name)
 	}
 	return p.Policies
+}
+
+// switched returns the policies with the named ones turned on or off, as ActivatePolicy/DeactivatePolicy do.
+func switched(ps []policy.Policy, on bool, names ...string) []policy.Policy {
+	ps = slices.Clone(ps)
+	for i := range ps {
+		if slices.Contains(names, ps[i].Name) {
+			ps[i].Active = on
+		}
+	}
+	return ps
 }
 
 func svc(id, typ, customer string, at time.Time, opts ...func(*policy.Service)) engine.Event {
@@ -151,14 +163,23 @@ func TestPropertyGolden(t *testing.T) {
 	require.Equal(t, lines(out), lines(again), "sampling is deterministic: a rerun plans the same sample")
 }
 
-// Seed 000 (hospital): discharge day by phone, +1 week by phone, +1 month on site.
+// Seed 000 (hospital): discharge day by phone, +1 week by phone, +1 month on
+// site. The other hospital's policy, "within the first week", is its own
+// policy, loaded off: a tenant switches it on (and the first one off) instead.
 func TestHospitalGolden(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	out := engine.Sim{Policies: load(t, "hospital")}.Run([]engine.Event{svc("d1", "discharge", "p1", t0)}, t0.Add(day(60)))
+	history := []engine.Event{svc("d1", "discharge", "p1", t0)}
+	out := engine.Sim{Policies: load(t, "hospital")}.Run(history, t0.Add(day(60)))
 	requireLines(t, []string{
 		line("hospital-discharge", 0, 0, phone, "nurse", t0, t0.Add(12*time.Hour), "due"),
 		line("hospital-discharge", 1, 0, phone, "nurse", t0.Add(day(7)), t0.Add(day(9)), "due"),
 		line("hospital-discharge", 2, 0, onsite, "nurse", t0.Add(day(30)), t0.Add(day(37)), "due"),
+	}, out)
+
+	firstWeek := switched(switched(load(t, "hospital"), false, "hospital-discharge"), true, "hospital-first-week")
+	out = engine.Sim{Policies: firstWeek}.Run(history, t0.Add(day(60)))
+	requireLines(t, []string{
+		line("hospital-first-week", 0, 0, phone, "nurse", t0, t0.Add(day(7)), "due"),
 	}, out)
 }
 
@@ -189,7 +210,13 @@ func TestAutoGolden(t *testing.T) {
 		// fast driver: 60 km a day reaches 3,000 km after 50 days, before 3 months; no warranty date known.
 		svc("v2", "vehicle_delivery", "c2", delivered, attrs("km_per_day", "60")),
 		// c1 comes in for the first maintenance; the next is 5,000 km at 60 km a day (83 d 8 h) before 6 months.
-		svc("m1", "maintenance", "c1", maint, attrs("km_per_day", "60")),
+		svc("m1", "maintenance", "c1", maint, attrs("km_per_day", "60"), func(s *policy.Service) { s.WarrantyUntil = warranty }),
+		// c1 does not answer the warranty call: invited again, SMS the next day and a call 3 days later.
+		{At: d(2028, 12, 27, 12), Unreachable: &engine.Failed{ServiceID: "v1", PolicyID: "auto-warranty-expiry", Step: 1}},
+		// a failed survey call is not a warranty invitation: nothing more.
+		{At: d(2026, 4, 13, 12), Unreachable: &engine.Failed{ServiceID: "m1", PolicyID: "auto-after-service-survey"}},
+		// c3's warranty ended on 1 March, a month after a repair: absent 6 months and past warranty on 1 August.
+		svc("r3", "repair", "c3", d(2026, 2, 1, 10), func(s *policy.Service) { s.WarrantyUntil = d(2026, 3, 1, 0) }),
 		svc("a1", "agency_due", "c1", d(2026, 5, 1, 8), attrs("due_date", "2026-08-15")),
 		svc("e1", "community_event", "c1", d(2026, 5, 1, 8), attrs("event_date", "2026-05-20T09:00:00Z")),
 	}, d(2029, 2, 1, 0))
@@ -215,6 +242,23 @@ func TestAutoGolden(t *testing.T) {
 		line("auto-agency-services", 1, 0, phone, "crm", d(2026, 8, 1, 0), d(2026, 8, 15, 0), "due"),
 		line("auto-special-events", 0, 0, sms, "crm", d(2026, 5, 17, 9), d(2026, 5, 19, 9), "due"),
 		line("auto-special-events", 1, 0, phone, "crm", d(2026, 5, 19, 9), d(2026, 5, 20, 9), "due"),
+		// warranty: the invitation failed (the call went unanswered), so c1 is invited again.
+		line("auto-warranty-reinvite", 0, 0, sms, "crm", d(2028, 12, 28, 12), d(2028, 12, 31, 12), "due"),
+		line("auto-warranty-reinvite", 1, 0, phone, "crm", d(2028, 12, 30, 12), d(2029, 1, 6, 12), "due"),
+		// past warranty and absent 6 months: c1's delivery plan is ended by the maintenance; from the
+		// maintenance, 6 months (Oct 2026) come before the warranty end (10 Jan 2029), so the later one counts.
+		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2029, 1, 10, 0), d(2029, 1, 24, 0), "cancelled"),
+		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2029, 1, 17, 0), d(2029, 1, 31, 0), "cancelled"),
+		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2029, 1, 10, 0), d(2029, 1, 24, 0), "due"),
+		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2029, 1, 17, 0), d(2029, 1, 31, 0), "due"),
+		// v2 has no warranty date: not planned, and says why.
+		line("auto-past-warranty-absent", 0, 0, sms, "crm", delivered, delivered, "suppressed"),
+		line("auto-past-warranty-absent", 1, 0, phone, "crm", delivered, delivered, "suppressed"),
+		// c3: 6 months after the repair, past the warranty.
+		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2026, 8, 1, 10), d(2026, 8, 15, 10), "due"),
+		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2026, 8, 8, 10), d(2026, 8, 22, 10), "due"),
+		line("auto-after-service-survey", 0, 0, phone, "service_survey", d(2026, 2, 1, 10), d(2026, 2, 4, 10), "due"),
+		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 0), d(2026, 10, 31, 0), "due"),
 	}, out)
 }
 
@@ -256,18 +300,28 @@ func TestCementGolden(t *testing.T) {
 
 // Seed 002 (real estate): callers the same day; good leads within 3 days then
 // weekly until they visit; class A visitors same day, within 3 days, then every
-// 3 days; class D on holidays by SMS only; buyers same day then every 2 weeks;
-// calls only in the 10:00–11:30 and 15:30–17:00 windows (Asia/Shanghai).
+// 3 days; class D on holidays by SMS only; referred VIPs only at project
+// milestones (launch, offers, show-flat opening); buyers same day, every 2
+// weeks, at construction milestones, on holidays; calls only in the
+// 10:00–11:30 and 15:30–17:00 windows (Asia/Shanghai).
 func TestRealEstateGolden(t *testing.T) {
 	u := func(m time.Month, dd, h, mi int) time.Time { return time.Date(2026, m, dd, h, mi, 0, 0, time.UTC) }
 	rules := contact.Preset002()
 	rules.TimeZone = "Asia/Shanghai"
 	rules.Holidays = []string{"2026-04-04", "2026-05-01"}
+	rules.Milestones = []contact.Milestone{
+		{Date: "2026-03-15", Kind: "launch", Name: "sales launch", Project: "bay"},
+		{Date: "2026-03-25", Kind: "launch", Project: "hill"}, // another project: not for bay's VIPs
+		{Date: "2026-04-18", Kind: "offers", Name: "spring offers"},
+		{Date: "2026-04-20", Kind: "construction", Name: "topping-out"},
+		{Date: "2026-05-08", Kind: "show_flat_opening", Project: "bay"},
+	}
 	out := engine.Sim{Policies: load(t, "realestate"), Rules: rules}.Run([]engine.Event{
 		svc("l1", "lead_call", "a", u(3, 2, 2, 0), tier("A")), // 10:00 in Shanghai
 		svc("sv1", "showroom_visit", "a", u(3, 20, 6, 0), tier("A")),
 		svc("p1", "purchase", "a", u(4, 1, 3, 0)),
 		svc("sv2", "showroom_visit", "d", u(3, 10, 3, 0), tier("D")),
+		svc("ref1", "referral", "v", u(3, 3, 4, 0), tier("VIP"), attrs("project", "bay")),
 	}, u(5, 10, 0, 0))
 	requireLines(t, []string{
 		line("realestate-lead-callback", 0, 0, phone, "sales_advisor", u(3, 2, 2, 0), u(3, 2, 10, 0), "due"),
@@ -287,6 +341,14 @@ func TestRealEstateGolden(t *testing.T) {
 		line("realestate-buyer", 1, 0, phone, "sales_advisor", u(4, 15, 3, 0), u(4, 18, 3, 0), "due"),
 		line("realestate-buyer", 1, 1, phone, "sales_advisor", u(4, 29, 3, 0), u(5, 2, 3, 0), "due"),
 		line("realestate-buyer", 1, 2, phone, "sales_advisor", u(5, 13, 3, 0), u(5, 16, 3, 0), "planned"),
+		// the buyer's call at the construction milestone (midnight in Shanghai, moved to 10:00) and SMS on each holiday.
+		line("realestate-buyer", 2, 0, phone, "sales_advisor", u(4, 20, 2, 0), u(4, 21, 16, 0), "due"),
+		line("realestate-buyer", 3, 0, sms, "sales_advisor", u(4, 3, 16, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-buyer", 3, 1, sms, "sales_advisor", u(4, 30, 16, 0), u(5, 1, 16, 0), "due"),
+		// the referred VIP: only at bay's launch, the offers and bay's show-flat opening, at 10:00 in Shanghai.
+		line("realestate-referred-vip", 0, 0, phone, "sales_advisor", u(3, 15, 2, 0), u(3, 16, 16, 0), "due"),
+		line("realestate-referred-vip", 0, 1, phone, "sales_advisor", u(4, 18, 2, 0), u(4, 19, 16, 0), "due"),
+		line("realestate-referred-vip", 0, 2, phone, "sales_advisor", u(5, 8, 2, 0), u(5, 9, 16, 0), "due"),
 		// class D: SMS on each holiday of the calendar (midnight in Shanghai), nothing else.
 		line("realestate-visitor-d", 0, 0, sms, "sales_advisor", u(4, 3, 16, 0), u(4, 4, 16, 0), "due"),
 		line("realestate-visitor-d", 0, 1, sms, "sales_advisor", u(4, 30, 16, 0), u(5, 1, 16, 0), "due"),

@@ -56,6 +56,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		{"scheduler-complaint-resolved", stream.SubjectComplaintResolved, h.ComplaintResolved},
 		{"scheduler-followup-requested", stream.SubjectFollowUpRequested, h.FollowUpRequested},
 		{"scheduler-visit-logged", stream.SubjectVisitLogged, h.VisitLogged},
+		{"scheduler-visit-unreachable", stream.SubjectVisitUnreachable, h.VisitUnreachable},
 	} {
 		rt.Consume(&inbox.Consumer{Durable: c.durable, Stream: stream.EventsStream, Subjects: []string{c.subject}, Handle: c.handle})
 	}

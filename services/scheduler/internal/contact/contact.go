@@ -7,6 +7,7 @@ package contact
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"time"
@@ -57,7 +58,23 @@ type Rules struct {
 	// DislikesCallsGap is the least time between two calls to a customer who
 	// dislikes calls (seed 002); 7 days when zero.
 	DislikesCallsGap policy.Duration `json:"dislikes_calls_gap,omitempty"`
+	// Milestones is the tenant's project calendar (seed 002 real estate):
+	// steps with on_milestones fall due on the milestones of their kinds.
+	Milestones []Milestone `json:"milestones,omitempty"`
 }
+
+// Milestone is a dated event of a project: launch, offers, show-flat opening,
+// a construction milestone.
+type Milestone struct {
+	// Date is YYYY-MM-DD in the tenant's time zone; the milestone starts at midnight.
+	Date string `json:"date"`
+	Kind string `json:"kind"`
+	Name string `json:"name,omitempty"`
+	// Project, when set, limits the milestone to services whose attribute project equals it.
+	Project string `json:"project,omitempty"`
+}
+
+var milestoneKindRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // Preset002 is the seed-002 contact etiquette: calls 10:00–11:30 and 15:30–17:00.
 func Preset002() Rules {
@@ -103,6 +120,15 @@ func (r Rules) Validate() error {
 	for i, h := range r.Holidays {
 		if _, err := time.Parse(time.DateOnly, h); err != nil {
 			l.Add(fmt.Sprintf("contact_policy.holidays[%d]", i), "must be a date, YYYY-MM-DD")
+		}
+	}
+	for i, m := range r.Milestones {
+		f := fmt.Sprintf("contact_policy.milestones[%d]", i)
+		if _, err := time.Parse(time.DateOnly, m.Date); err != nil {
+			l.Add(f+".date", "must be a date, YYYY-MM-DD")
+		}
+		if !milestoneKindRE.MatchString(m.Kind) {
+			l.Add(f+".kind", "is required: a word such as launch, offers, show_flat_opening or construction (lowercase letters, digits, '_')")
 		}
 	}
 	for i, c := range r.Caps {
@@ -152,6 +178,29 @@ func (r Rules) NextHoliday(t time.Time) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// NextMilestone returns the first milestone of one of the kinds starting after
+// t (midnight in the tenant's zone) for the project: milestones without a
+// project apply to every project.
+func (r Rules) NextMilestone(t time.Time, project string, kinds []string) (time.Time, string, bool) {
+	loc := r.Location(Prefs{})
+	var best time.Time
+	var what string
+	for _, m := range r.Milestones {
+		if !slices.Contains(kinds, m.Kind) || (m.Project != "" && m.Project != project) {
+			continue
+		}
+		d, err := time.ParseInLocation(time.DateOnly, m.Date, loc)
+		if err != nil || !d.After(t) || (!best.IsZero() && !d.Before(best)) {
+			continue
+		}
+		best, what = d, m.Kind+" "+m.Date
+		if m.Name != "" {
+			what += " (" + m.Name + ")"
+		}
+	}
+	return best, what, !best.IsZero()
 }
 
 func voice(ch int32) bool { return ch == policy.ChannelPhone || ch == policy.ChannelOnsite }
@@ -259,6 +308,9 @@ type Pending struct {
 	Channel     int32
 	Deadline    time.Time
 	HolidayStep bool
+	// CustomerChosen: the customer asked for this time (ReschedulePlannedVisit);
+	// only an opt-out stops it, no window, quiet hours, holiday or cap moves it.
+	CustomerChosen bool
 }
 
 // Caps are the caps that apply to the customer: the tenant's, and for a
@@ -290,6 +342,9 @@ func (r Rules) Check(now time.Time, v Pending, p Prefs, history []Contact) Outco
 	if slices.Contains(p.OptedOut, v.Channel) {
 		reason := "customer opted out of " + policy.ChannelName(v.Channel)
 		return Outcome{Action: Suppress, Reason: reason, Decisions: []policy.Decision{{Kind: policy.KindOptOut, Detail: reason, At: now}}}
+	}
+	if v.CustomerChosen {
+		return Outcome{Action: Fire, At: now}
 	}
 	at := now
 	var ds []policy.Decision

@@ -110,3 +110,41 @@ func TestValidate(t *testing.T) {
 		require.Contains(t, err.Error(), f)
 	}
 }
+
+// Seed 002: the project calendar: the next milestone of the asked kinds, for
+// the service's project (milestones without a project apply to every one).
+func TestNextMilestone(t *testing.T) {
+	r := Rules{TimeZone: "Asia/Shanghai", Milestones: []Milestone{
+		{Date: "2026-03-15", Kind: "launch", Project: "bay"},
+		{Date: "2026-03-10", Kind: "launch", Project: "hill"},
+		{Date: "2026-03-20", Kind: "construction"},
+		{Date: "2026-04-18", Kind: "offers"},
+	}}
+	vip := []string{"launch", "offers", "show_flat_opening"}
+	got, what, ok := r.NextMilestone(cst(1, 0, 0), "bay", vip)
+	require.True(t, ok)
+	require.True(t, cst(15, 0, 0).Equal(got), "midnight in the tenant's zone; hill's launch is not bay's")
+	require.Equal(t, "launch 2026-03-15", what)
+	got, _, ok = r.NextMilestone(got, "bay", vip)
+	require.True(t, ok)
+	require.Equal(t, "2026-04-18", got.In(shanghai).Format(time.DateOnly), "construction is not a VIP milestone")
+	_, _, ok = r.NextMilestone(got, "bay", vip)
+	require.False(t, ok)
+	require.Error(t, Rules{Milestones: []Milestone{{Date: "2026-13-01", Kind: "launch"}}}.Validate())
+	require.Error(t, Rules{Milestones: []Milestone{{Date: "2026-03-01"}}}.Validate())
+}
+
+// A time the customer chose (ReschedulePlannedVisit) fires as it is: no
+// window, quiet hours or cap moves it; an opt-out still suppresses it.
+func TestCheckCustomerChosen(t *testing.T) {
+	r := Preset002()
+	r.Quiet = &Window{Start: 21 * 60, End: 8 * 60}
+	r.Caps = []Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(72 * time.Hour)}}
+	now := time.Date(2026, 3, 2, 22, 0, 0, 0, time.UTC)
+	history := []Contact{{Channel: policy.ChannelPhone, At: now.Add(-time.Hour)}}
+	v := Pending{Channel: policy.ChannelPhone, Deadline: now.Add(time.Hour)}
+	require.NotEqual(t, Fire, r.Check(now, v, Prefs{}, history).Action, "without the customer's choice it would not fire")
+	v.CustomerChosen = true
+	require.Equal(t, Fire, r.Check(now, v, Prefs{}, history).Action)
+	require.Equal(t, Suppress, r.Check(now, v, Prefs{OptedOut: []int32{policy.ChannelPhone}}, history).Action)
+}

@@ -7,6 +7,7 @@ package engine
 
 import (
 	"container/heap"
+	"fmt"
 	"slices"
 	"time"
 
@@ -37,7 +38,7 @@ func Following(p policy.Policy, prev policy.Visit, s policy.Service, r contact.R
 }
 
 func place(v *policy.Visit, p policy.Policy, r contact.Rules, prefs contact.Prefs) {
-	holiday := v.Step < len(p.Steps) && p.Steps[v.Step].OnHolidays
+	holiday := v.Step < len(p.Steps) && p.Steps[v.Step].CalendarStep()
 	at, ds := r.Place(v.Nominal, v.Channel, prefs, holiday)
 	if len(ds) == 0 {
 		return
@@ -60,6 +61,15 @@ type Event struct {
 	OptOut     int32
 	// Answered: the customer (CustomerID) answered the visits of this service and policy (stop condition).
 	AnsweredService, AnsweredPolicy string
+	// Unreachable: the visit that fell due for this service, policy and step
+	// (first occurrence) could not be made (VisitUnreachable).
+	Unreachable *Failed
+}
+
+// Failed names a visit that fell due in a simulation.
+type Failed struct {
+	ServiceID, PolicyID string
+	Step, Occurrence    int
 }
 
 // Outcome is a visit's fate in a simulation.
@@ -154,6 +164,9 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 				break
 			}
 			ei++
+			if f := ev.Unreachable; f != nil {
+				ev.Service = sim.unreachable(out, *f, ev.At)
+			}
 			switch {
 			case ev.Service != nil:
 				s := *ev.Service
@@ -197,7 +210,7 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 		p.dead = true
 		now := p.v.DueAt
 		pr := prefs[p.s.CustomerID]
-		holiday := p.v.Step < len(p.pol.Steps) && p.pol.Steps[p.v.Step].OnHolidays
+		holiday := p.v.Step < len(p.pol.Steps) && p.pol.Steps[p.v.Step].CalendarStep()
 		res := sim.Rules.Check(now, contact.Pending{Channel: p.v.Channel, Deadline: p.v.Deadline, HolidayStep: holiday}, pr, history[p.s.CustomerID])
 		switch res.Action {
 		case contact.Suppress:
@@ -227,4 +240,23 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 		}
 	}
 	return out
+}
+
+// unreachable turns a visit that fell due into the visit_unreachable service
+// its failure is (nil when no such visit fell due).
+func (sim Sim) unreachable(out []Outcome, f Failed, at time.Time) *policy.Service {
+	for _, o := range out {
+		if o.Status != "due" || o.Service.ID != f.ServiceID || o.PolicyID != f.PolicyID || o.Step != f.Step || o.Occurrence != f.Occurrence {
+			continue
+		}
+		name := o.PolicyID
+		for _, p := range sim.Policies {
+			if p.ID == o.PolicyID {
+				name = p.Name
+			}
+		}
+		s := policy.Unreachable(o.Service, name, o.Step, fmt.Sprintf("%s/%s/%d/%d", f.ServiceID, f.PolicyID, f.Step, f.Occurrence), at)
+		return &s
+	}
+	return nil
 }

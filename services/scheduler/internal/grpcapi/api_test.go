@@ -66,10 +66,61 @@ func TestUpdateActivateDeactivate(t *testing.T) {
 	require.True(t, on.Policy.Active)
 	require.Equal(t, int32(2), on.Policy.Version)
 
-	_, err = srv.DeactivatePolicy(ctx, &schedulerv1.DeactivatePolicyRequest{PolicyId: "builtin-appliance-purchase"})
-	require.Equal(t, codes.FailedPrecondition, code(ctx, err))
+	_, err = srv.UpdatePolicy(ctx, &schedulerv1.UpdatePolicyRequest{PolicyId: "builtin-appliance-purchase", Policy: upd.Policy})
+	require.Equal(t, codes.FailedPrecondition, code(ctx, err), "a tenant cannot edit a built-in")
 	_, err = srv.UpdatePolicy(ctx, &schedulerv1.UpdatePolicyRequest{PolicyId: "nope", Policy: upd.Policy})
 	require.Equal(t, codes.NotFound, code(ctx, err))
+}
+
+// A tenant switches a built-in policy off for itself only (seed 001's purchase
+// visit is not wanted by a real-estate developer) and on again; ListPolicies
+// shows each tenant its effective state.
+func TestDeactivateBuiltinForOneTenant(t *testing.T) {
+	ctx, srv := setup(t)
+	const id = "builtin-appliance-purchase"
+	off, err := srv.DeactivatePolicy(ctx, &schedulerv1.DeactivatePolicyRequest{TenantId: "estate", PolicyId: id})
+	require.NoError(t, err)
+	require.False(t, off.Policy.Active)
+	require.True(t, off.Policy.TenantOverride)
+	state := func(tenant string) *schedulerv1.Policy {
+		l, err := srv.ListPolicies(ctx, &schedulerv1.ListPoliciesRequest{TenantId: tenant})
+		require.NoError(t, err)
+		for _, p := range l.Policies {
+			if p.Id == id {
+				return p
+			}
+		}
+		t.Fatalf("%s not listed", id)
+		return nil
+	}
+	require.False(t, state("estate").Active)
+	require.True(t, state("shop").Active, "other tenants are unaffected")
+	require.False(t, state("shop").TenantOverride)
+	on, err := srv.ActivatePolicy(ctx, &schedulerv1.ActivatePolicyRequest{TenantId: "estate", PolicyId: id})
+	require.NoError(t, err)
+	require.True(t, on.Policy.Active)
+	require.True(t, state("estate").Active)
+	_, err = srv.DeactivatePolicy(ctx, &schedulerv1.DeactivatePolicyRequest{TenantId: "estate", PolicyId: "nope"})
+	require.Equal(t, codes.NotFound, code(ctx, err))
+}
+
+// The project calendar (seed 002: launch, offers, show-flat opening, construction) is part of the contact policy.
+func TestContactPolicyMilestones(t *testing.T) {
+	ctx, srv := setup(t)
+	req := &schedulerv1.SetContactPolicyRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(`{"tenant_id":"estate","contact_policy":{"time_zone":"Asia/Shanghai",
+	  "milestones":[{"date":"2026-03-15","kind":"launch","project":"bay"},{"date":"2026-04-20","kind":"construction","name":"topping-out"}]}}`), req))
+	_, err := srv.SetContactPolicy(ctx, req)
+	require.NoError(t, err)
+	got, err := srv.GetContactPolicy(ctx, &schedulerv1.GetContactPolicyRequest{TenantId: "estate"})
+	require.NoError(t, err)
+	require.Len(t, got.ContactPolicy.Milestones, 2)
+	require.Equal(t, "bay", got.ContactPolicy.Milestones[0].Project)
+	require.Equal(t, "topping-out", got.ContactPolicy.Milestones[1].Name)
+
+	require.NoError(t, protojson.Unmarshal([]byte(`{"contact_policy":{"milestones":[{"date":"15/03/2026","kind":"Launch!"}]}}`), req))
+	_, err = srv.SetContactPolicy(ctx, req)
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
 }
 
 // Seed packs load as data for a tenant; loading again makes new versions.
@@ -80,7 +131,7 @@ func TestLoadPolicyPack(t *testing.T) {
 	require.Len(t, packs.Packs, 7)
 	got, err := srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{TenantId: "acme", Pack: "auto", Inactive: true})
 	require.NoError(t, err)
-	require.Len(t, got.Policies, 7)
+	require.Len(t, got.Policies, 9)
 	for _, p := range got.Policies {
 		require.False(t, p.Active)
 		require.Equal(t, "auto", p.Pack)
@@ -90,6 +141,14 @@ func TestLoadPolicyPack(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(2), again.Policies[0].Version)
 	require.Equal(t, got.Policies[0].Id, again.Policies[0].Id)
+	// seed 000 hospital: the "within the first week" variant is loaded off, the discharge schedule on.
+	hosp, err := srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{TenantId: "clinic", Pack: "hospital"})
+	require.NoError(t, err)
+	active := map[string]bool{}
+	for _, p := range hosp.Policies {
+		active[p.Name] = p.Active
+	}
+	require.Equal(t, map[string]bool{"hospital-discharge": true, "hospital-first-week": false}, active)
 	_, err = srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{Pack: "bakery"})
 	require.Equal(t, codes.InvalidArgument, code(ctx, err))
 }
@@ -169,6 +228,7 @@ func TestExplainRescheduleCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, at, rs.Visit.DueAt.AsTime())
 	require.Contains(t, rs.Visit.Reason, "customer travels")
+	require.True(t, rs.Visit.CustomerChosen, "the customer chose the time: windows will not move it")
 	_, err = srv.ReschedulePlannedVisit(ctx, &schedulerv1.ReschedulePlannedVisitRequest{VisitId: v.Id, DueAt: timestamppb.New(now.Add(-day))})
 	require.Equal(t, codes.InvalidArgument, code(ctx, err))
 

@@ -45,6 +45,7 @@ func fromProto(in *schedulerv1.Policy) policy.Policy {
 			Anchor: policy.Anchor{
 				From: st.GetAnchor().GetFrom(), Months: int(st.GetAnchor().GetMonths()),
 				Days: int(st.GetAnchor().GetDays()), MileageKm: int(st.GetAnchor().GetMileageKm()),
+				LaterOf: st.GetAnchor().GetLaterOf(),
 			},
 			Offset:          dur(st.GetOffset()),
 			Window:          dur(st.GetWindow()),
@@ -56,6 +57,7 @@ func fromProto(in *schedulerv1.Policy) policy.Policy {
 			OnHolidays:      st.GetOnHolidays(),
 			AlignTo:         st.GetAlignTo(),
 			MaxOccurrences:  int(st.GetMaxOccurrences()),
+			OnMilestones:    st.GetOnMilestones(),
 		}
 		for _, se := range st.GetSeasons() {
 			s.Seasons = append(s.Seasons, policy.Season{Name: se.GetName(), From: se.GetFrom(), To: se.GetTo(), Every: dur(se.GetEvery())})
@@ -84,6 +86,8 @@ func toProto(p policy.Policy) *schedulerv1.Policy {
 		Builtin:    p.Builtin,
 		SourceRule: p.SourceRule,
 		Pack:       p.Pack,
+		// A built-in the tenant switched on or off for itself.
+		TenantOverride: p.TenantOverride,
 	}
 	if !p.CreatedAt.IsZero() {
 		out.CreatedAt = timestamppb.New(p.CreatedAt)
@@ -97,10 +101,10 @@ func toProto(p policy.Policy) *schedulerv1.Policy {
 			Offset: durationpb.New(st.Offset.D()), Window: durationpb.New(st.Window.D()),
 			Channel: typesv1.Channel(st.Channel), SampleRate: &rate, Group: st.Group,
 			GroupBySeverity: st.GroupBySeverity, Every: pdur(st.Every), OnHolidays: st.OnHolidays,
-			AlignTo: st.AlignTo, MaxOccurrences: int32(st.MaxOccurrences),
+			AlignTo: st.AlignTo, MaxOccurrences: int32(st.MaxOccurrences), OnMilestones: st.OnMilestones,
 		}
 		if st.Anchor != (policy.Anchor{}) {
-			s.Anchor = &schedulerv1.Anchor{From: st.Anchor.From, Months: int32(st.Anchor.Months), Days: int32(st.Anchor.Days), MileageKm: int32(st.Anchor.MileageKm)}
+			s.Anchor = &schedulerv1.Anchor{From: st.Anchor.From, Months: int32(st.Anchor.Months), Days: int32(st.Anchor.Days), MileageKm: int32(st.Anchor.MileageKm), LaterOf: st.Anchor.LaterOf}
 		}
 		for _, se := range st.Seasons {
 			s.Seasons = append(s.Seasons, &schedulerv1.Season{Name: se.Name, From: se.From, To: se.To, Every: durationpb.New(se.Every.D())})
@@ -116,7 +120,7 @@ func visitToProto(v store.Visit) *schedulerv1.PlannedVisit {
 		PolicyVersion: v.PolicyVersion, Step: v.Step, Channel: typesv1.Channel(v.Channel),
 		DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline), Status: v.Status, Reason: v.Reason,
 		OrgUnit: v.OrgUnit, ServiceType: v.ServiceType, Occurrence: v.Occurrence, Group: v.Group,
-		NominalAt: timestamppb.New(v.Nominal),
+		NominalAt: timestamppb.New(v.Nominal), CustomerChosen: v.CustomerChosen,
 	}
 	if v.FiredAt != nil {
 		out.FiredAt = timestamppb.New(*v.FiredAt)
@@ -140,6 +144,9 @@ func rulesFromProto(in *schedulerv1.ContactPolicy) contact.Rules {
 	if q := in.GetQuietHours(); q != nil {
 		r.Quiet = &contact.Window{Start: int(q.GetStartMinute()), End: int(q.GetEndMinute())}
 	}
+	for _, m := range in.GetMilestones() {
+		r.Milestones = append(r.Milestones, contact.Milestone{Date: m.GetDate(), Kind: m.GetKind(), Name: m.GetName(), Project: m.GetProject()})
+	}
 	for _, c := range in.GetCaps() {
 		r.Caps = append(r.Caps, contact.Cap{Channel: policy.Channel(c.GetChannel()), Max: int(c.GetMax()), Per: dur(c.GetPer())})
 	}
@@ -153,6 +160,9 @@ func rulesToProto(r contact.Rules) *schedulerv1.ContactPolicy {
 	}
 	if r.Quiet != nil {
 		out.QuietHours = &typesv1.ContactWindow{StartMinute: int32(r.Quiet.Start), EndMinute: int32(r.Quiet.End)}
+	}
+	for _, m := range r.Milestones {
+		out.Milestones = append(out.Milestones, &schedulerv1.Milestone{Date: m.Date, Kind: m.Kind, Name: m.Name, Project: m.Project})
 	}
 	for _, c := range r.Caps {
 		out.Caps = append(out.Caps, &schedulerv1.FrequencyCap{Channel: typesv1.Channel(c.Channel), Max: int32(c.Max), Per: durationpb.New(c.Per.D())})

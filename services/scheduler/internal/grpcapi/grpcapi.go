@@ -182,6 +182,7 @@ func (s *Server) ListPolicyPacks(ctx context.Context, _ *schedulerv1.ListPolicyP
 	for _, p := range all {
 		pp := &schedulerv1.PolicyPack{Name: p.Name, Title: p.Title, Seed: p.Seed, Description: p.Description}
 		for _, pol := range p.Policies {
+			pol.Active = p.LoadsActive(pol.Name)
 			pp.Policies = append(pp.Policies, toProto(pol))
 		}
 		resp.Packs = append(resp.Packs, pp)
@@ -217,7 +218,7 @@ func (s *Server) LoadPolicyPack(ctx context.Context, req *schedulerv1.LoadPolicy
 				return nil, grpcErr(err, "policy "+p.Name)
 			}
 		} else {
-			p.ID, p.Tenant, p.Version, p.Active = outbox.NewEventID(), t, 1, !req.GetInactive()
+			p.ID, p.Tenant, p.Version, p.Active = outbox.NewEventID(), t, 1, !req.GetInactive() && pk.LoadsActive(p.Name)
 			if err := s.Store.CreatePolicy(ctx, p); err != nil {
 				return nil, grpcErr(err, "policy "+p.Name)
 			}

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -141,5 +142,22 @@ func (h Handlers) VisitLogged(ctx context.Context, tx pgx.Tx, msg jetstream.Msg)
 		return invalid.New("visit_id", "is required, with tenant_id")
 	}
 	_, err := store.StopAnswered(ctx, tx, ev.GetTenantId(), ev.GetVisitId(), at(ev.GetLoggedAt(), ev.GetLoggedAt() != nil, h.Now))
+	return err
+}
+
+// VisitUnreachable plans the policies triggered by a failed visit (service
+// type visit_unreachable; seed 000 auto: invite again if the first invitation failed).
+func (h Handlers) VisitUnreachable(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+	ev := &eventsv1.VisitUnreachable{}
+	if err := decode(msg, ev, "VisitUnreachable"); err != nil {
+		return err
+	}
+	if ev.GetTenantId() == "" || ev.GetVisitId() == "" {
+		return invalid.New("visit_id", "is required, with tenant_id")
+	}
+	_, err := store.PlanUnreachable(ctx, tx, ev, h.Now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid.New("visit_id", "must name a visit the scheduler planned: "+err.Error())
+	}
 	return err
 }

@@ -56,6 +56,7 @@ func setup(t *testing.T) bundle {
 		stream.SubjectCustomerUpdated:   h.CustomerUpdated,
 		stream.SubjectFollowUpRequested: h.FollowUpRequested,
 		stream.SubjectVisitLogged:       h.VisitLogged,
+		stream.SubjectVisitUnreachable:  h.VisitUnreachable,
 	} {
 		c := &inbox.Consumer{Service: "scheduler", Durable: "scheduler-" + strings.ReplaceAll(strings.TrimPrefix(subject, "huifang.events."), ".", "-"),
 			Stream: stream.EventsStream, Subjects: []string{subject}, Handle: handle, Pool: pool, JS: js, Log: log, Relay: relay}
@@ -174,4 +175,34 @@ func TestConsumersOfOtherServicesEvents(t *testing.T) {
 		return v == 2
 	}, 10*time.Second, 20*time.Millisecond)
 	require.True(t, count(`complaint_id = 'cp-1' AND policy_id = 'followup'`)())
+}
+
+// Seed 000 (auto): invite again if the first invitation failed. A
+// VisitUnreachable from dispatch plans the policies triggered by
+// visit_unreachable for the failed visit's policy; an unknown visit is
+// dead-lettered with the field named.
+func TestUnreachableVisitIsInvitedAgain(t *testing.T) {
+	b := setup(t)
+	require.NoError(t, b.store.CreatePolicy(b.ctx, policy.Policy{ID: "p-again", Tenant: "default", Name: "again", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{policy.TypeVisitUnreachable},
+			Attributes: map[string]string{policy.AttrFailedPolicy: "appliance-purchase"}},
+		Steps: []policy.Step{{Offset: policy.Duration(24 * time.Hour), Channel: policy.ChannelSMS, SampleRate: 1}}}))
+	publish(t, b, "sc-u", &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-u", ServiceType: "purchase",
+		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-u"}})
+	var visitID string
+	require.Eventually(t, func() bool {
+		return b.pool.QueryRow(b.ctx, `SELECT id FROM planned_visits WHERE service_id = 's-u'`).Scan(&visitID) == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	publishOn(t, b, stream.SubjectVisitUnreachable, "un-0", &eventsv1.VisitUnreachable{TenantId: "default", VisitId: "nope"})
+	publishOn(t, b, stream.SubjectVisitUnreachable, "un-1", &eventsv1.VisitUnreachable{TenantId: "default", VisitId: visitID,
+		CustomerId: "cu-u", Attempts: 3, Reason: "no answer", At: timestamppb.Now()})
+	require.Eventually(t, func() bool {
+		var n int
+		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = $1 AND policy_id = 'p-again' AND customer_id = 'cu-u' AND channel = 2`,
+			"unreachable:"+visitID).Scan(&n)
+		return n == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	var field string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field FROM rejected_events WHERE event_id = 'un-0'`).Scan(&field))
+	require.Equal(t, "visit_id", field)
 }

@@ -131,6 +131,12 @@ func TestValidateRefusesPoliciesThatCannotFire(t *testing.T) {
 		{"policy.trigger.severities[0]", func(p *Policy) { p.Trigger.Severities = []string{"critical"} }},
 		{"policy.steps[0].max_occurrences", func(p *Policy) { p.Steps[0].MaxOccurrences = 3 }},
 		{"policy.steps[0].align_to", func(p *Policy) { p.Steps[0].AlignTo = "month" }},
+		{"policy.steps[0].anchor.later_of", func(p *Policy) { p.Steps[0].Anchor.LaterOf = "service" }},
+		{"policy.steps[0].anchor.later_of", func(p *Policy) { p.Steps[0].Anchor.LaterOf = "birthday" }},
+		{"policy.steps[0].on_milestones[0]", func(p *Policy) { p.Steps[0].OnMilestones = []string{"Show Flat"} }},
+		{"policy.steps[0].on_milestones", func(p *Policy) {
+			p.Steps[0].OnMilestones, p.Steps[0].Every = []string{"launch"}, Duration(day(7))
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.field, func(t *testing.T) {
@@ -145,4 +151,62 @@ func TestValidateRefusesPoliciesThatCannotFire(t *testing.T) {
 	p.Steps[0].Anchor.From = AnchorWarrantyUntil
 	p.Steps[0].Offset = Duration(-day(30))
 	require.NoError(t, Validate(p), "before a date anchor is allowed")
+}
+
+// Seed 000 (auto): customers past warranty and absent 6+ months: the anchor is
+// the later of 6 months after the last visit and the warranty's end.
+func TestAnchorLaterOf(t *testing.T) {
+	visit := time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+	a := Anchor{Months: 6, LaterOf: AnchorWarrantyUntil}
+	tests := []struct {
+		name     string
+		warranty time.Time
+		want     time.Time
+		ok       bool
+	}{
+		{"warranty ended before the 6 months", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 8, 1, 10, 0, 0, 0, time.UTC), true},
+		{"warranty ends after the 6 months", time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC), true},
+		{"no warranty date: not planned", time.Time{}, time.Time{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, why, ok := a.Time(Service{CompletedAt: visit, WarrantyUntil: tc.warranty})
+			require.Equal(t, tc.ok, ok, why)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+type milestones []time.Time
+
+func (milestones) NextHoliday(time.Time) (time.Time, bool) { return time.Time{}, false }
+func (m milestones) NextMilestone(t time.Time, _ string, _ []string) (time.Time, string, bool) {
+	for _, d := range m {
+		if d.After(t) {
+			return d, d.Format(time.DateOnly), true
+		}
+	}
+	return time.Time{}, "", false
+}
+
+// Seed 002 (real estate): referred VIPs only at project milestones; the series
+// follows the calendar and ends after the last milestone.
+func TestMilestoneSteps(t *testing.T) {
+	at := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+	cal := milestones{at(3, 1), at(3, 15), at(4, 18)}
+	p := Policy{ID: "vip", Name: "vip", Version: 1, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1, Window: Duration(day(2)), OnMilestones: []string{"launch"}}}}
+	require.True(t, p.Steps[0].Recurring())
+	s := Service{ID: "r", CompletedAt: at(3, 3)}
+	first := p.Plan(s, cal)[0]
+	require.True(t, first.Planned)
+	require.Equal(t, at(3, 15), first.DueAt, "the first milestone after the service")
+	require.Equal(t, at(3, 17), first.Deadline)
+	next, ok := p.Next(first, s, cal, false)
+	require.True(t, ok)
+	require.Equal(t, at(4, 18), next.DueAt)
+	_, ok = p.Next(next, s, cal, false)
+	require.False(t, ok, "no milestone ahead: the series ends")
+	none := p.Plan(s, NoHolidays{})[0]
+	require.False(t, none.Planned)
+	require.Contains(t, none.Reason, "no milestone (launch) ahead")
 }

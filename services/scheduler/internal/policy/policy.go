@@ -47,7 +47,41 @@ func ChannelName(c int32) string {
 const (
 	// TypeComplaintResolved is a complaint resolved by its owning department (ComplaintResolved).
 	TypeComplaintResolved = "complaint_resolved"
+	// TypeVisitUnreachable is a visit dispatch could not make (VisitUnreachable:
+	// unreachable or unanswered after its attempts). Policies triggered by it
+	// invite the customer again (seed 000 auto: "invite again if the first
+	// invitation failed"); the service's attributes name the failed visit.
+	TypeVisitUnreachable = "visit_unreachable"
 )
+
+// Attributes of a visit_unreachable service, for triggers.
+const (
+	// AttrFailedPolicy is the name of the policy whose visit failed.
+	AttrFailedPolicy = "failed_policy"
+	// AttrFailedStep is the step of the failed visit ("0" for the first).
+	AttrFailedStep = "failed_step"
+	// AttrFailedVisit is the id of the failed visit.
+	AttrFailedVisit = "failed_visit_id"
+	// AttrFailedServiceType is the type of the service the failed visit followed.
+	AttrFailedServiceType = "failed_service_type"
+)
+
+// Unreachable is the service a failed visit becomes: the service the visit
+// followed (customer, org unit, product, warranty, attributes), completed when
+// the visit failed, with the failed_* attributes naming the visit.
+func Unreachable(orig Service, policyName string, step int, visitID string, at time.Time) Service {
+	s := orig
+	s.ID, s.Type, s.CompletedAt = "unreachable:"+visitID, TypeVisitUnreachable, at
+	s.Attributes = maps.Clone(orig.Attributes)
+	if s.Attributes == nil {
+		s.Attributes = map[string]string{}
+	}
+	s.Attributes[AttrFailedPolicy] = policyName
+	s.Attributes[AttrFailedStep] = strconv.Itoa(step)
+	s.Attributes[AttrFailedVisit] = visitID
+	s.Attributes[AttrFailedServiceType] = orig.Type
+	return s
+}
 
 // Anchor fields a step may count from.
 const (
@@ -73,6 +107,9 @@ type Policy struct {
 	SourceRule string    `json:"source_rule,omitempty"`
 	Pack       string    `json:"pack,omitempty"`
 	CreatedAt  time.Time `json:"created_at,omitzero"`
+	// TenantOverride: a built-in policy the tenant switched on or off for
+	// itself; Active is then the tenant's effective state. Not part of the spec.
+	TenantOverride bool `json:"-"`
 }
 
 // Trigger selects services. Every non-empty condition must hold.
@@ -101,6 +138,10 @@ type Anchor struct {
 	Months    int    `json:"months,omitempty"`
 	Days      int    `json:"days,omitempty"`
 	MileageKm int    `json:"mileage_km,omitempty"`
+	// LaterOf names another date field (warranty_until or attributes.<name>): the
+	// anchor is the later of the date above and that one ("absent 6 months and
+	// past warranty", seed 000 auto).
+	LaterOf string `json:"later_of,omitempty"`
 }
 
 // Season gives a recurring step another cadence between two dates of each
@@ -134,10 +175,20 @@ type Step struct {
 	AlignTo string `json:"align_to,omitempty"`
 	// MaxOccurrences ends a recurring step after that many visits (0 = no limit).
 	MaxOccurrences int `json:"max_occurrences,omitempty"`
+	// OnMilestones repeats the step on each milestone of these kinds in the
+	// tenant's project calendar (seed 002: referred VIPs at launch, offers,
+	// show-flat opening; buyers at construction milestones).
+	OnMilestones []string `json:"on_milestones,omitempty"`
 }
 
 // Recurring tells whether the step plans more than one visit.
-func (s Step) Recurring() bool { return s.Every > 0 || len(s.Seasons) > 0 || s.OnHolidays }
+func (s Step) Recurring() bool {
+	return s.Every > 0 || len(s.Seasons) > 0 || s.OnHolidays || len(s.OnMilestones) > 0
+}
+
+// CalendarStep tells whether the step falls on dates of the tenant's calendar
+// (holidays or milestones), so the contact policy does not move it off a holiday.
+func (s Step) CalendarStep() bool { return s.OnHolidays || len(s.OnMilestones) > 0 }
 
 // Stop ends a policy's pending visits for a customer.
 type Stop struct {
@@ -185,6 +236,9 @@ const (
 	KindReschedule = "reschedule"
 	KindCancel     = "cancel"
 	KindStop       = "stop"
+	KindMilestone  = "milestone"
+	// KindUnreachable: dispatch could not reach the customer (VisitUnreachable).
+	KindUnreachable = "unreachable"
 )
 
 // Visit is a planned follow-up.
@@ -208,17 +262,28 @@ type Visit struct {
 	Decisions  []Decision
 }
 
-// Calendar knows the tenant's holidays.
+// Calendar knows the tenant's holidays and project milestones.
 type Calendar interface {
-	// NextHoliday returns the first holiday starting after t, in UTC.
+	// NextHoliday returns the first holiday starting after t.
 	NextHoliday(t time.Time) (time.Time, bool)
+	// NextMilestone returns the first milestone of one of the kinds starting
+	// after t for the project ("" = milestones of any project), and its description.
+	NextMilestone(t time.Time, project string, kinds []string) (time.Time, string, bool)
 }
 
-// NoHolidays is a calendar without holidays.
+// AttrProject is the service attribute naming the project a milestone belongs to (seed 002).
+const AttrProject = "project"
+
+// NoHolidays is a calendar without holidays or milestones.
 type NoHolidays struct{}
 
 // NextHoliday never finds one.
 func (NoHolidays) NextHoliday(time.Time) (time.Time, bool) { return time.Time{}, false }
+
+// NextMilestone never finds one.
+func (NoHolidays) NextMilestone(time.Time, string, []string) (time.Time, string, bool) {
+	return time.Time{}, "", false
+}
 
 // Matches tells whether the policy applies to the service.
 func (p Policy) Matches(s Service) bool {
@@ -252,21 +317,19 @@ func addMonths(t time.Time, months int) time.Time {
 	return first.AddDate(0, 0, min(d, last)-1)
 }
 
-// AnchorTime computes the step's anchor for the service; ok is false (with
-// the reason) when the anchor's date is missing.
-func (a Anchor) Time(s Service) (time.Time, string, bool) {
-	var base time.Time
-	var what string
+// fieldDate reads a date field of the service: the service time, warranty_until
+// or a date attribute; ok is false (with the reason) when it is missing.
+func fieldDate(from string, s Service) (time.Time, string, bool) {
 	switch {
-	case a.From == "" || a.From == AnchorService:
-		base, what = s.CompletedAt, "the service"
-	case a.From == AnchorWarrantyUntil:
+	case from == "" || from == AnchorService:
+		return s.CompletedAt, "the service", true
+	case from == AnchorWarrantyUntil:
 		if s.WarrantyUntil.IsZero() {
 			return time.Time{}, "the service has no warranty_until", false
 		}
-		base, what = s.WarrantyUntil, "warranty_until"
-	case strings.HasPrefix(a.From, AnchorAttributePrefix):
-		name := strings.TrimPrefix(a.From, AnchorAttributePrefix)
+		return s.WarrantyUntil, "warranty_until", true
+	case strings.HasPrefix(from, AnchorAttributePrefix):
+		name := strings.TrimPrefix(from, AnchorAttributePrefix)
 		v, ok := s.Attributes[name]
 		if !ok {
 			return time.Time{}, "the service has no attribute " + name, false
@@ -275,9 +338,32 @@ func (a Anchor) Time(s Service) (time.Time, string, bool) {
 		if err != nil {
 			return time.Time{}, "attribute " + name + ": " + err.Error(), false
 		}
-		base, what = d, name
-	default:
-		return time.Time{}, "unknown anchor " + a.From, false
+		return d, name, true
+	}
+	return time.Time{}, "unknown anchor " + from, false
+}
+
+// Time computes the step's anchor for the service; ok is false (with
+// the reason) when the anchor's date is missing.
+func (a Anchor) Time(s Service) (time.Time, string, bool) {
+	t, desc, ok := a.time(s)
+	if !ok || a.LaterOf == "" {
+		return t, desc, ok
+	}
+	other, what, ok := fieldDate(a.LaterOf, s)
+	if !ok {
+		return time.Time{}, what, false
+	}
+	if other.After(t) {
+		return other, fmt.Sprintf("%s (%s), later than %s", what, other.Format(time.DateOnly), desc), true
+	}
+	return t, fmt.Sprintf("%s, later than %s (%s)", desc, what, other.Format(time.DateOnly)), true
+}
+
+func (a Anchor) time(s Service) (time.Time, string, bool) {
+	base, what, ok := fieldDate(a.From, s)
+	if !ok {
+		return time.Time{}, what, false
 	}
 	t := addMonths(base, a.Months).AddDate(0, 0, a.Days)
 	desc := what
@@ -367,6 +453,17 @@ func (p Policy) Plan(s Service, cal Calendar) []Visit {
 			}
 			due, how = h, "due on the next holiday "+h.Format(time.DateOnly)
 		}
+		if len(st.OnMilestones) > 0 {
+			m, what, ok := cal.NextMilestone(anchor.Add(st.Offset.D()).Add(-time.Nanosecond), s.Attributes[AttrProject], st.OnMilestones)
+			if !ok {
+				v.Reason = rule + ": not planned: the tenant's project calendar has no milestone (" + strings.Join(st.OnMilestones, ", ") + ") ahead"
+				v.Decisions = append(v.Decisions, Decision{Kind: KindMilestone, Detail: v.Reason})
+				v.Nominal, v.DueAt, v.Deadline = s.CompletedAt, s.CompletedAt, s.CompletedAt
+				out = append(out, v)
+				continue
+			}
+			due, how = m, "due on the next milestone "+what
+		}
 		if st.AlignTo == "quarter" {
 			due = alignQuarter(due)
 			how += ", listed at the start of the quarter " + due.Format(time.DateOnly)
@@ -414,13 +511,20 @@ func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (V
 	}
 	var next time.Time
 	var how string
-	if st.OnHolidays {
+	switch {
+	case len(st.OnMilestones) > 0:
+		m, what, ok := cal.NextMilestone(prev.Nominal, s.Attributes[AttrProject], st.OnMilestones)
+		if !ok {
+			return Visit{}, false
+		}
+		next, how = m, "the next milestone "+what
+	case st.OnHolidays:
 		h, ok := cal.NextHoliday(prev.Nominal)
 		if !ok {
 			return Visit{}, false
 		}
 		next, how = h, "the next holiday "+h.Format(time.DateOnly)
-	} else {
+	default:
 		every, season := st.every(prev.Nominal)
 		if every <= 0 {
 			return Visit{}, false
@@ -469,6 +573,7 @@ func (p Policy) Clone() Policy {
 	for i := range c.Steps {
 		c.Steps[i].Seasons = slices.Clone(p.Steps[i].Seasons)
 		c.Steps[i].GroupBySeverity = maps.Clone(p.Steps[i].GroupBySeverity)
+		c.Steps[i].OnMilestones = slices.Clone(p.Steps[i].OnMilestones)
 	}
 	return c
 }

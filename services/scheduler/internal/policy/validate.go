@@ -108,6 +108,9 @@ func validateStep(l *invalid.List, f string, st Step) {
 	if st.Anchor.Days < -36500 || st.Anchor.Days > 36500 {
 		l.Add(f+".anchor.days", "must be between -36500 and 36500")
 	}
+	if st.Anchor.LaterOf != "" && (st.Anchor.LaterOf == AnchorService || !validAnchor(st.Anchor.LaterOf)) {
+		l.Add(f+".anchor.later_of", "must be warranty_until or attributes.<name>")
+	}
 	if st.Anchor.MileageKm < 0 {
 		l.Add(f+".anchor.mileage_km", "must not be negative")
 	}
@@ -153,7 +156,15 @@ func validateStep(l *invalid.List, f string, st Step) {
 		l.Add(f+".max_occurrences", "must not be negative")
 	}
 	if st.MaxOccurrences > 0 && !st.Recurring() {
-		l.Add(f+".max_occurrences", "applies only to a recurring step (every, seasons or on_holidays)")
+		l.Add(f+".max_occurrences", "applies only to a recurring step (every, seasons, on_holidays or on_milestones)")
+	}
+	for j, k := range st.OnMilestones {
+		if !identRE.MatchString(k) {
+			l.Add(fmt.Sprintf("%s.on_milestones[%d]", f, j), "must be a milestone kind such as launch or construction (lowercase letters, digits, '_')")
+		}
+	}
+	if len(st.OnMilestones) > 0 && (st.OnHolidays || st.Every > 0 || len(st.Seasons) > 0) {
+		l.Add(f+".on_milestones", "cannot be combined with on_holidays, every or seasons in one step: use a step each")
 	}
 }
 

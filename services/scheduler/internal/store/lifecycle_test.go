@@ -75,8 +75,8 @@ func TestRecurringSeriesKeepsItsVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, fire(t, ctx, st, t0.Add(14*day)))
 	require.Empty(t, visits(t, ctx, st, store.VisitFilter{ServiceID: "d-1", Status: "planned"}), "a deactivated policy's series stops")
-	_, err = st.SetActive(ctx, "default", "builtin-appliance-purchase", false)
-	require.ErrorIs(t, err, store.ErrBuiltin)
+	_, err = st.SetActive(ctx, policy.AllTenants, "builtin-appliance-purchase", false)
+	require.ErrorIs(t, err, store.ErrBuiltin, "the built-in itself is switched per tenant only")
 }
 
 // Contact policy across every program: 1 call in 3 days per customer; the second call moves and says why.

@@ -27,6 +27,8 @@ type Visit struct {
 	Status, Reason, OrgUnit, ServiceType, Group string
 	Draw, Rate                                  float64
 	Decisions                                   []policy.Decision
+	// CustomerChosen: the customer asked for DueAt (ReschedulePlannedVisit).
+	CustomerChosen bool
 }
 
 // VisitFilter selects planned visits; empty fields match any.
@@ -40,13 +42,13 @@ type VisitFilter struct {
 }
 
 const visitCols = `id, tenant_id, service_id, customer_id, policy_id, policy_version, step, occurrence, channel,
-  due_at, deadline, coalesce(nominal_at, due_at), fired_at, status, reason, org_unit, service_type, group_name, sample_draw, sample_rate, decisions`
+  due_at, deadline, coalesce(nominal_at, due_at), fired_at, status, reason, org_unit, service_type, group_name, sample_draw, sample_rate, decisions, customer_chosen`
 
 func scanVisit(r pgx.CollectableRow) (Visit, error) {
 	var v Visit
 	var ds []byte
 	err := r.Scan(&v.ID, &v.Tenant, &v.ServiceID, &v.CustomerID, &v.PolicyID, &v.PolicyVersion, &v.Step, &v.Occurrence, &v.Channel,
-		&v.DueAt, &v.Deadline, &v.Nominal, &v.FiredAt, &v.Status, &v.Reason, &v.OrgUnit, &v.ServiceType, &v.Group, &v.Draw, &v.Rate, &ds)
+		&v.DueAt, &v.Deadline, &v.Nominal, &v.FiredAt, &v.Status, &v.Reason, &v.OrgUnit, &v.ServiceType, &v.Group, &v.Draw, &v.Rate, &ds, &v.CustomerChosen)
 	if err != nil {
 		return v, err
 	}
@@ -112,9 +114,11 @@ func (s *Store) Reschedule(ctx context.Context, tenant, id string, at time.Time,
 		if status != StatusPlanned {
 			return fmt.Errorf("%w: it is %s, only a planned visit can be rescheduled", ErrState, status)
 		}
-		why := "rescheduled to " + at.UTC().Format(time.RFC3339) + ": " + reason
+		why := "rescheduled to " + at.UTC().Format(time.RFC3339) + ": the customer chose this time (" + reason +
+			"); contact windows, quiet hours, holidays and caps will not move it"
 		newDeadline := at.Add(deadline.Sub(due))
-		if _, err := tx.Exec(ctx, `UPDATE planned_visits SET due_at = $3, deadline = $4, reason = $5, decisions = decisions || $6, updated_at = $7
+		if _, err := tx.Exec(ctx, `UPDATE planned_visits SET due_at = $3, deadline = $4, reason = $5, decisions = decisions || $6, updated_at = $7,
+  customer_chosen = true
 WHERE tenant_id = $1 AND id = $2`, tenant, id, at, newDeadline, why, decisionJSON(policy.KindReschedule, why, now), now); err != nil {
 			return fmt.Errorf("store: reschedule: %w", err)
 		}

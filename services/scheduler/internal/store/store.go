@@ -79,40 +79,46 @@ VALUES ($1, $2, $3, $4, $5, $6, false, $7)`, p.ID, p.Version, p.Tenant, p.Name, 
 	return nil
 }
 
-const policyCols = `spec, active, created_at, version`
+const policyCols = `spec, active, created_at, version, overridden`
 
 func scanPolicy(r pgx.CollectableRow) (policy.Policy, error) {
 	var spec []byte
 	var p policy.Policy
-	var active bool
+	var active, overridden bool
 	var created time.Time
 	var version int
-	if err := r.Scan(&spec, &active, &created, &version); err != nil {
+	if err := r.Scan(&spec, &active, &created, &version, &overridden); err != nil {
 		return p, err
 	}
 	if err := json.Unmarshal(spec, &p); err != nil {
 		return p, fmt.Errorf("policy spec: %w", err)
 	}
-	p.Active, p.CreatedAt, p.Version = active, created, version
+	p.Active, p.CreatedAt, p.Version, p.TenantOverride = active, created, version, overridden
 	return p, nil
 }
 
-const latestPolicies = `SELECT DISTINCT ON (id) id, ` + policyCols + ` FROM policies WHERE tenant_id = ANY($1) ORDER BY id, version DESC`
+// effectivePolicies is the latest version of every policy tenant $1 sees
+// (its own and the built-ins), with its override of a built-in applied.
+const effectivePolicies = `SELECT p.id, p.spec, coalesce(o.active, p.active) AS active, p.created_at, p.version, o.active IS NOT NULL AS overridden
+FROM (SELECT DISTINCT ON (id) id, spec, active, created_at, version, tenant_id FROM policies
+      WHERE tenant_id IN ($1, '` + policy.AllTenants + `') ORDER BY id, version DESC) p
+LEFT JOIN policy_overrides o ON o.tenant_id = $1 AND o.policy_id = p.id AND p.tenant_id = '` + policy.AllTenants + `'`
 
-// ActivePolicies returns the latest version of every active policy that may
-// apply to the tenant, built-ins included.
+// ActivePolicies returns the latest version of every policy active for the
+// tenant: its own and the built-ins it has not switched off.
 func ActivePolicies(ctx context.Context, tx pgx.Tx, tenant string) ([]policy.Policy, error) {
-	rows, err := tx.Query(ctx, `SELECT `+policyCols+` FROM (`+latestPolicies+`) p WHERE active`, []string{tenant, policy.AllTenants})
+	rows, err := tx.Query(ctx, `SELECT `+policyCols+` FROM (`+effectivePolicies+`) e WHERE active`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("store: active policies: %w", err)
 	}
 	return pgx.CollectRows(rows, scanPolicy)
 }
 
-// ListPolicies lists the tenant's policies and the built-ins (latest versions), by id, after the cursor id.
+// ListPolicies lists the tenant's policies and the built-ins (latest versions,
+// with the tenant's effective state), by id, after the cursor id.
 func (s *Store) ListPolicies(ctx context.Context, tenant, afterID string, limit int) ([]policy.Policy, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+policyCols+` FROM (`+latestPolicies+`) p
-WHERE ($2 = '' OR id > $2) ORDER BY id LIMIT $3`, []string{tenant, policy.AllTenants}, afterID, limit)
+	rows, err := s.Pool.Query(ctx, `SELECT `+policyCols+` FROM (`+effectivePolicies+`) e
+WHERE ($2 = '' OR id > $2) ORDER BY id LIMIT $3`, tenant, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list policies: %w", err)
 	}
@@ -129,12 +135,15 @@ type rowQuerier interface {
 }
 
 func getPolicy(ctx context.Context, q rowQuerier, tenant, id string, version int) (policy.Policy, error) {
-	row := q.QueryRow(ctx, `SELECT `+policyCols+` FROM policies WHERE id = $1 AND tenant_id = ANY($2) AND ($3 = 0 OR version = $3)
-ORDER BY version DESC LIMIT 1`, id, []string{tenant, policy.AllTenants}, version)
+	row := q.QueryRow(ctx, `SELECT p.spec, coalesce(o.active, p.active), p.created_at, p.version, o.active IS NOT NULL
+FROM policies p LEFT JOIN policy_overrides o ON o.tenant_id = $2 AND o.policy_id = p.id AND p.tenant_id = '`+policy.AllTenants+`'
+WHERE p.id = $1 AND p.tenant_id IN ($2, '`+policy.AllTenants+`') AND ($3 = 0 OR p.version = $3)
+ORDER BY p.version DESC LIMIT 1`, id, tenant, version)
 	var spec []byte
 	var p policy.Policy
 	var v int
-	if err := row.Scan(&spec, &p.Active, &p.CreatedAt, &v); err != nil {
+	var overridden bool
+	if err := row.Scan(&spec, &p.Active, &p.CreatedAt, &v, &overridden); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return p, ErrNotFound
 		}
@@ -144,7 +153,7 @@ ORDER BY version DESC LIMIT 1`, id, []string{tenant, policy.AllTenants}, version
 	if err := json.Unmarshal(spec, &p); err != nil {
 		return p, fmt.Errorf("store: policy spec: %w", err)
 	}
-	p.Active, p.CreatedAt, p.Version = active, created, v
+	p.Active, p.CreatedAt, p.Version, p.TenantOverride = active, created, v, overridden
 	return p, nil
 }
 
@@ -176,18 +185,29 @@ func (s *Store) UpdatePolicy(ctx context.Context, tenant, id string, edit func(p
 	return out, err
 }
 
-// SetActive turns a tenant's policy on or off (every version).
+// SetActive turns a tenant's policy on or off (every version). For a
+// built-in policy it records the tenant's override: the policy is on or off
+// for that tenant only, every other tenant keeps the built-in's state.
 func (s *Store) SetActive(ctx context.Context, tenant, id string, active bool) (policy.Policy, error) {
+	if tenant == policy.AllTenants {
+		return policy.Policy{}, ErrBuiltin
+	}
 	tag, err := s.Pool.Exec(ctx, `UPDATE policies SET active = $3 WHERE id = $1 AND tenant_id = $2`, id, tenant, active)
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("store: set active: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		p, err := s.GetPolicy(ctx, tenant, id, 0)
-		if err == nil && p.Builtin {
-			return p, ErrBuiltin
+		if err != nil {
+			return p, err
 		}
-		return p, ErrNotFound
+		if !p.Builtin {
+			return p, ErrNotFound
+		}
+		if _, err := s.Pool.Exec(ctx, `INSERT INTO policy_overrides (tenant_id, policy_id, active, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (tenant_id, policy_id) DO UPDATE SET active = EXCLUDED.active, updated_at = EXCLUDED.updated_at`, tenant, id, active); err != nil {
+			return p, fmt.Errorf("store: override built-in policy: %w", err)
+		}
 	}
 	return s.GetPolicy(ctx, tenant, id, 0)
 }

@@ -75,7 +75,7 @@ func insertVisit(ctx context.Context, tx pgx.Tx, r visitRow) (string, bool, erro
 			if svcJSON, err = json.Marshal(r.svc); err != nil {
 				return "", false, fmt.Errorf("service: %w", err)
 			}
-			holiday = r.pol.Steps[r.v.Step].OnHolidays
+			holiday = r.pol.Steps[r.v.Step].CalendarStep()
 		}
 		if r.pol.Stop.ServiceTypes != nil {
 			stopTypes = r.pol.Stop.ServiceTypes
@@ -369,6 +369,7 @@ type dueRow struct {
 	service    []byte
 	holiday    bool
 	draw, rate float64
+	chosen     bool
 }
 
 // FireDue claims up to limit visits due at or before now (FOR UPDATE SKIP
@@ -383,7 +384,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time, limit int) (int, err
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, tenant_id, service_id, customer, customer_id, policy_id, policy_version, step, occurrence, channel, group_name,
   due_at, deadline, coalesce(nominal_at, due_at), org_unit, service_type, service_completed_at, service, holiday_step,
-  complaint_id, severity, product_category, sample_draw, sample_rate
+  complaint_id, severity, product_category, sample_draw, sample_rate, customer_chosen
 FROM planned_visits WHERE status = 'planned' AND due_at <= $1
 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 		if err != nil {
@@ -422,7 +423,7 @@ ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 		for _, d := range due {
 			k := custKey{d.due.TenantId, d.customerID}
 			r := rules[d.due.TenantId]
-			out := r.Check(now, contact.Pending{Channel: d.channel, Deadline: d.deadline, HolidayStep: d.holiday}, prefs[k], history[k])
+			out := r.Check(now, contact.Pending{Channel: d.channel, Deadline: d.deadline, HolidayStep: d.holiday, CustomerChosen: d.chosen}, prefs[k], history[k])
 			switch out.Action {
 			case contact.Move:
 				b, _ := json.Marshal(out.Decisions)
@@ -478,7 +479,7 @@ func scanDue(r pgx.CollectableRow) (dueRow, error) {
 	)
 	if err := r.Scan(&v.VisitId, &v.TenantId, &v.ServiceId, &customer, &d.customerID, &v.PolicyId, &version, &d.step, &d.occ, &d.channel, &v.Group,
 		&dueAt, &deadline, &d.nominal, &v.OrgUnit, &v.ServiceType, &service, &d.service, &d.holiday,
-		&v.ComplaintId, &severity, &v.ProductCategory, &d.draw, &d.rate); err != nil {
+		&v.ComplaintId, &severity, &v.ProductCategory, &d.draw, &d.rate, &d.chosen); err != nil {
 		return d, err
 	}
 	v.Customer = &typesv1.Customer{}
@@ -570,4 +571,67 @@ func planNext(ctx context.Context, tx pgx.Tx, cache map[string]*policy.Policy, d
 	_, _, err = insertVisit(ctx, tx, visitRow{v: next, svc: svc, customer: customer, pol: p, status: StatusPlanned,
 		complaintID: d.due.ComplaintId, severity: int32(d.due.Severity)})
 	return err
+}
+
+// PlanUnreachable plans the visits of policies triggered by a failed visit
+// (service type visit_unreachable; seed 000 auto: "invite again if the first
+// invitation failed"). The failed visit becomes a service completed when it
+// failed, carrying the service it followed and, as attributes, the failed
+// visit's policy name, step, id and service type. The failure is recorded on
+// the visit. An unknown visit is refused.
+func PlanUnreachable(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitUnreachable, now time.Time) (int, error) {
+	tenant, visitID := ev.GetTenantId(), ev.GetVisitId()
+	var (
+		serviceID, customerID, policyID, orgUnit, serviceType, category, complaintID string
+		step                                                                         int
+		severity                                                                     int32
+		completed                                                                    time.Time
+		customer, svcJSON, recorded                                                  []byte
+	)
+	err := tx.QueryRow(ctx, `SELECT v.service_id, v.customer_id, v.policy_id, v.step, v.org_unit, v.service_type, v.product_category,
+  v.complaint_id, v.severity, v.service_completed_at, v.customer, v.service, s.spec
+FROM planned_visits v LEFT JOIN services s ON s.tenant_id = v.tenant_id AND s.service_id = v.service_id
+WHERE v.tenant_id = $1 AND v.id = $2`, tenant, visitID).Scan(&serviceID, &customerID, &policyID, &step, &orgUnit, &serviceType, &category,
+		&complaintID, &severity, &completed, &customer, &svcJSON, &recorded)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: visit %s of tenant %s", ErrNotFound, visitID, tenant)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: unreachable visit: %w", err)
+	}
+	orig := policy.Service{Tenant: tenant, ID: serviceID, Type: serviceType, OrgUnit: orgUnit, CompletedAt: completed,
+		CustomerID: customerID, ProductCategory: category, Severity: severityNames[typesv1.Severity(severity)]}
+	for _, b := range [][]byte{svcJSON, recorded} {
+		if len(b) > 0 {
+			if err := json.Unmarshal(b, &orig); err != nil {
+				return 0, fmt.Errorf("store: service of visit %s: %w", visitID, err)
+			}
+			break
+		}
+	}
+	if orig.CustomerID == "" {
+		orig.CustomerID = customerID
+	}
+	name := policyID
+	if policyID != FollowUpPolicyID {
+		if p, err := getPolicy(ctx, tx, tenant, policyID, 0); err == nil {
+			name = p.Name
+		} else if !errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+	}
+	at := now
+	if ev.GetAt() != nil {
+		at = ev.GetAt().AsTime()
+	}
+	why := fmt.Sprintf("unreachable after %d attempts: %s", ev.GetAttempts(), ev.GetReason())
+	if _, err := tx.Exec(ctx, `UPDATE planned_visits SET decisions = decisions || $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2`,
+		tenant, visitID, decisionJSON(policy.KindUnreachable, why, at), at); err != nil {
+		return 0, fmt.Errorf("store: record unreachable: %w", err)
+	}
+	if customer == nil {
+		customer = []byte("{}")
+	}
+	svc := policy.Unreachable(orig, name, step, visitID, at)
+	return planFor(ctx, tx, svc, customer, complaintID, severity, "")
 }

@@ -1,0 +1,173 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+)
+
+const builtinPurchase = "builtin-appliance-purchase"
+
+func purchaseOf(tenant, id string) *eventsv1.ServiceCompleted {
+	ev := completed(id, "purchase", t0)
+	ev.TenantId = tenant
+	return ev
+}
+
+func listed(t *testing.T, st *store.Store, tenant, id string) policy.Policy {
+	t.Helper()
+	ps, err := st.ListPolicies(t.Context(), tenant, "", 100)
+	require.NoError(t, err)
+	for _, p := range ps {
+		if p.ID == id {
+			return p
+		}
+	}
+	t.Fatalf("policy %s not listed for %s", id, tenant)
+	return policy.Policy{}
+}
+
+// A tenant switches a built-in policy off for itself only (a real-estate
+// tenant does not want seed 001's purchase visit), and on again; other
+// tenants keep it.
+func TestTenantSwitchesABuiltinPolicyForItselfOnly(t *testing.T) {
+	ctx, st := setup(t)
+	off, err := st.SetActive(ctx, "estate", builtinPurchase, false)
+	require.NoError(t, err)
+	require.False(t, off.Active)
+	require.True(t, off.TenantOverride)
+	require.True(t, off.Builtin)
+
+	require.Equal(t, 0, plan(t, ctx, st.Pool, purchaseOf("estate", "e-1")), "switched off for estate")
+	require.Equal(t, 1, plan(t, ctx, st.Pool, purchaseOf("shop", "s-1")), "shop still has seed 001's visit")
+
+	require.False(t, listed(t, st, "estate", builtinPurchase).Active, "ListPolicies shows the tenant's effective state")
+	require.True(t, listed(t, st, "estate", builtinPurchase).TenantOverride)
+	shop := listed(t, st, "shop", builtinPurchase)
+	require.True(t, shop.Active)
+	require.False(t, shop.TenantOverride)
+	got, err := st.GetPolicy(ctx, "estate", builtinPurchase, 0)
+	require.NoError(t, err)
+	require.False(t, got.Active)
+
+	on, err := st.SetActive(ctx, "estate", builtinPurchase, true)
+	require.NoError(t, err)
+	require.True(t, on.Active)
+	require.Equal(t, 1, plan(t, ctx, st.Pool, purchaseOf("estate", "e-2")), "on again")
+
+	_, err = st.UpdatePolicy(ctx, "estate", builtinPurchase, func(p policy.Policy) (policy.Policy, error) { return p, nil })
+	require.ErrorIs(t, err, store.ErrBuiltin, "a tenant switches a built-in, it does not edit it")
+	_, err = st.SetActive(ctx, "estate", "nope", false)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// A rescheduled visit fell due at the time the customer chose: the contact
+// windows (seed 002: 10:00–11:30, 15:30–17:00) and caps do not move it again;
+// an opt-out still stops it.
+func TestCustomerChosenTimeIsNotMovedWhenDue(t *testing.T) {
+	ctx, st := setup(t)
+	r := contact.Preset002()
+	r.Caps = []contact.Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(3 * day)}}
+	require.NoError(t, st.SetContactRules(ctx, "default", r, t0))
+	plan(t, ctx, st.Pool, completed("p-1", "purchase", t0.Add(-2*time.Hour))) // due 08:00 UTC, inside no window: moved to 10:00
+	plan(t, ctx, st.Pool, completed("p-2", "purchase", t0.Add(-2*time.Hour)))
+	vs := append(visits(t, ctx, st, store.VisitFilter{ServiceID: "p-1"}), visits(t, ctx, st, store.VisitFilter{ServiceID: "p-2"})...)
+	require.Len(t, vs, 2)
+	require.Equal(t, t0.Add(day), vs[0].DueAt, "placed in the first window, 10:00")
+
+	chosen := t0.Add(day + 10*time.Hour) // 20:00 UTC the next day: outside every window
+	got, err := st.Reschedule(ctx, "default", vs[0].ID, chosen, "customer asked for the evening", t0)
+	require.NoError(t, err)
+	require.True(t, got.CustomerChosen)
+	require.Equal(t, chosen, got.DueAt)
+	_, err = st.Reschedule(ctx, "default", vs[1].ID, chosen, "same evening", t0)
+	require.NoError(t, err)
+	// p-2's customer opts out of calls before it is due.
+	tx(t, ctx, st, func(tx pgx.Tx) error {
+		_, err := store.OptOut(ctx, tx, "default", "cust-p-2", policy.ChannelPhone, t0)
+		return err
+	})
+	// A call to p-1's customer fell due an hour before: the 1-call-in-3-days cap would move it.
+	tx(t, ctx, st, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, policy_id, policy_version, step, channel, due_at, deadline,
+  status, service_type, service_completed_at, fired_at) VALUES ('earlier', 'default', 'x', 'cust-p-1', 'other', 1, 0, 1, $1, $1, 'due', 'repair', $1, $1)`, chosen.Add(-time.Hour))
+		return err
+	})
+
+	require.Equal(t, 1, fire(t, ctx, st, chosen))
+	v, err := st.GetVisit(ctx, "default", vs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusDue, v.Status, "fired at the time the customer chose")
+	require.Equal(t, chosen, v.DueAt)
+	require.Equal(t, chosen, v.FiredAt.UTC())
+	last := v.Decisions[len(v.Decisions)-1]
+	require.Equal(t, policy.KindReschedule, last.Kind)
+	require.Contains(t, last.Detail, "the customer chose this time")
+	cancelled, err := st.GetVisit(ctx, "default", vs[1].ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, cancelled.Status, "an opt-out still ends it")
+}
+
+// Seed 000 (auto): invite again if the first invitation failed. A failed
+// visit (VisitUnreachable) is a visit_unreachable service naming the failed
+// visit's policy; policies triggered by it plan the second invitation, once.
+func TestUnreachableVisitTriggersTheReinvitation(t *testing.T) {
+	ctx, st := setup(t)
+	warranty := t0.AddDate(0, 2, 0)
+	require.NoError(t, st.CreatePolicy(ctx, policy.Policy{ID: "p-w", Tenant: "default", Name: "warranty", Version: 1, Active: true, CreatedAt: t0,
+		Trigger: policy.Trigger{ServiceTypes: []string{"vehicle_delivery"}},
+		Steps:   []policy.Step{{Anchor: policy.Anchor{From: policy.AnchorWarrantyUntil}, Offset: policy.Duration(-14 * day), Window: policy.Duration(14 * day), Channel: policy.ChannelPhone, SampleRate: 1}}}))
+	require.NoError(t, st.CreatePolicy(ctx, policy.Policy{ID: "p-r", Tenant: "default", Name: "warranty-again", Version: 1, Active: true, CreatedAt: t0,
+		Trigger: policy.Trigger{ServiceTypes: []string{policy.TypeVisitUnreachable}, Attributes: map[string]string{policy.AttrFailedPolicy: "warranty"}, OncePerCustomer: true},
+		Steps: []policy.Step{
+			{Offset: policy.Duration(day), Window: policy.Duration(3 * day), Channel: policy.ChannelSMS, SampleRate: 1},
+			{Anchor: policy.Anchor{From: policy.AnchorWarrantyUntil}, Offset: policy.Duration(-3 * day), Window: policy.Duration(3 * day), Channel: policy.ChannelPhone, SampleRate: 1},
+		}}))
+	ev := completed("v-1", "vehicle_delivery", t0)
+	ev.Product = &typesv1.Product{WarrantyUntil: timestamppb.New(warranty)}
+	plan(t, ctx, st.Pool, ev)
+	first := visits(t, ctx, st, store.VisitFilter{ServiceID: "v-1"})
+	require.Len(t, first, 1)
+	require.Equal(t, 1, fire(t, ctx, st, first[0].DueAt))
+
+	failedAt := first[0].DueAt.Add(2 * day)
+	unreachable := &eventsv1.VisitUnreachable{TenantId: "default", VisitId: first[0].ID, CustomerId: "cust-v-1", Attempts: 3, Reason: "no answer", At: timestamppb.New(failedAt)}
+	var n int
+	tx(t, ctx, st, func(tx pgx.Tx) error {
+		var err error
+		n, err = store.PlanUnreachable(ctx, tx, unreachable, failedAt)
+		return err
+	})
+	require.Equal(t, 2, n)
+	again := visits(t, ctx, st, store.VisitFilter{ServiceID: "unreachable:" + first[0].ID})
+	require.Len(t, again, 2)
+	require.Equal(t, "p-r", again[0].PolicyID)
+	require.Equal(t, failedAt.Add(day), again[0].DueAt, "a second SMS the next day")
+	require.Equal(t, warranty.Add(-3*day), again[1].DueAt, "the original service's warranty date is kept")
+	require.Equal(t, "cust-v-1", again[0].CustomerID)
+	explained, err := st.GetVisit(ctx, "default", first[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, policy.KindUnreachable, explained.Decisions[len(explained.Decisions)-1].Kind)
+
+	tx(t, ctx, st, func(tx pgx.Tx) error {
+		var err error
+		n, err = store.PlanUnreachable(ctx, tx, unreachable, failedAt)
+		return err
+	})
+	require.Equal(t, 0, n, "once: the reinvitation is pending")
+	tx(t, ctx, st, func(tx pgx.Tx) error {
+		_, err := store.PlanUnreachable(ctx, tx, &eventsv1.VisitUnreachable{TenantId: "default", VisitId: "nope"}, failedAt)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		return nil
+	})
+}
