@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 
 	"github.com/huifang/huifang/pkg/app"
@@ -64,6 +66,18 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// The firing loop: durable timers.
 	loop := &timer.Loop{Store: st, Now: time.Now, Log: log, Interval: cfg.FireInterval, Batch: cfg.FireBatch, Fired: rt.Relay.Notify}
 	rt.Go("fire-due-visits", loop.Run)
+	rt.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "huifang_scheduler_due_lag_seconds",
+		Help: "How long the oldest due visit has waited to fire (0 when none waits).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		lag, err := st.DueLag(ctx, time.Now())
+		if err != nil {
+			return -1
+		}
+		return lag.Seconds()
+	}))
 
 	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, &grpcapi.Server{Store: st, Now: time.Now})
 	return rt.Run(ctx)

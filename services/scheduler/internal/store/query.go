@@ -184,3 +184,19 @@ ORDER BY completed_at LIMIT $4`, tenant, from, to, limit)
 		return svc, json.Unmarshal(b, &svc)
 	})
 }
+
+// DueLag is how long the oldest visit that is due at now has been waiting to
+// fire; zero when none waits. The firing loop keeps it near its interval; a
+// growing lag means the scheduler is down or cannot keep up. It reads the
+// left edge of the partial index on pending visits, so it costs the same
+// whatever the backlog.
+func (s *Store) DueLag(ctx context.Context, now time.Time) (time.Duration, error) {
+	var oldest *time.Time
+	if err := s.Pool.QueryRow(ctx, `SELECT min(due_at) FROM planned_visits WHERE status = 'planned' AND due_at <= $1`, now).Scan(&oldest); err != nil {
+		return 0, fmt.Errorf("store: due lag: %w", err)
+	}
+	if oldest == nil {
+		return 0, nil
+	}
+	return now.Sub(*oldest), nil
+}

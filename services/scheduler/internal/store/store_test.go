@@ -176,3 +176,23 @@ func TestCreatePolicyRefusesADuplicateName(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ps, 3, "the tenant's policy and the two built-ins")
 }
+
+// The due lag is how long the oldest due visit has waited; firing clears it.
+func TestDueLag(t *testing.T) {
+	ctx, st := setup(t)
+	lag, err := st.DueLag(ctx, t0)
+	require.NoError(t, err)
+	require.Zero(t, lag, "nothing planned")
+	plan(t, ctx, st.Pool, completed("s-1", "purchase", t0))
+	lag, err = st.DueLag(ctx, t0.Add(24*time.Hour-time.Minute))
+	require.NoError(t, err)
+	require.Zero(t, lag, "planned but not yet due")
+	lag, err = st.DueLag(ctx, t0.Add(24*time.Hour+90*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 90*time.Second, lag)
+	_, err = st.FireDue(ctx, t0.Add(24*time.Hour+90*time.Second), 10)
+	require.NoError(t, err)
+	lag, err = st.DueLag(ctx, t0.Add(25*time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, lag, "fired visits do not count")
+}
