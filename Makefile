@@ -71,8 +71,10 @@ lint: $(BIN)/buf lint-deploy ## buf lint, gofmt and go vet over every module; th
 # The compose file needs its two passwords set to be read; any value will do here.
 COMPOSE_FILE_CHECK := POSTGRES_PASSWORD=lint GRAFANA_ADMIN_PASSWORD=lint
 .PHONY: lint-deploy
-lint-deploy: ## render the Kubernetes overlays and decode them strictly (offline); check the compose file when docker compose or docker-compose exists
+lint-deploy: ## render the Kubernetes overlays and decode them strictly, parse the alert rules and dashboard queries as Prometheus would (offline); check the compose file when docker compose or docker-compose exists
 	cd deploy && go test -count=1 ./...
+	cd deploy/promcheck && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./... && \
+	  GOWORK=off go run . ../observability/alerts.yml ../observability/grafana/dashboards/*.json
 	@if docker compose version >/dev/null 2>&1; then \
 	  echo "docker compose config -q deploy/compose/compose.yaml"; \
 	  $(COMPOSE_FILE_CHECK) docker compose -f deploy/compose/compose.yaml config -q; \
