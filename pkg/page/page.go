@@ -52,3 +52,15 @@ func Cursor(token string, cursor any) error {
 	}
 	return nil
 }
+
+// Trim takes the rows of a page read with one row more than size (the extra
+// row tells that a next page exists), cuts them to size, and returns the token
+// of the next page, made from the cursor of the last row kept; the token is
+// empty on the last page.
+func Trim[T any](rows []T, size int, cursor func(last T) any) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, Token(cursor(rows[size-1]))
+}

@@ -37,3 +37,14 @@ func TestTokenRoundTrip(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "page_token", bad.Violations[0].Field)
 }
+
+func TestTrim(t *testing.T) {
+	rows, next := Trim([]string{"a", "b", "c"}, 2, func(last string) any { return last })
+	require.Equal(t, []string{"a", "b"}, rows)
+	var cur string
+	require.NoError(t, Cursor(next, &cur))
+	require.Equal(t, "b", cur, "the next page starts after the last row kept")
+	rows, next = Trim([]string{"a", "b"}, 2, func(last string) any { return last })
+	require.Equal(t, []string{"a", "b"}, rows)
+	require.Empty(t, next, "no token on the last page")
+}

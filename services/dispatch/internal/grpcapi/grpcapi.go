@@ -140,10 +140,7 @@ func (s *Server) ListAgents(ctx context.Context, req *dispatchv1.ListAgentsReque
 		return nil, err
 	}
 	resp := &dispatchv1.ListAgentsResponse{}
-	if len(agents) > size {
-		agents = agents[:size]
-		resp.NextPageToken = page.Token(agents[size-1].ID)
-	}
+	agents, resp.NextPageToken = page.Trim(agents, size, func(last task.Agent) any { return last.ID })
 	for _, a := range agents {
 		resp.Agents = append(resp.Agents, agentProto(a))
 	}
@@ -220,10 +217,7 @@ func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest
 		return nil, err
 	}
 	resp := &dispatchv1.ListTasksResponse{}
-	if len(tasks) > size {
-		tasks = tasks[:size]
-		resp.NextPageToken = page.Token(store.CursorOf(tasks[size-1]))
-	}
+	tasks, resp.NextPageToken = page.Trim(tasks, size, func(last task.Task) any { return store.CursorOf(last) })
 	for _, t := range tasks {
 		resp.Tasks = append(resp.Tasks, taskProto(t))
 	}
@@ -359,11 +353,9 @@ func (s *Server) ListDeadlineTasks(ctx context.Context, req *dispatchv1.ListDead
 		return nil, err
 	}
 	resp := &dispatchv1.ListDeadlineTasksResponse{}
-	if len(tasks) > size {
-		tasks = tasks[:size]
-		last := tasks[size-1]
-		resp.NextPageToken = page.Token(store.DeadlineCursor{Deadline: last.Deadline, ID: last.ID})
-	}
+	tasks, resp.NextPageToken = page.Trim(tasks, size, func(last task.Task) any {
+		return store.DeadlineCursor{Deadline: last.Deadline, ID: last.ID}
+	})
 	for _, t := range tasks {
 		resp.Tasks = append(resp.Tasks, &dispatchv1.DeadlineTask{Task: taskProto(t), Stage: queue.Stage(t.Deadline, now)})
 	}
@@ -429,10 +421,7 @@ func (s *Server) ListMessages(ctx context.Context, req *dispatchv1.ListMessagesR
 		return nil, err
 	}
 	resp := &dispatchv1.ListMessagesResponse{}
-	if len(msgs) > size {
-		msgs = msgs[:size]
-		resp.NextPageToken = page.Token(msgs[size-1].ID)
-	}
+	msgs, resp.NextPageToken = page.Trim(msgs, size, func(last store.Message) any { return last.ID })
 	for _, m := range msgs {
 		resp.Messages = append(resp.Messages, messageProto(m))
 	}

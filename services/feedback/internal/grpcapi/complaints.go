@@ -46,12 +46,9 @@ func (s *Server) ListComplaints(ctx context.Context, req *feedbackv1.ListComplai
 		return nil, err
 	}
 	resp := &feedbackv1.ListComplaintsResponse{}
-	if len(list) > size {
-		list = list[:size]
-		last := list[size-1]
-		resp.NextPageToken = page.Token(complaintCursor{At: last.CreatedAt.AsTime(), ID: last.Id})
-	}
-	resp.Complaints = list
+	resp.Complaints, resp.NextPageToken = page.Trim(list, size, func(last *feedbackv1.Complaint) any {
+		return complaintCursor{At: last.CreatedAt.AsTime(), ID: last.Id}
+	})
 	return resp, nil
 }
 

@@ -450,11 +450,8 @@ func (s *Server) ListVisitRecords(ctx context.Context, req *feedbackv1.ListVisit
 		return nil, err
 	}
 	resp := &feedbackv1.ListVisitRecordsResponse{}
-	if len(list) > size {
-		list = list[:size]
-		last := list[size-1]
-		resp.NextPageToken = page.Token(recordCursor{At: last.LoggedAt.AsTime(), ID: last.Id})
-	}
-	resp.Records = list
+	resp.Records, resp.NextPageToken = page.Trim(list, size, func(last *feedbackv1.VisitRecord) any {
+		return recordCursor{At: last.LoggedAt.AsTime(), ID: last.Id}
+	})
 	return resp, nil
 }

@@ -162,10 +162,7 @@ func (s *Server) ListPolicies(ctx context.Context, req *schedulerv1.ListPolicies
 		return nil, err
 	}
 	resp := &schedulerv1.ListPoliciesResponse{}
-	if len(ps) > size {
-		ps = ps[:size]
-		resp.NextPageToken = page.Token(ps[size-1].ID)
-	}
+	ps, resp.NextPageToken = page.Trim(ps, size, func(last policy.Policy) any { return last.ID })
 	for _, p := range ps {
 		resp.Policies = append(resp.Policies, toProto(p))
 	}
@@ -275,10 +272,7 @@ func (s *Server) ListPlannedVisits(ctx context.Context, req *schedulerv1.ListPla
 		return nil, err
 	}
 	resp := &schedulerv1.ListPlannedVisitsResponse{}
-	if len(vs) > size {
-		vs = vs[:size]
-		resp.NextPageToken = page.Token(visitCursor{Due: vs[size-1].DueAt, ID: vs[size-1].ID})
-	}
+	vs, resp.NextPageToken = page.Trim(vs, size, func(last store.Visit) any { return visitCursor{Due: last.DueAt, ID: last.ID} })
 	for _, v := range vs {
 		resp.Visits = append(resp.Visits, visitToProto(v))
 	}
