@@ -76,6 +76,19 @@ func required(field, v string) (string, error) {
 	return v, nil
 }
 
+// taskAndAgent trims the ids of a call on a task by its agent and notes the
+// missing ones in bad.
+func taskAndAgent(bad *invalid.List, taskID, agentID string) (string, string) {
+	taskID, agentID = strings.TrimSpace(taskID), strings.TrimSpace(agentID)
+	if taskID == "" {
+		bad.Add("task_id", "is required")
+	}
+	if agentID == "" {
+		bad.Add("agent_id", "is required")
+	}
+	return taskID, agentID
+}
+
 // UpsertOrgUnit creates or updates an org unit.
 func (s *Server) UpsertOrgUnit(ctx context.Context, req *dispatchv1.UpsertOrgUnitRequest) (*dispatchv1.UpsertOrgUnitResponse, error) {
 	if req.GetUnit() == nil {
@@ -176,13 +189,7 @@ func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTas
 // HeartbeatTask extends the lease of a task the agent holds.
 func (s *Server) HeartbeatTask(ctx context.Context, req *dispatchv1.HeartbeatTaskRequest) (*dispatchv1.HeartbeatTaskResponse, error) {
 	var bad invalid.List
-	taskID, agentID := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetAgentId())
-	if taskID == "" {
-		bad.Add("task_id", "is required")
-	}
-	if agentID == "" {
-		bad.Add("agent_id", "is required")
-	}
+	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -255,13 +262,7 @@ func (s *Server) groups(ctx context.Context, tenant, group, leaderID string) ([]
 // RecordAttempt records one attempt.
 func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemptRequest) (*dispatchv1.RecordAttemptResponse, error) {
 	var bad invalid.List
-	taskID, agentID := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetAgentId())
-	if taskID == "" {
-		bad.Add("task_id", "is required")
-	}
-	if agentID == "" {
-		bad.Add("agent_id", "is required")
-	}
+	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
 	if err := queue.CheckDisposition(req.GetDisposition()); err != nil {
 		b, _ := invalid.As(err)
 		for _, v := range b.Violations {
@@ -289,13 +290,7 @@ func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemp
 // ReleaseTask gives a task back to the queue.
 func (s *Server) ReleaseTask(ctx context.Context, req *dispatchv1.ReleaseTaskRequest) (*dispatchv1.ReleaseTaskResponse, error) {
 	var bad invalid.List
-	taskID, agentID := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetAgentId())
-	if taskID == "" {
-		bad.Add("task_id", "is required")
-	}
-	if agentID == "" {
-		bad.Add("agent_id", "is required")
-	}
+	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
