@@ -751,7 +751,9 @@ func (x *GetCoverageRequest) GetFilter() *Filter {
 
 type GetCoverageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// done / due (seed 003: ≥ 90 %).
+	// Per service (seed 003: coverage ≥ 90 % of served customers): eligible services with a
+	// completed follow-up / eligible services. A service is eligible when at least one of its
+	// follow-ups fell due and was not cancelled; it counts on the day its first such follow-up fell due.
 	Coverage *Ratio `protobuf:"bytes,1,opt,name=coverage,proto3" json:"coverage,omitempty"`
 	// returned / sent: visits with a rated answer / visits due (seed 003: questionnaires sent vs returned).
 	ResponseRate *Ratio `protobuf:"bytes,2,opt,name=response_rate,json=responseRate,proto3" json:"response_rate,omitempty"`
@@ -762,9 +764,11 @@ type GetCoverageResponse struct {
 	// Customers back after 6 months or more without a service (seed 000, auto dealer), by the day of the new service.
 	WonBack int64 `protobuf:"varint,5,opt,name=won_back,json=wonBack,proto3" json:"won_back,omitempty"`
 	// Services completed in the period.
-	Services      int64 `protobuf:"varint,6,opt,name=services,proto3" json:"services,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Services int64 `protobuf:"varint,6,opt,name=services,proto3" json:"services,omitempty"`
+	// Per visit: visits made / visits due (the earlier per-visit "coverage").
+	VisitCompletion *Ratio `protobuf:"bytes,7,opt,name=visit_completion,json=visitCompletion,proto3" json:"visit_completion,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetCoverageResponse) Reset() {
@@ -837,6 +841,13 @@ func (x *GetCoverageResponse) GetServices() int64 {
 		return x.Services
 	}
 	return 0
+}
+
+func (x *GetCoverageResponse) GetVisitCompletion() *Ratio {
+	if x != nil {
+		return x.VisitCompletion
+	}
+	return nil
 }
 
 type GetTimelinessRequest struct {
@@ -1378,7 +1389,7 @@ func (x *IncentiveRule) GetDirectorPenaltyFen() int64 {
 type GetTrendRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// One of coverage, response_rate, unreachable_rate, contact_success, timeliness,
+	// One of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness,
 	// timeliness_48h, satisfaction.<aspect>, resolution_rate, improvement_30d.
 	Figure        string                 `protobuf:"bytes,2,opt,name=figure,proto3" json:"figure,omitempty"`
 	From          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
@@ -1775,8 +1786,12 @@ type GetProblemBreakdownResponse struct {
 	// Resolved within 30 days of escalation / escalated (seed 003: ≥ 90 %).
 	Improvement_30D *Ratio `protobuf:"bytes,5,opt,name=improvement_30d,json=improvement30d,proto3" json:"improvement_30d,omitempty"`
 	Closed          int64  `protobuf:"varint,6,opt,name=closed,proto3" json:"closed,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Complaints escalated in the period that the owning department acknowledged (ComplaintAcknowledged).
+	Acknowledged int64 `protobuf:"varint,7,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
+	// Mean hours from escalation to the first acknowledgement of the acknowledged ones (seed 004: timeliness).
+	MeanAcknowledgeHours float64 `protobuf:"fixed64,8,opt,name=mean_acknowledge_hours,json=meanAcknowledgeHours,proto3" json:"mean_acknowledge_hours,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *GetProblemBreakdownResponse) Reset() {
@@ -1847,6 +1862,20 @@ func (x *GetProblemBreakdownResponse) GetImprovement_30D() *Ratio {
 func (x *GetProblemBreakdownResponse) GetClosed() int64 {
 	if x != nil {
 		return x.Closed
+	}
+	return 0
+}
+
+func (x *GetProblemBreakdownResponse) GetAcknowledged() int64 {
+	if x != nil {
+		return x.Acknowledged
+	}
+	return 0
+}
+
+func (x *GetProblemBreakdownResponse) GetMeanAcknowledgeHours() float64 {
+	if x != nil {
+		return x.MeanAcknowledgeHours
 	}
 	return 0
 }
@@ -1999,7 +2028,7 @@ func (x *GenerateReportResponse) GetContent() []byte {
 
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// coverage, timeliness, timeliness_48h, response_rate, satisfaction.overall,
+	// coverage, visit_completion, timeliness, timeliness_48h, response_rate, satisfaction.overall,
 	// satisfaction.<aspect> or satisfaction.* (every specific aspect), improvement_30d, resolution_rate.
 	Figure string `protobuf:"bytes,1,opt,name=figure,proto3" json:"figure,omitempty"`
 	// 0–100.
@@ -2799,14 +2828,15 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
-	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xd5\x02\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\x9d\x03\n" +
 	"\x13GetCoverageResponse\x127\n" +
 	"\bcoverage\x18\x01 \x01(\v2\x1b.huifang.analytics.v1.RatioR\bcoverage\x12@\n" +
 	"\rresponse_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\fresponseRate\x12F\n" +
 	"\x10unreachable_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0funreachableRate\x12D\n" +
 	"\x0fcontact_success\x18\x04 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0econtactSuccess\x12\x19\n" +
 	"\bwon_back\x18\x05 \x01(\x03R\awonBack\x12\x1a\n" +
-	"\bservices\x18\x06 \x01(\x03R\bservices\"\xc5\x01\n" +
+	"\bservices\x18\x06 \x01(\x03R\bservices\x12F\n" +
+	"\x10visit_completion\x18\a \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0fvisitCompletion\"\xc5\x01\n" +
 	"\x14GetTimelinessRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
@@ -2884,14 +2914,16 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x0ecomplaint_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\rcomplaintRate\x12:\n" +
 	"\n" +
 	"peers_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\tpeersRate\x12\x18\n" +
-	"\aflagged\x18\x04 \x01(\bR\aflagged\"\xf8\x02\n" +
+	"\aflagged\x18\x04 \x01(\bR\aflagged\"\xd2\x03\n" +
 	"\x1bGetProblemBreakdownResponse\x12>\n" +
 	"\bproblems\x18\x01 \x03(\v2\".huifang.analytics.v1.ProblemCountR\bproblems\x12A\n" +
 	"\bproducts\x18\x02 \x03(\v2%.huifang.analytics.v1.ProductProblemsR\bproducts\x12D\n" +
 	"\x0fresolution_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eresolutionRate\x122\n" +
 	"\x15mean_resolution_hours\x18\x04 \x01(\x01R\x13meanResolutionHours\x12D\n" +
 	"\x0fimprovement_30d\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eimprovement30d\x12\x16\n" +
-	"\x06closed\x18\x06 \x01(\x03R\x06closed\"\x92\x02\n" +
+	"\x06closed\x18\x06 \x01(\x03R\x06closed\x12\"\n" +
+	"\facknowledged\x18\a \x01(\x03R\facknowledged\x124\n" +
+	"\x16mean_acknowledge_hours\x18\b \x01(\x01R\x14meanAcknowledgeHours\"\x92\x02\n" +
 	"\x15GenerateReportRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
@@ -3047,82 +3079,83 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	3,  // 11: huifang.analytics.v1.GetCoverageResponse.response_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 12: huifang.analytics.v1.GetCoverageResponse.unreachable_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 13: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
-	41, // 14: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 15: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 16: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 17: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
-	3,  // 18: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
-	41, // 19: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 20: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 21: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 22: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
-	3,  // 23: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
-	3,  // 24: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
-	13, // 25: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
-	14, // 26: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
-	16, // 27: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	41, // 28: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 29: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
-	0,  // 30: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
-	2,  // 31: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
-	41, // 32: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
-	41, // 33: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
-	3,  // 34: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
-	18, // 35: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
-	41, // 36: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 37: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 38: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 39: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 40: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
-	21, // 41: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
-	22, // 42: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
-	3,  // 43: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 44: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
-	41, // 45: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 46: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 47: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	26, // 48: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	26, // 49: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	26, // 50: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	41, // 51: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	41, // 52: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	41, // 53: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	31, // 54: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	41, // 55: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 56: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 57: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 58: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 59: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 60: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 61: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 62: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 63: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 64: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	24, // 65: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	27, // 66: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	29, // 67: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	32, // 68: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	34, // 69: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	36, // 70: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	38, // 71: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 72: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 73: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 74: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 75: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 76: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 77: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	25, // 78: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	28, // 79: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	30, // 80: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	33, // 81: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	35, // 82: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	37, // 83: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	39, // 84: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	72, // [72:85] is the sub-list for method output_type
-	59, // [59:72] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	3,  // 14: huifang.analytics.v1.GetCoverageResponse.visit_completion:type_name -> huifang.analytics.v1.Ratio
+	41, // 15: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 16: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 17: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 18: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
+	3,  // 19: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
+	41, // 20: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 21: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 22: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 23: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
+	3,  // 24: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
+	3,  // 25: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
+	13, // 26: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
+	14, // 27: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
+	16, // 28: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	41, // 29: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 30: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 31: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
+	2,  // 32: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
+	41, // 33: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	41, // 34: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	3,  // 35: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
+	18, // 36: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
+	41, // 37: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 38: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 39: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 40: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 41: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
+	21, // 42: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
+	22, // 43: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
+	3,  // 44: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 45: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
+	41, // 46: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 47: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 48: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	26, // 49: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	26, // 50: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	26, // 51: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	41, // 52: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	41, // 53: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	41, // 54: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	31, // 55: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	41, // 56: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 57: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 58: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 59: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 60: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 61: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 62: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 63: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 64: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 65: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	24, // 66: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 67: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	29, // 68: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	32, // 69: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	34, // 70: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	36, // 71: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	38, // 72: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 73: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 74: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 75: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 76: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 77: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 78: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	25, // 79: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 80: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	30, // 81: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	33, // 82: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	35, // 83: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	37, // 84: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	39, // 85: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	73, // [73:86] is the sub-list for method output_type
+	60, // [60:73] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }

@@ -45,7 +45,8 @@ type AnalyticsServiceClient interface {
 	// GetSatisfaction returns the seed-003 satisfaction figures of one aspect:
 	// rate = (satisfied + fairly satisfied) / returned; also every aspect and NPS.
 	GetSatisfaction(ctx context.Context, in *GetSatisfactionRequest, opts ...grpc.CallOption) (*GetSatisfactionResponse, error)
-	// GetCoverage returns coverage (done / due), response rate (returned / sent),
+	// GetCoverage returns coverage (per served service: services followed up / eligible services),
+	// visit completion (visits made / due), response rate (returned / sent),
 	// unreachable rate and contact success of the visits due in the period.
 	GetCoverage(ctx context.Context, in *GetCoverageRequest, opts ...grpc.CallOption) (*GetCoverageResponse, error)
 	// GetTimeliness returns the share of due visits made by the policy's
@@ -223,7 +224,8 @@ type AnalyticsServiceServer interface {
 	// GetSatisfaction returns the seed-003 satisfaction figures of one aspect:
 	// rate = (satisfied + fairly satisfied) / returned; also every aspect and NPS.
 	GetSatisfaction(context.Context, *GetSatisfactionRequest) (*GetSatisfactionResponse, error)
-	// GetCoverage returns coverage (done / due), response rate (returned / sent),
+	// GetCoverage returns coverage (per served service: services followed up / eligible services),
+	// visit completion (visits made / due), response rate (returned / sent),
 	// unreachable rate and contact success of the visits due in the period.
 	GetCoverage(context.Context, *GetCoverageRequest) (*GetCoverageResponse, error)
 	// GetTimeliness returns the share of due visits made by the policy's

@@ -209,6 +209,7 @@ func generate(ctx context.Context, pool *pgxpool.Pool, records int64) (int64, er
 	shares := `(VALUES ('visit.due','','',1000), ('visit.done','','',920), ('visit.returned','','',700), ('visit.with_deadline','','',1000),
  ('visit.on_time','','',850), ('visit.in_time','','',860), ('visit.with_base','','',950), ('visit.within_48h','','',800),
  ('visit.unreachable','','',30), ('visit.attempted','','',970), ('visit.contacted','','',900), ('record.logged','','',920),
+ ('service.eligible','','',600), ('service.covered','','',580),
  ('nps.promoter','','',200), ('nps.passive','','',100), ('nps.detractor','','',50),
  ('problem','','product_quality',20), ('problem','','service_quality',15), ('problem','','other',5),
  ('vote.satisfied','overall','',500), ('vote.fairly_satisfied','overall','',150), ('vote.unsatisfied','overall','',50),

@@ -49,7 +49,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	rt.Go("consumer-"+c.Durable, runner.Run)
 
 	// Target checks.
-	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: rt.Pool, Log: log, Notify: rt.Relay.Notify, Interval: cfg.CheckInterval}
+	breaches := alert.NewBreachesCounter()
+	rt.Metrics.MustRegister(breaches)
+	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: rt.Pool, Log: log, Notify: rt.Relay.Notify, Interval: cfg.CheckInterval, Breaches: breaches}
 	rt.Go("target-check", checker.Run)
 
 	// API.

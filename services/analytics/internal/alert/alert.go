@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -35,6 +36,19 @@ type Checker struct {
 	Interval time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Breaches counts the breaches recorded, by figure; may be nil.
+	Breaches *prometheus.CounterVec
+}
+
+// BreachesMetricName is the name of the counter of recorded breaches; the deploy's alerts use it.
+const BreachesMetricName = "huifang_target_breaches_total"
+
+// NewBreachesCounter returns the counter of recorded target breaches, by figure.
+func NewBreachesCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: BreachesMetricName,
+		Help: "Target breaches recorded (and published as TargetBreached), by figure.",
+	}, []string{"figure"})
 }
 
 // Period returns the period checked as of asOf: the whole UTC days of
@@ -111,7 +125,7 @@ func (c *Checker) Check(ctx context.Context, tenant string, asOf time.Time) ([]s
 	for _, unit := range append([]string{""}, units...) {
 		s := kpi.Scope{Tenant: tenant, From: from, To: to, Filter: rollup.Dims{OrgUnit: unit}}
 		names := []string{}
-		for _, f := range []string{figures.Coverage, figures.ResponseRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate} {
+		for _, f := range []string{figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate} {
 			if _, ok := t.For(f); ok {
 				names = append(names, f)
 			}
@@ -165,6 +179,11 @@ func (c *Checker) Check(ctx context.Context, tenant string, asOf time.Time) ([]s
 	})
 	if err != nil {
 		return nil, fmt.Errorf("alert: record breaches: %w", err)
+	}
+	if c.Breaches != nil {
+		for _, b := range fresh {
+			c.Breaches.WithLabelValues(b.Figure).Inc()
+		}
 	}
 	if len(fresh) > 0 && c.Notify != nil {
 		c.Notify()

@@ -36,6 +36,7 @@ var Subjects = []string{
 	stream.SubjectVisitUnreachable,
 	stream.SubjectVisitLogged,
 	stream.SubjectComplaintEscalated,
+	stream.SubjectComplaintAcknowledged,
 	stream.SubjectComplaintResolved,
 	stream.SubjectComplaintReopened,
 	stream.SubjectComplaintClosed,
@@ -87,7 +88,7 @@ func Apply(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		return store.Apply(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
 	// By concrete type: events of one kind may carry the ids of another
 	// (a complaint names its visit, a confirmation visit its complaint).
-	case *eventsv1.ComplaintEscalated, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
+	case *eventsv1.ComplaintEscalated, *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
 		return complaint(ctx, tx, e.(rollup.ComplaintEvent))
 	case *eventsv1.VisitPlanned, *eventsv1.VisitDue, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
 		_, err := visit(ctx, tx, e.(rollup.VisitEvent))
@@ -123,7 +124,30 @@ func visit(ctx context.Context, tx pgx.Tx, ev rollup.VisitEvent) (rollup.Visit, 
 	if err := store.Apply(ctx, tx, rollup.Diff(before.Contribution(), after.Contribution())); err != nil {
 		return after, err
 	}
+	if err := serviceCoverage(ctx, tx, before, after); err != nil {
+		return after, err
+	}
 	return after, store.SaveVisit(ctx, tx, after)
+}
+
+// serviceCoverage moves the visit within its service's coverage entry (or
+// from one service to another, when its service became known) and applies
+// the change of the services' contributions. Entries are taken in key order.
+func serviceCoverage(ctx context.Context, tx pgx.Tx, before, after rollup.Visit) error {
+	for _, k := range rollup.CoverageKeys(before, after) {
+		old, err := store.ServiceCoverage(ctx, tx, after.Tenant, k)
+		if err != nil {
+			return err
+		}
+		cur := old.Move(before, after)
+		if err := store.Apply(ctx, tx, rollup.Diff(old.Contribution(), cur.Contribution())); err != nil {
+			return err
+		}
+		if err := store.SaveServiceCoverage(ctx, tx, cur); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func complaint(ctx context.Context, tx pgx.Tx, ev rollup.ComplaintEvent) error {
@@ -184,6 +208,8 @@ func decode(subject string, data []byte) (proto.Message, error) {
 		ev = &eventsv1.VisitLogged{}
 	case stream.SubjectComplaintEscalated:
 		ev = &eventsv1.ComplaintEscalated{}
+	case stream.SubjectComplaintAcknowledged:
+		ev = &eventsv1.ComplaintAcknowledged{}
 	case stream.SubjectComplaintResolved:
 		ev = &eventsv1.ComplaintResolved{}
 	case stream.SubjectComplaintReopened:

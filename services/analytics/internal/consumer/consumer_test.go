@@ -122,11 +122,11 @@ func (b bundle) checkScenario(t *testing.T) {
 	ctx := context.Background()
 	tg := figures.NewTargets(nil)
 	s := kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To}
-	rs, err := b.calc.Figures(ctx, s, tg, figures.Coverage, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
+	rs, err := b.calc.Figures(ctx, s, tg, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
 	require.NoError(t, err)
-	require.Equal(t, [][2]int64{ratio(4, 5), ratio(3, 5), ratio(1, 5), ratio(1, 2), ratio(3, 5), ratio(2, 3), ratio(1, 2), ratio(1, 2)},
-		[][2]int64{nd(rs[0]), nd(rs[1]), nd(rs[2]), nd(rs[3]), nd(rs[4]), nd(rs[5]), nd(rs[6]), nd(rs[7])},
-		"coverage, response, unreachable, contact, timeliness, 48 h, resolution, improvement")
+	require.Equal(t, [][2]int64{ratio(3, 4), ratio(4, 5), ratio(3, 5), ratio(1, 5), ratio(1, 2), ratio(3, 5), ratio(2, 3), ratio(1, 2), ratio(1, 2)},
+		[][2]int64{nd(rs[0]), nd(rs[1]), nd(rs[2]), nd(rs[3]), nd(rs[4]), nd(rs[5]), nd(rs[6]), nd(rs[7]), nd(rs[8])},
+		"coverage (per service), visit completion, response, unreachable, contact, timeliness, 48 h, resolution, improvement")
 	sat, err := b.calc.Satisfaction(ctx, s, tg)
 	require.NoError(t, err)
 	require.Len(t, sat.Aspects, 2)
@@ -246,6 +246,8 @@ func TestVisitEventsInAnyOrder(t *testing.T) {
 	got := b.snapshot(t)
 	want := []string{
 		"default|record.logged|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|service.covered|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|service.eligible|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
 		"default|visit.attempted|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
 		"default|visit.contacted|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
 		"default|visit.done|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
@@ -283,6 +285,8 @@ func TestMalformedEventIsDeadLettered(t *testing.T) {
 	// The consumer went on: the good event after the bad ones counted, and only it.
 	require.Equal(t, []string{
 		"default|record.logged|2025-03-01|||||||||1|0",
+		"default|service.covered|2025-03-01|||||||||1|0",
+		"default|service.eligible|2025-03-01|||||||||1|0",
 		"default|visit.done|2025-03-01|||||||||1|0",
 		"default|visit.due|2025-03-01|||||||||1|0",
 		"default|visit.in_time|2025-03-01|||||||||1|0",

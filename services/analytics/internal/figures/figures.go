@@ -12,7 +12,9 @@ import (
 
 // Figure names.
 const (
+	// Coverage is per served service (seed 003); VisitCompletion per visit.
 	Coverage        = "coverage"
+	VisitCompletion = "visit_completion"
 	ResponseRate    = "response_rate"
 	UnreachableRate = "unreachable_rate"
 	ContactSuccess  = "contact_success"
@@ -138,7 +140,7 @@ func (t Targets) All() []Target {
 // ValidFigure reports whether a target may be set for figure.
 func ValidFigure(f string) bool {
 	switch f {
-	case Coverage, ResponseRate, ContactSuccess, Timeliness, Timeliness48h, ResolutionRate, Improvement30d, SatisfactionAny:
+	case Coverage, VisitCompletion, ResponseRate, ContactSuccess, Timeliness, Timeliness48h, ResolutionRate, Improvement30d, SatisfactionAny:
 		return true
 	}
 	a, ok := strings.CutPrefix(f, SatisfactionPrefix)

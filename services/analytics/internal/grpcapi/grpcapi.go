@@ -4,6 +4,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -202,7 +203,7 @@ func (s *Server) GetCoverage(ctx context.Context, req *analyticsv1.GetCoverageRe
 		return nil, err
 	}
 	return &analyticsv1.GetCoverageResponse{
-		Coverage: ratio(c.Coverage), ResponseRate: ratio(c.ResponseRate), UnreachableRate: ratio(c.UnreachableRate),
+		Coverage: ratio(c.Coverage), VisitCompletion: ratio(c.VisitCompletion), ResponseRate: ratio(c.ResponseRate), UnreachableRate: ratio(c.UnreachableRate),
 		ContactSuccess: ratio(c.ContactSuccess), WonBack: c.WonBack, Services: c.Services,
 	}, nil
 }
@@ -256,7 +257,7 @@ func (s *Server) GetTrend(ctx context.Context, req *analyticsv1.GetTrendRequest)
 	sc := scope(&bad, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), true)
 	figure := strings.TrimSpace(req.GetFigure())
 	if !kpi.ValidFigure(figure) {
-		bad.Add("figure", "must be one of coverage, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.<aspect>")
+		bad.Add("figure", "must be one of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.<aspect>")
 	}
 	g := kpi.Day
 	switch req.GetGranularity() {
@@ -303,6 +304,7 @@ func (s *Server) GetProblemBreakdown(ctx context.Context, req *analyticsv1.GetPr
 	}
 	resp := &analyticsv1.GetProblemBreakdownResponse{
 		ResolutionRate: ratio(p.Resolution), Improvement_30D: ratio(p.Improvement30d), MeanResolutionHours: p.MeanResolutionHours, Closed: p.Closed,
+		Acknowledged: p.Acknowledged, MeanAcknowledgeHours: p.MeanAcknowledgeHours,
 	}
 	for _, c := range p.Counts {
 		resp.Problems = append(resp.Problems, &analyticsv1.ProblemCount{Category: c.Category, ProductCategory: c.ProductCategory, Count: c.Count})
@@ -359,7 +361,7 @@ func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetReques
 	tn := tenant(&bad, req.GetTenantId())
 	f := strings.TrimSpace(req.GetTarget().GetFigure())
 	if !figures.ValidFigure(f) {
-		bad.Add("target.figure", "must be coverage, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
+		bad.Add("target.figure", "must be coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
 	}
 	p := req.GetTarget().GetPercent()
 	if p < 0 || p > 100 {
@@ -497,6 +499,9 @@ func (s *Server) Rebuild(ctx context.Context, _ *analyticsv1.RebuildRequest) (*a
 		return nil, status.Error(codes.Unavailable, "rebuild is not configured")
 	}
 	seq, err := s.Runner.Rebuild(ctx)
+	if errors.Is(err, consumer.ErrStandby) {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -41,13 +43,21 @@ var ts = timestamppb.New
 // interceptors included.
 func setup(t *testing.T) (analyticsv1.AnalyticsServiceClient, *pgxpool.Pool) {
 	t.Helper()
+	client, pool, _ := setupCounted(t)
+	return client, pool
+}
+
+// setupCounted is setup that also returns the checker's breach counter.
+func setupCounted(t *testing.T) (analyticsv1.AnalyticsServiceClient, *pgxpool.Pool, *prometheus.CounterVec) {
+	t.Helper()
 	ctx := context.Background()
 	pool := servicetest.Pool(t, "analytics", migrations.FS)
 	for _, e := range scenario.Events() {
 		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return consumer.Apply(ctx, tx, e.Msg) }), e.ID)
 	}
 	st := &store.Store{Pool: pool}
-	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: pool, Log: servicetest.Logger()}
+	breaches := alert.NewBreachesCounter()
+	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: pool, Log: servicetest.Logger(), Breaches: breaches}
 	srv := grpcserver.New(servicetest.Logger(), "", "")
 	analyticsv1.RegisterAnalyticsServiceServer(srv.GRPC, grpcapi.New(st, checker, nil))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -57,7 +67,7 @@ func setup(t *testing.T) (analyticsv1.AnalyticsServiceClient, *pgxpool.Pool) {
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return analyticsv1.NewAnalyticsServiceClient(conn), pool
+	return analyticsv1.NewAnalyticsServiceClient(conn), pool, breaches
 }
 
 func nd(r *analyticsv1.Ratio) [2]int64 { return [2]int64{r.GetNumerator(), r.GetDenominator()} }
@@ -111,9 +121,12 @@ func TestCoverageAndTimeliness(t *testing.T) {
 	ctx := context.Background()
 	cov, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To)})
 	require.NoError(t, err)
-	// Due in March: v1, v2, v3, v5, v6 (v4 was cancelled); made: all but v3.
-	require.Equal(t, [2]int64{4, 5}, nd(cov.GetCoverage()))
+	// Seed 003, per served service: s1, s2, s3 followed up; s4 (only v3, unreachable) not.
+	require.Equal(t, [2]int64{3, 4}, nd(cov.GetCoverage()))
 	require.False(t, cov.GetCoverage().GetMeetsTarget(), "seed 003: coverage ≥ 90 %")
+	// Per visit: due in March v1, v2, v3, v5, v6 (v4 was cancelled); made: all but v3.
+	require.Equal(t, [2]int64{4, 5}, nd(cov.GetVisitCompletion()))
+	require.False(t, cov.GetVisitCompletion().GetHasTarget(), "seed 003's 90 % is per served customer, not per visit")
 	require.Equal(t, [2]int64{3, 5}, nd(cov.GetResponseRate()), "v6 returned no rating")
 	require.Equal(t, [2]int64{1, 5}, nd(cov.GetUnreachableRate()))
 	require.Equal(t, [2]int64{1, 2}, nd(cov.GetContactSuccess()))
@@ -125,7 +138,8 @@ func TestCoverageAndTimeliness(t *testing.T) {
 
 	a2, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{Filter: &analyticsv1.Filter{AgentId: "a2", Channel: 1}})
 	require.NoError(t, err)
-	require.Equal(t, [2]int64{1, 2}, nd(a2.GetCoverage()))
+	require.Equal(t, [2]int64{1, 2}, nd(a2.GetCoverage()), "s4 (v3) and s3 (first eligible v5) are a2's")
+	require.Equal(t, [2]int64{1, 2}, nd(a2.GetVisitCompletion()))
 
 	tm, err := client.GetTimeliness(ctx, &analyticsv1.GetTimelinessRequest{From: ts(scenario.From), To: ts(scenario.To)})
 	require.NoError(t, err)
@@ -133,11 +147,11 @@ func TestCoverageAndTimeliness(t *testing.T) {
 	require.Equal(t, [2]int64{2, 3}, nd(tm.GetWithin_48H()), "v1 24 h and v5 33 h after the service; v2 4.5 days")
 	require.False(t, tm.GetWithin_48H().GetHasTarget())
 
-	_, err = client.SetTarget(ctx, &analyticsv1.SetTargetRequest{Target: &analyticsv1.Target{Figure: "coverage", Percent: 80}})
+	_, err = client.SetTarget(ctx, &analyticsv1.SetTargetRequest{Target: &analyticsv1.Target{Figure: "coverage", Percent: 75}})
 	require.NoError(t, err)
 	cov, err = client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To)})
 	require.NoError(t, err)
-	require.True(t, cov.GetCoverage().GetMeetsTarget(), "the tenant's 80 %% replaces seed 003's 90 %%")
+	require.True(t, cov.GetCoverage().GetMeetsTarget(), "the tenant's 75 %% replaces seed 003's 90 %%")
 	lt, err := client.ListTargets(ctx, &analyticsv1.ListTargetsRequest{})
 	require.NoError(t, err)
 	require.Equal(t, "coverage", lt.GetTargets()[0].GetFigure())
@@ -182,7 +196,15 @@ func TestTrend(t *testing.T) {
 	for _, p := range got.GetPoints() {
 		pts = append(pts, nd(p.GetValue()))
 	}
-	require.Equal(t, [][2]int64{{2, 2}, {0, 1}, {1, 1}, {1, 1}}, pts)
+	// Services by the day of their first due follow-up: s1 and s2 on 1 March, s4 on the 2nd, s3 on the 3rd.
+	require.Equal(t, [][2]int64{{2, 2}, {0, 1}, {1, 1}, {0, 0}}, pts)
+	got, err = client.GetTrend(context.Background(), &analyticsv1.GetTrendRequest{Figure: "visit_completion", From: ts(march(1)), To: ts(march(5))})
+	require.NoError(t, err)
+	pts = nil
+	for _, p := range got.GetPoints() {
+		pts = append(pts, nd(p.GetValue()))
+	}
+	require.Equal(t, [][2]int64{{2, 2}, {0, 1}, {1, 1}, {1, 1}}, pts, "visits by the day they fell due")
 
 	got, err = client.GetTrend(context.Background(), &analyticsv1.GetTrendRequest{Figure: "satisfaction.overall", From: ts(march(1).AddDate(0, -1, 0)), To: ts(scenario.To), Granularity: analyticsv1.Granularity_GRANULARITY_MONTH})
 	require.NoError(t, err)
@@ -209,6 +231,9 @@ func TestProblemBreakdown(t *testing.T) {
 	require.Equal(t, [2]int64{1, 2}, nd(got.GetImprovement_30D()))
 	require.InDelta(t, 48.0, got.GetMeanResolutionHours(), 1e-12)
 	require.Equal(t, int64(1), got.GetClosed())
+	// Seed 004 (timeliness): c1 escalated 2 March 12:00, acknowledged 18:00; c2 never.
+	require.Equal(t, int64(1), got.GetAcknowledged())
+	require.InDelta(t, 6.0, got.GetMeanAcknowledgeHours(), 1e-12)
 }
 
 func TestGenerateReportIsReproducible(t *testing.T) {
@@ -223,7 +248,9 @@ func TestGenerateReportIsReproducible(t *testing.T) {
 	require.Equal(t, "huifang-default-all-2025-03-01-2025-04-01.csv", first.GetFilename())
 	csv := string(first.GetContent())
 	for _, want := range []string{
-		"figure,coverage,4,5,80.00%,90.00%,false,done / due = 4 / 5 = 80.00% (target ≥ 90%)",
+		"figure,coverage,3,4,75.00%,90.00%,false,services followed up / eligible services = 3 / 4 = 75.00% (target ≥ 90%)",
+		"figure,visit_completion,4,5,80.00%,",
+		"figure,mean_acknowledge_hours,1,,6.00,",
 		"trend 2025-01-01,coverage,0,0,0.00%,90.00%,false",
 		"overdue_complaint,c2,",
 		"incentive agent,a1,2,3,0.50,",
@@ -241,7 +268,7 @@ func TestGenerateReportIsReproducible(t *testing.T) {
 }
 
 func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
-	client, pool := setup(t)
+	client, pool, counter := setupCounted(t)
 	ctx := context.Background()
 	asOf := ts(scenario.To)
 	got, err := client.CheckTargets(ctx, &analyticsv1.CheckTargetsRequest{AsOf: asOf})
@@ -251,19 +278,24 @@ func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
 		found = append(found, b.GetOrgUnit()+" "+b.GetFigure())
 		require.True(t, b.GetPeriodStart().AsTime().Equal(scenario.From))
 	}
-	// Seed 003: coverage 4/5 < 90 %, overall 2/3 < 85 %, staff attitude 1/2 < 80 %;
+	// Seed 003: coverage 3/4 services < 90 %, overall 2/3 < 85 %, staff attitude 1/2 < 80 %;
 	// north meets all three, south (1/2, 0/1, 0/1) none.
 	require.ElementsMatch(t, []string{" coverage", " satisfaction.overall", " satisfaction.staff_attitude",
 		"south coverage", "south satisfaction.overall", "south satisfaction.staff_attitude"}, found)
 	var events int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
 	require.Equal(t, 6, events)
+	// The deploy's alerts read huifang_target_breaches_total{figure}.
+	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0)
+	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("satisfaction.overall")), 0)
+	require.Equal(t, 3, testutil.CollectAndCount(counter, alert.BreachesMetricName))
 
 	again, err := client.CheckTargets(ctx, &analyticsv1.CheckTargetsRequest{AsOf: asOf})
 	require.NoError(t, err)
 	require.Empty(t, again.GetNewBreaches(), "one alert per figure, org unit and period")
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
 	require.Equal(t, 6, events)
+	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0, "counted once, as published")
 
 	page1, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4})
 	require.NoError(t, err)
@@ -359,4 +391,13 @@ func TestInvalidRequests(t *testing.T) {
 			require.Equal(t, []string{tc.field}, fields)
 		})
 	}
+}
+
+// Only the replica that consumes rebuilds; a standby says so with
+// UNAVAILABLE, so the caller tries again and reaches the leader.
+func TestRebuildOnStandbyIsUnavailable(t *testing.T) {
+	srv := grpcapi.New(&store.Store{}, nil, consumer.NewRunner(consumer.New()))
+	_, err := srv.Rebuild(context.Background(), &analyticsv1.RebuildRequest{})
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), "standing by")
 }

@@ -51,7 +51,9 @@ func (sp spec) metrics() []string {
 func specOf(figure string) (spec, bool) {
 	switch figure {
 	case figures.Coverage:
-		return spec{num: []string{rollup.MetricDone}, den: []string{rollup.MetricDue}, words: "done / due"}, true
+		return spec{num: []string{rollup.MetricServiceCovered}, den: []string{rollup.MetricServiceEligible}, words: "services followed up / eligible services"}, true
+	case figures.VisitCompletion:
+		return spec{num: []string{rollup.MetricDone}, den: []string{rollup.MetricDue}, words: "visits made / visits due"}, true
 	case figures.ResponseRate:
 		return spec{num: []string{rollup.MetricReturned}, den: []string{rollup.MetricDue}, words: "returned / sent"}, true
 	case figures.UnreachableRate:
@@ -218,13 +220,13 @@ func (c *Calc) Satisfaction(ctx context.Context, s Scope, t figures.Targets) (Sa
 
 // Coverage are the visit-flow figures of a scope.
 type Coverage struct {
-	Coverage, ResponseRate, UnreachableRate, ContactSuccess figures.Ratio
-	WonBack, Services                                       int64
+	Coverage, VisitCompletion, ResponseRate, UnreachableRate, ContactSuccess figures.Ratio
+	WonBack, Services                                                        int64
 }
 
 // Coverage returns coverage, response rate, unreachable rate, contact success, won-back customers and services.
 func (c *Calc) Coverage(ctx context.Context, s Scope, t figures.Targets) (Coverage, error) {
-	rs, err := c.Figures(ctx, s, t, figures.Coverage, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess)
+	rs, err := c.Figures(ctx, s, t, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess)
 	if err != nil {
 		return Coverage{}, err
 	}
@@ -235,7 +237,7 @@ func (c *Calc) Coverage(ctx context.Context, s Scope, t figures.Targets) (Covera
 	if err != nil {
 		return Coverage{}, err
 	}
-	return Coverage{Coverage: rs[0], ResponseRate: rs[1], UnreachableRate: rs[2], ContactSuccess: rs[3],
+	return Coverage{Coverage: rs[0], VisitCompletion: rs[1], ResponseRate: rs[2], UnreachableRate: rs[3], ContactSuccess: rs[4],
 		Services: m.n(rollup.MetricService), WonBack: m.n(rollup.MetricWonBack)}, nil
 }
 
@@ -247,6 +249,10 @@ type Problems struct {
 	Resolution, Improvement30d figures.Ratio
 	MeanResolutionHours        float64
 	Closed                     int64
+	// Acknowledged counts the complaints acknowledged; MeanAcknowledgeHours
+	// is their mean time from escalation to the first acknowledgement (seed 004).
+	Acknowledged         int64
+	MeanAcknowledgeHours float64
 }
 
 // ProblemCount is how often a problem category was raised about a product.
@@ -293,7 +299,7 @@ func (c *Calc) Problems(ctx context.Context, s Scope, t figures.Targets) (Proble
 
 	cs := s
 	cs.Filter = rollup.Dims{OrgUnit: s.Filter.OrgUnit, ProductCategory: s.Filter.ProductCategory, AgentID: s.Filter.AgentID}
-	m, err := c.sum(ctx, cs.query([]string{rollup.MetricComplaint, rollup.MetricResolved, rollup.MetricImproved30d, rollup.MetricComplaintClosed}))
+	m, err := c.sum(ctx, cs.query([]string{rollup.MetricComplaint, rollup.MetricResolved, rollup.MetricImproved30d, rollup.MetricComplaintClosed, rollup.MetricAcknowledged}))
 	if err != nil {
 		return out, err
 	}
@@ -303,5 +309,9 @@ func (c *Calc) Problems(ctx context.Context, s Scope, t figures.Targets) (Proble
 		out.MeanResolutionHours = float64(r.Total) / float64(r.N) / 3600
 	}
 	out.Closed = m.n(rollup.MetricComplaintClosed)
+	if a := m[rollup.MetricAcknowledged]; a.N > 0 {
+		out.Acknowledged = a.N
+		out.MeanAcknowledgeHours = float64(a.Total) / float64(a.N) / 3600
+	}
 	return out, nil
 }

@@ -41,6 +41,7 @@ func (r *Report) CSV() ([]byte, error) {
 	rows = append(rows,
 		[]string{"figure", "nps", strconv.FormatInt(n.Promoters-n.Detractors, 10), strconv.FormatInt(n.Promoters+n.Passives+n.Detractors, 10), strconv.FormatFloat(n.Score(), 'f', 2, 64), "", "", fmt.Sprintf("(promoters %d − detractors %d) / answered × 100", n.Promoters, n.Detractors)},
 		[]string{"figure", "mean_resolution_hours", "", "", strconv.FormatFloat(r.MeanResolutionH, 'f', 2, 64), "", "", "mean hours from escalation to resolution"},
+		[]string{"figure", "mean_acknowledge_hours", strconv.FormatInt(r.Acknowledged, 10), "", strconv.FormatFloat(r.MeanAcknowledgeH, 'f', 2, 64), "", "", "mean hours from escalation to the first acknowledgement"},
 		[]string{"figure", "won_back", strconv.FormatInt(r.WonBack, 10), "", "", "", "", "customers back after 6+ months without a service (seed 000)"},
 		[]string{"figure", "services", strconv.FormatInt(r.Services, 10), "", "", "", "", "services completed"},
 	)
@@ -164,7 +165,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 {{range .R.Figures}}<tr><td>{{.Figure}}</td><td>{{.Num}}</td><td>{{.Den}}</td><td class="{{if .HasTarget}}{{if .MeetsTarget}}ok{{else}}bad{{end}}{{end}}">{{pct .Value}}</td><td>{{if .HasTarget}}{{pct .Target}}{{end}}</td><td>{{.Formula}}</td></tr>
 {{end}}{{range .R.Aspects}}<tr><td>{{.Rate.Figure}}</td><td>{{.Rate.Num}}</td><td>{{.Rate.Den}}</td><td class="{{if .Rate.HasTarget}}{{if .Rate.MeetsTarget}}ok{{else}}bad{{end}}{{end}}">{{pct .Rate.Value}}</td><td>{{if .Rate.HasTarget}}{{pct .Rate.Target}}{{end}}</td><td>A {{.Satisfied}}, B {{.FairlySatisfied}}, C {{.Unsatisfied}}: {{.Rate.Formula}}</td></tr>
 {{end}}</table>
-<p>NPS {{printf "%.2f" .R.NPS.Score}} ({{.R.NPS.Promoters}} promoters, {{.R.NPS.Passives}} passives, {{.R.NPS.Detractors}} detractors). Mean resolution {{printf "%.2f" .R.MeanResolutionH}} h. Services completed {{.R.Services}}; churned customers won back {{.R.WonBack}}.</p>
+<p>NPS {{printf "%.2f" .R.NPS.Score}} ({{.R.NPS.Promoters}} promoters, {{.R.NPS.Passives}} passives, {{.R.NPS.Detractors}} detractors). Mean resolution {{printf "%.2f" .R.MeanResolutionH}} h; {{.R.Acknowledged}} acknowledged, mean {{printf "%.2f" .R.MeanAcknowledgeH}} h after escalation. Services completed {{.R.Services}}; churned customers won back {{.R.WonBack}}.</p>
 <h2>Trend</h2>
 {{range .Trend}}<h3>{{.Figure}}</h3>{{chart $.R.Periods .Points}}
 {{end}}

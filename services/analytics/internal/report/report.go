@@ -29,6 +29,9 @@ type Report struct {
 	WonBack         int64
 	Services        int64
 	MeanResolutionH float64
+	// Acknowledged complaints and their mean hours to acknowledgement (seed 004).
+	Acknowledged     int64
+	MeanAcknowledgeH float64
 	// Periods are the earlier periods and this one, oldest first.
 	Periods []Period
 	// Trend holds, per figure of TrendFigures, its value in each period.
@@ -71,7 +74,7 @@ func Build(ctx context.Context, c *kpi.Calc, tenant, orgUnit string, from, to ti
 	}
 	s := kpi.Scope{Tenant: tenant, From: from, To: to, Filter: rollup.Dims{OrgUnit: orgUnit}}
 	r := &Report{Tenant: tenant, OrgUnit: orgUnit, From: from, To: to, Trend: map[string][]figures.Ratio{}}
-	r.Figures, err = c.Figures(ctx, s, t, figures.Coverage, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess,
+	r.Figures, err = c.Figures(ctx, s, t, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess,
 		figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
 	if err != nil {
 		return nil, err
@@ -91,6 +94,7 @@ func Build(ctx context.Context, c *kpi.Calc, tenant, orgUnit string, from, to ti
 		return nil, err
 	}
 	r.Problems, r.Products, r.MeanResolutionH = pb.Counts, pb.Products, pb.MeanResolutionHours
+	r.Acknowledged, r.MeanAcknowledgeH = pb.Acknowledged, pb.MeanAcknowledgeHours
 	if len(r.Problems) > 10 {
 		r.Problems = r.Problems[:10]
 	}

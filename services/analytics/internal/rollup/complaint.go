@@ -21,9 +21,11 @@ type Complaint struct {
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 	Deadline    time.Time `json:"deadline,omitzero"`
 	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
-	ClosedAt    time.Time `json:"closed_at,omitzero"`
-	Outcome     string    `json:"outcome,omitempty"`
-	Reopened    int       `json:"reopened,omitempty"`
+	// AcknowledgedAt is the first time the owning department took the complaint.
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ClosedAt       time.Time `json:"closed_at,omitzero"`
+	Outcome        string    `json:"outcome,omitempty"`
+	Reopened       int       `json:"reopened,omitempty"`
 }
 
 // Open reports whether the complaint still waits for a resolution.
@@ -31,7 +33,8 @@ func (c Complaint) Open() bool { return c.ResolvedAt.IsZero() && c.ClosedAt.IsZe
 
 // Contribution is what the complaint adds on the UTC day it was escalated:
 // escalated; resolved (total: seconds to resolution); resolved by its
-// deadline; resolved within 30 days (seed 003's improvement window); closed.
+// deadline; resolved within 30 days (seed 003's improvement window); closed;
+// acknowledged (total: seconds from escalation to the first acknowledgement).
 // A reopened complaint counts as resolved only after its next resolution.
 func (c Complaint) Contribution() []Delta {
 	if c.EscalatedAt.IsZero() {
@@ -54,6 +57,9 @@ func (c Complaint) Contribution() []Delta {
 	}
 	if !c.ClosedAt.IsZero() {
 		add(MetricComplaintClosed, 0)
+	}
+	if !c.AcknowledgedAt.IsZero() {
+		add(MetricAcknowledged, int64(max(c.AcknowledgedAt.Sub(c.EscalatedAt), 0)/time.Second))
 	}
 	return out
 }
@@ -87,6 +93,10 @@ func ApplyComplaint(c Complaint, ev ComplaintEvent) Complaint {
 		set(&c.Department, e.GetDepartment())
 		set(&c.Severity, e.GetSeverity())
 		setTime(&c.Deadline, e.GetDeadline())
+	case *eventsv1.ComplaintAcknowledged:
+		if at := ts(e.GetAt()); !at.IsZero() && (c.AcknowledgedAt.IsZero() || at.Before(c.AcknowledgedAt)) {
+			c.AcknowledgedAt = at
+		}
 	case *eventsv1.ComplaintResolved:
 		setTime(&c.ResolvedAt, e.GetResolvedAt())
 		if c.EscalatedAt.IsZero() {

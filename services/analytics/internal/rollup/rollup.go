@@ -47,7 +47,8 @@ const (
 	MetricResolvedOnTime  = "complaint.resolved_on_time"
 	MetricImproved30d     = "complaint.improved_30d"
 	MetricComplaintClosed = "complaint.closed"
-	MetricReview          = "review" // total: score points
+	MetricAcknowledged    = "complaint.acknowledged" // total: seconds from escalation to the first acknowledgement
+	MetricReview          = "review"                 // total: score points
 	MetricService         = "service.completed"
 	MetricWonBack         = "customer.won_back"
 )

@@ -154,6 +154,14 @@ func TestComplaintContribution(t *testing.T) {
 	c = rollup.ApplyComplaint(c, &eventsv1.ComplaintReopened{ComplaintId: "c", At: timestamppb.New(c.ResolvedAt.Add(time.Hour))})
 	require.True(t, c.Open())
 	require.Equal(t, []string{"complaint.escalated"}, metrics(c.Contribution()))
+
+	// Seed 004 (answer within the set time): the first acknowledgement counts, in seconds after escalation.
+	for _, at := range []time.Time{esc.Add(6 * time.Hour), esc.Add(9 * time.Hour), esc.Add(6 * time.Hour)} {
+		c = rollup.ApplyComplaint(c, &eventsv1.ComplaintAcknowledged{ComplaintId: "c", At: timestamppb.New(at)})
+	}
+	got = c.Contribution()
+	require.Equal(t, []string{"complaint.acknowledged", "complaint.escalated"}, metrics(got))
+	require.Equal(t, int64(6*3600), got[0].Total+got[1].Total)
 }
 
 func TestWonBack(t *testing.T) {

@@ -53,16 +53,21 @@ func nps(n int32) *int32 { return &n }
 //     on the first attempt; logged 1 Mar 12:00 (24 h): overall A, staff_attitude A.
 //   - v2 north, due 1 Mar, deadline 2 Mar 00:00, service 27 Feb; logged 2 Mar 12:00 by
 //     a1, late and after 48 h: overall B, a product_quality problem.
-//   - v3 south, due 2 Mar, a2 tries twice without answer: unreachable.
+//   - v3 south, due 2 Mar, for service s4 (completed before the stream's
+//     start: no ServiceCompleted here), a2 tries twice without answer: unreachable.
 //   - v4 south, planned for 2 Mar and cancelled: not due.
 //   - v5 south, due 3 Mar, service 2 Mar; logged 3 Mar 09:00 by a2 (33 h), product
 //     fridge: overall C, staff_attitude C, NPS 3, a service_quality problem.
 //   - v6 north, due 4 Mar, deadline 6 Mar; logged 4 Mar by a1, no rating, NPS 10.
-//   - complaint c1 (v2) escalated 2 Mar 12:00, resolved 4 Mar 12:00, closed 5 Mar;
+//   - complaint c1 (v2) escalated 2 Mar 12:00, acknowledged 2 Mar 18:00 (6 h),
+//     resolved 4 Mar 12:00, closed 5 Mar;
 //     c2 (v5) escalated 3 Mar, deadline 4 Mar 09:00, never resolved.
 //   - QA reviews of a1: 90 and 70.
 //   - services: cu1 on 1 Aug 2024 and again 28 Feb 2025 (won back after 7
 //     months); cu2 27 Feb; cu3 2 Mar (fridge, south). s1 and s2 are washers.
+//   - per served service (seed 003 coverage): s1 (v1, v6) and s2 (v2) followed
+//     up, first due 1 Mar; s4 (v3) due 2 Mar, never followed up; s3 (v4
+//     cancelled, v5 made) first due 3 Mar, followed up: 3 of 4.
 func Events() []Event {
 	return []Event{
 		{"s0", stream.SubjectServiceCompleted, &eventsv1.ServiceCompleted{EventId: "s0", ServiceId: "s0", ServiceType: "repair", OrgUnit: "north",
@@ -77,7 +82,7 @@ func Events() []Event {
 		{"p1", stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{EventId: "p1", VisitId: "v1", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(3, 10), OrgUnit: "north", ServiceType: "repair"}},
 		{"d1", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d1", VisitId: "v1", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(3, 10), OrgUnit: "north", ServiceType: "repair", ServiceCompletedAt: at(time.February, 28, 12)}},
 		{"d2", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d2", VisitId: "v2", ServiceId: "s2", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(2, 0), OrgUnit: "north", ServiceType: "repair", ServiceCompletedAt: at(time.February, 27, 0)}},
-		{"d3", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d3", VisitId: "v3", ServiceId: "s3", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), Deadline: mar(4, 10), OrgUnit: "south", ServiceType: "installation"}},
+		{"d3", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d3", VisitId: "v3", ServiceId: "s4", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), Deadline: mar(4, 10), OrgUnit: "south", ServiceType: "installation"}},
 		{"p4", stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{EventId: "p4", VisitId: "v4", ServiceId: "s3", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), OrgUnit: "south", ServiceType: "installation"}},
 		{"x4", stream.SubjectVisitCancelled, &eventsv1.VisitCancelled{EventId: "x4", VisitId: "v4", Reason: "customer opted out", CancelledAt: mar(1, 0)}},
 		{"a1", stream.SubjectVisitAssigned, &eventsv1.VisitAssigned{EventId: "a1", VisitId: "v1", AgentId: "a1", AssignedAt: mar(1, 10)}},
@@ -89,6 +94,7 @@ func Events() []Event {
 			Answers: []*typesv1.Answer{answer("overall", f)}, Problems: []*typesv1.Problem{{Category: "product_quality", Description: "漏水"}}}},
 		{"c1", stream.SubjectComplaintEscalated, &eventsv1.ComplaintEscalated{EventId: "c1", ComplaintId: "c1", VisitId: "v2", Category: "product_quality", Department: "rd", Severity: "general",
 			Deadline: mar(5, 12), EscalatedAt: mar(2, 12), OrgUnit: "north", OwnerAgentId: "a1", ProductCategory: "washer"}},
+		{"k1", stream.SubjectComplaintAcknowledged, &eventsv1.ComplaintAcknowledged{EventId: "k1", ComplaintId: "c1", By: "rd-lead", At: mar(2, 18)}},
 		{"a3", stream.SubjectVisitAssigned, &eventsv1.VisitAssigned{EventId: "a3", VisitId: "v3", AgentId: "a2", AssignedAt: mar(2, 10)}},
 		{"t3a", stream.SubjectVisitAttempted, &eventsv1.VisitAttempted{EventId: "t3a", VisitId: "v3", AgentId: "a2", Channel: ph, Disposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, Attempt: 1, AttemptedAt: mar(2, 11), OrgUnit: "south"}},
 		{"t3b", stream.SubjectVisitAttempted, &eventsv1.VisitAttempted{EventId: "t3b", VisitId: "v3", AgentId: "a2", Channel: ph, Disposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, Attempt: 2, AttemptedAt: mar(3, 11), OrgUnit: "south"}},

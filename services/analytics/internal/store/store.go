@@ -180,6 +180,49 @@ func load(ctx context.Context, tx pgx.Tx, sql string, dst any, args ...any) (boo
 	return true, json.Unmarshal(b, dst)
 }
 
+// ServiceCoverage returns the coverage entry of a service, locked for the rest of tx.
+func ServiceCoverage(ctx context.Context, tx pgx.Tx, tenant, serviceID string) (rollup.ServiceCoverage, error) {
+	c := rollup.ServiceCoverage{Tenant: tenant, ServiceID: serviceID}
+	if err := lock(ctx, tx, "service", tenant, serviceID); err != nil {
+		return c, err
+	}
+	if _, err := load(ctx, tx, `SELECT state FROM service_coverage WHERE tenant_id = $1 AND service_id = $2 FOR UPDATE`, &c, tenant, serviceID); err != nil {
+		return c, fmt.Errorf("store: load service coverage %s: %w", serviceID, err)
+	}
+	return c, nil
+}
+
+// SaveServiceCoverage writes the coverage entry of a service, or removes it
+// when no eligible visit is left.
+func SaveServiceCoverage(ctx context.Context, tx pgx.Tx, c rollup.ServiceCoverage) error {
+	if len(c.Visits) == 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM service_coverage WHERE tenant_id = $1 AND service_id = $2`, c.Tenant, c.ServiceID); err != nil {
+			return fmt.Errorf("store: remove service coverage %s: %w", c.ServiceID, err)
+		}
+		return nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("store: encode service coverage: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO service_coverage (tenant_id, service_id, state) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id, service_id) DO UPDATE SET state = EXCLUDED.state`, c.Tenant, c.ServiceID, b); err != nil {
+		return fmt.Errorf("store: save service coverage %s: %w", c.ServiceID, err)
+	}
+	return nil
+}
+
+// RebuildRequested reports whether a migration asked for a rebuild (rows in rebuild_requests).
+func RebuildRequested(ctx context.Context, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests`).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: rebuild requests: %w", err)
+	}
+	return n > 0, nil
+}
+
 // ServiceProduct returns the product category of a service, "" when unknown.
 func ServiceProduct(ctx context.Context, tx pgx.Tx, tenant, serviceID string) (string, error) {
 	if serviceID == "" {
@@ -229,7 +272,7 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET last_service_at = EXCLUDED.la
 // consumer handled, within tx, so a replay of the stream rebuilds them.
 // Targets, incentive rules and breaches already published are kept.
 func Reset(ctx context.Context, tx pgx.Tx, consumer string) error {
-	if _, err := tx.Exec(ctx, `TRUNCATE daily, monthly, daily_tenant, monthly_tenant, visits, complaints, services, customers`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE daily, monthly, daily_tenant, monthly_tenant, visits, complaints, services, customers, service_coverage, rebuild_requests`); err != nil {
 		return fmt.Errorf("store: reset rollups: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM inbox WHERE consumer = $1`, consumer); err != nil {
