@@ -338,6 +338,20 @@ func TestNetworkPoliciesAllowOnlyTheNeededCalls(t *testing.T) {
 					}
 				}
 			}
+			webhook := false
+			for _, np := range r.policies {
+				if np.Name != "huifang-intake-webhook" {
+					continue
+				}
+				webhook = true
+				require.Equal(t, "intake", np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"], "only intake serves the webhook")
+				for _, rule := range np.Spec.Ingress {
+					for _, p := range rule.Ports {
+						require.Equal(t, "http", p.Port.String())
+					}
+				}
+			}
+			require.True(t, webhook, "API clients may reach intake's webhook")
 			if overlay == "prod" {
 				require.Contains(t, r.custom, "Cluster/huifang-pg")
 				spec := r.custom["Cluster/huifang-pg"]["spec"].(map[string]any)

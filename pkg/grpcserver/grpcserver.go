@@ -40,6 +40,8 @@ type Server struct {
 	grpcAddr string
 	httpAddr string
 	requests *prometheus.CounterVec
+	// mux routes the HTTP side: the built-in endpoints and those added by Handle.
+	mux *http.ServeMux
 
 	mu        sync.Mutex
 	http      *http.Server // set by StartHTTP
@@ -57,7 +59,20 @@ func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
 		grpcAddr: grpcAddr,
 		httpAddr: httpAddr,
 		httpErr:  make(chan error, 1),
+		mux:      http.NewServeMux(),
 	}
+	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	s.mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "huifang_grpc_requests_total",
@@ -106,20 +121,7 @@ func (s *Server) StartHTTP() error {
 	if err != nil {
 		return fmt.Errorf("grpcserver: listen %s: %w", s.httpAddr, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
 	s.http = srv
 	s.httpBound = hl.Addr().String()
 	go func() {
@@ -128,6 +130,16 @@ func (s *Server) StartHTTP() error {
 		}
 	}()
 	return nil
+}
+
+// Handle adds a handler to the HTTP side for pattern (http.ServeMux
+// patterns, e.g. "POST /v1/things" or "/openapi.json"), beside /healthz,
+// /readyz and /metrics. It may be called before or after StartHTTP (the
+// server is usually already answering /healthz while the service waits for
+// its dependencies, so a service adds its handlers once they can work). Like
+// http.ServeMux.Handle it panics on a pattern that is taken or invalid.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
 }
 
 // HTTPAddr is the address the HTTP server listens on once started (with

@@ -123,3 +123,34 @@ func TestHTTPComesUpBeforeGRPC(t *testing.T) {
 	require.NoError(t, s.CloseHTTP(context.Background()))
 	require.Equal(t, 0, get("/healthz"))
 }
+
+// Handlers added with Handle are served beside /healthz, whether added
+// before StartHTTP or after (a service adds its own once its dependencies are up).
+func TestHandleAddsHTTPEndpoints(t *testing.T) {
+	s := grpcserver.New(quiet(), freeAddr(t), freeAddr(t))
+	s.Handle("GET /before", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("before")) }))
+	require.NoError(t, s.StartHTTP())
+	t.Cleanup(func() { require.NoError(t, s.CloseHTTP(context.Background())) })
+	s.Handle("POST /after", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("after")) }))
+	get := func(method, path string) (int, string) {
+		req, err := http.NewRequest(method, "http://"+s.HTTPAddr()+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get(http.MethodGet, "/before")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "before", body)
+	code, body = get(http.MethodPost, "/after")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "after", body)
+	code, _ = get(http.MethodGet, "/healthz")
+	require.Equal(t, http.StatusOK, code)
+	code, _ = get(http.MethodGet, "/missing")
+	require.Equal(t, http.StatusNotFound, code)
+	require.Panics(t, func() { s.Handle("/healthz", http.NotFoundHandler()) })
+}

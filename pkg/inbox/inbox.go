@@ -61,7 +61,15 @@ type Consumer struct {
 	MaxDeliver int
 	// Tenant finds the tenant of a refused message for the rejected row; "default" when nil.
 	Tenant func(msg jetstream.Msg) string
+	// Seal, when set, transforms the payload of a refused message before it
+	// is stored in rejected_events (a service encrypts personal data at rest
+	// with it); see Rejection.Seal.
+	Seal Sealer
 }
+
+// Sealer turns a refused payload into what rejected_events keeps (for
+// instance its encryption); an error fails the rejection, which is retried.
+type Sealer func(ctx context.Context, payload []byte) ([]byte, error)
 
 // Run consumes until ctx ends.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -229,6 +237,7 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string,
 			ContentType: msg.Headers().Get(stream.HeaderContentType),
 			Payload:     msg.Data(),
 			Err:         bad,
+			Seal:        c.Seal,
 		})
 		return err
 	})
@@ -247,6 +256,11 @@ type Rejection struct {
 	ContentType string
 	Payload     []byte
 	Err         *invalid.Error
+	// Seal, when set, transforms Payload for the rejected_events row only
+	// (encryption at rest); the dead-letter message carries Payload as it
+	// arrived, since readers of the dead-letter stream hold no service keys
+	// (the same bytes are in the stream they came from anyway).
+	Seal Sealer
 }
 
 // Reject stores r in rejected_events and puts it on the service's dead-letter
@@ -260,8 +274,18 @@ func Reject(ctx context.Context, tx pgx.Tx, r Rejection) (string, error) {
 	if r.Payload == nil {
 		r.Payload = []byte{}
 	}
+	stored := r.Payload
+	if r.Seal != nil {
+		var err error
+		if stored, err = r.Seal(ctx, r.Payload); err != nil {
+			return "", fmt.Errorf("inbox: seal rejected payload: %w", err)
+		}
+		if stored == nil {
+			stored = []byte{}
+		}
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rejected_events (id, tenant_id, source, event_id, field, reason, content_type, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rowID, r.Tenant, r.Source, r.EventID, field, r.Err.Error(), r.ContentType, r.Payload); err != nil {
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rowID, r.Tenant, r.Source, r.EventID, field, r.Err.Error(), r.ContentType, stored); err != nil {
 		return "", fmt.Errorf("inbox: record rejection: %w", err)
 	}
 	h := nats.Header{}

@@ -123,6 +123,33 @@ func TestInvalidMessageIsDeadLetteredAndConsumerGoesOn(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")))
 }
 
+// With Seal set, rejected_events keeps the sealed payload; the dead letter
+// carries the payload as it arrived. A sealer that fails is retried.
+func TestSealedRejectedPayload(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(func(context.Context, pgx.Tx, jetstream.Msg) error {
+		return invalid.New("customer.phone", "must be 5–20 digits")
+	})
+	var sealErrs atomic.Int32
+	c.Seal = func(_ context.Context, p []byte) ([]byte, error) {
+		if sealErrs.Add(1) == 1 {
+			return nil, errors.New("key ring busy")
+		}
+		return append([]byte("sealed:"), p...), nil
+	}
+	b.run(t, c)
+	b.publish(t, "e-secret", "+8613800138000")
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-secret'`) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	var stored, dead string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT convert_from(payload, 'UTF8') FROM rejected_events WHERE event_id = 'e-secret'`).Scan(&stored))
+	require.Equal(t, "sealed:+8613800138000", stored)
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT convert_from(payload, 'UTF8') FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")).Scan(&dead))
+	require.Equal(t, "+8613800138000", dead)
+	require.GreaterOrEqual(t, sealErrs.Load(), int32(2))
+}
+
 // A transient failure is retried and then succeeds; one that never heals is
 // dead-lettered after MaxDeliver attempts.
 func TestFailuresAreRetriedThenDeadLettered(t *testing.T) {

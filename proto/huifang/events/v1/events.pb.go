@@ -58,9 +58,12 @@ type ServiceCompleted struct {
 	// Free-form facts about the service that policies may test or count from (scheduler triggers
 	// and anchors), e.g. "km_per_day": "45" (the driving habit, auto dealer), "due_date":
 	// "2027-03-01" (agency services), "event_date" (special events), "channel": "online".
-	Attributes    map[string]string `protobuf:"bytes,16,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Attributes map[string]string `protobuf:"bytes,16,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// An accident (insurance) claim settled with this service, in minor units (fen); counts toward
+	// the key-customer rule's accident-claim threshold (seed 000). Not negative.
+	ClaimAmountMinor int64 `protobuf:"varint,17,opt,name=claim_amount_minor,json=claimAmountMinor,proto3" json:"claim_amount_minor,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ServiceCompleted) Reset() {
@@ -203,6 +206,13 @@ func (x *ServiceCompleted) GetAttributes() map[string]string {
 		return x.Attributes
 	}
 	return nil
+}
+
+func (x *ServiceCompleted) GetClaimAmountMinor() int64 {
+	if x != nil {
+		return x.ClaimAmountMinor
+	}
+	return 0
 }
 
 // VisitPlanned tells that the scheduler planned a follow-up visit.
@@ -2444,7 +2454,7 @@ var File_huifang_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehuifang/events/v1/events.proto\x12\x11huifang.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xaa\x06\n" +
+	"\x1ehuifang/events/v1/events.proto\x12\x11huifang.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xd8\x06\n" +
 	"\x10ServiceCompleted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12#\n" +
@@ -2465,7 +2475,8 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\x11source_updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\x12S\n" +
 	"\n" +
 	"attributes\x18\x10 \x03(\v23.huifang.events.v1.ServiceCompleted.AttributesEntryR\n" +
-	"attributes\x1a=\n" +
+	"attributes\x12,\n" +
+	"\x12claim_amount_minor\x18\x11 \x01(\x03R\x10claimAmountMinor\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x03\n" +

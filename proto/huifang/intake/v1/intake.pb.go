@@ -523,9 +523,11 @@ type CustomerView struct {
 	SourceUpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=source_updated_at,json=sourceUpdatedAt,proto3" json:"source_updated_at,omitempty"`
 	UpdatedAt             *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// True when phone and email are shown unmasked.
-	Revealed      bool `protobuf:"varint,8,opt,name=revealed,proto3" json:"revealed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revealed bool `protobuf:"varint,8,opt,name=revealed,proto3" json:"revealed,omitempty"`
+	// Accident claims of the last 365 days, in minor units (seed 000's key-customer rule).
+	AccidentClaimsYearMinor int64 `protobuf:"varint,9,opt,name=accident_claims_year_minor,json=accidentClaimsYearMinor,proto3" json:"accident_claims_year_minor,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *CustomerView) Reset() {
@@ -612,6 +614,13 @@ func (x *CustomerView) GetRevealed() bool {
 		return x.Revealed
 	}
 	return false
+}
+
+func (x *CustomerView) GetAccidentClaimsYearMinor() int64 {
+	if x != nil {
+		return x.AccidentClaimsYearMinor
+	}
+	return 0
 }
 
 type GetCustomerResponse struct {
@@ -1606,8 +1615,11 @@ type RejectedEvent struct {
 	// Set once a replay stored the event.
 	ReplayedAt        *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=replayed_at,json=replayedAt,proto3" json:"replayed_at,omitempty"`
 	ReplayedServiceId string                 `protobuf:"bytes,10,opt,name=replayed_service_id,json=replayedServiceId,proto3" json:"replayed_service_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// True when phone numbers and emails in payload (and in the decoded event) are masked: the
+	// caller may not see contacts in clear. Stored payloads are encrypted at rest.
+	Masked        bool `protobuf:"varint,11,opt,name=masked,proto3" json:"masked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RejectedEvent) Reset() {
@@ -1708,6 +1720,13 @@ func (x *RejectedEvent) GetReplayedServiceId() string {
 		return x.ReplayedServiceId
 	}
 	return ""
+}
+
+func (x *RejectedEvent) GetMasked() bool {
+	if x != nil {
+		return x.Masked
+	}
+	return false
 }
 
 type ListRejectedEventsResponse struct {
@@ -1989,6 +2008,105 @@ func (x *ReplayRejectedEventResponse) GetDuplicate() bool {
 	return false
 }
 
+type RehashContactsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Customers per transaction; 500 when 0, at most 5000.
+	BatchSize     int32 `protobuf:"varint,1,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RehashContactsRequest) Reset() {
+	*x = RehashContactsRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RehashContactsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RehashContactsRequest) ProtoMessage() {}
+
+func (x *RehashContactsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RehashContactsRequest.ProtoReflect.Descriptor instead.
+func (*RehashContactsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RehashContactsRequest) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+type RehashContactsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Customers whose hashes were recomputed by this call.
+	Rehashed int64 `protobuf:"varint,1,opt,name=rehashed,proto3" json:"rehashed,omitempty"`
+	// Customers still hashed under another key (0 when done).
+	Remaining     int64 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RehashContactsResponse) Reset() {
+	*x = RehashContactsResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RehashContactsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RehashContactsResponse) ProtoMessage() {}
+
+func (x *RehashContactsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RehashContactsResponse.ProtoReflect.Descriptor instead.
+func (*RehashContactsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RehashContactsResponse) GetRehashed() int64 {
+	if x != nil {
+		return x.Rehashed
+	}
+	return 0
+}
+
+func (x *RehashContactsResponse) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
 var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
@@ -2030,7 +2148,7 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x03 \x01(\tR\n" +
 	"externalId\x12\x14\n" +
-	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xf3\x02\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xb0\x03\n" +
 	"\fCustomerView\x126\n" +
 	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
@@ -2040,7 +2158,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x11source_updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
-	"\brevealed\x18\b \x01(\bR\brevealed\"\x82\x01\n" +
+	"\brevealed\x18\b \x01(\bR\brevealed\x12;\n" +
+	"\x1aaccident_claims_year_minor\x18\t \x01(\x03R\x17accidentClaimsYearMinor\"\x82\x01\n" +
 	"\x13GetCustomerResponse\x126\n" +
 	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x123\n" +
 	"\x04view\x18\x02 \x01(\v2\x1f.huifang.intake.v1.CustomerViewR\x04view\"\xb6\x01\n" +
@@ -2108,7 +2227,7 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\xe9\x02\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x81\x03\n" +
 	"\rRejectedEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x16\n" +
@@ -2122,7 +2241,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\vreplayed_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"replayedAt\x12.\n" +
 	"\x13replayed_service_id\x18\n" +
-	" \x01(\tR\x11replayedServiceId\"\x8f\x01\n" +
+	" \x01(\tR\x11replayedServiceId\x12\x16\n" +
+	"\x06masked\x18\v \x01(\bR\x06masked\"\x8f\x01\n" +
 	"\x1aListRejectedEventsResponse\x12I\n" +
 	"\x0frejected_events\x18\x01 \x03(\v2 .huifang.intake.v1.RejectedEventR\x0erejectedEvents\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
@@ -2141,14 +2261,19 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
 	"customerId\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate*\xa3\x01\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"6\n" +
+	"\x15RehashContactsRequest\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x01 \x01(\x05R\tbatchSize\"R\n" +
+	"\x16RehashContactsResponse\x12\x1a\n" +
+	"\brehashed\x18\x01 \x01(\x03R\brehashed\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\x03R\tremaining*\xa3\x01\n" +
 	"\rImportOutcome\x12\x1e\n" +
 	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12\x1a\n" +
 	"\x16IMPORT_OUTCOME_UPDATED\x10\x02\x12\x1c\n" +
 	"\x18IMPORT_OUTCOME_UNCHANGED\x10\x03\x12\x1b\n" +
-	"\x17IMPORT_OUTCOME_REJECTED\x10\x042\xb5\n" +
-	"\n" +
+	"\x17IMPORT_OUTCOME_REJECTED\x10\x042\x9c\v\n" +
 	"\rIntakeService\x12b\n" +
 	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\x12e\n" +
 	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\x12\\\n" +
@@ -2161,7 +2286,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x10ListServiceTypes\x12*.huifang.intake.v1.ListServiceTypesRequest\x1a+.huifang.intake.v1.ListServiceTypesResponse\x12q\n" +
 	"\x12ListRejectedEvents\x12,.huifang.intake.v1.ListRejectedEventsRequest\x1a-.huifang.intake.v1.ListRejectedEventsResponse\x12k\n" +
 	"\x10GetRejectedEvent\x12*.huifang.intake.v1.GetRejectedEventRequest\x1a+.huifang.intake.v1.GetRejectedEventResponse\x12t\n" +
-	"\x13ReplayRejectedEvent\x12-.huifang.intake.v1.ReplayRejectedEventRequest\x1a..huifang.intake.v1.ReplayRejectedEventResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
+	"\x13ReplayRejectedEvent\x12-.huifang.intake.v1.ReplayRejectedEventRequest\x1a..huifang.intake.v1.ReplayRejectedEventResponse\x12e\n" +
+	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_huifang_intake_v1_intake_proto_rawDescOnce sync.Once
@@ -2176,7 +2302,7 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
 	(*IngestServiceRequest)(nil),             // 1: huifang.intake.v1.IngestServiceRequest
@@ -2210,39 +2336,41 @@ var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(*GetRejectedEventResponse)(nil),         // 29: huifang.intake.v1.GetRejectedEventResponse
 	(*ReplayRejectedEventRequest)(nil),       // 30: huifang.intake.v1.ReplayRejectedEventRequest
 	(*ReplayRejectedEventResponse)(nil),      // 31: huifang.intake.v1.ReplayRejectedEventResponse
-	(*v1.ServiceCompleted)(nil),              // 32: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),                     // 33: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),            // 34: google.protobuf.Timestamp
-	(*v11.ContactPreferences)(nil),           // 35: huifang.types.v1.ContactPreferences
+	(*RehashContactsRequest)(nil),            // 32: huifang.intake.v1.RehashContactsRequest
+	(*RehashContactsResponse)(nil),           // 33: huifang.intake.v1.RehashContactsResponse
+	(*v1.ServiceCompleted)(nil),              // 34: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 35: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 36: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 37: huifang.types.v1.ContactPreferences
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	32, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	32, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	34, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	34, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
 	4,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
 	5,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
-	33, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
-	34, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
-	34, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
-	33, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	35, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	36, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	36, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
 	8,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
 	8,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
-	35, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	37, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
 	8,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
 	8,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	33, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
-	34, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	35, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	36, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
 	16, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
 	0,  // 16: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
 	4,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
 	18, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
 	21, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
 	21, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
-	34, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	34, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	36, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	36, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
 	26, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
 	26, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
-	32, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
-	32, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	34, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	34, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
 	1,  // 27: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
 	3,  // 28: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
 	7,  // 29: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
@@ -2255,20 +2383,22 @@ var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
 	25, // 36: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
 	28, // 37: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
 	30, // 38: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
-	2,  // 39: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	6,  // 40: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
-	9,  // 41: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	11, // 42: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
-	13, // 43: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
-	15, // 44: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
-	19, // 45: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
-	22, // 46: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
-	24, // 47: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
-	27, // 48: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	29, // 49: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
-	31, // 50: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
-	39, // [39:51] is the sub-list for method output_type
-	27, // [27:39] is the sub-list for method input_type
+	32, // 39: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
+	2,  // 40: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	6,  // 41: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	9,  // 42: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	11, // 43: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	13, // 44: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	15, // 45: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	19, // 46: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	22, // 47: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	24, // 48: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	27, // 49: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	29, // 50: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	31, // 51: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	33, // 52: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
+	40, // [40:53] is the sub-list for method output_type
+	27, // [27:40] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -2285,7 +2415,7 @@ func file_huifang_intake_v1_intake_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

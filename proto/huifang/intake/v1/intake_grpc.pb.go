@@ -31,6 +31,7 @@ const (
 	IntakeService_ListRejectedEvents_FullMethodName       = "/huifang.intake.v1.IntakeService/ListRejectedEvents"
 	IntakeService_GetRejectedEvent_FullMethodName         = "/huifang.intake.v1.IntakeService/GetRejectedEvent"
 	IntakeService_ReplayRejectedEvent_FullMethodName      = "/huifang.intake.v1.IntakeService/ReplayRejectedEvent"
+	IntakeService_RehashContacts_FullMethodName           = "/huifang.intake.v1.IntakeService/RehashContacts"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -64,6 +65,10 @@ type IntakeServiceClient interface {
 	GetRejectedEvent(ctx context.Context, in *GetRejectedEventRequest, opts ...grpc.CallOption) (*GetRejectedEventResponse, error)
 	// ReplayRejectedEvent runs a refused input (as it was, or fixed) through ingestion again.
 	ReplayRejectedEvent(ctx context.Context, in *ReplayRejectedEventRequest, opts ...grpc.CallOption) (*ReplayRejectedEventResponse, error)
+	// RehashContacts recomputes the keyed search hashes of phones and emails under the current
+	// HASH_KEY, in batches, for the customers hashed under another key (after HASH_KEY changed).
+	// Each batch commits on its own; calling it again resumes where it stopped.
+	RehashContacts(ctx context.Context, in *RehashContactsRequest, opts ...grpc.CallOption) (*RehashContactsResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -194,6 +199,16 @@ func (c *intakeServiceClient) ReplayRejectedEvent(ctx context.Context, in *Repla
 	return out, nil
 }
 
+func (c *intakeServiceClient) RehashContacts(ctx context.Context, in *RehashContactsRequest, opts ...grpc.CallOption) (*RehashContactsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RehashContactsResponse)
+	err := c.cc.Invoke(ctx, IntakeService_RehashContacts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -225,6 +240,10 @@ type IntakeServiceServer interface {
 	GetRejectedEvent(context.Context, *GetRejectedEventRequest) (*GetRejectedEventResponse, error)
 	// ReplayRejectedEvent runs a refused input (as it was, or fixed) through ingestion again.
 	ReplayRejectedEvent(context.Context, *ReplayRejectedEventRequest) (*ReplayRejectedEventResponse, error)
+	// RehashContacts recomputes the keyed search hashes of phones and emails under the current
+	// HASH_KEY, in batches, for the customers hashed under another key (after HASH_KEY changed).
+	// Each batch commits on its own; calling it again resumes where it stopped.
+	RehashContacts(context.Context, *RehashContactsRequest) (*RehashContactsResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -270,6 +289,9 @@ func (UnimplementedIntakeServiceServer) GetRejectedEvent(context.Context, *GetRe
 }
 func (UnimplementedIntakeServiceServer) ReplayRejectedEvent(context.Context, *ReplayRejectedEventRequest) (*ReplayRejectedEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayRejectedEvent not implemented")
+}
+func (UnimplementedIntakeServiceServer) RehashContacts(context.Context, *RehashContactsRequest) (*RehashContactsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RehashContacts not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -508,6 +530,24 @@ func _IntakeService_ReplayRejectedEvent_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_RehashContacts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RehashContactsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).RehashContacts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_RehashContacts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).RehashContacts(ctx, req.(*RehashContactsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -562,6 +602,10 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayRejectedEvent",
 			Handler:    _IntakeService_ReplayRejectedEvent_Handler,
+		},
+		{
+			MethodName: "RehashContacts",
+			Handler:    _IntakeService_RehashContacts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -10,19 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
 	"github.com/huifang/huifang/pkg/app"
-	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
-	"github.com/huifang/huifang/services/intake/internal/ingest"
 	"github.com/huifang/huifang/services/intake/internal/pipeline"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
@@ -35,8 +28,9 @@ func main() { app.Main("intake", run) }
 
 type config struct {
 	app.Base
-	// WebhookAddr serves the HTTP JSON webhook and its OpenAPI document;
-	// unset: the HTTP port + 100 (8101 beside 8001); "off" disables it.
+	// WebhookAddr serves the HTTP JSON webhook and its OpenAPI document on
+	// a port of their own; unset: on the service's HTTP port (8001) beside
+	// /healthz; "off" disables it.
 	WebhookAddr string `env:"WEBHOOK_ADDR"`
 	// EncryptionKeys is the AES key ring "id:base64key,...": the first seals
 	// new data, all open old data (rotation). Unset: a development key.
@@ -94,20 +88,29 @@ func run(ctx context.Context, log *slog.Logger) error {
 		log.Info("encrypted the contacts of customers stored before encryption", "customers", n)
 	}
 	pl := &pipeline.Pipeline{Store: st, Relay: rt.Relay, Now: time.Now}
+	if n, err := st.SealLegacyRejected(ctx, 500); err != nil {
+		rt.Close(ctx)
+		return err
+	} else if n > 0 {
+		log.Info("encrypted the payloads of inputs refused before encryption", "rejected", n)
+	}
 	for range max(1, cfg.IngressWorkers) {
-		rt.Consume(ingressConsumer(pl))
+		rt.Consume(pl.IngressConsumer())
 	}
 	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, &grpcapi.Server{
 		Store: st, Pipeline: pl, Now: time.Now,
 		RevealContacts: func(context.Context) bool { return cfg.RevealContacts },
 	})
+	rt.Go("rehash", func(ctx context.Context) error { rehash(ctx, log, st); return nil })
 	if cfg.TierRefresh > 0 {
 		rt.Go("tier-refresh", func(ctx context.Context) error { return refreshTiers(ctx, log, st, cfg.TierRefresh, rt.Relay.Notify) })
 	}
-	if addr, err := webhookAddr(cfg.WebhookAddr, cfg.HTTPAddr); err != nil {
-		rt.Close(ctx)
-		return err
-	} else if addr != "" {
+	switch addr := webhookAddr(cfg.WebhookAddr, cfg.HTTPAddr); addr {
+	case "": // switched off
+	case cfg.HTTPAddr:
+		webhook.Register(rt.Server.Handle, pl, log)
+		log.Info("webhook serving on the HTTP port", "addr", rt.Server.HTTPAddr())
+	default:
 		rt.Go("webhook", func(ctx context.Context) error {
 			return serveWebhook(ctx, log, addr, webhook.Handler(pl, log))
 		})
@@ -115,22 +118,25 @@ func run(ctx context.Context, log *slog.Logger) error {
 	return rt.Run(ctx)
 }
 
-// ingressConsumer takes completed services from the NATS ingress.
-func ingressConsumer(pl *pipeline.Pipeline) *inbox.Consumer {
-	return &inbox.Consumer{
-		Durable:  "intake-ingress",
-		Stream:   stream.IngressStream,
-		Subjects: []string{stream.SubjectIngressServiceCompleted},
-		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
-			return pl.HandleMessage(ctx, tx, msg.Headers().Get(stream.HeaderContentType), msg.Data())
-		},
-		Tenant: func(msg jetstream.Msg) string {
-			if ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data()); err == nil && ingest.ValidTenant(ev.TenantId) {
-				return ev.TenantId
-			}
-			return ""
-		},
+// rehash recomputes, once at start, the search hashes made under another
+// HASH_KEY (after the key changed, or rows stored before hash key ids were
+// kept). Until it is done such customers are not found by phone. A failure
+// is logged; RehashContacts, or the next start, goes on where it stopped.
+func rehash(ctx context.Context, log *slog.Logger, st *store.Store) {
+	stale, err := st.StaleHashes(ctx)
+	if err != nil || stale == 0 {
+		if err != nil {
+			log.WarnContext(ctx, "counting stale search hashes failed", "err", err)
+		}
+		return
 	}
+	log.InfoContext(ctx, "re-hashing contacts hashed under another HASH_KEY", "customers", stale)
+	n, err := st.Rehash(ctx, 500)
+	if err != nil {
+		log.WarnContext(ctx, "re-hashing stopped; RehashContacts or the next start goes on", "rehashed", n, "err", err)
+		return
+	}
+	log.InfoContext(ctx, "contacts re-hashed", "customers", n)
 }
 
 // refreshTiers re-evaluates the tiers every interval until ctx ends.
@@ -155,27 +161,17 @@ func refreshTiers(ctx context.Context, log *slog.Logger, st *store.Store, every 
 	}
 }
 
-// webhookAddr is the configured address, or the HTTP address with its port
-// moved by 100; "" when switched off.
-func webhookAddr(configured, httpAddr string) (string, error) {
+// webhookAddr is where the webhook listens: the HTTP address (served by the
+// service's own HTTP server) unless another one is configured; "" when
+// switched off.
+func webhookAddr(configured, httpAddr string) string {
 	switch configured {
 	case "off":
-		return "", nil
+		return ""
 	case "":
-		host, port, err := net.SplitHostPort(httpAddr)
-		if err != nil {
-			return "", fmt.Errorf("webhook: HTTP_ADDR %q: %w", httpAddr, err)
-		}
-		n, err := strconv.Atoi(port)
-		if err != nil {
-			return "", fmt.Errorf("webhook: HTTP_ADDR %q: %w", httpAddr, err)
-		}
-		if n != 0 {
-			n += 100
-		}
-		return net.JoinHostPort(host, strconv.Itoa(n)), nil
+		return httpAddr
 	}
-	return configured, nil
+	return configured
 }
 
 // serveWebhook serves h on addr until ctx ends.

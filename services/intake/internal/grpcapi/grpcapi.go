@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -21,6 +23,7 @@ import (
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/ingest"
 	"github.com/huifang/huifang/services/intake/internal/pipeline"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
@@ -156,7 +159,8 @@ func View(c *store.Customer, reveal bool) *intakev1.CustomerView {
 	return &intakev1.CustomerView{
 		Customer: pc, Version: c.Version, Revealed: reveal,
 		ServiceSpendYearMinor: c.Metrics.SpendYearMinor, CarsYear: int32(c.Metrics.CarsYear), Referrals: int32(c.Metrics.Referrals),
-		SourceUpdatedAt: store.Timestamp(c.SourceUpdatedAt), UpdatedAt: store.Timestamp(c.UpdatedAt),
+		AccidentClaimsYearMinor: c.Metrics.ClaimsYearMinor,
+		SourceUpdatedAt:         store.Timestamp(c.SourceUpdatedAt), UpdatedAt: store.Timestamp(c.UpdatedAt),
 	}
 }
 
@@ -384,6 +388,27 @@ func (s *Server) ListServiceTypes(ctx context.Context, req *intakev1.ListService
 	return resp, nil
 }
 
+// RehashContacts recomputes the search hashes made under another HASH_KEY,
+// batch_size customers per transaction; a second call resumes.
+func (s *Server) RehashContacts(ctx context.Context, req *intakev1.RehashContactsRequest) (*intakev1.RehashContactsResponse, error) {
+	batch := int(req.GetBatchSize())
+	switch {
+	case batch == 0:
+		batch = 500
+	case batch < 0 || batch > 5000:
+		return nil, invalid.New("batch_size", "must be between 1 and 5000 (0: 500)")
+	}
+	n, err := s.Store.Rehash(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	left, err := s.Store.StaleHashes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &intakev1.RehashContactsResponse{Rehashed: n, Remaining: left}, nil
+}
+
 type rejectedCursor struct {
 	At time.Time `json:"t"`
 	ID string    `json:"i"`
@@ -409,22 +434,71 @@ func (s *Server) ListRejectedEvents(ctx context.Context, req *intakev1.ListRejec
 		last := rows[size-1]
 		resp.NextPageToken = page.Token(rejectedCursor{At: last.ReceivedAt, ID: last.ID})
 	}
+	reveal := s.reveal(ctx)
 	for _, r := range rows {
-		resp.RejectedEvents = append(resp.RejectedEvents, rejectedProto(r))
+		out, _ := rejectedView(r, reveal)
+		resp.RejectedEvents = append(resp.RejectedEvents, out)
 	}
 	return resp, nil
 }
 
-func rejectedProto(r store.Rejected) *intakev1.RejectedEvent {
+// rejectedView is how the API shows a refused input (decrypted by the store)
+// and, when it decodes, the event in it. Unless revealed, contacts are
+// masked: a payload that decodes is masked field by field and encoded again
+// in its content type; one that does not is masked as text (privacy.MaskText).
+func rejectedView(r store.Rejected, reveal bool) (*intakev1.RejectedEvent, *eventsv1.ServiceCompleted) {
 	out := &intakev1.RejectedEvent{
 		Id: r.ID, TenantId: r.Tenant, Source: r.Source, Field: r.Field, Reason: r.Reason,
 		ContentType: r.ContentType, Payload: r.Payload, ReceivedAt: store.Timestamp(r.ReceivedAt),
-		ReplayedServiceId: r.ReplayedServiceID,
+		ReplayedServiceId: r.ReplayedServiceID, Masked: !reveal,
 	}
 	if r.ReplayedAt != nil {
 		out.ReplayedAt = store.Timestamp(*r.ReplayedAt)
 	}
-	return out
+	ev, err := ingest.Decode(r.ContentType, r.Payload)
+	if err != nil {
+		ev = nil
+	}
+	if reveal {
+		return out, ev
+	}
+	if ev == nil {
+		out.Payload = []byte(privacy.MaskText(string(r.Payload)))
+		return out, nil
+	}
+	maskEvent(ev)
+	if isProtobuf(r.ContentType, r.Payload) {
+		out.Payload, err = proto.Marshal(ev)
+	} else {
+		out.Payload, err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+		out.Payload = []byte(privacy.MaskText(string(out.Payload)))
+	}
+	if err != nil {
+		out.Payload = nil
+	}
+	return out, ev
+}
+
+// isProtobuf tells whether a stored payload is protobuf (by its content
+// type, or, without one, by not starting with '{'), as ingest.Decode reads it.
+func isProtobuf(contentType string, payload []byte) bool {
+	ct := strings.TrimSpace(strings.ToLower(strings.SplitN(contentType, ";", 2)[0]))
+	if ct == "" {
+		return !strings.HasPrefix(strings.TrimSpace(string(payload)), "{")
+	}
+	return ct == stream.ContentTypeProtobuf
+}
+
+// maskEvent masks the contacts in a decoded event: the customer's phone and
+// email, and anything that looks like one in the free-form attributes.
+func maskEvent(ev *eventsv1.ServiceCompleted) {
+	if c := ev.GetCustomer(); c != nil {
+		c.Phone = privacy.MaskPhone(c.Phone)
+		c.Email = privacy.MaskEmail(c.Email)
+	}
+	for k, v := range ev.GetAttributes() {
+		ev.Attributes[k] = privacy.MaskText(v)
+	}
 }
 
 // GetRejectedEvent returns one refused input and, when it decodes, the event in it.
@@ -436,11 +510,8 @@ func (s *Server) GetRejectedEvent(ctx context.Context, req *intakev1.GetRejected
 	if err != nil {
 		return nil, apiError(err)
 	}
-	resp := &intakev1.GetRejectedEventResponse{RejectedEvent: rejectedProto(r)}
-	if ev, err := ingest.Decode(r.ContentType, r.Payload); err == nil {
-		resp.Decoded = ev
-	}
-	return resp, nil
+	out, ev := rejectedView(r, s.reveal(ctx))
+	return &intakev1.GetRejectedEventResponse{RejectedEvent: out, Decoded: ev}, nil
 }
 
 // ReplayRejectedEvent runs a refused input through ingestion again, as it was

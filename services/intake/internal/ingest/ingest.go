@@ -164,6 +164,9 @@ func Validate(ev *eventsv1.ServiceCompleted, now time.Time, extra ...string) err
 	if ev.AmountMinor < 0 {
 		l.Add("amount_minor", "must not be negative")
 	}
+	if ev.ClaimAmountMinor < 0 {
+		l.Add("claim_amount_minor", "must not be negative")
+	}
 	if p := ev.Product; p != nil && p.WarrantyUntil != nil && p.WarrantyUntil.CheckValid() != nil {
 		l.Add("product.warranty_until", "must be a valid timestamp")
 	}

@@ -78,6 +78,7 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"bad customer record", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","email":"c@x","kind":"alien","referred_by":"c","owner_ids":[" "],"preferences":{"time_zone":"Local","language":"??","windows":[{"start_minute":0,"end_minute":1441}]}}}`,
 			[]string{"customer.kind", "customer.referred_by", "customer.owner_ids[0]", "customer.preferences.time_zone", "customer.preferences.language", "customer.preferences.windows[0]"}},
 		{"future source time", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","source_updated_at":"2027-01-01T00:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"source_updated_at"}},
+		{"negative amounts", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","amount_minor":-1,"claim_amount_minor":-1,"customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"amount_minor", "claim_amount_minor"}},
 		{"bad tenant", "application/json", `{"tenant_id":"Big Co","source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"tenant_id"}},
 	}
 	for _, tc := range tests {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -94,7 +95,7 @@ func (p *Pipeline) Ingest(ctx context.Context, ev *eventsv1.ServiceCompleted, so
 			}
 			out.Invalid = bad
 			out.RejectedID, err = inbox.Reject(ctx, tx, inbox.Rejection{Service: "intake", Tenant: tenant, Source: source,
-				ContentType: stream.ContentTypeProtobuf, Payload: raw, Err: bad})
+				ContentType: stream.ContentTypeProtobuf, Payload: raw, Err: bad, Seal: p.Store.SealPayload})
 			return err
 		}
 		var err error
@@ -118,7 +119,7 @@ func (p *Pipeline) Ingest(ctx context.Context, ev *eventsv1.ServiceCompleted, so
 func (p *Pipeline) Replay(ctx context.Context, tenant, id string, fixed *eventsv1.ServiceCompleted) (store.Result, error) {
 	var res store.Result
 	err := pgx.BeginFunc(ctx, p.Store.Pool, func(tx pgx.Tx) error {
-		rej, err := store.LockRejected(ctx, tx, tenant, id)
+		rej, err := p.Store.LockRejected(ctx, tx, tenant, id)
 		if err != nil {
 			return err
 		}
@@ -128,6 +129,9 @@ func (p *Pipeline) Replay(ctx context.Context, tenant, id string, fixed *eventsv
 		}
 		ev := fixed
 		if ev == nil {
+			if rej.OpenErr != nil {
+				return rej.OpenErr
+			}
 			if ev, err = ingest.Decode(rej.ContentType, rej.Payload); err != nil {
 				return err
 			}
@@ -151,6 +155,29 @@ func (p *Pipeline) Replay(ctx context.Context, tenant, id string, fixed *eventsv
 	return res, nil
 }
 
+// IngressConsumer is the NATS ingress consumer (durable intake-ingress) with
+// this pipeline as its handler: refused messages are recorded with their
+// tenant when it can be read, their payload sealed at rest. The runtime
+// fills in the pool, the connection and the log.
+func (p *Pipeline) IngressConsumer() *inbox.Consumer {
+	return &inbox.Consumer{
+		Service:  "intake",
+		Durable:  "intake-ingress",
+		Stream:   stream.IngressStream,
+		Subjects: []string{stream.SubjectIngressServiceCompleted},
+		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			return p.HandleMessage(ctx, tx, msg.Headers().Get(stream.HeaderContentType), msg.Data())
+		},
+		Tenant: func(msg jetstream.Msg) string {
+			if ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data()); err == nil && ingest.ValidTenant(ev.TenantId) {
+				return ev.TenantId
+			}
+			return ""
+		},
+		Seal: p.Store.SealPayload,
+	}
+}
+
 // Notify wakes the outbox relay, when there is one, after a commit.
 func (p *Pipeline) Notify() {
 	if p.Relay != nil {
@@ -165,7 +192,7 @@ func (p *Pipeline) RejectRaw(ctx context.Context, source, contentType string, pa
 	err := pgx.BeginFunc(ctx, p.Store.Pool, func(tx pgx.Tx) error {
 		var err error
 		id, err = inbox.Reject(ctx, tx, inbox.Rejection{Service: "intake", Tenant: ingest.DefaultTenant, Source: source,
-			ContentType: contentType, Payload: payload, Err: bad})
+			ContentType: contentType, Payload: payload, Err: bad, Seal: p.Store.SealPayload})
 		return err
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,14 +53,9 @@ func setup(tb testing.TB, workers int) bundle {
 	st := &store.Store{Pool: pool, Cipher: cipher, Rules: rules, Now: clock}
 	pl := &pipeline.Pipeline{Store: st, Relay: relay, Now: clock}
 	newConsumer := func() *inbox.Consumer {
-		return &inbox.Consumer{
-			Service: "intake", Durable: "intake-ingress", Stream: stream.IngressStream,
-			Subjects: []string{stream.SubjectIngressServiceCompleted},
-			Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
-				return pl.HandleMessage(ctx, tx, msg.Headers().Get(stream.HeaderContentType), msg.Data())
-			},
-			Pool: pool, JS: js, Log: log, Relay: relay,
-		}
+		c := pl.IngressConsumer()
+		c.Pool, c.JS, c.Log, c.Relay = pool, js, log, relay
+		return c
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, workers+1)
@@ -109,6 +103,13 @@ func (b bundle) drained(tb testing.TB, timeout time.Duration) {
 	}, timeout, 50*time.Millisecond)
 }
 
+func (b bundle) rejectedID(tb testing.TB, tenant string) string {
+	tb.Helper()
+	var id string
+	require.NoError(tb, b.pool.QueryRow(b.ctx, `SELECT id FROM rejected_events WHERE tenant_id = $1`, tenant).Scan(&id))
+	return id
+}
+
 func (b bundle) flush(tb testing.TB) {
 	tb.Helper()
 	select {
@@ -123,7 +124,8 @@ func (b bundle) flush(tb testing.TB) {
 func TestIngressDeadLetters(t *testing.T) {
 	b := setup(t, 1)
 	b.publish(t, "application/json", []byte(`{"source_system":`))
-	b.publish(t, "application/json", []byte(`{"source_system":"erp","source_event_id":"e-1","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"phone":"+8613800000001"}}`))
+	refused := `{"tenant_id":"acme","source_system":"erp","source_event_id":"e-1","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"phone":"+8613800000001"}}`
+	b.publish(t, "application/json", []byte(refused))
 	b.publish(t, "application/json", []byte(`{"source_system":"erp","source_event_id":"e-2","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-1","phone":"+8613800000001"}}`))
 	b.flush(t)
 	b.drained(t, 30*time.Second)
@@ -133,14 +135,25 @@ func TestIngressDeadLetters(t *testing.T) {
 
 	cons, err := b.js.OrderedConsumer(b.ctx, stream.DLQStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.DeadLetterSubject("intake")}})
 	require.NoError(t, err)
-	var fields []string
+	var fields, payloads []string
 	for range 2 {
 		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
 		require.NoError(t, err)
 		fields = append(fields, msg.Headers().Get(stream.HeaderField))
+		payloads = append(payloads, string(msg.Data()))
 		require.Equal(t, stream.SubjectIngressServiceCompleted, msg.Headers().Get(stream.HeaderOrigSubject))
 	}
 	require.ElementsMatch(t, []string{"payload", "customer.external_id"}, fields)
+	require.Contains(t, payloads, refused, "the dead letter carries the payload as it arrived")
+
+	// rejected_events keeps it sealed (seeds 000, 001), under its tenant.
+	var stored []byte
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT payload FROM rejected_events WHERE tenant_id = 'acme'`).Scan(&stored))
+	require.True(t, privacy.IsSealed(stored))
+	require.NotContains(t, string(stored), "13800000001")
+	rej, err := b.st.GetRejected(b.ctx, "acme", b.rejectedID(t, "acme"))
+	require.NoError(t, err)
+	require.Equal(t, refused, string(rej.Payload))
 }
 
 // The archive after a stream of 10,000 events, 20% of them duplicates (half

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -172,4 +173,94 @@ func MaskEmail(email string) string {
 	}
 	r := []rune(local)
 	return string(r[0]) + "***@" + domain
+}
+
+// sealedMagic starts a sealed payload. No JSON document and no protobuf
+// message starts with a zero byte (field number 0 is invalid), so payloads
+// stored before sealing are told apart and still read.
+const sealedMagic = "\x00hfseal1\x00"
+
+// SealPayload encrypts a whole payload (a refused input) with the current key
+// into a self-describing envelope: the magic, the key id, a zero byte, then
+// nonce and ciphertext. An empty payload stays empty.
+func (c *Cipher) SealPayload(plain []byte) []byte {
+	if len(plain) == 0 {
+		return []byte{}
+	}
+	aead := c.aeads[c.current]
+	out := make([]byte, 0, len(sealedMagic)+len(c.current)+1+aead.NonceSize()+len(plain)+aead.Overhead())
+	out = append(out, sealedMagic...)
+	out = append(out, c.current...)
+	out = append(out, 0)
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce) // crypto/rand.Read never fails
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plain, []byte(sealedMagic+c.current))
+}
+
+// SealedPrefix is how every sealed payload starts.
+func SealedPrefix() []byte { return []byte(sealedMagic) }
+
+// IsSealed tells whether data is a payload sealed by SealPayload.
+func IsSealed(data []byte) bool { return strings.HasPrefix(string(data), sealedMagic) }
+
+// SealedKeyID is the id of the key a sealed payload was sealed with; "" for
+// a payload that is not sealed.
+func SealedKeyID(data []byte) string {
+	if !IsSealed(data) {
+		return ""
+	}
+	id, _, _ := strings.Cut(string(data[len(sealedMagic):]), "\x00")
+	return id
+}
+
+// OpenPayload decrypts a payload sealed by SealPayload with the key named in
+// it; a payload that is not sealed (stored before sealing) comes back as it is.
+func (c *Cipher) OpenPayload(data []byte) ([]byte, error) {
+	if !IsSealed(data) {
+		return data, nil
+	}
+	rest := data[len(sealedMagic):]
+	i := strings.IndexByte(string(rest), 0)
+	if i < 0 {
+		return nil, errors.New("privacy: sealed payload without key id")
+	}
+	keyID := string(rest[:i])
+	aead, ok := c.aeads[keyID]
+	if !ok {
+		return nil, fmt.Errorf("privacy: sealed payload: unknown key id %q", keyID)
+	}
+	box := rest[i+1:]
+	if len(box) < aead.NonceSize() {
+		return nil, errors.New("privacy: sealed payload too short")
+	}
+	plain, err := aead.Open(nil, box[:aead.NonceSize()], box[aead.NonceSize():], []byte(sealedMagic+keyID))
+	if err != nil {
+		return nil, fmt.Errorf("privacy: open payload with key %q: %w", keyID, err)
+	}
+	return plain, nil
+}
+
+// HashKeyID names the hash key without revealing it: rows record the id of
+// the key their search hashes were made with, so that after HASH_KEY changes
+// the stale ones can be found and recomputed.
+func (c *Cipher) HashKeyID() string { return c.hash("key-id", "huifang")[:16] }
+
+var (
+	phoneLike = regexp.MustCompile(`\+?[0-9][0-9 ]{5,22}[0-9]|[0-9]{3,4}-[0-9]{3,4}-[0-9]{4}`)
+	emailLike = regexp.MustCompile(`[^\s"'<>,;:@\\]+@[A-Za-z0-9.\-]+`)
+)
+
+// MaskText masks what looks like a phone number (7 digits or more, in one
+// run, spaced, or as 138-0013-8000) or an email in free text, such as a
+// payload that does not decode. It errs on the side of masking: a long
+// number that is no phone is masked too.
+func MaskText(s string) string {
+	s = emailLike.ReplaceAllStringFunc(s, MaskEmail)
+	return phoneLike.ReplaceAllStringFunc(s, func(m string) string {
+		if len(strings.TrimPrefix(NormalizePhone(m), "+")) < 7 {
+			return m
+		}
+		return MaskPhone(m)
+	})
 }

@@ -139,10 +139,10 @@ func (s *Store) Ingest(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompl
 		return res, fmt.Errorf("store: service details: %w", err)
 	}
 	res.ServiceID = outbox.NewEventID()
-	if _, err := tx.Exec(ctx, `INSERT INTO services (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id, amount_minor, product, vehicle, vin, complaint, complaint_ref)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+	if _, err := tx.Exec(ctx, `INSERT INTO services (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id, amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		res.ServiceID, ev.TenantId, ev.SourceSystem, ev.SourceEventId, ev.ServiceType, ev.CompletedAt.AsTime(), cust.ID,
-		ev.OrgUnit, ev.StaffId, ev.AmountMinor, nullJSON(product), nullJSON(vehicle), ev.GetVehicle().GetVin(), nullJSON(complaint), ref); err != nil {
+		ev.OrgUnit, ev.StaffId, ev.AmountMinor, nullJSON(product), nullJSON(vehicle), ev.GetVehicle().GetVin(), nullJSON(complaint), ref, ev.ClaimAmountMinor); err != nil {
 		return res, fmt.Errorf("store: insert service: %w", err)
 	}
 	if err := s.finish(ctx, tx, cust, changed); err != nil {
@@ -249,20 +249,63 @@ func (s *Store) finish(ctx context.Context, tx pgx.Tx, c *Customer, changed []st
 
 // evaluate reads the figures the tier rules need and sets the tier.
 func (s *Store) evaluate(ctx context.Context, tx pgx.Tx, c *Customer, changed *[]string) error {
-	since := s.Now().AddDate(-1, 0, 0)
-	m := tier.Metrics{Kind: c.Kind}
-	err := tx.QueryRow(ctx, `SELECT
-  (SELECT coalesce(sum(amount_minor), 0)::bigint FROM services WHERE customer_id = $1 AND completed_at > $2),
-  (SELECT count(DISTINCT vin) FROM services WHERE customer_id = $1 AND completed_at > $2 AND vin <> '' AND service_type IN ('purchase', 'vehicle_delivery')),
-  (SELECT count(*) FROM customers WHERE tenant_id = $3 AND referred_by = $4)`,
-		c.ID, since, c.TenantID, c.ExternalID).Scan(&m.SpendYearMinor, &m.CarsYear, &m.Referrals)
+	if err := s.metrics(ctx, tx, c.TenantID, []*Customer{c}); err != nil {
+		return err
+	}
+	if t := tier.Evaluate(s.Rules, c.Metrics); t != c.Tier {
+		c.Tier = t
+		*changed = append(*changed, "tier")
+	}
+	return nil
+}
+
+// querier runs a query: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// metrics sets the figures the tier rules read (the last 365 days' spend,
+// claims and cars, and the referrals) of customers of one tenant, in one
+// query however many they are.
+func (s *Store) metrics(ctx context.Context, q querier, tenant string, cs []*Customer) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	ids, exts := make([]string, len(cs)), make([]string, len(cs))
+	byID := make(map[string]*Customer, len(cs))
+	for i, c := range cs {
+		ids[i], exts[i] = c.ID, c.ExternalID
+		byID[c.ID] = c
+		c.Metrics = tier.Metrics{Kind: c.Kind}
+	}
+	rows, err := q.Query(ctx, `WITH c AS (SELECT * FROM unnest($1::text[], $2::text[]) AS c (id, ext))
+SELECT c.id, coalesce(s.spend, 0), coalesce(s.claims, 0), coalesce(s.cars, 0), coalesce(r.n, 0)
+FROM c
+LEFT JOIN (SELECT customer_id, sum(amount_minor)::bigint AS spend, sum(claim_amount_minor)::bigint AS claims,
+    count(DISTINCT vin) FILTER (WHERE vin <> '' AND service_type IN ('purchase', 'vehicle_delivery')) AS cars
+  FROM services WHERE customer_id = ANY($1) AND completed_at > $3 GROUP BY customer_id) s ON s.customer_id = c.id
+LEFT JOIN (SELECT referred_by, count(*) AS n FROM customers
+  WHERE tenant_id = $4 AND referred_by = ANY($2) GROUP BY referred_by) r ON r.referred_by = c.ext`,
+		ids, exts, s.Now().AddDate(-1, 0, 0), tenant)
 	if err != nil {
 		return fmt.Errorf("store: tier metrics: %w", err)
 	}
-	c.Metrics = m
-	if t := tier.Evaluate(s.Rules, m); t != c.Tier {
-		c.Tier = t
-		*changed = append(*changed, "tier")
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			m  tier.Metrics
+		)
+		if err := rows.Scan(&id, &m.SpendYearMinor, &m.ClaimsYearMinor, &m.CarsYear, &m.Referrals); err != nil {
+			return fmt.Errorf("store: tier metrics: %w", err)
+		}
+		if c := byID[id]; c != nil {
+			m.Kind = c.Kind
+			c.Metrics = m
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: tier metrics: %w", err)
 	}
 	return nil
 }
@@ -296,15 +339,15 @@ func (s *Store) save(ctx context.Context, tx pgx.Tx, c *Customer) error {
 		kind = "individual"
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, phone_enc, email_enc, key_id, phone_hash, email_hash,
-  tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at)
-VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+  tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id)
+VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = '', email = '', phone_enc = EXCLUDED.phone_enc, email_enc = EXCLUDED.email_enc,
-  key_id = EXCLUDED.key_id, phone_hash = EXCLUDED.phone_hash, email_hash = EXCLUDED.email_hash, tier = EXCLUDED.tier, kind = EXCLUDED.kind,
+  key_id = EXCLUDED.key_id, phone_hash = EXCLUDED.phone_hash, email_hash = EXCLUDED.email_hash, hash_key_id = EXCLUDED.hash_key_id, tier = EXCLUDED.tier, kind = EXCLUDED.kind,
   referred_by = EXCLUDED.referred_by, org_unit = EXCLUDED.org_unit, owner_ids = EXCLUDED.owner_ids, preferences = EXCLUDED.preferences,
   version = EXCLUDED.version, source_updated_at = EXCLUDED.source_updated_at, updated_at = EXCLUDED.updated_at`,
 		c.ID, c.TenantID, c.ExternalID, c.Name, s.Cipher.Seal(c.Phone), s.Cipher.Seal(c.Email), s.Cipher.KeyID(),
 		s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), c.Tier, kind, c.ReferredBy, c.OrgUnit, owners, prefs,
-		c.Version, c.SourceUpdatedAt, s.Now())
+		c.Version, c.SourceUpdatedAt, s.Now(), s.Cipher.HashKeyID())
 	if err != nil {
 		return fmt.Errorf("store: save customer: %w", err)
 	}
@@ -381,14 +424,11 @@ func (s *Store) GetCustomer(ctx context.Context, q CustomerQuery) (*Customer, er
 	if err != nil {
 		return nil, err
 	}
-	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		var ignored []string
-		tierNow := c.Tier
-		err := s.evaluate(ctx, tx, c, &ignored)
-		c.Tier = tierNow // reading never changes the archive
-		return err
-	})
-	return c, err
+	// Reading never changes the archive: the figures are shown, the tier stays.
+	if err := s.metrics(ctx, s.Pool, c.TenantID, []*Customer{c}); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // CustomerFilter narrows ListCustomers.
@@ -400,7 +440,8 @@ type CustomerFilter struct {
 	FewerThanTwoOwners bool
 }
 
-// ListCustomers lists customers by id after the cursor.
+// ListCustomers lists customers by id after the cursor, with the figures
+// their tiers are computed from (one query for the whole page).
 func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, limit int, afterID string) ([]*Customer, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+customerColumns+` FROM customers
 WHERE tenant_id = $1 AND ($2 = '' OR tier = $2) AND (NOT $5 OR cardinality(owner_ids) < 2) AND id > $3 ORDER BY id LIMIT $4`,
@@ -419,6 +460,9 @@ WHERE tenant_id = $1 AND ($2 = '' OR tier = $2) AND (NOT $5 OR cardinality(owner
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list customers: %w", err)
+	}
+	if err := s.metrics(ctx, s.Pool, f.Tenant, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -526,14 +570,71 @@ type Rejected struct {
 	ReceivedAt                                     time.Time
 	ReplayedAt                                     *time.Time
 	ReplayedServiceID                              string
+	// OpenErr is set (and Payload empty) when the stored payload does not
+	// open, e.g. its key was taken out of ENCRYPTION_KEYS: the row is still
+	// listed, but cannot be replayed as it is.
+	OpenErr error
 }
 
 const rejectedColumns = `id, tenant_id, source, field, reason, content_type, payload, received_at, replayed_at, replayed_service_id`
 
-func scanRejected(r pgx.Row) (Rejected, error) {
+// scanRejected reads a row of rejected_events, its payload decrypted (rows
+// stored before sealing are read as they are).
+func (s *Store) scanRejected(r pgx.Row) (Rejected, error) {
 	var x Rejected
 	err := r.Scan(&x.ID, &x.Tenant, &x.Source, &x.Field, &x.Reason, &x.ContentType, &x.Payload, &x.ReceivedAt, &x.ReplayedAt, &x.ReplayedServiceID)
-	return x, err
+	if err != nil {
+		return x, err
+	}
+	if x.Payload, err = s.Cipher.OpenPayload(x.Payload); err != nil {
+		x.Payload, x.OpenErr = nil, fmt.Errorf("store: rejected %s: %w", x.ID, err)
+	}
+	return x, nil
+}
+
+// SealPayload is the inbox.Sealer of intake: refused payloads are kept
+// encrypted at rest with the current key (seeds 000, 001).
+func (s *Store) SealPayload(_ context.Context, payload []byte) ([]byte, error) {
+	return s.Cipher.SealPayload(payload), nil
+}
+
+// SealLegacyRejected encrypts the payloads of rejected inputs stored before
+// sealing, a batch per transaction, and returns how many it sealed.
+func (s *Store) SealLegacyRejected(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT id, payload FROM rejected_events
+WHERE length(payload) > 0 AND substring(payload FROM 1 FOR $2) <> $3 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+				batch, len(privacy.SealedPrefix()), privacy.SealedPrefix())
+			if err != nil {
+				return fmt.Errorf("store: legacy rejected: %w", err)
+			}
+			type row struct {
+				id      string
+				payload []byte
+			}
+			list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var x row
+				return x, r.Scan(&x.id, &x.payload)
+			})
+			if err != nil {
+				return fmt.Errorf("store: legacy rejected: %w", err)
+			}
+			for _, x := range list {
+				if _, err := tx.Exec(ctx, `UPDATE rejected_events SET payload = $2 WHERE id = $1`, x.id, s.Cipher.SealPayload(x.payload)); err != nil {
+					return fmt.Errorf("store: seal rejected %s: %w", x.id, err)
+				}
+			}
+			n = len(list)
+			return nil
+		})
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
 }
 
 // ListRejected lists rejected inputs newest first, after the cursor (received_at, id).
@@ -544,12 +645,12 @@ ORDER BY received_at DESC, id DESC LIMIT $4`, tenant, afterTime, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list rejected: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rejected, error) { return scanRejected(r) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rejected, error) { return s.scanRejected(r) })
 }
 
 // GetRejected returns one rejected input.
 func (s *Store) GetRejected(ctx context.Context, tenant, id string) (Rejected, error) {
-	x, err := scanRejected(s.Pool.QueryRow(ctx, `SELECT `+rejectedColumns+` FROM rejected_events WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	x, err := s.scanRejected(s.Pool.QueryRow(ctx, `SELECT `+rejectedColumns+` FROM rejected_events WHERE tenant_id = $1 AND id = $2`, tenant, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, ErrNotFound
 	}
@@ -560,8 +661,8 @@ func (s *Store) GetRejected(ctx context.Context, tenant, id string) (Rejected, e
 }
 
 // LockRejected reads and locks one rejected input within tx.
-func LockRejected(ctx context.Context, tx pgx.Tx, tenant, id string) (Rejected, error) {
-	x, err := scanRejected(tx.QueryRow(ctx, `SELECT `+rejectedColumns+` FROM rejected_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id))
+func (s *Store) LockRejected(ctx context.Context, tx pgx.Tx, tenant, id string) (Rejected, error) {
+	x, err := s.scanRejected(tx.QueryRow(ctx, `SELECT `+rejectedColumns+` FROM rejected_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return x, ErrNotFound
 	}
@@ -630,4 +731,63 @@ func (s *Store) RefreshTiers(ctx context.Context, pageSize int) (int, error) {
 			return changed, nil
 		}
 	}
+}
+
+// Rehash recomputes the keyed search hashes of the customers whose hashes
+// were made under another HASH_KEY (hash_key_id differs from the current
+// one), from their decrypted contacts. It works through the archive by id,
+// batch rows per transaction (skipping rows other writers hold: their save
+// hashes them anew), and returns how many it re-hashed. Each batch commits
+// on its own, so an interrupted run loses nothing and a second run goes on
+// with the rows still stale. Versions do not change and nothing is
+// announced: hashes never leave intake.
+func (s *Store) Rehash(ctx context.Context, batch int) (int64, error) {
+	var total int64
+	keyID, after := s.Cipher.HashKeyID(), ""
+	for {
+		n := 0
+		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT `+customerColumns+` FROM customers
+WHERE id > $1 AND hash_key_id <> $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED`, after, keyID, batch)
+			if err != nil {
+				return fmt.Errorf("store: stale hashes: %w", err)
+			}
+			var page []*Customer
+			for rows.Next() {
+				c, err := s.scanCustomer(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				page = append(page, c)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("store: stale hashes: %w", err)
+			}
+			for _, c := range page {
+				if _, err := tx.Exec(ctx, `UPDATE customers SET phone_hash = $2, email_hash = $3, hash_key_id = $4 WHERE id = $1`,
+					c.ID, s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), keyID); err != nil {
+					return fmt.Errorf("store: rehash customer %s: %w", c.ID, err)
+				}
+				after = c.ID
+			}
+			n = len(page)
+			return nil
+		})
+		total += int64(n)
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+// StaleHashes counts the customers whose search hashes were made under
+// another HASH_KEY than the current one.
+func (s *Store) StaleHashes(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM customers WHERE hash_key_id <> $1`, s.Cipher.HashKeyID()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: stale hashes: %w", err)
+	}
+	return n, nil
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 	CarsYear int64
 	// Referrals counts the customers who name this one as referrer.
 	Referrals int64
+	// ClaimsYearMinor is the amount of the customer's accident claims in the last 365 days, in minor units.
+	ClaimsYearMinor int64
 }
 
 // Condition is one test of a metric: metric >= Min, for customers of Kind
@@ -37,19 +39,23 @@ type Rule struct {
 
 // The metrics a condition may name.
 const (
-	MetricSpendYear = "service_spend_year_minor"
-	MetricCarsYear  = "cars_year"
-	MetricReferrals = "referrals"
+	MetricSpendYear  = "service_spend_year_minor"
+	MetricCarsYear   = "cars_year"
+	MetricReferrals  = "referrals"
+	MetricClaimsYear = "accident_claims_year_minor"
 )
 
 // DefaultRules is the auto dealer's key-customer rule (seed 000): 2 cars in a
-// year, 5 referrals, or service spend over 5,000 a year (individual) or over
-// 20,000 (fleet). Amounts are in fen, so "over 5,000 yuan" is >= 500,001.
+// year, 5 referrals, service spend over 5,000 a year (individual) or over
+// 20,000 (fleet), or accident claims over 50,000 a year (individual) or over
+// 500,000 (fleet). Amounts are in fen, so "over 5,000 yuan" is >= 500,001.
 const DefaultRules = `[{"tier":"key","any":[
  {"metric":"cars_year","min":2},
  {"metric":"referrals","min":5},
  {"metric":"service_spend_year_minor","min":500001,"kind":"individual"},
- {"metric":"service_spend_year_minor","min":2000001,"kind":"fleet"}]}]`
+ {"metric":"service_spend_year_minor","min":2000001,"kind":"fleet"},
+ {"metric":"accident_claims_year_minor","min":5000001,"kind":"individual"},
+ {"metric":"accident_claims_year_minor","min":50000001,"kind":"fleet"}]}]`
 
 // Parse reads rules from JSON and checks them. Rules are tried in order; the
 // first that matches gives the tier; none gives "" (ordinary).
@@ -60,7 +66,7 @@ func Parse(js string) ([]Rule, error) {
 	if err := dec.Decode(&rules); err != nil {
 		return nil, fmt.Errorf("tier: rules: %w", err)
 	}
-	metrics := []string{MetricSpendYear, MetricCarsYear, MetricReferrals}
+	metrics := []string{MetricSpendYear, MetricCarsYear, MetricReferrals, MetricClaimsYear}
 	for i, r := range rules {
 		if r.Tier == "" {
 			return nil, fmt.Errorf("tier: rule %d: tier is required", i+1)
@@ -107,6 +113,8 @@ func value(m Metrics, metric string) int64 {
 		return m.CarsYear
 	case MetricReferrals:
 		return m.Referrals
+	case MetricClaimsYear:
+		return m.ClaimsYearMinor
 	}
 	return 0
 }

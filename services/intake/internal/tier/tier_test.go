@@ -7,7 +7,8 @@ import (
 )
 
 // seed 000 (auto dealer): key customers buy 2 cars a year, refer 5 customers,
-// or spend over 5,000 a year on service (individual) or over 20,000 (fleet).
+// spend over 5,000 a year on service (individual) or over 20,000 (fleet), or
+// have accident claims over 50,000 a year (individual) or over 500,000 (fleet).
 func TestDefaultRulesKeyCustomer(t *testing.T) {
 	rules, err := Parse(DefaultRules)
 	require.NoError(t, err)
@@ -26,6 +27,11 @@ func TestDefaultRulesKeyCustomer(t *testing.T) {
 		{"kind defaults to individual", Metrics{SpendYearMinor: 600000}, "key"},
 		{"fleet spends 6,000", Metrics{Kind: "fleet", SpendYearMinor: 600000}, ""},
 		{"fleet spends 20,000.01", Metrics{Kind: "fleet", SpendYearMinor: 2000001}, "key"},
+		{"individual claims exactly 50,000", Metrics{Kind: "individual", ClaimsYearMinor: 5000000}, ""},
+		{"individual claims 50,000.01", Metrics{Kind: "individual", ClaimsYearMinor: 5000001}, "key"},
+		{"fleet claims 60,000", Metrics{Kind: "fleet", ClaimsYearMinor: 6000000}, ""},
+		{"fleet claims exactly 500,000", Metrics{Kind: "fleet", ClaimsYearMinor: 50000000}, ""},
+		{"fleet claims 500,000.01", Metrics{Kind: "fleet", ClaimsYearMinor: 50000001}, "key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

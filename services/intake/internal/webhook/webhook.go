@@ -35,17 +35,25 @@ const (
 	maxBatchBytes = 16 << 20
 )
 
-// Handler serves POST /v1/services, POST /v1/services:batch and GET /openapi.json.
+// Handler serves POST /v1/services, POST /v1/services:batch and GET
+// /openapi.json on a server of their own (WEBHOOK_ADDR set apart).
 func Handler(p *pipeline.Pipeline, log *slog.Logger) http.Handler {
-	h := &handler{p: p, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/services", h.one)
-	mux.HandleFunc("POST /v1/services:batch", h.batch)
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	Register(mux.Handle, p, log)
+	return mux
+}
+
+// Register adds the webhook's routes (POST /v1/services, POST
+// /v1/services:batch, GET /openapi.json) through handle, such as the
+// service's own HTTP server's grpcserver.Server.Handle beside /healthz.
+func Register(handle func(pattern string, h http.Handler), p *pipeline.Pipeline, log *slog.Logger) {
+	h := &handler{p: p, log: log}
+	handle("POST /v1/services", http.HandlerFunc(h.one))
+	handle("POST /v1/services:batch", http.HandlerFunc(h.batch))
+	handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(OpenAPI)
-	})
-	return mux
+	}))
 }
 
 type handler struct {

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/services/intake/internal/pipeline"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
@@ -24,6 +26,14 @@ var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
+	st, pl := pipelineFor(t)
+	srv := httptest.NewServer(webhook.Handler(pl, servicetest.Logger()))
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+func pipelineFor(t *testing.T) (*store.Store, *pipeline.Pipeline) {
+	t.Helper()
 	pool := servicetest.Pool(t, "intake", migrations.FS)
 	cipher, err := privacy.New(privacy.DevKeys, privacy.DevHashKey)
 	require.NoError(t, err)
@@ -31,9 +41,7 @@ func setup(t *testing.T) (*httptest.Server, *store.Store) {
 	require.NoError(t, err)
 	clock := func() time.Time { return now }
 	st := &store.Store{Pool: pool, Cipher: cipher, Rules: rules, Now: clock}
-	srv := httptest.NewServer(webhook.Handler(&pipeline.Pipeline{Store: st, Now: clock}, servicetest.Logger()))
-	t.Cleanup(srv.Close)
-	return srv, st
+	return st, &pipeline.Pipeline{Store: st, Now: clock}
 }
 
 func post(t *testing.T, url, contentType, body string) (int, map[string]any) {
@@ -81,7 +89,7 @@ func TestWebhook(t *testing.T) {
 	var rejected, services int
 	require.NoError(t, st.Pool.QueryRow(t.Context(), `SELECT count(*) FROM rejected_events WHERE source = 'http'`).Scan(&rejected))
 	require.NoError(t, st.Pool.QueryRow(t.Context(), `SELECT count(*) FROM services`).Scan(&services))
-	require.Equal(t, 2, rejected, "refused webhook input is kept, raw, for replay")
+	require.Equal(t, 2, rejected, "refused webhook input is kept (sealed) for replay")
 	require.Equal(t, 2, services)
 
 	resp, err := http.Get(srv.URL + "/openapi.json")
@@ -91,4 +99,25 @@ func TestWebhook(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&doc))
 	require.Equal(t, "3.0.3", doc["openapi"])
 	require.Contains(t, doc["paths"], "/v1/services")
+}
+
+// By default the webhook and /openapi.json are served on the service's own
+// HTTP port, beside /healthz (grpcserver.Server.Handle).
+func TestWebhookOnTheServiceHTTPPort(t *testing.T) {
+	_, pl := pipelineFor(t)
+	gs := grpcserver.New(servicetest.Logger(), "127.0.0.1:0", "127.0.0.1:0")
+	require.NoError(t, gs.StartHTTP())
+	t.Cleanup(func() { require.NoError(t, gs.CloseHTTP(context.Background())) })
+	webhook.Register(gs.Handle, pl, servicetest.Logger())
+	base := "http://" + gs.HTTPAddr()
+
+	code, out := post(t, base+"/v1/services", "application/json", good)
+	require.Equal(t, http.StatusCreated, code)
+	require.NotEmpty(t, out["service_id"])
+	for _, path := range []string{"/openapi.json", "/healthz"} {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
 }

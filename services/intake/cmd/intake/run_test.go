@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/servicetest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// The service as it runs: by default the webhook and /openapi.json answer on
+// its own HTTP port, beside /healthz and /readyz.
+func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ns := natstest.Start(t)
+	httpAddr := freeAddr(t)
+	t.Setenv("DATABASE_URL", db)
+	t.Setenv("NATS_URL", ns.ClientURL())
+	t.Setenv("GRPC_ADDR", freeAddr(t))
+	t.Setenv("HTTP_ADDR", httpAddr)
+	t.Setenv("SHUTDOWN_DELAY", "0s")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, servicetest.Logger()) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("intake did not stop")
+		}
+	})
+	base := "http://" + httpAddr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 50*time.Millisecond)
+
+	body := `{"source_system":"erp-demo","source_event_id":"e-1","service_type":"repair","completed_at":"` +
+		time.Now().UTC().Add(-time.Minute).Format(time.RFC3339) + `","customer":{"external_id":"c-1","phone":"+8613800138000"}}`
+	resp, err := http.Post(base+"/v1/services", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(b))
+
+	resp, err = http.Get(base + "/openapi.json")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
