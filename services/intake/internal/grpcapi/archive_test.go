@@ -260,7 +260,7 @@ func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	require.Empty(t, email)
 	require.Equal(t, "dev", keyID)
 	require.NotContains(t, string(phoneEnc), "13800138000")
-	require.Equal(t, 0, count(t, srv, `SELECT count(*) FROM customers WHERE convert_from(email_enc, 'LATIN1') LIKE '%example%'`))
+	require.Equal(t, 0, count(t, srv, `SELECT count(*) FROM customers WHERE position('example'::bytea in email_enc) > 0`))
 
 	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+86 138-0013-8000"})
 	require.NoError(t, err, "found by the keyed hash of the normalized number")
