@@ -114,7 +114,9 @@ test: ## unit, integration and end-to-end tests with -race (starts a throwaway P
 	  trap 'scripts/postgres.sh stop' EXIT; \
 	fi; \
 	echo "testing against $${DATABASE_URL%%\?*}"; \
-	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+	failed=""; \
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "tests failed in:$$failed"; exit 1; fi
 
 .PHONY: run
 run: build ## bring up the whole system with demo data (Ctrl-C stops what it started)
