@@ -61,6 +61,7 @@ type config struct {
 	SLAEvery time.Duration `env:"SLA_EVERY" default:"1m"`
 	// Automatic channels.
 	SMSSender    string        `env:"SMS_SENDER" default:"local"`
+	EmailSender  string        `env:"EMAIL_SENDER" default:"local"`
 	SendEvery    time.Duration `env:"SEND_EVERY" default:"1s"`
 	SendLease    time.Duration `env:"SEND_LEASE" default:"2m"`
 	SendBackoff  time.Duration `env:"SEND_BACKOFF" default:"1m"`
@@ -72,6 +73,11 @@ type config struct {
 	TelnyxFrom       string `env:"TELNYX_FROM"`
 	TelnyxProfileID  string `env:"TELNYX_MESSAGING_PROFILE_ID"`
 	TelnyxWebhookURL string `env:"TELNYX_WEBHOOK_URL"`
+	// Resend (EMAIL_SENDER=resend).
+	ResendBaseURL string `env:"RESEND_BASE_URL" default:"https://api.resend.com"`
+	ResendAPIKey  string `env:"RESEND_API_KEY,secret"`
+	ResendFrom    string `env:"RESEND_FROM"`
+	ResendReplyTo string `env:"RESEND_REPLY_TO"`
 	// ReceiptAddr serves providers' delivery webhooks (POST /receipts/telnyx); empty: off.
 	ReceiptAddr string `env:"RECEIPT_ADDR"`
 }
@@ -135,6 +141,12 @@ func (c config) parse() (settings, error) {
 	if c.SMSSender == "telnyx" && c.TelnyxAPIKey == "" {
 		errs = append(errs, fmt.Errorf("TELNYX_API_KEY is required with SMS_SENDER=telnyx"))
 	}
+	if c.EmailSender != "local" && c.EmailSender != "resend" {
+		errs = append(errs, fmt.Errorf("EMAIL_SENDER must be local or resend, got %q", c.EmailSender))
+	}
+	if c.EmailSender == "resend" && (c.ResendAPIKey == "" || c.ResendFrom == "") {
+		errs = append(errs, fmt.Errorf("RESEND_API_KEY and RESEND_FROM are required with EMAIL_SENDER=resend"))
+	}
 	if len(errs) > 0 {
 		return settings{}, fmt.Errorf("config: %w", errors.Join(errs...))
 	}
@@ -163,6 +175,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// Consumers.
 	rt.Consume((&consumer.VisitDue{Now: time.Now, Rules: set.rules, Waker: waker}).Consumer())
 	rt.Consume((&consumer.VisitCancelled{Now: time.Now}).Consumer())
+	rt.Consume((&consumer.CustomerUpdated{Now: time.Now, Rules: set.rules, Waker: waker}).Consumer())
 
 	// Automatic channels.
 	local := &sender.Local{Pool: rt.Pool, Log: log, Now: time.Now}
@@ -171,7 +184,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		sms = &sender.Telnyx{BaseURL: cfg.TelnyxBaseURL, APIKey: cfg.TelnyxAPIKey, From: cfg.TelnyxFrom,
 			MessagingProfileID: cfg.TelnyxProfileID, WebhookURL: cfg.TelnyxWebhookURL}
 	}
-	out := &outgoing.Loop{Pool: rt.Pool, Sender: sender.ByChannel{SMS: sms, Email: local}, Relay: rt.Relay, Log: log, Now: time.Now,
+	var email sender.Sender = local
+	if cfg.EmailSender == "resend" {
+		email = &sender.Resend{BaseURL: cfg.ResendBaseURL, APIKey: cfg.ResendAPIKey, From: cfg.ResendFrom, ReplyTo: cfg.ResendReplyTo}
+	}
+	out := &outgoing.Loop{Pool: rt.Pool, Sender: sender.ByChannel{SMS: sms, Email: email}, Relay: rt.Relay, Log: log, Now: time.Now,
 		Lease: cfg.SendLease, Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries, Every: cfg.SendEvery, Batch: cfg.SendBatch}
 	rt.Go("outgoing", out.Run)
 	if cfg.ReceiptAddr != "" {

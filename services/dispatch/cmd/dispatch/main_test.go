@@ -36,12 +36,17 @@ func TestConfigDefaults(t *testing.T) {
 
 	bad := config{}
 	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"SEVERITY_ROLES": "major=boss", "RETRY_PHONE": "no_answer=2h",
-		"CONTACT_WINDOWS": "17:00-10:00", "SMS_SENDER": "telnyx"}), &bad))
+		"CONTACT_WINDOWS": "17:00-10:00", "SMS_SENDER": "telnyx", "EMAIL_SENDER": "resend"}), &bad))
 	_, err = bad.parse()
 	require.ErrorContains(t, err, "SEVERITY_ROLES")
 	require.ErrorContains(t, err, "RETRY_PHONE")
 	require.ErrorContains(t, err, "CONTACT_WINDOWS")
 	require.ErrorContains(t, err, "TELNYX_API_KEY")
+	require.ErrorContains(t, err, "RESEND_API_KEY and RESEND_FROM")
+
+	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"EMAIL_SENDER": "sendgrid"}), &bad))
+	_, err = bad.parse()
+	require.ErrorContains(t, err, "EMAIL_SENDER must be local or resend")
 }
 
 // TestRunWiring starts the service as main does, feeds it a VisitDue and

@@ -1,5 +1,6 @@
-// Package consumer turns VisitDue events from JetStream into open tasks
-// and VisitCancelled events into withdrawn ones.
+// Package consumer turns VisitDue events from JetStream into open tasks,
+// VisitCancelled events into withdrawn ones, and CustomerUpdated events
+// into fresh customer snapshots on the customer's active tasks.
 package consumer
 
 import (
@@ -26,6 +27,7 @@ import (
 const (
 	Durable          = "dispatch-visit-due"
 	DurableCancelled = "dispatch-visit-cancelled"
+	DurableCustomer  = "dispatch-customer-updated"
 )
 
 // VisitDue creates a task for each VisitDue event.
@@ -56,6 +58,17 @@ func (v *VisitDue) Handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) err
 	ev := &eventsv1.VisitDue{}
 	if err := decode(msg.Data(), ev, "VisitDue"); err != nil {
 		return err
+	}
+	// A newer snapshot of the customer from CustomerUpdated wins over the
+	// one the scheduler took when it planned the visit.
+	if id := strings.TrimSpace(ev.GetCustomer().GetId()); id != "" {
+		latest, _, ok, err := store.LatestCustomer(ctx, tx, task.Tenant(ev.GetTenantId()), id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			ev.Customer = latest
+		}
 	}
 	t, err := task.FromVisitDue(ev, outbox.NewEventID(), v.Now(), v.Rules)
 	if err != nil {
@@ -97,6 +110,56 @@ func (v *VisitCancelled) Handle(ctx context.Context, tx pgx.Tx, msg jetstream.Ms
 		return invalid.New("visit_id", "is required")
 	}
 	return queue.Withdraw(ctx, tx, task.Tenant(ev.GetTenantId()), visitID, ev.GetReason(), v.Now())
+}
+
+// CustomerUpdated keeps the newest version of each customer and refreshes
+// the snapshot of the customer's active tasks.
+type CustomerUpdated struct {
+	Now   func() time.Time
+	Rules task.Rules
+	// Waker, when set, wakes long-polling claims (new owners may claim now).
+	Waker *queue.Waker
+}
+
+// Consumer returns the inbox consumer of CustomerUpdated.
+func (v *CustomerUpdated) Consumer() *inbox.Consumer {
+	return &inbox.Consumer{
+		Service:  "dispatch",
+		Durable:  DurableCustomer,
+		Stream:   stream.EventsStream,
+		Subjects: []string{stream.SubjectCustomerUpdated},
+		Handle:   v.Handle,
+		Tenant:   TenantCustomer,
+	}
+}
+
+// Handle applies one CustomerUpdated within tx (queue.UpdateCustomer). Not
+// a CustomerUpdated, no customer.id or a version below 1: dead-lettered. A
+// version not newer than the kept one changes nothing.
+func (v *CustomerUpdated) Handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+	ev := &eventsv1.CustomerUpdated{}
+	if err := decode(msg.Data(), ev, "CustomerUpdated"); err != nil {
+		return err
+	}
+	if err := task.CheckCustomerUpdated(ev); err != nil {
+		return err
+	}
+	c := ev.GetCustomer()
+	c.Id = strings.TrimSpace(c.GetId())
+	res, err := queue.UpdateCustomer(ctx, tx, task.Tenant(ev.GetTenantId()), c, ev.GetVersion(), v.Rules, v.Now())
+	if res.Refreshed > 0 && v.Waker != nil {
+		v.Waker.Notify() // early, as VisitDue: a claim that misses the uncommitted change polls again
+	}
+	return err
+}
+
+// TenantCustomer finds the tenant of a CustomerUpdated for its dead-letter row.
+func TenantCustomer(msg jetstream.Msg) string {
+	ev := &eventsv1.CustomerUpdated{}
+	if decode(msg.Data(), ev, "CustomerUpdated") == nil {
+		return ev.GetTenantId()
+	}
+	return ""
 }
 
 // Tenant finds the tenant of a VisitDue for its dead-letter row.

@@ -129,7 +129,7 @@ func (l *Loop) Claim(ctx context.Context) (Job, bool, error) {
 				}
 			}
 			m.Tries++
-			m.Status, m.Provider, m.UpdatedAt = store.MessageSending, l.Sender.Name(), now
+			m.Status, m.Provider, m.UpdatedAt = store.MessageSending, sender.NameOf(l.Sender, t.Channel), now
 			if err := store.SaveMessage(ctx, tx, m); err != nil {
 				return err
 			}

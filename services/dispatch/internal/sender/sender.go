@@ -1,6 +1,7 @@
 // Package sender delivers automatic follow-ups (SMS, email): the Sender
 // interface, a local sender for development that records every message
-// to a table and to the log, and an adapter for Telnyx's Messaging API.
+// to a table and to the log, an adapter for Telnyx's Messaging API (SMS)
+// and one for Resend's Email API.
 package sender
 
 import (
@@ -59,6 +60,27 @@ type ByChannel struct {
 
 // Name names the SMS sender (the one receipts come from).
 func (b ByChannel) Name() string { return b.SMS.Name() }
+
+// NameFor names the sender of channel c, stored with each message.
+func (b ByChannel) NameFor(c typesv1.Channel) string {
+	if c == typesv1.Channel_CHANNEL_EMAIL && b.Email != nil {
+		return b.Email.Name()
+	}
+	return b.SMS.Name()
+}
+
+// ChannelNamer is a Sender made of one sender per channel.
+type ChannelNamer interface {
+	NameFor(c typesv1.Channel) string
+}
+
+// NameOf names the sender s uses for channel c.
+func NameOf(s Sender, c typesv1.Channel) string {
+	if n, ok := s.(ChannelNamer); ok {
+		return n.NameFor(c)
+	}
+	return s.Name()
+}
 
 // Send sends m with the sender of its channel.
 func (b ByChannel) Send(ctx context.Context, m Message) (Result, error) {

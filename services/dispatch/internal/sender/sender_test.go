@@ -78,3 +78,67 @@ func TestParseTelnyxWebhook(t *testing.T) {
 		})
 	}
 }
+
+// TestResendRequest: the request follows Resend's POST /emails: a bearer
+// key, JSON from/to/subject/text, the idempotency key in its header.
+func TestResendRequest(t *testing.T) {
+	var got struct {
+		auth, key, path string
+		body            map[string]any
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.auth, got.key, got.path = r.Header.Get("Authorization"), r.Header.Get("Idempotency-Key"), r.URL.Path
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&got.body))
+		_, _ = w.Write([]byte(`{"id":"49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}`))
+	}))
+	defer srv.Close()
+	s := &sender.Resend{BaseURL: srv.URL + "/", APIKey: "re_KEY", From: "回访中心 <care@huifang.example>"}
+	res, err := s.Send(context.Background(), sender.Message{IdempotencyKey: "huifang-t-1", Channel: typesv1.Channel_CHANNEL_EMAIL,
+		To: "wf@example.com", Subject: "服务回访", Body: "您好"})
+	require.NoError(t, err)
+	require.Equal(t, "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794", res.ProviderMessageID)
+	require.Equal(t, "Bearer re_KEY", got.auth)
+	require.Equal(t, "huifang-t-1", got.key)
+	require.Equal(t, "/emails", got.path)
+	require.Equal(t, map[string]any{"from": "回访中心 <care@huifang.example>", "to": []any{"wf@example.com"}, "subject": "服务回访", "text": "您好"}, got.body)
+
+	_, err = s.Send(context.Background(), sender.Message{Channel: typesv1.Channel_CHANNEL_SMS})
+	require.True(t, sender.IsPermanent(err), "Resend sends no SMS")
+}
+
+// TestResendAnswers: which of Resend's refusals are worth retrying.
+func TestResendAnswers(t *testing.T) {
+	tests := []struct {
+		code      int
+		body      string
+		permanent bool
+	}{
+		{code: http.StatusRequestTimeout},
+		{code: http.StatusTooManyRequests, body: `{"statusCode":429,"name":"rate_limit_exceeded","message":"Too many requests."}`},
+		{code: http.StatusInternalServerError, body: `{"statusCode":500,"name":"internal_server_error"}`},
+		{code: http.StatusConflict, body: `{"statusCode":409,"name":"concurrent_idempotent_requests","message":"Same idempotency key used while original request is still in progress."}`},
+		{code: http.StatusConflict, body: `{"statusCode":409,"name":"invalid_idempotent_request","message":"Same idempotency key used with a different request payload."}`, permanent: true},
+		{code: http.StatusUnprocessableEntity, body: `{"statusCode":422,"name":"validation_error","message":"Invalid 'to' field."}`, permanent: true},
+		{code: http.StatusForbidden, body: `{"statusCode":403,"name":"invalid_api_key"}`, permanent: true},
+	}
+	for _, tc := range tests {
+		t.Run(http.StatusText(tc.code)+" "+tc.body, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tc.code)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			_, err := (&sender.Resend{BaseURL: srv.URL, APIKey: "k", From: "a@b.example"}).Send(context.Background(),
+				sender.Message{IdempotencyKey: "k", Channel: typesv1.Channel_CHANNEL_EMAIL, To: "c@d.example", Body: "x"})
+			require.Error(t, err)
+			require.Equal(t, tc.permanent, sender.IsPermanent(err), "%v", err)
+		})
+	}
+}
+
+func TestByChannelNames(t *testing.T) {
+	by := sender.ByChannel{SMS: &sender.Telnyx{}, Email: &sender.Resend{}}
+	require.Equal(t, "telnyx", sender.NameOf(by, typesv1.Channel_CHANNEL_SMS))
+	require.Equal(t, "resend", sender.NameOf(by, typesv1.Channel_CHANNEL_EMAIL))
+	require.Equal(t, "telnyx", sender.NameOf(&sender.Telnyx{}, typesv1.Channel_CHANNEL_EMAIL))
+}

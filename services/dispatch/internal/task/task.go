@@ -180,8 +180,6 @@ func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time, rules Rules) 
 		PolicyID:        strings.TrimSpace(ev.GetPolicyId()),
 		ProductCategory: strings.TrimSpace(ev.GetProductCategory()),
 		Severity:        ev.GetSeverity(),
-		TierRank:        rules.TierRank(c.GetTier()),
-		Language:        strings.TrimSpace(c.GetPreferences().GetLanguage()),
 		Automatic:       IsAutomatic(ev.GetChannel()),
 		DueAt:           now,
 		Status:          StatusOpen,
@@ -193,13 +191,7 @@ func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time, rules Rules) 
 	} else if role := rules.SeverityRoles[t.Severity]; role != "" {
 		t.RequiredRole = role
 	}
-	owners := c.GetOwnerIds()
-	if len(owners) > 0 {
-		t.PrimaryOwner = strings.TrimSpace(owners[0])
-	}
-	if len(owners) > 1 {
-		t.BackupOwner = strings.TrimSpace(owners[1])
-	}
+	rules.SetCustomer(&t, c)
 	if ev.GetDueAt() != nil {
 		t.DueAt = ev.GetDueAt().AsTime()
 	}
@@ -211,6 +203,60 @@ func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time, rules Rules) 
 	ws, loc := rules.WindowsOf(c)
 	t.AvailableAt = NextInWindow(t.DueAt, ws, loc)
 	return t, nil
+}
+
+// SetCustomer gives t the customer snapshot c and what routing derives
+// from it: the tier's rank, the primary and backup owners (owner_ids[0] and
+// [1]) and the language. The contact window and time zone are read from
+// the snapshot when a retry is timed.
+func (r Rules) SetCustomer(t *Task, c *typesv1.Customer) {
+	t.Customer = c
+	t.TierRank = r.TierRank(c.GetTier())
+	t.Language = strings.TrimSpace(c.GetPreferences().GetLanguage())
+	t.PrimaryOwner, t.BackupOwner = "", ""
+	owners := c.GetOwnerIds()
+	if len(owners) > 0 {
+		t.PrimaryOwner = strings.TrimSpace(owners[0])
+	}
+	if len(owners) > 1 {
+		t.BackupOwner = strings.TrimSpace(owners[1])
+	}
+}
+
+// Rewindow moves an open task that would next be worked outside the
+// customer's (new) contact window to the window's next start, and reports
+// whether it moved it. The moment checked is AvailableAt, or now when that
+// has passed; a task inside the window keeps its AvailableAt (so the
+// routing stages, measured from it, do not restart). Claimed and closed
+// tasks are left alone.
+func (r Rules) Rewindow(t *Task, now time.Time) bool {
+	if t.Status != StatusOpen {
+		return false
+	}
+	at := t.AvailableAt
+	if at.Before(now) {
+		at = now
+	}
+	ws, loc := r.WindowsOf(t.Customer)
+	next := NextInWindow(at, ws, loc)
+	if !next.After(at) {
+		return false
+	}
+	t.AvailableAt = next
+	return true
+}
+
+// CheckCustomerUpdated checks a CustomerUpdated event: it names a customer
+// (customer.id) and carries the archive's version (1 or more).
+func CheckCustomerUpdated(ev *eventsv1.CustomerUpdated) error {
+	var bad invalid.List
+	if strings.TrimSpace(ev.GetCustomer().GetId()) == "" {
+		bad.Add("customer.id", "is required")
+	}
+	if ev.GetVersion() < 1 {
+		bad.Add("version", fmt.Sprintf("must be at least 1, not %d", ev.GetVersion()))
+	}
+	return bad.Err()
 }
 
 // CheckStatus checks a status filter: empty (any) or one of Statuses.

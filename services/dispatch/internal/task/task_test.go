@@ -168,3 +168,81 @@ func TestCheckStatus(t *testing.T) {
 	}
 	require.Equal(t, []string{"status"}, fields(t, task.CheckStatus("finished")))
 }
+
+// TestSetCustomer: a CustomerUpdated snapshot sets what routing reads from
+// it (seed 002: the first of the staff who know the customer is the
+// primary owner, the second the backup).
+func TestSetCustomer(t *testing.T) {
+	tests := []struct {
+		name            string
+		c               *typesv1.Customer
+		primary, backup string
+		tierRank        int
+		language        string
+	}{
+		{name: "two owners, key tier", c: &typesv1.Customer{Id: "c", Tier: "key", OwnerIds: []string{" a-3 ", "a-1"},
+			Preferences: &typesv1.ContactPreferences{Language: " en "}}, primary: "a-3", backup: "a-1", tierRank: 0, language: "en"},
+		{name: "one owner", c: &typesv1.Customer{Id: "c", Tier: "regular", OwnerIds: []string{"a-2"}}, primary: "a-2", tierRank: 1},
+		{name: "no owners clears old ones", c: &typesv1.Customer{Id: "c"}, tierRank: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := task.Task{PrimaryOwner: "old", BackupOwner: "old", Language: "zh-CN", TierRank: 7}
+			rules.SetCustomer(&x, tc.c)
+			require.Same(t, tc.c, x.Customer)
+			require.Equal(t, tc.primary, x.PrimaryOwner)
+			require.Equal(t, tc.backup, x.BackupOwner)
+			require.Equal(t, tc.tierRank, x.TierRank)
+			require.Equal(t, tc.language, x.Language)
+		})
+	}
+}
+
+func TestCheckCustomerUpdated(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   *eventsv1.CustomerUpdated
+		want []string
+	}{
+		{name: "ok", ev: &eventsv1.CustomerUpdated{Customer: &typesv1.Customer{Id: "c-1"}, Version: 1}},
+		{name: "no customer", ev: &eventsv1.CustomerUpdated{Version: 3}, want: []string{"customer.id"}},
+		{name: "no version", ev: &eventsv1.CustomerUpdated{Customer: &typesv1.Customer{Id: "c-1"}}, want: []string{"version"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, fields(t, task.CheckCustomerUpdated(tc.ev)))
+		})
+	}
+}
+
+// TestRewindow: a new contact window (seed 002: 10:00-11:30, 15:30-17:00)
+// moves an open task due outside it; one inside keeps its time.
+func TestRewindow(t *testing.T) {
+	shanghai := &typesv1.Customer{Preferences: &typesv1.ContactPreferences{TimeZone: "Asia/Shanghai",
+		Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}, {StartMinute: 930, EndMinute: 1020}}}}
+	// now is 17:00 in Shanghai.
+	tests := []struct {
+		name      string
+		status    string
+		available time.Time
+		want      time.Time
+		moved     bool
+	}{
+		{name: "waiting now, outside: next morning", status: task.StatusOpen, available: now.Add(-time.Hour),
+			want: time.Date(2025, 3, 11, 2, 0, 0, 0, time.UTC), moved: true},
+		{name: "retry inside the window keeps its time", status: task.StatusOpen, available: time.Date(2025, 3, 11, 2, 30, 0, 0, time.UTC),
+			want: time.Date(2025, 3, 11, 2, 30, 0, 0, time.UTC)},
+		{name: "retry at night: to the window", status: task.StatusOpen, available: time.Date(2025, 3, 10, 20, 0, 0, 0, time.UTC),
+			want: time.Date(2025, 3, 11, 2, 0, 0, 0, time.UTC), moved: true},
+		{name: "claimed: left alone", status: task.StatusClaimed, available: now.Add(-time.Hour), want: now.Add(-time.Hour)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := task.Task{Status: tc.status, AvailableAt: tc.available, Customer: shanghai}
+			require.Equal(t, tc.moved, rules.Rewindow(&x, now))
+			require.True(t, tc.want.Equal(x.AvailableAt), "got %s", x.AvailableAt)
+		})
+	}
+	x := task.Task{Status: task.StatusOpen, AvailableAt: now.Add(-time.Hour), Customer: &typesv1.Customer{}}
+	require.False(t, rules.Rewindow(&x, now), "no windows: any time")
+}

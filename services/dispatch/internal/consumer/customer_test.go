@@ -1,0 +1,229 @@
+package consumer_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/consumer"
+	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/storetest"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
+)
+
+// customerTest runs the VisitDue and CustomerUpdated consumers on one
+// database and JetStream, with agents a-1, a-2 and a-3.
+type customerTest struct {
+	bundle
+	st     *store.Store
+	events int // CustomerUpdated events published so far
+}
+
+func newCustomerTest(t *testing.T) *customerTest {
+	t.Helper()
+	b := setup(t)
+	b.run(t)
+	cons := (&consumer.CustomerUpdated{Now: storetest.NewClock(t0).Now, Rules: task.Rules{Tiers: []string{"key"}}}).Consumer()
+	cons.Pool, cons.JS, cons.Log = b.pool, b.js, servicetest.Logger()
+	cons.Relay = outbox.NewRelay(b.pool, b.js, cons.Log, storetest.Schema)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	ct := &customerTest{bundle: b, st: &store.Store{Pool: b.pool}}
+	for _, id := range []string{"a-1", "a-2", "a-3"} {
+		a := task.Agent{Tenant: "default", ID: id, Name: id}
+		require.NoError(t, task.NormalizeAgent(&a))
+		_, err := ct.st.UpsertAgent(context.Background(), a, t0)
+		require.NoError(t, err)
+	}
+	return ct
+}
+
+// customer is c-1 as intake keeps it: known to a-1 (primary) and a-2 (seed 002).
+func customer() *typesv1.Customer {
+	return &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000", Tier: "regular", OwnerIds: []string{"a-1", "a-2"},
+		Preferences: &typesv1.ContactPreferences{Language: "zh-CN"}}
+}
+
+// due publishes a VisitDue for c-1 on channel and waits for its task.
+func (ct *customerTest) due(t *testing.T, visit string, channel typesv1.Channel) {
+	t.Helper()
+	data, err := proto.Marshal(&eventsv1.VisitDue{EventId: "ev-" + visit, TenantId: "default", VisitId: visit, Channel: channel,
+		DueAt: timestamppb.New(t0), Customer: customer()})
+	require.NoError(t, err)
+	ct.publish(t, "ev-"+visit, data)
+	require.Eventually(t, func() bool { return ct.count(t, `SELECT count(*) FROM tasks WHERE visit_id = $1`, visit) == 1 },
+		10*time.Second, 20*time.Millisecond)
+}
+
+// updated publishes CustomerUpdated and waits until it was consumed.
+func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64) {
+	t.Helper()
+	ct.events++
+	id := "cu-" + strconv.Itoa(ct.events)
+	data, err := proto.Marshal(&eventsv1.CustomerUpdated{EventId: id, TenantId: "default", Customer: c, Version: version})
+	require.NoError(t, err)
+	_, err = ct.js.PublishMsg(context.Background(), &nats.Msg{Subject: stream.SubjectCustomerUpdated, Data: data,
+		Header: nats.Header{jetstream.MsgIDHeader: {id}}})
+	require.NoError(t, err)
+	want := ct.events
+	require.Eventually(t, func() bool {
+		return ct.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCustomer) == want
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func (ct *customerTest) claim(t *testing.T, agent string) string {
+	t.Helper()
+	got, found, err := ct.st.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: agent, Now: t0, Lease: time.Hour,
+		Routing: store.Routing{OwnerWait: 30 * time.Minute, BackupWait: 30 * time.Minute, SkillWait: time.Hour}})
+	require.NoError(t, err)
+	if !found {
+		return ""
+	}
+	return got.VisitID
+}
+
+func (ct *customerTest) task(t *testing.T, visit string) task.Task {
+	t.Helper()
+	var id string
+	require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT id FROM tasks WHERE visit_id = $1`, visit).Scan(&id))
+	x, err := ct.st.Task(context.Background(), "default", id)
+	require.NoError(t, err)
+	return x
+}
+
+// TestCustomerUpdatedReroutes: intake hands c-1 to a new primary owner
+// (seed 002: the first of the staff who know the customer) and makes it a
+// key customer; the open task follows: the new owner gets it, the old one
+// no longer does, and the snapshot (tier, language, contact) is the new one.
+func TestCustomerUpdatedReroutes(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	require.Equal(t, "a-1", ct.task(t, "v-1").PrimaryOwner)
+
+	c := customer()
+	c.OwnerIds, c.Tier, c.Phone = []string{"a-3", "a-1"}, "key", "13900000000"
+	c.Preferences = &typesv1.ContactPreferences{Language: "en", TimeZone: "Asia/Shanghai",
+		Windows: []*typesv1.ContactWindow{{StartMinute: 960, EndMinute: 1080}}} // 16:00-18:00 there: now (17:00) is inside
+	ct.updated(t, c, 2)
+
+	got := ct.task(t, "v-1")
+	require.Equal(t, "a-3", got.PrimaryOwner)
+	require.Equal(t, "a-1", got.BackupOwner)
+	require.Equal(t, 0, got.TierRank, "key customers first")
+	require.Equal(t, "en", got.Language)
+	require.Equal(t, "13900000000", got.Customer.GetPhone())
+	require.Equal(t, "Asia/Shanghai", got.Customer.GetPreferences().GetTimeZone(), "retries use the new window and zone")
+	require.True(t, got.AvailableAt.Equal(t0), "inside the new window: the owner stages do not restart")
+
+	require.Equal(t, "", ct.claim(t, "a-1"), "the old primary owner waits behind the new one")
+	require.Equal(t, "", ct.claim(t, "a-2"), "the old backup owner is no owner now")
+	require.Equal(t, "v-1", ct.claim(t, "a-3"), "the new primary owner gets the task")
+
+	// A task created later starts from the newest snapshot, not the
+	// scheduler's older one.
+	ct.due(t, "v-2", typesv1.Channel_CHANNEL_WEB)
+	require.Equal(t, "a-3", ct.task(t, "v-2").PrimaryOwner)
+	require.Equal(t, "13900000000", ct.task(t, "v-2").Customer.GetPhone())
+}
+
+// TestCustomerUpdatedNewWindow: the customer now wants calls only
+// 10:00-11:30 Shanghai time (seed 002); at 17:00 there the open task waits
+// for the next morning's window.
+func TestCustomerUpdatedNewWindow(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	c := customer()
+	c.Preferences = &typesv1.ContactPreferences{TimeZone: "Asia/Shanghai", Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}}}
+	ct.updated(t, c, 2)
+	require.True(t, ct.task(t, "v-1").AvailableAt.Equal(time.Date(2025, 3, 11, 2, 0, 0, 0, time.UTC)))
+	require.Equal(t, "", ct.claim(t, "a-1"), "not outside the customer's window")
+}
+
+// TestCustomerUpdatedOlderVersionIgnored: versions only go up in intake; a
+// version that arrives after a newer one (or the same one again under
+// another event id) changes nothing.
+func TestCustomerUpdatedOlderVersionIgnored(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+
+	newest := customer()
+	newest.OwnerIds = []string{"a-3", "a-1"}
+	ct.updated(t, newest, 5)
+	late := customer()
+	late.OwnerIds, late.Phone = []string{"a-2", "a-1"}, "13700000000"
+	ct.updated(t, late, 4)
+	ct.updated(t, late, 5)
+
+	got := ct.task(t, "v-1")
+	require.Equal(t, "a-3", got.PrimaryOwner)
+	require.Equal(t, "13800000000", got.Customer.GetPhone())
+	var version int64
+	require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT version FROM customer_versions WHERE customer_id = 'c-1'`).Scan(&version))
+	require.EqualValues(t, 5, version)
+	require.Equal(t, "v-1", ct.claim(t, "a-3"))
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM rejected_events`))
+}
+
+// TestCustomerUpdatedOptOutWithdraws: the customer opted out of phone
+// calls (intake's preferences): the open and claimed phone tasks are
+// cancelled as after "asked to stop", the web task stays (with the new
+// snapshot), and dispatch does not announce the opt-out again.
+func TestCustomerUpdatedOptOutWithdraws(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-2", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-3", typesv1.Channel_CHANNEL_WEB)
+	require.NotEmpty(t, ct.claim(t, "a-1"), "one phone task is being worked")
+
+	c := customer()
+	c.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}
+	ct.updated(t, c, 2)
+
+	for _, v := range []string{"v-1", "v-2"} {
+		got := ct.task(t, v)
+		require.Equal(t, task.StatusCancelled, got.Status, v)
+		require.Empty(t, got.AgentID, "%s: its agent loses it", v)
+	}
+	web := ct.task(t, "v-3")
+	require.Equal(t, task.StatusOpen, web.Status)
+	require.Equal(t, []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}, web.Customer.GetPreferences().GetOptedOut())
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectContactOptedOut))
+	require.Equal(t, "v-3", ct.claim(t, "a-1"))
+}
+
+// TestCustomerUpdatedMalformed: no customer id, or no version, is
+// dead-lettered naming the field.
+func TestCustomerUpdatedMalformed(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.updated(t, &typesv1.Customer{Name: "无名"}, 1)
+	ct.updated(t, customer(), 0)
+	rows, err := ct.pool.Query(context.Background(), `SELECT field FROM rejected_events ORDER BY field`)
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var f string
+		require.NoError(t, rows.Scan(&f))
+		got = append(got, f)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"customer.id", "version"}, got)
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM customer_versions`))
+}
