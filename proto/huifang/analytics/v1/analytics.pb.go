@@ -767,8 +767,14 @@ type GetCoverageResponse struct {
 	Services int64 `protobuf:"varint,6,opt,name=services,proto3" json:"services,omitempty"`
 	// Per visit: visits made / visits due (the earlier per-visit "coverage").
 	VisitCompletion *Ratio `protobuf:"bytes,7,opt,name=visit_completion,json=visitCompletion,proto3" json:"visit_completion,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Per served customer (seed 003: coverage ≥ 90 % of served customers): distinct customers with
+	// a completed follow-up / distinct customers with an eligible follow-up, a customer counting in
+	// the month (year) of the first eligible follow-up of any of their services. Set only when
+	// [from, to) is exactly one calendar month or one calendar year (UTC) and the filter names at
+	// most an org unit; unset for any other period or filter.
+	CustomerCoverage *Ratio `protobuf:"bytes,8,opt,name=customer_coverage,json=customerCoverage,proto3" json:"customer_coverage,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetCoverageResponse) Reset() {
@@ -846,6 +852,13 @@ func (x *GetCoverageResponse) GetServices() int64 {
 func (x *GetCoverageResponse) GetVisitCompletion() *Ratio {
 	if x != nil {
 		return x.VisitCompletion
+	}
+	return nil
+}
+
+func (x *GetCoverageResponse) GetCustomerCoverage() *Ratio {
+	if x != nil {
+		return x.CustomerCoverage
 	}
 	return nil
 }
@@ -2828,7 +2841,7 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
-	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\x9d\x03\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xe7\x03\n" +
 	"\x13GetCoverageResponse\x127\n" +
 	"\bcoverage\x18\x01 \x01(\v2\x1b.huifang.analytics.v1.RatioR\bcoverage\x12@\n" +
 	"\rresponse_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\fresponseRate\x12F\n" +
@@ -2836,7 +2849,8 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x0fcontact_success\x18\x04 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0econtactSuccess\x12\x19\n" +
 	"\bwon_back\x18\x05 \x01(\x03R\awonBack\x12\x1a\n" +
 	"\bservices\x18\x06 \x01(\x03R\bservices\x12F\n" +
-	"\x10visit_completion\x18\a \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0fvisitCompletion\"\xc5\x01\n" +
+	"\x10visit_completion\x18\a \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0fvisitCompletion\x12H\n" +
+	"\x11customer_coverage\x18\b \x01(\v2\x1b.huifang.analytics.v1.RatioR\x10customerCoverage\"\xc5\x01\n" +
 	"\x14GetTimelinessRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
@@ -3080,82 +3094,83 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	3,  // 12: huifang.analytics.v1.GetCoverageResponse.unreachable_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 13: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
 	3,  // 14: huifang.analytics.v1.GetCoverageResponse.visit_completion:type_name -> huifang.analytics.v1.Ratio
-	41, // 15: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 16: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 17: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 18: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
-	3,  // 19: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
-	41, // 20: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 21: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 22: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 23: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
-	3,  // 24: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
-	3,  // 25: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
-	13, // 26: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
-	14, // 27: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
-	16, // 28: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	41, // 29: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 30: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
-	0,  // 31: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
-	2,  // 32: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
-	41, // 33: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
-	41, // 34: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
-	3,  // 35: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
-	18, // 36: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
-	41, // 37: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 38: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 39: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 40: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 41: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
-	21, // 42: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
-	22, // 43: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
-	3,  // 44: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 45: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
-	41, // 46: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 47: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 48: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	26, // 49: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	26, // 50: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	26, // 51: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	41, // 52: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	41, // 53: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	41, // 54: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	31, // 55: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	41, // 56: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 57: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 58: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 59: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 60: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 61: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 62: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 63: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 64: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 65: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	24, // 66: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	27, // 67: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	29, // 68: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	32, // 69: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	34, // 70: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	36, // 71: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	38, // 72: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 73: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 74: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 75: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 76: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 77: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 78: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	25, // 79: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	28, // 80: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	30, // 81: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	33, // 82: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	35, // 83: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	37, // 84: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	39, // 85: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	73, // [73:86] is the sub-list for method output_type
-	60, // [60:73] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	3,  // 15: huifang.analytics.v1.GetCoverageResponse.customer_coverage:type_name -> huifang.analytics.v1.Ratio
+	41, // 16: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 17: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 18: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 19: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
+	3,  // 20: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
+	41, // 21: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 22: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 23: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 24: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
+	3,  // 25: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
+	3,  // 26: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
+	13, // 27: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
+	14, // 28: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
+	16, // 29: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	41, // 30: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 31: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 32: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
+	2,  // 33: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
+	41, // 34: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	41, // 35: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	3,  // 36: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
+	18, // 37: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
+	41, // 38: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 39: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 40: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 41: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 42: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
+	21, // 43: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
+	22, // 44: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
+	3,  // 45: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 46: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
+	41, // 47: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 48: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 49: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	26, // 50: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	26, // 51: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	26, // 52: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	41, // 53: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	41, // 54: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	41, // 55: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	31, // 56: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	41, // 57: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 58: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 59: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 60: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 61: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 62: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 63: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 64: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 65: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 66: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	24, // 67: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 68: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	29, // 69: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	32, // 70: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	34, // 71: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	36, // 72: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	38, // 73: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 74: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 75: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 76: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 77: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 78: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 79: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	25, // 80: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 81: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	30, // 82: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	33, // 83: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	35, // 84: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	37, // 85: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	39, // 86: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	74, // [74:87] is the sub-list for method output_type
+	61, // [61:74] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }

@@ -64,6 +64,14 @@ func Period(asOf time.Time) (from, to time.Time) {
 	return from, to
 }
 
+// CustomerPeriod returns the calendar month before asOf's month: the latest
+// whole month, the period customer coverage is checked over (a month in
+// progress still has follow-ups planned later in it).
+func CustomerPeriod(asOf time.Time) (from, to time.Time) {
+	to = rollup.Month(rollup.Day(asOf))
+	return to.AddDate(0, -1, 0), to
+}
+
 // ImprovementPeriod returns the latest whole UTC month whose complaints have
 // all had seed 003's 30 days by asOf's day: the improvement rate of a
 // fresher month would count complaints still inside their window.
@@ -154,6 +162,15 @@ func (c *Checker) Check(ctx context.Context, tenant string, asOf time.Time) ([]s
 		}
 		if imp[0].Breached() {
 			found = append(found, breach(tenant, unit, ifrom, ito, imp[0], asOf))
+		}
+		// Customer coverage is kept per calendar month, and a month's
+		// follow-ups are due throughout it: check the last whole month.
+		cs := s
+		cs.From, cs.To = CustomerPeriod(asOf)
+		if cc, ok, err := c.Calc.CustomerCoverage(ctx, cs, t); err != nil {
+			return nil, err
+		} else if ok && cc.Breached() {
+			found = append(found, breach(tenant, unit, cs.From, cs.To, cc, asOf))
 		}
 	}
 	var fresh []store.Breach

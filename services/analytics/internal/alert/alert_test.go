@@ -28,3 +28,16 @@ func TestPeriods(t *testing.T) {
 		require.Equal(t, [2]time.Time{tc.impFrom, tc.impTo}, [2]time.Time{f, to2}, "improvement as of %s", tc.asOf)
 	}
 }
+
+// Customer coverage is checked over the last whole calendar month.
+func TestCustomerPeriod(t *testing.T) {
+	d := func(y int, m time.Month, day, h int) time.Time { return time.Date(y, m, day, h, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct{ asOf, from, to time.Time }{
+		{d(2025, 3, 15, 9), d(2025, 2, 1, 0), d(2025, 3, 1, 0)},
+		{d(2025, 4, 1, 0), d(2025, 3, 1, 0), d(2025, 4, 1, 0)},
+		{d(2025, 1, 31, 23), d(2024, 12, 1, 0), d(2025, 1, 1, 0)},
+	} {
+		from, to := alert.CustomerPeriod(tc.asOf)
+		require.Equal(t, [2]time.Time{tc.from, tc.to}, [2]time.Time{from, to}, "as of %s", tc.asOf)
+	}
+}

@@ -132,8 +132,10 @@ func visit(ctx context.Context, tx pgx.Tx, ev rollup.VisitEvent) (rollup.Visit, 
 
 // serviceCoverage moves the visit within its service's coverage entry (or
 // from one service to another, when its service became known) and applies
-// the change of the services' contributions. Entries are taken in key order.
+// the change of the services' contributions, to the counters and to the
+// customer buckets (customer coverage). Entries are taken in key order.
 func serviceCoverage(ctx context.Context, tx pgx.Tx, before, after rollup.Visit) error {
+	var was, is []rollup.MemberDelta
 	for _, k := range rollup.CoverageKeys(before, after) {
 		old, err := store.ServiceCoverage(ctx, tx, after.Tenant, k)
 		if err != nil {
@@ -146,8 +148,10 @@ func serviceCoverage(ctx context.Context, tx pgx.Tx, before, after rollup.Visit)
 		if err := store.SaveServiceCoverage(ctx, tx, cur); err != nil {
 			return err
 		}
+		was = append(was, old.Members()...)
+		is = append(is, cur.Members()...)
 	}
-	return nil
+	return store.ApplyMembers(ctx, tx, rollup.MemberDiff(was, is))
 }
 
 func complaint(ctx context.Context, tx pgx.Tx, ev rollup.ComplaintEvent) error {

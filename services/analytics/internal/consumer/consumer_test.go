@@ -26,6 +26,7 @@ import (
 	"github.com/huifang/huifang/services/analytics/internal/figures"
 	"github.com/huifang/huifang/services/analytics/internal/kpi"
 	"github.com/huifang/huifang/services/analytics/internal/report"
+	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/scenario"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
@@ -138,6 +139,39 @@ func (b bundle) checkScenario(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, cov.WonBack, "cu1 came back after 7 months (seed 000: churned after 6)")
 	require.EqualValues(t, 4, cov.Services)
+	require.False(t, cov.HasCustomerCoverage, "all time is not one calendar month or year")
+	// Seed 003, per served customer: cu1 (s1 followed up, s4 not), cu2, cu3.
+	year := kpi.Scope{Tenant: "default", From: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, c := range []struct {
+		s    kpi.Scope
+		want [2]int64
+	}{
+		{s, ratio(3, 3)},
+		{kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: "north"}}, ratio(2, 2)},
+		{kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: "south"}}, ratio(1, 2)},
+		{year, ratio(3, 3)},
+	} {
+		r, ok, err := b.calc.CustomerCoverage(ctx, c.s, tg)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, c.want, nd(r), "%s %v", c.s.Filter.OrgUnit, c.s.From)
+	}
+}
+
+// customers is every customer member and bucket counter, in order.
+func (b bundle) customers(t *testing.T) []string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT concat_ws('|', 'member', tenant_id, span, period, all_units, org_unit, customer_id, services, covered) FROM customer_members
+UNION ALL SELECT concat_ws('|', 'bucket', tenant_id, span, period, all_units, org_unit, eligible, covered) FROM customer_coverage ORDER BY 1`)
+	require.NoError(t, err)
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
 }
 
 func withoutRate(a kpi.AspectVotes) kpi.AspectVotes {
@@ -162,6 +196,8 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	}
 	before := b.snapshot(t)
 	require.NotEmpty(t, before)
+	customersBefore := b.customers(t)
+	require.NotEmpty(t, customersBefore)
 	reportCSV := func() []byte {
 		r, err := report.Build(context.Background(), b.calc, "default", "", scenario.From, scenario.To, 3)
 		require.NoError(t, err)
@@ -178,7 +214,9 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	b.waitHandled(t, len(evs))
 	require.Eventually(t, func() bool { return strings.Join(b.snapshot(t), "\n") == strings.Join(before, "\n") }, 20*time.Second, 50*time.Millisecond)
 	b.checkScenario(t)
+	require.Equal(t, customersBefore, b.customers(t), "the replay rebuilds the same customer buckets")
 	require.Equal(t, string(reportBefore), string(reportCSV()), "the March report after the rebuild is the same, byte for byte")
+	require.Contains(t, string(reportBefore), "customer_coverage")
 }
 
 // Every event delivered a second time (a lost ack, a relay that published
@@ -203,10 +241,11 @@ func TestRedeliveredEventsCountOnce(t *testing.T) {
 		require.Equal(t, len(evs), n)
 	}
 	process()
-	once := b.snapshot(t)
+	once, customers := b.snapshot(t), b.customers(t)
 	b.checkScenario(t)
 	process()
 	require.Equal(t, once, b.snapshot(t))
+	require.Equal(t, customers, b.customers(t))
 	b.checkScenario(t)
 }
 

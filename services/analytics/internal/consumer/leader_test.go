@@ -102,15 +102,15 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND database = (SELECT 
 	require.False(t, both.Load(), "two replicas led at once")
 }
 
-// Migration 005 asks for a rebuild (the per-service coverage and the
-// acknowledgement times must cover past events too): the first leader resets
+// Migrations 005 and 006 ask for a rebuild (the per-service coverage, the
+// acknowledgement times and the customer buckets must cover past events too): the first leader resets
 // the rollups left by the previous version and replays the stream.
 func TestMigrationRequestedRebuild(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	var requested int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests`).Scan(&requested))
-	require.Equal(t, 1, requested, "migration 005 asks for one")
+	require.Equal(t, 2, requested, "migrations 005 and 006 ask for one each")
 	// A counter the previous version left behind.
 	_, err := b.pool.Exec(ctx, `INSERT INTO daily (tenant_id, metric, day, n) VALUES ('default', 'visit.due', '2025-03-01', 7)`)
 	require.NoError(t, err)

@@ -13,15 +13,17 @@ import (
 // Figure names.
 const (
 	// Coverage is per served service (seed 003); VisitCompletion per visit.
-	Coverage        = "coverage"
-	VisitCompletion = "visit_completion"
-	ResponseRate    = "response_rate"
-	UnreachableRate = "unreachable_rate"
-	ContactSuccess  = "contact_success"
-	Timeliness      = "timeliness"
-	Timeliness48h   = "timeliness_48h"
-	ResolutionRate  = "resolution_rate"
-	Improvement30d  = "improvement_30d"
+	Coverage = "coverage"
+	// CustomerCoverage is per served customer (seed 003), per calendar month or year.
+	CustomerCoverage = "customer_coverage"
+	VisitCompletion  = "visit_completion"
+	ResponseRate     = "response_rate"
+	UnreachableRate  = "unreachable_rate"
+	ContactSuccess   = "contact_success"
+	Timeliness       = "timeliness"
+	Timeliness48h    = "timeliness_48h"
+	ResolutionRate   = "resolution_rate"
+	Improvement30d   = "improvement_30d"
 	// SatisfactionPrefix + aspect names a satisfaction figure, e.g. satisfaction.overall.
 	SatisfactionPrefix = "satisfaction."
 	// SatisfactionAny is the target key of every specific aspect.
@@ -84,6 +86,7 @@ type Target struct {
 // has no default target; a tenant may set one.
 var defaults = []Target{
 	{Figure: Coverage, Percent: 90, Source: "seed 003"},
+	{Figure: CustomerCoverage, Percent: 90, Source: "seed 003"},
 	{Figure: SatisfactionPrefix + OverallAspect, Percent: 85, Source: "seed 003"},
 	{Figure: SatisfactionAny, Percent: 80, Source: "seed 003"},
 	{Figure: Improvement30d, Percent: 90, Source: "seed 003"},
@@ -140,7 +143,7 @@ func (t Targets) All() []Target {
 // ValidFigure reports whether a target may be set for figure.
 func ValidFigure(f string) bool {
 	switch f {
-	case Coverage, VisitCompletion, ResponseRate, ContactSuccess, Timeliness, Timeliness48h, ResolutionRate, Improvement30d, SatisfactionAny:
+	case Coverage, CustomerCoverage, VisitCompletion, ResponseRate, ContactSuccess, Timeliness, Timeliness48h, ResolutionRate, Improvement30d, SatisfactionAny:
 		return true
 	}
 	a, ok := strings.CutPrefix(f, SatisfactionPrefix)

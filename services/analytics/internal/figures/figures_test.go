@@ -65,7 +65,7 @@ func TestTenantTargets(t *testing.T) {
 		require.True(t, ok, figure)
 		require.Equal(t, want, got.Percent, figure)
 	}
-	require.Len(t, tg.All(), 6)
+	require.Len(t, tg.All(), 7)
 }
 
 func TestNPS(t *testing.T) {

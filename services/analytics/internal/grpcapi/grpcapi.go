@@ -192,7 +192,8 @@ func (s *Server) prepare(ctx context.Context, tenantID string, from, to *timesta
 	return sc, t, err
 }
 
-// GetCoverage returns coverage, response rate, unreachable rate and contact success.
+// GetCoverage returns coverage (per service, and per customer for one
+// calendar month or year), response rate, unreachable rate and contact success.
 func (s *Server) GetCoverage(ctx context.Context, req *analyticsv1.GetCoverageRequest) (*analyticsv1.GetCoverageResponse, error) {
 	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
 	if err != nil {
@@ -202,10 +203,14 @@ func (s *Server) GetCoverage(ctx context.Context, req *analyticsv1.GetCoverageRe
 	if err != nil {
 		return nil, err
 	}
-	return &analyticsv1.GetCoverageResponse{
+	resp := &analyticsv1.GetCoverageResponse{
 		Coverage: ratio(c.Coverage), VisitCompletion: ratio(c.VisitCompletion), ResponseRate: ratio(c.ResponseRate), UnreachableRate: ratio(c.UnreachableRate),
 		ContactSuccess: ratio(c.ContactSuccess), WonBack: c.WonBack, Services: c.Services,
-	}, nil
+	}
+	if c.HasCustomerCoverage {
+		resp.CustomerCoverage = ratio(c.CustomerCoverage)
+	}
+	return resp, nil
 }
 
 // GetTimeliness returns the policy-deadline and 48-hour timeliness.
@@ -361,7 +366,7 @@ func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetReques
 	tn := tenant(&bad, req.GetTenantId())
 	f := strings.TrimSpace(req.GetTarget().GetFigure())
 	if !figures.ValidFigure(f) {
-		bad.Add("target.figure", "must be coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
+		bad.Add("target.figure", "must be coverage, customer_coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
 	}
 	p := req.GetTarget().GetPercent()
 	if p < 0 || p > 100 {

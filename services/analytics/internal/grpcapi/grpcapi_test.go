@@ -131,6 +131,17 @@ func TestCoverageAndTimeliness(t *testing.T) {
 	require.Equal(t, [2]int64{1, 5}, nd(cov.GetUnreachableRate()))
 	require.Equal(t, [2]int64{1, 2}, nd(cov.GetContactSuccess()))
 	require.Equal(t, [2]int64{0, 1}, [2]int64{cov.GetWonBack(), cov.GetServices()}, "cu1 came back in February")
+	// Seed 003, per served customer, for March (one calendar month): cu1, cu2, cu3 all followed up.
+	require.Equal(t, [2]int64{3, 3}, nd(cov.GetCustomerCoverage()))
+	require.True(t, cov.GetCustomerCoverage().GetMeetsTarget(), "seed 003: coverage ≥ 90 %% of served customers")
+	require.Equal(t, "customer_coverage", cov.GetCustomerCoverage().GetFigure())
+	south, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To), Filter: &analyticsv1.Filter{OrgUnit: "south"}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{1, 2}, nd(south.GetCustomerCoverage()), "south: cu1's s4 never followed up, cu3's s3 was")
+	days, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(march(1)), To: ts(march(8))})
+	require.NoError(t, err)
+	require.Nil(t, days.GetCustomerCoverage(), "given only for one calendar month or year")
+	require.NotNil(t, days.GetCoverage())
 
 	all, err := client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{})
 	require.NoError(t, err)
@@ -152,6 +163,12 @@ func TestCoverageAndTimeliness(t *testing.T) {
 	cov, err = client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To)})
 	require.NoError(t, err)
 	require.True(t, cov.GetCoverage().GetMeetsTarget(), "the tenant's 75 %% replaces seed 003's 90 %%")
+	_, err = client.SetTarget(ctx, &analyticsv1.SetTargetRequest{Target: &analyticsv1.Target{Figure: "customer_coverage", Percent: 60}})
+	require.NoError(t, err)
+	south, err = client.GetCoverage(ctx, &analyticsv1.GetCoverageRequest{From: ts(scenario.From), To: ts(scenario.To), Filter: &analyticsv1.Filter{OrgUnit: "south"}})
+	require.NoError(t, err)
+	require.False(t, south.GetCustomerCoverage().GetMeetsTarget(), "1 / 2 = 50 %% < the tenant's 60 %%")
+	require.InDelta(t, 0.60, south.GetCustomerCoverage().GetTarget(), 1e-9)
 	lt, err := client.ListTargets(ctx, &analyticsv1.ListTargetsRequest{})
 	require.NoError(t, err)
 	require.Equal(t, "coverage", lt.GetTargets()[0].GetFigure())
@@ -279,22 +296,24 @@ func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
 		require.True(t, b.GetPeriodStart().AsTime().Equal(scenario.From))
 	}
 	// Seed 003: coverage 3/4 services < 90 %, overall 2/3 < 85 %, staff attitude 1/2 < 80 %;
-	// north meets all three, south (1/2, 0/1, 0/1) none.
+	// north meets all three, south (1/2, 0/1, 0/1) none. Per customer (checked
+	// over March, the last whole month before 1 April): all 3/3 and north 2/2
+	// meet 90 %, south 1/2 does not.
 	require.ElementsMatch(t, []string{" coverage", " satisfaction.overall", " satisfaction.staff_attitude",
-		"south coverage", "south satisfaction.overall", "south satisfaction.staff_attitude"}, found)
+		"south coverage", "south satisfaction.overall", "south satisfaction.staff_attitude", "south customer_coverage"}, found)
 	var events int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
-	require.Equal(t, 6, events)
+	require.Equal(t, 7, events)
 	// The deploy's alerts read huifang_target_breaches_total{figure}.
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0)
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("satisfaction.overall")), 0)
-	require.Equal(t, 3, testutil.CollectAndCount(counter, alert.BreachesMetricName))
+	require.Equal(t, 4, testutil.CollectAndCount(counter, alert.BreachesMetricName))
 
 	again, err := client.CheckTargets(ctx, &analyticsv1.CheckTargetsRequest{AsOf: asOf})
 	require.NoError(t, err)
 	require.Empty(t, again.GetNewBreaches(), "one alert per figure, org unit and period")
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
-	require.Equal(t, 6, events)
+	require.Equal(t, 7, events)
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0, "counted once, as published")
 
 	page1, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4})
@@ -302,7 +321,7 @@ func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
 	require.Len(t, page1.GetBreaches(), 4)
 	page2, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4, PageToken: page1.GetNextPageToken()})
 	require.NoError(t, err)
-	require.Len(t, page2.GetBreaches(), 2)
+	require.Len(t, page2.GetBreaches(), 3)
 	require.Empty(t, page2.GetNextPageToken())
 }
 

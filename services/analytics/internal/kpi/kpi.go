@@ -222,6 +222,10 @@ func (c *Calc) Satisfaction(ctx context.Context, s Scope, t figures.Targets) (Sa
 type Coverage struct {
 	Coverage, VisitCompletion, ResponseRate, UnreachableRate, ContactSuccess figures.Ratio
 	WonBack, Services                                                        int64
+	// CustomerCoverage is per served customer; set (HasCustomerCoverage)
+	// only for one calendar month or year filtered at most by org unit.
+	CustomerCoverage    figures.Ratio
+	HasCustomerCoverage bool
 }
 
 // Coverage returns coverage, response rate, unreachable rate, contact success, won-back customers and services.
@@ -237,8 +241,12 @@ func (c *Calc) Coverage(ctx context.Context, s Scope, t figures.Targets) (Covera
 	if err != nil {
 		return Coverage{}, err
 	}
+	cc, hasCC, err := c.CustomerCoverage(ctx, s, t)
+	if err != nil {
+		return Coverage{}, err
+	}
 	return Coverage{Coverage: rs[0], VisitCompletion: rs[1], ResponseRate: rs[2], UnreachableRate: rs[3], ContactSuccess: rs[4],
-		Services: m.n(rollup.MetricService), WonBack: m.n(rollup.MetricWonBack)}, nil
+		Services: m.n(rollup.MetricService), WonBack: m.n(rollup.MetricWonBack), CustomerCoverage: cc, HasCustomerCoverage: hasCC}, nil
 }
 
 // Problems are the problem and complaint figures of a scope.

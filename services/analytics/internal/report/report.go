@@ -9,6 +9,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/huifang/huifang/services/analytics/internal/figures"
@@ -89,6 +90,10 @@ func Build(ctx context.Context, c *kpi.Calc, tenant, orgUnit string, from, to ti
 		return nil, err
 	}
 	r.WonBack, r.Services = cov.WonBack, cov.Services
+	if cov.HasCustomerCoverage {
+		// Per served customer, right after per served service.
+		r.Figures = slices.Insert(r.Figures, 1, cov.CustomerCoverage)
+	}
 	pb, err := c.Problems(ctx, s, t)
 	if err != nil {
 		return nil, err

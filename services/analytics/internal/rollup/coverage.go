@@ -20,11 +20,13 @@ type ServiceVisit struct {
 	// Day is the UTC day the visit counts on: the day it fell due (or was logged).
 	Day  time.Time `json:"day"`
 	Done bool      `json:"done,omitempty"`
+	// Customer is the customer the visit follows up, "" when unknown.
+	Customer string `json:"customer,omitempty"`
 	Dims
 }
 
 func (a ServiceVisit) equal(b ServiceVisit) bool {
-	return a.Day.Equal(b.Day) && a.Done == b.Done && a.Dims == b.Dims
+	return a.Day.Equal(b.Day) && a.Done == b.Done && a.Customer == b.Customer && a.Dims == b.Dims
 }
 
 // CoverageKey names the service a visit is a follow-up of; a visit that
@@ -44,7 +46,7 @@ func (v Visit) CoverageVisit() (ServiceVisit, bool) {
 	if len(cs) == 0 {
 		return ServiceVisit{}, false
 	}
-	return ServiceVisit{Day: cs[0].Day, Done: v.Logged(), Dims: v.Dims}, true
+	return ServiceVisit{Day: cs[0].Day, Done: v.Logged(), Customer: v.CustomerID, Dims: v.Dims}, true
 }
 
 // ServiceCoverage is one served service and its eligible follow-ups.
@@ -75,21 +77,49 @@ func (s ServiceCoverage) With(visitID string, sv ServiceVisit, eligible bool) Se
 // smallest visit id on a tie) and with that follow-up's dimensions. It
 // depends only on the set of visits, not on the order they came in.
 func (s ServiceCoverage) Contribution() []Delta {
-	if len(s.Visits) == 0 {
+	f, covered, ok := s.first()
+	if !ok {
 		return nil
+	}
+	k := Key{Tenant: s.Tenant, Metric: MetricServiceEligible, Day: Day(f.Day), Dims: f.Dims}
+	out := []Delta{{Key: k, N: 1}}
+	if covered {
+		k.Metric = MetricServiceCovered
+		out = append(out, Delta{Key: k, N: 1})
+	}
+	return out
+}
+
+// first returns the service's first eligible follow-up (the earliest day;
+// the smallest visit id on a tie), whether any follow-up was made, and
+// false when the service has no eligible follow-up.
+func (s ServiceCoverage) first() (ServiceVisit, bool, bool) {
+	if len(s.Visits) == 0 {
+		return ServiceVisit{}, false, false
 	}
 	ids := slices.Sorted(maps.Keys(s.Visits))
 	first := slices.MinFunc(ids, func(a, b string) int {
 		return cmp.Or(s.Visits[a].Day.Compare(s.Visits[b].Day), strings.Compare(a, b))
 	})
-	f := s.Visits[first]
-	k := Key{Tenant: s.Tenant, Metric: MetricServiceEligible, Day: Day(f.Day), Dims: f.Dims}
-	out := []Delta{{Key: k, N: 1}}
-	if slices.ContainsFunc(ids, func(id string) bool { return s.Visits[id].Done }) {
-		k.Metric = MetricServiceCovered
-		out = append(out, Delta{Key: k, N: 1})
+	covered := slices.ContainsFunc(ids, func(id string) bool { return s.Visits[id].Done })
+	return s.Visits[first], covered, true
+}
+
+// Customer is the customer the service was for: the smallest customer id
+// its eligible follow-ups name (they normally all name the same one), or,
+// when none names one, "service:" + the service key (it stands for a
+// customer of its own). It depends only on the set of visits.
+func (s ServiceCoverage) Customer() string {
+	var c string
+	for _, v := range s.Visits {
+		if v.Customer != "" && (c == "" || v.Customer < c) {
+			c = v.Customer
+		}
 	}
-	return out
+	if c == "" {
+		return "service:" + s.ServiceID
+	}
+	return c
 }
 
 // CoverageChanged reports whether an event that took a visit from before to

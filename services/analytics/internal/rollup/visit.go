@@ -19,7 +19,9 @@ type Visit struct {
 	Tenant  string `json:"tenant"`
 	VisitID string `json:"visit_id"`
 	Dims
-	ServiceID          string    `json:"service_id,omitempty"`
+	ServiceID string `json:"service_id,omitempty"`
+	// CustomerID is the customer the visit follows up (for customer coverage).
+	CustomerID         string    `json:"customer_id,omitempty"`
 	DueAt              time.Time `json:"due_at,omitzero"`
 	Deadline           time.Time `json:"deadline,omitzero"`
 	ServiceCompletedAt time.Time `json:"service_completed_at,omitzero"`
@@ -145,10 +147,12 @@ func Apply(v Visit, ev VisitEvent) Visit {
 		set(&v.ServiceType, e.GetServiceType())
 		set(&v.Channel, channel(e.GetChannel()))
 		set(&v.ServiceID, e.GetServiceId())
+		set(&v.CustomerID, e.GetCustomerId())
 		setTime(&v.DueAt, e.GetDueAt())
 		setTime(&v.Deadline, e.GetDeadline())
 	case *eventsv1.VisitDue:
 		v.Due = true
+		set(&v.CustomerID, e.GetCustomer().GetId())
 		set(&v.OrgUnit, e.GetOrgUnit())
 		set(&v.PolicyID, e.GetPolicyId())
 		set(&v.ServiceType, e.GetServiceType())
@@ -168,11 +172,13 @@ func Apply(v Visit, ev VisitEvent) Visit {
 		}
 		set(&v.AgentID, e.GetAgentId())
 		set(&v.OrgUnit, e.GetOrgUnit())
+		set(&v.CustomerID, e.GetCustomerId())
 		set(&v.Channel, channel(e.GetChannel()))
 		setTime(&v.Deadline, e.GetDeadline())
 	case *eventsv1.VisitUnreachable:
 		v.Unreachable = true
 		set(&v.OrgUnit, e.GetOrgUnit())
+		set(&v.CustomerID, e.GetCustomerId())
 	case *eventsv1.VisitLogged:
 		if at := ts(e.GetLoggedAt()); !at.IsZero() && (v.LoggedAt.IsZero() || at.Before(v.LoggedAt)) {
 			v.LoggedAt = at
@@ -189,6 +195,7 @@ func Apply(v Visit, ev VisitEvent) Visit {
 		set(&v.Channel, channel(e.GetChannel()))
 		set(&v.AgentID, e.GetAgentId())
 		set(&v.ServiceID, e.GetServiceId())
+		set(&v.CustomerID, e.GetCustomerId())
 		setTime(&v.DueAt, e.GetDueAt())
 		setTime(&v.Deadline, e.GetDeadline())
 		setTime(&v.ServiceCompletedAt, e.GetServiceCompletedAt())

@@ -68,6 +68,9 @@ func nps(n int32) *int32 { return &n }
 //   - per served service (seed 003 coverage): s1 (v1, v6) and s2 (v2) followed
 //     up, first due 1 Mar; s4 (v3) due 2 Mar, never followed up; s3 (v4
 //     cancelled, v5 made) first due 3 Mar, followed up: 3 of 4.
+//   - per served customer (seed 003): s1 and s4 are cu1's, s2 cu2's, s3 cu3's.
+//     March: cu1 (s1 followed up), cu2, cu3 all followed up: 3 of 3; north
+//     (s1, s2): 2 of 2; south (s4 of cu1 never followed up, s3 of cu3): 1 of 2.
 func Events() []Event {
 	return []Event{
 		{"s0", stream.SubjectServiceCompleted, &eventsv1.ServiceCompleted{EventId: "s0", ServiceId: "s0", ServiceType: "repair", OrgUnit: "north",
@@ -79,11 +82,11 @@ func Events() []Event {
 		{"s3", stream.SubjectServiceCompleted, &eventsv1.ServiceCompleted{EventId: "s3", ServiceId: "s3", ServiceType: "installation", OrgUnit: "south",
 			CompletedAt: mar(2, 0), Customer: &typesv1.Customer{Id: "cu3"}, Product: &typesv1.Product{Category: "fridge"}}},
 
-		{"p1", stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{EventId: "p1", VisitId: "v1", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(3, 10), OrgUnit: "north", ServiceType: "repair"}},
-		{"d1", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d1", VisitId: "v1", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(3, 10), OrgUnit: "north", ServiceType: "repair", ServiceCompletedAt: at(time.February, 28, 12)}},
-		{"d2", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d2", VisitId: "v2", ServiceId: "s2", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(2, 0), OrgUnit: "north", ServiceType: "repair", ServiceCompletedAt: at(time.February, 27, 0)}},
-		{"d3", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d3", VisitId: "v3", ServiceId: "s4", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), Deadline: mar(4, 10), OrgUnit: "south", ServiceType: "installation"}},
-		{"p4", stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{EventId: "p4", VisitId: "v4", ServiceId: "s3", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), OrgUnit: "south", ServiceType: "installation"}},
+		{"p1", stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{EventId: "p1", CustomerId: "cu1", VisitId: "v1", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(3, 10), OrgUnit: "north", ServiceType: "repair"}},
+		{"d1", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d1", Customer: &typesv1.Customer{Id: "cu1"}, VisitId: "v1", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(3, 10), OrgUnit: "north", ServiceType: "repair", ServiceCompletedAt: at(time.February, 28, 12)}},
+		{"d2", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d2", Customer: &typesv1.Customer{Id: "cu2"}, VisitId: "v2", ServiceId: "s2", PolicyId: "p-repair", Channel: ph, DueAt: mar(1, 10), Deadline: mar(2, 0), OrgUnit: "north", ServiceType: "repair", ServiceCompletedAt: at(time.February, 27, 0)}},
+		{"d3", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d3", Customer: &typesv1.Customer{Id: "cu1"}, VisitId: "v3", ServiceId: "s4", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), Deadline: mar(4, 10), OrgUnit: "south", ServiceType: "installation"}},
+		{"p4", stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{EventId: "p4", CustomerId: "cu3", VisitId: "v4", ServiceId: "s3", PolicyId: "p-install", Channel: ph, DueAt: mar(2, 10), OrgUnit: "south", ServiceType: "installation"}},
 		{"x4", stream.SubjectVisitCancelled, &eventsv1.VisitCancelled{EventId: "x4", VisitId: "v4", Reason: "customer opted out", CancelledAt: mar(1, 0)}},
 		{"a1", stream.SubjectVisitAssigned, &eventsv1.VisitAssigned{EventId: "a1", VisitId: "v1", AgentId: "a1", AssignedAt: mar(1, 10)}},
 		{"t1", stream.SubjectVisitAttempted, &eventsv1.VisitAttempted{EventId: "t1", VisitId: "v1", AgentId: "a1", Channel: ph, Disposition: typesv1.Disposition_DISPOSITION_ANSWERED, Attempt: 1, AttemptedAt: mar(1, 11), OrgUnit: "north"}},
@@ -99,13 +102,13 @@ func Events() []Event {
 		{"t3a", stream.SubjectVisitAttempted, &eventsv1.VisitAttempted{EventId: "t3a", VisitId: "v3", AgentId: "a2", Channel: ph, Disposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, Attempt: 1, AttemptedAt: mar(2, 11), OrgUnit: "south"}},
 		{"t3b", stream.SubjectVisitAttempted, &eventsv1.VisitAttempted{EventId: "t3b", VisitId: "v3", AgentId: "a2", Channel: ph, Disposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, Attempt: 2, AttemptedAt: mar(3, 11), OrgUnit: "south"}},
 		{"n3", stream.SubjectVisitUnreachable, &eventsv1.VisitUnreachable{EventId: "n3", VisitId: "v3", Attempts: 2, Reason: "no answer", At: mar(3, 11), OrgUnit: "south"}},
-		{"d5", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d5", VisitId: "v5", ServiceId: "s3", PolicyId: "p-install", Channel: ph, DueAt: mar(3, 8), Deadline: mar(5, 8), OrgUnit: "south", ServiceType: "installation", ServiceCompletedAt: mar(2, 0)}},
+		{"d5", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d5", Customer: &typesv1.Customer{Id: "cu3"}, VisitId: "v5", ServiceId: "s3", PolicyId: "p-install", Channel: ph, DueAt: mar(3, 8), Deadline: mar(5, 8), OrgUnit: "south", ServiceType: "installation", ServiceCompletedAt: mar(2, 0)}},
 		{"a5", stream.SubjectVisitAssigned, &eventsv1.VisitAssigned{EventId: "a5", VisitId: "v5", AgentId: "a2", AssignedAt: mar(3, 8)}},
 		{"l5", stream.SubjectVisitLogged, &eventsv1.VisitLogged{EventId: "l5", VisitId: "v5", RecordId: "r5", AgentId: "a2", Channel: ph, LoggedAt: mar(3, 9), OrgUnit: "south", ServiceType: "installation", PolicyId: "p-install", ServiceId: "s3", ProductCategory: "fridge",
 			Answers: []*typesv1.Answer{answer("overall", u), answer("staff_attitude", u)}, Nps: nps(3), Problems: []*typesv1.Problem{{Category: "service_quality", Description: "迟到"}}}},
 		{"c2", stream.SubjectComplaintEscalated, &eventsv1.ComplaintEscalated{EventId: "c2", ComplaintId: "c2", VisitId: "v5", Category: "service_quality", Department: "after_sales", Severity: "general",
 			Deadline: mar(4, 9), EscalatedAt: mar(3, 9), OrgUnit: "south", OwnerAgentId: "a2", ProductCategory: "fridge"}},
-		{"d6", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d6", VisitId: "v6", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(4, 8), Deadline: mar(6, 8), OrgUnit: "north", ServiceType: "repair"}},
+		{"d6", stream.SubjectVisitDue, &eventsv1.VisitDue{EventId: "d6", Customer: &typesv1.Customer{Id: "cu1"}, VisitId: "v6", ServiceId: "s1", PolicyId: "p-repair", Channel: ph, DueAt: mar(4, 8), Deadline: mar(6, 8), OrgUnit: "north", ServiceType: "repair"}},
 		{"a6", stream.SubjectVisitAssigned, &eventsv1.VisitAssigned{EventId: "a6", VisitId: "v6", AgentId: "a1", AssignedAt: mar(4, 8)}},
 		{"l6", stream.SubjectVisitLogged, &eventsv1.VisitLogged{EventId: "l6", VisitId: "v6", RecordId: "r6", AgentId: "a1", Channel: ph, LoggedAt: mar(4, 9), OrgUnit: "north", ServiceType: "repair", PolicyId: "p-repair", ServiceId: "s1", Nps: nps(10)}},
 		{"rs1", stream.SubjectComplaintResolved, &eventsv1.ComplaintResolved{EventId: "rs1", ComplaintId: "c1", VisitId: "v2", ResolvedAt: mar(4, 12), OrgUnit: "north", Category: "product_quality", EscalatedAt: mar(2, 12)}},

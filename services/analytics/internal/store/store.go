@@ -272,7 +272,7 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET last_service_at = EXCLUDED.la
 // consumer handled, within tx, so a replay of the stream rebuilds them.
 // Targets, incentive rules and breaches already published are kept.
 func Reset(ctx context.Context, tx pgx.Tx, consumer string) error {
-	if _, err := tx.Exec(ctx, `TRUNCATE daily, monthly, daily_tenant, monthly_tenant, visits, complaints, services, customers, service_coverage, rebuild_requests`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE daily, monthly, daily_tenant, monthly_tenant, visits, complaints, services, customers, service_coverage, customer_members, customer_coverage, rebuild_requests`); err != nil {
 		return fmt.Errorf("store: reset rollups: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM inbox WHERE consumer = $1`, consumer); err != nil {
