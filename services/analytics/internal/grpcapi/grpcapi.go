@@ -427,11 +427,9 @@ func (s *Server) ListBreaches(ctx context.Context, req *analyticsv1.ListBreaches
 		return nil, err
 	}
 	resp := &analyticsv1.ListBreachesResponse{}
-	if len(bs) > size {
-		bs = bs[:size]
-		last := bs[size-1]
-		resp.NextPageToken = page.Token(store.BreachCursor{DetectedAt: last.DetectedAt, ID: last.ID})
-	}
+	bs, resp.NextPageToken = page.Trim(bs, size, func(last store.Breach) any {
+		return store.BreachCursor{DetectedAt: last.DetectedAt, ID: last.ID}
+	})
 	for _, b := range bs {
 		resp.Breaches = append(resp.Breaches, breachMsg(b))
 	}

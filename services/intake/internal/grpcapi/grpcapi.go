@@ -202,10 +202,7 @@ func (s *Server) ListCustomers(ctx context.Context, req *intakev1.ListCustomersR
 		return nil, err
 	}
 	resp := &intakev1.ListCustomersResponse{}
-	if len(list) > size {
-		list = list[:size]
-		resp.NextPageToken = page.Token(idCursor{ID: list[size-1].ID})
-	}
+	list, resp.NextPageToken = page.Trim(list, size, func(last *store.Customer) any { return idCursor{ID: last.ID} })
 	reveal := s.reveal(ctx)
 	for _, c := range list {
 		resp.Customers = append(resp.Customers, View(c, reveal))
@@ -429,11 +426,9 @@ func (s *Server) ListRejectedEvents(ctx context.Context, req *intakev1.ListRejec
 		return nil, err
 	}
 	resp := &intakev1.ListRejectedEventsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		resp.NextPageToken = page.Token(rejectedCursor{At: last.ReceivedAt, ID: last.ID})
-	}
+	rows, resp.NextPageToken = page.Trim(rows, size, func(last store.Rejected) any {
+		return rejectedCursor{At: last.ReceivedAt, ID: last.ID}
+	})
 	reveal := s.reveal(ctx)
 	for _, r := range rows {
 		out, _ := rejectedView(r, reveal)
