@@ -26,6 +26,7 @@ import (
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/logging"
+	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
@@ -133,11 +134,12 @@ type Runtime struct {
 
 	cfg       Base
 	shutdown  []func(context.Context) error
-	loops     []loop
+	loops     []background
 	consumers *consumerLag
 }
 
-type loop struct {
+// background is a function that runs from Run until shutdown.
+type background struct {
 	name string
 	fn   func(ctx context.Context) error
 }
@@ -267,17 +269,66 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// Go adds a background loop that runs from Run until shutdown.
+// Go adds a background function that runs from Run until shutdown (its
+// context ends then). Periodic work uses Loop instead.
 func (rt *Runtime) Go(name string, fn func(ctx context.Context) error) {
-	rt.loops = append(rt.loops, loop{name: name, fn: fn})
+	rt.loops = append(rt.loops, background{name: name, fn: fn})
 }
 
-// Consume adds a durable inbox consumer, filling in the runtime's parts. Its
-// backlog is exported as huifang_consumer_pending{consumer}.
-func (rt *Runtime) Consume(c *inbox.Consumer) {
+// Loop adds a background loop (see package loop): rounds every interval or
+// when woken, at once again while full, with backoff after failures. Its
+// logger is the runtime's when unset.
+func (rt *Runtime) Loop(l *loop.Loop) {
+	if l.Log == nil {
+		l.Log = rt.Log
+	}
+	rt.Go(l.Name, l.Run)
+}
+
+// Gate decides when a consumer runs: Run calls consume while this replica
+// may consume (it holds a leader lock, say) and cancels its context when it
+// may no longer; it returns when ctx ends.
+type Gate interface {
+	Run(ctx context.Context, consume func(context.Context) error) error
+}
+
+// ConsumeOption changes how Consume runs a consumer.
+type ConsumeOption func(*consumeOptions)
+
+type consumeOptions struct {
+	workers int
+	gate    Gate
+}
+
+// Workers runs n workers of the consumer (messages handled at once; order
+// across them is not kept).
+func Workers(n int) ConsumeOption { return func(o *consumeOptions) { o.workers = n } }
+
+// Gated runs the consumer only while g lets it (analytics: one replica at a time).
+func Gated(g Gate) ConsumeOption { return func(o *consumeOptions) { o.gate = g } }
+
+// Consume registers a durable inbox consumer, the one way a service
+// consumes: it fills in the runtime's parts, exports the durable's backlog
+// once (huifang_consumer_pending{stream,consumer} and its siblings), and
+// runs it from Run until shutdown. Registering the same durable twice is a
+// programming error and panics.
+func (rt *Runtime) Consume(c *inbox.Consumer, opts ...ConsumeOption) {
+	var o consumeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.workers > 0 {
+		c.Workers = o.workers
+	}
 	c.Service, c.Pool, c.JS, c.Log, c.Relay = rt.Service, rt.Pool, rt.JS, rt.Log, rt.Relay
-	rt.consumers.add(c.Stream, c.Durable)
-	rt.Go("consumer-"+c.Durable, c.Run)
+	if !rt.consumers.add(c.Stream, c.Durable) {
+		panic(fmt.Sprintf("app: consumer %s registered twice; use app.Workers to run more workers", c.Durable))
+	}
+	run := c.Run
+	if o.gate != nil {
+		run = func(ctx context.Context) error { return o.gate.Run(ctx, c.Run) }
+	}
+	rt.Go("consumer-"+c.Durable, run)
 }
 
 // Run serves until ctx ends (SIGTERM), then shuts down in this order:

@@ -16,6 +16,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -310,4 +313,85 @@ func TestProbe(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
+}
+
+// gate lets its consumer run once opened.
+type gate struct{ open chan struct{} }
+
+func (g gate) Run(ctx context.Context, consume func(context.Context) error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-g.open:
+	}
+	return consume(ctx)
+}
+
+// Every consumer goes through Consume: several workers of one durable and
+// a gated consumer are each exported once, /metrics answers 200 and parses
+// as Prometheus text, and registering a durable twice is refused.
+func TestConsumersAreRegisteredOnce(t *testing.T) {
+	ns := natstest.Start(t)
+	cfg := baseConfig(t, pgtest.NewDatabase(t), ns.ClientURL())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rt, err := app.Start(ctx, quiet(), "apptest", cfg, noMigrations)
+	require.NoError(t, err)
+
+	handled := make(chan string, 10)
+	record := func(name string) inbox.Handler {
+		return func(context.Context, pgx.Tx, jetstream.Msg) error { handled <- name; return nil }
+	}
+	rt.Consume(&inbox.Consumer{Durable: "apptest-workers", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitDue}, Handle: record("workers")}, app.Workers(4))
+	g := gate{open: make(chan struct{})}
+	rt.Consume(&inbox.Consumer{Durable: "apptest-gated", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitLogged}, Handle: record("gated")}, app.Gated(g))
+	require.Panics(t, func() {
+		rt.Consume(&inbox.Consumer{Durable: "apptest-workers", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitDue}})
+	}, "a durable registered twice")
+
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	_, err = rt.JS.Publish(ctx, stream.SubjectVisitDue, []byte("x"))
+	require.NoError(t, err)
+	_, err = rt.JS.Publish(ctx, stream.SubjectVisitLogged, []byte("y"))
+	require.NoError(t, err)
+	select {
+	case got := <-handled:
+		require.Equal(t, "workers", got, "the gated consumer must wait for its gate")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the workers' consumer handled nothing")
+	}
+	close(g.open)
+	select {
+	case got := <-handled:
+		require.Equal(t, "gated", got)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gated consumer handled nothing once open")
+	}
+
+	var families map[string]*dto.MetricFamily
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + cfg.HTTPAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		families, err = p.TextToMetricFamilies(resp.Body)
+		require.NoError(t, err, "/metrics must parse as Prometheus text")
+		return len(families["huifang_consumer_pending"].GetMetric()) == 2
+	}, 20*time.Second, 50*time.Millisecond, "both consumers exported")
+	seen := map[string]int{}
+	for _, m := range families["huifang_consumer_pending"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "consumer" {
+				seen[l.GetValue()]++
+			}
+		}
+	}
+	require.Equal(t, map[string]int{"apptest-workers": 1, "apptest-gated": 1}, seen)
+
+	cancel()
+	require.NoError(t, <-done)
 }

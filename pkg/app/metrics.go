@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,10 +31,16 @@ var (
 		"Messages delivered more than once and not yet acknowledged.", []string{"stream", "consumer"}, nil)
 )
 
-func (c *consumerLag) add(stream, durable string) {
+// add registers a durable; it reports false when it was registered already.
+func (c *consumerLag) add(stream, durable string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.consumers = append(c.consumers, consumerRef{stream, durable})
+	ref := consumerRef{stream, durable}
+	if slices.Contains(c.consumers, ref) {
+		return false
+	}
+	c.consumers = append(c.consumers, ref)
+	return true
 }
 
 // Describe implements prometheus.Collector.

@@ -13,6 +13,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"runtime/debug"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,11 +26,13 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/pkg/tenant"
 )
 
 //go:embed migrations/*.sql
@@ -42,7 +48,9 @@ func Migrations() postgres.Migrations {
 // dead-letters the message; any other error is retried.
 type Handler func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error
 
-// Consumer is a durable pull consumer with an inbox.
+// Consumer is a durable pull consumer with an inbox. Build one with Of or
+// OfEvents (typed events) or fill in Handle; the runtime (app.Runtime.Consume)
+// or a test fills in Service, Pool, JS, Log and Relay.
 type Consumer struct {
 	// Service names the owner: the dead-letter subject and the rejected rows say it.
 	Service string
@@ -59,6 +67,9 @@ type Consumer struct {
 	Relay *outbox.Relay
 	// MaxDeliver is how often a failing message is tried before it is dead-lettered.
 	MaxDeliver int
+	// Workers is how many messages are handled at once; 1 (the default)
+	// keeps the stream's order.
+	Workers int
 	// Tenant finds the tenant of a refused message for the rejected row; "default" when nil.
 	Tenant func(msg jetstream.Msg) string
 	// Seal, when set, transforms the payload of a refused message before it
@@ -71,11 +82,101 @@ type Consumer struct {
 // instance its encryption); an error fails the rejection, which is retried.
 type Sealer func(ctx context.Context, payload []byte) ([]byte, error)
 
-// Run consumes until ctx ends.
+// Of returns a consumer of one subject whose payloads are protobuf events
+// of type E (as the outbox publishes them): each message is decoded once; one
+// that is not an E is dead-lettered with the reason, under the tenant it
+// names when that can be read.
+func Of[E any, PE interface {
+	*E
+	proto.Message
+}](durable, subject string, handle func(ctx context.Context, tx pgx.Tx, ev PE) error) *Consumer {
+	return &Consumer{
+		Durable:  durable,
+		Stream:   stream.Of(subject),
+		Subjects: []string{subject},
+		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			ev := PE(new(E))
+			if err := Decode(msg.Data(), ev); err != nil {
+				return err
+			}
+			return handle(ctx, tx, ev)
+		},
+		Tenant: func(msg jetstream.Msg) string {
+			ev := PE(new(E))
+			if proto.Unmarshal(msg.Data(), ev) != nil {
+				return ""
+			}
+			return tenant.Of(ev)
+		},
+	}
+}
+
+// Events names the protobuf event each subject carries: subject → a
+// function returning an empty event.
+type Events map[string]func() proto.Message
+
+// Decode reads the event a message on subject carries; an unknown subject
+// or a payload that is not its event is an *invalid.Error.
+func (e Events) Decode(subject string, data []byte) (proto.Message, error) {
+	newEvent, ok := e[subject]
+	if !ok {
+		return nil, invalid.New("subject", "is not one this consumer reads: "+subject)
+	}
+	ev := newEvent()
+	if err := Decode(data, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// OfEvents returns one consumer of several subjects (in stream order, one
+// worker) whose payloads are the events named in events, decoded once.
+func OfEvents(durable string, events Events, handle func(ctx context.Context, tx pgx.Tx, ev proto.Message) error) *Consumer {
+	subjects := slices.Sorted(maps.Keys(events))
+	name := ""
+	if len(subjects) > 0 {
+		name = stream.Of(subjects[0])
+	}
+	return &Consumer{
+		Durable:  durable,
+		Stream:   name,
+		Subjects: subjects,
+		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			ev, err := events.Decode(msg.Subject(), msg.Data())
+			if err != nil {
+				return err
+			}
+			return handle(ctx, tx, ev)
+		},
+		Tenant: func(msg jetstream.Msg) string {
+			ev, err := events.Decode(msg.Subject(), msg.Data())
+			if err != nil {
+				return ""
+			}
+			return tenant.Of(ev)
+		},
+	}
+}
+
+// Decode reads a protobuf payload into ev, or returns the *invalid.Error
+// that dead-letters it.
+func Decode(data []byte, ev proto.Message) error {
+	if err := proto.Unmarshal(data, ev); err != nil {
+		return invalid.New("payload", fmt.Sprintf("must be a %s in protobuf: %v", ev.ProtoReflect().Descriptor().FullName(), err))
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, with JetStream's continuous pull
+// (Messages): Workers goroutines take messages from one iterator. When ctx
+// ends it stops pulling, finishes the messages it already holds and
+// returns nil. When the server ends the iterator (the consumer was deleted,
+// the connection closed), it creates the consumer again and goes on.
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
 	}
+	workers := max(1, c.Workers)
 	cfg := jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -89,31 +190,77 @@ func (c *Consumer) Run(ctx context.Context) error {
 	} else {
 		cfg.FilterSubjects = c.Subjects
 	}
-	cons, err := c.create(ctx, cfg)
-	if err != nil {
-		return err
-	}
+	delay := 200 * time.Millisecond
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(64, jetstream.FetchMaxWait(time.Second))
+		cons, err := c.create(ctx, cfg)
 		if err != nil {
 			if ctx.Err() != nil {
-				break
+				return nil
 			}
-			c.Log.WarnContext(ctx, "fetch failed", "consumer", c.Durable, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+			return err
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch * workers))
+		if err != nil {
+			c.Log.WarnContext(ctx, "pulling messages failed, retrying", "consumer", c.Durable, "err", err, "in", delay)
+			if !sleep(ctx, delay) {
+				return nil
 			}
+			delay = min(delay*2, 5*time.Second)
 			continue
 		}
-		for msg := range batch.Messages() {
-			c.Process(context.WithoutCancel(ctx), msg)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			c.Log.WarnContext(ctx, "fetch ended with error", "consumer", c.Durable, "err", err)
+		delay = 200 * time.Millisecond
+		c.pull(ctx, it, workers)
+		if ctx.Err() == nil {
+			c.Log.WarnContext(ctx, "the consumer stopped delivering; creating it again", "consumer", c.Durable)
+			if !sleep(ctx, delay) {
+				return nil
+			}
 		}
 	}
 	return nil
+}
+
+// pullBatch is how many messages one worker keeps buffered.
+const pullBatch = 64
+
+// pull hands the iterator's messages to workers until the iterator closes:
+// when ctx ends, it is drained, so the messages already buffered are handled.
+func (c *Consumer) pull(ctx context.Context, it jetstream.MessagesContext, workers int) {
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				msg, err := it.Next()
+				if err != nil {
+					if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+						return
+					}
+					if ctx.Err() == nil {
+						c.Log.WarnContext(ctx, "pulling messages", "consumer", c.Durable, "err", err)
+					}
+					continue
+				}
+				c.Process(context.WithoutCancel(ctx), msg)
+			}
+		}()
+	}
+	wg.Wait()
+	it.Stop()
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // create makes the durable consumer, retrying with backoff while the server
@@ -129,10 +276,8 @@ func (c *Consumer) create(ctx context.Context, cfg jetstream.ConsumerConfig) (je
 			return nil, fmt.Errorf("inbox: consumer %s: %w", c.Durable, err)
 		}
 		c.Log.WarnContext(ctx, "creating the consumer failed, retrying", "consumer", c.Durable, "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, delay) {
 			return nil, fmt.Errorf("inbox: consumer %s: %w", c.Durable, ctx.Err())
-		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
@@ -155,7 +300,19 @@ func EventID(msg jetstream.Msg) string {
 
 var errDuplicate = errors.New("inbox: already handled")
 
-// Process handles one message and acknowledges it unless it must be retried.
+type eventIDKey struct{}
+
+// EventIDFrom returns the id of the event a handler is applying (the
+// message's Nats-Msg-Id, or the hash EventID makes), "" outside a handler.
+func EventIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(eventIDKey{}).(string)
+	return id
+}
+
+// Process handles one message and acknowledges it unless it must be
+// retried. A panic in the handler is recovered, logged with its stack and
+// counted as a failure: the message is tried again (and dead-lettered after
+// MaxDeliver tries), the process goes on.
 func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 	ctx = stream.ExtractTrace(ctx, msg.Headers())
 	ctx, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(ctx, "consume "+msg.Subject(),
@@ -164,7 +321,8 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 	defer span.End()
 
 	id := EventID(msg)
-	err := c.inTx(ctx, id, func(tx pgx.Tx) error { return c.Handle(ctx, tx, msg) })
+	ctx = context.WithValue(ctx, eventIDKey{}, id)
+	err := c.inTx(ctx, id, func(tx pgx.Tx) error { return c.handle(ctx, tx, msg) })
 	switch {
 	case err == nil:
 		c.ack(ctx, msg)
@@ -199,6 +357,18 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
+// handle runs the handler, turning a panic into an error (the transaction
+// rolls back).
+func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.Log.ErrorContext(ctx, "handler panicked; the message will be retried", "consumer", c.Durable, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("inbox: handler panicked: %v", p)
+		}
+	}()
+	return c.Handle(ctx, tx, msg)
+}
+
 func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 	if err := msg.DoubleAck(ctx); err != nil {
 		c.Log.WarnContext(ctx, "ack failed; the message will come again and be ignored", "consumer", c.Durable, "err", err)
@@ -222,16 +392,16 @@ func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) e
 // deadLetter records the refused message in rejected_events and, through the
 // outbox, on huifang.deadletter.<service>, in one transaction with its inbox row.
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string, bad *invalid.Error) error {
-	tenant := "default"
+	tenantID := tenant.Default
 	if c.Tenant != nil {
 		if t := c.Tenant(msg); t != "" {
-			tenant = t
+			tenantID = t
 		}
 	}
 	err := c.inTx(ctx, id, func(tx pgx.Tx) error {
 		_, err := Reject(ctx, tx, Rejection{
 			Service:     c.Service,
-			Tenant:      tenant,
+			Tenant:      tenantID,
 			Source:      msg.Subject(),
 			EventID:     id,
 			ContentType: msg.Headers().Get(stream.HeaderContentType),

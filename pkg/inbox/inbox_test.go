@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
@@ -177,4 +180,98 @@ func TestFailuresAreRetriedThenDeadLettered(t *testing.T) {
 	var reason string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT reason FROM rejected_events WHERE event_id = 'e-broken'`).Scan(&reason))
 	require.Contains(t, reason, "always fails")
+}
+
+// A typed consumer decodes each payload once into its event; a payload that
+// is not that event is dead-lettered with the event's full name in the
+// reason, and the consumer goes on.
+func TestTypedConsumerDecodesOrDeadLetters(t *testing.T) {
+	b := setup(t)
+	c := inbox.Of("svc-typed", subject, func(ctx context.Context, tx pgx.Tx, ev *wrapperspb.StringValue) error {
+		if inbox.EventIDFrom(ctx) == "" {
+			return errors.New("the handler does not know the event id")
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, ev.GetValue())
+		return err
+	})
+	require.Equal(t, stream.EventsStream, c.Stream)
+	c.Service, c.Pool, c.JS, c.Log = "svc", b.pool, b.js, b.log
+	b.run(t, c)
+	good, err := proto.Marshal(wrapperspb.String("typed"))
+	require.NoError(t, err)
+	b.publish(t, "e-garbage", "\xff\xff not protobuf")
+	b.publish(t, "e-typed", string(good))
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'typed'`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	var field, reason, tenantID string
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-garbage'`) == 1
+	}, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason, tenant_id FROM rejected_events WHERE event_id = 'e-garbage'`).Scan(&field, &reason, &tenantID))
+	require.Equal(t, "payload", field)
+	require.Contains(t, reason, "must be a google.protobuf.StringValue in protobuf")
+	require.Equal(t, "default", tenantID)
+}
+
+// Events decodes by subject; a subject it does not know is bad input.
+func TestEventsDecodeBySubject(t *testing.T) {
+	events := inbox.Events{subject: func() proto.Message { return &wrapperspb.StringValue{} }}
+	data, err := proto.Marshal(wrapperspb.String("x"))
+	require.NoError(t, err)
+	ev, err := events.Decode(subject, data)
+	require.NoError(t, err)
+	require.Equal(t, "x", ev.(*wrapperspb.StringValue).GetValue())
+	_, err = events.Decode("huifang.events.other", data)
+	bad, ok := invalid.As(err)
+	require.True(t, ok)
+	require.Equal(t, "subject", bad.Violations[0].Field)
+	c := inbox.OfEvents("svc-all", events, func(context.Context, pgx.Tx, proto.Message) error { return nil })
+	require.Equal(t, []string{subject}, c.Subjects)
+	require.Equal(t, stream.EventsStream, c.Stream)
+}
+
+// A handler that panics does not take the process down: the panic is
+// recovered, the transaction rolls back, and the message is tried again.
+func TestPanicInHandlerIsRetried(t *testing.T) {
+	b := setup(t)
+	var calls atomic.Int32
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ('before the panic')`); err != nil {
+			return err
+		}
+		if calls.Add(1) == 1 {
+			var m map[string]int
+			m["nil map"] = 1 // panics
+		}
+		return record(ctx, tx, msg)
+	})
+	b.run(t, c)
+	b.publish(t, "e-panic", "survived")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'survived'`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects WHERE body = 'before the panic'`), "the panicking attempt must have rolled back")
+	require.Equal(t, int32(2), calls.Load())
+}
+
+// Several workers share one durable and handle every message once.
+func TestWorkersShareTheDurable(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(record)
+	c.Workers = 4
+	b.run(t, c)
+	for i := range 50 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("m-%d", i))
+	}
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 50 }, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 50, b.count(t, `SELECT count(DISTINCT body) FROM effects`))
+}
+
+// A consumer deleted on the server (by hand, or lost with the server's
+// store) is created again and goes on consuming.
+func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
+	b := setup(t)
+	b.run(t, b.consumer(record))
+	b.publish(t, "e-1", "first")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, b.js.DeleteConsumer(b.ctx, stream.EventsStream, "svc-test"))
+	b.publish(t, "e-2", "second")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 2 }, 30*time.Second, 20*time.Millisecond)
 }

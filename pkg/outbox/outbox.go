@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
 )
@@ -130,32 +131,22 @@ func (r *Relay) Notify() {
 	}
 }
 
-// Run relays until ctx ends.
+// Run relays until ctx ends: a round every Interval, at once when
+// notified, again at once while rounds are full (package loop); published
+// rows older than Retain are pruned once an hour.
 func (r *Relay) Run(ctx context.Context) error {
-	tick := time.NewTicker(r.Interval)
-	defer tick.Stop()
-	lastPrune := time.Time{}
-	for {
-		n, err := r.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			r.log.ErrorContext(ctx, "outbox relay round failed", "err", err)
-		}
-		if time.Since(lastPrune) > time.Hour {
-			if err := r.prune(ctx); err != nil && ctx.Err() == nil {
-				r.log.WarnContext(ctx, "outbox prune failed", "err", err)
+	var lastPrune time.Time
+	l := &loop.Loop{Name: "outbox-relay", Every: r.Interval, Batch: r.Batch, Wake: r.wake, Log: r.log,
+		Round: func(ctx context.Context) (int, error) {
+			if time.Since(lastPrune) > time.Hour {
+				if err := r.prune(ctx); err != nil && ctx.Err() == nil {
+					r.log.WarnContext(ctx, "outbox prune failed", "err", err)
+				}
+				lastPrune = time.Now()
 			}
-			lastPrune = time.Now()
-		}
-		if n == r.Batch && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-r.wake:
-		}
-	}
+			return r.RunOnce(ctx)
+		}}
+	return l.Run(ctx)
 }
 
 type outboxRow struct {

@@ -4,7 +4,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -177,7 +175,4 @@ CREATE TABLE IF NOT EXISTS %[1]s.schema_migrations (
 }
 
 // IsUniqueViolation tells whether err is Postgres's unique_violation.
-func IsUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
-}
+func IsUniqueViolation(err error) bool { return Code(err) == CodeUniqueViolation }

@@ -51,6 +51,20 @@ const (
 	SubjectVisitOverdue            = "huifang.events.visit.overdue"
 )
 
+// Of returns the stream that holds subject ("" for a subject outside them).
+func Of(subject string) string {
+	for _, s := range []struct{ name, prefix string }{
+		{IngressStream, strings.TrimSuffix(IngressSubjects, ">")},
+		{EventsStream, strings.TrimSuffix(EventsSubjects, ">")},
+		{DLQStream, strings.TrimSuffix(DLQSubjects, ">")},
+	} {
+		if strings.HasPrefix(subject, s.prefix) {
+			return s.name
+		}
+	}
+	return ""
+}
+
 // DeadLetterSubject is where a service puts the messages it cannot take.
 func DeadLetterSubject(service string) string { return "huifang.deadletter." + service }
 

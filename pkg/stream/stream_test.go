@@ -60,3 +60,16 @@ func TestConnectGivesUpWhenTheContextEnds(t *testing.T) {
 	_, _, err := stream.Connect(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), "nats://127.0.0.1:1", "test")
 	require.ErrorContains(t, err, "not reachable")
 }
+
+func TestOf(t *testing.T) {
+	for subject, want := range map[string]string{
+		stream.SubjectIngressServiceCompleted: stream.IngressStream,
+		stream.SubjectVisitDue:                stream.EventsStream,
+		stream.DeadLetterSubject("intake"):    stream.DLQStream,
+		"elsewhere.events.x":                  "",
+	} {
+		if got := stream.Of(subject); got != want {
+			t.Errorf("Of(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}

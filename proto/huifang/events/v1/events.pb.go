@@ -383,6 +383,10 @@ type VisitDue struct {
 	Severity v1.Severity `protobuf:"varint,16,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
 	// The product line the service was about (e.g. "air_conditioner"); dispatch routes by agent skill.
 	ProductCategory string `protobuf:"bytes,17,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
+	// When the customer may be contacted: the tenant's contact calendar as the scheduler applied it.
+	// Dispatch places retries and call-backs in it (with the customer's own preferences); unset on
+	// visits fired before it existed, which then keep to the customer's own windows.
+	ContactCalendar *v1.ContactCalendar `protobuf:"bytes,18,opt,name=contact_calendar,json=contactCalendar,proto3" json:"contact_calendar,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -534,6 +538,13 @@ func (x *VisitDue) GetProductCategory() string {
 		return x.ProductCategory
 	}
 	return ""
+}
+
+func (x *VisitDue) GetContactCalendar() *v1.ContactCalendar {
+	if x != nil {
+		return x.ContactCalendar
+	}
+	return nil
 }
 
 // VisitAssigned tells that an agent claimed the task of a visit.
@@ -2496,7 +2507,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\borg_unit\x18\v \x01(\tR\aorgUnit\x12!\n" +
 	"\fservice_type\x18\f \x01(\tR\vserviceType\x12\x1f\n" +
 	"\vcustomer_id\x18\r \x01(\tR\n" +
-	"customerId\"\xc0\x05\n" +
+	"customerId\"\x8e\x06\n" +
 	"\bVisitDue\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2516,7 +2527,8 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\x14service_completed_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAt\x12!\n" +
 	"\fcomplaint_id\x18\x0f \x01(\tR\vcomplaintId\x126\n" +
 	"\bseverity\x18\x10 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12)\n" +
-	"\x10product_category\x18\x11 \x01(\tR\x0fproductCategory\"\xba\x01\n" +
+	"\x10product_category\x18\x11 \x01(\tR\x0fproductCategory\x12L\n" +
+	"\x10contact_calendar\x18\x12 \x01(\v2!.huifang.types.v1.ContactCalendarR\x0fcontactCalendar\"\xba\x01\n" +
 	"\rVisitAssigned\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2770,9 +2782,10 @@ var file_huifang_events_v1_events_proto_goTypes = []any{
 	(*v1.Complaint)(nil),          // 24: huifang.types.v1.Complaint
 	(v1.Channel)(0),               // 25: huifang.types.v1.Channel
 	(v1.Severity)(0),              // 26: huifang.types.v1.Severity
-	(*v1.Answer)(nil),             // 27: huifang.types.v1.Answer
-	(*v1.Problem)(nil),            // 28: huifang.types.v1.Problem
-	(v1.Disposition)(0),           // 29: huifang.types.v1.Disposition
+	(*v1.ContactCalendar)(nil),    // 27: huifang.types.v1.ContactCalendar
+	(*v1.Answer)(nil),             // 28: huifang.types.v1.Answer
+	(*v1.Problem)(nil),            // 29: huifang.types.v1.Problem
+	(v1.Disposition)(0),           // 30: huifang.types.v1.Disposition
 }
 var file_huifang_events_v1_events_proto_depIdxs = []int32{
 	20, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
@@ -2791,50 +2804,51 @@ var file_huifang_events_v1_events_proto_depIdxs = []int32{
 	21, // 13: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
 	20, // 14: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
 	26, // 15: huifang.events.v1.VisitDue.severity:type_name -> huifang.types.v1.Severity
-	20, // 16: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
-	25, // 17: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
-	27, // 18: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
-	28, // 19: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
-	20, // 20: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
-	20, // 21: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
-	20, // 22: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
-	20, // 23: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
-	20, // 24: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	20, // 25: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 26: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
-	20, // 27: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
-	20, // 28: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	25, // 29: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
-	29, // 30: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
-	20, // 31: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
-	20, // 32: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
-	20, // 33: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
-	20, // 34: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
-	25, // 35: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
-	20, // 36: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
-	20, // 37: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
-	20, // 38: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
-	25, // 39: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
-	21, // 40: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
-	20, // 41: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
-	20, // 42: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
-	26, // 43: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
-	20, // 44: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 45: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
-	20, // 46: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
-	20, // 47: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
-	20, // 48: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
-	20, // 49: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
-	20, // 50: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
-	20, // 51: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
-	20, // 52: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
-	20, // 53: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
-	20, // 54: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	27, // 16: huifang.events.v1.VisitDue.contact_calendar:type_name -> huifang.types.v1.ContactCalendar
+	20, // 17: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
+	25, // 18: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
+	28, // 19: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
+	29, // 20: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
+	20, // 21: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
+	20, // 22: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
+	20, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
+	20, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
+	20, // 25: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	20, // 26: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 27: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	20, // 28: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 29: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	25, // 30: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	30, // 31: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	20, // 32: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	20, // 33: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	20, // 34: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	20, // 35: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	25, // 36: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	20, // 37: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	20, // 38: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	20, // 39: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	25, // 40: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	21, // 41: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	20, // 42: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	20, // 43: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	26, // 44: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	20, // 45: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 46: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	20, // 47: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	20, // 48: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	20, // 49: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	20, // 50: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	20, // 51: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	20, // 52: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	20, // 53: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	20, // 54: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
+	20, // 55: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }

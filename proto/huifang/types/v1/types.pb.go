@@ -316,6 +316,93 @@ func (x *ContactWindow) GetEndMinute() int32 {
 	return 0
 }
 
+// ContactCalendar is the part of a tenant's contact policy that says at which times its customers
+// may be contacted: windows for calls and on-site visits (seed 002: 10:00–11:30 and 15:30–17:00),
+// quiet hours on every channel, the time zone and the holidays. The scheduler owns the policy
+// (SchedulerService.SetContactPolicy) and sends the calendar with every VisitDue, so that dispatch
+// places retries and call-backs by the same rules the scheduler planned the visit with. A
+// customer's own windows and time zone (ContactPreferences) win over the calendar's.
+type ContactCalendar struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Windows for calls and on-site visits; empty means any time of day.
+	Windows []*ContactWindow `protobuf:"bytes,1,rep,name=windows,proto3" json:"windows,omitempty"`
+	// No contact on any channel in these hours (may wrap over midnight); unset means none.
+	QuietHours *ContactWindow `protobuf:"bytes,2,opt,name=quiet_hours,json=quietHours,proto3" json:"quiet_hours,omitempty"`
+	// For customers without their own time zone (IANA); empty means UTC.
+	TimeZone string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// The tenant's holidays (YYYY-MM-DD) from the visit's due day on.
+	Holidays []string `protobuf:"bytes,4,rep,name=holidays,proto3" json:"holidays,omitempty"`
+	// Move calls and on-site visits off the holidays.
+	AvoidHolidays bool `protobuf:"varint,5,opt,name=avoid_holidays,json=avoidHolidays,proto3" json:"avoid_holidays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactCalendar) Reset() {
+	*x = ContactCalendar{}
+	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactCalendar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactCalendar) ProtoMessage() {}
+
+func (x *ContactCalendar) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactCalendar.ProtoReflect.Descriptor instead.
+func (*ContactCalendar) Descriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ContactCalendar) GetWindows() []*ContactWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+func (x *ContactCalendar) GetQuietHours() *ContactWindow {
+	if x != nil {
+		return x.QuietHours
+	}
+	return nil
+}
+
+func (x *ContactCalendar) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ContactCalendar) GetHolidays() []string {
+	if x != nil {
+		return x.Holidays
+	}
+	return nil
+}
+
+func (x *ContactCalendar) GetAvoidHolidays() bool {
+	if x != nil {
+		return x.AvoidHolidays
+	}
+	return false
+}
+
 // ContactPreferences say how and when a customer may be contacted.
 type ContactPreferences struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -334,7 +421,7 @@ type ContactPreferences struct {
 
 func (x *ContactPreferences) Reset() {
 	*x = ContactPreferences{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +433,7 @@ func (x *ContactPreferences) String() string {
 func (*ContactPreferences) ProtoMessage() {}
 
 func (x *ContactPreferences) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[1]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +446,7 @@ func (x *ContactPreferences) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactPreferences.ProtoReflect.Descriptor instead.
 func (*ContactPreferences) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ContactPreferences) GetOptedOut() []Channel {
@@ -423,7 +510,7 @@ type Customer struct {
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +522,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[2]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +535,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Customer) GetId() string {
@@ -542,7 +629,7 @@ type Vehicle struct {
 
 func (x *Vehicle) Reset() {
 	*x = Vehicle{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +641,7 @@ func (x *Vehicle) String() string {
 func (*Vehicle) ProtoMessage() {}
 
 func (x *Vehicle) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[3]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +654,7 @@ func (x *Vehicle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vehicle.ProtoReflect.Descriptor instead.
 func (*Vehicle) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Vehicle) GetVin() string {
@@ -618,7 +705,7 @@ type Complaint struct {
 
 func (x *Complaint) Reset() {
 	*x = Complaint{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +717,7 @@ func (x *Complaint) String() string {
 func (*Complaint) ProtoMessage() {}
 
 func (x *Complaint) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[4]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +730,7 @@ func (x *Complaint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Complaint.ProtoReflect.Descriptor instead.
 func (*Complaint) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Complaint) GetReference() string {
@@ -701,7 +788,7 @@ type Product struct {
 
 func (x *Product) Reset() {
 	*x = Product{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +800,7 @@ func (x *Product) String() string {
 func (*Product) ProtoMessage() {}
 
 func (x *Product) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[5]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +813,7 @@ func (x *Product) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Product.ProtoReflect.Descriptor instead.
 func (*Product) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Product) GetSku() string {
@@ -780,7 +867,7 @@ type Answer struct {
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[6]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +879,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[6]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +892,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Answer) GetAspect() string {
@@ -882,7 +969,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_huifang_types_v1_types_proto_msgTypes[7]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +981,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_types_v1_types_proto_msgTypes[7]
+	mi := &file_huifang_types_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +994,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Problem) GetCategory() string {
@@ -953,7 +1040,14 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\rContactWindow\x12!\n" +
 	"\fstart_minute\x18\x01 \x01(\x05R\vstartMinute\x12\x1d\n" +
 	"\n" +
-	"end_minute\x18\x02 \x01(\x05R\tendMinute\"\xe7\x01\n" +
+	"end_minute\x18\x02 \x01(\x05R\tendMinute\"\xee\x01\n" +
+	"\x0fContactCalendar\x129\n" +
+	"\awindows\x18\x01 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12@\n" +
+	"\vquiet_hours\x18\x02 \x01(\v2\x1f.huifang.types.v1.ContactWindowR\n" +
+	"quietHours\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1a\n" +
+	"\bholidays\x18\x04 \x03(\tR\bholidays\x12%\n" +
+	"\x0eavoid_holidays\x18\x05 \x01(\bR\ravoidHolidays\"\xe7\x01\n" +
 	"\x12ContactPreferences\x126\n" +
 	"\topted_out\x18\x01 \x03(\x0e2\x19.huifang.types.v1.ChannelR\boptedOut\x129\n" +
 	"\awindows\x18\x02 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12\x1b\n" +
@@ -1055,35 +1149,38 @@ func file_huifang_types_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_huifang_types_v1_types_proto_goTypes = []any{
 	(Channel)(0),                  // 0: huifang.types.v1.Channel
 	(Rating)(0),                   // 1: huifang.types.v1.Rating
 	(Disposition)(0),              // 2: huifang.types.v1.Disposition
 	(Severity)(0),                 // 3: huifang.types.v1.Severity
 	(*ContactWindow)(nil),         // 4: huifang.types.v1.ContactWindow
-	(*ContactPreferences)(nil),    // 5: huifang.types.v1.ContactPreferences
-	(*Customer)(nil),              // 6: huifang.types.v1.Customer
-	(*Vehicle)(nil),               // 7: huifang.types.v1.Vehicle
-	(*Complaint)(nil),             // 8: huifang.types.v1.Complaint
-	(*Product)(nil),               // 9: huifang.types.v1.Product
-	(*Answer)(nil),                // 10: huifang.types.v1.Answer
-	(*Problem)(nil),               // 11: huifang.types.v1.Problem
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*ContactCalendar)(nil),       // 5: huifang.types.v1.ContactCalendar
+	(*ContactPreferences)(nil),    // 6: huifang.types.v1.ContactPreferences
+	(*Customer)(nil),              // 7: huifang.types.v1.Customer
+	(*Vehicle)(nil),               // 8: huifang.types.v1.Vehicle
+	(*Complaint)(nil),             // 9: huifang.types.v1.Complaint
+	(*Product)(nil),               // 10: huifang.types.v1.Product
+	(*Answer)(nil),                // 11: huifang.types.v1.Answer
+	(*Problem)(nil),               // 12: huifang.types.v1.Problem
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_huifang_types_v1_types_proto_depIdxs = []int32{
-	0,  // 0: huifang.types.v1.ContactPreferences.opted_out:type_name -> huifang.types.v1.Channel
-	4,  // 1: huifang.types.v1.ContactPreferences.windows:type_name -> huifang.types.v1.ContactWindow
-	5,  // 2: huifang.types.v1.Customer.preferences:type_name -> huifang.types.v1.ContactPreferences
-	3,  // 3: huifang.types.v1.Complaint.severity:type_name -> huifang.types.v1.Severity
-	12, // 4: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
-	1,  // 5: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
-	3,  // 6: huifang.types.v1.Problem.severity:type_name -> huifang.types.v1.Severity
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	4,  // 0: huifang.types.v1.ContactCalendar.windows:type_name -> huifang.types.v1.ContactWindow
+	4,  // 1: huifang.types.v1.ContactCalendar.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	0,  // 2: huifang.types.v1.ContactPreferences.opted_out:type_name -> huifang.types.v1.Channel
+	4,  // 3: huifang.types.v1.ContactPreferences.windows:type_name -> huifang.types.v1.ContactWindow
+	6,  // 4: huifang.types.v1.Customer.preferences:type_name -> huifang.types.v1.ContactPreferences
+	3,  // 5: huifang.types.v1.Complaint.severity:type_name -> huifang.types.v1.Severity
+	13, // 6: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
+	1,  // 7: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
+	3,  // 8: huifang.types.v1.Problem.severity:type_name -> huifang.types.v1.Severity
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_huifang_types_v1_types_proto_init() }
@@ -1091,14 +1188,14 @@ func file_huifang_types_v1_types_proto_init() {
 	if File_huifang_types_v1_types_proto != nil {
 		return
 	}
-	file_huifang_types_v1_types_proto_msgTypes[6].OneofWrappers = []any{}
+	file_huifang_types_v1_types_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_types_v1_types_proto_rawDesc), len(file_huifang_types_v1_types_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

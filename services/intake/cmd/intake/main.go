@@ -94,9 +94,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	} else if n > 0 {
 		log.Info("encrypted the payloads of inputs refused before encryption", "rejected", n)
 	}
-	for range max(1, cfg.IngressWorkers) {
-		rt.Consume(pl.IngressConsumer())
-	}
+	rt.Consume(pl.IngressConsumer(), app.Workers(max(1, cfg.IngressWorkers)))
 	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, &grpcapi.Server{
 		Store: st, Pipeline: pl, Now: time.Now,
 		RevealContacts: func(context.Context) bool { return cfg.RevealContacts },
