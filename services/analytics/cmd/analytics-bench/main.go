@@ -28,11 +28,10 @@ import (
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/figures"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
-	"github.com/huifang/huifang/services/analytics/internal/report"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
-	"github.com/huifang/huifang/services/analytics/internal/store"
+	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
@@ -102,8 +101,7 @@ func run(ctx context.Context, log *slog.Logger, records int64, runs int, keep bo
 	}
 	gen := time.Since(start)
 
-	calc := &kpi.Calc{Store: &store.Store{Pool: pool}}
-	t := figures.NewTargets(nil)
+	a := &app.App{DB: pool}
 	var total int64
 	if err := pool.QueryRow(ctx, `SELECT sum(n) FROM daily WHERE metric = $1`, rollup.MetricDue).Scan(&total); err != nil {
 		return err
@@ -120,52 +118,52 @@ func run(ctx context.Context, log *slog.Logger, records int64, runs int, keep bo
 	}{
 		{"GetSatisfaction: every aspect + NPS, one month, tenant", func() error {
 			f, to := month()
-			_, err := calc.Satisfaction(ctx, kpi.Scope{Tenant: tenant, From: f, To: to}, t)
+			_, err := a.Satisfaction(ctx, app.Scope{Tenant: tenant, From: f, To: to}, satisfaction.Overall)
 			return err
 		}},
 		{"GetCoverage: one month, one org unit", func() error {
 			f, to := month()
-			_, err := calc.Coverage(ctx, kpi.Scope{Tenant: tenant, From: f, To: to, Filter: rollup.Dims{OrgUnit: org()}}, t)
+			_, err := a.Coverage(ctx, app.Scope{Tenant: tenant, From: f, To: to, Filter: rollup.Dims{OrgUnit: org()}})
 			return err
 		}},
 		{"GetCoverage: one year, tenant", func() error {
 			y := first.AddDate(rnd.IntN(2), 0, 0)
-			_, err := calc.Coverage(ctx, kpi.Scope{Tenant: tenant, From: y, To: y.AddDate(1, 0, 0)}, t)
+			_, err := a.Coverage(ctx, app.Scope{Tenant: tenant, From: y, To: y.AddDate(1, 0, 0)})
 			return err
 		}},
 		{"GetCoverage: all time (3 years), tenant", func() error {
-			_, err := calc.Coverage(ctx, kpi.Scope{Tenant: tenant}, t)
+			_, err := a.Coverage(ctx, app.Scope{Tenant: tenant})
 			return err
 		}},
 		{"GetTimeliness: one month, one agent", func() error {
 			f, to := month()
 			o := 1 + rnd.IntN(orgUnits)
-			_, err := calc.Figures(ctx, kpi.Scope{Tenant: tenant, From: f, To: to, Filter: rollup.Dims{AgentID: fmt.Sprintf("agent-%d-%d", o, 1+rnd.IntN(agents))}}, t, figures.Timeliness, figures.Timeliness48h)
+			_, err := a.Timeliness(ctx, app.Scope{Tenant: tenant, From: f, To: to, Filter: rollup.Dims{AgentID: fmt.Sprintf("agent-%d-%d", o, 1+rnd.IntN(agents))}})
 			return err
 		}},
 		{"GetAgentScorecards: one month, tenant (40 agents)", func() error {
 			f, to := month()
-			_, err := calc.Scorecards(ctx, kpi.Scope{Tenant: tenant, From: f, To: to}, t)
+			_, err := a.Scorecards(ctx, app.Scope{Tenant: tenant, From: f, To: to})
 			return err
 		}},
 		{"GetTrend: coverage by day over 90 days", func() error {
 			f, _ := month()
-			_, err := calc.Trend(ctx, kpi.Scope{Tenant: tenant, From: f, To: f.AddDate(0, 0, 90)}, t, figures.Coverage, kpi.Day)
+			_, err := a.Trend(ctx, app.Scope{Tenant: tenant, From: f, To: f.AddDate(0, 0, 90)}, figures.Coverage, figures.Day)
 			return err
 		}},
 		{"GetTrend: satisfaction.overall by month over 1 year", func() error {
 			y := first.AddDate(rnd.IntN(2), 0, 0)
-			_, err := calc.Trend(ctx, kpi.Scope{Tenant: tenant, From: y, To: y.AddDate(1, 0, 0)}, t, figures.SatisfactionPrefix+figures.OverallAspect, kpi.Month)
+			_, err := a.Trend(ctx, app.Scope{Tenant: tenant, From: y, To: y.AddDate(1, 0, 0)}, figures.SatisfactionPrefix+satisfaction.Overall, figures.Month)
 			return err
 		}},
 		{"GetProblemBreakdown: one month, tenant", func() error {
 			f, to := month()
-			_, err := calc.Problems(ctx, kpi.Scope{Tenant: tenant, From: f, To: to}, t)
+			_, err := a.Problems(ctx, app.Scope{Tenant: tenant, From: f, To: to})
 			return err
 		}},
 		{"GenerateReport: one month + 5 previous, one org unit (CSV)", func() error {
 			f, to := month()
-			r, err := report.Build(ctx, calc, tenant, org(), f, to, 5)
+			r, err := a.Report(ctx, app.ReportOf{Tenant: tenant, OrgUnit: org(), From: f, To: to, Previous: 5})
 			if err != nil {
 				return err
 			}
@@ -177,7 +175,7 @@ func run(ctx context.Context, log *slog.Logger, records int64, runs int, keep bo
 	fmt.Fprintf(&out, "# analytics: query latency over rollups worth %d follow-up records\n\n", total)
 	fmt.Fprintf(&out, "Rollup rows: %d in `daily`, `monthly`, `daily_tenant` and `monthly_tenant` (%s with their indexes), generated in SQL in %s: %d days × %d org units × %d agents × 3 service types × every metric.\n",
 		rows, size, gen.Round(time.Second), days, orgUnits, agents)
-	fmt.Fprintf(&out, "Each query runs %d times with a random period (and org unit or agent) through `internal/kpi`, the code the API runs; latency is wall time from the Go client, Postgres on the same machine.\n\n", runs)
+	fmt.Fprintf(&out, "Each query runs %d times with a random period (and org unit or agent) through `internal/app`, the code the API runs; latency is wall time from the Go client, Postgres on the same machine.\n\n", runs)
 	fmt.Fprintf(&out, "| query | p50 | p95 | p99 | max |\n| --- | --- | --- | --- | --- |\n")
 	for _, q := range queries {
 		lat := make([]time.Duration, 0, runs)

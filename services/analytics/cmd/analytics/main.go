@@ -12,11 +12,10 @@ import (
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
 
 	"github.com/huifang/huifang/pkg/app"
-	"github.com/huifang/huifang/services/analytics/internal/alert"
+	"github.com/huifang/huifang/pkg/loop"
+	analytics "github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/grpcapi"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
-	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
@@ -40,21 +39,20 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st := &store.Store{Pool: rt.Pool}
 
-	// The consumer of every event, run so that it can be rebuilt.
-	c := consumer.New()
-	c.Service, c.Pool, c.JS, c.Log, c.Relay = rt.Service, rt.Pool, rt.JS, rt.Log, rt.Relay
-	runner := consumer.NewRunner(c)
-	rt.Go("consumer-"+c.Durable, runner.Run)
+	// Use cases.
+	a := &analytics.App{DB: rt.Pool, Relay: rt.Relay, Breaches: analytics.NewBreachesCounter()}
+	rt.Metrics.MustRegister(a.Breaches)
+
+	// The consumer of every event, on one replica at a time; its gate also rebuilds.
+	gate := consumer.NewGate(a, rt.Pool, rt.JS, log)
+	a.Rebuilder = gate
+	rt.Consume(consumer.New(a), app.Gated(gate))
 
 	// Target checks.
-	breaches := alert.NewBreachesCounter()
-	rt.Metrics.MustRegister(breaches)
-	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: rt.Pool, Log: log, Notify: rt.Relay.Notify, Interval: cfg.CheckInterval, Breaches: breaches}
-	rt.Go("target-check", checker.Run)
+	rt.Loop(&loop.Loop{Name: "target-check", Every: cfg.CheckInterval, Round: a.CheckAllTargets})
 
 	// API.
-	analyticsv1.RegisterAnalyticsServiceServer(rt.Server.GRPC, grpcapi.New(st, checker, runner))
+	analyticsv1.RegisterAnalyticsServiceServer(rt.Server.GRPC, grpcapi.New(a))
 	return rt.Run(ctx)
 }

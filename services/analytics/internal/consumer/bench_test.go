@@ -13,7 +13,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
 	"github.com/huifang/huifang/pkg/servicetest"
-	"github.com/huifang/huifang/services/analytics/internal/consumer"
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
@@ -27,6 +27,7 @@ import (
 func BenchmarkVisitEvents(b *testing.B) {
 	pool := servicetest.Pool(b, "analytics", migrations.FS)
 	ctx := context.Background()
+	a := &app.App{DB: pool}
 	day := time.Date(2025, 3, 5, 10, 0, 0, 0, time.UTC)
 	b.Run("due+logged", func(b *testing.B) {
 		for i := range b.N {
@@ -35,7 +36,7 @@ func BenchmarkVisitEvents(b *testing.B) {
 				&eventsv1.VisitDue{VisitId: v, ServiceId: s, Customer: cust(fmt.Sprintf("c%d", i%1000)), DueAt: timestamppb.New(day.AddDate(0, 0, i%60)), OrgUnit: "north"},
 				&eventsv1.VisitLogged{VisitId: v, RecordId: "r" + v, LoggedAt: timestamppb.New(day.AddDate(0, 0, i%60))},
 			} {
-				if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return consumer.Apply(ctx, tx, ev) }); err != nil {
+				if err := a.ApplyEvent(ctx, ev); err != nil {
 					b.Fatal(err)
 				}
 			}

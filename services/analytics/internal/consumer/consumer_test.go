@@ -22,13 +22,12 @@ import (
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/figures"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
-	"github.com/huifang/huifang/services/analytics/internal/report"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
+	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 	"github.com/huifang/huifang/services/analytics/internal/scenario"
-	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
@@ -36,30 +35,39 @@ type bundle struct {
 	pool     *pgxpool.Pool
 	js       jetstream.JetStream
 	log      *slog.Logger
+	app      *app.App
 	consumer *inbox.Consumer
-	runner   *consumer.Runner
-	calc     *kpi.Calc
+	gate     *consumer.Gate
 }
 
 // setup builds storage as app.Start does (schema "analytics" with the outbox,
 // inbox and analytics migrations), a real NATS server with the streams, and
-// the consumer wired to both.
+// the use cases, the consumer and its gate wired to both, as main does.
 func setup(t *testing.T) bundle {
 	t.Helper()
 	log := servicetest.Logger()
 	pool := servicetest.Pool(t, "analytics", migrations.FS)
 	js := servicetest.JetStream(t)
-	c := consumer.New()
-	c.Service, c.Pool, c.JS, c.Log = "analytics", pool, js, log
-	return bundle{pool: pool, js: js, log: log, consumer: c, runner: consumer.NewRunner(c), calc: &kpi.Calc{Store: &store.Store{Pool: pool}}}
+	a := &app.App{DB: pool}
+	b := bundle{pool: pool, js: js, log: log, app: a}
+	b.consumer, b.gate = b.wire()
+	a.Rebuilder = b.gate
+	return b
 }
 
-// run starts the runner until the test ends.
+// wire returns one replica's consumer and gate, filled in as rt.Consume does.
+func (b bundle) wire() (*inbox.Consumer, *consumer.Gate) {
+	c := consumer.New(b.app)
+	c.Service, c.Pool, c.JS, c.Log = "analytics", b.pool, b.js, b.log
+	return c, consumer.NewGate(b.app, b.pool, b.js, b.log)
+}
+
+// run runs the consumer behind its gate, as the runtime does, until the test ends.
 func (b bundle) run(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.runner.Run(ctx) }()
+	go func() { done <- b.gate.Run(ctx, b.consumer.Run) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -121,37 +129,36 @@ func nd(r figures.Ratio) [2]int64 { return [2]int64{r.Num, r.Den} }
 func (b bundle) checkScenario(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	tg := figures.NewTargets(nil)
-	s := kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To}
-	rs, err := b.calc.Figures(ctx, s, tg, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
+	s := app.Scope{Tenant: "default", From: scenario.From, To: scenario.To}
+	rs, err := b.app.Figures(ctx, s, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess, figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
 	require.NoError(t, err)
 	require.Equal(t, [][2]int64{ratio(3, 4), ratio(4, 5), ratio(3, 5), ratio(1, 5), ratio(1, 2), ratio(3, 5), ratio(2, 3), ratio(1, 2), ratio(1, 2)},
 		[][2]int64{nd(rs[0]), nd(rs[1]), nd(rs[2]), nd(rs[3]), nd(rs[4]), nd(rs[5]), nd(rs[6]), nd(rs[7]), nd(rs[8])},
 		"coverage (per service), visit completion, response, unreachable, contact, timeliness, 48 h, resolution, improvement")
-	sat, err := b.calc.Satisfaction(ctx, s, tg)
+	sat, err := b.app.Satisfaction(ctx, s, satisfaction.Overall)
 	require.NoError(t, err)
 	require.Len(t, sat.Aspects, 2)
-	require.Equal(t, kpi.AspectVotes{Aspect: "overall", Satisfied: 1, FairlySatisfied: 1, Unsatisfied: 1}, withoutRate(sat.Aspects[0]))
+	require.Equal(t, figures.AspectVotes{Aspect: "overall", Votes: satisfaction.Votes{Satisfied: 1, FairlySatisfied: 1, Unsatisfied: 1}}, withoutRate(sat.Aspects[0]))
 	require.Equal(t, ratio(2, 3), nd(sat.Aspects[0].Rate))
 	require.Equal(t, ratio(1, 2), nd(sat.Aspects[1].Rate), "staff_attitude")
-	require.Equal(t, kpi.NPS{Promoters: 1, Detractors: 1}, sat.NPS)
-	cov, err := b.calc.Coverage(ctx, kpi.Scope{Tenant: "default"}, tg)
+	require.Equal(t, figures.NPS{Promoters: 1, Detractors: 1}, sat.NPS)
+	cov, err := b.app.Coverage(ctx, app.Scope{Tenant: "default"})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, cov.WonBack, "cu1 came back after 7 months (seed 000: churned after 6)")
 	require.EqualValues(t, 4, cov.Services)
 	require.False(t, cov.HasCustomerCoverage, "all time is not one calendar month or year")
 	// Seed 003, per served customer: cu1 (s1 followed up, s4 not), cu2, cu3.
-	year := kpi.Scope{Tenant: "default", From: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	year := app.Scope{Tenant: "default", From: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for _, c := range []struct {
-		s    kpi.Scope
+		s    app.Scope
 		want [2]int64
 	}{
 		{s, ratio(3, 3)},
-		{kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: "north"}}, ratio(2, 2)},
-		{kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: "south"}}, ratio(1, 2)},
+		{app.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: "north"}}, ratio(2, 2)},
+		{app.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: "south"}}, ratio(1, 2)},
 		{year, ratio(3, 3)},
 	} {
-		r, ok, err := b.calc.CustomerCoverage(ctx, c.s, tg)
+		r, ok, err := b.app.CustomerCoverage(ctx, c.s)
 		require.NoError(t, err)
 		require.True(t, ok)
 		require.Equal(t, c.want, nd(r), "%s %v", c.s.Filter.OrgUnit, c.s.From)
@@ -174,7 +181,7 @@ UNION ALL SELECT concat_ws('|', 'bucket', tenant_id, span, period, all_units, or
 	return out
 }
 
-func withoutRate(a kpi.AspectVotes) kpi.AspectVotes {
+func withoutRate(a figures.AspectVotes) figures.AspectVotes {
 	a.Rate = figures.Ratio{}
 	return a
 }
@@ -199,7 +206,7 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	customersBefore := b.customers(t)
 	require.NotEmpty(t, customersBefore)
 	reportCSV := func() []byte {
-		r, err := report.Build(context.Background(), b.calc, "default", "", scenario.From, scenario.To, 3)
+		r, err := b.app.Report(context.Background(), app.ReportOf{Tenant: "default", From: scenario.From, To: scenario.To, Previous: 3})
 		require.NoError(t, err)
 		out, err := r.CSV()
 		require.NoError(t, err)
@@ -208,7 +215,7 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	reportBefore := reportCSV()
 
 	// A rebuild resets the consumer and the rollups and replays the stream: the same counters.
-	seq, err := b.runner.Rebuild(context.Background())
+	seq, err := b.app.Rebuild(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, len(evs), seq)
 	b.waitHandled(t, len(evs))

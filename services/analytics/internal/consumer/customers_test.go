@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -16,12 +15,10 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
-	"github.com/huifang/huifang/services/analytics/internal/figures"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/scenario"
-	"github.com/huifang/huifang/services/analytics/internal/store"
 )
 
 func cust(id string) *typesv1.Customer { return &typesv1.Customer{Id: id} }
@@ -70,24 +67,24 @@ func TestCustomerCoverageWorkedExample(t *testing.T) {
 	check := func() {
 		t.Helper()
 		for _, unit := range []string{"", "north"} {
-			s := kpi.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: unit}}
-			r, ok, err := b.calc.CustomerCoverage(ctx, s, figures.NewTargets(nil))
+			s := app.Scope{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{OrgUnit: unit}}
+			r, ok, err := b.app.CustomerCoverage(ctx, s)
 			require.NoError(t, err)
 			require.True(t, ok)
 			require.Equal(t, ratio(9, 10), nd(r), unit)
 			require.True(t, r.MeetsTarget(), "9 / 10 = 90 %% meets seed 003's 90 %%")
-			cov, err := b.calc.Coverage(ctx, s, figures.NewTargets(nil))
+			cov, err := b.app.Coverage(ctx, s)
 			require.NoError(t, err)
 			require.Equal(t, ratio(9, 12), nd(cov.Coverage), "per service: 9 of 12")
 			require.Equal(t, nd(r), nd(cov.CustomerCoverage))
 		}
 		// Not one month or year, or a filter beyond the org unit: not given.
-		for _, s := range []kpi.Scope{
+		for _, s := range []app.Scope{
 			{Tenant: "default", From: scenario.From, To: scenario.To.AddDate(0, 0, -1)},
 			{Tenant: "default", From: scenario.From, To: scenario.To.AddDate(0, 1, 0)},
 			{Tenant: "default", From: scenario.From, To: scenario.To, Filter: rollup.Dims{AgentID: "a1"}},
 		} {
-			_, ok, err := b.calc.CustomerCoverage(ctx, s, figures.NewTargets(nil))
+			_, ok, err := b.app.CustomerCoverage(ctx, s)
 			require.NoError(t, err)
 			require.False(t, ok, "%v–%v %+v", s.From, s.To, s.Filter)
 		}
@@ -109,7 +106,7 @@ func TestCustomerCoverageWorkedExample(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond)
 	b.waitHandled(t, len(evs))
 	require.Eventually(t, func() bool { return fmt.Sprint(b.customers(t)) == fmt.Sprint(once) }, 20*time.Second, 50*time.Millisecond)
-	seq, err := b.runner.Rebuild(ctx)
+	seq, err := b.app.Rebuild(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, len(evs), seq)
 	b.waitHandled(t, len(evs))
@@ -150,11 +147,9 @@ func TestCustomerCoverageInAnyOrder(t *testing.T) {
 		"member|default|year|2025-01-01|t||c|2|1",
 	}
 	for _, order := range [][]int{{0, 1, 2, 3, 4, 5}, {5, 4, 3, 2, 1, 0}, {5, 0, 3, 1, 4, 2}, {2, 4, 0, 5, 1, 3}, {3, 5, 1, 2, 0, 4}} {
-		require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return store.Reset(ctx, tx, consumer.Durable) }))
+		require.NoError(t, b.app.ResetRollups(ctx, consumer.Durable))
 		for _, i := range order {
-			require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-				return consumer.Apply(ctx, tx, evs[i])
-			}))
+			require.NoError(t, b.app.ApplyEvent(ctx, evs[i]))
 		}
 		require.Equal(t, want, b.customers(t), "order %v", order)
 	}

@@ -8,25 +8,25 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/scenario"
 )
 
-// replica is one analytics replica's consumer runner.
+// replica is one analytics replica's consumer behind its gate.
 type replica struct {
-	runner *consumer.Runner
+	runner *consumer.Gate
 	stop   context.CancelFunc
 	done   chan error
 }
 
 func (b bundle) replica(t *testing.T) *replica {
 	t.Helper()
-	c := consumer.New()
-	c.Service, c.Pool, c.JS, c.Log = "analytics", b.pool, b.js, b.log
-	r := &replica{runner: consumer.NewRunner(c), done: make(chan error, 1)}
+	c, g := b.wire()
+	r := &replica{runner: g, done: make(chan error, 1)}
 	r.runner.Leader.Retry = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { r.done <- r.runner.Run(ctx) }()
+	go func() { r.done <- r.runner.Run(ctx, c.Run) }()
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
@@ -73,7 +73,7 @@ func TestOneReplicaConsumesAtATime(t *testing.T) {
 		leader, standby = r2, r1
 	}
 	_, err := standby.runner.Rebuild(context.Background())
-	require.ErrorIs(t, err, consumer.ErrStandby, "only the leader rebuilds")
+	require.ErrorIs(t, err, app.ErrStandby, "only the leader rebuilds")
 
 	evs := scenario.Events()
 	third := len(evs) / 3

@@ -1,6 +1,8 @@
 // Package figures holds the formulas of the figures the policies demand and
-// their targets: ratios with their numerator and denominator, seed 003's
-// thresholds, NPS, seed 001's product flag and seed 000's incentive rule.
+// their targets: which counters make each figure (Spec), ratios with their
+// numerator and denominator, seed 003's satisfaction rate and thresholds,
+// NPS, seed 001's product flag, seed 000's incentive rule, agent
+// scorecards, trend periods and the periods a target check covers.
 // It does no I/O.
 package figures
 
@@ -8,6 +10,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 )
 
 // Figure names.
@@ -28,7 +32,6 @@ const (
 	SatisfactionPrefix = "satisfaction."
 	// SatisfactionAny is the target key of every specific aspect.
 	SatisfactionAny = "satisfaction.*"
-	OverallAspect   = "overall"
 )
 
 // Ratio is one figure: Num / Den, with the target in force.
@@ -87,7 +90,7 @@ type Target struct {
 var defaults = []Target{
 	{Figure: Coverage, Percent: 90, Source: "seed 003"},
 	{Figure: CustomerCoverage, Percent: 90, Source: "seed 003"},
-	{Figure: SatisfactionPrefix + OverallAspect, Percent: 85, Source: "seed 003"},
+	{Figure: SatisfactionPrefix + satisfaction.Overall, Percent: 85, Source: "seed 003"},
 	{Figure: SatisfactionAny, Percent: 80, Source: "seed 003"},
 	{Figure: Improvement30d, Percent: 90, Source: "seed 003"},
 }
@@ -107,7 +110,7 @@ func NewTargets(own map[string]int64) Targets { return Targets{own: own} }
 // specific aspect falls back to satisfaction.*.
 func (t Targets) For(figure string) (Target, bool) {
 	keys := []string{figure}
-	if strings.HasPrefix(figure, SatisfactionPrefix) && figure != SatisfactionPrefix+OverallAspect {
+	if strings.HasPrefix(figure, SatisfactionPrefix) && figure != SatisfactionPrefix+satisfaction.Overall {
 		keys = append(keys, SatisfactionAny)
 	}
 	for _, k := range keys {
@@ -147,19 +150,7 @@ func ValidFigure(f string) bool {
 		return true
 	}
 	a, ok := strings.CutPrefix(f, SatisfactionPrefix)
-	return ok && aspectOK(a)
-}
-
-func aspectOK(a string) bool {
-	if a == "" || len(a) > 64 || a[0] < 'a' || a[0] > 'z' {
-		return false
-	}
-	for _, c := range a {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return ok && satisfaction.ValidAspect(a)
 }
 
 // New returns the ratio figure = num / den with its target from t.
@@ -171,14 +162,22 @@ func (t Targets) New(figure, words string, num, den int64) Ratio {
 	return r
 }
 
-// NPS is the net promoter score of the answers: (promoters − detractors) /
+// NPS counts net-promoter answers: promoters (9–10), passives (7–8) and
+// detractors (0–6).
+type NPS struct {
+	Promoters, Passives, Detractors int64
+}
+
+// Answered is how many gave an NPS answer.
+func (n NPS) Answered() int64 { return n.Promoters + n.Passives + n.Detractors }
+
+// Score is the net promoter score of the answers: (promoters − detractors) /
 // answered × 100, from −100 to 100; 0 when none answered.
-func NPS(promoters, passives, detractors int64) float64 {
-	n := promoters + passives + detractors
-	if n == 0 {
+func (n NPS) Score() float64 {
+	if n.Answered() == 0 {
 		return 0
 	}
-	return float64(promoters-detractors) * 100 / float64(n)
+	return float64(n.Promoters-n.Detractors) * 100 / float64(n.Answered())
 }
 
 // Product is a product category's problems and logged visits.

@@ -70,9 +70,10 @@ func TestTenantTargets(t *testing.T) {
 
 func TestNPS(t *testing.T) {
 	// 5 promoters, 3 passives, 2 detractors: (5 − 2) / 10 × 100 = 30.
-	require.InDelta(t, 30.0, figures.NPS(5, 3, 2), 1e-12)
-	require.InDelta(t, -100.0, figures.NPS(0, 0, 4), 1e-12)
-	require.Zero(t, figures.NPS(0, 0, 0))
+	require.InDelta(t, 30.0, figures.NPS{Promoters: 5, Passives: 3, Detractors: 2}.Score(), 1e-12)
+	require.InDelta(t, -100.0, figures.NPS{Detractors: 4}.Score(), 1e-12)
+	require.Zero(t, figures.NPS{}.Score())
+	require.Equal(t, int64(10), figures.NPS{Promoters: 5, Passives: 3, Detractors: 2}.Answered())
 }
 
 // Seed 001: a product with a high complaint rate is flagged. Washers: 6

@@ -22,6 +22,12 @@ var AutoDealerRule = IncentiveRule{
 	DirectorRewardFen: 20000, DirectorPenaltyFen: 20000,
 }
 
+// Agent is what an agent earns for a tally: the reward per message made on
+// time, less the penalty per message late or missed.
+func (r IncentiveRule) Agent(t Tally) int64 {
+	return t.OnTime*r.AgentRewardFen - t.Missed()*r.AgentPenaltyFen
+}
+
 // Tally is how many messages (visits) were due and how many were made on time.
 type Tally struct {
 	Who    string
@@ -50,8 +56,7 @@ type Line struct {
 func Ledger(rule IncentiveRule, agents, units []Tally, tenant Tally) []Line {
 	var out []Line
 	for _, a := range agents {
-		amt := a.OnTime*rule.AgentRewardFen - a.Missed()*rule.AgentPenaltyFen
-		out = append(out, Line{Role: "agent", Who: a.Who, OnTime: a.OnTime, Missed: a.Missed(), AmountFen: amt,
+		out = append(out, Line{Role: "agent", Who: a.Who, OnTime: a.OnTime, Missed: a.Missed(), AmountFen: rule.Agent(a),
 			Explanation: fmt.Sprintf("%d on time × %s − %d late or missed × %s", a.OnTime, yuan(rule.AgentRewardFen), a.Missed(), yuan(rule.AgentPenaltyFen))})
 	}
 	all := func(role string, t Tally, reward, penalty int64) {

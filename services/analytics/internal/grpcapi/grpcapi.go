@@ -1,17 +1,13 @@
 // Package grpcapi serves huifang.analytics.v1.AnalyticsService: it checks
-// requests, asks kpi for the figures and turns them into messages.
+// the shape of each request, calls one use case of package app, and turns
+// its result into the response message (errors through statusOf).
 package grpcapi
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
@@ -19,59 +15,28 @@ import (
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
-	"github.com/huifang/huifang/services/analytics/internal/alert"
-	"github.com/huifang/huifang/services/analytics/internal/consumer"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/figures"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
-	"github.com/huifang/huifang/services/analytics/internal/report"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
-	"github.com/huifang/huifang/services/analytics/internal/store"
 )
 
 // Server implements AnalyticsService.
 type Server struct {
 	analyticsv1.UnimplementedAnalyticsServiceServer
-	Calc    *kpi.Calc
-	Checker *alert.Checker
-	// Runner rebuilds the rollups; Rebuild is unavailable without it.
-	Runner *consumer.Runner
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	App *app.App
 }
 
-// New returns a server over st.
-func New(st *store.Store, checker *alert.Checker, runner *consumer.Runner) *Server {
-	return &Server{Calc: &kpi.Calc{Store: st}, Checker: checker, Runner: runner}
-}
-
-// The tenant rule intake applies to the events it takes in.
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// New returns a server of a's use cases.
+func New(a *app.App) *Server { return &Server{App: a} }
 
 const maxDimLen = 200
 
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-func tenant(bad *invalid.List, t string) string {
-	t = strings.TrimSpace(t)
-	if t == "" {
-		return rollup.DefaultTenant
-	}
-	if !tenantRE.MatchString(t) {
-		bad.Add("tenant_id", "must match ^[a-z0-9][a-z0-9_-]{0,62}$")
-	}
-	return t
-}
-
-// scope validates the common request fields: tenant, the period of whole
-// UTC days and the filter.
-func scope(bad *invalid.List, tenantID string, from, to *timestamppb.Timestamp, f *analyticsv1.Filter, required bool) kpi.Scope {
-	s := kpi.Scope{Tenant: tenant(bad, tenantID)}
+// scope reads the common request fields: tenant, the period of whole UTC
+// days and the filter.
+func scope(bad *invalid.List, tenantID string, from, to *timestamppb.Timestamp, f *analyticsv1.Filter, required bool) app.Scope {
+	s := app.Scope{Tenant: tenant.Parse(bad, "tenant_id", tenantID)}
 	var fromOK, toOK bool
 	s.From, fromOK = day(bad, "from", from, required)
 	s.To, toOK = day(bad, "to", to, required)
@@ -80,6 +45,13 @@ func scope(bad *invalid.List, tenantID string, from, to *timestamppb.Timestamp, 
 	}
 	s.Filter = dims(bad, f)
 	return s
+}
+
+// scopeOf is scope for a request with only the common fields.
+func scopeOf(tenantID string, from, to *timestamppb.Timestamp, f *analyticsv1.Filter) (app.Scope, error) {
+	var bad invalid.List
+	s := scope(&bad, tenantID, from, to, f, false)
+	return s, bad.Err()
 }
 
 func dims(bad *invalid.List, f *analyticsv1.Filter) rollup.Dims {
@@ -100,6 +72,7 @@ func dims(bad *invalid.List, f *analyticsv1.Filter) rollup.Dims {
 		if _, ok := typesv1.Channel_name[int32(c)]; !ok {
 			bad.Add("filter.channel", "must be a known channel")
 		} else {
+			// The counters keep the channel's full name (CHANNEL_PHONE).
 			d.Channel = c.String()
 		}
 	}
@@ -136,7 +109,7 @@ func ratio(r figures.Ratio) *analyticsv1.Ratio {
 }
 
 // GetSatisfaction returns seed 003's figures of one aspect, every aspect and
-// the NPS, summed from the daily rollups that match the request.
+// the NPS, summed from the rollups that match the request.
 func (s *Server) GetSatisfaction(ctx context.Context, req *analyticsv1.GetSatisfactionRequest) (*analyticsv1.GetSatisfactionResponse, error) {
 	var bad invalid.List
 	sc := scope(&bad, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
@@ -158,50 +131,32 @@ func (s *Server) GetSatisfaction(ctx context.Context, req *analyticsv1.GetSatisf
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.Calc.Targets(ctx, sc.Tenant)
+	sat, err := s.App.Satisfaction(ctx, sc, aspect)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
-	sat, err := s.Calc.Satisfaction(ctx, sc, t)
-	if err != nil {
-		return nil, err
-	}
-	resp := &analyticsv1.GetSatisfactionResponse{Aspect: aspect}
-	one := t.New(figures.SatisfactionPrefix+aspect, "(satisfied + fairly satisfied) / returned", 0, 0)
+	one := sat.Aspect
+	resp := &analyticsv1.GetSatisfactionResponse{Aspect: aspect,
+		Satisfied: one.Satisfied, FairlySatisfied: one.FairlySatisfied, Unsatisfied: one.Unsatisfied, Returned: one.Rate.Den,
+		Rate: one.Rate.Value(), Target: one.Rate.Target(), MeetsTarget: one.Rate.MeetsTarget()}
 	for _, a := range sat.Aspects {
 		resp.Aspects = append(resp.Aspects, &analyticsv1.AspectSatisfaction{Aspect: a.Aspect, Satisfied: a.Satisfied, FairlySatisfied: a.FairlySatisfied, Unsatisfied: a.Unsatisfied, Rate: ratio(a.Rate)})
-		if a.Aspect == aspect {
-			resp.Satisfied, resp.FairlySatisfied, resp.Unsatisfied = a.Satisfied, a.FairlySatisfied, a.Unsatisfied
-			one = a.Rate
-		}
 	}
-	resp.Returned = resp.Satisfied + resp.FairlySatisfied + resp.Unsatisfied
-	resp.Rate, resp.Target, resp.MeetsTarget = one.Value(), one.Target(), one.MeetsTarget()
 	n := sat.NPS
-	resp.Nps = &analyticsv1.Nps{Promoters: n.Promoters, Passives: n.Passives, Detractors: n.Detractors, Answered: n.Promoters + n.Passives + n.Detractors, Score: n.Score()}
+	resp.Nps = &analyticsv1.Nps{Promoters: n.Promoters, Passives: n.Passives, Detractors: n.Detractors, Answered: n.Answered(), Score: n.Score()}
 	return resp, nil
-}
-
-func (s *Server) prepare(ctx context.Context, tenantID string, from, to *timestamppb.Timestamp, f *analyticsv1.Filter, required bool) (kpi.Scope, figures.Targets, error) {
-	var bad invalid.List
-	sc := scope(&bad, tenantID, from, to, f, required)
-	if err := bad.Err(); err != nil {
-		return sc, figures.Targets{}, err
-	}
-	t, err := s.Calc.Targets(ctx, sc.Tenant)
-	return sc, t, err
 }
 
 // GetCoverage returns coverage (per service, and per customer for one
 // calendar month or year), response rate, unreachable rate and contact success.
 func (s *Server) GetCoverage(ctx context.Context, req *analyticsv1.GetCoverageRequest) (*analyticsv1.GetCoverageResponse, error) {
-	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	sc, err := scopeOf(req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter())
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.Calc.Coverage(ctx, sc, t)
+	c, err := s.App.Coverage(ctx, sc)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.GetCoverageResponse{
 		Coverage: ratio(c.Coverage), VisitCompletion: ratio(c.VisitCompletion), ResponseRate: ratio(c.ResponseRate), UnreachableRate: ratio(c.UnreachableRate),
@@ -215,26 +170,26 @@ func (s *Server) GetCoverage(ctx context.Context, req *analyticsv1.GetCoverageRe
 
 // GetTimeliness returns the policy-deadline and 48-hour timeliness.
 func (s *Server) GetTimeliness(ctx context.Context, req *analyticsv1.GetTimelinessRequest) (*analyticsv1.GetTimelinessResponse, error) {
-	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	sc, err := scopeOf(req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter())
 	if err != nil {
 		return nil, err
 	}
-	rs, err := s.Calc.Figures(ctx, sc, t, figures.Timeliness, figures.Timeliness48h)
+	tm, err := s.App.Timeliness(ctx, sc)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
-	return &analyticsv1.GetTimelinessResponse{PolicyDeadline: ratio(rs[0]), Within_48H: ratio(rs[1])}, nil
+	return &analyticsv1.GetTimelinessResponse{PolicyDeadline: ratio(tm.PolicyDeadline), Within_48H: ratio(tm.Within48h)}, nil
 }
 
 // GetAgentScorecards returns the agents' scorecards and the incentive ledger.
 func (s *Server) GetAgentScorecards(ctx context.Context, req *analyticsv1.GetAgentScorecardsRequest) (*analyticsv1.GetAgentScorecardsResponse, error) {
-	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	sc, err := scopeOf(req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter())
 	if err != nil {
 		return nil, err
 	}
-	cards, err := s.Calc.Scorecards(ctx, sc, t)
+	cards, err := s.App.Scorecards(ctx, sc)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.GetAgentScorecardsResponse{Rule: ruleMsg(cards.Rule)}
 	for _, c := range cards.Cards {
@@ -261,34 +216,25 @@ func (s *Server) GetTrend(ctx context.Context, req *analyticsv1.GetTrendRequest)
 	var bad invalid.List
 	sc := scope(&bad, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), true)
 	figure := strings.TrimSpace(req.GetFigure())
-	if !kpi.ValidFigure(figure) {
-		bad.Add("figure", "must be one of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.<aspect>")
+	if !figures.Trendable(figure) {
+		bad.Add("figure", figures.TrendableRule)
 	}
-	g := kpi.Day
+	g := figures.Day
 	switch req.GetGranularity() {
 	case analyticsv1.Granularity_GRANULARITY_UNSPECIFIED, analyticsv1.Granularity_GRANULARITY_DAY:
 	case analyticsv1.Granularity_GRANULARITY_WEEK:
-		g = kpi.Week
+		g = figures.Week
 	case analyticsv1.Granularity_GRANULARITY_MONTH:
-		g = kpi.Month
+		g = figures.Month
 	default:
 		bad.Add("granularity", "must be day, week or month")
-	}
-	if bad.Err() == nil {
-		if _, err := kpi.Periods(sc.From, sc.To, g); err != nil {
-			bad.Add("to", fmt.Sprintf("the period may hold at most %d points of the granularity", kpi.MaxPoints))
-		}
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.Calc.Targets(ctx, sc.Tenant)
+	pts, err := s.App.Trend(ctx, sc, figure, g)
 	if err != nil {
-		return nil, err
-	}
-	pts, err := s.Calc.Trend(ctx, sc, t, figure, g)
-	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.GetTrendResponse{}
 	for _, p := range pts {
@@ -299,13 +245,13 @@ func (s *Server) GetTrend(ctx context.Context, req *analyticsv1.GetTrendRequest)
 
 // GetProblemBreakdown returns problems by category and product and complaint resolution.
 func (s *Server) GetProblemBreakdown(ctx context.Context, req *analyticsv1.GetProblemBreakdownRequest) (*analyticsv1.GetProblemBreakdownResponse, error) {
-	sc, t, err := s.prepare(ctx, req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter(), false)
+	sc, err := scopeOf(req.GetTenantId(), req.GetFrom(), req.GetTo(), req.GetFilter())
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.Calc.Problems(ctx, sc, t)
+	p, err := s.App.Problems(ctx, sc)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.GetProblemBreakdownResponse{
 		ResolutionRate: ratio(p.Resolution), Improvement_30D: ratio(p.Improvement30d), MeanResolutionHours: p.MeanResolutionHours, Closed: p.Closed,
@@ -342,20 +288,20 @@ func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateRe
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	r, err := report.Build(ctx, s.Calc, sc.Tenant, sc.Filter.OrgUnit, sc.From, sc.To, prev)
+	r, err := s.App.Report(ctx, app.ReportOf{Tenant: sc.Tenant, OrgUnit: sc.Filter.OrgUnit, From: sc.From, To: sc.To, Previous: prev})
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	if req.GetFormat() == analyticsv1.ReportFormat_REPORT_FORMAT_CSV {
 		b, err := r.CSV()
 		if err != nil {
-			return nil, err
+			return nil, statusOf(err)
 		}
 		return &analyticsv1.GenerateReportResponse{ContentType: "text/csv; charset=utf-8", Filename: r.Name() + ".csv", Content: b}, nil
 	}
 	b, err := r.HTML()
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	return &analyticsv1.GenerateReportResponse{ContentType: "text/html; charset=utf-8", Filename: r.Name() + ".html", Content: b}, nil
 }
@@ -363,7 +309,7 @@ func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateRe
 // SetTarget sets a tenant's target for a figure.
 func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetRequest) (*analyticsv1.SetTargetResponse, error) {
 	var bad invalid.List
-	tn := tenant(&bad, req.GetTenantId())
+	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
 	f := strings.TrimSpace(req.GetTarget().GetFigure())
 	if !figures.ValidFigure(f) {
 		bad.Add("target.figure", "must be coverage, customer_coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
@@ -375,22 +321,21 @@ func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetReques
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.Calc.Store.SetTarget(ctx, tn, f, int64(p)); err != nil {
-		return nil, err
+	if err := s.App.SetTarget(ctx, tn, f, int64(p)); err != nil {
+		return nil, statusOf(err)
 	}
 	return &analyticsv1.SetTargetResponse{Target: &analyticsv1.Target{Figure: f, Percent: p, Source: "tenant"}}, nil
 }
 
 // ListTargets returns the targets in force.
 func (s *Server) ListTargets(ctx context.Context, req *analyticsv1.ListTargetsRequest) (*analyticsv1.ListTargetsResponse, error) {
-	var bad invalid.List
-	tn := tenant(&bad, req.GetTenantId())
-	if err := bad.Err(); err != nil {
+	tn := tenant.Or(req.GetTenantId())
+	if err := tenant.Check("tenant_id", tn); err != nil {
 		return nil, err
 	}
-	t, err := s.Calc.Targets(ctx, tn)
+	t, err := s.App.Targets(ctx, tn)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.ListTargetsResponse{}
 	for _, x := range t.All() {
@@ -399,48 +344,45 @@ func (s *Server) ListTargets(ctx context.Context, req *analyticsv1.ListTargetsRe
 	return resp, nil
 }
 
-func breachMsg(b store.Breach) *analyticsv1.Breach {
+func breachMsg(b figures.Breach) *analyticsv1.Breach {
 	return &analyticsv1.Breach{Id: b.ID, TenantId: b.Tenant, Figure: b.Figure, OrgUnit: b.OrgUnit, PeriodStart: timestamppb.New(b.PeriodStart),
 		PeriodEnd: timestamppb.New(b.PeriodEnd), Value: b.Value, Target: b.Target, DetectedAt: timestamppb.New(b.DetectedAt)}
 }
 
 // ListBreaches lists breaches newest first.
 func (s *Server) ListBreaches(ctx context.Context, req *analyticsv1.ListBreachesRequest) (*analyticsv1.ListBreachesResponse, error) {
-	var bad invalid.List
-	tn := tenant(&bad, req.GetTenantId())
-	if err := bad.Err(); err != nil {
+	tn := tenant.Or(req.GetTenantId())
+	if err := tenant.Check("tenant_id", tn); err != nil {
 		return nil, err
 	}
 	size, err := page.Size(req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	var cur *store.BreachCursor
+	var cur *app.BreachCursor
 	if req.GetPageToken() != "" {
-		cur = &store.BreachCursor{}
+		cur = &app.BreachCursor{}
 		if err := page.Cursor(req.GetPageToken(), cur); err != nil {
 			return nil, err
 		}
 	}
-	bs, err := s.Calc.Store.Breaches(ctx, tn, cur, size+1)
+	bs, err := s.App.ListBreaches(ctx, tn, cur, size+1)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.ListBreachesResponse{}
-	bs, resp.NextPageToken = page.Trim(bs, size, func(last store.Breach) any {
-		return store.BreachCursor{DetectedAt: last.DetectedAt, ID: last.ID}
-	})
+	bs, resp.NextPageToken = page.Trim(bs, size, func(last figures.Breach) any { return app.CursorOf(last) })
 	for _, b := range bs {
 		resp.Breaches = append(resp.Breaches, breachMsg(b))
 	}
 	return resp, nil
 }
 
-// CheckTargets evaluates the targets now.
+// CheckTargets evaluates the targets now (or as of as_of).
 func (s *Server) CheckTargets(ctx context.Context, req *analyticsv1.CheckTargetsRequest) (*analyticsv1.CheckTargetsResponse, error) {
 	var bad invalid.List
-	tn := tenant(&bad, req.GetTenantId())
-	asOf := s.now()
+	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
+	var asOf time.Time // now
 	if ts := req.GetAsOf(); ts != nil {
 		if ts.CheckValid() != nil {
 			bad.Add("as_of", "must be a valid timestamp")
@@ -451,12 +393,9 @@ func (s *Server) CheckTargets(ctx context.Context, req *analyticsv1.CheckTargets
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	if s.Checker == nil {
-		return nil, status.Error(codes.Unavailable, "target checks are not configured")
-	}
-	bs, err := s.Checker.Check(ctx, tn, asOf)
+	bs, err := s.App.CheckTargets(ctx, tn, asOf)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.CheckTargetsResponse{}
 	for _, b := range bs {
@@ -468,7 +407,7 @@ func (s *Server) CheckTargets(ctx context.Context, req *analyticsv1.CheckTargets
 // SetIncentiveRule sets the tenant's incentive rule.
 func (s *Server) SetIncentiveRule(ctx context.Context, req *analyticsv1.SetIncentiveRuleRequest) (*analyticsv1.SetIncentiveRuleResponse, error) {
 	var bad invalid.List
-	tn := tenant(&bad, req.GetTenantId())
+	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
 	r := req.GetRule()
 	if r == nil {
 		bad.Add("rule", "is required")
@@ -490,23 +429,17 @@ func (s *Server) SetIncentiveRule(ctx context.Context, req *analyticsv1.SetIncen
 		AgentRewardFen: r.GetAgentRewardFen(), AgentPenaltyFen: r.GetAgentPenaltyFen(), ManagerRewardFen: r.GetManagerRewardFen(),
 		ManagerPenaltyFen: r.GetManagerPenaltyFen(), DirectorRewardFen: r.GetDirectorRewardFen(), DirectorPenaltyFen: r.GetDirectorPenaltyFen(),
 	}
-	if err := s.Calc.Store.SetIncentiveRule(ctx, tn, rule); err != nil {
-		return nil, err
+	if err := s.App.SetIncentiveRule(ctx, tn, rule); err != nil {
+		return nil, statusOf(err)
 	}
 	return &analyticsv1.SetIncentiveRuleResponse{Rule: ruleMsg(rule)}, nil
 }
 
 // Rebuild resets the consumer and the rollups and replays the stream.
 func (s *Server) Rebuild(ctx context.Context, _ *analyticsv1.RebuildRequest) (*analyticsv1.RebuildResponse, error) {
-	if s.Runner == nil {
-		return nil, status.Error(codes.Unavailable, "rebuild is not configured")
-	}
-	seq, err := s.Runner.Rebuild(ctx)
-	if errors.Is(err, consumer.ErrStandby) {
-		return nil, status.Error(codes.Unavailable, err.Error())
-	}
+	seq, err := s.App.Rebuild(ctx)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	return &analyticsv1.RebuildResponse{StreamLastSequence: seq}, nil
 }

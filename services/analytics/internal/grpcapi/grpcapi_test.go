@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -25,12 +24,10 @@ import (
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
-	"github.com/huifang/huifang/services/analytics/internal/alert"
+	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/grpcapi"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
 	"github.com/huifang/huifang/services/analytics/internal/scenario"
-	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
@@ -52,14 +49,13 @@ func setupCounted(t *testing.T) (analyticsv1.AnalyticsServiceClient, *pgxpool.Po
 	t.Helper()
 	ctx := context.Background()
 	pool := servicetest.Pool(t, "analytics", migrations.FS)
+	breaches := app.NewBreachesCounter()
+	a := &app.App{DB: pool, Breaches: breaches}
 	for _, e := range scenario.Events() {
-		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return consumer.Apply(ctx, tx, e.Msg) }), e.ID)
+		require.NoError(t, a.ApplyEvent(ctx, e.Msg), e.ID)
 	}
-	st := &store.Store{Pool: pool}
-	breaches := alert.NewBreachesCounter()
-	checker := &alert.Checker{Calc: &kpi.Calc{Store: st}, Pool: pool, Log: servicetest.Logger(), Breaches: breaches}
 	srv := grpcserver.New(servicetest.Logger(), "", "")
-	analyticsv1.RegisterAnalyticsServiceServer(srv.GRPC, grpcapi.New(st, checker, nil))
+	analyticsv1.RegisterAnalyticsServiceServer(srv.GRPC, grpcapi.New(a))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.GRPC.Serve(lis) }()
@@ -307,7 +303,7 @@ func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
 	// The deploy's alerts read huifang_target_breaches_total{figure}.
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0)
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("satisfaction.overall")), 0)
-	require.Equal(t, 4, testutil.CollectAndCount(counter, alert.BreachesMetricName))
+	require.Equal(t, 4, testutil.CollectAndCount(counter, app.BreachesMetricName))
 
 	again, err := client.CheckTargets(ctx, &analyticsv1.CheckTargetsRequest{AsOf: asOf})
 	require.NoError(t, err)
@@ -415,8 +411,15 @@ func TestInvalidRequests(t *testing.T) {
 // Only the replica that consumes rebuilds; a standby says so with
 // UNAVAILABLE, so the caller tries again and reaches the leader.
 func TestRebuildOnStandbyIsUnavailable(t *testing.T) {
-	srv := grpcapi.New(&store.Store{}, nil, consumer.NewRunner(consumer.New()))
+	a := &app.App{}
+	a.Rebuilder = consumer.NewGate(a, nil, nil, servicetest.Logger())
+	srv := grpcapi.New(a)
 	_, err := srv.Rebuild(context.Background(), &analyticsv1.RebuildRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err))
 	require.Contains(t, status.Convert(err).Message(), "standing by")
+
+	// A process without a consumer cannot rebuild either.
+	_, err = grpcapi.New(&app.App{}).Rebuild(context.Background(), &analyticsv1.RebuildRequest{})
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), "not configured")
 }

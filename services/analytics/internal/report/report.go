@@ -1,32 +1,32 @@
-// Package report builds the periodic report the policies ask for (seed 004:
-// a monthly report to the director; seed 001: trends and problem
+// Package report is the periodic report the policies ask for (seed 004: a
+// monthly report to the director; seed 001: trends and problem
 // distribution; seed 003: figures against the quality standard) for a period
-// and an org unit, and renders it as CSV or as an HTML page with inline SVG
-// charts. A report reads only rollups and the complaint ledger as of the
-// period's end, so the same period gives the same bytes, today or later.
+// and an org unit: what it shows, which earlier periods its trend covers,
+// and its rendering as CSV or as an HTML page with inline SVG charts. The
+// report query (app.Report) fills it from rollups and the complaint ledger
+// as of the period's end only, so the same period gives the same bytes,
+// today or later. It does no I/O.
 package report
 
 import (
-	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/huifang/huifang/services/analytics/internal/figures"
-	"github.com/huifang/huifang/services/analytics/internal/kpi"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
+	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 )
 
 // TrendFigures are the figures whose trend a report shows.
-var TrendFigures = []string{figures.Coverage, figures.Timeliness, figures.Timeliness48h, figures.SatisfactionPrefix + figures.OverallAspect, figures.ResolutionRate}
+var TrendFigures = []string{figures.Coverage, figures.Timeliness, figures.Timeliness48h, figures.SatisfactionPrefix + satisfaction.Overall, figures.ResolutionRate}
 
 // Report is everything a report shows.
 type Report struct {
 	Tenant, OrgUnit string
 	From, To        time.Time
 	Figures         []figures.Ratio
-	Aspects         []kpi.AspectVotes
-	NPS             kpi.NPS
+	Aspects         []figures.AspectVotes
+	NPS             figures.NPS
 	WonBack         int64
 	Services        int64
 	MeanResolutionH float64
@@ -37,12 +37,18 @@ type Report struct {
 	Periods []Period
 	// Trend holds, per figure of TrendFigures, its value in each period.
 	Trend    map[string][]figures.Ratio
-	Problems []kpi.ProblemCount
+	Problems []figures.ProblemCount
 	Products []figures.ProductRate
 	Overdue  []rollup.Complaint
-	Agents   []kpi.Scorecard
+	Agents   []figures.Scorecard
 	Ledger   []figures.Line
 }
+
+// MaxOverdue bounds the overdue complaints a report lists.
+const MaxOverdue = 200
+
+// MaxProblems bounds the problems a report lists (the most frequent).
+const MaxProblems = 10
 
 // Period is one period of the trend.
 type Period struct{ From, To time.Time }
@@ -62,68 +68,6 @@ func Previous(from, to time.Time, n int) []Period {
 		out[i] = Period{From: from, To: to}
 	}
 	return out
-}
-
-// MaxOverdue bounds the overdue complaints a report lists.
-const MaxOverdue = 200
-
-// Build computes the report of [from, to) for tenant and org unit ("" for all).
-func Build(ctx context.Context, c *kpi.Calc, tenant, orgUnit string, from, to time.Time, previous int) (*Report, error) {
-	t, err := c.Targets(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
-	s := kpi.Scope{Tenant: tenant, From: from, To: to, Filter: rollup.Dims{OrgUnit: orgUnit}}
-	r := &Report{Tenant: tenant, OrgUnit: orgUnit, From: from, To: to, Trend: map[string][]figures.Ratio{}}
-	r.Figures, err = c.Figures(ctx, s, t, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess,
-		figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
-	if err != nil {
-		return nil, err
-	}
-	sat, err := c.Satisfaction(ctx, s, t)
-	if err != nil {
-		return nil, err
-	}
-	r.Aspects, r.NPS = sat.Aspects, sat.NPS
-	cov, err := c.Coverage(ctx, s, t)
-	if err != nil {
-		return nil, err
-	}
-	r.WonBack, r.Services = cov.WonBack, cov.Services
-	if cov.HasCustomerCoverage {
-		// Per served customer, right after per served service.
-		r.Figures = slices.Insert(r.Figures, 1, cov.CustomerCoverage)
-	}
-	pb, err := c.Problems(ctx, s, t)
-	if err != nil {
-		return nil, err
-	}
-	r.Problems, r.Products, r.MeanResolutionH = pb.Counts, pb.Products, pb.MeanResolutionHours
-	r.Acknowledged, r.MeanAcknowledgeH = pb.Acknowledged, pb.MeanAcknowledgeHours
-	if len(r.Problems) > 10 {
-		r.Problems = r.Problems[:10]
-	}
-	r.Periods = append(Previous(from, to, previous), Period{From: from, To: to})
-	for _, p := range r.Periods {
-		ps := s
-		ps.From, ps.To = p.From, p.To
-		rs, err := c.Figures(ctx, ps, t, TrendFigures...)
-		if err != nil {
-			return nil, err
-		}
-		for i, f := range TrendFigures {
-			r.Trend[f] = append(r.Trend[f], rs[i])
-		}
-	}
-	if r.Overdue, err = c.Store.Overdue(ctx, tenant, orgUnit, to, MaxOverdue); err != nil {
-		return nil, err
-	}
-	sc, err := c.Scorecards(ctx, s, t)
-	if err != nil {
-		return nil, err
-	}
-	r.Agents, r.Ledger = sc.Cards, sc.Ledger
-	return r, nil
 }
 
 // Name is the report's file name without extension.

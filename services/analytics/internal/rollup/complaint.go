@@ -6,6 +6,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/tenant"
 )
 
 // ImprovementWindow is seed 003's: an improvement plan within 30 days for problems found.
@@ -71,11 +72,11 @@ type ComplaintEvent interface {
 }
 
 // ComplaintRef returns the tenant and complaint id, refusing an event without an id.
-func ComplaintRef(ev ComplaintEvent) (tenant, id string, err error) {
+func ComplaintRef(ev ComplaintEvent) (tenantID, id string, err error) {
 	if ev.GetComplaintId() == "" {
 		return "", "", invalid.New("complaint_id", "is required")
 	}
-	return tenantOf(ev.GetTenantId()), ev.GetComplaintId(), nil
+	return tenant.Of(ev), ev.GetComplaintId(), nil
 }
 
 // ApplyComplaint returns c changed by ev. The first escalation fixes the

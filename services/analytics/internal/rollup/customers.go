@@ -52,6 +52,23 @@ type MemberDelta struct {
 	Services, Covered int64
 }
 
+// Bucket returns the customer-coverage bucket [from, to) is exactly: one
+// calendar month or one calendar year (UTC), and false for any other period
+// (distinct customers cannot be added up across buckets).
+func Bucket(from, to time.Time) (span string, period time.Time, ok bool) {
+	if from.IsZero() || to.IsZero() {
+		return "", time.Time{}, false
+	}
+	from, to = from.UTC(), to.UTC()
+	switch {
+	case from.Equal(Month(from)) && to.Equal(from.AddDate(0, 1, 0)):
+		return SpanMonth, from, true
+	case from.Equal(Year(from)) && to.Equal(from.AddDate(1, 0, 0)):
+		return SpanYear, from, true
+	}
+	return "", time.Time{}, false
+}
+
 // Year returns the 1 January (UTC) of t's year.
 func Year(t time.Time) time.Time {
 	t = t.UTC()

@@ -8,6 +8,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
 )
 
@@ -62,7 +63,7 @@ func FromVisitLogged(ev *eventsv1.VisitLogged, productCategory string) []Delta {
 		AgentID:         strings.TrimSpace(ev.GetAgentId()),
 	}
 	key := func(metric string, d Dims) Key {
-		return Key{Tenant: tenantOf(ev.GetTenantId()), Metric: metric, Day: Day(ts(ev.GetLoggedAt())), Dims: d}
+		return Key{Tenant: tenant.Of(ev), Metric: metric, Day: Day(ts(ev.GetLoggedAt())), Dims: d}
 	}
 	out := []Delta{{Key: key(MetricLogged, dims), N: 1}}
 	for _, a := range ev.GetAnswers() {
@@ -122,6 +123,6 @@ func FromReview(ev *eventsv1.ReviewSubmitted) ([]Delta, error) {
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	return []Delta{{Key: Key{Tenant: tenantOf(ev.GetTenantId()), Metric: MetricReview, Day: Day(ts(ev.GetAt())),
+	return []Delta{{Key: Key{Tenant: tenant.Of(ev), Metric: MetricReview, Day: Day(ts(ev.GetAt())),
 		Dims: Dims{OrgUnit: strings.TrimSpace(ev.GetOrgUnit()), AgentID: strings.TrimSpace(ev.GetAgentId())}}, N: 1, Total: int64(ev.GetScore())}}, nil
 }

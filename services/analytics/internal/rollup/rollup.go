@@ -13,9 +13,6 @@ import (
 	"time"
 )
 
-// DefaultTenant is the tenant of events that name none.
-const DefaultTenant = "default"
-
 // Metrics, the names of the counters in the rollup.
 const (
 	// Per visit, on the UTC day it fell due (the day it was logged when no due time is known).
@@ -133,14 +130,6 @@ func negate(ds []Delta) []Delta {
 		out[i] = d
 	}
 	return out
-}
-
-// tenantOf returns the tenant of an event, "default" when it names none.
-func tenantOf(s string) string {
-	if s = strings.TrimSpace(s); s == "" {
-		return DefaultTenant
-	}
-	return s
 }
 
 // set overwrites *dst with s when s is not empty: a later event fills in a dimension, an empty one keeps it.

@@ -179,6 +179,22 @@ func TestWonBack(t *testing.T) {
 	require.False(t, rollup.WonBack(time.Time{}, last), "a new customer is not won back")
 }
 
+// A customer's latest service moves forward only; "won back" compares a
+// service with the latest one handled before it.
+func TestCustomerServe(t *testing.T) {
+	d := func(y int, m time.Month, day int) time.Time { return time.Date(y, m, day, 10, 0, 0, 0, time.UTC) }
+	c := rollup.Customer{Tenant: "default", CustomerID: "cu1"}
+	require.False(t, c.Serve(d(2024, 8, 1)), "a new customer is not won back")
+	require.Equal(t, d(2024, 8, 1), c.LastServiceAt)
+	require.False(t, c.Serve(d(2024, 9, 1)), "a month later: not churned")
+	require.False(t, c.Serve(d(2024, 7, 1)), "an older service changes nothing")
+	require.Equal(t, d(2024, 9, 1), c.LastServiceAt)
+	require.False(t, c.Serve(d(2024, 9, 1)), "the same service again changes nothing")
+	require.True(t, c.Serve(d(2025, 3, 1)), "6 months after the latest: won back (seed 000)")
+	require.Equal(t, d(2025, 3, 1), c.LastServiceAt)
+	require.False(t, c.Serve(d(2025, 3, 1)), "a redelivery does not win them back twice")
+}
+
 func TestFromVisitLogged(t *testing.T) {
 	nps := int32(8)
 	ev := &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(30)), OrgUnit: " north ", Nps: &nps,
@@ -230,4 +246,16 @@ func TestCheckVisitLogged(t *testing.T) {
 			require.ErrorContains(t, err, tc.field+":")
 		})
 	}
+}
+
+func TestCheckService(t *testing.T) {
+	require.NoError(t, rollup.CheckService(&eventsv1.ServiceCompleted{ServiceId: "s", CompletedAt: timestamppb.New(hour(1))}))
+	require.ErrorContains(t, rollup.CheckService(&eventsv1.ServiceCompleted{CompletedAt: timestamppb.New(hour(1))}), "service_id:")
+	require.ErrorContains(t, rollup.CheckService(&eventsv1.ServiceCompleted{ServiceId: "s"}), "completed_at:")
+	_, err := rollup.FromService(&eventsv1.ServiceCompleted{ServiceId: "s"}, true)
+	require.ErrorContains(t, err, "completed_at:", "FromService refuses what CheckService refuses")
+	ds, err := rollup.FromService(&eventsv1.ServiceCompleted{ServiceId: "s", CompletedAt: timestamppb.New(hour(1)), TenantId: " acme "}, true)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	require.Equal(t, "acme", ds[0].Tenant, "the tenant as pkg/tenant reads it")
 }

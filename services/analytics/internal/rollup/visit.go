@@ -9,6 +9,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/tenant"
 )
 
 // Standard48h is seed 003's limit: follow up within 48 hours after a service.
@@ -108,11 +109,11 @@ type VisitEvent interface {
 
 // VisitRef returns the tenant and visit id an event is about, refusing it
 // without a visit id.
-func VisitRef(ev VisitEvent) (tenant, visitID string, err error) {
+func VisitRef(ev VisitEvent) (tenantID, visitID string, err error) {
 	if ev.GetVisitId() == "" {
 		return "", "", invalid.New("visit_id", "is required")
 	}
-	return tenantOf(ev.GetTenantId()), ev.GetVisitId(), nil
+	return tenant.Of(ev), ev.GetVisitId(), nil
 }
 
 func ts(t *timestamppb.Timestamp) time.Time {

@@ -1,6 +1,8 @@
-// Package satisfaction names what seed 003's questionnaires rate: the
-// aspects (定向), with "overall" for the overall impression (整體印象). The
-// rate and the targets are in package figures. It does no I/O.
+// Package satisfaction names what seed 003's questionnaires rate and how
+// they are counted: the aspects (定向), with "overall" for the overall
+// impression (整體印象), and the votes of one aspect (定性: A satisfied, B
+// fairly satisfied, C unsatisfied). The rate with its target is
+// figures.Satisfaction. It does no I/O.
 package satisfaction
 
 import "regexp"
@@ -15,3 +17,9 @@ const AspectRule = "must match ^[a-z][a-z0-9_]{0,63}$ (e.g. overall, staff_attit
 
 // ValidAspect reports whether s is a well-formed aspect name.
 func ValidAspect(s string) bool { return aspectRE.MatchString(s) }
+
+// Votes are the rated answers on one aspect (seed 003's 定性 ratings); every
+// rated answer is one returned vote.
+type Votes struct {
+	Satisfied, FairlySatisfied, Unsatisfied int64
+}

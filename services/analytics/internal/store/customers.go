@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 )
 
@@ -17,7 +17,7 @@ import (
 // bucket's counters when a customer enters or leaves it (eligible) or gets
 // or loses their first covered service in it (covered), in one statement.
 // Members and buckets left at zero are removed.
-func ApplyMembers(ctx context.Context, tx pgx.Tx, ds []rollup.MemberDelta) error {
+func ApplyMembers(ctx context.Context, tx postgres.Querier, ds []rollup.MemberDelta) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -52,7 +52,7 @@ GROUP BY tenant_id, span, period, all_units, org_unit HAVING sum(de) <> 0 OR sum
 ORDER BY tenant_id, span, period, all_units, org_unit
 ON CONFLICT (tenant_id, span, period, all_units, org_unit)
 DO UPDATE SET eligible = c.eligible + EXCLUDED.eligible, covered = c.covered + EXCLUDED.covered`, args...); err != nil {
-		return fmt.Errorf("store: customer coverage: %w", err)
+		return fmt.Errorf("store: customer coverage: %w", translate(err))
 	}
 	if !shrinks {
 		return nil
@@ -61,12 +61,12 @@ DO UPDATE SET eligible = c.eligible + EXCLUDED.eligible, covered = c.covered + E
 	if _, err := tx.Exec(ctx, `DELETE FROM customer_members c USING `+keys+`
 WHERE c.tenant_id = d.tenant_id AND c.span = d.span AND c.period = d.period AND c.all_units = d.all_units AND c.org_unit = d.org_unit
   AND c.customer_id = d.customer_id AND c.services = 0 AND c.covered = 0`, args...); err != nil {
-		return fmt.Errorf("store: remove customer members: %w", err)
+		return fmt.Errorf("store: remove customer members: %w", translate(err))
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM customer_coverage c USING `+keys+`
 WHERE c.tenant_id = d.tenant_id AND c.span = d.span AND c.period = d.period AND c.all_units = d.all_units AND c.org_unit = d.org_unit
   AND c.eligible = 0 AND c.covered = 0`, args...); err != nil {
-		return fmt.Errorf("store: remove empty customer buckets: %w", err)
+		return fmt.Errorf("store: remove empty customer buckets: %w", translate(err))
 	}
 	return nil
 }
@@ -74,11 +74,12 @@ WHERE c.tenant_id = d.tenant_id AND c.span = d.span AND c.period = d.period AND 
 // CustomerCoverage returns the customers of one bucket with an eligible
 // follow-up and with a completed one: span is rollup.SpanMonth or
 // SpanYear, period its first day; orgUnit "" means every unit together.
-func (s *Store) CustomerCoverage(ctx context.Context, tenant, span string, period time.Time, orgUnit string) (eligible, covered int64, err error) {
-	err = s.Pool.QueryRow(ctx, `SELECT eligible, covered FROM customer_coverage
+// A bucket nobody is in has no row: it counts 0 of 0.
+func CustomerCoverage(ctx context.Context, db postgres.Querier, tenant, span string, period time.Time, orgUnit string) (eligible, covered int64, err error) {
+	err = translate(db.QueryRow(ctx, `SELECT eligible, covered FROM customer_coverage
 WHERE tenant_id = $1 AND span = $2 AND period = $3 AND all_units = ($4 = '') AND org_unit = $4`,
-		tenant, span, pgtype.Date{Time: period, Valid: true}, orgUnit).Scan(&eligible, &covered)
-	if errors.Is(err, pgx.ErrNoRows) {
+		tenant, span, pgtype.Date{Time: period, Valid: true}, orgUnit).Scan(&eligible, &covered))
+	if errors.Is(err, ErrNotFound) {
 		return 0, 0, nil
 	}
 	if err != nil {

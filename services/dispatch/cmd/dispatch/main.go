@@ -1,157 +1,30 @@
-// Command dispatch runs Huifang's dispatch service: it turns due visits
-// into tasks, hands them to call-center agents, most urgent first, and
-// sends the automatic ones (SMS, email) itself.
+// Command dispatch runs the dispatch service: due visits become tasks that
+// agents claim, attempts follow the retry policy, SMS and email are sent,
+// the SLA clock runs.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
-	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/app"
+	pkgconfig "github.com/huifang/huifang/pkg/config"
+	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
-	"github.com/huifang/huifang/services/dispatch/internal/outgoing"
-	"github.com/huifang/huifang/services/dispatch/internal/queue"
+	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
-	"github.com/huifang/huifang/services/dispatch/internal/sla"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
-	"github.com/huifang/huifang/services/dispatch/internal/task"
+	"github.com/huifang/huifang/services/dispatch/internal/webhook"
 	"github.com/huifang/huifang/services/dispatch/migrations"
+
+	dispatch "github.com/huifang/huifang/services/dispatch/internal/app"
 )
 
 func main() { app.Main("dispatch", run) }
-
-type config struct {
-	app.Base
-	// Lease is how long a claimed task stays with its agent before it goes
-	// back to the queue (HeartbeatTask extends it).
-	Lease time.Duration `env:"LEASE" default:"15m"`
-	// DefaultCapacity is how many tasks an agent without its own capacity may hold.
-	DefaultCapacity int `env:"DEFAULT_CAPACITY" default:"20"`
-	// Routing stages: the primary owner alone, then with the backup owner;
-	// skills stop mattering after SkillWait.
-	OwnerWait  time.Duration `env:"OWNER_WAIT" default:"30m"`
-	BackupWait time.Duration `env:"BACKUP_WAIT" default:"30m"`
-	SkillWait  time.Duration `env:"SKILL_WAIT" default:"30m"`
-	// SeverityRoles: the role each severity needs (seed 000).
-	SeverityRoles string `env:"SEVERITY_ROLES" default:"urgent=leader,major=deputy"`
-	// Tiers: customer tiers first in the queue, in order.
-	Tiers string `env:"TIERS" default:"key"`
-	// DefaultDeadline: the deadline after the due time when VisitDue has none (seed 003: 48 h).
-	DefaultDeadline time.Duration `env:"DEFAULT_DEADLINE" default:"48h"`
-	// ContactWindows: the windows of customers without their own, e.g.
-	// "10:00-11:30,15:30-17:00" (seed 002); empty means any time.
-	ContactWindows string `env:"CONTACT_WINDOWS"`
-	// Retry rules per channel: disposition=DELAY/MAX_ATTEMPTS. A channel
-	// without rules uses the phone's.
-	RetryPhone  string `env:"RETRY_PHONE" default:"no_answer=2h/3,busy=2h/3"`
-	RetryOnsite string `env:"RETRY_ONSITE"`
-	RetryWeb    string `env:"RETRY_WEB"`
-	// ClaimPoll: how often a long-poll claim looks again.
-	ClaimPoll time.Duration `env:"CLAIM_POLL" default:"1s"`
-	// SLA clock.
-	SLAWarn  time.Duration `env:"SLA_WARN" default:"6h"`
-	SLAEvery time.Duration `env:"SLA_EVERY" default:"1m"`
-	// Automatic channels.
-	SMSSender    string        `env:"SMS_SENDER" default:"local"`
-	EmailSender  string        `env:"EMAIL_SENDER" default:"local"`
-	SendEvery    time.Duration `env:"SEND_EVERY" default:"1s"`
-	SendLease    time.Duration `env:"SEND_LEASE" default:"2m"`
-	SendBackoff  time.Duration `env:"SEND_BACKOFF" default:"1m"`
-	SendMaxTries int           `env:"SEND_MAX_TRIES" default:"5"`
-	SendBatch    int           `env:"SEND_BATCH" default:"50"`
-	// Telnyx (SMS_SENDER=telnyx).
-	TelnyxBaseURL    string `env:"TELNYX_BASE_URL" default:"https://api.telnyx.com"`
-	TelnyxAPIKey     string `env:"TELNYX_API_KEY,secret"`
-	TelnyxFrom       string `env:"TELNYX_FROM"`
-	TelnyxProfileID  string `env:"TELNYX_MESSAGING_PROFILE_ID"`
-	TelnyxWebhookURL string `env:"TELNYX_WEBHOOK_URL"`
-	// Resend (EMAIL_SENDER=resend).
-	ResendBaseURL string `env:"RESEND_BASE_URL" default:"https://api.resend.com"`
-	ResendAPIKey  string `env:"RESEND_API_KEY,secret"`
-	ResendFrom    string `env:"RESEND_FROM"`
-	ResendReplyTo string `env:"RESEND_REPLY_TO"`
-	// ReceiptAddr serves providers' delivery webhooks (POST /receipts/telnyx); empty: off.
-	ReceiptAddr string `env:"RECEIPT_ADDR"`
-}
-
-// settings are the parsed forms of the config's strings.
-type settings struct {
-	rules task.Rules
-	retry task.RetryPolicy
-}
-
-func (c config) parse() (settings, error) {
-	var errs []error
-	positive := map[string]time.Duration{"LEASE": c.Lease, "CLAIM_POLL": c.ClaimPoll, "SLA_EVERY": c.SLAEvery,
-		"SEND_EVERY": c.SendEvery, "SEND_LEASE": c.SendLease, "SEND_BACKOFF": c.SendBackoff}
-	for name, d := range positive {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
-		}
-	}
-	if c.SendMaxTries < 1 || c.SendBatch < 1 || c.DefaultCapacity < 0 {
-		errs = append(errs, fmt.Errorf("SEND_MAX_TRIES and SEND_BATCH must be at least 1, DEFAULT_CAPACITY not negative"))
-	}
-	s := settings{rules: task.Rules{SeverityRoles: map[typesv1.Severity]string{}, DefaultDeadline: c.DefaultDeadline}, retry: task.RetryPolicy{}}
-	for part := range strings.SplitSeq(c.SeverityRoles, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		sev, role, _ := strings.Cut(part, "=")
-		sv, ok1 := typesv1.Severity_value["SEVERITY_"+strings.ToUpper(strings.TrimSpace(sev))]
-		r, ok2 := task.ParseRole(role)
-		if !ok1 || !ok2 {
-			errs = append(errs, fmt.Errorf("SEVERITY_ROLES: %q is not severity=role", part))
-			continue
-		}
-		s.rules.SeverityRoles[typesv1.Severity(sv)] = r
-	}
-	for tier := range strings.SplitSeq(c.Tiers, ",") {
-		if tier = strings.TrimSpace(tier); tier != "" {
-			s.rules.Tiers = append(s.rules.Tiers, tier)
-		}
-	}
-	var err error
-	if s.rules.Windows, err = task.ParseWindows(c.ContactWindows); err != nil {
-		errs = append(errs, fmt.Errorf("CONTACT_WINDOWS: %w", err))
-	}
-	for ch, spec := range map[typesv1.Channel]string{typesv1.Channel_CHANNEL_PHONE: c.RetryPhone,
-		typesv1.Channel_CHANNEL_ONSITE: c.RetryOnsite, typesv1.Channel_CHANNEL_WEB: c.RetryWeb} {
-		if strings.TrimSpace(spec) == "" {
-			continue
-		}
-		r, err := task.ParseRetryRules(spec)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("RETRY_%s: %w", strings.TrimPrefix(ch.String(), "CHANNEL_"), err))
-			continue
-		}
-		s.retry[ch] = r
-	}
-	if c.SMSSender != "local" && c.SMSSender != "telnyx" {
-		errs = append(errs, fmt.Errorf("SMS_SENDER must be local or telnyx, got %q", c.SMSSender))
-	}
-	if c.SMSSender == "telnyx" && c.TelnyxAPIKey == "" {
-		errs = append(errs, fmt.Errorf("TELNYX_API_KEY is required with SMS_SENDER=telnyx"))
-	}
-	if c.EmailSender != "local" && c.EmailSender != "resend" {
-		errs = append(errs, fmt.Errorf("EMAIL_SENDER must be local or resend, got %q", c.EmailSender))
-	}
-	if c.EmailSender == "resend" && (c.ResendAPIKey == "" || c.ResendFrom == "") {
-		errs = append(errs, fmt.Errorf("RESEND_API_KEY and RESEND_FROM are required with EMAIL_SENDER=resend"))
-	}
-	if len(errs) > 0 {
-		return settings{}, fmt.Errorf("config: %w", errors.Join(errs...))
-	}
-	return s, nil
-}
 
 func run(ctx context.Context, log *slog.Logger) error {
 	// Configuration.
@@ -159,6 +32,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := app.LoadConfig(log, "dispatch", &cfg); err != nil {
 		return err
 	}
+	warnRetired(log, pkgconfig.Env("dispatch"))
 	set, err := cfg.parse()
 	if err != nil {
 		return err
@@ -169,41 +43,45 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st := &store.Store{Pool: rt.Pool}
-	waker := &queue.Waker{}
 
-	// Consumers.
-	rt.Consume((&consumer.VisitDue{Now: time.Now, Rules: set.rules, Waker: waker}).Consumer())
-	rt.Consume((&consumer.VisitCancelled{Now: time.Now}).Consumer())
-	rt.Consume((&consumer.CustomerUpdated{Now: time.Now, Rules: set.rules, Waker: waker}).Consumer())
-
-	// Automatic channels.
+	// Senders of the automatic channels.
 	local := &sender.Local{Pool: rt.Pool, Log: log, Now: time.Now}
-	var sms sender.Sender = local
+	var sms, email sender.Sender = local, local
 	if cfg.SMSSender == "telnyx" {
 		sms = &sender.Telnyx{BaseURL: cfg.TelnyxBaseURL, APIKey: cfg.TelnyxAPIKey, From: cfg.TelnyxFrom,
 			MessagingProfileID: cfg.TelnyxProfileID, WebhookURL: cfg.TelnyxWebhookURL}
 	}
-	var email sender.Sender = local
 	if cfg.EmailSender == "resend" {
 		email = &sender.Resend{BaseURL: cfg.ResendBaseURL, APIKey: cfg.ResendAPIKey, From: cfg.ResendFrom, ReplyTo: cfg.ResendReplyTo}
 	}
-	out := &outgoing.Loop{Pool: rt.Pool, Sender: sender.ByChannel{SMS: sms, Email: email}, Relay: rt.Relay, Log: log, Now: time.Now,
-		Lease: cfg.SendLease, Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries, Every: cfg.SendEvery, Batch: cfg.SendBatch}
-	rt.Go("outgoing", out.Run)
+
+	// The use cases.
+	a := &dispatch.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now, Log: log,
+		Lease: cfg.Lease, Retry: set.retry, Rules: set.rules, Poll: cfg.ClaimPoll, Waker: &dispatch.Waker{},
+		Routing: store.Routing{OwnerWait: cfg.OwnerWait, BackupWait: cfg.BackupWait, SkillWait: cfg.SkillWait, DefaultCapacity: cfg.DefaultCapacity},
+		SLAWarn: cfg.SLAWarn, SLABatch: slaBatch,
+		Send: dispatch.Sending{Sender: sender.ByChannel{SMS: sms, Email: email}, Lease: cfg.SendLease,
+			Retry: message.Retry{Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries}, Batch: cfg.SendBatch}}
+
+	// Consumers: VisitDue, VisitCancelled, CustomerUpdated.
+	for _, c := range consumer.New(a) {
+		rt.Consume(c)
+	}
+
+	// Loops: the sender of SMS and email, the SLA clock.
+	rt.Loop(&loop.Loop{Name: "outgoing", Every: cfg.SendEvery, Batch: cfg.SendBatch, Round: a.SendDue})
+	rt.Loop(&loop.Loop{Name: "sla", Every: cfg.SLAEvery, Batch: slaBatch, Round: a.MarkDeadlines})
+
+	// Providers' delivery webhooks.
 	if cfg.ReceiptAddr != "" {
-		receipts := &outgoing.Receipts{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now}
+		receipts := &webhook.Receipts{App: a, Log: log}
 		rt.Go("receipts", func(ctx context.Context) error { return receipts.Serve(ctx, cfg.ReceiptAddr) })
 	}
 
-	// The SLA clock.
-	clock := &sla.Clock{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now, Warn: cfg.SLAWarn, Every: cfg.SLAEvery, Batch: 500}
-	rt.Go("sla", clock.Run)
-
 	// API.
-	q := &queue.Queue{Store: st, Relay: rt.Relay, Now: time.Now, Lease: cfg.Lease, Retry: set.retry, Rules: set.rules,
-		Poll: cfg.ClaimPoll, Waker: waker,
-		Routing: store.Routing{OwnerWait: cfg.OwnerWait, BackupWait: cfg.BackupWait, SkillWait: cfg.SkillWait, DefaultCapacity: cfg.DefaultCapacity}}
-	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, &grpcapi.Server{Queue: q, SLAWarn: cfg.SLAWarn})
+	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
 	return rt.Run(ctx)
 }
+
+// slaBatch bounds one round of the SLA clock.
+const slaBatch = 500

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,17 +38,38 @@ func TestConfigDefaults(t *testing.T) {
 
 	bad := config{}
 	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"SEVERITY_ROLES": "major=boss", "RETRY_PHONE": "no_answer=2h",
-		"CONTACT_WINDOWS": "17:00-10:00", "SMS_SENDER": "telnyx", "EMAIL_SENDER": "resend"}), &bad))
+		"SMS_SENDER": "telnyx", "EMAIL_SENDER": "resend"}), &bad))
 	_, err = bad.parse()
 	require.ErrorContains(t, err, "SEVERITY_ROLES")
 	require.ErrorContains(t, err, "RETRY_PHONE")
-	require.ErrorContains(t, err, "CONTACT_WINDOWS")
 	require.ErrorContains(t, err, "TELNYX_API_KEY")
 	require.ErrorContains(t, err, "RESEND_API_KEY and RESEND_FROM")
 
 	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"EMAIL_SENDER": "sendgrid"}), &bad))
 	_, err = bad.parse()
 	require.ErrorContains(t, err, "EMAIL_SENDER must be local or resend")
+}
+
+// TestContactWindowsRetired: CONTACT_WINDOWS is no longer read (the
+// tenant's contact policy, sent with each VisitDue, sets the windows); if
+// it is still set, one warning says so at start, and it fails nothing.
+func TestContactWindowsRetired(t *testing.T) {
+	env := pkgconfig.Map(map[string]string{"CONTACT_WINDOWS": "17:00-10:00"})
+	cfg := config{}
+	require.NoError(t, pkgconfig.Load(env, &cfg))
+	_, err := cfg.parse()
+	require.NoError(t, err)
+
+	var buf bytes.Buffer
+	warnRetired(slog.New(slog.NewTextHandler(&buf, nil)), env)
+	require.Equal(t, 1, strings.Count(buf.String(), "\n"), buf.String())
+	require.Contains(t, buf.String(), "level=WARN")
+	require.Contains(t, buf.String(), "CONTACT_WINDOWS is set but no longer read")
+	require.Contains(t, buf.String(), "SchedulerService.SetContactPolicy")
+
+	buf.Reset()
+	warnRetired(slog.New(slog.NewTextHandler(&buf, nil)), pkgconfig.Map(map[string]string{}))
+	require.Empty(t, buf.String())
 }
 
 // TestRunWiring starts the service as main does, feeds it a VisitDue and

@@ -12,11 +12,8 @@ import (
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
-	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
-	"github.com/huifang/huifang/services/dispatch/internal/storetest"
 )
 
 // TestVisitCancelledWithdrawsTask: the scheduler's VisitCancelled closes
@@ -24,9 +21,7 @@ import (
 // redelivery changes nothing.
 func TestVisitCancelledWithdrawsTask(t *testing.T) {
 	b := setup(t)
-	cancelled := (&consumer.VisitCancelled{Now: storetest.NewClock(t0).Now}).Consumer()
-	cancelled.Pool, cancelled.JS, cancelled.Log = b.pool, b.js, servicetest.Logger()
-	cancelled.Relay = outbox.NewRelay(b.pool, b.js, cancelled.Log, storetest.Schema)
+	cancelled := filled(b.pool, b.js, consumer.VisitCancelled(b.app))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cancelled.Run(ctx) }()

@@ -15,12 +15,16 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
 var t0 = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
@@ -28,6 +32,7 @@ var t0 = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
 type bundle struct {
 	pool *pgxpool.Pool
 	js   jetstream.JetStream
+	app  *app.App
 	cons *inbox.Consumer
 }
 
@@ -35,10 +40,15 @@ func setup(t *testing.T) bundle {
 	t.Helper()
 	pool := storetest.Pool(t)
 	js := servicetest.JetStream(t)
-	cons := (&consumer.VisitDue{Now: storetest.NewClock(t0).Now}).Consumer()
-	cons.Pool, cons.JS, cons.Log = pool, js, servicetest.Logger()
-	cons.Relay = outbox.NewRelay(pool, js, cons.Log, storetest.Schema)
-	return bundle{pool: pool, js: js, cons: cons}
+	a := &app.App{DB: pool, Now: storetest.NewClock(t0).Now, Log: servicetest.Logger()}
+	return bundle{pool: pool, js: js, app: a, cons: filled(pool, js, consumer.VisitDue(a))}
+}
+
+// filled fills in what the runtime gives a consumer (rt.Consume).
+func filled(pool *pgxpool.Pool, js jetstream.JetStream, c *inbox.Consumer) *inbox.Consumer {
+	c.Service, c.Pool, c.JS, c.Log = "dispatch", pool, js, servicetest.Logger()
+	c.Relay = outbox.NewRelay(pool, js, c.Log, storetest.Schema)
+	return c
 }
 
 // run consumes until the test ends.
@@ -151,4 +161,28 @@ func TestMalformedVisitDueIsDeadLettered(t *testing.T) {
 	}, got)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tasks`))
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("dispatch")))
+}
+
+// TestDue: the adapter's part of reading a VisitDue: valid times, the
+// tenant (default when none), the customer and the tenant's calendar.
+func TestDue(t *testing.T) {
+	d, err := consumer.Due(&eventsv1.VisitDue{VisitId: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: timestamppb.New(t0),
+		Customer: &typesv1.Customer{Id: "c-1", Preferences: &typesv1.ContactPreferences{TimeZone: "Asia/Shanghai",
+			Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}}}},
+		ContactCalendar: &typesv1.ContactCalendar{Windows: []*typesv1.ContactWindow{{StartMinute: 930, EndMinute: 1020}},
+			QuietHours: &typesv1.ContactWindow{StartMinute: 1260, EndMinute: 480}, TimeZone: "Asia/Shanghai", Holidays: []string{"2025-10-01"}, AvoidHolidays: true}})
+	require.NoError(t, err)
+	require.Equal(t, task.Due{Tenant: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: t0,
+		Customer: task.Customer{ID: "c-1", Preferences: task.Preferences{TimeZone: "Asia/Shanghai", Windows: []contact.Window{{Start: 600, End: 690}}}},
+		Calendar: contact.Calendar{Windows: []contact.Window{{Start: 930, End: 1020}}, Quiet: &contact.Window{Start: 1260, End: 480},
+			TimeZone: "Asia/Shanghai", Holidays: []string{"2025-10-01"}, AvoidHolidays: true}}, d)
+
+	_, err = consumer.Due(&eventsv1.VisitDue{VisitId: "v-4", DueAt: &timestamppb.Timestamp{Nanos: -1}, Deadline: &timestamppb.Timestamp{Seconds: 1 << 62}})
+	bad, ok := invalid.As(err)
+	require.True(t, ok, "%v", err)
+	var fields []string
+	for _, v := range bad.Violations {
+		fields = append(fields, v.Field)
+	}
+	require.Equal(t, []string{"due_at", "deadline"}, fields, "invalid times")
 }

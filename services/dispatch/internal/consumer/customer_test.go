@@ -15,12 +15,9 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
-	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
-	"github.com/huifang/huifang/services/dispatch/internal/storetest"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
@@ -28,17 +25,17 @@ import (
 // database and JetStream, with agents a-1, a-2 and a-3.
 type customerTest struct {
 	bundle
-	st     *store.Store
 	events int // CustomerUpdated events published so far
 }
 
 func newCustomerTest(t *testing.T) *customerTest {
 	t.Helper()
 	b := setup(t)
+	b.app.Rules = task.Rules{Tiers: []string{"key"}}
+	b.app.Lease = time.Hour
+	b.app.Routing = store.Routing{OwnerWait: 30 * time.Minute, BackupWait: 30 * time.Minute, SkillWait: time.Hour}
 	b.run(t)
-	cons := (&consumer.CustomerUpdated{Now: storetest.NewClock(t0).Now, Rules: task.Rules{Tiers: []string{"key"}}}).Consumer()
-	cons.Pool, cons.JS, cons.Log = b.pool, b.js, servicetest.Logger()
-	cons.Relay = outbox.NewRelay(b.pool, b.js, cons.Log, storetest.Schema)
+	cons := filled(b.pool, b.js, consumer.CustomerUpdated(b.app))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cons.Run(ctx) }()
@@ -46,11 +43,9 @@ func newCustomerTest(t *testing.T) *customerTest {
 		cancel()
 		require.NoError(t, <-done)
 	})
-	ct := &customerTest{bundle: b, st: &store.Store{Pool: b.pool}}
+	ct := &customerTest{bundle: b}
 	for _, id := range []string{"a-1", "a-2", "a-3"} {
-		a := task.Agent{Tenant: "default", ID: id, Name: id}
-		require.NoError(t, task.NormalizeAgent(&a))
-		_, err := ct.st.UpsertAgent(context.Background(), a, t0)
+		_, err := b.app.UpsertAgent(context.Background(), task.Agent{Tenant: "default", ID: id, Name: id})
 		require.NoError(t, err)
 	}
 	return ct
@@ -91,8 +86,7 @@ func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64
 
 func (ct *customerTest) claim(t *testing.T, agent string) string {
 	t.Helper()
-	got, found, err := ct.st.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: agent, Now: t0, Lease: time.Hour,
-		Routing: store.Routing{OwnerWait: 30 * time.Minute, BackupWait: 30 * time.Minute, SkillWait: time.Hour}})
+	got, found, err := ct.app.Claim(context.Background(), "default", agent, 0)
 	require.NoError(t, err)
 	if !found {
 		return ""
@@ -104,7 +98,7 @@ func (ct *customerTest) task(t *testing.T, visit string) task.Task {
 	t.Helper()
 	var id string
 	require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT id FROM tasks WHERE visit_id = $1`, visit).Scan(&id))
-	x, err := ct.st.Task(context.Background(), "default", id)
+	x, err := ct.app.Task(context.Background(), "default", id)
 	require.NoError(t, err)
 	return x
 }
@@ -129,8 +123,8 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 	require.Equal(t, "a-1", got.BackupOwner)
 	require.Equal(t, 0, got.TierRank, "key customers first")
 	require.Equal(t, "en", got.Language)
-	require.Equal(t, "13900000000", got.Customer.GetPhone())
-	require.Equal(t, "Asia/Shanghai", got.Customer.GetPreferences().GetTimeZone(), "retries use the new window and zone")
+	require.Equal(t, "13900000000", got.Customer.Phone)
+	require.Equal(t, "Asia/Shanghai", got.Customer.Preferences.TimeZone, "retries use the new window and zone")
 	require.True(t, got.AvailableAt.Equal(t0), "inside the new window: the owner stages do not restart")
 
 	require.Equal(t, "", ct.claim(t, "a-1"), "the old primary owner waits behind the new one")
@@ -141,7 +135,7 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 	// scheduler's older one.
 	ct.due(t, "v-2", typesv1.Channel_CHANNEL_WEB)
 	require.Equal(t, "a-3", ct.task(t, "v-2").PrimaryOwner)
-	require.Equal(t, "13900000000", ct.task(t, "v-2").Customer.GetPhone())
+	require.Equal(t, "13900000000", ct.task(t, "v-2").Customer.Phone)
 }
 
 // TestCustomerUpdatedNewWindow: the customer now wants calls only
@@ -174,7 +168,7 @@ func TestCustomerUpdatedOlderVersionIgnored(t *testing.T) {
 
 	got := ct.task(t, "v-1")
 	require.Equal(t, "a-3", got.PrimaryOwner)
-	require.Equal(t, "13800000000", got.Customer.GetPhone())
+	require.Equal(t, "13800000000", got.Customer.Phone)
 	var version int64
 	require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT version FROM customer_versions WHERE customer_id = 'c-1'`).Scan(&version))
 	require.EqualValues(t, 5, version)
@@ -204,7 +198,7 @@ func TestCustomerUpdatedOptOutWithdraws(t *testing.T) {
 	}
 	web := ct.task(t, "v-3")
 	require.Equal(t, task.StatusOpen, web.Status)
-	require.Equal(t, []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}, web.Customer.GetPreferences().GetOptedOut())
+	require.Equal(t, []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}, web.Customer.Preferences.OptedOut)
 	require.Zero(t, ct.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectContactOptedOut))
 	require.Equal(t, "v-3", ct.claim(t, "a-1"))
 }
@@ -226,4 +220,26 @@ func TestCustomerUpdatedMalformed(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{"customer.id", "version"}, got)
 	require.Zero(t, ct.count(t, `SELECT count(*) FROM customer_versions`))
+}
+
+// TestContactCalendar: the VisitDue carries the tenant's contact calendar
+// (seed 002: calls 10:00-11:30, Shanghai time); the task is first offered
+// in it, and after a CustomerUpdated (the customer moved to Berlin) it is
+// placed again with the same calendar, kept with the task, in the new zone.
+func TestContactCalendar(t *testing.T) {
+	ct := newCustomerTest(t)
+	data, err := proto.Marshal(&eventsv1.VisitDue{EventId: "ev-v-1", TenantId: "default", VisitId: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE,
+		DueAt: timestamppb.New(t0), Customer: customer(),
+		ContactCalendar: &typesv1.ContactCalendar{TimeZone: "Asia/Shanghai", Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}}}})
+	require.NoError(t, err)
+	ct.publish(t, "ev-v-1", data)
+	require.Eventually(t, func() bool { return ct.count(t, `SELECT count(*) FROM tasks WHERE visit_id = 'v-1'`) == 1 },
+		10*time.Second, 20*time.Millisecond)
+	require.True(t, ct.task(t, "v-1").AvailableAt.Equal(time.Date(2025, 3, 11, 2, 0, 0, 0, time.UTC)), "17:00 in Shanghai: the next morning")
+	require.Equal(t, "", ct.claim(t, "a-1"), "not before the window")
+
+	c := customer()
+	c.Preferences.TimeZone = "Europe/Berlin"
+	ct.updated(t, c, 2)
+	require.True(t, ct.task(t, "v-1").AvailableAt.Equal(time.Date(2025, 3, 11, 9, 0, 0, 0, time.UTC)), "10:00 in Berlin, the customer's zone now")
 }

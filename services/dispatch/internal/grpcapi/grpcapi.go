@@ -1,71 +1,33 @@
-// Package grpcapi serves huifang.dispatch.v1.DispatchService.
+// Package grpcapi serves huifang.dispatch.v1.DispatchService: it checks
+// the shape of each request, calls one app command or query, and encodes
+// the answer; statusOf turns errors into gRPC statuses.
 package grpcapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
-	"github.com/huifang/huifang/services/dispatch/internal/outgoing"
-	"github.com/huifang/huifang/services/dispatch/internal/queue"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
-	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
+	"github.com/huifang/huifang/services/dispatch/internal/wire"
 )
 
 // Server implements DispatchService.
 type Server struct {
 	dispatchv1.UnimplementedDispatchServiceServer
-	Queue *queue.Queue
-	// SLAWarn is ListDeadlineTasks' default margin.
-	SLAWarn time.Duration
-}
-
-func (s *Server) store() *store.Store { return s.Queue.Store }
-
-// statusOf turns dispatch's domain errors into gRPC statuses: the one
-// place where that happens (invalid input is mapped by grpcserver).
-func statusOf(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrAgentNotFound):
-		return status.Error(codes.NotFound, "no such agent in the tenant; register it with UpsertAgent")
-	case errors.Is(err, store.ErrTaskNotFound):
-		return status.Error(codes.NotFound, "no such task in the tenant")
-	case errors.Is(err, store.ErrMessageNotFound):
-		return status.Error(codes.NotFound, "no message with that provider id")
-	case errors.Is(err, store.ErrParentNotFound):
-		return invalid.New("unit.parent_id", "must name an existing org unit")
-	case errors.Is(err, store.ErrCycle):
-		return invalid.New("unit.parent_id", "must not be the unit or one below it")
-	case errors.Is(err, store.ErrInactive):
-		return status.Error(codes.FailedPrecondition, "the agent is inactive")
-	case errors.Is(err, store.ErrOffShift):
-		return status.Error(codes.FailedPrecondition, "the agent is off shift")
-	case errors.Is(err, store.ErrAtCapacity):
-		return status.Error(codes.ResourceExhausted, "the agent holds as many tasks as its capacity; finish or release one")
-	case errors.Is(err, queue.ErrNotHolder):
-		return status.Error(codes.FailedPrecondition, "the agent does not hold the task")
-	case errors.Is(err, queue.ErrClosed):
-		return status.Error(codes.FailedPrecondition, "the task is closed")
-	case errors.Is(err, queue.ErrAutomatic):
-		return status.Error(codes.FailedPrecondition, "the task is sent by dispatch itself (SMS or email)")
-	case errors.Is(err, queue.ErrNotLeader):
-		return status.Error(codes.PermissionDenied, err.Error())
-	}
-	return err
+	App *app.App
 }
 
 func required(field, v string) (string, error) {
@@ -95,11 +57,8 @@ func (s *Server) UpsertOrgUnit(ctx context.Context, req *dispatchv1.UpsertOrgUni
 		return nil, invalid.New("unit", "is required")
 	}
 	p := req.GetUnit()
-	u := task.OrgUnit{Tenant: p.GetTenantId(), ID: p.GetId(), Name: p.GetName(), ParentID: p.GetParentId(), Kind: p.GetKind(), LeaderID: p.GetLeaderId()}
-	if err := task.NormalizeOrgUnit(&u); err != nil {
-		return nil, err
-	}
-	stored, err := s.store().UpsertOrgUnit(ctx, u, s.Queue.Now())
+	stored, err := s.App.UpsertOrgUnit(ctx, task.OrgUnit{Tenant: p.GetTenantId(), ID: p.GetId(), Name: p.GetName(), ParentID: p.GetParentId(),
+		Kind: p.GetKind(), LeaderID: p.GetLeaderId()})
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -108,9 +67,9 @@ func (s *Server) UpsertOrgUnit(ctx context.Context, req *dispatchv1.UpsertOrgUni
 
 // ListOrgUnits lists the tenant's org units, parents first.
 func (s *Server) ListOrgUnits(ctx context.Context, req *dispatchv1.ListOrgUnitsRequest) (*dispatchv1.ListOrgUnitsResponse, error) {
-	units, err := s.store().ListOrgUnits(ctx, task.Tenant(req.GetTenantId()))
+	units, err := s.App.ListOrgUnits(ctx, tenant.Or(req.GetTenantId()))
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &dispatchv1.ListOrgUnitsResponse{}
 	for _, u := range units {
@@ -128,12 +87,9 @@ func (s *Server) UpsertAgent(ctx context.Context, req *dispatchv1.UpsertAgentReq
 	if err != nil {
 		return nil, err
 	}
-	if err := task.NormalizeAgent(&a); err != nil {
-		return nil, err
-	}
-	stored, err := s.store().UpsertAgent(ctx, a, s.Queue.Now())
+	stored, err := s.App.UpsertAgent(ctx, a)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	return &dispatchv1.UpsertAgentResponse{Agent: agentProto(stored)}, nil
 }
@@ -148,9 +104,9 @@ func (s *Server) ListAgents(ctx context.Context, req *dispatchv1.ListAgentsReque
 	if err := page.Cursor(req.GetPageToken(), &after); err != nil {
 		return nil, err
 	}
-	agents, err := s.store().ListAgents(ctx, task.Tenant(req.GetTenantId()), strings.TrimSpace(req.GetGroup()), size+1, after)
+	agents, err := s.App.ListAgents(ctx, tenant.Or(req.GetTenantId()), req.GetGroup(), size+1, after)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &dispatchv1.ListAgentsResponse{}
 	agents, resp.NextPageToken = page.Trim(agents, size, func(last task.Agent) any { return last.ID })
@@ -172,11 +128,11 @@ func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTas
 		if !req.GetWait().IsValid() || req.GetWait().AsDuration() < 0 {
 			return nil, invalid.New("wait", "must be a non-negative duration")
 		}
-		if wait = req.GetWait().AsDuration(); wait > queue.MaxWait {
-			return nil, invalid.New("wait", fmt.Sprintf("must be at most %s", queue.MaxWait))
+		if wait = req.GetWait().AsDuration(); wait > app.MaxWait {
+			return nil, invalid.New("wait", fmt.Sprintf("must be at most %s", app.MaxWait))
 		}
 	}
-	t, found, err := s.Queue.Claim(ctx, task.Tenant(req.GetTenantId()), agentID, wait)
+	t, found, err := s.App.Claim(ctx, tenant.Or(req.GetTenantId()), agentID, wait)
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -193,7 +149,7 @@ func (s *Server) HeartbeatTask(ctx context.Context, req *dispatchv1.HeartbeatTas
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.Queue.Heartbeat(ctx, task.Tenant(req.GetTenantId()), taskID, agentID)
+	t, err := s.App.Heartbeat(ctx, tenant.Or(req.GetTenantId()), taskID, agentID)
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -209,61 +165,28 @@ func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest
 	if err := task.CheckStatus(req.GetStatus()); err != nil {
 		return nil, err
 	}
-	var cur store.TaskCursor
+	var cur app.TaskCursor
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	tenant := task.Tenant(req.GetTenantId())
-	f := store.TaskFilter{Tenant: tenant, AgentID: strings.TrimSpace(req.GetAgentId()), Status: req.GetStatus()}
-	f.Groups, err = s.groups(ctx, tenant, req.GetGroup(), req.GetLeaderId())
+	tasks, err := s.App.ListTasks(ctx, app.TaskQuery{Tenant: tenant.Or(req.GetTenantId()), AgentID: req.GetAgentId(), Status: req.GetStatus(),
+		Group: req.GetGroup(), LeaderID: req.GetLeaderId(), After: cur, Limit: size + 1})
 	if err != nil {
-		return nil, err
-	}
-	tasks, err := s.store().ListTasks(ctx, f, cur, size+1)
-	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &dispatchv1.ListTasksResponse{}
-	tasks, resp.NextPageToken = page.Trim(tasks, size, func(last task.Task) any { return store.CursorOf(last) })
+	tasks, resp.NextPageToken = page.Trim(tasks, size, func(last task.Task) any { return app.TaskCursorOf(last) })
 	for _, t := range tasks {
 		resp.Tasks = append(resp.Tasks, taskProto(t))
 	}
 	return resp, nil
 }
 
-// groups resolves the group filters of a listing: one group, a leader's
-// groups (both: their intersection), or nil for any.
-func (s *Server) groups(ctx context.Context, tenant, group, leaderID string) ([]string, error) {
-	group, leaderID = strings.TrimSpace(group), strings.TrimSpace(leaderID)
-	if leaderID == "" {
-		if group == "" {
-			return nil, nil
-		}
-		return []string{group}, nil
-	}
-	_, groups, err := s.store().LeaderGroups(ctx, tenant, leaderID)
-	if errors.Is(err, store.ErrAgentNotFound) {
-		return nil, invalid.New("leader_id", "must name an agent of the tenant")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if group == "" {
-		return groups, nil
-	}
-	for _, g := range groups {
-		if g == group {
-			return []string{group}, nil
-		}
-	}
-	return []string{}, nil
-}
-
 // RecordAttempt records one attempt.
 func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemptRequest) (*dispatchv1.RecordAttemptResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
-	if err := queue.CheckDisposition(req.GetDisposition()); err != nil {
+	if err := task.CheckDisposition(req.GetDisposition()); err != nil {
 		b, _ := invalid.As(err)
 		for _, v := range b.Violations {
 			bad.Add(v.Field, v.Rule)
@@ -280,7 +203,8 @@ func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemp
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	res, err := s.Queue.RecordAttempt(ctx, task.Tenant(req.GetTenantId()), taskID, agentID, req.GetDisposition(), callBack, req.GetNote())
+	res, err := s.App.RecordAttempt(ctx, app.Attempt{Tenant: tenant.Or(req.GetTenantId()), TaskID: taskID, AgentID: agentID,
+		Disposition: req.GetDisposition(), CallBackAt: callBack, Note: req.GetNote()})
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -294,7 +218,7 @@ func (s *Server) ReleaseTask(ctx context.Context, req *dispatchv1.ReleaseTaskReq
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.Queue.Release(ctx, task.Tenant(req.GetTenantId()), taskID, agentID)
+	t, err := s.App.Release(ctx, tenant.Or(req.GetTenantId()), taskID, agentID)
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -313,7 +237,7 @@ func (s *Server) ReassignTask(ctx context.Context, req *dispatchv1.ReassignTaskR
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.Queue.Reassign(ctx, task.Tenant(req.GetTenantId()), taskID, leaderID, to, req.GetReason())
+	t, err := s.App.Reassign(ctx, tenant.Or(req.GetTenantId()), taskID, leaderID, to, req.GetReason())
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -326,33 +250,27 @@ func (s *Server) ListDeadlineTasks(ctx context.Context, req *dispatchv1.ListDead
 	if err != nil {
 		return nil, err
 	}
-	within := s.SLAWarn
+	var within *time.Duration
 	if req.GetWithin() != nil {
 		if !req.GetWithin().IsValid() || req.GetWithin().AsDuration() < 0 {
 			return nil, invalid.New("within", "must be a non-negative duration")
 		}
-		within = req.GetWithin().AsDuration()
+		d := req.GetWithin().AsDuration()
+		within = &d
 	}
-	var cur store.DeadlineCursor
+	var cur app.DeadlineCursor
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	tenant := task.Tenant(req.GetTenantId())
-	groups, err := s.groups(ctx, tenant, req.GetGroup(), req.GetLeaderId())
+	tasks, err := s.App.ListDeadlineTasks(ctx, app.DeadlineQuery{Tenant: tenant.Or(req.GetTenantId()), Within: within, Group: req.GetGroup(),
+		LeaderID: req.GetLeaderId(), After: cur, Limit: size + 1})
 	if err != nil {
-		return nil, err
-	}
-	now := s.Queue.Now()
-	tasks, err := s.store().ListDeadline(ctx, tenant, now.Add(within), groups, cur, size+1)
-	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &dispatchv1.ListDeadlineTasksResponse{}
-	tasks, resp.NextPageToken = page.Trim(tasks, size, func(last task.Task) any {
-		return store.DeadlineCursor{Deadline: last.Deadline, ID: last.ID}
-	})
+	tasks, resp.NextPageToken = page.Trim(tasks, size, func(last app.DeadlineTask) any { return app.DeadlineCursorOf(last.Task) })
 	for _, t := range tasks {
-		resp.Tasks = append(resp.Tasks, &dispatchv1.DeadlineTask{Task: taskProto(t), Stage: queue.Stage(t.Deadline, now)})
+		resp.Tasks = append(resp.Tasks, &dispatchv1.DeadlineTask{Task: taskProto(t.Task), Stage: t.Stage})
 	}
 	return resp, nil
 }
@@ -363,14 +281,10 @@ func (s *Server) UpsertTemplate(ctx context.Context, req *dispatchv1.UpsertTempl
 	if p == nil {
 		return nil, invalid.New("template", "is required")
 	}
-	t := message.Template{Tenant: task.Tenant(p.GetTenantId()), PolicyID: p.GetPolicyId(), Channel: p.GetChannel(),
-		Subject: p.GetSubject(), Greeting: p.GetGreeting(), Body: p.GetBody(), Footer: p.GetFooter()}
-	if err := message.Normalize(&t); err != nil {
-		return nil, err
-	}
-	stored, err := s.store().UpsertTemplate(ctx, t, s.Queue.Now())
+	stored, err := s.App.UpsertTemplate(ctx, message.Template{Tenant: tenant.Or(p.GetTenantId()), PolicyID: p.GetPolicyId(), Channel: p.GetChannel(),
+		Subject: p.GetSubject(), Greeting: p.GetGreeting(), Body: p.GetBody(), Footer: p.GetFooter()})
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	return &dispatchv1.UpsertTemplateResponse{Template: &dispatchv1.Template{TenantId: stored.Tenant, PolicyId: stored.PolicyID,
 		Channel: stored.Channel, Subject: stored.Subject, Greeting: stored.Greeting, Body: stored.Body, Footer: stored.Footer}}, nil
@@ -395,8 +309,8 @@ func (s *Server) SetCustomerVariables(ctx context.Context, req *dispatchv1.SetCu
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	if err := s.store().SetCustomerVariables(ctx, task.Tenant(req.GetTenantId()), customerID, vars, s.Queue.Now()); err != nil {
-		return nil, err
+	if err := s.App.SetCustomerVariables(ctx, tenant.Or(req.GetTenantId()), customerID, vars); err != nil {
+		return nil, statusOf(err)
 	}
 	return &dispatchv1.SetCustomerVariablesResponse{Variables: vars}, nil
 }
@@ -411,12 +325,12 @@ func (s *Server) ListMessages(ctx context.Context, req *dispatchv1.ListMessagesR
 	if err := page.Cursor(req.GetPageToken(), &before); err != nil {
 		return nil, err
 	}
-	msgs, err := s.store().ListMessages(ctx, task.Tenant(req.GetTenantId()), strings.TrimSpace(req.GetTaskId()), before, size+1)
+	msgs, err := s.App.ListMessages(ctx, tenant.Or(req.GetTenantId()), strings.TrimSpace(req.GetTaskId()), before, size+1)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
 	resp := &dispatchv1.ListMessagesResponse{}
-	msgs, resp.NextPageToken = page.Trim(msgs, size, func(last store.Message) any { return last.ID })
+	msgs, resp.NextPageToken = page.Trim(msgs, size, func(last message.Message) any { return last.ID })
 	for _, m := range msgs {
 		resp.Messages = append(resp.Messages, messageProto(m))
 	}
@@ -436,8 +350,7 @@ func (s *Server) RecordDeliveryReceipt(ctx context.Context, req *dispatchv1.Reco
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	m, err := outgoing.RecordReceipt(ctx, s.store().Pool, s.Queue.Relay, s.Queue.Now(), provider,
-		sender.Receipt{ProviderMessageID: id, Delivered: req.GetDelivered(), Error: req.GetError()})
+	m, err := s.App.RecordReceipt(ctx, provider, sender.Receipt{ProviderMessageID: id, Delivered: req.GetDelivered(), Error: req.GetError()})
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -448,25 +361,18 @@ func unitProto(u task.OrgUnit) *dispatchv1.OrgUnit {
 	return &dispatchv1.OrgUnit{Id: u.ID, TenantId: u.Tenant, Name: u.Name, ParentId: u.ParentID, Kind: u.Kind, LeaderId: u.LeaderID}
 }
 
-var roleNames = map[dispatchv1.Role]string{
-	dispatchv1.Role_ROLE_AGENT: task.RoleAgent, dispatchv1.Role_ROLE_LEADER: task.RoleLeader, dispatchv1.Role_ROLE_DEPUTY: task.RoleDeputy,
-	dispatchv1.Role_ROLE_DIRECTOR: task.RoleDirector, dispatchv1.Role_ROLE_DEPARTMENT_OWNER: task.RoleDepartmentOwner,
-}
-
+// roleProto is the API's Role of a domain role: the same word
+// (ROLE_DEPARTMENT_OWNER is "department_owner").
 func roleProto(r string) dispatchv1.Role {
-	for k, v := range roleNames {
-		if v == r {
-			return k
-		}
-	}
-	return dispatchv1.Role_ROLE_UNSPECIFIED
+	role, _ := enum.Parse[dispatchv1.Role](r)
+	return role
 }
 
 func agentFromProto(p *dispatchv1.Agent) (task.Agent, error) {
 	a := task.Agent{Tenant: p.GetTenantId(), ID: p.GetId(), Name: p.GetName(), Groups: p.GetGroups(), OrgUnit: p.GetOrgUnit(),
 		Capacity: int(p.GetCapacity()), Inactive: p.Active != nil && !p.GetActive()}
 	if p.GetRole() != dispatchv1.Role_ROLE_UNSPECIFIED {
-		r, ok := roleNames[p.GetRole()]
+		r, ok := task.ParseRole(enum.Name(p.GetRole()))
 		if !ok {
 			return a, invalid.New("agent.role", fmt.Sprintf("must be a known role, not %d", p.GetRole()))
 		}
@@ -503,7 +409,7 @@ func taskProto(t task.Task) *dispatchv1.Task {
 		Id:              t.ID,
 		TenantId:        t.Tenant,
 		VisitId:         t.VisitID,
-		Customer:        t.Customer,
+		Customer:        wire.CustomerProto(t.Customer),
 		Channel:         t.Channel,
 		Group:           t.Group,
 		DueAt:           timestamp(t.DueAt),
@@ -523,7 +429,7 @@ func taskProto(t task.Task) *dispatchv1.Task {
 	}
 }
 
-func messageProto(m store.Message) *dispatchv1.Message {
+func messageProto(m message.Message) *dispatchv1.Message {
 	return &dispatchv1.Message{Id: m.ID, TenantId: m.Tenant, TaskId: m.TaskID, VisitId: m.VisitID, Channel: m.Channel, To: m.To,
 		Subject: m.Subject, Body: m.Body, IdempotencyKey: m.IdempotencyKey, Status: m.Status, Tries: int32(m.Tries),
 		Provider: m.Provider, ProviderMessageId: m.ProviderMessageID, Error: m.Error,

@@ -26,8 +26,8 @@ import (
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
-	"github.com/huifang/huifang/services/dispatch/internal/queue"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -61,8 +61,8 @@ func setup(t *testing.T) bundle {
 
 	srv := grpcserver.New(log, "", "")
 	clock := storetest.NewClock(t0)
-	dispatchv1.RegisterDispatchServiceServer(srv.GRPC, &grpcapi.Server{SLAWarn: 6 * time.Hour, Queue: &queue.Queue{
-		Store: &store.Store{Pool: pool}, Relay: relay, Now: clock.Now, Lease: lease, Waker: &queue.Waker{}, Poll: 20 * time.Millisecond,
+	dispatchv1.RegisterDispatchServiceServer(srv.GRPC, &grpcapi.Server{App: &app.App{
+		DB: pool, Relay: relay, Now: clock.Now, Log: log, Lease: lease, Waker: &app.Waker{}, Poll: 20 * time.Millisecond, SLAWarn: 6 * time.Hour,
 		Retry: task.RetryPolicy{typesv1.Channel_CHANNEL_PHONE: {typesv1.Disposition_DISPOSITION_NO_ANSWER: {After: 2 * time.Hour, Max: 3}}},
 	}})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -158,7 +158,7 @@ func TestClaimNextTask(t *testing.T) {
 	customer := &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000"}
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		_, err := store.CreateTask(ctx, tx, task.Task{
-			ID: "t-1", Tenant: "default", VisitID: "v-1", Customer: customer, Channel: typesv1.Channel_CHANNEL_PHONE,
+			ID: "t-1", Tenant: "default", VisitID: "v-1", Customer: task.Customer{ID: "c-1", Name: "王芳", Phone: "13800000000"}, Channel: typesv1.Channel_CHANNEL_PHONE,
 			ServiceType: "installation", DueAt: t0, Deadline: t0.Add(48 * time.Hour), Status: task.StatusOpen, CreatedAt: t0,
 		})
 		return err

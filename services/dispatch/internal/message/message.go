@@ -1,5 +1,7 @@
-// Package message holds the templates of automatic follow-ups (SMS,
-// email) and renders them with a customer's variables. It does no I/O.
+// Package message holds the automatic follow-ups (SMS, email): their
+// templates (seed 002's format), rendering with a customer's variables, and
+// the state of each message through its tries and the provider's receipt.
+// It does no I/O.
 package message
 
 import (
@@ -154,15 +156,39 @@ func placeholders(s string) ([]string, error) {
 	}
 }
 
+// Builtins are the values every message may use.
+type Builtins struct {
+	Name        string
+	CustomerID  string
+	VisitID     string
+	OrgUnit     string
+	ServiceType string
+}
+
 // Vars are the values a customer's message may use: the built-ins (name,
 // customer_id, visit_id, org_unit, service_type) under the customer's own
 // variables, which win.
-func Vars(c *typesv1.Customer, visitID, orgUnit, serviceType string, own map[string]string) map[string]string {
+func Vars(b Builtins, own map[string]string) map[string]string {
 	vars := map[string]string{
-		"name": c.GetName(), "customer_id": c.GetId(), "visit_id": visitID, "org_unit": orgUnit, "service_type": serviceType,
+		"name": b.Name, "customer_id": b.CustomerID, "visit_id": b.VisitID, "org_unit": b.OrgUnit, "service_type": b.ServiceType,
 	}
 	for k, v := range own {
 		vars[k] = v
 	}
 	return vars
+}
+
+// Pick returns the template a message of the tenant's policy uses on
+// channel c: the policy's own, else the tenant's default ("*"), else the
+// built-in one. stored holds the tenant's stored ones of the policy and
+// of "*".
+func Pick(stored []Template, tenant, policyID string, c typesv1.Channel) Template {
+	for _, id := range []string{policyID, AnyPolicy} {
+		for _, t := range stored {
+			if t.PolicyID == id && t.Channel == c {
+				return t
+			}
+		}
+	}
+	return Default(tenant, c)
 }

@@ -14,7 +14,7 @@ import (
 func TestRender(t *testing.T) {
 	tpl := message.Template{Channel: typesv1.Channel_CHANNEL_SMS, Greeting: "{name}您好！", Body: "您的车辆首保将于{due}到期。"}
 	require.NoError(t, message.Normalize(&tpl))
-	vars := message.Vars(&typesv1.Customer{Id: "c-1", Name: "王芳"}, "v-1", "north", "vehicle_delivery",
+	vars := message.Vars(message.Builtins{Name: "王芳", CustomerID: "c-1", VisitID: "v-1", OrgUnit: "north", ServiceType: "vehicle_delivery"},
 		map[string]string{"due": "3月10日", "project": "阳光4S店", "booking_number": "B-7", "advisor": "陈静"})
 	_, text, err := message.Render(tpl, vars)
 	require.NoError(t, err)

@@ -2,65 +2,52 @@ package store
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// UpsertOrgUnit creates or updates an org unit. The parent must exist and
-// the unit must not become its own ancestor (ErrParentNotFound, ErrCycle).
-func (s *Store) UpsertOrgUnit(ctx context.Context, u task.OrgUnit, now time.Time) (task.OrgUnit, error) {
-	var out task.OrgUnit
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		// One writer of a tenant's tree at a time: two concurrent moves cannot make a cycle.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('dispatch.org_units:' || $1))`, u.Tenant); err != nil {
-			return err
-		}
-		if u.ParentID != "" {
-			var cycle bool
-			err := tx.QueryRow(ctx, `WITH RECURSIVE up(id, parent_id) AS (
+// LockOrgTree takes the tenant's org tree for the rest of tx: one writer of
+// a tree at a time, so two concurrent moves cannot make a cycle.
+func LockOrgTree(ctx context.Context, tx pgx.Tx, tenant string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('dispatch.org_units:' || $1))`, tenant)
+	return translate(err, "lock the org tree", nil)
+}
+
+// Ancestors returns whether org unit id exists and the ids from it up to
+// its root (id first).
+func Ancestors(ctx context.Context, q postgres.Querier, tenant, id string) (bool, []string, error) {
+	var up []string
+	err := q.QueryRow(ctx, `WITH RECURSIVE up(id, parent_id) AS (
   SELECT id, parent_id FROM org_units WHERE tenant_id = $1 AND id = $2
   UNION
   SELECT o.id, o.parent_id FROM org_units o JOIN up ON o.tenant_id = $1 AND o.id = up.parent_id
 )
-SELECT COALESCE(bool_or(id = $3), false) FROM up`, u.Tenant, u.ParentID, u.ID).Scan(&cycle)
-			if err != nil {
-				return err
-			}
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM org_units WHERE tenant_id = $1 AND id = $2)`, u.Tenant, u.ParentID).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return ErrParentNotFound
-			}
-			if cycle {
-				return ErrCycle
-			}
-		}
-		return tx.QueryRow(ctx, `INSERT INTO org_units (tenant_id, id, name, parent_id, kind, leader_id, created_at, updated_at)
+SELECT COALESCE(array_agg(id), '{}') FROM up`, tenant, id).Scan(&up)
+	if err != nil {
+		return false, nil, translate(err, "ancestors of org unit "+id, nil)
+	}
+	return len(up) > 0, up, nil
+}
+
+// SaveOrgUnit creates or updates an org unit and returns it as stored.
+func SaveOrgUnit(ctx context.Context, q postgres.Querier, u task.OrgUnit, now time.Time) (task.OrgUnit, error) {
+	var out task.OrgUnit
+	err := q.QueryRow(ctx, `INSERT INTO org_units (tenant_id, id, name, parent_id, kind, leader_id, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ON CONFLICT (tenant_id, id) DO UPDATE SET name = EXCLUDED.name, parent_id = EXCLUDED.parent_id, kind = EXCLUDED.kind,
   leader_id = EXCLUDED.leader_id, updated_at = EXCLUDED.updated_at
 RETURNING tenant_id, id, name, parent_id, kind, leader_id`, u.Tenant, u.ID, u.Name, u.ParentID, u.Kind, u.LeaderID, now).
-			Scan(&out.Tenant, &out.ID, &out.Name, &out.ParentID, &out.Kind, &out.LeaderID)
-	})
-	if errors.Is(err, ErrParentNotFound) || errors.Is(err, ErrCycle) {
-		return task.OrgUnit{}, err
-	}
-	if err != nil {
-		return task.OrgUnit{}, fmt.Errorf("store: upsert org unit %s: %w", u.ID, err)
-	}
-	return out, nil
+		Scan(&out.Tenant, &out.ID, &out.Name, &out.ParentID, &out.Kind, &out.LeaderID)
+	return out, translate(err, "upsert org unit "+u.ID, nil)
 }
 
 // ListOrgUnits lists a tenant's org units, parents before children.
-func (s *Store) ListOrgUnits(ctx context.Context, tenant string) ([]task.OrgUnit, error) {
-	rows, err := s.Pool.Query(ctx, `WITH RECURSIVE tree AS (
+func ListOrgUnits(ctx context.Context, q postgres.Querier, tenant string) ([]task.OrgUnit, error) {
+	rows, err := q.Query(ctx, `WITH RECURSIVE tree AS (
   SELECT tenant_id, id, name, parent_id, kind, leader_id, 0 AS depth FROM org_units
   WHERE tenant_id = $1 AND (parent_id = '' OR NOT EXISTS (SELECT 1 FROM org_units p WHERE p.tenant_id = $1 AND p.id = org_units.parent_id))
   UNION ALL
@@ -69,33 +56,47 @@ func (s *Store) ListOrgUnits(ctx context.Context, tenant string) ([]task.OrgUnit
 )
 SELECT tenant_id, id, name, parent_id, kind, leader_id FROM tree ORDER BY depth, id`, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("store: list org units: %w", err)
+		return nil, translate(err, "list org units", nil)
 	}
 	units, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (task.OrgUnit, error) {
 		var u task.OrgUnit
 		err := r.Scan(&u.Tenant, &u.ID, &u.Name, &u.ParentID, &u.Kind, &u.LeaderID)
 		return u, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("store: list org units: %w", err)
-	}
-	return units, nil
+	return units, translate(err, "list org units", nil)
+}
+
+// UnitsLedBy returns the ids of the org units the agent leads and of every
+// unit below them.
+func UnitsLedBy(ctx context.Context, q postgres.Querier, tenant, leaderID string) ([]string, error) {
+	var units []string
+	err := q.QueryRow(ctx, `WITH RECURSIVE down AS (
+  SELECT id FROM org_units WHERE tenant_id = $1 AND leader_id = $2
+  UNION
+  SELECT o.id FROM org_units o JOIN down ON o.tenant_id = $1 AND o.parent_id = down.id
+)
+SELECT COALESCE(array_agg(id), '{}') FROM down`, tenant, leaderID).Scan(&units)
+	return units, translate(err, "units led by "+leaderID, nil)
 }
 
 const agentColumns = `tenant_id, id, name, groups, org_unit, role, languages, product_lines, regions, shift_weekdays, shift_start, shift_end, shift_tz, capacity, active`
 
-func scanAgent(r pgx.CollectableRow) (task.Agent, error) {
+func scanAgent(r pgx.CollectableRow) (task.Agent, error) { return scanAgentPlus(r) }
+
+// scanAgentPlus scans agentColumns followed by extra columns into extra.
+func scanAgentPlus(r pgx.Row, extra ...any) (task.Agent, error) {
 	var a task.Agent
 	var active bool
-	err := r.Scan(&a.Tenant, &a.ID, &a.Name, &a.Groups, &a.OrgUnit, &a.Role, &a.Skills.Languages, &a.Skills.ProductLines,
-		&a.Skills.Regions, &a.Shift.Weekdays, &a.Shift.Start, &a.Shift.End, &a.Shift.TimeZone, &a.Capacity, &active)
+	err := r.Scan(append([]any{&a.Tenant, &a.ID, &a.Name, &a.Groups, &a.OrgUnit, &a.Role, &a.Skills.Languages, &a.Skills.ProductLines,
+		&a.Skills.Regions, &a.Shift.Weekdays, &a.Shift.Start, &a.Shift.End, &a.Shift.TimeZone, &a.Capacity, &active}, extra...)...)
 	a.Inactive = !active
 	return a, err
 }
 
-// UpsertAgent registers a normalized agent or updates it, and returns it as stored.
-func (s *Store) UpsertAgent(ctx context.Context, a task.Agent, now time.Time) (task.Agent, error) {
-	rows, err := s.Pool.Query(ctx, `INSERT INTO agents (tenant_id, id, name, groups, org_unit, role, role_rank, languages, product_lines, regions,
+// UpsertAgent registers a normalized agent or updates it, with the rank of
+// its role, and returns it as stored.
+func UpsertAgent(ctx context.Context, q postgres.Querier, a task.Agent, now time.Time) (task.Agent, error) {
+	rows, err := q.Query(ctx, `INSERT INTO agents (tenant_id, id, name, groups, org_unit, role, role_rank, languages, product_lines, regions,
   shift_weekdays, shift_start, shift_end, shift_tz, capacity, active, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
 ON CONFLICT (tenant_id, id) DO UPDATE SET
@@ -107,120 +108,32 @@ RETURNING `+agentColumns, a.Tenant, a.ID, a.Name, a.Groups, a.OrgUnit, a.Role, t
 		nonNil(a.Skills.Languages), nonNil(a.Skills.ProductLines), nonNil(a.Skills.Regions), nonNilInt(a.Shift.Weekdays),
 		a.Shift.Start, a.Shift.End, a.Shift.TimeZone, a.Capacity, !a.Inactive, now)
 	if err != nil {
-		return task.Agent{}, fmt.Errorf("store: upsert agent %s: %w", a.ID, err)
+		return task.Agent{}, translate(err, "upsert agent "+a.ID, nil)
 	}
 	out, err := pgx.CollectExactlyOneRow(rows, scanAgent)
-	if err != nil {
-		return task.Agent{}, fmt.Errorf("store: upsert agent %s: %w", a.ID, err)
-	}
-	return out, nil
+	return out, translate(err, "upsert agent "+a.ID, nil)
 }
 
 // Agent returns one agent, or ErrAgentNotFound.
-func (s *Store) Agent(ctx context.Context, tenant, id string) (task.Agent, error) {
-	return agent(ctx, s.Pool, tenant, id)
-}
-
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func agent(ctx context.Context, q querier, tenant, id string) (task.Agent, error) {
+func Agent(ctx context.Context, q postgres.Querier, tenant, id string) (task.Agent, error) {
 	rows, err := q.Query(ctx, `SELECT `+agentColumns+` FROM agents WHERE tenant_id = $1 AND id = $2`, tenant, id)
 	if err != nil {
-		return task.Agent{}, fmt.Errorf("store: agent %s: %w", id, err)
+		return task.Agent{}, translate(err, "agent "+id, nil)
 	}
 	a, err := pgx.CollectExactlyOneRow(rows, scanAgent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return task.Agent{}, ErrAgentNotFound
-	}
-	if err != nil {
-		return task.Agent{}, fmt.Errorf("store: agent %s: %w", id, err)
-	}
-	return a, nil
-}
-
-// lockAgent locks and returns one agent within tx, or ErrAgentNotFound.
-func lockAgent(ctx context.Context, tx pgx.Tx, tenant, id string) (task.Agent, error) {
-	rows, err := tx.Query(ctx, `SELECT `+agentColumns+` FROM agents WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
-	if err != nil {
-		return task.Agent{}, fmt.Errorf("store: lock agent %s: %w", id, err)
-	}
-	a, err := pgx.CollectExactlyOneRow(rows, scanAgent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return task.Agent{}, ErrAgentNotFound
-	}
-	if err != nil {
-		return task.Agent{}, fmt.Errorf("store: lock agent %s: %w", id, err)
-	}
-	return a, nil
-}
-
-// AgentTx returns one agent within tx, or ErrAgentNotFound.
-func AgentTx(ctx context.Context, tx pgx.Tx, tenant, id string) (task.Agent, error) {
-	return agent(ctx, tx, tenant, id)
+	return a, translate(err, "agent "+id, ErrAgentNotFound)
 }
 
 // ListAgents lists a tenant's agents by id, after afterID, at most limit;
 // only those of group when it is set.
-func (s *Store) ListAgents(ctx context.Context, tenant, group string, limit int, afterID string) ([]task.Agent, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+agentColumns+` FROM agents
+func ListAgents(ctx context.Context, q postgres.Querier, tenant, group string, limit int, afterID string) ([]task.Agent, error) {
+	rows, err := q.Query(ctx, `SELECT `+agentColumns+` FROM agents
 WHERE tenant_id = $1 AND id > $2 AND ($4 = '' OR $4 = ANY (groups)) ORDER BY id LIMIT $3`, tenant, afterID, limit, group)
 	if err != nil {
-		return nil, fmt.Errorf("store: list agents: %w", err)
+		return nil, translate(err, "list agents", nil)
 	}
 	agents, err := pgx.CollectRows(rows, scanAgent)
-	if err != nil {
-		return nil, fmt.Errorf("store: list agents: %w", err)
-	}
-	return agents, nil
-}
-
-// Held counts the tasks an agent holds under a live lease at now.
-func Held(ctx context.Context, tx pgx.Tx, tenant, agentID string, now time.Time) (int, error) {
-	var n int
-	err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE tenant_id = $1 AND agent_id = $2 AND status = 'claimed' AND lease_expires_at > $3`,
-		tenant, agentID, now).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("store: tasks held by %s: %w", agentID, err)
-	}
-	return n, nil
-}
-
-// LeaderGroups returns the groups a leader oversees: the ids of the org
-// units the leader leads and every unit below them, and the leader's own
-// groups. It returns ErrAgentNotFound for an unknown leader.
-func (s *Store) LeaderGroups(ctx context.Context, tenant, leaderID string) (task.Agent, []string, error) {
-	a, err := s.Agent(ctx, tenant, leaderID)
-	if err != nil {
-		return task.Agent{}, nil, err
-	}
-	var units []string
-	err = s.Pool.QueryRow(ctx, `WITH RECURSIVE down AS (
-  SELECT id FROM org_units WHERE tenant_id = $1 AND leader_id = $2
-  UNION
-  SELECT o.id FROM org_units o JOIN down ON o.tenant_id = $1 AND o.parent_id = down.id
-)
-SELECT COALESCE(array_agg(id), '{}') FROM down`, tenant, leaderID).Scan(&units)
-	if err != nil {
-		return task.Agent{}, nil, fmt.Errorf("store: groups of leader %s: %w", leaderID, err)
-	}
-	groups := append([]string{}, a.Groups...)
-	for _, u := range units {
-		if !contains(groups, u) {
-			groups = append(groups, u)
-		}
-	}
-	return a, groups, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
+	return agents, translate(err, "list agents", nil)
 }
 
 func nonNil(xs []string) []string {

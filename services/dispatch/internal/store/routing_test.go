@@ -18,14 +18,14 @@ var routing = store.Routing{OwnerWait: 30 * time.Minute, BackupWait: 30 * time.M
 func (b bundle) put(t *testing.T, a task.Agent) {
 	t.Helper()
 	require.NoError(t, task.NormalizeAgent(&a))
-	_, err := b.store.UpsertAgent(context.Background(), a, t0)
+	_, err := store.UpsertAgent(context.Background(), b.pool, a, t0)
 	require.NoError(t, err)
 }
 
 // route claims with the routing stages on; "" when nothing fits.
 func (b bundle) route(t *testing.T, agent string, now time.Time) string {
 	t.Helper()
-	got, found, err := b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: agent, Now: now, Lease: 4 * time.Hour, Routing: routing})
+	got, found, err := b.claimIn("default", agent, now, 4*time.Hour, routing)
 	require.NoError(t, err)
 	if !found {
 		return ""
@@ -75,12 +75,12 @@ func TestRoutingSkipsUnavailableOwners(t *testing.T) {
 	require.Equal(t, "inactive-owner", b.route(t, "other", t0))
 	require.Equal(t, "busy-owner", b.route(t, "other", t0))
 
-	_, _, err := b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: "night", Now: t0, Lease: lease, Routing: routing})
-	require.ErrorIs(t, err, store.ErrOffShift)
-	_, _, err = b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: "busy", Now: t0, Lease: lease, Routing: routing})
-	require.ErrorIs(t, err, store.ErrAtCapacity)
-	_, _, err = b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: "away", Now: t0, Lease: lease, Routing: routing})
-	require.ErrorIs(t, err, store.ErrInactive)
+	_, _, err := b.claimIn("default", "night", t0, lease, routing)
+	require.ErrorIs(t, err, task.ErrOffShift)
+	_, _, err = b.claimIn("default", "busy", t0, lease, routing)
+	require.ErrorIs(t, err, task.ErrAtCapacity)
+	_, _, err = b.claimIn("default", "away", t0, lease, routing)
+	require.ErrorIs(t, err, task.ErrInactive)
 }
 
 // TestRoutingRequiredRole: seed 000: an urgent complaint goes to the
@@ -153,40 +153,6 @@ func TestPriorityDeadlineSeverityTier(t *testing.T) {
 	require.Equal(t, []string{"earlier-general", "urgent-key", "urgent-plain", "general-key"}, got)
 }
 
-func TestOrgUnitTree(t *testing.T) {
-	b := setup(t)
-	ctx := context.Background()
-	up := func(id, parent, leader string) error {
-		u := task.OrgUnit{ID: id, Name: id, ParentID: parent, LeaderID: leader}
-		require.NoError(t, task.NormalizeOrgUnit(&u))
-		_, err := b.store.UpsertOrgUnit(ctx, u, t0)
-		return err
-	}
-	require.NoError(t, up("center", "", "director"))
-	require.NoError(t, up("group-1", "center", "leader-1"))
-	require.NoError(t, up("group-2", "center", ""))
-	require.NoError(t, up("team-2a", "group-2", ""))
-	require.ErrorIs(t, up("x", "missing", ""), store.ErrParentNotFound)
-	require.ErrorIs(t, up("center", "team-2a", ""), store.ErrCycle, "the center cannot move below its own team")
-
-	units, err := b.store.ListOrgUnits(ctx, "default")
-	require.NoError(t, err)
-	var ids []string
-	for _, u := range units {
-		ids = append(ids, u.ID)
-	}
-	require.Equal(t, []string{"center", "group-1", "group-2", "team-2a"}, ids, "parents first")
-
-	b.put(t, task.Agent{ID: "director", Name: "d", Role: task.RoleDirector, Groups: []string{"center"}})
-	b.put(t, task.Agent{ID: "leader-1", Name: "l", Role: task.RoleLeader, Groups: []string{"group-1"}})
-	_, groups, err := b.store.LeaderGroups(ctx, "default", "director")
-	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"center", "group-1", "group-2", "team-2a"}, groups, "a director oversees the whole tree")
-	_, groups, err = b.store.LeaderGroups(ctx, "default", "leader-1")
-	require.NoError(t, err)
-	require.Equal(t, []string{"group-1"}, groups)
-}
-
 // TestAutomaticTasksAreNotOffered: SMS and email tasks are sent by
 // dispatch, never claimed by agents.
 func TestAutomaticTasksAreNotOffered(t *testing.T) {
@@ -212,7 +178,7 @@ func TestListTasksInClaimOrder(t *testing.T) {
 	var got []string
 	cur := store.TaskCursor{}
 	for range 10 {
-		page, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, cur, 2)
+		page, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default"}, cur, 2)
 		require.NoError(t, err)
 		for _, x := range page {
 			got = append(got, x.VisitID)

@@ -1,40 +1,37 @@
-// Package store keeps dispatch's org units, agents, tasks, attempts and
-// messages in Postgres, and claims tasks with FOR UPDATE SKIP LOCKED.
+// Package store keeps dispatch's org units, agents, tasks, attempts,
+// customer versions and messages in Postgres: load and save, the queries
+// of the API, the claim (FOR UPDATE SKIP LOCKED) and update-by-closure for
+// use cases that read, decide and write. Every function takes the
+// transaction or pool to run on, so it works inside any use case's
+// transaction. Driver errors become the store's sentinels in translate.
 package store
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/contact"
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
+	"github.com/huifang/huifang/services/dispatch/internal/wire"
 )
 
-// Errors the store turns driver results into.
-var (
-	ErrAgentNotFound  = errors.New("store: agent not found")
-	ErrTaskNotFound   = errors.New("store: task not found")
-	ErrParentNotFound = errors.New("store: parent org unit not found")
-	ErrCycle          = errors.New("store: org unit would be its own ancestor")
-)
-
-// Store is dispatch's storage.
-type Store struct {
-	Pool *pgxpool.Pool
-}
-
-// CreateTask stores a new open task within tx. It reports false, and
-// changes nothing, when the tenant already has a task for the visit or the
-// visit was cancelled before it fell due.
-func CreateTask(ctx context.Context, tx pgx.Tx, t task.Task) (bool, error) {
+// CreateTask stores a new open task. It reports false, and changes nothing,
+// when the tenant already has a task for the visit (one task per visit:
+// the table's unique key).
+func CreateTask(ctx context.Context, q postgres.Querier, t task.Task) (bool, error) {
 	customer, err := customerJSON(t.Customer)
+	if err != nil {
+		return false, err
+	}
+	calendar, err := calendarJSON(t.Calendar)
 	if err != nil {
 		return false, err
 	}
@@ -42,94 +39,125 @@ func CreateTask(ctx context.Context, tx pgx.Tx, t task.Task) (bool, error) {
 	if available.IsZero() {
 		available = t.DueAt
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO tasks (id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, created_at,
-  required_role, required_rank, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, updated_at)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $12
-WHERE NOT EXISTS (SELECT 1 FROM cancelled_visits WHERE tenant_id = $2 AND visit_id = $3)
+	tag, err := q.Exec(ctx, `INSERT INTO tasks (id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, created_at,
+  required_role, required_rank, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, updated_at,
+  contact_calendar)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $12, $24)
 ON CONFLICT (tenant_id, visit_id) DO NOTHING`,
 		t.ID, t.Tenant, t.VisitID, customer, t.Channel.String(), t.Group, t.OrgUnit, t.ServiceType,
 		t.DueAt, nullTime(t.Deadline), task.StatusOpen, t.CreatedAt,
-		t.RequiredRole, task.RoleRank(t.RequiredRole), t.PolicyID, t.ProductCategory, int32(t.Severity), t.TierRank,
-		t.PrimaryOwner, t.BackupOwner, t.Language, t.Automatic, available)
+		t.RequiredRole, t.RequiredRank(), t.PolicyID, t.ProductCategory, int32(t.Severity), t.TierRank,
+		t.PrimaryOwner, t.BackupOwner, t.Language, t.Automatic, available, calendar)
 	if err != nil {
-		return false, fmt.Errorf("store: insert task for visit %s: %w", t.VisitID, err)
+		return false, translate(err, "insert task for visit "+t.VisitID, nil)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-// CancelVisit marks the visit cancelled within tx, so a VisitDue that comes
-// later makes no task.
-func CancelVisit(ctx context.Context, tx pgx.Tx, tenant, visitID, reason string, at time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO cancelled_visits (tenant_id, visit_id, reason, cancelled_at) VALUES ($1, $2, $3, $4)
+// RememberCancelled records that the visit was cancelled (VisitCancelled),
+// once.
+func RememberCancelled(ctx context.Context, q postgres.Querier, tenant, visitID, reason string, at time.Time) error {
+	_, err := q.Exec(ctx, `INSERT INTO cancelled_visits (tenant_id, visit_id, reason, cancelled_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING`, tenant, visitID, reason, at)
-	if err != nil {
-		return fmt.Errorf("store: cancel visit %s: %w", visitID, err)
-	}
-	return nil
+	return translate(err, "cancel visit "+visitID, nil)
 }
 
-// CancelCustomerChannel cancels, within tx, the customer's other active
-// agent tasks on channel (except exceptID), after the customer asked to
-// stop being contacted on it. It returns how many it cancelled.
-func CancelCustomerChannel(ctx context.Context, tx pgx.Tx, tenant, customerID string, channel typesv1.Channel, exceptID string, now time.Time) (int64, error) {
+// VisitCancelled reports whether the visit was cancelled.
+func VisitCancelled(ctx context.Context, q postgres.Querier, tenant, visitID string) (bool, error) {
+	var cancelled bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cancelled_visits WHERE tenant_id = $1 AND visit_id = $2)`, tenant, visitID).Scan(&cancelled)
+	return cancelled, translate(err, "cancelled visit "+visitID, nil)
+}
+
+// UpdateTask locks the task (SELECT … FOR UPDATE) within tx, lets fn change
+// it, and saves it at `at`; fn's error leaves it unsaved. It returns the
+// task as saved, or ErrTaskNotFound.
+func UpdateTask(ctx context.Context, tx pgx.Tx, tenant, id string, at time.Time, fn func(*task.Task) error) (task.Task, error) {
+	return update(ctx, tx, `tenant_id = $1 AND id = $2`, tenant, id, at, fn)
+}
+
+// UpdateTaskOfVisit is UpdateTask for the task of a visit.
+func UpdateTaskOfVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string, at time.Time, fn func(*task.Task) error) (task.Task, error) {
+	return update(ctx, tx, `tenant_id = $1 AND visit_id = $2`, tenant, visitID, at, fn)
+}
+
+func update(ctx context.Context, tx pgx.Tx, where, tenant, key string, at time.Time, fn func(*task.Task) error) (task.Task, error) {
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE `+where+` FOR UPDATE`, tenant, key)
+	if err != nil {
+		return task.Task{}, translate(err, "lock task "+key, nil)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
+	if err != nil {
+		return task.Task{}, translate(err, "lock task "+key, ErrTaskNotFound)
+	}
+	if err := fn(&t); err != nil {
+		return task.Task{}, err
+	}
+	return t, SaveTask(ctx, tx, t, at)
+}
+
+// UpdateActiveTasksOfCustomer locks the customer's active tasks (open,
+// claimed, sending) within tx, oldest first, lets fn change each, and saves
+// the ones fn reports changed at `at`. It returns how many it saved.
+func UpdateActiveTasksOfCustomer(ctx context.Context, tx pgx.Tx, tenant, customerID string, at time.Time, fn func(*task.Task) (bool, error)) (int, error) {
 	if customerID == "" {
 		return 0, nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE tasks SET status = 'cancelled', agent_id = '', lease_expires_at = NULL, updated_at = $5
-WHERE tenant_id = $1 AND customer->>'id' = $2 AND channel = $3 AND id <> $4 AND status IN ('open', 'claimed')`,
-		tenant, customerID, channel.String(), exceptID, now)
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+WHERE tenant_id = $1 AND customer->>'id' = $2 AND status IN ('open', 'claimed', 'sending') ORDER BY created_at, id FOR UPDATE`, tenant, customerID)
 	if err != nil {
-		return 0, fmt.Errorf("store: cancel %s tasks of customer %s: %w", channel, customerID, err)
+		return 0, translate(err, "tasks of customer "+customerID, nil)
 	}
-	return tag.RowsAffected(), nil
+	tasks, err := pgx.CollectRows(rows, scanTask)
+	if err != nil {
+		return 0, translate(err, "tasks of customer "+customerID, nil)
+	}
+	n := 0
+	for _, t := range tasks {
+		changed, err := fn(&t)
+		if err != nil {
+			return n, err
+		}
+		if !changed {
+			continue
+		}
+		if err := SaveTask(ctx, tx, t, at); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
-// TaskOfVisit locks and returns the task of a visit within tx.
-func TaskOfVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string) (task.Task, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND visit_id = $2 FOR UPDATE`, tenant, visitID)
-	if err != nil {
-		return task.Task{}, fmt.Errorf("store: task of visit %s: %w", visitID, err)
-	}
-	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return task.Task{}, ErrTaskNotFound
-	}
-	if err != nil {
-		return task.Task{}, fmt.Errorf("store: task of visit %s: %w", visitID, err)
-	}
-	return t, nil
-}
-
-// LockTask locks and returns a task within tx.
-func LockTask(ctx context.Context, tx pgx.Tx, tenant, id string) (task.Task, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
-	if err != nil {
-		return task.Task{}, fmt.Errorf("store: lock task %s: %w", id, err)
-	}
-	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return task.Task{}, ErrTaskNotFound
-	}
-	if err != nil {
-		return task.Task{}, fmt.Errorf("store: lock task %s: %w", id, err)
-	}
-	return t, nil
-}
-
-// SaveTask writes back the mutable fields of t within tx: status, agent,
-// lease, availability, attempts, last disposition.
-func SaveTask(ctx context.Context, tx pgx.Tx, t task.Task, now time.Time) error {
+// SaveTask writes back every field of t that changes after its creation:
+// the work state (status, agent, lease, availability, attempts, last
+// disposition) and the customer snapshot with what routing derives from it
+// (tier rank, owners, language).
+func SaveTask(ctx context.Context, q postgres.Querier, t task.Task, at time.Time) error {
 	disp := ""
 	if t.LastDisposition != typesv1.Disposition_DISPOSITION_UNSPECIFIED {
 		disp = t.LastDisposition.String()
 	}
-	_, err := tx.Exec(ctx, `UPDATE tasks SET status = $2, agent_id = $3, lease_expires_at = $4, available_at = $5,
-  attempts = $6, last_disposition = $7, updated_at = $8 WHERE id = $1`,
-		t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt, t.Attempts, disp, now)
+	customer, err := customerJSON(t.Customer)
 	if err != nil {
-		return fmt.Errorf("store: save task %s: %w", t.ID, err)
+		return err
 	}
-	return nil
+	_, err = q.Exec(ctx, `UPDATE tasks SET status = $2, agent_id = $3, lease_expires_at = $4, available_at = $5,
+  attempts = $6, last_disposition = $7, updated_at = $8, customer = $9, tier_rank = $10, primary_owner = $11, backup_owner = $12, language = $13
+WHERE id = $1`,
+		t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt, t.Attempts, disp, at,
+		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language)
+	return translate(err, "save task "+t.ID, nil)
+}
+
+// Task returns one task, or ErrTaskNotFound.
+func Task(ctx context.Context, q postgres.Querier, tenant, id string) (task.Task, error) {
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	if err != nil {
+		return task.Task{}, translate(err, "task "+id, nil)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
+	return t, translate(err, "task "+id, ErrTaskNotFound)
 }
 
 // Attempt is one attempt to make a visit.
@@ -146,23 +174,20 @@ type Attempt struct {
 	NextAttemptAt time.Time
 }
 
-// AddAttempt appends an attempt within tx.
-func AddAttempt(ctx context.Context, tx pgx.Tx, a Attempt) error {
-	_, err := tx.Exec(ctx, `INSERT INTO attempts (id, tenant_id, task_id, visit_id, agent_id, attempt, disposition, note, attempted_at, next_attempt_at)
+// AddAttempt appends an attempt.
+func AddAttempt(ctx context.Context, q postgres.Querier, a Attempt) error {
+	_, err := q.Exec(ctx, `INSERT INTO attempts (id, tenant_id, task_id, visit_id, agent_id, attempt, disposition, note, attempted_at, next_attempt_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.ID, a.Tenant, a.TaskID, a.VisitID, a.AgentID, a.Number,
 		a.Disposition.String(), a.Note, a.At, nullTime(a.NextAttemptAt))
-	if err != nil {
-		return fmt.Errorf("store: add attempt %d of task %s: %w", a.Number, a.TaskID, err)
-	}
-	return nil
+	return translate(err, fmt.Sprintf("add attempt %d of task %s", a.Number, a.TaskID), nil)
 }
 
 // Attempts lists the attempts of a task in order.
-func (s *Store) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id, tenant_id, task_id, visit_id, agent_id, attempt, disposition, note, attempted_at, next_attempt_at
+func Attempts(ctx context.Context, q postgres.Querier, taskID string) ([]Attempt, error) {
+	rows, err := q.Query(ctx, `SELECT id, tenant_id, task_id, visit_id, agent_id, attempt, disposition, note, attempted_at, next_attempt_at
 FROM attempts WHERE task_id = $1 ORDER BY attempt`, taskID)
 	if err != nil {
-		return nil, fmt.Errorf("store: attempts of %s: %w", taskID, err)
+		return nil, translate(err, "attempts of "+taskID, nil)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
 		var a Attempt
@@ -175,30 +200,12 @@ FROM attempts WHERE task_id = $1 ORDER BY attempt`, taskID)
 		}
 		return a, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("store: attempts of %s: %w", taskID, err)
-	}
-	return out, nil
-}
-
-// Task returns one task.
-func (s *Store) Task(ctx context.Context, tenant, id string) (task.Task, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2`, tenant, id)
-	if err != nil {
-		return task.Task{}, fmt.Errorf("store: task %s: %w", id, err)
-	}
-	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return task.Task{}, ErrTaskNotFound
-	}
-	if err != nil {
-		return task.Task{}, fmt.Errorf("store: task %s: %w", id, err)
-	}
-	return t, nil
+	return out, translate(err, "attempts of "+taskID, nil)
 }
 
 const taskColumns = `id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, agent_id, lease_expires_at, created_at,
-  required_role, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, attempts, last_disposition`
+  required_role, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, attempts, last_disposition,
+  contact_calendar`
 
 func scanTask(r pgx.CollectableRow) (task.Task, error) { return scanTaskPlus(r) }
 
@@ -207,6 +214,7 @@ func scanTaskPlus(r pgx.Row, extra ...any) (task.Task, error) {
 	var (
 		t        task.Task
 		customer []byte
+		calendar []byte
 		channel  string
 		deadline *time.Time
 		lease    *time.Time
@@ -216,15 +224,19 @@ func scanTaskPlus(r pgx.Row, extra ...any) (task.Task, error) {
 	if err := r.Scan(append([]any{&t.ID, &t.Tenant, &t.VisitID, &customer, &channel, &t.Group, &t.OrgUnit, &t.ServiceType,
 		&t.DueAt, &deadline, &t.Status, &t.AgentID, &lease, &t.CreatedAt,
 		&t.RequiredRole, &t.PolicyID, &t.ProductCategory, &severity, &t.TierRank, &t.PrimaryOwner, &t.BackupOwner,
-		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp}, extra...)...); err != nil {
+		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar}, extra...)...); err != nil {
 		return t, err
 	}
-	if customer != nil {
-		t.Customer = &typesv1.Customer{}
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(customer, t.Customer); err != nil {
-			return t, fmt.Errorf("customer of task %s: %w", t.ID, err)
+	var err error
+	if t.Customer, err = customerOf(customer); err != nil {
+		return t, fmt.Errorf("customer of task %s: %w", t.ID, err)
+	}
+	if calendar != nil {
+		if err := json.Unmarshal(calendar, &t.Calendar); err != nil {
+			return t, fmt.Errorf("contact calendar of task %s: %w", t.ID, err)
 		}
 	}
+	// The columns hold the enums' full names (CHANNEL_PHONE).
 	t.Channel = typesv1.Channel(typesv1.Channel_value[channel])
 	t.Severity = typesv1.Severity(severity)
 	t.LastDisposition = typesv1.Disposition(typesv1.Disposition_value[disp])
@@ -237,13 +249,40 @@ func scanTaskPlus(r pgx.Row, extra ...any) (task.Task, error) {
 	return t, nil
 }
 
-func customerJSON(c *typesv1.Customer) ([]byte, error) {
-	if c == nil {
+// customerJSON is the snapshot as the customer columns keep it: the
+// types.v1.Customer in protojson; NULL for no customer.
+func customerJSON(c task.Customer) ([]byte, error) {
+	p := wire.CustomerProto(c)
+	if p == nil {
 		return nil, nil
 	}
-	b, err := protojson.Marshal(c)
+	b, err := protojson.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("store: customer: %w", err)
+	}
+	return b, nil
+}
+
+func customerOf(raw []byte) (task.Customer, error) {
+	if raw == nil {
+		return task.Customer{}, nil
+	}
+	c := &typesv1.Customer{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, c); err != nil {
+		return task.Customer{}, err
+	}
+	return wire.Customer(c), nil
+}
+
+// calendarJSON is the calendar as tasks.contact_calendar keeps it (see
+// contact.Calendar's JSON); NULL for the zero calendar (any time).
+func calendarJSON(c contact.Calendar) ([]byte, error) {
+	if len(c.Windows) == 0 && c.Quiet == nil && c.TimeZone == "" && len(c.Holidays) == 0 && !c.AvoidHolidays {
+		return nil, nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("store: contact calendar: %w", err)
 	}
 	return b, nil
 }

@@ -3,20 +3,16 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -27,14 +23,12 @@ var t0 = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
 const lease = 15 * time.Minute
 
 type bundle struct {
-	pool  *pgxpool.Pool
-	store *store.Store
+	pool *pgxpool.Pool
 }
 
 func setup(t *testing.T) bundle {
 	t.Helper()
-	pool := storetest.Pool(t)
-	return bundle{pool: pool, store: &store.Store{Pool: pool}}
+	return bundle{pool: storetest.Pool(t)}
 }
 
 // newTask builds an open task due at t0 with a deadline 48 hours later (seed 003).
@@ -66,14 +60,36 @@ func (b bundle) agent(t *testing.T, id string, groups ...string) {
 	t.Helper()
 	a := task.Agent{ID: id, Name: "agent " + id, Groups: groups}
 	require.NoError(t, task.NormalizeAgent(&a))
-	_, err := b.store.UpsertAgent(context.Background(), a, t0)
+	_, err := store.UpsertAgent(context.Background(), b.pool, a, t0)
 	require.NoError(t, err)
+}
+
+// claimIn makes one claim as app.Claim does, without its event: the
+// agent's eligibility (task.Eligibility.Err), then the claim query.
+func (b bundle) claimIn(tenant, agent string, now time.Time, lease time.Duration, routing store.Routing) (task.Task, bool, error) {
+	ctx := context.Background()
+	var (
+		got   task.Task
+		found bool
+	)
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		a, rank, eligible, err := store.Eligibility(ctx, tx, tenant, agent, now, routing.DefaultCapacity)
+		if err != nil {
+			return err
+		}
+		if err := eligible.Err(); err != nil {
+			return err
+		}
+		got, found, err = store.Claim(ctx, tx, store.ClaimRequest{Tenant: tenant, Agent: a, Rank: rank, Now: now, Lease: lease, Routing: routing})
+		return err
+	})
+	return got, found, err
 }
 
 // claim claims for agent at now and returns the visit id, "" when none.
 func (b bundle) claim(t *testing.T, agent string, now time.Time) string {
 	t.Helper()
-	got, found, err := b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: agent, Now: now, Lease: lease})
+	got, found, err := b.claimIn("default", agent, now, lease, store.Routing{})
 	require.NoError(t, err)
 	if !found {
 		return ""
@@ -87,7 +103,7 @@ func (b bundle) claim(t *testing.T, agent string, now time.Time) string {
 func TestCreateTaskOncePerVisit(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	first := newTask("v-1", func(x *task.Task) { x.Customer = &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000"} })
+	first := newTask("v-1", func(x *task.Task) { x.Customer = task.Customer{ID: "c-1", Name: "王芳", Phone: "13800000000"} })
 	var created []bool
 	for _, x := range []task.Task{first, newTask("v-1"), newTask("v-1", func(x *task.Task) { x.Tenant = "other" })} {
 		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
@@ -99,11 +115,11 @@ func TestCreateTaskOncePerVisit(t *testing.T) {
 	}
 	require.Equal(t, []bool{true, false, true}, created, "the same visit makes one task per tenant")
 
-	got, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
+	got, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Equal(t, first.ID, got[0].ID)
-	require.True(t, proto.Equal(first.Customer, got[0].Customer), "customer snapshot kept: %v", got[0].Customer)
+	require.Equal(t, first.Customer, got[0].Customer, "customer snapshot kept")
 	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, got[0].Channel)
 	require.True(t, got[0].Deadline.Equal(first.Deadline))
 }
@@ -136,7 +152,7 @@ func TestClaimOrder(t *testing.T) {
 	)
 	want := []string{"soonest", "soon-due-first", "soon-due-later", "late", "no-deadline"}
 
-	listed, err := b.store.ListTasks(context.Background(), store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
+	listed, err := store.ListTasks(context.Background(), b.pool, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
 	require.NoError(t, err)
 	require.Equal(t, want, visits(listed), "listing is most urgent first")
 
@@ -165,13 +181,13 @@ func TestListTasksPagesAndFilters(t *testing.T) {
 	b.add(t, all...)
 	require.NotEmpty(t, b.claim(t, "a-1", t0))
 
-	full, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 100)
+	full, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 100)
 	require.NoError(t, err)
 	require.Len(t, full, 7)
 	var paged []task.Task
 	cur := store.TaskCursor{}
 	for range 10 {
-		page, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default"}, cur, 2)
+		page, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default"}, cur, 2)
 		require.NoError(t, err)
 		paged = append(paged, page...)
 		if len(page) < 2 {
@@ -181,96 +197,24 @@ func TestListTasksPagesAndFilters(t *testing.T) {
 	}
 	require.Equal(t, visits(full), visits(paged), "pages of 2 give the same order as one page")
 
-	claimed, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default", Status: task.StatusClaimed}, store.TaskCursor{}, 100)
+	claimed, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default", Status: task.StatusClaimed}, store.TaskCursor{}, 100)
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
-	mine, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default", AgentID: "a-1"}, store.TaskCursor{}, 100)
+	mine, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default", AgentID: "a-1"}, store.TaskCursor{}, 100)
 	require.NoError(t, err)
 	require.Equal(t, visits(claimed), visits(mine))
-	open, err := b.store.ListTasks(ctx, store.TaskFilter{Tenant: "default", Status: task.StatusOpen}, store.TaskCursor{}, 100)
+	open, err := store.ListTasks(ctx, b.pool, store.TaskFilter{Tenant: "default", Status: task.StatusOpen}, store.TaskCursor{}, 100)
 	require.NoError(t, err)
 	require.Len(t, open, 6)
-}
-
-func TestClaimConcurrentAgentsTakeEachTaskOnce(t *testing.T) {
-	b := setup(t)
-	const tasks, agents = 50, 8
-	var all []task.Task
-	for i := range tasks {
-		all = append(all, newTask(fmt.Sprintf("v-%02d", i), func(x *task.Task) { x.Deadline = t0.Add(time.Duration(i%5) * time.Hour) }))
-	}
-	b.add(t, all...)
-	for i := range agents {
-		b.agent(t, fmt.Sprintf("a-%d", i))
-	}
-
-	var mu sync.Mutex
-	claims := map[string][]string{} // visit → agents that got it
-	var wg sync.WaitGroup
-	errs := make(chan error, agents)
-	for i := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			agent := fmt.Sprintf("a-%d", i)
-			for {
-				got, found, err := b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: agent, Now: t0, Lease: lease})
-				if err != nil {
-					errs <- err
-					return
-				}
-				if !found {
-					return
-				}
-				mu.Lock()
-				claims[got.VisitID] = append(claims[got.VisitID], agent)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	require.Len(t, claims, tasks, "every task was claimed")
-	for visit, by := range claims {
-		require.Len(t, by, 1, "visit %s claimed by %v", visit, by)
-	}
-	var assigned int
-	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitAssigned).Scan(&assigned))
-	require.Equal(t, tasks, assigned, "one VisitAssigned per claim")
-}
-
-func TestExpiredLeaseReturnsTaskToQueue(t *testing.T) {
-	b := setup(t)
-	b.agent(t, "first")
-	b.agent(t, "second")
-	b.add(t, newTask("v-1"))
-
-	require.Equal(t, "v-1", b.claim(t, "first", t0))
-	require.Equal(t, "", b.claim(t, "second", t0.Add(lease-time.Second)), "the lease still holds")
-	require.Equal(t, "v-1", b.claim(t, "second", t0.Add(lease)), "an expired lease frees the task")
-
-	got, err := b.store.ListTasks(context.Background(), store.TaskFilter{Tenant: "default"}, store.TaskCursor{}, 10)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
-	require.Equal(t, "second", got[0].AgentID)
-	require.True(t, got[0].LeaseExpiresAt.Equal(t0.Add(2*lease)))
-
-	events := assignedEvents(t, b.pool)
-	require.Len(t, events, 2)
-	require.Equal(t, []string{"first", "second"}, []string{events[0].AgentId, events[1].AgentId})
-	require.True(t, events[1].AssignedAt.AsTime().Equal(t0.Add(lease)))
 }
 
 func TestClaimUnknownAgent(t *testing.T) {
 	b := setup(t)
 	b.agent(t, "a-1")
 	b.add(t, newTask("v-1"))
-	_, _, err := b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "default", AgentID: "nobody", Now: t0, Lease: lease})
+	_, _, err := b.claimIn("default", "nobody", t0, lease, store.Routing{})
 	require.ErrorIs(t, err, store.ErrAgentNotFound)
-	_, _, err = b.store.Claim(context.Background(), store.ClaimRequest{Tenant: "other-tenant", AgentID: "a-1", Now: t0, Lease: lease})
+	_, _, err = b.claimIn("other-tenant", "a-1", t0, lease, store.Routing{})
 	require.ErrorIs(t, err, store.ErrAgentNotFound, "agents belong to one tenant")
 	require.Equal(t, "v-1", b.claim(t, "a-1", t0), "the failed claims took nothing")
 }
@@ -290,20 +234,20 @@ func TestUpsertAndListAgents(t *testing.T) {
 	b.agent(t, "a-3")
 	updated := task.Agent{ID: "a-1", Name: "李娜", Groups: []string{"vip", "complaints"}, OrgUnit: "north"}
 	require.NoError(t, task.NormalizeAgent(&updated))
-	got, err := b.store.UpsertAgent(ctx, updated, t0.Add(time.Hour))
+	got, err := store.UpsertAgent(ctx, b.pool, updated, t0.Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, updated, got)
 
-	first, err := b.store.ListAgents(ctx, "default", "", 2, "")
+	first, err := store.ListAgents(ctx, b.pool, "default", "", 2, "")
 	require.NoError(t, err)
 	a2 := task.Agent{ID: "a-2", Name: "agent a-2"}
 	require.NoError(t, task.NormalizeAgent(&a2))
 	require.Equal(t, []task.Agent{updated, a2}, first)
-	rest, err := b.store.ListAgents(ctx, "default", "", 2, "a-2")
+	rest, err := store.ListAgents(ctx, b.pool, "default", "", 2, "a-2")
 	require.NoError(t, err)
 	require.Len(t, rest, 1)
 	require.Equal(t, "a-3", rest[0].ID)
-	none, err := b.store.ListAgents(ctx, "other", "", 2, "")
+	none, err := store.ListAgents(ctx, b.pool, "other", "", 2, "")
 	require.NoError(t, err)
 	require.Empty(t, none)
 }
@@ -312,21 +256,6 @@ func visits(tasks []task.Task) []string {
 	out := make([]string, len(tasks))
 	for i, x := range tasks {
 		out[i] = x.VisitID
-	}
-	return out
-}
-
-func assignedEvents(t *testing.T, pool *pgxpool.Pool) []*eventsv1.VisitAssigned {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT payload FROM outbox WHERE subject = $1 ORDER BY seq`, stream.SubjectVisitAssigned)
-	require.NoError(t, err)
-	payloads, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	require.NoError(t, err)
-	var out []*eventsv1.VisitAssigned
-	for _, p := range payloads {
-		ev := &eventsv1.VisitAssigned{}
-		require.NoError(t, proto.Unmarshal(p, ev))
-		out = append(out, ev)
 	}
 	return out
 }

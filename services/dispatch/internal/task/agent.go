@@ -1,12 +1,14 @@
 package task
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/tenant"
 )
 
 // Roles of the follow-up center (seed 004: director, deputy directors,
@@ -37,7 +39,8 @@ func ParseRole(name string) (string, bool) {
 
 // RoleRank ranks the center's hierarchy: a task needing a role goes to
 // agents of that rank or above. A department owner ranks 0: it takes only
-// tasks that ask for a department owner.
+// tasks that ask for a department owner. The ranks are stored with agents
+// (role_rank) and tasks (required_rank); the claim compares them in SQL.
 func RoleRank(role string) int {
 	switch role {
 	case RoleAgent:
@@ -52,14 +55,6 @@ func RoleRank(role string) int {
 	return 0
 }
 
-// Satisfies reports whether an agent of role may take a task that needs required.
-func Satisfies(role, required string) bool {
-	if required == "" || role == required {
-		return true
-	}
-	return RoleRank(required) > 0 && RoleRank(role) >= RoleRank(required)
-}
-
 // Skills are what an agent can handle; an empty list matches anything.
 type Skills struct {
 	Languages    []string
@@ -69,33 +64,14 @@ type Skills struct {
 
 // Shift is when an agent works: weekdays (ISO, 1 = Monday; empty = every
 // day), minutes after midnight (Start == End: all day; End < Start crosses
-// midnight), in a time zone.
+// midnight), in a time zone. Whether a moment is on shift is decided by the
+// claim, in SQL (the on_shift function of the store's migrations), the one
+// implementation.
 type Shift struct {
 	Weekdays []int
 	Start    int
 	End      int
 	TimeZone string
-}
-
-// On reports whether at falls in the shift.
-func (s Shift) On(at time.Time) bool {
-	local := at.In(Location(s.TimeZone))
-	wd := int(local.Weekday())
-	if wd == 0 {
-		wd = 7
-	}
-	if len(s.Weekdays) > 0 && !slices.Contains(s.Weekdays, wd) {
-		return false
-	}
-	m := local.Hour()*60 + local.Minute()
-	switch {
-	case s.Start == s.End:
-		return true
-	case s.Start < s.End:
-		return m >= s.Start && m < s.End
-	default:
-		return m >= s.Start || m < s.End
-	}
 }
 
 // Agent is a call-center agent (关爱专员 / 回访专员, seed 004).
@@ -118,7 +94,7 @@ type Agent struct {
 // NormalizeAgent trims a, fills its defaults (tenant, groups, role) and
 // checks it. Fields are named as in UpsertAgentRequest ("agent.id").
 func NormalizeAgent(a *Agent) error {
-	a.Tenant = Tenant(a.Tenant)
+	a.Tenant = tenant.Or(a.Tenant)
 	a.ID = strings.TrimSpace(a.ID)
 	a.Name = strings.TrimSpace(a.Name)
 	a.OrgUnit = strings.TrimSpace(a.OrgUnit)
@@ -198,7 +174,7 @@ type OrgUnit struct {
 // own parent. The store checks that the parent exists and that the tree
 // has no cycle.
 func NormalizeOrgUnit(u *OrgUnit) error {
-	u.Tenant = Tenant(u.Tenant)
+	u.Tenant = tenant.Or(u.Tenant)
 	u.ID = strings.TrimSpace(u.ID)
 	u.Name = strings.TrimSpace(u.Name)
 	u.ParentID = strings.TrimSpace(u.ParentID)
@@ -215,4 +191,71 @@ func NormalizeOrgUnit(u *OrgUnit) error {
 		bad.Add("unit.parent_id", "must not be the unit itself")
 	}
 	return bad.Err()
+}
+
+// Errors of the org tree.
+var (
+	// ErrParentNotFound: the unit's parent is not a unit of the tenant.
+	ErrParentNotFound = errors.New("task: parent org unit not found")
+	// ErrCycle: the unit would become its own ancestor.
+	ErrCycle = errors.New("task: org unit would be its own ancestor")
+)
+
+// CheckParent checks where u goes in the tree: its parent must exist and
+// must not be u or a unit below it (ancestors: the parent's ancestors, the
+// parent first).
+func (u OrgUnit) CheckParent(parentExists bool, ancestors []string) error {
+	if u.ParentID == "" {
+		return nil
+	}
+	if !parentExists {
+		return ErrParentNotFound
+	}
+	if slices.Contains(ancestors, u.ID) {
+		return ErrCycle
+	}
+	return nil
+}
+
+// Oversees returns the groups a leader oversees: its own groups, then the
+// org units it leads and every unit below them (units).
+func Oversees(leader Agent, units []string) []string {
+	groups := append([]string{}, leader.Groups...)
+	for _, u := range units {
+		if !slices.Contains(groups, u) {
+			groups = append(groups, u)
+		}
+	}
+	return groups
+}
+
+// Refusals of a claim (Eligibility.Err).
+var (
+	ErrInactive   = errors.New("task: the agent is inactive")
+	ErrOffShift   = errors.New("task: the agent is off shift")
+	ErrAtCapacity = errors.New("task: the agent holds as many tasks as its capacity")
+)
+
+// Eligibility is what the claim found about the claiming agent at a moment
+// (computed in SQL by the claim's own rules: on_shift, live leases against
+// the capacity).
+type Eligibility struct {
+	Active  bool
+	OnShift bool
+	// HasRoom: the agent holds fewer tasks than its capacity (or has none).
+	HasRoom bool
+}
+
+// Err returns why the agent may not claim now, in this order: inactive,
+// off shift, at capacity; nil when it may.
+func (e Eligibility) Err() error {
+	switch {
+	case !e.Active:
+		return ErrInactive
+	case !e.OnShift:
+		return ErrOffShift
+	case !e.HasRoom:
+		return ErrAtCapacity
+	}
+	return nil
 }

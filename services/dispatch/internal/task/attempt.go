@@ -8,6 +8,7 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 )
 
@@ -46,7 +47,7 @@ func ParseRetryRules(s string) (map[typesv1.Disposition]RetryRule, error) {
 		if !ok || !ok2 {
 			return nil, fmt.Errorf("retry rule %q: want disposition=AFTER/MAX", part)
 		}
-		d, known := typesv1.Disposition_value["DISPOSITION_"+strings.ToUpper(strings.TrimSpace(name))]
+		d, known := enum.Parse[typesv1.Disposition](name)
 		if !known {
 			return nil, fmt.Errorf("retry rule %q: unknown disposition %q", part, name)
 		}
@@ -58,7 +59,7 @@ func ParseRetryRules(s string) (map[typesv1.Disposition]RetryRule, error) {
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("retry rule %q: the maximum must be a positive number of attempts", part)
 		}
-		out[typesv1.Disposition(d)] = RetryRule{After: dur, Max: n}
+		out[d] = RetryRule{After: dur, Max: n}
 	}
 	return out, nil
 }
@@ -78,8 +79,11 @@ type Outcome struct {
 
 // Decide applies an agent's disposition of attempt number attempt (1 for
 // the first) of t at now. callBackAt is the time a customer asked to be
-// called back. Retries land inside the customer's contact window.
-func Decide(t Task, d typesv1.Disposition, attempt int, now, callBackAt time.Time, policy RetryPolicy, rules Rules) (Outcome, error) {
+// called back. A retry is placed in the task's contact calendar with the
+// customer's own windows and zone (pkg/contact: windows, quiet hours,
+// holidays); a call-back keeps the customer's time unless it falls in
+// quiet hours.
+func Decide(t Task, d typesv1.Disposition, attempt int, now, callBackAt time.Time, policy RetryPolicy) (Outcome, error) {
 	switch d {
 	case typesv1.Disposition_DISPOSITION_ANSWERED:
 		return Outcome{Status: StatusDone}, nil
@@ -96,7 +100,8 @@ func Decide(t Task, d typesv1.Disposition, attempt int, now, callBackAt time.Tim
 		if !callBackAt.After(now) {
 			return Outcome{}, invalid.New("call_back_at", "must be in the future")
 		}
-		return Outcome{Status: StatusOpen, NextAttemptAt: callBackAt}, nil
+		next, _ := t.Calendar.Place(callBackAt, false, t.Customer.Contact(), false)
+		return Outcome{Status: StatusOpen, NextAttemptAt: next}, nil
 	case typesv1.Disposition_DISPOSITION_NO_ANSWER, typesv1.Disposition_DISPOSITION_BUSY:
 		rule, ok := policy.Rule(t.Channel, d)
 		if !ok {
@@ -104,10 +109,48 @@ func Decide(t Task, d typesv1.Disposition, attempt int, now, callBackAt time.Tim
 		}
 		if attempt >= rule.Max {
 			return Outcome{Status: StatusUnreachable, Unreachable: true,
-				Reason: fmt.Sprintf("%s after %d attempts", strings.ToLower(strings.TrimPrefix(d.String(), "DISPOSITION_")), attempt)}, nil
+				Reason: fmt.Sprintf("%s after %d attempts", enum.Name(d), attempt)}, nil
 		}
-		ws, loc := rules.WindowsOf(t.Customer)
-		return Outcome{Status: StatusOpen, NextAttemptAt: NextInWindow(now.Add(rule.After), ws, loc)}, nil
+		return Outcome{Status: StatusOpen, NextAttemptAt: t.Place(now.Add(rule.After))}, nil
 	}
 	return Outcome{}, invalid.New("disposition", fmt.Sprintf("must be an agent's outcome (answered, no answer, busy, wrong number, refused, call back later, asked to stop), not %s", d))
+}
+
+// Record records attempt number t.Attempts+1 of the agent holding t with
+// disposition d at now (Decide), and applies its outcome: the attempt
+// count and last disposition, the new status, the next moment it may be
+// worked; the lease ends. Who made a done or refused visit stays its agent.
+func (t *Task) Record(agentID string, d typesv1.Disposition, now, callBackAt time.Time, policy RetryPolicy) (int, Outcome, error) {
+	if err := t.HeldBy(agentID); err != nil {
+		return 0, Outcome{}, err
+	}
+	n := t.Attempts + 1
+	out, err := Decide(*t, d, n, now, callBackAt, policy)
+	if err != nil {
+		return 0, Outcome{}, err
+	}
+	t.Attempts, t.LastDisposition, t.Status = n, d, out.Status
+	t.AgentID, t.LeaseExpiresAt = "", time.Time{}
+	if out.Status == StatusDone || out.Status == StatusRefused {
+		t.AgentID = agentID // who made the visit
+	}
+	if !out.NextAttemptAt.IsZero() {
+		t.AvailableAt = out.NextAttemptAt
+	}
+	return n, out, nil
+}
+
+// CheckDisposition reports a disposition an agent may not record (SENT etc.)
+// as bad input before any lookup.
+func CheckDisposition(d typesv1.Disposition) error {
+	switch d {
+	case typesv1.Disposition_DISPOSITION_UNSPECIFIED:
+		return invalid.New("disposition", "is required")
+	case typesv1.Disposition_DISPOSITION_SENT, typesv1.Disposition_DISPOSITION_DELIVERED, typesv1.Disposition_DISPOSITION_FAILED:
+		return invalid.New("disposition", "is reported by automatic channels, not by agents")
+	}
+	if _, ok := typesv1.Disposition_name[int32(d)]; !ok {
+		return invalid.New("disposition", fmt.Sprintf("must be a known disposition, not %d", d))
+	}
+	return nil
 }

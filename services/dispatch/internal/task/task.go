@@ -1,6 +1,11 @@
 // Package task holds dispatch's domain: the tasks that due visits become,
-// the agents who claim them, and the rules that check and complete both.
-// It does no I/O.
+// the agents who claim them, and the rules that check, place and complete
+// both (roles, retries, holding a lease, deadlines, automatic sends). It
+// does no I/O. Contact windows, quiet hours, holidays and time zones are
+// pkg/contact's: a task places its attempts with the calendar it carries.
+//
+// The contract's enums (typesv1.Channel, Severity, Disposition) are used as
+// the domain's own values; messages are converted at the edge.
 package task
 
 import (
@@ -9,14 +14,11 @@ import (
 	"strings"
 	"time"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/invalid"
 )
-
-// DefaultTenant is the tenant of inputs that name none.
-const DefaultTenant = "default"
 
 // DefaultGroup is the group of an agent registered without groups.
 const DefaultGroup = "default"
@@ -48,7 +50,11 @@ type Task struct {
 	ID       string
 	Tenant   string
 	VisitID  string
-	Customer *typesv1.Customer
+	Customer Customer
+	// Calendar is the tenant's contact calendar the visit came with
+	// (VisitDue.contact_calendar); the zero calendar allows any time, the
+	// customer's own windows still hold.
+	Calendar contact.Calendar
 	Channel  typesv1.Channel
 	// Group is the group that must make the visit; empty means any agent.
 	Group string
@@ -73,8 +79,8 @@ type Task struct {
 	DueAt     time.Time
 	// Deadline is the latest time the visit counts as timely; zero when none.
 	Deadline time.Time
-	// AvailableAt is when the task may next be worked: the due time moved
-	// into the contact window, a retry, a call-back.
+	// AvailableAt is when the task may next be worked: the due time placed
+	// in the contact calendar, a retry, a call-back.
 	AvailableAt     time.Time
 	Status          string
 	AgentID         string
@@ -85,24 +91,35 @@ type Task struct {
 }
 
 // CustomerID returns the id of the task's customer.
-func (t Task) CustomerID() string { return t.Customer.GetId() }
+func (t Task) CustomerID() string { return t.Customer.ID }
 
 // Active reports whether the task still waits for work.
 func (t Task) Active() bool {
 	return t.Status == StatusOpen || t.Status == StatusClaimed || t.Status == StatusSending
 }
 
-// Tenant returns t, or DefaultTenant when t is blank.
-func Tenant(t string) string {
-	if t = strings.TrimSpace(t); t == "" {
-		return DefaultTenant
-	}
-	return t
-}
+// RequiredRank is the rank an agent needs for the task (RoleRank of its
+// required role; 0 when it names none or a role that ranks apart).
+func (t Task) RequiredRank() int { return RoleRank(t.RequiredRole) }
 
 // IsAutomatic reports whether dispatch sends visits of channel c itself.
 func IsAutomatic(c typesv1.Channel) bool {
 	return c == typesv1.Channel_CHANNEL_SMS || c == typesv1.Channel_CHANNEL_EMAIL
+}
+
+// IsVoice reports whether visits of channel c talk to the customer (a call
+// or an on-site visit): those keep to the contact windows and, when the
+// tenant says so, off holidays; every channel keeps to quiet hours.
+func IsVoice(c typesv1.Channel) bool {
+	return c == typesv1.Channel_CHANNEL_PHONE || c == typesv1.Channel_CHANNEL_ONSITE
+}
+
+// Place returns the first moment at or after at when t may be worked: the
+// task's calendar with the customer's own windows and time zone
+// (pkg/contact).
+func (t Task) Place(at time.Time) time.Time {
+	next, _ := t.Calendar.Place(at, IsVoice(t.Channel), t.Customer.Contact(), false)
+	return next
 }
 
 // Rules are the tenant-wide routing rules a new task is built with.
@@ -116,12 +133,11 @@ type Rules struct {
 	// DefaultDeadline is the deadline after the due time of a visit the
 	// event gives none (seed 003: 48 hours); zero leaves it without one.
 	DefaultDeadline time.Duration
-	// Windows are the contact windows of customers who have none; empty
-	// means any time.
-	Windows []Window
 }
 
 // TierRank ranks a tier: its index in Tiers, or len(Tiers) when absent.
+// The claim orders by the rank stored with the task; this is the only
+// place that computes it.
 func (r Rules) TierRank(tier string) int {
 	if i := slices.Index(r.Tiers, strings.TrimSpace(tier)); i >= 0 {
 		return i
@@ -129,58 +145,57 @@ func (r Rules) TierRank(tier string) int {
 	return len(r.Tiers)
 }
 
-// WindowsOf returns the contact windows and time zone of c, or the rules'
-// default windows (in the customer's zone, UTC when none).
-func (r Rules) WindowsOf(c *typesv1.Customer) ([]Window, *time.Location) {
-	loc := Location(c.GetPreferences().GetTimeZone())
-	var ws []Window
-	for _, w := range c.GetPreferences().GetWindows() {
-		ws = append(ws, Window{Start: int(w.GetStartMinute()), End: int(w.GetEndMinute())})
-	}
-	if len(ws) == 0 {
-		ws = r.Windows
-	}
-	return ws, loc
+// Due is a visit that fell due (VisitDue), as a new task is made from it.
+type Due struct {
+	Tenant   string
+	VisitID  string
+	Channel  typesv1.Channel
+	Severity typesv1.Severity
+	// DueAt is when the visit is due; zero: now.
+	DueAt time.Time
+	// Deadline is the visit's own deadline; zero: the rules' default.
+	Deadline        time.Time
+	Customer        Customer
+	Calendar        contact.Calendar
+	Group           string
+	OrgUnit         string
+	ServiceType     string
+	PolicyID        string
+	ProductCategory string
 }
 
-// FromVisitDue turns a VisitDue event into a new open task with id, created
-// at now. An event without a visit id, or with a channel Huifang does not
-// know, is refused. Without a due time the visit is due now.
-func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time, rules Rules) (Task, error) {
+// New turns a due visit into a new open task with id, created at now. A
+// visit without a visit id, or with a channel or severity Huifang does not
+// know, is refused. Without a due time the visit is due now; it is first
+// available at the due time placed in the contact calendar.
+func New(d Due, id string, now time.Time, rules Rules) (Task, error) {
 	var bad invalid.List
-	visitID := strings.TrimSpace(ev.GetVisitId())
+	visitID := strings.TrimSpace(d.VisitID)
 	if visitID == "" {
 		bad.Add("visit_id", "is required")
 	}
-	if _, known := typesv1.Channel_name[int32(ev.GetChannel())]; !known {
-		bad.Add("channel", fmt.Sprintf("must be a known channel, not %d", ev.GetChannel()))
+	if _, known := typesv1.Channel_name[int32(d.Channel)]; !known {
+		bad.Add("channel", fmt.Sprintf("must be a known channel, not %d", d.Channel))
 	}
-	if _, known := typesv1.Severity_name[int32(ev.GetSeverity())]; !known {
-		bad.Add("severity", fmt.Sprintf("must be a known severity, not %d", ev.GetSeverity()))
-	}
-	if ev.GetDueAt() != nil && !ev.GetDueAt().IsValid() {
-		bad.Add("due_at", "must be a valid time")
-	}
-	if ev.GetDeadline() != nil && !ev.GetDeadline().IsValid() {
-		bad.Add("deadline", "must be a valid time")
+	if _, known := typesv1.Severity_name[int32(d.Severity)]; !known {
+		bad.Add("severity", fmt.Sprintf("must be a known severity, not %d", d.Severity))
 	}
 	if err := bad.Err(); err != nil {
 		return Task{}, err
 	}
-	c := ev.GetCustomer()
 	t := Task{
 		ID:              id,
-		Tenant:          Tenant(ev.GetTenantId()),
+		Tenant:          d.Tenant,
 		VisitID:         visitID,
-		Customer:        c,
-		Channel:         ev.GetChannel(),
-		Group:           strings.TrimSpace(ev.GetGroup()),
-		OrgUnit:         strings.TrimSpace(ev.GetOrgUnit()),
-		ServiceType:     strings.TrimSpace(ev.GetServiceType()),
-		PolicyID:        strings.TrimSpace(ev.GetPolicyId()),
-		ProductCategory: strings.TrimSpace(ev.GetProductCategory()),
-		Severity:        ev.GetSeverity(),
-		Automatic:       IsAutomatic(ev.GetChannel()),
+		Calendar:        d.Calendar,
+		Channel:         d.Channel,
+		Group:           strings.TrimSpace(d.Group),
+		OrgUnit:         strings.TrimSpace(d.OrgUnit),
+		ServiceType:     strings.TrimSpace(d.ServiceType),
+		PolicyID:        strings.TrimSpace(d.PolicyID),
+		ProductCategory: strings.TrimSpace(d.ProductCategory),
+		Severity:        d.Severity,
+		Automatic:       IsAutomatic(d.Channel),
 		DueAt:           now,
 		Status:          StatusOpen,
 		CreatedAt:       now,
@@ -191,45 +206,43 @@ func FromVisitDue(ev *eventsv1.VisitDue, id string, now time.Time, rules Rules) 
 	} else if role := rules.SeverityRoles[t.Severity]; role != "" {
 		t.RequiredRole = role
 	}
-	rules.SetCustomer(&t, c)
-	if ev.GetDueAt() != nil {
-		t.DueAt = ev.GetDueAt().AsTime()
+	rules.SetCustomer(&t, d.Customer)
+	if !d.DueAt.IsZero() {
+		t.DueAt = d.DueAt
 	}
-	if ev.GetDeadline() != nil {
-		t.Deadline = ev.GetDeadline().AsTime()
+	if !d.Deadline.IsZero() {
+		t.Deadline = d.Deadline
 	} else if rules.DefaultDeadline > 0 {
 		t.Deadline = t.DueAt.Add(rules.DefaultDeadline)
 	}
-	ws, loc := rules.WindowsOf(c)
-	t.AvailableAt = NextInWindow(t.DueAt, ws, loc)
+	t.AvailableAt = t.Place(t.DueAt)
 	return t, nil
 }
 
 // SetCustomer gives t the customer snapshot c and what routing derives
 // from it: the tier's rank, the primary and backup owners (owner_ids[0] and
-// [1]) and the language. The contact window and time zone are read from
-// the snapshot when a retry is timed.
-func (r Rules) SetCustomer(t *Task, c *typesv1.Customer) {
+// [1]) and the language. The contact windows and time zone are read from
+// the snapshot when an attempt is placed.
+func (r Rules) SetCustomer(t *Task, c Customer) {
 	t.Customer = c
-	t.TierRank = r.TierRank(c.GetTier())
-	t.Language = strings.TrimSpace(c.GetPreferences().GetLanguage())
+	t.TierRank = r.TierRank(c.Tier)
+	t.Language = strings.TrimSpace(c.Preferences.Language)
 	t.PrimaryOwner, t.BackupOwner = "", ""
-	owners := c.GetOwnerIds()
-	if len(owners) > 0 {
-		t.PrimaryOwner = strings.TrimSpace(owners[0])
+	if len(c.OwnerIDs) > 0 {
+		t.PrimaryOwner = strings.TrimSpace(c.OwnerIDs[0])
 	}
-	if len(owners) > 1 {
-		t.BackupOwner = strings.TrimSpace(owners[1])
+	if len(c.OwnerIDs) > 1 {
+		t.BackupOwner = strings.TrimSpace(c.OwnerIDs[1])
 	}
 }
 
-// Rewindow moves an open task that would next be worked outside the
-// customer's (new) contact window to the window's next start, and reports
-// whether it moved it. The moment checked is AvailableAt, or now when that
-// has passed; a task inside the window keeps its AvailableAt (so the
-// routing stages, measured from it, do not restart). Claimed and closed
-// tasks are left alone.
-func (r Rules) Rewindow(t *Task, now time.Time) bool {
+// Replace moves an open task that would next be worked at a moment its
+// (new) contact preferences do not allow to the next moment they do, and
+// reports whether it moved it. The moment checked is AvailableAt, or now
+// when that has passed; a task at an allowed moment keeps its AvailableAt
+// (so the routing stages, measured from it, do not restart). Claimed and
+// closed tasks are left alone.
+func (t *Task) Replace(now time.Time) bool {
 	if t.Status != StatusOpen {
 		return false
 	}
@@ -237,8 +250,7 @@ func (r Rules) Rewindow(t *Task, now time.Time) bool {
 	if at.Before(now) {
 		at = now
 	}
-	ws, loc := r.WindowsOf(t.Customer)
-	next := NextInWindow(at, ws, loc)
+	next := t.Place(at)
 	if !next.After(at) {
 		return false
 	}
@@ -246,17 +258,43 @@ func (r Rules) Rewindow(t *Task, now time.Time) bool {
 	return true
 }
 
-// CheckCustomerUpdated checks a CustomerUpdated event: it names a customer
-// (customer.id) and carries the archive's version (1 or more).
-func CheckCustomerUpdated(ev *eventsv1.CustomerUpdated) error {
+// CheckCustomerUpdate checks a customer update (CustomerUpdated): it names
+// a customer (customer.id) and carries the archive's version (1 or more).
+func CheckCustomerUpdate(c Customer, version int64) error {
 	var bad invalid.List
-	if strings.TrimSpace(ev.GetCustomer().GetId()) == "" {
+	if strings.TrimSpace(c.ID) == "" {
 		bad.Add("customer.id", "is required")
 	}
-	if ev.GetVersion() < 1 {
-		bad.Add("version", fmt.Sprintf("must be at least 1, not %d", ev.GetVersion()))
+	if version < 1 {
+		bad.Add("version", fmt.Sprintf("must be at least 1, not %d", version))
 	}
 	return bad.Err()
+}
+
+// Newer reports whether version of a customer replaces the kept one
+// (found: whether one is kept): versions only go up in intake, so a late or
+// repeated one changes nothing.
+func Newer(version, kept int64, found bool) bool { return !found || version > kept }
+
+// WithdrawOptedOut cancels t when it is an open or claimed task on channel
+// c, other than the task except (the customer opted out of c): its agent
+// loses it. It reports whether it changed t.
+func (t *Task) WithdrawOptedOut(c typesv1.Channel, except string) bool {
+	if t.ID == except || t.Channel != c || (t.Status != StatusOpen && t.Status != StatusClaimed) {
+		return false
+	}
+	t.Status, t.AgentID, t.LeaseExpiresAt = StatusCancelled, "", time.Time{}
+	return true
+}
+
+// Cancel closes an active task as cancelled (its visit was cancelled) and
+// reports whether it did; a closed task stays as it is.
+func (t *Task) Cancel() bool {
+	if !t.Active() {
+		return false
+	}
+	t.Status, t.AgentID, t.LeaseExpiresAt = StatusCancelled, "", time.Time{}
+	return true
 }
 
 // CheckStatus checks a status filter: empty (any) or one of Statuses.
@@ -265,4 +303,19 @@ func CheckStatus(status string) error {
 		return nil
 	}
 	return invalid.New("status", fmt.Sprintf("must be one of %s, not %q", strings.Join(Statuses, ", "), status))
+}
+
+// Deadline stages of the SLA clock.
+const (
+	StageNear = "near"
+	StagePast = "past"
+)
+
+// Stage returns the SLA stage of a deadline at now: "past" when it is at or
+// before now, else "near".
+func Stage(deadline, now time.Time) string {
+	if !deadline.After(now) {
+		return StagePast
+	}
+	return StageNear
 }

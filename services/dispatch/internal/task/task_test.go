@@ -4,12 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+	"github.com/stretchr/testify/require"
 
+	"github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -37,24 +35,24 @@ func fields(t *testing.T, err error) []string {
 	return out
 }
 
-func TestFromVisitDue(t *testing.T) {
+func TestNew(t *testing.T) {
 	due := now.Add(-time.Hour)
 	// Seed 003: a follow-up within 48 hours after a service.
 	deadline := now.Add(48 * time.Hour)
-	full := &eventsv1.VisitDue{
-		TenantId: "acme", VisitId: " v-1 ", Channel: typesv1.Channel_CHANNEL_PHONE,
-		DueAt: timestamppb.New(due), Deadline: timestamppb.New(deadline),
-		Customer: &typesv1.Customer{Id: "c-1", Name: "王芳"}, OrgUnit: "north", ServiceType: "repair", Group: "vip",
+	full := task.Due{
+		Tenant: "acme", VisitID: " v-1 ", Channel: typesv1.Channel_CHANNEL_PHONE,
+		DueAt: due, Deadline: deadline,
+		Customer: task.Customer{ID: "c-1", Name: "王芳"}, OrgUnit: "north", ServiceType: "repair", Group: "vip",
 	}
 	tests := []struct {
 		name      string
-		ev        *eventsv1.VisitDue
+		d         task.Due
 		want      task.Task
 		badFields []string
 	}{
 		{
 			name: "full event",
-			ev:   full,
+			d:    full,
 			want: task.Task{
 				ID: "t-1", Tenant: "acme", VisitID: "v-1", Customer: full.Customer, Channel: typesv1.Channel_CHANNEL_PHONE,
 				Group: "vip", OrgUnit: "north", ServiceType: "repair", DueAt: due, Deadline: deadline, AvailableAt: due,
@@ -62,45 +60,48 @@ func TestFromVisitDue(t *testing.T) {
 			},
 		},
 		{
-			name: "defaults: tenant, due now, deadline 48 h later (seed 003)",
-			ev:   &eventsv1.VisitDue{VisitId: "v-2"},
+			name: "defaults: due now, deadline 48 h later (seed 003)",
+			d:    task.Due{Tenant: "default", VisitID: "v-2"},
 			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-2", DueAt: now, AvailableAt: now, Deadline: now.Add(48 * time.Hour),
 				Status: task.StatusOpen, CreatedAt: now, TierRank: 1},
 		},
 		{
 			name: "seed 000: a major complaint needs a manager; owners, tier, language; SMS is automatic",
-			ev: &eventsv1.VisitDue{VisitId: "v-5", Channel: typesv1.Channel_CHANNEL_SMS, Severity: typesv1.Severity_SEVERITY_MAJOR,
-				DueAt: timestamppb.New(due), Deadline: timestamppb.New(deadline), PolicyId: "p-1", ProductCategory: "ac",
-				Customer: &typesv1.Customer{Id: "c-5", Tier: "key", OwnerIds: []string{"a-1", "a-2", "a-3"},
-					Preferences: &typesv1.ContactPreferences{Language: "zh-CN"}}},
+			d: task.Due{Tenant: "default", VisitID: "v-5", Channel: typesv1.Channel_CHANNEL_SMS, Severity: typesv1.Severity_SEVERITY_MAJOR,
+				DueAt: due, Deadline: deadline, PolicyID: "p-1", ProductCategory: "ac",
+				Customer: task.Customer{ID: "c-5", Tier: "key", OwnerIDs: []string{"a-1", "a-2", "a-3"},
+					Preferences: task.Preferences{Language: "zh-CN"}}},
 			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-5", Channel: typesv1.Channel_CHANNEL_SMS, Severity: typesv1.Severity_SEVERITY_MAJOR,
 				RequiredRole: task.RoleDeputy, PolicyID: "p-1", ProductCategory: "ac", TierRank: 0, PrimaryOwner: "a-1", BackupOwner: "a-2",
 				Language: "zh-CN", Automatic: true, DueAt: due, Deadline: deadline, AvailableAt: due, Status: task.StatusOpen, CreatedAt: now},
 		},
 		{
 			name: "a group naming a role asks for the role (seed 000: supervisor = leader)",
-			ev:   &eventsv1.VisitDue{VisitId: "v-6", Group: "supervisor", DueAt: timestamppb.New(due), Deadline: timestamppb.New(deadline)},
+			d:    task.Due{Tenant: "default", VisitID: "v-6", Group: "supervisor", DueAt: due, Deadline: deadline},
 			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-6", RequiredRole: task.RoleLeader, DueAt: due, Deadline: deadline,
 				AvailableAt: due, Status: task.StatusOpen, CreatedAt: now, TierRank: 1},
 		},
-		{name: "unknown severity", ev: &eventsv1.VisitDue{VisitId: "v-7", Severity: 9}, badFields: []string{"severity"}},
-		{name: "no visit id", ev: &eventsv1.VisitDue{TenantId: "acme"}, badFields: []string{"visit_id"}},
-		{name: "blank visit id", ev: &eventsv1.VisitDue{VisitId: "  "}, badFields: []string{"visit_id"}},
-		{name: "unknown channel", ev: &eventsv1.VisitDue{VisitId: "v-3", Channel: 42}, badFields: []string{"channel"}},
 		{
-			name:      "invalid times",
-			ev:        &eventsv1.VisitDue{VisitId: "v-4", DueAt: &timestamppb.Timestamp{Nanos: -1}, Deadline: &timestamppb.Timestamp{Seconds: 1 << 62}},
-			badFields: []string{"due_at", "deadline"},
+			name: "first available at the due time placed in the calendar (seed 002: 10:00-11:30 in Shanghai)",
+			d: task.Due{Tenant: "default", VisitID: "v-8", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: due, Deadline: deadline,
+				Calendar: contact.Calendar{TimeZone: "Asia/Shanghai", Windows: []contact.Window{{Start: 600, End: 690}}}},
+			want: task.Task{ID: "t-1", Tenant: "default", VisitID: "v-8", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: due, Deadline: deadline,
+				Calendar:    contact.Calendar{TimeZone: "Asia/Shanghai", Windows: []contact.Window{{Start: 600, End: 690}}},
+				AvailableAt: time.Date(2025, 3, 11, 2, 0, 0, 0, time.UTC), Status: task.StatusOpen, CreatedAt: now, TierRank: 1},
 		},
+		{name: "unknown severity", d: task.Due{VisitID: "v-7", Severity: 9}, badFields: []string{"severity"}},
+		{name: "no visit id", d: task.Due{Tenant: "acme"}, badFields: []string{"visit_id"}},
+		{name: "blank visit id", d: task.Due{VisitID: "  "}, badFields: []string{"visit_id"}},
+		{name: "unknown channel", d: task.Due{VisitID: "v-3", Channel: 42}, badFields: []string{"channel"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := task.FromVisitDue(tc.ev, "t-1", now, rules)
+			got, err := task.New(tc.d, "t-1", now, rules)
 			require.Equal(t, tc.badFields, fields(t, err))
 			if tc.badFields != nil {
 				return
 			}
-			tc.want.Customer = tc.ev.GetCustomer()
+			tc.want.Customer = tc.d.Customer
 			require.Equal(t, tc.want, got)
 		})
 	}
@@ -175,21 +176,21 @@ func TestCheckStatus(t *testing.T) {
 func TestSetCustomer(t *testing.T) {
 	tests := []struct {
 		name            string
-		c               *typesv1.Customer
+		c               task.Customer
 		primary, backup string
 		tierRank        int
 		language        string
 	}{
-		{name: "two owners, key tier", c: &typesv1.Customer{Id: "c", Tier: "key", OwnerIds: []string{" a-3 ", "a-1"},
-			Preferences: &typesv1.ContactPreferences{Language: " en "}}, primary: "a-3", backup: "a-1", tierRank: 0, language: "en"},
-		{name: "one owner", c: &typesv1.Customer{Id: "c", Tier: "regular", OwnerIds: []string{"a-2"}}, primary: "a-2", tierRank: 1},
-		{name: "no owners clears old ones", c: &typesv1.Customer{Id: "c"}, tierRank: 1},
+		{name: "two owners, key tier", c: task.Customer{ID: "c", Tier: "key", OwnerIDs: []string{" a-3 ", "a-1"},
+			Preferences: task.Preferences{Language: " en "}}, primary: "a-3", backup: "a-1", tierRank: 0, language: "en"},
+		{name: "one owner", c: task.Customer{ID: "c", Tier: "regular", OwnerIDs: []string{"a-2"}}, primary: "a-2", tierRank: 1},
+		{name: "no owners clears old ones", c: task.Customer{ID: "c"}, tierRank: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			x := task.Task{PrimaryOwner: "old", BackupOwner: "old", Language: "zh-CN", TierRank: 7}
 			rules.SetCustomer(&x, tc.c)
-			require.Same(t, tc.c, x.Customer)
+			require.Equal(t, tc.c, x.Customer)
 			require.Equal(t, tc.primary, x.PrimaryOwner)
 			require.Equal(t, tc.backup, x.BackupOwner)
 			require.Equal(t, tc.tierRank, x.TierRank)
@@ -198,28 +199,33 @@ func TestSetCustomer(t *testing.T) {
 	}
 }
 
-func TestCheckCustomerUpdated(t *testing.T) {
+func TestCheckCustomerUpdate(t *testing.T) {
 	tests := []struct {
-		name string
-		ev   *eventsv1.CustomerUpdated
-		want []string
+		name    string
+		c       task.Customer
+		version int64
+		want    []string
 	}{
-		{name: "ok", ev: &eventsv1.CustomerUpdated{Customer: &typesv1.Customer{Id: "c-1"}, Version: 1}},
-		{name: "no customer", ev: &eventsv1.CustomerUpdated{Version: 3}, want: []string{"customer.id"}},
-		{name: "no version", ev: &eventsv1.CustomerUpdated{Customer: &typesv1.Customer{Id: "c-1"}}, want: []string{"version"}},
+		{name: "ok", c: task.Customer{ID: "c-1"}, version: 1},
+		{name: "no customer", version: 3, want: []string{"customer.id"}},
+		{name: "no version", c: task.Customer{ID: "c-1"}, want: []string{"version"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, fields(t, task.CheckCustomerUpdated(tc.ev)))
+			require.Equal(t, tc.want, fields(t, task.CheckCustomerUpdate(tc.c, tc.version)))
 		})
 	}
+	require.True(t, task.Newer(1, 0, false), "the first version is kept")
+	require.True(t, task.Newer(5, 4, true))
+	require.False(t, task.Newer(5, 5, true), "the same version again changes nothing")
+	require.False(t, task.Newer(4, 5, true), "a late version changes nothing")
 }
 
-// TestRewindow: a new contact window (seed 002: 10:00-11:30, 15:30-17:00)
-// moves an open task due outside it; one inside keeps its time.
-func TestRewindow(t *testing.T) {
-	shanghai := &typesv1.Customer{Preferences: &typesv1.ContactPreferences{TimeZone: "Asia/Shanghai",
-		Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}, {StartMinute: 930, EndMinute: 1020}}}}
+// TestReplace: a new contact window (seed 002: 10:00-11:30, 15:30-17:00)
+// moves an open call due outside it; one inside keeps its time.
+func TestReplace(t *testing.T) {
+	shanghai := task.Customer{Preferences: task.Preferences{TimeZone: "Asia/Shanghai",
+		Windows: []contact.Window{{Start: 600, End: 690}, {Start: 930, End: 1020}}}}
 	// now is 17:00 in Shanghai.
 	tests := []struct {
 		name      string
@@ -238,11 +244,11 @@ func TestRewindow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			x := task.Task{Status: tc.status, AvailableAt: tc.available, Customer: shanghai}
-			require.Equal(t, tc.moved, rules.Rewindow(&x, now))
+			x := task.Task{Channel: typesv1.Channel_CHANNEL_PHONE, Status: tc.status, AvailableAt: tc.available, Customer: shanghai}
+			require.Equal(t, tc.moved, x.Replace(now))
 			require.True(t, tc.want.Equal(x.AvailableAt), "got %s", x.AvailableAt)
 		})
 	}
-	x := task.Task{Status: task.StatusOpen, AvailableAt: now.Add(-time.Hour), Customer: &typesv1.Customer{}}
-	require.False(t, rules.Rewindow(&x, now), "no windows: any time")
+	x := task.Task{Channel: typesv1.Channel_CHANNEL_PHONE, Status: task.StatusOpen, AvailableAt: now.Add(-time.Hour)}
+	require.False(t, x.Replace(now), "no windows: any time")
 }

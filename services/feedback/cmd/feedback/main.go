@@ -14,12 +14,12 @@ import (
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 
 	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/pkg/loop"
+	feedback "github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
-	"github.com/huifang/huifang/services/feedback/internal/escalator"
 	"github.com/huifang/huifang/services/feedback/internal/grpcapi"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
-	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/migrations"
 )
 
@@ -28,11 +28,13 @@ func main() { app.Main("feedback", run) }
 type config struct {
 	app.Base
 	// ComplaintDeadline is how long the owning department has at each level
-	// when its category rule names no deadline (seed 003: 48 hours).
-	ComplaintDeadline time.Duration `env:"COMPLAINT_DEADLINE" default:"48h"`
+	// when its category rule names no deadline; complaint.DefaultDeadline
+	// (seed 003: 48 hours) unless set.
+	ComplaintDeadline time.Duration `env:"COMPLAINT_DEADLINE"`
 	// ComplaintRules route problems by category:
-	// category=department[:severity[:deadline]], comma-separated; "*" is every other category.
-	ComplaintRules string `env:"COMPLAINT_RULES" default:"product_quality=rnd_production:general:30d,service_quality=after_sales:general:7d,unsatisfied=service_manager:general:48h,*=service_manager:general:48h"`
+	// category=department[:severity[:deadline]], comma-separated; "*" is
+	// every other category. complaint.DefaultRulesSpec unless set.
+	ComplaintRules string `env:"COMPLAINT_RULES"`
 	// PolicyQuestionnaires names the questionnaire of a scheduler policy's
 	// visits for every tenant: policy_id=questionnaire_id, comma-separated.
 	PolicyQuestionnaires string `env:"POLICY_QUESTIONNAIRES" default:"builtin-appliance-purchase=seed-001-appliance"`
@@ -40,8 +42,19 @@ type config struct {
 	EscalationInterval time.Duration `env:"ESCALATION_INTERVAL" default:"1m"`
 }
 
+// defaults is the configuration before the environment is read: the
+// domain's defaults, so that they are stated once, in the domain.
+func defaults() config {
+	return config{
+		Base:              app.Base{GRPCAddr: ":7004", HTTPAddr: ":8004"},
+		ComplaintDeadline: complaint.DefaultDeadline,
+		ComplaintRules:    complaint.DefaultRulesSpec,
+	}
+}
+
 func run(ctx context.Context, log *slog.Logger) error {
-	cfg := config{Base: app.Base{GRPCAddr: ":7004", HTTPAddr: ":8004"}}
+	// Configuration.
+	cfg := defaults()
 	if err := app.LoadConfig(log, "feedback", &cfg); err != nil {
 		return err
 	}
@@ -59,29 +72,31 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("POLICY_QUESTIONNAIRES: %w", err)
 	}
+
+	// Runtime: Postgres (with the migrations), NATS, the outbox relay, servers.
 	rt, err := app.Start(ctx, log, "feedback", cfg.Base, migrations.FS)
 	if err != nil {
 		return err
 	}
-	st := &store.Store{Pool: rt.Pool}
-	if err := st.EnsureSeeds(ctx, questionnaire.Seeds(), time.Now()); err != nil {
+
+	// The use cases; the seed templates and the configured policies first.
+	a := &feedback.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now, Rules: rules}
+	if err := a.Prepare(ctx, policies); err != nil {
 		rt.Close(ctx)
 		return err
 	}
-	if err := st.ConfigurePolicies(ctx, policies); err != nil {
-		rt.Close(ctx)
-		return err
+
+	// Consumers, loops, gRPC.
+	for _, c := range consumer.New(a) {
+		rt.Consume(c)
 	}
-	rt.Consume(consumer.VisitDue())
-	rt.Consume(consumer.VisitAssigned())
-	esc := &escalator.Escalator{Pool: rt.Pool, Relay: rt.Relay, Log: log, Now: time.Now, Interval: cfg.EscalationInterval}
-	rt.Go("complaint-escalator", esc.Run)
-	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{
-		Store: st,
-		Relay: rt.Relay,
-		Now:   time.Now,
-		Rules: rules,
+	rt.Loop(&loop.Loop{
+		Name:  "complaint-escalator",
+		Every: cfg.EscalationInterval,
+		Batch: feedback.DefaultEscalationBatch,
+		Round: a.EscalateOverdue,
 	})
+	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
 	return rt.Run(ctx)
 }
 

@@ -3,9 +3,11 @@ package main
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	envconfig "github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 )
 
@@ -19,8 +21,27 @@ func TestParsePolicies(t *testing.T) {
 	}
 }
 
-func TestDefaultComplaintRulesAreTheDocumentedOnes(t *testing.T) {
-	f, ok := reflect.TypeOf(config{}).FieldByName("ComplaintRules")
-	require.True(t, ok)
-	require.Equal(t, complaint.DefaultRulesSpec, f.Tag.Get("default"))
+// The routing and the deadline that ship are the domain's, stated once:
+// the configuration's tags do not restate them.
+func TestDefaultComplaintRulesAreTheDomains(t *testing.T) {
+	cfg := defaults()
+	require.NoError(t, envconfig.Load(envconfig.Map(nil), &cfg))
+	require.Equal(t, complaint.DefaultRulesSpec, cfg.ComplaintRules)
+	require.Equal(t, complaint.DefaultDeadline, cfg.ComplaintDeadline)
+	require.Equal(t, 48*time.Hour, cfg.ComplaintDeadline, "seed 003: 48 hours")
+	require.Equal(t, time.Minute, cfg.EscalationInterval)
+	for _, name := range []string{"ComplaintRules", "ComplaintDeadline"} {
+		f, ok := reflect.TypeOf(config{}).FieldByName(name)
+		require.True(t, ok)
+		_, has := f.Tag.Lookup("default")
+		require.False(t, has, "%s: the default comes from package complaint", name)
+	}
+	_, err := complaint.ParseRules(cfg.ComplaintRules, cfg.ComplaintDeadline)
+	require.NoError(t, err)
+
+	// The environment still decides.
+	cfg = defaults()
+	require.NoError(t, envconfig.Load(envconfig.Map(map[string]string{"COMPLAINT_RULES": "billing=finance", "COMPLAINT_DEADLINE": "12h"}), &cfg))
+	require.Equal(t, "billing=finance", cfg.ComplaintRules)
+	require.Equal(t, 12*time.Hour, cfg.ComplaintDeadline)
 }

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
+	"github.com/huifang/huifang/services/feedback/internal/record"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
@@ -51,41 +52,41 @@ func TestParseRules(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	logged := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	answer := func(aspect string, r typesv1.Rating) *typesv1.Answer {
-		return &typesv1.Answer{Aspect: aspect, Rating: r}
+	answer := func(aspect string, r typesv1.Rating) questionnaire.Answer {
+		return questionnaire.Answer{Aspect: aspect, Rating: r}
 	}
 	tests := []struct {
 		name     string
-		answers  []*typesv1.Answer
-		problems []*typesv1.Problem
+		answers  []questionnaire.Answer
+		problems []record.Problem
 		comments string
 		want     [][3]string // category, department, description
 	}{
-		{"satisfied opens nothing", []*typesv1.Answer{answer("overall", typesv1.Rating_RATING_SATISFIED)}, nil, "", nil},
-		{"fairly satisfied opens nothing", []*typesv1.Answer{answer("overall", typesv1.Rating_RATING_FAIRLY_SATISFIED)}, nil, "", nil},
-		{"unsatisfied aspect other than overall opens nothing", []*typesv1.Answer{
+		{"satisfied opens nothing", []questionnaire.Answer{answer("overall", typesv1.Rating_RATING_SATISFIED)}, nil, "", nil},
+		{"fairly satisfied opens nothing", []questionnaire.Answer{answer("overall", typesv1.Rating_RATING_FAIRLY_SATISFIED)}, nil, "", nil},
+		{"unsatisfied aspect other than overall opens nothing", []questionnaire.Answer{
 			answer("overall", typesv1.Rating_RATING_SATISFIED), answer("parking", typesv1.Rating_RATING_UNSATISFIED),
 		}, nil, "", nil},
 		{"unsatisfied without problem goes to the service manager (seed 000)",
-			[]*typesv1.Answer{answer("overall", typesv1.Rating_RATING_UNSATISFIED)}, nil, "waited two hours",
+			[]questionnaire.Answer{answer("overall", typesv1.Rating_RATING_UNSATISFIED)}, nil, "waited two hours",
 			[][3]string{{"unsatisfied", "service_manager", "waited two hours"}}},
 		{"unsatisfied without comments still has a description",
-			[]*typesv1.Answer{answer("overall", typesv1.Rating_RATING_UNSATISFIED)}, nil, "",
+			[]questionnaire.Answer{answer("overall", typesv1.Rating_RATING_UNSATISFIED)}, nil, "",
 			[][3]string{{"unsatisfied", "service_manager", "the customer rated the service unsatisfied and gave no reason"}}},
 		{"problems open one complaint each (seed 001)",
-			[]*typesv1.Answer{answer("overall", typesv1.Rating_RATING_UNSATISFIED)},
-			[]*typesv1.Problem{{Category: "product_quality", Description: "leaks"}, {Category: "service_quality", Description: "rude"}}, "",
+			[]questionnaire.Answer{answer("overall", typesv1.Rating_RATING_UNSATISFIED)},
+			[]record.Problem{{Category: "product_quality", Description: "leaks"}, {Category: "service_quality", Description: "rude"}}, "",
 			[][3]string{{"product_quality", "rnd_production", "leaks"}, {"service_quality", "after_sales", "rude"}}},
 		{"a problem is routed even when satisfied",
-			[]*typesv1.Answer{answer("overall", typesv1.Rating_RATING_SATISFIED)},
-			[]*typesv1.Problem{{Category: "billing", Description: "double charge"}}, "",
+			[]questionnaire.Answer{answer("overall", typesv1.Rating_RATING_SATISFIED)},
+			[]record.Problem{{Category: "billing", Description: "double charge"}}, "",
 			[][3]string{{"billing", "service_manager", "double charge"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &feedbackv1.VisitRecord{
-				TenantId: "default", VisitId: "v-1", AgentId: "a-1", CustomerId: "c-1",
-				Answers: tt.answers, Problems: tt.problems, Comments: tt.comments, LoggedAt: timestamppb.New(logged),
+			rec := record.Record{
+				TenantID: "default", VisitID: "v-1", AgentID: "a-1", CustomerID: "c-1",
+				Answers: tt.answers, Problems: tt.problems, Comments: tt.comments, LoggedAt: logged,
 			}
 			got := complaint.Open(rec, visit.Visit{ServiceID: "s-1", OrgUnit: "branch-1"}, defaults)
 			require.Len(t, got, len(tt.want))
@@ -94,46 +95,29 @@ func TestOpen(t *testing.T) {
 				require.Equal(t, tt.want[i], [3]string{c.Category, c.Department, c.Description})
 				require.Equal(t, "general", c.Severity)
 				require.Equal(t, "open", c.Status)
-				require.Equal(t, "a-1", c.OwnerAgentId, "seed 002: first-contact ownership")
-				require.Equal(t, logged.Add(defaults.For(c.Category).Deadline), c.Deadline.AsTime())
-				require.Equal(t, defaults.For(c.Category).Deadline, o.Window)
-				require.Equal(t, []string{"s-1", "branch-1"}, []string{c.ServiceId, c.OrgUnit})
-				require.Equal(t, "c-1", c.CustomerId)
-				require.Equal(t, "v-1", c.VisitId)
+				require.Equal(t, "a-1", c.OwnerAgentID, "seed 002: first-contact ownership")
+				require.Equal(t, logged.Add(defaults.For(c.Category).Deadline), c.Deadline)
+				require.Equal(t, defaults.For(c.Category).Deadline, c.Window)
+				require.Equal(t, []string{"s-1", "branch-1"}, []string{c.ServiceID, c.OrgUnit})
+				require.Equal(t, "c-1", c.CustomerID)
+				require.Equal(t, "v-1", c.VisitID)
 			}
 		})
 	}
 }
 
-func TestEscalated(t *testing.T) {
-	at := timestamppb.New(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
-	c := &feedbackv1.Complaint{
-		Id: "c-1", TenantId: "default", VisitId: "v-1", CustomerId: "cu-1", Category: "product_quality",
-		Description: "leaks", Department: "rnd_production", Severity: "general", Status: "open",
-		Deadline: at, CreatedAt: at, OwnerAgentId: "a-1", OrgUnit: "branch-1", Level: 2,
-	}
-	ev := complaint.Escalated("e-1", c, at.AsTime())
-	require.Equal(t, "e-1", ev.EventId)
-	require.Equal(t, "c-1", ev.ComplaintId)
-	require.Equal(t, "branch-1", ev.OrgUnit)
-	require.Equal(t, "rnd_production", ev.Department)
-	require.Equal(t, "a-1", ev.OwnerAgentId)
-	require.True(t, ev.EscalatedAt.AsTime().Equal(at.AsTime()))
-	require.EqualValues(t, 2, ev.Level)
-}
-
 func TestOpenTakesTheProblemsSeverity(t *testing.T) {
-	rec := &feedbackv1.VisitRecord{TenantId: "default", VisitId: "v-1", AgentId: "a-1", LoggedAt: timestamppb.Now(),
-		Answers:  []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}},
-		Problems: []*typesv1.Problem{{Category: "billing", Description: "x", Severity: typesv1.Severity_SEVERITY_MAJOR}}}
+	rec := record.Record{TenantID: "default", VisitID: "v-1", AgentID: "a-1", LoggedAt: time.Now(),
+		Answers:  []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}},
+		Problems: []record.Problem{{Category: "billing", Description: "x", Severity: typesv1.Severity_SEVERITY_MAJOR}}}
 	got := complaint.Open(rec, visit.Visit{}, defaults)
 	require.Len(t, got, 1)
 	require.Equal(t, "major", got[0].Complaint.Severity, "seed 000: major (重点) complaints")
 }
 
 func TestConfirmationVisitOpensNoUnsatisfiedComplaint(t *testing.T) {
-	rec := &feedbackv1.VisitRecord{TenantId: "default", VisitId: "v-2", AgentId: "a-1", LoggedAt: timestamppb.Now(), ConfirmedComplaintId: "c-1",
-		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}}}
+	rec := record.Record{TenantID: "default", VisitID: "v-2", AgentID: "a-1", LoggedAt: time.Now(), ConfirmedComplaintID: "c-1",
+		Answers: []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}}}
 	require.Empty(t, complaint.Open(rec, visit.Visit{}, defaults), "the confirmed complaint is reopened instead")
 }
 
@@ -142,34 +126,83 @@ func TestConfirmationVisitOpensNoUnsatisfiedComplaint(t *testing.T) {
 // do not fit a status are refused.
 func TestLoop(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	c := &feedbackv1.Complaint{Id: "c-1", Status: "open", Severity: "general", Deadline: timestamppb.New(t0.Add(48 * time.Hour))}
+	c := &complaint.Complaint{ID: "c-1", Status: "open", Severity: "general", Deadline: t0.Add(48 * time.Hour), Window: 7 * 24 * time.Hour}
 	var se *complaint.StateError
+	fails := func(_ complaint.Step, err error) error { return err }
 
-	require.ErrorAs(t, complaint.Reopen(c, time.Hour, t0), &se, "an open complaint is not reopened")
-	require.ErrorAs(t, complaint.Close(c, complaint.OutcomeSatisfied, "", t0), &se, "only a resolved complaint is confirmed")
-	require.ErrorAs(t, complaint.Escalate(c, time.Hour, t0), &se, "not before its deadline")
-	require.NoError(t, complaint.Acknowledge(c, t0))
-	require.ErrorAs(t, complaint.Acknowledge(c, t0), &se)
-	require.NoError(t, complaint.Resolve(c, "cause", "fix", t0.Add(time.Hour)))
+	require.ErrorAs(t, fails(c.Reopen("m", "r", t0)), &se, "an open complaint is not reopened")
+	require.ErrorAs(t, fails(c.Close("a-1", complaint.OutcomeSatisfied, "", t0)), &se, "only a resolved complaint is confirmed")
+	require.ErrorAs(t, fails(c.Escalate(t0)), &se, "not before its deadline")
+	step, err := c.Acknowledge("dept-1", t0)
+	require.NoError(t, err)
+	require.Equal(t, complaint.Step{Kind: "acknowledged", By: "dept-1", At: t0}, step)
+	require.ErrorAs(t, fails(c.Acknowledge("dept-1", t0)), &se)
+	step, err = c.Resolve(complaint.Resolution{By: "dept-1", RootCause: "cause", Action: "fix"}, t0.Add(time.Hour))
+	require.NoError(t, err)
 	require.Equal(t, "resolved", c.Status)
-	require.ErrorAs(t, complaint.Resolve(c, "cause", "fix", t0), &se)
+	require.Equal(t, "root cause: cause; action: fix", step.Detail)
+	require.ErrorAs(t, fails(c.Resolve(complaint.Resolution{RootCause: "cause", Action: "fix"}, t0)), &se)
 
 	t1 := t0.Add(2 * time.Hour)
-	require.NoError(t, complaint.Reopen(c, 7*24*time.Hour, t1))
+	step, err = c.Reopen("m", "still late", t1)
+	require.NoError(t, err)
+	require.Equal(t, complaint.Step{Kind: "reopened", By: "m", At: t1, Detail: "still late", Level: 1}, step)
 	require.Equal(t, "open", c.Status)
 	require.EqualValues(t, 1, c.Level)
 	require.Equal(t, "urgent", c.Severity, "one level up: urgent (seed 000)")
-	require.Equal(t, t1.Add(7*24*time.Hour), c.Deadline.AsTime())
+	require.Equal(t, t1.Add(7*24*time.Hour), c.Deadline)
 
 	t2 := t1.Add(8 * 24 * time.Hour)
-	require.NoError(t, complaint.Escalate(c, 7*24*time.Hour, t2), "overdue")
+	require.True(t, c.Overdue(t2))
+	step, err = c.Escalate(t2)
+	require.NoError(t, err, "overdue")
+	require.Equal(t, complaint.Step{Kind: "escalated", By: "system", At: t2, Level: 2,
+		Detail: "deadline " + t1.Add(7*24*time.Hour).Format(time.RFC3339) + " passed"}, step)
 	require.EqualValues(t, 2, c.Level)
 	require.Equal(t, "major", c.Severity)
-	require.NoError(t, complaint.Resolve(c, "cause 2", "fix 2", t2))
-	require.NoError(t, complaint.Close(c, complaint.OutcomeSatisfied, "confirmed", t2))
+	require.False(t, c.Overdue(t2), "once per missed deadline")
+	require.NoError(t, fails(c.Resolve(complaint.Resolution{RootCause: "cause 2", Action: "fix 2"}, t2)))
+	require.False(t, c.Overdue(t2.Add(30*24*time.Hour)), "a resolved complaint waits for the customer")
+	step, err = c.Close("a-1", complaint.OutcomeSatisfied, "confirmed", t2)
+	require.NoError(t, err)
+	require.Equal(t, "satisfied: confirmed", step.Detail)
 	require.Equal(t, "closed", c.Status)
-	require.ErrorAs(t, complaint.Close(c, complaint.OutcomeClosedByManager, "again", t2), &se, "closed stays closed")
-	require.ErrorAs(t, complaint.Reopen(c, time.Hour, t2), &se)
+	require.ErrorAs(t, fails(c.Close("m", complaint.OutcomeClosedByManager, "again", t2)), &se, "closed stays closed")
+	require.ErrorAs(t, fails(c.Reopen("m", "r", t2)), &se)
+}
+
+// Seed 004: the confirmation visit settles a resolved complaint by the
+// customer's overall rating.
+func TestConfirm(t *testing.T) {
+	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	resolved := func() *complaint.Complaint {
+		return &complaint.Complaint{ID: "c-1", Status: complaint.StatusResolved, Severity: "general", Window: 48 * time.Hour}
+	}
+	visitBy := func(r typesv1.Rating, comments, comment string) record.Record {
+		return record.Record{VisitID: "v-9", AgentID: "a-1", Comments: comments,
+			Answers: []questionnaire.Answer{{Aspect: "overall", Rating: r, Comment: comment}}}
+	}
+
+	c := resolved()
+	step, err := c.Confirm(visitBy(typesv1.Rating_RATING_FAIRLY_SATISFIED, "", ""), now)
+	require.NoError(t, err)
+	require.Equal(t, []string{"closed", "satisfied", "confirmed by the customer in visit v-9"}, []string{c.Status, c.Outcome, c.CloseReason})
+	require.Equal(t, complaint.Step{Kind: "closed", By: "a-1", At: now, Detail: "satisfied: confirmed by the customer in visit v-9"}, step)
+
+	for _, tt := range []struct{ comments, comment, reason string }{
+		{" still late ", "slow", "still late"},
+		{"", "slow", "slow"},
+		{"", "", "the customer is not satisfied with the resolution"},
+	} {
+		c = resolved()
+		step, err = c.Confirm(visitBy(typesv1.Rating_RATING_UNSATISFIED, tt.comments, tt.comment), now)
+		require.NoError(t, err)
+		require.Equal(t, "open", c.Status)
+		require.EqualValues(t, 1, c.Level)
+		require.Equal(t, "urgent", c.Severity)
+		require.Equal(t, now.Add(48*time.Hour), c.Deadline)
+		require.Equal(t, complaint.Step{Kind: "reopened", By: "a-1", At: now, Detail: "confirmation visit v-9: " + tt.reason, Level: 1}, step)
+	}
 }
 
 func TestRaise(t *testing.T) {
@@ -195,9 +228,9 @@ func TestKey(t *testing.T) {
 
 func TestOpenRecordsOneProblemOnceAndKeepsItsFlags(t *testing.T) {
 	logged := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	rec := &feedbackv1.VisitRecord{TenantId: "default", VisitId: "v-1", AgentId: "a-1", CustomerId: "c-1", LoggedAt: timestamppb.New(logged),
-		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}},
-		Problems: []*typesv1.Problem{
+	rec := record.Record{TenantID: "default", VisitID: "v-1", AgentID: "a-1", CustomerID: "c-1", LoggedAt: logged,
+		Answers: []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}},
+		Problems: []record.Problem{
 			{Category: "service_quality", Description: "Nobody answered the hotline.", Anonymous: true},
 			{Category: "service_quality", Description: "nobody answered the hotline"},   // the same problem: once (seeds 000, 002)
 			{Category: "billing", Description: "nobody answered the hotline"},           // another category: another complaint
@@ -205,30 +238,91 @@ func TestOpenRecordsOneProblemOnceAndKeepsItsFlags(t *testing.T) {
 		}}
 	opened := complaint.Open(rec, visit.Visit{ServiceID: "s-1"}, defaults)
 	require.Len(t, opened, 3)
-	require.Equal(t, "nobodyansweredthehotline", opened[0].Key)
+	require.Equal(t, "nobodyansweredthehotline", opened[0].Complaint.Key)
 	require.True(t, opened[0].Complaint.Anonymous)
-	require.True(t, complaint.NoFollowUp(opened[0].Complaint))
+	require.True(t, opened[0].Complaint.NoFollowUp())
 	require.Equal(t, "billing", opened[1].Complaint.Category)
-	require.False(t, complaint.NoFollowUp(opened[1].Complaint))
+	require.False(t, opened[1].Complaint.NoFollowUp())
 	require.True(t, opened[2].Complaint.WrittenReplyOnly)
 	for _, o := range opened {
 		require.False(t, o.Attached)
 		require.EqualValues(t, 1, o.Complaint.TimesRaised)
+		require.True(t, o.Matchable())
 	}
+	require.Equal(t, complaint.Step{Kind: "opened", By: "a-1", At: logged, Detail: "after_sales"}, opened[0].Complaint.OpenedStep())
+
+	// A problem raised again attaches to the open complaint: a step in its history, nothing opened.
+	o := opened[0]
+	o.Attach("c-old")
+	require.True(t, o.Attached)
+	require.Equal(t, "c-old", o.Complaint.ID)
+	rec.ID = "r-1"
+	require.Equal(t, complaint.Step{Kind: "raised_again", By: "a-1", At: logged, Level: 2,
+		Detail: "visit v-1, record r-1: Nobody answered the hotline."}, complaint.RaisedAgain(rec, o.Complaint.Description, 2))
+
+	// Nothing to match on: no customer, or no letter or digit in the description.
+	nameless := complaint.Open(record.Record{LoggedAt: logged, Problems: []record.Problem{{Category: "billing", Description: "x"}}}, visit.Visit{}, defaults)
+	require.False(t, nameless[0].Matchable())
+	blank := complaint.Open(record.Record{CustomerID: "c-1", LoggedAt: logged, Problems: []record.Problem{{Category: "billing", Description: "?!"}}}, visit.Visit{}, defaults)
+	require.False(t, blank[0].Matchable())
 }
 
 func TestCloseWithWrittenReply(t *testing.T) {
 	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	c := &feedbackv1.Complaint{Id: "c-1", Status: complaint.StatusResolved, Anonymous: true}
-	require.NoError(t, complaint.CloseWithWrittenReply(c, now))
+	c := &complaint.Complaint{ID: "c-1", Status: complaint.StatusResolved, Anonymous: true}
+	step, err := c.CloseWithWrittenReply("m", now)
+	require.NoError(t, err)
 	require.Equal(t, complaint.StatusClosed, c.Status)
 	require.Equal(t, complaint.OutcomeWrittenReply, c.Outcome)
 	require.Contains(t, c.CloseReason, "anonymous")
+	require.Equal(t, "closed", step.Kind)
 
 	var se *complaint.StateError
-	require.ErrorAs(t, complaint.CloseWithWrittenReply(&feedbackv1.Complaint{Id: "c-2", Status: complaint.StatusResolved}, now), &se, "a complaint that wants a follow-up")
-	require.ErrorAs(t, complaint.CloseWithWrittenReply(&feedbackv1.Complaint{Id: "c-3", Status: complaint.StatusOpen, WrittenReplyOnly: true}, now), &se, "not resolved yet")
-	ev := complaint.Resolved("e-1", &feedbackv1.Complaint{Id: "c-4", WrittenReplyOnly: true, CreatedAt: timestamppb.New(now)}, "m", now)
-	require.True(t, ev.NoFollowUp, "the scheduler plans no confirmation visit")
-	require.False(t, complaint.Resolved("e-2", &feedbackv1.Complaint{Id: "c-5", CreatedAt: timestamppb.New(now)}, "m", now).NoFollowUp)
+	fails := func(_ complaint.Step, err error) error { return err }
+	require.ErrorAs(t, fails((&complaint.Complaint{ID: "c-2", Status: complaint.StatusResolved}).CloseWithWrittenReply("m", now)), &se, "a complaint that wants a follow-up")
+	require.ErrorAs(t, fails((&complaint.Complaint{ID: "c-3", Status: complaint.StatusOpen, WrittenReplyOnly: true}).CloseWithWrittenReply("m", now)), &se, "not resolved yet")
+	require.True(t, (&complaint.Complaint{ID: "c-4", WrittenReplyOnly: true}).NoFollowUp(), "the scheduler plans no confirmation visit")
+	require.False(t, (&complaint.Complaint{ID: "c-5"}).NoFollowUp())
+
+	// Resolving one needs the written reply (seed 000), and attaches it.
+	c = &complaint.Complaint{ID: "c-6", Status: complaint.StatusOpen, WrittenReplyOnly: true}
+	_, err = c.Resolve(complaint.Resolution{By: "m", RootCause: "c", Action: "a"}, now)
+	bad, ok := invalid.As(err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, "written_reply", bad.Violations[0].Field)
+	require.Equal(t, complaint.StatusOpen, c.Status, "nothing changed")
+	step, err = c.Resolve(complaint.Resolution{By: "m", RootCause: "c", Action: "a", WrittenReplyRef: "letter-1"}, now)
+	require.NoError(t, err)
+	require.Equal(t, "root cause: c; action: a; written reply attached: letter-1", step.Detail)
+	require.Equal(t, "letter-1", c.WrittenReplyRef)
+}
+
+func TestNewLetter(t *testing.T) {
+	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	l, err := complaint.NewLetter("l-1", "default", " 致全体业主的一封信 ", "b", "m", []string{" c-1", "c-2 "}, now)
+	require.NoError(t, err)
+	require.Equal(t, []string{"c-1", "c-2"}, l.ComplaintIDs)
+	require.Equal(t, complaint.Step{Kind: "letter", By: "m", At: now, Detail: "l-1: 致全体业主的一封信"}, l.Step())
+	_, err = complaint.NewLetter("l-2", "default", "", "", "", []string{"c-1", "c-1", ""}, now)
+	bad, ok := invalid.As(err)
+	require.True(t, ok)
+	var fields []string
+	for _, v := range bad.Violations {
+		fields = append(fields, v.Field)
+	}
+	require.Equal(t, []string{"title", "body", "by", "complaint_ids[1]", "complaint_ids[2]"}, fields)
+}
+
+func TestConfirmable(t *testing.T) {
+	resolved := complaint.Complaint{ID: "c-1", Status: complaint.StatusResolved}
+	ok, err := resolved.Confirmable(true)
+	require.True(t, ok)
+	require.NoError(t, err)
+	open := complaint.Complaint{ID: "c-1", Status: complaint.StatusOpen}
+	ok, err = open.Confirmable(false)
+	require.False(t, ok, "a complaint the visit names is settled only while it is resolved")
+	require.NoError(t, err)
+	var se *complaint.StateError
+	_, err = open.Confirmable(true)
+	require.ErrorAs(t, err, &se, "a complaint the request names must be resolved")
 }

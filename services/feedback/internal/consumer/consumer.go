@@ -1,18 +1,28 @@
-// Package consumer holds feedback's JetStream handlers: it learns the visits
-// that fell due from VisitDue, so that records can be logged against them,
-// and who each visit is assigned to from VisitAssigned, so that only that
-// agent logs it.
+// Package consumer holds feedback's JetStream consumers, thin adapters
+// over the app: it learns the visits that fell due from VisitDue, so that
+// records can be logged against them, and who each visit is assigned to
+// from VisitAssigned, so that only that agent logs it. Each decodes its
+// event (inbox.Of), turns it into the domain's value and runs one app
+// command in the inbox's transaction.
 package consumer
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
-	"github.com/huifang/huifang/services/feedback/internal/store"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
@@ -22,73 +32,110 @@ const (
 	VisitAssignedDurable = "feedback-visit-assigned"
 )
 
-// VisitDue returns the inbox consumer that stores the context of each visit
-// that fell due. Undecodable events and events without a visit id are
-// dead-lettered. The runtime fills in the pool, JetStream and logger.
-func VisitDue() *inbox.Consumer {
-	return &inbox.Consumer{
-		Durable:  VisitDueDurable,
-		Stream:   stream.EventsStream,
-		Subjects: []string{stream.SubjectVisitDue},
-		Handle:   HandleVisitDue,
-		Tenant:   tenant,
-	}
+// New returns the service's consumers, for app.Runtime.Consume.
+func New(a *app.App) []*inbox.Consumer {
+	return []*inbox.Consumer{VisitDue(a), VisitAssigned(a)}
 }
 
-// HandleVisitDue stores the visit a VisitDue tells of within tx.
-func HandleVisitDue(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
-	ev, err := visit.Decode(msg.Data())
-	if err != nil {
-		return err
-	}
-	v, err := visit.FromDue(ev)
-	if err != nil {
-		return err
-	}
-	return store.SaveVisit(ctx, tx, v)
+// VisitDue returns the consumer that stores the context of each visit
+// that fell due (app.LearnVisitTx). Undecodable events and events without
+// a visit id are dead-lettered. The runtime fills in the pool, JetStream
+// and logger.
+func VisitDue(a *app.App) *inbox.Consumer {
+	return inbox.Of(VisitDueDurable, stream.SubjectVisitDue, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitDue) error {
+		v, err := visitOf(ev)
+		if err != nil {
+			return err
+		}
+		return a.LearnVisitTx(ctx, tx, v)
+	})
 }
 
-func tenant(msg jetstream.Msg) string {
-	if ev, err := visit.Decode(msg.Data()); err == nil {
-		return visit.Tenant(ev.GetTenantId())
-	}
-	return ""
+// VisitAssigned returns the consumer that records the agent each visit is
+// assigned to (app.AssignVisitTx): dispatch publishes VisitAssigned when
+// an agent claims the visit's task and when a leader reassigns it.
+// Undecodable events and events without a visit, an agent or a time are
+// dead-lettered.
+func VisitAssigned(a *app.App) *inbox.Consumer {
+	return inbox.Of(VisitAssignedDurable, stream.SubjectVisitAssigned, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitAssigned) error {
+		id := ev.GetEventId()
+		if id == "" {
+			id = inbox.EventIDFrom(ctx)
+		}
+		as, err := assignmentOf(ev, id)
+		if err != nil {
+			return err
+		}
+		return a.AssignVisitTx(ctx, tx, as)
+	})
 }
 
-// VisitAssigned returns the inbox consumer that records the agent each
-// visit is assigned to (dispatch publishes VisitAssigned when an agent
-// claims the visit's task and when a leader reassigns it). Undecodable
-// events and events without a visit, an agent or a time are dead-lettered.
-func VisitAssigned() *inbox.Consumer {
-	return &inbox.Consumer{
-		Durable:  VisitAssignedDurable,
-		Stream:   stream.EventsStream,
-		Subjects: []string{stream.SubjectVisitAssigned},
-		Handle:   HandleVisitAssigned,
-		Tenant:   assignedTenant,
+// visitOf reads a VisitDue as a visit; an event without a visit id, with
+// an invalid time or an unknown channel is refused.
+func visitOf(ev *eventsv1.VisitDue) (visit.Visit, error) {
+	v := visit.Visit{
+		TenantID:    tenant.Of(ev),
+		VisitID:     strings.TrimSpace(ev.GetVisitId()),
+		CustomerID:  ev.GetCustomer().GetId(),
+		ServiceID:   ev.GetServiceId(),
+		PolicyID:    ev.GetPolicyId(),
+		Channel:     ev.GetChannel(),
+		OrgUnit:     ev.GetOrgUnit(),
+		ServiceType: ev.GetServiceType(),
+		ComplaintID: strings.TrimSpace(ev.GetComplaintId()),
 	}
+	if v.VisitID == "" {
+		return visit.Visit{}, invalid.New("visit_id", "is required: the visit the event is about")
+	}
+	var l invalid.List
+	v.DueAt = timeOf(&l, "due_at", ev.GetDueAt())
+	v.Deadline = timeOf(&l, "deadline", ev.GetDeadline())
+	v.ServiceCompletedAt = timeOf(&l, "service_completed_at", ev.GetServiceCompletedAt())
+	if _, known := typesv1.Channel_name[int32(v.Channel)]; !known {
+		l.Add("channel", fmt.Sprintf("unknown channel %d", v.Channel))
+	}
+	if err := l.Err(); err != nil {
+		return visit.Visit{}, err
+	}
+	return v, nil
 }
 
-// HandleVisitAssigned stores the assignment a VisitAssigned tells of within tx.
-func HandleVisitAssigned(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
-	ev, err := visit.DecodeAssigned(msg.Data())
-	if err != nil {
-		return err
+// assignmentOf reads a VisitAssigned (whose id is eventID) as an
+// assignment. The visit, the agent and the time of the assignment are
+// required: the time decides which of several assignments (a claim, then a
+// reassignment) is the newest, whatever order they arrive in.
+func assignmentOf(ev *eventsv1.VisitAssigned, eventID string) (visit.Assignment, error) {
+	a := visit.Assignment{
+		TenantID: tenant.Of(ev),
+		VisitID:  strings.TrimSpace(ev.GetVisitId()),
+		AgentID:  strings.TrimSpace(ev.GetAgentId()),
+		EventID:  eventID,
 	}
-	id := ev.GetEventId()
-	if id == "" {
-		id = inbox.EventID(msg)
+	var l invalid.List
+	if a.VisitID == "" {
+		l.Add("visit_id", "is required: the visit the event is about")
 	}
-	a, err := visit.FromAssigned(ev, id)
-	if err != nil {
-		return err
+	if a.AgentID == "" {
+		l.Add("agent_id", "is required: the agent the visit is assigned to")
 	}
-	return store.SaveAssignment(ctx, tx, a)
+	a.AssignedAt = timeOf(&l, "assigned_at", ev.GetAssignedAt())
+	if ev.GetAssignedAt() == nil {
+		l.Add("assigned_at", "is required: the newest assignment of a visit wins")
+	}
+	if err := l.Err(); err != nil {
+		return visit.Assignment{}, err
+	}
+	return a, nil
 }
 
-func assignedTenant(msg jetstream.Msg) string {
-	if ev, err := visit.DecodeAssigned(msg.Data()); err == nil {
-		return visit.Tenant(ev.GetTenantId())
+// timeOf returns ts as a time, zero when unset; an invalid ts is a violation of field.
+func timeOf(l *invalid.List, field string, ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
 	}
-	return ""
+	if err := ts.CheckValid(); err != nil {
+		l.Add(field, "must be a valid timestamp")
+		return time.Time{}
+	}
+	return ts.AsTime()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
 	"github.com/huifang/huifang/services/feedback/migrations"
 )
@@ -27,18 +28,30 @@ type env struct {
 	log  *slog.Logger
 	pool *pgxpool.Pool
 	js   jetstream.JetStream
+	app  *app.App
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return &env{ctx: t.Context(), log: log, pool: servicetest.Pool(t, "feedback", migrations.FS), js: servicetest.JetStream(t)}
+	pool := servicetest.Pool(t, "feedback", migrations.FS)
+	return &env{ctx: t.Context(), log: log, pool: pool, js: servicetest.JetStream(t), app: &app.App{DB: pool}}
+}
+
+func TestNewKeepsTheDurables(t *testing.T) {
+	var durables, subjects []string
+	for _, c := range consumer.New(&app.App{}) {
+		durables, subjects = append(durables, c.Durable), append(subjects, c.Subjects...)
+		require.Equal(t, stream.EventsStream, c.Stream)
+	}
+	require.Equal(t, []string{"feedback-visit-due", "feedback-visit-assigned"}, durables)
+	require.Equal(t, []string{stream.SubjectVisitDue, stream.SubjectVisitAssigned}, subjects)
 }
 
 // run starts the VisitDue consumer and returns a function that stops it.
 func (e *env) run(t *testing.T) (stop func()) {
 	t.Helper()
-	c := consumer.VisitDue()
+	c := consumer.VisitDue(e.app)
 	c.Service, c.Pool, c.JS, c.Log = "feedback", e.pool, e.js, e.log
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
@@ -159,7 +172,7 @@ FROM visits WHERE tenant_id = 'default' AND visit_id = 'v-1'`).Scan(&customer, &
 // runAssigned starts the VisitAssigned consumer and returns a function that stops it.
 func (e *env) runAssigned(t *testing.T) (stop func()) {
 	t.Helper()
-	c := consumer.VisitAssigned()
+	c := consumer.VisitAssigned(e.app)
 	c.Service, c.Pool, c.JS, c.Log = "feedback", e.pool, e.js, e.log
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)

@@ -13,7 +13,6 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
-	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
@@ -30,7 +29,7 @@ func BenchmarkLogVisit(b *testing.B) {
 	require.NoError(b, err)
 	var aspects []string
 	for _, q := range questionnaire.Seeds() {
-		if q.Id == questionnaire.SeedProperty {
+		if q.ID == questionnaire.SeedProperty {
 			for _, qu := range q.Questions {
 				aspects = append(aspects, qu.Aspect)
 			}
@@ -41,7 +40,7 @@ func BenchmarkLogVisit(b *testing.B) {
 		for i := range ids {
 			ids[i] = fmt.Sprintf("bench-%d", i)
 			v := visit.Visit{TenantID: "default", VisitID: ids[i], CustomerID: fmt.Sprintf("c-%d", i), PolicyID: "policy-repair", Channel: typesv1.Channel_CHANNEL_PHONE}
-			if err := store.SaveVisit(e.ctx, tx, v); err != nil {
+			if err := e.app.LearnVisitTx(e.ctx, tx, v); err != nil {
 				return err
 			}
 		}

@@ -30,11 +30,10 @@ import (
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
 	"github.com/huifang/huifang/services/feedback/internal/grpcapi"
-	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
-	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 	"github.com/huifang/huifang/services/feedback/migrations"
 )
@@ -64,6 +63,7 @@ type env struct {
 	js     jetstream.JetStream
 	relay  *outbox.Relay
 	clock  *clock
+	app    *app.App
 	client feedbackv1.FeedbackServiceClient
 }
 
@@ -79,12 +79,10 @@ func setup(t testing.TB) *env {
 		relay: outbox.NewRelay(pool, js, log, "feedback"),
 		clock: &clock{t: time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)},
 	}
-	st := &store.Store{Pool: pool}
-	require.NoError(t, st.EnsureSeeds(ctx, questionnaire.Seeds(), e.clock.Now()))
+	e.app = &app.App{DB: pool, Relay: e.relay, Now: e.clock.Now, Rules: complaint.MustRules(complaint.DefaultRulesSpec, complaint.DefaultDeadline)}
+	require.NoError(t, e.app.EnsureSeeds(ctx))
 	srv := grpcserver.New(log, "", "")
-	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC, &grpcapi.Server{
-		Store: st, Relay: e.relay, Now: e.clock.Now, Rules: complaint.MustRules(complaint.DefaultRulesSpec, complaint.DefaultDeadline),
-	})
+	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC, &grpcapi.Server{App: e.app})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.GRPC.Serve(lis) }()
@@ -106,7 +104,7 @@ func (e *env) seedVisit(t *testing.T, id string) visit.Visit {
 		Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: due, Deadline: due.Add(48 * time.Hour),
 		OrgUnit: "branch-north", ServiceType: "repair", ServiceCompletedAt: due.Add(-24 * time.Hour),
 	}
-	require.NoError(t, pgx.BeginFunc(e.ctx, e.pool, func(tx pgx.Tx) error { return store.SaveVisit(e.ctx, tx, v) }))
+	require.NoError(t, e.app.LearnVisit(e.ctx, v))
 	return v
 }
 
@@ -336,7 +334,7 @@ func TestLogVisitUnknownVisitIsNotFoundUntilVisitDue(t *testing.T) {
 	require.Empty(t, e.outbox(t))
 
 	// Once VisitDue arrives, the caller's retry succeeds.
-	c := consumer.VisitDue()
+	c := consumer.VisitDue(e.app)
 	c.Service, c.Pool, c.JS, c.Log, c.Relay = "feedback", e.pool, e.js, e.log, e.relay
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)

@@ -2,12 +2,9 @@ package grpcapi_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -20,9 +17,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/stream"
-	"github.com/huifang/huifang/services/feedback/internal/escalator"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
-	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
@@ -67,7 +62,7 @@ func (e *env) last(t *testing.T, subject string, m proto.Message) {
 
 func (e *env) seedVisitWith(t *testing.T, v visit.Visit) {
 	t.Helper()
-	require.NoError(t, pgx.BeginFunc(e.ctx, e.pool, func(tx pgx.Tx) error { return store.SaveVisit(e.ctx, tx, v) }))
+	require.NoError(t, e.app.LearnVisit(e.ctx, v))
 }
 
 func i32(n int32) *int32 { return &n }
@@ -379,53 +374,6 @@ func TestManagerClosesWithAReason(t *testing.T) {
 	require.Equal(t, []string{"status"}, violations(t, err))
 }
 
-// Overdue complaints escalate by themselves, one level per missed deadline
-// (seed 004: the department answers within the set time).
-func TestOverdueComplaintsEscalate(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	e.seedVisit(t, "v-1")
-	resp, err := e.client.LogVisit(e.ctx, logRequest("v-1", typesv1.Rating_RATING_UNSATISFIED))
-	require.NoError(t, err)
-	id := resp.Record.ComplaintIds[0]
-	esc := &escalator.Escalator{Pool: e.pool, Log: e.log, Now: e.clock.Now, Batch: 1}
-
-	n, err := esc.RunOnce(e.ctx)
-	require.NoError(t, err)
-	require.Zero(t, n, "not before the deadline")
-	e.clock.Advance(48*time.Hour + time.Second)
-	n, err = esc.RunOnce(e.ctx)
-	require.NoError(t, err)
-	require.Equal(t, 1, n)
-	n, err = esc.RunOnce(e.ctx)
-	require.NoError(t, err)
-	require.Zero(t, n, "once per missed deadline")
-
-	ev := &eventsv1.ComplaintEscalated{}
-	e.last(t, stream.SubjectComplaintEscalated, ev)
-	require.EqualValues(t, 1, ev.Level)
-	require.Equal(t, "urgent", ev.Severity)
-	require.Equal(t, e.clock.Now().Add(48*time.Hour), ev.Deadline.AsTime())
-
-	_, err = e.client.AcknowledgeComplaint(e.ctx, &feedbackv1.AcknowledgeComplaintRequest{ComplaintId: id, By: "sm-1"})
-	require.NoError(t, err)
-	e.clock.Advance(49 * time.Hour)
-	n, err = esc.RunOnce(e.ctx)
-	require.NoError(t, err)
-	require.Equal(t, 1, n, "acknowledged is not answered")
-	got, err := e.client.GetComplaint(e.ctx, &feedbackv1.GetComplaintRequest{Id: id})
-	require.NoError(t, err)
-	require.EqualValues(t, 2, got.Complaint.Level)
-	require.Equal(t, "major", got.Complaint.Severity)
-
-	_, err = e.client.ResolveComplaint(e.ctx, &feedbackv1.ResolveComplaintRequest{ComplaintId: id, By: "sm-1", RootCause: "c", Action: "a"})
-	require.NoError(t, err)
-	e.clock.Advance(30 * 24 * time.Hour)
-	n, err = esc.RunOnce(e.ctx)
-	require.NoError(t, err)
-	require.Zero(t, n, "a resolved complaint waits for the customer, not the department")
-}
-
 func TestPromisedReplyRequestsAFollowUp(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -521,9 +469,8 @@ func TestSampleAndReview(t *testing.T) {
 func TestConfiguredPolicyQuestionnaires(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	st := &store.Store{Pool: e.pool}
-	require.ErrorContains(t, st.ConfigurePolicies(e.ctx, map[string]string{"p": "nope"}), "not a seed template")
-	require.NoError(t, st.ConfigurePolicies(e.ctx, map[string]string{"policy-repair": questionnaire.SeedAppliance}))
+	require.ErrorContains(t, e.app.ConfigurePolicies(e.ctx, map[string]string{"p": "nope"}), "not a seed template")
+	require.NoError(t, e.app.ConfigurePolicies(e.ctx, map[string]string{"policy-repair": questionnaire.SeedAppliance}))
 	e.seedVisit(t, "v-1")
 	e.seedVisit(t, "v-2")
 	// The contract's minimal JSON still works with a seed template: only the overall rating is required.
@@ -536,36 +483,6 @@ func TestConfiguredPolicyQuestionnaires(t *testing.T) {
 	resp, err = e.client.LogVisit(e.ctx, logRequest("v-2", typesv1.Rating_RATING_SATISFIED))
 	require.NoError(t, err)
 	require.Equal(t, questionnaire.SeedProperty, resp.Record.QuestionnaireId)
-}
-
-// Two escalators at once (two replicas) escalate each overdue complaint once.
-func TestConcurrentEscalatorsEscalateOnce(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	for i := range 30 {
-		id := fmt.Sprintf("v-%d", i)
-		e.seedVisit(t, id)
-		_, err := e.client.LogVisit(e.ctx, logRequest(id, typesv1.Rating_RATING_UNSATISFIED))
-		require.NoError(t, err)
-	}
-	e.clock.Advance(49 * time.Hour)
-	var wg sync.WaitGroup
-	counts := make([]int, 2)
-	for r := range counts {
-		wg.Go(func() {
-			esc := &escalator.Escalator{Pool: e.pool, Log: e.log, Now: e.clock.Now, Batch: 4}
-			n, err := esc.RunOnce(e.ctx)
-			assert.NoError(t, err)
-			counts[r] = n
-		})
-	}
-	wg.Wait()
-	require.Equal(t, 30, counts[0]+counts[1])
-	rows, err := e.pool.Query(e.ctx, `SELECT DISTINCT level FROM complaints`)
-	require.NoError(t, err)
-	levels, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	require.NoError(t, err)
-	require.Equal(t, []int32{1}, levels)
 }
 
 func TestListVisitRecordsForSignOff(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
@@ -15,16 +14,13 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/stream"
-	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
 // assign stores a VisitAssigned as the consumer would.
 func (e *env) assign(t *testing.T, visitID, agent string, at time.Time) {
 	t.Helper()
-	require.NoError(t, pgx.BeginFunc(e.ctx, e.pool, func(tx pgx.Tx) error {
-		return store.SaveAssignment(e.ctx, tx, visit.Assignment{TenantID: "default", VisitID: visitID, AgentID: agent, AssignedAt: at, EventID: "as-" + visitID + "-" + agent})
-	}))
+	require.NoError(t, e.app.AssignVisit(e.ctx, visit.Assignment{TenantID: "default", VisitID: visitID, AgentID: agent, AssignedAt: at, EventID: "as-" + visitID + "-" + agent}))
 }
 
 func (e *env) customerVisit(t *testing.T, id, customer string) {

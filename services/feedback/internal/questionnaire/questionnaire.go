@@ -8,12 +8,60 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 )
+
+// Questionnaire is one version of a template.
+type Questionnaire struct {
+	// TenantID is the owner; AllTenants for the seed templates.
+	TenantID    string
+	ID          string
+	Version     int32
+	Name        string
+	Description string
+	// Seed names the seed document a seed template comes from ("003"), "" otherwise.
+	Seed      string
+	Questions []Question
+	CreatedAt time.Time
+}
+
+// Question is one question of a template.
+type Question struct {
+	// ID is unique within the questionnaire, e.g. "q1" or "overall".
+	ID string
+	// Aspect is what the question is about, e.g. "overall" (seed 003); answers report it.
+	Aspect   string
+	Text     string
+	Kind     feedbackv1.QuestionKind
+	Required bool
+	// Choices are the options of a choice question.
+	Choices []string
+}
+
+// Answer is a customer's answer to one question, or, without a
+// questionnaire, the rating of a free aspect. Exactly the value the
+// question's kind asks for is set.
+type Answer struct {
+	// QuestionID names the question; when empty, the question is found by Aspect.
+	QuestionID string
+	Aspect     string
+	Rating     typesv1.Rating
+	Comment    string
+	// Score is a 1–5 scale or an NPS 0–10 answer.
+	Score *int32
+	// Yes is a yes/no answer.
+	Yes *bool
+	// Choice is the option picked for a choice question.
+	Choice string
+	// Text is a free-text answer.
+	Text string
+}
 
 // AllTenants is the tenant of the seed templates, which every tenant may use.
 const AllTenants = "*"
@@ -33,14 +81,12 @@ const (
 )
 
 // Normalize trims the names of q in place.
-func Normalize(q *feedbackv1.Questionnaire) {
-	q.Id = strings.TrimSpace(q.Id)
+func Normalize(q *Questionnaire) {
+	q.ID = strings.TrimSpace(q.ID)
 	q.Name = strings.TrimSpace(q.Name)
-	for _, qu := range q.Questions {
-		if qu == nil {
-			continue
-		}
-		qu.Id = strings.TrimSpace(qu.Id)
+	for i := range q.Questions {
+		qu := &q.Questions[i]
+		qu.ID = strings.TrimSpace(qu.ID)
 		qu.Aspect = strings.TrimSpace(qu.Aspect)
 		qu.Text = strings.TrimSpace(qu.Text)
 		for i := range qu.Choices {
@@ -51,10 +97,10 @@ func Normalize(q *feedbackv1.Questionnaire) {
 
 // Validate checks a normalized template and names every field that breaks a
 // rule (prefix is the path of q in the request, e.g. "questionnaire").
-func Validate(q *feedbackv1.Questionnaire, prefix string) error {
+func Validate(q Questionnaire, prefix string) error {
 	var l invalid.List
 	f := func(s string) string { return prefix + "." + s }
-	if !IDPattern.MatchString(q.Id) {
+	if !IDPattern.MatchString(q.ID) {
 		l.Add(f("id"), "is required and must match "+IDPattern.String())
 	}
 	if q.Name == "" {
@@ -69,16 +115,12 @@ func Validate(q *feedbackv1.Questionnaire, prefix string) error {
 	ids := map[string]int{}
 	for i, qu := range q.Questions {
 		p := f(fmt.Sprintf("questions[%d]", i))
-		if qu == nil {
-			l.Add(p, "must not be empty")
-			continue
-		}
-		if !IDPattern.MatchString(qu.Id) {
+		if !IDPattern.MatchString(qu.ID) {
 			l.Add(p+".id", "is required and must match "+IDPattern.String())
-		} else if j, dup := ids[qu.Id]; dup {
-			l.Add(p+".id", fmt.Sprintf("%q is already the id of questions[%d]", qu.Id, j))
+		} else if j, dup := ids[qu.ID]; dup {
+			l.Add(p+".id", fmt.Sprintf("%q is already the id of questions[%d]", qu.ID, j))
 		} else {
-			ids[qu.Id] = i
+			ids[qu.ID] = i
 		}
 		if !AspectPattern.MatchString(qu.Aspect) {
 			l.Add(p+".aspect", "is required and must match "+AspectPattern.String()+", e.g. \"overall\" (seed 003)")
@@ -117,26 +159,23 @@ func Validate(q *feedbackv1.Questionnaire, prefix string) error {
 // Violations are added to l under prefix ("answers"). With complete set,
 // every required question must be answered; an amendment replaces only
 // some answers and leaves it unset.
-func Check(q *feedbackv1.Questionnaire, answers []*typesv1.Answer, l *invalid.List, prefix string, complete bool) []*typesv1.Answer {
-	byID := map[string]*feedbackv1.Question{}
-	byAspect := map[string][]*feedbackv1.Question{}
-	for _, qu := range q.Questions {
-		byID[qu.Id] = qu
+func Check(q Questionnaire, answers []Answer, l *invalid.List, prefix string, complete bool) []Answer {
+	byID := map[string]*Question{}
+	byAspect := map[string][]*Question{}
+	for i := range q.Questions {
+		qu := &q.Questions[i]
+		byID[qu.ID] = qu
 		byAspect[qu.Aspect] = append(byAspect[qu.Aspect], qu)
 	}
 	answered := map[string]int{}
-	out := make([]*typesv1.Answer, 0, len(answers))
+	out := make([]Answer, 0, len(answers))
 	for i, a := range answers {
 		f := fmt.Sprintf("%s[%d]", prefix, i)
-		if a == nil {
-			l.Add(f, "must not be empty")
-			continue
-		}
-		var qu *feedbackv1.Question
-		switch id := strings.TrimSpace(a.QuestionId); {
+		var qu *Question
+		switch id := strings.TrimSpace(a.QuestionID); {
 		case id != "":
 			if qu = byID[id]; qu == nil {
-				l.Add(f+".question_id", fmt.Sprintf("questionnaire %s v%d has no question %q", q.Id, q.Version, id))
+				l.Add(f+".question_id", fmt.Sprintf("questionnaire %s v%d has no question %q", q.ID, q.Version, id))
 				continue
 			}
 			if a.Aspect != "" && a.Aspect != qu.Aspect {
@@ -148,7 +187,7 @@ func Check(q *feedbackv1.Questionnaire, answers []*typesv1.Answer, l *invalid.Li
 		default:
 			switch qs := byAspect[a.Aspect]; len(qs) {
 			case 0:
-				l.Add(f+".aspect", fmt.Sprintf("questionnaire %s v%d asks nothing about %q", q.Id, q.Version, a.Aspect))
+				l.Add(f+".aspect", fmt.Sprintf("questionnaire %s v%d asks nothing about %q", q.ID, q.Version, a.Aspect))
 				continue
 			case 1:
 				qu = qs[0]
@@ -157,26 +196,25 @@ func Check(q *feedbackv1.Questionnaire, answers []*typesv1.Answer, l *invalid.Li
 				continue
 			}
 		}
-		if j, dup := answered[qu.Id]; dup {
-			l.Add(f+".question_id", fmt.Sprintf("question %q is already answered in %s[%d]; each question once", qu.Id, prefix, j))
+		if j, dup := answered[qu.ID]; dup {
+			l.Add(f+".question_id", fmt.Sprintf("question %q is already answered in %s[%d]; each question once", qu.ID, prefix, j))
 			continue
 		}
-		answered[qu.Id] = i
+		answered[qu.ID] = i
 		checkValue(qu, a, l, f)
-		c := &typesv1.Answer{QuestionId: qu.Id, Aspect: qu.Aspect, Rating: a.Rating, Comment: a.Comment,
-			Score: a.Score, Yes: a.Yes, Choice: a.Choice, Text: a.Text}
-		out = append(out, c)
+		a.QuestionID, a.Aspect = qu.ID, qu.Aspect
+		out = append(out, a)
 	}
 	for _, qu := range q.Questions {
-		if _, ok := answered[qu.Id]; complete && qu.Required && !ok {
-			l.Add(prefix, fmt.Sprintf("question %q (%s) is required by questionnaire %s v%d", qu.Id, qu.Aspect, q.Id, q.Version))
+		if _, ok := answered[qu.ID]; complete && qu.Required && !ok {
+			l.Add(prefix, fmt.Sprintf("question %q (%s) is required by questionnaire %s v%d", qu.ID, qu.Aspect, q.ID, q.Version))
 		}
 	}
 	return out
 }
 
 // checkValue checks that a carries the one value its question's kind asks for, in range.
-func checkValue(qu *feedbackv1.Question, a *typesv1.Answer, l *invalid.List, f string) {
+func checkValue(qu *Question, a Answer, l *invalid.List, f string) {
 	want := map[feedbackv1.QuestionKind]string{
 		feedbackv1.QuestionKind_QUESTION_KIND_RATING: "rating",
 		feedbackv1.QuestionKind_QUESTION_KIND_SCALE:  "score",
@@ -194,11 +232,11 @@ func checkValue(qu *feedbackv1.Question, a *typesv1.Answer, l *invalid.List, f s
 	}
 	for _, name := range []string{"rating", "score", "yes", "choice", "text"} {
 		if set[name] && name != want {
-			l.Add(f+"."+name, fmt.Sprintf("question %q is a %s question: answer with %s only", qu.Id, kindName(qu.Kind), want))
+			l.Add(f+"."+name, fmt.Sprintf("question %q is a %s question: answer with %s only", qu.ID, enum.Name(qu.Kind), want))
 		}
 	}
 	if !set[want] {
-		l.Add(f+"."+want, fmt.Sprintf("is required: question %q is a %s question", qu.Id, kindName(qu.Kind)))
+		l.Add(f+"."+want, fmt.Sprintf("is required: question %q is a %s question", qu.ID, enum.Name(qu.Kind)))
 		return
 	}
 	switch qu.Kind {
@@ -207,11 +245,11 @@ func checkValue(qu *feedbackv1.Question, a *typesv1.Answer, l *invalid.List, f s
 			l.Add(f+".rating", fmt.Sprintf("unknown rating %d", a.Rating))
 		}
 	case feedbackv1.QuestionKind_QUESTION_KIND_SCALE:
-		if s := a.GetScore(); s < 1 || s > 5 {
+		if s := *a.Score; s < 1 || s > 5 {
 			l.Add(f+".score", fmt.Sprintf("must be 1–5, got %d", s))
 		}
 	case feedbackv1.QuestionKind_QUESTION_KIND_NPS:
-		if s := a.GetScore(); s < 0 || s > 10 {
+		if s := *a.Score; s < 0 || s > 10 {
 			l.Add(f+".score", fmt.Sprintf("must be 0–10 (NPS), got %d", s))
 		}
 	case feedbackv1.QuestionKind_QUESTION_KIND_CHOICE:
@@ -225,13 +263,9 @@ func checkValue(qu *feedbackv1.Question, a *typesv1.Answer, l *invalid.List, f s
 	}
 }
 
-func kindName(k feedbackv1.QuestionKind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "QUESTION_KIND_"))
-}
-
 // NPS returns the score of the first NPS question q asks that answers
 // answer, or nil.
-func NPS(q *feedbackv1.Questionnaire, answers []*typesv1.Answer) *int32 {
+func NPS(q *Questionnaire, answers []Answer) *int32 {
 	if q == nil {
 		return nil
 	}
@@ -240,8 +274,8 @@ func NPS(q *feedbackv1.Questionnaire, answers []*typesv1.Answer) *int32 {
 			continue
 		}
 		for _, a := range answers {
-			if a.QuestionId == qu.Id && a.Score != nil {
-				s := a.GetScore()
+			if a.QuestionID == qu.ID && a.Score != nil {
+				s := *a.Score
 				return &s
 			}
 		}

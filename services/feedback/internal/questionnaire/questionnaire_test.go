@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
@@ -13,18 +12,18 @@ import (
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 )
 
-func seed(t *testing.T, id string) *feedbackv1.Questionnaire {
+func seed(t *testing.T, id string) questionnaire.Questionnaire {
 	t.Helper()
 	for _, q := range questionnaire.Seeds() {
-		if q.Id == id {
+		if q.ID == id {
 			return q
 		}
 	}
 	t.Fatalf("no seed %s", id)
-	return nil
+	return questionnaire.Questionnaire{}
 }
 
-func aspects(q *feedbackv1.Questionnaire) []string {
+func aspects(q questionnaire.Questionnaire) []string {
 	var out []string
 	for _, qu := range q.Questions {
 		out = append(out, qu.Aspect)
@@ -34,12 +33,12 @@ func aspects(q *feedbackv1.Questionnaire) []string {
 
 func TestSeedsAreValid(t *testing.T) {
 	for _, q := range questionnaire.Seeds() {
-		t.Run(q.Id, func(t *testing.T) {
+		t.Run(q.ID, func(t *testing.T) {
 			require.NoError(t, questionnaire.Validate(q, "questionnaire"))
 			require.EqualValues(t, 1, q.Version)
-			require.Equal(t, "*", q.TenantId)
+			require.Equal(t, "*", q.TenantID)
 			var l invalid.List
-			questionnaire.Check(q, []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}, &l, "answers", true)
+			questionnaire.Check(q, []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}, &l, "answers", true)
 			require.NoError(t, l.Err(), "the minimal answer set is complete for every seed template")
 		})
 	}
@@ -62,33 +61,33 @@ func TestSeedContents(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := func() *feedbackv1.Questionnaire {
-		return &feedbackv1.Questionnaire{Id: "my-survey", Name: "mine", Questions: []*feedbackv1.Question{
-			{Id: "q1", Aspect: "overall", Text: "overall?", Kind: feedbackv1.QuestionKind_QUESTION_KIND_RATING, Required: true},
-			{Id: "q2", Aspect: "route", Text: "which?", Kind: feedbackv1.QuestionKind_QUESTION_KIND_CHOICE, Choices: []string{"a", "b"}},
+	good := func() *questionnaire.Questionnaire {
+		return &questionnaire.Questionnaire{ID: "my-survey", Name: "mine", Questions: []questionnaire.Question{
+			{ID: "q1", Aspect: "overall", Text: "overall?", Kind: feedbackv1.QuestionKind_QUESTION_KIND_RATING, Required: true},
+			{ID: "q2", Aspect: "route", Text: "which?", Kind: feedbackv1.QuestionKind_QUESTION_KIND_CHOICE, Choices: []string{"a", "b"}},
 		}}
 	}
 	tests := []struct {
 		name   string
-		modify func(q *feedbackv1.Questionnaire)
+		modify func(q *questionnaire.Questionnaire)
 		fields []string
 	}{
-		{"valid", func(*feedbackv1.Questionnaire) {}, nil},
-		{"no id, name or questions", func(q *feedbackv1.Questionnaire) { q.Id, q.Name, q.Questions = "", "", nil },
+		{"valid", func(*questionnaire.Questionnaire) {}, nil},
+		{"no id, name or questions", func(q *questionnaire.Questionnaire) { q.ID, q.Name, q.Questions = "", "", nil },
 			[]string{"questionnaire.id", "questionnaire.name", "questionnaire.questions"}},
-		{"duplicate question id", func(q *feedbackv1.Questionnaire) { q.Questions[1].Id = "q1" }, []string{"questionnaire.questions[1].id"}},
-		{"bad aspect and no text", func(q *feedbackv1.Questionnaire) { q.Questions[0].Aspect, q.Questions[0].Text = "Over-all", "" },
+		{"duplicate question id", func(q *questionnaire.Questionnaire) { q.Questions[1].ID = "q1" }, []string{"questionnaire.questions[1].id"}},
+		{"bad aspect and no text", func(q *questionnaire.Questionnaire) { q.Questions[0].Aspect, q.Questions[0].Text = "Over-all", "" },
 			[]string{"questionnaire.questions[0].aspect", "questionnaire.questions[0].text"}},
-		{"no kind", func(q *feedbackv1.Questionnaire) { q.Questions[0].Kind = 0 }, []string{"questionnaire.questions[0].kind"}},
-		{"choice with one option", func(q *feedbackv1.Questionnaire) { q.Questions[1].Choices = []string{"a"} }, []string{"questionnaire.questions[1].choices"}},
-		{"options on a rating", func(q *feedbackv1.Questionnaire) { q.Questions[0].Choices = []string{"a", "b"} }, []string{"questionnaire.questions[0].choices"}},
+		{"no kind", func(q *questionnaire.Questionnaire) { q.Questions[0].Kind = 0 }, []string{"questionnaire.questions[0].kind"}},
+		{"choice with one option", func(q *questionnaire.Questionnaire) { q.Questions[1].Choices = []string{"a"} }, []string{"questionnaire.questions[1].choices"}},
+		{"options on a rating", func(q *questionnaire.Questionnaire) { q.Questions[0].Choices = []string{"a", "b"} }, []string{"questionnaire.questions[0].choices"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := good()
 			tt.modify(q)
 			questionnaire.Normalize(q)
-			requireFields(t, questionnaire.Validate(q, "questionnaire"), tt.fields)
+			requireFields(t, questionnaire.Validate(*q, "questionnaire"), tt.fields)
 		})
 	}
 }
@@ -113,29 +112,29 @@ func TestCheck(t *testing.T) {
 	hosp := seed(t, questionnaire.SeedHospital)
 	i := func(n int32) *int32 { return &n }
 	b := func(v bool) *bool { return &v }
-	overall := &typesv1.Answer{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}
+	overall := questionnaire.Answer{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}
 	tests := []struct {
 		name    string
-		q       *feedbackv1.Questionnaire
-		answers []*typesv1.Answer
+		q       questionnaire.Questionnaire
+		answers []questionnaire.Answer
 		fields  []string
 	}{
-		{"every kind in range", q, []*typesv1.Answer{overall,
-			{QuestionId: "service_advisor", Score: i(5)}, {QuestionId: "fixed_first_time", Yes: b(false)},
-			{Aspect: "timeliness", Yes: b(true)}, {QuestionId: "recommend", Score: i(0)}, {QuestionId: "suggestions", Text: "wash the car"}}, nil},
-		{"a choice", hosp, []*typesv1.Answer{overall, {QuestionId: "recovery", Choice: "improving"}}, nil},
-		{"required overall missing", q, []*typesv1.Answer{{QuestionId: "recommend", Score: i(9)}}, []string{"answers"}},
-		{"scale out of range", q, []*typesv1.Answer{overall, {QuestionId: "service_advisor", Score: i(6)}}, []string{"answers[1].score"}},
-		{"nps out of range", q, []*typesv1.Answer{overall, {QuestionId: "recommend", Score: i(11)}}, []string{"answers[1].score"}},
-		{"wrong value for the kind", q, []*typesv1.Answer{overall, {QuestionId: "recommend", Rating: typesv1.Rating_RATING_SATISFIED}},
+		{"every kind in range", q, []questionnaire.Answer{overall,
+			{QuestionID: "service_advisor", Score: i(5)}, {QuestionID: "fixed_first_time", Yes: b(false)},
+			{Aspect: "timeliness", Yes: b(true)}, {QuestionID: "recommend", Score: i(0)}, {QuestionID: "suggestions", Text: "wash the car"}}, nil},
+		{"a choice", hosp, []questionnaire.Answer{overall, {QuestionID: "recovery", Choice: "improving"}}, nil},
+		{"required overall missing", q, []questionnaire.Answer{{QuestionID: "recommend", Score: i(9)}}, []string{"answers"}},
+		{"scale out of range", q, []questionnaire.Answer{overall, {QuestionID: "service_advisor", Score: i(6)}}, []string{"answers[1].score"}},
+		{"nps out of range", q, []questionnaire.Answer{overall, {QuestionID: "recommend", Score: i(11)}}, []string{"answers[1].score"}},
+		{"wrong value for the kind", q, []questionnaire.Answer{overall, {QuestionID: "recommend", Rating: typesv1.Rating_RATING_SATISFIED}},
 			[]string{"answers[1].rating", "answers[1].score"}},
-		{"rating missing", q, []*typesv1.Answer{{Aspect: "overall"}}, []string{"answers[0].rating"}},
-		{"unknown question", q, []*typesv1.Answer{overall, {QuestionId: "q99", Score: i(1)}}, []string{"answers[1].question_id"}},
-		{"unknown aspect", q, []*typesv1.Answer{overall, {Aspect: "parking", Rating: typesv1.Rating_RATING_SATISFIED}}, []string{"answers[1].aspect"}},
-		{"question and aspect disagree", q, []*typesv1.Answer{overall, {QuestionId: "recommend", Aspect: "overall", Score: i(3)}}, []string{"answers[1].aspect"}},
-		{"answered twice", q, []*typesv1.Answer{overall, {QuestionId: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}}, []string{"answers[1].question_id"}},
-		{"choice not offered", hosp, []*typesv1.Answer{overall, {QuestionId: "recovery", Choice: "great"}}, []string{"answers[1].choice"}},
-		{"no question named", q, []*typesv1.Answer{overall, {Score: i(3)}}, []string{"answers[1].question_id"}},
+		{"rating missing", q, []questionnaire.Answer{{Aspect: "overall"}}, []string{"answers[0].rating"}},
+		{"unknown question", q, []questionnaire.Answer{overall, {QuestionID: "q99", Score: i(1)}}, []string{"answers[1].question_id"}},
+		{"unknown aspect", q, []questionnaire.Answer{overall, {Aspect: "parking", Rating: typesv1.Rating_RATING_SATISFIED}}, []string{"answers[1].aspect"}},
+		{"question and aspect disagree", q, []questionnaire.Answer{overall, {QuestionID: "recommend", Aspect: "overall", Score: i(3)}}, []string{"answers[1].aspect"}},
+		{"answered twice", q, []questionnaire.Answer{overall, {QuestionID: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}}, []string{"answers[1].question_id"}},
+		{"choice not offered", hosp, []questionnaire.Answer{overall, {QuestionID: "recovery", Choice: "great"}}, []string{"answers[1].choice"}},
+		{"no question named", q, []questionnaire.Answer{overall, {Score: i(3)}}, []string{"answers[1].question_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +143,7 @@ func TestCheck(t *testing.T) {
 			requireFields(t, l.Err(), tt.fields)
 			if tt.fields == nil {
 				for _, a := range out {
-					require.NotEmpty(t, a.QuestionId, "answers are completed with their question")
+					require.NotEmpty(t, a.QuestionID, "answers are completed with their question")
 					require.NotEmpty(t, a.Aspect)
 				}
 			}
@@ -155,8 +154,28 @@ func TestCheck(t *testing.T) {
 func TestNPS(t *testing.T) {
 	q := seed(t, questionnaire.SeedAuto)
 	nine := int32(9)
-	require.Nil(t, questionnaire.NPS(q, []*typesv1.Answer{{QuestionId: "overall", Rating: 1}}))
-	got := questionnaire.NPS(q, []*typesv1.Answer{{QuestionId: "service_advisor", Score: proto.Int32(4)}, {QuestionId: "recommend", Score: &nine}})
+	require.Nil(t, questionnaire.NPS(&q, []questionnaire.Answer{{QuestionID: "overall", Rating: 1}}))
+	four := int32(4)
+	got := questionnaire.NPS(&q, []questionnaire.Answer{{QuestionID: "service_advisor", Score: &four}, {QuestionID: "recommend", Score: &nine}})
 	require.NotNil(t, got)
 	require.EqualValues(t, 9, *got)
+}
+
+// Messages name a question's kind by its short name (enum.Name), as they always did.
+func TestKindNamesInMessages(t *testing.T) {
+	q := seed(t, questionnaire.SeedAuto)
+	var l invalid.List
+	questionnaire.Check(q, []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED},
+		{QuestionID: "recommend", Rating: typesv1.Rating_RATING_SATISFIED}, {QuestionID: "fixed_first_time"}}, &l, "answers", true)
+	bad, ok := invalid.As(l.Err())
+	require.True(t, ok)
+	var rules []string
+	for _, v := range bad.Violations {
+		rules = append(rules, v.Rule)
+	}
+	require.Equal(t, []string{
+		`question "recommend" is a nps question: answer with score only`,
+		`is required: question "recommend" is a nps question`,
+		`is required: question "fixed_first_time" is a yes_no question`,
+	}, rules)
 }

@@ -19,20 +19,20 @@ const (
 	text   = feedbackv1.QuestionKind_QUESTION_KIND_TEXT
 )
 
-func q(id, aspect, txt string, kind feedbackv1.QuestionKind, required bool, choices ...string) *feedbackv1.Question {
-	return &feedbackv1.Question{Id: id, Aspect: aspect, Text: txt, Kind: kind, Required: required, Choices: choices}
+func q(id, aspect, txt string, kind feedbackv1.QuestionKind, required bool, choices ...string) Question {
+	return Question{ID: id, Aspect: aspect, Text: txt, Kind: kind, Required: required, Choices: choices}
 }
 
 // Seeds returns the templates that ship with Huifang, version 1, for every
 // tenant. In each only the overall rating is required, so that the minimal
 // answer set {"aspect":"overall","rating":…} is a complete record.
-func Seeds() []*feedbackv1.Questionnaire {
-	return []*feedbackv1.Questionnaire{
+func Seeds() []Questionnaire {
+	return []Questionnaire{
 		{
-			Id: SeedProperty, TenantId: AllTenants, Version: 1, Seed: "003",
+			ID: SeedProperty, TenantID: AllTenants, Version: 1, Seed: "003",
 			Name:        "物业服务满意度回访 (property management satisfaction)",
 			Description: "The 14 aspects of seed 003, each rated A satisfied, B fairly satisfied, C unsatisfied, with comments.",
-			Questions: []*feedbackv1.Question{
+			Questions: []Question{
 				q("complaint_handling", "complaint_handling", "投诉处理 complaint handling", rating, false),
 				q("equipment", "equipment", "设备设施 equipment", rating, false),
 				q("building_maintenance", "building_maintenance", "房屋维修 building maintenance", rating, false),
@@ -50,10 +50,10 @@ func Seeds() []*feedbackv1.Questionnaire {
 			},
 		},
 		{
-			Id: SeedAppliance, TenantId: AllTenants, Version: 1, Seed: "001",
+			ID: SeedAppliance, TenantID: AllTenants, Version: 1, Seed: "001",
 			Name:        "家电售后回访 (appliance follow-up)",
 			Description: "Seed 001: product quality, service attitude, efficiency; problems are routed by category.",
-			Questions: []*feedbackv1.Question{
+			Questions: []Question{
 				q("product_quality", "product_quality", "产品质量是否满意？ Are you satisfied with the product's quality?", rating, false),
 				q("service_attitude", "service_attitude", "服务人员态度是否满意？ Were our staff courteous?", rating, false),
 				q("efficiency", "efficiency", "送货、安装或维修是否及时？ Was delivery, installation or repair on time?", rating, false),
@@ -62,10 +62,10 @@ func Seeds() []*feedbackv1.Questionnaire {
 			},
 		},
 		{
-			Id: SeedHospital, TenantId: AllTenants, Version: 1, Seed: "000",
+			ID: SeedHospital, TenantID: AllTenants, Version: 1, Seed: "000",
 			Name:        "出院患者随访 (hospital discharge follow-up)",
 			Description: "Seed 000 (hospital): recovery, satisfaction with doctors, nurses, tests and environment, medication.",
-			Questions: []*feedbackv1.Question{
+			Questions: []Question{
 				q("recovery", "recovery", "目前恢复情况 how is your recovery?", choice, false, "recovered", "improving", "unchanged", "worse"),
 				q("doctors", "doctors", "对医生是否满意 doctors", rating, false),
 				q("nurses", "nurses", "对护士是否满意 nurses", rating, false),
@@ -77,10 +77,10 @@ func Seeds() []*feedbackv1.Questionnaire {
 			},
 		},
 		{
-			Id: SeedAuto, TenantId: AllTenants, Version: 1, Seed: "000",
+			ID: SeedAuto, TenantID: AllTenants, Version: 1, Seed: "000",
 			Name:        "售后服务满意度电话回访 (auto after-service survey)",
 			Description: "Seed 000 (auto dealer): phone survey within 3 days of a maintenance or repair; unsatisfied answers go to the service manager.",
-			Questions: []*feedbackv1.Question{
+			Questions: []Question{
 				q("overall", "overall", "对本次保养/维修是否满意 overall satisfaction with this visit", rating, true),
 				q("service_advisor", "service_advisor", "服务顾问的接待与解释 the service advisor's reception and explanation", scale, false),
 				q("fixed_first_time", "repair_quality", "问题是否一次修好 was it fixed the first time?", yesNo, false),

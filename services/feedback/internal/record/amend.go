@@ -2,105 +2,128 @@ package record
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 )
 
 // Correction is what an amendment changes: replacement answers, new
 // comments or signature, added attachments. It is stored with the
 // amendment and applied over the record whenever its current form is read.
 type Correction struct {
-	Answers      []*typesv1.Answer
+	Answers      []questionnaire.Answer
 	Comments     *string
 	SignatureRef *string
-	Attachments  []*feedbackv1.Attachment
+	Attachments  []Attachment
 }
 
-// NormalizeAmend trims the identifiers of req in place.
-func NormalizeAmend(req *feedbackv1.AmendVisitRecordRequest) {
-	req.RecordId = strings.TrimSpace(req.RecordId)
-	req.By = strings.TrimSpace(req.By)
-	req.Reason = strings.TrimSpace(req.Reason)
-	if req.SignatureRef != nil {
-		s := strings.TrimSpace(*req.SignatureRef)
-		req.SignatureRef = &s
+// Amendment is a correction of a record: who made it, why, what it
+// changes field by field, and the correction itself.
+type Amendment struct {
+	ID         string
+	RecordID   string
+	By         string
+	Reason     string
+	At         time.Time
+	Changes    []FieldChange
+	Correction Correction
+}
+
+// FieldChange is one field an amendment changed, in words.
+type FieldChange struct {
+	Field    string
+	OldValue string
+	NewValue string
+}
+
+// AmendDraft is what a correction of a record asks for (AmendVisitRecord).
+type AmendDraft struct {
+	TenantID string
+	RecordID string
+	By       string
+	Reason   string
+	Correction
+}
+
+// NormalizeAmend trims the identifiers of d in place.
+func NormalizeAmend(d *AmendDraft) {
+	d.RecordID = strings.TrimSpace(d.RecordID)
+	d.By = strings.TrimSpace(d.By)
+	d.Reason = strings.TrimSpace(d.Reason)
+	if d.SignatureRef != nil {
+		s := strings.TrimSpace(*d.SignatureRef)
+		d.SignatureRef = &s
 	}
-	normalizeAnswers(req.Answers)
-	normalizeAttachments(req.Attachments)
+	normalizeAnswers(d.Answers)
+	normalizeAttachments(d.Attachments)
 }
 
 // ValidateAmend checks what an amendment must carry whatever its record:
 // who and why (seed 004: a correction says who changed what and why) and at
 // least one change.
-func ValidateAmend(req *feedbackv1.AmendVisitRecordRequest) error {
+func ValidateAmend(d AmendDraft) error {
 	var l invalid.List
-	if req.RecordId == "" {
+	if d.RecordID == "" {
 		l.Add("record_id", "is required")
 	}
-	if req.By == "" {
+	if d.By == "" {
 		l.Add("by", "is required: who corrects the record (seed 004)")
 	}
-	if req.Reason == "" {
+	if d.Reason == "" {
 		l.Add("reason", "is required: why the record is corrected (seed 004)")
 	}
-	if len(req.Answers) == 0 && req.Comments == nil && req.SignatureRef == nil && len(req.Attachments) == 0 {
+	if len(d.Answers) == 0 && d.Comments == nil && d.SignatureRef == nil && len(d.Attachments) == 0 {
 		l.Add("answers", "an amendment changes at least one of answers, comments, signature_ref, attachments")
 	}
-	if req.Comments != nil && len([]rune(*req.Comments)) > MaxComments {
+	if d.Comments != nil && len([]rune(*d.Comments)) > MaxComments {
 		l.Add("comments", fmt.Sprintf("at most %d characters", MaxComments))
 	}
-	checkAttachments(&l, "attachments", req.Attachments)
+	checkAttachments(&l, "attachments", d.Attachments)
 	return l.Err()
 }
 
-// Amend checks req against the record's current form and its questionnaire
-// (nil: free aspects) and returns the correction and the changes it makes,
-// or an *invalid.Error. A correction that changes nothing is refused.
-func Amend(current *feedbackv1.VisitRecord, q *feedbackv1.Questionnaire, req *feedbackv1.AmendVisitRecordRequest) (Correction, []*feedbackv1.FieldChange, error) {
+// Amend checks d against the record's current form and its questionnaire
+// (nil: free aspects) and returns the amendment, with the changes it
+// makes, or an *invalid.Error. A correction that changes nothing is refused.
+func Amend(id string, current Record, q *questionnaire.Questionnaire, d AmendDraft, at time.Time) (Amendment, error) {
 	var l invalid.List
-	c := Correction{Comments: req.Comments, SignatureRef: req.SignatureRef}
-	if len(req.Answers) > 0 {
-		c.Answers = CheckAnswers(q, req.Answers, &l, "answers", false)
-	}
-	for _, a := range req.Attachments {
-		c.Attachments = append(c.Attachments, proto.CloneOf(a))
+	c := Correction{Comments: d.Comments, SignatureRef: d.SignatureRef, Attachments: slices.Clone(d.Attachments)}
+	if len(d.Answers) > 0 {
+		c.Answers = CheckAnswers(q, d.Answers, &l, "answers", false)
 	}
 	if current.Channel == typesv1.Channel_CHANNEL_ONSITE && c.SignatureRef != nil && *c.SignatureRef == "" {
 		l.Add("signature_ref", "an on-site record keeps the customer's signature (seed 000)")
 	}
 	if err := l.Err(); err != nil {
-		return Correction{}, nil, err
+		return Amendment{}, err
 	}
-	next := Apply(current, c)
-	changes := Diff(current, next)
+	changes := Diff(current, Apply(current, c))
 	if len(changes) == 0 {
-		return Correction{}, nil, invalid.New("answers", "the amendment changes nothing in the record's current form")
+		return Amendment{}, invalid.New("answers", "the amendment changes nothing in the record's current form")
 	}
-	return c, changes, nil
+	return Amendment{ID: id, RecordID: current.ID, By: d.By, Reason: d.Reason, At: at, Changes: changes, Correction: c}, nil
 }
 
 // Apply returns rec with c applied; rec is not changed.
-func Apply(rec *feedbackv1.VisitRecord, c Correction) *feedbackv1.VisitRecord {
-	out := proto.CloneOf(rec)
+func Apply(rec Record, c Correction) Record {
+	out := rec
+	out.Answers = slices.Clone(rec.Answers)
 	for _, a := range c.Answers {
 		replaced := false
 		for i, old := range out.Answers {
 			if answerKey(old) == answerKey(a) {
-				out.Answers[i] = proto.CloneOf(a)
+				out.Answers[i] = a
 				replaced = true
 				break
 			}
 		}
 		if !replaced {
-			out.Answers = append(out.Answers, proto.CloneOf(a))
+			out.Answers = append(out.Answers, a)
 		}
 	}
 	if c.Comments != nil {
@@ -109,39 +132,45 @@ func Apply(rec *feedbackv1.VisitRecord, c Correction) *feedbackv1.VisitRecord {
 	if c.SignatureRef != nil {
 		out.SignatureRef = *c.SignatureRef
 	}
-	for _, a := range c.Attachments {
-		out.Attachments = append(out.Attachments, proto.CloneOf(a))
-	}
+	out.Attachments = append(slices.Clone(rec.Attachments), c.Attachments...)
 	return out
+}
+
+// Current returns rec with every amendment applied, in order.
+func Current(rec Record, amendments []Amendment) Record {
+	for _, a := range amendments {
+		rec = Apply(rec, a.Correction)
+	}
+	return rec
 }
 
 // answerKey identifies the question an answer answers: its question id, or
 // its aspect when the record has no questionnaire.
-func answerKey(a *typesv1.Answer) string {
-	if a.QuestionId != "" {
-		return "q:" + a.QuestionId
+func answerKey(a questionnaire.Answer) string {
+	if a.QuestionID != "" {
+		return "q:" + a.QuestionID
 	}
 	return "a:" + a.Aspect
 }
 
 // Diff lists the fields that differ between two forms of a record.
-func Diff(old, next *feedbackv1.VisitRecord) []*feedbackv1.FieldChange {
-	var out []*feedbackv1.FieldChange
+func Diff(old, next Record) []FieldChange {
+	var out []FieldChange
 	add := func(field, o, n string) {
 		if o != n {
-			out = append(out, &feedbackv1.FieldChange{Field: field, OldValue: o, NewValue: n})
+			out = append(out, FieldChange{Field: field, OldValue: o, NewValue: n})
 		}
 	}
-	prev := map[string]*typesv1.Answer{}
-	for _, a := range old.Answers {
-		prev[answerKey(a)] = a
+	prev := map[string]*questionnaire.Answer{}
+	for i := range old.Answers {
+		prev[answerKey(old.Answers[i])] = &old.Answers[i]
 	}
 	for _, a := range next.Answers {
 		name := a.Aspect
-		if a.QuestionId != "" {
-			name = a.QuestionId
+		if a.QuestionID != "" {
+			name = a.QuestionID
 		}
-		add("answers["+name+"]", answerText(prev[answerKey(a)]), answerText(a))
+		add("answers["+name+"]", answerText(prev[answerKey(a)]), answerText(&a))
 	}
 	add("comments", old.Comments, next.Comments)
 	add("signature_ref", old.SignatureRef, next.SignatureRef)
@@ -155,7 +184,7 @@ func Diff(old, next *feedbackv1.VisitRecord) []*feedbackv1.FieldChange {
 
 // answerText is an answer's value in words, "" for none, e.g.
 // "RATING_UNSATISFIED; comment: late".
-func answerText(a *typesv1.Answer) string {
+func answerText(a *questionnaire.Answer) string {
 	if a == nil {
 		return ""
 	}
@@ -164,10 +193,10 @@ func answerText(a *typesv1.Answer) string {
 		parts = append(parts, a.Rating.String())
 	}
 	if a.Score != nil {
-		parts = append(parts, fmt.Sprintf("score %d", a.GetScore()))
+		parts = append(parts, fmt.Sprintf("score %d", *a.Score))
 	}
 	if a.Yes != nil {
-		parts = append(parts, map[bool]string{true: "yes", false: "no"}[a.GetYes()])
+		parts = append(parts, map[bool]string{true: "yes", false: "no"}[*a.Yes])
 	}
 	if a.Choice != "" {
 		parts = append(parts, "choice "+a.Choice)
@@ -181,7 +210,29 @@ func answerText(a *typesv1.Answer) string {
 	return strings.Join(parts, "; ")
 }
 
-// NewAmendment describes an amendment for the API.
-func NewAmendment(id, recordID string, req *feedbackv1.AmendVisitRecordRequest, changes []*feedbackv1.FieldChange, at time.Time) *feedbackv1.Amendment {
-	return &feedbackv1.Amendment{Id: id, RecordId: recordID, By: req.By, Reason: req.Reason, At: timestamppb.New(at), Changes: changes}
+// SignOff is a leader's review of a record (seeds 000, 004: the supervisor
+// reviews and signs the agents' records); append-only.
+type SignOff struct {
+	RecordID string
+	LeaderID string
+	Approved bool
+	Note     string
+	At       time.Time
+}
+
+// NewSignOff checks a leader's review of the record recordID (an id or a
+// visit id): the leader is named, and a record not approved says what is wrong.
+func NewSignOff(recordID, leaderID string, approved bool, note string, at time.Time) (SignOff, error) {
+	s := SignOff{RecordID: strings.TrimSpace(recordID), LeaderID: strings.TrimSpace(leaderID), Approved: approved, Note: strings.TrimSpace(note), At: at}
+	var l invalid.List
+	if s.RecordID == "" {
+		l.Add("record_id", "is required")
+	}
+	if s.LeaderID == "" {
+		l.Add("leader_id", "is required: the leader who reviewed the record (seed 000, seed 004)")
+	}
+	if !s.Approved && s.Note == "" {
+		l.Add("note", "is required when the record is not approved: say what is wrong")
+	}
+	return s, l.Err()
 }

@@ -12,10 +12,94 @@ import (
 	"strings"
 	"time"
 
-	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
-
 	"github.com/huifang/huifang/pkg/invalid"
 )
+
+// Review is a reviewer's QA review of one record.
+type Review struct {
+	ID       string
+	TenantID string
+	RecordID string
+	// AgentID is the agent who logged the record.
+	AgentID    string
+	ReviewerID string
+	Scores     []ItemScore
+	// Score is 0–100: the share of full marks (see Score).
+	Score    int32
+	Comments string
+	At       time.Time
+}
+
+// ItemScore is the score of one checklist item.
+type ItemScore struct {
+	Item    string
+	Score   int32
+	Comment string
+}
+
+// New checks a review's reviewer and scores and returns it, scored, for
+// the record it names; Of then ties it to the record's agent.
+func New(id, tenant, recordID, reviewerID string, scores []ItemScore, comments string, at time.Time) (Review, error) {
+	r := Review{ID: id, TenantID: tenant, RecordID: strings.TrimSpace(recordID), ReviewerID: strings.TrimSpace(reviewerID),
+		Comments: strings.TrimSpace(comments), At: at}
+	var l invalid.List
+	if r.RecordID == "" {
+		l.Add("record_id", "is required")
+	}
+	if r.ReviewerID == "" {
+		l.Add("reviewer_id", "is required")
+	}
+	score, err := Score(scores)
+	if bad, ok := invalid.As(err); ok {
+		for _, v := range bad.Violations {
+			l.Add(v.Field, v.Rule)
+		}
+	}
+	if err := l.Err(); err != nil {
+		return Review{}, err
+	}
+	for _, s := range scores {
+		s.Item = strings.TrimSpace(s.Item)
+		r.Scores = append(r.Scores, s)
+	}
+	r.Score = score
+	return r, nil
+}
+
+// Of ties r to the record it reviews, logged by agentID; an agent does not
+// review their own record.
+func (r *Review) Of(recordID, agentID string) error {
+	if agentID == r.ReviewerID {
+		return invalid.New("reviewer_id", "an agent does not review their own record")
+	}
+	r.RecordID, r.AgentID = recordID, agentID
+	return nil
+}
+
+// SampleSize checks what a sample asks for: an agent, a period
+// [start, end) (a zero time is a missing or invalid one) and a size (0 for
+// DefaultSize, at most MaxSize); it returns the size to draw.
+func SampleSize(agent string, start, end time.Time, size int) (int, error) {
+	var l invalid.List
+	if strings.TrimSpace(agent) == "" {
+		l.Add("agent_id", "is required")
+	}
+	if start.IsZero() {
+		l.Add("period_start", "is required: a valid timestamp")
+	}
+	if end.IsZero() {
+		l.Add("period_end", "is required: a valid timestamp")
+	} else if !start.IsZero() && !end.After(start) {
+		l.Add("period_end", "must be after period_start")
+	}
+	if size == 0 {
+		size = DefaultSize
+	}
+	if size < 0 || size > MaxSize {
+		l.Add("size", "must be 0 (3) to 100")
+	}
+	return size, l.Err()
+}
 
 // DefaultSize is the sample size when none is asked: seed 000's auto dealer
 // spot-checks at least 3 times a week.
@@ -64,13 +148,13 @@ func Key(tenant, agent string, start, end time.Time) string {
 // Score checks a review's checklist scores and returns the record's score,
 // 0–100: the share of full marks, rounded to the nearest whole number.
 // Every checklist item is scored once, 0–MaxItemScore.
-func Score(scores []*feedbackv1.ChecklistScore) (int32, error) {
+func Score(scores []ItemScore) (int32, error) {
 	var l invalid.List
 	seen := map[string]int{}
 	total := 0
 	for i, s := range scores {
 		f := fmt.Sprintf("scores[%d]", i)
-		item := strings.TrimSpace(s.GetItem())
+		item := strings.TrimSpace(s.Item)
 		switch j, dup := seen[item]; {
 		case !slices.Contains(Checklist, item):
 			l.Add(f+".item", "must be one of "+strings.Join(Checklist, ", ")+" (seed 004)")
@@ -79,10 +163,10 @@ func Score(scores []*feedbackv1.ChecklistScore) (int32, error) {
 		default:
 			seen[item] = i
 		}
-		if s.GetScore() < 0 || s.GetScore() > MaxItemScore {
+		if s.Score < 0 || s.Score > MaxItemScore {
 			l.Add(f+".score", fmt.Sprintf("must be 0–%d", MaxItemScore))
 		}
-		total += int(s.GetScore())
+		total += int(s.Score)
 	}
 	for _, item := range Checklist {
 		if _, ok := seen[item]; !ok {

@@ -7,8 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
-
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/feedback/internal/review"
 )
@@ -35,10 +33,10 @@ func TestSampleIsReproducible(t *testing.T) {
 }
 
 func TestScore(t *testing.T) {
-	full := func(scores ...int32) []*feedbackv1.ChecklistScore {
-		var out []*feedbackv1.ChecklistScore
+	full := func(scores ...int32) []review.ItemScore {
+		var out []review.ItemScore
 		for i, item := range review.Checklist {
-			out = append(out, &feedbackv1.ChecklistScore{Item: item, Score: scores[i]})
+			out = append(out, review.ItemScore{Item: item, Score: scores[i]})
 		}
 		return out
 	}
@@ -53,7 +51,7 @@ func TestScore(t *testing.T) {
 	require.EqualValues(t, 5, got)
 
 	bad := full(6, 5, 5, 5)
-	bad = append(bad[:3], &feedbackv1.ChecklistScore{Item: "smiled", Score: 1})
+	bad = append(bad[:3], review.ItemScore{Item: "smiled", Score: 1})
 	_, err = review.Score(bad)
 	e, ok := invalid.As(err)
 	require.True(t, ok)
@@ -62,4 +60,44 @@ func TestScore(t *testing.T) {
 		fields = append(fields, v.Field)
 	}
 	require.Equal(t, []string{"scores[0].score", "scores[3].item", "scores"}, fields)
+}
+
+func fieldsOf(t *testing.T, err error) []string {
+	t.Helper()
+	e, ok := invalid.As(err)
+	require.True(t, ok, "want *invalid.Error, got %v", err)
+	var fields []string
+	for _, v := range e.Violations {
+		fields = append(fields, v.Field)
+	}
+	return fields
+}
+
+func TestNewAndOf(t *testing.T) {
+	at := time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)
+	var scores []review.ItemScore
+	for _, item := range review.Checklist {
+		scores = append(scores, review.ItemScore{Item: " " + item + " ", Score: 4})
+	}
+	r, err := review.New("rv-1", "default", " r-1 ", " qa-1 ", scores, " fine ", at)
+	require.NoError(t, err)
+	require.Equal(t, []string{"r-1", "qa-1", "fine", "identity_confirmed"}, []string{r.RecordID, r.ReviewerID, r.Comments, r.Scores[0].Item})
+	require.EqualValues(t, 80, r.Score)
+	require.Equal(t, []string{"reviewer_id"}, fieldsOf(t, r.Of("r-1", "qa-1")), "no one reviews their own record")
+	require.NoError(t, r.Of("r-1", "a-1"))
+	require.Equal(t, "a-1", r.AgentID)
+
+	_, err = review.New("rv-2", "default", "", "", scores[:3], "", at)
+	require.Equal(t, []string{"record_id", "reviewer_id", "scores"}, fieldsOf(t, err))
+}
+
+func TestSampleSize(t *testing.T) {
+	start := time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)
+	n, err := review.SampleSize("a-1", start, start.AddDate(0, 0, 7), 0)
+	require.NoError(t, err)
+	require.Equal(t, review.DefaultSize, n, "3 a week by default (seed 000)")
+	_, err = review.SampleSize("a-1", start, start, 3)
+	require.Equal(t, []string{"period_end"}, fieldsOf(t, err))
+	_, err = review.SampleSize(" ", time.Time{}, time.Time{}, 101)
+	require.Equal(t, []string{"agent_id", "period_start", "period_end", "size"}, fieldsOf(t, err))
 }

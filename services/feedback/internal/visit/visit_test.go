@@ -5,65 +5,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
-	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
-
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
-func TestFromDue(t *testing.T) {
-	due := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-	full := &eventsv1.VisitDue{
-		VisitId: "v-1", ServiceId: "s-1", PolicyId: "p-1", Channel: typesv1.Channel_CHANNEL_PHONE,
-		DueAt: timestamppb.New(due), Deadline: timestamppb.New(due.Add(72 * time.Hour)),
-		Customer: &typesv1.Customer{Id: "c-1"}, OrgUnit: "branch-1", ServiceType: "repair",
-		ServiceCompletedAt: timestamppb.New(due.Add(-24 * time.Hour)),
-	}
-	tests := []struct {
-		name  string
-		ev    *eventsv1.VisitDue
-		want  visit.Visit
-		field string
-	}{
-		{"full event", full, visit.Visit{
-			TenantID: "default", VisitID: "v-1", CustomerID: "c-1", ServiceID: "s-1", PolicyID: "p-1",
-			Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: due, Deadline: due.Add(72 * time.Hour),
-			OrgUnit: "branch-1", ServiceType: "repair", ServiceCompletedAt: due.Add(-24 * time.Hour),
-		}, ""},
-		{"tenant kept, times optional", &eventsv1.VisitDue{TenantId: "acme", VisitId: "v-2"},
-			visit.Visit{TenantID: "acme", VisitID: "v-2"}, ""},
-		{"no visit id", &eventsv1.VisitDue{ServiceId: "s-1"}, visit.Visit{}, "visit_id"},
-		{"invalid due_at", &eventsv1.VisitDue{VisitId: "v-3", DueAt: &timestamppb.Timestamp{Nanos: -1}}, visit.Visit{}, "due_at"},
-		{"unknown channel", &eventsv1.VisitDue{VisitId: "v-4", Channel: 77}, visit.Visit{}, "channel"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := visit.FromDue(tt.ev)
-			if tt.field != "" {
-				bad, ok := invalid.As(err)
-				require.True(t, ok, "want *invalid.Error, got %v", err)
-				require.Equal(t, tt.field, bad.Violations[0].Field)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.want, got)
-		})
-	}
-}
+func TestTheNewestAssignmentWins(t *testing.T) {
+	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	claim := visit.Assignment{VisitID: "v-1", AgentID: "a-1", AssignedAt: at}
+	reassign := visit.Assignment{VisitID: "v-1", AgentID: "a-2", AssignedAt: at.Add(time.Hour)}
 
-func TestDecode(t *testing.T) {
-	b, err := proto.Marshal(&eventsv1.VisitDue{VisitId: "v-1"})
-	require.NoError(t, err)
-	ev, err := visit.Decode(b)
-	require.NoError(t, err)
-	require.Equal(t, "v-1", ev.VisitId)
-
-	_, err = visit.Decode([]byte{0xff, 0xff, 0xff})
-	bad, ok := invalid.As(err)
-	require.True(t, ok)
-	require.Equal(t, "payload", bad.Violations[0].Field)
+	require.True(t, claim.Replaces(nil), "the first assignment heard is kept, even before the visit's VisitDue")
+	require.True(t, reassign.Replaces(&claim), "a leader's reassignment replaces the claim")
+	require.False(t, claim.Replaces(&reassign), "the claim heard again late changes nothing")
+	again := claim
+	again.AgentID = "a-3"
+	require.True(t, again.Replaces(&claim), "of two at the same time, the later heard wins")
 }

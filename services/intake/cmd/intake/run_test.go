@@ -70,4 +70,16 @@ func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// /metrics answers, with the ingress durable's backlog exported once
+	// (registering the durable once per worker made it answer 500).
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), `huifang_consumer_pending{consumer="intake-ingress"`)
+	}, 30*time.Second, 100*time.Millisecond, "/metrics answers 200 with the ingress backlog")
 }

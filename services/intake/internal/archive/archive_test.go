@@ -5,8 +5,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/contact"
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/intake/internal/tier"
 )
 
 var (
@@ -15,7 +20,7 @@ var (
 )
 
 func TestMerge(t *testing.T) {
-	prefs := &typesv1.ContactPreferences{DislikesCalls: true}
+	prefs := &Preferences{DislikesCalls: true}
 	tests := []struct {
 		name        string
 		cur, in     Record
@@ -56,4 +61,109 @@ func TestMerge(t *testing.T) {
 			require.Equal(t, tc.want, cur)
 		})
 	}
+}
+
+// Preferences compare by what they say; set preferences, even empty ones,
+// differ from none.
+func TestPreferencesEqual(t *testing.T) {
+	p := &Preferences{OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}, Windows: []contact.Window{{Start: 600, End: 690}}, TimeZone: "Asia/Shanghai"}
+	require.True(t, p.Equal(p.Clone()))
+	require.True(t, (*Preferences)(nil).Equal(nil))
+	require.False(t, (&Preferences{}).Equal(nil))
+	require.False(t, (*Preferences)(nil).Equal(&Preferences{}))
+	require.True(t, (&Preferences{Windows: []contact.Window{}}).Equal(&Preferences{}), "no windows, however written")
+	other := p.Clone()
+	other.Windows[0].End = 700
+	require.False(t, p.Equal(other))
+	require.Equal(t, 690, p.Windows[0].End, "a clone shares nothing")
+}
+
+// The contract's preferences and customers convert both ways without loss.
+func TestProtoRoundTrip(t *testing.T) {
+	pp := &typesv1.ContactPreferences{
+		OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}, TimeZone: "Asia/Shanghai", Language: "zh-CN", DislikesCalls: true,
+		Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}, {StartMinute: 930, EndMinute: 1020}},
+	}
+	p := PreferencesFromProto(pp)
+	require.Equal(t, []contact.Window{{Start: 600, End: 690}, {Start: 930, End: 1020}}, p.Windows)
+	require.True(t, proto.Equal(pp, p.Proto()))
+	require.Nil(t, PreferencesFromProto(nil))
+	require.Nil(t, (*Preferences)(nil).Proto())
+
+	pc := &typesv1.Customer{ExternalId: "c-1", Name: "王芳", Phone: "+8613800138000", Kind: "fleet", ReferredBy: "c-0",
+		OrgUnit: "sh", OwnerIds: []string{"s-1", "s-2"}, Preferences: pp}
+	c := &Customer{ID: "id-1", ExternalID: "c-1", Record: FromProto(pc, t1), Tier: "key"}
+	want := proto.CloneOf(pc)
+	want.Id, want.Tier = "id-1", "key"
+	require.True(t, proto.Equal(want, c.Proto()))
+	require.Equal(t, t1, c.SourceUpdatedAt)
+	require.Equal(t, KindIndividual, (&Customer{}).Proto().Kind, "kind defaults to individual")
+}
+
+func TestSetPreferences(t *testing.T) {
+	c := &Customer{}
+	p := &Preferences{DislikesCalls: true}
+	require.Equal(t, []string{"preferences"}, c.SetPreferences(p))
+	require.Nil(t, c.SetPreferences(&Preferences{DislikesCalls: true}), "the same preferences again change nothing")
+	p.DislikesCalls = false
+	require.True(t, c.Preferences.DislikesCalls, "the customer keeps its own copy")
+}
+
+// seed 002: at least two distinct staff know each customer; the first is
+// the primary owner.
+func TestOwners(t *testing.T) {
+	for _, tc := range []struct {
+		owners []string
+		want   []string
+	}{
+		{[]string{"s-1", "s-2"}, nil},
+		{[]string{"s-9", "s-9"}, []string{"owner_ids"}},
+		{[]string{"s-1"}, []string{"owner_ids"}},
+		{nil, []string{"owner_ids"}},
+		{[]string{"s-1", " "}, []string{"owner_ids[1]"}},
+	} {
+		var l invalid.List
+		CheckOwners(&l, "owner_ids", tc.owners)
+		var got []string
+		if bad, ok := invalid.As(l.Err()); ok {
+			for _, v := range bad.Violations {
+				got = append(got, v.Field)
+			}
+		}
+		require.Equal(t, tc.want, got, tc.owners)
+	}
+	c := &Customer{Record: Record{Owners: []string{"s-1", "s-2"}}}
+	require.Equal(t, []string{"owner_ids"}, c.SetOwners([]string{"s-9", "s-1", "s-9"}))
+	require.Equal(t, []string{"s-9", "s-1"}, c.Owners)
+	require.Nil(t, c.SetOwners([]string{"s-9", "s-1"}))
+}
+
+// A change re-evaluates the tier; any change bumps the version once and is
+// due to be announced; no change, nothing.
+func TestSettle(t *testing.T) {
+	rules, err := tier.Parse(tier.DefaultRules)
+	require.NoError(t, err)
+	c := &Customer{Version: 3}
+	require.Nil(t, c.Settle(rules, nil, t2))
+	require.EqualValues(t, 3, c.Version)
+
+	c.Metrics = tier.Metrics{CarsYear: 2}
+	require.Equal(t, []string{"name", "tier"}, c.Settle(rules, []string{"name"}, t2))
+	require.Equal(t, "key", c.Tier)
+	require.EqualValues(t, 4, c.Version)
+	require.Equal(t, t2, c.UpdatedAt)
+
+	c.Metrics = tier.Metrics{Kind: "fleet", SpendYearMinor: 600000}
+	c.Kind = KindFleet
+	require.Equal(t, []string{"tier"}, c.Settle(rules, nil, t2), "a fleet needs over 20,000")
+	require.Equal(t, "", c.Tier)
+	require.EqualValues(t, 5, c.Version)
+}
+
+// seed 000: a customer that newly names a referrer re-evaluates the referrer.
+func TestNewReferrer(t *testing.T) {
+	c := &Customer{Record: Record{ReferredBy: "c-0"}}
+	require.Equal(t, "c-0", c.NewReferrer([]string{"created", "phone", "referred_by"}))
+	require.Equal(t, "", c.NewReferrer([]string{"phone"}))
+	require.Equal(t, "", (&Customer{}).NewReferrer([]string{"referred_by"}))
 }

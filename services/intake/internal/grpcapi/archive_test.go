@@ -33,7 +33,7 @@ func ingest(t *testing.T, srv *grpcapi.Server, js string) *intakev1.IngestServic
 func lastCustomerUpdated(t *testing.T, srv *grpcapi.Server) *eventsv1.CustomerUpdated {
 	t.Helper()
 	var payload []byte
-	require.NoError(t, srv.Store.Pool.QueryRow(context.Background(),
+	require.NoError(t, srv.App.DB.QueryRow(context.Background(),
 		`SELECT payload FROM outbox WHERE subject = $1 ORDER BY seq DESC LIMIT 1`, stream.SubjectCustomerUpdated).Scan(&payload))
 	ev := &eventsv1.CustomerUpdated{}
 	require.NoError(t, proto.Unmarshal(payload, ev))
@@ -189,8 +189,8 @@ func TestKeyCustomerTier(t *testing.T) {
 	require.Len(t, keys.Customers, 3)
 
 	// A year on, the cars and the spend no longer count; the referrals still do.
-	srv.Store.Now = func() time.Time { return now.AddDate(1, 1, 0) }
-	n, err := srv.Store.RefreshTiers(ctx, 2)
+	srv.App.Now = func() time.Time { return now.AddDate(1, 1, 0) }
+	n, err := srv.App.RefreshTiers(ctx, 2)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	up = lastCustomerUpdated(t, srv)
@@ -255,7 +255,7 @@ func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	r := ingest(t, srv, `{"source_system":"erp","source_event_id":"e-1","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","customer":{"external_id":"c-1","name":"王芳","phone":"+8613800138000","email":"wang.fang@example.com"}}`)
 	var phone, email, keyID string
 	var phoneEnc []byte
-	require.NoError(t, srv.Store.Pool.QueryRow(ctx, `SELECT phone, email, key_id, phone_enc FROM customers`).Scan(&phone, &email, &keyID, &phoneEnc))
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT phone, email, key_id, phone_enc FROM customers`).Scan(&phone, &email, &keyID, &phoneEnc))
 	require.Empty(t, phone)
 	require.Empty(t, email)
 	require.Equal(t, "dev", keyID)
@@ -278,12 +278,12 @@ func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	// Rotation: a new current key; old rows still open, changed rows move to the new key.
 	rotated, err := privacy.New("k2:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))+","+privacy.DevKeys, privacy.DevHashKey)
 	require.NoError(t, err)
-	srv.Store.Cipher = rotated
+	srv.App.Store.Cipher = rotated
 	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800138000"})
 	require.NoError(t, err)
 	require.Equal(t, "+8613800138000", c.Customer.Phone)
 	ingest(t, srv, `{"source_system":"erp","source_event_id":"e-2","service_type":"repair","completed_at":"2026-11-21T10:00:00Z","customer":{"external_id":"c-1","phone":"+8613900139000"}}`)
-	require.NoError(t, srv.Store.Pool.QueryRow(ctx, `SELECT key_id FROM customers`).Scan(&keyID))
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT key_id FROM customers`).Scan(&keyID))
 	require.Equal(t, "k2", keyID)
 	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613900139000"})
 	require.NoError(t, err)
@@ -355,17 +355,17 @@ func TestIngestServicesBatch(t *testing.T) {
 // Customers stored before encryption are sealed at start.
 func TestEncryptLegacyRows(t *testing.T) {
 	ctx, srv := setup(t)
-	_, err := srv.Store.Pool.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, source_updated_at)
+	_, err := srv.App.DB.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, source_updated_at)
 VALUES ('old-1', 'default', 'c-old', '老客户', '+8613800000001', 'old@example.com', now())`)
 	require.NoError(t, err)
-	n, err := srv.Store.EncryptLegacy(ctx)
+	n, err := srv.App.SealLegacyContacts(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, 0, count(t, srv, `SELECT count(*) FROM customers WHERE phone <> '' OR email <> '' OR phone_enc IS NULL`))
 	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800000001"})
 	require.NoError(t, err)
 	require.Equal(t, "old-1", c.Customer.Id)
-	n, err = srv.Store.EncryptLegacy(ctx)
+	n, err = srv.App.SealLegacyContacts(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
 }

@@ -67,15 +67,15 @@ func TestListCustomersShowsFigures(t *testing.T) {
 	}
 	// The same archive through a pool that counts the queries.
 	var queries atomic.Int32
-	cfg := srv.Store.Pool.Config()
+	cfg := srv.App.DB.(*pgxpool.Pool).Config()
 	cfg.ConnConfig.Tracer = queryCounter{n: &queries}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	counted := *srv
-	st := *srv.Store
-	st.Pool = pool
-	counted.Store = &st
+	a := *srv.App
+	a.DB = pool
+	counted.App = &a
 	list, err := counted.ListCustomers(ctx, &intakev1.ListCustomersRequest{PageSize: 10})
 	require.NoError(t, err)
 	require.Len(t, list.Customers, 5)
@@ -117,13 +117,13 @@ func TestRehashContactsAfterHashKeyChange(t *testing.T) {
 	}
 	newKey, err := privacy.New(privacy.DevKeys, "bmV3LWhhc2gta2V5LW5ldy1oYXNoLWtleS1uZXctaGFzaA==")
 	require.NoError(t, err)
-	srv.Store.Cipher = newKey
+	srv.App.Store.Cipher = newKey
 	_, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800138003"})
 	require.Equal(t, codes.NotFound, status.Code(err), "hashes under the old key do not match")
 
 	// A run interrupted after its first batch committed: simulated by
 	// re-hashing one customer alone.
-	_, err = srv.Store.Pool.Exec(ctx, `UPDATE customers SET phone_hash = $1, hash_key_id = $2 WHERE external_id = 'c-0'`,
+	_, err = srv.App.DB.Exec(ctx, `UPDATE customers SET phone_hash = $1, hash_key_id = $2 WHERE external_id = 'c-0'`,
 		newKey.HashPhone("+8613800138000"), newKey.HashKeyID())
 	require.NoError(t, err)
 	_, err = srv.RehashContacts(ctx, &intakev1.RehashContactsRequest{BatchSize: -1})

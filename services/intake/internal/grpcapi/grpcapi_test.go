@@ -18,8 +18,8 @@ import (
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
-	"github.com/huifang/huifang/services/intake/internal/pipeline"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
 	"github.com/huifang/huifang/services/intake/internal/tier"
@@ -37,9 +37,9 @@ func setup(t *testing.T) (context.Context, *grpcapi.Server) {
 	rules, err := tier.Parse(tier.DefaultRules)
 	require.NoError(t, err)
 	clock := func() time.Time { return now }
-	st := &store.Store{Pool: pool, Cipher: cipher, Rules: rules, Now: clock}
-	pl := &pipeline.Pipeline{Store: st, Relay: outbox.NewRelay(pool, js, servicetest.Logger(), "intake"), Now: clock}
-	return context.Background(), &grpcapi.Server{Store: st, Pipeline: pl, Now: clock}
+	a := &app.App{DB: pool, Store: &store.Store{Cipher: cipher}, Rules: rules,
+		Relay: outbox.NewRelay(pool, js, servicetest.Logger(), "intake"), Now: clock, Log: servicetest.Logger()}
+	return context.Background(), &grpcapi.Server{App: a}
 }
 
 func event(t *testing.T, js string) *eventsv1.ServiceCompleted {
@@ -52,7 +52,7 @@ func event(t *testing.T, js string) *eventsv1.ServiceCompleted {
 func count(t *testing.T, srv *grpcapi.Server, q string) int {
 	t.Helper()
 	var n int
-	require.NoError(t, srv.Store.Pool.QueryRow(context.Background(), q).Scan(&n))
+	require.NoError(t, srv.App.DB.QueryRow(context.Background(), q).Scan(&n))
 	return n
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
 )
 
@@ -25,7 +26,7 @@ func TestRejectedPayloadSealedAtRestAndMasked(t *testing.T) {
 		  "customer":{"external_id":"c-1","phone":"+8613800138000","email":"wang@example.com"},"attributes":{"note":"call 13900139000"}}`)})
 	require.Error(t, err)
 	var stored []byte
-	require.NoError(t, srv.Store.Pool.QueryRow(ctx, `SELECT payload FROM rejected_events`).Scan(&stored))
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT payload FROM rejected_events`).Scan(&stored))
 	require.True(t, privacy.IsSealed(stored))
 	require.Equal(t, "dev", privacy.SealedKeyID(stored))
 	for _, secret := range []string{"13800138000", "wang@example.com", "13900139000"} {
@@ -70,7 +71,7 @@ func TestRejectedPayloadSealedAtRestAndMasked(t *testing.T) {
 func TestUndecodableRejectedPayloadMaskedAsText(t *testing.T) {
 	ctx, srv := setup(t)
 	raw := []byte(`{"customer":{"phone":"+8613800138000","email":"li@example.com"}, broken`)
-	id, err := srv.Pipeline.RejectRaw(ctx, "http", stream.ContentTypeJSON, raw, invalid.New("payload", "must be JSON"))
+	id, err := srv.App.RejectRaw(ctx, app.RejectRaw{Source: "http", ContentType: stream.ContentTypeJSON, Payload: raw, Err: invalid.New("payload", "must be JSON")})
 	require.NoError(t, err)
 	got, err := srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: id})
 	require.NoError(t, err)
@@ -86,21 +87,21 @@ func TestUndecodableRejectedPayloadMaskedAsText(t *testing.T) {
 func TestLegacyRejectedPayloadsAreSealed(t *testing.T) {
 	ctx, srv := setup(t)
 	raw := []byte(`{"customer":{"phone":"+8613800138000"}}`)
-	_, err := srv.Store.Pool.Exec(ctx, `INSERT INTO rejected_events (id, source, reason, content_type, payload) VALUES ('old', 'grpc', 'x', 'application/json', $1)`, raw)
+	_, err := srv.App.DB.Exec(ctx, `INSERT INTO rejected_events (id, source, reason, content_type, payload) VALUES ('old', 'grpc', 'x', 'application/json', $1)`, raw)
 	require.NoError(t, err)
 	srv.RevealContacts = func(context.Context) bool { return true }
 	got, err := srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: "old"})
 	require.NoError(t, err)
 	require.Equal(t, raw, got.RejectedEvent.Payload)
 
-	n, err := srv.Store.SealLegacyRejected(ctx, 1)
+	n, err := srv.App.SealLegacyRejected(ctx, 1)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	n, err = srv.Store.SealLegacyRejected(ctx, 1)
+	n, err = srv.App.SealLegacyRejected(ctx, 1)
 	require.NoError(t, err)
 	require.Zero(t, n, "sealed rows are left alone")
 	var stored []byte
-	require.NoError(t, srv.Store.Pool.QueryRow(ctx, `SELECT payload FROM rejected_events WHERE id = 'old'`).Scan(&stored))
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT payload FROM rejected_events WHERE id = 'old'`).Scan(&stored))
 	require.True(t, privacy.IsSealed(stored))
 	got, err = srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: "old"})
 	require.NoError(t, err)
@@ -113,7 +114,7 @@ func TestRejectedPayloadWithRetiredKey(t *testing.T) {
 	ctx, srv := setup(t)
 	retired, err := privacy.New("k9:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", privacy.DevHashKey)
 	require.NoError(t, err)
-	_, err = srv.Store.Pool.Exec(ctx, `INSERT INTO rejected_events (id, source, reason, content_type, payload) VALUES ('gone', 'grpc', 'x', 'application/json', $1)`,
+	_, err = srv.App.DB.Exec(ctx, `INSERT INTO rejected_events (id, source, reason, content_type, payload) VALUES ('gone', 'grpc', 'x', 'application/json', $1)`,
 		retired.SealPayload([]byte(`{"customer":{"phone":"+8613800138000"}}`)))
 	require.NoError(t, err)
 	list, err := srv.ListRejectedEvents(ctx, &intakev1.ListRejectedEventsRequest{})
@@ -126,7 +127,7 @@ func TestRejectedPayloadWithRetiredKey(t *testing.T) {
 		`{"source_system":"erp","source_event_id":"e-9","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-9","phone":"+8613800138000"}}`)})
 	require.NoError(t, err, "a fixed event replaces what no longer opens")
 	require.NotEmpty(t, res.ServiceId)
-	n, err := srv.Store.SealLegacyRejected(ctx, 10)
+	n, err := srv.App.SealLegacyRejected(ctx, 10)
 	require.NoError(t, err)
 	require.Zero(t, n, "a sealed payload is not sealed twice")
 }

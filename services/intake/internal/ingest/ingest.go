@@ -1,5 +1,8 @@
-// Package ingest decodes and validates completed-service events from
-// upstream systems. It does no I/O.
+// Package ingest holds intake's rules for what comes in from upstream
+// systems: decoding a completed-service event (JSON or protobuf), its
+// normalization and validation, the customer records of an import, the
+// service types a tenant may use, when two events are the same one, and
+// refused inputs and their replay. It does no I/O.
 package ingest
 
 import (
@@ -15,12 +18,12 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/intake/internal/archive"
 )
-
-// DefaultTenant is the tenant of events that name none.
-const DefaultTenant = "default"
 
 // ServiceTypes are the service types Huifang knows (DOMAIN.md: the seeds'
 // purchases, installations, repairs, closed complaints, discharges, events,
@@ -36,29 +39,18 @@ func ServiceTypes() []string {
 const MaxFutureSkew = time.Hour
 
 var (
-	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	phoneRE  = regexp.MustCompile(`^\+?[0-9][0-9 -]{4,19}$`)
-	vinRE    = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
-	langRE   = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
-	typeRE   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	phoneRE = regexp.MustCompile(`^\+?[0-9][0-9 -]{4,19}$`)
+	vinRE   = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
+	langRE  = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$`)
+	typeRE  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
-
-// ValidTenant tells whether a tenant id is well formed.
-func ValidTenant(tenant string) bool { return tenantRE.MatchString(tenant) }
 
 // Decode reads an ingress payload: protojson for application/json, protobuf
 // binary for application/protobuf. Without a content type, a payload that
 // starts with '{' is taken as JSON.
 func Decode(contentType string, data []byte) (*eventsv1.ServiceCompleted, error) {
 	ev := &eventsv1.ServiceCompleted{}
-	ct := strings.TrimSpace(strings.ToLower(strings.SplitN(contentType, ";", 2)[0]))
-	if ct == "" {
-		ct = stream.ContentTypeProtobuf
-		if trimmed := strings.TrimSpace(string(data)); strings.HasPrefix(trimmed, "{") {
-			ct = stream.ContentTypeJSON
-		}
-	}
-	switch ct {
+	switch ContentType(contentType, data) {
 	case stream.ContentTypeJSON:
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, ev); err != nil {
 			return nil, invalid.New("payload", "must be a ServiceCompleted in JSON: "+err.Error())
@@ -73,12 +65,23 @@ func Decode(contentType string, data []byte) (*eventsv1.ServiceCompleted, error)
 	return ev, nil
 }
 
+// ContentType is the media type a payload is read as: the given one without
+// parameters, lower-cased; without one, JSON for a payload that starts
+// with '{', else protobuf.
+func ContentType(contentType string, data []byte) string {
+	ct := strings.TrimSpace(strings.ToLower(strings.SplitN(contentType, ";", 2)[0]))
+	if ct != "" {
+		return ct
+	}
+	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
+		return stream.ContentTypeJSON
+	}
+	return stream.ContentTypeProtobuf
+}
+
 // Normalize fills defaults (the tenant) and trims identifiers in place.
 func Normalize(ev *eventsv1.ServiceCompleted) {
-	ev.TenantId = strings.TrimSpace(ev.TenantId)
-	if ev.TenantId == "" {
-		ev.TenantId = DefaultTenant
-	}
+	ev.TenantId = tenant.Or(ev.TenantId)
 	ev.SourceSystem = strings.TrimSpace(ev.SourceSystem)
 	ev.SourceEventId = strings.TrimSpace(ev.SourceEventId)
 	ev.ServiceType = strings.TrimSpace(ev.ServiceType)
@@ -124,9 +127,7 @@ func ValidateTypeName(name string) error {
 // own service types, allowed beside the built-in ones.
 func Validate(ev *eventsv1.ServiceCompleted, now time.Time, extra ...string) error {
 	var l invalid.List
-	if !tenantRE.MatchString(ev.TenantId) {
-		l.Add("tenant_id", "must be 1–63 lowercase letters, digits, '-' or '_'")
-	}
+	tenant.Parse(&l, "tenant_id", ev.TenantId)
 	if ev.SourceSystem == "" {
 		l.Add("source_system", "is required: the upstream system that sent the event")
 	}
@@ -211,7 +212,7 @@ func ValidateCustomer(l *invalid.List, prefix string, c *typesv1.Customer) {
 		l.Add(prefix+".referred_by", "a customer cannot refer themselves")
 	}
 	if c.Preferences != nil {
-		ValidatePreferences(l, prefix+".preferences", c.Preferences)
+		ValidatePreferences(l, prefix+".preferences", archive.PreferencesFromProto(c.Preferences))
 	}
 	for i, o := range c.OwnerIds {
 		if o == "" {
@@ -220,34 +221,18 @@ func ValidateCustomer(l *invalid.List, prefix string, c *typesv1.Customer) {
 	}
 }
 
-// MinOwners is how many staff must know each customer (seed 002: 同一客户两人或两人以上掌握).
-const MinOwners = 2
-
-// ValidateOwners checks a list of staff owners: at least two distinct, none empty.
-func ValidateOwners(l *invalid.List, field string, owners []string) {
-	seen := map[string]bool{}
-	for i, o := range owners {
-		if strings.TrimSpace(o) == "" {
-			l.Add(fmt.Sprintf("%s[%d]", field, i), "must not be empty")
-			return
-		}
-		seen[o] = true
-	}
-	if len(seen) < MinOwners {
-		l.Add(field, fmt.Sprintf("at least %d distinct staff must know each customer (seed 002)", MinOwners))
-	}
-}
-
-// ValidatePreferences checks contact preferences.
-func ValidatePreferences(l *invalid.List, field string, p *typesv1.ContactPreferences) {
+// ValidatePreferences checks contact preferences. A customer's own windows
+// do not wrap over midnight (unlike a tenant's quiet hours): each must be a
+// valid contact.Window with start before end, 0 <= start < end <= 1440.
+func ValidatePreferences(l *invalid.List, field string, p *archive.Preferences) {
 	for i, ch := range p.OptedOut {
 		if ch == typesv1.Channel_CHANNEL_UNSPECIFIED || typesv1.Channel_name[int32(ch)] == "" {
 			l.Add(fmt.Sprintf("%s.opted_out[%d]", field, i), "must be a channel, e.g. CHANNEL_PHONE")
 		}
 	}
 	for i, w := range p.Windows {
-		if w.StartMinute < 0 || w.EndMinute > 24*60 || w.StartMinute >= w.EndMinute {
-			l.Add(fmt.Sprintf("%s.windows[%d]", field, i), "must satisfy 0 <= start_minute < end_minute <= 1440")
+		if !w.Valid() || w.Wraps() {
+			l.Add(fmt.Sprintf("%s.windows[%d]", field, i), "must satisfy 0 <= start_minute < end_minute <= "+fmt.Sprint(contact.MinutesPerDay))
 		}
 	}
 	if p.TimeZone != "" {

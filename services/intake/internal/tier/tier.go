@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Metrics are the figures of one customer that rules read.
@@ -21,6 +22,20 @@ type Metrics struct {
 	Referrals int64
 	// ClaimsYearMinor is the amount of the customer's accident claims in the last 365 days, in minor units.
 	ClaimsYearMinor int64
+}
+
+// Scope is what the figures of Metrics count: services completed after
+// Since (the last 365 days), and as cars the distinct vehicles of services
+// of CarServiceTypes (bought or delivered).
+type Scope struct {
+	Since           time.Time
+	CarServiceTypes []string
+}
+
+// ScopeAt is the scope of the figures at now: rules read the last year,
+// so figures age out of it (and tiers are re-evaluated as they do).
+func ScopeAt(now time.Time) Scope {
+	return Scope{Since: now.AddDate(-1, 0, 0), CarServiceTypes: []string{"purchase", "vehicle_delivery"}}
 }
 
 // Condition is one test of a metric: metric >= Min, for customers of Kind

@@ -1,6 +1,8 @@
 package tier
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -59,4 +61,12 @@ func TestBadRules(t *testing.T) {
 		_, err := Parse(js)
 		require.Error(t, err, js)
 	}
+}
+
+// Figures count the last year, and cars from purchases and deliveries only.
+func TestScopeAt(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	s := ScopeAt(now)
+	require.Equal(t, time.Date(2025, 11, 28, 12, 0, 0, 0, time.UTC), s.Since)
+	require.ElementsMatch(t, []string{"purchase", "vehicle_delivery"}, s.CarServiceTypes)
 }

@@ -1,16 +1,21 @@
-// Package webhook serves intake's HTTP JSON endpoint for upstream systems
-// that can only POST a webhook, and its OpenAPI document. Requests end in the
-// same pipeline as the NATS ingress and the gRPC API.
+// Package webhook is intake's HTTP adapter for upstream systems that can
+// only POST a webhook: POST /v1/services and /v1/services:batch (JSON), and
+// the OpenAPI document. It decodes the body and calls the app's ingest
+// commands, as the NATS ingress and the gRPC API do.
 package webhook
 
 import (
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -20,8 +25,8 @@ import (
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
-	"github.com/huifang/huifang/services/intake/internal/pipeline"
 )
 
 // OpenAPI is the OpenAPI 3 document of the webhook.
@@ -37,17 +42,41 @@ const (
 
 // Handler serves POST /v1/services, POST /v1/services:batch and GET
 // /openapi.json on a server of their own (WEBHOOK_ADDR set apart).
-func Handler(p *pipeline.Pipeline, log *slog.Logger) http.Handler {
+func Handler(a *app.App, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	Register(mux.Handle, p, log)
+	Register(mux.Handle, a, log)
 	return mux
+}
+
+// Serve serves the webhook on a port of its own (WEBHOOK_ADDR) until ctx
+// ends, then shuts the server down gracefully.
+func Serve(ctx context.Context, log *slog.Logger, addr string, a *app.App) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("webhook: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: Handler(a, log), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.InfoContext(ctx, "webhook serving", "addr", l.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("webhook: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("webhook: shutdown: %w", err)
+	}
+	return nil
 }
 
 // Register adds the webhook's routes (POST /v1/services, POST
 // /v1/services:batch, GET /openapi.json) through handle, such as the
 // service's own HTTP server's grpcserver.Server.Handle beside /healthz.
-func Register(handle func(pattern string, h http.Handler), p *pipeline.Pipeline, log *slog.Logger) {
-	h := &handler{p: p, log: log}
+func Register(handle func(pattern string, h http.Handler), a *app.App, log *slog.Logger) {
+	h := &handler{app: a, log: log}
 	handle("POST /v1/services", http.HandlerFunc(h.one))
 	handle("POST /v1/services:batch", http.HandlerFunc(h.batch))
 	handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -57,7 +86,7 @@ func Register(handle func(pattern string, h http.Handler), p *pipeline.Pipeline,
 }
 
 type handler struct {
-	p   *pipeline.Pipeline
+	app *app.App
 	log *slog.Logger
 }
 
@@ -97,7 +126,7 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int64, msg 
 	}
 	if err := unmarshal.Unmarshal(body, msg); err != nil {
 		bad := invalid.New("payload", "must be JSON of the documented shape: "+err.Error())
-		id, rerr := h.p.RejectRaw(r.Context(), "http", stream.ContentTypeJSON, body, bad)
+		id, rerr := h.app.RejectRaw(r.Context(), app.RejectRaw{Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad})
 		if rerr != nil {
 			h.fail(w, r, rerr)
 			return false
@@ -113,8 +142,8 @@ func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 	if !h.read(w, r, maxEventBytes, ev) {
 		return
 	}
-	out, err := h.p.Ingest(r.Context(), ev, "http")
-	if errors.Is(err, pipeline.ErrConflict) {
+	out, err := h.app.IngestService(r.Context(), app.IngestService{Event: ev, Source: "http"})
+	if errors.Is(err, app.ErrConflict) {
 		writeJSON(w, http.StatusConflict, Problem{Error: err.Error()})
 		return
 	}
@@ -138,7 +167,7 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 	if !h.read(w, r, maxBatchBytes, req) {
 		return
 	}
-	resp, err := grpcapi.IngestBatch(r.Context(), h.p, req.GetEvents(), "http")
+	b, err := h.app.IngestBatch(r.Context(), app.IngestBatch{Events: req.GetEvents(), Source: "http"})
 	if bad, ok := invalid.As(err); ok {
 		writeJSON(w, http.StatusBadRequest, problem(bad, ""))
 		return
@@ -147,7 +176,7 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeProto(w, http.StatusOK, resp)
+	writeProto(w, http.StatusOK, grpcapi.IngestServicesResponse(b))
 }
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {

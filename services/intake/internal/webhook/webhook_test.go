@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
-	"github.com/huifang/huifang/services/intake/internal/pipeline"
+	"github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
 	"github.com/huifang/huifang/services/intake/internal/tier"
@@ -24,15 +25,15 @@ import (
 
 var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func setup(t *testing.T) (*httptest.Server, *store.Store) {
+func setup(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
-	st, pl := pipelineFor(t)
-	srv := httptest.NewServer(webhook.Handler(pl, servicetest.Logger()))
+	pool, a := appFor(t)
+	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger()))
 	t.Cleanup(srv.Close)
-	return srv, st
+	return srv, pool
 }
 
-func pipelineFor(t *testing.T) (*store.Store, *pipeline.Pipeline) {
+func appFor(t *testing.T) (*pgxpool.Pool, *app.App) {
 	t.Helper()
 	pool := servicetest.Pool(t, "intake", migrations.FS)
 	cipher, err := privacy.New(privacy.DevKeys, privacy.DevHashKey)
@@ -40,8 +41,7 @@ func pipelineFor(t *testing.T) (*store.Store, *pipeline.Pipeline) {
 	rules, err := tier.Parse(tier.DefaultRules)
 	require.NoError(t, err)
 	clock := func() time.Time { return now }
-	st := &store.Store{Pool: pool, Cipher: cipher, Rules: rules, Now: clock}
-	return st, &pipeline.Pipeline{Store: st, Now: clock}
+	return pool, &app.App{DB: pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Now: clock}
 }
 
 func post(t *testing.T, url, contentType, body string) (int, map[string]any) {
@@ -60,7 +60,7 @@ const good = `{"source_system":"erp-demo","source_event_id":"e-1","service_type"
 
 // The webhook ends in the same validation and storage as the other paths.
 func TestWebhook(t *testing.T) {
-	srv, st := setup(t)
+	srv, pool := setup(t)
 	code, out := post(t, srv.URL+"/v1/services", "application/json", good)
 	require.Equal(t, http.StatusCreated, code)
 	require.NotEmpty(t, out["service_id"])
@@ -87,8 +87,8 @@ func TestWebhook(t *testing.T) {
 	require.EqualValues(t, 1, out["duplicates"])
 
 	var rejected, services int
-	require.NoError(t, st.Pool.QueryRow(t.Context(), `SELECT count(*) FROM rejected_events WHERE source = 'http'`).Scan(&rejected))
-	require.NoError(t, st.Pool.QueryRow(t.Context(), `SELECT count(*) FROM services`).Scan(&services))
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM rejected_events WHERE source = 'http'`).Scan(&rejected))
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM services`).Scan(&services))
 	require.Equal(t, 2, rejected, "refused webhook input is kept (sealed) for replay")
 	require.Equal(t, 2, services)
 
@@ -104,11 +104,11 @@ func TestWebhook(t *testing.T) {
 // By default the webhook and /openapi.json are served on the service's own
 // HTTP port, beside /healthz (grpcserver.Server.Handle).
 func TestWebhookOnTheServiceHTTPPort(t *testing.T) {
-	_, pl := pipelineFor(t)
+	_, a := appFor(t)
 	gs := grpcserver.New(servicetest.Logger(), "127.0.0.1:0", "127.0.0.1:0")
 	require.NoError(t, gs.StartHTTP())
 	t.Cleanup(func() { require.NoError(t, gs.CloseHTTP(context.Background())) })
-	webhook.Register(gs.Handle, pl, servicetest.Logger())
+	webhook.Register(gs.Handle, a, servicetest.Logger())
 	base := "http://" + gs.HTTPAddr()
 
 	code, out := post(t, base+"/v1/services", "application/json", good)

@@ -23,15 +23,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
-	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/migrations"
 )
 
@@ -81,11 +80,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	st := &store.Store{Pool: pool}
-	if err := st.EnsureBuiltins(ctx); err != nil {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	a := &app.App{DB: pool, Now: func() time.Time { return now }}
+	if err := a.EnsureBuiltins(ctx); err != nil {
 		return err
 	}
-	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 
 	fmt.Printf("| pending backlog | load + index (s) | fired | firing rate, median (range) of rounds (visits/s) | claim query: plan | shared buffers hit+read | claim query time (ms) | planning, 1 tx/service (services/s) | planning, 100/tx (services/s) |\n")
 	fmt.Printf("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n")
@@ -132,9 +131,11 @@ FROM generate_series($1::bigint + 1, $2::bigint) g`, loaded, size); err != nil {
 		// Planning throughput: one transaction per service, as the consumer runs it.
 		pstart := time.Now()
 		for i := range *plans {
-			ev := &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: fmt.Sprintf("p-%d-%d", size, i), ServiceType: "purchase",
-				CompletedAt: timestamppb.New(now.Add(400 * 24 * time.Hour)), Customer: &typesv1.Customer{Id: fmt.Sprintf("pc-%d", i), Phone: "+8613800138000"}}
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { _, err := store.PlanService(ctx, tx, ev); return err }); err != nil {
+			in, err := purchase(fmt.Sprintf("p-%d-%d", size, i), fmt.Sprintf("pc-%d", i), now.Add(400*24*time.Hour))
+			if err != nil {
+				return err
+			}
+			if _, err := a.PlanService(ctx, in); err != nil {
 				return err
 			}
 		}
@@ -144,9 +145,11 @@ FROM generate_series($1::bigint + 1, $2::bigint) g`, loaded, size); err != nil {
 		for i := 0; i < *plans; i += 100 {
 			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 				for j := i; j < min(i+100, *plans); j++ {
-					ev := &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: fmt.Sprintf("pb-%d-%d", size, j), ServiceType: "purchase",
-						CompletedAt: timestamppb.New(now.Add(400 * 24 * time.Hour)), Customer: &typesv1.Customer{Id: fmt.Sprintf("pbc-%d", j), Phone: "+8613800138000"}}
-					if _, err := store.PlanService(ctx, tx, ev); err != nil {
+					in, err := purchase(fmt.Sprintf("pb-%d-%d", size, j), fmt.Sprintf("pbc-%d", j), now.Add(400*24*time.Hour))
+					if err != nil {
+						return err
+					}
+					if _, err := a.PlanServiceTx(ctx, tx, in); err != nil {
 						return err
 					}
 				}
@@ -179,7 +182,7 @@ FROM generate_series(1, $3::bigint) g`, size, now, *due, r); err != nil {
 			}
 			fstart := time.Now()
 			for {
-				n, err := st.FireDue(ctx, now, *batch)
+				n, err := a.FireDue(ctx, *batch)
 				if err != nil {
 					return err
 				}
@@ -196,6 +199,16 @@ FROM generate_series(1, $3::bigint) g`, size, now, *due, r); err != nil {
 		fmt.Printf("| %d | %.0f | %d | %s | %s | %d | %.2f | %.0f | %.0f |\n", size, loadSecs, fired, rateRange, plan, bufs, ms, planRate, batchRate)
 	}
 	return nil
+}
+
+// purchase is a completed purchase of a customer, as the ServiceCompleted consumer hands it to the app.
+func purchase(serviceID, customerID string, at time.Time) (app.Completed, error) {
+	customer, err := app.CustomerFrom(&typesv1.Customer{Id: customerID, Phone: "+8613800138000"})
+	if err != nil {
+		return app.Completed{}, err
+	}
+	return app.Completed{Customer: customer, Service: policy.Service{Tenant: "default", ID: serviceID, Type: "purchase",
+		CompletedAt: at, CustomerID: customerID}}, nil
 }
 
 // dropIndexes drops the indexes and unique constraints of planned_visits and

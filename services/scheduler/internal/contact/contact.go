@@ -1,8 +1,9 @@
-// Package contact holds the contact policy that applies across every
-// follow-up program of a tenant: contact windows, quiet hours, the holiday
-// calendar, the customer's time zone, frequency caps, opt-outs and the
-// customers who dislike calls. It moves or suppresses a visit and says why.
-// It does no I/O.
+// Package contact holds a tenant's contact policy as the scheduler plans
+// with it, across every follow-up program: the contact calendar (windows,
+// quiet hours, holidays, time zone: pkg/contact's, the one implementation),
+// frequency caps, opt-outs, the customers who dislike calls and the project
+// milestones. It says whether a due visit fires, moves or is suppressed, and
+// why. It does no I/O.
 package contact
 
 import (
@@ -12,27 +13,10 @@ import (
 	"sort"
 	"time"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 )
-
-// Window is a daily time window in minutes after midnight, [Start, End).
-// Start after End wraps over midnight (quiet hours 21:00–08:00).
-type Window struct {
-	Start int `json:"start_minute"`
-	End   int `json:"end_minute"`
-}
-
-func (w Window) holds(m int) bool {
-	if w.Start <= w.End {
-		return m >= w.Start && m < w.End
-	}
-	return m >= w.Start || m < w.End
-}
-
-func (w Window) String() string {
-	return fmt.Sprintf("%02d:%02d–%02d:%02d", w.Start/60, w.Start%60, w.End/60, w.End%60)
-}
 
 // Cap is a frequency cap per customer across every policy: at most Max
 // contacts on Channel (0 = any channel) in any span of Per.
@@ -42,19 +26,16 @@ type Cap struct {
 	Per     policy.Duration `json:"per"`
 }
 
-// Rules is a tenant's contact policy. The zero value allows any time.
+// Rules is a tenant's contact policy. The zero value allows any time. Its
+// JSON is the calendar's fields (windows, quiet_hours, time_zone, holidays,
+// avoid_holidays) followed by the planning rules: the form stored in
+// contact_policies.
 type Rules struct {
-	// Windows for calls and on-site visits; empty means any time of day.
-	Windows []Window `json:"windows,omitempty"`
-	// Quiet hours: no contact on any channel.
-	Quiet *Window `json:"quiet_hours,omitempty"`
-	// TimeZone for customers without their own (IANA); empty means UTC.
-	TimeZone string `json:"time_zone,omitempty"`
-	// Holidays (YYYY-MM-DD, the tenant's calendar). Calls and on-site visits
-	// move off them when AvoidHolidays; holiday steps (seed 002 class D) use them.
-	Holidays      []string `json:"holidays,omitempty"`
-	AvoidHolidays bool     `json:"avoid_holidays,omitempty"`
-	Caps          []Cap    `json:"caps,omitempty"`
+	// Calendar: windows for calls and on-site visits, quiet hours on every
+	// channel, the time zone for customers without their own, and the
+	// holidays (seed 002 class D's holiday steps use them too).
+	calendar.Calendar
+	Caps []Cap `json:"caps,omitempty"`
 	// DislikesCallsGap is the least time between two calls to a customer who
 	// dislikes calls (seed 002); 7 days when zero.
 	DislikesCallsGap policy.Duration `json:"dislikes_calls_gap,omitempty"`
@@ -78,15 +59,35 @@ var milestoneKindRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // Preset002 is the seed-002 contact etiquette: calls 10:00–11:30 and 15:30–17:00.
 func Preset002() Rules {
-	return Rules{Windows: []Window{{Start: 600, End: 690}, {Start: 930, End: 1020}}}
+	return Rules{Calendar: calendar.Calendar{Windows: []calendar.Window{{Start: 600, End: 690}, {Start: 930, End: 1020}}}}
+}
+
+// ApplyPreset fills in a named preset: "002" gives rules without windows
+// the seed-002 windows; "" changes nothing. Another name is refused.
+func (r *Rules) ApplyPreset(name string) error {
+	switch name {
+	case "":
+	case "002":
+		if len(r.Windows) == 0 {
+			r.Windows = Preset002().Windows
+		}
+	default:
+		return invalid.New("preset", "must be empty or 002")
+	}
+	return nil
 }
 
 // Prefs are one customer's contact preferences.
 type Prefs struct {
-	OptedOut      []int32  `json:"opted_out,omitempty"`
-	Windows       []Window `json:"windows,omitempty"`
-	TimeZone      string   `json:"time_zone,omitempty"`
-	DislikesCalls bool     `json:"dislikes_calls,omitempty"`
+	OptedOut      []int32           `json:"opted_out,omitempty"`
+	Windows       []calendar.Window `json:"windows,omitempty"`
+	TimeZone      string            `json:"time_zone,omitempty"`
+	DislikesCalls bool              `json:"dislikes_calls,omitempty"`
+}
+
+// Preferences are the customer's windows and time zone, as the calendar reads them.
+func (p Prefs) Preferences() calendar.Preferences {
+	return calendar.Preferences{Windows: p.Windows, TimeZone: p.TimeZone}
 }
 
 // Contact is one past contact with a customer (a visit that fell due).
@@ -98,14 +99,14 @@ type Contact struct {
 // Validate refuses rules that cannot be applied, naming each field.
 func (r Rules) Validate() error {
 	var l invalid.List
-	checkW := func(f string, w Window) {
-		if w.Start < 0 || w.Start >= 1440 || w.End < 0 || w.End > 1440 || w.Start == w.End {
+	checkW := func(f string, w calendar.Window) {
+		if !w.Valid() {
 			l.Add(f, "must be minutes after midnight, 0–1440, start different from end")
 		}
 	}
 	for i, w := range r.Windows {
 		checkW(fmt.Sprintf("contact_policy.windows[%d]", i), w)
-		if w.Start > w.End {
+		if w.Wraps() {
 			l.Add(fmt.Sprintf("contact_policy.windows[%d]", i), "must not wrap over midnight")
 		}
 	}
@@ -149,26 +150,12 @@ func (r Rules) Validate() error {
 	return l.Err()
 }
 
-// Location is the customer's time zone, else the tenant's, else UTC.
-func (r Rules) Location(p Prefs) *time.Location {
-	for _, tz := range []string{p.TimeZone, r.TimeZone} {
-		if tz == "" {
-			continue
-		}
-		if loc, err := time.LoadLocation(tz); err == nil {
-			return loc
-		}
-	}
-	return time.UTC
-}
-
-func (r Rules) isHoliday(t time.Time) bool {
-	return slices.Contains(r.Holidays, t.Format(time.DateOnly))
-}
+// tenantZone is the tenant's time zone (UTC when unset or unknown).
+func (r Rules) tenantZone() *time.Location { return r.Location(calendar.Preferences{}) }
 
 // NextHoliday returns the first holiday starting after t, at midnight in the tenant's zone.
 func (r Rules) NextHoliday(t time.Time) (time.Time, bool) {
-	loc := r.Location(Prefs{})
+	loc := r.tenantZone()
 	hs := slices.Clone(r.Holidays)
 	sort.Strings(hs)
 	for _, h := range hs {
@@ -184,7 +171,7 @@ func (r Rules) NextHoliday(t time.Time) (time.Time, bool) {
 // t (midnight in the tenant's zone) for the project: milestones without a
 // project apply to every project.
 func (r Rules) NextMilestone(t time.Time, project string, kinds []string) (time.Time, string, bool) {
-	loc := r.Location(Prefs{})
+	loc := r.tenantZone()
 	var best time.Time
 	var what string
 	for _, m := range r.Milestones {
@@ -203,86 +190,53 @@ func (r Rules) NextMilestone(t time.Time, project string, kinds []string) (time.
 	return best, what, !best.IsZero()
 }
 
+// CalendarFrom is the contact calendar a visit due at t carries to dispatch
+// (VisitDue.contact_calendar): the windows, quiet hours, time zone and
+// holiday rule, with the holidays from t's day on (the local date in the
+// tenant's zone). ok is false when the calendar allows any time (nothing to
+// send).
+func (r Rules) CalendarFrom(t time.Time) (cal calendar.Calendar, ok bool) {
+	cal = r.Calendar
+	day := t.In(r.tenantZone()).Format(time.DateOnly)
+	cal.Holidays = nil
+	for _, h := range r.Holidays {
+		if h >= day {
+			cal.Holidays = append(cal.Holidays, h)
+		}
+	}
+	ok = len(cal.Windows) > 0 || cal.Quiet != nil || cal.TimeZone != "" || len(cal.Holidays) > 0 || cal.AvoidHolidays
+	return cal, ok
+}
+
+// voice tells whether a channel is a call or an on-site visit: held to the
+// windows and, with AvoidHolidays, moved off holidays.
 func voice(ch int32) bool { return ch == policy.ChannelPhone || ch == policy.ChannelOnsite }
 
-func midnightAfter(t time.Time) time.Time {
-	y, m, d := t.Date()
-	return time.Date(y, m, d+1, 0, 0, 0, 0, t.Location())
+// moveKinds are the decision kinds of the calendar's moves.
+var moveKinds = map[string]string{
+	calendar.KindWindow:  policy.KindWindow,
+	calendar.KindQuiet:   policy.KindQuiet,
+	calendar.KindHoliday: policy.KindHoliday,
 }
 
-func atMinute(t time.Time, m int) time.Time {
-	y, mo, d := t.Date()
-	return time.Date(y, mo, d, m/60, m%60, 0, 0, t.Location())
-}
-
-// Place returns the first time at or after t that the rules and the
-// customer allow for the channel, and a decision for every move.
-// holidayStep marks a visit meant for a holiday (it is not moved off it).
+// Place returns the first time at or after t that the calendar and the
+// customer allow for the channel (the calendar's Place), and a decision for
+// every move. holidayStep marks a visit meant for a holiday (it is not moved
+// off it).
 func (r Rules) Place(t time.Time, ch int32, p Prefs, holidayStep bool) (time.Time, []policy.Decision) {
-	loc := r.Location(p)
-	windows := r.Windows
-	if len(p.Windows) > 0 {
-		windows = p.Windows
+	at, moves := r.Calendar.Place(t, voice(ch), p.Preferences(), holidayStep)
+	if len(moves) == 0 {
+		return at, nil
 	}
-	windows = slices.Clone(windows)
-	slices.SortFunc(windows, func(a, b Window) int { return a.Start - b.Start })
-	var ds []policy.Decision
-	orig := t
-	for range 800 {
-		l := t.In(loc)
-		m := l.Hour()*60 + l.Minute()
-		switch {
-		case r.AvoidHolidays && voice(ch) && !holidayStep && r.isHoliday(l):
-			t = midnightAfter(l)
-			ds = append(ds, policy.Decision{Kind: policy.KindHoliday, Detail: l.Format(time.DateOnly) + " is a holiday of the tenant's calendar", At: t})
-		case r.Quiet != nil && r.Quiet.holds(m):
-			next := atMinute(l, r.Quiet.End)
-			if !next.After(l) {
-				next = atMinute(midnightAfter(l), r.Quiet.End)
-			}
-			t = next
-			ds = append(ds, policy.Decision{Kind: policy.KindQuiet, Detail: "quiet hours " + r.Quiet.String() + " in " + loc.String(), At: t})
-		case voice(ch) && len(windows) > 0 && !inAny(windows, m):
-			t = nextWindow(l, windows)
-			ds = append(ds, policy.Decision{Kind: policy.KindWindow, Detail: "outside the contact windows " + windowsString(windows) + " in " + loc.String(), At: t})
-		default:
-			if !t.Equal(orig) {
-				return t.UTC(), ds
-			}
-			return orig, nil
+	ds := make([]policy.Decision, len(moves))
+	for i, m := range moves {
+		kind, ok := moveKinds[m.Kind]
+		if !ok {
+			kind = m.Kind
 		}
+		ds[i] = policy.Decision{Kind: kind, Detail: m.Detail, At: m.At}
 	}
-	return t.UTC(), ds
-}
-
-func inAny(ws []Window, m int) bool {
-	for _, w := range ws {
-		if w.holds(m) {
-			return true
-		}
-	}
-	return false
-}
-
-func nextWindow(l time.Time, ws []Window) time.Time {
-	m := l.Hour()*60 + l.Minute()
-	for _, w := range ws {
-		if w.Start > m {
-			return atMinute(l, w.Start)
-		}
-	}
-	return atMinute(midnightAfter(l), ws[0].Start)
-}
-
-func windowsString(ws []Window) string {
-	s := ""
-	for i, w := range ws {
-		if i > 0 {
-			s += ", "
-		}
-		s += w.String()
-	}
-	return s
+	return at, ds
 }
 
 // Action is what to do with a visit that fell due.
@@ -301,6 +255,27 @@ type Outcome struct {
 	At        time.Time
 	Reason    string
 	Decisions []policy.Decision
+}
+
+// OptedOut tells whether the visit was suppressed because the customer
+// opted out of its channel (which also ends its series).
+func (o Outcome) OptedOut() bool {
+	return o.Action == Suppress && len(o.Decisions) > 0 && o.Decisions[0].Kind == policy.KindOptOut
+}
+
+// Apply records the verdict on the visit: a move sets its time (and its
+// deadline at least to it), a move or a suppression its reason and
+// decisions; a visit that fires is left as it is.
+func (o Outcome) Apply(v *policy.Visit) {
+	switch o.Action {
+	case Move:
+		v.DueAt, v.Reason, v.Decisions = o.At, o.Reason, append(v.Decisions, o.Decisions...)
+		if v.Deadline.Before(o.At) {
+			v.Deadline = o.At
+		}
+	case Suppress:
+		v.Reason, v.Decisions = o.Reason, append(v.Decisions, o.Decisions...)
+	}
 }
 
 // Pending is what Check needs of a visit.
@@ -326,6 +301,10 @@ func (r Rules) caps(p Prefs) []Cap {
 	}
 	return cs
 }
+
+// NeedsHistory tells whether Check reads the customer's past contacts: the
+// tenant has caps, or the customer dislikes calls.
+func (r Rules) NeedsHistory(p Prefs) bool { return len(r.Caps) > 0 || p.DislikesCalls }
 
 // MaxPer is the longest span any cap looks back over (0 without caps).
 func (r Rules) MaxPer() time.Duration {

@@ -1,11 +1,13 @@
 package contact
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 )
 
@@ -42,12 +44,12 @@ func TestPlaceInTheSeed002Windows(t *testing.T) {
 		})
 	}
 	// the customer's own zone and windows win over the tenant's.
-	got, _ := r.Place(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC), policy.ChannelPhone, Prefs{TimeZone: "Europe/Berlin", Windows: []Window{{Start: 14 * 60, End: 15 * 60}}}, false)
+	got, _ := r.Place(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC), policy.ChannelPhone, Prefs{TimeZone: "Europe/Berlin", Windows: []calendar.Window{{Start: 14 * 60, End: 15 * 60}}}, false)
 	require.Equal(t, time.Date(2026, 3, 2, 13, 0, 0, 0, time.UTC), got, "14:00 in Berlin")
 }
 
 func TestQuietHoursAndHolidays(t *testing.T) {
-	r := Rules{TimeZone: "Asia/Shanghai", Quiet: &Window{Start: 21 * 60, End: 8 * 60}, Holidays: []string{"2026-03-03"}, AvoidHolidays: true}
+	r := Rules{Calendar: calendar.Calendar{TimeZone: "Asia/Shanghai", Quiet: &calendar.Window{Start: 21 * 60, End: 8 * 60}, Holidays: []string{"2026-03-03"}, AvoidHolidays: true}}
 	got, ds := r.Place(cst(2, 22, 0), policy.ChannelSMS, Prefs{}, false)
 	require.True(t, cst(3, 8, 0).Equal(got), "quiet hours wrap over midnight: %s", got.In(shanghai))
 	require.Equal(t, policy.KindQuiet, ds[0].Kind)
@@ -104,7 +106,7 @@ func TestCheck(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	require.NoError(t, Preset002().Validate())
-	err := Rules{Windows: []Window{{Start: 900, End: 600}}, TimeZone: "Mars/Olympus", Holidays: []string{"03-01"}, Caps: []Cap{{Max: 0, Per: policy.Duration(time.Minute)}}}.Validate()
+	err := Rules{Calendar: calendar.Calendar{Windows: []calendar.Window{{Start: 900, End: 600}}, TimeZone: "Mars/Olympus", Holidays: []string{"03-01"}}, Caps: []Cap{{Max: 0, Per: policy.Duration(time.Minute)}}}.Validate()
 	require.Error(t, err)
 	for _, f := range []string{"contact_policy.windows[0]", "contact_policy.time_zone", "contact_policy.holidays[0]", "contact_policy.caps[0].max", "contact_policy.caps[0].per"} {
 		require.Contains(t, err.Error(), f)
@@ -114,7 +116,7 @@ func TestValidate(t *testing.T) {
 // Seed 002: the project calendar: the next milestone of the asked kinds, for
 // the service's project (milestones without a project apply to every one).
 func TestNextMilestone(t *testing.T) {
-	r := Rules{TimeZone: "Asia/Shanghai", Milestones: []Milestone{
+	r := Rules{Calendar: calendar.Calendar{TimeZone: "Asia/Shanghai"}, Milestones: []Milestone{
 		{Date: "2026-03-15", Kind: "launch", Project: "bay"},
 		{Date: "2026-03-10", Kind: "launch", Project: "hill"},
 		{Date: "2026-03-20", Kind: "construction"},
@@ -138,7 +140,7 @@ func TestNextMilestone(t *testing.T) {
 // window, quiet hours or cap moves it; an opt-out still suppresses it.
 func TestCheckCustomerChosen(t *testing.T) {
 	r := Preset002()
-	r.Quiet = &Window{Start: 21 * 60, End: 8 * 60}
+	r.Quiet = &calendar.Window{Start: 21 * 60, End: 8 * 60}
 	r.Caps = []Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(72 * time.Hour)}}
 	now := time.Date(2026, 3, 2, 22, 0, 0, 0, time.UTC)
 	history := []Contact{{Channel: policy.ChannelPhone, At: now.Add(-time.Hour)}}
@@ -147,4 +149,103 @@ func TestCheckCustomerChosen(t *testing.T) {
 	v.CustomerChosen = true
 	require.Equal(t, Fire, r.Check(now, v, Prefs{}, history).Action)
 	require.Equal(t, Suppress, r.Check(now, v, Prefs{OptedOut: []int32{policy.ChannelPhone}}, history).Action)
+}
+
+// The contact policy JSON stored before the calendar moved to pkg/contact
+// (Rules embeds contact.Calendar now) decodes into the same rules, and is
+// written back with the same keys.
+func TestStoredRulesJSONStillDecodes(t *testing.T) {
+	stored := `{"windows":[{"start_minute":600,"end_minute":690},{"start_minute":930,"end_minute":1020}],
+	  "quiet_hours":{"start_minute":1260,"end_minute":480},"time_zone":"Asia/Shanghai","holidays":["2026-10-01","2026-10-02"],
+	  "avoid_holidays":true,"caps":[{"channel":"CHANNEL_PHONE","max":1,"per":"3d"},{"max":4,"per":"30d"}],
+	  "dislikes_calls_gap":"1w","milestones":[{"date":"2026-03-15","kind":"launch","name":"sales launch","project":"bay"}]}`
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(stored), &r))
+	want := Rules{
+		Calendar: calendar.Calendar{
+			Windows: []calendar.Window{{Start: 600, End: 690}, {Start: 930, End: 1020}}, Quiet: &calendar.Window{Start: 1260, End: 480},
+			TimeZone: "Asia/Shanghai", Holidays: []string{"2026-10-01", "2026-10-02"}, AvoidHolidays: true,
+		},
+		Caps:             []Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(72 * time.Hour)}, {Max: 4, Per: policy.Duration(30 * 24 * time.Hour)}},
+		DislikesCallsGap: policy.Duration(7 * 24 * time.Hour),
+		Milestones:       []Milestone{{Date: "2026-03-15", Kind: "launch", Name: "sales launch", Project: "bay"}},
+	}
+	require.Equal(t, want, r)
+	back, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.JSONEq(t, stored, string(back), "written back as it was stored")
+	// The preferences stored per customer keep their form too.
+	var p Prefs
+	require.NoError(t, json.Unmarshal([]byte(`{"opted_out":[2],"windows":[{"start_minute":840,"end_minute":900}],"time_zone":"Europe/Berlin","dislikes_calls":true}`), &p))
+	require.Equal(t, Prefs{OptedOut: []int32{2}, Windows: []calendar.Window{{Start: 840, End: 900}}, TimeZone: "Europe/Berlin", DislikesCalls: true}, p)
+}
+
+// The calendar a VisitDue carries: the tenant's windows, quiet hours, zone
+// and holiday rule, with the holidays from the due day on, that day counted
+// in the tenant's zone; nothing when the calendar allows any time.
+func TestCalendarFrom(t *testing.T) {
+	r := Preset002()
+	r.TimeZone, r.AvoidHolidays = "Asia/Shanghai", true
+	r.Holidays = []string{"2026-10-01", "2026-10-02", "2026-12-25", "2026-09-30"}
+	r.Caps = []Cap{{Max: 1, Per: policy.Duration(time.Hour)}}
+	cal, ok := r.CalendarFrom(time.Date(2026, 9, 30, 17, 0, 0, 0, time.UTC)) // 1 October, 01:00 in Shanghai
+	require.True(t, ok)
+	require.Equal(t, []string{"2026-10-01", "2026-10-02", "2026-12-25"}, cal.Holidays)
+	require.Equal(t, r.Windows, cal.Windows)
+	require.Equal(t, "Asia/Shanghai", cal.TimeZone)
+	require.True(t, cal.AvoidHolidays)
+	require.Equal(t, []string{"2026-10-01", "2026-10-02", "2026-12-25", "2026-09-30"}, r.Holidays, "the rules keep every holiday")
+
+	_, ok = Rules{Caps: r.Caps}.CalendarFrom(time.Now())
+	require.False(t, ok, "caps alone are no calendar")
+	cal, ok = Rules{Calendar: calendar.Calendar{Holidays: []string{"2020-01-01"}}}.CalendarFrom(time.Now())
+	require.False(t, ok, "only past holidays: nothing to send")
+	require.Empty(t, cal.Holidays)
+}
+
+// The customer archive's newest word wins; a service's snapshot never
+// overwrites it; no opt-out is ever lost.
+func TestCustomerUpdate(t *testing.T) {
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var c Customer
+	require.True(t, c.Update(0, Prefs{TimeZone: "Asia/Shanghai", OptedOut: []int32{policy.ChannelSMS}}, "key", at), "a snapshot for a new customer")
+	require.True(t, c.Update(0, Prefs{TimeZone: "Asia/Tokyo"}, "", at), "a newer snapshot replaces a snapshot")
+	require.Equal(t, "Asia/Tokyo", c.Prefs.TimeZone)
+	require.True(t, c.Update(2, Prefs{DislikesCalls: true}, "vip", at))
+	require.False(t, c.Update(0, Prefs{}, "", at), "a snapshot never replaces a CustomerUpdated")
+	require.False(t, c.Update(1, Prefs{}, "", at), "nor does an older version")
+	require.True(t, c.Update(3, Prefs{}, "", at))
+	c.OptOut(policy.ChannelPhone, at)
+	c.OptOut(policy.ChannelPhone, at)
+	require.Equal(t, []int32{policy.ChannelSMS, policy.ChannelPhone}, c.Effective().OptedOut, "every opt-out kept, once")
+	require.Equal(t, int64(3), c.Version)
+}
+
+// A due visit's verdict applied: a move sets the time (the deadline at
+// least to it) and says why; a suppression says why; an opt-out is told.
+func TestOutcomeApply(t *testing.T) {
+	now := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
+	v := policy.Visit{DueAt: now, Deadline: now.Add(time.Hour), Reason: "planned"}
+	Outcome{Action: Move, At: now.Add(2 * time.Hour), Reason: "moved", Decisions: []policy.Decision{{Kind: policy.KindCap}}}.Apply(&v)
+	require.Equal(t, now.Add(2*time.Hour), v.DueAt)
+	require.Equal(t, now.Add(2*time.Hour), v.Deadline)
+	require.Equal(t, "moved", v.Reason)
+	require.Len(t, v.Decisions, 1)
+	Outcome{Action: Fire, At: now}.Apply(&v)
+	require.Equal(t, "moved", v.Reason, "firing changes nothing")
+	out := Rules{}.Check(now, Pending{Channel: policy.ChannelPhone}, Prefs{OptedOut: []int32{policy.ChannelPhone}}, nil)
+	require.True(t, out.OptedOut())
+	require.False(t, Outcome{Action: Suppress, Decisions: []policy.Decision{{Kind: policy.KindCap}}}.OptedOut())
+}
+
+func TestApplyPreset(t *testing.T) {
+	var r Rules
+	require.NoError(t, r.ApplyPreset("002"))
+	require.Equal(t, Preset002().Windows, r.Windows)
+	own := Rules{Calendar: calendar.Calendar{Windows: []calendar.Window{{Start: 540, End: 600}}}}
+	require.NoError(t, own.ApplyPreset("002"))
+	require.Equal(t, []calendar.Window{{Start: 540, End: 600}}, own.Windows, "the tenant's own windows win")
+	require.NoError(t, own.ApplyPreset(""))
+	err := own.ApplyPreset("003")
+	require.ErrorContains(t, err, "preset")
 }

@@ -1,8 +1,10 @@
 // Package engine combines policies with the contact policy: it plans the
-// visits of a service and the next visit of a recurring series, placed in the
-// times the contact policy allows, and it runs whole scripted histories in
-// memory on a fake clock (SimulatePolicy and the policy packs' golden tests).
-// It does no I/O; the store applies the same functions inside transactions.
+// visits of a service (matching, once per customer, no follow-up where seed
+// 000 wants none) and the next visit of a recurring series, placed in the
+// times the contact policy allows, plans the rounds feedback asks for, and
+// runs whole scripted histories in memory on a fake clock (SimulatePolicy
+// and the policy packs' golden tests) with the same functions the
+// scheduler's use cases call inside their transactions. It does no I/O.
 package engine
 
 import (
@@ -49,6 +51,113 @@ func place(v *policy.Visit, p policy.Policy, r contact.Rules, prefs contact.Pref
 	}
 	v.Decisions = append(v.Decisions, ds...)
 	v.Reason += "; moved: " + ds[len(ds)-1].Detail
+}
+
+// Planned is a visit a policy planned for a service: planned, or kept as
+// not planned (sampled out, no anchor, no follow-up wanted) with the reason.
+type Planned struct {
+	Policy policy.Policy
+	Visit  policy.Visit
+}
+
+// Seed 000: complaints that need no follow-up.
+const (
+	NoFollowUpAnonymous        = "seed 000: an anonymous complaint needs no follow-up"
+	NoFollowUpWrittenReplyOnly = "seed 000: only a written reply was requested: no follow-up"
+	// NoFollowUpResolved: a resolved complaint whose owner said it needs none.
+	NoFollowUpResolved = "seed 000: an anonymous or written-reply-only complaint needs no follow-up; the written reply is attached to it"
+)
+
+// NoFollowUp is why a completed service's complaint gets no follow-up
+// (seed 000: anonymous complaints, and those where only a written reply was
+// requested), "" when it gets one.
+func NoFollowUp(anonymous, writtenReplyOnly bool) string {
+	switch {
+	case anonymous:
+		return NoFollowUpAnonymous
+	case writtenReplyOnly:
+		return NoFollowUpWrittenReplyOnly
+	}
+	return ""
+}
+
+// Plan plans the first visits of every policy that applies to the service:
+// active, matching, and enrolling the customer (a policy triggered once per
+// customer skips a customer with a pending visit of it: pending names the
+// policies of the customer's pending visits). Each step is placed by the
+// contact policy. A non-empty noFollowUp keeps every visit, not planned,
+// with that reason.
+func Plan(policies []policy.Policy, s policy.Service, r contact.Rules, prefs contact.Prefs, pending []string, noFollowUp string) []Planned {
+	var out []Planned
+	for _, p := range policies {
+		if !p.Matches(s) || !p.Enrolls(s, pending) {
+			continue
+		}
+		for _, v := range Initial(p, s, r, prefs) {
+			if noFollowUp != "" && v.Planned {
+				v.Planned, v.Reason = false, noFollowUp
+				v.Decisions = append(v.Decisions, policy.Decision{Kind: policy.KindStop, Detail: noFollowUp})
+			}
+			out = append(out, Planned{Policy: p, Visit: v})
+		}
+	}
+	return out
+}
+
+// AfterDue plans the next visit of a recurring series once the contact
+// policy handled the previous one (fired or suppressed it): none after an
+// opt-out, none from a policy that is switched off.
+func AfterDue(p policy.Policy, prev policy.Visit, out contact.Outcome, s policy.Service, r contact.Rules, prefs contact.Prefs) (policy.Visit, bool) {
+	if out.OptedOut() || !p.Active {
+		return policy.Visit{}, false
+	}
+	return Following(p, prev, s, r, prefs)
+}
+
+// Request is a round of follow-up feedback asked for (FollowUpRequested).
+type Request struct {
+	// Due is when the round is wanted; Deadline when it stops being timely
+	// (zero: Due + 48 h, seed 003).
+	Due, Deadline time.Time
+	Channel       int32
+	Group         string
+	Reason        string
+	// PreviousVisit is the visit after which feedback asked for the round.
+	PreviousVisit string
+}
+
+// FollowUp plans round number round of the visits feedback asks for (a
+// promised reply, another round until the customer is satisfied: seed 000,
+// 004), by phone unless asked otherwise, and placed by the contact policy.
+// Seed 000 (property): from the second follow-up on a phone call is allowed,
+// unless the complaint is of the third (major) class: then it is made on
+// site (complaintMajor).
+func FollowUp(req Request, round int, complaintMajor bool, r contact.Rules, prefs contact.Prefs) policy.Visit {
+	deadline := req.Deadline
+	if deadline.IsZero() {
+		deadline = req.Due.Add(policy.DefaultWindow)
+	}
+	reason := "follow-up requested by feedback: " + req.Reason
+	if req.PreviousVisit != "" {
+		reason += " (after visit " + req.PreviousVisit + ")"
+	}
+	v := policy.Visit{PolicyID: policy.FollowUpID, Occurrence: round, Channel: req.Channel, Group: req.Group,
+		Nominal: req.Due, DueAt: req.Due, Deadline: deadline, Planned: true, SampleRate: 1, Reason: reason,
+		Decisions: []policy.Decision{{Kind: policy.KindRule, Detail: reason + "; seed 004: go again until the customer is satisfied", At: req.Due}}}
+	if v.Channel == 0 {
+		v.Channel = policy.ChannelPhone
+	}
+	if complaintMajor && v.Channel == policy.ChannelPhone {
+		v.Channel = policy.ChannelOnsite
+		v.Decisions = append(v.Decisions, policy.Decision{Kind: policy.KindRule, Detail: "seed 000: a major complaint is followed up on site, not by phone"})
+	}
+	if at, ds := r.Place(req.Due, v.Channel, prefs, false); len(ds) > 0 {
+		v.DueAt, v.Decisions = at, append(v.Decisions, ds...)
+		if v.Deadline.Before(at) {
+			v.Deadline = at.Add(deadline.Sub(req.Due))
+		}
+	}
+	return v
 }
 
 // Customer events a history may hold besides services.
@@ -171,24 +280,20 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 			case ev.Service != nil:
 				s := *ev.Service
 				for _, x := range live(s.CustomerID) {
-					if s.CustomerID != "" && slices.Contains(x.pol.Stop.ServiceTypes, s.Type) && x.s.CompletedAt.Before(s.CompletedAt) {
+					if x.pol.Stop.CameIn(x.s.CompletedAt, s) {
 						cancel(x, "stopped: the customer came in ("+s.Type+")")
 					}
 				}
-				for _, pol := range sim.Policies {
-					if !pol.Matches(s) {
+				var enrolled []string
+				for _, x := range live(s.CustomerID) {
+					enrolled = append(enrolled, x.pol.ID)
+				}
+				for _, pl := range Plan(sim.Policies, s, sim.Rules, prefs[s.CustomerID], enrolled, "") {
+					if !pl.Visit.Planned {
+						out = append(out, Outcome{Visit: pl.Visit, Service: s, Status: "suppressed"})
 						continue
 					}
-					if pol.Trigger.OncePerCustomer && slices.ContainsFunc(live(s.CustomerID), func(x *pending) bool { return x.pol.ID == pol.ID }) {
-						continue
-					}
-					for _, v := range Initial(pol, s, sim.Rules, prefs[s.CustomerID]) {
-						if !v.Planned {
-							out = append(out, Outcome{Visit: v, Service: s, Status: "suppressed"})
-							continue
-						}
-						push(&pending{v: v, s: s, pol: pol})
-					}
+					push(&pending{v: pl.Visit, s: s, pol: pl.Policy})
 				}
 			case ev.OptOut != 0:
 				pr := prefs[ev.CustomerID]
@@ -212,26 +317,19 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 		pr := prefs[p.s.CustomerID]
 		holiday := p.v.Step < len(p.pol.Steps) && p.pol.Steps[p.v.Step].CalendarStep()
 		res := sim.Rules.Check(now, contact.Pending{Channel: p.v.Channel, Deadline: p.v.Deadline, HolidayStep: holiday}, pr, history[p.s.CustomerID])
+		res.Apply(&p.v)
 		switch res.Action {
 		case contact.Suppress:
-			p.v.Reason, p.v.Decisions = res.Reason, append(p.v.Decisions, res.Decisions...)
 			out = append(out, Outcome{Visit: p.v, Service: p.s, Status: "suppressed"})
 		case contact.Move:
-			p.v.DueAt, p.v.Reason, p.v.Decisions = res.At, res.Reason, append(p.v.Decisions, res.Decisions...)
-			if p.v.Deadline.Before(res.At) {
-				p.v.Deadline = res.At
-			}
 			push(&pending{v: p.v, s: p.s, pol: p.pol})
 			continue
 		default:
 			history[p.s.CustomerID] = append(history[p.s.CustomerID], contact.Contact{Channel: p.v.Channel, At: now})
 			out = append(out, Outcome{Visit: p.v, Service: p.s, Status: "due", FiredAt: now})
 		}
-		optedOut := res.Action == contact.Suppress && len(res.Decisions) > 0 && res.Decisions[0].Kind == policy.KindOptOut
-		if !optedOut && p.pol.Active {
-			if nv, ok := Following(p.pol, p.v, p.s, sim.Rules, pr); ok {
-				push(&pending{v: nv, s: p.s, pol: p.pol})
-			}
+		if nv, ok := AfterDue(p.pol, p.v, res, p.s, sim.Rules, pr); ok {
+			push(&pending{v: nv, s: p.s, pol: p.pol})
 		}
 	}
 	for _, p := range q {

@@ -63,3 +63,74 @@ func TestRunDislikesCalls(t *testing.T) {
 	}
 	require.Equal(t, []time.Time{t0, t0.Add(14 * day), t0.Add(28 * day), t0.Add(42 * day)}, dues)
 }
+
+// Plan: active matching policies only, once per customer, and seed 000's
+// complaints that need no follow-up kept as not planned with the reason.
+func TestPlan(t *testing.T) {
+	once := series()
+	once.ID, once.Trigger.OncePerCustomer = "once", true
+	off := series()
+	off.ID, off.Active = "off", false
+	other := series()
+	other.ID, other.Trigger.ServiceTypes = "other", []string{"repair"}
+	ps := []policy.Policy{series(), once, off, other}
+	s := policy.Service{Tenant: "t", ID: "s", Type: "lead_call", CustomerID: "c", CompletedAt: t0}
+	ids := func(pl []Planned) []string {
+		var out []string
+		for _, p := range pl {
+			out = append(out, p.Policy.ID)
+		}
+		return out
+	}
+	require.Equal(t, []string{"p", "once"}, ids(Plan(ps, s, contact.Rules{}, contact.Prefs{}, nil, "")))
+	require.Equal(t, []string{"p"}, ids(Plan(ps, s, contact.Rules{}, contact.Prefs{}, []string{"once"}, "")), "the customer is enrolled in once already")
+
+	none := Plan(ps, s, contact.Rules{}, contact.Prefs{}, nil, NoFollowUp(true, false))
+	require.Len(t, none, 2)
+	for _, pl := range none {
+		require.False(t, pl.Visit.Planned)
+		require.Equal(t, NoFollowUpAnonymous, pl.Visit.Reason)
+		require.Equal(t, policy.KindStop, pl.Visit.Decisions[len(pl.Visit.Decisions)-1].Kind)
+	}
+	require.Equal(t, NoFollowUpWrittenReplyOnly, NoFollowUp(false, true))
+	require.Empty(t, NoFollowUp(false, false))
+}
+
+// Feedback's rounds (seed 004: again until satisfied): by phone unless asked
+// otherwise, on site for a major complaint (seed 000), placed in the windows.
+func TestFollowUp(t *testing.T) {
+	r := contact.Preset002()
+	r.TimeZone = "UTC"
+	due := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	v := FollowUp(Request{Due: due, Reason: "unsatisfied", PreviousVisit: "v-1"}, 2, false, r, contact.Prefs{})
+	require.Equal(t, policy.FollowUpID, v.PolicyID)
+	require.Equal(t, 2, v.Occurrence)
+	require.Equal(t, int32(policy.ChannelPhone), v.Channel)
+	require.Equal(t, due, v.Nominal)
+	require.Equal(t, time.Date(2026, 3, 2, 15, 30, 0, 0, time.UTC), v.DueAt, "placed in the afternoon window")
+	require.Equal(t, due.Add(policy.DefaultWindow), v.Deadline)
+	require.Equal(t, "follow-up requested by feedback: unsatisfied (after visit v-1)", v.Reason)
+	require.Equal(t, policy.KindWindow, v.Decisions[len(v.Decisions)-1].Kind)
+
+	major := FollowUp(Request{Due: due, Deadline: due.Add(time.Hour)}, 0, true, contact.Rules{}, contact.Prefs{})
+	require.Equal(t, int32(policy.ChannelOnsite), major.Channel)
+	require.Equal(t, due.Add(time.Hour), major.Deadline)
+	sms := FollowUp(Request{Due: due, Channel: policy.ChannelSMS}, 0, true, contact.Rules{}, contact.Prefs{})
+	require.Equal(t, int32(policy.ChannelSMS), sms.Channel, "only a call becomes a visit on site")
+}
+
+// A series goes on after a fired or suppressed visit, not after an opt-out
+// nor from a policy switched off.
+func TestAfterDue(t *testing.T) {
+	p := series()
+	s := policy.Service{Tenant: "t", ID: "s", Type: "lead_call", CustomerID: "c", CompletedAt: t0}
+	first := Initial(p, s, contact.Rules{}, contact.Prefs{})[0]
+	next, ok := AfterDue(p, first, contact.Outcome{Action: contact.Fire}, s, contact.Rules{}, contact.Prefs{})
+	require.True(t, ok)
+	require.Equal(t, t0.Add(7*day), next.DueAt)
+	_, ok = AfterDue(p, first, contact.Outcome{Action: contact.Suppress, Decisions: []policy.Decision{{Kind: policy.KindOptOut}}}, s, contact.Rules{}, contact.Prefs{})
+	require.False(t, ok, "an opt-out ends the series")
+	p.Active = false
+	_, ok = AfterDue(p, first, contact.Outcome{Action: contact.Fire}, s, contact.Rules{}, contact.Prefs{})
+	require.False(t, ok, "a policy switched off plans nothing new")
+}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,13 +12,14 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
-	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
+	"github.com/huifang/huifang/services/scheduler/internal/grpcapi"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
 )
 
 var now = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -33,6 +33,16 @@ func create(t *testing.T, ctx context.Context, srv interface {
 	resp, err := srv.CreatePolicy(ctx, req)
 	require.NoError(t, err)
 	return resp.Policy
+}
+
+// planService plans a service of customer c-1, as the ServiceCompleted consumer does.
+func planService(t *testing.T, ctx context.Context, srv *grpcapi.Server, id, serviceType string, at time.Time) {
+	t.Helper()
+	customer, err := app.CustomerFrom(&typesv1.Customer{Id: "c-1"})
+	require.NoError(t, err)
+	_, err = srv.App.PlanService(ctx, app.Completed{Customer: customer,
+		Service: policy.Service{Tenant: "default", ID: id, Type: serviceType, CompletedAt: at, CustomerID: "c-1"}})
+	require.NoError(t, err)
 }
 
 func code(ctx context.Context, err error) codes.Code {
@@ -173,11 +183,7 @@ func TestSimulatePolicy(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, code(ctx, err))
 
 	// replay: the tenant's past services.
-	require.NoError(t, pgx.BeginFunc(ctx, srv.Store.Pool, func(tx pgx.Tx) error {
-		_, err := store.PlanService(ctx, tx, &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-1", ServiceType: "complaint_closed",
-			CompletedAt: timestamppb.New(now.Add(-day)), Customer: &typesv1.Customer{Id: "c-1"}})
-		return err
-	}))
+	planService(t, ctx, srv, "s-1", "complaint_closed", now.Add(-day))
 	replay, err := srv.SimulatePolicy(ctx, &schedulerv1.SimulatePolicyRequest{Policy: req.Policy, From: timestamppb.New(now.Add(-7 * day)), To: timestamppb.New(now)})
 	require.NoError(t, err)
 	require.Equal(t, int32(1), replay.Services)
@@ -198,11 +204,7 @@ func TestExplainRescheduleCancel(t *testing.T) {
 	_, err = srv.SetContactPolicy(ctx, &schedulerv1.SetContactPolicyRequest{ContactPolicy: &schedulerv1.ContactPolicy{TimeZone: "Nowhere/Else"}})
 	require.Equal(t, codes.InvalidArgument, code(ctx, err))
 
-	require.NoError(t, pgx.BeginFunc(ctx, srv.Store.Pool, func(tx pgx.Tx) error {
-		_, err := store.PlanService(ctx, tx, &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-1", ServiceType: "purchase",
-			CompletedAt: timestamppb.New(now), Customer: &typesv1.Customer{Id: "c-1"}})
-		return err
-	}))
+	planService(t, ctx, srv, "s-1", "purchase", now)
 	list, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{CustomerId: "c-1", Channel: typesv1.Channel_CHANNEL_PHONE,
 		DueFrom: timestamppb.New(now), DueTo: timestamppb.New(now.Add(3 * day))})
 	require.NoError(t, err)
@@ -236,7 +238,7 @@ func TestExplainRescheduleCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "cancelled", c.Visit.Status)
 	var n int
-	require.NoError(t, srv.Store.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = 'huifang.events.visit.cancelled'`).Scan(&n))
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = 'huifang.events.visit.cancelled'`).Scan(&n))
 	require.Equal(t, 1, n)
 	_, err = srv.CancelPlannedVisit(ctx, &schedulerv1.CancelPlannedVisitRequest{VisitId: v.Id, Reason: "again"})
 	require.Equal(t, codes.FailedPrecondition, code(ctx, err))

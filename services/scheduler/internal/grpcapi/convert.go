@@ -9,9 +9,10 @@ import (
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
-	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
 )
 
 func dur(d *durationpb.Duration) policy.Duration { return policy.Duration(d.AsDuration()) }
@@ -114,35 +115,39 @@ func toProto(p policy.Policy) *schedulerv1.Policy {
 	return out
 }
 
-func visitToProto(v store.Visit) *schedulerv1.PlannedVisit {
+func visitToProto(v visit.Visit) *schedulerv1.PlannedVisit {
 	out := &schedulerv1.PlannedVisit{
 		Id: v.ID, TenantId: v.Tenant, ServiceId: v.ServiceID, CustomerId: v.CustomerID, PolicyId: v.PolicyID,
-		PolicyVersion: v.PolicyVersion, Step: v.Step, Channel: typesv1.Channel(v.Channel),
+		PolicyVersion: int32(v.PolicyVersion), Step: int32(v.Step), Channel: typesv1.Channel(v.Channel),
 		DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline), Status: v.Status, Reason: v.Reason,
-		OrgUnit: v.OrgUnit, ServiceType: v.ServiceType, Occurrence: v.Occurrence, Group: v.Group,
+		OrgUnit: v.OrgUnit, ServiceType: v.ServiceType, Occurrence: int32(v.Occurrence), Group: v.Group,
 		NominalAt: timestamppb.New(v.Nominal), CustomerChosen: v.CustomerChosen,
 	}
-	if v.FiredAt != nil {
-		out.FiredAt = timestamppb.New(*v.FiredAt)
+	if !v.FiredAt.IsZero() {
+		out.FiredAt = timestamppb.New(v.FiredAt)
 	}
 	return out
 }
 
-func windowsFromProto(ws []*typesv1.ContactWindow) []contact.Window {
-	var out []contact.Window
-	for _, w := range ws {
-		out = append(out, contact.Window{Start: int(w.GetStartMinute()), End: int(w.GetEndMinute())})
-	}
-	return out
+func windowFrom(w *typesv1.ContactWindow) calendar.Window {
+	return calendar.Window{Start: int(w.GetStartMinute()), End: int(w.GetEndMinute())}
+}
+
+func windowToProto(w calendar.Window) *typesv1.ContactWindow {
+	return &typesv1.ContactWindow{StartMinute: int32(w.Start), EndMinute: int32(w.End)}
 }
 
 func rulesFromProto(in *schedulerv1.ContactPolicy) contact.Rules {
 	r := contact.Rules{
-		Windows: windowsFromProto(in.GetWindows()), TimeZone: in.GetTimeZone(), Holidays: in.GetHolidays(),
-		AvoidHolidays: in.GetAvoidHolidays(), DislikesCallsGap: dur(in.GetDislikesCallsGap()),
+		Calendar:         calendar.Calendar{TimeZone: in.GetTimeZone(), Holidays: in.GetHolidays(), AvoidHolidays: in.GetAvoidHolidays()},
+		DislikesCallsGap: dur(in.GetDislikesCallsGap()),
+	}
+	for _, w := range in.GetWindows() {
+		r.Windows = append(r.Windows, windowFrom(w))
 	}
 	if q := in.GetQuietHours(); q != nil {
-		r.Quiet = &contact.Window{Start: int(q.GetStartMinute()), End: int(q.GetEndMinute())}
+		w := windowFrom(q)
+		r.Quiet = &w
 	}
 	for _, m := range in.GetMilestones() {
 		r.Milestones = append(r.Milestones, contact.Milestone{Date: m.GetDate(), Kind: m.GetKind(), Name: m.GetName(), Project: m.GetProject()})
@@ -156,10 +161,10 @@ func rulesFromProto(in *schedulerv1.ContactPolicy) contact.Rules {
 func rulesToProto(r contact.Rules) *schedulerv1.ContactPolicy {
 	out := &schedulerv1.ContactPolicy{TimeZone: r.TimeZone, Holidays: r.Holidays, AvoidHolidays: r.AvoidHolidays, DislikesCallsGap: pdur(r.DislikesCallsGap)}
 	for _, w := range r.Windows {
-		out.Windows = append(out.Windows, &typesv1.ContactWindow{StartMinute: int32(w.Start), EndMinute: int32(w.End)})
+		out.Windows = append(out.Windows, windowToProto(w))
 	}
 	if r.Quiet != nil {
-		out.QuietHours = &typesv1.ContactWindow{StartMinute: int32(r.Quiet.Start), EndMinute: int32(r.Quiet.End)}
+		out.QuietHours = windowToProto(*r.Quiet)
 	}
 	for _, m := range r.Milestones {
 		out.Milestones = append(out.Milestones, &schedulerv1.Milestone{Date: m.Date, Kind: m.Kind, Name: m.Name, Project: m.Project})

@@ -15,18 +15,17 @@ import (
 
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
 	"github.com/huifang/huifang/services/scheduler/internal/grpcapi"
-	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/migrations"
 )
 
 func setup(t *testing.T) (context.Context, *grpcapi.Server) {
 	t.Helper()
 	ctx := context.Background()
-	st := &store.Store{Pool: servicetest.Pool(t, "scheduler", migrations.FS)}
-	require.NoError(t, st.EnsureBuiltins(ctx))
-	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	return ctx, &grpcapi.Server{Store: st, Now: func() time.Time { return now }}
+	a := &app.App{DB: servicetest.Pool(t, "scheduler", migrations.FS), Now: func() time.Time { return now }}
+	require.NoError(t, a.EnsureBuiltins(ctx))
+	return ctx, &grpcapi.Server{App: a}
 }
 
 // The CreatePolicy JSON of the contract is accepted as it stands.
@@ -84,4 +83,29 @@ func TestListPlannedVisitsRefusesAnUnknownStatus(t *testing.T) {
 	ctx, srv := setup(t)
 	_, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{Status: "done"})
 	require.ErrorContains(t, err, "status")
+}
+
+// Tenants are read as pkg/tenant says: blank is the default tenant, a
+// malformed id is refused naming the field. "*", the built-ins' tenant,
+// passes where it always did: it lists the built-ins, but switches none.
+func TestTenants(t *testing.T) {
+	ctx, srv := setup(t)
+	_, err := srv.ListPolicies(ctx, &schedulerv1.ListPoliciesRequest{TenantId: "Not A Tenant"})
+	require.Equal(t, codes.InvalidArgument, code(ctx, err))
+	require.ErrorContains(t, err, "tenant_id")
+	_, err = srv.CreatePolicy(ctx, &schedulerv1.CreatePolicyRequest{Policy: &schedulerv1.Policy{TenantId: "a b", Name: "x"}})
+	require.ErrorContains(t, err, "policy.tenant_id")
+	list, err := srv.ListPolicies(ctx, &schedulerv1.ListPoliciesRequest{TenantId: " acme "})
+	require.NoError(t, err)
+	require.Len(t, list.Policies, 2, "a tenant sees the built-ins")
+
+	all, err := srv.ListPolicies(ctx, &schedulerv1.ListPoliciesRequest{TenantId: "*"})
+	require.NoError(t, err)
+	require.Len(t, all.Policies, 2)
+	_, err = srv.GetPolicy(ctx, &schedulerv1.GetPolicyRequest{TenantId: "*", PolicyId: "builtin-appliance-purchase"})
+	require.NoError(t, err)
+	_, err = srv.DeactivatePolicy(ctx, &schedulerv1.DeactivatePolicyRequest{TenantId: "*", PolicyId: "builtin-appliance-purchase"})
+	require.Equal(t, codes.FailedPrecondition, code(ctx, err), "the built-ins' tenant switches nothing")
+	_, err = srv.ActivatePolicy(ctx, &schedulerv1.ActivatePolicyRequest{TenantId: "*", PolicyId: "nope"})
+	require.Equal(t, codes.FailedPrecondition, code(ctx, err), "whichever policy it names")
 }

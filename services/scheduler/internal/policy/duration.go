@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/enum"
 )
 
 // Duration is a time.Duration written in policy files as "3d", "2w", "36h",
@@ -135,12 +139,13 @@ func (c *Channel) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("channel: %w", err)
 	}
-	up := strings.ToUpper(s)
-	for i, name := range channelNames {
-		if up == name || "CHANNEL_"+up == name {
-			*c = Channel(i)
-			return nil
-		}
+	if c2, ok := enum.Parse[typesv1.Channel](s); ok {
+		*c = Channel(c2)
+		return nil
+	}
+	if strings.EqualFold(s, "CHANNEL_UNSPECIFIED") || strings.EqualFold(s, "unspecified") {
+		*c = ChannelUnspecified
+		return nil
 	}
 	return fmt.Errorf("channel %q: want CHANNEL_PHONE, CHANNEL_SMS, CHANNEL_ONSITE, CHANNEL_EMAIL or CHANNEL_WEB", s)
 }

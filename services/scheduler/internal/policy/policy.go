@@ -7,12 +7,15 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 )
 
 // AllTenants is the tenant of built-in policies, which apply to every tenant.
@@ -32,16 +35,24 @@ const (
 	ChannelWeb         = 5
 )
 
-// ChannelNames are the enum names of huifang.types.v1.Channel.
-var channelNames = [...]string{"CHANNEL_UNSPECIFIED", "CHANNEL_PHONE", "CHANNEL_SMS", "CHANNEL_ONSITE", "CHANNEL_EMAIL", "CHANNEL_WEB"}
+// ChannelName returns the full enum name of a channel number
+// ("CHANNEL_PHONE"), as reasons, policy files and SimulatePolicy write it;
+// the number for a channel the contract does not know.
+func ChannelName(c int32) string { return typesv1.Channel(c).String() }
 
-// ChannelName returns the enum name of a channel number.
-func ChannelName(c int32) string {
-	if c < 0 || int(c) >= len(channelNames) {
-		return strconv.Itoa(int(c))
-	}
-	return channelNames[c]
-}
+// FollowUpID is the policy id of the visits feedback asks for (FollowUpRequested).
+const FollowUpID = "followup"
+
+// Refusals of the policy rules.
+var (
+	// ErrBuiltin: built-in policies apply to every tenant; a tenant switches
+	// one on or off for itself but cannot edit it, and the built-ins' own
+	// tenant "*" switches nothing.
+	ErrBuiltin = errors.New("built-in policies apply to every tenant and cannot be changed by one")
+	// ErrForeign: the policy is not the tenant's own (a policy of tenant "*"
+	// that is not a built-in), so the tenant cannot switch it.
+	ErrForeign = errors.New("the policy is not the tenant's")
+)
 
 // Service types the scheduler derives from events other than ServiceCompleted.
 const (
@@ -576,4 +587,58 @@ func (p Policy) Clone() Policy {
 		c.Steps[i].OnMilestones = slices.Clone(p.Steps[i].OnMilestones)
 	}
 	return c
+}
+
+// Revise returns next as the version after p: same id, tenant and on/off
+// state, version p.Version+1. Visits already planned keep the version they
+// came from. A built-in is not revised by a tenant (ErrBuiltin).
+func (p Policy) Revise(next Policy) (Policy, error) {
+	if p.Builtin || p.Tenant == AllTenants {
+		return Policy{}, ErrBuiltin
+	}
+	next.ID, next.Tenant, next.Version, next.Active, next.Builtin = p.ID, p.Tenant, p.Version+1, p.Active, false
+	return next, nil
+}
+
+// SwitchedByOverride says how tenant turns p on or off: its own policy is
+// switched itself, every version (false); a built-in is switched for the
+// tenant only, by an override that leaves every other tenant the built-in
+// as it is (true). The built-ins' tenant "*" switches nothing (ErrBuiltin);
+// a policy of tenant "*" that is not a built-in is not the tenant's to
+// switch (ErrForeign).
+func (p Policy) SwitchedByOverride(tenant string) (bool, error) {
+	if err := SwitchableBy(tenant); err != nil {
+		return false, err
+	}
+	switch {
+	case p.Tenant == tenant:
+		return false, nil
+	case p.Builtin:
+		return true, nil
+	}
+	return false, ErrForeign
+}
+
+// SwitchableBy refuses the tenant of the built-ins: "*" switches no
+// policy on or off (ErrBuiltin), whichever policy it names.
+func SwitchableBy(tenant string) error {
+	if tenant == AllTenants {
+		return ErrBuiltin
+	}
+	return nil
+}
+
+// Enrolls tells whether p plans visits for s, given the policies of the
+// customer's pending visits: a policy triggered once per customer does not
+// enrol a customer who still has a pending visit of it. A service without a
+// customer is always enrolled.
+func (p Policy) Enrolls(s Service, pendingPolicies []string) bool {
+	return !p.Trigger.OncePerCustomer || s.CustomerID == "" || !slices.Contains(pendingPolicies, p.ID)
+}
+
+// CameIn tells whether the stop condition ends a pending visit that follows
+// a service completed at followedAt, now that the customer came in for s: a
+// later service of one of the stop's types by the same customer.
+func (st Stop) CameIn(followedAt time.Time, s Service) bool {
+	return s.CustomerID != "" && slices.Contains(st.ServiceTypes, s.Type) && followedAt.Before(s.CompletedAt)
 }

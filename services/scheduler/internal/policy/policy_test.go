@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -88,4 +89,71 @@ func TestValidateNamesEveryField(t *testing.T) {
 		"policy.name", "policy.trigger.service_types",
 		"policy.steps[0].offset", "policy.steps[0].window", "policy.steps[0].channel", "policy.steps[0].sample_rate",
 	}, fields)
+}
+
+// A tenant revises its own policy (version n+1, same id and state); a built-in is not revised.
+func TestRevise(t *testing.T) {
+	cur := Policy{ID: "p", Tenant: "t", Name: "p", Version: 3, Active: false}
+	next, err := cur.Revise(Policy{Name: "renamed", Active: true, Builtin: true})
+	require.NoError(t, err)
+	require.Equal(t, Policy{ID: "p", Tenant: "t", Name: "renamed", Version: 4, Active: false}, next)
+	_, err = Builtin()[0].Revise(Policy{Name: "x"})
+	require.ErrorIs(t, err, ErrBuiltin)
+}
+
+// A tenant switches its own policy itself, a built-in by an override for
+// itself only; "*" switches nothing; a policy of tenant "*" that is not a
+// built-in is not the tenant's.
+func TestSwitchedByOverride(t *testing.T) {
+	own := Policy{ID: "p", Tenant: "t"}
+	override, err := own.SwitchedByOverride("t")
+	require.NoError(t, err)
+	require.False(t, override)
+	override, err = Builtin()[0].SwitchedByOverride("t")
+	require.NoError(t, err)
+	require.True(t, override)
+	_, err = Builtin()[0].SwitchedByOverride(AllTenants)
+	require.ErrorIs(t, err, ErrBuiltin)
+	require.ErrorIs(t, SwitchableBy(AllTenants), ErrBuiltin)
+	_, err = Policy{ID: "q", Tenant: AllTenants}.SwitchedByOverride("t")
+	require.ErrorIs(t, err, ErrForeign)
+}
+
+// Once per customer: a customer with a pending visit of the policy is not enrolled again.
+func TestEnrolls(t *testing.T) {
+	p := Policy{ID: "p", Trigger: Trigger{OncePerCustomer: true}}
+	s := Service{CustomerID: "c"}
+	require.True(t, p.Enrolls(s, nil))
+	require.True(t, p.Enrolls(s, []string{"other"}))
+	require.False(t, p.Enrolls(s, []string{"other", "p"}))
+	require.True(t, p.Enrolls(Service{}, []string{"p"}), "a service without a customer is always enrolled")
+	p.Trigger.OncePerCustomer = false
+	require.True(t, p.Enrolls(s, []string{"p"}))
+}
+
+// Stop "the customer came in": a later service of one of the stop's types by a customer.
+func TestStopCameIn(t *testing.T) {
+	st := Stop{ServiceTypes: []string{"maintenance", "repair"}}
+	later := Service{Type: "repair", CustomerID: "c", CompletedAt: completed.Add(time.Hour)}
+	require.True(t, st.CameIn(completed, later))
+	require.False(t, st.CameIn(completed.Add(2*time.Hour), later), "not a service before the followed one")
+	require.False(t, st.CameIn(completed, Service{Type: "purchase", CustomerID: "c", CompletedAt: later.CompletedAt}))
+	require.False(t, st.CameIn(completed, Service{Type: "repair", CompletedAt: later.CompletedAt}), "no customer")
+}
+
+// Channel names are the contract's enum names, short names are read too.
+func TestChannelNames(t *testing.T) {
+	require.Equal(t, "CHANNEL_PHONE", ChannelName(ChannelPhone))
+	require.Equal(t, "CHANNEL_WEB", ChannelName(ChannelWeb))
+	require.Equal(t, "9", ChannelName(9))
+	for in, want := range map[string]Channel{`"CHANNEL_SMS"`: ChannelSMS, `"sms"`: ChannelSMS, `"Onsite"`: ChannelOnsite, `4`: ChannelEmail, `"CHANNEL_UNSPECIFIED"`: ChannelUnspecified} {
+		var c Channel
+		require.NoError(t, json.Unmarshal([]byte(in), &c), in)
+		require.Equal(t, want, c, in)
+	}
+	var c Channel
+	require.Error(t, json.Unmarshal([]byte(`"fax"`), &c))
+	b, err := json.Marshal(Channel(ChannelPhone))
+	require.NoError(t, err)
+	require.Equal(t, `"CHANNEL_PHONE"`, string(b))
 }

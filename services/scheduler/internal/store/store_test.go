@@ -2,197 +2,209 @@ package store_test
 
 import (
 	"context"
-	"fmt"
-	"sync"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
-	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
-
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/servicetest"
-	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
 	"github.com/huifang/huifang/services/scheduler/migrations"
 )
 
 var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 
-func setup(t *testing.T) (context.Context, *store.Store) {
+func setup(t *testing.T) (context.Context, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	st := &store.Store{Pool: servicetest.Pool(t, "scheduler", migrations.FS)}
-	require.NoError(t, st.EnsureBuiltins(ctx))
-	return ctx, st
+	return context.Background(), servicetest.Pool(t, "scheduler", migrations.FS)
 }
 
-func completed(id, serviceType string, at time.Time) *eventsv1.ServiceCompleted {
-	return &eventsv1.ServiceCompleted{
-		TenantId: "default", ServiceId: id, ServiceType: serviceType, CompletedAt: timestamppb.New(at),
-		Customer: &typesv1.Customer{Id: "cust-" + id, ExternalId: "c-" + id, Name: "王芳", Phone: "+8613800138000"},
-	}
+func instant(id, name string) policy.Policy {
+	return policy.Policy{ID: id, Tenant: "default", Name: name, Version: 1, Active: true, CreatedAt: t0,
+		Trigger: policy.Trigger{ServiceTypes: []string{"repair"}}, Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}
 }
 
-func plan(t *testing.T, ctx context.Context, pool *pgxpool.Pool, ev *eventsv1.ServiceCompleted) int {
-	t.Helper()
-	var n int
+func planned(id, service string) visit.Visit {
+	s := policy.Service{Tenant: "default", ID: service, Type: "repair", CompletedAt: t0, CustomerID: "c-1"}
+	v := policy.Visit{PolicyID: "p1", PolicyVersion: 1, Channel: policy.ChannelPhone, Nominal: t0, DueAt: t0, Deadline: t0.Add(48 * time.Hour),
+		Planned: true, SampleRate: 1, Reason: "rule", Decisions: []policy.Decision{{Kind: policy.KindRule, Detail: "rule"}}}
+	return visit.New(id, v, s, nil, []byte(`{"id":"c-1"}`), "", 0)
+}
+
+// Driver errors become the store's sentinels in one place: a missing row is
+// ErrNotFound, a taken key ErrConflict.
+func TestErrorsAreTheStoresSentinels(t *testing.T) {
+	ctx, pool := setup(t)
+	require.NoError(t, store.InsertPolicy(ctx, pool, instant("p1", "instant")))
+	err := store.InsertPolicy(ctx, pool, instant("p2", "instant"))
+	require.ErrorIs(t, err, store.ErrConflict, "the tenant has a policy of that name")
+	require.ErrorIs(t, store.InsertPolicy(ctx, pool, instant("p1", "other")), store.ErrConflict, "the version exists")
+	_, err = store.GetPolicy(ctx, pool, "default", "nope", 0)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = store.GetVisit(ctx, pool, "default", "nope")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := store.UpdateVisit(ctx, tx, "default", "nope", func(*visit.Visit) error { return nil })
+		return err
+	})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, store.SetActive(ctx, pool, "other", "p1", false), store.ErrNotFound, "not the tenant's own policy")
+	id, err := store.PolicyIDByName(ctx, pool, "default", "missing")
+	require.NoError(t, err)
+	require.Empty(t, id)
+}
+
+// A visit is stored once per (service, policy, step, occurrence) and read back as it was planned.
+func TestInsertVisitIsIdempotent(t *testing.T) {
+	ctx, pool := setup(t)
+	v := planned("v-1", "s-1")
+	ok, err := store.InsertVisit(ctx, pool, v)
+	require.NoError(t, err)
+	require.True(t, ok)
+	again := planned("v-2", "s-1")
+	ok, err = store.InsertVisit(ctx, pool, again)
+	require.NoError(t, err)
+	require.False(t, ok, "the same step of the same service")
+	got, err := store.GetVisit(ctx, pool, "default", "v-1")
+	require.NoError(t, err)
+	require.Equal(t, visit.StatusPlanned, got.Status)
+	require.Equal(t, t0, got.DueAt)
+	require.Equal(t, v.Decisions, got.Decisions)
+	require.JSONEq(t, `{"id":"c-1"}`, string(got.Customer))
+	require.Nil(t, got.Service, "not a recurring step")
+}
+
+// UpdateVisit is an update by closure: the row is locked, the closure
+// decides, the visit is saved; an error from the closure saves nothing.
+func TestUpdateVisitByClosure(t *testing.T) {
+	ctx, pool := setup(t)
+	_, err := store.InsertVisit(ctx, pool, planned("v-1", "s-1"))
+	require.NoError(t, err)
+	refused := errors.New("no")
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := store.UpdateVisit(ctx, tx, "default", "v-1", func(v *visit.Visit) error {
+			v.Status = visit.StatusCancelled
+			return refused
+		})
+		return err
+	})
+	require.ErrorIs(t, err, refused)
+	got, err := store.GetVisit(ctx, pool, "default", "v-1")
+	require.NoError(t, err)
+	require.Equal(t, visit.StatusPlanned, got.Status, "nothing saved")
+
+	at := t0.Add(72 * time.Hour)
 	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var err error
-		n, err = store.PlanService(ctx, tx, ev)
+		_, err := store.UpdateVisit(ctx, tx, "default", "v-1", func(v *visit.Visit) error { return v.Reschedule(at, "evening", t0) })
 		return err
 	}))
-	return n
-}
-
-func outboxCount(t *testing.T, ctx context.Context, pool *pgxpool.Pool, subject string) int {
-	t.Helper()
-	var n int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, subject).Scan(&n))
-	return n
-}
-
-// Seed 001: purchase → phone follow-up 1–3 days later; the visit fires when it falls due, once.
-func TestPurchaseVisitFiresOnceWhenDue(t *testing.T) {
-	ctx, st := setup(t)
-	require.Equal(t, 1, plan(t, ctx, st.Pool, completed("s-1", "purchase", t0)))
-	require.Equal(t, 1, outboxCount(t, ctx, st.Pool, stream.SubjectVisitPlanned))
-
-	n, err := st.FireDue(ctx, t0.Add(24*time.Hour-time.Second), 100)
+	got, err = store.GetVisit(ctx, pool, "default", "v-1")
 	require.NoError(t, err)
-	require.Zero(t, n, "not due before one day has passed")
+	require.Equal(t, at, got.DueAt)
+	require.Equal(t, at.Add(48*time.Hour), got.Deadline)
+	require.True(t, got.CustomerChosen)
+	require.Equal(t, t0, got.UpdatedAt)
+	require.Len(t, got.Decisions, 2)
+	require.Equal(t, policy.KindReschedule, got.Decisions[1].Kind)
 
-	n, err = st.FireDue(ctx, t0.Add(24*time.Hour), 100)
+	// The lock holds: a second claim of the row waits for the first transaction.
+	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
-	n, err = st.FireDue(ctx, t0.Add(48*time.Hour), 100)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = store.UpdateVisit(ctx, tx, "default", "v-1", func(*visit.Visit) error { return nil })
 	require.NoError(t, err)
-	require.Zero(t, n, "a fired visit never fires again")
-
-	var payload []byte
-	require.NoError(t, st.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE subject = $1`, stream.SubjectVisitDue).Scan(&payload))
-	due := &eventsv1.VisitDue{}
-	require.NoError(t, proto.Unmarshal(payload, due))
-	require.Equal(t, "s-1", due.ServiceId)
-	require.Equal(t, "builtin-appliance-purchase", due.PolicyId)
-	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, due.Channel)
-	require.Equal(t, t0.Add(24*time.Hour), due.DueAt.AsTime())
-	require.Equal(t, t0.Add(72*time.Hour), due.Deadline.AsTime())
-	require.Equal(t, "王芳", due.Customer.GetName())
-	require.NotEmpty(t, due.EventId)
+	other, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = other.Rollback(ctx) }()
+	_, err = other.Exec(ctx, `SET LOCAL lock_timeout = '100ms'`)
+	require.NoError(t, err)
+	_, err = store.UpdateVisit(ctx, other, "default", "v-1", func(*visit.Visit) error { return nil })
+	require.Error(t, err, "locked by the first transaction")
 }
 
-func TestPlanningIsIdempotentPerServiceAndStep(t *testing.T) {
-	ctx, st := setup(t)
-	ev := completed("s-1", "purchase", t0)
-	require.Equal(t, 1, plan(t, ctx, st.Pool, ev))
-	require.Equal(t, 0, plan(t, ctx, st.Pool, ev), "planning the same service again plans nothing")
-	vs, err := st.ListVisits(ctx, store.VisitFilter{Tenant: "default", ServiceID: "s-1", Limit: 10})
-	require.NoError(t, err)
-	require.Len(t, vs, 1)
-	require.Equal(t, 1, outboxCount(t, ctx, st.Pool, stream.SubjectVisitPlanned))
-}
-
-func TestServiceTypeWithoutPolicyPlansNothing(t *testing.T) {
-	ctx, st := setup(t)
-	require.Zero(t, plan(t, ctx, st.Pool, completed("s-1", "discharge", t0)))
-}
-
-// Seed 000: repairs are followed up for at least 30%; the left-out ones are
-// kept as suppressed with the draw that decided it.
-func TestSampledOutVisitsAreSuppressedWithTheirDraw(t *testing.T) {
-	ctx, st := setup(t)
-	p := policy.Policy{ID: "p-repairs", Tenant: "default", Name: "repairs-30", Version: 1, Active: true, CreatedAt: t0,
-		Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
-		Steps:   []policy.Step{{Offset: policy.Duration(time.Hour), Channel: policy.ChannelPhone, SampleRate: 0.3}}}
-	require.NoError(t, st.CreatePolicy(ctx, p))
-	planned := 0
-	for i := range 200 {
-		planned += plan(t, ctx, st.Pool, completed(fmt.Sprintf("r-%d", i), "repair", t0))
+// ClaimDue skips visits another transaction holds (FOR UPDATE SKIP LOCKED).
+func TestClaimDueSkipsLockedVisits(t *testing.T) {
+	ctx, pool := setup(t)
+	for _, id := range []string{"v-1", "v-2"} {
+		_, err := store.InsertVisit(ctx, pool, planned(id, "s-"+id))
+		require.NoError(t, err)
 	}
-	vs, err := st.ListVisits(ctx, store.VisitFilter{Tenant: "default", Status: "suppressed", Limit: 500})
+	first, err := pool.Begin(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 200, planned+len(vs))
-	require.InDelta(t, 60, planned, 20)
-	for _, v := range vs {
-		require.Contains(t, v.Reason, "sample draw")
-	}
-	n, err := st.FireDue(ctx, t0.Add(2*time.Hour), 1000)
+	defer func() { _ = first.Rollback(ctx) }()
+	got, err := store.ClaimDue(ctx, first, t0, 1)
 	require.NoError(t, err)
-	require.Equal(t, planned, n, "suppressed visits never fire")
+	require.Len(t, got, 1)
+	second, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = second.Rollback(ctx) }()
+	rest, err := store.ClaimDue(ctx, second, t0, 10)
+	require.NoError(t, err)
+	require.Len(t, rest, 1)
+	require.NotEqual(t, got[0].ID, rest[0].ID)
+	none, err := store.ClaimDue(ctx, second, t0.Add(-time.Second), 10)
+	require.NoError(t, err)
+	require.Empty(t, none, "nothing due before its time")
 }
 
-// Several scheduler replicas firing at once never fire a visit twice.
-func TestConcurrentFiringFiresEachVisitOnce(t *testing.T) {
-	ctx, st := setup(t)
-	const services = 600
-	for i := range services {
-		plan(t, ctx, st.Pool, completed(fmt.Sprintf("s-%d", i), "purchase", t0))
+// UpdateCustomer creates a customer the scheduler never heard of, locks it,
+// and saves only what the closure changed.
+func TestUpdateCustomerByClosure(t *testing.T) {
+	ctx, pool := setup(t)
+	update := func(fn func(*contact.Customer) bool) contact.Customer {
+		var c contact.Customer
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			c, err = store.UpdateCustomer(ctx, tx, "default", "c-1", fn)
+			return err
+		}))
+		return c
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	total := 0
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n, err := st.FireDue(ctx, t0.Add(25*time.Hour), 50)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				total += n
-				mu.Unlock()
-				if n == 0 {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	require.Equal(t, services, total)
-	var events, distinct int
-	require.NoError(t, st.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT payload) FROM outbox WHERE subject = $1`, stream.SubjectVisitDue).Scan(&events, &distinct))
-	require.Equal(t, services, events)
-	require.Equal(t, services, distinct)
+	prefs := contact.Prefs{TimeZone: "Asia/Shanghai", Windows: []calendar.Window{{Start: 600, End: 690}}, OptedOut: []int32{2}}
+	c := update(func(c *contact.Customer) bool {
+		require.Zero(t, c.Version, "new: version 0")
+		return c.Update(2, prefs, "key", t0)
+	})
+	require.Equal(t, int64(2), c.Version)
+	c = update(func(c *contact.Customer) bool { return c.Update(1, contact.Prefs{}, "", t0) })
+	require.Equal(t, int64(2), c.Version, "an older version changes nothing")
+	update(func(c *contact.Customer) bool { c.OptOut(1, t0.Add(time.Hour)); return true })
+	cs, err := store.Customers(ctx, pool, []store.CustomerKey{{Tenant: "default", Customer: "c-1"}, {Tenant: "default", Customer: "c-2"}})
+	require.NoError(t, err)
+	require.Len(t, cs, 1, "only the customers the scheduler knows")
+	got := cs[store.CustomerKey{Tenant: "default", Customer: "c-1"}]
+	require.Equal(t, int64(2), got.Version)
+	require.Equal(t, "key", got.Tier)
+	require.Equal(t, prefs, got.Prefs)
+	require.ElementsMatch(t, []int32{2, 1}, got.OptedOut)
+	require.Equal(t, t0.Add(time.Hour), got.UpdatedAt.UTC())
 }
 
-func TestCreatePolicyRefusesADuplicateName(t *testing.T) {
-	ctx, st := setup(t)
-	p := policy.Policy{ID: "p1", Tenant: "default", Name: "instant", Version: 1, Active: true, CreatedAt: t0,
-		Trigger: policy.Trigger{ServiceTypes: []string{"repair"}}, Steps: []policy.Step{{Channel: 1, SampleRate: 1}}}
-	require.NoError(t, st.CreatePolicy(ctx, p))
-	p.ID = "p2"
-	require.ErrorIs(t, st.CreatePolicy(ctx, p), store.ErrNameTaken)
-	ps, err := st.ListPolicies(ctx, "default", "", 10)
+// A contact policy stored before the calendar moved to pkg/contact reads as it was.
+func TestStoredContactPolicyReads(t *testing.T) {
+	ctx, pool := setup(t)
+	_, err := pool.Exec(ctx, `INSERT INTO contact_policies (tenant_id, spec) VALUES ('estate', $1)`,
+		[]byte(`{"windows":[{"start_minute":600,"end_minute":690}],"quiet_hours":{"start_minute":1260,"end_minute":480},"time_zone":"Asia/Shanghai",
+		  "holidays":["2026-10-01"],"avoid_holidays":true,"caps":[{"channel":"CHANNEL_PHONE","max":1,"per":"3d"}],"dislikes_calls_gap":"1w",
+		  "milestones":[{"date":"2026-03-15","kind":"launch","project":"bay"}]}`))
 	require.NoError(t, err)
-	require.Len(t, ps, 3, "the tenant's policy and the two built-ins")
-}
-
-// The due lag is how long the oldest due visit has waited; firing clears it.
-func TestDueLag(t *testing.T) {
-	ctx, st := setup(t)
-	lag, err := st.DueLag(ctx, t0)
+	rs, err := store.ContactRules(ctx, pool, []string{"estate", "shop"})
 	require.NoError(t, err)
-	require.Zero(t, lag, "nothing planned")
-	plan(t, ctx, st.Pool, completed("s-1", "purchase", t0))
-	lag, err = st.DueLag(ctx, t0.Add(24*time.Hour-time.Minute))
-	require.NoError(t, err)
-	require.Zero(t, lag, "planned but not yet due")
-	lag, err = st.DueLag(ctx, t0.Add(24*time.Hour+90*time.Second))
-	require.NoError(t, err)
-	require.Equal(t, 90*time.Second, lag)
-	_, err = st.FireDue(ctx, t0.Add(24*time.Hour+90*time.Second), 10)
-	require.NoError(t, err)
-	lag, err = st.DueLag(ctx, t0.Add(25*time.Hour))
-	require.NoError(t, err)
-	require.Zero(t, lag, "fired visits do not count")
+	require.Len(t, rs, 1)
+	r := rs["estate"]
+	require.Equal(t, []calendar.Window{{Start: 600, End: 690}}, r.Windows)
+	require.Equal(t, &calendar.Window{Start: 1260, End: 480}, r.Quiet)
+	require.Equal(t, "Asia/Shanghai", r.TimeZone)
+	require.Equal(t, []string{"2026-10-01"}, r.Holidays)
+	require.True(t, r.AvoidHolidays)
+	require.Equal(t, []contact.Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(72 * time.Hour)}}, r.Caps)
+	require.Equal(t, policy.Duration(7*24*time.Hour), r.DislikesCallsGap)
+	require.Equal(t, "bay", r.Milestones[0].Project)
 }

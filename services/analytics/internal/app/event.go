@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/analytics/internal/rollup"
+	"github.com/huifang/huifang/services/analytics/internal/store"
+)
+
+// ApplyEvent applies one event to the rollups in a transaction of its own.
+func (a *App) ApplyEvent(ctx context.Context, ev proto.Message) error {
+	return pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error { return a.ApplyEventTx(ctx, tx, ev) })
+}
+
+// ApplyEventTx applies one event within the caller's tx (the consumer's,
+// which holds the event's inbox row): it moves the ledger entry the event is
+// about (visit, service coverage, customer buckets, complaint, customer)
+// and adds the change of its contribution to the counters. An event that
+// breaks a rule is refused with an *invalid.Error (it is dead-lettered) and
+// changes nothing.
+func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
+	switch e := ev.(type) {
+	case *eventsv1.ServiceCompleted:
+		return a.completeService(ctx, tx, e)
+	case *eventsv1.VisitLogged:
+		if err := rollup.CheckVisitLogged(e); err != nil {
+			return err
+		}
+		v, err := a.moveVisit(ctx, tx, e)
+		if err != nil {
+			return err
+		}
+		return store.Apply(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
+	// By concrete type: events of one kind may carry the ids of another
+	// (a complaint names its visit, a confirmation visit its complaint).
+	case *eventsv1.ComplaintEscalated, *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
+		return a.moveComplaint(ctx, tx, e.(rollup.ComplaintEvent))
+	case *eventsv1.VisitPlanned, *eventsv1.VisitDue, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
+		_, err := a.moveVisit(ctx, tx, e.(rollup.VisitEvent))
+		return err
+	case *eventsv1.ReviewSubmitted:
+		ds, err := rollup.FromReview(e)
+		if err != nil {
+			return err
+		}
+		return store.Apply(ctx, tx, ds)
+	}
+	return fmt.Errorf("app: no use case for %T", ev)
+}
+
+// moveVisit moves a visit's ledger entry by one event and applies the
+// change of its contribution. It returns the entry after the event.
+func (a *App) moveVisit(ctx context.Context, tx pgx.Tx, ev rollup.VisitEvent) (rollup.Visit, error) {
+	tenantID, id, err := rollup.VisitRef(ev)
+	if err != nil {
+		return rollup.Visit{}, err
+	}
+	var after rollup.Visit
+	err = store.UpdateVisit(ctx, tx, tenantID, id, func(v *rollup.Visit) error {
+		before := *v
+		after = rollup.Apply(before, ev)
+		if after.ProductCategory == "" {
+			// The product comes with the service (seed 001: sales record the product).
+			var err error
+			if after.ProductCategory, err = store.ServiceProduct(ctx, tx, tenantID, after.ServiceID); err != nil {
+				return err
+			}
+		}
+		if err := store.Apply(ctx, tx, rollup.Diff(before.Contribution(), after.Contribution())); err != nil {
+			return err
+		}
+		if err := a.moveServiceCoverage(ctx, tx, before, after); err != nil {
+			return err
+		}
+		*v = after
+		return nil
+	})
+	return after, err
+}
+
+// moveServiceCoverage moves the visit within its service's coverage entry
+// (or from one service to another, when its service became known) and
+// applies the change of the services' contributions, to the counters and to
+// the customer buckets (customer coverage). Entries are taken in key order.
+func (a *App) moveServiceCoverage(ctx context.Context, tx pgx.Tx, before, after rollup.Visit) error {
+	var was, is []rollup.MemberDelta
+	for _, k := range rollup.CoverageKeys(before, after) {
+		err := store.UpdateServiceCoverage(ctx, tx, after.Tenant, k, func(c *rollup.ServiceCoverage) error {
+			old := *c
+			cur := old.Move(before, after)
+			if err := store.Apply(ctx, tx, rollup.Diff(old.Contribution(), cur.Contribution())); err != nil {
+				return err
+			}
+			was = append(was, old.Members()...)
+			is = append(is, cur.Members()...)
+			*c = cur
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return store.ApplyMembers(ctx, tx, rollup.MemberDiff(was, is))
+}
+
+func (a *App) moveComplaint(ctx context.Context, tx pgx.Tx, ev rollup.ComplaintEvent) error {
+	tenantID, id, err := rollup.ComplaintRef(ev)
+	if err != nil {
+		return err
+	}
+	return store.UpdateComplaint(ctx, tx, tenantID, id, func(c *rollup.Complaint) error {
+		after := rollup.ApplyComplaint(*c, ev)
+		if err := store.Apply(ctx, tx, rollup.Diff(c.Contribution(), after.Contribution())); err != nil {
+			return err
+		}
+		*c = after
+		return nil
+	})
+}
+
+// completeService remembers the service's product and its customer's latest
+// service, and counts the service and, when it won its customer back, the
+// customer (seed 000).
+func (a *App) completeService(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompleted) error {
+	if err := rollup.CheckService(ev); err != nil {
+		return err
+	}
+	tenantID := tenant.Of(ev)
+	if err := store.SaveServiceProduct(ctx, tx, tenantID, ev.GetServiceId(), ev.GetProduct().GetCategory()); err != nil {
+		return err
+	}
+	wonBack := false
+	if id := ev.GetCustomer().GetId(); id != "" {
+		at := rollup.Timestamp(ev.GetCompletedAt())
+		if err := store.UpdateCustomer(ctx, tx, tenantID, id, func(c *rollup.Customer) error {
+			wonBack = c.Serve(at)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	ds, err := rollup.FromService(ev, wonBack)
+	if err != nil {
+		return err
+	}
+	return store.Apply(ctx, tx, ds)
+}

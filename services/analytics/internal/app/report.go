@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/huifang/huifang/services/analytics/internal/figures"
+	"github.com/huifang/huifang/services/analytics/internal/report"
+	"github.com/huifang/huifang/services/analytics/internal/rollup"
+	"github.com/huifang/huifang/services/analytics/internal/store"
+)
+
+// ReportOf names a report: a tenant's (org unit's, "" for all) period
+// [From, To) and how many earlier periods its trend shows.
+type ReportOf struct {
+	Tenant, OrgUnit string
+	From, To        time.Time
+	Previous        int
+}
+
+// Report computes a report: the figures with their targets (customer
+// coverage when the period is one calendar month or year), every aspect,
+// NPS, the trend, the top problems, products, the complaints overdue as of
+// its end, the agents and the incentive ledger. It reads nothing that
+// depends on when it runs, so the same period renders to the same bytes.
+func (a *App) Report(ctx context.Context, of ReportOf) (*report.Report, error) {
+	t, err := a.Targets(ctx, of.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	s := Scope{Tenant: of.Tenant, From: of.From, To: of.To, Filter: rollup.Dims{OrgUnit: of.OrgUnit}}
+	r := &report.Report{Tenant: of.Tenant, OrgUnit: of.OrgUnit, From: of.From, To: of.To, Trend: map[string][]figures.Ratio{}}
+	r.Figures, err = a.figures(ctx, s, t, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess,
+		figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
+	if err != nil {
+		return nil, err
+	}
+	sat, err := a.satisfaction(ctx, s, t)
+	if err != nil {
+		return nil, err
+	}
+	r.Aspects, r.NPS = sat.Aspects, sat.NPS
+	cov, err := a.coverage(ctx, s, t)
+	if err != nil {
+		return nil, err
+	}
+	r.WonBack, r.Services = cov.WonBack, cov.Services
+	if cov.HasCustomerCoverage {
+		// Per served customer, right after per served service.
+		r.Figures = slices.Insert(r.Figures, 1, cov.CustomerCoverage)
+	}
+	pb, err := a.problems(ctx, s, t)
+	if err != nil {
+		return nil, err
+	}
+	r.Problems, r.Products, r.MeanResolutionH = pb.Counts, pb.Products, pb.MeanResolutionHours
+	r.Acknowledged, r.MeanAcknowledgeH = pb.Acknowledged, pb.MeanAcknowledgeHours
+	if len(r.Problems) > report.MaxProblems {
+		r.Problems = r.Problems[:report.MaxProblems]
+	}
+	r.Periods = append(report.Previous(of.From, of.To, of.Previous), report.Period{From: of.From, To: of.To})
+	for _, p := range r.Periods {
+		ps := s
+		ps.From, ps.To = p.From, p.To
+		rs, err := a.figures(ctx, ps, t, report.TrendFigures...)
+		if err != nil {
+			return nil, err
+		}
+		for i, f := range report.TrendFigures {
+			r.Trend[f] = append(r.Trend[f], rs[i])
+		}
+	}
+	if r.Overdue, err = store.Overdue(ctx, a.DB, of.Tenant, of.OrgUnit, of.To, report.MaxOverdue); err != nil {
+		return nil, err
+	}
+	sc, err := a.scorecards(ctx, s, t)
+	if err != nil {
+		return nil, err
+	}
+	r.Agents, r.Ledger = sc.Cards, sc.Ledger
+	return r, nil
+}

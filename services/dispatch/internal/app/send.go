@@ -1,0 +1,193 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/services/dispatch/internal/message"
+	"github.com/huifang/huifang/services/dispatch/internal/sender"
+	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
+)
+
+// Job is one claimed send.
+type Job struct {
+	Task    task.Task
+	Message message.Message
+}
+
+// SendDue is one round of the automatic channels (the sender loop): it
+// sends up to Send.Batch due messages, one at a time (ClaimSend, the
+// provider, FinishSend), and returns how many it tried.
+func (a *App) SendDue(ctx context.Context) (int, error) {
+	n := 0
+	for n < max(a.Send.Batch, 1) {
+		job, ok, err := a.ClaimSend(ctx)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			return n, nil
+		}
+		n++
+		res, sendErr := a.Send.Sender.Send(ctx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
+			To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body})
+		if err := a.FinishSend(ctx, job, res, sendErr); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// ClaimSend takes the next due automatic task, creates its message the
+// first time (rendered, with its idempotency key, committed before any
+// send) and counts a try, leased for Send.Lease, in one transaction. A
+// task it cannot address ends unreachable, one it cannot render failed,
+// both with their events. False when nothing is due.
+func (a *App) ClaimSend(ctx context.Context) (Job, bool, error) {
+	var job Job
+	var found bool
+	now := a.Now()
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		for {
+			t, ok, err := store.ClaimOutgoing(ctx, tx, now)
+			if err != nil || !ok {
+				return err
+			}
+			m, exists, err := store.MessageOfTask(ctx, tx, t.ID)
+			if err != nil {
+				return err
+			}
+			if !exists {
+				var status, reason string
+				m, status, reason, err = a.compose(ctx, tx, t, now)
+				if err != nil {
+					return err
+				}
+				if status != "" {
+					if err := a.endSend(ctx, tx, &t, status, reason, now); err != nil {
+						return err
+					}
+					if err := store.SaveTask(ctx, tx, t, now); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := store.CreateMessage(ctx, tx, m); err != nil {
+					return err
+				}
+			}
+			m.Try(sender.NameOf(a.Send.Sender, t.Channel), now)
+			if err := store.SaveMessage(ctx, tx, m); err != nil {
+				return err
+			}
+			t.Sending(m.Tries, now, a.Send.Lease)
+			if err := store.SaveTask(ctx, tx, t, now); err != nil {
+				return err
+			}
+			job, found = Job{Task: t, Message: m}, true
+			return nil
+		}
+	})
+	if err != nil {
+		return Job{}, false, fmt.Errorf("outgoing: claim: %w", err)
+	}
+	return job, found, nil
+}
+
+// compose renders the message of t; or says which status ends t and why
+// (no address: unreachable; a template it cannot fill: failed).
+func (a *App) compose(ctx context.Context, tx pgx.Tx, t task.Task, now time.Time) (m message.Message, status, reason string, err error) {
+	to := t.Customer.Address(t.Channel)
+	if strings.TrimSpace(to) == "" {
+		return m, task.StatusUnreachable, t.NoAddressReason(), nil
+	}
+	stored, err := store.Templates(ctx, tx, t.Tenant, t.PolicyID, t.Channel)
+	if err != nil {
+		return m, "", "", err
+	}
+	own, err := store.CustomerVariables(ctx, tx, t.Tenant, t.CustomerID())
+	if err != nil {
+		return m, "", "", err
+	}
+	tpl := message.Pick(stored, t.Tenant, t.PolicyID, t.Channel)
+	subject, body, err := message.Render(tpl, message.Vars(message.Builtins{Name: t.Customer.Name, CustomerID: t.CustomerID(),
+		VisitID: t.VisitID, OrgUnit: t.OrgUnit, ServiceType: t.ServiceType}, own))
+	if err != nil {
+		return m, task.StatusFailed, err.Error(), nil
+	}
+	return message.Message{
+		ID: outbox.NewEventID(), Tenant: t.Tenant, TaskID: t.ID, VisitID: t.VisitID, Channel: t.Channel, To: to,
+		Subject: subject, Body: body, IdempotencyKey: message.KeyOf(t.ID), Status: message.StatusSending,
+		CreatedAt: now, UpdatedAt: now,
+	}, "", "", nil
+}
+
+// FinishSend records the outcome of a send: sent; or, after a failure worth
+// retrying, back to the sender's queue after Backoff·2^(tries-1); or failed
+// (and the visit unreachable) after a permanent failure or MaxTries. A
+// sender whose message another one took over records nothing.
+func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendErr error) error {
+	now := a.Now()
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := store.UpdateTask(ctx, tx, job.Task.Tenant, job.Task.ID, now, func(t *task.Task) error {
+			m, _, err := store.MessageOfTask(ctx, tx, t.ID)
+			if err != nil {
+				return err
+			}
+			if !m.Current(job.Message.Tries) {
+				return nil // another sender took it over after our lease ran out
+			}
+			if sendErr == nil {
+				m.Sent(res.ProviderMessageID, now)
+				if err := store.SaveMessage(ctx, tx, m); err != nil {
+					return err
+				}
+				t.Sent()
+				return attempted(ctx, tx, *t, "", typesv1.Disposition_DISPOSITION_SENT, m.Tries, now, time.Time{})
+			}
+			after, retry := m.Failed(sendErr.Error(), sender.IsPermanent(sendErr), now, a.Send.Retry)
+			if err := store.SaveMessage(ctx, tx, m); err != nil {
+				return err
+			}
+			if !retry {
+				if t.Status != task.StatusSending {
+					return nil
+				}
+				return a.endSend(ctx, tx, t, task.StatusUnreachable, t.NotSentReason(m.Tries, m.Error), now)
+			}
+			next := now.Add(after)
+			if !t.RetrySend(next) {
+				return nil
+			}
+			return attempted(ctx, tx, *t, "", typesv1.Disposition_DISPOSITION_FAILED, m.Tries, now, next)
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("outgoing: finish task %s: %w", job.Task.ID, err)
+	}
+	return nil
+}
+
+// endSend closes the automatic task t with status (failed, unreachable)
+// and writes VisitAttempted (failed) and, when unreachable,
+// VisitUnreachable; the caller saves t.
+func (a *App) endSend(ctx context.Context, tx pgx.Tx, t *task.Task, status, reason string, now time.Time) error {
+	a.log().WarnContext(ctx, "outgoing: task ended", "task", t.ID, "visit", t.VisitID, "status", status, "reason", reason)
+	t.End(status)
+	if err := attempted(ctx, tx, *t, "", typesv1.Disposition_DISPOSITION_FAILED, t.Attempts, now, time.Time{}); err != nil {
+		return err
+	}
+	if status != task.StatusUnreachable {
+		return nil
+	}
+	return unreachable(ctx, tx, *t, t.Attempts, reason, now)
+}

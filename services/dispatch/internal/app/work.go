@@ -1,0 +1,137 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
+)
+
+// update runs fn on the locked task in a transaction of its own and saves
+// it (store.UpdateTask); then long-polling claims look again.
+func (a *App) update(ctx context.Context, tenant, taskID string, fn func(tx pgx.Tx, t *task.Task, now time.Time) error) (task.Task, error) {
+	var out task.Task
+	now := a.Now()
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = store.UpdateTask(ctx, tx, tenant, taskID, now, func(t *task.Task) error { return fn(tx, t, now) })
+		return err
+	})
+	if err != nil {
+		return task.Task{}, err
+	}
+	a.wake()
+	return out, nil
+}
+
+// Heartbeat extends the lease of a task the agent holds to now+Lease.
+func (a *App) Heartbeat(ctx context.Context, tenant, taskID, agentID string) (task.Task, error) {
+	return a.update(ctx, tenant, taskID, func(_ pgx.Tx, t *task.Task, now time.Time) error {
+		return t.Extend(agentID, now, a.Lease)
+	})
+}
+
+// Release gives a task the agent holds back to the queue at once.
+func (a *App) Release(ctx context.Context, tenant, taskID, agentID string) (task.Task, error) {
+	return a.update(ctx, tenant, taskID, func(_ pgx.Tx, t *task.Task, _ time.Time) error {
+		return t.Release(agentID)
+	})
+}
+
+// Reassign moves an active task to another agent, leased to it, and writes
+// VisitAssigned; only a leader, deputy or director may, and a leader only
+// within the groups it oversees.
+func (a *App) Reassign(ctx context.Context, tenant, taskID, leaderID, toAgentID, reason string) (task.Task, error) {
+	leader, groups, err := a.leaderGroups(ctx, tenant, leaderID)
+	if err != nil {
+		return task.Task{}, err
+	}
+	if err := task.MayReassign(leader.Role); err != nil {
+		return task.Task{}, err
+	}
+	return a.update(ctx, tenant, taskID, func(tx pgx.Tx, t *task.Task, now time.Time) error {
+		if err := t.CheckReassign(leader, groups); err != nil {
+			return err
+		}
+		to, err := store.Agent(ctx, tx, tenant, toAgentID)
+		if err != nil {
+			return err
+		}
+		if err := t.AssignTo(to, now, a.Lease); err != nil {
+			return err
+		}
+		return assigned(ctx, tx, *t, now)
+	})
+}
+
+// Attempt is an agent's attempt on a task it holds.
+type Attempt struct {
+	Tenant      string
+	TaskID      string
+	AgentID     string
+	Disposition typesv1.Disposition
+	// CallBackAt is when the customer asked to be called back (CALL_BACK_LATER).
+	CallBackAt time.Time
+	Note       string
+}
+
+// AttemptResult is what RecordAttempt did.
+type AttemptResult struct {
+	Task    task.Task
+	Attempt int
+	Next    time.Time
+}
+
+// RecordAttempt records an agent's attempt on a task it holds and applies
+// the retry policy (task.Task.Record): a retry goes back to the queue at
+// the next attempt time (placed in the contact calendar), the last failed
+// attempt makes the visit unreachable (无效回访), "asked to stop" opts the
+// customer out of the channel (and cancels the customer's other open or
+// claimed tasks on it). Each attempt writes VisitAttempted, and as the
+// outcome says VisitUnreachable and ContactOptedOut.
+func (a *App) RecordAttempt(ctx context.Context, in Attempt) (AttemptResult, error) {
+	var res AttemptResult
+	t, err := a.update(ctx, in.Tenant, in.TaskID, func(tx pgx.Tx, t *task.Task, now time.Time) error {
+		n, out, err := t.Record(in.AgentID, in.Disposition, now, in.CallBackAt, a.Retry)
+		if err != nil {
+			return err
+		}
+		res.Attempt, res.Next = n, out.NextAttemptAt
+		if err := store.AddAttempt(ctx, tx, store.Attempt{ID: outbox.NewEventID(), Tenant: t.Tenant, TaskID: t.ID, VisitID: t.VisitID,
+			AgentID: in.AgentID, Number: n, Disposition: in.Disposition, Note: strings.TrimSpace(in.Note), At: now, NextAttemptAt: out.NextAttemptAt}); err != nil {
+			return err
+		}
+		if out.OptOut {
+			// The customer's other visits on this channel are not made either.
+			if _, err := store.UpdateActiveTasksOfCustomer(ctx, tx, t.Tenant, t.CustomerID(), now, func(o *task.Task) (bool, error) {
+				return o.WithdrawOptedOut(t.Channel, t.ID), nil
+			}); err != nil {
+				return err
+			}
+		}
+		if err := attempted(ctx, tx, *t, in.AgentID, in.Disposition, n, now, out.NextAttemptAt); err != nil {
+			return err
+		}
+		if out.Unreachable {
+			if err := unreachable(ctx, tx, *t, n, out.Reason, now); err != nil {
+				return err
+			}
+		}
+		if out.OptOut {
+			return optedOut(ctx, tx, *t, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return AttemptResult{}, err
+	}
+	res.Task = t
+	return res, nil
+}

@@ -1,0 +1,47 @@
+package grpcapi
+
+import (
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
+)
+
+// statusOf turns dispatch's domain and store errors into gRPC statuses: the
+// one place where that happens (invalid input is mapped by grpcserver, so
+// an *invalid.Error is returned as it is).
+func statusOf(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrAgentNotFound):
+		return status.Error(codes.NotFound, "no such agent in the tenant; register it with UpsertAgent")
+	case errors.Is(err, store.ErrTaskNotFound):
+		return status.Error(codes.NotFound, "no such task in the tenant")
+	case errors.Is(err, store.ErrMessageNotFound):
+		return status.Error(codes.NotFound, "no message with that provider id")
+	case errors.Is(err, task.ErrParentNotFound):
+		return invalid.New("unit.parent_id", "must name an existing org unit")
+	case errors.Is(err, task.ErrCycle):
+		return invalid.New("unit.parent_id", "must not be the unit or one below it")
+	case errors.Is(err, task.ErrInactive):
+		return status.Error(codes.FailedPrecondition, "the agent is inactive")
+	case errors.Is(err, task.ErrOffShift):
+		return status.Error(codes.FailedPrecondition, "the agent is off shift")
+	case errors.Is(err, task.ErrAtCapacity):
+		return status.Error(codes.ResourceExhausted, "the agent holds as many tasks as its capacity; finish or release one")
+	case errors.Is(err, task.ErrNotHolder):
+		return status.Error(codes.FailedPrecondition, "the agent does not hold the task")
+	case errors.Is(err, task.ErrClosed):
+		return status.Error(codes.FailedPrecondition, "the task is closed")
+	case errors.Is(err, task.ErrAutomatic):
+		return status.Error(codes.FailedPrecondition, "the task is sent by dispatch itself (SMS or email)")
+	case errors.Is(err, task.ErrNotLeader):
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return err
+}

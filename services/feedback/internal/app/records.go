@@ -1,0 +1,155 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
+	"github.com/huifang/huifang/services/feedback/internal/record"
+	"github.com/huifang/huifang/services/feedback/internal/store"
+)
+
+// RecordView is a record as logged, its amendments, its current form (the
+// record with every amendment applied) and its sign-offs.
+type RecordView struct {
+	Record     record.Record
+	Amendments []record.Amendment
+	Current    record.Record
+	SignOffs   []record.SignOff
+}
+
+// GetRecord returns a record by its id or its visit's id.
+func (a *App) GetRecord(ctx context.Context, tenantID, id string) (RecordView, error) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return RecordView{}, invalid.New("id", "is required: a record id or a visit id")
+	}
+	rec, err := store.GetRecord(ctx, a.DB, tenant.Or(tenantID), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return RecordView{}, refuse(ErrNotFound, "no record with id or visit id %q", id)
+	}
+	if err != nil {
+		return RecordView{}, err
+	}
+	amendments, err := store.Amendments(ctx, a.DB, rec.ID)
+	if err != nil {
+		return RecordView{}, err
+	}
+	signOffs, err := store.SignOffs(ctx, a.DB, rec.ID)
+	if err != nil {
+		return RecordView{}, err
+	}
+	return RecordView{Record: rec, Amendments: amendments, Current: record.Current(rec, amendments), SignOffs: signOffs}, nil
+}
+
+// RecordList selects records for ListRecords.
+type RecordList struct {
+	Tenant string
+	// Agent keeps one agent's records; UnsignedOnly those no leader signed off yet.
+	Agent        string
+	UnsignedOnly bool
+	// After is the cursor: the records logged before (AfterTime, AfterID),
+	// newest first; an empty AfterID starts at the newest.
+	AfterTime time.Time
+	AfterID   string
+	Limit     int
+}
+
+// ListRecords lists records newest first.
+func (a *App) ListRecords(ctx context.Context, in RecordList) ([]record.Record, error) {
+	return store.ListRecords(ctx, a.DB, store.RecordFilter{Tenant: tenant.Or(in.Tenant), Agent: strings.TrimSpace(in.Agent),
+		UnsignedOnly: in.UnsignedOnly, AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit})
+}
+
+// Amended is an amendment and the record's current form after it.
+type Amended struct {
+	Amendment record.Amendment
+	Current   record.Record
+}
+
+// AmendRecord corrects a record; see AmendRecordTx.
+func (a *App) AmendRecord(ctx context.Context, d record.AmendDraft) (Amended, error) {
+	return inTx(ctx, a, func(tx pgx.Tx) (Amended, error) { return a.AmendRecordTx(ctx, tx, d) })
+}
+
+// AmendRecordTx appends a correction to a record within the caller's
+// transaction; the record as logged never changes (seed 004). Replacement
+// answers are checked against the record's questionnaire version.
+func (a *App) AmendRecordTx(ctx context.Context, tx pgx.Tx, d record.AmendDraft) (Amended, error) {
+	now := a.now()
+	d.TenantID = tenant.Or(d.TenantID)
+	record.NormalizeAmend(&d)
+	if err := record.ValidateAmend(d); err != nil {
+		return Amended{}, err
+	}
+	rec, err := store.LockRecord(ctx, tx, d.TenantID, d.RecordID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Amended{}, refuse(ErrNotFound, "record %s not found", d.RecordID)
+	}
+	if err != nil {
+		return Amended{}, err
+	}
+	list, err := store.Amendments(ctx, tx, rec.ID)
+	if err != nil {
+		return Amended{}, err
+	}
+	var q *questionnaire.Questionnaire
+	if rec.QuestionnaireID != "" {
+		qn, err := store.GetQuestionnaire(ctx, tx, d.TenantID, rec.QuestionnaireID, rec.QuestionnaireVersion)
+		if err != nil {
+			return Amended{}, fmt.Errorf("questionnaire of record %s: %v", rec.ID, err)
+		}
+		q = &qn
+	}
+	current := record.Current(rec, list)
+	am, err := record.Amend(newID(), current, q, d, now)
+	if err != nil {
+		return Amended{}, err
+	}
+	if err := store.AddAmendment(ctx, tx, d.TenantID, am); err != nil {
+		return Amended{}, err
+	}
+	return Amended{Amendment: am, Current: record.Apply(current, am.Correction)}, nil
+}
+
+// SignOff is a leader's review of a record.
+type SignOff struct {
+	Tenant string
+	// RecordID is the record's id or its visit's id.
+	RecordID string
+	LeaderID string
+	Approved bool
+	// Note says what is wrong; required when not approved.
+	Note string
+}
+
+// SignOffRecord stores a leader's review of a record; see SignOffRecordTx.
+func (a *App) SignOffRecord(ctx context.Context, in SignOff) (record.SignOff, error) {
+	return inTx(ctx, a, func(tx pgx.Tx) (record.SignOff, error) { return a.SignOffRecordTx(ctx, tx, in) })
+}
+
+// SignOffRecordTx stores a leader's review of a record within the
+// caller's transaction (seeds 000, 004: the supervisor reviews and signs).
+func (a *App) SignOffRecordTx(ctx context.Context, tx pgx.Tx, in SignOff) (record.SignOff, error) {
+	tenantID := tenant.Or(in.Tenant)
+	s, err := record.NewSignOff(in.RecordID, in.LeaderID, in.Approved, in.Note, a.now())
+	if err != nil {
+		return record.SignOff{}, err
+	}
+	rec, err := store.LockRecord(ctx, tx, tenantID, s.RecordID)
+	if errors.Is(err, store.ErrNotFound) {
+		return record.SignOff{}, refuse(ErrNotFound, "record %s not found", s.RecordID)
+	}
+	if err != nil {
+		return record.SignOff{}, err
+	}
+	s.RecordID = rec.ID
+	return s, store.AddSignOff(ctx, tx, tenantID, s)
+}

@@ -1,0 +1,45 @@
+package app
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/feedback/internal/store"
+	"github.com/huifang/huifang/services/feedback/internal/visit"
+)
+
+// LearnVisit stores the context of a visit that fell due (VisitDue), so
+// that its record can be logged against it; see LearnVisitTx.
+func (a *App) LearnVisit(ctx context.Context, v visit.Visit) error {
+	_, err := inTx(ctx, a, func(tx pgx.Tx) (struct{}, error) { return struct{}{}, a.LearnVisitTx(ctx, tx, v) })
+	return err
+}
+
+// LearnVisitTx is LearnVisit within the caller's transaction. A later
+// VisitDue for the same visit updates its context in place.
+func (a *App) LearnVisitTx(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
+	v.TenantID = tenant.Or(v.TenantID)
+	return store.SaveVisit(ctx, tx, v)
+}
+
+// AssignVisit records the agent a visit is assigned to (VisitAssigned: an
+// agent claimed its task, or a leader reassigned it); see AssignVisitTx.
+func (a *App) AssignVisit(ctx context.Context, as visit.Assignment) error {
+	_, err := inTx(ctx, a, func(tx pgx.Tx) (struct{}, error) { return struct{}{}, a.AssignVisitTx(ctx, tx, as) })
+	return err
+}
+
+// AssignVisitTx is AssignVisit within the caller's transaction: the newest
+// assignment wins (visit.Assignment.Replaces), so an older one heard late
+// changes nothing; it may come before the visit's VisitDue.
+func (a *App) AssignVisitTx(ctx context.Context, tx pgx.Tx, as visit.Assignment) error {
+	as.TenantID = tenant.Or(as.TenantID)
+	return store.UpdateAssignment(ctx, tx, as.TenantID, as.VisitID, func(cur *visit.Assignment) (*visit.Assignment, error) {
+		if !as.Replaces(cur) {
+			return nil, nil
+		}
+		return &as, nil
+	})
+}

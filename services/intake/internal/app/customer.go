@@ -1,0 +1,66 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/store"
+	"github.com/huifang/huifang/services/intake/internal/tier"
+)
+
+// What every change of a customer ends with, whichever use case made it:
+// the tier re-evaluated on the current figures (settle, inside the store's
+// update closure, so the decision is taken under the row lock), and, once
+// saved, CustomerUpdated (announce).
+
+// settle loads c's figures, re-evaluates its tier and concludes the change
+// (archive.Customer.Settle): it returns the changed fields, none when there
+// is nothing to save or announce.
+func (a *App) settle(ctx context.Context, q postgres.Querier, c *archive.Customer, changed []string) ([]string, error) {
+	now := a.Now()
+	if err := a.Store.Figures(ctx, q, c.TenantID, tier.ScopeAt(now), []*archive.Customer{c}); err != nil {
+		return nil, err
+	}
+	return c.Settle(a.Rules, changed, now), nil
+}
+
+// announce writes CustomerUpdated for a saved change of c and re-evaluates
+// the referrer c newly names (seed 000: referrals count toward the key tier).
+func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, changed []string) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	ev := &eventsv1.CustomerUpdated{
+		EventId: outbox.NewEventID(), TenantId: c.TenantID, Customer: c.Proto(), Version: c.Version,
+		ChangedFields: changed, UpdatedAt: timestamppb.New(c.UpdatedAt),
+	}
+	if _, err := outbox.Add(ctx, tx, outbox.Message{ID: ev.EventId, Subject: stream.SubjectCustomerUpdated, Payload: ev}); err != nil {
+		return err
+	}
+	ref := c.NewReferrer(changed)
+	if ref == "" {
+		return nil
+	}
+	var refChanged []string
+	referrer, err := a.Store.UpdateCustomerByExternalID(ctx, tx, c.TenantID, ref, func(r *archive.Customer) (bool, error) {
+		var err error
+		refChanged, err = a.settle(ctx, tx, r, nil)
+		return len(refChanged) > 0, err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not (yet) in the archive: its own first change evaluates it
+	}
+	if err != nil {
+		return err
+	}
+	return a.announce(ctx, tx, referrer, refChanged)
+}

@@ -1,0 +1,198 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/ingest"
+	"github.com/huifang/huifang/services/intake/internal/store"
+)
+
+// IngestService is one completed service an upstream system reports.
+type IngestService struct {
+	Event *eventsv1.ServiceCompleted
+	// Source names the way it came for rejected_events ("grpc", "http").
+	Source string
+}
+
+// Ingested is what ingesting one event did.
+type Ingested struct {
+	ServiceID, CustomerID string
+	// Duplicate is true when the event was seen before (the same source
+	// ids, or the same complaint through another channel) and nothing changed.
+	Duplicate bool
+	// Invalid is set when IngestService refused the event; RejectedID names
+	// its row in rejected_events.
+	Invalid    *invalid.Error
+	RejectedID string
+}
+
+// IngestService validates and stores one event in a transaction of its own.
+// A refused event is recorded with the refused ones (rejected_events and the
+// dead letter, under in.Source) and reported in Ingested.Invalid; the error
+// is for failures only.
+func (a *App) IngestService(ctx context.Context, in IngestService) (Ingested, error) {
+	var out Ingested
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = a.IngestServiceTx(ctx, tx, in)
+		bad, ok := invalid.As(err)
+		if !ok {
+			return err
+		}
+		out = Ingested{Invalid: bad}
+		out.RejectedID, err = a.rejectEventTx(ctx, tx, in.Source, in.Event, bad)
+		return err
+	})
+	return out, err
+}
+
+// IngestServiceTx validates and stores one event within tx (the NATS
+// ingress's inbox transaction, say): the customer created or merged by the
+// archive's rule with its tier re-evaluated, the service, ServiceCompleted
+// and, when the customer changed, CustomerUpdated. A resend of the same
+// (tenant, source_system, source_event_id), or the same complaint reference
+// for the same customer through another channel (seed 000), changes
+// nothing. A refused event changes nothing and is returned as its
+// *invalid.Error: the caller records it (the inbox dead-letters it).
+func (a *App) IngestServiceTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingested, error) {
+	ev := in.Event
+	ingest.Normalize(ev)
+	if err := a.validate(ctx, tx, ev); err != nil {
+		return Ingested{}, err
+	}
+	var out Ingested
+	var err error
+	out.ServiceID, out.CustomerID, err = a.Store.ServiceBySource(ctx, tx, ev.TenantId, ev.SourceSystem, ev.SourceEventId)
+	switch {
+	case err == nil:
+		out.Duplicate = true
+		return out, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return Ingested{}, err
+	}
+
+	input, ref := ingest.CustomerInput(ev), ingest.ComplaintRef(ev)
+	var changed []string
+	cust, err := a.Store.UpsertCustomer(ctx, tx, ev.TenantId, ev.Customer.ExternalId, input.SourceUpdatedAt, func(c *archive.Customer, created bool) (bool, error) {
+		out.CustomerID = c.ID
+		if ref != "" && !created {
+			id, err := a.Store.ServiceByComplaint(ctx, tx, c.TenantID, c.ID, ref)
+			if err == nil {
+				out.ServiceID, out.Duplicate = id, true
+				return false, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return false, err
+			}
+		}
+		changed = archive.Merge(&c.Record, input)
+		if created {
+			changed = append([]string{archive.FieldCreated}, changed...)
+		}
+		out.ServiceID = outbox.NewEventID()
+		if err := a.Store.AddService(ctx, tx, out.ServiceID, c.ID, ev); err != nil {
+			return false, err
+		}
+		var err error
+		changed, err = a.settle(ctx, tx, c, changed)
+		return len(changed) > 0, err
+	})
+	if err != nil || out.Duplicate {
+		return out, err
+	}
+	if err := a.announce(ctx, tx, cust, changed); err != nil {
+		return out, err
+	}
+	done := proto.CloneOf(ev)
+	done.ServiceId = out.ServiceID
+	done.EventId = outbox.NewEventID()
+	done.Customer = cust.Proto()
+	if _, err := outbox.Add(ctx, tx, outbox.Message{ID: done.EventId, Subject: stream.SubjectServiceCompleted, Payload: done}); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// validate checks a normalized event against the rules, with the tenant's
+// own service types beside the built-in ones.
+func (a *App) validate(ctx context.Context, q postgres.Querier, ev *eventsv1.ServiceCompleted) error {
+	var extra []string
+	if ev.ServiceType != "" && tenant.Valid(ev.TenantId) {
+		types, err := a.Store.ServiceTypes(ctx, q, ev.TenantId)
+		if err != nil {
+			return err
+		}
+		for _, t := range types {
+			extra = append(extra, t.Name)
+		}
+	}
+	return ingest.Validate(ev, a.Now(), extra...)
+}
+
+// rejectEventTx records a refused event (as protobuf, under its tenant when
+// that is well formed) with the refused inputs and on the dead-letter subject.
+func (a *App) rejectEventTx(ctx context.Context, tx pgx.Tx, source string, ev *eventsv1.ServiceCompleted, bad *invalid.Error) (string, error) {
+	raw, err := proto.Marshal(ev)
+	if err != nil {
+		return "", fmt.Errorf("app: keep the refused event: %w", err)
+	}
+	t := ev.TenantId
+	if !tenant.Valid(t) {
+		t = tenant.Default
+	}
+	return a.rejectTx(ctx, tx, t, RejectRaw{Source: source, ContentType: stream.ContentTypeProtobuf, Payload: raw, Err: bad})
+}
+
+// RejectRaw is an input refused before it was an event (a body that is not
+// JSON of the shape, say).
+type RejectRaw struct {
+	// Source names the way it came ("http").
+	Source, ContentType string
+	Payload             []byte
+	Err                 *invalid.Error
+}
+
+// RejectRaw records a refused input with the refused ones (under the default
+// tenant: it names none that can be read) and on the dead-letter subject; it
+// returns its row id.
+func (a *App) RejectRaw(ctx context.Context, in RejectRaw) (string, error) {
+	var id string
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		id, err = a.RejectRawTx(ctx, tx, in)
+		return err
+	})
+	return id, err
+}
+
+// RejectRawTx is RejectRaw within the caller's transaction.
+func (a *App) RejectRawTx(ctx context.Context, tx pgx.Tx, in RejectRaw) (string, error) {
+	return a.rejectTx(ctx, tx, tenant.Default, in)
+}
+
+// rejectTx writes the refused input, its payload sealed at rest (seeds 000,
+// 001); the dead letter carries it as it came.
+func (a *App) rejectTx(ctx context.Context, tx pgx.Tx, tenantID string, in RejectRaw) (string, error) {
+	return inbox.Reject(ctx, tx, inbox.Rejection{Service: Service, Tenant: tenantID, Source: in.Source,
+		ContentType: in.ContentType, Payload: in.Payload, Err: in.Err, Seal: a.Store.SealPayload})
+}
+
+// Seal is intake's inbox.Sealer: what rejected_events keeps of a refused
+// payload (sealed with the current key).
+func (a *App) Seal(ctx context.Context, payload []byte) ([]byte, error) {
+	return a.Store.SealPayload(ctx, payload)
+}

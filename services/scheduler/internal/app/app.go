@@ -1,0 +1,123 @@
+// Package app holds the scheduler's use cases. Commands: plan a completed
+// service, apply CustomerUpdated, ContactOptedOut, ComplaintResolved,
+// FollowUpRequested, VisitLogged and VisitUnreachable, fire due visits,
+// create, update, switch and load policies, reschedule and cancel a planned
+// visit, set the contact policy, ensure the built-ins. Queries: policies,
+// planned visits, explain, simulate, the contact policy, the due lag.
+//
+// A command owns its transaction, or joins the caller's in its Tx form (the
+// consumers run those inside the inbox's transaction); it loads through the
+// store, lets the domain packages (policy, contact, engine, visit) decide,
+// saves, and writes its events to the outbox: app is the only package of
+// the scheduler that writes to the outbox.
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+)
+
+// Notifier is told when a commit wrote events (the outbox relay).
+type Notifier interface{ Notify() }
+
+// App runs the use cases.
+type App struct {
+	// DB is where the commands begin their transactions and the queries
+	// read: the pool.
+	DB postgres.DB
+	// Relay, when set, is woken after a command's own commit.
+	Relay Notifier
+	// Now is the clock of every decision.
+	Now func() time.Time
+}
+
+// now is the API's clock: UTC, to the microsecond Postgres keeps.
+func (a *App) now() time.Time { return a.Now().UTC().Truncate(time.Microsecond) }
+
+// inTx runs fn in a transaction of its own (a savepoint when DB is a
+// transaction) and wakes the relay after the commit.
+func (a *App) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginFunc(ctx, a.DB, fn); err != nil {
+		return err
+	}
+	if a.Relay != nil {
+		a.Relay.Notify()
+	}
+	return nil
+}
+
+// Customer is the customer an event names: its contact preferences and
+// tier, and the snapshot (protobuf JSON) the visits carry on to VisitDue.
+type Customer struct {
+	ID       string
+	Tier     string
+	Prefs    contact.Prefs
+	Snapshot []byte
+}
+
+// CustomerFrom reads the customer of an event.
+func CustomerFrom(c *typesv1.Customer) (Customer, error) {
+	snapshot, err := protojson.Marshal(c)
+	if err != nil {
+		return Customer{}, fmt.Errorf("app: customer: %w", err)
+	}
+	p := c.GetPreferences()
+	prefs := contact.Prefs{TimeZone: p.GetTimeZone(), DislikesCalls: p.GetDislikesCalls()}
+	for _, ch := range p.GetOptedOut() {
+		prefs.OptedOut = append(prefs.OptedOut, int32(ch))
+	}
+	for _, w := range p.GetWindows() {
+		prefs.Windows = append(prefs.Windows, windowFrom(w))
+	}
+	return Customer{ID: c.GetId(), Tier: c.GetTier(), Prefs: prefs, Snapshot: snapshot}, nil
+}
+
+// updateCustomer applies the preferences the event carries at version (0:
+// a snapshot) and returns the customer's effective preferences. A customer
+// without an id changes nothing.
+func updateCustomer(ctx context.Context, tx pgx.Tx, tenant string, c Customer, version int64, at time.Time) (contact.Prefs, error) {
+	if c.ID == "" {
+		return contact.Prefs{}, nil
+	}
+	got, err := store.UpdateCustomer(ctx, tx, tenant, c.ID, func(cust *contact.Customer) bool {
+		return cust.Update(version, c.Prefs, c.Tier, at)
+	})
+	return got.Effective(), err
+}
+
+// prefsOf returns a customer's effective preferences (none for an unknown customer).
+func prefsOf(ctx context.Context, q postgres.Querier, tenant, customerID string) (contact.Prefs, error) {
+	if customerID == "" {
+		return contact.Prefs{}, nil
+	}
+	k := store.CustomerKey{Tenant: tenant, Customer: customerID}
+	cs, err := store.Customers(ctx, q, []store.CustomerKey{k})
+	if err != nil {
+		return contact.Prefs{}, err
+	}
+	return cs[k].Effective(), nil
+}
+
+// rulesOf returns the tenant's contact policy (the zero Rules when it has none).
+func rulesOf(ctx context.Context, q postgres.Querier, tenant string) (contact.Rules, error) {
+	rs, err := store.ContactRules(ctx, q, []string{tenant})
+	return rs[tenant], err
+}
+
+// or returns t, or def when t is zero.
+func or(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
+}

@@ -1,0 +1,256 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
+	"github.com/huifang/huifang/services/scheduler/migrations"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+const day = 24 * time.Hour
+
+// clock is the app's clock in a test: it stands where the test sets it.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+type bundle struct {
+	ctx   context.Context
+	a     *app.App
+	pool  *pgxpool.Pool
+	clock *clock
+}
+
+// setup runs the use cases against a fresh database with the built-ins, on a clock standing at t0.
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := servicetest.Pool(t, "scheduler", migrations.FS)
+	c := &clock{t: t0}
+	a := &app.App{DB: pool, Now: c.Now}
+	require.NoError(t, a.EnsureBuiltins(ctx))
+	return bundle{ctx: ctx, a: a, pool: pool, clock: c}
+}
+
+// customer is the customer snapshot a ServiceCompleted carries.
+func customer(t *testing.T, c *typesv1.Customer) app.Customer {
+	t.Helper()
+	out, err := app.CustomerFrom(c)
+	require.NoError(t, err)
+	return out
+}
+
+// completed is a service completed by customer cust-<id>, as the ServiceCompleted consumer reads it.
+func completed(t *testing.T, id, serviceType string, at time.Time) app.Completed {
+	return app.Completed{
+		Service:  policy.Service{Tenant: "default", ID: id, Type: serviceType, CompletedAt: at, CustomerID: "cust-" + id},
+		Customer: customer(t, &typesv1.Customer{Id: "cust-" + id, ExternalId: "c-" + id, Name: "王芳", Phone: "+8613800138000"}),
+	}
+}
+
+func plan(t *testing.T, b bundle, in app.Completed) int {
+	t.Helper()
+	n, err := b.a.PlanService(b.ctx, in)
+	require.NoError(t, err)
+	return n
+}
+
+func fire(t *testing.T, b bundle, at time.Time) int {
+	t.Helper()
+	b.clock.set(at)
+	n, err := b.a.FireDue(b.ctx, 500)
+	require.NoError(t, err)
+	return n
+}
+
+func visits(t *testing.T, b bundle, q app.VisitQuery) []visit.Visit {
+	t.Helper()
+	q.Tenant, q.Limit = "default", 500
+	vs, err := b.a.ListVisits(b.ctx, q)
+	require.NoError(t, err)
+	return vs
+}
+
+func outboxCount(t *testing.T, b bundle, subject string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, subject).Scan(&n))
+	return n
+}
+
+// dueEvents reads the VisitDue events in the outbox, in the order they were written.
+func dueEvents(t *testing.T, b bundle) []*eventsv1.VisitDue {
+	t.Helper()
+	rows, err := b.pool.Query(b.ctx, `SELECT payload FROM outbox WHERE subject = $1 ORDER BY seq`, stream.SubjectVisitDue)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []*eventsv1.VisitDue
+	for rows.Next() {
+		var payload []byte
+		require.NoError(t, rows.Scan(&payload))
+		due := &eventsv1.VisitDue{}
+		require.NoError(t, proto.Unmarshal(payload, due))
+		out = append(out, due)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// Seed 001: purchase → phone follow-up 1–3 days later; the visit fires when it falls due, once.
+func TestPurchaseVisitFiresOnceWhenDue(t *testing.T) {
+	b := setup(t)
+	require.Equal(t, 1, plan(t, b, completed(t, "s-1", "purchase", t0)))
+	require.Equal(t, 1, outboxCount(t, b, stream.SubjectVisitPlanned))
+
+	require.Zero(t, fire(t, b, t0.Add(24*time.Hour-time.Second)), "not due before one day has passed")
+	require.Equal(t, 1, fire(t, b, t0.Add(24*time.Hour)))
+	require.Zero(t, fire(t, b, t0.Add(48*time.Hour)), "a fired visit never fires again")
+
+	dues := dueEvents(t, b)
+	require.Len(t, dues, 1)
+	due := dues[0]
+	require.Equal(t, "s-1", due.ServiceId)
+	require.Equal(t, "builtin-appliance-purchase", due.PolicyId)
+	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, due.Channel)
+	require.Equal(t, t0.Add(24*time.Hour), due.DueAt.AsTime())
+	require.Equal(t, t0.Add(72*time.Hour), due.Deadline.AsTime())
+	require.Equal(t, "王芳", due.Customer.GetName())
+	require.NotEmpty(t, due.EventId)
+	require.Nil(t, due.ContactCalendar, "a tenant without a contact policy sends no calendar")
+}
+
+func TestPlanningIsIdempotentPerServiceAndStep(t *testing.T) {
+	b := setup(t)
+	in := completed(t, "s-1", "purchase", t0)
+	require.Equal(t, 1, plan(t, b, in))
+	require.Equal(t, 0, plan(t, b, in), "planning the same service again plans nothing")
+	require.Len(t, visits(t, b, app.VisitQuery{ServiceID: "s-1"}), 1)
+	require.Equal(t, 1, outboxCount(t, b, stream.SubjectVisitPlanned))
+}
+
+func TestServiceTypeWithoutPolicyPlansNothing(t *testing.T) {
+	b := setup(t)
+	require.Zero(t, plan(t, b, completed(t, "s-1", "discharge", t0)))
+}
+
+// Seed 000: repairs are followed up for at least 30%; the left-out ones are
+// kept as suppressed with the draw that decided it.
+func TestSampledOutVisitsAreSuppressedWithTheirDraw(t *testing.T) {
+	b := setup(t)
+	p := policy.Policy{ID: "p-repairs", Tenant: "default", Name: "repairs-30", Version: 1, Active: true, CreatedAt: t0,
+		Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		Steps:   []policy.Step{{Offset: policy.Duration(time.Hour), Channel: policy.ChannelPhone, SampleRate: 0.3}}}
+	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, p))
+	planned := 0
+	for i := range 200 {
+		planned += plan(t, b, completed(t, fmt.Sprintf("r-%d", i), "repair", t0))
+	}
+	vs := visits(t, b, app.VisitQuery{Status: "suppressed"})
+	require.Equal(t, 200, planned+len(vs))
+	require.InDelta(t, 60, planned, 20)
+	for _, v := range vs {
+		require.Contains(t, v.Reason, "sample draw")
+	}
+	require.Equal(t, planned, fire(t, b, t0.Add(2*time.Hour)), "suppressed visits never fire")
+}
+
+// Several scheduler replicas firing at once never fire a visit twice.
+func TestConcurrentFiringFiresEachVisitOnce(t *testing.T) {
+	b := setup(t)
+	const services = 600
+	for i := range services {
+		plan(t, b, completed(t, fmt.Sprintf("s-%d", i), "purchase", t0))
+	}
+	b.clock.set(t0.Add(25 * time.Hour))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := b.a.FireDue(b.ctx, 50)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				if n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, services, total)
+	var events, distinct int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*), count(DISTINCT payload) FROM outbox WHERE subject = $1`, stream.SubjectVisitDue).Scan(&events, &distinct))
+	require.Equal(t, services, events)
+	require.Equal(t, services, distinct)
+}
+
+// A tenant's policy names are its own: a second policy of the same name is refused.
+func TestCreatePolicyRefusesADuplicateName(t *testing.T) {
+	b := setup(t)
+	p := policy.Policy{Name: "instant", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}}, Steps: []policy.Step{{Channel: 1, SampleRate: 1}}}
+	got, err := b.a.CreatePolicy(b.ctx, "default", p)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Version)
+	require.True(t, got.Active)
+	_, err = b.a.CreatePolicy(b.ctx, "default", p)
+	require.ErrorIs(t, err, store.ErrConflict)
+	ps, err := b.a.ListPolicies(b.ctx, "default", "", 10)
+	require.NoError(t, err)
+	require.Len(t, ps, 3, "the tenant's policy and the two built-ins")
+}
+
+// The due lag is how long the oldest due visit has waited; firing clears it.
+func TestDueLag(t *testing.T) {
+	b := setup(t)
+	lag := func(at time.Time) time.Duration {
+		b.clock.set(at)
+		d, err := b.a.DueLag(b.ctx)
+		require.NoError(t, err)
+		return d
+	}
+	require.Zero(t, lag(t0), "nothing planned")
+	plan(t, b, completed(t, "s-1", "purchase", t0))
+	require.Zero(t, lag(t0.Add(24*time.Hour-time.Minute)), "planned but not yet due")
+	require.Equal(t, 90*time.Second, lag(t0.Add(24*time.Hour+90*time.Second)))
+	fire(t, b, t0.Add(24*time.Hour+90*time.Second))
+	require.Zero(t, lag(t0.Add(25*time.Hour)), "fired visits do not count")
+}

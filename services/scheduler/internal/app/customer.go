@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
+)
+
+// CustomerUpdate is the customer archive's newest word on a customer (CustomerUpdated).
+type CustomerUpdate struct {
+	Tenant   string
+	Customer Customer
+	// Version orders the updates: the newest wins.
+	Version int64
+	// At is when it changed; zero: now.
+	At time.Time
+}
+
+// UpdateCustomer keeps a customer's preferences in a transaction of its own.
+func (a *App) UpdateCustomer(ctx context.Context, in CustomerUpdate) error {
+	return a.inTx(ctx, func(tx pgx.Tx) error { return a.UpdateCustomerTx(ctx, tx, in) })
+}
+
+// UpdateCustomerTx keeps a customer's contact preferences within tx (time
+// zone, windows, opt-outs, dislikes calls): the newest version wins, and no
+// opt-out is lost.
+func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate) error {
+	_, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, or(in.At, a.Now()))
+	return err
+}
+
+// OptOut is a customer opting out of a channel (ContactOptedOut).
+type OptOut struct {
+	Tenant, CustomerID string
+	Channel            int32
+	// At is when; zero: now.
+	At time.Time
+}
+
+// OptOut applies an opt-out in a transaction of its own.
+func (a *App) OptOut(ctx context.Context, in OptOut) (n int, err error) {
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		n, err = a.OptOutTx(ctx, tx, in)
+		return err
+	})
+	return n, err
+}
+
+// OptOutTx records the opt-out within tx and ends the customer's pending
+// visits on that channel (VisitCancelled); it returns how many it ended.
+// Visits that fall due later on that channel are suppressed when due.
+func (a *App) OptOutTx(ctx context.Context, tx pgx.Tx, in OptOut) (int, error) {
+	at := or(in.At, a.Now())
+	if _, err := store.UpdateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *contact.Customer) bool {
+		c.OptOut(in.Channel, at)
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	pending, err := store.LockPending(ctx, tx, in.Tenant, in.CustomerID)
+	if err != nil {
+		return 0, err
+	}
+	_, stopped := splitStopped(pending, func(v *visit.Visit) bool { return v.StopOptedOut(in.Channel, at) })
+	return len(stopped), cancelled(ctx, tx, stopped, at)
+}

@@ -1,0 +1,268 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/enum"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
+	"github.com/huifang/huifang/services/scheduler/internal/engine"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
+)
+
+// Completed is a completed service (ServiceCompleted).
+type Completed struct {
+	Service  policy.Service
+	Customer Customer
+	// The complaint a closed-complaint service was about: its reference
+	// and severity (carried on to VisitDue), and whether it was anonymous or
+	// asked for a written reply only (seed 000: then no follow-up).
+	ComplaintID      string
+	Severity         int32
+	Anonymous        bool
+	WrittenReplyOnly bool
+}
+
+// PlanService plans a completed service in a transaction of its own.
+func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) {
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		n, err = a.PlanServiceTx(ctx, tx, in)
+		return err
+	})
+	return n, err
+}
+
+// PlanServiceTx plans a completed service within tx: it records the service
+// (for SimulatePolicy) and the customer's snapshot, ends the customer's
+// pending visits whose policy stops when the customer comes in for a
+// service of this type, and plans every matching policy's steps, placed by
+// the contact policy. Planning is idempotent per (service, policy, step,
+// occurrence); each planned visit is announced (VisitPlanned). It returns
+// how many visits it planned.
+func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
+	svc := in.Service
+	if err := store.RecordService(ctx, tx, svc); err != nil {
+		return 0, err
+	}
+	prefs, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, svc.CompletedAt)
+	if err != nil {
+		return 0, err
+	}
+	if in.Customer.ID != svc.CustomerID {
+		if prefs, err = prefsOf(ctx, tx, svc.Tenant, svc.CustomerID); err != nil {
+			return 0, err
+		}
+	}
+	pending, err := lockPending(ctx, tx, svc)
+	if err != nil {
+		return 0, err
+	}
+	var stopped []visit.Visit
+	pending, stopped = splitStopped(pending, func(v *visit.Visit) bool { return v.StopCameIn(svc) })
+	if err := cancelled(ctx, tx, stopped, svc.CompletedAt); err != nil {
+		return 0, err
+	}
+	return plan(ctx, tx, svc, prefs, pending, in.Customer.Snapshot, in.ComplaintID, in.Severity, engine.NoFollowUp(in.Anonymous, in.WrittenReplyOnly))
+}
+
+// ComplaintResolved is a complaint its owning department resolved.
+type ComplaintResolved struct {
+	Tenant, ComplaintID, OrgUnit, ProductCategory string
+	// CustomerID names the customer when Customer carries no id.
+	CustomerID string
+	Customer   Customer
+	ResolvedAt time.Time
+	Severity   int32
+	// NoFollowUp: the complaint was anonymous or asked for a written reply only.
+	NoFollowUp bool
+}
+
+// PlanComplaintResolved plans a resolved complaint's confirmation in a transaction of its own.
+func (a *App) PlanComplaintResolved(ctx context.Context, in ComplaintResolved) (n int, err error) {
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		n, err = a.PlanComplaintResolvedTx(ctx, tx, in)
+		return err
+	})
+	return n, err
+}
+
+// PlanComplaintResolvedTx plans the confirmation visits of a resolved
+// complaint within tx (seed 003: within 48 hours after a resolved problem):
+// every active policy triggered by complaint_resolved applies, the built-in
+// one included.
+func (a *App) PlanComplaintResolvedTx(ctx context.Context, tx pgx.Tx, in ComplaintResolved) (int, error) {
+	at := in.ResolvedAt
+	svc := policy.Service{
+		Tenant: in.Tenant, ID: "complaint:" + in.ComplaintID + "@" + at.UTC().Format(time.RFC3339Nano), Type: policy.TypeComplaintResolved,
+		OrgUnit: in.OrgUnit, CompletedAt: at, CustomerID: in.CustomerID, Tier: in.Customer.Tier,
+		ProductCategory: in.ProductCategory, Severity: enum.Name(typesv1.Severity(in.Severity)),
+	}
+	if svc.CustomerID == "" {
+		svc.CustomerID = in.Customer.ID
+	}
+	if _, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, at); err != nil {
+		return 0, err
+	}
+	prefs, err := prefsOf(ctx, tx, svc.Tenant, svc.CustomerID)
+	if err != nil {
+		return 0, err
+	}
+	pending, err := lockPending(ctx, tx, svc)
+	if err != nil {
+		return 0, err
+	}
+	none := ""
+	if in.NoFollowUp {
+		none = engine.NoFollowUpResolved
+	}
+	return plan(ctx, tx, svc, prefs, pending, in.Customer.Snapshot, in.ComplaintID, in.Severity, none)
+}
+
+// Unreachable is a visit dispatch could not make (VisitUnreachable).
+type Unreachable struct {
+	Tenant, VisitID string
+	Attempts        int32
+	Reason          string
+	// At is when it failed; zero: now.
+	At time.Time
+}
+
+// PlanUnreachable handles a failed visit in a transaction of its own.
+func (a *App) PlanUnreachable(ctx context.Context, in Unreachable) (n int, err error) {
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		n, err = a.PlanUnreachableTx(ctx, tx, in)
+		return err
+	})
+	return n, err
+}
+
+// PlanUnreachableTx records the failure on the visit (decision
+// unreachable) and plans the policies triggered by it within tx (service
+// type visit_unreachable; seed 000 auto: "invite again if the first
+// invitation failed"): the failed visit becomes a service completed when it
+// failed, carrying the service it followed and, as attributes, the failed
+// visit's policy name, step, id and service type. An unknown visit is
+// store.ErrNotFound.
+func (a *App) PlanUnreachableTx(ctx context.Context, tx pgx.Tx, in Unreachable) (int, error) {
+	at := or(in.At, a.Now().UTC())
+	failed, err := store.UpdateVisit(ctx, tx, in.Tenant, in.VisitID, func(v *visit.Visit) error {
+		v.Unreachable(in.Attempts, in.Reason, at)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("visit %s of tenant %s: %w", in.VisitID, in.Tenant, err)
+	}
+	orig, err := store.FollowedService(ctx, tx, failed)
+	if err != nil {
+		return 0, err
+	}
+	name := failed.PolicyID
+	if failed.PolicyID != policy.FollowUpID {
+		p, err := store.GetPolicy(ctx, tx, in.Tenant, failed.PolicyID, 0)
+		switch {
+		case err == nil:
+			name = p.Name
+		case !errors.Is(err, store.ErrNotFound):
+			return 0, err
+		}
+	}
+	customer := failed.Customer
+	if customer == nil {
+		customer = []byte("{}")
+	}
+	svc := policy.Unreachable(orig, name, failed.Step, failed.ID, at)
+	prefs, err := prefsOf(ctx, tx, svc.Tenant, svc.CustomerID)
+	if err != nil {
+		return 0, err
+	}
+	pending, err := lockPending(ctx, tx, svc)
+	if err != nil {
+		return 0, err
+	}
+	return plan(ctx, tx, svc, prefs, pending, customer, failed.ComplaintID, failed.Severity, "")
+}
+
+// plan plans every active policy that applies to the service (engine.Plan:
+// matching, once per customer, placed) and stores and announces the visits.
+// A non-empty noFollowUp keeps every visit as suppressed with that reason.
+func plan(ctx context.Context, tx pgx.Tx, svc policy.Service, prefs contact.Prefs, pending []visit.Visit, snapshot []byte, complaintID string, severity int32, noFollowUp string) (int, error) {
+	policies, err := store.ActivePolicies(ctx, tx, svc.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	rules, err := rulesOf(ctx, tx, svc.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	enrolled := make([]string, len(pending))
+	for i, v := range pending {
+		enrolled[i] = v.PolicyID
+	}
+	planned := 0
+	for _, pl := range engine.Plan(policies, svc, rules, prefs, enrolled, noFollowUp) {
+		v := visit.New(outbox.NewEventID(), pl.Visit, svc, &pl.Policy, snapshot, complaintID, severity)
+		ok, err := insert(ctx, tx, v)
+		if err != nil {
+			return planned, err
+		}
+		if ok && v.Status == visit.StatusPlanned {
+			planned++
+		}
+	}
+	return planned, nil
+}
+
+// insert stores a new visit and announces it when it is planned; it tells
+// whether the visit was new.
+func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
+	ok, err := store.InsertVisit(ctx, tx, v)
+	if err != nil || !ok || v.Status != visit.StatusPlanned {
+		return ok, err
+	}
+	return true, addPlanned(ctx, tx, v)
+}
+
+// lockPending locks the pending visits of the service's customer (none
+// without a customer).
+func lockPending(ctx context.Context, tx pgx.Tx, svc policy.Service) ([]visit.Visit, error) {
+	if svc.CustomerID == "" {
+		return nil, nil
+	}
+	return store.LockPending(ctx, tx, svc.Tenant, svc.CustomerID)
+}
+
+// splitStopped applies stop to each visit and returns those it left
+// pending and those it ended.
+func splitStopped(vs []visit.Visit, stop func(v *visit.Visit) bool) (pending, stopped []visit.Visit) {
+	for _, v := range vs {
+		if stop(&v) {
+			stopped = append(stopped, v)
+		} else {
+			pending = append(pending, v)
+		}
+	}
+	return pending, stopped
+}
+
+// cancelled saves visits a stop condition or an opt-out ended and announces
+// them (VisitCancelled).
+func cancelled(ctx context.Context, tx pgx.Tx, vs []visit.Visit, at time.Time) error {
+	if err := store.SaveVisits(ctx, tx, vs); err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if err := addCancelled(ctx, tx, v, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}

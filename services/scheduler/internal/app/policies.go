@@ -1,0 +1,174 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/packs"
+)
+
+// EnsureBuiltins writes the built-in policies (tenant "*") if they are missing.
+func (a *App) EnsureBuiltins(ctx context.Context) error {
+	for _, p := range policy.Builtin() {
+		if err := store.InsertBuiltin(ctx, a.DB, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreatePolicy validates a tenant's new policy and stores it as version 1,
+// on; it applies to services completed from then on. A name the tenant
+// uses is store.ErrConflict.
+func (a *App) CreatePolicy(ctx context.Context, tenant string, p policy.Policy) (policy.Policy, error) {
+	p.ID, p.Tenant, p.Version, p.Active, p.CreatedAt = outbox.NewEventID(), tenant, 1, true, a.now()
+	if err := policy.Validate(p); err != nil {
+		return policy.Policy{}, err
+	}
+	if err := store.InsertPolicy(ctx, a.DB, p); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return policy.Policy{}, fmt.Errorf("tenant %s already has a policy named %q: %w", p.Tenant, p.Name, err)
+		}
+		return policy.Policy{}, err
+	}
+	return p, nil
+}
+
+// UpdatePolicy validates the next version of a tenant's policy and stores
+// it; visits already planned keep the version they came from. A built-in
+// is policy.ErrBuiltin, an unknown policy store.ErrNotFound.
+func (a *App) UpdatePolicy(ctx context.Context, tenant, id string, next policy.Policy) (p policy.Policy, err error) {
+	if err := policy.Validate(next); err != nil {
+		return policy.Policy{}, err
+	}
+	now := a.now()
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		p, err = store.UpdatePolicy(ctx, tx, tenant, id, func(cur policy.Policy) (policy.Policy, error) {
+			next.Pack, next.CreatedAt = cur.Pack, now
+			return cur.Revise(next)
+		})
+		return err
+	})
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// SetActive switches a policy on or off for the tenant: its own policy
+// (every version; a deactivated policy plans nothing new and its recurring
+// series end at their next visit), or a built-in for the tenant only.
+func (a *App) SetActive(ctx context.Context, tenant, id string, active bool) (p policy.Policy, err error) {
+	if err := policy.SwitchableBy(tenant); err != nil {
+		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
+	}
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		p, err = setActive(ctx, tx, tenant, id, active)
+		return err
+	})
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
+	}
+	return p, nil
+}
+
+func setActive(ctx context.Context, tx pgx.Tx, tenant, id string, active bool) (policy.Policy, error) {
+	cur, err := store.GetPolicy(ctx, tx, tenant, id, 0)
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	override, err := cur.SwitchedByOverride(tenant)
+	switch {
+	case err != nil:
+		return policy.Policy{}, err
+	case override:
+		err = store.SetOverride(ctx, tx, tenant, id, active)
+	default:
+		err = store.SetActive(ctx, tx, tenant, id, active)
+	}
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	return store.GetPolicy(ctx, tx, tenant, id, 0)
+}
+
+// LoadPolicyPack creates a shipped pack's policies for the tenant, in one
+// transaction: a policy of the same name gets a new version instead; with
+// inactive every policy is loaded (or switched) off, else the pack says
+// which start off.
+func (a *App) LoadPolicyPack(ctx context.Context, tenant, name string, inactive bool) (out []policy.Policy, err error) {
+	pk, ok, err := packs.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, invalid.New("pack", "must be one of the packs ListPolicyPacks lists")
+	}
+	now := a.now()
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		out = nil
+		for _, p := range pk.Policies {
+			id, err := store.PolicyIDByName(ctx, tx, tenant, p.Name)
+			if err != nil {
+				return err
+			}
+			p.CreatedAt = now
+			if id == "" {
+				p.ID, p.Tenant, p.Version, p.Active = outbox.NewEventID(), tenant, 1, !inactive && pk.LoadsActive(p.Name)
+				if err := store.InsertPolicy(ctx, tx, p); err != nil {
+					return fmt.Errorf("policy %s: %w", p.Name, err)
+				}
+				out = append(out, p)
+				continue
+			}
+			next := p
+			p, err = store.UpdatePolicy(ctx, tx, tenant, id, func(cur policy.Policy) (policy.Policy, error) { return cur.Revise(next) })
+			if err == nil && inactive {
+				p, err = setActive(ctx, tx, tenant, id, false)
+			}
+			if err != nil {
+				return fmt.Errorf("policy %s: %w", next.Name, err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PolicyPacks returns the shipped packs, each policy on or off as
+// LoadPolicyPack loads it.
+func (a *App) PolicyPacks() ([]packs.Pack, error) {
+	all, err := packs.All()
+	if err != nil {
+		return nil, err
+	}
+	for _, pk := range all {
+		for i := range pk.Policies {
+			pk.Policies[i].Active = pk.LoadsActive(pk.Policies[i].Name)
+		}
+	}
+	return all, nil
+}
+
+// ListPolicies lists the tenant's policies and the built-ins (latest
+// versions, with the tenant's effective state), by id after afterID.
+func (a *App) ListPolicies(ctx context.Context, tenant, afterID string, limit int) ([]policy.Policy, error) {
+	return store.ListPolicies(ctx, a.DB, tenant, afterID, limit)
+}
+
+// GetPolicy returns a version of a policy the tenant sees (0 = the latest).
+func (a *App) GetPolicy(ctx context.Context, tenant, id string, version int) (policy.Policy, error) {
+	p, err := store.GetPolicy(ctx, a.DB, tenant, id, version)
+	if err != nil {
+		return p, fmt.Errorf("policy %s: %w", id, err)
+	}
+	return p, nil
+}

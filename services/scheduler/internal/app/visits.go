@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
+)
+
+// Reschedule moves a planned visit to the time the customer asked for (not
+// in the past); the deadline moves with it, and the contact policy will not
+// move it again. VisitPlanned is published again with the new time. A visit
+// that is no longer planned is visit.ErrState.
+func (a *App) Reschedule(ctx context.Context, tenant, id string, at time.Time, reason string) (visit.Visit, error) {
+	now := a.now()
+	if at.Before(now.Add(-time.Minute)) {
+		return visit.Visit{}, invalid.New("due_at", "must not be in the past")
+	}
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		v, err := store.UpdateVisit(ctx, tx, tenant, id, func(v *visit.Visit) error { return v.Reschedule(at, reason, now) })
+		if err != nil {
+			return err
+		}
+		return addPlanned(ctx, tx, v)
+	})
+	if err != nil {
+		return visit.Visit{}, fmt.Errorf("visit %s: %w", id, err)
+	}
+	return store.GetVisit(ctx, a.DB, tenant, id)
+}
+
+// Cancel cancels a planned or due visit and publishes VisitCancelled.
+func (a *App) Cancel(ctx context.Context, tenant, id, reason string) (visit.Visit, error) {
+	now := a.now()
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		v, err := store.UpdateVisit(ctx, tx, tenant, id, func(v *visit.Visit) error { return v.Cancel(reason, now) })
+		if err != nil {
+			return err
+		}
+		return addCancelled(ctx, tx, v, now)
+	})
+	if err != nil {
+		return visit.Visit{}, fmt.Errorf("visit %s: %w", id, err)
+	}
+	return store.GetVisit(ctx, a.DB, tenant, id)
+}
+
+// VisitQuery selects planned visits; empty fields match any.
+type VisitQuery struct {
+	Tenant, ServiceID, Status, CustomerID, PolicyID, Group, OrgUnit string
+	Channel                                                         int32
+	// DueFrom and DueTo bound the due time, [DueFrom, DueTo).
+	DueFrom, DueTo time.Time
+	// AfterDue and AfterID: the page starts after this visit.
+	AfterDue time.Time
+	AfterID  string
+	Limit    int
+}
+
+// ListVisits lists planned visits soonest due first.
+func (a *App) ListVisits(ctx context.Context, q VisitQuery) ([]visit.Visit, error) {
+	return store.ListVisits(ctx, a.DB, store.VisitFilter{
+		Tenant: q.Tenant, ServiceID: q.ServiceID, Status: q.Status, CustomerID: q.CustomerID, PolicyID: q.PolicyID,
+		Group: q.Group, OrgUnit: q.OrgUnit, Channel: q.Channel, DueFrom: q.DueFrom, DueTo: q.DueTo,
+		AfterDue: q.AfterDue, AfterID: q.AfterID, Limit: q.Limit,
+	})
+}
+
+// Explanation is a visit with the policy version that planned it (nil for
+// a requested follow-up, or a policy gone).
+type Explanation struct {
+	Visit  visit.Visit
+	Policy *policy.Policy
+}
+
+// Explain returns the visit and the policy version that planned it; the
+// visit's decisions say the rest.
+func (a *App) Explain(ctx context.Context, tenant, id string) (Explanation, error) {
+	v, err := store.GetVisit(ctx, a.DB, tenant, id)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("visit %s: %w", id, err)
+	}
+	out := Explanation{Visit: v}
+	if v.PolicyID == policy.FollowUpID {
+		return out, nil
+	}
+	p, err := store.GetPolicy(ctx, a.DB, tenant, v.PolicyID, v.PolicyVersion)
+	switch {
+	case err == nil:
+		out.Policy = &p
+	case !errors.Is(err, store.ErrNotFound):
+		return Explanation{}, err
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+// Package consumer turns the events the scheduler reads into its use
+// cases: each consumer decodes its event (pkg/inbox), checks the fields the
+// use case needs (a bad event is dead-lettered with the field named) and
+// runs one command of package app inside the inbox's transaction.
+package consumer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+)
+
+// Durable names of the consumers.
+const (
+	DurableServiceCompleted  = "scheduler-service-completed"
+	DurableCustomerUpdated   = "scheduler-customer-updated"
+	DurableContactOptedOut   = "scheduler-contact-opted-out"
+	DurableComplaintResolved = "scheduler-complaint-resolved"
+	DurableFollowUpRequested = "scheduler-followup-requested"
+	DurableVisitLogged       = "scheduler-visit-logged"
+	DurableVisitUnreachable  = "scheduler-visit-unreachable"
+)
+
+// New returns the scheduler's consumers; the runtime (rt.Consume) or a test
+// fills in the pool, JetStream, logger and relay.
+func New(a *app.App) []*inbox.Consumer {
+	return []*inbox.Consumer{
+		inbox.Of(DurableServiceCompleted, stream.SubjectServiceCompleted, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompleted) error {
+			in, err := completed(ev)
+			if err != nil {
+				return err
+			}
+			_, err = a.PlanServiceTx(ctx, tx, in)
+			return err
+		}),
+		inbox.Of(DurableCustomerUpdated, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
+			in, err := customerUpdated(ev)
+			if err != nil {
+				return err
+			}
+			return a.UpdateCustomerTx(ctx, tx, in)
+		}),
+		inbox.Of(DurableContactOptedOut, stream.SubjectContactOptedOut, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ContactOptedOut) error {
+			in, err := optedOut(ev)
+			if err != nil {
+				return err
+			}
+			_, err = a.OptOutTx(ctx, tx, in)
+			return err
+		}),
+		inbox.Of(DurableComplaintResolved, stream.SubjectComplaintResolved, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ComplaintResolved) error {
+			in, err := complaintResolved(ev)
+			if err != nil {
+				return err
+			}
+			_, err = a.PlanComplaintResolvedTx(ctx, tx, in)
+			return err
+		}),
+		inbox.Of(DurableFollowUpRequested, stream.SubjectFollowUpRequested, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.FollowUpRequested) error {
+			in, err := followUpRequested(ev)
+			if err != nil {
+				return err
+			}
+			_, err = a.PlanFollowUpTx(ctx, tx, in)
+			return err
+		}),
+		inbox.Of(DurableVisitLogged, stream.SubjectVisitLogged, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitLogged) error {
+			if ev.GetTenantId() == "" || ev.GetVisitId() == "" {
+				return invalid.New("visit_id", "is required, with tenant_id")
+			}
+			_, err := a.StopAnsweredTx(ctx, tx, app.Answered{Tenant: ev.GetTenantId(), VisitID: ev.GetVisitId(), At: at(ev.GetLoggedAt())})
+			return err
+		}),
+		inbox.Of(DurableVisitUnreachable, stream.SubjectVisitUnreachable, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitUnreachable) error {
+			if ev.GetTenantId() == "" || ev.GetVisitId() == "" {
+				return invalid.New("visit_id", "is required, with tenant_id")
+			}
+			_, err := a.PlanUnreachableTx(ctx, tx, app.Unreachable{Tenant: ev.GetTenantId(), VisitID: ev.GetVisitId(),
+				Attempts: ev.GetAttempts(), Reason: ev.GetReason(), At: at(ev.GetAt())})
+			if errors.Is(err, store.ErrNotFound) {
+				return invalid.New("visit_id", "must name a visit the scheduler planned: "+err.Error())
+			}
+			return err
+		}),
+	}
+}

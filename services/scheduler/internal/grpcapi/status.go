@@ -1,0 +1,34 @@
+package grpcapi
+
+import (
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
+)
+
+// statusOf turns the use cases' errors into gRPC status errors: the one
+// place this happens. Invalid input (*invalid.Error) is returned as it is
+// (pkg/grpcserver makes it InvalidArgument with the field violations);
+// anything unknown is returned as it is too (Internal, logged).
+func statusOf(err error) error {
+	if _, ok := invalid.As(err); ok {
+		return err
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, policy.ErrForeign):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, policy.ErrBuiltin), errors.Is(err, visit.ErrState):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return err
+}

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+)
+
+// RecordService keeps a completed service (the first record of it wins),
+// for SimulatePolicy's replay and for the visits that follow it.
+func RecordService(ctx context.Context, q postgres.Querier, s policy.Service) error {
+	spec, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("store: service: %w", err)
+	}
+	_, err = q.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		s.Tenant, s.ID, s.CompletedAt, spec)
+	return translate("record service", err)
+}
+
+// Services returns the tenant's services completed in [from, to), up to limit, soonest first.
+func Services(ctx context.Context, q postgres.Querier, tenant string, from, to time.Time, limit int) ([]policy.Service, error) {
+	rows, err := q.Query(ctx, `SELECT spec FROM services WHERE tenant_id = $1 AND completed_at >= $2 AND completed_at < $3
+ORDER BY completed_at LIMIT $4`, tenant, from, to, limit)
+	if err != nil {
+		return nil, translate("services", err)
+	}
+	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (policy.Service, error) {
+		var b []byte
+		var s policy.Service
+		if err := r.Scan(&b); err != nil {
+			return s, err
+		}
+		return s, json.Unmarshal(b, &s)
+	})
+	return ss, translate("services", err)
+}
