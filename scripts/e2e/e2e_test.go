@@ -7,9 +7,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +23,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -417,6 +423,70 @@ func TestFollowUpCycle(t *testing.T) {
 	require.InDelta(t, 1.0, sat.GetRate(), 1e-9)
 	require.InDelta(t, 0.85, sat.GetTarget(), 1e-9, "seed 003: overall satisfaction ≥ 85%")
 	require.True(t, sat.GetMeetsTarget())
+
+	s.checkMetrics()
+}
+
+// checkMetrics scrapes every service's /metrics as Prometheus would, after
+// traffic: each answers 200 and parses as the text format, and every
+// durable consumer on the server (named for its service, e.g.
+// dispatch-visit-due) appears exactly once, with its lag, in its own
+// service's scrape and in no other.
+func (s *system) checkMetrics() {
+	t := s.t
+	var durables []string
+	for _, name := range []string{stream.IngressStream, stream.EventsStream} {
+		str, err := s.js.Stream(t.Context(), name)
+		require.NoError(t, err)
+		names := str.ConsumerNames(t.Context())
+		for c := range names.Name() {
+			durables = append(durables, c)
+		}
+		require.NoError(t, names.Err())
+	}
+	require.NotEmpty(t, durables)
+	seen := map[string][]string{} // durable → services whose scrape has it
+	for _, svc := range stack.Services() {
+		families := scrape(t, s.st.HTTPAddr(svc))
+		for _, name := range []string{"huifang_ready", "huifang_outbox_pending", "huifang_build_info"} {
+			require.Contains(t, families, name, "%s's /metrics lacks %s", svc, name)
+		}
+		lag := map[string]int{}
+		for _, metric := range []string{"huifang_consumer_pending", "huifang_consumer_ack_pending", "huifang_consumer_redelivered"} {
+			for _, m := range families[metric].GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "consumer" {
+						if metric == "huifang_consumer_pending" {
+							seen[l.GetValue()] = append(seen[l.GetValue()], svc)
+						}
+						lag[l.GetValue()+" "+metric]++
+					}
+				}
+			}
+		}
+		for key, n := range lag {
+			require.Equal(t, 1, n, "%s: %s exported %d times", svc, key, n)
+		}
+	}
+	for _, d := range durables {
+		owner, _, _ := strings.Cut(d, "-")
+		require.Equal(t, []string{owner}, seen[d], "durable %s must be exported once, by %s", d, owner)
+	}
+}
+
+// scrape GETs /metrics and parses it as Prometheus text.
+func scrape(t testing.TB, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s/metrics: %s", addr, body)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	require.NoError(t, err, "/metrics of %s must parse as Prometheus text", addr)
+	return families
 }
 
 // TestUnsatisfiedVisitEscalatesComplaint: an unsatisfied answer with a
