@@ -72,6 +72,11 @@ type Consumer struct {
 	Workers int
 	// Tenant finds the tenant of a refused message for the rejected row; "default" when nil.
 	Tenant func(msg jetstream.Msg) string
+	// ID, when set, gives the id that deduplicates a message (its inbox
+	// key) instead of EventID: a consumer of upstream input keys it by what
+	// names the event upstream (tenant, source system, the source's id), so
+	// that two systems' ids never collide. An empty result falls back to EventID.
+	ID func(msg jetstream.Msg) string
 	// Seal, when set, transforms the payload of a refused message before it
 	// is stored in rejected_events (a service encrypts personal data at rest
 	// with it); see Rejection.Seal.
@@ -300,6 +305,16 @@ func EventID(msg jetstream.Msg) string {
 
 var errDuplicate = errors.New("inbox: already handled")
 
+// eventID is the inbox key of msg: ID's, else EventID's.
+func (c *Consumer) eventID(msg jetstream.Msg) string {
+	if c.ID != nil {
+		if id := c.ID(msg); id != "" {
+			return id
+		}
+	}
+	return EventID(msg)
+}
+
 type eventIDKey struct{}
 
 // EventIDFrom returns the id of the event a handler is applying (the
@@ -320,7 +335,7 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject())))
 	defer span.End()
 
-	id := EventID(msg)
+	id := c.eventID(msg)
 	ctx = context.WithValue(ctx, eventIDKey{}, id)
 	err := c.inTx(ctx, id, func(tx pgx.Tx) error { return c.handle(ctx, tx, msg) })
 	switch {
