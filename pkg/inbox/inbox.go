@@ -183,10 +183,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	workers := max(1, c.Workers)
 	cfg := jetstream.ConsumerConfig{
-		Durable:       c.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    c.MaxDeliver + 1,
+		Durable:   c.Durable,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   30 * time.Second,
+		// The server never gives up on a message: the consumer decides
+		// (dead-letter after MaxDeliver failures, never for transient ones).
+		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	if len(c.Subjects) == 1 {
@@ -349,6 +351,17 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 		c.ack(ctx, msg)
 	default:
 		bad, isBad := invalid.As(err)
+		if IsTransient(err) {
+			md, _ := msg.Metadata()
+			attempt := uint64(1)
+			if md != nil {
+				attempt = md.NumDelivered
+			}
+			delay := min(time.Duration(attempt)*500*time.Millisecond, 30*time.Second)
+			c.Log.DebugContext(ctx, "handler failed for the moment, will retry", "consumer", c.Durable, "event_id", id, "attempt", attempt, "err", err)
+			_ = msg.NakWithDelay(delay)
+			return
+		}
 		if !isBad {
 			md, mdErr := msg.Metadata()
 			if mdErr == nil && int(md.NumDelivered) < c.MaxDeliver {
@@ -485,4 +498,26 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rowID, r.Tenant, r.Source, r.EventID, 
 		return "", err
 	}
 	return rowID, nil
+}
+
+// transientError marks a failure of the moment.
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+// Transient marks err as a failure of the moment (a dependency away, a
+// lease this replica no longer holds): the message is tried again later,
+// without limit, and never dead-lettered for it. nil stays nil.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transientError{err}
+}
+
+// IsTransient tells whether err (or an error it wraps) was marked Transient.
+func IsTransient(err error) bool {
+	var t transientError
+	return errors.As(err, &t)
 }

@@ -275,3 +275,23 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 	b.publish(t, "e-2", "second")
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 2 }, 30*time.Second, 20*time.Millisecond)
 }
+
+// A failure marked Transient (a dependency away, a lease lost) is retried
+// past MaxDeliver and never dead-lettered; the message is handled once the
+// failure passes.
+func TestTransientFailureIsNeverDeadLettered(t *testing.T) {
+	b := setup(t)
+	var attempts atomic.Int32
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if attempts.Add(1) <= 5 { // MaxDeliver is 3
+			return inbox.Transient(errors.New("database away"))
+		}
+		return record(ctx, tx, msg)
+	})
+	b.run(t, c)
+	b.publish(t, "e-away", "waited")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'waited'`) == 1 }, 60*time.Second, 20*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`))
+	require.True(t, inbox.IsTransient(fmt.Errorf("wrapped: %w", inbox.Transient(errors.New("x")))))
+	require.NoError(t, inbox.Transient(nil))
+}
