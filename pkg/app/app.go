@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/grpcserver"
@@ -49,6 +50,8 @@ type Base struct {
 	DatabaseURL string `env:"DATABASE_URL,url" default:"postgres://postgres@127.0.0.1:5432/huifang?sslmode=disable"`
 	NATSURL     string `env:"NATS_URL,url" default:"nats://127.0.0.1:4222"`
 	GRPCAddr    string `env:"GRPC_ADDR"`
+	// GRPCMaxRecvBytes bounds a gRPC request; 0 keeps gRPC's 4 MiB.
+	GRPCMaxRecvBytes int `env:"GRPC_MAX_RECV_BYTES" default:"0"`
 	HTTPAddr    string `env:"HTTP_ADDR"`
 	LogLevel    string `env:"LOG_LEVEL" default:"info"`
 	// StartTimeout is how long the service waits for Postgres and NATS at start.
@@ -66,6 +69,10 @@ type Base struct {
 	StreamMaxAge time.Duration `env:"STREAM_MAX_AGE" default:"0s"`
 	// OutboxRelay can be switched off to hold events in the outbox (fault drills).
 	OutboxRelay bool `env:"OUTBOX_RELAY" default:"true"`
+	// InboxRetention is how long the ids of handled events are kept to drop
+	// redeliveries: longer than any NATS outage after which an
+	// unacknowledged message may come again.
+	InboxRetention time.Duration `env:"INBOX_RETENTION" default:"168h"`
 	// MigrateOnly makes Start apply the migrations and stop (Start returns
 	// ErrMigrated, and Main exits 0): a Kubernetes init container or a
 	// migration Job runs the service's image this way before a rollout.
@@ -131,6 +138,9 @@ type Runtime struct {
 	Relay   *outbox.Relay
 	Server  *grpcserver.Server
 	Metrics *prometheus.Registry
+	// Health watches Postgres and NATS: readiness, metrics, and whether a
+	// consumer's failure is one of the moment.
+	Health *Health
 
 	cfg       Base
 	shutdown  []func(context.Context) error
@@ -162,7 +172,11 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return nil, err
 	}
 	rt.shutdown = append(rt.shutdown, shutdownTracing)
-	rt.Server = grpcserver.New(log, cfg.GRPCAddr, cfg.HTTPAddr)
+	var grpcOpts []grpc.ServerOption
+	if cfg.GRPCMaxRecvBytes > 0 {
+		grpcOpts = append(grpcOpts, grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes))
+	}
+	rt.Server = grpcserver.New(log, cfg.GRPCAddr, cfg.HTTPAddr, grpcOpts...)
 	rt.Metrics = rt.Server.Registry
 	rt.Metrics.MustRegister(buildInfo(), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "huifang_ready",
@@ -197,7 +211,20 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		rt.abort()
 		return nil, err
 	}
+	rt.Health = newHealth(log, rt.Server.SetDegraded)
+	rt.Metrics.MustRegister(rt.Health)
+	rt.Loop(&loop.Loop{Name: "dependencies", Every: time.Second, Round: func(ctx context.Context) (int, error) {
+		rt.Health.probe(ctx, rt.Pool, rt.NC, rt.JS, 2*time.Second)
+		return 0, nil
+	}})
+	// Streams are provisioned again whenever they are found missing (a NATS
+	// server back with an empty store): every StreamCheck, and at once when a
+	// consumer or the relay finds no stream.
+	rt.Loop(&loop.Loop{Name: "streams", Every: streamCheck, MaxBackoff: streamCheck, Round: func(ctx context.Context) (int, error) {
+		return 0, rt.provision(ctx)
+	}})
 	rt.Relay = outbox.NewRelay(rt.Pool, rt.JS, log, service)
+	rt.Relay.Provision = rt.provision
 	if cfg.OutboxRelay {
 		rt.Go("outbox-relay", rt.Relay.Run)
 	} else {
@@ -215,9 +242,37 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		}
 		return float64(n)
 	}))
+	rt.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "huifang_outbox_quarantined",
+		Help: "Outbox rows NATS refused for good (set aside with the reason; the rows behind them went on).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := outbox.Quarantined(ctx, pool)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
 	rt.consumers = &consumerLag{js: rt.JS}
 	rt.Metrics.MustRegister(rt.consumers)
+	rt.Loop(&loop.Loop{Name: "inbox-purge", Every: time.Hour, Batch: purgeBatch, Round: func(ctx context.Context) (int, error) {
+		return inbox.Purge(ctx, rt.Pool, cfg.InboxRetention, purgeBatch)
+	}})
 	return rt, nil
+}
+
+// streamCheck is how often a service looks whether the streams exist.
+const streamCheck = 10 * time.Second
+
+// purgeBatch bounds one statement of the inbox purge.
+const purgeBatch = 10000
+
+// provision creates or updates the streams once, bounded.
+func (rt *Runtime) provision(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ensureAttemptTimeout)
+	defer cancel()
+	return stream.Ensure(ctx, rt.JS, stream.Config{Replicas: rt.cfg.StreamReplicas, MaxAge: rt.cfg.StreamMaxAge})
 }
 
 // ensureStreams provisions the streams, retrying with backoff until ctx
@@ -321,6 +376,8 @@ func (rt *Runtime) Consume(c *inbox.Consumer, opts ...ConsumeOption) {
 		c.Workers = o.workers
 	}
 	c.Service, c.Pool, c.JS, c.Log, c.Relay = rt.Service, rt.Pool, rt.JS, rt.Log, rt.Relay
+	c.DatabaseUp = func() bool { return rt.Health.Up(DependencyPostgres) }
+	c.Provision = rt.provision
 	if !rt.consumers.add(c.Stream, c.Durable) {
 		panic(fmt.Sprintf("app: consumer %s registered twice; use app.Workers to run more workers", c.Durable))
 	}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -394,4 +395,68 @@ func TestConsumersAreRegisteredOnce(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// A Postgres outage while the service runs: readiness says so (503 naming
+// postgres, huifang_dependency_up 0) and the messages that arrive meanwhile
+// wait; none is dead-lettered, and every one is handled once the database
+// is back, when the service is ready again.
+func TestDatabaseOutageIsWaitedOut(t *testing.T) {
+	ns := natstest.Start(t)
+	proxy, dbURL := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	cfg := baseConfig(t, dbURL, ns.ClientURL())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rt, err := app.Start(ctx, quiet(), "apptest", cfg, fstest.MapFS{"001_effects.sql": {Data: []byte(`CREATE TABLE effects (body text NOT NULL)`)}})
+	require.NoError(t, err)
+	rt.Consume(&inbox.Consumer{Durable: "apptest-outage", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitDue}, Backoff: 50 * time.Millisecond,
+		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, string(msg.Data()))
+			return err
+		}})
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 20*time.Second, 20*time.Millisecond)
+
+	proxy.Down()
+	require.Eventually(t, func() bool {
+		return status(cfg.HTTPAddr, "/readyz") == http.StatusServiceUnavailable && strings.Contains(body(t, cfg.HTTPAddr, "/readyz"), "postgres away")
+	}, 20*time.Second, 50*time.Millisecond, "readiness reports the outage")
+	require.Contains(t, body(t, cfg.HTTPAddr, "/metrics"), `huifang_dependency_up{dependency="postgres"} 0`)
+	for i := range 20 {
+		_, err := rt.JS.Publish(ctx, stream.SubjectVisitDue, []byte(fmt.Sprintf("m-%d", i)))
+		require.NoError(t, err)
+	}
+	// The outage lasts well past the 5 failures that dead-letter a broken message.
+	require.Eventually(t, func() bool {
+		return metricValue(t, body(t, cfg.HTTPAddr, "/metrics"), `huifang_dependency_down_seconds{dependency="postgres"}`) >= 3
+	}, 30*time.Second, 100*time.Millisecond)
+	proxy.Up()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
+	count := func(q string) int {
+		var n int
+		require.NoError(t, rt.Pool.QueryRow(ctx, q).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return count(`SELECT count(DISTINCT body) FROM effects`) == 20 }, 60*time.Second, 50*time.Millisecond, "every message handled after the outage")
+	require.Zero(t, count(`SELECT count(*) FROM rejected_events`), "an outage is not bad input")
+	require.Equal(t, 20, count(`SELECT count(*) FROM effects`), "and none twice")
+	m := body(t, cfg.HTTPAddr, "/metrics")
+	require.Contains(t, m, `huifang_dependency_up{dependency="postgres"} 1`)
+	require.Contains(t, m, `huifang_dependency_down_seconds{dependency="postgres"} 0`)
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// metricValue reads one sample of a Prometheus text page (-1 when absent).
+func metricValue(t *testing.T, page, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(page, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	return -1
 }

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/postgres"
 )
 
 // Server is a gRPC server and its HTTP side.
@@ -37,6 +38,9 @@ type Server struct {
 	health   *health.Server
 	log      *slog.Logger
 	ready    atomic.Bool
+	// degraded says why the service cannot serve for the moment (a
+	// dependency away); empty when it can.
+	degraded atomic.Pointer[string]
 	grpcAddr string
 	httpAddr string
 	requests *prometheus.CounterVec
@@ -51,7 +55,7 @@ type Server struct {
 
 // New returns a server for the given addresses; register services on GRPC
 // before Serve or ServeGRPC. It starts not ready.
-func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
+func New(log *slog.Logger, grpcAddr, httpAddr string, opts ...grpc.ServerOption) *Server {
 	s := &Server{
 		Registry: prometheus.NewRegistry(),
 		health:   health.NewServer(),
@@ -70,6 +74,10 @@ func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if why := s.Degraded(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	s.mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
@@ -79,10 +87,10 @@ func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
 		Help: "gRPC requests handled, by method and code.",
 	}, []string{"method", "code"})
 	s.Registry.MustRegister(s.requests)
-	s.GRPC = grpc.NewServer(
+	s.GRPC = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.errorsUnary),
-	)
+	}, opts...)...)
 	healthpb.RegisterHealthServer(s.GRPC, s.health)
 	reflection.Register(s.GRPC)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -92,8 +100,32 @@ func New(log *slog.Logger, grpcAddr, httpAddr string) *Server {
 // SetReady switches readiness: the gRPC health status and /readyz.
 func (s *Server) SetReady(ready bool) {
 	s.ready.Store(ready)
+	s.publishHealth()
+}
+
+// SetDegraded says the service cannot serve for the moment and why (a
+// dependency is away): /readyz answers 503 with the reason and gRPC health
+// NOT_SERVING until SetDegraded(""), while the process stays live.
+func (s *Server) SetDegraded(why string) {
+	if why == "" {
+		s.degraded.Store(nil)
+	} else {
+		s.degraded.Store(&why)
+	}
+	s.publishHealth()
+}
+
+// Degraded returns why the service cannot serve for the moment, "" when it can.
+func (s *Server) Degraded() string {
+	if p := s.degraded.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (s *Server) publishHealth() {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if ready {
+	if s.Ready() {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
@@ -102,8 +134,9 @@ func (s *Server) SetReady(ready bool) {
 	}
 }
 
-// Ready tells whether the server reports itself ready.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// Ready tells whether the server reports itself ready: started, not
+// draining, and not degraded.
+func (s *Server) Ready() bool { return s.ready.Load() && s.Degraded() == "" }
 
 // StartHTTP listens on the HTTP address and serves /healthz, /readyz and
 // /metrics in the background. A service calls it first, before it waits for
@@ -259,6 +292,9 @@ func Status(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
+	case postgres.IsTransient(err):
+		log.WarnContext(ctx, "request failed: the database is away or busy", "err", err)
+		return status.Error(codes.Unavailable, "the database is not reachable for the moment; retry")
 	}
 	log.ErrorContext(ctx, "request failed", "err", err)
 	return status.Error(codes.Internal, "internal error")

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
@@ -67,11 +68,21 @@ type Consumer struct {
 	Relay *outbox.Relay
 	// MaxDeliver is how often a failing message is tried before it is dead-lettered.
 	MaxDeliver int
+	// Backoff is the first pause before a failed message is tried again
+	// (it doubles with each failure, up to 30 s); 500 ms when zero.
+	Backoff time.Duration
 	// Workers is how many messages are handled at once; 1 (the default)
 	// keeps the stream's order.
 	Workers int
 	// Tenant finds the tenant of a refused message for the rejected row; "default" when nil.
 	Tenant func(msg jetstream.Msg) string
+	// DatabaseUp, when set, says whether the service's database is up (the
+	// runtime's dependency watcher): while it is not, every failure is one of
+	// the moment.
+	DatabaseUp func() bool
+	// Provision, when set, creates the streams again (the runtime's); it is
+	// called when the durable cannot be created because its stream is gone.
+	Provision func(ctx context.Context) error
 	// ID, when set, gives the id that deduplicates a message (its inbox
 	// key) instead of EventID: a consumer of upstream input keys it by what
 	// names the event upstream (tenant, source system, the source's id), so
@@ -81,6 +92,8 @@ type Consumer struct {
 	// is stored in rejected_events (a service encrypts personal data at rest
 	// with it); see Rejection.Seal.
 	Seal Sealer
+
+	trouble *loop.Trouble
 }
 
 // Sealer turns a refused payload into what rejected_events keeps (for
@@ -197,32 +210,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	} else {
 		cfg.FilterSubjects = c.Subjects
 	}
-	delay := 200 * time.Millisecond
-	for ctx.Err() == nil {
+	c.trouble = &loop.Trouble{Log: c.Log, What: "consumer " + c.Durable}
+	for failures := 0; ctx.Err() == nil; {
 		cons, err := c.create(ctx, cfg)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+			return nil // only when ctx ended
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch * workers))
 		if err != nil {
-			c.Log.WarnContext(ctx, "pulling messages failed, retrying", "consumer", c.Durable, "err", err, "in", delay)
-			if !sleep(ctx, delay) {
+			failures = c.trouble.Fail(ctx, fmt.Errorf("pull: %w", err))
+			if !sleep(ctx, loop.Backoff(200*time.Millisecond, 5*time.Second, failures)) {
 				return nil
 			}
-			delay = min(delay*2, 5*time.Second)
 			continue
 		}
-		delay = 200 * time.Millisecond
-		c.pull(ctx, it, workers)
-		if ctx.Err() == nil {
-			c.Log.WarnContext(ctx, "the consumer stopped delivering; creating it again", "consumer", c.Durable)
-			if !sleep(ctx, delay) {
-				return nil
-			}
-		}
+		failures = 0
+		c.pull(ctx, cons, it, workers)
 	}
 	return nil
 }
@@ -230,11 +233,40 @@ func (c *Consumer) Run(ctx context.Context) error {
 // pullBatch is how many messages one worker keeps buffered.
 const pullBatch = 64
 
+// checkEvery is how often a running consumer asks the server whether its
+// durable still exists: a server restarted with an empty store (a replaced
+// node or volume) lost it, and a pull on a durable that is gone waits for
+// ever without an error.
+const checkEvery = 5 * time.Second
+
 // pull hands the iterator's messages to workers until the iterator closes:
-// when ctx ends, it is drained, so the messages already buffered are handled.
-func (c *Consumer) pull(ctx context.Context, it jetstream.MessagesContext, workers int) {
+// when ctx ends, it is drained, so the messages already buffered are
+// handled; when the durable is found gone, it is stopped, and Run creates
+// the durable again.
+func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstream.MessagesContext, workers int) {
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		t := time.NewTicker(checkEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-t.C:
+			}
+			ictx, cancel := context.WithTimeout(watchCtx, 5*time.Second)
+			_, err := cons.Info(ictx)
+			cancel()
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				c.Log.WarnContext(ctx, "the durable consumer is gone on the server; creating it again", "consumer", c.Durable, "err", err)
+				it.Stop()
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -247,11 +279,11 @@ func (c *Consumer) pull(ctx context.Context, it jetstream.MessagesContext, worke
 						return
 					}
 					if ctx.Err() == nil {
-						c.Log.WarnContext(ctx, "pulling messages", "consumer", c.Durable, "err", err)
+						c.trouble.Fail(ctx, fmt.Errorf("pull: %w", err))
 					}
 					continue
 				}
-				c.Process(context.WithoutCancel(ctx), msg)
+				c.Process(ctx, msg)
 			}
 		}()
 	}
@@ -271,22 +303,31 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // create makes the durable consumer, retrying with backoff while the server
-// is slow or away, so that a busy NATS does not stop the service.
+// is slow or away, so that a busy NATS does not stop the service; when the
+// stream is missing it asks Provision to create the streams again. It
+// fails only when ctx ends.
 func (c *Consumer) create(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	delay := 200 * time.Millisecond
-	for {
+	if c.trouble == nil {
+		c.trouble = &loop.Trouble{Log: c.Log, What: "consumer " + c.Durable}
+	}
+	for failures := 0; ; {
 		cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
 		if err == nil {
+			c.trouble.OK(ctx)
 			return cons, nil
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("inbox: consumer %s: %w", c.Durable, err)
 		}
-		c.Log.WarnContext(ctx, "creating the consumer failed, retrying", "consumer", c.Durable, "err", err, "in", delay)
-		if !sleep(ctx, delay) {
+		failures = c.trouble.Fail(ctx, fmt.Errorf("create the durable: %w", err))
+		if errors.Is(err, jetstream.ErrStreamNotFound) && c.Provision != nil {
+			if perr := c.Provision(ctx); perr != nil && ctx.Err() == nil {
+				c.Log.DebugContext(ctx, "provisioning the streams failed", "consumer", c.Durable, "err", perr)
+			}
+		}
+		if !sleep(ctx, loop.Backoff(200*time.Millisecond, 5*time.Second, failures)) {
 			return nil, fmt.Errorf("inbox: consumer %s: %w", c.Durable, ctx.Err())
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
 
@@ -327,62 +368,138 @@ func EventIDFrom(ctx context.Context) string {
 }
 
 // Process handles one message and acknowledges it unless it must be
-// retried. A panic in the handler is recovered, logged with its stack and
-// counted as a failure: the message is tried again (and dead-lettered after
-// MaxDeliver tries), the process goes on.
+// retried. It keeps the message while it retries (the stream's order holds):
+//   - a failure of the moment (Transient, the database away or busy, or the
+//     dependency watcher saying Postgres is down) is retried with a capped
+//     exponential backoff without limit, and never dead-lettered;
+//   - input that breaks a rule (*invalid.Error) is dead-lettered at once;
+//   - any other failure while the database is up (a handler bug, a poison
+//     message) is counted in inbox_failures and retried, and dead-lettered
+//     after MaxDeliver failures.
+//
+// A panic in the handler is recovered, logged with its stack and counted as
+// a failure. When ctx ends while it waits to retry, the message is handed
+// back (Nak) for another replica or the next start.
 func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
-	ctx = stream.ExtractTrace(ctx, msg.Headers())
-	ctx, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(ctx, "consume "+msg.Subject(),
+	work := context.WithoutCancel(ctx) // what runs finishes; only waits stop at shutdown
+	work = stream.ExtractTrace(work, msg.Headers())
+	work, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(work, "consume "+msg.Subject(),
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject())))
 	defer span.End()
-
 	id := c.eventID(msg)
-	ctx = context.WithValue(ctx, eventIDKey{}, id)
-	err := c.inTx(ctx, id, func(tx pgx.Tx) error { return c.handle(ctx, tx, msg) })
-	switch {
-	case err == nil:
-		c.ack(ctx, msg)
-		if c.Relay != nil {
-			c.Relay.Notify()
-		}
-	case errors.Is(err, errDuplicate):
-		c.Log.DebugContext(ctx, "duplicate event ignored", "consumer", c.Durable, "event_id", id)
-		c.ack(ctx, msg)
-	default:
-		bad, isBad := invalid.As(err)
-		if IsTransient(err) {
-			md, _ := msg.Metadata()
-			attempt := uint64(1)
-			if md != nil {
-				attempt = md.NumDelivered
-			}
-			delay := min(time.Duration(attempt)*500*time.Millisecond, 30*time.Second)
-			c.Log.DebugContext(ctx, "handler failed for the moment, will retry", "consumer", c.Durable, "event_id", id, "attempt", attempt, "err", err)
-			_ = msg.NakWithDelay(delay)
+	work = context.WithValue(work, eventIDKey{}, id)
+	maxFailures := c.MaxDeliver
+	if maxFailures <= 0 {
+		maxFailures = 5
+	}
+	base := c.Backoff
+	if base <= 0 {
+		base = 500 * time.Millisecond
+	}
+
+	var bad *invalid.Error
+	for attempt := 1; ; attempt++ {
+		err := c.inTx(work, id, func(tx pgx.Tx) error { return c.handle(work, tx, msg) })
+		if err == nil {
+			c.ack(work, msg)
+			c.notify()
 			return
 		}
-		if !isBad {
-			md, mdErr := msg.Metadata()
-			if mdErr == nil && int(md.NumDelivered) < c.MaxDeliver {
-				delay := time.Duration(md.NumDelivered) * 500 * time.Millisecond
-				c.Log.WarnContext(ctx, "handler failed, will retry", "consumer", c.Durable, "event_id", id, "attempt", md.NumDelivered, "err", err)
-				_ = msg.NakWithDelay(delay)
-				return
-			}
-			bad = invalid.New("", "gave up after repeated failures: "+err.Error())
-		}
-		if dlErr := c.deadLetter(ctx, msg, id, bad); dlErr != nil {
-			c.Log.ErrorContext(ctx, "dead-lettering failed, will retry", "consumer", c.Durable, "event_id", id, "err", dlErr)
-			_ = msg.NakWithDelay(time.Second)
+		if errors.Is(err, errDuplicate) {
+			c.Log.DebugContext(work, "duplicate event ignored", "consumer", c.Durable, "event_id", id)
+			c.ack(work, msg)
 			return
 		}
-		c.Log.WarnContext(ctx, "message dead-lettered", "consumer", c.Durable, "event_id", id, "reason", bad.Error())
-		c.ack(ctx, msg)
-		if c.Relay != nil {
-			c.Relay.Notify()
+		var isBad bool
+		if bad, isBad = invalid.As(err); isBad {
+			break
+		}
+		var pause time.Duration
+		if c.transient(err) {
+			pause = loop.Backoff(base, 30*time.Second, attempt)
+			c.Log.DebugContext(work, "handler failed for the moment; retrying", "consumer", c.Durable, "event_id", id, "attempt", attempt, "in", pause, "err", err)
+		} else {
+			failures, cerr := c.countFailure(work, id, err)
+			if cerr != nil { // the database went away meanwhile
+				pause = loop.Backoff(base, 30*time.Second, attempt)
+			} else {
+				if failures >= maxFailures {
+					bad = invalid.New("", fmt.Sprintf("gave up after %d failures while the database was up: %v", failures, err))
+					break
+				}
+				pause = loop.Backoff(base, 10*time.Second, failures)
+				c.Log.WarnContext(work, "handler failed, will retry", "consumer", c.Durable, "event_id", id, "failures", failures, "err", err)
+			}
+		}
+		if !c.hold(ctx, msg, pause) {
+			_ = msg.Nak()
+			return
 		}
 	}
+	for attempt := 1; ; attempt++ {
+		dlErr := c.deadLetter(work, msg, id, bad)
+		if dlErr == nil {
+			break
+		}
+		c.Log.WarnContext(work, "dead-lettering failed, will retry", "consumer", c.Durable, "event_id", id, "err", dlErr)
+		if !c.hold(ctx, msg, loop.Backoff(base, 30*time.Second, attempt)) {
+			_ = msg.Nak()
+			return
+		}
+	}
+	c.Log.WarnContext(work, "message dead-lettered", "consumer", c.Durable, "event_id", id, "reason", bad.Error())
+	c.ack(work, msg)
+	c.notify()
+}
+
+// transient tells whether a handler's failure is one of the moment.
+func (c *Consumer) transient(err error) bool {
+	return IsTransient(err) || postgres.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) ||
+		(c.DatabaseUp != nil && !c.DatabaseUp())
+}
+
+// hold keeps msg (telling the server the work is in progress, so that its
+// ack wait does not run out) for d, or until ctx ends: false then.
+func (c *Consumer) hold(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		_ = msg.InProgress()
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		if !sleep(ctx, min(left, 10*time.Second)) {
+			return false
+		}
+	}
+}
+
+func (c *Consumer) notify() {
+	if c.Relay != nil {
+		c.Relay.Notify()
+	}
+}
+
+// countFailure records one more failure of the event while the database
+// is up and returns how many there were (across redeliveries, replicas and
+// restarts).
+func (c *Consumer) countFailure(ctx context.Context, id string, cause error) (int, error) {
+	var n int
+	err := c.Pool.QueryRow(ctx, `INSERT INTO inbox_failures (consumer, event_id, failures, last_error) VALUES ($1, $2, 1, $3)
+ON CONFLICT (consumer, event_id) DO UPDATE SET failures = inbox_failures.failures + 1, last_error = EXCLUDED.last_error, updated_at = now()
+RETURNING failures`, c.Durable, id, truncate(cause.Error(), 2000)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("inbox: count failure: %w", err)
+	}
+	return n, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // handle runs the handler, turning a panic into an error (the transaction
@@ -418,7 +535,10 @@ func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) e
 }
 
 // deadLetter records the refused message in rejected_events and, through the
-// outbox, on huifang.deadletter.<service>, in one transaction with its inbox row.
+// outbox, on huifang.deadletter.<service>, in one transaction. It writes no
+// inbox row, so the same event published again (after a fix) is handled
+// anew; a redelivery of a message already dead-lettered changes nothing (the
+// rejected row is looked up under a lock on the event's key).
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string, bad *invalid.Error) error {
 	tenantID := tenant.Default
 	if c.Tenant != nil {
@@ -426,7 +546,28 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string,
 			tenantID = t
 		}
 	}
-	err := c.inTx(ctx, id, func(tx pgx.Tx) error {
+	// A delivery is one stored message: its redeliveries share it, a new
+	// message with the same event id (a fixed resend) does not.
+	delivery := ""
+	if md, err := msg.Metadata(); err == nil {
+		delivery = fmt.Sprintf("%s:%d", md.Stream, md.Sequence.Stream)
+	}
+	return pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
+		if delivery != "" {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "huifang.deadletter/"+delivery); err != nil {
+				return fmt.Errorf("inbox: lock dead letter: %w", err)
+			}
+			var done bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rejected_events WHERE delivery = $1 AND event_id = $2)`, delivery, id).Scan(&done); err != nil {
+				return fmt.Errorf("inbox: look up dead letter: %w", err)
+			}
+			if done {
+				return nil
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM inbox_failures WHERE consumer = $1 AND event_id = $2`, c.Durable, id); err != nil {
+			return fmt.Errorf("inbox: clear failures: %w", err)
+		}
 		_, err := Reject(ctx, tx, Rejection{
 			Service:     c.Service,
 			Tenant:      tenantID,
@@ -436,14 +577,20 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string,
 			Payload:     msg.Data(),
 			Err:         bad,
 			Seal:        c.Seal,
+			Delivery:    delivery,
 		})
 		return err
 	})
-	if errors.Is(err, errDuplicate) {
-		return nil
-	}
-	return err
 }
+
+// MaxDeadLetterPayload is the largest payload a dead letter carries; a
+// larger one is kept only in rejected_events and the dead letter names its
+// row (Huifang-Payload-Omitted), so that a refused input near NATS's
+// message limit cannot make a dead letter NATS refuses.
+const MaxDeadLetterPayload = 256 << 10
+
+// maxReasonHeader bounds the reason carried in a dead letter's header.
+const maxReasonHeader = 4 << 10
 
 // Rejection is an input a service refused.
 type Rejection struct {
@@ -454,6 +601,9 @@ type Rejection struct {
 	ContentType string
 	Payload     []byte
 	Err         *invalid.Error
+	// Delivery names the stored message that was refused ("<stream>:<sequence>"),
+	// so that its redeliveries are recorded once; empty for inputs from an API.
+	Delivery string
 	// Seal, when set, transforms Payload for the rejected_events row only
 	// (encryption at rest); the dead-letter message carries Payload as it
 	// arrived, since readers of the dead-letter stream hold no service keys
@@ -482,19 +632,27 @@ func Reject(ctx context.Context, tx pgx.Tx, r Rejection) (string, error) {
 			stored = []byte{}
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO rejected_events (id, tenant_id, source, event_id, field, reason, content_type, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rowID, r.Tenant, r.Source, r.EventID, field, r.Err.Error(), r.ContentType, stored); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO rejected_events (id, tenant_id, source, event_id, field, reason, content_type, payload, delivery)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))`, rowID, r.Tenant, r.Source, r.EventID, field, r.Err.Error(), r.ContentType, stored, r.Delivery); err != nil {
 		return "", fmt.Errorf("inbox: record rejection: %w", err)
 	}
 	h := nats.Header{}
-	h.Set(stream.HeaderReason, r.Err.Error())
+	h.Set(stream.HeaderReason, truncate(r.Err.Error(), maxReasonHeader))
 	h.Set(stream.HeaderField, field)
 	h.Set(stream.HeaderOrigSubject, r.Source)
 	h.Set(stream.HeaderService, r.Service)
+	h.Set(stream.HeaderRejectedID, rowID)
 	if r.ContentType != "" {
 		h.Set(stream.HeaderContentType, r.ContentType)
 	}
-	if err := outbox.AddRaw(ctx, tx, rowID, stream.DeadLetterSubject(r.Service), r.Payload, h); err != nil {
+	body := r.Payload
+	if len(body) > MaxDeadLetterPayload {
+		// Too large to carry with headers under NATS's limit: the dead
+		// letter names the rejected row that keeps it.
+		h.Set(stream.HeaderPayloadOmitted, fmt.Sprintf("%d bytes, kept in %s's rejected_events row %s", len(body), r.Service, rowID))
+		body = []byte{}
+	}
+	if err := outbox.AddRaw(ctx, tx, rowID, stream.DeadLetterSubject(r.Service), body, h); err != nil {
 		return "", err
 	}
 	return rowID, nil
@@ -520,4 +678,23 @@ func Transient(err error) error {
 func IsTransient(err error) bool {
 	var t transientError
 	return errors.As(err, &t)
+}
+
+// Purge deletes up to limit inbox ids handled longer than retention ago,
+// and failure counts as old, and says how many rows it deleted. Retention
+// must outlast any redelivery: a message whose ack was lost comes back at
+// the latest when NATS returns from an outage, and its id must still be
+// known then.
+func Purge(ctx context.Context, db postgres.Querier, retention time.Duration, limit int) (int, error) {
+	tag, err := db.Exec(ctx, `DELETE FROM inbox WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM inbox WHERE handled_at < now() - make_interval(secs => $1) LIMIT $2))`, retention.Seconds(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("inbox: purge: %w", err)
+	}
+	n := int(tag.RowsAffected())
+	tag, err = db.Exec(ctx, `DELETE FROM inbox_failures WHERE updated_at < now() - make_interval(secs => $1)`, retention.Seconds())
+	if err != nil {
+		return n, fmt.Errorf("inbox: purge failures: %w", err)
+	}
+	return n + int(tag.RowsAffected()), nil
 }

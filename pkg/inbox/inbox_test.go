@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -42,7 +43,7 @@ func setup(t *testing.T) bundle {
 
 func (b bundle) consumer(h inbox.Handler) *inbox.Consumer {
 	return &inbox.Consumer{Service: "svc", Durable: "svc-test", Stream: stream.EventsStream, Subjects: []string{subject},
-		Handle: h, Pool: b.pool, JS: b.js, Log: b.log, MaxDeliver: 3}
+		Handle: h, Pool: b.pool, JS: b.js, Log: b.log, MaxDeliver: 3, Backoff: 20 * time.Millisecond}
 }
 
 func (b bundle) run(t *testing.T, c *inbox.Consumer) {
@@ -195,7 +196,7 @@ func TestTypedConsumerDecodesOrDeadLetters(t *testing.T) {
 		return err
 	})
 	require.Equal(t, stream.EventsStream, c.Stream)
-	c.Service, c.Pool, c.JS, c.Log = "svc", b.pool, b.js, b.log
+	c.Service, c.Pool, c.JS, c.Log, c.Backoff = "svc", b.pool, b.js, b.log, 20*time.Millisecond
 	b.run(t, c)
 	good, err := proto.Marshal(wrapperspb.String("typed"))
 	require.NoError(t, err)
@@ -294,4 +295,143 @@ func TestTransientFailureIsNeverDeadLettered(t *testing.T) {
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`))
 	require.True(t, inbox.IsTransient(fmt.Errorf("wrapped: %w", inbox.Transient(errors.New("x")))))
 	require.NoError(t, inbox.Transient(nil))
+}
+
+// A dead-lettered event leaves no inbox row: sent again (after the
+// upstream fix) it is handled, not dropped as a duplicate.
+func TestDeadLetteredEventCanBeSentAgain(t *testing.T) {
+	b := setup(t)
+	var fixed atomic.Bool
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if !fixed.Load() {
+			return invalid.New("customer", "is required")
+		}
+		return record(ctx, tx, msg)
+	})
+	// The upstream system names the event "order-7" both times; the stream
+	// drops a repeated Nats-Msg-Id within its window, so the resend has a new one.
+	c.ID = func(jetstream.Msg) string { return "order-7" }
+	b.run(t, c)
+	b.publish(t, "nats-1", "first try")
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'order-7'`) == 1
+	}, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'order-7'`))
+	fixed.Store(true)
+	b.publish(t, "nats-2", "second try")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'second try'`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'order-7'`))
+}
+
+// A payload too large to travel with a dead letter's headers is kept in
+// rejected_events only; the dead letter names the row.
+func TestLargeDeadLetterKeptByReference(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(func(context.Context, pgx.Tx, jetstream.Msg) error { return invalid.New("payload", "is not JSON") })
+	b.run(t, c)
+	big := strings.Repeat("x", inbox.MaxDeadLetterPayload+1)
+	b.publish(t, "e-big", big)
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-big'`) == 1
+	}, 20*time.Second, 10*time.Millisecond)
+	var stored, dead int
+	var headers string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT length(payload) FROM rejected_events WHERE event_id = 'e-big'`).Scan(&stored))
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT length(payload), headers::text FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")).Scan(&dead, &headers))
+	require.Equal(t, len(big), stored)
+	require.Zero(t, dead)
+	require.Contains(t, headers, stream.HeaderPayloadOmitted)
+	require.Contains(t, headers, stream.HeaderRejectedID)
+}
+
+// While the dependency watcher says the database is down, any failure is
+// one of the moment: the message waits, is never dead-lettered, and is
+// handled once the database is back.
+func TestFailuresWhileDatabaseDownAreNotCounted(t *testing.T) {
+	b := setup(t)
+	var down atomic.Bool
+	down.Store(true)
+	var attempts atomic.Int32
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if down.Load() {
+			attempts.Add(1)
+			return errors.New("some error while the database is away")
+		}
+		return record(ctx, tx, msg)
+	})
+	c.DatabaseUp = func() bool { return !down.Load() }
+	b.run(t, c)
+	b.publish(t, "e-wait", "waited out")
+	require.Eventually(t, func() bool { return attempts.Load() > 5 }, 20*time.Second, 10*time.Millisecond, "more tries than MaxDeliver")
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox_failures`))
+	down.Store(false)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'waited out'`) == 1 }, 60*time.Second, 20*time.Millisecond)
+}
+
+// A stream deleted on the server (a NATS server back with an empty store)
+// is provisioned again by the consumer that misses it.
+func TestMissingStreamIsProvisionedAgain(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(record)
+	var provisioned atomic.Int32
+	c.Provision = func(ctx context.Context) error {
+		provisioned.Add(1)
+		return stream.Ensure(ctx, b.js, stream.Config{})
+	}
+	b.run(t, c)
+	b.publish(t, "e-1", "before")
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, b.js.DeleteStream(b.ctx, stream.EventsStream))
+	require.Eventually(t, func() bool {
+		_, err := b.js.Stream(b.ctx, stream.EventsStream)
+		return err == nil && provisioned.Load() > 0
+	}, 30*time.Second, 50*time.Millisecond, "the stream is created again")
+	require.Eventually(t, func() bool {
+		_, err := b.js.PublishMsg(b.ctx, &nats.Msg{Subject: subject, Data: []byte("after"), Header: nats.Header{jetstream.MsgIDHeader: []string{"e-2"}}})
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'after'`) == 1 }, 30*time.Second, 20*time.Millisecond)
+}
+
+// Handled ids are kept for the retention window, then purged.
+func TestPurgeKeepsTheWindow(t *testing.T) {
+	b := setup(t)
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO inbox (consumer, event_id, handled_at) VALUES
+  ('c', 'old-1', now() - interval '8 days'), ('c', 'old-2', now() - interval '9 days'), ('c', 'new', now() - interval '1 day')`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `INSERT INTO inbox_failures (consumer, event_id, failures, updated_at) VALUES ('c', 'stale', 1, now() - interval '8 days')`)
+	require.NoError(t, err)
+	n, err := inbox.Purge(b.ctx, b.pool, 7*24*time.Hour, 1)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "one old id (the limit) and the stale failure count")
+	n, err = inbox.Purge(b.ctx, b.pool, 7*24*time.Hour, 100)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'new'`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox`))
+}
+
+// Two refused messages of one event (the upstream system sent a second,
+// still broken version) are both recorded; a redelivery of one is not.
+func TestEachRefusedMessageRecordedOnce(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(func(context.Context, pgx.Tx, jetstream.Msg) error { return invalid.New("customer", "is required") })
+	c.ID = func(jetstream.Msg) string { return "order-8" }
+	b.publish(t, "nats-1", "broken once")
+	b.publish(t, "nats-2", "broken twice")
+	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, 2)
+	c.Process(b.ctx, msgs[0])
+	c.Process(b.ctx, msgs[0]) // redelivered after a lost ack
+	c.Process(b.ctx, msgs[1])
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'order-8'`))
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")))
 }

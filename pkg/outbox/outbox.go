@@ -8,6 +8,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -107,6 +108,13 @@ type Relay struct {
 	Interval time.Duration
 	// Retain is how long published rows are kept for inspection.
 	Retain time.Duration
+	// AckTimeout bounds the wait for JetStream's acknowledgements of one
+	// round: a round whose acks do not come gives its lock back and is
+	// tried again (the published rows are kept).
+	AckTimeout time.Duration
+	// Provision, when set, creates the streams again; it is called when a
+	// publish finds no stream for its subject.
+	Provision func(ctx context.Context) error
 }
 
 // NewRelay returns a relay for the outbox of schema. Only one relay per schema
@@ -115,10 +123,11 @@ type Relay struct {
 func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger, schema string) *Relay {
 	return &Relay{
 		pool: pool, js: js, log: log, schema: schema,
-		wake:     make(chan struct{}, 1),
-		Batch:    256,
-		Interval: 200 * time.Millisecond,
-		Retain:   24 * time.Hour,
+		wake:       make(chan struct{}, 1),
+		Batch:      256,
+		Interval:   200 * time.Millisecond,
+		Retain:     24 * time.Hour,
+		AckTimeout: 10 * time.Second,
 	}
 }
 
@@ -157,9 +166,16 @@ type outboxRow struct {
 	headers []byte
 }
 
-// RunOnce publishes one batch and returns how many rows it published.
+// RunOnce publishes one batch in commit order and returns how many rows
+// it published or quarantined. A row that NATS refuses for good (larger
+// than the server takes, an invalid subject) is quarantined with the
+// reason, logged and counted (huifang_outbox_quarantined), and the rows
+// behind it go on. A row that fails for the moment (no acknowledgement
+// within AckTimeout, no stream, NATS away) stays for the next round, which
+// the error makes the loop back off for.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	var n int
+	var roundErr error
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, "huifang.outbox."+r.schema).Scan(&locked); err != nil {
@@ -169,7 +185,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 			return nil
 		}
 		rows, err := tx.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
-WHERE published_at IS NULL ORDER BY seq LIMIT $1`, r.Batch)
+WHERE published_at IS NULL AND quarantined_at IS NULL ORDER BY seq LIMIT $1`, r.Batch)
 		if err != nil {
 			return fmt.Errorf("select: %w", err)
 		}
@@ -184,51 +200,119 @@ WHERE published_at IS NULL ORDER BY seq LIMIT $1`, r.Batch)
 		if len(batch) == 0 {
 			return nil
 		}
-		futures := make([]jetstream.PubAckFuture, 0, len(batch))
-		seqs := make([]int64, 0, len(batch))
+		type sent struct {
+			row    outboxRow
+			future jetstream.PubAckFuture
+		}
+		var (
+			inFlight    []sent
+			published   []int64
+			quarantined = map[int64]string{}
+		)
 		for _, x := range batch {
 			h := nats.Header{}
 			if err := json.Unmarshal(x.headers, &h); err != nil {
-				return fmt.Errorf("headers of %s: %w", x.id, err)
+				quarantined[x.seq] = "unreadable headers: " + err.Error()
+				continue
 			}
 			msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: h}
 			msg.Header.Set(jetstream.MsgIDHeader, x.id)
 			f, err := r.js.PublishMsgAsync(msg)
 			if err != nil {
-				return fmt.Errorf("publish %s: %w", x.id, err)
+				if refused(err) {
+					quarantined[x.seq] = err.Error()
+					continue
+				}
+				roundErr = fmt.Errorf("publish %s: %w", x.id, err)
+				break // NATS away or stalled: the rest waits for the next round
 			}
-			futures = append(futures, f)
-			seqs = append(seqs, x.seq)
+			inFlight = append(inFlight, sent{x, f})
 		}
-		for i, f := range futures {
+		ackCtx, cancel := context.WithTimeout(ctx, r.AckTimeout)
+		defer cancel()
+	acks:
+		for _, s := range inFlight {
 			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("publish %s: %w", batch[i].id, err)
-			case <-ctx.Done():
-				return ctx.Err()
+			case <-s.future.Ok():
+				published = append(published, s.row.seq)
+			case err := <-s.future.Err():
+				switch {
+				case refused(err):
+					quarantined[s.row.seq] = err.Error()
+				case roundErr == nil:
+					roundErr = fmt.Errorf("publish %s: %w", s.row.id, err)
+					if errors.Is(err, jetstream.ErrNoStreamResponse) && r.Provision != nil {
+						if perr := r.Provision(ctx); perr != nil {
+							r.log.DebugContext(ctx, "provisioning the streams failed", "err", perr)
+						}
+					}
+				}
+			case <-ackCtx.Done():
+				if roundErr == nil {
+					roundErr = fmt.Errorf("no publish acknowledgement from JetStream within %s", r.AckTimeout)
+				}
+				break acks
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, seqs); err != nil {
-			return fmt.Errorf("mark published: %w", err)
+		if len(published) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, published); err != nil {
+				return fmt.Errorf("mark published: %w", err)
+			}
 		}
-		n = len(batch)
+		for seq, reason := range quarantined {
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = $2 WHERE seq = $1`, seq, reason); err != nil {
+				return fmt.Errorf("quarantine: %w", err)
+			}
+			r.log.ErrorContext(ctx, "outbox row refused by NATS: quarantined, the rows behind it go on", "seq", seq, "reason", reason)
+		}
+		n = len(published) + len(quarantined)
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("outbox: relay: %w", err)
 	}
+	if roundErr != nil {
+		return n, fmt.Errorf("outbox: relay: %w", roundErr)
+	}
 	return n, nil
 }
+
+// refused tells whether NATS refuses a message for good: retrying the same
+// bytes cannot succeed.
+func refused(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) || errors.Is(err, nats.ErrBadHeaderMsg) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamMessageExceedsMaximum, jsErrCodeStreamHeaderExceedsMaximum:
+			return true
+		}
+	}
+	return false
+}
+
+// jsErrCodeStreamHeaderExceedsMaximum: "header size exceeds maximum allowed" (nats-server JSStreamHeaderExceedsMaximumErr).
+const jsErrCodeStreamHeaderExceedsMaximum jetstream.ErrorCode = 10097
 
 func (r *Relay) prune(ctx context.Context) error {
 	_, err := r.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)`, r.Retain.Seconds())
 	return err
 }
 
-// Pending counts the rows not yet published: the outbox backlog.
+// Pending counts the rows not yet published: the outbox backlog
+// (quarantined rows are counted by Quarantined).
 func Pending(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 	var n int64
-	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND quarantined_at IS NULL`).Scan(&n)
+	return n, err
+}
+
+// Quarantined counts the rows NATS refused for good: each needs an
+// operator (docs/operations.md).
+func Quarantined(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL`).Scan(&n)
 	return n, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -127,4 +128,78 @@ func TestRunPublishesOnNotify(t *testing.T) {
 		n, err := outbox.Pending(b.ctx, b.pool)
 		return err == nil && n == 0
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// A row NATS refuses for good (larger than the server's max payload) is
+// quarantined with the reason and the rows behind it are published: one
+// row cannot stop the relay.
+func TestRefusedRowIsQuarantinedAndTheRestGoOn(t *testing.T) {
+	b := setup(t)
+	add(t, b, "e-1", "before")
+	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		return outbox.AddRaw(b.ctx, tx, "e-huge", "huifang.events.test", make([]byte, 2<<20), nats.Header{})
+	}))
+	add(t, b, "e-2", "after")
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	n, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	msgs := streamMsgs(t, b)
+	require.Len(t, msgs, 2)
+	require.Equal(t, "e-1", msgs[0].Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, "e-2", msgs[1].Headers().Get(jetstream.MsgIDHeader))
+	var reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT quarantine_reason FROM outbox WHERE id = 'e-huge' AND quarantined_at IS NOT NULL AND published_at IS NULL`).Scan(&reason))
+	require.Contains(t, reason, "maximum payload")
+	pending, err := outbox.Pending(b.ctx, b.pool)
+	require.NoError(t, err)
+	require.Zero(t, pending)
+	q, err := outbox.Quarantined(b.ctx, b.pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, q)
+	n, err = r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "a quarantined row is not tried again")
+}
+
+// An acknowledgement that never comes does not hold the relay (and its
+// lock) for ever: the round gives up after AckTimeout, keeps the row, and
+// the next round may run.
+func TestMissingAckTimesOut(t *testing.T) {
+	b := setup(t)
+	// Something answers on the subject but never acknowledges.
+	sub, err := b.js.Conn().Subscribe("blackhole.test", func(*nats.Msg) {})
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		return outbox.AddRaw(b.ctx, tx, "e-lost", "blackhole.test", []byte("x"), nats.Header{})
+	}))
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	r.AckTimeout = 300 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { _, err := r.RunOnce(b.ctx); done <- err }()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "no publish acknowledgement")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the relay waited for an acknowledgement that never comes")
+	}
+	pending, err := outbox.Pending(b.ctx, b.pool)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, pending, "the row stays for the next round")
+}
+
+// A publish that finds no stream asks for the streams to be provisioned.
+func TestNoStreamProvisions(t *testing.T) {
+	b := setup(t)
+	require.NoError(t, b.js.DeleteStream(b.ctx, stream.EventsStream))
+	add(t, b, "e-1", "waiting for its stream")
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	r.Provision = func(ctx context.Context) error { return stream.Ensure(ctx, b.js, stream.Config{}) }
+	_, err := r.RunOnce(b.ctx)
+	require.Error(t, err, "the first round finds no stream")
+	n, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Len(t, streamMsgs(t, b), 1)
 }

@@ -3,6 +3,10 @@ package postgres
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,4 +59,31 @@ func Constraint(err error) string {
 		return pgErr.ConstraintName
 	}
 	return ""
+}
+
+// IsTransient tells whether err says the database is away or busy for the
+// moment, rather than that the statement is wrong: the connection could not
+// be made or was lost, the server is shutting down or starting, too many
+// connections, a serialization failure or deadlock, a timeout. Work that
+// failed so is retried later; it is never bad input.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch code := Code(err); {
+	case code == "":
+	case strings.HasPrefix(code, "08"), // connection exception
+		code == "57P01", code == "57P02", code == "57P03", // admin/crash shutdown, cannot connect now
+		code == "53300", // too many connections
+		code == CodeSerializationFailure, code == CodeDeadlockDetected:
+		return true
+	default:
+		return false // the server answered: the statement itself failed
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -56,3 +56,33 @@ func TestDBIsPoolOrTransaction(t *testing.T) {
 		t.Error("Code and Constraint of a non-Postgres error must be empty")
 	}
 }
+
+// A database that is away is transient; a statement the server refused is not.
+func TestIsTransient(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, syntax := pool.Exec(ctx, `SELEC 1`)
+	if syntax == nil || postgres.IsTransient(syntax) {
+		t.Fatalf("a syntax error is not transient: %v", syntax)
+	}
+	_, terminated := pool.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
+	if !postgres.IsTransient(terminated) {
+		t.Fatalf("a terminated connection is transient: %v (%T)", terminated, terminated)
+	}
+	away, err := pgxpool.New(ctx, "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer away.Close()
+	_, refused := away.Exec(ctx, `SELECT 1`)
+	if !postgres.IsTransient(refused) {
+		t.Fatalf("a refused connection is transient: %v (%T)", refused, refused)
+	}
+	if postgres.IsTransient(nil) || postgres.IsTransient(errors.New("a bug")) {
+		t.Fatal("nil and plain errors are not transient")
+	}
+}

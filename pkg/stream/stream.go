@@ -78,6 +78,11 @@ const (
 	// HeaderOrigSubject is the subject a dead-lettered message first came on.
 	HeaderOrigSubject = "Huifang-Original-Subject"
 	HeaderService     = "Huifang-Service"
+	// HeaderRejectedID names the rejected_events row that keeps a dead letter.
+	HeaderRejectedID = "Huifang-Rejected-Id"
+	// HeaderPayloadOmitted says that a dead letter's payload was too large
+	// to carry, and where it is kept.
+	HeaderPayloadOmitted = "Huifang-Payload-Omitted"
 
 	ContentTypeProtobuf = "application/protobuf"
 	ContentTypeJSON     = "application/json"
@@ -117,6 +122,10 @@ func Connect(ctx context.Context, log *slog.Logger, url, name string) (*nats.Con
 	}
 }
 
+// IngressDuplicateWindow is the ingress stream's window for Nats-Msg-Id:
+// the least JetStream takes.
+const IngressDuplicateWindow = 100 * time.Millisecond
+
 // Ensure creates the three streams, or updates them to cfg. Every service calls
 // it at start, so the first one up provisions them.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
@@ -136,6 +145,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		s.Replicas = cfg.Replicas
 		s.MaxAge = cfg.MaxAge
 		s.Duplicates = cfg.DuplicateWindow
+		if s.Name == IngressStream {
+			// Upstream systems name their events themselves, and intake drops
+			// resends by tenant, source system and the source's event id; a
+			// window on the upstream Nats-Msg-Id would only drop the events of
+			// two systems whose ids collide.
+			s.Duplicates = IngressDuplicateWindow
+		}
 		if existing, err := js.Stream(ctx, s.Name); err == nil && sameConfig(existing.CachedInfo().Config, s) {
 			// Already as wanted: services starting together do not update it again.
 			continue

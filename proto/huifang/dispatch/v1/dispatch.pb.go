@@ -843,8 +843,12 @@ type Task struct {
 	ProductCategory string `protobuf:"bytes,19,opt,name=product_category,json=productCategory,proto3" json:"product_category,omitempty"`
 	// Last disposition recorded.
 	LastDisposition v1.Disposition `protobuf:"varint,20,opt,name=last_disposition,json=lastDisposition,proto3,enum=huifang.types.v1.Disposition" json:"last_disposition,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The claim's fencing token: it grows with every claim or reassignment of the task. The holder
+	// sends it back with HeartbeatTask, RecordAttempt and ReleaseTask; a holder whose lease ran out and
+	// whose task was claimed again (even by the same agent) is refused with FAILED_PRECONDITION.
+	LeaseToken    int64 `protobuf:"varint,21,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1017,6 +1021,13 @@ func (x *Task) GetLastDisposition() v1.Disposition {
 	return v1.Disposition(0)
 }
 
+func (x *Task) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
 type ClaimNextTaskRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1124,10 +1135,12 @@ func (x *ClaimNextTaskResponse) GetTask() *Task {
 }
 
 type HeartbeatTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	AgentId       string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The lease_token of the claim (Task.lease_token); 0: checked by agent_id only.
+	LeaseToken    int64 `protobuf:"varint,4,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1181,6 +1194,13 @@ func (x *HeartbeatTaskRequest) GetAgentId() string {
 		return x.AgentId
 	}
 	return ""
+}
+
+func (x *HeartbeatTaskRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
 }
 
 type HeartbeatTaskResponse struct {
@@ -1382,8 +1402,10 @@ type RecordAttemptRequest struct {
 	// An agent's outcome: ANSWERED, NO_ANSWER, BUSY, WRONG_NUMBER, REFUSED, CALL_BACK_LATER, ASKED_TO_STOP.
 	Disposition v1.Disposition `protobuf:"varint,4,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
 	// For CALL_BACK_LATER: when the customer asked to be called.
-	CallBackAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=call_back_at,json=callBackAt,proto3" json:"call_back_at,omitempty"`
-	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	CallBackAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=call_back_at,json=callBackAt,proto3" json:"call_back_at,omitempty"`
+	Note       string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	// The lease_token of the claim (Task.lease_token); 0: checked by agent_id only.
+	LeaseToken    int64 `protobuf:"varint,7,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1460,6 +1482,13 @@ func (x *RecordAttemptRequest) GetNote() string {
 	return ""
 }
 
+func (x *RecordAttemptRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
 type RecordAttemptResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -1523,10 +1552,12 @@ func (x *RecordAttemptResponse) GetNextAttemptAt() *timestamppb.Timestamp {
 }
 
 type ReleaseTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	AgentId       string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The lease_token of the claim (Task.lease_token); 0: checked by agent_id only.
+	LeaseToken    int64 `protobuf:"varint,4,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1580,6 +1611,13 @@ func (x *ReleaseTaskRequest) GetAgentId() string {
 		return x.AgentId
 	}
 	return ""
+}
+
+func (x *ReleaseTaskRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
 }
 
 type ReleaseTaskResponse struct {
@@ -2683,7 +2721,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x05group\x18\x04 \x01(\tR\x05group\"p\n" +
 	"\x12ListAgentsResponse\x122\n" +
 	"\x06agents\x18\x01 \x03(\v2\x1a.huifang.dispatch.v1.AgentR\x06agents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd8\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf9\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2705,17 +2743,21 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tpolicy_id\x18\x11 \x01(\tR\bpolicyId\x12>\n" +
 	"\rrequired_role\x18\x12 \x01(\x0e2\x19.huifang.dispatch.v1.RoleR\frequiredRole\x12)\n" +
 	"\x10product_category\x18\x13 \x01(\tR\x0fproductCategory\x12H\n" +
-	"\x10last_disposition\x18\x14 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\x0flastDisposition\"}\n" +
+	"\x10last_disposition\x18\x14 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\x0flastDisposition\x12\x1f\n" +
+	"\vlease_token\x18\x15 \x01(\x03R\n" +
+	"leaseToken\"}\n" +
 	"\x14ClaimNextTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12-\n" +
 	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"F\n" +
 	"\x15ClaimNextTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"g\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\x88\x01\n" +
 	"\x14HeartbeatTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\"F\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12\x1f\n" +
+	"\vlease_token\x18\x04 \x01(\x03R\n" +
+	"leaseToken\"F\n" +
 	"\x15HeartbeatTaskResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xd1\x01\n" +
 	"\x10ListTasksRequest\x12\x1b\n" +
@@ -2729,7 +2771,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\"l\n" +
 	"\x11ListTasksResponse\x12/\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x19.huifang.dispatch.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfa\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x02\n" +
 	"\x14RecordAttemptRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
@@ -2737,15 +2779,19 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\vdisposition\x18\x04 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x12<\n" +
 	"\fcall_back_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"callBackAt\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"\xa4\x01\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x12\x1f\n" +
+	"\vlease_token\x18\a \x01(\x03R\n" +
+	"leaseToken\"\xa4\x01\n" +
 	"\x15RecordAttemptResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12B\n" +
-	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"e\n" +
+	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x86\x01\n" +
 	"\x12ReleaseTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\"D\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12\x1f\n" +
+	"\vlease_token\x18\x04 \x01(\x03R\n" +
+	"leaseToken\"D\n" +
 	"\x13ReleaseTaskResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xa0\x01\n" +
 	"\x13ReassignTaskRequest\x12\x1b\n" +

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,15 +18,16 @@ import (
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// Job is one claimed send.
+// Job is one claimed send: the task as the claim left it (its LeaseToken is
+// the claim's fencing token) and its message.
 type Job struct {
 	Task    task.Task
 	Message message.Message
 }
 
 // SendDue is one round of the automatic channels (the sender loop): it
-// sends up to Send.Batch due messages, one at a time (ClaimSend, the
-// provider, FinishSend), and returns how many it tried.
+// sends up to Send.Batch due messages, one at a time (ClaimSend, then
+// Deliver), and returns how many it claimed.
 func (a *App) SendDue(ctx context.Context) (int, error) {
 	n := 0
 	for n < max(a.Send.Batch, 1) {
@@ -37,13 +39,42 @@ func (a *App) SendDue(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		n++
-		res, sendErr := a.Send.Sender.Send(ctx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
-			To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body})
-		if err := a.FinishSend(ctx, job, res, sendErr); err != nil {
+		if err := a.Deliver(ctx, job); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// Deliver sends a claimed job through the provider and records the outcome
+// (FinishSend). Right before the provider is called it checks that the
+// claim still holds (task.Task.MaySend): a sender that was paused past its
+// lease, whose message another sender may have claimed and sent, calls
+// nothing, logs one warning and leaves the message to the next holder. The
+// check and the call are not atomic: a sender paused between them still
+// calls the provider, with the message's one idempotency key, so a provider
+// that deduplicates drops the copy, and FinishSend refuses its outcome.
+// The call is bounded by what is left of the lease.
+func (a *App) Deliver(ctx context.Context, job Job) error {
+	now := a.Now()
+	current, err := store.Task(ctx, a.DB, job.Task.Tenant, job.Task.ID)
+	if err != nil {
+		return fmt.Errorf("outgoing: check the lease of task %s: %w", job.Task.ID, err)
+	}
+	if err := current.MaySend(job.Task.LeaseToken, now); err != nil {
+		a.log().WarnContext(ctx, "outgoing: lease lost before the send, nothing sent; the message is left to its next holder",
+			"task", job.Task.ID, "visit", job.Task.VisitID, "reason", err.Error(), "token", job.Task.LeaseToken, "current_token", current.LeaseToken)
+		return nil
+	}
+	sendCtx := ctx
+	if left := job.Task.LeaseExpiresAt.Sub(now); left > 0 {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithTimeout(ctx, left)
+		defer cancel()
+	}
+	res, sendErr := a.Send.Sender.Send(sendCtx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
+		To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body})
+	return a.FinishSend(ctx, job, res, sendErr)
 }
 
 // ClaimSend takes the next due automatic task, creates its message the
@@ -130,20 +161,31 @@ func (a *App) compose(ctx context.Context, tx pgx.Tx, t task.Task, now time.Time
 	}, "", "", nil
 }
 
+// errStale rolls back the transaction of a stale sender's FinishSend.
+var errStale = errors.New("outgoing: the send was claimed again")
+
 // FinishSend records the outcome of a send: sent; or, after a failure worth
 // retrying, back to the sender's queue after Backoff·2^(tries-1); or failed
-// (and the visit unreachable) after a permanent failure or MaxTries. A
-// sender whose message another one took over records nothing.
+// (and the visit unreachable) after a permanent failure or MaxTries. It is
+// fenced: a sender whose claim is no longer the task's (job.Task.LeaseToken;
+// its lease ran out and another sender claimed the message) changes
+// nothing, not even a timestamp, and logs one warning; the message stays
+// with its new holder.
 func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendErr error) error {
 	now := a.Now()
+	var current task.Task
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
 		_, err := store.UpdateTask(ctx, tx, job.Task.Tenant, job.Task.ID, now, func(t *task.Task) error {
 			m, _, err := store.MessageOfTask(ctx, tx, t.ID)
 			if err != nil {
 				return err
 			}
-			if !m.Current(job.Message.Tries) {
-				return nil // another sender took it over after our lease ran out
+			// The token is the fence; the message's try count says the same
+			// (each claim counts one) and also holds against a claim by a
+			// replica that predates the token.
+			if t.Fenced(job.Task.LeaseToken) != nil || !m.Current(job.Message.Tries) {
+				current = *t
+				return errStale
 			}
 			if sendErr == nil {
 				m.Sent(res.ProviderMessageID, now)
@@ -171,6 +213,16 @@ func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendEr
 		})
 		return err
 	})
+	if errors.Is(err, errStale) {
+		outcome := "sent"
+		if sendErr != nil {
+			outcome = "failed"
+		}
+		a.log().WarnContext(ctx, "outgoing: finish refused: the message was claimed again after this sender's lease ran out; its outcome is not recorded",
+			"task", job.Task.ID, "visit", job.Task.VisitID, "token", job.Task.LeaseToken, "current_token", current.LeaseToken,
+			"try", job.Message.Tries, "outcome", outcome)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("outgoing: finish task %s: %w", job.Task.ID, err)
 	}

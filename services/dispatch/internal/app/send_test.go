@@ -36,6 +36,7 @@ import (
 type fakeTelnyx struct {
 	mu        sync.Mutex
 	requests  int
+	keys      []string // the Idempotency-Key of every request
 	delivered []string // texts, once per key
 	byKey     map[string]string
 	failNext  int // answer 503 to this many requests
@@ -45,6 +46,7 @@ func (f *fakeTelnyx) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests++
+	f.keys = append(f.keys, r.Header.Get("Idempotency-Key"))
 	if r.Method != http.MethodPost || r.URL.Path != "/v2/messages" || r.Header.Get("Authorization") != "Bearer KEY" {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"errors":[{"code":"10009","title":"Authentication failed"}]}`)

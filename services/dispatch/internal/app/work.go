@@ -32,22 +32,27 @@ func (a *App) update(ctx context.Context, tenant, taskID string, fn func(tx pgx.
 }
 
 // Heartbeat extends the lease of a task the agent holds to now+Lease.
-func (a *App) Heartbeat(ctx context.Context, tenant, taskID, agentID string) (task.Task, error) {
+// token is the fencing token of the agent's claim (task.Task.LeaseToken as
+// the claim answered it; 0: none brought, only the agent is checked): once
+// the task was claimed again it is task.ErrClaimedAgain and nothing changes.
+func (a *App) Heartbeat(ctx context.Context, tenant, taskID, agentID string, token int64) (task.Task, error) {
 	return a.update(ctx, tenant, taskID, func(_ pgx.Tx, t *task.Task, now time.Time) error {
-		return t.Extend(agentID, now, a.Lease)
+		return t.Extend(task.Holder{AgentID: agentID, Token: token}, now, a.Lease)
 	})
 }
 
-// Release gives a task the agent holds back to the queue at once.
-func (a *App) Release(ctx context.Context, tenant, taskID, agentID string) (task.Task, error) {
+// Release gives a task the agent holds back to the queue at once; token
+// fences it as in Heartbeat.
+func (a *App) Release(ctx context.Context, tenant, taskID, agentID string, token int64) (task.Task, error) {
 	return a.update(ctx, tenant, taskID, func(_ pgx.Tx, t *task.Task, _ time.Time) error {
-		return t.Release(agentID)
+		return t.Release(task.Holder{AgentID: agentID, Token: token})
 	})
 }
 
 // Reassign moves an active task to another agent, leased to it, and writes
 // VisitAssigned; only a leader, deputy or director may, and a leader only
-// within the groups it oversees.
+// within the groups it oversees. It is a new claim: the task's fencing token
+// goes up and the previous holder changes nothing any more.
 func (a *App) Reassign(ctx context.Context, tenant, taskID, leaderID, toAgentID, reason string) (task.Task, error) {
 	leader, groups, err := a.leaderGroups(ctx, tenant, leaderID)
 	if err != nil {
@@ -73,9 +78,12 @@ func (a *App) Reassign(ctx context.Context, tenant, taskID, leaderID, toAgentID,
 
 // Attempt is an agent's attempt on a task it holds.
 type Attempt struct {
-	Tenant      string
-	TaskID      string
-	AgentID     string
+	Tenant  string
+	TaskID  string
+	AgentID string
+	// LeaseToken is the fencing token of the agent's claim (0: none brought;
+	// only the agent is checked); see Heartbeat.
+	LeaseToken  int64
 	Disposition typesv1.Disposition
 	// CallBackAt is when the customer asked to be called back (CALL_BACK_LATER).
 	CallBackAt time.Time
@@ -95,11 +103,13 @@ type AttemptResult struct {
 // attempt makes the visit unreachable (无效回访), "asked to stop" opts the
 // customer out of the channel (and cancels the customer's other open or
 // claimed tasks on it). Each attempt writes VisitAttempted, and as the
-// outcome says VisitUnreachable and ContactOptedOut.
+// outcome says VisitUnreachable and ContactOptedOut. An attempt under a
+// claim that is no longer the task's (in.LeaseToken) is task.ErrClaimedAgain
+// and records nothing.
 func (a *App) RecordAttempt(ctx context.Context, in Attempt) (AttemptResult, error) {
 	var res AttemptResult
 	t, err := a.update(ctx, in.Tenant, in.TaskID, func(tx pgx.Tx, t *task.Task, now time.Time) error {
-		n, out, err := t.Record(in.AgentID, in.Disposition, now, in.CallBackAt, a.Retry)
+		n, out, err := t.Record(task.Holder{AgentID: in.AgentID, Token: in.LeaseToken}, in.Disposition, now, in.CallBackAt, a.Retry)
 		if err != nil {
 			return err
 		}

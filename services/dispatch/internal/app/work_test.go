@@ -212,19 +212,19 @@ func TestHeartbeatReleaseAndHolder(t *testing.T) {
 	require.True(t, found)
 
 	b.clock.Advance(10 * time.Minute)
-	hb, err := b.a.Heartbeat(ctx, "default", x.ID, "a-1")
+	hb, err := b.a.Heartbeat(ctx, "default", x.ID, "a-1", 0)
 	require.NoError(t, err)
 	require.True(t, hb.LeaseExpiresAt.Equal(b.clock.Now().Add(15*time.Minute)))
 	b.clock.Advance(10 * time.Minute) // past the first lease, inside the extended one
 	_, found = b.claim(t, "a-2")
 	require.False(t, found, "the heartbeat kept the lease")
 
-	_, err = b.a.Heartbeat(ctx, "default", x.ID, "a-2")
+	_, err = b.a.Heartbeat(ctx, "default", x.ID, "a-2", 0)
 	require.ErrorIs(t, err, task.ErrNotHolder)
 	_, err = b.record(x.ID, "a-2", typesv1.Disposition_DISPOSITION_ANSWERED, "")
 	require.ErrorIs(t, err, task.ErrNotHolder)
 
-	rel, err := b.a.Release(ctx, "default", x.ID, "a-1")
+	rel, err := b.a.Release(ctx, "default", x.ID, "a-1", 0)
 	require.NoError(t, err)
 	require.Equal(t, task.StatusOpen, rel.Status)
 	got, found := b.claim(t, "a-2")

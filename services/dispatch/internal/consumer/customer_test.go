@@ -79,8 +79,10 @@ func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64
 		Header: nats.Header{jetstream.MsgIDHeader: {id}}})
 	require.NoError(t, err)
 	want := ct.events
+	// Handled (an inbox row) or refused (a rejected row; dead letters leave no inbox row).
 	require.Eventually(t, func() bool {
-		return ct.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCustomer) == want
+		return ct.count(t, `SELECT (SELECT count(*) FROM inbox WHERE consumer = $1) + (SELECT count(*) FROM rejected_events WHERE source = $2)`,
+			consumer.DurableCustomer, stream.SubjectCustomerUpdated) == want
 	}, 10*time.Second, 20*time.Millisecond)
 }
 

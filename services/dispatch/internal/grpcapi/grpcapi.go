@@ -51,6 +51,16 @@ func taskAndAgent(bad *invalid.List, taskID, agentID string) (string, string) {
 	return taskID, agentID
 }
 
+// leaseToken reads the fencing token a request carries (Task.lease_token;
+// 0: none, the agent alone is checked) and notes a negative one in bad.
+func leaseToken(bad *invalid.List, token int64) int64 {
+	if token < 0 {
+		bad.Add("lease_token", "must be the lease_token of the claim (a positive number), or 0")
+		return 0
+	}
+	return token
+}
+
 // UpsertOrgUnit creates or updates an org unit.
 func (s *Server) UpsertOrgUnit(ctx context.Context, req *dispatchv1.UpsertOrgUnitRequest) (*dispatchv1.UpsertOrgUnitResponse, error) {
 	if req.GetUnit() == nil {
@@ -146,10 +156,11 @@ func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTas
 func (s *Server) HeartbeatTask(ctx context.Context, req *dispatchv1.HeartbeatTaskRequest) (*dispatchv1.HeartbeatTaskResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
+	token := leaseToken(&bad, req.GetLeaseToken())
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.App.Heartbeat(ctx, tenant.Or(req.GetTenantId()), taskID, agentID)
+	t, err := s.App.Heartbeat(ctx, tenant.Or(req.GetTenantId()), taskID, agentID, token)
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -186,6 +197,7 @@ func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest
 func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemptRequest) (*dispatchv1.RecordAttemptResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
+	token := leaseToken(&bad, req.GetLeaseToken())
 	if err := task.CheckDisposition(req.GetDisposition()); err != nil {
 		b, _ := invalid.As(err)
 		for _, v := range b.Violations {
@@ -203,7 +215,7 @@ func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemp
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	res, err := s.App.RecordAttempt(ctx, app.Attempt{Tenant: tenant.Or(req.GetTenantId()), TaskID: taskID, AgentID: agentID,
+	res, err := s.App.RecordAttempt(ctx, app.Attempt{Tenant: tenant.Or(req.GetTenantId()), TaskID: taskID, AgentID: agentID, LeaseToken: token,
 		Disposition: req.GetDisposition(), CallBackAt: callBack, Note: req.GetNote()})
 	if err != nil {
 		return nil, statusOf(err)
@@ -215,10 +227,11 @@ func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemp
 func (s *Server) ReleaseTask(ctx context.Context, req *dispatchv1.ReleaseTaskRequest) (*dispatchv1.ReleaseTaskResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
+	token := leaseToken(&bad, req.GetLeaseToken())
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t, err := s.App.Release(ctx, tenant.Or(req.GetTenantId()), taskID, agentID)
+	t, err := s.App.Release(ctx, tenant.Or(req.GetTenantId()), taskID, agentID, token)
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -426,6 +439,7 @@ func taskProto(t task.Task) *dispatchv1.Task {
 		RequiredRole:    roleProto(t.RequiredRole),
 		ProductCategory: t.ProductCategory,
 		LastDisposition: t.LastDisposition,
+		LeaseToken:      t.LeaseToken,
 	}
 }
 

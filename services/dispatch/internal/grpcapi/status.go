@@ -34,6 +34,8 @@ func statusOf(err error) error {
 		return status.Error(codes.FailedPrecondition, "the agent is off shift")
 	case errors.Is(err, task.ErrAtCapacity):
 		return status.Error(codes.ResourceExhausted, "the agent holds as many tasks as its capacity; finish or release one")
+	case errors.Is(err, task.ErrClaimedAgain):
+		return status.Error(codes.FailedPrecondition, "the task was claimed again after this claim's lease ran out; claim a task anew")
 	case errors.Is(err, task.ErrNotHolder):
 		return status.Error(codes.FailedPrecondition, "the agent does not hold the task")
 	case errors.Is(err, task.ErrClosed):

@@ -94,7 +94,7 @@ func ownerAvailable(owner string) string {
   AND ` + hasRoom("g", "$2", "$14") + `)`
 }
 
-var claimSQL = `UPDATE tasks SET status = 'claimed', agent_id = $3, lease_expires_at = $4, updated_at = $2
+var claimSQL = `UPDATE tasks SET status = 'claimed', agent_id = $3, lease_expires_at = $4, updated_at = $2, lease_token = lease_token + 1
 WHERE id = (
   SELECT t.id FROM tasks t
   WHERE t.tenant_id = $1 AND t.status IN ('open', 'claimed') AND NOT t.automatic AND t.available_at <= $2
@@ -130,7 +130,9 @@ type ClaimRequest struct {
 // severity, then the customer's tier, then the due time. A task is open, or
 // claimed with a lease expired at now, and available at now. It reports
 // false when no task fits. Concurrent claims skip each other's rows, so
-// each task goes to one agent.
+// each task goes to one agent. Each claim makes the task's fencing token
+// (lease_token) one more, in the same statement: the previous holder's
+// token no longer matches.
 func Claim(ctx context.Context, tx pgx.Tx, r ClaimRequest) (task.Task, bool, error) {
 	a := r.Agent
 	rows, err := tx.Query(ctx, claimSQL, r.Tenant, r.Now, a.ID, r.Now.Add(r.Lease), nonNil(a.Groups), a.Role, r.Rank,

@@ -116,14 +116,15 @@ func Decide(t Task, d typesv1.Disposition, attempt int, now, callBackAt time.Tim
 	return Outcome{}, invalid.New("disposition", fmt.Sprintf("must be an agent's outcome (answered, no answer, busy, wrong number, refused, call back later, asked to stop), not %s", d))
 }
 
-// Record records attempt number t.Attempts+1 of the agent holding t with
+// Record records attempt number t.Attempts+1 of h, the holder of t, with
 // disposition d at now (Decide), and applies its outcome: the attempt
 // count and last disposition, the new status, the next moment it may be
 // worked; the lease ends. Who made a done or refused visit stays its agent.
-func (t *Task) Record(agentID string, d typesv1.Disposition, now, callBackAt time.Time, policy RetryPolicy) (int, Outcome, error) {
-	if err := t.HeldBy(agentID); err != nil {
+func (t *Task) Record(h Holder, d typesv1.Disposition, now, callBackAt time.Time, policy RetryPolicy) (int, Outcome, error) {
+	if err := t.HeldBy(h); err != nil {
 		return 0, Outcome{}, err
 	}
+	agentID := h.AgentID
 	n := t.Attempts + 1
 	out, err := Decide(*t, d, n, now, callBackAt, policy)
 	if err != nil {

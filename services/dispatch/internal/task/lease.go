@@ -17,13 +17,43 @@ var (
 	ErrNotLeader = errors.New("task: only a leader, deputy or director may reassign tasks")
 	// ErrAutomatic: automatic-channel tasks are sent by dispatch, not worked by agents.
 	ErrAutomatic = errors.New("task: the task is sent by dispatch itself")
+	// ErrClaimedAgain: the caller's fencing token is not the task's: the
+	// task was claimed again (by another agent or sender, by a leader's
+	// reassignment, or anew by the same agent) after the claim the caller
+	// holds. Such a stale holder changes nothing.
+	ErrClaimedAgain = errors.New("task: the task was claimed again")
+	// ErrLeaseExpired: the caller's lease ran out; it must not start work
+	// (a send) that another holder may be starting too.
+	ErrLeaseExpired = errors.New("task: the lease ran out")
 )
 
-// HeldBy checks that agentID holds t: claimed by it. A lease that ran out
-// still counts until another agent takes the task.
-func (t Task) HeldBy(agentID string) error {
+// Holder is who works on a task under one claim: the agent and the claim's
+// fencing token (LeaseToken as the claim answered it). Token 0 says the
+// caller brought none: then only the agent is checked, and a stale caller
+// whose task came back to the same agent cannot be told from the current one.
+type Holder struct {
+	AgentID string
+	Token   int64
+}
+
+// Fenced checks a holder's fencing token against t's: ErrClaimedAgain when
+// the caller brought one (token > 0) and t was claimed since (or the token
+// never was t's).
+func (t Task) Fenced(token int64) error {
+	if token != 0 && token != t.LeaseToken {
+		return ErrClaimedAgain
+	}
+	return nil
+}
+
+// HeldBy checks that h holds t: claimed by h's agent under h's claim. A
+// lease that ran out still counts until the task is claimed again.
+func (t Task) HeldBy(h Holder) error {
 	if t.Automatic {
 		return ErrAutomatic
+	}
+	if err := t.Fenced(h.Token); err != nil {
+		return err
 	}
 	if t.Status != StatusClaimed {
 		if t.Active() {
@@ -31,24 +61,24 @@ func (t Task) HeldBy(agentID string) error {
 		}
 		return ErrClosed
 	}
-	if t.AgentID != agentID {
+	if t.AgentID != h.AgentID {
 		return ErrNotHolder
 	}
 	return nil
 }
 
-// Extend extends the lease of a task the agent holds to now+lease (a heartbeat).
-func (t *Task) Extend(agentID string, now time.Time, lease time.Duration) error {
-	if err := t.HeldBy(agentID); err != nil {
+// Extend extends the lease of a task h holds to now+lease (a heartbeat).
+func (t *Task) Extend(h Holder, now time.Time, lease time.Duration) error {
+	if err := t.HeldBy(h); err != nil {
 		return err
 	}
 	t.LeaseExpiresAt = now.Add(lease)
 	return nil
 }
 
-// Release gives a task the agent holds back to the queue at once.
-func (t *Task) Release(agentID string) error {
-	if err := t.HeldBy(agentID); err != nil {
+// Release gives a task h holds back to the queue at once.
+func (t *Task) Release(h Holder) error {
+	if err := t.HeldBy(h); err != nil {
 		return err
 	}
 	t.Status, t.AgentID, t.LeaseExpiresAt = StatusOpen, "", time.Time{}
@@ -80,12 +110,14 @@ func (t Task) CheckReassign(leader Agent, groups []string) error {
 	return nil
 }
 
-// AssignTo leases t to agent to until now+lease (a leader's reassignment);
-// an inactive agent takes nothing.
+// AssignTo leases t to agent to until now+lease (a leader's reassignment),
+// a new claim: the fencing token goes up, so the previous holder changes
+// nothing any more. An inactive agent takes nothing.
 func (t *Task) AssignTo(to Agent, now time.Time, lease time.Duration) error {
 	if to.Inactive {
 		return ErrInactive
 	}
 	t.Status, t.AgentID, t.LeaseExpiresAt = StatusClaimed, to.ID, now.Add(lease)
+	t.LeaseToken++
 	return nil
 }

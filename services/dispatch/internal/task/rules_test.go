@@ -184,17 +184,17 @@ func TestRecord(t *testing.T) {
 	now := time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
 	policy := task.RetryPolicy{typesv1.Channel_CHANNEL_PHONE: {typesv1.Disposition_DISPOSITION_NO_ANSWER: {After: 2 * time.Hour, Max: 3}}}
 	x := task.Task{Channel: typesv1.Channel_CHANNEL_PHONE, Status: task.StatusClaimed, AgentID: "a-1", LeaseExpiresAt: now.Add(time.Minute)}
-	_, _, err := x.Record("a-2", typesv1.Disposition_DISPOSITION_NO_ANSWER, now, time.Time{}, policy)
+	_, _, err := x.Record(task.Holder{AgentID: "a-2"}, typesv1.Disposition_DISPOSITION_NO_ANSWER, now, time.Time{}, policy)
 	require.ErrorIs(t, err, task.ErrNotHolder)
-	n, out, err := x.Record("a-1", typesv1.Disposition_DISPOSITION_NO_ANSWER, now, time.Time{}, policy)
+	n, out, err := x.Record(task.Holder{AgentID: "a-1"}, typesv1.Disposition_DISPOSITION_NO_ANSWER, now, time.Time{}, policy)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, task.StatusOpen, out.Status)
 	require.Equal(t, task.Task{Channel: typesv1.Channel_CHANNEL_PHONE, Status: task.StatusOpen, Attempts: 1,
 		LastDisposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, AvailableAt: now.Add(2 * time.Hour)}, x)
-	_, _, err = x.Record("a-1", typesv1.Disposition_DISPOSITION_ANSWERED, now, time.Time{}, policy)
+	_, _, err = x.Record(task.Holder{AgentID: "a-1"}, typesv1.Disposition_DISPOSITION_ANSWERED, now, time.Time{}, policy)
 	require.ErrorIs(t, err, task.ErrNotHolder, "released to the queue: nobody holds it")
 	x.Status = task.StatusDone
-	_, _, err = x.Record("a-1", typesv1.Disposition_DISPOSITION_ANSWERED, now, time.Time{}, policy)
+	_, _, err = x.Record(task.Holder{AgentID: "a-1"}, typesv1.Disposition_DISPOSITION_ANSWERED, now, time.Time{}, policy)
 	require.ErrorIs(t, err, task.ErrClosed)
 }

@@ -6,9 +6,26 @@ import (
 )
 
 // Sending leases an automatic task to a sender until now+lease for try
-// number tries of its message.
+// number tries of its message: a new claim, so the fencing token goes up.
 func (t *Task) Sending(tries int, now time.Time, lease time.Duration) {
 	t.Status, t.LeaseExpiresAt, t.Attempts = StatusSending, now.Add(lease), tries
+	t.LeaseToken++
+}
+
+// MaySend checks, right before the provider is called, that the sender
+// whose claim answered token still holds t: ErrClaimedAgain when another
+// claim came since, ErrLeaseExpired when t is still being sent under this
+// claim but its lease ran out at now (another sender may take it over at any
+// moment). A task closed meanwhile under the same claim (cancelled) is
+// left to the caller, as before.
+func (t Task) MaySend(token int64, now time.Time) error {
+	if token != t.LeaseToken {
+		return ErrClaimedAgain
+	}
+	if t.Status == StatusSending && !t.LeaseExpiresAt.After(now) {
+		return ErrLeaseExpired
+	}
+	return nil
 }
 
 // Sent records that the provider took the message; it reports false (and

@@ -81,10 +81,17 @@ type Task struct {
 	Deadline time.Time
 	// AvailableAt is when the task may next be worked: the due time placed
 	// in the contact calendar, a retry, a call-back.
-	AvailableAt     time.Time
-	Status          string
-	AgentID         string
-	LeaseExpiresAt  time.Time
+	AvailableAt    time.Time
+	Status         string
+	AgentID        string
+	LeaseExpiresAt time.Time
+	// LeaseToken is the fencing token of the task's latest claim: every
+	// claim (an agent's, a leader's reassignment, the sender's) makes it one
+	// more. A holder carries the token its claim answered, and each of its
+	// writes is checked against the task's under the row lock (Fenced), so a
+	// holder whose lease ran out and whose task was claimed again changes
+	// nothing.
+	LeaseToken      int64
 	Attempts        int
 	LastDisposition typesv1.Disposition
 	CreatedAt       time.Time

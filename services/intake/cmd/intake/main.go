@@ -46,11 +46,16 @@ type config struct {
 	TierRefresh time.Duration `env:"TIER_REFRESH" default:"6h"`
 	// RevealContacts shows phones and emails unmasked in API responses.
 	RevealContacts bool `env:"REVEAL_CONTACTS" default:"false"`
+	// MaxEventBytes is the most bytes an event may have, as it arrives
+	// (a NATS payload, a webhook body, an event's protobuf encoding) and as
+	// intake publishes it (ServiceCompleted, CustomerUpdated); larger input
+	// is refused on every path. At most the NATS max_payload less 64 KiB.
+	MaxEventBytes int `env:"MAX_EVENT_BYTES" default:"262144"`
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
 	// Configuration.
-	cfg := config{Base: app.Base{GRPCAddr: ":7001", HTTPAddr: ":8001"}}
+	cfg := config{Base: app.Base{GRPCAddr: ":7001", HTTPAddr: ":8001", GRPCMaxRecvBytes: 16 << 20}} // a batch of events, as the webhook takes
 	if err := app.LoadConfig(log, "intake", &cfg); err != nil {
 		return err
 	}
@@ -80,7 +85,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	a := &intake.App{DB: rt.Pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Relay: rt.Relay, Now: time.Now, Log: log}
+	if err := intake.CheckEventLimit(cfg.MaxEventBytes, rt.NC.MaxPayload()); err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	a := &intake.App{DB: rt.Pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Relay: rt.Relay, Now: time.Now, Log: log,
+		MaxEventBytes: cfg.MaxEventBytes}
 	if err := a.SealLegacy(ctx); err != nil {
 		rt.Close(ctx)
 		return err

@@ -83,3 +83,17 @@ func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
 		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), `huifang_consumer_pending{consumer="intake-ingress"`)
 	}, 30*time.Second, 100*time.Millisecond, "/metrics answers 200 with the ingress backlog")
 }
+
+// MAX_EVENT_BYTES must leave room for headers under the NATS server's
+// max_payload: a limit NATS could not carry stops the service at start.
+func TestRunRefusesAnEventLimitNATSCannotCarry(t *testing.T) {
+	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
+	t.Setenv("NATS_URL", natstest.Start(t).ClientURL())
+	t.Setenv("GRPC_ADDR", freeAddr(t))
+	t.Setenv("HTTP_ADDR", freeAddr(t))
+	t.Setenv("MAX_EVENT_BYTES", "1048576")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, servicetest.Logger())
+	require.ErrorContains(t, err, "MAX_EVENT_BYTES (1048576) must leave 65536 bytes for headers under the NATS server's max_payload (1048576)")
+}

@@ -42,6 +42,9 @@ type App struct {
 	// versions' timestamps, replays).
 	Now func() time.Time
 	Log *slog.Logger
+	// MaxEventBytes (MAX_EVENT_BYTES) is the most bytes an event may have,
+	// coming in and going out (see EventLimit); 0: ingest.DefaultMaxEventBytes.
+	MaxEventBytes int
 }
 
 // inTx runs fn in a transaction of its own and wakes the relay after the

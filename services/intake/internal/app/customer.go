@@ -33,17 +33,25 @@ func (a *App) settle(ctx context.Context, q postgres.Querier, c *archive.Custome
 	return c.Settle(a.Rules, changed, now), nil
 }
 
+// customerUpdated is the CustomerUpdated of a settled change of c.
+func customerUpdated(c *archive.Customer, changed []string) *eventsv1.CustomerUpdated {
+	return &eventsv1.CustomerUpdated{
+		EventId: outbox.NewEventID(), TenantId: c.TenantID, Customer: c.Proto(), Version: c.Version,
+		ChangedFields: changed, UpdatedAt: timestamppb.New(c.UpdatedAt),
+	}
+}
+
 // announce writes CustomerUpdated for a saved change of c and re-evaluates
 // the referrer c newly names (seed 000: referrals count toward the key tier).
+// A CustomerUpdated larger than the limit is not written: the error is a
+// *tooLargeError, which the command turns into the refusal of its input
+// (refusedAs), rolling the change back.
 func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, changed []string) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	ev := &eventsv1.CustomerUpdated{
-		EventId: outbox.NewEventID(), TenantId: c.TenantID, Customer: c.Proto(), Version: c.Version,
-		ChangedFields: changed, UpdatedAt: timestamppb.New(c.UpdatedAt),
-	}
-	if _, err := outbox.Add(ctx, tx, outbox.Message{ID: ev.EventId, Subject: stream.SubjectCustomerUpdated, Payload: ev}); err != nil {
+	ev := customerUpdated(c, changed)
+	if err := a.add(ctx, tx, stream.SubjectCustomerUpdated, ev.EventId, ev); err != nil {
 		return err
 	}
 	ref := c.NewReferrer(changed)

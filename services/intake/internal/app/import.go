@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
@@ -94,6 +95,9 @@ func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustome
 		r := &out.Results[i]
 		r.Line = rec.Line
 		var l invalid.List
+		if n := proto.Size(rec.Customer); n > a.EventLimit() {
+			l.Add(fmt.Sprintf("records[%d].customer", i), fmt.Sprintf("must be at most %d bytes", a.EventLimit()))
+		}
 		at := ingest.ImportRecord(&l, i, rec.Customer, rec.SourceUpdatedAt, now)
 		if err := l.Err(); err != nil {
 			r.Outcome, r.Invalid = Rejected, asInvalid(err)
@@ -102,7 +106,9 @@ func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustome
 		}
 		var err error
 		if r.Outcome, r.CustomerID, err = a.importRecord(ctx, tx, t, rec.Customer, at); err != nil {
-			return Import{}, fmt.Errorf("record on line %d: %w", rec.Line, err)
+			// A customer whose CustomerUpdated would be too large after
+			// the merge refuses the call (its records all or none).
+			return Import{}, fmt.Errorf("record on line %d: %w", rec.Line, refusedAs(fmt.Sprintf("records[%d].customer", i), err))
 		}
 		switch r.Outcome {
 		case Imported:

@@ -43,12 +43,23 @@ type Ingested struct {
 // IngestService validates and stores one event in a transaction of its own.
 // A refused event is recorded with the refused ones (rejected_events and the
 // dead letter, under in.Source) and reported in Ingested.Invalid; the error
-// is for failures only.
+// is for failures only. An event larger than the limit (EventLimit, its
+// protobuf encoding) is refused at the door and not recorded: the caller
+// holds it, and a copy of it is what must not travel onward.
 func (a *App) IngestService(ctx context.Context, in IngestService) (Ingested, error) {
+	if err := ingest.CheckSize(proto.Size(in.Event), a.EventLimit()); err != nil {
+		return Ingested{Invalid: asInvalid(err)}, nil
+	}
 	var out Ingested
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		out, err = a.IngestServiceTx(ctx, tx, in)
+		// In a savepoint: a refusal found after the archive was written
+		// (the events it would publish are too large) leaves nothing but
+		// the rejected row.
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+			var err error
+			out, err = a.IngestServiceTx(ctx, sp, in)
+			return err
+		})
 		bad, ok := invalid.As(err)
 		if !ok {
 			return err
@@ -66,10 +77,23 @@ func (a *App) IngestService(ctx context.Context, in IngestService) (Ingested, er
 // and, when the customer changed, CustomerUpdated. A resend of the same
 // (tenant, source_system, source_event_id), or the same complaint reference
 // for the same customer through another channel (seed 000), changes
-// nothing. A refused event changes nothing and is returned as its
-// *invalid.Error: the caller records it (the inbox dead-letters it).
+// nothing. A refused event is returned as its *invalid.Error: the caller
+// records it (the inbox dead-letters it). An event larger than the limit
+// (EventLimit, its protobuf encoding), or one whose ServiceCompleted or
+// CustomerUpdated would be (the customer as archived may be larger than the
+// one it sent), is refused (payload: must be at most N bytes). The latter
+// is found after writes to tx: on any error the caller rolls tx back (the
+// inbox does) or runs the call in a savepoint (IngestService does).
 func (a *App) IngestServiceTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingested, error) {
+	out, err := a.ingestTx(ctx, tx, in)
+	return out, refusedAs("payload", err)
+}
+
+func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingested, error) {
 	ev := in.Event
+	if err := ingest.CheckSize(proto.Size(ev), a.EventLimit()); err != nil {
+		return Ingested{}, err
+	}
 	ingest.Normalize(ev)
 	if err := a.validate(ctx, tx, ev); err != nil {
 		return Ingested{}, err
@@ -121,7 +145,7 @@ func (a *App) IngestServiceTx(ctx context.Context, tx pgx.Tx, in IngestService) 
 	done.ServiceId = out.ServiceID
 	done.EventId = outbox.NewEventID()
 	done.Customer = cust.Proto()
-	if _, err := outbox.Add(ctx, tx, outbox.Message{ID: done.EventId, Subject: stream.SubjectServiceCompleted, Payload: done}); err != nil {
+	if err := a.add(ctx, tx, stream.SubjectServiceCompleted, done.EventId, done); err != nil {
 		return out, err
 	}
 	return out, nil

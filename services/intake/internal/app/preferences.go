@@ -44,13 +44,16 @@ func (a *App) UpdateContactPreferencesTx(ctx context.Context, tx pgx.Tx, in Upda
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
-	return a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
+	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
 		return c.SetPreferences(in.Preferences)
 	})
+	return c, refusedAs("preferences", err)
 }
 
 // updateCustomer changes a customer by id with change under its row lock,
-// settles the change and announces it.
+// settles the change and announces it. A CustomerUpdated too large to
+// publish fails it with a *tooLargeError (after the save: the caller's
+// transaction rolls back).
 func (a *App) updateCustomer(ctx context.Context, tx pgx.Tx, tenant, id string, change func(c *archive.Customer) []string) (*archive.Customer, error) {
 	var changed []string
 	c, err := a.Store.UpdateCustomer(ctx, tx, tenant, id, func(c *archive.Customer) (bool, error) {

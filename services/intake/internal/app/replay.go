@@ -22,6 +22,8 @@ type ReplayRejected struct {
 // rule is answered with its *invalid.Error and changes nothing; a stored one
 // is marked replayed, once (ErrAlreadyReplayed after). The replay goes
 // through the same idempotency: a meanwhile stored resend makes it a duplicate.
+// A payload or fixed event larger than the limit is refused (see
+// IngestServiceTx); a stored payload refused for its size is only replayed fixed.
 func (a *App) ReplayRejected(ctx context.Context, in ReplayRejected) (Ingested, error) {
 	var out Ingested
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
@@ -36,6 +38,12 @@ func (a *App) ReplayRejected(ctx context.Context, in ReplayRejected) (Ingested, 
 func (a *App) ReplayRejectedTx(ctx context.Context, tx pgx.Tx, in ReplayRejected) (Ingested, error) {
 	var out Ingested
 	err := a.Store.UpdateRejected(ctx, tx, in.Tenant, in.ID, func(r *ingest.Rejected) error {
+		if in.Fixed == nil && r.ReplayedAt == nil {
+			// A payload over the limit is refused again without decoding it.
+			if err := ingest.CheckSize(len(r.Payload), a.EventLimit()); err != nil {
+				return err
+			}
+		}
 		ev, err := r.Replay(in.Fixed)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/huifang/huifang/services/intake/internal/archive"
 )
@@ -28,6 +29,16 @@ func (a *App) RefreshTiers(ctx context.Context, pageSize int) (int, error) {
 			var err error
 			n, after, err = a.Store.UpdateTiered(ctx, tx, after, pageSize, func(c *archive.Customer) (bool, error) {
 				changed, err := a.settle(ctx, tx, c, nil)
+				if len(changed) > 0 && err == nil {
+					// A customer whose CustomerUpdated would be too large
+					// to publish (an archive from before MAX_EVENT_BYTES)
+					// keeps its tier rather than stopping the refresh.
+					if size := proto.Size(customerUpdated(c, changed)); size > a.EventLimit() {
+						a.log().WarnContext(ctx, "tier change not saved: the customer is too large to announce; trim it (SetCustomerOwners)",
+							"customer_id", c.ID, "bytes", size, "max_event_bytes", a.EventLimit())
+						return false, nil
+					}
+				}
 				if len(changed) > 0 {
 					saved = append(saved, due{c, changed})
 				}

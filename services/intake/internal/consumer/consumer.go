@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/tenant"
@@ -24,10 +26,15 @@ const IngressDurable = "intake-ingress"
 // app.Workers for INGRESS_WORKERS handlers at once).
 // Upstream systems send JSON or protobuf, told apart by Content-Type (a
 // payload without one that starts with '{' is JSON), so it reads the
-// message itself rather than through inbox.Of. A payload that does not
-// decode or an event that breaks a rule is dead-lettered by the inbox:
-// recorded under the tenant it names when that can be read, its payload
-// sealed at rest with the app's sealer.
+// message itself rather than through inbox.Of. A payload larger than the
+// app's limit (MAX_EVENT_BYTES) is refused before it is decoded. A payload
+// that does not decode or an event that breaks a rule is dead-lettered by
+// the inbox: recorded under the tenant it names when that can be read, its
+// payload sealed at rest with the app's sealer.
+//
+// The inbox is keyed by what names the event upstream (ID): two source
+// systems or tenants that use the same Nats-Msg-Id are two events, and a
+// resend of one event under another Nats-Msg-Id (or re-encoded) is one.
 func Ingress(a *app.App) *inbox.Consumer {
 	return &inbox.Consumer{
 		Service:  app.Service,
@@ -35,6 +42,9 @@ func Ingress(a *app.App) *inbox.Consumer {
 		Stream:   stream.IngressStream,
 		Subjects: []string{stream.SubjectIngressServiceCompleted},
 		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			if err := ingest.CheckSize(len(msg.Data()), a.EventLimit()); err != nil {
+				return err
+			}
 			ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data())
 			if err != nil {
 				return err
@@ -42,16 +52,46 @@ func Ingress(a *app.App) *inbox.Consumer {
 			_, err = a.IngestServiceTx(ctx, tx, app.IngestService{Event: ev})
 			return err
 		},
-		Tenant: func(msg jetstream.Msg) string {
-			ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data())
-			if err != nil {
-				return ""
+		ID: func(msg jetstream.Msg) string {
+			ev := decode(a, msg)
+			if ev == nil {
+				return "" // the inbox's default: Nats-Msg-Id, else a hash of the payload
 			}
-			if t := tenant.Or(ev.GetTenantId()); tenant.Valid(t) {
+			if key := ingest.SourceKey(ev); key != "" {
+				return IngressKeyPrefix + key
+			}
+			return ""
+		},
+		Tenant: func(msg jetstream.Msg) string {
+			var t string
+			if ev := decode(a, msg); ev != nil {
+				t = ev.GetTenantId()
+			} else {
+				// Too large to decode, or not of the shape: read only the tenant.
+				t = ingest.PeekTenant(msg.Headers().Get(stream.HeaderContentType), msg.Data())
+			}
+			if t = tenant.Or(t); tenant.Valid(t) {
 				return t
 			}
 			return ""
 		},
 		Seal: a.Seal,
 	}
+}
+
+// IngressKeyPrefix starts the inbox key of an ingress event that names its
+// source: "ingress:<tenant>/<source_system>/<source_event_id>" (ingest.SourceKey).
+const IngressKeyPrefix = "ingress:"
+
+// decode reads the event a message carries; nil when it is larger than the
+// limit (it is not decoded) or does not decode.
+func decode(a *app.App, msg jetstream.Msg) *eventsv1.ServiceCompleted {
+	if len(msg.Data()) > a.EventLimit() {
+		return nil
+	}
+	ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data())
+	if err != nil {
+		return nil
+	}
+	return ev
 }

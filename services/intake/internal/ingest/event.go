@@ -1,7 +1,11 @@
 package ingest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -10,6 +14,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 )
 
@@ -47,6 +52,28 @@ func CustomerInput(ev *eventsv1.ServiceCompleted) archive.Record {
 func ComplaintRef(ev *eventsv1.ServiceCompleted) string {
 	return ev.GetComplaint().GetReference()
 }
+
+// SourceKey names an event by what names it upstream: its tenant, source
+// system and the source's id ("<tenant>/<source_system>/<source_event_id>",
+// each trimmed as Normalize does and path-escaped, so that a '/' in an id
+// cannot make two events one; a key longer than MaxSourceKey is a hash of
+// it). Every resend of one event has its key, whatever its encoding or
+// transport ids; "" when source_system or source_event_id is missing.
+func SourceKey(ev *eventsv1.ServiceCompleted) string {
+	system, id := strings.TrimSpace(ev.GetSourceSystem()), strings.TrimSpace(ev.GetSourceEventId())
+	if system == "" || id == "" {
+		return ""
+	}
+	key := url.PathEscape(tenant.Or(ev.GetTenantId())) + "/" + url.PathEscape(system) + "/" + url.PathEscape(id)
+	if len(key) > MaxSourceKey {
+		sum := sha256.Sum256([]byte(key))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key
+}
+
+// MaxSourceKey bounds a SourceKey kept as it is (keys are indexed).
+const MaxSourceKey = 512
 
 // ImportRecord normalizes and checks record i of an import: its customer and
 // its source time, which it returns (the record's source_updated_at, else

@@ -27,6 +27,7 @@ import (
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
+	"github.com/huifang/huifang/services/intake/internal/ingest"
 )
 
 // OpenAPI is the OpenAPI 3 document of the webhook.
@@ -34,11 +35,9 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Body limits.
-const (
-	maxEventBytes = 1 << 20
-	maxBatchBytes = 16 << 20
-)
+// maxBatchBytes bounds the body of a batch; each of its events is held to
+// the app's limit (MAX_EVENT_BYTES) on its own, as the body of one event is.
+const maxBatchBytes = 16 << 20
 
 // Handler serves POST /v1/services, POST /v1/services:batch and GET
 // /openapi.json on a server of their own (WEBHOOK_ADDR set apart).
@@ -108,16 +107,22 @@ var (
 	marshal   = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}
 )
 
-func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int64, msg proto.Message) bool {
+// read reads a JSON body of at most limit bytes into msg (reading at most
+// limit+1 bytes of it): a larger one is answered 413 with the violation
+// (payload: must be at most limit bytes) and kept nowhere. A body that is not
+// JSON of the shape is answered 400 and recorded with the refused inputs
+// unless it is larger than the app's event limit (a batch's): a copy of it
+// must not travel onward on the dead-letter subject.
+func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int, msg proto.Message) bool {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != stream.ContentTypeJSON {
 		writeJSON(w, http.StatusUnsupportedMediaType, Problem{Error: "Content-Type must be application/json"})
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeJSON(w, http.StatusRequestEntityTooLarge, Problem{Error: "body too large"})
+		writeJSON(w, http.StatusRequestEntityTooLarge, problem(ingest.TooLarge(limit), ""))
 		return false
 	}
 	if err != nil {
@@ -126,10 +131,13 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int64, msg 
 	}
 	if err := unmarshal.Unmarshal(body, msg); err != nil {
 		bad := invalid.New("payload", "must be JSON of the documented shape: "+err.Error())
-		id, rerr := h.app.RejectRaw(r.Context(), app.RejectRaw{Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad})
-		if rerr != nil {
-			h.fail(w, r, rerr)
-			return false
+		id := ""
+		if len(body) <= h.app.EventLimit() {
+			var rerr error
+			if id, rerr = h.app.RejectRaw(r.Context(), app.RejectRaw{Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad}); rerr != nil {
+				h.fail(w, r, rerr)
+				return false
+			}
 		}
 		writeJSON(w, http.StatusBadRequest, problem(bad, id))
 		return false
@@ -139,7 +147,7 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int64, msg 
 
 func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 	ev := &eventsv1.ServiceCompleted{}
-	if !h.read(w, r, maxEventBytes, ev) {
+	if !h.read(w, r, h.app.EventLimit(), ev) {
 		return
 	}
 	out, err := h.app.IngestService(r.Context(), app.IngestService{Event: ev, Source: "http"})
