@@ -282,14 +282,16 @@ func (rt *Runtime) provision(ctx context.Context) error {
 // no answer at all (nats-server 2.15), hence the bound on each attempt.
 func ensureStreams(ctx context.Context, log *slog.Logger, js jetstream.JetStream, cfg stream.Config) error {
 	delay := 100 * time.Millisecond
+	trouble := &loop.Trouble{Log: log, What: "streams"}
 	for {
 		attemptCtx, cancel := context.WithTimeout(ctx, ensureAttemptTimeout)
 		err := stream.Ensure(attemptCtx, js, cfg)
 		cancel()
 		if err == nil {
+			trouble.OK(ctx)
 			return nil
 		}
-		log.WarnContext(ctx, "streams not ready, retrying", "err", err, "in", delay)
+		trouble.Fail(ctx, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("app: streams: %w", err)

@@ -460,3 +460,44 @@ func metricValue(t *testing.T, page, series string) float64 {
 	}
 	return -1
 }
+
+// NATS back with an empty store (a replaced node or volume): the service
+// provisions the streams again, creates its durable again, and goes on:
+// the events it publishes and the ones it consumes flow, without a restart.
+func TestNATSBackWithAnEmptyStore(t *testing.T) {
+	ns := natstest.Start(t)
+	cfg := baseConfig(t, pgtest.NewDatabase(t), ns.ClientURL())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rt, err := app.Start(ctx, quiet(), "apptest", cfg, fstest.MapFS{"001_effects.sql": {Data: []byte(`CREATE TABLE effects (body text NOT NULL)`)}})
+	require.NoError(t, err)
+	rt.Consume(&inbox.Consumer{Durable: "apptest-empty", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitDue}, Backoff: 50 * time.Millisecond,
+		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, string(msg.Data()))
+			return err
+		}})
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	count := func() int {
+		var n int
+		require.NoError(t, rt.Pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&n))
+		return n
+	}
+	publish := func(body string) bool {
+		_, err := rt.JS.Publish(ctx, stream.SubjectVisitDue, []byte(body))
+		return err == nil
+	}
+	require.Eventually(t, func() bool { return publish("before") }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return count() == 1 }, 20*time.Second, 20*time.Millisecond)
+
+	ns = ns.RestartEmpty(t)
+	require.Eventually(t, func() bool {
+		_, err := rt.JS.Stream(ctx, stream.EventsStream)
+		return err == nil
+	}, 60*time.Second, 100*time.Millisecond, "the streams are provisioned again")
+	require.Eventually(t, func() bool { return publish("after") }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return count() == 2 }, 60*time.Second, 50*time.Millisecond, "the durable is created again and consumes")
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+}

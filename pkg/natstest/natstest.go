@@ -33,6 +33,16 @@ func (s *Server) Restart(t testing.TB) *Server {
 	return start(t, s.dir, s.port)
 }
 
+// RestartEmpty shuts the server down and starts a new one on the same port
+// with an empty store, as after a node or its volume was replaced: the
+// streams and consumers are gone.
+func (s *Server) RestartEmpty(t testing.TB) *Server {
+	t.Helper()
+	s.Shutdown()
+	s.WaitForShutdown()
+	return start(t, t.TempDir(), s.port)
+}
+
 func start(t testing.TB, dir string, port int) *Server {
 	t.Helper()
 	opts := &server.Options{

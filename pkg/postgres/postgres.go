@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/huifang/huifang/pkg/loop"
 )
 
 // Migrations is a named set of migration files (NNN_name.sql at the root of
@@ -57,12 +59,14 @@ func Open(ctx context.Context, log *slog.Logger, url, schema string, sets ...Mig
 
 func waitReady(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool) error {
 	delay := 100 * time.Millisecond
+	trouble := &loop.Trouble{Log: log, What: "postgres"}
 	for {
 		err := pool.Ping(ctx)
 		if err == nil {
+			trouble.OK(ctx)
 			return nil
 		}
-		log.WarnContext(ctx, "postgres not ready, retrying", "err", err, "in", delay)
+		trouble.Fail(ctx, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("postgres: not reachable: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/telemetry"
 )
 
@@ -102,9 +103,17 @@ type Config struct {
 // connection and its JetStream context.
 func Connect(ctx context.Context, log *slog.Logger, url, name string) (*nats.Conn, jetstream.JetStream, error) {
 	delay := 100 * time.Millisecond
+	trouble := &loop.Trouble{Log: log, What: "nats " + url}
 	for {
-		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				log.Warn("disconnected from NATS; reconnecting", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			}))
 		if err == nil {
+			trouble.OK(ctx)
 			js, err := jetstream.New(nc)
 			if err != nil {
 				nc.Close()
@@ -112,7 +121,7 @@ func Connect(ctx context.Context, log *slog.Logger, url, name string) (*nats.Con
 			}
 			return nc, js, nil
 		}
-		log.WarnContext(ctx, "nats not ready, retrying", "err", err, "in", delay)
+		trouble.Fail(ctx, err)
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("stream: nats not reachable at %s: %w", url, err)
