@@ -51,9 +51,9 @@ type Base struct {
 	NATSURL     string `env:"NATS_URL,url" default:"nats://127.0.0.1:4222"`
 	GRPCAddr    string `env:"GRPC_ADDR"`
 	// GRPCMaxRecvBytes bounds a gRPC request; 0 keeps gRPC's 4 MiB.
-	GRPCMaxRecvBytes int `env:"GRPC_MAX_RECV_BYTES" default:"0"`
-	HTTPAddr    string `env:"HTTP_ADDR"`
-	LogLevel    string `env:"LOG_LEVEL" default:"info"`
+	GRPCMaxRecvBytes int    `env:"GRPC_MAX_RECV_BYTES" default:"0"`
+	HTTPAddr         string `env:"HTTP_ADDR"`
+	LogLevel         string `env:"LOG_LEVEL" default:"info"`
 	// StartTimeout is how long the service waits for Postgres and NATS at start.
 	StartTimeout time.Duration `env:"START_TIMEOUT" default:"2m"`
 	// ShutdownDelay is how long a service keeps serving, not ready, after
