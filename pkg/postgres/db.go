@@ -73,8 +73,10 @@ func IsTransient(err error) bool {
 	switch code := Code(err); {
 	case code == "":
 	case strings.HasPrefix(code, "08"), // connection exception
-		code == "57P01", code == "57P02", code == "57P03", // admin/crash shutdown, cannot connect now
-		code == "53300", // too many connections
+		strings.HasPrefix(code, "57P"), // shutdown, cannot connect now, database dropped
+		strings.HasPrefix(code, "53"),  // insufficient resources: too many connections, out of memory or disk
+		code == "57014",                // statement timeout, cancelled
+		code == "55P03",                // lock timeout
 		code == CodeSerializationFailure, code == CodeDeadlockDetected:
 		return true
 	default:
@@ -84,6 +86,6 @@ func IsTransient(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
-		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, pgx.ErrTxClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -43,7 +43,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 
 	// The use cases.
-	a := &scheduler.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now}
+	fireFailures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "huifang_scheduler_fire_failures_total",
+		Help: "Visits whose firing failed for a reason of their own (marked failed; the rest of their batch went on).",
+	})
+	a := &scheduler.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now, Log: log, FireFailures: fireFailures}
 	if err := a.EnsureBuiltins(ctx); err != nil {
 		rt.Close(ctx)
 		return err
@@ -62,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Round: func(ctx context.Context) (int, error) { return a.FireDue(ctx, cfg.FireBatch) },
 		Done:  func(int) { rt.Relay.Notify() },
 	})
-	rt.Metrics.MustRegister(dueLag(a))
+	rt.Metrics.MustRegister(dueLag(a), fireFailures, failedVisits(a))
 
 	// The API.
 	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
@@ -83,5 +87,22 @@ func dueLag(a *scheduler.App) prometheus.Collector {
 			return -1
 		}
 		return lag.Seconds()
+	})
+}
+
+// failedVisits exports huifang_scheduler_failed_visits: how many visits
+// failed to fire and wait for an operator (-1 when it cannot be read).
+func failedVisits(a *scheduler.App) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "huifang_scheduler_failed_visits",
+		Help: "Visits that failed to fire and wait for an operator: retry (ReschedulePlannedVisit) or cancel them.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := a.FailedVisits(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
 	})
 }

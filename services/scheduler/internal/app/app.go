@@ -15,9 +15,11 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
@@ -39,6 +41,11 @@ type App struct {
 	Relay Notifier
 	// Now is the clock of every decision.
 	Now func() time.Time
+	// Log, when set, receives the firing failures (else slog.Default).
+	Log *slog.Logger
+	// FireFailures, when set, counts the visits marked failed because
+	// firing them failed (huifang_scheduler_fire_failures_total).
+	FireFailures prometheus.Counter
 }
 
 // now is the API's clock: UTC, to the microsecond Postgres keeps.

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,7 +48,7 @@ func addDue(ctx context.Context, tx pgx.Tx, v visit.Visit, r contact.Rules) erro
 	customer := &typesv1.Customer{}
 	if len(v.Customer) > 0 {
 		if err := protojson.Unmarshal(v.Customer, customer); err != nil {
-			return fmt.Errorf("app: customer of visit %s: %w", v.ID, err)
+			return fmt.Errorf("the customer snapshot of visit %s cannot be decoded as a huifang.types.v1.Customer: %s", v.ID, withheld(err))
 		}
 	}
 	due := &eventsv1.VisitDue{
@@ -81,4 +82,26 @@ func windowProto(w calendar.Window) *typesv1.ContactWindow {
 
 func windowFrom(w *typesv1.ContactWindow) calendar.Window {
 	return calendar.Window{Start: int(w.GetStartMinute()), End: int(w.GetEndMinute())}
+}
+
+var (
+	jsonPosition = regexp.MustCompile(`\(line \d+:\d+\)`)
+	// What protojson says of a value without quoting it: the kind and the
+	// field (the schema's names), or a field name the snapshot has.
+	jsonWhat = regexp.MustCompile(`invalid value for \w+ (field \w+|key)|(unknown|duplicate) field "?[\w.]*"?`)
+)
+
+// withheld is what protojson says of a snapshot it cannot decode, without
+// the values it quotes (a customer's name or phone number): where, and what
+// went wrong when that can be said without them.
+func withheld(err error) string {
+	msg := err.Error()
+	out := "protojson"
+	if pos := jsonPosition.FindString(msg); pos != "" {
+		out += " " + pos
+	}
+	if what := jsonWhat.FindString(msg); what != "" {
+		return out + ": " + what
+	}
+	return out + ": malformed (the decoder's words are withheld: they may quote the customer's data)"
 }

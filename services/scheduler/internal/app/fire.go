@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,18 +20,36 @@ import (
 
 // FireDue fires up to limit visits due now, in a transaction of its own:
 // one round of the firing loop. It returns how many visits it handled
-// (fired, moved or suppressed), so the loop goes on at once after a full
-// round.
-func (a *App) FireDue(ctx context.Context, limit int) (n int, err error) {
+// (fired, moved, suppressed or failed), so the loop goes on at once after a
+// full round. The visits it marked failed are reported after the commit:
+// one ERROR line each and FireFailures.
+func (a *App) FireDue(ctx context.Context, limit int) (int, error) {
 	now := a.Now()
-	err = a.inTx(ctx, func(tx pgx.Tx) error {
-		n, err = a.FireDueTx(ctx, tx, now, limit)
+	var round Fired
+	err := a.inTx(ctx, func(tx pgx.Tx) (err error) {
+		round, err = a.FireDueTx(ctx, tx, now, limit)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("app: fire due visits: %w", err)
 	}
-	return n, nil
+	a.reportFailed(round.Failed)
+	return round.Handled, nil
+}
+
+// Fired is what a round of firing did.
+type Fired struct {
+	// Handled is how many visits were claimed and handled: fired, moved,
+	// suppressed or failed.
+	Handled int
+	// Failed are the visits marked failed, each with its error.
+	Failed []Failure
+}
+
+// Failure is a visit whose firing failed for a reason of its own.
+type Failure struct {
+	Visit visit.Visit
+	Err   error
 }
 
 // FireDueTx claims up to limit visits due at or before now within tx (no
@@ -39,63 +59,332 @@ func (a *App) FireDue(ctx context.Context, limit int) (n int, err error) {
 // cap; the reason is kept) or is suppressed (an opt-out, or a cap past the
 // deadline; VisitCancelled). A fired or suppressed visit of a recurring step
 // plans the next one with the policy version it came from.
-func (a *App) FireDueTx(ctx context.Context, tx pgx.Tx, now time.Time, limit int) (int, error) {
-	due, err := store.ClaimDue(ctx, tx, now, limit)
-	if err != nil || len(due) == 0 {
-		return 0, err
+//
+// A visit whose firing fails for a reason of its own (its stored customer
+// snapshot or service cannot be read, its policy or its tenant's contact
+// policy cannot be loaded, its event cannot be built, the database refuses
+// one of its statements, a panic) is rolled back to its savepoint and
+// marked failed (visit.Fail) in tx, and the rest of the batch goes on: one
+// bad visit never holds the head of the due queue. A failure that says the
+// database is away (store.Unavailable: connection lost, statement timeout,
+// shutdown, serialization failure, deadlock) or that ctx ended fails the
+// whole round instead, and nothing is marked failed by an outage: the loop
+// retries. The caller reports the failures after its commit (FireDue does).
+//
+// A round is first fired in one savepoint (fireAll): most rounds have no
+// failing visit, and a savepoint per visit costs a third of the firing
+// rate. When a visit fails for a reason of its own, that savepoint is
+// rolled back and the round is fired again with a savepoint per visit
+// (fireEach), which isolates the failing ones.
+func (a *App) FireDueTx(ctx context.Context, tx pgx.Tx, now time.Time, limit int) (Fired, error) {
+	claimed, err := store.ClaimDue(ctx, tx, now, limit)
+	if err != nil || len(claimed) == 0 {
+		return Fired{}, err
 	}
+	r := newRound(now)
+	if err := r.load(ctx, tx, claimed); err != nil {
+		return Fired{}, err
+	}
+	out := Fired{Handled: len(claimed)}
+	due, ok, err := r.fireAll(ctx, tx, claimed)
+	if err == nil && !ok {
+		due, out.Failed, err = r.fireEach(ctx, tx, claimed)
+	}
+	if err != nil {
+		return Fired{}, err
+	}
+	return out, store.SaveVisits(ctx, tx, due)
+}
+
+// fireAll fires the claimed visits in one savepoint of tx. ok is false when
+// a visit failed for a reason of its own (or is damaged): the savepoint is
+// rolled back, nothing of the attempt is kept, and the round is to be fired
+// again visit by visit. err fails the round.
+func (r *round) fireAll(ctx context.Context, tx pgx.Tx, claimed []store.Claimed) (due []visit.Visit, ok bool, err error) {
+	for _, c := range claimed {
+		if c.Damage != nil {
+			return nil, false, nil
+		}
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	due = make([]visit.Visit, len(claimed))
+	for i, c := range claimed {
+		due[i] = c.Visit
+		contacted, own := r.fire(ctx, sp, &due[i])
+		if own != nil {
+			if away(ctx, own) {
+				return nil, false, own
+			}
+			r.fired = map[store.CustomerKey][]contact.Contact{}
+			return nil, false, sp.Rollback(ctx)
+		}
+		if contacted {
+			r.contacted(due[i])
+		}
+	}
+	return due, true, sp.Commit(ctx)
+}
+
+// fireEach fires the claimed visits each in a savepoint of its own; a visit
+// that fails for a reason of its own is rolled back to its savepoint and
+// marked failed. err fails the round.
+func (r *round) fireEach(ctx context.Context, tx pgx.Tx, claimed []store.Claimed) ([]visit.Visit, []Failure, error) {
+	due := make([]visit.Visit, len(claimed))
+	var failed []Failure
+	for i, c := range claimed {
+		due[i] = c.Visit
+		own := c.Damage
+		if own == nil {
+			var err error
+			if own, err = r.fireIsolated(ctx, tx, &due[i]); err != nil {
+				return nil, nil, err
+			}
+		}
+		if own != nil {
+			// What the failed attempt changed was rolled back with its savepoint.
+			due[i] = c.Visit
+			due[i].Fail(own.Error(), r.now)
+			failed = append(failed, Failure{Visit: due[i], Err: own})
+		}
+	}
+	return due, failed, nil
+}
+
+// fireIsolated fires v in a savepoint of tx (pgx: tx.Begin). own is v's own
+// failure (the savepoint rolled back, v to be marked failed); err fails the
+// round: the database is away, ctx ended, or the savepoint itself cannot be
+// handled.
+func (r *round) fireIsolated(ctx context.Context, tx pgx.Tx, v *visit.Visit) (own, err error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	contacted, own := r.fire(ctx, sp, v)
+	if own == nil {
+		// Releasing a savepoint checks nothing of the visit's: a failure
+		// here is the transaction's, and fails the round.
+		if err := sp.Commit(ctx); err != nil {
+			return nil, err
+		}
+		if contacted {
+			r.contacted(*v)
+		}
+		return nil, nil
+	}
+	if away(ctx, own) {
+		return nil, own
+	}
+	if err := sp.Rollback(ctx); err != nil {
+		return nil, err
+	}
+	return own, nil
+}
+
+// away tells whether err fails the round rather than the visit: the
+// database is away or ctx ended.
+func away(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || store.Unavailable(err)
+}
+
+// reportFailed logs each failed visit (ids, policy and the error; no
+// customer data) and counts it.
+func (a *App) reportFailed(fs []Failure) {
+	log := a.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, f := range fs {
+		v := f.Visit
+		attrs := []any{"visit_id", v.ID, "tenant_id", v.Tenant, "policy_id", v.PolicyID, "policy_version", v.PolicyVersion, "err", f.Err}
+		var p *panicError
+		if errors.As(f.Err, &p) {
+			attrs = append(attrs, "stack", string(p.stack))
+		}
+		log.Error("visit failed to fire: marked failed, its batch went on without it; "+
+			"retry it with ReschedulePlannedVisit or cancel it", attrs...)
+		if a.FireFailures != nil {
+			a.FireFailures.Inc()
+		}
+	}
+}
+
+// panicError is a panic while firing a visit: that visit's failure.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// round is what one round of firing reads once: the tenants' contact
+// policies, the customers' preferences and contact ledgers, the policies of
+// recurring series, and the contacts fired in the round so far. An entry
+// present in a map is loaded (the zero value when there is nothing stored).
+type round struct {
+	now       time.Time
+	rules     map[string]contact.Rules
+	customers map[store.CustomerKey]contact.Customer
+	history   map[store.CustomerKey][]contact.Contact
+	fired     map[store.CustomerKey][]contact.Contact
+	policies  map[string]*policy.Policy
+}
+
+func newRound(now time.Time) *round {
+	r := &round{now: now, fired: map[store.CustomerKey][]contact.Contact{}, policies: map[string]*policy.Policy{}}
+	r.reset()
+	return r
+}
+
+func (r *round) reset() {
+	r.rules, r.customers, r.history = map[string]contact.Rules{}, map[store.CustomerKey]contact.Customer{}, map[store.CustomerKey][]contact.Contact{}
+}
+
+// contacted records that v fell due in this round: a contact the caps of
+// the visits after it count.
+func (r *round) contacted(v visit.Visit) {
+	k := customerKey(v)
+	r.fired[k] = append(r.fired[k], contact.Contact{Channel: v.Channel, At: r.now})
+}
+
+func customerKey(v visit.Visit) store.CustomerKey {
+	return store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID}
+}
+
+// load reads what the batch needs in three statements, in a savepoint. When
+// something of it cannot be read for a reason of its own (one tenant's
+// contact policy, one customer's preferences), nothing is kept and each
+// visit reads its own in its savepoint (rulesOf, customerOf, historyOf), so
+// that only the visits it concerns fail.
+func (r *round) load(ctx context.Context, tx pgx.Tx, claimed []store.Claimed) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.loadBatch(ctx, sp, claimed); err != nil {
+		if away(ctx, err) {
+			return err
+		}
+		r.reset()
+		return sp.Rollback(ctx)
+	}
+	return sp.Commit(ctx)
+}
+
+func (r *round) loadBatch(ctx context.Context, tx pgx.Tx, claimed []store.Claimed) error {
 	tenants := map[string]bool{}
 	keys := map[store.CustomerKey]bool{}
-	for _, v := range due {
-		tenants[v.Tenant] = true
-		if v.CustomerID != "" {
-			keys[store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID}] = true
+	for _, c := range claimed {
+		tenants[c.Tenant] = true
+		if c.CustomerID != "" {
+			keys[customerKey(c.Visit)] = true
 		}
 	}
 	rules, err := store.ContactRules(ctx, tx, setKeys(tenants))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	customers, err := store.Customers(ctx, tx, setKeys(keys))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	// The contact ledger, for the customers whose caps look back at it.
 	var ledger []store.CustomerKey
 	var back time.Duration
 	for k := range keys {
-		if r := rules[k.Tenant]; r.NeedsHistory(customers[k].Effective()) {
-			ledger, back = append(ledger, k), max(back, r.MaxPer())
+		if rl := rules[k.Tenant]; rl.NeedsHistory(customers[k].Effective()) {
+			ledger, back = append(ledger, k), max(back, rl.MaxPer())
 		}
 	}
-	history, err := store.ContactHistory(ctx, tx, ledger, now.Add(-back))
+	history, err := store.ContactHistory(ctx, tx, ledger, r.now.Add(-back))
 	if err != nil {
-		return 0, err
+		return err
 	}
-	policies := map[string]*policy.Policy{}
-	for i := range due {
-		v := &due[i]
-		k := store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID}
-		r, prefs := rules[v.Tenant], customers[k].Effective()
-		out := r.Check(now, v.Pending(), prefs, history[k])
-		v.Due(out, now)
-		switch out.Action {
-		case contact.Move:
-			continue
-		case contact.Suppress:
-			err = addCancelled(ctx, tx, *v, now)
-		case contact.Fire:
-			history[k] = append(history[k], contact.Contact{Channel: v.Channel, At: now})
-			err = addDue(ctx, tx, *v, r)
-		}
+	for t := range tenants {
+		r.rules[t] = rules[t]
+	}
+	for k := range keys {
+		r.customers[k] = customers[k]
+		r.history[k] = history[k]
+	}
+	return nil
+}
+
+func (r *round) rulesOf(ctx context.Context, tx pgx.Tx, tenant string) (contact.Rules, error) {
+	if rl, ok := r.rules[tenant]; ok {
+		return rl, nil
+	}
+	rl, err := rulesOf(ctx, tx, tenant)
+	if err == nil {
+		r.rules[tenant] = rl
+	}
+	return rl, err
+}
+
+func (r *round) customerOf(ctx context.Context, tx pgx.Tx, k store.CustomerKey) (contact.Customer, error) {
+	if c, ok := r.customers[k]; ok || k.Customer == "" {
+		return c, nil
+	}
+	cs, err := store.Customers(ctx, tx, []store.CustomerKey{k})
+	if err == nil {
+		r.customers[k] = cs[k]
+	}
+	return cs[k], err
+}
+
+// historyOf is the customer's contact ledger: what was loaded, and what
+// this round fired.
+func (r *round) historyOf(ctx context.Context, tx pgx.Tx, k store.CustomerKey, rl contact.Rules, prefs contact.Prefs) ([]contact.Contact, error) {
+	h, ok := r.history[k]
+	if !ok && k.Customer != "" && rl.NeedsHistory(prefs) {
+		hs, err := store.ContactHistory(ctx, tx, []store.CustomerKey{k}, r.now.Add(-rl.MaxPer()))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if err := planNext(ctx, tx, policies, *v, out, r, prefs); err != nil {
-			return 0, err
-		}
+		h, r.history[k] = hs[k], hs[k]
 	}
-	return len(due), store.SaveVisits(ctx, tx, due)
+	return append(h[:len(h):len(h)], r.fired[k]...), nil
+}
+
+// fire asks the contact policy about v within tx and fires, moves or
+// suppresses it (events, the next visit of a series); contacted tells
+// whether v fell due (a contact the caps count). A panic is v's failure.
+func (r *round) fire(ctx context.Context, tx pgx.Tx, v *visit.Visit) (contacted bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			contacted, err = false, &panicError{value: p, stack: debug.Stack()}
+		}
+	}()
+	k := customerKey(*v)
+	rl, err := r.rulesOf(ctx, tx, v.Tenant)
+	if err != nil {
+		return false, err
+	}
+	c, err := r.customerOf(ctx, tx, k)
+	if err != nil {
+		return false, err
+	}
+	prefs := c.Effective()
+	history, err := r.historyOf(ctx, tx, k, rl, prefs)
+	if err != nil {
+		return false, err
+	}
+	out := rl.Check(r.now, v.Pending(), prefs, history)
+	v.Due(out, r.now)
+	switch out.Action {
+	case contact.Move:
+		return false, nil
+	case contact.Suppress:
+		err = addCancelled(ctx, tx, *v, r.now)
+	case contact.Fire:
+		err = addDue(ctx, tx, *v, rl)
+	}
+	if err != nil {
+		return false, err
+	}
+	return out.Action == contact.Fire, planNext(ctx, tx, r.policies, *v, out, rl, prefs)
 }
 
 // planNext plans the next visit of a recurring series after v fell due,
@@ -141,6 +430,12 @@ func (a *App) DueLag(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	return now.Sub(oldest), nil
+}
+
+// FailedVisits is how many visits failed to fire and wait for an operator
+// (retry with Reschedule, or Cancel).
+func (a *App) FailedVisits(ctx context.Context) (int, error) {
+	return store.FailedVisits(ctx, a.DB)
 }
 
 func setKeys[K comparable](m map[K]bool) []K {

@@ -16,8 +16,10 @@ import (
 
 // Reschedule moves a planned visit to the time the customer asked for (not
 // in the past); the deadline moves with it, and the contact policy will not
-// move it again. VisitPlanned is published again with the new time. A visit
-// that is no longer planned is visit.ErrState.
+// move it again. A failed visit is retried: back to planned at at, the
+// contact policy applying again when it falls due (visit.Retry).
+// VisitPlanned is published again with the new time. Any other visit is
+// visit.ErrState.
 func (a *App) Reschedule(ctx context.Context, tenant, id string, at time.Time, reason string) (visit.Visit, error) {
 	now := a.now()
 	if at.Before(now.Add(-time.Minute)) {
@@ -36,7 +38,7 @@ func (a *App) Reschedule(ctx context.Context, tenant, id string, at time.Time, r
 	return store.GetVisit(ctx, a.DB, tenant, id)
 }
 
-// Cancel cancels a planned or due visit and publishes VisitCancelled.
+// Cancel cancels a planned, due or failed visit and publishes VisitCancelled.
 func (a *App) Cancel(ctx context.Context, tenant, id, reason string) (visit.Visit, error) {
 	now := a.now()
 	err := a.inTx(ctx, func(tx pgx.Tx) error {

@@ -245,3 +245,45 @@ func TestExplainRescheduleCancel(t *testing.T) {
 	_, err = srv.ExplainVisit(ctx, &schedulerv1.ExplainVisitRequest{VisitId: "nope"})
 	require.Equal(t, codes.NotFound, code(ctx, err))
 }
+
+// A visit that failed to fire is shown by ListPlannedVisits (status failed,
+// the error as its reason) and ExplainVisit (a fire_failed decision);
+// ReschedulePlannedVisit retries it (planned again, not the customer's
+// choice), CancelPlannedVisit gives it up.
+func TestFailedVisitShownRetriedCancelled(t *testing.T) {
+	ctx, srv := setup(t)
+	planService(t, ctx, srv, "s-1", "purchase", now)
+	planService(t, ctx, srv, "s-2", "purchase", now)
+	_, err := srv.App.DB.Exec(ctx, `UPDATE planned_visits SET due_at = $1, customer = '{"id":"c-1","phone":13800138000}'`, now)
+	require.NoError(t, err)
+	n, err := srv.App.FireDue(ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	list, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{Status: "failed"})
+	require.NoError(t, err)
+	require.Len(t, list.Visits, 2)
+	v := list.Visits[0]
+	require.Equal(t, "failed", v.Status)
+	require.Contains(t, v.Reason, "firing failed: the customer snapshot of visit "+v.Id+" cannot be decoded")
+	ex, err := srv.ExplainVisit(ctx, &schedulerv1.ExplainVisitRequest{VisitId: v.Id})
+	require.NoError(t, err)
+	last := ex.Decisions[len(ex.Decisions)-1]
+	require.Equal(t, "fire_failed", last.Kind)
+	require.Equal(t, v.Reason, last.Detail)
+	require.Equal(t, now, last.At.AsTime())
+
+	rs, err := srv.ReschedulePlannedVisit(ctx, &schedulerv1.ReschedulePlannedVisitRequest{VisitId: v.Id, DueAt: timestamppb.New(now), Reason: "snapshot repaired"})
+	require.NoError(t, err)
+	require.Equal(t, "planned", rs.Visit.Status)
+	require.False(t, rs.Visit.CustomerChosen)
+	require.Contains(t, rs.Visit.Reason, "retried by an operator")
+	require.Contains(t, rs.Visit.Reason, "snapshot repaired")
+
+	c, err := srv.CancelPlannedVisit(ctx, &schedulerv1.CancelPlannedVisitRequest{VisitId: list.Visits[1].Id, Reason: "customer data lost"})
+	require.NoError(t, err)
+	require.Equal(t, "cancelled", c.Visit.Status)
+	left, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{Status: "failed"})
+	require.NoError(t, err)
+	require.Empty(t, left.Visits)
+}

@@ -208,7 +208,7 @@ func (s *Server) ListPlannedVisits(ctx context.Context, req *schedulerv1.ListPla
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
 	if req.GetStatus() != "" && !slices.Contains(visit.Statuses, req.GetStatus()) {
-		bad.Add("status", "must be planned, due, suppressed or cancelled")
+		bad.Add("status", "must be planned, due, suppressed, cancelled or failed")
 	}
 	if req.GetDueFrom() != nil && req.GetDueTo() != nil && !req.GetDueTo().AsTime().After(req.GetDueFrom().AsTime()) {
 		bad.Add("due_to", "must be after due_from")
@@ -272,7 +272,9 @@ func (s *Server) ExplainVisit(ctx context.Context, req *schedulerv1.ExplainVisit
 	return resp, nil
 }
 
-// ReschedulePlannedVisit moves a planned visit to the time the customer asked for.
+// ReschedulePlannedVisit moves a planned visit to the time the customer asked
+// for, or retries a failed visit (back to planned at due_at; the reason is
+// the operator's).
 func (s *Server) ReschedulePlannedVisit(ctx context.Context, req *schedulerv1.ReschedulePlannedVisitRequest) (*schedulerv1.ReschedulePlannedVisitResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
@@ -295,7 +297,7 @@ func (s *Server) ReschedulePlannedVisit(ctx context.Context, req *schedulerv1.Re
 	return &schedulerv1.ReschedulePlannedVisitResponse{Visit: visitToProto(v)}, nil
 }
 
-// CancelPlannedVisit cancels a planned or due visit and publishes VisitCancelled.
+// CancelPlannedVisit cancels a planned, due or failed visit and publishes VisitCancelled.
 func (s *Server) CancelPlannedVisit(ctx context.Context, req *schedulerv1.CancelPlannedVisitRequest) (*schedulerv1.CancelPlannedVisitResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())

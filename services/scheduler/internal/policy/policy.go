@@ -250,6 +250,11 @@ const (
 	KindMilestone  = "milestone"
 	// KindUnreachable: dispatch could not reach the customer (VisitUnreachable).
 	KindUnreachable = "unreachable"
+	// KindFireFailed: firing the visit failed for a reason of its own (the
+	// detail says which); the visit waits for an operator.
+	KindFireFailed = "fire_failed"
+	// KindRetry: an operator put a failed visit back to planned.
+	KindRetry = "retry"
 )
 
 // Visit is a planned follow-up.

@@ -8,10 +8,15 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/huifang/huifang/pkg/postgres"
 )
@@ -23,6 +28,9 @@ var (
 	// ErrConflict: a row with the same key exists (a tenant's policy name, a
 	// policy version).
 	ErrConflict = errors.New("already exists")
+	// ErrDamaged: a stored row's JSON cannot be decoded (a visit's
+	// decisions or the service it keeps).
+	ErrDamaged = errors.New("stored data cannot be read")
 )
 
 // translate turns a driver error into the store's sentinels: no rows is
@@ -38,4 +46,34 @@ func translate(op string, err error) error {
 		return fmt.Errorf("%w (%s)", ErrConflict, postgres.Constraint(err))
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// Unavailable tells whether err says that the database is away or cannot
+// serve the work for the moment, rather than that the work itself is wrong:
+// the connection could not be made or was lost (pgconn.SafeToRetry, a
+// timeout, network errors, class 08), the server is shutting down,
+// starting, out of resources or failing (classes 53, 57 with statement
+// timeouts and cancellations, 58, XX), the transaction was rolled back
+// under the work (class 40: serialization failure, deadlock), a lock
+// timeout (55P03), the transaction is gone, or the context ended. Such a
+// failure is retried later, never blamed on the row being worked on.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if code := postgres.Code(err); code != "" {
+		for _, class := range []string{"08", "40", "53", "57", "58", "XX"} {
+			if strings.HasPrefix(code, class) {
+				return true
+			}
+		}
+		return code == "55P03" // lock_not_available: lock_timeout
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, pgx.ErrTxClosed) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }

@@ -208,3 +208,42 @@ func TestStoredContactPolicyReads(t *testing.T) {
 	require.Equal(t, policy.Duration(7*24*time.Hour), r.DislikesCallsGap)
 	require.Equal(t, "bay", r.Milestones[0].Project)
 }
+
+// A visit whose stored JSON cannot be decoded is still read (listed, got,
+// locked) as far as it can be; the claim returns it with its damage instead
+// of failing for the whole batch.
+func TestDamagedVisitIsReadAndClaimedWithItsDamage(t *testing.T) {
+	ctx, pool := setup(t)
+	for _, id := range []string{"v-1", "v-2"} {
+		_, err := store.InsertVisit(ctx, pool, planned(id, "s-"+id))
+		require.NoError(t, err)
+	}
+	_, err := pool.Exec(ctx, `UPDATE planned_visits SET service = '{"completed_at":"yesterday"}', decisions = '{"kind":"rule"}' WHERE id = 'v-1'`)
+	require.NoError(t, err)
+
+	got, err := store.GetVisit(ctx, pool, "default", "v-1")
+	require.NoError(t, err)
+	require.Equal(t, "s-v-1", got.ServiceID)
+	require.Nil(t, got.Service)
+	require.Empty(t, got.Decisions)
+	list, err := store.ListVisits(ctx, pool, store.VisitFilter{Tenant: "default", Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		claimed, err := store.ClaimDue(ctx, tx, t0, 10)
+		require.NoError(t, err)
+		require.Len(t, claimed, 2)
+		for _, c := range claimed {
+			if c.ID == "v-1" {
+				require.ErrorIs(t, c.Damage, store.ErrDamaged)
+				require.ErrorContains(t, c.Damage, "the service it keeps cannot be decoded")
+				require.ErrorContains(t, c.Damage, "its stored decisions cannot be decoded")
+			} else {
+				require.NoError(t, c.Damage)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}

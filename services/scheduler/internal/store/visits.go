@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,44 +21,61 @@ import (
 const visitCols = `id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence, channel, group_name,
   due_at, deadline, coalesce(nominal_at, due_at), status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
   service_completed_at, product_category, complaint_id, severity, service, stop_types, stop_on_answer, holiday_step,
-  customer_chosen, fired_at, updated_at`
+  customer_chosen, fired_at, updated_at, failed_at`
 
-func scanVisit(r pgx.CollectableRow) (visit.Visit, error) {
+// scanVisit reads a visit. Its JSON columns (the decisions, the service it
+// keeps) are decoded as far as they can be: what cannot be is left out and
+// said in damage, and the visit is still read, so that a damaged visit can
+// be listed, explained, retried or cancelled rather than break every read
+// that meets it. err is the driver's.
+func scanVisit(r pgx.Row) (v visit.Visit, damage, err error) {
 	var (
-		v                  visit.Visit
-		decisions, service []byte
-		firedAt, updatedAt *time.Time
+		decisions, service           []byte
+		firedAt, updatedAt, failedAt *time.Time
 	)
-	err := r.Scan(&v.ID, &v.Tenant, &v.ServiceID, &v.CustomerID, &v.Customer, &v.PolicyID, &v.PolicyVersion, &v.Step, &v.Occurrence,
+	err = r.Scan(&v.ID, &v.Tenant, &v.ServiceID, &v.CustomerID, &v.Customer, &v.PolicyID, &v.PolicyVersion, &v.Step, &v.Occurrence,
 		&v.Channel, &v.Group, &v.DueAt, &v.Deadline, &v.Nominal, &v.Status, &v.Reason, &v.Draw, &v.SampleRate, &decisions,
 		&v.OrgUnit, &v.ServiceType, &v.ServiceCompletedAt, &v.ProductCategory, &v.ComplaintID, &v.Severity, &service,
-		&v.StopTypes, &v.StopOnAnswer, &v.HolidayStep, &v.CustomerChosen, &firedAt, &updatedAt)
+		&v.StopTypes, &v.StopOnAnswer, &v.HolidayStep, &v.CustomerChosen, &firedAt, &updatedAt, &failedAt)
 	if err != nil {
-		return v, err
+		return v, nil, err
 	}
 	v.DueAt, v.Deadline, v.Nominal, v.ServiceCompletedAt = v.DueAt.UTC(), v.Deadline.UTC(), v.Nominal.UTC(), v.ServiceCompletedAt.UTC()
-	if firedAt != nil {
-		v.FiredAt = firedAt.UTC()
-	}
-	if updatedAt != nil {
-		v.UpdatedAt = updatedAt.UTC()
-	}
+	v.FiredAt, v.UpdatedAt, v.FailedAt = utc(firedAt), utc(updatedAt), utc(failedAt)
+	var damages []error
 	if len(decisions) > 0 {
 		if err := json.Unmarshal(decisions, &v.Decisions); err != nil {
-			return v, fmt.Errorf("decisions of %s: %w", v.ID, err)
+			v.Decisions = nil
+			damages = append(damages, fmt.Errorf("its stored decisions cannot be decoded: %w", err))
 		}
 	}
 	if len(service) > 0 {
 		v.Service = &policy.Service{}
 		if err := json.Unmarshal(service, v.Service); err != nil {
-			return v, fmt.Errorf("service of visit %s: %w", v.ID, err)
+			v.Service = nil
+			damages = append(damages, fmt.Errorf("the service it keeps cannot be decoded: %w", err))
 		}
 	}
-	return v, nil
+	if len(damages) > 0 {
+		damage = fmt.Errorf("%w: visit %s: %w", ErrDamaged, v.ID, errors.Join(damages...))
+	}
+	return v, damage, nil
 }
 
+// utc is a nullable time in UTC (zero when null).
+func utc(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// collectVisits reads visits, damaged ones as far as they can be read (scanVisit).
 func collectVisits(rows pgx.Rows, op string) ([]visit.Visit, error) {
-	vs, err := pgx.CollectRows(rows, scanVisit)
+	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (visit.Visit, error) {
+		v, _, err := scanVisit(r)
+		return v, err
+	})
 	return vs, translate(op, err)
 }
 
@@ -93,8 +111,8 @@ ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING`,
 }
 
 // SaveVisits writes what may change on visits (status, due time, deadline,
-// reason, decisions, the customer's choice, when it fired and changed), in
-// one statement.
+// reason, decisions, the customer's choice, when it fired, changed and
+// failed), in one statement.
 func SaveVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error {
 	if len(vs) == 0 {
 		return nil
@@ -104,7 +122,7 @@ func SaveVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error
 		tenants, ids, statuses, reasons, decisions = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		dues, deadlines                            = make([]time.Time, n), make([]time.Time, n)
 		chosen                                     = make([]bool, n)
-		fired, updated                             = make([]*time.Time, n), make([]*time.Time, n)
+		fired, updated, failed                     = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
 	)
 	for i, v := range vs {
 		ds := v.Decisions
@@ -117,13 +135,13 @@ func SaveVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error
 		}
 		tenants[i], ids[i], statuses[i], reasons[i], decisions[i] = v.Tenant, v.ID, v.Status, v.Reason, string(b)
 		dues[i], deadlines[i], chosen[i] = v.DueAt, v.Deadline, v.CustomerChosen
-		fired[i], updated[i] = nullTime(v.FiredAt), nullTime(v.UpdatedAt)
+		fired[i], updated[i], failed[i] = nullTime(v.FiredAt), nullTime(v.UpdatedAt), nullTime(v.FailedAt)
 	}
 	_, err := q.Exec(ctx, `UPDATE planned_visits v SET status = u.status, due_at = u.due_at, deadline = u.deadline, reason = u.reason,
-  decisions = u.decisions::jsonb, customer_chosen = u.customer_chosen, fired_at = u.fired_at, updated_at = u.updated_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::bool[], $9::timestamptz[], $10::timestamptz[])
-  AS u(tenant_id, id, status, due_at, deadline, reason, decisions, customer_chosen, fired_at, updated_at)
-WHERE v.tenant_id = u.tenant_id AND v.id = u.id`, tenants, ids, statuses, dues, deadlines, reasons, decisions, chosen, fired, updated)
+  decisions = u.decisions::jsonb, customer_chosen = u.customer_chosen, fired_at = u.fired_at, updated_at = u.updated_at, failed_at = u.failed_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])
+  AS u(tenant_id, id, status, due_at, deadline, reason, decisions, customer_chosen, fired_at, updated_at, failed_at)
+WHERE v.tenant_id = u.tenant_id AND v.id = u.id`, tenants, ids, statuses, dues, deadlines, reasons, decisions, chosen, fired, updated, failed)
 	return translate("save visits", err)
 }
 
@@ -133,8 +151,14 @@ func GetVisit(ctx context.Context, q postgres.Querier, tenant, id string) (visit
 	if err != nil {
 		return visit.Visit{}, translate("get visit", err)
 	}
-	v, err := pgx.CollectExactlyOneRow(rows, scanVisit)
-	return v, translate("get visit", err)
+	vs, err := collectVisits(rows, "get visit")
+	if err != nil {
+		return visit.Visit{}, err
+	}
+	if len(vs) == 0 {
+		return visit.Visit{}, ErrNotFound
+	}
+	return vs[0], nil
 }
 
 // UpdateVisit changes one of the tenant's visits by closure within tx: the
@@ -145,10 +169,14 @@ func UpdateVisit(ctx context.Context, tx pgx.Tx, tenant, id string, fn func(v *v
 	if err != nil {
 		return visit.Visit{}, translate("lock visit", err)
 	}
-	v, err := pgx.CollectExactlyOneRow(rows, scanVisit)
+	vs, err := collectVisits(rows, "lock visit")
 	if err != nil {
-		return v, translate("lock visit", err)
+		return visit.Visit{}, err
 	}
+	if len(vs) == 0 {
+		return visit.Visit{}, ErrNotFound
+	}
+	v := vs[0]
 	if err := fn(&v); err != nil {
 		return v, err
 	}
@@ -178,17 +206,29 @@ WHERE tenant_id = $1 AND service_id = $2 AND policy_id = $3 AND status = 'planne
 	return collectVisits(rows, "series")
 }
 
+// Claimed is a visit the claim locked. Damage, when set, says what of its
+// stored JSON cannot be decoded (ErrDamaged): such a visit cannot fire.
+type Claimed struct {
+	visit.Visit
+	Damage error
+}
+
 // ClaimDue claims up to limit planned visits due at or before now, soonest
 // first, locked until tx ends: FOR UPDATE SKIP LOCKED, so replicas firing
 // at the same time never claim the same visit. The scan reads the partial
-// index on pending visits only.
-func ClaimDue(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]visit.Visit, error) {
+// index on pending visits only. A damaged visit is claimed like the others,
+// with its damage, so that one bad row cannot fail the claim of the batch.
+func ClaimDue(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Claimed, error) {
 	rows, err := tx.Query(ctx, `SELECT `+visitCols+` FROM planned_visits WHERE status = 'planned' AND due_at <= $1
 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 	if err != nil {
 		return nil, translate("claim due visits", err)
 	}
-	return collectVisits(rows, "claim due visits")
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+		v, damage, err := scanVisit(r)
+		return Claimed{Visit: v, Damage: damage}, err
+	})
+	return out, translate("claim due visits", err)
 }
 
 // ContactHistory returns the contacts (visits that fell due) of the
@@ -304,4 +344,12 @@ func OldestDue(ctx context.Context, q postgres.Querier, now time.Time) (time.Tim
 		return time.Time{}, false, nil
 	}
 	return *oldest, true, nil
+}
+
+// FailedVisits counts the visits whose firing failed and that wait for an
+// operator (the partial index on failed visits).
+func FailedVisits(ctx context.Context, q postgres.Querier) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM planned_visits WHERE status = 'failed'`).Scan(&n)
+	return n, translate("failed visits", err)
 }

@@ -2,13 +2,15 @@
 // durable timer with everything it needs to fire, and the rules of its
 // life: planned, then due (fired), suppressed or cancelled; moved by the
 // contact policy or to a time the customer chose; ended by a stop
-// condition, an opt-out or by hand. Every change appends the decision that
+// condition, an opt-out or by hand; failed when firing it failed for a
+// reason of its own, until an operator retries or cancels it. Every change appends the decision that
 // explains it. It does no I/O.
 package visit
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
@@ -21,10 +23,13 @@ const (
 	StatusDue        = "due"
 	StatusSuppressed = "suppressed"
 	StatusCancelled  = "cancelled"
+	// StatusFailed: firing the visit failed for a reason of its own (Reason
+	// says which, FailedAt when); the firing loop no longer claims it.
+	StatusFailed = "failed"
 )
 
 // Statuses lists every status, for filters.
-var Statuses = []string{StatusPlanned, StatusDue, StatusSuppressed, StatusCancelled}
+var Statuses = []string{StatusPlanned, StatusDue, StatusSuppressed, StatusCancelled, StatusFailed}
 
 // ErrState: the visit's status does not allow the change.
 var ErrState = errors.New("the visit's status does not allow this")
@@ -66,6 +71,8 @@ type Visit struct {
 	CustomerChosen bool
 	FiredAt        time.Time
 	UpdatedAt      time.Time
+	// FailedAt: when firing the visit last failed (zero if it never did).
+	FailedAt time.Time
 }
 
 // New is the visit a policy (nil for a requested follow-up) planned for a
@@ -149,11 +156,38 @@ func (v *Visit) stop(kind, reason string, at time.Time) bool {
 	return true
 }
 
+// MaxFailure is how much of a firing error a failed visit keeps.
+const MaxFailure = 1000
+
+// Fail records that firing the visit at now failed for a reason of its own
+// (why: the error): it is failed, no longer fired, until an operator
+// retries (Reschedule) or cancels it.
+func (v *Visit) Fail(why string, now time.Time) {
+	why = "firing failed: " + clean(why)
+	v.Status, v.Reason, v.FailedAt, v.UpdatedAt = StatusFailed, why, now, now
+	v.Decisions = append(v.Decisions, policy.Decision{Kind: policy.KindFireFailed, Detail: why, At: now})
+}
+
+// clean makes an error text fit to store: valid UTF-8 without NUL (which
+// Postgres text and jsonb refuse), at most MaxFailure bytes.
+func clean(s string) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if len(s) > MaxFailure {
+		s = strings.ToValidUTF8(s[:MaxFailure], "") + "…"
+	}
+	return s
+}
+
 // Reschedule moves a planned visit to the time the customer asked for; the
 // deadline moves with it, and the contact policy will not move it again.
+// A failed visit is retried instead (Retry).
 func (v *Visit) Reschedule(at time.Time, reason string, now time.Time) error {
+	if v.Status == StatusFailed {
+		v.Retry(at, reason, now)
+		return nil
+	}
 	if v.Status != StatusPlanned {
-		return fmt.Errorf("%w: it is %s, only a planned visit can be rescheduled", ErrState, v.Status)
+		return fmt.Errorf("%w: it is %s, only a planned or failed visit can be rescheduled", ErrState, v.Status)
 	}
 	why := "rescheduled to " + at.UTC().Format(time.RFC3339) + ": the customer chose this time (" + reason +
 		"); contact windows, quiet hours, holidays and caps will not move it"
@@ -163,10 +197,21 @@ func (v *Visit) Reschedule(at time.Time, reason string, now time.Time) error {
 	return nil
 }
 
-// Cancel cancels a planned or due visit by hand.
+// Retry puts a failed visit back to planned at at, by an operator's hand
+// (reason: why it may fire now): the deadline moves with it, and the
+// contact policy applies again when it falls due (the customer did not
+// choose this time). The failure stays in the decisions and FailedAt.
+func (v *Visit) Retry(at time.Time, reason string, now time.Time) {
+	why := "retried by an operator, due " + at.UTC().Format(time.RFC3339) + ": " + reason
+	v.Deadline = at.Add(v.Deadline.Sub(v.DueAt))
+	v.Status, v.DueAt, v.Reason, v.UpdatedAt = StatusPlanned, at, why, now
+	v.Decisions = append(v.Decisions, policy.Decision{Kind: policy.KindRetry, Detail: why, At: now})
+}
+
+// Cancel cancels a planned, due or failed visit by hand.
 func (v *Visit) Cancel(reason string, now time.Time) error {
-	if v.Status != StatusPlanned && v.Status != StatusDue {
-		return fmt.Errorf("%w: it is %s, only a planned or due visit can be cancelled", ErrState, v.Status)
+	if v.Status != StatusPlanned && v.Status != StatusDue && v.Status != StatusFailed {
+		return fmt.Errorf("%w: it is %s, only a planned, due or failed visit can be cancelled", ErrState, v.Status)
 	}
 	why := "cancelled: " + reason
 	v.Status, v.Reason, v.UpdatedAt = StatusCancelled, why, now

@@ -1,8 +1,10 @@
 package visit
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -95,4 +97,42 @@ func TestTransitions(t *testing.T) {
 	require.True(t, z.StopAnswered(Visit{Visit: policy.Visit{PolicyID: "p"}, ID: "v-0", Tenant: "t", ServiceID: "s", StopOnAnswer: true}, t0))
 	require.Equal(t, "stopped: the customer answered visit v-0", z.Reason)
 	require.Equal(t, policy.KindStop, z.Decisions[len(z.Decisions)-1].Kind)
+}
+
+// A visit whose firing failed is failed with the error and the time, until
+// an operator retries it (Reschedule: planned again at the time asked, not
+// the customer's choice) or cancels it; the error is stored as Postgres can
+// keep it.
+func TestFailRetryCancel(t *testing.T) {
+	p, s := series()
+	v := New("v-1", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	v.Deadline = v.DueAt.Add(2 * day)
+	at := v.DueAt.Add(time.Hour)
+	v.Fail("policy spec: cannot be decoded", at)
+	require.Equal(t, StatusFailed, v.Status)
+	require.Equal(t, "firing failed: policy spec: cannot be decoded", v.Reason)
+	require.Equal(t, at, v.FailedAt)
+	require.Equal(t, policy.Decision{Kind: policy.KindFireFailed, Detail: v.Reason, At: at}, v.Decisions[len(v.Decisions)-1])
+	require.False(t, v.StopOptedOut(policy.ChannelPhone, at), "a failed visit waits for an operator")
+
+	retry := at.Add(day)
+	require.NoError(t, v.Reschedule(retry, "policy repaired", retry))
+	require.Equal(t, StatusPlanned, v.Status)
+	require.Equal(t, retry, v.DueAt)
+	require.Equal(t, retry.Add(2*day), v.Deadline, "the deadline moves with it")
+	require.False(t, v.CustomerChosen, "the contact policy applies again")
+	require.Equal(t, at, v.FailedAt, "the last failure is kept")
+	require.Equal(t, policy.KindRetry, v.Decisions[len(v.Decisions)-1].Kind)
+	require.Contains(t, v.Reason, "policy repaired")
+
+	v.Fail("again", retry)
+	require.NoError(t, v.Cancel("customer data lost", retry), "a failed visit can be given up")
+	require.Equal(t, StatusCancelled, v.Status)
+
+	w := New("v-2", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	w.Fail("panic: \x00bad \xff"+strings.Repeat("界", MaxFailure), at)
+	require.True(t, utf8.ValidString(w.Reason))
+	require.NotContains(t, w.Reason, "\x00")
+	require.LessOrEqual(t, len(w.Reason), len("firing failed: ")+MaxFailure+len("…"))
+	require.True(t, strings.HasSuffix(w.Reason, "…"))
 }
