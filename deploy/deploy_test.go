@@ -446,10 +446,13 @@ func TestComposeTopology(t *testing.T) {
 }
 
 // exported are the metrics the services export: pkg/app and pkg/grpcserver
-// for every service, the scheduler's due lag and analytics' breach counter.
+// for every service, the scheduler's due lag and failures, analytics' breach
+// counter and refused rebuilds.
 var exported = []string{"huifang_ready", "huifang_build_info", "huifang_outbox_pending", "huifang_consumer_pending",
 	"huifang_consumer_ack_pending", "huifang_consumer_redelivered", "huifang_grpc_requests_total",
-	"huifang_scheduler_due_lag_seconds", "huifang_target_breaches_total"}
+	"huifang_outbox_quarantined", "huifang_dependency_up", "huifang_dependency_down_seconds",
+	"huifang_scheduler_due_lag_seconds", "huifang_scheduler_fire_failures_total", "huifang_scheduler_failed_visits",
+	"huifang_target_breaches_total", "huifang_analytics_rebuild_refused"}
 
 var metricRE = regexp.MustCompile(`\bhuifang_[a-z_]+\b`)
 

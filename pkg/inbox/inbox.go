@@ -83,6 +83,11 @@ type Consumer struct {
 	// Provision, when set, creates the streams again (the runtime's); it is
 	// called when the durable cannot be created because its stream is gone.
 	Provision func(ctx context.Context) error
+	// Fence, when set, runs first in every transaction the consumer opens
+	// (the handler's and a dead letter's): a consumer that may write only
+	// while it holds a lease checks it there, and returns a Transient error
+	// when it no longer does.
+	Fence func(ctx context.Context, tx pgx.Tx) error
 	// ID, when set, gives the id that deduplicates a message (its inbox
 	// key) instead of EventID: a consumer of upstream input keys it by what
 	// names the event upstream (tenant, source system, the source's id), so
@@ -523,6 +528,11 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 // inTx runs fn in a transaction that first claims id in the inbox.
 func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
+		if c.Fence != nil {
+			if err := c.Fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.Durable, id)
 		if err != nil {
 			return fmt.Errorf("inbox: claim %s: %w", id, err)
@@ -553,6 +563,11 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, id string,
 		delivery = fmt.Sprintf("%s:%d", md.Stream, md.Sequence.Stream)
 	}
 	return pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
+		if c.Fence != nil {
+			if err := c.Fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		if delivery != "" {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "huifang.deadletter/"+delivery); err != nil {
 				return fmt.Errorf("inbox: lock dead letter: %w", err)

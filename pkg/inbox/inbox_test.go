@@ -435,3 +435,38 @@ func TestEachRefusedMessageRecordedOnce(t *testing.T) {
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'order-8'`))
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")))
 }
+
+// A fenced consumer writes nothing, not even a dead letter, while its
+// fence refuses (a lease lost), and the message waits for one that holds it.
+func TestFenceGuardsEveryTransaction(t *testing.T) {
+	b := setup(t)
+	var holds atomic.Bool
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if string(msg.Data()) == "bad" {
+			holds.Store(false) // the lease is lost between the handler and its dead letter
+			return invalid.New("payload", "is bad")
+		}
+		return record(ctx, tx, msg)
+	})
+	var refusals atomic.Int32
+	c.Fence = func(context.Context, pgx.Tx) error {
+		if !holds.Load() {
+			refusals.Add(1)
+			return inbox.Transient(errors.New("lease lost"))
+		}
+		return nil
+	}
+	b.run(t, c)
+	b.publish(t, "e-good", "good")
+	require.Eventually(t, func() bool { return refusals.Load() > 2 }, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM effects`))
+	holds.Store(true)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 30*time.Second, 20*time.Millisecond)
+
+	before := refusals.Load()
+	b.publish(t, "e-bad", "bad")
+	require.Eventually(t, func() bool { return refusals.Load() > before+2 }, 20*time.Second, 10*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`), "no dead letter without the lease")
+	holds.Store(true)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rejected_events`) == 1 }, 30*time.Second, 20*time.Millisecond)
+}

@@ -71,7 +71,9 @@ type AnalyticsServiceClient interface {
 	CheckTargets(ctx context.Context, in *CheckTargetsRequest, opts ...grpc.CallOption) (*CheckTargetsResponse, error)
 	// SetIncentiveRule sets a tenant's incentive rule (seed 000 auto dealer by default).
 	SetIncentiveRule(ctx context.Context, in *SetIncentiveRuleRequest, opts ...grpc.CallOption) (*SetIncentiveRuleResponse, error)
-	// Rebuild resets the consumer and every rollup and replays the event stream.
+	// Rebuild replays the event stream into new rollup tables and swaps them in when they have caught
+	// up (the figures in use stay until then); FAILED_PRECONDITION when the stream no longer holds the
+	// whole history (messages removed by age or limits, or the stream created again).
 	Rebuild(ctx context.Context, in *RebuildRequest, opts ...grpc.CallOption) (*RebuildResponse, error)
 }
 
@@ -250,7 +252,9 @@ type AnalyticsServiceServer interface {
 	CheckTargets(context.Context, *CheckTargetsRequest) (*CheckTargetsResponse, error)
 	// SetIncentiveRule sets a tenant's incentive rule (seed 000 auto dealer by default).
 	SetIncentiveRule(context.Context, *SetIncentiveRuleRequest) (*SetIncentiveRuleResponse, error)
-	// Rebuild resets the consumer and every rollup and replays the event stream.
+	// Rebuild replays the event stream into new rollup tables and swaps them in when they have caught
+	// up (the figures in use stay until then); FAILED_PRECONDITION when the stream no longer holds the
+	// whole history (messages removed by age or limits, or the stream created again).
 	Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error)
 	mustEmbedUnimplementedAnalyticsServiceServer()
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -25,6 +26,9 @@ type config struct {
 	app.Base
 	// CheckInterval is how often every tenant's figures are checked against their targets.
 	CheckInterval time.Duration `env:"CHECK_INTERVAL" default:"5m"`
+	// LeaderLease is how long the consumer's lease holds without renewal:
+	// a dead or cut-off leader is replaced within it. Renewed every third.
+	LeaderLease time.Duration `env:"LEADER_LEASE" default:"15s"`
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
@@ -32,6 +36,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	cfg := config{Base: app.Base{GRPCAddr: ":7005", HTTPAddr: ":8005"}}
 	if err := app.LoadConfig(log, "analytics", &cfg); err != nil {
 		return err
+	}
+	if cfg.LeaderLease < time.Second {
+		return fmt.Errorf("config: LEADER_LEASE must be at least 1s (got %s): it is renewed every third of it", cfg.LeaderLease)
 	}
 
 	// Runtime: Postgres, NATS, outbox relay, gRPC server.
@@ -44,8 +51,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 	a := &analytics.App{DB: rt.Pool, Relay: rt.Relay, Breaches: analytics.NewBreachesCounter()}
 	rt.Metrics.MustRegister(a.Breaches)
 
-	// The consumer of every event, on one replica at a time; its gate also rebuilds.
+	// The consumer of every event, on the replica holding its lease; its gate also rebuilds.
 	gate := consumer.NewGate(a, rt.Pool, rt.JS, log)
+	gate.Leader.Lease = cfg.LeaderLease
+	gate.Refused = consumer.NewRebuildRefusedGauge()
+	rt.Metrics.MustRegister(gate.Refused)
 	a.Rebuilder = gate
 	rt.Consume(consumer.New(a), app.Gated(gate))
 

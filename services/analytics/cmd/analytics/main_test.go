@@ -78,6 +78,7 @@ func TestRunWiresTheConsumerThroughTheRuntime(t *testing.T) {
 		return strings.Contains(metrics(httpAddr), `huifang_consumer_pending{consumer="analytics-events",stream="HUIFANG_EVENTS"}`)
 	}, 30*time.Second, 50*time.Millisecond, "the durable's backlog is exported by the runtime")
 	require.Equal(t, 1, strings.Count(metrics(httpAddr), `huifang_consumer_pending{consumer="analytics-events"`), "exported once")
+	require.Contains(t, metrics(httpAddr), "\nhuifang_analytics_rebuild_refused 0\n", "a refused rebuild would show here")
 
 	// An event published on the stream is consumed and counted.
 	nc, err := nats.Connect(ns.ClientURL())
@@ -110,4 +111,11 @@ func TestRunWiresTheConsumerThroughTheRuntime(t *testing.T) {
 		sat, err := client.GetSatisfaction(ctx, &analyticsv1.GetSatisfactionRequest{})
 		return err == nil && sat.GetReturned() == 1
 	}, 30*time.Second, 50*time.Millisecond, "replayed after the rebuild")
+}
+
+// The lease is renewed every third of it: a lease under a second is refused.
+func TestLeaderLeaseUnderASecondIsRefused(t *testing.T) {
+	t.Setenv("ANALYTICS_LEADER_LEASE", "300ms")
+	err := run(context.Background(), servicetest.Logger())
+	require.ErrorContains(t, err, "LEADER_LEASE must be at least 1s")
 }

@@ -1,6 +1,6 @@
 // Package app holds analytics' use cases. Commands: apply one event to the
 // rollups (ApplyEvent / ApplyEventTx, which the consumer runs inside its
-// inbox transaction), reset and rebuild the rollups, set targets and the
+// inbox transaction), rebuild the rollups into shadow tables, set targets and the
 // incentive rule, check the targets (the only writer of TargetBreached to
 // the outbox). Queries: the figures of a tenant, period and filter
 // (satisfaction, coverage, customer coverage, timeliness, problems, agent
@@ -33,8 +33,8 @@ type App struct {
 	// Breaches counts the breaches recorded, by figure
 	// (huifang_target_breaches_total); may be nil.
 	Breaches *prometheus.CounterVec
-	// Rebuilder stops the consumer, resets the rollups and replays the
-	// stream (the consumer's gate); Rebuild answers ErrNoRebuild without it.
+	// Rebuilder replays the stream into shadow tables and swaps them in
+	// (the consumer's gate); Rebuild answers ErrNoRebuild without it.
 	Rebuilder Rebuilder
 }
 

@@ -17,12 +17,14 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/app"
 	"github.com/huifang/huifang/services/analytics/internal/figures"
 	"github.com/huifang/huifang/services/analytics/internal/scenario"
+	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
@@ -205,4 +207,81 @@ func TestTrendRefusals(t *testing.T) {
 func TestRebuildNeedsTheGate(t *testing.T) {
 	_, err := (&app.App{}).Rebuild(context.Background())
 	require.ErrorIs(t, err, app.ErrNoRebuild)
+}
+
+// ApplyEventTx is fenced by the leader's term its context carries: while
+// the term holds the lease the event applies; once the lease was taken over
+// (the term's token is stale), even a bad event is refused with a transient
+// ErrLeaseLost (retried by whoever leads, never dead-lettered), nothing is
+// written, and the term is told it lost the lease (it stands down).
+func TestApplyEventTxIsFencedByTheTerm(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	lease, ok, err := store.TakeLease(ctx, b.pool, "consumer", "replica-a", time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	var lost atomic.Int64
+	term := app.WithTerm(ctx, app.Term{Lease: lease, Lost: func(error) { lost.Add(1) }})
+	due := &eventsv1.VisitDue{VisitId: "v1", DueAt: at(1), OrgUnit: "north"}
+	require.NoError(t, b.app.ApplyEvent(term, due))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM visits`))
+
+	// Another replica takes the lease over (it expired).
+	_, err = b.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = 'consumer'`)
+	require.NoError(t, err)
+	_, ok, err = store.TakeLease(ctx, b.pool, "consumer", "replica-b", time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	counters := b.count(t, `SELECT count(*) FROM daily`)
+	for _, ev := range []proto.Message{
+		&eventsv1.VisitDue{VisitId: "v2", DueAt: at(1), OrgUnit: "north"},
+		&eventsv1.VisitDue{DueAt: at(1)}, // bad input, but the fence comes first
+	} {
+		err = b.app.ApplyEvent(term, ev)
+		require.ErrorIs(t, err, app.ErrLeaseLost)
+		require.True(t, inbox.IsTransient(err))
+		_, isBad := invalid.As(err)
+		require.False(t, isBad, "never dead-lettered for it")
+	}
+	require.EqualValues(t, 2, lost.Load())
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM visits`), "nothing written")
+	require.Equal(t, counters, b.count(t, `SELECT count(*) FROM daily`))
+	// Without a term (tests, tools) nothing is checked.
+	require.NoError(t, b.app.ApplyEvent(ctx, &eventsv1.VisitDue{VisitId: "v3", DueAt: at(1)}))
+}
+
+// The rule of a rebuild's stream (checked before anything is touched): its
+// first sequence must be 1 (or 0: it never held a message), nothing removed
+// from inside it, and it must be the stream the figures were built from.
+func TestCheckHistory(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	created := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	first := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	h := app.StreamHistory{Stream: "HUIFANG_EVENTS", Created: created, FirstSeq: 1, LastSeq: 40, FirstTime: first}
+	require.NoError(t, b.app.CheckHistory(ctx, h))
+	require.NoError(t, b.app.CheckHistory(ctx, app.StreamHistory{Stream: "HUIFANG_EVENTS", Created: created}), "never held a message")
+	for _, tc := range []struct {
+		name string
+		h    func(h app.StreamHistory) app.StreamHistory
+		msg  string
+	}{
+		{"start removed", func(h app.StreamHistory) app.StreamHistory { h.FirstSeq = 11; return h },
+			"holds events from 2026-06-01T00:00:00Z on only: its first message is sequence 11, the 10 before it were removed"},
+		{"all removed", func(h app.StreamHistory) app.StreamHistory { h.FirstSeq = 41; return h }, "holds no event any more: all 40 were removed"},
+		{"inside removed", func(h app.StreamHistory) app.StreamHistory { h.Deleted = 2; return h }, "2 messages were removed from inside stream HUIFANG_EVENTS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := b.app.CheckHistory(ctx, tc.h(h))
+			require.ErrorIs(t, err, app.ErrStreamIncomplete)
+			require.Contains(t, err.Error(), tc.msg)
+		})
+	}
+	require.NoError(t, b.app.RecordStreamOrigin(ctx, h))
+	require.NoError(t, b.app.CheckHistory(ctx, h), "the same stream (to the microsecond Postgres keeps)")
+	again := h
+	again.Created = created.Add(time.Hour)
+	err := b.app.CheckHistory(ctx, again)
+	require.ErrorIs(t, err, app.ErrStreamIncomplete)
+	require.Contains(t, err.Error(), "was created again at 2026-01-02T04:04:05Z (the figures are built from the one created at 2026-01-02T03:04:05Z)")
 }

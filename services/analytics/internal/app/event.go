@@ -24,8 +24,14 @@ func (a *App) ApplyEvent(ctx context.Context, ev proto.Message) error {
 // about (visit, service coverage, customer buckets, complaint, customer)
 // and adds the change of its contribution to the counters. An event that
 // breaks a rule is refused with an *invalid.Error (it is dead-lettered) and
-// changes nothing.
+// changes nothing. Its first statement is the fence: when ctx carries a
+// leader's term (the consumer's always does), the lease must still be held
+// with that term's token, or the event is not applied and the error is
+// transient (ErrLeaseLost).
 func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
+	if err := a.fence(ctx, tx); err != nil {
+		return err
+	}
 	switch e := ev.(type) {
 	case *eventsv1.ServiceCompleted:
 		return a.completeService(ctx, tx, e)

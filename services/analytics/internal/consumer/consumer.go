@@ -3,7 +3,7 @@
 // order, decodes each event once and has app.ApplyEventTx apply it inside
 // the inbox transaction, so a replay from the start of the stream rebuilds
 // the same rollups. It also holds the Gate the runtime runs it behind: the
-// leader lock (one replica consumes at a time) and the rebuild.
+// lease (one replica consumes at a time, its writes fenced) and the rebuild.
 package consumer
 
 import (
@@ -48,9 +48,13 @@ var Subjects = slices.Sorted(maps.Keys(Events))
 // New returns the durable consumer of Events: each event goes to
 // a.ApplyEventTx in the inbox's transaction; one that does not decode, or
 // that the use case refuses, is dead-lettered. The runtime (rt.Consume) or
-// a test fills in its service, pool, JetStream and logger.
+// a test fills in its service, pool, JetStream and logger. Every
+// transaction it opens, a dead letter's included, is fenced by the leader's
+// lease (a.Fence).
 func New(a *app.App) *inbox.Consumer {
-	return inbox.OfEvents(Durable, Events, func(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
+	c := inbox.OfEvents(Durable, Events, func(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		return a.ApplyEventTx(ctx, tx, ev)
 	})
+	c.Fence = a.Fence
+	return c
 }

@@ -94,14 +94,23 @@ func (b bundle) publish(t *testing.T, evs ...scenario.Event) {
 	}
 }
 
-// waitHandled waits until the consumer has written n inbox rows (handled or dead-lettered).
+// waitHandled waits until the consumer has handled (inbox rows) or
+// dead-lettered (rejected rows) n distinct events.
 func (b bundle) waitHandled(t *testing.T, n int) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		var got int
-		err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.Durable).Scan(&got)
-		return err == nil && got >= n
-	}, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.handled(t) >= n }, 20*time.Second, 20*time.Millisecond)
+}
+
+// handled counts the distinct events the consumer handled or dead-lettered.
+func (b bundle) handled(t *testing.T) int {
+	t.Helper()
+	var got int
+	err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM (
+  SELECT event_id FROM inbox WHERE consumer = $1 UNION SELECT event_id FROM rejected_events) x`, consumer.Durable).Scan(&got)
+	if err != nil {
+		return -1
+	}
+	return got
 }
 
 // snapshot is every non-zero counter, in order.
@@ -192,6 +201,8 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	evs := scenario.Events()
 	b.publish(t, evs...)
 	b.waitHandled(t, len(evs))
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rebuild_requests`) == 0 }, 20*time.Second, 20*time.Millisecond,
+		"the migrations' rebuild is done")
 	b.checkScenario(t)
 	// The monthly and tenant-total counters hold the same sums as the daily ones.
 	for _, table := range []string{"monthly", "daily_tenant", "monthly_tenant"} {
@@ -213,8 +224,12 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 		return out
 	}
 	reportBefore := reportCSV()
+	// A reporting role reads the rollups: the rebuilt tables keep the grant.
+	_, err := b.pool.Exec(context.Background(), `GRANT SELECT ON daily, complaints TO PUBLIC`)
+	require.NoError(t, err)
+	shape := b.shape(t)
 
-	// A rebuild resets the consumer and the rollups and replays the stream: the same counters.
+	// A rebuild replays the stream into new tables and swaps them in: the same counters.
 	seq, err := b.app.Rebuild(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, len(evs), seq)
@@ -224,6 +239,31 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	require.Equal(t, customersBefore, b.customers(t), "the replay rebuilds the same customer buckets")
 	require.Equal(t, string(reportBefore), string(reportCSV()), "the March report after the rebuild is the same, byte for byte")
 	require.Contains(t, string(reportBefore), "customer_coverage")
+	require.Equal(t, shape, b.shape(t), "the rebuilt tables have the same columns, constraints, indexes and grants")
+}
+
+// shape describes every table of the schema: columns, constraints, indexes, grants.
+func (b bundle) shape(t *testing.T) []string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `
+SELECT concat('column ', table_name, '.', column_name, ' ', data_type, ' ', is_nullable, ' ', column_default)
+  FROM information_schema.columns WHERE table_schema = 'analytics'
+UNION ALL SELECT concat('constraint ', conrelid::regclass, ' ', conname, ' ', pg_get_constraintdef(oid))
+  FROM pg_constraint WHERE connamespace = 'analytics'::regnamespace
+UNION ALL SELECT concat('index ', indexname, ' ', regexp_replace(indexdef, '^.*? USING ', '')) FROM pg_indexes WHERE schemaname = 'analytics'
+UNION ALL SELECT concat('grant ', c.relname, ' ', c.relacl) FROM pg_class c WHERE c.relnamespace = 'analytics'::regnamespace AND c.relkind = 'r'
+UNION ALL SELECT concat('schema ', nspname) FROM pg_namespace WHERE nspname LIKE 'analytics%'
+ORDER BY 1`)
+	require.NoError(t, err)
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	require.NotEmpty(t, out)
+	return out
 }
 
 // Every event delivered a second time (a lost ack, a relay that published

@@ -3,140 +3,329 @@ package consumer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/app"
 )
 
 // Gate runs the consumer on one replica at a time (pkg/app's Gate: register
-// it with rt.Consume(c, app.Gated(g))) and rebuilds: stop the consumer,
-// reset the rollups and the inbox, delete the durable consumer, and start
-// it again from the first message of the stream.
+// it with rt.Consume(c, app.Gated(g))) and rebuilds the rollups on that
+// replica (see rebuild.go).
 //
-// Only the replica holding the leader lock consumes (see Leader): a visit's
+// Only the replica holding the lease consumes (see Leader): a visit's
 // product category comes from its service's ServiceCompleted and "won back"
 // compares a customer's service with the one handled before it, both of
 // which need the events in stream order. The other replicas stand by and
-// take over when the leader stops.
+// take over when the leader stops or its lease expires.
 type Gate struct {
 	// Leader decides which replica consumes.
 	Leader *Leader
-	// App resets the rollups (ResetRollups) and says whether a migration
-	// asked for a rebuild.
+	// App applies the replayed events, fills and swaps the shadow tables,
+	// and says whether a migration asked for a rebuild.
 	App *app.App
-	// JS deletes the durable consumer and reads the stream's last sequence.
-	JS      jetstream.JetStream
-	Log     *slog.Logger
-	restart chan rebuild
+	// JS reads the stream for a rebuild.
+	JS  jetstream.JetStream
+	Log *slog.Logger
+	// Service names the owner in the refusals a replay records.
+	Service string
+	// Refused is 1 while a rebuild a migration asked for is refused
+	// because the stream no longer holds the whole history
+	// (huifang_analytics_rebuild_refused); may be nil.
+	Refused prometheus.Gauge
+	// Batch is how many messages a rebuild applies per transaction.
+	Batch int
+
+	cur atomic.Pointer[term]
+	// fault, when set, may fail a rebuild at a stage ("replay": in each
+	// replayed batch's transaction; "swap": in the swap's, before its
+	// commit). Tests inject failures with it.
+	fault func(stage string) error
 }
 
-type rebuild struct {
-	ctx   context.Context
-	reply chan rebuildResult
+// term is what a leading Gate takes requests on.
+type term struct {
+	rebuilds chan chan rebuildResult
+	pauses   chan pauseRequest
+	done     chan struct{}
+}
+
+// pauseRequest asks the leading loop to stop the consumer (stopped says
+// when it has, or why it failed) until resume is closed.
+type pauseRequest struct {
+	stopped chan error
+	resume  chan struct{}
+}
+
+// rebuildJob is a running rebuild.
+type rebuildJob struct {
+	// cut is set once the rebuild has stopped the consumer to read the
+	// stream's last sequence and catch up with it.
+	cut atomic.Bool
 }
 
 type rebuildResult struct {
 	lastSeq uint64
 	err     error
+	// migration: a rebuild a migration asked for; none: it found no request.
+	migration, none bool
 }
 
 // StandbyRetry is how often a standby replica tries to take the lead.
 const StandbyRetry = 2 * time.Second
 
-// LockKey names the leader lock of the consumer.
+// LockKey names the lease of the consumer.
 const LockKey = "huifang.analytics.consumer/" + Durable
 
-// NewGate returns the gate of the consumer: the leader lock on pool, the
-// rollups reset by a, the durable deleted through js.
+// DefaultBatch is how many messages a rebuild applies per transaction.
+const DefaultBatch = 256
+
+// RebuildRefusedMetricName is the gauge of a refused rebuild a migration asked for.
+const RebuildRefusedMetricName = "huifang_analytics_rebuild_refused"
+
+// NewRebuildRefusedGauge returns the gauge huifang_analytics_rebuild_refused.
+func NewRebuildRefusedGauge() prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: RebuildRefusedMetricName,
+		Help: "1 while a rebuild a migration asked for is refused because the stream no longer holds the whole history (the figures are kept as they are); 0 otherwise. Set by the leading replica.",
+	})
+}
+
+// NewGate returns the gate of the consumer: the lease on pool (DefaultLease
+// long), the rollups rebuilt by a from the stream read through js.
 func NewGate(a *app.App, pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger) *Gate {
-	return &Gate{App: a, JS: js, Log: log, restart: make(chan rebuild),
-		Leader: &Leader{Pool: pool, Key: LockKey, Retry: StandbyRetry, Log: log}}
+	return &Gate{App: a, JS: js, Log: log, Service: "analytics", Batch: DefaultBatch,
+		Leader: &Leader{Pool: pool, Key: LockKey, Holder: NewHolder(), Lease: DefaultLease, Retry: StandbyRetry, Log: log}}
 }
 
 // Leading reports whether this replica consumes now.
 func (g *Gate) Leading() bool { return g.Leader.Leading() }
 
 // Run calls consume whenever this replica leads, until ctx ends; consume's
-// context ends when the replica stops leading (or for a rebuild, after
-// which it is called again).
+// context ends when the replica stops leading (and while a rebuild swaps
+// its tables in, after which it is called again).
 func (g *Gate) Run(ctx context.Context, consume func(context.Context) error) error {
 	return g.Leader.Run(ctx, func(ctx context.Context) error { return g.lead(ctx, consume) })
 }
 
-// lead consumes until ctx ends (this replica stops leading), rebuilding
-// when asked, and first when a migration asked for it.
+// lead consumes until ctx ends (this replica stops leading), running
+// rebuilds beside the consumer: first the one a migration asked for, then
+// those Rebuild asks for. A rebuild pauses the consumer only for the end of
+// its catch-up and its swap.
 func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) error {
-	requested, err := g.App.RebuildRequested(ctx)
-	if err != nil {
-		return err
+	ctx, stop := context.WithCancel(ctx)
+	t := &term{rebuilds: make(chan chan rebuildResult), pauses: make(chan pauseRequest), done: make(chan struct{})}
+	var wg sync.WaitGroup
+	g.cur.Store(t)
+	defer func() {
+		g.cur.CompareAndSwap(t, nil)
+		close(t.done)
+		stop()
+		wg.Wait()
+	}()
+	g.recordOrigin(ctx)
+
+	results := make(chan rebuildResult, 1)
+	var running *rebuildJob // nil when none runs
+	// waiters wait for the running rebuild; queued for the next one (they
+	// came after the running one took its cut of the stream).
+	var waiters, queued []chan rebuildResult
+	var retry <-chan time.Time
+	failures := 0
+	start := func(migration bool) {
+		j := &rebuildJob{}
+		running = j
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- g.rebuildJob(ctx, t, j, migration)
+		}()
 	}
-	if requested {
-		if _, err := g.reset(ctx); err != nil {
-			return err
-		}
-	}
+	start(true)
+
 	for {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- consume(runCtx) }()
-		select {
-		case <-ctx.Done():
-			cancel()
-			return <-done
-		case err := <-done:
-			cancel()
-			return err
-		case req := <-g.restart:
-			cancel()
-			if err := <-done; err != nil {
-				req.reply <- rebuildResult{err: err}
+	consuming:
+		for {
+			select {
+			case <-ctx.Done():
+				cancel()
+				return <-done
+			case err := <-done:
+				cancel()
 				return err
+			case reply := <-t.rebuilds:
+				// A call joins the running rebuild until it takes its cut of
+				// the stream (its last sequence); later calls get the next one.
+				switch {
+				case running == nil:
+					waiters = append(waiters, reply)
+					start(false)
+				case running.cut.Load():
+					queued = append(queued, reply)
+				default:
+					waiters = append(waiters, reply)
+				}
+			case res := <-results:
+				running = nil
+				if res.none {
+					queued = append(waiters, queued...)
+				} else {
+					for _, w := range waiters {
+						w <- res
+					}
+				}
+				waiters = nil
+				if len(queued) > 0 {
+					waiters, queued = queued, nil
+					start(false)
+				}
+				if res.migration && res.err != nil && !errors.Is(res.err, app.ErrStreamIncomplete) {
+					failures++
+					retry = time.After(backoff(5*time.Second, 5*time.Minute, failures))
+				}
+			case <-retry:
+				retry = nil
+				if running == nil {
+					start(true)
+				}
+			case p := <-t.pauses:
+				cancel()
+				err := <-done
+				p.stopped <- err
+				if err != nil {
+					return err
+				}
+				select {
+				case <-p.resume:
+				case <-ctx.Done():
+					return nil
+				}
+				break consuming
 			}
-			seq, err := g.reset(req.ctx)
-			req.reply <- rebuildResult{lastSeq: seq, err: err}
 		}
 	}
 }
 
-// Rebuild asks the running Run to rebuild and waits until the consumer has
-// started again; the rollups are complete once it has passed the returned
-// stream sequence. Meanwhile the figures are partial. Only the leader
-// rebuilds (no other replica consumes meanwhile); a standby answers
+// pause stops the consumer of term t until resume is called.
+func (g *Gate) pause(ctx context.Context, t *term) (resume func(), err error) {
+	p := pauseRequest{stopped: make(chan error, 1), resume: make(chan struct{})}
+	select {
+	case t.pauses <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { close(p.resume) }) }
+	if err := <-p.stopped; err != nil {
+		resume()
+		return nil, err
+	}
+	return resume, nil
+}
+
+// Rebuild asks the leading replica's gate to rebuild and waits until the
+// rebuilt tables are in use (or the rebuild failed or was refused, leaving
+// the figures as they were). A call while a rebuild runs joins it when that
+// one has not yet taken its cut of the stream, and otherwise gets the next.
+// A caller that stops waiting does not stop the rebuild. A standby answers
 // app.ErrStandby.
 func (g *Gate) Rebuild(ctx context.Context) (uint64, error) {
-	if !g.Leading() {
+	t := g.cur.Load()
+	if t == nil || !g.Leading() {
 		return 0, app.ErrStandby
 	}
 	reply := make(chan rebuildResult, 1)
 	select {
-	case g.restart <- rebuild{ctx: ctx, reply: reply}:
+	case t.rebuilds <- reply:
+	case <-t.done:
+		return 0, app.ErrStandby
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	res := <-reply
-	return res.lastSeq, res.err
+	select {
+	case res := <-reply:
+		return res.lastSeq, res.err
+	case <-t.done:
+		select {
+		case res := <-reply:
+			return res.lastSeq, res.err
+		default:
+			return 0, app.ErrStandby
+		}
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
-// reset empties the rollups and the consumer's inbox, deletes the durable
-// (so it starts again from the stream's first message) and returns the
-// stream's last sequence.
-func (g *Gate) reset(ctx context.Context) (uint64, error) {
-	if err := g.App.ResetRollups(ctx, Durable); err != nil {
-		return 0, err
+// rebuildJob runs one rebuild: a migration's (when one asked for it; none
+// otherwise) or a caller's, and logs and exposes how it ended.
+func (g *Gate) rebuildJob(ctx context.Context, t *term, j *rebuildJob, migration bool) rebuildResult {
+	if migration {
+		requested, err := g.App.RebuildRequested(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				g.Log.WarnContext(ctx, "could not read the rebuild requests; trying again", "err", err)
+			}
+			return rebuildResult{err: err, migration: true}
+		}
+		if !requested {
+			g.setRefused(0)
+			return rebuildResult{none: true, migration: true}
+		}
+		g.Log.InfoContext(ctx, "a migration asked for a rebuild of the rollups")
 	}
-	if err := g.JS.DeleteConsumer(ctx, stream.EventsStream, Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("consumer: delete durable %s: %w", Durable, err)
+	seq, err := g.rebuild(ctx, t, j)
+	switch {
+	case err == nil:
+		g.setRefused(0)
+	case errors.Is(err, app.ErrStreamIncomplete) && migration:
+		g.setRefused(1)
+		g.Log.ErrorContext(ctx, "the rebuild a migration asked for is refused; the figures stay as they are (rows of rebuild_requests remain; see the README's Rebuild)", "err", err)
+	case errors.Is(err, app.ErrStreamIncomplete):
+		g.Log.WarnContext(ctx, "rebuild refused; the figures stay as they are", "err", err)
+	case ctx.Err() != nil:
+		g.Log.InfoContext(ctx, "rebuild stopped with the term; the figures stay as they were", "err", err)
+	default:
+		g.Log.ErrorContext(ctx, "rebuild failed; the figures stay as they were", "err", err)
 	}
-	s, err := g.JS.Stream(ctx, stream.EventsStream)
-	if err != nil {
-		return 0, fmt.Errorf("consumer: stream info: %w", err)
+	return rebuildResult{lastSeq: seq, err: err, migration: migration}
+}
+
+func (g *Gate) setRefused(v float64) {
+	if g.Refused != nil {
+		g.Refused.Set(v)
 	}
-	g.Log.InfoContext(ctx, "rebuilding rollups from the stream", "consumer", Durable, "last_sequence", s.CachedInfo().State.LastSeq)
-	return s.CachedInfo().State.LastSeq, nil
+}
+
+// recordOrigin remembers when the stream was created the first time a
+// leader sees it (see app.CheckHistory); NATS being away only delays it.
+func (g *Gate) recordOrigin(ctx context.Context) {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := g.JS.Stream(ictx, stream.EventsStream)
+	if err == nil {
+		err = g.App.RecordStreamOrigin(ictx, history(s.CachedInfo()))
+	}
+	if err != nil && ctx.Err() == nil {
+		g.Log.WarnContext(ctx, "could not record the stream's origin; the next term will", "stream", stream.EventsStream, "err", err)
+	}
+}
+
+// backoff is base doubled for each failure after the first, up to limit.
+func backoff(base, limit time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }

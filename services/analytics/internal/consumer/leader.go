@@ -2,30 +2,57 @@ package consumer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/huifang/huifang/services/analytics/internal/app"
+	"github.com/huifang/huifang/services/analytics/internal/store"
 )
 
-// Leader runs a function only while this replica holds a Postgres
-// session-level advisory lock, so of several replicas exactly one runs it;
-// the others stand by, try again every Retry, and one of them takes over
-// when the leader stops or its database session ends (Postgres releases a
-// session's advisory locks with it).
+// Leader runs a function only while this replica holds a lease (a row of
+// the leases table), so of several replicas one runs it at a time. A
+// standby takes the lease when it is free or expired (the database's clock
+// decides), which increments its token; the leader renews it every third of
+// its duration and stands down (cancels the function's context) as soon as
+// a renewal fails or finds the lease gone. A dead or cut-off leader is
+// replaced within one lease duration, whatever its TCP connections do.
+//
+// The function's context carries the term (app.WithTerm: the lease with its
+// token): every write of the consumer checks it in its own transaction, so
+// a leader that lost the lease without noticing yet (paused, partitioned)
+// writes nothing, and stands down when a write finds out.
 type Leader struct {
 	Pool *pgxpool.Pool
-	// Key names the lock (hashed to a bigint by Postgres).
+	// Key names the lease.
 	Key string
-	// Retry is how often a standby tries the lock and the leader checks its session.
+	// Holder names this replica in the lease; NewGate makes a unique one
+	// (host, process, random).
+	Holder string
+	// Lease is how long a take or a renewal holds the lease; it is renewed
+	// every third of it.
+	Lease time.Duration
+	// Retry is how often a standby tries to take the lease.
 	Retry time.Duration
 	Log   *slog.Logger
 
 	leading atomic.Bool
 	terms   atomic.Int64
+	// paused, when set, holds the renewals until it is closed (tests
+	// simulate a paused process with it).
+	paused atomic.Pointer[chan struct{}]
 }
+
+// DefaultLease is the lease's duration unless LEADER_LEASE says otherwise.
+const DefaultLease = 15 * time.Second
 
 // Leading reports whether this replica runs the function now.
 func (l *Leader) Leading() bool { return l.leading.Load() }
@@ -33,18 +60,36 @@ func (l *Leader) Leading() bool { return l.leading.Load() }
 // Terms returns how often this replica took the lead.
 func (l *Leader) Terms() int64 { return l.terms.Load() }
 
+// errStoodDown ends a term's context when the lease is lost.
+var errStoodDown = errors.New("consumer: the lease was lost; standing down")
+
 // Run leads whenever it can until ctx ends. An error of fn while it held
-// the lock ends Run; fn's context ends when the lock's session is lost.
+// the lease ends Run; fn's context ends when the lease is lost.
 func (l *Leader) Run(ctx context.Context, fn func(context.Context) error) error {
+	if l.Holder == "" {
+		l.Holder = NewHolder()
+	}
+	if l.Lease <= 0 {
+		l.Lease = DefaultLease
+	}
+	failing := false
 	for {
-		conn, err := l.acquire(ctx)
-		if err != nil && ctx.Err() == nil {
-			l.Log.WarnContext(ctx, "leader lock unavailable", "lock", l.Key, "err", err)
-		}
-		if conn != nil {
-			if err := l.lead(ctx, conn, fn); err != nil {
+		tctx, cancel := context.WithTimeout(ctx, max(l.Lease/3, time.Second))
+		lease, ok, err := store.TakeLease(tctx, l.Pool, l.Key, l.Holder, l.Lease)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				l.Log.WarnContext(ctx, "leader lease unavailable; retrying", "lease", l.Key, "err", err)
+			}
+			failing = true
+		case ok:
+			failing = false
+			if err := l.lead(ctx, lease, fn); err != nil {
 				return err
 			}
+		default:
+			failing = false
 		}
 		select {
 		case <-ctx.Done():
@@ -54,34 +99,25 @@ func (l *Leader) Run(ctx context.Context, fn func(context.Context) error) error 
 	}
 }
 
-// acquire returns a connection holding the lock, or nil when another session holds it.
-func (l *Leader) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	conn, err := l.Pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: leader connection: %w", err)
+// lead runs fn with the term in its context while renewing the lease, and
+// then gives the lease back when it still holds it.
+func (l *Leader) lead(ctx context.Context, lease store.Lease, fn func(context.Context) error) error {
+	leadCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var once sync.Once
+	lost := func(err error) {
+		once.Do(func() {
+			l.Log.WarnContext(ctx, "leader lease lost: standing down", "lease", l.Key, "token", lease.Token, "err", err)
+			l.leading.Store(false)
+			cancel(fmt.Errorf("%w: %w", errStoodDown, err))
+		})
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, l.Key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("consumer: try leader lock: %w", err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, nil
-	}
-	return conn, nil
-}
+	leadCtx = app.WithTerm(leadCtx, app.Term{Lease: lease, Lost: lost})
 
-// lead runs fn while conn holds the lock, watching the session, and then
-// gives the lock back (or drops the session, which gives it back too).
-func (l *Leader) lead(ctx context.Context, conn *pgxpool.Conn, fn func(context.Context) error) error {
-	leadCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var lost atomic.Bool
-	watched := make(chan struct{})
+	renewed := make(chan struct{})
 	go func() {
-		defer close(watched)
-		tick := time.NewTicker(l.Retry)
+		defer close(renewed)
+		tick := time.NewTicker(l.Lease / 3)
 		defer tick.Stop()
 		for {
 			select {
@@ -89,34 +125,49 @@ func (l *Leader) lead(ctx context.Context, conn *pgxpool.Conn, fn func(context.C
 				return
 			case <-tick.C:
 			}
-			if err := conn.Ping(leadCtx); err != nil && leadCtx.Err() == nil {
-				l.Log.WarnContext(ctx, "leader lock session lost: standing down", "lock", l.Key, "err", err)
-				lost.Store(true)
-				cancel()
+			if p := l.paused.Load(); p != nil {
+				<-*p
+			}
+			rctx, rcancel := context.WithTimeout(leadCtx, l.Lease/3)
+			err := store.RenewLease(rctx, l.Pool, lease)
+			rcancel()
+			if err != nil && leadCtx.Err() == nil {
+				lost(err)
 				return
 			}
 		}
 	}()
-	l.Log.InfoContext(ctx, "leading", "lock", l.Key)
+
+	l.Log.InfoContext(ctx, "leading", "lease", l.Key, "holder", l.Holder, "token", lease.Token)
 	l.terms.Add(1)
 	l.leading.Store(true)
 	err := fn(leadCtx)
 	l.leading.Store(false)
-	cancel()
-	<-watched
+	stoodDown := errors.Is(context.Cause(leadCtx), errStoodDown)
+	cancel(nil)
+	<-renewed
 
-	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer ucancel()
-	if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.Key); uerr != nil {
-		_ = conn.Conn().Close(uctx)
+	if !stoodDown {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if rerr := store.ReleaseLease(rctx, l.Pool, lease); rerr != nil {
+			l.Log.WarnContext(ctx, "could not give the leader lease back; it expires by itself", "lease", l.Key, "err", rerr)
+		}
+		rcancel()
 	}
-	conn.Release()
-	l.Log.InfoContext(ctx, "standing down", "lock", l.Key)
-	if ctx.Err() != nil || lost.Load() {
+	l.Log.InfoContext(ctx, "standing down", "lease", l.Key, "token", lease.Token)
+	if ctx.Err() != nil || stoodDown {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("consumer: while leading: %w", err)
 	}
 	return nil
+}
+
+// NewHolder names a replica uniquely: its host, its process and a random part.
+func NewHolder() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }

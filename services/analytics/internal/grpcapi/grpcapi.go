@@ -435,7 +435,7 @@ func (s *Server) SetIncentiveRule(ctx context.Context, req *analyticsv1.SetIncen
 	return &analyticsv1.SetIncentiveRuleResponse{Rule: ruleMsg(rule)}, nil
 }
 
-// Rebuild resets the consumer and the rollups and replays the stream.
+// Rebuild replays the stream into new rollup tables and swaps them in.
 func (s *Server) Rebuild(ctx context.Context, _ *analyticsv1.RebuildRequest) (*analyticsv1.RebuildResponse, error) {
 	seq, err := s.App.Rebuild(ctx)
 	if err != nil {

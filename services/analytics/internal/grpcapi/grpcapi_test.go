@@ -3,6 +3,7 @@ package grpcapi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -422,4 +423,17 @@ func TestRebuildOnStandbyIsUnavailable(t *testing.T) {
 	_, err = grpcapi.New(&app.App{}).Rebuild(context.Background(), &analyticsv1.RebuildRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err))
 	require.Contains(t, status.Convert(err).Message(), "not configured")
+}
+
+type refusingRebuilder struct{ err error }
+
+func (r refusingRebuilder) Rebuild(context.Context) (uint64, error) { return 0, r.err }
+
+// A rebuild refused because the stream no longer holds the whole history
+// is FAILED_PRECONDITION, with the reason naming the first time it holds.
+func TestRebuildOnAStreamMissingHistoryIsFailedPrecondition(t *testing.T) {
+	refused := fmt.Errorf("%w: stream HUIFANG_EVENTS holds events from 2026-06-01T00:00:00Z on only", app.ErrStreamIncomplete)
+	_, err := grpcapi.New(&app.App{Rebuilder: refusingRebuilder{refused}}).Rebuild(context.Background(), &analyticsv1.RebuildRequest{})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), "from 2026-06-01T00:00:00Z on only")
 }

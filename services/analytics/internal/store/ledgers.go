@@ -78,9 +78,11 @@ ON CONFLICT (tenant_id, complaint_id) DO UPDATE SET state = EXCLUDED.state, open
 // lock takes a transaction-scoped advisory lock on one ledger entry, so two
 // replicas handling events of a visit (or complaint, or customer) not yet
 // stored do not both start from an empty entry: FOR UPDATE locks only rows
-// that exist. A collision of the hash only makes two entries wait for each other.
+// that exist. The key names the schema the entry is in, so a rebuild filling
+// shadow tables never waits for the consumer writing the live ones. A
+// collision of the hash only makes two entries wait for each other.
 func lock(ctx context.Context, tx pgx.Tx, kind, tenant, id string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "huifang.analytics."+kind+"/"+tenant+"/"+id); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))`, "huifang.analytics."+kind+"/"+tenant+"/"+id); err != nil {
 		return fmt.Errorf("store: lock %s %s: %w", kind, id, translate(err))
 	}
 	return nil

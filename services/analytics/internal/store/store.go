@@ -22,19 +22,3 @@ func RebuildRequested(ctx context.Context, db postgres.Querier) (bool, error) {
 	}
 	return n > 0, nil
 }
-
-// Reset empties every rollup and ledger and forgets which events the
-// consumer handled, within tx, so a replay of the stream rebuilds them.
-// Targets, incentive rules and breaches already published are kept.
-func Reset(ctx context.Context, tx postgres.Querier, consumer string) error {
-	if _, err := tx.Exec(ctx, `TRUNCATE daily, monthly, daily_tenant, monthly_tenant, visits, complaints, services, customers, service_coverage, customer_members, customer_coverage, rebuild_requests`); err != nil {
-		return fmt.Errorf("store: reset rollups: %w", translate(err))
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM inbox WHERE consumer = $1`, consumer); err != nil {
-		return fmt.Errorf("store: reset inbox: %w", translate(err))
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM rejected_events`); err != nil {
-		return fmt.Errorf("store: reset rejected events: %w", translate(err))
-	}
-	return nil
-}
