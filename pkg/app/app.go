@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -221,7 +222,10 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	// server back with an empty store): every StreamCheck, and at once when a
 	// consumer or the relay finds no stream.
 	rt.Loop(&loop.Loop{Name: "streams", Every: streamCheck, MaxBackoff: streamCheck, Round: func(ctx context.Context) (int, error) {
-		return 0, rt.provision(ctx)
+		if err := rt.provision(ctx); err != nil {
+			return 0, err
+		}
+		return 0, rt.restreamed(ctx)
 	}})
 	rt.Relay = outbox.NewRelay(rt.Pool, rt.JS, log, service)
 	rt.Relay.Provision = rt.provision
@@ -267,6 +271,26 @@ const streamCheck = 10 * time.Second
 
 // purgeBatch bounds one statement of the inbox purge.
 const purgeBatch = 10000
+
+// restreamed tells the relay which incarnation of each stream it publishes
+// to, so that it publishes again what a stream created anew lost.
+func (rt *Runtime) restreamed(ctx context.Context) error {
+	for _, s := range []struct{ name, subjects string }{
+		{stream.EventsStream, stream.EventsSubjects},
+		{stream.DLQStream, stream.DLQSubjects},
+	} {
+		ictx, cancel := context.WithTimeout(ctx, ensureAttemptTimeout)
+		info, err := rt.JS.Stream(ictx, s.name)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("app: stream %s: %w", s.name, err)
+		}
+		if _, err := rt.Relay.Restreamed(ctx, s.name, strings.TrimSuffix(s.subjects, ">"), info.CachedInfo().Created); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // provision creates or updates the streams once, bounded.
 func (rt *Runtime) provision(ctx context.Context) error {

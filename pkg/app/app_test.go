@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -29,6 +31,7 @@ import (
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/stream"
 )
@@ -462,8 +465,9 @@ func metricValue(t *testing.T, page, series string) float64 {
 }
 
 // NATS back with an empty store (a replaced node or volume): the service
-// provisions the streams again, creates its durable again, and goes on:
-// the events it publishes and the ones it consumes flow, without a restart.
+// provisions the streams again, creates its durable again, publishes again
+// the events the lost store held (here one its consumer had not handled
+// yet), and goes on without a restart.
 func TestNATSBackWithAnEmptyStore(t *testing.T) {
 	ns := natstest.Start(t)
 	cfg := baseConfig(t, pgtest.NewDatabase(t), ns.ClientURL())
@@ -471,8 +475,15 @@ func TestNATSBackWithAnEmptyStore(t *testing.T) {
 	defer cancel()
 	rt, err := app.Start(ctx, quiet(), "apptest", cfg, fstest.MapFS{"001_effects.sql": {Data: []byte(`CREATE TABLE effects (body text NOT NULL)`)}})
 	require.NoError(t, err)
+	var accept atomic.Bool
+	var tried atomic.Int32
+	accept.Store(true)
 	rt.Consume(&inbox.Consumer{Durable: "apptest-empty", Stream: stream.EventsStream, Subjects: []string{stream.SubjectVisitDue}, Backoff: 50 * time.Millisecond,
 		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+			if !accept.Load() {
+				tried.Add(1)
+				return inbox.Transient(errors.New("not yet"))
+			}
 			_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, string(msg.Data()))
 			return err
 		}})
@@ -483,20 +494,43 @@ func TestNATSBackWithAnEmptyStore(t *testing.T) {
 		require.NoError(t, rt.Pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&n))
 		return n
 	}
-	publish := func(body string) bool {
-		_, err := rt.JS.Publish(ctx, stream.SubjectVisitDue, []byte(body))
-		return err == nil
+	// Events the service itself publishes through its outbox.
+	emit := func(body string) {
+		require.NoError(t, pgx.BeginFunc(ctx, rt.Pool, func(tx pgx.Tx) error {
+			return outbox.AddRaw(ctx, tx, "", stream.SubjectVisitDue, []byte(body), nats.Header{})
+		}))
+		rt.Relay.Notify()
 	}
-	require.Eventually(t, func() bool { return publish("before") }, 20*time.Second, 50*time.Millisecond)
+	emit("before")
 	require.Eventually(t, func() bool { return count() == 1 }, 20*time.Second, 20*time.Millisecond)
+	// The relay has noted the streams' incarnations (its first look).
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, rt.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox_streams`).Scan(&n))
+		return n == 2
+	}, 30*time.Second, 50*time.Millisecond)
 
+	accept.Store(false)
+	emit("held")
+	require.Eventually(t, func() bool { return tried.Load() > 0 }, 20*time.Second, 20*time.Millisecond, "published and delivered, not handled")
 	ns = ns.RestartEmpty(t)
+	accept.Store(true)
 	require.Eventually(t, func() bool {
 		_, err := rt.JS.Stream(ctx, stream.EventsStream)
 		return err == nil
 	}, 60*time.Second, 100*time.Millisecond, "the streams are provisioned again")
-	require.Eventually(t, func() bool { return publish("after") }, 20*time.Second, 100*time.Millisecond)
-	require.Eventually(t, func() bool { return count() == 2 }, 60*time.Second, 50*time.Millisecond, "the durable is created again and consumes")
+	emit("after")
+	require.Eventually(t, func() bool { return count() == 3 }, 90*time.Second, 50*time.Millisecond,
+		"the held event is published again, the new one flows, and the one handled before is not applied twice")
+	var bodies []string
+	rows, err := rt.Pool.Query(ctx, `SELECT body FROM effects ORDER BY body`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var b string
+		require.NoError(t, rows.Scan(&b))
+		bodies = append(bodies, b)
+	}
+	require.Equal(t, []string{"after", "before", "held"}, bodies)
 	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)

@@ -16,6 +16,7 @@ import (
 	"maps"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -423,9 +424,18 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 		var pause time.Duration
 		if c.transient(err) {
 			pause = loop.Backoff(base, 30*time.Second, attempt)
-			c.Log.DebugContext(work, "handler failed for the moment; retrying", "consumer", c.Durable, "event_id", id, "attempt", attempt, "in", pause, "err", err)
+			level := slog.LevelDebug
+			if attempt == 1 {
+				level = slog.LevelWarn
+			}
+			c.Log.Log(work, level, "handler failed for the moment (a dependency away, a lease lost); keeping the message and retrying", "consumer", c.Durable, "event_id", id, "attempt", attempt, "in", pause, "err", err)
 		} else {
 			failures, cerr := c.countFailure(work, id, err)
+			if cerr != nil && !postgres.IsTransient(cerr) && !(c.DatabaseUp != nil && !c.DatabaseUp()) {
+				// The database is up but will not count: count here.
+				c.Log.WarnContext(work, "counting the failure failed; counting the tries of this delivery", "consumer", c.Durable, "event_id", id, "err", cerr)
+				failures, cerr = attempt, nil
+			}
 			if cerr != nil { // the database went away meanwhile
 				pause = loop.Backoff(base, 30*time.Second, attempt)
 			} else {
@@ -493,18 +503,22 @@ func (c *Consumer) countFailure(ctx context.Context, id string, cause error) (in
 	var n int
 	err := c.Pool.QueryRow(ctx, `INSERT INTO inbox_failures (consumer, event_id, failures, last_error) VALUES ($1, $2, 1, $3)
 ON CONFLICT (consumer, event_id) DO UPDATE SET failures = inbox_failures.failures + 1, last_error = EXCLUDED.last_error, updated_at = now()
-RETURNING failures`, c.Durable, id, truncate(cause.Error(), 2000)).Scan(&n)
+RETURNING failures`, c.Durable, id, text(cause.Error(), 2000)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("inbox: count failure: %w", err)
 	}
 	return n, nil
 }
 
-func truncate(s string, n int) string {
+// text makes an error's words safe to store and to send: valid UTF-8,
+// no NUL byte (Postgres refuses both in text; an error may quote the bad
+// input it is about), at most n bytes.
+func text(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", `\x00`)
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 // handle runs the handler, turning a panic into an error (the transaction
@@ -648,12 +662,13 @@ func Reject(ctx context.Context, tx pgx.Tx, r Rejection) (string, error) {
 		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rejected_events (id, tenant_id, source, event_id, field, reason, content_type, payload, delivery)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))`, rowID, r.Tenant, r.Source, r.EventID, field, r.Err.Error(), r.ContentType, stored, r.Delivery); err != nil {
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))`, rowID, r.Tenant, r.Source, text(r.EventID, 1000), text(field, 1000), text(r.Err.Error(), 8000),
+		text(r.ContentType, 200), stored, r.Delivery); err != nil {
 		return "", fmt.Errorf("inbox: record rejection: %w", err)
 	}
 	h := nats.Header{}
-	h.Set(stream.HeaderReason, truncate(r.Err.Error(), maxReasonHeader))
-	h.Set(stream.HeaderField, field)
+	h.Set(stream.HeaderReason, text(r.Err.Error(), maxReasonHeader))
+	h.Set(stream.HeaderField, text(field, 1000))
 	h.Set(stream.HeaderOrigSubject, r.Source)
 	h.Set(stream.HeaderService, r.Service)
 	h.Set(stream.HeaderRejectedID, rowID)

@@ -470,3 +470,26 @@ func TestFenceGuardsEveryTransaction(t *testing.T) {
 	holds.Store(true)
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rejected_events`) == 1 }, 30*time.Second, 20*time.Millisecond)
 }
+
+// A poison message whose error quotes bytes Postgres cannot store (a NUL,
+// invalid UTF-8) is still counted and dead-lettered, and the rest goes on.
+func TestPoisonWithUnstorableErrorIsDeadLettered(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if strings.HasPrefix(string(msg.Data()), "poison") {
+			_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, string(msg.Data()))
+			return fmt.Errorf("insert %s: %w", msg.Data(), err) // the raw bytes, as a careless store would
+		}
+		return record(ctx, tx, msg)
+	})
+	b.run(t, c)
+	b.publish(t, "e-poison", "poison\x00\xff")
+	b.publish(t, "e-after", "after")
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-poison'`) == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'after'`) == 1 }, 30*time.Second, 20*time.Millisecond)
+	var reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT reason FROM rejected_events WHERE event_id = 'e-poison'`).Scan(&reason))
+	require.Contains(t, reason, "gave up after 3 failures")
+}

@@ -316,3 +316,49 @@ func Quarantined(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL`).Scan(&n)
 	return n, err
 }
+
+// Restreamed tells the relay which incarnation of a stream it publishes to
+// (the stream's creation time). When the stream was created anew since the
+// relay last looked (a NATS server back with an empty store, a stream
+// deleted by hand), everything the old one held is gone: the rows the
+// relay published on its subjects (subjectPrefix, e.g. "huifang.events.")
+// and still keeps (Retain) are marked unpublished, so the relay sends them
+// again, in their order; consumers drop those they had handled through
+// their inbox. It returns how many rows it queued again (0 the first time
+// a stream is seen). Several replicas may call it at once: one queues.
+func (r *Relay) Restreamed(ctx context.Context, name, subjectPrefix string, created time.Time) (int64, error) {
+	incarnation := created.UTC().Format(time.RFC3339Nano)
+	var n int64
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "huifang.outbox.streams."+r.schema); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		var seen string
+		err := tx.QueryRow(ctx, `SELECT created FROM outbox_streams WHERE stream = $1`, name).Scan(&seen)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			_, err = tx.Exec(ctx, `INSERT INTO outbox_streams (stream, created) VALUES ($1, $2)`, name, incarnation)
+			return err
+		case err != nil:
+			return err
+		case seen == incarnation:
+			return nil
+		}
+		tag, err := tx.Exec(ctx, `UPDATE outbox SET published_at = NULL
+WHERE published_at IS NOT NULL AND quarantined_at IS NULL AND starts_with(subject, $1)`, subjectPrefix)
+		if err != nil {
+			return fmt.Errorf("queue again: %w", err)
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `UPDATE outbox_streams SET created = $2, seen_at = now() WHERE stream = $1`, name, incarnation)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: stream %s: %w", name, err)
+	}
+	if n > 0 {
+		r.log.WarnContext(ctx, "the stream was created anew (what it held is gone): publishing again the events still kept", "stream", name, "events", n, "kept_for", r.Retain)
+		r.Notify()
+	}
+	return n, nil
+}

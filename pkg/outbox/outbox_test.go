@@ -203,3 +203,49 @@ func TestNoStreamProvisions(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.Len(t, streamMsgs(t, b), 1)
 }
+
+// A stream created anew lost what it held: the relay publishes again the
+// rows it still keeps, once (one replica queues them), and only those of
+// that stream.
+func TestRestreamedPublishesAgain(t *testing.T) {
+	b := setup(t)
+	add(t, b, "e-1", "one")
+	add(t, b, "e-2", "two")
+	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		return outbox.AddRaw(b.ctx, tx, "d-1", stream.DeadLetterSubject("svc"), []byte("dead"), nats.Header{})
+	}))
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	_, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	created := func() time.Time {
+		s, err := b.js.Stream(b.ctx, stream.EventsStream)
+		require.NoError(t, err)
+		return s.CachedInfo().Created
+	}
+	first := created()
+	n, err := r.Restreamed(b.ctx, stream.EventsStream, "huifang.events.", first)
+	require.NoError(t, err)
+	require.Zero(t, n, "the first look only notes the stream")
+	n, err = r.Restreamed(b.ctx, stream.EventsStream, "huifang.events.", first)
+	require.NoError(t, err)
+	require.Zero(t, n, "the same stream again")
+
+	// The server loses its store: the stream comes back empty.
+	require.NoError(t, b.js.DeleteStream(b.ctx, stream.EventsStream))
+	require.NoError(t, stream.Ensure(b.ctx, b.js, stream.Config{}))
+	require.Empty(t, streamMsgs(t, b))
+	second := created()
+	require.False(t, first.Equal(second))
+	n, err = r.Restreamed(b.ctx, stream.EventsStream, "huifang.events.", second)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "the two events, not the dead letter of the other stream")
+	n, err = r.Restreamed(b.ctx, stream.EventsStream, "huifang.events.", second)
+	require.NoError(t, err)
+	require.Zero(t, n, "queued once")
+	_, err = r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	msgs := streamMsgs(t, b)
+	require.Len(t, msgs, 2)
+	require.Equal(t, "e-1", msgs[0].Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, "e-2", msgs[1].Headers().Get(jetstream.MsgIDHeader))
+}
