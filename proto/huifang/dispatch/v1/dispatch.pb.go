@@ -1033,7 +1033,13 @@ type ClaimNextTaskRequest struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	AgentId  string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// Long-poll: wait up to this long for a task (at most 60 s); unset or zero answers at once.
-	Wait          *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	// An id the desk chooses per claim and sends again when it retries the same claim; a retry
+	// answers the task the first call claimed while its lease lives and it has not been worked
+	// (no RecordAttempt, ReleaseTask or ReassignTask since), with the same lease_token, instead
+	// of claiming another. At most 128 printable characters (a UUID will do); a new claim needs
+	// a new id. Empty: every call claims anew.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1087,6 +1093,13 @@ func (x *ClaimNextTaskRequest) GetWait() *durationpb.Duration {
 		return x.Wait
 	}
 	return nil
+}
+
+func (x *ClaimNextTaskRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type ClaimNextTaskResponse struct {
@@ -2745,11 +2758,13 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x10product_category\x18\x13 \x01(\tR\x0fproductCategory\x12H\n" +
 	"\x10last_disposition\x18\x14 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\x0flastDisposition\x12\x1f\n" +
 	"\vlease_token\x18\x15 \x01(\x03R\n" +
-	"leaseToken\"}\n" +
+	"leaseToken\"\x9c\x01\n" +
 	"\x14ClaimNextTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12-\n" +
-	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"F\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"F\n" +
 	"\x15ClaimNextTaskResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\x88\x01\n" +
 	"\x14HeartbeatTaskRequest\x12\x1b\n" +

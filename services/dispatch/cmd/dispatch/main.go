@@ -61,7 +61,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Routing: store.Routing{OwnerWait: cfg.OwnerWait, BackupWait: cfg.BackupWait, SkillWait: cfg.SkillWait, DefaultCapacity: cfg.DefaultCapacity},
 		SLAWarn: cfg.SLAWarn, SLABatch: slaBatch,
 		Send: dispatch.Sending{Sender: sender.ByChannel{SMS: sms, Email: email}, Lease: cfg.SendLease,
-			Retry: message.Retry{Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries}, Batch: cfg.SendBatch}}
+			Retry: message.Retry{Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries}, Batch: cfg.SendBatch},
+		DatabaseUp: func() bool { return rt.Health.Up(app.DependencyPostgres) }}
 
 	// Consumers: VisitDue, VisitCancelled, CustomerUpdated.
 	for _, c := range consumer.New(a) {

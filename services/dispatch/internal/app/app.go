@@ -50,6 +50,15 @@ type App struct {
 	// SLABatch bounds one round of the SLA clock.
 	SLABatch int
 	Send     Sending
+	// DatabaseUp, when set, says whether Postgres is up (the runtime's
+	// dependency watcher): while it is not, a failure to record a send's
+	// outcome is one of the moment and is retried.
+	DatabaseUp func() bool
+
+	// finishFailed, when set (tests), is told each failure of the moment of
+	// a send's FinishSend (the how-manieth in a row, the error) before it is
+	// tried again.
+	finishFailed func(n int, err error)
 }
 
 // Sending is how the automatic channels send.
@@ -62,6 +71,12 @@ type Sending struct {
 	Retry message.Retry
 	// Batch bounds one round.
 	Batch int
+	// FinishBackoff and FinishMaxBackoff pace the retries of recording a
+	// send's outcome while the database is away: the first pause, doubled
+	// per failure up to the cap (DefaultFinishBackoff, DefaultFinishMaxBackoff
+	// when zero).
+	FinishBackoff    time.Duration
+	FinishMaxBackoff time.Duration
 }
 
 // inTx runs fn in a transaction of its own (a savepoint when DB is a

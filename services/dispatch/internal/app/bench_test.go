@@ -28,19 +28,27 @@ import (
 // claims per second. Run:
 //
 //	go test -run '^$' -bench BenchmarkClaimNextTask -benchtime 1x ./internal/app/
-func BenchmarkClaimNextTask(b *testing.B) { benchClaims(b, 500, 20_000, 0) }
+func BenchmarkClaimNextTask(b *testing.B) { benchClaims(b, 500, 20_000, 0, false) }
+
+// BenchmarkClaimNextTaskRequestID: the same, every claim carrying a
+// request id of its own (ClaimNextTask.request_id: safe to retry).
+func BenchmarkClaimNextTaskRequestID(b *testing.B) { benchClaims(b, 500, 20_000, 0, true) }
 
 // BenchmarkClaimNextTaskPool32: the same with a pool of 32 connections
 // (pool_max_conns=32 in the service's DATABASE_URL).
-func BenchmarkClaimNextTaskPool32(b *testing.B) { benchClaims(b, 500, 20_000, 32) }
+func BenchmarkClaimNextTaskPool32(b *testing.B) { benchClaims(b, 500, 20_000, 32, false) }
 
 // BenchmarkClaimNextTaskOneAgent: the same queue worked by one agent, so
 // the latency is the database's alone, without waiting for a connection.
-func BenchmarkClaimNextTaskOneAgent(b *testing.B) { benchClaims(b, 1, 2_000, 0) }
+func BenchmarkClaimNextTaskOneAgent(b *testing.B) { benchClaims(b, 1, 2_000, 0, false) }
+
+// BenchmarkClaimNextTaskOneAgentRequestID: one agent, with request ids.
+func BenchmarkClaimNextTaskOneAgentRequestID(b *testing.B) { benchClaims(b, 1, 2_000, 0, true) }
 
 // benchClaims runs claims claims by agents agents over 100,000 tasks, with
-// the service's pool, or one of conns connections when conns > 0.
-func benchClaims(b *testing.B, agents, claims int, conns int32) {
+// the service's pool, or one of conns connections when conns > 0; with
+// requestIDs every claim carries a request id of its own.
+func benchClaims(b *testing.B, agents, claims int, conns int32, requestIDs bool) {
 	const tasks = 100_000
 	pool := storetest.Pool(b)
 	if conns > 0 {
@@ -80,9 +88,13 @@ func benchClaims(b *testing.B, agents, claims int, conns int32) {
 		for i := range agents {
 			wg.Go(func() {
 				agent := fmt.Sprintf("a-%03d", i)
-				for left.Add(-1) >= 0 {
+				for n := 0; left.Add(-1) >= 0; n++ {
+					call := app.ClaimCall{Tenant: "default", AgentID: agent}
+					if requestIDs {
+						call.RequestID = fmt.Sprintf("%s/claim-%d", agent, n)
+					}
 					t1 := time.Now()
-					got, found, err := q.Claim(ctx, "default", agent, 0)
+					got, found, err := q.ClaimNext(ctx, call)
 					lat[i] = append(lat[i], time.Since(t1))
 					if err != nil || !found {
 						b.Errorf("claim: found %v, err %v", found, err)

@@ -11,7 +11,9 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -47,14 +49,16 @@ func (a *App) SendDue(ctx context.Context) (int, error) {
 }
 
 // Deliver sends a claimed job through the provider and records the outcome
-// (FinishSend). Right before the provider is called it checks that the
-// claim still holds (task.Task.MaySend): a sender that was paused past its
-// lease, whose message another sender may have claimed and sent, calls
-// nothing, logs one warning and leaves the message to the next holder. The
-// check and the call are not atomic: a sender paused between them still
-// calls the provider, with the message's one idempotency key, so a provider
-// that deduplicates drops the copy, and FinishSend refuses its outcome.
-// The call is bounded by what is left of the lease.
+// (FinishSend; while the database is away it keeps the provider's answer
+// and tries again, see keepFinishing). Right before the provider is called
+// it checks that the claim still holds (task.Task.MaySend): a sender that
+// was paused past its lease, whose message another sender may have claimed
+// and sent, calls nothing, logs one warning and leaves the message to the
+// next holder. The check and the call are not atomic: a sender paused
+// between them still calls the provider, with the message's one
+// idempotency key, so a provider that deduplicates drops the copy, and
+// FinishSend refuses its outcome. The call is bounded by what is left of
+// the lease.
 func (a *App) Deliver(ctx context.Context, job Job) error {
 	now := a.Now()
 	current, err := store.Task(ctx, a.DB, job.Task.Tenant, job.Task.ID)
@@ -74,7 +78,76 @@ func (a *App) Deliver(ctx context.Context, job Job) error {
 	}
 	res, sendErr := a.Send.Sender.Send(sendCtx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
 		To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body})
-	return a.FinishSend(ctx, job, res, sendErr)
+	return a.keepFinishing(ctx, job, res, sendErr)
+}
+
+// Defaults of the retries of a FinishSend that failed for the moment.
+const (
+	DefaultFinishBackoff    = 200 * time.Millisecond
+	DefaultFinishMaxBackoff = 10 * time.Second
+	// finishTimeout bounds one FinishSend (it may wait for the task's lock).
+	finishTimeout = 30 * time.Second
+)
+
+// keepFinishing records the provider's answer (FinishSend) and, while that
+// fails for the moment (Postgres away or busy: a failure of the moment by
+// postgres.IsTransient, or any failure while DatabaseUp says the database
+// is away), keeps the answer and tries again after a capped backoff
+// (Send.FinishBackoff doubling up to Send.FinishMaxBackoff), until it is
+// recorded, its fence refuses it (the task was claimed again meanwhile:
+// FinishSend logs it and the new holder's outcome stands), or ctx ends (the
+// service shuts down): then it logs what was not recorded; the message stays
+// sending and, once SEND_LEASE ran out, its next holder sends it again
+// under the same idempotency key. Each try runs even while ctx is ending
+// (bounded by finishTimeout): a shutdown does not cut off the answer of a
+// provider call already made. Another failure is returned as before.
+func (a *App) keepFinishing(ctx context.Context, job Job, res sender.Result, sendErr error) error {
+	trouble := loop.Trouble{Log: a.log(), What: "outgoing: recording the send of task " + job.Task.ID}
+	base, limit := a.Send.FinishBackoff, a.Send.FinishMaxBackoff
+	if base <= 0 {
+		base = DefaultFinishBackoff
+	}
+	if limit <= 0 {
+		limit = DefaultFinishMaxBackoff
+	}
+	limit = max(limit, base)
+	for {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		err := a.FinishSend(fctx, job, res, sendErr)
+		cancel()
+		if err == nil {
+			trouble.OK(ctx)
+			return nil
+		}
+		if !a.transient(err) {
+			return err
+		}
+		n := trouble.Fail(ctx, err)
+		if a.finishFailed != nil {
+			a.finishFailed(n, err)
+		}
+		pause := time.NewTimer(loop.Backoff(base, limit, n))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			outcome, reason := "sent", ""
+			if sendErr != nil {
+				outcome, reason = "failed", sendErr.Error()
+			}
+			a.log().ErrorContext(ctx, "outgoing: shutting down before the send's outcome could be recorded (the database is away); "+
+				"the message stays sending and its next holder sends it again under the same idempotency key once SEND_LEASE runs out",
+				"task", job.Task.ID, "visit", job.Task.VisitID, "idempotency_key", job.Message.IdempotencyKey, "try", job.Message.Tries,
+				"outcome", outcome, "provider_message_id", res.ProviderMessageID, "send_error", reason, "failures", n, "err", err)
+			return ctx.Err()
+		case <-pause.C:
+		}
+	}
+}
+
+// transient tells whether a failure to record is one of the moment: the
+// database is away or busy.
+func (a *App) transient(err error) bool {
+	return postgres.IsTransient(err) || (a.DatabaseUp != nil && !a.DatabaseUp())
 }
 
 // ClaimSend takes the next due automatic task, creates its message the
@@ -161,8 +234,12 @@ func (a *App) compose(ctx context.Context, tx pgx.Tx, t task.Task, now time.Time
 	}, "", "", nil
 }
 
-// errStale rolls back the transaction of a stale sender's FinishSend.
-var errStale = errors.New("outgoing: the send was claimed again")
+// errStale rolls back the transaction of a stale sender's FinishSend;
+// errRecorded that of a FinishSend tried again after it committed.
+var (
+	errStale    = errors.New("outgoing: the send was claimed again")
+	errRecorded = errors.New("outgoing: the send's outcome is already recorded")
+)
 
 // FinishSend records the outcome of a send: sent; or, after a failure worth
 // retrying, back to the sender's queue after Backoff·2^(tries-1); or failed
@@ -170,7 +247,9 @@ var errStale = errors.New("outgoing: the send was claimed again")
 // fenced: a sender whose claim is no longer the task's (job.Task.LeaseToken;
 // its lease ran out and another sender claimed the message) changes
 // nothing, not even a timestamp, and logs one warning; the message stays
-// with its new holder.
+// with its new holder. Calling it again for a try it already recorded
+// changes nothing (Deliver tries again when it failed for the moment, and
+// a commit may go through while its answer is lost).
 func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendErr error) error {
 	now := a.Now()
 	var current task.Task
@@ -183,6 +262,11 @@ func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendEr
 			// The token is the fence; the message's try count says the same
 			// (each claim counts one) and also holds against a claim by a
 			// replica that predates the token.
+			if t.Fenced(job.Task.LeaseToken) == nil && m.Recorded(job.Message.Tries) {
+				// This very try is recorded: a FinishSend whose commit went
+				// through but whose answer was lost, tried again.
+				return errRecorded
+			}
 			if t.Fenced(job.Task.LeaseToken) != nil || !m.Current(job.Message.Tries) {
 				current = *t
 				return errStale
@@ -213,6 +297,11 @@ func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendEr
 		})
 		return err
 	})
+	if errors.Is(err, errRecorded) {
+		a.log().InfoContext(ctx, "outgoing: the send's outcome was already recorded (an earlier try committed but its answer was lost)",
+			"task", job.Task.ID, "visit", job.Task.VisitID, "token", job.Task.LeaseToken, "try", job.Message.Tries)
+		return nil
+	}
 	if errors.Is(err, errStale) {
 		outcome := "sent"
 		if sendErr != nil {

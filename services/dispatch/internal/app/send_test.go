@@ -84,7 +84,12 @@ type sendBundle struct {
 
 func setupSend(t *testing.T) sendBundle {
 	t.Helper()
-	pool := storetest.Pool(t)
+	return setupSendOn(t, storetest.Pool(t))
+}
+
+// setupSendOn is setupSend on a database the test opened.
+func setupSendOn(t *testing.T, pool *pgxpool.Pool) sendBundle {
+	t.Helper()
 	clock := storetest.NewClock(t0)
 	fake := &fakeTelnyx{byKey: map[string]string{}}
 	srv := httptest.NewServer(fake)

@@ -127,22 +127,33 @@ func (s *Server) ListAgents(ctx context.Context, req *dispatchv1.ListAgentsReque
 }
 
 // ClaimNextTask leases the most urgent task the agent may take, waiting up
-// to req.wait for one. The response has no task when none fits.
+// to req.wait for one; a retry (the same request_id) answers the task the
+// first call claimed while the agent still holds it. The response has no
+// task when none fits.
 func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTaskRequest) (*dispatchv1.ClaimNextTaskResponse, error) {
-	agentID, err := required("agent_id", req.GetAgentId())
-	if err != nil {
-		return nil, err
+	var bad invalid.List
+	agentID := strings.TrimSpace(req.GetAgentId())
+	if agentID == "" {
+		bad.Add("agent_id", "is required")
 	}
 	var wait time.Duration
 	if req.GetWait() != nil {
 		if !req.GetWait().IsValid() || req.GetWait().AsDuration() < 0 {
-			return nil, invalid.New("wait", "must be a non-negative duration")
-		}
-		if wait = req.GetWait().AsDuration(); wait > app.MaxWait {
-			return nil, invalid.New("wait", fmt.Sprintf("must be at most %s", app.MaxWait))
+			bad.Add("wait", "must be a non-negative duration")
+		} else if wait = req.GetWait().AsDuration(); wait > app.MaxWait {
+			bad.Add("wait", fmt.Sprintf("must be at most %s", app.MaxWait))
 		}
 	}
-	t, found, err := s.App.Claim(ctx, tenant.Or(req.GetTenantId()), agentID, wait)
+	if e, ok := invalid.As(task.CheckRequestID(req.GetRequestId())); ok {
+		for _, v := range e.Violations {
+			bad.Add(v.Field, v.Rule)
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	t, found, err := s.App.ClaimNext(ctx, app.ClaimCall{Tenant: tenant.Or(req.GetTenantId()), AgentID: agentID,
+		RequestID: req.GetRequestId(), Wait: wait})
 	if err != nil {
 		return nil, statusOf(err)
 	}

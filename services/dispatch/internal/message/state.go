@@ -49,6 +49,11 @@ func (m *Message) Try(provider string, now time.Time) {
 // (or finished) records nothing.
 func (m Message) Current(tries int) bool { return m.Status == StatusSending && m.Tries == tries }
 
+// Recorded reports whether the outcome of the sender's try (tries) is
+// already recorded on m: the try is still the last one and m is no longer
+// sending (sent or failed by that sender, or a receipt came since).
+func (m Message) Recorded(tries int) bool { return m.Status != StatusSending && m.Tries == tries }
+
 // Sent records the provider's acceptance.
 func (m *Message) Sent(providerMessageID string, now time.Time) {
 	m.Status, m.ProviderMessageID, m.Error, m.UpdatedAt = StatusSent, providerMessageID, "", now

@@ -94,7 +94,8 @@ func ownerAvailable(owner string) string {
   AND ` + hasRoom("g", "$2", "$14") + `)`
 }
 
-var claimSQL = `UPDATE tasks SET status = 'claimed', agent_id = $3, lease_expires_at = $4, updated_at = $2, lease_token = lease_token + 1
+var claimSQL = `UPDATE tasks SET status = 'claimed', agent_id = $3, lease_expires_at = $4, updated_at = $2, lease_token = lease_token + 1,
+  claim_request = $15
 WHERE id = (
   SELECT t.id FROM tasks t
   WHERE t.tenant_id = $1 AND t.status IN ('open', 'claimed') AND NOT t.automatic AND t.available_at <= $2
@@ -115,14 +116,17 @@ WHERE id = (
 RETURNING ` + taskColumns
 
 // ClaimRequest is one agent's claim: the agent (as Eligibility returned it,
-// with its stored rank), the moment, the lease and the routing stages.
+// with its stored rank), the moment, the lease and the routing stages;
+// RequestID, the desk's id of the claim (ClaimNextTask.request_id, may be
+// empty), is kept with the task it claims.
 type ClaimRequest struct {
-	Tenant  string
-	Agent   task.Agent
-	Rank    int
-	Now     time.Time
-	Lease   time.Duration
-	Routing Routing
+	Tenant    string
+	Agent     task.Agent
+	Rank      int
+	Now       time.Time
+	Lease     time.Duration
+	Routing   Routing
+	RequestID string
 }
 
 // Claim leases to the agent, until now+lease, the most urgent task it may
@@ -137,7 +141,7 @@ func Claim(ctx context.Context, tx pgx.Tx, r ClaimRequest) (task.Task, bool, err
 	a := r.Agent
 	rows, err := tx.Query(ctx, claimSQL, r.Tenant, r.Now, a.ID, r.Now.Add(r.Lease), nonNil(a.Groups), a.Role, r.Rank,
 		nonNil(a.Skills.Languages), nonNil(a.Skills.ProductLines), nonNil(a.Skills.Regions),
-		r.Routing.OwnerWait, r.Routing.BackupWait, r.Routing.SkillWait, r.Routing.DefaultCapacity)
+		r.Routing.OwnerWait, r.Routing.BackupWait, r.Routing.SkillWait, r.Routing.DefaultCapacity, r.RequestID)
 	if err != nil {
 		return task.Task{}, false, translate(err, "claim for agent "+a.ID, nil)
 	}
@@ -149,6 +153,23 @@ func Claim(ctx context.Context, tx pgx.Tx, r ClaimRequest) (task.Task, bool, err
 		return task.Task{}, false, nil
 	}
 	return claimed[0], true, nil
+}
+
+// ClaimedUnder returns the tasks the agent's claims with request id
+// requestID took and that are still claimed by the agent, the latest lease
+// first; whether one answers a retry of that claim is the domain's to say
+// (task.Task.Answers). Call it after Eligibility locked the agent within
+// tx: the agent's claims are serialised, so a retry sees the claim it
+// retries once that committed.
+func ClaimedUnder(ctx context.Context, q postgres.Querier, tenant, agentID, requestID string) ([]task.Task, error) {
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+WHERE tenant_id = $1 AND agent_id = $2 AND status = 'claimed' AND claim_request = $3
+ORDER BY lease_expires_at DESC, id`, tenant, agentID, requestID)
+	if err != nil {
+		return nil, translate(err, "claims of agent "+agentID, nil)
+	}
+	tasks, err := pgx.CollectRows(rows, scanTask)
+	return tasks, translate(err, "claims of agent "+agentID, nil)
 }
 
 // TaskFilter selects tasks; empty fields match any.

@@ -130,8 +130,8 @@ WHERE tenant_id = $1 AND customer->>'id' = $2 AND status IN ('open', 'claimed', 
 }
 
 // SaveTask writes back every field of t that changes after its creation:
-// the work state (status, agent, lease and its fencing token, availability,
-// attempts, last disposition) and the customer snapshot with what routing
+// the work state (status, agent, lease, its fencing token and the claim's
+// request id, availability, attempts, last disposition) and the customer snapshot with what routing
 // derives from it (tier rank, owners, language). Callers hold the row's
 // lock (UpdateTask, ClaimOutgoing), so the token they checked is the row's.
 func SaveTask(ctx context.Context, q postgres.Querier, t task.Task, at time.Time) error {
@@ -145,10 +145,10 @@ func SaveTask(ctx context.Context, q postgres.Querier, t task.Task, at time.Time
 	}
 	_, err = q.Exec(ctx, `UPDATE tasks SET status = $2, agent_id = $3, lease_expires_at = $4, available_at = $5,
   attempts = $6, last_disposition = $7, updated_at = $8, customer = $9, tier_rank = $10, primary_owner = $11, backup_owner = $12, language = $13,
-  lease_token = $14
+  lease_token = $14, claim_request = $15
 WHERE id = $1`,
 		t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt, t.Attempts, disp, at,
-		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language, t.LeaseToken)
+		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language, t.LeaseToken, t.ClaimRequestID)
 	return translate(err, "save task "+t.ID, nil)
 }
 
@@ -207,7 +207,7 @@ FROM attempts WHERE task_id = $1 ORDER BY attempt`, taskID)
 
 const taskColumns = `id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, agent_id, lease_expires_at, created_at,
   required_role, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, attempts, last_disposition,
-  contact_calendar, lease_token`
+  contact_calendar, lease_token, claim_request`
 
 func scanTask(r pgx.CollectableRow) (task.Task, error) { return scanTaskPlus(r) }
 
@@ -226,7 +226,7 @@ func scanTaskPlus(r pgx.Row, extra ...any) (task.Task, error) {
 	if err := r.Scan(append([]any{&t.ID, &t.Tenant, &t.VisitID, &customer, &channel, &t.Group, &t.OrgUnit, &t.ServiceType,
 		&t.DueAt, &deadline, &t.Status, &t.AgentID, &lease, &t.CreatedAt,
 		&t.RequiredRole, &t.PolicyID, &t.ProductCategory, &severity, &t.TierRank, &t.PrimaryOwner, &t.BackupOwner,
-		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar, &t.LeaseToken}, extra...)...); err != nil {
+		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar, &t.LeaseToken, &t.ClaimRequestID}, extra...)...); err != nil {
 		return t, err
 	}
 	var err error

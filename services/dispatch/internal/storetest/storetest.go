@@ -4,12 +4,17 @@
 package storetest
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/services/dispatch/migrations"
 )
@@ -21,6 +26,26 @@ const Schema = "dispatch"
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	return servicetest.Pool(t, Schema, migrations.FS)
+}
+
+// Proxied opens a new database migrated as Pool does and returns two pools
+// on it: direct, and through, which reaches it through a proxy the test
+// cuts (proxy.Down: every connection dropped, new ones refused, as in an
+// outage) and restores (proxy.Up).
+func Proxied(t testing.TB) (direct, through *pgxpool.Pool, proxy *pgtest.Proxy) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	proxy, proxied := pgtest.NewProxy(t, url)
+	open := func(url string) *pgxpool.Pool {
+		pool, err := postgres.Open(context.Background(), servicetest.Logger(), url, Schema,
+			outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: Schema, FS: migrations.FS})
+		if err != nil {
+			t.Fatalf("storetest: open %s: %v", Schema, err)
+		}
+		t.Cleanup(pool.Close)
+		return pool
+	}
+	return open(url), open(proxied), proxy
 }
 
 // Clock is a time source that moves only when told; safe for concurrent use.

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/huifang/huifang/pkg/invalid"
 )
 
 // Refusals of work on a task.
@@ -119,5 +123,36 @@ func (t *Task) AssignTo(to Agent, now time.Time, lease time.Duration) error {
 	}
 	t.Status, t.AgentID, t.LeaseExpiresAt = StatusClaimed, to.ID, now.Add(lease)
 	t.LeaseToken++
+	t.ClaimRequestID = ""
 	return nil
+}
+
+// MaxRequestID is the longest request id a claim may carry, in characters.
+const MaxRequestID = 128
+
+// CheckRequestID checks the request id of an agent's claim
+// (ClaimNextTask.request_id): empty (none), or at most MaxRequestID
+// printable characters.
+func CheckRequestID(id string) error {
+	if n := utf8.RuneCountInString(id); n > MaxRequestID {
+		return invalid.New("request_id", fmt.Sprintf("must be at most %d characters, not %d", MaxRequestID, n))
+	}
+	for i, r := range id {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return invalid.New("request_id", fmt.Sprintf("must be printable characters (a UUID will do); character %d is not", utf8.RuneCountInString(id[:i])+1))
+		}
+	}
+	return nil
+}
+
+// Answers reports whether a claim by agentID carrying requestID is a retry
+// of the claim that holds t, to be answered with t as it stands (the same
+// lease and fencing token) rather than with another task: the agent's claim
+// brought that very request id, the agent still holds t under it (claimed,
+// not reassigned: a reassignment clears the id), its lease lives at now, and
+// t has not been worked since (an attempt or a release ends the claim). An
+// empty requestID answers nothing: every such call claims anew.
+func (t Task) Answers(agentID, requestID string, now time.Time) bool {
+	return requestID != "" && !t.Automatic && t.ClaimRequestID == requestID &&
+		t.Status == StatusClaimed && t.AgentID == agentID && t.LeaseExpiresAt.After(now)
 }

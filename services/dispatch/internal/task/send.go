@@ -10,6 +10,7 @@ import (
 func (t *Task) Sending(tries int, now time.Time, lease time.Duration) {
 	t.Status, t.LeaseExpiresAt, t.Attempts = StatusSending, now.Add(lease), tries
 	t.LeaseToken++
+	t.ClaimRequestID = ""
 }
 
 // MaySend checks, right before the provider is called, that the sender

@@ -91,7 +91,13 @@ type Task struct {
 	// writes is checked against the task's under the row lock (Fenced), so a
 	// holder whose lease ran out and whose task was claimed again changes
 	// nothing.
-	LeaseToken      int64
+	LeaseToken int64
+	// ClaimRequestID is the request id of the agent's claim that last took
+	// the task (ClaimNextTask.request_id; empty when it brought none): a
+	// retry of that claim is answered with this task while the claim still
+	// holds it (Answers). A leader's reassignment and the sender's claim,
+	// new claims that carry none, clear it.
+	ClaimRequestID  string
 	Attempts        int
 	LastDisposition typesv1.Disposition
 	CreatedAt       time.Time
