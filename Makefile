@@ -118,6 +118,12 @@ test: ## unit, integration and end-to-end tests with -race (starts a throwaway P
 	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "tests failed in:$$failed"; exit 1; fi
 
+CHAOS_FLAGS ?= -count=1 -timeout 90m -v
+.PHONY: chaos
+chaos: ## the long fault-injection suite (~20 min, its own Postgres and NATS): CHAOS_SEED=<n> replays a run, CHAOS_SCENARIO=a,b runs some; report in .dev/chaos/report.json
+	@mkdir -p .dev/chaos
+	cd scripts && CHAOS_PROFILE=long CHAOS_REPORT=$(ROOT)/.dev/chaos/report.json go test $(CHAOS_FLAGS) -run '^TestChaos$$' ./chaos/ 2>&1 | tee $(ROOT)/.dev/chaos/chaos.log
+
 .PHONY: run
 run: build ## bring up the whole system with demo data (Ctrl-C stops what it started)
 	$(BIN)/huifang-dev -bin $(BIN)

@@ -438,11 +438,13 @@ func (s *system) checkMetrics() {
 	for _, name := range []string{stream.IngressStream, stream.EventsStream} {
 		str, err := s.js.Stream(t.Context(), name)
 		require.NoError(t, err)
-		names := str.ConsumerNames(t.Context())
-		for c := range names.Name() {
-			durables = append(durables, c)
+		infos := str.ListConsumers(t.Context())
+		for c := range infos.Info() {
+			if c.Config.Durable != "" { // not the ordered consumers of tools and rebuilds
+				durables = append(durables, c.Config.Durable)
+			}
 		}
-		require.NoError(t, names.Err())
+		require.NoError(t, infos.Err())
 	}
 	require.NotEmpty(t, durables)
 	seen := map[string][]string{} // durable → services whose scrape has it

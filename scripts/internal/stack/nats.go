@@ -120,29 +120,64 @@ func WaitJetStream(ctx context.Context, url string) error {
 
 // NATSProcess is a NATS server run as a separate process (huifang-nats).
 type NATSProcess struct {
-	URL  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	URL string
+	// StoreDir is the server's JetStream store folder.
+	StoreDir string
+	bin      string
+	args     []string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // RunNATS starts the huifang-nats binary with its store in dir on a free
 // port and returns once it accepts connections.
 func RunNATS(ctx context.Context, bin, dir string) (*NATSProcess, error) {
-	return runNATS(ctx, bin, "-port", "-1", "-store", dir)
+	p, err := runNATS(ctx, bin, "-port", "-1", "-store", dir)
+	if err != nil {
+		return nil, err
+	}
+	// A restart keeps the port the server got, so that clients find it again.
+	if port := urlPort(p.URL); port != "" {
+		p.args = []string{"-port", port, "-store", dir}
+	}
+	return p, nil
+}
+
+func urlPort(url string) string {
+	if i := strings.LastIndexByte(url, ':'); i >= 0 {
+		return url[i+1:]
+	}
+	return ""
 }
 
 func runNATS(ctx context.Context, bin string, args ...string) (*NATSProcess, error) {
-	cmd := exec.Command(bin, args...)
+	p := &NATSProcess{bin: bin, args: args}
+	for i, a := range args {
+		if a == "-store" && i+1 < len(args) {
+			p.StoreDir = args[i+1]
+		}
+	}
+	if err := p.start(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// start runs the process with p's arguments and waits for its client URL.
+func (p *NATSProcess) start(ctx context.Context) error {
+	bin := p.bin
+	cmd := exec.Command(bin, p.args...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("stack: nats: %w", err)
+		return fmt.Errorf("stack: nats: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("stack: nats: %w", err)
+		return fmt.Errorf("stack: nats: %w", err)
 	}
-	p := &NATSProcess{cmd: cmd, done: make(chan struct{})}
+	done := make(chan struct{})
+	p.cmd, p.done = cmd, done
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -151,21 +186,25 @@ func runNATS(ctx context.Context, bin string, args ...string) (*NATSProcess, err
 		}
 		_, _ = io.Copy(io.Discard, out)
 		_ = cmd.Wait()
-		close(p.done)
+		close(done)
 	}()
 	select {
 	case p.URL = <-urls:
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("stack: %s exited before it was ready (%v)", bin, cmd.ProcessState)
+		return nil
+	case <-done:
+		return fmt.Errorf("stack: %s exited before it was ready (%v)", bin, cmd.ProcessState)
 	case <-ctx.Done():
 		p.Stop()
-		return nil, fmt.Errorf("stack: %s not ready: %w", bin, ctx.Err())
+		return fmt.Errorf("stack: %s not ready: %w", bin, ctx.Err())
 	}
 }
 
 // Stop ends the server with SIGTERM, or SIGKILL when it takes over 10 s.
+// Stopping a server that is not running is a no-op.
 func (p *NATSProcess) Stop() {
+	if !p.Running() {
+		return
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -173,6 +212,51 @@ func (p *NATSProcess) Stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits until it is gone.
+func (p *NATSProcess) Kill() {
+	if !p.Running() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Running says whether the server's process is alive.
+func (p *NATSProcess) Running() bool {
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart starts a stopped or killed server again with the same port,
+// store folder and cluster settings; with wipe, its store folder is emptied
+// first (a node that lost its disk). It returns once the server takes
+// connections (a cluster node may still be catching up).
+func (p *NATSProcess) Restart(ctx context.Context, wipe bool) error {
+	if p.Running() {
+		return errors.New("stack: nats is still running; stop or kill it first")
+	}
+	if wipe && p.StoreDir != "" {
+		if err := os.RemoveAll(p.StoreDir); err != nil {
+			return fmt.Errorf("stack: wipe nats store: %w", err)
+		}
+	}
+	url := p.URL
+	if err := p.start(ctx); err != nil {
+		return err
+	}
+	if url != "" && p.URL != url {
+		return fmt.Errorf("stack: nats came back at %s, not %s", p.URL, url)
+	}
+	return nil
 }
 
 // NATSCluster is a JetStream cluster of huifang-nats processes on loopback

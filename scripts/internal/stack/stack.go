@@ -270,6 +270,8 @@ func (s *Stack) Stop(ctx context.Context, name string) error {
 		return nil
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	// A paused process would never see the SIGTERM.
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
 	timer := time.NewTimer(s.cfg.StopGrace)
 	defer timer.Stop()
 	select {
@@ -295,6 +297,38 @@ func (s *Stack) Kill(name string) {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 	s.cfg.Log.Info("killed", "service", name)
+}
+
+// Pause stops a service's process with SIGSTOP (as a long GC pause, a
+// frozen VM or a debugger would): it holds its connections, leases and
+// locks but does nothing until Resume.
+func (s *Stack) Pause(name string) error { return s.signal(name, syscall.SIGSTOP) }
+
+// Resume lets a paused service go on (SIGCONT).
+func (s *Stack) Resume(name string) error { return s.signal(name, syscall.SIGCONT) }
+
+func (s *Stack) signal(name string, sig syscall.Signal) error {
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("stack: %s is not running", name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("stack: %s: %s: %w", sig, name, err)
+	}
+	s.cfg.Log.Info("signalled", "service", name, "signal", sig.String())
+	return nil
+}
+
+// Pid is the process id of a running service, 0 when it does not run.
+func (s *Stack) Pid(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.procs[name]; p != nil {
+		return p.cmd.Process.Pid
+	}
+	return 0
 }
 
 // StopAll stops all services at once (they share nothing but durable
