@@ -23,7 +23,8 @@ import (
 // standby takes the lease when it is free or expired (the database's clock
 // decides), which increments its token; the leader renews it every third of
 // its duration and stands down (cancels the function's context) as soon as
-// a renewal fails or finds the lease gone. A dead or cut-off leader is
+// a renewal finds the lease gone, or renewals keep failing until the lease
+// may have run out. A dead or cut-off leader is
 // replaced within one lease duration, whatever its TCP connections do.
 //
 // The function's context carries the term (app.WithTerm: the lease with its
@@ -119,6 +120,15 @@ func (l *Leader) lead(ctx context.Context, lease store.Lease, fn func(context.Co
 		defer close(renewed)
 		tick := time.NewTicker(l.Lease / 3)
 		defer tick.Stop()
+		// held is until when this term may hold the lease: the last
+		// renewal's start plus the lease (the database set the expiry
+		// later than that). A renewal that fails for the moment (a slow or
+		// busy database) is tried again at the next tick while the lease
+		// may hold; the database's answer "not yours" ends the term at
+		// once. Safety does not rest on this clock: every write checks the
+		// term in its own transaction (HoldLease).
+		held := time.Now().Add(l.Lease)
+		failing := false
 		for {
 			select {
 			case <-leadCtx.Done():
@@ -128,12 +138,27 @@ func (l *Leader) lead(ctx context.Context, lease store.Lease, fn func(context.Co
 			if p := l.paused.Load(); p != nil {
 				<-*p
 			}
+			start := time.Now()
 			rctx, rcancel := context.WithTimeout(leadCtx, l.Lease/3)
 			err := store.RenewLease(rctx, l.Pool, lease)
 			rcancel()
-			if err != nil && leadCtx.Err() == nil {
+			switch {
+			case leadCtx.Err() != nil:
+				return
+			case err == nil:
+				held = start.Add(l.Lease)
+				if failing {
+					l.Log.InfoContext(ctx, "leader lease renewed again", "lease", l.Key, "token", lease.Token)
+				}
+				failing = false
+			case errors.Is(err, store.ErrLeaseLost) || !time.Now().Before(held):
 				lost(err)
 				return
+			default:
+				if !failing {
+					l.Log.WarnContext(ctx, "leader lease renewal failed; trying again while the lease holds", "lease", l.Key, "token", lease.Token, "err", err)
+				}
+				failing = true
 			}
 		}
 	}()

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/huifang/huifang/pkg/postgres"
 )
 
@@ -27,13 +29,32 @@ var ErrLeaseLost = errors.New("store: the lease is not held by this term")
 
 // TakeLease takes the lease name for holder when it is free or expired, in
 // one statement that increments its token; ok is false when another holder
-// has it.
-func TakeLease(ctx context.Context, db postgres.Querier, name, holder string, ttl time.Duration) (l Lease, ok bool, err error) {
+// has it. A take-over first locks the row FOR UPDATE, the one lock the
+// fence's FOR KEY SHARE (HoldLease) conflicts with: it waits until every
+// write of the old term has committed or rolled back.
+func TakeLease(ctx context.Context, db postgres.DB, name, holder string, ttl time.Duration) (l Lease, ok bool, err error) {
 	l = Lease{Name: name, Holder: holder, TTL: ttl}
-	err = translate(db.QueryRow(ctx, `INSERT INTO leases AS l (name, holder, token, expires_at) VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+	// Held and live: nothing to wait for (a standby asks often, and must
+	// not queue behind the leader's writes to hear no).
+	var free bool
+	err = translate(db.QueryRow(ctx, `SELECT holder IS NULL OR expires_at <= now() FROM leases WHERE name = $1`, name).Scan(&free))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return Lease{}, false, fmt.Errorf("store: take lease %s: %w", name, err)
+	case !free:
+		return Lease{}, false, nil
+	}
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM leases WHERE name = $1 FOR UPDATE`, name); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO leases AS l (name, holder, token, expires_at) VALUES ($1, $2, 1, now() + make_interval(secs => $3))
 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, token = l.token + 1, expires_at = EXCLUDED.expires_at
 WHERE l.holder IS NULL OR l.expires_at <= now()
-RETURNING token`, name, holder, ttl.Seconds()).Scan(&l.Token))
+RETURNING token`, name, holder, ttl.Seconds()).Scan(&l.Token)
+	})
+	err = translate(err)
 	if errors.Is(err, ErrNotFound) {
 		return Lease{}, false, nil
 	}
@@ -44,7 +65,9 @@ RETURNING token`, name, holder, ttl.Seconds()).Scan(&l.Token))
 }
 
 // RenewLease extends the lease by its TTL from now; ErrLeaseLost when it
-// is no longer held with l's token or has expired already.
+// is no longer held with l's token or has expired already. Its UPDATE
+// changes no key, so it takes FOR NO KEY UPDATE, which the fences' FOR KEY
+// SHARE do not block: the leader's own writes never hold its renewal up.
 func RenewLease(ctx context.Context, db postgres.Querier, l Lease) error {
 	tag, err := db.Exec(ctx, `UPDATE leases SET expires_at = now() + make_interval(secs => $4)
 WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > now()`, l.Name, l.Holder, l.Token, l.TTL.Seconds())
@@ -68,8 +91,10 @@ func ReleaseLease(ctx context.Context, db postgres.Querier, l Lease) error {
 
 // HoldLease is the fence of a write: within tx, it checks that l still
 // holds the lease (its token, not expired by the database's clock at this
-// statement) and keeps the lease row share-locked until tx ends, so no
-// other replica takes the lease over before tx commits or rolls back.
+// statement) and keeps the lease row locked FOR KEY SHARE until tx ends:
+// no other replica takes the lease over (TakeLease locks FOR UPDATE) before
+// tx commits or rolls back, while the holder's renewals, which conflict
+// only with FOR UPDATE, go on beside its writes.
 // ErrLeaseLost when it is not held. It also bounds how long tx may stay
 // idle (idle_in_transaction_session_timeout, the lease's TTL but at least
 // a second): a replica that dies inside tx does not keep the lease row
@@ -78,7 +103,7 @@ func HoldLease(ctx context.Context, tx postgres.Querier, l Lease) error {
 	idle := max(l.TTL, time.Second)
 	var s string
 	err := translate(tx.QueryRow(ctx, `SELECT set_config('idle_in_transaction_session_timeout', $4, true) FROM leases
-WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > statement_timestamp() FOR SHARE`,
+WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > statement_timestamp() FOR KEY SHARE`,
 		l.Name, l.Holder, l.Token, strconv.FormatInt(idle.Milliseconds(), 10)).Scan(&s))
 	if errors.Is(err, ErrNotFound) {
 		return ErrLeaseLost

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/huifang/huifang/services/analytics/internal/store"
@@ -73,13 +74,7 @@ func TestLeaseTakeRenewRelease(t *testing.T) {
 func TestHoldLeaseBlocksTheTakeOverUntilTheWriteEnds(t *testing.T) {
 	db := pool(t)
 	ctx := context.Background()
-	a, ok, err := store.TakeLease(ctx, db, "test", "a", 500*time.Millisecond)
-	require.NoError(t, err)
-	require.True(t, ok)
-	tx, err := db.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	require.NoError(t, store.HoldLease(ctx, tx, a))
+	_, tx := takeAndWrite(t, db, 500*time.Millisecond)
 	expired := make(chan struct{})
 	taken := make(chan store.Lease, 1)
 	go func() {
@@ -97,7 +92,7 @@ func TestHoldLeaseBlocksTheTakeOverUntilTheWriteEnds(t *testing.T) {
 		}
 	}()
 	// The write goes on (busy, not idle) past the lease's expiry.
-	_, err = tx.Exec(ctx, `SELECT pg_sleep(1.5)`)
+	_, err := tx.Exec(ctx, `SELECT pg_sleep(1.5)`)
 	require.NoError(t, err)
 	<-expired
 	select {
@@ -111,24 +106,61 @@ func TestHoldLeaseBlocksTheTakeOverUntilTheWriteEnds(t *testing.T) {
 	require.EqualValues(t, 2, b.Token)
 }
 
+// The leader's renewal goes on beside its own open writes: a renewal that
+// waited for the fences of a busy consumer (which overlap without end under
+// load) would time out, and the leader would stand down although nobody
+// else wanted the lease.
+func TestRenewalIsNotHeldUpByOpenWrites(t *testing.T) {
+	db := pool(t)
+	ctx := context.Background()
+	a, _ := takeAndWrite(t, db, time.Hour)
+	openWrite(t, db, a)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, store.RenewLease(rctx, db, a), "renewed while two writes of the term are open")
+	require.NoError(t, store.ReleaseLease(rctx, db, a))
+	// Released, yet a taker waits while the old term's writes are open.
+	tctx, tcancel := context.WithTimeout(ctx, time.Second)
+	defer tcancel()
+	_, ok, err := store.TakeLease(tctx, db, "test", "b", time.Hour)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a take-over waits for the open writes")
+	require.False(t, ok)
+}
+
 // A replica that stops inside a fenced transaction (dead, paused) does not
 // keep the lease row locked: Postgres ends the idle transaction after the
 // lease's duration, and the lease is taken over.
 func TestHoldLeaseDoesNotOutliveAnIdleWriter(t *testing.T) {
 	db := pool(t)
 	ctx := context.Background()
-	a, ok, err := store.TakeLease(ctx, db, "test", "a", time.Second)
-	require.NoError(t, err)
-	require.True(t, ok)
-	tx, err := db.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	require.NoError(t, store.HoldLease(ctx, tx, a))
+	_, tx := takeAndWrite(t, db, time.Second)
 	require.Eventually(t, func() bool {
 		_, ok, err := store.TakeLease(ctx, db, "test", "b", time.Hour)
 		return err == nil && ok
 	}, 15*time.Second, 50*time.Millisecond, "taken over although the old term's transaction never ended")
 	require.Error(t, tx.Commit(ctx), "Postgres ended the idle transaction")
+}
+
+// takeAndWrite takes the lease "test" for "a" and opens a write of its term
+// (a transaction past HoldLease), rolled back at the test's end.
+func takeAndWrite(t *testing.T, db *pgxpool.Pool, ttl time.Duration) (store.Lease, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	a, ok, err := store.TakeLease(ctx, db, "test", "a", ttl)
+	require.NoError(t, err)
+	require.True(t, ok)
+	return a, openWrite(t, db, a)
+}
+
+// openWrite opens a write of l's term, rolled back at the test's end.
+func openWrite(t *testing.T, db *pgxpool.Pool, l store.Lease) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	require.NoError(t, store.HoldLease(ctx, tx, l))
+	return tx
 }
 
 // Every table analytics' migrations create is either made by a replay of
