@@ -482,6 +482,12 @@ type Outcome struct {
 	ProviderDuplicates                               int
 	// SendsRetried counts SMS messages tried more than once: a send lease ran out, or a send failed.
 	SendsRetried int
+	// WithStore counts acknowledged ingress events that only a single
+	// server's store held when it was wiped (acknowledged after the last
+	// sequence intake had taken, before the kill): gone with the disk, not
+	// lost by Huifang; an upstream must send them again (docs/reliability.md).
+	WithStore       int
+	WithStoreDetail []string
 }
 
 // check applies every invariant to what was observed.
@@ -535,6 +541,9 @@ func check(sys *System, res *load.Result, crew []Claim, poisons []Poisoned, faul
 	for _, key := range slices.Sorted(maps.Keys(acked)) {
 		seq := acked[key]
 		switch n := len(o.services[key]); {
+		case n == 0 && withWipedStore(res.Start.Add(res.Publish[seq].At), res.Publish[seq].StreamSeq, faults):
+			out.WithStore++
+			out.WithStoreDetail = append(out.WithStoreDetail, fmt.Sprintf("%s, %s, acknowledged (stream seq %d) by the server whose store was then wiped, before intake took it", res.Events[seq].Describe(), at(seq), res.Publish[seq].StreamSeq))
 		case n == 0:
 			v.Lost++
 			v.Detail = append(v.Detail, fmt.Sprintf("LOST %s, %s, acknowledged (stream seq %d)", res.Events[seq].Describe(), at(seq), res.Publish[seq].StreamSeq))
@@ -896,6 +905,20 @@ func check(sys *System, res *load.Result, crew []Claim, poisons []Poisoned, faul
 }
 
 // during names the fault under way at t, if any.
+// withWipedStore reports whether an ingress event published at t and
+// acknowledged with streamSeq lived only in the store of the first
+// single-server wipe after t: JetStream acknowledged it after the last
+// sequence intake had acknowledged before that kill.
+func withWipedStore(t time.Time, streamSeq uint64, faults []Injected) bool {
+	for _, f := range faults {
+		if f.Kind != WipeNATS || !t.Before(f.Start) {
+			continue
+		}
+		return f.IngressFloor > 0 && streamSeq > f.IngressFloor
+	}
+	return false
+}
+
 func during(t time.Time, faults []Injected) string {
 	for _, f := range faults {
 		end := f.End

@@ -160,3 +160,23 @@ func TestCheckFindsEachBrokenInvariant(t *testing.T) {
 		})
 	}
 }
+
+// An acknowledged ingress event missing after a single server's wipe is
+// put apart only when the wiped store alone held it: published before the
+// first wipe after it, acknowledged past the sequence intake had taken.
+func TestWithWipedStore(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	faults := []Injected{
+		{Fault: Fault{Kind: KillNATS}, Start: t0.Add(5 * time.Second)},
+		{Fault: Fault{Kind: WipeNATS}, Start: t0.Add(10 * time.Second), IngressFloor: 300},
+		{Fault: Fault{Kind: WipeNATS}, Start: t0.Add(20 * time.Second), IngressFloor: 50},
+	}
+	require.True(t, withWipedStore(t0.Add(9*time.Second), 301, faults), "after the floor, before the kill")
+	require.False(t, withWipedStore(t0.Add(9*time.Second), 300, faults), "intake had taken it: missing is lost")
+	require.False(t, withWipedStore(t0.Add(3*time.Second), 250, faults), "older than the floor of the next wipe")
+	require.True(t, withWipedStore(t0.Add(15*time.Second), 60, faults), "the second store, its own floor")
+	require.False(t, withWipedStore(t0.Add(15*time.Second), 40, faults))
+	require.False(t, withWipedStore(t0.Add(25*time.Second), 900, faults), "after every wipe: missing is lost")
+	faults[1].IngressFloor = 0
+	require.False(t, withWipedStore(t0.Add(9*time.Second), 301, faults), "floor unknown: counted as lost")
+}

@@ -28,6 +28,11 @@ type Injected struct {
 	// Note says what it did (sessions ended, the poison's id, ...).
 	Note string
 	Err  string
+	// IngressFloor is, for a single server's wipe, the last ingress stream
+	// sequence intake had acknowledged just before the kill (0: unknown).
+	// Events JetStream acknowledged after it, before the kill, were only in
+	// the store the wipe took away.
+	IngressFloor uint64
 }
 
 func (in Injected) String() string {
@@ -70,7 +75,11 @@ func (in *injector) run(ctx context.Context, start time.Time, faults []Fault) []
 		if ctx.Err() != nil {
 			break
 		}
-		got := Injected{Fault: f, Start: time.Now()}
+		got := Injected{Fault: f}
+		if f.Kind == WipeNATS {
+			got.IngressFloor = in.ingressFloor(ctx)
+		}
+		got.Start = time.Now()
 		note, err := in.inject(ctx, f)
 		got.End, got.Note = time.Now(), note
 		if err != nil {
@@ -80,6 +89,24 @@ func (in *injector) run(ctx context.Context, start time.Time, faults []Fault) []
 		out = append(out, got)
 	}
 	return out
+}
+
+// ingressDurable is intake's durable consumer of the ingress stream.
+const ingressDurable = "intake-ingress"
+
+// ingressFloor reads how far intake has acknowledged the ingress stream.
+func (in *injector) ingressFloor(ctx context.Context) uint64 {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := in.sys.JS.Consumer(cctx, stream.IngressStream, ingressDurable)
+	if err != nil {
+		return 0
+	}
+	info, err := c.Info(cctx)
+	if err != nil {
+		return 0
+	}
+	return info.AckFloor.Stream
 }
 
 func (in *injector) inject(ctx context.Context, f Fault) (string, error) {

@@ -318,6 +318,12 @@ func (r Report) Summary() string {
 		r.Published, r.LoadTime.Seconds(), r.Acked, r.AckedValid, r.Resends, r.BadInputs, r.Services, r.DueVisits, r.Tasks, r.Records)
 	fmt.Fprintf(&b, "  lost %d, doubled %d; settled: %v after %.1fs; SMS tried more than once: %d, duplicate sends the provider dropped by idempotency key: %d\n",
 		r.Lost, r.Doubled, r.Settled, r.SettleTime.Seconds(), r.SendsRetried, r.ProviderDuplicates)
+	if r.WithStore > 0 {
+		fmt.Fprintf(&b, "  %d acknowledged ingress events went with the wiped store before intake took them (not counted as lost):\n", r.WithStore)
+		for _, d := range r.WithStoreDetail {
+			fmt.Fprintf(&b, "    %s\n", d)
+		}
+	}
 	for i, f := range r.Faults {
 		rec := "n/a"
 		if i < len(r.Recovery) {
