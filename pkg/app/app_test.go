@@ -137,7 +137,7 @@ func TestStartServesHealthBeforeDependenciesAreUp(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool {
 		return strings.Contains(body(t, cfg.HTTPAddr, "/metrics"), `huifang_consumer_pending{consumer="apptest-visit-due",stream="HUIFANG_EVENTS"} 0`)
 	}, 10*time.Second, 50*time.Millisecond, "the consumer's backlog is exported")
@@ -161,7 +161,7 @@ func TestStartGivesUpWhenPostgresNeverComes(t *testing.T) {
 		rt, err := app.Start(t.Context(), quiet(), "apptest", cfg, noMigrations)
 		res <- started{rt, err}
 	}()
-	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/healthz") == http.StatusOK }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/healthz") == http.StatusOK }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, http.StatusServiceUnavailable, status(cfg.HTTPAddr, "/readyz"))
 	r := <-res
 	require.ErrorContains(t, r.err, "postgres")
@@ -223,7 +223,7 @@ func TestShutdownDrainsInFlightWork(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 10*time.Millisecond)
 	<-holding
 
 	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -419,7 +419,7 @@ func TestDatabaseOutageIsWaitedOut(t *testing.T) {
 		}})
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 20*time.Millisecond)
 
 	proxy.Down()
 	require.Eventually(t, func() bool {
@@ -502,7 +502,7 @@ func TestNATSBackWithAnEmptyStore(t *testing.T) {
 		rt.Relay.Notify()
 	}
 	emit("before")
-	require.Eventually(t, func() bool { return count() == 1 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return count() == 1 }, 60*time.Second, 20*time.Millisecond)
 	// The relay has noted the streams' incarnations (its first look).
 	require.Eventually(t, func() bool {
 		var n int
@@ -531,7 +531,7 @@ func TestNATSBackWithAnEmptyStore(t *testing.T) {
 		bodies = append(bodies, b)
 	}
 	require.Equal(t, []string{"after", "before", "held"}, bodies)
-	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 50*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
 }

@@ -66,7 +66,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 60*time.Second, 10*time.Millisecond)
 	readyz := func() int {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		require.NoError(t, err)

@@ -97,7 +97,7 @@ func TestSamePayloadWithoutIDIsOneEvent(t *testing.T) {
 	b.publish(t, "", "same")
 	b.publish(t, "", "same")
 	b.publish(t, "", "other")
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM inbox`) == 2 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM inbox`) == 2 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM effects`))
 }
 
@@ -117,7 +117,7 @@ func TestInvalidMessageIsDeadLetteredAndConsumerGoesOn(t *testing.T) {
 	b.run(t, c)
 	b.publish(t, "e-bad", "bad")
 	b.publish(t, "e-good", "good")
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM effects WHERE body = 'half-applied'`))
 	var field, reason, payload string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason, convert_from(payload, 'UTF8') FROM rejected_events WHERE event_id = 'e-bad'`).Scan(&field, &reason, &payload))
@@ -145,7 +145,7 @@ func TestSealedRejectedPayload(t *testing.T) {
 	b.publish(t, "e-secret", "+8613800138000")
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-secret'`) == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 60*time.Second, 10*time.Millisecond)
 	var stored, dead string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT convert_from(payload, 'UTF8') FROM rejected_events WHERE event_id = 'e-secret'`).Scan(&stored))
 	require.Equal(t, "sealed:+8613800138000", stored)
@@ -175,7 +175,7 @@ func TestFailuresAreRetriedThenDeadLettered(t *testing.T) {
 	b.publish(t, "e-broken", "broken")
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-broken'`) == 1
-	}, 20*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects WHERE body = 'flaky'`))
 	require.Equal(t, int32(2), attempts.Load())
 	var reason string
@@ -202,11 +202,11 @@ func TestTypedConsumerDecodesOrDeadLetters(t *testing.T) {
 	require.NoError(t, err)
 	b.publish(t, "e-garbage", "\xff\xff not protobuf")
 	b.publish(t, "e-typed", string(good))
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'typed'`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'typed'`) == 1 }, 60*time.Second, 10*time.Millisecond)
 	var field, reason, tenantID string
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-garbage'`) == 1
-	}, 20*time.Second, 10*time.Millisecond)
+	}, 60*time.Second, 10*time.Millisecond)
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason, tenant_id FROM rejected_events WHERE event_id = 'e-garbage'`).Scan(&field, &reason, &tenantID))
 	require.Equal(t, "payload", field)
 	require.Contains(t, reason, "must be a google.protobuf.StringValue in protobuf")
@@ -247,7 +247,7 @@ func TestPanicInHandlerIsRetried(t *testing.T) {
 	})
 	b.run(t, c)
 	b.publish(t, "e-panic", "survived")
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'survived'`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'survived'`) == 1 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM effects WHERE body = 'before the panic'`), "the panicking attempt must have rolled back")
 	require.Equal(t, int32(2), calls.Load())
 }
@@ -261,7 +261,7 @@ func TestWorkersShareTheDurable(t *testing.T) {
 	for i := range 50 {
 		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("m-%d", i))
 	}
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 50 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 50 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 50, b.count(t, `SELECT count(DISTINCT body) FROM effects`))
 }
 
@@ -271,7 +271,7 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 	b := setup(t)
 	b.run(t, b.consumer(record))
 	b.publish(t, "e-1", "first")
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 60*time.Second, 10*time.Millisecond)
 	require.NoError(t, b.js.DeleteConsumer(b.ctx, stream.EventsStream, "svc-test"))
 	b.publish(t, "e-2", "second")
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 2 }, 30*time.Second, 20*time.Millisecond)
@@ -315,11 +315,11 @@ func TestDeadLetteredEventCanBeSentAgain(t *testing.T) {
 	b.publish(t, "nats-1", "first try")
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'order-7'`) == 1
-	}, 20*time.Second, 10*time.Millisecond)
+	}, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'order-7'`))
 	fixed.Store(true)
 	b.publish(t, "nats-2", "second try")
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'second try'`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'second try'`) == 1 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'order-7'`))
 }
 
@@ -333,7 +333,7 @@ func TestLargeDeadLetterKeptByReference(t *testing.T) {
 	b.publish(t, "e-big", big)
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM rejected_events WHERE event_id = 'e-big'`) == 1
-	}, 20*time.Second, 10*time.Millisecond)
+	}, 60*time.Second, 10*time.Millisecond)
 	var stored, dead int
 	var headers string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT length(payload) FROM rejected_events WHERE event_id = 'e-big'`).Scan(&stored))
@@ -381,7 +381,7 @@ func TestMissingStreamIsProvisionedAgain(t *testing.T) {
 	}
 	b.run(t, c)
 	b.publish(t, "e-1", "before")
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 60*time.Second, 10*time.Millisecond)
 	require.NoError(t, b.js.DeleteStream(b.ctx, stream.EventsStream))
 	require.Eventually(t, func() bool {
 		_, err := b.js.Stream(b.ctx, stream.EventsStream)
@@ -390,7 +390,7 @@ func TestMissingStreamIsProvisionedAgain(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, err := b.js.PublishMsg(b.ctx, &nats.Msg{Subject: subject, Data: []byte("after"), Header: nats.Header{jetstream.MsgIDHeader: []string{"e-2"}}})
 		return err == nil
-	}, 10*time.Second, 50*time.Millisecond)
+	}, 60*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects WHERE body = 'after'`) == 1 }, 30*time.Second, 20*time.Millisecond)
 }
 
@@ -458,14 +458,14 @@ func TestFenceGuardsEveryTransaction(t *testing.T) {
 	}
 	b.run(t, c)
 	b.publish(t, "e-good", "good")
-	require.Eventually(t, func() bool { return refusals.Load() > 2 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return refusals.Load() > 2 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM effects`))
 	holds.Store(true)
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM effects`) == 1 }, 30*time.Second, 20*time.Millisecond)
 
 	before := refusals.Load()
 	b.publish(t, "e-bad", "bad")
-	require.Eventually(t, func() bool { return refusals.Load() > before+2 }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return refusals.Load() > before+2 }, 60*time.Second, 10*time.Millisecond)
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`), "no dead letter without the lease")
 	holds.Store(true)
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rejected_events`) == 1 }, 30*time.Second, 20*time.Millisecond)

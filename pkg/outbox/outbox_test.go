@@ -127,7 +127,7 @@ func TestRunPublishesOnNotify(t *testing.T) {
 	require.Eventually(t, func() bool {
 		n, err := outbox.Pending(b.ctx, b.pool)
 		return err == nil && n == 0
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 60*time.Second, 10*time.Millisecond)
 }
 
 // A row NATS refuses for good (larger than the server's max payload) is

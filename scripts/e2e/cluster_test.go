@@ -151,7 +151,7 @@ var machineLock func()
 // and after a replica or a NATS node stops, messages it had been handed come
 // again only after the consumers' 30 s ack wait (the second round took 30 s
 // in 2 of 5 runs, against a former deadline of 40 s).
-const clusterDeadline = 90 * time.Second
+const clusterDeadline = 3 * time.Minute
 
 // pipelineDurables are the durable consumers the follow-up cycle runs
 // through, by stream: a message published before its consumer has a

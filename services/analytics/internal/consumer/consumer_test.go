@@ -98,7 +98,7 @@ func (b bundle) publish(t *testing.T, evs ...scenario.Event) {
 // dead-lettered (rejected rows) n distinct events.
 func (b bundle) waitHandled(t *testing.T, n int) {
 	t.Helper()
-	require.Eventually(t, func() bool { return b.handled(t) >= n }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.handled(t) >= n }, 60*time.Second, 20*time.Millisecond)
 }
 
 // handled counts the distinct events the consumer handled or dead-lettered.
@@ -234,7 +234,7 @@ func TestScenarioFiguresAndRebuild(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, len(evs), seq)
 	b.waitHandled(t, len(evs))
-	require.Eventually(t, func() bool { return strings.Join(b.snapshot(t), "\n") == strings.Join(before, "\n") }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Join(b.snapshot(t), "\n") == strings.Join(before, "\n") }, 60*time.Second, 50*time.Millisecond)
 	b.checkScenario(t)
 	require.Equal(t, customersBefore, b.customers(t), "the replay rebuilds the same customer buckets")
 	require.Equal(t, string(reportBefore), string(reportCSV()), "the March report after the rebuild is the same, byte for byte")

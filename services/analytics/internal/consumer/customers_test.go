@@ -103,14 +103,14 @@ func TestCustomerCoverageWorkedExample(t *testing.T) {
 		var n int
 		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests`).Scan(&n)
 		return err == nil && n == 0
-	}, 20*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	b.waitHandled(t, len(evs))
-	require.Eventually(t, func() bool { return fmt.Sprint(b.customers(t)) == fmt.Sprint(once) }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return fmt.Sprint(b.customers(t)) == fmt.Sprint(once) }, 60*time.Second, 50*time.Millisecond)
 	seq, err := b.app.Rebuild(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, len(evs), seq)
 	b.waitHandled(t, len(evs))
-	require.Eventually(t, func() bool { return fmt.Sprint(b.customers(t)) == fmt.Sprint(once) }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return fmt.Sprint(b.customers(t)) == fmt.Sprint(once) }, 60*time.Second, 50*time.Millisecond)
 	check()
 }
 

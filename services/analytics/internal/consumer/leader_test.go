@@ -93,7 +93,7 @@ func watchBoth(t *testing.T, r1, r2 *replica) *atomic.Bool {
 
 func leaderOf(t *testing.T, r1, r2 *replica) (leader, standby *replica) {
 	t.Helper()
-	require.Eventually(t, func() bool { return r1.leads() || r2.leads() }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return r1.leads() || r2.leads() }, 60*time.Second, 10*time.Millisecond)
 	if r2.leads() {
 		return r2, r1
 	}
@@ -187,7 +187,7 @@ func TestPausedLeaderIsReplacedAndFenced(t *testing.T) {
 	// the new leader stops.
 	nextToken := next.token(t)
 	next.stop()
-	require.Eventually(t, func() bool { return old.runner.Leading() && old.token(t) > nextToken }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return old.runner.Leading() && old.token(t) > nextToken }, 60*time.Second, 10*time.Millisecond)
 	holder, token, err := store.LeaseHolder(ctx, b.pool, consumer.LockKey)
 	require.NoError(t, err)
 	require.Equal(t, old.runner.Leader.Holder, holder)
@@ -261,7 +261,7 @@ func TestMigrationRequestedRebuildRefused(t *testing.T) {
 
 	b.gate.Refused = consumer.NewRebuildRefusedGauge()
 	b.run(t)
-	require.Eventually(t, func() bool { return testutil.ToFloat64(b.gate.Refused) == 1 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(b.gate.Refused) == 1 }, 60*time.Second, 20*time.Millisecond)
 	var requested int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests`).Scan(&requested))
 	require.Equal(t, 2, requested, "the requests stay: the next leader tries again")

@@ -29,7 +29,7 @@ func (b bundle) consumed(t *testing.T, batch int) []scenario.Event {
 	evs := scenario.Events()
 	b.publish(t, evs...)
 	b.waitHandled(t, len(evs))
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rebuild_requests`) == 0 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rebuild_requests`) == 0 }, 60*time.Second, 20*time.Millisecond)
 	b.checkScenario(t)
 	return evs
 }
@@ -288,7 +288,7 @@ func TestRebuildKeepsRefusals(t *testing.T) {
 	b.publishRaw(t, stream.SubjectReviewSubmitted, "bad-score", badScore)
 	b.publish(t, scenario.Events()...)
 	b.waitHandled(t, len(scenario.Events())+2)
-	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rebuild_requests`) == 0 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rebuild_requests`) == 0 }, 60*time.Second, 20*time.Millisecond)
 	rejected := b.rows(t, `SELECT id || '|' || event_id || '|' || field FROM rejected_events ORDER BY 1`)
 	require.Len(t, rejected, 2)
 	letters := b.count(t, `SELECT count(*) FROM outbox`)

@@ -46,7 +46,7 @@ func TestVisitCancelledWithdrawsTask(t *testing.T) {
 	publish("cancel-2", "v-2")
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCancelled) == 2
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tasks WHERE visit_id = 'v-1' AND status = 'cancelled'`))
 
 	b.publish(t, "due-2", visitDue(t, "v-2"))

@@ -119,7 +119,7 @@ func TestSameVisitDueTwiceMakesOneTask(t *testing.T) {
 	b.run(t)
 	require.Eventually(t, func() bool {
 		return b.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.Durable) == 2
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tasks`))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM rejected_events`))
 

@@ -83,7 +83,7 @@ func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64
 	require.Eventually(t, func() bool {
 		return ct.count(t, `SELECT (SELECT count(*) FROM inbox WHERE consumer = $1) + (SELECT count(*) FROM rejected_events WHERE source = $2)`,
 			consumer.DurableCustomer, stream.SubjectCustomerUpdated) == want
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 }
 
 func (ct *customerTest) claim(t *testing.T, agent string) string {

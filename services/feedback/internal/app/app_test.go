@@ -238,7 +238,7 @@ func TestEscalationLoopDrainsAtOnce(t *testing.T) {
 		var n int
 		require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT count(*) FROM complaints WHERE level = 1`).Scan(&n))
 		return n == 3
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
 	select {

@@ -103,7 +103,7 @@ func (e *env) waitAcked(t *testing.T) {
 		}
 		ci, err := c.Info(e.ctx)
 		return err == nil && ci.AckFloor.Stream == si.State.LastSeq && ci.NumAckPending == 0
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 }
 
 func marshal(t *testing.T, m proto.Message) []byte {
@@ -222,7 +222,7 @@ func (e *env) waitAckedBy(t *testing.T, durable string, want int) {
 		}
 		ci, err := c.Info(e.ctx)
 		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 }
 
 func (e *env) assignedAgent(t *testing.T, tenant, visitID string) string {

@@ -352,7 +352,7 @@ func TestLogVisitUnknownVisitIsNotFoundUntilVisitDue(t *testing.T) {
 	require.Eventually(t, func() bool {
 		resp, err = e.client.LogVisit(e.ctx, logRequest("v-late", typesv1.Rating_RATING_SATISFIED))
 		return status.Code(err) != codes.NotFound
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.NoError(t, err)
 	require.Equal(t, typesv1.Channel_CHANNEL_SMS, resp.Record.Channel)
 	require.Equal(t, "cust-9", resp.Record.CustomerId)

@@ -121,7 +121,7 @@ func TestBadServiceCompletedIsDeadLettered(t *testing.T) {
 		var n int
 		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = 's-2'`).Scan(&n)
 		return n == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	var field, reason string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason FROM rejected_events WHERE event_id = 'bad-1'`).Scan(&field, &reason))
 	require.Equal(t, "service_id", field)
@@ -168,7 +168,7 @@ func TestConsumersOfOtherServicesEvents(t *testing.T) {
 		var v int64
 		_ = b.pool.QueryRow(b.ctx, `SELECT version FROM customers WHERE customer_id = 'cu-8'`).Scan(&v)
 		return v == 2
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.True(t, count(`complaint_id = 'cp-1' AND policy_id = 'followup'`)())
 }
 
@@ -187,7 +187,7 @@ func TestUnreachableVisitIsInvitedAgain(t *testing.T) {
 	var visitID string
 	require.Eventually(t, func() bool {
 		return b.pool.QueryRow(b.ctx, `SELECT id FROM planned_visits WHERE service_id = 's-u'`).Scan(&visitID) == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	publishOn(t, b, stream.SubjectVisitUnreachable, "un-0", &eventsv1.VisitUnreachable{TenantId: "default", VisitId: "nope"})
 	publishOn(t, b, stream.SubjectVisitUnreachable, "un-1", &eventsv1.VisitUnreachable{TenantId: "default", VisitId: visitID,
 		CustomerId: "cu-u", Attempts: 3, Reason: "no answer", At: timestamppb.Now()})
@@ -196,7 +196,7 @@ func TestUnreachableVisitIsInvitedAgain(t *testing.T) {
 		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = $1 AND policy_id = 'p-again' AND customer_id = 'cu-u' AND channel = 2`,
 			"unreachable:"+visitID).Scan(&n)
 		return n == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	var field string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field FROM rejected_events WHERE event_id = 'un-0'`).Scan(&field))
 	require.Equal(t, "visit_id", field)
@@ -212,7 +212,7 @@ func TestPayloadThatIsNotTheEventIsDeadLettered(t *testing.T) {
 	var field, reason string
 	require.Eventually(t, func() bool {
 		return b.pool.QueryRow(b.ctx, `SELECT field, reason FROM rejected_events WHERE event_id = 'junk-1'`).Scan(&field, &reason) == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.Equal(t, "payload", field)
 	require.Contains(t, reason, "huifang.events.v1.VisitLogged")
 }
