@@ -362,7 +362,7 @@ func (s *system) messages(streamName, subject string) []jetstream.Msg {
 }
 
 // drained waits until the system is at rest: every outbox published, every
-// durable consumer of the ingress and events streams with nothing pending or
+// service's durable consumer of the ingress and events streams with nothing pending or
 // unacknowledged, and the streams' last sequences unchanged since the poll
 // before (so nothing was published between the checks).
 func (s *system) drained() {
@@ -392,6 +392,9 @@ func (s *system) drained() {
 			seqs[i] = info.State.LastSeq
 			consumers := str.ListConsumers(ctx)
 			for c := range consumers.Info() {
+				if c.Config.Durable == "" {
+					continue // a reader's ordered consumer (messages), not a service's
+				}
 				if c.NumPending > 0 || c.NumAckPending > 0 {
 					return false, false, fmt.Errorf("%s: %d pending, %d unacknowledged", c.Name, c.NumPending, c.NumAckPending)
 				}
