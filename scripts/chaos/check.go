@@ -71,8 +71,8 @@ type observed struct {
 	// inFlight says some durable holds delivered, unacknowledged messages:
 	// those of a killed consumer come again only after the ack wait (30 s).
 	inFlight bool
-	// leasedUntil is the latest lease of a task still claimed or sending:
-	// until then it may come back by design.
+	// leasedUntil is the latest lease of a task still claimed or sending,
+	// or the next try of an open one: until then it may come back by design.
 	leasedUntil time.Time
 	rejected    map[string]string // schema/rejected row id → its event id
 	// unhandled lists, per durable, events its producer published that its inbox never took.
@@ -188,11 +188,18 @@ func observe(ctx context.Context, sys *System, wiped bool) (*observed, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := q(`SELECT id, tenant_id, visit_id, status, channel, agent_id, created_at, lease_expires_at FROM dispatch.tasks`, nil, func(r pgx.Rows) error {
+	if err := q(`SELECT id, tenant_id, visit_id, status, channel, agent_id, created_at, lease_expires_at, available_at FROM dispatch.tasks`, nil, func(r pgx.Rows) error {
 		var t task
-		err := r.Scan(&t.ID, &t.Tenant, &t.VisitID, &t.Status, &t.Channel, &t.Agent, &t.CreatedAt, &t.LeaseUntil)
+		var available time.Time
+		err := r.Scan(&t.ID, &t.Tenant, &t.VisitID, &t.Status, &t.Channel, &t.Agent, &t.CreatedAt, &t.LeaseUntil, &available)
 		if (t.Status == "claimed" || t.Status == "sending") && t.LeaseUntil != nil && t.LeaseUntil.After(o.leasedUntil) {
 			o.leasedUntil = *t.LeaseUntil
+		}
+		// An open message task waiting for its next try (a send that failed
+		// for the moment is tried again after SEND_BACKOFF) comes back by
+		// design too; a phone task's next try is the agents' to make.
+		if t.Status == "open" && t.Channel != "CHANNEL_PHONE" && available.After(o.leasedUntil) {
+			o.leasedUntil = available
 		}
 		o.tasks[t.VisitID] = append(o.tasks[t.VisitID], t)
 		return err

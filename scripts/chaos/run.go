@@ -72,7 +72,10 @@ func Run(ctx context.Context, sc Scenario, p Profile, cfg RunConfig) (Report, er
 	// Leases short enough to run out within the settle: a claim whose answer
 	// was lost, or a send whose outcome could not be recorded, comes back
 	// after its lease (by design), and the checks see it worked.
-	env["dispatch"] = append([]string{"LEASE=" + Lease.String(), "SEND_LEASE=" + SendLease.String()}, env["dispatch"]...)
+	// The same for a send that failed for the moment (the local provider
+	// keeps its messages in Postgres, so an outage fails sends): it is
+	// tried again after SEND_BACKOFF.
+	env["dispatch"] = append([]string{"LEASE=" + Lease.String(), "SEND_LEASE=" + SendLease.String(), "SEND_BACKOFF=" + SendBackoff.String()}, env["dispatch"]...)
 	if sc.Name == "paused-worker" {
 		env["dispatch"] = append(env["dispatch"], "SEND_LEASE="+p.SendLease.String())
 	}
@@ -154,11 +157,13 @@ func Run(ctx context.Context, sc Scenario, p Profile, cfg RunConfig) (Report, er
 // ackWait is the services' consumers' AckWait (pkg/inbox).
 const ackWait = 30 * time.Second
 
-// Lease and SendLease are dispatch's LEASE (a claim) and SEND_LEASE (a
-// send) in the suite, instead of 15 min and 2 min.
+// Lease, SendLease and SendBackoff are dispatch's LEASE (a claim),
+// SEND_LEASE (a send) and SEND_BACKOFF (the first retry of a failed send)
+// in the suite, instead of 15 min, 2 min and 1 min.
 const (
-	Lease     = 30 * time.Second
-	SendLease = 10 * time.Second
+	Lease       = 30 * time.Second
+	SendLease   = 10 * time.Second
+	SendBackoff = 5 * time.Second
 )
 
 // publishErrors counts the failed publishes by error and says when they happened.
