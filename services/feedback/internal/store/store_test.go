@@ -34,6 +34,17 @@ func setup(t *testing.T) *env {
 	return &env{ctx: t.Context(), pool: servicetest.Pool(t, "feedback", migrations.FS)}
 }
 
+// blocked waits until a session of the test's database waits for a lock:
+// the second of two updates of one row has reached the row.
+func (e *env) blocked(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		err := e.pool.QueryRow(e.ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n > 0
+	}, 60*time.Second, 10*time.Millisecond, "the second update waits for the first's lock")
+}
+
 func (e *env) tx(t *testing.T, fn func(tx pgx.Tx) error) error {
 	t.Helper()
 	return pgx.BeginFunc(e.ctx, e.pool, fn)
@@ -152,7 +163,7 @@ func TestUpdateComplaintByClosure(t *testing.T) {
 			return err
 		})
 	}()
-	time.Sleep(200 * time.Millisecond)
+	e.blocked(t)
 	require.False(t, waited.Load(), "the second update waits for the first")
 	require.NoError(t, first.Commit(e.ctx))
 	require.NoError(t, <-done)
@@ -204,7 +215,7 @@ func TestUpdateAssignmentByClosure(t *testing.T) {
 			})
 		})
 	}()
-	time.Sleep(200 * time.Millisecond)
+	e.blocked(t)
 	require.NoError(t, first.Commit(e.ctx))
 	require.NoError(t, <-done)
 	require.EqualValues(t, 2, decisions.Load(), "none kept, then the first's")
