@@ -248,7 +248,8 @@ const checkEvery = 5 * time.Second
 // pull hands the iterator's messages to workers until the iterator closes:
 // when ctx ends, it is drained, so the messages already buffered are
 // handled; when the durable is found gone, it is stopped, and Run creates
-// the durable again.
+// the durable again; when the server's heartbeats stop, it is drained and
+// Run pulls anew.
 func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstream.MessagesContext, workers int) {
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
@@ -286,6 +287,15 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 					}
 					if ctx.Err() == nil {
 						c.trouble.Fail(ctx, fmt.Errorf("pull: %w", err))
+					}
+					if errors.Is(err, jetstream.ErrNoHeartbeat) {
+						// The server stopped answering this pull (a node, or
+						// the consumer's leader, went away). The iterator
+						// would wait on it; after a leader change in a
+						// cluster under load it stayed silent for good with
+						// messages pending. Hand out what is buffered, then
+						// Run makes the durable's pull anew.
+						it.Drain()
 					}
 					continue
 				}
