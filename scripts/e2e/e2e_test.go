@@ -333,32 +333,52 @@ func (s *system) tasks() []*dispatchv1.Task {
 	}
 }
 
-// messages returns every message on subject stored so far.
+// messages returns every message on subject stored so far. A read that
+// fails (a NATS node gone, its streams electing) is tried again whole.
 func (s *system) messages(streamName, subject string) []jetstream.Msg {
 	s.t.Helper()
+	return waitFor(s.t, taskDeadline, "reading "+subject+" from "+streamName, func() ([]jetstream.Msg, bool, error) {
+		msgs, err := s.readMessages(streamName, subject)
+		return msgs, err == nil, err
+	})
+}
+
+func (s *system) readMessages(streamName, subject string) ([]jetstream.Msg, error) {
 	ctx := s.t.Context()
 	str, err := s.js.Stream(ctx, streamName)
-	require.NoError(s.t, err)
+	if err != nil {
+		return nil, err
+	}
 	info, err := str.Info(ctx, jetstream.WithSubjectFilter(subject))
-	require.NoError(s.t, err)
+	if err != nil {
+		return nil, err
+	}
 	want := info.State.Subjects[subject]
 	if want == 0 {
-		return nil
+		return nil, nil
 	}
 	cons, err := s.js.OrderedConsumer(ctx, streamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	require.NoError(s.t, err)
+	if err != nil {
+		return nil, err
+	}
 	var msgs []jetstream.Msg
 	for uint64(len(msgs)) < want {
 		batch, err := cons.Fetch(int(want)-len(msgs), jetstream.FetchMaxWait(2*time.Second))
-		require.NoError(s.t, err)
+		if err != nil {
+			return nil, err
+		}
 		n := len(msgs)
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
-		require.NoError(s.t, batch.Error())
-		require.Greater(s.t, len(msgs), n, "no progress reading %s", subject)
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if len(msgs) == n {
+			return nil, fmt.Errorf("no progress reading %s", subject)
+		}
 	}
-	return msgs
+	return msgs, nil
 }
 
 // drained waits until the system is at rest: every outbox published, every
@@ -618,6 +638,17 @@ func TestDuplicateUpstreamEvent(t *testing.T) {
 
 	visits := byPolicy(t, s.plannedVisits(serviceID), policyID)
 	require.Len(t, visits, 1, "one planned visit of the instant policy")
+	// The visit fires on the scheduler's next round, which may come after
+	// the rest was at rest: wait for its task, then for rest again.
+	waitFor(t, taskDeadline, "the visit's task", func() (bool, bool, error) {
+		for _, task := range s.tasks() {
+			if task.GetVisitId() == visits[0].GetId() {
+				return true, true, nil
+			}
+		}
+		return false, false, nil
+	})
+	s.drained()
 	perVisit := map[string]int{}
 	for _, task := range s.tasks() {
 		perVisit[task.GetVisitId()]++
