@@ -52,14 +52,15 @@ EXTRA_PLUGINS := $(foreach p,protoc-gen-grpc-gateway protoc-gen-openapiv2,$(if $
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(EXTRA_PLUGINS) ## install the pinned code generators into .bin/ (with grpc-gateway's when proto/buf.gen.yaml names them)
 
 .PHONY: generate
-generate: tools ## regenerate the protobuf and gRPC Go code (committed)
+generate: tools ## regenerate the protobuf and gRPC Go code and the permission tables of docs/security.md (committed)
 	cd proto && buf generate
+	cd scripts && go run ./cmd/huifang-docs ../docs/security.md
 
 .PHONY: check-generated
 check-generated: generate ## fail when the committed generated code differs from what `make generate` writes
-	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
-	  echo "generated code in proto/ is stale or edited by hand; run 'make generate' and commit:"; \
-	  git status --porcelain -- proto; git --no-pager diff --stat -- proto; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- proto docs/security.md)" ]; then \
+	  echo "generated code in proto/ or docs/security.md is stale or edited by hand; run 'make generate' and commit:"; \
+	  git status --porcelain -- proto docs/security.md; git --no-pager diff --stat -- proto docs/security.md; exit 1; fi
 	@echo "generated code matches the .proto files"
 
 .PHONY: lint

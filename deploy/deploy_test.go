@@ -170,6 +170,13 @@ func TestOverlaysRenderAndDecodeStrictly(t *testing.T) {
 			require.NotNil(t, cfg)
 			want := map[string]string{"dev": "1", "prod": "3"}[overlay]
 			require.Equal(t, want, cfg.Data["STREAM_REPLICAS"], "streams are R3 on the three-node NATS cluster")
+			require.True(t, strings.HasPrefix(cfg.Data["AUTH_ISSUER"], "https://"), "every call needs a token of an issuer reached over TLS")
+			require.NotEmpty(t, cfg.Data["AUTH_AUDIENCE"])
+			issuer := false
+			for _, np := range r.policies {
+				issuer = issuer || (np.Name == "huifang-egress-issuer" && len(np.Spec.Egress) > 0)
+			}
+			require.True(t, issuer, "the services may fetch the issuer's keys")
 		})
 	}
 }
@@ -429,6 +436,7 @@ func TestComposeTopology(t *testing.T) {
 		require.Equal(t, "3", s.Environment["STREAM_REPLICAS"], "%s: R3 streams", name)
 		require.Equal(t, "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222", s.Environment["NATS_URL"], name)
 		require.Equal(t, fmt.Sprintf(":%d", services[svc][1]), s.Environment["HTTP_ADDR"], name)
+		require.Contains(t, s.Environment["AUTH_ISSUER"], "${AUTH_ISSUER:?", "%s: the issuer is required", name)
 		require.Equal(t, svc, s.Build["args"].(map[string]any)["SERVICE"], name)
 	}
 	require.Equal(t, map[string]int{"intake": 1, "scheduler": 2, "dispatch": 2, "feedback": 1, "analytics": 1}, replicas)

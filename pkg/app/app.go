@@ -23,7 +23,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
+	"github.com/huifang/huifang/pkg/access"
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/inbox"
@@ -54,7 +57,19 @@ type Base struct {
 	// GRPCMaxRecvBytes bounds a gRPC request; 0 keeps gRPC's 4 MiB.
 	GRPCMaxRecvBytes int    `env:"GRPC_MAX_RECV_BYTES" default:"0"`
 	HTTPAddr         string `env:"HTTP_ADDR"`
-	LogLevel         string `env:"LOG_LEVEL" default:"info"`
+	// AuthIssuer is the OpenID Connect issuer whose bearer tokens the gRPC
+	// API accepts (its iss); required: every call needs a verified caller.
+	AuthIssuer string `env:"AUTH_ISSUER,url"`
+	// AuthAudience is the aud the tokens must carry.
+	AuthAudience string `env:"AUTH_AUDIENCE" default:"huifang"`
+	// AuthJWKSURL is where the issuer publishes its keys; empty: the
+	// jwks_uri of the issuer's discovery document, read at start.
+	AuthJWKSURL string `env:"AUTH_JWKS_URL,url"`
+	// GRPCTLSCert and GRPCTLSKey are PEM files for TLS on the gRPC port
+	// (both or neither); they are read again when they change.
+	GRPCTLSCert string `env:"GRPC_TLS_CERT"`
+	GRPCTLSKey  string `env:"GRPC_TLS_KEY"`
+	LogLevel    string `env:"LOG_LEVEL" default:"info"`
 	// StartTimeout is how long the service waits for Postgres and NATS at start.
 	StartTimeout time.Duration `env:"START_TIMEOUT" default:"2m"`
 	// ShutdownDelay is how long a service keeps serving, not ready, after
@@ -142,6 +157,9 @@ type Runtime struct {
 	// Health watches Postgres and NATS: readiness, metrics, and whether a
 	// consumer's failure is one of the moment.
 	Health *Health
+	// Guard authenticates every gRPC call and enforces the service's
+	// permission table (access.For(Service)).
+	Guard *auth.Guard
 
 	cfg       Base
 	shutdown  []func(context.Context) error
@@ -173,9 +191,27 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return nil, err
 	}
 	rt.shutdown = append(rt.shutdown, shutdownTracing)
-	var grpcOpts []grpc.ServerOption
+	if cfg.AuthIssuer == "" {
+		rt.abort()
+		return nil, errors.New("app: AUTH_ISSUER is required: every gRPC call is checked against the tokens of an OpenID Connect issuer (make run starts a local one; docs/security.md)")
+	}
+	rt.Guard = auth.NewGuard(log, nil)
+	rt.Guard.SetTable(access.For(service))
+	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(rt.Guard.Unary), grpc.ChainStreamInterceptor(rt.Guard.Stream)}
 	if cfg.GRPCMaxRecvBytes > 0 {
 		grpcOpts = append(grpcOpts, grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes))
+	}
+	switch {
+	case cfg.GRPCTLSCert != "" && cfg.GRPCTLSKey != "":
+		files, err := grpcserver.NewCertFiles(cfg.GRPCTLSCert, cfg.GRPCTLSKey)
+		if err != nil {
+			rt.abort()
+			return nil, err
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(files.TLSConfig())))
+	case cfg.GRPCTLSCert != "" || cfg.GRPCTLSKey != "":
+		rt.abort()
+		return nil, errors.New("app: GRPC_TLS_CERT and GRPC_TLS_KEY go together")
 	}
 	rt.Server = grpcserver.New(log, cfg.GRPCAddr, cfg.HTTPAddr, grpcOpts...)
 	rt.Metrics = rt.Server.Registry
@@ -196,6 +232,12 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
+	verifier, err := newVerifier(startCtx, log, cfg)
+	if err != nil {
+		rt.abort()
+		return nil, err
+	}
+	rt.Guard.SetVerifier(verifier)
 	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service,
 		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: service, FS: migrations})
 	if err != nil {
@@ -325,6 +367,28 @@ func ensureStreams(ctx context.Context, log *slog.Logger, js jetstream.JetStream
 	}
 }
 
+// newVerifier builds the token verifier; reading the issuer's discovery
+// document (no AUTH_JWKS_URL) is retried with backoff until ctx ends, as an
+// issuer may start after the services.
+func newVerifier(ctx context.Context, log *slog.Logger, cfg Base) (*auth.Verifier, error) {
+	delay := 200 * time.Millisecond
+	trouble := &loop.Trouble{Log: log, What: "token issuer"}
+	for {
+		v, err := auth.NewVerifier(ctx, auth.Config{Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience, JWKSURL: cfg.AuthJWKSURL})
+		if err == nil {
+			trouble.OK(ctx)
+			return v, nil
+		}
+		trouble.Fail(ctx, err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("app: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
 // migrateOnly waits for Postgres, applies the migrations and returns ErrMigrated.
 func migrateOnly(ctx context.Context, log *slog.Logger, service string, cfg Base, migrations fs.FS) error {
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
@@ -425,6 +489,10 @@ func (rt *Runtime) Consume(c *inbox.Consumer, opts ...ConsumeOption) {
 //
 // A background loop that fails starts the same shutdown and is returned.
 func (rt *Runtime) Run(ctx context.Context) error {
+	if err := rt.Guard.CoversServices(rt.Server.GRPC.GetServiceInfo()); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoops()
 	var wg sync.WaitGroup

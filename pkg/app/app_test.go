@@ -24,16 +24,22 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/stream"
+	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -71,7 +77,12 @@ func body(t *testing.T, addr, path string) string {
 }
 
 func baseConfig(t *testing.T, dbURL, natsURL string) app.Base {
+	is, err := issuer.Listen("127.0.0.1:0", "huifang")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = is.Close() })
 	return app.Base{
+		AuthIssuer:     is.URL(),
+		AuthAudience:   is.Audience(),
 		DatabaseURL:    dbURL,
 		NATSURL:        natsURL,
 		GRPCAddr:       freeAddr(t),
@@ -220,6 +231,7 @@ func TestShutdownDrainsInFlightWork(t *testing.T) {
 			},
 		}},
 	}, struct{}{})
+	rt.Guard.SetTable(auth.Table{"/huifang.apptest.Slow/Wait": {Permission: "test.wait", Roles: []auth.Role{auth.Agent}}})
 
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
@@ -534,4 +546,67 @@ func TestNATSBackWithAnEmptyStore(t *testing.T) {
 	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 50*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// TestStartNeedsAnIssuer: no AUTH_ISSUER, no service: every call needs a
+// verified caller.
+func TestStartNeedsAnIssuer(t *testing.T) {
+	cfg := baseConfig(t, "postgres://127.0.0.1:1/x", "nats://127.0.0.1:1")
+	cfg.AuthIssuer = ""
+	_, err := app.Start(t.Context(), quiet(), "scheduler", cfg, noMigrations)
+	require.ErrorContains(t, err, "AUTH_ISSUER")
+}
+
+// TestGRPCNeedsAToken: a started service answers health checks without a
+// token, refuses its RPCs without one (Unauthenticated) or with a role its
+// table does not name (PermissionDenied), and lets a permitted caller
+// through; a service that registers an RPC its table lacks does not start.
+func TestGRPCNeedsAToken(t *testing.T) {
+	ns := natstest.Start(t)
+	is, err := issuer.Listen("127.0.0.1:0", "huifang")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = is.Close() })
+	cfg := baseConfig(t, pgtest.NewDatabase(t), ns.ClientURL())
+	cfg.AuthIssuer, cfg.AuthJWKSURL = is.URL(), is.JWKSURL()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rt, err := app.Start(ctx, quiet(), "scheduler", cfg, noMigrations)
+	require.NoError(t, err)
+	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, schedulerv1.UnimplementedSchedulerServiceServer{})
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 10*time.Millisecond)
+
+	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "health needs no token")
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.GetStatus())
+
+	client := schedulerv1.NewSchedulerServiceClient(conn)
+	as := func(role auth.Role) context.Context {
+		raw, err := is.Mint(issuer.Token{Subject: "u", Claims: auth.Claims{Tenant: "acme", Roles: []string{string(role)}, AgentID: "a-1"}})
+		require.NoError(t, err)
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+raw)
+	}
+	_, err = client.ListPolicies(ctx, &schedulerv1.ListPoliciesRequest{})
+	require.Equal(t, codes.Unauthenticated, grpcstatus.Code(err), "no token: %v", err)
+	_, err = client.ListPolicies(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer not-a-token"), &schedulerv1.ListPoliciesRequest{})
+	require.Equal(t, codes.Unauthenticated, grpcstatus.Code(err), "a bad token: %v", err)
+	_, err = client.ListPolicies(as(auth.Agent), &schedulerv1.ListPoliciesRequest{})
+	require.Equal(t, codes.PermissionDenied, grpcstatus.Code(err), "an agent lists no policies: %v", err)
+	_, err = client.ListPolicies(as(auth.TenantAdmin), &schedulerv1.ListPoliciesRequest{TenantId: "globex"})
+	require.Equal(t, codes.PermissionDenied, grpcstatus.Code(err), "another tenant: %v", err)
+	_, err = client.ListPolicies(as(auth.TenantAdmin), &schedulerv1.ListPoliciesRequest{})
+	require.Equal(t, codes.Unimplemented, grpcstatus.Code(err), "an admin passes the guard: %v", err)
+	cancel()
+	require.NoError(t, <-done)
+
+	// An RPC without a rule: Run refuses to serve.
+	cfg.GRPCAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+	rt, err = app.Start(t.Context(), quiet(), "apptest", cfg, noMigrations)
+	require.NoError(t, err)
+	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, schedulerv1.UnimplementedSchedulerServiceServer{})
+	require.ErrorContains(t, rt.Run(t.Context()), "no rule for")
 }

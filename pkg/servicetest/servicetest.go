@@ -14,13 +14,49 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/huifang/huifang/pkg/access"
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
 )
+
+// Guard returns the guard of the named service (its permission table from
+// pkg/access) checking the tokens of a local issuer on loopback, and that
+// issuer; both live until the test ends.
+func Guard(t testing.TB, service string) (*auth.Guard, *issuer.Issuer) {
+	t.Helper()
+	is, err := issuer.Listen("127.0.0.1:0", "huifang")
+	if err != nil {
+		t.Fatalf("servicetest: issuer: %v", err)
+	}
+	t.Cleanup(func() { _ = is.Close() })
+	v, err := auth.NewVerifier(context.Background(), is.Config())
+	if err != nil {
+		t.Fatalf("servicetest: verifier: %v", err)
+	}
+	g := auth.NewGuard(Logger(), v)
+	g.SetTable(access.For(service))
+	return g, is
+}
+
+// AuthEnv starts a local issuer for a service started as main starts it:
+// AUTH_ISSUER and AUTH_JWKS_URL name it until the test ends.
+func AuthEnv(t *testing.T) *issuer.Issuer {
+	t.Helper()
+	is, err := issuer.Listen("127.0.0.1:0", "huifang")
+	if err != nil {
+		t.Fatalf("servicetest: issuer: %v", err)
+	}
+	t.Cleanup(func() { _ = is.Close() })
+	t.Setenv("AUTH_ISSUER", is.URL())
+	t.Setenv("AUTH_JWKS_URL", is.JWKSURL())
+	return is
+}
 
 // Logger discards everything.
 func Logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -331,7 +331,9 @@ WHERE o.subject = $1 AND NOT EXISTS (SELECT 1 FROM `+h.to+`.inbox i WHERE i.cons
 		o.satisfaction[t] = resp
 	}
 	if !wiped {
-		if err := readDLQ(ctx, sys, o); err != nil {
+		// Read again while a cluster node is away or electing ("no
+		// responders"): a reading that fails is no finding about the system.
+		if err := retry(ctx, "reading HUIFANG_DLQ", func(ctx context.Context) error { return readDLQ(ctx, sys, o) }); err != nil {
 			o.dlqStreamErr = err.Error()
 		}
 	}
@@ -418,6 +420,7 @@ func outboxOf(ctx context.Context, sys *System, schema string) (outboxState, []d
 
 // readDLQ counts the dead-letter stream's messages by Nats-Msg-Id.
 func readDLQ(ctx context.Context, sys *System, o *observed) error {
+	seen := map[string]int{}
 	str, err := sys.JS.Stream(ctx, stream.DLQStream)
 	if err != nil {
 		return err
@@ -438,7 +441,7 @@ func readDLQ(ctx context.Context, sys *System, o *observed) error {
 		}
 		n := got
 		for m := range batch.Messages() {
-			o.dlqStream[m.Headers().Get(jetstream.MsgIDHeader)]++
+			seen[m.Headers().Get(jetstream.MsgIDHeader)]++
 			got++
 		}
 		if batch.Error() != nil {
@@ -448,6 +451,7 @@ func readDLQ(ctx context.Context, sys *System, o *observed) error {
 			return fmt.Errorf("read %d of %d dead letters, then nothing", got, want)
 		}
 	}
+	o.dlqStream = seen
 	return nil
 }
 

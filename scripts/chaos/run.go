@@ -128,7 +128,10 @@ func Run(ctx context.Context, sc Scenario, p Profile, cfg RunConfig) (Report, er
 			quiet = max(quiet, ackWait+10*time.Second)
 		}
 		leased := o != nil && time.Now().Before(o.leasedUntil.Add(10*time.Second))
-		if time.Since(settleStart) > p.Settle || (time.Since(lastChange) > quiet && o != nil && !leased) || ctx.Err() != nil {
+		// A reading that failed (a node away) says nothing about the
+		// system: keep looking until Settle rather than stop at Quiet.
+		unread := o != nil && (o.dlqStreamErr != "" || o.satisfyErr != "")
+		if time.Since(settleStart) > p.Settle || (time.Since(lastChange) > quiet && o != nil && !leased && !unread) || ctx.Err() != nil {
 			break
 		}
 		sleep(ctx, time.Second)

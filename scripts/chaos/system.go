@@ -24,6 +24,7 @@ import (
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/scripts/internal/pgcluster"
 	"github.com/huifang/huifang/scripts/internal/stack"
@@ -68,6 +69,10 @@ type System struct {
 	DB *pgxpool.Pool
 	NC *nats.Conn
 	JS jetstream.JetStream
+
+	// Issuer signs the tokens the services accept; the clients call as staff
+	// of the tenant a request names (issuer.StaffCalls).
+	Issuer *issuer.Issuer
 
 	conns map[string]*grpc.ClientConn
 	log   *slog.Logger
@@ -122,7 +127,11 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Issuer, err = issuer.Listen("127.0.0.1:0", "huifang"); err != nil {
+		return nil, err
+	}
 	s.Stack, err = stack.New(stack.Config{
+		Auth:   s.Issuer.Config(),
 		BinDir: cfg.BinDir, DatabaseURL: s.DBURL, NATSURL: s.NATSURL, Ports: ports, Replicas: cfg.Replicas,
 		Env: env, LogLevel: logLevel(), LogDir: s.LogDir, ReadyTimeout: 120 * time.Second, StopGrace: 15 * time.Second,
 		Log: cfg.Log,
@@ -147,7 +156,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (_ *System, err error) {
 		return nil, err
 	}
 	for _, inst := range s.Stack.Instances() {
-		c, err := grpc.NewClient(s.Stack.GRPCAddr(inst), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(s.Stack.GRPCAddr(inst), grpc.WithTransportCredentials(insecure.NewCredentials()), s.Issuer.StaffCalls())
 		if err != nil {
 			return nil, err
 		}
@@ -279,6 +288,9 @@ func (s *System) Close() {
 	}
 	if s.Cluster != nil {
 		s.Cluster.Stop()
+	}
+	if s.Issuer != nil {
+		_ = s.Issuer.Close()
 	}
 	if s.DBName != "" && s.PG != nil && s.PG.Running() {
 		_ = s.PG.DropDatabase(ctx, s.DBName)

@@ -42,6 +42,7 @@ import (
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/scripts/internal/stack"
@@ -92,11 +93,15 @@ const (
 // system is a running Huifang with clients for its interfaces (of the first
 // replica of each service).
 type system struct {
-	t         testing.TB
-	st        *stack.Stack
-	conn      func(instance string) *grpc.ClientConn
-	db        *pgxpool.Pool
-	js        jetstream.JetStream
+	t    testing.TB
+	st   *stack.Stack
+	conn func(instance string) *grpc.ClientConn
+	db   *pgxpool.Pool
+	js   jetstream.JetStream
+	// issuer signs the tokens the services accept; the clients call as
+	// staff of the tenant a request names (issuer.StaffCalls) unless the
+	// call carries a token of its own.
+	issuer    *issuer.Issuer
 	intake    intakev1.IntakeServiceClient
 	scheduler schedulerv1.SchedulerServiceClient
 	dispatch  dispatchv1.DispatchServiceClient
@@ -157,7 +162,11 @@ func setupWith(t testing.TB, topo topology) *system {
 	}
 	ports, err := stack.FreePortsFor(stack.Instances(topo.replicas)...)
 	require.NoError(t, err)
+	is, err := issuer.Listen("127.0.0.1:0", "huifang")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = is.Close() })
 	st, err := stack.New(stack.Config{
+		Auth:         is.Config(),
 		BinDir:       binDir,
 		DatabaseURL:  dbURL,
 		NATSURL:      natsURL,
@@ -196,13 +205,13 @@ func setupWith(t testing.TB, topo topology) *system {
 
 	conn := func(svc string) *grpc.ClientConn {
 		c, err := grpc.NewClient(st.GRPCAddr(svc), grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithUnaryInterceptor(callTimeout))
+			grpc.WithUnaryInterceptor(callTimeout), is.StaffCalls())
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
 	return &system{
-		t: t, st: st, db: db, js: js, conn: conn,
+		t: t, st: st, db: db, js: js, conn: conn, issuer: is,
 		intake:    intakev1.NewIntakeServiceClient(conn("intake")),
 		scheduler: schedulerv1.NewSchedulerServiceClient(conn("scheduler")),
 		dispatch:  dispatchv1.NewDispatchServiceClient(conn("dispatch")),

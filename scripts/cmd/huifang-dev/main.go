@@ -33,6 +33,7 @@ import (
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/scripts/internal/stack"
 )
@@ -55,6 +56,7 @@ type config struct {
 	databaseURL string
 	natsURL     string
 	natsPort    int
+	issuerPort  int
 	portOffset  int
 	logLevel    string
 	demo        bool
@@ -74,6 +76,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, out io.Writer) er
 	fs.StringVar(&cfg.databaseURL, "database-url", cfg.databaseURL, "PostgreSQL server (env DATABASE_URL); scripts/postgres.sh starts one when empty")
 	fs.StringVar(&cfg.natsURL, "nats-url", cfg.natsURL, "NATS server with JetStream (env NATS_URL); an embedded one is started when empty")
 	fs.IntVar(&cfg.natsPort, "nats-port", 4223, "port of the embedded NATS server")
+	fs.IntVar(&cfg.issuerPort, "issuer-port", 7000, "port of the local token issuer (OpenID Connect discovery and keys), moved by -port-offset")
 	fs.IntVar(&cfg.portOffset, "port-offset", 0, "added to the default ports (gRPC 7001–7005, HTTP 8001–8005)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "LOG_LEVEL of the services")
 	fs.BoolVar(&cfg.demo, "demo", true, "load demo data once the services are ready")
@@ -129,9 +132,17 @@ func run(ctx context.Context, log *slog.Logger, args []string, out io.Writer) er
 		})
 	}
 
+	// The local token issuer, and ready tokens in .dev/tokens/.
+	is, err := startIssuer(log, cfg)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = is.Close() })
+
 	// Services.
 	logDir := filepath.Join(cfg.devDir, "logs")
 	st, err := stack.New(stack.Config{
+		Auth:        is.Config(),
 		BinDir:      cfg.binDir,
 		DatabaseURL: dbURL,
 		NATSURL:     cfg.natsURL,
@@ -155,7 +166,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, out io.Writer) er
 
 	// Demo data.
 	if cfg.demo {
-		if err := loadDemo(ctx, log, st, cfg.natsURL); err != nil {
+		if err := loadDemo(ctx, log, st, is, cfg.natsURL); err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
@@ -210,15 +221,15 @@ const instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["
 
 // loadDemo registers an agent and the instant policy and publishes a few
 // completed services, all through the public interfaces.
-func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, natsURL string) error {
+func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, is *issuer.Issuer, natsURL string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	dispatchConn, err := grpc.NewClient(st.GRPCAddr("dispatch"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dispatchConn, err := grpc.NewClient(st.GRPCAddr("dispatch"), grpc.WithTransportCredentials(insecure.NewCredentials()), is.StaffCalls())
 	if err != nil {
 		return err
 	}
 	defer dispatchConn.Close()
-	schedulerConn, err := grpc.NewClient(st.GRPCAddr("scheduler"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	schedulerConn, err := grpc.NewClient(st.GRPCAddr("scheduler"), grpc.WithTransportCredentials(insecure.NewCredentials()), is.StaffCalls())
 	if err != nil {
 		return err
 	}
@@ -333,17 +344,19 @@ Huifang is running. Services (gRPC, reflection on; HTTP /healthz /readyz /metric
   analytics %s  http://%s
 NATS: %s
 
+Every gRPC call needs a bearer token: ready ones for the demo tenant's people are in
+.dev/tokens/ (agent a-1, leader, director, qa, owner, auditor, admin, integrator, operator).
 What to try next:
-  # claim the next follow-up task for agent a-1 (the repairs are due at once)
-  grpcurl -plaintext -d '{"tenant_id":"default","agent_id":"a-1"}' %s huifang.dispatch.v1.DispatchService/ClaimNextTask
+  # claim the next follow-up task as agent a-1 (the token says who; the repairs are due at once)
+  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/agent.jwt)" -d '{}' %s huifang.dispatch.v1.DispatchService/ClaimNextTask
   # log the visit with the task's visit_id
-  grpcurl -plaintext -d '{"tenant_id":"default","visit_id":"VISIT_ID","agent_id":"a-1","answers":[{"aspect":"overall","rating":"RATING_SATISFIED"}]}' %s huifang.feedback.v1.FeedbackService/LogVisit
+  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/agent.jwt)" -d '{"visit_id":"VISIT_ID","answers":[{"aspect":"overall","rating":"RATING_SATISFIED"}]}' %s huifang.feedback.v1.FeedbackService/LogVisit
   # the seed-003 satisfaction rate
-  grpcurl -plaintext -d '{"tenant_id":"default","aspect":"overall"}' %s huifang.analytics.v1.AnalyticsService/GetSatisfaction
+  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/director.jwt)" -d '{"aspect":"overall"}' %s huifang.analytics.v1.AnalyticsService/GetSatisfaction
   # the follow-ups the policies planned
-  grpcurl -plaintext -d '{"tenant_id":"default"}' %s huifang.scheduler.v1.SchedulerService/ListPlannedVisits
+  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/leader.jwt)" -d '{}' %s huifang.scheduler.v1.SchedulerService/ListPlannedVisits
   # inputs intake refused, with the reason
-  grpcurl -plaintext -d '{"tenant_id":"default"}' %s huifang.intake.v1.IntakeService/ListRejectedEvents
+  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/admin.jwt)" -d '{}' %s huifang.intake.v1.IntakeService/ListRejectedEvents
   # publish another completed service
   go run ./scripts/cmd/huifang-publish -nats %s '{"source_system":"erp-demo","source_event_id":"my-1","service_type":"repair","completed_at":"%s","customer":{"external_id":"c-2001","name":"周杰","phone":"+8613600136001"}}'
 

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/auth"
 )
 
 // TestNATSProcessKillAndRestart: a killed huifang-nats comes back on the
@@ -82,7 +84,7 @@ func TestPauseAndResume(t *testing.T) {
 	for _, s := range Services() {
 		require.NoError(t, os.WriteFile(filepath.Join(bins, s), []byte("#!/bin/sh\nexec sleep 600\n"), 0o755))
 	}
-	st, err := New(Config{BinDir: bins, DatabaseURL: "postgres://x", NATSURL: "nats://x", LogDir: t.TempDir(), StopGrace: 5 * time.Second})
+	st, err := New(Config{BinDir: bins, DatabaseURL: "postgres://x", NATSURL: "nats://x", Auth: auth.Config{Issuer: "http://127.0.0.1:1"}, LogDir: t.TempDir(), StopGrace: 5 * time.Second})
 	require.NoError(t, err)
 	require.NoError(t, st.spawn("dispatch"))
 	t.Cleanup(func() { st.Kill("dispatch") })

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/huifang/huifang/pkg/auth"
 )
 
 // Services lists the five services in the order of the pipeline, which is
@@ -98,6 +100,9 @@ type Config struct {
 	// Env holds extra variables per service or instance ("NAME=value"); they
 	// win over everything else, an instance's over its service's.
 	Env map[string][]string
+	// Auth says which tokens the services accept (AUTH_ISSUER, AUTH_AUDIENCE,
+	// AUTH_JWKS_URL); the issuer is required.
+	Auth auth.Config
 	// LogLevel is passed as LOG_LEVEL when set.
 	LogLevel string
 	// LogDir, when set, receives <service>.log for each service (appended to
@@ -134,8 +139,8 @@ type process struct {
 
 // New checks cfg and returns a stack with nothing running yet.
 func New(cfg Config) (*Stack, error) {
-	if cfg.BinDir == "" || cfg.DatabaseURL == "" || cfg.NATSURL == "" {
-		return nil, errors.New("stack: BinDir, DatabaseURL and NATSURL are required")
+	if cfg.BinDir == "" || cfg.DatabaseURL == "" || cfg.NATSURL == "" || cfg.Auth.Issuer == "" {
+		return nil, errors.New("stack: BinDir, DatabaseURL, NATSURL and Auth.Issuer are required")
 	}
 	for _, s := range Services() {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, s)); err != nil {
@@ -433,6 +438,7 @@ func (s *Stack) spawn(name string) error {
 	cmd := exec.Command(filepath.Join(s.cfg.BinDir, svc))
 	cmd.Env = append(baseEnv(), "DATABASE_URL="+s.cfg.DatabaseURL, "NATS_URL="+s.cfg.NATSURL,
 		"GRPC_ADDR=127.0.0.1:"+strconv.Itoa(ports.GRPC), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(ports.HTTP))
+	cmd.Env = append(cmd.Env, "AUTH_ISSUER="+s.cfg.Auth.Issuer, "AUTH_AUDIENCE="+s.cfg.Auth.Audience, "AUTH_JWKS_URL="+s.cfg.Auth.JWKSURL)
 	if s.cfg.LogLevel != "" {
 		cmd.Env = append(cmd.Env, "LOG_LEVEL="+s.cfg.LogLevel)
 	}
@@ -479,7 +485,7 @@ func (s *Stack) spawn(name string) error {
 // baseEnv is this process's environment without the variables the stack
 // sets, in any of their per-service forms.
 func baseEnv() []string {
-	owned := []string{"DATABASE_URL", "NATS_URL", "GRPC_ADDR", "HTTP_ADDR"}
+	owned := []string{"DATABASE_URL", "NATS_URL", "GRPC_ADDR", "HTTP_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"}
 	var env []string
 	for _, kv := range os.Environ() {
 		key, _, _ := strings.Cut(kv, "=")

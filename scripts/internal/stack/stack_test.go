@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/pgtest"
 )
 
@@ -75,7 +76,7 @@ func TestPrefixWriter(t *testing.T) {
 }
 
 func TestNewNeedsTheBinaries(t *testing.T) {
-	_, err := New(Config{BinDir: t.TempDir(), DatabaseURL: "postgres://x", NATSURL: "nats://x"})
+	_, err := New(Config{BinDir: t.TempDir(), DatabaseURL: "postgres://x", NATSURL: "nats://x", Auth: auth.Config{Issuer: "http://127.0.0.1:1"}})
 	require.ErrorContains(t, err, "binary of intake")
 	_, err = New(Config{BinDir: t.TempDir()})
 	require.ErrorContains(t, err, "required")
@@ -155,7 +156,7 @@ func TestStartNATSSyncsEveryWrite(t *testing.T) {
 }
 
 func TestInstancesAndReplicaPorts(t *testing.T) {
-	st, err := New(Config{BinDir: fakeBins(t), DatabaseURL: "postgres://x", NATSURL: "nats://x",
+	st, err := New(Config{BinDir: fakeBins(t), DatabaseURL: "postgres://x", NATSURL: "nats://x", Auth: auth.Config{Issuer: "http://127.0.0.1:1"},
 		Replicas: map[string]int{"scheduler": 2, "dispatch": 3}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"intake", "scheduler", "scheduler-2", "dispatch", "dispatch-2", "dispatch-3", "feedback", "analytics"}, st.Instances())
@@ -181,7 +182,7 @@ func TestInstancesAndReplicaPorts(t *testing.T) {
 	require.Equal(t, "huifang-nats", svc, "a name that is no service's replica is itself")
 	require.Equal(t, 1, k)
 
-	_, err = New(Config{BinDir: fakeBins(t), DatabaseURL: "postgres://x", NATSURL: "nats://x", Replicas: map[string]int{"billing": 2}})
+	_, err = New(Config{BinDir: fakeBins(t), DatabaseURL: "postgres://x", NATSURL: "nats://x", Auth: auth.Config{Issuer: "http://127.0.0.1:1"}, Replicas: map[string]int{"billing": 2}})
 	require.ErrorContains(t, err, "billing")
 }
 

@@ -60,6 +60,7 @@ func TestRunWiresTheConsumerThroughTheRuntime(t *testing.T) {
 	t.Setenv("ANALYTICS_HTTP_ADDR", httpAddr)
 	t.Setenv("ANALYTICS_START_TIMEOUT", "30s")
 	t.Setenv("ANALYTICS_CHECK_INTERVAL", "1h")
+	is := servicetest.AuthEnv(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -96,7 +97,7 @@ func TestRunWiresTheConsumerThroughTheRuntime(t *testing.T) {
 	_, err = js.PublishMsg(ctx, msg)
 	require.NoError(t, err)
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), is.StaffCalls())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	client := analyticsv1.NewAnalyticsServiceClient(conn)

@@ -20,6 +20,7 @@ import (
 	pkgconfig "github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -81,6 +82,7 @@ func TestRunWiring(t *testing.T) {
 	t.Setenv("DISPATCH_NATS_URL", ns.ClientURL())
 	t.Setenv("DISPATCH_GRPC_ADDR", "127.0.0.1:0")
 	t.Setenv("DISPATCH_HTTP_ADDR", "127.0.0.1:0")
+	servicetest.AuthEnv(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

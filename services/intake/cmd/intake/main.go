@@ -113,10 +113,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	switch addr := webhookAddr(cfg.WebhookAddr, cfg.HTTPAddr); addr {
 	case "": // switched off
 	case cfg.HTTPAddr:
-		webhook.Register(rt.Server.Handle, a, log)
+		webhook.Register(rt.Server.Handle, a, log, rt.Guard)
 		log.Info("webhook serving on the HTTP port", "addr", rt.Server.HTTPAddr())
 	default:
-		rt.Go("webhook", func(ctx context.Context) error { return webhook.Serve(ctx, log, addr, a) })
+		rt.Go("webhook", func(ctx context.Context) error { return webhook.Serve(ctx, log, addr, a, rt.Guard) })
 	}
 	return rt.Run(ctx)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/servicetest"
@@ -35,6 +36,7 @@ func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
 	t.Setenv("GRPC_ADDR", freeAddr(t))
 	t.Setenv("HTTP_ADDR", httpAddr)
 	t.Setenv("SHUTDOWN_DELAY", "0s")
+	is := servicetest.AuthEnv(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -61,6 +63,16 @@ func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
 	body := `{"source_system":"erp-demo","source_event_id":"e-1","service_type":"repair","completed_at":"` +
 		time.Now().UTC().Add(-time.Minute).Format(time.RFC3339) + `","customer":{"external_id":"c-1","phone":"+8613800138000"}}`
 	resp, err := http.Post(base+"/v1/services", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no token")
+	raw, err := is.Mint(issuer.Integrator("default", "erp-demo"))
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/services", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+raw)
+	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -92,6 +104,7 @@ func TestRunRefusesAnEventLimitNATSCannotCarry(t *testing.T) {
 	t.Setenv("GRPC_ADDR", freeAddr(t))
 	t.Setenv("HTTP_ADDR", freeAddr(t))
 	t.Setenv("MAX_EVENT_BYTES", "1048576")
+	servicetest.AuthEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := run(ctx, servicetest.Logger())

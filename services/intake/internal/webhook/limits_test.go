@@ -14,7 +14,7 @@ import (
 // sized is a valid JSON event of exactly n bytes (padded with an attribute).
 func sized(t *testing.T, n int, id string) string {
 	t.Helper()
-	head := fmt.Sprintf(`{"source_system":"erp","source_event_id":%q,"service_type":"repair","completed_at":"2026-11-28T10:00:00Z",`+
+	head := fmt.Sprintf(`{"source_system":"erp-demo","source_event_id":%q,"service_type":"repair","completed_at":"2026-11-28T10:00:00Z",`+
 		`"customer":{"external_id":"c-%s","phone":"+8613800000001"},"attributes":{"pad":"`, id, id)
 	const tail = `"}}`
 	require.GreaterOrEqual(t, n-len(head)-len(tail), 0)

@@ -23,6 +23,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/app"
@@ -41,20 +42,29 @@ const maxBatchBytes = 16 << 20
 
 // Handler serves POST /v1/services, POST /v1/services:batch and GET
 // /openapi.json on a server of their own (WEBHOOK_ADDR set apart).
-func Handler(a *app.App, log *slog.Logger) http.Handler {
+func Handler(a *app.App, log *slog.Logger, guard Guard) http.Handler {
 	mux := http.NewServeMux()
-	Register(mux.Handle, a, log)
+	Register(mux.Handle, a, log, guard)
 	return mux
+}
+
+// Guard says who posts and whether they may: *auth.Guard. The webhook takes
+// the bearer tokens the gRPC API takes, and holds a post to the rule of
+// IngestService (IngestServices for a batch): an integrator, for its own
+// tenant and source_system.
+type Guard interface {
+	AuthenticateHTTP(r *http.Request) (auth.Principal, error)
+	Authorize(p auth.Principal, method string, req proto.Message) error
 }
 
 // Serve serves the webhook on a port of its own (WEBHOOK_ADDR) until ctx
 // ends, then shuts the server down gracefully.
-func Serve(ctx context.Context, log *slog.Logger, addr string, a *app.App) error {
+func Serve(ctx context.Context, log *slog.Logger, addr string, a *app.App, guard Guard) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("webhook: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: Handler(a, log), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: Handler(a, log, guard), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	log.InfoContext(ctx, "webhook serving", "addr", l.Addr().String())
@@ -73,9 +83,10 @@ func Serve(ctx context.Context, log *slog.Logger, addr string, a *app.App) error
 
 // Register adds the webhook's routes (POST /v1/services, POST
 // /v1/services:batch, GET /openapi.json) through handle, such as the
-// service's own HTTP server's grpcserver.Server.Handle beside /healthz.
-func Register(handle func(pattern string, h http.Handler), a *app.App, log *slog.Logger) {
-	h := &handler{app: a, log: log}
+// service's own HTTP server's grpcserver.Server.Handle beside /healthz. The
+// posts need a bearer token; the OpenAPI document does not.
+func Register(handle func(pattern string, h http.Handler), a *app.App, log *slog.Logger, guard Guard) {
+	h := &handler{app: a, log: log, guard: guard}
 	handle("POST /v1/services", http.HandlerFunc(h.one))
 	handle("POST /v1/services:batch", http.HandlerFunc(h.batch))
 	handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -85,8 +96,37 @@ func Register(handle func(pattern string, h http.Handler), a *app.App, log *slog
 }
 
 type handler struct {
-	app *app.App
-	log *slog.Logger
+	app   *app.App
+	log   *slog.Logger
+	guard Guard
+}
+
+// caller authenticates the request before its body is read (an unknown
+// caller leaves nothing behind, not even a rejected input): 401 without a
+// valid token, 503 when tokens cannot be checked now.
+func (h *handler) caller(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
+	p, err := h.guard.AuthenticateHTTP(r)
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="huifang"`)
+		writeJSON(w, http.StatusUnauthorized, Problem{Error: err.Error()})
+		return auth.Principal{}, false
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, Problem{Error: err.Error()})
+		return auth.Principal{}, false
+	}
+	return p, true
+}
+
+// allowed holds a decoded post to the rule of method: 403 when the caller
+// may not post it.
+func (h *handler) allowed(w http.ResponseWriter, r *http.Request, p auth.Principal, method string, msg proto.Message) bool {
+	if err := h.guard.Authorize(p, method, msg); err != nil {
+		h.log.InfoContext(r.Context(), "post refused", "path", r.URL.Path, "subject", p.Subject, "tenant", p.Tenant, "err", err)
+		writeJSON(w, http.StatusForbidden, Problem{Error: err.Error()})
+		return false
+	}
+	return true
 }
 
 // Problem is the body of every error answer.
@@ -146,8 +186,16 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int, msg pr
 }
 
 func (h *handler) one(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.caller(w, r)
+	if !ok {
+		return
+	}
 	ev := &eventsv1.ServiceCompleted{}
 	if !h.read(w, r, h.app.EventLimit(), ev) {
+		return
+	}
+	// The rule of IngestService, held to the event the body is.
+	if !h.allowed(w, r, p, intakev1.IntakeService_IngestService_FullMethodName, &intakev1.IngestServiceRequest{Event: ev}) {
 		return
 	}
 	out, err := h.app.IngestService(r.Context(), app.IngestService{Event: ev, Source: "http"})
@@ -171,8 +219,15 @@ func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.caller(w, r)
+	if !ok {
+		return
+	}
 	req := &intakev1.IngestServicesRequest{}
 	if !h.read(w, r, maxBatchBytes, req) {
+		return
+	}
+	if !h.allowed(w, r, p, intakev1.IntakeService_IngestServices_FullMethodName, req) {
 		return
 	}
 	b, err := h.app.IngestBatch(r.Context(), app.IngestBatch{Events: req.GetEvents(), Source: "http"})

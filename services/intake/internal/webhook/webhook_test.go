@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
+	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
@@ -25,12 +26,27 @@ import (
 
 var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
+// setup serves the webhook to posts that carry the token of the default
+// tenant's integrator erp-demo unless they carry one of their own.
 func setup(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	pool, a := appFor(t)
-	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger()))
+	guard, is := servicetest.Guard(t, "intake")
+	srv := httptest.NewServer(withToken(t, is, issuer.Integrator("default", "erp-demo"), webhook.Handler(a, servicetest.Logger(), guard)))
 	t.Cleanup(srv.Close)
 	return srv, pool
+}
+
+// withToken gives requests without an Authorization header tok's.
+func withToken(t *testing.T, is *issuer.Issuer, tok issuer.Token, h http.Handler) http.Handler {
+	raw, err := is.Mint(tok)
+	require.NoError(t, err)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			r.Header.Set("Authorization", "Bearer "+raw)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func appFor(t *testing.T) (*pgxpool.Pool, *app.App) {
@@ -46,14 +62,7 @@ func appFor(t *testing.T) (*pgxpool.Pool, *app.App) {
 
 func post(t *testing.T, url, contentType, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(url, contentType, strings.NewReader(body))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var out map[string]any
-	require.NoError(t, json.Unmarshal(b, &out), string(b))
-	return resp.StatusCode, out
+	return send(t, "", url, contentType, body)
 }
 
 const good = `{"source_system":"erp-demo","source_event_id":"e-1","service_type":"purchase","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-1","name":"王芳","phone":"+8613800138000"}}`
@@ -69,7 +78,7 @@ func TestWebhook(t *testing.T) {
 	require.Equal(t, true, again["duplicate"])
 	require.Equal(t, out["service_id"], again["service_id"])
 
-	code, out = post(t, srv.URL+"/v1/services", "application/json", `{"source_system":"erp","source_event_id":"e-2","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"phone":"+8613800138000"}}`)
+	code, out = post(t, srv.URL+"/v1/services", "application/json", `{"source_system":"erp-demo","source_event_id":"e-2","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"phone":"+8613800138000"}}`)
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.Equal(t, "customer.external_id", out["violations"].([]any)[0].(map[string]any)["field"])
 	require.NotEmpty(t, out["rejected_event_id"])
@@ -81,7 +90,7 @@ func TestWebhook(t *testing.T) {
 	code, _ = post(t, srv.URL+"/v1/services", "text/plain", good)
 	require.Equal(t, http.StatusUnsupportedMediaType, code)
 
-	code, out = post(t, srv.URL+"/v1/services:batch", "application/json", `{"events":[`+good+`,{"source_system":"erp","source_event_id":"e-3","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-3","email":"c3@example.com"}}]}`)
+	code, out = post(t, srv.URL+"/v1/services:batch", "application/json", `{"events":[`+good+`,{"source_system":"erp-demo","source_event_id":"e-3","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-3","email":"c3@example.com"}}]}`)
 	require.Equal(t, http.StatusOK, code)
 	require.EqualValues(t, 1, out["accepted"])
 	require.EqualValues(t, 1, out["duplicates"])
@@ -108,10 +117,15 @@ func TestWebhookOnTheServiceHTTPPort(t *testing.T) {
 	gs := grpcserver.New(servicetest.Logger(), "127.0.0.1:0", "127.0.0.1:0")
 	require.NoError(t, gs.StartHTTP())
 	t.Cleanup(func() { require.NoError(t, gs.CloseHTTP(context.Background())) })
-	webhook.Register(gs.Handle, a, servicetest.Logger())
+	guard, is := servicetest.Guard(t, "intake")
+	webhook.Register(gs.Handle, a, servicetest.Logger(), guard)
 	base := "http://" + gs.HTTPAddr()
 
-	code, out := post(t, base+"/v1/services", "application/json", good)
+	code, _ := post(t, base+"/v1/services", "application/json", good)
+	require.Equal(t, http.StatusUnauthorized, code, "no token")
+	raw, err := is.Mint(issuer.Integrator("default", "erp-demo"))
+	require.NoError(t, err)
+	code, out := postAs(t, raw, base+"/v1/services", good)
 	require.Equal(t, http.StatusCreated, code)
 	require.NotEmpty(t, out["service_id"])
 	for _, path := range []string{"/openapi.json", "/healthz"} {
@@ -120,4 +134,77 @@ func TestWebhookOnTheServiceHTTPPort(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 	}
+}
+
+func postAs(t *testing.T, token, url, body string) (int, map[string]any) {
+	t.Helper()
+	return send(t, token, url, "application/json", body)
+}
+
+// send posts body, with token as the bearer when given, and decodes the
+// JSON answer.
+func send(t *testing.T, token, url, contentType, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", contentType)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(b, &out), string(b))
+	return resp.StatusCode, out
+}
+
+// TestWebhookChecksTheCaller: a post needs an integrator's token (401
+// without, before its body is even read: nothing is recorded), and an
+// integrator posts only for its own tenant and source system (403).
+func TestWebhookChecksTheCaller(t *testing.T) {
+	pool, a := appFor(t)
+	guard, is := servicetest.Guard(t, "intake")
+	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger(), guard))
+	t.Cleanup(srv.Close)
+	mint := func(tok issuer.Token) string {
+		raw, err := is.Mint(tok)
+		require.NoError(t, err)
+		return raw
+	}
+	erp := mint(issuer.Integrator("default", "erp-demo"))
+	for _, c := range []struct {
+		name, token, body string
+		want              int
+	}{
+		{"no token", "", good, http.StatusUnauthorized},
+		{"no token, malformed body", "", "{not json", http.StatusUnauthorized},
+		{"a bad token", "abc.def.ghi", good, http.StatusUnauthorized},
+		{"an agent", mint(issuer.Staff("default", "a-1")), good, http.StatusForbidden},
+		{"another source system", erp, strings.Replace(good, "erp-demo", "erp-other", 1), http.StatusForbidden},
+		{"another tenant", mint(issuer.Integrator("acme", "erp-demo")), strings.Replace(good, `{"source_system"`, `{"tenant_id":"default","source_system"`, 1), http.StatusForbidden},
+		{"a batch for another source system", erp, `{"events":[` + strings.Replace(good, "erp-demo", "erp-other", 1) + `]}`, http.StatusForbidden},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url := srv.URL + "/v1/services"
+			if strings.HasPrefix(c.body, `{"events"`) {
+				url += ":batch"
+			}
+			code, out := postAs(t, c.token, url, c.body)
+			require.Equal(t, c.want, code, "%v", out)
+			require.NotEmpty(t, out["error"])
+		})
+	}
+	var services, rejected int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM intake.services), (SELECT count(*) FROM intake.rejected_events)`).Scan(&services, &rejected))
+	require.Zero(t, services+rejected, "refused posts leave nothing behind")
+
+	// The integrator's own post: stored, under its tenant and source system.
+	code, out := postAs(t, erp, srv.URL+"/v1/services", strings.Replace(good, `"source_system":"erp-demo",`, "", 1))
+	require.Equal(t, http.StatusCreated, code, "%v", out)
+	var tenant, source string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT tenant_id, source_system FROM intake.services`).Scan(&tenant, &source))
+	require.Equal(t, []string{"default", "erp-demo"}, []string{tenant, source})
 }

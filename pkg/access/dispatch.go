@@ -1,0 +1,34 @@
+package access
+
+import (
+	"github.com/huifang/huifang/pkg/auth"
+	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+)
+
+// Dispatch is the dispatch service's permission table.
+func Dispatch() auth.Table {
+	holder := auth.Rule{Roles: roles(agent, leader), Self: map[string][]auth.Role{"agent_id": nil}, Scope: "only the agent that holds the task"}
+	work := func(perm string) auth.Rule { r := holder; r.Permission = perm; return r }
+	units := "a leader acts within the org units they lead"
+	return auth.Table{
+		dispatchv1.DispatchService_UpsertOrgUnit_FullMethodName: {Permission: "org.write", Roles: roles(admin)},
+		dispatchv1.DispatchService_ListOrgUnits_FullMethodName:  {Permission: "org.read", Roles: roles(agent, leader, director, admin)},
+		dispatchv1.DispatchService_UpsertAgent_FullMethodName:   {Permission: "agents.write", Roles: roles(admin)},
+		dispatchv1.DispatchService_ListAgents_FullMethodName:    {Permission: "agents.read", Roles: roles(leader, director, admin), Scope: units},
+		dispatchv1.DispatchService_ClaimNextTask_FullMethodName: {Permission: "tasks.claim", Roles: roles(agent, leader), Self: map[string][]auth.Role{"agent_id": nil}, Scope: "tasks assigned to the agent or claimable by their groups"},
+		dispatchv1.DispatchService_HeartbeatTask_FullMethodName: work("tasks.work"),
+		dispatchv1.DispatchService_RecordAttempt_FullMethodName: work("tasks.work"),
+		dispatchv1.DispatchService_ReleaseTask_FullMethodName:   work("tasks.work"),
+		dispatchv1.DispatchService_ListTasks_FullMethodName: {Permission: "tasks.read", Roles: roles(agent, leader, director),
+			Self:  map[string][]auth.Role{"agent_id": roles(leader, director), "leader_id": roles(director)},
+			Scope: "an agent lists their own tasks; " + units},
+		dispatchv1.DispatchService_ReassignTask_FullMethodName: {Permission: "tasks.reassign", Roles: roles(leader, director),
+			Self: map[string][]auth.Role{"leader_id": roles(director)}, Scope: units},
+		dispatchv1.DispatchService_ListDeadlineTasks_FullMethodName: {Permission: "tasks.read", Roles: roles(leader, director),
+			Self: map[string][]auth.Role{"leader_id": roles(director)}, Scope: units},
+		dispatchv1.DispatchService_UpsertTemplate_FullMethodName:        {Permission: "templates.write", Roles: roles(admin)},
+		dispatchv1.DispatchService_SetCustomerVariables_FullMethodName:  {Permission: "messages.variables", Roles: roles(admin, integr)},
+		dispatchv1.DispatchService_ListMessages_FullMethodName:          {Permission: "messages.read", Roles: roles(agent, leader, director), Scope: "the messages of tasks in the caller's scope"},
+		dispatchv1.DispatchService_RecordDeliveryReceipt_FullMethodName: {Permission: "messages.receipt", Roles: roles(integr)},
+	}
+}

@@ -1,0 +1,26 @@
+package access
+
+import (
+	"github.com/huifang/huifang/pkg/auth"
+	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+)
+
+// Intake is the intake service's permission table.
+func Intake() auth.Table {
+	const assigned = "an agent reads only the customers of tasks assigned to them or claimable by their groups; a leader only those of their org units"
+	return auth.Table{
+		intakev1.IntakeService_IngestService_FullMethodName:            {Permission: "services.ingest", Roles: roles(integr), Scope: "only the integrator's own source_system"},
+		intakev1.IntakeService_IngestServices_FullMethodName:           {Permission: "services.ingest", Roles: roles(integr), Scope: "only the integrator's own source_system"},
+		intakev1.IntakeService_GetCustomer_FullMethodName:              {Permission: "customers.read", Roles: roles(agent, leader, director, owner), Scope: assigned},
+		intakev1.IntakeService_ListCustomers_FullMethodName:            {Permission: "customers.list", Roles: roles(leader, director), Scope: "a leader sees the customers of their org units"},
+		intakev1.IntakeService_UpdateContactPreferences_FullMethodName: {Permission: "customers.preferences", Roles: roles(agent, leader, director, integr), Scope: assigned},
+		intakev1.IntakeService_SetCustomerOwners_FullMethodName:        {Permission: "customers.owners", Roles: roles(director, admin, integr)},
+		intakev1.IntakeService_ImportCustomers_FullMethodName:          {Permission: "customers.import", Roles: roles(admin, integr)},
+		intakev1.IntakeService_RegisterServiceType_FullMethodName:      {Permission: "service-types.write", Roles: roles(admin)},
+		intakev1.IntakeService_ListServiceTypes_FullMethodName:         {Permission: "service-types.read", Roles: roles(leader, director, admin, integr)},
+		intakev1.IntakeService_ListRejectedEvents_FullMethodName:       {Permission: "rejects.read", Roles: roles(admin)},
+		intakev1.IntakeService_GetRejectedEvent_FullMethodName:         {Permission: "rejects.read", Roles: roles(admin)},
+		intakev1.IntakeService_ReplayRejectedEvent_FullMethodName:      {Permission: "rejects.replay", Roles: roles(admin), Scope: "the replay keeps the rejected input's tenant"},
+		intakev1.IntakeService_RehashContacts_FullMethodName:           {Permission: "maintenance.rehash", Roles: roles(operator)},
+	}
+}

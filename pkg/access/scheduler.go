@@ -1,0 +1,35 @@
+package access
+
+import (
+	"github.com/huifang/huifang/pkg/auth"
+	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
+)
+
+// Scheduler is the scheduler's permission table. A platform operator may
+// write policies for every tenant (tenant_id "*"); no one else may.
+func Scheduler() auth.Table {
+	write := func(perm string) auth.Rule {
+		return auth.Rule{Permission: perm, Roles: roles(admin, operator), AllTenants: true}
+	}
+	read := func(perm string) auth.Rule {
+		return auth.Rule{Permission: perm, Roles: roles(leader, director, admin, operator), AllTenants: true}
+	}
+	visits := "a leader acts on the visits of their org units"
+	return auth.Table{
+		schedulerv1.SchedulerService_CreatePolicy_FullMethodName:           write("policies.write"),
+		schedulerv1.SchedulerService_UpdatePolicy_FullMethodName:           write("policies.write"),
+		schedulerv1.SchedulerService_ActivatePolicy_FullMethodName:         write("policies.write"),
+		schedulerv1.SchedulerService_DeactivatePolicy_FullMethodName:       write("policies.write"),
+		schedulerv1.SchedulerService_LoadPolicyPack_FullMethodName:         write("packs.load"),
+		schedulerv1.SchedulerService_SimulatePolicy_FullMethodName:         write("policies.simulate"),
+		schedulerv1.SchedulerService_GetPolicy_FullMethodName:              read("policies.read"),
+		schedulerv1.SchedulerService_ListPolicies_FullMethodName:           read("policies.read"),
+		schedulerv1.SchedulerService_ListPolicyPacks_FullMethodName:        read("packs.read"),
+		schedulerv1.SchedulerService_ListPlannedVisits_FullMethodName:      {Permission: "visits.read", Roles: roles(leader, director), Scope: visits},
+		schedulerv1.SchedulerService_ExplainVisit_FullMethodName:           {Permission: "visits.explain", Roles: roles(agent, leader, director, admin), Scope: "an agent asks about the visits of their tasks; " + visits},
+		schedulerv1.SchedulerService_ReschedulePlannedVisit_FullMethodName: {Permission: "visits.write", Roles: roles(leader, director), Scope: visits},
+		schedulerv1.SchedulerService_CancelPlannedVisit_FullMethodName:     {Permission: "visits.write", Roles: roles(leader, director), Scope: visits},
+		schedulerv1.SchedulerService_SetContactPolicy_FullMethodName:       {Permission: "contact-policy.write", Roles: roles(admin)},
+		schedulerv1.SchedulerService_GetContactPolicy_FullMethodName:       {Permission: "contact-policy.read", Roles: roles(agent, leader, director, admin)},
+	}
+}

@@ -1,0 +1,198 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// TokenVerifier turns a bearer token into its principal; *Verifier is the
+// real one.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (Principal, error)
+}
+
+// Guard authenticates every gRPC call and enforces one permission table: the
+// one interceptor of a service. Health checks need no token; reflection
+// needs any valid token; every other method needs a rule in the table, a
+// role the rule names, and a request within the caller's scope (Bind).
+type Guard struct {
+	log      *slog.Logger
+	verifier atomic.Pointer[TokenVerifier]
+	table    atomic.Pointer[Table]
+}
+
+// NewGuard returns a guard that refuses every method until SetTable; with a
+// nil verifier, every call is Unavailable until SetVerifier.
+func NewGuard(log *slog.Logger, v TokenVerifier) *Guard {
+	g := &Guard{log: log}
+	if v != nil {
+		g.SetVerifier(v)
+	}
+	return g
+}
+
+// SetVerifier sets how tokens are checked.
+func (g *Guard) SetVerifier(v TokenVerifier) { g.verifier.Store(&v) }
+
+// SetTable sets the permission table.
+func (g *Guard) SetTable(t Table) { g.table.Store(&t) }
+
+// Table returns the permission table (empty before SetTable).
+func (g *Guard) Table() Table {
+	if t := g.table.Load(); t != nil {
+		return *t
+	}
+	return Table{}
+}
+
+// CoversServices checks the table against the services registered on a
+// gRPC server (GetServiceInfo; health and reflection left out): a service
+// refuses to start when one of its RPCs has no rule.
+func (g *Guard) CoversServices(services map[string]grpc.ServiceInfo) error {
+	t := g.Table()
+	var missing []string
+	for name, info := range services {
+		if public(name) {
+			continue
+		}
+		for _, m := range info.Methods {
+			if _, ok := t["/"+name+"/"+m.Name]; !ok {
+				missing = append(missing, "/"+name+"/"+m.Name)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("auth: the permission table has no rule for %v", missing)
+	}
+	return nil
+}
+
+// public tells whether a service is open without a token (health) or to
+// any valid token (reflection).
+func public(service string) bool {
+	return strings.HasPrefix(service, "grpc.health.") || strings.HasPrefix(service, "grpc.reflection.")
+}
+
+// Unary is the guard as a unary interceptor.
+func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if strings.HasPrefix(info.FullMethod, "/grpc.health.") {
+		return handler(ctx, req)
+	}
+	p, err := g.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msg, ok := req.(proto.Message)
+	if !ok {
+		return nil, status.Error(codes.Internal, "auth: request is not a protobuf message")
+	}
+	if err := g.Authorize(p, info.FullMethod, msg); err != nil {
+		g.log.InfoContext(ctx, "call refused", "method", info.FullMethod, "subject", p.Subject, "tenant", p.Tenant, "err", err)
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	return handler(With(ctx, p), req)
+}
+
+// Stream is the guard as a stream interceptor: health needs no token,
+// reflection any valid one, and no other streaming method exists.
+func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, "/grpc.health.") {
+		return handler(srv, ss)
+	}
+	p, err := g.authenticate(ss.Context())
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(info.FullMethod, "/grpc.reflection.") {
+		return status.Error(codes.PermissionDenied, "permission denied: no rule for "+info.FullMethod)
+	}
+	return handler(srv, &principalStream{ServerStream: ss, ctx: With(ss.Context(), p)})
+}
+
+type principalStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *principalStream) Context() context.Context { return s.ctx }
+
+// Authorize checks that p may call method with req and binds req to p (Bind).
+func (g *Guard) Authorize(p Principal, method string, req proto.Message) error {
+	rule, ok := g.Table()[method]
+	if !ok {
+		return &Denied{Reason: "no permission rule for " + method}
+	}
+	if !rule.Allows(p) {
+		return &Denied{Reason: fmt.Sprintf("%s needs one of the roles %v", rule.Permission, rule.Roles)}
+	}
+	return Bind(p, rule, req)
+}
+
+func (g *Guard) authenticate(ctx context.Context) (Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	p, err := g.verify(ctx, md.Get("authorization"))
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return Principal{}, status.Error(codes.Unauthenticated, err.Error())
+	case err != nil:
+		return Principal{}, status.Error(codes.Unavailable, err.Error())
+	}
+	return p, nil
+}
+
+// ErrUnavailable says tokens cannot be checked for the moment (the
+// issuer's keys could not be fetched): the caller should try again.
+var ErrUnavailable = errors.New("the token could not be checked now; try again")
+
+// AuthenticateHTTP returns the principal of an HTTP request's
+// "Authorization: Bearer" header. Its errors wrap ErrUnauthenticated (answer
+// 401) or ErrUnavailable (answer 503).
+func (g *Guard) AuthenticateHTTP(r *http.Request) (Principal, error) {
+	return g.verify(r.Context(), r.Header.Values("Authorization"))
+}
+
+func (g *Guard) verify(ctx context.Context, header []string) (Principal, error) {
+	raw, err := bearer(header)
+	if err != nil {
+		return Principal{}, err
+	}
+	v := g.verifier.Load()
+	if v == nil {
+		return Principal{}, ErrUnavailable
+	}
+	p, err := (*v).Verify(ctx, raw)
+	if err != nil {
+		if !errors.Is(err, ErrUnauthenticated) {
+			g.log.WarnContext(ctx, "token check failed", "err", err)
+			return Principal{}, ErrUnavailable
+		}
+		return Principal{}, err
+	}
+	return p, nil
+}
+
+// bearer returns the token of an authorization header (gRPC metadata or
+// HTTP).
+func bearer(vals []string) (string, error) {
+	if len(vals) == 0 {
+		return "", fmt.Errorf("%w: no bearer token (authorization: Bearer <token>)", ErrUnauthenticated)
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
+		return "", fmt.Errorf("%w: the authorization header is not \"Bearer <token>\"", ErrUnauthenticated)
+	}
+	return strings.TrimSpace(tok), nil
+}
