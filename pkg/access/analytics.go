@@ -7,7 +7,7 @@ import (
 
 // Analytics is the analytics service's permission table.
 func Analytics() auth.Table {
-	units := "a leader reads the figures of the org units they lead"
+	units := "a leader names one of the org units its token names (filter.org_unit)"
 	figures := func(extra ...auth.Role) auth.Rule {
 		return auth.Rule{Permission: "figures.read", Roles: append(roles(leader, director, admin), extra...), Scope: units}
 	}

@@ -9,7 +9,7 @@ import (
 func Dispatch() auth.Table {
 	holder := auth.Rule{Roles: roles(agent, leader), Self: map[string][]auth.Role{"agent_id": nil}, Scope: "only the agent that holds the task"}
 	work := func(perm string) auth.Rule { r := holder; r.Permission = perm; return r }
-	units := "a leader acts within the org units they lead"
+	units := "a leader acts within the groups it oversees in dispatch's org tree (its groups, the units it leads and those below)"
 	return auth.Table{
 		dispatchv1.DispatchService_UpsertOrgUnit_FullMethodName: {Permission: "org.write", Roles: roles(admin)},
 		dispatchv1.DispatchService_ListOrgUnits_FullMethodName:  {Permission: "org.read", Roles: roles(agent, leader, director, admin)},
@@ -28,7 +28,7 @@ func Dispatch() auth.Table {
 			Self: map[string][]auth.Role{"leader_id": roles(director)}, Scope: units},
 		dispatchv1.DispatchService_UpsertTemplate_FullMethodName:        {Permission: "templates.write", Roles: roles(admin)},
 		dispatchv1.DispatchService_SetCustomerVariables_FullMethodName:  {Permission: "messages.variables", Roles: roles(admin, integr)},
-		dispatchv1.DispatchService_ListMessages_FullMethodName:          {Permission: "messages.read", Roles: roles(agent, leader, director), Scope: "the messages of tasks in the caller's scope"},
+		dispatchv1.DispatchService_ListMessages_FullMethodName:          {Permission: "messages.read", Roles: roles(agent, leader, director), Scope: "an agent or a leader names a task assigned to it or of a group it oversees"},
 		dispatchv1.DispatchService_RecordDeliveryReceipt_FullMethodName: {Permission: "messages.receipt", Roles: roles(integr)},
 	}
 }

@@ -10,14 +10,14 @@ func Feedback() auth.Table {
 	me := func(field string, over ...auth.Role) map[string][]auth.Role {
 		return map[string][]auth.Role{field: over}
 	}
-	records := "an agent reads their own records; a leader those of their org units"
-	complaints := "a department owner acts on the complaints routed to their departments"
+	records := "an agent reaches only the records it logged"
+	complaints := "a department owner acts on the complaints routed to the departments its token names"
 	questionnaires := auth.Rule{Permission: "questionnaires.read", Roles: roles(agent, leader, director, qa, admin)}
 	return auth.Table{
 		feedbackv1.FeedbackService_LogVisit_FullMethodName:               {Permission: "records.write", Roles: roles(agent, leader), Self: me("agent_id"), Scope: "visits of tasks the agent holds"},
 		feedbackv1.FeedbackService_GetVisitRecord_FullMethodName:         {Permission: "records.read", Roles: roles(agent, leader, director, qa), Scope: records},
 		feedbackv1.FeedbackService_ListVisitRecords_FullMethodName:       {Permission: "records.read", Roles: roles(agent, leader, director, qa), Self: me("agent_id", leader, director, qa), Scope: records},
-		feedbackv1.FeedbackService_AmendVisitRecord_FullMethodName:       {Permission: "records.amend", Roles: roles(agent, leader), Self: me("by"), Scope: "an agent amends their own records; a leader those of their org units"},
+		feedbackv1.FeedbackService_AmendVisitRecord_FullMethodName:       {Permission: "records.amend", Roles: roles(agent, leader), Self: me("by"), Scope: records},
 		feedbackv1.FeedbackService_SignOffVisitRecord_FullMethodName:     {Permission: "records.sign", Roles: roles(leader, director), Self: me("leader_id"), Scope: "records of the org units the leader leads"},
 		feedbackv1.FeedbackService_CreateQuestionnaire_FullMethodName:    {Permission: "questionnaires.write", Roles: roles(admin)},
 		feedbackv1.FeedbackService_SetPolicyQuestionnaire_FullMethodName: {Permission: "questionnaires.write", Roles: roles(admin)},

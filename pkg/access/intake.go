@@ -7,13 +7,15 @@ import (
 
 // Intake is the intake service's permission table.
 func Intake() auth.Table {
-	const assigned = "an agent reads only the customers of tasks assigned to them or claimable by their groups; a leader only those of their org units"
+	// An agent reaches a customer through the task it holds (dispatch's
+	// Task carries the customer), not through intake's archive.
+	const units = "a leader reaches only the customers of the org units it leads (org_units of its token)"
 	return auth.Table{
 		intakev1.IntakeService_IngestService_FullMethodName:            {Permission: "services.ingest", Roles: roles(integr), Scope: "only the integrator's own source_system"},
 		intakev1.IntakeService_IngestServices_FullMethodName:           {Permission: "services.ingest", Roles: roles(integr), Scope: "only the integrator's own source_system"},
-		intakev1.IntakeService_GetCustomer_FullMethodName:              {Permission: "customers.read", Roles: roles(agent, leader, director, owner), Scope: assigned},
-		intakev1.IntakeService_ListCustomers_FullMethodName:            {Permission: "customers.list", Roles: roles(leader, director), Scope: "a leader sees the customers of their org units"},
-		intakev1.IntakeService_UpdateContactPreferences_FullMethodName: {Permission: "customers.preferences", Roles: roles(agent, leader, director, integr), Scope: assigned},
+		intakev1.IntakeService_GetCustomer_FullMethodName:              {Permission: "customers.read", Roles: roles(leader, director, owner), Scope: units},
+		intakev1.IntakeService_ListCustomers_FullMethodName:            {Permission: "customers.list", Roles: roles(director)},
+		intakev1.IntakeService_UpdateContactPreferences_FullMethodName: {Permission: "customers.preferences", Roles: roles(leader, director, integr), Scope: "a customer's wishes heard on a call are recorded by the agent's RecordAttempt (opted out, windows); " + units},
 		intakev1.IntakeService_SetCustomerOwners_FullMethodName:        {Permission: "customers.owners", Roles: roles(director, admin, integr)},
 		intakev1.IntakeService_ImportCustomers_FullMethodName:          {Permission: "customers.import", Roles: roles(admin, integr)},
 		intakev1.IntakeService_RegisterServiceType_FullMethodName:      {Permission: "service-types.write", Roles: roles(admin)},

@@ -14,7 +14,7 @@ func Scheduler() auth.Table {
 	read := func(perm string) auth.Rule {
 		return auth.Rule{Permission: perm, Roles: roles(leader, director, admin, operator), AllTenants: true}
 	}
-	visits := "a leader acts on the visits of their org units"
+	visits := "a leader acts on the visits of the org units its token names (org_unit is required to list)"
 	return auth.Table{
 		schedulerv1.SchedulerService_CreatePolicy_FullMethodName:           write("policies.write"),
 		schedulerv1.SchedulerService_UpdatePolicy_FullMethodName:           write("policies.write"),
@@ -26,7 +26,7 @@ func Scheduler() auth.Table {
 		schedulerv1.SchedulerService_ListPolicies_FullMethodName:           read("policies.read"),
 		schedulerv1.SchedulerService_ListPolicyPacks_FullMethodName:        read("packs.read"),
 		schedulerv1.SchedulerService_ListPlannedVisits_FullMethodName:      {Permission: "visits.read", Roles: roles(leader, director), Scope: visits},
-		schedulerv1.SchedulerService_ExplainVisit_FullMethodName:           {Permission: "visits.explain", Roles: roles(agent, leader, director, admin), Scope: "an agent asks about the visits of their tasks; " + visits},
+		schedulerv1.SchedulerService_ExplainVisit_FullMethodName:           {Permission: "visits.explain", Roles: roles(agent, leader, director, admin), Scope: "an agent or a leader asks about the visits of the org units its token names"},
 		schedulerv1.SchedulerService_ReschedulePlannedVisit_FullMethodName: {Permission: "visits.write", Roles: roles(leader, director), Scope: visits},
 		schedulerv1.SchedulerService_CancelPlannedVisit_FullMethodName:     {Permission: "visits.write", Roles: roles(leader, director), Scope: visits},
 		schedulerv1.SchedulerService_SetContactPolicy_FullMethodName:       {Permission: "contact-policy.write", Roles: roles(admin)},

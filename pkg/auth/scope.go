@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -160,4 +161,29 @@ func self(p Principal, r Rule, m protoreflect.Message, check bool) error {
 		}
 	}
 	return nil
+}
+
+// Deny returns the refusal of a scope check of the application: field (may
+// be empty) and why the caller may not act there. It is an
+// ErrPermissionDenied, answered PermissionDenied.
+func Deny(field, reason string) error { return &Denied{Field: field, Reason: reason} }
+
+// Restricted returns the caller of ctx when it is held to its own work or
+// units: it holds none of the roles that see the whole tenant (wide).
+// Calls without a principal (consumers, loops, tests of the application)
+// are not restricted.
+func Restricted(ctx context.Context, wide ...Role) (Principal, bool) {
+	p, ok := From(ctx)
+	if !ok || p.HasAny(wide...) || p.Has(PlatformOperator) {
+		return Principal{}, false
+	}
+	return p, true
+}
+
+// InUnits tells whether unit is one of the principal's org units.
+func (p Principal) InUnits(unit string) bool { return unit != "" && slices.Contains(p.OrgUnits, unit) }
+
+// InDepartments tells whether department is one the principal answers for.
+func (p Principal) InDepartments(department string) bool {
+	return department != "" && slices.Contains(p.Departments, department)
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/postgres"
 )
@@ -266,7 +267,8 @@ func (s *Server) errorsUnary(ctx context.Context, req any, info *grpc.UnaryServe
 }
 
 // Status turns an error into a gRPC status error: *invalid.Error becomes
-// InvalidArgument with field violations, an error that already carries a
+// InvalidArgument with field violations, auth.ErrPermissionDenied (a scope
+// check of the application) PermissionDenied, an error that already carries a
 // status keeps it, context errors keep their meaning, and anything else is
 // logged and answered as Internal without details.
 func Status(ctx context.Context, log *slog.Logger, err error) error {
@@ -288,6 +290,9 @@ func Status(ctx context.Context, log *slog.Logger, err error) error {
 		return err
 	}
 	switch {
+	case errors.Is(err, auth.ErrPermissionDenied):
+		// A scope check of the application: the caller may not act on this.
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -102,6 +102,17 @@ func TestCallersAreChecked(t *testing.T) {
 		return resp.GetRecord(), err == nil, err
 	})
 	require.Equal(t, agent, rec.GetAgentId())
+	// Scope beyond the table: another agent reads neither the task's
+	// messages nor, as any agent, intake's customer archive; a leader signs
+	// only the records of its org units.
+	a2 := issuer.Token{Subject: "zhou", Claims: auth.Claims{Tenant: tenant, Roles: []string{"agent"}, AgentID: "a-2"}}
+	_, err = s.dispatch.ListMessages(as(a2), &dispatchv1.ListMessagesRequest{TaskId: task.GetId()})
+	require.Equal(t, codes.PermissionDenied, code(err), "%v", err)
+	_, err = s.intake.GetCustomer(as(agentA1), &intakev1.GetCustomerRequest{Id: task.GetCustomer().GetId()})
+	require.Equal(t, codes.PermissionDenied, code(err), "%v", err)
+	south := issuer.Token{Subject: "sun", Claims: auth.Claims{Tenant: tenant, Roles: []string{"leader"}, AgentID: "l-9", OrgUnits: []string{"south"}}}
+	_, err = s.feedback.SignOffVisitRecord(as(south), &feedbackv1.SignOffVisitRecordRequest{RecordId: rec.GetId(), Approved: true})
+	require.Equal(t, codes.PermissionDenied, code(err), "%v", err)
 	// A leader signs off as itself only.
 	leader := issuer.Token{Subject: "wang-lei", Claims: auth.Claims{Tenant: tenant, Roles: []string{"leader"}, AgentID: "l-1"}}
 	_, err = s.feedback.SignOffVisitRecord(as(leader), &feedbackv1.SignOffVisitRecordRequest{RecordId: rec.GetId(), LeaderId: "l-2", Approved: true})

@@ -20,17 +20,20 @@ const tokenTTL = 30 * 24 * time.Hour
 // devTokens are the people (and systems) of the demo tenant that get a ready
 // token, by file name.
 func devTokens() map[string]issuer.Token {
+	// The demo's branches (loadDemo's events): the leader leads them, and
+	// the agent belongs to them.
+	units := []string{"shanghai-pudong", "beijing-chaoyang", "guangzhou-tianhe"}
 	person := func(sub, agent string, roles ...auth.Role) issuer.Token {
 		var rs []string
 		for _, r := range roles {
 			rs = append(rs, string(r))
 		}
-		return issuer.Token{Subject: sub, TTL: tokenTTL, Claims: auth.Claims{Tenant: "default", Roles: rs, AgentID: agent, OrgUnits: []string{"default"}}}
+		return issuer.Token{Subject: sub, TTL: tokenTTL, Claims: auth.Claims{Tenant: "default", Roles: rs, AgentID: agent, OrgUnits: units}}
 	}
 	integrator := issuer.Integrator("default", "erp-demo")
 	integrator.TTL = tokenTTL
 	owner := person("owner-1", "", auth.DepartmentOwner)
-	owner.Departments = []string{"after-sales"}
+	owner.Departments = []string{"after_sales"}
 	operator := issuer.Operator()
 	operator.TTL = tokenTTL
 	return map[string]issuer.Token{

@@ -353,8 +353,8 @@ What to try next:
   grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/agent.jwt)" -d '{"visit_id":"VISIT_ID","answers":[{"aspect":"overall","rating":"RATING_SATISFIED"}]}' %s huifang.feedback.v1.FeedbackService/LogVisit
   # the seed-003 satisfaction rate
   grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/director.jwt)" -d '{"aspect":"overall"}' %s huifang.analytics.v1.AnalyticsService/GetSatisfaction
-  # the follow-ups the policies planned
-  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/leader.jwt)" -d '{}' %s huifang.scheduler.v1.SchedulerService/ListPlannedVisits
+  # the follow-ups the policies planned in one of the leader's org units
+  grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/leader.jwt)" -d '{"org_unit":"shanghai-pudong"}' %s huifang.scheduler.v1.SchedulerService/ListPlannedVisits
   # inputs intake refused, with the reason
   grpcurl -plaintext -H "authorization: Bearer $(cat .dev/tokens/admin.jwt)" -d '{}' %s huifang.intake.v1.IntakeService/ListRejectedEvents
   # publish another completed service

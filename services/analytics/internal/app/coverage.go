@@ -22,6 +22,9 @@ type Coverage struct {
 // month or year), visit completion, response rate, unreachable rate, contact
 // success, won-back customers and services of a scope.
 func (a *App) Coverage(ctx context.Context, s Scope) (Coverage, error) {
+	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
+		return Coverage{}, err
+	}
 	t, err := a.Targets(ctx, s.Tenant)
 	if err != nil {
 		return Coverage{}, err

@@ -110,6 +110,9 @@ type Timeliness struct {
 
 // Timeliness returns the policy-deadline and 48-hour timeliness of a scope.
 func (a *App) Timeliness(ctx context.Context, s Scope) (Timeliness, error) {
+	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
+		return Timeliness{}, err
+	}
 	rs, err := a.Figures(ctx, s, figures.Timeliness, figures.Timeliness48h)
 	if err != nil {
 		return Timeliness{}, err

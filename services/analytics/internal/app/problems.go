@@ -27,6 +27,9 @@ type Problems struct {
 // Problems returns problem counts, seed 001's product flags and complaint
 // resolution of a scope.
 func (a *App) Problems(ctx context.Context, s Scope) (Problems, error) {
+	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
+		return Problems{}, err
+	}
 	t, err := a.Targets(ctx, s.Tenant)
 	if err != nil {
 		return Problems{}, err

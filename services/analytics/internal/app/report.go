@@ -25,6 +25,9 @@ type ReportOf struct {
 // its end, the agents and the incentive ledger. It reads nothing that
 // depends on when it runs, so the same period renders to the same bytes.
 func (a *App) Report(ctx context.Context, of ReportOf) (*report.Report, error) {
+	if err := unitInScope(ctx, of.OrgUnit); err != nil {
+		return nil, err
+	}
 	t, err := a.Targets(ctx, of.Tenant)
 	if err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ type Satisfaction struct {
 // Satisfaction returns every aspect's votes and rate, the one of aspect
 // (rated or not), and the NPS answers of a scope.
 func (a *App) Satisfaction(ctx context.Context, s Scope, aspect string) (Satisfaction, error) {
+	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
+		return Satisfaction{}, err
+	}
 	t, err := a.Targets(ctx, s.Tenant)
 	if err != nil {
 		return Satisfaction{}, err

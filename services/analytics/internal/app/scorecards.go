@@ -18,6 +18,9 @@ import (
 // is in time when made by the policy's deadline, or made at all when it has
 // none.
 func (a *App) Scorecards(ctx context.Context, s Scope) (figures.Scorecards, error) {
+	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
+		return figures.Scorecards{}, err
+	}
 	t, err := a.Targets(ctx, s.Tenant)
 	if err != nil {
 		return figures.Scorecards{}, err

@@ -22,6 +22,9 @@ type Point struct {
 // month. A figure that is not a ratio of counters, or more than
 // figures.MaxPoints periods, is refused with an *invalid.Error.
 func (a *App) Trend(ctx context.Context, s Scope, figure string, g figures.Granularity) ([]Point, error) {
+	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
+		return nil, err
+	}
 	sp, ok := figures.SpecOf(figure)
 	if !ok {
 		return nil, invalid.New("figure", figures.TrendableRule)

@@ -18,6 +18,7 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
@@ -300,4 +301,44 @@ func TestBuiltinTemplate(t *testing.T) {
 	_, err := b.a.SendDue(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, []string{"王芳您好！感谢您选择我们的服务，如对本次服务有任何意见，欢迎随时联系我们。"}, b.fake.delivered)
+}
+
+// TestMessagesInScope: an agent reads the messages of a task assigned to it
+// only, a leader those of the groups it oversees, a director any; an agent
+// or leader must name the task (the texts carry the customer's number).
+func TestMessagesInScope(t *testing.T) {
+	b := setupSend(t)
+	b.seed002(t)
+	mine := b.addSMS(t, "v-1", func(x *task.Task) { x.AgentID, x.Group = "a-1", "g-east" })
+	other := b.addSMS(t, "v-2", func(x *task.Task) { x.AgentID, x.Group = "a-2", "g-west" })
+	_, err := b.a.SendDue(context.Background())
+	require.NoError(t, err)
+	for _, x := range []task.Task{mine, other} { // as a claim or reassignment leaves them
+		_, err := b.pool.Exec(context.Background(), `UPDATE tasks SET agent_id = $2 WHERE id = $1`, x.ID, x.AgentID)
+		require.NoError(t, err)
+	}
+	as := func(p auth.Principal) context.Context { return auth.With(context.Background(), p) }
+	agent := auth.Principal{Subject: "u-1", Tenant: "default", Roles: []auth.Role{auth.Agent}, AgentID: "a-1"}
+
+	msgs, err := b.a.ListMessages(as(agent), "default", mine.ID, "", 10)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	_, err = b.a.ListMessages(as(agent), "default", other.ID, "", 10)
+	require.ErrorIs(t, err, auth.ErrPermissionDenied, "another agent's task")
+	_, err = b.a.ListMessages(as(agent), "default", "", "", 10)
+	require.ErrorIs(t, err, auth.ErrPermissionDenied, "every task's messages")
+
+	// The leader of group g-east sees east's task, not west's.
+	_, err = b.a.UpsertAgent(context.Background(), task.Agent{Tenant: "default", ID: "l-1", Name: "lead", Role: task.RoleLeader, Groups: []string{"g-east"}})
+	require.NoError(t, err)
+	leader := auth.Principal{Subject: "u-2", Tenant: "default", Roles: []auth.Role{auth.Leader}, AgentID: "l-1"}
+	_, err = b.a.ListMessages(as(leader), "default", mine.ID, "", 10)
+	require.NoError(t, err)
+	_, err = b.a.ListMessages(as(leader), "default", other.ID, "", 10)
+	require.ErrorIs(t, err, auth.ErrPermissionDenied)
+
+	director := auth.Principal{Subject: "u-3", Tenant: "default", Roles: []auth.Role{auth.Director}}
+	msgs, err = b.a.ListMessages(as(director), "default", "", "", 10)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
 }

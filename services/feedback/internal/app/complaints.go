@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
@@ -33,6 +34,9 @@ func (a *App) GetComplaint(ctx context.Context, tenantID, id string) (ComplaintV
 		return ComplaintView{}, refuse(ErrNotFound, "complaint %s not found", id)
 	}
 	if err != nil {
+		return ComplaintView{}, err
+	}
+	if err := complaintInScope(ctx, c, auth.Agent); err != nil {
 		return ComplaintView{}, err
 	}
 	h, err := store.History(ctx, a.DB, id)
@@ -61,8 +65,12 @@ func (a *App) ListComplaints(ctx context.Context, in ComplaintList) ([]complaint
 	if status != "" && !slices.Contains(complaint.Statuses, status) {
 		return nil, invalid.New("status", "must be one of "+strings.Join(complaint.Statuses, ", "))
 	}
+	department, err := complaintQueue(ctx, strings.TrimSpace(in.Department))
+	if err != nil {
+		return nil, err
+	}
 	return store.ListComplaints(ctx, a.DB, store.ComplaintFilter{Tenant: tenant.Or(in.Tenant), Status: status,
-		Department: strings.TrimSpace(in.Department), AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit})
+		Department: department, AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit})
 }
 
 // required adds a violation for each blank field (name, value).
@@ -80,6 +88,9 @@ func (a *App) change(ctx context.Context, tx pgx.Tx, tenantID, id string, decide
 	now := a.now()
 	var steps []complaint.Step
 	c, err := store.UpdateComplaint(ctx, tx, tenant.Or(tenantID), strings.TrimSpace(id), func(c *complaint.Complaint) error {
+		if err := complaintInScope(ctx, *c); err != nil {
+			return err
+		}
 		var err error
 		steps, err = decide(c, now)
 		return err

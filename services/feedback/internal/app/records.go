@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
@@ -36,6 +37,9 @@ func (a *App) GetRecord(ctx context.Context, tenantID, id string) (RecordView, e
 		return RecordView{}, refuse(ErrNotFound, "no record with id or visit id %q", id)
 	}
 	if err != nil {
+		return RecordView{}, err
+	}
+	if err := recordInScope(ctx, rec); err != nil {
 		return RecordView{}, err
 	}
 	amendments, err := store.Amendments(ctx, a.DB, rec.ID)
@@ -96,6 +100,9 @@ func (a *App) AmendRecordTx(ctx context.Context, tx pgx.Tx, d record.AmendDraft)
 	if err != nil {
 		return Amended{}, err
 	}
+	if err := recordInScope(ctx, rec); err != nil {
+		return Amended{}, err
+	}
 	list, err := store.Amendments(ctx, tx, rec.ID)
 	if err != nil {
 		return Amended{}, err
@@ -149,6 +156,10 @@ func (a *App) SignOffRecordTx(ctx context.Context, tx pgx.Tx, in SignOff) (recor
 	}
 	if err != nil {
 		return record.SignOff{}, err
+	}
+	// A leader signs the records of the org units its token names.
+	if p, ok := auth.Restricted(ctx, auth.Director); ok && !p.InUnits(rec.OrgUnit) {
+		return record.SignOff{}, auth.Deny("record_id", "the record belongs to an org unit the caller does not lead")
 	}
 	s.RecordID = rec.ID
 	return s, store.AddSignOff(ctx, tx, tenantID, s)

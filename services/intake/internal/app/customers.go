@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 	"github.com/huifang/huifang/services/intake/internal/store"
 	"github.com/huifang/huifang/services/intake/internal/tier"
@@ -20,6 +21,11 @@ func (a *App) GetCustomer(ctx context.Context, q CustomerQuery) (*archive.Custom
 	c, err := a.Store.Customer(ctx, a.DB, store.CustomerKey(q))
 	if err != nil {
 		return nil, notFound("customer", err)
+	}
+	// A leader reads the customers of the org units it leads; a director
+	// and a department owner (who handles the customer's complaint) any.
+	if p, ok := auth.Restricted(ctx, auth.Director, auth.DepartmentOwner); ok && !p.InUnits(c.OrgUnit) {
+		return nil, auth.Deny("id", "the customer belongs to an org unit the caller does not lead")
 	}
 	if err := a.Store.Figures(ctx, a.DB, c.TenantID, tier.ScopeAt(a.Now()), []*archive.Customer{c}); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 	"github.com/huifang/huifang/services/intake/internal/ingest"
@@ -47,7 +48,15 @@ func (a *App) UpdateContactPreferencesTx(ctx context.Context, tx pgx.Tx, in Upda
 	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
 		return c.SetPreferences(in.Preferences)
 	})
-	return c, refusedAs("preferences", err)
+	if err != nil {
+		return nil, refusedAs("preferences", err)
+	}
+	// A leader changes the customers of the org units it leads (the error
+	// rolls the transaction back).
+	if p, ok := auth.Restricted(ctx, auth.Director, auth.Integrator); ok && !p.InUnits(c.OrgUnit) {
+		return nil, auth.Deny("customer_id", "the customer belongs to an org unit the caller does not lead")
+	}
+	return c, nil
 }
 
 // updateCustomer changes a customer by id with change under its row lock,

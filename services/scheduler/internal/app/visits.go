@@ -26,7 +26,12 @@ func (a *App) Reschedule(ctx context.Context, tenant, id string, at time.Time, r
 		return visit.Visit{}, invalid.New("due_at", "must not be in the past")
 	}
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		v, err := store.UpdateVisit(ctx, tx, tenant, id, func(v *visit.Visit) error { return v.Reschedule(at, reason, now) })
+		v, err := store.UpdateVisit(ctx, tx, tenant, id, func(v *visit.Visit) error {
+			if err := visitsInScope(ctx, "visit_id", v.OrgUnit); err != nil {
+				return err
+			}
+			return v.Reschedule(at, reason, now)
+		})
 		if err != nil {
 			return err
 		}
@@ -42,7 +47,12 @@ func (a *App) Reschedule(ctx context.Context, tenant, id string, at time.Time, r
 func (a *App) Cancel(ctx context.Context, tenant, id, reason string) (visit.Visit, error) {
 	now := a.now()
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		v, err := store.UpdateVisit(ctx, tx, tenant, id, func(v *visit.Visit) error { return v.Cancel(reason, now) })
+		v, err := store.UpdateVisit(ctx, tx, tenant, id, func(v *visit.Visit) error {
+			if err := visitsInScope(ctx, "visit_id", v.OrgUnit); err != nil {
+				return err
+			}
+			return v.Cancel(reason, now)
+		})
 		if err != nil {
 			return err
 		}
@@ -68,6 +78,9 @@ type VisitQuery struct {
 
 // ListVisits lists planned visits soonest due first.
 func (a *App) ListVisits(ctx context.Context, q VisitQuery) ([]visit.Visit, error) {
+	if err := visitsInScope(ctx, "org_unit", q.OrgUnit); err != nil {
+		return nil, err
+	}
 	return store.ListVisits(ctx, a.DB, store.VisitFilter{
 		Tenant: q.Tenant, ServiceID: q.ServiceID, Status: q.Status, CustomerID: q.CustomerID, PolicyID: q.PolicyID,
 		Group: q.Group, OrgUnit: q.OrgUnit, Channel: q.Channel, DueFrom: q.DueFrom, DueTo: q.DueTo,
@@ -88,6 +101,9 @@ func (a *App) Explain(ctx context.Context, tenant, id string) (Explanation, erro
 	v, err := store.GetVisit(ctx, a.DB, tenant, id)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("visit %s: %w", id, err)
+	}
+	if err := visitsInScope(ctx, "visit_id", v.OrgUnit); err != nil {
+		return Explanation{}, err
 	}
 	out := Explanation{Visit: v}
 	if v.PolicyID == policy.FollowUpID {
