@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -26,6 +27,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/huifang/huifang/deploy"
+	"github.com/huifang/huifang/pkg/stream"
 )
 
 // services and their ports, as in README.md.
@@ -56,7 +58,7 @@ var operatorKinds = []string{"postgresql.cnpg.io/v1/Cluster", "postgresql.cnpg.i
 // as the overlay's comments say.
 var externalSecrets = map[string][]string{
 	"dev":  nil,
-	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3"},
+	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users"},
 }
 
 type rendered struct {
@@ -221,6 +223,18 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 		require.False(t, *sc.AllowPrivilegeEscalation)
 		require.True(t, *sc.ReadOnlyRootFilesystem)
 		require.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+		if c.Name == d.Name || len(spec.Containers) == 1 && c.Name == spec.Containers[0].Name {
+			env := map[string]corev1.EnvVar{}
+			for _, e := range c.Env {
+				env[e.Name] = e
+			}
+			require.Equal(t, d.Name, env["NATS_USER"].Value, "%s connects to NATS as its own user", d.Name)
+			require.Equal(t, "huifang-nats-users", env["NATS_PASSWORD"].ValueFrom.SecretKeyRef.Name)
+			if overlay == "prod" {
+				require.Equal(t, "/etc/huifang/nats-ca/ca.crt", env["NATS_CA_FILE"].Value, "prod checks the NATS servers' certificate")
+				require.Len(t, c.VolumeMounts, 1)
+			}
+		}
 		for _, e := range c.Env {
 			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 				ref := e.ValueFrom.SecretKeyRef.Name
@@ -409,17 +423,7 @@ func TestNATSHelmValues(t *testing.T) {
 
 // The compose file runs the topology the multi-replica test checks.
 func TestComposeTopology(t *testing.T) {
-	b, err := os.ReadFile("compose/compose.yaml")
-	require.NoError(t, err)
-	var c struct {
-		Services map[string]struct {
-			Image       string            `yaml:"image"`
-			Environment map[string]string `yaml:"environment"`
-			Healthcheck map[string]any    `yaml:"healthcheck"`
-			Build       map[string]any    `yaml:"build"`
-		} `yaml:"services"`
-	}
-	require.NoError(t, yaml.Unmarshal(b, &c))
+	c := composeFile(t)
 	for _, name := range []string{"nats-1", "nats-2", "nats-3", "postgres", "otel-collector", "jaeger", "prometheus", "grafana",
 		"intake", "scheduler-1", "scheduler-2", "dispatch-1", "dispatch-2", "feedback", "analytics"} {
 		require.Contains(t, c.Services, name)
@@ -566,4 +570,116 @@ func TestDockerfile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestComposeNATSUsers loads compose/nats.conf as nats-server does and
+// checks that each service's user and the integrator's have exactly the
+// permissions of pkg/stream, and that every service connects as its own.
+func TestComposeNATSUsers(t *testing.T) {
+	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	for _, u := range append(stream.Services(), "erp") {
+		t.Setenv("NATS_"+strings.ToUpper(u)+"_PASSWORD", "pw-"+u)
+	}
+	opts, err := natsserver.ProcessConfigFile("compose/nats.conf")
+	require.NoError(t, err)
+	got := map[string]stream.Permissions{}
+	for _, u := range opts.Users {
+		require.Equal(t, "pw-"+u.Username, u.Password, "%s's password comes from the environment", u.Username)
+		require.NotNil(t, u.Permissions, u.Username)
+		got[u.Username] = stream.Permissions{Publish: u.Permissions.Publish.Allow, Subscribe: u.Permissions.Subscribe.Allow}
+	}
+	want := map[string]stream.Permissions{"erp": stream.IntegratorPermissions()}
+	for _, svc := range stream.Services() {
+		want[svc] = stream.ServicePermissions(svc)
+	}
+	require.Equal(t, want, got)
+
+	for name, s := range composeFile(t).Services {
+		image, _, _ := strings.Cut(s.Image, ":")
+		svc, ok := strings.CutPrefix(image, "huifang/")
+		if !ok {
+			continue
+		}
+		require.Equal(t, svc, s.Environment["NATS_USER"], name)
+		require.Contains(t, s.Environment["NATS_PASSWORD"], "${NATS_"+strings.ToUpper(svc)+"_PASSWORD:?", name)
+	}
+}
+
+// TestNATSHelmUsers: both Helm values files give each service's user and
+// the integrator's exactly the permissions of pkg/stream, with passwords
+// from Secret huifang-nats-users; production serves clients over TLS.
+func TestNATSHelmUsers(t *testing.T) {
+	want := map[string]stream.Permissions{"erp": stream.IntegratorPermissions()}
+	for _, svc := range stream.Services() {
+		want[svc] = stream.ServicePermissions(svc)
+	}
+	for _, file := range []string{"k8s/nats/values.yaml", "k8s/nats/values-dev.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			var v struct {
+				Config struct {
+					Merge struct {
+						Authorization struct {
+							Users []struct {
+								User        string `yaml:"user"`
+								Password    string `yaml:"password"`
+								Permissions struct {
+									Publish   struct{ Allow []string } `yaml:"publish"`
+									Subscribe struct{ Allow []string } `yaml:"subscribe"`
+								} `yaml:"permissions"`
+							} `yaml:"users"`
+						} `yaml:"authorization"`
+					} `yaml:"merge"`
+					NATS struct {
+						TLS struct {
+							Enabled    bool   `yaml:"enabled"`
+							SecretName string `yaml:"secretName"`
+						} `yaml:"tls"`
+					} `yaml:"nats"`
+				} `yaml:"config"`
+				Container struct {
+					Env map[string]struct {
+						ValueFrom struct {
+							SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
+				} `yaml:"container"`
+			}
+			b, err := os.ReadFile(file)
+			require.NoError(t, err)
+			require.NoError(t, yaml.Unmarshal(b, &v))
+			got := map[string]stream.Permissions{}
+			for _, u := range v.Config.Merge.Authorization.Users {
+				got[u.User] = stream.Permissions{Publish: u.Permissions.Publish.Allow, Subscribe: u.Permissions.Subscribe.Allow}
+				variable := "NATS_" + strings.ToUpper(u.User) + "_PASSWORD"
+				require.Equal(t, "<< $"+variable+" >>", u.Password, u.User)
+				ref := v.Container.Env[variable].ValueFrom.SecretKeyRef
+				require.Equal(t, "huifang-nats-users", ref.Name, variable)
+				require.Equal(t, u.User, ref.Key, variable)
+			}
+			require.Equal(t, want, got)
+			if file == "k8s/nats/values.yaml" {
+				require.True(t, v.Config.NATS.TLS.Enabled, "production NATS serves clients over TLS")
+				require.NotEmpty(t, v.Config.NATS.TLS.SecretName)
+			}
+		})
+	}
+}
+
+// compose is what the tests read of compose/compose.yaml.
+type compose struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		Environment map[string]string `yaml:"environment"`
+		Healthcheck map[string]any    `yaml:"healthcheck"`
+		Build       map[string]any    `yaml:"build"`
+	} `yaml:"services"`
+}
+
+func composeFile(t *testing.T) compose {
+	t.Helper()
+	b, err := os.ReadFile("compose/compose.yaml")
+	require.NoError(t, err)
+	var c compose
+	require.NoError(t, yaml.Unmarshal(b, &c))
+	return c
 }

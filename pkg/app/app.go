@@ -53,7 +53,13 @@ func Version() string { return version + " (" + commit + ")" }
 type Base struct {
 	DatabaseURL string `env:"DATABASE_URL,url" default:"postgres://postgres@127.0.0.1:5432/huifang?sslmode=disable"`
 	NATSURL     string `env:"NATS_URL,url" default:"nats://127.0.0.1:4222"`
-	GRPCAddr    string `env:"GRPC_ADDR"`
+	// NATSUser and NATSPassword are the service's own NATS user, which may
+	// publish only the service's subjects (docs/security.md); NATSCAFile
+	// is the CA of the servers' TLS certificates (tls:// URLs).
+	NATSUser     string `env:"NATS_USER"`
+	NATSPassword string `env:"NATS_PASSWORD,secret"`
+	NATSCAFile   string `env:"NATS_CA_FILE"`
+	GRPCAddr     string `env:"GRPC_ADDR"`
 	// GRPCMaxRecvBytes bounds a gRPC request; 0 keeps gRPC's 4 MiB.
 	GRPCMaxRecvBytes int    `env:"GRPC_MAX_RECV_BYTES" default:"0"`
 	HTTPAddr         string `env:"HTTP_ADDR"`
@@ -245,7 +251,14 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return nil, err
 	}
 	rt.Pool = pool
-	rt.NC, rt.JS, err = stream.Connect(startCtx, log, cfg.NATSURL, "huifang-"+service)
+	var natsOpts []nats.Option
+	if cfg.NATSUser != "" {
+		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	if cfg.NATSCAFile != "" {
+		natsOpts = append(natsOpts, nats.RootCAs(cfg.NATSCAFile))
+	}
+	rt.NC, rt.JS, err = stream.Connect(startCtx, log, cfg.NATSURL, "huifang-"+service, natsOpts...)
 	if err != nil {
 		rt.abort()
 		return nil, err

@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/huifang/huifang/pkg/stream"
 )
 
 // Server is an embedded NATS server.
 type Server struct {
 	*server.Server
-	dir  string
-	port int
+	dir   string
+	port  int
+	users []*server.User
 }
 
 // Start runs a JetStream-enabled server on a free loopback port with its
@@ -30,7 +33,7 @@ func (s *Server) Restart(t testing.TB) *Server {
 	t.Helper()
 	s.Shutdown()
 	s.WaitForShutdown()
-	return start(t, s.dir, s.port)
+	return start(t, s.dir, s.port, s.users...)
 }
 
 // RestartEmpty shuts the server down and starts a new one on the same port
@@ -40,12 +43,28 @@ func (s *Server) RestartEmpty(t testing.TB) *Server {
 	t.Helper()
 	s.Shutdown()
 	s.WaitForShutdown()
-	return start(t, t.TempDir(), s.port)
+	return start(t, t.TempDir(), s.port, s.users...)
 }
 
-func start(t testing.TB, dir string, port int) *Server {
+// StartWithUsers is Start with user authentication: only these users may
+// connect, each with its permissions.
+func StartWithUsers(t testing.TB, users ...*server.User) *Server {
+	t.Helper()
+	return start(t, t.TempDir(), server.RANDOM_PORT, users...)
+}
+
+// User is a NATS user with a password and the permissions p.
+func User(name, password string, p stream.Permissions) *server.User {
+	return &server.User{Username: name, Password: password, Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: p.Publish},
+		Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
+	}}
+}
+
+func start(t testing.TB, dir string, port int, users ...*server.User) *Server {
 	t.Helper()
 	opts := &server.Options{
+		Users:      users,
 		Host:       "127.0.0.1",
 		Port:       port,
 		JetStream:  true,
@@ -63,5 +82,5 @@ func start(t testing.TB, dir string, port int) *Server {
 		t.Fatal("natstest: server not ready in 10 s")
 	}
 	t.Cleanup(s.Shutdown)
-	return &Server{Server: s, dir: dir, port: s.Addr().(*net.TCPAddr).Port}
+	return &Server{Server: s, dir: dir, port: s.Addr().(*net.TCPAddr).Port, users: users}
 }

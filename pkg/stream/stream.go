@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"time"
@@ -101,17 +102,17 @@ type Config struct {
 
 // Connect dials NATS, retrying with backoff until ctx ends, and returns the
 // connection and its JetStream context.
-func Connect(ctx context.Context, log *slog.Logger, url, name string) (*nats.Conn, jetstream.JetStream, error) {
+func Connect(ctx context.Context, log *slog.Logger, url, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	delay := 100 * time.Millisecond
-	trouble := &loop.Trouble{Log: log, What: "nats " + url}
+	trouble := &loop.Trouble{Log: log, What: "nats " + redacted(url)}
 	for {
-		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				log.Warn("disconnected from NATS; reconnecting", "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
 				log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
-			}))
+			})}, opts...)...)
 		if err == nil {
 			trouble.OK(ctx)
 			js, err := jetstream.New(nc)
@@ -124,7 +125,7 @@ func Connect(ctx context.Context, log *slog.Logger, url, name string) (*nats.Con
 		trouble.Fail(ctx, err)
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("stream: nats not reachable at %s: %w", url, err)
+			return nil, nil, fmt.Errorf("stream: nats not reachable at %s: %w", redacted(url), err)
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)
@@ -218,4 +219,15 @@ func (c headerCarrier) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// redacted is a NATS URL list without passwords, for logs and errors.
+func redacted(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/issuer"
+	"github.com/huifang/huifang/pkg/stream"
 )
 
 // TestCallersAreChecked drives the services as outsiders and as the demo
@@ -117,4 +121,34 @@ func TestCallersAreChecked(t *testing.T) {
 	leader := issuer.Token{Subject: "wang-lei", Claims: auth.Claims{Tenant: tenant, Roles: []string{"leader"}, AgentID: "l-1"}}
 	_, err = s.feedback.SignOffVisitRecord(as(leader), &feedbackv1.SignOffVisitRecordRequest{RecordId: rec.GetId(), LeaderId: "l-2", Approved: true})
 	require.Equal(t, codes.PermissionDenied, code(err), "%v", err)
+}
+
+// TestServicesWithTheirOwnNATSUsers runs a follow-up cycle with NATS taking
+// only Huifang's users: each service publishes with its own user's
+// permissions (pkg/stream), the upstream system as the integrator erp.
+func TestServicesWithTheirOwnNATSUsers(t *testing.T) {
+	s := setupWith(t, topology{natsUsers: true})
+	s.prepare()
+	u, err := url.Parse(s.natsURL)
+	require.NoError(t, err)
+	u.User = url.UserPassword("erp", "erp")
+	nc, err := nats.Connect(u.String())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	erp, err := jetstream.New(nc)
+	require.NoError(t, err)
+	msg := &nats.Msg{Subject: stream.SubjectIngressServiceCompleted, Header: nats.Header{},
+		Data: []byte(ingress("n-1", "repair", "c-1", "王芳", "+8613800138000", time.Now().Add(-time.Minute)))}
+	msg.Header.Set(stream.HeaderContentType, stream.ContentTypeJSON)
+	_, err = erp.PublishMsg(t.Context(), msg)
+	require.NoError(t, err)
+
+	task := s.claim()
+	s.logVisit(&feedbackv1.LogVisitRequest{TenantId: tenant, VisitId: task.GetVisitId(), AgentId: agent,
+		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}})
+	waitFor(t, taskDeadline, "analytics to count the visit", func() (*analyticsv1.GetSatisfactionResponse, bool, error) {
+		resp, err := s.analytics.GetSatisfaction(t.Context(), &analyticsv1.GetSatisfactionRequest{TenantId: tenant, Aspect: "overall"})
+		return resp, err == nil && resp.GetReturned() == 1, err
+	})
+	s.drained()
 }

@@ -102,6 +102,7 @@ type system struct {
 	// staff of the tenant a request names (issuer.StaffCalls) unless the
 	// call carries a token of its own.
 	issuer    *issuer.Issuer
+	natsURL   string
 	intake    intakev1.IntakeServiceClient
 	scheduler schedulerv1.SchedulerServiceClient
 	dispatch  dispatchv1.DispatchServiceClient
@@ -127,6 +128,9 @@ type topology struct {
 	cluster int
 	// cl receives the cluster when one runs.
 	cl **stack.NATSCluster
+	// natsUsers runs the single NATS server with Huifang's users: each
+	// service connects as its own, the test as admin.
+	natsUsers bool
 }
 
 func setupWith(t testing.TB, topo topology) *system {
@@ -155,7 +159,11 @@ func setupWith(t testing.TB, topo topology) *system {
 			env[svc] = append([]string{"STREAM_REPLICAS=3"}, env[svc]...)
 		}
 	} else {
-		ns, err := stack.RunNATS(natsCtx, filepath.Join(binDir, "huifang-nats"), t.TempDir())
+		var extra []string
+		if topo.natsUsers {
+			extra = append(extra, "-users")
+		}
+		ns, err := stack.RunNATS(natsCtx, filepath.Join(binDir, "huifang-nats"), t.TempDir(), extra...)
 		require.NoError(t, err)
 		t.Cleanup(ns.Stop)
 		natsURL = ns.URL
@@ -167,6 +175,7 @@ func setupWith(t testing.TB, topo topology) *system {
 	t.Cleanup(func() { _ = is.Close() })
 	st, err := stack.New(stack.Config{
 		Auth:         is.Config(),
+		NATSUsers:    topo.natsUsers,
 		BinDir:       binDir,
 		DatabaseURL:  dbURL,
 		NATSURL:      natsURL,
@@ -211,7 +220,7 @@ func setupWith(t testing.TB, topo topology) *system {
 		return c
 	}
 	return &system{
-		t: t, st: st, db: db, js: js, conn: conn, issuer: is,
+		t: t, st: st, db: db, js: js, conn: conn, issuer: is, natsURL: natsURL,
 		intake:    intakev1.NewIntakeServiceClient(conn("intake")),
 		scheduler: schedulerv1.NewSchedulerServiceClient(conn("scheduler")),
 		dispatch:  dispatchv1.NewDispatchServiceClient(conn("dispatch")),

@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	clusterName := fs.String("cluster", "huifang", "cluster name, with -cluster-port")
 	clusterPort := fs.Int("cluster-port", 0, "route port on 127.0.0.1; makes the server a node of a JetStream cluster")
 	routes := fs.String("routes", "", "comma-separated routes to the cluster's nodes (nats-route://127.0.0.1:6222,...), with -cluster-port")
+	users := fs.Bool("users", false, "take only Huifang's users (one per service with its permissions, the integrator erp, admin; each user's password is its name: loopback tests only); the printed URL is admin's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,11 +51,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *clusterPort != 0 {
 		node.ClusterName, node.ClusterPort, node.Routes = *clusterName, *clusterPort, strings.Split(*routes, ",")
 	}
+	if *users {
+		node.Users = stack.HuifangUsers()
+	}
 	ns, err := stack.StartNATSNode(node)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, ns.ClientURL())
+	url := ns.ClientURL()
+	if *users {
+		url = strings.Replace(url, "nats://", "nats://admin:admin@", 1)
+	}
+	fmt.Fprintln(stdout, url)
 	<-ctx.Done()
 	ns.Shutdown()
 	ns.WaitForShutdown()

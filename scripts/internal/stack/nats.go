@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/huifang/huifang/pkg/stream"
 )
 
 // StartNATS runs an embedded NATS server with JetStream on 127.0.0.1:port
@@ -45,6 +47,27 @@ type NATSNode struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
+	// Users, when set, makes the server take only these users.
+	Users []*server.User
+}
+
+// HuifangUsers are NATS users for tests on loopback: one per service with
+// its permissions (stream.ServicePermissions), the integrator "erp"
+// (stream.IntegratorPermissions) and "admin" with every permission; each
+// user's password is its name.
+func HuifangUsers() []*server.User {
+	users := []*server.User{{Username: "admin", Password: "admin"}, natsUser("erp", stream.IntegratorPermissions())}
+	for _, svc := range stream.Services() {
+		users = append(users, natsUser(svc, stream.ServicePermissions(svc)))
+	}
+	return users
+}
+
+func natsUser(name string, p stream.Permissions) *server.User {
+	return &server.User{Username: name, Password: name, Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: p.Publish},
+		Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
+	}}
 }
 
 // StartNATSNode runs an embedded NATS server with JetStream as node
@@ -62,6 +85,7 @@ func StartNATSNode(node NATSNode) (*server.Server, error) {
 		SyncAlways: true,
 		NoLog:      true,
 		NoSigs:     true,
+		Users:      node.Users,
 	}
 	clustered := node.ClusterPort != 0
 	if clustered {
@@ -131,14 +155,14 @@ type NATSProcess struct {
 
 // RunNATS starts the huifang-nats binary with its store in dir on a free
 // port and returns once it accepts connections.
-func RunNATS(ctx context.Context, bin, dir string) (*NATSProcess, error) {
-	p, err := runNATS(ctx, bin, "-port", "-1", "-store", dir)
+func RunNATS(ctx context.Context, bin, dir string, extra ...string) (*NATSProcess, error) {
+	p, err := runNATS(ctx, bin, append([]string{"-port", "-1", "-store", dir}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
 	// A restart keeps the port the server got, so that clients find it again.
 	if port := urlPort(p.URL); port != "" {
-		p.args = []string{"-port", port, "-store", dir}
+		p.args = append([]string{"-port", port, "-store", dir}, extra...)
 	}
 	return p, nil
 }

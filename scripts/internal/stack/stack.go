@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,10 @@ type Config struct {
 	// Env holds extra variables per service or instance ("NAME=value"); they
 	// win over everything else, an instance's over its service's.
 	Env map[string][]string
+	// NATSUsers: the NATS server takes Huifang's users (HuifangUsers); each
+	// service connects as its own (NATS_USER, NATS_PASSWORD), not as the
+	// user of NATSURL.
+	NATSUsers bool
 	// Auth says which tokens the services accept (AUTH_ISSUER, AUTH_AUDIENCE,
 	// AUTH_JWKS_URL); the issuer is required.
 	Auth auth.Config
@@ -436,8 +441,15 @@ func (s *Stack) spawn(name string) error {
 	}
 	s.mu.Unlock()
 	cmd := exec.Command(filepath.Join(s.cfg.BinDir, svc))
-	cmd.Env = append(baseEnv(), "DATABASE_URL="+s.cfg.DatabaseURL, "NATS_URL="+s.cfg.NATSURL,
+	natsURL := s.cfg.NATSURL
+	if s.cfg.NATSUsers {
+		natsURL = withoutUser(natsURL)
+	}
+	cmd.Env = append(baseEnv(), "DATABASE_URL="+s.cfg.DatabaseURL, "NATS_URL="+natsURL,
 		"GRPC_ADDR=127.0.0.1:"+strconv.Itoa(ports.GRPC), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(ports.HTTP))
+	if s.cfg.NATSUsers {
+		cmd.Env = append(cmd.Env, "NATS_USER="+svc, "NATS_PASSWORD="+svc)
+	}
 	cmd.Env = append(cmd.Env, "AUTH_ISSUER="+s.cfg.Auth.Issuer, "AUTH_AUDIENCE="+s.cfg.Auth.Audience, "AUTH_JWKS_URL="+s.cfg.Auth.JWKSURL)
 	if s.cfg.LogLevel != "" {
 		cmd.Env = append(cmd.Env, "LOG_LEVEL="+s.cfg.LogLevel)
@@ -485,7 +497,7 @@ func (s *Stack) spawn(name string) error {
 // baseEnv is this process's environment without the variables the stack
 // sets, in any of their per-service forms.
 func baseEnv() []string {
-	owned := []string{"DATABASE_URL", "NATS_URL", "GRPC_ADDR", "HTTP_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"}
+	owned := []string{"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "GRPC_ADDR", "HTTP_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"}
 	var env []string
 	for _, kv := range os.Environ() {
 		key, _, _ := strings.Cut(kv, "=")
@@ -591,4 +603,16 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// withoutUser is a NATS URL list without user information.
+func withoutUser(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(p); err == nil && u.User != nil {
+			u.User = nil
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
