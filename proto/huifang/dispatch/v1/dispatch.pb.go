@@ -1031,7 +1031,11 @@ func (x *Task) GetLeaseToken() int64 {
 type ClaimNextTaskRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	AgentId  string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
+	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// Long-poll: wait up to this long for a task (at most 60 s); unset or zero answers at once.
 	Wait *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	// An id the desk chooses per claim and sends again when it retries the same claim; a retry
@@ -1081,6 +1085,7 @@ func (x *ClaimNextTaskRequest) GetTenantId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
 func (x *ClaimNextTaskRequest) GetAgentId() string {
 	if x != nil {
 		return x.AgentId
@@ -1151,7 +1156,11 @@ type HeartbeatTaskRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
+	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// The lease_token of the claim (Task.lease_token); 0: checked by agent_id only.
 	LeaseToken    int64 `protobuf:"varint,4,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1202,6 +1211,7 @@ func (x *HeartbeatTaskRequest) GetTaskId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
 func (x *HeartbeatTaskRequest) GetAgentId() string {
 	if x != nil {
 		return x.AgentId
@@ -1411,7 +1421,11 @@ type RecordAttemptRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
+	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// An agent's outcome: ANSWERED, NO_ANSWER, BUSY, WRONG_NUMBER, REFUSED, CALL_BACK_LATER, ASKED_TO_STOP.
 	Disposition v1.Disposition `protobuf:"varint,4,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
 	// For CALL_BACK_LATER: when the customer asked to be called.
@@ -1467,6 +1481,7 @@ func (x *RecordAttemptRequest) GetTaskId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
 func (x *RecordAttemptRequest) GetAgentId() string {
 	if x != nil {
 		return x.AgentId
@@ -1568,7 +1583,11 @@ type ReleaseTaskRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	AgentId  string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
+	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// The lease_token of the claim (Task.lease_token); 0: checked by agent_id only.
 	LeaseToken    int64 `protobuf:"varint,4,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1619,6 +1638,7 @@ func (x *ReleaseTaskRequest) GetTaskId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/dispatch/v1/dispatch.proto.
 func (x *ReleaseTaskRequest) GetAgentId() string {
 	if x != nil {
 		return x.AgentId
@@ -2758,19 +2778,19 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x10product_category\x18\x13 \x01(\tR\x0fproductCategory\x12H\n" +
 	"\x10last_disposition\x18\x14 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\x0flastDisposition\x12\x1f\n" +
 	"\vlease_token\x18\x15 \x01(\x03R\n" +
-	"leaseToken\"\x9c\x01\n" +
+	"leaseToken\"\xa0\x01\n" +
 	"\x14ClaimNextTaskRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
-	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12-\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\bagent_id\x18\x02 \x01(\tB\x02\x18\x01R\aagentId\x12-\n" +
 	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\"F\n" +
 	"\x15ClaimNextTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\x88\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\x8c\x01\n" +
 	"\x14HeartbeatTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12\x1f\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12\x1f\n" +
 	"\vlease_token\x18\x04 \x01(\x03R\n" +
 	"leaseToken\"F\n" +
 	"\x15HeartbeatTaskResponse\x12-\n" +
@@ -2786,11 +2806,11 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\"l\n" +
 	"\x11ListTasksResponse\x12/\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x19.huifang.dispatch.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
 	"\x14RecordAttemptRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12?\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12?\n" +
 	"\vdisposition\x18\x04 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x12<\n" +
 	"\fcall_back_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"callBackAt\x12\x12\n" +
@@ -2800,11 +2820,11 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x15RecordAttemptResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12B\n" +
-	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x86\x01\n" +
+	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x8a\x01\n" +
 	"\x12ReleaseTaskRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12\x1f\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12\x1f\n" +
 	"\vlease_token\x18\x04 \x01(\x03R\n" +
 	"leaseToken\"D\n" +
 	"\x13ReleaseTaskResponse\x12-\n" +

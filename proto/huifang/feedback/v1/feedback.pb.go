@@ -404,6 +404,10 @@ type LogVisitRequest struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	VisitId  string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
 	// The agent who made the visit: the one dispatch assigned it to (VisitAssigned), once one is known.
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 	AgentId string `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// The channel the visit was made through; the planned channel when unset.
 	Channel   v1.Channel             `protobuf:"varint,4,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
@@ -469,6 +473,7 @@ func (x *LogVisitRequest) GetVisitId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *LogVisitRequest) GetAgentId() string {
 	if x != nil {
 		return x.AgentId
@@ -1293,6 +1298,10 @@ type AmendVisitRecordRequest struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	RecordId string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
 	// Who corrects the record, and why: both required.
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 	By     string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Answers that replace the answers to the same question (or aspect).
@@ -1351,6 +1360,7 @@ func (x *AmendVisitRecordRequest) GetRecordId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *AmendVisitRecordRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -1446,12 +1456,16 @@ func (x *AmendVisitRecordResponse) GetCurrent() *VisitRecord {
 }
 
 type SignOffVisitRecordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	RecordId      string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
-	LeaderId      string                 `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	Approved      bool                   `protobuf:"varint,4,opt,name=approved,proto3" json:"approved,omitempty"`
-	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RecordId string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
+	LeaderId      string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Approved      bool   `protobuf:"varint,4,opt,name=approved,proto3" json:"approved,omitempty"`
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1500,6 +1514,7 @@ func (x *SignOffVisitRecordRequest) GetRecordId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *SignOffVisitRecordRequest) GetLeaderId() string {
 	if x != nil {
 		return x.LeaderId
@@ -2520,10 +2535,14 @@ func (x *GetComplaintResponse) GetHistory() []*ComplaintStep {
 }
 
 type AcknowledgeComplaintRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	ComplaintId   string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
-	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2572,6 +2591,7 @@ func (x *AcknowledgeComplaintRequest) GetComplaintId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *AcknowledgeComplaintRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -2627,9 +2647,13 @@ type ResolveComplaintRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
-	By          string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
-	RootCause   string                 `protobuf:"bytes,4,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
-	Action      string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
+	By        string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	RootCause string `protobuf:"bytes,4,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
+	Action    string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	// The written reply (its text, or the reference of the stored letter, or both): required when the
 	// complaint is anonymous or only a written reply was requested (seed 000); attached to the complaint.
 	WrittenReply    string `protobuf:"bytes,6,opt,name=written_reply,json=writtenReply,proto3" json:"written_reply,omitempty"`
@@ -2682,6 +2706,7 @@ func (x *ResolveComplaintRequest) GetComplaintId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *ResolveComplaintRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -2762,11 +2787,15 @@ func (x *ResolveComplaintResponse) GetComplaint() *Complaint {
 }
 
 type ReopenComplaintRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	ComplaintId   string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
-	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2815,6 +2844,7 @@ func (x *ReopenComplaintRequest) GetComplaintId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *ReopenComplaintRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -2878,6 +2908,10 @@ type CloseComplaintRequest struct {
 	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
 	// The manager who closes it.
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2928,6 +2962,7 @@ func (x *CloseComplaintRequest) GetComplaintId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *CloseComplaintRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -3079,12 +3114,16 @@ func (x *OpenLetter) GetCreatedAt() *timestamppb.Timestamp {
 }
 
 type CreateOpenLetterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	Title         string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
-	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
-	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
-	ComplaintIds  []string               `protobuf:"bytes,5,rep,name=complaint_ids,json=complaintIds,proto3" json:"complaint_ids,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Title    string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Body     string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
+	By            string   `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	ComplaintIds  []string `protobuf:"bytes,5,rep,name=complaint_ids,json=complaintIds,proto3" json:"complaint_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3140,6 +3179,7 @@ func (x *CreateOpenLetterRequest) GetBody() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *CreateOpenLetterRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -3502,10 +3542,14 @@ func (x *Review) GetAt() *timestamppb.Timestamp {
 }
 
 type SubmitReviewRequest struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	RecordId   string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
-	ReviewerId string                 `protobuf:"bytes,3,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RecordId string                 `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Deprecated: the caller comes from its bearer token (docs/security.md); leave it
+	// blank, or it must name the caller.
+	//
+	// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
+	ReviewerId string `protobuf:"bytes,3,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
 	// One score per checklist item, each item once.
 	Scores        []*ChecklistScore `protobuf:"bytes,4,rep,name=scores,proto3" json:"scores,omitempty"`
 	Comments      string            `protobuf:"bytes,5,opt,name=comments,proto3" json:"comments,omitempty"`
@@ -3557,6 +3601,7 @@ func (x *SubmitReviewRequest) GetRecordId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in huifang/feedback/v1/feedback.proto.
 func (x *SubmitReviewRequest) GetReviewerId() string {
 	if x != nil {
 		return x.ReviewerId
@@ -3652,11 +3697,11 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bquestion\x18\x01 \x01(\tR\bquestion\x12;\n" +
 	"\vpromised_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"promisedAt\x123\n" +
-	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"\xa1\x05\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"\xa5\x05\n" +
 	"\x0fLogVisitRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
-	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\x123\n" +
+	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1d\n" +
+	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x123\n" +
 	"\achannel\x18\x04 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x122\n" +
 	"\aanswers\x18\x05 \x03(\v2\x18.huifang.types.v1.AnswerR\aanswers\x125\n" +
 	"\bproblems\x18\x06 \x03(\v2\x19.huifang.types.v1.ProblemR\bproblems\x12\x1a\n" +
@@ -3733,11 +3778,11 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"~\n" +
 	"\x18ListVisitRecordsResponse\x12:\n" +
 	"\arecords\x18\x01 \x03(\v2 .huifang.feedback.v1.VisitRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe0\x02\n" +
 	"\x17AmendVisitRecordRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x0e\n" +
-	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x12\n" +
+	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x122\n" +
 	"\aanswers\x18\x05 \x03(\v2\x18.huifang.types.v1.AnswerR\aanswers\x12\x1f\n" +
 	"\bcomments\x18\x06 \x01(\tH\x00R\bcomments\x88\x01\x01\x12(\n" +
@@ -3747,11 +3792,11 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x0e_signature_ref\"\x94\x01\n" +
 	"\x18AmendVisitRecordResponse\x12<\n" +
 	"\tamendment\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.AmendmentR\tamendment\x12:\n" +
-	"\acurrent\x18\x02 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\"\xa2\x01\n" +
+	"\acurrent\x18\x02 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\"\xa6\x01\n" +
 	"\x19SignOffVisitRecordRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x1b\n" +
-	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1a\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x1f\n" +
+	"\tleader_id\x18\x03 \x01(\tB\x02\x18\x01R\bleaderId\x12\x1a\n" +
 	"\bapproved\x18\x04 \x01(\bR\bapproved\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04note\"U\n" +
 	"\x1aSignOffVisitRecordResponse\x127\n" +
@@ -3836,35 +3881,35 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"\x92\x01\n" +
 	"\x14GetComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12<\n" +
-	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\"m\n" +
+	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\"q\n" +
 	"\x1bAcknowledgeComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
-	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
-	"\x02by\x18\x03 \x01(\tR\x02by\"\\\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
+	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\"\\\n" +
 	"\x1cAcknowledgeComplaintResponse\x12<\n" +
-	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xf1\x01\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xf5\x01\n" +
 	"\x17ResolveComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
-	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
-	"\x02by\x18\x03 \x01(\tR\x02by\x12\x1d\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
+	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\x12\x1d\n" +
 	"\n" +
 	"root_cause\x18\x04 \x01(\tR\trootCause\x12\x16\n" +
 	"\x06action\x18\x05 \x01(\tR\x06action\x12#\n" +
 	"\rwritten_reply\x18\x06 \x01(\tR\fwrittenReply\x12*\n" +
 	"\x11written_reply_ref\x18\a \x01(\tR\x0fwrittenReplyRef\"X\n" +
 	"\x18ResolveComplaintResponse\x12<\n" +
-	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x80\x01\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x84\x01\n" +
 	"\x16ReopenComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
-	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
-	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
+	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"W\n" +
 	"\x17ReopenComplaintResponse\x12<\n" +
-	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x7f\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x83\x01\n" +
 	"\x15CloseComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
-	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x0e\n" +
-	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
+	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"V\n" +
 	"\x16CloseComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xd3\x01\n" +
@@ -3877,12 +3922,12 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x02by\x18\x05 \x01(\tR\x02by\x12#\n" +
 	"\rcomplaint_ids\x18\x06 \x03(\tR\fcomplaintIds\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x95\x01\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x99\x01\n" +
 	"\x17CreateOpenLetterRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\tR\x04body\x12\x0e\n" +
-	"\x02by\x18\x04 \x01(\tR\x02by\x12#\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12\x12\n" +
+	"\x02by\x18\x04 \x01(\tB\x02\x18\x01R\x02by\x12#\n" +
 	"\rcomplaint_ids\x18\x05 \x03(\tR\fcomplaintIds\"S\n" +
 	"\x18CreateOpenLetterResponse\x127\n" +
 	"\x06letter\x18\x01 \x01(\v2\x1f.huifang.feedback.v1.OpenLetterR\x06letter\"\xde\x01\n" +
@@ -3912,11 +3957,11 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x06scores\x18\x06 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x14\n" +
 	"\x05score\x18\a \x01(\x05R\x05score\x12\x1a\n" +
 	"\bcomments\x18\b \x01(\tR\bcomments\x12*\n" +
-	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xc9\x01\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xcd\x01\n" +
 	"\x13SubmitReviewRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12\x1f\n" +
-	"\vreviewer_id\x18\x03 \x01(\tR\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\x12#\n" +
+	"\vreviewer_id\x18\x03 \x01(\tB\x02\x18\x01R\n" +
 	"reviewerId\x12;\n" +
 	"\x06scores\x18\x04 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x1a\n" +
 	"\bcomments\x18\x05 \x01(\tR\bcomments\"K\n" +
