@@ -15,6 +15,9 @@ import (
 type UpdateContactPreferences struct {
 	Tenant, CustomerID string
 	Preferences        *archive.Preferences
+	// Reveal: the caller is answered with the contacts in clear; the audit
+	// log records it (customer.reveal) in the change's transaction.
+	Reveal bool
 }
 
 // UpdateContactPreferences changes the customer in a transaction of its
@@ -47,6 +50,9 @@ func (a *App) UpdateContactPreferencesTx(ctx context.Context, tx pgx.Tx, in Upda
 	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
 		return c.SetPreferences(in.Preferences)
 	})
+	if err == nil && in.Reveal {
+		err = a.revealedTx(ctx, tx, c.TenantID, "customer", c.ID)
+	}
 	return c, refusedAs("preferences", err)
 }
 
