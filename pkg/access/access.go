@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
+	auditv1 "github.com/huifang/huifang/proto/huifang/audit/v1"
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
@@ -25,37 +26,46 @@ const (
 	owner    = auth.DepartmentOwner
 	qa       = auth.QAReviewer
 	integr   = auth.Integrator
+	auditor  = auth.Auditor
 	admin    = auth.TenantAdmin
 	operator = auth.PlatformOperator
 )
 
 func roles(r ...auth.Role) []auth.Role { return r }
 
-// Service is one service's name, gRPC service and permission table.
+// Service is one gRPC service with its permission table: a Huifang
+// service's own API, or one that every service serves (Shared).
 type Service struct {
 	Name       string
 	Descriptor protoreflect.ServiceDescriptor
 	Table      auth.Table
+	// Shared is true for an API every service serves over its own data
+	// (the audit log): its rules are in every service's table (For).
+	Shared bool
 }
 
-// Services returns every service with its table, in pipeline order.
+// Services returns every service's own API with its table, in pipeline
+// order, then the APIs every service serves.
 func Services() []Service {
 	return []Service{
-		{"intake", intakev1.File_huifang_intake_v1_intake_proto.Services().Get(0), Intake()},
-		{"scheduler", schedulerv1.File_huifang_scheduler_v1_scheduler_proto.Services().Get(0), Scheduler()},
-		{"dispatch", dispatchv1.File_huifang_dispatch_v1_dispatch_proto.Services().Get(0), Dispatch()},
-		{"feedback", feedbackv1.File_huifang_feedback_v1_feedback_proto.Services().Get(0), Feedback()},
-		{"analytics", analyticsv1.File_huifang_analytics_v1_analytics_proto.Services().Get(0), Analytics()},
+		{Name: "intake", Descriptor: intakev1.File_huifang_intake_v1_intake_proto.Services().Get(0), Table: Intake()},
+		{Name: "scheduler", Descriptor: schedulerv1.File_huifang_scheduler_v1_scheduler_proto.Services().Get(0), Table: Scheduler()},
+		{Name: "dispatch", Descriptor: dispatchv1.File_huifang_dispatch_v1_dispatch_proto.Services().Get(0), Table: Dispatch()},
+		{Name: "feedback", Descriptor: feedbackv1.File_huifang_feedback_v1_feedback_proto.Services().Get(0), Table: Feedback()},
+		{Name: "analytics", Descriptor: analyticsv1.File_huifang_analytics_v1_analytics_proto.Services().Get(0), Table: Analytics()},
+		{Name: "audit", Descriptor: auditv1.File_huifang_audit_v1_audit_proto.Services().Get(0), Table: Audit(), Shared: true},
 	}
 }
 
-// For returns the table of the named service, empty (every call refused)
-// for a name it does not know.
+// For returns the table the named service enforces: its own rules and
+// those of the APIs every service serves (the audit log). A name it does
+// not know gets only the latter (its own calls are refused).
 func For(service string) auth.Table {
+	var tables []auth.Table
 	for _, s := range Services() {
-		if s.Name == service {
-			return s.Table
+		if s.Shared || (s.Name == service) {
+			tables = append(tables, s.Table)
 		}
 	}
-	return auth.Table{}
+	return auth.Merge(tables...)
 }

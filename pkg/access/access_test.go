@@ -25,6 +25,7 @@ import (
 	"github.com/huifang/huifang/pkg/issuer"
 
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
+	auditv1 "github.com/huifang/huifang/proto/huifang/audit/v1"
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
@@ -38,6 +39,33 @@ func TestTablesCoverEveryRPC(t *testing.T) {
 		if err := s.Table.Covers(s.Descriptor); err != nil {
 			t.Errorf("%s: %v", s.Name, err)
 		}
+	}
+}
+
+// TestForServesTheSharedAPIs: every service's table (what its guard
+// enforces) covers its own API and the audit log's, which app.Start
+// registers on every service, and nothing else; a runtime of a name
+// access does not know still serves the audit log.
+func TestForServesTheSharedAPIs(t *testing.T) {
+	var shared []protoreflect.ServiceDescriptor
+	for _, s := range access.Services() {
+		if s.Shared {
+			shared = append(shared, s.Descriptor)
+		}
+	}
+	if len(shared) == 0 {
+		t.Fatal("no shared API: the audit log's is one")
+	}
+	for _, s := range access.Services() {
+		if s.Shared {
+			continue
+		}
+		if err := access.For(s.Name).Covers(append([]protoreflect.ServiceDescriptor{s.Descriptor}, shared...)...); err != nil {
+			t.Errorf("%s: %v", s.Name, err)
+		}
+	}
+	if err := access.For("apptest").Covers(shared...); err != nil {
+		t.Errorf("a service access does not know: %v", err)
 	}
 }
 
@@ -70,6 +98,7 @@ func TestEveryRPCAsEveryRole(t *testing.T) {
 	dispatchv1.RegisterDispatchServiceServer(srv, dispatchv1.UnimplementedDispatchServiceServer{})
 	feedbackv1.RegisterFeedbackServiceServer(srv, feedbackv1.UnimplementedFeedbackServiceServer{})
 	analyticsv1.RegisterAnalyticsServiceServer(srv, analyticsv1.UnimplementedAnalyticsServiceServer{})
+	auditv1.RegisterAuditServiceServer(srv, auditv1.UnimplementedAuditServiceServer{})
 	if err := guard.CoversServices(srv.GetServiceInfo()); err != nil {
 		t.Fatal(err)
 	}

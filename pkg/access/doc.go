@@ -32,7 +32,11 @@ func Markdown() string {
 		fmt.Fprintf(&b, "| `%s` | %s |\n", role, list)
 	}
 	for _, s := range Services() {
-		fmt.Fprintf(&b, "\n### %s (`%s`)\n\n| RPC | permission | roles | scope |\n| --- | --- | --- | --- |\n", s.Name, s.Descriptor.FullName())
+		served := ""
+		if s.Shared {
+			served = ", served by every service over its own data"
+		}
+		fmt.Fprintf(&b, "\n### %s (`%s`%s)\n\n| RPC | permission | roles | scope |\n| --- | --- | --- | --- |\n", s.Name, s.Descriptor.FullName(), served)
 		ms := s.Descriptor.Methods()
 		for i := range ms.Len() {
 			name := string(ms.Get(i).Name())

@@ -25,7 +25,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	auditv1 "github.com/huifang/huifang/proto/huifang/audit/v1"
+
 	"github.com/huifang/huifang/pkg/access"
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/grpcserver"
@@ -182,11 +185,14 @@ type background struct {
 // Start builds the service's runtime. First it starts the HTTP server
 // (/healthz alive, /readyz 503, /metrics), so that an orchestrator sees the
 // process live but not ready while it waits; then it connects, each with
-// backoff until START_TIMEOUT: Postgres (schema = service, with the outbox,
-// inbox and the service's own migrations), NATS, and the streams (which a
-// JetStream cluster can only create once it has elected a leader). It
-// returns the runtime with the gRPC server built but not yet serving: the
-// service registers its handlers, consumers and loops, then calls Run.
+// backoff until START_TIMEOUT: Postgres (schema = service, with the
+// migrations of the outbox, the inbox, the audit log and the service's
+// own), NATS, and the streams (which a JetStream cluster can only create
+// once it has elected a leader). It
+// returns the runtime with the gRPC server built but not yet serving, the
+// audit log's API (huifang.audit.v1.AuditService, over the service's own
+// log) registered on it: the service registers its handlers, consumers and
+// loops, then calls Run.
 func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migrations fs.FS) (*Runtime, error) {
 	if cfg.MigrateOnly {
 		return nil, migrateOnly(ctx, log, service, cfg, migrations)
@@ -244,13 +250,13 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return nil, err
 	}
 	rt.Guard.SetVerifier(verifier)
-	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service,
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: service, FS: migrations})
+	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service, Migrations(service, migrations)...)
 	if err != nil {
 		rt.abort()
 		return nil, err
 	}
 	rt.Pool = pool
+	auditv1.RegisterAuditServiceServer(rt.Server.GRPC, &audit.Server{Pool: pool})
 	var natsOpts []nats.Option
 	if cfg.NATSUser != "" {
 		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
@@ -406,13 +412,19 @@ func newVerifier(ctx context.Context, log *slog.Logger, cfg Base) (*auth.Verifie
 func migrateOnly(ctx context.Context, log *slog.Logger, service string, cfg Base, migrations fs.FS) error {
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
-	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service,
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: service, FS: migrations})
+	pool, err := postgres.Open(startCtx, log, cfg.DatabaseURL, service, Migrations(service, migrations)...)
 	if err != nil {
 		return err
 	}
 	pool.Close()
 	return ErrMigrated
+}
+
+// Migrations are the migration sets of a service's schema, in the order
+// they are applied: the outbox's, the inbox's, the audit log's, then the
+// service's own files.
+func Migrations(service string, own fs.FS) []postgres.Migrations {
+	return []postgres.Migrations{outbox.Migrations(), inbox.Migrations(), audit.Migrations(), {Set: service, FS: own}}
 }
 
 // ensureAttemptTimeout bounds one attempt to provision the streams.

@@ -231,7 +231,7 @@ func TestShutdownDrainsInFlightWork(t *testing.T) {
 			},
 		}},
 	}, struct{}{})
-	rt.Guard.SetTable(auth.Table{"/huifang.apptest.Slow/Wait": {Permission: "test.wait", Roles: []auth.Role{auth.Agent}}})
+	rt.Guard.SetTable(auth.Merge(rt.Guard.Table(), auth.Table{"/huifang.apptest.Slow/Wait": {Permission: "test.wait", Roles: []auth.Role{auth.Agent}}}))
 
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
@@ -284,8 +284,8 @@ func TestMigrateOnly(t *testing.T) {
 	defer conn.Close(context.Background())
 	var tables int
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM information_schema.tables
-WHERE table_schema = 'apptest' AND table_name IN ('things', 'outbox', 'inbox')`).Scan(&tables))
-	require.Equal(t, 3, tables, "the service's, the outbox's and the inbox's tables exist")
+WHERE table_schema = 'apptest' AND table_name IN ('things', 'outbox', 'inbox', 'audit_log')`).Scan(&tables))
+	require.Equal(t, 4, tables, "the service's, the outbox's, the inbox's and the audit log's tables exist")
 }
 
 func TestProbe(t *testing.T) {

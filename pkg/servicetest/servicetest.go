@@ -15,11 +15,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/huifang/huifang/pkg/access"
+	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/auth"
-	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/natstest"
-	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
@@ -62,12 +61,11 @@ func AuthEnv(t *testing.T) *issuer.Issuer {
 func Logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // Pool opens a fresh database with the service's schema migrated as app.Start
-// does it (outbox, inbox, then the service's own files) and closes it when
-// the test ends.
+// does it (outbox, inbox, audit log, then the service's own files) and
+// closes it when the test ends.
 func Pool(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
 	t.Helper()
-	pool, err := postgres.Open(context.Background(), Logger(), pgtest.NewDatabase(t), schema,
-		outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: schema, FS: migrations})
+	pool, err := postgres.Open(context.Background(), Logger(), pgtest.NewDatabase(t), schema, app.Migrations(schema, migrations)...)
 	if err != nil {
 		t.Fatalf("servicetest: open %s: %v", schema, err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
@@ -81,7 +82,7 @@ func run(ctx context.Context, log *slog.Logger, records int64, runs int, keep bo
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	u.Path = "/" + db
-	pool, err := postgres.Open(ctx, log, u.String(), "analytics", outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "analytics", FS: migrations.FS})
+	pool, err := postgres.Open(ctx, log, u.String(), "analytics", outbox.Migrations(), inbox.Migrations(), audit.Migrations(), postgres.Migrations{Set: "analytics", FS: migrations.FS})
 	if err != nil {
 		return err
 	}

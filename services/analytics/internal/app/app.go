@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/analytics/internal/figures"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
@@ -41,9 +42,10 @@ type App struct {
 // Notifier is told that events were committed to the outbox (the relay).
 type Notifier interface{ Notify() }
 
-// Rebuilder rebuilds the rollups from the stream (see Rebuild).
+// Rebuilder rebuilds the rollups from the stream (see Rebuild) on behalf
+// of by, whom the swap records in the audit log (Rebuilt).
 type Rebuilder interface {
-	Rebuild(ctx context.Context) (uint64, error)
+	Rebuild(ctx context.Context, by audit.Actor) (uint64, error)
 }
 
 // Refusals of the use cases.

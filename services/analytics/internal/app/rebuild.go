@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 )
@@ -25,12 +26,39 @@ var ErrStreamIncomplete = errors.New("rebuild refused: the stream no longer hold
 // swap happened; the figures in use then cover it. A stream that no longer
 // holds the whole history is refused (ErrStreamIncomplete); any failure
 // leaves the figures as they were. Only the replica that consumes rebuilds;
-// another answers ErrStandby.
+// another answers ErrStandby. The swap's transaction records the rebuild in
+// the audit log, by the caller ctx carries (see Rebuilt).
 func (a *App) Rebuild(ctx context.Context) (uint64, error) {
 	if a.Rebuilder == nil {
 		return 0, ErrNoRebuild
 	}
-	return a.Rebuilder.Rebuild(ctx)
+	return a.Rebuilder.Rebuild(ctx, audit.By(ctx, service))
+}
+
+// Rebuilt is what a swap records in the audit log (rollups.rebuild, tenant
+// "*": the rollups of every tenant), in its own transaction: who asked for
+// the rebuild (every caller the one rebuild served), whether a migration
+// did, and the stream's last sequence the new tables cover.
+type Rebuilt struct {
+	By        []audit.Actor
+	Migration bool
+	LastSeq   uint64
+}
+
+func (r Rebuilt) entries(live string, at time.Time) []audit.Entry {
+	var out []audit.Entry
+	add := func(by audit.Actor, d audit.Detail) {
+		d["stream_last_sequence"] = r.LastSeq
+		out = append(out, audit.Entry{Tenant: audit.AllTenants, Actor: by, Action: "rollups.rebuild",
+			Target: audit.Target{Kind: "rollups", ID: live}, Detail: d, At: at})
+	}
+	if r.Migration {
+		add(audit.System(service), audit.Detail{"requested_by": "migration"})
+	}
+	for _, by := range r.By {
+		add(by, audit.Detail{})
+	}
+	return out
 }
 
 // ResetRollups empties every rollup and ledger and forgets which events the
@@ -173,12 +201,13 @@ const (
 // Swap puts the shadow tables in place of the live ones in one transaction
 // (store.SwapShadow), after checking that every event the live tables
 // applied is in the replay (else ErrStreamIncomplete: the stream lost some)
-// and that no migration changed the tables meanwhile. The consumer must be
+// and that no migration changed the tables meanwhile; done goes to the
+// audit log in the same transaction. The consumer must be
 // stopped meanwhile. beforeCommit, when set, runs last before the fence and
 // the commit (tests inject failures with it). The fence comes last, so the
 // lease row is locked only for the commit. A lock that readers hold too
 // long, or a deadlock with one, is tried again.
-func (s *Shadow) Swap(ctx context.Context, consumer string, beforeCommit func(context.Context) error) error {
+func (s *Shadow) Swap(ctx context.Context, consumer string, done Rebuilt, beforeCommit func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, s.a.DB, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", swapLockTimeout.Milliseconds())); err != nil {
@@ -196,6 +225,9 @@ func (s *Shadow) Swap(ctx context.Context, consumer string, beforeCommit func(co
 				return err
 			}
 			if err := store.SwapShadow(ctx, tx, s.live, s.shadow, consumer, s.since); err != nil {
+				return err
+			}
+			if err := audit.Append(ctx, tx, done.entries(s.live, s.a.now())...); err != nil {
 				return err
 			}
 			if beforeCommit != nil {

@@ -5,6 +5,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/audit"
+
 	"github.com/huifang/huifang/services/analytics/internal/figures"
 	"github.com/huifang/huifang/services/analytics/internal/report"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
@@ -17,14 +21,47 @@ type ReportOf struct {
 	Tenant, OrgUnit string
 	From, To        time.Time
 	Previous        int
+	// Format is how the caller has it rendered ("csv", "html"): the audit
+	// log records it.
+	Format string
 }
 
-// Report computes a report: the figures with their targets (customer
+// Report computes a report (see report) and records it in the audit log
+// (report.generate) in the transaction that read it: a report is not
+// handed out without its entry.
+func (a *App) Report(ctx context.Context, of ReportOf) (r *report.Report, err error) {
+	err = pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
+		in := *a
+		in.DB = tx
+		if r, err = in.report(ctx, of); err != nil {
+			return err
+		}
+		d := audit.Detail{"org_unit": of.OrgUnit, "from": day(of.From), "to": day(of.To), "previous": of.Previous}
+		if of.Format != "" {
+			d["format"] = of.Format
+		}
+		return a.auditTx(ctx, tx, of.Tenant, "report.generate", audit.Target{Kind: "report", ID: r.Name()}, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// day is a report bound as the audit log shows it ("" when open).
+func day(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+// report computes a report: the figures with their targets (customer
 // coverage when the period is one calendar month or year), every aspect,
 // NPS, the trend, the top problems, products, the complaints overdue as of
 // its end, the agents and the incentive ledger. It reads nothing that
 // depends on when it runs, so the same period renders to the same bytes.
-func (a *App) Report(ctx context.Context, of ReportOf) (*report.Report, error) {
+func (a *App) report(ctx context.Context, of ReportOf) (*report.Report, error) {
 	if err := unitInScope(ctx, of.OrgUnit); err != nil {
 		return nil, err
 	}

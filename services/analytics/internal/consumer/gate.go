@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/app"
 )
@@ -52,9 +54,16 @@ type Gate struct {
 
 // term is what a leading Gate takes requests on.
 type term struct {
-	rebuilds chan chan rebuildResult
+	rebuilds chan rebuildRequest
 	pauses   chan pauseRequest
 	done     chan struct{}
+}
+
+// rebuildRequest is a caller's request for a rebuild: who asks (the audit
+// log records it) and where the result goes.
+type rebuildRequest struct {
+	by    audit.Actor
+	reply chan rebuildResult
 }
 
 // pauseRequest asks the leading loop to stop the consumer (stopped says
@@ -66,9 +75,36 @@ type pauseRequest struct {
 
 // rebuildJob is a running rebuild.
 type rebuildJob struct {
+	// migration: a migration asked for it.
+	migration bool
+
+	mu sync.Mutex
 	// cut is set once the rebuild has stopped the consumer to read the
 	// stream's last sequence and catch up with it.
-	cut atomic.Bool
+	cut bool
+	// by are the callers it serves.
+	by []audit.Actor
+}
+
+// join adds a caller to the rebuild; false once it took its cut (the
+// caller waits for the next one).
+func (j *rebuildJob) join(by audit.Actor) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.cut {
+		return false
+	}
+	j.by = append(j.by, by)
+	return true
+}
+
+// cutOff marks the cut and returns the callers the rebuild serves: no one
+// joins after it.
+func (j *rebuildJob) cutOff() []audit.Actor {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cut = true
+	return slices.Clone(j.by)
 }
 
 type rebuildResult struct {
@@ -121,7 +157,7 @@ func (g *Gate) Run(ctx context.Context, consume func(context.Context) error) err
 // its catch-up and its swap.
 func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) error {
 	ctx, stop := context.WithCancel(ctx)
-	t := &term{rebuilds: make(chan chan rebuildResult), pauses: make(chan pauseRequest), done: make(chan struct{})}
+	t := &term{rebuilds: make(chan rebuildRequest), pauses: make(chan pauseRequest), done: make(chan struct{})}
 	var wg sync.WaitGroup
 	g.cur.Store(t)
 	defer func() {
@@ -136,11 +172,14 @@ func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) er
 	var running *rebuildJob // nil when none runs
 	// waiters wait for the running rebuild; queued for the next one (they
 	// came after the running one took its cut of the stream).
-	var waiters, queued []chan rebuildResult
+	var waiters, queued []rebuildRequest
 	var retry <-chan time.Time
 	failures := 0
-	start := func(migration bool) {
-		j := &rebuildJob{}
+	start := func(migration bool, reqs []rebuildRequest) {
+		j := &rebuildJob{migration: migration}
+		for _, r := range reqs {
+			j.join(r.by)
+		}
 		running = j
 		wg.Add(1)
 		go func() {
@@ -148,7 +187,7 @@ func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) er
 			results <- g.rebuildJob(ctx, t, j, migration)
 		}()
 	}
-	start(true)
+	start(true, nil)
 
 	for {
 		runCtx, cancel := context.WithCancel(ctx)
@@ -163,17 +202,17 @@ func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) er
 			case err := <-done:
 				cancel()
 				return err
-			case reply := <-t.rebuilds:
+			case req := <-t.rebuilds:
 				// A call joins the running rebuild until it takes its cut of
 				// the stream (its last sequence); later calls get the next one.
 				switch {
 				case running == nil:
-					waiters = append(waiters, reply)
-					start(false)
-				case running.cut.Load():
-					queued = append(queued, reply)
+					waiters = append(waiters, req)
+					start(false, waiters)
+				case running.join(req.by):
+					waiters = append(waiters, req)
 				default:
-					waiters = append(waiters, reply)
+					queued = append(queued, req)
 				}
 			case res := <-results:
 				running = nil
@@ -181,13 +220,13 @@ func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) er
 					queued = append(waiters, queued...)
 				} else {
 					for _, w := range waiters {
-						w <- res
+						w.reply <- res
 					}
 				}
 				waiters = nil
 				if len(queued) > 0 {
 					waiters, queued = queued, nil
-					start(false)
+					start(false, waiters)
 				}
 				if res.migration && res.err != nil && !errors.Is(res.err, app.ErrStreamIncomplete) {
 					failures++
@@ -196,7 +235,7 @@ func (g *Gate) lead(ctx context.Context, consume func(context.Context) error) er
 			case <-retry:
 				retry = nil
 				if running == nil {
-					start(true)
+					start(true, nil)
 				}
 			case p := <-t.pauses:
 				cancel()
@@ -238,15 +277,15 @@ func (g *Gate) pause(ctx context.Context, t *term) (resume func(), err error) {
 // the figures as they were). A call while a rebuild runs joins it when that
 // one has not yet taken its cut of the stream, and otherwise gets the next.
 // A caller that stops waiting does not stop the rebuild. A standby answers
-// app.ErrStandby.
-func (g *Gate) Rebuild(ctx context.Context) (uint64, error) {
+// app.ErrStandby. The swap records by in the audit log.
+func (g *Gate) Rebuild(ctx context.Context, by audit.Actor) (uint64, error) {
 	t := g.cur.Load()
 	if t == nil || !g.Leading() {
 		return 0, app.ErrStandby
 	}
 	reply := make(chan rebuildResult, 1)
 	select {
-	case t.rebuilds <- reply:
+	case t.rebuilds <- rebuildRequest{by: by, reply: reply}:
 	case <-t.done:
 		return 0, app.ErrStandby
 	case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/app"
@@ -111,7 +112,7 @@ func TestOneReplicaConsumesAtATime(t *testing.T) {
 	r1, r2 := b.replica(t, 0), b.replica(t, 0)
 	both := watchBoth(t, r1, r2)
 	leader, standby := leaderOf(t, r1, r2)
-	_, err := standby.runner.Rebuild(context.Background())
+	_, err := standby.runner.Rebuild(context.Background(), audit.System("test"))
 	require.ErrorIs(t, err, app.ErrStandby, "only the leader rebuilds")
 
 	evs := scenario.Events()

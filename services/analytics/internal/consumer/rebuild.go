@@ -91,7 +91,7 @@ func (g *Gate) rebuild(ctx context.Context, t *term, j *rebuildJob) (uint64, err
 	}
 	defer resume()
 	paused := time.Now()
-	j.cut.Store(true)
+	by := j.cutOff()
 	info, err := s.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("consumer: stream %s: %w", stream.EventsStream, err)
@@ -112,7 +112,8 @@ func (g *Gate) rebuild(ctx context.Context, t *term, j *rebuildJob) (uint64, err
 			break // the rest of the stream is on subjects the consumer does not read
 		}
 	}
-	if err := sh.Swap(ctx, Durable, func(context.Context) error { return g.inject("swap") }); err != nil {
+	done := app.Rebuilt{By: by, Migration: j.migration, LastSeq: last}
+	if err := sh.Swap(ctx, Durable, done, func(context.Context) error { return g.inject("swap") }); err != nil {
 		return 0, err
 	}
 	swapped = true

@@ -288,7 +288,11 @@ func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateRe
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	r, err := s.App.Report(ctx, app.ReportOf{Tenant: sc.Tenant, OrgUnit: sc.Filter.OrgUnit, From: sc.From, To: sc.To, Previous: prev})
+	format := "html"
+	if req.GetFormat() == analyticsv1.ReportFormat_REPORT_FORMAT_CSV {
+		format = "csv"
+	}
+	r, err := s.App.Report(ctx, app.ReportOf{Tenant: sc.Tenant, OrgUnit: sc.Filter.OrgUnit, From: sc.From, To: sc.To, Previous: prev, Format: format})
 	if err != nil {
 		return nil, statusOf(err)
 	}

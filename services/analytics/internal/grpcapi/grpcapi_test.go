@@ -22,6 +22,7 @@ import (
 
 	analyticsv1 "github.com/huifang/huifang/proto/huifang/analytics/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
@@ -427,7 +428,7 @@ func TestRebuildOnStandbyIsUnavailable(t *testing.T) {
 
 type refusingRebuilder struct{ err error }
 
-func (r refusingRebuilder) Rebuild(context.Context) (uint64, error) { return 0, r.err }
+func (r refusingRebuilder) Rebuild(context.Context, audit.Actor) (uint64, error) { return 0, r.err }
 
 // A rebuild refused because the stream no longer holds the whole history
 // is FAILED_PRECONDITION, with the reason naming the first time it holds.

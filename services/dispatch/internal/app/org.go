@@ -3,11 +3,13 @@ package app
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -34,9 +36,13 @@ func (a *App) UpsertOrgUnit(ctx context.Context, u task.OrgUnit) (task.OrgUnit, 
 				return err
 			}
 		}
+		now := a.Now()
 		var err error
-		out, err = store.SaveOrgUnit(ctx, tx, u, a.Now())
-		return err
+		if out, err = store.SaveOrgUnit(ctx, tx, u, now); err != nil {
+			return err
+		}
+		return a.auditTx(ctx, tx, out.Tenant, "org_unit.upsert", audit.Target{Kind: "org_unit", ID: out.ID},
+			audit.Detail{"parent_id": out.ParentID, "kind": out.Kind, "leader_id": out.LeaderID}, now)
 	})
 	return out, err
 }
@@ -46,12 +52,58 @@ func (a *App) ListOrgUnits(ctx context.Context, tenant string) ([]task.OrgUnit, 
 	return store.ListOrgUnits(ctx, a.DB, tenant)
 }
 
-// UpsertAgent normalizes an agent and registers or updates it.
+// UpsertAgent normalizes an agent and registers or updates it; the audit
+// log records the change (agent.create, agent.update) with the fields that
+// changed, and the role it had when that changed.
 func (a *App) UpsertAgent(ctx context.Context, ag task.Agent) (task.Agent, error) {
 	if err := task.NormalizeAgent(&ag); err != nil {
 		return task.Agent{}, err
 	}
-	return store.UpsertAgent(ctx, a.DB, ag, a.Now())
+	var out task.Agent
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		now := a.Now()
+		before, err := store.Agent(ctx, tx, ag.Tenant, ag.ID)
+		existed := err == nil
+		if err != nil && !errors.Is(err, store.ErrAgentNotFound) {
+			return err
+		}
+		if out, err = store.UpsertAgent(ctx, tx, ag, now); err != nil {
+			return err
+		}
+		action, detail := "agent.create", audit.Detail{"role": out.Role, "org_unit": out.OrgUnit, "groups": out.Groups, "active": !out.Inactive}
+		if existed {
+			action, detail["changed"] = "agent.update", agentChanges(before, out)
+			if before.Role != out.Role {
+				detail["role_before"] = before.Role
+			}
+		}
+		return a.auditTx(ctx, tx, out.Tenant, action, audit.Target{Kind: "agent", ID: out.ID}, detail, now)
+	})
+	return out, err
+}
+
+// agentChanges names the fields of an agent that changed (not their values:
+// a name is personal data).
+func agentChanges(before, after task.Agent) []string {
+	changed := []string{}
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"name", before.Name == after.Name},
+		{"role", before.Role == after.Role},
+		{"org_unit", before.OrgUnit == after.OrgUnit},
+		{"groups", slices.Equal(before.Groups, after.Groups)},
+		{"skills", reflect.DeepEqual(before.Skills, after.Skills)},
+		{"shift", reflect.DeepEqual(before.Shift, after.Shift)},
+		{"capacity", before.Capacity == after.Capacity},
+		{"active", before.Inactive == after.Inactive},
+	} {
+		if !f.same {
+			changed = append(changed, f.name)
+		}
+	}
+	return changed
 }
 
 // ListAgents lists the tenant's agents by id after afterID, at most limit;

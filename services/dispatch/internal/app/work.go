@@ -9,6 +9,7 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -69,10 +70,16 @@ func (a *App) Reassign(ctx context.Context, tenant, taskID, leaderID, toAgentID,
 		if err != nil {
 			return err
 		}
+		from := t.AgentID
 		if err := t.AssignTo(to, now, a.Lease); err != nil {
 			return err
 		}
-		return assigned(ctx, tx, *t, now)
+		if err := assigned(ctx, tx, *t, now); err != nil {
+			return err
+		}
+		// The reason is free text and may name the customer: not kept here.
+		return a.auditTx(ctx, tx, tenant, "task.reassign", audit.Target{Kind: "task", ID: t.ID},
+			audit.Detail{"visit_id": t.VisitID, "from_agent": from, "to_agent": to.ID, "leader_id": leader.ID}, now)
 	})
 }
 

@@ -11,8 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/servicetest"
@@ -37,8 +36,7 @@ func Proxied(t testing.TB) (direct, through *pgxpool.Pool, proxy *pgtest.Proxy) 
 	url := pgtest.NewDatabase(t)
 	proxy, proxied := pgtest.NewProxy(t, url)
 	open := func(url string) *pgxpool.Pool {
-		pool, err := postgres.Open(context.Background(), servicetest.Logger(), url, Schema,
-			outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: Schema, FS: migrations.FS})
+		pool, err := postgres.Open(context.Background(), servicetest.Logger(), url, Schema, app.Migrations(Schema, migrations.FS)...)
 		if err != nil {
 			t.Fatalf("storetest: open %s: %v", Schema, err)
 		}

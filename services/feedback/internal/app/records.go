@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
@@ -123,6 +124,16 @@ func (a *App) AmendRecordTx(ctx context.Context, tx pgx.Tx, d record.AmendDraft)
 	if err := store.AddAmendment(ctx, tx, d.TenantID, am); err != nil {
 		return Amended{}, err
 	}
+	// The fields changed, not their values nor the reason: answers and
+	// comments may hold what the customer said.
+	fields := make([]string, len(am.Changes))
+	for i, c := range am.Changes {
+		fields[i] = c.Field
+	}
+	if err := a.auditTx(ctx, tx, d.TenantID, "record.amend", audit.Target{Kind: "record", ID: rec.ID},
+		audit.Detail{"amendment_id": am.ID, "visit_id": rec.VisitID, "by": am.By, "fields": fields}); err != nil {
+		return Amended{}, err
+	}
 	return Amended{Amendment: am, Current: record.Apply(current, am.Correction)}, nil
 }
 
@@ -162,5 +173,12 @@ func (a *App) SignOffRecordTx(ctx context.Context, tx pgx.Tx, in SignOff) (recor
 		return record.SignOff{}, auth.Deny("record_id", "the record belongs to an org unit the caller does not lead")
 	}
 	s.RecordID = rec.ID
-	return s, store.AddSignOff(ctx, tx, tenantID, s)
+	if err := store.AddSignOff(ctx, tx, tenantID, s); err != nil {
+		return record.SignOff{}, err
+	}
+	if err := a.auditTx(ctx, tx, tenantID, "record.sign_off", audit.Target{Kind: "record", ID: rec.ID},
+		audit.Detail{"visit_id": rec.VisitID, "leader_id": s.LeaderID, "approved": s.Approved}); err != nil {
+		return record.SignOff{}, err
+	}
+	return s, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/audit"
 )
 
 // DefaultBatch is how many rows the background commands (re-hash, tier
@@ -15,15 +17,21 @@ const DefaultBatch = 500
 // batch customers per transaction, each committed on its own: an
 // interrupted run loses nothing and the next goes on with the rows still
 // stale. It returns how many it re-hashed and how many are still stale.
-// Versions do not change and nothing is announced (hashes never leave intake).
+// Versions do not change and nothing is announced (hashes never leave
+// intake). Each batch is recorded in the audit log in its transaction.
 func (a *App) RehashContacts(ctx context.Context, batch int) (rehashed, remaining int64, err error) {
 	after := ""
-	for {
+	for first := true; ; first = false {
 		var n int
 		err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 			var err error
-			n, after, err = a.Store.RehashPage(ctx, tx, after, batch)
-			return err
+			if n, after, err = a.Store.RehashPage(ctx, tx, after, batch); err != nil || (n == 0 && !first) {
+				return err
+			}
+			// Every tenant's customers: tenant "*". The first batch is
+			// recorded even when it finds nothing, so every call is.
+			return a.auditTx(ctx, tx, audit.AllTenants, "contacts.rehash", audit.Target{Kind: "hash_key", ID: a.Store.Cipher.HashKeyID()},
+				audit.Detail{"customers": n})
 		})
 		if err != nil {
 			return rehashed, 0, err

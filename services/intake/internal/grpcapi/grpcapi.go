@@ -26,6 +26,8 @@ type Server struct {
 	// RevealContacts is the one switch that shows phones and emails unmasked
 	// in responses. Until the permission model arrives (security issue) it is
 	// configuration; then it becomes the caller's reveal permission, here.
+	// Every answer it unmasks is recorded in the audit log by the app call
+	// that read it (Reveal), in the same transaction.
 	RevealContacts func(ctx context.Context) bool
 }
 
@@ -64,11 +66,12 @@ func (s *Server) GetCustomer(ctx context.Context, req *intakev1.GetCustomerReque
 	if req.GetId() == "" && req.GetExternalId() == "" && req.GetPhone() == "" {
 		return nil, invalid.New("id", "id, external_id or phone is required")
 	}
-	c, err := s.App.GetCustomer(ctx, app.CustomerQuery{Tenant: tenant.Or(req.GetTenantId()), ID: req.GetId(), ExternalID: req.GetExternalId(), Phone: req.GetPhone()})
+	reveal := s.reveal(ctx)
+	c, err := s.App.GetCustomer(ctx, app.CustomerQuery{Tenant: tenant.Or(req.GetTenantId()), ID: req.GetId(), ExternalID: req.GetExternalId(), Phone: req.GetPhone(), Reveal: reveal})
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	v := View(c, s.reveal(ctx))
+	v := View(c, reveal)
 	return &intakev1.GetCustomerResponse{Customer: v.Customer, View: v}, nil
 }
 
@@ -87,15 +90,17 @@ func (s *Server) ListCustomers(ctx context.Context, req *intakev1.ListCustomersR
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	list, err := s.App.ListCustomers(ctx, app.CustomerFilter{
-		Tenant: tenant.Or(req.GetTenantId()), Tier: req.GetTier(), FewerThanTwoOwners: req.GetFewerThanTwoOwners(),
-	}, size+1, cur.ID)
+	reveal := s.reveal(ctx)
+	list, more, err := s.App.ListCustomers(ctx, app.CustomerFilter{
+		Tenant: tenant.Or(req.GetTenantId()), Tier: req.GetTier(), FewerThanTwoOwners: req.GetFewerThanTwoOwners(), Reveal: reveal,
+	}, size, cur.ID)
 	if err != nil {
 		return nil, statusOf(err)
 	}
 	resp := &intakev1.ListCustomersResponse{}
-	list, resp.NextPageToken = page.Trim(list, size, func(last *archive.Customer) any { return idCursor{ID: last.ID} })
-	reveal := s.reveal(ctx)
+	if more {
+		resp.NextPageToken = page.Token(idCursor{ID: list[len(list)-1].ID})
+	}
 	for _, c := range list {
 		resp.Customers = append(resp.Customers, View(c, reveal))
 	}
@@ -104,24 +109,26 @@ func (s *Server) ListCustomers(ctx context.Context, req *intakev1.ListCustomersR
 
 // UpdateContactPreferences replaces a customer's contact preferences.
 func (s *Server) UpdateContactPreferences(ctx context.Context, req *intakev1.UpdateContactPreferencesRequest) (*intakev1.UpdateContactPreferencesResponse, error) {
+	reveal := s.reveal(ctx)
 	c, err := s.App.UpdateContactPreferences(ctx, app.UpdateContactPreferences{
-		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), Preferences: archive.PreferencesFromProto(req.GetPreferences()),
+		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), Preferences: archive.PreferencesFromProto(req.GetPreferences()), Reveal: reveal,
 	})
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	return &intakev1.UpdateContactPreferencesResponse{Customer: View(c, s.reveal(ctx))}, nil
+	return &intakev1.UpdateContactPreferencesResponse{Customer: View(c, reveal)}, nil
 }
 
 // SetCustomerOwners replaces the staff who know a customer (seed 002: at least two).
 func (s *Server) SetCustomerOwners(ctx context.Context, req *intakev1.SetCustomerOwnersRequest) (*intakev1.SetCustomerOwnersResponse, error) {
+	reveal := s.reveal(ctx)
 	c, err := s.App.SetCustomerOwners(ctx, app.SetCustomerOwners{
-		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), OwnerIDs: req.GetOwnerIds(),
+		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), OwnerIDs: req.GetOwnerIds(), Reveal: reveal,
 	})
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	return &intakev1.SetCustomerOwnersResponse{Customer: View(c, s.reveal(ctx))}, nil
+	return &intakev1.SetCustomerOwnersResponse{Customer: View(c, reveal)}, nil
 }
 
 // ImportCustomers merges archive records; a bad record refuses only itself.
@@ -210,15 +217,16 @@ func (s *Server) ListRejectedEvents(ctx context.Context, req *intakev1.ListRejec
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	rows, err := s.App.ListRejected(ctx, tenant.Or(req.GetTenantId()), size+1, cur.At, cur.ID)
+	reveal := s.reveal(ctx)
+	rows, more, err := s.App.ListRejected(ctx, app.RejectedList{Tenant: tenant.Or(req.GetTenantId()), Size: size, AfterTime: cur.At, AfterID: cur.ID, Reveal: reveal})
 	if err != nil {
 		return nil, statusOf(err)
 	}
 	resp := &intakev1.ListRejectedEventsResponse{}
-	rows, resp.NextPageToken = page.Trim(rows, size, func(last ingest.Rejected) any {
-		return rejectedCursor{At: last.ReceivedAt, ID: last.ID}
-	})
-	reveal := s.reveal(ctx)
+	if more {
+		last := rows[len(rows)-1]
+		resp.NextPageToken = page.Token(rejectedCursor{At: last.ReceivedAt, ID: last.ID})
+	}
 	for _, r := range rows {
 		out, _ := rejectedView(r, reveal)
 		resp.RejectedEvents = append(resp.RejectedEvents, out)
@@ -231,11 +239,12 @@ func (s *Server) GetRejectedEvent(ctx context.Context, req *intakev1.GetRejected
 	if req.GetId() == "" {
 		return nil, invalid.New("id", "is required")
 	}
-	r, err := s.App.GetRejected(ctx, tenant.Or(req.GetTenantId()), req.GetId())
+	reveal := s.reveal(ctx)
+	r, err := s.App.GetRejected(ctx, tenant.Or(req.GetTenantId()), req.GetId(), reveal)
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	out, ev := rejectedView(r, s.reveal(ctx))
+	out, ev := rejectedView(r, reveal)
 	return &intakev1.GetRejectedEventResponse{RejectedEvent: out, Decoded: ev}, nil
 }
 

@@ -26,6 +26,7 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
@@ -75,7 +76,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	u.Path = "/" + db
-	pool, err := postgres.Open(ctx, log, u.String(), "scheduler", outbox.Migrations(), inbox.Migrations(), postgres.Migrations{Set: "scheduler", FS: migrations.FS})
+	pool, err := postgres.Open(ctx, log, u.String(), "scheduler", outbox.Migrations(), inbox.Migrations(), audit.Migrations(), postgres.Migrations{Set: "scheduler", FS: migrations.FS})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
@@ -32,13 +33,31 @@ func (a *App) CreatePolicy(ctx context.Context, tenant string, p policy.Policy) 
 	if err := policy.Validate(p); err != nil {
 		return policy.Policy{}, err
 	}
-	if err := store.InsertPolicy(ctx, a.DB, p); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return policy.Policy{}, fmt.Errorf("tenant %s already has a policy named %q: %w", p.Tenant, p.Name, err)
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		if err := store.InsertPolicy(ctx, tx, p); err != nil {
+			return err
 		}
+		return a.auditTx(ctx, tx, p.Tenant, "policy.create", policyTarget(p), policyDetail(p))
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return policy.Policy{}, fmt.Errorf("tenant %s already has a policy named %q: %w", p.Tenant, p.Name, err)
+	}
+	if err != nil {
 		return policy.Policy{}, err
 	}
 	return p, nil
+}
+
+func policyTarget(p policy.Policy) audit.Target { return audit.Target{Kind: "policy", ID: p.ID} }
+
+// policyDetail is what the audit log keeps of a policy's change: its name,
+// version and state (the steps are in the policy's versions).
+func policyDetail(p policy.Policy) audit.Detail {
+	d := audit.Detail{"name": p.Name, "version": p.Version, "active": p.Active}
+	if p.Pack != "" {
+		d["pack"] = p.Pack
+	}
+	return d
 }
 
 // UpdatePolicy validates the next version of a tenant's policy and stores
@@ -54,7 +73,10 @@ func (a *App) UpdatePolicy(ctx context.Context, tenant, id string, next policy.P
 			next.Pack, next.CreatedAt = cur.Pack, now
 			return cur.Revise(next)
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return a.auditTx(ctx, tx, tenant, "policy.update", policyTarget(p), policyDetail(p))
 	})
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
@@ -70,8 +92,17 @@ func (a *App) SetActive(ctx context.Context, tenant, id string, active bool) (p 
 		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
 	}
 	err = a.inTx(ctx, func(tx pgx.Tx) error {
-		p, err = setActive(ctx, tx, tenant, id, active)
-		return err
+		if p, err = setActive(ctx, tx, tenant, id, active); err != nil {
+			return err
+		}
+		action, detail := "policy.deactivate", policyDetail(p)
+		if active {
+			action = "policy.activate"
+		}
+		if p.TenantOverride {
+			detail["builtin"] = true // switched for this tenant only
+		}
+		return a.auditTx(ctx, tx, tenant, action, policyTarget(p), detail)
 	})
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
@@ -138,7 +169,11 @@ func (a *App) LoadPolicyPack(ctx context.Context, tenant, name string, inactive 
 			}
 			out = append(out, p)
 		}
-		return nil
+		loaded := make([]audit.Detail, len(out))
+		for i, p := range out {
+			loaded[i] = audit.Detail{"id": p.ID, "version": p.Version, "active": p.Active}
+		}
+		return a.auditTx(ctx, tx, tenant, "pack.load", audit.Target{Kind: "pack", ID: name}, audit.Detail{"inactive": inactive, "policies": loaded})
 	})
 	return out, err
 }

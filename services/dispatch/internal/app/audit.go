@@ -1,0 +1,20 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/audit"
+)
+
+// service names dispatch as the actor of its own work in the audit log
+// (system:dispatch).
+const service = "dispatch"
+
+// auditTx records an action in the audit log within tx, the action's own
+// transaction, by the caller ctx carries (audit.By).
+func (a *App) auditTx(ctx context.Context, tx pgx.Tx, tenant, action string, target audit.Target, detail audit.Detail, now time.Time) error {
+	return audit.Append(ctx, tx, audit.Entry{Tenant: tenant, Actor: audit.By(ctx, service), Action: action, Target: target, Detail: detail, At: now})
+}
