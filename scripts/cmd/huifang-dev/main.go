@@ -224,6 +224,12 @@ const instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["
 func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, is *issuer.Issuer, natsURL string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// The demo tenant's admin registers the agent and the policy (the
+	// audit log names admin-1).
+	ctx, err := is.Context(ctx, devTokens()["admin"])
+	if err != nil {
+		return err
+	}
 	dispatchConn, err := grpc.NewClient(st.GRPCAddr("dispatch"), grpc.WithTransportCredentials(insecure.NewCredentials()), is.StaffCalls())
 	if err != nil {
 		return err
