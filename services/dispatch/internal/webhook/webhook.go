@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -49,9 +50,11 @@ func (r *Receipts) Handler() http.Handler {
 	return mux
 }
 
-// Serve serves the webhooks on addr until ctx ends.
-func (r *Receipts) Serve(ctx context.Context, addr string) error {
-	srv := &http.Server{Addr: addr, Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+// Serve serves the webhooks on addr until ctx ends, bounded by limits
+// (timeouts, requests at once: app.Base's HTTP_* variables).
+func (r *Receipts) Serve(ctx context.Context, addr string, limits httpserver.Limits) error {
+	srv := httpserver.New(r.Handler(), limits)
+	srv.Addr = addr
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {

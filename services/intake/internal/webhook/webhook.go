@@ -24,6 +24,7 @@ import (
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/app"
@@ -58,13 +59,14 @@ type Guard interface {
 }
 
 // Serve serves the webhook on a port of its own (WEBHOOK_ADDR) until ctx
-// ends, then shuts the server down gracefully.
-func Serve(ctx context.Context, log *slog.Logger, addr string, a *app.App, guard Guard) error {
+// ends, then shuts the server down gracefully. The server is bounded by
+// limits (timeouts, requests at once: app.Base's HTTP_* variables).
+func Serve(ctx context.Context, log *slog.Logger, addr string, limits httpserver.Limits, a *app.App, guard Guard) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("webhook: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: Handler(a, log, guard), ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(Handler(a, log, guard), limits)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	log.InfoContext(ctx, "webhook serving", "addr", l.Addr().String())
