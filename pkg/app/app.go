@@ -72,6 +72,11 @@ type Base struct {
 	AuthIssuer string `env:"AUTH_ISSUER,url"`
 	// AuthAudience is the aud the tokens must carry.
 	AuthAudience string `env:"AUTH_AUDIENCE" default:"huifang"`
+	// RateLimit is how many requests a second on average each caller
+	// (tenant and subject of its token) may make to the service's gRPC API
+	// and intake's webhook, RateBurst how many at once; 0 lifts the limit.
+	RateLimit float64 `env:"RATE_LIMIT" default:"50"`
+	RateBurst int     `env:"RATE_BURST" default:"100"`
 	// AuthJWKSURL is where the issuer publishes its keys; empty: the
 	// jwks_uri of the issuer's discovery document, read at start.
 	AuthJWKSURL string `env:"AUTH_JWKS_URL,url"`
@@ -215,6 +220,9 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	if err := cfg.HTTPLimits().Check(); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if cfg.RateLimit < 0 || (cfg.RateLimit > 0 && cfg.RateBurst < 1) {
+		return nil, fmt.Errorf("app: RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1, got %g and %d", cfg.RateLimit, cfg.RateBurst)
+	}
 	rt := &Runtime{Service: service, Log: log, cfg: cfg}
 	_, shutdownTracing, err := telemetry.Setup(ctx, service, version)
 	if err != nil {
@@ -227,6 +235,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	}
 	rt.Guard = auth.NewGuard(log, nil)
 	rt.Guard.SetTable(access.For(service))
+	rt.Guard.SetRateLimit(auth.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst})
 	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(rt.Guard.Unary), grpc.ChainStreamInterceptor(rt.Guard.Stream)}
 	if cfg.GRPCMaxRecvBytes > 0 {
 		grpcOpts = append(grpcOpts, grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes))

@@ -633,3 +633,17 @@ func TestHTTPLimits(t *testing.T) {
 	_, err := app.Start(t.Context(), quiet(), "scheduler", app.Base{HTTPWriteTimeout: -time.Second, AuthIssuer: "http://127.0.0.1:1"}, noMigrations)
 	require.ErrorContains(t, err, "HTTP_WRITE_TIMEOUT must be positive, got -1s")
 }
+
+// RATE_LIMIT and RATE_BURST default to 50 a second in bursts of 100; a
+// negative rate, or a burst below 1 with a rate, refuses to start.
+func TestRateLimitConfig(t *testing.T) {
+	var cfg app.Base
+	require.NoError(t, config.Load(func(string) (string, bool) { return "", false }, &cfg))
+	require.Equal(t, 50.0, cfg.RateLimit)
+	require.Equal(t, 100, cfg.RateBurst)
+	for _, bad := range []app.Base{{RateLimit: -1}, {RateLimit: 5, RateBurst: 0}} {
+		bad.AuthIssuer = "http://127.0.0.1:1"
+		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
+		require.ErrorContains(t, err, "RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1")
+	}
+}

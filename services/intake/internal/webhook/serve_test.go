@@ -27,6 +27,8 @@ func (g heldGuard) AuthenticateHTTP(*http.Request) (auth.Principal, error) {
 	return auth.Principal{}, auth.ErrUnauthenticated
 }
 
+func (heldGuard) Admit(auth.Principal) (time.Duration, bool) { return 0, true }
+
 func (heldGuard) Authorize(auth.Principal, string, proto.Message) error { return nil }
 
 // The webhook's own server (WEBHOOK_ADDR) is bounded by the limits it is
@@ -54,6 +56,8 @@ func TestServeIsBounded(t *testing.T) {
 		if err != nil {
 			return false
 		}
+		// Read to the end: the server's handler (and its slot) is done then.
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 60*time.Second, 10*time.Millisecond)
@@ -68,7 +72,11 @@ func TestServeIsBounded(t *testing.T) {
 		resp.Body.Close()
 		first <- resp.StatusCode
 	}()
-	<-guard.entered
+	select {
+	case <-guard.entered:
+	case code := <-first:
+		t.Fatalf("the first post was answered %d before it reached the guard", code)
+	}
 	// Bounded, so that a second post let in (held by the guard) fails the test.
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Post(base+"/v1/services", "application/json", strings.NewReader("{}"))

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -53,8 +55,12 @@ func Handler(a *app.App, log *slog.Logger, guard Guard) http.Handler {
 // the bearer tokens the gRPC API takes, and holds a post to the rule of
 // IngestService (IngestServices for a batch): an integrator, for its own
 // tenant and source_system.
+//
+// A post counts against the caller's rate as a gRPC call does (Admit, the
+// same bucket: RATE_LIMIT, RATE_BURST): beyond it, 429 with Retry-After.
 type Guard interface {
 	AuthenticateHTTP(r *http.Request) (auth.Principal, error)
+	Admit(p auth.Principal) (time.Duration, bool)
 	Authorize(p auth.Principal, method string, req proto.Message) error
 }
 
@@ -105,7 +111,9 @@ type handler struct {
 
 // caller authenticates the request before its body is read (an unknown
 // caller leaves nothing behind, not even a rejected input): 401 without a
-// valid token, 503 when tokens cannot be checked now.
+// valid token, 503 when tokens cannot be checked now; then holds it to the
+// caller's rate: 429 with Retry-After (whole seconds) beyond it, the body
+// not read either.
 func (h *handler) caller(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
 	p, err := h.guard.AuthenticateHTTP(r)
 	switch {
@@ -115,6 +123,11 @@ func (h *handler) caller(w http.ResponseWriter, r *http.Request) (auth.Principal
 		return auth.Principal{}, false
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, Problem{Error: err.Error()})
+		return auth.Principal{}, false
+	}
+	if wait, ok := h.guard.Admit(p); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		writeJSON(w, http.StatusTooManyRequests, Problem{Error: "rate limit: too many posts from this caller; retry after " + wait.Round(time.Millisecond).String()})
 		return auth.Principal{}, false
 	}
 	return p, true

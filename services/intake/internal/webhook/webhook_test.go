@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/servicetest"
@@ -207,4 +209,45 @@ func TestWebhookChecksTheCaller(t *testing.T) {
 	var tenant, source string
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT tenant_id, source_system FROM intake.services`).Scan(&tenant, &source))
 	require.Equal(t, []string{"default", "erp-demo"}, []string{tenant, source})
+}
+
+// TestWebhookRateLimit: posts count against the caller's rate (the bucket
+// its gRPC calls use): beyond it 429 with Retry-After, and the post is not
+// read; another caller is not held back.
+func TestWebhookRateLimit(t *testing.T) {
+	pool, a := appFor(t)
+	guard, is := servicetest.Guard(t, "intake")
+	guard.SetRateLimit(auth.RateLimit{Rate: 0.01, Burst: 2})
+	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger(), guard))
+	t.Cleanup(srv.Close)
+	erp, err := is.Mint(issuer.Integrator("default", "erp-demo"))
+	require.NoError(t, err)
+	code, _ := postAs(t, erp, srv.URL+"/v1/services", good)
+	require.Equal(t, http.StatusCreated, code)
+	code, _ = postAs(t, erp, srv.URL+"/v1/services", "{not json")
+	require.Equal(t, http.StatusBadRequest, code, "a refused post counts too")
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/services", strings.NewReader(strings.Replace(good, "e-1", "e-2", 1)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+erp)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	retry, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	require.NoError(t, err, "whole seconds")
+	require.InDelta(t, 100, retry, 10, "one post per 100 s")
+	require.Contains(t, out["error"], "rate limit")
+
+	var services int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM intake.services`).Scan(&services))
+	require.Equal(t, 1, services, "the refused post is not stored")
+
+	other, err := is.Mint(issuer.Integrator("default", "erp-other"))
+	require.NoError(t, err)
+	code, _ = postAs(t, other, srv.URL+"/v1/services", strings.Replace(strings.Replace(good, "erp-demo", "erp-other", 1), "e-1", "e-3", 1))
+	require.Equal(t, http.StatusCreated, code, "another caller has a bucket of its own")
 }
