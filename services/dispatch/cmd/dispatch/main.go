@@ -75,7 +75,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// Providers' delivery webhooks.
 	if cfg.ReceiptAddr != "" {
-		receipts := &webhook.Receipts{App: a, Log: log}
+		receipts := &webhook.Receipts{App: a, Log: log, TelnyxKey: set.telnyxKey}
 		rt.Go("receipts", func(ctx context.Context) error { return receipts.Serve(ctx, cfg.ReceiptAddr, cfg.HTTPLimits()) })
 	}
 
