@@ -165,10 +165,11 @@ var (
 // read reads a JSON body of at most limit bytes into msg (reading at most
 // limit+1 bytes of it): a larger one is answered 413 with the violation
 // (payload: must be at most limit bytes) and kept nowhere. A body that is not
-// JSON of the shape is answered 400 and recorded with the refused inputs
-// unless it is larger than the app's event limit (a batch's): a copy of it
-// must not travel onward on the dead-letter subject.
-func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int, msg proto.Message) bool {
+// JSON of the shape is answered 400 and recorded with the refused inputs,
+// under the caller's tenant (the one that may replay it), unless it is
+// larger than the app's event limit (a batch's): a copy of it must not
+// travel onward on the dead-letter subject.
+func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal, limit int, msg proto.Message) bool {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != stream.ContentTypeJSON {
 		writeJSON(w, http.StatusUnsupportedMediaType, Problem{Error: "Content-Type must be application/json"})
@@ -189,7 +190,7 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int, msg pr
 		id := ""
 		if len(body) <= h.app.EventLimit() {
 			var rerr error
-			if id, rerr = h.app.RejectRaw(r.Context(), app.RejectRaw{Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad}); rerr != nil {
+			if id, rerr = h.app.RejectRaw(r.Context(), app.RejectRaw{Tenant: p.Tenant, Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad}); rerr != nil {
 				h.fail(w, r, rerr)
 				return false
 			}
@@ -205,8 +206,13 @@ func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The caller must be one who may post at all before its body is read
+	// (and, refused, kept): the rule of IngestService for an empty event.
+	if !h.allowed(w, r, p, intakev1.IntakeService_IngestService_FullMethodName, &intakev1.IngestServiceRequest{Event: &eventsv1.ServiceCompleted{}}) {
+		return
+	}
 	ev := &eventsv1.ServiceCompleted{}
-	if !h.read(w, r, h.app.EventLimit(), ev) {
+	if !h.read(w, r, p, h.app.EventLimit(), ev) {
 		return
 	}
 	// The rule of IngestService, held to the event the body is.
@@ -238,8 +244,11 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.allowed(w, r, p, intakev1.IntakeService_IngestServices_FullMethodName, &intakev1.IngestServicesRequest{}) {
+		return
+	}
 	req := &intakev1.IngestServicesRequest{}
-	if !h.read(w, r, maxBatchBytes, req) {
+	if !h.read(w, r, p, maxBatchBytes, req) {
 		return
 	}
 	if !h.allowed(w, r, p, intakev1.IntakeService_IngestServices_FullMethodName, req) {

@@ -13,6 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/grpcserver"
@@ -185,6 +188,8 @@ func TestWebhookChecksTheCaller(t *testing.T) {
 		{"no token, malformed body", "", "{not json", http.StatusUnauthorized},
 		{"a bad token", "abc.def.ghi", good, http.StatusUnauthorized},
 		{"an agent", mint(issuer.Staff("default", "a-1")), good, http.StatusForbidden},
+		{"an agent, malformed body", mint(issuer.Staff("default", "a-1")), "{not json", http.StatusForbidden},
+		{"an agent, malformed batch", mint(issuer.Staff("default", "a-1")), `{"events":[{not json`, http.StatusForbidden},
 		{"another source system", erp, strings.Replace(good, "erp-demo", "erp-other", 1), http.StatusForbidden},
 		{"another tenant", mint(issuer.Integrator("acme", "erp-demo")), strings.Replace(good, `{"source_system"`, `{"tenant_id":"default","source_system"`, 1), http.StatusForbidden},
 		{"a batch for another source system", erp, `{"events":[` + strings.Replace(good, "erp-demo", "erp-other", 1) + `]}`, http.StatusForbidden},
@@ -250,4 +255,42 @@ func TestWebhookRateLimit(t *testing.T) {
 	require.NoError(t, err)
 	code, _ = postAs(t, other, srv.URL+"/v1/services", strings.Replace(strings.Replace(good, "erp-demo", "erp-other", 1), "e-1", "e-3", 1))
 	require.Equal(t, http.StatusCreated, code, "another caller has a bucket of its own")
+}
+
+// TestWebhookKeepsRefusedBodiesInTheCallersTenant: a body that is not JSON
+// of the shape is kept with the refused inputs of the tenant of the caller
+// that posted it (whose admin may fix and replay it, into that tenant only),
+// not of the default tenant.
+func TestWebhookKeepsRefusedBodiesInTheCallersTenant(t *testing.T) {
+	pool, a := appFor(t)
+	guard, is := servicetest.Guard(t, "intake")
+	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger(), guard))
+	t.Cleanup(srv.Close)
+	raw, err := is.Mint(issuer.Integrator("acme", "erp-demo"))
+	require.NoError(t, err)
+	code, out := postAs(t, raw, srv.URL+"/v1/services", `{"source_system":`)
+	require.Equal(t, http.StatusBadRequest, code)
+	code, _ = postAs(t, raw, srv.URL+"/v1/services:batch", `{"events":[{`)
+	require.Equal(t, http.StatusBadRequest, code)
+	var tenants []string
+	rows, err := pool.Query(t.Context(), `SELECT tenant_id FROM intake.rejected_events`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var tn string
+		require.NoError(t, rows.Scan(&tn))
+		tenants = append(tenants, tn)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"acme", "acme"}, tenants)
+
+	// Its replay, fixed without a tenant, is stored in acme.
+	fixed := &eventsv1.ServiceCompleted{}
+	require.NoError(t, protojson.Unmarshal([]byte(good), fixed))
+	res, err := a.ReplayRejected(t.Context(), app.ReplayRejected{Tenant: "acme", ID: out["rejected_event_id"].(string), Fixed: fixed})
+	require.NoError(t, err)
+	var tenant string
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT tenant_id FROM intake.services WHERE id = $1`, res.ServiceID).Scan(&tenant))
+	require.Equal(t, "acme", tenant)
+	_, err = a.ReplayRejected(t.Context(), app.ReplayRejected{Tenant: "default", ID: out["rejected_event_id"].(string)})
+	require.ErrorContains(t, err, "not found", "the default tenant does not hold it")
 }
