@@ -32,6 +32,7 @@ import (
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/grpcserver"
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/logging"
 	"github.com/huifang/huifang/pkg/loop"
@@ -66,11 +67,25 @@ type Base struct {
 	// GRPCMaxRecvBytes bounds a gRPC request; 0 keeps gRPC's 4 MiB.
 	GRPCMaxRecvBytes int    `env:"GRPC_MAX_RECV_BYTES" default:"0"`
 	HTTPAddr         string `env:"HTTP_ADDR"`
+	// The bounds of every HTTP server of the service (the HTTP side,
+	// intake's webhook, dispatch's receipts): httpserver.Limits.
+	HTTPReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" default:"5s"`
+	HTTPReadTimeout       time.Duration `env:"HTTP_READ_TIMEOUT" default:"60s"`
+	HTTPWriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" default:"60s"`
+	HTTPIdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" default:"120s"`
+	// HTTPMaxConcurrent is how many requests each HTTP server handles at
+	// once (not counting /healthz, /readyz, /metrics); 0: no bound.
+	HTTPMaxConcurrent int `env:"HTTP_MAX_CONCURRENT" default:"64"`
 	// AuthIssuer is the OpenID Connect issuer whose bearer tokens the gRPC
 	// API accepts (its iss); required: every call needs a verified caller.
 	AuthIssuer string `env:"AUTH_ISSUER,url"`
 	// AuthAudience is the aud the tokens must carry.
 	AuthAudience string `env:"AUTH_AUDIENCE" default:"huifang"`
+	// RateLimit is how many requests a second on average each caller
+	// (tenant and subject of its token) may make to the service's gRPC API
+	// and intake's webhook, RateBurst how many at once; 0 lifts the limit.
+	RateLimit float64 `env:"RATE_LIMIT" default:"50"`
+	RateBurst int     `env:"RATE_BURST" default:"100"`
 	// AuthJWKSURL is where the issuer publishes its keys; empty: the
 	// jwks_uri of the issuer's discovery document, read at start.
 	AuthJWKSURL string `env:"AUTH_JWKS_URL,url"`
@@ -102,6 +117,23 @@ type Base struct {
 	// ErrMigrated, and Main exits 0): a Kubernetes init container or a
 	// migration Job runs the service's image this way before a rollout.
 	MigrateOnly bool `env:"MIGRATE_ONLY" default:"false"`
+}
+
+// HTTPLimits are the bounds of the service's HTTP servers, from the
+// HTTP_* variables; a timeout left at zero (a Base built in code) is
+// httpserver.Defaults', as is the header bound.
+func (b Base) HTTPLimits() httpserver.Limits {
+	l := httpserver.Defaults()
+	for _, f := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&l.ReadHeaderTimeout, b.HTTPReadHeaderTimeout}, {&l.ReadTimeout, b.HTTPReadTimeout}, {&l.WriteTimeout, b.HTTPWriteTimeout}, {&l.IdleTimeout, b.HTTPIdleTimeout}} {
+		if f.v != 0 {
+			*f.dst = f.v
+		}
+	}
+	l.MaxConcurrent = b.HTTPMaxConcurrent
+	return l
 }
 
 // ErrMigrated is what Start returns with MIGRATE_ONLY=true once the
@@ -197,6 +229,12 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	if cfg.MigrateOnly {
 		return nil, migrateOnly(ctx, log, service, cfg, migrations)
 	}
+	if err := cfg.HTTPLimits().Check(); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if cfg.RateLimit < 0 || (cfg.RateLimit > 0 && cfg.RateBurst < 1) {
+		return nil, fmt.Errorf("app: RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1, got %g and %d", cfg.RateLimit, cfg.RateBurst)
+	}
 	rt := &Runtime{Service: service, Log: log, cfg: cfg}
 	_, shutdownTracing, err := telemetry.Setup(ctx, service, version)
 	if err != nil {
@@ -209,6 +247,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	}
 	rt.Guard = auth.NewGuard(log, nil)
 	rt.Guard.SetTable(access.For(service))
+	rt.Guard.SetRateLimit(auth.RateLimit{Rate: cfg.RateLimit, Burst: cfg.RateBurst})
 	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(rt.Guard.Unary), grpc.ChainStreamInterceptor(rt.Guard.Stream)}
 	if cfg.GRPCMaxRecvBytes > 0 {
 		grpcOpts = append(grpcOpts, grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes))
@@ -226,6 +265,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return nil, errors.New("app: GRPC_TLS_CERT and GRPC_TLS_KEY go together")
 	}
 	rt.Server = grpcserver.New(log, cfg.GRPCAddr, cfg.HTTPAddr, grpcOpts...)
+	rt.Server.SetHTTPLimits(cfg.HTTPLimits())
 	rt.Metrics = rt.Server.Registry
 	rt.Metrics.MustRegister(buildInfo(), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "huifang_ready",

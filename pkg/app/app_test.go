@@ -33,6 +33,8 @@ import (
 
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/config"
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/natstest"
@@ -609,4 +611,39 @@ func TestGRPCNeedsAToken(t *testing.T) {
 	require.NoError(t, err)
 	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, schedulerv1.UnimplementedSchedulerServiceServer{})
 	require.ErrorContains(t, rt.Run(t.Context()), "no rule for")
+}
+
+// The HTTP_* variables bound every HTTP server; a timeout left at zero in
+// code is the default, a negative one refuses to start.
+func TestHTTPLimits(t *testing.T) {
+	var cfg app.Base
+	require.NoError(t, config.Load(func(name string) (string, bool) {
+		v, ok := map[string]string{"HTTP_READ_TIMEOUT": "7s", "HTTP_MAX_CONCURRENT": "3"}[name]
+		return v, ok
+	}, &cfg))
+	l := cfg.HTTPLimits()
+	want := httpserver.Defaults()
+	want.ReadTimeout, want.MaxConcurrent = 7*time.Second, 3
+	require.Equal(t, want, l)
+
+	l = app.Base{}.HTTPLimits()
+	require.Equal(t, httpserver.Defaults().WriteTimeout, l.WriteTimeout, "zero is the default")
+	require.Zero(t, l.MaxConcurrent)
+
+	_, err := app.Start(t.Context(), quiet(), "scheduler", app.Base{HTTPWriteTimeout: -time.Second, AuthIssuer: "http://127.0.0.1:1"}, noMigrations)
+	require.ErrorContains(t, err, "HTTP_WRITE_TIMEOUT must be positive, got -1s")
+}
+
+// RATE_LIMIT and RATE_BURST default to 50 a second in bursts of 100; a
+// negative rate, or a burst below 1 with a rate, refuses to start.
+func TestRateLimitConfig(t *testing.T) {
+	var cfg app.Base
+	require.NoError(t, config.Load(func(string) (string, bool) { return "", false }, &cfg))
+	require.Equal(t, 50.0, cfg.RateLimit)
+	require.Equal(t, 100, cfg.RateBurst)
+	for _, bad := range []app.Base{{RateLimit: -1}, {RateLimit: 5, RateBurst: 0}} {
+		bad.AuthIssuer = "http://127.0.0.1:1"
+		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
+		require.ErrorContains(t, err, "RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1")
+	}
 }

@@ -9,12 +9,15 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // TokenVerifier turns a bearer token into its principal; *Verifier is the
@@ -31,6 +34,8 @@ type Guard struct {
 	log      *slog.Logger
 	verifier atomic.Pointer[TokenVerifier]
 	table    atomic.Pointer[Table]
+	// limiter holds each caller to its rate (SetRateLimit); nil admits all.
+	limiter atomic.Pointer[Limiter]
 }
 
 // NewGuard returns a guard that refuses every method until SetTable; with a
@@ -48,6 +53,17 @@ func (g *Guard) SetVerifier(v TokenVerifier) { g.verifier.Store(&v) }
 
 // SetTable sets the permission table.
 func (g *Guard) SetTable(t Table) { g.table.Store(&t) }
+
+// SetRateLimit holds every caller (tenant and subject) to l, on gRPC
+// (ResourceExhausted beyond it) and wherever Admit is asked (intake's
+// webhook: 429); a Rate of 0 or less lifts the limit. Buckets start full.
+func (g *Guard) SetRateLimit(l RateLimit) { g.limiter.Store(NewLimiter(l, nil)) }
+
+// Admit takes one request of p's rate (SetRateLimit); when p has none left
+// it returns false and how long until one would be admitted.
+func (g *Guard) Admit(p Principal) (time.Duration, bool) {
+	return g.limiter.Load().Allow(p)
+}
 
 // Table returns the permission table (empty before SetTable).
 func (g *Guard) Table() Table {
@@ -95,6 +111,9 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	if err != nil {
 		return nil, err
 	}
+	if err := g.admit(p); err != nil {
+		return nil, err
+	}
 	msg, ok := req.(proto.Message)
 	if !ok {
 		return nil, status.Error(codes.Internal, "auth: request is not a protobuf message")
@@ -116,6 +135,9 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	if err != nil {
 		return err
 	}
+	if err := g.admit(p); err != nil {
+		return err
+	}
 	if !strings.HasPrefix(info.FullMethod, "/grpc.reflection.") {
 		return status.Error(codes.PermissionDenied, "permission denied: no rule for "+info.FullMethod)
 	}
@@ -128,6 +150,21 @@ type principalStream struct {
 }
 
 func (s *principalStream) Context() context.Context { return s.ctx }
+
+// admit holds a gRPC call to the caller's rate: ResourceExhausted, with
+// the time to wait in a RetryInfo detail, beyond it.
+func (g *Guard) admit(p Principal) error {
+	lim := g.limiter.Load()
+	wait, ok := lim.Allow(p)
+	if ok {
+		return nil
+	}
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf("rate limit: %s; retry in %s", lim.Limit(), wait.Round(time.Millisecond)))
+	if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = withRetry
+	}
+	return st.Err()
+}
 
 // Authorize checks that p may call method with req and binds req to p (Bind).
 func (g *Guard) Authorize(p Principal, method string, req proto.Message) error {

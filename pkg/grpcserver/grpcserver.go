@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/postgres"
 )
@@ -47,6 +48,10 @@ type Server struct {
 	requests *prometheus.CounterVec
 	// mux routes the HTTP side: the built-in endpoints and those added by Handle.
 	mux *http.ServeMux
+	// limits bound the HTTP side (SetHTTPLimits); limiter holds the routes
+	// added by Handle to limits.MaxConcurrent at once.
+	limits  httpserver.Limits
+	limiter atomic.Pointer[httpserver.Limiter]
 
 	mu        sync.Mutex
 	http      *http.Server // set by StartHTTP
@@ -65,7 +70,9 @@ func New(log *slog.Logger, grpcAddr, httpAddr string, opts ...grpc.ServerOption)
 		httpAddr: httpAddr,
 		httpErr:  make(chan error, 1),
 		mux:      http.NewServeMux(),
+		limits:   httpserver.Defaults(),
 	}
+	s.limiter.Store(httpserver.NewLimiter(s.limits.MaxConcurrent))
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
@@ -139,6 +146,18 @@ func (s *Server) publishHealth() {
 // draining, and not degraded.
 func (s *Server) Ready() bool { return s.ready.Load() && s.Degraded() == "" }
 
+// SetHTTPLimits sets the bounds of the HTTP side (httpserver.Defaults until
+// then): its timeouts and header bound, and how many requests of the routes
+// added by Handle are handled at once (one more is answered 503 with
+// Retry-After). /healthz, /readyz and /metrics are not counted: a flood of
+// posts must not fail the liveness probe. Call it before StartHTTP.
+func (s *Server) SetHTTPLimits(l httpserver.Limits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = l
+	s.limiter.Store(httpserver.NewLimiter(l.MaxConcurrent))
+}
+
 // StartHTTP listens on the HTTP address and serves /healthz, /readyz and
 // /metrics in the background. A service calls it first, before it waits for
 // its dependencies: /healthz answers (the process is alive) while /readyz
@@ -155,7 +174,7 @@ func (s *Server) StartHTTP() error {
 	if err != nil {
 		return fmt.Errorf("grpcserver: listen %s: %w", s.httpAddr, err)
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.WithTimeouts(s.mux, s.limits)
 	s.http = srv
 	s.httpBound = hl.Addr().String()
 	go func() {
@@ -170,10 +189,13 @@ func (s *Server) StartHTTP() error {
 // patterns, e.g. "POST /v1/things" or "/openapi.json"), beside /healthz,
 // /readyz and /metrics. It may be called before or after StartHTTP (the
 // server is usually already answering /healthz while the service waits for
-// its dependencies, so a service adds its handlers once they can work). Like
+// its dependencies, so a service adds its handlers once they can work). The
+// routes added share the HTTP side's concurrency limit (SetHTTPLimits). Like
 // http.ServeMux.Handle it panics on a pattern that is taken or invalid.
 func (s *Server) Handle(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, h)
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.limiter.Load().Wrap(h).ServeHTTP(w, r)
+	}))
 }
 
 // HTTPAddr is the address the HTTP server listens on once started (with

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/huifang/huifang/pkg/grpcserver"
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/invalid"
 )
 
@@ -153,4 +154,57 @@ func TestHandleAddsHTTPEndpoints(t *testing.T) {
 	code, _ = get(http.MethodGet, "/missing")
 	require.Equal(t, http.StatusNotFound, code)
 	require.Panics(t, func() { s.Handle("/healthz", http.NotFoundHandler()) })
+}
+
+// The HTTP side is bounded as SetHTTPLimits says: a route added by Handle
+// is answered 503 with Retry-After while MaxConcurrent of its requests are
+// handled, /healthz still answers, and a client that never finishes its
+// headers is cut off after ReadHeaderTimeout.
+func TestHTTPSideIsBounded(t *testing.T) {
+	s := grpcserver.New(quiet(), "127.0.0.1:0", "127.0.0.1:0")
+	l := httpserver.Defaults()
+	l.MaxConcurrent, l.ReadHeaderTimeout = 1, 300*time.Millisecond
+	s.SetHTTPLimits(l)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.Handle("POST /v1/slow", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	s.Handle("POST /v1/quick", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	require.NoError(t, s.StartHTTP())
+	defer func() { require.NoError(t, s.CloseHTTP(context.Background())) }()
+	base := "http://" + s.HTTPAddr()
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(base+"/v1/slow", "text/plain", nil)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-entered
+	resp, err := http.Post(base+"/v1/quick", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the one slot is taken")
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	resp, err = http.Get(base + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the probes are not counted")
+	close(release)
+	require.Equal(t, http.StatusNoContent, <-first)
+
+	conn, err := net.Dial("tcp", s.HTTPAddr())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	_, err = io.ReadAll(conn)
+	require.NoError(t, err, "the server closed the connection (EOF) before the test's deadline")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/httpserver"
 )
 
 // Issuer signs tokens and serves the keys that verify them.
@@ -176,7 +177,7 @@ func Listen(addr, audience string) (*Issuer, error) {
 		_ = l.Close()
 		return nil, err
 	}
-	is.srv = &http.Server{Handler: is.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	is.srv = httpserver.New(is.Handler(), httpserver.Defaults())
 	go func() { _ = is.srv.Serve(l) }()
 	return is, nil
 }

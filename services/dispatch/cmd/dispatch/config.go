@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/huifang/huifang/pkg/app"
 	pkgconfig "github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/enum"
+	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
@@ -59,12 +61,16 @@ type config struct {
 	TelnyxFrom       string `env:"TELNYX_FROM"`
 	TelnyxProfileID  string `env:"TELNYX_MESSAGING_PROFILE_ID"`
 	TelnyxWebhookURL string `env:"TELNYX_WEBHOOK_URL"`
+	// TelnyxPublicKey is the account's Ed25519 public key (base64, from
+	// Telnyx's portal): webhooks at RECEIPT_ADDR must be signed by it.
+	TelnyxPublicKey string `env:"TELNYX_PUBLIC_KEY"`
 	// Resend (EMAIL_SENDER=resend).
 	ResendBaseURL string `env:"RESEND_BASE_URL" default:"https://api.resend.com"`
 	ResendAPIKey  string `env:"RESEND_API_KEY,secret"`
 	ResendFrom    string `env:"RESEND_FROM"`
 	ResendReplyTo string `env:"RESEND_REPLY_TO"`
-	// ReceiptAddr serves providers' delivery webhooks (POST /receipts/telnyx); empty: off.
+	// ReceiptAddr serves providers' delivery webhooks (POST /receipts/telnyx),
+	// signed by TELNYX_PUBLIC_KEY's account; empty: off.
 	ReceiptAddr string `env:"RECEIPT_ADDR"`
 }
 
@@ -72,6 +78,8 @@ type config struct {
 type settings struct {
 	rules task.Rules
 	retry task.RetryPolicy
+	// telnyxKey verifies the receipts webhook (RECEIPT_ADDR).
+	telnyxKey ed25519.PublicKey
 }
 
 func (c config) parse() (settings, error) {
@@ -126,6 +134,16 @@ func (c config) parse() (settings, error) {
 	}
 	if c.SMSSender == "telnyx" && c.TelnyxAPIKey == "" {
 		errs = append(errs, fmt.Errorf("TELNYX_API_KEY is required with SMS_SENDER=telnyx"))
+	}
+	switch {
+	case c.ReceiptAddr != "" && strings.TrimSpace(c.TelnyxPublicKey) == "":
+		errs = append(errs, fmt.Errorf("TELNYX_PUBLIC_KEY is required with RECEIPT_ADDR: a delivery receipt is taken only when Telnyx signed it"))
+	case strings.TrimSpace(c.TelnyxPublicKey) != "":
+		key, err := sender.ParseTelnyxPublicKey(c.TelnyxPublicKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TELNYX_PUBLIC_KEY: %w", err))
+		}
+		s.telnyxKey = key
 	}
 	if c.EmailSender != "local" && c.EmailSender != "resend" {
 		errs = append(errs, fmt.Errorf("EMAIL_SENDER must be local or resend, got %q", c.EmailSender))

@@ -75,8 +75,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// Providers' delivery webhooks.
 	if cfg.ReceiptAddr != "" {
-		receipts := &webhook.Receipts{App: a, Log: log}
-		rt.Go("receipts", func(ctx context.Context) error { return receipts.Serve(ctx, cfg.ReceiptAddr) })
+		receipts := &webhook.Receipts{App: a, Log: log, TelnyxKey: set.telnyxKey}
+		rt.Go("receipts", func(ctx context.Context) error { return receipts.Serve(ctx, cfg.ReceiptAddr, cfg.HTTPLimits()) })
 	}
 
 	// API.

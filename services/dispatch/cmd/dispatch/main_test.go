@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"log/slog"
 	"strings"
 	"testing"
@@ -49,6 +51,27 @@ func TestConfigDefaults(t *testing.T) {
 	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"EMAIL_SENDER": "sendgrid"}), &bad))
 	_, err = bad.parse()
 	require.ErrorContains(t, err, "EMAIL_SENDER must be local or resend")
+}
+
+// TestReceiptsNeedTelnyxKey: the receipts webhook (RECEIPT_ADDR) takes only
+// reports Telnyx signed, so it does not start without the account's public
+// key; a key that is not base64 of 32 bytes is refused.
+func TestReceiptsNeedTelnyxKey(t *testing.T) {
+	cfg := config{}
+	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"RECEIPT_ADDR": ":8103"}), &cfg))
+	_, err := cfg.parse()
+	require.ErrorContains(t, err, "TELNYX_PUBLIC_KEY is required with RECEIPT_ADDR")
+
+	pub, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"RECEIPT_ADDR": ":8103", "TELNYX_PUBLIC_KEY": base64.StdEncoding.EncodeToString(pub)}), &cfg))
+	set, err := cfg.parse()
+	require.NoError(t, err)
+	require.Equal(t, pub, set.telnyxKey)
+
+	require.NoError(t, pkgconfig.Load(pkgconfig.Map(map[string]string{"RECEIPT_ADDR": ":8103", "TELNYX_PUBLIC_KEY": "c2hvcnQ="}), &cfg))
+	_, err = cfg.parse()
+	require.ErrorContains(t, err, "TELNYX_PUBLIC_KEY: telnyx public key: 5 bytes, want 32")
 }
 
 // TestContactWindowsRetired: CONTACT_WINDOWS is no longer read (the

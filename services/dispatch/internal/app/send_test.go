@@ -2,11 +2,14 @@ package app_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -269,13 +272,28 @@ func TestDeliveryReceipt(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT provider_message_id FROM messages WHERE task_id = $1`, x.ID).Scan(&id))
 
 	hook := `{"data":{"event_type":"message.finalized","payload":{"id":"` + id + `","to":[{"status":"delivered"}]}}}`
-	srv := httptest.NewServer((&webhook.Receipts{App: b.a, Log: servicetest.Logger()}).Handler())
+	pub, priv, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer((&webhook.Receipts{App: b.a, Log: servicetest.Logger(), TelnyxKey: pub}).Handler())
 	defer srv.Close()
-	for range 2 { // a provider may send a webhook twice
-		resp, err := http.Post(srv.URL+"/receipts/telnyx", "application/json", strings.NewReader(hook))
+	send := func(signed bool) int {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/receipts/telnyx", strings.NewReader(hook))
 		require.NoError(t, err)
-		require.Equal(t, http.StatusNoContent, resp.StatusCode)
+		if signed {
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			req.Header.Set("telnyx-signature-ed25519", base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(ts+"|"+hook))))
+			req.Header.Set("telnyx-timestamp", ts)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
 		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Unsigned, the report is refused and nothing is recorded.
+	require.Equal(t, http.StatusUnauthorized, send(false))
+	require.Equal(t, task.StatusSent, b.task(t, x.ID).Status)
+	for range 2 { // a provider may send a webhook twice
+		require.Equal(t, http.StatusNoContent, send(true))
 	}
 	require.Equal(t, task.StatusDelivered, b.task(t, x.ID).Status)
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitAttempted), "sent, then delivered once")

@@ -2,10 +2,15 @@ package sender_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -68,11 +73,17 @@ func TestParseTelnyxWebhook(t *testing.T) {
 		{name: "not final yet", body: `{"data":{"event_type":"message.sent","payload":{"id":"m-3"}}}`},
 		{name: "not JSON", body: `<xml/>`, err: true},
 		{name: "no id", body: `{"data":{"event_type":"message.finalized","payload":{}}}`, err: true},
+		{name: "a control character in the id", body: `{"data":{"event_type":"message.finalized","payload":{"id":"m\u0000"}}}`, err: true},
+		{name: "a long failure, cut", body: `{"data":{"event_type":"message.finalized","payload":{"id":"m-4","to":[{"status":"` + strings.Repeat("é", 150) + `"}]}}}`,
+			want: sender.Receipt{ProviderMessageID: "m-4", Error: "telnyx: " + strings.Repeat("é", 96)}, final: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, final, err := sender.ParseTelnyxWebhook([]byte(tc.body))
 			require.Equal(t, tc.err, err != nil, "%v", err)
+			if tc.err {
+				require.ErrorIs(t, err, sender.ErrBadWebhook)
+			}
 			require.Equal(t, tc.final, final)
 			require.Equal(t, tc.want, got)
 		})
@@ -141,4 +152,77 @@ func TestByChannelNames(t *testing.T) {
 	require.Equal(t, "telnyx", sender.NameOf(by, typesv1.Channel_CHANNEL_SMS))
 	require.Equal(t, "resend", sender.NameOf(by, typesv1.Channel_CHANNEL_EMAIL))
 	require.Equal(t, "telnyx", sender.NameOf(&sender.Telnyx{}, typesv1.Channel_CHANNEL_EMAIL))
+}
+
+// signTelnyx returns the headers Telnyx sends with body, signed by priv at ts.
+func signTelnyx(priv ed25519.PrivateKey, ts time.Time, body string) http.Header {
+	stamp := strconv.FormatInt(ts.Unix(), 10)
+	h := http.Header{}
+	h.Set("telnyx-signature-ed25519", base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(stamp+"|"+body))))
+	h.Set("telnyx-timestamp", stamp)
+	return h
+}
+
+// A webhook is taken only when the account's key signed its timestamp and
+// this very body, within five minutes of now either way.
+func TestVerifyTelnyxWebhook(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	otherPub, otherPriv, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	const body = `{"data":{"event_type":"message.finalized","payload":{"id":"m-1","to":[{"status":"delivered"}]}}}`
+	signed := signTelnyx(priv, now, body)
+	for _, tc := range []struct {
+		name string
+		key  ed25519.PublicKey
+		h    http.Header
+		body string
+		now  time.Time
+		want string // "" when taken
+	}{
+		{name: "signed now", key: pub, h: signed, body: body, now: now},
+		{name: "signed 4 minutes ago", key: pub, h: signTelnyx(priv, now.Add(-4*time.Minute), body), body: body, now: now},
+		{name: "no headers", key: pub, h: http.Header{}, body: body, now: now, want: "headers are required"},
+		{name: "another key", key: pub, h: signTelnyx(otherPriv, now, body), body: body, now: now, want: "does not match"},
+		{name: "our key, checked with another", key: otherPub, h: signed, body: body, now: now, want: "does not match"},
+		{name: "another body", key: pub, h: signed, body: strings.Replace(body, "delivered", "failed", 1), now: now, want: "does not match"},
+		{name: "another timestamp", key: pub, h: with(signed, "telnyx-timestamp", strconv.FormatInt(now.Unix()+1, 10)), body: body, now: now, want: "does not match"},
+		{name: "a replay 6 minutes later", key: pub, h: signed, body: body, now: now.Add(6 * time.Minute), want: "more than 5m0s from now"},
+		{name: "signed 6 minutes ahead", key: pub, h: signTelnyx(priv, now.Add(6*time.Minute), body), body: body, now: now, want: "more than 5m0s from now"},
+		{name: "not base64", key: pub, h: with(signed, "telnyx-signature-ed25519", "%%%"), body: body, now: now, want: "not a base64 Ed25519 signature"},
+		{name: "a short signature", key: pub, h: with(signed, "telnyx-signature-ed25519", "AAAA"), body: body, now: now, want: "not a base64 Ed25519 signature"},
+		{name: "not seconds", key: pub, h: with(signed, "telnyx-timestamp", "soon"), body: body, now: now, want: "not Unix seconds"},
+		{name: "no key configured", key: nil, h: signed, body: body, now: now, want: "TELNYX_PUBLIC_KEY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := sender.VerifyTelnyxWebhook(tc.key, tc.h, []byte(tc.body), tc.now)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, sender.ErrUnsigned)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// with returns a copy of h with name set to value.
+func with(h http.Header, name, value string) http.Header {
+	c := h.Clone()
+	c.Set(name, value)
+	return c
+}
+
+// The public key is read as Telnyx's portal shows it: base64 of 32 bytes.
+func TestParseTelnyxPublicKey(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	got, err := sender.ParseTelnyxPublicKey(" " + base64.StdEncoding.EncodeToString(pub) + "\n")
+	require.NoError(t, err)
+	require.Equal(t, pub, got)
+	_, err = sender.ParseTelnyxPublicKey("not base64!")
+	require.ErrorContains(t, err, "not base64")
+	_, err = sender.ParseTelnyxPublicKey(base64.StdEncoding.EncodeToString(pub[:16]))
+	require.ErrorContains(t, err, "16 bytes, want 32")
 }

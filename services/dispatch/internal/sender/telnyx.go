@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 )
@@ -110,8 +113,20 @@ type Receipt struct {
 	Error             string
 }
 
+// ErrBadWebhook wraps every reason ParseTelnyxWebhook refuses a body.
+var ErrBadWebhook = errors.New("telnyx webhook: not a message webhook")
+
+// Bounds of what a receipt records: the provider's words on a failure, the
+// message id (Telnyx's are UUIDs).
+const (
+	maxReceiptError = 200
+	maxMessageID    = 128
+)
+
 // ParseTelnyxWebhook reads a Telnyx message webhook. Only
 // message.finalized events are final; it reports false for the others.
+// Every error wraps ErrBadWebhook; the error a failed receipt records is
+// cut to 200 bytes.
 func ParseTelnyxWebhook(body []byte) (Receipt, bool, error) {
 	var ev struct {
 		Data struct {
@@ -129,14 +144,17 @@ func ParseTelnyxWebhook(body []byte) (Receipt, bool, error) {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &ev); err != nil {
-		return Receipt{}, false, fmt.Errorf("telnyx webhook: %w", err)
+		return Receipt{}, false, fmt.Errorf("%w: %w", ErrBadWebhook, err)
 	}
 	if ev.Data.EventType != "message.finalized" {
 		return Receipt{}, false, nil
 	}
 	p := ev.Data.Payload
 	if p.ID == "" {
-		return Receipt{}, false, fmt.Errorf("telnyx webhook: no payload.id")
+		return Receipt{}, false, fmt.Errorf("%w: no payload.id", ErrBadWebhook)
+	}
+	if len(p.ID) > maxMessageID || strings.ContainsFunc(p.ID, unicode.IsControl) {
+		return Receipt{}, false, fmt.Errorf("%w: payload.id is not a message id (at most %d bytes, no control characters)", ErrBadWebhook, maxMessageID)
 	}
 	r := Receipt{ProviderMessageID: p.ID}
 	if len(p.To) > 0 && p.To[0].Status == "delivered" {
@@ -150,6 +168,19 @@ func ParseTelnyxWebhook(body []byte) (Receipt, bool, error) {
 		if len(p.Errors) > 0 {
 			r.Error += ": " + p.Errors[0].Code + " " + p.Errors[0].Title
 		}
+		// Postgres text holds no NUL; the provider's words are cut short.
+		r.Error = cut(strings.ReplaceAll(r.Error, "\x00", ""), maxReceiptError)
 	}
 	return r, true, nil
+}
+
+// cut returns s cut to at most n bytes, on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

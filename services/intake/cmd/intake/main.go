@@ -116,7 +116,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		webhook.Register(rt.Server.Handle, a, log, rt.Guard)
 		log.Info("webhook serving on the HTTP port", "addr", rt.Server.HTTPAddr())
 	default:
-		rt.Go("webhook", func(ctx context.Context) error { return webhook.Serve(ctx, log, addr, a, rt.Guard) })
+		rt.Go("webhook", func(ctx context.Context) error { return webhook.Serve(ctx, log, addr, cfg.HTTPLimits(), a, rt.Guard) })
 	}
 	return rt.Run(ctx)
 }

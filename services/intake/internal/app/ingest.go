@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -184,14 +185,18 @@ func (a *App) rejectEventTx(ctx context.Context, tx pgx.Tx, source string, ev *e
 // RejectRaw is an input refused before it was an event (a body that is not
 // JSON of the shape, say).
 type RejectRaw struct {
+	// Tenant is the tenant the input came from: the caller's (the webhook's
+	// token). Blank or malformed: the default tenant. It is the tenant that
+	// may list and replay the input, and the tenant a replay keeps.
+	Tenant string
 	// Source names the way it came ("http").
 	Source, ContentType string
 	Payload             []byte
 	Err                 *invalid.Error
 }
 
-// RejectRaw records a refused input with the refused ones (under the default
-// tenant: it names none that can be read) and on the dead-letter subject; it
+// RejectRaw records a refused input with the refused ones (under in.Tenant:
+// the input names none that can be read) and on the dead-letter subject; it
 // returns its row id.
 func (a *App) RejectRaw(ctx context.Context, in RejectRaw) (string, error) {
 	var id string
@@ -205,7 +210,11 @@ func (a *App) RejectRaw(ctx context.Context, in RejectRaw) (string, error) {
 
 // RejectRawTx is RejectRaw within the caller's transaction.
 func (a *App) RejectRawTx(ctx context.Context, tx pgx.Tx, in RejectRaw) (string, error) {
-	return a.rejectTx(ctx, tx, tenant.Default, in)
+	t := strings.TrimSpace(in.Tenant)
+	if !tenant.Valid(t) {
+		t = tenant.Default
+	}
+	return a.rejectTx(ctx, tx, t, in)
 }
 
 // rejectTx writes the refused input, its payload sealed at rest (seeds 000,

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func TestImportRecord(t *testing.T) {
 
 // A refused input is replayed once: fixed, or as it is when it opens and decodes.
 func TestRejectedReplay(t *testing.T) {
-	r := &Rejected{ID: "r-1", ContentType: "application/json", Payload: []byte(contractJSON)}
+	r := &Rejected{ID: "r-1", Tenant: "default", ContentType: "application/json", Payload: []byte(contractJSON)}
 	ev, err := r.Replay(nil)
 	require.NoError(t, err)
 	require.Equal(t, "e-1", ev.SourceEventId)
@@ -105,7 +106,7 @@ func TestRejectedReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, fixed, ev)
 
-	gone := &Rejected{ID: "r-2", OpenErr: errors.New(`unknown key id "k9"`)}
+	gone := &Rejected{ID: "r-2", Tenant: "default", OpenErr: errors.New(`unknown key id "k9"`)}
 	_, err = gone.Replay(nil)
 	require.ErrorContains(t, err, "k9")
 	_, err = gone.Replay(fixed)
@@ -116,4 +117,38 @@ func TestRejectedReplay(t *testing.T) {
 	_, err = r.Replay(fixed)
 	require.ErrorIs(t, err, ErrAlreadyReplayed)
 	require.ErrorContains(t, err, "svc-1")
+}
+
+// A replay keeps the tenant of the input refused: a blank tenant_id becomes
+// it, another one is refused, naming the field.
+func TestRejectedReplayKeepsTenant(t *testing.T) {
+	payload := func(tenant string) []byte {
+		return []byte(strings.Replace(contractJSON, `{`, `{"tenant_id":"`+tenant+`",`, 1))
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		fixed   *eventsv1.ServiceCompleted
+		want    string // the tenant replayed, or the field refused
+	}{
+		{name: "payload of the tenant", payload: payload("acme"), want: "acme"},
+		{name: "payload without a tenant", payload: []byte(contractJSON), want: "acme"},
+		{name: "payload of another tenant", payload: payload("globex"), want: "payload.tenant_id"},
+		{name: "fixed without a tenant", fixed: &eventsv1.ServiceCompleted{SourceEventId: "e-2"}, want: "acme"},
+		{name: "fixed with blanks around the tenant", fixed: &eventsv1.ServiceCompleted{TenantId: " acme "}, want: "acme"},
+		{name: "fixed into another tenant", fixed: &eventsv1.ServiceCompleted{TenantId: "globex"}, want: "fixed.tenant_id"},
+		{name: "fixed into the default tenant", fixed: &eventsv1.ServiceCompleted{TenantId: "default"}, want: "fixed.tenant_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Rejected{ID: "r-1", Tenant: "acme", ContentType: "application/json", Payload: tc.payload}
+			ev, err := r.Replay(tc.fixed)
+			if strings.Contains(tc.want, ".") {
+				require.Equal(t, []string{tc.want}, fields(t, err))
+				require.Nil(t, ev)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, ev.TenantId)
+		})
+	}
 }

@@ -3,9 +3,12 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/invalid"
 )
 
 // ErrAlreadyReplayed says a refused input was already replayed and stored:
@@ -29,17 +32,43 @@ type Rejected struct {
 // Replay returns the event a replay of r ingests: fixed when given, else the
 // payload as it is, decoded. A refused input is replayed once: after a
 // replay stored it, ErrAlreadyReplayed.
+//
+// The replay keeps r's tenant: a blank tenant_id (of fixed, or of the
+// payload) becomes r.Tenant, and another one is refused (fixed.tenant_id,
+// payload.tenant_id), so that an input refused in one tenant can never be
+// stored in another, whoever replays it.
 func (r *Rejected) Replay(fixed *eventsv1.ServiceCompleted) (*eventsv1.ServiceCompleted, error) {
 	if r.ReplayedAt != nil {
 		return nil, fmt.Errorf("rejected event %s was already replayed as service %s: %w", r.ID, r.ReplayedServiceID, ErrAlreadyReplayed)
 	}
 	if fixed != nil {
+		if err := r.keepTenant(fixed, "fixed.tenant_id", "or blank"); err != nil {
+			return nil, err
+		}
 		return fixed, nil
 	}
 	if r.OpenErr != nil {
 		return nil, r.OpenErr
 	}
-	return Decode(r.ContentType, r.Payload)
+	ev, err := Decode(r.ContentType, r.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.keepTenant(ev, "payload.tenant_id", "(replay it with a fixed event)"); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// keepTenant gives ev r's tenant when it names none and refuses it, naming
+// field, when it names another.
+func (r *Rejected) keepTenant(ev *eventsv1.ServiceCompleted, field, instead string) error {
+	switch t := strings.TrimSpace(ev.TenantId); t {
+	case "", r.Tenant:
+		ev.TenantId = r.Tenant
+		return nil
+	}
+	return invalid.New(field, fmt.Sprintf("must be the rejected input's tenant %q %s: a replay keeps the tenant of what was refused", r.Tenant, instead))
 }
 
 // Replayed records that a replay stored r as serviceID at at.

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,6 +26,7 @@ import (
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/app"
@@ -52,19 +55,24 @@ func Handler(a *app.App, log *slog.Logger, guard Guard) http.Handler {
 // the bearer tokens the gRPC API takes, and holds a post to the rule of
 // IngestService (IngestServices for a batch): an integrator, for its own
 // tenant and source_system.
+//
+// A post counts against the caller's rate as a gRPC call does (Admit, the
+// same bucket: RATE_LIMIT, RATE_BURST): beyond it, 429 with Retry-After.
 type Guard interface {
 	AuthenticateHTTP(r *http.Request) (auth.Principal, error)
+	Admit(p auth.Principal) (time.Duration, bool)
 	Authorize(p auth.Principal, method string, req proto.Message) error
 }
 
 // Serve serves the webhook on a port of its own (WEBHOOK_ADDR) until ctx
-// ends, then shuts the server down gracefully.
-func Serve(ctx context.Context, log *slog.Logger, addr string, a *app.App, guard Guard) error {
+// ends, then shuts the server down gracefully. The server is bounded by
+// limits (timeouts, requests at once: app.Base's HTTP_* variables).
+func Serve(ctx context.Context, log *slog.Logger, addr string, limits httpserver.Limits, a *app.App, guard Guard) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("webhook: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: Handler(a, log, guard), ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(Handler(a, log, guard), limits)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	log.InfoContext(ctx, "webhook serving", "addr", l.Addr().String())
@@ -103,7 +111,9 @@ type handler struct {
 
 // caller authenticates the request before its body is read (an unknown
 // caller leaves nothing behind, not even a rejected input): 401 without a
-// valid token, 503 when tokens cannot be checked now.
+// valid token, 503 when tokens cannot be checked now; then holds it to the
+// caller's rate: 429 with Retry-After (whole seconds) beyond it, the body
+// not read either.
 func (h *handler) caller(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
 	p, err := h.guard.AuthenticateHTTP(r)
 	switch {
@@ -113,6 +123,11 @@ func (h *handler) caller(w http.ResponseWriter, r *http.Request) (auth.Principal
 		return auth.Principal{}, false
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, Problem{Error: err.Error()})
+		return auth.Principal{}, false
+	}
+	if wait, ok := h.guard.Admit(p); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		writeJSON(w, http.StatusTooManyRequests, Problem{Error: "rate limit: too many posts from this caller; retry after " + wait.Round(time.Millisecond).String()})
 		return auth.Principal{}, false
 	}
 	return p, true
@@ -150,10 +165,11 @@ var (
 // read reads a JSON body of at most limit bytes into msg (reading at most
 // limit+1 bytes of it): a larger one is answered 413 with the violation
 // (payload: must be at most limit bytes) and kept nowhere. A body that is not
-// JSON of the shape is answered 400 and recorded with the refused inputs
-// unless it is larger than the app's event limit (a batch's): a copy of it
-// must not travel onward on the dead-letter subject.
-func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int, msg proto.Message) bool {
+// JSON of the shape is answered 400 and recorded with the refused inputs,
+// under the caller's tenant (the one that may replay it), unless it is
+// larger than the app's event limit (a batch's): a copy of it must not
+// travel onward on the dead-letter subject.
+func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal, limit int, msg proto.Message) bool {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != stream.ContentTypeJSON {
 		writeJSON(w, http.StatusUnsupportedMediaType, Problem{Error: "Content-Type must be application/json"})
@@ -174,7 +190,7 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, limit int, msg pr
 		id := ""
 		if len(body) <= h.app.EventLimit() {
 			var rerr error
-			if id, rerr = h.app.RejectRaw(r.Context(), app.RejectRaw{Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad}); rerr != nil {
+			if id, rerr = h.app.RejectRaw(r.Context(), app.RejectRaw{Tenant: p.Tenant, Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad}); rerr != nil {
 				h.fail(w, r, rerr)
 				return false
 			}
@@ -190,8 +206,13 @@ func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The caller must be one who may post at all before its body is read
+	// (and, refused, kept): the rule of IngestService for an empty event.
+	if !h.allowed(w, r, p, intakev1.IntakeService_IngestService_FullMethodName, &intakev1.IngestServiceRequest{Event: &eventsv1.ServiceCompleted{}}) {
+		return
+	}
 	ev := &eventsv1.ServiceCompleted{}
-	if !h.read(w, r, h.app.EventLimit(), ev) {
+	if !h.read(w, r, p, h.app.EventLimit(), ev) {
 		return
 	}
 	// The rule of IngestService, held to the event the body is.
@@ -223,8 +244,11 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.allowed(w, r, p, intakev1.IntakeService_IngestServices_FullMethodName, &intakev1.IngestServicesRequest{}) {
+		return
+	}
 	req := &intakev1.IngestServicesRequest{}
-	if !h.read(w, r, maxBatchBytes, req) {
+	if !h.read(w, r, p, maxBatchBytes, req) {
 		return
 	}
 	if !h.allowed(w, r, p, intakev1.IntakeService_IngestServices_FullMethodName, req) {

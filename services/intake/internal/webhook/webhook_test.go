@@ -6,13 +6,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/servicetest"
@@ -183,6 +188,8 @@ func TestWebhookChecksTheCaller(t *testing.T) {
 		{"no token, malformed body", "", "{not json", http.StatusUnauthorized},
 		{"a bad token", "abc.def.ghi", good, http.StatusUnauthorized},
 		{"an agent", mint(issuer.Staff("default", "a-1")), good, http.StatusForbidden},
+		{"an agent, malformed body", mint(issuer.Staff("default", "a-1")), "{not json", http.StatusForbidden},
+		{"an agent, malformed batch", mint(issuer.Staff("default", "a-1")), `{"events":[{not json`, http.StatusForbidden},
 		{"another source system", erp, strings.Replace(good, "erp-demo", "erp-other", 1), http.StatusForbidden},
 		{"another tenant", mint(issuer.Integrator("acme", "erp-demo")), strings.Replace(good, `{"source_system"`, `{"tenant_id":"default","source_system"`, 1), http.StatusForbidden},
 		{"a batch for another source system", erp, `{"events":[` + strings.Replace(good, "erp-demo", "erp-other", 1) + `]}`, http.StatusForbidden},
@@ -207,4 +214,83 @@ func TestWebhookChecksTheCaller(t *testing.T) {
 	var tenant, source string
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT tenant_id, source_system FROM intake.services`).Scan(&tenant, &source))
 	require.Equal(t, []string{"default", "erp-demo"}, []string{tenant, source})
+}
+
+// TestWebhookRateLimit: posts count against the caller's rate (the bucket
+// its gRPC calls use): beyond it 429 with Retry-After, and the post is not
+// read; another caller is not held back.
+func TestWebhookRateLimit(t *testing.T) {
+	pool, a := appFor(t)
+	guard, is := servicetest.Guard(t, "intake")
+	guard.SetRateLimit(auth.RateLimit{Rate: 0.01, Burst: 2})
+	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger(), guard))
+	t.Cleanup(srv.Close)
+	erp, err := is.Mint(issuer.Integrator("default", "erp-demo"))
+	require.NoError(t, err)
+	code, _ := postAs(t, erp, srv.URL+"/v1/services", good)
+	require.Equal(t, http.StatusCreated, code)
+	code, _ = postAs(t, erp, srv.URL+"/v1/services", "{not json")
+	require.Equal(t, http.StatusBadRequest, code, "a refused post counts too")
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/services", strings.NewReader(strings.Replace(good, "e-1", "e-2", 1)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+erp)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	retry, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	require.NoError(t, err, "whole seconds")
+	require.InDelta(t, 100, retry, 10, "one post per 100 s")
+	require.Contains(t, out["error"], "rate limit")
+
+	var services int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM intake.services`).Scan(&services))
+	require.Equal(t, 1, services, "the refused post is not stored")
+
+	other, err := is.Mint(issuer.Integrator("default", "erp-other"))
+	require.NoError(t, err)
+	code, _ = postAs(t, other, srv.URL+"/v1/services", strings.Replace(strings.Replace(good, "erp-demo", "erp-other", 1), "e-1", "e-3", 1))
+	require.Equal(t, http.StatusCreated, code, "another caller has a bucket of its own")
+}
+
+// TestWebhookKeepsRefusedBodiesInTheCallersTenant: a body that is not JSON
+// of the shape is kept with the refused inputs of the tenant of the caller
+// that posted it (whose admin may fix and replay it, into that tenant only),
+// not of the default tenant.
+func TestWebhookKeepsRefusedBodiesInTheCallersTenant(t *testing.T) {
+	pool, a := appFor(t)
+	guard, is := servicetest.Guard(t, "intake")
+	srv := httptest.NewServer(webhook.Handler(a, servicetest.Logger(), guard))
+	t.Cleanup(srv.Close)
+	raw, err := is.Mint(issuer.Integrator("acme", "erp-demo"))
+	require.NoError(t, err)
+	code, out := postAs(t, raw, srv.URL+"/v1/services", `{"source_system":`)
+	require.Equal(t, http.StatusBadRequest, code)
+	code, _ = postAs(t, raw, srv.URL+"/v1/services:batch", `{"events":[{`)
+	require.Equal(t, http.StatusBadRequest, code)
+	var tenants []string
+	rows, err := pool.Query(t.Context(), `SELECT tenant_id FROM intake.rejected_events`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var tn string
+		require.NoError(t, rows.Scan(&tn))
+		tenants = append(tenants, tn)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"acme", "acme"}, tenants)
+
+	// Its replay, fixed without a tenant, is stored in acme.
+	fixed := &eventsv1.ServiceCompleted{}
+	require.NoError(t, protojson.Unmarshal([]byte(good), fixed))
+	res, err := a.ReplayRejected(t.Context(), app.ReplayRejected{Tenant: "acme", ID: out["rejected_event_id"].(string), Fixed: fixed})
+	require.NoError(t, err)
+	var tenant string
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT tenant_id FROM intake.services WHERE id = $1`, res.ServiceID).Scan(&tenant))
+	require.Equal(t, "acme", tenant)
+	_, err = a.ReplayRejected(t.Context(), app.ReplayRejected{Tenant: "default", ID: out["rejected_event_id"].(string)})
+	require.ErrorContains(t, err, "not found", "the default tenant does not hold it")
 }

@@ -46,6 +46,9 @@ type App struct {
 	// FireFailures, when set, counts the visits marked failed because
 	// firing them failed (huifang_scheduler_fire_failures_total).
 	FireFailures prometheus.Counter
+
+	// sims admits MaxSimulations simulations at once.
+	sims gate
 }
 
 // now is the API's clock: UTC, to the microsecond Postgres keeps.

@@ -9,6 +9,7 @@ package engine
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -227,6 +228,18 @@ func (q *queue) Pop() any {
 // Run plays the events in time order until the end and returns every
 // visit's outcome, in the order they were decided.
 func (sim Sim) Run(events []Event, until time.Time) []Outcome {
+	out, _ := sim.RunBounded(events, until, 0)
+	return out
+}
+
+// ErrTooManyOutcomes says a run would decide more visits than its bound.
+var ErrTooManyOutcomes = errors.New("engine: the run decides more visits than its bound")
+
+// RunBounded is Run that gives up, with ErrTooManyOutcomes and no outcomes,
+// as soon as the visits decided and those still pending (each becomes at
+// least one outcome) exceed limit: what a run holds in memory stays
+// proportional to limit. A limit of 0 or less bounds nothing.
+func (sim Sim) RunBounded(events []Event, until time.Time, limit int) ([]Outcome, error) {
 	events = slices.Clone(events)
 	slices.SortStableFunc(events, func(a, b Event) int { return a.At.Compare(b.At) })
 	prefs := map[string]contact.Prefs{}
@@ -237,12 +250,15 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 		out        []Outcome
 		q          queue
 		seq        int
+		alive      int // pending visits not yet decided
 		history    = map[string][]contact.Contact{}
 		byCustomer = map[string][]*pending{}
 	)
+	over := func() bool { return limit > 0 && len(out)+alive > limit }
 	push := func(p *pending) {
 		seq++
 		p.seq = seq
+		alive++
 		heap.Push(&q, p)
 		byCustomer[p.s.CustomerID] = append(byCustomer[p.s.CustomerID], p)
 	}
@@ -254,12 +270,16 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 	}
 	cancel := func(p *pending, reason string) {
 		p.dead = true
+		alive--
 		o := Outcome{Visit: p.v, Service: p.s, Status: "cancelled"}
 		o.Reason = reason
 		out = append(out, o)
 	}
 	ei := 0
 	for {
+		if over() {
+			return nil, ErrTooManyOutcomes
+		}
 		for q.Len() > 0 && q[0].dead {
 			heap.Pop(&q)
 		}
@@ -313,6 +333,7 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 		}
 		heap.Pop(&q)
 		p.dead = true
+		alive--
 		now := p.v.DueAt
 		pr := prefs[p.s.CustomerID]
 		holiday := p.v.Step < len(p.pol.Steps) && p.pol.Steps[p.v.Step].CalendarStep()
@@ -337,7 +358,7 @@ func (sim Sim) Run(events []Event, until time.Time) []Outcome {
 			out = append(out, Outcome{Visit: p.v, Service: p.s, Status: "planned"})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // unreachable turns a visit that fell due into the visit_unreachable service

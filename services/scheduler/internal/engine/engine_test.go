@@ -134,3 +134,30 @@ func TestAfterDue(t *testing.T) {
 	_, ok = AfterDue(p, first, contact.Outcome{Action: contact.Fire}, s, contact.Rules{}, contact.Prefs{})
 	require.False(t, ok, "a policy switched off plans nothing new")
 }
+
+// RunBounded gives up, with no outcomes, once the visits decided and still
+// pending exceed its bound; a run within it returns what Run returns.
+func TestRunBounded(t *testing.T) {
+	hourly := series()
+	hourly.Stop = policy.Stop{}
+	hourly.Steps[0].Every = policy.Duration(time.Hour)
+	svc := &policy.Service{Tenant: "t", ID: "s", Type: "lead_call", CustomerID: "c", CompletedAt: t0}
+	events := []Event{{At: t0, Service: svc}}
+	sim := Sim{Policies: []policy.Policy{hourly}}
+
+	// 100 hours: occurrences 0..100 fall due, the 101st is still planned.
+	want := sim.Run(events, t0.Add(100*time.Hour))
+	require.Len(t, want, 102)
+	got, err := sim.RunBounded(events, t0.Add(100*time.Hour), 102)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	got, err = sim.RunBounded(events, t0.Add(100*time.Hour), 101)
+	require.ErrorIs(t, err, ErrTooManyOutcomes)
+	require.Nil(t, got)
+
+	// Three years of an hourly series stop at the bound, not at 26,282 outcomes.
+	got, err = sim.RunBounded(events, t0.Add(3*365*day), 1000)
+	require.ErrorIs(t, err, ErrTooManyOutcomes)
+	require.Nil(t, got)
+}

@@ -2,10 +2,14 @@ package grpcapi_test
 
 import (
 	"context"
+	"regexp"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -286,4 +290,52 @@ func TestFailedVisitShownRetriedCancelled(t *testing.T) {
 	left, err := srv.ListPlannedVisits(ctx, &schedulerv1.ListPlannedVisitsRequest{Status: "failed"})
 	require.NoError(t, err)
 	require.Empty(t, left.Visits)
+}
+
+// A simulation decides at most app.MaxSimOutcomes visits. The issue's
+// request (an hourly step over three years, 20 services: 525,640 outcomes
+// and 727 MiB on the scheduler before the bound) is refused before its load
+// is built, naming the fields that make it, and allocates next to nothing;
+// a request within the bound runs.
+func TestSimulatePolicyBounded(t *testing.T) {
+	ctx, srv := setup(t)
+	req := &schedulerv1.SimulatePolicyRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(`{"policy":{"name":"hourly","trigger":{"service_types":["repair"]},
+	  "steps":[{"offset":"0s","channel":"CHANNEL_PHONE","every":"3600s"}]},
+	  "synthetic":{"services_per_day":20,"days":1},"horizon":"94608000s","from":"2026-12-01T00:00:00Z"}`), req))
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := srv.SimulatePolicy(ctx, req)
+	runtime.ReadMemStats(&after)
+	st := status.Convert(grpcserver.Status(ctx, servicetest.Logger(), err))
+	require.Equal(t, codes.InvalidArgument, st.Code(), st.Message())
+	var fields []string
+	for _, d := range st.Details() {
+		for _, v := range d.(*errdetails.BadRequest).GetFieldViolations() {
+			fields = append(fields, v.GetField())
+			m := regexp.MustCompile(`would make the simulation decide about (\d+) visits; one simulation decides at most 10000 `).FindStringSubmatch(v.GetDescription())
+			require.NotNil(t, m, v.GetDescription())
+			n, _ := strconv.Atoi(m[1])
+			require.InDelta(t, 525640, n, 200, "the estimate is close to the count of the run")
+		}
+	}
+	require.Equal(t, []string{"synthetic.services_per_day", "synthetic.days", "horizon", "policy.steps[0].every"}, fields)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8<<20), "refused before the run (which allocates ~1.7 GiB)")
+
+	// One service, hourly for 9,000 hours: 9,002 outcomes, within the bound.
+	req.Synthetic.ServicesPerDay = 1
+	req.Horizon = durationpb.New(9000 * time.Hour)
+	resp, err := srv.SimulatePolicy(ctx, req)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, resp.Services)
+	require.EqualValues(t, 9002, resp.Visits+resp.Suppressed)
+
+	// A stored policy is named by its id.
+	p := create(t, ctx, srv, `{"policy":{"name":"hourly","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE","every":"3600s"}]}}`)
+	_, err = srv.SimulatePolicy(ctx, &schedulerv1.SimulatePolicyRequest{PolicyId: p.Id, Synthetic: &schedulerv1.SyntheticLoad{ServicesPerDay: 2, Days: 1},
+		Horizon: durationpb.New(9000 * time.Hour)})
+	st = status.Convert(grpcserver.Status(ctx, servicetest.Logger(), err))
+	require.Equal(t, codes.InvalidArgument, st.Code())
+	require.Contains(t, st.Message(), "policy_id: together with synthetic.services_per_day, synthetic.days, horizon would make the simulation decide about 18009 visits")
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/internal/visit"
@@ -29,6 +30,8 @@ func statusOf(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, policy.ErrBuiltin), errors.Is(err, visit.ErrState):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, app.ErrBusy):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	}
 	return err
 }
