@@ -363,7 +363,6 @@ func newCSVReader(r io.Reader) (*csvReader, error) {
 
 func (c *csvReader) next() (*intakev1.CustomerRecord, int64, error) {
 	row, err := c.r.Read()
-	line, _ := c.r.FieldPos(0)
 	if errors.Is(err, io.EOF) {
 		return nil, 0, io.EOF
 	}
@@ -372,8 +371,11 @@ func (c *csvReader) next() (*intakev1.CustomerRecord, int64, error) {
 		return nil, int64(perr.StartLine), &badRecord{"CSV: " + perr.Err.Error()}
 	}
 	if err != nil {
-		return nil, int64(line), err
+		return nil, 0, err
 	}
+	// Only a record read tells its fields' positions (FieldPos panics after
+	// a row that failed in its first field).
+	line, _ := c.r.FieldPos(0)
 	if len(row) != len(c.cols) {
 		return nil, int64(line), &badRecord{fmt.Sprintf("has %d fields, the header %d", len(row), len(c.cols))}
 	}
