@@ -119,6 +119,15 @@ test: ## unit, integration and end-to-end tests with -race (starts a throwaway P
 	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "tests failed in:$$failed"; exit 1; fi
 
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## run every fuzz test (decoders of outside input) for FUZZTIME each; make test runs their seeds only
+	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' $(MODULES) | sed 's/:func / /' | \
+	while read -r file fn; do \
+	  echo "== $$(dirname $$file) $$fn"; \
+	  (cd $$(dirname $$file) && go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+	done
+
 CHAOS_FLAGS ?= -count=1 -timeout 90m -v
 .PHONY: chaos
 chaos: ## the long fault-injection suite (~20 min, its own Postgres and NATS): CHAOS_SEED=<n> replays a run, CHAOS_SCENARIO=a,b runs some; report in .dev/chaos/report.json

@@ -26,8 +26,9 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, raw string) (Principal, error)
 }
 
-// Guard authenticates every gRPC call and enforces one permission table: the
-// one interceptor of a service. Health checks need no token; reflection
+// Guard authenticates every gRPC call, holds each caller to its rate
+// (SetRateLimit) and enforces one permission table: the one interceptor of
+// a service. Health checks need no token and are not counted; reflection
 // needs any valid token; every other method needs a rule in the table, a
 // role the rule names, and a request within the caller's scope (Bind).
 type Guard struct {

@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -243,15 +244,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, client im
 	return nil
 }
 
-// send calls ImportCustomers, retrying while intake is unavailable.
+// send calls ImportCustomers, retrying while intake is unavailable or holds
+// the caller to its rate (ResourceExhausted with a RetryInfo: waiting at
+// least the delay it asks).
 func send(ctx context.Context, client importer, req *intakev1.ImportCustomersRequest) (*intakev1.ImportCustomersResponse, error) {
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		callCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		resp, err := client.ImportCustomers(callCtx, req)
 		cancel()
-		code := status.Code(err)
-		if err == nil || attempt == 5 || (code != codes.Unavailable && code != codes.Aborted && code != codes.DeadlineExceeded) {
+		wait, retry := retryable(err)
+		if err == nil || attempt == 5 || !retry {
 			if err != nil {
 				return nil, fmt.Errorf("import lines %d–%d: %w", req.Records[0].GetLine(), req.Records[len(req.Records)-1].GetLine(), err)
 			}
@@ -260,10 +263,27 @@ func send(ctx context.Context, client importer, req *intakev1.ImportCustomersReq
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(delay):
+		case <-time.After(max(delay, wait)):
 		}
 		delay *= 2
 	}
+}
+
+// retryable tells whether a failed call is worth trying again, and the
+// least wait the server asked for.
+func retryable(err error) (time.Duration, bool) {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded:
+		return 0, true
+	case codes.ResourceExhausted:
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				return ri.GetRetryDelay().AsDuration(), true
+			}
+		}
+	}
+	return 0, false
 }
 
 func reason(vs []*intakev1.FieldViolation) string {
@@ -363,7 +383,6 @@ func newCSVReader(r io.Reader) (*csvReader, error) {
 
 func (c *csvReader) next() (*intakev1.CustomerRecord, int64, error) {
 	row, err := c.r.Read()
-	line, _ := c.r.FieldPos(0)
 	if errors.Is(err, io.EOF) {
 		return nil, 0, io.EOF
 	}
@@ -372,8 +391,11 @@ func (c *csvReader) next() (*intakev1.CustomerRecord, int64, error) {
 		return nil, int64(perr.StartLine), &badRecord{"CSV: " + perr.Err.Error()}
 	}
 	if err != nil {
-		return nil, int64(line), err
+		return nil, 0, err
 	}
+	// Only a record read tells its fields' positions (FieldPos panics after
+	// a row that failed in its first field).
+	line, _ := c.r.FieldPos(0)
 	if len(row) != len(c.cols) {
 		return nil, int64(line), &badRecord{fmt.Sprintf("has %d fields, the header %d", len(row), len(c.cols))}
 	}

@@ -8,9 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
@@ -131,4 +136,45 @@ func TestJSONL(t *testing.T) {
 	var bad *badRecord
 	require.ErrorAs(t, err, &bad)
 	require.EqualValues(t, 4, line)
+}
+
+// limitedIntake answers its first call as a rate-limited intake does.
+type limitedIntake struct {
+	calls int
+	code  codes.Code
+}
+
+func (l *limitedIntake) ImportCustomers(_ context.Context, in *intakev1.ImportCustomersRequest, _ ...grpc.CallOption) (*intakev1.ImportCustomersResponse, error) {
+	l.calls++
+	if l.calls == 1 {
+		st := status.New(l.code, "rate limit: at most 50 requests a second per caller (bursts of 100); retry in 20ms")
+		if l.code == codes.ResourceExhausted {
+			st, _ = st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(20 * time.Millisecond)})
+		}
+		return nil, st.Err()
+	}
+	return &intakev1.ImportCustomersResponse{Results: make([]*intakev1.ImportRecordResult, len(in.Records))}, nil
+}
+
+// A batch refused for the caller's rate (ResourceExhausted with RetryInfo)
+// is sent again after the wait; ResourceExhausted without it (a message too
+// large) is not.
+func TestSendRetriesARateLimit(t *testing.T) {
+	req := &intakev1.ImportCustomersRequest{Records: []*intakev1.CustomerRecord{{Line: 2}}}
+	limited := &limitedIntake{code: codes.ResourceExhausted}
+	_, err := send(context.Background(), limited, req)
+	require.NoError(t, err)
+	require.Equal(t, 2, limited.calls)
+
+	calls := 0
+	_, err = send(context.Background(), importerFunc(func() error { calls++; return status.Error(codes.ResourceExhausted, "message larger than max") }), req)
+	require.Equal(t, codes.ResourceExhausted, status.Code(errors.Unwrap(err)))
+	require.Equal(t, 1, calls, "not retried")
+}
+
+// importerFunc answers every call with the error fn returns.
+type importerFunc func() error
+
+func (f importerFunc) ImportCustomers(context.Context, *intakev1.ImportCustomersRequest, ...grpc.CallOption) (*intakev1.ImportCustomersResponse, error) {
+	return nil, f()
 }

@@ -226,3 +226,8 @@ func TestParseTelnyxPublicKey(t *testing.T) {
 	_, err = sender.ParseTelnyxPublicKey(base64.StdEncoding.EncodeToString(pub[:16]))
 	require.ErrorContains(t, err, "16 bytes, want 32")
 }
+
+// signTelnyxAt is the account's signature (base64) of ts|body.
+func signTelnyxAt(priv ed25519.PrivateKey, ts string, body []byte) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(priv, append([]byte(ts+"|"), body...)))
+}

@@ -88,25 +88,3 @@ func TestBadInputNamesTheField(t *testing.T) {
 		})
 	}
 }
-
-// The decoder never panics and either accepts an event or names a field.
-func FuzzParse(f *testing.F) {
-	f.Add("application/json", []byte(contractJSON))
-	f.Add("application/json", []byte(`{"customer":{"external_id":""}}`))
-	f.Add("application/protobuf", []byte{0x0a, 0x03, 'a', 'b', 'c'})
-	f.Add("", []byte("{"))
-	f.Fuzz(func(t *testing.T, contentType string, data []byte) {
-		ev, err := Parse(contentType, data, now)
-		if err == nil {
-			require.NotNil(t, ev)
-			require.NotEmpty(t, ev.SourceEventId)
-			return
-		}
-		bad, ok := invalid.As(err)
-		require.True(t, ok)
-		require.NotEmpty(t, bad.Violations)
-		for _, v := range bad.Violations {
-			require.NotEmpty(t, v.Field)
-		}
-	})
-}

@@ -185,8 +185,7 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal,
 		writeJSON(w, http.StatusBadRequest, Problem{Error: "reading the body: " + err.Error()})
 		return false
 	}
-	if err := unmarshal.Unmarshal(body, msg); err != nil {
-		bad := invalid.New("payload", "must be JSON of the documented shape: "+err.Error())
+	if bad := decode(body, msg); bad != nil {
 		id := ""
 		if len(body) <= h.app.EventLimit() {
 			var rerr error
@@ -199,6 +198,15 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal,
 		return false
 	}
 	return true
+}
+
+// decode reads a JSON body into msg (protojson, unknown fields ignored): a
+// body that is not JSON of msg's shape is bad input naming payload.
+func decode(body []byte, msg proto.Message) *invalid.Error {
+	if err := unmarshal.Unmarshal(body, msg); err != nil {
+		return invalid.New("payload", "must be JSON of the documented shape: "+err.Error())
+	}
+	return nil
 }
 
 func (h *handler) one(w http.ResponseWriter, r *http.Request) {

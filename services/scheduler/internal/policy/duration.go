@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		num, unit := rest[:i], rest[i:j]
 		rest = rest[j:]
+		var v time.Duration
 		switch unit {
 		case "w", "d":
 			n, err := strconv.ParseFloat(num, 64)
@@ -78,14 +80,21 @@ func ParseDuration(s string) (time.Duration, error) {
 			if unit == "w" {
 				day *= 7
 			}
-			total += time.Duration(n * float64(day))
+			f := n * float64(day)
+			if f >= math.MaxInt64 { // n is not negative: the sign was taken off
+				return 0, fmt.Errorf("duration %q: out of range", s)
+			}
+			v = time.Duration(f)
 		default:
-			v, err := time.ParseDuration(num + unit)
-			if err != nil {
+			var err error
+			if v, err = time.ParseDuration(num + unit); err != nil {
 				return 0, fmt.Errorf("duration %q: %w", s, err)
 			}
-			total += v
 		}
+		if total > math.MaxInt64-v {
+			return 0, fmt.Errorf("duration %q: out of range", s)
+		}
+		total += v
 	}
 	if neg {
 		total = -total
@@ -100,6 +109,9 @@ func FormatDuration(d time.Duration) string {
 	}
 	sign := ""
 	if d < 0 {
+		if d == math.MinInt64 { // -d does not exist
+			return d.String()
+		}
 		sign, d = "-", -d
 	}
 	day := 24 * time.Hour
