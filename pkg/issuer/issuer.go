@@ -33,6 +33,7 @@ type Issuer struct {
 	mu   sync.Mutex
 	keys []jose.JSONWebKey // private keys; the last one signs
 	srv  *http.Server
+	lis  net.Listener
 
 	cache tokens
 }
@@ -177,7 +178,7 @@ func Listen(addr, audience string) (*Issuer, error) {
 		_ = l.Close()
 		return nil, err
 	}
-	is.srv = httpserver.New(is.Handler(), httpserver.Defaults())
+	is.srv, is.lis = httpserver.New(is.Handler(), httpserver.Defaults()), l
 	go func() { _ = is.srv.Serve(l) }()
 	return is, nil
 }
@@ -187,7 +188,13 @@ func (is *Issuer) Close() error {
 	if is.srv == nil {
 		return nil
 	}
-	return is.srv.Close()
+	err := is.srv.Close()
+	// The listener too: Close may come before Serve has taken it, and the
+	// port must be free when Close returns.
+	if lerr := is.lis.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
+		err = lerr
+	}
+	return err
 }
 
 // SaveKeys writes the private keys to path (0600), so that a restarted
