@@ -64,10 +64,14 @@ check-generated: generate ## fail when the committed generated code differs from
 	@echo "generated code matches the .proto files"
 
 .PHONY: lint
-lint: $(BIN)/buf lint-deploy ## buf lint, gofmt and go vet over every module; the deployment files (lint-deploy)
+lint: $(BIN)/buf lint-deploy vulncheck ## buf lint, gofmt and go vet over every module; the deployment files (lint-deploy); known vulnerabilities (vulncheck)
 	cd proto && buf lint
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do echo "go vet ./$$m/..."; (cd $$m && go vet ./...); done
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck over every module, against golang.org/x/vulndb from the module proxy: fails when code calls a vulnerable function of a required module
+	cd scripts && go run ./cmd/huifang-vulncheck -db $(ROOT)/.dev/vulndb $(addprefix $(ROOT)/,$(MODULES))
 
 # The compose file needs its two passwords set to be read; any value will do here.
 COMPOSE_FILE_CHECK := POSTGRES_PASSWORD=lint GRAFANA_ADMIN_PASSWORD=lint
