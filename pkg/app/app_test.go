@@ -2,12 +2,22 @@ package app_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -25,6 +35,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -646,4 +657,74 @@ func TestRateLimitConfig(t *testing.T) {
 		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
 		require.ErrorContains(t, err, "RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1")
 	}
+}
+
+// TestGRPCOverTLS: with GRPC_TLS_CERT and GRPC_TLS_KEY the gRPC port speaks
+// TLS with that certificate (a plaintext client gets nothing), and a
+// renewed certificate is served without a restart.
+func TestGRPCOverTLS(t *testing.T) {
+	ns := natstest.Start(t)
+	cfg := baseConfig(t, pgtest.NewDatabase(t), ns.ClientURL())
+	dir := t.TempDir()
+	cfg.GRPCTLSCert, cfg.GRPCTLSKey = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	first := selfSigned(t, "first", cfg.GRPCTLSCert, cfg.GRPCTLSKey, time.Now().Add(-time.Hour))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rt, err := app.Start(ctx, quiet(), "apptest", cfg, noMigrations)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	require.Eventually(t, func() bool { return status(cfg.HTTPAddr, "/readyz") == http.StatusOK }, 60*time.Second, 10*time.Millisecond)
+
+	health := func(roots *x509.CertPool) (*healthpb.HealthCheckResponse, error) {
+		conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})))
+		require.NoError(t, err)
+		defer conn.Close()
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		defer ccancel()
+		return healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(first)
+	hc, err := health(pool)
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.GetStatus())
+
+	plain, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer plain.Close()
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	_, err = healthpb.NewHealthClient(plain).Check(pctx, &healthpb.HealthCheckRequest{})
+	require.Error(t, err, "plaintext is not answered")
+
+	second := selfSigned(t, "second", cfg.GRPCTLSCert, cfg.GRPCTLSKey, time.Now())
+	renewed := x509.NewCertPool()
+	renewed.AddCert(second)
+	_, err = health(renewed)
+	require.NoError(t, err, "the renewed certificate is served")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// selfSigned writes a self-signed certificate for localhost named cn, and
+// its key, with modification time at, and returns the certificate.
+func selfSigned(t *testing.T, cn, certFile, keyFile string, at time.Time) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kb, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+	for _, f := range []string{certFile, keyFile} {
+		require.NoError(t, os.Chtimes(f, at, at))
+	}
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return cert
 }
