@@ -558,6 +558,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		rt.Close(ctx)
 		return err
 	}
+	// The gRPC port takes connections before readiness says so.
+	if err := rt.Server.ListenGRPC(); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoops()
 	var wg sync.WaitGroup

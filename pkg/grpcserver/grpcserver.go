@@ -54,6 +54,7 @@ type Server struct {
 	limiter atomic.Pointer[httpserver.Limiter]
 
 	mu        sync.Mutex
+	grpcLis   net.Listener // set by ListenGRPC
 	http      *http.Server // set by StartHTTP
 	httpBound string
 	httpErr   chan error
@@ -158,6 +159,23 @@ func (s *Server) SetHTTPLimits(l httpserver.Limits) {
 	s.limiter.Store(httpserver.NewLimiter(l.MaxConcurrent))
 }
 
+// ListenGRPC binds the gRPC address, so that the port takes connections
+// before the server says it is ready; ServeGRPC then serves on it (and binds
+// it itself when ListenGRPC was not called). Calling it again does nothing.
+func (s *Server) ListenGRPC() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grpcLis != nil {
+		return nil
+	}
+	gl, err := net.Listen("tcp", s.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpcserver: listen %s: %w", s.grpcAddr, err)
+	}
+	s.grpcLis = gl
+	return nil
+}
+
 // StartHTTP listens on the HTTP address and serves /healthz, /readyz and
 // /metrics in the background. A service calls it first, before it waits for
 // its dependencies: /healthz answers (the process is alive) while /readyz
@@ -239,11 +257,13 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 // and cuts off the rest. The HTTP server keeps running: the owner closes it
 // with CloseHTTP once the rest of its work has drained.
 func (s *Server) ServeGRPC(ctx context.Context, grace time.Duration) error {
-	gl, err := net.Listen("tcp", s.grpcAddr)
-	if err != nil {
+	if err := s.ListenGRPC(); err != nil {
 		s.SetReady(false)
-		return fmt.Errorf("grpcserver: listen %s: %w", s.grpcAddr, err)
+		return err
 	}
+	s.mu.Lock()
+	gl := s.grpcLis
+	s.mu.Unlock()
 	grpcErr := make(chan error, 1)
 	go func() { grpcErr <- s.GRPC.Serve(gl) }()
 	s.log.InfoContext(ctx, "serving", "grpc", gl.Addr().String(), "http", s.HTTPAddr())
