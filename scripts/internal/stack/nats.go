@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -56,18 +57,11 @@ type NATSNode struct {
 // (stream.IntegratorPermissions) and "admin" with every permission; each
 // user's password is its name.
 func HuifangUsers() []*server.User {
-	users := []*server.User{{Username: "admin", Password: "admin"}, natsUser("erp", stream.IntegratorPermissions())}
+	users := []*server.User{{Username: "admin", Password: "admin"}, natstest.User("erp", "erp", stream.IntegratorPermissions())}
 	for _, svc := range stream.Services() {
-		users = append(users, natsUser(svc, stream.ServicePermissions(svc)))
+		users = append(users, natstest.User(svc, svc, stream.ServicePermissions(svc)))
 	}
 	return users
-}
-
-func natsUser(name string, p stream.Permissions) *server.User {
-	return &server.User{Username: name, Password: name, Permissions: &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: p.Publish},
-		Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
-	}}
 }
 
 // StartNATSNode runs an embedded NATS server with JetStream as node
