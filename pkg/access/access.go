@@ -29,6 +29,7 @@ const (
 	auditor  = auth.Auditor
 	admin    = auth.TenantAdmin
 	operator = auth.PlatformOperator
+	svc      = auth.Service
 )
 
 func roles(r ...auth.Role) []auth.Role { return r }

@@ -117,8 +117,11 @@ func TestEveryRPCAsEveryRole(t *testing.T) {
 	tokens := map[auth.Role]string{}
 	for _, role := range auth.AllRoles() {
 		tok := issuer.Token{Subject: "user-" + string(role), Claims: auth.Claims{Tenant: "acme", Roles: []string{string(role)}, AgentID: "a-" + string(role), SourceSystem: "erp-east"}}
-		if role == auth.PlatformOperator {
+		if role == auth.PlatformOperator || role == auth.Service {
 			tok.Tenant = auth.AllTenants
+		}
+		if role == auth.Service {
+			tok.Service = "dispatch"
 		}
 		if tokens[role], err = is.Mint(tok); err != nil {
 			t.Fatal(err)
@@ -167,8 +170,8 @@ func TestEveryRPCAsEveryRole(t *testing.T) {
 				}
 				if path := tenantPath(md.Input()); path != nil {
 					want := codes.PermissionDenied
-					if role == auth.PlatformOperator {
-						want = codes.Unimplemented // cross-tenant maintenance
+					if role == auth.PlatformOperator || role == auth.Service {
+						want = codes.Unimplemented // cross-tenant maintenance, a service for every tenant
 					}
 					calls++
 					if got := call(method, md, tokens[role], func(m protoreflect.Message) { set(m, path, "globex") }); got != want {

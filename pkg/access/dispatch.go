@@ -30,5 +30,7 @@ func Dispatch() auth.Table {
 		dispatchv1.DispatchService_SetCustomerVariables_FullMethodName:  {Permission: "messages.variables", Roles: roles(admin, integr)},
 		dispatchv1.DispatchService_ListMessages_FullMethodName:          {Permission: "messages.read", Roles: roles(agent, leader, director), Scope: "an agent or a leader names a task assigned to it or of a group it oversees"},
 		dispatchv1.DispatchService_RecordDeliveryReceipt_FullMethodName: {Permission: "messages.receipt", Roles: roles(integr)},
+		dispatchv1.DispatchService_RevealTaskContact_FullMethodName: {Permission: "contacts.reveal", Roles: roles(agent, leader),
+			Scope: "only the agent holding the task's claim (its lease_token); written to the audit logs of dispatch and intake"},
 	}
 }

@@ -11,13 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // TokenVerifier turns a bearer token into its principal; *Verifier is the
@@ -37,7 +35,18 @@ type Guard struct {
 	table    atomic.Pointer[Table]
 	// limiter holds each caller to its rate (SetRateLimit); nil admits all.
 	limiter atomic.Pointer[Limiter]
+	// refused hears every call the table refuses (OnRefused).
+	refused atomic.Pointer[RefusalFunc]
 }
+
+// RefusalFunc hears a call the permission table refused, before the caller
+// is answered PermissionDenied: a service writes the refusals it must keep
+// (a reveal of contacts) to its audit log. An error is logged; the call is
+// refused all the same.
+type RefusalFunc func(ctx context.Context, p Principal, method string, req proto.Message, reason error) error
+
+// OnRefused sets the function that hears refused calls.
+func (g *Guard) OnRefused(fn RefusalFunc) { g.refused.Store(&fn) }
 
 // NewGuard returns a guard that refuses every method until SetTable; with a
 // nil verifier, every call is Unavailable until SetVerifier.
@@ -121,6 +130,11 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	if err := g.Authorize(p, info.FullMethod, msg); err != nil {
 		g.log.InfoContext(ctx, "call refused", "method", info.FullMethod, "subject", p.Subject, "tenant", p.Tenant, "err", err)
+		if fn := g.refused.Load(); fn != nil {
+			if herr := (*fn)(ctx, p, info.FullMethod, msg, err); herr != nil {
+				g.log.ErrorContext(ctx, "a refused call could not be recorded", "method", info.FullMethod, "subject", p.Subject, "err", herr)
+			}
+		}
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	return handler(With(ctx, p), req)
@@ -154,17 +168,13 @@ func (s *principalStream) Context() context.Context { return s.ctx }
 
 // admit holds a gRPC call to the caller's rate: ResourceExhausted, with
 // the time to wait in a RetryInfo detail, beyond it.
+// A service's calls are not held here: each RPC a service may call keeps
+// its own rate (intake's reveals).
 func (g *Guard) admit(p Principal) error {
-	lim := g.limiter.Load()
-	wait, ok := lim.Allow(p)
-	if ok {
+	if p.Has(Service) {
 		return nil
 	}
-	st := status.New(codes.ResourceExhausted, fmt.Sprintf("rate limit: %s; retry in %s", lim.Limit(), wait.Round(time.Millisecond)))
-	if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
-		st = withRetry
-	}
-	return st.Err()
+	return g.limiter.Load().Admit(p)
 }
 
 // Authorize checks that p may call method with req and binds req to p (Bind).

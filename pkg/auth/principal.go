@@ -40,17 +40,22 @@ const (
 	// PlatformOperator does cross-tenant maintenance (rebuild, rehash,
 	// policies for every tenant); it reads no customer's data.
 	PlatformOperator Role = "platform_operator"
+	// Service is another Huifang service calling on its own account (a
+	// client-credentials token naming the service): dispatch asks intake
+	// for a contact at the moment it sends or an agent dials. It acts for
+	// every tenant, and only where a table names it.
+	Service Role = "service"
 )
 
 // AllRoles lists every role, in the order the docs show them.
 func AllRoles() []Role {
-	return []Role{Agent, Leader, Director, DepartmentOwner, QAReviewer, Integrator, Auditor, TenantAdmin, PlatformOperator}
+	return []Role{Agent, Leader, Director, DepartmentOwner, QAReviewer, Integrator, Auditor, TenantAdmin, PlatformOperator, Service}
 }
 
 // Known tells whether r is one of AllRoles.
 func Known(r Role) bool { return slices.Contains(AllRoles(), r) }
 
-// AllTenants is the tenant of a platform operator's token and the tenant_id
+// AllTenants is the tenant of a platform operator's and a service's token and the tenant_id
 // of a policy that applies to every tenant.
 const AllTenants = "*"
 
@@ -72,6 +77,9 @@ type Principal struct {
 	Departments []string
 	// SourceSystem is the upstream system an integrator speaks for.
 	SourceSystem string
+	// ServiceName is the Huifang service a service token speaks for
+	// ("dispatch").
+	ServiceName string
 }
 
 // Actor is who the principal acts as in request fields that name a person

@@ -6,6 +6,10 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // RateLimit is how many requests a caller may make: Rate a second on
@@ -126,4 +130,18 @@ func (l *Limiter) makeRoom(now time.Time) {
 		}
 		delete(l.callers, k)
 	}
+}
+
+// Admit takes one request of p's bucket, or returns ResourceExhausted with
+// the time to wait in a RetryInfo detail.
+func (l *Limiter) Admit(p Principal) error {
+	wait, ok := l.Allow(p)
+	if ok {
+		return nil
+	}
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf("rate limit: %s; retry in %s", l.Limit(), wait.Round(time.Millisecond)))
+	if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = withRetry
+	}
+	return st.Err()
 }

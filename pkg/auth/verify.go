@@ -74,6 +74,8 @@ type Claims struct {
 	OrgUnits     []string `json:"org_units,omitempty"`
 	Departments  []string `json:"departments,omitempty"`
 	SourceSystem string   `json:"source_system,omitempty"`
+	// Service names the Huifang service of a service token ("dispatch").
+	Service string `json:"service,omitempty"`
 }
 
 // Verify checks raw (a compact JWT: signature, issuer, audience, expiry) and
@@ -110,6 +112,7 @@ func (c Claims) Principal(subject string) (Principal, error) {
 		OrgUnits:     c.OrgUnits,
 		Departments:  c.Departments,
 		SourceSystem: c.SourceSystem,
+		ServiceName:  c.Service,
 	}
 	for _, r := range c.Roles {
 		if Known(Role(r)) {
@@ -122,13 +125,16 @@ func (c Claims) Principal(subject string) (Principal, error) {
 	case len(p.Roles) == 0:
 		return Principal{}, fmt.Errorf("%w: the token grants no Huifang role (roles)", ErrUnauthenticated)
 	case c.Tenant == AllTenants:
-		if len(p.Roles) != 1 || p.Roles[0] != PlatformOperator {
-			return Principal{}, fmt.Errorf("%w: only a platform_operator token may name every tenant (tenant %q)", ErrUnauthenticated, AllTenants)
+		if len(p.Roles) != 1 || (p.Roles[0] != PlatformOperator && p.Roles[0] != Service) {
+			return Principal{}, fmt.Errorf("%w: only a platform_operator or a service token may name every tenant (tenant %q)", ErrUnauthenticated, AllTenants)
 		}
 	case !tenant.Valid(c.Tenant):
 		return Principal{}, fmt.Errorf("%w: the token's tenant %s", ErrUnauthenticated, tenant.Rule)
-	case p.Has(PlatformOperator):
-		return Principal{}, fmt.Errorf("%w: a platform_operator token names every tenant (tenant %q)", ErrUnauthenticated, AllTenants)
+	case p.HasAny(PlatformOperator, Service):
+		return Principal{}, fmt.Errorf("%w: a platform_operator or service token names every tenant (tenant %q)", ErrUnauthenticated, AllTenants)
+	}
+	if p.Has(Service) && p.ServiceName == "" {
+		return Principal{}, fmt.Errorf("%w: a service token names its service (service)", ErrUnauthenticated)
 	}
 	if p.HasAny(Agent, Leader) && p.AgentID == "" {
 		return Principal{}, fmt.Errorf("%w: an agent or leader token names its agent (agent_id)", ErrUnauthenticated)

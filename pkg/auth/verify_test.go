@@ -96,6 +96,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"operator of one tenant", f.mint(t, withClaims(auth.Claims{Tenant: "acme", Roles: []string{"platform_operator"}})), "every tenant"},
 		{"agent without agent id", f.mint(t, withClaims(auth.Claims{Tenant: "acme", Roles: []string{"agent"}})), "agent_id"},
 		{"integrator without source", f.mint(t, withClaims(auth.Claims{Tenant: "acme", Roles: []string{"integrator"}})), "source_system"},
+		{"service of one tenant", f.mint(t, withClaims(auth.Claims{Tenant: "acme", Roles: []string{"service"}, Service: "dispatch"})), "every tenant"},
+		{"service without its name", f.mint(t, withClaims(auth.Claims{Tenant: "*", Roles: []string{"service"}})), "(service)"},
+		{"service and staff", f.mint(t, withClaims(auth.Claims{Tenant: "*", Roles: []string{"service", "director"}, Service: "dispatch"})), "every tenant"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

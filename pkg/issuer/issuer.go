@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,14 @@ type Issuer struct {
 	lis  net.Listener
 
 	cache tokens
+	// clients are the OAuth 2.0 clients /token answers (client
+	// credentials): id → secret and token.
+	clients map[string]client
+}
+
+type client struct {
+	secret string
+	token  Token
 }
 
 // New returns an issuer that will be reached at url (the iss of its tokens)
@@ -56,6 +65,63 @@ func (is *Issuer) Audience() string { return is.audience }
 
 // JWKSURL is where the issuer publishes its keys.
 func (is *Issuer) JWKSURL() string { return is.url + "/jwks.json" }
+
+// TokenURL is where clients get tokens with their client credentials.
+func (is *Issuer) TokenURL() string { return is.url + "/token" }
+
+// AddClient lets the OAuth 2.0 client id (with secret) get tokens for tok
+// from /token with the client-credentials grant, as a Huifang service does
+// (ServiceAccount).
+func (is *Issuer) AddClient(id, secret string, tok Token) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.clients == nil {
+		is.clients = map[string]client{}
+	}
+	is.clients[id] = client{secret: secret, token: tok}
+}
+
+// token answers a client-credentials grant (RFC 6749 4.4), the client's
+// credentials in HTTP basic authentication or in the form.
+func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the form does not parse")
+		return
+	}
+	if g := r.PostForm.Get("grant_type"); g != "client_credentials" {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	is.mu.Lock()
+	c, known := is.clients[id]
+	is.mu.Unlock()
+	if !known || subtle.ConstantTimeCompare([]byte(c.secret), []byte(secret)) != 1 {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		return
+	}
+	tok := c.token
+	if tok.TTL == 0 {
+		tok.TTL = time.Hour
+	}
+	raw, err := is.Mint(tok)
+	if err != nil {
+		oauthError(w, http.StatusInternalServerError, "server_error", "the token could not be signed")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, map[string]any{"access_token": raw, "token_type": "Bearer", "expires_in": int(tok.TTL.Seconds())})
+}
+
+func oauthError(w http.ResponseWriter, code int, kind, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": kind, "error_description": description})
+}
 
 // Config is the auth configuration that accepts this issuer's tokens.
 func (is *Issuer) Config() auth.Config {
@@ -142,8 +208,11 @@ func (is *Issuer) Handler() http.Handler {
 			"id_token_signing_alg_values_supported": []string{string(jose.ES256)},
 			"response_types_supported":              []string{"id_token"},
 			"subject_types_supported":               []string{"public"},
+			"token_endpoint":                        is.TokenURL(),
+			"grant_types_supported":                 []string{"client_credentials"},
 		})
 	})
+	mux.HandleFunc("POST /token", is.token)
 	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, is.public())
 	})

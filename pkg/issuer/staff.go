@@ -21,7 +21,7 @@ import (
 func Staff(tenant, agentID string) Token {
 	roles := []string{}
 	for _, r := range auth.AllRoles() {
-		if r != auth.PlatformOperator && r != auth.Integrator {
+		if r != auth.PlatformOperator && r != auth.Integrator && r != auth.Service {
 			roles = append(roles, string(r))
 		}
 	}
@@ -36,6 +36,12 @@ func Operator() Token {
 // Integrator is the token of an upstream system of a tenant.
 func Integrator(tenant, source string) Token {
 	return Token{Subject: "integrator-" + tenant + "-" + source, Claims: auth.Claims{Tenant: tenant, Roles: []string{string(auth.Integrator)}, SourceSystem: source}}
+}
+
+// ServiceAccount is the token of a Huifang service calling another on its
+// own account (dispatch asking intake for a contact).
+func ServiceAccount(name string) Token {
+	return Token{Subject: "service-" + name, Claims: auth.Claims{Tenant: auth.AllTenants, Roles: []string{string(auth.Service)}, Service: name}}
 }
 
 // Context returns ctx carrying tok as the call's bearer token.

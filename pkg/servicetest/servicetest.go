@@ -44,7 +44,8 @@ func Guard(t testing.TB, service string) (*auth.Guard, *issuer.Issuer) {
 }
 
 // AuthEnv starts a local issuer for a service started as main starts it:
-// AUTH_ISSUER and AUTH_JWKS_URL name it until the test ends.
+// AUTH_ISSUER and AUTH_JWKS_URL name it until the test ends, and
+// AUTH_CLIENT_SECRET is dispatch's secret at it.
 func AuthEnv(t *testing.T) *issuer.Issuer {
 	t.Helper()
 	is, err := issuer.Listen("127.0.0.1:0", "huifang")
@@ -54,6 +55,9 @@ func AuthEnv(t *testing.T) *issuer.Issuer {
 	t.Cleanup(func() { _ = is.Close() })
 	t.Setenv("AUTH_ISSUER", is.URL())
 	t.Setenv("AUTH_JWKS_URL", is.JWKSURL())
+	// Dispatch calls intake on its own account (client credentials).
+	is.AddClient("dispatch", "dispatch-test-secret", issuer.ServiceAccount("dispatch"))
+	t.Setenv("AUTH_CLIENT_SECRET", "dispatch-test-secret")
 	return is
 }
 

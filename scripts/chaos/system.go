@@ -131,7 +131,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (_ *System, err error) {
 		return nil, err
 	}
 	s.Stack, err = stack.New(stack.Config{
-		Auth:   s.Issuer.Config(),
+		Auth: s.Issuer.Config(), ClientSecrets: stack.RegisterClients(s.Issuer),
 		BinDir: cfg.BinDir, DatabaseURL: s.DBURL, NATSURL: s.NATSURL, Ports: ports, Replicas: cfg.Replicas,
 		Env: env, LogLevel: logLevel(), LogDir: s.LogDir, ReadyTimeout: 120 * time.Second, StopGrace: 15 * time.Second,
 		Log: cfg.Log,

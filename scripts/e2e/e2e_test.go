@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -174,7 +175,7 @@ func setupWith(t testing.TB, topo topology) *system {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = is.Close() })
 	st, err := stack.New(stack.Config{
-		Auth:         is.Config(),
+		Auth: is.Config(), ClientSecrets: stack.RegisterClients(is),
 		NATSUsers:    topo.natsUsers,
 		BinDir:       binDir,
 		DatabaseURL:  dbURL,
@@ -489,8 +490,28 @@ func TestFollowUpCycle(t *testing.T) {
 
 	task := s.claim()
 	require.NotEmpty(t, task.GetVisitId())
-	require.Equal(t, "王芳", task.GetCustomer().GetName())
-	require.Equal(t, "+8613800138000", task.GetCustomer().GetPhone())
+	require.Equal(t, "王*", task.GetCustomer().GetNameMasked(), "the task shows the customer masked")
+	require.Equal(t, "*******8000", task.GetCustomer().GetPhoneMasked())
+	require.Empty(t, task.GetCustomer().GetName())
+	require.Empty(t, task.GetCustomer().GetPhone())
+
+	// Click-to-dial: the agent holding the task gets the number, audited in
+	// dispatch and in intake.
+	asAgent, err := s.issuer.Context(t.Context(), issuer.Staff(tenant, agent))
+	require.NoError(t, err)
+	dial, err := s.dispatch.RevealTaskContact(asAgent, &dispatchv1.RevealTaskContactRequest{TenantId: tenant, TaskId: task.GetId(),
+		LeaseToken: task.GetLeaseToken(), Purpose: "follow-up call"})
+	require.NoError(t, err)
+	require.Equal(t, "+8613800138000", dial.GetAddress())
+	require.Equal(t, "王芳", dial.GetName())
+	_, err = s.dispatch.RevealTaskContact(asAgent, &dispatchv1.RevealTaskContactRequest{TenantId: tenant, TaskId: task.GetId(),
+		LeaseToken: task.GetLeaseToken() + 1})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err), "only the current claim")
+	for _, svc := range []string{"dispatch", "intake"} {
+		var n int
+		require.NoError(t, s.db.QueryRow(t.Context(), `SELECT count(*) FROM `+svc+`.audit_log WHERE action IN ('task.contact_reveal', 'contact.reveal')`).Scan(&n))
+		require.Equal(t, 1, n, "%s's audit log records the reveal", svc)
+	}
 	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, task.GetChannel())
 	require.Equal(t, agent, task.GetAgentId())
 	require.Equal(t, "repair", task.GetServiceType())
@@ -513,6 +534,38 @@ func TestFollowUpCycle(t *testing.T) {
 	require.True(t, sat.GetMeetsTarget())
 
 	s.checkMetrics()
+	s.checkNoPersonalData("13800138000", "王芳")
+}
+
+// checkNoPersonalData: no service's log holds the given phone numbers or
+// names, and no table of any schema holds them in clear (every row of every
+// table, as text): intake keeps them sealed, the others not at all.
+func (s *system) checkNoPersonalData(secrets ...string) {
+	t := s.t
+	for _, name := range s.st.Instances() {
+		log, err := os.ReadFile(s.st.LogPath(name))
+		require.NoError(t, err)
+		for _, secret := range secrets {
+			require.NotContains(t, string(log), secret, "%s's log holds personal data", name)
+		}
+	}
+	rows, err := s.db.Query(t.Context(), `SELECT table_schema, table_name FROM information_schema.tables
+WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var st [2]string
+		return st, r.Scan(&st[0], &st[1])
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, tables)
+	for _, st := range tables {
+		for _, secret := range secrets {
+			var n int
+			q := fmt.Sprintf(`SELECT count(*) FROM %s.%s AS r WHERE r::text LIKE '%%' || $1 || '%%'`, pgx.Identifier{st[0]}.Sanitize(), pgx.Identifier{st[1]}.Sanitize())
+			require.NoError(t, s.db.QueryRow(t.Context(), q, secret).Scan(&n))
+			require.Zero(t, n, "%s.%s holds personal data in clear", st[0], st[1])
+		}
+	}
 }
 
 // checkMetrics scrapes every service's /metrics as Prometheus would, after
@@ -696,7 +749,7 @@ func TestRejectedIngress(t *testing.T) {
 	s.publish(ingress("e-after", "repair", "c-6", "吴敏", "+8613500135000", time.Now()))
 
 	task := s.claim()
-	require.Equal(t, "吴敏", task.GetCustomer().GetName(), "a valid event after the bad ones is still processed")
+	require.Equal(t, "吴*", task.GetCustomer().GetNameMasked(), "a valid event after the bad ones is still processed")
 
 	rejected := waitFor(t, taskDeadline, "three rejected events", func() ([]*intakev1.RejectedEvent, bool, error) {
 		resp, err := s.intake.ListRejectedEvents(s.t.Context(), &intakev1.ListRejectedEventsRequest{TenantId: tenant})
@@ -767,7 +820,7 @@ func TestCrashBetweenCommitAndPublish(t *testing.T) {
 	require.Equal(t, 1, s.serviceCompleted(serviceID), "ServiceCompleted published exactly once")
 
 	task := s.claim()
-	require.Equal(t, "郑强", task.GetCustomer().GetName())
+	require.Equal(t, "郑*", task.GetCustomer().GetNameMasked())
 	visits := byPolicy(t, s.plannedVisits(serviceID), policyID)
 	require.Len(t, visits, 1, "one planned visit")
 	require.Equal(t, visits[0].GetId(), task.GetVisitId())

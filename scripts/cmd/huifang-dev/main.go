@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -142,7 +143,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, out io.Writer) er
 	// Services.
 	logDir := filepath.Join(cfg.devDir, "logs")
 	st, err := stack.New(stack.Config{
-		Auth:        is.Config(),
+		Auth: is.Config(), ClientSecrets: stack.RegisterClients(is),
 		BinDir:      cfg.binDir,
 		DatabaseURL: dbURL,
 		NATSURL:     cfg.natsURL,
@@ -288,7 +289,14 @@ func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, is *issuer
 		if err != nil {
 			return fmt.Errorf("publish demo event %d: %w", i+1, err)
 		}
-		log.Info("demo event published", "seq", ack.Sequence, "event", ev)
+		// The event names a (made-up) customer: the log says which event,
+		// never who (docs/privacy.md).
+		var ids struct {
+			SourceEventID string `json:"source_event_id"`
+			ServiceType   string `json:"service_type"`
+		}
+		_ = json.Unmarshal([]byte(ev), &ids)
+		log.Info("demo event published", "seq", ack.Sequence, "source_event_id", ids.SourceEventID, "service_type", ids.ServiceType)
 	}
 	return nil
 }

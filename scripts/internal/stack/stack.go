@@ -6,6 +6,7 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/issuer"
 )
 
 // Services lists the five services in the order of the pipeline, which is
@@ -108,6 +110,10 @@ type Config struct {
 	// Auth says which tokens the services accept (AUTH_ISSUER, AUTH_AUDIENCE,
 	// AUTH_JWKS_URL); the issuer is required.
 	Auth auth.Config
+	// ClientSecrets are the OAuth 2.0 client secrets, by service, of the
+	// services that call another on their own account (dispatch asks
+	// intake for contacts): RegisterClients registers them at an issuer.
+	ClientSecrets map[string]string
 	// LogLevel is passed as LOG_LEVEL when set.
 	LogLevel string
 	// LogDir, when set, receives <service>.log for each service (appended to
@@ -451,6 +457,12 @@ func (s *Stack) spawn(name string) error {
 		cmd.Env = append(cmd.Env, "NATS_USER="+svc, "NATS_PASSWORD="+svc)
 	}
 	cmd.Env = append(cmd.Env, "AUTH_ISSUER="+s.cfg.Auth.Issuer, "AUTH_AUDIENCE="+s.cfg.Auth.Audience, "AUTH_JWKS_URL="+s.cfg.Auth.JWKSURL)
+	if secret, ok := s.cfg.ClientSecrets[svc]; ok {
+		cmd.Env = append(cmd.Env, "AUTH_CLIENT_ID="+svc, "AUTH_CLIENT_SECRET="+secret)
+	}
+	if svc == "dispatch" {
+		cmd.Env = append(cmd.Env, "INTAKE_ADDR="+s.GRPCAddr("intake"))
+	}
 	if s.cfg.LogLevel != "" {
 		cmd.Env = append(cmd.Env, "LOG_LEVEL="+s.cfg.LogLevel)
 	}
@@ -497,7 +509,8 @@ func (s *Stack) spawn(name string) error {
 // baseEnv is this process's environment without the variables the stack
 // sets, in any of their per-service forms.
 func baseEnv() []string {
-	owned := []string{"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "GRPC_ADDR", "HTTP_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"}
+	owned := []string{"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "GRPC_ADDR", "HTTP_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL",
+		"AUTH_CLIENT_ID", "AUTH_CLIENT_SECRET", "AUTH_TOKEN_URL", "INTAKE_ADDR"}
 	var env []string
 	for _, kv := range os.Environ() {
 		key, _, _ := strings.Cut(kv, "=")
@@ -615,4 +628,16 @@ func withoutUser(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// RegisterClients gives each service that calls another on its own
+// account (dispatch) a new client secret at the issuer, for a token of the
+// service role, and returns the secrets for Config.ClientSecrets.
+func RegisterClients(is *issuer.Issuer) map[string]string {
+	secrets := map[string]string{}
+	for _, svc := range []string{"dispatch"} {
+		secrets[svc] = rand.Text()
+		is.AddClient(svc, secrets[svc], issuer.ServiceAccount(svc))
+	}
+	return secrets
 }

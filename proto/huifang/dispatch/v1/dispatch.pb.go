@@ -2699,6 +2699,139 @@ func (x *RecordDeliveryReceiptResponse) GetMessage() *Message {
 	return nil
 }
 
+type RevealTaskContactRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The lease_token of the caller's claim (Task.lease_token).
+	LeaseToken int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// Phone (default) or email.
+	Channel v1.Channel `protobuf:"varint,4,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// Why (3 to 200 characters); "follow-up call" when empty.
+	Purpose       string `protobuf:"bytes,5,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealTaskContactRequest) Reset() {
+	*x = RevealTaskContactRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealTaskContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealTaskContactRequest) ProtoMessage() {}
+
+func (x *RevealTaskContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealTaskContactRequest.ProtoReflect.Descriptor instead.
+func (*RevealTaskContactRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RevealTaskContactRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RevealTaskContactRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *RevealTaskContactRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *RevealTaskContactRequest) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *RevealTaskContactRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+type RevealTaskContactResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The phone number or email address to contact the customer on.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The customer's name, to greet them.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealTaskContactResponse) Reset() {
+	*x = RevealTaskContactResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealTaskContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealTaskContactResponse) ProtoMessage() {}
+
+func (x *RevealTaskContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealTaskContactResponse.ProtoReflect.Descriptor instead.
+func (*RevealTaskContactResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RevealTaskContactResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RevealTaskContactResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_huifang_dispatch_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
@@ -2911,7 +3044,17 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tdelivered\x18\x03 \x01(\bR\tdelivered\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"W\n" +
 	"\x1dRecordDeliveryReceiptResponse\x126\n" +
-	"\amessage\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.MessageR\amessage*|\n" +
+	"\amessage\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.MessageR\amessage\"\xc0\x01\n" +
+	"\x18RevealTaskContactRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1f\n" +
+	"\vlease_token\x18\x03 \x01(\x03R\n" +
+	"leaseToken\x123\n" +
+	"\achannel\x18\x04 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x18\n" +
+	"\apurpose\x18\x05 \x01(\tR\apurpose\"I\n" +
+	"\x19RevealTaskContactResponse\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name*|\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -2919,7 +3062,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\vROLE_LEADER\x10\x02\x12\x0f\n" +
 	"\vROLE_DEPUTY\x10\x03\x12\x11\n" +
 	"\rROLE_DIRECTOR\x10\x04\x12\x19\n" +
-	"\x15ROLE_DEPARTMENT_OWNER\x10\x052\xbb\f\n" +
+	"\x15ROLE_DEPARTMENT_OWNER\x10\x052\xaf\r\n" +
 	"\x0fDispatchService\x12f\n" +
 	"\rUpsertOrgUnit\x12).huifang.dispatch.v1.UpsertOrgUnitRequest\x1a*.huifang.dispatch.v1.UpsertOrgUnitResponse\x12c\n" +
 	"\fListOrgUnits\x12(.huifang.dispatch.v1.ListOrgUnitsRequest\x1a).huifang.dispatch.v1.ListOrgUnitsResponse\x12`\n" +
@@ -2936,7 +3079,8 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x0eUpsertTemplate\x12*.huifang.dispatch.v1.UpsertTemplateRequest\x1a+.huifang.dispatch.v1.UpsertTemplateResponse\x12{\n" +
 	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\x12c\n" +
 	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\x12~\n" +
-	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponseBAZ?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
+	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponse\x12r\n" +
+	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponseBAZ?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
 
 var (
 	file_huifang_dispatch_v1_dispatch_proto_rawDescOnce sync.Once
@@ -2951,7 +3095,7 @@ func file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_dispatch_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
 	(Role)(0),                             // 0: huifang.dispatch.v1.Role
 	(*OrgUnit)(nil),                       // 1: huifang.dispatch.v1.OrgUnit
@@ -2992,14 +3136,16 @@ var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
 	(*ListMessagesResponse)(nil),          // 36: huifang.dispatch.v1.ListMessagesResponse
 	(*RecordDeliveryReceiptRequest)(nil),  // 37: huifang.dispatch.v1.RecordDeliveryReceiptRequest
 	(*RecordDeliveryReceiptResponse)(nil), // 38: huifang.dispatch.v1.RecordDeliveryReceiptResponse
-	nil,                                   // 39: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	nil,                                   // 40: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	(*v1.Customer)(nil),                   // 41: huifang.types.v1.Customer
-	(v1.Channel)(0),                       // 42: huifang.types.v1.Channel
-	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
-	(v1.Severity)(0),                      // 44: huifang.types.v1.Severity
-	(v1.Disposition)(0),                   // 45: huifang.types.v1.Disposition
-	(*durationpb.Duration)(nil),           // 46: google.protobuf.Duration
+	(*RevealTaskContactRequest)(nil),      // 39: huifang.dispatch.v1.RevealTaskContactRequest
+	(*RevealTaskContactResponse)(nil),     // 40: huifang.dispatch.v1.RevealTaskContactResponse
+	nil,                                   // 41: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	nil,                                   // 42: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	(*v1.Customer)(nil),                   // 43: huifang.types.v1.Customer
+	(v1.Channel)(0),                       // 44: huifang.types.v1.Channel
+	(*timestamppb.Timestamp)(nil),         // 45: google.protobuf.Timestamp
+	(v1.Severity)(0),                      // 46: huifang.types.v1.Severity
+	(v1.Disposition)(0),                   // 47: huifang.types.v1.Disposition
+	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
 }
 var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	1,  // 0: huifang.dispatch.v1.UpsertOrgUnitRequest.unit:type_name -> huifang.dispatch.v1.OrgUnit
@@ -3011,73 +3157,76 @@ var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	8,  // 6: huifang.dispatch.v1.UpsertAgentRequest.agent:type_name -> huifang.dispatch.v1.Agent
 	8,  // 7: huifang.dispatch.v1.UpsertAgentResponse.agent:type_name -> huifang.dispatch.v1.Agent
 	8,  // 8: huifang.dispatch.v1.ListAgentsResponse.agents:type_name -> huifang.dispatch.v1.Agent
-	41, // 9: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
-	42, // 10: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
-	43, // 11: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
-	43, // 12: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
-	43, // 13: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
-	44, // 14: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
-	43, // 15: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
+	43, // 9: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
+	44, // 10: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
+	45, // 11: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
+	45, // 12: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	45, // 13: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
+	46, // 14: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
+	45, // 15: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
 	0,  // 16: huifang.dispatch.v1.Task.required_role:type_name -> huifang.dispatch.v1.Role
-	45, // 17: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
-	46, // 18: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
+	47, // 17: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
+	48, // 18: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
 	13, // 19: huifang.dispatch.v1.ClaimNextTaskResponse.task:type_name -> huifang.dispatch.v1.Task
 	13, // 20: huifang.dispatch.v1.HeartbeatTaskResponse.task:type_name -> huifang.dispatch.v1.Task
 	13, // 21: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
-	45, // 22: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
-	43, // 23: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
+	47, // 22: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
+	45, // 23: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
 	13, // 24: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
-	43, // 25: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
+	45, // 25: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
 	13, // 26: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
 	13, // 27: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	46, // 28: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
+	48, // 28: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
 	13, // 29: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
 	27, // 30: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
-	42, // 31: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
+	44, // 31: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
 	29, // 32: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
 	29, // 33: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
-	39, // 34: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	40, // 35: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	42, // 36: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
-	43, // 37: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
-	43, // 38: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	41, // 34: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	42, // 35: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	44, // 36: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
+	45, // 37: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	45, // 38: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
 	34, // 39: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
 	34, // 40: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
-	2,  // 41: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
-	4,  // 42: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
-	9,  // 43: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
-	11, // 44: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
-	14, // 45: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
-	16, // 46: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
-	18, // 47: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
-	20, // 48: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
-	22, // 49: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
-	24, // 50: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
-	26, // 51: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
-	30, // 52: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
-	32, // 53: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
-	35, // 54: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
-	37, // 55: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
-	3,  // 56: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
-	5,  // 57: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
-	10, // 58: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
-	12, // 59: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
-	15, // 60: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
-	17, // 61: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
-	19, // 62: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
-	21, // 63: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
-	23, // 64: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
-	25, // 65: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
-	28, // 66: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
-	31, // 67: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
-	33, // 68: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
-	36, // 69: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
-	38, // 70: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
-	56, // [56:71] is the sub-list for method output_type
-	41, // [41:56] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	44, // 41: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
+	2,  // 42: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
+	4,  // 43: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
+	9,  // 44: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
+	11, // 45: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
+	14, // 46: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
+	16, // 47: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
+	18, // 48: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
+	20, // 49: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
+	22, // 50: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
+	24, // 51: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
+	26, // 52: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
+	30, // 53: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
+	32, // 54: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
+	35, // 55: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
+	37, // 56: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
+	39, // 57: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
+	3,  // 58: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
+	5,  // 59: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
+	10, // 60: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
+	12, // 61: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
+	15, // 62: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
+	17, // 63: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
+	19, // 64: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
+	21, // 65: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
+	23, // 66: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
+	25, // 67: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
+	28, // 68: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
+	31, // 69: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
+	33, // 70: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
+	36, // 71: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
+	38, // 72: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
+	40, // 73: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
+	58, // [58:74] is the sub-list for method output_type
+	42, // [42:58] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_huifang_dispatch_v1_dispatch_proto_init() }
@@ -3092,7 +3241,7 @@ func file_huifang_dispatch_v1_dispatch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_dispatch_v1_dispatch_proto_rawDesc), len(file_huifang_dispatch_v1_dispatch_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

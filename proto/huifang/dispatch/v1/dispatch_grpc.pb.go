@@ -34,6 +34,7 @@ const (
 	DispatchService_SetCustomerVariables_FullMethodName  = "/huifang.dispatch.v1.DispatchService/SetCustomerVariables"
 	DispatchService_ListMessages_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListMessages"
 	DispatchService_RecordDeliveryReceipt_FullMethodName = "/huifang.dispatch.v1.DispatchService/RecordDeliveryReceipt"
+	DispatchService_RevealTaskContact_FullMethodName     = "/huifang.dispatch.v1.DispatchService/RevealTaskContact"
 )
 
 // DispatchServiceClient is the client API for DispatchService service.
@@ -74,6 +75,10 @@ type DispatchServiceClient interface {
 	ListMessages(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error)
 	// RecordDeliveryReceipt records a provider's delivery report of a message.
 	RecordDeliveryReceipt(ctx context.Context, in *RecordDeliveryReceiptRequest, opts ...grpc.CallOption) (*RecordDeliveryReceiptResponse, error)
+	// RevealTaskContact gives the agent holding a task the number (or address) to contact its
+	// customer on (click-to-dial): tasks show contacts masked. Dispatch asks intake for it with
+	// the agent and purpose, and both services write it to their audit logs.
+	RevealTaskContact(ctx context.Context, in *RevealTaskContactRequest, opts ...grpc.CallOption) (*RevealTaskContactResponse, error)
 }
 
 type dispatchServiceClient struct {
@@ -234,6 +239,16 @@ func (c *dispatchServiceClient) RecordDeliveryReceipt(ctx context.Context, in *R
 	return out, nil
 }
 
+func (c *dispatchServiceClient) RevealTaskContact(ctx context.Context, in *RevealTaskContactRequest, opts ...grpc.CallOption) (*RevealTaskContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevealTaskContactResponse)
+	err := c.cc.Invoke(ctx, DispatchService_RevealTaskContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatchServiceServer is the server API for DispatchService service.
 // All implementations must embed UnimplementedDispatchServiceServer
 // for forward compatibility.
@@ -272,6 +287,10 @@ type DispatchServiceServer interface {
 	ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error)
 	// RecordDeliveryReceipt records a provider's delivery report of a message.
 	RecordDeliveryReceipt(context.Context, *RecordDeliveryReceiptRequest) (*RecordDeliveryReceiptResponse, error)
+	// RevealTaskContact gives the agent holding a task the number (or address) to contact its
+	// customer on (click-to-dial): tasks show contacts masked. Dispatch asks intake for it with
+	// the agent and purpose, and both services write it to their audit logs.
+	RevealTaskContact(context.Context, *RevealTaskContactRequest) (*RevealTaskContactResponse, error)
 	mustEmbedUnimplementedDispatchServiceServer()
 }
 
@@ -326,6 +345,9 @@ func (UnimplementedDispatchServiceServer) ListMessages(context.Context, *ListMes
 }
 func (UnimplementedDispatchServiceServer) RecordDeliveryReceipt(context.Context, *RecordDeliveryReceiptRequest) (*RecordDeliveryReceiptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordDeliveryReceipt not implemented")
+}
+func (UnimplementedDispatchServiceServer) RevealTaskContact(context.Context, *RevealTaskContactRequest) (*RevealTaskContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevealTaskContact not implemented")
 }
 func (UnimplementedDispatchServiceServer) mustEmbedUnimplementedDispatchServiceServer() {}
 func (UnimplementedDispatchServiceServer) testEmbeddedByValue()                         {}
@@ -618,6 +640,24 @@ func _DispatchService_RecordDeliveryReceipt_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatchService_RevealTaskContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevealTaskContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).RevealTaskContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_RevealTaskContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).RevealTaskContact(ctx, req.(*RevealTaskContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DispatchService_ServiceDesc is the grpc.ServiceDesc for DispatchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -684,6 +724,10 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordDeliveryReceipt",
 			Handler:    _DispatchService_RecordDeliveryReceipt_Handler,
+		},
+		{
+			MethodName: "RevealTaskContact",
+			Handler:    _DispatchService_RevealTaskContact_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

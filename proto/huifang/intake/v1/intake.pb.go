@@ -83,6 +83,59 @@ func (ImportOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{0}
 }
 
+// ContactField is one of a customer's contacts.
+type ContactField int32
+
+const (
+	ContactField_CONTACT_FIELD_UNSPECIFIED ContactField = 0
+	ContactField_CONTACT_FIELD_NAME        ContactField = 1
+	ContactField_CONTACT_FIELD_PHONE       ContactField = 2
+	ContactField_CONTACT_FIELD_EMAIL       ContactField = 3
+)
+
+// Enum value maps for ContactField.
+var (
+	ContactField_name = map[int32]string{
+		0: "CONTACT_FIELD_UNSPECIFIED",
+		1: "CONTACT_FIELD_NAME",
+		2: "CONTACT_FIELD_PHONE",
+		3: "CONTACT_FIELD_EMAIL",
+	}
+	ContactField_value = map[string]int32{
+		"CONTACT_FIELD_UNSPECIFIED": 0,
+		"CONTACT_FIELD_NAME":        1,
+		"CONTACT_FIELD_PHONE":       2,
+		"CONTACT_FIELD_EMAIL":       3,
+	}
+)
+
+func (x ContactField) Enum() *ContactField {
+	p := new(ContactField)
+	*p = x
+	return p
+}
+
+func (x ContactField) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ContactField) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_intake_v1_intake_proto_enumTypes[1].Descriptor()
+}
+
+func (ContactField) Type() protoreflect.EnumType {
+	return &file_huifang_intake_v1_intake_proto_enumTypes[1]
+}
+
+func (x ContactField) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ContactField.Descriptor instead.
+func (ContactField) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{1}
+}
+
 type IngestServiceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *v1.ServiceCompleted   `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -445,9 +498,12 @@ type GetCustomerRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// One of: Huifang's id, the upstream external id, or a phone number (found by its keyed hash).
-	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	ExternalId    string `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
-	Phone         string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	Id         string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	ExternalId string `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	Phone      string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	// Why the caller looks a customer up by phone (required with phone, 3 to 200 characters):
+	// lookups by phone are rate-limited per caller and written to the audit log.
+	Purpose       string `protobuf:"bytes,5,opt,name=purpose,proto3" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +566,13 @@ func (x *GetCustomerRequest) GetPhone() string {
 	return ""
 }
 
+func (x *GetCustomerRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
 // CustomerView is a customer as the API shows it: contacts masked unless the caller may reveal them.
 type CustomerView struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -522,7 +585,9 @@ type CustomerView struct {
 	Referrals             int32                  `protobuf:"varint,5,opt,name=referrals,proto3" json:"referrals,omitempty"`
 	SourceUpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=source_updated_at,json=sourceUpdatedAt,proto3" json:"source_updated_at,omitempty"`
 	UpdatedAt             *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	// True when phone and email are shown unmasked.
+	// Deprecated: always false; answers are masked and RevealContact reveals.
+	//
+	// Deprecated: Marked as deprecated in huifang/intake/v1/intake.proto.
 	Revealed bool `protobuf:"varint,8,opt,name=revealed,proto3" json:"revealed,omitempty"`
 	// Accident claims of the last 365 days, in minor units (seed 000's key-customer rule).
 	AccidentClaimsYearMinor int64 `protobuf:"varint,9,opt,name=accident_claims_year_minor,json=accidentClaimsYearMinor,proto3" json:"accident_claims_year_minor,omitempty"`
@@ -609,6 +674,7 @@ func (x *CustomerView) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in huifang/intake/v1/intake.proto.
 func (x *CustomerView) GetRevealed() bool {
 	if x != nil {
 		return x.Revealed
@@ -2107,6 +2173,154 @@ func (x *RehashContactsResponse) GetRemaining() int64 {
 	return 0
 }
 
+type RevealContactRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The fields to reveal (at least one); the others stay empty in the answer.
+	Fields []ContactField `protobuf:"varint,3,rep,packed,name=fields,proto3,enum=huifang.intake.v1.ContactField" json:"fields,omitempty"`
+	// Why (3 to 200 characters), e.g. "call back about complaint C-17"; written to the audit log.
+	Purpose string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// For a service caller (dispatch): the person or the automatic message it reveals for,
+	// e.g. "agent:a-17" or "message:01J…"; written to the audit log. Ignored for staff.
+	OnBehalfOf    string `protobuf:"bytes,5,opt,name=on_behalf_of,json=onBehalfOf,proto3" json:"on_behalf_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealContactRequest) Reset() {
+	*x = RevealContactRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealContactRequest) ProtoMessage() {}
+
+func (x *RevealContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealContactRequest.ProtoReflect.Descriptor instead.
+func (*RevealContactRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RevealContactRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RevealContactRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *RevealContactRequest) GetFields() []ContactField {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *RevealContactRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *RevealContactRequest) GetOnBehalfOf() string {
+	if x != nil {
+		return x.OnBehalfOf
+	}
+	return ""
+}
+
+type RevealContactResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Phone         string                 `protobuf:"bytes,3,opt,name=phone,proto3" json:"phone,omitempty"`
+	Email         string                 `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealContactResponse) Reset() {
+	*x = RevealContactResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealContactResponse) ProtoMessage() {}
+
+func (x *RevealContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealContactResponse.ProtoReflect.Descriptor instead.
+func (*RevealContactResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RevealContactResponse) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *RevealContactResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RevealContactResponse) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *RevealContactResponse) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
 var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
@@ -2142,13 +2356,14 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\n" +
 	"duplicates\x18\x03 \x01(\x05R\n" +
 	"duplicates\x12\x1a\n" +
-	"\brejected\x18\x04 \x01(\x05R\brejected\"x\n" +
+	"\brejected\x18\x04 \x01(\x05R\brejected\"\x92\x01\n" +
 	"\x12GetCustomerRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x03 \x01(\tR\n" +
 	"externalId\x12\x14\n" +
-	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xb0\x03\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\x12\x18\n" +
+	"\apurpose\x18\x05 \x01(\tR\apurpose\"\xb4\x03\n" +
 	"\fCustomerView\x126\n" +
 	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
@@ -2157,8 +2372,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\treferrals\x18\x05 \x01(\x05R\treferrals\x12F\n" +
 	"\x11source_updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
-	"\brevealed\x18\b \x01(\bR\brevealed\x12;\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1e\n" +
+	"\brevealed\x18\b \x01(\bB\x02\x18\x01R\brevealed\x12;\n" +
 	"\x1aaccident_claims_year_minor\x18\t \x01(\x03R\x17accidentClaimsYearMinor\"\x82\x01\n" +
 	"\x13GetCustomerResponse\x126\n" +
 	"\bcustomer\x18\x01 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x123\n" +
@@ -2267,13 +2482,32 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"batch_size\x18\x01 \x01(\x05R\tbatchSize\"R\n" +
 	"\x16RehashContactsResponse\x12\x1a\n" +
 	"\brehashed\x18\x01 \x01(\x03R\brehashed\x12\x1c\n" +
-	"\tremaining\x18\x02 \x01(\x03R\tremaining*\xa3\x01\n" +
+	"\tremaining\x18\x02 \x01(\x03R\tremaining\"\xc9\x01\n" +
+	"\x14RevealContactRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x127\n" +
+	"\x06fields\x18\x03 \x03(\x0e2\x1f.huifang.intake.v1.ContactFieldR\x06fields\x12\x18\n" +
+	"\apurpose\x18\x04 \x01(\tR\apurpose\x12 \n" +
+	"\fon_behalf_of\x18\x05 \x01(\tR\n" +
+	"onBehalfOf\"x\n" +
+	"\x15RevealContactResponse\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05phone\x18\x03 \x01(\tR\x05phone\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email*\xa3\x01\n" +
 	"\rImportOutcome\x12\x1e\n" +
 	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12\x1a\n" +
 	"\x16IMPORT_OUTCOME_UPDATED\x10\x02\x12\x1c\n" +
 	"\x18IMPORT_OUTCOME_UNCHANGED\x10\x03\x12\x1b\n" +
-	"\x17IMPORT_OUTCOME_REJECTED\x10\x042\x9c\v\n" +
+	"\x17IMPORT_OUTCOME_REJECTED\x10\x04*w\n" +
+	"\fContactField\x12\x1d\n" +
+	"\x19CONTACT_FIELD_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CONTACT_FIELD_NAME\x10\x01\x12\x17\n" +
+	"\x13CONTACT_FIELD_PHONE\x10\x02\x12\x17\n" +
+	"\x13CONTACT_FIELD_EMAIL\x10\x032\x80\f\n" +
 	"\rIntakeService\x12b\n" +
 	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\x12e\n" +
 	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\x12\\\n" +
@@ -2287,7 +2521,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x12ListRejectedEvents\x12,.huifang.intake.v1.ListRejectedEventsRequest\x1a-.huifang.intake.v1.ListRejectedEventsResponse\x12k\n" +
 	"\x10GetRejectedEvent\x12*.huifang.intake.v1.GetRejectedEventRequest\x1a+.huifang.intake.v1.GetRejectedEventResponse\x12t\n" +
 	"\x13ReplayRejectedEvent\x12-.huifang.intake.v1.ReplayRejectedEventRequest\x1a..huifang.intake.v1.ReplayRejectedEventResponse\x12e\n" +
-	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
+	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponse\x12b\n" +
+	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_huifang_intake_v1_intake_proto_rawDescOnce sync.Once
@@ -2301,107 +2536,113 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 	return file_huifang_intake_v1_intake_proto_rawDescData
 }
 
-var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
-	(*IngestServiceRequest)(nil),             // 1: huifang.intake.v1.IngestServiceRequest
-	(*IngestServiceResponse)(nil),            // 2: huifang.intake.v1.IngestServiceResponse
-	(*IngestServicesRequest)(nil),            // 3: huifang.intake.v1.IngestServicesRequest
-	(*FieldViolation)(nil),                   // 4: huifang.intake.v1.FieldViolation
-	(*IngestResult)(nil),                     // 5: huifang.intake.v1.IngestResult
-	(*IngestServicesResponse)(nil),           // 6: huifang.intake.v1.IngestServicesResponse
-	(*GetCustomerRequest)(nil),               // 7: huifang.intake.v1.GetCustomerRequest
-	(*CustomerView)(nil),                     // 8: huifang.intake.v1.CustomerView
-	(*GetCustomerResponse)(nil),              // 9: huifang.intake.v1.GetCustomerResponse
-	(*ListCustomersRequest)(nil),             // 10: huifang.intake.v1.ListCustomersRequest
-	(*ListCustomersResponse)(nil),            // 11: huifang.intake.v1.ListCustomersResponse
-	(*UpdateContactPreferencesRequest)(nil),  // 12: huifang.intake.v1.UpdateContactPreferencesRequest
-	(*UpdateContactPreferencesResponse)(nil), // 13: huifang.intake.v1.UpdateContactPreferencesResponse
-	(*SetCustomerOwnersRequest)(nil),         // 14: huifang.intake.v1.SetCustomerOwnersRequest
-	(*SetCustomerOwnersResponse)(nil),        // 15: huifang.intake.v1.SetCustomerOwnersResponse
-	(*CustomerRecord)(nil),                   // 16: huifang.intake.v1.CustomerRecord
-	(*ImportCustomersRequest)(nil),           // 17: huifang.intake.v1.ImportCustomersRequest
-	(*ImportRecordResult)(nil),               // 18: huifang.intake.v1.ImportRecordResult
-	(*ImportCustomersResponse)(nil),          // 19: huifang.intake.v1.ImportCustomersResponse
-	(*RegisterServiceTypeRequest)(nil),       // 20: huifang.intake.v1.RegisterServiceTypeRequest
-	(*ServiceType)(nil),                      // 21: huifang.intake.v1.ServiceType
-	(*RegisterServiceTypeResponse)(nil),      // 22: huifang.intake.v1.RegisterServiceTypeResponse
-	(*ListServiceTypesRequest)(nil),          // 23: huifang.intake.v1.ListServiceTypesRequest
-	(*ListServiceTypesResponse)(nil),         // 24: huifang.intake.v1.ListServiceTypesResponse
-	(*ListRejectedEventsRequest)(nil),        // 25: huifang.intake.v1.ListRejectedEventsRequest
-	(*RejectedEvent)(nil),                    // 26: huifang.intake.v1.RejectedEvent
-	(*ListRejectedEventsResponse)(nil),       // 27: huifang.intake.v1.ListRejectedEventsResponse
-	(*GetRejectedEventRequest)(nil),          // 28: huifang.intake.v1.GetRejectedEventRequest
-	(*GetRejectedEventResponse)(nil),         // 29: huifang.intake.v1.GetRejectedEventResponse
-	(*ReplayRejectedEventRequest)(nil),       // 30: huifang.intake.v1.ReplayRejectedEventRequest
-	(*ReplayRejectedEventResponse)(nil),      // 31: huifang.intake.v1.ReplayRejectedEventResponse
-	(*RehashContactsRequest)(nil),            // 32: huifang.intake.v1.RehashContactsRequest
-	(*RehashContactsResponse)(nil),           // 33: huifang.intake.v1.RehashContactsResponse
-	(*v1.ServiceCompleted)(nil),              // 34: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),                     // 35: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),            // 36: google.protobuf.Timestamp
-	(*v11.ContactPreferences)(nil),           // 37: huifang.types.v1.ContactPreferences
+	(ContactField)(0),                        // 1: huifang.intake.v1.ContactField
+	(*IngestServiceRequest)(nil),             // 2: huifang.intake.v1.IngestServiceRequest
+	(*IngestServiceResponse)(nil),            // 3: huifang.intake.v1.IngestServiceResponse
+	(*IngestServicesRequest)(nil),            // 4: huifang.intake.v1.IngestServicesRequest
+	(*FieldViolation)(nil),                   // 5: huifang.intake.v1.FieldViolation
+	(*IngestResult)(nil),                     // 6: huifang.intake.v1.IngestResult
+	(*IngestServicesResponse)(nil),           // 7: huifang.intake.v1.IngestServicesResponse
+	(*GetCustomerRequest)(nil),               // 8: huifang.intake.v1.GetCustomerRequest
+	(*CustomerView)(nil),                     // 9: huifang.intake.v1.CustomerView
+	(*GetCustomerResponse)(nil),              // 10: huifang.intake.v1.GetCustomerResponse
+	(*ListCustomersRequest)(nil),             // 11: huifang.intake.v1.ListCustomersRequest
+	(*ListCustomersResponse)(nil),            // 12: huifang.intake.v1.ListCustomersResponse
+	(*UpdateContactPreferencesRequest)(nil),  // 13: huifang.intake.v1.UpdateContactPreferencesRequest
+	(*UpdateContactPreferencesResponse)(nil), // 14: huifang.intake.v1.UpdateContactPreferencesResponse
+	(*SetCustomerOwnersRequest)(nil),         // 15: huifang.intake.v1.SetCustomerOwnersRequest
+	(*SetCustomerOwnersResponse)(nil),        // 16: huifang.intake.v1.SetCustomerOwnersResponse
+	(*CustomerRecord)(nil),                   // 17: huifang.intake.v1.CustomerRecord
+	(*ImportCustomersRequest)(nil),           // 18: huifang.intake.v1.ImportCustomersRequest
+	(*ImportRecordResult)(nil),               // 19: huifang.intake.v1.ImportRecordResult
+	(*ImportCustomersResponse)(nil),          // 20: huifang.intake.v1.ImportCustomersResponse
+	(*RegisterServiceTypeRequest)(nil),       // 21: huifang.intake.v1.RegisterServiceTypeRequest
+	(*ServiceType)(nil),                      // 22: huifang.intake.v1.ServiceType
+	(*RegisterServiceTypeResponse)(nil),      // 23: huifang.intake.v1.RegisterServiceTypeResponse
+	(*ListServiceTypesRequest)(nil),          // 24: huifang.intake.v1.ListServiceTypesRequest
+	(*ListServiceTypesResponse)(nil),         // 25: huifang.intake.v1.ListServiceTypesResponse
+	(*ListRejectedEventsRequest)(nil),        // 26: huifang.intake.v1.ListRejectedEventsRequest
+	(*RejectedEvent)(nil),                    // 27: huifang.intake.v1.RejectedEvent
+	(*ListRejectedEventsResponse)(nil),       // 28: huifang.intake.v1.ListRejectedEventsResponse
+	(*GetRejectedEventRequest)(nil),          // 29: huifang.intake.v1.GetRejectedEventRequest
+	(*GetRejectedEventResponse)(nil),         // 30: huifang.intake.v1.GetRejectedEventResponse
+	(*ReplayRejectedEventRequest)(nil),       // 31: huifang.intake.v1.ReplayRejectedEventRequest
+	(*ReplayRejectedEventResponse)(nil),      // 32: huifang.intake.v1.ReplayRejectedEventResponse
+	(*RehashContactsRequest)(nil),            // 33: huifang.intake.v1.RehashContactsRequest
+	(*RehashContactsResponse)(nil),           // 34: huifang.intake.v1.RehashContactsResponse
+	(*RevealContactRequest)(nil),             // 35: huifang.intake.v1.RevealContactRequest
+	(*RevealContactResponse)(nil),            // 36: huifang.intake.v1.RevealContactResponse
+	(*v1.ServiceCompleted)(nil),              // 37: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 38: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 39: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 40: huifang.types.v1.ContactPreferences
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	34, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	34, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
-	4,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
-	5,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
-	35, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
-	36, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
-	36, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
-	8,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
-	8,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
-	37, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
-	8,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	8,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	35, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
-	36, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
-	16, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
+	37, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	37, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	5,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	6,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
+	38, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	39, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	39, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	9,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
+	9,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
+	40, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	9,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	9,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	38, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	39, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	17, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
 	0,  // 16: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
-	4,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
-	18, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
-	21, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
-	21, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
-	36, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	36, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
-	26, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
-	26, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
-	34, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
-	34, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
-	1,  // 27: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
-	3,  // 28: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
-	7,  // 29: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
-	10, // 30: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
-	12, // 31: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
-	14, // 32: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
-	17, // 33: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
-	20, // 34: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
-	23, // 35: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
-	25, // 36: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
-	28, // 37: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
-	30, // 38: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
-	32, // 39: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
-	2,  // 40: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	6,  // 41: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
-	9,  // 42: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	11, // 43: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
-	13, // 44: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
-	15, // 45: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
-	19, // 46: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
-	22, // 47: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
-	24, // 48: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
-	27, // 49: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	29, // 50: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
-	31, // 51: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
-	33, // 52: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
-	40, // [40:53] is the sub-list for method output_type
-	27, // [27:40] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	5,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	19, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
+	22, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
+	22, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
+	39, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	39, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	27, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
+	27, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
+	37, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	37, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	1,  // 27: huifang.intake.v1.RevealContactRequest.fields:type_name -> huifang.intake.v1.ContactField
+	2,  // 28: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
+	4,  // 29: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
+	8,  // 30: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
+	11, // 31: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
+	13, // 32: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
+	15, // 33: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
+	18, // 34: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
+	21, // 35: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
+	24, // 36: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
+	26, // 37: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
+	29, // 38: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
+	31, // 39: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
+	33, // 40: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
+	35, // 41: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
+	3,  // 42: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	7,  // 43: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	10, // 44: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	12, // 45: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	14, // 46: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	16, // 47: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	20, // 48: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	23, // 49: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	25, // 50: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	28, // 51: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	30, // 52: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	32, // 53: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	34, // 54: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
+	36, // 55: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
+	42, // [42:56] is the sub-list for method output_type
+	28, // [28:42] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_huifang_intake_v1_intake_proto_init() }
@@ -2414,8 +2655,8 @@ func file_huifang_intake_v1_intake_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   33,
+			NumEnums:      2,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

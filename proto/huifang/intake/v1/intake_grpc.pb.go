@@ -32,6 +32,7 @@ const (
 	IntakeService_GetRejectedEvent_FullMethodName         = "/huifang.intake.v1.IntakeService/GetRejectedEvent"
 	IntakeService_ReplayRejectedEvent_FullMethodName      = "/huifang.intake.v1.IntakeService/ReplayRejectedEvent"
 	IntakeService_RehashContacts_FullMethodName           = "/huifang.intake.v1.IntakeService/RehashContacts"
+	IntakeService_RevealContact_FullMethodName            = "/huifang.intake.v1.IntakeService/RevealContact"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -69,6 +70,10 @@ type IntakeServiceClient interface {
 	// HASH_KEY, in batches, for the customers hashed under another key (after HASH_KEY changed).
 	// Each batch commits on its own; calling it again resumes where it stopped.
 	RehashContacts(ctx context.Context, in *RehashContactsRequest, opts ...grpc.CallOption) (*RehashContactsResponse, error)
+	// RevealContact returns a customer's clear contacts for a stated purpose. Every answer
+	// shows them masked otherwise; each reveal is rate-limited per caller and written to the
+	// audit log (who, whose, which fields, purpose, when), and so is each refusal.
+	RevealContact(ctx context.Context, in *RevealContactRequest, opts ...grpc.CallOption) (*RevealContactResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -209,6 +214,16 @@ func (c *intakeServiceClient) RehashContacts(ctx context.Context, in *RehashCont
 	return out, nil
 }
 
+func (c *intakeServiceClient) RevealContact(ctx context.Context, in *RevealContactRequest, opts ...grpc.CallOption) (*RevealContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevealContactResponse)
+	err := c.cc.Invoke(ctx, IntakeService_RevealContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -244,6 +259,10 @@ type IntakeServiceServer interface {
 	// HASH_KEY, in batches, for the customers hashed under another key (after HASH_KEY changed).
 	// Each batch commits on its own; calling it again resumes where it stopped.
 	RehashContacts(context.Context, *RehashContactsRequest) (*RehashContactsResponse, error)
+	// RevealContact returns a customer's clear contacts for a stated purpose. Every answer
+	// shows them masked otherwise; each reveal is rate-limited per caller and written to the
+	// audit log (who, whose, which fields, purpose, when), and so is each refusal.
+	RevealContact(context.Context, *RevealContactRequest) (*RevealContactResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -292,6 +311,9 @@ func (UnimplementedIntakeServiceServer) ReplayRejectedEvent(context.Context, *Re
 }
 func (UnimplementedIntakeServiceServer) RehashContacts(context.Context, *RehashContactsRequest) (*RehashContactsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RehashContacts not implemented")
+}
+func (UnimplementedIntakeServiceServer) RevealContact(context.Context, *RevealContactRequest) (*RevealContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevealContact not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -548,6 +570,24 @@ func _IntakeService_RehashContacts_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_RevealContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevealContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).RevealContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_RevealContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).RevealContact(ctx, req.(*RevealContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -606,6 +646,10 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RehashContacts",
 			Handler:    _IntakeService_RehashContacts_Handler,
+		},
+		{
+			MethodName: "RevealContact",
+			Handler:    _IntakeService_RevealContact_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

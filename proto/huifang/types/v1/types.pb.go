@@ -491,9 +491,12 @@ type Customer struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The upstream system's id for the customer, unique per tenant.
 	ExternalId string `protobuf:"bytes,2,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
-	Name       string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Phone      string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
-	Email      string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
+	// The clear contacts: only in what upstream systems send to intake (ingress events,
+	// imports) and in intake's RevealContact. Intake never publishes them: events and every
+	// other service carry the masked forms below and the customer id (docs/privacy.md).
+	Name  string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Phone string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	Email string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
 	// The customer's tier (e.g. "key"), computed by intake.
 	Tier        string              `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
 	Preferences *ContactPreferences `protobuf:"bytes,7,opt,name=preferences,proto3" json:"preferences,omitempty"`
@@ -503,7 +506,17 @@ type Customer struct {
 	// "individual" (default) or "fleet": key-customer spend thresholds differ (seed 000, auto dealer).
 	Kind string `protobuf:"bytes,10,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The external id of the customer who referred this one; referrals count toward the key tier (seed 000).
-	ReferredBy    string `protobuf:"bytes,11,opt,name=referred_by,json=referredBy,proto3" json:"referred_by,omitempty"`
+	ReferredBy string `protobuf:"bytes,11,opt,name=referred_by,json=referredBy,proto3" json:"referred_by,omitempty"`
+	// Masked display forms, filled by intake: the first character of the name ("王**"),
+	// the last four digits of the phone ("*******8000"), the first letter and the domain
+	// of the email ("w***@example.com").
+	NameMasked  string `protobuf:"bytes,12,opt,name=name_masked,json=nameMasked,proto3" json:"name_masked,omitempty"`
+	PhoneMasked string `protobuf:"bytes,13,opt,name=phone_masked,json=phoneMasked,proto3" json:"phone_masked,omitempty"`
+	EmailMasked string `protobuf:"bytes,14,opt,name=email_masked,json=emailMasked,proto3" json:"email_masked,omitempty"`
+	// Whether intake holds a phone and an email for the customer: senders and routing
+	// decide by these, and ask intake for the contact at the moment of use.
+	HasPhone      bool `protobuf:"varint,15,opt,name=has_phone,json=hasPhone,proto3" json:"has_phone,omitempty"`
+	HasEmail      bool `protobuf:"varint,16,opt,name=has_email,json=hasEmail,proto3" json:"has_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -613,6 +626,41 @@ func (x *Customer) GetReferredBy() string {
 		return x.ReferredBy
 	}
 	return ""
+}
+
+func (x *Customer) GetNameMasked() string {
+	if x != nil {
+		return x.NameMasked
+	}
+	return ""
+}
+
+func (x *Customer) GetPhoneMasked() string {
+	if x != nil {
+		return x.PhoneMasked
+	}
+	return ""
+}
+
+func (x *Customer) GetEmailMasked() string {
+	if x != nil {
+		return x.EmailMasked
+	}
+	return ""
+}
+
+func (x *Customer) GetHasPhone() bool {
+	if x != nil {
+		return x.HasPhone
+	}
+	return false
+}
+
+func (x *Customer) GetHasEmail() bool {
+	if x != nil {
+		return x.HasEmail
+	}
+	return false
 }
 
 // Vehicle is the vehicle a service was about (seed 000, auto dealer).
@@ -1053,7 +1101,7 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\awindows\x18\x02 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12\x1b\n" +
 	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1a\n" +
 	"\blanguage\x18\x04 \x01(\tR\blanguage\x12%\n" +
-	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\xc4\x02\n" +
+	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\xe5\x03\n" +
 	"\bCustomer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x02 \x01(\tR\n" +
@@ -1068,7 +1116,13 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\x04kind\x18\n" +
 	" \x01(\tR\x04kind\x12\x1f\n" +
 	"\vreferred_by\x18\v \x01(\tR\n" +
-	"referredBy\"f\n" +
+	"referredBy\x12\x1f\n" +
+	"\vname_masked\x18\f \x01(\tR\n" +
+	"nameMasked\x12!\n" +
+	"\fphone_masked\x18\r \x01(\tR\vphoneMasked\x12!\n" +
+	"\femail_masked\x18\x0e \x01(\tR\vemailMasked\x12\x1b\n" +
+	"\thas_phone\x18\x0f \x01(\bR\bhasPhone\x12\x1b\n" +
+	"\thas_email\x18\x10 \x01(\bR\bhasEmail\"f\n" +
 	"\aVehicle\x12\x10\n" +
 	"\x03vin\x18\x01 \x01(\tR\x03vin\x12\x14\n" +
 	"\x05plate\x18\x02 \x01(\tR\x05plate\x12\x1d\n" +

@@ -21,6 +21,21 @@ import (
 // service's own, each with its default.
 type config struct {
 	app.Base
+	// IntakeAddr is intake's gRPC address: dispatch asks it for each
+	// message's address and each click-to-dial number (RevealContact) and
+	// keeps no contact itself. IntakeCAFile, when set, is the CA of
+	// intake's TLS certificate.
+	IntakeAddr   string `env:"INTAKE_ADDR" default:"127.0.0.1:7001"`
+	IntakeCAFile string `env:"INTAKE_CA_FILE"`
+	// AuthClientID and AuthClientSecret are dispatch's OAuth 2.0 client at
+	// the identity provider (the service role, docs/security.md);
+	// AuthTokenURL its token endpoint (empty: from AUTH_ISSUER's discovery).
+	AuthClientID     string `env:"AUTH_CLIENT_ID" default:"dispatch"`
+	AuthClientSecret string `env:"AUTH_CLIENT_SECRET,secret"`
+	AuthTokenURL     string `env:"AUTH_TOKEN_URL,url"`
+	// ContactPostpone is how long a message waits when intake could not
+	// give its address for the moment (the try does not count).
+	ContactPostpone time.Duration `env:"CONTACT_POSTPONE" default:"30s"`
 	// Lease is how long a claimed task stays with its agent before it goes
 	// back to the queue (HeartbeatTask extends it).
 	Lease time.Duration `env:"LEASE" default:"15m"`

@@ -9,11 +9,14 @@ import (
 	"time"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
 	"github.com/huifang/huifang/pkg/app"
 	pkgconfig "github.com/huifang/huifang/pkg/config"
+	"github.com/huifang/huifang/pkg/grpcclient"
 	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
+	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
@@ -55,12 +58,22 @@ func run(ctx context.Context, log *slog.Logger) error {
 		email = &sender.Resend{BaseURL: cfg.ResendBaseURL, APIKey: cfg.ResendAPIKey, From: cfg.ResendFrom, ReplyTo: cfg.ResendReplyTo}
 	}
 
+	// Contacts, from intake at the moment of use.
+	intakeConn, err := grpcclient.Dial(grpcclient.Config{Addr: cfg.IntakeAddr, CAFile: cfg.IntakeCAFile, ClientID: cfg.AuthClientID,
+		ClientSecret: cfg.AuthClientSecret, TokenURL: cfg.AuthTokenURL, Issuer: cfg.AuthIssuer})
+	if err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	defer func() { _ = intakeConn.Close() }()
+	book := &contacts.Intake{Client: intakev1.NewIntakeServiceClient(intakeConn)}
+
 	// The use cases.
 	a := &dispatch.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now, Log: log,
 		Lease: cfg.Lease, Retry: set.retry, Rules: set.rules, Poll: cfg.ClaimPoll, Waker: &dispatch.Waker{},
 		Routing: store.Routing{OwnerWait: cfg.OwnerWait, BackupWait: cfg.BackupWait, SkillWait: cfg.SkillWait, DefaultCapacity: cfg.DefaultCapacity},
 		SLAWarn: cfg.SLAWarn, SLABatch: slaBatch,
-		Send: dispatch.Sending{Sender: sender.ByChannel{SMS: sms, Email: email}, Lease: cfg.SendLease,
+		Send: dispatch.Sending{Sender: sender.ByChannel{SMS: sms, Email: email}, Contacts: book, Postpone: cfg.ContactPostpone, Lease: cfg.SendLease,
 			Retry: message.Retry{Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries}, Batch: cfg.SendBatch},
 		DatabaseUp: func() bool { return rt.Health.Up(app.DependencyPostgres) }}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -64,6 +65,13 @@ type App struct {
 // Sending is how the automatic channels send.
 type Sending struct {
 	Sender sender.Sender
+	// Contacts gives the address of each message at the moment it is sent
+	// (intake's RevealContact); dispatch keeps none.
+	Contacts contacts.Book
+	// Postpone is how long a message waits after its contact could not be
+	// had for the moment (intake away): the try does not count.
+	// DefaultPostpone when zero.
+	Postpone time.Duration
 	// Lease is how long a send may take before another round takes the
 	// message over (with the same idempotency key).
 	Lease time.Duration

@@ -14,6 +14,7 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -108,8 +109,10 @@ func TestEmailIdempotentAfterCrash(t *testing.T) {
 	job, ok, err := b.a.ClaimSend(ctx)
 	require.NoError(t, err)
 	require.True(t, ok)
+	require.Equal(t, "w***@example.com", job.Message.To, "the message kept holds the address masked")
+	require.Contains(t, job.Message.Body, message.NamePlaceholder, "and no name")
 	first, err := b.a.Send.Sender.Send(ctx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
-		To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body})
+		To: "wf@example.com", Subject: job.Message.Subject, Body: message.Greet(job.Message.Body, "王芳")})
 	require.NoError(t, err)
 	// The process dies here: Finish never runs.
 

@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -76,8 +77,19 @@ func (a *App) Deliver(ctx context.Context, job Job) error {
 		sendCtx, cancel = context.WithTimeout(ctx, left)
 		defer cancel()
 	}
+	// The address, and the name the text greets, from intake at the moment
+	// of use: dispatch keeps neither.
+	c, err := a.Send.Contacts.Reveal(sendCtx, contacts.Request{Tenant: job.Task.Tenant, CustomerID: job.Task.CustomerID(), Channel: job.Message.Channel,
+		Purpose: "automatic " + enum.Name(job.Message.Channel) + " follow-up", OnBehalfOf: "message:" + job.Message.ID})
+	if errors.Is(err, contacts.ErrGone) {
+		return a.keepFinishing(ctx, job, sender.Result{}, &sender.PermanentError{Err: err})
+	}
+	if err != nil {
+		return a.postpone(ctx, job, err)
+	}
 	res, sendErr := a.Send.Sender.Send(sendCtx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
-		To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body})
+		To: c.Address, Subject: message.Greet(job.Message.Subject, c.Name), Body: message.Greet(job.Message.Body, c.Name),
+		Shown: sender.Shown{To: job.Message.To, Subject: job.Message.Subject, Body: job.Message.Body}})
 	return a.keepFinishing(ctx, job, res, sendErr)
 }
 
@@ -209,10 +221,10 @@ func (a *App) ClaimSend(ctx context.Context) (Job, bool, error) {
 // compose renders the message of t; or says which status ends t and why
 // (no address: unreachable; a template it cannot fill: failed).
 func (a *App) compose(ctx context.Context, tx pgx.Tx, t task.Task, now time.Time) (m message.Message, status, reason string, err error) {
-	to := t.Customer.Address(t.Channel)
-	if strings.TrimSpace(to) == "" {
+	if !t.Customer.Reachable(t.Channel) {
 		return m, task.StatusUnreachable, t.NoAddressReason(), nil
 	}
+	to := t.Customer.MaskedAddress(t.Channel)
 	stored, err := store.Templates(ctx, tx, t.Tenant, t.PolicyID, t.Channel)
 	if err != nil {
 		return m, "", "", err
@@ -222,7 +234,7 @@ func (a *App) compose(ctx context.Context, tx pgx.Tx, t task.Task, now time.Time
 		return m, "", "", err
 	}
 	tpl := message.Pick(stored, t.Tenant, t.PolicyID, t.Channel)
-	subject, body, err := message.Render(tpl, message.Vars(message.Builtins{Name: t.Customer.Name, CustomerID: t.CustomerID(),
+	subject, body, err := message.Render(tpl, message.Vars(message.Builtins{Name: message.NamePlaceholder, CustomerID: t.CustomerID(),
 		VisitID: t.VisitID, OrgUnit: t.OrgUnit, ServiceType: t.ServiceType}, own))
 	if err != nil {
 		return m, task.StatusFailed, err.Error(), nil
@@ -331,4 +343,48 @@ func (a *App) endSend(ctx context.Context, tx pgx.Tx, t *task.Task, status, reas
 		return nil
 	}
 	return unreachable(ctx, tx, *t, t.Attempts, reason, now)
+}
+
+// DefaultPostpone is how long a message waits when its contact could not
+// be had for the moment.
+const DefaultPostpone = 30 * time.Second
+
+// postpone puts a claimed message back in the queue, without counting the
+// try, when its contact could not be had for the moment (intake or the
+// network away, a rate): it is no failure of the message, and an outage
+// must not use up its tries. Fenced like FinishSend: a sender whose claim
+// is no longer the task's changes nothing.
+func (a *App) postpone(ctx context.Context, job Job, why error) error {
+	now := a.Now()
+	wait := a.Send.Postpone
+	if wait <= 0 {
+		wait = DefaultPostpone
+	}
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := store.UpdateTask(ctx, tx, job.Task.Tenant, job.Task.ID, now, func(t *task.Task) error {
+			m, _, err := store.MessageOfTask(ctx, tx, t.ID)
+			if err != nil {
+				return err
+			}
+			if t.Fenced(job.Task.LeaseToken) != nil || !m.Current(job.Message.Tries) {
+				return errStale
+			}
+			m.Untry("contact not available: "+why.Error(), now)
+			if err := store.SaveMessage(ctx, tx, m); err != nil {
+				return err
+			}
+			t.RetrySend(now.Add(wait))
+			return nil
+		})
+		return err
+	})
+	if errors.Is(err, errStale) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("outgoing: postpone task %s: %w", job.Task.ID, err)
+	}
+	a.log().WarnContext(ctx, "outgoing: the customer's contact could not be had; the message waits, its try not counted",
+		"task", job.Task.ID, "visit", job.Task.VisitID, "retry_in", wait, "err", why)
+	return nil
 }

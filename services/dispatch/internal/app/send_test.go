@@ -42,6 +42,7 @@ type fakeTelnyx struct {
 	requests  int
 	keys      []string // the Idempotency-Key of every request
 	delivered []string // texts, once per key
+	to        []string // their numbers
 	byKey     map[string]string
 	failNext  int // answer 503 to this many requests
 }
@@ -74,6 +75,7 @@ func (f *fakeTelnyx) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = "tx-" + key
 		f.byKey[key] = id
 		f.delivered = append(f.delivered, body.Text)
+		f.to = append(f.to, body.To)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"data":{"id":"`+id+`","record_type":"message","to":[{"phone_number":"`+body.To+`","status":"queued"}]}}`)
@@ -101,7 +103,7 @@ func setupSendOn(t *testing.T, pool *pgxpool.Pool) sendBundle {
 	tx := &sender.Telnyx{BaseURL: srv.URL, APIKey: "KEY", From: "+8610000000"}
 	a := &app.App{DB: pool, Relay: nop{}, Log: servicetest.Logger(), Now: clock.Now,
 		Send: app.Sending{Sender: sender.ByChannel{SMS: tx, Email: &sender.Local{Pool: pool, Log: servicetest.Logger(), Now: clock.Now}},
-			Lease: 2 * time.Minute, Retry: message.Retry{Backoff: time.Minute, MaxTries: 3}, Batch: 10}}
+			Contacts: storetest.NewContacts(), Lease: 2 * time.Minute, Retry: message.Retry{Backoff: time.Minute, MaxTries: 3}, Batch: 10}}
 	return sendBundle{pool: pool, clock: clock, fake: fake, a: a}
 }
 
@@ -110,7 +112,7 @@ func (b sendBundle) addSMS(t *testing.T, visit string, opts ...func(*task.Task))
 	t.Helper()
 	ctx := context.Background()
 	x := task.Task{ID: outbox.NewEventID(), Tenant: "default", VisitID: visit, Channel: typesv1.Channel_CHANNEL_SMS, Automatic: true,
-		PolicyID: "p-1", Customer: task.Customer{ID: "c-1", Name: "王芳", Phone: "+8613800138000", Email: "wf@example.com"},
+		PolicyID: "p-1", Customer: task.Customer{ID: "c-1", NameMasked: "王*", PhoneMasked: "*******8000", HasPhone: true, EmailMasked: "w***@example.com", HasEmail: true},
 		DueAt: t0, Deadline: t0.Add(72 * time.Hour), Status: task.StatusOpen, CreatedAt: t0}
 	for _, o := range opts {
 		o(&x)
@@ -173,7 +175,7 @@ func TestSMSIdempotentAfterCrash(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	_, err = b.a.Send.Sender.Send(ctx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel,
-		To: job.Message.To, Body: job.Message.Body})
+		To: "+8613800138000", Body: message.Greet(job.Message.Body, "王芳")})
 	require.NoError(t, err)
 	// The process dies here: Finish never runs.
 
@@ -206,15 +208,82 @@ func TestLocalSenderIdempotentAfterCrash(t *testing.T) {
 	job, ok, err := b.a.ClaimSend(ctx)
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.Equal(t, "wf@example.com", job.Message.To)
+	require.Equal(t, "w***@example.com", job.Message.To)
 	local := b.a.Send.Sender.(sender.ByChannel).Email
-	_, err = local.Send(ctx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel, To: job.Message.To, Body: job.Message.Body})
+	_, err = local.Send(ctx, sender.Message{IdempotencyKey: job.Message.IdempotencyKey, Channel: job.Message.Channel, To: "wf@example.com",
+		Body: message.Greet(job.Message.Body, "王芳"), Shown: sender.Shown{To: job.Message.To, Body: job.Message.Body}})
 	require.NoError(t, err)
 	b.clock.Advance(2 * time.Minute)
 	_, err = b.a.SendDue(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM local_sent_messages`))
 	require.Equal(t, task.StatusSent, b.task(t, x.ID).Status)
+}
+
+// TestSentThroughIntakeKeepingNoContact: the address and the greeted name
+// come from the contact book (intake) at the moment of sending, on behalf
+// of the message; the provider gets them, while what dispatch keeps (the
+// message, the local sender's record) holds the address masked and the
+// name as a placeholder.
+func TestSentThroughIntakeKeepingNoContact(t *testing.T) {
+	b := setupSend(t)
+	ctx := context.Background()
+	b.seed002(t)
+	x := b.addSMS(t, "v-1")
+	n, err := b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, task.StatusSent, b.task(t, x.ID).Status)
+	require.Len(t, b.fake.delivered, 1)
+	require.Equal(t, []string{"+8613800138000"}, b.fake.to)
+	require.True(t, strings.HasPrefix(b.fake.delivered[0], "王芳您好"), b.fake.delivered[0])
+	asked := b.a.Send.Contacts.(*storetest.Contacts).Asked()
+	require.Len(t, asked, 1)
+	require.Equal(t, "c-1", asked[0].CustomerID)
+	require.True(t, strings.HasPrefix(asked[0].OnBehalfOf, "message:"), asked[0].OnBehalfOf)
+	var to, body string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT recipient, body FROM messages WHERE task_id = $1`, x.ID).Scan(&to, &body))
+	require.Equal(t, "*******8000", to)
+	require.True(t, strings.HasPrefix(body, message.NamePlaceholder+"您好"), body)
+	require.NotContains(t, body, "王芳")
+}
+
+// TestSendWaitsOutIntake: while intake cannot give the contact, the message
+// waits (Postpone) and its tries are not used up; once intake answers, it
+// is sent. A customer intake no longer holds (erased) ends unreachable.
+func TestSendWaitsOutIntake(t *testing.T) {
+	b := setupSend(t)
+	ctx := context.Background()
+	b.seed002(t)
+	book := b.a.Send.Contacts.(*storetest.Contacts)
+	book.Down(true)
+	x := b.addSMS(t, "v-1")
+	for range 5 { // more rounds than MaxTries (3)
+		n, err := b.a.SendDue(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		got := b.task(t, x.ID)
+		require.Equal(t, task.StatusOpen, got.Status)
+		require.True(t, got.AvailableAt.Equal(b.clock.Now().Add(app.DefaultPostpone)), "next at %s", got.AvailableAt)
+		var tries int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT tries FROM messages WHERE task_id = $1`, x.ID).Scan(&tries))
+		require.Zero(t, tries, "no try counted")
+		b.clock.Advance(app.DefaultPostpone)
+	}
+	require.Empty(t, b.fake.delivered)
+	book.Down(false)
+	n, err := b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, task.StatusSent, b.task(t, x.ID).Status)
+
+	require.NoError(t, b.a.SetCustomerVariables(ctx, "default", "c-erased",
+		map[string]string{"project": "阳光花园", "booking_number": "A-1025", "advisor": "陈静"}))
+	gone := b.addSMS(t, "v-2", func(x *task.Task) { x.Customer.ID = "c-erased" })
+	n, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, task.StatusUnreachable, b.task(t, gone.ID).Status)
 }
 
 // TestSendRetriesWithBackoff: provider outages are retried after 1, then 2
@@ -253,7 +322,7 @@ func TestUnrenderableAndUnaddressable(t *testing.T) {
 	ctx := context.Background()
 	b.seed002(t)
 	noVars := b.addSMS(t, "v-1", func(x *task.Task) { x.Customer.ID = "c-2" })
-	noPhone := b.addSMS(t, "v-2", func(x *task.Task) { x.Customer.Phone = "" })
+	noPhone := b.addSMS(t, "v-2", func(x *task.Task) { x.Customer.HasPhone = false })
 	_, err := b.a.SendDue(ctx)
 	require.NoError(t, err)
 	require.Equal(t, task.StatusFailed, b.task(t, noVars.ID).Status)

@@ -23,7 +23,7 @@ func TestCommandsJoinTheCallersTransaction(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	due := func(visit string) task.Due {
-		return task.Due{Tenant: "default", VisitID: visit, Channel: typesv1.Channel_CHANNEL_PHONE, Customer: task.Customer{ID: "c-1", Name: "王芳"}}
+		return task.Due{Tenant: "default", VisitID: visit, Channel: typesv1.Channel_CHANNEL_PHONE, Customer: task.Customer{ID: "c-1", NameMasked: "王芳"}}
 	}
 	count := func(q string, args ...any) int {
 		var n int
@@ -35,7 +35,7 @@ func TestCommandsJoinTheCallersTransaction(t *testing.T) {
 		created, err := b.a.CreateTaskTx(ctx, tx, due("v-1"))
 		require.NoError(t, err)
 		require.True(t, created)
-		_, err = b.a.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: task.Customer{ID: "c-1", Name: "王芳"}, Version: 2})
+		_, err = b.a.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: task.Customer{ID: "c-1", NameMasked: "王芳"}, Version: 2})
 		require.NoError(t, err)
 		require.NoError(t, b.a.CancelVisitTx(ctx, tx, "default", "v-9", "gone"))
 		// The same command with the transaction as its DB runs in a savepoint.

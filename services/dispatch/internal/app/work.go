@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,7 +12,10 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/audit"
+	"github.com/huifang/huifang/pkg/enum"
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -151,4 +156,40 @@ func (a *App) RecordAttempt(ctx context.Context, in Attempt) (AttemptResult, err
 	}
 	res.Task = t
 	return res, nil
+}
+
+// RevealTaskContact gives the agent holding a task (agentID with the
+// claim's token) the address of its customer on channel ch (click-to-dial:
+// tasks show contacts masked), asked of intake on the agent's behalf. The
+// reveal is written to dispatch's audit log (task.contact_reveal: who,
+// which task and customer, channel, purpose) before intake is asked, and
+// intake writes its own entry.
+func (a *App) RevealTaskContact(ctx context.Context, tenant, taskID, agentID string, token int64, ch typesv1.Channel, purpose string) (contacts.Contact, error) {
+	if a.Send.Contacts == nil {
+		return contacts.Contact{}, errors.New("reveal: no contact book configured")
+	}
+	var t task.Task
+	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if t, err = store.Task(ctx, tx, tenant, taskID); err != nil {
+			return err
+		}
+		if err := t.HeldBy(task.Holder{AgentID: agentID, Token: token}); err != nil {
+			return err
+		}
+		if !t.Customer.Reachable(ch) {
+			return invalid.New("channel", "the task's customer has no address for "+enum.Name(ch))
+		}
+		return a.auditTx(ctx, tx, tenant, "task.contact_reveal", audit.Target{Kind: "task", ID: t.ID},
+			audit.Detail{"customer": t.CustomerID(), "channel": enum.Name(ch), "purpose": purpose}, a.Now())
+	})
+	if err != nil {
+		return contacts.Contact{}, err
+	}
+	c, err := a.Send.Contacts.Reveal(ctx, contacts.Request{Tenant: tenant, CustomerID: t.CustomerID(), Channel: ch, Purpose: purpose,
+		OnBehalfOf: "agent:" + agentID + " task:" + t.ID})
+	if err != nil {
+		return contacts.Contact{}, fmt.Errorf("reveal: %w", err)
+	}
+	return c, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/app"
+	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -64,7 +65,7 @@ func (b bundle) record(taskID, agent string, d typesv1.Disposition, note string)
 func (b bundle) add(t *testing.T, visit string, opts ...func(*task.Task)) task.Task {
 	t.Helper()
 	x := task.Task{ID: outbox.NewEventID(), Tenant: "default", VisitID: visit, Channel: typesv1.Channel_CHANNEL_PHONE,
-		Customer: task.Customer{ID: "c-" + visit, Name: "王芳", Phone: "13800000000"},
+		Customer: task.Customer{ID: "c-" + visit, NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true},
 		DueAt:    t0, Deadline: t0.Add(48 * time.Hour), Status: task.StatusOpen, CreatedAt: t0}
 	for _, o := range opts {
 		o(&x)
@@ -159,7 +160,7 @@ func TestRetryLandsInContactWindow(t *testing.T) {
 	b.clock.Advance(2 * time.Hour) // 11:00 UTC
 	b.agent(t, task.Agent{ID: "a-1", Name: "李娜"})
 	created, err := b.a.CreateTask(ctx, task.Due{Tenant: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE,
-		Customer: task.Customer{ID: "c-v-1", Name: "王芳", Phone: "13800000000"}, DueAt: b.clock.Now(),
+		Customer: task.Customer{ID: "c-v-1", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true}, DueAt: b.clock.Now(),
 		Calendar: contact.Calendar{Windows: []contact.Window{{Start: 600, End: 690}, {Start: 930, End: 1020}}}})
 	require.NoError(t, err)
 	require.True(t, created)
@@ -370,4 +371,40 @@ func TestConcurrentClaimsWithExpiringLeases(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitAssigned).Scan(&assigned))
 	require.Equal(t, claims, assigned)
 	require.Equal(t, 3*tasks, claims)
+}
+
+// TestRevealTaskContact (click-to-dial): the agent holding a task gets its
+// customer's number from the contact book on its own behalf, and the audit
+// log records it; another agent, or a stale claim, gets nothing and asks
+// intake nothing.
+func TestRevealTaskContact(t *testing.T) {
+	b := setup(t)
+	book := storetest.NewContacts()
+	book.Add("c-v-1", "王芳", "+8613800000000", "")
+	b.a.Send.Contacts = book
+	b.agent(t, task.Agent{ID: "a-1", Name: "李娜"})
+	b.agent(t, task.Agent{ID: "a-2", Name: "张伟"})
+	x := b.add(t, "v-1")
+	got, ok := b.claim(t, "a-1")
+	require.True(t, ok)
+	require.Equal(t, x.ID, got.ID)
+
+	ctx := context.Background()
+	c, err := b.a.RevealTaskContact(ctx, "default", x.ID, "a-1", got.LeaseToken, typesv1.Channel_CHANNEL_PHONE, "follow-up call")
+	require.NoError(t, err)
+	require.Equal(t, contacts.Contact{Name: "王芳", Address: "+8613800000000"}, c)
+	require.Len(t, book.Asked(), 1)
+	require.Equal(t, "agent:a-1 task:"+x.ID, book.Asked()[0].OnBehalfOf)
+
+	_, err = b.a.RevealTaskContact(ctx, "default", x.ID, "a-2", 0, typesv1.Channel_CHANNEL_PHONE, "follow-up call")
+	require.ErrorIs(t, err, task.ErrNotHolder)
+	_, err = b.a.RevealTaskContact(ctx, "default", x.ID, "a-1", got.LeaseToken+1, typesv1.Channel_CHANNEL_PHONE, "follow-up call")
+	require.Error(t, err)
+	_, err = b.a.RevealTaskContact(ctx, "default", x.ID, "a-1", got.LeaseToken, typesv1.Channel_CHANNEL_EMAIL, "send the invoice")
+	require.Error(t, err, "no email held for the customer")
+	require.Len(t, book.Asked(), 1, "refusals ask intake nothing")
+
+	var n int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'task.contact_reveal' AND target_id = $1`, x.ID).Scan(&n))
+	require.Equal(t, 1, n)
 }

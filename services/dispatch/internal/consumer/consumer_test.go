@@ -85,7 +85,7 @@ func visitDue(t *testing.T, visit string) []byte {
 	b, err := proto.Marshal(&eventsv1.VisitDue{
 		EventId: "ev-" + visit, TenantId: "default", VisitId: visit, Channel: typesv1.Channel_CHANNEL_PHONE,
 		DueAt: timestamppb.New(t0), Deadline: timestamppb.New(t0.Add(72 * time.Hour)),
-		Customer: &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000"}, ServiceType: "repair", OrgUnit: "north",
+		Customer: &typesv1.Customer{Id: "c-1", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true}, ServiceType: "repair", OrgUnit: "north",
 	})
 	require.NoError(t, err)
 	return b
@@ -125,7 +125,7 @@ func TestSameVisitDueTwiceMakesOneTask(t *testing.T) {
 
 	var customer, channel, status string
 	var deadline time.Time
-	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT customer->>'name', channel, status, deadline FROM tasks`).
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT customer->>'nameMasked', channel, status, deadline FROM tasks`).
 		Scan(&customer, &channel, &status, &deadline))
 	require.Equal(t, "王芳", customer)
 	require.Equal(t, "CHANNEL_PHONE", channel)

@@ -53,7 +53,7 @@ func newCustomerTest(t *testing.T) *customerTest {
 
 // customer is c-1 as intake keeps it: known to a-1 (primary) and a-2 (seed 002).
 func customer() *typesv1.Customer {
-	return &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000", Tier: "regular", OwnerIds: []string{"a-1", "a-2"},
+	return &typesv1.Customer{Id: "c-1", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true, Tier: "regular", OwnerIds: []string{"a-1", "a-2"},
 		Preferences: &typesv1.ContactPreferences{Language: "zh-CN"}}
 }
 
@@ -115,7 +115,7 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 	require.Equal(t, "a-1", ct.task(t, "v-1").PrimaryOwner)
 
 	c := customer()
-	c.OwnerIds, c.Tier, c.Phone = []string{"a-3", "a-1"}, "key", "13900000000"
+	c.OwnerIds, c.Tier, c.PhoneMasked = []string{"a-3", "a-1"}, "key", "13900000000"
 	c.Preferences = &typesv1.ContactPreferences{Language: "en", TimeZone: "Asia/Shanghai",
 		Windows: []*typesv1.ContactWindow{{StartMinute: 960, EndMinute: 1080}}} // 16:00-18:00 there: now (17:00) is inside
 	ct.updated(t, c, 2)
@@ -125,7 +125,7 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 	require.Equal(t, "a-1", got.BackupOwner)
 	require.Equal(t, 0, got.TierRank, "key customers first")
 	require.Equal(t, "en", got.Language)
-	require.Equal(t, "13900000000", got.Customer.Phone)
+	require.Equal(t, "13900000000", got.Customer.PhoneMasked)
 	require.Equal(t, "Asia/Shanghai", got.Customer.Preferences.TimeZone, "retries use the new window and zone")
 	require.True(t, got.AvailableAt.Equal(t0), "inside the new window: the owner stages do not restart")
 
@@ -137,7 +137,7 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 	// scheduler's older one.
 	ct.due(t, "v-2", typesv1.Channel_CHANNEL_WEB)
 	require.Equal(t, "a-3", ct.task(t, "v-2").PrimaryOwner)
-	require.Equal(t, "13900000000", ct.task(t, "v-2").Customer.Phone)
+	require.Equal(t, "13900000000", ct.task(t, "v-2").Customer.PhoneMasked)
 }
 
 // TestCustomerUpdatedNewWindow: the customer now wants calls only
@@ -164,13 +164,13 @@ func TestCustomerUpdatedOlderVersionIgnored(t *testing.T) {
 	newest.OwnerIds = []string{"a-3", "a-1"}
 	ct.updated(t, newest, 5)
 	late := customer()
-	late.OwnerIds, late.Phone = []string{"a-2", "a-1"}, "13700000000"
+	late.OwnerIds, late.PhoneMasked = []string{"a-2", "a-1"}, "13700000000"
 	ct.updated(t, late, 4)
 	ct.updated(t, late, 5)
 
 	got := ct.task(t, "v-1")
 	require.Equal(t, "a-3", got.PrimaryOwner)
-	require.Equal(t, "13800000000", got.Customer.Phone)
+	require.Equal(t, "13800000000", got.Customer.PhoneMasked)
 	var version int64
 	require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT version FROM customer_versions WHERE customer_id = 'c-1'`).Scan(&version))
 	require.EqualValues(t, 5, version)
@@ -209,7 +209,7 @@ func TestCustomerUpdatedOptOutWithdraws(t *testing.T) {
 // dead-lettered naming the field.
 func TestCustomerUpdatedMalformed(t *testing.T) {
 	ct := newCustomerTest(t)
-	ct.updated(t, &typesv1.Customer{Name: "无名"}, 1)
+	ct.updated(t, &typesv1.Customer{NameMasked: "无名"}, 1)
 	ct.updated(t, customer(), 0)
 	rows, err := ct.pool.Query(context.Background(), `SELECT field FROM rejected_events ORDER BY field`)
 	require.NoError(t, err)

@@ -22,7 +22,7 @@ func (b bundle) addTask(t *testing.T, id, visit, group string, deadline time.Tim
 	ctx := context.Background()
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		_, err := store.CreateTask(ctx, tx, task.Task{ID: id, Tenant: "default", VisitID: visit, Group: group,
-			Customer: task.Customer{ID: "c-" + visit, Name: "王芳"}, Channel: typesv1.Channel_CHANNEL_PHONE,
+			Customer: task.Customer{ID: "c-" + visit, NameMasked: "王芳"}, Channel: typesv1.Channel_CHANNEL_PHONE,
 			DueAt: t0, Deadline: deadline, Status: task.StatusOpen, CreatedAt: t0})
 		return err
 	}))

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
@@ -467,4 +471,36 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// RevealTaskContact gives the agent holding a task its customer's address
+// (click-to-dial), audited here and in intake.
+func (s *Server) RevealTaskContact(ctx context.Context, req *dispatchv1.RevealTaskContactRequest) (*dispatchv1.RevealTaskContactResponse, error) {
+	var bad invalid.List
+	p, _ := auth.From(ctx)
+	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), p.Actor())
+	token := leaseToken(&bad, req.GetLeaseToken())
+	ch := req.GetChannel()
+	switch ch {
+	case typesv1.Channel_CHANNEL_UNSPECIFIED:
+		ch = typesv1.Channel_CHANNEL_PHONE
+	case typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_EMAIL:
+	default:
+		bad.Add("channel", "must be CHANNEL_PHONE, CHANNEL_SMS or CHANNEL_EMAIL")
+	}
+	purpose := strings.TrimSpace(req.GetPurpose())
+	if purpose == "" {
+		purpose = "follow-up call"
+	}
+	if n := utf8.RuneCountInString(purpose); n < 3 || n > 200 {
+		bad.Add("purpose", "must say why, in 3 to 200 characters: it is written to the audit log")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.App.RevealTaskContact(ctx, tenant.Or(req.GetTenantId()), taskID, agentID, token, ch, purpose)
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &dispatchv1.RevealTaskContactResponse{Address: c.Address, Name: c.Name}, nil
 }

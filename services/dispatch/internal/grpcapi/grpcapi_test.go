@@ -155,10 +155,10 @@ func TestClaimNextTask(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, empty.GetTask(), "no open task: OK without a task")
 
-	customer := &typesv1.Customer{Id: "c-1", Name: "王芳", Phone: "13800000000"}
+	customer := &typesv1.Customer{Id: "c-1", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true}
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		_, err := store.CreateTask(ctx, tx, task.Task{
-			ID: "t-1", Tenant: "default", VisitID: "v-1", Customer: task.Customer{ID: "c-1", Name: "王芳", Phone: "13800000000"}, Channel: typesv1.Channel_CHANNEL_PHONE,
+			ID: "t-1", Tenant: "default", VisitID: "v-1", Customer: task.Customer{ID: "c-1", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true}, Channel: typesv1.Channel_CHANNEL_PHONE,
 			ServiceType: "installation", DueAt: t0, Deadline: t0.Add(48 * time.Hour), Status: task.StatusOpen, CreatedAt: t0,
 		})
 		return err

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -44,6 +45,10 @@ func statusOf(err error) error {
 		return status.Error(codes.FailedPrecondition, "the task is sent by dispatch itself (SMS or email)")
 	case errors.Is(err, task.ErrNotLeader):
 		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, contacts.ErrGone):
+		return status.Error(codes.NotFound, "intake holds no such contact of the task's customer (erased, or none for the channel)")
+	case errors.Is(err, contacts.ErrUnavailable):
+		return status.Error(codes.Unavailable, "the contact could not be had from intake for the moment; try again: "+err.Error())
 	}
 	return err
 }

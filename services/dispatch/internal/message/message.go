@@ -165,6 +165,14 @@ type Builtins struct {
 	ServiceType string
 }
 
+// NamePlaceholder stands for the customer's name in the text dispatch
+// keeps: the name is filled in (Greet) only at the moment of sending, from
+// intake, so that no stored message holds it.
+const NamePlaceholder = "{name}"
+
+// Greet fills the customer's name into a kept text.
+func Greet(text, name string) string { return strings.ReplaceAll(text, NamePlaceholder, name) }
+
 // Vars are the values a customer's message may use: the built-ins (name,
 // customer_id, visit_id, org_unit, service_type) under the customer's own
 // variables, which win.

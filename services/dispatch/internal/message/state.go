@@ -44,6 +44,14 @@ func (m *Message) Try(provider string, now time.Time) {
 	m.Status, m.Provider, m.UpdatedAt = StatusSending, provider, now
 }
 
+// Untry takes back a try that never reached the provider (its address
+// could not be had): the message waits for its next try with its tries as
+// before.
+func (m *Message) Untry(reason string, now time.Time) {
+	m.Tries = max(0, m.Tries-1)
+	m.Error, m.UpdatedAt = reason, now
+}
+
 // Current reports whether m is still the try a sender made (tries): a
 // sender whose lease ran out and whose message another sender took over
 // (or finished) records nothing.

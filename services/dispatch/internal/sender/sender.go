@@ -24,6 +24,15 @@ type Message struct {
 	To             string
 	Subject        string
 	Body           string
+	// Shown is the message as dispatch keeps and shows it: the address
+	// masked, the customer's name as the {name} placeholder. What a sender
+	// records or logs is this, never To or Body.
+	Shown Shown
+}
+
+// Shown is a message without personal data.
+type Shown struct {
+	To, Subject, Body string
 }
 
 // Result is what the provider said on acceptance.
@@ -94,7 +103,8 @@ func (b ByChannel) Send(ctx context.Context, m Message) (Result, error) {
 }
 
 // Local records messages in the local_sent_messages table and logs them,
-// sending nothing. A message whose key it saw before is not recorded again.
+// sending nothing: what it records is the message as shown (Shown: the
+// address masked, the name a placeholder), never the clear contact. A message whose key it saw before is not recorded again.
 type Local struct {
 	Pool *pgxpool.Pool
 	Log  *slog.Logger
@@ -107,14 +117,14 @@ func (l *Local) Name() string { return "local" }
 // Send records m once per idempotency key.
 func (l *Local) Send(ctx context.Context, m Message) (Result, error) {
 	tag, err := l.Pool.Exec(ctx, `INSERT INTO local_sent_messages (idempotency_key, channel, recipient, subject, body, sent_at)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING`, m.IdempotencyKey, m.Channel.String(), m.To, m.Subject, m.Body, l.Now())
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING`, m.IdempotencyKey, m.Channel.String(), m.Shown.To, m.Shown.Subject, m.Shown.Body, l.Now())
 	if err != nil {
 		return Result{}, fmt.Errorf("local sender: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		l.Log.InfoContext(ctx, "local sender: duplicate dropped", "key", m.IdempotencyKey)
 	} else {
-		l.Log.InfoContext(ctx, "local sender: message", "key", m.IdempotencyKey, "channel", m.Channel.String(), "to", m.To, "subject", m.Subject, "body", m.Body)
+		l.Log.InfoContext(ctx, "local sender: message", "key", m.IdempotencyKey, "channel", m.Channel.String(), "to", m.Shown.To, "chars", len([]rune(m.Body)))
 	}
 	return Result{ProviderMessageID: "local-" + m.IdempotencyKey}, nil
 }

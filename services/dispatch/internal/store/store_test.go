@@ -103,7 +103,9 @@ func (b bundle) claim(t *testing.T, agent string, now time.Time) string {
 func TestCreateTaskOncePerVisit(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	first := newTask("v-1", func(x *task.Task) { x.Customer = task.Customer{ID: "c-1", Name: "王芳", Phone: "13800000000"} })
+	first := newTask("v-1", func(x *task.Task) {
+		x.Customer = task.Customer{ID: "c-1", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true}
+	})
 	var created []bool
 	for _, x := range []task.Task{first, newTask("v-1"), newTask("v-1", func(x *task.Task) { x.Tenant = "other" })} {
 		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {

@@ -23,7 +23,7 @@ func TestUpdateTask(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	x := newTask("v-1", func(x *task.Task) {
-		x.Customer = task.Customer{ID: "c-1", Name: "王芳", OwnerIDs: []string{"a-1", "a-2"},
+		x.Customer = task.Customer{ID: "c-1", NameMasked: "王芳", OwnerIDs: []string{"a-1", "a-2"},
 			Preferences: task.Preferences{TimeZone: "Asia/Shanghai", Windows: []contact.Window{{Start: 600, End: 690}},
 				OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}}}
 		x.Calendar = contact.Calendar{Windows: []contact.Window{{Start: 600, End: 690}, {Start: 930, End: 1020}},
@@ -43,7 +43,7 @@ func TestUpdateTask(t *testing.T) {
 	got, err := update(x.ID, func(t *task.Task) error {
 		t.Status, t.AgentID, t.Attempts, t.AvailableAt = task.StatusOpen, "", 1, t0.Add(2*time.Hour)
 		t.LastDisposition = typesv1.Disposition_DISPOSITION_NO_ANSWER
-		t.Customer.Phone, t.PrimaryOwner = "13900000000", "a-2"
+		t.Customer.PhoneMasked, t.PrimaryOwner = "13900000000", "a-2"
 		return nil
 	})
 	require.NoError(t, err)
@@ -53,7 +53,7 @@ func TestUpdateTask(t *testing.T) {
 	require.True(t, stored.AvailableAt.Equal(t0.Add(2*time.Hour)))
 	require.Equal(t, typesv1.Disposition_DISPOSITION_NO_ANSWER, stored.LastDisposition)
 	require.Equal(t, 1, stored.Attempts)
-	require.Equal(t, "13900000000", stored.Customer.Phone)
+	require.Equal(t, "13900000000", stored.Customer.PhoneMasked)
 	require.Equal(t, "a-2", stored.PrimaryOwner)
 	require.Equal(t, x.Calendar, stored.Calendar, "the contact calendar is kept with the task")
 	require.Equal(t, x.Customer.Preferences, stored.Customer.Preferences)
@@ -89,7 +89,7 @@ func TestAttemptConflict(t *testing.T) {
 func TestCustomerVersions(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	c := task.Customer{ID: "c-1", Name: "王芳", Tier: "key"}
+	c := task.Customer{ID: "c-1", NameMasked: "王芳", Tier: "key"}
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		_, found, err := store.LockCustomerVersion(ctx, tx, "default", "c-1")
 		require.False(t, found)

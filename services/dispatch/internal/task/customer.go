@@ -10,15 +10,18 @@ import (
 
 // Customer is the snapshot of the customer a task is for, as intake keeps
 // it (through the scheduler's VisitDue, or CustomerUpdated). Dispatch reads
-// its owners, tier and language for routing, its address for automatic
-// messages, and its own contact windows and time zone for placing attempts;
-// the rest travels with the task to the agent's desk.
+// its owners, tier and language for routing, whether it has a phone or an
+// email for automatic messages, and its own contact windows and time zone
+// for placing attempts; the rest travels with the task to the agent's desk.
+// It holds no clear contact: the masked forms show who it is, and the
+// address is asked of intake at the moment of use (Contacts).
 type Customer struct {
 	ID         string
 	ExternalID string
-	Name       string
-	Phone      string
-	Email      string
+	// The masked name, phone and email, as intake shows them.
+	NameMasked, PhoneMasked, EmailMasked string
+	// HasPhone and HasEmail say whether intake holds a phone, an email.
+	HasPhone, HasEmail bool
 	// Tier is intake's tier (e.g. "key"); Rules.TierRank orders it.
 	Tier string
 	// OwnerIDs are the staff who know the customer (seed 002: at least two);
@@ -52,7 +55,7 @@ func (p Preferences) IsZero() bool {
 
 // IsZero reports whether c is no customer at all (a visit without one).
 func (c Customer) IsZero() bool {
-	return c.ID == "" && c.ExternalID == "" && c.Name == "" && c.Phone == "" && c.Email == "" && c.Tier == "" &&
+	return c.ID == "" && c.ExternalID == "" && c.NameMasked == "" && c.PhoneMasked == "" && c.EmailMasked == "" && !c.HasPhone && !c.HasEmail && c.Tier == "" &&
 		len(c.OwnerIDs) == 0 && c.OrgUnit == "" && c.Kind == "" && c.ReferredBy == "" && c.Preferences.IsZero()
 }
 
@@ -64,11 +67,19 @@ func (c Customer) Contact() contact.Preferences {
 	return contact.Preferences{Windows: ws, TimeZone: c.Preferences.TimeZone}
 }
 
-// Address returns where an automatic message of channel ch goes: the phone
-// for SMS, the email for email; "" when the customer has none.
-func (c Customer) Address(ch typesv1.Channel) string {
+// Reachable reports whether the customer has an address for channel ch:
+// an email for email, a phone for the others.
+func (c Customer) Reachable(ch typesv1.Channel) bool {
 	if ch == typesv1.Channel_CHANNEL_EMAIL {
-		return c.Email
+		return c.HasEmail
 	}
-	return c.Phone
+	return c.HasPhone
+}
+
+// MaskedAddress is the masked form of the address of channel ch.
+func (c Customer) MaskedAddress(ch typesv1.Channel) string {
+	if ch == typesv1.Channel_CHANNEL_EMAIL {
+		return c.EmailMasked
+	}
+	return c.PhoneMasked
 }

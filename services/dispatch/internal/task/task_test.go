@@ -42,7 +42,7 @@ func TestNew(t *testing.T) {
 	full := task.Due{
 		Tenant: "acme", VisitID: " v-1 ", Channel: typesv1.Channel_CHANNEL_PHONE,
 		DueAt: due, Deadline: deadline,
-		Customer: task.Customer{ID: "c-1", Name: "王芳"}, OrgUnit: "north", ServiceType: "repair", Group: "vip",
+		Customer: task.Customer{ID: "c-1", NameMasked: "王芳"}, OrgUnit: "north", ServiceType: "repair", Group: "vip",
 	}
 	tests := []struct {
 		name      string

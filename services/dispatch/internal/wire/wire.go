@@ -20,14 +20,18 @@ func Customer(c *typesv1.Customer) task.Customer {
 	return task.Customer{
 		ID:         c.GetId(),
 		ExternalID: c.GetExternalId(),
-		Name:       c.GetName(),
-		Phone:      c.GetPhone(),
-		Email:      c.GetEmail(),
-		Tier:       c.GetTier(),
-		OwnerIDs:   c.GetOwnerIds(),
-		OrgUnit:    c.GetOrgUnit(),
-		Kind:       c.GetKind(),
-		ReferredBy: c.GetReferredBy(),
+		// Never the clear name, phone or email, even where an old
+		// producer sent them: dispatch keeps none.
+		NameMasked:  c.GetNameMasked(),
+		PhoneMasked: c.GetPhoneMasked(),
+		EmailMasked: c.GetEmailMasked(),
+		HasPhone:    c.GetHasPhone() || c.GetPhone() != "",
+		HasEmail:    c.GetHasEmail() || c.GetEmail() != "",
+		Tier:        c.GetTier(),
+		OwnerIDs:    c.GetOwnerIds(),
+		OrgUnit:     c.GetOrgUnit(),
+		Kind:        c.GetKind(),
+		ReferredBy:  c.GetReferredBy(),
 		Preferences: task.Preferences{
 			OptedOut:      p.GetOptedOut(),
 			Windows:       Windows(p.GetWindows()),
@@ -45,7 +49,8 @@ func CustomerProto(c task.Customer) *typesv1.Customer {
 		return nil
 	}
 	out := &typesv1.Customer{
-		Id: c.ID, ExternalId: c.ExternalID, Name: c.Name, Phone: c.Phone, Email: c.Email, Tier: c.Tier,
+		Id: c.ID, ExternalId: c.ExternalID, NameMasked: c.NameMasked, PhoneMasked: c.PhoneMasked, EmailMasked: c.EmailMasked,
+		HasPhone: c.HasPhone, HasEmail: c.HasEmail, Tier: c.Tier,
 		OwnerIds: c.OwnerIDs, OrgUnit: c.OrgUnit, Kind: c.Kind, ReferredBy: c.ReferredBy,
 	}
 	if p := c.Preferences; !p.IsZero() {

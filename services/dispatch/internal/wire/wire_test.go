@@ -16,14 +16,17 @@ import (
 // customer intake sent, field for field.
 func TestCustomerRoundTrip(t *testing.T) {
 	for _, c := range []*typesv1.Customer{
-		{Id: "c-1", ExternalId: "crm-9", Name: "王芳", Phone: "13800000000", Email: "wf@example.com", Tier: "key",
+		{Id: "c-1", ExternalId: "crm-9", NameMasked: "王芳", PhoneMasked: "13800000000", HasPhone: true, EmailMasked: "wf@example.com", HasEmail: true, Tier: "key",
 			OwnerIds: []string{"a-1", "a-2"}, OrgUnit: "north", Kind: "fleet", ReferredBy: "crm-1",
 			Preferences: &typesv1.ContactPreferences{OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_SMS},
 				Windows: []*typesv1.ContactWindow{{StartMinute: 600, EndMinute: 690}}, TimeZone: "Asia/Shanghai", Language: "zh-CN", DislikesCalls: true}},
-		{Id: "c-2", Name: "无偏好"},
+		{Id: "c-2", NameMasked: "无*"},
 	} {
 		require.True(t, proto.Equal(c, wire.CustomerProto(wire.Customer(c))), "%v", c)
 	}
+	// A clear contact from an older producer is not kept: only that there is one.
+	kept := wire.CustomerProto(wire.Customer(&typesv1.Customer{Id: "c-3", Name: "王芳", Phone: "+8613800138000", Email: "wf@example.com"}))
+	require.True(t, proto.Equal(&typesv1.Customer{Id: "c-3", HasPhone: true, HasEmail: true}, kept), "%v", kept)
 	require.Nil(t, wire.CustomerProto(wire.Customer(nil)), "no customer stays none")
 	require.True(t, wire.Customer(nil).IsZero())
 }

@@ -11,6 +11,7 @@ import (
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
 	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/loop"
 	intake "github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/consumer"
@@ -44,8 +45,14 @@ type config struct {
 	// TierRefresh is how often the tiers are re-evaluated as figures of the
 	// last 365 days age (changes re-evaluate at once); 0 switches it off.
 	TierRefresh time.Duration `env:"TIER_REFRESH" default:"6h"`
-	// RevealContacts shows phones and emails unmasked in API responses.
-	RevealContacts bool `env:"REVEAL_CONTACTS" default:"false"`
+	// RevealRate is how many contacts a person may reveal (RevealContact,
+	// GetCustomer by phone) a minute on average, RevealBurst how many at
+	// once; RevealServiceRate and RevealServiceBurst the same a second for
+	// a service (dispatch reveals once per message it sends).
+	RevealRate         float64 `env:"REVEAL_RATE" default:"20"`
+	RevealBurst        int     `env:"REVEAL_BURST" default:"20"`
+	RevealServiceRate  float64 `env:"REVEAL_SERVICE_RATE" default:"500"`
+	RevealServiceBurst int     `env:"REVEAL_SERVICE_BURST" default:"1000"`
 	// MaxEventBytes is the most bytes an event may have, as it arrives
 	// (a NATS payload, a webhook body, an event's protobuf encoding) and as
 	// intake publishes it (ServiceCompleted, CustomerUpdated); larger input
@@ -90,7 +97,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	a := &intake.App{DB: rt.Pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Relay: rt.Relay, Now: time.Now, Log: log,
-		MaxEventBytes: cfg.MaxEventBytes}
+		MaxEventBytes: cfg.MaxEventBytes, Reveals: intake.Reveals{
+			Staff:    auth.NewLimiter(auth.RateLimit{Rate: cfg.RevealRate / 60, Burst: cfg.RevealBurst}, nil),
+			Services: auth.NewLimiter(auth.RateLimit{Rate: cfg.RevealServiceRate, Burst: cfg.RevealServiceBurst}, nil),
+		}}
 	if err := a.SealLegacy(ctx); err != nil {
 		rt.Close(ctx)
 		return err
@@ -107,9 +117,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 
 	// gRPC and the HTTP webhook.
-	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, &grpcapi.Server{
-		App: a, RevealContacts: func(context.Context) bool { return cfg.RevealContacts },
-	})
+	api := &grpcapi.Server{App: a}
+	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, api)
+	rt.Guard.OnRefused(api.RefusedCall)
 	switch addr := webhookAddr(cfg.WebhookAddr, cfg.HTTPAddr); addr {
 	case "": // switched off
 	case cfg.HTTPAddr:

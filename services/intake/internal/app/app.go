@@ -45,6 +45,9 @@ type App struct {
 	// MaxEventBytes (MAX_EVENT_BYTES) is the most bytes an event may have,
 	// coming in and going out (see EventLimit); 0: ingest.DefaultMaxEventBytes.
 	MaxEventBytes int
+	// Reveals hold reveals of contacts and lookups by phone to a rate per
+	// caller (REVEAL_RATE, REVEAL_SERVICE_RATE).
+	Reveals Reveals
 }
 
 // inTx runs fn in a transaction of its own and wakes the relay after the

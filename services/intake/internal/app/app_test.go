@@ -167,10 +167,10 @@ func TestRehashStale(t *testing.T) {
 	require.NoError(t, b.app.RehashStale(b.ctx), "nothing stale: nothing to do")
 	b.app.Store.Cipher, err = privacy.New(privacy.DevKeys, "bmV3LWhhc2gta2V5LW5ldy1oYXNoLWtleS1uZXctaGFzaA==")
 	require.NoError(t, err)
-	_, err = b.app.GetCustomer(b.ctx, app.CustomerQuery{Tenant: "default", Phone: "+8613800000001"})
+	_, err = b.app.GetCustomer(b.ctx, app.CustomerQuery{Tenant: "default", Phone: "+8613800000001", Purpose: "inbound call"})
 	require.ErrorIs(t, err, app.ErrNotFound)
 	require.NoError(t, b.app.RehashStale(b.ctx))
-	c, err := b.app.GetCustomer(b.ctx, app.CustomerQuery{Tenant: "default", Phone: "+8613800000001"})
+	c, err := b.app.GetCustomer(b.ctx, app.CustomerQuery{Tenant: "default", Phone: "+8613800000001", Purpose: "inbound call"})
 	require.NoError(t, err)
 	require.Equal(t, "c-1", c.ExternalID)
 }

@@ -2,12 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
 	"github.com/huifang/huifang/services/intake/internal/tier"
 )
@@ -16,14 +19,26 @@ import (
 // (the first set; by phone, the most recently updated of those with the number).
 type CustomerQuery struct {
 	Tenant, ID, ExternalID, Phone string
-	// Reveal: the caller is shown the contacts in clear; the audit log
-	// records it (customer.reveal) in the transaction that read them.
-	Reveal bool
+	// Purpose says why the caller looks a customer up by phone (required
+	// then): such lookups are rate-limited and audited (customer.lookup).
+	Purpose string
 }
 
 // GetCustomer returns one customer with the figures its tier is computed
-// from. Reading never changes the archive: the figures are shown, the tier stays.
+// from. Reading never changes the archive: the figures are shown, the tier
+// stays. A lookup by phone needs a purpose, counts against the caller's
+// reveal rate and is written to the audit log (customer.lookup), found or
+// not: about 10⁴ answered lookups would otherwise recover a masked number.
 func (a *App) GetCustomer(ctx context.Context, q CustomerQuery) (c *archive.Customer, err error) {
+	byPhone := q.ID == "" && q.ExternalID == "" && q.Phone != ""
+	if byPhone {
+		if err := checkPurpose("purpose", q.Purpose); err != nil {
+			return nil, err
+		}
+		if err := a.admitReveal(ctx); err != nil {
+			return nil, err
+		}
+	}
 	read := func(db postgres.Querier) error {
 		c, err = a.Store.Customer(ctx, db, store.CustomerKey{Tenant: q.Tenant, ID: q.ID, ExternalID: q.ExternalID, Phone: q.Phone})
 		if err != nil {
@@ -31,24 +46,42 @@ func (a *App) GetCustomer(ctx context.Context, q CustomerQuery) (c *archive.Cust
 		}
 		// A leader reads the customers of the org units it leads; a
 		// director and a department owner (who handles the customer's
-		// complaint) any. Refused before anything is revealed or recorded.
+		// complaint) any.
 		if p, ok := auth.Restricted(ctx, auth.Director, auth.DepartmentOwner); ok && !p.InUnits(c.OrgUnit) {
 			return auth.Deny("id", "the customer belongs to an org unit the caller does not lead")
 		}
 		return a.Store.Figures(ctx, db, c.TenantID, tier.ScopeAt(a.Now()), []*archive.Customer{c})
 	}
-	if !q.Reveal {
-		err = read(a.DB)
-	} else {
-		err = a.inTx(ctx, func(tx pgx.Tx) error {
-			if err := read(tx); err != nil {
-				return err
-			}
-			return a.revealedTx(ctx, tx, c.TenantID, "customer", c.ID)
-		})
+	if !byPhone {
+		if err := read(a.DB); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
+	var found error
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		found = read(tx)
+		target, outcome := audit.Target{Kind: "customer"}, "found"
+		switch {
+		case found == nil:
+			target.ID = c.ID
+		case errors.Is(found, ErrNotFound):
+			outcome = "not_found"
+		default:
+			var d *auth.Denied
+			if !errors.As(found, &d) {
+				return found
+			}
+			outcome = "refused"
+		}
+		return a.auditTx(ctx, tx, q.Tenant, "customer.lookup", target,
+			audit.Detail{"by": "phone", "phone": privacy.MaskPhone(q.Phone), "purpose": q.Purpose, "outcome": outcome})
+	})
 	if err != nil {
 		return nil, err
+	}
+	if found != nil {
+		return nil, found
 	}
 	return c, nil
 }
@@ -61,9 +94,6 @@ type CustomerFilter struct {
 	// FewerThanTwoOwners lists the customers known to fewer staff than
 	// every customer must be (seed 002: archive.MinOwners).
 	FewerThanTwoOwners bool
-	// Reveal: the caller is shown the contacts in clear; the audit log
-	// records it for every customer of the page.
-	Reveal bool
 }
 
 // ListCustomers lists up to size customers by id after afterID, with the
@@ -83,21 +113,7 @@ func (a *App) ListCustomers(ctx context.Context, f CustomerFilter, size int, aft
 		}
 		return a.Store.Figures(ctx, db, f.Tenant, tier.ScopeAt(a.Now()), list)
 	}
-	if !f.Reveal {
-		err = read(a.DB)
-	} else {
-		err = a.inTx(ctx, func(tx pgx.Tx) error {
-			if err := read(tx); err != nil {
-				return err
-			}
-			ids := make([]string, len(list))
-			for i, c := range list {
-				ids[i] = c.ID
-			}
-			return a.revealedTx(ctx, tx, f.Tenant, "customer", ids...)
-		})
-	}
-	if err != nil {
+	if err = read(a.DB); err != nil {
 		return nil, false, err
 	}
 	return list, more, nil

@@ -14,9 +14,6 @@ import (
 type SetCustomerOwners struct {
 	Tenant, CustomerID string
 	OwnerIDs           []string
-	// Reveal: the caller is answered with the contacts in clear; the audit
-	// log records it (customer.reveal) in the change's transaction.
-	Reveal bool
 }
 
 // SetCustomerOwners changes the customer in a transaction of its own.
@@ -43,8 +40,5 @@ func (a *App) SetCustomerOwnersTx(ctx context.Context, tx pgx.Tx, in SetCustomer
 	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
 		return c.SetOwners(in.OwnerIDs)
 	})
-	if err == nil && in.Reveal {
-		err = a.revealedTx(ctx, tx, c.TenantID, "customer", c.ID)
-	}
 	return c, refusedAs("owner_ids", err)
 }

@@ -16,9 +16,6 @@ import (
 type UpdateContactPreferences struct {
 	Tenant, CustomerID string
 	Preferences        *archive.Preferences
-	// Reveal: the caller is answered with the contacts in clear; the audit
-	// log records it (customer.reveal) in the change's transaction.
-	Reveal bool
 }
 
 // UpdateContactPreferences changes the customer in a transaction of its
@@ -58,11 +55,6 @@ func (a *App) UpdateContactPreferencesTx(ctx context.Context, tx pgx.Tx, in Upda
 	// rolls the transaction back).
 	if p, ok := auth.Restricted(ctx, auth.Director, auth.Integrator); ok && !p.InUnits(c.OrgUnit) {
 		return nil, auth.Deny("customer_id", "the customer belongs to an org unit the caller does not lead")
-	}
-	if in.Reveal {
-		if err := a.revealedTx(ctx, tx, c.TenantID, "customer", c.ID); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/ingest"
 )
@@ -18,9 +16,6 @@ type RejectedList struct {
 	// newest first; an empty AfterID starts at the newest.
 	AfterTime time.Time
 	AfterID   string
-	// Reveal: the caller is shown the payloads' contacts in clear; the
-	// audit log records it (rejected_event.reveal) for each.
-	Reveal bool
 }
 
 // ListRejected lists up to l.Size refused inputs of a tenant, newest first,
@@ -35,21 +30,7 @@ func (a *App) ListRejected(ctx context.Context, l RejectedList) (rows []ingest.R
 		}
 		return nil
 	}
-	if !l.Reveal {
-		err = read(a.DB)
-	} else {
-		err = a.inTx(ctx, func(tx pgx.Tx) error {
-			if err := read(tx); err != nil {
-				return err
-			}
-			ids := make([]string, len(rows))
-			for i, r := range rows {
-				ids[i] = r.ID
-			}
-			return a.revealedTx(ctx, tx, l.Tenant, "rejected_event", ids...)
-		})
-	}
-	if err != nil {
+	if err = read(a.DB); err != nil {
 		return nil, false, err
 	}
 	return rows, more, nil
@@ -58,20 +39,7 @@ func (a *App) ListRejected(ctx context.Context, l RejectedList) (rows []ingest.R
 // GetRejected returns one refused input, its payload decrypted; with
 // reveal, the audit log records that the caller is shown its contacts in
 // clear.
-func (a *App) GetRejected(ctx context.Context, tenant, id string, reveal bool) (r ingest.Rejected, err error) {
-	read := func(db postgres.Querier) error {
-		r, err = a.Store.Rejected(ctx, db, tenant, id)
-		return notFound("rejected event", err)
-	}
-	if !reveal {
-		err = read(a.DB)
-	} else {
-		err = a.inTx(ctx, func(tx pgx.Tx) error {
-			if err := read(tx); err != nil {
-				return err
-			}
-			return a.revealedTx(ctx, tx, tenant, "rejected_event", r.ID)
-		})
-	}
-	return r, err
+func (a *App) GetRejected(ctx context.Context, tenant, id string) (ingest.Rejected, error) {
+	r, err := a.Store.Rejected(ctx, a.DB, tenant, id)
+	return r, notFound("rejected event", err)
 }

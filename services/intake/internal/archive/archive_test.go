@@ -95,7 +95,9 @@ func TestProtoRoundTrip(t *testing.T) {
 	c := &Customer{ID: "id-1", ExternalID: "c-1", Record: FromProto(pc, t1), Tier: "key"}
 	want := proto.CloneOf(pc)
 	want.Id, want.Tier = "id-1", "key"
-	require.True(t, proto.Equal(want, c.Proto()))
+	want.Name, want.Phone, want.NameMasked, want.PhoneMasked, want.HasPhone = "", "", "王*", "*******8000", true
+	require.True(t, proto.Equal(want, c.Proto()), "masked, never in clear")
+	require.Equal(t, "+8613800138000", FromProto(pc, t1).Phone, "what comes in is taken in clear")
 	require.Equal(t, t1, c.SourceUpdatedAt)
 	require.Equal(t, KindIndividual, (&Customer{}).Proto().Kind, "kind defaults to individual")
 }

@@ -2,11 +2,13 @@ package archive
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/contact"
+	"github.com/huifang/huifang/services/intake/internal/privacy"
 )
 
 // The archive's values as the contract carries them: customers travel in
@@ -23,11 +25,14 @@ func FromProto(c *typesv1.Customer, at time.Time) Record {
 	}
 }
 
-// Proto is the customer's snapshot as events carry it (contacts in clear:
-// events stay inside Huifang; API answers mask them).
+// Proto is the customer's snapshot as events and answers carry it: the
+// contacts masked, never in clear (docs/privacy.md); who needs one asks
+// intake's RevealContact at the moment of use.
 func (c *Customer) Proto() *typesv1.Customer {
 	return &typesv1.Customer{
-		Id: c.ID, ExternalId: c.ExternalID, Name: c.Name, Phone: c.Phone, Email: c.Email, Tier: c.Tier,
+		Id: c.ID, ExternalId: c.ExternalID, Tier: c.Tier,
+		NameMasked: privacy.MaskName(c.Name), PhoneMasked: privacy.MaskPhone(c.Phone), EmailMasked: privacy.MaskEmail(c.Email),
+		HasPhone: privacy.NormalizePhone(c.Phone) != "", HasEmail: strings.TrimSpace(c.Email) != "",
 		Preferences: c.Preferences.Proto(), OwnerIds: slices.Clone(c.Owners), OrgUnit: c.OrgUnit,
 		Kind: c.KindOrDefault(), ReferredBy: c.ReferredBy,
 	}

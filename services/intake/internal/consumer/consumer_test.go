@@ -161,7 +161,7 @@ func TestIngressDeadLetters(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT payload FROM rejected_events WHERE tenant_id = 'acme'`).Scan(&stored))
 	require.True(t, privacy.IsSealed(stored))
 	require.NotContains(t, string(stored), "13800000001")
-	rej, err := b.app.GetRejected(b.ctx, "acme", b.rejectedID(t, "acme"), false)
+	rej, err := b.app.GetRejected(b.ctx, "acme", b.rejectedID(t, "acme"))
 	require.NoError(t, err)
 	require.Equal(t, refused, string(rej.Payload))
 }

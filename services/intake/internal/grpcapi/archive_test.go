@@ -241,7 +241,9 @@ func TestOwnersAndPreferences(t *testing.T) {
 	ev := lastCustomerUpdated(t, srv)
 	require.Equal(t, []string{"preferences"}, ev.ChangedFields)
 	require.True(t, ev.Customer.Preferences.DislikesCalls)
-	require.Equal(t, "+8613800000001", ev.Customer.Phone, "events inside Huifang carry the contact")
+	require.Empty(t, ev.Customer.Phone, "events carry no clear contact")
+	require.Equal(t, "*******0001", ev.Customer.PhoneMasked)
+	require.True(t, ev.Customer.HasPhone)
 	before := count(t, srv, `SELECT count(*) FROM outbox`)
 	_, err = srv.UpdateContactPreferences(ctx, &intakev1.UpdateContactPreferencesRequest{CustomerId: r.CustomerId, Preferences: prefs})
 	require.NoError(t, err)
@@ -249,7 +251,7 @@ func TestOwnersAndPreferences(t *testing.T) {
 }
 
 // Contacts are encrypted at rest with a key id, found by a keyed hash, masked
-// in answers unless the one reveal switch is on, and readable after a key rotation.
+// in answers (RevealContact reveals), and readable after a key rotation.
 func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	ctx, srv := setup(t)
 	r := ingest(t, srv, `{"source_system":"erp","source_event_id":"e-1","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","customer":{"external_id":"c-1","name":"王芳","phone":"+8613800138000","email":"wang.fang@example.com"}}`)
@@ -262,32 +264,42 @@ func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	require.NotContains(t, string(phoneEnc), "13800138000")
 	require.Equal(t, 0, count(t, srv, `SELECT count(*) FROM customers WHERE position('example'::bytea in email_enc) > 0`))
 
-	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+86 138-0013-8000"})
+	_, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+86 138-0013-8000"})
+	require.Equal(t, []string{"purpose"}, violationFields(t, err), "a lookup by phone says why")
+	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+86 138-0013-8000", Purpose: "inbound call"})
 	require.NoError(t, err, "found by the keyed hash of the normalized number")
 	require.Equal(t, r.CustomerId, c.Customer.Id)
-	require.Equal(t, "138****8000", c.Customer.Phone)
-	require.Equal(t, "w***@example.com", c.Customer.Email)
-	require.False(t, c.View.Revealed)
+	require.Empty(t, c.Customer.Phone)
+	require.Empty(t, c.Customer.Name)
+	require.Equal(t, "*******8000", c.Customer.PhoneMasked)
+	require.Equal(t, "w***@example.com", c.Customer.EmailMasked)
+	require.Equal(t, "王*", c.Customer.NameMasked)
+	require.True(t, c.Customer.HasPhone)
 
-	srv.RevealContacts = func(context.Context) bool { return true }
-	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Id: r.CustomerId})
+	rv, err := srv.RevealContact(ctx, &intakev1.RevealContactRequest{TenantId: "default", CustomerId: r.CustomerId,
+		Fields: []intakev1.ContactField{intakev1.ContactField_CONTACT_FIELD_PHONE, intakev1.ContactField_CONTACT_FIELD_NAME}, Purpose: "call back"})
 	require.NoError(t, err)
-	require.Equal(t, "+8613800138000", c.Customer.Phone)
-	require.True(t, c.View.Revealed)
+	require.Equal(t, "+8613800138000", rv.Phone)
+	require.Equal(t, "王芳", rv.Name)
+	require.Empty(t, rv.Email)
 
 	// Rotation: a new current key; old rows still open, changed rows move to the new key.
 	rotated, err := privacy.New("k2:"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))+","+privacy.DevKeys, privacy.DevHashKey)
 	require.NoError(t, err)
 	srv.App.Store.Cipher = rotated
-	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800138000"})
+	rv, err = srv.RevealContact(ctx, &intakev1.RevealContactRequest{TenantId: "default", CustomerId: r.CustomerId,
+		Fields: []intakev1.ContactField{intakev1.ContactField_CONTACT_FIELD_PHONE}, Purpose: "call back"})
 	require.NoError(t, err)
-	require.Equal(t, "+8613800138000", c.Customer.Phone)
+	require.Equal(t, "+8613800138000", rv.Phone)
 	ingest(t, srv, `{"source_system":"erp","source_event_id":"e-2","service_type":"repair","completed_at":"2026-11-21T10:00:00Z","customer":{"external_id":"c-1","phone":"+8613900139000"}}`)
 	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT key_id FROM customers`).Scan(&keyID))
 	require.Equal(t, "k2", keyID)
-	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613900139000"})
+	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613900139000", Purpose: "inbound call"})
 	require.NoError(t, err)
-	require.Equal(t, "wang.fang@example.com", c.Customer.Email)
+	rv, err = srv.RevealContact(ctx, &intakev1.RevealContactRequest{TenantId: "default", CustomerId: c.Customer.Id,
+		Fields: []intakev1.ContactField{intakev1.ContactField_CONTACT_FIELD_EMAIL}, Purpose: "send the invoice"})
+	require.NoError(t, err)
+	require.Equal(t, "wang.fang@example.com", rv.Email)
 }
 
 // Importing an archive: imported, updated, unchanged and rejected records by
@@ -325,8 +337,8 @@ func TestImportCustomers(t *testing.T) {
 	require.EqualValues(t, 1, upd.Updated)
 	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{ExternalId: "c-1"})
 	require.NoError(t, err)
-	require.Equal(t, "王芳", c.Customer.Name, "a newer record without a name keeps the name")
-	require.Equal(t, "138****0009", c.Customer.Phone)
+	require.Equal(t, "王*", c.Customer.NameMasked, "a newer record without a name keeps the name")
+	require.Equal(t, "*******0009", c.Customer.PhoneMasked)
 	require.Equal(t, []string{"s-1", "s-2"}, c.Customer.OwnerIds)
 
 	_, err = srv.ImportCustomers(ctx, &intakev1.ImportCustomersRequest{})
@@ -362,7 +374,7 @@ VALUES ('old-1', 'default', 'c-old', '老客户', '+8613800000001', 'old@example
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, 0, count(t, srv, `SELECT count(*) FROM customers WHERE phone <> '' OR email <> '' OR phone_enc IS NULL`))
-	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800000001"})
+	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800000001", Purpose: "inbound call"})
 	require.NoError(t, err)
 	require.Equal(t, "old-1", c.Customer.Id)
 	n, err = srv.App.SealLegacyContacts(ctx)

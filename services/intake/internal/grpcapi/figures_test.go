@@ -118,7 +118,7 @@ func TestRehashContactsAfterHashKeyChange(t *testing.T) {
 	newKey, err := privacy.New(privacy.DevKeys, "bmV3LWhhc2gta2V5LW5ldy1oYXNoLWtleS1uZXctaGFzaA==")
 	require.NoError(t, err)
 	srv.App.Store.Cipher = newKey
-	_, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800138003"})
+	_, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613800138003", Purpose: "inbound call"})
 	require.Equal(t, codes.NotFound, status.Code(err), "hashes under the old key do not match")
 
 	// A run interrupted after its first batch committed: simulated by
@@ -133,7 +133,7 @@ func TestRehashContactsAfterHashKeyChange(t *testing.T) {
 	require.EqualValues(t, 4, resp.Rehashed, "only the customers still stale")
 	require.Zero(t, resp.Remaining)
 	for i := range 5 {
-		c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: fmt.Sprintf("+86138001380%02d", i)})
+		c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: fmt.Sprintf("+86138001380%02d", i), Purpose: "inbound call"})
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprintf("c-%d", i), c.Customer.ExternalId)
 	}

@@ -1,6 +1,6 @@
 // Package grpcapi serves huifang.intake.v1.IntakeService: each call decodes
 // and checks the request's shape, calls one command or query of the app and
-// encodes the answer (contacts masked unless revealed); statusOf turns the
+// encodes the answer (contacts masked; RevealContact reveals); statusOf turns the
 // app's errors into gRPC statuses.
 package grpcapi
 
@@ -10,7 +10,9 @@ import (
 	"time"
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/pkg/tenant"
@@ -23,16 +25,6 @@ import (
 type Server struct {
 	intakev1.UnimplementedIntakeServiceServer
 	App *app.App
-	// RevealContacts is the one switch that shows phones and emails unmasked
-	// in responses. Until the permission model arrives (security issue) it is
-	// configuration; then it becomes the caller's reveal permission, here.
-	// Every answer it unmasks is recorded in the audit log by the app call
-	// that read it (Reveal), in the same transaction.
-	RevealContacts func(ctx context.Context) bool
-}
-
-func (s *Server) reveal(ctx context.Context) bool {
-	return s.RevealContacts != nil && s.RevealContacts(ctx)
 }
 
 // IngestService validates and stores one event, as the NATS ingress does.
@@ -66,12 +58,12 @@ func (s *Server) GetCustomer(ctx context.Context, req *intakev1.GetCustomerReque
 	if req.GetId() == "" && req.GetExternalId() == "" && req.GetPhone() == "" {
 		return nil, invalid.New("id", "id, external_id or phone is required")
 	}
-	reveal := s.reveal(ctx)
-	c, err := s.App.GetCustomer(ctx, app.CustomerQuery{Tenant: tenant.Or(req.GetTenantId()), ID: req.GetId(), ExternalID: req.GetExternalId(), Phone: req.GetPhone(), Reveal: reveal})
+	c, err := s.App.GetCustomer(ctx, app.CustomerQuery{Tenant: tenant.Or(req.GetTenantId()), ID: req.GetId(), ExternalID: req.GetExternalId(),
+		Phone: req.GetPhone(), Purpose: req.GetPurpose()})
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	v := View(c, reveal)
+	v := View(c)
 	return &intakev1.GetCustomerResponse{Customer: v.Customer, View: v}, nil
 }
 
@@ -90,9 +82,8 @@ func (s *Server) ListCustomers(ctx context.Context, req *intakev1.ListCustomersR
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	reveal := s.reveal(ctx)
 	list, more, err := s.App.ListCustomers(ctx, app.CustomerFilter{
-		Tenant: tenant.Or(req.GetTenantId()), Tier: req.GetTier(), FewerThanTwoOwners: req.GetFewerThanTwoOwners(), Reveal: reveal,
+		Tenant: tenant.Or(req.GetTenantId()), Tier: req.GetTier(), FewerThanTwoOwners: req.GetFewerThanTwoOwners(),
 	}, size, cur.ID)
 	if err != nil {
 		return nil, statusOf(err)
@@ -102,33 +93,31 @@ func (s *Server) ListCustomers(ctx context.Context, req *intakev1.ListCustomersR
 		resp.NextPageToken = page.Token(idCursor{ID: list[len(list)-1].ID})
 	}
 	for _, c := range list {
-		resp.Customers = append(resp.Customers, View(c, reveal))
+		resp.Customers = append(resp.Customers, View(c))
 	}
 	return resp, nil
 }
 
 // UpdateContactPreferences replaces a customer's contact preferences.
 func (s *Server) UpdateContactPreferences(ctx context.Context, req *intakev1.UpdateContactPreferencesRequest) (*intakev1.UpdateContactPreferencesResponse, error) {
-	reveal := s.reveal(ctx)
 	c, err := s.App.UpdateContactPreferences(ctx, app.UpdateContactPreferences{
-		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), Preferences: archive.PreferencesFromProto(req.GetPreferences()), Reveal: reveal,
+		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), Preferences: archive.PreferencesFromProto(req.GetPreferences()),
 	})
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	return &intakev1.UpdateContactPreferencesResponse{Customer: View(c, reveal)}, nil
+	return &intakev1.UpdateContactPreferencesResponse{Customer: View(c)}, nil
 }
 
 // SetCustomerOwners replaces the staff who know a customer (seed 002: at least two).
 func (s *Server) SetCustomerOwners(ctx context.Context, req *intakev1.SetCustomerOwnersRequest) (*intakev1.SetCustomerOwnersResponse, error) {
-	reveal := s.reveal(ctx)
 	c, err := s.App.SetCustomerOwners(ctx, app.SetCustomerOwners{
-		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), OwnerIDs: req.GetOwnerIds(), Reveal: reveal,
+		Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), OwnerIDs: req.GetOwnerIds(),
 	})
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	return &intakev1.SetCustomerOwnersResponse{Customer: View(c, reveal)}, nil
+	return &intakev1.SetCustomerOwnersResponse{Customer: View(c)}, nil
 }
 
 // ImportCustomers merges archive records; a bad record refuses only itself.
@@ -217,8 +206,7 @@ func (s *Server) ListRejectedEvents(ctx context.Context, req *intakev1.ListRejec
 	if err := page.Cursor(req.GetPageToken(), &cur); err != nil {
 		return nil, err
 	}
-	reveal := s.reveal(ctx)
-	rows, more, err := s.App.ListRejected(ctx, app.RejectedList{Tenant: tenant.Or(req.GetTenantId()), Size: size, AfterTime: cur.At, AfterID: cur.ID, Reveal: reveal})
+	rows, more, err := s.App.ListRejected(ctx, app.RejectedList{Tenant: tenant.Or(req.GetTenantId()), Size: size, AfterTime: cur.At, AfterID: cur.ID})
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -228,7 +216,7 @@ func (s *Server) ListRejectedEvents(ctx context.Context, req *intakev1.ListRejec
 		resp.NextPageToken = page.Token(rejectedCursor{At: last.ReceivedAt, ID: last.ID})
 	}
 	for _, r := range rows {
-		out, _ := rejectedView(r, reveal)
+		out, _ := rejectedView(r)
 		resp.RejectedEvents = append(resp.RejectedEvents, out)
 	}
 	return resp, nil
@@ -239,12 +227,11 @@ func (s *Server) GetRejectedEvent(ctx context.Context, req *intakev1.GetRejected
 	if req.GetId() == "" {
 		return nil, invalid.New("id", "is required")
 	}
-	reveal := s.reveal(ctx)
-	r, err := s.App.GetRejected(ctx, tenant.Or(req.GetTenantId()), req.GetId(), reveal)
+	r, err := s.App.GetRejected(ctx, tenant.Or(req.GetTenantId()), req.GetId())
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	out, ev := rejectedView(r, reveal)
+	out, ev := rejectedView(r)
 	return &intakev1.GetRejectedEventResponse{RejectedEvent: out, Decoded: ev}, nil
 }
 
@@ -260,4 +247,39 @@ func (s *Server) ReplayRejectedEvent(ctx context.Context, req *intakev1.ReplayRe
 		return nil, statusOf(err)
 	}
 	return &intakev1.ReplayRejectedEventResponse{ServiceId: res.ServiceID, CustomerId: res.CustomerID, Duplicate: res.Duplicate}, nil
+}
+
+// RevealContact returns a customer's clear contacts for a stated purpose,
+// audited (app.RevealContact).
+func (s *Server) RevealContact(ctx context.Context, req *intakev1.RevealContactRequest) (*intakev1.RevealContactResponse, error) {
+	fields := make([]string, 0, len(req.GetFields()))
+	for _, f := range req.GetFields() {
+		switch f {
+		case intakev1.ContactField_CONTACT_FIELD_NAME:
+			fields = append(fields, app.FieldName)
+		case intakev1.ContactField_CONTACT_FIELD_PHONE:
+			fields = append(fields, app.FieldPhone)
+		case intakev1.ContactField_CONTACT_FIELD_EMAIL:
+			fields = append(fields, app.FieldEmail)
+		default:
+			return nil, invalid.New("fields", "must be CONTACT_FIELD_NAME, CONTACT_FIELD_PHONE or CONTACT_FIELD_EMAIL")
+		}
+	}
+	r, err := s.App.RevealContact(ctx, app.RevealContact{Tenant: req.GetTenantId(), CustomerID: req.GetCustomerId(), Fields: fields,
+		Purpose: req.GetPurpose(), OnBehalfOf: req.GetOnBehalfOf()})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &intakev1.RevealContactResponse{CustomerId: r.CustomerID, Name: r.Name, Phone: r.Phone, Email: r.Email}, nil
+}
+
+// RefusedCall writes a refused RevealContact to the audit log (the guard's
+// auth.RefusalFunc): a reveal refused for lack of permission leaves its
+// trace as a reveal does.
+func (s *Server) RefusedCall(ctx context.Context, p auth.Principal, method string, req proto.Message, reason error) error {
+	r, ok := req.(*intakev1.RevealContactRequest)
+	if method != intakev1.IntakeService_RevealContact_FullMethodName || !ok {
+		return nil
+	}
+	return s.App.RefusedReveal(ctx, p, r.GetTenantId(), r.GetCustomerId(), reason.Error())
 }

@@ -83,8 +83,8 @@ func TestOlderUpdateDoesNotOverwriteNewer(t *testing.T) {
 	require.NoError(t, err)
 	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{ExternalId: "c-1"})
 	require.NoError(t, err)
-	require.Equal(t, "138****0002", c.Customer.Phone, "masked without the reveal switch")
-	require.Equal(t, "王芳", c.Customer.Name)
+	require.Equal(t, "*******0002", c.Customer.PhoneMasked, "masked")
+	require.Equal(t, "王*", c.Customer.NameMasked)
 	require.Equal(t, 2, count(t, srv, `SELECT count(*) FROM services`), "both services are kept")
 	require.Equal(t, 1, count(t, srv, `SELECT count(*) FROM customers`), "one customer per (tenant, external id)")
 }

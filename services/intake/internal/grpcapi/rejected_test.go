@@ -2,7 +2,6 @@ package grpcapi_test
 
 import (
 	"bytes"
-	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,8 +16,7 @@ import (
 
 // Seeds 000, 001 (customer information is confidential): the raw payload of a
 // refused input is encrypted at rest with the key ring (key id inside, for
-// rotation), and the API shows it masked unless the reveal switch is on; a
-// replay reads it decrypted.
+// rotation), and the API shows it masked; a replay reads it decrypted.
 func TestRejectedPayloadSealedAtRestAndMasked(t *testing.T) {
 	ctx, srv := setup(t)
 	_, err := srv.IngestService(ctx, &intakev1.IngestServiceRequest{Event: event(t,
@@ -43,19 +41,12 @@ func TestRejectedPayloadSealedAtRestAndMasked(t *testing.T) {
 	got, err := srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: id})
 	require.NoError(t, err)
 	require.True(t, got.RejectedEvent.Masked)
-	require.Equal(t, "138****8000", got.Decoded.Customer.Phone)
+	require.Equal(t, "*******8000", got.Decoded.Customer.Phone)
 	require.Equal(t, "w***@example.com", got.Decoded.Customer.Email)
-	require.Equal(t, "call 139****9000", got.Decoded.Attributes["note"])
+	require.Equal(t, "call *******9000", got.Decoded.Attributes["note"])
 	require.Equal(t, "trade_in", got.Decoded.ServiceType)
 	require.False(t, bytes.Contains(got.RejectedEvent.Payload, []byte("13800138000")))
 	require.True(t, bytes.Contains(got.RejectedEvent.Payload, []byte("trade_in")), "the masked payload is the event encoded again")
-
-	srv.RevealContacts = func(context.Context) bool { return true }
-	got, err = srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: id})
-	require.NoError(t, err)
-	require.False(t, got.RejectedEvent.Masked)
-	require.Equal(t, "+8613800138000", got.Decoded.Customer.Phone)
-	require.True(t, bytes.Contains(got.RejectedEvent.Payload, []byte("+8613800138000")))
 
 	// The replay reads the decrypted payload.
 	_, err = srv.RegisterServiceType(ctx, &intakev1.RegisterServiceTypeRequest{Name: "trade_in"})
@@ -64,7 +55,7 @@ func TestRejectedPayloadSealedAtRestAndMasked(t *testing.T) {
 	require.NoError(t, err)
 	c, err := srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Id: res.CustomerId})
 	require.NoError(t, err)
-	require.Equal(t, "+8613800138000", c.Customer.Phone)
+	require.Equal(t, "*******8000", c.Customer.PhoneMasked)
 }
 
 // A payload that does not decode is sealed too, and masked as text.
@@ -76,11 +67,10 @@ func TestUndecodableRejectedPayloadMaskedAsText(t *testing.T) {
 	got, err := srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: id})
 	require.NoError(t, err)
 	require.Nil(t, got.Decoded)
-	require.Equal(t, `{"customer":{"phone":"138****8000","email":"l***@example.com"}, broken`, string(got.RejectedEvent.Payload))
-	srv.RevealContacts = func(context.Context) bool { return true }
-	got, err = srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: id})
+	require.Equal(t, `{"customer":{"phone":"*******8000","email":"l***@example.com"}, broken`, string(got.RejectedEvent.Payload))
+	rej, err := srv.App.GetRejected(ctx, "default", id)
 	require.NoError(t, err)
-	require.Equal(t, string(raw), string(got.RejectedEvent.Payload))
+	require.Equal(t, string(raw), string(rej.Payload), "kept as it came, for the replay")
 }
 
 // Rows refused before sealing are read as they are and sealed at start.
@@ -89,10 +79,9 @@ func TestLegacyRejectedPayloadsAreSealed(t *testing.T) {
 	raw := []byte(`{"customer":{"phone":"+8613800138000"}}`)
 	_, err := srv.App.DB.Exec(ctx, `INSERT INTO rejected_events (id, source, reason, content_type, payload) VALUES ('old', 'grpc', 'x', 'application/json', $1)`, raw)
 	require.NoError(t, err)
-	srv.RevealContacts = func(context.Context) bool { return true }
-	got, err := srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: "old"})
+	got, err := srv.App.GetRejected(ctx, "default", "old")
 	require.NoError(t, err)
-	require.Equal(t, raw, got.RejectedEvent.Payload)
+	require.Equal(t, raw, got.Payload)
 
 	n, err := srv.App.SealLegacyRejected(ctx, 1)
 	require.NoError(t, err)
@@ -103,9 +92,9 @@ func TestLegacyRejectedPayloadsAreSealed(t *testing.T) {
 	var stored []byte
 	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT payload FROM rejected_events WHERE id = 'old'`).Scan(&stored))
 	require.True(t, privacy.IsSealed(stored))
-	got, err = srv.GetRejectedEvent(ctx, &intakev1.GetRejectedEventRequest{Id: "old"})
+	got, err = srv.App.GetRejected(ctx, "default", "old")
 	require.NoError(t, err)
-	require.Equal(t, raw, got.RejectedEvent.Payload)
+	require.Equal(t, raw, got.Payload)
 }
 
 // A payload whose key left the ring is listed without its payload, and its

@@ -19,14 +19,9 @@ import (
 // How answers show the app's values: contacts masked unless revealed.
 
 // View is how the API shows a customer.
-func View(c *archive.Customer, reveal bool) *intakev1.CustomerView {
-	pc := c.Proto()
-	if !reveal {
-		pc.Phone = privacy.MaskPhone(pc.Phone)
-		pc.Email = privacy.MaskEmail(pc.Email)
-	}
+func View(c *archive.Customer) *intakev1.CustomerView {
 	return &intakev1.CustomerView{
-		Customer: pc, Version: c.Version, Revealed: reveal,
+		Customer: c.Proto(), Version: c.Version,
 		ServiceSpendYearMinor: c.Metrics.SpendYearMinor, CarsYear: int32(c.Metrics.CarsYear), Referrals: int32(c.Metrics.Referrals),
 		AccidentClaimsYearMinor: c.Metrics.ClaimsYearMinor,
 		SourceUpdatedAt:         timestamppb.New(c.SourceUpdatedAt), UpdatedAt: timestamppb.New(c.UpdatedAt),
@@ -60,14 +55,13 @@ func violations(e *invalid.Error) []*intakev1.FieldViolation {
 }
 
 // rejectedView is how the API shows a refused input (decrypted by the store)
-// and, when it decodes, the event in it. Unless revealed, contacts are
-// masked: a payload that decodes is masked field by field and encoded again
+// and, when it decodes, the event in it, contacts masked: a payload that decodes is masked field by field and encoded again
 // in its content type; one that does not is masked as text (privacy.MaskText).
-func rejectedView(r ingest.Rejected, reveal bool) (*intakev1.RejectedEvent, *eventsv1.ServiceCompleted) {
+func rejectedView(r ingest.Rejected) (*intakev1.RejectedEvent, *eventsv1.ServiceCompleted) {
 	out := &intakev1.RejectedEvent{
 		Id: r.ID, TenantId: r.Tenant, Source: r.Source, Field: r.Field, Reason: r.Reason,
 		ContentType: r.ContentType, Payload: r.Payload, ReceivedAt: timestamppb.New(r.ReceivedAt),
-		ReplayedServiceId: r.ReplayedServiceID, Masked: !reveal,
+		ReplayedServiceId: r.ReplayedServiceID, Masked: true,
 	}
 	if r.ReplayedAt != nil {
 		out.ReplayedAt = timestamppb.New(*r.ReplayedAt)
@@ -75,9 +69,6 @@ func rejectedView(r ingest.Rejected, reveal bool) (*intakev1.RejectedEvent, *eve
 	ev, err := ingest.Decode(r.ContentType, r.Payload)
 	if err != nil {
 		ev = nil
-	}
-	if reveal {
-		return out, ev
 	}
 	if ev == nil {
 		out.Payload = []byte(privacy.MaskText(string(r.Payload)))
@@ -100,6 +91,7 @@ func rejectedView(r ingest.Rejected, reveal bool) (*intakev1.RejectedEvent, *eve
 // email, and anything that looks like one in the free-form attributes.
 func maskEvent(ev *eventsv1.ServiceCompleted) {
 	if c := ev.GetCustomer(); c != nil {
+		c.Name = privacy.MaskName(c.Name)
 		c.Phone = privacy.MaskPhone(c.Phone)
 		c.Email = privacy.MaskEmail(c.Email)
 	}

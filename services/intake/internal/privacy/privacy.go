@@ -145,36 +145,6 @@ func NormalizePhone(phone string) string {
 	return b.String()
 }
 
-// MaskPhone shows the first three and last four digits of the national
-// number: +8613800138000 → 138****8000.
-func MaskPhone(phone string) string {
-	d := strings.TrimPrefix(NormalizePhone(phone), "+")
-	if len(d) > 11 && strings.HasPrefix(d, "86") {
-		d = d[2:]
-	}
-	switch {
-	case d == "":
-		return ""
-	case len(d) < 8:
-		return "****" + d[max(0, len(d)-2):]
-	default:
-		return d[:3] + "****" + d[len(d)-4:]
-	}
-}
-
-// MaskEmail keeps the first letter and the domain: wang@example.com → w***@example.com.
-func MaskEmail(email string) string {
-	local, domain, ok := strings.Cut(email, "@")
-	if email == "" {
-		return ""
-	}
-	if !ok || local == "" {
-		return "***"
-	}
-	r := []rune(local)
-	return string(r[0]) + "***@" + domain
-}
-
 // sealedMagic starts a sealed payload. No JSON document and no protobuf
 // message starts with a zero byte (field number 0 is invalid), so payloads
 // stored before sealing are told apart and still read.

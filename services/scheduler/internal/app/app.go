@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
@@ -75,8 +76,15 @@ type Customer struct {
 	Snapshot []byte
 }
 
-// CustomerFrom reads the customer of an event.
+// CustomerFrom reads the customer of an event. The snapshot keeps no clear
+// name, phone or email, even where a producer sent them (intake publishes
+// only the masked forms): whether there was a phone or an email stays.
 func CustomerFrom(c *typesv1.Customer) (Customer, error) {
+	if c.GetName() != "" || c.GetPhone() != "" || c.GetEmail() != "" {
+		c = proto.CloneOf(c)
+		c.HasPhone, c.HasEmail = c.HasPhone || c.Phone != "", c.HasEmail || c.Email != ""
+		c.Name, c.Phone, c.Email = "", "", ""
+	}
 	snapshot, err := protojson.Marshal(c)
 	if err != nil {
 		return Customer{}, fmt.Errorf("app: customer: %w", err)

@@ -1,0 +1,73 @@
+package migrations_test
+
+import (
+	"context"
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/services/dispatch/migrations"
+)
+
+// upTo is the migrations before the file named prefix.
+func upTo(t *testing.T, prefix string) fs.FS {
+	t.Helper()
+	out := fstest.MapFS{}
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	require.NoError(t, err)
+	for _, f := range files {
+		if f >= prefix {
+			continue
+		}
+		data, err := fs.ReadFile(migrations.FS, f)
+		require.NoError(t, err)
+		out[f] = &fstest.MapFile{Data: data}
+	}
+	return out
+}
+
+// Issue #14: a database written before dispatch stopped keeping contacts
+// loses every clear name, phone and email at the upgrade: tasks and
+// customer versions keep the masked forms and whether there is an address,
+// messages the masked address and the {name} placeholder.
+func TestUpgradeForgetsClearContacts(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	pool, err := postgres.Open(ctx, servicetest.Logger(), url, "dispatch", app.Migrations("dispatch", upTo(t, "007"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `
+INSERT INTO tasks (id, tenant_id, visit_id, customer, channel, service_type, due_at, deadline, available_at, status, created_at, updated_at)
+VALUES ('t-1', 'default', 'v-1', '{"id":"c-1","name":"王小明","phone":"+8613800138000","email":"wang@example.com","tier":"key"}', 'CHANNEL_SMS', 'repair', now(), now(), now(), 'sent', now(), now());
+INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at)
+VALUES ('default', 'c-1', 3, '{"id":"c-1","name":"王小明","phone":"13800138000"}', now());
+INSERT INTO messages (id, tenant_id, task_id, visit_id, channel, recipient, subject, body, idempotency_key, status, created_at, updated_at)
+VALUES ('m-1', 'default', 't-1', 'v-1', 'CHANNEL_SMS', '+8613800138000', '', '王小明您好！', 'k-1', 'sent', now(), now());
+INSERT INTO local_sent_messages (idempotency_key, channel, recipient, subject, body, sent_at)
+VALUES ('k-1', 'CHANNEL_SMS', '+8613800138000', '', '王小明您好！', now());`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
+
+	var task, version, recipient, body, localTo, localBody string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT customer::text FROM tasks`).Scan(&task))
+	require.JSONEq(t, `{"id":"c-1","tier":"key","nameMasked":"王**","phoneMasked":"*******8000","emailMasked":"w***@example.com","hasPhone":true,"hasEmail":true}`, task)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT customer::text FROM customer_versions`).Scan(&version))
+	require.JSONEq(t, `{"id":"c-1","nameMasked":"王**","phoneMasked":"*******8000","hasPhone":true}`, version)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT recipient, body FROM messages`).Scan(&recipient, &body))
+	require.Equal(t, "*******8000", recipient)
+	require.Equal(t, "{name}您好！", body)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT recipient, body FROM local_sent_messages`).Scan(&localTo, &localBody))
+	require.Equal(t, "*******8000", localTo)
+	require.Equal(t, "{name}您好！", localBody)
+	for _, v := range []string{task, version, recipient, body, localTo, localBody} {
+		require.False(t, strings.Contains(v, "13800138000") || strings.Contains(v, "王小明") || strings.Contains(v, "wang@"), v)
+	}
+}

@@ -1,0 +1,57 @@
+package migrations_test
+
+import (
+	"context"
+	"io/fs"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/app"
+	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/services/scheduler/migrations"
+)
+
+// upTo is the migrations before the file named prefix.
+func upTo(t *testing.T, prefix string) fs.FS {
+	t.Helper()
+	out := fstest.MapFS{}
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	require.NoError(t, err)
+	for _, f := range files {
+		if f >= prefix {
+			continue
+		}
+		data, err := fs.ReadFile(migrations.FS, f)
+		require.NoError(t, err)
+		out[f] = &fstest.MapFile{Data: data}
+	}
+	return out
+}
+
+// Issue #14: visits planned before the scheduler stopped keeping contacts
+// lose the clear name, phone and email of their customer snapshot at the
+// upgrade; the masked forms and whether there is an address stay.
+func TestUpgradeForgetsClearContacts(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", upTo(t, "005"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `
+INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, channel, due_at, deadline, status, service_type, service_completed_at)
+VALUES ('v-1', 'default', 's-1', 'c-1', '{"id":"c-1","name":"Alice Wang","email":"alice@example.com","orgUnit":"north"}', 'p-1', 1, 0, 1, now(), now(), 'planned', 'repair', now()),
+       ('v-2', 'default', 's-2', 'c-2', NULL, 'p-1', 1, 0, 1, now(), now(), 'planned', 'repair', now())`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "scheduler", postgres.Migrations{Set: "scheduler", FS: migrations.FS}))
+
+	var customer string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT customer::text FROM planned_visits WHERE id = 'v-1'`).Scan(&customer))
+	require.JSONEq(t, `{"id":"c-1","orgUnit":"north","nameMasked":"A***","emailMasked":"a***@example.com","hasEmail":true}`, customer)
+	var none *string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT customer::text FROM planned_visits WHERE id = 'v-2'`).Scan(&none))
+	require.Nil(t, none)
+}
