@@ -36,6 +36,7 @@ func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
 	t.Setenv("GRPC_ADDR", freeAddr(t))
 	t.Setenv("HTTP_ADDR", httpAddr)
 	t.Setenv("SHUTDOWN_DELAY", "0s")
+	t.Setenv("DEV_MODE", "true") // the development keys
 	is := servicetest.AuthEnv(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,8 +93,9 @@ func TestRunServesWebhookOnTheHTTPPort(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), `huifang_consumer_pending{consumer="intake-ingress"`)
-	}, 30*time.Second, 100*time.Millisecond, "/metrics answers 200 with the ingress backlog")
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), `huifang_consumer_pending{consumer="intake-ingress"`) &&
+			strings.Contains(string(b), `huifang_intake_encryption_pending{work="reseal"} 0`)
+	}, 30*time.Second, 100*time.Millisecond, "/metrics answers 200 with the ingress backlog and the re-encryption left")
 }
 
 // MAX_EVENT_BYTES must leave room for headers under the NATS server's
@@ -103,6 +105,7 @@ func TestRunRefusesAnEventLimitNATSCannotCarry(t *testing.T) {
 	t.Setenv("NATS_URL", natstest.Start(t).ClientURL())
 	t.Setenv("GRPC_ADDR", freeAddr(t))
 	t.Setenv("HTTP_ADDR", freeAddr(t))
+	t.Setenv("DEV_MODE", "true")
 	t.Setenv("MAX_EVENT_BYTES", "1048576")
 	servicetest.AuthEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
