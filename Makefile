@@ -139,8 +139,8 @@ chaos: ## the long fault-injection suite (~20 min, its own Postgres and NATS): C
 	cd scripts && CHAOS_PROFILE=long CHAOS_REPORT=$(ROOT)/.dev/chaos/report.json go test $(CHAOS_FLAGS) -run '^TestChaos$$' ./chaos/ 2>&1 | tee $(ROOT)/.dev/chaos/chaos.log
 
 .PHONY: run
-run: build ## bring up the whole system with demo data (Ctrl-C stops what it started)
-	$(BIN)/huifang-dev -bin $(BIN)
+run: build ## bring up the whole system with demo data (Ctrl-C stops what it started; DEV_MODE: intake's development keys)
+	DEV_MODE=true $(BIN)/huifang-dev -bin $(BIN)
 
 .PHONY: clean
 clean: ## stop the dev Postgres and remove .dev/ and .bin/

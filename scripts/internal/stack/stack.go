@@ -451,6 +451,9 @@ func (s *Stack) spawn(name string) error {
 		cmd.Env = append(cmd.Env, "NATS_USER="+svc, "NATS_PASSWORD="+svc)
 	}
 	cmd.Env = append(cmd.Env, "AUTH_ISSUER="+s.cfg.Auth.Issuer, "AUTH_AUDIENCE="+s.cfg.Auth.Audience, "AUTH_JWKS_URL="+s.cfg.Auth.JWKSURL)
+	// A development and test stack: intake may use the committed
+	// development keys unless Env gives it keys of its own.
+	cmd.Env = append(cmd.Env, "DEV_MODE=true")
 	if s.cfg.LogLevel != "" {
 		cmd.Env = append(cmd.Env, "LOG_LEVEL="+s.cfg.LogLevel)
 	}
