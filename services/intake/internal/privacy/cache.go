@@ -50,6 +50,21 @@ func (c *KeyCache) Get(tenant, customer string, version int64, wrapped []byte) (
 	return e.key, true
 }
 
+// Latest returns the customer's data key cached last, with the version and
+// wrapped key it was cached for: a guess the caller must check against the
+// stored key (see store's save).
+func (c *KeyCache) Latest(tenant, customer string) (version int64, wrapped []byte, key *DataKey, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byID[cacheID{tenant, customer}]
+	if !ok {
+		return 0, nil, nil, false
+	}
+	c.order.MoveToFront(el)
+	e := el.Value.(*cacheEntry)
+	return e.version, e.wrapped, e.key, true
+}
+
 // Put caches the customer's data key unwrapped from wrapped.
 func (c *KeyCache) Put(tenant, customer string, version int64, wrapped []byte, key *DataKey) {
 	c.mu.Lock()

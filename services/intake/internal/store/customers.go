@@ -127,6 +127,27 @@ func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Custome
 	if owners == nil {
 		owners = []string{}
 	}
+	hashes := []any{s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), s.Cipher.HashKeyID()}
+	// The fast way: the data key cached last, when it is still the one
+	// stored (checked in the same statement: a key cached by a transaction
+	// that rolled back, or since destroyed or re-wrapped, is not used).
+	if ver, wrapped, dk, ok := s.keyCache().Latest(c.TenantID, c.ID); ok {
+		sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
+		tag, err := q.Exec(ctx, `UPDATE customers SET name = '', phone = '', email = '', name_enc = $4, phone_enc = $5, email_enc = $6, key_id = '',
+  dek_version = $7, phone_hash = $8, email_hash = $9, hash_key_id = $10, tier = $11, kind = $12, referred_by = $13, org_unit = $14, owner_ids = $15,
+  preferences = $16, version = $17, source_updated_at = $18, updated_at = $19, external_id = $3
+WHERE id = $1 AND tenant_id = $2
+  AND EXISTS (SELECT 1 FROM customer_keys WHERE tenant_id = $2 AND customer_id = $1 AND version = $7 AND wrapped = $20)`,
+			c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
+			hashes[0], hashes[1], hashes[2], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
+			c.Version, c.SourceUpdatedAt, c.UpdatedAt, wrapped)
+		if err != nil {
+			return wrap("save customer", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+	}
 	dk, ver, err := s.dataKey(ctx, q, c.TenantID, c.ID)
 	if err != nil {
 		return err
@@ -141,8 +162,8 @@ ON CONFLICT (id) DO UPDATE SET name = '', phone = '', email = '', name_enc = EXC
   owner_ids = EXCLUDED.owner_ids, preferences = EXCLUDED.preferences, version = EXCLUDED.version, source_updated_at = EXCLUDED.source_updated_at,
   updated_at = EXCLUDED.updated_at`,
 		c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
-		s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
-		c.Version, c.SourceUpdatedAt, c.UpdatedAt, s.Cipher.HashKeyID())
+		hashes[0], hashes[1], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
+		c.Version, c.SourceUpdatedAt, c.UpdatedAt, hashes[2])
 	return wrap("save customer", err)
 }
 

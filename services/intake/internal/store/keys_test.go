@@ -288,3 +288,43 @@ func TestRewrapAndMissingKeys(t *testing.T) {
 	_, err = b.read(t, b.st, c.ID)
 	require.ErrorIs(t, err, privacy.ErrUnknownKey, "the old ring alone no longer unwraps")
 }
+
+// A save seals with the cached key only while it is the one stored: a key
+// cached by a transaction that rolled back, or destroyed by another
+// process, is not used (the data would not open).
+func TestSaveChecksTheCachedKey(t *testing.T) {
+	b := setup(t)
+	b.exec(t, `INSERT INTO customers (id, tenant_id, external_id, name, source_updated_at) VALUES ('old-1', 'default', 'c-old', '老客户', now())`)
+	rename := func(st *store.Store, name string, commit bool) {
+		t.Helper()
+		tx, err := b.pool.Begin(b.ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(b.ctx) }()
+		_, err = st.UpdateCustomer(b.ctx, tx, "default", "old-1", func(c *archive.Customer) (bool, error) {
+			c.Name = name
+			return true, nil
+		})
+		require.NoError(t, err)
+		if commit {
+			require.NoError(t, tx.Commit(b.ctx))
+		}
+	}
+	check := func(want string) {
+		t.Helper()
+		got, err := b.read(t, storeWith(t, privacy.DevKeys), "old-1")
+		require.NoError(t, err)
+		require.False(t, got.Erased)
+		require.Equal(t, want, got.Name)
+	}
+	rename(b.st, "回滚", false) // made and cached a key, rolled back
+	rename(b.st, "甲", true)
+	check("甲")
+
+	other := storeWith(t, privacy.DevKeys)
+	require.NoError(t, b.tx(t, func(tx pgx.Tx) error { return other.DestroyCustomerKey(b.ctx, tx, "default", "old-1") }))
+	rename(b.st, "乙", true) // b.st still caches the destroyed key
+	check("乙")
+	var version int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT version FROM customer_keys WHERE customer_id = 'old-1'`).Scan(&version))
+	require.EqualValues(t, 2, version)
+}
