@@ -5,8 +5,10 @@
 // ENCRYPTION_KEYS) re-wraps the data keys still wrapped under an older KEK.
 // It works in batches, each committed on its own, logs when it starts, its
 // progress every LogEvery rows and when it is done, and keeps the gauge
-// huifang_intake_encryption_pending at the work left. Check refuses a key
-// ring that lacks key ids the database still needs.
+// huifang_intake_encryption_pending at the work left; each batch is recorded
+// in the audit log in its transaction (customers.reseal,
+// customer_keys.rewrap; tenant "*"). Check refuses a key ring that lacks key
+// ids the database still needs.
 package reseal
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/store"
 )
@@ -86,15 +89,15 @@ func (j *Job) Run(ctx context.Context) error {
 		return nil
 	}
 	steps := []struct {
-		work, what string
-		left       func(store.Pending) int64
-		page       func(ctx context.Context, tx pgx.Tx, after string) (int, string, error)
+		work, what, action, counts string
+		left                       func(store.Pending) int64
+		page                       func(ctx context.Context, tx pgx.Tx, after string) (int, string, error)
 	}{
-		{WorkReseal, "sealing customers under data keys of their own", func(p store.Pending) int64 { return p.Unsealed },
+		{WorkReseal, "sealing customers under data keys of their own", "customers.reseal", "customers", func(p store.Pending) int64 { return p.Unsealed },
 			func(ctx context.Context, tx pgx.Tx, after string) (int, string, error) {
 				return j.Store.ResealPage(ctx, tx, after, j.batch())
 			}},
-		{WorkRewrap, "re-wrapping data keys under the current ENCRYPTION_KEYS key", func(p store.Pending) int64 { return p.Rewrap },
+		{WorkRewrap, "re-wrapping data keys under the current ENCRYPTION_KEYS key", "customer_keys.rewrap", "keys", func(p store.Pending) int64 { return p.Rewrap },
 			func(ctx context.Context, tx pgx.Tx, _ string) (int, string, error) {
 				n, err := j.Store.RewrapPage(ctx, tx, j.batch())
 				return n, "", err
@@ -107,7 +110,15 @@ func (j *Job) Run(ctx context.Context) error {
 		start, done, logged := time.Now(), int64(0), int64(0)
 		log.InfoContext(ctx, s.what+": started", "work", s.work, "pending", s.left(p))
 		for s.left(p) > 0 {
-			n, err := j.round(ctx, s.page, func(n int) {
+			page := func(ctx context.Context, tx pgx.Tx, after string) (int, string, error) {
+				n, last, err := s.page(ctx, tx, after)
+				if err != nil || n == 0 {
+					return n, last, err
+				}
+				return n, last, audit.Append(ctx, tx, audit.Entry{Tenant: audit.AllTenants, Actor: audit.By(ctx, "intake"), Action: s.action,
+					Target: audit.Target{Kind: "encryption_key", ID: j.Store.CurrentKeyID()}, Detail: audit.Detail{s.counts: n}})
+			}
+			n, err := j.round(ctx, page, func(n int) {
 				done += int64(n)
 				if done-logged >= int64(j.logEvery()) {
 					logged = done

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
@@ -66,6 +67,15 @@ VALUES ($1, $2, $1, '客户' || $1, CASE WHEN $3 THEN '+861380000000' || $4 ELSE
 	require.Contains(t, logs, "re-wrapping data keys under the current ENCRYPTION_KEYS key: started")
 	require.Contains(t, logs, "re-wrapping data keys under the current ENCRYPTION_KEYS key: done")
 	require.Contains(t, logs, "done=7")
+
+	rows, err := pool.Query(ctx, `SELECT action || ' ' || target_id || ' ' || detail::text FROM audit_log WHERE tenant_id = '*' ORDER BY seq`)
+	require.NoError(t, err)
+	entries, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{
+		`customers.reseal dev {"customers":2}`, `customers.reseal dev {"customers":2}`, `customers.reseal dev {"customers":2}`, `customers.reseal dev {"customers":1}`,
+		`customer_keys.rewrap k2 {"keys":2}`, `customer_keys.rewrap k2 {"keys":2}`, `customer_keys.rewrap k2 {"keys":2}`, `customer_keys.rewrap k2 {"keys":1}`,
+	}, entries, "each batch is in the audit log")
 
 	retired := storeWith(t, newKey)
 	require.NoError(t, reseal.Check(ctx, pool, retired), "nothing needs the old key any more")

@@ -21,6 +21,9 @@ const (
 	fieldEmail = "email"
 )
 
+// CurrentKeyID is the id of the key new data keys are wrapped under.
+func (s *Store) CurrentKeyID() string { return s.keys().CurrentKeyID() }
+
 // storedKey is a customer's data key as customer_keys holds it.
 type storedKey struct {
 	version int64
