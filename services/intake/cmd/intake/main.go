@@ -73,7 +73,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if ring != cfg.EncryptionKeys || hashKey != cfg.HashKey || privacy.UsesDevKeys(ring, hashKey) {
+		if privacy.UsesDevKeys(ring, hashKey) { // only in DEV_MODE: keys refuses them otherwise
 			log.Warn("DEV_MODE: sealing with the committed development keys (ENCRYPTION_KEYS, HASH_KEY); never do this in production")
 		}
 		if cipher, err = privacy.New(ring, hashKey); err != nil {
