@@ -1,7 +1,10 @@
-// Package privacy keeps customers' contacts confidential: AES-GCM encryption
-// at rest with a key id for rotation, keyed hashes (HMAC-SHA256) for search,
-// and the masks API responses show (seed 000: information is confidential;
-// seed 001: employees must not leak customer data).
+// Package privacy keeps customers' data confidential: envelope encryption at
+// rest (a data key per customer sealing its fields, wrapped by a per-tenant
+// key-encryption key derived from the key ring; envelope.go), the key ring
+// itself (ENCRYPTION_KEYS, with key ids for rotation) sealing refused
+// payloads, keyed hashes (HMAC-SHA256) for search, and the masks API
+// responses show (seed 000: information is confidential; seed 001: employees
+// must not leak customer data).
 package privacy
 
 import (
