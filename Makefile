@@ -73,8 +73,8 @@ lint: $(BIN)/buf lint-deploy vulncheck ## buf lint, gofmt and go vet over every 
 vulncheck: ## govulncheck over every module, against golang.org/x/vulndb from the module proxy: fails when code calls a vulnerable function of a required module
 	cd scripts && go run ./cmd/huifang-vulncheck -db $(ROOT)/.dev/vulndb $(addprefix $(ROOT)/,$(MODULES))
 
-# The compose file needs its two passwords set to be read; any value will do here.
-COMPOSE_FILE_CHECK := POSTGRES_PASSWORD=lint GRAFANA_ADMIN_PASSWORD=lint
+# The compose file needs its passwords and intake's keys set to be read; any value will do here.
+COMPOSE_FILE_CHECK := POSTGRES_PASSWORD=lint GRAFANA_ADMIN_PASSWORD=lint ENCRYPTION_KEYS=lint HASH_KEY=lint
 .PHONY: lint-deploy
 lint-deploy: ## render the Kubernetes overlays and decode them strictly, parse the alert rules and dashboard queries as Prometheus would (offline); check the compose file when docker compose or docker-compose exists
 	cd deploy && go test -count=1 ./...
@@ -139,8 +139,8 @@ chaos: ## the long fault-injection suite (~20 min, its own Postgres and NATS): C
 	cd scripts && CHAOS_PROFILE=long CHAOS_REPORT=$(ROOT)/.dev/chaos/report.json go test $(CHAOS_FLAGS) -run '^TestChaos$$' ./chaos/ 2>&1 | tee $(ROOT)/.dev/chaos/chaos.log
 
 .PHONY: run
-run: build ## bring up the whole system with demo data (Ctrl-C stops what it started)
-	$(BIN)/huifang-dev -bin $(BIN)
+run: build ## bring up the whole system with demo data (Ctrl-C stops what it started; DEV_MODE: intake's development keys)
+	DEV_MODE=true $(BIN)/huifang-dev -bin $(BIN)
 
 .PHONY: clean
 clean: ## stop the dev Postgres and remove .dev/ and .bin/

@@ -58,7 +58,7 @@ var operatorKinds = []string{"postgresql.cnpg.io/v1/Cluster", "postgresql.cnpg.i
 // as the overlay's comments say.
 var externalSecrets = map[string][]string{
 	"dev":  nil,
-	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users"},
+	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys"},
 }
 
 type rendered struct {
@@ -170,6 +170,7 @@ func TestOverlaysRenderAndDecodeStrictly(t *testing.T) {
 			}
 			cfg := r.configMaps["huifang-config"]
 			require.NotNil(t, cfg)
+			require.NotContains(t, cfg.Data, "DEV_MODE", "development mode is no shared setting")
 			want := map[string]string{"dev": "1", "prod": "3"}[overlay]
 			require.Equal(t, want, cfg.Data["STREAM_REPLICAS"], "streams are R3 on the three-node NATS cluster")
 			require.True(t, strings.HasPrefix(cfg.Data["AUTH_ISSUER"], "https://"), "every call needs a token of an issuer reached over TLS")
@@ -238,6 +239,10 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 		for _, e := range c.Env {
 			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 				ref := e.ValueFrom.SecretKeyRef.Name
+				if opt := e.ValueFrom.SecretKeyRef.Optional; opt != nil && *opt {
+					require.Equal(t, "dev", overlay, "%s: only development may do without Secret %s", c.Name, ref)
+					continue
+				}
 				if _, ok := r.secrets[ref]; !ok {
 					require.Contains(t, externalSecrets[overlay], ref, "%s reads Secret %s, which nothing makes", c.Name, ref)
 				}
@@ -247,6 +252,7 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 
 	main := spec.Containers[0]
 	require.Len(t, spec.Containers, 1)
+	checkKeys(t, overlay, d.Name, main)
 	named := map[string]int32{}
 	for _, p := range main.Ports {
 		named[p.Name] = p.ContainerPort
@@ -312,6 +318,36 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 		}
 	}
 	require.True(t, ingress && egress, "NetworkPolicies restrict %s's traffic both ways", d.Name)
+}
+
+// checkKeys: intake reads ENCRYPTION_KEYS and HASH_KEY from Secret
+// huifang-intake-keys, never from a value in the manifests; only the
+// development overlay sets DEV_MODE (and may then do without the Secret).
+func checkKeys(t *testing.T, overlay, name string, c corev1.Container) {
+	t.Helper()
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if overlay == "dev" && name == "intake" {
+		require.Equal(t, "true", env["DEV_MODE"].Value, "the development overlay runs intake in DEV_MODE")
+	} else {
+		require.NotContains(t, env, "DEV_MODE", "%s %s: DEV_MODE only in development", overlay, name)
+	}
+	if name != "intake" {
+		return
+	}
+	for variable, key := range map[string]string{"ENCRYPTION_KEYS": "encryption-keys", "HASH_KEY": "hash-key"} {
+		e, ok := env[variable]
+		require.True(t, ok, "intake reads %s", variable)
+		require.Empty(t, e.Value, "%s: no value in the manifests", variable)
+		require.NotNil(t, e.ValueFrom, variable)
+		require.NotNil(t, e.ValueFrom.SecretKeyRef, "%s comes from a Secret", variable)
+		require.Equal(t, "huifang-intake-keys", e.ValueFrom.SecretKeyRef.Name, variable)
+		require.Equal(t, key, e.ValueFrom.SecretKeyRef.Key, variable)
+		optional := e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional
+		require.Equal(t, overlay == "dev", optional, "%s: required outside development", variable)
+	}
 }
 
 func envNames(c corev1.Container) []string {
@@ -442,7 +478,16 @@ func TestComposeTopology(t *testing.T) {
 		require.Equal(t, fmt.Sprintf(":%d", services[svc][1]), s.Environment["HTTP_ADDR"], name)
 		require.Contains(t, s.Environment["AUTH_ISSUER"], "${AUTH_ISSUER:?", "%s: the issuer is required", name)
 		require.Equal(t, svc, s.Build["args"].(map[string]any)["SERVICE"], name)
+		require.NotContains(t, s.Environment, "DEV_MODE", "%s: no development mode in the shipped compose file", name)
+		if svc == "intake" {
+			require.Contains(t, s.Environment["ENCRYPTION_KEYS"], "${ENCRYPTION_KEYS:?", "intake's keys are required")
+			require.Contains(t, s.Environment["HASH_KEY"], "${HASH_KEY:?", "intake's keys are required")
+		}
 	}
+	example, err := os.ReadFile("compose/env.example")
+	require.NoError(t, err)
+	require.Contains(t, string(example), "\nENCRYPTION_KEYS=\n", "no key in the example: each installation generates its own")
+	require.Contains(t, string(example), "\nHASH_KEY=\n")
 	require.Equal(t, map[string]int{"intake": 1, "scheduler": 2, "dispatch": 2, "feedback": 1, "analytics": 1}, replicas)
 
 	conf, err := os.ReadFile("compose/nats.conf")

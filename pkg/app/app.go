@@ -117,6 +117,10 @@ type Base struct {
 	// ErrMigrated, and Main exits 0): a Kubernetes init container or a
 	// migration Job runs the service's image this way before a rollout.
 	MigrateOnly bool `env:"MIGRATE_ONLY" default:"false"`
+	// DevMode marks a development or test run: a service may then fall
+	// back to the committed development secrets (intake's ENCRYPTION_KEYS
+	// and HASH_KEY), which it refuses otherwise. Never set it in production.
+	DevMode bool `env:"DEV_MODE" default:"false"`
 }
 
 // HTTPLimits are the bounds of the service's HTTP servers, from the

@@ -463,6 +463,9 @@ func (s *Stack) spawn(name string) error {
 	if svc == "dispatch" {
 		cmd.Env = append(cmd.Env, "INTAKE_ADDR="+s.GRPCAddr("intake"))
 	}
+	// A development and test stack: intake may use the committed
+	// development keys unless Env gives it keys of its own.
+	cmd.Env = append(cmd.Env, "DEV_MODE=true")
 	if s.cfg.LogLevel != "" {
 		cmd.Env = append(cmd.Env, "LOG_LEVEL="+s.cfg.LogLevel)
 	}

@@ -5,7 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
@@ -17,6 +20,7 @@ import (
 	"github.com/huifang/huifang/services/intake/internal/consumer"
 	"github.com/huifang/huifang/services/intake/internal/grpcapi"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
+	"github.com/huifang/huifang/services/intake/internal/reseal"
 	"github.com/huifang/huifang/services/intake/internal/store"
 	"github.com/huifang/huifang/services/intake/internal/tier"
 	"github.com/huifang/huifang/services/intake/internal/webhook"
@@ -31,10 +35,14 @@ type config struct {
 	// a port of their own; unset: on the service's HTTP port (8001) beside
 	// /healthz; "off" disables it.
 	WebhookAddr string `env:"WEBHOOK_ADDR"`
-	// EncryptionKeys is the AES key ring "id:base64key,...": the first seals
-	// new data, all open old data (rotation). Unset: a development key.
+	// EncryptionKeys is the AES key ring "id:base64key,...": each key gives
+	// every tenant a key-encryption key (HKDF) that wraps its customers'
+	// data keys; the first wraps new data keys and seals refused payloads,
+	// all unwrap (rotation). Required unless DEV_MODE (then unset: the
+	// development key).
 	EncryptionKeys string `env:"ENCRYPTION_KEYS,secret"`
-	// HashKey (base64, >= 16 bytes) keys the search hashes of phones and emails.
+	// HashKey (base64, >= 16 bytes) keys the search hashes of phones and
+	// emails. Required unless DEV_MODE.
 	HashKey string `env:"HASH_KEY,secret"`
 	// TierRules are the tier rules in JSON; the default is the auto dealer's
 	// key-customer rule (seed 000).
@@ -66,18 +74,18 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := app.LoadConfig(log, "intake", &cfg); err != nil {
 		return err
 	}
-	if cfg.EncryptionKeys == "" || cfg.HashKey == "" {
-		log.Warn("ENCRYPTION_KEYS or HASH_KEY unset: using the development keys; never do this in production")
-		if cfg.EncryptionKeys == "" {
-			cfg.EncryptionKeys = privacy.DevKeys
+	var cipher *privacy.Cipher
+	if !cfg.MigrateOnly { // migrations need no keys
+		ring, hashKey, err := keys(cfg)
+		if err != nil {
+			return err
 		}
-		if cfg.HashKey == "" {
-			cfg.HashKey = privacy.DevHashKey
+		if privacy.UsesDevKeys(ring, hashKey) { // only in DEV_MODE: keys refuses them otherwise
+			log.Warn("DEV_MODE: sealing with the committed development keys (ENCRYPTION_KEYS, HASH_KEY); never do this in production")
 		}
-	}
-	cipher, err := privacy.New(cfg.EncryptionKeys, cfg.HashKey)
-	if err != nil {
-		return err
+		if cipher, err = privacy.New(ring, hashKey); err != nil {
+			return err
+		}
 	}
 	if cfg.TierRules == "" {
 		cfg.TierRules = tier.DefaultRules
@@ -96,7 +104,14 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Close(ctx)
 		return err
 	}
-	a := &intake.App{DB: rt.Pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Relay: rt.Relay, Now: time.Now, Log: log,
+	st := &store.Store{Cipher: cipher}
+	// A ring that lacks a key id still in use (a key retired before the
+	// re-encryption moved everything off it) is refused, naming it.
+	if err := reseal.Check(ctx, rt.Pool, st); err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	a := &intake.App{DB: rt.Pool, Store: st, Rules: rules, Relay: rt.Relay, Now: time.Now, Log: log,
 		MaxEventBytes: cfg.MaxEventBytes, Reveals: intake.Reveals{
 			Staff:    auth.NewLimiter(auth.RateLimit{Rate: cfg.RevealRate / 60, Burst: cfg.RevealBurst}, nil),
 			Services: auth.NewLimiter(auth.RateLimit{Rate: cfg.RevealServiceRate, Burst: cfg.RevealServiceBurst}, nil),
@@ -105,11 +120,16 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Close(ctx)
 		return err
 	}
+	pending := reseal.NewGauge()
+	rt.Metrics.MustRegister(pending)
 
 	// The NATS ingress: one durable, INGRESS_WORKERS handlers.
 	rt.Consume(consumer.Ingress(a), app.Workers(max(1, cfg.IngressWorkers)))
 
-	// Background work: the re-hash after a HASH_KEY change (once), the tier refresh.
+	// Background work: the re-encryption under per-customer data keys and
+	// the re-wrap after a rotation (once), the re-hash after a HASH_KEY
+	// change (once), the tier refresh.
+	rt.Go("reseal", (&reseal.Job{DB: rt.Pool, Store: st, Log: log, Pending: pending}).Run)
 	rt.Go("rehash", a.RehashStale)
 	if cfg.TierRefresh > 0 {
 		rt.Loop(&loop.Loop{Name: "tier-refresh", Every: cfg.TierRefresh,
@@ -129,6 +149,42 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Go("webhook", func(ctx context.Context) error { return webhook.Serve(ctx, log, addr, cfg.HTTPLimits(), a, rt.Guard) })
 	}
 	return rt.Run(ctx)
+}
+
+// ErrKeys is the refusal to start without real keys outside DEV_MODE.
+var ErrKeys = errors.New("intake: ENCRYPTION_KEYS and HASH_KEY must be set to keys of your own")
+
+// keys are the key ring and hash key intake runs with: those configured.
+// Unset or the committed development keys are refused unless DEV_MODE,
+// which fills in what is unset with the development keys.
+func keys(cfg config) (ring, hashKey string, err error) {
+	ring, hashKey = strings.TrimSpace(cfg.EncryptionKeys), strings.TrimSpace(cfg.HashKey)
+	if cfg.DevMode {
+		if ring == "" {
+			ring = privacy.DevKeys
+		}
+		if hashKey == "" {
+			hashKey = privacy.DevHashKey
+		}
+		return ring, hashKey, nil
+	}
+	var problems []string
+	if ring == "" {
+		problems = append(problems, "ENCRYPTION_KEYS is unset")
+	}
+	if hashKey == "" {
+		problems = append(problems, "HASH_KEY is unset")
+	}
+	if len(problems) == 0 && privacy.UsesDevKeys(ring, hashKey) {
+		problems = append(problems, "ENCRYPTION_KEYS (its first key) or HASH_KEY is the committed development key")
+	}
+	if len(problems) > 0 {
+		return "", "", fmt.Errorf("%w (%s): generate each key with `openssl rand -base64 32` and set "+
+			"ENCRYPTION_KEYS=<id>:<base64 key> (e.g. ENCRYPTION_KEYS=k2026:Zm9v…=, the first key current) and HASH_KEY=<base64 key>; "+
+			"see docs/configuration.md, \"Encryption keys\"; DEV_MODE=true uses the development keys (development and tests only)",
+			ErrKeys, strings.Join(problems, "; "))
+	}
+	return ring, hashKey, nil
 }
 
 // webhookAddr is where the webhook listens: the HTTP address (served by the

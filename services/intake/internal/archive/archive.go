@@ -101,6 +101,10 @@ type Customer struct {
 	UpdatedAt time.Time
 	// Metrics are the figures the tier was (or is to be) evaluated from.
 	Metrics tier.Metrics
+	// Erased: the customer's data key was destroyed (crypto-shredding), so
+	// its name, phone and email can no longer be read; they are empty. A
+	// save seals what the customer holds then under a new data key.
+	Erased bool
 }
 
 // Merge applies in to cur by the archive's rule and returns the names of the

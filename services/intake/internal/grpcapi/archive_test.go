@@ -257,10 +257,11 @@ func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	r := ingest(t, srv, `{"source_system":"erp","source_event_id":"e-1","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","customer":{"external_id":"c-1","name":"王芳","phone":"+8613800138000","email":"wang.fang@example.com"}}`)
 	var phone, email, keyID string
 	var phoneEnc []byte
-	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT phone, email, key_id, phone_enc FROM customers`).Scan(&phone, &email, &keyID, &phoneEnc))
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT c.phone, c.email, k.kek_id, c.phone_enc FROM customers c JOIN customer_keys k ON k.customer_id = c.id`).
+		Scan(&phone, &email, &keyID, &phoneEnc))
 	require.Empty(t, phone)
 	require.Empty(t, email)
-	require.Equal(t, "dev", keyID)
+	require.Equal(t, "dev", keyID, "the customer's data key is wrapped under the current key")
 	require.NotContains(t, string(phoneEnc), "13800138000")
 	require.Equal(t, 0, count(t, srv, `SELECT count(*) FROM customers WHERE position('example'::bytea in email_enc) > 0`))
 
@@ -292,7 +293,9 @@ func TestContactsEncryptedMaskedAndRotated(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "+8613800138000", rv.Phone)
 	ingest(t, srv, `{"source_system":"erp","source_event_id":"e-2","service_type":"repair","completed_at":"2026-11-21T10:00:00Z","customer":{"external_id":"c-1","phone":"+8613900139000"}}`)
-	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT key_id FROM customers`).Scan(&keyID))
+	_, err = srv.App.Store.RewrapPage(ctx, srv.App.DB, 10) // the background re-wrap
+	require.NoError(t, err)
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT kek_id FROM customer_keys`).Scan(&keyID))
 	require.Equal(t, "k2", keyID)
 	c, err = srv.GetCustomer(ctx, &intakev1.GetCustomerRequest{Phone: "+8613900139000", Purpose: "inbound call"})
 	require.NoError(t, err)

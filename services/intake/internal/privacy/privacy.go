@@ -1,7 +1,10 @@
-// Package privacy keeps customers' contacts confidential: AES-GCM encryption
-// at rest with a key id for rotation, keyed hashes (HMAC-SHA256) for search,
-// and the masks API responses show (seed 000: information is confidential;
-// seed 001: employees must not leak customer data).
+// Package privacy keeps customers' data confidential: envelope encryption at
+// rest (a data key per customer sealing its fields, wrapped by a per-tenant
+// key-encryption key derived from the key ring; envelope.go), the key ring
+// itself (ENCRYPTION_KEYS, with key ids for rotation) sealing refused
+// payloads, keyed hashes (HMAC-SHA256) for search, and the masks API
+// responses show (seed 000: information is confidential; seed 001: employees
+// must not leak customer data).
 package privacy
 
 import (
@@ -15,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -27,8 +31,14 @@ const DevKeys = "dev:ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24=" // "dev-key-d
 const DevHashKey = "ZGV2LWhhc2gta2V5LWRvLW5vdC11c2UtaW4tcHJvZHVjdGlvbg=="
 
 // Cipher encrypts with the current key and decrypts with any key of the ring.
+// Customers' fields are sealed under per-customer data keys (see DataKey);
+// the ring itself seals refused payloads, opens the contacts sealed before
+// data keys, and is what RingWrapper derives the tenants' key-encryption
+// keys from.
 type Cipher struct {
 	current string
+	ids     []string
+	raw     map[string][]byte
 	aeads   map[string]cipher.AEAD
 	hashKey []byte
 }
@@ -37,7 +47,7 @@ type Cipher struct {
 // 16, 24 or 32 bytes; the first is current: new data is sealed with it) and
 // a base64 hash key (at least 16 bytes).
 func New(ring, hashKey string) (*Cipher, error) {
-	c := &Cipher{aeads: map[string]cipher.AEAD{}}
+	c := &Cipher{aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
 	for i, part := range strings.Split(ring, ",") {
 		id, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
 		if !ok || id == "" {
@@ -59,6 +69,8 @@ func New(ring, hashKey string) (*Cipher, error) {
 			return nil, fmt.Errorf("privacy: key id %q appears twice", id)
 		}
 		c.aeads[id] = aead
+		c.raw[id] = key
+		c.ids = append(c.ids, id)
 		if i == 0 {
 			c.current = id
 		}
@@ -76,6 +88,15 @@ func New(ring, hashKey string) (*Cipher, error) {
 
 // KeyID is the id of the key new data is sealed with.
 func (c *Cipher) KeyID() string { return c.current }
+
+// KeyIDs are the ids of the ring's keys, the current one first.
+func (c *Cipher) KeyIDs() []string { return slices.Clone(c.ids) }
+
+// HasKey tells whether the ring holds the key id.
+func (c *Cipher) HasKey(id string) bool {
+	_, ok := c.aeads[id]
+	return ok
+}
 
 // Seal encrypts plain with the current key; empty stays empty (nil).
 // The nonce is prepended to the ciphertext.
@@ -233,4 +254,17 @@ func MaskText(s string) string {
 		}
 		return MaskPhone(m)
 	})
+}
+
+// devKeyMaterial is the key of DevKeys.
+const devKeyMaterial = "ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24="
+
+// UsesDevKeys tells whether a configuration seals with the committed
+// development keys: its current (first) key is DevKeys' key, whatever its
+// id, or the hash key is DevHashKey. The development key may stay later in
+// the ring, to open what it sealed while moving off it.
+func UsesDevKeys(ring, hashKey string) bool {
+	first, _, _ := strings.Cut(ring, ",")
+	_, b64, _ := strings.Cut(strings.TrimSpace(first), ":")
+	return b64 == devKeyMaterial || strings.TrimSpace(hashKey) == DevHashKey
 }

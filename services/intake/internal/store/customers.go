@@ -14,35 +14,58 @@ import (
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/privacy"
 )
 
-const customerColumns = `id, tenant_id, external_id, name, phone, email, phone_enc, email_enc, key_id, tier, kind, referred_by, org_unit,
-  owner_ids, preferences, version, source_updated_at, updated_at`
+// selectCustomers reads customers with their data keys (customer_keys as
+// ck); a query adds its WHERE clause, and locks with FOR UPDATE OF customers.
+const selectCustomers = `SELECT id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
+  ck.key_version, ck.kek_id, ck.wrapped, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at
+FROM customers LEFT JOIN LATERAL (SELECT k.version AS key_version, k.kek_id, k.wrapped FROM customer_keys k
+  WHERE k.tenant_id = customers.tenant_id AND k.customer_id = customers.id) ck ON true`
 
-// scanCustomer reads a customer row, contacts decrypted (rows written
-// before encryption keep clear contacts until their next save).
-func (s *Store) scanCustomer(row pgx.Row) (*archive.Customer, error) {
+// scanCustomer reads a customer row, its name, phone and email opened with
+// its data key. A customer whose data key was destroyed reads with Erased
+// set and those fields empty. Rows not yet re-sealed (dek_version 0) read as
+// they were stored: a clear name, contacts sealed under the ring key key_id
+// or, before that, in clear.
+func (s *Store) scanCustomer(ctx context.Context, row pgx.Row) (*archive.Customer, error) {
 	var (
-		c                  archive.Customer
-		legacyPhone, legEm string
-		phoneEnc, emailEnc []byte
-		keyID              string
-		prefs              []byte
+		c                           archive.Customer
+		clearName, clearPh, clearEm string
+		nameEnc, phoneEnc, emailEnc []byte
+		ringKeyID                   string
+		dekVersion                  int64
+		keyVersion                  *int64
+		kekID                       *string
+		wrapped                     []byte
+		prefs                       []byte
 	)
-	err := row.Scan(&c.ID, &c.TenantID, &c.ExternalID, &c.Name, &legacyPhone, &legEm, &phoneEnc, &emailEnc, &keyID, &c.Tier, &c.Kind,
-		&c.ReferredBy, &c.OrgUnit, &c.Owners, &prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
+	err := row.Scan(&c.ID, &c.TenantID, &c.ExternalID, &clearName, &clearPh, &clearEm, &nameEnc, &phoneEnc, &emailEnc, &ringKeyID, &dekVersion,
+		&keyVersion, &kekID, &wrapped, &c.Tier, &c.Kind, &c.ReferredBy, &c.OrgUnit, &c.Owners, &prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, wrap("read customer", err)
 	}
-	c.Phone, c.Email = legacyPhone, legEm
-	if len(phoneEnc) > 0 {
-		if c.Phone, err = s.Cipher.Open(keyID, phoneEnc); err != nil {
-			return nil, fmt.Errorf("store: customer %s phone: %w", c.ID, err)
+	switch {
+	case dekVersion == 0:
+		if err := s.openLegacy(&c, clearName, clearPh, clearEm, ringKeyID, phoneEnc, emailEnc); err != nil {
+			return nil, err
 		}
-	}
-	if len(emailEnc) > 0 {
-		if c.Email, err = s.Cipher.Open(keyID, emailEnc); err != nil {
-			return nil, fmt.Errorf("store: customer %s email: %w", c.ID, err)
+	case keyVersion == nil || *keyVersion != dekVersion:
+		c.Erased = true
+	default:
+		dk, err := s.openKey(ctx, c.TenantID, c.ID, storedKey{version: dekVersion, kekID: *kekID, wrapped: wrapped})
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range []struct {
+			name string
+			dst  *string
+			data []byte
+		}{{fieldName, &c.Name, nameEnc}, {fieldPhone, &c.Phone, phoneEnc}, {fieldEmail, &c.Email, emailEnc}} {
+			if *f.dst, err = dk.Open(f.data, privacy.FieldAAD(c.TenantID, c.ID, f.name, dekVersion)); err != nil {
+				return nil, fmt.Errorf("store: customer %s %s: %w", c.ID, f.name, err)
+			}
 		}
 	}
 	if len(prefs) > 2 {
@@ -55,12 +78,29 @@ func (s *Store) scanCustomer(row pgx.Row) (*archive.Customer, error) {
 	return &c, nil
 }
 
+// openLegacy reads the fields of a row not yet sealed under a data key.
+func (s *Store) openLegacy(c *archive.Customer, name, phone, email, ringKeyID string, phoneEnc, emailEnc []byte) error {
+	c.Name, c.Phone, c.Email = name, phone, email
+	var err error
+	if len(phoneEnc) > 0 {
+		if c.Phone, err = s.Cipher.Open(ringKeyID, phoneEnc); err != nil {
+			return fmt.Errorf("store: customer %s phone: %w", c.ID, err)
+		}
+	}
+	if len(emailEnc) > 0 {
+		if c.Email, err = s.Cipher.Open(ringKeyID, emailEnc); err != nil {
+			return fmt.Errorf("store: customer %s email: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
 // scanCustomers reads the customer rows of a query.
-func (s *Store) scanCustomers(rows pgx.Rows, op string) ([]*archive.Customer, error) {
+func (s *Store) scanCustomers(ctx context.Context, rows pgx.Rows, op string) ([]*archive.Customer, error) {
 	defer rows.Close()
 	var out []*archive.Customer
 	for rows.Next() {
-		c, err := s.scanCustomer(rows)
+		c, err := s.scanCustomer(ctx, rows)
 		if err != nil {
 			return nil, err
 		}
@@ -72,8 +112,9 @@ func (s *Store) scanCustomers(rows pgx.Rows, op string) ([]*archive.Customer, er
 	return out, nil
 }
 
-// save writes the customer as it is, contacts sealed with the current key
-// and hashed with the current hash key.
+// save writes the customer as it is: name, phone and email sealed under
+// its data key (made when it has none), the clear columns and the old ring
+// key id cleared, contacts hashed with the current hash key.
 func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Customer) error {
 	prefs := []byte("{}")
 	if c.Preferences != nil {
@@ -86,16 +127,43 @@ func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Custome
 	if owners == nil {
 		owners = []string{}
 	}
-	_, err := q.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, phone_enc, email_enc, key_id, phone_hash, email_hash,
-  tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id)
-VALUES ($1, $2, $3, $4, '', '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = '', email = '', phone_enc = EXCLUDED.phone_enc, email_enc = EXCLUDED.email_enc,
-  key_id = EXCLUDED.key_id, phone_hash = EXCLUDED.phone_hash, email_hash = EXCLUDED.email_hash, hash_key_id = EXCLUDED.hash_key_id, tier = EXCLUDED.tier, kind = EXCLUDED.kind,
-  referred_by = EXCLUDED.referred_by, org_unit = EXCLUDED.org_unit, owner_ids = EXCLUDED.owner_ids, preferences = EXCLUDED.preferences,
-  version = EXCLUDED.version, source_updated_at = EXCLUDED.source_updated_at, updated_at = EXCLUDED.updated_at`,
-		c.ID, c.TenantID, c.ExternalID, c.Name, s.Cipher.Seal(c.Phone), s.Cipher.Seal(c.Email), s.Cipher.KeyID(),
-		s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
-		c.Version, c.SourceUpdatedAt, c.UpdatedAt, s.Cipher.HashKeyID())
+	hashes := []any{s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), s.Cipher.HashKeyID()}
+	// The fast way: the data key cached last, when it is still the one
+	// stored (checked in the same statement: a key cached by a transaction
+	// that rolled back, or since destroyed or re-wrapped, is not used).
+	if ver, wrapped, dk, ok := s.keyCache().Latest(c.TenantID, c.ID); ok {
+		sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
+		tag, err := q.Exec(ctx, `UPDATE customers SET name = '', phone = '', email = '', name_enc = $4, phone_enc = $5, email_enc = $6, key_id = '',
+  dek_version = $7, phone_hash = $8, email_hash = $9, hash_key_id = $10, tier = $11, kind = $12, referred_by = $13, org_unit = $14, owner_ids = $15,
+  preferences = $16, version = $17, source_updated_at = $18, updated_at = $19, external_id = $3
+WHERE id = $1 AND tenant_id = $2
+  AND EXISTS (SELECT 1 FROM customer_keys WHERE tenant_id = $2 AND customer_id = $1 AND version = $7 AND wrapped = $20)`,
+			c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
+			hashes[0], hashes[1], hashes[2], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
+			c.Version, c.SourceUpdatedAt, c.UpdatedAt, wrapped)
+		if err != nil {
+			return wrap("save customer", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+	}
+	dk, ver, err := s.dataKey(ctx, q, c.TenantID, c.ID)
+	if err != nil {
+		return err
+	}
+	sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
+	_, err = q.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
+  phone_hash, email_hash, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id)
+VALUES ($1, $2, $3, '', '', '', $4, $5, $6, '', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+ON CONFLICT (id) DO UPDATE SET name = '', phone = '', email = '', name_enc = EXCLUDED.name_enc, phone_enc = EXCLUDED.phone_enc,
+  email_enc = EXCLUDED.email_enc, key_id = '', dek_version = EXCLUDED.dek_version, phone_hash = EXCLUDED.phone_hash, email_hash = EXCLUDED.email_hash,
+  hash_key_id = EXCLUDED.hash_key_id, tier = EXCLUDED.tier, kind = EXCLUDED.kind, referred_by = EXCLUDED.referred_by, org_unit = EXCLUDED.org_unit,
+  owner_ids = EXCLUDED.owner_ids, preferences = EXCLUDED.preferences, version = EXCLUDED.version, source_updated_at = EXCLUDED.source_updated_at,
+  updated_at = EXCLUDED.updated_at`,
+		c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
+		hashes[0], hashes[1], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
+		c.Version, c.SourceUpdatedAt, c.UpdatedAt, hashes[2])
 	return wrap("save customer", err)
 }
 
@@ -110,14 +178,14 @@ func (s *Store) Customer(ctx context.Context, q postgres.Querier, k CustomerKey)
 	var row pgx.Row
 	switch {
 	case k.ID != "":
-		row = q.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = $1 AND id = $2`, k.Tenant, k.ID)
+		row = q.QueryRow(ctx, selectCustomers+` WHERE tenant_id = $1 AND id = $2`, k.Tenant, k.ID)
 	case k.ExternalID != "":
-		row = q.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = $1 AND external_id = $2`, k.Tenant, k.ExternalID)
+		row = q.QueryRow(ctx, selectCustomers+` WHERE tenant_id = $1 AND external_id = $2`, k.Tenant, k.ExternalID)
 	default:
-		row = q.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = $1 AND phone_hash = $2 ORDER BY updated_at DESC LIMIT 1`,
+		row = q.QueryRow(ctx, selectCustomers+` WHERE tenant_id = $1 AND phone_hash = $2 ORDER BY updated_at DESC LIMIT 1`,
 			k.Tenant, s.Cipher.HashPhone(k.Phone))
 	}
-	return s.scanCustomer(row)
+	return s.scanCustomer(ctx, row)
 }
 
 // CustomerFilter narrows Customers.
@@ -131,13 +199,13 @@ type CustomerFilter struct {
 
 // Customers lists customers by id after the cursor.
 func (s *Store) Customers(ctx context.Context, q postgres.Querier, f CustomerFilter, limit int, afterID string) ([]*archive.Customer, error) {
-	rows, err := q.Query(ctx, `SELECT `+customerColumns+` FROM customers
+	rows, err := q.Query(ctx, selectCustomers+`
 WHERE tenant_id = $1 AND ($2 = '' OR tier = $2) AND ($5 = 0 OR cardinality(owner_ids) < $5) AND id > $3 ORDER BY id LIMIT $4`,
 		f.Tenant, f.Tier, afterID, limit, f.FewerOwnersThan)
 	if err != nil {
 		return nil, wrap("list customers", err)
 	}
-	return s.scanCustomers(rows, "list customers")
+	return s.scanCustomers(ctx, rows, "list customers")
 }
 
 // UpdateFunc decides a change of a locked customer: it changes c and says
@@ -147,7 +215,7 @@ type UpdateFunc func(c *archive.Customer) (save bool, err error)
 // update runs fn on the customer that row read and locked (SELECT … FOR
 // UPDATE) and saves it when fn says so.
 func (s *Store) update(ctx context.Context, q postgres.Querier, row pgx.Row, fn UpdateFunc) (*archive.Customer, error) {
-	c, err := s.scanCustomer(row)
+	c, err := s.scanCustomer(ctx, row)
 	if err != nil {
 		return nil, err
 	}
@@ -161,12 +229,12 @@ func (s *Store) update(ctx context.Context, q postgres.Querier, row pgx.Row, fn 
 // UpdateCustomer locks the customer by id (SELECT … FOR UPDATE), lets fn
 // decide and saves it when fn says so; ErrNotFound when there is none.
 func (s *Store) UpdateCustomer(ctx context.Context, q postgres.Querier, tenant, id string, fn UpdateFunc) (*archive.Customer, error) {
-	return s.update(ctx, q, q.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id), fn)
+	return s.update(ctx, q, q.QueryRow(ctx, selectCustomers+` WHERE tenant_id = $1 AND id = $2 FOR UPDATE OF customers`, tenant, id), fn)
 }
 
 // UpdateCustomerByExternalID is UpdateCustomer by the upstream system's id.
 func (s *Store) UpdateCustomerByExternalID(ctx context.Context, q postgres.Querier, tenant, externalID string, fn UpdateFunc) (*archive.Customer, error) {
-	return s.update(ctx, q, q.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = $1 AND external_id = $2 FOR UPDATE`, tenant, externalID), fn)
+	return s.update(ctx, q, q.QueryRow(ctx, selectCustomers+` WHERE tenant_id = $1 AND external_id = $2 FOR UPDATE OF customers`, tenant, externalID), fn)
 }
 
 // UpsertCustomer locks the customer (tenant, externalID), creating it first
@@ -178,10 +246,10 @@ func (s *Store) UpdateCustomerByExternalID(ctx context.Context, q postgres.Queri
 func (s *Store) UpsertCustomer(ctx context.Context, q postgres.Querier, tenant, externalID string, at time.Time,
 	fn func(c *archive.Customer, created bool) (save bool, err error)) (*archive.Customer, error) {
 	lock := func() pgx.Row {
-		return q.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = $1 AND external_id = $2 FOR UPDATE`, tenant, externalID)
+		return q.QueryRow(ctx, selectCustomers+` WHERE tenant_id = $1 AND external_id = $2 FOR UPDATE OF customers`, tenant, externalID)
 	}
 	created := false
-	c, err := s.scanCustomer(lock())
+	c, err := s.scanCustomer(ctx, lock())
 	if errors.Is(err, ErrNotFound) {
 		tag, err := q.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, source_updated_at, version) VALUES ($1, $2, $3, $4, 0)
 ON CONFLICT (tenant_id, external_id) DO NOTHING`, outbox.NewEventID(), tenant, externalID, at)
@@ -189,7 +257,7 @@ ON CONFLICT (tenant_id, external_id) DO NOTHING`, outbox.NewEventID(), tenant, e
 			return nil, wrap("create customer", err)
 		}
 		created = tag.RowsAffected() == 1
-		c, err = s.scanCustomer(lock())
+		c, err = s.scanCustomer(ctx, lock())
 		if err != nil {
 			return nil, err
 		}
@@ -208,11 +276,11 @@ ON CONFLICT (tenant_id, external_id) DO NOTHING`, outbox.NewEventID(), tenant, e
 // writer re-evaluates them), and saves those fn says to. It returns how many
 // it read and the last id, the cursor of the next page.
 func (s *Store) UpdateTiered(ctx context.Context, q postgres.Querier, afterID string, limit int, fn UpdateFunc) (int, string, error) {
-	rows, err := q.Query(ctx, `SELECT `+customerColumns+` FROM customers WHERE tier <> '' AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, afterID, limit)
+	rows, err := q.Query(ctx, selectCustomers+` WHERE tier <> '' AND id > $1 ORDER BY id LIMIT $2 FOR UPDATE OF customers SKIP LOCKED`, afterID, limit)
 	if err != nil {
 		return 0, afterID, wrap("tiered customers", err)
 	}
-	page, err := s.scanCustomers(rows, "tiered customers")
+	page, err := s.scanCustomers(ctx, rows, "tiered customers")
 	if err != nil {
 		return 0, afterID, err
 	}
@@ -235,11 +303,11 @@ func (s *Store) UpdateTiered(ctx context.Context, q postgres.Querier, afterID st
 // SealLegacyContacts seals the contacts of the rows written before
 // encryption (saved again as they are, stamped now) and returns how many.
 func (s *Store) SealLegacyContacts(ctx context.Context, q postgres.Querier, now time.Time) (int, error) {
-	rows, err := q.Query(ctx, `SELECT `+customerColumns+` FROM customers WHERE phone <> '' OR email <> '' FOR UPDATE`)
+	rows, err := q.Query(ctx, selectCustomers+` WHERE phone <> '' OR email <> '' FOR UPDATE OF customers`)
 	if err != nil {
 		return 0, wrap("legacy customers", err)
 	}
-	legacy, err := s.scanCustomers(rows, "legacy customers")
+	legacy, err := s.scanCustomers(ctx, rows, "legacy customers")
 	if err != nil {
 		return 0, err
 	}

@@ -14,12 +14,12 @@ import (
 // many it re-hashed and the last id, the cursor of the next page.
 func (s *Store) RehashPage(ctx context.Context, q postgres.Querier, afterID string, limit int) (int, string, error) {
 	keyID := s.Cipher.HashKeyID()
-	rows, err := q.Query(ctx, `SELECT `+customerColumns+` FROM customers
-WHERE id > $1 AND hash_key_id <> $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED`, afterID, keyID, limit)
+	rows, err := q.Query(ctx, selectCustomers+`
+WHERE id > $1 AND hash_key_id <> $2 ORDER BY id LIMIT $3 FOR UPDATE OF customers SKIP LOCKED`, afterID, keyID, limit)
 	if err != nil {
 		return 0, afterID, wrap("stale hashes", err)
 	}
-	page, err := s.scanCustomers(rows, "stale hashes")
+	page, err := s.scanCustomers(ctx, rows, "stale hashes")
 	if err != nil {
 		return 0, afterID, err
 	}
