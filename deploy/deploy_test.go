@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,7 +59,7 @@ var operatorKinds = []string{"postgresql.cnpg.io/v1/Cluster", "postgresql.cnpg.i
 // as the overlay's comments say.
 var externalSecrets = map[string][]string{
 	"dev":  nil,
-	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys"},
+	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client"},
 }
 
 type rendered struct {
@@ -252,7 +253,7 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 
 	main := spec.Containers[0]
 	require.Len(t, spec.Containers, 1)
-	checkKeys(t, overlay, d.Name, main)
+	checkKeys(t, overlay, r, d.Name, main)
 	named := map[string]int32{}
 	for _, p := range main.Ports {
 		named[p.Name] = p.ContainerPort
@@ -323,7 +324,8 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 // checkKeys: intake reads ENCRYPTION_KEYS and HASH_KEY from Secret
 // huifang-intake-keys, never from a value in the manifests; only the
 // development overlay sets DEV_MODE (and may then do without the Secret).
-func checkKeys(t *testing.T, overlay, name string, c corev1.Container) {
+// Only dispatch has a client secret (checkDispatchClient).
+func checkKeys(t *testing.T, overlay string, r rendered, name string, c corev1.Container) {
 	t.Helper()
 	env := map[string]corev1.EnvVar{}
 	for _, e := range c.Env {
@@ -333,6 +335,11 @@ func checkKeys(t *testing.T, overlay, name string, c corev1.Container) {
 		require.Equal(t, "true", env["DEV_MODE"].Value, "the development overlay runs intake in DEV_MODE")
 	} else {
 		require.NotContains(t, env, "DEV_MODE", "%s %s: DEV_MODE only in development", overlay, name)
+	}
+	if name == "dispatch" {
+		checkDispatchClient(t, overlay, r, env)
+	} else {
+		require.NotContains(t, env, "AUTH_CLIENT_SECRET", "%s %s: only dispatch calls another service", overlay, name)
 	}
 	if name != "intake" {
 		return
@@ -347,6 +354,119 @@ func checkKeys(t *testing.T, overlay, name string, c corev1.Container) {
 		require.Equal(t, key, e.ValueFrom.SecretKeyRef.Key, variable)
 		optional := e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional
 		require.Equal(t, overlay == "dev", optional, "%s: required outside development", variable)
+	}
+}
+
+// admits reports whether a policy of the given type lets from's pods reach
+// to's pods on port (intake's gRPC port, named grpc on the pods): an egress
+// rule of a policy selecting from, or an ingress rule of one selecting to.
+func admits(t *testing.T, policies []*networkingv1.NetworkPolicy, pt networkingv1.PolicyType, from, to *appsv1.Deployment, port int32) bool {
+	t.Helper()
+	own, peer := labels.Set(from.Spec.Template.Labels), labels.Set(to.Spec.Template.Labels)
+	if pt == networkingv1.PolicyTypeIngress {
+		own, peer = peer, own
+	}
+	for _, np := range policies {
+		if !slices.Contains(np.Spec.PolicyTypes, pt) {
+			continue
+		}
+		s, err := metaSelector(&np.Spec.PodSelector)
+		require.NoError(t, err)
+		if !s.Matches(own) {
+			continue
+		}
+		type rule struct {
+			ports []networkingv1.NetworkPolicyPort
+			peers []networkingv1.NetworkPolicyPeer
+		}
+		var rules []rule
+		for _, r := range np.Spec.Ingress {
+			rules = append(rules, rule{r.Ports, r.From})
+		}
+		if pt == networkingv1.PolicyTypeEgress {
+			rules = nil
+			for _, r := range np.Spec.Egress {
+				rules = append(rules, rule{r.Ports, r.To})
+			}
+		}
+		for _, r := range rules {
+			if !portAdmits(r.ports, "grpc", port) {
+				continue
+			}
+			for _, p := range r.peers {
+				if p.PodSelector == nil || p.NamespaceSelector != nil {
+					continue
+				}
+				ps, err := metaSelector(p.PodSelector)
+				require.NoError(t, err)
+				if ps.Matches(peer) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// portAdmits reports whether a rule's ports take a container port, by its
+// name or its number (no ports, or a port without a number, take all).
+func portAdmits(ports []networkingv1.NetworkPolicyPort, name string, number int32) bool {
+	if len(ports) == 0 {
+		return true
+	}
+	for _, p := range ports {
+		switch {
+		case p.Port == nil:
+			return true
+		case p.Port.Type == intstr.String && p.Port.StrVal == name:
+			return true
+		case p.Port.Type == intstr.Int && p.Port.IntVal == number:
+			return true
+		case p.Port.Type == intstr.Int && p.EndPort != nil && p.Port.IntVal <= number && number <= *p.EndPort:
+			return true
+		}
+	}
+	return false
+}
+
+// checkDispatchClient: dispatch calls intake's gRPC port through the intake
+// Service (INTAKE_ADDR) on its own account, with AUTH_CLIENT_SECRET from
+// Secret huifang-dispatch-client (key client-secret), never from a value in
+// the manifests; and it checks intake's certificate wherever intake serves
+// gRPC over TLS.
+func checkDispatchClient(t *testing.T, overlay string, r rendered, env map[string]corev1.EnvVar) {
+	t.Helper()
+	e, ok := env["AUTH_CLIENT_SECRET"]
+	require.True(t, ok, "dispatch reads AUTH_CLIENT_SECRET")
+	require.Empty(t, e.Value, "AUTH_CLIENT_SECRET: no value in the manifests")
+	require.NotNil(t, e.ValueFrom)
+	require.NotNil(t, e.ValueFrom.SecretKeyRef, "AUTH_CLIENT_SECRET comes from a Secret")
+	require.Equal(t, "huifang-dispatch-client", e.ValueFrom.SecretKeyRef.Name)
+	require.Equal(t, "client-secret", e.ValueFrom.SecretKeyRef.Key)
+	require.False(t, e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional,
+		"%s: dispatch refuses to start without its client secret", overlay)
+
+	host, port, err := net.SplitHostPort(env["INTAKE_ADDR"].Value)
+	require.NoError(t, err, "INTAKE_ADDR is host:port")
+	svcName, _, _ := strings.Cut(host, ".")
+	svc := r.services[svcName]
+	require.NotNil(t, svc, "INTAKE_ADDR %s names a Service", host)
+	intake := r.deployments["intake"]
+	require.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(intake.Spec.Template.Labels)),
+		"INTAKE_ADDR's Service %s selects intake's pods", svcName)
+	var grpc *corev1.ServicePort
+	for i, p := range svc.Spec.Ports {
+		if p.Name == "grpc" {
+			grpc = &svc.Spec.Ports[i]
+		}
+	}
+	require.NotNil(t, grpc, "Service %s has a grpc port", svcName)
+	require.Equal(t, fmt.Sprint(grpc.Port), port, "INTAKE_ADDR is Service %s's grpc port", svcName)
+	require.Equal(t, intstr.FromString("grpc"), grpc.TargetPort)
+
+	intakeEnv := envNames(intake.Spec.Template.Spec.Containers[0])
+	if slices.Contains(intakeEnv, "GRPC_TLS_CERT") {
+		require.NotEmpty(t, env["INTAKE_CA_FILE"].Value, "%s: intake serves gRPC over TLS, dispatch checks its certificate", overlay)
 	}
 }
 
@@ -374,27 +494,53 @@ func metaSelector(s interface {
 	return labels.SelectorFromSet(ls.MatchLabels), nil
 }
 
-// The services never call each other: no policy lets one service's pods
-// reach another's gRPC port.
+// One service calls another in one place only: dispatch asks intake for a
+// contact on intake's gRPC port. No policy lets any other service's pods
+// reach another service's gRPC port, and the policies let dispatch reach
+// intake's both ways (out of dispatch, into intake).
 func TestNetworkPoliciesAllowOnlyTheNeededCalls(t *testing.T) {
 	for _, overlay := range deploy.Overlays() {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			for _, np := range r.policies {
-				for _, rule := range np.Spec.Ingress {
-					for _, peer := range rule.From {
-						if peer.PodSelector == nil {
+				selected, err := metaSelector(&np.Spec.PodSelector)
+				require.NoError(t, err)
+				check := func(dir string, ports []networkingv1.NetworkPolicyPort, peers []networkingv1.NetworkPolicyPeer) {
+					for _, peer := range peers {
+						if peer.PodSelector == nil || peer.NamespaceSelector != nil || peer.IPBlock != nil {
 							continue
 						}
-						if peer.PodSelector.MatchLabels["app.kubernetes.io/component"] != "service" {
-							continue
-						}
-						for _, p := range rule.Ports {
-							require.NotEqual(t, "grpc", p.Port.String(), "policy %s lets services call each other", np.Name)
+						other, err := metaSelector(peer.PodSelector)
+						require.NoError(t, err)
+						for from, fd := range r.deployments {
+							for to, td := range r.deployments {
+								src, dst := selected, other
+								if dir == "in" {
+									src, dst = other, selected
+								}
+								if from == to || !src.Matches(labels.Set(fd.Spec.Template.Labels)) || !dst.Matches(labels.Set(td.Spec.Template.Labels)) {
+									continue
+								}
+								if portAdmits(ports, "grpc", services[to][0]) {
+									require.Equal(t, [2]string{"dispatch", "intake"}, [2]string{from, to},
+										"policy %s lets %s call %s's gRPC port", np.Name, from, to)
+								}
+							}
 						}
 					}
 				}
+				for _, rule := range np.Spec.Ingress {
+					check("in", rule.Ports, rule.From)
+				}
+				for _, rule := range np.Spec.Egress {
+					check("out", rule.Ports, rule.To)
+				}
 			}
+			dispatch, intake := r.deployments["dispatch"], r.deployments["intake"]
+			require.True(t, admits(t, r.policies, networkingv1.PolicyTypeEgress, dispatch, intake, services["intake"][0]),
+				"dispatch's pods may reach intake's gRPC port")
+			require.True(t, admits(t, r.policies, networkingv1.PolicyTypeIngress, dispatch, intake, services["intake"][0]),
+				"intake's pods admit dispatch on their gRPC port")
 			webhook := false
 			for _, np := range r.policies {
 				if np.Name != "huifang-intake-webhook" {
@@ -483,11 +629,24 @@ func TestComposeTopology(t *testing.T) {
 			require.Contains(t, s.Environment["ENCRYPTION_KEYS"], "${ENCRYPTION_KEYS:?", "intake's keys are required")
 			require.Contains(t, s.Environment["HASH_KEY"], "${HASH_KEY:?", "intake's keys are required")
 		}
+		if svc == "dispatch" {
+			require.Contains(t, s.Environment["AUTH_CLIENT_SECRET"], "${DISPATCH_CLIENT_SECRET:?", "%s: dispatch's client secret is required", name)
+			host, port, err := net.SplitHostPort(s.Environment["INTAKE_ADDR"])
+			require.NoError(t, err, "%s: INTAKE_ADDR is host:port", name)
+			intake, ok := c.Services[host]
+			require.True(t, ok, "%s: INTAKE_ADDR names compose service %s", name, host)
+			require.True(t, strings.HasPrefix(intake.Image, "huifang/intake:"), "%s: INTAKE_ADDR %s is intake", name, host)
+			require.Equal(t, fmt.Sprint(services["intake"][0]), port, "%s: INTAKE_ADDR is intake's gRPC port", name)
+			require.Equal(t, ":"+port, intake.Environment["GRPC_ADDR"], "%s: intake serves gRPC on the port dispatch dials", name)
+		} else {
+			require.NotContains(t, s.Environment, "AUTH_CLIENT_SECRET", "%s: only dispatch calls another service", name)
+		}
 	}
 	example, err := os.ReadFile("compose/env.example")
 	require.NoError(t, err)
 	require.Contains(t, string(example), "\nENCRYPTION_KEYS=\n", "no key in the example: each installation generates its own")
 	require.Contains(t, string(example), "\nHASH_KEY=\n")
+	require.Contains(t, string(example), "\nDISPATCH_CLIENT_SECRET=\n", "no client secret in the example: the issuer makes it")
 	require.Equal(t, map[string]int{"intake": 1, "scheduler": 2, "dispatch": 2, "feedback": 1, "analytics": 1}, replicas)
 
 	conf, err := os.ReadFile("compose/nats.conf")

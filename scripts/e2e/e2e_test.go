@@ -539,7 +539,8 @@ func TestFollowUpCycle(t *testing.T) {
 
 // checkNoPersonalData: no service's log holds the given phone numbers or
 // names, and no table of any schema holds them in clear (every row of every
-// table, as text): intake keeps them sealed, the others not at all.
+// table, as text, and its bytes as hex): intake keeps them sealed, the
+// others not at all.
 func (s *system) checkNoPersonalData(secrets ...string) {
 	t := s.t
 	for _, name := range s.st.Instances() {
@@ -561,7 +562,9 @@ WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'informat
 	for _, st := range tables {
 		for _, secret := range secrets {
 			var n int
-			q := fmt.Sprintf(`SELECT count(*) FROM %s.%s AS r WHERE r::text LIKE '%%' || $1 || '%%'`, pgx.Identifier{st[0]}.Sanitize(), pgx.Identifier{st[1]}.Sanitize())
+			// Bytes (an outbox payload in protobuf) show as hex in a row's text.
+			q := fmt.Sprintf(`SELECT count(*) FROM %s.%s AS r WHERE r::text LIKE '%%' || $1 || '%%'
+  OR r::text LIKE '%%' || encode(convert_to($1, 'UTF8'), 'hex') || '%%'`, pgx.Identifier{st[0]}.Sanitize(), pgx.Identifier{st[1]}.Sanitize())
 			require.NoError(t, s.db.QueryRow(t.Context(), q, secret).Scan(&n))
 			require.Zero(t, n, "%s.%s holds personal data in clear", st[0], st[1])
 		}
