@@ -98,8 +98,16 @@ type Consumer struct {
 	// is stored in rejected_events (a service encrypts personal data at rest
 	// with it); see Rejection.Seal.
 	Seal Sealer
+	// Forget deletes each message from its stream (erasing its bytes) once
+	// it is handled and acknowledged, stored or refused: the stream then
+	// holds only what is not handled yet. Intake's ingress carries the
+	// upstream systems' clear contacts, which Huifang keeps only sealed
+	// (docs/privacy.md). A deletion that fails is logged; the stream's
+	// limits drop the message later.
+	Forget bool
 
 	trouble *loop.Trouble
+	streams sync.Map // stream name → jetstream.Stream, for Forget
 }
 
 // Sealer turns a refused payload into what rejected_events keeps (for
@@ -546,7 +554,35 @@ func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) (er
 func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 	if err := msg.DoubleAck(ctx); err != nil {
 		c.Log.WarnContext(ctx, "ack failed; the message will come again and be ignored", "consumer", c.Durable, "err", err)
+		return
 	}
+	if c.Forget {
+		if err := c.forget(ctx, msg); err != nil {
+			c.Log.WarnContext(ctx, "handled message not deleted from its stream; the stream's limits will drop it", "consumer", c.Durable, "err", err)
+		}
+	}
+}
+
+// forget erases an acknowledged message from its stream (Forget).
+func (c *Consumer) forget(ctx context.Context, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	var s jetstream.Stream
+	if v, ok := c.streams.Load(meta.Stream); ok {
+		s = v.(jetstream.Stream)
+	} else {
+		if s, err = c.JS.Stream(ctx, meta.Stream); err != nil {
+			return fmt.Errorf("stream %s: %w", meta.Stream, err)
+		}
+		c.streams.Store(meta.Stream, s)
+	}
+	err = s.SecureDeleteMsg(ctx, meta.Sequence.Stream)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // deleted before (a redelivery), or dropped by the limits
+	}
+	return err
 }
 
 // inTx runs fn in a transaction that first claims id in the inbox.

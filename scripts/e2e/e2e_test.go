@@ -9,6 +9,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -565,7 +567,11 @@ WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'informat
 			// Bytes (an outbox payload in protobuf) show as hex in a row's text.
 			q := fmt.Sprintf(`SELECT count(*) FROM %s.%s AS r WHERE r::text LIKE '%%' || $1 || '%%'
   OR r::text LIKE '%%' || encode(convert_to($1, 'UTF8'), 'hex') || '%%'`, pgx.Identifier{st[0]}.Sanitize(), pgx.Identifier{st[1]}.Sanitize())
-			require.NoError(t, s.db.QueryRow(t.Context(), q, secret).Scan(&n))
+			err := s.db.QueryRow(t.Context(), q, secret).Scan(&n)
+			if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+				break // dropped since it was listed (analytics' rebuild tables come and go)
+			}
+			require.NoError(t, err)
 			require.Zero(t, n, "%s.%s holds personal data in clear", st[0], st[1])
 		}
 	}
@@ -735,10 +741,10 @@ func TestDuplicateUpstreamEvent(t *testing.T) {
 
 // TestRejectedIngress: input intake cannot take is listed with the field it
 // breaks and dead-lettered, and does not block the events after it. Intake
-// masks contacts in refused payloads unless its reveal switch is on; this
-// test compares them byte for byte, so it turns the switch on.
+// lists refused payloads with their contacts masked; the dead letter
+// carries the payload as it arrived.
 func TestRejectedIngress(t *testing.T) {
-	s := setup(t, map[string][]string{"intake": {"INTAKE_REVEAL_CONTACTS=true"}})
+	s := setup(t, nil)
 	s.prepare()
 	now := time.Now().UTC().Format(time.RFC3339)
 	bad := []struct{ payload, field string }{
@@ -761,10 +767,16 @@ func TestRejectedIngress(t *testing.T) {
 	require.Len(t, rejected, len(bad))
 	dead := s.messages(stream.DLQStream, stream.DeadLetterSubject("intake"))
 	require.Len(t, dead, len(bad))
-	for _, b := range bad {
-		i := slices.IndexFunc(rejected, func(r *intakev1.RejectedEvent) bool { return string(r.GetPayload()) == b.payload })
+	for k, b := range bad {
+		i := slices.IndexFunc(rejected, func(r *intakev1.RejectedEvent) bool {
+			return strings.Contains(string(r.GetPayload()), fmt.Sprintf("bad-%d", k+1))
+		})
 		require.GreaterOrEqual(t, i, 0, "rejected event with payload %s", b.payload)
 		r := rejected[i]
+		require.True(t, r.GetMasked())
+		for _, phone := range []string{"13600136000", "13700137000"} {
+			require.NotContains(t, string(r.GetPayload()), phone, "listed masked")
+		}
 		require.Equal(t, b.field, r.GetField())
 		require.Contains(t, r.GetReason(), b.field)
 		require.Equal(t, stream.SubjectIngressServiceCompleted, r.GetSource())

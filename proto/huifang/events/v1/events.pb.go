@@ -1018,6 +1018,10 @@ type CustomerUpdated struct {
 	// Names of the fields that changed, e.g. "tier", "preferences".
 	ChangedFields []string               `protobuf:"bytes,5,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The customer was erased (intake's EraseCustomer): intake destroyed its data key, so its
+	// name, phone and email are unreadable everywhere; the customer opts out of every channel.
+	// Consumers drop what they keep of the customer's contact, masked forms included.
+	Erased        bool `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1092,6 +1096,13 @@ func (x *CustomerUpdated) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *CustomerUpdated) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
 }
 
 // VisitCancelled tells that a planned or due visit will not be made.
@@ -2584,7 +2595,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\x05level\x18\x0e \x01(\x05R\x05level\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x0f \x01(\tR\tserviceId\x12)\n" +
-	"\x10product_category\x18\x10 \x01(\tR\x0fproductCategory\"\xfd\x01\n" +
+	"\x10product_category\x18\x10 \x01(\tR\x0fproductCategory\"\x95\x02\n" +
 	"\x0fCustomerUpdated\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x126\n" +
@@ -2592,7 +2603,8 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12%\n" +
 	"\x0echanged_fields\x18\x05 \x03(\tR\rchangedFields\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xba\x01\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06erased\x18\a \x01(\bR\x06erased\"\xba\x01\n" +
 	"\x0eVisitCancelled\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +

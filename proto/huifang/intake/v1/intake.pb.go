@@ -2321,6 +2321,122 @@ func (x *RevealContactResponse) GetEmail() string {
 	return ""
 }
 
+type EraseCustomerRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Why (3 to 200 characters), e.g. "the customer's request of 2026-12-06, ticket 4711"; written
+	// to the audit log.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseCustomerRequest) Reset() {
+	*x = EraseCustomerRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseCustomerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseCustomerRequest) ProtoMessage() {}
+
+func (x *EraseCustomerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseCustomerRequest.ProtoReflect.Descriptor instead.
+func (*EraseCustomerRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *EraseCustomerRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *EraseCustomerRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *EraseCustomerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type EraseCustomerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The customer, as the archive shows it now: no contact, every channel opted out.
+	Customer *CustomerView `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	// False when the customer had been erased before and nothing changed.
+	ErasedNow     bool `protobuf:"varint,2,opt,name=erased_now,json=erasedNow,proto3" json:"erased_now,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseCustomerResponse) Reset() {
+	*x = EraseCustomerResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseCustomerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseCustomerResponse) ProtoMessage() {}
+
+func (x *EraseCustomerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseCustomerResponse.ProtoReflect.Descriptor instead.
+func (*EraseCustomerResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *EraseCustomerResponse) GetCustomer() *CustomerView {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *EraseCustomerResponse) GetErasedNow() bool {
+	if x != nil {
+		return x.ErasedNow
+	}
+	return false
+}
+
 var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
@@ -2496,7 +2612,16 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"customerId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05phone\x18\x03 \x01(\tR\x05phone\x12\x14\n" +
-	"\x05email\x18\x04 \x01(\tR\x05email*\xa3\x01\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\"l\n" +
+	"\x14EraseCustomerRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"s\n" +
+	"\x15EraseCustomerResponse\x12;\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x1f.huifang.intake.v1.CustomerViewR\bcustomer\x12\x1d\n" +
+	"\n" +
+	"erased_now\x18\x02 \x01(\bR\terasedNow*\xa3\x01\n" +
 	"\rImportOutcome\x12\x1e\n" +
 	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12\x1a\n" +
@@ -2507,7 +2632,7 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x19CONTACT_FIELD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CONTACT_FIELD_NAME\x10\x01\x12\x17\n" +
 	"\x13CONTACT_FIELD_PHONE\x10\x02\x12\x17\n" +
-	"\x13CONTACT_FIELD_EMAIL\x10\x032\x80\f\n" +
+	"\x13CONTACT_FIELD_EMAIL\x10\x032\xe4\f\n" +
 	"\rIntakeService\x12b\n" +
 	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\x12e\n" +
 	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\x12\\\n" +
@@ -2522,7 +2647,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x10GetRejectedEvent\x12*.huifang.intake.v1.GetRejectedEventRequest\x1a+.huifang.intake.v1.GetRejectedEventResponse\x12t\n" +
 	"\x13ReplayRejectedEvent\x12-.huifang.intake.v1.ReplayRejectedEventRequest\x1a..huifang.intake.v1.ReplayRejectedEventResponse\x12e\n" +
 	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponse\x12b\n" +
-	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
+	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponse\x12b\n" +
+	"\rEraseCustomer\x12'.huifang.intake.v1.EraseCustomerRequest\x1a(.huifang.intake.v1.EraseCustomerResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_huifang_intake_v1_intake_proto_rawDescOnce sync.Once
@@ -2537,7 +2663,7 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
 	(ContactField)(0),                        // 1: huifang.intake.v1.ContactField
@@ -2576,73 +2702,78 @@ var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(*RehashContactsResponse)(nil),           // 34: huifang.intake.v1.RehashContactsResponse
 	(*RevealContactRequest)(nil),             // 35: huifang.intake.v1.RevealContactRequest
 	(*RevealContactResponse)(nil),            // 36: huifang.intake.v1.RevealContactResponse
-	(*v1.ServiceCompleted)(nil),              // 37: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),                     // 38: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),            // 39: google.protobuf.Timestamp
-	(*v11.ContactPreferences)(nil),           // 40: huifang.types.v1.ContactPreferences
+	(*EraseCustomerRequest)(nil),             // 37: huifang.intake.v1.EraseCustomerRequest
+	(*EraseCustomerResponse)(nil),            // 38: huifang.intake.v1.EraseCustomerResponse
+	(*v1.ServiceCompleted)(nil),              // 39: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 40: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 41: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 42: huifang.types.v1.ContactPreferences
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	37, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	37, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	39, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	39, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
 	5,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
 	6,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
-	38, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
-	39, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
-	39, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
-	38, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	40, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	41, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	41, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	40, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
 	9,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
 	9,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
-	40, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	42, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
 	9,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
 	9,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	38, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
-	39, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	40, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	41, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
 	17, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
 	0,  // 16: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
 	5,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
 	19, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
 	22, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
 	22, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
-	39, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	39, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	41, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	41, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
 	27, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
 	27, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
-	37, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
-	37, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	39, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	39, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
 	1,  // 27: huifang.intake.v1.RevealContactRequest.fields:type_name -> huifang.intake.v1.ContactField
-	2,  // 28: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
-	4,  // 29: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
-	8,  // 30: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
-	11, // 31: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
-	13, // 32: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
-	15, // 33: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
-	18, // 34: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
-	21, // 35: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
-	24, // 36: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
-	26, // 37: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
-	29, // 38: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
-	31, // 39: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
-	33, // 40: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
-	35, // 41: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
-	3,  // 42: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	7,  // 43: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
-	10, // 44: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	12, // 45: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
-	14, // 46: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
-	16, // 47: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
-	20, // 48: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
-	23, // 49: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
-	25, // 50: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
-	28, // 51: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	30, // 52: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
-	32, // 53: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
-	34, // 54: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
-	36, // 55: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
-	42, // [42:56] is the sub-list for method output_type
-	28, // [28:42] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	9,  // 28: huifang.intake.v1.EraseCustomerResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	2,  // 29: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
+	4,  // 30: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
+	8,  // 31: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
+	11, // 32: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
+	13, // 33: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
+	15, // 34: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
+	18, // 35: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
+	21, // 36: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
+	24, // 37: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
+	26, // 38: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
+	29, // 39: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
+	31, // 40: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
+	33, // 41: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
+	35, // 42: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
+	37, // 43: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
+	3,  // 44: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	7,  // 45: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	10, // 46: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	12, // 47: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	14, // 48: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	16, // 49: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	20, // 50: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	23, // 51: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	25, // 52: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	28, // 53: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	30, // 54: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	32, // 55: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	34, // 56: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
+	36, // 57: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
+	38, // 58: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
+	44, // [44:59] is the sub-list for method output_type
+	29, // [29:44] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_huifang_intake_v1_intake_proto_init() }
@@ -2656,7 +2787,7 @@ func file_huifang_intake_v1_intake_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

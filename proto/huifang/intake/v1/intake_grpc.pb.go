@@ -33,6 +33,7 @@ const (
 	IntakeService_ReplayRejectedEvent_FullMethodName      = "/huifang.intake.v1.IntakeService/ReplayRejectedEvent"
 	IntakeService_RehashContacts_FullMethodName           = "/huifang.intake.v1.IntakeService/RehashContacts"
 	IntakeService_RevealContact_FullMethodName            = "/huifang.intake.v1.IntakeService/RevealContact"
+	IntakeService_EraseCustomer_FullMethodName            = "/huifang.intake.v1.IntakeService/EraseCustomer"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -74,6 +75,14 @@ type IntakeServiceClient interface {
 	// shows them masked otherwise; each reveal is rate-limited per caller and written to the
 	// audit log (who, whose, which fields, purpose, when), and so is each refusal.
 	RevealContact(ctx context.Context, in *RevealContactRequest, opts ...grpc.CallOption) (*RevealContactResponse, error)
+	// EraseCustomer makes a customer's personal data unreadable everywhere (the person's right to
+	// deletion): intake destroys the customer's data key, so the sealed name, phone and email can
+	// no longer be opened in the archive, its backups or anywhere a sealed copy went; the
+	// customer opts out of every channel, and CustomerUpdated (erased) tells the other services
+	// to drop the masked forms they keep and stop contacting it. Anonymous counts and the
+	// answers' ratings stay, so past figures do not change. Audited; calling it again changes
+	// nothing more.
+	EraseCustomer(ctx context.Context, in *EraseCustomerRequest, opts ...grpc.CallOption) (*EraseCustomerResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -224,6 +233,16 @@ func (c *intakeServiceClient) RevealContact(ctx context.Context, in *RevealConta
 	return out, nil
 }
 
+func (c *intakeServiceClient) EraseCustomer(ctx context.Context, in *EraseCustomerRequest, opts ...grpc.CallOption) (*EraseCustomerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseCustomerResponse)
+	err := c.cc.Invoke(ctx, IntakeService_EraseCustomer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -263,6 +282,14 @@ type IntakeServiceServer interface {
 	// shows them masked otherwise; each reveal is rate-limited per caller and written to the
 	// audit log (who, whose, which fields, purpose, when), and so is each refusal.
 	RevealContact(context.Context, *RevealContactRequest) (*RevealContactResponse, error)
+	// EraseCustomer makes a customer's personal data unreadable everywhere (the person's right to
+	// deletion): intake destroys the customer's data key, so the sealed name, phone and email can
+	// no longer be opened in the archive, its backups or anywhere a sealed copy went; the
+	// customer opts out of every channel, and CustomerUpdated (erased) tells the other services
+	// to drop the masked forms they keep and stop contacting it. Anonymous counts and the
+	// answers' ratings stay, so past figures do not change. Audited; calling it again changes
+	// nothing more.
+	EraseCustomer(context.Context, *EraseCustomerRequest) (*EraseCustomerResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -314,6 +341,9 @@ func (UnimplementedIntakeServiceServer) RehashContacts(context.Context, *RehashC
 }
 func (UnimplementedIntakeServiceServer) RevealContact(context.Context, *RevealContactRequest) (*RevealContactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevealContact not implemented")
+}
+func (UnimplementedIntakeServiceServer) EraseCustomer(context.Context, *EraseCustomerRequest) (*EraseCustomerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseCustomer not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -588,6 +618,24 @@ func _IntakeService_RevealContact_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_EraseCustomer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseCustomerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).EraseCustomer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_EraseCustomer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).EraseCustomer(ctx, req.(*EraseCustomerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -650,6 +698,10 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevealContact",
 			Handler:    _IntakeService_RevealContact_Handler,
+		},
+		{
+			MethodName: "EraseCustomer",
+			Handler:    _IntakeService_EraseCustomer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

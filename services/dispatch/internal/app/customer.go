@@ -16,6 +16,9 @@ type CustomerUpdate struct {
 	Customer task.Customer
 	// Version only goes up in intake.
 	Version int64
+	// Erased: intake erased the customer; every task and message of it
+	// loses the masked contacts too.
+	Erased bool
 }
 
 // CustomerRefresh is what UpdateCustomer did.
@@ -81,8 +84,16 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 		t.Replace(now)
 		return true, nil
 	})
+	if err != nil {
+		return res, err
+	}
+	if u.Erased {
+		if err := store.ForgetCustomerContacts(ctx, tx, u.Tenant, c.ID); err != nil {
+			return res, err
+		}
+	}
 	if res.Refreshed > 0 {
 		a.wake() // early, as CreateTaskTx: a claim that misses the uncommitted change polls again
 	}
-	return res, err
+	return res, nil
 }

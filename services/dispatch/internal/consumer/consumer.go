@@ -54,7 +54,8 @@ func VisitCancelled(a *app.App) *inbox.Consumer {
 // CustomerUpdated applies each new customer version (app.UpdateCustomerTx).
 func CustomerUpdated(a *app.App) *inbox.Consumer {
 	return inbox.Of(DurableCustomer, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
-		_, err := a.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: tenant.Of(ev), Customer: wire.Customer(ev.GetCustomer()), Version: ev.GetVersion()})
+		_, err := a.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: tenant.Of(ev), Customer: wire.Customer(ev.GetCustomer()), Version: ev.GetVersion(),
+			Erased: ev.GetErased()})
 		return err
 	})
 }

@@ -295,3 +295,24 @@ func nullTime(t time.Time) *time.Time {
 	}
 	return &t
 }
+
+// ForgetCustomerContacts drops the masked contacts of an erased customer
+// from every task of it (whatever its status) and the addresses of their
+// messages, the local sender's record included.
+func ForgetCustomerContacts(ctx context.Context, tx pgx.Tx, tenant, customerID string) error {
+	_, err := tx.Exec(ctx, `
+UPDATE local_sent_messages l SET recipient = '' FROM messages m JOIN tasks t ON t.id = m.task_id
+WHERE l.idempotency_key = m.idempotency_key AND t.tenant_id = $1 AND t.customer->>'id' = $2;
+`, tenant, customerID)
+	if err == nil {
+		_, err = tx.Exec(ctx, `UPDATE messages m SET recipient = '' FROM tasks t WHERE t.id = m.task_id AND t.tenant_id = $1 AND t.customer->>'id' = $2`, tenant, customerID)
+	}
+	if err == nil {
+		_, err = tx.Exec(ctx, `UPDATE tasks SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
+WHERE tenant_id = $1 AND customer->>'id' = $2 AND customer IS NOT NULL`, tenant, customerID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: forget the contacts of customer %s: %w", customerID, err)
+	}
+	return nil
+}

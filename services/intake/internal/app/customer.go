@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -37,7 +38,7 @@ func (a *App) settle(ctx context.Context, q postgres.Querier, c *archive.Custome
 func customerUpdated(c *archive.Customer, changed []string) *eventsv1.CustomerUpdated {
 	return &eventsv1.CustomerUpdated{
 		EventId: outbox.NewEventID(), TenantId: c.TenantID, Customer: c.Proto(), Version: c.Version,
-		ChangedFields: changed, UpdatedAt: timestamppb.New(c.UpdatedAt),
+		ChangedFields: changed, UpdatedAt: timestamppb.New(c.UpdatedAt), Erased: slices.Contains(changed, FieldErased),
 	}
 }
 

@@ -41,6 +41,9 @@ func Ingress(a *app.App) *inbox.Consumer {
 		Durable:  IngressDurable,
 		Stream:   stream.IngressStream,
 		Subjects: []string{stream.SubjectIngressServiceCompleted},
+		// What upstream sent holds clear contacts: once stored (sealed) or
+		// refused (sealed in rejected_events), it leaves the stream.
+		Forget: true,
 		Handle: func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
 			if err := ingest.CheckSize(len(msg.Data()), a.EventLimit()); err != nil {
 				return err

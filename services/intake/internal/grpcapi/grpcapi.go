@@ -283,3 +283,12 @@ func (s *Server) RefusedCall(ctx context.Context, p auth.Principal, method strin
 	}
 	return s.App.RefusedReveal(ctx, p, r.GetTenantId(), r.GetCustomerId(), reason.Error())
 }
+
+// EraseCustomer erases a customer's personal data (app.EraseCustomer).
+func (s *Server) EraseCustomer(ctx context.Context, req *intakev1.EraseCustomerRequest) (*intakev1.EraseCustomerResponse, error) {
+	c, now, err := s.App.EraseCustomer(ctx, app.EraseCustomer{Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), Reason: req.GetReason()})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &intakev1.EraseCustomerResponse{Customer: View(c), ErasedNow: now}, nil
+}

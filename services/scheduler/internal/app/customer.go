@@ -1,6 +1,8 @@
 package app
 
 import (
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
 	"context"
 	"time"
 
@@ -19,6 +21,9 @@ type CustomerUpdate struct {
 	Version int64
 	// At is when it changed; zero: now.
 	At time.Time
+	// Erased: intake erased the customer: its pending visits end on every
+	// channel and the visits' snapshots lose the masked contacts.
+	Erased bool
 }
 
 // UpdateCustomer keeps a customer's preferences in a transaction of its own.
@@ -30,9 +35,21 @@ func (a *App) UpdateCustomer(ctx context.Context, in CustomerUpdate) error {
 // zone, windows, opt-outs, dislikes calls): the newest version wins, and no
 // opt-out is lost.
 func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate) error {
-	_, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, or(in.At, a.Now()))
-	return err
+	at := or(in.At, a.Now())
+	if _, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, at); err != nil || !in.Erased {
+		return err
+	}
+	for _, ch := range erasedChannels {
+		if _, err := a.OptOutTx(ctx, tx, OptOut{Tenant: in.Tenant, CustomerID: in.Customer.ID, Channel: int32(ch), At: at}); err != nil {
+			return err
+		}
+	}
+	return store.ForgetContacts(ctx, tx, in.Tenant, in.Customer.ID)
 }
+
+// erasedChannels are the channels an erased customer is no longer contacted on.
+var erasedChannels = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_ONSITE,
+	typesv1.Channel_CHANNEL_EMAIL, typesv1.Channel_CHANNEL_WEB}
 
 // OptOut is a customer opting out of a channel (ContactOptedOut).
 type OptOut struct {

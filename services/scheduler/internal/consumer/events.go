@@ -75,7 +75,8 @@ func customerUpdated(ev *eventsv1.CustomerUpdated) (app.CustomerUpdate, error) {
 	if err != nil {
 		return app.CustomerUpdate{}, err
 	}
-	return app.CustomerUpdate{Tenant: ev.GetTenantId(), Customer: customer, Version: ev.GetVersion(), At: at(ev.GetUpdatedAt())}, nil
+	return app.CustomerUpdate{Tenant: ev.GetTenantId(), Customer: customer, Version: ev.GetVersion(), At: at(ev.GetUpdatedAt()),
+		Erased: ev.GetErased()}, nil
 }
 
 // optedOut reads a ContactOptedOut.

@@ -353,3 +353,14 @@ func FailedVisits(ctx context.Context, q postgres.Querier) (int, error) {
 	err := q.QueryRow(ctx, `SELECT count(*) FROM planned_visits WHERE status = 'failed'`).Scan(&n)
 	return n, translate("failed visits", err)
 }
+
+// ForgetContacts drops the masked contacts of an erased customer from the
+// snapshots of its visits, fired or not.
+func ForgetContacts(ctx context.Context, tx pgx.Tx, tenant, customerID string) error {
+	_, err := tx.Exec(ctx, `UPDATE planned_visits SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
+WHERE tenant_id = $1 AND customer_id = $2 AND customer IS NOT NULL`, tenant, customerID)
+	if err != nil {
+		return fmt.Errorf("store: forget the contacts of customer %s: %w", customerID, err)
+	}
+	return nil
+}

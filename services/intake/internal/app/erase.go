@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/audit"
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/store"
+)
+
+// FieldErased names, in CustomerUpdated's changed fields, an erasure.
+const FieldErased = "erased"
+
+// EraseCustomer asks for a customer's erasure (the person's right to
+// deletion).
+type EraseCustomer struct {
+	Tenant, CustomerID string
+	// Reason says why (3 to 200 characters); written to the audit log.
+	Reason string
+}
+
+// everyChannel is what an erased customer opts out of.
+var everyChannel = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_ONSITE,
+	typesv1.Channel_CHANNEL_EMAIL, typesv1.Channel_CHANNEL_WEB}
+
+// EraseCustomer makes a customer's contacts unreadable everywhere by
+// destroying its data key (crypto-shredding: every sealed copy, backups
+// included, can no longer be opened), opts it out of every channel, and
+// announces CustomerUpdated with erased set, so that the scheduler and
+// dispatch drop the masked forms they keep and contact it no more; all in
+// one transaction with its audit entry (customer.erase, with the reason).
+// Erasing an erased customer changes nothing more (erasedNow false) and is
+// recorded too. The customer's id, services, tier and answers stay: counts
+// and figures do not change.
+func (a *App) EraseCustomer(ctx context.Context, in EraseCustomer) (c *archive.Customer, erasedNow bool, err error) {
+	var l invalid.List
+	if in.CustomerID == "" {
+		l.Add("customer_id", "is required")
+	}
+	if err := checkPurpose("reason", in.Reason); err != nil {
+		l.Add("reason", "must say why, in 3 to 200 characters: it is written to the audit log")
+	}
+	if err := l.Err(); err != nil {
+		return nil, false, err
+	}
+	err = a.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := a.Store.Customer(ctx, tx, store.CustomerKey{Tenant: in.Tenant, ID: in.CustomerID})
+		if err != nil {
+			return notFound("customer", err)
+		}
+		held := before.Name != "" || before.Phone != "" || before.Email != ""
+		if err := a.Store.DestroyCustomerKey(ctx, tx, in.Tenant, in.CustomerID); err != nil {
+			return notFound("customer", err)
+		}
+		c, err = a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
+			p := c.Preferences.Clone()
+			if p == nil {
+				p = &archive.Preferences{}
+			}
+			for _, ch := range everyChannel {
+				if !slices.Contains(p.OptedOut, ch) {
+					p.OptedOut = append(p.OptedOut, ch)
+				}
+			}
+			changed := c.SetPreferences(p)
+			if held || len(changed) > 0 {
+				changed = append(changed, FieldErased)
+			}
+			return changed
+		})
+		if err != nil {
+			return err
+		}
+		erasedNow = held || c.Version != before.Version
+		return a.auditTx(ctx, tx, in.Tenant, "customer.erase", audit.Target{Kind: "customer", ID: in.CustomerID},
+			audit.Detail{"reason": in.Reason, "erased_now": erasedNow})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return c, erasedNow, nil
+}
