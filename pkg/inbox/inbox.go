@@ -98,9 +98,11 @@ type Consumer struct {
 	// is stored in rejected_events (a service encrypts personal data at rest
 	// with it); see Rejection.Seal.
 	Seal Sealer
-	// Forget deletes each message from its stream (erasing its bytes) once
-	// it is handled and acknowledged, stored or refused: the stream then
-	// holds only what is not handled yet. Intake's ingress carries the
+	// Forget deletes each message from its stream once it is handled and
+	// acknowledged, stored or refused: the stream then holds only what is
+	// not handled yet, and the server drops a storage block once every
+	// message in it is deleted. (A secure erase of each message rewrites
+	// its block and stalls a busy ingress.) Intake's ingress carries the
 	// upstream systems' clear contacts, which Huifang keeps only sealed
 	// (docs/privacy.md). A deletion that fails is logged; the stream's
 	// limits drop the message later.
@@ -563,7 +565,7 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// forget erases an acknowledged message from its stream (Forget).
+// forget deletes an acknowledged message from its stream (Forget).
 func (c *Consumer) forget(ctx context.Context, msg jetstream.Msg) error {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -578,7 +580,7 @@ func (c *Consumer) forget(ctx context.Context, msg jetstream.Msg) error {
 		}
 		c.streams.Store(meta.Stream, s)
 	}
-	err = s.SecureDeleteMsg(ctx, meta.Sequence.Stream)
+	err = s.DeleteMsg(ctx, meta.Sequence.Stream)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil // deleted before (a redelivery), or dropped by the limits
 	}

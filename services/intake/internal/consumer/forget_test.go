@@ -10,7 +10,7 @@ import (
 )
 
 // What upstream systems publish holds clear contacts: once intake stored
-// it (sealed) or refused it (sealed in rejected_events), it is erased from
+// it (sealed) or refused it (sealed in rejected_events), it is deleted from
 // the ingress stream, which then holds only what is not handled yet.
 func TestHandledIngressLeavesTheStream(t *testing.T) {
 	b := setup(t, 2)
@@ -26,5 +26,5 @@ func TestHandledIngressLeavesTheStream(t *testing.T) {
 	require.Eventually(t, func() bool {
 		info, err := s.Info(b.ctx)
 		return err == nil && info.State.Msgs == 0 && info.State.LastSeq == 3
-	}, time.Minute, 20*time.Millisecond, "stored, refused and duplicate messages all erased from the stream")
+	}, time.Minute, 20*time.Millisecond, "stored, refused and duplicate messages all deleted from the stream")
 }
