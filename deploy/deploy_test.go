@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,6 +38,33 @@ var services = map[string][2]int32{
 	"feedback": {7004, 8004}, "analytics": {7005, 8005},
 }
 
+// callers are the services that call other services' gRPC ports, each on
+// its own account (docs/security.md, "Services calling services"): the
+// Secret with its client secret (compose: <SERVICE>_CLIENT_SECRET), the
+// variables naming the peers it calls, and the variable of the peers' CA.
+// dispatch asks intake for contacts (RevealContact); intake asks the others
+// for their part of an export (ExportCustomerData).
+var callers = map[string]struct {
+	secret string
+	addrs  map[string]string // variable: the service it names
+	caFile string
+}{
+	"dispatch": {"huifang-dispatch-client", map[string]string{"INTAKE_ADDR": "intake"}, "INTAKE_CA_FILE"},
+	"intake": {"huifang-intake-client", map[string]string{
+		"SCHEDULER_ADDR": "scheduler", "DISPATCH_ADDR": "dispatch", "FEEDBACK_ADDR": "feedback", "ANALYTICS_ADDR": "analytics",
+	}, "PEER_CA_FILE"},
+}
+
+// calls reports whether from calls to's gRPC port (callers).
+func calls(from, to string) bool {
+	for _, peer := range callers[from].addrs {
+		if peer == to {
+			return true
+		}
+	}
+	return false
+}
+
 // typed maps the kinds the manifests may hold to their API types.
 var typed = map[string]func() any{
 	"v1/Namespace":                           func() any { return &corev1.Namespace{} },
@@ -59,7 +87,7 @@ var operatorKinds = []string{"postgresql.cnpg.io/v1/Cluster", "postgresql.cnpg.i
 // as the overlay's comments say.
 var externalSecrets = map[string][]string{
 	"dev":  nil,
-	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client"},
+	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client", "huifang-intake-client"},
 }
 
 type rendered struct {
@@ -324,7 +352,7 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 // checkKeys: intake reads ENCRYPTION_KEYS and HASH_KEY from Secret
 // huifang-intake-keys, never from a value in the manifests; only the
 // development overlay sets DEV_MODE (and may then do without the Secret).
-// Only dispatch has a client secret (checkDispatchClient).
+// Only the callers have a client secret (checkClient).
 func checkKeys(t *testing.T, overlay string, r rendered, name string, c corev1.Container) {
 	t.Helper()
 	env := map[string]corev1.EnvVar{}
@@ -336,10 +364,10 @@ func checkKeys(t *testing.T, overlay string, r rendered, name string, c corev1.C
 	} else {
 		require.NotContains(t, env, "DEV_MODE", "%s %s: DEV_MODE only in development", overlay, name)
 	}
-	if name == "dispatch" {
-		checkDispatchClient(t, overlay, r, env)
+	if _, ok := callers[name]; ok {
+		checkClient(t, overlay, r, name, env)
 	} else {
-		require.NotContains(t, env, "AUTH_CLIENT_SECRET", "%s %s: only dispatch calls another service", overlay, name)
+		require.NotContains(t, env, "AUTH_CLIENT_SECRET", "%s %s: only %v call another service", overlay, name, slices.Sorted(maps.Keys(callers)))
 	}
 	if name != "intake" {
 		return
@@ -358,8 +386,8 @@ func checkKeys(t *testing.T, overlay string, r rendered, name string, c corev1.C
 }
 
 // admits reports whether a policy of the given type lets from's pods reach
-// to's pods on port (intake's gRPC port, named grpc on the pods): an egress
-// rule of a policy selecting from, or an ingress rule of one selecting to.
+// to's pods on port (to's gRPC port, named grpc on the pods): an egress rule
+// of a policy selecting from, or an ingress rule of one selecting to.
 func admits(t *testing.T, policies []*networkingv1.NetworkPolicy, pt networkingv1.PolicyType, from, to *appsv1.Deployment, port int32) bool {
 	t.Helper()
 	own, peer := labels.Set(from.Spec.Template.Labels), labels.Set(to.Spec.Template.Labels)
@@ -429,44 +457,50 @@ func portAdmits(ports []networkingv1.NetworkPolicyPort, name string, number int3
 	return false
 }
 
-// checkDispatchClient: dispatch calls intake's gRPC port through the intake
-// Service (INTAKE_ADDR) on its own account, with AUTH_CLIENT_SECRET from
-// Secret huifang-dispatch-client (key client-secret), never from a value in
-// the manifests; and it checks intake's certificate wherever intake serves
-// gRPC over TLS.
-func checkDispatchClient(t *testing.T, overlay string, r rendered, env map[string]corev1.EnvVar) {
+// checkClient: a caller (dispatch, intake) calls each peer's gRPC port
+// through the peer's Service (INTAKE_ADDR; SCHEDULER_ADDR, DISPATCH_ADDR,
+// FEEDBACK_ADDR, ANALYTICS_ADDR) on its own account, with AUTH_CLIENT_SECRET
+// from its Secret (huifang-dispatch-client, huifang-intake-client; key
+// client-secret), never from a value in the manifests and required in every
+// overlay; and it checks the peers' certificate wherever a peer serves gRPC
+// over TLS.
+func checkClient(t *testing.T, overlay string, r rendered, name string, env map[string]corev1.EnvVar) {
 	t.Helper()
+	caller := callers[name]
 	e, ok := env["AUTH_CLIENT_SECRET"]
-	require.True(t, ok, "dispatch reads AUTH_CLIENT_SECRET")
-	require.Empty(t, e.Value, "AUTH_CLIENT_SECRET: no value in the manifests")
-	require.NotNil(t, e.ValueFrom)
-	require.NotNil(t, e.ValueFrom.SecretKeyRef, "AUTH_CLIENT_SECRET comes from a Secret")
-	require.Equal(t, "huifang-dispatch-client", e.ValueFrom.SecretKeyRef.Name)
-	require.Equal(t, "client-secret", e.ValueFrom.SecretKeyRef.Key)
+	require.True(t, ok, "%s reads AUTH_CLIENT_SECRET", name)
+	require.Empty(t, e.Value, "%s AUTH_CLIENT_SECRET: no value in the manifests", name)
+	require.NotNil(t, e.ValueFrom, name)
+	require.NotNil(t, e.ValueFrom.SecretKeyRef, "%s AUTH_CLIENT_SECRET comes from a Secret", name)
+	require.Equal(t, caller.secret, e.ValueFrom.SecretKeyRef.Name, name)
+	require.Equal(t, "client-secret", e.ValueFrom.SecretKeyRef.Key, name)
 	require.False(t, e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional,
-		"%s: dispatch refuses to start without its client secret", overlay)
+		"%s: %s's client secret is required", overlay, name)
 
-	host, port, err := net.SplitHostPort(env["INTAKE_ADDR"].Value)
-	require.NoError(t, err, "INTAKE_ADDR is host:port")
-	svcName, _, _ := strings.Cut(host, ".")
-	svc := r.services[svcName]
-	require.NotNil(t, svc, "INTAKE_ADDR %s names a Service", host)
-	intake := r.deployments["intake"]
-	require.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(intake.Spec.Template.Labels)),
-		"INTAKE_ADDR's Service %s selects intake's pods", svcName)
-	var grpc *corev1.ServicePort
-	for i, p := range svc.Spec.Ports {
-		if p.Name == "grpc" {
-			grpc = &svc.Spec.Ports[i]
+	for variable, peer := range caller.addrs {
+		host, port, err := net.SplitHostPort(env[variable].Value)
+		require.NoError(t, err, "%s %s is host:port", name, variable)
+		svcName, _, _ := strings.Cut(host, ".")
+		svc := r.services[svcName]
+		require.NotNil(t, svc, "%s %s %s names a Service", name, variable, host)
+		pd := r.deployments[peer]
+		require.NotNil(t, pd, "Deployment %s", peer)
+		require.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pd.Spec.Template.Labels)),
+			"%s %s's Service %s selects %s's pods", name, variable, svcName, peer)
+		var grpc *corev1.ServicePort
+		for i, p := range svc.Spec.Ports {
+			if p.Name == "grpc" {
+				grpc = &svc.Spec.Ports[i]
+			}
 		}
-	}
-	require.NotNil(t, grpc, "Service %s has a grpc port", svcName)
-	require.Equal(t, fmt.Sprint(grpc.Port), port, "INTAKE_ADDR is Service %s's grpc port", svcName)
-	require.Equal(t, intstr.FromString("grpc"), grpc.TargetPort)
+		require.NotNil(t, grpc, "Service %s has a grpc port", svcName)
+		require.Equal(t, fmt.Sprint(grpc.Port), port, "%s %s is Service %s's grpc port", name, variable, svcName)
+		require.Equal(t, intstr.FromString("grpc"), grpc.TargetPort)
+		require.Equal(t, fmt.Sprint(services[peer][0]), port, "%s %s is %s's gRPC port", name, variable, peer)
 
-	intakeEnv := envNames(intake.Spec.Template.Spec.Containers[0])
-	if slices.Contains(intakeEnv, "GRPC_TLS_CERT") {
-		require.NotEmpty(t, env["INTAKE_CA_FILE"].Value, "%s: intake serves gRPC over TLS, dispatch checks its certificate", overlay)
+		if slices.Contains(envNames(pd.Spec.Template.Spec.Containers[0]), "GRPC_TLS_CERT") {
+			require.NotEmpty(t, env[caller.caFile].Value, "%s: %s serves gRPC over TLS, %s checks its certificate (%s)", overlay, peer, name, caller.caFile)
+		}
 	}
 }
 
@@ -494,10 +528,13 @@ func metaSelector(s interface {
 	return labels.SelectorFromSet(ls.MatchLabels), nil
 }
 
-// One service calls another in one place only: dispatch asks intake for a
-// contact on intake's gRPC port. No policy lets any other service's pods
-// reach another service's gRPC port, and the policies let dispatch reach
-// intake's both ways (out of dispatch, into intake).
+// One service calls another in two places only (callers): dispatch asks
+// intake for a contact on intake's gRPC port, intake asks scheduler,
+// dispatch, feedback and analytics for their part of an export on their gRPC
+// ports. A policy rule that lets one service's pods reach another's admits
+// one of these calls, and on the callee's gRPC port only; the policies let
+// each caller reach each of its peers both ways (out of the caller, into the
+// peer).
 func TestNetworkPoliciesAllowOnlyTheNeededCalls(t *testing.T) {
 	for _, overlay := range deploy.Overlays() {
 		t.Run(overlay, func(t *testing.T) {
@@ -521,9 +558,16 @@ func TestNetworkPoliciesAllowOnlyTheNeededCalls(t *testing.T) {
 								if from == to || !src.Matches(labels.Set(fd.Spec.Template.Labels)) || !dst.Matches(labels.Set(td.Spec.Template.Labels)) {
 									continue
 								}
-								if portAdmits(ports, "grpc", services[to][0]) {
-									require.Equal(t, [2]string{"dispatch", "intake"}, [2]string{from, to},
-										"policy %s lets %s call %s's gRPC port", np.Name, from, to)
+								require.True(t, calls(from, to), "policy %s lets %s reach %s's pods", np.Name, from, to)
+								require.NotEmpty(t, ports, "policy %s lets %s reach every port of %s", np.Name, from, to)
+								for _, p := range ports {
+									grpc := p.Port != nil && p.EndPort == nil &&
+										(p.Port.Type == intstr.String && p.Port.StrVal == "grpc" || p.Port.Type == intstr.Int && p.Port.IntVal == services[to][0])
+									port := "every port"
+									if p.Port != nil {
+										port = p.Port.String()
+									}
+									require.True(t, grpc, "policy %s lets %s reach %s on %s, not only its gRPC port", np.Name, from, to, port)
 								}
 							}
 						}
@@ -536,11 +580,15 @@ func TestNetworkPoliciesAllowOnlyTheNeededCalls(t *testing.T) {
 					check("out", rule.Ports, rule.To)
 				}
 			}
-			dispatch, intake := r.deployments["dispatch"], r.deployments["intake"]
-			require.True(t, admits(t, r.policies, networkingv1.PolicyTypeEgress, dispatch, intake, services["intake"][0]),
-				"dispatch's pods may reach intake's gRPC port")
-			require.True(t, admits(t, r.policies, networkingv1.PolicyTypeIngress, dispatch, intake, services["intake"][0]),
-				"intake's pods admit dispatch on their gRPC port")
+			for caller, c := range callers {
+				for _, peer := range c.addrs {
+					from, to := r.deployments[caller], r.deployments[peer]
+					require.True(t, admits(t, r.policies, networkingv1.PolicyTypeEgress, from, to, services[peer][0]),
+						"%s's pods may reach %s's gRPC port", caller, peer)
+					require.True(t, admits(t, r.policies, networkingv1.PolicyTypeIngress, from, to, services[peer][0]),
+						"%s's pods admit %s on their gRPC port", peer, caller)
+				}
+			}
 			webhook := false
 			for _, np := range r.policies {
 				if np.Name != "huifang-intake-webhook" {
@@ -629,24 +677,46 @@ func TestComposeTopology(t *testing.T) {
 			require.Contains(t, s.Environment["ENCRYPTION_KEYS"], "${ENCRYPTION_KEYS:?", "intake's keys are required")
 			require.Contains(t, s.Environment["HASH_KEY"], "${HASH_KEY:?", "intake's keys are required")
 		}
-		if svc == "dispatch" {
-			require.Contains(t, s.Environment["AUTH_CLIENT_SECRET"], "${DISPATCH_CLIENT_SECRET:?", "%s: dispatch's client secret is required", name)
-			host, port, err := net.SplitHostPort(s.Environment["INTAKE_ADDR"])
-			require.NoError(t, err, "%s: INTAKE_ADDR is host:port", name)
-			intake, ok := c.Services[host]
-			require.True(t, ok, "%s: INTAKE_ADDR names compose service %s", name, host)
-			require.True(t, strings.HasPrefix(intake.Image, "huifang/intake:"), "%s: INTAKE_ADDR %s is intake", name, host)
-			require.Equal(t, fmt.Sprint(services["intake"][0]), port, "%s: INTAKE_ADDR is intake's gRPC port", name)
-			require.Equal(t, ":"+port, intake.Environment["GRPC_ADDR"], "%s: intake serves gRPC on the port dispatch dials", name)
+		if caller, ok := callers[svc]; ok {
+			secret := strings.ToUpper(svc) + "_CLIENT_SECRET"
+			require.Contains(t, s.Environment["AUTH_CLIENT_SECRET"], "${"+secret+":?", "%s: %s's client secret is required", name, svc)
+			for variable, peer := range caller.addrs {
+				host, port, err := net.SplitHostPort(s.Environment[variable])
+				require.NoError(t, err, "%s: %s is host:port", name, variable)
+				require.Equal(t, fmt.Sprint(services[peer][0]), port, "%s: %s is %s's gRPC port", name, variable, peer)
+				// The compose services answering to host (by name or network
+				// alias): every replica of peer, and nothing else.
+				var answer, replicas []string
+				for other, o := range c.Services {
+					if strings.HasPrefix(o.Image, "huifang/"+peer+":") {
+						replicas = append(replicas, other)
+					}
+					if other == host || slices.Contains(o.aliases(), host) {
+						answer = append(answer, other)
+						require.True(t, strings.HasPrefix(o.Image, "huifang/"+peer+":"), "%s: %s %s is %s, not %s", name, variable, host, peer, other)
+						require.Equal(t, ":"+port, o.Environment["GRPC_ADDR"], "%s: %s serves gRPC on the port %s dials", name, other, svc)
+					}
+				}
+				slices.Sort(answer)
+				slices.Sort(replicas)
+				require.Equal(t, replicas, answer, "%s: %s %s reaches every replica of %s", name, variable, host, peer)
+			}
+			example := "\n" + secret + "=\n"
+			require.Contains(t, string(envExample(t)), example, "no client secret in the example: the issuer makes it")
 		} else {
-			require.NotContains(t, s.Environment, "AUTH_CLIENT_SECRET", "%s: only dispatch calls another service", name)
+			require.NotContains(t, s.Environment, "AUTH_CLIENT_SECRET", "%s: only %v call another service", name, slices.Sorted(maps.Keys(callers)))
+			for _, other := range callers {
+				for variable := range other.addrs {
+					require.NotContains(t, s.Environment, variable, "%s: only a caller names its peers", name)
+				}
+			}
 		}
 	}
-	example, err := os.ReadFile("compose/env.example")
-	require.NoError(t, err)
+	example := envExample(t)
 	require.Contains(t, string(example), "\nENCRYPTION_KEYS=\n", "no key in the example: each installation generates its own")
 	require.Contains(t, string(example), "\nHASH_KEY=\n")
 	require.Contains(t, string(example), "\nDISPATCH_CLIENT_SECRET=\n", "no client secret in the example: the issuer makes it")
+	require.Contains(t, string(example), "\nINTAKE_CLIENT_SECRET=\n", "no client secret in the example: the issuer makes it")
 	require.Equal(t, map[string]int{"intake": 1, "scheduler": 2, "dispatch": 2, "feedback": 1, "analytics": 1}, replicas)
 
 	conf, err := os.ReadFile("compose/nats.conf")
@@ -871,12 +941,37 @@ func TestNATSHelmUsers(t *testing.T) {
 
 // compose is what the tests read of compose/compose.yaml.
 type compose struct {
-	Services map[string]struct {
-		Image       string            `yaml:"image"`
-		Environment map[string]string `yaml:"environment"`
-		Healthcheck map[string]any    `yaml:"healthcheck"`
-		Build       map[string]any    `yaml:"build"`
-	} `yaml:"services"`
+	Services map[string]composeService `yaml:"services"`
+}
+
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Environment map[string]string `yaml:"environment"`
+	Healthcheck map[string]any    `yaml:"healthcheck"`
+	Build       map[string]any    `yaml:"build"`
+	// Networks: a list of names, or a map of name to its settings.
+	Networks any `yaml:"networks"`
+}
+
+// aliases are the other names the service answers to on its networks.
+func (s composeService) aliases() []string {
+	networks, _ := s.Networks.(map[string]any)
+	var out []string
+	for _, n := range networks {
+		settings, _ := n.(map[string]any)
+		list, _ := settings["aliases"].([]any)
+		for _, a := range list {
+			out = append(out, fmt.Sprint(a))
+		}
+	}
+	return out
+}
+
+func envExample(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("compose/env.example")
+	require.NoError(t, err)
+	return b
 }
 
 func composeFile(t *testing.T) compose {

@@ -13,6 +13,7 @@ import (
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 
 	"github.com/huifang/huifang/pkg/auth"
@@ -55,6 +56,7 @@ func Services() []Service {
 		{Name: "feedback", Descriptor: feedbackv1.File_huifang_feedback_v1_feedback_proto.Services().Get(0), Table: Feedback()},
 		{Name: "analytics", Descriptor: analyticsv1.File_huifang_analytics_v1_analytics_proto.Services().Get(0), Table: Analytics()},
 		{Name: "audit", Descriptor: auditv1.File_huifang_audit_v1_audit_proto.Services().Get(0), Table: Audit(), Shared: true},
+		{Name: "customer data", Descriptor: privacyv1.File_huifang_privacy_v1_privacy_proto.Services().Get(0), Table: CustomerData(), Shared: true},
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 )
 
@@ -99,6 +100,7 @@ func TestEveryRPCAsEveryRole(t *testing.T) {
 	feedbackv1.RegisterFeedbackServiceServer(srv, feedbackv1.UnimplementedFeedbackServiceServer{})
 	analyticsv1.RegisterAnalyticsServiceServer(srv, analyticsv1.UnimplementedAnalyticsServiceServer{})
 	auditv1.RegisterAuditServiceServer(srv, auditv1.UnimplementedAuditServiceServer{})
+	privacyv1.RegisterCustomerDataServiceServer(srv, privacyv1.UnimplementedCustomerDataServiceServer{})
 	if err := guard.CoversServices(srv.GetServiceInfo()); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ func Intake() auth.Table {
 		intakev1.IntakeService_ReplayRejectedEvent_FullMethodName:      {Permission: "rejects.replay", Roles: roles(admin), Scope: "the replay keeps the rejected input's tenant"},
 		intakev1.IntakeService_RehashContacts_FullMethodName:           {Permission: "maintenance.rehash", Roles: roles(operator)},
 		intakev1.IntakeService_EraseCustomer_FullMethodName:            {Permission: "customers.erase", Roles: roles(admin), Scope: "with a reason; audited"},
+		intakev1.IntakeService_ExportCustomerData_FullMethodName:       {Permission: "customers.export", Roles: roles(admin), Scope: "with a reason; audited in every service"},
 		intakev1.IntakeService_RevealContact_FullMethodName: {Permission: "contacts.reveal", Roles: roles(leader, director, svc),
 			Scope: "with a purpose, rate-limited per caller, audited; " + units + "; the service dispatch for an agent's task (RevealTaskContact) or an automatic message"},
 	}

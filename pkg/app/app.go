@@ -26,11 +26,13 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	auditv1 "github.com/huifang/huifang/proto/huifang/audit/v1"
+	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
 
 	"github.com/huifang/huifang/pkg/access"
 	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/config"
+	"github.com/huifang/huifang/pkg/customerdata"
 	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/httpserver"
 	"github.com/huifang/huifang/pkg/inbox"
@@ -205,6 +207,11 @@ type Runtime struct {
 	// Guard authenticates every gRPC call and enforces the service's
 	// permission table (access.For(Service)).
 	Guard *auth.Guard
+	// CustomerData serves the service's part of a person's export
+	// (huifang.privacy.v1.CustomerDataService): every table of its schema
+	// with a customer_id; the service adds what is linked another way
+	// (Source.Related) before Run.
+	CustomerData *customerdata.Server
 
 	cfg       Base
 	shutdown  []func(context.Context) error
@@ -227,7 +234,7 @@ type background struct {
 // once it has elected a leader). It
 // returns the runtime with the gRPC server built but not yet serving, the
 // audit log's API (huifang.audit.v1.AuditService, over the service's own
-// log) registered on it: the service registers its handlers, consumers and
+// log) and the customer-data API (CustomerData) registered on it: the service registers its handlers, consumers and
 // loops, then calls Run.
 func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migrations fs.FS) (*Runtime, error) {
 	if cfg.MigrateOnly {
@@ -301,6 +308,8 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	}
 	rt.Pool = pool
 	auditv1.RegisterAuditServiceServer(rt.Server.GRPC, &audit.Server{Pool: pool})
+	rt.CustomerData = &customerdata.Server{Source: customerdata.Source{Service: service, Pool: pool}}
+	privacyv1.RegisterCustomerDataServiceServer(rt.Server.GRPC, rt.CustomerData)
 	var natsOpts []nats.Option
 	if cfg.NATSUser != "" {
 		natsOpts = append(natsOpts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))

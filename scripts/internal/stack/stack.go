@@ -460,8 +460,13 @@ func (s *Stack) spawn(name string) error {
 	if secret, ok := s.cfg.ClientSecrets[svc]; ok {
 		cmd.Env = append(cmd.Env, "AUTH_CLIENT_ID="+svc, "AUTH_CLIENT_SECRET="+secret)
 	}
-	if svc == "dispatch" {
+	switch svc {
+	case "dispatch":
 		cmd.Env = append(cmd.Env, "INTAKE_ADDR="+s.GRPCAddr("intake"))
+	case "intake": // ExportCustomerData asks the others for their part
+		for _, peer := range []string{"scheduler", "dispatch", "feedback", "analytics"} {
+			cmd.Env = append(cmd.Env, strings.ToUpper(peer)+"_ADDR="+s.GRPCAddr(peer))
+		}
 	}
 	// A development and test stack: intake may use the committed
 	// development keys unless Env gives it keys of its own.
@@ -513,7 +518,7 @@ func (s *Stack) spawn(name string) error {
 // sets, in any of their per-service forms.
 func baseEnv() []string {
 	owned := []string{"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "GRPC_ADDR", "HTTP_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL",
-		"AUTH_CLIENT_ID", "AUTH_CLIENT_SECRET", "AUTH_TOKEN_URL", "INTAKE_ADDR"}
+		"AUTH_CLIENT_ID", "AUTH_CLIENT_SECRET", "AUTH_TOKEN_URL", "INTAKE_ADDR", "SCHEDULER_ADDR", "DISPATCH_ADDR", "FEEDBACK_ADDR", "ANALYTICS_ADDR"}
 	var env []string
 	for _, kv := range os.Environ() {
 		key, _, _ := strings.Cut(kv, "=")
@@ -638,7 +643,7 @@ func withoutUser(urls string) string {
 // service role, and returns the secrets for Config.ClientSecrets.
 func RegisterClients(is *issuer.Issuer) map[string]string {
 	secrets := map[string]string{}
-	for _, svc := range []string{"dispatch"} {
+	for _, svc := range []string{"intake", "dispatch"} {
 		secrets[svc] = rand.Text()
 		is.AddClient(svc, secrets[svc], issuer.ServiceAccount(svc))
 	}

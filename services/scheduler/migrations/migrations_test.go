@@ -55,3 +55,22 @@ VALUES ('v-1', 'default', 's-1', 'c-1', '{"id":"c-1","name":"Alice Wang","email"
 	require.NoError(t, pool.QueryRow(ctx, `SELECT customer::text FROM planned_visits WHERE id = 'v-2'`).Scan(&none))
 	require.Nil(t, none)
 }
+
+// Issue #14: opt-outs kept before their sources were recorded are carried
+// into opt_outs at the upgrade, said to be so, at the customer's last change.
+func TestUpgradeRecordsKeptOptOuts(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", upTo(t, "006"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, opted_out, updated_at)
+VALUES ('default', 'c-1', '{1,4}', '2026-01-02T03:04:05Z'), ('default', 'c-2', '{}', now())`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "scheduler", postgres.Migrations{Set: "scheduler", FS: migrations.FS}))
+
+	var got []string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(customer_id || ' ' || channel || ' ' || source || ' ' || to_char(opted_out_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') ORDER BY channel)
+FROM opt_outs`).Scan(&got))
+	require.Equal(t, []string{"c-1 CHANNEL_EMAIL recorded before sources were kept 2026-01-02", "c-1 CHANNEL_PHONE recorded before sources were kept 2026-01-02"}, got)
+}

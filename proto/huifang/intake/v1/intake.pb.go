@@ -11,6 +11,7 @@ import (
 	v11 "github.com/huifang/huifang/proto/huifang/types/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -2437,11 +2438,121 @@ func (x *EraseCustomerResponse) GetErasedNow() bool {
 	return false
 }
 
+type ExportCustomerDataRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Why (3 to 200 characters), e.g. "access request of 2026-12-06, ticket 4711"; written to the
+	// audit log of every service.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCustomerDataRequest) Reset() {
+	*x = ExportCustomerDataRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCustomerDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCustomerDataRequest) ProtoMessage() {}
+
+func (x *ExportCustomerDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCustomerDataRequest.ProtoReflect.Descriptor instead.
+func (*ExportCustomerDataRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ExportCustomerDataRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ExportCustomerDataRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ExportCustomerDataRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ExportCustomerDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One JSON object: "customer_id", "tenant_id", "exported_at", "exported_by", then one key per
+	// service ("intake", "scheduler", "dispatch", "feedback", "analytics"), each the rows that
+	// service holds about the customer, table by table. Save it as one file, e.g.
+	// grpcurl ... | jq .document > export.json.
+	Document      *structpb.Struct `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCustomerDataResponse) Reset() {
+	*x = ExportCustomerDataResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCustomerDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCustomerDataResponse) ProtoMessage() {}
+
+func (x *ExportCustomerDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCustomerDataResponse.ProtoReflect.Descriptor instead.
+func (*ExportCustomerDataResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ExportCustomerDataResponse) GetDocument() *structpb.Struct {
+	if x != nil {
+		return x.Document
+	}
+	return nil
+}
+
 var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehuifang/intake/v1/intake.proto\x12\x11huifang.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehuifang/events/v1/events.proto\x1a\x1chuifang/types/v1/types.proto\"Q\n" +
+	"\x1ehuifang/intake/v1/intake.proto\x12\x11huifang.intake.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehuifang/events/v1/events.proto\x1a\x1chuifang/types/v1/types.proto\"Q\n" +
 	"\x14IngestServiceRequest\x129\n" +
 	"\x05event\x18\x01 \x01(\v2#.huifang.events.v1.ServiceCompletedR\x05event\"u\n" +
 	"\x15IngestServiceResponse\x12\x1d\n" +
@@ -2621,7 +2732,14 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x15EraseCustomerResponse\x12;\n" +
 	"\bcustomer\x18\x01 \x01(\v2\x1f.huifang.intake.v1.CustomerViewR\bcustomer\x12\x1d\n" +
 	"\n" +
-	"erased_now\x18\x02 \x01(\bR\terasedNow*\xa3\x01\n" +
+	"erased_now\x18\x02 \x01(\bR\terasedNow\"q\n" +
+	"\x19ExportCustomerDataRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"Q\n" +
+	"\x1aExportCustomerDataResponse\x123\n" +
+	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument*\xa3\x01\n" +
 	"\rImportOutcome\x12\x1e\n" +
 	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12\x1a\n" +
@@ -2632,7 +2750,7 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x19CONTACT_FIELD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CONTACT_FIELD_NAME\x10\x01\x12\x17\n" +
 	"\x13CONTACT_FIELD_PHONE\x10\x02\x12\x17\n" +
-	"\x13CONTACT_FIELD_EMAIL\x10\x032\xe4\f\n" +
+	"\x13CONTACT_FIELD_EMAIL\x10\x032\xd7\r\n" +
 	"\rIntakeService\x12b\n" +
 	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\x12e\n" +
 	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\x12\\\n" +
@@ -2648,7 +2766,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x13ReplayRejectedEvent\x12-.huifang.intake.v1.ReplayRejectedEventRequest\x1a..huifang.intake.v1.ReplayRejectedEventResponse\x12e\n" +
 	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponse\x12b\n" +
 	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponse\x12b\n" +
-	"\rEraseCustomer\x12'.huifang.intake.v1.EraseCustomerRequest\x1a(.huifang.intake.v1.EraseCustomerResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
+	"\rEraseCustomer\x12'.huifang.intake.v1.EraseCustomerRequest\x1a(.huifang.intake.v1.EraseCustomerResponse\x12q\n" +
+	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponseB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_huifang_intake_v1_intake_proto_rawDescOnce sync.Once
@@ -2663,7 +2782,7 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
 	(ContactField)(0),                        // 1: huifang.intake.v1.ContactField
@@ -2704,76 +2823,82 @@ var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(*RevealContactResponse)(nil),            // 36: huifang.intake.v1.RevealContactResponse
 	(*EraseCustomerRequest)(nil),             // 37: huifang.intake.v1.EraseCustomerRequest
 	(*EraseCustomerResponse)(nil),            // 38: huifang.intake.v1.EraseCustomerResponse
-	(*v1.ServiceCompleted)(nil),              // 39: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),                     // 40: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),            // 41: google.protobuf.Timestamp
-	(*v11.ContactPreferences)(nil),           // 42: huifang.types.v1.ContactPreferences
+	(*ExportCustomerDataRequest)(nil),        // 39: huifang.intake.v1.ExportCustomerDataRequest
+	(*ExportCustomerDataResponse)(nil),       // 40: huifang.intake.v1.ExportCustomerDataResponse
+	(*v1.ServiceCompleted)(nil),              // 41: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 42: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 43: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 44: huifang.types.v1.ContactPreferences
+	(*structpb.Struct)(nil),                  // 45: google.protobuf.Struct
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	39, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	39, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	41, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	41, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
 	5,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
 	6,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
-	40, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
-	41, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
-	41, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
-	40, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	42, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	43, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	43, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	42, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
 	9,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
 	9,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
-	42, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	44, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
 	9,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
 	9,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	40, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
-	41, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	42, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	43, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
 	17, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
 	0,  // 16: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
 	5,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
 	19, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
 	22, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
 	22, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
-	41, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	41, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	43, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	43, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
 	27, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
 	27, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
-	39, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
-	39, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	41, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	41, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
 	1,  // 27: huifang.intake.v1.RevealContactRequest.fields:type_name -> huifang.intake.v1.ContactField
 	9,  // 28: huifang.intake.v1.EraseCustomerResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	2,  // 29: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
-	4,  // 30: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
-	8,  // 31: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
-	11, // 32: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
-	13, // 33: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
-	15, // 34: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
-	18, // 35: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
-	21, // 36: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
-	24, // 37: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
-	26, // 38: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
-	29, // 39: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
-	31, // 40: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
-	33, // 41: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
-	35, // 42: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
-	37, // 43: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
-	3,  // 44: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	7,  // 45: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
-	10, // 46: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	12, // 47: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
-	14, // 48: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
-	16, // 49: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
-	20, // 50: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
-	23, // 51: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
-	25, // 52: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
-	28, // 53: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	30, // 54: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
-	32, // 55: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
-	34, // 56: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
-	36, // 57: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
-	38, // 58: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
-	44, // [44:59] is the sub-list for method output_type
-	29, // [29:44] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	45, // 29: huifang.intake.v1.ExportCustomerDataResponse.document:type_name -> google.protobuf.Struct
+	2,  // 30: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
+	4,  // 31: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
+	8,  // 32: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
+	11, // 33: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
+	13, // 34: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
+	15, // 35: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
+	18, // 36: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
+	21, // 37: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
+	24, // 38: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
+	26, // 39: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
+	29, // 40: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
+	31, // 41: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
+	33, // 42: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
+	35, // 43: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
+	37, // 44: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
+	39, // 45: huifang.intake.v1.IntakeService.ExportCustomerData:input_type -> huifang.intake.v1.ExportCustomerDataRequest
+	3,  // 46: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	7,  // 47: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	10, // 48: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	12, // 49: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	14, // 50: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	16, // 51: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	20, // 52: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	23, // 53: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	25, // 54: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	28, // 55: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	30, // 56: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	32, // 57: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	34, // 58: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
+	36, // 59: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
+	38, // 60: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
+	40, // 61: huifang.intake.v1.IntakeService.ExportCustomerData:output_type -> huifang.intake.v1.ExportCustomerDataResponse
+	46, // [46:62] is the sub-list for method output_type
+	30, // [30:46] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_huifang_intake_v1_intake_proto_init() }
@@ -2787,7 +2912,7 @@ func file_huifang_intake_v1_intake_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

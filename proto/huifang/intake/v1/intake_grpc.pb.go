@@ -34,6 +34,7 @@ const (
 	IntakeService_RehashContacts_FullMethodName           = "/huifang.intake.v1.IntakeService/RehashContacts"
 	IntakeService_RevealContact_FullMethodName            = "/huifang.intake.v1.IntakeService/RevealContact"
 	IntakeService_EraseCustomer_FullMethodName            = "/huifang.intake.v1.IntakeService/EraseCustomer"
+	IntakeService_ExportCustomerData_FullMethodName       = "/huifang.intake.v1.IntakeService/ExportCustomerData"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -83,6 +84,10 @@ type IntakeServiceClient interface {
 	// answers' ratings stay, so past figures do not change. Audited; calling it again changes
 	// nothing more.
 	EraseCustomer(ctx context.Context, in *EraseCustomerRequest, opts ...grpc.CallOption) (*EraseCustomerResponse, error)
+	// ExportCustomerData returns everything Huifang holds about a customer (the person's right of
+	// access and portability), as one JSON document: intake's archive with the clear contacts,
+	// and the part of every other service (their CustomerDataService). Audited in every service.
+	ExportCustomerData(ctx context.Context, in *ExportCustomerDataRequest, opts ...grpc.CallOption) (*ExportCustomerDataResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -243,6 +248,16 @@ func (c *intakeServiceClient) EraseCustomer(ctx context.Context, in *EraseCustom
 	return out, nil
 }
 
+func (c *intakeServiceClient) ExportCustomerData(ctx context.Context, in *ExportCustomerDataRequest, opts ...grpc.CallOption) (*ExportCustomerDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportCustomerDataResponse)
+	err := c.cc.Invoke(ctx, IntakeService_ExportCustomerData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -290,6 +305,10 @@ type IntakeServiceServer interface {
 	// answers' ratings stay, so past figures do not change. Audited; calling it again changes
 	// nothing more.
 	EraseCustomer(context.Context, *EraseCustomerRequest) (*EraseCustomerResponse, error)
+	// ExportCustomerData returns everything Huifang holds about a customer (the person's right of
+	// access and portability), as one JSON document: intake's archive with the clear contacts,
+	// and the part of every other service (their CustomerDataService). Audited in every service.
+	ExportCustomerData(context.Context, *ExportCustomerDataRequest) (*ExportCustomerDataResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -344,6 +363,9 @@ func (UnimplementedIntakeServiceServer) RevealContact(context.Context, *RevealCo
 }
 func (UnimplementedIntakeServiceServer) EraseCustomer(context.Context, *EraseCustomerRequest) (*EraseCustomerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EraseCustomer not implemented")
+}
+func (UnimplementedIntakeServiceServer) ExportCustomerData(context.Context, *ExportCustomerDataRequest) (*ExportCustomerDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportCustomerData not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -636,6 +658,24 @@ func _IntakeService_EraseCustomer_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_ExportCustomerData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportCustomerDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).ExportCustomerData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_ExportCustomerData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).ExportCustomerData(ctx, req.(*ExportCustomerDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -702,6 +742,10 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EraseCustomer",
 			Handler:    _IntakeService_EraseCustomer_Handler,
+		},
+		{
+			MethodName: "ExportCustomerData",
+			Handler:    _IntakeService_ExportCustomerData_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -93,6 +93,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 
 	// API.
+	rt.CustomerData.Source.Related = store.CustomerRows()
 	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
 	return rt.Run(ctx)
 }

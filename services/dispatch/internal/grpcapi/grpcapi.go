@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
@@ -16,6 +15,7 @@ import (
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
@@ -492,8 +492,8 @@ func (s *Server) RevealTaskContact(ctx context.Context, req *dispatchv1.RevealTa
 	if purpose == "" {
 		purpose = "follow-up call"
 	}
-	if n := utf8.RuneCountInString(purpose); n < 3 || n > 200 {
-		bad.Add("purpose", "must say why, in 3 to 200 characters: it is written to the audit log")
+	if !audit.ValidPurpose(purpose) {
+		bad.Add("purpose", audit.PurposeRule)
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
 	"github.com/huifang/huifang/services/feedback/internal/grpcapi"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
+	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/migrations"
 )
 
@@ -96,6 +97,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Batch: feedback.DefaultEscalationBatch,
 		Round: a.EscalateOverdue,
 	})
+	rt.CustomerData.Source.Related = store.CustomerRows()
 	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
 	return rt.Run(ctx)
 }

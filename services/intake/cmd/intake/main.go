@@ -11,10 +11,15 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
 
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/customerdata"
+	"github.com/huifang/huifang/pkg/grpcclient"
 	"github.com/huifang/huifang/pkg/loop"
 	intake "github.com/huifang/huifang/services/intake/internal/app"
 	"github.com/huifang/huifang/services/intake/internal/consumer"
@@ -66,6 +71,20 @@ type config struct {
 	// intake publishes it (ServiceCompleted, CustomerUpdated); larger input
 	// is refused on every path. At most the NATS max_payload less 64 KiB.
 	MaxEventBytes int `env:"MAX_EVENT_BYTES" default:"262144"`
+	// The other services' gRPC addresses: ExportCustomerData asks each for
+	// its part, on intake's own account (AUTH_CLIENT_ID, AUTH_CLIENT_SECRET,
+	// AUTH_TOKEN_URL); PeerCAFile, when set, is the CA of their TLS
+	// certificates. Without a secret, exports are off.
+	SchedulerAddr    string `env:"SCHEDULER_ADDR" default:"127.0.0.1:7002"`
+	DispatchAddr     string `env:"DISPATCH_ADDR" default:"127.0.0.1:7003"`
+	FeedbackAddr     string `env:"FEEDBACK_ADDR" default:"127.0.0.1:7004"`
+	AnalyticsAddr    string `env:"ANALYTICS_ADDR" default:"127.0.0.1:7005"`
+	PeerCAFile       string `env:"PEER_CA_FILE"`
+	AuthClientID     string `env:"AUTH_CLIENT_ID" default:"intake"`
+	AuthClientSecret string `env:"AUTH_CLIENT_SECRET,secret"`
+	AuthTokenURL     string `env:"AUTH_TOKEN_URL,url"`
+	// ExportTimeout bounds each service's part of an export.
+	ExportTimeout time.Duration `env:"EXPORT_TIMEOUT" default:"30s"`
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
@@ -120,6 +139,15 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Close(ctx)
 		return err
 	}
+	own := customerdata.Source{Service: "intake", Pool: rt.Pool, Skip: intake.ExportSkip(), Extra: a.ExportArchive}
+	rt.CustomerData.Source = own
+	exports, closePeers, err := peers(cfg, log, own)
+	if err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	defer closePeers()
+	a.Exports = exports
 	pending := reseal.NewGauge()
 	rt.Metrics.MustRegister(pending)
 
@@ -198,4 +226,34 @@ func webhookAddr(configured, httpAddr string) string {
 		return httpAddr
 	}
 	return configured
+}
+
+// peers dials the other services for exports, on intake's own account.
+// Without AUTH_CLIENT_SECRET exports are off (the RPC says why), and the
+// start says so once.
+func peers(cfg config, log *slog.Logger, own customerdata.Source) (*intake.Exports, func(), error) {
+	ex := &intake.Exports{Own: own, Peers: intake.Peers{}, Timeout: cfg.ExportTimeout}
+	if cfg.AuthClientSecret == "" {
+		ex.Off = "AUTH_CLIENT_SECRET is unset: intake has no account to ask the other services for their part"
+		log.Warn("ExportCustomerData is off: set AUTH_CLIENT_ID and AUTH_CLIENT_SECRET (intake's service account) to gather exports", "docs", "docs/privacy.md")
+		return ex, func() {}, nil
+	}
+	addrs := map[string]string{"scheduler": cfg.SchedulerAddr, "dispatch": cfg.DispatchAddr, "feedback": cfg.FeedbackAddr, "analytics": cfg.AnalyticsAddr}
+	var conns []*grpc.ClientConn
+	closeAll := func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+	for _, name := range intake.PeerNames() {
+		conn, err := grpcclient.Dial(grpcclient.Config{Addr: addrs[name], CAFile: cfg.PeerCAFile, ClientID: cfg.AuthClientID,
+			ClientSecret: cfg.AuthClientSecret, TokenURL: cfg.AuthTokenURL, Issuer: cfg.AuthIssuer})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("intake: %s for exports: %w", name, err)
+		}
+		conns = append(conns, conn)
+		ex.Peers[name] = privacyv1.NewCustomerDataServiceClient(conn)
+	}
+	return ex, closeAll, nil
 }

@@ -42,6 +42,9 @@ type App struct {
 	// versions' timestamps, replays).
 	Now func() time.Time
 	Log *slog.Logger
+	// Exports gathers a person's export from every service; nil: exports
+	// are off.
+	Exports *Exports
 	// MaxEventBytes (MAX_EVENT_BYTES) is the most bytes an event may have,
 	// coming in and going out (see EventLimit); 0: ingest.DefaultMaxEventBytes.
 	MaxEventBytes int

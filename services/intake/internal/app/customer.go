@@ -10,6 +10,7 @@ import (
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
@@ -42,18 +43,41 @@ func customerUpdated(c *archive.Customer, changed []string) *eventsv1.CustomerUp
 	}
 }
 
+// auditPreferences records a change of c's contact preferences (consent
+// and opt-outs) with its source and time: customer.preferences, the
+// archive's version, the channels opted out of after it, and where it came
+// from (the caller is the entry's actor; an upstream system's event, an
+// import, an erasure are named in source).
+func (a *App) auditPreferences(ctx context.Context, tx pgx.Tx, c *archive.Customer, source string) error {
+	opted := []string{}
+	if c.Preferences != nil {
+		for _, ch := range c.Preferences.OptedOut {
+			opted = append(opted, ch.String())
+		}
+	}
+	return a.auditTx(ctx, tx, c.TenantID, "customer.preferences", audit.Target{Kind: "customer", ID: c.ID},
+		audit.Detail{"version": c.Version, "opted_out": opted, "source": source})
+}
+
 // announce writes CustomerUpdated for a saved change of c and re-evaluates
 // the referrer c newly names (seed 000: referrals count toward the key tier).
 // A CustomerUpdated larger than the limit is not written: the error is a
 // *tooLargeError, which the command turns into the refusal of its input
-// (refusedAs), rolling the change back.
-func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, changed []string) error {
+// (refusedAs), rolling the change back. A change of the contact
+// preferences is written to the audit log with source (auditPreferences),
+// unless source is empty: an ingested service's, which its record names.
+func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, changed []string, source string) error {
 	if len(changed) == 0 {
 		return nil
 	}
 	ev := customerUpdated(c, changed)
 	if err := a.add(ctx, tx, stream.SubjectCustomerUpdated, ev.EventId, ev); err != nil {
 		return err
+	}
+	if source != "" && slices.Contains(changed, archive.FieldPreferences) {
+		if err := a.auditPreferences(ctx, tx, c, source); err != nil {
+			return err
+		}
 	}
 	ref := c.NewReferrer(changed)
 	if ref == "" {
@@ -71,5 +95,5 @@ func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, chan
 	if err != nil {
 		return err
 	}
-	return a.announce(ctx, tx, referrer, refChanged)
+	return a.announce(ctx, tx, referrer, refChanged, "referral by "+c.ExternalID)
 }

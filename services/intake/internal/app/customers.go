@@ -32,7 +32,7 @@ type CustomerQuery struct {
 func (a *App) GetCustomer(ctx context.Context, q CustomerQuery) (c *archive.Customer, err error) {
 	byPhone := q.ID == "" && q.ExternalID == "" && q.Phone != ""
 	if byPhone {
-		if err := checkPurpose("purpose", q.Purpose); err != nil {
+		if err := audit.CheckPurpose("purpose", q.Purpose); err != nil {
 			return nil, err
 		}
 		if err := a.admitReveal(ctx); err != nil {

@@ -43,8 +43,8 @@ func (a *App) EraseCustomer(ctx context.Context, in EraseCustomer) (c *archive.C
 	if in.CustomerID == "" {
 		l.Add("customer_id", "is required")
 	}
-	if err := checkPurpose("reason", in.Reason); err != nil {
-		l.Add("reason", "must say why, in 3 to 200 characters: it is written to the audit log")
+	if !audit.ValidPurpose(in.Reason) {
+		l.Add("reason", audit.PurposeRule)
 	}
 	if err := l.Err(); err != nil {
 		return nil, false, err
@@ -58,7 +58,7 @@ func (a *App) EraseCustomer(ctx context.Context, in EraseCustomer) (c *archive.C
 		if err := a.Store.DestroyCustomerKey(ctx, tx, in.Tenant, in.CustomerID); err != nil {
 			return notFound("customer", err)
 		}
-		c, err = a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
+		c, err = a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, "EraseCustomer", func(c *archive.Customer) []string {
 			p := c.Preferences.Clone()
 			if p == nil {
 				p = &archive.Preferences{}

@@ -142,7 +142,7 @@ func (a *App) importRecord(ctx context.Context, tx pgx.Tx, tenantID string, c *t
 	if err != nil {
 		return 0, "", err
 	}
-	if err := a.announce(ctx, tx, cust, changed); err != nil {
+	if err := a.announce(ctx, tx, cust, changed, "ImportCustomers"); err != nil {
 		return 0, "", err
 	}
 	switch {

@@ -139,7 +139,10 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 	if err != nil || out.Duplicate {
 		return out, err
 	}
-	if err := a.announce(ctx, tx, cust, changed); err != nil {
+	// Preferences an upstream system sends come with the service, whose
+	// record names the system and its event (and the scheduler's opt_outs
+	// the service): no audit entry per ingested event.
+	if err := a.announce(ctx, tx, cust, changed, ""); err != nil {
 		return out, err
 	}
 	done := proto.CloneOf(ev)

@@ -37,7 +37,7 @@ func (a *App) SetCustomerOwnersTx(ctx context.Context, tx pgx.Tx, in SetCustomer
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
-	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
+	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, "SetCustomerOwners", func(c *archive.Customer) []string {
 		return c.SetOwners(in.OwnerIDs)
 	})
 	return c, refusedAs("owner_ids", err)

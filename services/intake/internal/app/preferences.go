@@ -45,7 +45,7 @@ func (a *App) UpdateContactPreferencesTx(ctx context.Context, tx pgx.Tx, in Upda
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
-	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *archive.Customer) []string {
+	c, err := a.updateCustomer(ctx, tx, in.Tenant, in.CustomerID, "UpdateContactPreferences", func(c *archive.Customer) []string {
 		return c.SetPreferences(in.Preferences)
 	})
 	if err != nil {
@@ -63,7 +63,7 @@ func (a *App) UpdateContactPreferencesTx(ctx context.Context, tx pgx.Tx, in Upda
 // settles the change and announces it. A CustomerUpdated too large to
 // publish fails it with a *tooLargeError (after the save: the caller's
 // transaction rolls back).
-func (a *App) updateCustomer(ctx context.Context, tx pgx.Tx, tenant, id string, change func(c *archive.Customer) []string) (*archive.Customer, error) {
+func (a *App) updateCustomer(ctx context.Context, tx pgx.Tx, tenant, id, source string, change func(c *archive.Customer) []string) (*archive.Customer, error) {
 	var changed []string
 	c, err := a.Store.UpdateCustomer(ctx, tx, tenant, id, func(c *archive.Customer) (bool, error) {
 		var err error
@@ -73,5 +73,5 @@ func (a *App) updateCustomer(ctx context.Context, tx pgx.Tx, tenant, id string, 
 	if err != nil {
 		return nil, notFound("customer", err)
 	}
-	return c, a.announce(ctx, tx, c, changed)
+	return c, a.announce(ctx, tx, c, changed, source)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,14 +49,6 @@ type Revealed struct {
 	CustomerID, Name, Phone, Email string
 }
 
-// checkPurpose holds a stated purpose to 3 to 200 characters.
-func checkPurpose(field, purpose string) error {
-	if n := utf8.RuneCountInString(strings.TrimSpace(purpose)); n < 3 || n > 200 {
-		return invalid.New(field, "must say why, in 3 to 200 characters: it is written to the audit log")
-	}
-	return nil
-}
-
 // admitReveal takes one reveal of the caller's rate, or refuses with
 // ResourceExhausted.
 func (a *App) admitReveal(ctx context.Context) error {
@@ -94,8 +85,8 @@ func (a *App) RevealContact(ctx context.Context, in RevealContact) (Revealed, er
 			break
 		}
 	}
-	if err := checkPurpose("purpose", in.Purpose); err != nil {
-		l.Add("purpose", "must say why, in 3 to 200 characters: it is written to the audit log")
+	if !audit.ValidPurpose(in.Purpose) {
+		l.Add("purpose", audit.PurposeRule)
 	}
 	p, hasPrincipal := auth.From(ctx)
 	service := hasPrincipal && p.Has(auth.Service)

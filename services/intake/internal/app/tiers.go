@@ -48,7 +48,7 @@ func (a *App) RefreshTiers(ctx context.Context, pageSize int) (int, error) {
 				return err
 			}
 			for _, d := range saved {
-				if err := a.announce(ctx, tx, d.c, d.changed); err != nil {
+				if err := a.announce(ctx, tx, d.c, d.changed, "tier refresh"); err != nil {
 					return err
 				}
 			}

@@ -244,10 +244,15 @@ func TestOwnersAndPreferences(t *testing.T) {
 	require.Empty(t, ev.Customer.Phone, "events carry no clear contact")
 	require.Equal(t, "*******0001", ev.Customer.PhoneMasked)
 	require.True(t, ev.Customer.HasPhone)
+	// The change of consent is recorded with its source, version and time.
+	var detail string
+	require.NoError(t, srv.App.DB.QueryRow(ctx, `SELECT detail FROM audit_log WHERE action = 'customer.preferences' AND target_id = $1`, r.CustomerId).Scan(&detail))
+	require.JSONEq(t, fmt.Sprintf(`{"version": %d, "opted_out": ["CHANNEL_SMS"], "source": "UpdateContactPreferences"}`, upd.Customer.Version), detail)
 	before := count(t, srv, `SELECT count(*) FROM outbox`)
 	_, err = srv.UpdateContactPreferences(ctx, &intakev1.UpdateContactPreferencesRequest{CustomerId: r.CustomerId, Preferences: prefs})
 	require.NoError(t, err)
 	require.Equal(t, before, count(t, srv, `SELECT count(*) FROM outbox`), "the same preferences again announce nothing")
+	require.Equal(t, 1, count(t, srv, `SELECT count(*) FROM audit_log WHERE action = 'customer.preferences'`), "nor record anything")
 }
 
 // Contacts are encrypted at rest with a key id, found by a keyed hash, masked

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/customerdata"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/pkg/tenant"
@@ -291,4 +292,18 @@ func (s *Server) EraseCustomer(ctx context.Context, req *intakev1.EraseCustomerR
 		return nil, statusOf(err)
 	}
 	return &intakev1.EraseCustomerResponse{Customer: View(c), ErasedNow: now}, nil
+}
+
+// ExportCustomerData returns everything Huifang holds about a customer as
+// one document (app.ExportCustomerData).
+func (s *Server) ExportCustomerData(ctx context.Context, req *intakev1.ExportCustomerDataRequest) (*intakev1.ExportCustomerDataResponse, error) {
+	doc, err := s.App.ExportCustomerData(ctx, app.ExportCustomerData{Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), Reason: req.GetReason()})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	st, err := customerdata.Struct(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &intakev1.ExportCustomerDataResponse{Document: st}, nil
 }

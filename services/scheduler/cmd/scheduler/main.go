@@ -16,6 +16,7 @@ import (
 	scheduler "github.com/huifang/huifang/services/scheduler/internal/app"
 	"github.com/huifang/huifang/services/scheduler/internal/consumer"
 	"github.com/huifang/huifang/services/scheduler/internal/grpcapi"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/migrations"
 )
 
@@ -69,6 +70,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	rt.Metrics.MustRegister(dueLag(a), fireFailures, failedVisits(a))
 
 	// The API.
+	rt.CustomerData.Source.Related = store.CustomerRows()
 	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
 	return rt.Run(ctx)
 }

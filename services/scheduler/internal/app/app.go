@@ -103,11 +103,11 @@ func CustomerFrom(c *typesv1.Customer) (Customer, error) {
 // updateCustomer applies the preferences the event carries at version (0:
 // a snapshot) and returns the customer's effective preferences. A customer
 // without an id changes nothing.
-func updateCustomer(ctx context.Context, tx pgx.Tx, tenant string, c Customer, version int64, at time.Time) (contact.Prefs, error) {
+func updateCustomer(ctx context.Context, tx pgx.Tx, tenant string, c Customer, version int64, at time.Time, source string) (contact.Prefs, error) {
 	if c.ID == "" {
 		return contact.Prefs{}, nil
 	}
-	got, err := store.UpdateCustomer(ctx, tx, tenant, c.ID, func(cust *contact.Customer) bool {
+	got, err := store.UpdateCustomer(ctx, tx, tenant, c.ID, source, func(cust *contact.Customer) bool {
 		return cust.Update(version, c.Prefs, c.Tier, at)
 	})
 	return got.Effective(), err

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"fmt"
+
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"context"
@@ -36,11 +38,13 @@ func (a *App) UpdateCustomer(ctx context.Context, in CustomerUpdate) error {
 // opt-out is lost.
 func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate) error {
 	at := or(in.At, a.Now())
-	if _, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, at); err != nil || !in.Erased {
+	source := fmt.Sprintf("intake: CustomerUpdated, archive version %d", in.Version)
+	if _, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, at, source); err != nil || !in.Erased {
 		return err
 	}
 	for _, ch := range erasedChannels {
-		if _, err := a.OptOutTx(ctx, tx, OptOut{Tenant: in.Tenant, CustomerID: in.Customer.ID, Channel: int32(ch), At: at}); err != nil {
+		if _, err := a.OptOutTx(ctx, tx, OptOut{Tenant: in.Tenant, CustomerID: in.Customer.ID, Channel: int32(ch), At: at,
+			Source: fmt.Sprintf("intake: erased, archive version %d", in.Version)}); err != nil {
 			return err
 		}
 	}
@@ -55,6 +59,9 @@ var erasedChannels = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Ch
 type OptOut struct {
 	Tenant, CustomerID string
 	Channel            int32
+	// Source says where the opt-out came from ("dispatch: asked to stop
+	// during visit …"); recorded with it (opt_outs).
+	Source string
 	// At is when; zero: now.
 	At time.Time
 }
@@ -73,7 +80,11 @@ func (a *App) OptOut(ctx context.Context, in OptOut) (n int, err error) {
 // Visits that fall due later on that channel are suppressed when due.
 func (a *App) OptOutTx(ctx context.Context, tx pgx.Tx, in OptOut) (int, error) {
 	at := or(in.At, a.Now())
-	if _, err := store.UpdateCustomer(ctx, tx, in.Tenant, in.CustomerID, func(c *contact.Customer) bool {
+	source := in.Source
+	if source == "" {
+		source = "unnamed"
+	}
+	if _, err := store.UpdateCustomer(ctx, tx, in.Tenant, in.CustomerID, source, func(c *contact.Customer) bool {
 		c.OptOut(in.Channel, at)
 		return true
 	}); err != nil {

@@ -73,7 +73,7 @@ func (a *App) PlanFollowUpTx(ctx context.Context, tx pgx.Tx, in FollowUp) (strin
 		return "", err
 	}
 	planned := engine.FollowUp(req, last+1, severity == int32(typesv1.Severity_SEVERITY_MAJOR), rules, prefs)
-	if _, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, now); err != nil {
+	if _, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, now, "feedback: FollowUpRequested for "+svc.ID); err != nil {
 		return "", err
 	}
 	v := visit.New(outbox.NewEventID(), planned, svc, nil, in.Customer.Snapshot, in.ComplaintID, severity)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
@@ -203,4 +204,38 @@ func TestNoFollowUpForWrittenReplyOnlyComplaints(t *testing.T) {
 	require.Contains(t, cv[0].Reason, "written-reply-only")
 	fire(t, b, t0.Add(time.Hour))
 	require.Zero(t, outboxCount(t, b, stream.SubjectVisitDue))
+}
+
+// Every opt-out is recorded with its source and time (seed 004, PIPL: a
+// withdrawn consent is kept on record): the first word per channel stays.
+func TestOptOutsAreRecordedWithSourceAndTime(t *testing.T) {
+	b := setup(t)
+	plan(t, b, completed(t, "s-1", "purchase", t0))
+	_, err := b.a.OptOut(b.ctx, app.OptOut{Tenant: "default", CustomerID: "cust-s-1", Channel: policy.ChannelPhone, At: t0.Add(time.Hour),
+		Source: "dispatch: asked to stop during visit v-1"})
+	require.NoError(t, err)
+	require.NoError(t, b.a.UpdateCustomer(b.ctx, app.CustomerUpdate{Tenant: "default", Version: 4, At: t0.Add(2 * time.Hour),
+		Customer: customer(t, &typesv1.Customer{Id: "cust-s-1", Preferences: &typesv1.ContactPreferences{
+			OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS}}})}))
+	require.NoError(t, b.a.UpdateCustomer(b.ctx, app.CustomerUpdate{Tenant: "default", Version: 5, At: t0.Add(3 * time.Hour), Erased: true,
+		Customer: customer(t, &typesv1.Customer{Id: "cust-s-1"})}))
+
+	rows, err := b.pool.Query(b.ctx, `SELECT channel, source, opted_out_at FROM opt_outs WHERE tenant_id = 'default' AND customer_id = 'cust-s-1' ORDER BY opted_out_at, channel`)
+	require.NoError(t, err)
+	type rec struct {
+		Channel, Source string
+		At              time.Time
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rec])
+	require.NoError(t, err)
+	for i := range got {
+		got[i].At = got[i].At.UTC()
+	}
+	require.Equal(t, []rec{
+		{"CHANNEL_PHONE", "dispatch: asked to stop during visit v-1", t0.Add(time.Hour)},
+		{"CHANNEL_SMS", "intake: CustomerUpdated, archive version 4", t0.Add(2 * time.Hour)},
+		{"CHANNEL_EMAIL", "intake: erased, archive version 5", t0.Add(3 * time.Hour)},
+		{"CHANNEL_ONSITE", "intake: erased, archive version 5", t0.Add(3 * time.Hour)},
+		{"CHANNEL_WEB", "intake: erased, archive version 5", t0.Add(3 * time.Hour)},
+	}, got)
 }

@@ -53,7 +53,7 @@ func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, 
 	if err := store.RecordService(ctx, tx, svc); err != nil {
 		return 0, err
 	}
-	prefs, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, svc.CompletedAt)
+	prefs, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, svc.CompletedAt, "intake: ServiceCompleted "+svc.ID)
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +109,7 @@ func (a *App) PlanComplaintResolvedTx(ctx context.Context, tx pgx.Tx, in Complai
 	if svc.CustomerID == "" {
 		svc.CustomerID = in.Customer.ID
 	}
-	if _, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, at); err != nil {
+	if _, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, at, "feedback: ComplaintResolved "+in.ComplaintID); err != nil {
 		return 0, err
 	}
 	prefs, err := prefsOf(ctx, tx, svc.Tenant, svc.CustomerID)

@@ -94,7 +94,8 @@ func optedOut(ev *eventsv1.ContactOptedOut) (app.OptOut, error) {
 	if err := l.Err(); err != nil {
 		return app.OptOut{}, err
 	}
-	return app.OptOut{Tenant: ev.GetTenantId(), CustomerID: ev.GetCustomerId(), Channel: int32(ev.GetChannel()), At: at(ev.GetAt())}, nil
+	return app.OptOut{Tenant: ev.GetTenantId(), CustomerID: ev.GetCustomerId(), Channel: int32(ev.GetChannel()), At: at(ev.GetAt()),
+		Source: ev.GetSource()}, nil
 }
 
 // complaintResolved reads a ComplaintResolved.

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/jackc/pgx/v5"
 
@@ -100,7 +103,7 @@ JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON c.tenant_id = k.t AND c.custom
 // row is locked (created empty, version 0, when the scheduler never heard of
 // the customer), fn decides and says whether it changed anything, and the
 // change is saved. It returns the customer as fn left it.
-func UpdateCustomer(ctx context.Context, tx pgx.Tx, tenant, id string, fn func(c *contact.Customer) bool) (contact.Customer, error) {
+func UpdateCustomer(ctx context.Context, tx pgx.Tx, tenant, id, source string, fn func(c *contact.Customer) bool) (contact.Customer, error) {
 	lock := func() (contact.Customer, error) {
 		var c contact.Customer
 		err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerCols+` FROM customers WHERE tenant_id = $1 AND customer_id = $2 FOR UPDATE`, tenant, id), &c)
@@ -116,8 +119,12 @@ func UpdateCustomer(ctx context.Context, tx pgx.Tx, tenant, id string, fn func(c
 	if err != nil {
 		return c, translate("lock customer", err)
 	}
+	before := c.Effective().OptedOut
 	if !fn(&c) {
 		return c, nil
+	}
+	if err := recordOptOuts(ctx, tx, tenant, id, source, before, c); err != nil {
+		return c, err
 	}
 	prefs, err := json.Marshal(c.Prefs)
 	if err != nil {
@@ -137,4 +144,24 @@ func nullTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// recordOptOuts records each channel c opts out of now that it did not
+// before (opt_outs), with the change's source and time; a channel's first
+// opt-out is the one kept.
+func recordOptOuts(ctx context.Context, tx pgx.Tx, tenant, id, source string, before []int32, c contact.Customer) error {
+	at := c.UpdatedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	for _, ch := range c.Effective().OptedOut {
+		if slices.Contains(before, ch) {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO opt_outs (tenant_id, customer_id, channel, source, opted_out_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING`, tenant, id, typesv1.Channel(ch).String(), source, at); err != nil {
+			return translate("record opt-out", err)
+		}
+	}
+	return nil
 }

@@ -162,7 +162,7 @@ func TestUpdateCustomerByClosure(t *testing.T) {
 		var c contact.Customer
 		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			var err error
-			c, err = store.UpdateCustomer(ctx, tx, "default", "c-1", fn)
+			c, err = store.UpdateCustomer(ctx, tx, "default", "c-1", "test", fn)
 			return err
 		}))
 		return c
