@@ -738,7 +738,8 @@ var exported = []string{"huifang_ready", "huifang_build_info", "huifang_outbox_p
 	"huifang_consumer_ack_pending", "huifang_consumer_redelivered", "huifang_grpc_requests_total",
 	"huifang_outbox_quarantined", "huifang_dependency_up", "huifang_dependency_down_seconds",
 	"huifang_scheduler_due_lag_seconds", "huifang_scheduler_fire_failures_total", "huifang_scheduler_failed_visits",
-	"huifang_target_breaches_total", "huifang_analytics_rebuild_refused"}
+	"huifang_target_breaches_total", "huifang_analytics_rebuild_refused",
+	"huifang_retention_last_success_timestamp_seconds", "huifang_retention_seconds", "huifang_retention_purged_total"}
 
 var metricRE = regexp.MustCompile(`\bhuifang_[a-z_]+\b`)
 

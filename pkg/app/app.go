@@ -40,6 +40,7 @@ import (
 	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/retention"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/telemetry"
 )
@@ -115,6 +116,14 @@ type Base struct {
 	// redeliveries: longer than any NATS outage after which an
 	// unacknowledged message may come again.
 	InboxRetention time.Duration `env:"INBOX_RETENTION" default:"168h"`
+	// OutboxRetention is how long published events stay in the outbox
+	// (for inspection, and to publish again to a stream created anew);
+	// RejectedRetention how long refused inputs are kept for an admin to
+	// see and replay (they may hold personal data, sealed); 0 keeps them.
+	// RetentionEvery is how often each class is purged (docs/privacy.md).
+	OutboxRetention   time.Duration `env:"OUTBOX_RETENTION" default:"24h"`
+	RejectedRetention time.Duration `env:"REJECTED_RETENTION" default:"720h"`
+	RetentionEvery    time.Duration `env:"RETENTION_EVERY" default:"1h"`
 	// MigrateOnly makes Start apply the migrations and stop (Start returns
 	// ErrMigrated, and Main exits 0): a Kubernetes init container or a
 	// migration Job runs the service's image this way before a rollout.
@@ -214,6 +223,7 @@ type Runtime struct {
 	CustomerData *customerdata.Server
 
 	cfg       Base
+	retention *retention.Metrics
 	shutdown  []func(context.Context) error
 	loops     []background
 	consumers *consumerLag
@@ -342,6 +352,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return 0, rt.restreamed(ctx)
 	}})
 	rt.Relay = outbox.NewRelay(rt.Pool, rt.JS, log, service)
+	rt.Relay.Retain = cfg.OutboxRetention
 	rt.Relay.Provision = rt.provision
 	if cfg.OutboxRelay {
 		rt.Go("outbox-relay", rt.Relay.Run)
@@ -374,17 +385,34 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	}))
 	rt.consumers = &consumerLag{js: rt.JS}
 	rt.Metrics.MustRegister(rt.consumers)
-	rt.Loop(&loop.Loop{Name: "inbox-purge", Every: time.Hour, Batch: purgeBatch, Round: func(ctx context.Context) (int, error) {
-		return inbox.Purge(ctx, rt.Pool, cfg.InboxRetention, purgeBatch)
-	}})
+	rt.retention = retention.NewMetrics()
+	rt.Metrics.MustRegister(rt.retention.Collectors()...)
+	rt.Retain(retention.Class{Name: "inbox", Retain: cfg.InboxRetention,
+		Purge: func(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+			return inbox.Purge(ctx, rt.Pool, cutoff, limit)
+		}})
+	rt.Retain(retention.Class{Name: "outbox", Retain: cfg.OutboxRetention,
+		Purge: func(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+			return outbox.Purge(ctx, rt.Pool, cutoff, limit)
+		}})
+	rt.Retain(retention.Class{Name: "rejected_events", Retain: cfg.RejectedRetention,
+		Purge: func(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+			return inbox.PurgeRejected(ctx, rt.Pool, cutoff, limit)
+		}})
 	return rt, nil
+}
+
+// Retain purges a class of the service's data every RETENTION_EVERY, with
+// the retention metrics (huifang_retention_*); a class kept for good
+// (Retain 0) only shows its retention.
+func (rt *Runtime) Retain(c retention.Class) {
+	if l := rt.retention.Loop(c, rt.cfg.RetentionEvery, rt.Log, time.Now); l != nil {
+		rt.Loop(l)
+	}
 }
 
 // streamCheck is how often a service looks whether the streams exist.
 const streamCheck = 10 * time.Second
-
-// purgeBatch bounds one statement of the inbox purge.
-const purgeBatch = 10000
 
 // restreamed tells the relay which incarnation of each stream it publishes
 // to, so that it publishes again what a stream created anew lost.

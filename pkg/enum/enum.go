@@ -78,3 +78,17 @@ func Names[E Value]() []string {
 	}
 	return out
 }
+
+// Values returns every specified value of E, in number order: every
+// channel, for instance, which an erased customer is opted out of.
+func Values[E Value]() []E {
+	var zero E
+	vals := zero.Descriptor().Values()
+	out := make([]E, 0, vals.Len())
+	for i := range vals.Len() {
+		if v := vals.Get(i); v.Number() != 0 {
+			out = append(out, E(v.Number()))
+		}
+	}
+	return out
+}

@@ -68,3 +68,15 @@ func TestFullNamesParseWhenPrefixed(t *testing.T) {
 		t.Errorf("Names = %v", enum.Names[annotations.FieldBehavior]())
 	}
 }
+
+func TestValues(t *testing.T) {
+	got := enum.Values[annotations.FieldBehavior]()
+	if len(got) != len(enum.Names[annotations.FieldBehavior]()) || got[0] != annotations.FieldBehavior_OPTIONAL || slices.Contains(got, 0) {
+		t.Fatalf("Values = %v: every specified value in number order, not the unspecified one", got)
+	}
+	for i, v := range got {
+		if enum.Name(v) != enum.Names[annotations.FieldBehavior]()[i] {
+			t.Fatalf("Values()[%d] = %v, Names()[%d] = %q", i, v, i, enum.Names[annotations.FieldBehavior]()[i])
+		}
+	}
+}

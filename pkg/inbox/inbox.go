@@ -681,15 +681,18 @@ type Rejection struct {
 	// Delivery names the stored message that was refused ("<stream>:<sequence>"),
 	// so that its redeliveries are recorded once; empty for inputs from an API.
 	Delivery string
-	// Seal, when set, transforms Payload for the rejected_events row only
-	// (encryption at rest); the dead-letter message carries Payload as it
-	// arrived, since readers of the dead-letter stream hold no service keys
-	// (the same bytes are in the stream they came from anyway).
+	// Seal, when set, transforms Payload for the rejected_events row
+	// (encryption at rest: the payload may hold personal data), and the
+	// dead letter then carries no payload, only the row's id
+	// (Huifang-Payload-Omitted): a refused input's contacts are nowhere in
+	// clear, and an erasure or the retention of rejected_events removes them.
 	Seal Sealer
 }
 
 // Reject stores r in rejected_events and puts it on the service's dead-letter
-// subject through the outbox, within tx. It returns the rejected row's id.
+// subject through the outbox, within tx: with the payload, unless it is
+// sealed (Seal) or too large (MaxDeadLetterPayload), when the dead letter
+// names the row instead. It returns the rejected row's id.
 func Reject(ctx context.Context, tx pgx.Tx, r Rejection) (string, error) {
 	rowID := outbox.NewEventID()
 	field := ""
@@ -724,7 +727,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))`, rowID, r.Tenant, r.Sou
 		h.Set(stream.HeaderContentType, r.ContentType)
 	}
 	body := r.Payload
-	if len(body) > MaxDeadLetterPayload {
+	switch {
+	case r.Seal != nil:
+		h.Set(stream.HeaderPayloadOmitted, fmt.Sprintf("%d bytes, sealed in %s's rejected_events row %s (it may hold personal data)", len(body), r.Service, rowID))
+		body = []byte{}
+	case len(body) > MaxDeadLetterPayload:
 		// Too large to carry with headers under NATS's limit: the dead
 		// letter names the rejected row that keeps it.
 		h.Set(stream.HeaderPayloadOmitted, fmt.Sprintf("%d bytes, kept in %s's rejected_events row %s", len(body), r.Service, rowID))
@@ -758,21 +765,26 @@ func IsTransient(err error) bool {
 	return errors.As(err, &t)
 }
 
-// Purge deletes up to limit inbox ids handled longer than retention ago,
-// and failure counts as old, and says how many rows it deleted. Retention
-// must outlast any redelivery: a message whose ack was lost comes back at
+// Purge deletes up to limit inbox ids handled before cutoff, and failure
+// counts as old, and says how many rows it deleted. The retention
+// (INBOX_RETENTION) must outlast any redelivery: a message whose ack was lost comes back at
 // the latest when NATS returns from an outage, and its id must still be
 // known then.
-func Purge(ctx context.Context, db postgres.Querier, retention time.Duration, limit int) (int, error) {
-	tag, err := db.Exec(ctx, `DELETE FROM inbox WHERE ctid = ANY (ARRAY(
-  SELECT ctid FROM inbox WHERE handled_at < now() - make_interval(secs => $1) LIMIT $2))`, retention.Seconds(), limit)
+func Purge(ctx context.Context, db postgres.Querier, cutoff time.Time, limit int) (int, error) {
+	n, err := postgres.DeleteBefore(ctx, db, "inbox", "handled_at", cutoff, limit)
 	if err != nil {
-		return 0, fmt.Errorf("inbox: purge: %w", err)
+		return 0, err
 	}
-	n := int(tag.RowsAffected())
-	tag, err = db.Exec(ctx, `DELETE FROM inbox_failures WHERE updated_at < now() - make_interval(secs => $1)`, retention.Seconds())
+	tag, err := db.Exec(ctx, `DELETE FROM inbox_failures WHERE updated_at < $1`, cutoff)
 	if err != nil {
 		return n, fmt.Errorf("inbox: purge failures: %w", err)
 	}
 	return n + int(tag.RowsAffected()), nil
+}
+
+// PurgeRejected deletes at most limit refused inputs received before
+// cutoff (REJECTED_RETENTION): they may hold personal data, sealed, and are
+// kept only for an admin to see and replay.
+func PurgeRejected(ctx context.Context, db postgres.Querier, cutoff time.Time, limit int) (int, error) {
+	return postgres.DeleteBefore(ctx, db, "rejected_events", "received_at", cutoff, limit)
 }

@@ -128,7 +128,7 @@ func TestInvalidMessageIsDeadLetteredAndConsumerGoesOn(t *testing.T) {
 }
 
 // With Seal set, rejected_events keeps the sealed payload; the dead letter
-// carries the payload as it arrived. A sealer that fails is retried.
+// carries none, only the row it is kept in. A sealer that fails is retried.
 func TestSealedRejectedPayload(t *testing.T) {
 	b := setup(t)
 	c := b.consumer(func(context.Context, pgx.Tx, jetstream.Msg) error {
@@ -149,8 +149,10 @@ func TestSealedRejectedPayload(t *testing.T) {
 	var stored, dead string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT convert_from(payload, 'UTF8') FROM rejected_events WHERE event_id = 'e-secret'`).Scan(&stored))
 	require.Equal(t, "sealed:+8613800138000", stored)
-	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT convert_from(payload, 'UTF8') FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")).Scan(&dead))
-	require.Equal(t, "+8613800138000", dead)
+	var headers string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT convert_from(payload, 'UTF8'), headers::text FROM outbox WHERE subject = $1`, stream.DeadLetterSubject("svc")).Scan(&dead, &headers))
+	require.Empty(t, dead, "no personal data on the dead-letter stream")
+	require.Contains(t, headers, "sealed in svc's rejected_events row")
 	require.GreaterOrEqual(t, sealErrs.Load(), int32(2))
 }
 
@@ -402,10 +404,10 @@ func TestPurgeKeepsTheWindow(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.pool.Exec(b.ctx, `INSERT INTO inbox_failures (consumer, event_id, failures, updated_at) VALUES ('c', 'stale', 1, now() - interval '8 days')`)
 	require.NoError(t, err)
-	n, err := inbox.Purge(b.ctx, b.pool, 7*24*time.Hour, 1)
+	n, err := inbox.Purge(b.ctx, b.pool, time.Now().Add(-7*24*time.Hour), 1)
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "one old id (the limit) and the stale failure count")
-	n, err = inbox.Purge(b.ctx, b.pool, 7*24*time.Hour, 100)
+	n, err = inbox.Purge(b.ctx, b.pool, time.Now().Add(-7*24*time.Hour), 100)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'new'`))
@@ -492,4 +494,22 @@ func TestPoisonWithUnstorableErrorIsDeadLettered(t *testing.T) {
 	var reason string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT reason FROM rejected_events WHERE event_id = 'e-poison'`).Scan(&reason))
 	require.Contains(t, reason, "gave up after 3 failures")
+}
+
+// Refused inputs are kept for REJECTED_RETENTION, then purged in batches.
+func TestPurgeRejected(t *testing.T) {
+	b := setup(t)
+	_, err := b.pool.Exec(b.ctx, `INSERT INTO rejected_events (id, source, reason, payload, received_at) VALUES
+  ('old-1', 'nats', 'bad', '\x00', now() - interval '31 days'), ('old-2', 'nats', 'bad', '\x00', now() - interval '40 days'),
+  ('new', 'nats', 'bad', '\x00', now() - interval '29 days')`)
+	require.NoError(t, err)
+	cutoff := time.Now().Add(-30 * 24 * time.Hour)
+	n, err := inbox.PurgeRejected(b.ctx, b.pool, cutoff, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the limit")
+	n, err = inbox.PurgeRejected(b.ctx, b.pool, cutoff, 100)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM rejected_events WHERE id = 'new'`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM rejected_events`))
 }

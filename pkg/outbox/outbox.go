@@ -106,7 +106,9 @@ type Relay struct {
 	Batch int
 	// Interval is how often the relay looks for rows when nobody woke it.
 	Interval time.Duration
-	// Retain is how long published rows are kept for inspection.
+	// Retain is how long published rows are kept (OUTBOX_RETENTION): for
+	// inspection, and to publish again to a stream created anew; the
+	// service's retention deletes them after (Purge).
 	Retain time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements of one
 	// round: a round whose acks do not come gives its lock back and is
@@ -141,20 +143,10 @@ func (r *Relay) Notify() {
 }
 
 // Run relays until ctx ends: a round every Interval, at once when
-// notified, again at once while rounds are full (package loop); published
-// rows older than Retain are pruned once an hour.
+// notified, again at once while rounds are full (package loop). Published
+// rows are purged after Retain by the service's retention (Purge).
 func (r *Relay) Run(ctx context.Context) error {
-	var lastPrune time.Time
-	l := &loop.Loop{Name: "outbox-relay", Every: r.Interval, Batch: r.Batch, Wake: r.wake, Log: r.log,
-		Round: func(ctx context.Context) (int, error) {
-			if time.Since(lastPrune) > time.Hour {
-				if err := r.prune(ctx); err != nil && ctx.Err() == nil {
-					r.log.WarnContext(ctx, "outbox prune failed", "err", err)
-				}
-				lastPrune = time.Now()
-			}
-			return r.RunOnce(ctx)
-		}}
+	l := &loop.Loop{Name: "outbox-relay", Every: r.Interval, Batch: r.Batch, Wake: r.wake, Log: r.log, Round: r.RunOnce}
 	return l.Run(ctx)
 }
 
@@ -296,9 +288,10 @@ func refused(err error) bool {
 // jsErrCodeStreamHeaderExceedsMaximum: "header size exceeds maximum allowed" (nats-server JSStreamHeaderExceedsMaximumErr).
 const jsErrCodeStreamHeaderExceedsMaximum jetstream.ErrorCode = 10097
 
-func (r *Relay) prune(ctx context.Context) error {
-	_, err := r.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)`, r.Retain.Seconds())
-	return err
+// Purge deletes at most limit published rows published before cutoff
+// (OUTBOX_RETENTION); unpublished and quarantined rows stay.
+func Purge(ctx context.Context, db postgres.Querier, cutoff time.Time, limit int) (int, error) {
+	return postgres.DeleteBefore(ctx, db, "outbox", "published_at", cutoff, limit)
 }
 
 // Pending counts the rows not yet published: the outbox backlog

@@ -249,3 +249,28 @@ func TestRestreamedPublishesAgain(t *testing.T) {
 	require.Equal(t, "e-1", msgs[0].Headers().Get(jetstream.MsgIDHeader))
 	require.Equal(t, "e-2", msgs[1].Headers().Get(jetstream.MsgIDHeader))
 }
+
+// Published rows are kept for OUTBOX_RETENTION, then purged in batches;
+// rows not yet published, and quarantined ones, stay whatever their age.
+func TestPurgeKeepsWhatIsNotPublished(t *testing.T) {
+	b := setup(t)
+	for _, id := range []string{"old-1", "old-2", "new", "waiting", "refused"} {
+		add(t, b, id, id)
+	}
+	_, err := b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = now() - interval '2 days' WHERE id IN ('old-1', 'old-2')`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = now() - interval '1 hour' WHERE id = 'new'`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET quarantined_at = now() - interval '3 days', created_at = now() - interval '3 days' WHERE id = 'refused'`)
+	require.NoError(t, err)
+	cutoff := time.Now().Add(-24 * time.Hour)
+	n, err := outbox.Purge(b.ctx, b.pool, cutoff, 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the limit")
+	n, err = outbox.Purge(b.ctx, b.pool, cutoff, 100)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	var left []string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT array_agg(id ORDER BY id) FROM outbox`).Scan(&left))
+	require.Equal(t, []string{"new", "refused", "waiting"}, left)
+}

@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -88,4 +90,17 @@ func IsTransient(err error) bool {
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, pgx.ErrTxClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// DeleteBefore deletes at most limit rows of table whose column holds a
+// time before cutoff, and says how many it deleted: one bounded statement
+// of a retention purge (a large backlog goes in several, each short).
+// Rows whose column is NULL stay.
+func DeleteBefore(ctx context.Context, db Querier, table, column string, cutoff time.Time, limit int) (int, error) {
+	t, c := pgx.Identifier{table}.Sanitize(), pgx.Identifier{column}.Sanitize()
+	tag, err := db.Exec(ctx, `DELETE FROM `+t+` WHERE ctid = ANY (ARRAY(SELECT ctid FROM `+t+` WHERE `+c+` < $1 LIMIT $2))`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: purge %s: %w", table, err)
+	}
+	return int(tag.RowsAffected()), nil
 }

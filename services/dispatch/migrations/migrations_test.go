@@ -2,10 +2,8 @@ package migrations_test
 
 import (
 	"context"
-	"io/fs"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,23 +14,6 @@ import (
 	"github.com/huifang/huifang/services/dispatch/migrations"
 )
 
-// upTo is the migrations before the file named prefix.
-func upTo(t *testing.T, prefix string) fs.FS {
-	t.Helper()
-	out := fstest.MapFS{}
-	files, err := fs.Glob(migrations.FS, "*.sql")
-	require.NoError(t, err)
-	for _, f := range files {
-		if f >= prefix {
-			continue
-		}
-		data, err := fs.ReadFile(migrations.FS, f)
-		require.NoError(t, err)
-		out[f] = &fstest.MapFile{Data: data}
-	}
-	return out
-}
-
 // Issue #14: a database written before dispatch stopped keeping contacts
 // loses every clear name, phone and email at the upgrade: tasks and
 // customer versions keep the masked forms and whether there is an address,
@@ -40,7 +21,7 @@ func upTo(t *testing.T, prefix string) fs.FS {
 func TestUpgradeForgetsClearContacts(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	pool, err := postgres.Open(ctx, servicetest.Logger(), url, "dispatch", app.Migrations("dispatch", upTo(t, "007"))...)
+	pool, err := postgres.Open(ctx, servicetest.Logger(), url, "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "007"))...)
 	require.NoError(t, err)
 	defer pool.Close()
 	_, err = pool.Exec(ctx, `

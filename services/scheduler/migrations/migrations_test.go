@@ -2,9 +2,7 @@ package migrations_test
 
 import (
 	"context"
-	"io/fs"
 	"testing"
-	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
 
@@ -15,29 +13,12 @@ import (
 	"github.com/huifang/huifang/services/scheduler/migrations"
 )
 
-// upTo is the migrations before the file named prefix.
-func upTo(t *testing.T, prefix string) fs.FS {
-	t.Helper()
-	out := fstest.MapFS{}
-	files, err := fs.Glob(migrations.FS, "*.sql")
-	require.NoError(t, err)
-	for _, f := range files {
-		if f >= prefix {
-			continue
-		}
-		data, err := fs.ReadFile(migrations.FS, f)
-		require.NoError(t, err)
-		out[f] = &fstest.MapFile{Data: data}
-	}
-	return out
-}
-
 // Issue #14: visits planned before the scheduler stopped keeping contacts
 // lose the clear name, phone and email of their customer snapshot at the
 // upgrade; the masked forms and whether there is an address stay.
 func TestUpgradeForgetsClearContacts(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", upTo(t, "005"))...)
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", servicetest.MigrationsBefore(t, migrations.FS, "005"))...)
 	require.NoError(t, err)
 	defer pool.Close()
 	_, err = pool.Exec(ctx, `
@@ -60,7 +41,7 @@ VALUES ('v-1', 'default', 's-1', 'c-1', '{"id":"c-1","name":"Alice Wang","email"
 // into opt_outs at the upgrade, said to be so, at the customer's last change.
 func TestUpgradeRecordsKeptOptOuts(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", upTo(t, "006"))...)
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", servicetest.MigrationsBefore(t, migrations.FS, "006"))...)
 	require.NoError(t, err)
 	defer pool.Close()
 	_, err = pool.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, opted_out, updated_at)

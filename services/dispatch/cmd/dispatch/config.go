@@ -33,6 +33,9 @@ type config struct {
 	AuthClientID     string `env:"AUTH_CLIENT_ID" default:"dispatch"`
 	AuthClientSecret string `env:"AUTH_CLIENT_SECRET,secret"`
 	AuthTokenURL     string `env:"AUTH_TOKEN_URL,url"`
+	// MessageRetention is how long an SMS or email that reached its end
+	// (sent, delivered, failed) is kept; 0 keeps them (docs/privacy.md).
+	MessageRetention time.Duration `env:"MESSAGE_RETENTION" default:"2160h"`
 	// ContactPostpone is how long a message waits when intake could not
 	// give its address for the moment (the try does not count).
 	ContactPostpone time.Duration `env:"CONTACT_POSTPONE" default:"30s"`

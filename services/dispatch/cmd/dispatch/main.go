@@ -15,6 +15,7 @@ import (
 	pkgconfig "github.com/huifang/huifang/pkg/config"
 	"github.com/huifang/huifang/pkg/grpcclient"
 	"github.com/huifang/huifang/pkg/loop"
+	"github.com/huifang/huifang/pkg/retention"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
@@ -85,6 +86,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// Loops: the sender of SMS and email, the SLA clock.
 	rt.Loop(&loop.Loop{Name: "outgoing", Every: cfg.SendEvery, Batch: cfg.SendBatch, Round: a.SendDue})
 	rt.Loop(&loop.Loop{Name: "sla", Every: cfg.SLAEvery, Batch: slaBatch, Round: a.MarkDeadlines})
+	rt.Retain(retention.Class{Name: "messages", Retain: cfg.MessageRetention,
+		Purge: func(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+			return store.PurgeMessages(ctx, rt.Pool, cutoff, limit)
+		}})
 
 	// Providers' delivery webhooks.
 	if cfg.ReceiptAddr != "" {

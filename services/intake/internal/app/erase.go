@@ -9,6 +9,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/audit"
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 	"github.com/huifang/huifang/services/intake/internal/store"
@@ -24,10 +25,6 @@ type EraseCustomer struct {
 	// Reason says why (3 to 200 characters); written to the audit log.
 	Reason string
 }
-
-// everyChannel is what an erased customer opts out of.
-var everyChannel = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_ONSITE,
-	typesv1.Channel_CHANNEL_EMAIL, typesv1.Channel_CHANNEL_WEB}
 
 // EraseCustomer makes a customer's contacts unreadable everywhere by
 // destroying its data key (crypto-shredding: every sealed copy, backups
@@ -63,7 +60,7 @@ func (a *App) EraseCustomer(ctx context.Context, in EraseCustomer) (c *archive.C
 			if p == nil {
 				p = &archive.Preferences{}
 			}
-			for _, ch := range everyChannel {
+			for _, ch := range enum.Values[typesv1.Channel]() {
 				if !slices.Contains(p.OptedOut, ch) {
 					p.OptedOut = append(p.OptedOut, ch)
 				}

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 
+	"github.com/huifang/huifang/pkg/enum"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"context"
@@ -42,7 +43,7 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate
 	if _, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, at, source); err != nil || !in.Erased {
 		return err
 	}
-	for _, ch := range erasedChannels {
+	for _, ch := range enum.Values[typesv1.Channel]() { // an erased customer is contacted on none
 		if _, err := a.OptOutTx(ctx, tx, OptOut{Tenant: in.Tenant, CustomerID: in.Customer.ID, Channel: int32(ch), At: at,
 			Source: fmt.Sprintf("intake: erased, archive version %d", in.Version)}); err != nil {
 			return err
@@ -50,10 +51,6 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate
 	}
 	return store.ForgetContacts(ctx, tx, in.Tenant, in.Customer.ID)
 }
-
-// erasedChannels are the channels an erased customer is no longer contacted on.
-var erasedChannels = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_ONSITE,
-	typesv1.Channel_CHANNEL_EMAIL, typesv1.Channel_CHANNEL_WEB}
 
 // OptOut is a customer opting out of a channel (ContactOptedOut).
 type OptOut struct {
