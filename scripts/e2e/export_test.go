@@ -137,6 +137,11 @@ WHERE action = 'customer.export' AND target_id = $1`, customerID).Scan(&actor, &
 	}
 	require.Contains(t, actions, "customer.erase", "the export says the customer was erased, and why")
 	require.Contains(t, actions, "customer.export", "and who exported the data before")
+	optOuts := section(t, doc, "scheduler")["opt_outs"].([]any)
+	require.Len(t, optOuts, 5, "every channel, with the source and time of the opt-out")
+	for _, o := range optOuts {
+		require.Contains(t, o.(map[string]any)["source"], "intake: erased")
+	}
 
 	s.checkNoPersonalData("13611112222", "司马相如")
 }

@@ -40,12 +40,14 @@ func (a *App) UpdateCustomer(ctx context.Context, in CustomerUpdate) error {
 func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate) error {
 	at := or(in.At, a.Now())
 	source := fmt.Sprintf("intake: CustomerUpdated, archive version %d", in.Version)
+	if in.Erased {
+		source = fmt.Sprintf("intake: erased, archive version %d", in.Version)
+	}
 	if _, err := updateCustomer(ctx, tx, in.Tenant, in.Customer, in.Version, at, source); err != nil || !in.Erased {
 		return err
 	}
 	for _, ch := range enum.Values[typesv1.Channel]() { // an erased customer is contacted on none
-		if _, err := a.OptOutTx(ctx, tx, OptOut{Tenant: in.Tenant, CustomerID: in.Customer.ID, Channel: int32(ch), At: at,
-			Source: fmt.Sprintf("intake: erased, archive version %d", in.Version)}); err != nil {
+		if _, err := a.OptOutTx(ctx, tx, OptOut{Tenant: in.Tenant, CustomerID: in.Customer.ID, Channel: int32(ch), At: at, Source: source}); err != nil {
 			return err
 		}
 	}

@@ -217,8 +217,10 @@ func TestOptOutsAreRecordedWithSourceAndTime(t *testing.T) {
 	require.NoError(t, b.a.UpdateCustomer(b.ctx, app.CustomerUpdate{Tenant: "default", Version: 4, At: t0.Add(2 * time.Hour),
 		Customer: customer(t, &typesv1.Customer{Id: "cust-s-1", Preferences: &typesv1.ContactPreferences{
 			OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS}}})}))
+	// Intake's erasure carries every channel opted out in its preferences.
 	require.NoError(t, b.a.UpdateCustomer(b.ctx, app.CustomerUpdate{Tenant: "default", Version: 5, At: t0.Add(3 * time.Hour), Erased: true,
-		Customer: customer(t, &typesv1.Customer{Id: "cust-s-1"})}))
+		Customer: customer(t, &typesv1.Customer{Id: "cust-s-1", Preferences: &typesv1.ContactPreferences{OptedOut: []typesv1.Channel{
+			typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_ONSITE, typesv1.Channel_CHANNEL_EMAIL, typesv1.Channel_CHANNEL_WEB}}})}))
 
 	rows, err := b.pool.Query(b.ctx, `SELECT channel, source, opted_out_at FROM opt_outs WHERE tenant_id = 'default' AND customer_id = 'cust-s-1' ORDER BY opted_out_at, channel`)
 	require.NoError(t, err)
