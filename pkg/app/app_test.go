@@ -51,6 +51,7 @@ import (
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/pgtest"
+	"github.com/huifang/huifang/pkg/ports"
 	"github.com/huifang/huifang/pkg/stream"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 )
@@ -59,10 +60,9 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	free, err := ports.Free(1)
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return free[0]
 }
 
 func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(freePort(t)) }

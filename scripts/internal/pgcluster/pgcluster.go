@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -24,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/huifang/huifang/pkg/ports"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -267,10 +267,9 @@ func (c *Cluster) run(ctx context.Context, prog string, args ...string) ([]byte,
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	free, err := ports.Free(1)
 	if err != nil {
-		return 0, fmt.Errorf("pgcluster: free port: %w", err)
+		return 0, fmt.Errorf("pgcluster: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return free[0], nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/huifang/huifang/pkg/natstest"
+	"github.com/huifang/huifang/pkg/ports"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -342,20 +342,9 @@ func RunNATSCluster(ctx context.Context, bin, dir string, size int) (*NATSCluste
 }
 
 func freeLoopbackPorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, n)
-	for i := range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("stack: free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	free, err := ports.Free(n)
+	if err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
 	}
-	return ports, nil
+	return free, nil
 }

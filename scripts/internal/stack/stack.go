@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/issuer"
+	"github.com/huifang/huifang/pkg/ports"
 )
 
 // Services lists the five services in the order of the pipeline, which is
@@ -53,36 +53,20 @@ func FreePorts() (map[string]Ports, error) {
 	return FreePortsFor(Services()...)
 }
 
-// FreePortsFor asks the kernel for free loopback ports for each of the named
-// services or instances (see Stack.Instances).
+// FreePortsFor picks free loopback ports for each of the named services or
+// instances (see Stack.Instances), out of the kernel's ephemeral range
+// (package ports), so that no listener on port 0 takes one before the
+// service listens on it.
 func FreePortsFor(names ...string) (map[string]Ports, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	next := func() (int, error) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("stack: free port: %w", err)
-		}
-		ls = append(ls, l)
-		return l.Addr().(*net.TCPAddr).Port, nil
+	free, err := ports.Free(2 * len(names))
+	if err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
 	}
-	ports := map[string]Ports{}
-	for _, s := range names {
-		g, err := next()
-		if err != nil {
-			return nil, err
-		}
-		h, err := next()
-		if err != nil {
-			return nil, err
-		}
-		ports[s] = Ports{GRPC: g, HTTP: h}
+	out := map[string]Ports{}
+	for i, s := range names {
+		out[s] = Ports{GRPC: free[2*i], HTTP: free[2*i+1]}
 	}
-	return ports, nil
+	return out, nil
 }
 
 // Config says how to run the services.
