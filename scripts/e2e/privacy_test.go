@@ -11,15 +11,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
 // TestErasedCustomerIsFoundNowhere: a customer reported by an upstream
-// system through the NATS ingress, with a task claimed in dispatch, is
-// erased by the tenant admin (EraseCustomer). Afterwards its phone number
+// system through the NATS ingress, with a task claimed in dispatch and a
+// record whose free text names them, is erased by the tenant admin
+// (EraseCustomer). Afterwards its phone number
 // and name are in no table of any schema, no message of any stream (the
 // ingress holds only what is not handled yet) and no service's log;
 // dispatch and the scheduler dropped even the masked forms, the task is
@@ -32,6 +35,12 @@ func TestErasedCustomerIsFoundNowhere(t *testing.T) {
 	require.Equal(t, "欧***", task.GetCustomer().GetNameMasked())
 	require.Equal(t, "*******5678", task.GetCustomer().GetPhoneMasked())
 	customerID := task.GetCustomer().GetId()
+	// The agent typed the customer's name and number into the record and
+	// the problem: free text that erasure must reach too.
+	s.logVisit(&feedbackv1.LogVisitRequest{TenantId: tenant, VisitId: task.GetVisitId(), AgentId: agent,
+		Answers:  []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED, Comment: "欧阳娜娜 was upset"}},
+		Problems: []*typesv1.Problem{{Category: "service_quality", Description: "call 欧阳娜娜 back on 13912345678"}},
+		Comments: "欧阳娜娜, +8613912345678, asked for a manager"})
 
 	admin, err := s.issuer.Context(t.Context(), issuer.Staff(tenant, "adm"))
 	require.NoError(t, err)
@@ -54,6 +63,13 @@ func TestErasedCustomerIsFoundNowhere(t *testing.T) {
 		var n int
 		err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM scheduler.planned_visits WHERE customer_id = $1 AND customer::text LIKE '%5678%'`, customerID).Scan(&n)
 		return true, err == nil && n == 0, err
+	})
+
+	// Feedback hears it: the free text about the customer is redacted.
+	waitFor(t, taskDeadline, "feedback to redact the erased customer's free text", func() (bool, bool, error) {
+		var n int
+		err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM feedback.audit_log WHERE action = 'customer.redact' AND target_id = $1`, customerID).Scan(&n)
+		return true, err == nil && n == 1, err
 	})
 
 	// The clear contacts are nowhere; the masked forms stay only in the

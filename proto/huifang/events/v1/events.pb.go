@@ -626,15 +626,19 @@ func (x *VisitAssigned) GetAssignedAt() *timestamppb.Timestamp {
 
 // VisitLogged carries the record of a completed follow-up.
 type VisitLogged struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	EventId              string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	TenantId             string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	VisitId              string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	RecordId             string                 `protobuf:"bytes,4,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
-	AgentId              string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Channel              v1.Channel             `protobuf:"varint,6,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
-	Answers              []*v1.Answer           `protobuf:"bytes,7,rep,name=answers,proto3" json:"answers,omitempty"`
-	Problems             []*v1.Problem          `protobuf:"bytes,8,rep,name=problems,proto3" json:"problems,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventId  string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	VisitId  string                 `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	RecordId string                 `protobuf:"bytes,4,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	AgentId  string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Channel  v1.Channel             `protobuf:"varint,6,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// The answers and problems without their free text (answers' comment and text, problems'
+	// description): see comments.
+	Answers  []*v1.Answer  `protobuf:"bytes,7,rep,name=answers,proto3" json:"answers,omitempty"`
+	Problems []*v1.Problem `protobuf:"bytes,8,rep,name=problems,proto3" json:"problems,omitempty"`
+	// Left empty: events carry no free text, which may name people and cannot be erased from the
+	// stream; feedback's API shows it to the staff in scope (docs/privacy.md).
 	Comments             string                 `protobuf:"bytes,9,opt,name=comments,proto3" json:"comments,omitempty"`
 	LoggedAt             *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=logged_at,json=loggedAt,proto3" json:"logged_at,omitempty"`
 	DueAt                *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
@@ -847,7 +851,9 @@ type ComplaintEscalated struct {
 	VisitId     string                 `protobuf:"bytes,4,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
 	CustomerId  string                 `protobuf:"bytes,5,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	Category    string                 `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
-	Description string                 `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	// Left empty: events carry no free text, which may name people and cannot be erased from the
+	// stream; feedback's API shows it to the staff in scope (docs/privacy.md).
+	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
 	// The department that owns the problem (seed 001: product quality → R&D and production).
 	Department string `protobuf:"bytes,8,opt,name=department,proto3" json:"department,omitempty"`
 	// general, urgent or major (seed 000).
@@ -1744,6 +1750,8 @@ type ComplaintResolved struct {
 	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
 	CustomerId  string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	VisitId     string                 `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// Left empty: events carry no free text, which may name people and cannot be erased from the
+	// stream; feedback's API shows it to the staff in scope (docs/privacy.md).
 	RootCause   string                 `protobuf:"bytes,6,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
 	Action      string                 `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
 	By          string                 `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
@@ -1917,7 +1925,9 @@ type ComplaintReopened struct {
 	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
-	Reason      string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Left empty: events carry no free text, which may name people and cannot be erased from the
+	// stream; feedback's API shows it to the staff in scope (docs/privacy.md).
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The escalation level after reopening (0 = first owner).
 	Level         int32                  `protobuf:"varint,5,opt,name=level,proto3" json:"level,omitempty"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
@@ -2012,7 +2022,9 @@ type ComplaintClosed struct {
 	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
 	// "satisfied" or "closed_by_manager".
-	Outcome       string                 `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Left empty: events carry no free text, which may name people and cannot be erased from the
+	// stream; feedback's API shows it to the staff in scope (docs/privacy.md).
 	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	By            string                 `protobuf:"bytes,6,opt,name=by,proto3" json:"by,omitempty"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`

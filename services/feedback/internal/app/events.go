@@ -51,7 +51,7 @@ func logStep(ctx context.Context, tx pgx.Tx, c complaint.Complaint, s complaint.
 	case complaint.StepOpened, complaint.StepEscalated:
 		return escalated(ctx, tx, c, s.At)
 	case complaint.StepReopened:
-		ev := &eventsv1.ComplaintReopened{EventId: newID(), TenantId: c.TenantID, ComplaintId: c.ID, Reason: s.Detail,
+		ev := &eventsv1.ComplaintReopened{EventId: newID(), TenantId: c.TenantID, ComplaintId: c.ID,
 			Level: c.Level, At: at, Department: c.Department}
 		if err := publish(ctx, tx, stream.SubjectComplaintReopened, ev); err != nil {
 			return err
@@ -64,7 +64,7 @@ func logStep(ctx context.Context, tx pgx.Tx, c complaint.Complaint, s complaint.
 		return publish(ctx, tx, stream.SubjectComplaintResolved, resolvedEvent(c, s))
 	case complaint.StepClosed:
 		return publish(ctx, tx, stream.SubjectComplaintClosed, &eventsv1.ComplaintClosed{EventId: newID(), TenantId: c.TenantID,
-			ComplaintId: c.ID, Outcome: c.Outcome, Reason: c.CloseReason, By: s.By, At: at, OrgUnit: c.OrgUnit,
+			ComplaintId: c.ID, Outcome: c.Outcome, By: s.By, At: at, OrgUnit: c.OrgUnit,
 			Category: c.Category, EscalatedAt: timestamppb.New(c.CreatedAt)})
 	}
 	return nil
@@ -80,7 +80,6 @@ func escalated(ctx context.Context, tx pgx.Tx, c complaint.Complaint, at time.Ti
 		VisitId:      c.VisitID,
 		CustomerId:   c.CustomerID,
 		Category:     c.Category,
-		Description:  c.Description,
 		Department:   c.Department,
 		Severity:     c.Severity,
 		Deadline:     timestamppb.New(c.Deadline),
@@ -99,11 +98,34 @@ func resolvedEvent(c complaint.Complaint, s complaint.Step) *eventsv1.ComplaintR
 	severity, _ := enum.Parse[typesv1.Severity](c.Severity)
 	return &eventsv1.ComplaintResolved{
 		EventId: newID(), TenantId: c.TenantID, ComplaintId: c.ID, CustomerId: c.CustomerID, VisitId: c.VisitID,
-		RootCause: c.RootCause, Action: c.Action, By: s.By, ResolvedAt: timestamppb.New(s.At), OrgUnit: c.OrgUnit,
+		By: s.By, ResolvedAt: timestamppb.New(s.At), OrgUnit: c.OrgUnit,
 		Category: c.Category, Department: c.Department, Severity: severity, EscalatedAt: timestamppb.New(c.CreatedAt),
 		Customer: &typesv1.Customer{Id: c.CustomerID, OrgUnit: c.OrgUnit}, ServiceId: c.ServiceID,
 		NoFollowUp: c.NoFollowUp(),
 	}
+}
+
+// The events feedback publishes carry no free text (what an agent typed:
+// comments, answers' comments and text, problem descriptions, a
+// complaint's description, root cause, action and the reasons it was
+// reopened or closed): it may name people, and
+// a published event cannot be erased; no consumer needs it, and feedback's
+// API shows it to the staff in scope (docs/privacy.md).
+
+// withoutText blanks the answers' free text.
+func withoutText(answers []*typesv1.Answer) []*typesv1.Answer {
+	for _, a := range answers {
+		a.Comment, a.Text = "", ""
+	}
+	return answers
+}
+
+// withoutDescriptions blanks the problems' descriptions.
+func withoutDescriptions(problems []*typesv1.Problem) []*typesv1.Problem {
+	for _, p := range problems {
+		p.Description = ""
+	}
+	return problems
 }
 
 // visitLogged is the VisitLogged that reports rec, with the visit's
@@ -119,9 +141,8 @@ func visitLogged(rec record.Record, v visit.Visit, q *questionnaire.Questionnair
 		RecordId:             rec.ID,
 		AgentId:              rec.AgentID,
 		Channel:              rec.Channel,
-		Answers:              wire.AnswersToProto(rec.Answers),
-		Problems:             wire.ProblemsToProto(rec.Problems),
-		Comments:             rec.Comments,
+		Answers:              withoutText(wire.AnswersToProto(rec.Answers)),
+		Problems:             withoutDescriptions(wire.ProblemsToProto(rec.Problems)),
 		LoggedAt:             timestamppb.New(rec.LoggedAt),
 		OrgUnit:              v.OrgUnit,
 		ServiceType:          v.ServiceType,

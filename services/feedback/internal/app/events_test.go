@@ -26,15 +26,22 @@ func TestVisitLoggedCarriesVisitContext(t *testing.T) {
 		OrgUnit: "branch-1", ServiceType: "repair",
 	}
 	d := draft("v-1", typesv1.Rating_RATING_SATISFIED)
-	d.Comments = "fine"
+	d.Comments = "fine, says 王芳 (+8613800138000)"
+	d.Answers[0].Comment = "call 王芳"
+	d.Problems = []record.Problem{{Category: "service_quality", Description: "王芳's fridge"}}
 	record.Normalize(&d)
 	rec := record.New("r-1", d, v, d.Answers, nil, due.Add(time.Hour))
 	ev := visitLogged(rec, v, nil)
 	require.NotEmpty(t, ev.EventId)
 	require.Equal(t, "r-1", ev.RecordId)
 	require.Equal(t, "a-1", ev.AgentId)
-	require.Equal(t, "fine", ev.Comments)
+	require.Empty(t, ev.Comments, "events carry no free text")
 	require.Len(t, ev.Answers, 1)
+	require.Empty(t, ev.Answers[0].Comment)
+	require.Len(t, ev.Problems, 1)
+	require.Equal(t, "service_quality", ev.Problems[0].Category)
+	require.Empty(t, ev.Problems[0].Description)
+	require.Equal(t, "fine, says 王芳 (+8613800138000)", rec.Comments, "the record keeps it")
 	require.Equal(t, due, ev.DueAt.AsTime())
 	require.Equal(t, due.Add(48*time.Hour), ev.Deadline.AsTime())
 	require.Nil(t, ev.ServiceCompletedAt, "unset when the visit did not say")
@@ -97,7 +104,7 @@ func TestStepsWriteTheirEvents(t *testing.T) {
 	require.NoError(t, proto.Unmarshal(rows[1].Payload, res))
 	require.True(t, res.NoFollowUp, "the scheduler plans no confirmation visit")
 	require.Equal(t, typesv1.Severity_SEVERITY_GENERAL, res.Severity)
-	require.Equal(t, []string{"m-1", "seal", "replaced", "cust-v-1"}, []string{res.By, res.RootCause, res.Action, res.Customer.GetId()})
+	require.Equal(t, []string{"m-1", "", "", "cust-v-1"}, []string{res.By, res.RootCause, res.Action, res.Customer.GetId()}, "no free text")
 	c.WrittenReplyOnly = false
 	require.False(t, resolvedEvent(c, complaint.Step{At: at}).NoFollowUp)
 	c.Severity = "major"

@@ -1,7 +1,8 @@
 // Package consumer holds feedback's JetStream consumers, thin adapters
 // over the app: it learns the visits that fell due from VisitDue, so that
-// records can be logged against them, and who each visit is assigned to
-// from VisitAssigned, so that only that agent logs it. Each decodes its
+// records can be logged against them, who each visit is assigned to from
+// VisitAssigned, so that only that agent logs it, and the customers intake
+// erased from CustomerUpdated, whose free text it redacts. Each decodes its
 // event (inbox.Of), turns it into the domain's value and runs one app
 // command in the inbox's transaction.
 package consumer
@@ -28,13 +29,31 @@ import (
 
 // Durable names of the consumers.
 const (
-	VisitDueDurable      = "feedback-visit-due"
-	VisitAssignedDurable = "feedback-visit-assigned"
+	VisitDueDurable        = "feedback-visit-due"
+	VisitAssignedDurable   = "feedback-visit-assigned"
+	CustomerUpdatedDurable = "feedback-customer-updated"
 )
 
 // New returns the service's consumers, for app.Runtime.Consume.
 func New(a *app.App) []*inbox.Consumer {
-	return []*inbox.Consumer{VisitDue(a), VisitAssigned(a)}
+	return []*inbox.Consumer{VisitDue(a), VisitAssigned(a), CustomerUpdated(a)}
+}
+
+// CustomerUpdated returns the consumer that hears intake's erasures
+// (CustomerUpdated with erased set) and redacts the free text kept about
+// the customer (app.ForgetCustomerTx); other changes of a customer concern
+// feedback not. An erasure without a customer id is dead-lettered.
+func CustomerUpdated(a *app.App) *inbox.Consumer {
+	return inbox.Of(CustomerUpdatedDurable, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
+		if !ev.GetErased() {
+			return nil
+		}
+		id := strings.TrimSpace(ev.GetCustomer().GetId())
+		if id == "" {
+			return invalid.New("customer.id", "is required")
+		}
+		return a.ForgetCustomerTx(ctx, tx, tenant.Of(ev), id)
+	})
 }
 
 // VisitDue returns the consumer that stores the context of each visit

@@ -44,8 +44,8 @@ func TestNewKeepsTheDurables(t *testing.T) {
 		durables, subjects = append(durables, c.Durable), append(subjects, c.Subjects...)
 		require.Equal(t, stream.EventsStream, c.Stream)
 	}
-	require.Equal(t, []string{"feedback-visit-due", "feedback-visit-assigned"}, durables)
-	require.Equal(t, []string{stream.SubjectVisitDue, stream.SubjectVisitAssigned}, subjects)
+	require.Equal(t, []string{"feedback-visit-due", "feedback-visit-assigned", "feedback-customer-updated"}, durables)
+	require.Equal(t, []string{stream.SubjectVisitDue, stream.SubjectVisitAssigned, stream.SubjectCustomerUpdated}, subjects)
 }
 
 // run starts the VisitDue consumer and returns a function that stops it.
