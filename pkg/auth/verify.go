@@ -58,11 +58,40 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		jwks = doc.JWKSURL
 	}
-	keys := oidc.NewRemoteKeySet(keyCtx, jwks)
+	keys := &freshKeys{remote: oidc.NewRemoteKeySet(keyCtx, jwks)}
 	return &Verifier{oidc: oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{
 		ClientID:             cfg.Audience,
 		SupportedSigningAlgs: []string{oidc.RS256, oidc.ES256, oidc.PS256, oidc.EdDSA},
 	})}, nil
+}
+
+// freshKeys is the issuer's key set, checked a second time, after
+// keyRetry, when a signature matches none of its keys: oidc.RemoteKeySet
+// hands a token that names an unknown key the result of a fetch that has
+// just ended instead of fetching again until that fetch's goroutine has
+// cleared it, so right after a fetch a token of a key the issuer just
+// rotated in failed now and then on a busy machine (a CI run did). The
+// second check fetches anew; a token of a key the issuer does not publish
+// is still refused, a little later.
+type freshKeys struct {
+	remote *oidc.RemoteKeySet
+}
+
+// keyRetry is the pause before the second check.
+const keyRetry = 100 * time.Millisecond
+
+// VerifySignature implements oidc.KeySet.
+func (k *freshKeys) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	payload, err := k.remote.VerifySignature(ctx, jwt)
+	if err == nil || strings.Contains(err.Error(), "fetching keys") || ctx.Err() != nil {
+		return payload, err
+	}
+	select {
+	case <-ctx.Done():
+		return nil, err
+	case <-time.After(keyRetry):
+	}
+	return k.remote.VerifySignature(ctx, jwt)
 }
 
 // Claims are the token claims a principal is made of, besides sub. An
