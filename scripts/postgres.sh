@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # postgres.sh start|stop|status — a throwaway PostgreSQL cluster for development
-# and tests, under <repo>/.dev/postgres, listening on 127.0.0.1:${HUIFANG_PG_PORT:-55432}
+# and tests, under <repo>/.dev/postgres, listening on 127.0.0.1:${HUIFANG_PG_PORT:-9432}
+# (below the kernel's ephemeral ports, which any listener on port 0 may take, and
+# below the ports pkg/ports hands to test processes)
 # with trust authentication for the user postgres.
 #
 #   start   initialises the cluster when needed and starts it (idempotent); prints
@@ -9,7 +11,7 @@
 #   status  says whether it runs; exit 0 when it does, 3 when it does not
 set -euo pipefail
 
-port="${HUIFANG_PG_PORT:-55432}"
+port="${HUIFANG_PG_PORT:-9432}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
 
