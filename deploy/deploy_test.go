@@ -87,8 +87,13 @@ var operatorKinds = []string{"postgresql.cnpg.io/v1/Cluster", "postgresql.cnpg.i
 // as the overlay's comments say.
 var externalSecrets = map[string][]string{
 	"dev":  nil,
-	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client", "huifang-intake-client"},
+	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client", "huifang-intake-client", "nats-ca", grpcTLSSecret},
 }
+
+// grpcTLSSecret holds the certificate the services serve gRPC with in
+// production, and its CA, under the keys cert-manager writes: tls.crt,
+// tls.key, ca.crt.
+const grpcTLSSecret = "huifang-grpc-tls"
 
 type rendered struct {
 	deployments map[string]*appsv1.Deployment
@@ -262,7 +267,11 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 			require.Equal(t, "huifang-nats-users", env["NATS_PASSWORD"].ValueFrom.SecretKeyRef.Name)
 			if overlay == "prod" {
 				require.Equal(t, "/etc/huifang/nats-ca/ca.crt", env["NATS_CA_FILE"].Value, "prod checks the NATS servers' certificate")
-				require.Len(t, c.VolumeMounts, 1)
+				m, secret, key, ok := mountedSecretFile(t, spec, c, env["NATS_CA_FILE"].Value)
+				require.True(t, ok, "NATS_CA_FILE is a file of a mounted Secret")
+				require.Equal(t, "nats-ca", secret.SecretName)
+				require.Equal(t, "ca.crt", key)
+				require.True(t, m.ReadOnly, "the NATS CA is mounted read-only")
 			}
 		}
 		for _, e := range c.Env {
@@ -279,9 +288,19 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 		}
 	}
 
+	for _, v := range spec.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		if _, ok := r.secrets[v.Secret.SecretName]; !ok {
+			require.Contains(t, externalSecrets[overlay], v.Secret.SecretName, "volume %s mounts Secret %s, which nothing makes", v.Name, v.Secret.SecretName)
+		}
+	}
+
 	main := spec.Containers[0]
 	require.Len(t, spec.Containers, 1)
 	checkKeys(t, overlay, r, d.Name, main)
+	checkGRPCTLS(t, overlay, d)
 	named := map[string]int32{}
 	for _, p := range main.Ports {
 		named[p.Name] = p.ContainerPort
@@ -502,6 +521,85 @@ func checkClient(t *testing.T, overlay string, r rendered, name string, env map[
 			require.NotEmpty(t, env[caller.caFile].Value, "%s: %s serves gRPC over TLS, %s checks its certificate (%s)", overlay, peer, name, caller.caFile)
 		}
 	}
+}
+
+// checkGRPCTLS: in production every service serves gRPC over TLS
+// (GRPC_TLS_CERT, GRPC_TLS_KEY) with the certificate of Secret
+// huifang-grpc-tls, whose volume the container mounts read-only and whole
+// (no subPath: a renewed certificate must reach the files the service
+// reloads); a caller checks its peers' certificate against that Secret's
+// ca.crt in the same mount (INTAKE_CA_FILE for dispatch, PEER_CA_FILE for
+// intake). The development overlay serves plaintext gRPC; checkClient holds
+// any overlay to a CA wherever a peer serves TLS.
+func checkGRPCTLS(t *testing.T, overlay string, d *appsv1.Deployment) {
+	t.Helper()
+	if overlay != "prod" {
+		return
+	}
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	files := map[string]string{"GRPC_TLS_CERT": "tls.crt", "GRPC_TLS_KEY": "tls.key"}
+	if caller, ok := callers[d.Name]; ok {
+		files[caller.caFile] = "ca.crt"
+	}
+	mount := ""
+	for _, variable := range slices.Sorted(maps.Keys(files)) {
+		e, ok := env[variable]
+		require.True(t, ok, "%s %s sets %s", overlay, d.Name, variable)
+		require.Nil(t, e.ValueFrom, "%s %s: %s is a path", overlay, d.Name, variable)
+		m, secret, key, ok := mountedSecretFile(t, spec, c, e.Value)
+		require.True(t, ok, "%s %s: %s=%s is a file of a Secret the container mounts", overlay, d.Name, variable, e.Value)
+		require.Equal(t, grpcTLSSecret, secret.SecretName, "%s %s: %s is a file of Secret %s", overlay, d.Name, variable, grpcTLSSecret)
+		require.Equal(t, files[variable], key, "%s %s: %s is the Secret's %s", overlay, d.Name, variable, files[variable])
+		require.False(t, secret.Optional != nil && *secret.Optional, "%s %s: Secret %s is required", overlay, d.Name, grpcTLSSecret)
+		require.True(t, m.ReadOnly, "%s %s: Secret %s is mounted read-only", overlay, d.Name, grpcTLSSecret)
+		if mount == "" {
+			mount = m.MountPath
+		}
+		require.Equal(t, mount, m.MountPath, "%s %s: %s is in the same mount as the certificate", overlay, d.Name, variable)
+	}
+}
+
+// mountedSecretFile resolves path, a file the container c reads, to the
+// Secret volume mounted there (the mount nearest the file, as the kubelet
+// nests them) and the Secret's key at that path; ok is false when no mount
+// of a Secret volume holds path. A subPath mount fails the test: Kubernetes
+// never updates its files.
+func mountedSecretFile(t *testing.T, spec corev1.PodSpec, c corev1.Container, path string) (m corev1.VolumeMount, secret *corev1.SecretVolumeSource, key string, ok bool) {
+	t.Helper()
+	rel := ""
+	for _, vm := range c.VolumeMounts {
+		r, inside := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		if path == vm.MountPath {
+			r, inside = "", true
+		}
+		if inside && len(vm.MountPath) > len(m.MountPath) {
+			m, rel = vm, r
+		}
+	}
+	if m.Name == "" {
+		return m, nil, "", false
+	}
+	require.Empty(t, m.SubPath, "%s: %s is mounted with subPath, which never sees a renewed file", c.Name, m.MountPath)
+	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+	require.GreaterOrEqual(t, i, 0, "%s mounts volume %s, which the pod has", c.Name, m.Name)
+	secret = spec.Volumes[i].Secret
+	if secret == nil || rel == "" {
+		return m, secret, "", false
+	}
+	if len(secret.Items) == 0 {
+		return m, secret, rel, !strings.Contains(rel, "/")
+	}
+	for _, item := range secret.Items {
+		if item.Path == rel {
+			return m, secret, item.Key, true
+		}
+	}
+	return m, secret, "", false
 }
 
 func envNames(c corev1.Container) []string {
