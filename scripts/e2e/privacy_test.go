@@ -42,8 +42,27 @@ func TestErasedCustomerIsFoundNowhere(t *testing.T) {
 		Problems: []*typesv1.Problem{{Category: "service_quality", Description: "call 欧阳娜娜 back on 13912345678"}},
 		Comments: "欧阳娜娜, +8613912345678, asked for a manager"})
 
+	// Two refused inputs: one naming the customer (its contacts sealed
+	// under the tenant's key, not the customer's), one someone else's.
+	s.publish(ingress("erase-2", "no_such_type", "c-erase", "欧阳娜娜", "+8613912345678", time.Now().UTC()))
+	s.publish(ingress("erase-3", "no_such_type", "c-keep", "李四", "+8613700001111", time.Now().UTC()))
 	admin, err := s.issuer.Context(t.Context(), issuer.Staff(tenant, "adm"))
 	require.NoError(t, err)
+	refused := func() (map[string]bool, bool, error) {
+		resp, err := s.intake.ListRejectedEvents(admin, &intakev1.ListRejectedEventsRequest{TenantId: tenant})
+		got := map[string]bool{}
+		for _, r := range resp.GetRejectedEvents() {
+			for _, id := range []string{"erase-2", "erase-3"} {
+				got[id] = got[id] || bytes.Contains(r.GetPayload(), []byte(id))
+			}
+		}
+		return got, err == nil, err
+	}
+	waitFor(t, taskDeadline, "intake to refuse both inputs", func() (bool, bool, error) {
+		got, _, err := refused()
+		return true, got["erase-2"] && got["erase-3"], err
+	})
+
 	erased, err := s.intake.EraseCustomer(admin, &intakev1.EraseCustomerRequest{TenantId: tenant, CustomerId: customerID,
 		Reason: "the customer's request of today"})
 	require.NoError(t, err)
@@ -81,6 +100,10 @@ func TestErasedCustomerIsFoundNowhere(t *testing.T) {
 			require.False(t, s.streamHolds(name, []byte(secret)), "%s holds %q", name, secret)
 		}
 	}
+	left, _, err := refused()
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"erase-2": false, "erase-3": true}, left, "the refused input naming the customer went with the erasure, the other stayed")
+
 	var services int
 	require.NoError(t, s.db.QueryRow(t.Context(), `SELECT count(*) FROM intake.services WHERE customer_id = $1`, customerID).Scan(&services))
 	require.Equal(t, 1, services, "the service is still counted")

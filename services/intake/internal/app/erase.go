@@ -12,8 +12,13 @@ import (
 	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/ingest"
 	"github.com/huifang/huifang/services/intake/internal/store"
 )
+
+// rejectedPage is how many refused inputs an erasure reads at a time while
+// it looks for the ones naming the customer.
+const rejectedPage = 500
 
 // FieldErased names, in CustomerUpdated's changed fields, an erasure.
 const FieldErased = "erased"
@@ -30,8 +35,11 @@ type EraseCustomer struct {
 // destroying its data key (crypto-shredding: every sealed copy, backups
 // included, can no longer be opened), opts it out of every channel, and
 // announces CustomerUpdated with erased set, so that the scheduler and
-// dispatch drop the masked forms they keep and contact it no more; all in
-// one transaction with its audit entry (customer.erase, with the reason).
+// dispatch drop the masked forms they keep and contact it no more, and
+// deletes the refused inputs that name it (by its external id, phone or
+// email: they were sealed under the tenant's key, not the customer's); all
+// in one transaction with its audit entry (customer.erase, with the reason
+// and how many refused inputs went).
 // Erasing an erased customer changes nothing more (erasedNow false) and is
 // recorded too. The customer's id, services, tier and answers stay: counts
 // and figures do not change.
@@ -75,8 +83,13 @@ func (a *App) EraseCustomer(ctx context.Context, in EraseCustomer) (c *archive.C
 			return err
 		}
 		erasedNow = held || c.Version != before.Version
+		refused, err := a.Store.DeleteRejectedNaming(ctx, tx, in.Tenant,
+			ingest.Subject{ExternalID: before.ExternalID, Phone: before.Phone, Email: before.Email}, rejectedPage)
+		if err != nil {
+			return err
+		}
 		return a.auditTx(ctx, tx, in.Tenant, "customer.erase", audit.Target{Kind: "customer", ID: in.CustomerID},
-			audit.Detail{"reason": in.Reason, "erased_now": erasedNow})
+			audit.Detail{"reason": in.Reason, "erased_now": erasedNow, "refused_inputs_deleted": refused})
 	})
 	if err != nil {
 		return nil, false, err

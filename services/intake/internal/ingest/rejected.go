@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -74,6 +76,48 @@ func (r *Rejected) keepTenant(ev *eventsv1.ServiceCompleted, field, instead stri
 // Replayed records that a replay stored r as serviceID at at.
 func (r *Rejected) Replayed(serviceID string, at time.Time) {
 	r.ReplayedAt, r.ReplayedServiceID = &at, serviceID
+}
+
+// Subject is what names a person in a refused input: the external id the
+// upstream system gives them, their phone and their email (blank ones
+// name no one).
+type Subject struct {
+	ExternalID, Phone, Email string
+}
+
+// minContact is the shortest phone or email looked for as it is in a
+// payload: a shorter one would be found in unrelated bytes.
+const minContact = 6
+
+// Names says whether r's payload names s: it decodes to an event whose
+// customer has s's external id, or it holds s's phone or email anywhere,
+// as it is (emails in any case), which also finds them in a payload that
+// does not decode (a broken one, a batch) and beyond the customer (a
+// referral, a note); JSON that does not decode names s by its
+// "externalId" (or "external_id") field too. A payload that no longer opens (OpenErr) names no one
+// that can be told.
+func (r *Rejected) Names(s Subject) bool {
+	if r.OpenErr != nil || len(r.Payload) == 0 {
+		return false
+	}
+	if id := strings.TrimSpace(s.ExternalID); id != "" {
+		ev, err := Decode(r.ContentType, r.Payload)
+		if err == nil && strings.TrimSpace(ev.GetCustomer().GetExternalId()) == id {
+			return true
+		}
+		// JSON that does not decode as an event still names the
+		// customer by its field.
+		if err != nil && regexp.MustCompile(`"external(Id|_id)"\s*:\s*"\s*`+regexp.QuoteMeta(id)+`\s*"`).Match(r.Payload) {
+			return true
+		}
+	}
+	if p := strings.TrimSpace(s.Phone); len(p) >= minContact && bytes.Contains(r.Payload, []byte(p)) {
+		return true
+	}
+	if e := strings.TrimSpace(s.Email); len(e) >= minContact && bytes.Contains(bytes.ToLower(r.Payload), []byte(strings.ToLower(e))) {
+		return true
+	}
+	return false
 }
 
 // ServiceType is a service type events may name: a built-in one

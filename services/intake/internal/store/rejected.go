@@ -99,3 +99,39 @@ WHERE length(payload) > 0 AND substring(payload FROM 1 FOR $2) <> $3 ORDER BY id
 	}
 	return len(list), nil
 }
+
+// DeleteRejectedNaming deletes the tenant's refused inputs whose payload
+// names s (ingest.Rejected.Names), reading them in pages of batch, and
+// returns how many it deleted. An erasure calls it: a refused input kept
+// the person's contacts sealed under the tenant's key, not theirs.
+func (s *Store) DeleteRejectedNaming(ctx context.Context, q postgres.Querier, tenant string, who ingest.Subject, batch int) (int, error) {
+	deleted, after := 0, ""
+	for {
+		rows, err := q.Query(ctx, `SELECT `+rejectedColumns+` FROM rejected_events
+WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3`, tenant, after, batch)
+		if err != nil {
+			return deleted, wrap("find rejected", err)
+		}
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ingest.Rejected, error) { return s.scanRejected(r) })
+		if err != nil {
+			return deleted, wrap("find rejected", err)
+		}
+		var ids []string
+		for i := range list {
+			if list[i].Names(who) {
+				ids = append(ids, list[i].ID)
+			}
+		}
+		if len(ids) > 0 {
+			tag, err := q.Exec(ctx, `DELETE FROM rejected_events WHERE tenant_id = $1 AND id = ANY($2)`, tenant, ids)
+			if err != nil {
+				return deleted, wrap("delete rejected", err)
+			}
+			deleted += int(tag.RowsAffected())
+		}
+		if len(list) < batch {
+			return deleted, nil
+		}
+		after = list[len(list)-1].ID
+	}
+}
