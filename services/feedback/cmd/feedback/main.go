@@ -15,6 +15,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/loop"
+	"github.com/huifang/huifang/pkg/retention"
 	feedback "github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
@@ -41,6 +42,11 @@ type config struct {
 	PolicyQuestionnaires string `env:"POLICY_QUESTIONNAIRES" default:"builtin-appliance-purchase=seed-001-appliance"`
 	// EscalationInterval is how often overdue complaints are looked for.
 	EscalationInterval time.Duration `env:"ESCALATION_INTERVAL" default:"1m"`
+	// RecordRetention is how long the free text of a visit record and of
+	// its complaints is kept once they are closed; then it is redacted as
+	// an erasure redacts it (ratings and categories stay). 0 keeps it
+	// (docs/privacy.md, "How long data is kept").
+	RecordRetention time.Duration `env:"RECORD_RETENTION" default:"0s"`
 }
 
 // defaults is the configuration before the environment is read: the
@@ -97,6 +103,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Batch: feedback.DefaultEscalationBatch,
 		Round: a.EscalateOverdue,
 	})
+	rt.Retain(retention.Class{Name: "records", Retain: cfg.RecordRetention,
+		Purge: func(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+			return store.RedactBefore(ctx, rt.Pool, cutoff, limit)
+		}})
 	rt.CustomerData.Source.Related = store.CustomerRows()
 	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
 	return rt.Run(ctx)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/audit/audittest"
 	"github.com/huifang/huifang/services/feedback/internal/record"
+	"github.com/huifang/huifang/services/feedback/internal/store"
 )
 
 // An erased customer's free text is redacted everywhere feedback keeps it
@@ -77,4 +79,59 @@ WHERE r.customer_id = 'cust-v-1'`).Scan(&rating, &category))
 	require.ErrorContains(t, err, "append-only")
 	_, err = e.pool.Exec(e.ctx, `DELETE FROM record_amendments`)
 	require.ErrorContains(t, err, "append-only")
+}
+
+// RECORD_RETENTION: a record's free text, and its complaints', goes once
+// the record is older than the retention and every complaint it went to
+// was closed before then; each once; ratings and categories stay.
+func TestRedactBeforeTakesClosedRecordsOnly(t *testing.T) {
+	e := setup(t)
+	const secret = "王芳 +8613800138000"
+	e.seedVisit(t, "v-1")
+	d := draft("v-1", typesv1.Rating_RATING_UNSATISFIED, record.Problem{Category: "service_quality", Description: "late, said " + secret})
+	d.Comments = "called " + secret
+	_, err := e.app.LogVisit(e.ctx, d)
+	require.NoError(t, err)
+	e.seedVisit(t, "v-2")
+	d = draft("v-2", typesv1.Rating_RATING_SATISFIED)
+	d.Comments = "called " + secret
+	_, err = e.app.LogVisit(e.ctx, d)
+	require.NoError(t, err)
+	holds := func(q string) int {
+		var n int
+		require.NoError(t, e.pool.QueryRow(e.ctx, q).Scan(&n))
+		return n
+	}
+	const records, complaints = `SELECT count(*) FROM visit_records r WHERE r::text LIKE '%王芳%'`, `SELECT count(*) FROM complaints c WHERE c::text LIKE '%王芳%'`
+	require.Equal(t, 2, holds(records))
+	require.Equal(t, 1, holds(complaints))
+
+	before := e.clock.Now().Add(-time.Hour)
+	n, err := store.RedactBefore(e.ctx, e.pool, before, 100)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing is older than the retention yet")
+
+	later := e.clock.Now().Add(24 * time.Hour)
+	n, err = store.RedactBefore(e.ctx, e.pool, later, 100)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "v-2's record; v-1's complaint is open, so its record stays")
+	require.Equal(t, 1, holds(records))
+	require.Equal(t, 1, holds(complaints))
+
+	_, err = e.pool.Exec(e.ctx, `UPDATE complaints SET status = 'closed', updated_at = $1`, e.clock.Now())
+	require.NoError(t, err)
+	n, err = store.RedactBefore(e.ctx, e.pool, later, 100)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "v-1's record and its complaint")
+	require.Zero(t, holds(records))
+	require.Zero(t, holds(complaints))
+	n, err = store.RedactBefore(e.ctx, e.pool, later, 100)
+	require.NoError(t, err)
+	require.Zero(t, n, "each once")
+
+	var rating, category string
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT r.answers->0->>'rating', c.category FROM visit_records r JOIN complaints c ON c.record_id = r.id
+WHERE r.visit_id = 'v-1'`).Scan(&rating, &category))
+	require.Equal(t, "RATING_UNSATISFIED", rating, "the figures do not change")
+	require.Equal(t, "service_quality", category)
 }

@@ -3,7 +3,6 @@ package grpcapi_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,9 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -83,13 +80,7 @@ func setup(t testing.TB) *env {
 	require.NoError(t, e.app.EnsureSeeds(ctx))
 	srv := grpcserver.New(log, "", "")
 	feedbackv1.RegisterFeedbackServiceServer(srv.GRPC, &grpcapi.Server{App: e.app})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := servicetest.Serve(t, srv)
 	e.client = feedbackv1.NewFeedbackServiceClient(conn)
 	return e
 }
