@@ -2,14 +2,12 @@ package audit_test
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	auditv1 "github.com/huifang/huifang/proto/huifang/audit/v1"
@@ -29,13 +27,7 @@ func serve(t *testing.T, db *pgxpool.Pool) (auditv1.AuditServiceClient, *issuer.
 	srv := grpcserver.New(servicetest.Logger(), "", "", grpc.ChainUnaryInterceptor(guard.Unary))
 	auditv1.RegisterAuditServiceServer(srv.GRPC, &audit.Server{Pool: db})
 	require.NoError(t, guard.CoversServices(srv.GRPC.GetServiceInfo()), "the scheduler's table has the audit log's rules")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := servicetest.Serve(t, srv)
 	return auditv1.NewAuditServiceClient(conn), is
 }
 

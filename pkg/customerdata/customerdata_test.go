@@ -3,7 +3,6 @@ package customerdata_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"testing"
 	"testing/fstest"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -72,13 +70,7 @@ func serve(t *testing.T, pool *pgxpool.Pool) (privacyv1.CustomerDataServiceClien
 	srv := grpcserver.New(servicetest.Logger(), "", "", grpc.ChainUnaryInterceptor(guard.Unary))
 	privacyv1.RegisterCustomerDataServiceServer(srv.GRPC, &customerdata.Server{Source: source(pool)})
 	require.NoError(t, guard.CoversServices(srv.GRPC.GetServiceInfo()), "the scheduler's table has the customer-data rules")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := servicetest.Serve(t, srv)
 	return privacyv1.NewCustomerDataServiceClient(conn), is
 }
 

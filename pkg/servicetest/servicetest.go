@@ -8,15 +8,19 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/huifang/huifang/pkg/access"
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/grpcserver"
 	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/natstest"
 	"github.com/huifang/huifang/pkg/pgtest"
@@ -95,4 +99,22 @@ func JetStream(t testing.TB) jetstream.JetStream {
 		t.Fatalf("servicetest: streams: %v", err)
 	}
 	return js
+}
+
+// Serve serves srv's gRPC server on a loopback port until the test ends and
+// returns a plaintext client connection to it.
+func Serve(t testing.TB, srv *grpcserver.Server) *grpc.ClientConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("servicetest: listen: %v", err)
+	}
+	go func() { _ = srv.GRPC.Serve(lis) }()
+	t.Cleanup(srv.GRPC.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("servicetest: client: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }

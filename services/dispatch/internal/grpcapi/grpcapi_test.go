@@ -2,7 +2,6 @@ package grpcapi_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -11,9 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -65,13 +62,7 @@ func setup(t *testing.T) bundle {
 		DB: pool, Relay: relay, Now: clock.Now, Log: log, Lease: lease, Waker: &app.Waker{}, Poll: 20 * time.Millisecond, SLAWarn: 6 * time.Hour,
 		Retry: task.RetryPolicy{typesv1.Channel_CHANNEL_PHONE: {typesv1.Disposition_DISPOSITION_NO_ANSWER: {After: 2 * time.Hour, Max: 3}}},
 	}})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := servicetest.Serve(t, srv)
 	return bundle{pool: pool, js: js, client: dispatchv1.NewDispatchServiceClient(conn)}
 }
 

@@ -3,15 +3,12 @@ package grpcapi_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -30,14 +27,7 @@ func client(t *testing.T, srv *grpcapi.Server) intakev1.IntakeServiceClient {
 	t.Helper()
 	gs := grpcserver.New(servicetest.Logger(), "127.0.0.1:0", "127.0.0.1:0")
 	intakev1.RegisterIntakeServiceServer(gs.GRPC, srv)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = gs.GRPC.Serve(l) }()
-	t.Cleanup(gs.GRPC.Stop)
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return intakev1.NewIntakeServiceClient(conn)
+	return intakev1.NewIntakeServiceClient(servicetest.Serve(t, gs))
 }
 
 // padded is a valid event whose protobuf encoding has exactly n bytes.
