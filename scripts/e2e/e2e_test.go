@@ -612,8 +612,11 @@ func (s *system) checkMetrics() {
 			}
 		}
 		want := map[string]float64{"inbox": 168 * 3600, "outbox": 24 * 3600, "rejected_events": 720 * 3600}
-		if svc == "dispatch" {
+		switch svc {
+		case "dispatch":
 			want["messages"] = 2160 * 3600
+		case "feedback":
+			want["records"] = 0 // RECORD_RETENTION: kept unless set
 		}
 		require.Equal(t, want, classes, "%s's retention per class of data", svc)
 		lag := map[string]int{}
