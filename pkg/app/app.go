@@ -110,6 +110,17 @@ type Base struct {
 	// StreamMaxAge bounds how long the streams keep messages; 0 keeps them
 	// until removed by hand. Give every service the same value.
 	StreamMaxAge time.Duration `env:"STREAM_MAX_AGE" default:"0s"`
+	// ConsumerBatch is how many messages a consumer's worker applies in one
+	// transaction (a savepoint each, one commit, the inbox entries in one
+	// statement); 0 or 1 applies each message in a transaction of its own.
+	// ConsumerBatchWait is how long a worker waits, after a batch's first
+	// message, for more.
+	ConsumerBatch     int           `env:"CONSUMER_BATCH" default:"100"`
+	ConsumerBatchWait time.Duration `env:"CONSUMER_BATCH_WAIT" default:"5ms"`
+	// OutboxAtomic publishes a relay round's events of a stream as one
+	// JetStream atomic batch (nats-server 2.12 or later); false publishes
+	// them one by one.
+	OutboxAtomic bool `env:"OUTBOX_ATOMIC" default:"true"`
 	// OutboxRelay can be switched off to hold events in the outbox (fault drills).
 	OutboxRelay bool `env:"OUTBOX_RELAY" default:"true"`
 	// InboxRetention is how long the ids of handled events are kept to drop
@@ -256,6 +267,9 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	if cfg.RateLimit < 0 || (cfg.RateLimit > 0 && cfg.RateBurst < 1) {
 		return nil, fmt.Errorf("app: RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1, got %g and %d", cfg.RateLimit, cfg.RateBurst)
 	}
+	if cfg.ConsumerBatch < 0 || cfg.ConsumerBatch > 10000 || cfg.ConsumerBatchWait < 0 {
+		return nil, fmt.Errorf("app: CONSUMER_BATCH must be 0 to 10000 and CONSUMER_BATCH_WAIT not negative, got %d and %s", cfg.ConsumerBatch, cfg.ConsumerBatchWait)
+	}
 	rt := &Runtime{Service: service, Log: log, cfg: cfg}
 	_, shutdownTracing, err := telemetry.Setup(ctx, service, version)
 	if err != nil {
@@ -353,6 +367,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	}})
 	rt.Relay = outbox.NewRelay(rt.Pool, rt.JS, log, service)
 	rt.Relay.Retain = cfg.OutboxRetention
+	rt.Relay.NoAtomic = !cfg.OutboxAtomic
 	rt.Relay.Provision = rt.provision
 	if cfg.OutboxRelay {
 		rt.Go("outbox-relay", rt.Relay.Run)
@@ -570,6 +585,9 @@ func (rt *Runtime) Consume(c *inbox.Consumer, opts ...ConsumeOption) {
 	}
 	if o.workers > 0 {
 		c.Workers = o.workers
+	}
+	if c.Batch == 0 {
+		c.Batch, c.BatchWait = rt.cfg.ConsumerBatch, rt.cfg.ConsumerBatchWait
 	}
 	c.Service, c.Pool, c.JS, c.Log, c.Relay = rt.Service, rt.Pool, rt.JS, rt.Log, rt.Relay
 	c.DatabaseUp = func() bool { return rt.Health.Up(DependencyPostgres) }

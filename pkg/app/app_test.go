@@ -657,6 +657,11 @@ func TestRateLimitConfig(t *testing.T) {
 		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
 		require.ErrorContains(t, err, "RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1")
 	}
+	for _, bad := range []app.Base{{ConsumerBatch: -1}, {ConsumerBatch: 10001}, {ConsumerBatch: 100, ConsumerBatchWait: -time.Millisecond}} {
+		bad.AuthIssuer = "http://127.0.0.1:1"
+		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
+		require.ErrorContains(t, err, "CONSUMER_BATCH must be 0 to 10000 and CONSUMER_BATCH_WAIT not negative")
+	}
 }
 
 // TestGRPCOverTLS: with GRPC_TLS_CERT and GRPC_TLS_KEY the gRPC port speaks

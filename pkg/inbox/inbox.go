@@ -75,6 +75,16 @@ type Consumer struct {
 	// Workers is how many messages are handled at once; 1 (the default)
 	// keeps the stream's order.
 	Workers int
+	// Batch is how many messages a worker applies in one transaction (one
+	// savepoint each, one commit; ProcessBatch); 0 or 1 handles each
+	// message in a transaction of its own. A message that fails in a batch
+	// is handled alone after the batch, so it may be applied after
+	// messages that came behind it.
+	Batch int
+	// BatchWait is how long a worker waits, after the first message of a
+	// batch, for more (DefaultBatchWait when zero): a batch is Batch
+	// messages or what arrived within BatchWait.
+	BatchWait time.Duration
 	// Tenant finds the tenant of a refused message for the rejected row; "default" when nil.
 	Tenant func(msg jetstream.Msg) string
 	// DatabaseUp, when set, says whether the service's database is up (the
@@ -232,7 +242,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			return nil // only when ctx ended
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch * workers))
+		it, err := cons.Messages(jetstream.PullMaxMessages(max(pullBatch, c.Batch) * workers))
 		if err != nil {
 			failures = c.trouble.Fail(ctx, fmt.Errorf("pull: %w", err))
 			if !sleep(ctx, loop.Backoff(200*time.Millisecond, 5*time.Second, failures)) {
@@ -290,7 +300,18 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 		go func() {
 			defer wg.Done()
 			for {
-				msg, err := it.Next()
+				var msgs []jetstream.Msg
+				var err error
+				if c.Batch > 1 {
+					msgs, err = c.next(it)
+				} else if msg, nerr := it.Next(); nerr == nil {
+					msgs = []jetstream.Msg{msg}
+				} else {
+					err = nerr
+				}
+				// What was taken is handled, even when the iterator then
+				// ended or failed.
+				c.ProcessBatch(ctx, msgs)
 				if err != nil {
 					if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 						return
@@ -309,7 +330,6 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 					}
 					continue
 				}
-				c.Process(ctx, msg)
 			}
 		}()
 	}
@@ -426,9 +446,11 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 
 	var bad *invalid.Error
 	for attempt := 1; ; attempt++ {
-		err := c.inTx(work, id, func(tx pgx.Tx) error { return c.handle(work, tx, msg) })
+		hctx, after := withAfterCommit(work)
+		err := c.inTx(work, id, func(tx pgx.Tx) error { return c.handle(hctx, tx, msg) })
 		if err == nil {
 			c.ack(work, msg)
+			after.run()
 			c.notify()
 			return
 		}

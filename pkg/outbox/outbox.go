@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/huifang/huifang/pkg/loop"
@@ -117,6 +119,10 @@ type Relay struct {
 	// Provision, when set, creates the streams again; it is called when a
 	// publish finds no stream for its subject.
 	Provision func(ctx context.Context) error
+	// NoAtomic publishes every row on its own instead of a round's rows of
+	// a stream as one atomic batch (for a server older than 2.12, or to
+	// compare).
+	NoAtomic bool
 }
 
 // NewRelay returns a relay for the outbox of schema. Only one relay per schema
@@ -192,58 +198,40 @@ WHERE published_at IS NULL AND quarantined_at IS NULL ORDER BY seq LIMIT $1`, r.
 		if len(batch) == 0 {
 			return nil
 		}
-		type sent struct {
-			row    outboxRow
-			future jetstream.PubAckFuture
-		}
 		var (
-			inFlight    []sent
 			published   []int64
 			quarantined = map[int64]string{}
 		)
-		for _, x := range batch {
-			h := nats.Header{}
-			if err := json.Unmarshal(x.headers, &h); err != nil {
-				quarantined[x.seq] = "unreadable headers: " + err.Error()
-				continue
-			}
-			msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: h}
-			msg.Header.Set(jetstream.MsgIDHeader, x.id)
-			f, err := r.js.PublishMsgAsync(msg)
-			if err != nil {
-				if refused(err) {
-					quarantined[x.seq] = err.Error()
-					continue
-				}
-				roundErr = fmt.Errorf("publish %s: %w", x.id, err)
-				break // NATS away or stalled: the rest waits for the next round
-			}
-			inFlight = append(inFlight, sent{x, f})
-		}
 		ackCtx, cancel := context.WithTimeout(ctx, r.AckTimeout)
 		defer cancel()
-	acks:
-		for _, s := range inFlight {
-			select {
-			case <-s.future.Ok():
-				published = append(published, s.row.seq)
-			case err := <-s.future.Err():
-				switch {
-				case refused(err):
-					quarantined[s.row.seq] = err.Error()
-				case roundErr == nil:
-					roundErr = fmt.Errorf("publish %s: %w", s.row.id, err)
-					if errors.Is(err, jetstream.ErrNoStreamResponse) && r.Provision != nil {
-						if perr := r.Provision(ctx); perr != nil {
-							r.log.DebugContext(ctx, "provisioning the streams failed", "err", perr)
-						}
-					}
+		for _, group := range byStream(batch) {
+			msgs := make([]*nats.Msg, 0, len(group))
+			rows := make([]outboxRow, 0, len(group))
+			for _, x := range group {
+				h := nats.Header{}
+				if err := json.Unmarshal(x.headers, &h); err != nil {
+					quarantined[x.seq] = "unreadable headers: " + err.Error()
+					continue
 				}
-			case <-ackCtx.Done():
-				if roundErr == nil {
-					roundErr = fmt.Errorf("no publish acknowledgement from JetStream within %s", r.AckTimeout)
+				msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: h}
+				msg.Header.Set(jetstream.MsgIDHeader, x.id)
+				msgs, rows = append(msgs, msg), append(rows, x)
+			}
+			if len(msgs) == 0 {
+				continue
+			}
+			if r.atomic(ctx, ackCtx, rows, msgs) {
+				for _, x := range rows {
+					published = append(published, x.seq)
 				}
-				break acks
+				continue
+			}
+			ok, bad, err := r.publishEach(ctx, ackCtx, rows, msgs)
+			published = append(published, ok...)
+			maps.Copy(quarantined, bad)
+			if err != nil {
+				roundErr = err
+				break // NATS away or stalled: the rest waits for the next round
 			}
 		}
 		if len(published) > 0 {
@@ -267,6 +255,114 @@ WHERE published_at IS NULL AND quarantined_at IS NULL ORDER BY seq LIMIT $1`, r.
 		return n, fmt.Errorf("outbox: relay: %w", roundErr)
 	}
 	return n, nil
+}
+
+// byStream splits a round's rows by the stream their subject goes to,
+// each part in commit order (rows of a subject outside the streams go
+// together, published one by one).
+func byStream(rows []outboxRow) [][]outboxRow {
+	var order []string
+	parts := map[string][]outboxRow{}
+	for _, x := range rows {
+		name := stream.Of(x.subject)
+		if _, ok := parts[name]; !ok {
+			order = append(order, name)
+		}
+		parts[name] = append(parts[name], x)
+	}
+	out := make([][]outboxRow, 0, len(order))
+	for _, name := range order {
+		out = append(out, parts[name])
+	}
+	return out
+}
+
+// MaxAtomicBatch is the most messages one atomic batch carries (the
+// server's limit is 1,000).
+const MaxAtomicBatch = 1000
+
+// atomic publishes msgs, which go to one stream, as JetStream atomic
+// batches (ADR-50: stored all or none, one acknowledgement, one write to
+// disk) and tells whether all were stored. Any refusal (a message seen
+// before within the duplicate window, which fails the whole batch; a
+// stream or server without atomic publishing; a message NATS refuses)
+// and any failure leaves the rows to be published one by one, which
+// deduplicates and quarantines message by message.
+func (r *Relay) atomic(ctx, ackCtx context.Context, rows []outboxRow, msgs []*nats.Msg) bool {
+	if r.NoAtomic || len(msgs) < 2 || stream.Of(rows[0].subject) == "" {
+		return false
+	}
+	for start := 0; start < len(msgs); start += MaxAtomicBatch {
+		part := msgs[start:min(start+MaxAtomicBatch, len(msgs))]
+		ack, err := jetstreamext.PublishMsgBatch(ackCtx, r.js, part)
+		if err == nil && ack.BatchSize != uint64(len(part)) {
+			err = fmt.Errorf("the server stored %d of the batch's %d messages", ack.BatchSize, len(part))
+		}
+		if err != nil {
+			r.log.DebugContext(ctx, "atomic batch not stored; publishing its messages one by one", "messages", len(part), "err", err)
+			if start > 0 {
+				// The parts before are stored: publishing them again is
+				// deduplicated by their ids.
+				r.log.DebugContext(ctx, "earlier parts of the round were stored", "messages", start)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// publishEach publishes msgs one by one, asynchronously, and returns the
+// rows stored, the rows NATS refuses for good with the reason, and the
+// failure of the moment that stopped it, if any.
+func (r *Relay) publishEach(ctx, ackCtx context.Context, rows []outboxRow, msgs []*nats.Msg) ([]int64, map[int64]string, error) {
+	type sent struct {
+		row    outboxRow
+		future jetstream.PubAckFuture
+	}
+	var (
+		inFlight    []sent
+		published   []int64
+		quarantined = map[int64]string{}
+		roundErr    error
+	)
+	for i, msg := range msgs {
+		x := rows[i]
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			if refused(err) {
+				quarantined[x.seq] = err.Error()
+				continue
+			}
+			roundErr = fmt.Errorf("publish %s: %w", x.id, err)
+			break
+		}
+		inFlight = append(inFlight, sent{x, f})
+	}
+acks:
+	for _, s := range inFlight {
+		select {
+		case <-s.future.Ok():
+			published = append(published, s.row.seq)
+		case err := <-s.future.Err():
+			switch {
+			case refused(err):
+				quarantined[s.row.seq] = err.Error()
+			case roundErr == nil:
+				roundErr = fmt.Errorf("publish %s: %w", s.row.id, err)
+				if errors.Is(err, jetstream.ErrNoStreamResponse) && r.Provision != nil {
+					if perr := r.Provision(ctx); perr != nil {
+						r.log.DebugContext(ctx, "provisioning the streams failed", "err", perr)
+					}
+				}
+			}
+		case <-ackCtx.Done():
+			if roundErr == nil {
+				roundErr = fmt.Errorf("no publish acknowledgement from JetStream within %s", r.AckTimeout)
+			}
+			break acks
+		}
+	}
+	return published, quarantined, roundErr
 }
 
 // refused tells whether NATS refuses a message for good: retrying the same

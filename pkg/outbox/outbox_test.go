@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"testing/fstest"
@@ -273,4 +274,52 @@ func TestPurgeKeepsWhatIsNotPublished(t *testing.T) {
 	var left []string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT array_agg(id ORDER BY id) FROM outbox`).Scan(&left))
 	require.Equal(t, []string{"new", "refused", "waiting"}, left)
+}
+
+// A round's events of one stream are stored as one atomic batch (one
+// acknowledgement, one write), in commit order, each with its id.
+func TestRoundIsOneAtomicBatch(t *testing.T) {
+	b := setup(t)
+	for i := range 20 {
+		add(t, b, fmt.Sprintf("e-%02d", i), "x")
+	}
+	n, err := outbox.NewRelay(b.pool, b.js, b.log, "svc").RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 20, n)
+	msgs := streamMsgs(t, b)
+	require.Len(t, msgs, 20)
+	batch := msgs[0].Headers().Get("Nats-Batch-Id")
+	require.NotEmpty(t, batch, "stored by an atomic batch")
+	for i, m := range msgs {
+		require.Equal(t, fmt.Sprintf("e-%02d", i), m.Headers().Get(jetstream.MsgIDHeader))
+		require.Equal(t, batch, m.Headers().Get("Nats-Batch-Id"))
+	}
+}
+
+// A round that holds events stored before (the relay died before marking
+// them) fails as an atomic batch, which JetStream refuses whole; its
+// events are then published one by one and the copies dropped by id.
+func TestRoundWithEventsStoredBeforeIsPublishedOneByOne(t *testing.T) {
+	b := setup(t)
+	for i := range 5 {
+		add(t, b, fmt.Sprintf("e-%d", i), "x")
+	}
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	_, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = NULL WHERE id IN ('e-2', 'e-3', 'e-4')`) // the mark was lost
+	require.NoError(t, err)
+	add(t, b, "e-5", "x")
+	add(t, b, "e-6", "x")
+	n, err := r.RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	msgs := streamMsgs(t, b)
+	require.Len(t, msgs, 7)
+	for i, m := range msgs {
+		require.Equal(t, fmt.Sprintf("e-%d", i), m.Headers().Get(jetstream.MsgIDHeader))
+	}
+	pending, err := outbox.Pending(b.ctx, b.pool)
+	require.NoError(t, err)
+	require.Zero(t, pending)
 }

@@ -155,6 +155,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		s.Replicas = cfg.Replicas
 		s.MaxAge = cfg.MaxAge
 		s.Duplicates = cfg.DuplicateWindow
+		// The outbox relays publish a round's events as one atomic batch
+		// (nats-server 2.12 or later).
+		s.AllowAtomicPublish = true
 		if s.Name == IngressStream {
 			// Upstream systems name their events themselves, and intake drops
 			// resends by tenant, source system and the source's event id; a
@@ -175,7 +178,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 
 func sameConfig(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage && have.Retention == want.Retention &&
-		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates
+		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates &&
+		have.AllowAtomicPublish == want.AllowAtomicPublish
 }
 
 // InjectTrace writes the trace context of ctx into NATS headers.

@@ -1,0 +1,213 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+type afterCommitKey struct{}
+
+// afterCommit holds what a handler asked to run once its transaction
+// commits.
+type afterCommit struct{ fns []func() }
+
+// AfterCommit asks that f run once the transaction the handler of ctx runs
+// in has committed (not when it rolls back): for instance waking a loop
+// that will find the handler's rows only then. It returns false, and f
+// never runs, outside a consumer's handler.
+func AfterCommit(ctx context.Context, f func()) bool {
+	a, ok := ctx.Value(afterCommitKey{}).(*afterCommit)
+	if ok {
+		a.fns = append(a.fns, f)
+	}
+	return ok
+}
+
+// withAfterCommit gives ctx a fresh registry for AfterCommit.
+func withAfterCommit(ctx context.Context) (context.Context, *afterCommit) {
+	a := &afterCommit{}
+	return context.WithValue(ctx, afterCommitKey{}, a), a
+}
+
+func (a *afterCommit) run() {
+	for _, f := range a.fns {
+		f()
+	}
+}
+
+// DefaultBatchWait is how long a worker waits for more messages after the
+// first one of a batch when BatchWait is zero.
+const DefaultBatchWait = 5 * time.Millisecond
+
+// next takes the next batch from it: the first message as soon as it
+// comes, then what else arrives within the batch wait, up to Batch. It
+// returns the messages it took and the iterator's error that ended the
+// batch, if any (the messages are handled first, then the caller looks at
+// the error).
+func (c *Consumer) next(it jetstream.MessagesContext) ([]jetstream.Msg, error) {
+	msg, err := it.Next()
+	if err != nil {
+		return nil, err
+	}
+	size := max(1, c.Batch)
+	batch := make([]jetstream.Msg, 1, size)
+	batch[0] = msg
+	wait := c.BatchWait
+	if wait <= 0 {
+		wait = DefaultBatchWait
+	}
+	deadline := time.Now().Add(wait)
+	for len(batch) < size {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(left))
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			return batch, err
+		}
+		batch = append(batch, msg)
+	}
+	return batch, nil
+}
+
+// ProcessBatch handles msgs in one transaction: their inbox entries are
+// claimed in one statement, each claimed message is applied in a savepoint
+// of its own, the transaction commits once, and then every message is
+// acknowledged. A message seen before (claimed by an earlier transaction or
+// earlier in the batch) is acknowledged without being applied. A message
+// whose handler fails, whatever the reason, is rolled back to its savepoint
+// and, after the commit, handled alone by Process, which retries it or
+// dead-letters it as it would any message (its inbox entry is given back
+// in the batch's transaction, so that it is not taken as seen). When the
+// batch's transaction itself fails (the database went away, the fence was
+// lost), nothing of it was written, and every message is handled alone, in
+// order, by Process.
+//
+// Effects stay exactly once: a crash before the commit leaves every message
+// to be delivered again; after it, a redelivery finds its inbox entry.
+func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	if len(msgs) == 1 {
+		c.Process(ctx, msgs[0])
+		return
+	}
+	work := context.WithoutCancel(ctx)
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = c.eventID(m)
+	}
+	var done, alone []jetstream.Msg
+	var then []*afterCommit
+	err := pgx.BeginFunc(work, c.Pool, func(tx pgx.Tx) error {
+		done, alone, then = done[:0], alone[:0], then[:0]
+		if c.Fence != nil {
+			if err := c.Fence(work, tx); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(work, `INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id`, c.Durable, ids)
+		if err != nil {
+			return fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+		}
+		claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+		}
+		mine := make(map[string]bool, len(claimed))
+		for _, id := range claimed {
+			mine[id] = true
+		}
+		var giveBack []string
+		for i, m := range msgs {
+			id := ids[i]
+			if !mine[id] {
+				// Handled before, or earlier in this batch.
+				c.Log.DebugContext(work, "duplicate event ignored", "consumer", c.Durable, "event_id", id)
+				done = append(done, m)
+				continue
+			}
+			delete(mine, id)
+			after, err := c.apply(work, tx, m, id)
+			if err != nil {
+				if tx.Conn().PgConn().TxStatus() == 'E' {
+					return err // the transaction itself broke
+				}
+				c.Log.DebugContext(work, "handler failed in a batch; handling the message alone", "consumer", c.Durable, "event_id", id, "err", err)
+				giveBack = append(giveBack, id)
+				alone = append(alone, m)
+				continue
+			}
+			done = append(done, m)
+			then = append(then, after)
+		}
+		if len(giveBack) > 0 {
+			if _, err := tx.Exec(work, `DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2)`, c.Durable, giveBack); err != nil {
+				return fmt.Errorf("inbox: give back %d events: %w", len(giveBack), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.Log.DebugContext(work, "batch failed; handling its messages one by one", "consumer", c.Durable, "messages", len(msgs), "err", err)
+		for _, m := range msgs {
+			c.Process(ctx, m)
+		}
+		return
+	}
+	for _, m := range done {
+		c.ackAsync(work, m)
+	}
+	for _, a := range then {
+		a.run()
+	}
+	c.notify()
+	for _, m := range alone {
+		c.Process(ctx, m)
+	}
+}
+
+// apply runs the handler for one message of a batch in a savepoint, with
+// the message's trace and event id in its context, and returns what the
+// handler asked to run after the commit.
+func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, id string) (*afterCommit, error) {
+	ctx = stream.ExtractTrace(ctx, msg.Headers())
+	ctx, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(ctx, "consume "+msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject())))
+	defer span.End()
+	ctx = context.WithValue(ctx, eventIDKey{}, id)
+	ctx, after := withAfterCommit(ctx)
+	return after, pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return c.handle(ctx, sp, msg) })
+}
+
+// ackAsync acknowledges a message of a committed batch without waiting for
+// the server's answer: an acknowledgement that is lost brings the message
+// again, and its inbox entry makes it change nothing.
+func (c *Consumer) ackAsync(ctx context.Context, msg jetstream.Msg) {
+	if err := msg.Ack(); err != nil {
+		c.Log.WarnContext(ctx, "ack failed; the message will come again and be ignored", "consumer", c.Durable, "err", err)
+		return
+	}
+	if c.Forget {
+		if err := c.forget(ctx, msg); err != nil {
+			c.Log.WarnContext(ctx, "handled message not deleted from its stream; the stream's limits will drop it", "consumer", c.Durable, "err", err)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package inbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/stream"
+)
+
+// batched returns a consumer applying up to size messages per transaction,
+// recording each effect with its transaction's id.
+func (b bundle) batched(t *testing.T, size int, h inbox.Handler) *inbox.Consumer {
+	t.Helper()
+	_, err := b.pool.Exec(b.ctx, `CREATE TABLE IF NOT EXISTS tx_effects (body text NOT NULL, tx bigint NOT NULL)`)
+	require.NoError(t, err)
+	if h == nil {
+		h = recordTx
+	}
+	c := b.consumer(h)
+	c.Batch, c.BatchWait = size, 200*time.Millisecond
+	return c
+}
+
+func recordTx(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+	_, err := tx.Exec(ctx, `INSERT INTO tx_effects (body, tx) VALUES ($1, txid_current())`, string(msg.Data()))
+	return err
+}
+
+// Messages are applied many to a transaction, each once, duplicates (in
+// the batch or handled before) acknowledged without an effect, and all
+// acknowledged.
+func TestBatchAppliesManyPerTransactionEachOnce(t *testing.T) {
+	b := setup(t)
+	c := b.batched(t, 50, nil)
+	const n = 300
+	for i := range n {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+		if i%10 == 0 { // a resend of the same event, right behind it
+			b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+		}
+	}
+	b.run(t, c)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM inbox`) == n }, 60*time.Second, 20*time.Millisecond)
+	require.Equal(t, n, b.count(t, `SELECT count(*) FROM tx_effects`))
+	require.Equal(t, n, b.count(t, `SELECT count(DISTINCT body) FROM tx_effects`))
+	require.LessOrEqual(t, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects`), n/10, "applied in batches, not one transaction per message")
+	cons, err := b.js.Consumer(b.ctx, stream.EventsStream, "svc-test")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := cons.Info(b.ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}, 60*time.Second, 20*time.Millisecond, "every message acknowledged")
+}
+
+// A batch handled again after its commit (the process died before the
+// acknowledgements) changes nothing.
+func TestBatchRedeliveredAfterCommitHasNoSecondEffect(t *testing.T) {
+	b := setup(t)
+	c := b.batched(t, 10, nil)
+	for i := range 5 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	fetched, err := cons.Fetch(5, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, 5)
+	c.ProcessBatch(b.ctx, msgs)
+	c.ProcessBatch(b.ctx, msgs)
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM tx_effects`))
+	require.Equal(t, 1, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects`), "one transaction")
+}
+
+// In a batch, a message that breaks a rule is rolled back alone (its half
+// effect too) and dead-lettered, a message that fails is retried alone
+// until it passes, and the rest of the batch is applied once.
+func TestBatchBadAndFailingMessagesAreHandledAlone(t *testing.T) {
+	b := setup(t)
+	var flaky atomic.Int32
+	c := b.batched(t, 20, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if err := recordTx(ctx, tx, msg); err != nil {
+			return err
+		}
+		switch string(msg.Data()) {
+		case "bad":
+			return invalid.New("payload", "is bad")
+		case "flaky":
+			if flaky.Add(1) == 1 {
+				return errors.New("a bug of the moment")
+			}
+		}
+		return nil
+	})
+	for i, body := range []string{"a", "bad", "b", "flaky", "c"} {
+		b.publish(t, fmt.Sprintf("e-%d", i), body)
+	}
+	b.run(t, c)
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events`) == 1 && b.count(t, `SELECT count(*) FROM tx_effects`) == 4
+	}, 60*time.Second, 20*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM tx_effects WHERE body = 'bad'`), "the bad message's effect is rolled back")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tx_effects WHERE body = 'flaky'`))
+	require.Equal(t, int32(2), flaky.Load())
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'e-1'`), "a dead-lettered event may be sent again")
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM inbox`))
+	var reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT reason FROM rejected_events`).Scan(&reason))
+	require.Contains(t, reason, "payload")
+}
+
+// A batch whose transaction cannot be had (the fence refuses: a lease
+// lost) writes nothing; its messages wait and are applied once it can.
+func TestBatchFencedOutWritesNothing(t *testing.T) {
+	b := setup(t)
+	var holds atomic.Bool
+	var refusals atomic.Int32
+	c := b.batched(t, 20, nil)
+	c.Fence = func(context.Context, pgx.Tx) error {
+		if !holds.Load() {
+			refusals.Add(1)
+			return inbox.Transient(errors.New("lease lost"))
+		}
+		return nil
+	}
+	for i := range 10 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+	}
+	b.run(t, c)
+	require.Eventually(t, func() bool { return refusals.Load() > 2 }, 60*time.Second, 10*time.Millisecond)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM tx_effects`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox`))
+	holds.Store(true)
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM tx_effects`) == 10 }, 60*time.Second, 20*time.Millisecond)
+	require.Equal(t, 10, b.count(t, `SELECT count(DISTINCT body) FROM tx_effects`))
+}
+
+// What a handler asks to run after its commit runs once per applied
+// message, after the commit (the effect is visible), in a batch and alone,
+// and never for a message rolled back; outside a handler it is refused.
+func TestAfterCommitRunsOnlyForCommittedMessages(t *testing.T) {
+	require.False(t, inbox.AfterCommit(context.Background(), func() {}))
+	for _, size := range []int{1, 20} {
+		t.Run(fmt.Sprintf("batch=%d", size), func(t *testing.T) {
+			b := setup(t)
+			var ran, visible atomic.Int32
+			c := b.batched(t, size, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+				if err := recordTx(ctx, tx, msg); err != nil {
+					return err
+				}
+				body := string(msg.Data())
+				require.True(t, inbox.AfterCommit(ctx, func() {
+					ran.Add(1)
+					if b.count(t, `SELECT count(*) FROM tx_effects WHERE body = $1`, body) == 1 {
+						visible.Add(1)
+					}
+				}))
+				if body == "bad" {
+					return invalid.New("payload", "is bad")
+				}
+				return nil
+			})
+			for i, body := range []string{"a", "bad", "b", "c"} {
+				b.publish(t, fmt.Sprintf("e-%d", i), body)
+			}
+			b.run(t, c)
+			require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM rejected_events`) == 1 && ran.Load() == 3 }, 60*time.Second, 20*time.Millisecond)
+			require.Equal(t, int32(3), visible.Load(), "each ran after its commit")
+			require.Equal(t, 3, b.count(t, `SELECT count(*) FROM tx_effects`))
+		})
+	}
+}
