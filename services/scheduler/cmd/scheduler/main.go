@@ -59,10 +59,14 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Consume(c)
 	}
 
-	// The firing loop: planned visits are durable timers.
+	// The firing loop: planned visits are durable timers; a visit planned
+	// due at once wakes it after its consumer's commit.
+	dueNow := loop.NewSignal()
+	a.DueNow = dueNow.Notify
 	rt.Loop(&loop.Loop{
 		Name:  "fire-due-visits",
 		Every: cfg.FireInterval,
+		Wake:  dueNow,
 		Batch: cfg.FireBatch,
 		Round: func(ctx context.Context) (int, error) { return a.FireDue(ctx, cfg.FireBatch) },
 		Done:  func(int) { rt.Relay.Notify() },

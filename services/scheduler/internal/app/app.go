@@ -44,6 +44,11 @@ type App struct {
 	Now func() time.Time
 	// Log, when set, receives the firing failures (else slog.Default).
 	Log *slog.Logger
+	// DueNow, when set, is called once a consumer's transaction that
+	// planned a visit due at once (an instant policy, a 0 s offset) has
+	// committed: it wakes the firing loop, so that the visit fires now
+	// rather than at the next tick.
+	DueNow func()
 	// FireFailures, when set, counts the visits marked failed because
 	// firing them failed (huifang_scheduler_fire_failures_total).
 	FireFailures prometheus.Counter
@@ -138,4 +143,21 @@ func or(t, def time.Time) time.Time {
 		return def
 	}
 	return t
+}
+
+type dueNowKey struct{}
+
+// dueNow is what insert needs to fire a visit due at once: DueNow and the
+// App's clock.
+type dueNow struct {
+	fire func()
+	now  func() time.Time
+}
+
+// withDueNow carries DueNow in ctx to where visits are planned (insert).
+func (a *App) withDueNow(ctx context.Context) context.Context {
+	if a.DueNow == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, dueNowKey{}, dueNow{a.DueNow, a.Now})
 }

@@ -42,6 +42,7 @@ func (a *App) PlanFollowUp(ctx context.Context, in FollowUp) (id string, err err
 // major complaint, placed by the contact policy, announced (VisitPlanned).
 // It returns the visit's id.
 func (a *App) PlanFollowUpTx(ctx context.Context, tx pgx.Tx, in FollowUp) (string, error) {
+	ctx = a.withDueNow(ctx)
 	now := a.Now().UTC()
 	req := in.Request
 	req.Due = or(req.Due, now)

@@ -11,6 +11,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/enum"
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/engine"
@@ -49,6 +50,7 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 // occurrence); each planned visit is announced (VisitPlanned). It returns
 // how many visits it planned.
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
+	ctx = a.withDueNow(ctx)
 	svc := in.Service
 	if err := store.RecordService(ctx, tx, svc); err != nil {
 		return 0, err
@@ -100,6 +102,7 @@ func (a *App) PlanComplaintResolved(ctx context.Context, in ComplaintResolved) (
 // every active policy triggered by complaint_resolved applies, the built-in
 // one included.
 func (a *App) PlanComplaintResolvedTx(ctx context.Context, tx pgx.Tx, in ComplaintResolved) (int, error) {
+	ctx = a.withDueNow(ctx)
 	at := in.ResolvedAt
 	svc := policy.Service{
 		Tenant: in.Tenant, ID: "complaint:" + in.ComplaintID + "@" + at.UTC().Format(time.RFC3339Nano), Type: policy.TypeComplaintResolved,
@@ -153,6 +156,7 @@ func (a *App) PlanUnreachable(ctx context.Context, in Unreachable) (n int, err e
 // visit's policy name, step, id and service type. An unknown visit is
 // store.ErrNotFound.
 func (a *App) PlanUnreachableTx(ctx context.Context, tx pgx.Tx, in Unreachable) (int, error) {
+	ctx = a.withDueNow(ctx)
 	at := or(in.At, a.Now().UTC())
 	failed, err := store.UpdateVisit(ctx, tx, in.Tenant, in.VisitID, func(v *visit.Visit) error {
 		v.Unreachable(in.Attempts, in.Reason, at)
@@ -227,6 +231,10 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	ok, err := store.InsertVisit(ctx, tx, v)
 	if err != nil || !ok || v.Status != visit.StatusPlanned {
 		return ok, err
+	}
+	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && !v.DueAt.After(d.now()) {
+		// Due already: fire it once this transaction commits.
+		inbox.AfterCommit(ctx, d.fire)
 	}
 	return true, addPlanned(ctx, tx, v)
 }

@@ -36,6 +36,14 @@ type bundle struct {
 // Postgres and a real NATS server, as cmd/scheduler wires them.
 func setup(t *testing.T) bundle {
 	t.Helper()
+	return setupTick(t, 100*time.Millisecond)
+}
+
+// setupTick is setup with the firing loop's tick every: a visit planned
+// due at once wakes it (App.DueNow) whatever the tick. The consumers apply
+// up to 20 messages per transaction, as the service does (CONSUMER_BATCH).
+func setupTick(t *testing.T, every time.Duration) bundle {
+	t.Helper()
 	log := servicetest.Logger()
 	pool := servicetest.Pool(t, "scheduler", migrations.FS)
 	js := servicetest.JetStream(t)
@@ -44,13 +52,15 @@ func setup(t *testing.T) bundle {
 	relay.Interval = 50 * time.Millisecond
 	a := &app.App{DB: pool, Relay: relay, Now: time.Now}
 	require.NoError(t, a.EnsureBuiltins(ctx))
-	fire := &loop.Loop{Name: "fire-due-visits", Every: 100 * time.Millisecond, Batch: 100, Log: log,
+	dueNow := loop.NewSignal()
+	a.DueNow = dueNow.Notify
+	fire := &loop.Loop{Name: "fire-due-visits", Every: every, Wake: dueNow, Batch: 100, Log: log,
 		Round: func(ctx context.Context) (int, error) { return a.FireDue(ctx, 100) },
 		Done:  func(int) { relay.Notify() }}
 	runs := []func(context.Context) error{fire.Run, relay.Run}
 	durables := map[string]bool{}
 	for _, c := range consumer.New(a) {
-		c.Service, c.Pool, c.JS, c.Log, c.Relay = "scheduler", pool, js, log, relay
+		c.Service, c.Pool, c.JS, c.Log, c.Relay, c.Batch = "scheduler", pool, js, log, relay, 20
 		durables[c.Durable] = true
 		runs = append(runs, c.Run)
 	}
@@ -111,16 +121,47 @@ func TestZeroOffsetVisitIsPublishedWithinTwoSeconds(t *testing.T) {
 	require.ErrorIs(t, err, nats.ErrTimeout, "the visit fires once")
 }
 
+// A visit planned due at once fires when its planning commits, not at the
+// firing loop's next tick (here an hour away); one due later waits for it.
+func TestInstantVisitFiresAtItsPlanningNotAtTheTick(t *testing.T) {
+	b := setupTick(t, time.Hour)
+	for _, p := range []policy.Policy{
+		{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1, Active: true, CreatedAt: time.Now(),
+			Trigger: policy.Trigger{ServiceTypes: []string{"repair"}}, Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}},
+		{ID: "p-later", Tenant: "default", Name: "later", Version: 1, Active: true, CreatedAt: time.Now(),
+			Trigger: policy.Trigger{ServiceTypes: []string{"installation"}}, Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1, Offset: policy.Duration(24 * time.Hour)}}},
+	} {
+		require.NoError(t, store.InsertPolicy(b.ctx, b.pool, p))
+	}
+	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.SubjectVisitDue}})
+	require.NoError(t, err)
+	publish(t, b, "ev-later", &eventsv1.ServiceCompleted{EventId: "ev-later", TenantId: "default", ServiceId: "s-later", ServiceType: "installation",
+		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-2"}})
+	publish(t, b, "ev-now", &eventsv1.ServiceCompleted{EventId: "ev-now", TenantId: "default", ServiceId: "s-now", ServiceType: "repair",
+		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-1"}})
+	msg, err := sub.Next(jetstream.FetchMaxWait(60 * time.Second))
+	require.NoError(t, err, "the instant visit fired long before the next tick")
+	due := &eventsv1.VisitDue{}
+	require.NoError(t, proto.Unmarshal(msg.Data(), due))
+	require.Equal(t, "s-now", due.ServiceId)
+	var planned int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = 's-later' AND status = 'planned'`).Scan(&planned))
+	require.Equal(t, 1, planned, "the later visit waits")
+}
+
 // A ServiceCompleted without a service id is dead-lettered with the field named,
 // and the consumer goes on with the next event.
 func TestBadServiceCompletedIsDeadLettered(t *testing.T) {
 	b := setup(t)
 	publish(t, b, "bad-1", &eventsv1.ServiceCompleted{TenantId: "default", ServiceType: "purchase", CompletedAt: timestamppb.Now()})
 	publish(t, b, "good-1", &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-2", ServiceType: "purchase", CompletedAt: timestamppb.Now()})
+	// In a batch, the bad event is dead-lettered alone after the good one
+	// committed: wait for both.
 	require.Eventually(t, func() bool {
-		var n int
+		var n, dead int
 		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = 's-2'`).Scan(&n)
-		return n == 1
+		_ = b.pool.QueryRow(b.ctx, `SELECT count(*) FROM rejected_events WHERE event_id = 'bad-1'`).Scan(&dead)
+		return n == 1 && dead == 1
 	}, 60*time.Second, 20*time.Millisecond)
 	var field, reason string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT field, reason FROM rejected_events WHERE event_id = 'bad-1'`).Scan(&field, &reason))
