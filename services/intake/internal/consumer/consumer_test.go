@@ -42,6 +42,13 @@ type bundle struct {
 // the service does.
 func setup(tb testing.TB, workers int) bundle {
 	tb.Helper()
+	return setupBatch(tb, workers, 0)
+}
+
+// setupBatch is setup with the consumer applying up to batch messages per
+// transaction (inbox.Consumer.Batch).
+func setupBatch(tb testing.TB, workers, batch int) bundle {
+	tb.Helper()
 	pool := servicetest.Pool(tb, "intake", migrations.FS)
 	js := servicetest.JetStream(tb)
 	cipher, err := privacy.New(privacy.DevKeys, privacy.DevHashKey)
@@ -53,7 +60,7 @@ func setup(tb testing.TB, workers int) bundle {
 	relay := outbox.NewRelay(pool, js, log, "intake")
 	a := &app.App{DB: pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Relay: relay, Now: clock, Log: log}
 	c := consumer.Ingress(a)
-	c.Pool, c.JS, c.Log, c.Relay, c.Workers = pool, js, log, relay, workers
+	c.Pool, c.JS, c.Log, c.Relay, c.Workers, c.Batch = pool, js, log, relay, workers, batch
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { _ = c.Run(ctx); done <- struct{}{} }()
@@ -253,9 +260,9 @@ func TestReplayShuffledStreamWithDuplicates(t *testing.T) {
 //
 //	go test -run '^$' -bench IngestThroughNATS -benchtime 5000x ./internal/consumer/
 func BenchmarkIngestThroughNATS(b *testing.B) {
-	for _, workers := range []int{1, 4, 8} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			bb := setup(b, workers)
+	for _, run := range []struct{ workers, batch int }{{1, 1}, {4, 1}, {1, 100}, {4, 100}} {
+		b.Run(fmt.Sprintf("workers=%d/batch=%d", run.workers, run.batch), func(b *testing.B) {
+			bb := setupBatch(b, run.workers, run.batch)
 			payloads := make([][]byte, b.N)
 			for i := range b.N {
 				payloads[i] = fmt.Appendf(nil, `{"source_system":"bench","source_event_id":"e-%d","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","amount_minor":%d,"staff_id":"s-%d","customer":{"external_id":"c-%d","name":"客户%d","phone":"+86138%08d"}}`,
