@@ -2,12 +2,10 @@ package inbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -50,39 +48,38 @@ func (a *afterCommit) run() {
 // first one of a batch when BatchWait is zero.
 const DefaultBatchWait = 5 * time.Millisecond
 
-// next takes the next batch from it: the first message as soon as it
-// comes, then what else arrives within the batch wait, up to Batch. It
-// returns the messages it took and the iterator's error that ended the
-// batch, if any (the messages are handled first, then the caller looks at
-// the error).
-func (c *Consumer) next(it jetstream.MessagesContext) ([]jetstream.Msg, error) {
-	msg, err := it.Next()
-	if err != nil {
-		return nil, err
+// take gathers the next batch from msgs: the first message as soon as it
+// comes, then what else comes within the batch wait, up to Batch; false
+// once msgs is closed and empty.
+func (c *Consumer) take(msgs <-chan jetstream.Msg) ([]jetstream.Msg, bool) {
+	first, ok := <-msgs
+	if !ok {
+		return nil, false
 	}
 	size := max(1, c.Batch)
 	batch := make([]jetstream.Msg, 1, size)
-	batch[0] = msg
+	batch[0] = first
+	if size == 1 {
+		return batch, true
+	}
 	wait := c.BatchWait
 	if wait <= 0 {
 		wait = DefaultBatchWait
 	}
-	deadline := time.Now().Add(wait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for len(batch) < size {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, m)
+		case <-timer.C:
+			return batch, true
 		}
-		msg, err := it.Next(jetstream.NextMaxWait(left))
-		if errors.Is(err, nats.ErrTimeout) {
-			break
-		}
-		if err != nil {
-			return batch, err
-		}
-		batch = append(batch, msg)
 	}
-	return batch, nil
+	return batch, true
 }
 
 // ProcessBatch handles msgs in one transaction: their inbox entries are

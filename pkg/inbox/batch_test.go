@@ -183,3 +183,20 @@ func TestAfterCommitRunsOnlyForCommittedMessages(t *testing.T) {
 		})
 	}
 }
+
+// With several workers gathering batches, a lone message that comes to an
+// idle consumer is applied (a worker holding it never waits on another
+// that waits for the next message).
+func TestBatchLoneMessageWithManyWorkers(t *testing.T) {
+	b := setup(t)
+	c := b.batched(t, 20, nil)
+	c.Workers = 4
+	b.run(t, c)
+	// Each time the consumer is idle again: the workers race for the next
+	// message, many times over.
+	for i := range 40 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+		require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM tx_effects`) == i+1 }, 60*time.Second, 5*time.Millisecond,
+			"lone message %d applied", i)
+	}
+}

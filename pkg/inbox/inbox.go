@@ -294,44 +294,46 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 			}
 		}
 	}()
+	// One reader takes the iterator's messages (its Next holds the
+	// subscription's lock while it waits, so a worker holding a batch
+	// must not wait on it) and hands them to the workers, which gather
+	// their batches from it.
+	msgs := make(chan jetstream.Msg)
+	go func() {
+		defer close(msgs)
+		for {
+			msg, err := it.Next()
+			if err == nil {
+				msgs <- msg
+				continue
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if ctx.Err() == nil {
+				c.trouble.Fail(ctx, fmt.Errorf("pull: %w", err))
+			}
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				// The server stopped answering this pull (a node, or the
+				// consumer's leader, went away). The iterator would wait
+				// on it; after a leader change in a cluster under load it
+				// stayed silent for good with messages pending. Hand out
+				// what is buffered, then Run makes the durable's pull anew.
+				it.Drain()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
-				var msgs []jetstream.Msg
-				var err error
-				if c.Batch > 1 {
-					msgs, err = c.next(it)
-				} else if msg, nerr := it.Next(); nerr == nil {
-					msgs = []jetstream.Msg{msg}
-				} else {
-					err = nerr
+				batch, ok := c.take(msgs)
+				if !ok {
+					return
 				}
-				// What was taken is handled, even when the iterator then
-				// ended or failed.
-				c.ProcessBatch(ctx, msgs)
-				if err != nil {
-					if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-						return
-					}
-					if ctx.Err() == nil {
-						c.trouble.Fail(ctx, fmt.Errorf("pull: %w", err))
-					}
-					if errors.Is(err, jetstream.ErrNoHeartbeat) {
-						// The server stopped answering this pull (a node, or
-						// the consumer's leader, went away). The iterator
-						// would wait on it; after a leader change in a
-						// cluster under load it stayed silent for good with
-						// messages pending. Hand out what is buffered, then
-						// Run makes the durable's pull anew.
-						it.Drain()
-					}
-					continue
-				}
+				c.ProcessBatch(ctx, batch)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	it.Stop()
