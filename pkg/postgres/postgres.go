@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,22 @@ type Migrations struct {
 	FS  fs.FS
 }
 
+// customPlans has every statement planned for its parameters and the
+// tables' sizes at each execution (plan_cache_mode force_custom_plan)
+// unless the URL sets plan_cache_mode itself. pgx prepares its statements,
+// and Postgres switches a prepared statement to a generic plan after five
+// executions: on tables that were empty or small then (a fresh schema, a
+// burst after a migration, before autovacuum analyzed them) that plan
+// reads whole tables for ever after. Custom plans cost a few tens of
+// microseconds of planning each; intake's ingest benchmark went from
+// 228–260 to 407–428 events/s with them (docs/benchmarks.md).
+func customPlans(params map[string]string) {
+	if _, set := params["plan_cache_mode"]; set || strings.Contains(params["options"], "plan_cache_mode") {
+		return
+	}
+	params["plan_cache_mode"] = "force_custom_plan"
+}
+
 // Open connects to url with search_path set to schema, creates the schema if
 // needed and applies the migration sets in order. It waits for the database
 // with backoff until ctx ends, so a service may start before Postgres does.
@@ -39,6 +56,7 @@ func Open(ctx context.Context, log *slog.Logger, url, schema string, sets ...Mig
 		return nil, fmt.Errorf("postgres: parse DATABASE_URL: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	customPlans(cfg.ConnConfig.RuntimeParams)
 	cfg.ConnConfig.Tracer = tracer{}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

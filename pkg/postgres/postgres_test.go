@@ -74,3 +74,21 @@ func TestSchemaMustBeAPlainIdentifier(t *testing.T) {
 	_, err := postgres.Open(context.Background(), quiet(), pgtest.AdminURL(), "bad; drop", postgres.Migrations{})
 	require.ErrorContains(t, err, "plain identifier")
 }
+
+// Statements are planned for their parameters at each execution
+// (force_custom_plan), unless the URL says otherwise.
+func TestPoolPlansEachExecution(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	for _, c := range []struct{ url, want string }{
+		{url, "force_custom_plan"},
+		{url + "&options=-c%20plan_cache_mode%3Dauto", "auto"},
+	} {
+		pool, err := postgres.Open(ctx, quiet(), c.url, "svc")
+		require.NoError(t, err)
+		var mode string
+		require.NoError(t, pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode))
+		pool.Close()
+		require.Equal(t, c.want, mode, c.url)
+	}
+}
