@@ -3,8 +3,9 @@
 // target rate, of mixed service types, tenants and org units, with repeat
 // customers, resends of the same source event (byte for byte or
 // re-serialised), malformed events and a few oversized ones. The whole
-// sequence follows from a seed (Plan), so a run can be replayed; Run
-// publishes it and records which publishes JetStream acknowledged.
+// sequence follows from a seed (Plan, or a Generator for a run of unknown
+// length), so a run can be replayed; Run publishes it and records which
+// publishes JetStream acknowledged. The chaos suite and huifang-loadgen use it.
 package load
 
 import (
@@ -16,6 +17,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +70,13 @@ type Config struct {
 	SourceSystem string
 	// Now is when the run starts (time.Now when zero); completion times lie before it.
 	Now time.Time
+	// RunID goes into every source event id ("ev-<RunID>-000042"); the seed
+	// when empty. A run that replays a seed against a system that has seen it
+	// needs another RunID, or intake drops every event as a resend.
+	RunID string
+	// Identity, when set, gives customer c (0 <= c < Customers) of any tenant
+	// its name and phone; the generator's own realistic ones otherwise.
+	Identity func(c int) (name, phone string)
 }
 
 // Event is one planned input.
@@ -128,45 +137,85 @@ var givenNames = []string{"芳", "伟", "娜", "敏", "静", "丽", "强", "磊"
 // Plan returns the inputs of cfg in publishing order; the same Config gives
 // the same inputs.
 func Plan(cfg Config) []Event {
-	cfg = withDefaults(cfg)
-	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15))
-	tenants := sortedKeys(cfg.Tenants)
+	g := NewGenerator(cfg)
 	events := make([]Event, 0, cfg.Events)
-	var valid []int
-	// The oversized inputs go at evenly spread places, away from the ends.
-	oversizedAt := map[int]bool{}
-	for i := range cfg.Oversized {
-		oversizedAt[(i+1)*cfg.Events/(cfg.Oversized+1)] = true
-	}
-	for seq := 0; seq < cfg.Events; seq++ {
-		r := rng.Float64()
-		switch {
-		case oversizedAt[seq]:
-			events = append(events, oversized(cfg, seq, tenants[rng.IntN(len(tenants))]))
-		case r < cfg.ResendRate && len(valid) > 0:
-			// A resend of one of the last 50 valid events, as an upstream retry would.
-			of := valid[max(0, len(valid)-1-rng.IntN(min(50, len(valid))))]
-			e := events[of]
-			e.Seq, e.Kind, e.Of = seq, Resend, of
-			if rng.IntN(2) == 0 {
-				// Serialised again: other bytes, the same event.
-				e.Payload = []byte(strings.Replace(string(e.Payload), `{"tenant_id"`, `{ "tenant_id"`, 1))
-			}
-			events = append(events, e)
-		case r < cfg.ResendRate+cfg.MalformedRate:
-			events = append(events, malformed(cfg, rng, seq, tenants[rng.IntN(len(tenants))]))
-		default:
-			t := tenants[rng.IntN(len(tenants))]
-			events = append(events, validEvent(cfg, rng, seq, t))
-			valid = append(valid, seq)
-		}
+	for range cfg.Events {
+		events = append(events, g.Next())
 	}
 	return events
+}
+
+// recentValid is how far back a resend reaches: one of the last 50 valid
+// events, as an upstream retry would.
+const recentValid = 50
+
+// Generator makes the inputs of a Config one at a time, for a run whose
+// length is not known in advance (Plan takes the first cfg.Events of them).
+// Its memory does not grow with the run: it keeps the last valid events only.
+// A Generator is not safe for concurrent use.
+type Generator struct {
+	cfg     Config
+	rng     *rand.Rand
+	tenants []string
+	// oversizedAt are the places of the oversized inputs, spread evenly over
+	// cfg.Events, away from the ends.
+	oversizedAt map[int]bool
+	// recent are the last recentValid valid events, oldest first.
+	recent []Event
+	seq    int
+}
+
+// NewGenerator returns the generator of cfg's inputs.
+func NewGenerator(cfg Config) *Generator {
+	cfg = withDefaults(cfg)
+	g := &Generator{
+		cfg:         cfg,
+		rng:         rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+		tenants:     sortedKeys(cfg.Tenants),
+		oversizedAt: map[int]bool{},
+	}
+	for i := range cfg.Oversized {
+		g.oversizedAt[(i+1)*cfg.Events/(cfg.Oversized+1)] = true
+	}
+	return g
+}
+
+// Next returns the next input.
+func (g *Generator) Next() Event {
+	cfg, rng, seq := g.cfg, g.rng, g.seq
+	g.seq++
+	r := rng.Float64()
+	switch {
+	case g.oversizedAt[seq]:
+		return oversized(cfg, seq, g.tenants[rng.IntN(len(g.tenants))])
+	case r < cfg.ResendRate && len(g.recent) > 0:
+		// A resend of one of the last valid events, as an upstream retry would.
+		e := g.recent[len(g.recent)-1-rng.IntN(min(recentValid, len(g.recent)))]
+		e.Seq, e.Kind, e.Of = seq, Resend, e.Seq
+		if rng.IntN(2) == 0 {
+			// Serialised again: other bytes, the same event.
+			e.Payload = []byte(strings.Replace(string(e.Payload), `{"tenant_id"`, `{ "tenant_id"`, 1))
+		}
+		return e
+	case r < cfg.ResendRate+cfg.MalformedRate:
+		return malformed(cfg, rng, seq, g.tenants[rng.IntN(len(g.tenants))])
+	default:
+		t := g.tenants[rng.IntN(len(g.tenants))]
+		e := validEvent(cfg, rng, seq, t)
+		g.recent = append(g.recent, e)
+		if len(g.recent) > recentValid {
+			g.recent = slices.Delete(g.recent, 0, 1)
+		}
+		return e
+	}
 }
 
 func withDefaults(cfg Config) Config {
 	if cfg.SourceSystem == "" {
 		cfg.SourceSystem = "erp-chaos"
+	}
+	if cfg.RunID == "" {
+		cfg.RunID = strconv.FormatInt(cfg.Seed, 10)
 	}
 	if cfg.Now.IsZero() {
 		cfg.Now = time.Now()
@@ -199,10 +248,14 @@ func validEvent(cfg Config, rng *rand.Rand, seq int, tenant string) Event {
 	}
 	cid := fmt.Sprintf("cust-%04d", c)
 	orgUnit := units[c%len(units)]
+	name, phone := string(surnames[c%len(surnames)])+givenNames[(c/len(surnames))%len(givenNames)], fmt.Sprintf("+86138%08d", c)
+	if cfg.Identity != nil {
+		name, phone = cfg.Identity(c)
+	}
 	ev := completed{
 		TenantID:      tenant,
 		SourceSystem:  cfg.SourceSystem,
-		SourceEventID: fmt.Sprintf("ev-%d-%06d", cfg.Seed, seq),
+		SourceEventID: fmt.Sprintf("ev-%s-%06d", cfg.RunID, seq),
 		ServiceType:   cfg.ServiceTypes[rng.IntN(len(cfg.ServiceTypes))],
 		// Completed within the last hour, never in the future.
 		CompletedAt: cfg.Now.Add(-time.Duration(rng.IntN(3600)) * time.Second).UTC().Format(time.RFC3339),
@@ -211,8 +264,8 @@ func validEvent(cfg Config, rng *rand.Rand, seq int, tenant string) Event {
 		AmountMinor: int64(rng.IntN(500000)),
 		Customer: customer{
 			ExternalID: cid,
-			Name:       string(surnames[c%len(surnames)]) + givenNames[(c/len(surnames))%len(givenNames)],
-			Phone:      fmt.Sprintf("+86138%08d", c),
+			Name:       name,
+			Phone:      phone,
 		},
 	}
 	b, _ := json.Marshal(ev)
@@ -223,7 +276,7 @@ func validEvent(cfg Config, rng *rand.Rand, seq int, tenant string) Event {
 // malformed inputs, each breaking one rule and the field intake must name.
 func malformed(cfg Config, rng *rand.Rand, seq int, tenant string) Event {
 	e := validEvent(cfg, rng, seq, tenant)
-	e.Kind, e.SourceEventID = Malformed, fmt.Sprintf("bad-%d-%06d", cfg.Seed, seq)
+	e.Kind, e.SourceEventID = Malformed, fmt.Sprintf("bad-%s-%06d", cfg.RunID, seq)
 	var ev completed
 	_ = json.Unmarshal(e.Payload, &ev)
 	ev.SourceEventID = e.SourceEventID
@@ -247,7 +300,7 @@ func malformed(cfg Config, rng *rand.Rand, seq int, tenant string) Event {
 // oversized is a payload that is not JSON, sized just under the max payload
 // with the headers the generator sends.
 func oversized(cfg Config, seq int, tenant string) Event {
-	id := fmt.Sprintf("big-%d-%06d", cfg.Seed, seq)
+	id := fmt.Sprintf("big-%s-%06d", cfg.RunID, seq)
 	head := fmt.Sprintf(`{"tenant_id":%q,"source_system":%q,"source_event_id":%q,"service_type":"repair","notes":"`, tenant, cfg.SourceSystem, id)
 	n := cfg.MaxPayload - 256 - len(head)
 	payload := head + strings.Repeat("很", n/3) // never closed: not JSON

@@ -2,6 +2,7 @@ package load
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -56,4 +57,42 @@ func TestPlanIsReplayable(t *testing.T) {
 		}
 	}
 	require.Greater(t, repeat, 10, "customers come back")
+}
+
+func TestGeneratorContinuesPlan(t *testing.T) {
+	cfg := Config{Seed: 7, Events: 500, Tenants: map[string][]string{"default": {""}, "t2": {"a", "b"}},
+		ServiceTypes: []string{"repair", "purchase"}, Customers: 30, ResendRate: 0.05, MalformedRate: 0.01,
+		Now: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)}
+	plan := Plan(cfg)
+	g := NewGenerator(cfg)
+	for i := range 2000 {
+		e := g.Next()
+		if i < len(plan) {
+			require.Equal(t, plan[i], e, "the generator yields Plan's events")
+		}
+		require.Equal(t, i, e.Seq)
+		if e.Kind == Resend {
+			require.Less(t, e.Of, e.Seq)
+			require.GreaterOrEqual(t, e.Of, 0)
+		}
+	}
+}
+
+func TestRunIDAndIdentity(t *testing.T) {
+	cfg := Config{Seed: 7, Events: 200, RunID: "r1", Customers: 10, MalformedRate: 0.2, Now: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC),
+		Identity: func(c int) (string, string) { return fmt.Sprintf("测试客户%04d", c), fmt.Sprintf("+86139%08d", c) }}
+	for _, e := range Plan(cfg) {
+		require.Regexp(t, `^(ev|bad)-r1-\d{6}$`, e.SourceEventID)
+		if e.Kind != Valid {
+			continue
+		}
+		var v struct {
+			Customer struct{ ExternalID, Name, Phone string } `json:"customer"`
+		}
+		require.NoError(t, json.Unmarshal(e.Payload, &v))
+		require.Regexp(t, `^测试客户00\d\d$`, v.Customer.Name)
+		require.Regexp(t, `^\+8613900000\d\d\d$`, v.Customer.Phone)
+	}
+	cfg.RunID = ""
+	require.Equal(t, "ev-7-000000", Plan(cfg)[0].SourceEventID, "the seed names the run by default")
 }
