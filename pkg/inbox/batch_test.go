@@ -1,9 +1,11 @@
 package inbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,4 +201,42 @@ func TestBatchLoneMessageWithManyWorkers(t *testing.T) {
 		require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM tx_effects`) == i+1 }, 60*time.Second, 5*time.Millisecond,
 			"lone message %d applied", i)
 	}
+}
+
+// A message handled again after its first delivery was deleted from the
+// stream (Forget) is acknowledged quietly: nothing left to delete is not a
+// failure to report.
+func TestForgetOfARedeliveryIsQuiet(t *testing.T) {
+	b := setup(t)
+	var logs bytes.Buffer
+	c := b.batched(t, 10, nil)
+	c.Forget, c.Log = true, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for i := range 3 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("hello-%d", i))
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second})
+	require.NoError(t, err)
+	fetch := func() []jetstream.Msg {
+		fetched, err := cons.Fetch(3, jetstream.FetchMaxWait(30*time.Second))
+		require.NoError(t, err)
+		var msgs []jetstream.Msg
+		for m := range fetched.Messages() {
+			msgs = append(msgs, m)
+		}
+		require.Len(t, msgs, 3)
+		return msgs
+	}
+	first := fetch() // held past the ack wait…
+	again := fetch() // …so the server delivers them again
+	c.ProcessBatch(b.ctx, again)
+	str, err := b.js.Stream(b.ctx, stream.EventsStream)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := str.Info(b.ctx)
+		return err == nil && info.State.Msgs == 0
+	}, 60*time.Second, 20*time.Millisecond, "deleted once handled")
+	c.ProcessBatch(b.ctx, first) // the first deliveries come to their turn
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM tx_effects`))
+	require.NotContains(t, logs.String(), "not deleted")
 }

@@ -605,10 +605,20 @@ func (c *Consumer) forget(ctx context.Context, msg jetstream.Msg) error {
 		c.streams.Store(meta.Stream, s)
 	}
 	err = s.DeleteMsg(ctx, meta.Sequence.Stream)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) || deletedBefore(err) {
 		return nil // deleted before (a redelivery), or dropped by the limits
 	}
 	return err
+}
+
+// deletedBefore tells whether a deletion failed because the message is no
+// longer there (nats-server answers "no message found", err_code 10057, or
+// "sequence … not found", 10043): a redelivered message handled again,
+// after the first delivery deleted it.
+func deletedBefore(err error) bool {
+	// The client keeps only the server's words of this refusal.
+	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) &&
+		(strings.Contains(err.Error(), "no message found") || strings.Contains(err.Error(), "not found"))
 }
 
 // inTx runs fn in a transaction that first claims id in the inbox.

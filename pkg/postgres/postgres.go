@@ -28,6 +28,13 @@ type Migrations struct {
 	FS  fs.FS
 }
 
+// DefaultMaxConns is how many connections a service's pool opens at most
+// unless DATABASE_URL sets pool_max_conns: each consumer worker holds one
+// for a whole batch, and the relay, the timers, the health check and the
+// API need theirs beside them (pgx's own default, max(4, CPUs), starved
+// the health check and the relay of a 2-core intake under load).
+const DefaultMaxConns = 12
+
 // customPlans has every statement planned for its parameters and the
 // tables' sizes at each execution (plan_cache_mode force_custom_plan)
 // unless the URL sets plan_cache_mode itself. pgx prepares its statements,
@@ -57,6 +64,9 @@ func Open(ctx context.Context, log *slog.Logger, url, schema string, sets ...Mig
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	customPlans(cfg.ConnConfig.RuntimeParams)
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	cfg.ConnConfig.Tracer = tracer{}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -88,6 +88,7 @@ func TestPoolPlansEachExecution(t *testing.T) {
 		require.NoError(t, err)
 		var mode string
 		require.NoError(t, pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode))
+		require.EqualValues(t, postgres.DefaultMaxConns, pool.Config().MaxConns)
 		pool.Close()
 		require.Equal(t, c.want, mode, c.url)
 	}
