@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -42,6 +43,20 @@ func (a *afterCommit) run() {
 	for _, f := range a.fns {
 		f()
 	}
+}
+
+// batchLockTimeout is how long a batch's statement waits for a row lock
+// another transaction holds before the batch gives way.
+const batchLockTimeout = "50ms"
+
+// lockConflict tells whether err is a lock that could not be had: a lock
+// timeout, a deadlock, a serialization failure.
+func lockConflict(err error) bool {
+	switch postgres.Code(err) {
+	case "55P03", postgres.CodeDeadlockDetected, postgres.CodeSerializationFailure:
+		return true
+	}
+	return false
 }
 
 // DefaultBatchWait is how long a worker waits for more messages after the
@@ -92,8 +107,10 @@ func (c *Consumer) take(msgs <-chan jetstream.Msg) ([]jetstream.Msg, bool) {
 // dead-letters it as it would any message (its inbox entry is given back
 // in the batch's transaction, so that it is not taken as seen). When the
 // batch's transaction itself fails (the database went away, the fence was
-// lost), nothing of it was written, and every message is handled alone, in
-// order, by Process.
+// lost) or a message waits for a row lock another transaction holds (more
+// than 50 ms: two batches touching the same rows in different orders would
+// deadlock), nothing of it is written, and every message is handled alone,
+// in order, by Process.
 //
 // Effects stay exactly once: a crash before the commit leaves every message
 // to be delivered again; after it, a redelivery finds its inbox entry.
@@ -114,6 +131,13 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	var then []*afterCommit
 	err := pgx.BeginFunc(work, c.Pool, func(tx pgx.Tx) error {
 		done, alone, then = done[:0], alone[:0], then[:0]
+		// A batch holds its rows' locks until it commits: one that waits
+		// on another's (two batches touching one customer, in different
+		// orders, deadlock) gives way at once and is handled message by
+		// message, each waiting its turn.
+		if _, err := tx.Exec(work, `SET LOCAL lock_timeout = '`+batchLockTimeout+`'`); err != nil {
+			return fmt.Errorf("inbox: batch lock timeout: %w", err)
+		}
 		if c.Fence != nil {
 			if err := c.Fence(work, tx); err != nil {
 				return err
@@ -143,8 +167,8 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 			delete(mine, id)
 			after, err := c.apply(work, tx, m, id)
 			if err != nil {
-				if tx.Conn().PgConn().TxStatus() == 'E' {
-					return err // the transaction itself broke
+				if tx.Conn().PgConn().TxStatus() == 'E' || lockConflict(err) {
+					return err // the transaction itself broke, or it waits on another
 				}
 				c.Log.DebugContext(work, "handler failed in a batch; handling the message alone", "consumer", c.Durable, "event_id", id, "err", err)
 				giveBack = append(giveBack, id)

@@ -240,3 +240,37 @@ func TestForgetOfARedeliveryIsQuiet(t *testing.T) {
 	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM tx_effects`))
 	require.NotContains(t, logs.String(), "not deleted")
 }
+
+// A batch that waits on a row lock another transaction holds gives way at
+// once (two batches locking the same rows in different orders would
+// deadlock) and its messages are applied one by one, each waiting its turn.
+func TestBatchGivesWayToALockAndGoesOneByOne(t *testing.T) {
+	b := setup(t)
+	_, err := b.pool.Exec(b.ctx, `CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL); INSERT INTO counters VALUES (1, 0)`)
+	require.NoError(t, err)
+	c := b.batched(t, 10, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if _, err := tx.Exec(ctx, `UPDATE counters SET n = n + 1 WHERE id = 1`); err != nil {
+			return err
+		}
+		return recordTx(ctx, tx, msg)
+	})
+	for i := range 5 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+	}
+	holder, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(b.ctx) }()
+	_, err = holder.Exec(b.ctx, `SELECT n FROM counters WHERE id = 1 FOR UPDATE`)
+	require.NoError(t, err)
+	b.run(t, c)
+	// Someone has waited for the row longer than a batch would: a message
+	// on its own.
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+  AND now() - query_start > interval '500 ms'`) > 0
+	}, 60*time.Second, 20*time.Millisecond)
+	require.NoError(t, holder.Rollback(b.ctx))
+	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM tx_effects`) == 5 }, 60*time.Second, 20*time.Millisecond)
+	require.Equal(t, 5, b.count(t, `SELECT n FROM counters WHERE id = 1`))
+	require.Equal(t, 5, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects`), "applied one by one")
+}
