@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -81,6 +82,11 @@ type Consumer struct {
 	// is handled alone after the batch, so it may be applied after
 	// messages that came behind it.
 	Batch int
+	// Key, when set, names what a message's handler locks (intake: the
+	// customer): with several workers, the messages of one key always go
+	// to the same worker, in the stream's order, so that two workers'
+	// batches do not wait on each other's rows for them.
+	Key func(msg jetstream.Msg) string
 	// BatchWait is how long a worker waits, after the first message of a
 	// batch, for more (DefaultBatchWait when zero): a batch is Batch
 	// messages or what arrived within BatchWait.
@@ -298,13 +304,25 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 	// subscription's lock while it waits, so a worker holding a batch
 	// must not wait on it) and hands them to the workers, which gather
 	// their batches from it.
-	msgs := make(chan jetstream.Msg)
+	// With Key, each worker has its own queue and the messages of one key
+	// always go to the same one.
+	queues := make([]chan jetstream.Msg, 1)
+	if c.Key != nil && workers > 1 {
+		queues = make([]chan jetstream.Msg, workers)
+	}
+	for i := range queues {
+		queues[i] = make(chan jetstream.Msg, max(0, c.Batch))
+	}
 	go func() {
-		defer close(msgs)
+		defer func() {
+			for _, q := range queues {
+				close(q)
+			}
+		}()
 		for {
 			msg, err := it.Next()
 			if err == nil {
-				msgs <- msg
+				queues[c.queueOf(msg, len(queues))] <- msg
 				continue
 			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -324,7 +342,8 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 		}
 	}()
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
+		msgs := queues[w%len(queues)]
 		wg.Go(func() {
 			for {
 				batch, ok := c.take(msgs)
@@ -337,6 +356,16 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 	}
 	wg.Wait()
 	it.Stop()
+}
+
+// queueOf is the worker queue of msg among n: by its Key's hash.
+func (c *Consumer) queueOf(msg jetstream.Msg, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(c.Key(msg)))
+	return int(h.Sum32() % uint32(n))
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

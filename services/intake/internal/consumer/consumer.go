@@ -5,6 +5,7 @@ package consumer
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,6 +65,15 @@ func Ingress(a *app.App) *inbox.Consumer {
 				return IngressKeyPrefix + key
 			}
 			return ""
+		},
+		// The customer an event merges into is locked by its handler:
+		// with several handlers, one customer's events go to one of them.
+		Key: func(msg jetstream.Msg) string {
+			ev := decode(a, msg)
+			if ev == nil {
+				return ""
+			}
+			return tenant.Or(ev.GetTenantId()) + "/" + strings.TrimSpace(ev.GetCustomer().GetExternalId())
 		},
 		Tenant: func(msg jetstream.Msg) string {
 			var t string
