@@ -28,6 +28,10 @@ type config struct {
 	FireInterval time.Duration `env:"FIRE_INTERVAL" default:"250ms"`
 	// FireBatch is how many due visits one transaction fires.
 	FireBatch int `env:"FIRE_BATCH" default:"500"`
+	// PlanWorkers is how many workers plan completed services at once
+	// (the ServiceCompleted consumer; one customer's services always go to
+	// the same worker, in order).
+	PlanWorkers int `env:"PLAN_WORKERS" default:"4"`
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
@@ -56,6 +60,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// Consumers: every one idempotent through the inbox.
 	for _, c := range consumer.New(a) {
+		if c.Durable == consumer.DurableServiceCompleted {
+			rt.Consume(c, app.Workers(max(1, cfg.PlanWorkers)))
+			continue
+		}
 		rt.Consume(c)
 	}
 

@@ -9,6 +9,8 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
@@ -33,15 +35,25 @@ const (
 // New returns the scheduler's consumers; the runtime (rt.Consume) or a test
 // fills in the pool, JetStream, logger and relay.
 func New(a *app.App) []*inbox.Consumer {
-	return []*inbox.Consumer{
-		inbox.Of(DurableServiceCompleted, stream.SubjectServiceCompleted, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompleted) error {
-			in, err := completed(ev)
-			if err != nil {
-				return err
-			}
-			_, err = a.PlanServiceTx(ctx, tx, in)
+	planning := inbox.Of(DurableServiceCompleted, stream.SubjectServiceCompleted, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompleted) error {
+		in, err := completed(ev)
+		if err != nil {
 			return err
-		}),
+		}
+		_, err = a.PlanServiceTx(ctx, tx, in)
+		return err
+	})
+	// Planning locks the customer's pending visits: with several workers,
+	// one customer's services go to one of them, in order.
+	planning.Key = func(msg jetstream.Msg) string {
+		var ev eventsv1.ServiceCompleted
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			return ""
+		}
+		return ev.GetTenantId() + "/" + ev.GetCustomer().GetId()
+	}
+	return []*inbox.Consumer{
+		planning,
 		inbox.Of(DurableCustomerUpdated, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
 			in, err := customerUpdated(ev)
 			if err != nil {

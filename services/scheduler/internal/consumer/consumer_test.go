@@ -61,6 +61,9 @@ func setupTick(t *testing.T, every time.Duration) bundle {
 	durables := map[string]bool{}
 	for _, c := range consumer.New(a) {
 		c.Service, c.Pool, c.JS, c.Log, c.Relay, c.Batch = "scheduler", pool, js, log, relay, 20
+		if c.Durable == consumer.DurableServiceCompleted {
+			c.Workers = 4 // as the service runs it (PLAN_WORKERS), keyed by customer
+		}
 		durables[c.Durable] = true
 		runs = append(runs, c.Run)
 	}
