@@ -73,15 +73,7 @@ func TestBatchRedeliveredAfterCommitHasNoSecondEffect(t *testing.T) {
 	for i := range 5 {
 		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
-	require.NoError(t, err)
-	fetched, err := cons.Fetch(5, jetstream.FetchMaxWait(5*time.Second))
-	require.NoError(t, err)
-	var msgs []jetstream.Msg
-	for m := range fetched.Messages() {
-		msgs = append(msgs, m)
-	}
-	require.Len(t, msgs, 5)
+	msgs := fetch(t, b.durable(t, 0), 5)
 	c.ProcessBatch(b.ctx, msgs)
 	c.ProcessBatch(b.ctx, msgs)
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM tx_effects`))
@@ -215,21 +207,9 @@ func TestForgetOfARedeliveryIsQuiet(t *testing.T) {
 	for i := range 3 {
 		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("hello-%d", i))
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second})
-	require.NoError(t, err)
-	fetch := func() []jetstream.Msg {
-		fetched, err := cons.Fetch(3, jetstream.FetchMaxWait(30*time.Second))
-		require.NoError(t, err)
-		var msgs []jetstream.Msg
-		for m := range fetched.Messages() {
-			msgs = append(msgs, m)
-		}
-		require.Len(t, msgs, 3)
-		return msgs
-	}
-	first := fetch() // held past the ack wait…
-	again := fetch() // …so the server delivers them again
+	cons := b.durable(t, time.Second)
+	first := fetch(t, cons, 3) // held past the ack wait…
+	again := fetch(t, cons, 3) // …so the server delivers them again
 	c.ProcessBatch(b.ctx, again)
 	str, err := b.js.Stream(b.ctx, stream.EventsStream)
 	require.NoError(t, err)

@@ -70,6 +70,29 @@ func (b bundle) count(t *testing.T, query string, args ...any) int {
 	return n
 }
 
+// durable creates the test's durable consumer, to fetch from by hand (the
+// server's default ack wait when ackWait is 0).
+func (b bundle) durable(t *testing.T, ackWait time.Duration) jetstream.Consumer {
+	t.Helper()
+	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait})
+	require.NoError(t, err)
+	return cons
+}
+
+// fetch takes the next n messages from cons.
+func fetch(t *testing.T, cons jetstream.Consumer, n int) []jetstream.Msg {
+	t.Helper()
+	fetched, err := cons.Fetch(n, jetstream.FetchMaxWait(30*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, n)
+	return msgs
+}
+
 func record(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
 	_, err := tx.Exec(ctx, `INSERT INTO effects (body) VALUES ($1)`, string(msg.Data()))
 	return err
@@ -422,15 +445,7 @@ func TestEachRefusedMessageRecordedOnce(t *testing.T) {
 	c.ID = func(jetstream.Msg) string { return "order-8" }
 	b.publish(t, "nats-1", "broken once")
 	b.publish(t, "nats-2", "broken twice")
-	cons, err := b.js.CreateOrUpdateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "svc-test", FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
-	require.NoError(t, err)
-	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
-	require.NoError(t, err)
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	require.Len(t, msgs, 2)
+	msgs := fetch(t, b.durable(t, 0), 2)
 	c.Process(b.ctx, msgs[0])
 	c.Process(b.ctx, msgs[0]) // redelivered after a lost ack
 	c.Process(b.ctx, msgs[1])

@@ -54,10 +54,19 @@ func BenchmarkIngressToTask(b *testing.B) {
 			})
 			elapsed := time.Since(start)
 			b.StopTimer()
-			// Let the counters settle (Postgres reports them when a
-			// backend's transaction ends or a second passes).
-			time.Sleep(1500 * time.Millisecond)
-			used := s.pgCounters(b).minus(pg)
+			// Postgres reports a backend's counters when its transaction
+			// ends, at most once a second: wait until the rows written
+			// have not moved for longer than that (the services' loops
+			// keep committing read-only transactions, so commits do).
+			last, moved := s.pgCounters(b), time.Now()
+			used := waitFor(b, time.Minute, "Postgres's counters to settle", func() (pgCounters, bool, error) {
+				now := s.pgCounters(b)
+				if now.rows != last.rows {
+					moved = time.Now()
+				}
+				last = now
+				return now.minus(pg), time.Since(moved) > 1500*time.Millisecond, nil
+			})
 			per := func(v int64) float64 { return float64(v) / float64(b.N) }
 			b.ReportMetric(per(used.commits), "commits/event")
 			b.ReportMetric(per(used.rows), "rows/event")
