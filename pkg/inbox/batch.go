@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
 )
@@ -129,8 +130,11 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	var done, alone []jetstream.Msg
 	var then []*afterCommit
+	var writes *outbox.Writes
 	err := pgx.BeginFunc(work, c.Pool, func(tx pgx.Tx) error {
 		done, alone, then = done[:0], alone[:0], then[:0]
+		var wctx context.Context
+		wctx, writes = outbox.Track(work)
 		// A batch holds its rows' locks until it commits: one that waits
 		// on another's (two batches touching one customer, in different
 		// orders, deadlock) gives way at once and is handled message by
@@ -165,7 +169,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 				continue
 			}
 			delete(mine, id)
-			after, err := c.apply(work, tx, m, id)
+			after, err := c.apply(wctx, tx, m, id)
 			if err != nil {
 				if tx.Conn().PgConn().TxStatus() == 'E' || lockConflict(err) {
 					return err // the transaction itself broke, or it waits on another
@@ -198,7 +202,9 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	for _, a := range then {
 		a.run()
 	}
-	c.notify()
+	if writes.Wrote() {
+		c.notify()
+	}
 	for _, m := range alone {
 		c.Process(ctx, m)
 	}

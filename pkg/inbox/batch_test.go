@@ -14,9 +14,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -280,4 +282,42 @@ func TestBatchKeyKeepsWorkersOffEachOthersRows(t *testing.T) {
 	require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM tx_effects`) == n }, 60*time.Second, 20*time.Millisecond)
 	require.Equal(t, n, b.count(t, `SELECT sum(n)::int FROM counters`))
 	require.LessOrEqual(t, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects`), n/10, "applied in batches: none gave way to another's lock")
+}
+
+// notifier counts the times a relay is woken.
+type notifier struct{ n atomic.Int64 }
+
+func (w *notifier) Notify() { w.n.Add(1) }
+
+// A consumer wakes the relay after a commit that wrote to the outbox, and
+// not after commits that wrote nothing there (issue #15: rounds that find
+// nothing), handling messages one by one or in batches.
+func TestRelayWokenOnlyAfterWritesToTheOutbox(t *testing.T) {
+	for _, size := range []int{1, 20} {
+		t.Run(fmt.Sprintf("batch of %d", size), func(t *testing.T) {
+			b := setup(t)
+			c := b.batched(t, size, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+				if strings.HasPrefix(string(msg.Data()), "announce") {
+					if _, err := outbox.Add(ctx, tx, outbox.Message{Subject: "huifang.events.test.announced", Payload: wrapperspb.String("x")}); err != nil {
+						return err
+					}
+				}
+				return recordTx(ctx, tx, msg)
+			})
+			relay := &notifier{}
+			c.Relay = relay
+			b.run(t, c)
+			const quiet = 40
+			for i := range quiet {
+				b.publish(t, fmt.Sprintf("q-%d", i), fmt.Sprintf("quiet-%d", i))
+			}
+			require.Eventually(t, func() bool { return b.count(t, `SELECT count(*) FROM tx_effects`) == quiet }, 60*time.Second, 20*time.Millisecond)
+			require.Zero(t, relay.n.Load(), "no relay round for commits that wrote nothing to the outbox")
+
+			b.publish(t, "a-1", "announce-1")
+			require.Eventually(t, func() bool { return relay.n.Load() > 0 }, 60*time.Second, 20*time.Millisecond,
+				"the relay woken after the commit that wrote to the outbox")
+			require.Equal(t, 1, b.count(t, `SELECT count(*) FROM outbox`))
+		})
+	}
 }

@@ -51,6 +51,9 @@ func Migrations() postgres.Migrations {
 // dead-letters the message; any other error is retried.
 type Handler func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error
 
+// Notifier is woken after a commit: an outbox relay (*outbox.Relay).
+type Notifier interface{ Notify() }
+
 // Consumer is a durable pull consumer with an inbox. Build one with Of or
 // OfEvents (typed events) or fill in Handle; the runtime (app.Runtime.Consume)
 // or a test fills in Service, Pool, JS, Log and Relay.
@@ -66,8 +69,10 @@ type Consumer struct {
 	Pool     *pgxpool.Pool
 	JS       jetstream.JetStream
 	Log      *slog.Logger
-	// Relay, when set, is woken after each commit so outbox rows leave at once.
-	Relay *outbox.Relay
+	// Relay, when set, is woken after each commit that wrote to the outbox
+	// (outbox.Track), so that its rows leave at once; a commit that wrote
+	// nothing there wakes no relay round.
+	Relay Notifier
 	// MaxDeliver is how often a failing message is tried before it is dead-lettered.
 	MaxDeliver int
 	// Backoff is the first pause before a failed message is tried again
@@ -478,11 +483,14 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 	var bad *invalid.Error
 	for attempt := 1; ; attempt++ {
 		hctx, after := withAfterCommit(work)
+		hctx, writes := outbox.Track(hctx)
 		err := c.inTx(work, id, func(tx pgx.Tx) error { return c.handle(hctx, tx, msg) })
 		if err == nil {
 			c.ack(work, msg)
 			after.run()
-			c.notify()
+			if writes.Wrote() {
+				c.notify()
+			}
 			return
 		}
 		if errors.Is(err, errDuplicate) {

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,35 @@ type Message struct {
 	Header nats.Header
 }
 
+// writesKey is the context key of a *Writes.
+type writesKey struct{}
+
+// Writes counts the rows written into the outbox through a context that
+// Track made, so that a transaction that wrote none wakes no relay.
+type Writes struct {
+	parent *Writes
+	n      atomic.Int64
+}
+
+// Track returns ctx counting the rows Add and AddRaw write through it, and
+// through the contexts made from it, into w (and into the Writes of an
+// enclosing Track).
+func Track(ctx context.Context) (_ context.Context, w *Writes) {
+	w = &Writes{}
+	w.parent, _ = ctx.Value(writesKey{}).(*Writes)
+	return context.WithValue(ctx, writesKey{}, w), w
+}
+
+// Wrote tells whether anything was written through the context.
+func (w *Writes) Wrote() bool { return w.n.Load() > 0 }
+
+// wrote counts one row written through ctx.
+func wrote(ctx context.Context) {
+	for w, _ := ctx.Value(writesKey{}).(*Writes); w != nil; w = w.parent {
+		w.n.Add(1)
+	}
+}
+
 // Add writes msg into the outbox within tx and returns its event id. The
 // trace context of ctx travels with it.
 func Add(ctx context.Context, tx pgx.Tx, msg Message) (string, error) {
@@ -76,6 +106,7 @@ func Add(ctx context.Context, tx pgx.Tx, msg Message) (string, error) {
 		msg.ID, msg.Subject, body, hj); err != nil {
 		return "", fmt.Errorf("outbox: insert %s: %w", msg.Subject, err)
 	}
+	wrote(ctx)
 	return msg.ID, nil
 }
 
@@ -93,6 +124,7 @@ func AddRaw(ctx context.Context, tx pgx.Tx, id, subject string, payload []byte, 
 		id, subject, payload, hj); err != nil {
 		return fmt.Errorf("outbox: insert %s: %w", subject, err)
 	}
+	wrote(ctx)
 	return nil
 }
 
