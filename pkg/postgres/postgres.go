@@ -181,6 +181,7 @@ CREATE TABLE IF NOT EXISTS %[1]s.schema_migrations (
 	if _, err := conn.Exec(ctx, setup); err != nil {
 		return fmt.Errorf("postgres: create schema %s: %w", schema, err)
 	}
+	applied := 0
 	for _, m := range list {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var done bool
@@ -197,14 +198,32 @@ CREATE TABLE IF NOT EXISTS %[1]s.schema_migrations (
 				return err
 			}
 			_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.schema_migrations (set_name, version, name) VALUES ($1, $2, $3)`, schema), set.Set, m.version, m.name)
+			if err == nil {
+				applied++
+			}
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("postgres: migration %s/%s: %w", set.Set, m.name, err)
 		}
 	}
+	if applied == 0 {
+		return nil
+	}
+	// Fresh statistics for what the migrations made or changed, so that the
+	// first queries are planned on them rather than on guesses (autovacuum
+	// comes only after enough rows changed).
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`DO $$DECLARE t text; BEGIN
+  FOR t IN SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables WHERE schemaname = %s LOOP EXECUTE 'ANALYZE ' || t; END LOOP;
+END$$`, quoteLiteral(schema))); err != nil {
+		return fmt.Errorf("postgres: analyze %s after migrations: %w", schema, err)
+	}
 	return nil
 }
+
+// quoteLiteral quotes s as an SQL string literal (an identifier validIdent
+// accepted: letters, digits and '_').
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // IsUniqueViolation tells whether err is Postgres's unique_violation.
 func IsUniqueViolation(err error) bool { return Code(err) == CodeUniqueViolation }

@@ -93,3 +93,20 @@ func TestPoolPlansEachExecution(t *testing.T) {
 		require.Equal(t, c.want, mode, c.url)
 	}
 }
+
+// Migrations that ran leave their tables with statistics (issue #15: plans
+// on fresh tables), so a table a migration filled is planned on its rows at
+// once, not on a guess until autovacuum's first visit.
+func TestMigrationsLeaveStatistics(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	set := postgres.Migrations{Set: "svc", FS: fstest.MapFS{
+		"001_a.sql": {Data: []byte(`CREATE TABLE a (n int); INSERT INTO a SELECT generate_series(1, 500);`)},
+	}}
+	pool, err := postgres.Open(ctx, quiet(), url, "svc", set)
+	require.NoError(t, err)
+	defer pool.Close()
+	var tuples float64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'svc.a'::regclass`).Scan(&tuples))
+	require.Equal(t, float64(500), tuples, "analyzed after the migration")
+}
