@@ -125,6 +125,16 @@ test: ## unit, integration and end-to-end tests with -race (starts a throwaway P
 	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "tests failed in:$$failed"; exit 1; fi
 
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: build ## measure Huifang against the raw limits of JetStream and Postgres on this machine (~5 min): prints the table, writes .dev/bench/bench.json and the table in docs/benchmarks.md (BENCH_FLAGS, e.g. -n 20000)
+	@started=""; \
+	if [ -z "$${DATABASE_URL:-}" ]; then \
+	  DATABASE_URL=$$(scripts/postgres.sh start); export DATABASE_URL; started=1; \
+	  trap 'scripts/postgres.sh stop' EXIT; \
+	fi; \
+	$(BIN)/huifang-bench -bin $(BIN) -json .dev/bench/bench.json -docs docs/benchmarks.md -commit $(VERSION) $(BENCH_FLAGS)
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## run every fuzz test (decoders of outside input) for FUZZTIME each; make test runs their seeds only

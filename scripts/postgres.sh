@@ -84,9 +84,14 @@ start() {
     chmod 700 "$data"
     as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-instructions >&2
   fi
+  # pg_stat_statements, when installed, lets make bench count statements per event.
+  local opts="-p $port -k $data -c listen_addresses=127.0.0.1"
+  if [[ -f "$(dirname "$bin")/lib/pg_stat_statements.so" ]]; then
+    opts="$opts -c shared_preload_libraries=pg_stat_statements"
+  fi
   log "starting on 127.0.0.1:$port (log: $data/server.log)"
   as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1" -w start >&2 \
+    -o "$opts" -w start >&2 \
     || die "PostgreSQL did not start; see $data/server.log"
   echo "$url"
 }

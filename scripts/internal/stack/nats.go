@@ -241,6 +241,14 @@ func (p *NATSProcess) Kill() {
 	<-p.done
 }
 
+// Pid is the server's process id, 0 when it does not run.
+func (p *NATSProcess) Pid() int {
+	if !p.Running() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Running says whether the server's process is alive.
 func (p *NATSProcess) Running() bool {
 	if p.cmd == nil {
