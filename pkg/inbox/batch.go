@@ -133,6 +133,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	var writes *outbox.Writes
 	err := pgx.BeginFunc(work, c.Pool, func(tx pgx.Tx) error {
 		done, alone, then = done[:0], alone[:0], then[:0]
+		var gath []*gathered
 		var wctx context.Context
 		wctx, writes = outbox.Track(work)
 		// A batch holds its rows' locks until it commits: one that waits
@@ -169,7 +170,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 				continue
 			}
 			delete(mine, id)
-			after, err := c.apply(wctx, tx, m, id)
+			after, g, err := c.apply(wctx, tx, m, id)
 			if err != nil {
 				if tx.Conn().PgConn().TxStatus() == 'E' || lockConflict(err) {
 					return err // the transaction itself broke, or it waits on another
@@ -181,6 +182,10 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 			}
 			done = append(done, m)
 			then = append(then, after)
+			gath = append(gath, g)
+		}
+		if err := flushGathered(wctx, tx, gath); err != nil {
+			return err
 		}
 		if len(giveBack) > 0 {
 			if _, err := tx.Exec(work, `DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2)`, c.Durable, giveBack); err != nil {
@@ -212,8 +217,9 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 
 // apply runs the handler for one message of a batch in a savepoint, with
 // the message's trace and event id in its context, and returns what the
-// handler asked to run after the commit.
-func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, id string) (*afterCommit, error) {
+// handler asked to run after the commit and what it gathered for the end of
+// the transaction.
+func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, id string) (*afterCommit, *gathered, error) {
 	ctx = stream.ExtractTrace(ctx, msg.Headers())
 	ctx, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(ctx, "consume "+msg.Subject(),
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -221,7 +227,8 @@ func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, id s
 	defer span.End()
 	ctx = context.WithValue(ctx, eventIDKey{}, id)
 	ctx, after := withAfterCommit(ctx)
-	return after, pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return c.handle(ctx, sp, msg) })
+	ctx, g := withGather(ctx)
+	return after, g, pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return c.handle(ctx, sp, msg) })
 }
 
 // ackAsync acknowledges a message of a committed batch without waiting for

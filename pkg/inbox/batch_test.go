@@ -321,3 +321,74 @@ func TestRelayWokenOnlyAfterWritesToTheOutbox(t *testing.T) {
 		})
 	}
 }
+
+// What handlers gather (inbox.Gather) is written once per transaction with
+// the values of every message that applied; a message that failed after
+// gathering takes its value with it (handled alone, it fails again and is
+// dead-lettered), and one by one each message writes its own.
+func TestGatheredValuesAreWrittenOncePerTransaction(t *testing.T) {
+	for _, size := range []int{1, 25} {
+		t.Run(fmt.Sprintf("batch of %d", size), func(t *testing.T) {
+			b := setup(t)
+			_, err := b.pool.Exec(b.ctx, `CREATE TABLE IF NOT EXISTS sums (total int NOT NULL, n int NOT NULL, tx bigint NOT NULL)`)
+			require.NoError(t, err)
+			flush := func(ctx context.Context, tx pgx.Tx, vs []int) error {
+				total := 0
+				for _, v := range vs {
+					total += v
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO sums (total, n, tx) VALUES ($1, $2, txid_current())`, total, len(vs))
+				return err
+			}
+			c := b.batched(t, size, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+				var v int
+				if _, err := fmt.Sscanf(string(msg.Data()), "v-%d", &v); err != nil {
+					return invalid.New("body", err.Error())
+				}
+				if err := inbox.Gather(ctx, tx, "sum", v, flush); err != nil {
+					return err
+				}
+				if v == 13 {
+					return invalid.New("body", "13 is refused after gathering")
+				}
+				return recordTx(ctx, tx, msg)
+			})
+			const n = 50
+			want := 0
+			for i := 1; i <= n; i++ {
+				b.publish(t, fmt.Sprintf("g-%d", i), fmt.Sprintf("v-%d", i))
+				if i != 13 {
+					want += i
+				}
+			}
+			b.run(t, c)
+			require.Eventually(t, func() bool {
+				return b.count(t, `SELECT count(*) FROM tx_effects`) == n-1 && b.count(t, `SELECT count(*) FROM rejected_events`) == 1
+			}, 60*time.Second, 20*time.Millisecond)
+			require.Equal(t, want, b.count(t, `SELECT coalesce(sum(total), 0) FROM sums`), "every applied message's value, 13's not")
+			require.Equal(t, n-1, b.count(t, `SELECT coalesce(sum(n), 0) FROM sums`))
+			require.Equal(t, b.count(t, `SELECT count(DISTINCT tx) FROM sums`), b.count(t, `SELECT count(*) FROM sums`), "one write per transaction")
+			require.Zero(t, b.count(t, `SELECT count(*) FROM sums s WHERE NOT EXISTS (SELECT 1 FROM tx_effects e WHERE e.tx = s.tx)`),
+				"written in the transaction of the messages it sums")
+			if size == 1 {
+				require.Equal(t, n-1, b.count(t, `SELECT count(*) FROM sums`))
+			} else {
+				require.Less(t, b.count(t, `SELECT count(*) FROM sums`), n/2, "batched: far fewer writes than messages")
+			}
+		})
+	}
+}
+
+// Outside a consumer's handler, Gather writes at once.
+func TestGatherOutsideAHandlerWritesAtOnce(t *testing.T) {
+	b := setup(t)
+	var got []string
+	err := pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		return inbox.Gather(b.ctx, tx, "k", "v", func(_ context.Context, _ pgx.Tx, vs []string) error {
+			got = append(got, vs...)
+			return nil
+		})
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"v"}, got)
+}

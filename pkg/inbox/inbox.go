@@ -484,7 +484,13 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 	for attempt := 1; ; attempt++ {
 		hctx, after := withAfterCommit(work)
 		hctx, writes := outbox.Track(hctx)
-		err := c.inTx(work, id, func(tx pgx.Tx) error { return c.handle(hctx, tx, msg) })
+		hctx, gath := withGather(hctx)
+		err := c.inTx(work, id, func(tx pgx.Tx) error {
+			if err := c.handle(hctx, tx, msg); err != nil {
+				return err
+			}
+			return flushGathered(hctx, tx, []*gathered{gath})
+		})
 		if err == nil {
 			c.ack(work, msg)
 			after.run()
