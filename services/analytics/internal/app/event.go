@@ -9,6 +9,7 @@ import (
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/store"
@@ -43,7 +44,7 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		if err != nil {
 			return err
 		}
-		return store.Apply(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
+		return a.addCounters(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
 	// By concrete type: events of one kind may carry the ids of another
 	// (a complaint names its visit, a confirmation visit its complaint).
 	case *eventsv1.ComplaintEscalated, *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
@@ -56,9 +57,31 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		if err != nil {
 			return err
 		}
-		return store.Apply(ctx, tx, ds)
+		return a.addCounters(ctx, tx, ds)
 	}
 	return fmt.Errorf("app: no use case for %T", ev)
+}
+
+// addCounters adds deltas to the counters. In a consumer's transaction the
+// deltas of all the messages it applies are gathered and written together,
+// merged, just before it commits (inbox.Gather): counters are sums, so the
+// order does not matter, and a batch of events touching the same counters
+// writes each once.
+func (a *App) addCounters(ctx context.Context, tx pgx.Tx, ds []rollup.Delta) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	return inbox.Gather(ctx, tx, "analytics.counters", ds, applyCounters)
+}
+
+// applyCounters writes gathered deltas, merged (store.Apply takes distinct
+// counters).
+func applyCounters(ctx context.Context, tx pgx.Tx, gathered [][]rollup.Delta) error {
+	var all []rollup.Delta
+	for _, ds := range gathered {
+		all = append(all, ds...)
+	}
+	return store.Apply(ctx, tx, rollup.Merge(all))
 }
 
 // moveVisit moves a visit's ledger entry by one event and applies the
@@ -79,7 +102,7 @@ func (a *App) moveVisit(ctx context.Context, tx pgx.Tx, ev rollup.VisitEvent) (r
 				return err
 			}
 		}
-		if err := store.Apply(ctx, tx, rollup.Diff(before.Contribution(), after.Contribution())); err != nil {
+		if err := a.addCounters(ctx, tx, rollup.Diff(before.Contribution(), after.Contribution())); err != nil {
 			return err
 		}
 		if err := a.moveServiceCoverage(ctx, tx, before, after); err != nil {
@@ -101,7 +124,7 @@ func (a *App) moveServiceCoverage(ctx context.Context, tx pgx.Tx, before, after 
 		err := store.UpdateServiceCoverage(ctx, tx, after.Tenant, k, func(c *rollup.ServiceCoverage) error {
 			old := *c
 			cur := old.Move(before, after)
-			if err := store.Apply(ctx, tx, rollup.Diff(old.Contribution(), cur.Contribution())); err != nil {
+			if err := a.addCounters(ctx, tx, rollup.Diff(old.Contribution(), cur.Contribution())); err != nil {
 				return err
 			}
 			was = append(was, old.Members()...)
@@ -123,7 +146,7 @@ func (a *App) moveComplaint(ctx context.Context, tx pgx.Tx, ev rollup.ComplaintE
 	}
 	return store.UpdateComplaint(ctx, tx, tenantID, id, func(c *rollup.Complaint) error {
 		after := rollup.ApplyComplaint(*c, ev)
-		if err := store.Apply(ctx, tx, rollup.Diff(c.Contribution(), after.Contribution())); err != nil {
+		if err := a.addCounters(ctx, tx, rollup.Diff(c.Contribution(), after.Contribution())); err != nil {
 			return err
 		}
 		*c = after
@@ -156,5 +179,5 @@ func (a *App) completeService(ctx context.Context, tx pgx.Tx, ev *eventsv1.Servi
 	if err != nil {
 		return err
 	}
-	return store.Apply(ctx, tx, ds)
+	return a.addCounters(ctx, tx, ds)
 }
