@@ -147,17 +147,20 @@ func or(t, def time.Time) time.Time {
 
 type dueNowKey struct{}
 
-// dueNow is what insert needs to fire a visit due at once: DueNow and the
-// App's clock.
+// dueNow is what insert needs to fire a visit due at once: fireNow fires
+// visits in the planning transaction, fire (DueNow) wakes the firing loop
+// after the commit for any it could not take, now is the App's clock.
 type dueNow struct {
-	fire func()
-	now  func() time.Time
+	fireNow func(ctx context.Context, tx pgx.Tx, ids []string) error
+	fire    func()
+	now     func() time.Time
 }
 
-// withDueNow carries DueNow in ctx to where visits are planned (insert).
+// withDueNow carries what fires visits due at once in ctx to where visits
+// are planned (insert); only the running service sets DueNow.
 func (a *App) withDueNow(ctx context.Context) context.Context {
 	if a.DueNow == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, dueNowKey{}, dueNow{a.DueNow, a.Now})
+	return context.WithValue(ctx, dueNowKey{}, dueNow{a.fireNow, a.DueNow, a.Now})
 }

@@ -78,8 +78,34 @@ type Failure struct {
 // (fireEach), which isolates the failing ones.
 func (a *App) FireDueTx(ctx context.Context, tx pgx.Tx, now time.Time, limit int) (Fired, error) {
 	claimed, err := store.ClaimDue(ctx, tx, now, limit)
-	if err != nil || len(claimed) == 0 {
+	if err != nil {
 		return Fired{}, err
+	}
+	return a.fireClaimed(ctx, tx, now, claimed)
+}
+
+// fireNow fires, within tx, the visits of ids still planned and due by now:
+// visits planned due at once fire in the transaction that planned them. A
+// visit a concurrent round holds is left to it (SKIP LOCKED). The visits it
+// marked failed are reported at once.
+func (a *App) fireNow(ctx context.Context, tx pgx.Tx, ids []string) error {
+	now := a.Now()
+	claimed, err := store.ClaimDueByID(ctx, tx, ids, now)
+	if err != nil {
+		return err
+	}
+	round, err := a.fireClaimed(ctx, tx, now, claimed)
+	if err != nil {
+		return fmt.Errorf("app: fire visits due at once: %w", err)
+	}
+	a.reportFailed(round.Failed)
+	return nil
+}
+
+// fireClaimed fires, moves or suppresses the claimed visits (FireDueTx).
+func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed []store.Claimed) (Fired, error) {
+	if len(claimed) == 0 {
+		return Fired{}, nil
 	}
 	r := newRound(now)
 	if err := r.load(ctx, tx, claimed); err != nil {

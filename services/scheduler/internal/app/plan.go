@@ -232,11 +232,20 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	if err != nil || !ok || v.Status != visit.StatusPlanned {
 		return ok, err
 	}
-	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && !v.DueAt.After(d.now()) {
-		// Due already: fire it once this transaction commits.
-		inbox.AfterCommit(ctx, d.fire)
+	if err := addPlanned(ctx, tx, v); err != nil {
+		return true, err
 	}
-	return true, addPlanned(ctx, tx, v)
+	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && !v.DueAt.After(d.now()) {
+		// Due already: fire it in this transaction, once every message of
+		// the consumer's batch is planned (inbox.Gather: one round for the
+		// batch), rather than at the firing loop's next round; and wake the
+		// loop after the commit for a visit a concurrent round held.
+		inbox.AfterCommit(ctx, d.fire)
+		if err := inbox.Gather(ctx, tx, "scheduler.fire-now", v.ID, d.fireNow); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // lockPending locks the pending visits of the service's customer (none

@@ -150,6 +150,13 @@ func TestInstantVisitFiresAtItsPlanningNotAtTheTick(t *testing.T) {
 	var planned int
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = 's-later' AND status = 'planned'`).Scan(&planned))
 	require.Equal(t, 1, planned, "the later visit waits")
+	// Fired in the transaction that planned it (issue #15), not by a later
+	// round of the loop: the visit's row was last written by the
+	// transaction that took the event into the inbox.
+	var together bool
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT v.xmin = i.xmin AND v.status = 'due' FROM planned_visits v, inbox i
+WHERE v.service_id = 's-now' AND i.event_id = 'ev-now'`).Scan(&together))
+	require.True(t, together, "fired in the planning transaction")
 }
 
 // A ServiceCompleted without a service id is dead-lettered with the field named,

@@ -214,13 +214,14 @@ type Claimed struct {
 }
 
 // ClaimDue claims up to limit planned visits due at or before now, soonest
-// first, locked until tx ends: FOR UPDATE SKIP LOCKED, so replicas firing
+// first and, due alike, in the order planned (ids are UUIDv7; the partial
+// index gives due_at, an incremental sort the ties), locked until tx ends: FOR UPDATE SKIP LOCKED, so replicas firing
 // at the same time never claim the same visit. The scan reads the partial
 // index on pending visits only. A damaged visit is claimed like the others,
 // with its damage, so that one bad row cannot fail the claim of the batch.
 func ClaimDue(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Claimed, error) {
 	rows, err := tx.Query(ctx, `SELECT `+visitCols+` FROM planned_visits WHERE status = 'planned' AND due_at <= $1
-ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 	if err != nil {
 		return nil, translate("claim due visits", err)
 	}
@@ -229,6 +230,22 @@ ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 		return Claimed{Visit: v, Damage: damage}, err
 	})
 	return out, translate("claim due visits", err)
+}
+
+// ClaimDueByID claims, like ClaimDue, those of the visits ids still planned
+// and due at or before now (visits planned due at once, fired in the
+// transaction that planned them).
+func ClaimDueByID(ctx context.Context, tx pgx.Tx, ids []string, now time.Time) ([]Claimed, error) {
+	rows, err := tx.Query(ctx, `SELECT `+visitCols+` FROM planned_visits WHERE id = ANY($1) AND status = 'planned' AND due_at <= $2
+ORDER BY due_at, id FOR UPDATE SKIP LOCKED`, ids, now)
+	if err != nil {
+		return nil, translate("claim visits due at once", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+		v, damage, err := scanVisit(r)
+		return Claimed{Visit: v, Damage: damage}, err
+	})
+	return out, translate("claim visits due at once", err)
 }
 
 // ContactHistory returns the contacts (visits that fell due) of the
