@@ -53,7 +53,7 @@ var Subjects = slices.Sorted(maps.Keys(Events))
 // lease (a.Fence).
 func New(a *app.App) *inbox.Consumer {
 	c := inbox.OfEvents(Durable, Events, func(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
-		return a.ApplyEventTx(ctx, tx, ev)
+		return a.ApplyEventTx(app.Fenced(ctx), tx, ev) // c.Fence fenced tx
 	})
 	c.Fence = a.Fence
 	return c
