@@ -112,21 +112,62 @@ WHERE tenant_id = $1 AND customer->>'id' = $2 AND status IN ('open', 'claimed', 
 	if err != nil {
 		return 0, translate(err, "tasks of customer "+customerID, nil)
 	}
-	n := 0
+	var save []task.Task
 	for _, t := range tasks {
 		changed, err := fn(&t)
 		if err != nil {
-			return n, err
+			return 0, err
 		}
-		if !changed {
-			continue
+		if changed {
+			save = append(save, t)
 		}
-		if err := SaveTask(ctx, tx, t, at); err != nil {
-			return n, err
-		}
-		n++
 	}
-	return n, nil
+	if err := SaveTasks(ctx, tx, save, at); err != nil {
+		return 0, err
+	}
+	return len(save), nil
+}
+
+// SaveTasks is SaveTask for many tasks, in one statement.
+func SaveTasks(ctx context.Context, q postgres.Querier, ts []task.Task, at time.Time) error {
+	switch len(ts) {
+	case 0:
+		return nil
+	case 1:
+		return SaveTask(ctx, q, ts[0], at)
+	}
+	n := len(ts)
+	ids, statuses, agents, disps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	primaries, backups, langs, claims := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	customers, leases, avail := make([]*string, n), make([]*time.Time, n), make([]time.Time, n)
+	attempts, ranks, tokens := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, t := range ts {
+		if t.LastDisposition != typesv1.Disposition_DISPOSITION_UNSPECIFIED {
+			disps[i] = t.LastDisposition.String()
+		}
+		c, err := customerJSON(t.Customer)
+		if err != nil {
+			return err
+		}
+		if c != nil {
+			s := string(c)
+			customers[i] = &s
+		}
+		ids[i], statuses[i], agents[i], leases[i], avail[i] = t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt
+		attempts[i], ranks[i], primaries[i], backups[i], langs[i] = int64(t.Attempts), int64(t.TierRank), t.PrimaryOwner, t.BackupOwner, t.Language
+		tokens[i], claims[i] = t.LeaseToken, t.ClaimRequestID
+	}
+	_, err := q.Exec(ctx, `UPDATE tasks t SET status = u.status, agent_id = u.agent_id, lease_expires_at = u.lease_expires_at,
+  available_at = u.available_at, attempts = u.attempts, last_disposition = u.last_disposition, updated_at = $15, customer = u.customer::jsonb,
+  tier_rank = u.tier_rank, primary_owner = u.primary_owner, backup_owner = u.backup_owner, language = u.language, lease_token = u.lease_token,
+  claim_request = u.claim_request
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[],
+  $11::text[], $12::text[], $13::bigint[], $14::text[])
+  AS u(id, status, agent_id, lease_expires_at, available_at, attempts, last_disposition, customer, tier_rank, primary_owner, backup_owner, language,
+  lease_token, claim_request)
+WHERE t.id = u.id`,
+		ids, statuses, agents, leases, avail, attempts, disps, customers, ranks, primaries, backups, langs, tokens, claims, at)
+	return translate(err, fmt.Sprintf("save %d tasks", n), nil)
 }
 
 // SaveTask writes back every field of t that changes after its creation:

@@ -261,3 +261,41 @@ func visits(tasks []task.Task) []string {
 	}
 	return out
 }
+
+// SaveTasks writes each task as SaveTask does, in one statement: every
+// field that changes after creation, NULLs included; other tasks stay.
+func TestSaveTasksWritesEachAsSaveTask(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	one, two, other := newTask("v-1"), newTask("v-2"), newTask("v-3")
+	b.add(t, one, two, other)
+	one.Status, one.AgentID, one.LeaseExpiresAt, one.LeaseToken, one.ClaimRequestID = task.StatusClaimed, "a-1", t0.Add(lease), 7, "req-1"
+	one.Attempts, one.LastDisposition, one.AvailableAt = 2, typesv1.Disposition_DISPOSITION_NO_ANSWER, t0.Add(time.Hour)
+	one.Customer = task.Customer{ID: "c-1", Tier: "key"}
+	one.TierRank, one.PrimaryOwner, one.BackupOwner, one.Language = 0, "s-1", "s-2", "zh"
+	two.Customer, two.TierRank, two.AvailableAt = task.Customer{}, 3, t0.Add(2*time.Hour)
+	require.NoError(t, store.SaveTasks(ctx, b.pool, []task.Task{one, two}, t0.Add(time.Minute)))
+	for _, want := range []task.Task{one, two} {
+		got, err := store.Task(ctx, b.pool, "default", want.ID)
+		require.NoError(t, err)
+		require.Equal(t, want.Status, got.Status)
+		require.Equal(t, want.AgentID, got.AgentID)
+		require.True(t, want.LeaseExpiresAt.Equal(got.LeaseExpiresAt), "%s: lease %s", want.VisitID, got.LeaseExpiresAt)
+		require.True(t, want.AvailableAt.Equal(got.AvailableAt), "%s: available %s", want.VisitID, got.AvailableAt)
+		require.Equal(t, want.Attempts, got.Attempts)
+		require.Equal(t, want.LastDisposition, got.LastDisposition)
+		require.Equal(t, want.Customer.ID, got.Customer.ID)
+		require.Equal(t, want.Customer.Tier, got.Customer.Tier)
+		require.Equal(t, want.TierRank, got.TierRank)
+		require.Equal(t, want.PrimaryOwner, got.PrimaryOwner)
+		require.Equal(t, want.BackupOwner, got.BackupOwner)
+		require.Equal(t, want.Language, got.Language)
+		require.Equal(t, want.LeaseToken, got.LeaseToken)
+		require.Equal(t, want.ClaimRequestID, got.ClaimRequestID)
+	}
+	got, err := store.Task(ctx, b.pool, "default", other.ID)
+	require.NoError(t, err)
+	require.Equal(t, task.StatusOpen, got.Status)
+	require.Empty(t, got.AgentID)
+	require.Zero(t, got.Attempts)
+}
