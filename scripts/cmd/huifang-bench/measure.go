@@ -55,11 +55,14 @@ type Machine struct {
 
 // Sustained are the burst's figures.
 type Sustained struct {
-	Events        int                `json:"events"`
-	Seconds       float64            `json:"seconds"`
-	EventsPerS    float64            `json:"events_per_s"`
-	PublishedPerS float64            `json:"published_per_s"`
-	CommitsPer    float64            `json:"commits_per_event"`
+	Events        int     `json:"events"`
+	Seconds       float64 `json:"seconds"`
+	EventsPerS    float64 `json:"events_per_s"`
+	PublishedPerS float64 `json:"published_per_s"`
+	CommitsPer    float64 `json:"commits_per_event"`
+	// RollbacksPer are transactions rolled back per event: batches that gave
+	// way to a lock and were done again message by message, among others.
+	RollbacksPer  float64            `json:"rollbacks_per_event"`
 	RowsPer       float64            `json:"rows_per_event"`
 	WALBytesPer   float64            `json:"wal_bytes_per_event"`
 	StatementsPer float64            `json:"statements_per_event,omitempty"`
@@ -224,12 +227,12 @@ func createPolicy(ctx context.Context, st *stack.Stack, is *issuer.Issuer) error
 // pgCounters are what Postgres counts of the work done: commits and rows
 // written in the benchmark's database, WAL bytes of the whole server, and
 // statements when pg_stat_statements is loaded (-1 otherwise).
-type pgCounters struct{ commits, rows, walBytes, statements int64 }
+type pgCounters struct{ commits, rollbacks, rows, walBytes, statements int64 }
 
 func readCounters(ctx context.Context, db *pgxpool.Pool) (pgCounters, error) {
 	var c pgCounters
-	err := db.QueryRow(ctx, `SELECT d.xact_commit, d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_bytes::bigint
-FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()`).Scan(&c.commits, &c.rows, &c.walBytes)
+	err := db.QueryRow(ctx, `SELECT d.xact_commit, d.xact_rollback, d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_bytes::bigint
+FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()`).Scan(&c.commits, &c.rollbacks, &c.rows, &c.walBytes)
 	if err != nil {
 		return c, fmt.Errorf("read Postgres's counters: %w", err)
 	}
@@ -353,6 +356,7 @@ func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, n
 	cpu1 := cpuOf(pids)
 	per := func(v int64) float64 { return float64(v) / float64(cfg.events) }
 	out.CommitsPer = per(settled.commits - pg0.commits)
+	out.RollbacksPer = per(settled.rollbacks - pg0.rollbacks)
 	out.RowsPer = per(settled.rows - pg0.rows)
 	out.WALBytesPer = per(settled.walBytes - pg0.walBytes)
 	if settled.statements >= 0 && pg0.statements >= 0 {

@@ -92,7 +92,7 @@ func table(r *Result) string {
 	}
 	row(fmt.Sprintf("latency from publish at %s/s offered (half the sustained rate), %s events", thousands(l.Rate), thousands(float64(l.Events))),
 		fmt.Sprintf("VisitDue p50 %s, p99 %s; task p50 %s, p99 %s%s", ms(l.DueP50), ms(l.DueP99), ms(l.TaskP50), ms(l.TaskP99), settled))
-	per := fmt.Sprintf("%.2f commits, %.1f rows, %.1f KB of WAL", s.CommitsPer, s.RowsPer, s.WALBytesPer/1000)
+	per := fmt.Sprintf("%.2f commits (%.2f rolled back), %.1f rows, %.1f KB of WAL", s.CommitsPer, s.RollbacksPer, s.RowsPer, s.WALBytesPer/1000)
 	if s.StatementsPer > 0 {
 		per += fmt.Sprintf(", %.0f statements", s.StatementsPer)
 	}

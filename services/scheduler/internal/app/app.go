@@ -112,7 +112,13 @@ func updateCustomer(ctx context.Context, tx pgx.Tx, tenant string, c Customer, v
 	if c.ID == "" {
 		return contact.Prefs{}, nil
 	}
-	got, err := store.UpdateCustomer(ctx, tx, tenant, c.ID, source, func(cust *contact.Customer) bool {
+	update := store.UpdateCustomer
+	if version == 0 {
+		// A snapshot: it changes a customer the scheduler knows nothing
+		// newer of, which is rare once intake's CustomerUpdated arrived.
+		update = store.UpdateCustomerIfChanged
+	}
+	got, err := update(ctx, tx, tenant, c.ID, source, func(cust *contact.Customer) bool {
 		return cust.Update(version, c.Prefs, c.Tier, at)
 	})
 	return got.Effective(), err

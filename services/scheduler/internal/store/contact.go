@@ -99,6 +99,28 @@ JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON c.tenant_id = k.t AND c.custom
 	return out, translate("customers", rows.Err())
 }
 
+// UpdateCustomerIfChanged is UpdateCustomer for a change that usually
+// changes nothing (the snapshot a completed service carries, of a customer
+// whose newer version the scheduler keeps already): fn first decides on a
+// copy read without a lock, and the row is locked, read again and changed
+// only when fn would change it. So planning does not queue on the row of a
+// customer whose CustomerUpdated another consumer applies at that moment.
+func UpdateCustomerIfChanged(ctx context.Context, tx pgx.Tx, tenant, id, source string, fn func(c *contact.Customer) bool) (contact.Customer, error) {
+	var seen contact.Customer
+	err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerCols+` FROM customers WHERE tenant_id = $1 AND customer_id = $2`, tenant, id), &seen)
+	switch {
+	case err == nil:
+		probe := seen
+		probe.OptedOut = slices.Clone(seen.OptedOut)
+		if !fn(&probe) {
+			return seen, nil
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return seen, translate("read customer", err)
+	}
+	return UpdateCustomer(ctx, tx, tenant, id, source, fn)
+}
+
 // UpdateCustomer changes a customer by closure within tx: the customer's
 // row is locked (created empty, version 0, when the scheduler never heard of
 // the customer), fn decides and says whether it changed anything, and the

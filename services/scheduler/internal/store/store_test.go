@@ -187,6 +187,46 @@ func TestUpdateCustomerByClosure(t *testing.T) {
 	require.Equal(t, t0.Add(time.Hour), got.UpdatedAt.UTC())
 }
 
+// UpdateCustomerIfChanged decides on an unlocked read: a snapshot that
+// changes nothing does not wait for the row another transaction holds
+// (the CustomerUpdated consumer), and returns the customer as stored; one
+// that changes something locks, creates and saves as UpdateCustomer does.
+func TestUpdateCustomerIfChangedWaitsOnlyToWrite(t *testing.T) {
+	ctx, pool := setup(t)
+	snapshot := func(c *contact.Customer) bool { return c.Update(0, contact.Prefs{TimeZone: "UTC"}, "gold", t0) }
+	var c contact.Customer
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", snapshot)
+		return err
+	}))
+	require.Equal(t, "gold", c.Tier, "an unknown customer is created from the snapshot")
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := store.UpdateCustomer(ctx, tx, "default", "c-1", "test", func(c *contact.Customer) bool {
+			return c.Update(3, contact.Prefs{TimeZone: "Asia/Shanghai"}, "key", t0)
+		})
+		return err
+	}))
+
+	// Another transaction holds the row, as a CustomerUpdated being applied does.
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `SELECT 1 FROM customers WHERE tenant_id = 'default' AND customer_id = 'c-1' FOR UPDATE`)
+	require.NoError(t, err)
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+			return err
+		}
+		var err error
+		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", snapshot)
+		return err
+	}), "a snapshot that changes nothing does not wait for the lock")
+	require.Equal(t, int64(3), c.Version)
+	require.Equal(t, "key", c.Tier)
+	require.Equal(t, "Asia/Shanghai", c.Prefs.TimeZone)
+}
+
 // A contact policy stored before the calendar moved to pkg/contact reads as it was.
 func TestStoredContactPolicyReads(t *testing.T) {
 	ctx, pool := setup(t)
