@@ -57,7 +57,9 @@ func measureJetStream(ctx context.Context, url string, n int) (single, b100, b50
 	for i := range n {
 		msg := &nats.Msg{Subject: "huifang.bench.raw.single", Data: rawPayload, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, "s-"+strconv.Itoa(i))
-		if _, err := js.PublishMsgAsync(msg); err != nil {
+		// A full window waits for acks (on a busy machine longer than the
+		// default 200 ms) rather than failing the publish.
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 			return 0, 0, 0, fmt.Errorf("raw jetstream: publish: %w", err)
 		}
 	}
