@@ -83,12 +83,55 @@ func wrote(ctx context.Context) {
 // Add writes msg into the outbox within tx and returns its event id. The
 // trace context of ctx travels with it.
 func Add(ctx context.Context, tx pgx.Tx, msg Message) (string, error) {
+	row, err := encode(ctx, msg)
+	if err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
+		row.id, row.subject, row.payload, row.headers); err != nil {
+		return "", fmt.Errorf("outbox: insert %s: %w", msg.Subject, err)
+	}
+	wrote(ctx)
+	return row.id, nil
+}
+
+// AddMany writes msgs into the outbox within tx in one statement, in their
+// order (the relay publishes them so), and returns their event ids. The
+// trace context of ctx travels with each. It is Add for a batch: one round
+// trip however many messages.
+func AddMany(ctx context.Context, tx pgx.Tx, msgs []Message) ([]string, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	ids, subjects, headers := make([]string, len(msgs)), make([]string, len(msgs)), make([]string, len(msgs))
+	payloads := make([][]byte, len(msgs))
+	for i, msg := range msgs {
+		row, err := encode(ctx, msg)
+		if err != nil {
+			return nil, err
+		}
+		ids[i], subjects[i], payloads[i], headers[i] = row.id, row.subject, row.payload, string(row.headers)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers)
+SELECT id, subject, payload, headers::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+  WITH ORDINALITY AS m (id, subject, payload, headers, n) ORDER BY n`,
+		ids, subjects, payloads, headers); err != nil {
+		return nil, fmt.Errorf("outbox: insert %d messages: %w", len(msgs), err)
+	}
+	wrote(ctx)
+	return ids, nil
+}
+
+// encode is msg as an outbox row: its id (a new one when it has none), the
+// payload marshalled, the headers with the content type and the trace
+// context of ctx.
+func encode(ctx context.Context, msg Message) (outboxRow, error) {
 	if msg.ID == "" {
 		msg.ID = NewEventID()
 	}
 	body, err := proto.Marshal(msg.Payload)
 	if err != nil {
-		return "", fmt.Errorf("outbox: marshal %s: %w", msg.Subject, err)
+		return outboxRow{}, fmt.Errorf("outbox: marshal %s: %w", msg.Subject, err)
 	}
 	h := nats.Header{}
 	for k, vs := range msg.Header {
@@ -100,14 +143,9 @@ func Add(ctx context.Context, tx pgx.Tx, msg Message) (string, error) {
 	stream.InjectTrace(ctx, h)
 	hj, err := json.Marshal(h)
 	if err != nil {
-		return "", fmt.Errorf("outbox: headers: %w", err)
+		return outboxRow{}, fmt.Errorf("outbox: headers: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
-		msg.ID, msg.Subject, body, hj); err != nil {
-		return "", fmt.Errorf("outbox: insert %s: %w", msg.Subject, err)
-	}
-	wrote(ctx)
-	return msg.ID, nil
+	return outboxRow{id: msg.ID, subject: msg.Subject, payload: body, headers: hj}, nil
 }
 
 // AddRaw writes an already encoded payload, e.g. a dead letter kept byte for byte.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/huifang/huifang/pkg/outbox"
@@ -322,4 +323,53 @@ func TestRoundWithEventsStoredBeforeIsPublishedOneByOne(t *testing.T) {
 	pending, err := outbox.Pending(b.ctx, b.pool)
 	require.NoError(t, err)
 	require.Zero(t, pending)
+}
+
+// AddMany writes a batch in one statement: in its order, each with its
+// headers (the content type added, the caller's kept), ids made where
+// missing; the relay publishes them as Add's. A failing statement writes
+// none of them.
+func TestAddManyKeepsTheOrder(t *testing.T) {
+	b := setup(t)
+	add(t, b, "e-0", "zero")
+	var ids []string
+	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		var err error
+		ids, err = outbox.AddMany(b.ctx, tx, []outbox.Message{
+			{ID: "e-1", Subject: "huifang.events.test", Payload: wrapperspb.String("one")},
+			{Subject: "huifang.events.test", Payload: wrapperspb.String("two"), Header: nats.Header{"X-Origin": []string{"import"}}},
+			{ID: "e-3", Subject: "huifang.events.test", Payload: wrapperspb.String("three")},
+		})
+		return err
+	}))
+	require.Len(t, ids, 3)
+	require.Equal(t, "e-1", ids[0])
+	require.NotEmpty(t, ids[1])
+	require.Equal(t, "e-3", ids[2])
+	none, err := outbox.AddMany(b.ctx, nil, nil)
+	require.NoError(t, err, "nothing to write touches no transaction")
+	require.Empty(t, none)
+
+	err = pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		_, err := outbox.AddMany(b.ctx, tx, []outbox.Message{
+			{ID: "e-4", Subject: "huifang.events.test", Payload: wrapperspb.String("four")},
+			{ID: "e-1", Subject: "huifang.events.test", Payload: wrapperspb.String("a taken id")},
+		})
+		return err
+	})
+	require.ErrorContains(t, err, "outbox: insert 2 messages")
+
+	n, err := outbox.NewRelay(b.pool, b.js, b.log, "svc").RunOnce(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	msgs := streamMsgs(t, b)
+	require.Len(t, msgs, 4)
+	for i, want := range []string{"zero", "one", "two", "three"} {
+		var got wrapperspb.StringValue
+		require.NoError(t, proto.Unmarshal(msgs[i].Data(), &got))
+		require.Equal(t, want, got.Value)
+		require.Equal(t, stream.ContentTypeProtobuf, msgs[i].Headers().Get(stream.HeaderContentType))
+	}
+	require.Equal(t, ids[1], msgs[2].Headers().Get(jetstream.MsgIDHeader))
+	require.Equal(t, "import", msgs[2].Headers().Get("X-Origin"))
 }
