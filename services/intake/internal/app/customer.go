@@ -49,14 +49,21 @@ func customerUpdated(c *archive.Customer, changed []string) *eventsv1.CustomerUp
 // from (the caller is the entry's actor; an upstream system's event, an
 // import, an erasure are named in source).
 func (a *App) auditPreferences(ctx context.Context, tx pgx.Tx, c *archive.Customer, source string) error {
+	return audit.Append(ctx, tx, a.preferencesEntry(ctx, c, source))
+}
+
+// preferencesEntry is auditPreferences's entry, for a caller that appends
+// several at once.
+func (a *App) preferencesEntry(ctx context.Context, c *archive.Customer, source string) audit.Entry {
 	opted := []string{}
 	if c.Preferences != nil {
 		for _, ch := range c.Preferences.OptedOut {
 			opted = append(opted, ch.String())
 		}
 	}
-	return a.auditTx(ctx, tx, c.TenantID, "customer.preferences", audit.Target{Kind: "customer", ID: c.ID},
-		audit.Detail{"version": c.Version, "opted_out": opted, "source": source})
+	return audit.Entry{Tenant: c.TenantID, Actor: audit.By(ctx, Service), Action: "customer.preferences",
+		Target: audit.Target{Kind: "customer", ID: c.ID}, Detail: audit.Detail{"version": c.Version, "opted_out": opted, "source": source},
+		At: a.Now()}
 }
 
 // announce writes CustomerUpdated for a saved change of c and re-evaluates
@@ -79,12 +86,18 @@ func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, chan
 			return err
 		}
 	}
-	ref := c.NewReferrer(changed)
-	if ref == "" {
-		return nil
+	if ref := c.NewReferrer(changed); ref != "" {
+		return a.referred(ctx, tx, c.TenantID, ref, c.ExternalID)
 	}
+	return nil
+}
+
+// referred re-evaluates the tier of the customer ref (an external id) that
+// the customer by has newly named as its referrer, and announces a change;
+// nothing when ref is not (yet) in the archive.
+func (a *App) referred(ctx context.Context, tx pgx.Tx, tenantID, ref, by string) error {
 	var refChanged []string
-	referrer, err := a.Store.UpdateCustomerByExternalID(ctx, tx, c.TenantID, ref, func(r *archive.Customer) (bool, error) {
+	referrer, err := a.Store.UpdateCustomerByExternalID(ctx, tx, tenantID, ref, func(r *archive.Customer) (bool, error) {
 		var err error
 		refChanged, err = a.settle(ctx, tx, r, nil)
 		return len(refChanged) > 0, err
@@ -95,5 +108,5 @@ func (a *App) announce(ctx context.Context, tx pgx.Tx, c *archive.Customer, chan
 	if err != nil {
 		return err
 	}
-	return a.announce(ctx, tx, referrer, refChanged, "referral by "+c.ExternalID)
+	return a.announce(ctx, tx, referrer, refChanged, "referral by "+by)
 }

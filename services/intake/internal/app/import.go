@@ -3,18 +3,24 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 	"github.com/huifang/huifang/services/intake/internal/ingest"
+	"github.com/huifang/huifang/services/intake/internal/tier"
 )
 
 // MaxImportBatch bounds the records of one ImportCustomers.
@@ -78,6 +84,18 @@ func (a *App) ImportCustomers(ctx context.Context, in ImportCustomers) (Import, 
 }
 
 // ImportCustomersTx is ImportCustomers within the caller's transaction.
+//
+// It works set-wise, however many records: the customers the valid records
+// name are read and locked in one statement, their tier figures in one
+// query; the records are merged in Go in their order (several records of
+// one customer one after the other, each settled and announced as if
+// imported alone); then the changed customers are written by a COPY and one
+// statement, their CustomerUpdated by another, the audit entries of changed
+// preferences by one append. A customer that records only confirm (a
+// resumed import) writes nothing. A new customer a concurrent writer
+// created meanwhile is merged again the one-record way (importRecord), so
+// nothing is overwritten. A referrer outside the call that a record newly
+// names is re-evaluated once, after the call's customers are written.
 func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustomers) (Import, error) {
 	var bad invalid.List
 	t := tenant.Parse(&bad, "tenant_id", in.Tenant)
@@ -91,6 +109,7 @@ func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustome
 	}
 	out := Import{Results: make([]ImportResult, len(in.Records))}
 	now := a.Now()
+	var valid []validRecord
 	for i, rec := range in.Records {
 		r := &out.Results[i]
 		r.Line = rec.Line
@@ -101,25 +120,221 @@ func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustome
 		at := ingest.ImportRecord(&l, i, rec.Customer, rec.SourceUpdatedAt, now)
 		if err := l.Err(); err != nil {
 			r.Outcome, r.Invalid = Rejected, asInvalid(err)
-			out.Rejected++
 			continue
 		}
-		var err error
-		if r.Outcome, r.CustomerID, err = a.importRecord(ctx, tx, t, rec.Customer, at); err != nil {
-			// A customer whose CustomerUpdated would be too large after
-			// the merge refuses the call (its records all or none).
-			return Import{}, fmt.Errorf("record on line %d: %w", rec.Line, refusedAs(fmt.Sprintf("records[%d].customer", i), err))
+		valid = append(valid, validRecord{index: i, line: rec.Line, customer: rec.Customer, at: at})
+	}
+	if len(valid) > 0 {
+		if err := a.importSet(ctx, tx, t, valid, out.Results); err != nil {
+			return Import{}, err
 		}
+	}
+	for _, r := range out.Results {
 		switch r.Outcome {
 		case Imported:
 			out.Imported++
 		case Updated:
 			out.Updated++
-		default:
+		case Unchanged:
 			out.Unchanged++
+		default:
+			out.Rejected++
 		}
 	}
 	return out, nil
+}
+
+// validRecord is a record of a call that passed validation.
+type validRecord struct {
+	index    int // in the call
+	line     int64
+	customer *typesv1.Customer
+	at       time.Time
+}
+
+// refusal is the refusal of the call for its record at index: a customer
+// whose CustomerUpdated would be too large after the merge refuses the
+// call (its records all or none).
+func refusal(rec validRecord, err error) error {
+	return fmt.Errorf("record on line %d: %w", rec.line, refusedAs(fmt.Sprintf("records[%d].customer", rec.index), err))
+}
+
+// importSet merges the valid records of a call set-wise (ImportCustomersTx)
+// and fills in their results.
+func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []validRecord, results []ImportResult) error {
+	now := a.Now()
+	var exts []string
+	firstAt := map[string]time.Time{}
+	for _, r := range recs {
+		if _, ok := firstAt[r.customer.ExternalId]; !ok {
+			firstAt[r.customer.ExternalId] = r.at
+			exts = append(exts, r.customer.ExternalId)
+		}
+	}
+	set, err := a.Store.LockCustomerSet(ctx, tx, tenantID, exts)
+	if err != nil {
+		return err
+	}
+	// The customers the archive does not hold yet exist from their first
+	// record on (until then a referral to them finds none).
+	exists := map[string]bool{}
+	for _, ext := range exts {
+		if _, ok := set.Customer(ext); ok {
+			exists[ext] = true
+		} else {
+			set.Add(ext, firstAt[ext])
+		}
+	}
+	// The figures as they stand; imports change only the referrals among
+	// them, which the merge below keeps current as records name referrers.
+	if err := a.Store.Figures(ctx, tx, tenantID, tier.ScopeAt(now), set.Customers()); err != nil {
+		return err
+	}
+
+	var (
+		changedSet []*archive.Customer
+		dirty      = map[string]bool{}
+		events     []pendingEvent
+		entries    []pendingEntry
+		outside    []referral
+	)
+	touch := func(c *archive.Customer) {
+		if !dirty[c.ExternalID] {
+			dirty[c.ExternalID] = true
+			changedSet = append(changedSet, c)
+		}
+	}
+	announce := func(rec validRecord, c *archive.Customer, changed []string) error {
+		ev := customerUpdated(c, changed)
+		if n, limit := proto.Size(ev), a.EventLimit(); n > limit {
+			return refusal(rec, &tooLargeError{event: string(ev.ProtoReflect().Descriptor().Name()), size: n, limit: limit})
+		}
+		events = append(events, pendingEvent{externalID: c.ExternalID, ev: ev})
+		return nil
+	}
+	for _, rec := range recs {
+		ext := rec.customer.ExternalId
+		c, _ := set.Customer(ext)
+		created := !exists[ext]
+		exists[ext] = true
+		before := c.ReferredBy
+		changed := archive.Merge(&c.Record, archive.FromProto(rec.customer, rec.at))
+		if created {
+			changed = append([]string{archive.FieldCreated}, changed...)
+		}
+		if c.ReferredBy != before {
+			if r, ok := set.Customer(before); ok {
+				r.Metrics.Referrals--
+			}
+			if r, ok := set.Customer(c.ReferredBy); ok {
+				r.Metrics.Referrals++
+			}
+		}
+		changed = c.Settle(a.Rules, changed, now)
+		res := &results[rec.index]
+		res.CustomerID = c.ID
+		switch {
+		case created:
+			res.Outcome = Imported
+		case len(changed) > 0:
+			res.Outcome = Updated
+		default:
+			res.Outcome = Unchanged
+		}
+		if len(changed) == 0 {
+			continue
+		}
+		touch(c)
+		if err := announce(rec, c, changed); err != nil {
+			return err
+		}
+		if slices.Contains(changed, archive.FieldPreferences) {
+			entries = append(entries, pendingEntry{externalID: ext, entry: a.preferencesEntry(ctx, c, "ImportCustomers")})
+		}
+		ref := c.NewReferrer(changed)
+		r, inSet := set.Customer(ref)
+		switch {
+		case ref == "":
+		case !inSet:
+			outside = append(outside, referral{rec: rec, ref: ref, by: ext})
+		case exists[ref]:
+			// As announce re-evaluates a referrer in the archive.
+			if refChanged := r.Settle(a.Rules, nil, now); len(refChanged) > 0 {
+				touch(r)
+				if err := announce(rec, r, refChanged); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	taken, err := a.Store.SaveCustomerSet(ctx, tx, set, changedSet)
+	if err != nil {
+		return err
+	}
+	redo := map[string]bool{}
+	for _, ext := range taken {
+		redo[ext] = true
+	}
+	msgs := make([]outbox.Message, 0, len(events))
+	for _, e := range events {
+		if !redo[e.externalID] {
+			msgs = append(msgs, outbox.Message{ID: e.ev.EventId, Subject: stream.SubjectCustomerUpdated, Payload: e.ev})
+		}
+	}
+	if _, err := outbox.AddMany(ctx, tx, msgs); err != nil {
+		return err
+	}
+	// New customers a concurrent writer created: their records again, the
+	// one-record way, on the row the other writer committed.
+	for _, rec := range recs {
+		if !redo[rec.customer.ExternalId] {
+			continue
+		}
+		res := &results[rec.index]
+		if res.Outcome, res.CustomerID, err = a.importRecord(ctx, tx, tenantID, rec.customer, rec.at); err != nil {
+			return refusal(rec, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range outside {
+		if seen[r.ref] {
+			continue
+		}
+		seen[r.ref] = true
+		if err := a.referred(ctx, tx, tenantID, r.ref, r.by); err != nil {
+			return refusal(r.rec, err)
+		}
+	}
+	// Last: the audit log's head stays locked until the commit.
+	kept := make([]audit.Entry, 0, len(entries))
+	for _, e := range entries {
+		if !redo[e.externalID] {
+			kept = append(kept, e.entry)
+		}
+	}
+	return audit.Append(ctx, tx, kept...)
+}
+
+// pendingEvent is a CustomerUpdated of an import, written once the
+// customers are.
+type pendingEvent struct {
+	externalID string
+	ev         *eventsv1.CustomerUpdated
+}
+
+// pendingEntry is an audit entry of an import, appended once the
+// customers are written.
+type pendingEntry struct {
+	externalID string
+	entry      audit.Entry
+}
+
+// referral is a referrer outside an import's customers that a record newly
+// names.
+type referral struct {
+	rec     validRecord
+	ref, by string
 }
 
 // importRecord merges one valid record into the archive.

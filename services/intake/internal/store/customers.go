@@ -30,6 +30,21 @@ FROM customers LEFT JOIN LATERAL (SELECT k.version AS key_version, k.kek_id, k.w
 // they were stored: a clear name, contacts sealed under the ring key key_id
 // or, before that, in clear.
 func (s *Store) scanCustomer(ctx context.Context, row pgx.Row) (*archive.Customer, error) {
+	c, _, err := s.scanSealed(ctx, row)
+	return c, err
+}
+
+// openedKey is the data key a customer's fields were opened with, and its
+// version: what they are sealed under again when it is saved.
+type openedKey struct {
+	dk      *privacy.DataKey
+	version int64
+}
+
+// scanSealed is scanCustomer that also returns the data key the fields
+// were opened with; nil when the row has none usable (not yet re-sealed,
+// or erased).
+func (s *Store) scanSealed(ctx context.Context, row pgx.Row) (*archive.Customer, *openedKey, error) {
 	var (
 		c                           archive.Customer
 		clearName, clearPh, clearEm string
@@ -44,38 +59,40 @@ func (s *Store) scanCustomer(ctx context.Context, row pgx.Row) (*archive.Custome
 	err := row.Scan(&c.ID, &c.TenantID, &c.ExternalID, &clearName, &clearPh, &clearEm, &nameEnc, &phoneEnc, &emailEnc, &ringKeyID, &dekVersion,
 		&keyVersion, &kekID, &wrapped, &c.Tier, &c.Kind, &c.ReferredBy, &c.OrgUnit, &c.Owners, &prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
 	if err != nil {
-		return nil, wrap("read customer", err)
+		return nil, nil, wrap("read customer", err)
 	}
+	var key *openedKey
 	switch {
 	case dekVersion == 0:
 		if err := s.openLegacy(&c, clearName, clearPh, clearEm, ringKeyID, phoneEnc, emailEnc); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	case keyVersion == nil || *keyVersion != dekVersion:
 		c.Erased = true
 	default:
 		dk, err := s.openKey(ctx, c.TenantID, c.ID, storedKey{version: dekVersion, kekID: *kekID, wrapped: wrapped})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		key = &openedKey{dk: dk, version: dekVersion}
 		for _, f := range []struct {
 			name string
 			dst  *string
 			data []byte
 		}{{fieldName, &c.Name, nameEnc}, {fieldPhone, &c.Phone, phoneEnc}, {fieldEmail, &c.Email, emailEnc}} {
 			if *f.dst, err = dk.Open(f.data, privacy.FieldAAD(c.TenantID, c.ID, f.name, dekVersion)); err != nil {
-				return nil, fmt.Errorf("store: customer %s %s: %w", c.ID, f.name, err)
+				return nil, nil, fmt.Errorf("store: customer %s %s: %w", c.ID, f.name, err)
 			}
 		}
 	}
 	if len(prefs) > 2 {
 		p := &typesv1.ContactPreferences{}
 		if err := protojson.Unmarshal(prefs, p); err != nil {
-			return nil, fmt.Errorf("store: customer %s preferences: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("store: customer %s preferences: %w", c.ID, err)
 		}
 		c.Preferences = archive.PreferencesFromProto(p)
 	}
-	return &c, nil
+	return &c, key, nil
 }
 
 // openLegacy reads the fields of a row not yet sealed under a data key.
@@ -116,17 +133,11 @@ func (s *Store) scanCustomers(ctx context.Context, rows pgx.Rows, op string) ([]
 // its data key (made when it has none), the clear columns and the old ring
 // key id cleared, contacts hashed with the current hash key.
 func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Customer) error {
-	prefs := []byte("{}")
-	if c.Preferences != nil {
-		var err error
-		if prefs, err = protojson.Marshal(c.Preferences.Proto()); err != nil {
-			return fmt.Errorf("store: preferences: %w", err)
-		}
+	prefs, err := preferencesJSON(c)
+	if err != nil {
+		return err
 	}
-	owners := c.Owners
-	if owners == nil {
-		owners = []string{}
-	}
+	owners := ownersOf(c)
 	hashes := []any{s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), s.Cipher.HashKeyID()}
 	// The fast way: the data key cached last, when it is still the one
 	// stored (checked in the same statement: a key cached by a transaction

@@ -11,7 +11,9 @@ import (
 // Figures loads the figures the tier rules read into the customers' Metrics
 // (customers of one tenant), counted in scope: spend, claims and cars of the
 // services completed since scope.Since, and the referrals. One query,
-// however many customers.
+// however many customers (the test that referred_by is not empty says what
+// the planner cannot prove from an array of more than 100 ids: that the
+// partial index of referrals holds every row it needs).
 func (s *Store) Figures(ctx context.Context, q postgres.Querier, tenant string, scope tier.Scope, cs []*archive.Customer) error {
 	if len(cs) == 0 {
 		return nil
@@ -30,7 +32,7 @@ LEFT JOIN (SELECT customer_id, sum(amount_minor)::bigint AS spend, sum(claim_amo
     count(DISTINCT vin) FILTER (WHERE vin <> '' AND service_type = ANY($5)) AS cars
   FROM services WHERE customer_id = ANY($1) AND completed_at > $3 GROUP BY customer_id) s ON s.customer_id = c.id
 LEFT JOIN (SELECT referred_by, count(*) AS n FROM customers
-  WHERE tenant_id = $4 AND referred_by = ANY($2) GROUP BY referred_by) r ON r.referred_by = c.ext`,
+  WHERE tenant_id = $4 AND referred_by = ANY($2) AND referred_by <> '' GROUP BY referred_by) r ON r.referred_by = c.ext`,
 		ids, exts, scope.Since, tenant, scope.CarServiceTypes)
 	if err != nil {
 		return wrap("tier figures", err)
