@@ -91,25 +91,30 @@ func (cs *CustomerSet) Customers() []*archive.Customer {
 }
 
 // The staging table of SaveCustomerSet: the rows to write, as customers
-// will hold them, filled by COPY and dropped at the end of the transaction.
-const createStage = `DROP TABLE IF EXISTS pg_temp.customer_stage;
-CREATE TEMP TABLE customer_stage (
+// will hold them, with the data keys of the new ones, filled by COPY. It is
+// the session's (made at its first import, so that the merge's plan is
+// prepared once per connection) and emptied at every commit.
+const stageTable = `SET LOCAL client_min_messages = warning;
+CREATE TEMP TABLE IF NOT EXISTS customer_stage (
   n int NOT NULL, id text NOT NULL, external_id text NOT NULL, is_new boolean NOT NULL,
   name_enc bytea, phone_enc bytea, email_enc bytea, dek_version bigint NOT NULL,
   phone_hash text NOT NULL, email_hash text NOT NULL, hash_key_id text NOT NULL,
   tier text NOT NULL, kind text NOT NULL, referred_by text NOT NULL, org_unit text NOT NULL,
   owner_ids text[] NOT NULL, preferences jsonb NOT NULL, version bigint NOT NULL,
-  source_updated_at timestamptz NOT NULL, updated_at timestamptz NOT NULL
-) ON COMMIT DROP`
+  source_updated_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+  kek_id text, wrapped bytea
+) ON COMMIT DELETE ROWS;
+DELETE FROM customer_stage`
 
 var stageColumns = []string{"n", "id", "external_id", "is_new", "name_enc", "phone_enc", "email_enc", "dek_version",
 	"phone_hash", "email_hash", "hash_key_id", "tier", "kind", "referred_by", "org_unit",
-	"owner_ids", "preferences", "version", "source_updated_at", "updated_at"}
+	"owner_ids", "preferences", "version", "source_updated_at", "updated_at", "kek_id", "wrapped"}
 
 // mergeStage writes the staged rows into customers in one statement: the
-// new ones inserted unless a concurrent writer created the same (tenant,
-// external id) meanwhile (their external ids are returned, nothing of them
-// written), the others updated (rows the caller holds locked).
+// new ones inserted with their data keys unless a concurrent writer created
+// the same (tenant, external id) meanwhile (their external ids are
+// returned, nothing of them written), the others updated (rows the caller
+// holds locked).
 const mergeStage = `WITH inserted AS (
   INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
     phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at)
@@ -117,30 +122,26 @@ const mergeStage = `WITH inserted AS (
     phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at
   FROM customer_stage WHERE is_new ORDER BY n
   ON CONFLICT (tenant_id, external_id) DO NOTHING
-  RETURNING external_id
+  RETURNING id
+), keys AS (
+  INSERT INTO customer_keys (tenant_id, customer_id, version, kek_id, wrapped)
+  SELECT $1, s.id, s.dek_version, s.kek_id, s.wrapped FROM customer_stage s JOIN inserted i ON i.id = s.id
 ), updated AS (
   UPDATE customers c SET name = '', phone = '', email = '', name_enc = s.name_enc, phone_enc = s.phone_enc, email_enc = s.email_enc,
     key_id = '', dek_version = s.dek_version, phone_hash = s.phone_hash, email_hash = s.email_hash, hash_key_id = s.hash_key_id,
     tier = s.tier, kind = s.kind, referred_by = s.referred_by, org_unit = s.org_unit, owner_ids = s.owner_ids,
     preferences = s.preferences, version = s.version, source_updated_at = s.source_updated_at, updated_at = s.updated_at
   FROM customer_stage s WHERE NOT s.is_new AND c.tenant_id = $1 AND c.id = s.id
-  RETURNING c.id
 )
 SELECT s.external_id FROM customer_stage s
-WHERE s.is_new AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.external_id = s.external_id)
+WHERE s.is_new AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.id = s.id)
 ORDER BY s.n`
-
-// newKey is a data key made for a new customer, to be stored beside it.
-type newKey struct {
-	externalID, customer, kekID string
-	wrapped                     []byte
-}
 
 // SaveCustomerSet writes the customers of cs listed in save (changed in
 // Go, each once) as save would, set-wise: name, phone and email sealed
-// under the customer's data key (a new customer's made and wrapped here,
-// stored in one COPY), the rows copied into a staging table and written by
-// one statement. It returns the external ids of new customers a concurrent
+// under the customer's data key (a new customer's made and wrapped here),
+// the rows and new keys copied into a staging table and written by one
+// statement. It returns the external ids of new customers a concurrent
 // writer created meanwhile: nothing of those is written (their keys
 // neither), the caller merges them again the one-record way. A customer
 // without a usable data key (not yet re-sealed, erased) is saved on its own.
@@ -151,7 +152,6 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 	hashKeyID := s.Cipher.HashKeyID()
 	var (
 		rows  [][]any
-		keys  []newKey
 		alone []*archive.Customer
 	)
 	for _, c := range save {
@@ -159,11 +159,12 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 		if !ok || m.c != c {
 			return nil, fmt.Errorf("store: customer %s is not of the set", c.ID)
 		}
-		key := m.key
+		key, kekID, wrapped := m.key, "", []byte(nil)
 		if m.isNew {
 			const version = 1 // as dataKey makes the first one
 			raw := privacy.NewDataKey()
-			kekID, wrapped, err := s.keys().Wrap(ctx, cs.tenant, raw, privacy.DataKeyAAD(c.ID, version))
+			var err error
+			kekID, wrapped, err = s.keys().Wrap(ctx, cs.tenant, raw, privacy.DataKeyAAD(c.ID, version))
 			if err != nil {
 				return nil, fmt.Errorf("store: customer %s: wrap a data key: %w", c.ID, err)
 			}
@@ -172,7 +173,6 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 				return nil, err
 			}
 			key = &openedKey{dk: dk, version: version}
-			keys = append(keys, newKey{externalID: c.ExternalID, customer: c.ID, kekID: kekID, wrapped: wrapped})
 		}
 		if key == nil {
 			alone = append(alone, c)
@@ -188,15 +188,12 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 		rows = append(rows, []any{len(rows), c.ID, c.ExternalID, m.isNew,
 			sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), key.version,
 			s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), hashKeyID,
-			c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, ownersOf(c), prefs, c.Version, c.SourceUpdatedAt, c.UpdatedAt})
+			c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, ownersOf(c), prefs, c.Version, c.SourceUpdatedAt, c.UpdatedAt, nullable(kekID), wrapped})
 	}
 	if len(rows) > 0 {
 		if taken, err = s.mergeRows(ctx, q, cs.tenant, rows); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.storeKeys(ctx, q, cs.tenant, keys, taken); err != nil {
-		return nil, err
 	}
 	for _, c := range alone {
 		if err := s.save(ctx, q, c); err != nil {
@@ -208,8 +205,8 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 
 // mergeRows copies rows into the staging table and merges them into customers.
 func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string, rows [][]any) ([]string, error) {
-	if _, err := q.Exec(ctx, createStage); err != nil {
-		return nil, wrap("create the staging table", err)
+	if _, err := q.Exec(ctx, stageTable); err != nil {
+		return nil, wrap("staging table", err)
 	}
 	if _, err := q.CopyFrom(ctx, pgx.Identifier{"customer_stage"}, stageColumns, pgx.CopyFromRows(rows)); err != nil {
 		return nil, wrap("copy customers", err)
@@ -225,27 +222,6 @@ func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string
 	return taken, nil
 }
 
-// storeKeys writes the data keys of the new customers, but those of the
-// external ids taken by a concurrent writer, in one COPY.
-func (s *Store) storeKeys(ctx context.Context, q postgres.Querier, tenant string, keys []newKey, taken []string) error {
-	skip := make(map[string]bool, len(taken))
-	for _, ext := range taken {
-		skip[ext] = true
-	}
-	rows := make([][]any, 0, len(keys))
-	for _, k := range keys {
-		if !skip[k.externalID] {
-			rows = append(rows, []any{tenant, k.customer, int64(1), k.kekID, k.wrapped})
-		}
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	_, err := q.CopyFrom(ctx, pgx.Identifier{"customer_keys"}, []string{"tenant_id", "customer_id", "version", "kek_id", "wrapped"},
-		pgx.CopyFromRows(rows))
-	return wrap("store data keys", err)
-}
-
 // preferencesJSON is what the preferences column holds of c's preferences.
 func preferencesJSON(c *archive.Customer) ([]byte, error) {
 	if c.Preferences == nil {
@@ -256,6 +232,14 @@ func preferencesJSON(c *archive.Customer) ([]byte, error) {
 		return nil, fmt.Errorf("store: preferences: %w", err)
 	}
 	return prefs, nil
+}
+
+// nullable is s, NULL when empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // ownersOf is what the owner_ids column holds of c's owners.
