@@ -3,13 +3,18 @@
 // summary: imported, updated, unchanged and rejected records, the rejected
 // ones with their line numbers.
 //
-//	huifang-import [-addr localhost:7001] [-tenant T] [-batch 200] [-checkpoint F] [-restart] FILE
+//	huifang-import [-addr localhost:7001] [-tenant T] [-batch 1000] [-parallel 4] [-checkpoint F] [-restart] FILE
 //
-// It is resumable: after each batch it writes a checkpoint (FILE.checkpoint by
-// default) with the last line done and the counts so far; run again, it goes
-// on after that line. Records sent twice anyway (a crash between a batch and
-// its checkpoint) change nothing: intake answers them "unchanged", and a
-// customer exists once per (tenant, external id).
+// It sends the records in calls of -batch (intake merges each call's
+// records set-wise in one transaction), -parallel calls in flight at once.
+// It is resumable: as calls complete it writes a checkpoint (FILE.checkpoint
+// by default) with the last line done and the counts so far; run again, it
+// goes on after that line. Calls complete in any order, but the checkpoint
+// only passes a line once every call up to it has succeeded; a failed call
+// (after its retries) stops the import once the calls in flight are done.
+// Records sent twice anyway (a crash between a call and its checkpoint, or
+// calls after a failed one) change nothing: intake answers them
+// "unchanged", and a customer exists once per (tenant, external id).
 //
 // CSV: a header row naming the columns (any order; unknown ones are an error):
 // external_id, name, phone, email, kind, referred_by, org_unit, owner_ids
@@ -36,6 +41,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -58,8 +64,8 @@ func main() {
 	}
 }
 
-// importer is the part of the intake client the command uses.
-type importer interface {
+// intake is the part of the intake client the command uses.
+type intake interface {
 	ImportCustomers(ctx context.Context, in *intakev1.ImportCustomersRequest, opts ...grpc.CallOption) (*intakev1.ImportCustomersResponse, error)
 }
 
@@ -81,14 +87,169 @@ type Rejected struct {
 	Reason string `json:"reason"`
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, client importer) error {
+// add counts a batch intake committed into the checkpoint: its outcomes,
+// the lines that did not parse, and the last line it covers.
+func (cp *Checkpoint) add(b *batch) {
+	for _, r := range b.resp.GetResults() {
+		switch r.GetOutcome() {
+		case intakev1.ImportOutcome_IMPORT_OUTCOME_IMPORTED:
+			cp.Imported++
+		case intakev1.ImportOutcome_IMPORT_OUTCOME_UPDATED:
+			cp.Updated++
+		case intakev1.ImportOutcome_IMPORT_OUTCOME_UNCHANGED:
+			cp.Unchanged++
+		default:
+			cp.Rejected = append(cp.Rejected, Rejected{Line: r.GetLine(), Reason: reason(r.GetViolations())})
+		}
+	}
+	cp.Rejected = append(cp.Rejected, b.rejected...)
+	cp.Line = b.last
+}
+
+// batch is the records of consecutive lines, sent in one call.
+type batch struct {
+	seq     int
+	records []*intakev1.CustomerRecord
+	// last is the last line it covers; rejected are its lines that did
+	// not parse (reported, not sent).
+	last     int64
+	rejected []Rejected
+	resp     *intakev1.ImportCustomersResponse
+	err      error
+}
+
+// importer sends the batches of a file, parallel calls in flight, and
+// commits them in the file's order: a batch is committed (counted and
+// checkpointed) only once every batch before it is, however the calls
+// complete, so that a checkpoint never passes a line whose call did not
+// succeed. A call that fails stops the import after the calls in flight.
+type importer struct {
+	client         intake
+	tenant, source string
+	parallel       int
+	commit         func(*batch) error
+	next           int // the seq of the next batch to commit
+	done           map[int]*batch
+	failed         error
+}
+
+// run reads the records after line from, sends them in batches of size
+// and commits them in order.
+func (im *importer) run(ctx context.Context, reader recordReader, from int64, size int) error {
+	jobs, results := make(chan *batch), make(chan *batch, im.parallel)
+	var workers sync.WaitGroup
+	for range im.parallel {
+		workers.Go(func() {
+			for b := range jobs {
+				if len(b.records) > 0 {
+					b.resp, b.err = send(ctx, im.client, &intakev1.ImportCustomersRequest{TenantId: im.tenant, Source: im.source, Records: b.records})
+				}
+				results <- b
+			}
+		})
+	}
+	im.done = map[int]*batch{}
+	inFlight := 0
+	// dispatch hands b to a worker, committing what completes meanwhile;
+	// after a failure it sends nothing more. A worker reports its call
+	// before it takes the next, so what completed is looked at first.
+	dispatch := func(b *batch) {
+		for {
+			select {
+			case r := <-results:
+				inFlight--
+				im.complete(r)
+				continue
+			default:
+			}
+			if im.failed != nil {
+				return
+			}
+			select {
+			case jobs <- b:
+				inFlight++
+				return
+			case r := <-results:
+				inFlight--
+				im.complete(r)
+			}
+		}
+	}
+	cur := &batch{last: from}
+	var readErr error
+	for im.failed == nil {
+		rec, line, err := reader.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if line <= from {
+			continue
+		}
+		cur.last = line
+		var bad *badRecord
+		switch {
+		case errors.As(err, &bad):
+			cur.rejected = append(cur.rejected, Rejected{Line: line, Reason: bad.reason})
+		case err != nil:
+			readErr = err
+		default:
+			cur.records = append(cur.records, rec)
+		}
+		if readErr != nil {
+			break
+		}
+		if len(cur.records) >= size {
+			dispatch(cur)
+			cur = &batch{seq: cur.seq + 1, last: cur.last}
+		}
+	}
+	if im.failed == nil && readErr == nil {
+		dispatch(cur) // the rest, or only the checkpoint at the last line
+	}
+	close(jobs)
+	for ; inFlight > 0; inFlight-- {
+		im.complete(<-results)
+	}
+	workers.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	return im.failed
+}
+
+// complete takes a finished call and commits, in order, the batches it
+// makes consecutive. A failed call stops the import (failed): the batches
+// before it are still committed, none after it.
+func (im *importer) complete(b *batch) {
+	im.done[b.seq] = b
+	if b.err != nil && im.failed == nil {
+		im.failed = b.err
+	}
+	for {
+		b, ok := im.done[im.next]
+		if !ok || b.err != nil {
+			return
+		}
+		delete(im.done, im.next)
+		im.next++
+		if err := im.commit(b); err != nil {
+			if im.failed == nil {
+				im.failed = err
+			}
+			return
+		}
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, client intake) error {
 	fs := flag.NewFlagSet("huifang-import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envOr("INTAKE_ADDR", "localhost:7001"), "intake's gRPC address (env INTAKE_ADDR)")
 	tenant := fs.String("tenant", "default", "tenant of the customers")
 	source := fs.String("source", "", "name of the source, for intake (default: the file's name)")
 	format := fs.String("format", "", "csv or jsonl (default: from the file's extension)")
-	batch := fs.Int("batch", 200, "records per call (at most 1000)")
+	batchSize := fs.Int("batch", 1000, "records per call (at most 1000)")
+	parallel := fs.Int("parallel", 4, "calls in flight at once (1–16); the checkpoint only passes a line once every call up to it is done")
 	checkpoint := fs.String("checkpoint", "", "checkpoint file (default: FILE.checkpoint)")
 	restart := fs.Bool("restart", false, "ignore an existing checkpoint and start from the first line")
 	noProgress := fs.Bool("no-progress", false, "do not draw the progress bar")
@@ -104,8 +265,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, client im
 		fs.Usage()
 		return errors.New("one file is required")
 	}
-	if *batch < 1 || *batch > 1000 {
+	if *batchSize < 1 || *batchSize > 1000 {
 		return errors.New("-batch must be 1–1000")
+	}
+	if *parallel < 1 || *parallel > 16 {
+		return errors.New("-parallel must be 1–16")
 	}
 	path := fs.Arg(0)
 	if *format == "" {
@@ -177,60 +341,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, client im
 	}
 
 	bar := progress{w: stderr, total: total, off: *noProgress}
-	var pending []*intakev1.CustomerRecord
-	var lastLine int64
-	flush := func() error {
-		if len(pending) > 0 {
-			resp, err := send(ctx, client, &intakev1.ImportCustomersRequest{TenantId: *tenant, Source: *source, Records: pending})
-			if err != nil {
-				return err
-			}
-			for _, r := range resp.GetResults() {
-				switch r.GetOutcome() {
-				case intakev1.ImportOutcome_IMPORT_OUTCOME_IMPORTED:
-					cp.Imported++
-				case intakev1.ImportOutcome_IMPORT_OUTCOME_UPDATED:
-					cp.Updated++
-				case intakev1.ImportOutcome_IMPORT_OUTCOME_UNCHANGED:
-					cp.Unchanged++
-				default:
-					cp.Rejected = append(cp.Rejected, Rejected{Line: r.GetLine(), Reason: reason(r.GetViolations())})
-				}
-			}
-			pending = pending[:0]
-		}
-		cp.Line = lastLine
-		bar.draw(lastLine)
-		return writeCheckpoint(*checkpoint, cp)
-	}
-	for {
-		rec, line, err := reader.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if line <= cp.Line {
-			continue
-		}
-		lastLine = line
-		var bad *badRecord
-		switch {
-		case errors.As(err, &bad):
-			cp.Rejected = append(cp.Rejected, Rejected{Line: line, Reason: bad.reason})
-		case err != nil:
-			return err
-		default:
-			pending = append(pending, rec)
-		}
-		if len(pending) >= *batch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if lastLine == 0 {
-		lastLine = cp.Line
-	}
-	if err := flush(); err != nil {
+	imp := &importer{client: client, tenant: *tenant, source: *source, parallel: *parallel,
+		commit: func(b *batch) error {
+			cp.add(b)
+			bar.draw(cp.Line)
+			return writeCheckpoint(*checkpoint, cp)
+		}}
+	if err := imp.run(ctx, reader, cp.Line, *batchSize); err != nil {
 		return err
 	}
 	bar.done()
@@ -247,7 +364,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, client im
 // send calls ImportCustomers, retrying while intake is unavailable or holds
 // the caller to its rate (ResourceExhausted with a RetryInfo: waiting at
 // least the delay it asks).
-func send(ctx context.Context, client importer, req *intakev1.ImportCustomersRequest) (*intakev1.ImportCustomersResponse, error) {
+func send(ctx context.Context, client intake, req *intakev1.ImportCustomersRequest) (*intakev1.ImportCustomersResponse, error) {
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		callCtx, cancel := context.WithTimeout(ctx, time.Minute)

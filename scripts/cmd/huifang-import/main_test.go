@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,15 +25,30 @@ import (
 )
 
 // fakeIntake answers like intake: a record without external_id is refused,
-// a known external id is unchanged; failAt makes that call fail (an interruption).
+// a known external id is unchanged; failAt makes that call fail (an
+// interruption). A call whose first line has a gate waits for the gate's
+// error and fails with it (nil: it goes on). Calls may come concurrently.
 type fakeIntake struct {
-	calls  int
-	failAt int
-	seen   map[string]int
-	lines  []int64
+	mu       sync.Mutex
+	calls    int
+	failAt   int
+	seen     map[string]int
+	lines    []int64
+	gate     map[int64]chan error
+	answered []int64 // the first lines of the calls answered
 }
 
 func (f *fakeIntake) ImportCustomers(_ context.Context, in *intakev1.ImportCustomersRequest, _ ...grpc.CallOption) (*intakev1.ImportCustomersResponse, error) {
+	f.mu.Lock()
+	gate := f.gate[in.Records[0].Line]
+	f.mu.Unlock()
+	if gate != nil {
+		if err := <-gate; err != nil {
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls++
 	if f.calls == f.failAt {
 		return nil, errors.New("connection lost")
@@ -51,7 +69,14 @@ func (f *fakeIntake) ImportCustomers(_ context.Context, in *intakev1.ImportCusto
 		f.seen[r.Customer.ExternalId]++
 		resp.Results = append(resp.Results, res)
 	}
+	f.answered = append(f.answered, in.Records[0].Line)
 	return resp, nil
+}
+
+func (f *fakeIntake) answeredLines() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(slices.Values(f.answered))
 }
 
 const archiveCSV = `external_id,name,phone,email,owner_ids,opted_out,windows,dislikes_calls,time_zone
@@ -90,7 +115,7 @@ func TestResumeAfterInterruption(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(archiveCSV), 0o644))
 	fake := &fakeIntake{failAt: 2, seen: map[string]int{}}
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"-batch", "2", path}, &out, &errOut, fake)
+	err := run(context.Background(), []string{"-batch", "2", "-parallel", "1", path}, &out, &errOut, fake)
 	require.ErrorContains(t, err, "connection lost")
 	cp, err := readCheckpoint(path + ".checkpoint")
 	require.NoError(t, err)
@@ -101,7 +126,7 @@ func TestResumeAfterInterruption(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"-batch", "2", path}, &out, &errOut, fake))
 	require.Contains(t, errOut.String(), "resuming after line 3")
 	require.Contains(t, errOut.String(), "100%")
-	require.Equal(t, []int64{2, 3, 4, 6, 7}, fake.lines, "every line sent once (line 5 never parsed)")
+	require.Equal(t, []int64{2, 3, 4, 6, 7}, slices.Sorted(slices.Values(fake.lines)), "every line sent once (line 5 never parsed)")
 	summary := out.String()
 	require.Contains(t, summary, "imported 4, updated 0, unchanged 0, rejected 2")
 	require.Contains(t, summary, "line 4: customer.external_id: is required")
@@ -114,6 +139,51 @@ func TestResumeAfterInterruption(t *testing.T) {
 	out.Reset()
 	require.NoError(t, run(context.Background(), []string{"-batch", "2", "-restart", path}, &out, &errOut, fake))
 	require.Contains(t, out.String(), "imported 0, updated 0, unchanged 4, rejected 2")
+}
+
+// Calls in flight complete in any order; the checkpoint passes a line only
+// once every call up to it succeeded. A call that fails stops the import:
+// the calls after it that succeeded are not in the checkpoint, and a
+// resumed import sends their records again (answered unchanged).
+func TestCheckpointWaitsForEarlierCalls(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "archive.csv")
+	var csv strings.Builder
+	csv.WriteString("external_id,phone\n")
+	for i := range 8 {
+		fmt.Fprintf(&csv, "c-%d,+86138000000%02d\n", i, i)
+	}
+	require.NoError(t, os.WriteFile(path, []byte(csv.String()), 0o644))
+	gate := make(chan error)
+	fake := &fakeIntake{seen: map[string]int{}, gate: map[int64]chan error{4: gate}} // the call of lines 4–5 waits
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-batch", "2", "-parallel", "3", "-no-progress", path}, &out, &errOut, fake)
+	}()
+	require.Eventually(t, func() bool { return slices.Equal(fake.answeredLines(), []int64{2, 6, 8}) }, 10*time.Second, time.Millisecond,
+		"the calls around the waiting one are answered")
+	cp, err := readCheckpoint(path + ".checkpoint")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, cp.Line, "lines 2–3 are done; 6–9 wait for 4–5")
+	require.Equal(t, 2, cp.Imported)
+	gate <- errors.New("connection lost")
+	require.ErrorContains(t, <-done, "connection lost")
+	cp, err = readCheckpoint(path + ".checkpoint")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, cp.Line, "nothing after the failed call")
+
+	fake.gate = nil
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"-batch", "2", "-parallel", "3", "-no-progress", path}, &out, &errOut, fake))
+	require.Contains(t, out.String(), "imported 4, updated 0, unchanged 4, rejected 0", "lines 6–9 again, unchanged")
+	cp, err = readCheckpoint(path + ".checkpoint")
+	require.NoError(t, err)
+	require.EqualValues(t, 9, cp.Line)
+
+	_, err = readCheckpoint(path + ".checkpoint")
+	require.NoError(t, err)
+	require.ErrorContains(t, run(context.Background(), []string{"-parallel", "0", path}, &out, &errOut, fake), "-parallel must be 1–16")
 }
 
 func TestJSONL(t *testing.T) {
