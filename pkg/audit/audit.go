@@ -205,17 +205,31 @@ func appendTenant(ctx context.Context, tx pgx.Tx, tenant string, events []Event)
 	if err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tenant).Scan(&seq, &prev); err != nil {
 		return fmt.Errorf("audit: lock the head of %s: %w", tenant, err)
 	}
-	b := &pgx.Batch{}
+	// One statement for all of them, however many (an import's batch
+	// appends hundreds).
+	n := len(events)
+	seqs, ats := make([]int64, n), make([]time.Time, n)
+	actors, roles, actions, kinds, ids, details := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	prevs, hashes := make([][]byte, n), make([][]byte, n)
 	for i := range events {
 		e := &events[i]
 		seq++
 		e.Seq, e.PrevHash = seq, prev
 		e.Hash = Digest(*e)
 		prev = e.Hash
-		b.Queue(`INSERT INTO audit_log (tenant_id, seq, actor, actor_roles, action, target_kind, target_id, detail, occurred_at, prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			e.Tenant, e.Seq, e.Actor.Subject, e.Actor.Roles, e.Action, e.Target.Kind, e.Target.ID, string(e.Detail), e.At, e.PrevHash, e.Hash)
+		r, err := json.Marshal(e.Actor.Roles)
+		if err != nil {
+			return fmt.Errorf("audit: roles of %s: %w", e.Actor.Subject, err)
+		}
+		seqs[i], actors[i], roles[i], actions[i], kinds[i], ids[i] = e.Seq, e.Actor.Subject, string(r), e.Action, e.Target.Kind, e.Target.ID
+		details[i], ats[i], prevs[i], hashes[i] = string(e.Detail), e.At, e.PrevHash, e.Hash
 	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO audit_log (tenant_id, seq, actor, actor_roles, action, target_kind, target_id, detail, occurred_at, prev_hash, hash)
+SELECT $1, seq, actor, ARRAY(SELECT jsonb_array_elements_text(roles::jsonb)), action, kind, id, detail, at, prev, hash
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::bytea[], $11::bytea[])
+  AS e (seq, actor, roles, action, kind, id, detail, at, prev, hash)
+ORDER BY seq`, tenant, seqs, actors, roles, actions, kinds, ids, details, ats, prevs, hashes)
 	b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1`, tenant, seq, prev)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("audit: append to %s: %w", tenant, err)

@@ -320,3 +320,19 @@ func TestByTakesTheVerifiedCaller(t *testing.T) {
 	require.Equal(t, audit.Actor{Subject: "kc-123", Roles: []string{"leader", "director"}}, audit.By(ctx, "dispatch"))
 	require.Equal(t, audit.Actor{Subject: "system:dispatch", Roles: []string{}}, audit.By(context.Background(), "dispatch"))
 }
+
+// Entries appended together (one statement) keep each its own actor and
+// roles, none or several, in the chain's order.
+func TestAppendManyKeepsEachActor(t *testing.T) {
+	db := pool(t)
+	many := []audit.Entry{entry("acme", "policy.create", 1), entry("acme", "policy.update", 2), entry("acme", "policy.update", 3)}
+	many[0].Actor = audit.System("intake")
+	many[1].Actor.Roles = []string{"tenant_admin", "director"}
+	appendAll(t, db, many...)
+	requireIntact(t, db, "acme", 3)
+	got, err := audit.List(t.Context(), db, audit.Filter{Tenant: "acme"}, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, audit.Actor{Subject: "system:intake", Roles: []string{}}, got[2].Actor)
+	require.Equal(t, []string{"tenant_admin", "director"}, got[1].Actor.Roles)
+	require.Equal(t, "user-0", got[0].Actor.Subject)
+}
