@@ -214,14 +214,15 @@ type Claimed struct {
 }
 
 // ClaimDue claims up to limit planned visits due at or before now, soonest
-// first and, due alike, in the order planned (ids are UUIDv7; the partial
-// index gives due_at, an incremental sort the ties), locked until tx ends: FOR UPDATE SKIP LOCKED, so replicas firing
+// first (visits due alike in no particular order: ordering the ties too would
+// sort every visit of a crowded moment, a window's opening say, each round),
+// locked until tx ends: FOR UPDATE SKIP LOCKED, so replicas firing
 // at the same time never claim the same visit. The scan reads the partial
 // index on pending visits only. A damaged visit is claimed like the others,
 // with its damage, so that one bad row cannot fail the claim of the batch.
 func ClaimDue(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Claimed, error) {
 	rows, err := tx.Query(ctx, `SELECT `+visitCols+` FROM planned_visits WHERE status = 'planned' AND due_at <= $1
-ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 	if err != nil {
 		return nil, translate("claim due visits", err)
 	}
