@@ -84,8 +84,6 @@ func runTests(m *testing.M) int {
 const (
 	tenant = "default"
 	agent  = "a-1"
-	// instantPolicy is the policy of `make run`: a phone follow-up as soon as a repair is done.
-	instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE"}]}}`
 	// taskDeadline bounds ingress → task: the scheduler fires a zero-offset
 	// visit within 2 s, the rest is event hops. It is generous on purpose:
 	// on a loaded machine (CI, other tests beside) hops take many seconds,
@@ -244,7 +242,7 @@ func callTimeout(ctx context.Context, method string, req, reply any, cc *grpc.Cl
 func (s *system) prepare() string {
 	s.t.Helper()
 	req := &schedulerv1.CreatePolicyRequest{}
-	require.NoError(s.t, protojson.Unmarshal([]byte(instantPolicy), req))
+	require.NoError(s.t, protojson.Unmarshal([]byte(stack.InstantPolicy), req))
 	resp, err := s.scheduler.CreatePolicy(s.t.Context(), req)
 	require.NoError(s.t, err, "CreatePolicy instant")
 	require.NotEmpty(s.t, resp.GetPolicy().GetId())

@@ -16,13 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 
-	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
-
-	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/scripts/internal/stack"
 )
 
@@ -80,10 +74,6 @@ type Latency struct {
 	Settled bool    `json:"settled"`
 }
 
-// instantPolicy is make run's demo policy: a phone follow-up as soon as a
-// repair is done, so that every completed repair becomes a task at once.
-const instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE"}]}}`
-
 // measure runs everything and returns the figures.
 func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error) {
 	res := &Result{At: time.Now().UTC(), Commit: cfg.commit, Machine: machine()}
@@ -126,8 +116,13 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 		return nil, err
 	}
 	defer dropDatabase(log, cfg.databaseURL, dbName)
-	countStatements(ctx, log, dbURL)
-	st, is, err := startStack(ctx, log, bin, dbURL, ns.URL, tmp)
+	startCtx, cancelStart := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelStart()
+	st, is, err := stack.StartWithIssuer(startCtx, stack.Config{
+		BinDir: bin, DatabaseURL: dbURL, NATSURL: ns.URL,
+		LogLevel: "info", LogDir: filepath.Join(tmp, "logs"), ReadyTimeout: 2 * time.Minute, StopGrace: 15 * time.Second,
+		Log: log.With("part", "stack"),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +132,9 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 		}
 		_ = is.Close()
 	}()
-	if err := createPolicy(ctx, st, is); err != nil {
+	policyCtx, cancelPolicy := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelPolicy()
+	if err := stack.CreateInstantPolicy(policyCtx, st, is); err != nil {
 		return nil, err
 	}
 	db, err := pgxpool.New(ctx, dbURL)
@@ -145,6 +142,7 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer db.Close()
+	countStatements(ctx, log, db)
 
 	log.Info("sustained rate: burst of completed repairs", "events", cfg.events)
 	if res.Sustained, err = burst(ctx, log, cfg, st, ns, db, bin, tmp); err != nil {
@@ -171,57 +169,6 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 		}
 	}
 	return res, nil
-}
-
-// startStack runs the five services on dbURL and natsURL with an issuer of
-// their tokens.
-func startStack(ctx context.Context, log *slog.Logger, bin, dbURL, natsURL, tmp string) (*stack.Stack, *issuer.Issuer, error) {
-	is, err := issuer.Listen("127.0.0.1:0", "huifang")
-	if err != nil {
-		return nil, nil, fmt.Errorf("issuer: %w", err)
-	}
-	ports, err := stack.FreePorts()
-	if err != nil {
-		_ = is.Close()
-		return nil, nil, err
-	}
-	st, err := stack.New(stack.Config{
-		Auth: is.Config(), ClientSecrets: stack.RegisterClients(is),
-		BinDir: bin, DatabaseURL: dbURL, NATSURL: natsURL, Ports: ports,
-		LogLevel: "info", LogDir: filepath.Join(tmp, "logs"), ReadyTimeout: 2 * time.Minute, StopGrace: 15 * time.Second,
-		Log: log.With("part", "stack"),
-	})
-	if err != nil {
-		_ = is.Close()
-		return nil, nil, err
-	}
-	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := st.StartAll(startCtx); err != nil {
-		_ = st.StopAll(context.WithoutCancel(ctx))
-		_ = is.Close()
-		return nil, nil, err
-	}
-	return st, is, nil
-}
-
-// createPolicy creates make run's instant policy for repairs in the default tenant.
-func createPolicy(ctx context.Context, st *stack.Stack, is *issuer.Issuer) error {
-	conn, err := grpc.NewClient(st.GRPCAddr("scheduler"), grpc.WithTransportCredentials(insecure.NewCredentials()), is.StaffCalls())
-	if err != nil {
-		return fmt.Errorf("scheduler client: %w", err)
-	}
-	defer conn.Close()
-	req := &schedulerv1.CreatePolicyRequest{}
-	if err := protojson.Unmarshal([]byte(instantPolicy), req); err != nil {
-		return fmt.Errorf("instant policy: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := schedulerv1.NewSchedulerServiceClient(conn).CreatePolicy(ctx, req); err != nil {
-		return fmt.Errorf("CreatePolicy instant: %w", err)
-	}
-	return nil
 }
 
 // pgCounters are what Postgres counts of the work done: commits and rows
@@ -422,15 +369,10 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// countStatements creates pg_stat_statements in the database of dbURL, so
-// that the burst reports statements per event; Postgres must load it
+// countStatements creates pg_stat_statements in the benchmark's database,
+// so that the burst reports statements per event; Postgres must load it
 // (shared_preload_libraries, as scripts/postgres.sh does when installed).
-func countStatements(ctx context.Context, log *slog.Logger, dbURL string) {
-	db, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		return
-	}
-	defer db.Close()
+func countStatements(ctx context.Context, log *slog.Logger, db *pgxpool.Pool) {
 	if _, err := db.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		log.Info("statements per event not counted: no pg_stat_statements", "err", err)
 	}

@@ -217,9 +217,6 @@ func stopPostgres(log *slog.Logger, root string) {
 	log.Info("PostgreSQL stopped")
 }
 
-// instantPolicy is the demo policy: a phone follow-up as soon as a repair is done.
-const instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE"}]}}`
-
 // loadDemo registers an agent and the instant policy and publishes a few
 // completed services, all through the public interfaces.
 func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, is *issuer.Issuer, natsURL string) error {
@@ -258,7 +255,7 @@ func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, is *issuer
 		log.Info("policy instant already exists")
 	} else {
 		req := &schedulerv1.CreatePolicyRequest{}
-		if err := protojson.Unmarshal([]byte(instantPolicy), req); err != nil {
+		if err := protojson.Unmarshal([]byte(stack.InstantPolicy), req); err != nil {
 			return fmt.Errorf("instant policy: %w", err)
 		}
 		resp, err := scheduler.CreatePolicy(ctx, req)

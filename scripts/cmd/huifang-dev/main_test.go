@@ -10,6 +10,8 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/scripts/internal/stack"
 )
 
 func TestDemoEventsAreValidIngress(t *testing.T) {
@@ -33,7 +35,7 @@ func TestDemoEventsAreValidIngress(t *testing.T) {
 
 func TestInstantPolicyIsTheContract(t *testing.T) {
 	req := &schedulerv1.CreatePolicyRequest{}
-	require.NoError(t, protojson.Unmarshal([]byte(instantPolicy), req))
+	require.NoError(t, protojson.Unmarshal([]byte(stack.InstantPolicy), req))
 	p := req.GetPolicy()
 	require.Equal(t, "instant", p.GetName())
 	require.Equal(t, []string{"repair"}, p.GetTrigger().GetServiceTypes())

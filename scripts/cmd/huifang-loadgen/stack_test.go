@@ -12,21 +12,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 
-	schedulerv1 "github.com/huifang/huifang/proto/huifang/scheduler/v1"
-
-	"github.com/huifang/huifang/pkg/issuer"
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/scripts/internal/load"
 	"github.com/huifang/huifang/scripts/internal/stack"
 )
-
-// instantPolicy is make run's demo policy (and scripts/e2e's): a phone
-// follow-up as soon as a repair is done, in the default tenant.
-const instantPolicy = `{"policy":{"name":"instant","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE"}]}}`
 
 // TestAgainstTheWholeSystem runs the load generator against the five
 // services (built from this tree, as processes, as scripts/e2e runs them)
@@ -57,14 +47,10 @@ func TestAgainstTheWholeSystem(t *testing.T) {
 	ns, err := stack.RunNATS(natsCtx, filepath.Join(bin, "huifang-nats"), t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(ns.Stop)
-	ports, err := stack.FreePorts()
-	require.NoError(t, err)
-	is, err := issuer.Listen("127.0.0.1:0", "huifang")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = is.Close() })
-	st, err := stack.New(stack.Config{
-		Auth: is.Config(), ClientSecrets: stack.RegisterClients(is),
-		BinDir: bin, DatabaseURL: dbURL, NATSURL: ns.URL, Ports: ports,
+	startCtx, cancelStart := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancelStart()
+	st, is, err := stack.StartWithIssuer(startCtx, stack.Config{
+		BinDir: bin, DatabaseURL: dbURL, NATSURL: ns.URL,
 		LogLevel: "info", LogDir: t.TempDir(), ReadyTimeout: 2 * time.Minute, StopGrace: 15 * time.Second,
 		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -78,21 +64,13 @@ func TestAgainstTheWholeSystem(t *testing.T) {
 				t.Logf("--- last lines of %s's log:\n%s", s, st.LogTail(s, 30))
 			}
 		}
+		_ = is.Close()
 	})
-	startCtx, cancelStart := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancelStart()
-	require.NoError(t, st.StartAll(startCtx))
 
 	// make run's instant policy, as scripts/e2e's prepare() creates it.
-	conn, err := grpc.NewClient(st.GRPCAddr("scheduler"), grpc.WithTransportCredentials(insecure.NewCredentials()), is.StaffCalls())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	req := &schedulerv1.CreatePolicyRequest{}
-	require.NoError(t, protojson.Unmarshal([]byte(instantPolicy), req))
 	pctx, cancelPolicy := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancelPolicy()
-	_, err = schedulerv1.NewSchedulerServiceClient(conn).CreatePolicy(pctx, req)
-	require.NoError(t, err, "CreatePolicy instant")
+	require.NoError(t, stack.CreateInstantPolicy(pctx, st, is))
 
 	args := []string{"-nats", ns.URL, "-rate", "200", "-n", "300", "-tenants", "2", "-seed", "20261206",
 		"-types", "repair,repair,repair,purchase,installation,maintenance,delivery", "-database-url", dbURL,
