@@ -56,17 +56,12 @@ type writesKey struct{}
 
 // Writes counts the rows written into the outbox through a context that
 // Track made, so that a transaction that wrote none wakes no relay.
-type Writes struct {
-	parent *Writes
-	n      atomic.Int64
-}
+type Writes struct{ n atomic.Int64 }
 
-// Track returns ctx counting the rows Add and AddRaw write through it, and
-// through the contexts made from it, into w (and into the Writes of an
-// enclosing Track).
+// Track returns ctx counting the rows Add, AddMany and AddRaw write through
+// it, and through the contexts made from it, into w.
 func Track(ctx context.Context) (_ context.Context, w *Writes) {
 	w = &Writes{}
-	w.parent, _ = ctx.Value(writesKey{}).(*Writes)
 	return context.WithValue(ctx, writesKey{}, w), w
 }
 
@@ -75,7 +70,7 @@ func (w *Writes) Wrote() bool { return w.n.Load() > 0 }
 
 // wrote counts one row written through ctx.
 func wrote(ctx context.Context) {
-	for w, _ := ctx.Value(writesKey{}).(*Writes); w != nil; w = w.parent {
+	if w, ok := ctx.Value(writesKey{}).(*Writes); ok {
 		w.n.Add(1)
 	}
 }

@@ -129,6 +129,12 @@ func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustome
 			return Import{}, err
 		}
 	}
+	out.count()
+	return out, nil
+}
+
+// count sets the counts of the outcomes from the results.
+func (out *Import) count() {
 	for _, r := range out.Results {
 		switch r.Outcome {
 		case Imported:
@@ -141,7 +147,6 @@ func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustome
 			out.Rejected++
 		}
 	}
-	return out, nil
 }
 
 // validRecord is a record of a call that passed validation.

@@ -68,18 +68,7 @@ func oneByOne(ctx context.Context, a *App, in ImportCustomers) (Import, error) {
 		}
 		return nil
 	})
-	for _, r := range out.Results {
-		switch r.Outcome {
-		case Imported:
-			out.Imported++
-		case Updated:
-			out.Updated++
-		case Unchanged:
-			out.Unchanged++
-		default:
-			out.Rejected++
-		}
-	}
+	out.count()
 	return out, err
 }
 

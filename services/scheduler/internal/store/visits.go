@@ -226,11 +226,7 @@ ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
 	if err != nil {
 		return nil, translate("claim due visits", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
-		v, damage, err := scanVisit(r)
-		return Claimed{Visit: v, Damage: damage}, err
-	})
-	return out, translate("claim due visits", err)
+	return collectClaimed(rows, "claim due visits")
 }
 
 // ClaimDueByID claims, like ClaimDue, those of the visits ids still planned
@@ -242,11 +238,16 @@ ORDER BY due_at, id FOR UPDATE SKIP LOCKED`, ids, now)
 	if err != nil {
 		return nil, translate("claim visits due at once", err)
 	}
+	return collectClaimed(rows, "claim visits due at once")
+}
+
+// collectClaimed reads claimed visit rows, each with its damage.
+func collectClaimed(rows pgx.Rows, op string) ([]Claimed, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
 		v, damage, err := scanVisit(r)
 		return Claimed{Visit: v, Damage: damage}, err
 	})
-	return out, translate("claim visits due at once", err)
+	return out, translate(op, err)
 }
 
 // ContactHistory returns the contacts (visits that fell due) of the
