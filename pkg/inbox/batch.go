@@ -2,7 +2,9 @@ package inbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,18 +133,21 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	var done, alone []jetstream.Msg
 	var then []*afterCommit
 	var writes *outbox.Writes
-	err := pgx.BeginFunc(work, c.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(work, c.Pool, func(dbtx pgx.Tx) error {
 		done, alone, then = done[:0], alone[:0], then[:0]
 		var gath []*gathered
 		var wctx context.Context
 		wctx, writes = outbox.Track(work)
+		// Statements whose answers nobody reads (the savepoints around
+		// each message, outbox rows, advisory locks) ride along with the
+		// next statement that needs one: a round trip costs more than
+		// the statement.
+		tx := postgres.NewPipeline(dbtx)
 		// A batch holds its rows' locks until it commits: one that waits
 		// on another's (two batches touching one customer, in different
 		// orders, deadlock) gives way at once and is handled message by
 		// message, each waiting its turn.
-		if _, err := tx.Exec(work, `SET LOCAL lock_timeout = '`+batchLockTimeout+`'`); err != nil {
-			return fmt.Errorf("inbox: batch lock timeout: %w", err)
-		}
+		tx.Hold(`SET LOCAL lock_timeout = '` + batchLockTimeout + `'`)
 		if c.Fence != nil {
 			if err := c.Fence(work, tx); err != nil {
 				return err
@@ -161,6 +166,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 			mine[id] = true
 		}
 		var giveBack []string
+		applied := 0
 		for i, m := range msgs {
 			id := ids[i]
 			if !mine[id] {
@@ -170,7 +176,8 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 				continue
 			}
 			delete(mine, id)
-			after, g, err := c.apply(wctx, tx, m, id)
+			after, g, err := c.apply(wctx, tx, m, id, savepoints[applied%2])
+			applied++
 			if err != nil {
 				if tx.Conn().PgConn().TxStatus() == 'E' || lockConflict(err) {
 					return err // the transaction itself broke, or it waits on another
@@ -192,7 +199,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 				return fmt.Errorf("inbox: give back %d events: %w", len(giveBack), err)
 			}
 		}
-		return nil
+		return settle(work, tx)
 	})
 	if err != nil {
 		c.Log.DebugContext(work, "batch failed; handling its messages one by one", "consumer", c.Durable, "messages", len(msgs), "err", err)
@@ -215,11 +222,24 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
-// apply runs the handler for one message of a batch in a savepoint, with
+// savepoints are the names of the messages' savepoints in a batch, taken
+// in turn: a message's savepoint is released (held, sent with the next
+// message's first statement) before the next one's is made, and a rollback
+// to a savepoint that was never made fails instead of rolling back the
+// message before it.
+var savepoints = [2]string{"inbox_message_a", "inbox_message_b"}
+
+// apply runs the handler for one message of a batch in savepoint name, with
 // the message's trace and event id in its context, and returns what the
 // handler asked to run after the commit and what it gathered for the end of
 // the transaction.
-func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, id string) (*afterCommit, *gathered, error) {
+//
+// The savepoint costs no round trip of its own: it is held, sent with the
+// handler's first statement (a handler that sends none makes none), and
+// released with the next message's first statement. What the handler held
+// back (outbox rows, advisory locks) is sent before the message counts as
+// applied, so that a failure of it rolls back this message and no other.
+func (c *Consumer) apply(ctx context.Context, tx *postgres.Pipeline, msg jetstream.Msg, id, name string) (*afterCommit, *gathered, error) {
 	ctx = stream.ExtractTrace(ctx, msg.Headers())
 	ctx, span := otel.Tracer("github.com/huifang/huifang/pkg/inbox").Start(ctx, "consume "+msg.Subject(),
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -228,7 +248,49 @@ func (c *Consumer) apply(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, id s
 	ctx = context.WithValue(ctx, eventIDKey{}, id)
 	ctx, after := withAfterCommit(ctx)
 	ctx, g := withGather(ctx)
-	return after, g, pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return c.handle(ctx, sp, msg) })
+	at := tx.Hold("SAVEPOINT " + name)
+	sends := tx.Sends()
+	err := c.handle(ctx, tx, msg)
+	if err == nil {
+		switch {
+		case tx.Sends() == sends && tx.Held() == at+1:
+			tx.Drop(at) // the handler sent nothing: no savepoint
+			return after, g, nil
+		case tx.Sends() == sends || tx.Held() > 0:
+			// What the handler held is sent now, with the release.
+			tx.Hold("RELEASE SAVEPOINT " + name)
+			err = tx.Flush(ctx)
+		default:
+			tx.Hold("RELEASE SAVEPOINT " + name)
+			return after, g, nil
+		}
+		if err == nil {
+			return after, g, nil
+		}
+	}
+	if tx.Sends() == sends {
+		tx.Drop(at) // nothing of the message was sent
+		return after, g, err
+	}
+	tx.Drop(0) // what the message held after its last round trip
+	if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+		return after, g, errors.Join(err, fmt.Errorf("inbox: roll back to the message's savepoint: %w", rerr))
+	}
+	tx.Hold("RELEASE SAVEPOINT " + name)
+	return after, g, err
+}
+
+// settle leaves nothing held in tx that must run before the commit: held
+// releases of savepoints are dropped (the commit releases them), anything
+// else is sent.
+func settle(ctx context.Context, tx *postgres.Pipeline) error {
+	for i := range tx.Held() {
+		if !strings.HasPrefix(tx.HeldSQL(i), "RELEASE SAVEPOINT ") {
+			return tx.Flush(ctx)
+		}
+	}
+	tx.Drop(0)
+	return nil
 }
 
 // ackAsync acknowledges a message of a committed batch without waiting for

@@ -19,6 +19,7 @@ import (
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/stream"
 )
 
@@ -391,4 +392,62 @@ func TestGatherOutsideAHandlerWritesAtOnce(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, []string{"v"}, got)
+}
+
+// What a message's handler holds back for the next round trip (outbox rows,
+// advisory locks: postgres.Defer) belongs to that message: held statements
+// of a message that fails are never sent or are rolled back with it, a held
+// statement that fails fails its own message and no other, and a message
+// that sends nothing makes no savepoint.
+func TestBatchHeldStatementsBelongToTheirMessage(t *testing.T) {
+	b := setup(t)
+	var heldBad atomic.Int32
+	c := b.batched(t, 20, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		body := string(msg.Data())
+		hold := func(v any) error {
+			return postgres.Defer(ctx, tx, `INSERT INTO tx_effects (body, tx) VALUES ($1, $2)`, body, v)
+		}
+		switch body {
+		case "quiet": // sends nothing at all
+			return nil
+		case "held": // only held statements: sent with the release
+			return hold(1)
+		case "held-then-bad": // held, then refused before any round trip
+			if err := hold(1); err != nil {
+				return err
+			}
+			return invalid.New("payload", "is bad")
+		case "sent-held-then-bad": // a round trip, more held, then refused
+			if err := recordTx(ctx, tx, msg); err != nil {
+				return err
+			}
+			if err := hold(1); err != nil {
+				return err
+			}
+			return invalid.New("payload", "is bad")
+		case "held-fails-once": // a held statement that fails, the first time
+			if heldBad.Add(1) == 1 {
+				return hold(nil) // tx may not be null
+			}
+			return hold(1)
+		}
+		return recordTx(ctx, tx, msg)
+	})
+	bodies := []string{"a", "quiet", "held", "b", "held-then-bad", "c", "sent-held-then-bad", "d", "held-fails-once", "e", "held", "f"}
+	for i, body := range bodies {
+		b.publish(t, fmt.Sprintf("e-%d", i), body)
+	}
+	b.run(t, c)
+	require.Eventually(t, func() bool {
+		return b.count(t, `SELECT count(*) FROM rejected_events`) == 2 && b.count(t, `SELECT count(*) FROM inbox`) == len(bodies)-2
+	}, 60*time.Second, 20*time.Millisecond)
+	var got []string
+	rows, err := b.pool.Query(b.ctx, `SELECT body FROM tx_effects ORDER BY body`)
+	require.NoError(t, err)
+	got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c", "d", "e", "f", "held", "held", "held-fails-once"}, got,
+		"every message applied once; nothing of the refused ones; the one whose held statement failed applied on its retry")
+	require.Equal(t, int32(2), heldBad.Load())
+	require.LessOrEqual(t, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects WHERE tx > 1`), 3, "applied in batches")
 }

@@ -679,7 +679,13 @@ func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) e
 		if tag.RowsAffected() == 0 {
 			return errDuplicate
 		}
-		return fn(tx)
+		// The handler's statements whose answers it does not read (outbox
+		// rows, advisory locks) ride along with the next that it does.
+		p := postgres.NewPipeline(tx)
+		if err := fn(p); err != nil {
+			return err
+		}
+		return p.Flush(ctx)
 	})
 }
 

@@ -82,7 +82,8 @@ ON CONFLICT (tenant_id, complaint_id) DO UPDATE SET state = EXCLUDED.state, open
 // shadow tables never waits for the consumer writing the live ones. A
 // collision of the hash only makes two entries wait for each other.
 func lock(ctx context.Context, tx pgx.Tx, kind, tenant, id string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))`, "huifang.analytics."+kind+"/"+tenant+"/"+id); err != nil {
+	// Held back in a pipeline, the lock goes with the read that follows it.
+	if err := postgres.Defer(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))`, "huifang.analytics."+kind+"/"+tenant+"/"+id); err != nil {
 		return fmt.Errorf("store: lock %s %s: %w", kind, id, translate(err))
 	}
 	return nil
