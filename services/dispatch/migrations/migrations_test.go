@@ -52,3 +52,22 @@ VALUES ('k-1', 'CHANNEL_SMS', '+8613800138000', '', '王小明您好！', now())
 		require.False(t, strings.Contains(v, "13800138000") || strings.Contains(v, "王小明") || strings.Contains(v, "wang@"), v)
 	}
 }
+
+// Issue 16: the SMS templates stored while seed 002's footer was forced on
+// every SMS keep it at the upgrade (preset 002); email templates have none.
+func TestUpgradeKeepsSeed002Templates(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "008"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO templates (tenant_id, policy_id, channel, subject, greeting, body, footer, updated_at)
+VALUES ('default', '*', 'CHANNEL_SMS', '', '{name}您好！', '明天见', '【{project}】预约号：{booking_number}，顾问：{advisor}', now()),
+       ('default', '*', 'CHANNEL_EMAIL', '回访', '', '明天见', '', now())`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
+
+	var got []string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(channel || ' ' || preset ORDER BY channel) FROM templates`).Scan(&got))
+	require.Equal(t, []string{"CHANNEL_EMAIL ", "CHANNEL_SMS 002"}, got)
+}

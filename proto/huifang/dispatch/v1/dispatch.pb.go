@@ -2022,8 +2022,12 @@ type Template struct {
 	Subject  string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
 	Greeting string `protobuf:"bytes,5,opt,name=greeting,proto3" json:"greeting,omitempty"`
 	Body     string `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
-	// Default for SMS: "【{project}】预约号：{booking_number}，顾问：{advisor}".
-	Footer        string `protobuf:"bytes,7,opt,name=footer,proto3" json:"footer,omitempty"`
+	// Optional; with preset "002", "【{project}】预约号：{booking_number}，顾问：{advisor}" when unset.
+	Footer string `protobuf:"bytes,7,opt,name=footer,proto3" json:"footer,omitempty"`
+	// "002": an SMS in seed 002's real-estate format, whose footer must name {project},
+	// {booking_number} and {advisor} (the customer's variables, SetCustomerVariables). Empty: the
+	// footer is free (none, or any text), for tenants whose customers have no such variables.
+	Preset        string `protobuf:"bytes,8,opt,name=preset,proto3" json:"preset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2103,6 +2107,13 @@ func (x *Template) GetBody() string {
 func (x *Template) GetFooter() string {
 	if x != nil {
 		return x.Footer
+	}
+	return ""
+}
+
+func (x *Template) GetPreset() string {
+	if x != nil {
+		return x.Preset
 	}
 	return ""
 }
@@ -2983,7 +2994,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\"|\n" +
 	"\x19ListDeadlineTasksResponse\x127\n" +
 	"\x05tasks\x18\x01 \x03(\v2!.huifang.dispatch.v1.DeadlineTaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdb\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf3\x01\n" +
 	"\bTemplate\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x123\n" +
@@ -2991,7 +3002,8 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\asubject\x18\x04 \x01(\tR\asubject\x12\x1a\n" +
 	"\bgreeting\x18\x05 \x01(\tR\bgreeting\x12\x12\n" +
 	"\x04body\x18\x06 \x01(\tR\x04body\x12\x16\n" +
-	"\x06footer\x18\a \x01(\tR\x06footer\"R\n" +
+	"\x06footer\x18\a \x01(\tR\x06footer\x12\x16\n" +
+	"\x06preset\x18\b \x01(\tR\x06preset\"R\n" +
 	"\x15UpsertTemplateRequest\x129\n" +
 	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"S\n" +
 	"\x16UpsertTemplateResponse\x129\n" +

@@ -127,7 +127,7 @@ func (b sendBundle) addSMS(t *testing.T, visit string, opts ...func(*task.Task))
 func (b sendBundle) seed002(t *testing.T) {
 	t.Helper()
 	_, err := b.a.UpsertTemplate(context.Background(), message.Template{Tenant: "default", PolicyID: "p-1", Channel: typesv1.Channel_CHANNEL_SMS,
-		Greeting: "{name}您好！", Body: "您预约的看房时间是明天上午十点。"})
+		Greeting: "{name}您好！", Body: "您预约的看房时间是明天上午十点。", Preset: message.Preset002})
 	require.NoError(t, err)
 	require.NoError(t, b.a.SetCustomerVariables(context.Background(), "default", "c-1",
 		map[string]string{"project": "阳光花园", "booking_number": "A-1024", "advisor": "陈静"}))

@@ -99,16 +99,24 @@ func TestAgentFlow(t *testing.T) {
 	require.Len(t, all.GetTasks(), 2)
 }
 
-// TestTemplateRules: seed 002: an SMS starts with a greeting and ends with
-// the project, the booking number and the advisor.
+// TestTemplateRules: seed 002: an SMS starts with a greeting and, in the
+// real-estate format (preset 002), ends with the project, the booking
+// number and the advisor; other tenants' SMS have no such footer (issue 16).
 func TestTemplateRules(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	_, err := b.client.UpsertTemplate(ctx, fromJSON(t, `{"template":{"policy_id":"p-1","channel":"CHANNEL_SMS","body":"明天见","footer":"【{project}】"}}`, &dispatchv1.UpsertTemplateRequest{}))
+	_, err := b.client.UpsertTemplate(ctx, fromJSON(t, `{"template":{"policy_id":"p-1","channel":"CHANNEL_SMS","body":"明天见","footer":"【{project}】","preset":"002"}}`, &dispatchv1.UpsertTemplateRequest{}))
 	requireViolations(t, err, "template.greeting", "template.footer", "template.footer")
-	ok, err := b.client.UpsertTemplate(ctx, fromJSON(t, `{"template":{"policy_id":"p-1","channel":"CHANNEL_SMS","greeting":"{name}您好！","body":"明天见"}}`, &dispatchv1.UpsertTemplateRequest{}))
+	_, err = b.client.UpsertTemplate(ctx, fromJSON(t, `{"template":{"policy_id":"p-1","channel":"CHANNEL_EMAIL","body":"明天见","preset":"002"}}`, &dispatchv1.UpsertTemplateRequest{}))
+	requireViolations(t, err, "template.preset")
+	plain, err := b.client.UpsertTemplate(ctx, fromJSON(t, `{"template":{"policy_id":"p-2","channel":"CHANNEL_SMS","greeting":"{name}您好！","body":"请按时复查"}}`, &dispatchv1.UpsertTemplateRequest{}))
+	require.NoError(t, err)
+	require.Empty(t, plain.GetTemplate().GetFooter(), "no seed-002 footer for a tenant that did not ask for it")
+	require.Empty(t, plain.GetTemplate().GetPreset())
+	ok, err := b.client.UpsertTemplate(ctx, fromJSON(t, `{"template":{"policy_id":"p-1","channel":"CHANNEL_SMS","greeting":"{name}您好！","body":"明天见","preset":"002"}}`, &dispatchv1.UpsertTemplateRequest{}))
 	require.NoError(t, err)
 	require.Equal(t, "【{project}】预约号：{booking_number}，顾问：{advisor}", ok.GetTemplate().GetFooter())
+	require.Equal(t, "002", ok.GetTemplate().GetPreset())
 	_, err = b.client.SetCustomerVariables(ctx, &dispatchv1.SetCustomerVariablesRequest{CustomerId: "c-1", Variables: map[string]string{"project": "阳光花园"}})
 	require.NoError(t, err)
 	_, err = b.client.RecordDeliveryReceipt(ctx, &dispatchv1.RecordDeliveryReceiptRequest{Provider: "telnyx", ProviderMessageId: "nope", Delivered: true})

@@ -310,12 +310,12 @@ func (s *Server) UpsertTemplate(ctx context.Context, req *dispatchv1.UpsertTempl
 		return nil, invalid.New("template", "is required")
 	}
 	stored, err := s.App.UpsertTemplate(ctx, message.Template{Tenant: tenant.Or(p.GetTenantId()), PolicyID: p.GetPolicyId(), Channel: p.GetChannel(),
-		Subject: p.GetSubject(), Greeting: p.GetGreeting(), Body: p.GetBody(), Footer: p.GetFooter()})
+		Subject: p.GetSubject(), Greeting: p.GetGreeting(), Body: p.GetBody(), Footer: p.GetFooter(), Preset: p.GetPreset()})
 	if err != nil {
 		return nil, statusOf(err)
 	}
 	return &dispatchv1.UpsertTemplateResponse{Template: &dispatchv1.Template{TenantId: stored.Tenant, PolicyId: stored.PolicyID,
-		Channel: stored.Channel, Subject: stored.Subject, Greeting: stored.Greeting, Body: stored.Body, Footer: stored.Footer}}, nil
+		Channel: stored.Channel, Subject: stored.Subject, Greeting: stored.Greeting, Body: stored.Body, Footer: stored.Footer, Preset: stored.Preset}}, nil
 }
 
 // SetCustomerVariables replaces a customer's template variables.

@@ -21,6 +21,12 @@ const AnyPolicy = "*"
 // number and the advisor's name.
 const DefaultSMSFooter = "【{project}】预约号：{booking_number}，顾问：{advisor}"
 
+// Preset002 is the preset of a template in seed 002's real-estate SMS
+// format: its footer names the project, the booking number and the advisor.
+// Only templates that ask for it have that footer: a hospital's or a car
+// dealer's customers have no project or booking number.
+const Preset002 = "002"
+
 // seed002Vars are the variables a seed-002 SMS footer must name.
 var seed002Vars = []string{"project", "booking_number", "advisor"}
 
@@ -33,13 +39,15 @@ type Template struct {
 	Greeting string
 	Body     string
 	Footer   string
+	// Preset is Preset002 for a seed-002 SMS, else empty.
+	Preset string
 }
 
 // Default returns the built-in template of a channel, used when the tenant
 // stored none for the policy: a greeting and a thank-you that need no
 // variable but the customer's name. It has no seed-002 footer, since a
 // customer without the project's variables could not be sent it; a
-// tenant's stored SMS templates always have one (Normalize).
+// tenant's SMS templates have one when they ask for it (Preset002).
 func Default(tenant string, c typesv1.Channel) Template {
 	t := Template{Tenant: tenant, PolicyID: AnyPolicy, Channel: c, Greeting: "{name}您好！",
 		Body: "感谢您选择我们的服务，如对本次服务有任何意见，欢迎随时联系我们。"}
@@ -50,16 +58,18 @@ func Default(tenant string, c typesv1.Channel) Template {
 }
 
 // Normalize trims t and checks it: the channel is SMS or email, the body is
-// set, every placeholder is well formed; an SMS has a greeting and a footer
-// naming the project, the booking number and the advisor (seed 002), the
-// footer defaulting to DefaultSMSFooter. Fields are named as in
-// UpsertTemplateRequest.
+// set, every placeholder is well formed, an SMS has a greeting; the preset
+// is empty or Preset002, which makes an SMS end with a footer naming the
+// project, the booking number and the advisor (seed 002), DefaultSMSFooter
+// when none is given. Without a preset the footer is free. Fields are named
+// as in UpsertTemplateRequest.
 func Normalize(t *Template) error {
 	t.PolicyID = strings.TrimSpace(t.PolicyID)
 	if t.PolicyID == "" {
 		t.PolicyID = AnyPolicy
 	}
 	t.Subject, t.Greeting, t.Body, t.Footer = strings.TrimSpace(t.Subject), strings.TrimSpace(t.Greeting), strings.TrimSpace(t.Body), strings.TrimSpace(t.Footer)
+	t.Preset = strings.TrimSpace(t.Preset)
 	var bad invalid.List
 	if t.Channel != typesv1.Channel_CHANNEL_SMS && t.Channel != typesv1.Channel_CHANNEL_EMAIL {
 		bad.Add("template.channel", "must be CHANNEL_SMS or CHANNEL_EMAIL")
@@ -67,17 +77,25 @@ func Normalize(t *Template) error {
 	if t.Body == "" {
 		bad.Add("template.body", "is required")
 	}
+	switch {
+	case t.Preset != "" && t.Preset != Preset002:
+		bad.Add("template.preset", fmt.Sprintf("must be empty or %q (seed 002's real-estate SMS format)", Preset002))
+	case t.Preset == Preset002 && t.Channel != typesv1.Channel_CHANNEL_SMS:
+		bad.Add("template.preset", "\"002\" is a format of SMS templates: leave it empty for "+t.Channel.String())
+	}
 	if t.Channel == typesv1.Channel_CHANNEL_SMS {
-		if t.Footer == "" {
-			t.Footer = DefaultSMSFooter
-		}
 		if t.Greeting == "" {
-			bad.Add("template.greeting", "is required: an SMS starts with a greeting (seed 002)")
+			bad.Add("template.greeting", "is required: an SMS starts with a greeting")
 		}
-		names, _ := placeholders(t.Footer)
-		for _, v := range seed002Vars {
-			if !slices.Contains(names, v) {
-				bad.Add("template.footer", fmt.Sprintf("must name {%s}: an SMS ends with the project, booking number and advisor (seed 002)", v))
+		if t.Preset == Preset002 {
+			if t.Footer == "" {
+				t.Footer = DefaultSMSFooter
+			}
+			names, _ := placeholders(t.Footer)
+			for _, v := range seed002Vars {
+				if !slices.Contains(names, v) {
+					bad.Add("template.footer", fmt.Sprintf("must name {%s}: with preset 002 an SMS ends with the project, booking number and advisor (seed 002)", v))
+				}
 			}
 		}
 	}

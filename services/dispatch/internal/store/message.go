@@ -16,11 +16,11 @@ import (
 
 // UpsertTemplate stores a normalized template.
 func UpsertTemplate(ctx context.Context, q postgres.Querier, t message.Template, now time.Time) (message.Template, error) {
-	_, err := q.Exec(ctx, `INSERT INTO templates (tenant_id, policy_id, channel, subject, greeting, body, footer, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	_, err := q.Exec(ctx, `INSERT INTO templates (tenant_id, policy_id, channel, subject, greeting, body, footer, preset, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (tenant_id, policy_id, channel) DO UPDATE SET subject = EXCLUDED.subject, greeting = EXCLUDED.greeting,
-  body = EXCLUDED.body, footer = EXCLUDED.footer, updated_at = EXCLUDED.updated_at`,
-		t.Tenant, t.PolicyID, t.Channel.String(), t.Subject, t.Greeting, t.Body, t.Footer, now)
+  body = EXCLUDED.body, footer = EXCLUDED.footer, preset = EXCLUDED.preset, updated_at = EXCLUDED.updated_at`,
+		t.Tenant, t.PolicyID, t.Channel.String(), t.Subject, t.Greeting, t.Body, t.Footer, t.Preset, now)
 	if err != nil {
 		return message.Template{}, translate(err, "upsert template "+t.PolicyID+"/"+t.Channel.String(), nil)
 	}
@@ -30,14 +30,14 @@ ON CONFLICT (tenant_id, policy_id, channel) DO UPDATE SET subject = EXCLUDED.sub
 // Templates returns the tenant's stored template of the policy and channel
 // and its default ("*") one, the policy's first; none, one or two.
 func Templates(ctx context.Context, q postgres.Querier, tenant, policyID string, c typesv1.Channel) ([]message.Template, error) {
-	rows, err := q.Query(ctx, `SELECT policy_id, subject, greeting, body, footer FROM templates
+	rows, err := q.Query(ctx, `SELECT policy_id, subject, greeting, body, footer, preset FROM templates
 WHERE tenant_id = $1 AND channel = $2 AND policy_id IN ($3, '*') ORDER BY policy_id = '*'`, tenant, c.String(), policyID)
 	if err != nil {
 		return nil, translate(err, "templates of "+policyID, nil)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (message.Template, error) {
 		t := message.Template{Tenant: tenant, Channel: c}
-		err := r.Scan(&t.PolicyID, &t.Subject, &t.Greeting, &t.Body, &t.Footer)
+		err := r.Scan(&t.PolicyID, &t.Subject, &t.Greeting, &t.Body, &t.Footer, &t.Preset)
 		return t, err
 	})
 	return out, translate(err, "templates of "+policyID, nil)
