@@ -47,8 +47,12 @@ type Policy struct {
 	// For a built-in policy: the tenant switched it on or off for itself only
 	// (ActivatePolicy/DeactivatePolicy with a tenant); active is the tenant's effective state.
 	TenantOverride bool `protobuf:"varint,13,opt,name=tenant_override,json=tenantOverride,proto3" json:"tenant_override,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For a starter built-in (appliance-purchase): why it does not apply to this tenant, which
+	// has configured the service it covers (a pack loaded, or a policy of its own for the same
+	// service type); active is then false. Empty when it applies.
+	SupersededBy  string `protobuf:"bytes,14,opt,name=superseded_by,json=supersededBy,proto3" json:"superseded_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -170,6 +174,13 @@ func (x *Policy) GetTenantOverride() bool {
 		return x.TenantOverride
 	}
 	return false
+}
+
+func (x *Policy) GetSupersededBy() string {
+	if x != nil {
+		return x.SupersededBy
+	}
+	return ""
 }
 
 // Trigger selects the services a policy applies to. Every condition that is set must hold.
@@ -3073,7 +3084,7 @@ var File_huifang_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"$huifang/scheduler/v1/scheduler.proto\x12\x14huifang.scheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xc9\x03\n" +
+	"$huifang/scheduler/v1/scheduler.proto\x12\x14huifang.scheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xee\x03\n" +
 	"\x06Policy\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -3090,7 +3101,8 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12.\n" +
 	"\x04stop\x18\v \x01(\v2\x1a.huifang.scheduler.v1.StopR\x04stop\x12\x12\n" +
 	"\x04pack\x18\f \x01(\tR\x04pack\x12'\n" +
-	"\x0ftenant_override\x18\r \x01(\bR\x0etenantOverride\"\xea\x02\n" +
+	"\x0ftenant_override\x18\r \x01(\bR\x0etenantOverride\x12#\n" +
+	"\rsuperseded_by\x18\x0e \x01(\tR\fsupersededBy\"\xea\x02\n" +
 	"\aTrigger\x12#\n" +
 	"\rservice_types\x18\x01 \x03(\tR\fserviceTypes\x12\x1b\n" +
 	"\torg_units\x18\x02 \x03(\tR\borgUnits\x12\x14\n" +

@@ -68,6 +68,58 @@ func TestTenantSwitchesABuiltinPolicyForItselfOnly(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// Issue 16: loading a pack never doubles a follow-up. The starter
+// appliance-purchase (seed 001) plans a purchase call for a tenant that has
+// configured nothing; once the tenant loads the appliance pack (its own
+// purchase call) or the real-estate pack (buyers: seed 002), it steps aside
+// and ListPolicies and GetPolicy say why.
+func TestStarterBuiltinStepsAsideForAPack(t *testing.T) {
+	b := setup(t)
+	policiesOf := func(tenant, service string) map[string]int {
+		vs, err := b.a.ListVisits(b.ctx, app.VisitQuery{Tenant: tenant, ServiceID: service, Limit: 100})
+		require.NoError(t, err)
+		n := map[string]int{}
+		for _, v := range vs {
+			p, err := b.a.GetPolicy(b.ctx, tenant, v.PolicyID, v.PolicyVersion)
+			require.NoError(t, err)
+			n[p.Name]++
+		}
+		return n
+	}
+	plan(t, b, purchaseOf(t, "newco", "n-1"))
+	require.Equal(t, map[string]int{"appliance-purchase": 1}, policiesOf("newco", "n-1"), "a tenant that configured nothing gets seed 001's starter")
+	require.True(t, listed(t, b, "newco", builtinPurchase).Active)
+
+	_, err := b.a.LoadPolicyPack(b.ctx, "shop", "appliance", false)
+	require.NoError(t, err)
+	plan(t, b, purchaseOf(t, "shop", "s-1"))
+	require.Equal(t, map[string]int{"appliance-purchase-followup": 1}, policiesOf("shop", "s-1"), "one purchase call, the pack's")
+	shop := listed(t, b, "shop", builtinPurchase)
+	require.False(t, shop.Active)
+	require.Equal(t, "the tenant's policy appliance-purchase-followup is triggered by purchase", shop.SupersededBy)
+	got, err := b.a.GetPolicy(b.ctx, "shop", builtinPurchase, 0)
+	require.NoError(t, err)
+	require.Equal(t, shop.SupersededBy, got.SupersededBy)
+
+	_, err = b.a.LoadPolicyPack(b.ctx, "estate", "realestate", false)
+	require.NoError(t, err)
+	plan(t, b, purchaseOf(t, "estate", "e-1"))
+	n := policiesOf("estate", "e-1")
+	require.Zero(t, n["appliance-purchase"], "a home buyer gets no appliance call")
+	require.Positive(t, n["realestate-buyer"])
+
+	_, err = b.a.LoadPolicyPack(b.ctx, "clinic", "hospital", false)
+	require.NoError(t, err)
+	require.Equal(t, "the tenant loaded the hospital pack (policy hospital-discharge)", listed(t, b, "clinic", builtinPurchase).SupersededBy)
+	require.True(t, listed(t, b, "clinic", "builtin-complaint-resolved").Active, "the confirmation of a resolved complaint is every tenant's")
+
+	// Loaded off to simulate first, the pack configures nothing yet.
+	_, err = b.a.LoadPolicyPack(b.ctx, "trial", "appliance", true)
+	require.NoError(t, err)
+	require.Equal(t, 1, plan(t, b, purchaseOf(t, "trial", "t-1")))
+	require.Equal(t, map[string]int{"appliance-purchase": 1}, policiesOf("trial", "t-1"))
+}
+
 // A rescheduled visit fell due at the time the customer chose: the contact
 // windows (seed 002: 10:00–11:30, 15:30–17:00) and caps do not move it again;
 // an opt-out still stops it.

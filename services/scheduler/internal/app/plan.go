@@ -196,13 +196,18 @@ func (a *App) PlanUnreachableTx(ctx context.Context, tx pgx.Tx, in Unreachable) 
 }
 
 // plan plans every active policy that applies to the service (engine.Plan:
-// matching, once per customer, placed) and stores and announces the visits.
+// matching, once per customer, placed; policy.Effective: a starter built-in
+// only for a tenant that has not configured the service) and stores and
+// announces the visits.
 // A non-empty noFollowUp keeps every visit as suppressed with that reason.
 func plan(ctx context.Context, tx pgx.Tx, svc policy.Service, prefs contact.Prefs, pending []visit.Visit, snapshot []byte, complaintID string, severity int32, noFollowUp string) (int, error) {
-	policies, err := store.ActivePolicies(ctx, tx, svc.Tenant)
+	active, err := store.ActivePolicies(ctx, tx, svc.Tenant)
 	if err != nil {
 		return 0, err
 	}
+	// A starter built-in steps aside for a tenant that configured its
+	// services (a pack, or a policy of its own for the same service type).
+	policies := policy.Effective(active)
 	rules, err := rulesOf(ctx, tx, svc.Tenant)
 	if err != nil {
 		return 0, err

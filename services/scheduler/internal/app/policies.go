@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/packs"
@@ -196,7 +198,36 @@ func (a *App) PolicyPacks() ([]packs.Pack, error) {
 // ListPolicies lists the tenant's policies and the built-ins (latest
 // versions, with the tenant's effective state), by id after afterID.
 func (a *App) ListPolicies(ctx context.Context, tenant, afterID string, limit int) ([]policy.Policy, error) {
-	return store.ListPolicies(ctx, a.DB, tenant, afterID, limit)
+	ps, err := store.ListPolicies(ctx, a.DB, tenant, afterID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return effective(ctx, a.DB, tenant, ps)
+}
+
+// effective shows the tenant a starter built-in among ps as planning sees
+// it: off, with the reason, once the tenant configured its services
+// (policy.Effective).
+func effective(ctx context.Context, q postgres.Querier, tenant string, ps []policy.Policy) ([]policy.Policy, error) {
+	if !slices.ContainsFunc(ps, func(p policy.Policy) bool { return p.Starter && p.Active }) {
+		return ps, nil
+	}
+	active, err := store.ActivePolicies(ctx, q, tenant)
+	if err != nil {
+		return nil, err
+	}
+	off := map[string]string{}
+	for _, p := range policy.Effective(active) {
+		if p.SupersededBy != "" {
+			off[p.ID] = p.SupersededBy
+		}
+	}
+	for i := range ps {
+		if why, ok := off[ps[i].ID]; ok {
+			ps[i].Active, ps[i].SupersededBy = false, why
+		}
+	}
+	return ps, nil
 }
 
 // GetPolicy returns a version of a policy the tenant sees (0 = the latest).
@@ -205,5 +236,9 @@ func (a *App) GetPolicy(ctx context.Context, tenant, id string, version int) (po
 	if err != nil {
 		return p, fmt.Errorf("policy %s: %w", id, err)
 	}
-	return p, nil
+	ps, err := effective(ctx, a.DB, tenant, []policy.Policy{p})
+	if err != nil {
+		return p, err
+	}
+	return ps[0], nil
 }

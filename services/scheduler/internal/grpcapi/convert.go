@@ -89,6 +89,7 @@ func toProto(p policy.Policy) *schedulerv1.Policy {
 		Pack:       p.Pack,
 		// A built-in the tenant switched on or off for itself.
 		TenantOverride: p.TenantOverride,
+		SupersededBy:   p.SupersededBy,
 	}
 	if !p.CreatedAt.IsZero() {
 		out.CreatedAt = timestamppb.New(p.CreatedAt)

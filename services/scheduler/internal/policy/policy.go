@@ -106,21 +106,29 @@ const (
 
 // Policy says which services get follow-ups, when and how.
 type Policy struct {
-	ID         string    `json:"id,omitempty"`
-	Tenant     string    `json:"tenant_id,omitempty"`
-	Name       string    `json:"name"`
-	Version    int       `json:"version,omitempty"`
-	Trigger    Trigger   `json:"trigger"`
-	Steps      []Step    `json:"steps"`
-	Stop       Stop      `json:"stop,omitzero"`
-	Active     bool      `json:"active,omitempty"`
-	Builtin    bool      `json:"builtin,omitempty"`
+	ID      string  `json:"id,omitempty"`
+	Tenant  string  `json:"tenant_id,omitempty"`
+	Name    string  `json:"name"`
+	Version int     `json:"version,omitempty"`
+	Trigger Trigger `json:"trigger"`
+	Steps   []Step  `json:"steps"`
+	Stop    Stop    `json:"stop,omitzero"`
+	Active  bool    `json:"active,omitempty"`
+	Builtin bool    `json:"builtin,omitempty"`
+	// Starter marks a built-in that a tenant gets only until it configures
+	// the services it covers: it steps aside for a tenant with an active
+	// policy of a pack, or an active policy of its own triggered by one of
+	// its service types (Effective).
+	Starter    bool      `json:"starter,omitempty"`
 	SourceRule string    `json:"source_rule,omitempty"`
 	Pack       string    `json:"pack,omitempty"`
 	CreatedAt  time.Time `json:"created_at,omitzero"`
 	// TenantOverride: a built-in policy the tenant switched on or off for
 	// itself; Active is then the tenant's effective state. Not part of the spec.
 	TenantOverride bool `json:"-"`
+	// SupersededBy: a starter built-in that does not apply to the tenant,
+	// and why (Effective); Active is then false. Not part of the spec.
+	SupersededBy string `json:"-"`
 }
 
 // Trigger selects services. Every non-empty condition must hold.

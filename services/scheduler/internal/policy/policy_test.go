@@ -29,6 +29,49 @@ func TestBuiltinAppliancePurchase(t *testing.T) {
 	require.False(t, p.Matches(Service{Tenant: "acme", Type: "repair"}))
 }
 
+// Issue 16: the starter appliance-purchase applies to a tenant only until it
+// configured purchases: a pack loaded (appliance's own purchase call, real
+// estate's buyers, any other business's pack), or a policy of its own for
+// purchases. Deactivated policies configure nothing; a starter the tenant
+// switched on itself stays on; the confirmation of a resolved complaint is
+// no starter.
+func TestEffectiveStarter(t *testing.T) {
+	starter, confirm := Builtin()[0], Builtin()[1]
+	require.True(t, starter.Starter)
+	require.False(t, confirm.Starter)
+	own := func(name, pack string, active bool, types ...string) Policy {
+		return Policy{ID: name, Tenant: "t", Name: name, Pack: pack, Active: active, Trigger: Trigger{ServiceTypes: types}}
+	}
+	tests := []struct {
+		name   string
+		tenant []Policy
+		why    string
+	}{
+		{"nothing configured", nil, ""},
+		{"a policy of its own for repairs", []Policy{own("instant", "", true, "repair")}, ""},
+		{"the appliance pack", []Policy{own("appliance-purchase-followup", "appliance", true, "purchase")},
+			"the tenant's policy appliance-purchase-followup is triggered by purchase"},
+		{"the hospital pack", []Policy{own("hospital-discharge", "hospital", true, "discharge")},
+			"the tenant loaded the hospital pack (policy hospital-discharge)"},
+		{"a policy of its own for purchases", []Policy{own("mine", "", true, "purchase", "delivery")},
+			"the tenant's policy mine is triggered by purchase"},
+		{"a pack loaded off (to simulate)", []Policy{own("appliance-purchase-followup", "appliance", false, "purchase")}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Effective(append([]Policy{starter, confirm}, tc.tenant...))
+			require.Equal(t, tc.why == "", got[0].Active)
+			require.Equal(t, tc.why, got[0].SupersededBy)
+			require.True(t, got[1].Active, "the confirmation applies to every tenant")
+			require.Empty(t, got[1].SupersededBy)
+		})
+	}
+	on := starter
+	on.TenantOverride = true
+	got := Effective([]Policy{on, own("appliance-purchase-followup", "appliance", true, "purchase")})
+	require.True(t, got[0].Active, "switched on by the tenant itself: it wants both")
+}
+
 func TestMatches(t *testing.T) {
 	p := Policy{Tenant: "t1", Active: true, Trigger: Trigger{ServiceTypes: []string{"repair"}, OrgUnits: []string{"north"}}}
 	tests := []struct {

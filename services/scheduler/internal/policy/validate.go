@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,20 +11,32 @@ import (
 )
 
 // Severities a complaint may have (seed 000: ordinary, urgent 紧要, major 重点).
-var Severities = []string{"general", "urgent", "major"}
+var Severities = []string{"general", "urgent", SeverityMajor}
+
+// SeverityMajor is the third class of complaint (seed 000: 重点投诉), followed
+// up on site by the company manager.
+const SeverityMajor = "major"
 
 var (
 	identRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 	monthDayRE = regexp.MustCompile(`^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$`)
 )
 
-// Builtin returns the policies that ship with Huifang and apply to every tenant.
+// Builtin returns the policies that ship with Huifang (tenant "*").
+//
+// complaint-resolved-confirmation is Huifang's own workflow (ComplaintResolved
+// comes from feedback): it applies to every tenant. appliance-purchase is
+// seed 001's purchase call, a starter: a tenant gets it only until it has
+// configured its services (Effective), so that loading a pack (appliance's
+// own purchase call, real estate's buyers) never doubles a follow-up or
+// brings an appliance call to another business. Version 2 made it a starter;
+// visits planned from version 1 keep it.
 func Builtin() []Policy {
 	return []Policy{{
-		ID:      "builtin-appliance-purchase",
+		ID:      BuiltinAppliancePurchase,
 		Tenant:  AllTenants,
 		Name:    "appliance-purchase",
-		Version: 1,
+		Version: 2,
 		Trigger: Trigger{ServiceTypes: []string{"purchase"}},
 		Steps: []Step{{
 			Offset: Duration(24 * time.Hour), Window: Duration(48 * time.Hour),
@@ -31,9 +44,10 @@ func Builtin() []Policy {
 		}},
 		Active:     true,
 		Builtin:    true,
+		Starter:    true,
 		SourceRule: "seed 001: a new purchase gets its first follow-up 1–3 days after purchase, by phone",
 	}, {
-		ID:      "builtin-complaint-resolved",
+		ID:      BuiltinComplaintResolved,
 		Tenant:  AllTenants,
 		Name:    "complaint-resolved-confirmation",
 		Version: 1,
@@ -46,6 +60,51 @@ func Builtin() []Policy {
 		Builtin:    true,
 		SourceRule: "seed 003: follow-up within 48 hours after a resolved problem; seed 004: confirm the customer is satisfied",
 	}}
+}
+
+// The ids of the built-in policies.
+const (
+	BuiltinAppliancePurchase = "builtin-appliance-purchase"
+	BuiltinComplaintResolved = "builtin-complaint-resolved"
+)
+
+// Effective returns the policies that apply to a tenant out of the latest
+// versions of those it sees (its own and the built-ins, with its switches
+// applied): a starter built-in that is on steps aside, switched off with
+// SupersededBy saying why, once the tenant has an active policy of a pack
+// or an active policy of its own triggered by one of the starter's service
+// types. A starter the tenant switched on itself (TenantOverride) stays on.
+func Effective(ps []Policy) []Policy {
+	out := slices.Clone(ps)
+	for i, s := range out {
+		if !s.Builtin || !s.Starter || !s.Active || s.TenantOverride {
+			continue
+		}
+		if why := supersede(s, ps); why != "" {
+			out[i].Active, out[i].SupersededBy = false, why
+		}
+	}
+	return out
+}
+
+// supersede says which of the tenant's policies makes starter s step
+// aside, "" when none does.
+func supersede(s Policy, ps []Policy) string {
+	var pack string
+	for _, p := range ps {
+		if p.Builtin || p.Tenant == AllTenants || !p.Active {
+			continue
+		}
+		for _, t := range p.Trigger.ServiceTypes {
+			if slices.Contains(s.Trigger.ServiceTypes, t) {
+				return fmt.Sprintf("the tenant's policy %s is triggered by %s", p.Name, t)
+			}
+		}
+		if pack == "" && p.Pack != "" {
+			pack = fmt.Sprintf("the tenant loaded the %s pack (policy %s)", p.Pack, p.Name)
+		}
+	}
+	return pack
 }
 
 func validAnchor(from string) bool {
