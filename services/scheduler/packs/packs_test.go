@@ -119,7 +119,8 @@ func TestApplianceGolden(t *testing.T) {
 }
 
 // Seed 000 (property): closed complaints within 3 days for at least 50% with
-// the role by severity; repairs within 1 month, 30%; community events within 1 month, 10%.
+// the role by severity (major ones on site); repairs within 1 month, 30%;
+// community events within 1 month, 10%.
 func TestPropertyGolden(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	sev := []string{"general", "urgent", "major"}
@@ -148,6 +149,13 @@ func TestPropertyGolden(t *testing.T) {
 		case "property-closed-complaint":
 			require.Equal(t, at.Add(day(3)), o.Deadline, "within 3 days of closure")
 			require.Equal(t, role[o.Service.Severity], o.Group)
+			// Seed 000 1.3 and 1.9: a major (third-class) complaint is followed up by the
+			// company manager, on site, never by phone; the others by phone.
+			want := policy.ChannelPhone
+			if o.Service.Severity == "major" {
+				want = policy.ChannelOnsite
+			}
+			require.Equal(t, int32(want), o.Channel, "severity %s", o.Service.Severity)
 		case "property-repair":
 			require.Equal(t, at.Add(day(30)), o.Deadline, "within 1 month")
 			require.Equal(t, "property_assistant", o.Group)

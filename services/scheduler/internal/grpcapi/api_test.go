@@ -180,8 +180,9 @@ func TestSimulatePolicy(t *testing.T) {
 	require.Equal(t, int32(1000), resp.Visits+resp.Suppressed)
 	require.InDelta(t, 500, resp.Visits, 50)
 	require.Len(t, resp.PerDay, 10)
-	require.Equal(t, resp.Visits, resp.PerChannel["CHANNEL_PHONE"])
+	require.Equal(t, resp.Visits, resp.PerChannel["CHANNEL_PHONE"]+resp.PerChannel["CHANNEL_ONSITE"])
 	require.InDelta(t, float64(resp.Visits)/3, resp.PerGroup["company_manager"], 40)
+	require.Equal(t, resp.PerGroup["company_manager"], resp.PerChannel["CHANNEL_ONSITE"], "seed 000: the major complaints, and only they, on site")
 
 	_, err = srv.SimulatePolicy(ctx, &schedulerv1.SimulatePolicyRequest{Policy: req.Policy, Synthetic: &schedulerv1.SyntheticLoad{ServicesPerDay: 0, Days: 1000}})
 	require.Equal(t, codes.InvalidArgument, code(ctx, err))

@@ -416,6 +416,22 @@ func parseDate(v string) (time.Time, error) {
 	return time.Parse(time.DateOnly, v)
 }
 
+// channel is the step's channel for the service: every follow-up of a
+// major (third-class) complaint is made on site (seed 000: major complaints
+// are followed up by the company manager, and from the second follow-up on
+// a phone call is allowed only for the other classes), so a phone step
+// becomes an on-site visit for one; changed says so.
+func (s Step) channel(svc Service) (c Channel, changed bool) {
+	if s.Channel == ChannelPhone && svc.Severity == SeverityMajor {
+		return ChannelOnsite, true
+	}
+	return s.Channel, false
+}
+
+// MajorOnSite is the decision recorded when a phone step is made on site
+// for a major complaint.
+const MajorOnSite = "seed 000: a major (third-class) complaint is followed up on site, not by phone"
+
 // group picks the step's group for the service.
 func (s Step) group(svc Service) string {
 	if g, ok := s.GroupBySeverity[svc.Severity]; ok {
@@ -447,8 +463,9 @@ func alignQuarter(t time.Time) time.Time {
 func (p Policy) Plan(s Service, cal Calendar) []Visit {
 	out := make([]Visit, 0, len(p.Steps))
 	for i, st := range p.Steps {
+		channel, onsite := st.channel(s)
 		v := Visit{
-			PolicyID: p.ID, PolicyVersion: p.Version, Step: i, Channel: int32(st.Channel), Group: st.group(s),
+			PolicyID: p.ID, PolicyVersion: p.Version, Step: i, Channel: int32(channel), Group: st.group(s),
 			Draw: Draw(p.ID, s.ID, i), SampleRate: st.SampleRate,
 		}
 		rule := fmt.Sprintf("policy %s v%d step %d", p.Name, p.Version, i)
@@ -456,6 +473,9 @@ func (p Policy) Plan(s Service, cal Calendar) []Visit {
 			rule += " (" + p.SourceRule + ")"
 		}
 		v.Decisions = append(v.Decisions, Decision{Kind: KindRule, Detail: rule})
+		if onsite {
+			v.Decisions = append(v.Decisions, Decision{Kind: KindRule, Detail: MajorOnSite})
+		}
 		anchor, desc, ok := st.Anchor.Time(s)
 		if !ok {
 			v.Reason = rule + ": not planned: " + desc
@@ -566,13 +586,17 @@ func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (V
 	if p.Stop.After > 0 && next.After(s.CompletedAt.Add(p.Stop.After.D())) {
 		return Visit{}, false
 	}
+	channel, onsite := st.channel(s)
 	v := Visit{
 		PolicyID: p.ID, PolicyVersion: p.Version, Step: prev.Step, Occurrence: prev.Occurrence + 1,
-		Channel: int32(st.Channel), Group: st.group(s), Nominal: next, DueAt: next, Deadline: next.Add(st.window()),
+		Channel: int32(channel), Group: st.group(s), Nominal: next, DueAt: next, Deadline: next.Add(st.window()),
 		Planned: true, Draw: prev.Draw, SampleRate: prev.SampleRate,
 	}
 	v.Reason = fmt.Sprintf("policy %s v%d step %d occurrence %d: %s", p.Name, p.Version, prev.Step, v.Occurrence, how)
 	v.Decisions = []Decision{{Kind: KindRule, Detail: v.Reason, At: next}}
+	if onsite {
+		v.Decisions = append(v.Decisions, Decision{Kind: KindRule, Detail: MajorOnSite, At: next})
+	}
 	return v, true
 }
 

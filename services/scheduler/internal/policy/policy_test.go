@@ -72,6 +72,31 @@ func TestEffectiveStarter(t *testing.T) {
 	require.True(t, got[0].Active, "switched on by the tenant itself: it wants both")
 }
 
+// Seed 000 (1.3, 1.9): a major complaint's follow-ups are made on site by
+// the manager; a phone step becomes an on-site visit for one, the others
+// keep their channel.
+func TestMajorComplaintIsPlannedOnSite(t *testing.T) {
+	confirm := Builtin()[1]
+	for sev, want := range map[string]Channel{"": ChannelPhone, "general": ChannelPhone, "urgent": ChannelPhone, "major": ChannelOnsite} {
+		vs := confirm.Plan(Service{Tenant: "t", ID: "c-1", Type: TypeComplaintResolved, Severity: sev, CompletedAt: completed}, NoHolidays{})
+		require.Len(t, vs, 1)
+		require.Equal(t, int32(want), vs[0].Channel, "severity %q", sev)
+		require.Equal(t, sev == "major", vs[0].Decisions[1].Detail == MajorOnSite, "severity %q: %v", sev, vs[0].Decisions)
+	}
+	sms := Policy{ID: "p", Name: "sms", Trigger: Trigger{ServiceTypes: []string{"complaint_closed"}},
+		Steps: []Step{{Channel: ChannelSMS, SampleRate: 1, Every: Duration(24 * time.Hour)}}}
+	vs := sms.Plan(Service{ID: "s", Type: "complaint_closed", Severity: "major", CompletedAt: completed}, NoHolidays{})
+	require.Equal(t, int32(ChannelSMS), vs[0].Channel, "only a phone step becomes a visit")
+
+	weekly := Policy{ID: "p", Name: "weekly", Trigger: Trigger{ServiceTypes: []string{"complaint_closed"}},
+		Steps: []Step{{Channel: ChannelPhone, SampleRate: 1, Every: Duration(7 * 24 * time.Hour), MaxOccurrences: 3}}}
+	svc := Service{ID: "s", Type: "complaint_closed", Severity: "major", CompletedAt: completed}
+	first := weekly.Plan(svc, NoHolidays{})[0]
+	next, ok := weekly.Next(first, svc, NoHolidays{}, false)
+	require.True(t, ok)
+	require.Equal(t, int32(ChannelOnsite), next.Channel, "every occurrence of a series")
+}
+
 func TestMatches(t *testing.T) {
 	p := Policy{Tenant: "t1", Active: true, Trigger: Trigger{ServiceTypes: []string{"repair"}, OrgUnits: []string{"north"}}}
 	tests := []struct {

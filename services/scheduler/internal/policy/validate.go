@@ -58,7 +58,7 @@ func Builtin() []Policy {
 		}},
 		Active:     true,
 		Builtin:    true,
-		SourceRule: "seed 003: follow-up within 48 hours after a resolved problem; seed 004: confirm the customer is satisfied",
+		SourceRule: "seed 003: follow-up within 48 hours after a resolved problem; seed 004: confirm the customer is satisfied; seed 000: a major complaint's on site",
 	}}
 }
 
