@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
@@ -15,7 +16,8 @@ type RegisterServiceType struct {
 	Type   ingest.ServiceType
 }
 
-// RegisterServiceType checks and stores the type.
+// RegisterServiceType checks and stores the type: not a built-in one, nor
+// one Huifang makes itself (ingest.InternalServiceTypes).
 func (a *App) RegisterServiceType(ctx context.Context, in RegisterServiceType) error {
 	var bad invalid.List
 	t := tenant.Parse(&bad, "tenant_id", in.Tenant)
@@ -39,5 +41,8 @@ func (a *App) ListServiceTypes(ctx context.Context, tenantID string) ([]ingest.S
 	for _, name := range ingest.ServiceTypes() {
 		out = append(out, ingest.ServiceType{Name: name, BuiltIn: true})
 	}
+	// An internal type a tenant registered before that was refused is not
+	// one its events may name (ingest.Validate refuses it).
+	own = slices.DeleteFunc(own, func(t ingest.ServiceType) bool { return slices.Contains(ingest.InternalServiceTypes(), t.Name) })
 	return append(out, own...), nil
 }

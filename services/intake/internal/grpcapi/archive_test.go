@@ -118,6 +118,44 @@ func TestRegisterServiceTypeRules(t *testing.T) {
 	}
 }
 
+// Issue 16: the service types Huifang makes itself cannot be registered by a
+// tenant (InvalidArgument naming name and the rule) nor sent by an upstream
+// system (refused naming service_type, kept with the reason), even by a
+// tenant that registered one before registering them was refused.
+func TestInternalServiceTypesAreRefused(t *testing.T) {
+	ctx, srv := setup(t)
+	c := client(t, srv)
+	for _, name := range []string{"complaint_resolved", "visit_unreachable", "followup"} {
+		_, err := c.RegisterServiceType(ctx, &intakev1.RegisterServiceTypeRequest{Name: name})
+		v := violations(t, err)
+		require.Len(t, v, 1, name)
+		require.Equal(t, "name", v[0].GetField())
+		require.Contains(t, v[0].GetDescription(), "is a service type Huifang makes itself", name)
+
+		_, err = c.IngestService(ctx, &intakev1.IngestServiceRequest{Event: event(t, fmt.Sprintf(
+			`{"source_system":"erp","source_event_id":"e-%s","service_type":%q,"completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-1","phone":"+8613800000001"}}`, name, name))})
+		v = violations(t, err)
+		require.Len(t, v, 1, name)
+		require.Equal(t, "service_type", v[0].GetField())
+		require.Contains(t, v[0].GetDescription(), "not one an upstream system sends")
+	}
+	require.Zero(t, count(t, srv, `SELECT count(*) FROM service_types`))
+	require.Zero(t, count(t, srv, `SELECT count(*) FROM services`))
+	require.Equal(t, 3, count(t, srv, `SELECT count(*) FROM rejected_events`), "kept with the reason, for the operator")
+
+	// Registered before the rule: still refused on the ingress, and not listed.
+	_, err := srv.App.DB.Exec(ctx, `INSERT INTO service_types (tenant_id, name, description) VALUES ('default', 'complaint_resolved', 'old')`)
+	require.NoError(t, err)
+	_, err = c.IngestService(ctx, &intakev1.IngestServiceRequest{Event: event(t,
+		`{"source_system":"erp","source_event_id":"e-old","service_type":"complaint_resolved","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c-1","phone":"+8613800000001"}}`)})
+	require.Equal(t, "service_type", violations(t, err)[0].GetField())
+	types, err := c.ListServiceTypes(ctx, &intakev1.ListServiceTypesRequest{})
+	require.NoError(t, err)
+	for _, st := range types.GetServiceTypes() {
+		require.NotEqual(t, "complaint_resolved", st.GetName())
+	}
+}
+
 // seed 000: one problem raised with several departments (here: channels) is recorded once.
 func TestSameComplaintThroughSeveralChannelsIsRecordedOnce(t *testing.T) {
 	ctx, srv := setup(t)

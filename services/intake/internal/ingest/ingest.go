@@ -35,6 +35,23 @@ func ServiceTypes() []string {
 	}
 }
 
+// InternalServiceTypes are the service types Huifang makes itself, from its
+// own events rather than from an upstream system's: a complaint resolved in
+// feedback (complaint_resolved), a visit dispatch could not make
+// (visit_unreachable), a round feedback asked for (followup). A tenant cannot
+// register them and an upstream event cannot name them: one that did would
+// plan a complaint's confirmation without a complaint, or a second invitation
+// without a failed visit.
+func InternalServiceTypes() []string {
+	return []string{"complaint_resolved", "visit_unreachable", "followup"}
+}
+
+// internalReason says why an internal service type is refused.
+func internalReason(name string) string {
+	return fmt.Sprintf("%q is a service type Huifang makes itself (internal: %s), not one an upstream system sends",
+		name, strings.Join(InternalServiceTypes(), ", "))
+}
+
 // MaxFutureSkew is how far in the future a completion time may lie (clock skew).
 const MaxFutureSkew = time.Hour
 
@@ -118,6 +135,8 @@ func ValidateTypeName(name string) error {
 		return invalid.New("name", "must be 1–63 lowercase letters, digits and '_', starting with a letter")
 	case slices.Contains(ServiceTypes(), name):
 		return invalid.New("name", fmt.Sprintf("%q is a built-in service type", name))
+	case slices.Contains(InternalServiceTypes(), name):
+		return invalid.New("name", internalReason(name)+"; register another name")
 	}
 	return nil
 }
@@ -134,10 +153,13 @@ func Validate(ev *eventsv1.ServiceCompleted, now time.Time, extra ...string) err
 	if ev.SourceEventId == "" {
 		l.Add("source_event_id", "is required: the upstream system's id of the event, used to drop resends")
 	}
-	types := append(ServiceTypes(), extra...)
+	types := append(ServiceTypes(), slices.DeleteFunc(slices.Clone(extra), func(t string) bool { return slices.Contains(InternalServiceTypes(), t) })...)
 	switch {
 	case ev.ServiceType == "":
 		l.Add("service_type", "is required; one of "+strings.Join(types, ", "))
+	case slices.Contains(InternalServiceTypes(), ev.ServiceType):
+		// Even when a tenant registered it before registering it was refused.
+		l.Add("service_type", internalReason(ev.ServiceType))
 	case !slices.Contains(types, ev.ServiceType):
 		l.Add("service_type", fmt.Sprintf("unknown service type %q; one of %s (or register it with RegisterServiceType)", ev.ServiceType, strings.Join(types, ", ")))
 	}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,11 @@ func TestTenantTypes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ValidateTypeName("trade_in"))
 	require.Error(t, ValidateTypeName("repair"))
+	for _, internal := range InternalServiceTypes() {
+		require.Error(t, ValidateTypeName(internal), "made by Huifang itself")
+		_, err = Parse("application/json", []byte(strings.Replace(body, "trade_in", internal, 1)), now, internal)
+		require.Equal(t, []string{"service_type"}, fields(t, err), "refused even when the tenant registered it before")
+	}
 }
 
 func fields(t *testing.T, err error) []string {
