@@ -497,7 +497,11 @@ type Customer struct {
 	Name  string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	Phone string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
 	Email string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
-	// The customer's tier (e.g. "key"), computed by intake.
+	// The customer's tier or class: "A", "B", "C", "D", "VIP", "key", or a tenant's own (1–32
+	// letters, digits, '_' or '-'; the known ones in any case are spelled as here). Upstream systems
+	// may set it in what they send (seed 002: the sales centre grades its customers); in events and
+	// answers it is the tier in effect, after intake's tier rules (TIER_RULES), which may derive one
+	// or override the upstream one (docs/policies.md, "How tiers arrive").
 	Tier        string              `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
 	Preferences *ContactPreferences `protobuf:"bytes,7,opt,name=preferences,proto3" json:"preferences,omitempty"`
 	// Staff who know the customer; at least two (seed 002). The first is the primary owner.
@@ -515,8 +519,11 @@ type Customer struct {
 	EmailMasked string `protobuf:"bytes,14,opt,name=email_masked,json=emailMasked,proto3" json:"email_masked,omitempty"`
 	// Whether intake holds a phone and an email for the customer: senders and routing
 	// decide by these, and ask intake for the contact at the moment of use.
-	HasPhone      bool `protobuf:"varint,15,opt,name=has_phone,json=hasPhone,proto3" json:"has_phone,omitempty"`
-	HasEmail      bool `protobuf:"varint,16,opt,name=has_email,json=hasEmail,proto3" json:"has_email,omitempty"`
+	HasPhone bool `protobuf:"varint,15,opt,name=has_phone,json=hasPhone,proto3" json:"has_phone,omitempty"`
+	HasEmail bool `protobuf:"varint,16,opt,name=has_email,json=hasEmail,proto3" json:"has_email,omitempty"`
+	// Set by intake: the tier upstream systems last sent for the customer (tier, as archived by the
+	// merge rule), beside the tier in effect. Ignored in input.
+	UpstreamTier  string `protobuf:"bytes,17,opt,name=upstream_tier,json=upstreamTier,proto3" json:"upstream_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -661,6 +668,13 @@ func (x *Customer) GetHasEmail() bool {
 		return x.HasEmail
 	}
 	return false
+}
+
+func (x *Customer) GetUpstreamTier() string {
+	if x != nil {
+		return x.UpstreamTier
+	}
+	return ""
 }
 
 // Vehicle is the vehicle a service was about (seed 000, auto dealer).
@@ -1101,7 +1115,7 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\awindows\x18\x02 \x03(\v2\x1f.huifang.types.v1.ContactWindowR\awindows\x12\x1b\n" +
 	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1a\n" +
 	"\blanguage\x18\x04 \x01(\tR\blanguage\x12%\n" +
-	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\xe5\x03\n" +
+	"\x0edislikes_calls\x18\x05 \x01(\bR\rdislikesCalls\"\x8a\x04\n" +
 	"\bCustomer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x02 \x01(\tR\n" +
@@ -1122,7 +1136,8 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\fphone_masked\x18\r \x01(\tR\vphoneMasked\x12!\n" +
 	"\femail_masked\x18\x0e \x01(\tR\vemailMasked\x12\x1b\n" +
 	"\thas_phone\x18\x0f \x01(\bR\bhasPhone\x12\x1b\n" +
-	"\thas_email\x18\x10 \x01(\bR\bhasEmail\"f\n" +
+	"\thas_email\x18\x10 \x01(\bR\bhasEmail\x12#\n" +
+	"\rupstream_tier\x18\x11 \x01(\tR\fupstreamTier\"f\n" +
 	"\aVehicle\x12\x10\n" +
 	"\x03vin\x18\x01 \x01(\tR\x03vin\x12\x14\n" +
 	"\x05plate\x18\x02 \x01(\tR\x05plate\x12\x1d\n" +

@@ -35,6 +35,9 @@ const (
 	FieldPreferences = "preferences"
 	FieldOwners      = "owner_ids"
 	FieldTier        = "tier"
+	// FieldUpstreamTier: the tier upstream systems sent changed (the tier in
+	// effect may not have: a rule overrides it).
+	FieldUpstreamTier = "upstream_tier"
 )
 
 // Preferences say how and when a customer may be contacted (seed 002).
@@ -76,12 +79,14 @@ const (
 	KindFleet      = "fleet"
 )
 
-// Record is a customer's mergeable data.
+// Record is a customer's mergeable data. UpstreamTier is the tier (class)
+// upstream systems sent (customer.tier of their events and imports); the
+// tier in effect is the Customer's Tier, decided by Settle.
 type Record struct {
-	Name, Phone, Email, Kind, ReferredBy, OrgUnit string
-	Owners                                        []string
-	Preferences                                   *Preferences
-	SourceUpdatedAt                               time.Time
+	Name, Phone, Email, Kind, ReferredBy, OrgUnit, UpstreamTier string
+	Owners                                                      []string
+	Preferences                                                 *Preferences
+	SourceUpdatedAt                                             time.Time
 }
 
 // KindOrDefault is the record's kind; individual when it names none.
@@ -127,6 +132,7 @@ func Merge(cur *Record, in Record) []string {
 	take(FieldKind, &cur.Kind, in.Kind)
 	take(FieldReferredBy, &cur.ReferredBy, in.ReferredBy)
 	take(FieldOrgUnit, &cur.OrgUnit, in.OrgUnit)
+	take(FieldUpstreamTier, &cur.UpstreamTier, in.UpstreamTier)
 	if in.Preferences != nil && !in.Preferences.Equal(cur.Preferences) && (newer || cur.Preferences == nil) {
 		cur.Preferences = in.Preferences.Clone()
 		changed = append(changed, FieldPreferences)
@@ -162,15 +168,17 @@ func (c *Customer) SetPreferences(p *Preferences) []string {
 	return []string{FieldPreferences}
 }
 
-// Settle concludes a change of the customer: it re-evaluates the tier from
-// c.Metrics with rules and adds "tier" to changed when the tier moves. When
+// Settle concludes a change of the customer: it decides the tier from the
+// upstream tier and c.Metrics with rules (tier.Decide: the upstream tier
+// unless no upstream tier or an override rule) and adds "tier" to changed
+// when the tier moves. When
 // anything changed, the version goes up by one and the customer is stamped
 // with now: it is to be saved and a CustomerUpdated is due, naming the
 // returned fields. Nothing changed: nothing to save or announce.
 func (c *Customer) Settle(rules []tier.Rule, changed []string, now time.Time) []string {
 	m := c.Metrics
 	m.Kind = c.KindOrDefault()
-	if t := tier.Evaluate(rules, m); t != c.Tier {
+	if t := tier.Decide(rules, c.TenantID, c.UpstreamTier, m).Tier; t != c.Tier {
 		c.Tier = t
 		changed = append(changed, FieldTier)
 	}

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -91,10 +92,10 @@ func TestProtoRoundTrip(t *testing.T) {
 	require.Nil(t, (*Preferences)(nil).Proto())
 
 	pc := &typesv1.Customer{ExternalId: "c-1", Name: "王芳", Phone: "+8613800138000", Kind: "fleet", ReferredBy: "c-0",
-		OrgUnit: "sh", OwnerIds: []string{"s-1", "s-2"}, Preferences: pp}
+		OrgUnit: "sh", OwnerIds: []string{"s-1", "s-2"}, Preferences: pp, Tier: "A"}
 	c := &Customer{ID: "id-1", ExternalID: "c-1", Record: FromProto(pc, t1), Tier: "key"}
 	want := proto.CloneOf(pc)
-	want.Id, want.Tier = "id-1", "key"
+	want.Id, want.Tier, want.UpstreamTier = "id-1", "key", "A"
 	want.Name, want.Phone, want.NameMasked, want.PhoneMasked, want.HasPhone = "", "", "王*", "*******8000", true
 	require.True(t, proto.Equal(want, c.Proto()), "masked, never in clear")
 	require.Equal(t, "+8613800138000", FromProto(pc, t1).Phone, "what comes in is taken in clear")
@@ -160,6 +161,39 @@ func TestSettle(t *testing.T) {
 	require.Equal(t, []string{"tier"}, c.Settle(rules, nil, t2), "a fleet needs over 20,000")
 	require.Equal(t, "", c.Tier)
 	require.EqualValues(t, 5, c.Version)
+}
+
+// seed 002 (real estate): the sales centre grades its customers (a、b、c、d类,
+// VIPs) and says so in customer.tier; the archive keeps the newest grade
+// (merge rule) and the tier in effect is it, unless an override rule says
+// otherwise; the default key rule does not replace a grade.
+func TestSettleUpstreamTier(t *testing.T) {
+	rules, err := tier.Parse(`[{"tier":"VIP","tenants":["estate"],"override":true,"any":[{"metric":"referrals","min":3}]},` +
+		strings.TrimPrefix(tier.DefaultRules, "["))
+	require.NoError(t, err)
+	c := &Customer{TenantID: "estate"}
+	changed := Merge(&c.Record, FromProto(&typesv1.Customer{Tier: "A"}, t1))
+	require.Equal(t, []string{FieldUpstreamTier}, changed)
+	require.Equal(t, []string{FieldUpstreamTier, FieldTier}, c.Settle(rules, changed, t1))
+	require.Equal(t, "A", c.Tier)
+	require.Equal(t, "A", c.Proto().GetUpstreamTier())
+
+	require.Empty(t, Merge(&c.Record, FromProto(&typesv1.Customer{Tier: "C"}, t1.Add(-time.Hour))), "an older grade does not replace a newer one")
+	require.Empty(t, Merge(&c.Record, FromProto(&typesv1.Customer{}, t2)), "an empty tier never erases")
+	require.Equal(t, "A", c.UpstreamTier)
+
+	c.Metrics = tier.Metrics{CarsYear: 2}
+	require.Nil(t, c.Settle(rules, nil, t2), "the key rule derives, it does not replace a grade")
+	require.Equal(t, "A", c.Tier)
+
+	c.Metrics = tier.Metrics{Referrals: 3}
+	require.Equal(t, []string{FieldTier}, c.Settle(rules, nil, t2), "an override rule replaces it")
+	require.Equal(t, "VIP", c.Tier)
+	require.Equal(t, "A", c.UpstreamTier, "the grade sent is kept beside it")
+
+	other := &Customer{TenantID: "auto", Record: Record{UpstreamTier: "B"}, Metrics: tier.Metrics{Referrals: 3}}
+	other.Settle(rules, nil, t2)
+	require.Equal(t, "B", other.Tier, "another tenant's rule does not apply")
 }
 
 // seed 000: a customer that newly names a referrer re-evaluates the referrer.

@@ -16,11 +16,12 @@ import (
 // protojson of huifang.types.v1.ContactPreferences. Conversions live here,
 // beside the types, so that the store, the app and the API convert alike.
 
-// FromProto takes the mergeable fields of a customer snapshot, as of at.
+// FromProto takes the mergeable fields of a customer snapshot, as of at:
+// its tier is the upstream tier (upstream_tier is intake's and not read).
 func FromProto(c *typesv1.Customer, at time.Time) Record {
 	return Record{
 		Name: c.GetName(), Phone: c.GetPhone(), Email: c.GetEmail(), Kind: c.GetKind(),
-		ReferredBy: c.GetReferredBy(), OrgUnit: c.GetOrgUnit(), Owners: slices.Clone(c.GetOwnerIds()),
+		ReferredBy: c.GetReferredBy(), OrgUnit: c.GetOrgUnit(), UpstreamTier: c.GetTier(), Owners: slices.Clone(c.GetOwnerIds()),
 		Preferences: PreferencesFromProto(c.GetPreferences()), SourceUpdatedAt: at,
 	}
 }
@@ -34,7 +35,7 @@ func (c *Customer) Proto() *typesv1.Customer {
 		NameMasked: privacy.MaskName(c.Name), PhoneMasked: privacy.MaskPhone(c.Phone), EmailMasked: privacy.MaskEmail(c.Email),
 		HasPhone: privacy.NormalizePhone(c.Phone) != "", HasEmail: strings.TrimSpace(c.Email) != "",
 		Preferences: c.Preferences.Proto(), OwnerIds: slices.Clone(c.Owners), OrgUnit: c.OrgUnit,
-		Kind: c.KindOrDefault(), ReferredBy: c.ReferredBy,
+		Kind: c.KindOrDefault(), ReferredBy: c.ReferredBy, UpstreamTier: c.UpstreamTier,
 	}
 }
 

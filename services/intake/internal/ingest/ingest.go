@@ -23,15 +23,20 @@ import (
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/intake/internal/archive"
+	"github.com/huifang/huifang/services/intake/internal/tier"
 )
 
 // ServiceTypes are the service types Huifang knows (DOMAIN.md: the seeds'
 // purchases, installations, repairs, closed complaints, discharges, events,
-// sales-centre visits and calls, vehicle deliveries and agency due dates).
+// sales-centre visits, calls and referrals, vehicle deliveries and agency
+// due dates): every type a policy pack triggers on is one of them, so a
+// tenant that loads a pack needs to register none (referral: seed 002's
+// customers introduced by the company's or a government department's
+// leaders, the real-estate pack's referred VIPs).
 func ServiceTypes() []string {
 	return []string{
 		"purchase", "delivery", "installation", "repair", "maintenance", "complaint_closed",
-		"discharge", "community_event", "showroom_visit", "lead_call", "vehicle_delivery", "agency_due",
+		"discharge", "community_event", "showroom_visit", "lead_call", "referral", "vehicle_delivery", "agency_due",
 	}
 }
 
@@ -123,6 +128,7 @@ func NormalizeCustomer(c *typesv1.Customer) {
 	c.Kind = strings.TrimSpace(strings.ToLower(c.Kind))
 	c.ReferredBy = strings.TrimSpace(c.ReferredBy)
 	c.OrgUnit = strings.TrimSpace(c.OrgUnit)
+	c.Tier = tier.Canonical(c.Tier)
 	for i := range c.OwnerIds {
 		c.OwnerIds[i] = strings.TrimSpace(c.OwnerIds[i])
 	}
@@ -229,6 +235,11 @@ func ValidateCustomer(l *invalid.List, prefix string, c *typesv1.Customer) {
 	}
 	if c.Kind != "" && c.Kind != "individual" && c.Kind != "fleet" {
 		l.Add(prefix+".kind", "must be individual or fleet")
+	}
+	if c.Tier != "" {
+		if err := tier.Check(c.Tier); err != nil {
+			l.Add(prefix+".tier", err.Error())
+		}
 	}
 	if c.ReferredBy != "" && c.ReferredBy == c.ExternalId {
 		l.Add(prefix+".referred_by", "a customer cannot refer themselves")

@@ -85,6 +85,7 @@ func TestBadInputNamesTheField(t *testing.T) {
 			[]string{"customer.kind", "customer.referred_by", "customer.owner_ids[0]", "customer.preferences.time_zone", "customer.preferences.language", "customer.preferences.windows[0]"}},
 		{"future source time", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","source_updated_at":"2027-01-01T00:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"source_updated_at"}},
 		{"negative amounts", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","amount_minor":-1,"claim_amount_minor":-1,"customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"amount_minor", "claim_amount_minor"}},
+		{"malformed tier", "application/json", `{"source_system":"s","source_event_id":"e","service_type":"showroom_visit","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000","tier":"A类 客户"}}`, []string{"customer.tier"}},
 		{"bad tenant", "application/json", `{"tenant_id":"Big Co","source_system":"s","source_event_id":"e","service_type":"repair","completed_at":"2026-11-28T10:00:00Z","customer":{"external_id":"c","phone":"+8613800138000"}}`, []string{"tenant_id"}},
 	}
 	for _, tc := range tests {

@@ -20,7 +20,7 @@ import (
 // selectCustomers reads customers with their data keys (customer_keys as
 // ck); a query adds its WHERE clause, and locks with FOR UPDATE OF customers.
 const selectCustomers = `SELECT id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
-  ck.key_version, ck.kek_id, ck.wrapped, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at
+  ck.key_version, ck.kek_id, ck.wrapped, tier, upstream_tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at
 FROM customers LEFT JOIN LATERAL (SELECT k.version AS key_version, k.kek_id, k.wrapped FROM customer_keys k
   WHERE k.tenant_id = customers.tenant_id AND k.customer_id = customers.id) ck ON true`
 
@@ -57,7 +57,7 @@ func (s *Store) scanSealed(ctx context.Context, row pgx.Row) (*archive.Customer,
 		prefs                       []byte
 	)
 	err := row.Scan(&c.ID, &c.TenantID, &c.ExternalID, &clearName, &clearPh, &clearEm, &nameEnc, &phoneEnc, &emailEnc, &ringKeyID, &dekVersion,
-		&keyVersion, &kekID, &wrapped, &c.Tier, &c.Kind, &c.ReferredBy, &c.OrgUnit, &c.Owners, &prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
+		&keyVersion, &kekID, &wrapped, &c.Tier, &c.UpstreamTier, &c.Kind, &c.ReferredBy, &c.OrgUnit, &c.Owners, &prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, nil, wrap("read customer", err)
 	}
@@ -146,12 +146,12 @@ func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Custome
 		sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
 		tag, err := q.Exec(ctx, `UPDATE customers SET name = '', phone = '', email = '', name_enc = $4, phone_enc = $5, email_enc = $6, key_id = '',
   dek_version = $7, phone_hash = $8, email_hash = $9, hash_key_id = $10, tier = $11, kind = $12, referred_by = $13, org_unit = $14, owner_ids = $15,
-  preferences = $16, version = $17, source_updated_at = $18, updated_at = $19, external_id = $3
+  preferences = $16, version = $17, source_updated_at = $18, updated_at = $19, external_id = $3, upstream_tier = $21
 WHERE id = $1 AND tenant_id = $2
   AND EXISTS (SELECT 1 FROM customer_keys WHERE tenant_id = $2 AND customer_id = $1 AND version = $7 AND wrapped = $20)`,
 			c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
 			hashes[0], hashes[1], hashes[2], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
-			c.Version, c.SourceUpdatedAt, c.UpdatedAt, wrapped)
+			c.Version, c.SourceUpdatedAt, c.UpdatedAt, wrapped, c.UpstreamTier)
 		if err != nil {
 			return wrap("save customer", err)
 		}
@@ -165,16 +165,16 @@ WHERE id = $1 AND tenant_id = $2
 	}
 	sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
 	_, err = q.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
-  phone_hash, email_hash, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id)
-VALUES ($1, $2, $3, '', '', '', $4, $5, $6, '', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+  phone_hash, email_hash, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id, upstream_tier)
+VALUES ($1, $2, $3, '', '', '', $4, $5, $6, '', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 ON CONFLICT (id) DO UPDATE SET name = '', phone = '', email = '', name_enc = EXCLUDED.name_enc, phone_enc = EXCLUDED.phone_enc,
   email_enc = EXCLUDED.email_enc, key_id = '', dek_version = EXCLUDED.dek_version, phone_hash = EXCLUDED.phone_hash, email_hash = EXCLUDED.email_hash,
   hash_key_id = EXCLUDED.hash_key_id, tier = EXCLUDED.tier, kind = EXCLUDED.kind, referred_by = EXCLUDED.referred_by, org_unit = EXCLUDED.org_unit,
   owner_ids = EXCLUDED.owner_ids, preferences = EXCLUDED.preferences, version = EXCLUDED.version, source_updated_at = EXCLUDED.source_updated_at,
-  updated_at = EXCLUDED.updated_at`,
+  updated_at = EXCLUDED.updated_at, upstream_tier = EXCLUDED.upstream_tier`,
 		c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
 		hashes[0], hashes[1], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
-		c.Version, c.SourceUpdatedAt, c.UpdatedAt, hashes[2])
+		c.Version, c.SourceUpdatedAt, c.UpdatedAt, hashes[2], c.UpstreamTier)
 	return wrap("save customer", err)
 }
 

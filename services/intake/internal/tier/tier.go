@@ -1,14 +1,46 @@
-// Package tier computes a customer's tier from rules given in configuration.
-// It does no I/O.
+// Package tier decides a customer's tier (or class): the one its upstream
+// system sent, or one the rules given in configuration derive from the
+// customer's figures, by the precedence of Decide. It does no I/O.
 package tier
 
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 )
+
+// Known are the tiers the policy packs test (docs/policies.md): seed 002's
+// real-estate classes A to D and its VIPs, seed 000's key customers. A
+// tier spelled as one of them in another case is spelled as here
+// (Canonical): the scheduler compares tiers exactly, and the seed itself
+// writes "a、b类".
+func Known() []string { return []string{"A", "B", "C", "D", "VIP", "key"} }
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
+
+// Canonical trims a tier and spells a known one as Known does; others are
+// kept as they are.
+func Canonical(t string) string {
+	t = strings.TrimSpace(t)
+	for _, k := range Known() {
+		if strings.EqualFold(t, k) {
+			return k
+		}
+	}
+	return t
+}
+
+// Check says why t (canonical) is not a tier name, nil when it is: 1–32
+// letters, digits, '_' or '-', starting with a letter or digit.
+func Check(t string) error {
+	if !nameRE.MatchString(t) {
+		return fmt.Errorf("must be a tier or class: 1–32 letters, digits, '_' or '-', starting with a letter or digit (e.g. %s)", strings.Join(Known(), ", "))
+	}
+	return nil
+}
 
 // Metrics are the figures of one customer that rules read.
 type Metrics struct {
@@ -50,6 +82,12 @@ type Condition struct {
 type Rule struct {
 	Tier string      `json:"tier"`
 	Any  []Condition `json:"any"`
+	// Tenants, when not empty, limits the rule to the customers of these
+	// tenants.
+	Tenants []string `json:"tenants,omitempty"`
+	// Override: the rule's tier replaces the one the upstream system sent.
+	// Without it, a tier the upstream system sent wins over the rule's.
+	Override bool `json:"override,omitempty"`
 }
 
 // The metrics a condition may name.
@@ -82,9 +120,19 @@ func Parse(js string) ([]Rule, error) {
 		return nil, fmt.Errorf("tier: rules: %w", err)
 	}
 	metrics := []string{MetricSpendYear, MetricCarsYear, MetricReferrals, MetricClaimsYear}
-	for i, r := range rules {
+	for i := range rules {
+		r := &rules[i]
+		r.Tier = Canonical(r.Tier)
 		if r.Tier == "" {
 			return nil, fmt.Errorf("tier: rule %d: tier is required", i+1)
+		}
+		if err := Check(r.Tier); err != nil {
+			return nil, fmt.Errorf("tier: rule %d: tier %q %w", i+1, r.Tier, err)
+		}
+		for _, t := range r.Tenants {
+			if strings.TrimSpace(t) == "" {
+				return nil, fmt.Errorf("tier: rule %d (%s): tenants must not be empty names", i+1, r.Tier)
+			}
 		}
 		if len(r.Any) == 0 {
 			return nil, fmt.Errorf("tier: rule %d (%s): needs at least one condition", i+1, r.Tier)
@@ -101,23 +149,58 @@ func Parse(js string) ([]Rule, error) {
 	return rules, nil
 }
 
-// Evaluate returns the tier of the first rule m meets, or "".
+// Evaluate returns the tier of the first rule m meets, or "": the tier of
+// a customer of no particular tenant with no upstream tier.
 func Evaluate(rules []Rule, m Metrics) string {
+	return Decide(rules, "", "", m).Tier
+}
+
+// Decision is a customer's tier and where it comes from.
+type Decision struct {
+	// Tier is the tier in effect ("" for an ordinary customer).
+	Tier string
+	// Rule is the index of the rule that decided; -1 when none applied.
+	Rule int
+	// Overrode: the upstream system sent another tier, and an override
+	// rule replaced it.
+	Overrode bool
+}
+
+// Decide returns the tier of a customer of tenant whose upstream system
+// sent upstream ("" for none), with figures m. The precedence:
+//   - the first rule (of those for the tenant) whose conditions m meets
+//     decides: with override, its tier; without, the upstream tier when
+//     there is one, else its tier;
+//   - no rule met: the upstream tier ("" when none).
+//
+// So rules derive a tier for customers their upstream system does not
+// grade, and replace an upstream grade only when they say override.
+func Decide(rules []Rule, tenant, upstream string, m Metrics) Decision {
 	kind := m.Kind
 	if kind == "" {
 		kind = "individual"
 	}
-	for _, r := range rules {
+	for i, r := range rules {
+		if len(r.Tenants) > 0 && !slices.Contains(r.Tenants, tenant) {
+			continue
+		}
 		for _, c := range r.Any {
 			if c.Kind != "" && c.Kind != kind {
 				continue
 			}
 			if value(m, c.Metric) >= c.Min {
-				return r.Tier
+				switch {
+				case upstream == "":
+					return Decision{Tier: r.Tier, Rule: i}
+				case r.Override:
+					return Decision{Tier: r.Tier, Rule: i, Overrode: r.Tier != upstream}
+				default:
+					return Decision{Tier: upstream, Rule: -1}
+				}
 			}
 		}
 	}
-	return ""
+	return Decision{Tier: upstream, Rule: -1}
 }
 
 func value(m Metrics, metric string) int64 {

@@ -45,7 +45,7 @@ func TestDefaultRulesKeyCustomer(t *testing.T) {
 func TestRulesInOrder(t *testing.T) {
 	rules, err := Parse(`[{"tier":"vip","any":[{"metric":"referrals","min":10}]},{"tier":"key","any":[{"metric":"referrals","min":5}]}]`)
 	require.NoError(t, err)
-	require.Equal(t, "vip", Evaluate(rules, Metrics{Referrals: 12}))
+	require.Equal(t, "VIP", Evaluate(rules, Metrics{Referrals: 12}), "spelled as the packs spell it")
 	require.Equal(t, "key", Evaluate(rules, Metrics{Referrals: 6}))
 }
 
@@ -69,4 +69,47 @@ func TestScopeAt(t *testing.T) {
 	s := ScopeAt(now)
 	require.Equal(t, time.Date(2025, 11, 28, 12, 0, 0, 0, time.UTC), s.Since)
 	require.ElementsMatch(t, []string{"purchase", "vehicle_delivery"}, s.CarServiceTypes)
+}
+
+// How tiers arrive (docs/policies.md): the upstream tier unless no upstream
+// tier or an override rule; rules may be one tenant's; rules produce any
+// tier the packs test (seed 002's A–D and VIP, seed 000's key).
+func TestDecidePrecedence(t *testing.T) {
+	rules, err := Parse(`[
+ {"tier":"vip","tenants":["estate"],"override":true,"any":[{"metric":"referrals","min":3}]},
+ {"tier":"key","any":[{"metric":"cars_year","min":2}]}]`)
+	require.NoError(t, err)
+	require.Equal(t, "VIP", rules[0].Tier, "known tiers are spelled as the packs spell them")
+	tests := []struct {
+		name, tenant, upstream string
+		m                      Metrics
+		want                   Decision
+	}{
+		{"nothing sent, no rule met: ordinary", "estate", "", Metrics{}, Decision{Tier: "", Rule: -1}},
+		{"class A sent, no rule met", "estate", "A", Metrics{}, Decision{Tier: "A", Rule: -1}},
+		{"nothing sent, a rule derives", "auto", "", Metrics{CarsYear: 2}, Decision{Tier: "key", Rule: 1}},
+		{"class B sent beats a rule without override", "auto", "B", Metrics{CarsYear: 2}, Decision{Tier: "B", Rule: -1}},
+		{"an override rule replaces class C", "estate", "C", Metrics{Referrals: 3}, Decision{Tier: "VIP", Rule: 0, Overrode: true}},
+		{"an override rule that agrees overrides nothing", "estate", "VIP", Metrics{Referrals: 3}, Decision{Tier: "VIP", Rule: 0}},
+		{"another tenant's rule does not apply", "auto", "C", Metrics{Referrals: 3}, Decision{Tier: "C", Rule: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, Decide(rules, tc.tenant, tc.upstream, tc.m))
+		})
+	}
+}
+
+func TestCanonicalAndCheck(t *testing.T) {
+	for in, want := range map[string]string{"a": "A", " b ": "B", "vip": "VIP", "Vip": "VIP", "KEY": "key", "gold": "gold", "": ""} {
+		require.Equal(t, want, Canonical(in), in)
+	}
+	for _, ok := range []string{"A", "VIP", "key", "gold-2", "tier_3"} {
+		require.NoError(t, Check(ok), ok)
+	}
+	for _, bad := range []string{"", "A B", "-A", "类A", "a/b", "x234567890123456789012345678901234"} {
+		require.Error(t, Check(bad), bad)
+	}
+	_, err := Parse(`[{"tier":"A B","any":[{"metric":"referrals","min":1}]}]`)
+	require.Error(t, err)
 }
