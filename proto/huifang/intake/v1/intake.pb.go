@@ -186,7 +186,10 @@ type IngestServiceResponse struct {
 	ServiceId  string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
 	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// True when the (source_system, source_event_id) pair was seen before; nothing changed.
-	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// What intake took in but did not use (the event was stored): a field Huifang sets itself,
+	// a field intake does not know, the upstream customer.tier a tenant tier rule overrode.
+	Warnings      []*FieldWarning `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,6 +243,13 @@ func (x *IngestServiceResponse) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *IngestServiceResponse) GetWarnings() []*FieldWarning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
 }
 
 type IngestServicesRequest struct {
@@ -340,6 +350,61 @@ func (x *FieldViolation) GetRule() string {
 	return ""
 }
 
+// FieldWarning is a field of an accepted event that intake did not use, and why. The field is
+// named as the violations name theirs (customer.tier, customer.id, or an unknown JSON key such as
+// customer.class); its value is never repeated.
+type FieldWarning struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldWarning) Reset() {
+	*x = FieldWarning{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldWarning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldWarning) ProtoMessage() {}
+
+func (x *FieldWarning) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldWarning.ProtoReflect.Descriptor instead.
+func (*FieldWarning) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FieldWarning) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldWarning) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // IngestResult is what happened to one event of a batch.
 type IngestResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -351,13 +416,15 @@ type IngestResult struct {
 	// Set when the event was refused; it is also recorded with the rejected events.
 	Violations      []*FieldViolation `protobuf:"bytes,5,rep,name=violations,proto3" json:"violations,omitempty"`
 	RejectedEventId string            `protobuf:"bytes,6,opt,name=rejected_event_id,json=rejectedEventId,proto3" json:"rejected_event_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Fields of an accepted event that intake did not use (IngestServiceResponse.warnings).
+	Warnings      []*FieldWarning `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IngestResult) Reset() {
 	*x = IngestResult{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +436,7 @@ func (x *IngestResult) String() string {
 func (*IngestResult) ProtoMessage() {}
 
 func (x *IngestResult) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[4]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +449,7 @@ func (x *IngestResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestResult.ProtoReflect.Descriptor instead.
 func (*IngestResult) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{4}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *IngestResult) GetIndex() int32 {
@@ -427,6 +494,13 @@ func (x *IngestResult) GetRejectedEventId() string {
 	return ""
 }
 
+func (x *IngestResult) GetWarnings() []*FieldWarning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 type IngestServicesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Results       []*IngestResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
@@ -439,7 +513,7 @@ type IngestServicesResponse struct {
 
 func (x *IngestServicesResponse) Reset() {
 	*x = IngestServicesResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +525,7 @@ func (x *IngestServicesResponse) String() string {
 func (*IngestServicesResponse) ProtoMessage() {}
 
 func (x *IngestServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[5]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +538,7 @@ func (x *IngestServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestServicesResponse.ProtoReflect.Descriptor instead.
 func (*IngestServicesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{5}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *IngestServicesResponse) GetResults() []*IngestResult {
@@ -511,7 +585,7 @@ type GetCustomerRequest struct {
 
 func (x *GetCustomerRequest) Reset() {
 	*x = GetCustomerRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +597,7 @@ func (x *GetCustomerRequest) String() string {
 func (*GetCustomerRequest) ProtoMessage() {}
 
 func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[6]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +610,7 @@ func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{6}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetCustomerRequest) GetTenantId() string {
@@ -598,7 +672,7 @@ type CustomerView struct {
 
 func (x *CustomerView) Reset() {
 	*x = CustomerView{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[7]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +684,7 @@ func (x *CustomerView) String() string {
 func (*CustomerView) ProtoMessage() {}
 
 func (x *CustomerView) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[7]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +697,7 @@ func (x *CustomerView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomerView.ProtoReflect.Descriptor instead.
 func (*CustomerView) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{7}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CustomerView) GetCustomer() *v11.Customer {
@@ -700,7 +774,7 @@ type GetCustomerResponse struct {
 
 func (x *GetCustomerResponse) Reset() {
 	*x = GetCustomerResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[8]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +786,7 @@ func (x *GetCustomerResponse) String() string {
 func (*GetCustomerResponse) ProtoMessage() {}
 
 func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[8]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +799,7 @@ func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{8}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetCustomerResponse) GetCustomer() *v11.Customer {
@@ -757,7 +831,7 @@ type ListCustomersRequest struct {
 
 func (x *ListCustomersRequest) Reset() {
 	*x = ListCustomersRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[9]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +843,7 @@ func (x *ListCustomersRequest) String() string {
 func (*ListCustomersRequest) ProtoMessage() {}
 
 func (x *ListCustomersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[9]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +856,7 @@ func (x *ListCustomersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCustomersRequest.ProtoReflect.Descriptor instead.
 func (*ListCustomersRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{9}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListCustomersRequest) GetTenantId() string {
@@ -830,7 +904,7 @@ type ListCustomersResponse struct {
 
 func (x *ListCustomersResponse) Reset() {
 	*x = ListCustomersResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[10]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +916,7 @@ func (x *ListCustomersResponse) String() string {
 func (*ListCustomersResponse) ProtoMessage() {}
 
 func (x *ListCustomersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[10]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +929,7 @@ func (x *ListCustomersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCustomersResponse.ProtoReflect.Descriptor instead.
 func (*ListCustomersResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{10}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListCustomersResponse) GetCustomers() []*CustomerView {
@@ -883,7 +957,7 @@ type UpdateContactPreferencesRequest struct {
 
 func (x *UpdateContactPreferencesRequest) Reset() {
 	*x = UpdateContactPreferencesRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[11]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +969,7 @@ func (x *UpdateContactPreferencesRequest) String() string {
 func (*UpdateContactPreferencesRequest) ProtoMessage() {}
 
 func (x *UpdateContactPreferencesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[11]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +982,7 @@ func (x *UpdateContactPreferencesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContactPreferencesRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContactPreferencesRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{11}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateContactPreferencesRequest) GetTenantId() string {
@@ -941,7 +1015,7 @@ type UpdateContactPreferencesResponse struct {
 
 func (x *UpdateContactPreferencesResponse) Reset() {
 	*x = UpdateContactPreferencesResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[12]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1027,7 @@ func (x *UpdateContactPreferencesResponse) String() string {
 func (*UpdateContactPreferencesResponse) ProtoMessage() {}
 
 func (x *UpdateContactPreferencesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[12]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1040,7 @@ func (x *UpdateContactPreferencesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContactPreferencesResponse.ProtoReflect.Descriptor instead.
 func (*UpdateContactPreferencesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{12}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateContactPreferencesResponse) GetCustomer() *CustomerView {
@@ -988,7 +1062,7 @@ type SetCustomerOwnersRequest struct {
 
 func (x *SetCustomerOwnersRequest) Reset() {
 	*x = SetCustomerOwnersRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[13]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1074,7 @@ func (x *SetCustomerOwnersRequest) String() string {
 func (*SetCustomerOwnersRequest) ProtoMessage() {}
 
 func (x *SetCustomerOwnersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[13]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1087,7 @@ func (x *SetCustomerOwnersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCustomerOwnersRequest.ProtoReflect.Descriptor instead.
 func (*SetCustomerOwnersRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{13}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetCustomerOwnersRequest) GetTenantId() string {
@@ -1046,7 +1120,7 @@ type SetCustomerOwnersResponse struct {
 
 func (x *SetCustomerOwnersResponse) Reset() {
 	*x = SetCustomerOwnersResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[14]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1132,7 @@ func (x *SetCustomerOwnersResponse) String() string {
 func (*SetCustomerOwnersResponse) ProtoMessage() {}
 
 func (x *SetCustomerOwnersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[14]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1145,7 @@ func (x *SetCustomerOwnersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCustomerOwnersResponse.ProtoReflect.Descriptor instead.
 func (*SetCustomerOwnersResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{14}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetCustomerOwnersResponse) GetCustomer() *CustomerView {
@@ -1095,7 +1169,7 @@ type CustomerRecord struct {
 
 func (x *CustomerRecord) Reset() {
 	*x = CustomerRecord{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[15]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1181,7 @@ func (x *CustomerRecord) String() string {
 func (*CustomerRecord) ProtoMessage() {}
 
 func (x *CustomerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[15]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1194,7 @@ func (x *CustomerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomerRecord.ProtoReflect.Descriptor instead.
 func (*CustomerRecord) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{15}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CustomerRecord) GetLine() int64 {
@@ -1157,7 +1231,7 @@ type ImportCustomersRequest struct {
 
 func (x *ImportCustomersRequest) Reset() {
 	*x = ImportCustomersRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[16]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1243,7 @@ func (x *ImportCustomersRequest) String() string {
 func (*ImportCustomersRequest) ProtoMessage() {}
 
 func (x *ImportCustomersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[16]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1256,7 @@ func (x *ImportCustomersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCustomersRequest.ProtoReflect.Descriptor instead.
 func (*ImportCustomersRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{16}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ImportCustomersRequest) GetTenantId() string {
@@ -1218,7 +1292,7 @@ type ImportRecordResult struct {
 
 func (x *ImportRecordResult) Reset() {
 	*x = ImportRecordResult{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[17]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1304,7 @@ func (x *ImportRecordResult) String() string {
 func (*ImportRecordResult) ProtoMessage() {}
 
 func (x *ImportRecordResult) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[17]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1317,7 @@ func (x *ImportRecordResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRecordResult.ProtoReflect.Descriptor instead.
 func (*ImportRecordResult) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{17}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ImportRecordResult) GetLine() int64 {
@@ -1287,7 +1361,7 @@ type ImportCustomersResponse struct {
 
 func (x *ImportCustomersResponse) Reset() {
 	*x = ImportCustomersResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[18]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1373,7 @@ func (x *ImportCustomersResponse) String() string {
 func (*ImportCustomersResponse) ProtoMessage() {}
 
 func (x *ImportCustomersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[18]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1386,7 @@ func (x *ImportCustomersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCustomersResponse.ProtoReflect.Descriptor instead.
 func (*ImportCustomersResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{18}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ImportCustomersResponse) GetResults() []*ImportRecordResult {
@@ -1362,7 +1436,7 @@ type RegisterServiceTypeRequest struct {
 
 func (x *RegisterServiceTypeRequest) Reset() {
 	*x = RegisterServiceTypeRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[19]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1448,7 @@ func (x *RegisterServiceTypeRequest) String() string {
 func (*RegisterServiceTypeRequest) ProtoMessage() {}
 
 func (x *RegisterServiceTypeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[19]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1461,7 @@ func (x *RegisterServiceTypeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServiceTypeRequest.ProtoReflect.Descriptor instead.
 func (*RegisterServiceTypeRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{19}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterServiceTypeRequest) GetTenantId() string {
@@ -1423,7 +1497,7 @@ type ServiceType struct {
 
 func (x *ServiceType) Reset() {
 	*x = ServiceType{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[20]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1509,7 @@ func (x *ServiceType) String() string {
 func (*ServiceType) ProtoMessage() {}
 
 func (x *ServiceType) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[20]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1522,7 @@ func (x *ServiceType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceType.ProtoReflect.Descriptor instead.
 func (*ServiceType) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{20}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServiceType) GetName() string {
@@ -1481,7 +1555,7 @@ type RegisterServiceTypeResponse struct {
 
 func (x *RegisterServiceTypeResponse) Reset() {
 	*x = RegisterServiceTypeResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[21]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1567,7 @@ func (x *RegisterServiceTypeResponse) String() string {
 func (*RegisterServiceTypeResponse) ProtoMessage() {}
 
 func (x *RegisterServiceTypeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[21]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1580,7 @@ func (x *RegisterServiceTypeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterServiceTypeResponse.ProtoReflect.Descriptor instead.
 func (*RegisterServiceTypeResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{21}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterServiceTypeResponse) GetServiceType() *ServiceType {
@@ -1525,7 +1599,7 @@ type ListServiceTypesRequest struct {
 
 func (x *ListServiceTypesRequest) Reset() {
 	*x = ListServiceTypesRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[22]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1611,7 @@ func (x *ListServiceTypesRequest) String() string {
 func (*ListServiceTypesRequest) ProtoMessage() {}
 
 func (x *ListServiceTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[22]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1624,7 @@ func (x *ListServiceTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceTypesRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{22}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListServiceTypesRequest) GetTenantId() string {
@@ -1569,7 +1643,7 @@ type ListServiceTypesResponse struct {
 
 func (x *ListServiceTypesResponse) Reset() {
 	*x = ListServiceTypesResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[23]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1655,7 @@ func (x *ListServiceTypesResponse) String() string {
 func (*ListServiceTypesResponse) ProtoMessage() {}
 
 func (x *ListServiceTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[23]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1668,7 @@ func (x *ListServiceTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceTypesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{23}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListServiceTypesResponse) GetServiceTypes() []*ServiceType {
@@ -1616,7 +1690,7 @@ type ListRejectedEventsRequest struct {
 
 func (x *ListRejectedEventsRequest) Reset() {
 	*x = ListRejectedEventsRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[24]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1702,7 @@ func (x *ListRejectedEventsRequest) String() string {
 func (*ListRejectedEventsRequest) ProtoMessage() {}
 
 func (x *ListRejectedEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[24]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1715,7 @@ func (x *ListRejectedEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListRejectedEventsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{24}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRejectedEventsRequest) GetTenantId() string {
@@ -1691,7 +1765,7 @@ type RejectedEvent struct {
 
 func (x *RejectedEvent) Reset() {
 	*x = RejectedEvent{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[25]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1777,7 @@ func (x *RejectedEvent) String() string {
 func (*RejectedEvent) ProtoMessage() {}
 
 func (x *RejectedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[25]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1790,7 @@ func (x *RejectedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEvent.ProtoReflect.Descriptor instead.
 func (*RejectedEvent) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{25}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RejectedEvent) GetId() string {
@@ -1806,7 +1880,7 @@ type ListRejectedEventsResponse struct {
 
 func (x *ListRejectedEventsResponse) Reset() {
 	*x = ListRejectedEventsResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[26]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1892,7 @@ func (x *ListRejectedEventsResponse) String() string {
 func (*ListRejectedEventsResponse) ProtoMessage() {}
 
 func (x *ListRejectedEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[26]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1905,7 @@ func (x *ListRejectedEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListRejectedEventsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{26}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListRejectedEventsResponse) GetRejectedEvents() []*RejectedEvent {
@@ -1858,7 +1932,7 @@ type GetRejectedEventRequest struct {
 
 func (x *GetRejectedEventRequest) Reset() {
 	*x = GetRejectedEventRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[27]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +1944,7 @@ func (x *GetRejectedEventRequest) String() string {
 func (*GetRejectedEventRequest) ProtoMessage() {}
 
 func (x *GetRejectedEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[27]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +1957,7 @@ func (x *GetRejectedEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedEventRequest.ProtoReflect.Descriptor instead.
 func (*GetRejectedEventRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{27}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetRejectedEventRequest) GetTenantId() string {
@@ -1911,7 +1985,7 @@ type GetRejectedEventResponse struct {
 
 func (x *GetRejectedEventResponse) Reset() {
 	*x = GetRejectedEventResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[28]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +1997,7 @@ func (x *GetRejectedEventResponse) String() string {
 func (*GetRejectedEventResponse) ProtoMessage() {}
 
 func (x *GetRejectedEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[28]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2010,7 @@ func (x *GetRejectedEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedEventResponse.ProtoReflect.Descriptor instead.
 func (*GetRejectedEventResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{28}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetRejectedEventResponse) GetRejectedEvent() *RejectedEvent {
@@ -1966,7 +2040,7 @@ type ReplayRejectedEventRequest struct {
 
 func (x *ReplayRejectedEventRequest) Reset() {
 	*x = ReplayRejectedEventRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[29]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2052,7 @@ func (x *ReplayRejectedEventRequest) String() string {
 func (*ReplayRejectedEventRequest) ProtoMessage() {}
 
 func (x *ReplayRejectedEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[29]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2065,7 @@ func (x *ReplayRejectedEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayRejectedEventRequest.ProtoReflect.Descriptor instead.
 func (*ReplayRejectedEventRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{29}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReplayRejectedEventRequest) GetTenantId() string {
@@ -2026,7 +2100,7 @@ type ReplayRejectedEventResponse struct {
 
 func (x *ReplayRejectedEventResponse) Reset() {
 	*x = ReplayRejectedEventResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[30]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2112,7 @@ func (x *ReplayRejectedEventResponse) String() string {
 func (*ReplayRejectedEventResponse) ProtoMessage() {}
 
 func (x *ReplayRejectedEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[30]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2125,7 @@ func (x *ReplayRejectedEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayRejectedEventResponse.ProtoReflect.Descriptor instead.
 func (*ReplayRejectedEventResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{30}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReplayRejectedEventResponse) GetServiceId() string {
@@ -2085,7 +2159,7 @@ type RehashContactsRequest struct {
 
 func (x *RehashContactsRequest) Reset() {
 	*x = RehashContactsRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[31]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2171,7 @@ func (x *RehashContactsRequest) String() string {
 func (*RehashContactsRequest) ProtoMessage() {}
 
 func (x *RehashContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[31]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2184,7 @@ func (x *RehashContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RehashContactsRequest.ProtoReflect.Descriptor instead.
 func (*RehashContactsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{31}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RehashContactsRequest) GetBatchSize() int32 {
@@ -2132,7 +2206,7 @@ type RehashContactsResponse struct {
 
 func (x *RehashContactsResponse) Reset() {
 	*x = RehashContactsResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[32]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2218,7 @@ func (x *RehashContactsResponse) String() string {
 func (*RehashContactsResponse) ProtoMessage() {}
 
 func (x *RehashContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[32]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2231,7 @@ func (x *RehashContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RehashContactsResponse.ProtoReflect.Descriptor instead.
 func (*RehashContactsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{32}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RehashContactsResponse) GetRehashed() int64 {
@@ -2191,7 +2265,7 @@ type RevealContactRequest struct {
 
 func (x *RevealContactRequest) Reset() {
 	*x = RevealContactRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[33]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2277,7 @@ func (x *RevealContactRequest) String() string {
 func (*RevealContactRequest) ProtoMessage() {}
 
 func (x *RevealContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[33]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2290,7 @@ func (x *RevealContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealContactRequest.ProtoReflect.Descriptor instead.
 func (*RevealContactRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{33}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevealContactRequest) GetTenantId() string {
@@ -2266,7 +2340,7 @@ type RevealContactResponse struct {
 
 func (x *RevealContactResponse) Reset() {
 	*x = RevealContactResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[34]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2352,7 @@ func (x *RevealContactResponse) String() string {
 func (*RevealContactResponse) ProtoMessage() {}
 
 func (x *RevealContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[34]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2365,7 @@ func (x *RevealContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealContactResponse.ProtoReflect.Descriptor instead.
 func (*RevealContactResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{34}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevealContactResponse) GetCustomerId() string {
@@ -2335,7 +2409,7 @@ type EraseCustomerRequest struct {
 
 func (x *EraseCustomerRequest) Reset() {
 	*x = EraseCustomerRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[35]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2421,7 @@ func (x *EraseCustomerRequest) String() string {
 func (*EraseCustomerRequest) ProtoMessage() {}
 
 func (x *EraseCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[35]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2434,7 @@ func (x *EraseCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseCustomerRequest.ProtoReflect.Descriptor instead.
 func (*EraseCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{35}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EraseCustomerRequest) GetTenantId() string {
@@ -2396,7 +2470,7 @@ type EraseCustomerResponse struct {
 
 func (x *EraseCustomerResponse) Reset() {
 	*x = EraseCustomerResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[36]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2482,7 @@ func (x *EraseCustomerResponse) String() string {
 func (*EraseCustomerResponse) ProtoMessage() {}
 
 func (x *EraseCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[36]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2495,7 @@ func (x *EraseCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseCustomerResponse.ProtoReflect.Descriptor instead.
 func (*EraseCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{36}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EraseCustomerResponse) GetCustomer() *CustomerView {
@@ -2451,7 +2525,7 @@ type ExportCustomerDataRequest struct {
 
 func (x *ExportCustomerDataRequest) Reset() {
 	*x = ExportCustomerDataRequest{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[37]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2537,7 @@ func (x *ExportCustomerDataRequest) String() string {
 func (*ExportCustomerDataRequest) ProtoMessage() {}
 
 func (x *ExportCustomerDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[37]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2550,7 @@ func (x *ExportCustomerDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCustomerDataRequest.ProtoReflect.Descriptor instead.
 func (*ExportCustomerDataRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{37}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExportCustomerDataRequest) GetTenantId() string {
@@ -2513,7 +2587,7 @@ type ExportCustomerDataResponse struct {
 
 func (x *ExportCustomerDataResponse) Reset() {
 	*x = ExportCustomerDataResponse{}
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[38]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2599,7 @@ func (x *ExportCustomerDataResponse) String() string {
 func (*ExportCustomerDataResponse) ProtoMessage() {}
 
 func (x *ExportCustomerDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_intake_v1_intake_proto_msgTypes[38]
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2612,7 @@ func (x *ExportCustomerDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCustomerDataResponse.ProtoReflect.Descriptor instead.
 func (*ExportCustomerDataResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{38}
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExportCustomerDataResponse) GetDocument() *structpb.Struct {
@@ -2554,18 +2628,22 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\n" +
 	"\x1ehuifang/intake/v1/intake.proto\x12\x11huifang.intake.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehuifang/events/v1/events.proto\x1a\x1chuifang/types/v1/types.proto\"Q\n" +
 	"\x14IngestServiceRequest\x129\n" +
-	"\x05event\x18\x01 \x01(\v2#.huifang.events.v1.ServiceCompletedR\x05event\"u\n" +
+	"\x05event\x18\x01 \x01(\v2#.huifang.events.v1.ServiceCompletedR\x05event\"\xb2\x01\n" +
 	"\x15IngestServiceResponse\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
 	"customerId\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"T\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12;\n" +
+	"\bwarnings\x18\x04 \x03(\v2\x1f.huifang.intake.v1.FieldWarningR\bwarnings\"T\n" +
 	"\x15IngestServicesRequest\x12;\n" +
 	"\x06events\x18\x01 \x03(\v2#.huifang.events.v1.ServiceCompletedR\x06events\":\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
-	"\x04rule\x18\x02 \x01(\tR\x04rule\"\xf1\x01\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\"<\n" +
+	"\fFieldWarning\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xae\x02\n" +
 	"\fIngestResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1d\n" +
 	"\n" +
@@ -2576,7 +2654,8 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\n" +
 	"violations\x18\x05 \x03(\v2!.huifang.intake.v1.FieldViolationR\n" +
 	"violations\x12*\n" +
-	"\x11rejected_event_id\x18\x06 \x01(\tR\x0frejectedEventId\"\xab\x01\n" +
+	"\x11rejected_event_id\x18\x06 \x01(\tR\x0frejectedEventId\x12;\n" +
+	"\bwarnings\x18\a \x03(\v2\x1f.huifang.intake.v1.FieldWarningR\bwarnings\"\xab\x01\n" +
 	"\x16IngestServicesResponse\x129\n" +
 	"\aresults\x18\x01 \x03(\v2\x1f.huifang.intake.v1.IngestResultR\aresults\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\x05R\baccepted\x12\x1e\n" +
@@ -2782,7 +2861,7 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
 	(ContactField)(0),                        // 1: huifang.intake.v1.ContactField
@@ -2790,115 +2869,118 @@ var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(*IngestServiceResponse)(nil),            // 3: huifang.intake.v1.IngestServiceResponse
 	(*IngestServicesRequest)(nil),            // 4: huifang.intake.v1.IngestServicesRequest
 	(*FieldViolation)(nil),                   // 5: huifang.intake.v1.FieldViolation
-	(*IngestResult)(nil),                     // 6: huifang.intake.v1.IngestResult
-	(*IngestServicesResponse)(nil),           // 7: huifang.intake.v1.IngestServicesResponse
-	(*GetCustomerRequest)(nil),               // 8: huifang.intake.v1.GetCustomerRequest
-	(*CustomerView)(nil),                     // 9: huifang.intake.v1.CustomerView
-	(*GetCustomerResponse)(nil),              // 10: huifang.intake.v1.GetCustomerResponse
-	(*ListCustomersRequest)(nil),             // 11: huifang.intake.v1.ListCustomersRequest
-	(*ListCustomersResponse)(nil),            // 12: huifang.intake.v1.ListCustomersResponse
-	(*UpdateContactPreferencesRequest)(nil),  // 13: huifang.intake.v1.UpdateContactPreferencesRequest
-	(*UpdateContactPreferencesResponse)(nil), // 14: huifang.intake.v1.UpdateContactPreferencesResponse
-	(*SetCustomerOwnersRequest)(nil),         // 15: huifang.intake.v1.SetCustomerOwnersRequest
-	(*SetCustomerOwnersResponse)(nil),        // 16: huifang.intake.v1.SetCustomerOwnersResponse
-	(*CustomerRecord)(nil),                   // 17: huifang.intake.v1.CustomerRecord
-	(*ImportCustomersRequest)(nil),           // 18: huifang.intake.v1.ImportCustomersRequest
-	(*ImportRecordResult)(nil),               // 19: huifang.intake.v1.ImportRecordResult
-	(*ImportCustomersResponse)(nil),          // 20: huifang.intake.v1.ImportCustomersResponse
-	(*RegisterServiceTypeRequest)(nil),       // 21: huifang.intake.v1.RegisterServiceTypeRequest
-	(*ServiceType)(nil),                      // 22: huifang.intake.v1.ServiceType
-	(*RegisterServiceTypeResponse)(nil),      // 23: huifang.intake.v1.RegisterServiceTypeResponse
-	(*ListServiceTypesRequest)(nil),          // 24: huifang.intake.v1.ListServiceTypesRequest
-	(*ListServiceTypesResponse)(nil),         // 25: huifang.intake.v1.ListServiceTypesResponse
-	(*ListRejectedEventsRequest)(nil),        // 26: huifang.intake.v1.ListRejectedEventsRequest
-	(*RejectedEvent)(nil),                    // 27: huifang.intake.v1.RejectedEvent
-	(*ListRejectedEventsResponse)(nil),       // 28: huifang.intake.v1.ListRejectedEventsResponse
-	(*GetRejectedEventRequest)(nil),          // 29: huifang.intake.v1.GetRejectedEventRequest
-	(*GetRejectedEventResponse)(nil),         // 30: huifang.intake.v1.GetRejectedEventResponse
-	(*ReplayRejectedEventRequest)(nil),       // 31: huifang.intake.v1.ReplayRejectedEventRequest
-	(*ReplayRejectedEventResponse)(nil),      // 32: huifang.intake.v1.ReplayRejectedEventResponse
-	(*RehashContactsRequest)(nil),            // 33: huifang.intake.v1.RehashContactsRequest
-	(*RehashContactsResponse)(nil),           // 34: huifang.intake.v1.RehashContactsResponse
-	(*RevealContactRequest)(nil),             // 35: huifang.intake.v1.RevealContactRequest
-	(*RevealContactResponse)(nil),            // 36: huifang.intake.v1.RevealContactResponse
-	(*EraseCustomerRequest)(nil),             // 37: huifang.intake.v1.EraseCustomerRequest
-	(*EraseCustomerResponse)(nil),            // 38: huifang.intake.v1.EraseCustomerResponse
-	(*ExportCustomerDataRequest)(nil),        // 39: huifang.intake.v1.ExportCustomerDataRequest
-	(*ExportCustomerDataResponse)(nil),       // 40: huifang.intake.v1.ExportCustomerDataResponse
-	(*v1.ServiceCompleted)(nil),              // 41: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),                     // 42: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),            // 43: google.protobuf.Timestamp
-	(*v11.ContactPreferences)(nil),           // 44: huifang.types.v1.ContactPreferences
-	(*structpb.Struct)(nil),                  // 45: google.protobuf.Struct
+	(*FieldWarning)(nil),                     // 6: huifang.intake.v1.FieldWarning
+	(*IngestResult)(nil),                     // 7: huifang.intake.v1.IngestResult
+	(*IngestServicesResponse)(nil),           // 8: huifang.intake.v1.IngestServicesResponse
+	(*GetCustomerRequest)(nil),               // 9: huifang.intake.v1.GetCustomerRequest
+	(*CustomerView)(nil),                     // 10: huifang.intake.v1.CustomerView
+	(*GetCustomerResponse)(nil),              // 11: huifang.intake.v1.GetCustomerResponse
+	(*ListCustomersRequest)(nil),             // 12: huifang.intake.v1.ListCustomersRequest
+	(*ListCustomersResponse)(nil),            // 13: huifang.intake.v1.ListCustomersResponse
+	(*UpdateContactPreferencesRequest)(nil),  // 14: huifang.intake.v1.UpdateContactPreferencesRequest
+	(*UpdateContactPreferencesResponse)(nil), // 15: huifang.intake.v1.UpdateContactPreferencesResponse
+	(*SetCustomerOwnersRequest)(nil),         // 16: huifang.intake.v1.SetCustomerOwnersRequest
+	(*SetCustomerOwnersResponse)(nil),        // 17: huifang.intake.v1.SetCustomerOwnersResponse
+	(*CustomerRecord)(nil),                   // 18: huifang.intake.v1.CustomerRecord
+	(*ImportCustomersRequest)(nil),           // 19: huifang.intake.v1.ImportCustomersRequest
+	(*ImportRecordResult)(nil),               // 20: huifang.intake.v1.ImportRecordResult
+	(*ImportCustomersResponse)(nil),          // 21: huifang.intake.v1.ImportCustomersResponse
+	(*RegisterServiceTypeRequest)(nil),       // 22: huifang.intake.v1.RegisterServiceTypeRequest
+	(*ServiceType)(nil),                      // 23: huifang.intake.v1.ServiceType
+	(*RegisterServiceTypeResponse)(nil),      // 24: huifang.intake.v1.RegisterServiceTypeResponse
+	(*ListServiceTypesRequest)(nil),          // 25: huifang.intake.v1.ListServiceTypesRequest
+	(*ListServiceTypesResponse)(nil),         // 26: huifang.intake.v1.ListServiceTypesResponse
+	(*ListRejectedEventsRequest)(nil),        // 27: huifang.intake.v1.ListRejectedEventsRequest
+	(*RejectedEvent)(nil),                    // 28: huifang.intake.v1.RejectedEvent
+	(*ListRejectedEventsResponse)(nil),       // 29: huifang.intake.v1.ListRejectedEventsResponse
+	(*GetRejectedEventRequest)(nil),          // 30: huifang.intake.v1.GetRejectedEventRequest
+	(*GetRejectedEventResponse)(nil),         // 31: huifang.intake.v1.GetRejectedEventResponse
+	(*ReplayRejectedEventRequest)(nil),       // 32: huifang.intake.v1.ReplayRejectedEventRequest
+	(*ReplayRejectedEventResponse)(nil),      // 33: huifang.intake.v1.ReplayRejectedEventResponse
+	(*RehashContactsRequest)(nil),            // 34: huifang.intake.v1.RehashContactsRequest
+	(*RehashContactsResponse)(nil),           // 35: huifang.intake.v1.RehashContactsResponse
+	(*RevealContactRequest)(nil),             // 36: huifang.intake.v1.RevealContactRequest
+	(*RevealContactResponse)(nil),            // 37: huifang.intake.v1.RevealContactResponse
+	(*EraseCustomerRequest)(nil),             // 38: huifang.intake.v1.EraseCustomerRequest
+	(*EraseCustomerResponse)(nil),            // 39: huifang.intake.v1.EraseCustomerResponse
+	(*ExportCustomerDataRequest)(nil),        // 40: huifang.intake.v1.ExportCustomerDataRequest
+	(*ExportCustomerDataResponse)(nil),       // 41: huifang.intake.v1.ExportCustomerDataResponse
+	(*v1.ServiceCompleted)(nil),              // 42: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 43: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 44: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 45: huifang.types.v1.ContactPreferences
+	(*structpb.Struct)(nil),                  // 46: google.protobuf.Struct
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	41, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	41, // 1: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
-	5,  // 2: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
-	6,  // 3: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
-	42, // 4: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
-	43, // 5: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
-	43, // 6: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
-	42, // 7: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
-	9,  // 8: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
-	9,  // 9: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
-	44, // 10: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
-	9,  // 11: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	9,  // 12: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	42, // 13: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
-	43, // 14: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
-	17, // 15: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
-	0,  // 16: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
-	5,  // 17: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
-	19, // 18: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
-	22, // 19: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
-	22, // 20: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
-	43, // 21: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	43, // 22: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
-	27, // 23: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
-	27, // 24: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
-	41, // 25: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
-	41, // 26: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
-	1,  // 27: huifang.intake.v1.RevealContactRequest.fields:type_name -> huifang.intake.v1.ContactField
-	9,  // 28: huifang.intake.v1.EraseCustomerResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	45, // 29: huifang.intake.v1.ExportCustomerDataResponse.document:type_name -> google.protobuf.Struct
-	2,  // 30: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
-	4,  // 31: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
-	8,  // 32: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
-	11, // 33: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
-	13, // 34: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
-	15, // 35: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
-	18, // 36: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
-	21, // 37: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
-	24, // 38: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
-	26, // 39: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
-	29, // 40: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
-	31, // 41: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
-	33, // 42: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
-	35, // 43: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
-	37, // 44: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
-	39, // 45: huifang.intake.v1.IntakeService.ExportCustomerData:input_type -> huifang.intake.v1.ExportCustomerDataRequest
-	3,  // 46: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	7,  // 47: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
-	10, // 48: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	12, // 49: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
-	14, // 50: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
-	16, // 51: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
-	20, // 52: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
-	23, // 53: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
-	25, // 54: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
-	28, // 55: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	30, // 56: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
-	32, // 57: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
-	34, // 58: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
-	36, // 59: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
-	38, // 60: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
-	40, // 61: huifang.intake.v1.IntakeService.ExportCustomerData:output_type -> huifang.intake.v1.ExportCustomerDataResponse
-	46, // [46:62] is the sub-list for method output_type
-	30, // [30:46] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	42, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	6,  // 1: huifang.intake.v1.IngestServiceResponse.warnings:type_name -> huifang.intake.v1.FieldWarning
+	42, // 2: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	5,  // 3: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	6,  // 4: huifang.intake.v1.IngestResult.warnings:type_name -> huifang.intake.v1.FieldWarning
+	7,  // 5: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
+	43, // 6: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	44, // 7: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	44, // 8: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 9: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	10, // 10: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
+	10, // 11: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
+	45, // 12: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	10, // 13: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	10, // 14: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	43, // 15: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	44, // 16: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	18, // 17: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
+	0,  // 18: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
+	5,  // 19: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	20, // 20: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
+	23, // 21: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
+	23, // 22: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
+	44, // 23: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	44, // 24: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	28, // 25: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
+	28, // 26: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
+	42, // 27: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	42, // 28: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	1,  // 29: huifang.intake.v1.RevealContactRequest.fields:type_name -> huifang.intake.v1.ContactField
+	10, // 30: huifang.intake.v1.EraseCustomerResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	46, // 31: huifang.intake.v1.ExportCustomerDataResponse.document:type_name -> google.protobuf.Struct
+	2,  // 32: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
+	4,  // 33: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
+	9,  // 34: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
+	12, // 35: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
+	14, // 36: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
+	16, // 37: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
+	19, // 38: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
+	22, // 39: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
+	25, // 40: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
+	27, // 41: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
+	30, // 42: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
+	32, // 43: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
+	34, // 44: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
+	36, // 45: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
+	38, // 46: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
+	40, // 47: huifang.intake.v1.IntakeService.ExportCustomerData:input_type -> huifang.intake.v1.ExportCustomerDataRequest
+	3,  // 48: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	8,  // 49: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	11, // 50: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	13, // 51: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	15, // 52: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	17, // 53: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	21, // 54: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	24, // 55: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	26, // 56: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	29, // 57: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	31, // 58: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	33, // 59: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	35, // 60: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
+	37, // 61: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
+	39, // 62: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
+	41, // 63: huifang.intake.v1.IntakeService.ExportCustomerData:output_type -> huifang.intake.v1.ExportCustomerDataResponse
+	48, // [48:64] is the sub-list for method output_type
+	32, // [32:48] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_huifang_intake_v1_intake_proto_init() }
@@ -2912,7 +2994,7 @@ func file_huifang_intake_v1_intake_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -150,6 +150,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	a.Exports = exports
 	pending := reseal.NewGauge()
 	rt.Metrics.MustRegister(pending)
+	a.IgnoredFields = intake.NewIgnoredCounter()
+	rt.Metrics.MustRegister(a.IgnoredFields)
 
 	// The NATS ingress: one durable, INGRESS_WORKERS handlers.
 	rt.Consume(consumer.Ingress(a), app.Workers(max(1, cfg.IngressWorkers)))

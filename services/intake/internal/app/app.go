@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/store"
@@ -51,6 +52,9 @@ type App struct {
 	// Reveals hold reveals of contacts and lookups by phone to a rate per
 	// caller (REVEAL_RATE, REVEAL_SERVICE_RATE).
 	Reveals Reveals
+	// IgnoredFields, when set, counts the fields of stored events intake
+	// did not use (NewIgnoredCounter).
+	IgnoredFields *prometheus.CounterVec
 }
 
 // inTx runs fn in a transaction of its own and wakes the relay after the

@@ -18,6 +18,9 @@ type IngestBatch struct {
 	Events []*eventsv1.ServiceCompleted
 	// Source names the way they came ("grpc", "http").
 	Source string
+	// Unknown, when set, holds per event the JSON keys the decoder
+	// dropped (IngestService.Unknown).
+	Unknown [][]string
 }
 
 // Batch is what a batch did: one result per event, in order, and the counts.
@@ -43,6 +46,9 @@ func (a *App) IngestBatch(ctx context.Context, in IngestBatch) (Batch, error) {
 			ev = &eventsv1.ServiceCompleted{}
 		}
 		one := IngestService{Event: ev, Source: in.Source}
+		if i < len(in.Unknown) {
+			one.Unknown = in.Unknown[i]
+		}
 		out, err := a.IngestService(ctx, one)
 		if errors.Is(err, ErrConflict) {
 			out, err = a.IngestService(ctx, one)

@@ -27,6 +27,10 @@ type IngestService struct {
 	Event *eventsv1.ServiceCompleted
 	// Source names the way it came for rejected_events ("grpc", "http").
 	Source string
+	// Unknown are the JSON keys of the payload that are no field of the
+	// event (ingest.UnknownJSON): the decoder dropped them, the answer and
+	// the metric tell.
+	Unknown []string
 }
 
 // Ingested is what ingesting one event did.
@@ -39,6 +43,9 @@ type Ingested struct {
 	// its row in rejected_events.
 	Invalid    *invalid.Error
 	RejectedID string
+	// Warnings name the fields of a stored event that intake did not use:
+	// set by Huifang, unknown, or the upstream tier a rule overrode.
+	Warnings []ingest.Warning
 }
 
 // IngestService validates and stores one event in a transaction of its own.
@@ -87,6 +94,9 @@ func (a *App) IngestService(ctx context.Context, in IngestService) (Ingested, er
 // inbox does) or runs the call in a savepoint (IngestService does).
 func (a *App) IngestServiceTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingested, error) {
 	out, err := a.ingestTx(ctx, tx, in)
+	if err == nil && len(out.Warnings) > 0 {
+		a.ignored(ctx, in.Event, out)
+	}
 	return out, refusedAs("payload", err)
 }
 
@@ -151,6 +161,11 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 	done.Customer = cust.Proto()
 	if err := a.add(ctx, tx, stream.SubjectServiceCompleted, done.EventId, done); err != nil {
 		return out, err
+	}
+	out.Warnings = append(ingest.Ignored(ev), ingest.UnknownWarnings(in.Unknown)...)
+	if t := ev.Customer.Tier; t != "" && cust.UpstreamTier == t && cust.Tier != t {
+		out.Warnings = append(out.Warnings, ingest.Warning{Field: "customer.tier",
+			Reason: fmt.Sprintf("%q is overridden by a tier rule (TIER_RULES, override): the customer's tier is %q", t, cust.Tier)})
 	}
 	return out, nil
 }

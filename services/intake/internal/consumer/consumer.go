@@ -53,7 +53,11 @@ func Ingress(a *app.App) *inbox.Consumer {
 			if err != nil {
 				return err
 			}
-			_, err = a.IngestServiceTx(ctx, tx, app.IngestService{Event: ev})
+			in := app.IngestService{Event: ev}
+			if ingest.ContentType(msg.Headers().Get(stream.HeaderContentType), msg.Data()) == stream.ContentTypeJSON {
+				in.Unknown = ingest.UnknownJSON(msg.Data())
+			}
+			_, err = a.IngestServiceTx(ctx, tx, in)
 			return err
 		},
 		ID: func(msg jetstream.Msg) string {

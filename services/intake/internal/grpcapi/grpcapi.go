@@ -42,7 +42,7 @@ func (s *Server) IngestService(ctx context.Context, req *intakev1.IngestServiceR
 	if out.Invalid != nil {
 		return nil, out.Invalid
 	}
-	return &intakev1.IngestServiceResponse{ServiceId: out.ServiceID, CustomerId: out.CustomerID, Duplicate: out.Duplicate}, nil
+	return IngestServiceResponse(out), nil
 }
 
 // IngestServices takes a batch; every event is validated and stored on its own.

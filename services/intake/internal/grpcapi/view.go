@@ -39,11 +39,24 @@ func IngestServicesResponse(b app.Batch) *intakev1.IngestServicesResponse {
 			r.Violations = violations(out.Invalid)
 			r.RejectedEventId = out.RejectedID
 		} else {
-			r.ServiceId, r.CustomerId, r.Duplicate = out.ServiceID, out.CustomerID, out.Duplicate
+			r.ServiceId, r.CustomerId, r.Duplicate, r.Warnings = out.ServiceID, out.CustomerID, out.Duplicate, warnings(out.Warnings)
 		}
 		resp.Results = append(resp.Results, r)
 	}
 	return resp
+}
+
+// IngestServiceResponse is the answer for a stored event (or a duplicate).
+func IngestServiceResponse(out app.Ingested) *intakev1.IngestServiceResponse {
+	return &intakev1.IngestServiceResponse{ServiceId: out.ServiceID, CustomerId: out.CustomerID, Duplicate: out.Duplicate, Warnings: warnings(out.Warnings)}
+}
+
+func warnings(ws []ingest.Warning) []*intakev1.FieldWarning {
+	var out []*intakev1.FieldWarning
+	for _, w := range ws {
+		out = append(out, &intakev1.FieldWarning{Field: w.Field, Reason: w.Reason})
+	}
+	return out
 }
 
 func violations(e *invalid.Error) []*intakev1.FieldViolation {

@@ -169,21 +169,21 @@ var (
 // under the caller's tenant (the one that may replay it), unless it is
 // larger than the app's event limit (a batch's): a copy of it must not
 // travel onward on the dead-letter subject.
-func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal, limit int, msg proto.Message) bool {
+func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal, limit int, msg proto.Message) ([]byte, bool) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != stream.ContentTypeJSON {
 		writeJSON(w, http.StatusUnsupportedMediaType, Problem{Error: "Content-Type must be application/json"})
-		return false
+		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, problem(ingest.TooLarge(limit), ""))
-		return false
+		return nil, false
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, Problem{Error: "reading the body: " + err.Error()})
-		return false
+		return nil, false
 	}
 	if bad := decode(body, msg); bad != nil {
 		id := ""
@@ -191,13 +191,13 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request, p auth.Principal,
 			var rerr error
 			if id, rerr = h.app.RejectRaw(r.Context(), app.RejectRaw{Tenant: p.Tenant, Source: "http", ContentType: stream.ContentTypeJSON, Payload: body, Err: bad}); rerr != nil {
 				h.fail(w, r, rerr)
-				return false
+				return nil, false
 			}
 		}
 		writeJSON(w, http.StatusBadRequest, problem(bad, id))
-		return false
+		return nil, false
 	}
-	return true
+	return body, true
 }
 
 // decode reads a JSON body into msg (protojson, unknown fields ignored): a
@@ -220,14 +220,15 @@ func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := &eventsv1.ServiceCompleted{}
-	if !h.read(w, r, p, h.app.EventLimit(), ev) {
+	body, ok := h.read(w, r, p, h.app.EventLimit(), ev)
+	if !ok {
 		return
 	}
 	// The rule of IngestService, held to the event the body is.
 	if !h.allowed(w, r, p, intakev1.IntakeService_IngestService_FullMethodName, &intakev1.IngestServiceRequest{Event: ev}) {
 		return
 	}
-	out, err := h.app.IngestService(r.Context(), app.IngestService{Event: ev, Source: "http"})
+	out, err := h.app.IngestService(r.Context(), app.IngestService{Event: ev, Source: "http", Unknown: ingest.UnknownJSON(body)})
 	if errors.Is(err, app.ErrConflict) {
 		writeJSON(w, http.StatusConflict, Problem{Error: err.Error()})
 		return
@@ -244,7 +245,7 @@ func (h *handler) one(w http.ResponseWriter, r *http.Request) {
 	if out.Duplicate {
 		code = http.StatusOK
 	}
-	writeProto(w, code, &intakev1.IngestServiceResponse{ServiceId: out.ServiceID, CustomerId: out.CustomerID, Duplicate: out.Duplicate})
+	writeProto(w, code, grpcapi.IngestServiceResponse(out))
 }
 
 func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
@@ -256,13 +257,14 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &intakev1.IngestServicesRequest{}
-	if !h.read(w, r, p, maxBatchBytes, req) {
+	body, ok := h.read(w, r, p, maxBatchBytes, req)
+	if !ok {
 		return
 	}
 	if !h.allowed(w, r, p, intakev1.IntakeService_IngestServices_FullMethodName, req) {
 		return
 	}
-	b, err := h.app.IngestBatch(r.Context(), app.IngestBatch{Events: req.GetEvents(), Source: "http"})
+	b, err := h.app.IngestBatch(r.Context(), app.IngestBatch{Events: req.GetEvents(), Source: "http", Unknown: unknownPerEvent(body)})
 	if bad, ok := invalid.As(err); ok {
 		writeJSON(w, http.StatusBadRequest, problem(bad, ""))
 		return
@@ -272,6 +274,22 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeProto(w, http.StatusOK, grpcapi.IngestServicesResponse(b))
+}
+
+// unknownPerEvent names, per event of a batch body, the JSON keys that are
+// no field of a ServiceCompleted (ingest.UnknownJSON).
+func unknownPerEvent(body []byte) [][]string {
+	var b struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return nil
+	}
+	out := make([][]string, len(b.Events))
+	for i, ev := range b.Events {
+		out[i] = ingest.UnknownJSON(ev)
+	}
+	return out
 }
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
