@@ -70,7 +70,7 @@ func main() {
 func builtinServiceTypes() []string {
 	return []string{
 		"purchase", "delivery", "installation", "repair", "maintenance", "complaint_closed",
-		"discharge", "community_event", "showroom_visit", "lead_call", "vehicle_delivery", "agency_due",
+		"discharge", "community_event", "showroom_visit", "lead_call", "referral", "vehicle_delivery", "agency_due",
 	}
 }
 
