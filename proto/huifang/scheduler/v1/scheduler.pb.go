@@ -3080,6 +3080,1332 @@ func (x *GetContactPolicyResponse) GetContactPolicy() *ContactPolicy {
 	return nil
 }
 
+// PolicyApproval is a tenant's setting: whether its policy changes need approval.
+type PolicyApproval struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Required bool                   `protobuf:"varint,2,opt,name=required,proto3" json:"required,omitempty"`
+	// Who last set it (the subject of their token) and when; empty when never set.
+	UpdatedBy     string                 `protobuf:"bytes,3,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyApproval) Reset() {
+	*x = PolicyApproval{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyApproval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyApproval) ProtoMessage() {}
+
+func (x *PolicyApproval) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyApproval.ProtoReflect.Descriptor instead.
+func (*PolicyApproval) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PolicyApproval) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *PolicyApproval) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *PolicyApproval) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+func (x *PolicyApproval) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type SetPolicyApprovalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Required      bool                   `protobuf:"varint,2,opt,name=required,proto3" json:"required,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyApprovalRequest) Reset() {
+	*x = SetPolicyApprovalRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyApprovalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyApprovalRequest) ProtoMessage() {}
+
+func (x *SetPolicyApprovalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyApprovalRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyApprovalRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *SetPolicyApprovalRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetPolicyApprovalRequest) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+type SetPolicyApprovalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Approval      *PolicyApproval        `protobuf:"bytes,1,opt,name=approval,proto3" json:"approval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyApprovalResponse) Reset() {
+	*x = SetPolicyApprovalResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyApprovalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyApprovalResponse) ProtoMessage() {}
+
+func (x *SetPolicyApprovalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyApprovalResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyApprovalResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *SetPolicyApprovalResponse) GetApproval() *PolicyApproval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+type GetPolicyApprovalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyApprovalRequest) Reset() {
+	*x = GetPolicyApprovalRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyApprovalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyApprovalRequest) ProtoMessage() {}
+
+func (x *GetPolicyApprovalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyApprovalRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyApprovalRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetPolicyApprovalRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetPolicyApprovalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Approval      *PolicyApproval        `protobuf:"bytes,1,opt,name=approval,proto3" json:"approval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyApprovalResponse) Reset() {
+	*x = GetPolicyApprovalResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyApprovalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyApprovalResponse) ProtoMessage() {}
+
+func (x *GetPolicyApprovalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyApprovalResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyApprovalResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetPolicyApprovalResponse) GetApproval() *PolicyApproval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+// PolicyDryRun is the simulation of one policy a change would put into effect (or, for a
+// deactivation, take out of it), as SimulatePolicy answers it.
+type PolicyDryRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for a policy the change creates.
+	PolicyId      string                  `protobuf:"bytes,1,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	PolicyName    string                  `protobuf:"bytes,2,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Result        *SimulatePolicyResponse `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDryRun) Reset() {
+	*x = PolicyDryRun{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDryRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDryRun) ProtoMessage() {}
+
+func (x *PolicyDryRun) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDryRun.ProtoReflect.Descriptor instead.
+func (*PolicyDryRun) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PolicyDryRun) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *PolicyDryRun) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *PolicyDryRun) GetResult() *SimulatePolicyResponse {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// PolicyChange is a proposed change to a tenant's policies and what became of it.
+type PolicyChange struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The change, as the direct call would have been made.
+	//
+	// Types that are valid to be assigned to Change:
+	//
+	//	*PolicyChange_Create
+	//	*PolicyChange_Update
+	//	*PolicyChange_Activate
+	//	*PolicyChange_Deactivate
+	//	*PolicyChange_LoadPack
+	Change isPolicyChange_Change `protobuf_oneof:"change"`
+	// The proposer's reason.
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// proposed, approved or rejected.
+	State string `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
+	// The subject of the proposer's token, and its roles.
+	ProposedBy      string                 `protobuf:"bytes,10,opt,name=proposed_by,json=proposedBy,proto3" json:"proposed_by,omitempty"`
+	ProposedByRoles []string               `protobuf:"bytes,11,rep,name=proposed_by_roles,json=proposedByRoles,proto3" json:"proposed_by_roles,omitempty"`
+	ProposedAt      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=proposed_at,json=proposedAt,proto3" json:"proposed_at,omitempty"`
+	// The approver or rejecter, when decided.
+	DecidedBy      string                 `protobuf:"bytes,13,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	DecidedByRoles []string               `protobuf:"bytes,14,rep,name=decided_by_roles,json=decidedByRoles,proto3" json:"decided_by_roles,omitempty"`
+	DecidedAt      *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	// A rejection's reason, or the approver's note.
+	DecisionNote string `protobuf:"bytes,16,opt,name=decision_note,json=decisionNote,proto3" json:"decision_note,omitempty"`
+	// The policies the change was proposed against: id, name and the version it saw (0: no policy
+	// of that name yet). Approval is refused when one of them has changed since.
+	BasedOn []*PolicyVersion `protobuf:"bytes,17,rep,name=based_on,json=basedOn,proto3" json:"based_on,omitempty"`
+	// The dry run the approver decides on: the load it replayed and each policy's visits.
+	DryRunFrom      *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=dry_run_from,json=dryRunFrom,proto3" json:"dry_run_from,omitempty"`
+	DryRunTo        *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=dry_run_to,json=dryRunTo,proto3" json:"dry_run_to,omitempty"`
+	DryRunSynthetic *SyntheticLoad         `protobuf:"bytes,20,opt,name=dry_run_synthetic,json=dryRunSynthetic,proto3" json:"dry_run_synthetic,omitempty"`
+	DryRunHorizon   *durationpb.Duration   `protobuf:"bytes,21,opt,name=dry_run_horizon,json=dryRunHorizon,proto3" json:"dry_run_horizon,omitempty"`
+	DryRuns         []*PolicyDryRun        `protobuf:"bytes,22,rep,name=dry_runs,json=dryRuns,proto3" json:"dry_runs,omitempty"`
+	// Once approved: the policies as the change left them (id, version, active).
+	Applied       []*PolicyVersion `protobuf:"bytes,23,rep,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyChange) Reset() {
+	*x = PolicyChange{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyChange) ProtoMessage() {}
+
+func (x *PolicyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyChange.ProtoReflect.Descriptor instead.
+func (*PolicyChange) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PolicyChange) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetChange() isPolicyChange_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetCreate() *CreatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*PolicyChange_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetUpdate() *UpdatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*PolicyChange_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetActivate() *ActivatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*PolicyChange_Activate); ok {
+			return x.Activate
+		}
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDeactivate() *DeactivatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*PolicyChange_Deactivate); ok {
+			return x.Deactivate
+		}
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetLoadPack() *LoadPolicyPackRequest {
+	if x != nil {
+		if x, ok := x.Change.(*PolicyChange_LoadPack); ok {
+			return x.LoadPack
+		}
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetProposedBy() string {
+	if x != nil {
+		return x.ProposedBy
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetProposedByRoles() []string {
+	if x != nil {
+		return x.ProposedByRoles
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetProposedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProposedAt
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetDecidedByRoles() []string {
+	if x != nil {
+		return x.DecidedByRoles
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDecisionNote() string {
+	if x != nil {
+		return x.DecisionNote
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetBasedOn() []*PolicyVersion {
+	if x != nil {
+		return x.BasedOn
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDryRunFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DryRunFrom
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDryRunTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DryRunTo
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDryRunSynthetic() *SyntheticLoad {
+	if x != nil {
+		return x.DryRunSynthetic
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDryRunHorizon() *durationpb.Duration {
+	if x != nil {
+		return x.DryRunHorizon
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetDryRuns() []*PolicyDryRun {
+	if x != nil {
+		return x.DryRuns
+	}
+	return nil
+}
+
+func (x *PolicyChange) GetApplied() []*PolicyVersion {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+type isPolicyChange_Change interface {
+	isPolicyChange_Change()
+}
+
+type PolicyChange_Create struct {
+	Create *CreatePolicyRequest `protobuf:"bytes,3,opt,name=create,proto3,oneof"`
+}
+
+type PolicyChange_Update struct {
+	Update *UpdatePolicyRequest `protobuf:"bytes,4,opt,name=update,proto3,oneof"`
+}
+
+type PolicyChange_Activate struct {
+	Activate *ActivatePolicyRequest `protobuf:"bytes,5,opt,name=activate,proto3,oneof"`
+}
+
+type PolicyChange_Deactivate struct {
+	Deactivate *DeactivatePolicyRequest `protobuf:"bytes,6,opt,name=deactivate,proto3,oneof"`
+}
+
+type PolicyChange_LoadPack struct {
+	LoadPack *LoadPolicyPackRequest `protobuf:"bytes,7,opt,name=load_pack,json=loadPack,proto3,oneof"`
+}
+
+func (*PolicyChange_Create) isPolicyChange_Change() {}
+
+func (*PolicyChange_Update) isPolicyChange_Change() {}
+
+func (*PolicyChange_Activate) isPolicyChange_Change() {}
+
+func (*PolicyChange_Deactivate) isPolicyChange_Change() {}
+
+func (*PolicyChange_LoadPack) isPolicyChange_Change() {}
+
+// PolicyVersion names one version of a policy and its state.
+type PolicyVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PolicyId      string                 `protobuf:"bytes,1,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Version       int32                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Active        bool                   `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyVersion) Reset() {
+	*x = PolicyVersion{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyVersion) ProtoMessage() {}
+
+func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
+func (*PolicyVersion) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *PolicyVersion) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PolicyVersion) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+type ProposePolicyChangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Exactly one change; its tenant_id, when set, must be the proposal's.
+	//
+	// Types that are valid to be assigned to Change:
+	//
+	//	*ProposePolicyChangeRequest_Create
+	//	*ProposePolicyChangeRequest_Update
+	//	*ProposePolicyChangeRequest_Activate
+	//	*ProposePolicyChangeRequest_Deactivate
+	//	*ProposePolicyChangeRequest_LoadPack
+	Change isProposePolicyChangeRequest_Change `protobuf_oneof:"change"`
+	// Why the change is wanted; required.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The dry run's load, as SimulatePolicy takes it: the tenant's services completed in
+	// [from, to), or a synthetic load. Neither: the tenant's services of the last 30 days.
+	From          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=to,proto3" json:"to,omitempty"`
+	Synthetic     *SyntheticLoad         `protobuf:"bytes,10,opt,name=synthetic,proto3" json:"synthetic,omitempty"`
+	Horizon       *durationpb.Duration   `protobuf:"bytes,11,opt,name=horizon,proto3" json:"horizon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposePolicyChangeRequest) Reset() {
+	*x = ProposePolicyChangeRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposePolicyChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposePolicyChangeRequest) ProtoMessage() {}
+
+func (x *ProposePolicyChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposePolicyChangeRequest.ProtoReflect.Descriptor instead.
+func (*ProposePolicyChangeRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ProposePolicyChangeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ProposePolicyChangeRequest) GetChange() isProposePolicyChangeRequest_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetCreate() *CreatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*ProposePolicyChangeRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetUpdate() *UpdatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*ProposePolicyChangeRequest_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetActivate() *ActivatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*ProposePolicyChangeRequest_Activate); ok {
+			return x.Activate
+		}
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetDeactivate() *DeactivatePolicyRequest {
+	if x != nil {
+		if x, ok := x.Change.(*ProposePolicyChangeRequest_Deactivate); ok {
+			return x.Deactivate
+		}
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetLoadPack() *LoadPolicyPackRequest {
+	if x != nil {
+		if x, ok := x.Change.(*ProposePolicyChangeRequest_LoadPack); ok {
+			return x.LoadPack
+		}
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ProposePolicyChangeRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetSynthetic() *SyntheticLoad {
+	if x != nil {
+		return x.Synthetic
+	}
+	return nil
+}
+
+func (x *ProposePolicyChangeRequest) GetHorizon() *durationpb.Duration {
+	if x != nil {
+		return x.Horizon
+	}
+	return nil
+}
+
+type isProposePolicyChangeRequest_Change interface {
+	isProposePolicyChangeRequest_Change()
+}
+
+type ProposePolicyChangeRequest_Create struct {
+	Create *CreatePolicyRequest `protobuf:"bytes,2,opt,name=create,proto3,oneof"`
+}
+
+type ProposePolicyChangeRequest_Update struct {
+	Update *UpdatePolicyRequest `protobuf:"bytes,3,opt,name=update,proto3,oneof"`
+}
+
+type ProposePolicyChangeRequest_Activate struct {
+	Activate *ActivatePolicyRequest `protobuf:"bytes,4,opt,name=activate,proto3,oneof"`
+}
+
+type ProposePolicyChangeRequest_Deactivate struct {
+	Deactivate *DeactivatePolicyRequest `protobuf:"bytes,5,opt,name=deactivate,proto3,oneof"`
+}
+
+type ProposePolicyChangeRequest_LoadPack struct {
+	LoadPack *LoadPolicyPackRequest `protobuf:"bytes,6,opt,name=load_pack,json=loadPack,proto3,oneof"`
+}
+
+func (*ProposePolicyChangeRequest_Create) isProposePolicyChangeRequest_Change() {}
+
+func (*ProposePolicyChangeRequest_Update) isProposePolicyChangeRequest_Change() {}
+
+func (*ProposePolicyChangeRequest_Activate) isProposePolicyChangeRequest_Change() {}
+
+func (*ProposePolicyChangeRequest_Deactivate) isProposePolicyChangeRequest_Change() {}
+
+func (*ProposePolicyChangeRequest_LoadPack) isProposePolicyChangeRequest_Change() {}
+
+type ProposePolicyChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *PolicyChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposePolicyChangeResponse) Reset() {
+	*x = ProposePolicyChangeResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposePolicyChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposePolicyChangeResponse) ProtoMessage() {}
+
+func (x *ProposePolicyChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposePolicyChangeResponse.ProtoReflect.Descriptor instead.
+func (*ProposePolicyChangeResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ProposePolicyChangeResponse) GetChange() *PolicyChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type GetPolicyChangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ChangeId      string                 `protobuf:"bytes,2,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyChangeRequest) Reset() {
+	*x = GetPolicyChangeRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyChangeRequest) ProtoMessage() {}
+
+func (x *GetPolicyChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyChangeRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyChangeRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GetPolicyChangeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetPolicyChangeRequest) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
+type GetPolicyChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *PolicyChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyChangeResponse) Reset() {
+	*x = GetPolicyChangeResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyChangeResponse) ProtoMessage() {}
+
+func (x *GetPolicyChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyChangeResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyChangeResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GetPolicyChangeResponse) GetChange() *PolicyChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type ListPolicyChangesRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// proposed, approved or rejected; empty means any.
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyChangesRequest) Reset() {
+	*x = ListPolicyChangesRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyChangesRequest) ProtoMessage() {}
+
+func (x *ListPolicyChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyChangesRequest.ProtoReflect.Descriptor instead.
+func (*ListPolicyChangesRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListPolicyChangesRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListPolicyChangesRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ListPolicyChangesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPolicyChangesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListPolicyChangesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*PolicyChange        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyChangesResponse) Reset() {
+	*x = ListPolicyChangesResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyChangesResponse) ProtoMessage() {}
+
+func (x *ListPolicyChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyChangesResponse.ProtoReflect.Descriptor instead.
+func (*ListPolicyChangesResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListPolicyChangesResponse) GetChanges() []*PolicyChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ListPolicyChangesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type ApprovePolicyChangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ChangeId string                 `protobuf:"bytes,2,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	// Optional note kept with the decision.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovePolicyChangeRequest) Reset() {
+	*x = ApprovePolicyChangeRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovePolicyChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovePolicyChangeRequest) ProtoMessage() {}
+
+func (x *ApprovePolicyChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovePolicyChangeRequest.ProtoReflect.Descriptor instead.
+func (*ApprovePolicyChangeRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ApprovePolicyChangeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ApprovePolicyChangeRequest) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
+func (x *ApprovePolicyChangeRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type ApprovePolicyChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *PolicyChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovePolicyChangeResponse) Reset() {
+	*x = ApprovePolicyChangeResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovePolicyChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovePolicyChangeResponse) ProtoMessage() {}
+
+func (x *ApprovePolicyChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovePolicyChangeResponse.ProtoReflect.Descriptor instead.
+func (*ApprovePolicyChangeResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ApprovePolicyChangeResponse) GetChange() *PolicyChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+type RejectPolicyChangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ChangeId string                 `protobuf:"bytes,2,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	// Why; required.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectPolicyChangeRequest) Reset() {
+	*x = RejectPolicyChangeRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectPolicyChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectPolicyChangeRequest) ProtoMessage() {}
+
+func (x *RejectPolicyChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectPolicyChangeRequest.ProtoReflect.Descriptor instead.
+func (*RejectPolicyChangeRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RejectPolicyChangeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RejectPolicyChangeRequest) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
+func (x *RejectPolicyChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RejectPolicyChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *PolicyChange          `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectPolicyChangeResponse) Reset() {
+	*x = RejectPolicyChangeResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectPolicyChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectPolicyChangeResponse) ProtoMessage() {}
+
+func (x *RejectPolicyChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectPolicyChangeResponse.ProtoReflect.Descriptor instead.
+func (*RejectPolicyChangeResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RejectPolicyChangeResponse) GetChange() *PolicyChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
 var File_huifang_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
@@ -3348,7 +4674,111 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x17GetContactPolicyRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"f\n" +
 	"\x18GetContactPolicyResponse\x12J\n" +
-	"\x0econtact_policy\x18\x01 \x01(\v2#.huifang.scheduler.v1.ContactPolicyR\rcontactPolicy2\x91\r\n" +
+	"\x0econtact_policy\x18\x01 \x01(\v2#.huifang.scheduler.v1.ContactPolicyR\rcontactPolicy\"\xa3\x01\n" +
+	"\x0ePolicyApproval\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1a\n" +
+	"\brequired\x18\x02 \x01(\bR\brequired\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x03 \x01(\tR\tupdatedBy\x129\n" +
+	"\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"S\n" +
+	"\x18SetPolicyApprovalRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1a\n" +
+	"\brequired\x18\x02 \x01(\bR\brequired\"]\n" +
+	"\x19SetPolicyApprovalResponse\x12@\n" +
+	"\bapproval\x18\x01 \x01(\v2$.huifang.scheduler.v1.PolicyApprovalR\bapproval\"7\n" +
+	"\x18GetPolicyApprovalRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"]\n" +
+	"\x19GetPolicyApprovalResponse\x12@\n" +
+	"\bapproval\x18\x01 \x01(\v2$.huifang.scheduler.v1.PolicyApprovalR\bapproval\"\x92\x01\n" +
+	"\fPolicyDryRun\x12\x1b\n" +
+	"\tpolicy_id\x18\x01 \x01(\tR\bpolicyId\x12\x1f\n" +
+	"\vpolicy_name\x18\x02 \x01(\tR\n" +
+	"policyName\x12D\n" +
+	"\x06result\x18\x03 \x01(\v2,.huifang.scheduler.v1.SimulatePolicyResponseR\x06result\"\xe2\t\n" +
+	"\fPolicyChange\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12C\n" +
+	"\x06create\x18\x03 \x01(\v2).huifang.scheduler.v1.CreatePolicyRequestH\x00R\x06create\x12C\n" +
+	"\x06update\x18\x04 \x01(\v2).huifang.scheduler.v1.UpdatePolicyRequestH\x00R\x06update\x12I\n" +
+	"\bactivate\x18\x05 \x01(\v2+.huifang.scheduler.v1.ActivatePolicyRequestH\x00R\bactivate\x12O\n" +
+	"\n" +
+	"deactivate\x18\x06 \x01(\v2-.huifang.scheduler.v1.DeactivatePolicyRequestH\x00R\n" +
+	"deactivate\x12J\n" +
+	"\tload_pack\x18\a \x01(\v2+.huifang.scheduler.v1.LoadPolicyPackRequestH\x00R\bloadPack\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x14\n" +
+	"\x05state\x18\t \x01(\tR\x05state\x12\x1f\n" +
+	"\vproposed_by\x18\n" +
+	" \x01(\tR\n" +
+	"proposedBy\x12*\n" +
+	"\x11proposed_by_roles\x18\v \x03(\tR\x0fproposedByRoles\x12;\n" +
+	"\vproposed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"proposedAt\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\r \x01(\tR\tdecidedBy\x12(\n" +
+	"\x10decided_by_roles\x18\x0e \x03(\tR\x0edecidedByRoles\x129\n" +
+	"\n" +
+	"decided_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12#\n" +
+	"\rdecision_note\x18\x10 \x01(\tR\fdecisionNote\x12>\n" +
+	"\bbased_on\x18\x11 \x03(\v2#.huifang.scheduler.v1.PolicyVersionR\abasedOn\x12<\n" +
+	"\fdry_run_from\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"dryRunFrom\x128\n" +
+	"\n" +
+	"dry_run_to\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\bdryRunTo\x12O\n" +
+	"\x11dry_run_synthetic\x18\x14 \x01(\v2#.huifang.scheduler.v1.SyntheticLoadR\x0fdryRunSynthetic\x12A\n" +
+	"\x0fdry_run_horizon\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\rdryRunHorizon\x12=\n" +
+	"\bdry_runs\x18\x16 \x03(\v2\".huifang.scheduler.v1.PolicyDryRunR\adryRuns\x12=\n" +
+	"\aapplied\x18\x17 \x03(\v2#.huifang.scheduler.v1.PolicyVersionR\aappliedB\b\n" +
+	"\x06change\"r\n" +
+	"\rPolicyVersion\x12\x1b\n" +
+	"\tpolicy_id\x18\x01 \x01(\tR\bpolicyId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x05R\aversion\x12\x16\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\"\xa1\x05\n" +
+	"\x1aProposePolicyChangeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12C\n" +
+	"\x06create\x18\x02 \x01(\v2).huifang.scheduler.v1.CreatePolicyRequestH\x00R\x06create\x12C\n" +
+	"\x06update\x18\x03 \x01(\v2).huifang.scheduler.v1.UpdatePolicyRequestH\x00R\x06update\x12I\n" +
+	"\bactivate\x18\x04 \x01(\v2+.huifang.scheduler.v1.ActivatePolicyRequestH\x00R\bactivate\x12O\n" +
+	"\n" +
+	"deactivate\x18\x05 \x01(\v2-.huifang.scheduler.v1.DeactivatePolicyRequestH\x00R\n" +
+	"deactivate\x12J\n" +
+	"\tload_pack\x18\x06 \x01(\v2+.huifang.scheduler.v1.LoadPolicyPackRequestH\x00R\bloadPack\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12.\n" +
+	"\x04from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12A\n" +
+	"\tsynthetic\x18\n" +
+	" \x01(\v2#.huifang.scheduler.v1.SyntheticLoadR\tsynthetic\x123\n" +
+	"\ahorizon\x18\v \x01(\v2\x19.google.protobuf.DurationR\ahorizonB\b\n" +
+	"\x06change\"Y\n" +
+	"\x1bProposePolicyChangeResponse\x12:\n" +
+	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change\"R\n" +
+	"\x16GetPolicyChangeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tchange_id\x18\x02 \x01(\tR\bchangeId\"U\n" +
+	"\x17GetPolicyChangeResponse\x12:\n" +
+	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change\"\x89\x01\n" +
+	"\x18ListPolicyChangesRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x81\x01\n" +
+	"\x19ListPolicyChangesResponse\x12<\n" +
+	"\achanges\x18\x01 \x03(\v2\".huifang.scheduler.v1.PolicyChangeR\achanges\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
+	"\x1aApprovePolicyChangeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"Y\n" +
+	"\x1bApprovePolicyChangeResponse\x12:\n" +
+	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change\"m\n" +
+	"\x19RejectPolicyChangeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"X\n" +
+	"\x1aRejectPolicyChangeResponse\x12:\n" +
+	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change2\xd4\x13\n" +
 	"\x10SchedulerService\x12e\n" +
 	"\fCreatePolicy\x12).huifang.scheduler.v1.CreatePolicyRequest\x1a*.huifang.scheduler.v1.CreatePolicyResponse\x12e\n" +
 	"\fUpdatePolicy\x12).huifang.scheduler.v1.UpdatePolicyRequest\x1a*.huifang.scheduler.v1.UpdatePolicyResponse\x12\\\n" +
@@ -3364,7 +4794,14 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x16ReschedulePlannedVisit\x123.huifang.scheduler.v1.ReschedulePlannedVisitRequest\x1a4.huifang.scheduler.v1.ReschedulePlannedVisitResponse\x12w\n" +
 	"\x12CancelPlannedVisit\x12/.huifang.scheduler.v1.CancelPlannedVisitRequest\x1a0.huifang.scheduler.v1.CancelPlannedVisitResponse\x12q\n" +
 	"\x10SetContactPolicy\x12-.huifang.scheduler.v1.SetContactPolicyRequest\x1a..huifang.scheduler.v1.SetContactPolicyResponse\x12q\n" +
-	"\x10GetContactPolicy\x12-.huifang.scheduler.v1.GetContactPolicyRequest\x1a..huifang.scheduler.v1.GetContactPolicyResponseBCZAgithub.com/huifang/huifang/proto/huifang/scheduler/v1;schedulerv1b\x06proto3"
+	"\x10GetContactPolicy\x12-.huifang.scheduler.v1.GetContactPolicyRequest\x1a..huifang.scheduler.v1.GetContactPolicyResponse\x12t\n" +
+	"\x11SetPolicyApproval\x12..huifang.scheduler.v1.SetPolicyApprovalRequest\x1a/.huifang.scheduler.v1.SetPolicyApprovalResponse\x12t\n" +
+	"\x11GetPolicyApproval\x12..huifang.scheduler.v1.GetPolicyApprovalRequest\x1a/.huifang.scheduler.v1.GetPolicyApprovalResponse\x12z\n" +
+	"\x13ProposePolicyChange\x120.huifang.scheduler.v1.ProposePolicyChangeRequest\x1a1.huifang.scheduler.v1.ProposePolicyChangeResponse\x12n\n" +
+	"\x0fGetPolicyChange\x12,.huifang.scheduler.v1.GetPolicyChangeRequest\x1a-.huifang.scheduler.v1.GetPolicyChangeResponse\x12t\n" +
+	"\x11ListPolicyChanges\x12..huifang.scheduler.v1.ListPolicyChangesRequest\x1a/.huifang.scheduler.v1.ListPolicyChangesResponse\x12z\n" +
+	"\x13ApprovePolicyChange\x120.huifang.scheduler.v1.ApprovePolicyChangeRequest\x1a1.huifang.scheduler.v1.ApprovePolicyChangeResponse\x12w\n" +
+	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponseBCZAgithub.com/huifang/huifang/proto/huifang/scheduler/v1;schedulerv1b\x06proto3"
 
 var (
 	file_huifang_scheduler_v1_scheduler_proto_rawDescOnce sync.Once
@@ -3378,7 +4815,7 @@ func file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_huifang_scheduler_v1_scheduler_proto_rawDescData
 }
 
-var file_huifang_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_huifang_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_huifang_scheduler_v1_scheduler_proto_goTypes = []any{
 	(*Policy)(nil),                         // 0: huifang.scheduler.v1.Policy
 	(*Trigger)(nil),                        // 1: huifang.scheduler.v1.Trigger
@@ -3424,110 +4861,174 @@ var file_huifang_scheduler_v1_scheduler_proto_goTypes = []any{
 	(*SetContactPolicyResponse)(nil),       // 41: huifang.scheduler.v1.SetContactPolicyResponse
 	(*GetContactPolicyRequest)(nil),        // 42: huifang.scheduler.v1.GetContactPolicyRequest
 	(*GetContactPolicyResponse)(nil),       // 43: huifang.scheduler.v1.GetContactPolicyResponse
-	nil,                                    // 44: huifang.scheduler.v1.Trigger.AttributesEntry
-	nil,                                    // 45: huifang.scheduler.v1.Step.GroupBySeverityEntry
-	nil,                                    // 46: huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
-	nil,                                    // 47: huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
-	(*timestamppb.Timestamp)(nil),          // 48: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 49: google.protobuf.Duration
-	(v1.Channel)(0),                        // 50: huifang.types.v1.Channel
-	(*v1.ContactWindow)(nil),               // 51: huifang.types.v1.ContactWindow
+	(*PolicyApproval)(nil),                 // 44: huifang.scheduler.v1.PolicyApproval
+	(*SetPolicyApprovalRequest)(nil),       // 45: huifang.scheduler.v1.SetPolicyApprovalRequest
+	(*SetPolicyApprovalResponse)(nil),      // 46: huifang.scheduler.v1.SetPolicyApprovalResponse
+	(*GetPolicyApprovalRequest)(nil),       // 47: huifang.scheduler.v1.GetPolicyApprovalRequest
+	(*GetPolicyApprovalResponse)(nil),      // 48: huifang.scheduler.v1.GetPolicyApprovalResponse
+	(*PolicyDryRun)(nil),                   // 49: huifang.scheduler.v1.PolicyDryRun
+	(*PolicyChange)(nil),                   // 50: huifang.scheduler.v1.PolicyChange
+	(*PolicyVersion)(nil),                  // 51: huifang.scheduler.v1.PolicyVersion
+	(*ProposePolicyChangeRequest)(nil),     // 52: huifang.scheduler.v1.ProposePolicyChangeRequest
+	(*ProposePolicyChangeResponse)(nil),    // 53: huifang.scheduler.v1.ProposePolicyChangeResponse
+	(*GetPolicyChangeRequest)(nil),         // 54: huifang.scheduler.v1.GetPolicyChangeRequest
+	(*GetPolicyChangeResponse)(nil),        // 55: huifang.scheduler.v1.GetPolicyChangeResponse
+	(*ListPolicyChangesRequest)(nil),       // 56: huifang.scheduler.v1.ListPolicyChangesRequest
+	(*ListPolicyChangesResponse)(nil),      // 57: huifang.scheduler.v1.ListPolicyChangesResponse
+	(*ApprovePolicyChangeRequest)(nil),     // 58: huifang.scheduler.v1.ApprovePolicyChangeRequest
+	(*ApprovePolicyChangeResponse)(nil),    // 59: huifang.scheduler.v1.ApprovePolicyChangeResponse
+	(*RejectPolicyChangeRequest)(nil),      // 60: huifang.scheduler.v1.RejectPolicyChangeRequest
+	(*RejectPolicyChangeResponse)(nil),     // 61: huifang.scheduler.v1.RejectPolicyChangeResponse
+	nil,                                    // 62: huifang.scheduler.v1.Trigger.AttributesEntry
+	nil,                                    // 63: huifang.scheduler.v1.Step.GroupBySeverityEntry
+	nil,                                    // 64: huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	nil,                                    // 65: huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	(*timestamppb.Timestamp)(nil),          // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 67: google.protobuf.Duration
+	(v1.Channel)(0),                        // 68: huifang.types.v1.Channel
+	(*v1.ContactWindow)(nil),               // 69: huifang.types.v1.ContactWindow
 }
 var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
-	1,  // 0: huifang.scheduler.v1.Policy.trigger:type_name -> huifang.scheduler.v1.Trigger
-	4,  // 1: huifang.scheduler.v1.Policy.steps:type_name -> huifang.scheduler.v1.Step
-	48, // 2: huifang.scheduler.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 3: huifang.scheduler.v1.Policy.stop:type_name -> huifang.scheduler.v1.Stop
-	44, // 4: huifang.scheduler.v1.Trigger.attributes:type_name -> huifang.scheduler.v1.Trigger.AttributesEntry
-	49, // 5: huifang.scheduler.v1.Season.every:type_name -> google.protobuf.Duration
-	49, // 6: huifang.scheduler.v1.Step.offset:type_name -> google.protobuf.Duration
-	49, // 7: huifang.scheduler.v1.Step.window:type_name -> google.protobuf.Duration
-	50, // 8: huifang.scheduler.v1.Step.channel:type_name -> huifang.types.v1.Channel
-	2,  // 9: huifang.scheduler.v1.Step.anchor:type_name -> huifang.scheduler.v1.Anchor
-	45, // 10: huifang.scheduler.v1.Step.group_by_severity:type_name -> huifang.scheduler.v1.Step.GroupBySeverityEntry
-	49, // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
-	3,  // 12: huifang.scheduler.v1.Step.seasons:type_name -> huifang.scheduler.v1.Season
-	49, // 13: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
-	0,  // 14: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 15: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 16: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 17: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 18: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 19: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	0,  // 20: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 21: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,  // 22: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	48, // 23: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
-	48, // 24: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
-	18, // 25: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	49, // 26: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
-	20, // 27: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
-	46, // 28: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
-	47, // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
-	0,  // 30: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
-	22, // 31: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
-	0,  // 32: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	50, // 33: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
-	48, // 34: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
-	48, // 35: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
-	48, // 36: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
-	48, // 37: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
-	50, // 38: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
-	48, // 39: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
-	48, // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
-	27, // 41: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
-	48, // 42: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
-	27, // 43: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	0,  // 44: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	30, // 45: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
-	48, // 46: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
-	27, // 47: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	27, // 48: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	50, // 49: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
-	49, // 50: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
-	51, // 51: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
-	51, // 52: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
-	37, // 53: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
-	49, // 54: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
-	39, // 55: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
-	38, // 56: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	38, // 57: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	38, // 58: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	6,  // 59: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
-	8,  // 60: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
-	10, // 61: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
-	12, // 62: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
-	14, // 63: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
-	16, // 64: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
-	19, // 65: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
-	23, // 66: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
-	25, // 67: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
-	28, // 68: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
-	31, // 69: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
-	33, // 70: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
-	35, // 71: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
-	40, // 72: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
-	42, // 73: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
-	7,  // 74: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
-	9,  // 75: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
-	11, // 76: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
-	13, // 77: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
-	15, // 78: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
-	17, // 79: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
-	21, // 80: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
-	24, // 81: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
-	26, // 82: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
-	29, // 83: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
-	32, // 84: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
-	34, // 85: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
-	36, // 86: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
-	41, // 87: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
-	43, // 88: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
-	74, // [74:89] is the sub-list for method output_type
-	59, // [59:74] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	1,   // 0: huifang.scheduler.v1.Policy.trigger:type_name -> huifang.scheduler.v1.Trigger
+	4,   // 1: huifang.scheduler.v1.Policy.steps:type_name -> huifang.scheduler.v1.Step
+	66,  // 2: huifang.scheduler.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
+	5,   // 3: huifang.scheduler.v1.Policy.stop:type_name -> huifang.scheduler.v1.Stop
+	62,  // 4: huifang.scheduler.v1.Trigger.attributes:type_name -> huifang.scheduler.v1.Trigger.AttributesEntry
+	67,  // 5: huifang.scheduler.v1.Season.every:type_name -> google.protobuf.Duration
+	67,  // 6: huifang.scheduler.v1.Step.offset:type_name -> google.protobuf.Duration
+	67,  // 7: huifang.scheduler.v1.Step.window:type_name -> google.protobuf.Duration
+	68,  // 8: huifang.scheduler.v1.Step.channel:type_name -> huifang.types.v1.Channel
+	2,   // 9: huifang.scheduler.v1.Step.anchor:type_name -> huifang.scheduler.v1.Anchor
+	63,  // 10: huifang.scheduler.v1.Step.group_by_severity:type_name -> huifang.scheduler.v1.Step.GroupBySeverityEntry
+	67,  // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
+	3,   // 12: huifang.scheduler.v1.Step.seasons:type_name -> huifang.scheduler.v1.Season
+	67,  // 13: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
+	0,   // 14: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 15: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 16: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 17: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 18: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 19: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	0,   // 20: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 21: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 22: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	66,  // 23: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 24: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
+	18,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
+	20,  // 27: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
+	64,  // 28: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	65,  // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	0,   // 30: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
+	22,  // 31: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
+	0,   // 32: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	68,  // 33: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
+	66,  // 34: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
+	66,  // 35: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
+	66,  // 36: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
+	66,  // 37: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
+	68,  // 38: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
+	66,  // 39: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
+	66,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
+	27,  // 41: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
+	66,  // 42: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
+	27,  // 43: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	0,   // 44: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	30,  // 45: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
+	66,  // 46: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
+	27,  // 47: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	27,  // 48: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	68,  // 49: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
+	67,  // 50: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
+	69,  // 51: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
+	69,  // 52: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	37,  // 53: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
+	67,  // 54: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
+	39,  // 55: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
+	38,  // 56: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38,  // 57: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38,  // 58: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	66,  // 59: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
+	44,  // 60: huifang.scheduler.v1.SetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
+	44,  // 61: huifang.scheduler.v1.GetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
+	21,  // 62: huifang.scheduler.v1.PolicyDryRun.result:type_name -> huifang.scheduler.v1.SimulatePolicyResponse
+	6,   // 63: huifang.scheduler.v1.PolicyChange.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 64: huifang.scheduler.v1.PolicyChange.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
+	14,  // 65: huifang.scheduler.v1.PolicyChange.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 66: huifang.scheduler.v1.PolicyChange.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
+	25,  // 67: huifang.scheduler.v1.PolicyChange.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
+	66,  // 68: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
+	66,  // 69: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
+	51,  // 70: huifang.scheduler.v1.PolicyChange.based_on:type_name -> huifang.scheduler.v1.PolicyVersion
+	66,  // 71: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
+	66,  // 72: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
+	18,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
+	49,  // 75: huifang.scheduler.v1.PolicyChange.dry_runs:type_name -> huifang.scheduler.v1.PolicyDryRun
+	51,  // 76: huifang.scheduler.v1.PolicyChange.applied:type_name -> huifang.scheduler.v1.PolicyVersion
+	6,   // 77: huifang.scheduler.v1.ProposePolicyChangeRequest.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 78: huifang.scheduler.v1.ProposePolicyChangeRequest.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
+	14,  // 79: huifang.scheduler.v1.ProposePolicyChangeRequest.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 80: huifang.scheduler.v1.ProposePolicyChangeRequest.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
+	25,  // 81: huifang.scheduler.v1.ProposePolicyChangeRequest.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
+	66,  // 82: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 83: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
+	18,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
+	50,  // 86: huifang.scheduler.v1.ProposePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 87: huifang.scheduler.v1.GetPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 88: huifang.scheduler.v1.ListPolicyChangesResponse.changes:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 89: huifang.scheduler.v1.ApprovePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 90: huifang.scheduler.v1.RejectPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	6,   // 91: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 92: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
+	10,  // 93: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
+	12,  // 94: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
+	14,  // 95: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 96: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
+	19,  // 97: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
+	23,  // 98: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
+	25,  // 99: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
+	28,  // 100: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
+	31,  // 101: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
+	33,  // 102: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
+	35,  // 103: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
+	40,  // 104: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
+	42,  // 105: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
+	45,  // 106: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
+	47,  // 107: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
+	52,  // 108: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
+	54,  // 109: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
+	56,  // 110: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
+	58,  // 111: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
+	60,  // 112: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
+	7,   // 113: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
+	9,   // 114: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
+	11,  // 115: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
+	13,  // 116: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
+	15,  // 117: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
+	17,  // 118: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
+	21,  // 119: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
+	24,  // 120: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
+	26,  // 121: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
+	29,  // 122: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
+	32,  // 123: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
+	34,  // 124: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
+	36,  // 125: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
+	41,  // 126: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
+	43,  // 127: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
+	46,  // 128: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
+	48,  // 129: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
+	53,  // 130: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
+	55,  // 131: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
+	57,  // 132: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
+	59,  // 133: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
+	61,  // 134: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
+	113, // [113:135] is the sub-list for method output_type
+	91,  // [91:113] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_huifang_scheduler_v1_scheduler_proto_init() }
@@ -3536,13 +5037,27 @@ func file_huifang_scheduler_v1_scheduler_proto_init() {
 		return
 	}
 	file_huifang_scheduler_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{}
+	file_huifang_scheduler_v1_scheduler_proto_msgTypes[50].OneofWrappers = []any{
+		(*PolicyChange_Create)(nil),
+		(*PolicyChange_Update)(nil),
+		(*PolicyChange_Activate)(nil),
+		(*PolicyChange_Deactivate)(nil),
+		(*PolicyChange_LoadPack)(nil),
+	}
+	file_huifang_scheduler_v1_scheduler_proto_msgTypes[52].OneofWrappers = []any{
+		(*ProposePolicyChangeRequest_Create)(nil),
+		(*ProposePolicyChangeRequest_Update)(nil),
+		(*ProposePolicyChangeRequest_Activate)(nil),
+		(*ProposePolicyChangeRequest_Deactivate)(nil),
+		(*ProposePolicyChangeRequest_LoadPack)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_scheduler_v1_scheduler_proto_rawDesc), len(file_huifang_scheduler_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,13 @@ const (
 	SchedulerService_CancelPlannedVisit_FullMethodName     = "/huifang.scheduler.v1.SchedulerService/CancelPlannedVisit"
 	SchedulerService_SetContactPolicy_FullMethodName       = "/huifang.scheduler.v1.SchedulerService/SetContactPolicy"
 	SchedulerService_GetContactPolicy_FullMethodName       = "/huifang.scheduler.v1.SchedulerService/GetContactPolicy"
+	SchedulerService_SetPolicyApproval_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/SetPolicyApproval"
+	SchedulerService_GetPolicyApproval_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/GetPolicyApproval"
+	SchedulerService_ProposePolicyChange_FullMethodName    = "/huifang.scheduler.v1.SchedulerService/ProposePolicyChange"
+	SchedulerService_GetPolicyChange_FullMethodName        = "/huifang.scheduler.v1.SchedulerService/GetPolicyChange"
+	SchedulerService_ListPolicyChanges_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/ListPolicyChanges"
+	SchedulerService_ApprovePolicyChange_FullMethodName    = "/huifang.scheduler.v1.SchedulerService/ApprovePolicyChange"
+	SchedulerService_RejectPolicyChange_FullMethodName     = "/huifang.scheduler.v1.SchedulerService/RejectPolicyChange"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -74,6 +81,27 @@ type SchedulerServiceClient interface {
 	SetContactPolicy(ctx context.Context, in *SetContactPolicyRequest, opts ...grpc.CallOption) (*SetContactPolicyResponse, error)
 	// GetContactPolicy returns the tenant's contact policy.
 	GetContactPolicy(ctx context.Context, in *GetContactPolicyRequest, opts ...grpc.CallOption) (*GetContactPolicyResponse, error)
+	// SetPolicyApproval turns the tenant's "policy changes need approval" on or off (seeds 000,
+	// 004: plans are approved before they run). While it is on, CreatePolicy, UpdatePolicy,
+	// ActivatePolicy, DeactivatePolicy and LoadPolicyPack answer FailedPrecondition: changes go
+	// through ProposePolicyChange and ApprovePolicyChange. Only a director or a platform operator
+	// turns it off.
+	SetPolicyApproval(ctx context.Context, in *SetPolicyApprovalRequest, opts ...grpc.CallOption) (*SetPolicyApprovalResponse, error)
+	// GetPolicyApproval returns the tenant's setting (off when never set).
+	GetPolicyApproval(ctx context.Context, in *GetPolicyApprovalRequest, opts ...grpc.CallOption) (*GetPolicyApprovalResponse, error)
+	// ProposePolicyChange stores a change (create, update, activate, deactivate a policy, load a
+	// pack) as a proposal by the caller, with its dry run; nothing applies until it is approved.
+	ProposePolicyChange(ctx context.Context, in *ProposePolicyChangeRequest, opts ...grpc.CallOption) (*ProposePolicyChangeResponse, error)
+	// GetPolicyChange returns one proposal and what became of it.
+	GetPolicyChange(ctx context.Context, in *GetPolicyChangeRequest, opts ...grpc.CallOption) (*GetPolicyChangeResponse, error)
+	// ListPolicyChanges lists the tenant's proposals, newest first: the history of who proposed,
+	// who approved or rejected what, when, and the policy versions that resulted.
+	ListPolicyChanges(ctx context.Context, in *ListPolicyChangesRequest, opts ...grpc.CallOption) (*ListPolicyChangesResponse, error)
+	// ApprovePolicyChange applies a proposal, in the same transaction as the approval, by a
+	// director other than its proposer. Approving an approved proposal again answers it as it is.
+	ApprovePolicyChange(ctx context.Context, in *ApprovePolicyChangeRequest, opts ...grpc.CallOption) (*ApprovePolicyChangeResponse, error)
+	// RejectPolicyChange closes a proposal without applying it, with a reason.
+	RejectPolicyChange(ctx context.Context, in *RejectPolicyChangeRequest, opts ...grpc.CallOption) (*RejectPolicyChangeResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -234,6 +262,76 @@ func (c *schedulerServiceClient) GetContactPolicy(ctx context.Context, in *GetCo
 	return out, nil
 }
 
+func (c *schedulerServiceClient) SetPolicyApproval(ctx context.Context, in *SetPolicyApprovalRequest, opts ...grpc.CallOption) (*SetPolicyApprovalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPolicyApprovalResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_SetPolicyApproval_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetPolicyApproval(ctx context.Context, in *GetPolicyApprovalRequest, opts ...grpc.CallOption) (*GetPolicyApprovalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyApprovalResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetPolicyApproval_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ProposePolicyChange(ctx context.Context, in *ProposePolicyChangeRequest, opts ...grpc.CallOption) (*ProposePolicyChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposePolicyChangeResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ProposePolicyChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetPolicyChange(ctx context.Context, in *GetPolicyChangeRequest, opts ...grpc.CallOption) (*GetPolicyChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyChangeResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetPolicyChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListPolicyChanges(ctx context.Context, in *ListPolicyChangesRequest, opts ...grpc.CallOption) (*ListPolicyChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPolicyChangesResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListPolicyChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ApprovePolicyChange(ctx context.Context, in *ApprovePolicyChangeRequest, opts ...grpc.CallOption) (*ApprovePolicyChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApprovePolicyChangeResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ApprovePolicyChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) RejectPolicyChange(ctx context.Context, in *RejectPolicyChangeRequest, opts ...grpc.CallOption) (*RejectPolicyChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectPolicyChangeResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_RejectPolicyChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
@@ -272,6 +370,27 @@ type SchedulerServiceServer interface {
 	SetContactPolicy(context.Context, *SetContactPolicyRequest) (*SetContactPolicyResponse, error)
 	// GetContactPolicy returns the tenant's contact policy.
 	GetContactPolicy(context.Context, *GetContactPolicyRequest) (*GetContactPolicyResponse, error)
+	// SetPolicyApproval turns the tenant's "policy changes need approval" on or off (seeds 000,
+	// 004: plans are approved before they run). While it is on, CreatePolicy, UpdatePolicy,
+	// ActivatePolicy, DeactivatePolicy and LoadPolicyPack answer FailedPrecondition: changes go
+	// through ProposePolicyChange and ApprovePolicyChange. Only a director or a platform operator
+	// turns it off.
+	SetPolicyApproval(context.Context, *SetPolicyApprovalRequest) (*SetPolicyApprovalResponse, error)
+	// GetPolicyApproval returns the tenant's setting (off when never set).
+	GetPolicyApproval(context.Context, *GetPolicyApprovalRequest) (*GetPolicyApprovalResponse, error)
+	// ProposePolicyChange stores a change (create, update, activate, deactivate a policy, load a
+	// pack) as a proposal by the caller, with its dry run; nothing applies until it is approved.
+	ProposePolicyChange(context.Context, *ProposePolicyChangeRequest) (*ProposePolicyChangeResponse, error)
+	// GetPolicyChange returns one proposal and what became of it.
+	GetPolicyChange(context.Context, *GetPolicyChangeRequest) (*GetPolicyChangeResponse, error)
+	// ListPolicyChanges lists the tenant's proposals, newest first: the history of who proposed,
+	// who approved or rejected what, when, and the policy versions that resulted.
+	ListPolicyChanges(context.Context, *ListPolicyChangesRequest) (*ListPolicyChangesResponse, error)
+	// ApprovePolicyChange applies a proposal, in the same transaction as the approval, by a
+	// director other than its proposer. Approving an approved proposal again answers it as it is.
+	ApprovePolicyChange(context.Context, *ApprovePolicyChangeRequest) (*ApprovePolicyChangeResponse, error)
+	// RejectPolicyChange closes a proposal without applying it, with a reason.
+	RejectPolicyChange(context.Context, *RejectPolicyChangeRequest) (*RejectPolicyChangeResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -326,6 +445,27 @@ func (UnimplementedSchedulerServiceServer) SetContactPolicy(context.Context, *Se
 }
 func (UnimplementedSchedulerServiceServer) GetContactPolicy(context.Context, *GetContactPolicyRequest) (*GetContactPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetContactPolicy not implemented")
+}
+func (UnimplementedSchedulerServiceServer) SetPolicyApproval(context.Context, *SetPolicyApprovalRequest) (*SetPolicyApprovalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPolicyApproval not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetPolicyApproval(context.Context, *GetPolicyApprovalRequest) (*GetPolicyApprovalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicyApproval not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ProposePolicyChange(context.Context, *ProposePolicyChangeRequest) (*ProposePolicyChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProposePolicyChange not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetPolicyChange(context.Context, *GetPolicyChangeRequest) (*GetPolicyChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicyChange not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListPolicyChanges(context.Context, *ListPolicyChangesRequest) (*ListPolicyChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPolicyChanges not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ApprovePolicyChange(context.Context, *ApprovePolicyChangeRequest) (*ApprovePolicyChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApprovePolicyChange not implemented")
+}
+func (UnimplementedSchedulerServiceServer) RejectPolicyChange(context.Context, *RejectPolicyChangeRequest) (*RejectPolicyChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectPolicyChange not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -618,6 +758,132 @@ func _SchedulerService_GetContactPolicy_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_SetPolicyApproval_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPolicyApprovalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).SetPolicyApproval(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_SetPolicyApproval_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).SetPolicyApproval(ctx, req.(*SetPolicyApprovalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetPolicyApproval_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyApprovalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetPolicyApproval(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetPolicyApproval_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetPolicyApproval(ctx, req.(*GetPolicyApprovalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ProposePolicyChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposePolicyChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ProposePolicyChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ProposePolicyChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ProposePolicyChange(ctx, req.(*ProposePolicyChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetPolicyChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetPolicyChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetPolicyChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetPolicyChange(ctx, req.(*GetPolicyChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListPolicyChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPolicyChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListPolicyChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListPolicyChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListPolicyChanges(ctx, req.(*ListPolicyChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ApprovePolicyChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApprovePolicyChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ApprovePolicyChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ApprovePolicyChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ApprovePolicyChange(ctx, req.(*ApprovePolicyChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_RejectPolicyChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectPolicyChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).RejectPolicyChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_RejectPolicyChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).RejectPolicyChange(ctx, req.(*RejectPolicyChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -684,6 +950,34 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetContactPolicy",
 			Handler:    _SchedulerService_GetContactPolicy_Handler,
+		},
+		{
+			MethodName: "SetPolicyApproval",
+			Handler:    _SchedulerService_SetPolicyApproval_Handler,
+		},
+		{
+			MethodName: "GetPolicyApproval",
+			Handler:    _SchedulerService_GetPolicyApproval_Handler,
+		},
+		{
+			MethodName: "ProposePolicyChange",
+			Handler:    _SchedulerService_ProposePolicyChange_Handler,
+		},
+		{
+			MethodName: "GetPolicyChange",
+			Handler:    _SchedulerService_GetPolicyChange_Handler,
+		},
+		{
+			MethodName: "ListPolicyChanges",
+			Handler:    _SchedulerService_ListPolicyChanges_Handler,
+		},
+		{
+			MethodName: "ApprovePolicyChange",
+			Handler:    _SchedulerService_ApprovePolicyChange_Handler,
+		},
+		{
+			MethodName: "RejectPolicyChange",
+			Handler:    _SchedulerService_RejectPolicyChange_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
