@@ -1,8 +1,10 @@
 // Package app holds the scheduler's use cases. Commands: plan a completed
 // service, apply CustomerUpdated, ContactOptedOut, ComplaintResolved,
 // FollowUpRequested, VisitLogged and VisitUnreachable, fire due visits,
-// create, update, switch and load policies, reschedule and cancel a planned
-// visit, set the contact policy, ensure the built-ins. Queries: policies,
+// create, update, switch and load policies (refused while the tenant's
+// changes need approval), propose, approve and reject policy changes, set
+// the approval setting, reschedule and cancel a planned visit, set the
+// contact policy, ensure the built-ins. Queries: policies, policy changes,
 // planned visits, explain, simulate, the contact policy, the due lag.
 //
 // A command owns its transaction, or joins the caller's in its Tx form (the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,25 +30,44 @@ func (a *App) EnsureBuiltins(ctx context.Context) error {
 
 // CreatePolicy validates a tenant's new policy and stores it as version 1,
 // on; it applies to services completed from then on. A name the tenant
-// uses is store.ErrConflict.
+// uses is store.ErrConflict; a tenant whose changes need approval is
+// ErrApprovalRequired.
 func (a *App) CreatePolicy(ctx context.Context, tenant string, p policy.Policy) (policy.Policy, error) {
 	p.ID, p.Tenant, p.Version, p.Active, p.CreatedAt = outbox.NewEventID(), tenant, 1, true, a.now()
 	if err := policy.Validate(p); err != nil {
 		return policy.Policy{}, err
 	}
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		if err := store.InsertPolicy(ctx, tx, p); err != nil {
+		if err := direct(ctx, tx, tenant); err != nil {
 			return err
 		}
-		return a.auditTx(ctx, tx, p.Tenant, "policy.create", policyTarget(p), policyDetail(p))
+		return a.createTx(ctx, tx, p, nil)
 	})
-	if errors.Is(err, store.ErrConflict) {
-		return policy.Policy{}, fmt.Errorf("tenant %s already has a policy named %q: %w", p.Tenant, p.Name, err)
-	}
 	if err != nil {
 		return policy.Policy{}, err
 	}
 	return p, nil
+}
+
+// createTx stores p, a valid version 1, within tx, with its audit entry
+// (extra added to the entry's detail).
+func (a *App) createTx(ctx context.Context, tx pgx.Tx, p policy.Policy, extra audit.Detail) error {
+	err := store.InsertPolicy(ctx, tx, p)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("tenant %s already has a policy named %q: %w", p.Tenant, p.Name, err)
+	}
+	if err != nil {
+		return err
+	}
+	return a.auditTx(ctx, tx, p.Tenant, "policy.create", policyTarget(p), with(policyDetail(p), extra))
+}
+
+// with returns d with extra's keys added.
+func with(d, extra audit.Detail) audit.Detail {
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
 }
 
 func policyTarget(p policy.Policy) audit.Target { return audit.Target{Kind: "policy", ID: p.ID} }
@@ -64,21 +84,19 @@ func policyDetail(p policy.Policy) audit.Detail {
 
 // UpdatePolicy validates the next version of a tenant's policy and stores
 // it; visits already planned keep the version they came from. A built-in
-// is policy.ErrBuiltin, an unknown policy store.ErrNotFound.
+// is policy.ErrBuiltin, an unknown policy store.ErrNotFound, a tenant whose
+// changes need approval ErrApprovalRequired.
 func (a *App) UpdatePolicy(ctx context.Context, tenant, id string, next policy.Policy) (p policy.Policy, err error) {
 	if err := policy.Validate(next); err != nil {
 		return policy.Policy{}, err
 	}
 	now := a.now()
 	err = a.inTx(ctx, func(tx pgx.Tx) error {
-		p, err = store.UpdatePolicy(ctx, tx, tenant, id, func(cur policy.Policy) (policy.Policy, error) {
-			next.Pack, next.CreatedAt = cur.Pack, now
-			return cur.Revise(next)
-		})
-		if err != nil {
+		if err := direct(ctx, tx, tenant); err != nil {
 			return err
 		}
-		return a.auditTx(ctx, tx, tenant, "policy.update", policyTarget(p), policyDetail(p))
+		p, err = a.updateTx(ctx, tx, tenant, id, next, now, nil)
+		return err
 	})
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
@@ -86,30 +104,55 @@ func (a *App) UpdatePolicy(ctx context.Context, tenant, id string, next policy.P
 	return p, nil
 }
 
+// updateTx stores next, valid, as the next version of policy id within tx,
+// with its audit entry (extra added to the entry's detail).
+func (a *App) updateTx(ctx context.Context, tx pgx.Tx, tenant, id string, next policy.Policy, now time.Time, extra audit.Detail) (policy.Policy, error) {
+	p, err := store.UpdatePolicy(ctx, tx, tenant, id, func(cur policy.Policy) (policy.Policy, error) {
+		next.Pack, next.CreatedAt = cur.Pack, now
+		return cur.Revise(next)
+	})
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	return p, a.auditTx(ctx, tx, tenant, "policy.update", policyTarget(p), with(policyDetail(p), extra))
+}
+
 // SetActive switches a policy on or off for the tenant: its own policy
 // (every version; a deactivated policy plans nothing new and its recurring
-// series end at their next visit), or a built-in for the tenant only.
+// series end at their next visit), or a built-in for the tenant only. A
+// tenant whose changes need approval is ErrApprovalRequired.
 func (a *App) SetActive(ctx context.Context, tenant, id string, active bool) (p policy.Policy, err error) {
 	if err := policy.SwitchableBy(tenant); err != nil {
 		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
 	}
 	err = a.inTx(ctx, func(tx pgx.Tx) error {
-		if p, err = setActive(ctx, tx, tenant, id, active); err != nil {
+		if err := direct(ctx, tx, tenant); err != nil {
 			return err
 		}
-		action, detail := "policy.deactivate", policyDetail(p)
-		if active {
-			action = "policy.activate"
-		}
-		if p.TenantOverride {
-			detail["builtin"] = true // switched for this tenant only
-		}
-		return a.auditTx(ctx, tx, tenant, action, policyTarget(p), detail)
+		p, err = a.setActiveTx(ctx, tx, tenant, id, active, nil)
+		return err
 	})
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("policy %s: %w", id, err)
 	}
 	return p, nil
+}
+
+// setActiveTx switches policy id within tx, with its audit entry (extra
+// added to the entry's detail).
+func (a *App) setActiveTx(ctx context.Context, tx pgx.Tx, tenant, id string, active bool, extra audit.Detail) (policy.Policy, error) {
+	p, err := setActive(ctx, tx, tenant, id, active)
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	action, detail := "policy.deactivate", policyDetail(p)
+	if active {
+		action = "policy.activate"
+	}
+	if p.TenantOverride {
+		detail["builtin"] = true // switched for this tenant only
+	}
+	return p, a.auditTx(ctx, tx, tenant, action, policyTarget(p), with(detail, extra))
 }
 
 func setActive(ctx context.Context, tx pgx.Tx, tenant, id string, active bool) (policy.Policy, error) {
@@ -135,49 +178,70 @@ func setActive(ctx context.Context, tx pgx.Tx, tenant, id string, active bool) (
 // LoadPolicyPack creates a shipped pack's policies for the tenant, in one
 // transaction: a policy of the same name gets a new version instead; with
 // inactive every policy is loaded (or switched) off, else the pack says
-// which start off.
+// which start off. A tenant whose changes need approval is
+// ErrApprovalRequired.
 func (a *App) LoadPolicyPack(ctx context.Context, tenant, name string, inactive bool) (out []policy.Policy, err error) {
-	pk, ok, err := packs.Get(name)
+	pk, err := pack(name)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, invalid.New("pack", "must be one of the packs ListPolicyPacks lists")
-	}
 	now := a.now()
 	err = a.inTx(ctx, func(tx pgx.Tx) error {
-		out = nil
-		for _, p := range pk.Policies {
-			id, err := store.PolicyIDByName(ctx, tx, tenant, p.Name)
-			if err != nil {
-				return err
-			}
-			p.CreatedAt = now
-			if id == "" {
-				p.ID, p.Tenant, p.Version, p.Active = outbox.NewEventID(), tenant, 1, !inactive && pk.LoadsActive(p.Name)
-				if err := store.InsertPolicy(ctx, tx, p); err != nil {
-					return fmt.Errorf("policy %s: %w", p.Name, err)
-				}
-				out = append(out, p)
-				continue
-			}
-			next := p
-			p, err = store.UpdatePolicy(ctx, tx, tenant, id, func(cur policy.Policy) (policy.Policy, error) { return cur.Revise(next) })
-			if err == nil && inactive {
-				p, err = setActive(ctx, tx, tenant, id, false)
-			}
-			if err != nil {
-				return fmt.Errorf("policy %s: %w", next.Name, err)
-			}
-			out = append(out, p)
+		if err := direct(ctx, tx, tenant); err != nil {
+			return err
 		}
-		loaded := make([]audit.Detail, len(out))
-		for i, p := range out {
-			loaded[i] = audit.Detail{"id": p.ID, "version": p.Version, "active": p.Active}
-		}
-		return a.auditTx(ctx, tx, tenant, "pack.load", audit.Target{Kind: "pack", ID: name}, audit.Detail{"inactive": inactive, "policies": loaded})
+		out, err = a.loadPackTx(ctx, tx, tenant, pk, inactive, now, nil)
+		return err
 	})
 	return out, err
+}
+
+// pack returns the shipped pack of that name (InvalidArgument on pack when none).
+func pack(name string) (packs.Pack, error) {
+	pk, ok, err := packs.Get(name)
+	if err != nil {
+		return packs.Pack{}, err
+	}
+	if !ok {
+		return packs.Pack{}, invalid.New("pack", "must be one of the packs ListPolicyPacks lists")
+	}
+	return pk, nil
+}
+
+// loadPackTx loads pk for the tenant within tx, with its audit entry (extra
+// added to the entry's detail).
+func (a *App) loadPackTx(ctx context.Context, tx pgx.Tx, tenant string, pk packs.Pack, inactive bool, now time.Time, extra audit.Detail) ([]policy.Policy, error) {
+	var out []policy.Policy
+	for _, p := range pk.Policies {
+		id, err := store.PolicyIDByName(ctx, tx, tenant, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		p.CreatedAt = now
+		if id == "" {
+			p.ID, p.Tenant, p.Version, p.Active = outbox.NewEventID(), tenant, 1, !inactive && pk.LoadsActive(p.Name)
+			if err := store.InsertPolicy(ctx, tx, p); err != nil {
+				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+			}
+			out = append(out, p)
+			continue
+		}
+		next := p
+		p, err = store.UpdatePolicy(ctx, tx, tenant, id, func(cur policy.Policy) (policy.Policy, error) { return cur.Revise(next) })
+		if err == nil && inactive {
+			p, err = setActive(ctx, tx, tenant, id, false)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", next.Name, err)
+		}
+		out = append(out, p)
+	}
+	loaded := make([]audit.Detail, len(out))
+	for i, p := range out {
+		loaded[i] = audit.Detail{"id": p.ID, "version": p.Version, "active": p.Active}
+	}
+	detail := with(audit.Detail{"inactive": inactive, "policies": loaded}, extra)
+	return out, a.auditTx(ctx, tx, tenant, "pack.load", audit.Target{Kind: "pack", ID: pk.Name}, detail)
 }
 
 // PolicyPacks returns the shipped packs, each policy on or off as

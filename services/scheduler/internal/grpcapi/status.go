@@ -8,6 +8,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/scheduler/internal/app"
+	"github.com/huifang/huifang/services/scheduler/internal/change"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/internal/visit"
@@ -28,8 +29,11 @@ func statusOf(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, policy.ErrBuiltin), errors.Is(err, visit.ErrState):
+	case errors.Is(err, policy.ErrBuiltin), errors.Is(err, visit.ErrState),
+		errors.Is(err, app.ErrApprovalRequired), errors.Is(err, change.ErrStale), errors.Is(err, change.ErrDecided):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, change.ErrOwnProposal):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, app.ErrBusy):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	}
