@@ -387,8 +387,13 @@ type VisitDue struct {
 	// Dispatch places retries and call-backs in it (with the customer's own preferences); unset on
 	// visits fired before it existed, which then keep to the customer's own windows.
 	ContactCalendar *v1.ContactCalendar `protobuf:"bytes,18,opt,name=contact_calendar,json=contactCalendar,proto3" json:"contact_calendar,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The visit fell due after its deadline (a contact window, quiet hours, a holiday or a cap moved
+	// it there, or the scheduler was down): it is made now and reported late. The deadline is the
+	// policy's own, never moved to the firing time, so a late visit is never made "on time"
+	// (issue 16; seed 004: timeliness is monitored).
+	Late          bool `protobuf:"varint,19,opt,name=late,proto3" json:"late,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VisitDue) Reset() {
@@ -545,6 +550,13 @@ func (x *VisitDue) GetContactCalendar() *v1.ContactCalendar {
 		return x.ContactCalendar
 	}
 	return nil
+}
+
+func (x *VisitDue) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
 }
 
 // VisitAssigned tells that an agent claimed the task of a visit.
@@ -2530,7 +2542,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\borg_unit\x18\v \x01(\tR\aorgUnit\x12!\n" +
 	"\fservice_type\x18\f \x01(\tR\vserviceType\x12\x1f\n" +
 	"\vcustomer_id\x18\r \x01(\tR\n" +
-	"customerId\"\x8e\x06\n" +
+	"customerId\"\xa2\x06\n" +
 	"\bVisitDue\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2551,7 +2563,8 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\fcomplaint_id\x18\x0f \x01(\tR\vcomplaintId\x126\n" +
 	"\bseverity\x18\x10 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12)\n" +
 	"\x10product_category\x18\x11 \x01(\tR\x0fproductCategory\x12L\n" +
-	"\x10contact_calendar\x18\x12 \x01(\v2!.huifang.types.v1.ContactCalendarR\x0fcontactCalendar\"\xba\x01\n" +
+	"\x10contact_calendar\x18\x12 \x01(\v2!.huifang.types.v1.ContactCalendarR\x0fcontactCalendar\x12\x12\n" +
+	"\x04late\x18\x13 \x01(\bR\x04late\"\xba\x01\n" +
 	"\rVisitAssigned\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +

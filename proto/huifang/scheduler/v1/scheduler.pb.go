@@ -1871,8 +1871,12 @@ type PlannedVisit struct {
 	// The customer chose due_at (ReschedulePlannedVisit): contact windows, quiet hours,
 	// holidays and caps no longer move it; an opt-out still suppresses it.
 	CustomerChosen bool `protobuf:"varint,19,opt,name=customer_chosen,json=customerChosen,proto3" json:"customer_chosen,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The visit is (or fired) after its deadline: due_at (or fired_at once it fell due) is later than
+	// deadline. The deadline stays the policy's; a contact window that moves a visit past it makes it
+	// late, and ExplainVisit has a "late" decision saying by how much (issue 16).
+	Late          bool `protobuf:"varint,20,opt,name=late,proto3" json:"late,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlannedVisit) Reset() {
@@ -2034,6 +2038,13 @@ func (x *PlannedVisit) GetFiredAt() *timestamppb.Timestamp {
 func (x *PlannedVisit) GetCustomerChosen() bool {
 	if x != nil {
 		return x.CustomerChosen
+	}
+	return false
+}
+
+func (x *PlannedVisit) GetLate() bool {
+	if x != nil {
+		return x.Late
 	}
 	return false
 }
@@ -4567,7 +4578,7 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04pack\x18\x02 \x01(\tR\x04pack\x12\x1a\n" +
 	"\binactive\x18\x03 \x01(\bR\binactive\"R\n" +
 	"\x16LoadPolicyPackResponse\x128\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\"\xb2\x05\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\"\xc6\x05\n" +
 	"\fPlannedVisit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1d\n" +
@@ -4593,7 +4604,8 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"nominal_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tnominalAt\x125\n" +
 	"\bfired_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\afiredAt\x12'\n" +
-	"\x0fcustomer_chosen\x18\x13 \x01(\bR\x0ecustomerChosen\"\xb8\x03\n" +
+	"\x0fcustomer_chosen\x18\x13 \x01(\bR\x0ecustomerChosen\x12\x12\n" +
+	"\x04late\x18\x14 \x01(\bR\x04late\"\xb8\x03\n" +
 	"\x18ListPlannedVisitsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
 	"\n" +

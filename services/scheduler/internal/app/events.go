@@ -56,7 +56,7 @@ func addDue(ctx context.Context, tx pgx.Tx, v visit.Visit, r contact.Rules) erro
 		PolicyVersion: int32(v.PolicyVersion), Channel: typesv1.Channel(v.Channel), DueAt: timestamppb.New(v.DueAt),
 		Deadline: timestamppb.New(v.Deadline), Customer: customer, OrgUnit: v.OrgUnit, ServiceType: v.ServiceType, Group: v.Group,
 		ServiceCompletedAt: timestamppb.New(v.ServiceCompletedAt), ComplaintId: v.ComplaintID, Severity: typesv1.Severity(v.Severity),
-		ProductCategory: v.ProductCategory,
+		ProductCategory: v.ProductCategory, Late: v.Late(),
 	}
 	if cal, ok := r.CalendarFrom(v.DueAt); ok {
 		due.ContactCalendar = calendarProto(cal)

@@ -263,15 +263,16 @@ func (o Outcome) OptedOut() bool {
 	return o.Action == Suppress && len(o.Decisions) > 0 && o.Decisions[0].Kind == policy.KindOptOut
 }
 
-// Apply records the verdict on the visit: a move sets its time (and its
-// deadline at least to it), a move or a suppression its reason and
-// decisions; a visit that fires is left as it is.
+// Apply records the verdict on the visit: a move sets its time, a move or
+// a suppression its reason and decisions; a visit that fires is left as it
+// is. The deadline is the policy's and never moves: a visit moved past it
+// is late (issue 16), and the move says so.
 func (o Outcome) Apply(v *policy.Visit) {
 	switch o.Action {
 	case Move:
 		v.DueAt, v.Reason, v.Decisions = o.At, o.Reason, append(v.Decisions, o.Decisions...)
-		if v.Deadline.Before(o.At) {
-			v.Deadline = o.At
+		if v.Late() {
+			v.Reason += "; late: after its deadline " + v.Deadline.UTC().Format(time.RFC3339)
 		}
 	case Suppress:
 		v.Reason, v.Decisions = o.Reason, append(v.Decisions, o.Decisions...)

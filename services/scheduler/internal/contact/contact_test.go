@@ -221,18 +221,19 @@ func TestCustomerUpdate(t *testing.T) {
 	require.Equal(t, int64(3), c.Version)
 }
 
-// A due visit's verdict applied: a move sets the time (the deadline at
-// least to it) and says why; a suppression says why; an opt-out is told.
+// A due visit's verdict applied: a move sets the time (the deadline stays
+// the policy's: moved past it, the visit is late, issue 16) and says why; a suppression says why; an opt-out is told.
 func TestOutcomeApply(t *testing.T) {
 	now := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
 	v := policy.Visit{DueAt: now, Deadline: now.Add(time.Hour), Reason: "planned"}
 	Outcome{Action: Move, At: now.Add(2 * time.Hour), Reason: "moved", Decisions: []policy.Decision{{Kind: policy.KindCap}}}.Apply(&v)
 	require.Equal(t, now.Add(2*time.Hour), v.DueAt)
-	require.Equal(t, now.Add(2*time.Hour), v.Deadline)
-	require.Equal(t, "moved", v.Reason)
+	require.Equal(t, now.Add(time.Hour), v.Deadline, "issue 16: a late visit keeps its deadline")
+	require.True(t, v.Late())
+	require.Equal(t, "moved; late: after its deadline 2026-03-10T11:00:00Z", v.Reason)
 	require.Len(t, v.Decisions, 1)
 	Outcome{Action: Fire, At: now}.Apply(&v)
-	require.Equal(t, "moved", v.Reason, "firing changes nothing")
+	require.Equal(t, "moved; late: after its deadline 2026-03-10T11:00:00Z", v.Reason, "firing changes nothing")
 	out := Rules{}.Check(now, Pending{Channel: policy.ChannelPhone}, Prefs{OptedOut: []int32{policy.ChannelPhone}}, nil)
 	require.True(t, out.OptedOut())
 	require.False(t, Outcome{Action: Suppress, Decisions: []policy.Decision{{Kind: policy.KindCap}}}.OptedOut())

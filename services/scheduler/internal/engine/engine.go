@@ -40,6 +40,9 @@ func Following(p policy.Policy, prev policy.Visit, s policy.Service, r contact.R
 	return v, true
 }
 
+// place moves v to the first time the contact policy and the customer
+// allow. The deadline stays the policy's: a visit moved past it is late,
+// and says so (issue 16: a late visit keeps its deadline and is reported).
 func place(v *policy.Visit, p policy.Policy, r contact.Rules, prefs contact.Prefs) {
 	holiday := v.Step < len(p.Steps) && p.Steps[v.Step].CalendarStep()
 	at, ds := r.Place(v.Nominal, v.Channel, prefs, holiday)
@@ -47,11 +50,17 @@ func place(v *policy.Visit, p policy.Policy, r contact.Rules, prefs contact.Pref
 		return
 	}
 	v.DueAt = at
-	if v.Deadline.Before(at) {
-		v.Deadline = at.Add(v.Deadline.Sub(v.Nominal))
-	}
 	v.Decisions = append(v.Decisions, ds...)
 	v.Reason += "; moved: " + ds[len(ds)-1].Detail
+	markLate(v)
+}
+
+// markLate adds the late decision to a visit placed after its deadline.
+func markLate(v *policy.Visit) {
+	if v.Late() {
+		v.Decisions = append(v.Decisions, policy.LateDecision(v.DueAt, v.Deadline, "placed at"))
+		v.Reason += "; late: after its deadline " + v.Deadline.UTC().Format(time.RFC3339)
+	}
 }
 
 // Planned is a visit a policy planned for a service: planned, or kept as
@@ -154,9 +163,7 @@ func FollowUp(req Request, round int, complaintMajor bool, r contact.Rules, pref
 	}
 	if at, ds := r.Place(req.Due, v.Channel, prefs, false); len(ds) > 0 {
 		v.DueAt, v.Decisions = at, append(v.Decisions, ds...)
-		if v.Deadline.Before(at) {
-			v.Deadline = at.Add(deadline.Sub(req.Due))
-		}
+		markLate(&v)
 	}
 	return v
 }

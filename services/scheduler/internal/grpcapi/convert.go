@@ -122,7 +122,7 @@ func visitToProto(v visit.Visit) *schedulerv1.PlannedVisit {
 		PolicyVersion: int32(v.PolicyVersion), Step: int32(v.Step), Channel: typesv1.Channel(v.Channel),
 		DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline), Status: v.Status, Reason: v.Reason,
 		OrgUnit: v.OrgUnit, ServiceType: v.ServiceType, Occurrence: int32(v.Occurrence), Group: v.Group,
-		NominalAt: timestamppb.New(v.Nominal), CustomerChosen: v.CustomerChosen,
+		NominalAt: timestamppb.New(v.Nominal), CustomerChosen: v.CustomerChosen, Late: v.Late(),
 	}
 	if !v.FiredAt.IsZero() {
 		out.FiredAt = timestamppb.New(v.FiredAt)

@@ -263,6 +263,9 @@ const (
 	KindFireFailed = "fire_failed"
 	// KindRetry: an operator put a failed visit back to planned.
 	KindRetry = "retry"
+	// KindLate: the visit is placed, or fell due, after its deadline; the
+	// deadline stays the policy's and the visit is reported late (issue 16).
+	KindLate = "late"
 )
 
 // Visit is a planned follow-up.
@@ -284,6 +287,17 @@ type Visit struct {
 	SampleRate float64
 	Reason     string
 	Decisions  []Decision
+}
+
+// Late tells whether the visit is due after its deadline (a contact
+// window, quiet hours or a holiday placed it there): it will be late.
+func (v Visit) Late() bool { return !v.Deadline.IsZero() && v.DueAt.After(v.Deadline) }
+
+// LateDecision is the decision that says a visit at at is late for its
+// deadline, and by how much.
+func LateDecision(at, deadline time.Time, what string) Decision {
+	return Decision{Kind: KindLate, At: at, Detail: fmt.Sprintf("%s %s, %s after its deadline %s: it is reported late (the deadline stays the policy's)",
+		what, at.UTC().Format(time.RFC3339), FormatDuration(at.Sub(deadline).Truncate(time.Second)), deadline.UTC().Format(time.RFC3339))}
 }
 
 // Calendar knows the tenant's holidays and project milestones.

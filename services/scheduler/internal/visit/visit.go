@@ -103,17 +103,31 @@ func (v Visit) Pending() contact.Pending {
 }
 
 // Due applies the contact policy's verdict when the visit fell due at now:
-// it fires (due), moves, or is suppressed, and says why.
+// it fires (due), moves, or is suppressed, and says why. A visit that fires
+// after its deadline keeps the deadline and is late: a late decision says
+// by how much, and VisitDue says late (issue 16).
 func (v *Visit) Due(out contact.Outcome, now time.Time) {
 	out.Apply(&v.Visit)
 	switch out.Action {
 	case contact.Fire:
 		v.Status, v.FiredAt = StatusDue, now
+		if v.Late() {
+			v.Decisions = append(v.Decisions, policy.LateDecision(now, v.Deadline, "fired at"))
+		}
 	case contact.Move:
 		v.UpdatedAt = now
 	case contact.Suppress:
 		v.Status, v.UpdatedAt = StatusSuppressed, now
 	}
+}
+
+// Late tells whether the visit is late for its deadline: it fell due
+// after it, or (not fired yet) is due after it.
+func (v Visit) Late() bool {
+	if !v.FiredAt.IsZero() {
+		return !v.Deadline.IsZero() && v.FiredAt.After(v.Deadline)
+	}
+	return v.Visit.Late()
 }
 
 // StopCameIn ends the visit when the customer came in for s and the

@@ -55,10 +55,13 @@ func TestTransitions(t *testing.T) {
 	require.False(t, v.StopAnswered(Visit{Visit: policy.Visit{PolicyID: "p"}, ID: "v-0", Tenant: "t", ServiceID: "s"}, t0), "the answered visit's policy does not stop when answered")
 	require.Equal(t, StatusPlanned, v.Status)
 
+	deadline := v.Deadline
+	require.False(t, v.Late())
 	v.Due(contact.Outcome{Action: contact.Move, At: t0.Add(3 * day), Reason: "moved", Decisions: []policy.Decision{{Kind: policy.KindCap}}}, t0)
 	require.Equal(t, StatusPlanned, v.Status)
 	require.Equal(t, t0.Add(3*day), v.DueAt)
-	require.Equal(t, t0.Add(3*day), v.Deadline, "the deadline at least at the new time")
+	require.Equal(t, deadline, v.Deadline, "issue 16: the deadline stays the policy's")
+	require.True(t, v.Late(), "moved past its deadline: late")
 	require.Equal(t, t0, v.UpdatedAt)
 
 	v.Deadline = v.DueAt.Add(2 * day)
@@ -72,6 +75,7 @@ func TestTransitions(t *testing.T) {
 	v.Due(contact.Outcome{Action: contact.Fire, At: at}, at)
 	require.Equal(t, StatusDue, v.Status)
 	require.Equal(t, at, v.FiredAt)
+	require.False(t, v.Late(), "fired by its deadline")
 	require.ErrorIs(t, v.Reschedule(at, "again", at), ErrState, "only a planned visit is rescheduled")
 	require.False(t, v.StopCameIn(policy.Service{Type: "maintenance", CustomerID: "c", CompletedAt: at.Add(day)}), "only a planned visit is stopped")
 	require.NoError(t, v.Cancel("moved abroad", at), "a due visit can still be cancelled")
