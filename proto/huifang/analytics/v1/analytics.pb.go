@@ -936,7 +936,11 @@ type GetTimelinessResponse struct {
 	// Due visits made by the policy's deadline / due visits with a deadline.
 	PolicyDeadline *Ratio `protobuf:"bytes,1,opt,name=policy_deadline,json=policyDeadline,proto3" json:"policy_deadline,omitempty"`
 	// Due visits made within 48 h of the service / due visits whose service time is known (seed 003).
-	Within_48H    *Ratio `protobuf:"bytes,2,opt,name=within_48h,json=within48h,proto3" json:"within_48h,omitempty"`
+	Within_48H *Ratio `protobuf:"bytes,2,opt,name=within_48h,json=within48h,proto3" json:"within_48h,omitempty"`
+	// Due visits the scheduler fired after their deadline (VisitDue.late: a contact window, a
+	// holiday or a cap moved them past it) / due visits with a deadline. Such a visit never counts
+	// in policy_deadline (issue 16).
+	Late          *Ratio `protobuf:"bytes,3,opt,name=late,proto3" json:"late,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,6 +985,13 @@ func (x *GetTimelinessResponse) GetPolicyDeadline() *Ratio {
 func (x *GetTimelinessResponse) GetWithin_48H() *Ratio {
 	if x != nil {
 		return x.Within_48H
+	}
+	return nil
+}
+
+func (x *GetTimelinessResponse) GetLate() *Ratio {
+	if x != nil {
+		return x.Late
 	}
 	return nil
 }
@@ -2855,11 +2866,12 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x124\n" +
-	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\x99\x01\n" +
+	"\x06filter\x18\x04 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xca\x01\n" +
 	"\x15GetTimelinessResponse\x12D\n" +
 	"\x0fpolicy_deadline\x18\x01 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0epolicyDeadline\x12:\n" +
 	"\n" +
-	"within_48h\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\twithin48h\"\xca\x01\n" +
+	"within_48h\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\twithin48h\x12/\n" +
+	"\x04late\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x04late\"\xca\x01\n" +
 	"\x19GetAgentScorecardsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
@@ -3100,77 +3112,78 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	2,  // 18: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 19: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
 	3,  // 20: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
-	41, // 21: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 22: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 23: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 24: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
-	3,  // 25: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
-	3,  // 26: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
-	13, // 27: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
-	14, // 28: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
-	16, // 29: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	41, // 30: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 31: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
-	0,  // 32: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
-	2,  // 33: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
-	41, // 34: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
-	41, // 35: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
-	3,  // 36: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
-	18, // 37: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
-	41, // 38: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 39: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 40: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 41: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 42: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
-	21, // 43: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
-	22, // 44: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
-	3,  // 45: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 46: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
-	41, // 47: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 48: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 49: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	26, // 50: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	26, // 51: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	26, // 52: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	41, // 53: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	41, // 54: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	41, // 55: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	31, // 56: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	41, // 57: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 58: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 59: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 60: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 61: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 62: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 63: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 64: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 65: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 66: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	24, // 67: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	27, // 68: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	29, // 69: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	32, // 70: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	34, // 71: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	36, // 72: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	38, // 73: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 74: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 75: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 76: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 77: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 78: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 79: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	25, // 80: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	28, // 81: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	30, // 82: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	33, // 83: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	35, // 84: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	37, // 85: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	39, // 86: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	74, // [74:87] is the sub-list for method output_type
-	61, // [61:74] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	3,  // 21: huifang.analytics.v1.GetTimelinessResponse.late:type_name -> huifang.analytics.v1.Ratio
+	41, // 22: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 23: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 24: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 25: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
+	3,  // 26: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
+	3,  // 27: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
+	13, // 28: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
+	14, // 29: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
+	16, // 30: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	41, // 31: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 32: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 33: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
+	2,  // 34: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
+	41, // 35: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	41, // 36: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	3,  // 37: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
+	18, // 38: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
+	41, // 39: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 40: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 41: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 42: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 43: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
+	21, // 44: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
+	22, // 45: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
+	3,  // 46: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 47: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
+	41, // 48: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 49: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 50: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	26, // 51: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	26, // 52: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	26, // 53: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	41, // 54: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	41, // 55: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	41, // 56: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	31, // 57: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	41, // 58: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 59: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 60: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 61: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 62: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 63: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 64: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 65: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 66: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 67: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	24, // 68: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 69: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	29, // 70: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	32, // 71: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	34, // 72: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	36, // 73: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	38, // 74: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 75: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 76: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 77: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 78: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 79: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 80: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	25, // 81: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 82: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	30, // 83: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	33, // 84: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	35, // 85: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	37, // 86: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	39, // 87: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	75, // [75:88] is the sub-list for method output_type
+	62, // [62:75] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }

@@ -104,8 +104,10 @@ func (a *App) figures(ctx context.Context, s Scope, t figures.Targets, names ...
 
 // Timeliness are seed 003's and the policies' timeliness figures.
 type Timeliness struct {
-	// PolicyDeadline: made by the policy's deadline; Within48h: within 48 h of the service (seed 003).
-	PolicyDeadline, Within48h figures.Ratio
+	// PolicyDeadline: made by the policy's deadline; Within48h: within 48 h
+	// of the service (seed 003); Late: fired after the policy's deadline
+	// (issue 16).
+	PolicyDeadline, Within48h, Late figures.Ratio
 }
 
 // Timeliness returns the policy-deadline and 48-hour timeliness of a scope.
@@ -113,9 +115,9 @@ func (a *App) Timeliness(ctx context.Context, s Scope) (Timeliness, error) {
 	if err := unitInScope(ctx, s.Filter.OrgUnit); err != nil {
 		return Timeliness{}, err
 	}
-	rs, err := a.Figures(ctx, s, figures.Timeliness, figures.Timeliness48h)
+	rs, err := a.Figures(ctx, s, figures.Timeliness, figures.Timeliness48h, figures.LateRate)
 	if err != nil {
 		return Timeliness{}, err
 	}
-	return Timeliness{PolicyDeadline: rs[0], Within48h: rs[1]}, nil
+	return Timeliness{PolicyDeadline: rs[0], Within48h: rs[1], Late: rs[2]}, nil
 }

@@ -26,8 +26,11 @@ const (
 	ContactSuccess   = "contact_success"
 	Timeliness       = "timeliness"
 	Timeliness48h    = "timeliness_48h"
-	ResolutionRate   = "resolution_rate"
-	Improvement30d   = "improvement_30d"
+	// LateRate is the share of visits with a deadline that the scheduler
+	// fired after it (issue 16: a late visit is reported late).
+	LateRate       = "late_rate"
+	ResolutionRate = "resolution_rate"
+	Improvement30d = "improvement_30d"
 	// SatisfactionPrefix + aspect names a satisfaction figure, e.g. satisfaction.overall.
 	SatisfactionPrefix = "satisfaction."
 	// SatisfactionAny is the target key of every specific aspect.

@@ -94,6 +94,8 @@ func SpecOf(figure string) (Spec, bool) {
 		return sp(rollup.MetricContacted, rollup.MetricAttempted, "contacted / attempted")
 	case Timeliness:
 		return sp(rollup.MetricOnTime, rollup.MetricWithDeadline, "made by the policy deadline / due with a deadline")
+	case LateRate:
+		return sp(rollup.MetricLate, rollup.MetricWithDeadline, "fired after the policy deadline / due with a deadline")
 	case Timeliness48h:
 		return sp(rollup.MetricWithin48h, rollup.MetricWithBase, "made within 48 h of the service / due with a known service time")
 	case ResolutionRate:
@@ -115,4 +117,4 @@ func Trendable(figure string) bool {
 }
 
 // TrendableRule says in words which figures Trendable accepts.
-const TrendableRule = "must be one of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.<aspect>"
+const TrendableRule = "must be one of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, late_rate, resolution_rate, improvement_30d, satisfaction.<aspect>"

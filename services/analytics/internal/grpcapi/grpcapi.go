@@ -178,7 +178,7 @@ func (s *Server) GetTimeliness(ctx context.Context, req *analyticsv1.GetTimeline
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	return &analyticsv1.GetTimelinessResponse{PolicyDeadline: ratio(tm.PolicyDeadline), Within_48H: ratio(tm.Within48h)}, nil
+	return &analyticsv1.GetTimelinessResponse{PolicyDeadline: ratio(tm.PolicyDeadline), Within_48H: ratio(tm.Within48h), Late: ratio(tm.Late)}, nil
 }
 
 // GetAgentScorecards returns the agents' scorecards and the incentive ledger.

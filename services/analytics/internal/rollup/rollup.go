@@ -19,7 +19,8 @@ const (
 	MetricDue          = "visit.due"           // eligible: planned or due, not cancelled; or logged
 	MetricDone         = "visit.done"          // logged
 	MetricWithDeadline = "visit.with_deadline" // due with a known policy deadline
-	MetricOnTime       = "visit.on_time"       // logged by the policy deadline
+	MetricOnTime       = "visit.on_time"       // logged by the policy deadline, not fired late
+	MetricLate         = "visit.late"          // fired after the policy deadline (VisitDue.late, issue 16)
 	MetricInTime       = "visit.in_time"       // logged by the deadline, or logged without one (a message made in time, seed 000)
 	MetricWithBase     = "visit.with_base"     // due with a known service completion time
 	MetricWithin48h    = "visit.within_48h"    // logged within 48 h of the service (seed 003)

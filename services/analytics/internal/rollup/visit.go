@@ -33,8 +33,10 @@ type Visit struct {
 	Cancelled   bool      `json:"cancelled,omitempty"`
 	Unreachable bool      `json:"unreachable,omitempty"`
 	Rated       bool      `json:"rated,omitempty"`
-	Attempted   bool      `json:"attempted,omitempty"`
-	Answered    bool      `json:"answered,omitempty"`
+	// Late: the scheduler fired the visit after its deadline (VisitDue.late).
+	Late      bool `json:"late,omitempty"`
+	Attempted bool `json:"attempted,omitempty"`
+	Answered  bool `json:"answered,omitempty"`
 }
 
 // Logged reports whether a record of the visit was logged.
@@ -46,7 +48,9 @@ func (v Visit) Logged() bool { return !v.LoggedAt.IsZero() }
 //
 //   - due: planned or due and not cancelled, or logged (a made visit was due)
 //   - done: logged; returned: logged with a rated answer
-//   - with_deadline, on_time: due with a policy deadline; logged by it
+//   - with_deadline, on_time: due with a policy deadline; logged by it and
+//     not fired after it (a visit fired late is never on time, issue 16)
+//   - late: due with a policy deadline and fired after it (VisitDue.late)
 //   - in_time: logged by the deadline or logged without one
 //   - with_base, within_48h: due with a known service time; logged within 48 h of it (seed 003)
 //   - unreachable: unreachable and never logged
@@ -79,8 +83,11 @@ func (v Visit) Contribution() []Delta {
 	}
 	if !v.Deadline.IsZero() {
 		add(MetricWithDeadline)
-		if logged && !v.LoggedAt.After(v.Deadline) {
+		if logged && !v.LoggedAt.After(v.Deadline) && !v.Late {
 			add(MetricOnTime)
+		}
+		if v.Late {
+			add(MetricLate)
 		}
 	}
 	if !v.ServiceCompletedAt.IsZero() {
@@ -153,6 +160,7 @@ func Apply(v Visit, ev VisitEvent) Visit {
 		setTime(&v.Deadline, e.GetDeadline())
 	case *eventsv1.VisitDue:
 		v.Due = true
+		v.Late = v.Late || e.GetLate()
 		set(&v.CustomerID, e.GetCustomer().GetId())
 		set(&v.OrgUnit, e.GetOrgUnit())
 		set(&v.PolicyID, e.GetPolicyId())
