@@ -234,20 +234,21 @@ func TestAutoGolden(t *testing.T) {
 		line("auto-first-maintenance", 1, 0, phone, "crm", d(2026, 4, 3, 9), d(2026, 4, 10, 9), "due"),
 		line("auto-first-maintenance", 0, 0, sms, "crm", d(2026, 2, 15, 9), d(2026, 2, 22, 9), "due"),
 		line("auto-first-maintenance", 1, 0, phone, "crm", d(2026, 2, 22, 9), d(2026, 3, 1, 9), "due"),
-		line("auto-warranty-expiry", 0, 0, sms, "crm", d(2028, 12, 10, 0), d(2028, 12, 24, 0), "due"),
-		line("auto-warranty-expiry", 1, 0, phone, "crm", d(2028, 12, 27, 0), d(2029, 1, 10, 0), "due"),
+		// issue 16: a date's visits are made at 09:00, not at midnight (the tenant has no quiet hours).
+		line("auto-warranty-expiry", 0, 0, sms, "crm", d(2028, 12, 10, 9), d(2028, 12, 24, 0), "due"),
+		line("auto-warranty-expiry", 1, 0, phone, "crm", d(2028, 12, 27, 9), d(2029, 1, 10, 0), "due"),
 		// v2 has no warranty date: the steps are not planned, and say why.
 		line("auto-warranty-expiry", 0, 0, sms, "crm", delivered, delivered, "suppressed"),
 		line("auto-warranty-expiry", 1, 0, phone, "crm", delivered, delivered, "suppressed"),
 		// churn of c1 from the delivery is stopped by the maintenance; c2 never came back: listed at the quarter after 6 months.
-		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 0), d(2026, 10, 31, 0), "cancelled"),
-		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 0), d(2026, 10, 31, 0), "due"),
+		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 9), d(2026, 10, 31, 0), "cancelled"),
+		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 9), d(2026, 10, 31, 0), "due"),
 		line("auto-after-service-survey", 0, 0, phone, "service_survey", maint, maint.Add(day(3)), "due"),
 		line("auto-next-maintenance", 0, 0, sms, "crm", nextMaint.Add(-day(14)), nextMaint.Add(-day(7)), "due"),
 		line("auto-next-maintenance", 1, 0, phone, "crm", nextMaint.Add(-day(7)), nextMaint, "due"),
-		line("auto-churn", 0, 0, phone, "churn_recovery", d(2027, 1, 1, 0), d(2027, 1, 31, 0), "due"),
-		line("auto-agency-services", 0, 0, sms, "crm", d(2026, 7, 15, 0), d(2026, 7, 29, 0), "due"),
-		line("auto-agency-services", 1, 0, phone, "crm", d(2026, 8, 1, 0), d(2026, 8, 15, 0), "due"),
+		line("auto-churn", 0, 0, phone, "churn_recovery", d(2027, 1, 1, 9), d(2027, 1, 31, 0), "due"),
+		line("auto-agency-services", 0, 0, sms, "crm", d(2026, 7, 15, 9), d(2026, 7, 29, 0), "due"),
+		line("auto-agency-services", 1, 0, phone, "crm", d(2026, 8, 1, 9), d(2026, 8, 15, 0), "due"),
 		line("auto-special-events", 0, 0, sms, "crm", d(2026, 5, 17, 9), d(2026, 5, 19, 9), "due"),
 		line("auto-special-events", 1, 0, phone, "crm", d(2026, 5, 19, 9), d(2026, 5, 20, 9), "due"),
 		// warranty: the invitation failed (the call went unanswered), so c1 is invited again.
@@ -255,10 +256,10 @@ func TestAutoGolden(t *testing.T) {
 		line("auto-warranty-reinvite", 1, 0, phone, "crm", d(2028, 12, 30, 12), d(2029, 1, 6, 12), "due"),
 		// past warranty and absent 6 months: c1's delivery plan is ended by the maintenance; from the
 		// maintenance, 6 months (Oct 2026) come before the warranty end (10 Jan 2029), so the later one counts.
-		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2029, 1, 10, 0), d(2029, 1, 24, 0), "cancelled"),
-		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2029, 1, 17, 0), d(2029, 1, 31, 0), "cancelled"),
-		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2029, 1, 10, 0), d(2029, 1, 24, 0), "due"),
-		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2029, 1, 17, 0), d(2029, 1, 31, 0), "due"),
+		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2029, 1, 10, 9), d(2029, 1, 24, 0), "cancelled"),
+		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2029, 1, 17, 9), d(2029, 1, 31, 0), "cancelled"),
+		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2029, 1, 10, 9), d(2029, 1, 24, 0), "due"),
+		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2029, 1, 17, 9), d(2029, 1, 31, 0), "due"),
 		// v2 has no warranty date: not planned, and says why.
 		line("auto-past-warranty-absent", 0, 0, sms, "crm", delivered, delivered, "suppressed"),
 		line("auto-past-warranty-absent", 1, 0, phone, "crm", delivered, delivered, "suppressed"),
@@ -266,7 +267,7 @@ func TestAutoGolden(t *testing.T) {
 		line("auto-past-warranty-absent", 0, 0, sms, "crm", d(2026, 8, 1, 10), d(2026, 8, 15, 10), "due"),
 		line("auto-past-warranty-absent", 1, 0, phone, "crm", d(2026, 8, 8, 10), d(2026, 8, 22, 10), "due"),
 		line("auto-after-service-survey", 0, 0, phone, "service_survey", d(2026, 2, 1, 10), d(2026, 2, 4, 10), "due"),
-		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 0), d(2026, 10, 31, 0), "due"),
+		line("auto-churn", 0, 0, phone, "churn_recovery", d(2026, 10, 1, 9), d(2026, 10, 31, 0), "due"),
 	}, out)
 }
 
@@ -351,14 +352,15 @@ func TestRealEstateGolden(t *testing.T) {
 		line("realestate-buyer", 1, 2, phone, "sales_advisor", u(5, 13, 3, 0), u(5, 16, 3, 0), "planned"),
 		// the buyer's call at the construction milestone (midnight in Shanghai, moved to 10:00) and SMS on each holiday.
 		line("realestate-buyer", 2, 0, phone, "sales_advisor", u(4, 20, 2, 0), u(4, 21, 16, 0), "due"),
-		line("realestate-buyer", 3, 0, sms, "sales_advisor", u(4, 3, 16, 0), u(4, 4, 16, 0), "due"),
-		line("realestate-buyer", 3, 1, sms, "sales_advisor", u(4, 30, 16, 0), u(5, 1, 16, 0), "due"),
+		// issue 16: the holiday SMS at 09:00 in Shanghai (01:00 UTC), not at midnight.
+		line("realestate-buyer", 3, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-buyer", 3, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
 		// the referred VIP: only at bay's launch, the offers and bay's show-flat opening, at 10:00 in Shanghai.
 		line("realestate-referred-vip", 0, 0, phone, "sales_advisor", u(3, 15, 2, 0), u(3, 16, 16, 0), "due"),
 		line("realestate-referred-vip", 0, 1, phone, "sales_advisor", u(4, 18, 2, 0), u(4, 19, 16, 0), "due"),
 		line("realestate-referred-vip", 0, 2, phone, "sales_advisor", u(5, 8, 2, 0), u(5, 9, 16, 0), "due"),
 		// class D: SMS on each holiday of the calendar (midnight in Shanghai), nothing else.
-		line("realestate-visitor-d", 0, 0, sms, "sales_advisor", u(4, 3, 16, 0), u(4, 4, 16, 0), "due"),
-		line("realestate-visitor-d", 0, 1, sms, "sales_advisor", u(4, 30, 16, 0), u(5, 1, 16, 0), "due"),
+		line("realestate-visitor-d", 0, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-visitor-d", 0, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
 	}, out)
 }

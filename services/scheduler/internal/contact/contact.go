@@ -153,6 +153,11 @@ func (r Rules) Validate() error {
 // tenantZone is the tenant's time zone (UTC when unset or unknown).
 func (r Rules) tenantZone() *time.Location { return r.Location(calendar.Preferences{}) }
 
+// Zone is the tenant's time zone (UTC when unset or unknown): the dates of
+// the policies' anchors (date attributes, holidays, milestones, quarters)
+// start at midnight there.
+func (r Rules) Zone() *time.Location { return r.tenantZone() }
+
 // NextHoliday returns the first holiday starting after t, at midnight in the tenant's zone.
 func (r Rules) NextHoliday(t time.Time) (time.Time, bool) {
 	loc := r.tenantZone()
@@ -219,22 +224,39 @@ var moveKinds = map[string]string{
 	calendar.KindHoliday: policy.KindHoliday,
 }
 
+// DaySendMinute is when a visit due on a day is made (09:00 in the
+// tenant's zone) when the tenant has no quiet hours: see DayStart.
+const DaySendMinute = 9 * 60
+
+// DayStart is when a visit due on a day (policy.Visit.OnDay: a holiday, a
+// milestone, the start of a quarter, a date, due at midnight in the
+// tenant's zone) is first offered: with quiet hours, at midnight (Place then
+// moves it to their end); without, at DaySendMinute, so that nobody gets
+// an SMS at 00:00 (issue 16). The decision says so.
+func (r Rules) DayStart(t time.Time) (time.Time, []policy.Decision) {
+	if r.Quiet != nil {
+		return t, nil
+	}
+	day := t.In(r.tenantZone())
+	at := day.Add(DaySendMinute * time.Minute).UTC()
+	return at, []policy.Decision{{Kind: policy.KindQuiet, At: at, Detail: fmt.Sprintf(
+		"due on %s (%s): made at %02d:%02d, not at midnight (the tenant has no quiet hours)",
+		day.Format(time.DateOnly), day.Location(), DaySendMinute/60, DaySendMinute%60)}}
+}
+
 // Place returns the first time at or after t that the calendar and the
 // customer allow for the channel (the calendar's Place), and a decision for
 // every move. holidayStep marks a visit meant for a holiday (it is not moved
 // off it).
 func (r Rules) Place(t time.Time, ch int32, p Prefs, holidayStep bool) (time.Time, []policy.Decision) {
 	at, moves := r.Calendar.Place(t, voice(ch), p.Preferences(), holidayStep)
-	if len(moves) == 0 {
-		return at, nil
-	}
-	ds := make([]policy.Decision, len(moves))
-	for i, m := range moves {
+	var ds []policy.Decision
+	for _, m := range moves {
 		kind, ok := moveKinds[m.Kind]
 		if !ok {
 			kind = m.Kind
 		}
-		ds[i] = policy.Decision{Kind: kind, Detail: m.Detail, At: m.At}
+		ds = append(ds, policy.Decision{Kind: kind, Detail: m.Detail, At: m.At})
 	}
 	return at, ds
 }

@@ -45,7 +45,12 @@ func Following(p policy.Policy, prev policy.Visit, s policy.Service, r contact.R
 // and says so (issue 16: a late visit keeps its deadline and is reported).
 func place(v *policy.Visit, p policy.Policy, r contact.Rules, prefs contact.Prefs) {
 	holiday := v.Step < len(p.Steps) && p.Steps[v.Step].CalendarStep()
-	at, ds := r.Place(v.Nominal, v.Channel, prefs, holiday)
+	start, ds := v.Nominal, []policy.Decision(nil)
+	if v.OnDay {
+		start, ds = r.DayStart(v.Nominal)
+	}
+	at, moves := r.Place(start, v.Channel, prefs, holiday)
+	ds = append(ds, moves...)
 	if len(ds) == 0 {
 		return
 	}

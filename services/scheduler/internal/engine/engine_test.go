@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 )
@@ -160,4 +161,33 @@ func TestRunBounded(t *testing.T) {
 	got, err = sim.RunBounded(events, t0.Add(3*365*day), 1000)
 	require.ErrorIs(t, err, ErrTooManyOutcomes)
 	require.Nil(t, got)
+}
+
+// Issue 16 (holidays anchor at local midnight: an SMS at 00:00 unless quiet
+// hours are set); seed 002 real estate: class D visitors only on holidays, by
+// SMS. A tenant in Asia/Shanghai without quiet hours gets the holiday SMS at
+// 09:00 there (01:00 UTC), the next one on the next holiday at 09:00 too;
+// with quiet hours 21:00–08:00 it is sent when they end, at 08:00.
+func TestHolidayMessagesAreNotSentAtMidnight(t *testing.T) {
+	p := policy.Policy{ID: "d", Tenant: "t", Name: "class-d", Version: 1, Active: true, Trigger: policy.Trigger{ServiceTypes: []string{"showroom_visit"}},
+		Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, OnHolidays: true, Window: policy.Duration(day)}}}
+	r := contact.Rules{}
+	r.TimeZone, r.Holidays = "Asia/Shanghai", []string{"2026-04-04", "2026-05-01"}
+	svc := policy.Service{Tenant: "t", ID: "s", Type: "showroom_visit", CustomerID: "c", CompletedAt: t0}
+
+	v := Initial(p, svc, r, contact.Prefs{})[0]
+	require.True(t, time.Date(2026, 4, 3, 16, 0, 0, 0, time.UTC).Equal(v.Nominal), "the holiday starts at midnight in Shanghai")
+	require.Equal(t, time.Date(2026, 4, 4, 1, 0, 0, 0, time.UTC), v.DueAt, "09:00 in Shanghai")
+	require.True(t, time.Date(2026, 4, 4, 16, 0, 0, 0, time.UTC).Equal(v.Deadline), "the deadline counts from the holiday")
+	require.Equal(t, policy.KindQuiet, v.Decisions[len(v.Decisions)-1].Kind)
+	require.Contains(t, v.Decisions[len(v.Decisions)-1].Detail, "made at 09:00, not at midnight")
+
+	next, ok := Following(p, v, svc, r, contact.Prefs{})
+	require.True(t, ok)
+	require.Equal(t, time.Date(2026, 5, 1, 1, 0, 0, 0, time.UTC), next.DueAt, "the next holiday, 09:00 in Shanghai")
+
+	r.Quiet = &calendar.Window{Start: 21 * 60, End: 8 * 60}
+	q := Initial(p, svc, r, contact.Prefs{})[0]
+	require.Equal(t, time.Date(2026, 4, 4, 0, 0, 0, 0, time.UTC), q.DueAt, "the end of the tenant's quiet hours, 08:00 in Shanghai")
+	require.Equal(t, policy.KindQuiet, q.Decisions[len(q.Decisions)-1].Kind)
 }

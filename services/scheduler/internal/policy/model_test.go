@@ -70,15 +70,15 @@ func TestAnchorEarlierOfDateAndMileage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, _, ok := a.Time(Service{CompletedAt: base, Attributes: tc.attrs})
+			got, _, ok := a.Time(Service{CompletedAt: base, Attributes: tc.attrs}, time.UTC)
 			require.True(t, ok)
 			require.Equal(t, tc.want, got)
 		})
 	}
-	_, why, ok := Anchor{From: AnchorWarrantyUntil}.Time(Service{CompletedAt: base})
+	_, why, ok := Anchor{From: AnchorWarrantyUntil}.Time(Service{CompletedAt: base}, time.UTC)
 	require.False(t, ok)
 	require.Contains(t, why, "warranty_until")
-	got, _, ok := Anchor{From: "attributes.insurance_due"}.Time(Service{Attributes: map[string]string{"insurance_due": "2027-03-01"}})
+	got, _, ok := Anchor{From: "attributes.insurance_due"}.Time(Service{Attributes: map[string]string{"insurance_due": "2027-03-01"}}, time.UTC)
 	require.True(t, ok)
 	require.Equal(t, time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC), got)
 	require.Equal(t, time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC), addMonths(time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC), 1), "month ends are kept")
@@ -103,9 +103,9 @@ func TestNextFollowsTheSeason(t *testing.T) {
 }
 
 func TestAlignQuarter(t *testing.T) {
-	require.Equal(t, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 5, 17, 8, 0, 0, 0, time.UTC)))
-	require.Equal(t, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)))
-	require.Equal(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 12, 31, 8, 0, 0, 0, time.UTC)))
+	require.Equal(t, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 5, 17, 8, 0, 0, 0, time.UTC), time.UTC))
+	require.Equal(t, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), time.UTC))
+	require.Equal(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), alignQuarter(time.Date(2026, 12, 31, 8, 0, 0, 0, time.UTC), time.UTC))
 }
 
 // A policy that cannot fire is refused with a violation per field (issue #4, bad input).
@@ -170,7 +170,7 @@ func TestAnchorLaterOf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why, ok := a.Time(Service{CompletedAt: visit, WarrantyUntil: tc.warranty})
+			got, why, ok := a.Time(Service{CompletedAt: visit, WarrantyUntil: tc.warranty}, time.UTC)
 			require.Equal(t, tc.ok, ok, why)
 			require.Equal(t, tc.want, got)
 		})
@@ -209,4 +209,54 @@ func TestMilestoneSteps(t *testing.T) {
 	none := p.Plan(s, NoHolidays{})[0]
 	require.False(t, none.Planned)
 	require.Contains(t, none.Reason, "no milestone (launch) ahead")
+}
+
+func (milestones) Zone() *time.Location { return time.UTC }
+
+// zoned is a calendar in a time zone, without holidays.
+type zoned struct {
+	NoHolidays
+	loc *time.Location
+}
+
+func (z zoned) Zone() *time.Location { return z.loc }
+
+// Issue 16 (every anchor in the tenant's time zone): the start of a quarter
+// (seed 000 auto: churned customers listed each quarter), a date attribute
+// (seed 000 auto: agency services due on a date) and calendar months are
+// counted in the tenant's zone, Asia/Shanghai here, not in UTC.
+func TestAnchorsInTheTenantsZone(t *testing.T) {
+	sh, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	local := func(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, sh).UTC() }
+
+	require.Equal(t, local(2026, 7, 1, 0), alignQuarter(local(2026, 5, 17, 8), sh), "midnight of 1 July in Shanghai: 30 June 16:00 UTC")
+	require.Equal(t, local(2026, 7, 1, 0), alignQuarter(local(2026, 7, 1, 0), sh), "at the start of a quarter: that quarter")
+	require.Equal(t, local(2026, 10, 1, 0), alignQuarter(time.Date(2026, 6, 30, 17, 0, 0, 0, time.UTC), sh),
+		"30 June 17:00 UTC is 1 July 01:00 in Shanghai: the quarter has begun, the next one")
+
+	due, desc, ok := Anchor{From: "attributes.due_date", Days: -14}.Time(Service{Attributes: map[string]string{"due_date": "2026-08-15"}}, sh)
+	require.True(t, ok)
+	require.Equal(t, local(2026, 8, 1, 0), due, "a date starts at midnight in Shanghai")
+	require.Contains(t, desc, "2026-08-01")
+	at, _, ok := Anchor{From: "attributes.event_date"}.Time(Service{Attributes: map[string]string{"event_date": "2026-05-20T09:00:00Z"}}, sh)
+	require.True(t, ok)
+	require.Equal(t, time.Date(2026, 5, 20, 9, 0, 0, 0, time.UTC), at, "a time keeps its own zone")
+
+	// 30 January 20:00 UTC is 31 January 04:00 in Shanghai: a month later is 28 February 04:00 there.
+	m, _, ok := Anchor{Months: 1}.Time(Service{CompletedAt: time.Date(2026, 1, 30, 20, 0, 0, 0, time.UTC)}, sh)
+	require.True(t, ok)
+	require.Equal(t, local(2026, 2, 28, 4), m)
+
+	p := Policy{ID: "churn", Name: "churn", Version: 1, Active: true, Trigger: Trigger{ServiceTypes: []string{"maintenance"}},
+		Steps: []Step{{Anchor: Anchor{Months: 6}, AlignTo: "quarter", Channel: ChannelPhone, SampleRate: 1}}}
+	v := p.Plan(Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 15)}, zoned{loc: sh})[0]
+	require.Equal(t, local(2026, 10, 1, 0), v.DueAt, "6 months later (10 August), listed at the next quarter, midnight in Shanghai")
+	require.True(t, v.OnDay, "due on a day: the contact policy picks the hour")
+	require.Contains(t, v.Reason, "start of the quarter 2026-10-01")
+	svc := p.Plan(Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 15)}, NoHolidays{})[0]
+	require.Equal(t, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), svc.DueAt, "a tenant without a zone: UTC")
+	p.Steps[0].AlignTo = ""
+	require.False(t, p.Plan(Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 0)}, zoned{loc: sh})[0].OnDay,
+		"counted from the service's time, even at midnight: not a day's visit")
 }

@@ -282,6 +282,11 @@ type Visit struct {
 	Deadline time.Time
 	// Planned is false when the sample draw left the service out or the anchor is missing.
 	Planned bool
+	// OnDay: the visit is due on a day rather than at a time (a holiday, a
+	// milestone, the start of a quarter, a date, at midnight in the tenant's
+	// zone); the contact policy picks the hour (contact.Rules.DayStart).
+	// Only planning reads it; it is not stored.
+	OnDay bool
 	// Draw is the sample draw in [0, 1); the step applies when Draw < SampleRate.
 	Draw       float64
 	SampleRate float64
@@ -300,8 +305,11 @@ func LateDecision(at, deadline time.Time, what string) Decision {
 		what, at.UTC().Format(time.RFC3339), FormatDuration(at.Sub(deadline).Truncate(time.Second)), deadline.UTC().Format(time.RFC3339))}
 }
 
-// Calendar knows the tenant's holidays and project milestones.
+// Calendar knows the tenant's time zone, holidays and project milestones.
 type Calendar interface {
+	// Zone is the tenant's time zone: dates (a date attribute, a holiday, a
+	// milestone, the start of a quarter) start at midnight there.
+	Zone() *time.Location
 	// NextHoliday returns the first holiday starting after t.
 	NextHoliday(t time.Time) (time.Time, bool)
 	// NextMilestone returns the first milestone of one of the kinds starting
@@ -314,6 +322,9 @@ const AttrProject = "project"
 
 // NoHolidays is a calendar without holidays or milestones.
 type NoHolidays struct{}
+
+// Zone is UTC.
+func (NoHolidays) Zone() *time.Location { return time.UTC }
 
 // NextHoliday never finds one.
 func (NoHolidays) NextHoliday(time.Time) (time.Time, bool) { return time.Time{}, false }
@@ -356,8 +367,9 @@ func addMonths(t time.Time, months int) time.Time {
 }
 
 // fieldDate reads a date field of the service: the service time, warranty_until
-// or a date attribute; ok is false (with the reason) when it is missing.
-func fieldDate(from string, s Service) (time.Time, string, bool) {
+// or a date attribute (a date without a time starts at midnight in loc, the
+// tenant's zone); ok is false (with the reason) when it is missing.
+func fieldDate(from string, s Service, loc *time.Location) (time.Time, string, bool) {
 	switch {
 	case from == "" || from == AnchorService:
 		return s.CompletedAt, "the service", true
@@ -372,7 +384,7 @@ func fieldDate(from string, s Service) (time.Time, string, bool) {
 		if !ok {
 			return time.Time{}, "the service has no attribute " + name, false
 		}
-		d, err := parseDate(v)
+		d, err := parseDate(v, loc)
 		if err != nil {
 			return time.Time{}, "attribute " + name + ": " + err.Error(), false
 		}
@@ -381,28 +393,31 @@ func fieldDate(from string, s Service) (time.Time, string, bool) {
 	return time.Time{}, "unknown anchor " + from, false
 }
 
-// Time computes the step's anchor for the service; ok is false (with
-// the reason) when the anchor's date is missing.
-func (a Anchor) Time(s Service) (time.Time, string, bool) {
-	t, desc, ok := a.time(s)
+// Time computes the step's anchor for the service in the tenant's zone loc
+// (issue 16: a date attribute starts at local midnight, and months and days
+// are counted on the local calendar); ok is false (with the reason) when the
+// anchor's date is missing. The time is returned in UTC.
+func (a Anchor) Time(s Service, loc *time.Location) (time.Time, string, bool) {
+	t, desc, ok := a.time(s, loc)
 	if !ok || a.LaterOf == "" {
-		return t, desc, ok
+		return t.UTC(), desc, ok
 	}
-	other, what, ok := fieldDate(a.LaterOf, s)
+	other, what, ok := fieldDate(a.LaterOf, s, loc)
 	if !ok {
 		return time.Time{}, what, false
 	}
 	if other.After(t) {
-		return other, fmt.Sprintf("%s (%s), later than %s", what, other.Format(time.DateOnly), desc), true
+		return other.UTC(), fmt.Sprintf("%s (%s), later than %s", what, other.In(loc).Format(time.DateOnly), desc), true
 	}
-	return t, fmt.Sprintf("%s, later than %s (%s)", desc, what, other.Format(time.DateOnly)), true
+	return t.UTC(), fmt.Sprintf("%s, later than %s (%s)", desc, what, other.In(loc).Format(time.DateOnly)), true
 }
 
-func (a Anchor) time(s Service) (time.Time, string, bool) {
-	base, what, ok := fieldDate(a.From, s)
+func (a Anchor) time(s Service, loc *time.Location) (time.Time, string, bool) {
+	base, what, ok := fieldDate(a.From, s, loc)
 	if !ok {
 		return time.Time{}, what, false
 	}
+	base = base.In(loc)
 	t := addMonths(base, a.Months).AddDate(0, 0, a.Days)
 	desc := what
 	if a.Months != 0 || a.Days != 0 {
@@ -423,11 +438,12 @@ func (a Anchor) time(s Service) (time.Time, string, bool) {
 	return t, desc, true
 }
 
-func parseDate(v string) (time.Time, error) {
+// parseDate reads an RFC 3339 time, or a date (midnight in loc).
+func parseDate(v string, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
 	}
-	return time.Parse(time.DateOnly, v)
+	return time.ParseInLocation(time.DateOnly, v, loc)
 }
 
 // channel is the step's channel for the service: every follow-up of a
@@ -461,15 +477,17 @@ func (s Step) window() time.Duration {
 	return s.Window.D()
 }
 
-// alignQuarter returns the start of the first quarter at or after t (UTC).
-func alignQuarter(t time.Time) time.Time {
-	t = t.UTC()
+// alignQuarter returns the start of the first quarter at or after t:
+// midnight of 1 January, April, July or October in loc, the tenant's zone
+// (issue 16), in UTC.
+func alignQuarter(t time.Time, loc *time.Location) time.Time {
+	t = t.In(loc)
 	y, m, _ := t.Date()
-	q := time.Date(y, ((m-1)/3)*3+1, 1, 0, 0, 0, 0, time.UTC)
-	if q.Equal(t) {
-		return q
+	q := time.Date(y, ((m-1)/3)*3+1, 1, 0, 0, 0, 0, loc)
+	if !q.Equal(t) {
+		q = q.AddDate(0, 3, 0)
 	}
-	return q.AddDate(0, 3, 0)
+	return q.UTC()
 }
 
 // Plan returns the first visit of every step for the service, with the
@@ -490,7 +508,7 @@ func (p Policy) Plan(s Service, cal Calendar) []Visit {
 		if onsite {
 			v.Decisions = append(v.Decisions, Decision{Kind: KindRule, Detail: MajorOnSite})
 		}
-		anchor, desc, ok := st.Anchor.Time(s)
+		anchor, desc, ok := st.Anchor.Time(s, cal.Zone())
 		if !ok {
 			v.Reason = rule + ": not planned: " + desc
 			v.Decisions = append(v.Decisions, Decision{Kind: KindAnchor, Detail: v.Reason})
@@ -523,10 +541,11 @@ func (p Policy) Plan(s Service, cal Calendar) []Visit {
 			due, how = m, "due on the next milestone "+what
 		}
 		if st.AlignTo == "quarter" {
-			due = alignQuarter(due)
-			how += ", listed at the start of the quarter " + due.Format(time.DateOnly)
+			due = alignQuarter(due, cal.Zone())
+			how += ", listed at the start of the quarter " + due.In(cal.Zone()).Format(time.DateOnly)
 		}
 		v.Nominal, v.DueAt, v.Deadline = due, due, due.Add(st.window())
+		v.OnDay = st.onDay(due, cal.Zone())
 		v.Decisions = append(v.Decisions, Decision{Kind: KindAnchor, Detail: how, At: due})
 		v.Planned = v.Draw < st.SampleRate
 		if v.Planned {
@@ -539,6 +558,17 @@ func (p Policy) Plan(s Service, cal Calendar) []Visit {
 		out = append(out, v)
 	}
 	return out
+}
+
+// onDay tells whether the step's visit due at t is due on a day: it
+// counts from a date (a holiday, a milestone, the start of a quarter,
+// warranty_until or a date attribute) and t is midnight in loc.
+func (s Step) onDay(t time.Time, loc *time.Location) bool {
+	l := t.In(loc)
+	if l.Hour() != 0 || l.Minute() != 0 || l.Second() != 0 || l.Nanosecond() != 0 {
+		return false
+	}
+	return s.CalendarStep() || s.AlignTo == "quarter" || (s.Anchor.From != "" && s.Anchor.From != AnchorService) || s.Anchor.LaterOf != ""
 }
 
 // every is the cadence of a recurring step at t: the season holding t, or Every.
@@ -604,7 +634,7 @@ func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (V
 	v := Visit{
 		PolicyID: p.ID, PolicyVersion: p.Version, Step: prev.Step, Occurrence: prev.Occurrence + 1,
 		Channel: int32(channel), Group: st.group(s), Nominal: next, DueAt: next, Deadline: next.Add(st.window()),
-		Planned: true, Draw: prev.Draw, SampleRate: prev.SampleRate,
+		Planned: true, Draw: prev.Draw, SampleRate: prev.SampleRate, OnDay: st.onDay(next, cal.Zone()),
 	}
 	v.Reason = fmt.Sprintf("policy %s v%d step %d occurrence %d: %s", p.Name, p.Version, prev.Step, v.Occurrence, how)
 	v.Decisions = []Decision{{Kind: KindRule, Detail: v.Reason, At: next}}
