@@ -1874,9 +1874,17 @@ type PlannedVisit struct {
 	// The visit is (or fired) after its deadline: due_at (or fired_at once it fell due) is later than
 	// deadline. The deadline stays the policy's; a contact window that moves a visit past it makes it
 	// late, and ExplainVisit has a "late" decision saying by how much (issue 16).
-	Late          bool `protobuf:"varint,20,opt,name=late,proto3" json:"late,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Late bool `protobuf:"varint,20,opt,name=late,proto3" json:"late,omitempty"`
+	// For a planned visit: what the tenant's frequency caps (and a customer's dislike of calls) will
+	// do to it when it falls due, as the contacts stand now, by the same check as at firing:
+	// "suppressed" (a cap would push it past its deadline) or "moved" (a cap moves it to a later
+	// time, said in forecast_reason); empty when it fires as planned. Counted with the contacts
+	// already made and the customer's planned visits due before it (issue 16: caps visible when
+	// planned). ExplainVisit adds a "forecast" decision with the same words.
+	Forecast       string `protobuf:"bytes,21,opt,name=forecast,proto3" json:"forecast,omitempty"`
+	ForecastReason string `protobuf:"bytes,22,opt,name=forecast_reason,json=forecastReason,proto3" json:"forecast_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PlannedVisit) Reset() {
@@ -2047,6 +2055,20 @@ func (x *PlannedVisit) GetLate() bool {
 		return x.Late
 	}
 	return false
+}
+
+func (x *PlannedVisit) GetForecast() string {
+	if x != nil {
+		return x.Forecast
+	}
+	return ""
+}
+
+func (x *PlannedVisit) GetForecastReason() string {
+	if x != nil {
+		return x.ForecastReason
+	}
+	return ""
 }
 
 type ListPlannedVisitsRequest struct {
@@ -4578,7 +4600,7 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04pack\x18\x02 \x01(\tR\x04pack\x12\x1a\n" +
 	"\binactive\x18\x03 \x01(\bR\binactive\"R\n" +
 	"\x16LoadPolicyPackResponse\x128\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\"\xc6\x05\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x1c.huifang.scheduler.v1.PolicyR\bpolicies\"\x8b\x06\n" +
 	"\fPlannedVisit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1d\n" +
@@ -4605,7 +4627,9 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"nominal_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tnominalAt\x125\n" +
 	"\bfired_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\afiredAt\x12'\n" +
 	"\x0fcustomer_chosen\x18\x13 \x01(\bR\x0ecustomerChosen\x12\x12\n" +
-	"\x04late\x18\x14 \x01(\bR\x04late\"\xb8\x03\n" +
+	"\x04late\x18\x14 \x01(\bR\x04late\x12\x1a\n" +
+	"\bforecast\x18\x15 \x01(\tR\bforecast\x12'\n" +
+	"\x0fforecast_reason\x18\x16 \x01(\tR\x0eforecastReason\"\xb8\x03\n" +
 	"\x18ListPlannedVisitsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
 	"\n" +

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/internal/visit"
@@ -76,16 +77,94 @@ type VisitQuery struct {
 	Limit    int
 }
 
-// ListVisits lists planned visits soonest due first.
+// ListVisits lists planned visits soonest due first; each planned one says
+// what the caps will do to it when it falls due (Forecast).
 func (a *App) ListVisits(ctx context.Context, q VisitQuery) ([]visit.Visit, error) {
 	if err := visitsInScope(ctx, "org_unit", q.OrgUnit); err != nil {
 		return nil, err
 	}
-	return store.ListVisits(ctx, a.DB, store.VisitFilter{
+	vs, err := store.ListVisits(ctx, a.DB, store.VisitFilter{
 		Tenant: q.Tenant, ServiceID: q.ServiceID, Status: q.Status, CustomerID: q.CustomerID, PolicyID: q.PolicyID,
 		Group: q.Group, OrgUnit: q.OrgUnit, Channel: q.Channel, DueFrom: q.DueFrom, DueTo: q.DueTo,
 		AfterDue: q.AfterDue, AfterID: q.AfterID, Limit: q.Limit,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return vs, a.forecast(ctx, vs)
+}
+
+// forecast sets Forecast on the planned visits of vs: the tenant's caps
+// (and a customer's dislike of calls) checked as at firing, at each visit's
+// due time, with the customer's contacts so far and their planned visits
+// due before it counted as made (contact.Rules.Forecast). Four statements
+// for the whole list: the contact policies, the customers, the ledger and
+// the customers' planned visits.
+func (a *App) forecast(ctx context.Context, vs []visit.Visit) error {
+	tenants, keys := map[string]bool{}, map[store.CustomerKey]bool{}
+	var until time.Time
+	for _, v := range vs {
+		if v.Status == visit.StatusPlanned && v.CustomerID != "" {
+			tenants[v.Tenant], keys[customerKey(v)] = true, true
+			until = maxTime(until, v.DueAt)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rules, err := store.ContactRules(ctx, a.DB, setKeys(tenants))
+	if err != nil {
+		return err
+	}
+	customers, err := store.Customers(ctx, a.DB, setKeys(keys))
+	if err != nil {
+		return err
+	}
+	var capped []store.CustomerKey
+	var back time.Duration
+	for k := range keys {
+		if rl := rules[k.Tenant]; rl.NeedsHistory(customers[k].Effective()) {
+			capped, back = append(capped, k), max(back, rl.MaxPer())
+		}
+	}
+	if len(capped) == 0 {
+		return nil
+	}
+	history, err := store.ContactHistory(ctx, a.DB, capped, a.now().Add(-back))
+	if err != nil {
+		return err
+	}
+	pending, err := store.PendingOf(ctx, a.DB, capped, until)
+	if err != nil {
+		return err
+	}
+	byCustomer := map[store.CustomerKey][]visit.Visit{}
+	for _, p := range pending {
+		byCustomer[customerKey(p)] = append(byCustomer[customerKey(p)], p)
+	}
+	foreseen := map[string]contact.Outcome{}
+	for k, ps := range byCustomer {
+		planned := make([]contact.Planned, len(ps))
+		for i, p := range ps {
+			planned[i] = contact.Planned{DueAt: p.DueAt, Pending: p.Pending()}
+		}
+		for i, o := range rules[k.Tenant].Forecast(planned, customers[k].Effective(), history[k]) {
+			foreseen[ps[i].ID] = o
+		}
+	}
+	for i := range vs {
+		if o, ok := foreseen[vs[i].ID]; ok && vs[i].Status == visit.StatusPlanned {
+			vs[i].Forecast = &o
+		}
+	}
+	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Explanation is a visit with the policy version that planned it (nil for
@@ -105,7 +184,11 @@ func (a *App) Explain(ctx context.Context, tenant, id string) (Explanation, erro
 	if err := visitsInScope(ctx, "visit_id", v.OrgUnit); err != nil {
 		return Explanation{}, err
 	}
-	out := Explanation{Visit: v}
+	one := []visit.Visit{v}
+	if err := a.forecast(ctx, one); err != nil {
+		return Explanation{}, err
+	}
+	out := Explanation{Visit: one[0]}
 	if v.PolicyID == policy.FollowUpID {
 		return out, nil
 	}

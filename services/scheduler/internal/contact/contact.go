@@ -396,3 +396,62 @@ func capChannel(c int32) string {
 	}
 	return policy.ChannelName(c)
 }
+
+// Planned is a customer's planned visit as a forecast reads it: when it is
+// due, and what Check needs.
+type Planned struct {
+	DueAt time.Time
+	Pending
+}
+
+// Forecast says what the frequency caps (and the dislikes-calls gap) will
+// do to a customer's planned visits when they fall due, as far as it can be
+// known now: the same Check as at firing, at each visit's due time, soonest
+// first, with the contacts already made (history) and the planned visits
+// before it counted as made (a visit a cap moves counts at its new time).
+// It returns the outcome of every visit a cap moves or suppresses (by index
+// into visits); the others fire as planned. Opt-outs, windows and holidays
+// are left out: they are applied when the visit is planned and stop it at
+// once (issue 16: caps visible when planned, not only at firing).
+func (r Rules) Forecast(visits []Planned, p Prefs, history []Contact) map[int]Outcome {
+	if !r.NeedsHistory(p) || len(visits) == 0 {
+		return nil
+	}
+	order := make([]int, len(visits))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return visits[order[a]].DueAt.Before(visits[order[b]].DueAt) })
+	made := slices.Clone(history)
+	out := map[int]Outcome{}
+	for _, i := range order {
+		v := visits[i]
+		if v.CustomerChosen {
+			made = append(made, Contact{Channel: v.Channel, At: v.DueAt})
+			continue
+		}
+		o := r.Check(v.DueAt, v.Pending, Prefs{Windows: p.Windows, TimeZone: p.TimeZone, DislikesCalls: p.DislikesCalls}, made)
+		switch {
+		case o.Action == Fire:
+			made = append(made, Contact{Channel: v.Channel, At: v.DueAt})
+		case capped(o):
+			out[i] = o
+			if o.Action == Move {
+				made = append(made, Contact{Channel: v.Channel, At: o.At})
+			}
+		default: // a window or quiet hours only: it fires at the placed time
+			made = append(made, Contact{Channel: v.Channel, At: o.At})
+		}
+	}
+	return out
+}
+
+// capped tells whether a cap (or the dislikes-calls gap) decided the outcome.
+func capped(o Outcome) bool {
+	for _, d := range o.Decisions {
+		if d.Kind == policy.KindCap || d.Kind == policy.KindDislikes {
+			return true
+		}
+	}
+	return false
+}

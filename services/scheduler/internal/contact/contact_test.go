@@ -250,3 +250,25 @@ func TestApplyPreset(t *testing.T) {
 	err := own.ApplyPreset("003")
 	require.ErrorContains(t, err, "preset")
 }
+
+// Issue 16 (caps visible when planned): the forecast counts the contacts
+// made and the planned visits before each one; seed 002: a customer who
+// dislikes calls gets at most one call a week, so the second call of the
+// week is foreseen moved, and an SMS is not capped.
+func TestForecast(t *testing.T) {
+	now := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	visits := []Planned{
+		{DueAt: now.Add(2 * day), Pending: Pending{Channel: policy.ChannelPhone, Deadline: now.Add(20 * day)}},
+		{DueAt: now.Add(day), Pending: Pending{Channel: policy.ChannelPhone, Deadline: now.Add(2 * day)}},
+		{DueAt: now.Add(day), Pending: Pending{Channel: policy.ChannelSMS, Deadline: now.Add(2 * day)}},
+	}
+	require.Nil(t, Rules{}.Forecast(visits, Prefs{}, nil), "no caps: nothing to foresee")
+	got := Rules{}.Forecast(visits, Prefs{DislikesCalls: true}, nil)
+	require.Len(t, got, 1, "the call due first fires, the SMS is not capped")
+	require.Equal(t, Move, got[0].Action)
+	require.Equal(t, now.Add(8*day), got[0].At, "a week after the call due first")
+	got = Rules{}.Forecast(visits, Prefs{DislikesCalls: true}, []Contact{{Channel: policy.ChannelPhone, At: now.Add(-day)}})
+	require.Equal(t, Suppress, got[1].Action, "a call yesterday: the call due tomorrow cannot be made by its deadline")
+	require.Equal(t, Move, got[0].Action)
+}

@@ -127,6 +127,7 @@ func visitToProto(v visit.Visit) *schedulerv1.PlannedVisit {
 	if !v.FiredAt.IsZero() {
 		out.FiredAt = timestamppb.New(v.FiredAt)
 	}
+	out.Forecast, out.ForecastReason = v.ForecastWords()
 	return out
 }
 

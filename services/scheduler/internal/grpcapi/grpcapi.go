@@ -269,6 +269,9 @@ func (s *Server) ExplainVisit(ctx context.Context, req *schedulerv1.ExplainVisit
 		}
 		resp.Decisions = append(resp.Decisions, pd)
 	}
+	if _, why := v.ForecastWords(); why != "" {
+		resp.Decisions = append(resp.Decisions, &schedulerv1.Decision{Kind: policy.KindForecast, Detail: why})
+	}
 	return resp, nil
 }
 

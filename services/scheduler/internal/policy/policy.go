@@ -266,6 +266,9 @@ const (
 	// KindLate: the visit is placed, or fell due, after its deadline; the
 	// deadline stays the policy's and the visit is reported late (issue 16).
 	KindLate = "late"
+	// KindForecast: what the caps will do to a planned visit when it falls
+	// due, as the contacts stand now (not stored: ExplainVisit adds it).
+	KindForecast = "forecast"
 )
 
 // Visit is a planned follow-up.

@@ -279,6 +279,25 @@ WHERE v.status = 'due' AND v.fired_at > $3`, ts, cs, since)
 	return out, nil
 }
 
+// PendingOf returns the planned visits of the customers due up to until,
+// soonest first: what a forecast of the caps reads (not locked).
+func PendingOf(ctx context.Context, q postgres.Querier, keys []CustomerKey, until time.Time) ([]visit.Visit, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ts, cs := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ts[i], cs[i] = k.Tenant, k.Customer
+	}
+	rows, err := q.Query(ctx, `SELECT `+visitCols+` FROM planned_visits v
+JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON v.tenant_id = k.t AND v.customer_id = k.c
+WHERE v.status = 'planned' AND v.due_at <= $3 ORDER BY v.due_at, v.id`, ts, cs, until)
+	if err != nil {
+		return nil, translate("pending visits", err)
+	}
+	return collectVisits(rows, "pending visits")
+}
+
 // LastOccurrence is the highest occurrence of a service's visits of a
 // policy, -1 when it has none.
 func LastOccurrence(ctx context.Context, q postgres.Querier, tenant, serviceID, policyID string) (int, error) {

@@ -73,6 +73,25 @@ type Visit struct {
 	UpdatedAt      time.Time
 	// FailedAt: when firing the visit last failed (zero if it never did).
 	FailedAt time.Time
+	// Forecast: for a planned visit, what the caps will do to it when it
+	// falls due as the contacts stand now (contact.Rules.Forecast); nil when
+	// it fires as planned or nobody asked. Not stored.
+	Forecast *contact.Outcome
+}
+
+// ForecastWords says what Forecast foresees: "suppressed" or "moved" and
+// why, or "" when the visit fires as planned.
+func (v Visit) ForecastWords() (what, why string) {
+	if v.Forecast == nil {
+		return "", ""
+	}
+	switch v.Forecast.Action {
+	case contact.Suppress:
+		return "suppressed", "will be suppressed when due: " + v.Forecast.Reason
+	case contact.Move:
+		return "moved", "will be " + v.Forecast.Reason
+	}
+	return "", ""
 }
 
 // New is the visit a policy (nil for a requested follow-up) planned for a
