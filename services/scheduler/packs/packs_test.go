@@ -139,7 +139,7 @@ func TestPropertyGolden(t *testing.T) {
 	for _, o := range out {
 		if o.Status != "due" {
 			require.Equal(t, "suppressed", o.Status)
-			require.Contains(t, o.Reason, "sample draw")
+			require.Contains(t, o.Reason, "sampled out: the quota is met")
 			continue
 		}
 		due[o.PolicyID]++
@@ -147,6 +147,8 @@ func TestPropertyGolden(t *testing.T) {
 		require.Equal(t, at, o.DueAt)
 		switch o.PolicyID {
 		case "property-closed-complaint":
+			// Seed 000 line 69 "投诉事情处理完毕后三天内进行回访": the deadline is
+			// exactly 3 × 24 h after the closure, not on day 4.
 			require.Equal(t, at.Add(day(3)), o.Deadline, "within 3 days of closure")
 			require.Equal(t, role[o.Service.Severity], o.Group)
 			// Seed 000 1.3 and 1.9: a major (third-class) complaint is followed up by the
@@ -157,16 +159,19 @@ func TestPropertyGolden(t *testing.T) {
 			}
 			require.Equal(t, int32(want), o.Channel, "severity %s", o.Service.Severity)
 		case "property-repair":
-			require.Equal(t, at.Add(day(30)), o.Deadline, "within 1 month")
+			// Seed 000 line 71 "处理完毕后一个月内": one calendar month (2 March → 2 April).
+			require.Equal(t, at.AddDate(0, 1, 0), o.Deadline, "within 1 calendar month")
 			require.Equal(t, "property_assistant", o.Group)
 		case "property-community-event":
-			require.Equal(t, at.Add(day(30)), o.Deadline, "within 1 month")
+			// Seed 000 line 73 "活动结束后一个月内": one calendar month.
+			require.Equal(t, at.AddDate(0, 1, 0), o.Deadline, "within 1 calendar month")
 			require.Equal(t, "community_culture_clerk", o.Group)
 		}
 	}
-	require.InDelta(t, 0.5, float64(due["property-closed-complaint"])/float64(n), 0.03)
-	require.InDelta(t, 0.3, float64(due["property-repair"])/float64(n), 0.03)
-	require.InDelta(t, 0.1, float64(due["property-community-event"])/float64(n), 0.02)
+	// Seed 000 (property) lines 69, 71, 73: "回访率达50%", 30%, 10% are
+	// minimums, met exactly by the quota (ceil(rate × eligible), one org
+	// unit, all in March): 1,500, 900 and 300 of 3,000.
+	require.Equal(t, map[string]int{"property-closed-complaint": 1500, "property-repair": 900, "property-community-event": 300}, due)
 	again := engine.Sim{Policies: load(t, "property")}.Run(evs, t0.Add(day(90)))
 	require.Equal(t, lines(out), lines(again), "sampling is deterministic: a rerun plans the same sample")
 }
@@ -181,7 +186,8 @@ func TestHospitalGolden(t *testing.T) {
 	requireLines(t, []string{
 		line("hospital-discharge", 0, 0, phone, "nurse", t0, t0.Add(12*time.Hour), "due"),
 		line("hospital-discharge", 1, 0, phone, "nurse", t0.Add(day(7)), t0.Add(day(9)), "due"),
-		line("hospital-discharge", 2, 0, onsite, "nurse", t0.Add(day(30)), t0.Add(day(37)), "due"),
+		// seed 000 line 243 "出院后一个月": a calendar month, 2 March → 2 April.
+		line("hospital-discharge", 2, 0, onsite, "nurse", t0.AddDate(0, 1, 0), t0.AddDate(0, 1, 7), "due"),
 	}, out)
 
 	firstWeek := switched(switched(load(t, "hospital"), false, "hospital-discharge"), true, "hospital-first-week")
@@ -303,7 +309,8 @@ func TestCementGolden(t *testing.T) {
 		line("cement-customer-care", 0, 2, phone, "sales", d(12, 22).Add(day(14)), d(12, 24).Add(day(14)), "due"),
 		line("cement-customer-care", 0, 3, phone, "sales", d(12, 22).Add(day(28)), d(12, 24).Add(day(28)), "planned"),
 		line("cement-customer-care", 1, 0, onsite, "sales", d(12, 15), d(12, 22), "due"),
-		line("cement-customer-care", 1, 1, onsite, "sales", d(12, 15).Add(day(30)), d(12, 22).Add(day(30)), "planned"),
+		// seed 002 line 16 "销售淡季…一个月走访一次": monthly is a calendar month, 15 December → 15 January.
+		line("cement-customer-care", 1, 1, onsite, "sales", time.Date(2027, 1, 15, 8, 0, 0, 0, time.UTC), time.Date(2027, 1, 22, 8, 0, 0, 0, time.UTC), "planned"),
 	}, out)
 }
 
@@ -334,14 +341,17 @@ func TestRealEstateGolden(t *testing.T) {
 	}, u(5, 10, 0, 0))
 	requireLines(t, []string{
 		line("realestate-lead-callback", 0, 0, phone, "sales_advisor", u(3, 2, 2, 0), u(3, 2, 10, 0), "due"),
-		line("realestate-good-lead", 0, 0, phone, "sales_advisor", u(3, 5, 2, 0), u(3, 6, 2, 0), "due"),
+		// seed 002 line 57 "优质来电客户三日内再次电话邀约": due on day 2, the
+		// deadline exactly 3 days after the call (not on day 4).
+		line("realestate-good-lead", 0, 0, phone, "sales_advisor", u(3, 4, 2, 0), u(3, 5, 2, 0), "due"),
 		line("realestate-good-lead", 1, 0, phone, "sales_advisor", u(3, 12, 2, 0), u(3, 14, 2, 0), "due"),
 		line("realestate-good-lead", 1, 1, phone, "sales_advisor", u(3, 19, 2, 0), u(3, 21, 2, 0), "due"),
 		// the lead came to the showroom: the weekly calls stop.
 		line("realestate-good-lead", 1, 2, phone, "sales_advisor", u(3, 26, 2, 0), u(3, 28, 2, 0), "cancelled"),
 		// 14:00 in Shanghai is outside both windows: moved to 15:30 (07:30 UTC).
 		line("realestate-visitor-a", 0, 0, phone, "sales_advisor", u(3, 20, 7, 30), u(3, 20, 14, 0), "due"),
-		line("realestate-visitor-a", 1, 0, phone, "sales_advisor", u(3, 23, 7, 30), u(3, 24, 6, 0), "due"),
+		// seed 002 line 61 "a、b类来访客户三日内,再次电话回访": deadline 3 × 24 h after the visit.
+		line("realestate-visitor-a", 1, 0, phone, "sales_advisor", u(3, 22, 7, 30), u(3, 23, 6, 0), "due"),
 		line("realestate-visitor-a", 2, 0, phone, "sales_advisor", u(3, 26, 7, 30), u(3, 27, 6, 0), "due"),
 		line("realestate-visitor-a", 2, 1, phone, "sales_advisor", u(3, 29, 7, 30), u(3, 30, 6, 0), "due"),
 		// bought on 1 April: the visitor calls stop, the buyer's start.

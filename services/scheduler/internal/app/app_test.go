@@ -165,9 +165,10 @@ func TestServiceTypeWithoutPolicyPlansNothing(t *testing.T) {
 	require.Zero(t, plan(t, b, completed(t, "s-1", "discharge", t0)))
 }
 
-// Seed 000: repairs are followed up for at least 30%; the left-out ones are
-// kept as suppressed with the draw that decided it.
-func TestSampledOutVisitsAreSuppressedWithTheirDraw(t *testing.T) {
+// Seed 000 (property) line 71: repairs "回访率达30%" is a minimum: the quota
+// plans exactly ceil(0.3 × n) of n repairs; the left-out ones are kept as
+// suppressed with their place in the quota.
+func TestSampledOutVisitsAreSuppressedWithTheirQuota(t *testing.T) {
 	b := setup(t)
 	p := policy.Policy{ID: "p-repairs", Tenant: "default", Name: "repairs-30", Version: 1, Active: true, CreatedAt: t0,
 		Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
@@ -179,11 +180,68 @@ func TestSampledOutVisitsAreSuppressedWithTheirDraw(t *testing.T) {
 	}
 	vs := visits(t, b, app.VisitQuery{Status: "suppressed"})
 	require.Equal(t, 200, planned+len(vs))
-	require.InDelta(t, 60, planned, 20)
+	require.Equal(t, 60, planned, "ceil(0.3 × 200)")
 	for _, v := range vs {
-		require.Contains(t, v.Reason, "sample draw")
+		require.Contains(t, v.Reason, "sampled out: the quota is met")
 	}
 	require.Equal(t, planned, fire(t, b, t0.Add(2*time.Hour)), "suppressed visits never fire")
+}
+
+// Seed 000 (property) line 69: closed complaints "回访率达50%". Planners
+// running at once (consumers, scheduler replicas) count in one row per
+// stratum, locked by each planning transaction: after 101 complaints of an
+// org unit in a month, exactly 51 are planned, whatever the interleaving; a
+// complaint sent twice counts once; another org unit and the next month
+// have quotas of their own.
+func TestQuotaHoldsExactlyUnderConcurrentPlanners(t *testing.T) {
+	b := setup(t)
+	p := policy.Policy{ID: "p-closed", Tenant: "default", Name: "closed-50", Version: 1, Active: true, CreatedAt: t0,
+		Trigger: policy.Trigger{ServiceTypes: []string{"complaint_closed"}},
+		Steps:   []policy.Step{{Within: policy.Duration(3 * day), Channel: policy.ChannelPhone, SampleRate: 0.5}}}
+	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, p))
+	svc := func(id, unit string, at time.Time) app.Completed {
+		c := completed(t, id, "complaint_closed", at)
+		c.Service.OrgUnit = unit
+		return c
+	}
+	const n, planners = 101, 6
+	work := make(chan app.Completed, 2*n+2)
+	for i := range n {
+		work <- svc(fmt.Sprintf("north-%d", i), "north", t0)
+		work <- svc(fmt.Sprintf("south-%d", i), "south", t0.Add(time.Minute))
+	}
+	work <- svc("north-0", "north", t0) // sent twice
+	work <- svc("north-7", "north", t0)
+	close(work)
+	var wg sync.WaitGroup
+	for range planners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if _, err := b.a.PlanService(b.ctx, c); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	count := func(unit, status string) int {
+		var k int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE policy_id = 'p-closed' AND org_unit = $1 AND status = $2`, unit, status).Scan(&k))
+		return k
+	}
+	for _, unit := range []string{"north", "south"} {
+		require.Equal(t, 51, count(unit, "planned"), "%s: ceil(0.5 × 101)", unit)
+		require.Equal(t, 50, count(unit, "suppressed"), unit)
+	}
+	var eligible, sampled int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT eligible, sampled FROM sample_quotas WHERE policy_id = 'p-closed' AND org_unit = 'north' AND period = '2026-11'`).Scan(&eligible, &sampled))
+	require.Equal(t, []int64{101, 51}, []int64{eligible, sampled}, "the complaints sent twice count once")
+
+	n0, err := b.a.PlanService(b.ctx, svc("north-december", "north", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)))
+	require.NoError(t, err)
+	require.Equal(t, 1, n0, "December's quota starts afresh")
 }
 
 // Several scheduler replicas firing at once never fire a visit twice.

@@ -216,18 +216,58 @@ func plan(ctx context.Context, tx pgx.Tx, svc policy.Service, prefs contact.Pref
 	for i, v := range pending {
 		enrolled[i] = v.PolicyID
 	}
+	quota := &txQuota{ctx: ctx, tx: tx}
+	all, err := engine.Plan(policies, svc, rules, prefs, enrolled, noFollowUp, quota)
+	if err != nil {
+		return 0, err
+	}
 	planned := 0
-	for _, pl := range engine.Plan(policies, svc, rules, prefs, enrolled, noFollowUp) {
+	for _, pl := range all {
 		v := visit.New(outbox.NewEventID(), pl.Visit, svc, &pl.Policy, snapshot, complaintID, severity)
 		ok, err := insert(ctx, tx, v)
 		if err != nil {
 			return planned, err
+		}
+		if !ok {
+			// Planned already (the same service sent twice): it counts once.
+			if err := quota.untake(pl.Policy.ID, pl.Visit.Step); err != nil {
+				return planned, err
+			}
 		}
 		if ok && v.Status == visit.StatusPlanned {
 			planned++
 		}
 	}
 	return planned, nil
+}
+
+// txQuota counts a service in the sampling quotas of its steps
+// (store.TakeQuota) within the planning transaction, and remembers what it
+// counted so that a visit planned before can be taken back.
+type txQuota struct {
+	ctx   context.Context
+	tx    pgx.Tx
+	taken []policy.Sample
+}
+
+// Take counts the service in the stratum's row.
+func (q *txQuota) Take(st policy.Stratum, rate float64) (policy.Sample, error) {
+	s, err := store.TakeQuota(q.ctx, q.tx, st, rate)
+	if err == nil {
+		q.taken = append(q.taken, s)
+	}
+	return s, err
+}
+
+// untake takes back what Take counted for the policy's step, if anything.
+func (q *txQuota) untake(policyID string, step int) error {
+	for i, s := range q.taken {
+		if s.Stratum.PolicyID == policyID && s.Stratum.Step == step {
+			q.taken = append(q.taken[:i], q.taken[i+1:]...)
+			return store.UntakeQuota(q.ctx, q.tx, s)
+		}
+	}
+	return nil
 }
 
 // insert stores a new visit and announces it when it is planned; it tells

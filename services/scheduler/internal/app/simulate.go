@@ -238,6 +238,8 @@ func recurring(p policy.Policy, draft bool) []string {
 		switch {
 		case st.Every > 0:
 			f += "every"
+		case st.EveryMonths > 0:
+			f += "every_months"
 		case len(st.Seasons) > 0:
 			f += "seasons"
 		case st.OnHolidays:
@@ -265,10 +267,13 @@ func visitsOf(p policy.Policy, span time.Duration) float64 {
 // series estimates the outcomes of one step's series for a service span
 // before the run ends: one for a step that does not recur (or recurs on
 // dates the estimate does not know), else every occurrence at the
-// shortest cadence (every, or a season's) due by then, and the next one,
+// shortest cadence (every, every_months at 28 days a month, or a season's) due by then, and the next one,
 // still planned at the end.
 func series(st policy.Step, stop policy.Stop, span time.Duration) float64 {
 	cadence := st.Every.D()
+	if st.EveryMonths > 0 {
+		cadence = time.Duration(st.EveryMonths) * 28 * 24 * time.Hour // the shortest month
+	}
 	for _, se := range st.Seasons {
 		if d := se.Every.D(); d > 0 && (cadence <= 0 || d < cadence) {
 			cadence = d

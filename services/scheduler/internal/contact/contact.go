@@ -155,7 +155,8 @@ func (r Rules) tenantZone() *time.Location { return r.Location(calendar.Preferen
 
 // Zone is the tenant's time zone (UTC when unset or unknown): the dates of
 // the policies' anchors (date attributes, holidays, milestones, quarters)
-// start at midnight there.
+// start at midnight there, and a step's sampling quota counts per calendar
+// month there (policy.Calendar).
 func (r Rules) Zone() *time.Location { return r.tenantZone() }
 
 // NextHoliday returns the first holiday starting after t, at midnight in the tenant's zone.

@@ -18,16 +18,20 @@ import (
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 )
 
-// Initial plans the first visit of every step of p for the service and
-// places each where the contact policy and the customer allow.
-func Initial(p policy.Policy, s policy.Service, r contact.Rules, prefs contact.Prefs) []policy.Visit {
-	vs := p.Plan(s, r)
+// Initial plans the first visit of every step of p for the service, a
+// sampled step by its quota in q (nil: none counted, every step sampled
+// in), and places each where the contact policy and the customer allow.
+func Initial(p policy.Policy, s policy.Service, r contact.Rules, prefs contact.Prefs, q policy.Quota) ([]policy.Visit, error) {
+	vs, err := p.Plan(s, r, q)
+	if err != nil {
+		return nil, err
+	}
 	for i := range vs {
 		if vs[i].Planned {
 			place(&vs[i], p, r, prefs)
 		}
 	}
-	return vs
+	return vs, nil
 }
 
 // Following plans the visit after prev in a recurring series, placed.
@@ -100,15 +104,23 @@ func NoFollowUp(anonymous, writtenReplyOnly bool) string {
 // active, matching, and enrolling the customer (a policy triggered once per
 // customer skips a customer with a pending visit of it: pending names the
 // policies of the customer's pending visits). Each step is placed by the
-// contact policy. A non-empty noFollowUp keeps every visit, not planned,
-// with that reason.
-func Plan(policies []policy.Policy, s policy.Service, r contact.Rules, prefs contact.Prefs, pending []string, noFollowUp string) []Planned {
+// contact policy; a sampled step counts the service in its quota in q. A
+// non-empty noFollowUp keeps every visit, not planned, with that reason,
+// and counts the service in no quota (it is not eligible).
+func Plan(policies []policy.Policy, s policy.Service, r contact.Rules, prefs contact.Prefs, pending []string, noFollowUp string, q policy.Quota) ([]Planned, error) {
 	var out []Planned
+	if noFollowUp != "" {
+		q = nil
+	}
 	for _, p := range policies {
 		if !p.Matches(s) || !p.Enrolls(s, pending) {
 			continue
 		}
-		for _, v := range Initial(p, s, r, prefs) {
+		vs, err := Initial(p, s, r, prefs, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
 			if noFollowUp != "" && v.Planned {
 				v.Planned, v.Reason = false, noFollowUp
 				v.Decisions = append(v.Decisions, policy.Decision{Kind: policy.KindStop, Detail: noFollowUp})
@@ -116,7 +128,7 @@ func Plan(policies []policy.Policy, s policy.Service, r contact.Rules, prefs con
 			out = append(out, Planned{Policy: p, Visit: v})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // AfterDue plans the next visit of a recurring series once the contact
@@ -203,7 +215,8 @@ type Outcome struct {
 	FiredAt time.Time
 }
 
-// Sim runs policies over a history in memory.
+// Sim runs policies over a history in memory, with the sampling quotas of
+// each run starting at zero.
 type Sim struct {
 	Policies []policy.Policy
 	Rules    contact.Rules
@@ -265,6 +278,7 @@ func (sim Sim) RunBounded(events []Event, until time.Time, limit int) ([]Outcome
 		alive      int // pending visits not yet decided
 		history    = map[string][]contact.Contact{}
 		byCustomer = map[string][]*pending{}
+		quota      = policy.MemoryQuota{}
 	)
 	over := func() bool { return limit > 0 && len(out)+alive > limit }
 	push := func(p *pending) {
@@ -320,7 +334,11 @@ func (sim Sim) RunBounded(events []Event, until time.Time, limit int) ([]Outcome
 				for _, x := range live(s.CustomerID) {
 					enrolled = append(enrolled, x.pol.ID)
 				}
-				for _, pl := range Plan(sim.Policies, s, sim.Rules, prefs[s.CustomerID], enrolled, "") {
+				planned, err := Plan(sim.Policies, s, sim.Rules, prefs[s.CustomerID], enrolled, "", quota)
+				if err != nil {
+					return nil, err
+				}
+				for _, pl := range planned {
 					if !pl.Visit.Planned {
 						out = append(out, Outcome{Visit: pl.Visit, Service: s, Status: "suppressed"})
 						continue

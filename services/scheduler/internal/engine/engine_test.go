@@ -83,10 +83,10 @@ func TestPlan(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, []string{"p", "once"}, ids(Plan(ps, s, contact.Rules{}, contact.Prefs{}, nil, "")))
-	require.Equal(t, []string{"p"}, ids(Plan(ps, s, contact.Rules{}, contact.Prefs{}, []string{"once"}, "")), "the customer is enrolled in once already")
+	require.Equal(t, []string{"p", "once"}, ids(mustPlan(t, ps, s, nil, "")))
+	require.Equal(t, []string{"p"}, ids(mustPlan(t, ps, s, []string{"once"}, "")), "the customer is enrolled in once already")
 
-	none := Plan(ps, s, contact.Rules{}, contact.Prefs{}, nil, NoFollowUp(true, false))
+	none := mustPlan(t, ps, s, nil, NoFollowUp(true, false))
 	require.Len(t, none, 2)
 	for _, pl := range none {
 		require.False(t, pl.Visit.Planned)
@@ -125,7 +125,9 @@ func TestFollowUp(t *testing.T) {
 func TestAfterDue(t *testing.T) {
 	p := series()
 	s := policy.Service{Tenant: "t", ID: "s", Type: "lead_call", CustomerID: "c", CompletedAt: t0}
-	first := Initial(p, s, contact.Rules{}, contact.Prefs{})[0]
+	vs, err := Initial(p, s, contact.Rules{}, contact.Prefs{}, nil)
+	require.NoError(t, err)
+	first := vs[0]
 	next, ok := AfterDue(p, first, contact.Outcome{Action: contact.Fire}, s, contact.Rules{}, contact.Prefs{})
 	require.True(t, ok)
 	require.Equal(t, t0.Add(7*day), next.DueAt)
@@ -175,7 +177,9 @@ func TestHolidayMessagesAreNotSentAtMidnight(t *testing.T) {
 	r.TimeZone, r.Holidays = "Asia/Shanghai", []string{"2026-04-04", "2026-05-01"}
 	svc := policy.Service{Tenant: "t", ID: "s", Type: "showroom_visit", CustomerID: "c", CompletedAt: t0}
 
-	v := Initial(p, svc, r, contact.Prefs{})[0]
+	vs, err := Initial(p, svc, r, contact.Prefs{}, nil)
+	require.NoError(t, err)
+	v := vs[0]
 	require.True(t, time.Date(2026, 4, 3, 16, 0, 0, 0, time.UTC).Equal(v.Nominal), "the holiday starts at midnight in Shanghai")
 	require.Equal(t, time.Date(2026, 4, 4, 1, 0, 0, 0, time.UTC), v.DueAt, "09:00 in Shanghai")
 	require.True(t, time.Date(2026, 4, 4, 16, 0, 0, 0, time.UTC).Equal(v.Deadline), "the deadline counts from the holiday")
@@ -187,7 +191,16 @@ func TestHolidayMessagesAreNotSentAtMidnight(t *testing.T) {
 	require.Equal(t, time.Date(2026, 5, 1, 1, 0, 0, 0, time.UTC), next.DueAt, "the next holiday, 09:00 in Shanghai")
 
 	r.Quiet = &calendar.Window{Start: 21 * 60, End: 8 * 60}
-	q := Initial(p, svc, r, contact.Prefs{})[0]
+	qs, err := Initial(p, svc, r, contact.Prefs{}, nil)
+	require.NoError(t, err)
+	q := qs[0]
 	require.Equal(t, time.Date(2026, 4, 4, 0, 0, 0, 0, time.UTC), q.DueAt, "the end of the tenant's quiet hours, 08:00 in Shanghai")
 	require.Equal(t, policy.KindQuiet, q.Decisions[len(q.Decisions)-1].Kind)
+}
+
+func mustPlan(t *testing.T, ps []policy.Policy, s policy.Service, pending []string, noFollowUp string) []Planned {
+	t.Helper()
+	out, err := Plan(ps, s, contact.Rules{}, contact.Prefs{}, pending, noFollowUp, policy.MemoryQuota{})
+	require.NoError(t, err)
+	return out
 }

@@ -179,6 +179,7 @@ func TestAnchorLaterOf(t *testing.T) {
 
 type milestones []time.Time
 
+func (milestones) Zone() *time.Location                    { return time.UTC }
 func (milestones) NextHoliday(time.Time) (time.Time, bool) { return time.Time{}, false }
 func (m milestones) NextMilestone(t time.Time, _ string, _ []string) (time.Time, string, bool) {
 	for _, d := range m {
@@ -197,7 +198,7 @@ func TestMilestoneSteps(t *testing.T) {
 	p := Policy{ID: "vip", Name: "vip", Version: 1, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1, Window: Duration(day(2)), OnMilestones: []string{"launch"}}}}
 	require.True(t, p.Steps[0].Recurring())
 	s := Service{ID: "r", CompletedAt: at(3, 3)}
-	first := p.Plan(s, cal)[0]
+	first := plan(t, p, s, cal)[0]
 	require.True(t, first.Planned)
 	require.Equal(t, at(3, 15), first.DueAt, "the first milestone after the service")
 	require.Equal(t, at(3, 17), first.Deadline)
@@ -206,12 +207,10 @@ func TestMilestoneSteps(t *testing.T) {
 	require.Equal(t, at(4, 18), next.DueAt)
 	_, ok = p.Next(next, s, cal, false)
 	require.False(t, ok, "no milestone ahead: the series ends")
-	none := p.Plan(s, NoHolidays{})[0]
+	none := plan(t, p, s, NoHolidays{})[0]
 	require.False(t, none.Planned)
 	require.Contains(t, none.Reason, "no milestone (launch) ahead")
 }
-
-func (milestones) Zone() *time.Location { return time.UTC }
 
 // zoned is a calendar in a time zone, without holidays.
 type zoned struct {
@@ -250,13 +249,13 @@ func TestAnchorsInTheTenantsZone(t *testing.T) {
 
 	p := Policy{ID: "churn", Name: "churn", Version: 1, Active: true, Trigger: Trigger{ServiceTypes: []string{"maintenance"}},
 		Steps: []Step{{Anchor: Anchor{Months: 6}, AlignTo: "quarter", Channel: ChannelPhone, SampleRate: 1}}}
-	v := p.Plan(Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 15)}, zoned{loc: sh})[0]
+	v := plan(t, p, Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 15)}, zoned{loc: sh})[0]
 	require.Equal(t, local(2026, 10, 1, 0), v.DueAt, "6 months later (10 August), listed at the next quarter, midnight in Shanghai")
 	require.True(t, v.OnDay, "due on a day: the contact policy picks the hour")
 	require.Contains(t, v.Reason, "start of the quarter 2026-10-01")
-	svc := p.Plan(Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 15)}, NoHolidays{})[0]
+	svc := plan(t, p, Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 15)}, NoHolidays{})[0]
 	require.Equal(t, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), svc.DueAt, "a tenant without a zone: UTC")
 	p.Steps[0].AlignTo = ""
-	require.False(t, p.Plan(Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 0)}, zoned{loc: sh})[0].OnDay,
+	require.False(t, plan(t, p, Service{ID: "s", Type: "maintenance", CompletedAt: local(2026, 2, 10, 0)}, zoned{loc: sh})[0].OnDay,
 		"counted from the service's time, even at midnight: not a day's visit")
 }

@@ -1,12 +1,11 @@
 // Package policy holds follow-up policies and the pure rules that turn a
 // completed service into planned visits: triggers and their conditions,
-// steps anchored on a date, deterministic sampling, recurring cadences with
-// seasons, and stop conditions. It does no I/O.
+// steps anchored on a date with exact deadlines ("within N days", calendar
+// months), sampling as a deterministic quota (quota.go), recurring cadences
+// with seasons, and stop conditions. It does no I/O.
 package policy
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -178,16 +177,30 @@ type Step struct {
 	// Offset from the anchor; negative means before a date anchor.
 	Offset Duration `json:"offset"`
 	// Window: the visit counts as timely until due + Window (0 = 48 h, seed 003).
-	Window  Duration `json:"window"`
-	Channel Channel  `json:"channel"`
-	// SampleRate is the share of services that get the step, in (0, 1].
+	Window Duration `json:"window"`
+	// Within: "within N days of the anchor" (seed 000 (property): closed
+	// complaints within 3 days): the deadline is exactly anchor + Within
+	// (N × 24 h), whatever the offset; Window is then not used.
+	Within Duration `json:"within,omitempty"`
+	// WithinMonths: "within N months of the anchor" (seed 000 (property):
+	// repairs within 1 month): the deadline is the same time of the same day
+	// N calendar months after the anchor, clamped to the month's last day.
+	WithinMonths int     `json:"within_months,omitempty"`
+	Channel      Channel `json:"channel"`
+	// SampleRate is the share of services that get the step, in (0, 1]: a
+	// minimum, met by a quota per org unit and calendar month (quota.go).
 	SampleRate float64 `json:"sample_rate"`
 	Group      string  `json:"group,omitempty"`
 	// GroupBySeverity picks the group by the complaint's severity (seed 000).
 	GroupBySeverity map[string]string `json:"group_by_severity,omitempty"`
 	// Every repeats the step; Seasons override it between their dates.
-	Every   Duration `json:"every,omitempty"`
-	Seasons []Season `json:"seasons,omitempty"`
+	Every Duration `json:"every,omitempty"`
+	// EveryMonths repeats the step every N calendar months ("monthly", seed
+	// 002 (cement): on-site monthly off season): the same day of the month
+	// as the series' first visit, clamped to the month's last day; Seasons
+	// override it between their dates.
+	EveryMonths int      `json:"every_months,omitempty"`
+	Seasons     []Season `json:"seasons,omitempty"`
 	// OnHolidays repeats the step on every holiday of the tenant's calendar (seed 002, class D).
 	OnHolidays bool `json:"on_holidays,omitempty"`
 	// AlignTo "quarter" moves the due time to the start of the next quarter (seed 000 churn lists).
@@ -202,7 +215,7 @@ type Step struct {
 
 // Recurring tells whether the step plans more than one visit.
 func (s Step) Recurring() bool {
-	return s.Every > 0 || len(s.Seasons) > 0 || s.OnHolidays || len(s.OnMilestones) > 0
+	return s.Every > 0 || s.EveryMonths > 0 || len(s.Seasons) > 0 || s.OnHolidays || len(s.OnMilestones) > 0
 }
 
 // CalendarStep tells whether the step falls on dates of the tenant's calendar
@@ -283,14 +296,16 @@ type Visit struct {
 	Nominal  time.Time
 	DueAt    time.Time
 	Deadline time.Time
-	// Planned is false when the sample draw left the service out or the anchor is missing.
+	// Planned is false when the quota left the service out or the anchor is missing.
 	Planned bool
 	// OnDay: the visit is due on a day rather than at a time (a holiday, a
 	// milestone, the start of a quarter, a date, at midnight in the tenant's
 	// zone); the contact policy picks the hour (contact.Rules.DayStart).
 	// Only planning reads it; it is not stored.
 	OnDay bool
-	// Draw is the sample draw in [0, 1); the step applies when Draw < SampleRate.
+	// Draw is the hash draw in [0, 1) of visits planned before sampling
+	// became a quota (issue 16); 0 for later visits, whose sample decision
+	// names their place in the quota.
 	Draw       float64
 	SampleRate float64
 	Reason     string
@@ -310,8 +325,9 @@ func LateDecision(at, deadline time.Time, what string) Decision {
 
 // Calendar knows the tenant's time zone, holidays and project milestones.
 type Calendar interface {
-	// Zone is the tenant's time zone: dates (a date attribute, a holiday, a
-	// milestone, the start of a quarter) start at midnight there.
+	// Zone is the tenant's time zone (UTC when it has none): dates (a date
+	// attribute, a holiday, a milestone, the start of a quarter) start at
+	// midnight there, and the sampling period is a calendar month there.
 	Zone() *time.Location
 	// NextHoliday returns the first holiday starting after t.
 	NextHoliday(t time.Time) (time.Time, bool)
@@ -323,7 +339,7 @@ type Calendar interface {
 // AttrProject is the service attribute naming the project a milestone belongs to (seed 002).
 const AttrProject = "project"
 
-// NoHolidays is a calendar without holidays or milestones.
+// NoHolidays is a calendar in UTC without holidays or milestones.
 type NoHolidays struct{}
 
 // Zone is UTC.
@@ -480,6 +496,21 @@ func (s Step) window() time.Duration {
 	return s.Window.D()
 }
 
+// deadline is the first visit's deadline: anchor + Within, or Within
+// calendar months (of loc, the tenant's zone) after the anchor, when the
+// step says "within"; else due + Window.
+func (s Step) deadline(anchor, due time.Time, loc *time.Location) (time.Time, string) {
+	switch {
+	case s.Within > 0:
+		d := anchor.Add(s.Within.D())
+		return d, fmt.Sprintf("within %s of the anchor: deadline %s", FormatDuration(s.Within.D()), d.Format(time.RFC3339))
+	case s.WithinMonths > 0:
+		d := addMonths(anchor.In(loc), s.WithinMonths).UTC()
+		return d, fmt.Sprintf("within %d calendar months of the anchor: deadline %s", s.WithinMonths, d.Format(time.RFC3339))
+	}
+	return due.Add(s.window()), ""
+}
+
 // alignQuarter returns the start of the first quarter at or after t:
 // midnight of 1 January, April, July or October in loc, the tenant's zone
 // (issue 16), in UTC.
@@ -494,14 +525,18 @@ func alignQuarter(t time.Time, loc *time.Location) time.Time {
 }
 
 // Plan returns the first visit of every step for the service, with the
-// sample draw and the reasons recorded on each.
-func (p Policy) Plan(s Service, cal Calendar) []Visit {
+// reasons recorded on each. A step with a sample rate below 1 counts the
+// service in q (its stratum: tenant, policy, step, org unit and calendar
+// month in cal's zone) and plans it only when the quota takes it; a nil q
+// counts nothing and samples everything in (the caller plans none of the
+// visits: seed 000's complaints that need no follow-up are not eligible).
+func (p Policy) Plan(s Service, cal Calendar, q Quota) ([]Visit, error) {
 	out := make([]Visit, 0, len(p.Steps))
 	for i, st := range p.Steps {
 		channel, onsite := st.channel(s)
 		v := Visit{
 			PolicyID: p.ID, PolicyVersion: p.Version, Step: i, Channel: int32(channel), Group: st.group(s),
-			Draw: Draw(p.ID, s.ID, i), SampleRate: st.SampleRate,
+			SampleRate: st.SampleRate,
 		}
 		rule := fmt.Sprintf("policy %s v%d step %d", p.Name, p.Version, i)
 		if p.SourceRule != "" {
@@ -547,20 +582,28 @@ func (p Policy) Plan(s Service, cal Calendar) []Visit {
 			due = alignQuarter(due, cal.Zone())
 			how += ", listed at the start of the quarter " + due.In(cal.Zone()).Format(time.DateOnly)
 		}
-		v.Nominal, v.DueAt, v.Deadline = due, due, due.Add(st.window())
+		deadline, within := st.deadline(anchor, due, cal.Zone())
+		if within != "" {
+			how += "; " + within
+		}
+		v.Nominal, v.DueAt, v.Deadline = due, due, deadline
 		v.OnDay = st.onDay(due, cal.Zone())
 		v.Decisions = append(v.Decisions, Decision{Kind: KindAnchor, Detail: how, At: due})
-		v.Planned = v.Draw < st.SampleRate
-		if v.Planned {
-			v.Reason = rule + ": " + how
-			v.Decisions = append(v.Decisions, Decision{Kind: KindSample, Detail: fmt.Sprintf("draw %.4f below rate %.4f: sampled in", v.Draw, st.SampleRate)})
-		} else {
-			v.Reason = fmt.Sprintf("%s: sample draw %.4f is not below the rate %.4f", rule, v.Draw, st.SampleRate)
-			v.Decisions = append(v.Decisions, Decision{Kind: KindSample, Detail: v.Reason})
+		v.Planned, v.Reason = true, rule+": "+how
+		if st.SampleRate < 1 && q != nil {
+			smp, err := q.Take(Stratum{Tenant: s.Tenant, PolicyID: p.ID, Step: i, OrgUnit: s.OrgUnit, Period: PeriodOf(s.CompletedAt, cal.Zone())}, st.SampleRate)
+			if err != nil {
+				return nil, err
+			}
+			detail := smp.Detail(st.SampleRate)
+			v.Decisions = append(v.Decisions, Decision{Kind: KindSample, Detail: detail})
+			if v.Planned = smp.In; !v.Planned {
+				v.Reason = rule + ": " + detail
+			}
 		}
 		out = append(out, v)
 	}
-	return out
+	return out, nil
 }
 
 // onDay tells whether the step's visit due at t is due on a day: it
@@ -617,15 +660,24 @@ func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (V
 		next, how = h, "the next holiday "+h.Format(time.DateOnly)
 	default:
 		every, season := st.every(prev.Nominal)
-		if every <= 0 {
+		months := 0
+		if season == "" && st.EveryMonths > 0 {
+			months = st.EveryMonths
+		}
+		if every <= 0 && months == 0 {
 			return Visit{}, false
 		}
 		if dislikesCalls && st.Channel == ChannelPhone {
-			every *= 2
+			every, months = every*2, months*2
 			how = "customer dislikes calls: interval doubled; "
 		}
-		next = prev.Nominal.Add(every)
-		how += "every " + FormatDuration(every)
+		if months > 0 {
+			next = st.nextMonth(prev, s, months, cal.Zone())
+			how += fmt.Sprintf("every %d calendar months", months)
+		} else {
+			next = prev.Nominal.Add(every)
+			how += "every " + FormatDuration(every)
+		}
 		if season != "" {
 			how += " (" + season + " season)"
 		}
@@ -647,11 +699,24 @@ func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (V
 	return v, true
 }
 
-// Draw is the deterministic sample draw in [0, 1) for a service and a step:
-// a hash seeded with the policy id, so a rerun draws the same sample.
-func Draw(policyID, serviceID string, step int) float64 {
-	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d", policyID, serviceID, step))
-	return float64(binary.BigEndian.Uint64(h[:8])>>11) / float64(uint64(1)<<53)
+// nextMonth is the visit months calendar months after prev: the same day
+// of the month as the series' first visit (anchor + offset) where the month
+// has it, else its last day, so a series begun on 31 January falls on 28
+// (or 29) February and 31 March. A series whose earlier visits a season
+// moved off that day counts from prev. Months are counted in loc, the
+// tenant's zone.
+func (s Step) nextMonth(prev Visit, svc Service, months int, loc *time.Location) time.Time {
+	next := addMonths(prev.Nominal.In(loc), months)
+	anchor, _, ok := s.Anchor.Time(svc, loc)
+	if !ok || len(s.Seasons) > 0 {
+		return next.UTC()
+	}
+	first := anchor.In(loc).Add(s.Offset.D())
+	diff := (next.Year()-first.Year())*12 + int(next.Month()) - int(first.Month())
+	if at := addMonths(first, diff); diff > 0 && at.After(prev.Nominal) && at.Month() == next.Month() {
+		return at.UTC()
+	}
+	return next.UTC()
 }
 
 // Clone returns a deep copy, so a version can be edited without touching another.

@@ -180,6 +180,22 @@ func validateStep(l *invalid.List, f string, st Step) {
 	if st.Window < 0 {
 		l.Add(f+".window", "must not be negative")
 	}
+	switch {
+	case st.Within < 0:
+		l.Add(f+".within", "must not be negative")
+	case st.WithinMonths < 0 || st.WithinMonths > 1200:
+		l.Add(f+".within_months", "must be between 0 and 1200")
+	case st.Within > 0 && st.WithinMonths > 0:
+		l.Add(f+".within_months", "cannot be combined with within: the deadline is one or the other")
+	case (st.Within > 0 || st.WithinMonths > 0) && st.Window > 0:
+		l.Add(f+".window", "cannot be combined with within or within_months: the deadline is counted from the anchor, not from the due time")
+	case (st.Within > 0 || st.WithinMonths > 0) && (st.Recurring() || st.AlignTo != ""):
+		l.Add(f+".within", "applies only to a single visit that is not aligned (no every, every_months, seasons, on_holidays, on_milestones or align_to)")
+	case st.Within > 0 && st.Within <= st.Offset:
+		l.Add(f+".within", "must be later than the offset: the visit falls due before its deadline")
+	case st.WithinMonths > 0 && st.Offset.D() >= time.Duration(st.WithinMonths)*28*24*time.Hour:
+		l.Add(f+".within_months", "must be later than the offset: the visit falls due before its deadline")
+	}
 	if st.Channel <= ChannelUnspecified || st.Channel > ChannelWeb {
 		l.Add(f+".channel", "is required: CHANNEL_PHONE, CHANNEL_SMS, CHANNEL_ONSITE, CHANNEL_EMAIL or CHANNEL_WEB")
 	}
@@ -195,6 +211,12 @@ func validateStep(l *invalid.List, f string, st Step) {
 		l.Add(f+".every", "must not be negative")
 	} else if st.Every > 0 && st.Every.D() < time.Hour {
 		l.Add(f+".every", "must be at least 1h")
+	}
+	switch {
+	case st.EveryMonths < 0 || st.EveryMonths > 1200:
+		l.Add(f+".every_months", "must be between 0 and 1200")
+	case st.EveryMonths > 0 && st.Every > 0:
+		l.Add(f+".every_months", "cannot be combined with every: the cadence is one or the other")
 	}
 	for j, se := range st.Seasons {
 		sf := fmt.Sprintf("%s.seasons[%d]", f, j)
@@ -215,15 +237,15 @@ func validateStep(l *invalid.List, f string, st Step) {
 		l.Add(f+".max_occurrences", "must not be negative")
 	}
 	if st.MaxOccurrences > 0 && !st.Recurring() {
-		l.Add(f+".max_occurrences", "applies only to a recurring step (every, seasons, on_holidays or on_milestones)")
+		l.Add(f+".max_occurrences", "applies only to a recurring step (every, every_months, seasons, on_holidays or on_milestones)")
 	}
 	for j, k := range st.OnMilestones {
 		if !identRE.MatchString(k) {
 			l.Add(fmt.Sprintf("%s.on_milestones[%d]", f, j), "must be a milestone kind such as launch or construction (lowercase letters, digits, '_')")
 		}
 	}
-	if len(st.OnMilestones) > 0 && (st.OnHolidays || st.Every > 0 || len(st.Seasons) > 0) {
-		l.Add(f+".on_milestones", "cannot be combined with on_holidays, every or seasons in one step: use a step each")
+	if len(st.OnMilestones) > 0 && (st.OnHolidays || st.Every > 0 || st.EveryMonths > 0 || len(st.Seasons) > 0) {
+		l.Add(f+".on_milestones", "cannot be combined with on_holidays, every, every_months or seasons in one step: use a step each")
 	}
 }
 

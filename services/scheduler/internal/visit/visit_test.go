@@ -28,7 +28,7 @@ func series() (policy.Policy, policy.Service) {
 // conditions; a recurring step keeps the service to plan the next visit.
 func TestNew(t *testing.T) {
 	p, s := series()
-	vs := p.Plan(s, policy.NoHolidays{})
+	vs := plan(t, p, s, policy.NoHolidays{})
 	v := New("v-1", vs[0], s, &p, []byte(`{}`), "cp-1", 3)
 	require.Equal(t, StatusPlanned, v.Status)
 	require.Equal(t, "c", v.CustomerID)
@@ -48,7 +48,7 @@ func TestNew(t *testing.T) {
 // stopped, rescheduled by the customer, cancelled; each change explained.
 func TestTransitions(t *testing.T) {
 	p, s := series()
-	v := New("v-1", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	v := New("v-1", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	require.False(t, v.StopCameIn(policy.Service{Type: "maintenance", CustomerID: "c", CompletedAt: t0.Add(-day)}), "an earlier service does not stop it")
 	require.False(t, v.StopCameIn(policy.Service{Type: "repair", CustomerID: "c", CompletedAt: t0.Add(day)}), "nor one of another type")
 	require.False(t, v.StopOptedOut(policy.ChannelSMS, t0), "an opt-out of another channel")
@@ -84,20 +84,20 @@ func TestTransitions(t *testing.T) {
 	v.Unreachable(3, "no answer", at)
 	require.Equal(t, policy.KindUnreachable, v.Decisions[len(v.Decisions)-1].Kind)
 
-	w := New("v-2", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	w := New("v-2", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	w.Due(contact.Outcome{Action: contact.Suppress, Reason: "opted out", Decisions: []policy.Decision{{Kind: policy.KindOptOut}}}, t0)
 	require.Equal(t, StatusSuppressed, w.Status)
 	require.Equal(t, "opted out", w.Reason)
-	x := New("v-3", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	x := New("v-3", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	require.True(t, x.StopOptedOut(policy.ChannelPhone, t0))
 	require.Equal(t, StatusCancelled, x.Status)
 	require.Equal(t, "customer opted out of CHANNEL_PHONE", x.Reason)
 	require.Equal(t, policy.KindOptOut, x.Decisions[len(x.Decisions)-1].Kind)
-	y := New("v-4", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	y := New("v-4", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	require.True(t, y.StopCameIn(policy.Service{ID: "m", Type: "maintenance", CustomerID: "c", CompletedAt: t0.Add(day)}))
 	require.Equal(t, "stopped: the customer came in (maintenance m)", y.Reason)
 	require.Equal(t, t0.Add(day), y.UpdatedAt)
-	z := New("v-5", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	z := New("v-5", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	require.True(t, z.StopAnswered(Visit{Visit: policy.Visit{PolicyID: "p"}, ID: "v-0", Tenant: "t", ServiceID: "s", StopOnAnswer: true}, t0))
 	require.Equal(t, "stopped: the customer answered visit v-0", z.Reason)
 	require.Equal(t, policy.KindStop, z.Decisions[len(z.Decisions)-1].Kind)
@@ -109,7 +109,7 @@ func TestTransitions(t *testing.T) {
 // keep it.
 func TestFailRetryCancel(t *testing.T) {
 	p, s := series()
-	v := New("v-1", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	v := New("v-1", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	v.Deadline = v.DueAt.Add(2 * day)
 	at := v.DueAt.Add(time.Hour)
 	v.Fail("policy spec: cannot be decoded", at)
@@ -133,10 +133,18 @@ func TestFailRetryCancel(t *testing.T) {
 	require.NoError(t, v.Cancel("customer data lost", retry), "a failed visit can be given up")
 	require.Equal(t, StatusCancelled, v.Status)
 
-	w := New("v-2", p.Plan(s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
+	w := New("v-2", plan(t, p, s, policy.NoHolidays{})[0], s, &p, nil, "", 0)
 	w.Fail("panic: \x00bad \xff"+strings.Repeat("界", MaxFailure), at)
 	require.True(t, utf8.ValidString(w.Reason))
 	require.NotContains(t, w.Reason, "\x00")
 	require.LessOrEqual(t, len(w.Reason), len("firing failed: ")+MaxFailure+len("…"))
 	require.True(t, strings.HasSuffix(w.Reason, "…"))
+}
+
+// plan plans the service with a fresh quota in memory.
+func plan(t *testing.T, p policy.Policy, s policy.Service, cal policy.Calendar) []policy.Visit {
+	t.Helper()
+	vs, err := p.Plan(s, cal, policy.MemoryQuota{})
+	require.NoError(t, err)
+	return vs
 }
