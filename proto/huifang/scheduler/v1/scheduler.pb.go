@@ -443,10 +443,14 @@ type Step struct {
 	// negative means before a date anchor.
 	Offset *durationpb.Duration `protobuf:"bytes,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	// How long after falling due the visit may still be made on time; the deadline is
-	// due + window. Zero means the 48 h standard of seed 003.
+	// due + window. Zero means the 48 h standard of seed 003. Not used with within or
+	// within_months.
 	Window  *durationpb.Duration `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
 	Channel v1.Channel           `protobuf:"varint,3,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
-	// Share of services that get this step, 0–1; unset means 1 (all).
+	// Share of services that get this step, above 0 and at most 1; unset means 1 (all). A
+	// minimum, not a probability: per org unit and calendar month (tenant's time zone), the
+	// step is planned for exactly ceil(rate × eligible services so far), at every point of
+	// the month (a deterministic quota kept in the scheduler's database; docs/policies.md).
 	SampleRate *float64 `protobuf:"fixed64,4,opt,name=sample_rate,json=sampleRate,proto3,oneof" json:"sample_rate,omitempty"`
 	// The group that must make the visit; empty means any agent.
 	Group  string  `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
@@ -464,7 +468,19 @@ type Step struct {
 	MaxOccurrences int32 `protobuf:"varint,12,opt,name=max_occurrences,json=maxOccurrences,proto3" json:"max_occurrences,omitempty"`
 	// Repeat the step on each milestone of these kinds in the tenant's project calendar
 	// (ContactPolicy.milestones), e.g. ["launch","offers","show_flat_opening"] (seed 002).
-	OnMilestones  []string `protobuf:"bytes,13,rep,name=on_milestones,json=onMilestones,proto3" json:"on_milestones,omitempty"`
+	OnMilestones []string `protobuf:"bytes,13,rep,name=on_milestones,json=onMilestones,proto3" json:"on_milestones,omitempty"`
+	// "Within N days of the anchor" (seed 000: closed complaints within 3 days): the deadline
+	// is exactly anchor + within (N × 24 h), whatever the offset, which must be earlier. Not
+	// with window, within_months, a recurring step or align_to.
+	Within *durationpb.Duration `protobuf:"bytes,14,opt,name=within,proto3" json:"within,omitempty"`
+	// "Within N months of the anchor" (seed 000: repairs within 1 month): the deadline is the
+	// same day and time N calendar months after the anchor, or the month's last day when it
+	// has no such day (31 January → 28 February). Not with window, within or a recurring step.
+	WithinMonths int32 `protobuf:"varint,15,opt,name=within_months,json=withinMonths,proto3" json:"within_months,omitempty"`
+	// Repeat the step every N calendar months ("monthly", seed 002: on-site monthly off
+	// season): the same day of the month as the series' first visit, or the month's last
+	// day when it has no such day. Seasons override it between their dates. Not with every.
+	EveryMonths   int32 `protobuf:"varint,16,opt,name=every_months,json=everyMonths,proto3" json:"every_months,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -588,6 +604,27 @@ func (x *Step) GetOnMilestones() []string {
 		return x.OnMilestones
 	}
 	return nil
+}
+
+func (x *Step) GetWithin() *durationpb.Duration {
+	if x != nil {
+		return x.Within
+	}
+	return nil
+}
+
+func (x *Step) GetWithinMonths() int32 {
+	if x != nil {
+		return x.WithinMonths
+	}
+	return 0
+}
+
+func (x *Step) GetEveryMonths() int32 {
+	if x != nil {
+		return x.EveryMonths
+	}
+	return 0
 }
 
 // Stop ends a customer's pending visits of a policy.
@@ -1858,7 +1895,7 @@ type PlannedVisit struct {
 	Deadline      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	// planned, due, suppressed or cancelled.
 	Status string `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
-	// Why the visit is in its status (e.g. the sample draw that left it out).
+	// Why the visit is in its status (e.g. the sampling quota that left it out: already met).
 	Reason      string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	OrgUnit     string `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
 	ServiceType string `protobuf:"bytes,14,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
@@ -2257,7 +2294,7 @@ func (x *ListPlannedVisitsResponse) GetNextPageToken() string {
 	return ""
 }
 
-// Decision is one thing that decided a visit: the rule, the anchor, the sample draw, a window,
+// Decision is one thing that decided a visit: the rule, the anchor, the sampling quota, a window,
 // quiet hours, a holiday, a cap, an opt-out, a reschedule, a cancellation.
 type Decision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2377,9 +2414,13 @@ type ExplainVisitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Visit *PlannedVisit          `protobuf:"bytes,1,opt,name=visit,proto3" json:"visit,omitempty"`
 	// The policy version that planned the visit (unset for follow-ups requested by feedback).
-	Policy        *Policy     `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
-	SourceRule    string      `protobuf:"bytes,3,opt,name=source_rule,json=sourceRule,proto3" json:"source_rule,omitempty"`
-	SampleDraw    float64     `protobuf:"fixed64,4,opt,name=sample_draw,json=sampleDraw,proto3" json:"sample_draw,omitempty"`
+	Policy     *Policy `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	SourceRule string  `protobuf:"bytes,3,opt,name=source_rule,json=sourceRule,proto3" json:"source_rule,omitempty"`
+	// The hash draw in [0, 1) of a visit planned before sampling became a quota (issue 16);
+	// 0 for later visits: their decision of kind "sample" names their place in the quota
+	// ("eligible service 12 of org unit north, 2026-03: quota ceil(0.5 × 12) = 6, …").
+	SampleDraw float64 `protobuf:"fixed64,4,opt,name=sample_draw,json=sampleDraw,proto3" json:"sample_draw,omitempty"`
+	// The step's sample rate: the minimum share of its org unit's eligible services in the month.
 	SampleRate    float64     `protobuf:"fixed64,5,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
 	Decisions     []*Decision `protobuf:"bytes,6,rep,name=decisions,proto3" json:"decisions,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -4488,7 +4529,7 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12/\n" +
-	"\x05every\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05every\"\xb7\x05\n" +
+	"\x05every\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05every\"\xb2\x06\n" +
 	"\x04Step\x121\n" +
 	"\x06offset\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\x123\n" +
@@ -4505,7 +4546,10 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"onHolidays\x12\x19\n" +
 	"\balign_to\x18\v \x01(\tR\aalignTo\x12'\n" +
 	"\x0fmax_occurrences\x18\f \x01(\x05R\x0emaxOccurrences\x12#\n" +
-	"\ron_milestones\x18\r \x03(\tR\fonMilestones\x1aB\n" +
+	"\ron_milestones\x18\r \x03(\tR\fonMilestones\x121\n" +
+	"\x06within\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x06within\x12#\n" +
+	"\rwithin_months\x18\x0f \x01(\x05R\fwithinMonths\x12!\n" +
+	"\fevery_months\x18\x10 \x01(\x05R\veveryMonths\x1aB\n" +
 	"\x14GroupBySeverityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
@@ -4938,133 +4982,134 @@ var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	63,  // 10: huifang.scheduler.v1.Step.group_by_severity:type_name -> huifang.scheduler.v1.Step.GroupBySeverityEntry
 	67,  // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
 	3,   // 12: huifang.scheduler.v1.Step.seasons:type_name -> huifang.scheduler.v1.Season
-	67,  // 13: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
-	0,   // 14: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 15: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 16: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 17: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 18: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 19: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	0,   // 20: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 21: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 22: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	66,  // 23: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
-	66,  // 24: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
-	18,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
-	20,  // 27: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
-	64,  // 28: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
-	65,  // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
-	0,   // 30: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
-	22,  // 31: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
-	0,   // 32: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	68,  // 33: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
-	66,  // 34: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
-	66,  // 35: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
-	66,  // 36: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
-	66,  // 37: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
-	68,  // 38: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
-	66,  // 39: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
-	66,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
-	27,  // 41: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
-	66,  // 42: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
-	27,  // 43: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	0,   // 44: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	30,  // 45: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
-	66,  // 46: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
-	27,  // 47: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	27,  // 48: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	68,  // 49: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
-	67,  // 50: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
-	69,  // 51: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
-	69,  // 52: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
-	37,  // 53: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
-	67,  // 54: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
-	39,  // 55: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
-	38,  // 56: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	38,  // 57: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	38,  // 58: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	66,  // 59: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
-	44,  // 60: huifang.scheduler.v1.SetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
-	44,  // 61: huifang.scheduler.v1.GetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
-	21,  // 62: huifang.scheduler.v1.PolicyDryRun.result:type_name -> huifang.scheduler.v1.SimulatePolicyResponse
-	6,   // 63: huifang.scheduler.v1.PolicyChange.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 64: huifang.scheduler.v1.PolicyChange.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
-	14,  // 65: huifang.scheduler.v1.PolicyChange.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 66: huifang.scheduler.v1.PolicyChange.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
-	25,  // 67: huifang.scheduler.v1.PolicyChange.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
-	66,  // 68: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
-	66,  // 69: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
-	51,  // 70: huifang.scheduler.v1.PolicyChange.based_on:type_name -> huifang.scheduler.v1.PolicyVersion
-	66,  // 71: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
-	66,  // 72: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
-	18,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
-	49,  // 75: huifang.scheduler.v1.PolicyChange.dry_runs:type_name -> huifang.scheduler.v1.PolicyDryRun
-	51,  // 76: huifang.scheduler.v1.PolicyChange.applied:type_name -> huifang.scheduler.v1.PolicyVersion
-	6,   // 77: huifang.scheduler.v1.ProposePolicyChangeRequest.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 78: huifang.scheduler.v1.ProposePolicyChangeRequest.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
-	14,  // 79: huifang.scheduler.v1.ProposePolicyChangeRequest.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 80: huifang.scheduler.v1.ProposePolicyChangeRequest.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
-	25,  // 81: huifang.scheduler.v1.ProposePolicyChangeRequest.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
-	66,  // 82: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
-	66,  // 83: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
-	18,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
-	50,  // 86: huifang.scheduler.v1.ProposePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 87: huifang.scheduler.v1.GetPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 88: huifang.scheduler.v1.ListPolicyChangesResponse.changes:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 89: huifang.scheduler.v1.ApprovePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 90: huifang.scheduler.v1.RejectPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	6,   // 91: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 92: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
-	10,  // 93: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
-	12,  // 94: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
-	14,  // 95: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 96: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
-	19,  // 97: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
-	23,  // 98: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
-	25,  // 99: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
-	28,  // 100: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
-	31,  // 101: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
-	33,  // 102: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
-	35,  // 103: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
-	40,  // 104: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
-	42,  // 105: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
-	45,  // 106: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
-	47,  // 107: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
-	52,  // 108: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
-	54,  // 109: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
-	56,  // 110: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
-	58,  // 111: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
-	60,  // 112: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
-	7,   // 113: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
-	9,   // 114: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
-	11,  // 115: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
-	13,  // 116: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
-	15,  // 117: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
-	17,  // 118: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
-	21,  // 119: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
-	24,  // 120: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
-	26,  // 121: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
-	29,  // 122: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
-	32,  // 123: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
-	34,  // 124: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
-	36,  // 125: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
-	41,  // 126: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
-	43,  // 127: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
-	46,  // 128: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
-	48,  // 129: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
-	53,  // 130: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
-	55,  // 131: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
-	57,  // 132: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
-	59,  // 133: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
-	61,  // 134: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
-	113, // [113:135] is the sub-list for method output_type
-	91,  // [91:113] is the sub-list for method input_type
-	91,  // [91:91] is the sub-list for extension type_name
-	91,  // [91:91] is the sub-list for extension extendee
-	0,   // [0:91] is the sub-list for field type_name
+	67,  // 13: huifang.scheduler.v1.Step.within:type_name -> google.protobuf.Duration
+	67,  // 14: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
+	0,   // 15: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 16: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 17: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 18: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 19: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 20: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	0,   // 21: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 22: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 23: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	66,  // 24: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
+	18,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 27: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
+	20,  // 28: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
+	64,  // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	65,  // 30: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	0,   // 31: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
+	22,  // 32: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
+	0,   // 33: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	68,  // 34: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
+	66,  // 35: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
+	66,  // 36: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
+	66,  // 37: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
+	66,  // 38: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
+	68,  // 39: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
+	66,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
+	66,  // 41: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
+	27,  // 42: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
+	66,  // 43: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
+	27,  // 44: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	0,   // 45: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	30,  // 46: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
+	66,  // 47: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
+	27,  // 48: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	27,  // 49: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	68,  // 50: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
+	67,  // 51: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
+	69,  // 52: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
+	69,  // 53: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	37,  // 54: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
+	67,  // 55: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
+	39,  // 56: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
+	38,  // 57: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38,  // 58: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38,  // 59: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	66,  // 60: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
+	44,  // 61: huifang.scheduler.v1.SetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
+	44,  // 62: huifang.scheduler.v1.GetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
+	21,  // 63: huifang.scheduler.v1.PolicyDryRun.result:type_name -> huifang.scheduler.v1.SimulatePolicyResponse
+	6,   // 64: huifang.scheduler.v1.PolicyChange.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 65: huifang.scheduler.v1.PolicyChange.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
+	14,  // 66: huifang.scheduler.v1.PolicyChange.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 67: huifang.scheduler.v1.PolicyChange.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
+	25,  // 68: huifang.scheduler.v1.PolicyChange.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
+	66,  // 69: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
+	66,  // 70: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
+	51,  // 71: huifang.scheduler.v1.PolicyChange.based_on:type_name -> huifang.scheduler.v1.PolicyVersion
+	66,  // 72: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
+	66,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
+	18,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 75: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
+	49,  // 76: huifang.scheduler.v1.PolicyChange.dry_runs:type_name -> huifang.scheduler.v1.PolicyDryRun
+	51,  // 77: huifang.scheduler.v1.PolicyChange.applied:type_name -> huifang.scheduler.v1.PolicyVersion
+	6,   // 78: huifang.scheduler.v1.ProposePolicyChangeRequest.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 79: huifang.scheduler.v1.ProposePolicyChangeRequest.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
+	14,  // 80: huifang.scheduler.v1.ProposePolicyChangeRequest.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 81: huifang.scheduler.v1.ProposePolicyChangeRequest.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
+	25,  // 82: huifang.scheduler.v1.ProposePolicyChangeRequest.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
+	66,  // 83: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
+	18,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 86: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
+	50,  // 87: huifang.scheduler.v1.ProposePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 88: huifang.scheduler.v1.GetPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 89: huifang.scheduler.v1.ListPolicyChangesResponse.changes:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 90: huifang.scheduler.v1.ApprovePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 91: huifang.scheduler.v1.RejectPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	6,   // 92: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 93: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
+	10,  // 94: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
+	12,  // 95: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
+	14,  // 96: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 97: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
+	19,  // 98: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
+	23,  // 99: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
+	25,  // 100: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
+	28,  // 101: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
+	31,  // 102: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
+	33,  // 103: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
+	35,  // 104: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
+	40,  // 105: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
+	42,  // 106: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
+	45,  // 107: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
+	47,  // 108: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
+	52,  // 109: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
+	54,  // 110: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
+	56,  // 111: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
+	58,  // 112: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
+	60,  // 113: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
+	7,   // 114: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
+	9,   // 115: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
+	11,  // 116: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
+	13,  // 117: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
+	15,  // 118: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
+	17,  // 119: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
+	21,  // 120: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
+	24,  // 121: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
+	26,  // 122: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
+	29,  // 123: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
+	32,  // 124: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
+	34,  // 125: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
+	36,  // 126: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
+	41,  // 127: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
+	43,  // 128: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
+	46,  // 129: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
+	48,  // 130: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
+	53,  // 131: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
+	55,  // 132: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
+	57,  // 133: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
+	59,  // 134: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
+	61,  // 135: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
+	114, // [114:136] is the sub-list for method output_type
+	92,  // [92:114] is the sub-list for method input_type
+	92,  // [92:92] is the sub-list for extension type_name
+	92,  // [92:92] is the sub-list for extension extendee
+	0,   // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_huifang_scheduler_v1_scheduler_proto_init() }

@@ -71,7 +71,7 @@ type SchedulerServiceClient interface {
 	LoadPolicyPack(ctx context.Context, in *LoadPolicyPackRequest, opts ...grpc.CallOption) (*LoadPolicyPackResponse, error)
 	// ListPlannedVisits lists planned visits, soonest due first.
 	ListPlannedVisits(ctx context.Context, in *ListPlannedVisitsRequest, opts ...grpc.CallOption) (*ListPlannedVisitsResponse, error)
-	// ExplainVisit says which policy, version, rule, sample draw, window and cap decided a visit.
+	// ExplainVisit says which policy, version, rule, sampling quota, window and cap decided a visit.
 	ExplainVisit(ctx context.Context, in *ExplainVisitRequest, opts ...grpc.CallOption) (*ExplainVisitResponse, error)
 	// ReschedulePlannedVisit moves a planned visit to the time the customer asked for.
 	ReschedulePlannedVisit(ctx context.Context, in *ReschedulePlannedVisitRequest, opts ...grpc.CallOption) (*ReschedulePlannedVisitResponse, error)
@@ -360,7 +360,7 @@ type SchedulerServiceServer interface {
 	LoadPolicyPack(context.Context, *LoadPolicyPackRequest) (*LoadPolicyPackResponse, error)
 	// ListPlannedVisits lists planned visits, soonest due first.
 	ListPlannedVisits(context.Context, *ListPlannedVisitsRequest) (*ListPlannedVisitsResponse, error)
-	// ExplainVisit says which policy, version, rule, sample draw, window and cap decided a visit.
+	// ExplainVisit says which policy, version, rule, sampling quota, window and cap decided a visit.
 	ExplainVisit(context.Context, *ExplainVisitRequest) (*ExplainVisitResponse, error)
 	// ReschedulePlannedVisit moves a planned visit to the time the customer asked for.
 	ReschedulePlannedVisit(context.Context, *ReschedulePlannedVisitRequest) (*ReschedulePlannedVisitResponse, error)

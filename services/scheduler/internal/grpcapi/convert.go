@@ -50,11 +50,14 @@ func fromProto(in *schedulerv1.Policy) policy.Policy {
 			},
 			Offset:          dur(st.GetOffset()),
 			Window:          dur(st.GetWindow()),
+			Within:          dur(st.GetWithin()),
+			WithinMonths:    int(st.GetWithinMonths()),
 			Channel:         policy.Channel(st.GetChannel()),
 			SampleRate:      rate,
 			Group:           st.GetGroup(),
 			GroupBySeverity: st.GetGroupBySeverity(),
 			Every:           dur(st.GetEvery()),
+			EveryMonths:     int(st.GetEveryMonths()),
 			OnHolidays:      st.GetOnHolidays(),
 			AlignTo:         st.GetAlignTo(),
 			MaxOccurrences:  int(st.GetMaxOccurrences()),
@@ -104,6 +107,7 @@ func toProto(p policy.Policy) *schedulerv1.Policy {
 			Channel: typesv1.Channel(st.Channel), SampleRate: &rate, Group: st.Group,
 			GroupBySeverity: st.GroupBySeverity, Every: pdur(st.Every), OnHolidays: st.OnHolidays,
 			AlignTo: st.AlignTo, MaxOccurrences: int32(st.MaxOccurrences), OnMilestones: st.OnMilestones,
+			Within: pdur(st.Within), WithinMonths: int32(st.WithinMonths), EveryMonths: int32(st.EveryMonths),
 		}
 		if st.Anchor != (policy.Anchor{}) {
 			s.Anchor = &schedulerv1.Anchor{From: st.Anchor.From, Months: int32(st.Anchor.Months), Days: int32(st.Anchor.Days), MileageKm: int32(st.Anchor.MileageKm), LaterOf: st.Anchor.LaterOf}
