@@ -408,12 +408,16 @@ func (x *GetSatisfactionRequest) GetFilter() *Filter {
 type GetSatisfactionResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Aspect string                 `protobuf:"bytes,1,opt,name=aspect,proto3" json:"aspect,omitempty"`
-	// Returned questionnaires that rated the aspect.
-	Returned        int64 `protobuf:"varint,2,opt,name=returned,proto3" json:"returned,omitempty"`
+	// Questionnaires returned (seed 003: 回收票数): visit records in the selection that
+	// rated at least one aspect, whether or not they rated this one.
+	Returned int64 `protobuf:"varint,2,opt,name=returned,proto3" json:"returned,omitempty"`
+	// Votes on the aspect, one per questionnaire that rated it (the less favourable when a
+	// record rated it twice).
 	Satisfied       int64 `protobuf:"varint,3,opt,name=satisfied,proto3" json:"satisfied,omitempty"`
 	FairlySatisfied int64 `protobuf:"varint,4,opt,name=fairly_satisfied,json=fairlySatisfied,proto3" json:"fairly_satisfied,omitempty"`
 	Unsatisfied     int64 `protobuf:"varint,5,opt,name=unsatisfied,proto3" json:"unsatisfied,omitempty"`
-	// (satisfied + fairly_satisfied) / returned, 0–1; 0 when nothing was returned.
+	// Seed 003's rate: (satisfied + fairly_satisfied) / returned, 0–1; 0 when nothing was
+	// returned. A questionnaire that left the aspect unrated counts against it.
 	Rate float64 `protobuf:"fixed64,6,opt,name=rate,proto3" json:"rate,omitempty"`
 	// The target in force: seed 003's 0.85 for "overall", 0.80 for any specific aspect, unless the tenant set another.
 	Target      float64 `protobuf:"fixed64,7,opt,name=target,proto3" json:"target,omitempty"`
@@ -421,7 +425,12 @@ type GetSatisfactionResponse struct {
 	// Every aspect rated in the selection, by name.
 	Aspects []*AspectSatisfaction `protobuf:"bytes,9,rep,name=aspects,proto3" json:"aspects,omitempty"`
 	// Net promoter score where the questionnaire asked one.
-	Nps           *Nps `protobuf:"bytes,10,opt,name=nps,proto3" json:"nps,omitempty"`
+	Nps *Nps `protobuf:"bytes,10,opt,name=nps,proto3" json:"nps,omitempty"`
+	// Questionnaires that rated the aspect: satisfied + fairly_satisfied + unsatisfied.
+	Rated int64 `protobuf:"varint,11,opt,name=rated,proto3" json:"rated,omitempty"`
+	// The second, named figure satisfaction_rated.<aspect>: (satisfied + fairly_satisfied) /
+	// rated, the view of those who answered the item. No target; seed 003's is rate.
+	RatedRate     *Ratio `protobuf:"bytes,12,opt,name=rated_rate,json=ratedRate,proto3" json:"rated_rate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,15 +535,34 @@ func (x *GetSatisfactionResponse) GetNps() *Nps {
 	return nil
 }
 
+func (x *GetSatisfactionResponse) GetRated() int64 {
+	if x != nil {
+		return x.Rated
+	}
+	return 0
+}
+
+func (x *GetSatisfactionResponse) GetRatedRate() *Ratio {
+	if x != nil {
+		return x.RatedRate
+	}
+	return nil
+}
+
 type AspectSatisfaction struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Aspect          string                 `protobuf:"bytes,1,opt,name=aspect,proto3" json:"aspect,omitempty"`
 	Satisfied       int64                  `protobuf:"varint,2,opt,name=satisfied,proto3" json:"satisfied,omitempty"`
 	FairlySatisfied int64                  `protobuf:"varint,3,opt,name=fairly_satisfied,json=fairlySatisfied,proto3" json:"fairly_satisfied,omitempty"`
 	Unsatisfied     int64                  `protobuf:"varint,4,opt,name=unsatisfied,proto3" json:"unsatisfied,omitempty"`
-	Rate            *Ratio                 `protobuf:"bytes,5,opt,name=rate,proto3" json:"rate,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Seed 003's rate, satisfaction.<aspect>: (satisfied + fairly_satisfied) / questionnaires
+	// returned, with its target.
+	Rate *Ratio `protobuf:"bytes,5,opt,name=rate,proto3" json:"rate,omitempty"`
+	// The second figure, satisfaction_rated.<aspect>: (satisfied + fairly_satisfied) /
+	// questionnaires that rated the aspect; no target.
+	RatedRate     *Ratio `protobuf:"bytes,6,opt,name=rated_rate,json=ratedRate,proto3" json:"rated_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AspectSatisfaction) Reset() {
@@ -598,6 +626,13 @@ func (x *AspectSatisfaction) GetUnsatisfied() int64 {
 func (x *AspectSatisfaction) GetRate() *Ratio {
 	if x != nil {
 		return x.Rate
+	}
+	return nil
+}
+
+func (x *AspectSatisfaction) GetRatedRate() *Ratio {
+	if x != nil {
+		return x.RatedRate
 	}
 	return nil
 }
@@ -1807,7 +1842,9 @@ type GetProblemBreakdownResponse struct {
 	ResolutionRate *Ratio `protobuf:"bytes,3,opt,name=resolution_rate,json=resolutionRate,proto3" json:"resolution_rate,omitempty"`
 	// Mean hours from escalation to resolution of the resolved ones.
 	MeanResolutionHours float64 `protobuf:"fixed64,4,opt,name=mean_resolution_hours,json=meanResolutionHours,proto3" json:"mean_resolution_hours,omitempty"`
-	// Resolved within 30 days of escalation / escalated (seed 003: ≥ 90 %).
+	// Complaints resolved within 30 days (30 × 24 h) of escalation / escalated, against seed
+	// 003's 90 %. A stand-in: the seed asks for an improvement plan made and carried out within
+	// 30 days for problems found, with ≥ 90 % carried out; plans are not modelled.
 	Improvement_30D *Ratio `protobuf:"bytes,5,opt,name=improvement_30d,json=improvement30d,proto3" json:"improvement_30d,omitempty"`
 	Closed          int64  `protobuf:"varint,6,opt,name=closed,proto3" json:"closed,omitempty"`
 	// Complaints escalated in the period that the owning department acknowledged (ComplaintAcknowledged).
@@ -2821,7 +2858,7 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
 	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\x124\n" +
-	"\x06filter\x18\x06 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xf8\x02\n" +
+	"\x06filter\x18\x06 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\xca\x03\n" +
 	"\x17GetSatisfactionResponse\x12\x16\n" +
 	"\x06aspect\x18\x01 \x01(\tR\x06aspect\x12\x1a\n" +
 	"\breturned\x18\x02 \x01(\x03R\breturned\x12\x1c\n" +
@@ -2833,13 +2870,18 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\fmeets_target\x18\b \x01(\bR\vmeetsTarget\x12B\n" +
 	"\aaspects\x18\t \x03(\v2(.huifang.analytics.v1.AspectSatisfactionR\aaspects\x12+\n" +
 	"\x03nps\x18\n" +
-	" \x01(\v2\x19.huifang.analytics.v1.NpsR\x03nps\"\xc8\x01\n" +
+	" \x01(\v2\x19.huifang.analytics.v1.NpsR\x03nps\x12\x14\n" +
+	"\x05rated\x18\v \x01(\x03R\x05rated\x12:\n" +
+	"\n" +
+	"rated_rate\x18\f \x01(\v2\x1b.huifang.analytics.v1.RatioR\tratedRate\"\x84\x02\n" +
 	"\x12AspectSatisfaction\x12\x16\n" +
 	"\x06aspect\x18\x01 \x01(\tR\x06aspect\x12\x1c\n" +
 	"\tsatisfied\x18\x02 \x01(\x03R\tsatisfied\x12)\n" +
 	"\x10fairly_satisfied\x18\x03 \x01(\x03R\x0ffairlySatisfied\x12 \n" +
 	"\vunsatisfied\x18\x04 \x01(\x03R\vunsatisfied\x12/\n" +
-	"\x04rate\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x04rate\"\x91\x01\n" +
+	"\x04rate\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x04rate\x12:\n" +
+	"\n" +
+	"rated_rate\x18\x06 \x01(\v2\x1b.huifang.analytics.v1.RatioR\tratedRate\"\x91\x01\n" +
 	"\x03Nps\x12\x1c\n" +
 	"\tpromoters\x18\x01 \x01(\x03R\tpromoters\x12\x1a\n" +
 	"\bpassives\x18\x02 \x01(\x03R\bpassives\x12\x1e\n" +
@@ -3097,93 +3139,95 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	2,  // 3: huifang.analytics.v1.GetSatisfactionRequest.filter:type_name -> huifang.analytics.v1.Filter
 	6,  // 4: huifang.analytics.v1.GetSatisfactionResponse.aspects:type_name -> huifang.analytics.v1.AspectSatisfaction
 	7,  // 5: huifang.analytics.v1.GetSatisfactionResponse.nps:type_name -> huifang.analytics.v1.Nps
-	3,  // 6: huifang.analytics.v1.AspectSatisfaction.rate:type_name -> huifang.analytics.v1.Ratio
-	41, // 7: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 8: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 9: huifang.analytics.v1.GetCoverageRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 10: huifang.analytics.v1.GetCoverageResponse.coverage:type_name -> huifang.analytics.v1.Ratio
-	3,  // 11: huifang.analytics.v1.GetCoverageResponse.response_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 12: huifang.analytics.v1.GetCoverageResponse.unreachable_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 13: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
-	3,  // 14: huifang.analytics.v1.GetCoverageResponse.visit_completion:type_name -> huifang.analytics.v1.Ratio
-	3,  // 15: huifang.analytics.v1.GetCoverageResponse.customer_coverage:type_name -> huifang.analytics.v1.Ratio
-	41, // 16: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 17: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 18: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 19: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
-	3,  // 20: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
-	3,  // 21: huifang.analytics.v1.GetTimelinessResponse.late:type_name -> huifang.analytics.v1.Ratio
-	41, // 22: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 23: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 24: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 25: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
-	3,  // 26: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
-	3,  // 27: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
-	13, // 28: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
-	14, // 29: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
-	16, // 30: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	41, // 31: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 32: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
-	0,  // 33: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
-	2,  // 34: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
-	41, // 35: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
-	41, // 36: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
-	3,  // 37: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
-	18, // 38: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
-	41, // 39: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 40: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 41: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
-	3,  // 42: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 43: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
-	21, // 44: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
-	22, // 45: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
-	3,  // 46: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
-	3,  // 47: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
-	41, // 48: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 49: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 50: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	26, // 51: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	26, // 52: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	26, // 53: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	41, // 54: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	41, // 55: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	41, // 56: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	31, // 57: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	41, // 58: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 59: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 60: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 61: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 62: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 63: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 64: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 65: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 66: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 67: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	24, // 68: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	27, // 69: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	29, // 70: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	32, // 71: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	34, // 72: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	36, // 73: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	38, // 74: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 75: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 76: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 77: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 78: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 79: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 80: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	25, // 81: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	28, // 82: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	30, // 83: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	33, // 84: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	35, // 85: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	37, // 86: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	39, // 87: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	75, // [75:88] is the sub-list for method output_type
-	62, // [62:75] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	3,  // 6: huifang.analytics.v1.GetSatisfactionResponse.rated_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 7: huifang.analytics.v1.AspectSatisfaction.rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 8: huifang.analytics.v1.AspectSatisfaction.rated_rate:type_name -> huifang.analytics.v1.Ratio
+	41, // 9: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 10: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 11: huifang.analytics.v1.GetCoverageRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 12: huifang.analytics.v1.GetCoverageResponse.coverage:type_name -> huifang.analytics.v1.Ratio
+	3,  // 13: huifang.analytics.v1.GetCoverageResponse.response_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 14: huifang.analytics.v1.GetCoverageResponse.unreachable_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 15: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
+	3,  // 16: huifang.analytics.v1.GetCoverageResponse.visit_completion:type_name -> huifang.analytics.v1.Ratio
+	3,  // 17: huifang.analytics.v1.GetCoverageResponse.customer_coverage:type_name -> huifang.analytics.v1.Ratio
+	41, // 18: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 19: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 20: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 21: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
+	3,  // 22: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
+	3,  // 23: huifang.analytics.v1.GetTimelinessResponse.late:type_name -> huifang.analytics.v1.Ratio
+	41, // 24: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 25: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 26: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 27: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
+	3,  // 28: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
+	3,  // 29: huifang.analytics.v1.AgentScorecard.satisfaction:type_name -> huifang.analytics.v1.Ratio
+	13, // 30: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
+	14, // 31: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
+	16, // 32: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	41, // 33: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 34: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 35: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
+	2,  // 36: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
+	41, // 37: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	41, // 38: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	3,  // 39: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
+	18, // 40: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
+	41, // 41: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 42: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 43: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
+	3,  // 44: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 45: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
+	21, // 46: huifang.analytics.v1.GetProblemBreakdownResponse.problems:type_name -> huifang.analytics.v1.ProblemCount
+	22, // 47: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
+	3,  // 48: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
+	3,  // 49: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
+	41, // 50: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 51: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 52: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	26, // 53: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	26, // 54: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	26, // 55: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	41, // 56: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	41, // 57: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	41, // 58: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	31, // 59: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	41, // 60: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 61: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 62: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 63: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 64: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 65: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 66: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 67: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 68: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 69: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	24, // 70: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 71: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	29, // 72: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	32, // 73: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	34, // 74: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	36, // 75: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	38, // 76: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 77: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 78: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 79: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 80: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 81: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 82: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	25, // 83: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 84: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	30, // 85: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	33, // 86: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	35, // 87: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	37, // 88: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	39, // 89: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	77, // [77:90] is the sub-list for method output_type
+	64, // [64:77] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }

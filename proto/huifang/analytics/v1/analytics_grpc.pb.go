@@ -43,7 +43,10 @@ const (
 // numerator, its denominator and its target, so it can be checked by hand.
 type AnalyticsServiceClient interface {
 	// GetSatisfaction returns the seed-003 satisfaction figures of one aspect:
-	// rate = (satisfied + fairly satisfied) / returned; also every aspect and NPS.
+	// rate = (satisfied + fairly satisfied votes on the aspect) / questionnaires returned
+	// (seed 003: 单项服务满意率 = ∑该项服务满意或一般满意票 / 回收票数); also the second,
+	// named figure satisfaction_rated.<aspect> over the questionnaires that rated the
+	// aspect, every aspect and NPS.
 	GetSatisfaction(ctx context.Context, in *GetSatisfactionRequest, opts ...grpc.CallOption) (*GetSatisfactionResponse, error)
 	// GetCoverage returns coverage (per served service: services followed up / eligible services),
 	// visit completion (visits made / due), response rate (returned / sent),
@@ -57,7 +60,8 @@ type AnalyticsServiceClient interface {
 	// GetTrend returns one figure per day, week or month of the period.
 	GetTrend(ctx context.Context, in *GetTrendRequest, opts ...grpc.CallOption) (*GetTrendResponse, error)
 	// GetProblemBreakdown returns problems by category and product (seed 001),
-	// complaint resolution and the 30-day improvement rate (seed 003).
+	// complaint resolution and improvement_30d, complaints resolved within 30 days (a
+	// stand-in: seed 003's improvement plans are not modelled; docs/figures.md).
 	GetProblemBreakdown(ctx context.Context, in *GetProblemBreakdownRequest, opts ...grpc.CallOption) (*GetProblemBreakdownResponse, error)
 	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
 	GenerateReport(ctx context.Context, in *GenerateReportRequest, opts ...grpc.CallOption) (*GenerateReportResponse, error)
@@ -224,7 +228,10 @@ func (c *analyticsServiceClient) Rebuild(ctx context.Context, in *RebuildRequest
 // numerator, its denominator and its target, so it can be checked by hand.
 type AnalyticsServiceServer interface {
 	// GetSatisfaction returns the seed-003 satisfaction figures of one aspect:
-	// rate = (satisfied + fairly satisfied) / returned; also every aspect and NPS.
+	// rate = (satisfied + fairly satisfied votes on the aspect) / questionnaires returned
+	// (seed 003: 单项服务满意率 = ∑该项服务满意或一般满意票 / 回收票数); also the second,
+	// named figure satisfaction_rated.<aspect> over the questionnaires that rated the
+	// aspect, every aspect and NPS.
 	GetSatisfaction(context.Context, *GetSatisfactionRequest) (*GetSatisfactionResponse, error)
 	// GetCoverage returns coverage (per served service: services followed up / eligible services),
 	// visit completion (visits made / due), response rate (returned / sent),
@@ -238,7 +245,8 @@ type AnalyticsServiceServer interface {
 	// GetTrend returns one figure per day, week or month of the period.
 	GetTrend(context.Context, *GetTrendRequest) (*GetTrendResponse, error)
 	// GetProblemBreakdown returns problems by category and product (seed 001),
-	// complaint resolution and the 30-day improvement rate (seed 003).
+	// complaint resolution and improvement_30d, complaints resolved within 30 days (a
+	// stand-in: seed 003's improvement plans are not modelled; docs/figures.md).
 	GetProblemBreakdown(context.Context, *GetProblemBreakdownRequest) (*GetProblemBreakdownResponse, error)
 	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
 	GenerateReport(context.Context, *GenerateReportRequest) (*GenerateReportResponse, error)

@@ -139,16 +139,21 @@ func TestCheckAllTargets(t *testing.T) {
 	b.app.Now = func() time.Time { return scenario.To }
 	n, err := b.app.CheckAllTargets(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 7, n)
-	require.Equal(t, 7, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached))
-	require.Equal(t, 7, b.count(t, `SELECT count(*) FROM breaches`))
+	// Seed 003 line 69 (item rate over the questionnaires returned): north's
+	// staff attitude is 1 / 2 (v2 returned without rating it) < 80 %, an
+	// eighth breach beside coverage, overall and staff attitude of the tenant
+	// and south, and the 30-day improvement.
+	require.Equal(t, 8, n)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM breaches WHERE figure = 'satisfaction.staff_attitude' AND org_unit = 'north'`))
+	require.Equal(t, 8, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached))
+	require.Equal(t, 8, b.count(t, `SELECT count(*) FROM breaches`))
 	require.InDelta(t, 2, testutil.ToFloat64(b.app.Breaches.WithLabelValues(figures.Coverage)), 0)
 	require.EqualValues(t, 1, b.relay.n.Load(), "the relay is woken once per check that wrote")
 
 	n, err = b.app.CheckAllTargets(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "one breach per figure, org unit and period")
-	require.Equal(t, 7, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached))
+	require.Equal(t, 8, b.count(t, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached))
 	require.InDelta(t, 2, testutil.ToFloat64(b.app.Breaches.WithLabelValues(figures.Coverage)), 0)
 	require.EqualValues(t, 1, b.relay.n.Load())
 
@@ -158,7 +163,7 @@ func TestCheckAllTargets(t *testing.T) {
 	cur := app.CursorOf(page[3])
 	rest, err := b.app.ListBreaches(ctx, "default", &cur, 10)
 	require.NoError(t, err)
-	require.Len(t, rest, 3)
+	require.Len(t, rest, 4)
 }
 
 // A tenant without its own incentive rule has seed 000's auto-dealer rule.
@@ -186,7 +191,11 @@ func TestSatisfactionOfAnUnratedAspect(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "parking", sat.Aspect.Aspect)
 	require.Equal(t, "satisfaction.parking", sat.Aspect.Rate.Figure)
-	require.Zero(t, sat.Aspect.Rate.Den)
+	// Seed 003 line 69: Σ(A + B votes on the item) / 回收票数: the 3
+	// questionnaires returned did not rate parking, so 0 / 3; the second
+	// figure has no questionnaire that rated it.
+	require.Equal(t, [2]int64{0, 3}, [2]int64{sat.Aspect.Rate.Num, sat.Aspect.Rate.Den})
+	require.Zero(t, sat.Aspect.RatedRate.Den)
 	require.EqualValues(t, 80, sat.Aspect.Rate.TargetPercent, "seed 003: any specific item ≥ 80 %")
 	require.Len(t, sat.Aspects, 2, "overall and staff_attitude were rated")
 }

@@ -97,7 +97,7 @@ func (a *App) figures(ctx context.Context, s Scope, t figures.Targets, names ...
 	}
 	out := make([]figures.Ratio, len(names))
 	for i, sp := range specs {
-		out[i] = sp.Ratio(t, byAspect[sp.Aspect].counts())
+		out[i] = sp.Ratio(t, figures.WithReturned(byAspect[sp.Aspect].counts(), byAspect[""].counts()))
 	}
 	return out, nil
 }

@@ -12,6 +12,9 @@ import (
 
 // Satisfaction are the seed-003 satisfaction figures of a scope.
 type Satisfaction struct {
+	// Returned is the questionnaires returned (records that rated at least
+	// one aspect): the denominator of every aspect's seed-003 rate.
+	Returned int64
 	// Aspect is the aspect asked for, with no votes when none was rated.
 	Aspect figures.AspectVotes
 	// Aspects holds every rated aspect, by name, with its votes.
@@ -33,7 +36,8 @@ func (a *App) Satisfaction(ctx context.Context, s Scope, aspect string) (Satisfa
 	if err != nil {
 		return out, err
 	}
-	out.Aspect = figures.AspectVotes{Aspect: aspect, Rate: figures.Satisfaction(t, aspect, satisfaction.Votes{})}
+	none := satisfaction.Votes{Returned: out.Returned}
+	out.Aspect = figures.AspectVotes{Aspect: aspect, Votes: none, Rate: figures.Satisfaction(t, aspect, none), RatedRate: figures.SatisfactionRated(aspect, none)}
 	for _, v := range out.Aspects {
 		if v.Aspect == aspect {
 			out.Aspect = v
@@ -43,21 +47,25 @@ func (a *App) Satisfaction(ctx context.Context, s Scope, aspect string) (Satisfa
 }
 
 func (a *App) satisfaction(ctx context.Context, s Scope, t figures.Targets) (Satisfaction, error) {
-	metrics := []string{rollup.MetricVoteSatisfied, rollup.MetricVoteFairly, rollup.MetricVoteUnsatisfied, rollup.MetricNPSPromoter, rollup.MetricNPSPassive, rollup.MetricNPSDetractor}
+	metrics := []string{rollup.MetricVoteSatisfied, rollup.MetricVoteFairly, rollup.MetricVoteUnsatisfied, rollup.MetricRecordReturned,
+		rollup.MetricNPSPromoter, rollup.MetricNPSPassive, rollup.MetricNPSDetractor}
 	rows, err := a.sumBy(ctx, s.query(metrics, "aspect"))
 	if err != nil {
 		return Satisfaction{}, err
 	}
 	var out Satisfaction
+	// The questionnaires returned, counted with no aspect: every aspect's denominator.
+	out.Returned = rows[""].counts()[rollup.MetricRecordReturned]
 	for aspect, m := range rows {
 		out.NPS.Promoters += m[rollup.MetricNPSPromoter].N
 		out.NPS.Passives += m[rollup.MetricNPSPassive].N
 		out.NPS.Detractors += m[rollup.MetricNPSDetractor].N
 		v := m.counts().Votes()
-		if v == (satisfaction.Votes{}) {
+		if v.Rated() == 0 {
 			continue
 		}
-		out.Aspects = append(out.Aspects, figures.AspectVotes{Aspect: aspect, Votes: v, Rate: figures.Satisfaction(t, aspect, v)})
+		v.Returned = out.Returned
+		out.Aspects = append(out.Aspects, figures.AspectVotes{Aspect: aspect, Votes: v, Rate: figures.Satisfaction(t, aspect, v), RatedRate: figures.SatisfactionRated(aspect, v)})
 	}
 	slices.SortFunc(out.Aspects, func(a, b figures.AspectVotes) int { return strings.Compare(a.Aspect, b.Aspect) })
 	return out, nil

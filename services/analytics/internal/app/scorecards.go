@@ -35,7 +35,7 @@ func (a *App) scorecards(ctx context.Context, s Scope, t figures.Targets) (figur
 	}
 	votes := []string{rollup.MetricVoteSatisfied, rollup.MetricVoteFairly, rollup.MetricVoteUnsatisfied}
 	metrics := append([]string{rollup.MetricDue, rollup.MetricDone, rollup.MetricWithDeadline, rollup.MetricOnTime, rollup.MetricInTime,
-		rollup.MetricAttempted, rollup.MetricContacted, rollup.MetricReview}, votes...)
+		rollup.MetricAttempted, rollup.MetricContacted, rollup.MetricReview, rollup.MetricRecordReturned}, votes...)
 	rows, err := store.Sum(ctx, a.DB, s.query(metrics, "agent_id", "org_unit", "aspect"))
 	if err != nil {
 		return figures.Scorecards{}, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/analytics/internal/figures"
+	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 )
 
@@ -51,7 +52,8 @@ func (a *App) Trend(ctx context.Context, s Scope, figure string, g figures.Granu
 		counts[i] = figures.Counts{}
 	}
 	for _, r := range rows {
-		if r.Group[1] != sp.Aspect {
+		// A satisfaction figure's questionnaires returned are counted with no aspect.
+		if r.Group[1] != sp.Aspect && (r.Group[1] != "" || r.Metric != rollup.MetricRecordReturned) {
 			continue
 		}
 		day, err := time.Parse(time.DateOnly, r.Group[0])

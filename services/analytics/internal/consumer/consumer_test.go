@@ -147,9 +147,15 @@ func (b bundle) checkScenario(t *testing.T) {
 	sat, err := b.app.Satisfaction(ctx, s, satisfaction.Overall)
 	require.NoError(t, err)
 	require.Len(t, sat.Aspects, 2)
-	require.Equal(t, figures.AspectVotes{Aspect: "overall", Votes: satisfaction.Votes{Satisfied: 1, FairlySatisfied: 1, Unsatisfied: 1}}, withoutRate(sat.Aspects[0]))
+	// Seed 003 lines 69-71: (satisfied + fairly satisfied) / 回收票数, the 3
+	// questionnaires returned (v1, v2, v5 rated; v6 rated nothing), whether or
+	// not they rated the item; the second figure counts those that rated it.
+	require.Equal(t, figures.AspectVotes{Aspect: "overall", Votes: satisfaction.Votes{Satisfied: 1, FairlySatisfied: 1, Unsatisfied: 1, Returned: 3}}, withoutRate(sat.Aspects[0]))
 	require.Equal(t, ratio(2, 3), nd(sat.Aspects[0].Rate))
-	require.Equal(t, ratio(1, 2), nd(sat.Aspects[1].Rate), "staff_attitude")
+	require.Equal(t, ratio(2, 3), nd(sat.Aspects[0].RatedRate))
+	require.Equal(t, ratio(1, 3), nd(sat.Aspects[1].Rate), "staff_attitude: v2 did not rate it and counts against it")
+	require.Equal(t, ratio(1, 2), nd(sat.Aspects[1].RatedRate), "staff_attitude among those who rated it")
+	require.Equal(t, "satisfaction_rated.staff_attitude", sat.Aspects[1].RatedRate.Figure)
 	require.Equal(t, figures.NPS{Promoters: 1, Detractors: 1}, sat.NPS)
 	cov, err := b.app.Coverage(ctx, app.Scope{Tenant: "default"})
 	require.NoError(t, err)
@@ -191,7 +197,7 @@ UNION ALL SELECT concat_ws('|', 'bucket', tenant_id, span, period, all_units, or
 }
 
 func withoutRate(a figures.AspectVotes) figures.AspectVotes {
-	a.Rate = figures.Ratio{}
+	a.Rate, a.RatedRate = figures.Ratio{}, figures.Ratio{}
 	return a
 }
 
@@ -332,6 +338,7 @@ func TestVisitEventsInAnyOrder(t *testing.T) {
 	got := b.snapshot(t)
 	want := []string{
 		"default|record.logged|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
+		"default|record.returned|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
 		"default|service.covered|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
 		"default|service.eligible|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
 		"default|visit.attempted|2025-03-01|north|p-repair|repair||CHANNEL_PHONE|a1|||1|0",
@@ -371,6 +378,7 @@ func TestMalformedEventIsDeadLettered(t *testing.T) {
 	// The consumer went on: the good event after the bad ones counted, and only it.
 	require.Equal(t, []string{
 		"default|record.logged|2025-03-01|||||||||1|0",
+		"default|record.returned|2025-03-01|||||||||1|0",
 		"default|service.covered|2025-03-01|||||||||1|0",
 		"default|service.eligible|2025-03-01|||||||||1|0",
 		"default|visit.done|2025-03-01|||||||||1|0",

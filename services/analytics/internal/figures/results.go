@@ -10,7 +10,10 @@ import (
 type AspectVotes struct {
 	Aspect string
 	satisfaction.Votes
+	// Rate is seed 003's: over the questionnaires returned.
 	Rate Ratio
+	// Rated is the second figure: over the questionnaires that rated the aspect.
+	RatedRate Ratio
 }
 
 // ProblemCount is how often a problem category was raised about a product.

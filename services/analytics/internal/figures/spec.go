@@ -10,17 +10,36 @@ import (
 
 // SatisfactionFormula is seed 003's satisfaction rate in words: item (or
 // overall) satisfaction rate = Σ(satisfied + fairly satisfied votes) /
-// returned × 100 %.
-const SatisfactionFormula = "(satisfied + fairly satisfied) / returned"
+// questionnaires returned × 100 % (单项服务满意率 = ∑该项服务满意或一般满意票 /
+// 回收票数 × 100%).
+const SatisfactionFormula = "(satisfied + fairly satisfied) / questionnaires returned"
+
+// SatisfactionRatedFormula is the second figure's words.
+const SatisfactionRatedFormula = "(satisfied + fairly satisfied) / questionnaires that rated the aspect"
+
+// SatisfactionRatedPrefix + aspect names the second satisfaction figure,
+// over the questionnaires that rated the aspect, e.g. satisfaction_rated.parking.
+const SatisfactionRatedPrefix = "satisfaction_rated."
 
 // Satisfaction is seed 003's satisfaction rate of one aspect ("overall" for
-// the overall impression) from its votes, with its target: (satisfied +
-// fairly satisfied) / returned, where every rated answer on the aspect is
-// one returned vote. Every satisfaction rate (per aspect, overall, an
-// agent's, a trend's point, a report's line) is this function's.
+// the overall impression) with its target: (satisfied + fairly satisfied) /
+// questionnaires returned, where a questionnaire returned is a record that
+// rated at least one aspect, so one that left this aspect unrated counts in
+// the denominator and in no numerator. Every seed-003 satisfaction rate
+// (per aspect, overall, an agent's, a trend's point, a report's line, a
+// target check) is this function's.
 func Satisfaction(t Targets, aspect string, v satisfaction.Votes) Ratio {
-	favourable := v.Satisfied + v.FairlySatisfied
-	return t.New(SatisfactionPrefix+aspect, SatisfactionFormula, favourable, favourable+v.Unsatisfied)
+	return t.New(SatisfactionPrefix+aspect, SatisfactionFormula, v.Satisfied+v.FairlySatisfied, v.Returned)
+}
+
+// SatisfactionRated is the second, named figure beside seed 003's: the
+// share of satisfied and fairly satisfied votes among the questionnaires
+// that rated the aspect, (satisfied + fairly satisfied) / (satisfied +
+// fairly satisfied + unsatisfied). It reads how those who answered the
+// item feel, whatever share left it blank. It has no target and is never
+// checked against one.
+func SatisfactionRated(aspect string, v satisfaction.Votes) Ratio {
+	return Ratio{Figure: SatisfactionRatedPrefix + aspect, Words: SatisfactionRatedFormula, Num: v.Satisfied + v.FairlySatisfied, Den: v.Rated()}
 }
 
 // CustomerCoverageRatio is seed 003's coverage of served customers: the
@@ -44,13 +63,27 @@ func (c Counts) Sum(metrics ...string) int64 {
 // votes are the counters of one aspect's votes.
 var votes = []string{rollup.MetricVoteSatisfied, rollup.MetricVoteFairly, rollup.MetricVoteUnsatisfied}
 
-// Votes returns the votes among the counters.
+// Votes returns the votes among the counters, with the questionnaires returned.
 func (c Counts) Votes() satisfaction.Votes {
-	return satisfaction.Votes{Satisfied: c[rollup.MetricVoteSatisfied], FairlySatisfied: c[rollup.MetricVoteFairly], Unsatisfied: c[rollup.MetricVoteUnsatisfied]}
+	return satisfaction.Votes{Satisfied: c[rollup.MetricVoteSatisfied], FairlySatisfied: c[rollup.MetricVoteFairly],
+		Unsatisfied: c[rollup.MetricVoteUnsatisfied], Returned: c[rollup.MetricRecordReturned]}
+}
+
+// WithReturned returns the counters of one aspect with the questionnaires
+// returned of the whole selection (counted with no aspect: all), as a
+// satisfaction figure reads them.
+func WithReturned(aspect, all Counts) Counts {
+	out := Counts{}
+	for k, n := range aspect {
+		out[k] = n
+	}
+	out[rollup.MetricRecordReturned] = all[rollup.MetricRecordReturned]
+	return out
 }
 
 // Spec says which counters make a ratio figure: the numerator's and the
-// denominator's metrics, or an aspect's votes for a satisfaction figure.
+// denominator's metrics, or an aspect's votes and the questionnaires
+// returned for a satisfaction figure.
 type Spec struct {
 	Figure string
 	// Aspect is the aspect whose votes a satisfaction figure counts; "" for
@@ -67,7 +100,8 @@ func (sp Spec) Metrics() []string {
 	return slices.Compact(m)
 }
 
-// Ratio is the figure over counters (of its aspect), with its target from t.
+// Ratio is the figure over counters (of its aspect, with the questionnaires
+// returned of the whole selection: WithReturned), with its target from t.
 func (sp Spec) Ratio(t Targets, c Counts) Ratio {
 	if strings.HasPrefix(sp.Figure, SatisfactionPrefix) {
 		return Satisfaction(t, sp.Aspect, c.Votes())
@@ -104,7 +138,7 @@ func SpecOf(figure string) (Spec, bool) {
 		return sp(rollup.MetricImproved30d, rollup.MetricComplaint, "resolved within 30 days / escalated")
 	}
 	if a, ok := strings.CutPrefix(figure, SatisfactionPrefix); ok && ValidFigure(figure) && a != "*" {
-		return Spec{Figure: figure, Aspect: a, num: votes[:2], den: votes}, true
+		return Spec{Figure: figure, Aspect: a, num: votes[:2], den: append(slices.Clone(votes), rollup.MetricRecordReturned)}, true
 	}
 	return Spec{}, false
 }

@@ -24,16 +24,18 @@ func TestSatisfaction(t *testing.T) {
 		meets    bool
 		formula  string
 	}{
-		{"overall: 12 A + 5 B of 20 returned = 85 %, meets exactly", "overall", satisfaction.Votes{Satisfied: 12, FairlySatisfied: 5, Unsatisfied: 3}, 17, 20, 85, true,
-			"(satisfied + fairly satisfied) / returned = 17 / 20 = 85.00% (target ≥ 85%)"},
-		{"overall: 16 of 20 falls short of 85 %", "overall", satisfaction.Votes{Satisfied: 10, FairlySatisfied: 6, Unsatisfied: 4}, 16, 20, 85, false, ""},
-		{"fairly satisfied counts as satisfied", "cleaning", satisfaction.Votes{FairlySatisfied: 8, Unsatisfied: 2}, 8, 10, 80, true,
-			"(satisfied + fairly satisfied) / returned = 8 / 10 = 80.00% (target ≥ 80%)"},
-		{"a specific aspect below 80 %", "staff_attitude", satisfaction.Votes{Satisfied: 1, Unsatisfied: 1}, 1, 2, 80, false,
-			"(satisfied + fairly satisfied) / returned = 1 / 2 = 50.00% (target ≥ 80%)"},
-		{"all unsatisfied", "parking", satisfaction.Votes{Unsatisfied: 3}, 0, 3, 80, false, ""},
+		{"overall: 12 A + 5 B of 20 returned = 85 %, meets exactly", "overall", satisfaction.Votes{Satisfied: 12, FairlySatisfied: 5, Unsatisfied: 3, Returned: 20}, 17, 20, 85, true,
+			"(satisfied + fairly satisfied) / questionnaires returned = 17 / 20 = 85.00% (target ≥ 85%)"},
+		{"overall: 16 of 20 falls short of 85 %", "overall", satisfaction.Votes{Satisfied: 10, FairlySatisfied: 6, Unsatisfied: 4, Returned: 20}, 16, 20, 85, false, ""},
+		{"fairly satisfied counts as satisfied", "cleaning", satisfaction.Votes{FairlySatisfied: 8, Unsatisfied: 2, Returned: 10}, 8, 10, 80, true,
+			"(satisfied + fairly satisfied) / questionnaires returned = 8 / 10 = 80.00% (target ≥ 80%)"},
+		{"a specific aspect below 80 %", "staff_attitude", satisfaction.Votes{Satisfied: 1, Unsatisfied: 1, Returned: 2}, 1, 2, 80, false,
+			"(satisfied + fairly satisfied) / questionnaires returned = 1 / 2 = 50.00% (target ≥ 80%)"},
+		{"all unsatisfied", "parking", satisfaction.Votes{Unsatisfied: 3, Returned: 3}, 0, 3, 80, false, ""},
+		{"seed 003 line 69: 回收票数 is the denominator: 4 of 10 returned left the item unrated", "cleaning", satisfaction.Votes{Satisfied: 5, FairlySatisfied: 1, Returned: 10}, 6, 10, 80, false,
+			"(satisfied + fairly satisfied) / questionnaires returned = 6 / 10 = 60.00% (target ≥ 80%)"},
 		{"nothing returned: 0 / 0, not met, no breach", "parking", satisfaction.Votes{}, 0, 0, 80, false,
-			"(satisfied + fairly satisfied) / returned = 0 / 0 = 0.00% (target ≥ 80%)"},
+			"(satisfied + fairly satisfied) / questionnaires returned = 0 / 0 = 0.00% (target ≥ 80%)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := figures.Satisfaction(tg, tc.aspect, tc.votes)
@@ -52,8 +54,13 @@ func TestSatisfaction(t *testing.T) {
 			require.True(t, ok)
 			require.Equal(t, r, sp.Ratio(tg, figures.Counts{
 				rollup.MetricVoteSatisfied: tc.votes.Satisfied, rollup.MetricVoteFairly: tc.votes.FairlySatisfied,
-				rollup.MetricVoteUnsatisfied: tc.votes.Unsatisfied, rollup.MetricDue: 99,
+				rollup.MetricVoteUnsatisfied: tc.votes.Unsatisfied, rollup.MetricDue: 99, rollup.MetricRecordReturned: tc.votes.Returned,
 			}))
+			// The second figure: over the questionnaires that rated the item, no target.
+			rated := figures.SatisfactionRated(tc.aspect, tc.votes)
+			require.Equal(t, [2]int64{tc.num, tc.votes.Rated()}, [2]int64{rated.Num, rated.Den})
+			require.Equal(t, "satisfaction_rated."+tc.aspect, rated.Figure)
+			require.False(t, rated.HasTarget)
 		})
 	}
 }

@@ -138,9 +138,10 @@ func (s *Server) GetSatisfaction(ctx context.Context, req *analyticsv1.GetSatisf
 	one := sat.Aspect
 	resp := &analyticsv1.GetSatisfactionResponse{Aspect: aspect,
 		Satisfied: one.Satisfied, FairlySatisfied: one.FairlySatisfied, Unsatisfied: one.Unsatisfied, Returned: one.Rate.Den,
-		Rate: one.Rate.Value(), Target: one.Rate.Target(), MeetsTarget: one.Rate.MeetsTarget()}
+		Rate: one.Rate.Value(), Target: one.Rate.Target(), MeetsTarget: one.Rate.MeetsTarget(),
+		Rated: one.Votes.Rated(), RatedRate: ratio(one.RatedRate)}
 	for _, a := range sat.Aspects {
-		resp.Aspects = append(resp.Aspects, &analyticsv1.AspectSatisfaction{Aspect: a.Aspect, Satisfied: a.Satisfied, FairlySatisfied: a.FairlySatisfied, Unsatisfied: a.Unsatisfied, Rate: ratio(a.Rate)})
+		resp.Aspects = append(resp.Aspects, &analyticsv1.AspectSatisfaction{Aspect: a.Aspect, Satisfied: a.Satisfied, FairlySatisfied: a.FairlySatisfied, Unsatisfied: a.Unsatisfied, Rate: ratio(a.Rate), RatedRate: ratio(a.RatedRate)})
 	}
 	n := sat.NPS
 	resp.Nps = &analyticsv1.Nps{Promoters: n.Promoters, Passives: n.Passives, Detractors: n.Detractors, Answered: n.Answered(), Score: n.Score()}

@@ -78,9 +78,16 @@ func TestGetSatisfaction(t *testing.T) {
 	require.False(t, got.GetMeetsTarget())
 	require.Len(t, got.GetAspects(), 2)
 	require.Equal(t, "staff_attitude", got.GetAspects()[1].GetAspect())
-	require.Equal(t, [2]int64{1, 2}, nd(got.GetAspects()[1].GetRate()))
+	// Seed 003 line 69: Σ(A + B on the item) / 回收票数 = 1 / 3 (v2 returned without
+	// rating staff attitude); the second figure, over those that rated it, 1 / 2.
+	require.Equal(t, [2]int64{1, 3}, nd(got.GetAspects()[1].GetRate()))
 	require.InDelta(t, 0.80, got.GetAspects()[1].GetRate().GetTarget(), 1e-12, "seed 003: any specific item ≥ 80 %")
-	require.Equal(t, "(satisfied + fairly satisfied) / returned = 1 / 2 = 50.00% (target ≥ 80%)", got.GetAspects()[1].GetRate().GetFormula())
+	require.Equal(t, "(satisfied + fairly satisfied) / questionnaires returned = 1 / 3 = 33.33% (target ≥ 80%)", got.GetAspects()[1].GetRate().GetFormula())
+	require.Equal(t, [2]int64{1, 2}, nd(got.GetAspects()[1].GetRatedRate()))
+	require.Equal(t, "satisfaction_rated.staff_attitude", got.GetAspects()[1].GetRatedRate().GetFigure())
+	require.False(t, got.GetAspects()[1].GetRatedRate().GetHasTarget())
+	require.Equal(t, [2]int64{2, 3}, nd(got.GetRatedRate()))
+	require.EqualValues(t, 3, got.GetRated())
 	// NPS: v5 answered 3 (detractor), v6 10 (promoter): (1 − 1) / 2 × 100 = 0.
 	require.Equal(t, &analyticsv1.Nps{Promoters: 1, Detractors: 1, Answered: 2}, got.GetNps())
 
@@ -284,15 +291,17 @@ func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
 		found = append(found, b.GetOrgUnit()+" "+b.GetFigure())
 		require.True(t, b.GetPeriodStart().AsTime().Equal(scenario.From))
 	}
-	// Seed 003: coverage 3/4 services < 90 %, overall 2/3 < 85 %, staff attitude 1/2 < 80 %;
-	// north meets all three, south (1/2, 0/1, 0/1) none. Per customer (checked
+	// Seed 003: coverage 3/4 services < 90 %, overall 2/3 < 85 %, staff attitude 1/3 < 80 %
+	// (line 69: over the 3 questionnaires returned); north meets coverage and overall but
+	// not staff attitude (1/2: v2 returned without rating it), south (1/2, 0/1, 0/1) none. Per customer (checked
 	// over March, the last whole month before 1 April): all 3/3 and north 2/2
 	// meet 90 %, south 1/2 does not.
 	require.ElementsMatch(t, []string{" coverage", " satisfaction.overall", " satisfaction.staff_attitude",
+		"north satisfaction.staff_attitude",
 		"south coverage", "south satisfaction.overall", "south satisfaction.staff_attitude", "south customer_coverage"}, found)
 	var events int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
-	require.Equal(t, 7, events)
+	require.Equal(t, 8, events)
 	// The deploy's alerts read huifang_target_breaches_total{figure}.
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0)
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("satisfaction.overall")), 0)
@@ -302,13 +311,13 @@ func TestCheckTargetsPublishesBreachesOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, again.GetNewBreaches(), "one alert per figure, org unit and period")
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectTargetBreached).Scan(&events))
-	require.Equal(t, 7, events)
+	require.Equal(t, 8, events)
 	require.InDelta(t, 2, testutil.ToFloat64(counter.WithLabelValues("coverage")), 0, "counted once, as published")
 
-	page1, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4})
+	page1, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 5})
 	require.NoError(t, err)
-	require.Len(t, page1.GetBreaches(), 4)
-	page2, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 4, PageToken: page1.GetNextPageToken()})
+	require.Len(t, page1.GetBreaches(), 5)
+	page2, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageSize: 5, PageToken: page1.GetNextPageToken()})
 	require.NoError(t, err)
 	require.Len(t, page2.GetBreaches(), 3)
 	require.Empty(t, page2.GetNextPageToken())

@@ -47,11 +47,14 @@ func CheckVisitLogged(ev *eventsv1.VisitLogged) error {
 func aspectOf(a *typesv1.Answer) string { return strings.ToLower(strings.TrimSpace(a.GetAspect())) }
 
 // FromVisitLogged returns what one logged record adds on the UTC day it was
-// logged: record.logged once; one vote per rated answer (seed 003: A
-// satisfied, B fairly satisfied, C unsatisfied) in the bucket of its aspect;
-// the NPS answer as promoter (9–10), passive (7–8) or detractor (0–6); one
-// problem per raised problem in the bucket of its category. Answers without
-// a rating add nothing; two rated answers on one aspect are two votes.
+// logged: record.logged once; record.returned once when it rates anything
+// (seed 003: a questionnaire returned); one vote per rated aspect (seed 003:
+// A satisfied, B fairly satisfied, C unsatisfied) in the bucket of its
+// aspect; the NPS answer as promoter (9–10), passive (7–8) or detractor
+// (0–6); one problem per raised problem in the bucket of its category.
+// Answers without a rating add nothing. A questionnaire has one vote per
+// item, so two rated answers on one aspect are one vote, the less
+// favourable (an item's votes never outnumber the questionnaires returned).
 // The event must have passed CheckVisitLogged.
 func FromVisitLogged(ev *eventsv1.VisitLogged, productCategory string) []Delta {
 	dims := Dims{
@@ -66,13 +69,29 @@ func FromVisitLogged(ev *eventsv1.VisitLogged, productCategory string) []Delta {
 		return Key{Tenant: tenant.Of(ev), Metric: metric, Day: Day(ts(ev.GetLoggedAt())), Dims: d}
 	}
 	out := []Delta{{Key: key(MetricLogged, dims), N: 1}}
+	vote := map[string]typesv1.Rating{}
+	var aspects []string
 	for _, a := range ev.GetAnswers() {
-		m, ok := voteMetric(a.GetRating())
-		if !ok {
+		r := a.GetRating()
+		if _, ok := voteMetric(r); !ok {
 			continue
 		}
+		asp := aspectOf(a)
+		prev, seen := vote[asp]
+		if !seen {
+			aspects = append(aspects, asp)
+		}
+		if !seen || r > prev { // the enum runs satisfied, fairly satisfied, unsatisfied
+			vote[asp] = r
+		}
+	}
+	if len(aspects) > 0 {
+		out = append(out, Delta{Key: key(MetricRecordReturned, dims), N: 1})
+	}
+	for _, asp := range aspects {
+		m, _ := voteMetric(vote[asp])
 		d := dims
-		d.Aspect = aspectOf(a)
+		d.Aspect = asp
 		out = append(out, Delta{Key: key(m, d), N: 1})
 	}
 	if ev.Nps != nil {

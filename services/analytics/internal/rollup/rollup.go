@@ -30,7 +30,11 @@ const (
 	MetricContacted    = "visit.contacted"     // at least one answered attempt
 
 	// Per logged visit record, on the UTC day it was logged.
-	MetricLogged          = "record.logged"
+	MetricLogged = "record.logged"
+	// MetricRecordReturned: a record with at least one rated answer, seed
+	// 003's questionnaire returned (回收票数), the denominator of its
+	// satisfaction rates; counted with the record's dimensions and no aspect.
+	MetricRecordReturned  = "record.returned"
 	MetricVoteSatisfied   = "vote.satisfied"
 	MetricVoteFairly      = "vote.fairly_satisfied"
 	MetricVoteUnsatisfied = "vote.unsatisfied"

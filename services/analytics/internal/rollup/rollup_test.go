@@ -204,8 +204,9 @@ func TestFromVisitLogged(t *testing.T) {
 	ev := &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(30)), OrgUnit: " north ", Nps: &nps,
 		Answers: []*typesv1.Answer{
 			{Aspect: "Overall ", Rating: typesv1.Rating_RATING_SATISFIED},
+			{Aspect: "cleaning", Rating: typesv1.Rating_RATING_FAIRLY_SATISFIED},
 			{Aspect: "cleaning", Rating: typesv1.Rating_RATING_UNSATISFIED},
-			{Aspect: "cleaning", Rating: typesv1.Rating_RATING_UNSATISFIED},
+			{Aspect: "cleaning", Rating: typesv1.Rating_RATING_SATISFIED},
 			{Aspect: "parking"},
 		},
 		Problems: []*typesv1.Problem{{Category: "product_quality"}, {}}}
@@ -222,14 +223,29 @@ func TestFromVisitLogged(t *testing.T) {
 		require.Equal(t, time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC), d.Day)
 		rows = append(rows, row{d.Metric, d.Aspect, d.Category, d.N})
 	}
+	// Seed 003 lines 66-69: one questionnaire returned (回收票数), one vote per
+	// item; the record rated cleaning three times: its one vote is the least
+	// favourable, so an item's votes never outnumber the questionnaires.
 	require.ElementsMatch(t, []row{
 		{"record.logged", "", "", 1},
+		{"record.returned", "", "", 1},
 		{"vote.satisfied", "overall", "", 1},
-		{"vote.unsatisfied", "cleaning", "", 2},
+		{"vote.unsatisfied", "cleaning", "", 1},
 		{"nps.passive", "", "", 1},
 		{"problem", "", "product_quality", 1},
 		{"problem", "", "other", 1},
 	}, rows)
+}
+
+// A record that rates nothing is logged but not a questionnaire returned.
+func TestFromVisitLoggedWithoutRatings(t *testing.T) {
+	ev := &eventsv1.VisitLogged{VisitId: "v", LoggedAt: timestamppb.New(hour(30)), Answers: []*typesv1.Answer{{Aspect: "parking", Comment: "ok"}}}
+	require.NoError(t, rollup.CheckVisitLogged(ev))
+	var metrics []string
+	for _, d := range rollup.FromVisitLogged(ev, "") {
+		metrics = append(metrics, d.Metric)
+	}
+	require.Equal(t, []string{"record.logged"}, metrics)
 }
 
 func TestCheckVisitLogged(t *testing.T) {

@@ -18,8 +18,14 @@ const AspectRule = "must match ^[a-z][a-z0-9_]{0,63}$ (e.g. overall, staff_attit
 // ValidAspect reports whether s is a well-formed aspect name.
 func ValidAspect(s string) bool { return aspectRE.MatchString(s) }
 
-// Votes are the rated answers on one aspect (seed 003's 定性 ratings); every
-// rated answer is one returned vote.
+// Votes are the votes on one aspect (seed 003's 定性 ratings: one per
+// questionnaire that rated it), with the questionnaires returned in the same
+// selection (回收票数: records that rated at least one aspect), whether or
+// not they rated this one.
 type Votes struct {
 	Satisfied, FairlySatisfied, Unsatisfied int64
+	Returned                                int64
 }
+
+// Rated is how many questionnaires rated the aspect.
+func (v Votes) Rated() int64 { return v.Satisfied + v.FairlySatisfied + v.Unsatisfied }
