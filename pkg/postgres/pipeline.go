@@ -105,12 +105,8 @@ func (p *Pipeline) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 	if len(p.held) == 0 {
 		return p.Tx.Exec(ctx, sql, args...)
 	}
-	b := p.batch()
-	n := len(b.QueuedQueries)
-	b.Queue(sql, args...)
-	br := p.Tx.SendBatch(ctx, b)
-	if err := readHeld(br, n); err != nil {
-		_ = br.Close()
+	br, err := p.sendWith(ctx, sql, args)
+	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
@@ -127,12 +123,8 @@ func (p *Pipeline) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 	if len(p.held) == 0 {
 		return p.Tx.Query(ctx, sql, args...)
 	}
-	b := p.batch()
-	n := len(b.QueuedQueries)
-	b.Queue(sql, args...)
-	br := p.Tx.SendBatch(ctx, b)
-	if err := readHeld(br, n); err != nil {
-		_ = br.Close()
+	br, err := p.sendWith(ctx, sql, args)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := br.Query()
@@ -141,6 +133,20 @@ func (p *Pipeline) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 		return nil, err
 	}
 	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// sendWith sends what is held and then sql in one batch and reads the
+// results of the held statements: the batch's next result is sql's.
+func (p *Pipeline) sendWith(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := p.batch()
+	n := len(b.QueuedQueries)
+	b.Queue(sql, args...)
+	br := p.Tx.SendBatch(ctx, b)
+	if err := readHeld(br, n); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
 }
 
 // QueryRow sends what is held and sql in one round trip; the row is read

@@ -290,12 +290,13 @@ func (a *App) dryRun(ctx context.Context, p change.Proposal) ([]change.Run, erro
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, change.Run{PolicyID: t.id, Name: t.name, Counts: countsOf(res)})
+		out = append(out, change.Run{PolicyID: t.id, Name: t.name, Counts: res.Counts()})
 	}
 	return out, nil
 }
 
-func countsOf(r SimulationResult) change.Counts {
+// Counts is the result as a proposal's dry run keeps it.
+func (r SimulationResult) Counts() change.Counts {
 	c := change.Counts{Services: r.Services, Visits: r.Visits, Suppressed: r.Suppressed,
 		PerChannel: r.PerChannel, PerGroup: r.PerGroup, PeakDayVisits: r.PeakDayVisits}
 	for _, d := range r.PerDay {

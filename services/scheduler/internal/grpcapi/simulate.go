@@ -42,18 +42,5 @@ func (s *Server) SimulatePolicy(ctx context.Context, req *schedulerv1.SimulatePo
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	resp := &schedulerv1.SimulatePolicyResponse{
-		Services: int32(res.Services), Visits: int32(res.Visits), Suppressed: int32(res.Suppressed),
-		PerChannel: map[string]int32{}, PerGroup: map[string]int32{}, PeakDayVisits: int32(res.PeakDayVisits),
-	}
-	for k, n := range res.PerChannel {
-		resp.PerChannel[k] = int32(n)
-	}
-	for k, n := range res.PerGroup {
-		resp.PerGroup[k] = int32(n)
-	}
-	for _, d := range res.PerDay {
-		resp.PerDay = append(resp.PerDay, &schedulerv1.DayCount{Date: d.Date, Visits: int32(d.Visits)})
-	}
-	return resp, nil
+	return countsToProto(res.Counts()), nil
 }
