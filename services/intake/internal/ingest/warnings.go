@@ -112,9 +112,20 @@ func UnknownJSON(data []byte) []string {
 func UnknownWarnings(keys []string) []Warning {
 	out := make([]Warning, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, Warning{Field: k, Reason: "not a field of huifang.events.v1.ServiceCompleted; ignored (the tier or class is customer.tier)"})
+		reason := "not a field of huifang.events.v1.ServiceCompleted; ignored"
+		if looksLikeTier(k) {
+			reason += " (the tier or class is customer.tier)"
+		}
+		out = append(out, Warning{Field: k, Reason: reason})
 	}
 	return out
+}
+
+// looksLikeTier tells whether an unknown key's last name is one an
+// upstream system may give a customer's grade under.
+func looksLikeTier(path string) bool {
+	name := strings.ToLower(path[strings.LastIndex(path, ".")+1:])
+	return slices.Contains([]string{"tier", "class", "grade", "level", "customer_class", "customer_tier", "customerclass", "customertier"}, name)
 }
 
 func unknownJSON(data []byte, md protoreflect.MessageDescriptor, prefix string) []string {

@@ -41,6 +41,9 @@ func TestIgnoredFields(t *testing.T) {
 	require.Equal(t, []string{"event_id", "customer.id", "customer.upstream_tier", "customer.phone_masked"}, got)
 	require.Equal(t, []string{"class", "customer.grade", "product.colour"}, UnknownJSON([]byte(body)), "JSON names and proto names are both known")
 	require.False(t, KnownField("customer.grade"))
+	unknown := UnknownWarnings(UnknownJSON([]byte(body)))
+	require.Contains(t, unknown[1].Reason, "customer.tier", "a grade under another name points to customer.tier")
+	require.NotContains(t, unknown[2].Reason, "customer.tier", "a colour does not")
 	require.Nil(t, UnknownJSON([]byte("not json")))
 
 	ev.EventId, ev.Customer.Id, ev.Customer.UpstreamTier, ev.Customer.PhoneMasked = "", "", "", ""
