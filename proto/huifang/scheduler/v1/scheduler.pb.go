@@ -480,7 +480,11 @@ type Step struct {
 	// Repeat the step every N calendar months ("monthly", seed 002: on-site monthly off
 	// season): the same day of the month as the series' first visit, or the month's last
 	// day when it has no such day. Seasons override it between their dates. Not with every.
-	EveryMonths   int32 `protobuf:"varint,16,opt,name=every_months,json=everyMonths,proto3" json:"every_months,omitempty"`
+	EveryMonths int32 `protobuf:"varint,16,opt,name=every_months,json=everyMonths,proto3" json:"every_months,omitempty"`
+	// With on_holidays or on_milestones: the visit falls this long before each holiday or
+	// milestone instead of on it (seed 002: referred VIPs told of a milestone in advance); a
+	// date nearer than this to the step's start is announced at once.
+	Before        *durationpb.Duration `protobuf:"bytes,17,opt,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -625,6 +629,13 @@ func (x *Step) GetEveryMonths() int32 {
 		return x.EveryMonths
 	}
 	return 0
+}
+
+func (x *Step) GetBefore() *durationpb.Duration {
+	if x != nil {
+		return x.Before
+	}
+	return nil
 }
 
 // Stop ends a customer's pending visits of a policy.
@@ -4529,7 +4540,7 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12/\n" +
-	"\x05every\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05every\"\xb2\x06\n" +
+	"\x05every\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05every\"\xe5\x06\n" +
 	"\x04Step\x121\n" +
 	"\x06offset\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x121\n" +
 	"\x06window\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06window\x123\n" +
@@ -4549,7 +4560,8 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\ron_milestones\x18\r \x03(\tR\fonMilestones\x121\n" +
 	"\x06within\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\x06within\x12#\n" +
 	"\rwithin_months\x18\x0f \x01(\x05R\fwithinMonths\x12!\n" +
-	"\fevery_months\x18\x10 \x01(\x05R\veveryMonths\x1aB\n" +
+	"\fevery_months\x18\x10 \x01(\x05R\veveryMonths\x121\n" +
+	"\x06before\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x06before\x1aB\n" +
 	"\x14GroupBySeverityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
@@ -4983,133 +4995,134 @@ var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	67,  // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
 	3,   // 12: huifang.scheduler.v1.Step.seasons:type_name -> huifang.scheduler.v1.Season
 	67,  // 13: huifang.scheduler.v1.Step.within:type_name -> google.protobuf.Duration
-	67,  // 14: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
-	0,   // 15: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 16: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 17: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 18: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 19: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 20: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	0,   // 21: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 22: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	0,   // 23: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	66,  // 24: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
-	66,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
-	18,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 27: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
-	20,  // 28: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
-	64,  // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
-	65,  // 30: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
-	0,   // 31: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
-	22,  // 32: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
-	0,   // 33: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	68,  // 34: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
-	66,  // 35: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
-	66,  // 36: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
-	66,  // 37: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
-	66,  // 38: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
-	68,  // 39: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
-	66,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
-	66,  // 41: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
-	27,  // 42: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
-	66,  // 43: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
-	27,  // 44: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	0,   // 45: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
-	30,  // 46: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
-	66,  // 47: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
-	27,  // 48: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	27,  // 49: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	68,  // 50: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
-	67,  // 51: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
-	69,  // 52: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
-	69,  // 53: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
-	37,  // 54: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
-	67,  // 55: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
-	39,  // 56: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
-	38,  // 57: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	38,  // 58: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	38,  // 59: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	66,  // 60: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
-	44,  // 61: huifang.scheduler.v1.SetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
-	44,  // 62: huifang.scheduler.v1.GetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
-	21,  // 63: huifang.scheduler.v1.PolicyDryRun.result:type_name -> huifang.scheduler.v1.SimulatePolicyResponse
-	6,   // 64: huifang.scheduler.v1.PolicyChange.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 65: huifang.scheduler.v1.PolicyChange.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
-	14,  // 66: huifang.scheduler.v1.PolicyChange.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 67: huifang.scheduler.v1.PolicyChange.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
-	25,  // 68: huifang.scheduler.v1.PolicyChange.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
-	66,  // 69: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
-	66,  // 70: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
-	51,  // 71: huifang.scheduler.v1.PolicyChange.based_on:type_name -> huifang.scheduler.v1.PolicyVersion
-	66,  // 72: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
-	66,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
-	18,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 75: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
-	49,  // 76: huifang.scheduler.v1.PolicyChange.dry_runs:type_name -> huifang.scheduler.v1.PolicyDryRun
-	51,  // 77: huifang.scheduler.v1.PolicyChange.applied:type_name -> huifang.scheduler.v1.PolicyVersion
-	6,   // 78: huifang.scheduler.v1.ProposePolicyChangeRequest.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 79: huifang.scheduler.v1.ProposePolicyChangeRequest.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
-	14,  // 80: huifang.scheduler.v1.ProposePolicyChangeRequest.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 81: huifang.scheduler.v1.ProposePolicyChangeRequest.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
-	25,  // 82: huifang.scheduler.v1.ProposePolicyChangeRequest.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
-	66,  // 83: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
-	66,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
-	18,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 86: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
-	50,  // 87: huifang.scheduler.v1.ProposePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 88: huifang.scheduler.v1.GetPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 89: huifang.scheduler.v1.ListPolicyChangesResponse.changes:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 90: huifang.scheduler.v1.ApprovePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	50,  // 91: huifang.scheduler.v1.RejectPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	6,   // 92: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 93: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
-	10,  // 94: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
-	12,  // 95: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
-	14,  // 96: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 97: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
-	19,  // 98: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
-	23,  // 99: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
-	25,  // 100: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
-	28,  // 101: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
-	31,  // 102: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
-	33,  // 103: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
-	35,  // 104: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
-	40,  // 105: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
-	42,  // 106: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
-	45,  // 107: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
-	47,  // 108: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
-	52,  // 109: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
-	54,  // 110: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
-	56,  // 111: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
-	58,  // 112: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
-	60,  // 113: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
-	7,   // 114: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
-	9,   // 115: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
-	11,  // 116: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
-	13,  // 117: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
-	15,  // 118: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
-	17,  // 119: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
-	21,  // 120: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
-	24,  // 121: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
-	26,  // 122: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
-	29,  // 123: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
-	32,  // 124: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
-	34,  // 125: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
-	36,  // 126: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
-	41,  // 127: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
-	43,  // 128: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
-	46,  // 129: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
-	48,  // 130: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
-	53,  // 131: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
-	55,  // 132: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
-	57,  // 133: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
-	59,  // 134: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
-	61,  // 135: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
-	114, // [114:136] is the sub-list for method output_type
-	92,  // [92:114] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	67,  // 14: huifang.scheduler.v1.Step.before:type_name -> google.protobuf.Duration
+	67,  // 15: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
+	0,   // 16: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 17: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 18: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 19: huifang.scheduler.v1.UpdatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 20: huifang.scheduler.v1.GetPolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 21: huifang.scheduler.v1.ListPoliciesResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	0,   // 22: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 23: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	0,   // 24: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
+	66,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
+	18,  // 27: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 28: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
+	20,  // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
+	64,  // 30: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	65,  // 31: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	0,   // 32: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
+	22,  // 33: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
+	0,   // 34: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
+	68,  // 35: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
+	66,  // 36: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
+	66,  // 37: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
+	66,  // 38: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
+	66,  // 39: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
+	68,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
+	66,  // 41: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
+	66,  // 42: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
+	27,  // 43: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
+	66,  // 44: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
+	27,  // 45: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	0,   // 46: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
+	30,  // 47: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
+	66,  // 48: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
+	27,  // 49: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	27,  // 50: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	68,  // 51: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
+	67,  // 52: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
+	69,  // 53: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
+	69,  // 54: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	37,  // 55: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
+	67,  // 56: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
+	39,  // 57: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
+	38,  // 58: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38,  // 59: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	38,  // 60: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
+	66,  // 61: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
+	44,  // 62: huifang.scheduler.v1.SetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
+	44,  // 63: huifang.scheduler.v1.GetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
+	21,  // 64: huifang.scheduler.v1.PolicyDryRun.result:type_name -> huifang.scheduler.v1.SimulatePolicyResponse
+	6,   // 65: huifang.scheduler.v1.PolicyChange.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 66: huifang.scheduler.v1.PolicyChange.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
+	14,  // 67: huifang.scheduler.v1.PolicyChange.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 68: huifang.scheduler.v1.PolicyChange.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
+	25,  // 69: huifang.scheduler.v1.PolicyChange.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
+	66,  // 70: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
+	66,  // 71: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
+	51,  // 72: huifang.scheduler.v1.PolicyChange.based_on:type_name -> huifang.scheduler.v1.PolicyVersion
+	66,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
+	66,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
+	18,  // 75: huifang.scheduler.v1.PolicyChange.dry_run_synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 76: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
+	49,  // 77: huifang.scheduler.v1.PolicyChange.dry_runs:type_name -> huifang.scheduler.v1.PolicyDryRun
+	51,  // 78: huifang.scheduler.v1.PolicyChange.applied:type_name -> huifang.scheduler.v1.PolicyVersion
+	6,   // 79: huifang.scheduler.v1.ProposePolicyChangeRequest.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 80: huifang.scheduler.v1.ProposePolicyChangeRequest.update:type_name -> huifang.scheduler.v1.UpdatePolicyRequest
+	14,  // 81: huifang.scheduler.v1.ProposePolicyChangeRequest.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 82: huifang.scheduler.v1.ProposePolicyChangeRequest.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
+	25,  // 83: huifang.scheduler.v1.ProposePolicyChangeRequest.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
+	66,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
+	18,  // 86: huifang.scheduler.v1.ProposePolicyChangeRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
+	67,  // 87: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
+	50,  // 88: huifang.scheduler.v1.ProposePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 89: huifang.scheduler.v1.GetPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 90: huifang.scheduler.v1.ListPolicyChangesResponse.changes:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 91: huifang.scheduler.v1.ApprovePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	50,  // 92: huifang.scheduler.v1.RejectPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
+	6,   // 93: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 94: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
+	10,  // 95: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
+	12,  // 96: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
+	14,  // 97: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 98: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
+	19,  // 99: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
+	23,  // 100: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
+	25,  // 101: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
+	28,  // 102: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
+	31,  // 103: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
+	33,  // 104: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
+	35,  // 105: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
+	40,  // 106: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
+	42,  // 107: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
+	45,  // 108: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
+	47,  // 109: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
+	52,  // 110: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
+	54,  // 111: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
+	56,  // 112: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
+	58,  // 113: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
+	60,  // 114: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
+	7,   // 115: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
+	9,   // 116: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
+	11,  // 117: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
+	13,  // 118: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
+	15,  // 119: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
+	17,  // 120: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
+	21,  // 121: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
+	24,  // 122: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
+	26,  // 123: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
+	29,  // 124: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
+	32,  // 125: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
+	34,  // 126: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
+	36,  // 127: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
+	41,  // 128: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
+	43,  // 129: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
+	46,  // 130: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
+	48,  // 131: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
+	53,  // 132: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
+	55,  // 133: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
+	57,  // 134: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
+	59,  // 135: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
+	61,  // 136: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
+	115, // [115:137] is the sub-list for method output_type
+	93,  // [93:115] is the sub-list for method input_type
+	93,  // [93:93] is the sub-list for extension type_name
+	93,  // [93:93] is the sub-list for extension extendee
+	0,   // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_huifang_scheduler_v1_scheduler_proto_init() }

@@ -62,6 +62,7 @@ func fromProto(in *schedulerv1.Policy) policy.Policy {
 			AlignTo:         st.GetAlignTo(),
 			MaxOccurrences:  int(st.GetMaxOccurrences()),
 			OnMilestones:    st.GetOnMilestones(),
+			Before:          dur(st.GetBefore()),
 		}
 		for _, se := range st.GetSeasons() {
 			s.Seasons = append(s.Seasons, policy.Season{Name: se.GetName(), From: se.GetFrom(), To: se.GetTo(), Every: dur(se.GetEvery())})
@@ -108,6 +109,7 @@ func toProto(p policy.Policy) *schedulerv1.Policy {
 			GroupBySeverity: st.GroupBySeverity, Every: pdur(st.Every), OnHolidays: st.OnHolidays,
 			AlignTo: st.AlignTo, MaxOccurrences: int32(st.MaxOccurrences), OnMilestones: st.OnMilestones,
 			Within: pdur(st.Within), WithinMonths: int32(st.WithinMonths), EveryMonths: int32(st.EveryMonths),
+			Before: pdur(st.Before),
 		}
 		if st.Anchor != (policy.Anchor{}) {
 			s.Anchor = &schedulerv1.Anchor{From: st.Anchor.From, Months: int32(st.Anchor.Months), Days: int32(st.Anchor.Days), MileageKm: int32(st.Anchor.MileageKm), LaterOf: st.Anchor.LaterOf}

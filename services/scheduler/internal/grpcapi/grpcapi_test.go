@@ -109,3 +109,22 @@ func TestTenants(t *testing.T) {
 	_, err = srv.ActivatePolicy(ctx, &schedulerv1.ActivatePolicyRequest{TenantId: "*", PolicyId: "nope"})
 	require.Equal(t, codes.FailedPrecondition, code(ctx, err), "whichever policy it names")
 }
+
+// Seed 002 (real estate, 第二条(二)1: 提前……告知): a milestone step's before
+// is taken over gRPC and given back.
+func TestStepBeforeOverGRPC(t *testing.T) {
+	ctx, srv := setup(t)
+	req := &schedulerv1.CreatePolicyRequest{}
+	require.NoError(t, protojson.Unmarshal([]byte(`{"policy":{"name":"vip-notice","trigger":{"service_types":["referral"],"tiers":["VIP"]},"steps":[{"offset":"0s","window":"172800s","channel":"CHANNEL_PHONE","on_milestones":["launch"],"before":"259200s"}]}}`), req))
+	resp, err := srv.CreatePolicy(ctx, req)
+	require.NoError(t, err)
+	got, err := srv.GetPolicy(ctx, &schedulerv1.GetPolicyRequest{PolicyId: resp.GetPolicy().GetId()})
+	require.NoError(t, err)
+	require.Equal(t, 72*time.Hour, got.GetPolicy().GetSteps()[0].GetBefore().AsDuration())
+
+	require.NoError(t, protojson.Unmarshal([]byte(`{"policy":{"name":"not-on-a-calendar","trigger":{"service_types":["repair"]},"steps":[{"offset":"0s","channel":"CHANNEL_PHONE","before":"259200s"}]}}`), req))
+	_, err = srv.CreatePolicy(ctx, req)
+	err = grpcserver.Status(ctx, servicetest.Logger(), err)
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Contains(t, err.Error(), "policy.steps[0].before")
+}

@@ -137,6 +137,10 @@ func TestValidateRefusesPoliciesThatCannotFire(t *testing.T) {
 		{"policy.steps[0].on_milestones", func(p *Policy) {
 			p.Steps[0].OnMilestones, p.Steps[0].Every = []string{"launch"}, Duration(day(7))
 		}},
+		{"policy.steps[0].before", func(p *Policy) { p.Steps[0].Before = Duration(day(3)) }},
+		{"policy.steps[0].before", func(p *Policy) {
+			p.Steps[0].OnHolidays, p.Steps[0].Before = true, Duration(-day(3))
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.field, func(t *testing.T) {
@@ -210,6 +214,87 @@ func TestMilestoneSteps(t *testing.T) {
 	none := plan(t, p, s, NoHolidays{})[0]
 	require.False(t, none.Planned)
 	require.Contains(t, none.Reason, "no milestone (launch) ahead")
+}
+
+// Seed 002 (real estate, 第二条(二)1): referred VIPs are told of a milestone
+// in advance (提前以电话或短信的方式向客户告知): with before, each visit falls
+// that long before its milestone; a milestone nearer than that to the
+// start is announced at once, and that visit covers the milestones less
+// than before ahead of it, which get no second one.
+func TestMilestoneStepsBefore(t *testing.T) {
+	at := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+	p := Policy{ID: "vip", Name: "vip", Version: 1, Trigger: Trigger{ServiceTypes: []string{"referral"}}, Steps: []Step{{Channel: ChannelPhone, SampleRate: 1, Window: Duration(day(2)),
+		OnMilestones: []string{"launch"}, Before: Duration(day(3))}}}
+	require.NoError(t, Validate(p))
+
+	cal := milestones{at(3, 15), at(4, 18), at(4, 19)}
+	s := Service{ID: "r", CompletedAt: at(3, 3).Add(10 * time.Hour)}
+	first := plan(t, p, s, cal)[0]
+	require.True(t, first.Planned)
+	require.Equal(t, at(3, 12), first.DueAt, "3 days before the launch of 15 March")
+	require.Equal(t, at(3, 14), first.Deadline, "due + window: the day before the launch")
+	require.True(t, first.OnDay, "midnight of a calendar date: made when the day starts, not at midnight")
+	require.Contains(t, first.Reason, "due 3d before the next milestone 2026-03-15")
+	second, ok := p.Next(first, s, cal, false)
+	require.True(t, ok)
+	require.Equal(t, at(4, 15), second.DueAt)
+	third, ok := p.Next(second, s, cal, false)
+	require.True(t, ok)
+	require.Equal(t, at(4, 16), third.DueAt, "the next day's milestone gets its own notice")
+	_, ok = p.Next(third, s, cal, false)
+	require.False(t, ok)
+
+	// Referred on 13 March: the launch of 15 March is less than 3 days
+	// ahead, so it is announced at once; the next notice is 3 days before 18 April.
+	late := Service{ID: "r2", CompletedAt: at(3, 13).Add(10 * time.Hour)}
+	first = plan(t, p, late, cal)[0]
+	require.Equal(t, late.CompletedAt, first.DueAt)
+	require.Equal(t, late.CompletedAt.Add(day(2)), first.Deadline)
+	require.Contains(t, first.Reason, "due at once: the next milestone 2026-03-15 is less than 3d ahead")
+	second, ok = p.Next(first, late, cal, false)
+	require.True(t, ok)
+	require.Equal(t, at(4, 15), second.DueAt)
+
+	// Referred on 16 April: 18 and 19 April are both less than 3 days ahead;
+	// the visit at once announces both, and the series ends.
+	cover := Service{ID: "r3", CompletedAt: at(4, 16).Add(10 * time.Hour)}
+	first = plan(t, p, cover, cal)[0]
+	require.Equal(t, cover.CompletedAt, first.DueAt)
+	_, ok = p.Next(first, cover, cal, false)
+	require.False(t, ok, "19 April was announced with 18 April")
+
+	// Without before, nothing changes: on the milestone.
+	p.Steps[0].Before = 0
+	require.Equal(t, at(3, 15), plan(t, p, s, cal)[0].DueAt)
+}
+
+// Seed 000 (auto, 7: 服务节活动…提前一周内): before works on holidays too.
+func TestHolidayStepsBefore(t *testing.T) {
+	at := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+	p := Policy{ID: "h", Name: "h", Version: 1, Steps: []Step{{Channel: ChannelSMS, SampleRate: 1, Window: Duration(day(1)),
+		OnHolidays: true, Before: Duration(day(7))}}}
+	cal := holidays{at(5, 1), at(10, 1)}
+	s := Service{ID: "s", CompletedAt: at(3, 1)}
+	first := plan(t, p, s, cal)[0]
+	require.Equal(t, at(4, 24), first.DueAt)
+	next, ok := p.Next(first, s, cal, false)
+	require.True(t, ok)
+	require.Equal(t, at(9, 24), next.DueAt)
+}
+
+type holidays []time.Time
+
+func (holidays) Zone() *time.Location { return time.UTC }
+func (h holidays) NextHoliday(t time.Time) (time.Time, bool) {
+	for _, d := range h {
+		if d.After(t) {
+			return d, true
+		}
+	}
+	return time.Time{}, false
+}
+func (holidays) NextMilestone(time.Time, string, []string) (time.Time, string, bool) {
+	return time.Time{}, "", false
 }
 
 // zoned is a calendar in a time zone, without holidays.

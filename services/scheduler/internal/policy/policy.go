@@ -211,6 +211,12 @@ type Step struct {
 	// tenant's project calendar (seed 002: referred VIPs at launch, offers,
 	// show-flat opening; buyers at construction milestones).
 	OnMilestones []string `json:"on_milestones,omitempty"`
+	// Before makes a calendar step's visit fall this long before each
+	// holiday or milestone instead of on it (seed 002: referred VIPs are
+	// told of a milestone in advance, 提前……告知). A date nearer than
+	// Before to the step's start is announced at the start, and that one
+	// visit covers every date less than Before ahead of it.
+	Before Duration `json:"before,omitempty"`
 }
 
 // Recurring tells whether the step plans more than one visit.
@@ -565,7 +571,7 @@ func (p Policy) Plan(s Service, cal Calendar, q Quota) ([]Visit, error) {
 				out = append(out, v)
 				continue
 			}
-			due, how = h, "due on the next holiday "+h.Format(time.DateOnly)
+			due, how = st.ahead(h, due, "the next holiday "+h.Format(time.DateOnly))
 		}
 		if len(st.OnMilestones) > 0 {
 			m, what, ok := cal.NextMilestone(anchor.Add(st.Offset.D()).Add(-time.Nanosecond), s.Attributes[AttrProject], st.OnMilestones)
@@ -576,7 +582,7 @@ func (p Policy) Plan(s Service, cal Calendar, q Quota) ([]Visit, error) {
 				out = append(out, v)
 				continue
 			}
-			due, how = m, "due on the next milestone "+what
+			due, how = st.ahead(m, due, "the next milestone "+what)
 		}
 		if st.AlignTo == "quarter" {
 			due = alignQuarter(due, cal.Zone())
@@ -604,6 +610,36 @@ func (p Policy) Plan(s Service, cal Calendar, q Quota) ([]Visit, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// ahead is the visit of a calendar step for the date d (a holiday or a
+// milestone, described by what): on d, or Before earlier, but not before
+// start (the step's start, or the previous visit): a date nearer than
+// Before is announced at start.
+func (s Step) ahead(d, start time.Time, what string) (time.Time, string) {
+	if s.Before <= 0 {
+		return d, "due on " + what
+	}
+	at := d.Add(-s.Before.D())
+	if at.Before(start) {
+		return start, fmt.Sprintf("due at once: %s is less than %s ahead", what, FormatDuration(s.Before.D()))
+	}
+	return at, fmt.Sprintf("due %s before %s", FormatDuration(s.Before.D()), what)
+}
+
+// nextAhead finds the date after the visit at prev of a calendar step
+// whose visits fall before ahead of their dates: the first date whose
+// visit falls after prev, so a date a visit at prev already announced
+// (nearer than before to it) is not announced twice.
+func nextAhead(prev time.Time, before time.Duration, next func(time.Time) (time.Time, string, bool)) (time.Time, string, bool) {
+	t := prev
+	for {
+		d, what, ok := next(t)
+		if !ok || d.Add(-before).After(prev) {
+			return d, what, ok
+		}
+		t = d
+	}
 }
 
 // onDay tells whether the step's visit due at t is due on a day: it
@@ -647,17 +683,22 @@ func (p Policy) Next(prev Visit, s Service, cal Calendar, dislikesCalls bool) (V
 	var how string
 	switch {
 	case len(st.OnMilestones) > 0:
-		m, what, ok := cal.NextMilestone(prev.Nominal, s.Attributes[AttrProject], st.OnMilestones)
+		m, what, ok := nextAhead(prev.Nominal, st.Before.D(), func(t time.Time) (time.Time, string, bool) {
+			return cal.NextMilestone(t, s.Attributes[AttrProject], st.OnMilestones)
+		})
 		if !ok {
 			return Visit{}, false
 		}
-		next, how = m, "the next milestone "+what
+		next, how = st.ahead(m, prev.Nominal, "the next milestone "+what)
 	case st.OnHolidays:
-		h, ok := cal.NextHoliday(prev.Nominal)
+		h, _, ok := nextAhead(prev.Nominal, st.Before.D(), func(t time.Time) (time.Time, string, bool) {
+			h, ok := cal.NextHoliday(t)
+			return h, "", ok
+		})
 		if !ok {
 			return Visit{}, false
 		}
-		next, how = h, "the next holiday "+h.Format(time.DateOnly)
+		next, how = st.ahead(h, prev.Nominal, "the next holiday "+h.Format(time.DateOnly))
 	default:
 		every, season := st.every(prev.Nominal)
 		months := 0

@@ -244,6 +244,14 @@ func validateStep(l *invalid.List, f string, st Step) {
 			l.Add(fmt.Sprintf("%s.on_milestones[%d]", f, j), "must be a milestone kind such as launch or construction (lowercase letters, digits, '_')")
 		}
 	}
+	switch {
+	case st.Before < 0:
+		l.Add(f+".before", "must not be negative")
+	case st.Before > 0 && !st.CalendarStep():
+		l.Add(f+".before", "applies only to a step on the tenant's calendar (on_holidays or on_milestones)")
+	case st.Before.D() > 366*24*time.Hour:
+		l.Add(f+".before", "must be at most a year")
+	}
 	if len(st.OnMilestones) > 0 && (st.OnHolidays || st.Every > 0 || st.EveryMonths > 0 || len(st.Seasons) > 0) {
 		l.Add(f+".on_milestones", "cannot be combined with on_holidays, every, every_months or seasons in one step: use a step each")
 	}
