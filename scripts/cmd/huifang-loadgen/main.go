@@ -71,6 +71,7 @@ func builtinServiceTypes() []string {
 	return []string{
 		"purchase", "delivery", "installation", "repair", "maintenance", "complaint_closed",
 		"discharge", "community_event", "showroom_visit", "lead_call", "referral", "vehicle_delivery", "agency_due",
+		"move_in", "incident_closed", "checkup", "parts_arrived", "recall", "campaign",
 	}
 }
 

@@ -102,12 +102,12 @@ func TestReplayRejectedEvent(t *testing.T) {
 
 	types, err := srv.ListServiceTypes(ctx, &intakev1.ListServiceTypesRequest{})
 	require.NoError(t, err)
-	require.Len(t, types.ServiceTypes, 14, "13 built in (referral among them) and the tenant's own")
-	require.Equal(t, "trade_in", types.ServiceTypes[13].Name)
-	require.False(t, types.ServiceTypes[13].BuiltIn)
+	require.Len(t, types.ServiceTypes, 20, "19 built in (referral, move_in, checkup, campaign … among them) and the tenant's own")
+	require.Equal(t, "trade_in", types.ServiceTypes[19].Name)
+	require.False(t, types.ServiceTypes[19].BuiltIn)
 	other, err := srv.ListServiceTypes(ctx, &intakev1.ListServiceTypesRequest{TenantId: "other"})
 	require.NoError(t, err)
-	require.Len(t, other.ServiceTypes, 13, "a tenant's own types are its own")
+	require.Len(t, other.ServiceTypes, 19, "a tenant's own types are its own")
 }
 
 func TestRegisterServiceTypeRules(t *testing.T) {

@@ -32,11 +32,16 @@ import (
 // due dates): every type a policy pack triggers on is one of them, so a
 // tenant that loads a pack needs to register none (referral: seed 002's
 // customers introduced by the company's or a government department's
-// leaders, the real-estate pack's referred VIPs).
+// leaders, the real-estate pack's referred VIPs; move_in and
+// incident_closed: seed 000's property follow-ups after move-in and after
+// incidents; checkup: the hospital's later check-ups; parts_arrived,
+// recall and campaign: the car dealer's parts-arrived, recall-booking and
+// campaign (service festival, promotion, loyalty event) programs).
 func ServiceTypes() []string {
 	return []string{
 		"purchase", "delivery", "installation", "repair", "maintenance", "complaint_closed",
 		"discharge", "community_event", "showroom_visit", "lead_call", "referral", "vehicle_delivery", "agency_due",
+		"move_in", "incident_closed", "checkup", "parts_arrived", "recall", "campaign",
 	}
 }
 
