@@ -134,7 +134,9 @@ func TestPropertyGolden(t *testing.T) {
 			svc(fmt.Sprintf("rp-%d", i), "repair", fmt.Sprintf("c%d", i), at),
 			svc(fmt.Sprintf("ev-%d", i), "community_event", fmt.Sprintf("c%d", i), at))
 	}
-	out := engine.Sim{Policies: load(t, "property")}.Run(evs, t0.Add(day(90)))
+	// The programs of seed 000 1.6 (holidays, move-in, incidents) have their own test.
+	sampled := switched(load(t, "property"), false, "property-holiday-visit", "property-move-in", "property-incident")
+	out := engine.Sim{Policies: sampled}.Run(evs, t0.Add(day(90)))
 	due := map[string]int{}
 	for _, o := range out {
 		if o.Status != "due" {
@@ -172,7 +174,7 @@ func TestPropertyGolden(t *testing.T) {
 	// minimums, met exactly by the quota (ceil(rate × eligible), one org
 	// unit, all in March): 1,500, 900 and 300 of 3,000.
 	require.Equal(t, map[string]int{"property-closed-complaint": 1500, "property-repair": 900, "property-community-event": 300}, due)
-	again := engine.Sim{Policies: load(t, "property")}.Run(evs, t0.Add(day(90)))
+	again := engine.Sim{Policies: sampled}.Run(evs, t0.Add(day(90)))
 	require.Equal(t, lines(out), lines(again), "sampling is deterministic: a rerun plans the same sample")
 }
 
@@ -282,7 +284,9 @@ func TestAutoGolden(t *testing.T) {
 // logistics): deliveries confirmed by phone the next day.
 func TestCementGolden(t *testing.T) {
 	d := func(m time.Month, dd int) time.Time { return time.Date(2026, m, dd, 8, 0, 0, 0, time.UTC) }
-	out := engine.Sim{Policies: load(t, "cement")}.Run([]engine.Event{
+	// Seed 000's monthly minimum has its own test.
+	care := switched(load(t, "cement"), false, "cement-logistics-monthly")
+	out := engine.Sim{Policies: care}.Run([]engine.Event{
 		svc("dl1", "delivery", "k1", d(2, 20)),
 		svc("dl2", "delivery", "k1", d(3, 5)), // already in care: not enrolled twice
 	}, d(4, 1))
@@ -301,7 +305,7 @@ func TestCementGolden(t *testing.T) {
 		line("cement-customer-care", 1, 2, onsite, "sales", d(4, 3), d(4, 10), "planned"),
 	}, out)
 	// off season: visits monthly, calls every 2 weeks.
-	out = engine.Sim{Policies: load(t, "cement")}.Run([]engine.Event{svc("dl3", "delivery", "k2", d(12, 1))}, time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC))
+	out = engine.Sim{Policies: care}.Run([]engine.Event{svc("dl3", "delivery", "k2", d(12, 1))}, time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC))
 	requireLines(t, []string{
 		line("cement-delivery-confirmation", 0, 0, phone, "logistics", d(12, 2), d(12, 3), "due"),
 		line("cement-customer-care", 0, 0, phone, "sales", d(12, 8), d(12, 10), "due"),
@@ -362,15 +366,181 @@ func TestRealEstateGolden(t *testing.T) {
 		line("realestate-buyer", 1, 2, phone, "sales_advisor", u(5, 13, 3, 0), u(5, 16, 3, 0), "planned"),
 		// the buyer's call at the construction milestone (midnight in Shanghai, moved to 10:00) and SMS on each holiday.
 		line("realestate-buyer", 2, 0, phone, "sales_advisor", u(4, 20, 2, 0), u(4, 21, 16, 0), "due"),
-		// issue 16: the holiday SMS at 09:00 in Shanghai (01:00 UTC), not at midnight.
-		line("realestate-buyer", 3, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
-		line("realestate-buyer", 3, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
-		// the referred VIP: only at bay's launch, the offers and bay's show-flat opening, at 10:00 in Shanghai.
-		line("realestate-referred-vip", 0, 0, phone, "sales_advisor", u(3, 15, 2, 0), u(3, 16, 16, 0), "due"),
-		line("realestate-referred-vip", 0, 1, phone, "sales_advisor", u(4, 18, 2, 0), u(4, 19, 16, 0), "due"),
-		line("realestate-referred-vip", 0, 2, phone, "sales_advisor", u(5, 8, 2, 0), u(5, 9, 16, 0), "due"),
-		// class D: SMS on each holiday of the calendar (midnight in Shanghai), nothing else.
-		line("realestate-visitor-d", 0, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
-		line("realestate-visitor-d", 0, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
+		// the referred VIP: only at bay's launch, the offers and bay's show-flat
+		// opening, told 3 days before each (第二条(二)1 "提前以电话或短信的方式向客户告知"):
+		// 12 March 00:00 in Shanghai, called at 10:00 (02:00 UTC); timely until the
+		// day before the milestone (2 days: 13 March 16:00 UTC = 14 March 00:00 in Shanghai).
+		line("realestate-referred-vip", 0, 0, phone, "sales_advisor", u(3, 12, 2, 0), u(3, 13, 16, 0), "due"),
+		line("realestate-referred-vip", 0, 1, phone, "sales_advisor", u(4, 15, 2, 0), u(4, 16, 16, 0), "due"),
+		line("realestate-referred-vip", 0, 2, phone, "sales_advisor", u(5, 5, 2, 0), u(5, 6, 16, 0), "due"),
+		// class D (第二条(一)5 "d类客户在重要节点及节日给予祝福,多以短信形势维护"): an SMS at
+		// each milestone its service may see (no project: the offers and the
+		// topping-out, not bay's or hill's launch), at 09:00 in Shanghai; its
+		// holiday SMS comes from realestate-holidays.
+		line("realestate-visitor-d", 0, 0, sms, "sales_advisor", u(4, 18, 1, 0), u(4, 18, 16, 0), "due"),
+		line("realestate-visitor-d", 0, 1, sms, "sales_advisor", u(4, 20, 1, 0), u(4, 20, 16, 0), "due"),
+		// 第四条1 "节假日必须回访客户,给客户发祝福短信": every customer (a, d and the VIP v)
+		// one SMS on each holiday, once whatever the policies that enrolled them;
+		// issue 16: at 09:00 in Shanghai (01:00 UTC), not at midnight.
+		line("realestate-holidays", 0, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-holidays", 0, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
+		line("realestate-holidays", 0, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-holidays", 0, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
+		line("realestate-holidays", 0, 0, sms, "sales_advisor", u(4, 4, 1, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-holidays", 0, 1, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
+		// "重点客户以电话形式表示祝福": the class A customer a is also called on each
+		// holiday, in the first window (10:00 in Shanghai).
+		line("realestate-holiday-call-key", 0, 0, phone, "sales_advisor", u(4, 4, 2, 0), u(4, 4, 16, 0), "due"),
+		line("realestate-holiday-call-key", 0, 1, phone, "sales_advisor", u(5, 1, 2, 0), u(5, 1, 16, 0), "due"),
+	}, out)
+}
+
+// only returns the named policies of a pack, the others switched off.
+func only(ps []policy.Policy, names ...string) []policy.Policy {
+	var off []string
+	for _, p := range ps {
+		if !slices.Contains(names, p.Name) {
+			off = append(off, p.Name)
+		}
+	}
+	return switched(switched(ps, true, names...), false, off...)
+}
+
+// Seed 000 (property) 1.6 "重点节日探望由公司经理组织进行,入伙回访、突发事件处理完毕后回访。":
+// holiday visits by the company manager, on site, for every resident once;
+// a call within a calendar month of moving in; a call within 3 days (exactly
+// 72 h) after an incident is dealt with. The tenant has no quiet hours, so a
+// holiday's visit is made at 09:00.
+func TestPropertyProgramsGolden(t *testing.T) {
+	d := func(m time.Month, dd, h int) time.Time { return time.Date(2026, m, dd, h, 0, 0, 0, time.UTC) }
+	var rules contact.Rules
+	rules.Holidays = []string{"2026-04-05", "2026-05-01"}
+	ps := only(load(t, "property"), "property-holiday-visit", "property-move-in", "property-incident")
+	out := engine.Sim{Policies: ps, Rules: rules}.Run([]engine.Event{
+		svc("mi1", "move_in", "c1", d(3, 2, 10)),
+		svc("in1", "incident_closed", "c2", d(3, 31, 10)),
+		// c1 again: already enrolled in the holiday visits, not twice.
+		svc("in2", "incident_closed", "c1", d(4, 20, 15)),
+	}, d(5, 10, 0))
+	requireLines(t, []string{
+		// 入伙回访: within one calendar month, 2 March → 2 April.
+		line("property-move-in", 0, 0, phone, "property_assistant", d(3, 2, 10), d(4, 2, 10), "due"),
+		// 突发事件处理完毕后回访: within 3 days of the incident's end.
+		line("property-incident", 0, 0, phone, "property_assistant", d(3, 31, 10), d(4, 3, 10), "due"),
+		line("property-incident", 0, 0, phone, "property_assistant", d(4, 20, 15), d(4, 23, 15), "due"),
+		// 重点节日探望由公司经理组织进行: c1 and c2 on each holiday, at 09:00, timely that day.
+		line("property-holiday-visit", 0, 0, onsite, "company_manager", d(4, 5, 9), d(4, 6, 0), "due"),
+		line("property-holiday-visit", 0, 1, onsite, "company_manager", d(5, 1, 9), d(5, 2, 0), "due"),
+		line("property-holiday-visit", 0, 0, onsite, "company_manager", d(4, 5, 9), d(4, 6, 0), "due"),
+		line("property-holiday-visit", 0, 1, onsite, "company_manager", d(5, 1, 9), d(5, 2, 0), "due"),
+	}, out)
+}
+
+// Seed 000 (hospital) 六、回访时间 "1. 出院当天:……预约后续复查时间,并进行首次电话回访"
+// and "4. 后续复查时:根据患者病情和需求,给予相应的指导和帮助": the discharge-day
+// call books the check-up (its rule says so); each later check-up the
+// hospital's system sends (checkup) gets a call within 2 days.
+func TestHospitalCheckupGolden(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	checkup := time.Date(2026, 3, 16, 10, 0, 0, 0, time.UTC)
+	ps := load(t, "hospital")
+	for _, p := range ps {
+		if p.Name == "hospital-discharge" {
+			require.Contains(t, p.SourceRule, "book the check-up: 预约后续复查时间")
+		}
+	}
+	out := engine.Sim{Policies: ps}.Run([]engine.Event{
+		svc("d1", "discharge", "p1", t0),
+		svc("k1", "checkup", "p1", checkup),
+		svc("k2", "checkup", "p1", checkup.AddDate(0, 3, 0)),
+	}, t0.AddDate(0, 7, 0))
+	requireLines(t, []string{
+		line("hospital-discharge", 0, 0, phone, "nurse", t0, t0.Add(12*time.Hour), "due"),
+		line("hospital-discharge", 1, 0, phone, "nurse", t0.Add(day(7)), t0.Add(day(9)), "due"),
+		line("hospital-discharge", 2, 0, onsite, "nurse", t0.AddDate(0, 1, 0), t0.AddDate(0, 1, 7), "due"),
+		line("hospital-checkup", 0, 0, phone, "nurse", checkup, checkup.Add(day(2)), "due"),
+		line("hospital-checkup", 0, 0, phone, "nurse", checkup.AddDate(0, 3, 0), checkup.AddDate(0, 3, 0).Add(day(2)), "due"),
+	}, out)
+}
+
+// Seed 000 (cement logistics, 回访制度新版) "回访频次每月不少于3次,每次为前一天旳发货数量"
+// and "上门回访旳频次每月不少于一次": at least 3 calls and one on-site check in
+// every calendar month. Three call series 10 days apart and an on-site
+// series, each every calendar month from the first delivery: each series
+// has exactly one visit in every month (the same day, or the month's last
+// day when it has none), so every month from the first has 3 calls and a
+// check. Delivered on 10 January: calls on the 11th, 21st and 31st (28
+// February, 30 April), on site on the 15th.
+func TestCementLogisticsMonthlyGolden(t *testing.T) {
+	d := func(m time.Month, dd int) time.Time { return time.Date(2026, m, dd, 8, 0, 0, 0, time.UTC) }
+	ps := only(load(t, "cement"), "cement-logistics-monthly")
+	out := engine.Sim{Policies: ps}.Run([]engine.Event{
+		svc("dl1", "delivery", "k1", d(1, 10)),
+		svc("dl2", "delivery", "k1", d(2, 3)), // already enrolled: not twice
+	}, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	var want []string
+	call := func(step, occ int, at time.Time, status string) {
+		want = append(want, line("cement-logistics-monthly", step, occ, phone, "logistics", at, at.Add(day(2)), status))
+	}
+	for i, m := range []time.Month{1, 2, 3, 4} {
+		call(0, i, d(m, 11), "due")
+		call(1, i, d(m, 21), "due")
+		want = append(want, line("cement-logistics-monthly", 3, i, onsite, "logistics_onsite", d(m, 15), d(m, 22), "due"))
+	}
+	for i, at := range []time.Time{d(1, 31), d(2, 28), d(3, 31), d(4, 30)} {
+		call(2, i, at, "due")
+	}
+	call(0, 4, d(5, 11), "planned")
+	call(1, 4, d(5, 21), "planned")
+	call(2, 4, d(5, 31), "planned")
+	want = append(want, line("cement-logistics-monthly", 3, 4, onsite, "logistics_onsite", d(5, 15), d(5, 22), "planned"))
+	requireLines(t, want, out)
+
+	calls, checks := map[time.Month]int{}, map[time.Month]int{}
+	for _, o := range out {
+		if o.Status == "due" && o.Channel == phone {
+			calls[o.DueAt.Month()]++
+		}
+		if o.Status == "due" && o.Channel == onsite {
+			checks[o.DueAt.Month()]++
+		}
+	}
+	require.Equal(t, map[time.Month]int{1: 3, 2: 3, 3: 3, 4: 3}, calls, "每月不少于3次")
+	require.Equal(t, map[time.Month]int{1: 1, 2: 1, 3: 1, 4: 1}, checks, "每月不少于一次")
+}
+
+// Seed 000 (auto) 主动预约顾客分类 "配件订货到货提醒 / 召回预约 / 服务节活动分流预约 /
+// 主题促销活动提醒 / 顾客维系活动预约": parts arrived (an SMS at once, a call
+// the next day, stopped when the customer comes in); a recall (SMS, then a
+// call to book it); the DMS's campaigns (service type campaign, attribute
+// campaign), an SMS a week before the customer's day (7 "提前一周内") and,
+// for the service festival and loyalty events, a booking call 5 days before.
+// Dates are made at 09:00 (no quiet hours), timely until their deadline.
+func TestAutoProgramsGolden(t *testing.T) {
+	d := func(m time.Month, dd, h int) time.Time { return time.Date(2026, m, dd, h, 0, 0, 0, time.UTC) }
+	ps := only(load(t, "auto"), "auto-parts-arrived", "auto-recall-booking", "auto-service-festival", "auto-promotion", "auto-loyalty-event")
+	out := engine.Sim{Policies: ps}.Run([]engine.Event{
+		svc("pa1", "parts_arrived", "c1", d(3, 2, 10)),
+		svc("pa2", "parts_arrived", "c2", d(3, 2, 10)),
+		svc("rp2", "repair", "c2", d(3, 2, 15)), // c2 came in the same day: no call
+		svc("rc3", "recall", "c3", d(3, 2, 10)),
+		svc("sf1", "campaign", "c1", d(3, 1, 8), attrs("campaign", "service_festival", "event_date", "2026-03-28")),
+		svc("pr2", "campaign", "c2", d(3, 1, 8), attrs("campaign", "promotion", "event_date", "2026-04-10")),
+		svc("ly3", "campaign", "c3", d(3, 1, 8), attrs("campaign", "loyalty_event", "event_date", "2026-04-18")),
+		svc("xx4", "campaign", "c4", d(3, 1, 8), attrs("campaign", "raffle", "event_date", "2026-04-18")), // no program
+	}, d(5, 1, 0))
+	requireLines(t, []string{
+		line("auto-parts-arrived", 0, 0, sms, "crm", d(3, 2, 10), d(3, 3, 10), "due"),
+		line("auto-parts-arrived", 1, 0, phone, "crm", d(3, 3, 10), d(3, 5, 10), "due"),
+		line("auto-parts-arrived", 0, 0, sms, "crm", d(3, 2, 10), d(3, 3, 10), "due"),
+		line("auto-parts-arrived", 1, 0, phone, "crm", d(3, 3, 10), d(3, 5, 10), "cancelled"),
+		line("auto-recall-booking", 0, 0, sms, "crm", d(3, 2, 10), d(3, 3, 10), "due"),
+		line("auto-recall-booking", 1, 0, phone, "crm", d(3, 3, 10), d(3, 10, 10), "due"),
+		// 28 March − 7 d = 21 March, timely until 6 days later (the day before the festival).
+		line("auto-service-festival", 0, 0, sms, "crm", d(3, 21, 9), d(3, 27, 0), "due"),
+		line("auto-service-festival", 1, 0, phone, "crm", d(3, 23, 9), d(3, 26, 0), "due"),
+		line("auto-promotion", 0, 0, sms, "crm", d(4, 3, 9), d(4, 9, 0), "due"),
+		line("auto-loyalty-event", 0, 0, sms, "crm", d(4, 11, 9), d(4, 17, 0), "due"),
+		line("auto-loyalty-event", 1, 0, phone, "crm", d(4, 13, 9), d(4, 16, 0), "due"),
 	}, out)
 }
