@@ -178,7 +178,7 @@ func TestTrafficMix(t *testing.T) {
 	}
 	require.ElementsMatch(t, builtinServiceTypes(), mapsKeys(types))
 	for typ, n := range types {
-		require.InDelta(t, 1.0/12, float64(n)/float64(valid), 0.02, "service type %s: %d of %d", typ, n, valid)
+		require.InDelta(t, 1.0/float64(len(builtinServiceTypes())), float64(n)/float64(valid), 0.02, "service type %s: %d of %d", typ, n, valid)
 	}
 	repeat := 0
 	for _, n := range perCustomer {
