@@ -112,6 +112,14 @@ func TestRealEstateClassesThroughTheFrontDoor(t *testing.T) {
 		if c.want != "" {
 			want[c.want] = planned[c.want]
 		}
+		// 第四条1: every customer an SMS on the holiday (not class-gated), the
+		// key ones (class A callers and visitors) a call as well.
+		want["realestate-holidays"] = 1
+		if c.class == "A" || c.class == "a" {
+			if c.serviceType != "referral" {
+				want["realestate-holiday-call-key"] = 1
+			}
+		}
 		require.Equal(t, want, got, "%s (%s, class %q)", c.event, c.serviceType, c.class)
 	}
 	for _, p := range classPrograms {
@@ -122,12 +130,15 @@ func TestRealEstateClassesThroughTheFrontDoor(t *testing.T) {
 		require.True(t, fired, "seed 002 %s: %s has a customer of its class", p.seedLine, p.policy)
 	}
 
-	// The class D SMS falls on the holiday, the VIP's call on the launch.
-	for event, date := range map[string]string{"visit-d": day(5), "referral-vip": day(7)} {
-		visits := s.plannedVisitsOf("estate", services[event])
-		require.Len(t, visits, 1, event)
-		require.Equal(t, date, visits[0].GetDueAt().AsTime().UTC().Format(time.DateOnly), event)
-	}
+	// The class D SMS falls on the launch (its holiday SMS is the
+	// holidays' program's), the VIP's call 3 days before the launch
+	// (提前……告知), each at 09:00 (the tenant has no quiet hours).
+	require.Equal(t, []string{want("realestate-visitor-d", 0, smsCh, "sales_advisor", nine(7), midnight(8))},
+		s.visitLines("estate", services["visit-d"], "realestate-visitor-d"))
+	require.Equal(t, []string{want("realestate-referred-vip", 0, phoneCh, "sales_advisor", nine(4), midnight(6))},
+		s.visitLines("estate", services["referral-vip"], "realestate-referred-vip"))
+	require.Equal(t, []string{want("realestate-holidays", 0, smsCh, "sales_advisor", nine(5), midnight(6))},
+		s.visitLines("estate", services["visit-d"], "realestate-holidays"))
 	for event, class := range map[string]string{"visit-a": "A", "lead-b": "B", "referral-vip": "VIP"} {
 		c, err := s.intake.GetCustomer(ctx, &intakev1.GetCustomerRequest{TenantId: "estate", ExternalId: "c-" + event})
 		require.NoError(t, err)
@@ -197,8 +208,8 @@ func TestTierRulesOverrideAndWarn(t *testing.T) {
 		return true, s.visitsByPolicy("estate", boss)["realestate-referred-vip"] == 1, nil
 	})
 	s.drained()
-	require.Equal(t, map[string]int{"realestate-referred-vip": 1}, s.visitsByPolicy("estate", boss),
-		"seed 002 第二条(二) 1: 只在项目重要节点时……提前以电话或短信的方式向客户告知")
+	require.Equal(t, map[string]int{"realestate-referred-vip": 1, "realestate-holidays": 1}, s.visitsByPolicy("estate", boss),
+		"seed 002 第二条(二) 1: 只在项目重要节点时……提前以电话或短信的方式向客户告知; the holidays' SMS (no holiday in the calendar: kept, not planned)")
 
 	counted := map[string]float64{}
 	for _, m := range scrape(t, s.st.HTTPAddr("intake"))["huifang_intake_ignored_fields_total"].GetMetric() {
