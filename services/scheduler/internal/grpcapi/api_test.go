@@ -145,7 +145,7 @@ func TestLoadPolicyPack(t *testing.T) {
 	require.Len(t, packs.Packs, 7)
 	got, err := srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{TenantId: "acme", Pack: "auto", Inactive: true})
 	require.NoError(t, err)
-	require.Len(t, got.Policies, 9)
+	require.Len(t, got.Policies, 14, "9 and seed 000's parts-arrived, recall, service festival, promotion and loyalty programs")
 	for _, p := range got.Policies {
 		require.False(t, p.Active)
 		require.Equal(t, "auto", p.Pack)
@@ -162,7 +162,7 @@ func TestLoadPolicyPack(t *testing.T) {
 	for _, p := range hosp.Policies {
 		active[p.Name] = p.Active
 	}
-	require.Equal(t, map[string]bool{"hospital-discharge": true, "hospital-first-week": false}, active)
+	require.Equal(t, map[string]bool{"hospital-discharge": true, "hospital-first-week": false, "hospital-checkup": true}, active)
 	_, err = srv.LoadPolicyPack(ctx, &schedulerv1.LoadPolicyPackRequest{Pack: "bakery"})
 	require.Equal(t, codes.InvalidArgument, code(ctx, err))
 }
