@@ -666,8 +666,11 @@ type VisitLogged struct {
 	// NPS answers (0–10) where the questionnaire asked one.
 	Nps                *int32                 `protobuf:"varint,21,opt,name=nps,proto3,oneof" json:"nps,omitempty"`
 	ServiceCompletedAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=service_completed_at,json=serviceCompletedAt,proto3" json:"service_completed_at,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// When the visit happened, as the agent or an upstream system stated it (LogVisitRequest.occurred_at),
+	// else logged_at; never after logged_at + 5 minutes. Analytics counts the record on this day.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VisitLogged) Reset() {
@@ -850,6 +853,13 @@ func (x *VisitLogged) GetNps() int32 {
 func (x *VisitLogged) GetServiceCompletedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ServiceCompletedAt
+	}
+	return nil
+}
+
+func (x *VisitLogged) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
 	}
 	return nil
 }
@@ -1764,9 +1774,10 @@ type ComplaintResolved struct {
 	VisitId     string                 `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
 	// Left empty: events carry no free text, which may name people and cannot be erased from the
 	// stream; feedback's API shows it to the staff in scope (docs/privacy.md).
-	RootCause   string                 `protobuf:"bytes,6,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
-	Action      string                 `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
-	By          string                 `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
+	RootCause string `protobuf:"bytes,6,opt,name=root_cause,json=rootCause,proto3" json:"root_cause,omitempty"`
+	Action    string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	By        string `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
+	// When it was resolved: ResolveComplaintRequest.occurred_at, or the time of the call (issue 16).
 	ResolvedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
 	OrgUnit     string                 `protobuf:"bytes,10,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
 	Category    string                 `protobuf:"bytes,11,opt,name=category,proto3" json:"category,omitempty"`
@@ -2571,7 +2582,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12;\n" +
 	"\vassigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"assignedAt\"\x8b\a\n" +
+	"assignedAt\"\xc8\a\n" +
 	"\vVisitLogged\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2597,7 +2608,9 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\x10questionnaire_id\x18\x13 \x01(\tR\x0fquestionnaireId\x123\n" +
 	"\x15questionnaire_version\x18\x14 \x01(\x05R\x14questionnaireVersion\x12\x15\n" +
 	"\x03nps\x18\x15 \x01(\x05H\x00R\x03nps\x88\x01\x01\x12L\n" +
-	"\x14service_completed_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAtB\x06\n" +
+	"\x14service_completed_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAt\x12;\n" +
+	"\voccurred_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAtB\x06\n" +
 	"\x04_nps\"\xbd\x04\n" +
 	"\x12ComplaintEscalated\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
@@ -2850,42 +2863,43 @@ var file_huifang_events_v1_events_proto_depIdxs = []int32{
 	20, // 22: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
 	20, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
 	20, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
-	20, // 25: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	20, // 26: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 27: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
-	20, // 28: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
-	20, // 29: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	25, // 30: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
-	30, // 31: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
-	20, // 32: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
-	20, // 33: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
-	20, // 34: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
-	20, // 35: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
-	25, // 36: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
-	20, // 37: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
-	20, // 38: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
-	20, // 39: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
-	25, // 40: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
-	21, // 41: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
-	20, // 42: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
-	20, // 43: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
-	26, // 44: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
-	20, // 45: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 46: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
-	20, // 47: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
-	20, // 48: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
-	20, // 49: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
-	20, // 50: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
-	20, // 51: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
-	20, // 52: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
-	20, // 53: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
-	20, // 54: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
-	20, // 55: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	20, // 25: huifang.events.v1.VisitLogged.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 26: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	20, // 27: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 28: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	20, // 29: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 30: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	25, // 31: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	30, // 32: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	20, // 33: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	20, // 34: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	20, // 35: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	20, // 36: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	25, // 37: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	20, // 38: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	20, // 39: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	20, // 40: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	25, // 41: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	21, // 42: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	20, // 43: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	20, // 44: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	26, // 45: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	20, // 46: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 47: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	20, // 48: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	20, // 49: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	20, // 50: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	20, // 51: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	20, // 52: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	20, // 53: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	20, // 54: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	20, // 55: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
+	20, // 56: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }

@@ -424,7 +424,14 @@ type LogVisitRequest struct {
 	Attachments     []*Attachment    `protobuf:"bytes,12,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	PromisedReplies []*PromisedReply `protobuf:"bytes,13,rep,name=promised_replies,json=promisedReplies,proto3" json:"promised_replies,omitempty"`
 	// The complaint this visit confirms; the visit's own (from VisitDue) when empty.
-	ComplaintId   string `protobuf:"bytes,14,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	ComplaintId string `protobuf:"bytes,14,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// When the visit happened, as the agent or an upstream system states it (issue 16: event time on
+	// the calls that record facts); now when unset. At most 5 minutes in the future (clock skew), not
+	// before the visit fell due (VisitDue.due_at) and, for a confirmation, not before the complaint's
+	// last step; otherwise InvalidArgument on occurred_at. It is the record's time for everything but
+	// the logging itself: the complaints it opens (created_at, deadline, history), the confirmation
+	// it settles, VisitLogged.occurred_at and the figures analytics counts on that day.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,6 +563,13 @@ func (x *LogVisitRequest) GetComplaintId() string {
 		return x.ComplaintId
 	}
 	return ""
+}
+
+func (x *LogVisitRequest) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
 }
 
 // FieldChange is one field an amendment changed.
@@ -813,8 +827,11 @@ type VisitRecord struct {
 	// The complaints among complaint_ids that were open already: the same customer raised the same
 	// problem (same category, same normalized description) again; it is recorded once (seeds 000, 002).
 	AttachedComplaintIds []string `protobuf:"bytes,21,rep,name=attached_complaint_ids,json=attachedComplaintIds,proto3" json:"attached_complaint_ids,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// When the visit happened: LogVisitRequest.occurred_at, or logged_at when the request gave none
+	// (records logged before the field existed read logged_at too).
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VisitRecord) Reset() {
@@ -990,6 +1007,13 @@ func (x *VisitRecord) GetConfirmedComplaintId() string {
 func (x *VisitRecord) GetAttachedComplaintIds() []string {
 	if x != nil {
 		return x.AttachedComplaintIds
+	}
+	return nil
+}
+
+func (x *VisitRecord) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
 	}
 	return nil
 }
@@ -2658,8 +2682,13 @@ type ResolveComplaintRequest struct {
 	// complaint is anonymous or only a written reply was requested (seed 000); attached to the complaint.
 	WrittenReply    string `protobuf:"bytes,6,opt,name=written_reply,json=writtenReply,proto3" json:"written_reply,omitempty"`
 	WrittenReplyRef string `protobuf:"bytes,7,opt,name=written_reply_ref,json=writtenReplyRef,proto3" json:"written_reply_ref,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// When the department resolved it, as it states it (issue 16); now when unset. At most 5 minutes in
+	// the future, not before the complaint's last step; otherwise InvalidArgument on occurred_at. It is
+	// the time of the resolved step (and of the closed step of a complaint closed by its written reply)
+	// and ComplaintResolved.resolved_at, from which the confirmation visit is planned.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResolveComplaintRequest) Reset() {
@@ -2740,6 +2769,13 @@ func (x *ResolveComplaintRequest) GetWrittenReplyRef() string {
 		return x.WrittenReplyRef
 	}
 	return ""
+}
+
+func (x *ResolveComplaintRequest) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
 }
 
 type ResolveComplaintResponse struct {
@@ -3697,7 +3733,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bquestion\x18\x01 \x01(\tR\bquestion\x12;\n" +
 	"\vpromised_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"promisedAt\x123\n" +
-	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"\xa5\x05\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"\xe2\x05\n" +
 	"\x0fLogVisitRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1d\n" +
@@ -3714,7 +3750,9 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\rsignature_ref\x18\v \x01(\tR\fsignatureRef\x12A\n" +
 	"\vattachments\x18\f \x03(\v2\x1f.huifang.feedback.v1.AttachmentR\vattachments\x12M\n" +
 	"\x10promised_replies\x18\r \x03(\v2\".huifang.feedback.v1.PromisedReplyR\x0fpromisedReplies\x12!\n" +
-	"\fcomplaint_id\x18\x0e \x01(\tR\vcomplaintId\"]\n" +
+	"\fcomplaint_id\x18\x0e \x01(\tR\vcomplaintId\x12;\n" +
+	"\voccurred_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"]\n" +
 	"\vFieldChange\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n" +
 	"\told_value\x18\x02 \x01(\tR\boldValue\x12\x1b\n" +
@@ -3731,7 +3769,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1a\n" +
 	"\bapproved\x18\x03 \x01(\bR\bapproved\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12*\n" +
-	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbb\a\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xf8\a\n" +
 	"\vVisitRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -3756,7 +3794,9 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\vattachments\x18\x12 \x03(\v2\x1f.huifang.feedback.v1.AttachmentR\vattachments\x12M\n" +
 	"\x10promised_replies\x18\x13 \x03(\v2\".huifang.feedback.v1.PromisedReplyR\x0fpromisedReplies\x124\n" +
 	"\x16confirmed_complaint_id\x18\x14 \x01(\tR\x14confirmedComplaintId\x124\n" +
-	"\x16attached_complaint_ids\x18\x15 \x03(\tR\x14attachedComplaintIds\"L\n" +
+	"\x16attached_complaint_ids\x18\x15 \x03(\tR\x14attachedComplaintIds\x12;\n" +
+	"\voccurred_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"L\n" +
 	"\x10LogVisitResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"D\n" +
 	"\x15GetVisitRecordRequest\x12\x1b\n" +
@@ -3887,7 +3927,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
 	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\"\\\n" +
 	"\x1cAcknowledgeComplaintResponse\x12<\n" +
-	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xf5\x01\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\xb2\x02\n" +
 	"\x17ResolveComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
 	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
@@ -3896,7 +3936,9 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"root_cause\x18\x04 \x01(\tR\trootCause\x12\x16\n" +
 	"\x06action\x18\x05 \x01(\tR\x06action\x12#\n" +
 	"\rwritten_reply\x18\x06 \x01(\tR\fwrittenReply\x12*\n" +
-	"\x11written_reply_ref\x18\a \x01(\tR\x0fwrittenReplyRef\"X\n" +
+	"\x11written_reply_ref\x18\a \x01(\tR\x0fwrittenReplyRef\x12;\n" +
+	"\voccurred_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"X\n" +
 	"\x18ResolveComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\"\x84\x01\n" +
 	"\x16ReopenComplaintRequest\x12\x1b\n" +
@@ -4078,93 +4120,96 @@ var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
 	50, // 9: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
 	3,  // 10: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
 	4,  // 11: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	50, // 12: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
-	6,  // 13: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
-	50, // 14: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
-	51, // 15: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
-	52, // 16: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
-	53, // 17: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
-	50, // 18: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
-	50, // 19: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
-	50, // 20: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
-	3,  // 21: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
-	4,  // 22: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	9,  // 23: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	9,  // 24: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	7,  // 25: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
-	9,  // 26: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
-	8,  // 27: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
-	9,  // 28: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	52, // 29: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
-	3,  // 30: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
-	7,  // 31: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
-	9,  // 32: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
-	8,  // 33: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
-	2,  // 34: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 35: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 36: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 37: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
-	50, // 38: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
-	50, // 39: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
-	50, // 40: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
-	50, // 41: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 42: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
-	28, // 43: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	27, // 44: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
-	28, // 45: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	28, // 46: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	28, // 47: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	28, // 48: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	50, // 49: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
-	41, // 50: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
-	50, // 51: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
-	50, // 52: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
-	9,  // 53: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	46, // 54: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	50, // 55: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
-	46, // 56: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	47, // 57: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
-	5,  // 58: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
-	11, // 59: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
-	13, // 60: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
-	15, // 61: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
-	17, // 62: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
-	19, // 63: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
-	21, // 64: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
-	23, // 65: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
-	25, // 66: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	29, // 67: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
-	31, // 68: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
-	33, // 69: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
-	35, // 70: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
-	37, // 71: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
-	39, // 72: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
-	42, // 73: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
-	44, // 74: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
-	48, // 75: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
-	10, // 76: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
-	12, // 77: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
-	14, // 78: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
-	16, // 79: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
-	18, // 80: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
-	20, // 81: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
-	22, // 82: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
-	24, // 83: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
-	26, // 84: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	30, // 85: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
-	32, // 86: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
-	34, // 87: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
-	36, // 88: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
-	38, // 89: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
-	40, // 90: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
-	43, // 91: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
-	45, // 92: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
-	49, // 93: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
-	76, // [76:94] is the sub-list for method output_type
-	58, // [58:76] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	50, // 12: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	50, // 13: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
+	6,  // 14: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
+	50, // 15: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
+	51, // 16: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
+	52, // 17: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
+	53, // 18: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
+	50, // 19: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
+	50, // 20: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
+	50, // 21: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
+	4,  // 23: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	50, // 24: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	9,  // 25: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	9,  // 26: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	7,  // 27: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
+	9,  // 28: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	8,  // 29: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
+	9,  // 30: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	52, // 31: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
+	3,  // 32: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	7,  // 33: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
+	9,  // 34: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	8,  // 35: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
+	2,  // 36: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 37: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 38: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 39: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
+	50, // 40: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
+	50, // 41: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
+	50, // 42: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
+	50, // 43: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 44: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
+	28, // 45: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	27, // 46: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
+	28, // 47: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	50, // 48: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	28, // 49: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	28, // 50: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	28, // 51: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	50, // 52: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
+	41, // 53: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
+	50, // 54: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
+	50, // 55: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
+	9,  // 56: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	46, // 57: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	50, // 58: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
+	46, // 59: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	47, // 60: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
+	5,  // 61: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
+	11, // 62: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
+	13, // 63: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
+	15, // 64: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
+	17, // 65: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
+	19, // 66: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
+	21, // 67: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
+	23, // 68: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
+	25, // 69: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	29, // 70: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
+	31, // 71: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
+	33, // 72: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
+	35, // 73: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
+	37, // 74: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
+	39, // 75: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
+	42, // 76: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
+	44, // 77: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
+	48, // 78: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
+	10, // 79: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
+	12, // 80: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
+	14, // 81: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
+	16, // 82: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
+	18, // 83: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
+	20, // 84: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
+	22, // 85: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
+	24, // 86: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
+	26, // 87: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	30, // 88: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
+	32, // 89: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
+	34, // 90: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
+	36, // 91: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
+	38, // 92: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
+	40, // 93: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
+	43, // 94: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
+	45, // 95: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
+	49, // 96: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
+	79, // [79:97] is the sub-list for method output_type
+	61, // [61:79] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_huifang_feedback_v1_feedback_proto_init() }
