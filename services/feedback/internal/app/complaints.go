@@ -14,6 +14,7 @@ import (
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
+	"github.com/huifang/huifang/services/feedback/internal/record"
 	"github.com/huifang/huifang/services/feedback/internal/store"
 )
 
@@ -147,6 +148,9 @@ type Resolve struct {
 	// required for a complaint that needs no follow-up (seed 000).
 	WrittenReply    string
 	WrittenReplyRef string
+	// OccurredAt is when it was resolved, as the department states it;
+	// zero: now (issue 16).
+	OccurredAt time.Time
 }
 
 // ResolveComplaint records a resolution; see ResolveComplaintTx.
@@ -160,7 +164,9 @@ func (a *App) ResolveComplaint(ctx context.Context, in Resolve) (complaint.Compl
 // follow-up (anonymous, or only a written reply was requested, seed 000)
 // needs the written reply, which is attached to it; its ComplaintResolved
 // says no_follow_up and it is closed at once with outcome written_reply
-// (ComplaintClosed).
+// (ComplaintClosed). The steps take the time the resolution happened
+// (OccurredAt): at most record.ClockSkew in the future and not before the
+// complaint's last step; the confirmation visit is planned from it.
 func (a *App) ResolveComplaintTx(ctx context.Context, tx pgx.Tx, in Resolve) (complaint.Complaint, error) {
 	var l invalid.List
 	required(&l, [2]string{"complaint_id", in.ComplaintID}, [2]string{"by", in.By},
@@ -170,15 +176,29 @@ func (a *App) ResolveComplaintTx(ctx context.Context, tx pgx.Tx, in Resolve) (co
 	if len([]rune(r.WrittenReply)) > complaint.MaxWrittenReply {
 		l.Add("written_reply", fmt.Sprintf("at most %d characters; attach a longer letter by written_reply_ref", complaint.MaxWrittenReply))
 	}
+	record.CheckFuture(&l, "occurred_at", in.OccurredAt, a.now())
 	if err := l.Err(); err != nil {
 		return complaint.Complaint{}, err
 	}
 	return a.change(ctx, tx, in.Tenant, in.ComplaintID, func(c *complaint.Complaint, now time.Time) ([]complaint.Step, error) {
-		resolved, err := c.Resolve(r, now)
+		at := now
+		if !in.OccurredAt.IsZero() {
+			last, err := store.LastStepAt(ctx, tx, c.ID)
+			if err != nil {
+				return nil, err
+			}
+			var l invalid.List
+			record.CheckNotBefore(&l, "occurred_at", in.OccurredAt, last, "the last step of complaint "+c.ID)
+			if err := l.Err(); err != nil {
+				return nil, err
+			}
+			at = in.OccurredAt.UTC()
+		}
+		resolved, err := c.Resolve(r, at)
 		if err != nil || !c.NoFollowUp() {
 			return []complaint.Step{resolved}, err
 		}
-		closed, err := c.CloseWithWrittenReply(r.By, now)
+		closed, err := c.CloseWithWrittenReply(r.By, at)
 		return []complaint.Step{resolved, closed}, err
 	})
 }

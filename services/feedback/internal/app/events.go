@@ -144,6 +144,7 @@ func visitLogged(rec record.Record, v visit.Visit, q *questionnaire.Questionnair
 		Answers:              withoutText(wire.AnswersToProto(rec.Answers)),
 		Problems:             withoutDescriptions(wire.ProblemsToProto(rec.Problems)),
 		LoggedAt:             timestamppb.New(rec.LoggedAt),
+		OccurredAt:           timestamppb.New(rec.OccurredAt),
 		OrgUnit:              v.OrgUnit,
 		ServiceType:          v.ServiceType,
 		PolicyId:             v.PolicyID,

@@ -61,7 +61,11 @@ func (a *App) LogVisitTx(ctx context.Context, tx pgx.Tx, d record.Draft) (record
 	}
 	var confirms *record.Confirmed
 	if confirmed != nil {
-		confirms = &record.Confirmed{ComplaintID: confirmed.ID, Severity: confirmed.Severity}
+		last, err := store.LastStepAt(ctx, tx, confirmed.ID)
+		if err != nil {
+			return record.Record{}, err
+		}
+		confirms = &record.Confirmed{ComplaintID: confirmed.ID, Severity: confirmed.Severity, LastStepAt: last}
 	}
 	answers, err := record.Complete(d, v, q, confirms)
 	if err != nil {
@@ -129,7 +133,8 @@ func (a *App) LogVisitTx(ctx context.Context, tx pgx.Tx, d record.Draft) (record
 		}
 	}
 	if confirmed != nil {
-		step, err := confirmed.Confirm(rec, now)
+		// The customer confirmed (or not) when the visit happened.
+		step, err := confirmed.Confirm(rec, rec.OccurredAt)
 		if err != nil {
 			return record.Record{}, err
 		}

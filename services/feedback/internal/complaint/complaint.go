@@ -178,8 +178,9 @@ type Opened struct {
 // when the overall rating is unsatisfied, no problem was given and the
 // visit confirms no complaint, one of category "unsatisfied" described by
 // the comments. Each is routed by rules, open at level 0, owned by the
-// agent who took it (seed 002, first-contact ownership) and due within its
-// rule's deadline after the record was logged.
+// agent who took it (seed 002, first-contact ownership), opened when the
+// visit happened (rec.OccurredAt: the customer raised it then, issue 16)
+// and due within its rule's deadline after that.
 func Open(rec record.Record, v visit.Visit, rules Rules) []Opened {
 	var list []record.Problem
 	seen := map[[2]string]bool{}
@@ -220,10 +221,10 @@ func Open(rec record.Record, v visit.Visit, rules Rules) []Opened {
 			Department:       rule.Department,
 			Severity:         severity,
 			Status:           StatusOpen,
-			Deadline:         rec.LoggedAt.Add(rule.Deadline),
+			Deadline:         rec.OccurredAt.Add(rule.Deadline),
 			Window:           rule.Deadline,
-			CreatedAt:        rec.LoggedAt,
-			UpdatedAt:        rec.LoggedAt,
+			CreatedAt:        rec.OccurredAt,
+			UpdatedAt:        rec.OccurredAt,
 			OwnerAgentID:     rec.AgentID,
 			ServiceID:        v.ServiceID,
 			OrgUnit:          v.OrgUnit,
@@ -259,7 +260,7 @@ func (c Complaint) OpenedStep() Step {
 // and record, the words used. Owner, severity, level and deadline stay
 // (seed 002: the first owner keeps it).
 func RaisedAgain(rec record.Record, description string, level int32) Step {
-	return Step{Kind: StepRaisedAgain, By: rec.AgentID, At: rec.LoggedAt, Level: level,
+	return Step{Kind: StepRaisedAgain, By: rec.AgentID, At: rec.OccurredAt, Level: level,
 		Detail: fmt.Sprintf("visit %s, record %s: %s", rec.VisitID, rec.ID, description)}
 }
 

@@ -86,7 +86,7 @@ func TestOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := record.Record{
 				TenantID: "default", VisitID: "v-1", AgentID: "a-1", CustomerID: "c-1",
-				Answers: tt.answers, Problems: tt.problems, Comments: tt.comments, LoggedAt: logged,
+				Answers: tt.answers, Problems: tt.problems, Comments: tt.comments, LoggedAt: logged, OccurredAt: logged,
 			}
 			got := complaint.Open(rec, visit.Visit{ServiceID: "s-1", OrgUnit: "branch-1"}, defaults)
 			require.Len(t, got, len(tt.want))
@@ -228,7 +228,7 @@ func TestKey(t *testing.T) {
 
 func TestOpenRecordsOneProblemOnceAndKeepsItsFlags(t *testing.T) {
 	logged := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	rec := record.Record{TenantID: "default", VisitID: "v-1", AgentID: "a-1", CustomerID: "c-1", LoggedAt: logged,
+	rec := record.Record{TenantID: "default", VisitID: "v-1", AgentID: "a-1", CustomerID: "c-1", LoggedAt: logged, OccurredAt: logged,
 		Answers: []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_UNSATISFIED}},
 		Problems: []record.Problem{
 			{Category: "service_quality", Description: "Nobody answered the hotline.", Anonymous: true},
@@ -261,9 +261,9 @@ func TestOpenRecordsOneProblemOnceAndKeepsItsFlags(t *testing.T) {
 		Detail: "visit v-1, record r-1: Nobody answered the hotline."}, complaint.RaisedAgain(rec, o.Complaint.Description, 2))
 
 	// Nothing to match on: no customer, or no letter or digit in the description.
-	nameless := complaint.Open(record.Record{LoggedAt: logged, Problems: []record.Problem{{Category: "billing", Description: "x"}}}, visit.Visit{}, defaults)
+	nameless := complaint.Open(record.Record{LoggedAt: logged, OccurredAt: logged, Problems: []record.Problem{{Category: "billing", Description: "x"}}}, visit.Visit{}, defaults)
 	require.False(t, nameless[0].Matchable())
-	blank := complaint.Open(record.Record{CustomerID: "c-1", LoggedAt: logged, Problems: []record.Problem{{Category: "billing", Description: "?!"}}}, visit.Visit{}, defaults)
+	blank := complaint.Open(record.Record{CustomerID: "c-1", LoggedAt: logged, OccurredAt: logged, Problems: []record.Problem{{Category: "billing", Description: "?!"}}}, visit.Visit{}, defaults)
 	require.False(t, blank[0].Matchable())
 }
 

@@ -6,6 +6,7 @@ import (
 
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
@@ -63,8 +64,14 @@ func (s *Server) AcknowledgeComplaint(ctx context.Context, req *feedbackv1.Ackno
 
 // ResolveComplaint records the root cause and the action (app.ResolveComplaintTx).
 func (s *Server) ResolveComplaint(ctx context.Context, req *feedbackv1.ResolveComplaintRequest) (*feedbackv1.ResolveComplaintResponse, error) {
+	var l invalid.List
+	at := timeOf(&l, "occurred_at", req.GetOccurredAt())
+	if err := l.Err(); err != nil {
+		return nil, statusOf(err)
+	}
 	c, err := s.App.ResolveComplaint(ctx, app.Resolve{Tenant: req.GetTenantId(), ComplaintID: req.GetComplaintId(), By: req.GetBy(),
-		RootCause: req.GetRootCause(), Action: req.GetAction(), WrittenReply: req.GetWrittenReply(), WrittenReplyRef: req.GetWrittenReplyRef()})
+		RootCause: req.GetRootCause(), Action: req.GetAction(), WrittenReply: req.GetWrittenReply(), WrittenReplyRef: req.GetWrittenReplyRef(),
+		OccurredAt: at})
 	if err != nil {
 		return nil, statusOf(err)
 	}

@@ -55,6 +55,7 @@ func draftOf(req *feedbackv1.LogVisitRequest) (record.Draft, error) {
 		SignatureRef:         req.GetSignatureRef(),
 		Attachments:          wire.AttachmentsFromProto(req.GetAttachments()),
 		ComplaintID:          req.GetComplaintId(),
+		OccurredAt:           timeOf(&l, "occurred_at", req.GetOccurredAt()),
 	}
 	for i, p := range req.GetPromisedReplies() {
 		d.PromisedReplies = append(d.PromisedReplies, record.PromisedReply{Question: p.GetQuestion(), Channel: p.GetChannel(),
@@ -74,7 +75,7 @@ func recordProto(r record.Record) *feedbackv1.VisitRecord {
 	return &feedbackv1.VisitRecord{
 		Id: r.ID, TenantId: r.TenantID, VisitId: r.VisitID, AgentId: r.AgentID, Channel: r.Channel,
 		Answers: wire.AnswersToProto(r.Answers), Problems: wire.ProblemsToProto(r.Problems), Comments: r.Comments,
-		StartedAt: wire.Timestamp(r.StartedAt), EndedAt: wire.Timestamp(r.EndedAt), LoggedAt: wire.Timestamp(r.LoggedAt),
+		StartedAt: wire.Timestamp(r.StartedAt), EndedAt: wire.Timestamp(r.EndedAt), LoggedAt: wire.Timestamp(r.LoggedAt), OccurredAt: wire.Timestamp(r.OccurredAt),
 		CustomerId: r.CustomerID, OrgUnit: r.OrgUnit, ComplaintIds: r.ComplaintIDs,
 		QuestionnaireId: r.QuestionnaireID, QuestionnaireVersion: r.QuestionnaireVersion, SignatureRef: r.SignatureRef,
 		Attachments: wire.AttachmentsToProto(r.Attachments), PromisedReplies: wire.PromisedRepliesToProto(r.PromisedReplies),

@@ -147,6 +147,7 @@ func TestLogVisitStoresRecordAndPublishesVisitLogged(t *testing.T) {
 	require.Equal(t, v.CustomerID, rec.CustomerId)
 	require.Equal(t, v.OrgUnit, rec.OrgUnit)
 	require.Equal(t, e.clock.Now(), rec.LoggedAt.AsTime())
+	require.Equal(t, e.clock.Now(), rec.OccurredAt.AsTime(), "no occurred_at: it happened when it was logged")
 	require.Empty(t, rec.ComplaintIds)
 
 	for _, id := range []string{rec.Id, "v-1"} {
@@ -162,7 +163,7 @@ func TestLogVisitStoresRecordAndPublishesVisitLogged(t *testing.T) {
 	require.NoError(t, proto.Unmarshal(rows[0].Payload, stored))
 	want := &eventsv1.VisitLogged{
 		EventId: rows[0].ID, TenantId: "default", VisitId: "v-1", RecordId: rec.Id, AgentId: "a-1",
-		Channel: typesv1.Channel_CHANNEL_PHONE, Answers: req.Answers, LoggedAt: rec.LoggedAt,
+		Channel: typesv1.Channel_CHANNEL_PHONE, Answers: req.Answers, LoggedAt: rec.LoggedAt, OccurredAt: rec.LoggedAt,
 		DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline), OrgUnit: v.OrgUnit,
 		ServiceType: v.ServiceType, PolicyId: v.PolicyID, CustomerId: v.CustomerID, ServiceId: v.ServiceID,
 		ServiceCompletedAt: timestamppb.New(v.ServiceCompletedAt),

@@ -32,7 +32,8 @@ const (
 	MaxAttachments     = 20
 	MaxPromisedReplies = 10
 	MaxProblems        = 50
-	// ClockSkew is how far in the future a visit may be said to have ended.
+	// ClockSkew is how far in the future a visit may be said to have ended,
+	// or a fact to have happened (occurred_at).
 	ClockSkew = 5 * time.Minute
 )
 
@@ -50,6 +51,10 @@ type Record struct {
 	StartedAt time.Time
 	EndedAt   time.Time
 	LoggedAt  time.Time
+	// OccurredAt is when the visit happened: the draft's OccurredAt, or
+	// LoggedAt when the draft gave none (issue 16). The complaints the
+	// record opens or settles, and the figures, take this time.
+	OccurredAt time.Time
 	// CustomerID and OrgUnit come from the visit.
 	CustomerID string
 	OrgUnit    string
@@ -115,6 +120,9 @@ type Draft struct {
 	PromisedReplies      []PromisedReply
 	// ComplaintID names the resolved complaint the visit confirms, if the visit does not.
 	ComplaintID string
+	// OccurredAt is when the visit happened, as the agent or an upstream
+	// system states it; zero: now (issue 16).
+	OccurredAt time.Time
 }
 
 // Normalize fills the tenant default and trims identifiers in place.
@@ -225,7 +233,28 @@ func Validate(d Draft, now time.Time) error {
 	if !ended.IsZero() && ended.After(now.Add(ClockSkew)) {
 		l.Add("ended_at", "must not be in the future")
 	}
+	CheckFuture(&l, "occurred_at", d.OccurredAt, now)
 	return l.Err()
+}
+
+// CheckFuture adds a violation on field when at, a time a caller says
+// something happened, is more than ClockSkew after now (issue 16: event
+// times are bounded). The zero time (not given) passes.
+func CheckFuture(l *invalid.List, field string, at, now time.Time) {
+	if !at.IsZero() && at.After(now.Add(ClockSkew)) {
+		l.Add(field, fmt.Sprintf("%s is in the future: at most %s after the service's clock (%s)",
+			at.UTC().Format(time.RFC3339), ClockSkew, now.UTC().Format(time.RFC3339)))
+	}
+}
+
+// CheckNotBefore adds a violation on field when at, a time a caller says
+// something happened, is before since, the time of what it follows (what
+// names it). The zero time (not given) and a zero since pass.
+func CheckNotBefore(l *invalid.List, field string, at, since time.Time, what string) {
+	if !at.IsZero() && !since.IsZero() && at.Before(since) {
+		l.Add(field, fmt.Sprintf("%s is before %s (%s): a fact cannot precede what it follows",
+			at.UTC().Format(time.RFC3339), what, since.UTC().Format(time.RFC3339)))
+	}
 }
 
 func checkAttachments(l *invalid.List, field string, list []Attachment) {
@@ -257,6 +286,9 @@ func Channel(d Draft, v visit.Visit) typesv1.Channel {
 type Confirmed struct {
 	ComplaintID string
 	Severity    string
+	// LastStepAt is the time of the latest step of its history: the visit
+	// cannot have confirmed it earlier.
+	LastStepAt time.Time
 }
 
 // Complete checks the answers of a validated draft against q (free
@@ -265,7 +297,8 @@ type Confirmed struct {
 // known); an on-site visit needs the customer's signature (seed 000); a
 // visit that confirms a complaint (confirmed, nil for none) needs the
 // overall rating, and one that confirms a major complaint is made on site
-// (seed 000). It returns the answers completed with their question ids
+// (seed 000); the time the visit happened is not before the visit fell due
+// nor, for a confirmation, before the complaint's last step. It returns the answers completed with their question ids
 // and aspects.
 func Complete(d Draft, v visit.Visit, q *questionnaire.Questionnaire, confirmed *Confirmed) ([]questionnaire.Answer, error) {
 	var l invalid.List
@@ -274,6 +307,10 @@ func Complete(d Draft, v visit.Visit, q *questionnaire.Questionnaire, confirmed 
 			v.VisitID, v.AssignedAgentID, d.AgentID))
 	}
 	answers := CheckAnswers(q, d.Answers, &l, "answers", true)
+	CheckNotBefore(&l, "occurred_at", d.OccurredAt, v.DueAt, "the time visit "+v.VisitID+" fell due")
+	if confirmed != nil {
+		CheckNotBefore(&l, "occurred_at", d.OccurredAt, confirmed.LastStepAt, "the last step of complaint "+confirmed.ComplaintID)
+	}
 	channel := Channel(d, v)
 	if channel == typesv1.Channel_CHANNEL_ONSITE && d.SignatureRef == "" {
 		l.Add("signature_ref", "is required for an on-site visit: the customer signs the record (seed 000); a phone visit needs none")
@@ -332,7 +369,8 @@ func CheckAnswers(q *questionnaire.Questionnaire, answers []questionnaire.Answer
 }
 
 // New builds the record of a validated draft for v, logged at loggedAt,
-// with the completed answers and the questionnaire they were checked against.
+// with the completed answers and the questionnaire they were checked
+// against; it happened at the draft's OccurredAt, or loggedAt when not given.
 func New(id string, d Draft, v visit.Visit, answers []questionnaire.Answer, q *questionnaire.Questionnaire, loggedAt time.Time) Record {
 	rec := Record{
 		ID:           id,
@@ -345,11 +383,15 @@ func New(id string, d Draft, v visit.Visit, answers []questionnaire.Answer, q *q
 		StartedAt:    d.StartedAt,
 		EndedAt:      d.EndedAt,
 		LoggedAt:     loggedAt,
+		OccurredAt:   loggedAt,
 		CustomerID:   v.CustomerID,
 		OrgUnit:      v.OrgUnit,
 		SignatureRef: d.SignatureRef,
 		Problems:     slices.Clone(d.Problems),
 		Attachments:  slices.Clone(d.Attachments),
+	}
+	if !d.OccurredAt.IsZero() {
+		rec.OccurredAt = d.OccurredAt.UTC()
 	}
 	if q != nil {
 		rec.QuestionnaireID, rec.QuestionnaireVersion = q.ID, q.Version

@@ -127,6 +127,16 @@ func AddStep(ctx context.Context, q postgres.Querier, complaintID string, s comp
 	return nil
 }
 
+// LastStepAt returns the time of the latest step of a complaint's
+// history, the zero time when it has none.
+func LastStepAt(ctx context.Context, q postgres.Querier, complaintID string) (time.Time, error) {
+	var at *time.Time
+	if err := q.QueryRow(ctx, `SELECT max(at) FROM complaint_history WHERE complaint_id = $1`, complaintID).Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("store: last step of complaint %s: %w", complaintID, translate(err))
+	}
+	return timeOf(at).UTC(), nil
+}
+
 // History returns a complaint's steps, oldest first.
 func History(ctx context.Context, q postgres.Querier, complaintID string) ([]complaint.Step, error) {
 	rows, err := q.Query(ctx, `SELECT kind, by_whom, at, detail, level FROM complaint_history WHERE complaint_id = $1 ORDER BY seq`, complaintID)

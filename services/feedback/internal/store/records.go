@@ -36,11 +36,11 @@ func InsertRecord(ctx context.Context, q postgres.Querier, rec record.Record) er
 		return err
 	}
 	if _, err := q.Exec(ctx, `INSERT INTO visit_records (id, tenant_id, visit_id, agent_id, channel, answers, problems, comments, started_at, ended_at, logged_at, customer_id, org_unit,
-  questionnaire_id, questionnaire_version, signature_ref, attachments, promised_replies, confirmed_complaint_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+  questionnaire_id, questionnaire_version, signature_ref, attachments, promised_replies, confirmed_complaint_id, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		rec.ID, rec.TenantID, rec.VisitID, rec.AgentID, rec.Channel.String(), answers, problems, rec.Comments,
 		nullTime(rec.StartedAt), nullTime(rec.EndedAt), rec.LoggedAt, rec.CustomerID, rec.OrgUnit,
-		rec.QuestionnaireID, rec.QuestionnaireVersion, rec.SignatureRef, attachments, promised, rec.ConfirmedComplaintID); err != nil {
+		rec.QuestionnaireID, rec.QuestionnaireVersion, rec.SignatureRef, attachments, promised, rec.ConfirmedComplaintID, nullTime(rec.OccurredAt)); err != nil {
 		return fmt.Errorf("store: insert record of visit %s: %w", rec.VisitID, translate(err))
 	}
 	return nil
@@ -59,6 +59,7 @@ func LinkComplaint(ctx context.Context, q postgres.Querier, recordID, complaintI
 // recordColumns are the columns scanRecord reads, from visit_records r.
 const recordColumns = `r.id, r.tenant_id, r.visit_id, r.agent_id, r.channel, r.answers, r.problems, r.comments, r.started_at, r.ended_at, r.logged_at,
   r.customer_id, r.org_unit, r.questionnaire_id, r.questionnaire_version, r.signature_ref, r.attachments, r.promised_replies, r.confirmed_complaint_id,
+  COALESCE(r.occurred_at, r.logged_at),
   ARRAY(SELECT rc.complaint_id FROM record_complaints rc WHERE rc.record_id = r.id ORDER BY rc.position),
   ARRAY(SELECT rc.complaint_id FROM record_complaints rc WHERE rc.record_id = r.id AND rc.attached ORDER BY rc.position)`
 
@@ -69,12 +70,12 @@ func scanRecord(row pgx.Row) (record.Record, error) {
 	var started, ended *time.Time
 	if err := row.Scan(&rec.ID, &rec.TenantID, &rec.VisitID, &rec.AgentID, &channel, &answers, &problems, &rec.Comments,
 		&started, &ended, &rec.LoggedAt, &rec.CustomerID, &rec.OrgUnit, &rec.QuestionnaireID, &rec.QuestionnaireVersion,
-		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintID, &rec.ComplaintIDs, &rec.AttachedComplaintIDs); err != nil {
+		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintID, &rec.OccurredAt, &rec.ComplaintIDs, &rec.AttachedComplaintIDs); err != nil {
 		return record.Record{}, err
 	}
 	// The column keeps the channel's full name (CHANNEL_PHONE).
 	rec.Channel = typesv1.Channel(typesv1.Channel_value[channel])
-	rec.StartedAt, rec.EndedAt, rec.LoggedAt = timeOf(started), timeOf(ended), rec.LoggedAt.UTC()
+	rec.StartedAt, rec.EndedAt, rec.LoggedAt, rec.OccurredAt = timeOf(started), timeOf(ended), rec.LoggedAt.UTC(), rec.OccurredAt.UTC()
 	a, err := fromJSONList[*typesv1.Answer](answers)
 	if err != nil {
 		return record.Record{}, fmt.Errorf("store: answers of record %s: %w", rec.ID, err)

@@ -103,7 +103,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	rec := record.Record{ID: "r-1", TenantID: "default", VisitID: "v-1", AgentID: "a-1", Channel: typesv1.Channel_CHANNEL_ONSITE,
 		Answers:  []questionnaire.Answer{{QuestionID: "recommend", Aspect: "recommend", Score: &score, Comment: "ok"}},
 		Problems: []record.Problem{{Category: "billing", Description: "x", Severity: typesv1.Severity_SEVERITY_URGENT, Anonymous: true}},
-		Comments: "fine", StartedAt: t0.Add(-time.Hour), EndedAt: t0.Add(-time.Minute), LoggedAt: t0, CustomerID: "c-1", OrgUnit: "o-1",
+		Comments: "fine", StartedAt: t0.Add(-time.Hour), EndedAt: t0.Add(-time.Minute), LoggedAt: t0, OccurredAt: t0.Add(-time.Hour), CustomerID: "c-1", OrgUnit: "o-1",
 		QuestionnaireID: questionnaire.SeedAuto, QuestionnaireVersion: 1, SignatureRef: "sig-1",
 		Attachments:     []record.Attachment{{Kind: "call_recording", Ref: "rec-1"}},
 		PromisedReplies: []record.PromisedReply{{Question: "when?", PromisedAt: t0.Add(24 * time.Hour), Channel: typesv1.Channel_CHANNEL_SMS}},
@@ -122,6 +122,15 @@ func TestRecordRoundTrip(t *testing.T) {
 	list, err := store.ListRecords(e.ctx, e.pool, store.RecordFilter{Tenant: "default", Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, []record.Record{rec}, list)
+
+	// A record without an event time (logged before migration 006) happened when it was logged.
+	require.NoError(t, store.SaveVisit(e.ctx, e.pool, visit.Visit{TenantID: "default", VisitID: "v-old"}))
+	_, err = e.pool.Exec(e.ctx, `INSERT INTO visit_records (id, tenant_id, visit_id, agent_id, channel, answers, problems, logged_at)
+VALUES ('r-old', 'default', 'v-old', 'a-1', 'CHANNEL_PHONE', '[]', '[]', $1)`, t0)
+	require.NoError(t, err)
+	old, err := store.GetRecord(e.ctx, e.pool, "default", "r-old")
+	require.NoError(t, err)
+	require.Equal(t, t0, old.OccurredAt)
 }
 
 // UpdateComplaint holds the complaint while fn decides: two updates at
