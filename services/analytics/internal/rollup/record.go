@@ -3,6 +3,7 @@ package rollup
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
@@ -13,6 +14,7 @@ import (
 )
 
 // CheckVisitLogged refuses a VisitLogged without visit_id or logged_at, or
+// with an occurred_at that is not a valid timestamp, or
 // with a rated answer whose aspect or rating is malformed, or an NPS answer
 // outside 0–10, with an *invalid.Error naming the field, so no part of it
 // is counted.
@@ -25,6 +27,9 @@ func CheckVisitLogged(ev *eventsv1.VisitLogged) error {
 		bad.Add("logged_at", "is required")
 	} else if err := ev.GetLoggedAt().CheckValid(); err != nil {
 		bad.Add("logged_at", "must be a valid timestamp")
+	}
+	if ev.GetOccurredAt() != nil && ev.GetOccurredAt().CheckValid() != nil {
+		bad.Add("occurred_at", "must be a valid timestamp when set")
 	}
 	for i, a := range ev.GetAnswers() {
 		if a.GetRating() == typesv1.Rating_RATING_UNSPECIFIED {
@@ -46,8 +51,19 @@ func CheckVisitLogged(ev *eventsv1.VisitLogged) error {
 
 func aspectOf(a *typesv1.Answer) string { return strings.ToLower(strings.TrimSpace(a.GetAspect())) }
 
-// FromVisitLogged returns what one logged record adds on the UTC day it was
-// logged: record.logged once; record.returned once when it rates anything
+// Happened returns when the visit of a VisitLogged happened: its
+// occurred_at (the time the agent or an upstream system stated, issue 16),
+// else its logged_at (events of feedback before occurred_at existed).
+// Analytics counts a record on this day and measures its timeliness by it.
+func Happened(ev *eventsv1.VisitLogged) time.Time {
+	if at := ts(ev.GetOccurredAt()); !at.IsZero() {
+		return at
+	}
+	return ts(ev.GetLoggedAt())
+}
+
+// FromVisitLogged returns what one logged record adds on the UTC day the
+// visit happened (Happened): record.logged once; record.returned once when it rates anything
 // (seed 003: a questionnaire returned); one vote per rated aspect (seed 003:
 // A satisfied, B fairly satisfied, C unsatisfied) in the bucket of its
 // aspect; the NPS answer as promoter (9–10), passive (7–8) or detractor
@@ -66,7 +82,7 @@ func FromVisitLogged(ev *eventsv1.VisitLogged, productCategory string) []Delta {
 		AgentID:         strings.TrimSpace(ev.GetAgentId()),
 	}
 	key := func(metric string, d Dims) Key {
-		return Key{Tenant: tenant.Of(ev), Metric: metric, Day: Day(ts(ev.GetLoggedAt())), Dims: d}
+		return Key{Tenant: tenant.Of(ev), Metric: metric, Day: Day(Happened(ev)), Dims: d}
 	}
 	out := []Delta{{Key: key(MetricLogged, dims), N: 1}}
 	vote := map[string]typesv1.Rating{}

@@ -26,7 +26,9 @@ type Visit struct {
 	DueAt              time.Time `json:"due_at,omitzero"`
 	Deadline           time.Time `json:"deadline,omitzero"`
 	ServiceCompletedAt time.Time `json:"service_completed_at,omitzero"`
-	// LoggedAt is when the first record of the visit was logged.
+	// LoggedAt is when the first record of the visit says the visit
+	// happened (Happened: VisitLogged.occurred_at, else logged_at); the
+	// JSON name stays for the visits kept before occurred_at existed.
 	LoggedAt    time.Time `json:"logged_at,omitzero"`
 	Planned     bool      `json:"planned,omitempty"`
 	Due         bool      `json:"due,omitempty"`
@@ -189,7 +191,7 @@ func Apply(v Visit, ev VisitEvent) Visit {
 		set(&v.OrgUnit, e.GetOrgUnit())
 		set(&v.CustomerID, e.GetCustomerId())
 	case *eventsv1.VisitLogged:
-		if at := ts(e.GetLoggedAt()); !at.IsZero() && (v.LoggedAt.IsZero() || at.Before(v.LoggedAt)) {
+		if at := Happened(e); !at.IsZero() && (v.LoggedAt.IsZero() || at.Before(v.LoggedAt)) {
 			v.LoggedAt = at
 		}
 		for _, a := range e.GetAnswers() {
