@@ -1851,8 +1851,11 @@ type GetProblemBreakdownResponse struct {
 	Acknowledged int64 `protobuf:"varint,7,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
 	// Mean hours from escalation to the first acknowledgement of the acknowledged ones (seed 004: timeliness).
 	MeanAcknowledgeHours float64 `protobuf:"fixed64,8,opt,name=mean_acknowledge_hours,json=meanAcknowledgeHours,proto3" json:"mean_acknowledge_hours,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Invited customers who did not come, by reason, most first (seed 000, auto dealer: for
+	// no-shows record the reason), on the day the no-show was recorded as happening.
+	NoShows       []*NoShowCount `protobuf:"bytes,9,rep,name=no_shows,json=noShows,proto3" json:"no_shows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetProblemBreakdownResponse) Reset() {
@@ -1941,6 +1944,67 @@ func (x *GetProblemBreakdownResponse) GetMeanAcknowledgeHours() float64 {
 	return 0
 }
 
+func (x *GetProblemBreakdownResponse) GetNoShows() []*NoShowCount {
+	if x != nil {
+		return x.NoShows
+	}
+	return nil
+}
+
+// NoShowCount is how many no-shows had a reason.
+type NoShowCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reason's short name, e.g. "serviced_elsewhere".
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         int64  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoShowCount) Reset() {
+	*x = NoShowCount{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoShowCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoShowCount) ProtoMessage() {}
+
+func (x *NoShowCount) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoShowCount.ProtoReflect.Descriptor instead.
+func (*NoShowCount) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *NoShowCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *NoShowCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type GenerateReportRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1957,7 +2021,7 @@ type GenerateReportRequest struct {
 
 func (x *GenerateReportRequest) Reset() {
 	*x = GenerateReportRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[22]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2033,7 @@ func (x *GenerateReportRequest) String() string {
 func (*GenerateReportRequest) ProtoMessage() {}
 
 func (x *GenerateReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[22]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2046,7 @@ func (x *GenerateReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateReportRequest.ProtoReflect.Descriptor instead.
 func (*GenerateReportRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{22}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GenerateReportRequest) GetTenantId() string {
@@ -2038,7 +2102,7 @@ type GenerateReportResponse struct {
 
 func (x *GenerateReportResponse) Reset() {
 	*x = GenerateReportResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[23]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2114,7 @@ func (x *GenerateReportResponse) String() string {
 func (*GenerateReportResponse) ProtoMessage() {}
 
 func (x *GenerateReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[23]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2127,7 @@ func (x *GenerateReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateReportResponse.ProtoReflect.Descriptor instead.
 func (*GenerateReportResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{23}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GenerateReportResponse) GetContentType() string {
@@ -2102,7 +2166,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[24]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2178,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[24]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2191,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{24}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Target) GetFigure() string {
@@ -2161,7 +2225,7 @@ type SetTargetRequest struct {
 
 func (x *SetTargetRequest) Reset() {
 	*x = SetTargetRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2237,7 @@ func (x *SetTargetRequest) String() string {
 func (*SetTargetRequest) ProtoMessage() {}
 
 func (x *SetTargetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2250,7 @@ func (x *SetTargetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTargetRequest.ProtoReflect.Descriptor instead.
 func (*SetTargetRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{25}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetTargetRequest) GetTenantId() string {
@@ -2212,7 +2276,7 @@ type SetTargetResponse struct {
 
 func (x *SetTargetResponse) Reset() {
 	*x = SetTargetResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2288,7 @@ func (x *SetTargetResponse) String() string {
 func (*SetTargetResponse) ProtoMessage() {}
 
 func (x *SetTargetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2301,7 @@ func (x *SetTargetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTargetResponse.ProtoReflect.Descriptor instead.
 func (*SetTargetResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{26}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetTargetResponse) GetTarget() *Target {
@@ -2256,7 +2320,7 @@ type ListTargetsRequest struct {
 
 func (x *ListTargetsRequest) Reset() {
 	*x = ListTargetsRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2332,7 @@ func (x *ListTargetsRequest) String() string {
 func (*ListTargetsRequest) ProtoMessage() {}
 
 func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2345,7 @@ func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{27}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListTargetsRequest) GetTenantId() string {
@@ -2300,7 +2364,7 @@ type ListTargetsResponse struct {
 
 func (x *ListTargetsResponse) Reset() {
 	*x = ListTargetsResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2376,7 @@ func (x *ListTargetsResponse) String() string {
 func (*ListTargetsResponse) ProtoMessage() {}
 
 func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2389,7 @@ func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ListTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{28}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListTargetsResponse) GetTargets() []*Target {
@@ -2352,7 +2416,7 @@ type Breach struct {
 
 func (x *Breach) Reset() {
 	*x = Breach{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2428,7 @@ func (x *Breach) String() string {
 func (*Breach) ProtoMessage() {}
 
 func (x *Breach) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2441,7 @@ func (x *Breach) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Breach.ProtoReflect.Descriptor instead.
 func (*Breach) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{29}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Breach) GetId() string {
@@ -2454,7 +2518,7 @@ type ListBreachesRequest struct {
 
 func (x *ListBreachesRequest) Reset() {
 	*x = ListBreachesRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2530,7 @@ func (x *ListBreachesRequest) String() string {
 func (*ListBreachesRequest) ProtoMessage() {}
 
 func (x *ListBreachesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2543,7 @@ func (x *ListBreachesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreachesRequest.ProtoReflect.Descriptor instead.
 func (*ListBreachesRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{30}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListBreachesRequest) GetTenantId() string {
@@ -2513,7 +2577,7 @@ type ListBreachesResponse struct {
 
 func (x *ListBreachesResponse) Reset() {
 	*x = ListBreachesResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2589,7 @@ func (x *ListBreachesResponse) String() string {
 func (*ListBreachesResponse) ProtoMessage() {}
 
 func (x *ListBreachesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2602,7 @@ func (x *ListBreachesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreachesResponse.ProtoReflect.Descriptor instead.
 func (*ListBreachesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{31}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListBreachesResponse) GetBreaches() []*Breach {
@@ -2566,7 +2630,7 @@ type CheckTargetsRequest struct {
 
 func (x *CheckTargetsRequest) Reset() {
 	*x = CheckTargetsRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2642,7 @@ func (x *CheckTargetsRequest) String() string {
 func (*CheckTargetsRequest) ProtoMessage() {}
 
 func (x *CheckTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2655,7 @@ func (x *CheckTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTargetsRequest.ProtoReflect.Descriptor instead.
 func (*CheckTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{32}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CheckTargetsRequest) GetTenantId() string {
@@ -2618,7 +2682,7 @@ type CheckTargetsResponse struct {
 
 func (x *CheckTargetsResponse) Reset() {
 	*x = CheckTargetsResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2694,7 @@ func (x *CheckTargetsResponse) String() string {
 func (*CheckTargetsResponse) ProtoMessage() {}
 
 func (x *CheckTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2707,7 @@ func (x *CheckTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTargetsResponse.ProtoReflect.Descriptor instead.
 func (*CheckTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{33}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CheckTargetsResponse) GetNewBreaches() []*Breach {
@@ -2663,7 +2727,7 @@ type SetIncentiveRuleRequest struct {
 
 func (x *SetIncentiveRuleRequest) Reset() {
 	*x = SetIncentiveRuleRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2739,7 @@ func (x *SetIncentiveRuleRequest) String() string {
 func (*SetIncentiveRuleRequest) ProtoMessage() {}
 
 func (x *SetIncentiveRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2752,7 @@ func (x *SetIncentiveRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetIncentiveRuleRequest.ProtoReflect.Descriptor instead.
 func (*SetIncentiveRuleRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{34}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetIncentiveRuleRequest) GetTenantId() string {
@@ -2714,7 +2778,7 @@ type SetIncentiveRuleResponse struct {
 
 func (x *SetIncentiveRuleResponse) Reset() {
 	*x = SetIncentiveRuleResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2790,7 @@ func (x *SetIncentiveRuleResponse) String() string {
 func (*SetIncentiveRuleResponse) ProtoMessage() {}
 
 func (x *SetIncentiveRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2803,7 @@ func (x *SetIncentiveRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetIncentiveRuleResponse.ProtoReflect.Descriptor instead.
 func (*SetIncentiveRuleResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{35}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetIncentiveRuleResponse) GetRule() *IncentiveRule {
@@ -2757,7 +2821,7 @@ type RebuildRequest struct {
 
 func (x *RebuildRequest) Reset() {
 	*x = RebuildRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +2833,7 @@ func (x *RebuildRequest) String() string {
 func (*RebuildRequest) ProtoMessage() {}
 
 func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +2846,7 @@ func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildRequest.ProtoReflect.Descriptor instead.
 func (*RebuildRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{36}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{37}
 }
 
 type RebuildResponse struct {
@@ -2795,7 +2859,7 @@ type RebuildResponse struct {
 
 func (x *RebuildResponse) Reset() {
 	*x = RebuildResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2807,7 +2871,7 @@ func (x *RebuildResponse) String() string {
 func (*RebuildResponse) ProtoMessage() {}
 
 func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2820,7 +2884,7 @@ func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildResponse.ProtoReflect.Descriptor instead.
 func (*RebuildResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{37}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RebuildResponse) GetStreamLastSequence() uint64 {
@@ -2982,7 +3046,7 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x0ecomplaint_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\rcomplaintRate\x12:\n" +
 	"\n" +
 	"peers_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\tpeersRate\x12\x18\n" +
-	"\aflagged\x18\x04 \x01(\bR\aflagged\"\xd2\x03\n" +
+	"\aflagged\x18\x04 \x01(\bR\aflagged\"\x90\x04\n" +
 	"\x1bGetProblemBreakdownResponse\x12>\n" +
 	"\bproblems\x18\x01 \x03(\v2\".huifang.analytics.v1.ProblemCountR\bproblems\x12A\n" +
 	"\bproducts\x18\x02 \x03(\v2%.huifang.analytics.v1.ProductProblemsR\bproducts\x12D\n" +
@@ -2991,7 +3055,11 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x0fimprovement_30d\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eimprovement30d\x12\x16\n" +
 	"\x06closed\x18\x06 \x01(\x03R\x06closed\x12\"\n" +
 	"\facknowledged\x18\a \x01(\x03R\facknowledged\x124\n" +
-	"\x16mean_acknowledge_hours\x18\b \x01(\x01R\x14meanAcknowledgeHours\"\x92\x02\n" +
+	"\x16mean_acknowledge_hours\x18\b \x01(\x01R\x14meanAcknowledgeHours\x12<\n" +
+	"\bno_shows\x18\t \x03(\v2!.huifang.analytics.v1.NoShowCountR\anoShows\";\n" +
+	"\vNoShowCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\x92\x02\n" +
 	"\x15GenerateReportRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
@@ -3087,7 +3155,7 @@ func file_huifang_analytics_v1_analytics_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_analytics_v1_analytics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_huifang_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_huifang_analytics_v1_analytics_proto_goTypes = []any{
 	(Granularity)(0),                    // 0: huifang.analytics.v1.Granularity
 	(ReportFormat)(0),                   // 1: huifang.analytics.v1.ReportFormat
@@ -3113,37 +3181,38 @@ var file_huifang_analytics_v1_analytics_proto_goTypes = []any{
 	(*ProblemCount)(nil),                // 21: huifang.analytics.v1.ProblemCount
 	(*ProductProblems)(nil),             // 22: huifang.analytics.v1.ProductProblems
 	(*GetProblemBreakdownResponse)(nil), // 23: huifang.analytics.v1.GetProblemBreakdownResponse
-	(*GenerateReportRequest)(nil),       // 24: huifang.analytics.v1.GenerateReportRequest
-	(*GenerateReportResponse)(nil),      // 25: huifang.analytics.v1.GenerateReportResponse
-	(*Target)(nil),                      // 26: huifang.analytics.v1.Target
-	(*SetTargetRequest)(nil),            // 27: huifang.analytics.v1.SetTargetRequest
-	(*SetTargetResponse)(nil),           // 28: huifang.analytics.v1.SetTargetResponse
-	(*ListTargetsRequest)(nil),          // 29: huifang.analytics.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),         // 30: huifang.analytics.v1.ListTargetsResponse
-	(*Breach)(nil),                      // 31: huifang.analytics.v1.Breach
-	(*ListBreachesRequest)(nil),         // 32: huifang.analytics.v1.ListBreachesRequest
-	(*ListBreachesResponse)(nil),        // 33: huifang.analytics.v1.ListBreachesResponse
-	(*CheckTargetsRequest)(nil),         // 34: huifang.analytics.v1.CheckTargetsRequest
-	(*CheckTargetsResponse)(nil),        // 35: huifang.analytics.v1.CheckTargetsResponse
-	(*SetIncentiveRuleRequest)(nil),     // 36: huifang.analytics.v1.SetIncentiveRuleRequest
-	(*SetIncentiveRuleResponse)(nil),    // 37: huifang.analytics.v1.SetIncentiveRuleResponse
-	(*RebuildRequest)(nil),              // 38: huifang.analytics.v1.RebuildRequest
-	(*RebuildResponse)(nil),             // 39: huifang.analytics.v1.RebuildResponse
-	(v1.Channel)(0),                     // 40: huifang.types.v1.Channel
-	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
+	(*NoShowCount)(nil),                 // 24: huifang.analytics.v1.NoShowCount
+	(*GenerateReportRequest)(nil),       // 25: huifang.analytics.v1.GenerateReportRequest
+	(*GenerateReportResponse)(nil),      // 26: huifang.analytics.v1.GenerateReportResponse
+	(*Target)(nil),                      // 27: huifang.analytics.v1.Target
+	(*SetTargetRequest)(nil),            // 28: huifang.analytics.v1.SetTargetRequest
+	(*SetTargetResponse)(nil),           // 29: huifang.analytics.v1.SetTargetResponse
+	(*ListTargetsRequest)(nil),          // 30: huifang.analytics.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),         // 31: huifang.analytics.v1.ListTargetsResponse
+	(*Breach)(nil),                      // 32: huifang.analytics.v1.Breach
+	(*ListBreachesRequest)(nil),         // 33: huifang.analytics.v1.ListBreachesRequest
+	(*ListBreachesResponse)(nil),        // 34: huifang.analytics.v1.ListBreachesResponse
+	(*CheckTargetsRequest)(nil),         // 35: huifang.analytics.v1.CheckTargetsRequest
+	(*CheckTargetsResponse)(nil),        // 36: huifang.analytics.v1.CheckTargetsResponse
+	(*SetIncentiveRuleRequest)(nil),     // 37: huifang.analytics.v1.SetIncentiveRuleRequest
+	(*SetIncentiveRuleResponse)(nil),    // 38: huifang.analytics.v1.SetIncentiveRuleResponse
+	(*RebuildRequest)(nil),              // 39: huifang.analytics.v1.RebuildRequest
+	(*RebuildResponse)(nil),             // 40: huifang.analytics.v1.RebuildResponse
+	(v1.Channel)(0),                     // 41: huifang.types.v1.Channel
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
 }
 var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
-	40, // 0: huifang.analytics.v1.Filter.channel:type_name -> huifang.types.v1.Channel
-	41, // 1: huifang.analytics.v1.GetSatisfactionRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 2: huifang.analytics.v1.GetSatisfactionRequest.to:type_name -> google.protobuf.Timestamp
+	41, // 0: huifang.analytics.v1.Filter.channel:type_name -> huifang.types.v1.Channel
+	42, // 1: huifang.analytics.v1.GetSatisfactionRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 2: huifang.analytics.v1.GetSatisfactionRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 3: huifang.analytics.v1.GetSatisfactionRequest.filter:type_name -> huifang.analytics.v1.Filter
 	6,  // 4: huifang.analytics.v1.GetSatisfactionResponse.aspects:type_name -> huifang.analytics.v1.AspectSatisfaction
 	7,  // 5: huifang.analytics.v1.GetSatisfactionResponse.nps:type_name -> huifang.analytics.v1.Nps
 	3,  // 6: huifang.analytics.v1.GetSatisfactionResponse.rated_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 7: huifang.analytics.v1.AspectSatisfaction.rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 8: huifang.analytics.v1.AspectSatisfaction.rated_rate:type_name -> huifang.analytics.v1.Ratio
-	41, // 9: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 10: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 9: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 10: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 11: huifang.analytics.v1.GetCoverageRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 12: huifang.analytics.v1.GetCoverageResponse.coverage:type_name -> huifang.analytics.v1.Ratio
 	3,  // 13: huifang.analytics.v1.GetCoverageResponse.response_rate:type_name -> huifang.analytics.v1.Ratio
@@ -3151,14 +3220,14 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	3,  // 15: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
 	3,  // 16: huifang.analytics.v1.GetCoverageResponse.visit_completion:type_name -> huifang.analytics.v1.Ratio
 	3,  // 17: huifang.analytics.v1.GetCoverageResponse.customer_coverage:type_name -> huifang.analytics.v1.Ratio
-	41, // 18: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 19: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 18: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 19: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 20: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 21: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
 	3,  // 22: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
 	3,  // 23: huifang.analytics.v1.GetTimelinessResponse.late:type_name -> huifang.analytics.v1.Ratio
-	41, // 24: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 25: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 24: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 25: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 26: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 27: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
 	3,  // 28: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
@@ -3166,16 +3235,16 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	13, // 30: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
 	14, // 31: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
 	16, // 32: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	41, // 33: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 34: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 33: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 34: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 35: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
 	2,  // 36: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
-	41, // 37: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
-	41, // 38: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	42, // 37: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	42, // 38: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
 	3,  // 39: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
 	18, // 40: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
-	41, // 41: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 42: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	42, // 41: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 42: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 43: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 44: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 45: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
@@ -3183,51 +3252,52 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	22, // 47: huifang.analytics.v1.GetProblemBreakdownResponse.products:type_name -> huifang.analytics.v1.ProductProblems
 	3,  // 48: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 49: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
-	41, // 50: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 51: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 52: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	26, // 53: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	26, // 54: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	26, // 55: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	41, // 56: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	41, // 57: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	41, // 58: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	31, // 59: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	41, // 60: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 61: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 62: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 63: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 64: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 65: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 66: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 67: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 68: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 69: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	24, // 70: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	27, // 71: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	29, // 72: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	32, // 73: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	34, // 74: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	36, // 75: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	38, // 76: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 77: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 78: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 79: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 80: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 81: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 82: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	25, // 83: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	28, // 84: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	30, // 85: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	33, // 86: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	35, // 87: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	37, // 88: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	39, // 89: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	77, // [77:90] is the sub-list for method output_type
-	64, // [64:77] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	24, // 50: huifang.analytics.v1.GetProblemBreakdownResponse.no_shows:type_name -> huifang.analytics.v1.NoShowCount
+	42, // 51: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	42, // 52: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 53: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	27, // 54: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	27, // 55: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	27, // 56: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	42, // 57: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	42, // 58: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	42, // 59: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	32, // 60: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	42, // 61: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	32, // 62: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 63: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 64: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 65: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 66: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 67: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 68: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 69: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 70: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	25, // 71: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	28, // 72: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	30, // 73: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	33, // 74: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	35, // 75: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	37, // 76: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	39, // 77: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 78: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 79: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 80: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 81: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 82: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 83: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	26, // 84: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	29, // 85: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	31, // 86: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	34, // 87: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	36, // 88: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	38, // 89: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	40, // 90: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	78, // [78:91] is the sub-list for method output_type
+	65, // [65:78] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }
@@ -3241,7 +3311,7 @@ func file_huifang_analytics_v1_analytics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_analytics_v1_analytics_proto_rawDesc), len(file_huifang_analytics_v1_analytics_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

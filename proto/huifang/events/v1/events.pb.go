@@ -668,7 +668,10 @@ type VisitLogged struct {
 	ServiceCompletedAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=service_completed_at,json=serviceCompletedAt,proto3" json:"service_completed_at,omitempty"`
 	// When the visit happened, as the agent or an upstream system stated it (LogVisitRequest.occurred_at),
 	// else logged_at; never after logged_at + 5 minutes. Analytics counts the record on this day.
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The invited customer did not come, for this reason (seed 000); unset otherwise. The note
+	// stays in feedback (no free text in events).
+	NoShowReason  v1.NoShowReason `protobuf:"varint,24,opt,name=no_show_reason,json=noShowReason,proto3,enum=huifang.types.v1.NoShowReason" json:"no_show_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -862,6 +865,13 @@ func (x *VisitLogged) GetOccurredAt() *timestamppb.Timestamp {
 		return x.OccurredAt
 	}
 	return nil
+}
+
+func (x *VisitLogged) GetNoShowReason() v1.NoShowReason {
+	if x != nil {
+		return x.NoShowReason
+	}
+	return v1.NoShowReason(0)
 }
 
 // ComplaintEscalated tells the owning department that a problem needs handling.
@@ -2582,7 +2592,7 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\bvisit_id\x18\x03 \x01(\tR\avisitId\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12;\n" +
 	"\vassigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"assignedAt\"\xc8\a\n" +
+	"assignedAt\"\x8e\b\n" +
 	"\vVisitLogged\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -2610,7 +2620,8 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\x03nps\x18\x15 \x01(\x05H\x00R\x03nps\x88\x01\x01\x12L\n" +
 	"\x14service_completed_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\x12serviceCompletedAt\x12;\n" +
 	"\voccurred_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAtB\x06\n" +
+	"occurredAt\x12D\n" +
+	"\x0eno_show_reason\x18\x18 \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonR\fnoShowReasonB\x06\n" +
 	"\x04_nps\"\xbd\x04\n" +
 	"\x12ComplaintEscalated\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
@@ -2835,7 +2846,8 @@ var file_huifang_events_v1_events_proto_goTypes = []any{
 	(*v1.ContactCalendar)(nil),    // 27: huifang.types.v1.ContactCalendar
 	(*v1.Answer)(nil),             // 28: huifang.types.v1.Answer
 	(*v1.Problem)(nil),            // 29: huifang.types.v1.Problem
-	(v1.Disposition)(0),           // 30: huifang.types.v1.Disposition
+	(v1.NoShowReason)(0),          // 30: huifang.types.v1.NoShowReason
+	(v1.Disposition)(0),           // 31: huifang.types.v1.Disposition
 }
 var file_huifang_events_v1_events_proto_depIdxs = []int32{
 	20, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
@@ -2864,42 +2876,43 @@ var file_huifang_events_v1_events_proto_depIdxs = []int32{
 	20, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
 	20, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
 	20, // 25: huifang.events.v1.VisitLogged.occurred_at:type_name -> google.protobuf.Timestamp
-	20, // 26: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	20, // 27: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 28: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
-	20, // 29: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
-	20, // 30: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	25, // 31: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
-	30, // 32: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
-	20, // 33: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
-	20, // 34: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
-	20, // 35: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
-	20, // 36: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
-	25, // 37: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
-	20, // 38: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
-	20, // 39: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
-	20, // 40: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
-	25, // 41: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
-	21, // 42: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
-	20, // 43: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
-	20, // 44: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
-	26, // 45: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
-	20, // 46: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 47: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
-	20, // 48: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
-	20, // 49: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
-	20, // 50: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
-	20, // 51: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
-	20, // 52: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
-	20, // 53: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
-	20, // 54: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
-	20, // 55: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
-	20, // 56: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	30, // 26: huifang.events.v1.VisitLogged.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	20, // 27: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	20, // 28: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 29: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	20, // 30: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 31: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	25, // 32: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	31, // 33: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	20, // 34: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	20, // 35: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	20, // 36: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	20, // 37: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	25, // 38: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	20, // 39: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	20, // 40: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	20, // 41: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	25, // 42: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	21, // 43: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	20, // 44: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	20, // 45: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	26, // 46: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	20, // 47: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	21, // 48: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	20, // 49: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	20, // 50: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	20, // 51: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	20, // 52: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	20, // 53: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	20, // 54: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	20, // 55: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	20, // 56: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
+	20, // 57: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }

@@ -399,6 +399,63 @@ func (x *PromisedReply) GetChannel() v1.Channel {
 	return v1.Channel(0)
 }
 
+// NoShow says that the customer the visit invited did not come, and why (seed 000, auto dealer:
+// for no-shows record the reason).
+type NoShow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required; NO_SHOW_REASON_OTHER needs the note.
+	Reason v1.NoShowReason `protobuf:"varint,1,opt,name=reason,proto3,enum=huifang.types.v1.NoShowReason" json:"reason,omitempty"`
+	// Free text, at most 500 characters: kept on the record (redacted like comments), never in an
+	// event or a log.
+	Note          string `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoShow) Reset() {
+	*x = NoShow{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoShow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoShow) ProtoMessage() {}
+
+func (x *NoShow) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoShow.ProtoReflect.Descriptor instead.
+func (*NoShow) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *NoShow) GetReason() v1.NoShowReason {
+	if x != nil {
+		return x.Reason
+	}
+	return v1.NoShowReason(0)
+}
+
+func (x *NoShow) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 type LogVisitRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -431,14 +488,18 @@ type LogVisitRequest struct {
 	// last step; otherwise InvalidArgument on occurred_at. It is the record's time for everything but
 	// the logging itself: the complaints it opens (created_at, deadline, history), the confirmation
 	// it settles, VisitLogged.occurred_at and the figures analytics counts on that day.
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The customer this visit invited (a maintenance reminder, a recall, a booking) did not come:
+	// the reason (seed 000). Answers are then optional (checked when given, required questions not
+	// enforced): the call found out why, it did not survey a service.
+	NoShow        *NoShow `protobuf:"bytes,16,opt,name=no_show,json=noShow,proto3" json:"no_show,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogVisitRequest) Reset() {
 	*x = LogVisitRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +511,7 @@ func (x *LogVisitRequest) String() string {
 func (*LogVisitRequest) ProtoMessage() {}
 
 func (x *LogVisitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[4]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +524,7 @@ func (x *LogVisitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogVisitRequest.ProtoReflect.Descriptor instead.
 func (*LogVisitRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{4}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LogVisitRequest) GetTenantId() string {
@@ -572,6 +633,13 @@ func (x *LogVisitRequest) GetOccurredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LogVisitRequest) GetNoShow() *NoShow {
+	if x != nil {
+		return x.NoShow
+	}
+	return nil
+}
+
 // FieldChange is one field an amendment changed.
 type FieldChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -585,7 +653,7 @@ type FieldChange struct {
 
 func (x *FieldChange) Reset() {
 	*x = FieldChange{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +665,7 @@ func (x *FieldChange) String() string {
 func (*FieldChange) ProtoMessage() {}
 
 func (x *FieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[5]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +678,7 @@ func (x *FieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
 func (*FieldChange) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{5}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FieldChange) GetField() string {
@@ -651,7 +719,7 @@ type Amendment struct {
 
 func (x *Amendment) Reset() {
 	*x = Amendment{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +731,7 @@ func (x *Amendment) String() string {
 func (*Amendment) ProtoMessage() {}
 
 func (x *Amendment) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[6]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +744,7 @@ func (x *Amendment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Amendment.ProtoReflect.Descriptor instead.
 func (*Amendment) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{6}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Amendment) GetId() string {
@@ -735,7 +803,7 @@ type SignOff struct {
 
 func (x *SignOff) Reset() {
 	*x = SignOff{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +815,7 @@ func (x *SignOff) String() string {
 func (*SignOff) ProtoMessage() {}
 
 func (x *SignOff) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[7]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +828,7 @@ func (x *SignOff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOff.ProtoReflect.Descriptor instead.
 func (*SignOff) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{7}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SignOff) GetRecordId() string {
@@ -829,14 +897,16 @@ type VisitRecord struct {
 	AttachedComplaintIds []string `protobuf:"bytes,21,rep,name=attached_complaint_ids,json=attachedComplaintIds,proto3" json:"attached_complaint_ids,omitempty"`
 	// When the visit happened: LogVisitRequest.occurred_at, or logged_at when the request gave none
 	// (records logged before the field existed read logged_at too).
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Set when the invited customer did not come (LogVisitRequest.no_show).
+	NoShow        *NoShow `protobuf:"bytes,23,opt,name=no_show,json=noShow,proto3" json:"no_show,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VisitRecord) Reset() {
 	*x = VisitRecord{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[8]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +918,7 @@ func (x *VisitRecord) String() string {
 func (*VisitRecord) ProtoMessage() {}
 
 func (x *VisitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[8]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +931,7 @@ func (x *VisitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitRecord.ProtoReflect.Descriptor instead.
 func (*VisitRecord) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{8}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VisitRecord) GetId() string {
@@ -1018,6 +1088,13 @@ func (x *VisitRecord) GetOccurredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *VisitRecord) GetNoShow() *NoShow {
+	if x != nil {
+		return x.NoShow
+	}
+	return nil
+}
+
 type LogVisitResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Record        *VisitRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
@@ -1027,7 +1104,7 @@ type LogVisitResponse struct {
 
 func (x *LogVisitResponse) Reset() {
 	*x = LogVisitResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[9]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1116,7 @@ func (x *LogVisitResponse) String() string {
 func (*LogVisitResponse) ProtoMessage() {}
 
 func (x *LogVisitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[9]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1129,7 @@ func (x *LogVisitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogVisitResponse.ProtoReflect.Descriptor instead.
 func (*LogVisitResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{9}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LogVisitResponse) GetRecord() *VisitRecord {
@@ -1073,7 +1150,7 @@ type GetVisitRecordRequest struct {
 
 func (x *GetVisitRecordRequest) Reset() {
 	*x = GetVisitRecordRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[10]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1162,7 @@ func (x *GetVisitRecordRequest) String() string {
 func (*GetVisitRecordRequest) ProtoMessage() {}
 
 func (x *GetVisitRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[10]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1175,7 @@ func (x *GetVisitRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVisitRecordRequest.ProtoReflect.Descriptor instead.
 func (*GetVisitRecordRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{10}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetVisitRecordRequest) GetTenantId() string {
@@ -1130,7 +1207,7 @@ type GetVisitRecordResponse struct {
 
 func (x *GetVisitRecordResponse) Reset() {
 	*x = GetVisitRecordResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[11]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1219,7 @@ func (x *GetVisitRecordResponse) String() string {
 func (*GetVisitRecordResponse) ProtoMessage() {}
 
 func (x *GetVisitRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[11]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1232,7 @@ func (x *GetVisitRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVisitRecordResponse.ProtoReflect.Descriptor instead.
 func (*GetVisitRecordResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{11}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetVisitRecordResponse) GetRecord() *VisitRecord {
@@ -1192,16 +1269,20 @@ type ListVisitRecordsRequest struct {
 	// Only this agent's records, when set.
 	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// Only records no leader has signed off yet (seed 000: the supervisor signs the records).
-	UnsignedOnly  bool   `protobuf:"varint,3,opt,name=unsigned_only,json=unsignedOnly,proto3" json:"unsigned_only,omitempty"`
-	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	UnsignedOnly bool   `protobuf:"varint,3,opt,name=unsigned_only,json=unsignedOnly,proto3" json:"unsigned_only,omitempty"`
+	PageSize     int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken    string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only records of a no-show (seed 000: the no-shows and their reasons), when set.
+	NoShowOnly bool `protobuf:"varint,6,opt,name=no_show_only,json=noShowOnly,proto3" json:"no_show_only,omitempty"`
+	// Only no-shows of this reason, when set.
+	NoShowReason  v1.NoShowReason `protobuf:"varint,7,opt,name=no_show_reason,json=noShowReason,proto3,enum=huifang.types.v1.NoShowReason" json:"no_show_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListVisitRecordsRequest) Reset() {
 	*x = ListVisitRecordsRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[12]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1294,7 @@ func (x *ListVisitRecordsRequest) String() string {
 func (*ListVisitRecordsRequest) ProtoMessage() {}
 
 func (x *ListVisitRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[12]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1307,7 @@ func (x *ListVisitRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVisitRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListVisitRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{12}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListVisitRecordsRequest) GetTenantId() string {
@@ -1264,6 +1345,20 @@ func (x *ListVisitRecordsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListVisitRecordsRequest) GetNoShowOnly() bool {
+	if x != nil {
+		return x.NoShowOnly
+	}
+	return false
+}
+
+func (x *ListVisitRecordsRequest) GetNoShowReason() v1.NoShowReason {
+	if x != nil {
+		return x.NoShowReason
+	}
+	return v1.NoShowReason(0)
+}
+
 type ListVisitRecordsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// As logged; GetVisitRecord gives amendments and the current form.
@@ -1275,7 +1370,7 @@ type ListVisitRecordsResponse struct {
 
 func (x *ListVisitRecordsResponse) Reset() {
 	*x = ListVisitRecordsResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[13]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1382,7 @@ func (x *ListVisitRecordsResponse) String() string {
 func (*ListVisitRecordsResponse) ProtoMessage() {}
 
 func (x *ListVisitRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[13]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1395,7 @@ func (x *ListVisitRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVisitRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListVisitRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{13}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListVisitRecordsResponse) GetRecords() []*VisitRecord {
@@ -1342,7 +1437,7 @@ type AmendVisitRecordRequest struct {
 
 func (x *AmendVisitRecordRequest) Reset() {
 	*x = AmendVisitRecordRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[14]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1449,7 @@ func (x *AmendVisitRecordRequest) String() string {
 func (*AmendVisitRecordRequest) ProtoMessage() {}
 
 func (x *AmendVisitRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[14]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1462,7 @@ func (x *AmendVisitRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmendVisitRecordRequest.ProtoReflect.Descriptor instead.
 func (*AmendVisitRecordRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{14}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AmendVisitRecordRequest) GetTenantId() string {
@@ -1437,7 +1532,7 @@ type AmendVisitRecordResponse struct {
 
 func (x *AmendVisitRecordResponse) Reset() {
 	*x = AmendVisitRecordResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[15]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1544,7 @@ func (x *AmendVisitRecordResponse) String() string {
 func (*AmendVisitRecordResponse) ProtoMessage() {}
 
 func (x *AmendVisitRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[15]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1557,7 @@ func (x *AmendVisitRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmendVisitRecordResponse.ProtoReflect.Descriptor instead.
 func (*AmendVisitRecordResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{15}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AmendVisitRecordResponse) GetAmendment() *Amendment {
@@ -1496,7 +1591,7 @@ type SignOffVisitRecordRequest struct {
 
 func (x *SignOffVisitRecordRequest) Reset() {
 	*x = SignOffVisitRecordRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[16]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +1603,7 @@ func (x *SignOffVisitRecordRequest) String() string {
 func (*SignOffVisitRecordRequest) ProtoMessage() {}
 
 func (x *SignOffVisitRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[16]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +1616,7 @@ func (x *SignOffVisitRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOffVisitRecordRequest.ProtoReflect.Descriptor instead.
 func (*SignOffVisitRecordRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{16}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SignOffVisitRecordRequest) GetTenantId() string {
@@ -1569,7 +1664,7 @@ type SignOffVisitRecordResponse struct {
 
 func (x *SignOffVisitRecordResponse) Reset() {
 	*x = SignOffVisitRecordResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[17]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1676,7 @@ func (x *SignOffVisitRecordResponse) String() string {
 func (*SignOffVisitRecordResponse) ProtoMessage() {}
 
 func (x *SignOffVisitRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[17]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1689,7 @@ func (x *SignOffVisitRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOffVisitRecordResponse.ProtoReflect.Descriptor instead.
 func (*SignOffVisitRecordResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{17}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SignOffVisitRecordResponse) GetSignOff() *SignOff {
@@ -1614,7 +1709,7 @@ type CreateQuestionnaireRequest struct {
 
 func (x *CreateQuestionnaireRequest) Reset() {
 	*x = CreateQuestionnaireRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[18]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1721,7 @@ func (x *CreateQuestionnaireRequest) String() string {
 func (*CreateQuestionnaireRequest) ProtoMessage() {}
 
 func (x *CreateQuestionnaireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[18]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1734,7 @@ func (x *CreateQuestionnaireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQuestionnaireRequest.ProtoReflect.Descriptor instead.
 func (*CreateQuestionnaireRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{18}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateQuestionnaireRequest) GetQuestionnaire() *Questionnaire {
@@ -1658,7 +1753,7 @@ type CreateQuestionnaireResponse struct {
 
 func (x *CreateQuestionnaireResponse) Reset() {
 	*x = CreateQuestionnaireResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[19]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1765,7 @@ func (x *CreateQuestionnaireResponse) String() string {
 func (*CreateQuestionnaireResponse) ProtoMessage() {}
 
 func (x *CreateQuestionnaireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[19]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1778,7 @@ func (x *CreateQuestionnaireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQuestionnaireResponse.ProtoReflect.Descriptor instead.
 func (*CreateQuestionnaireResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{19}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
@@ -1705,7 +1800,7 @@ type GetQuestionnaireRequest struct {
 
 func (x *GetQuestionnaireRequest) Reset() {
 	*x = GetQuestionnaireRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[20]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1812,7 @@ func (x *GetQuestionnaireRequest) String() string {
 func (*GetQuestionnaireRequest) ProtoMessage() {}
 
 func (x *GetQuestionnaireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[20]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1825,7 @@ func (x *GetQuestionnaireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuestionnaireRequest.ProtoReflect.Descriptor instead.
 func (*GetQuestionnaireRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{20}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetQuestionnaireRequest) GetTenantId() string {
@@ -1763,7 +1858,7 @@ type GetQuestionnaireResponse struct {
 
 func (x *GetQuestionnaireResponse) Reset() {
 	*x = GetQuestionnaireResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[21]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1870,7 @@ func (x *GetQuestionnaireResponse) String() string {
 func (*GetQuestionnaireResponse) ProtoMessage() {}
 
 func (x *GetQuestionnaireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[21]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1883,7 @@ func (x *GetQuestionnaireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuestionnaireResponse.ProtoReflect.Descriptor instead.
 func (*GetQuestionnaireResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{21}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
@@ -1807,7 +1902,7 @@ type ListQuestionnairesRequest struct {
 
 func (x *ListQuestionnairesRequest) Reset() {
 	*x = ListQuestionnairesRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[22]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1914,7 @@ func (x *ListQuestionnairesRequest) String() string {
 func (*ListQuestionnairesRequest) ProtoMessage() {}
 
 func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[22]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1927,7 @@ func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesRequest.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{22}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListQuestionnairesRequest) GetTenantId() string {
@@ -1851,7 +1946,7 @@ type ListQuestionnairesResponse struct {
 
 func (x *ListQuestionnairesResponse) Reset() {
 	*x = ListQuestionnairesResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[23]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1958,7 @@ func (x *ListQuestionnairesResponse) String() string {
 func (*ListQuestionnairesResponse) ProtoMessage() {}
 
 func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[23]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1971,7 @@ func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesResponse.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{23}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListQuestionnairesResponse) GetQuestionnaires() []*Questionnaire {
@@ -1900,7 +1995,7 @@ type SetPolicyQuestionnaireRequest struct {
 
 func (x *SetPolicyQuestionnaireRequest) Reset() {
 	*x = SetPolicyQuestionnaireRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[24]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2007,7 @@ func (x *SetPolicyQuestionnaireRequest) String() string {
 func (*SetPolicyQuestionnaireRequest) ProtoMessage() {}
 
 func (x *SetPolicyQuestionnaireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[24]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2020,7 @@ func (x *SetPolicyQuestionnaireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyQuestionnaireRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyQuestionnaireRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{24}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetPolicyQuestionnaireRequest) GetTenantId() string {
@@ -1964,7 +2059,7 @@ type SetPolicyQuestionnaireResponse struct {
 
 func (x *SetPolicyQuestionnaireResponse) Reset() {
 	*x = SetPolicyQuestionnaireResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[25]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2071,7 @@ func (x *SetPolicyQuestionnaireResponse) String() string {
 func (*SetPolicyQuestionnaireResponse) ProtoMessage() {}
 
 func (x *SetPolicyQuestionnaireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[25]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2084,7 @@ func (x *SetPolicyQuestionnaireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyQuestionnaireResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyQuestionnaireResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{25}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{26}
 }
 
 type ComplaintStep struct {
@@ -2006,7 +2101,7 @@ type ComplaintStep struct {
 
 func (x *ComplaintStep) Reset() {
 	*x = ComplaintStep{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[26]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2113,7 @@ func (x *ComplaintStep) String() string {
 func (*ComplaintStep) ProtoMessage() {}
 
 func (x *ComplaintStep) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[26]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2126,7 @@ func (x *ComplaintStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComplaintStep.ProtoReflect.Descriptor instead.
 func (*ComplaintStep) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{26}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ComplaintStep) GetKind() string {
@@ -2113,7 +2208,7 @@ type Complaint struct {
 
 func (x *Complaint) Reset() {
 	*x = Complaint{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[27]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2220,7 @@ func (x *Complaint) String() string {
 func (*Complaint) ProtoMessage() {}
 
 func (x *Complaint) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[27]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2233,7 @@ func (x *Complaint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Complaint.ProtoReflect.Descriptor instead.
 func (*Complaint) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{27}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Complaint) GetId() string {
@@ -2338,7 +2433,7 @@ type ListComplaintsRequest struct {
 
 func (x *ListComplaintsRequest) Reset() {
 	*x = ListComplaintsRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[28]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2445,7 @@ func (x *ListComplaintsRequest) String() string {
 func (*ListComplaintsRequest) ProtoMessage() {}
 
 func (x *ListComplaintsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[28]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2458,7 @@ func (x *ListComplaintsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListComplaintsRequest.ProtoReflect.Descriptor instead.
 func (*ListComplaintsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{28}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListComplaintsRequest) GetTenantId() string {
@@ -2411,7 +2506,7 @@ type ListComplaintsResponse struct {
 
 func (x *ListComplaintsResponse) Reset() {
 	*x = ListComplaintsResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[29]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2518,7 @@ func (x *ListComplaintsResponse) String() string {
 func (*ListComplaintsResponse) ProtoMessage() {}
 
 func (x *ListComplaintsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[29]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2531,7 @@ func (x *ListComplaintsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListComplaintsResponse.ProtoReflect.Descriptor instead.
 func (*ListComplaintsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{29}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListComplaintsResponse) GetComplaints() []*Complaint {
@@ -2463,7 +2558,7 @@ type GetComplaintRequest struct {
 
 func (x *GetComplaintRequest) Reset() {
 	*x = GetComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[30]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2570,7 @@ func (x *GetComplaintRequest) String() string {
 func (*GetComplaintRequest) ProtoMessage() {}
 
 func (x *GetComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[30]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2583,7 @@ func (x *GetComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetComplaintRequest.ProtoReflect.Descriptor instead.
 func (*GetComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{30}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetComplaintRequest) GetTenantId() string {
@@ -2516,7 +2611,7 @@ type GetComplaintResponse struct {
 
 func (x *GetComplaintResponse) Reset() {
 	*x = GetComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[31]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2623,7 @@ func (x *GetComplaintResponse) String() string {
 func (*GetComplaintResponse) ProtoMessage() {}
 
 func (x *GetComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[31]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2636,7 @@ func (x *GetComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetComplaintResponse.ProtoReflect.Descriptor instead.
 func (*GetComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{31}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetComplaintResponse) GetComplaint() *Complaint {
@@ -2573,7 +2668,7 @@ type AcknowledgeComplaintRequest struct {
 
 func (x *AcknowledgeComplaintRequest) Reset() {
 	*x = AcknowledgeComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[32]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2680,7 @@ func (x *AcknowledgeComplaintRequest) String() string {
 func (*AcknowledgeComplaintRequest) ProtoMessage() {}
 
 func (x *AcknowledgeComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[32]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2693,7 @@ func (x *AcknowledgeComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeComplaintRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{32}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AcknowledgeComplaintRequest) GetTenantId() string {
@@ -2632,7 +2727,7 @@ type AcknowledgeComplaintResponse struct {
 
 func (x *AcknowledgeComplaintResponse) Reset() {
 	*x = AcknowledgeComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +2739,7 @@ func (x *AcknowledgeComplaintResponse) String() string {
 func (*AcknowledgeComplaintResponse) ProtoMessage() {}
 
 func (x *AcknowledgeComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +2752,7 @@ func (x *AcknowledgeComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeComplaintResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{33}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AcknowledgeComplaintResponse) GetComplaint() *Complaint {
@@ -2693,7 +2788,7 @@ type ResolveComplaintRequest struct {
 
 func (x *ResolveComplaintRequest) Reset() {
 	*x = ResolveComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2800,7 @@ func (x *ResolveComplaintRequest) String() string {
 func (*ResolveComplaintRequest) ProtoMessage() {}
 
 func (x *ResolveComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2813,7 @@ func (x *ResolveComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveComplaintRequest.ProtoReflect.Descriptor instead.
 func (*ResolveComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{34}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResolveComplaintRequest) GetTenantId() string {
@@ -2787,7 +2882,7 @@ type ResolveComplaintResponse struct {
 
 func (x *ResolveComplaintResponse) Reset() {
 	*x = ResolveComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +2894,7 @@ func (x *ResolveComplaintResponse) String() string {
 func (*ResolveComplaintResponse) ProtoMessage() {}
 
 func (x *ResolveComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +2907,7 @@ func (x *ResolveComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveComplaintResponse.ProtoReflect.Descriptor instead.
 func (*ResolveComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{35}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResolveComplaintResponse) GetComplaint() *Complaint {
@@ -2838,7 +2933,7 @@ type ReopenComplaintRequest struct {
 
 func (x *ReopenComplaintRequest) Reset() {
 	*x = ReopenComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +2945,7 @@ func (x *ReopenComplaintRequest) String() string {
 func (*ReopenComplaintRequest) ProtoMessage() {}
 
 func (x *ReopenComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +2958,7 @@ func (x *ReopenComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenComplaintRequest.ProtoReflect.Descriptor instead.
 func (*ReopenComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{36}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReopenComplaintRequest) GetTenantId() string {
@@ -2904,7 +2999,7 @@ type ReopenComplaintResponse struct {
 
 func (x *ReopenComplaintResponse) Reset() {
 	*x = ReopenComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3011,7 @@ func (x *ReopenComplaintResponse) String() string {
 func (*ReopenComplaintResponse) ProtoMessage() {}
 
 func (x *ReopenComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3024,7 @@ func (x *ReopenComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenComplaintResponse.ProtoReflect.Descriptor instead.
 func (*ReopenComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{37}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReopenComplaintResponse) GetComplaint() *Complaint {
@@ -2956,7 +3051,7 @@ type CloseComplaintRequest struct {
 
 func (x *CloseComplaintRequest) Reset() {
 	*x = CloseComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3063,7 @@ func (x *CloseComplaintRequest) String() string {
 func (*CloseComplaintRequest) ProtoMessage() {}
 
 func (x *CloseComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3076,7 @@ func (x *CloseComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseComplaintRequest.ProtoReflect.Descriptor instead.
 func (*CloseComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{38}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CloseComplaintRequest) GetTenantId() string {
@@ -3022,7 +3117,7 @@ type CloseComplaintResponse struct {
 
 func (x *CloseComplaintResponse) Reset() {
 	*x = CloseComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3129,7 @@ func (x *CloseComplaintResponse) String() string {
 func (*CloseComplaintResponse) ProtoMessage() {}
 
 func (x *CloseComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3142,7 @@ func (x *CloseComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseComplaintResponse.ProtoReflect.Descriptor instead.
 func (*CloseComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{39}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CloseComplaintResponse) GetComplaint() *Complaint {
@@ -3072,7 +3167,7 @@ type OpenLetter struct {
 
 func (x *OpenLetter) Reset() {
 	*x = OpenLetter{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3179,7 @@ func (x *OpenLetter) String() string {
 func (*OpenLetter) ProtoMessage() {}
 
 func (x *OpenLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3192,7 @@ func (x *OpenLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenLetter.ProtoReflect.Descriptor instead.
 func (*OpenLetter) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{40}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *OpenLetter) GetId() string {
@@ -3166,7 +3261,7 @@ type CreateOpenLetterRequest struct {
 
 func (x *CreateOpenLetterRequest) Reset() {
 	*x = CreateOpenLetterRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3273,7 @@ func (x *CreateOpenLetterRequest) String() string {
 func (*CreateOpenLetterRequest) ProtoMessage() {}
 
 func (x *CreateOpenLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3286,7 @@ func (x *CreateOpenLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOpenLetterRequest.ProtoReflect.Descriptor instead.
 func (*CreateOpenLetterRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{41}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateOpenLetterRequest) GetTenantId() string {
@@ -3239,7 +3334,7 @@ type CreateOpenLetterResponse struct {
 
 func (x *CreateOpenLetterResponse) Reset() {
 	*x = CreateOpenLetterResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3251,7 +3346,7 @@ func (x *CreateOpenLetterResponse) String() string {
 func (*CreateOpenLetterResponse) ProtoMessage() {}
 
 func (x *CreateOpenLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3264,7 +3359,7 @@ func (x *CreateOpenLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOpenLetterResponse.ProtoReflect.Descriptor instead.
 func (*CreateOpenLetterResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{42}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateOpenLetterResponse) GetLetter() *OpenLetter {
@@ -3289,7 +3384,7 @@ type SampleForReviewRequest struct {
 
 func (x *SampleForReviewRequest) Reset() {
 	*x = SampleForReviewRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3396,7 @@ func (x *SampleForReviewRequest) String() string {
 func (*SampleForReviewRequest) ProtoMessage() {}
 
 func (x *SampleForReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3409,7 @@ func (x *SampleForReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleForReviewRequest.ProtoReflect.Descriptor instead.
 func (*SampleForReviewRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{43}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SampleForReviewRequest) GetTenantId() string {
@@ -3364,7 +3459,7 @@ type SampleForReviewResponse struct {
 
 func (x *SampleForReviewResponse) Reset() {
 	*x = SampleForReviewResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3376,7 +3471,7 @@ func (x *SampleForReviewResponse) String() string {
 func (*SampleForReviewResponse) ProtoMessage() {}
 
 func (x *SampleForReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3389,7 +3484,7 @@ func (x *SampleForReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleForReviewResponse.ProtoReflect.Descriptor instead.
 func (*SampleForReviewResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{44}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SampleForReviewResponse) GetRecords() []*VisitRecord {
@@ -3419,7 +3514,7 @@ type ChecklistScore struct {
 
 func (x *ChecklistScore) Reset() {
 	*x = ChecklistScore{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3431,7 +3526,7 @@ func (x *ChecklistScore) String() string {
 func (*ChecklistScore) ProtoMessage() {}
 
 func (x *ChecklistScore) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3444,7 +3539,7 @@ func (x *ChecklistScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecklistScore.ProtoReflect.Descriptor instead.
 func (*ChecklistScore) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{45}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ChecklistScore) GetItem() string {
@@ -3486,7 +3581,7 @@ type Review struct {
 
 func (x *Review) Reset() {
 	*x = Review{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +3593,7 @@ func (x *Review) String() string {
 func (*Review) ProtoMessage() {}
 
 func (x *Review) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +3606,7 @@ func (x *Review) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Review.ProtoReflect.Descriptor instead.
 func (*Review) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{46}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Review) GetId() string {
@@ -3595,7 +3690,7 @@ type SubmitReviewRequest struct {
 
 func (x *SubmitReviewRequest) Reset() {
 	*x = SubmitReviewRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3702,7 @@ func (x *SubmitReviewRequest) String() string {
 func (*SubmitReviewRequest) ProtoMessage() {}
 
 func (x *SubmitReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3715,7 @@ func (x *SubmitReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReviewRequest.ProtoReflect.Descriptor instead.
 func (*SubmitReviewRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{47}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SubmitReviewRequest) GetTenantId() string {
@@ -3668,7 +3763,7 @@ type SubmitReviewResponse struct {
 
 func (x *SubmitReviewResponse) Reset() {
 	*x = SubmitReviewResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3775,7 @@ func (x *SubmitReviewResponse) String() string {
 func (*SubmitReviewResponse) ProtoMessage() {}
 
 func (x *SubmitReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +3788,7 @@ func (x *SubmitReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReviewResponse.ProtoReflect.Descriptor instead.
 func (*SubmitReviewResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{48}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SubmitReviewResponse) GetReview() *Review {
@@ -3733,7 +3828,10 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bquestion\x18\x01 \x01(\tR\bquestion\x12;\n" +
 	"\vpromised_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"promisedAt\x123\n" +
-	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"\xe2\x05\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\"T\n" +
+	"\x06NoShow\x126\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonR\x06reason\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"\x98\x06\n" +
 	"\x0fLogVisitRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1d\n" +
@@ -3752,7 +3850,8 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x10promised_replies\x18\r \x03(\v2\".huifang.feedback.v1.PromisedReplyR\x0fpromisedReplies\x12!\n" +
 	"\fcomplaint_id\x18\x0e \x01(\tR\vcomplaintId\x12;\n" +
 	"\voccurred_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"]\n" +
+	"occurredAt\x124\n" +
+	"\ano_show\x18\x10 \x01(\v2\x1b.huifang.feedback.v1.NoShowR\x06noShow\"]\n" +
 	"\vFieldChange\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n" +
 	"\told_value\x18\x02 \x01(\tR\boldValue\x12\x1b\n" +
@@ -3769,7 +3868,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1a\n" +
 	"\bapproved\x18\x03 \x01(\bR\bapproved\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12*\n" +
-	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xf8\a\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xae\b\n" +
 	"\vVisitRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -3796,7 +3895,8 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x16confirmed_complaint_id\x18\x14 \x01(\tR\x14confirmedComplaintId\x124\n" +
 	"\x16attached_complaint_ids\x18\x15 \x03(\tR\x14attachedComplaintIds\x12;\n" +
 	"\voccurred_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"L\n" +
+	"occurredAt\x124\n" +
+	"\ano_show\x18\x17 \x01(\v2\x1b.huifang.feedback.v1.NoShowR\x06noShow\"L\n" +
 	"\x10LogVisitResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"D\n" +
 	"\x15GetVisitRecordRequest\x12\x1b\n" +
@@ -3808,14 +3908,17 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"amendments\x18\x02 \x03(\v2\x1e.huifang.feedback.v1.AmendmentR\n" +
 	"amendments\x12:\n" +
 	"\acurrent\x18\x03 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\x129\n" +
-	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\xb2\x01\n" +
+	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\x9a\x02\n" +
 	"\x17ListVisitRecordsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12#\n" +
 	"\runsigned_only\x18\x03 \x01(\bR\funsignedOnly\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"~\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12 \n" +
+	"\fno_show_only\x18\x06 \x01(\bR\n" +
+	"noShowOnly\x12D\n" +
+	"\x0eno_show_reason\x18\a \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonR\fnoShowReason\"~\n" +
 	"\x18ListVisitRecordsResponse\x12:\n" +
 	"\arecords\x18\x01 \x03(\v2 .huifang.feedback.v1.VisitRecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe0\x02\n" +
@@ -4050,166 +4153,172 @@ func file_huifang_feedback_v1_feedback_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_huifang_feedback_v1_feedback_proto_goTypes = []any{
 	(QuestionKind)(0),                      // 0: huifang.feedback.v1.QuestionKind
 	(*Question)(nil),                       // 1: huifang.feedback.v1.Question
 	(*Questionnaire)(nil),                  // 2: huifang.feedback.v1.Questionnaire
 	(*Attachment)(nil),                     // 3: huifang.feedback.v1.Attachment
 	(*PromisedReply)(nil),                  // 4: huifang.feedback.v1.PromisedReply
-	(*LogVisitRequest)(nil),                // 5: huifang.feedback.v1.LogVisitRequest
-	(*FieldChange)(nil),                    // 6: huifang.feedback.v1.FieldChange
-	(*Amendment)(nil),                      // 7: huifang.feedback.v1.Amendment
-	(*SignOff)(nil),                        // 8: huifang.feedback.v1.SignOff
-	(*VisitRecord)(nil),                    // 9: huifang.feedback.v1.VisitRecord
-	(*LogVisitResponse)(nil),               // 10: huifang.feedback.v1.LogVisitResponse
-	(*GetVisitRecordRequest)(nil),          // 11: huifang.feedback.v1.GetVisitRecordRequest
-	(*GetVisitRecordResponse)(nil),         // 12: huifang.feedback.v1.GetVisitRecordResponse
-	(*ListVisitRecordsRequest)(nil),        // 13: huifang.feedback.v1.ListVisitRecordsRequest
-	(*ListVisitRecordsResponse)(nil),       // 14: huifang.feedback.v1.ListVisitRecordsResponse
-	(*AmendVisitRecordRequest)(nil),        // 15: huifang.feedback.v1.AmendVisitRecordRequest
-	(*AmendVisitRecordResponse)(nil),       // 16: huifang.feedback.v1.AmendVisitRecordResponse
-	(*SignOffVisitRecordRequest)(nil),      // 17: huifang.feedback.v1.SignOffVisitRecordRequest
-	(*SignOffVisitRecordResponse)(nil),     // 18: huifang.feedback.v1.SignOffVisitRecordResponse
-	(*CreateQuestionnaireRequest)(nil),     // 19: huifang.feedback.v1.CreateQuestionnaireRequest
-	(*CreateQuestionnaireResponse)(nil),    // 20: huifang.feedback.v1.CreateQuestionnaireResponse
-	(*GetQuestionnaireRequest)(nil),        // 21: huifang.feedback.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),       // 22: huifang.feedback.v1.GetQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),      // 23: huifang.feedback.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil),     // 24: huifang.feedback.v1.ListQuestionnairesResponse
-	(*SetPolicyQuestionnaireRequest)(nil),  // 25: huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	(*SetPolicyQuestionnaireResponse)(nil), // 26: huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	(*ComplaintStep)(nil),                  // 27: huifang.feedback.v1.ComplaintStep
-	(*Complaint)(nil),                      // 28: huifang.feedback.v1.Complaint
-	(*ListComplaintsRequest)(nil),          // 29: huifang.feedback.v1.ListComplaintsRequest
-	(*ListComplaintsResponse)(nil),         // 30: huifang.feedback.v1.ListComplaintsResponse
-	(*GetComplaintRequest)(nil),            // 31: huifang.feedback.v1.GetComplaintRequest
-	(*GetComplaintResponse)(nil),           // 32: huifang.feedback.v1.GetComplaintResponse
-	(*AcknowledgeComplaintRequest)(nil),    // 33: huifang.feedback.v1.AcknowledgeComplaintRequest
-	(*AcknowledgeComplaintResponse)(nil),   // 34: huifang.feedback.v1.AcknowledgeComplaintResponse
-	(*ResolveComplaintRequest)(nil),        // 35: huifang.feedback.v1.ResolveComplaintRequest
-	(*ResolveComplaintResponse)(nil),       // 36: huifang.feedback.v1.ResolveComplaintResponse
-	(*ReopenComplaintRequest)(nil),         // 37: huifang.feedback.v1.ReopenComplaintRequest
-	(*ReopenComplaintResponse)(nil),        // 38: huifang.feedback.v1.ReopenComplaintResponse
-	(*CloseComplaintRequest)(nil),          // 39: huifang.feedback.v1.CloseComplaintRequest
-	(*CloseComplaintResponse)(nil),         // 40: huifang.feedback.v1.CloseComplaintResponse
-	(*OpenLetter)(nil),                     // 41: huifang.feedback.v1.OpenLetter
-	(*CreateOpenLetterRequest)(nil),        // 42: huifang.feedback.v1.CreateOpenLetterRequest
-	(*CreateOpenLetterResponse)(nil),       // 43: huifang.feedback.v1.CreateOpenLetterResponse
-	(*SampleForReviewRequest)(nil),         // 44: huifang.feedback.v1.SampleForReviewRequest
-	(*SampleForReviewResponse)(nil),        // 45: huifang.feedback.v1.SampleForReviewResponse
-	(*ChecklistScore)(nil),                 // 46: huifang.feedback.v1.ChecklistScore
-	(*Review)(nil),                         // 47: huifang.feedback.v1.Review
-	(*SubmitReviewRequest)(nil),            // 48: huifang.feedback.v1.SubmitReviewRequest
-	(*SubmitReviewResponse)(nil),           // 49: huifang.feedback.v1.SubmitReviewResponse
-	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
-	(v1.Channel)(0),                        // 51: huifang.types.v1.Channel
-	(*v1.Answer)(nil),                      // 52: huifang.types.v1.Answer
-	(*v1.Problem)(nil),                     // 53: huifang.types.v1.Problem
+	(*NoShow)(nil),                         // 5: huifang.feedback.v1.NoShow
+	(*LogVisitRequest)(nil),                // 6: huifang.feedback.v1.LogVisitRequest
+	(*FieldChange)(nil),                    // 7: huifang.feedback.v1.FieldChange
+	(*Amendment)(nil),                      // 8: huifang.feedback.v1.Amendment
+	(*SignOff)(nil),                        // 9: huifang.feedback.v1.SignOff
+	(*VisitRecord)(nil),                    // 10: huifang.feedback.v1.VisitRecord
+	(*LogVisitResponse)(nil),               // 11: huifang.feedback.v1.LogVisitResponse
+	(*GetVisitRecordRequest)(nil),          // 12: huifang.feedback.v1.GetVisitRecordRequest
+	(*GetVisitRecordResponse)(nil),         // 13: huifang.feedback.v1.GetVisitRecordResponse
+	(*ListVisitRecordsRequest)(nil),        // 14: huifang.feedback.v1.ListVisitRecordsRequest
+	(*ListVisitRecordsResponse)(nil),       // 15: huifang.feedback.v1.ListVisitRecordsResponse
+	(*AmendVisitRecordRequest)(nil),        // 16: huifang.feedback.v1.AmendVisitRecordRequest
+	(*AmendVisitRecordResponse)(nil),       // 17: huifang.feedback.v1.AmendVisitRecordResponse
+	(*SignOffVisitRecordRequest)(nil),      // 18: huifang.feedback.v1.SignOffVisitRecordRequest
+	(*SignOffVisitRecordResponse)(nil),     // 19: huifang.feedback.v1.SignOffVisitRecordResponse
+	(*CreateQuestionnaireRequest)(nil),     // 20: huifang.feedback.v1.CreateQuestionnaireRequest
+	(*CreateQuestionnaireResponse)(nil),    // 21: huifang.feedback.v1.CreateQuestionnaireResponse
+	(*GetQuestionnaireRequest)(nil),        // 22: huifang.feedback.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),       // 23: huifang.feedback.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),      // 24: huifang.feedback.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),     // 25: huifang.feedback.v1.ListQuestionnairesResponse
+	(*SetPolicyQuestionnaireRequest)(nil),  // 26: huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	(*SetPolicyQuestionnaireResponse)(nil), // 27: huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	(*ComplaintStep)(nil),                  // 28: huifang.feedback.v1.ComplaintStep
+	(*Complaint)(nil),                      // 29: huifang.feedback.v1.Complaint
+	(*ListComplaintsRequest)(nil),          // 30: huifang.feedback.v1.ListComplaintsRequest
+	(*ListComplaintsResponse)(nil),         // 31: huifang.feedback.v1.ListComplaintsResponse
+	(*GetComplaintRequest)(nil),            // 32: huifang.feedback.v1.GetComplaintRequest
+	(*GetComplaintResponse)(nil),           // 33: huifang.feedback.v1.GetComplaintResponse
+	(*AcknowledgeComplaintRequest)(nil),    // 34: huifang.feedback.v1.AcknowledgeComplaintRequest
+	(*AcknowledgeComplaintResponse)(nil),   // 35: huifang.feedback.v1.AcknowledgeComplaintResponse
+	(*ResolveComplaintRequest)(nil),        // 36: huifang.feedback.v1.ResolveComplaintRequest
+	(*ResolveComplaintResponse)(nil),       // 37: huifang.feedback.v1.ResolveComplaintResponse
+	(*ReopenComplaintRequest)(nil),         // 38: huifang.feedback.v1.ReopenComplaintRequest
+	(*ReopenComplaintResponse)(nil),        // 39: huifang.feedback.v1.ReopenComplaintResponse
+	(*CloseComplaintRequest)(nil),          // 40: huifang.feedback.v1.CloseComplaintRequest
+	(*CloseComplaintResponse)(nil),         // 41: huifang.feedback.v1.CloseComplaintResponse
+	(*OpenLetter)(nil),                     // 42: huifang.feedback.v1.OpenLetter
+	(*CreateOpenLetterRequest)(nil),        // 43: huifang.feedback.v1.CreateOpenLetterRequest
+	(*CreateOpenLetterResponse)(nil),       // 44: huifang.feedback.v1.CreateOpenLetterResponse
+	(*SampleForReviewRequest)(nil),         // 45: huifang.feedback.v1.SampleForReviewRequest
+	(*SampleForReviewResponse)(nil),        // 46: huifang.feedback.v1.SampleForReviewResponse
+	(*ChecklistScore)(nil),                 // 47: huifang.feedback.v1.ChecklistScore
+	(*Review)(nil),                         // 48: huifang.feedback.v1.Review
+	(*SubmitReviewRequest)(nil),            // 49: huifang.feedback.v1.SubmitReviewRequest
+	(*SubmitReviewResponse)(nil),           // 50: huifang.feedback.v1.SubmitReviewResponse
+	(*timestamppb.Timestamp)(nil),          // 51: google.protobuf.Timestamp
+	(v1.Channel)(0),                        // 52: huifang.types.v1.Channel
+	(v1.NoShowReason)(0),                   // 53: huifang.types.v1.NoShowReason
+	(*v1.Answer)(nil),                      // 54: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                     // 55: huifang.types.v1.Problem
 }
 var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
 	0,  // 0: huifang.feedback.v1.Question.kind:type_name -> huifang.feedback.v1.QuestionKind
 	1,  // 1: huifang.feedback.v1.Questionnaire.questions:type_name -> huifang.feedback.v1.Question
-	50, // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
-	50, // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
-	51, // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
-	51, // 5: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
-	52, // 6: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
-	53, // 7: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
-	50, // 8: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
-	50, // 9: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
-	4,  // 11: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	50, // 12: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	50, // 13: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
-	6,  // 14: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
-	50, // 15: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
-	51, // 16: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
-	52, // 17: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
-	53, // 18: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
-	50, // 19: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
-	50, // 20: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
-	50, // 21: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
-	3,  // 22: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
-	4,  // 23: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	50, // 24: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	9,  // 25: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	9,  // 26: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	7,  // 27: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
-	9,  // 28: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
-	8,  // 29: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
-	9,  // 30: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	52, // 31: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
-	3,  // 32: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
-	7,  // 33: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
-	9,  // 34: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
-	8,  // 35: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
-	2,  // 36: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 37: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 38: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 39: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
-	50, // 40: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
-	50, // 41: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
-	50, // 42: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
-	50, // 43: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 44: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
-	28, // 45: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	27, // 46: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
-	28, // 47: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	50, // 48: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 49: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	28, // 50: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	28, // 51: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	50, // 52: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
-	41, // 53: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
-	50, // 54: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
-	50, // 55: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
-	9,  // 56: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	46, // 57: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	50, // 58: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
-	46, // 59: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	47, // 60: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
-	5,  // 61: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
-	11, // 62: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
-	13, // 63: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
-	15, // 64: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
-	17, // 65: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
-	19, // 66: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
-	21, // 67: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
-	23, // 68: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
-	25, // 69: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	29, // 70: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
-	31, // 71: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
-	33, // 72: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
-	35, // 73: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
-	37, // 74: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
-	39, // 75: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
-	42, // 76: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
-	44, // 77: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
-	48, // 78: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
-	10, // 79: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
-	12, // 80: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
-	14, // 81: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
-	16, // 82: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
-	18, // 83: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
-	20, // 84: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
-	22, // 85: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
-	24, // 86: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
-	26, // 87: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	30, // 88: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
-	32, // 89: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
-	34, // 90: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
-	36, // 91: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
-	38, // 92: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
-	40, // 93: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
-	43, // 94: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
-	45, // 95: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
-	49, // 96: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
-	79, // [79:97] is the sub-list for method output_type
-	61, // [61:79] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	51, // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
+	51, // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
+	52, // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
+	53, // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
+	52, // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
+	54, // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
+	55, // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
+	51, // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
+	51, // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
+	3,  // 11: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	4,  // 12: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	51, // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	5,  // 14: huifang.feedback.v1.LogVisitRequest.no_show:type_name -> huifang.feedback.v1.NoShow
+	51, // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
+	7,  // 16: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
+	51, // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
+	52, // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
+	54, // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
+	55, // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
+	51, // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
+	51, // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
+	51, // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
+	3,  // 24: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
+	4,  // 25: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	51, // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	5,  // 27: huifang.feedback.v1.VisitRecord.no_show:type_name -> huifang.feedback.v1.NoShow
+	10, // 28: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	10, // 29: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	8,  // 30: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
+	10, // 31: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	9,  // 32: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
+	53, // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	10, // 34: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	54, // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
+	3,  // 36: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	8,  // 37: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
+	10, // 38: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	9,  // 39: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
+	2,  // 40: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 41: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 42: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	2,  // 43: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
+	51, // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
+	51, // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
+	51, // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
+	51, // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 48: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
+	29, // 49: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	28, // 50: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
+	29, // 51: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	51, // 52: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 53: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	29, // 54: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	29, // 55: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	51, // 56: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
+	42, // 57: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
+	51, // 58: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
+	51, // 59: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
+	10, // 60: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	47, // 61: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	51, // 62: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
+	47, // 63: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	48, // 64: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
+	6,  // 65: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
+	12, // 66: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
+	14, // 67: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
+	16, // 68: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
+	18, // 69: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
+	20, // 70: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
+	22, // 71: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
+	24, // 72: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
+	26, // 73: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	30, // 74: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
+	32, // 75: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
+	34, // 76: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
+	36, // 77: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
+	38, // 78: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
+	40, // 79: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
+	43, // 80: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
+	45, // 81: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
+	49, // 82: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
+	11, // 83: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
+	13, // 84: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
+	15, // 85: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
+	17, // 86: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
+	19, // 87: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
+	21, // 88: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
+	23, // 89: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
+	25, // 90: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
+	27, // 91: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	31, // 92: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
+	33, // 93: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
+	35, // 94: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
+	37, // 95: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
+	39, // 96: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
+	41, // 97: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
+	44, // 98: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
+	46, // 99: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
+	50, // 100: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
+	83, // [83:101] is the sub-list for method output_type
+	65, // [65:83] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_huifang_feedback_v1_feedback_proto_init() }
@@ -4217,14 +4326,14 @@ func file_huifang_feedback_v1_feedback_proto_init() {
 	if File_huifang_feedback_v1_feedback_proto != nil {
 		return
 	}
-	file_huifang_feedback_v1_feedback_proto_msgTypes[14].OneofWrappers = []any{}
+	file_huifang_feedback_v1_feedback_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_feedback_v1_feedback_proto_rawDesc), len(file_huifang_feedback_v1_feedback_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -209,6 +209,88 @@ func (Disposition) EnumDescriptor() ([]byte, []int) {
 	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
+// NoShowReason is why a customer invited to come (a maintenance, a recall, a booking) did not
+// come (seed 000, auto dealer: 对未按时回厂的客户记录原因, for no-shows record the reason): a
+// bounded list, so that the reasons can be counted; OTHER needs the note.
+type NoShowReason int32
+
+const (
+	NoShowReason_NO_SHOW_REASON_UNSPECIFIED NoShowReason = 0
+	// Forgot the appointment or the reminder.
+	NoShowReason_NO_SHOW_REASON_FORGOT NoShowReason = 1
+	// No time so far; means to come later.
+	NoShowReason_NO_SHOW_REASON_NO_TIME NoShowReason = 2
+	// Had it done elsewhere (another workshop or dealer).
+	NoShowReason_NO_SHOW_REASON_SERVICED_ELSEWHERE NoShowReason = 3
+	// Not needed yet, e.g. the car has done few kilometres.
+	NoShowReason_NO_SHOW_REASON_NOT_NEEDED_YET NoShowReason = 4
+	// The price or cost.
+	NoShowReason_NO_SHOW_REASON_PRICE NoShowReason = 5
+	// Unhappy with an earlier service.
+	NoShowReason_NO_SHOW_REASON_DISSATISFIED NoShowReason = 6
+	// The product (car) was sold or scrapped, or the customer moved away.
+	NoShowReason_NO_SHOW_REASON_NO_LONGER_OWNED NoShowReason = 7
+	// Too far, or no way to get there.
+	NoShowReason_NO_SHOW_REASON_DISTANCE NoShowReason = 8
+	// Another reason, said in the note.
+	NoShowReason_NO_SHOW_REASON_OTHER NoShowReason = 9
+)
+
+// Enum value maps for NoShowReason.
+var (
+	NoShowReason_name = map[int32]string{
+		0: "NO_SHOW_REASON_UNSPECIFIED",
+		1: "NO_SHOW_REASON_FORGOT",
+		2: "NO_SHOW_REASON_NO_TIME",
+		3: "NO_SHOW_REASON_SERVICED_ELSEWHERE",
+		4: "NO_SHOW_REASON_NOT_NEEDED_YET",
+		5: "NO_SHOW_REASON_PRICE",
+		6: "NO_SHOW_REASON_DISSATISFIED",
+		7: "NO_SHOW_REASON_NO_LONGER_OWNED",
+		8: "NO_SHOW_REASON_DISTANCE",
+		9: "NO_SHOW_REASON_OTHER",
+	}
+	NoShowReason_value = map[string]int32{
+		"NO_SHOW_REASON_UNSPECIFIED":        0,
+		"NO_SHOW_REASON_FORGOT":             1,
+		"NO_SHOW_REASON_NO_TIME":            2,
+		"NO_SHOW_REASON_SERVICED_ELSEWHERE": 3,
+		"NO_SHOW_REASON_NOT_NEEDED_YET":     4,
+		"NO_SHOW_REASON_PRICE":              5,
+		"NO_SHOW_REASON_DISSATISFIED":       6,
+		"NO_SHOW_REASON_NO_LONGER_OWNED":    7,
+		"NO_SHOW_REASON_DISTANCE":           8,
+		"NO_SHOW_REASON_OTHER":              9,
+	}
+)
+
+func (x NoShowReason) Enum() *NoShowReason {
+	p := new(NoShowReason)
+	*p = x
+	return p
+}
+
+func (x NoShowReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NoShowReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_types_v1_types_proto_enumTypes[3].Descriptor()
+}
+
+func (NoShowReason) Type() protoreflect.EnumType {
+	return &file_huifang_types_v1_types_proto_enumTypes[3]
+}
+
+func (x NoShowReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NoShowReason.Descriptor instead.
+func (NoShowReason) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
 // Severity of a complaint (seed 000: ordinary, urgent 紧要, major 重点).
 type Severity int32
 
@@ -246,11 +328,11 @@ func (x Severity) String() string {
 }
 
 func (Severity) Descriptor() protoreflect.EnumDescriptor {
-	return file_huifang_types_v1_types_proto_enumTypes[3].Descriptor()
+	return file_huifang_types_v1_types_proto_enumTypes[4].Descriptor()
 }
 
 func (Severity) Type() protoreflect.EnumType {
-	return &file_huifang_types_v1_types_proto_enumTypes[3]
+	return &file_huifang_types_v1_types_proto_enumTypes[4]
 }
 
 func (x Severity) Number() protoreflect.EnumNumber {
@@ -259,7 +341,7 @@ func (x Severity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Severity.Descriptor instead.
 func (Severity) EnumDescriptor() ([]byte, []int) {
-	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_huifang_types_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 // ContactWindow is a daily time window, in the customer's time zone, e.g. 10:00–11:30 (seed 002).
@@ -1198,7 +1280,18 @@ const file_huifang_types_v1_types_proto_rawDesc = "" +
 	"\x10DISPOSITION_SENT\x10\b\x12\x19\n" +
 	"\x15DISPOSITION_DELIVERED\x10\t\x12\x16\n" +
 	"\x12DISPOSITION_FAILED\x10\n" +
-	"*c\n" +
+	"*\xc5\x02\n" +
+	"\fNoShowReason\x12\x1e\n" +
+	"\x1aNO_SHOW_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15NO_SHOW_REASON_FORGOT\x10\x01\x12\x1a\n" +
+	"\x16NO_SHOW_REASON_NO_TIME\x10\x02\x12%\n" +
+	"!NO_SHOW_REASON_SERVICED_ELSEWHERE\x10\x03\x12!\n" +
+	"\x1dNO_SHOW_REASON_NOT_NEEDED_YET\x10\x04\x12\x18\n" +
+	"\x14NO_SHOW_REASON_PRICE\x10\x05\x12\x1f\n" +
+	"\x1bNO_SHOW_REASON_DISSATISFIED\x10\x06\x12\"\n" +
+	"\x1eNO_SHOW_REASON_NO_LONGER_OWNED\x10\a\x12\x1b\n" +
+	"\x17NO_SHOW_REASON_DISTANCE\x10\b\x12\x18\n" +
+	"\x14NO_SHOW_REASON_OTHER\x10\t*c\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SEVERITY_GENERAL\x10\x01\x12\x13\n" +
@@ -1217,34 +1310,35 @@ func file_huifang_types_v1_types_proto_rawDescGZIP() []byte {
 	return file_huifang_types_v1_types_proto_rawDescData
 }
 
-var file_huifang_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_huifang_types_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_huifang_types_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_huifang_types_v1_types_proto_goTypes = []any{
 	(Channel)(0),                  // 0: huifang.types.v1.Channel
 	(Rating)(0),                   // 1: huifang.types.v1.Rating
 	(Disposition)(0),              // 2: huifang.types.v1.Disposition
-	(Severity)(0),                 // 3: huifang.types.v1.Severity
-	(*ContactWindow)(nil),         // 4: huifang.types.v1.ContactWindow
-	(*ContactCalendar)(nil),       // 5: huifang.types.v1.ContactCalendar
-	(*ContactPreferences)(nil),    // 6: huifang.types.v1.ContactPreferences
-	(*Customer)(nil),              // 7: huifang.types.v1.Customer
-	(*Vehicle)(nil),               // 8: huifang.types.v1.Vehicle
-	(*Complaint)(nil),             // 9: huifang.types.v1.Complaint
-	(*Product)(nil),               // 10: huifang.types.v1.Product
-	(*Answer)(nil),                // 11: huifang.types.v1.Answer
-	(*Problem)(nil),               // 12: huifang.types.v1.Problem
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(NoShowReason)(0),             // 3: huifang.types.v1.NoShowReason
+	(Severity)(0),                 // 4: huifang.types.v1.Severity
+	(*ContactWindow)(nil),         // 5: huifang.types.v1.ContactWindow
+	(*ContactCalendar)(nil),       // 6: huifang.types.v1.ContactCalendar
+	(*ContactPreferences)(nil),    // 7: huifang.types.v1.ContactPreferences
+	(*Customer)(nil),              // 8: huifang.types.v1.Customer
+	(*Vehicle)(nil),               // 9: huifang.types.v1.Vehicle
+	(*Complaint)(nil),             // 10: huifang.types.v1.Complaint
+	(*Product)(nil),               // 11: huifang.types.v1.Product
+	(*Answer)(nil),                // 12: huifang.types.v1.Answer
+	(*Problem)(nil),               // 13: huifang.types.v1.Problem
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_huifang_types_v1_types_proto_depIdxs = []int32{
-	4,  // 0: huifang.types.v1.ContactCalendar.windows:type_name -> huifang.types.v1.ContactWindow
-	4,  // 1: huifang.types.v1.ContactCalendar.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	5,  // 0: huifang.types.v1.ContactCalendar.windows:type_name -> huifang.types.v1.ContactWindow
+	5,  // 1: huifang.types.v1.ContactCalendar.quiet_hours:type_name -> huifang.types.v1.ContactWindow
 	0,  // 2: huifang.types.v1.ContactPreferences.opted_out:type_name -> huifang.types.v1.Channel
-	4,  // 3: huifang.types.v1.ContactPreferences.windows:type_name -> huifang.types.v1.ContactWindow
-	6,  // 4: huifang.types.v1.Customer.preferences:type_name -> huifang.types.v1.ContactPreferences
-	3,  // 5: huifang.types.v1.Complaint.severity:type_name -> huifang.types.v1.Severity
-	13, // 6: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
+	5,  // 3: huifang.types.v1.ContactPreferences.windows:type_name -> huifang.types.v1.ContactWindow
+	7,  // 4: huifang.types.v1.Customer.preferences:type_name -> huifang.types.v1.ContactPreferences
+	4,  // 5: huifang.types.v1.Complaint.severity:type_name -> huifang.types.v1.Severity
+	14, // 6: huifang.types.v1.Product.warranty_until:type_name -> google.protobuf.Timestamp
 	1,  // 7: huifang.types.v1.Answer.rating:type_name -> huifang.types.v1.Rating
-	3,  // 8: huifang.types.v1.Problem.severity:type_name -> huifang.types.v1.Severity
+	4,  // 8: huifang.types.v1.Problem.severity:type_name -> huifang.types.v1.Severity
 	9,  // [9:9] is the sub-list for method output_type
 	9,  // [9:9] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
@@ -1263,7 +1357,7 @@ func file_huifang_types_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_types_v1_types_proto_rawDesc), len(file_huifang_types_v1_types_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
