@@ -26,6 +26,7 @@ func TestForgetCustomerRedactsTheFreeText(t *testing.T) {
 		d := draft(id, typesv1.Rating_RATING_UNSATISFIED, record.Problem{Category: "service_quality", Description: "late, said " + secret})
 		d.Comments = "called " + secret
 		d.Answers[0].Comment = "ask " + secret
+		d.NoShow = &record.NoShow{Reason: typesv1.NoShowReason_NO_SHOW_REASON_OTHER, Note: "away with " + secret} // seed 000: the reason's note is free text too
 		rec, err := e.app.LogVisit(e.ctx, d)
 		require.NoError(t, err)
 		comments := "corrected: " + secret
@@ -62,6 +63,9 @@ func TestForgetCustomerRedactsTheFreeText(t *testing.T) {
 WHERE r.customer_id = 'cust-v-1'`).Scan(&rating, &category))
 	require.Equal(t, "RATING_UNSATISFIED", rating, "the figures do not change")
 	require.Equal(t, "service_quality", category)
+	var reason, note string
+	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT no_show_reason, no_show_note FROM visit_records WHERE customer_id = 'cust-v-1'`).Scan(&reason, &note))
+	require.Equal(t, [2]string{"other", ""}, [2]string{reason, note}, "the no-show's reason stays, its note is blanked")
 	log := audittest.Log(t, e.pool, "default")
 	require.Equal(t, "customer.redact", log[len(log)-1].Action)
 	require.Contains(t, string(log[len(log)-1].Detail), `"visit_records":1`)

@@ -145,6 +145,7 @@ func visitLogged(rec record.Record, v visit.Visit, q *questionnaire.Questionnair
 		Problems:             withoutDescriptions(wire.ProblemsToProto(rec.Problems)),
 		LoggedAt:             timestamppb.New(rec.LoggedAt),
 		OccurredAt:           timestamppb.New(rec.OccurredAt),
+		NoShowReason:         noShowReason(rec.NoShow),
 		OrgUnit:              v.OrgUnit,
 		ServiceType:          v.ServiceType,
 		PolicyId:             v.PolicyID,
@@ -154,6 +155,15 @@ func visitLogged(rec record.Record, v visit.Visit, q *questionnaire.Questionnair
 		Deadline:             wire.Timestamp(v.Deadline),
 		ServiceCompletedAt:   wire.Timestamp(v.ServiceCompletedAt),
 	}
+}
+
+// noShowReason is the reason of a no-show, without its note (no free text
+// in events); unspecified when the customer came.
+func noShowReason(n *record.NoShow) typesv1.NoShowReason {
+	if n == nil {
+		return typesv1.NoShowReason_NO_SHOW_REASON_UNSPECIFIED
+	}
+	return n.Reason
 }
 
 // followUpRequested asks the scheduler for the follow-up a promised reply

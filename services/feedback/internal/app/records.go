@@ -9,8 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
 	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
@@ -60,6 +63,9 @@ type RecordList struct {
 	// Agent keeps one agent's records; UnsignedOnly those no leader signed off yet.
 	Agent        string
 	UnsignedOnly bool
+	// NoShowOnly keeps the no-shows; NoShowReason those of one reason.
+	NoShowOnly   bool
+	NoShowReason typesv1.NoShowReason
 	// After is the cursor: the records logged before (AfterTime, AfterID),
 	// newest first; an empty AfterID starts at the newest.
 	AfterTime time.Time
@@ -69,8 +75,12 @@ type RecordList struct {
 
 // ListRecords lists records newest first.
 func (a *App) ListRecords(ctx context.Context, in RecordList) ([]record.Record, error) {
+	if _, known := typesv1.NoShowReason_name[int32(in.NoShowReason)]; !known {
+		return nil, invalid.New("no_show_reason", fmt.Sprintf("unknown reason %d", in.NoShowReason))
+	}
 	return store.ListRecords(ctx, a.DB, store.RecordFilter{Tenant: tenant.Or(in.Tenant), Agent: strings.TrimSpace(in.Agent),
-		UnsignedOnly: in.UnsignedOnly, AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit})
+		UnsignedOnly: in.UnsignedOnly, AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit,
+		NoShowOnly: in.NoShowOnly || in.NoShowReason != typesv1.NoShowReason_NO_SHOW_REASON_UNSPECIFIED, NoShowReason: enum.Name(in.NoShowReason)})
 }
 
 // Amended is an amendment and the record's current form after it.

@@ -57,6 +57,9 @@ func draftOf(req *feedbackv1.LogVisitRequest) (record.Draft, error) {
 		ComplaintID:          req.GetComplaintId(),
 		OccurredAt:           timeOf(&l, "occurred_at", req.GetOccurredAt()),
 	}
+	if n := req.GetNoShow(); n != nil {
+		d.NoShow = &record.NoShow{Reason: n.GetReason(), Note: n.GetNote()}
+	}
 	for i, p := range req.GetPromisedReplies() {
 		d.PromisedReplies = append(d.PromisedReplies, record.PromisedReply{Question: p.GetQuestion(), Channel: p.GetChannel(),
 			PromisedAt: timeOf(&l, fmt.Sprintf("promised_replies[%d].promised_at", i), p.GetPromisedAt())})
@@ -75,7 +78,7 @@ func recordProto(r record.Record) *feedbackv1.VisitRecord {
 	return &feedbackv1.VisitRecord{
 		Id: r.ID, TenantId: r.TenantID, VisitId: r.VisitID, AgentId: r.AgentID, Channel: r.Channel,
 		Answers: wire.AnswersToProto(r.Answers), Problems: wire.ProblemsToProto(r.Problems), Comments: r.Comments,
-		StartedAt: wire.Timestamp(r.StartedAt), EndedAt: wire.Timestamp(r.EndedAt), LoggedAt: wire.Timestamp(r.LoggedAt), OccurredAt: wire.Timestamp(r.OccurredAt),
+		StartedAt: wire.Timestamp(r.StartedAt), EndedAt: wire.Timestamp(r.EndedAt), LoggedAt: wire.Timestamp(r.LoggedAt), OccurredAt: wire.Timestamp(r.OccurredAt), NoShow: noShowProto(r.NoShow),
 		CustomerId: r.CustomerID, OrgUnit: r.OrgUnit, ComplaintIds: r.ComplaintIDs,
 		QuestionnaireId: r.QuestionnaireID, QuestionnaireVersion: r.QuestionnaireVersion, SignatureRef: r.SignatureRef,
 		Attachments: wire.AttachmentsToProto(r.Attachments), PromisedReplies: wire.PromisedRepliesToProto(r.PromisedReplies),
@@ -134,4 +137,12 @@ func questionnaireOf(q *feedbackv1.Questionnaire) questionnaire.Questionnaire {
 func reviewProto(r review.Review) *feedbackv1.Review {
 	return &feedbackv1.Review{Id: r.ID, TenantId: r.TenantID, RecordId: r.RecordID, AgentId: r.AgentID, ReviewerId: r.ReviewerID,
 		Scores: wire.ScoresToProto(r.Scores), Score: r.Score, Comments: r.Comments, At: wire.Timestamp(r.At)}
+}
+
+// noShowProto is a record's no-show, nil for none.
+func noShowProto(n *record.NoShow) *feedbackv1.NoShow {
+	if n == nil {
+		return nil
+	}
+	return &feedbackv1.NoShow{Reason: n.Reason, Note: n.Note}
 }

@@ -89,7 +89,7 @@ func (s *Server) ListVisitRecords(ctx context.Context, req *feedbackv1.ListVisit
 		return nil, err
 	}
 	list, err := s.App.ListRecords(ctx, app.RecordList{Tenant: req.GetTenantId(), Agent: req.GetAgentId(), UnsignedOnly: req.GetUnsignedOnly(),
-		AfterTime: cur.At, AfterID: cur.ID, Limit: size + 1})
+		NoShowOnly: req.GetNoShowOnly(), NoShowReason: req.GetNoShowReason(), AfterTime: cur.At, AfterID: cur.ID, Limit: size + 1})
 	if err != nil {
 		return nil, statusOf(err)
 	}

@@ -32,6 +32,7 @@ const (
 	MaxAttachments     = 20
 	MaxPromisedReplies = 10
 	MaxProblems        = 50
+	MaxNoShowNote      = 500
 	// ClockSkew is how far in the future a visit may be said to have ended,
 	// or a fact to have happened (occurred_at).
 	ClockSkew = 5 * time.Minute
@@ -71,6 +72,17 @@ type Record struct {
 	// order; AttachedComplaintIDs those of them that were open already.
 	ComplaintIDs         []string
 	AttachedComplaintIDs []string
+	// NoShow is set when the customer the visit invited did not come.
+	NoShow *NoShow
+}
+
+// NoShow says that a customer invited to come (a maintenance, a recall,
+// a booking) did not come, and why (seed 000, auto dealer: for no-shows
+// record the reason): a reason of a bounded list, counted by analytics,
+// and a note, free text that stays in feedback.
+type NoShow struct {
+	Reason typesv1.NoShowReason
+	Note   string
 }
 
 // Problem is a problem the customer raised.
@@ -123,6 +135,8 @@ type Draft struct {
 	// OccurredAt is when the visit happened, as the agent or an upstream
 	// system states it; zero: now (issue 16).
 	OccurredAt time.Time
+	// NoShow: the invited customer did not come; answers are then optional.
+	NoShow *NoShow
 }
 
 // Normalize fills the tenant default and trims identifiers in place.
@@ -139,6 +153,9 @@ func Normalize(d *Draft) {
 		p.Description = strings.TrimSpace(p.Description)
 	}
 	normalizeAttachments(d.Attachments)
+	if d.NoShow != nil {
+		d.NoShow.Note = strings.TrimSpace(d.NoShow.Note)
+	}
 	for i := range d.PromisedReplies {
 		p := &d.PromisedReplies[i]
 		p.Question = strings.TrimSpace(p.Question)
@@ -177,9 +194,10 @@ func Validate(d Draft, now time.Time) error {
 	if _, known := typesv1.Channel_name[int32(d.Channel)]; !known {
 		l.Add("channel", fmt.Sprintf("unknown channel %d", d.Channel))
 	}
-	if len(d.Answers) == 0 {
-		l.Add("answers", "at least one answer is required")
+	if len(d.Answers) == 0 && d.NoShow == nil {
+		l.Add("answers", "at least one answer is required (none for a no-show)")
 	}
+	checkNoShow(&l, d.NoShow)
 	if len([]rune(d.Comments)) > MaxComments {
 		l.Add("comments", fmt.Sprintf("at most %d characters", MaxComments))
 	}
@@ -235,6 +253,25 @@ func Validate(d Draft, now time.Time) error {
 	}
 	CheckFuture(&l, "occurred_at", d.OccurredAt, now)
 	return l.Err()
+}
+
+// checkNoShow checks a no-show: a known reason, the note for "other",
+// the note's length.
+func checkNoShow(l *invalid.List, n *NoShow) {
+	if n == nil {
+		return
+	}
+	switch _, known := typesv1.NoShowReason_name[int32(n.Reason)]; {
+	case n.Reason == typesv1.NoShowReason_NO_SHOW_REASON_UNSPECIFIED:
+		l.Add("no_show.reason", "is required: why the invited customer did not come (seed 000), e.g. NO_SHOW_REASON_SERVICED_ELSEWHERE")
+	case !known:
+		l.Add("no_show.reason", fmt.Sprintf("unknown reason %d", n.Reason))
+	case n.Reason == typesv1.NoShowReason_NO_SHOW_REASON_OTHER && n.Note == "":
+		l.Add("no_show.note", "is required with NO_SHOW_REASON_OTHER: say what the reason was")
+	}
+	if len([]rune(n.Note)) > MaxNoShowNote {
+		l.Add("no_show.note", fmt.Sprintf("at most %d characters", MaxNoShowNote))
+	}
 }
 
 // CheckFuture adds a violation on field when at, a time a caller says
@@ -306,7 +343,9 @@ func Complete(d Draft, v visit.Visit, q *questionnaire.Questionnaire, confirmed 
 		l.Add("agent_id", fmt.Sprintf("visit %s is assigned to agent %q, not %q: the agent who holds the visit logs it; reassign the task in dispatch first",
 			v.VisitID, v.AssignedAgentID, d.AgentID))
 	}
-	answers := CheckAnswers(q, d.Answers, &l, "answers", true)
+	// A no-show call found out why the customer did not come; it surveyed
+	// no service, so the questionnaire's required questions are not asked.
+	answers := CheckAnswers(q, d.Answers, &l, "answers", d.NoShow == nil)
 	CheckNotBefore(&l, "occurred_at", d.OccurredAt, v.DueAt, "the time visit "+v.VisitID+" fell due")
 	if confirmed != nil {
 		CheckNotBefore(&l, "occurred_at", d.OccurredAt, confirmed.LastStepAt, "the last step of complaint "+confirmed.ComplaintID)
@@ -392,6 +431,10 @@ func New(id string, d Draft, v visit.Visit, answers []questionnaire.Answer, q *q
 	}
 	if !d.OccurredAt.IsZero() {
 		rec.OccurredAt = d.OccurredAt.UTC()
+	}
+	if d.NoShow != nil {
+		n := *d.NoShow
+		rec.NoShow = &n
 	}
 	if q != nil {
 		rec.QuestionnaireID, rec.QuestionnaireVersion = q.ID, q.Version

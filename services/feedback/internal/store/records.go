@@ -10,6 +10,7 @@ import (
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/feedback/internal/record"
 	"github.com/huifang/huifang/services/feedback/internal/wire"
@@ -35,12 +36,16 @@ func InsertRecord(ctx context.Context, q postgres.Querier, rec record.Record) er
 	if err != nil {
 		return err
 	}
+	var noShowReason, noShowNote string
+	if rec.NoShow != nil {
+		noShowReason, noShowNote = enum.Name(rec.NoShow.Reason), rec.NoShow.Note
+	}
 	if _, err := q.Exec(ctx, `INSERT INTO visit_records (id, tenant_id, visit_id, agent_id, channel, answers, problems, comments, started_at, ended_at, logged_at, customer_id, org_unit,
-  questionnaire_id, questionnaire_version, signature_ref, attachments, promised_replies, confirmed_complaint_id, occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+  questionnaire_id, questionnaire_version, signature_ref, attachments, promised_replies, confirmed_complaint_id, occurred_at, no_show_reason, no_show_note)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		rec.ID, rec.TenantID, rec.VisitID, rec.AgentID, rec.Channel.String(), answers, problems, rec.Comments,
 		nullTime(rec.StartedAt), nullTime(rec.EndedAt), rec.LoggedAt, rec.CustomerID, rec.OrgUnit,
-		rec.QuestionnaireID, rec.QuestionnaireVersion, rec.SignatureRef, attachments, promised, rec.ConfirmedComplaintID, nullTime(rec.OccurredAt)); err != nil {
+		rec.QuestionnaireID, rec.QuestionnaireVersion, rec.SignatureRef, attachments, promised, rec.ConfirmedComplaintID, nullTime(rec.OccurredAt), noShowReason, noShowNote); err != nil {
 		return fmt.Errorf("store: insert record of visit %s: %w", rec.VisitID, translate(err))
 	}
 	return nil
@@ -59,7 +64,7 @@ func LinkComplaint(ctx context.Context, q postgres.Querier, recordID, complaintI
 // recordColumns are the columns scanRecord reads, from visit_records r.
 const recordColumns = `r.id, r.tenant_id, r.visit_id, r.agent_id, r.channel, r.answers, r.problems, r.comments, r.started_at, r.ended_at, r.logged_at,
   r.customer_id, r.org_unit, r.questionnaire_id, r.questionnaire_version, r.signature_ref, r.attachments, r.promised_replies, r.confirmed_complaint_id,
-  COALESCE(r.occurred_at, r.logged_at),
+  COALESCE(r.occurred_at, r.logged_at), r.no_show_reason, r.no_show_note,
   ARRAY(SELECT rc.complaint_id FROM record_complaints rc WHERE rc.record_id = r.id ORDER BY rc.position),
   ARRAY(SELECT rc.complaint_id FROM record_complaints rc WHERE rc.record_id = r.id AND rc.attached ORDER BY rc.position)`
 
@@ -68,10 +73,14 @@ func scanRecord(row pgx.Row) (record.Record, error) {
 	var channel string
 	var answers, problems, attachments, promised []byte
 	var started, ended *time.Time
+	var noShowReason, noShowNote string
 	if err := row.Scan(&rec.ID, &rec.TenantID, &rec.VisitID, &rec.AgentID, &channel, &answers, &problems, &rec.Comments,
 		&started, &ended, &rec.LoggedAt, &rec.CustomerID, &rec.OrgUnit, &rec.QuestionnaireID, &rec.QuestionnaireVersion,
-		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintID, &rec.OccurredAt, &rec.ComplaintIDs, &rec.AttachedComplaintIDs); err != nil {
+		&rec.SignatureRef, &attachments, &promised, &rec.ConfirmedComplaintID, &rec.OccurredAt, &noShowReason, &noShowNote, &rec.ComplaintIDs, &rec.AttachedComplaintIDs); err != nil {
 		return record.Record{}, err
+	}
+	if reason, ok := enum.Parse[typesv1.NoShowReason](noShowReason); ok {
+		rec.NoShow = &record.NoShow{Reason: reason, Note: noShowNote}
 	}
 	// The column keeps the channel's full name (CHANNEL_PHONE).
 	rec.Channel = typesv1.Channel(typesv1.Channel_value[channel])
@@ -134,6 +143,10 @@ type RecordFilter struct {
 	Agent string
 	// UnsignedOnly keeps the records no leader signed off yet.
 	UnsignedOnly bool
+	// NoShowOnly keeps the records of a no-show; NoShowReason, when set
+	// (a short name), those of one reason.
+	NoShowOnly   bool
+	NoShowReason string
 	// AfterTime and AfterID are the cursor (logged_at, id) of the last
 	// record of the previous page; an empty AfterID starts at the newest.
 	AfterTime time.Time
@@ -147,7 +160,8 @@ func ListRecords(ctx context.Context, q postgres.Querier, f RecordFilter) ([]rec
 WHERE r.tenant_id = $1 AND ($2 = '' OR r.agent_id = $2)
   AND (NOT $3 OR NOT EXISTS (SELECT 1 FROM record_sign_offs s WHERE s.record_id = r.id))
   AND ($5 = '' OR (r.logged_at, r.id) < ($4, $5))
-ORDER BY r.logged_at DESC, r.id DESC LIMIT $6`, f.Tenant, f.Agent, f.UnsignedOnly, f.AfterTime, f.AfterID, f.Limit)
+  AND (NOT $7 OR r.no_show_reason <> '') AND ($8 = '' OR r.no_show_reason = $8)
+ORDER BY r.logged_at DESC, r.id DESC LIMIT $6`, f.Tenant, f.Agent, f.UnsignedOnly, f.AfterTime, f.AfterID, f.Limit, f.NoShowOnly, f.NoShowReason)
 	if err != nil {
 		return nil, fmt.Errorf("store: list records: %w", translate(err))
 	}

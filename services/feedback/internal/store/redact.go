@@ -22,7 +22,7 @@ func redactions(records, complaints string) []struct {
 		table, sql   string
 		ofComplaints bool
 	}{
-		{"visit_records", `UPDATE visit_records SET comments = '', signature_ref = '', attachments = '[]',
+		{"visit_records", `UPDATE visit_records SET comments = '', signature_ref = '', attachments = '[]', no_show_note = '',
   problems = redact_text(problems, '{description}'), answers = redact_text(answers, '{comment,text}'),
   promised_replies = redact_text(promised_replies, '{question}'), text_redacted_at = coalesce(text_redacted_at, now())
 WHERE ` + records, false},
