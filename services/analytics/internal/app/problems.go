@@ -22,6 +22,15 @@ type Problems struct {
 	// is their mean time from escalation to the first acknowledgement (seed 004).
 	Acknowledged         int64
 	MeanAcknowledgeHours float64
+	// NoShows are the invited customers who did not come, by reason, most
+	// first (seed 000, auto dealer: for no-shows record the reason).
+	NoShows []NoShowCount
+}
+
+// NoShowCount is how many no-shows had a reason (its short name).
+type NoShowCount struct {
+	Reason string
+	Count  int64
 }
 
 // Problems returns problem counts, seed 001's product flags and complaint
@@ -44,6 +53,19 @@ func (a *App) problems(ctx context.Context, s Scope, t figures.Targets) (Problem
 		return out, err
 	}
 	products := map[string]*figures.Product{}
+	noShows, err := store.Sum(ctx, a.DB, s.query([]string{rollup.MetricNoShow}, "category"))
+	if err != nil {
+		return out, err
+	}
+	for _, r := range noShows {
+		out.NoShows = append(out.NoShows, NoShowCount{Reason: r.Group[0], Count: r.N})
+	}
+	slices.SortFunc(out.NoShows, func(a, b NoShowCount) int {
+		if a.Count != b.Count {
+			return int(b.Count - a.Count)
+		}
+		return strings.Compare(a.Reason, b.Reason)
+	})
 	for _, r := range rows {
 		p := products[r.Group[1]]
 		if p == nil {

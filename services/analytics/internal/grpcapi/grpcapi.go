@@ -264,6 +264,9 @@ func (s *Server) GetProblemBreakdown(ctx context.Context, req *analyticsv1.GetPr
 	for _, pr := range p.Products {
 		resp.Products = append(resp.Products, &analyticsv1.ProductProblems{ProductCategory: pr.Category, ComplaintRate: ratio(pr.Rate), PeersRate: ratio(pr.Peers), Flagged: pr.Flagged})
 	}
+	for _, n := range p.NoShows {
+		resp.NoShows = append(resp.NoShows, &analyticsv1.NoShowCount{Reason: n.Reason, Count: n.Count})
+	}
 	return resp, nil
 }
 

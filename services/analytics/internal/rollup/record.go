@@ -8,6 +8,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/analytics/internal/satisfaction"
@@ -67,7 +68,8 @@ func Happened(ev *eventsv1.VisitLogged) time.Time {
 // (seed 003: a questionnaire returned); one vote per rated aspect (seed 003:
 // A satisfied, B fairly satisfied, C unsatisfied) in the bucket of its
 // aspect; the NPS answer as promoter (9–10), passive (7–8) or detractor
-// (0–6); one problem per raised problem in the bucket of its category.
+// (0–6); one problem per raised problem in the bucket of its category; a
+// no-show (seed 000) in the bucket of its reason.
 // Answers without a rating add nothing. A questionnaire has one vote per
 // item, so two rated answers on one aspect are one vote, the less
 // favourable (an item's votes never outnumber the questionnaires returned).
@@ -119,6 +121,11 @@ func FromVisitLogged(ev *eventsv1.VisitLogged, productCategory string) []Delta {
 			m = MetricNPSPassive
 		}
 		out = append(out, Delta{Key: key(m, dims), N: 1})
+	}
+	if r := ev.GetNoShowReason(); r != typesv1.NoShowReason_NO_SHOW_REASON_UNSPECIFIED {
+		d := dims
+		d.Category = enum.Name(r)
+		out = append(out, Delta{Key: key(MetricNoShow, d), N: 1})
 	}
 	for _, p := range ev.GetProblems() {
 		d := dims

@@ -42,6 +42,10 @@ const (
 	MetricNPSPassive      = "nps.passive"
 	MetricNPSDetractor    = "nps.detractor"
 	MetricProblem         = "problem"
+	// MetricNoShow: an invited customer did not come (seed 000, auto
+	// dealer: for no-shows record the reason), in the bucket (category) of
+	// its reason's short name.
+	MetricNoShow = "record.no_show"
 
 	// Per complaint, on the UTC day it was escalated.
 	MetricComplaint       = "complaint.escalated"
