@@ -9,6 +9,7 @@ package complaint
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 	"github.com/huifang/huifang/services/feedback/internal/record"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
@@ -27,6 +29,10 @@ const (
 	// CategoryUnsatisfied is the complaint opened for an unsatisfied overall
 	// rating that came with no problem (seed 000, auto dealer).
 	CategoryUnsatisfied = "unsatisfied"
+	// CategoryDeliveryMismatch: a delivery confirmation found the product or
+	// the quantity different from the delivery receipt (seed 000, cement
+	// logistics: any mismatch is reported to the general manager at once).
+	CategoryDeliveryMismatch = "delivery_mismatch"
 )
 
 // Departments that own complaints by default.
@@ -34,6 +40,9 @@ const (
 	DepartmentRnDProduction  = "rnd_production"
 	DepartmentAfterSales     = "after_sales"
 	DepartmentServiceManager = "service_manager"
+	// DepartmentGeneralManager is the general manager (总经理), who hears of
+	// every delivery mismatch at once (seed 000, cement logistics).
+	DepartmentGeneralManager = "general_manager"
 )
 
 // Severities (seed 000: ordinary, urgent 紧要, major 重点), lowest first.
@@ -174,7 +183,8 @@ type Opened struct {
 	Attached  bool
 }
 
-// Open returns the complaints rec opens, without ids: one per problem, or,
+// Open returns the complaints rec opens, without ids: one per problem, one
+// for a delivery mismatch (deliveryMismatch), or,
 // when the overall rating is unsatisfied, no problem was given and the
 // visit confirms no complaint, one of category "unsatisfied" described by
 // the comments. Each is routed by rules, open at level 0, owned by the
@@ -192,6 +202,9 @@ func Open(rec record.Record, v visit.Visit, rules Rules) []Opened {
 			}
 			seen[k] = true
 		}
+		list = append(list, p)
+	}
+	if p, ok := deliveryMismatch(rec, v, list); ok {
 		list = append(list, p)
 	}
 	if overall, comment := record.Overall(rec.Answers); overall == typesv1.Rating_RATING_UNSATISFIED && len(list) == 0 && rec.ConfirmedComplaintID == "" {
@@ -234,6 +247,41 @@ func Open(rec record.Record, v visit.Visit, rules Rules) []Opened {
 		}})
 	}
 	return out
+}
+
+// deliveryMismatch returns the problem a delivery confirmation raises when
+// the recipient answered "no" to the product or the quantity (the yes/no
+// questions of aspects questionnaire.AspectProductMatches and
+// AspectQuantityMatches, as in the seed template seed-000-cement-delivery),
+// unless the agent gave a delivery_mismatch problem already: category
+// delivery_mismatch, routed by its rule to the general manager (seed 000,
+// cement logistics: any mismatch is reported to the general manager at
+// once), described by the delivery (the visit's service) and what did not
+// match, so that one delivery's mismatch is recorded once and another
+// delivery's is a complaint of its own; the recipient's words stay in the
+// answers' comments of the record.
+func deliveryMismatch(rec record.Record, v visit.Visit, given []record.Problem) (record.Problem, bool) {
+	var what []string
+	for _, a := range rec.Answers {
+		if a.Yes == nil || *a.Yes {
+			continue
+		}
+		switch a.Aspect {
+		case questionnaire.AspectProductMatches:
+			what = append(what, "product")
+		case questionnaire.AspectQuantityMatches:
+			what = append(what, "quantity")
+		}
+	}
+	if len(what) == 0 || slices.ContainsFunc(given, func(p record.Problem) bool { return p.Category == CategoryDeliveryMismatch }) {
+		return record.Problem{}, false
+	}
+	delivery := v.ServiceID
+	if delivery == "" {
+		delivery = "of visit " + rec.VisitID
+	}
+	desc := fmt.Sprintf("delivery %s: the %s received does not match the delivery receipt", delivery, strings.Join(what, " and the "))
+	return record.Problem{Category: CategoryDeliveryMismatch, Description: desc}, true
 }
 
 // Matchable tells whether a problem can be one raised already: the

@@ -326,3 +326,37 @@ func TestConfirmable(t *testing.T) {
 	_, err = open.Confirmable(true)
 	require.ErrorAs(t, err, &se, "a complaint the request names must be resolved")
 }
+
+// Seed 000, cement logistics: a "no" to product or quantity is a mismatch,
+// reported to the general manager; a "yes" to both, or other yes/no
+// questions answered "no", raise nothing.
+func TestOpenRaisesADeliveryMismatch(t *testing.T) {
+	no, yes := false, true
+	rules := complaint.MustRules(complaint.DefaultRulesSpec, complaint.DefaultDeadline)
+	at := time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name    string
+		answers []questionnaire.Answer
+		want    string
+	}{
+		{"confirmed", []questionnaire.Answer{{Aspect: "product_matches", Yes: &yes}, {Aspect: "quantity_matches", Yes: &yes}}, ""},
+		{"another question answered no", []questionnaire.Answer{{Aspect: "medication", Yes: &no}}, ""},
+		{"product", []questionnaire.Answer{{Aspect: "product_matches", Yes: &no}, {Aspect: "quantity_matches", Yes: &yes}},
+			"delivery dn-7: the product received does not match the delivery receipt"},
+		{"quantity", []questionnaire.Answer{{Aspect: "product_matches", Yes: &yes}, {Aspect: "quantity_matches", Yes: &no}},
+			"delivery dn-7: the quantity received does not match the delivery receipt"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := record.Record{TenantID: "default", VisitID: "v-7", AgentID: "a-1", CustomerID: "site-1", LoggedAt: at, OccurredAt: at, Answers: tt.answers}
+			got := complaint.Open(rec, visit.Visit{ServiceID: "dn-7"}, rules)
+			if tt.want == "" {
+				require.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			c := got[0].Complaint
+			require.Equal(t, [4]string{"delivery_mismatch", "general_manager", "urgent", tt.want}, [4]string{c.Category, c.Department, c.Severity, c.Description})
+			require.Equal(t, at.Add(24*time.Hour), c.Deadline)
+		})
+	}
+}

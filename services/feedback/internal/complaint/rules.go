@@ -28,9 +28,11 @@ type Rules struct {
 //   - service quality → after-sales (seed 001, seed 002 cement), 7 days;
 //   - an unsatisfied rating without a named problem → the service manager,
 //     who analyses the cause (seed 000, auto dealer), 48 hours;
+//   - a delivery mismatch → the general manager at once (seed 000, cement
+//     logistics), urgent, 24 hours;
 //   - anything else → the service manager within the 48 hours of seed 003.
 const DefaultRulesSpec = "product_quality=rnd_production:general:30d,service_quality=after_sales:general:7d," +
-	"unsatisfied=service_manager:general:48h,*=service_manager:general:48h"
+	"unsatisfied=service_manager:general:48h,delivery_mismatch=general_manager:urgent:24h,*=service_manager:general:48h"
 
 var categoryRE = regexp.MustCompile(`^(\*|[a-z][a-z0-9_]{0,63})$`)
 

@@ -8,6 +8,17 @@ const (
 	SeedAppliance = "seed-001-appliance"
 	SeedHospital  = "seed-000-hospital-discharge"
 	SeedAuto      = "seed-000-auto-after-service"
+	// SeedCementDelivery confirms a delivery with its recipient (seed 000,
+	// cement logistics): a "no" to either question is a mismatch.
+	SeedCementDelivery = "seed-000-cement-delivery"
+)
+
+// Aspects of the delivery confirmation's yes/no questions: a "no" is a
+// mismatch of product or quantity, which the complaint loop raises at once
+// with the general manager (seed 000, cement logistics).
+const (
+	AspectProductMatches  = "product_matches"
+	AspectQuantityMatches = "quantity_matches"
 )
 
 const (
@@ -24,8 +35,10 @@ func q(id, aspect, txt string, kind feedbackv1.QuestionKind, required bool, choi
 }
 
 // Seeds returns the templates that ship with Huifang, version 1, for every
-// tenant. In each only the overall rating is required, so that the minimal
-// answer set {"aspect":"overall","rating":…} is a complete record.
+// tenant. In each but the delivery confirmation only the overall rating is
+// required, so that the minimal answer set {"aspect":"overall","rating":…}
+// is a complete record; the delivery confirmation requires its two yes/no
+// answers, product and quantity, which are what the call is for.
 func Seeds() []Questionnaire {
 	return []Questionnaire{
 		{
@@ -87,6 +100,16 @@ func Seeds() []Questionnaire {
 				q("on_time", "timeliness", "是否按约定时间交车 was the car ready when promised?", yesNo, false),
 				q("recommend", "recommend", "您向亲友推荐本店的可能性 (0–10) how likely are you to recommend us?", nps, false),
 				q("suggestions", "suggestions", "意见与建议 comments", text, false),
+			},
+		},
+		{
+			ID: SeedCementDelivery, TenantID: AllTenants, Version: 1, Seed: "000",
+			Name:        "发货确认回访 (cement delivery confirmation)",
+			Description: "Seed 000 (cement logistics): call the recipients of the previous day's deliveries to confirm product and quantity against the delivery receipt; any mismatch is reported to the general manager at once.",
+			Questions: []Question{
+				q(AspectProductMatches, AspectProductMatches, "收到的品种与发货单是否一致 is the product the one on the delivery receipt?", yesNo, true),
+				q(AspectQuantityMatches, AspectQuantityMatches, "收到的数量与发货单是否一致 is the quantity the one on the delivery receipt?", yesNo, true),
+				q("overall", "overall", "对本次送货是否满意 overall satisfaction with this delivery", rating, false),
 			},
 		},
 	}
