@@ -603,9 +603,9 @@ func (rt *Runtime) Consume(c *inbox.Consumer, opts ...ConsumeOption) {
 }
 
 // Run serves until ctx ends (SIGTERM), then shuts down in this order:
-//  1. readiness goes false (/readyz 503, gRPC health NOT_SERVING);
-//  2. the background loops stop claiming work (consumers fetch no new
+//  1. the background loops stop claiming work (consumers fetch no new
 //     messages, timers claim no new rows); what they hold in flight finishes;
+//  2. readiness goes false (/readyz 503, gRPC health NOT_SERVING);
 //  3. after SHUTDOWN_DELAY (load balancers stop routing here), gRPC stops
 //     taking calls and the calls in flight finish, for up to SHUTDOWN_GRACE;
 //  4. the outbox is flushed once more, the HTTP server and the connections
@@ -656,8 +656,10 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		grpcStopped = true
 		rt.Log.Error("server failed; shutting down", "err", runErr)
 	}
-	rt.Server.SetReady(false)
+	// The loops are told first, so that whoever sees the readiness go
+	// false knows that no new work will be claimed.
 	stopLoops()
+	rt.Server.SetReady(false)
 	if rt.cfg.ShutdownDelay > 0 && !grpcStopped {
 		select {
 		case <-time.After(rt.cfg.ShutdownDelay):
