@@ -45,8 +45,9 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 // PlanServiceTx plans a completed service within tx: it records the service
 // (for SimulatePolicy) and the customer's snapshot, ends the customer's
 // pending visits whose policy stops when the customer comes in for a
-// service of this type, and plans every matching policy's steps, placed by
-// the contact policy. Planning is idempotent per (service, policy, step,
+// service of this type, moves those of a mileage anchor when the service
+// carries a later odometer reading of the car (remileage), and plans every
+// matching policy's steps, placed by the contact policy. Planning is idempotent per (service, policy, step,
 // occurrence); each planned visit is announced (VisitPlanned). It returns
 // how many visits it planned.
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
@@ -71,6 +72,9 @@ func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, 
 	var stopped []visit.Visit
 	pending, stopped = splitStopped(pending, func(v *visit.Visit) bool { return v.StopCameIn(svc) })
 	if err := cancelled(ctx, tx, stopped, svc.CompletedAt); err != nil {
+		return 0, err
+	}
+	if pending, err = remileage(ctx, tx, svc, pending, prefs); err != nil {
 		return 0, err
 	}
 	return plan(ctx, tx, svc, prefs, pending, in.Customer.Snapshot, in.ComplaintID, in.Severity, engine.NoFollowUp(in.Anonymous, in.WrittenReplyOnly))

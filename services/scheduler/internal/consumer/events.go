@@ -50,6 +50,10 @@ func completed(ev *eventsv1.ServiceCompleted) (app.Completed, error) {
 		CompletedAt: ev.GetCompletedAt().AsTime(), CustomerID: ev.GetCustomer().GetId(), Tier: ev.GetCustomer().GetTier(),
 		ProductCategory: ev.GetProduct().GetCategory(), Severity: enum.Name(ev.GetComplaint().GetSeverity()),
 		Attributes: ev.GetAttributes(), WarrantyUntil: at(ev.GetProduct().GetWarrantyUntil()),
+		Vehicle: ev.GetVehicle().GetVin(), OdometerKm: ev.GetVehicle().GetMileageKm(),
+	}
+	if svc.Vehicle == "" {
+		svc.Vehicle = ev.GetVehicle().GetPlate()
 	}
 	c := ev.GetComplaint()
 	return app.Completed{Service: svc, Customer: customer, ComplaintID: c.GetReference(), Severity: int32(c.GetSeverity()),

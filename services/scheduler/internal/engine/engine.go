@@ -44,6 +44,24 @@ func Following(p policy.Policy, prev policy.Visit, s policy.Service, r contact.R
 	return v, true
 }
 
+// Remileage plans again, with the driving habit a later reading gives, a
+// pending visit of a mileage anchor that p planned for base (issue 16:
+// later readings move reminders; seed 000 auto: "3 months or 3,000 km,
+// whichever first", "ask the mileage"), placed where the contact policy
+// and the customer allow; false when later's reading does not move it.
+func Remileage(p policy.Policy, v policy.Visit, base, later policy.Service, r contact.Rules, prefs contact.Prefs) (policy.Visit, bool) {
+	n, ok := p.Remileage(v, base, later, r)
+	if !ok {
+		return n, false
+	}
+	before := len(n.Decisions)
+	place(&n, p, r, prefs)
+	if len(n.Decisions) == before {
+		markLate(&n) // place marks a visit it moved itself
+	}
+	return n, true
+}
+
 // place moves v to the first time the contact policy and the customer
 // allow. The deadline stays the policy's: a visit moved past it is late,
 // and says so (issue 16: a late visit keeps its deadline and is reported).
@@ -328,6 +346,14 @@ func (sim Sim) RunBounded(events []Event, until time.Time, limit int) ([]Outcome
 				for _, x := range live(s.CustomerID) {
 					if x.pol.Stop.CameIn(x.s.CompletedAt, s) {
 						cancel(x, "stopped: the customer came in ("+s.Type+")")
+					}
+				}
+				for _, x := range live(s.CustomerID) {
+					if nv, ok := Remileage(x.pol, x.v, x.s, s, sim.Rules, prefs[s.CustomerID]); ok {
+						nv.Decisions = append(slices.Clone(x.v.Decisions), nv.Decisions...)
+						x.dead = true
+						alive--
+						push(&pending{v: nv, s: x.s, pol: x.pol})
 					}
 				}
 				var enrolled []string

@@ -251,6 +251,10 @@ type Service struct {
 	WarrantyUntil   time.Time         `json:"warranty_until,omitzero"`
 	Severity        string            `json:"severity,omitempty"`
 	Attributes      map[string]string `json:"attributes,omitempty"`
+	// Vehicle names the car serviced (its VIN, else its plate; auto dealer),
+	// and OdometerKm is its odometer reading at CompletedAt (0: none read).
+	Vehicle    string `json:"vehicle,omitempty"`
+	OdometerKm int64  `json:"odometer_km,omitempty"`
 }
 
 // Decision is one thing that decided a visit's fate or time, kept for ExplainVisit.
@@ -288,6 +292,9 @@ const (
 	// KindForecast: what the caps will do to a planned visit when it falls
 	// due, as the contacts stand now (not stored: ExplainVisit adds it).
 	KindForecast = "forecast"
+	// KindMileage: a later odometer reading gave a new driving habit and
+	// moved the visit of a mileage anchor (issue 16).
+	KindMileage = "mileage"
 )
 
 // Visit is a planned follow-up.

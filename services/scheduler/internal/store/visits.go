@@ -110,9 +110,10 @@ ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING`,
 	return tag.RowsAffected() == 1, nil
 }
 
-// SaveVisits writes what may change on visits (status, due time, deadline,
-// reason, decisions, the customer's choice, when it fired, changed and
-// failed), in one statement.
+// SaveVisits writes what may change on visits (status, due time, the
+// policy's time (a later odometer reading moves it), deadline, reason,
+// decisions, the customer's choice, when it fired, changed and failed), in
+// one statement.
 func SaveVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error {
 	if len(vs) == 0 {
 		return nil
@@ -120,7 +121,7 @@ func SaveVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error
 	n := len(vs)
 	var (
 		tenants, ids, statuses, reasons, decisions = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		dues, deadlines                            = make([]time.Time, n), make([]time.Time, n)
+		dues, deadlines, nominals                  = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		chosen                                     = make([]bool, n)
 		fired, updated, failed                     = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
 	)
@@ -135,13 +136,18 @@ func SaveVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error
 		}
 		tenants[i], ids[i], statuses[i], reasons[i], decisions[i] = v.Tenant, v.ID, v.Status, v.Reason, string(b)
 		dues[i], deadlines[i], chosen[i] = v.DueAt, v.Deadline, v.CustomerChosen
+		nominals[i] = v.Nominal
+		if nominals[i].IsZero() {
+			nominals[i] = v.DueAt
+		}
 		fired[i], updated[i], failed[i] = nullTime(v.FiredAt), nullTime(v.UpdatedAt), nullTime(v.FailedAt)
 	}
 	_, err := q.Exec(ctx, `UPDATE planned_visits v SET status = u.status, due_at = u.due_at, deadline = u.deadline, reason = u.reason,
-  decisions = u.decisions::jsonb, customer_chosen = u.customer_chosen, fired_at = u.fired_at, updated_at = u.updated_at, failed_at = u.failed_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])
-  AS u(tenant_id, id, status, due_at, deadline, reason, decisions, customer_chosen, fired_at, updated_at, failed_at)
-WHERE v.tenant_id = u.tenant_id AND v.id = u.id`, tenants, ids, statuses, dues, deadlines, reasons, decisions, chosen, fired, updated, failed)
+  decisions = u.decisions::jsonb, customer_chosen = u.customer_chosen, fired_at = u.fired_at, updated_at = u.updated_at, failed_at = u.failed_at,
+  nominal_at = u.nominal_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+  AS u(tenant_id, id, status, due_at, deadline, reason, decisions, customer_chosen, fired_at, updated_at, failed_at, nominal_at)
+WHERE v.tenant_id = u.tenant_id AND v.id = u.id`, tenants, ids, statuses, dues, deadlines, reasons, decisions, chosen, fired, updated, failed, nominals)
 	return translate("save visits", err)
 }
 

@@ -230,6 +230,20 @@ func (v *Visit) Reschedule(at time.Time, reason string, now time.Time) error {
 	return nil
 }
 
+// Remileage moves a planned visit to where a later odometer reading puts
+// it (n: engine.Remileage; its decisions say why), at the reading's time
+// at: due time, policy time and deadline are n's. A visit the customer
+// chose a time for, or no longer planned, is left alone; it tells whether
+// it moved.
+func (v *Visit) Remileage(n policy.Visit, at time.Time) bool {
+	if v.Status != StatusPlanned || v.CustomerChosen {
+		return false
+	}
+	v.Nominal, v.DueAt, v.Deadline, v.Reason, v.UpdatedAt = n.Nominal, n.DueAt, n.Deadline, n.Reason, at
+	v.Decisions = append(v.Decisions, n.Decisions...)
+	return true
+}
+
 // Retry puts a failed visit back to planned at at, by an operator's hand
 // (reason: why it may fire now): the deadline moves with it, and the
 // contact policy applies again when it falls due (the customer did not
