@@ -44,12 +44,24 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		if err != nil {
 			return err
 		}
+		reason, remedy := rollup.ChurnAnswers(e.GetAnswers())
+		if err := store.LogChurnCase(ctx, tx, v.Tenant, v.VisitID, e.GetAgentId(), e.GetRecordId(), rollup.Timestamp(e.GetLoggedAt()), reason, remedy); err != nil {
+			return err
+		}
 		return a.addCounters(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
 	// By concrete type: events of one kind may carry the ids of another
 	// (a complaint names its visit, a confirmation visit its complaint).
 	case *eventsv1.ComplaintEscalated, *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
 		return a.moveComplaint(ctx, tx, e.(rollup.ComplaintEvent))
-	case *eventsv1.VisitPlanned, *eventsv1.VisitDue, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
+	case *eventsv1.VisitDue:
+		if _, err := a.moveVisit(ctx, tx, e); err != nil {
+			return err
+		}
+		if c, ok := rollup.ChurnCaseOf(e); ok {
+			return store.OpenChurnCase(ctx, tx, c)
+		}
+		return nil
+	case *eventsv1.VisitPlanned, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
 		_, err := a.moveVisit(ctx, tx, e.(rollup.VisitEvent))
 		return err
 	case *eventsv1.ReviewSubmitted:
@@ -163,6 +175,11 @@ func (a *App) completeService(ctx context.Context, tx pgx.Tx, ev *eventsv1.Servi
 	}
 	tenantID := tenant.Of(ev)
 	if err := store.SaveServiceProduct(ctx, tx, tenantID, ev.GetServiceId(), ev.GetProduct().GetCategory()); err != nil {
+		return err
+	}
+	// The car and the advisor, for the churned-customer table (seed 000 auto).
+	if err := store.SaveServiceVehicle(ctx, tx, tenantID, ev.GetServiceId(), ev.GetVehicle().GetModel(),
+		rollup.MaskPlate(ev.GetVehicle().GetPlate()), ev.GetStaffId()); err != nil {
 		return err
 	}
 	wonBack := false

@@ -59,7 +59,8 @@ func day(t time.Time) string {
 // report computes a report: the figures with their targets (customer
 // coverage when the period is one calendar month or year), every aspect,
 // NPS, the trend, the top problems, products, the complaints overdue as of
-// its end, the agents and the incentive ledger. It reads nothing that
+// its end, the agents and the incentive ledger, and the churned-customer
+// analysis table of the churn calls due in the period (seed 000 auto). It reads nothing that
 // depends on when it runs, so the same period renders to the same bytes.
 func (a *App) report(ctx context.Context, of ReportOf) (*report.Report, error) {
 	if err := unitInScope(ctx, of.OrgUnit); err != nil {
@@ -119,5 +120,8 @@ func (a *App) report(ctx context.Context, of ReportOf) (*report.Report, error) {
 		return nil, err
 	}
 	r.Agents, r.Ledger = sc.Cards, sc.Ledger
+	if r.Churn, err = store.ChurnCases(ctx, a.DB, of.Tenant, of.OrgUnit, of.From, of.To, report.MaxChurn); err != nil {
+		return nil, err
+	}
 	return r, nil
 }

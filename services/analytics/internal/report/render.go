@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/huifang/huifang/services/analytics/internal/figures"
+	"github.com/huifang/huifang/services/analytics/internal/rollup"
 )
 
 func pct(v float64) string { return strconv.FormatFloat(v*100, 'f', 2, 64) + "%" }
@@ -63,6 +64,9 @@ func (r *Report) CSV() ([]byte, error) {
 	for _, c := range r.Overdue {
 		rows = append(rows, []string{"overdue_complaint", c.ComplaintID, "", "", "", "", "", fmt.Sprintf("%s %s, escalated %s, deadline %s", c.Category, c.OrgUnit, c.EscalatedAt.Format(time.RFC3339), c.Deadline.Format(time.RFC3339))})
 	}
+	for _, c := range r.Churn {
+		rows = append(rows, []string{"churned_customer", c.NameMasked, "", "", "", "", "", churnLine(c)})
+	}
 	for _, l := range r.Ledger {
 		rows = append(rows, []string{"incentive " + l.Role, l.Who, strconv.FormatInt(l.OnTime, 10), strconv.FormatInt(l.OnTime+l.Missed, 10), fen(l.AmountFen), "", "", l.Explanation})
 	}
@@ -70,6 +74,31 @@ func (r *Report) CSV() ([]byte, error) {
 		return nil, fmt.Errorf("report: csv: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// churnLine is a churn case's columns besides the name, as the CSV
+// report's explanation gives them (seed 000: model, plate, last visit,
+// advisor, reason, remedy; then who called and the ids to look further).
+func churnLine(c rollup.ChurnCase) string {
+	return fmt.Sprintf("model %s; plate %s; last visit %s; advisor %s; reason %s; remedy %s; customer %s; agent %s; record %s; visit %s",
+		dash(c.Model), dash(c.PlateMasked), dateOr(c.LastVisitAt), dash(c.Advisor), dash(c.Reason), dash(c.Remedy),
+		dash(c.CustomerID), dash(c.AgentID), dash(c.RecordID), c.VisitID)
+}
+
+// dash is s, or "-" for nothing.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// dateOr is t's UTC date, "-" when unknown.
+func dateOr(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.DateOnly)
 }
 
 type trendRow struct {
@@ -154,7 +183,7 @@ func bars(r *Report) template.HTML {
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": pct, "date": func(t time.Time) string { return t.Format(time.DateOnly) }, "all": orAll, "fen": fen,
-	"chart": chart, "bars": bars, "rfc": func(t time.Time) string { return t.Format(time.RFC3339) },
+	"chart": chart, "bars": bars, "rfc": func(t time.Time) string { return t.Format(time.RFC3339) }, "dateOr": dateOr,
 }).Parse(`<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>回访报告 {{.R.Tenant}} {{all .R.OrgUnit}} {{date .R.From}} – {{date .R.To}}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}td:first-child,th:first-child{text-align:left}.bad{color:#c00;font-weight:bold}.ok{color:#2e7d32}</style></head>
@@ -176,6 +205,11 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 <h2>Overdue complaints at {{date .R.To}}</h2>
 <table><tr><th>complaint</th><th>category</th><th>org unit</th><th>department</th><th>escalated</th><th>deadline</th></tr>
 {{range .R.Overdue}}<tr><td>{{.ComplaintID}}</td><td>{{.Category}}</td><td>{{.OrgUnit}}</td><td>{{.Department}}</td><td>{{rfc .EscalatedAt}}</td><td>{{rfc .Deadline}}</td></tr>
+{{end}}</table>
+<h2>Churned customers 流失客户分析 (seed 000)</h2>
+<p>The churn calls due in the period (no maintenance or repair for 6 months or more), longest absent first. Names and plates are masked; a person allowed to reveal contacts opens a name with intake's RevealContact for the customer id.</p>
+<table><tr><th>name 姓名</th><th>model 车型</th><th>plate 车牌</th><th>last visit 最后进厂</th><th>advisor 服务顾问</th><th>reason 流失原因</th><th>remedy 挽回措施</th><th>customer</th><th>agent</th></tr>
+{{range .R.Churn}}<tr><td>{{.NameMasked}}</td><td>{{.Model}}</td><td>{{.PlateMasked}}</td><td>{{dateOr .LastVisitAt}}</td><td>{{.Advisor}}</td><td>{{.Reason}}</td><td>{{.Remedy}}</td><td>{{.CustomerID}}</td><td>{{.AgentID}}</td></tr>
 {{end}}</table>
 <h2>Agents (seed 004) and incentives (seed 000)</h2>
 <table><tr><th>agent</th><th>due</th><th>done</th><th>timeliness</th><th>contact success</th><th>satisfaction</th><th>QA reviews</th><th>QA score</th><th>incentive (yuan)</th></tr>

@@ -42,7 +42,14 @@ type Report struct {
 	Overdue  []rollup.Complaint
 	Agents   []figures.Scorecard
 	Ledger   []figures.Line
+	// Churn is seed 000's churned-customer analysis table (auto dealer):
+	// the churn calls due in the period, longest absent first, with the
+	// reason and remedy their records give. Names and plates are masked.
+	Churn []rollup.ChurnCase
 }
+
+// MaxChurn bounds the churn cases a report lists.
+const MaxChurn = 1000
 
 // MaxOverdue bounds the overdue complaints a report lists.
 const MaxOverdue = 200

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/services/analytics/internal/rollup"
+)
+
+// SaveServiceVehicle remembers the car and the advisor of a service (after
+// SaveServiceProduct), for the churned-customer table: the model, the plate
+// masked, the staff who served.
+func SaveServiceVehicle(ctx context.Context, db postgres.Querier, tenant, serviceID, model, plateMasked, advisor string) error {
+	if model == "" && plateMasked == "" && advisor == "" {
+		return nil
+	}
+	if _, err := db.Exec(ctx, `UPDATE services SET vehicle_model = $3, plate_masked = $4, advisor = $5 WHERE tenant_id = $1 AND service_id = $2`,
+		tenant, serviceID, model, plateMasked, advisor); err != nil {
+		return fmt.Errorf("store: record service vehicle: %w", translate(err))
+	}
+	return nil
+}
+
+// OpenChurnCase records a churn call that fell due (VisitDue); a call due
+// again (moved, redelivered) keeps what its record filled in.
+func OpenChurnCase(ctx context.Context, db postgres.Querier, c rollup.ChurnCase) error {
+	if _, err := db.Exec(ctx, `INSERT INTO churn_cases (tenant_id, visit_id, service_id, customer_id, name_masked, org_unit, due_at, last_visit_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (tenant_id, visit_id) DO UPDATE SET service_id = EXCLUDED.service_id, customer_id = EXCLUDED.customer_id,
+  name_masked = EXCLUDED.name_masked, org_unit = EXCLUDED.org_unit, due_at = EXCLUDED.due_at, last_visit_at = EXCLUDED.last_visit_at`,
+		c.Tenant, c.VisitID, c.ServiceID, c.CustomerID, c.NameMasked, c.OrgUnit, c.DueAt, nullTime(c.LastVisitAt)); err != nil {
+		return fmt.Errorf("store: open churn case %s: %w", c.VisitID, translate(err))
+	}
+	return nil
+}
+
+// LogChurnCase fills in the first record of a churn call (VisitLogged):
+// the agent, the record, when, the reason and the remedy. A visit that is
+// not a churn case is left alone.
+func LogChurnCase(ctx context.Context, db postgres.Querier, tenant, visitID, agentID, recordID string, at time.Time, reason, remedy string) error {
+	if _, err := db.Exec(ctx, `UPDATE churn_cases SET agent_id = $3, record_id = $4, logged_at = $5, reason = $6, remedy = $7
+WHERE tenant_id = $1 AND visit_id = $2 AND logged_at IS NULL`, tenant, visitID, agentID, recordID, nullTime(at), reason, remedy); err != nil {
+		return fmt.Errorf("store: log churn case %s: %w", visitID, translate(err))
+	}
+	return nil
+}
+
+// ChurnCases lists a tenant's churn cases due in [from, to) (one org unit's
+// when orgUnit is set), with the car and advisor of their last visit,
+// longest absent first, up to limit. A record logged at or after to is not
+// shown yet, so a period's table reads the same later.
+func ChurnCases(ctx context.Context, db postgres.Querier, tenant, orgUnit string, from, to time.Time, limit int) ([]rollup.ChurnCase, error) {
+	rows, err := db.Query(ctx, `SELECT c.tenant_id, c.visit_id, c.service_id, c.customer_id, c.name_masked, c.org_unit, c.due_at, c.last_visit_at,
+  coalesce(s.vehicle_model, ''), coalesce(s.plate_masked, ''), coalesce(s.advisor, ''),
+  CASE WHEN c.logged_at < $4 THEN c.agent_id ELSE '' END, CASE WHEN c.logged_at < $4 THEN c.record_id ELSE '' END,
+  CASE WHEN c.logged_at < $4 THEN c.logged_at END, CASE WHEN c.logged_at < $4 THEN c.reason ELSE '' END,
+  CASE WHEN c.logged_at < $4 THEN c.remedy ELSE '' END
+FROM churn_cases c LEFT JOIN services s ON s.tenant_id = c.tenant_id AND s.service_id = c.service_id
+WHERE c.tenant_id = $1 AND ($2 = '' OR c.org_unit = $2) AND c.due_at >= $3 AND c.due_at < $4
+ORDER BY c.last_visit_at NULLS FIRST, c.visit_id LIMIT $5`, tenant, orgUnit, from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: churn cases: %w", translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rollup.ChurnCase, error) {
+		var c rollup.ChurnCase
+		var last, logged *time.Time
+		err := r.Scan(&c.Tenant, &c.VisitID, &c.ServiceID, &c.CustomerID, &c.NameMasked, &c.OrgUnit, &c.DueAt, &last,
+			&c.Model, &c.PlateMasked, &c.Advisor, &c.AgentID, &c.RecordID, &logged, &c.Reason, &c.Remedy)
+		c.DueAt = c.DueAt.UTC()
+		if last != nil {
+			c.LastVisitAt = last.UTC()
+		}
+		if logged != nil {
+			c.LoggedAt = logged.UTC()
+		}
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: churn cases: %w", translate(err))
+	}
+	return out, nil
+}
+
+// nullTime is t for a nullable column: NULL when zero.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
