@@ -10,7 +10,7 @@ func Services() []string { return []string{"intake", "scheduler", "dispatch", "f
 func Publishes(service string) []string {
 	switch service {
 	case "intake":
-		return []string{SubjectServiceCompleted, SubjectCustomerUpdated}
+		return []string{SubjectServiceCompleted, SubjectCustomerUpdated, SubjectCustomerErased}
 	case "scheduler":
 		return []string{SubjectVisitPlanned, SubjectVisitDue, SubjectVisitCancelled}
 	case "dispatch":

@@ -39,18 +39,22 @@ const (
 	SubjectVisitLogged             = "huifang.events.visit.logged"
 	SubjectComplaintEscalated      = "huifang.events.complaint.escalated"
 	SubjectCustomerUpdated         = "huifang.events.customer.updated"
-	SubjectVisitCancelled          = "huifang.events.visit.cancelled"
-	SubjectVisitAttempted          = "huifang.events.visit.attempted"
-	SubjectVisitUnreachable        = "huifang.events.visit.unreachable"
-	SubjectContactOptedOut         = "huifang.events.contact.opted_out"
-	SubjectFollowUpRequested       = "huifang.events.followup.requested"
-	SubjectComplaintAcknowledged   = "huifang.events.complaint.acknowledged"
-	SubjectComplaintResolved       = "huifang.events.complaint.resolved"
-	SubjectComplaintReopened       = "huifang.events.complaint.reopened"
-	SubjectComplaintClosed         = "huifang.events.complaint.closed"
-	SubjectReviewSubmitted         = "huifang.events.review.submitted"
-	SubjectTargetBreached          = "huifang.events.target.breached"
-	SubjectVisitOverdue            = "huifang.events.visit.overdue"
+	// SubjectCustomerErased carries the CustomerUpdated of an erasure
+	// again, for consumers that keep masked forms but need no other
+	// change of the archive (analytics).
+	SubjectCustomerErased        = "huifang.events.customer.erased"
+	SubjectVisitCancelled        = "huifang.events.visit.cancelled"
+	SubjectVisitAttempted        = "huifang.events.visit.attempted"
+	SubjectVisitUnreachable      = "huifang.events.visit.unreachable"
+	SubjectContactOptedOut       = "huifang.events.contact.opted_out"
+	SubjectFollowUpRequested     = "huifang.events.followup.requested"
+	SubjectComplaintAcknowledged = "huifang.events.complaint.acknowledged"
+	SubjectComplaintResolved     = "huifang.events.complaint.resolved"
+	SubjectComplaintReopened     = "huifang.events.complaint.reopened"
+	SubjectComplaintClosed       = "huifang.events.complaint.closed"
+	SubjectReviewSubmitted       = "huifang.events.review.submitted"
+	SubjectTargetBreached        = "huifang.events.target.breached"
+	SubjectVisitOverdue          = "huifang.events.visit.overdue"
 )
 
 // Of returns the stream that holds subject ("" for a subject outside them).

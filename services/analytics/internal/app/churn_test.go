@@ -82,6 +82,18 @@ func TestChurnedCustomerTable(t *testing.T) {
 		require.NotContains(t, string(html), clear)
 	}
 
+	// 张伟 is erased (intake's EraseCustomer, on customer.erased): the
+	// masked name goes, the row stays.
+	require.NoError(t, b.app.ApplyEvent(ctx, &eventsv1.CustomerUpdated{TenantId: "dealer", Customer: &typesv1.Customer{Id: "c-zhang"}, Erased: true, Version: 9}))
+	require.NoError(t, b.app.ApplyEvent(ctx, &eventsv1.CustomerUpdated{TenantId: "dealer", Customer: &typesv1.Customer{Id: "c-li"}, Version: 9}),
+		"a CustomerUpdated that is no erasure changes nothing")
+	r, err = b.app.Report(director, app.ReportOf{Tenant: "dealer", From: q4, To: q4.AddDate(0, 3, 0), Format: "csv"})
+	require.NoError(t, err)
+	require.Len(t, r.Churn, 2)
+	require.Equal(t, "李*", r.Churn[0].NameMasked)
+	require.Empty(t, r.Churn[1].NameMasked, "privacy.md: an erasure drops the masked forms")
+	require.Equal(t, "c-zhang", r.Churn[1].CustomerID)
+
 	// Another quarter, another org unit: not listed.
 	r, err = b.app.Report(director, app.ReportOf{Tenant: "dealer", From: q4.AddDate(0, -3, 0), To: q4})
 	require.NoError(t, err)

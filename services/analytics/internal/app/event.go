@@ -10,6 +10,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/store"
@@ -64,6 +65,16 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 	case *eventsv1.VisitPlanned, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
 		_, err := a.moveVisit(ctx, tx, e.(rollup.VisitEvent))
 		return err
+	case *eventsv1.CustomerUpdated:
+		// Only erasures come here (stream.SubjectCustomerErased): the
+		// masked name the churn table keeps goes.
+		if !e.GetErased() {
+			return nil
+		}
+		if e.GetTenantId() == "" || e.GetCustomer().GetId() == "" {
+			return invalid.New("customer.id", "an erasure names its tenant and customer")
+		}
+		return store.ForgetChurnCustomer(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId())
 	case *eventsv1.ReviewSubmitted:
 		ds, err := rollup.FromReview(e)
 		if err != nil {

@@ -40,6 +40,7 @@ var Events = inbox.Events{
 	stream.SubjectComplaintReopened:     func() proto.Message { return &eventsv1.ComplaintReopened{} },
 	stream.SubjectComplaintClosed:       func() proto.Message { return &eventsv1.ComplaintClosed{} },
 	stream.SubjectReviewSubmitted:       func() proto.Message { return &eventsv1.ReviewSubmitted{} },
+	stream.SubjectCustomerErased:        func() proto.Message { return &eventsv1.CustomerUpdated{} },
 }
 
 // Subjects are the subjects of Events, sorted.

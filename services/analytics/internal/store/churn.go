@@ -38,6 +38,17 @@ ON CONFLICT (tenant_id, visit_id) DO UPDATE SET service_id = EXCLUDED.service_id
 	return nil
 }
 
+// ForgetChurnCustomer drops the masked name of an erased customer from its
+// churn cases (the customer's id, the car and the answers stay: counts and
+// the table's rows do not change).
+func ForgetChurnCustomer(ctx context.Context, db postgres.Querier, tenant, customerID string) error {
+	if _, err := db.Exec(ctx, `UPDATE churn_cases SET name_masked = '' WHERE tenant_id = $1 AND customer_id = $2 AND name_masked <> ''`,
+		tenant, customerID); err != nil {
+		return fmt.Errorf("store: forget churn customer: %w", translate(err))
+	}
+	return nil
+}
+
 // LogChurnCase fills in the first record of a churn call (VisitLogged):
 // the agent, the record, when, the reason and the remedy. A visit that is
 // not a churn case is left alone.

@@ -11,6 +11,7 @@ import (
 	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/invalid"
+	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 	"github.com/huifang/huifang/services/intake/internal/ingest"
 	"github.com/huifang/huifang/services/intake/internal/store"
@@ -83,6 +84,14 @@ func (a *App) EraseCustomer(ctx context.Context, in EraseCustomer) (c *archive.C
 			return err
 		}
 		erasedNow = held || c.Version != before.Version
+		if erasedNow {
+			// The erasure again on a subject of its own, for the
+			// consumers that follow no other change of the archive.
+			ev := customerUpdated(c, []string{FieldErased})
+			if err := a.add(ctx, tx, stream.SubjectCustomerErased, ev.EventId, ev); err != nil {
+				return err
+			}
+		}
 		refused, err := a.Store.DeleteRejectedNaming(ctx, tx, in.Tenant,
 			ingest.Subject{ExternalID: before.ExternalID, Phone: before.Phone, Email: before.Email}, rejectedPage)
 		if err != nil {

@@ -43,6 +43,8 @@ func TestEraseCustomer(t *testing.T) {
 	require.True(t, ev.Erased)
 	require.Contains(t, ev.ChangedFields, "erased")
 	require.Equal(t, got.Customer.Version, ev.Version)
+	require.Equal(t, 1, count(t, srv, `SELECT count(*) FROM outbox WHERE subject = 'huifang.events.customer.erased'`),
+		"the erasure again on its own subject, for analytics")
 
 	// Nothing opens or finds it any more.
 	_, err = srv.RevealContact(ctx, &intakev1.RevealContactRequest{TenantId: "default", CustomerId: r.CustomerId,
@@ -61,6 +63,7 @@ func TestEraseCustomer(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, again.ErasedNow)
 	require.Equal(t, got.Customer.Version, again.Customer.Version, "nothing more changes")
+	require.Equal(t, 1, count(t, srv, `SELECT count(*) FROM outbox WHERE subject = 'huifang.events.customer.erased'`), "and announces nothing more")
 	require.Equal(t, 2, count(t, srv, `SELECT count(*) FROM audit_log WHERE action = 'customer.erase'`))
 	require.Equal(t, 1, count(t, srv, `SELECT count(*) FROM audit_log WHERE action = 'customer.erase' AND detail::jsonb->>'reason' = 'the customer''s request, ticket 4711'`))
 }
