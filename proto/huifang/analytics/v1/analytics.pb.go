@@ -322,7 +322,8 @@ type GetSatisfactionRequest struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// The aspect, e.g. "overall"; "overall" when empty.
 	Aspect string `protobuf:"bytes,2,opt,name=aspect,proto3" json:"aspect,omitempty"`
-	// The period [from, to) by the time the visit was logged; unset means all time.
+	// The period [from, to) by the time the visit happened (the record's occurred_at, else when
+	// it was logged); unset means all time.
 	From *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	To   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
 	// When set, only this org unit.
