@@ -46,10 +46,8 @@ func (s *system) as(p person) context.Context {
 	if p.agent {
 		agentID = p.id
 	}
-	ctx, err := s.issuer.Context(s.t.Context(), issuer.Token{Subject: p.id,
+	return s.withToken(issuer.Token{Subject: p.id,
 		Claims: auth.Claims{Tenant: p.tenant, Roles: rs, AgentID: agentID, OrgUnits: p.units, Departments: p.deps}})
-	require.NoError(s.t, err)
-	return ctx
 }
 
 // claimAs polls ClaimNextTask with ctx's agent until it hands out a task.

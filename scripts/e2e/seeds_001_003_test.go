@@ -45,13 +45,13 @@ type desk struct {
 
 func newDesk(s *system, tenantID string) *desk {
 	return &desk{s: s, tenant: tenantID,
-		admin:    s.as(issuer.Token{Subject: "admin-" + tenantID, Claims: auth.Claims{Tenant: tenantID, Roles: []string{string(auth.TenantAdmin)}}}),
-		director: s.as(issuer.Token{Subject: "director-" + tenantID, Claims: auth.Claims{Tenant: tenantID, Roles: []string{string(auth.Director)}, AgentID: "director"}}),
+		admin:    s.withToken(issuer.Token{Subject: "admin-" + tenantID, Claims: auth.Claims{Tenant: tenantID, Roles: []string{string(auth.TenantAdmin)}}}),
+		director: s.withToken(issuer.Token{Subject: "director-" + tenantID, Claims: auth.Claims{Tenant: tenantID, Roles: []string{string(auth.Director)}, AgentID: "director"}}),
 	}
 }
 
-// as is ctx carrying tok.
-func (s *system) as(tok issuer.Token) context.Context {
+// withToken is ctx carrying tok.
+func (s *system) withToken(tok issuer.Token) context.Context {
 	s.t.Helper()
 	ctx, err := s.issuer.Context(s.t.Context(), tok)
 	require.NoError(s.t, err)
@@ -60,12 +60,12 @@ func (s *system) as(tok issuer.Token) context.Context {
 
 // agent is the token of agent id of the desk's tenant, with the agent role only.
 func (d *desk) agent(id string) context.Context {
-	return d.s.as(issuer.Token{Subject: "agent-" + d.tenant + "-" + id, Claims: auth.Claims{Tenant: d.tenant, Roles: []string{string(auth.Agent)}, AgentID: id}})
+	return d.s.withToken(issuer.Token{Subject: "agent-" + d.tenant + "-" + id, Claims: auth.Claims{Tenant: d.tenant, Roles: []string{string(auth.Agent)}, AgentID: id}})
 }
 
 // owner is the token of the owner of one department (department_owner only).
 func (d *desk) owner(department string) context.Context {
-	return d.s.as(issuer.Token{Subject: "owner-" + d.tenant + "-" + department, Claims: auth.Claims{Tenant: d.tenant,
+	return d.s.withToken(issuer.Token{Subject: "owner-" + d.tenant + "-" + department, Claims: auth.Claims{Tenant: d.tenant,
 		Roles: []string{string(auth.DepartmentOwner)}, AgentID: "owner-" + department, Departments: []string{department}}})
 }
 
