@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,11 @@ func TestRealEstateClassesThroughTheFrontDoor(t *testing.T) {
 			if c.serviceType != "referral" {
 				want["realestate-holiday-call-key"] = 1
 			}
+		}
+		// 第四条2: graded callers and class A–C visitors an SMS at the next
+		// milestone (class D, VIPs and buyers have their own).
+		if c.serviceType != "referral" && strings.Contains("AaBbCc", c.class) && c.class != "" {
+			want["realestate-milestones"] = 1
 		}
 		require.Equal(t, want, got, "%s (%s, class %q)", c.event, c.serviceType, c.class)
 	}

@@ -342,6 +342,7 @@ func TestRealEstateGolden(t *testing.T) {
 		svc("p1", "purchase", "a", u(4, 1, 3, 0)),
 		svc("sv2", "showroom_visit", "d", u(3, 10, 3, 0), tier("D")),
 		svc("ref1", "referral", "v", u(3, 3, 4, 0), tier("VIP"), attrs("project", "bay")),
+		svc("sv3", "showroom_visit", "c", u(4, 10, 3, 0), tier("C"), attrs("project", "bay")),
 	}, u(5, 10, 0, 0))
 	requireLines(t, []string{
 		line("realestate-lead-callback", 0, 0, phone, "sales_advisor", u(3, 2, 2, 0), u(3, 2, 10, 0), "due"),
@@ -392,6 +393,23 @@ func TestRealEstateGolden(t *testing.T) {
 		// holiday, in the first window (10:00 in Shanghai).
 		line("realestate-holiday-call-key", 0, 0, phone, "sales_advisor", u(4, 4, 2, 0), u(4, 4, 16, 0), "due"),
 		line("realestate-holiday-call-key", 0, 1, phone, "sales_advisor", u(5, 1, 2, 0), u(5, 1, 16, 0), "due"),
+		// 第四条2 "重要项目节点回访客户,如开盘、sp活动、封顶、交房、样板间开放等": the class A
+		// customer a gets an SMS at the first milestone it may see (no project: the
+		// topping-out, 09:00 in Shanghai), once for its call and its visit; it
+		// bought on 1 April, so the buyer's call at that milestone takes its place.
+		line("realestate-milestones", 0, 0, sms, "sales_advisor", u(4, 20, 1, 0), u(4, 20, 16, 0), "cancelled"),
+		// the class C visitor c of project bay (10 April): weekly calls (第二条(一)4),
+		// the May holiday's SMS, and an SMS at each milestone after its visit it
+		// may see: the topping-out (every project's) and bay's show-flat opening,
+		// not the offers (no milestone of 第四条2).
+		line("realestate-visitor-c", 0, 0, phone, "sales_advisor", u(4, 17, 3, 0), u(4, 19, 3, 0), "due"),
+		line("realestate-visitor-c", 0, 1, phone, "sales_advisor", u(4, 24, 3, 0), u(4, 26, 3, 0), "due"),
+		line("realestate-visitor-c", 0, 2, phone, "sales_advisor", u(5, 1, 3, 0), u(5, 3, 3, 0), "due"),
+		line("realestate-visitor-c", 0, 3, phone, "sales_advisor", u(5, 8, 3, 0), u(5, 10, 3, 0), "due"),
+		line("realestate-visitor-c", 0, 4, phone, "sales_advisor", u(5, 15, 3, 0), u(5, 17, 3, 0), "planned"),
+		line("realestate-holidays", 0, 0, sms, "sales_advisor", u(5, 1, 1, 0), u(5, 1, 16, 0), "due"),
+		line("realestate-milestones", 0, 0, sms, "sales_advisor", u(4, 20, 1, 0), u(4, 20, 16, 0), "due"),
+		line("realestate-milestones", 0, 1, sms, "sales_advisor", u(5, 8, 1, 0), u(5, 8, 16, 0), "due"),
 	}, out)
 }
 
