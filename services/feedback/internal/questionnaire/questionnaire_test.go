@@ -44,10 +44,31 @@ func TestSeedsAreValid(t *testing.T) {
 				// What the call is for (seed 000): product and quantity confirmed.
 				minimal = []questionnaire.Answer{{Aspect: questionnaire.AspectProductMatches, Yes: &yes}, {Aspect: questionnaire.AspectQuantityMatches, Yes: &yes}}
 			}
+			if q.ID == questionnaire.SeedFollowUpService {
+				// Seed 004: the survey rates the follow-up service itself.
+				minimal = []questionnaire.Answer{{Aspect: questionnaire.AspectFollowUpService, Rating: typesv1.Rating_RATING_SATISFIED}}
+			}
 			questionnaire.Check(q, minimal, &l, "answers", true)
 			require.NoError(t, l.Err(), "the minimal answer set is complete for every seed template")
 		})
 	}
+}
+
+// Seed 004 (follow-up center): "periodic satisfaction surveys about the
+// follow-up service itself" (四(二)3 定期開展客戶滿意度調查,了解客戶對隨訪服務的評價和意見):
+// the survey's rating is an aspect of its own, never "overall", so that it
+// is a figure apart from the satisfaction with the services followed up; it
+// asks what seed 004's phone follow-up rules require (identity and purpose,
+// a convenient time, listening) and whether what the customer raised was
+// answered.
+func TestFollowUpServiceSurvey(t *testing.T) {
+	s := seed(t, questionnaire.SeedFollowUpService)
+	require.Equal(t, "004", s.Seed)
+	require.Equal(t, []string{questionnaire.AspectFollowUpService, "followup_introduced", "followup_convenient", "followup_listened", "followup_answered", "suggestions"}, aspects(s))
+	require.NotContains(t, aspects(s), "overall")
+	var l invalid.List
+	questionnaire.Check(s, []questionnaire.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}, &l, "answers", true)
+	require.Error(t, l.Err(), "the rating of the follow-up service is required")
 }
 
 func TestSeedContents(t *testing.T) {

@@ -11,7 +11,15 @@ const (
 	// SeedCementDelivery confirms a delivery with its recipient (seed 000,
 	// cement logistics): a "no" to either question is a mismatch.
 	SeedCementDelivery = "seed-000-cement-delivery"
+	// SeedFollowUpService asks customers about the follow-up service itself
+	// (seed 004: periodic satisfaction surveys of the follow-up work).
+	SeedFollowUpService = "seed-004-followup-service"
 )
+
+// AspectFollowUpService is the rating of the follow-up service itself
+// (SeedFollowUpService): GetSatisfaction with this aspect is its figure,
+// apart from the satisfaction with the services followed up ("overall").
+const AspectFollowUpService = "followup_service"
 
 // Aspects of the delivery confirmation's yes/no questions: a "no" is a
 // mismatch of product or quantity, which the complaint loop raises at once
@@ -35,10 +43,12 @@ func q(id, aspect, txt string, kind feedbackv1.QuestionKind, required bool, choi
 }
 
 // Seeds returns the templates that ship with Huifang, version 1, for every
-// tenant. In each but the delivery confirmation only the overall rating is
-// required, so that the minimal answer set {"aspect":"overall","rating":…}
-// is a complete record; the delivery confirmation requires its two yes/no
-// answers, product and quantity, which are what the call is for.
+// tenant. In each but the delivery confirmation and the follow-up survey
+// only the overall rating is required, so that the minimal answer set
+// {"aspect":"overall","rating":…} is a complete record; the delivery
+// confirmation requires its two yes/no answers, product and quantity, which
+// are what the call is for, and the follow-up survey its rating of the
+// follow-up service (AspectFollowUpService).
 func Seeds() []Questionnaire {
 	return []Questionnaire{
 		{
@@ -110,6 +120,19 @@ func Seeds() []Questionnaire {
 				q(AspectProductMatches, AspectProductMatches, "收到的品种与发货单是否一致 is the product the one on the delivery receipt?", yesNo, true),
 				q(AspectQuantityMatches, AspectQuantityMatches, "收到的数量与发货单是否一致 is the quantity the one on the delivery receipt?", yesNo, true),
 				q("overall", "overall", "对本次送货是否满意 overall satisfaction with this delivery", rating, false),
+			},
+		},
+		{
+			ID: SeedFollowUpService, TenantID: AllTenants, Version: 1, Seed: "004",
+			Name:        "回访服务满意度调查 (survey of the follow-up service)",
+			Description: "Seed 004 (follow-up center): a periodic survey of the follow-up service itself, asked of customers who were followed up: the way the calls and visits were made (identity, purpose, convenience, listening) and whether what they raised was answered. Its rating is the aspect followup_service, apart from the satisfaction with the services.",
+			Questions: []Question{
+				q("followup_service", AspectFollowUpService, "您对我们的回访工作是否满意 overall satisfaction with our follow-up calls and visits", rating, true),
+				q("introduced", "followup_introduced", "回访人员是否表明身份、说明来意 did the caller say who they are and why they called?", yesNo, false),
+				q("convenient", "followup_convenient", "回访时间是否方便 was the time convenient?", yesNo, false),
+				q("listened", "followup_listened", "是否认真倾听并记录您的意见 did we listen to and record what you said?", scale, false),
+				q("answered", "followup_answered", "您反映的问题是否得到答复 was what you raised answered?", yesNo, false),
+				q("suggestions", "suggestions", "意见与建议 comments", text, false),
 			},
 		},
 	}
