@@ -2152,6 +2152,148 @@ func (x *GenerateReportResponse) GetContent() []byte {
 	return nil
 }
 
+type GenerateRoundReportRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The policy whose visits make the round: the id of the tenant's
+	// cement-delivery-confirmation (the scheduler's ListPolicies gives it; events carry
+	// policies by id only).
+	PolicyId string `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	// The start of the round's day where the tenant works (2024-05-07T00:00:00+08:00): the
+	// round is the policy's visits due in the 24 hours from it.
+	DayStart *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=day_start,json=dayStart,proto3" json:"day_start,omitempty"`
+	// One org unit's visits; all when empty (a leader names one it leads).
+	OrgUnit       string       `protobuf:"bytes,4,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Format        ReportFormat `protobuf:"varint,5,opt,name=format,proto3,enum=huifang.analytics.v1.ReportFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateRoundReportRequest) Reset() {
+	*x = GenerateRoundReportRequest{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateRoundReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateRoundReportRequest) ProtoMessage() {}
+
+func (x *GenerateRoundReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateRoundReportRequest.ProtoReflect.Descriptor instead.
+func (*GenerateRoundReportRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GenerateRoundReportRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GenerateRoundReportRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *GenerateRoundReportRequest) GetDayStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DayStart
+	}
+	return nil
+}
+
+func (x *GenerateRoundReportRequest) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *GenerateRoundReportRequest) GetFormat() ReportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ReportFormat_REPORT_FORMAT_UNSPECIFIED
+}
+
+type GenerateRoundReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContentType   string                 `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Filename      string                 `protobuf:"bytes,2,opt,name=filename,proto3" json:"filename,omitempty"`
+	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateRoundReportResponse) Reset() {
+	*x = GenerateRoundReportResponse{}
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateRoundReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateRoundReportResponse) ProtoMessage() {}
+
+func (x *GenerateRoundReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateRoundReportResponse.ProtoReflect.Descriptor instead.
+func (*GenerateRoundReportResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GenerateRoundReportResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *GenerateRoundReportResponse) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *GenerateRoundReportResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// coverage, visit_completion, timeliness, timeliness_48h, response_rate, satisfaction.overall,
@@ -2167,7 +2309,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2321,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[25]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2334,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{25}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Target) GetFigure() string {
@@ -2226,7 +2368,7 @@ type SetTargetRequest struct {
 
 func (x *SetTargetRequest) Reset() {
 	*x = SetTargetRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2380,7 @@ func (x *SetTargetRequest) String() string {
 func (*SetTargetRequest) ProtoMessage() {}
 
 func (x *SetTargetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[26]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2393,7 @@ func (x *SetTargetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTargetRequest.ProtoReflect.Descriptor instead.
 func (*SetTargetRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{26}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetTargetRequest) GetTenantId() string {
@@ -2277,7 +2419,7 @@ type SetTargetResponse struct {
 
 func (x *SetTargetResponse) Reset() {
 	*x = SetTargetResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2431,7 @@ func (x *SetTargetResponse) String() string {
 func (*SetTargetResponse) ProtoMessage() {}
 
 func (x *SetTargetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[27]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2444,7 @@ func (x *SetTargetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTargetResponse.ProtoReflect.Descriptor instead.
 func (*SetTargetResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{27}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetTargetResponse) GetTarget() *Target {
@@ -2321,7 +2463,7 @@ type ListTargetsRequest struct {
 
 func (x *ListTargetsRequest) Reset() {
 	*x = ListTargetsRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2475,7 @@ func (x *ListTargetsRequest) String() string {
 func (*ListTargetsRequest) ProtoMessage() {}
 
 func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[28]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2488,7 @@ func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{28}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListTargetsRequest) GetTenantId() string {
@@ -2365,7 +2507,7 @@ type ListTargetsResponse struct {
 
 func (x *ListTargetsResponse) Reset() {
 	*x = ListTargetsResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2377,7 +2519,7 @@ func (x *ListTargetsResponse) String() string {
 func (*ListTargetsResponse) ProtoMessage() {}
 
 func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[29]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2390,7 +2532,7 @@ func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ListTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{29}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListTargetsResponse) GetTargets() []*Target {
@@ -2417,7 +2559,7 @@ type Breach struct {
 
 func (x *Breach) Reset() {
 	*x = Breach{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2571,7 @@ func (x *Breach) String() string {
 func (*Breach) ProtoMessage() {}
 
 func (x *Breach) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[30]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2584,7 @@ func (x *Breach) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Breach.ProtoReflect.Descriptor instead.
 func (*Breach) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{30}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Breach) GetId() string {
@@ -2519,7 +2661,7 @@ type ListBreachesRequest struct {
 
 func (x *ListBreachesRequest) Reset() {
 	*x = ListBreachesRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2673,7 @@ func (x *ListBreachesRequest) String() string {
 func (*ListBreachesRequest) ProtoMessage() {}
 
 func (x *ListBreachesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[31]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2686,7 @@ func (x *ListBreachesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreachesRequest.ProtoReflect.Descriptor instead.
 func (*ListBreachesRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{31}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListBreachesRequest) GetTenantId() string {
@@ -2578,7 +2720,7 @@ type ListBreachesResponse struct {
 
 func (x *ListBreachesResponse) Reset() {
 	*x = ListBreachesResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2732,7 @@ func (x *ListBreachesResponse) String() string {
 func (*ListBreachesResponse) ProtoMessage() {}
 
 func (x *ListBreachesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[32]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2745,7 @@ func (x *ListBreachesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreachesResponse.ProtoReflect.Descriptor instead.
 func (*ListBreachesResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{32}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListBreachesResponse) GetBreaches() []*Breach {
@@ -2631,7 +2773,7 @@ type CheckTargetsRequest struct {
 
 func (x *CheckTargetsRequest) Reset() {
 	*x = CheckTargetsRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2785,7 @@ func (x *CheckTargetsRequest) String() string {
 func (*CheckTargetsRequest) ProtoMessage() {}
 
 func (x *CheckTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[33]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2798,7 @@ func (x *CheckTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTargetsRequest.ProtoReflect.Descriptor instead.
 func (*CheckTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{33}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CheckTargetsRequest) GetTenantId() string {
@@ -2683,7 +2825,7 @@ type CheckTargetsResponse struct {
 
 func (x *CheckTargetsResponse) Reset() {
 	*x = CheckTargetsResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2837,7 @@ func (x *CheckTargetsResponse) String() string {
 func (*CheckTargetsResponse) ProtoMessage() {}
 
 func (x *CheckTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[34]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2850,7 @@ func (x *CheckTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTargetsResponse.ProtoReflect.Descriptor instead.
 func (*CheckTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{34}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CheckTargetsResponse) GetNewBreaches() []*Breach {
@@ -2728,7 +2870,7 @@ type SetIncentiveRuleRequest struct {
 
 func (x *SetIncentiveRuleRequest) Reset() {
 	*x = SetIncentiveRuleRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +2882,7 @@ func (x *SetIncentiveRuleRequest) String() string {
 func (*SetIncentiveRuleRequest) ProtoMessage() {}
 
 func (x *SetIncentiveRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[35]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +2895,7 @@ func (x *SetIncentiveRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetIncentiveRuleRequest.ProtoReflect.Descriptor instead.
 func (*SetIncentiveRuleRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{35}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetIncentiveRuleRequest) GetTenantId() string {
@@ -2779,7 +2921,7 @@ type SetIncentiveRuleResponse struct {
 
 func (x *SetIncentiveRuleResponse) Reset() {
 	*x = SetIncentiveRuleResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2933,7 @@ func (x *SetIncentiveRuleResponse) String() string {
 func (*SetIncentiveRuleResponse) ProtoMessage() {}
 
 func (x *SetIncentiveRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[36]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2946,7 @@ func (x *SetIncentiveRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetIncentiveRuleResponse.ProtoReflect.Descriptor instead.
 func (*SetIncentiveRuleResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{36}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetIncentiveRuleResponse) GetRule() *IncentiveRule {
@@ -2822,7 +2964,7 @@ type RebuildRequest struct {
 
 func (x *RebuildRequest) Reset() {
 	*x = RebuildRequest{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2976,7 @@ func (x *RebuildRequest) String() string {
 func (*RebuildRequest) ProtoMessage() {}
 
 func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[37]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2989,7 @@ func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildRequest.ProtoReflect.Descriptor instead.
 func (*RebuildRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{37}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{39}
 }
 
 type RebuildResponse struct {
@@ -2860,7 +3002,7 @@ type RebuildResponse struct {
 
 func (x *RebuildResponse) Reset() {
 	*x = RebuildResponse{}
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[38]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3014,7 @@ func (x *RebuildResponse) String() string {
 func (*RebuildResponse) ProtoMessage() {}
 
 func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[38]
+	mi := &file_huifang_analytics_v1_analytics_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3027,7 @@ func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildResponse.ProtoReflect.Descriptor instead.
 func (*RebuildResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{38}
+	return file_huifang_analytics_v1_analytics_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RebuildResponse) GetStreamLastSequence() uint64 {
@@ -3071,6 +3213,16 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x16GenerateReportResponse\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1a\n" +
 	"\bfilename\x18\x02 \x01(\tR\bfilename\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"\xe6\x01\n" +
+	"\x1aGenerateRoundReportRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x127\n" +
+	"\tday_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bdayStart\x12\x19\n" +
+	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12:\n" +
+	"\x06format\x18\x05 \x01(\x0e2\".huifang.analytics.v1.ReportFormatR\x06format\"v\n" +
+	"\x1bGenerateRoundReportResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1a\n" +
+	"\bfilename\x18\x02 \x01(\tR\bfilename\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\fR\acontent\"R\n" +
 	"\x06Target\x12\x16\n" +
 	"\x06figure\x18\x01 \x01(\tR\x06figure\x12\x18\n" +
@@ -3126,8 +3278,7 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\fReportFormat\x12\x1d\n" +
 	"\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11REPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12REPORT_FORMAT_HTML\x10\x022\xe8\n" +
-	"\n" +
+	"\x12REPORT_FORMAT_HTML\x10\x022\xe4\v\n" +
 	"\x10AnalyticsService\x12n\n" +
 	"\x0fGetSatisfaction\x12,.huifang.analytics.v1.GetSatisfactionRequest\x1a-.huifang.analytics.v1.GetSatisfactionResponse\x12b\n" +
 	"\vGetCoverage\x12(.huifang.analytics.v1.GetCoverageRequest\x1a).huifang.analytics.v1.GetCoverageResponse\x12h\n" +
@@ -3135,7 +3286,8 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x12GetAgentScorecards\x12/.huifang.analytics.v1.GetAgentScorecardsRequest\x1a0.huifang.analytics.v1.GetAgentScorecardsResponse\x12Y\n" +
 	"\bGetTrend\x12%.huifang.analytics.v1.GetTrendRequest\x1a&.huifang.analytics.v1.GetTrendResponse\x12z\n" +
 	"\x13GetProblemBreakdown\x120.huifang.analytics.v1.GetProblemBreakdownRequest\x1a1.huifang.analytics.v1.GetProblemBreakdownResponse\x12k\n" +
-	"\x0eGenerateReport\x12+.huifang.analytics.v1.GenerateReportRequest\x1a,.huifang.analytics.v1.GenerateReportResponse\x12\\\n" +
+	"\x0eGenerateReport\x12+.huifang.analytics.v1.GenerateReportRequest\x1a,.huifang.analytics.v1.GenerateReportResponse\x12z\n" +
+	"\x13GenerateRoundReport\x120.huifang.analytics.v1.GenerateRoundReportRequest\x1a1.huifang.analytics.v1.GenerateRoundReportResponse\x12\\\n" +
 	"\tSetTarget\x12&.huifang.analytics.v1.SetTargetRequest\x1a'.huifang.analytics.v1.SetTargetResponse\x12b\n" +
 	"\vListTargets\x12(.huifang.analytics.v1.ListTargetsRequest\x1a).huifang.analytics.v1.ListTargetsResponse\x12e\n" +
 	"\fListBreaches\x12).huifang.analytics.v1.ListBreachesRequest\x1a*.huifang.analytics.v1.ListBreachesResponse\x12e\n" +
@@ -3156,7 +3308,7 @@ func file_huifang_analytics_v1_analytics_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_analytics_v1_analytics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_huifang_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_huifang_analytics_v1_analytics_proto_goTypes = []any{
 	(Granularity)(0),                    // 0: huifang.analytics.v1.Granularity
 	(ReportFormat)(0),                   // 1: huifang.analytics.v1.ReportFormat
@@ -3185,35 +3337,37 @@ var file_huifang_analytics_v1_analytics_proto_goTypes = []any{
 	(*NoShowCount)(nil),                 // 24: huifang.analytics.v1.NoShowCount
 	(*GenerateReportRequest)(nil),       // 25: huifang.analytics.v1.GenerateReportRequest
 	(*GenerateReportResponse)(nil),      // 26: huifang.analytics.v1.GenerateReportResponse
-	(*Target)(nil),                      // 27: huifang.analytics.v1.Target
-	(*SetTargetRequest)(nil),            // 28: huifang.analytics.v1.SetTargetRequest
-	(*SetTargetResponse)(nil),           // 29: huifang.analytics.v1.SetTargetResponse
-	(*ListTargetsRequest)(nil),          // 30: huifang.analytics.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),         // 31: huifang.analytics.v1.ListTargetsResponse
-	(*Breach)(nil),                      // 32: huifang.analytics.v1.Breach
-	(*ListBreachesRequest)(nil),         // 33: huifang.analytics.v1.ListBreachesRequest
-	(*ListBreachesResponse)(nil),        // 34: huifang.analytics.v1.ListBreachesResponse
-	(*CheckTargetsRequest)(nil),         // 35: huifang.analytics.v1.CheckTargetsRequest
-	(*CheckTargetsResponse)(nil),        // 36: huifang.analytics.v1.CheckTargetsResponse
-	(*SetIncentiveRuleRequest)(nil),     // 37: huifang.analytics.v1.SetIncentiveRuleRequest
-	(*SetIncentiveRuleResponse)(nil),    // 38: huifang.analytics.v1.SetIncentiveRuleResponse
-	(*RebuildRequest)(nil),              // 39: huifang.analytics.v1.RebuildRequest
-	(*RebuildResponse)(nil),             // 40: huifang.analytics.v1.RebuildResponse
-	(v1.Channel)(0),                     // 41: huifang.types.v1.Channel
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*GenerateRoundReportRequest)(nil),  // 27: huifang.analytics.v1.GenerateRoundReportRequest
+	(*GenerateRoundReportResponse)(nil), // 28: huifang.analytics.v1.GenerateRoundReportResponse
+	(*Target)(nil),                      // 29: huifang.analytics.v1.Target
+	(*SetTargetRequest)(nil),            // 30: huifang.analytics.v1.SetTargetRequest
+	(*SetTargetResponse)(nil),           // 31: huifang.analytics.v1.SetTargetResponse
+	(*ListTargetsRequest)(nil),          // 32: huifang.analytics.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),         // 33: huifang.analytics.v1.ListTargetsResponse
+	(*Breach)(nil),                      // 34: huifang.analytics.v1.Breach
+	(*ListBreachesRequest)(nil),         // 35: huifang.analytics.v1.ListBreachesRequest
+	(*ListBreachesResponse)(nil),        // 36: huifang.analytics.v1.ListBreachesResponse
+	(*CheckTargetsRequest)(nil),         // 37: huifang.analytics.v1.CheckTargetsRequest
+	(*CheckTargetsResponse)(nil),        // 38: huifang.analytics.v1.CheckTargetsResponse
+	(*SetIncentiveRuleRequest)(nil),     // 39: huifang.analytics.v1.SetIncentiveRuleRequest
+	(*SetIncentiveRuleResponse)(nil),    // 40: huifang.analytics.v1.SetIncentiveRuleResponse
+	(*RebuildRequest)(nil),              // 41: huifang.analytics.v1.RebuildRequest
+	(*RebuildResponse)(nil),             // 42: huifang.analytics.v1.RebuildResponse
+	(v1.Channel)(0),                     // 43: huifang.types.v1.Channel
+	(*timestamppb.Timestamp)(nil),       // 44: google.protobuf.Timestamp
 }
 var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
-	41, // 0: huifang.analytics.v1.Filter.channel:type_name -> huifang.types.v1.Channel
-	42, // 1: huifang.analytics.v1.GetSatisfactionRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 2: huifang.analytics.v1.GetSatisfactionRequest.to:type_name -> google.protobuf.Timestamp
+	43, // 0: huifang.analytics.v1.Filter.channel:type_name -> huifang.types.v1.Channel
+	44, // 1: huifang.analytics.v1.GetSatisfactionRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 2: huifang.analytics.v1.GetSatisfactionRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 3: huifang.analytics.v1.GetSatisfactionRequest.filter:type_name -> huifang.analytics.v1.Filter
 	6,  // 4: huifang.analytics.v1.GetSatisfactionResponse.aspects:type_name -> huifang.analytics.v1.AspectSatisfaction
 	7,  // 5: huifang.analytics.v1.GetSatisfactionResponse.nps:type_name -> huifang.analytics.v1.Nps
 	3,  // 6: huifang.analytics.v1.GetSatisfactionResponse.rated_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 7: huifang.analytics.v1.AspectSatisfaction.rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 8: huifang.analytics.v1.AspectSatisfaction.rated_rate:type_name -> huifang.analytics.v1.Ratio
-	42, // 9: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 10: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 9: huifang.analytics.v1.GetCoverageRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 10: huifang.analytics.v1.GetCoverageRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 11: huifang.analytics.v1.GetCoverageRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 12: huifang.analytics.v1.GetCoverageResponse.coverage:type_name -> huifang.analytics.v1.Ratio
 	3,  // 13: huifang.analytics.v1.GetCoverageResponse.response_rate:type_name -> huifang.analytics.v1.Ratio
@@ -3221,14 +3375,14 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	3,  // 15: huifang.analytics.v1.GetCoverageResponse.contact_success:type_name -> huifang.analytics.v1.Ratio
 	3,  // 16: huifang.analytics.v1.GetCoverageResponse.visit_completion:type_name -> huifang.analytics.v1.Ratio
 	3,  // 17: huifang.analytics.v1.GetCoverageResponse.customer_coverage:type_name -> huifang.analytics.v1.Ratio
-	42, // 18: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 19: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 18: huifang.analytics.v1.GetTimelinessRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 19: huifang.analytics.v1.GetTimelinessRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 20: huifang.analytics.v1.GetTimelinessRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 21: huifang.analytics.v1.GetTimelinessResponse.policy_deadline:type_name -> huifang.analytics.v1.Ratio
 	3,  // 22: huifang.analytics.v1.GetTimelinessResponse.within_48h:type_name -> huifang.analytics.v1.Ratio
 	3,  // 23: huifang.analytics.v1.GetTimelinessResponse.late:type_name -> huifang.analytics.v1.Ratio
-	42, // 24: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 25: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 24: huifang.analytics.v1.GetAgentScorecardsRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 25: huifang.analytics.v1.GetAgentScorecardsRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 26: huifang.analytics.v1.GetAgentScorecardsRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 27: huifang.analytics.v1.AgentScorecard.timeliness:type_name -> huifang.analytics.v1.Ratio
 	3,  // 28: huifang.analytics.v1.AgentScorecard.contact_success:type_name -> huifang.analytics.v1.Ratio
@@ -3236,16 +3390,16 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	13, // 30: huifang.analytics.v1.GetAgentScorecardsResponse.scorecards:type_name -> huifang.analytics.v1.AgentScorecard
 	14, // 31: huifang.analytics.v1.GetAgentScorecardsResponse.incentives:type_name -> huifang.analytics.v1.IncentiveLine
 	16, // 32: huifang.analytics.v1.GetAgentScorecardsResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	42, // 33: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 34: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 33: huifang.analytics.v1.GetTrendRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 34: huifang.analytics.v1.GetTrendRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 35: huifang.analytics.v1.GetTrendRequest.granularity:type_name -> huifang.analytics.v1.Granularity
 	2,  // 36: huifang.analytics.v1.GetTrendRequest.filter:type_name -> huifang.analytics.v1.Filter
-	42, // 37: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
-	42, // 38: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
+	44, // 37: huifang.analytics.v1.TrendPoint.start:type_name -> google.protobuf.Timestamp
+	44, // 38: huifang.analytics.v1.TrendPoint.end:type_name -> google.protobuf.Timestamp
 	3,  // 39: huifang.analytics.v1.TrendPoint.value:type_name -> huifang.analytics.v1.Ratio
 	18, // 40: huifang.analytics.v1.GetTrendResponse.points:type_name -> huifang.analytics.v1.TrendPoint
-	42, // 41: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 42: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 41: huifang.analytics.v1.GetProblemBreakdownRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 42: huifang.analytics.v1.GetProblemBreakdownRequest.to:type_name -> google.protobuf.Timestamp
 	2,  // 43: huifang.analytics.v1.GetProblemBreakdownRequest.filter:type_name -> huifang.analytics.v1.Filter
 	3,  // 44: huifang.analytics.v1.ProductProblems.complaint_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 45: huifang.analytics.v1.ProductProblems.peers_rate:type_name -> huifang.analytics.v1.Ratio
@@ -3254,51 +3408,55 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	3,  // 48: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 49: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
 	24, // 50: huifang.analytics.v1.GetProblemBreakdownResponse.no_shows:type_name -> huifang.analytics.v1.NoShowCount
-	42, // 51: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	42, // 52: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	44, // 51: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 52: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
 	1,  // 53: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	27, // 54: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	27, // 55: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	27, // 56: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	42, // 57: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	42, // 58: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	42, // 59: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	32, // 60: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	42, // 61: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	32, // 62: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 63: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 64: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 65: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 66: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 67: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 68: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 69: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 70: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	25, // 71: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	28, // 72: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	30, // 73: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	33, // 74: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	35, // 75: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	37, // 76: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	39, // 77: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 78: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 79: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 80: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 81: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 82: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 83: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	26, // 84: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	29, // 85: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	31, // 86: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	34, // 87: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	36, // 88: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	38, // 89: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	40, // 90: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	78, // [78:91] is the sub-list for method output_type
-	65, // [65:78] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	44, // 54: huifang.analytics.v1.GenerateRoundReportRequest.day_start:type_name -> google.protobuf.Timestamp
+	1,  // 55: huifang.analytics.v1.GenerateRoundReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	29, // 56: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	29, // 57: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	29, // 58: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	44, // 59: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	44, // 60: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	44, // 61: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	34, // 62: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	44, // 63: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	34, // 64: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 65: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 66: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 67: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 68: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 69: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 70: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 71: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 72: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	25, // 73: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 74: huifang.analytics.v1.AnalyticsService.GenerateRoundReport:input_type -> huifang.analytics.v1.GenerateRoundReportRequest
+	30, // 75: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	32, // 76: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	35, // 77: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	37, // 78: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	39, // 79: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	41, // 80: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 81: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 82: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 83: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 84: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 85: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 86: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	26, // 87: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 88: huifang.analytics.v1.AnalyticsService.GenerateRoundReport:output_type -> huifang.analytics.v1.GenerateRoundReportResponse
+	31, // 89: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	33, // 90: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	36, // 91: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	38, // 92: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	40, // 93: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	42, // 94: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	81, // [81:95] is the sub-list for method output_type
+	67, // [67:81] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }
@@ -3312,7 +3470,7 @@ func file_huifang_analytics_v1_analytics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_analytics_v1_analytics_proto_rawDesc), len(file_huifang_analytics_v1_analytics_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	AnalyticsService_GetTrend_FullMethodName            = "/huifang.analytics.v1.AnalyticsService/GetTrend"
 	AnalyticsService_GetProblemBreakdown_FullMethodName = "/huifang.analytics.v1.AnalyticsService/GetProblemBreakdown"
 	AnalyticsService_GenerateReport_FullMethodName      = "/huifang.analytics.v1.AnalyticsService/GenerateReport"
+	AnalyticsService_GenerateRoundReport_FullMethodName = "/huifang.analytics.v1.AnalyticsService/GenerateRoundReport"
 	AnalyticsService_SetTarget_FullMethodName           = "/huifang.analytics.v1.AnalyticsService/SetTarget"
 	AnalyticsService_ListTargets_FullMethodName         = "/huifang.analytics.v1.AnalyticsService/ListTargets"
 	AnalyticsService_ListBreaches_FullMethodName        = "/huifang.analytics.v1.AnalyticsService/ListBreaches"
@@ -65,6 +66,11 @@ type AnalyticsServiceClient interface {
 	GetProblemBreakdown(ctx context.Context, in *GetProblemBreakdownRequest, opts ...grpc.CallOption) (*GetProblemBreakdownResponse, error)
 	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
 	GenerateReport(ctx context.Context, in *GenerateReportRequest, opts ...grpc.CallOption) (*GenerateReportResponse, error)
+	// GenerateRoundReport renders the written report of one round of delivery
+	// confirmations (seed 000, cement logistics: 每轮回访后书面报告总经理), as CSV or HTML:
+	// the visits of one policy due in one day, reached and confirmed, mismatches with
+	// their delivery_mismatch complaints, the ones not reached, who called.
+	GenerateRoundReport(ctx context.Context, in *GenerateRoundReportRequest, opts ...grpc.CallOption) (*GenerateRoundReportResponse, error)
 	// SetTarget sets a tenant's target for one figure (seed 003's are the defaults).
 	SetTarget(ctx context.Context, in *SetTargetRequest, opts ...grpc.CallOption) (*SetTargetResponse, error)
 	// ListTargets returns the targets in force for a tenant.
@@ -153,6 +159,16 @@ func (c *analyticsServiceClient) GenerateReport(ctx context.Context, in *Generat
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GenerateReportResponse)
 	err := c.cc.Invoke(ctx, AnalyticsService_GenerateReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *analyticsServiceClient) GenerateRoundReport(ctx context.Context, in *GenerateRoundReportRequest, opts ...grpc.CallOption) (*GenerateRoundReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerateRoundReportResponse)
+	err := c.cc.Invoke(ctx, AnalyticsService_GenerateRoundReport_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +266,11 @@ type AnalyticsServiceServer interface {
 	GetProblemBreakdown(context.Context, *GetProblemBreakdownRequest) (*GetProblemBreakdownResponse, error)
 	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
 	GenerateReport(context.Context, *GenerateReportRequest) (*GenerateReportResponse, error)
+	// GenerateRoundReport renders the written report of one round of delivery
+	// confirmations (seed 000, cement logistics: 每轮回访后书面报告总经理), as CSV or HTML:
+	// the visits of one policy due in one day, reached and confirmed, mismatches with
+	// their delivery_mismatch complaints, the ones not reached, who called.
+	GenerateRoundReport(context.Context, *GenerateRoundReportRequest) (*GenerateRoundReportResponse, error)
 	// SetTarget sets a tenant's target for one figure (seed 003's are the defaults).
 	SetTarget(context.Context, *SetTargetRequest) (*SetTargetResponse, error)
 	// ListTargets returns the targets in force for a tenant.
@@ -294,6 +315,9 @@ func (UnimplementedAnalyticsServiceServer) GetProblemBreakdown(context.Context, 
 }
 func (UnimplementedAnalyticsServiceServer) GenerateReport(context.Context, *GenerateReportRequest) (*GenerateReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateReport not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) GenerateRoundReport(context.Context, *GenerateRoundReportRequest) (*GenerateRoundReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GenerateRoundReport not implemented")
 }
 func (UnimplementedAnalyticsServiceServer) SetTarget(context.Context, *SetTargetRequest) (*SetTargetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetTarget not implemented")
@@ -460,6 +484,24 @@ func _AnalyticsService_GenerateReport_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AnalyticsService_GenerateRoundReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateRoundReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).GenerateRoundReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_GenerateRoundReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).GenerateRoundReport(ctx, req.(*GenerateRoundReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AnalyticsService_SetTarget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetTargetRequest)
 	if err := dec(in); err != nil {
@@ -602,6 +644,10 @@ var AnalyticsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GenerateReport",
 			Handler:    _AnalyticsService_GenerateReport_Handler,
+		},
+		{
+			MethodName: "GenerateRoundReport",
+			Handler:    _AnalyticsService_GenerateRoundReport_Handler,
 		},
 		{
 			MethodName: "SetTarget",
