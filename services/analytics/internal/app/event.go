@@ -45,6 +45,12 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		if err != nil {
 			return err
 		}
+		if err := a.saveRound(ctx, tx, v, func(r *rollup.RoundVisit) {
+			r.RecordID = e.GetRecordId()
+			r.ProductMatches, r.QuantityMatches = rollup.MatchAnswers(e.GetAnswers())
+		}); err != nil {
+			return err
+		}
 		reason, remedy := rollup.ChurnAnswers(e.GetAnswers())
 		if err := store.LogChurnCase(ctx, tx, v.Tenant, v.VisitID, e.GetAgentId(), e.GetRecordId(), rollup.Timestamp(e.GetLoggedAt()), reason, remedy); err != nil {
 			return err
@@ -52,10 +58,22 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		return a.addCounters(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
 	// By concrete type: events of one kind may carry the ids of another
 	// (a complaint names its visit, a confirmation visit its complaint).
-	case *eventsv1.ComplaintEscalated, *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
+	case *eventsv1.ComplaintEscalated:
+		if err := a.moveComplaint(ctx, tx, e); err != nil {
+			return err
+		}
+		if e.GetCategory() != rollup.MismatchCategory || e.GetVisitId() == "" {
+			return nil
+		}
+		return store.MarkRoundComplaint(ctx, tx, tenant.Of(e), e.GetVisitId(), e.GetComplaintId())
+	case *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
 		return a.moveComplaint(ctx, tx, e.(rollup.ComplaintEvent))
 	case *eventsv1.VisitDue:
-		if _, err := a.moveVisit(ctx, tx, e); err != nil {
+		v, err := a.moveVisit(ctx, tx, e)
+		if err != nil {
+			return err
+		}
+		if err := a.saveRound(ctx, tx, v, func(r *rollup.RoundVisit) { r.NameMasked = e.GetCustomer().GetNameMasked() }); err != nil {
 			return err
 		}
 		if c, ok := rollup.ChurnCaseOf(e); ok {
@@ -63,8 +81,11 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		}
 		return nil
 	case *eventsv1.VisitPlanned, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
-		_, err := a.moveVisit(ctx, tx, e.(rollup.VisitEvent))
-		return err
+		v, err := a.moveVisit(ctx, tx, e.(rollup.VisitEvent))
+		if err != nil {
+			return err
+		}
+		return a.saveRound(ctx, tx, v, nil)
 	case *eventsv1.CustomerUpdated:
 		// Only erasures come here (stream.SubjectCustomerErased): the
 		// masked name the churn table keeps goes.
@@ -74,7 +95,10 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		if e.GetTenantId() == "" || e.GetCustomer().GetId() == "" {
 			return invalid.New("customer.id", "an erasure names its tenant and customer")
 		}
-		return store.ForgetChurnCustomer(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId())
+		if err := store.ForgetChurnCustomer(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId()); err != nil {
+			return err
+		}
+		return store.ForgetRoundCustomer(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId())
 	case *eventsv1.ReviewSubmitted:
 		ds, err := rollup.FromReview(e)
 		if err != nil {
@@ -105,6 +129,20 @@ func applyCounters(ctx context.Context, tx pgx.Tx, gathered [][]rollup.Delta) er
 		all = append(all, ds...)
 	}
 	return store.Apply(ctx, tx, rollup.Merge(all))
+}
+
+// saveRound keeps the round visit of a delivery's visit (seed 000 cement
+// logistics) in line with its ledger entry after an event; with adds what
+// only that event carries. Other visits are left alone.
+func (a *App) saveRound(ctx context.Context, tx pgx.Tx, v rollup.Visit, with func(*rollup.RoundVisit)) error {
+	r, ok := rollup.RoundVisitOf(v)
+	if !ok {
+		return nil
+	}
+	if with != nil {
+		with(&r)
+	}
+	return store.SaveRoundVisit(ctx, tx, r)
 }
 
 // moveVisit moves a visit's ledger entry by one event and applies the

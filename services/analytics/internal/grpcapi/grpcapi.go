@@ -314,6 +314,52 @@ func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateRe
 	return &analyticsv1.GenerateReportResponse{ContentType: "text/html; charset=utf-8", Filename: r.Name() + ".html", Content: b}, nil
 }
 
+// GenerateRoundReport renders the written report of one round of delivery
+// confirmations (seed 000, cement logistics).
+func (s *Server) GenerateRoundReport(ctx context.Context, req *analyticsv1.GenerateRoundReportRequest) (*analyticsv1.GenerateRoundReportResponse, error) {
+	var bad invalid.List
+	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
+	if req.GetPolicyId() == "" {
+		bad.Add("policy_id", "is required: the id of the tenant's cement-delivery-confirmation (scheduler's ListPolicies)")
+	}
+	var start time.Time
+	switch ts := req.GetDayStart(); {
+	case ts == nil:
+		bad.Add("day_start", "is required")
+	case ts.CheckValid() != nil:
+		bad.Add("day_start", "must be a valid timestamp")
+	default:
+		start = ts.AsTime().UTC()
+	}
+	format := "html"
+	switch req.GetFormat() {
+	case analyticsv1.ReportFormat_REPORT_FORMAT_UNSPECIFIED, analyticsv1.ReportFormat_REPORT_FORMAT_HTML:
+	case analyticsv1.ReportFormat_REPORT_FORMAT_CSV:
+		format = "csv"
+	default:
+		bad.Add("format", "must be csv or html")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	r, err := s.App.RoundReport(ctx, app.RoundOf{Tenant: tn, OrgUnit: req.GetOrgUnit(), PolicyID: req.GetPolicyId(), DayStart: start, Format: format})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	if format == "csv" {
+		b, err := r.CSV()
+		if err != nil {
+			return nil, statusOf(err)
+		}
+		return &analyticsv1.GenerateRoundReportResponse{ContentType: "text/csv; charset=utf-8", Filename: r.Name() + ".csv", Content: b}, nil
+	}
+	b, err := r.HTML()
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &analyticsv1.GenerateRoundReportResponse{ContentType: "text/html; charset=utf-8", Filename: r.Name() + ".html", Content: b}, nil
+}
+
 // SetTarget sets a tenant's target for a figure.
 func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetRequest) (*analyticsv1.SetTargetResponse, error) {
 	var bad invalid.List

@@ -17,7 +17,7 @@ import (
 // A migration that adds a table names it here or in KeptTables (a test
 // checks that every table of the migrations is in one of the two lists).
 var RollupTables = []string{"daily", "monthly", "daily_tenant", "monthly_tenant", "visits", "complaints",
-	"services", "customers", "service_coverage", "customer_members", "customer_coverage", "churn_cases"}
+	"services", "customers", "service_coverage", "customer_members", "customer_coverage", "churn_cases", "round_visits"}
 
 // KeptTables are analytics' tables a rebuild does not make again: targets,
 // rules, breaches, the rebuild requests, the lease and the stream's origin.
