@@ -215,8 +215,8 @@ func TestLeaderStandsDownWhenARenewalFails(t *testing.T) {
 		"takes the lease again once it expired")
 }
 
-// Migrations 005, 006 and 008 ask for a rebuild (the per-service coverage,
-// the acknowledgement times, the customer buckets and the churn cases must
+// Migrations 005, 006, 008 and 009 ask for a rebuild (the per-service coverage,
+// the acknowledgement times, the customer buckets, the churn cases and the round visits must
 // cover past events too): the first leader replays the stream into new tables and swaps them
 // in, replacing the rollups left by the previous version.
 func TestMigrationRequestedRebuild(t *testing.T) {
@@ -224,7 +224,7 @@ func TestMigrationRequestedRebuild(t *testing.T) {
 	ctx := context.Background()
 	var requested int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests`).Scan(&requested))
-	require.Equal(t, 3, requested, "migrations 005, 006 and 008 ask for one each")
+	require.Equal(t, 4, requested, "migrations 005, 006, 008 and 009 ask for one each")
 	// A counter the previous version left behind.
 	_, err := b.pool.Exec(ctx, `INSERT INTO daily (tenant_id, metric, day, n) VALUES ('default', 'visit.due', '2025-03-01', 7)`)
 	require.NoError(t, err)
@@ -265,7 +265,7 @@ func TestMigrationRequestedRebuildRefused(t *testing.T) {
 	require.Eventually(t, func() bool { return testutil.ToFloat64(b.gate.Refused) == 1 }, 60*time.Second, 20*time.Millisecond)
 	var requested int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests`).Scan(&requested))
-	require.Equal(t, 3, requested, "the requests stay: the next leader tries again")
+	require.Equal(t, 4, requested, "the requests stay: the next leader tries again")
 	require.Equal(t, before, b.snapshot(t), "the figures stay")
 	b.checkScenario(t)
 
