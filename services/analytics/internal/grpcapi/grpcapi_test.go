@@ -391,6 +391,18 @@ func TestInvalidRequests(t *testing.T) {
 			_, err := client.ListBreaches(ctx, &analyticsv1.ListBreachesRequest{PageToken: "x"})
 			return err
 		}, "page_token"},
+		{"round report without a policy", func() error {
+			_, err := client.GenerateRoundReport(ctx, &analyticsv1.GenerateRoundReportRequest{DayStart: ts(march(1))})
+			return err
+		}, "policy_id"},
+		{"round report without its day", func() error {
+			_, err := client.GenerateRoundReport(ctx, &analyticsv1.GenerateRoundReportRequest{PolicyId: "p-1"})
+			return err
+		}, "day_start"},
+		{"round report in an unknown format", func() error {
+			_, err := client.GenerateRoundReport(ctx, &analyticsv1.GenerateRoundReportRequest{PolicyId: "p-1", DayStart: ts(march(1)), Format: 42})
+			return err
+		}, "format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
