@@ -17,7 +17,8 @@ func Publishes(service string) []string {
 		return []string{SubjectVisitAssigned, SubjectVisitAttempted, SubjectVisitUnreachable, SubjectVisitOverdue, SubjectContactOptedOut}
 	case "feedback":
 		return []string{SubjectVisitLogged, SubjectComplaintEscalated, SubjectComplaintAcknowledged, SubjectComplaintResolved,
-			SubjectComplaintReopened, SubjectComplaintClosed, SubjectFollowUpRequested, SubjectReviewSubmitted}
+			SubjectComplaintReopened, SubjectComplaintClosed, SubjectFollowUpRequested, SubjectReviewSubmitted,
+			SubjectImprovementPlanSet, SubjectImprovementMeasureCompleted}
 	case "analytics":
 		return []string{SubjectTargetBreached}
 	}

@@ -53,8 +53,12 @@ const (
 	SubjectComplaintReopened     = "huifang.events.complaint.reopened"
 	SubjectComplaintClosed       = "huifang.events.complaint.closed"
 	SubjectReviewSubmitted       = "huifang.events.review.submitted"
-	SubjectTargetBreached        = "huifang.events.target.breached"
-	SubjectVisitOverdue          = "huifang.events.visit.overdue"
+	// SubjectImprovementPlanSet and SubjectImprovementMeasureCompleted
+	// carry seed 003's improvement plans (ids, counts and times only).
+	SubjectImprovementPlanSet          = "huifang.events.improvement.plan_set"
+	SubjectImprovementMeasureCompleted = "huifang.events.improvement.measure_completed"
+	SubjectTargetBreached              = "huifang.events.target.breached"
+	SubjectVisitOverdue                = "huifang.events.visit.overdue"
 )
 
 // Of returns the stream that holds subject ("" for a subject outside them).

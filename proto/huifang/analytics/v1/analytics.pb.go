@@ -1450,7 +1450,7 @@ type GetTrendRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// One of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness,
-	// timeliness_48h, satisfaction.<aspect>, resolution_rate, improvement_30d.
+	// timeliness_48h, satisfaction.<aspect>, resolution_rate, improvement.
 	Figure        string                 `protobuf:"bytes,2,opt,name=figure,proto3" json:"figure,omitempty"`
 	From          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	To            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
@@ -1843,9 +1843,9 @@ type GetProblemBreakdownResponse struct {
 	ResolutionRate *Ratio `protobuf:"bytes,3,opt,name=resolution_rate,json=resolutionRate,proto3" json:"resolution_rate,omitempty"`
 	// Mean hours from escalation to resolution of the resolved ones.
 	MeanResolutionHours float64 `protobuf:"fixed64,4,opt,name=mean_resolution_hours,json=meanResolutionHours,proto3" json:"mean_resolution_hours,omitempty"`
-	// Complaints resolved within 30 days (30 × 24 h) of escalation / escalated, against seed
-	// 003's 90 %. A stand-in: the seed asks for an improvement plan made and carried out within
-	// 30 days for problems found, with ≥ 90 % carried out; plans are not modelled.
+	// Deprecated and never set: it was a stand-in (complaints resolved within 30 days); see improvement.
+	//
+	// Deprecated: Marked as deprecated in huifang/analytics/v1/analytics.proto.
 	Improvement_30D *Ratio `protobuf:"bytes,5,opt,name=improvement_30d,json=improvement30d,proto3" json:"improvement_30d,omitempty"`
 	Closed          int64  `protobuf:"varint,6,opt,name=closed,proto3" json:"closed,omitempty"`
 	// Complaints escalated in the period that the owning department acknowledged (ComplaintAcknowledged).
@@ -1854,7 +1854,11 @@ type GetProblemBreakdownResponse struct {
 	MeanAcknowledgeHours float64 `protobuf:"fixed64,8,opt,name=mean_acknowledge_hours,json=meanAcknowledgeHours,proto3" json:"mean_acknowledge_hours,omitempty"`
 	// Invited customers who did not come, by reason, most first (seed 000, auto dealer: for
 	// no-shows record the reason), on the day the no-show was recorded as happening.
-	NoShows       []*NoShowCount `protobuf:"bytes,9,rep,name=no_shows,json=noShows,proto3" json:"no_shows,omitempty"`
+	NoShows []*NoShowCount `protobuf:"bytes,9,rep,name=no_shows,json=noShows,proto3" json:"no_shows,omitempty"`
+	// Seed 003's 改进落实率: complaints escalated in the period whose improvement plan was set within
+	// 30 days (30 × 24 h) of escalation and whose measures were all carried out within those 30 days /
+	// escalated, against 90 %.
+	Improvement   *Ratio `protobuf:"bytes,10,opt,name=improvement,proto3" json:"improvement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1917,6 +1921,7 @@ func (x *GetProblemBreakdownResponse) GetMeanResolutionHours() float64 {
 	return 0
 }
 
+// Deprecated: Marked as deprecated in huifang/analytics/v1/analytics.proto.
 func (x *GetProblemBreakdownResponse) GetImprovement_30D() *Ratio {
 	if x != nil {
 		return x.Improvement_30D
@@ -1948,6 +1953,13 @@ func (x *GetProblemBreakdownResponse) GetMeanAcknowledgeHours() float64 {
 func (x *GetProblemBreakdownResponse) GetNoShows() []*NoShowCount {
 	if x != nil {
 		return x.NoShows
+	}
+	return nil
+}
+
+func (x *GetProblemBreakdownResponse) GetImprovement() *Ratio {
+	if x != nil {
+		return x.Improvement
 	}
 	return nil
 }
@@ -2297,7 +2309,7 @@ func (x *GenerateRoundReportResponse) GetContent() []byte {
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// coverage, visit_completion, timeliness, timeliness_48h, response_rate, satisfaction.overall,
-	// satisfaction.<aspect> or satisfaction.* (every specific aspect), improvement_30d, resolution_rate.
+	// satisfaction.<aspect> or satisfaction.* (every specific aspect), improvement, resolution_rate.
 	Figure string `protobuf:"bytes,1,opt,name=figure,proto3" json:"figure,omitempty"`
 	// 0–100.
 	Percent int32 `protobuf:"varint,2,opt,name=percent,proto3" json:"percent,omitempty"`
@@ -3189,17 +3201,19 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x0ecomplaint_rate\x18\x02 \x01(\v2\x1b.huifang.analytics.v1.RatioR\rcomplaintRate\x12:\n" +
 	"\n" +
 	"peers_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\tpeersRate\x12\x18\n" +
-	"\aflagged\x18\x04 \x01(\bR\aflagged\"\x90\x04\n" +
+	"\aflagged\x18\x04 \x01(\bR\aflagged\"\xd3\x04\n" +
 	"\x1bGetProblemBreakdownResponse\x12>\n" +
 	"\bproblems\x18\x01 \x03(\v2\".huifang.analytics.v1.ProblemCountR\bproblems\x12A\n" +
 	"\bproducts\x18\x02 \x03(\v2%.huifang.analytics.v1.ProductProblemsR\bproducts\x12D\n" +
 	"\x0fresolution_rate\x18\x03 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eresolutionRate\x122\n" +
-	"\x15mean_resolution_hours\x18\x04 \x01(\x01R\x13meanResolutionHours\x12D\n" +
-	"\x0fimprovement_30d\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioR\x0eimprovement30d\x12\x16\n" +
+	"\x15mean_resolution_hours\x18\x04 \x01(\x01R\x13meanResolutionHours\x12H\n" +
+	"\x0fimprovement_30d\x18\x05 \x01(\v2\x1b.huifang.analytics.v1.RatioB\x02\x18\x01R\x0eimprovement30d\x12\x16\n" +
 	"\x06closed\x18\x06 \x01(\x03R\x06closed\x12\"\n" +
 	"\facknowledged\x18\a \x01(\x03R\facknowledged\x124\n" +
 	"\x16mean_acknowledge_hours\x18\b \x01(\x01R\x14meanAcknowledgeHours\x12<\n" +
-	"\bno_shows\x18\t \x03(\v2!.huifang.analytics.v1.NoShowCountR\anoShows\";\n" +
+	"\bno_shows\x18\t \x03(\v2!.huifang.analytics.v1.NoShowCountR\anoShows\x12=\n" +
+	"\vimprovement\x18\n" +
+	" \x01(\v2\x1b.huifang.analytics.v1.RatioR\vimprovement\";\n" +
 	"\vNoShowCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\x92\x02\n" +
@@ -3408,55 +3422,56 @@ var file_huifang_analytics_v1_analytics_proto_depIdxs = []int32{
 	3,  // 48: huifang.analytics.v1.GetProblemBreakdownResponse.resolution_rate:type_name -> huifang.analytics.v1.Ratio
 	3,  // 49: huifang.analytics.v1.GetProblemBreakdownResponse.improvement_30d:type_name -> huifang.analytics.v1.Ratio
 	24, // 50: huifang.analytics.v1.GetProblemBreakdownResponse.no_shows:type_name -> huifang.analytics.v1.NoShowCount
-	44, // 51: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
-	44, // 52: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 53: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	44, // 54: huifang.analytics.v1.GenerateRoundReportRequest.day_start:type_name -> google.protobuf.Timestamp
-	1,  // 55: huifang.analytics.v1.GenerateRoundReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
-	29, // 56: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
-	29, // 57: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
-	29, // 58: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
-	44, // 59: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
-	44, // 60: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
-	44, // 61: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
-	34, // 62: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
-	44, // 63: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
-	34, // 64: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
-	16, // 65: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	16, // 66: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
-	4,  // 67: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
-	8,  // 68: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
-	10, // 69: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
-	12, // 70: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
-	17, // 71: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
-	20, // 72: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
-	25, // 73: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
-	27, // 74: huifang.analytics.v1.AnalyticsService.GenerateRoundReport:input_type -> huifang.analytics.v1.GenerateRoundReportRequest
-	30, // 75: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
-	32, // 76: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
-	35, // 77: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
-	37, // 78: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
-	39, // 79: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
-	41, // 80: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
-	5,  // 81: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
-	9,  // 82: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
-	11, // 83: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
-	15, // 84: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
-	19, // 85: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
-	23, // 86: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
-	26, // 87: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
-	28, // 88: huifang.analytics.v1.AnalyticsService.GenerateRoundReport:output_type -> huifang.analytics.v1.GenerateRoundReportResponse
-	31, // 89: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
-	33, // 90: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
-	36, // 91: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
-	38, // 92: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
-	40, // 93: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
-	42, // 94: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
-	81, // [81:95] is the sub-list for method output_type
-	67, // [67:81] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	3,  // 51: huifang.analytics.v1.GetProblemBreakdownResponse.improvement:type_name -> huifang.analytics.v1.Ratio
+	44, // 52: huifang.analytics.v1.GenerateReportRequest.from:type_name -> google.protobuf.Timestamp
+	44, // 53: huifang.analytics.v1.GenerateReportRequest.to:type_name -> google.protobuf.Timestamp
+	1,  // 54: huifang.analytics.v1.GenerateReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	44, // 55: huifang.analytics.v1.GenerateRoundReportRequest.day_start:type_name -> google.protobuf.Timestamp
+	1,  // 56: huifang.analytics.v1.GenerateRoundReportRequest.format:type_name -> huifang.analytics.v1.ReportFormat
+	29, // 57: huifang.analytics.v1.SetTargetRequest.target:type_name -> huifang.analytics.v1.Target
+	29, // 58: huifang.analytics.v1.SetTargetResponse.target:type_name -> huifang.analytics.v1.Target
+	29, // 59: huifang.analytics.v1.ListTargetsResponse.targets:type_name -> huifang.analytics.v1.Target
+	44, // 60: huifang.analytics.v1.Breach.period_start:type_name -> google.protobuf.Timestamp
+	44, // 61: huifang.analytics.v1.Breach.period_end:type_name -> google.protobuf.Timestamp
+	44, // 62: huifang.analytics.v1.Breach.detected_at:type_name -> google.protobuf.Timestamp
+	34, // 63: huifang.analytics.v1.ListBreachesResponse.breaches:type_name -> huifang.analytics.v1.Breach
+	44, // 64: huifang.analytics.v1.CheckTargetsRequest.as_of:type_name -> google.protobuf.Timestamp
+	34, // 65: huifang.analytics.v1.CheckTargetsResponse.new_breaches:type_name -> huifang.analytics.v1.Breach
+	16, // 66: huifang.analytics.v1.SetIncentiveRuleRequest.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	16, // 67: huifang.analytics.v1.SetIncentiveRuleResponse.rule:type_name -> huifang.analytics.v1.IncentiveRule
+	4,  // 68: huifang.analytics.v1.AnalyticsService.GetSatisfaction:input_type -> huifang.analytics.v1.GetSatisfactionRequest
+	8,  // 69: huifang.analytics.v1.AnalyticsService.GetCoverage:input_type -> huifang.analytics.v1.GetCoverageRequest
+	10, // 70: huifang.analytics.v1.AnalyticsService.GetTimeliness:input_type -> huifang.analytics.v1.GetTimelinessRequest
+	12, // 71: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:input_type -> huifang.analytics.v1.GetAgentScorecardsRequest
+	17, // 72: huifang.analytics.v1.AnalyticsService.GetTrend:input_type -> huifang.analytics.v1.GetTrendRequest
+	20, // 73: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:input_type -> huifang.analytics.v1.GetProblemBreakdownRequest
+	25, // 74: huifang.analytics.v1.AnalyticsService.GenerateReport:input_type -> huifang.analytics.v1.GenerateReportRequest
+	27, // 75: huifang.analytics.v1.AnalyticsService.GenerateRoundReport:input_type -> huifang.analytics.v1.GenerateRoundReportRequest
+	30, // 76: huifang.analytics.v1.AnalyticsService.SetTarget:input_type -> huifang.analytics.v1.SetTargetRequest
+	32, // 77: huifang.analytics.v1.AnalyticsService.ListTargets:input_type -> huifang.analytics.v1.ListTargetsRequest
+	35, // 78: huifang.analytics.v1.AnalyticsService.ListBreaches:input_type -> huifang.analytics.v1.ListBreachesRequest
+	37, // 79: huifang.analytics.v1.AnalyticsService.CheckTargets:input_type -> huifang.analytics.v1.CheckTargetsRequest
+	39, // 80: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:input_type -> huifang.analytics.v1.SetIncentiveRuleRequest
+	41, // 81: huifang.analytics.v1.AnalyticsService.Rebuild:input_type -> huifang.analytics.v1.RebuildRequest
+	5,  // 82: huifang.analytics.v1.AnalyticsService.GetSatisfaction:output_type -> huifang.analytics.v1.GetSatisfactionResponse
+	9,  // 83: huifang.analytics.v1.AnalyticsService.GetCoverage:output_type -> huifang.analytics.v1.GetCoverageResponse
+	11, // 84: huifang.analytics.v1.AnalyticsService.GetTimeliness:output_type -> huifang.analytics.v1.GetTimelinessResponse
+	15, // 85: huifang.analytics.v1.AnalyticsService.GetAgentScorecards:output_type -> huifang.analytics.v1.GetAgentScorecardsResponse
+	19, // 86: huifang.analytics.v1.AnalyticsService.GetTrend:output_type -> huifang.analytics.v1.GetTrendResponse
+	23, // 87: huifang.analytics.v1.AnalyticsService.GetProblemBreakdown:output_type -> huifang.analytics.v1.GetProblemBreakdownResponse
+	26, // 88: huifang.analytics.v1.AnalyticsService.GenerateReport:output_type -> huifang.analytics.v1.GenerateReportResponse
+	28, // 89: huifang.analytics.v1.AnalyticsService.GenerateRoundReport:output_type -> huifang.analytics.v1.GenerateRoundReportResponse
+	31, // 90: huifang.analytics.v1.AnalyticsService.SetTarget:output_type -> huifang.analytics.v1.SetTargetResponse
+	33, // 91: huifang.analytics.v1.AnalyticsService.ListTargets:output_type -> huifang.analytics.v1.ListTargetsResponse
+	36, // 92: huifang.analytics.v1.AnalyticsService.ListBreaches:output_type -> huifang.analytics.v1.ListBreachesResponse
+	38, // 93: huifang.analytics.v1.AnalyticsService.CheckTargets:output_type -> huifang.analytics.v1.CheckTargetsResponse
+	40, // 94: huifang.analytics.v1.AnalyticsService.SetIncentiveRule:output_type -> huifang.analytics.v1.SetIncentiveRuleResponse
+	42, // 95: huifang.analytics.v1.AnalyticsService.Rebuild:output_type -> huifang.analytics.v1.RebuildResponse
+	82, // [82:96] is the sub-list for method output_type
+	68, // [68:82] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_huifang_analytics_v1_analytics_proto_init() }

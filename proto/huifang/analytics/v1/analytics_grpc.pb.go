@@ -61,8 +61,8 @@ type AnalyticsServiceClient interface {
 	// GetTrend returns one figure per day, week or month of the period.
 	GetTrend(ctx context.Context, in *GetTrendRequest, opts ...grpc.CallOption) (*GetTrendResponse, error)
 	// GetProblemBreakdown returns problems by category and product (seed 001),
-	// complaint resolution and improvement_30d, complaints resolved within 30 days (a
-	// stand-in: seed 003's improvement plans are not modelled; docs/figures.md).
+	// complaint resolution and seed 003's improvement (improvement plans made and carried out within
+	// 30 days of the problem; docs/figures.md).
 	GetProblemBreakdown(ctx context.Context, in *GetProblemBreakdownRequest, opts ...grpc.CallOption) (*GetProblemBreakdownResponse, error)
 	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
 	GenerateReport(ctx context.Context, in *GenerateReportRequest, opts ...grpc.CallOption) (*GenerateReportResponse, error)
@@ -261,8 +261,8 @@ type AnalyticsServiceServer interface {
 	// GetTrend returns one figure per day, week or month of the period.
 	GetTrend(context.Context, *GetTrendRequest) (*GetTrendResponse, error)
 	// GetProblemBreakdown returns problems by category and product (seed 001),
-	// complaint resolution and improvement_30d, complaints resolved within 30 days (a
-	// stand-in: seed 003's improvement plans are not modelled; docs/figures.md).
+	// complaint resolution and seed 003's improvement (improvement plans made and carried out within
+	// 30 days of the problem; docs/figures.md).
 	GetProblemBreakdown(context.Context, *GetProblemBreakdownRequest) (*GetProblemBreakdownResponse, error)
 	// GenerateReport renders the figures of a period and org unit as CSV or HTML.
 	GenerateReport(context.Context, *GenerateReportRequest) (*GenerateReportResponse, error)

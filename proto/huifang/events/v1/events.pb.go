@@ -2168,6 +2168,248 @@ func (x *ComplaintClosed) GetEscalatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ImprovementPlanSet tells that the owning department made (or remade) the improvement plan of a
+// problem a follow-up found (seed 003). No free text: the measures stay in feedback.
+type ImprovementPlanSet struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// How many measures the plan has.
+	Measures int32 `protobuf:"varint,4,opt,name=measures,proto3" json:"measures,omitempty"`
+	// When the plan was first set; a remade plan keeps it.
+	SetAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=set_at,json=setAt,proto3" json:"set_at,omitempty"`
+	By         string                 `protobuf:"bytes,6,opt,name=by,proto3" json:"by,omitempty"`
+	Department string                 `protobuf:"bytes,7,opt,name=department,proto3" json:"department,omitempty"`
+	OrgUnit    string                 `protobuf:"bytes,8,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Category   string                 `protobuf:"bytes,9,opt,name=category,proto3" json:"category,omitempty"`
+	// When the problem was found (the complaint was escalated first).
+	EscalatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
+	// The latest due date of its measures.
+	DueAt         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImprovementPlanSet) Reset() {
+	*x = ImprovementPlanSet{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImprovementPlanSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImprovementPlanSet) ProtoMessage() {}
+
+func (x *ImprovementPlanSet) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImprovementPlanSet.ProtoReflect.Descriptor instead.
+func (*ImprovementPlanSet) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ImprovementPlanSet) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetMeasures() int32 {
+	if x != nil {
+		return x.Measures
+	}
+	return 0
+}
+
+func (x *ImprovementPlanSet) GetSetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SetAt
+	}
+	return nil
+}
+
+func (x *ImprovementPlanSet) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *ImprovementPlanSet) GetEscalatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EscalatedAt
+	}
+	return nil
+}
+
+func (x *ImprovementPlanSet) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+// ImprovementMeasureCompleted tells that one measure of an improvement plan was carried out.
+// No free text: the note stays in feedback.
+type ImprovementMeasureCompleted struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,3,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	MeasureId   string                 `protobuf:"bytes,4,opt,name=measure_id,json=measureId,proto3" json:"measure_id,omitempty"`
+	// When it was carried out: CompleteImprovementMeasureRequest.occurred_at, or the time of the call.
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	By          string                 `protobuf:"bytes,6,opt,name=by,proto3" json:"by,omitempty"`
+	// Measures of the plan carried out, this one included, and measures of the plan.
+	MeasuresDone  int32                  `protobuf:"varint,7,opt,name=measures_done,json=measuresDone,proto3" json:"measures_done,omitempty"`
+	Measures      int32                  `protobuf:"varint,8,opt,name=measures,proto3" json:"measures,omitempty"`
+	EscalatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=escalated_at,json=escalatedAt,proto3" json:"escalated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImprovementMeasureCompleted) Reset() {
+	*x = ImprovementMeasureCompleted{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImprovementMeasureCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImprovementMeasureCompleted) ProtoMessage() {}
+
+func (x *ImprovementMeasureCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImprovementMeasureCompleted.ProtoReflect.Descriptor instead.
+func (*ImprovementMeasureCompleted) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ImprovementMeasureCompleted) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ImprovementMeasureCompleted) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ImprovementMeasureCompleted) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ImprovementMeasureCompleted) GetMeasureId() string {
+	if x != nil {
+		return x.MeasureId
+	}
+	return ""
+}
+
+func (x *ImprovementMeasureCompleted) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *ImprovementMeasureCompleted) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *ImprovementMeasureCompleted) GetMeasuresDone() int32 {
+	if x != nil {
+		return x.MeasuresDone
+	}
+	return 0
+}
+
+func (x *ImprovementMeasureCompleted) GetMeasures() int32 {
+	if x != nil {
+		return x.Measures
+	}
+	return 0
+}
+
+func (x *ImprovementMeasureCompleted) GetEscalatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EscalatedAt
+	}
+	return nil
+}
+
 // ReviewSubmitted carries a quality-assurance score of one visit record.
 type ReviewSubmitted struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2187,7 +2429,7 @@ type ReviewSubmitted struct {
 
 func (x *ReviewSubmitted) Reset() {
 	*x = ReviewSubmitted{}
-	mi := &file_huifang_events_v1_events_proto_msgTypes[16]
+	mi := &file_huifang_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2441,7 @@ func (x *ReviewSubmitted) String() string {
 func (*ReviewSubmitted) ProtoMessage() {}
 
 func (x *ReviewSubmitted) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_events_v1_events_proto_msgTypes[16]
+	mi := &file_huifang_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2454,7 @@ func (x *ReviewSubmitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewSubmitted.ProtoReflect.Descriptor instead.
 func (*ReviewSubmitted) Descriptor() ([]byte, []int) {
-	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReviewSubmitted) GetEventId() string {
@@ -2297,7 +2539,7 @@ type TargetBreached struct {
 
 func (x *TargetBreached) Reset() {
 	*x = TargetBreached{}
-	mi := &file_huifang_events_v1_events_proto_msgTypes[17]
+	mi := &file_huifang_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2551,7 @@ func (x *TargetBreached) String() string {
 func (*TargetBreached) ProtoMessage() {}
 
 func (x *TargetBreached) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_events_v1_events_proto_msgTypes[17]
+	mi := &file_huifang_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2564,7 @@ func (x *TargetBreached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetBreached.ProtoReflect.Descriptor instead.
 func (*TargetBreached) Descriptor() ([]byte, []int) {
-	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TargetBreached) GetEventId() string {
@@ -2412,7 +2654,7 @@ type VisitOverdue struct {
 
 func (x *VisitOverdue) Reset() {
 	*x = VisitOverdue{}
-	mi := &file_huifang_events_v1_events_proto_msgTypes[18]
+	mi := &file_huifang_events_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2666,7 @@ func (x *VisitOverdue) String() string {
 func (*VisitOverdue) ProtoMessage() {}
 
 func (x *VisitOverdue) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_events_v1_events_proto_msgTypes[18]
+	mi := &file_huifang_events_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2679,7 @@ func (x *VisitOverdue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitOverdue.ProtoReflect.Descriptor instead.
 func (*VisitOverdue) Descriptor() ([]byte, []int) {
-	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VisitOverdue) GetEventId() string {
@@ -2764,7 +3006,33 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\borg_unit\x18\b \x01(\tR\aorgUnit\x12\x1a\n" +
 	"\bcategory\x18\t \x01(\tR\bcategory\x12=\n" +
 	"\fescalated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\"\x9c\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\"\x97\x03\n" +
+	"\x12ImprovementPlanSet\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x1a\n" +
+	"\bmeasures\x18\x04 \x01(\x05R\bmeasures\x121\n" +
+	"\x06set_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05setAt\x12\x0e\n" +
+	"\x02by\x18\x06 \x01(\tR\x02by\x12\x1e\n" +
+	"\n" +
+	"department\x18\a \x01(\tR\n" +
+	"department\x12\x19\n" +
+	"\borg_unit\x18\b \x01(\tR\aorgUnit\x12\x1a\n" +
+	"\bcategory\x18\t \x01(\tR\bcategory\x12=\n" +
+	"\fescalated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\x121\n" +
+	"\x06due_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xe6\x02\n" +
+	"\x1bImprovementMeasureCompleted\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x03 \x01(\tR\vcomplaintId\x12\x1d\n" +
+	"\n" +
+	"measure_id\x18\x04 \x01(\tR\tmeasureId\x12=\n" +
+	"\fcompleted_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x0e\n" +
+	"\x02by\x18\x06 \x01(\tR\x02by\x12#\n" +
+	"\rmeasures_done\x18\a \x01(\x05R\fmeasuresDone\x12\x1a\n" +
+	"\bmeasures\x18\b \x01(\x05R\bmeasures\x12=\n" +
+	"\fescalated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vescalatedAt\"\x9c\x02\n" +
 	"\x0fReviewSubmitted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
@@ -2814,105 +3082,112 @@ func file_huifang_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_huifang_events_v1_events_proto_rawDescData
 }
 
-var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_huifang_events_v1_events_proto_goTypes = []any{
-	(*ServiceCompleted)(nil),      // 0: huifang.events.v1.ServiceCompleted
-	(*VisitPlanned)(nil),          // 1: huifang.events.v1.VisitPlanned
-	(*VisitDue)(nil),              // 2: huifang.events.v1.VisitDue
-	(*VisitAssigned)(nil),         // 3: huifang.events.v1.VisitAssigned
-	(*VisitLogged)(nil),           // 4: huifang.events.v1.VisitLogged
-	(*ComplaintEscalated)(nil),    // 5: huifang.events.v1.ComplaintEscalated
-	(*CustomerUpdated)(nil),       // 6: huifang.events.v1.CustomerUpdated
-	(*VisitCancelled)(nil),        // 7: huifang.events.v1.VisitCancelled
-	(*VisitAttempted)(nil),        // 8: huifang.events.v1.VisitAttempted
-	(*VisitUnreachable)(nil),      // 9: huifang.events.v1.VisitUnreachable
-	(*ContactOptedOut)(nil),       // 10: huifang.events.v1.ContactOptedOut
-	(*FollowUpRequested)(nil),     // 11: huifang.events.v1.FollowUpRequested
-	(*ComplaintAcknowledged)(nil), // 12: huifang.events.v1.ComplaintAcknowledged
-	(*ComplaintResolved)(nil),     // 13: huifang.events.v1.ComplaintResolved
-	(*ComplaintReopened)(nil),     // 14: huifang.events.v1.ComplaintReopened
-	(*ComplaintClosed)(nil),       // 15: huifang.events.v1.ComplaintClosed
-	(*ReviewSubmitted)(nil),       // 16: huifang.events.v1.ReviewSubmitted
-	(*TargetBreached)(nil),        // 17: huifang.events.v1.TargetBreached
-	(*VisitOverdue)(nil),          // 18: huifang.events.v1.VisitOverdue
-	nil,                           // 19: huifang.events.v1.ServiceCompleted.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*v1.Customer)(nil),           // 21: huifang.types.v1.Customer
-	(*v1.Product)(nil),            // 22: huifang.types.v1.Product
-	(*v1.Vehicle)(nil),            // 23: huifang.types.v1.Vehicle
-	(*v1.Complaint)(nil),          // 24: huifang.types.v1.Complaint
-	(v1.Channel)(0),               // 25: huifang.types.v1.Channel
-	(v1.Severity)(0),              // 26: huifang.types.v1.Severity
-	(*v1.ContactCalendar)(nil),    // 27: huifang.types.v1.ContactCalendar
-	(*v1.Answer)(nil),             // 28: huifang.types.v1.Answer
-	(*v1.Problem)(nil),            // 29: huifang.types.v1.Problem
-	(v1.NoShowReason)(0),          // 30: huifang.types.v1.NoShowReason
-	(v1.Disposition)(0),           // 31: huifang.types.v1.Disposition
+	(*ServiceCompleted)(nil),            // 0: huifang.events.v1.ServiceCompleted
+	(*VisitPlanned)(nil),                // 1: huifang.events.v1.VisitPlanned
+	(*VisitDue)(nil),                    // 2: huifang.events.v1.VisitDue
+	(*VisitAssigned)(nil),               // 3: huifang.events.v1.VisitAssigned
+	(*VisitLogged)(nil),                 // 4: huifang.events.v1.VisitLogged
+	(*ComplaintEscalated)(nil),          // 5: huifang.events.v1.ComplaintEscalated
+	(*CustomerUpdated)(nil),             // 6: huifang.events.v1.CustomerUpdated
+	(*VisitCancelled)(nil),              // 7: huifang.events.v1.VisitCancelled
+	(*VisitAttempted)(nil),              // 8: huifang.events.v1.VisitAttempted
+	(*VisitUnreachable)(nil),            // 9: huifang.events.v1.VisitUnreachable
+	(*ContactOptedOut)(nil),             // 10: huifang.events.v1.ContactOptedOut
+	(*FollowUpRequested)(nil),           // 11: huifang.events.v1.FollowUpRequested
+	(*ComplaintAcknowledged)(nil),       // 12: huifang.events.v1.ComplaintAcknowledged
+	(*ComplaintResolved)(nil),           // 13: huifang.events.v1.ComplaintResolved
+	(*ComplaintReopened)(nil),           // 14: huifang.events.v1.ComplaintReopened
+	(*ComplaintClosed)(nil),             // 15: huifang.events.v1.ComplaintClosed
+	(*ImprovementPlanSet)(nil),          // 16: huifang.events.v1.ImprovementPlanSet
+	(*ImprovementMeasureCompleted)(nil), // 17: huifang.events.v1.ImprovementMeasureCompleted
+	(*ReviewSubmitted)(nil),             // 18: huifang.events.v1.ReviewSubmitted
+	(*TargetBreached)(nil),              // 19: huifang.events.v1.TargetBreached
+	(*VisitOverdue)(nil),                // 20: huifang.events.v1.VisitOverdue
+	nil,                                 // 21: huifang.events.v1.ServiceCompleted.AttributesEntry
+	(*timestamppb.Timestamp)(nil),       // 22: google.protobuf.Timestamp
+	(*v1.Customer)(nil),                 // 23: huifang.types.v1.Customer
+	(*v1.Product)(nil),                  // 24: huifang.types.v1.Product
+	(*v1.Vehicle)(nil),                  // 25: huifang.types.v1.Vehicle
+	(*v1.Complaint)(nil),                // 26: huifang.types.v1.Complaint
+	(v1.Channel)(0),                     // 27: huifang.types.v1.Channel
+	(v1.Severity)(0),                    // 28: huifang.types.v1.Severity
+	(*v1.ContactCalendar)(nil),          // 29: huifang.types.v1.ContactCalendar
+	(*v1.Answer)(nil),                   // 30: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                  // 31: huifang.types.v1.Problem
+	(v1.NoShowReason)(0),                // 32: huifang.types.v1.NoShowReason
+	(v1.Disposition)(0),                 // 33: huifang.types.v1.Disposition
 }
 var file_huifang_events_v1_events_proto_depIdxs = []int32{
-	20, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	21, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
-	22, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
-	23, // 3: huifang.events.v1.ServiceCompleted.vehicle:type_name -> huifang.types.v1.Vehicle
-	24, // 4: huifang.events.v1.ServiceCompleted.complaint:type_name -> huifang.types.v1.Complaint
-	20, // 5: huifang.events.v1.ServiceCompleted.source_updated_at:type_name -> google.protobuf.Timestamp
-	19, // 6: huifang.events.v1.ServiceCompleted.attributes:type_name -> huifang.events.v1.ServiceCompleted.AttributesEntry
-	25, // 7: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
-	20, // 8: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
-	20, // 9: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
-	25, // 10: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
-	20, // 11: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
-	20, // 12: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
-	21, // 13: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
-	20, // 14: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
-	26, // 15: huifang.events.v1.VisitDue.severity:type_name -> huifang.types.v1.Severity
-	27, // 16: huifang.events.v1.VisitDue.contact_calendar:type_name -> huifang.types.v1.ContactCalendar
-	20, // 17: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
-	25, // 18: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
-	28, // 19: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
-	29, // 20: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
-	20, // 21: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
-	20, // 22: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
-	20, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
-	20, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
-	20, // 25: huifang.events.v1.VisitLogged.occurred_at:type_name -> google.protobuf.Timestamp
-	30, // 26: huifang.events.v1.VisitLogged.no_show_reason:type_name -> huifang.types.v1.NoShowReason
-	20, // 27: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	20, // 28: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 29: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
-	20, // 30: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
-	20, // 31: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	25, // 32: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
-	31, // 33: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
-	20, // 34: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
-	20, // 35: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
-	20, // 36: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
-	20, // 37: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
-	25, // 38: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
-	20, // 39: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
-	20, // 40: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
-	20, // 41: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
-	25, // 42: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
-	21, // 43: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
-	20, // 44: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
-	20, // 45: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
-	26, // 46: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
-	20, // 47: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
-	21, // 48: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
-	20, // 49: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
-	20, // 50: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
-	20, // 51: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
-	20, // 52: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
-	20, // 53: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
-	20, // 54: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
-	20, // 55: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
-	20, // 56: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
-	20, // 57: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
-	58, // [58:58] is the sub-list for method output_type
-	58, // [58:58] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	22, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	23, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
+	24, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
+	25, // 3: huifang.events.v1.ServiceCompleted.vehicle:type_name -> huifang.types.v1.Vehicle
+	26, // 4: huifang.events.v1.ServiceCompleted.complaint:type_name -> huifang.types.v1.Complaint
+	22, // 5: huifang.events.v1.ServiceCompleted.source_updated_at:type_name -> google.protobuf.Timestamp
+	21, // 6: huifang.events.v1.ServiceCompleted.attributes:type_name -> huifang.events.v1.ServiceCompleted.AttributesEntry
+	27, // 7: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
+	22, // 8: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
+	22, // 9: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
+	27, // 10: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
+	22, // 11: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
+	22, // 12: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
+	23, // 13: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
+	22, // 14: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
+	28, // 15: huifang.events.v1.VisitDue.severity:type_name -> huifang.types.v1.Severity
+	29, // 16: huifang.events.v1.VisitDue.contact_calendar:type_name -> huifang.types.v1.ContactCalendar
+	22, // 17: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
+	27, // 18: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
+	30, // 19: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
+	31, // 20: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
+	22, // 21: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
+	22, // 22: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
+	22, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
+	22, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
+	22, // 25: huifang.events.v1.VisitLogged.occurred_at:type_name -> google.protobuf.Timestamp
+	32, // 26: huifang.events.v1.VisitLogged.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	22, // 27: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	22, // 28: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	23, // 29: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	22, // 30: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 31: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	27, // 32: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	33, // 33: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	22, // 34: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	22, // 35: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	22, // 36: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	22, // 37: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	27, // 38: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	22, // 39: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	22, // 40: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	22, // 41: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	27, // 42: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	23, // 43: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	22, // 44: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	22, // 45: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	28, // 46: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	22, // 47: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	23, // 48: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	22, // 49: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	22, // 50: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	22, // 51: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	22, // 52: huifang.events.v1.ImprovementPlanSet.set_at:type_name -> google.protobuf.Timestamp
+	22, // 53: huifang.events.v1.ImprovementPlanSet.escalated_at:type_name -> google.protobuf.Timestamp
+	22, // 54: huifang.events.v1.ImprovementPlanSet.due_at:type_name -> google.protobuf.Timestamp
+	22, // 55: huifang.events.v1.ImprovementMeasureCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	22, // 56: huifang.events.v1.ImprovementMeasureCompleted.escalated_at:type_name -> google.protobuf.Timestamp
+	22, // 57: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	22, // 58: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	22, // 59: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	22, // 60: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	22, // 61: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
+	22, // 62: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }
@@ -2927,7 +3202,7 @@ func file_huifang_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_events_v1_events_proto_rawDesc), len(file_huifang_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

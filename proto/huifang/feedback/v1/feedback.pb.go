@@ -2604,9 +2604,11 @@ type GetComplaintResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Complaint *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
 	// Oldest first.
-	History       []*ComplaintStep `protobuf:"bytes,2,rep,name=history,proto3" json:"history,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	History []*ComplaintStep `protobuf:"bytes,2,rep,name=history,proto3" json:"history,omitempty"`
+	// The improvement plan of the problem (seed 003), when one is set.
+	ImprovementPlan *ImprovementPlan `protobuf:"bytes,3,opt,name=improvement_plan,json=improvementPlan,proto3" json:"improvement_plan,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetComplaintResponse) Reset() {
@@ -2653,6 +2655,437 @@ func (x *GetComplaintResponse) GetHistory() []*ComplaintStep {
 	return nil
 }
 
+func (x *GetComplaintResponse) GetImprovementPlan() *ImprovementPlan {
+	if x != nil {
+		return x.ImprovementPlan
+	}
+	return nil
+}
+
+// One measure of an improvement plan: what is done, by whom, by when.
+type ImprovementMeasure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set by feedback.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What is done: free text of at most 500 characters, blanked when the customer is erased.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// Who carries it out: a person or team, at most 100 characters.
+	Owner string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	// By when: not before the problem was found, at most 30 days after it (seed 003).
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// When it was carried out, and by whom; unset while it is not.
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	CompletedBy string                 `protobuf:"bytes,6,opt,name=completed_by,json=completedBy,proto3" json:"completed_by,omitempty"`
+	// What the department said on completing it: free text, blanked when the customer is erased.
+	Note          string `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImprovementMeasure) Reset() {
+	*x = ImprovementMeasure{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImprovementMeasure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImprovementMeasure) ProtoMessage() {}
+
+func (x *ImprovementMeasure) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImprovementMeasure.ProtoReflect.Descriptor instead.
+func (*ImprovementMeasure) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ImprovementMeasure) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ImprovementMeasure) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ImprovementMeasure) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ImprovementMeasure) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *ImprovementMeasure) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *ImprovementMeasure) GetCompletedBy() string {
+	if x != nil {
+		return x.CompletedBy
+	}
+	return ""
+}
+
+func (x *ImprovementMeasure) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// The improvement plan of a complaint (seed 003, 改进落实率).
+type ImprovementPlan struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ComplaintId string                 `protobuf:"bytes,1,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	TenantId    string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// In the order given.
+	Measures []*ImprovementMeasure `protobuf:"bytes,3,rep,name=measures,proto3" json:"measures,omitempty"`
+	// Who set it (from the caller's token) and when it was first set.
+	SetBy     string                 `protobuf:"bytes,4,opt,name=set_by,json=setBy,proto3" json:"set_by,omitempty"`
+	SetAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=set_at,json=setAt,proto3" json:"set_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Every measure is carried out.
+	CarriedOut    bool `protobuf:"varint,7,opt,name=carried_out,json=carriedOut,proto3" json:"carried_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImprovementPlan) Reset() {
+	*x = ImprovementPlan{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImprovementPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImprovementPlan) ProtoMessage() {}
+
+func (x *ImprovementPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImprovementPlan.ProtoReflect.Descriptor instead.
+func (*ImprovementPlan) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ImprovementPlan) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ImprovementPlan) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ImprovementPlan) GetMeasures() []*ImprovementMeasure {
+	if x != nil {
+		return x.Measures
+	}
+	return nil
+}
+
+func (x *ImprovementPlan) GetSetBy() string {
+	if x != nil {
+		return x.SetBy
+	}
+	return ""
+}
+
+func (x *ImprovementPlan) GetSetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SetAt
+	}
+	return nil
+}
+
+func (x *ImprovementPlan) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *ImprovementPlan) GetCarriedOut() bool {
+	if x != nil {
+		return x.CarriedOut
+	}
+	return false
+}
+
+type SetImprovementPlanRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// 1 to 20 measures, each with text, owner and due_at; id, completed_at, completed_by and note are
+	// ignored. Violations name the field, e.g. measures[1].due_at.
+	Measures      []*ImprovementMeasure `protobuf:"bytes,3,rep,name=measures,proto3" json:"measures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetImprovementPlanRequest) Reset() {
+	*x = SetImprovementPlanRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetImprovementPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetImprovementPlanRequest) ProtoMessage() {}
+
+func (x *SetImprovementPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetImprovementPlanRequest.ProtoReflect.Descriptor instead.
+func (*SetImprovementPlanRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetImprovementPlanRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetImprovementPlanRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *SetImprovementPlanRequest) GetMeasures() []*ImprovementMeasure {
+	if x != nil {
+		return x.Measures
+	}
+	return nil
+}
+
+type SetImprovementPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *ImprovementPlan       `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetImprovementPlanResponse) Reset() {
+	*x = SetImprovementPlanResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetImprovementPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetImprovementPlanResponse) ProtoMessage() {}
+
+func (x *SetImprovementPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetImprovementPlanResponse.ProtoReflect.Descriptor instead.
+func (*SetImprovementPlanResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetImprovementPlanResponse) GetPlan() *ImprovementPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+type CompleteImprovementMeasureRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ComplaintId string                 `protobuf:"bytes,2,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	MeasureId   string                 `protobuf:"bytes,3,opt,name=measure_id,json=measureId,proto3" json:"measure_id,omitempty"`
+	// Optional, at most 1000 characters.
+	Note string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	// When it was carried out, as the department states it; now when unset. At most 5 minutes in the
+	// future and not before the plan was set; otherwise InvalidArgument on occurred_at.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteImprovementMeasureRequest) Reset() {
+	*x = CompleteImprovementMeasureRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteImprovementMeasureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteImprovementMeasureRequest) ProtoMessage() {}
+
+func (x *CompleteImprovementMeasureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteImprovementMeasureRequest.ProtoReflect.Descriptor instead.
+func (*CompleteImprovementMeasureRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CompleteImprovementMeasureRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CompleteImprovementMeasureRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *CompleteImprovementMeasureRequest) GetMeasureId() string {
+	if x != nil {
+		return x.MeasureId
+	}
+	return ""
+}
+
+func (x *CompleteImprovementMeasureRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *CompleteImprovementMeasureRequest) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+type CompleteImprovementMeasureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *ImprovementPlan       `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteImprovementMeasureResponse) Reset() {
+	*x = CompleteImprovementMeasureResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteImprovementMeasureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteImprovementMeasureResponse) ProtoMessage() {}
+
+func (x *CompleteImprovementMeasureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteImprovementMeasureResponse.ProtoReflect.Descriptor instead.
+func (*CompleteImprovementMeasureResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CompleteImprovementMeasureResponse) GetPlan() *ImprovementPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
 type AcknowledgeComplaintRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -2668,7 +3101,7 @@ type AcknowledgeComplaintRequest struct {
 
 func (x *AcknowledgeComplaintRequest) Reset() {
 	*x = AcknowledgeComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +3113,7 @@ func (x *AcknowledgeComplaintRequest) String() string {
 func (*AcknowledgeComplaintRequest) ProtoMessage() {}
 
 func (x *AcknowledgeComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[33]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +3126,7 @@ func (x *AcknowledgeComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeComplaintRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{33}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AcknowledgeComplaintRequest) GetTenantId() string {
@@ -2727,7 +3160,7 @@ type AcknowledgeComplaintResponse struct {
 
 func (x *AcknowledgeComplaintResponse) Reset() {
 	*x = AcknowledgeComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +3172,7 @@ func (x *AcknowledgeComplaintResponse) String() string {
 func (*AcknowledgeComplaintResponse) ProtoMessage() {}
 
 func (x *AcknowledgeComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[34]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +3185,7 @@ func (x *AcknowledgeComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeComplaintResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{34}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AcknowledgeComplaintResponse) GetComplaint() *Complaint {
@@ -2788,7 +3221,7 @@ type ResolveComplaintRequest struct {
 
 func (x *ResolveComplaintRequest) Reset() {
 	*x = ResolveComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +3233,7 @@ func (x *ResolveComplaintRequest) String() string {
 func (*ResolveComplaintRequest) ProtoMessage() {}
 
 func (x *ResolveComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[35]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +3246,7 @@ func (x *ResolveComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveComplaintRequest.ProtoReflect.Descriptor instead.
 func (*ResolveComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{35}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ResolveComplaintRequest) GetTenantId() string {
@@ -2882,7 +3315,7 @@ type ResolveComplaintResponse struct {
 
 func (x *ResolveComplaintResponse) Reset() {
 	*x = ResolveComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3327,7 @@ func (x *ResolveComplaintResponse) String() string {
 func (*ResolveComplaintResponse) ProtoMessage() {}
 
 func (x *ResolveComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[36]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3340,7 @@ func (x *ResolveComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveComplaintResponse.ProtoReflect.Descriptor instead.
 func (*ResolveComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{36}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResolveComplaintResponse) GetComplaint() *Complaint {
@@ -2933,7 +3366,7 @@ type ReopenComplaintRequest struct {
 
 func (x *ReopenComplaintRequest) Reset() {
 	*x = ReopenComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3378,7 @@ func (x *ReopenComplaintRequest) String() string {
 func (*ReopenComplaintRequest) ProtoMessage() {}
 
 func (x *ReopenComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[37]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3391,7 @@ func (x *ReopenComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenComplaintRequest.ProtoReflect.Descriptor instead.
 func (*ReopenComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{37}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReopenComplaintRequest) GetTenantId() string {
@@ -2999,7 +3432,7 @@ type ReopenComplaintResponse struct {
 
 func (x *ReopenComplaintResponse) Reset() {
 	*x = ReopenComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3444,7 @@ func (x *ReopenComplaintResponse) String() string {
 func (*ReopenComplaintResponse) ProtoMessage() {}
 
 func (x *ReopenComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[38]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3457,7 @@ func (x *ReopenComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReopenComplaintResponse.ProtoReflect.Descriptor instead.
 func (*ReopenComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{38}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReopenComplaintResponse) GetComplaint() *Complaint {
@@ -3051,7 +3484,7 @@ type CloseComplaintRequest struct {
 
 func (x *CloseComplaintRequest) Reset() {
 	*x = CloseComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3496,7 @@ func (x *CloseComplaintRequest) String() string {
 func (*CloseComplaintRequest) ProtoMessage() {}
 
 func (x *CloseComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[39]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3509,7 @@ func (x *CloseComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseComplaintRequest.ProtoReflect.Descriptor instead.
 func (*CloseComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{39}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CloseComplaintRequest) GetTenantId() string {
@@ -3117,7 +3550,7 @@ type CloseComplaintResponse struct {
 
 func (x *CloseComplaintResponse) Reset() {
 	*x = CloseComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +3562,7 @@ func (x *CloseComplaintResponse) String() string {
 func (*CloseComplaintResponse) ProtoMessage() {}
 
 func (x *CloseComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[40]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +3575,7 @@ func (x *CloseComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseComplaintResponse.ProtoReflect.Descriptor instead.
 func (*CloseComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{40}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CloseComplaintResponse) GetComplaint() *Complaint {
@@ -3167,7 +3600,7 @@ type OpenLetter struct {
 
 func (x *OpenLetter) Reset() {
 	*x = OpenLetter{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3612,7 @@ func (x *OpenLetter) String() string {
 func (*OpenLetter) ProtoMessage() {}
 
 func (x *OpenLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[41]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3625,7 @@ func (x *OpenLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenLetter.ProtoReflect.Descriptor instead.
 func (*OpenLetter) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{41}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *OpenLetter) GetId() string {
@@ -3261,7 +3694,7 @@ type CreateOpenLetterRequest struct {
 
 func (x *CreateOpenLetterRequest) Reset() {
 	*x = CreateOpenLetterRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3706,7 @@ func (x *CreateOpenLetterRequest) String() string {
 func (*CreateOpenLetterRequest) ProtoMessage() {}
 
 func (x *CreateOpenLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[42]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3719,7 @@ func (x *CreateOpenLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOpenLetterRequest.ProtoReflect.Descriptor instead.
 func (*CreateOpenLetterRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{42}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateOpenLetterRequest) GetTenantId() string {
@@ -3334,7 +3767,7 @@ type CreateOpenLetterResponse struct {
 
 func (x *CreateOpenLetterResponse) Reset() {
 	*x = CreateOpenLetterResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3346,7 +3779,7 @@ func (x *CreateOpenLetterResponse) String() string {
 func (*CreateOpenLetterResponse) ProtoMessage() {}
 
 func (x *CreateOpenLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[43]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3359,7 +3792,7 @@ func (x *CreateOpenLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOpenLetterResponse.ProtoReflect.Descriptor instead.
 func (*CreateOpenLetterResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{43}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateOpenLetterResponse) GetLetter() *OpenLetter {
@@ -3384,7 +3817,7 @@ type SampleForReviewRequest struct {
 
 func (x *SampleForReviewRequest) Reset() {
 	*x = SampleForReviewRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3829,7 @@ func (x *SampleForReviewRequest) String() string {
 func (*SampleForReviewRequest) ProtoMessage() {}
 
 func (x *SampleForReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[44]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3842,7 @@ func (x *SampleForReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleForReviewRequest.ProtoReflect.Descriptor instead.
 func (*SampleForReviewRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{44}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SampleForReviewRequest) GetTenantId() string {
@@ -3459,7 +3892,7 @@ type SampleForReviewResponse struct {
 
 func (x *SampleForReviewResponse) Reset() {
 	*x = SampleForReviewResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +3904,7 @@ func (x *SampleForReviewResponse) String() string {
 func (*SampleForReviewResponse) ProtoMessage() {}
 
 func (x *SampleForReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[45]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,7 +3917,7 @@ func (x *SampleForReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleForReviewResponse.ProtoReflect.Descriptor instead.
 func (*SampleForReviewResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{45}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SampleForReviewResponse) GetRecords() []*VisitRecord {
@@ -3514,7 +3947,7 @@ type ChecklistScore struct {
 
 func (x *ChecklistScore) Reset() {
 	*x = ChecklistScore{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3959,7 @@ func (x *ChecklistScore) String() string {
 func (*ChecklistScore) ProtoMessage() {}
 
 func (x *ChecklistScore) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[46]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3972,7 @@ func (x *ChecklistScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecklistScore.ProtoReflect.Descriptor instead.
 func (*ChecklistScore) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{46}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ChecklistScore) GetItem() string {
@@ -3581,7 +4014,7 @@ type Review struct {
 
 func (x *Review) Reset() {
 	*x = Review{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +4026,7 @@ func (x *Review) String() string {
 func (*Review) ProtoMessage() {}
 
 func (x *Review) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[47]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +4039,7 @@ func (x *Review) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Review.ProtoReflect.Descriptor instead.
 func (*Review) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{47}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Review) GetId() string {
@@ -3690,7 +4123,7 @@ type SubmitReviewRequest struct {
 
 func (x *SubmitReviewRequest) Reset() {
 	*x = SubmitReviewRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +4135,7 @@ func (x *SubmitReviewRequest) String() string {
 func (*SubmitReviewRequest) ProtoMessage() {}
 
 func (x *SubmitReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[48]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +4148,7 @@ func (x *SubmitReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReviewRequest.ProtoReflect.Descriptor instead.
 func (*SubmitReviewRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{48}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SubmitReviewRequest) GetTenantId() string {
@@ -3763,7 +4196,7 @@ type SubmitReviewResponse struct {
 
 func (x *SubmitReviewResponse) Reset() {
 	*x = SubmitReviewResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[49]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +4208,7 @@ func (x *SubmitReviewResponse) String() string {
 func (*SubmitReviewResponse) ProtoMessage() {}
 
 func (x *SubmitReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[49]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +4221,7 @@ func (x *SubmitReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitReviewResponse.ProtoReflect.Descriptor instead.
 func (*SubmitReviewResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{49}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SubmitReviewResponse) GetReview() *Review {
@@ -4021,10 +4454,45 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
 	"\x13GetComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x92\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xe3\x01\n" +
 	"\x14GetComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12<\n" +
-	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\"q\n" +
+	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\x12O\n" +
+	"\x10improvement_plan\x18\x03 \x01(\v2$.huifang.feedback.v1.ImprovementPlanR\x0fimprovementPlan\"\xf7\x01\n" +
+	"\x12ImprovementMeasure\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x121\n" +
+	"\x06due_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12=\n" +
+	"\fcompleted_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12!\n" +
+	"\fcompleted_by\x18\x06 \x01(\tR\vcompletedBy\x12\x12\n" +
+	"\x04note\x18\a \x01(\tR\x04note\"\xbc\x02\n" +
+	"\x0fImprovementPlan\x12!\n" +
+	"\fcomplaint_id\x18\x01 \x01(\tR\vcomplaintId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12C\n" +
+	"\bmeasures\x18\x03 \x03(\v2'.huifang.feedback.v1.ImprovementMeasureR\bmeasures\x12\x15\n" +
+	"\x06set_by\x18\x04 \x01(\tR\x05setBy\x121\n" +
+	"\x06set_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05setAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1f\n" +
+	"\vcarried_out\x18\a \x01(\bR\n" +
+	"carriedOut\"\xa0\x01\n" +
+	"\x19SetImprovementPlanRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12C\n" +
+	"\bmeasures\x18\x03 \x03(\v2'.huifang.feedback.v1.ImprovementMeasureR\bmeasures\"V\n" +
+	"\x1aSetImprovementPlanResponse\x128\n" +
+	"\x04plan\x18\x01 \x01(\v2$.huifang.feedback.v1.ImprovementPlanR\x04plan\"\xd3\x01\n" +
+	"!CompleteImprovementMeasureRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
+	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x1d\n" +
+	"\n" +
+	"measure_id\x18\x03 \x01(\tR\tmeasureId\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\x12;\n" +
+	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"^\n" +
+	"\"CompleteImprovementMeasureResponse\x128\n" +
+	"\x04plan\x18\x01 \x01(\v2$.huifang.feedback.v1.ImprovementPlanR\x04plan\"q\n" +
 	"\x1bAcknowledgeComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12!\n" +
 	"\fcomplaint_id\x18\x02 \x01(\tR\vcomplaintId\x12\x12\n" +
@@ -4119,7 +4587,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x11QUESTION_KIND_NPS\x10\x03\x12\x18\n" +
 	"\x14QUESTION_KIND_YES_NO\x10\x04\x12\x18\n" +
 	"\x14QUESTION_KIND_CHOICE\x10\x05\x12\x16\n" +
-	"\x12QUESTION_KIND_TEXT\x10\x062\xef\x0f\n" +
+	"\x12QUESTION_KIND_TEXT\x10\x062\xf6\x11\n" +
 	"\x0fFeedbackService\x12W\n" +
 	"\bLogVisit\x12$.huifang.feedback.v1.LogVisitRequest\x1a%.huifang.feedback.v1.LogVisitResponse\x12i\n" +
 	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\x12o\n" +
@@ -4136,7 +4604,9 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x10ResolveComplaint\x12,.huifang.feedback.v1.ResolveComplaintRequest\x1a-.huifang.feedback.v1.ResolveComplaintResponse\x12l\n" +
 	"\x0fReopenComplaint\x12+.huifang.feedback.v1.ReopenComplaintRequest\x1a,.huifang.feedback.v1.ReopenComplaintResponse\x12i\n" +
 	"\x0eCloseComplaint\x12*.huifang.feedback.v1.CloseComplaintRequest\x1a+.huifang.feedback.v1.CloseComplaintResponse\x12o\n" +
-	"\x10CreateOpenLetter\x12,.huifang.feedback.v1.CreateOpenLetterRequest\x1a-.huifang.feedback.v1.CreateOpenLetterResponse\x12l\n" +
+	"\x10CreateOpenLetter\x12,.huifang.feedback.v1.CreateOpenLetterRequest\x1a-.huifang.feedback.v1.CreateOpenLetterResponse\x12u\n" +
+	"\x12SetImprovementPlan\x12..huifang.feedback.v1.SetImprovementPlanRequest\x1a/.huifang.feedback.v1.SetImprovementPlanResponse\x12\x8d\x01\n" +
+	"\x1aCompleteImprovementMeasure\x126.huifang.feedback.v1.CompleteImprovementMeasureRequest\x1a7.huifang.feedback.v1.CompleteImprovementMeasureResponse\x12l\n" +
 	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\x12c\n" +
 	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponseBAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
 
@@ -4153,102 +4623,108 @@ func file_huifang_feedback_v1_feedback_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_huifang_feedback_v1_feedback_proto_goTypes = []any{
-	(QuestionKind)(0),                      // 0: huifang.feedback.v1.QuestionKind
-	(*Question)(nil),                       // 1: huifang.feedback.v1.Question
-	(*Questionnaire)(nil),                  // 2: huifang.feedback.v1.Questionnaire
-	(*Attachment)(nil),                     // 3: huifang.feedback.v1.Attachment
-	(*PromisedReply)(nil),                  // 4: huifang.feedback.v1.PromisedReply
-	(*NoShow)(nil),                         // 5: huifang.feedback.v1.NoShow
-	(*LogVisitRequest)(nil),                // 6: huifang.feedback.v1.LogVisitRequest
-	(*FieldChange)(nil),                    // 7: huifang.feedback.v1.FieldChange
-	(*Amendment)(nil),                      // 8: huifang.feedback.v1.Amendment
-	(*SignOff)(nil),                        // 9: huifang.feedback.v1.SignOff
-	(*VisitRecord)(nil),                    // 10: huifang.feedback.v1.VisitRecord
-	(*LogVisitResponse)(nil),               // 11: huifang.feedback.v1.LogVisitResponse
-	(*GetVisitRecordRequest)(nil),          // 12: huifang.feedback.v1.GetVisitRecordRequest
-	(*GetVisitRecordResponse)(nil),         // 13: huifang.feedback.v1.GetVisitRecordResponse
-	(*ListVisitRecordsRequest)(nil),        // 14: huifang.feedback.v1.ListVisitRecordsRequest
-	(*ListVisitRecordsResponse)(nil),       // 15: huifang.feedback.v1.ListVisitRecordsResponse
-	(*AmendVisitRecordRequest)(nil),        // 16: huifang.feedback.v1.AmendVisitRecordRequest
-	(*AmendVisitRecordResponse)(nil),       // 17: huifang.feedback.v1.AmendVisitRecordResponse
-	(*SignOffVisitRecordRequest)(nil),      // 18: huifang.feedback.v1.SignOffVisitRecordRequest
-	(*SignOffVisitRecordResponse)(nil),     // 19: huifang.feedback.v1.SignOffVisitRecordResponse
-	(*CreateQuestionnaireRequest)(nil),     // 20: huifang.feedback.v1.CreateQuestionnaireRequest
-	(*CreateQuestionnaireResponse)(nil),    // 21: huifang.feedback.v1.CreateQuestionnaireResponse
-	(*GetQuestionnaireRequest)(nil),        // 22: huifang.feedback.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),       // 23: huifang.feedback.v1.GetQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),      // 24: huifang.feedback.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil),     // 25: huifang.feedback.v1.ListQuestionnairesResponse
-	(*SetPolicyQuestionnaireRequest)(nil),  // 26: huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	(*SetPolicyQuestionnaireResponse)(nil), // 27: huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	(*ComplaintStep)(nil),                  // 28: huifang.feedback.v1.ComplaintStep
-	(*Complaint)(nil),                      // 29: huifang.feedback.v1.Complaint
-	(*ListComplaintsRequest)(nil),          // 30: huifang.feedback.v1.ListComplaintsRequest
-	(*ListComplaintsResponse)(nil),         // 31: huifang.feedback.v1.ListComplaintsResponse
-	(*GetComplaintRequest)(nil),            // 32: huifang.feedback.v1.GetComplaintRequest
-	(*GetComplaintResponse)(nil),           // 33: huifang.feedback.v1.GetComplaintResponse
-	(*AcknowledgeComplaintRequest)(nil),    // 34: huifang.feedback.v1.AcknowledgeComplaintRequest
-	(*AcknowledgeComplaintResponse)(nil),   // 35: huifang.feedback.v1.AcknowledgeComplaintResponse
-	(*ResolveComplaintRequest)(nil),        // 36: huifang.feedback.v1.ResolveComplaintRequest
-	(*ResolveComplaintResponse)(nil),       // 37: huifang.feedback.v1.ResolveComplaintResponse
-	(*ReopenComplaintRequest)(nil),         // 38: huifang.feedback.v1.ReopenComplaintRequest
-	(*ReopenComplaintResponse)(nil),        // 39: huifang.feedback.v1.ReopenComplaintResponse
-	(*CloseComplaintRequest)(nil),          // 40: huifang.feedback.v1.CloseComplaintRequest
-	(*CloseComplaintResponse)(nil),         // 41: huifang.feedback.v1.CloseComplaintResponse
-	(*OpenLetter)(nil),                     // 42: huifang.feedback.v1.OpenLetter
-	(*CreateOpenLetterRequest)(nil),        // 43: huifang.feedback.v1.CreateOpenLetterRequest
-	(*CreateOpenLetterResponse)(nil),       // 44: huifang.feedback.v1.CreateOpenLetterResponse
-	(*SampleForReviewRequest)(nil),         // 45: huifang.feedback.v1.SampleForReviewRequest
-	(*SampleForReviewResponse)(nil),        // 46: huifang.feedback.v1.SampleForReviewResponse
-	(*ChecklistScore)(nil),                 // 47: huifang.feedback.v1.ChecklistScore
-	(*Review)(nil),                         // 48: huifang.feedback.v1.Review
-	(*SubmitReviewRequest)(nil),            // 49: huifang.feedback.v1.SubmitReviewRequest
-	(*SubmitReviewResponse)(nil),           // 50: huifang.feedback.v1.SubmitReviewResponse
-	(*timestamppb.Timestamp)(nil),          // 51: google.protobuf.Timestamp
-	(v1.Channel)(0),                        // 52: huifang.types.v1.Channel
-	(v1.NoShowReason)(0),                   // 53: huifang.types.v1.NoShowReason
-	(*v1.Answer)(nil),                      // 54: huifang.types.v1.Answer
-	(*v1.Problem)(nil),                     // 55: huifang.types.v1.Problem
+	(QuestionKind)(0),                          // 0: huifang.feedback.v1.QuestionKind
+	(*Question)(nil),                           // 1: huifang.feedback.v1.Question
+	(*Questionnaire)(nil),                      // 2: huifang.feedback.v1.Questionnaire
+	(*Attachment)(nil),                         // 3: huifang.feedback.v1.Attachment
+	(*PromisedReply)(nil),                      // 4: huifang.feedback.v1.PromisedReply
+	(*NoShow)(nil),                             // 5: huifang.feedback.v1.NoShow
+	(*LogVisitRequest)(nil),                    // 6: huifang.feedback.v1.LogVisitRequest
+	(*FieldChange)(nil),                        // 7: huifang.feedback.v1.FieldChange
+	(*Amendment)(nil),                          // 8: huifang.feedback.v1.Amendment
+	(*SignOff)(nil),                            // 9: huifang.feedback.v1.SignOff
+	(*VisitRecord)(nil),                        // 10: huifang.feedback.v1.VisitRecord
+	(*LogVisitResponse)(nil),                   // 11: huifang.feedback.v1.LogVisitResponse
+	(*GetVisitRecordRequest)(nil),              // 12: huifang.feedback.v1.GetVisitRecordRequest
+	(*GetVisitRecordResponse)(nil),             // 13: huifang.feedback.v1.GetVisitRecordResponse
+	(*ListVisitRecordsRequest)(nil),            // 14: huifang.feedback.v1.ListVisitRecordsRequest
+	(*ListVisitRecordsResponse)(nil),           // 15: huifang.feedback.v1.ListVisitRecordsResponse
+	(*AmendVisitRecordRequest)(nil),            // 16: huifang.feedback.v1.AmendVisitRecordRequest
+	(*AmendVisitRecordResponse)(nil),           // 17: huifang.feedback.v1.AmendVisitRecordResponse
+	(*SignOffVisitRecordRequest)(nil),          // 18: huifang.feedback.v1.SignOffVisitRecordRequest
+	(*SignOffVisitRecordResponse)(nil),         // 19: huifang.feedback.v1.SignOffVisitRecordResponse
+	(*CreateQuestionnaireRequest)(nil),         // 20: huifang.feedback.v1.CreateQuestionnaireRequest
+	(*CreateQuestionnaireResponse)(nil),        // 21: huifang.feedback.v1.CreateQuestionnaireResponse
+	(*GetQuestionnaireRequest)(nil),            // 22: huifang.feedback.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),           // 23: huifang.feedback.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),          // 24: huifang.feedback.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),         // 25: huifang.feedback.v1.ListQuestionnairesResponse
+	(*SetPolicyQuestionnaireRequest)(nil),      // 26: huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	(*SetPolicyQuestionnaireResponse)(nil),     // 27: huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	(*ComplaintStep)(nil),                      // 28: huifang.feedback.v1.ComplaintStep
+	(*Complaint)(nil),                          // 29: huifang.feedback.v1.Complaint
+	(*ListComplaintsRequest)(nil),              // 30: huifang.feedback.v1.ListComplaintsRequest
+	(*ListComplaintsResponse)(nil),             // 31: huifang.feedback.v1.ListComplaintsResponse
+	(*GetComplaintRequest)(nil),                // 32: huifang.feedback.v1.GetComplaintRequest
+	(*GetComplaintResponse)(nil),               // 33: huifang.feedback.v1.GetComplaintResponse
+	(*ImprovementMeasure)(nil),                 // 34: huifang.feedback.v1.ImprovementMeasure
+	(*ImprovementPlan)(nil),                    // 35: huifang.feedback.v1.ImprovementPlan
+	(*SetImprovementPlanRequest)(nil),          // 36: huifang.feedback.v1.SetImprovementPlanRequest
+	(*SetImprovementPlanResponse)(nil),         // 37: huifang.feedback.v1.SetImprovementPlanResponse
+	(*CompleteImprovementMeasureRequest)(nil),  // 38: huifang.feedback.v1.CompleteImprovementMeasureRequest
+	(*CompleteImprovementMeasureResponse)(nil), // 39: huifang.feedback.v1.CompleteImprovementMeasureResponse
+	(*AcknowledgeComplaintRequest)(nil),        // 40: huifang.feedback.v1.AcknowledgeComplaintRequest
+	(*AcknowledgeComplaintResponse)(nil),       // 41: huifang.feedback.v1.AcknowledgeComplaintResponse
+	(*ResolveComplaintRequest)(nil),            // 42: huifang.feedback.v1.ResolveComplaintRequest
+	(*ResolveComplaintResponse)(nil),           // 43: huifang.feedback.v1.ResolveComplaintResponse
+	(*ReopenComplaintRequest)(nil),             // 44: huifang.feedback.v1.ReopenComplaintRequest
+	(*ReopenComplaintResponse)(nil),            // 45: huifang.feedback.v1.ReopenComplaintResponse
+	(*CloseComplaintRequest)(nil),              // 46: huifang.feedback.v1.CloseComplaintRequest
+	(*CloseComplaintResponse)(nil),             // 47: huifang.feedback.v1.CloseComplaintResponse
+	(*OpenLetter)(nil),                         // 48: huifang.feedback.v1.OpenLetter
+	(*CreateOpenLetterRequest)(nil),            // 49: huifang.feedback.v1.CreateOpenLetterRequest
+	(*CreateOpenLetterResponse)(nil),           // 50: huifang.feedback.v1.CreateOpenLetterResponse
+	(*SampleForReviewRequest)(nil),             // 51: huifang.feedback.v1.SampleForReviewRequest
+	(*SampleForReviewResponse)(nil),            // 52: huifang.feedback.v1.SampleForReviewResponse
+	(*ChecklistScore)(nil),                     // 53: huifang.feedback.v1.ChecklistScore
+	(*Review)(nil),                             // 54: huifang.feedback.v1.Review
+	(*SubmitReviewRequest)(nil),                // 55: huifang.feedback.v1.SubmitReviewRequest
+	(*SubmitReviewResponse)(nil),               // 56: huifang.feedback.v1.SubmitReviewResponse
+	(*timestamppb.Timestamp)(nil),              // 57: google.protobuf.Timestamp
+	(v1.Channel)(0),                            // 58: huifang.types.v1.Channel
+	(v1.NoShowReason)(0),                       // 59: huifang.types.v1.NoShowReason
+	(*v1.Answer)(nil),                          // 60: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                         // 61: huifang.types.v1.Problem
 }
 var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
 	0,  // 0: huifang.feedback.v1.Question.kind:type_name -> huifang.feedback.v1.QuestionKind
 	1,  // 1: huifang.feedback.v1.Questionnaire.questions:type_name -> huifang.feedback.v1.Question
-	51, // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
-	51, // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
-	52, // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
-	53, // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
-	52, // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
-	54, // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
-	55, // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
-	51, // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
-	51, // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
+	57, // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
+	57, // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
+	58, // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
+	59, // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
+	58, // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
+	60, // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
+	61, // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
+	57, // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
+	57, // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
 	3,  // 11: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
 	4,  // 12: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	51, // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	57, // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
 	5,  // 14: huifang.feedback.v1.LogVisitRequest.no_show:type_name -> huifang.feedback.v1.NoShow
-	51, // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
+	57, // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
 	7,  // 16: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
-	51, // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
-	52, // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
-	54, // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
-	55, // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
-	51, // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
-	51, // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
-	51, // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
+	57, // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
+	58, // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
+	60, // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
+	61, // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
+	57, // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
+	57, // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
+	57, // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
 	3,  // 24: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
 	4,  // 25: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	51, // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	57, // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
 	5,  // 27: huifang.feedback.v1.VisitRecord.no_show:type_name -> huifang.feedback.v1.NoShow
 	10, // 28: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
 	10, // 29: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
 	8,  // 30: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
 	10, // 31: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
 	9,  // 32: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
-	53, // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	59, // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
 	10, // 34: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	54, // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
+	60, // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
 	3,  // 36: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
 	8,  // 37: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
 	10, // 38: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
@@ -4257,68 +4733,82 @@ var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
 	2,  // 41: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
 	2,  // 42: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
 	2,  // 43: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
-	51, // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
-	51, // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
-	51, // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
-	51, // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
+	57, // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
+	57, // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
+	57, // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
+	57, // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
 	29, // 48: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
 	29, // 49: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
 	28, // 50: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
-	29, // 51: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	51, // 52: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	29, // 53: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	29, // 54: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	29, // 55: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	51, // 56: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
-	42, // 57: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
-	51, // 58: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
-	51, // 59: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
-	10, // 60: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	47, // 61: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	51, // 62: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
-	47, // 63: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	48, // 64: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
-	6,  // 65: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
-	12, // 66: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
-	14, // 67: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
-	16, // 68: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
-	18, // 69: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
-	20, // 70: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
-	22, // 71: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
-	24, // 72: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
-	26, // 73: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	30, // 74: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
-	32, // 75: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
-	34, // 76: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
-	36, // 77: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
-	38, // 78: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
-	40, // 79: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
-	43, // 80: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
-	45, // 81: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
-	49, // 82: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
-	11, // 83: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
-	13, // 84: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
-	15, // 85: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
-	17, // 86: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
-	19, // 87: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
-	21, // 88: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
-	23, // 89: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
-	25, // 90: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
-	27, // 91: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	31, // 92: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
-	33, // 93: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
-	35, // 94: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
-	37, // 95: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
-	39, // 96: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
-	41, // 97: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
-	44, // 98: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
-	46, // 99: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
-	50, // 100: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
-	83, // [83:101] is the sub-list for method output_type
-	65, // [65:83] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	35, // 51: huifang.feedback.v1.GetComplaintResponse.improvement_plan:type_name -> huifang.feedback.v1.ImprovementPlan
+	57, // 52: huifang.feedback.v1.ImprovementMeasure.due_at:type_name -> google.protobuf.Timestamp
+	57, // 53: huifang.feedback.v1.ImprovementMeasure.completed_at:type_name -> google.protobuf.Timestamp
+	34, // 54: huifang.feedback.v1.ImprovementPlan.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
+	57, // 55: huifang.feedback.v1.ImprovementPlan.set_at:type_name -> google.protobuf.Timestamp
+	57, // 56: huifang.feedback.v1.ImprovementPlan.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 57: huifang.feedback.v1.SetImprovementPlanRequest.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
+	35, // 58: huifang.feedback.v1.SetImprovementPlanResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
+	57, // 59: huifang.feedback.v1.CompleteImprovementMeasureRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	35, // 60: huifang.feedback.v1.CompleteImprovementMeasureResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
+	29, // 61: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	57, // 62: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 63: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	29, // 64: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	29, // 65: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	57, // 66: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
+	48, // 67: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
+	57, // 68: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
+	57, // 69: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
+	10, // 70: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	53, // 71: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	57, // 72: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
+	53, // 73: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	54, // 74: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
+	6,  // 75: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
+	12, // 76: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
+	14, // 77: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
+	16, // 78: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
+	18, // 79: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
+	20, // 80: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
+	22, // 81: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
+	24, // 82: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
+	26, // 83: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	30, // 84: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
+	32, // 85: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
+	40, // 86: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
+	42, // 87: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
+	44, // 88: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
+	46, // 89: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
+	49, // 90: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
+	36, // 91: huifang.feedback.v1.FeedbackService.SetImprovementPlan:input_type -> huifang.feedback.v1.SetImprovementPlanRequest
+	38, // 92: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:input_type -> huifang.feedback.v1.CompleteImprovementMeasureRequest
+	51, // 93: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
+	55, // 94: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
+	11, // 95: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
+	13, // 96: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
+	15, // 97: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
+	17, // 98: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
+	19, // 99: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
+	21, // 100: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
+	23, // 101: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
+	25, // 102: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
+	27, // 103: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	31, // 104: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
+	33, // 105: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
+	41, // 106: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
+	43, // 107: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
+	45, // 108: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
+	47, // 109: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
+	50, // 110: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
+	37, // 111: huifang.feedback.v1.FeedbackService.SetImprovementPlan:output_type -> huifang.feedback.v1.SetImprovementPlanResponse
+	39, // 112: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:output_type -> huifang.feedback.v1.CompleteImprovementMeasureResponse
+	52, // 113: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
+	56, // 114: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
+	95, // [95:115] is the sub-list for method output_type
+	75, // [75:95] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_huifang_feedback_v1_feedback_proto_init() }
@@ -4333,7 +4823,7 @@ func file_huifang_feedback_v1_feedback_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_feedback_v1_feedback_proto_rawDesc), len(file_huifang_feedback_v1_feedback_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,24 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeedbackService_LogVisit_FullMethodName               = "/huifang.feedback.v1.FeedbackService/LogVisit"
-	FeedbackService_GetVisitRecord_FullMethodName         = "/huifang.feedback.v1.FeedbackService/GetVisitRecord"
-	FeedbackService_ListVisitRecords_FullMethodName       = "/huifang.feedback.v1.FeedbackService/ListVisitRecords"
-	FeedbackService_AmendVisitRecord_FullMethodName       = "/huifang.feedback.v1.FeedbackService/AmendVisitRecord"
-	FeedbackService_SignOffVisitRecord_FullMethodName     = "/huifang.feedback.v1.FeedbackService/SignOffVisitRecord"
-	FeedbackService_CreateQuestionnaire_FullMethodName    = "/huifang.feedback.v1.FeedbackService/CreateQuestionnaire"
-	FeedbackService_GetQuestionnaire_FullMethodName       = "/huifang.feedback.v1.FeedbackService/GetQuestionnaire"
-	FeedbackService_ListQuestionnaires_FullMethodName     = "/huifang.feedback.v1.FeedbackService/ListQuestionnaires"
-	FeedbackService_SetPolicyQuestionnaire_FullMethodName = "/huifang.feedback.v1.FeedbackService/SetPolicyQuestionnaire"
-	FeedbackService_ListComplaints_FullMethodName         = "/huifang.feedback.v1.FeedbackService/ListComplaints"
-	FeedbackService_GetComplaint_FullMethodName           = "/huifang.feedback.v1.FeedbackService/GetComplaint"
-	FeedbackService_AcknowledgeComplaint_FullMethodName   = "/huifang.feedback.v1.FeedbackService/AcknowledgeComplaint"
-	FeedbackService_ResolveComplaint_FullMethodName       = "/huifang.feedback.v1.FeedbackService/ResolveComplaint"
-	FeedbackService_ReopenComplaint_FullMethodName        = "/huifang.feedback.v1.FeedbackService/ReopenComplaint"
-	FeedbackService_CloseComplaint_FullMethodName         = "/huifang.feedback.v1.FeedbackService/CloseComplaint"
-	FeedbackService_CreateOpenLetter_FullMethodName       = "/huifang.feedback.v1.FeedbackService/CreateOpenLetter"
-	FeedbackService_SampleForReview_FullMethodName        = "/huifang.feedback.v1.FeedbackService/SampleForReview"
-	FeedbackService_SubmitReview_FullMethodName           = "/huifang.feedback.v1.FeedbackService/SubmitReview"
+	FeedbackService_LogVisit_FullMethodName                   = "/huifang.feedback.v1.FeedbackService/LogVisit"
+	FeedbackService_GetVisitRecord_FullMethodName             = "/huifang.feedback.v1.FeedbackService/GetVisitRecord"
+	FeedbackService_ListVisitRecords_FullMethodName           = "/huifang.feedback.v1.FeedbackService/ListVisitRecords"
+	FeedbackService_AmendVisitRecord_FullMethodName           = "/huifang.feedback.v1.FeedbackService/AmendVisitRecord"
+	FeedbackService_SignOffVisitRecord_FullMethodName         = "/huifang.feedback.v1.FeedbackService/SignOffVisitRecord"
+	FeedbackService_CreateQuestionnaire_FullMethodName        = "/huifang.feedback.v1.FeedbackService/CreateQuestionnaire"
+	FeedbackService_GetQuestionnaire_FullMethodName           = "/huifang.feedback.v1.FeedbackService/GetQuestionnaire"
+	FeedbackService_ListQuestionnaires_FullMethodName         = "/huifang.feedback.v1.FeedbackService/ListQuestionnaires"
+	FeedbackService_SetPolicyQuestionnaire_FullMethodName     = "/huifang.feedback.v1.FeedbackService/SetPolicyQuestionnaire"
+	FeedbackService_ListComplaints_FullMethodName             = "/huifang.feedback.v1.FeedbackService/ListComplaints"
+	FeedbackService_GetComplaint_FullMethodName               = "/huifang.feedback.v1.FeedbackService/GetComplaint"
+	FeedbackService_AcknowledgeComplaint_FullMethodName       = "/huifang.feedback.v1.FeedbackService/AcknowledgeComplaint"
+	FeedbackService_ResolveComplaint_FullMethodName           = "/huifang.feedback.v1.FeedbackService/ResolveComplaint"
+	FeedbackService_ReopenComplaint_FullMethodName            = "/huifang.feedback.v1.FeedbackService/ReopenComplaint"
+	FeedbackService_CloseComplaint_FullMethodName             = "/huifang.feedback.v1.FeedbackService/CloseComplaint"
+	FeedbackService_CreateOpenLetter_FullMethodName           = "/huifang.feedback.v1.FeedbackService/CreateOpenLetter"
+	FeedbackService_SetImprovementPlan_FullMethodName         = "/huifang.feedback.v1.FeedbackService/SetImprovementPlan"
+	FeedbackService_CompleteImprovementMeasure_FullMethodName = "/huifang.feedback.v1.FeedbackService/CompleteImprovementMeasure"
+	FeedbackService_SampleForReview_FullMethodName            = "/huifang.feedback.v1.FeedbackService/SampleForReview"
+	FeedbackService_SubmitReview_FullMethodName               = "/huifang.feedback.v1.FeedbackService/SubmitReview"
 )
 
 // FeedbackServiceClient is the client API for FeedbackService service.
@@ -79,6 +81,11 @@ type FeedbackServiceClient interface {
 	CloseComplaint(ctx context.Context, in *CloseComplaintRequest, opts ...grpc.CallOption) (*CloseComplaintResponse, error)
 	// CreateOpenLetter answers the same issue of many customers with one letter, attached to each complaint (seed 000).
 	CreateOpenLetter(ctx context.Context, in *CreateOpenLetterRequest, opts ...grpc.CallOption) (*CreateOpenLetterResponse, error)
+	// The owning department's improvement plan for a problem a follow-up found (seed 003: made and
+	// carried out within 30 days); it replaces a plan none of whose measures is carried out yet.
+	SetImprovementPlan(ctx context.Context, in *SetImprovementPlanRequest, opts ...grpc.CallOption) (*SetImprovementPlanResponse, error)
+	// One measure of a complaint's improvement plan was carried out.
+	CompleteImprovementMeasure(ctx context.Context, in *CompleteImprovementMeasureRequest, opts ...grpc.CallOption) (*CompleteImprovementMeasureResponse, error)
 	// SampleForReview draws a reproducible random sample of an agent's records in a period (seeds 000, 001, 004).
 	SampleForReview(ctx context.Context, in *SampleForReviewRequest, opts ...grpc.CallOption) (*SampleForReviewResponse, error)
 	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
@@ -253,6 +260,26 @@ func (c *feedbackServiceClient) CreateOpenLetter(ctx context.Context, in *Create
 	return out, nil
 }
 
+func (c *feedbackServiceClient) SetImprovementPlan(ctx context.Context, in *SetImprovementPlanRequest, opts ...grpc.CallOption) (*SetImprovementPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetImprovementPlanResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_SetImprovementPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) CompleteImprovementMeasure(ctx context.Context, in *CompleteImprovementMeasureRequest, opts ...grpc.CallOption) (*CompleteImprovementMeasureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteImprovementMeasureResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_CompleteImprovementMeasure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *feedbackServiceClient) SampleForReview(ctx context.Context, in *SampleForReviewRequest, opts ...grpc.CallOption) (*SampleForReviewResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SampleForReviewResponse)
@@ -313,6 +340,11 @@ type FeedbackServiceServer interface {
 	CloseComplaint(context.Context, *CloseComplaintRequest) (*CloseComplaintResponse, error)
 	// CreateOpenLetter answers the same issue of many customers with one letter, attached to each complaint (seed 000).
 	CreateOpenLetter(context.Context, *CreateOpenLetterRequest) (*CreateOpenLetterResponse, error)
+	// The owning department's improvement plan for a problem a follow-up found (seed 003: made and
+	// carried out within 30 days); it replaces a plan none of whose measures is carried out yet.
+	SetImprovementPlan(context.Context, *SetImprovementPlanRequest) (*SetImprovementPlanResponse, error)
+	// One measure of a complaint's improvement plan was carried out.
+	CompleteImprovementMeasure(context.Context, *CompleteImprovementMeasureRequest) (*CompleteImprovementMeasureResponse, error)
 	// SampleForReview draws a reproducible random sample of an agent's records in a period (seeds 000, 001, 004).
 	SampleForReview(context.Context, *SampleForReviewRequest) (*SampleForReviewResponse, error)
 	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
@@ -374,6 +406,12 @@ func (UnimplementedFeedbackServiceServer) CloseComplaint(context.Context, *Close
 }
 func (UnimplementedFeedbackServiceServer) CreateOpenLetter(context.Context, *CreateOpenLetterRequest) (*CreateOpenLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateOpenLetter not implemented")
+}
+func (UnimplementedFeedbackServiceServer) SetImprovementPlan(context.Context, *SetImprovementPlanRequest) (*SetImprovementPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetImprovementPlan not implemented")
+}
+func (UnimplementedFeedbackServiceServer) CompleteImprovementMeasure(context.Context, *CompleteImprovementMeasureRequest) (*CompleteImprovementMeasureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteImprovementMeasure not implemented")
 }
 func (UnimplementedFeedbackServiceServer) SampleForReview(context.Context, *SampleForReviewRequest) (*SampleForReviewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SampleForReview not implemented")
@@ -690,6 +728,42 @@ func _FeedbackService_CreateOpenLetter_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeedbackService_SetImprovementPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetImprovementPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).SetImprovementPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_SetImprovementPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).SetImprovementPlan(ctx, req.(*SetImprovementPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_CompleteImprovementMeasure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteImprovementMeasureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).CompleteImprovementMeasure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_CompleteImprovementMeasure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).CompleteImprovementMeasure(ctx, req.(*CompleteImprovementMeasureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FeedbackService_SampleForReview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SampleForReviewRequest)
 	if err := dec(in); err != nil {
@@ -796,6 +870,14 @@ var FeedbackService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateOpenLetter",
 			Handler:    _FeedbackService_CreateOpenLetter_Handler,
+		},
+		{
+			MethodName: "SetImprovementPlan",
+			Handler:    _FeedbackService_SetImprovementPlan_Handler,
+		},
+		{
+			MethodName: "CompleteImprovementMeasure",
+			Handler:    _FeedbackService_CompleteImprovementMeasure_Handler,
 		},
 		{
 			MethodName: "SampleForReview",
