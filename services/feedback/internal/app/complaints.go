@@ -14,14 +14,17 @@ import (
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
+	"github.com/huifang/huifang/services/feedback/internal/improvement"
 	"github.com/huifang/huifang/services/feedback/internal/record"
 	"github.com/huifang/huifang/services/feedback/internal/store"
 )
 
-// ComplaintView is a complaint and its history.
+// ComplaintView is a complaint, its history and its improvement plan.
 type ComplaintView struct {
 	Complaint complaint.Complaint
 	History   []complaint.Step
+	// Plan is the improvement plan (seed 003); nil when none is set.
+	Plan *improvement.Plan
 }
 
 // GetComplaint returns a complaint and its history.
@@ -44,7 +47,13 @@ func (a *App) GetComplaint(ctx context.Context, tenantID, id string) (ComplaintV
 	if err != nil {
 		return ComplaintView{}, err
 	}
-	return ComplaintView{Complaint: c, History: h}, nil
+	v := ComplaintView{Complaint: c, History: h}
+	if p, ok, err := store.GetPlan(ctx, a.DB, c.TenantID, c.ID); err != nil {
+		return ComplaintView{}, err
+	} else if ok {
+		v.Plan = &p
+	}
+	return v, nil
 }
 
 // ComplaintList selects complaints for ListComplaints.

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
@@ -10,6 +11,7 @@ import (
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
+	"github.com/huifang/huifang/services/feedback/internal/improvement"
 )
 
 type complaintCursor struct {
@@ -49,6 +51,9 @@ func (s *Server) GetComplaint(ctx context.Context, req *feedbackv1.GetComplaintR
 	resp := &feedbackv1.GetComplaintResponse{Complaint: complaintProto(v.Complaint)}
 	for _, st := range v.History {
 		resp.History = append(resp.History, stepProto(st))
+	}
+	if v.Plan != nil {
+		resp.ImprovementPlan = planProto(*v.Plan)
 	}
 	return resp, nil
 }
@@ -105,4 +110,39 @@ func (s *Server) CreateOpenLetter(ctx context.Context, req *feedbackv1.CreateOpe
 		return nil, statusOf(err)
 	}
 	return &feedbackv1.CreateOpenLetterResponse{Letter: letterProto(l)}, nil
+}
+
+// SetImprovementPlan sets the owning department's improvement plan of a
+// problem (seed 003; app.SetImprovementPlanTx).
+func (s *Server) SetImprovementPlan(ctx context.Context, req *feedbackv1.SetImprovementPlanRequest) (*feedbackv1.SetImprovementPlanResponse, error) {
+	var l invalid.List
+	measures := make([]improvement.Measure, 0, len(req.GetMeasures()))
+	for i, m := range req.GetMeasures() {
+		measures = append(measures, improvement.Measure{Text: m.GetText(), Owner: m.GetOwner(),
+			DueAt: timeOf(&l, fmt.Sprintf("measures[%d].due_at", i), m.GetDueAt())})
+	}
+	if err := l.Err(); err != nil {
+		return nil, statusOf(err)
+	}
+	p, err := s.App.SetImprovementPlan(ctx, app.SetPlan{Tenant: req.GetTenantId(), ComplaintID: req.GetComplaintId(), Measures: measures})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &feedbackv1.SetImprovementPlanResponse{Plan: planProto(p)}, nil
+}
+
+// CompleteImprovementMeasure marks one measure of a plan carried out
+// (app.CompleteImprovementMeasureTx).
+func (s *Server) CompleteImprovementMeasure(ctx context.Context, req *feedbackv1.CompleteImprovementMeasureRequest) (*feedbackv1.CompleteImprovementMeasureResponse, error) {
+	var l invalid.List
+	at := timeOf(&l, "occurred_at", req.GetOccurredAt())
+	if err := l.Err(); err != nil {
+		return nil, statusOf(err)
+	}
+	p, err := s.App.CompleteImprovementMeasure(ctx, app.CompleteMeasure{Tenant: req.GetTenantId(), ComplaintID: req.GetComplaintId(),
+		MeasureID: req.GetMeasureId(), Note: req.GetNote(), OccurredAt: at})
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &feedbackv1.CompleteImprovementMeasureResponse{Plan: planProto(p)}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
+	"github.com/huifang/huifang/services/feedback/internal/improvement"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 	"github.com/huifang/huifang/services/feedback/internal/record"
 	"github.com/huifang/huifang/services/feedback/internal/review"
@@ -145,4 +146,14 @@ func noShowProto(n *record.NoShow) *feedbackv1.NoShow {
 		return nil
 	}
 	return &feedbackv1.NoShow{Reason: n.Reason, Note: n.Note}
+}
+
+func planProto(p improvement.Plan) *feedbackv1.ImprovementPlan {
+	out := &feedbackv1.ImprovementPlan{ComplaintId: p.ComplaintID, TenantId: p.TenantID, SetBy: p.SetBy, SetAt: wire.Timestamp(p.SetAt),
+		UpdatedAt: wire.Timestamp(p.UpdatedAt), CarriedOut: p.CarriedOut()}
+	for _, m := range p.Measures {
+		out.Measures = append(out.Measures, &feedbackv1.ImprovementMeasure{Id: m.ID, Text: m.Text, Owner: m.Owner, DueAt: wire.Timestamp(m.DueAt),
+			CompletedAt: wire.Timestamp(m.CompletedAt), CompletedBy: m.CompletedBy, Note: m.Note})
+	}
+	return out
 }

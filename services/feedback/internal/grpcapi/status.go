@@ -9,6 +9,7 @@ import (
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
+	"github.com/huifang/huifang/services/feedback/internal/improvement"
 )
 
 // statusOf turns the app's refusals into gRPC statuses, with the app's
@@ -28,6 +29,8 @@ func statusOf(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, app.ErrAlreadyLogged):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, improvement.ErrCarriedOut):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.As(err, &se):
 		return status.Error(codes.FailedPrecondition, se.Error())
 	}

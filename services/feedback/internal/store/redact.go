@@ -37,6 +37,8 @@ WHERE record_id IN (SELECT id FROM visit_records WHERE ` + records + `)`, false}
 WHERE ` + complaints, true},
 		{"complaint_history", `UPDATE complaint_history SET detail = ''
 WHERE complaint_id IN (SELECT id FROM complaints WHERE ` + complaints + `)`, true},
+		{"improvement_measures", `UPDATE improvement_measures SET text = '', note = ''
+WHERE complaint_id IN (SELECT id FROM complaints WHERE ` + complaints + `)`, true},
 	}
 }
 
@@ -68,7 +70,8 @@ func redact(ctx context.Context, tx pgx.Tx, records string, recordArgs []any, co
 // RedactCustomer blanks the free text kept about an erased customer, within
 // tx, and says how many rows of each table it touched: what agents typed,
 // attachments and signatures, amendments, complaints' descriptions and
-// written replies, the complaint history's details, reviewers' comments.
+// written replies, the complaint history's details, improvement measures'
+// texts and notes, reviewers' comments.
 // Ratings, categories, severities, statuses, times and ids stay.
 func RedactCustomer(ctx context.Context, tx pgx.Tx, tenant, customer string) (map[string]int, error) {
 	which := `tenant_id = $1 AND customer_id = $2`
