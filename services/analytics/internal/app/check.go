@@ -143,7 +143,7 @@ func (a *App) breaches(ctx context.Context, tenant string, asOf time.Time) ([]fi
 		}
 		is := s
 		is.From, is.To = ifrom, ito
-		imp, err := a.figures(ctx, is, t, figures.Improvement30d)
+		imp, err := a.figures(ctx, is, t, figures.Improvement)
 		if err != nil {
 			return nil, err
 		}

@@ -66,7 +66,8 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 			return nil
 		}
 		return store.MarkRoundComplaint(ctx, tx, tenant.Of(e), e.GetVisitId(), e.GetComplaintId())
-	case *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed:
+	case *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed,
+		*eventsv1.ImprovementPlanSet, *eventsv1.ImprovementMeasureCompleted:
 		return a.moveComplaint(ctx, tx, e.(rollup.ComplaintEvent))
 	case *eventsv1.VisitDue:
 		v, err := a.moveVisit(ctx, tx, e)

@@ -13,11 +13,11 @@ import (
 // Problems are the problem and complaint figures of a scope.
 type Problems struct {
 	// Counts are problems raised in visits, by category and product, most first.
-	Counts                     []figures.ProblemCount
-	Products                   []figures.ProductRate
-	Resolution, Improvement30d figures.Ratio
-	MeanResolutionHours        float64
-	Closed                     int64
+	Counts                  []figures.ProblemCount
+	Products                []figures.ProductRate
+	Resolution, Improvement figures.Ratio
+	MeanResolutionHours     float64
+	Closed                  int64
 	// Acknowledged counts the complaints acknowledged; MeanAcknowledgeHours
 	// is their mean time from escalation to the first acknowledgement (seed 004).
 	Acknowledged         int64
@@ -97,14 +97,14 @@ func (a *App) problems(ctx context.Context, s Scope, t figures.Targets) (Problem
 	// Complaints carry no policy, service type or channel.
 	cs := s
 	cs.Filter = rollup.Dims{OrgUnit: s.Filter.OrgUnit, ProductCategory: s.Filter.ProductCategory, AgentID: s.Filter.AgentID}
-	m, err := a.sum(ctx, cs.query([]string{rollup.MetricComplaint, rollup.MetricResolved, rollup.MetricImproved30d, rollup.MetricComplaintClosed, rollup.MetricAcknowledged}))
+	m, err := a.sum(ctx, cs.query([]string{rollup.MetricComplaint, rollup.MetricResolved, rollup.MetricImproved, rollup.MetricComplaintClosed, rollup.MetricAcknowledged}))
 	if err != nil {
 		return out, err
 	}
 	for _, f := range []struct {
 		name string
 		dst  *figures.Ratio
-	}{{figures.ResolutionRate, &out.Resolution}, {figures.Improvement30d, &out.Improvement30d}} {
+	}{{figures.ResolutionRate, &out.Resolution}, {figures.Improvement, &out.Improvement}} {
 		sp, _ := figures.SpecOf(f.name)
 		*f.dst = sp.Ratio(t, m.counts())
 	}

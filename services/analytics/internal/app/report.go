@@ -73,7 +73,7 @@ func (a *App) report(ctx context.Context, of ReportOf) (*report.Report, error) {
 	s := Scope{Tenant: of.Tenant, From: of.From, To: of.To, Filter: rollup.Dims{OrgUnit: of.OrgUnit}}
 	r := &report.Report{Tenant: of.Tenant, OrgUnit: of.OrgUnit, From: of.From, To: of.To, Trend: map[string][]figures.Ratio{}}
 	r.Figures, err = a.figures(ctx, s, t, figures.Coverage, figures.VisitCompletion, figures.ResponseRate, figures.UnreachableRate, figures.ContactSuccess,
-		figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement30d)
+		figures.Timeliness, figures.Timeliness48h, figures.ResolutionRate, figures.Improvement)
 	if err != nil {
 		return nil, err
 	}

@@ -26,21 +26,23 @@ const Durable = "analytics-events"
 
 // Events are the events analytics rolls up, by subject.
 var Events = inbox.Events{
-	stream.SubjectServiceCompleted:      func() proto.Message { return &eventsv1.ServiceCompleted{} },
-	stream.SubjectVisitPlanned:          func() proto.Message { return &eventsv1.VisitPlanned{} },
-	stream.SubjectVisitDue:              func() proto.Message { return &eventsv1.VisitDue{} },
-	stream.SubjectVisitCancelled:        func() proto.Message { return &eventsv1.VisitCancelled{} },
-	stream.SubjectVisitAssigned:         func() proto.Message { return &eventsv1.VisitAssigned{} },
-	stream.SubjectVisitAttempted:        func() proto.Message { return &eventsv1.VisitAttempted{} },
-	stream.SubjectVisitUnreachable:      func() proto.Message { return &eventsv1.VisitUnreachable{} },
-	stream.SubjectVisitLogged:           func() proto.Message { return &eventsv1.VisitLogged{} },
-	stream.SubjectComplaintEscalated:    func() proto.Message { return &eventsv1.ComplaintEscalated{} },
-	stream.SubjectComplaintAcknowledged: func() proto.Message { return &eventsv1.ComplaintAcknowledged{} },
-	stream.SubjectComplaintResolved:     func() proto.Message { return &eventsv1.ComplaintResolved{} },
-	stream.SubjectComplaintReopened:     func() proto.Message { return &eventsv1.ComplaintReopened{} },
-	stream.SubjectComplaintClosed:       func() proto.Message { return &eventsv1.ComplaintClosed{} },
-	stream.SubjectReviewSubmitted:       func() proto.Message { return &eventsv1.ReviewSubmitted{} },
-	stream.SubjectCustomerErased:        func() proto.Message { return &eventsv1.CustomerUpdated{} },
+	stream.SubjectServiceCompleted:            func() proto.Message { return &eventsv1.ServiceCompleted{} },
+	stream.SubjectVisitPlanned:                func() proto.Message { return &eventsv1.VisitPlanned{} },
+	stream.SubjectVisitDue:                    func() proto.Message { return &eventsv1.VisitDue{} },
+	stream.SubjectVisitCancelled:              func() proto.Message { return &eventsv1.VisitCancelled{} },
+	stream.SubjectVisitAssigned:               func() proto.Message { return &eventsv1.VisitAssigned{} },
+	stream.SubjectVisitAttempted:              func() proto.Message { return &eventsv1.VisitAttempted{} },
+	stream.SubjectVisitUnreachable:            func() proto.Message { return &eventsv1.VisitUnreachable{} },
+	stream.SubjectVisitLogged:                 func() proto.Message { return &eventsv1.VisitLogged{} },
+	stream.SubjectComplaintEscalated:          func() proto.Message { return &eventsv1.ComplaintEscalated{} },
+	stream.SubjectComplaintAcknowledged:       func() proto.Message { return &eventsv1.ComplaintAcknowledged{} },
+	stream.SubjectComplaintResolved:           func() proto.Message { return &eventsv1.ComplaintResolved{} },
+	stream.SubjectComplaintReopened:           func() proto.Message { return &eventsv1.ComplaintReopened{} },
+	stream.SubjectComplaintClosed:             func() proto.Message { return &eventsv1.ComplaintClosed{} },
+	stream.SubjectReviewSubmitted:             func() proto.Message { return &eventsv1.ReviewSubmitted{} },
+	stream.SubjectImprovementPlanSet:          func() proto.Message { return &eventsv1.ImprovementPlanSet{} },
+	stream.SubjectImprovementMeasureCompleted: func() proto.Message { return &eventsv1.ImprovementMeasureCompleted{} },
+	stream.SubjectCustomerErased:              func() proto.Message { return &eventsv1.CustomerUpdated{} },
 }
 
 // Subjects are the subjects of Events, sorted.

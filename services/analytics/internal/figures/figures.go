@@ -30,7 +30,7 @@ const (
 	// fired after it (issue 16: a late visit is reported late).
 	LateRate       = "late_rate"
 	ResolutionRate = "resolution_rate"
-	Improvement30d = "improvement_30d"
+	Improvement    = "improvement"
 	// SatisfactionPrefix + aspect names a satisfaction figure, e.g. satisfaction.overall.
 	SatisfactionPrefix = "satisfaction."
 	// SatisfactionAny is the target key of every specific aspect.
@@ -95,7 +95,7 @@ var defaults = []Target{
 	{Figure: CustomerCoverage, Percent: 90, Source: "seed 003"},
 	{Figure: SatisfactionPrefix + satisfaction.Overall, Percent: 85, Source: "seed 003"},
 	{Figure: SatisfactionAny, Percent: 80, Source: "seed 003"},
-	{Figure: Improvement30d, Percent: 90, Source: "seed 003"},
+	{Figure: Improvement, Percent: 90, Source: "seed 003"},
 }
 
 // Defaults returns seed 003's targets.
@@ -149,7 +149,7 @@ func (t Targets) All() []Target {
 // ValidFigure reports whether a target may be set for figure.
 func ValidFigure(f string) bool {
 	switch f {
-	case Coverage, CustomerCoverage, VisitCompletion, ResponseRate, ContactSuccess, Timeliness, Timeliness48h, ResolutionRate, Improvement30d, SatisfactionAny:
+	case Coverage, CustomerCoverage, VisitCompletion, ResponseRate, ContactSuccess, Timeliness, Timeliness48h, ResolutionRate, Improvement, SatisfactionAny:
 		return true
 	}
 	a, ok := strings.CutPrefix(f, SatisfactionPrefix)

@@ -29,7 +29,7 @@ func TestRatioAndSeed003Targets(t *testing.T) {
 		{"seed 003 coverage 45 / 50", "coverage", 45, 50, 0.9, 90, true, "done / due = 45 / 50 = 90.00% (target ≥ 90%)"},
 		{"seed 003 coverage 44 / 50", "coverage", 44, 50, 0.88, 90, false, ""},
 		// Seed 003: improvement plans within 30 days carried out ≥ 90 %.
-		{"seed 003 improvement 9 / 10", "improvement_30d", 9, 10, 0.9, 90, true, ""},
+		{"seed 003 improvement 9 / 10", "improvement", 9, 10, 0.9, 90, true, ""},
 		{"nothing due: value 0, no breach, target not met", "coverage", 0, 0, 0, 90, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

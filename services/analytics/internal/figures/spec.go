@@ -134,8 +134,8 @@ func SpecOf(figure string) (Spec, bool) {
 		return sp(rollup.MetricWithin48h, rollup.MetricWithBase, "made within 48 h of the service / due with a known service time")
 	case ResolutionRate:
 		return sp(rollup.MetricResolved, rollup.MetricComplaint, "resolved / escalated")
-	case Improvement30d:
-		return sp(rollup.MetricImproved30d, rollup.MetricComplaint, "resolved within 30 days / escalated")
+	case Improvement:
+		return sp(rollup.MetricImproved, rollup.MetricComplaint, "plan set and every measure carried out within 30 days / escalated")
 	}
 	if a, ok := strings.CutPrefix(figure, SatisfactionPrefix); ok && ValidFigure(figure) && a != "*" {
 		return Spec{Figure: figure, Aspect: a, num: votes[:2], den: append(slices.Clone(votes), rollup.MetricRecordReturned)}, true
@@ -151,4 +151,4 @@ func Trendable(figure string) bool {
 }
 
 // TrendableRule says in words which figures Trendable accepts.
-const TrendableRule = "must be one of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, late_rate, resolution_rate, improvement_30d, satisfaction.<aspect>"
+const TrendableRule = "must be one of coverage, visit_completion, response_rate, unreachable_rate, contact_success, timeliness, timeliness_48h, late_rate, resolution_rate, improvement, satisfaction.<aspect>"

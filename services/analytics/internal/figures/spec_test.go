@@ -73,7 +73,7 @@ func TestSpecs(t *testing.T) {
 		figures.Coverage:        {3, 4},
 		figures.VisitCompletion: {4, 5},
 		figures.ResolutionRate:  {1, 2},
-		figures.Improvement30d:  {0, 2},
+		figures.Improvement:     {0, 2},
 		figures.ContactSuccess:  {0, 0},
 	} {
 		sp, ok := figures.SpecOf(figure)

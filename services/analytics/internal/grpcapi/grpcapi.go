@@ -255,7 +255,7 @@ func (s *Server) GetProblemBreakdown(ctx context.Context, req *analyticsv1.GetPr
 		return nil, statusOf(err)
 	}
 	resp := &analyticsv1.GetProblemBreakdownResponse{
-		ResolutionRate: ratio(p.Resolution), Improvement_30D: ratio(p.Improvement30d), MeanResolutionHours: p.MeanResolutionHours, Closed: p.Closed,
+		ResolutionRate: ratio(p.Resolution), Improvement: ratio(p.Improvement), MeanResolutionHours: p.MeanResolutionHours, Closed: p.Closed,
 		Acknowledged: p.Acknowledged, MeanAcknowledgeHours: p.MeanAcknowledgeHours,
 	}
 	for _, c := range p.Counts {
@@ -366,7 +366,7 @@ func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetReques
 	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
 	f := strings.TrimSpace(req.GetTarget().GetFigure())
 	if !figures.ValidFigure(f) {
-		bad.Add("target.figure", "must be coverage, customer_coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement_30d, satisfaction.* or satisfaction.<aspect>")
+		bad.Add("target.figure", "must be coverage, customer_coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement, satisfaction.* or satisfaction.<aspect>")
 	}
 	p := req.GetTarget().GetPercent()
 	if p < 0 || p > 100 {

@@ -241,7 +241,8 @@ func TestProblemBreakdown(t *testing.T) {
 	require.True(t, fridge.GetFlagged())
 	require.False(t, washer.GetFlagged())
 	require.Equal(t, [2]int64{1, 2}, nd(got.GetResolutionRate()))
-	require.Equal(t, [2]int64{1, 2}, nd(got.GetImprovement_30D()))
+	require.Equal(t, [2]int64{0, 2}, nd(got.GetImprovement()), "no improvement plan: none improved (seed 003)")
+	require.Nil(t, got.GetImprovement_30D(), "deprecated, never set")
 	require.InDelta(t, 48.0, got.GetMeanResolutionHours(), 1e-12)
 	require.Equal(t, int64(1), got.GetClosed())
 	// Seed 004 (timeliness): c1 escalated 2 March 12:00, acknowledged 18:00; c2 never.

@@ -9,7 +9,8 @@ import (
 	"github.com/huifang/huifang/pkg/tenant"
 )
 
-// ImprovementWindow is seed 003's: an improvement plan within 30 days for problems found.
+// ImprovementWindow is seed 003's: an improvement plan made and carried out
+// within 30 days of the problem found.
 const ImprovementWindow = 30 * 24 * time.Hour
 
 // Complaint is what analytics knows of one complaint.
@@ -27,6 +28,20 @@ type Complaint struct {
 	ClosedAt       time.Time `json:"closed_at,omitzero"`
 	Outcome        string    `json:"outcome,omitempty"`
 	Reopened       int       `json:"reopened,omitempty"`
+	// PlanSetAt is when the improvement plan was first set (seed 003);
+	// Measures how many measures it has, MeasuresDone how many were carried
+	// out, LastDoneAt the latest time one was.
+	PlanSetAt    time.Time `json:"plan_set_at,omitzero"`
+	Measures     int       `json:"measures,omitempty"`
+	MeasuresDone int       `json:"measures_done,omitempty"`
+	LastDoneAt   time.Time `json:"last_done_at,omitzero"`
+}
+
+// Improved reports seed 003's 改进落实率 for the complaint: its plan was
+// set, and every measure carried out, within ImprovementWindow of escalation.
+func (c Complaint) Improved() bool {
+	in := func(t time.Time) bool { return !t.IsZero() && !t.After(c.EscalatedAt.Add(ImprovementWindow)) }
+	return c.Measures > 0 && c.MeasuresDone >= c.Measures && in(c.PlanSetAt) && in(c.LastDoneAt)
 }
 
 // Open reports whether the complaint still waits for a resolution.
@@ -34,7 +49,7 @@ func (c Complaint) Open() bool { return c.ResolvedAt.IsZero() && c.ClosedAt.IsZe
 
 // Contribution is what the complaint adds on the UTC day it was escalated:
 // escalated; resolved (total: seconds to resolution); resolved by its
-// deadline; resolved within 30 days (seed 003's improvement window); closed;
+// deadline; improved (seed 003: plan set and carried out within 30 days); closed;
 // acknowledged (total: seconds from escalation to the first acknowledgement).
 // A reopened complaint counts as resolved only after its next resolution.
 func (c Complaint) Contribution() []Delta {
@@ -52,9 +67,9 @@ func (c Complaint) Contribution() []Delta {
 		if !c.Deadline.IsZero() && !c.ResolvedAt.After(c.Deadline) {
 			add(MetricResolvedOnTime, 0)
 		}
-		if took <= ImprovementWindow {
-			add(MetricImproved30d, 0)
-		}
+	}
+	if c.Improved() {
+		add(MetricImproved, 0)
 	}
 	if !c.ClosedAt.IsZero() {
 		add(MetricComplaintClosed, 0)
@@ -110,6 +125,21 @@ func ApplyComplaint(c Complaint, ev ComplaintEvent) Complaint {
 		if at := ts(e.GetAt()); !at.IsZero() && !at.Before(c.ResolvedAt) {
 			c.ResolvedAt = time.Time{}
 			c.Reopened++
+		}
+	case *eventsv1.ImprovementPlanSet:
+		if c.EscalatedAt.IsZero() {
+			setTime(&c.EscalatedAt, e.GetEscalatedAt())
+		}
+		setTime(&c.PlanSetAt, e.GetSetAt())
+		c.Measures, c.MeasuresDone, c.LastDoneAt = int(e.GetMeasures()), 0, time.Time{}
+	case *eventsv1.ImprovementMeasureCompleted:
+		if c.EscalatedAt.IsZero() {
+			setTime(&c.EscalatedAt, e.GetEscalatedAt())
+		}
+		c.Measures = max(c.Measures, int(e.GetMeasures()))
+		c.MeasuresDone = max(c.MeasuresDone, int(e.GetMeasuresDone()))
+		if at := ts(e.GetCompletedAt()); at.After(c.LastDoneAt) {
+			c.LastDoneAt = at
 		}
 	case *eventsv1.ComplaintClosed:
 		setTime(&c.ClosedAt, e.GetAt())

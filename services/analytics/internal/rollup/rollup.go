@@ -51,7 +51,7 @@ const (
 	MetricComplaint       = "complaint.escalated"
 	MetricResolved        = "complaint.resolved" // total: seconds from escalation to resolution
 	MetricResolvedOnTime  = "complaint.resolved_on_time"
-	MetricImproved30d     = "complaint.improved_30d"
+	MetricImproved        = "complaint.improved"
 	MetricComplaintClosed = "complaint.closed"
 	MetricAcknowledged    = "complaint.acknowledged" // total: seconds from escalation to the first acknowledgement
 	MetricReview          = "review"                 // total: score points
