@@ -89,17 +89,14 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		return a.saveRound(ctx, tx, v, nil)
 	case *eventsv1.CustomerUpdated:
 		// Only erasures come here (stream.SubjectCustomerErased): the
-		// masked name the churn table keeps goes.
+		// masked names the churn table and the round reports keep go.
 		if !e.GetErased() {
 			return nil
 		}
 		if e.GetTenantId() == "" || e.GetCustomer().GetId() == "" {
 			return invalid.New("customer.id", "an erasure names its tenant and customer")
 		}
-		if err := store.ForgetChurnCustomer(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId()); err != nil {
-			return err
-		}
-		return store.ForgetRoundCustomer(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId())
+		return store.ForgetCustomerNames(ctx, tx, e.GetTenantId(), e.GetCustomer().GetId())
 	case *eventsv1.ReviewSubmitted:
 		ds, err := rollup.FromReview(e)
 		if err != nil {

@@ -32,10 +32,31 @@ type RoundCounts struct {
 	Due, Reached, Confirmed, Mismatches, Unconfirmed, Unreachable, NotMade int
 }
 
-// Caller is one agent's calls in the round.
+// Caller is one agent's calls in the round: Due is how many deliveries
+// were the agent's.
 type Caller struct {
-	AgentID                                  string
-	Assigned, Reached, Confirmed, Mismatches int
+	AgentID string
+	RoundCounts
+}
+
+// add counts v.
+func (c *RoundCounts) add(v rollup.RoundVisit) {
+	c.Due++
+	if v.Reached() {
+		c.Reached++
+	}
+	switch v.Status() {
+	case rollup.RoundConfirmed:
+		c.Confirmed++
+	case rollup.RoundMismatch:
+		c.Mismatches++
+	case rollup.RoundUnconfirmed:
+		c.Unconfirmed++
+	case rollup.RoundUnreachable:
+		c.Unreachable++
+	case rollup.RoundNotMade:
+		c.NotMade++
+	}
 }
 
 // Counts are the round's totals: due, reached (a record was logged),
@@ -44,22 +65,7 @@ type Caller struct {
 func (r *Round) Counts() RoundCounts {
 	var c RoundCounts
 	for _, v := range r.Visits {
-		c.Due++
-		if v.Reached() {
-			c.Reached++
-		}
-		switch v.Status() {
-		case rollup.RoundConfirmed:
-			c.Confirmed++
-		case rollup.RoundMismatch:
-			c.Mismatches++
-		case rollup.RoundUnconfirmed:
-			c.Unconfirmed++
-		case rollup.RoundUnreachable:
-			c.Unreachable++
-		case rollup.RoundNotMade:
-			c.NotMade++
-		}
+		c.add(v)
 	}
 	return c
 }
@@ -85,16 +91,7 @@ func (r *Round) Callers() []Caller {
 			c = &Caller{AgentID: v.AgentID}
 			by[v.AgentID] = c
 		}
-		c.Assigned++
-		if v.Reached() {
-			c.Reached++
-		}
-		switch v.Status() {
-		case rollup.RoundConfirmed:
-			c.Confirmed++
-		case rollup.RoundMismatch:
-			c.Mismatches++
-		}
+		c.add(v)
 	}
 	out := make([]Caller, 0, len(by))
 	for _, c := range by {
@@ -142,7 +139,7 @@ func (r *Round) CSV() ([]byte, error) {
 		rows = append(rows, []string{"delivery", v.NameMasked, v.Status(), v.ServiceID, answer(v.ProductMatches), answer(v.QuantityMatches), v.ComplaintID, v.ComplaintState, v.AgentID, v.VisitID})
 	}
 	for _, k := range r.Callers() {
-		rows = append(rows, []string{"caller", dash(k.AgentID), fmt.Sprintf("assigned %d; reached %d; confirmed %d; mismatches %d", k.Assigned, k.Reached, k.Confirmed, k.Mismatches), "", "", "", "", "", k.AgentID, ""})
+		rows = append(rows, []string{"caller", dash(k.AgentID), fmt.Sprintf("assigned %d; reached %d; confirmed %d; mismatches %d", k.Due, k.Reached, k.Confirmed, k.Mismatches), "", "", "", "", "", k.AgentID, ""})
 	}
 	if err := w.WriteAll(rows); err != nil {
 		return nil, fmt.Errorf("report: round csv: %w", err)
@@ -169,7 +166,7 @@ var roundPage = template.Must(template.New("round").Funcs(template.FuncMap{
 {{end}}</table>
 <h2>Who called 回访人</h2>
 <table><tr><th>agent</th><th>deliveries</th><th>reached</th><th>confirmed</th><th>mismatches</th></tr>
-{{range .Callers}}<tr><td>{{dash .AgentID}}</td><td>{{.Assigned}}</td><td>{{.Reached}}</td><td>{{.Confirmed}}</td><td>{{.Mismatches}}</td></tr>
+{{range .Callers}}<tr><td>{{dash .AgentID}}</td><td>{{.Due}}</td><td>{{.Reached}}</td><td>{{.Confirmed}}</td><td>{{.Mismatches}}</td></tr>
 {{end}}</table>
 <h2>All deliveries 全部送货</h2>
 <table><tr><th>name 客户</th><th>delivery 送货单</th><th>status</th><th>product</th><th>quantity</th><th>agent</th><th>visit</th></tr>

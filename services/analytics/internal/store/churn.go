@@ -38,13 +38,15 @@ ON CONFLICT (tenant_id, visit_id) DO UPDATE SET service_id = EXCLUDED.service_id
 	return nil
 }
 
-// ForgetChurnCustomer drops the masked name of an erased customer from its
-// churn cases (the customer's id, the car and the answers stay: counts and
-// the table's rows do not change).
-func ForgetChurnCustomer(ctx context.Context, db postgres.Querier, tenant, customerID string) error {
-	if _, err := db.Exec(ctx, `UPDATE churn_cases SET name_masked = '' WHERE tenant_id = $1 AND customer_id = $2 AND name_masked <> ''`,
-		tenant, customerID); err != nil {
-		return fmt.Errorf("store: forget churn customer: %w", translate(err))
+// ForgetCustomerNames drops the masked name of an erased customer from the
+// tables that keep one, its churn cases and its round visits (the
+// customer's id, the car, the answers and every count stay).
+func ForgetCustomerNames(ctx context.Context, db postgres.Querier, tenant, customerID string) error {
+	for _, table := range []string{"churn_cases", "round_visits"} {
+		if _, err := db.Exec(ctx, `UPDATE `+table+` SET name_masked = '' WHERE tenant_id = $1 AND customer_id = $2 AND name_masked <> ''`,
+			tenant, customerID); err != nil {
+			return fmt.Errorf("store: forget the customer's name in %s: %w", table, translate(err))
+		}
 	}
 	return nil
 }

@@ -44,16 +44,6 @@ func MarkRoundComplaint(ctx context.Context, db postgres.Querier, tenant, visitI
 	return nil
 }
 
-// ForgetRoundCustomer drops the masked name of an erased customer from its
-// round visits (the rows and their counts stay).
-func ForgetRoundCustomer(ctx context.Context, db postgres.Querier, tenant, customerID string) error {
-	if _, err := db.Exec(ctx, `UPDATE round_visits SET name_masked = '' WHERE tenant_id = $1 AND customer_id = $2 AND name_masked <> ''`,
-		tenant, customerID); err != nil {
-		return fmt.Errorf("store: forget round customer: %w", translate(err))
-	}
-	return nil
-}
-
 // RoundVisits lists the round of a policy: its visits due in [from, to),
 // not cancelled unless logged (one org unit's when orgUnit is set), with
 // the state of their complaints as it is now, by due time, up to limit.
