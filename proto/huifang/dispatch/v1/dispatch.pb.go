@@ -1432,7 +1432,12 @@ type RecordAttemptRequest struct {
 	CallBackAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=call_back_at,json=callBackAt,proto3" json:"call_back_at,omitempty"`
 	Note       string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
 	// The lease_token of the claim (Task.lease_token); 0: checked by agent_id only.
-	LeaseToken    int64 `protobuf:"varint,7,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	LeaseToken int64 `protobuf:"varint,7,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// When the attempt was made, when the agent records it later (a dialler's call time);
+	// unset: now. At most 5 minutes ahead of the service's clock, and not before the task
+	// was made (the visit fell due); the attempt, its VisitAttempted and the next attempt
+	// (counted from it) take it. A call_back_at must be after it.
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1515,6 +1520,13 @@ func (x *RecordAttemptRequest) GetLeaseToken() int64 {
 		return x.LeaseToken
 	}
 	return 0
+}
+
+func (x *RecordAttemptRequest) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
 }
 
 type RecordAttemptResponse struct {
@@ -2950,7 +2962,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\"l\n" +
 	"\x11ListTasksResponse\x12/\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x19.huifang.dispatch.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x02\n" +
 	"\x14RecordAttemptRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
@@ -2960,7 +2972,9 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"callBackAt\x12\x12\n" +
 	"\x04note\x18\x06 \x01(\tR\x04note\x12\x1f\n" +
 	"\vlease_token\x18\a \x01(\x03R\n" +
-	"leaseToken\"\xa4\x01\n" +
+	"leaseToken\x12;\n" +
+	"\voccurred_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"\xa4\x01\n" +
 	"\x15RecordAttemptResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12B\n" +
@@ -3184,61 +3198,62 @@ var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	13, // 21: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
 	47, // 22: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
 	45, // 23: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
-	13, // 24: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
-	45, // 25: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
-	13, // 26: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	13, // 27: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	48, // 28: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
-	13, // 29: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
-	27, // 30: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
-	44, // 31: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
-	29, // 32: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
-	29, // 33: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
-	41, // 34: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	42, // 35: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	44, // 36: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
-	45, // 37: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
-	45, // 38: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 39: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
-	34, // 40: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
-	44, // 41: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
-	2,  // 42: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
-	4,  // 43: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
-	9,  // 44: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
-	11, // 45: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
-	14, // 46: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
-	16, // 47: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
-	18, // 48: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
-	20, // 49: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
-	22, // 50: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
-	24, // 51: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
-	26, // 52: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
-	30, // 53: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
-	32, // 54: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
-	35, // 55: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
-	37, // 56: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
-	39, // 57: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
-	3,  // 58: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
-	5,  // 59: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
-	10, // 60: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
-	12, // 61: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
-	15, // 62: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
-	17, // 63: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
-	19, // 64: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
-	21, // 65: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
-	23, // 66: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
-	25, // 67: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
-	28, // 68: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
-	31, // 69: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
-	33, // 70: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
-	36, // 71: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
-	38, // 72: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
-	40, // 73: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
-	58, // [58:74] is the sub-list for method output_type
-	42, // [42:58] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	45, // 24: huifang.dispatch.v1.RecordAttemptRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	13, // 25: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
+	45, // 26: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
+	13, // 27: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	13, // 28: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	48, // 29: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
+	13, // 30: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
+	27, // 31: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
+	44, // 32: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
+	29, // 33: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
+	29, // 34: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
+	41, // 35: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	42, // 36: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	44, // 37: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
+	45, // 38: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	45, // 39: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 40: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
+	34, // 41: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
+	44, // 42: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
+	2,  // 43: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
+	4,  // 44: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
+	9,  // 45: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
+	11, // 46: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
+	14, // 47: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
+	16, // 48: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
+	18, // 49: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
+	20, // 50: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
+	22, // 51: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
+	24, // 52: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
+	26, // 53: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
+	30, // 54: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
+	32, // 55: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
+	35, // 56: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
+	37, // 57: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
+	39, // 58: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
+	3,  // 59: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
+	5,  // 60: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
+	10, // 61: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
+	12, // 62: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
+	15, // 63: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
+	17, // 64: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
+	19, // 65: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
+	21, // 66: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
+	23, // 67: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
+	25, // 68: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
+	28, // 69: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
+	31, // 70: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
+	33, // 71: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
+	36, // 72: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
+	38, // 73: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
+	40, // 74: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
+	59, // [59:75] is the sub-list for method output_type
+	43, // [43:59] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_huifang_dispatch_v1_dispatch_proto_init() }

@@ -100,6 +100,30 @@ type Attempt struct {
 	// CallBackAt is when the customer asked to be called back (CALL_BACK_LATER).
 	CallBackAt time.Time
 	Note       string
+	// OccurredAt is when the attempt was made, when it is recorded later;
+	// zero: now. Bounded by AttemptSkew ahead and the task's creation.
+	OccurredAt time.Time
+}
+
+// AttemptSkew is how far ahead of the service's clock an attempt's stated
+// time may be (the caller's clock may run ahead).
+const AttemptSkew = 5 * time.Minute
+
+// attemptTime is when the attempt of in on t happened: in.OccurredAt,
+// checked, or now.
+func attemptTime(in Attempt, t task.Task, now time.Time) (time.Time, error) {
+	at := in.OccurredAt
+	switch {
+	case at.IsZero():
+		return now, nil
+	case at.After(now.Add(AttemptSkew)):
+		return time.Time{}, invalid.New("occurred_at", fmt.Sprintf("%s is in the future: at most %s after the service's clock (%s)",
+			at.UTC().Format(time.RFC3339), AttemptSkew, now.UTC().Format(time.RFC3339)))
+	case at.Before(t.CreatedAt):
+		return time.Time{}, invalid.New("occurred_at", fmt.Sprintf("%s is before the task was made (%s): an attempt comes after the visit fell due",
+			at.UTC().Format(time.RFC3339), t.CreatedAt.UTC().Format(time.RFC3339)))
+	}
+	return at.UTC(), nil
 }
 
 // AttemptResult is what RecordAttempt did.
@@ -121,13 +145,17 @@ type AttemptResult struct {
 func (a *App) RecordAttempt(ctx context.Context, in Attempt) (AttemptResult, error) {
 	var res AttemptResult
 	t, err := a.update(ctx, in.Tenant, in.TaskID, func(tx pgx.Tx, t *task.Task, now time.Time) error {
-		n, out, err := t.Record(task.Holder{AgentID: in.AgentID, Token: in.LeaseToken}, in.Disposition, now, in.CallBackAt, a.Retry)
+		at, err := attemptTime(in, *t, now)
+		if err != nil {
+			return err
+		}
+		n, out, err := t.Record(task.Holder{AgentID: in.AgentID, Token: in.LeaseToken}, in.Disposition, at, in.CallBackAt, a.Retry)
 		if err != nil {
 			return err
 		}
 		res.Attempt, res.Next = n, out.NextAttemptAt
 		if err := store.AddAttempt(ctx, tx, store.Attempt{ID: outbox.NewEventID(), Tenant: t.Tenant, TaskID: t.ID, VisitID: t.VisitID,
-			AgentID: in.AgentID, Number: n, Disposition: in.Disposition, Note: strings.TrimSpace(in.Note), At: now, NextAttemptAt: out.NextAttemptAt}); err != nil {
+			AgentID: in.AgentID, Number: n, Disposition: in.Disposition, Note: strings.TrimSpace(in.Note), At: at, NextAttemptAt: out.NextAttemptAt}); err != nil {
 			return err
 		}
 		if out.OptOut {
@@ -138,11 +166,11 @@ func (a *App) RecordAttempt(ctx context.Context, in Attempt) (AttemptResult, err
 				return err
 			}
 		}
-		if err := attempted(ctx, tx, *t, in.AgentID, in.Disposition, n, now, out.NextAttemptAt); err != nil {
+		if err := attempted(ctx, tx, *t, in.AgentID, in.Disposition, n, at, out.NextAttemptAt); err != nil {
 			return err
 		}
 		if out.Unreachable {
-			if err := unreachable(ctx, tx, *t, n, out.Reason, now); err != nil {
+			if err := unreachable(ctx, tx, *t, n, out.Reason, at); err != nil {
 				return err
 			}
 		}

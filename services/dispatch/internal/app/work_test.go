@@ -16,6 +16,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/contact"
+	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
@@ -407,4 +408,42 @@ func TestRevealTaskContact(t *testing.T) {
 	var n int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'task.contact_reveal' AND target_id = $1`, x.ID).Scan(&n))
 	require.Equal(t, 1, n)
+}
+
+// Issue 16: an agent (or a dialler) may record an attempt after the fact,
+// saying when it was made (occurred_at): the attempt, its VisitAttempted
+// and the next attempt count from then; a time ahead of the clock (beyond
+// a small skew) or before the task was made is refused, naming the field,
+// and changes nothing.
+func TestAttemptRecordedLaterKeepsItsTime(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	b.agent(t, task.Agent{ID: "a-1", Name: "李娜"})
+	x := b.add(t, "v-1")
+	b.clock.Advance(time.Hour) // 10:00
+	got, found := b.claim(t, "a-1")
+	require.True(t, found)
+	before := stateOf(t, b.pool, x.ID)
+
+	for _, at := range []time.Time{b.clock.Now().Add(app.AttemptSkew + time.Second), t0.Add(-time.Minute)} {
+		_, err := b.a.RecordAttempt(ctx, app.Attempt{Tenant: "default", TaskID: x.ID, AgentID: "a-1", LeaseToken: got.LeaseToken,
+			Disposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, OccurredAt: at})
+		bad, ok := invalid.As(err)
+		require.True(t, ok, "%v", err)
+		require.Equal(t, "occurred_at", bad.Violations[0].Field)
+		require.Equal(t, before, stateOf(t, b.pool, x.ID), "a refused attempt changes nothing")
+	}
+
+	dialled := t0.Add(20 * time.Minute) // 09:20, recorded at 10:00
+	res, err := b.a.RecordAttempt(ctx, app.Attempt{Tenant: "default", TaskID: x.ID, AgentID: "a-1", LeaseToken: got.LeaseToken,
+		Disposition: typesv1.Disposition_DISPOSITION_NO_ANSWER, OccurredAt: dialled})
+	require.NoError(t, err)
+	require.True(t, res.Next.Equal(dialled.Add(2*time.Hour)), "the retry counts from the call: %s", res.Next)
+	att, err := b.a.Attempts(ctx, x.ID)
+	require.NoError(t, err)
+	require.Len(t, att, 1)
+	require.True(t, att[0].At.Equal(dialled), "the attempt's time: %s", att[0].At)
+	ev := events(t, b.pool, stream.SubjectVisitAttempted, func() *eventsv1.VisitAttempted { return &eventsv1.VisitAttempted{} })
+	require.Len(t, ev, 1)
+	require.True(t, ev[0].GetAttemptedAt().AsTime().Equal(dialled))
 }

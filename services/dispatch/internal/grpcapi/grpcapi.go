@@ -227,11 +227,19 @@ func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemp
 			callBack = req.GetCallBackAt().AsTime()
 		}
 	}
+	var occurred time.Time
+	if req.GetOccurredAt() != nil {
+		if !req.GetOccurredAt().IsValid() {
+			bad.Add("occurred_at", "must be a valid time")
+		} else {
+			occurred = req.GetOccurredAt().AsTime()
+		}
+	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
 	res, err := s.App.RecordAttempt(ctx, app.Attempt{Tenant: tenant.Or(req.GetTenantId()), TaskID: taskID, AgentID: agentID, LeaseToken: token,
-		Disposition: req.GetDisposition(), CallBackAt: callBack, Note: req.GetNote()})
+		Disposition: req.GetDisposition(), CallBackAt: callBack, Note: req.GetNote(), OccurredAt: occurred})
 	if err != nil {
 		return nil, statusOf(err)
 	}
