@@ -226,3 +226,93 @@ func churnQuestionnaire() *feedbackv1.CreateQuestionnaireRequest {
 	}
 	return req
 }
+
+// TestSeedRestCementRound (issue 16 item 1; seed 000 客户回访管理措施, cement
+// logistics):
+//   - 1 "客服代表根据前一天旳《客户回执》,对收货人进行回访,确认前一天旳送货品种和数量": the
+//     plant links the seed's questionnaire seed-000-cement-delivery to its
+//     cement-delivery-confirmation (SetPolicyQuestionnaire as its
+//     administrator); a delivery 25 h ago is called 1 day after it, timely
+//     for 1 more day, by the logistics desk;
+//   - 5 "回访时发现数量或品种有出入时,即时向总经理汇报": the agent's record
+//     answers "no" on the quantity, and in the same call a delivery_mismatch
+//     complaint is in the general manager's queue (the department owner of
+//     general_manager, ListComplaints), urgent, due in 24 h;
+//   - 5 "每次回访结束,要及时写出书面回访汇报,报送总经理": GenerateRoundReport, read
+//     by that department owner for the round's day and the policy's id (from
+//     ListPolicies), lists the delivery as a mismatch with its complaint.
+func TestSeedRestCementRound(t *testing.T) {
+	s := setup(t, nil)
+	d := newDesk(s, "plant")
+	policies := d.loadPackAs("cement", map[string]string{"kf-1": "logistics"})
+	_, err := s.feedback.SetPolicyQuestionnaire(d.admin, &feedbackv1.SetPolicyQuestionnaireRequest{TenantId: "plant",
+		PolicyId: policies["cement-delivery-confirmation"], QuestionnaireId: "seed-000-cement-delivery"})
+	require.NoError(t, err)
+
+	delivered := time.Now().Add(-25 * time.Hour).Truncate(time.Second).UTC()
+	s.publish(attrIngress("plant", "delivery-1", "delivery", "k-1", "", "{}", delivered))
+	due := delivered.Add(24 * time.Hour)
+	serviceID := s.expectLines("plant", "delivery-1", []string{"cement-delivery-confirmation"},
+		want("cement-delivery-confirmation", 0, phoneCh, "logistics", due, due.Add(24*time.Hour)))
+	confirmation := s.policyVisits("plant", serviceID, "cement-delivery-confirmation")[0]
+
+	// The delivery's two calls of the day (the confirmation, and the first
+	// of cement-logistics-monthly, timely 2 days longer) are tasks before
+	// the agent claims: dispatch hands out the earlier deadline first.
+	waitFor(t, taskDeadline, "the two logistics tasks", func() (int, bool, error) {
+		resp, err := s.dispatch.ListTasks(d.director, &dispatchv1.ListTasksRequest{TenantId: "plant", PageSize: 100})
+		return len(resp.GetTasks()), err == nil && len(resp.GetTasks()) == 2, err
+	})
+	kf := d.agent("kf-1")
+	task := s.claimAs(kf, "the customer service representative")
+	require.Equal(t, confirmation.GetId(), task.GetVisitId(), "the confirmation is due first")
+	rec := s.logAs(kf, &feedbackv1.LogVisitRequest{TenantId: "plant", VisitId: task.GetVisitId(), Answers: []*typesv1.Answer{
+		{QuestionId: "product_matches", Aspect: "product_matches", Yes: ptr(true)},
+		{QuestionId: "quantity_matches", Aspect: "quantity_matches", Yes: ptr(false), Comment: "少了两吨"},
+	}})
+	s.answered(kf, task)
+	require.Len(t, rec.GetComplaintIds(), 1, "the quantity's mismatch is a complaint")
+	complaintID := rec.GetComplaintIds()[0]
+
+	// At once: in the LogVisit's transaction, no waiting.
+	gm := d.owner("general_manager")
+	resp, err := s.feedback.ListComplaints(gm, &feedbackv1.ListComplaintsRequest{TenantId: "plant", Department: "general_manager", PageSize: 100})
+	require.NoError(t, err)
+	require.Len(t, resp.GetComplaints(), 1)
+	c := resp.GetComplaints()[0]
+	require.Equal(t, complaintID, c.GetId())
+	require.Equal(t, "delivery_mismatch", c.GetCategory())
+	require.Equal(t, "general_manager", c.GetDepartment())
+	require.Equal(t, "urgent", c.GetSeverity())
+	require.Equal(t, task.GetVisitId(), c.GetVisitId())
+	require.Equal(t, c.GetCreatedAt().AsTime().Add(24*time.Hour), c.GetDeadline().AsTime(), "due in 24 h")
+	require.Contains(t, c.GetDescription(), "quantity")
+
+	// The round: the confirmations due on the day of due (UTC: the tenant
+	// sets no zone), the policy's id as ListPolicies gives it.
+	listed, err := s.scheduler.ListPolicies(d.director, &schedulerv1.ListPoliciesRequest{TenantId: "plant"})
+	require.NoError(t, err)
+	i := slices.IndexFunc(listed.GetPolicies(), func(p *schedulerv1.Policy) bool { return p.GetName() == "cement-delivery-confirmation" })
+	require.GreaterOrEqual(t, i, 0)
+	policyID := listed.GetPolicies()[i].GetId()
+	y, m, day := due.Date()
+	dayStart := time.Date(y, m, day, 0, 0, 0, 0, time.UTC)
+	waitFor(t, taskDeadline, "the round report listing the mismatch", func() (string, bool, error) {
+		r, err := s.analytics.GenerateRoundReport(gm, &analyticsv1.GenerateRoundReportRequest{TenantId: "plant", PolicyId: policyID,
+			DayStart: timestamppb.New(dayStart), Format: analyticsv1.ReportFormat_REPORT_FORMAT_CSV})
+		if err != nil {
+			return "", false, err
+		}
+		var rows []string
+		for _, line := range strings.Split(string(r.GetContent()), "\n") {
+			if strings.HasPrefix(line, "delivery,") {
+				rows = append(rows, line)
+			}
+		}
+		// Hand computation: one delivery to confirm, reached, a mismatch
+		// (product yes, quantity no), its complaint open, called by kf-1.
+		ok := len(rows) == 1 && strings.Contains(rows[0], ",mismatch,") && strings.Contains(rows[0], complaintID) &&
+			strings.Contains(rows[0], serviceID) && strings.Contains(rows[0], "kf-1") && strings.Contains(rows[0], "open")
+		return "", ok, fmt.Errorf("delivery rows %q", rows)
+	})
+}
