@@ -75,17 +75,14 @@ func (d *desk) owner(department string) context.Context {
 func (d *desk) loadPack(pack, questionnaire, group string, agents ...string) map[string]string {
 	t := d.s.t
 	t.Helper()
-	resp, err := d.s.scheduler.LoadPolicyPack(d.admin, &schedulerv1.LoadPolicyPackRequest{TenantId: d.tenant, Pack: pack})
-	require.NoError(t, err, "LoadPolicyPack %s for %s", pack, d.tenant)
-	ids := map[string]string{}
-	for _, p := range resp.GetPolicies() {
-		ids[p.GetName()] = p.GetId()
-		_, err := d.s.feedback.SetPolicyQuestionnaire(d.admin, &feedbackv1.SetPolicyQuestionnaireRequest{TenantId: d.tenant, PolicyId: p.GetId(), QuestionnaireId: questionnaire})
-		require.NoError(t, err, "SetPolicyQuestionnaire %s", p.GetName())
-	}
+	groups := map[string]string{}
 	for _, a := range agents {
-		_, err := d.s.dispatch.UpsertAgent(d.admin, &dispatchv1.UpsertAgentRequest{Agent: &dispatchv1.Agent{Id: a, TenantId: d.tenant, Name: a, Groups: []string{group}}})
-		require.NoError(t, err, "UpsertAgent %s", a)
+		groups[a] = group
+	}
+	ids := d.loadPackAs(pack, groups)
+	for name, id := range ids {
+		_, err := d.s.feedback.SetPolicyQuestionnaire(d.admin, &feedbackv1.SetPolicyQuestionnaireRequest{TenantId: d.tenant, PolicyId: id, QuestionnaireId: questionnaire})
+		require.NoError(t, err, "SetPolicyQuestionnaire %s", name)
 	}
 	return ids
 }
