@@ -83,13 +83,7 @@ ORDER BY c.last_visit_at NULLS FIRST, c.visit_id LIMIT $5`, tenant, orgUnit, fro
 		var last, logged *time.Time
 		err := r.Scan(&c.Tenant, &c.VisitID, &c.ServiceID, &c.CustomerID, &c.NameMasked, &c.OrgUnit, &c.DueAt, &last,
 			&c.Model, &c.PlateMasked, &c.Advisor, &c.AgentID, &c.RecordID, &logged, &c.Reason, &c.Remedy)
-		c.DueAt = c.DueAt.UTC()
-		if last != nil {
-			c.LastVisitAt = last.UTC()
-		}
-		if logged != nil {
-			c.LoggedAt = logged.UTC()
-		}
+		c.DueAt, c.LastVisitAt, c.LoggedAt = c.DueAt.UTC(), timeOf(last), timeOf(logged)
 		return c, err
 	})
 	if err != nil {
@@ -104,4 +98,12 @@ func nullTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// timeOf is a nullable column's time in UTC, zero when NULL (nullTime's inverse).
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }

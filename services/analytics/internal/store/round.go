@@ -65,10 +65,7 @@ ORDER BY r.due_at, r.visit_id LIMIT $6`, tenant, policyID, orgUnit, from, to, li
 		err := row.Scan(&r.Tenant, &r.VisitID, &r.PolicyID, &r.OrgUnit, &r.DueAt, &r.ServiceID, &r.CustomerID, &r.NameMasked,
 			&r.AgentID, &r.Attempted, &r.Unreachable, &r.Cancelled, &logged, &r.RecordID, &r.ProductMatches, &r.QuantityMatches,
 			&r.ComplaintID, &r.ComplaintState)
-		r.DueAt = r.DueAt.UTC()
-		if logged != nil {
-			r.LoggedAt = logged.UTC()
-		}
+		r.DueAt, r.LoggedAt = r.DueAt.UTC(), timeOf(logged)
 		return r, err
 	})
 	if err != nil {

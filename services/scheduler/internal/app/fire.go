@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/engine"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
@@ -299,6 +300,37 @@ func (r *round) load(ctx context.Context, tx pgx.Tx, claimed []store.Claimed) er
 	return sp.Commit(ctx)
 }
 
+// capsInput is what the frequency caps read for some customers: their
+// tenants' contact policies, the customers, and the contact ledger of those
+// whose caps look back at it (capped), since the longest cap period.
+type capsInput struct {
+	rules     map[string]contact.Rules
+	customers map[store.CustomerKey]contact.Customer
+	capped    []store.CustomerKey
+	history   map[store.CustomerKey][]contact.Contact
+}
+
+// loadCaps reads the capsInput of keys (of tenants) at now, in three
+// statements.
+func loadCaps(ctx context.Context, q postgres.Querier, tenants map[string]bool, keys map[store.CustomerKey]bool, now time.Time) (capsInput, error) {
+	var in capsInput
+	var err error
+	if in.rules, err = store.ContactRules(ctx, q, setKeys(tenants)); err != nil {
+		return in, err
+	}
+	if in.customers, err = store.Customers(ctx, q, setKeys(keys)); err != nil {
+		return in, err
+	}
+	var back time.Duration
+	for k := range keys {
+		if rl := in.rules[k.Tenant]; rl.NeedsHistory(in.customers[k].Effective()) {
+			in.capped, back = append(in.capped, k), max(back, rl.MaxPer())
+		}
+	}
+	in.history, err = store.ContactHistory(ctx, q, in.capped, now.Add(-back))
+	return in, err
+}
+
 func (r *round) loadBatch(ctx context.Context, tx pgx.Tx, claimed []store.Claimed) error {
 	tenants := map[string]bool{}
 	keys := map[store.CustomerKey]bool{}
@@ -308,26 +340,11 @@ func (r *round) loadBatch(ctx context.Context, tx pgx.Tx, claimed []store.Claime
 			keys[customerKey(c.Visit)] = true
 		}
 	}
-	rules, err := store.ContactRules(ctx, tx, setKeys(tenants))
+	in, err := loadCaps(ctx, tx, tenants, keys, r.now)
 	if err != nil {
 		return err
 	}
-	customers, err := store.Customers(ctx, tx, setKeys(keys))
-	if err != nil {
-		return err
-	}
-	// The contact ledger, for the customers whose caps look back at it.
-	var ledger []store.CustomerKey
-	var back time.Duration
-	for k := range keys {
-		if rl := rules[k.Tenant]; rl.NeedsHistory(customers[k].Effective()) {
-			ledger, back = append(ledger, k), max(back, rl.MaxPer())
-		}
-	}
-	history, err := store.ContactHistory(ctx, tx, ledger, r.now.Add(-back))
-	if err != nil {
-		return err
-	}
+	rules, customers, history := in.rules, in.customers, in.history
 	for t := range tenants {
 		r.rules[t] = rules[t]
 	}
@@ -413,23 +430,34 @@ func (r *round) fire(ctx context.Context, tx pgx.Tx, v *visit.Visit) (contacted 
 	return out.Action == contact.Fire, planNext(ctx, tx, r.policies, *v, out, rl, prefs)
 }
 
+// policyVersion is the policy version v was planned by, read once per
+// version into cache; nil when it no longer exists.
+func policyVersion(ctx context.Context, tx pgx.Tx, cache map[string]*policy.Policy, v visit.Visit) (*policy.Policy, error) {
+	key := fmt.Sprintf("%s@%d", v.PolicyID, v.PolicyVersion)
+	if p, ok := cache[key]; ok {
+		return p, nil
+	}
+	var p *policy.Policy
+	got, err := store.GetPolicy(ctx, tx, v.Tenant, v.PolicyID, v.PolicyVersion)
+	switch {
+	case err == nil:
+		p = &got
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	cache[key] = p
+	return p, nil
+}
+
 // planNext plans the next visit of a recurring series after v fell due,
 // with the policy version the series came from (engine.AfterDue).
 func planNext(ctx context.Context, tx pgx.Tx, cache map[string]*policy.Policy, v visit.Visit, out contact.Outcome, r contact.Rules, prefs contact.Prefs) error {
 	if v.Service == nil {
 		return nil
 	}
-	key := fmt.Sprintf("%s@%d", v.PolicyID, v.PolicyVersion)
-	p, ok := cache[key]
-	if !ok {
-		got, err := store.GetPolicy(ctx, tx, v.Tenant, v.PolicyID, v.PolicyVersion)
-		switch {
-		case err == nil:
-			p = &got
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		cache[key] = p
+	p, err := policyVersion(ctx, tx, cache, v)
+	if err != nil {
+		return err
 	}
 	if p == nil {
 		return nil
@@ -442,7 +470,7 @@ func planNext(ctx context.Context, tx pgx.Tx, cache map[string]*policy.Policy, v
 	if len(snapshot) == 0 {
 		snapshot = []byte("{}")
 	}
-	_, err := insert(ctx, tx, visit.New(outbox.NewEventID(), next, *v.Service, p, snapshot, v.ComplaintID, v.Severity))
+	_, err = insert(ctx, tx, visit.New(outbox.NewEventID(), next, *v.Service, p, snapshot, v.ComplaintID, v.Severity))
 	return err
 }
 

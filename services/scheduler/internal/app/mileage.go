@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,17 +34,9 @@ func remileage(ctx context.Context, tx pgx.Tx, svc policy.Service, pending []vis
 			!v.ServiceCompletedAt.Before(svc.CompletedAt) {
 			continue
 		}
-		key := fmt.Sprintf("%s/%d", v.PolicyID, v.PolicyVersion)
-		p, ok := policies[key]
-		if !ok {
-			got, err := store.GetPolicy(ctx, tx, v.Tenant, v.PolicyID, v.PolicyVersion)
-			switch {
-			case err == nil:
-				p = &got
-			case !errors.Is(err, store.ErrNotFound):
-				return nil, err
-			}
-			policies[key] = p
+		p, err := policyVersion(ctx, tx, policies, v)
+		if err != nil {
+			return nil, err
 		}
 		if p == nil || v.Step >= len(p.Steps) || p.Steps[v.Step].Anchor.MileageKm <= 0 {
 			continue

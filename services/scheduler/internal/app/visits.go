@@ -112,29 +112,15 @@ func (a *App) forecast(ctx context.Context, vs []visit.Visit) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	rules, err := store.ContactRules(ctx, a.DB, setKeys(tenants))
+	in, err := loadCaps(ctx, a.DB, tenants, keys, a.now())
 	if err != nil {
 		return err
 	}
-	customers, err := store.Customers(ctx, a.DB, setKeys(keys))
-	if err != nil {
-		return err
-	}
-	var capped []store.CustomerKey
-	var back time.Duration
-	for k := range keys {
-		if rl := rules[k.Tenant]; rl.NeedsHistory(customers[k].Effective()) {
-			capped, back = append(capped, k), max(back, rl.MaxPer())
-		}
-	}
-	if len(capped) == 0 {
+	rules, customers, history := in.rules, in.customers, in.history
+	if len(in.capped) == 0 {
 		return nil
 	}
-	history, err := store.ContactHistory(ctx, a.DB, capped, a.now().Add(-back))
-	if err != nil {
-		return err
-	}
-	pending, err := store.PendingOf(ctx, a.DB, capped, until)
+	pending, err := store.PendingOf(ctx, a.DB, in.capped, until)
 	if err != nil {
 		return err
 	}
