@@ -14,7 +14,8 @@ func Publishes(service string) []string {
 	case "scheduler":
 		return []string{SubjectVisitPlanned, SubjectVisitDue, SubjectVisitCancelled}
 	case "dispatch":
-		return []string{SubjectVisitAssigned, SubjectVisitAttempted, SubjectVisitUnreachable, SubjectVisitOverdue, SubjectContactOptedOut}
+		return []string{SubjectVisitAssigned, SubjectVisitAttempted, SubjectVisitUnreachable, SubjectVisitOverdue, SubjectContactOptedOut,
+			SubjectMessageSent, SubjectAppointmentChanged}
 	case "feedback":
 		return []string{SubjectVisitLogged, SubjectComplaintEscalated, SubjectComplaintAcknowledged, SubjectComplaintResolved,
 			SubjectComplaintReopened, SubjectComplaintClosed, SubjectFollowUpRequested, SubjectReviewSubmitted,

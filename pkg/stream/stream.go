@@ -59,6 +59,10 @@ const (
 	SubjectImprovementMeasureCompleted = "huifang.events.improvement.measure_completed"
 	SubjectTargetBreached              = "huifang.events.target.breached"
 	SubjectVisitOverdue                = "huifang.events.visit.overdue"
+	// SubjectMessageSent and SubjectAppointmentChanged are dispatch's: a
+	// message to a customer, and an on-site visit agreed, moved or cancelled.
+	SubjectMessageSent        = "huifang.events.message.sent"
+	SubjectAppointmentChanged = "huifang.events.appointment.changed"
 )
 
 // Of returns the stream that holds subject ("" for a subject outside them).

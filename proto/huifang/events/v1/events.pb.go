@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// AppointmentChange is what happened to an appointment.
+type AppointmentChange int32
+
+const (
+	AppointmentChange_APPOINTMENT_CHANGE_UNSPECIFIED AppointmentChange = 0
+	AppointmentChange_APPOINTMENT_CHANGE_BOOKED      AppointmentChange = 1
+	AppointmentChange_APPOINTMENT_CHANGE_MOVED       AppointmentChange = 2
+	AppointmentChange_APPOINTMENT_CHANGE_CANCELLED   AppointmentChange = 3
+)
+
+// Enum value maps for AppointmentChange.
+var (
+	AppointmentChange_name = map[int32]string{
+		0: "APPOINTMENT_CHANGE_UNSPECIFIED",
+		1: "APPOINTMENT_CHANGE_BOOKED",
+		2: "APPOINTMENT_CHANGE_MOVED",
+		3: "APPOINTMENT_CHANGE_CANCELLED",
+	}
+	AppointmentChange_value = map[string]int32{
+		"APPOINTMENT_CHANGE_UNSPECIFIED": 0,
+		"APPOINTMENT_CHANGE_BOOKED":      1,
+		"APPOINTMENT_CHANGE_MOVED":       2,
+		"APPOINTMENT_CHANGE_CANCELLED":   3,
+	}
+)
+
+func (x AppointmentChange) Enum() *AppointmentChange {
+	p := new(AppointmentChange)
+	*p = x
+	return p
+}
+
+func (x AppointmentChange) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AppointmentChange) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_events_v1_events_proto_enumTypes[0].Descriptor()
+}
+
+func (AppointmentChange) Type() protoreflect.EnumType {
+	return &file_huifang_events_v1_events_proto_enumTypes[0]
+}
+
+func (x AppointmentChange) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AppointmentChange.Descriptor instead.
+func (AppointmentChange) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{0}
+}
+
 // ServiceCompleted reports a completed service. Upstream systems publish it to
 // huifang.ingress.service.completed; intake republishes the validated, stored
 // form (with ids filled in) to huifang.events.service.completed.
@@ -2759,6 +2812,289 @@ func (x *VisitOverdue) GetCustomerId() string {
 	return ""
 }
 
+// MessageSent tells that dispatch sent a message to a customer (an SMS or email of a visit, an
+// appointment's reminder), or that the provider reported it delivered or failed. No text and no
+// address: the contact ledger shows that a message went out, and on which channel.
+// Published by dispatch on huifang.events.message.sent.
+type MessageSent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	MessageId  string                 `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The visit the message belongs to; empty for one that belongs to no visit.
+	VisitId    string     `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	TaskId     string     `protobuf:"bytes,6,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Channel    v1.Channel `protobuf:"varint,7,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	TemplateId string     `protobuf:"bytes,8,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	// "sent", "delivered" or "failed".
+	Status  string                 `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	At      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=at,proto3" json:"at,omitempty"`
+	OrgUnit string                 `protobuf:"bytes,11,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// Set on an appointment's reminder.
+	AppointmentId string `protobuf:"bytes,12,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageSent) Reset() {
+	*x = MessageSent{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageSent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageSent) ProtoMessage() {}
+
+func (x *MessageSent) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageSent.ProtoReflect.Descriptor instead.
+func (*MessageSent) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MessageSent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *MessageSent) GetTemplateId() string {
+	if x != nil {
+		return x.TemplateId
+	}
+	return ""
+}
+
+func (x *MessageSent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *MessageSent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *MessageSent) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *MessageSent) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+// AppointmentChanged tells that an on-site visit was agreed with the customer in advance
+// (seed 000), moved or cancelled. Published by dispatch on huifang.events.appointment.changed.
+type AppointmentChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,3,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	VisitId       string                 `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,6,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The agent who booked, moved or cancelled it.
+	AgentId  string                 `protobuf:"bytes,7,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Change   AppointmentChange      `protobuf:"varint,8,opt,name=change,proto3,enum=huifang.events.v1.AppointmentChange" json:"change,omitempty"`
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// Why it was moved or cancelled; no personal data.
+	Reason        string                 `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=at,proto3" json:"at,omitempty"`
+	OrgUnit       string                 `protobuf:"bytes,13,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppointmentChanged) Reset() {
+	*x = AppointmentChanged{}
+	mi := &file_huifang_events_v1_events_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppointmentChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppointmentChanged) ProtoMessage() {}
+
+func (x *AppointmentChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_events_v1_events_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppointmentChanged.ProtoReflect.Descriptor instead.
+func (*AppointmentChanged) Descriptor() ([]byte, []int) {
+	return file_huifang_events_v1_events_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AppointmentChanged) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetChange() AppointmentChange {
+	if x != nil {
+		return x.Change
+	}
+	return AppointmentChange_APPOINTMENT_CHANGE_UNSPECIFIED
+}
+
+func (x *AppointmentChanged) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *AppointmentChanged) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *AppointmentChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AppointmentChanged) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AppointmentChanged) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
 var File_huifang_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_huifang_events_v1_events_proto_rawDesc = "" +
@@ -3068,7 +3404,45 @@ const file_huifang_events_v1_events_proto_rawDesc = "" +
 	"\bagent_id\x18\n" +
 	" \x01(\tR\aagentId\x12\x1f\n" +
 	"\vcustomer_id\x18\v \x01(\tR\n" +
-	"customerIdB=Z;github.com/huifang/huifang/proto/huifang/events/v1;eventsv1b\x06proto3"
+	"customerId\"\x95\x03\n" +
+	"\vMessageSent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x1f\n" +
+	"\vcustomer_id\x18\x04 \x01(\tR\n" +
+	"customerId\x12\x19\n" +
+	"\bvisit_id\x18\x05 \x01(\tR\avisitId\x12\x17\n" +
+	"\atask_id\x18\x06 \x01(\tR\x06taskId\x123\n" +
+	"\achannel\x18\a \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x1f\n" +
+	"\vtemplate_id\x18\b \x01(\tR\n" +
+	"templateId\x12\x16\n" +
+	"\x06status\x18\t \x01(\tR\x06status\x12*\n" +
+	"\x02at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x19\n" +
+	"\borg_unit\x18\v \x01(\tR\aorgUnit\x12%\n" +
+	"\x0eappointment_id\x18\f \x01(\tR\rappointmentId\"\xee\x03\n" +
+	"\x12AppointmentChanged\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12%\n" +
+	"\x0eappointment_id\x18\x03 \x01(\tR\rappointmentId\x12\x17\n" +
+	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bvisit_id\x18\x05 \x01(\tR\avisitId\x12\x1f\n" +
+	"\vcustomer_id\x18\x06 \x01(\tR\n" +
+	"customerId\x12\x19\n" +
+	"\bagent_id\x18\a \x01(\tR\aagentId\x12<\n" +
+	"\x06change\x18\b \x01(\x0e2$.huifang.events.v1.AppointmentChangeR\x06change\x127\n" +
+	"\tstarts_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x16\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x19\n" +
+	"\borg_unit\x18\r \x01(\tR\aorgUnit*\x96\x01\n" +
+	"\x11AppointmentChange\x12\"\n" +
+	"\x1eAPPOINTMENT_CHANGE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19APPOINTMENT_CHANGE_BOOKED\x10\x01\x12\x1c\n" +
+	"\x18APPOINTMENT_CHANGE_MOVED\x10\x02\x12 \n" +
+	"\x1cAPPOINTMENT_CHANGE_CANCELLED\x10\x03B=Z;github.com/huifang/huifang/proto/huifang/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_huifang_events_v1_events_proto_rawDescOnce sync.Once
@@ -3082,112 +3456,122 @@ func file_huifang_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_huifang_events_v1_events_proto_rawDescData
 }
 
-var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_huifang_events_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_huifang_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_huifang_events_v1_events_proto_goTypes = []any{
-	(*ServiceCompleted)(nil),            // 0: huifang.events.v1.ServiceCompleted
-	(*VisitPlanned)(nil),                // 1: huifang.events.v1.VisitPlanned
-	(*VisitDue)(nil),                    // 2: huifang.events.v1.VisitDue
-	(*VisitAssigned)(nil),               // 3: huifang.events.v1.VisitAssigned
-	(*VisitLogged)(nil),                 // 4: huifang.events.v1.VisitLogged
-	(*ComplaintEscalated)(nil),          // 5: huifang.events.v1.ComplaintEscalated
-	(*CustomerUpdated)(nil),             // 6: huifang.events.v1.CustomerUpdated
-	(*VisitCancelled)(nil),              // 7: huifang.events.v1.VisitCancelled
-	(*VisitAttempted)(nil),              // 8: huifang.events.v1.VisitAttempted
-	(*VisitUnreachable)(nil),            // 9: huifang.events.v1.VisitUnreachable
-	(*ContactOptedOut)(nil),             // 10: huifang.events.v1.ContactOptedOut
-	(*FollowUpRequested)(nil),           // 11: huifang.events.v1.FollowUpRequested
-	(*ComplaintAcknowledged)(nil),       // 12: huifang.events.v1.ComplaintAcknowledged
-	(*ComplaintResolved)(nil),           // 13: huifang.events.v1.ComplaintResolved
-	(*ComplaintReopened)(nil),           // 14: huifang.events.v1.ComplaintReopened
-	(*ComplaintClosed)(nil),             // 15: huifang.events.v1.ComplaintClosed
-	(*ImprovementPlanSet)(nil),          // 16: huifang.events.v1.ImprovementPlanSet
-	(*ImprovementMeasureCompleted)(nil), // 17: huifang.events.v1.ImprovementMeasureCompleted
-	(*ReviewSubmitted)(nil),             // 18: huifang.events.v1.ReviewSubmitted
-	(*TargetBreached)(nil),              // 19: huifang.events.v1.TargetBreached
-	(*VisitOverdue)(nil),                // 20: huifang.events.v1.VisitOverdue
-	nil,                                 // 21: huifang.events.v1.ServiceCompleted.AttributesEntry
-	(*timestamppb.Timestamp)(nil),       // 22: google.protobuf.Timestamp
-	(*v1.Customer)(nil),                 // 23: huifang.types.v1.Customer
-	(*v1.Product)(nil),                  // 24: huifang.types.v1.Product
-	(*v1.Vehicle)(nil),                  // 25: huifang.types.v1.Vehicle
-	(*v1.Complaint)(nil),                // 26: huifang.types.v1.Complaint
-	(v1.Channel)(0),                     // 27: huifang.types.v1.Channel
-	(v1.Severity)(0),                    // 28: huifang.types.v1.Severity
-	(*v1.ContactCalendar)(nil),          // 29: huifang.types.v1.ContactCalendar
-	(*v1.Answer)(nil),                   // 30: huifang.types.v1.Answer
-	(*v1.Problem)(nil),                  // 31: huifang.types.v1.Problem
-	(v1.NoShowReason)(0),                // 32: huifang.types.v1.NoShowReason
-	(v1.Disposition)(0),                 // 33: huifang.types.v1.Disposition
+	(AppointmentChange)(0),              // 0: huifang.events.v1.AppointmentChange
+	(*ServiceCompleted)(nil),            // 1: huifang.events.v1.ServiceCompleted
+	(*VisitPlanned)(nil),                // 2: huifang.events.v1.VisitPlanned
+	(*VisitDue)(nil),                    // 3: huifang.events.v1.VisitDue
+	(*VisitAssigned)(nil),               // 4: huifang.events.v1.VisitAssigned
+	(*VisitLogged)(nil),                 // 5: huifang.events.v1.VisitLogged
+	(*ComplaintEscalated)(nil),          // 6: huifang.events.v1.ComplaintEscalated
+	(*CustomerUpdated)(nil),             // 7: huifang.events.v1.CustomerUpdated
+	(*VisitCancelled)(nil),              // 8: huifang.events.v1.VisitCancelled
+	(*VisitAttempted)(nil),              // 9: huifang.events.v1.VisitAttempted
+	(*VisitUnreachable)(nil),            // 10: huifang.events.v1.VisitUnreachable
+	(*ContactOptedOut)(nil),             // 11: huifang.events.v1.ContactOptedOut
+	(*FollowUpRequested)(nil),           // 12: huifang.events.v1.FollowUpRequested
+	(*ComplaintAcknowledged)(nil),       // 13: huifang.events.v1.ComplaintAcknowledged
+	(*ComplaintResolved)(nil),           // 14: huifang.events.v1.ComplaintResolved
+	(*ComplaintReopened)(nil),           // 15: huifang.events.v1.ComplaintReopened
+	(*ComplaintClosed)(nil),             // 16: huifang.events.v1.ComplaintClosed
+	(*ImprovementPlanSet)(nil),          // 17: huifang.events.v1.ImprovementPlanSet
+	(*ImprovementMeasureCompleted)(nil), // 18: huifang.events.v1.ImprovementMeasureCompleted
+	(*ReviewSubmitted)(nil),             // 19: huifang.events.v1.ReviewSubmitted
+	(*TargetBreached)(nil),              // 20: huifang.events.v1.TargetBreached
+	(*VisitOverdue)(nil),                // 21: huifang.events.v1.VisitOverdue
+	(*MessageSent)(nil),                 // 22: huifang.events.v1.MessageSent
+	(*AppointmentChanged)(nil),          // 23: huifang.events.v1.AppointmentChanged
+	nil,                                 // 24: huifang.events.v1.ServiceCompleted.AttributesEntry
+	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(*v1.Customer)(nil),                 // 26: huifang.types.v1.Customer
+	(*v1.Product)(nil),                  // 27: huifang.types.v1.Product
+	(*v1.Vehicle)(nil),                  // 28: huifang.types.v1.Vehicle
+	(*v1.Complaint)(nil),                // 29: huifang.types.v1.Complaint
+	(v1.Channel)(0),                     // 30: huifang.types.v1.Channel
+	(v1.Severity)(0),                    // 31: huifang.types.v1.Severity
+	(*v1.ContactCalendar)(nil),          // 32: huifang.types.v1.ContactCalendar
+	(*v1.Answer)(nil),                   // 33: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                  // 34: huifang.types.v1.Problem
+	(v1.NoShowReason)(0),                // 35: huifang.types.v1.NoShowReason
+	(v1.Disposition)(0),                 // 36: huifang.types.v1.Disposition
 }
 var file_huifang_events_v1_events_proto_depIdxs = []int32{
-	22, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	23, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
-	24, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
-	25, // 3: huifang.events.v1.ServiceCompleted.vehicle:type_name -> huifang.types.v1.Vehicle
-	26, // 4: huifang.events.v1.ServiceCompleted.complaint:type_name -> huifang.types.v1.Complaint
-	22, // 5: huifang.events.v1.ServiceCompleted.source_updated_at:type_name -> google.protobuf.Timestamp
-	21, // 6: huifang.events.v1.ServiceCompleted.attributes:type_name -> huifang.events.v1.ServiceCompleted.AttributesEntry
-	27, // 7: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
-	22, // 8: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
-	22, // 9: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
-	27, // 10: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
-	22, // 11: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
-	22, // 12: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
-	23, // 13: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
-	22, // 14: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
-	28, // 15: huifang.events.v1.VisitDue.severity:type_name -> huifang.types.v1.Severity
-	29, // 16: huifang.events.v1.VisitDue.contact_calendar:type_name -> huifang.types.v1.ContactCalendar
-	22, // 17: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
-	27, // 18: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
-	30, // 19: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
-	31, // 20: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
-	22, // 21: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
-	22, // 22: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
-	22, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
-	22, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
-	22, // 25: huifang.events.v1.VisitLogged.occurred_at:type_name -> google.protobuf.Timestamp
-	32, // 26: huifang.events.v1.VisitLogged.no_show_reason:type_name -> huifang.types.v1.NoShowReason
-	22, // 27: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
-	22, // 28: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
-	23, // 29: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
-	22, // 30: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 31: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	27, // 32: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
-	33, // 33: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
-	22, // 34: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
-	22, // 35: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
-	22, // 36: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
-	22, // 37: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
-	27, // 38: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
-	22, // 39: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
-	22, // 40: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
-	22, // 41: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
-	27, // 42: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
-	23, // 43: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
-	22, // 44: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
-	22, // 45: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
-	28, // 46: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
-	22, // 47: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
-	23, // 48: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
-	22, // 49: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
-	22, // 50: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
-	22, // 51: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
-	22, // 52: huifang.events.v1.ImprovementPlanSet.set_at:type_name -> google.protobuf.Timestamp
-	22, // 53: huifang.events.v1.ImprovementPlanSet.escalated_at:type_name -> google.protobuf.Timestamp
-	22, // 54: huifang.events.v1.ImprovementPlanSet.due_at:type_name -> google.protobuf.Timestamp
-	22, // 55: huifang.events.v1.ImprovementMeasureCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	22, // 56: huifang.events.v1.ImprovementMeasureCompleted.escalated_at:type_name -> google.protobuf.Timestamp
-	22, // 57: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
-	22, // 58: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
-	22, // 59: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
-	22, // 60: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
-	22, // 61: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
-	22, // 62: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	25, // 0: huifang.events.v1.ServiceCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	26, // 1: huifang.events.v1.ServiceCompleted.customer:type_name -> huifang.types.v1.Customer
+	27, // 2: huifang.events.v1.ServiceCompleted.product:type_name -> huifang.types.v1.Product
+	28, // 3: huifang.events.v1.ServiceCompleted.vehicle:type_name -> huifang.types.v1.Vehicle
+	29, // 4: huifang.events.v1.ServiceCompleted.complaint:type_name -> huifang.types.v1.Complaint
+	25, // 5: huifang.events.v1.ServiceCompleted.source_updated_at:type_name -> google.protobuf.Timestamp
+	24, // 6: huifang.events.v1.ServiceCompleted.attributes:type_name -> huifang.events.v1.ServiceCompleted.AttributesEntry
+	30, // 7: huifang.events.v1.VisitPlanned.channel:type_name -> huifang.types.v1.Channel
+	25, // 8: huifang.events.v1.VisitPlanned.due_at:type_name -> google.protobuf.Timestamp
+	25, // 9: huifang.events.v1.VisitPlanned.deadline:type_name -> google.protobuf.Timestamp
+	30, // 10: huifang.events.v1.VisitDue.channel:type_name -> huifang.types.v1.Channel
+	25, // 11: huifang.events.v1.VisitDue.due_at:type_name -> google.protobuf.Timestamp
+	25, // 12: huifang.events.v1.VisitDue.deadline:type_name -> google.protobuf.Timestamp
+	26, // 13: huifang.events.v1.VisitDue.customer:type_name -> huifang.types.v1.Customer
+	25, // 14: huifang.events.v1.VisitDue.service_completed_at:type_name -> google.protobuf.Timestamp
+	31, // 15: huifang.events.v1.VisitDue.severity:type_name -> huifang.types.v1.Severity
+	32, // 16: huifang.events.v1.VisitDue.contact_calendar:type_name -> huifang.types.v1.ContactCalendar
+	25, // 17: huifang.events.v1.VisitAssigned.assigned_at:type_name -> google.protobuf.Timestamp
+	30, // 18: huifang.events.v1.VisitLogged.channel:type_name -> huifang.types.v1.Channel
+	33, // 19: huifang.events.v1.VisitLogged.answers:type_name -> huifang.types.v1.Answer
+	34, // 20: huifang.events.v1.VisitLogged.problems:type_name -> huifang.types.v1.Problem
+	25, // 21: huifang.events.v1.VisitLogged.logged_at:type_name -> google.protobuf.Timestamp
+	25, // 22: huifang.events.v1.VisitLogged.due_at:type_name -> google.protobuf.Timestamp
+	25, // 23: huifang.events.v1.VisitLogged.deadline:type_name -> google.protobuf.Timestamp
+	25, // 24: huifang.events.v1.VisitLogged.service_completed_at:type_name -> google.protobuf.Timestamp
+	25, // 25: huifang.events.v1.VisitLogged.occurred_at:type_name -> google.protobuf.Timestamp
+	35, // 26: huifang.events.v1.VisitLogged.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	25, // 27: huifang.events.v1.ComplaintEscalated.deadline:type_name -> google.protobuf.Timestamp
+	25, // 28: huifang.events.v1.ComplaintEscalated.escalated_at:type_name -> google.protobuf.Timestamp
+	26, // 29: huifang.events.v1.CustomerUpdated.customer:type_name -> huifang.types.v1.Customer
+	25, // 30: huifang.events.v1.CustomerUpdated.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 31: huifang.events.v1.VisitCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	30, // 32: huifang.events.v1.VisitAttempted.channel:type_name -> huifang.types.v1.Channel
+	36, // 33: huifang.events.v1.VisitAttempted.disposition:type_name -> huifang.types.v1.Disposition
+	25, // 34: huifang.events.v1.VisitAttempted.attempted_at:type_name -> google.protobuf.Timestamp
+	25, // 35: huifang.events.v1.VisitAttempted.next_attempt_at:type_name -> google.protobuf.Timestamp
+	25, // 36: huifang.events.v1.VisitAttempted.deadline:type_name -> google.protobuf.Timestamp
+	25, // 37: huifang.events.v1.VisitUnreachable.at:type_name -> google.protobuf.Timestamp
+	30, // 38: huifang.events.v1.ContactOptedOut.channel:type_name -> huifang.types.v1.Channel
+	25, // 39: huifang.events.v1.ContactOptedOut.at:type_name -> google.protobuf.Timestamp
+	25, // 40: huifang.events.v1.FollowUpRequested.due_at:type_name -> google.protobuf.Timestamp
+	25, // 41: huifang.events.v1.FollowUpRequested.deadline:type_name -> google.protobuf.Timestamp
+	30, // 42: huifang.events.v1.FollowUpRequested.channel:type_name -> huifang.types.v1.Channel
+	26, // 43: huifang.events.v1.FollowUpRequested.customer:type_name -> huifang.types.v1.Customer
+	25, // 44: huifang.events.v1.ComplaintAcknowledged.at:type_name -> google.protobuf.Timestamp
+	25, // 45: huifang.events.v1.ComplaintResolved.resolved_at:type_name -> google.protobuf.Timestamp
+	31, // 46: huifang.events.v1.ComplaintResolved.severity:type_name -> huifang.types.v1.Severity
+	25, // 47: huifang.events.v1.ComplaintResolved.escalated_at:type_name -> google.protobuf.Timestamp
+	26, // 48: huifang.events.v1.ComplaintResolved.customer:type_name -> huifang.types.v1.Customer
+	25, // 49: huifang.events.v1.ComplaintReopened.at:type_name -> google.protobuf.Timestamp
+	25, // 50: huifang.events.v1.ComplaintClosed.at:type_name -> google.protobuf.Timestamp
+	25, // 51: huifang.events.v1.ComplaintClosed.escalated_at:type_name -> google.protobuf.Timestamp
+	25, // 52: huifang.events.v1.ImprovementPlanSet.set_at:type_name -> google.protobuf.Timestamp
+	25, // 53: huifang.events.v1.ImprovementPlanSet.escalated_at:type_name -> google.protobuf.Timestamp
+	25, // 54: huifang.events.v1.ImprovementPlanSet.due_at:type_name -> google.protobuf.Timestamp
+	25, // 55: huifang.events.v1.ImprovementMeasureCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	25, // 56: huifang.events.v1.ImprovementMeasureCompleted.escalated_at:type_name -> google.protobuf.Timestamp
+	25, // 57: huifang.events.v1.ReviewSubmitted.at:type_name -> google.protobuf.Timestamp
+	25, // 58: huifang.events.v1.TargetBreached.period_start:type_name -> google.protobuf.Timestamp
+	25, // 59: huifang.events.v1.TargetBreached.period_end:type_name -> google.protobuf.Timestamp
+	25, // 60: huifang.events.v1.TargetBreached.at:type_name -> google.protobuf.Timestamp
+	25, // 61: huifang.events.v1.VisitOverdue.deadline:type_name -> google.protobuf.Timestamp
+	25, // 62: huifang.events.v1.VisitOverdue.at:type_name -> google.protobuf.Timestamp
+	30, // 63: huifang.events.v1.MessageSent.channel:type_name -> huifang.types.v1.Channel
+	25, // 64: huifang.events.v1.MessageSent.at:type_name -> google.protobuf.Timestamp
+	0,  // 65: huifang.events.v1.AppointmentChanged.change:type_name -> huifang.events.v1.AppointmentChange
+	25, // 66: huifang.events.v1.AppointmentChanged.starts_at:type_name -> google.protobuf.Timestamp
+	25, // 67: huifang.events.v1.AppointmentChanged.ends_at:type_name -> google.protobuf.Timestamp
+	25, // 68: huifang.events.v1.AppointmentChanged.at:type_name -> google.protobuf.Timestamp
+	69, // [69:69] is the sub-list for method output_type
+	69, // [69:69] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_huifang_events_v1_events_proto_init() }
@@ -3201,13 +3585,14 @@ func file_huifang_events_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_events_v1_events_proto_rawDesc), len(file_huifang_events_v1_events_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   22,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_huifang_events_v1_events_proto_goTypes,
 		DependencyIndexes: file_huifang_events_v1_events_proto_depIdxs,
+		EnumInfos:         file_huifang_events_v1_events_proto_enumTypes,
 		MessageInfos:      file_huifang_events_v1_events_proto_msgTypes,
 	}.Build()
 	File_huifang_events_v1_events_proto = out.File
