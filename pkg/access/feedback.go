@@ -35,5 +35,11 @@ func Feedback() auth.Table {
 		feedbackv1.FeedbackService_CreateOpenLetter_FullMethodName:           {Permission: "letters.write", Roles: roles(director, admin), Self: me("by")},
 		feedbackv1.FeedbackService_SampleForReview_FullMethodName:            {Permission: "reviews.sample", Roles: roles(qa, leader, director)},
 		feedbackv1.FeedbackService_SubmitReview_FullMethodName:               {Permission: "reviews.write", Roles: roles(qa), Self: me("reviewer_id")},
+		// Inbound complaints (issue 17): an agent takes the call or enters the letter, a leader or
+		// director may too, and the integrator that runs the web form submits web complaints.
+		feedbackv1.FeedbackService_CreateComplaint_FullMethodName: {Permission: "complaints.create", Roles: roles(agent, leader, director, integr),
+			Scope: "an agent or a leader names an org unit of its token (or a visit of one); an integrator submits web forms only (received_via web)"},
+		feedbackv1.FeedbackService_ListReviews_FullMethodName: {Permission: "reviews.read", Roles: roles(qa, leader, director, agent), Self: me("agent_id", leader, director, qa),
+			Scope: "an agent lists its own reviews; a leader those of records of the org units it leads"},
 	}
 }

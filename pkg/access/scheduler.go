@@ -44,5 +44,8 @@ func Scheduler() auth.Table {
 		schedulerv1.SchedulerService_ApprovePolicyChange_FullMethodName: {Permission: "policy-changes.decide", Roles: roles(director),
 			Scope: changes + "; a director other than the proposer (four eyes), applied once"},
 		schedulerv1.SchedulerService_RejectPolicyChange_FullMethodName: {Permission: "policy-changes.decide", Roles: roles(director), Scope: changes},
+		// Ad-hoc follow-ups (issue 17): an agent or a leader asks for a one-off visit.
+		schedulerv1.SchedulerService_ScheduleFollowUp_FullMethodName: {Permission: "visits.schedule", Roles: roles(agent, leader, director),
+			Scope: "an agent or a leader names an org unit of its token (org_unit)"},
 	}
 }

@@ -39,6 +39,8 @@ const (
 	FeedbackService_CompleteImprovementMeasure_FullMethodName = "/huifang.feedback.v1.FeedbackService/CompleteImprovementMeasure"
 	FeedbackService_SampleForReview_FullMethodName            = "/huifang.feedback.v1.FeedbackService/SampleForReview"
 	FeedbackService_SubmitReview_FullMethodName               = "/huifang.feedback.v1.FeedbackService/SubmitReview"
+	FeedbackService_CreateComplaint_FullMethodName            = "/huifang.feedback.v1.FeedbackService/CreateComplaint"
+	FeedbackService_ListReviews_FullMethodName                = "/huifang.feedback.v1.FeedbackService/ListReviews"
 )
 
 // FeedbackServiceClient is the client API for FeedbackService service.
@@ -90,6 +92,15 @@ type FeedbackServiceClient interface {
 	SampleForReview(ctx context.Context, in *SampleForReviewRequest, opts ...grpc.CallOption) (*SampleForReviewResponse, error)
 	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
 	SubmitReview(ctx context.Context, in *SubmitReviewRequest, opts ...grpc.CallOption) (*SubmitReviewResponse, error)
+	// CreateComplaint records an inbound complaint: one the customer raised by phone, letter, web form,
+	// e-mail or in person, not in a follow-up. It is routed to the owning department by the same rules
+	// as a complaint found in a follow-up and joins the same loop (ComplaintEscalated, acknowledge,
+	// resolve, confirmation visit, closed when the customer is satisfied). Idempotent by request_id:
+	// the same request_id answers the complaint it created (created false), whatever else it carries.
+	CreateComplaint(ctx context.Context, in *CreateComplaintRequest, opts ...grpc.CallOption) (*CreateComplaintResponse, error)
+	// ListReviews lists QA reviews newest first, with filters: a QA reviewer or director sees every
+	// review, a leader the reviews of records of the org units it leads, an agent its own.
+	ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error)
 }
 
 type feedbackServiceClient struct {
@@ -300,6 +311,26 @@ func (c *feedbackServiceClient) SubmitReview(ctx context.Context, in *SubmitRevi
 	return out, nil
 }
 
+func (c *feedbackServiceClient) CreateComplaint(ctx context.Context, in *CreateComplaintRequest, opts ...grpc.CallOption) (*CreateComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_CreateComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReviewsResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_ListReviews_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeedbackServiceServer is the server API for FeedbackService service.
 // All implementations must embed UnimplementedFeedbackServiceServer
 // for forward compatibility.
@@ -349,6 +380,15 @@ type FeedbackServiceServer interface {
 	SampleForReview(context.Context, *SampleForReviewRequest) (*SampleForReviewResponse, error)
 	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
 	SubmitReview(context.Context, *SubmitReviewRequest) (*SubmitReviewResponse, error)
+	// CreateComplaint records an inbound complaint: one the customer raised by phone, letter, web form,
+	// e-mail or in person, not in a follow-up. It is routed to the owning department by the same rules
+	// as a complaint found in a follow-up and joins the same loop (ComplaintEscalated, acknowledge,
+	// resolve, confirmation visit, closed when the customer is satisfied). Idempotent by request_id:
+	// the same request_id answers the complaint it created (created false), whatever else it carries.
+	CreateComplaint(context.Context, *CreateComplaintRequest) (*CreateComplaintResponse, error)
+	// ListReviews lists QA reviews newest first, with filters: a QA reviewer or director sees every
+	// review, a leader the reviews of records of the org units it leads, an agent its own.
+	ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error)
 	mustEmbedUnimplementedFeedbackServiceServer()
 }
 
@@ -418,6 +458,12 @@ func (UnimplementedFeedbackServiceServer) SampleForReview(context.Context, *Samp
 }
 func (UnimplementedFeedbackServiceServer) SubmitReview(context.Context, *SubmitReviewRequest) (*SubmitReviewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitReview not implemented")
+}
+func (UnimplementedFeedbackServiceServer) CreateComplaint(context.Context, *CreateComplaintRequest) (*CreateComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReviews not implemented")
 }
 func (UnimplementedFeedbackServiceServer) mustEmbedUnimplementedFeedbackServiceServer() {}
 func (UnimplementedFeedbackServiceServer) testEmbeddedByValue()                         {}
@@ -800,6 +846,42 @@ func _FeedbackService_SubmitReview_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeedbackService_CreateComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).CreateComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_CreateComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).CreateComplaint(ctx, req.(*CreateComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_ListReviews_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReviewsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).ListReviews(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_ListReviews_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).ListReviews(ctx, req.(*ListReviewsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeedbackService_ServiceDesc is the grpc.ServiceDesc for FeedbackService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -886,6 +968,14 @@ var FeedbackService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitReview",
 			Handler:    _FeedbackService_SubmitReview_Handler,
+		},
+		{
+			MethodName: "CreateComplaint",
+			Handler:    _FeedbackService_CreateComplaint_Handler,
+		},
+		{
+			MethodName: "ListReviews",
+			Handler:    _FeedbackService_ListReviews_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -41,6 +41,7 @@ const (
 	SchedulerService_ListPolicyChanges_FullMethodName      = "/huifang.scheduler.v1.SchedulerService/ListPolicyChanges"
 	SchedulerService_ApprovePolicyChange_FullMethodName    = "/huifang.scheduler.v1.SchedulerService/ApprovePolicyChange"
 	SchedulerService_RejectPolicyChange_FullMethodName     = "/huifang.scheduler.v1.SchedulerService/RejectPolicyChange"
+	SchedulerService_ScheduleFollowUp_FullMethodName       = "/huifang.scheduler.v1.SchedulerService/ScheduleFollowUp"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -102,6 +103,13 @@ type SchedulerServiceClient interface {
 	ApprovePolicyChange(ctx context.Context, in *ApprovePolicyChangeRequest, opts ...grpc.CallOption) (*ApprovePolicyChangeResponse, error)
 	// RejectPolicyChange closes a proposal without applying it, with a reason.
 	RejectPolicyChange(ctx context.Context, in *RejectPolicyChangeRequest, opts ...grpc.CallOption) (*RejectPolicyChangeResponse, error)
+	// ScheduleFollowUp plans a one-off follow-up visit of a customer, asked for by an agent or a
+	// leader (optionally about a service or a complaint), at a time or now. It is planned as the
+	// follow-ups feedback asks for (policy_id "followup": VisitPlanned, VisitDue through the same
+	// firing, the customer's opt-outs, contact windows and frequency caps applied when it falls due),
+	// is listed by ListPlannedVisits and ExplainVisit and cancelled by CancelPlannedVisit.
+	// Idempotent by request_id: the same request_id answers the visit it planned (created false).
+	ScheduleFollowUp(ctx context.Context, in *ScheduleFollowUpRequest, opts ...grpc.CallOption) (*ScheduleFollowUpResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -332,6 +340,16 @@ func (c *schedulerServiceClient) RejectPolicyChange(ctx context.Context, in *Rej
 	return out, nil
 }
 
+func (c *schedulerServiceClient) ScheduleFollowUp(ctx context.Context, in *ScheduleFollowUpRequest, opts ...grpc.CallOption) (*ScheduleFollowUpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScheduleFollowUpResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ScheduleFollowUp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
@@ -391,6 +409,13 @@ type SchedulerServiceServer interface {
 	ApprovePolicyChange(context.Context, *ApprovePolicyChangeRequest) (*ApprovePolicyChangeResponse, error)
 	// RejectPolicyChange closes a proposal without applying it, with a reason.
 	RejectPolicyChange(context.Context, *RejectPolicyChangeRequest) (*RejectPolicyChangeResponse, error)
+	// ScheduleFollowUp plans a one-off follow-up visit of a customer, asked for by an agent or a
+	// leader (optionally about a service or a complaint), at a time or now. It is planned as the
+	// follow-ups feedback asks for (policy_id "followup": VisitPlanned, VisitDue through the same
+	// firing, the customer's opt-outs, contact windows and frequency caps applied when it falls due),
+	// is listed by ListPlannedVisits and ExplainVisit and cancelled by CancelPlannedVisit.
+	// Idempotent by request_id: the same request_id answers the visit it planned (created false).
+	ScheduleFollowUp(context.Context, *ScheduleFollowUpRequest) (*ScheduleFollowUpResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -466,6 +491,9 @@ func (UnimplementedSchedulerServiceServer) ApprovePolicyChange(context.Context, 
 }
 func (UnimplementedSchedulerServiceServer) RejectPolicyChange(context.Context, *RejectPolicyChangeRequest) (*RejectPolicyChangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RejectPolicyChange not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ScheduleFollowUp(context.Context, *ScheduleFollowUpRequest) (*ScheduleFollowUpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ScheduleFollowUp not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -884,6 +912,24 @@ func _SchedulerService_RejectPolicyChange_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_ScheduleFollowUp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScheduleFollowUpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ScheduleFollowUp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ScheduleFollowUp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ScheduleFollowUp(ctx, req.(*ScheduleFollowUpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -978,6 +1024,10 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RejectPolicyChange",
 			Handler:    _SchedulerService_RejectPolicyChange_Handler,
+		},
+		{
+			MethodName: "ScheduleFollowUp",
+			Handler:    _SchedulerService_ScheduleFollowUp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

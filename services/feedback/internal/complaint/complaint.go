@@ -136,6 +136,12 @@ type Complaint struct {
 	OpenLetterIDs []string
 	// TimesRaised counts the records that raised the problem.
 	TimesRaised int32
+	// ReceivedVia says how an inbound complaint reached the center (Vias);
+	// empty for one a follow-up found. CreatedBy is who entered an inbound
+	// complaint, RequestID the client's id of the request that did.
+	ReceivedVia string
+	CreatedBy   string
+	RequestID   string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }

@@ -113,6 +113,7 @@ func complaintProto(c complaint.Complaint) *feedbackv1.Complaint {
 		OpenLetterIds: c.OpenLetterIDs, ServiceId: c.ServiceID, OrgUnit: c.OrgUnit, UpdatedAt: wire.Timestamp(c.UpdatedAt),
 		Anonymous: c.Anonymous, WrittenReplyOnly: c.WrittenReplyOnly, WrittenReply: c.WrittenReply,
 		WrittenReplyRef: c.WrittenReplyRef, TimesRaised: c.TimesRaised,
+		ReceivedVia: receivedVia(c.ReceivedVia), CreatedBy: c.CreatedBy,
 	}
 }
 

@@ -12,14 +12,16 @@ import (
 	"github.com/huifang/huifang/services/feedback/internal/complaint"
 )
 
-// InsertComplaint stores a new complaint, opened from the record recordID.
+// InsertComplaint stores a new complaint, opened from the record recordID
+// (empty for an inbound complaint).
 func InsertComplaint(ctx context.Context, q postgres.Querier, recordID string, c complaint.Complaint) error {
 	if _, err := q.Exec(ctx, `INSERT INTO complaints (id, tenant_id, record_id, visit_id, customer_id, org_unit, category, description, department, severity, status,
-  deadline, created_at, updated_at, owner_agent_id, level, service_id, window_seconds, description_key, anonymous, written_reply_only)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+  deadline, created_at, updated_at, owner_agent_id, level, service_id, window_seconds, description_key, anonymous, written_reply_only,
+  received_via, created_by)
+VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		c.ID, c.TenantID, recordID, c.VisitID, c.CustomerID, c.OrgUnit, c.Category, c.Description, c.Department,
 		c.Severity, c.Status, c.Deadline, c.CreatedAt, c.UpdatedAt, c.OwnerAgentID, c.Level, c.ServiceID,
-		int64(c.Window/time.Second), c.Key, c.Anonymous, c.WrittenReplyOnly); err != nil {
+		int64(c.Window/time.Second), c.Key, c.Anonymous, c.WrittenReplyOnly, c.ReceivedVia, c.CreatedBy); err != nil {
 		return fmt.Errorf("store: insert complaint of visit %s: %w", c.VisitID, translate(err))
 	}
 	return nil
@@ -55,14 +57,16 @@ const complaintColumns = `c.id, c.tenant_id, c.visit_id, c.customer_id, c.catego
   c.updated_at, c.window_seconds,
   ARRAY(SELECT l.letter_id FROM open_letter_complaints l WHERE l.complaint_id = c.id ORDER BY l.letter_id),
   c.anonymous, c.written_reply_only, c.written_reply, c.written_reply_ref,
-  (SELECT count(*) FROM record_complaints rc WHERE rc.complaint_id = c.id)::int`
+  ((SELECT count(*) FROM record_complaints rc WHERE rc.complaint_id = c.id) + (SELECT count(*) FROM complaint_requests cr WHERE cr.complaint_id = c.id))::int,
+  c.received_via, c.created_by`
 
 func scanComplaint(row pgx.Row) (complaint.Complaint, error) {
 	var c complaint.Complaint
 	var window int64
 	if err := row.Scan(&c.ID, &c.TenantID, &c.VisitID, &c.CustomerID, &c.Category, &c.Description, &c.Key, &c.Department, &c.Severity, &c.Status,
 		&c.Deadline, &c.CreatedAt, &c.OwnerAgentID, &c.Level, &c.RootCause, &c.Action, &c.Outcome, &c.CloseReason, &c.ServiceID, &c.OrgUnit,
-		&c.UpdatedAt, &window, &c.OpenLetterIDs, &c.Anonymous, &c.WrittenReplyOnly, &c.WrittenReply, &c.WrittenReplyRef, &c.TimesRaised); err != nil {
+		&c.UpdatedAt, &window, &c.OpenLetterIDs, &c.Anonymous, &c.WrittenReplyOnly, &c.WrittenReply, &c.WrittenReplyRef, &c.TimesRaised,
+		&c.ReceivedVia, &c.CreatedBy); err != nil {
 		return complaint.Complaint{}, err
 	}
 	if len(c.OpenLetterIDs) == 0 {
