@@ -25,6 +25,10 @@ type FollowUp struct {
 	Customer   Customer
 	// Request is the round: when (zero: now), its deadline, channel, group, reason.
 	Request engine.Request
+	// VisitID is the planned visit's id; empty: a new one. Series, when
+	// set, names the rounds when neither ServiceID nor ComplaintID does
+	// (an ad-hoc follow-up's request).
+	VisitID, Series string
 }
 
 // PlanFollowUp plans a requested round in a transaction of its own.
@@ -51,7 +55,11 @@ func (a *App) PlanFollowUpTx(ctx context.Context, tx pgx.Tx, in FollowUp) (strin
 		customerID = in.Customer.ID
 	}
 	serviceID := in.ServiceID
-	if serviceID == "" {
+	switch {
+	case serviceID != "":
+	case in.ComplaintID == "" && in.Series != "":
+		serviceID = in.Series
+	default:
 		serviceID = "complaint:" + in.ComplaintID
 	}
 	svc := policy.Service{Tenant: in.Tenant, ID: serviceID, Type: "followup", OrgUnit: in.OrgUnit, CompletedAt: now, CustomerID: customerID}
@@ -77,7 +85,11 @@ func (a *App) PlanFollowUpTx(ctx context.Context, tx pgx.Tx, in FollowUp) (strin
 	if _, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, now, "feedback: FollowUpRequested for "+svc.ID); err != nil {
 		return "", err
 	}
-	v := visit.New(outbox.NewEventID(), planned, svc, nil, in.Customer.Snapshot, in.ComplaintID, severity)
+	id := in.VisitID
+	if id == "" {
+		id = outbox.NewEventID()
+	}
+	v := visit.New(id, planned, svc, nil, in.Customer.Snapshot, in.ComplaintID, severity)
 	_, err = insert(ctx, tx, v)
 	return v.ID, err
 }

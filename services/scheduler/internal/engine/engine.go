@@ -169,6 +169,9 @@ type Request struct {
 	Reason        string
 	// PreviousVisit is the visit after which feedback asked for the round.
 	PreviousVisit string
+	// By is who asked for an ad-hoc follow-up (ScheduleFollowUp); empty:
+	// feedback asked (FollowUpRequested).
+	By string
 }
 
 // FollowUp plans round number round of the visits feedback asks for (a
@@ -183,6 +186,9 @@ func FollowUp(req Request, round int, complaintMajor bool, r contact.Rules, pref
 		deadline = req.Due.Add(policy.DefaultWindow)
 	}
 	reason := "follow-up requested by feedback: " + req.Reason
+	if req.By != "" {
+		reason = "ad-hoc follow-up asked for by " + req.By + ": " + req.Reason
+	}
 	if req.PreviousVisit != "" {
 		reason += " (after visit " + req.PreviousVisit + ")"
 	}
