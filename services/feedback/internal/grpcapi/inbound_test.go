@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -311,5 +312,22 @@ func TestListReviewsPagesFiltersAndScopes(t *testing.T) {
 	require.Len(t, led, 3, "the reviews of records of the org units the leader leads")
 	for _, r := range led {
 		require.Equal(t, "a-1", r.AgentID)
+	}
+}
+
+// An inbound complaint's words are personal data: blanked when intake
+// erases the customer, as a follow-up's complaint's are (docs/privacy.md).
+func TestInboundComplaintIsRedactedOnErasure(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	resp, err := e.client.CreateComplaint(e.ctx, inboundRequest("call-1", "cust-9"))
+	require.NoError(t, err)
+	require.NoError(t, pgx.BeginFunc(e.ctx, e.pool, func(tx pgx.Tx) error { return e.app.ForgetCustomerTx(e.ctx, tx, "default", "cust-9") }))
+	got, err := e.client.GetComplaint(e.ctx, &feedbackv1.GetComplaintRequest{Id: resp.Complaint.Id})
+	require.NoError(t, err)
+	require.Empty(t, got.Complaint.Description)
+	require.Equal(t, []string{"service_quality", "after_sales", "open"}, []string{got.Complaint.Category, got.Complaint.Department, got.Complaint.Status})
+	for _, s := range got.History {
+		require.Empty(t, s.Detail)
 	}
 }

@@ -18,6 +18,8 @@ func CustomerRows() map[string]string {
 		"record_complaints": `SELECT * FROM record_complaints WHERE record_id IN (` + customerRecords + `) ORDER BY record_id, position`,
 		"reviews":           `SELECT * FROM reviews WHERE tenant_id = $1 AND record_id IN (` + customerRecords + `) ORDER BY at, id`,
 		"complaint_history": `SELECT * FROM complaint_history WHERE complaint_id IN (` + customerComplaints + `) ORDER BY complaint_id, seq`,
+		"complaint_requests": `SELECT * FROM complaint_requests WHERE tenant_id = $1 AND complaint_id IN (` + customerComplaints + `)
+  ORDER BY created_at, request_id`,
 		"visit_assignments": `SELECT * FROM visit_assignments WHERE tenant_id = $1 AND visit_id IN
   (SELECT visit_id FROM visits WHERE tenant_id = $1 AND customer_id = $2) ORDER BY assigned_at`,
 	}
