@@ -227,7 +227,7 @@ func TestInboundComplaintScope(t *testing.T) {
 	require.Equal(t, []string{"", "svc-webform"}, []string{got.Complaint.OwnerAgentID, got.Complaint.CreatedBy})
 }
 
-func (e *env) review(t *testing.T, visitID, agent, reviewer string, at time.Time, scores ...int32) *feedbackv1.Review {
+func (e *env) inboundReview(t *testing.T, visitID, agent, reviewer string, at time.Time, scores ...int32) *feedbackv1.Review {
 	t.Helper()
 	e.seedVisitWith(t, visit.Visit{TenantID: "default", VisitID: visitID, CustomerID: "cust-" + visitID, OrgUnit: "branch-" + agent,
 		Channel: typesv1.Channel_CHANNEL_PHONE})
@@ -257,7 +257,7 @@ func TestListReviewsPagesFiltersAndScopes(t *testing.T) {
 			agent = "a-2"
 		}
 		s := int32(5 - i%5) // 100, 80, 60, 40, 20
-		all = append(all, e.review(t, fmt.Sprintf("v-%d", i), agent, "qa-1", t0.Add(time.Duration(i+1)*time.Hour), s, s, s, s))
+		all = append(all, e.inboundReview(t, fmt.Sprintf("v-%d", i), agent, "qa-1", t0.Add(time.Duration(i+1)*time.Hour), s, s, s, s))
 	}
 	ids := func(list []*feedbackv1.Review) []string {
 		var out []string
