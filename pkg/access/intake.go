@@ -28,5 +28,9 @@ func Intake() auth.Table {
 		intakev1.IntakeService_ExportCustomerData_FullMethodName:       {Permission: "customers.export", Roles: roles(admin), Scope: "with a reason; audited in every service"},
 		intakev1.IntakeService_RevealContact_FullMethodName: {Permission: "contacts.reveal", Roles: roles(leader, director, svc),
 			Scope: "with a purpose, rate-limited per caller, audited; " + units + "; the service dispatch for an agent's task (RevealTaskContact) or an automatic message"},
+		intakev1.IntakeService_SearchCustomers_FullMethodName: {Permission: "customers.search", Roles: roles(agent, leader, director),
+			Scope: "an agent or a leader finds only the customers of its org units (org_units of its token); rate-limited per caller (SEARCH_RATE), audited; answers masked"},
+		intakev1.IntakeService_GetCustomerTimeline_FullMethodName: {Permission: "customers.timeline", Roles: roles(agent, leader, director, owner),
+			Scope: "an agent or a leader reads only the customers of its org units; a director and a department owner any, as GetCustomer"},
 	}
 }

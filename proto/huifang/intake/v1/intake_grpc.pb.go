@@ -35,6 +35,8 @@ const (
 	IntakeService_RevealContact_FullMethodName            = "/huifang.intake.v1.IntakeService/RevealContact"
 	IntakeService_EraseCustomer_FullMethodName            = "/huifang.intake.v1.IntakeService/EraseCustomer"
 	IntakeService_ExportCustomerData_FullMethodName       = "/huifang.intake.v1.IntakeService/ExportCustomerData"
+	IntakeService_SearchCustomers_FullMethodName          = "/huifang.intake.v1.IntakeService/SearchCustomers"
+	IntakeService_GetCustomerTimeline_FullMethodName      = "/huifang.intake.v1.IntakeService/GetCustomerTimeline"
 )
 
 // IntakeServiceClient is the client API for IntakeService service.
@@ -88,6 +90,23 @@ type IntakeServiceClient interface {
 	// access and portability), as one JSON document: intake's archive with the clear contacts,
 	// and the part of every other service (their CustomerDataService). Audited in every service.
 	ExportCustomerData(ctx context.Context, in *ExportCustomerDataRequest, opts ...grpc.CallOption) (*ExportCustomerDataResponse, error)
+	// SearchCustomers finds customers by name, the last digits of a phone, a car's plate or VIN,
+	// or the upstream system's id: the criteria set must all hold. Names and phones are matched
+	// through keyed hashes, never in clear (docs/intake.md, "Finding a customer", says what
+	// matches); answers are masked as GetCustomer's, paged by customer id, limited to the
+	// customers of the caller's org units for an agent or a leader, rate-limited per caller
+	// (SEARCH_RATE; beyond it RESOURCE_EXHAUSTED with a RetryInfo) and written to the audit log
+	// (customer.search: which criteria, the phone fragment masked, how many were found).
+	// Example: grpcurl -d '{"phone":"8000","name":"王"}' … huifang.intake.v1.IntakeService/SearchCustomers
+	SearchCustomers(ctx context.Context, in *SearchCustomersRequest, opts ...grpc.CallOption) (*SearchCustomersResponse, error)
+	// GetCustomerTimeline returns one customer's contact ledger across the services, merged in
+	// time order: services, planned and due visits, assignments, attempts, messages,
+	// appointments, visit records, unreachable and cancelled visits, complaints (escalated,
+	// acknowledged, resolved, reopened, closed), opt-outs, follow-ups requested, an erasure.
+	// Entries hold ids, kinds, times, channels, statuses and scores, never free text or a
+	// contact. Paged with a stable cursor (at, id); scoped as GetCustomer.
+	// Example: grpcurl -d '{"customer_id":"01J…","page_size":20}' … huifang.intake.v1.IntakeService/GetCustomerTimeline
+	GetCustomerTimeline(ctx context.Context, in *GetCustomerTimelineRequest, opts ...grpc.CallOption) (*GetCustomerTimelineResponse, error)
 }
 
 type intakeServiceClient struct {
@@ -258,6 +277,26 @@ func (c *intakeServiceClient) ExportCustomerData(ctx context.Context, in *Export
 	return out, nil
 }
 
+func (c *intakeServiceClient) SearchCustomers(ctx context.Context, in *SearchCustomersRequest, opts ...grpc.CallOption) (*SearchCustomersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchCustomersResponse)
+	err := c.cc.Invoke(ctx, IntakeService_SearchCustomers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *intakeServiceClient) GetCustomerTimeline(ctx context.Context, in *GetCustomerTimelineRequest, opts ...grpc.CallOption) (*GetCustomerTimelineResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCustomerTimelineResponse)
+	err := c.cc.Invoke(ctx, IntakeService_GetCustomerTimeline_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntakeServiceServer is the server API for IntakeService service.
 // All implementations must embed UnimplementedIntakeServiceServer
 // for forward compatibility.
@@ -309,6 +348,23 @@ type IntakeServiceServer interface {
 	// access and portability), as one JSON document: intake's archive with the clear contacts,
 	// and the part of every other service (their CustomerDataService). Audited in every service.
 	ExportCustomerData(context.Context, *ExportCustomerDataRequest) (*ExportCustomerDataResponse, error)
+	// SearchCustomers finds customers by name, the last digits of a phone, a car's plate or VIN,
+	// or the upstream system's id: the criteria set must all hold. Names and phones are matched
+	// through keyed hashes, never in clear (docs/intake.md, "Finding a customer", says what
+	// matches); answers are masked as GetCustomer's, paged by customer id, limited to the
+	// customers of the caller's org units for an agent or a leader, rate-limited per caller
+	// (SEARCH_RATE; beyond it RESOURCE_EXHAUSTED with a RetryInfo) and written to the audit log
+	// (customer.search: which criteria, the phone fragment masked, how many were found).
+	// Example: grpcurl -d '{"phone":"8000","name":"王"}' … huifang.intake.v1.IntakeService/SearchCustomers
+	SearchCustomers(context.Context, *SearchCustomersRequest) (*SearchCustomersResponse, error)
+	// GetCustomerTimeline returns one customer's contact ledger across the services, merged in
+	// time order: services, planned and due visits, assignments, attempts, messages,
+	// appointments, visit records, unreachable and cancelled visits, complaints (escalated,
+	// acknowledged, resolved, reopened, closed), opt-outs, follow-ups requested, an erasure.
+	// Entries hold ids, kinds, times, channels, statuses and scores, never free text or a
+	// contact. Paged with a stable cursor (at, id); scoped as GetCustomer.
+	// Example: grpcurl -d '{"customer_id":"01J…","page_size":20}' … huifang.intake.v1.IntakeService/GetCustomerTimeline
+	GetCustomerTimeline(context.Context, *GetCustomerTimelineRequest) (*GetCustomerTimelineResponse, error)
 	mustEmbedUnimplementedIntakeServiceServer()
 }
 
@@ -366,6 +422,12 @@ func (UnimplementedIntakeServiceServer) EraseCustomer(context.Context, *EraseCus
 }
 func (UnimplementedIntakeServiceServer) ExportCustomerData(context.Context, *ExportCustomerDataRequest) (*ExportCustomerDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportCustomerData not implemented")
+}
+func (UnimplementedIntakeServiceServer) SearchCustomers(context.Context, *SearchCustomersRequest) (*SearchCustomersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchCustomers not implemented")
+}
+func (UnimplementedIntakeServiceServer) GetCustomerTimeline(context.Context, *GetCustomerTimelineRequest) (*GetCustomerTimelineResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCustomerTimeline not implemented")
 }
 func (UnimplementedIntakeServiceServer) mustEmbedUnimplementedIntakeServiceServer() {}
 func (UnimplementedIntakeServiceServer) testEmbeddedByValue()                       {}
@@ -676,6 +738,42 @@ func _IntakeService_ExportCustomerData_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IntakeService_SearchCustomers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchCustomersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).SearchCustomers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_SearchCustomers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).SearchCustomers(ctx, req.(*SearchCustomersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IntakeService_GetCustomerTimeline_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCustomerTimelineRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntakeServiceServer).GetCustomerTimeline(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IntakeService_GetCustomerTimeline_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntakeServiceServer).GetCustomerTimeline(ctx, req.(*GetCustomerTimelineRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IntakeService_ServiceDesc is the grpc.ServiceDesc for IntakeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -746,6 +844,14 @@ var IntakeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportCustomerData",
 			Handler:    _IntakeService_ExportCustomerData_Handler,
+		},
+		{
+			MethodName: "SearchCustomers",
+			Handler:    _IntakeService_SearchCustomers_Handler,
+		},
+		{
+			MethodName: "GetCustomerTimeline",
+			Handler:    _IntakeService_GetCustomerTimeline_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

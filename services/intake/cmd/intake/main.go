@@ -66,6 +66,11 @@ type config struct {
 	RevealBurst        int     `env:"REVEAL_BURST" default:"20"`
 	RevealServiceRate  float64 `env:"REVEAL_SERVICE_RATE" default:"500"`
 	RevealServiceBurst int     `env:"REVEAL_SERVICE_BURST" default:"1000"`
+	// SearchRate is how many SearchCustomers calls a caller may make a
+	// minute on average, SearchBurst how many at once: a search is an
+	// enumeration risk, held tighter than other reads.
+	SearchRate  float64 `env:"SEARCH_RATE" default:"30"`
+	SearchBurst int     `env:"SEARCH_BURST" default:"10"`
 	// MaxEventBytes is the most bytes an event may have, as it arrives
 	// (a NATS payload, a webhook body, an event's protobuf encoding) and as
 	// intake publishes it (ServiceCompleted, CustomerUpdated); larger input
@@ -134,7 +139,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		MaxEventBytes: cfg.MaxEventBytes, Reveals: intake.Reveals{
 			Staff:    auth.NewLimiter(auth.RateLimit{Rate: cfg.RevealRate / 60, Burst: cfg.RevealBurst}, nil),
 			Services: auth.NewLimiter(auth.RateLimit{Rate: cfg.RevealServiceRate, Burst: cfg.RevealServiceBurst}, nil),
-		}}
+		},
+		Searches: auth.NewLimiter(auth.RateLimit{Rate: cfg.SearchRate / 60, Burst: cfg.SearchBurst}, nil),
+	}
 	if err := a.SealLegacy(ctx); err != nil {
 		rt.Close(ctx)
 		return err
@@ -155,6 +162,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// The NATS ingress: one durable, INGRESS_WORKERS handlers.
 	rt.Consume(consumer.Ingress(a), app.Workers(max(1, cfg.IngressWorkers)))
+	// The contact ledger (GetCustomerTimeline): every service's events
+	// about a customer's contacts, in stream order.
+	rt.Consume(consumer.Ledger(a))
 
 	// Background work: the re-encryption under per-customer data keys and
 	// the re-wrap after a rotation (once), the re-hash after a HASH_KEY

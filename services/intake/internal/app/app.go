@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/store"
 	"github.com/huifang/huifang/services/intake/internal/tier"
@@ -52,6 +53,9 @@ type App struct {
 	// Reveals hold reveals of contacts and lookups by phone to a rate per
 	// caller (REVEAL_RATE, REVEAL_SERVICE_RATE).
 	Reveals Reveals
+	// Searches holds SearchCustomers to a rate per caller (SEARCH_RATE);
+	// nil limits nothing.
+	Searches *auth.Limiter
 	// IgnoredFields, when set, counts the fields of stored events intake
 	// did not use (NewIgnoredCounter).
 	IgnoredFields *prometheus.CounterVec

@@ -139,6 +139,7 @@ func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Custome
 	}
 	owners := ownersOf(c)
 	hashes := []any{s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), s.Cipher.HashKeyID()}
+	search := s.searchHashes(c)
 	// The fast way: the data key cached last, when it is still the one
 	// stored (checked in the same statement: a key cached by a transaction
 	// that rolled back, or since destroyed or re-wrapped, is not used).
@@ -146,12 +147,12 @@ func (s *Store) save(ctx context.Context, q postgres.Querier, c *archive.Custome
 		sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
 		tag, err := q.Exec(ctx, `UPDATE customers SET name = '', phone = '', email = '', name_enc = $4, phone_enc = $5, email_enc = $6, key_id = '',
   dek_version = $7, phone_hash = $8, email_hash = $9, hash_key_id = $10, tier = $11, kind = $12, referred_by = $13, org_unit = $14, owner_ids = $15,
-  preferences = $16, version = $17, source_updated_at = $18, updated_at = $19, external_id = $3, upstream_tier = $21
+  preferences = $16, version = $17, source_updated_at = $18, updated_at = $19, external_id = $3, upstream_tier = $21, search_hashes = $22
 WHERE id = $1 AND tenant_id = $2
   AND EXISTS (SELECT 1 FROM customer_keys WHERE tenant_id = $2 AND customer_id = $1 AND version = $7 AND wrapped = $20)`,
 			c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
 			hashes[0], hashes[1], hashes[2], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
-			c.Version, c.SourceUpdatedAt, c.UpdatedAt, wrapped, c.UpstreamTier)
+			c.Version, c.SourceUpdatedAt, c.UpdatedAt, wrapped, c.UpstreamTier, search)
 		if err != nil {
 			return wrap("save customer", err)
 		}
@@ -165,16 +166,17 @@ WHERE id = $1 AND tenant_id = $2
 	}
 	sealed := func(field, v string) []byte { return dk.Seal(v, privacy.FieldAAD(c.TenantID, c.ID, field, ver)) }
 	_, err = q.Exec(ctx, `INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
-  phone_hash, email_hash, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id, upstream_tier)
-VALUES ($1, $2, $3, '', '', '', $4, $5, $6, '', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+  phone_hash, email_hash, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, hash_key_id, upstream_tier,
+  search_hashes)
+VALUES ($1, $2, $3, '', '', '', $4, $5, $6, '', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 ON CONFLICT (id) DO UPDATE SET name = '', phone = '', email = '', name_enc = EXCLUDED.name_enc, phone_enc = EXCLUDED.phone_enc,
   email_enc = EXCLUDED.email_enc, key_id = '', dek_version = EXCLUDED.dek_version, phone_hash = EXCLUDED.phone_hash, email_hash = EXCLUDED.email_hash,
   hash_key_id = EXCLUDED.hash_key_id, tier = EXCLUDED.tier, kind = EXCLUDED.kind, referred_by = EXCLUDED.referred_by, org_unit = EXCLUDED.org_unit,
   owner_ids = EXCLUDED.owner_ids, preferences = EXCLUDED.preferences, version = EXCLUDED.version, source_updated_at = EXCLUDED.source_updated_at,
-  updated_at = EXCLUDED.updated_at, upstream_tier = EXCLUDED.upstream_tier`,
+  updated_at = EXCLUDED.updated_at, upstream_tier = EXCLUDED.upstream_tier, search_hashes = EXCLUDED.search_hashes`,
 		c.ID, c.TenantID, c.ExternalID, sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), ver,
 		hashes[0], hashes[1], c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, owners, prefs,
-		c.Version, c.SourceUpdatedAt, c.UpdatedAt, hashes[2], c.UpstreamTier)
+		c.Version, c.SourceUpdatedAt, c.UpdatedAt, hashes[2], c.UpstreamTier, search)
 	return wrap("save customer", err)
 }
 

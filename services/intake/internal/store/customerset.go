@@ -102,13 +102,13 @@ CREATE TEMP TABLE IF NOT EXISTS customer_stage (
   tier text NOT NULL, kind text NOT NULL, referred_by text NOT NULL, org_unit text NOT NULL,
   owner_ids text[] NOT NULL, preferences jsonb NOT NULL, version bigint NOT NULL,
   source_updated_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
-  kek_id text, wrapped bytea, upstream_tier text NOT NULL
+  kek_id text, wrapped bytea, upstream_tier text NOT NULL, search_hashes text[] NOT NULL
 ) ON COMMIT DELETE ROWS;
 DELETE FROM customer_stage`
 
 var stageColumns = []string{"n", "id", "external_id", "is_new", "name_enc", "phone_enc", "email_enc", "dek_version",
 	"phone_hash", "email_hash", "hash_key_id", "tier", "kind", "referred_by", "org_unit",
-	"owner_ids", "preferences", "version", "source_updated_at", "updated_at", "kek_id", "wrapped", "upstream_tier"}
+	"owner_ids", "preferences", "version", "source_updated_at", "updated_at", "kek_id", "wrapped", "upstream_tier", "search_hashes"}
 
 // mergeStage writes the staged rows into customers in one statement: the
 // new ones inserted with their data keys unless a concurrent writer created
@@ -117,9 +117,11 @@ var stageColumns = []string{"n", "id", "external_id", "is_new", "name_enc", "pho
 // holds locked).
 const mergeStage = `WITH inserted AS (
   INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
-    phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier)
+    phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier,
+    search_hashes)
   SELECT id, $1, external_id, '', '', '', name_enc, phone_enc, email_enc, '', dek_version,
-    phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier
+    phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier,
+    search_hashes
   FROM customer_stage WHERE is_new ORDER BY n
   ON CONFLICT (tenant_id, external_id) DO NOTHING
   RETURNING id
@@ -131,7 +133,7 @@ const mergeStage = `WITH inserted AS (
     key_id = '', dek_version = s.dek_version, phone_hash = s.phone_hash, email_hash = s.email_hash, hash_key_id = s.hash_key_id,
     tier = s.tier, kind = s.kind, referred_by = s.referred_by, org_unit = s.org_unit, owner_ids = s.owner_ids,
     preferences = s.preferences, version = s.version, source_updated_at = s.source_updated_at, updated_at = s.updated_at,
-    upstream_tier = s.upstream_tier
+    upstream_tier = s.upstream_tier, search_hashes = s.search_hashes
   FROM customer_stage s WHERE NOT s.is_new AND c.tenant_id = $1 AND c.id = s.id
 )
 SELECT s.external_id FROM customer_stage s
@@ -189,7 +191,7 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 		rows = append(rows, []any{len(rows), c.ID, c.ExternalID, m.isNew,
 			sealed(fieldName, c.Name), sealed(fieldPhone, c.Phone), sealed(fieldEmail, c.Email), key.version,
 			s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), hashKeyID,
-			c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, ownersOf(c), prefs, c.Version, c.SourceUpdatedAt, c.UpdatedAt, nullable(kekID), wrapped, c.UpstreamTier})
+			c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, ownersOf(c), prefs, c.Version, c.SourceUpdatedAt, c.UpdatedAt, nullable(kekID), wrapped, c.UpstreamTier, s.searchHashes(c)})
 	}
 	if len(rows) > 0 {
 		if taken, err = s.mergeRows(ctx, q, cs.tenant, rows); err != nil {

@@ -106,7 +106,7 @@ func (s *Store) DestroyCustomerKey(ctx context.Context, q postgres.Querier, tena
 		return wrap("destroy data key of "+customerID, err)
 	}
 	if _, err := q.Exec(ctx, `UPDATE customers SET name = '', phone = '', email = '', name_enc = NULL, phone_enc = NULL, email_enc = NULL,
-  key_id = '', phone_hash = '', email_hash = '', dek_version = greatest(dek_version, 1) WHERE tenant_id = $1 AND id = $2`,
+  key_id = '', phone_hash = '', email_hash = '', search_hashes = '{}', dek_version = greatest(dek_version, 1) WHERE tenant_id = $1 AND id = $2`,
 		tenant, customerID); err != nil {
 		return wrap("erase customer "+customerID, err)
 	}

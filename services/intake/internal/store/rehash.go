@@ -6,7 +6,8 @@ import (
 	"github.com/huifang/huifang/pkg/postgres"
 )
 
-// RehashPage recomputes the keyed search hashes of up to limit customers,
+// RehashPage recomputes the keyed search hashes (phone, email and
+// SearchCustomers' name and phone-tail hashes) of up to limit customers,
 // by id after afterID, whose hashes were made under another HASH_KEY
 // (hash_key_id differs from the current one), from their decrypted
 // contacts; rows other writers hold are skipped (their save hashes them
@@ -25,8 +26,8 @@ WHERE id > $1 AND hash_key_id <> $2 ORDER BY id LIMIT $3 FOR UPDATE OF customers
 	}
 	last := afterID
 	for _, c := range page {
-		if _, err := q.Exec(ctx, `UPDATE customers SET phone_hash = $2, email_hash = $3, hash_key_id = $4 WHERE id = $1`,
-			c.ID, s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), keyID); err != nil {
+		if _, err := q.Exec(ctx, `UPDATE customers SET phone_hash = $2, email_hash = $3, hash_key_id = $4, search_hashes = $5 WHERE id = $1`,
+			c.ID, s.Cipher.HashPhone(c.Phone), s.Cipher.HashEmail(c.Email), keyID, s.searchHashes(c)); err != nil {
 			return 0, afterID, wrap("rehash customer "+c.ID, err)
 		}
 		last = c.ID
