@@ -32,10 +32,10 @@ func TestSearchHashesMatch(t *testing.T) {
 	}{
 		{"王芳", "", "王芳", true},
 		{"王芳", "", "王 芳", true},
-		{"王芳", "", "王", true},          // the surname
-		{"王芳", "", "芳", false},         // the given name alone
+		{"王芳", "", "王", true},  // the surname
+		{"王芳", "", "芳", false}, // the given name alone
 		{"王芳", "", "王芳芳", false},
-		{"欧阳明华", "", "欧阳", true},       // a compound surname
+		{"欧阳明华", "", "欧阳", true}, // a compound surname
 		{"欧阳明华", "", "欧", true},
 		{"欧阳明华", "", "明华", false},
 		{"Wang Fang", "", "wang fang", true},
