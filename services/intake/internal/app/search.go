@@ -11,7 +11,6 @@ import (
 	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
-	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/intake/internal/archive"
 	"github.com/huifang/huifang/services/intake/internal/privacy"
 	"github.com/huifang/huifang/services/intake/internal/store"
@@ -112,14 +111,13 @@ func (a *App) SearchCustomers(ctx context.Context, q SearchQuery, size int, afte
 		detail["after"] = afterID
 	}
 	err = a.inTx(ctx, func(tx pgx.Tx) error {
-		var db postgres.Querier = tx
-		if list, err = a.Store.SearchCustomers(ctx, db, s, size+1, afterID); err != nil {
+		if list, err = a.Store.SearchCustomers(ctx, tx, s, size+1, afterID); err != nil {
 			return err
 		}
 		if more = len(list) > size; more {
 			list = list[:size]
 		}
-		if err := a.Store.Figures(ctx, db, q.Tenant, tier.ScopeAt(a.Now()), list); err != nil {
+		if err := a.Store.Figures(ctx, tx, q.Tenant, tier.ScopeAt(a.Now()), list); err != nil {
 			return err
 		}
 		detail["found"] = len(list)
