@@ -32,5 +32,17 @@ func Dispatch() auth.Table {
 		dispatchv1.DispatchService_RecordDeliveryReceipt_FullMethodName: {Permission: "messages.receipt", Roles: roles(integr)},
 		dispatchv1.DispatchService_RevealTaskContact_FullMethodName: {Permission: "contacts.reveal", Roles: roles(agent, leader),
 			Scope: "only the agent holding the task's claim (its lease_token); written to the audit logs of dispatch and intake"},
+		dispatchv1.DispatchService_ListAttempts_FullMethodName: {Permission: "tasks.read", Roles: roles(agent, leader, director),
+			Scope: "an agent or a leader names a task assigned to it or of a group it oversees"},
+		dispatchv1.DispatchService_GetTaskContext_FullMethodName: {Permission: "tasks.read", Roles: roles(agent, leader, director),
+			Scope: "the agent holding the task (its lease_token), or a leader of a group the task belongs to"},
+		dispatchv1.DispatchService_BookAppointment_FullMethodName: {Permission: "appointments.write", Roles: roles(agent, leader),
+			Scope: "only the agent holding the task's claim (its lease_token)"},
+		dispatchv1.DispatchService_MoveAppointment_FullMethodName: {Permission: "appointments.write", Roles: roles(agent, leader, director),
+			Scope: "the appointment's agent, or a leader of its group"},
+		dispatchv1.DispatchService_CancelAppointment_FullMethodName: {Permission: "appointments.write", Roles: roles(agent, leader, director),
+			Scope: "the appointment's agent, or a leader of its group"},
+		dispatchv1.DispatchService_ListAppointments_FullMethodName: {Permission: "appointments.read", Roles: roles(agent, leader, director),
+			Self: map[string][]auth.Role{"agent_id": roles(leader, director)}, Scope: "an agent lists its own appointments; " + units},
 	}
 }

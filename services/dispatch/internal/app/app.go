@@ -55,6 +55,11 @@ type App struct {
 	// dependency watcher): while it is not, a failure to record a send's
 	// outcome is one of the moment and is retried.
 	DatabaseUp func() bool
+	// Reminder times the reminder SMS of an appointment (appointments.go).
+	Reminder task.ReminderPolicy
+	// Questionnaires, when set, gives the questionnaire of a visit's policy
+	// for GetTaskContext (feedback's); unset: "unavailable".
+	Questionnaires Questionnaires
 
 	// finishFailed, when set (tests), is told each failure of the moment of
 	// a send's FinishSend (the how-manieth in a row, the error) before it is

@@ -91,6 +91,9 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 		if err := store.ForgetCustomerContacts(ctx, tx, u.Tenant, c.ID); err != nil {
 			return res, err
 		}
+		if err := store.ForgetAppointmentNotes(ctx, tx, u.Tenant, c.ID); err != nil {
+			return res, err
+		}
 	}
 	if res.Refreshed > 0 {
 		a.wake() // early, as CreateTaskTx: a claim that misses the uncommitted change polls again

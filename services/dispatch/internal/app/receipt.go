@@ -30,12 +30,21 @@ func (a *App) RecordReceipt(ctx context.Context, provider string, r sender.Recei
 		if m.Status == message.StatusDelivered || m.Status == message.StatusFailed {
 			return nil
 		}
+		if m.AppointmentID != "" {
+			// An appointment's reminder: its task is the on-site visit, whose
+			// state the receipt does not change.
+			out, err = a.reminderReceipt(ctx, tx, m, r, now)
+			return err
+		}
 		_, err = store.UpdateTask(ctx, tx, m.Tenant, m.TaskID, now, func(t *task.Task) error {
 			m.Receipt(r.Delivered, r.Error, now)
 			if err := store.SaveMessage(ctx, tx, m); err != nil {
 				return err
 			}
 			out = m
+			if err := messageSent(ctx, tx, m, t.CustomerID(), t.OrgUnit, m.Status, now); err != nil {
+				return err
+			}
 			t.Delivered(r.Delivered)
 			d := typesv1.Disposition_DISPOSITION_DELIVERED
 			if !r.Delivered {

@@ -39,7 +39,9 @@ func (a *App) SendDue(ctx context.Context) (int, error) {
 			return n, err
 		}
 		if !ok {
-			return n, nil
+			// The appointments' reminders, in what is left of the round.
+			r, err := a.SendReminders(ctx, max(a.Send.Batch, 1)-n)
+			return n + r, err
 		}
 		n++
 		if err := a.Deliver(ctx, job); err != nil {
@@ -289,6 +291,9 @@ func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendEr
 					return err
 				}
 				t.Sent()
+				if err := messageSent(ctx, tx, m, t.CustomerID(), t.OrgUnit, message.StatusSent, now); err != nil {
+					return err
+				}
 				return attempted(ctx, tx, *t, "", typesv1.Disposition_DISPOSITION_SENT, m.Tries, now, time.Time{})
 			}
 			after, retry := m.Failed(sendErr.Error(), sender.IsPermanent(sendErr), now, a.Send.Retry)
@@ -296,6 +301,9 @@ func (a *App) FinishSend(ctx context.Context, job Job, res sender.Result, sendEr
 				return err
 			}
 			if !retry {
+				if err := messageSent(ctx, tx, m, t.CustomerID(), t.OrgUnit, message.StatusFailed, now); err != nil {
+					return err
+				}
 				if t.Status != task.StatusSending {
 					return nil
 				}

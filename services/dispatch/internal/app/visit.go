@@ -52,6 +52,8 @@ func (a *App) CreateTaskTx(ctx context.Context, tx pgx.Tx, d task.Due) (bool, er
 	created, err := store.CreateTask(ctx, tx, t)
 	if created {
 		a.wake() // early: a claim that misses the uncommitted row polls again
+		err = store.SaveTaskDetails(ctx, tx, t.Tenant, t.ID, store.TaskDetails{ServiceID: d.ServiceID, CompletedAt: d.CompletedAt,
+			ComplaintID: d.ComplaintID, Late: d.Late})
 	}
 	return created, err
 }

@@ -78,6 +78,10 @@ func Due(ev *eventsv1.VisitDue) (task.Due, error) {
 		Customer: wire.Customer(ev.GetCustomer()), Calendar: wire.Calendar(ev.GetContactCalendar()),
 		Group: ev.GetGroup(), OrgUnit: ev.GetOrgUnit(), ServiceType: ev.GetServiceType(), PolicyID: ev.GetPolicyId(),
 		ProductCategory: ev.GetProductCategory(),
+		ServiceID:       ev.GetServiceId(), ComplaintID: ev.GetComplaintId(), Late: ev.GetLate(),
+	}
+	if ev.GetServiceCompletedAt() != nil {
+		d.CompletedAt = ev.GetServiceCompletedAt().AsTime()
 	}
 	if ev.GetDueAt() != nil {
 		d.DueAt = ev.GetDueAt().AsTime()

@@ -317,6 +317,9 @@ func (s *Server) UpsertTemplate(ctx context.Context, req *dispatchv1.UpsertTempl
 	if p == nil {
 		return nil, invalid.New("template", "is required")
 	}
+	if p.GetKind() != "" {
+		return s.upsertKindTemplate(ctx, p)
+	}
 	stored, err := s.App.UpsertTemplate(ctx, message.Template{Tenant: tenant.Or(p.GetTenantId()), PolicyID: p.GetPolicyId(), Channel: p.GetChannel(),
 		Subject: p.GetSubject(), Greeting: p.GetGreeting(), Body: p.GetBody(), Footer: p.GetFooter(), Preset: p.GetPreset()})
 	if err != nil {
@@ -469,7 +472,7 @@ func taskProto(t task.Task) *dispatchv1.Task {
 func messageProto(m message.Message) *dispatchv1.Message {
 	return &dispatchv1.Message{Id: m.ID, TenantId: m.Tenant, TaskId: m.TaskID, VisitId: m.VisitID, Channel: m.Channel, To: m.To,
 		Subject: m.Subject, Body: m.Body, IdempotencyKey: m.IdempotencyKey, Status: m.Status, Tries: int32(m.Tries),
-		Provider: m.Provider, ProviderMessageId: m.ProviderMessageID, Error: m.Error,
+		Provider: m.Provider, ProviderMessageId: m.ProviderMessageID, Error: m.Error, AppointmentId: m.AppointmentID,
 		CreatedAt: timestamp(m.CreatedAt), UpdatedAt: timestamp(m.UpdatedAt)}
 }
 

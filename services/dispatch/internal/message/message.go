@@ -41,6 +41,10 @@ type Template struct {
 	Footer   string
 	// Preset is Preset002 for a seed-002 SMS, else empty.
 	Preset string
+	// Kind is empty for a visit's message, KindReminder or KindScript
+	// (kinds.go); those are keyed by ServiceType, not PolicyID.
+	Kind        string
+	ServiceType string
 }
 
 // Default returns the built-in template of a channel, used when the tenant

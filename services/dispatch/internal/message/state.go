@@ -33,6 +33,9 @@ type Message struct {
 	Error             string
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	// AppointmentID is set on an appointment's reminder (TaskID is then
+	// the on-site visit's task); empty on a visit's own message.
+	AppointmentID string
 }
 
 // KeyOf is the idempotency key of the message of task taskID.

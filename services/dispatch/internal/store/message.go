@@ -71,22 +71,22 @@ func CustomerVariables(ctx context.Context, q postgres.Querier, tenant, customer
 	return vars, nil
 }
 
-const messageColumns = `id, tenant_id, task_id, visit_id, channel, recipient, subject, body, idempotency_key, status, tries, provider, provider_message_id, error, created_at, updated_at`
+const messageColumns = `id, tenant_id, task_id, visit_id, channel, recipient, subject, body, idempotency_key, status, tries, provider, provider_message_id, error, created_at, updated_at, appointment_id`
 
 func scanMessage(r pgx.CollectableRow) (message.Message, error) {
 	var m message.Message
 	var channel string
 	err := r.Scan(&m.ID, &m.Tenant, &m.TaskID, &m.VisitID, &channel, &m.To, &m.Subject, &m.Body, &m.IdempotencyKey, &m.Status,
-		&m.Tries, &m.Provider, &m.ProviderMessageID, &m.Error, &m.CreatedAt, &m.UpdatedAt)
+		&m.Tries, &m.Provider, &m.ProviderMessageID, &m.Error, &m.CreatedAt, &m.UpdatedAt, &m.AppointmentID)
 	m.Channel = typesv1.Channel(typesv1.Channel_value[channel])
 	return m, err
 }
 
 // CreateMessage stores a new message.
 func CreateMessage(ctx context.Context, q postgres.Querier, m message.Message) error {
-	_, err := q.Exec(ctx, `INSERT INTO messages (`+messageColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+	_, err := q.Exec(ctx, `INSERT INTO messages (`+messageColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		m.ID, m.Tenant, m.TaskID, m.VisitID, m.Channel.String(), m.To, m.Subject, m.Body, m.IdempotencyKey, m.Status, m.Tries,
-		m.Provider, m.ProviderMessageID, m.Error, m.CreatedAt, m.UpdatedAt)
+		m.Provider, m.ProviderMessageID, m.Error, m.CreatedAt, m.UpdatedAt, m.AppointmentID)
 	return translate(err, "create message of task "+m.TaskID, nil)
 }
 
@@ -97,9 +97,10 @@ func SaveMessage(ctx context.Context, q postgres.Querier, m message.Message) err
 	return translate(err, "save message "+m.ID, nil)
 }
 
-// MessageOfTask locks the message of a task within tx; false when none.
+// MessageOfTask locks the message of a task's visit (not an appointment's
+// reminder) within tx; false when none.
 func MessageOfTask(ctx context.Context, tx pgx.Tx, taskID string) (message.Message, bool, error) {
-	rows, err := tx.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE task_id = $1 FOR UPDATE`, taskID)
+	rows, err := tx.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE task_id = $1 AND appointment_id = '' FOR UPDATE`, taskID)
 	if err != nil {
 		return message.Message{}, false, translate(err, "message of task "+taskID, nil)
 	}

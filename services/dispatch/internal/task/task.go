@@ -175,6 +175,12 @@ type Due struct {
 	ServiceType     string
 	PolicyID        string
 	ProductCategory string
+	// What the agent's screen shows of the service besides (issue 17):
+	// kept beside the task (store.TaskDetails), not used for routing.
+	ServiceID   string
+	CompletedAt time.Time
+	ComplaintID string
+	Late        bool
 }
 
 // New turns a due visit into a new open task with id, created at now. A
