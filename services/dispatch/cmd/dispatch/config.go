@@ -90,6 +90,20 @@ type config struct {
 	// ReceiptAddr serves providers' delivery webhooks (POST /receipts/telnyx),
 	// signed by TELNYX_PUBLIC_KEY's account; empty: off.
 	ReceiptAddr string `env:"RECEIPT_ADDR"`
+	// FeedbackAddr is feedback's gRPC address: GetTaskContext reads the
+	// questionnaire of a visit's policy there (GetQuestionnaire) on
+	// dispatch's account; FeedbackCAFile, when set, is the CA of its TLS
+	// certificate. PolicyQuestionnaires links policies to questionnaires
+	// (policy_id=questionnaire_id, comma-separated): the same value as
+	// feedback's POLICY_QUESTIONNAIRES.
+	FeedbackAddr         string `env:"FEEDBACK_ADDR" default:"127.0.0.1:7004"`
+	FeedbackCAFile       string `env:"FEEDBACK_CA_FILE"`
+	PolicyQuestionnaires string `env:"POLICY_QUESTIONNAIRES" default:"builtin-appliance-purchase=seed-001-appliance"`
+	// ReminderLead is how long before an appointment its reminder SMS is
+	// meant to go out (placed in the customer's contact windows);
+	// ReminderMinGap the least time left before the start for one to go.
+	ReminderLead   time.Duration `env:"REMINDER_LEAD" default:"24h"`
+	ReminderMinGap time.Duration `env:"REMINDER_MIN_GAP" default:"1h"`
 }
 
 // settings are the parsed forms of the config's strings.
@@ -103,7 +117,8 @@ type settings struct {
 func (c config) parse() (settings, error) {
 	var errs []error
 	positive := map[string]time.Duration{"LEASE": c.Lease, "CLAIM_POLL": c.ClaimPoll, "SLA_EVERY": c.SLAEvery,
-		"SEND_EVERY": c.SendEvery, "SEND_LEASE": c.SendLease, "SEND_BACKOFF": c.SendBackoff}
+		"SEND_EVERY": c.SendEvery, "SEND_LEASE": c.SendLease, "SEND_BACKOFF": c.SendBackoff,
+		"REMINDER_LEAD": c.ReminderLead, "REMINDER_MIN_GAP": c.ReminderMinGap}
 	for name, d := range positive {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))

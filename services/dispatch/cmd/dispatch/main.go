@@ -5,10 +5,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 
 	"github.com/huifang/huifang/pkg/app"
@@ -20,8 +22,10 @@ import (
 	"github.com/huifang/huifang/services/dispatch/internal/contacts"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
+	"github.com/huifang/huifang/services/dispatch/internal/questionnaires"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
+	"github.com/huifang/huifang/services/dispatch/internal/task"
 	"github.com/huifang/huifang/services/dispatch/internal/webhook"
 	"github.com/huifang/huifang/services/dispatch/migrations"
 
@@ -69,6 +73,21 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer func() { _ = intakeConn.Close() }()
 	book := &contacts.Intake{Client: intakev1.NewIntakeServiceClient(intakeConn)}
 
+	// Questionnaires, from feedback at the moment of use (GetTaskContext).
+	links, err := questionnaires.ParseLinks(cfg.PolicyQuestionnaires)
+	if err != nil {
+		rt.Close(ctx)
+		return fmt.Errorf("POLICY_QUESTIONNAIRES: %w", err)
+	}
+	feedbackConn, err := grpcclient.Dial(grpcclient.Config{Addr: cfg.FeedbackAddr, CAFile: cfg.FeedbackCAFile, ClientID: cfg.AuthClientID,
+		ClientSecret: cfg.AuthClientSecret, TokenURL: cfg.AuthTokenURL, Issuer: cfg.AuthIssuer})
+	if err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	defer func() { _ = feedbackConn.Close() }()
+	forms := &questionnaires.Feedback{Client: feedbackv1.NewFeedbackServiceClient(feedbackConn), Links: links}
+
 	// The use cases.
 	a := &dispatch.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now, Log: log,
 		Lease: cfg.Lease, Retry: set.retry, Rules: set.rules, Poll: cfg.ClaimPoll, Waker: &dispatch.Waker{},
@@ -76,7 +95,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		SLAWarn: cfg.SLAWarn, SLABatch: slaBatch,
 		Send: dispatch.Sending{Sender: sender.ByChannel{SMS: sms, Email: email}, Contacts: book, Postpone: cfg.ContactPostpone, Lease: cfg.SendLease,
 			Retry: message.Retry{Backoff: cfg.SendBackoff, MaxTries: cfg.SendMaxTries}, Batch: cfg.SendBatch},
-		DatabaseUp: func() bool { return rt.Health.Up(app.DependencyPostgres) }}
+		DatabaseUp:     func() bool { return rt.Health.Up(app.DependencyPostgres) },
+		Reminder:       task.ReminderPolicy{Lead: cfg.ReminderLead, MinGap: cfg.ReminderMinGap},
+		Questionnaires: forms}
 
 	// Consumers: VisitDue, VisitCancelled, CustomerUpdated.
 	for _, c := range consumer.New(a) {
