@@ -16,6 +16,7 @@ import (
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
+	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
@@ -169,8 +170,12 @@ func (a *App) changeAppointment(ctx context.Context, tenant, id string,
 		if err != nil {
 			return err
 		}
+		before := ap
 		change, reason, err := fn(tx, &ap, t)
 		if err != nil {
+			return err
+		}
+		if err := supersedeReminder(ctx, tx, before, ap); err != nil {
 			return err
 		}
 		if err := store.SaveAppointment(ctx, tx, ap); err != nil {
@@ -303,4 +308,24 @@ func (a *App) ListAppointments(ctx context.Context, q AppointmentQuery) ([]task.
 		list[i] = a.shown(ctx, list[i])
 	}
 	return list, nil
+}
+
+// supersedeReminder ends the message of a reminder that waited for a retry
+// (scheduled again after a failed try) when a move or a cancellation
+// replaced it: it failed, and will not be tried again. A reminder being
+// sent at that moment keeps its message, whose outcome its sender records.
+func supersedeReminder(ctx context.Context, tx pgx.Tx, before, after task.Appointment) error {
+	if before.ReminderStatus != task.ReminderScheduled || before.ReminderMessageID == "" ||
+		(after.ReminderStatus == task.ReminderScheduled && after.ReminderMessageID == before.ReminderMessageID) {
+		return nil
+	}
+	m, err := store.MessageByID(ctx, tx, before.ReminderMessageID)
+	if errors.Is(err, store.ErrMessageNotFound) {
+		return nil
+	}
+	if err != nil || m.Status != message.StatusSending {
+		return err
+	}
+	m.Status, m.Error, m.UpdatedAt = message.StatusFailed, "superseded: the appointment was moved or cancelled before the retry", after.UpdatedAt
+	return store.SaveMessage(ctx, tx, m)
 }

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,83 @@ func TestVisitSMSPublishesMessageSentOnce(t *testing.T) {
 	evs = messageSentEvents(t, b)
 	require.Len(t, evs, 2)
 	require.Equal(t, "failed", evs[1].GetStatus())
+}
+
+// flaky fails its first fails sends for the moment, then sends through next.
+type flaky struct {
+	fails int
+	next  sender.Sender
+	keys  []string
+}
+
+func (f *flaky) Name() string { return "flaky" }
+
+func (f *flaky) Send(ctx context.Context, m sender.Message) (sender.Result, error) {
+	f.keys = append(f.keys, m.IdempotencyKey)
+	if f.fails > 0 {
+		f.fails--
+		return sender.Result{}, errors.New("503 from the provider")
+	}
+	return f.next.Send(ctx, m)
+}
+
+// TestFailedReminderRetriesUnlessMoved: a reminder whose send failed for
+// the moment is tried again after the backoff; a move before that retry
+// ends its message (superseded) and the new time's reminder goes out
+// under a new idempotency key.
+func TestFailedReminderRetriesUnlessMoved(t *testing.T) {
+	b := setupReminders(t)
+	ctx := context.Background()
+	f := &flaky{fails: 1, next: b.a.Send.Sender}
+	b.a.Send.Sender = f
+	x := b.onsite(t, "v-1")
+	start := time.Date(2025, 3, 12, 10, 0, 0, 0, shanghai)
+	ap, err := b.a.BookAppointment(ctx, app.Booking{Tenant: "default", TaskID: x.ID, AgentID: "a-1", Token: x.LeaseToken,
+		Window: task.Window{StartsAt: start, EndsAt: start.Add(time.Hour)}})
+	require.NoError(t, err)
+	b.clock.Set(ap.RemindAt)
+	_, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Len(t, f.keys, 1)
+	require.Empty(t, b.sentTexts(t))
+	require.Empty(t, messageSentEvents(t, b), "a try that failed for the moment is no MessageSent")
+
+	moved := start.Add(2 * time.Hour)
+	ap, err = b.a.MoveAppointment(ctx, app.Move{Tenant: "default", AppointmentID: ap.ID, Reason: "agent_unavailable",
+		Window: task.Window{StartsAt: moved, EndsAt: moved.Add(time.Hour)}})
+	require.NoError(t, err)
+	b.clock.Set(ap.RemindAt)
+	_, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Len(t, f.keys, 2)
+	require.NotEqual(t, f.keys[0], f.keys[1], "the new time's reminder is a new message")
+	msgs, err := b.a.ListMessages(ctx, "default", x.ID, "", 10)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
+	statuses := map[string]string{}
+	for _, m := range msgs {
+		statuses[m.IdempotencyKey] = m.Status
+	}
+	require.Equal(t, map[string]string{f.keys[0]: message.StatusFailed, f.keys[1]: message.StatusSent}, statuses)
+	require.Len(t, b.sentTexts(t), 1)
+	require.Contains(t, b.sentTexts(t)[0], "3月12日 12:00-13:00")
+	evs := messageSentEvents(t, b)
+	require.Len(t, evs, 1)
+	require.Equal(t, "sent", evs[0].GetStatus())
+}
+
+// TestErasedCustomerLosesAppointmentNotes: the address note is personal
+// data; it goes when intake erases the customer.
+func TestErasedCustomerLosesAppointmentNotes(t *testing.T) {
+	b := setupReminders(t)
+	ctx := context.Background()
+	x := b.onsite(t, "v-1")
+	start := time.Date(2025, 3, 12, 10, 0, 0, 0, shanghai)
+	_, err := b.a.BookAppointment(ctx, app.Booking{Tenant: "default", TaskID: x.ID, AgentID: "a-1", Token: x.LeaseToken,
+		Window: task.Window{StartsAt: start, EndsAt: start.Add(time.Hour)}, Note: "3号楼2单元"})
+	require.NoError(t, err)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM appointments WHERE address_note = '3号楼2单元'`))
+	_, err = b.a.UpdateCustomer(ctx, app.CustomerUpdate{Tenant: "default", Customer: task.Customer{ID: "c-1"}, Version: 2, Erased: true})
+	require.NoError(t, err)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM appointments WHERE address_note <> ''`))
 }
