@@ -13,7 +13,7 @@ func Feedback() auth.Table {
 	records := "an agent reaches only the records it logged"
 	complaints := "a department owner acts on the complaints routed to the departments its token names"
 	improvements := "a department owner acts on the complaints routed to the departments its token names, a leader on those of the org units it leads"
-	questionnaires := auth.Rule{Permission: "questionnaires.read", Roles: roles(agent, leader, director, qa, admin)}
+	questionnaires := auth.Rule{Permission: "questionnaires.read", Roles: roles(agent, leader, director, qa, admin, svc)}
 	return auth.Table{
 		feedbackv1.FeedbackService_LogVisit_FullMethodName:                   {Permission: "records.write", Roles: roles(agent, leader), Self: me("agent_id"), Scope: "visits of tasks the agent holds"},
 		feedbackv1.FeedbackService_GetVisitRecord_FullMethodName:             {Permission: "records.read", Roles: roles(agent, leader, director, qa), Scope: records},
