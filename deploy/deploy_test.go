@@ -42,14 +42,16 @@ var services = map[string][2]int32{
 // its own account (docs/security.md, "Services calling services"): the
 // Secret with its client secret (compose: <SERVICE>_CLIENT_SECRET), the
 // variables naming the peers it calls, and the variable of the peers' CA.
-// dispatch asks intake for contacts (RevealContact); intake asks the others
-// for their part of an export (ExportCustomerData).
+// dispatch asks intake for contacts (RevealContact) and feedback for the
+// questionnaire of a task (GetQuestionnaire; FEEDBACK_CA_FILE defaults to
+// INTAKE_CA_FILE: one CA signs the peers' certificates); intake asks the
+// others for their part of an export (ExportCustomerData).
 var callers = map[string]struct {
 	secret string
 	addrs  map[string]string // variable: the service it names
 	caFile string
 }{
-	"dispatch": {"huifang-dispatch-client", map[string]string{"INTAKE_ADDR": "intake"}, "INTAKE_CA_FILE"},
+	"dispatch": {"huifang-dispatch-client", map[string]string{"INTAKE_ADDR": "intake", "FEEDBACK_ADDR": "feedback"}, "INTAKE_CA_FILE"},
 	"intake": {"huifang-intake-client", map[string]string{
 		"SCHEDULER_ADDR": "scheduler", "DISPATCH_ADDR": "dispatch", "FEEDBACK_ADDR": "feedback", "ANALYTICS_ADDR": "analytics",
 	}, "PEER_CA_FILE"},

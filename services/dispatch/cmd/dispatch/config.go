@@ -92,8 +92,8 @@ type config struct {
 	ReceiptAddr string `env:"RECEIPT_ADDR"`
 	// FeedbackAddr is feedback's gRPC address: GetTaskContext reads the
 	// questionnaire of a visit's policy there (GetQuestionnaire) on
-	// dispatch's account; FeedbackCAFile, when set, is the CA of its TLS
-	// certificate. PolicyQuestionnaires links policies to questionnaires
+	// dispatch's account; FeedbackCAFile is the CA of its TLS certificate
+	// (unset: IntakeCAFile's, one CA signing the peers' certificates). PolicyQuestionnaires links policies to questionnaires
 	// (policy_id=questionnaire_id, comma-separated): the same value as
 	// feedback's POLICY_QUESTIONNAIRES.
 	FeedbackAddr         string `env:"FEEDBACK_ADDR" default:"127.0.0.1:7004"`

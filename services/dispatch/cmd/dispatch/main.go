@@ -79,7 +79,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		rt.Close(ctx)
 		return fmt.Errorf("POLICY_QUESTIONNAIRES: %w", err)
 	}
-	feedbackConn, err := grpcclient.Dial(grpcclient.Config{Addr: cfg.FeedbackAddr, CAFile: cfg.FeedbackCAFile, ClientID: cfg.AuthClientID,
+	feedbackCA := cfg.FeedbackCAFile
+	if feedbackCA == "" {
+		feedbackCA = cfg.IntakeCAFile // one CA signs the peers' certificates
+	}
+	feedbackConn, err := grpcclient.Dial(grpcclient.Config{Addr: cfg.FeedbackAddr, CAFile: feedbackCA, ClientID: cfg.AuthClientID,
 		ClientSecret: cfg.AuthClientSecret, TokenURL: cfg.AuthTokenURL, Issuer: cfg.AuthIssuer})
 	if err != nil {
 		rt.Close(ctx)
