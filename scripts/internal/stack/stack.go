@@ -445,8 +445,8 @@ func (s *Stack) spawn(name string) error {
 		cmd.Env = append(cmd.Env, "AUTH_CLIENT_ID="+svc, "AUTH_CLIENT_SECRET="+secret)
 	}
 	switch svc {
-	case "dispatch":
-		cmd.Env = append(cmd.Env, "INTAKE_ADDR="+s.GRPCAddr("intake"))
+	case "dispatch": // contacts from intake, a task's questionnaire from feedback
+		cmd.Env = append(cmd.Env, "INTAKE_ADDR="+s.GRPCAddr("intake"), "FEEDBACK_ADDR="+s.GRPCAddr("feedback"))
 	case "intake": // ExportCustomerData asks the others for their part
 		for _, peer := range []string{"scheduler", "dispatch", "feedback", "analytics"} {
 			cmd.Env = append(cmd.Env, strings.ToUpper(peer)+"_ADDR="+s.GRPCAddr(peer))
