@@ -48,7 +48,7 @@ func (a *App) BookAppointment(ctx context.Context, in Booking) (task.Appointment
 	}
 	var out task.Appointment
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		t, err := store.Task(ctx, tx, in.Tenant, in.TaskID)
+		t, err := store.LockTaskShared(ctx, tx, in.Tenant, in.TaskID)
 		if err != nil {
 			return err
 		}
@@ -328,4 +328,25 @@ func supersedeReminder(ctx context.Context, tx pgx.Tx, before, after task.Appoin
 	}
 	m.Status, m.Error, m.UpdatedAt = message.StatusFailed, "superseded: the appointment was moved or cancelled before the retry", after.UpdatedAt
 	return store.SaveMessage(ctx, tx, m)
+}
+
+// cancelVisitAppointmentTx cancels, within tx, the booked appointment of a
+// visit that was cancelled (VisitCancelled), with its reminder, and writes
+// AppointmentChanged (cancelled, reason visit_cancelled, no agent).
+func (a *App) cancelVisitAppointmentTx(ctx context.Context, tx pgx.Tx, tenant, visitID string, now time.Time) error {
+	ap, ok, err := store.LockBookedAppointmentOfVisit(ctx, tx, tenant, visitID)
+	if err != nil || !ok {
+		return err
+	}
+	before := ap
+	if err := ap.Cancel(task.ReasonVisitCancelled, now); err != nil {
+		return err
+	}
+	if err := supersedeReminder(ctx, tx, before, ap); err != nil {
+		return err
+	}
+	if err := store.SaveAppointment(ctx, tx, ap); err != nil {
+		return err
+	}
+	return appointmentChanged(ctx, tx, ap, "", eventsv1.AppointmentChange_APPOINTMENT_CHANGE_CANCELLED, task.ReasonVisitCancelled, now)
 }

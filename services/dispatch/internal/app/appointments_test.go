@@ -318,3 +318,49 @@ func TestErasedCustomerLosesAppointmentNotes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM appointments WHERE address_note <> ''`))
 }
+
+// TestNoReminderForACancelledVisitOrAnOptOut: a visit cancelled upstream
+// cancels its appointment (AppointmentChanged, visit_cancelled) and its
+// reminder; a customer who opted out of SMS after the booking gets none.
+func TestNoReminderForACancelledVisitOrAnOptOut(t *testing.T) {
+	b := setupReminders(t)
+	ctx := context.Background()
+	x := b.onsite(t, "v-1")
+	start := time.Date(2025, 3, 12, 10, 0, 0, 0, shanghai)
+	ap, err := b.a.BookAppointment(ctx, app.Booking{Tenant: "default", TaskID: x.ID, AgentID: "a-1", Token: x.LeaseToken,
+		Window: task.Window{StartsAt: start, EndsAt: start.Add(time.Hour)}})
+	require.NoError(t, err)
+	require.NoError(t, b.a.CancelVisit(ctx, "default", "v-1", "service voided"))
+	list, err := b.a.ListAppointments(ctx, app.AppointmentQuery{Tenant: "default", IncludeCancelled: true, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, task.AppointmentCancelled, list[0].Status)
+	require.Equal(t, task.ReasonVisitCancelled, list[0].CancelReason)
+	require.Equal(t, task.ReminderCancelled, list[0].ReminderStatus)
+	rows, err := b.pool.Query(ctx, `SELECT payload FROM outbox WHERE subject = $1 ORDER BY seq`, stream.SubjectAppointmentChanged)
+	require.NoError(t, err)
+	raw, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	require.NoError(t, err)
+	require.Len(t, raw, 2)
+	last := &eventsv1.AppointmentChanged{}
+	require.NoError(t, proto.Unmarshal(raw[1], last))
+	require.Equal(t, eventsv1.AppointmentChange_APPOINTMENT_CHANGE_CANCELLED, last.GetChange())
+	require.Equal(t, ap.ID, last.GetAppointmentId())
+	require.Equal(t, task.ReasonVisitCancelled, last.GetReason())
+
+	y := b.onsite(t, "v-2")
+	bp, err := b.a.BookAppointment(ctx, app.Booking{Tenant: "default", TaskID: y.ID, AgentID: "a-1", Token: y.LeaseToken,
+		Window: task.Window{StartsAt: start, EndsAt: start.Add(time.Hour)}})
+	require.NoError(t, err)
+	_, err = b.a.UpdateCustomer(ctx, app.CustomerUpdate{Tenant: "default", Version: 2, Customer: task.Customer{ID: "c-1", NameMasked: "王*",
+		PhoneMasked: "*******8000", HasPhone: true, Preferences: task.Preferences{OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}}}})
+	require.NoError(t, err)
+	b.clock.Set(bp.RemindAt)
+	_, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Empty(t, b.sentTexts(t), "the customer opted out of SMS")
+	list, err = b.a.ListAppointments(ctx, app.AppointmentQuery{Tenant: "default", Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, task.ReminderCancelled, list[0].ReminderStatus)
+}

@@ -64,6 +64,18 @@ func (a *App) claimReminder(ctx context.Context) (reminderJob, bool, error) {
 			if err != nil {
 				return err
 			}
+			if why := t.ReminderBlocked(); why != "" {
+				a.log().InfoContext(ctx, "reminder: cancelled", "appointment", ap.ID, "task", ap.TaskID, "reason", why)
+				before := ap
+				ap.ReminderStatus, ap.RemindAt, ap.ReminderLeaseUntil, ap.UpdatedAt = task.ReminderCancelled, time.Time{}, time.Time{}, now
+				if err := supersedeReminder(ctx, tx, before, ap); err != nil {
+					return err
+				}
+				if err := store.SaveAppointment(ctx, tx, ap); err != nil {
+					return err
+				}
+				continue
+			}
 			var m message.Message
 			if ap.ReminderMessageID != "" {
 				if m, err = store.MessageByID(ctx, tx, ap.ReminderMessageID); err != nil && !errors.Is(err, store.ErrMessageNotFound) {

@@ -83,5 +83,8 @@ func (a *App) CancelVisitTx(ctx context.Context, tx pgx.Tx, tenant, visitID, rea
 	if errors.Is(err, store.ErrTaskNotFound) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return a.cancelVisitAppointmentTx(ctx, tx, tenant, visitID, now)
 }

@@ -83,6 +83,32 @@ func BookedAppointment(ctx context.Context, q postgres.Querier, tenant, taskID s
 	return a, err == nil, err
 }
 
+// LockBookedAppointmentOfVisit locks the booked appointment of a visit
+// within tx; false when it has none.
+func LockBookedAppointmentOfVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string) (task.Appointment, bool, error) {
+	rows, err := tx.Query(ctx, `SELECT `+appointmentColumns+` FROM appointments WHERE tenant_id = $1 AND visit_id = $2 AND status = 'booked' FOR UPDATE`,
+		tenant, visitID)
+	if err != nil {
+		return task.Appointment{}, false, translate(err, "appointment of visit "+visitID, nil)
+	}
+	as, err := pgx.CollectRows(rows, scanAppointment)
+	if err != nil || len(as) == 0 {
+		return task.Appointment{}, false, translate(err, "appointment of visit "+visitID, nil)
+	}
+	return as[0], true, nil
+}
+
+// LockTaskShared reads a task and holds it against changes (FOR SHARE) to
+// the end of tx: a booking sees the task it books for as it stays.
+func LockTaskShared(ctx context.Context, tx pgx.Tx, tenant, id string) (task.Task, error) {
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2 FOR SHARE`, tenant, id)
+	if err != nil {
+		return task.Task{}, translate(err, "task "+id, nil)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
+	return t, translate(err, "task "+id, ErrTaskNotFound)
+}
+
 // LockAgentDay serialises the bookings of one agent (an advisory lock held
 // to the end of tx), so that two bookings cannot both miss each other's
 // overlap.

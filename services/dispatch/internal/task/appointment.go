@@ -173,6 +173,23 @@ func (t Task) TimeZone() *time.Location {
 	return t.Calendar.Location(t.Customer.Contact())
 }
 
+// ReminderBlocked says why no reminder may go out for an appointment of t
+// any more: the visit was cancelled or refused, or the customer opted out
+// (of the visit's channel, or of SMS); empty when one may.
+func (t Task) ReminderBlocked() string {
+	switch {
+	case t.Status == StatusCancelled || t.Status == StatusOptedOut || t.Status == StatusRefused:
+		return "the visit's task is " + t.Status
+	case slices.Contains(t.Customer.Preferences.OptedOut, typesv1.Channel_CHANNEL_SMS):
+		return "the customer opted out of SMS"
+	}
+	return ""
+}
+
+// ReasonVisitCancelled is the reason of an appointment cancelled because
+// its visit was (VisitCancelled), not by a person.
+const ReasonVisitCancelled = "visit_cancelled"
+
 // ReminderPolicy times the reminder SMS of an appointment.
 type ReminderPolicy struct {
 	// Lead is how long before the start the reminder is meant to go out
