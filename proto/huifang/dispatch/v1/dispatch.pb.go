@@ -3478,7 +3478,8 @@ type Appointment struct {
 	AddressNote string `protobuf:"bytes,11,opt,name=address_note,json=addressNote,proto3" json:"address_note,omitempty"`
 	// "booked" or "cancelled".
 	Status string `protobuf:"bytes,12,opt,name=status,proto3" json:"status,omitempty"`
-	// Why it was cancelled (a reason code).
+	// Why it was cancelled: CancelAppointmentRequest's reason code, or "visit_cancelled" when its
+	// visit was cancelled upstream.
 	CancelReason string `protobuf:"bytes,13,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
 	// When the reminder SMS is due; unset when none is scheduled.
 	RemindAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=remind_at,json=remindAt,proto3" json:"remind_at,omitempty"`
