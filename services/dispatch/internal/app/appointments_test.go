@@ -364,3 +364,38 @@ func TestNoReminderForACancelledVisitOrAnOptOut(t *testing.T) {
 	require.Len(t, list, 1)
 	require.Equal(t, task.ReminderCancelled, list[0].ReminderStatus)
 }
+
+// TestReminderWaitsWhileIntakeIsAway: the number is asked of intake when
+// the reminder is sent; while intake cannot answer the reminder waits
+// (CONTACT_POSTPONE), its try not counted, and goes out once it can.
+func TestReminderWaitsWhileIntakeIsAway(t *testing.T) {
+	b := setupReminders(t)
+	ctx := context.Background()
+	book := b.a.Send.Contacts.(*storetest.Contacts)
+	x := b.onsite(t, "v-1")
+	start := time.Date(2025, 3, 12, 10, 0, 0, 0, shanghai)
+	ap, err := b.a.BookAppointment(ctx, app.Booking{Tenant: "default", TaskID: x.ID, AgentID: "a-1", Token: x.LeaseToken,
+		Window: task.Window{StartsAt: start, EndsAt: start.Add(time.Hour)}})
+	require.NoError(t, err)
+	book.Down(true)
+	b.clock.Set(ap.RemindAt)
+	_, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Empty(t, b.sentTexts(t))
+	msgs, err := b.a.ListMessages(ctx, "default", x.ID, "", 10)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, 0, msgs[0].Tries, "the try is not counted")
+	_, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Len(t, book.Asked(), 1, "it waits CONTACT_POSTPONE before asking again")
+
+	book.Down(false)
+	b.clock.Advance(app.DefaultPostpone)
+	_, err = b.a.SendDue(ctx)
+	require.NoError(t, err)
+	require.Len(t, b.sentTexts(t), 1)
+	asked := book.Asked()
+	require.Equal(t, "message:"+msgs[0].ID, asked[len(asked)-1].OnBehalfOf)
+	require.Equal(t, typesv1.Channel_CHANNEL_SMS, asked[len(asked)-1].Channel)
+}

@@ -181,16 +181,17 @@ func (a *App) deliverReminder(ctx context.Context, job reminderJob) error {
 func (a *App) finishReminder(ctx context.Context, job reminderJob, res sender.Result, sendErr error) error {
 	now := a.Now()
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		// The appointment, then its message: the order of every writer.
+		ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
+		if err != nil {
+			return err
+		}
 		m, err := store.MessageByID(ctx, tx, job.Message.ID)
 		if err != nil {
 			return err
 		}
 		if !m.Current(job.Message.Tries) {
 			return errStale
-		}
-		ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
-		if err != nil {
-			return err
 		}
 		current := ap.ReminderMessageID == m.ID && ap.ReminderStatus == task.ReminderSending && ap.ReminderTries == m.Tries
 		if sendErr == nil {
@@ -241,16 +242,16 @@ func (a *App) postponeReminder(ctx context.Context, job reminderJob, why error) 
 		wait = DefaultPostpone
 	}
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
+		ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
+		if err != nil {
+			return err
+		}
 		m, err := store.MessageByID(ctx, tx, job.Message.ID)
 		if err != nil {
 			return err
 		}
 		if !m.Current(job.Message.Tries) {
 			return errStale
-		}
-		ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
-		if err != nil {
-			return err
 		}
 		m.Untry("contact not available: "+why.Error(), now)
 		if err := store.SaveMessage(ctx, tx, m); err != nil {
