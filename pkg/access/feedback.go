@@ -23,6 +23,7 @@ func Feedback() auth.Table {
 		feedbackv1.FeedbackService_CreateQuestionnaire_FullMethodName:        {Permission: "questionnaires.write", Roles: roles(admin)},
 		feedbackv1.FeedbackService_SetPolicyQuestionnaire_FullMethodName:     {Permission: "questionnaires.write", Roles: roles(admin)},
 		feedbackv1.FeedbackService_GetQuestionnaire_FullMethodName:           questionnaires,
+		feedbackv1.FeedbackService_GetPolicyQuestionnaire_FullMethodName:     questionnaires,
 		feedbackv1.FeedbackService_ListQuestionnaires_FullMethodName:         questionnaires,
 		feedbackv1.FeedbackService_ListComplaints_FullMethodName:             {Permission: "complaints.read", Roles: roles(leader, director, owner), Scope: complaints},
 		feedbackv1.FeedbackService_GetComplaint_FullMethodName:               {Permission: "complaints.read", Roles: roles(agent, leader, director, owner), Scope: complaints},

@@ -4705,6 +4705,103 @@ func (x *ListReviewsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type GetPolicyQuestionnaireRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The scheduler policy's id, as VisitDue carries it.
+	PolicyId      string `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyQuestionnaireRequest) Reset() {
+	*x = GetPolicyQuestionnaireRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyQuestionnaireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyQuestionnaireRequest) ProtoMessage() {}
+
+func (x *GetPolicyQuestionnaireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyQuestionnaireRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyQuestionnaireRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetPolicyQuestionnaireRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetPolicyQuestionnaireRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+type GetPolicyQuestionnaireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Questionnaire *Questionnaire         `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyQuestionnaireResponse) Reset() {
+	*x = GetPolicyQuestionnaireResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyQuestionnaireResponse) ProtoMessage() {}
+
+func (x *GetPolicyQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetPolicyQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
 var File_huifang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
@@ -5095,7 +5192,12 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"page_token\x18\t \x01(\tR\tpageToken\"t\n" +
 	"\x13ListReviewsResponse\x125\n" +
 	"\areviews\x18\x01 \x03(\v2\x1b.huifang.feedback.v1.ReviewR\areviews\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xc3\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\x1dGetPolicyQuestionnaireRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\"j\n" +
+	"\x1eGetPolicyQuestionnaireResponse\x12H\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire*\xc3\x01\n" +
 	"\fQuestionKind\x12\x1d\n" +
 	"\x19QUESTION_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14QUESTION_KIND_RATING\x10\x01\x12\x17\n" +
@@ -5110,7 +5212,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x13RECEIVED_VIA_LETTER\x10\x02\x12\x14\n" +
 	"\x10RECEIVED_VIA_WEB\x10\x03\x12\x16\n" +
 	"\x12RECEIVED_VIA_EMAIL\x10\x04\x12\x1a\n" +
-	"\x16RECEIVED_VIA_IN_PERSON\x10\x052\xc6\x13\n" +
+	"\x16RECEIVED_VIA_IN_PERSON\x10\x052\xca\x14\n" +
 	"\x0fFeedbackService\x12W\n" +
 	"\bLogVisit\x12$.huifang.feedback.v1.LogVisitRequest\x1a%.huifang.feedback.v1.LogVisitResponse\x12i\n" +
 	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\x12o\n" +
@@ -5133,7 +5235,8 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\x12c\n" +
 	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\x12l\n" +
 	"\x0fCreateComplaint\x12+.huifang.feedback.v1.CreateComplaintRequest\x1a,.huifang.feedback.v1.CreateComplaintResponse\x12`\n" +
-	"\vListReviews\x12'.huifang.feedback.v1.ListReviewsRequest\x1a(.huifang.feedback.v1.ListReviewsResponseBAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
+	"\vListReviews\x12'.huifang.feedback.v1.ListReviewsRequest\x1a(.huifang.feedback.v1.ListReviewsResponse\x12\x81\x01\n" +
+	"\x16GetPolicyQuestionnaire\x122.huifang.feedback.v1.GetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.GetPolicyQuestionnaireResponseBAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
 
 var (
 	file_huifang_feedback_v1_feedback_proto_rawDescOnce sync.Once
@@ -5148,7 +5251,7 @@ func file_huifang_feedback_v1_feedback_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_huifang_feedback_v1_feedback_proto_goTypes = []any{
 	(QuestionKind)(0),                          // 0: huifang.feedback.v1.QuestionKind
 	(ReceivedVia)(0),                           // 1: huifang.feedback.v1.ReceivedVia
@@ -5212,50 +5315,52 @@ var file_huifang_feedback_v1_feedback_proto_goTypes = []any{
 	(*CreateComplaintResponse)(nil),            // 59: huifang.feedback.v1.CreateComplaintResponse
 	(*ListReviewsRequest)(nil),                 // 60: huifang.feedback.v1.ListReviewsRequest
 	(*ListReviewsResponse)(nil),                // 61: huifang.feedback.v1.ListReviewsResponse
-	(*timestamppb.Timestamp)(nil),              // 62: google.protobuf.Timestamp
-	(v1.Channel)(0),                            // 63: huifang.types.v1.Channel
-	(v1.NoShowReason)(0),                       // 64: huifang.types.v1.NoShowReason
-	(*v1.Answer)(nil),                          // 65: huifang.types.v1.Answer
-	(*v1.Problem)(nil),                         // 66: huifang.types.v1.Problem
-	(v1.Severity)(0),                           // 67: huifang.types.v1.Severity
+	(*GetPolicyQuestionnaireRequest)(nil),      // 62: huifang.feedback.v1.GetPolicyQuestionnaireRequest
+	(*GetPolicyQuestionnaireResponse)(nil),     // 63: huifang.feedback.v1.GetPolicyQuestionnaireResponse
+	(*timestamppb.Timestamp)(nil),              // 64: google.protobuf.Timestamp
+	(v1.Channel)(0),                            // 65: huifang.types.v1.Channel
+	(v1.NoShowReason)(0),                       // 66: huifang.types.v1.NoShowReason
+	(*v1.Answer)(nil),                          // 67: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                         // 68: huifang.types.v1.Problem
+	(v1.Severity)(0),                           // 69: huifang.types.v1.Severity
 }
 var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
 	0,   // 0: huifang.feedback.v1.Question.kind:type_name -> huifang.feedback.v1.QuestionKind
 	2,   // 1: huifang.feedback.v1.Questionnaire.questions:type_name -> huifang.feedback.v1.Question
-	62,  // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
-	62,  // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
-	63,  // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
-	64,  // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
-	63,  // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
-	65,  // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
-	66,  // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
-	62,  // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
-	62,  // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
+	64,  // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
+	64,  // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
+	65,  // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
+	66,  // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
+	65,  // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
+	67,  // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
+	68,  // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
+	64,  // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
+	64,  // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
 	4,   // 11: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
 	5,   // 12: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	62,  // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	64,  // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
 	6,   // 14: huifang.feedback.v1.LogVisitRequest.no_show:type_name -> huifang.feedback.v1.NoShow
-	62,  // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
+	64,  // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
 	8,   // 16: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
-	62,  // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
-	63,  // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
-	65,  // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
-	66,  // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
-	62,  // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
-	62,  // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
-	62,  // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
+	64,  // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
+	65,  // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
+	67,  // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
+	68,  // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
+	64,  // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
+	64,  // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
+	64,  // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
 	4,   // 24: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
 	5,   // 25: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	62,  // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	64,  // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
 	6,   // 27: huifang.feedback.v1.VisitRecord.no_show:type_name -> huifang.feedback.v1.NoShow
 	11,  // 28: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
 	11,  // 29: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
 	9,   // 30: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
 	11,  // 31: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
 	10,  // 32: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
-	64,  // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	66,  // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
 	11,  // 34: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	65,  // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
+	67,  // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
 	4,   // 36: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
 	9,   // 37: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
 	11,  // 38: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
@@ -5264,94 +5369,97 @@ var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
 	3,   // 41: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
 	3,   // 42: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
 	3,   // 43: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
-	62,  // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
-	62,  // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
-	62,  // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
-	62,  // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
+	64,  // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
+	64,  // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
+	64,  // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
+	64,  // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
 	1,   // 48: huifang.feedback.v1.Complaint.received_via:type_name -> huifang.feedback.v1.ReceivedVia
 	30,  // 49: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
 	30,  // 50: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
 	29,  // 51: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
 	36,  // 52: huifang.feedback.v1.GetComplaintResponse.improvement_plan:type_name -> huifang.feedback.v1.ImprovementPlan
-	62,  // 53: huifang.feedback.v1.ImprovementMeasure.due_at:type_name -> google.protobuf.Timestamp
-	62,  // 54: huifang.feedback.v1.ImprovementMeasure.completed_at:type_name -> google.protobuf.Timestamp
+	64,  // 53: huifang.feedback.v1.ImprovementMeasure.due_at:type_name -> google.protobuf.Timestamp
+	64,  // 54: huifang.feedback.v1.ImprovementMeasure.completed_at:type_name -> google.protobuf.Timestamp
 	35,  // 55: huifang.feedback.v1.ImprovementPlan.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
-	62,  // 56: huifang.feedback.v1.ImprovementPlan.set_at:type_name -> google.protobuf.Timestamp
-	62,  // 57: huifang.feedback.v1.ImprovementPlan.updated_at:type_name -> google.protobuf.Timestamp
+	64,  // 56: huifang.feedback.v1.ImprovementPlan.set_at:type_name -> google.protobuf.Timestamp
+	64,  // 57: huifang.feedback.v1.ImprovementPlan.updated_at:type_name -> google.protobuf.Timestamp
 	35,  // 58: huifang.feedback.v1.SetImprovementPlanRequest.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
 	36,  // 59: huifang.feedback.v1.SetImprovementPlanResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
-	62,  // 60: huifang.feedback.v1.CompleteImprovementMeasureRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	64,  // 60: huifang.feedback.v1.CompleteImprovementMeasureRequest.occurred_at:type_name -> google.protobuf.Timestamp
 	36,  // 61: huifang.feedback.v1.CompleteImprovementMeasureResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
 	30,  // 62: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	62,  // 63: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	64,  // 63: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
 	30,  // 64: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
 	30,  // 65: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
 	30,  // 66: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	62,  // 67: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
+	64,  // 67: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
 	49,  // 68: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
-	62,  // 69: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
-	62,  // 70: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
+	64,  // 69: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
+	64,  // 70: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
 	11,  // 71: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
 	54,  // 72: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	62,  // 73: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
+	64,  // 73: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
 	54,  // 74: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
 	55,  // 75: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
-	67,  // 76: huifang.feedback.v1.CreateComplaintRequest.severity:type_name -> huifang.types.v1.Severity
+	69,  // 76: huifang.feedback.v1.CreateComplaintRequest.severity:type_name -> huifang.types.v1.Severity
 	1,   // 77: huifang.feedback.v1.CreateComplaintRequest.received_via:type_name -> huifang.feedback.v1.ReceivedVia
-	62,  // 78: huifang.feedback.v1.CreateComplaintRequest.received_at:type_name -> google.protobuf.Timestamp
+	64,  // 78: huifang.feedback.v1.CreateComplaintRequest.received_at:type_name -> google.protobuf.Timestamp
 	30,  // 79: huifang.feedback.v1.CreateComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	62,  // 80: huifang.feedback.v1.ListReviewsRequest.from:type_name -> google.protobuf.Timestamp
-	62,  // 81: huifang.feedback.v1.ListReviewsRequest.to:type_name -> google.protobuf.Timestamp
+	64,  // 80: huifang.feedback.v1.ListReviewsRequest.from:type_name -> google.protobuf.Timestamp
+	64,  // 81: huifang.feedback.v1.ListReviewsRequest.to:type_name -> google.protobuf.Timestamp
 	55,  // 82: huifang.feedback.v1.ListReviewsResponse.reviews:type_name -> huifang.feedback.v1.Review
-	7,   // 83: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
-	13,  // 84: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
-	15,  // 85: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
-	17,  // 86: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
-	19,  // 87: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
-	21,  // 88: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
-	23,  // 89: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
-	25,  // 90: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
-	27,  // 91: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	31,  // 92: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
-	33,  // 93: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
-	41,  // 94: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
-	43,  // 95: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
-	45,  // 96: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
-	47,  // 97: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
-	50,  // 98: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
-	37,  // 99: huifang.feedback.v1.FeedbackService.SetImprovementPlan:input_type -> huifang.feedback.v1.SetImprovementPlanRequest
-	39,  // 100: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:input_type -> huifang.feedback.v1.CompleteImprovementMeasureRequest
-	52,  // 101: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
-	56,  // 102: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
-	58,  // 103: huifang.feedback.v1.FeedbackService.CreateComplaint:input_type -> huifang.feedback.v1.CreateComplaintRequest
-	60,  // 104: huifang.feedback.v1.FeedbackService.ListReviews:input_type -> huifang.feedback.v1.ListReviewsRequest
-	12,  // 105: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
-	14,  // 106: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
-	16,  // 107: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
-	18,  // 108: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
-	20,  // 109: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
-	22,  // 110: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
-	24,  // 111: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
-	26,  // 112: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
-	28,  // 113: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	32,  // 114: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
-	34,  // 115: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
-	42,  // 116: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
-	44,  // 117: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
-	46,  // 118: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
-	48,  // 119: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
-	51,  // 120: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
-	38,  // 121: huifang.feedback.v1.FeedbackService.SetImprovementPlan:output_type -> huifang.feedback.v1.SetImprovementPlanResponse
-	40,  // 122: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:output_type -> huifang.feedback.v1.CompleteImprovementMeasureResponse
-	53,  // 123: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
-	57,  // 124: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
-	59,  // 125: huifang.feedback.v1.FeedbackService.CreateComplaint:output_type -> huifang.feedback.v1.CreateComplaintResponse
-	61,  // 126: huifang.feedback.v1.FeedbackService.ListReviews:output_type -> huifang.feedback.v1.ListReviewsResponse
-	105, // [105:127] is the sub-list for method output_type
-	83,  // [83:105] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	3,   // 83: huifang.feedback.v1.GetPolicyQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	7,   // 84: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
+	13,  // 85: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
+	15,  // 86: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
+	17,  // 87: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
+	19,  // 88: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
+	21,  // 89: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
+	23,  // 90: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
+	25,  // 91: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
+	27,  // 92: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	31,  // 93: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
+	33,  // 94: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
+	41,  // 95: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
+	43,  // 96: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
+	45,  // 97: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
+	47,  // 98: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
+	50,  // 99: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
+	37,  // 100: huifang.feedback.v1.FeedbackService.SetImprovementPlan:input_type -> huifang.feedback.v1.SetImprovementPlanRequest
+	39,  // 101: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:input_type -> huifang.feedback.v1.CompleteImprovementMeasureRequest
+	52,  // 102: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
+	56,  // 103: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
+	58,  // 104: huifang.feedback.v1.FeedbackService.CreateComplaint:input_type -> huifang.feedback.v1.CreateComplaintRequest
+	60,  // 105: huifang.feedback.v1.FeedbackService.ListReviews:input_type -> huifang.feedback.v1.ListReviewsRequest
+	62,  // 106: huifang.feedback.v1.FeedbackService.GetPolicyQuestionnaire:input_type -> huifang.feedback.v1.GetPolicyQuestionnaireRequest
+	12,  // 107: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
+	14,  // 108: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
+	16,  // 109: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
+	18,  // 110: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
+	20,  // 111: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
+	22,  // 112: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
+	24,  // 113: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
+	26,  // 114: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
+	28,  // 115: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	32,  // 116: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
+	34,  // 117: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
+	42,  // 118: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
+	44,  // 119: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
+	46,  // 120: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
+	48,  // 121: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
+	51,  // 122: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
+	38,  // 123: huifang.feedback.v1.FeedbackService.SetImprovementPlan:output_type -> huifang.feedback.v1.SetImprovementPlanResponse
+	40,  // 124: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:output_type -> huifang.feedback.v1.CompleteImprovementMeasureResponse
+	53,  // 125: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
+	57,  // 126: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
+	59,  // 127: huifang.feedback.v1.FeedbackService.CreateComplaint:output_type -> huifang.feedback.v1.CreateComplaintResponse
+	61,  // 128: huifang.feedback.v1.FeedbackService.ListReviews:output_type -> huifang.feedback.v1.ListReviewsResponse
+	63,  // 129: huifang.feedback.v1.FeedbackService.GetPolicyQuestionnaire:output_type -> huifang.feedback.v1.GetPolicyQuestionnaireResponse
+	107, // [107:130] is the sub-list for method output_type
+	84,  // [84:107] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_huifang_feedback_v1_feedback_proto_init() }
@@ -5366,7 +5474,7 @@ func file_huifang_feedback_v1_feedback_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_feedback_v1_feedback_proto_rawDesc), len(file_huifang_feedback_v1_feedback_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   60,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

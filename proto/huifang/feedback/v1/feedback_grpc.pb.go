@@ -41,6 +41,7 @@ const (
 	FeedbackService_SubmitReview_FullMethodName               = "/huifang.feedback.v1.FeedbackService/SubmitReview"
 	FeedbackService_CreateComplaint_FullMethodName            = "/huifang.feedback.v1.FeedbackService/CreateComplaint"
 	FeedbackService_ListReviews_FullMethodName                = "/huifang.feedback.v1.FeedbackService/ListReviews"
+	FeedbackService_GetPolicyQuestionnaire_FullMethodName     = "/huifang.feedback.v1.FeedbackService/GetPolicyQuestionnaire"
 )
 
 // FeedbackServiceClient is the client API for FeedbackService service.
@@ -101,6 +102,11 @@ type FeedbackServiceClient interface {
 	// ListReviews lists QA reviews newest first, with filters: a QA reviewer or director sees every
 	// review, a leader the reviews of records of the org units it leads, an agent its own.
 	ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error)
+	// GetPolicyQuestionnaire returns the questionnaire the visits of a scheduler policy use: the
+	// version SetPolicyQuestionnaire named (the latest when it named 0), the tenant's own link
+	// before the every-tenant one of configuration, exactly as LogVisit checks a record's answers.
+	// NotFound when the policy names none. Dispatch reads it for an agent's screen (GetTaskContext).
+	GetPolicyQuestionnaire(ctx context.Context, in *GetPolicyQuestionnaireRequest, opts ...grpc.CallOption) (*GetPolicyQuestionnaireResponse, error)
 }
 
 type feedbackServiceClient struct {
@@ -331,6 +337,16 @@ func (c *feedbackServiceClient) ListReviews(ctx context.Context, in *ListReviews
 	return out, nil
 }
 
+func (c *feedbackServiceClient) GetPolicyQuestionnaire(ctx context.Context, in *GetPolicyQuestionnaireRequest, opts ...grpc.CallOption) (*GetPolicyQuestionnaireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyQuestionnaireResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_GetPolicyQuestionnaire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeedbackServiceServer is the server API for FeedbackService service.
 // All implementations must embed UnimplementedFeedbackServiceServer
 // for forward compatibility.
@@ -389,6 +405,11 @@ type FeedbackServiceServer interface {
 	// ListReviews lists QA reviews newest first, with filters: a QA reviewer or director sees every
 	// review, a leader the reviews of records of the org units it leads, an agent its own.
 	ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error)
+	// GetPolicyQuestionnaire returns the questionnaire the visits of a scheduler policy use: the
+	// version SetPolicyQuestionnaire named (the latest when it named 0), the tenant's own link
+	// before the every-tenant one of configuration, exactly as LogVisit checks a record's answers.
+	// NotFound when the policy names none. Dispatch reads it for an agent's screen (GetTaskContext).
+	GetPolicyQuestionnaire(context.Context, *GetPolicyQuestionnaireRequest) (*GetPolicyQuestionnaireResponse, error)
 	mustEmbedUnimplementedFeedbackServiceServer()
 }
 
@@ -464,6 +485,9 @@ func (UnimplementedFeedbackServiceServer) CreateComplaint(context.Context, *Crea
 }
 func (UnimplementedFeedbackServiceServer) ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListReviews not implemented")
+}
+func (UnimplementedFeedbackServiceServer) GetPolicyQuestionnaire(context.Context, *GetPolicyQuestionnaireRequest) (*GetPolicyQuestionnaireResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicyQuestionnaire not implemented")
 }
 func (UnimplementedFeedbackServiceServer) mustEmbedUnimplementedFeedbackServiceServer() {}
 func (UnimplementedFeedbackServiceServer) testEmbeddedByValue()                         {}
@@ -882,6 +906,24 @@ func _FeedbackService_ListReviews_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeedbackService_GetPolicyQuestionnaire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyQuestionnaireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).GetPolicyQuestionnaire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_GetPolicyQuestionnaire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).GetPolicyQuestionnaire(ctx, req.(*GetPolicyQuestionnaireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeedbackService_ServiceDesc is the grpc.ServiceDesc for FeedbackService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -976,6 +1018,10 @@ var FeedbackService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListReviews",
 			Handler:    _FeedbackService_ListReviews_Handler,
+		},
+		{
+			MethodName: "GetPolicyQuestionnaire",
+			Handler:    _FeedbackService_GetPolicyQuestionnaire_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

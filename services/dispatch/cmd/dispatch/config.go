@@ -91,14 +91,11 @@ type config struct {
 	// signed by TELNYX_PUBLIC_KEY's account; empty: off.
 	ReceiptAddr string `env:"RECEIPT_ADDR"`
 	// FeedbackAddr is feedback's gRPC address: GetTaskContext reads the
-	// questionnaire of a visit's policy there (GetQuestionnaire) on
+	// questionnaire of a visit's policy there (GetPolicyQuestionnaire) on
 	// dispatch's account; FeedbackCAFile is the CA of its TLS certificate
-	// (unset: IntakeCAFile's, one CA signing the peers' certificates). PolicyQuestionnaires links policies to questionnaires
-	// (policy_id=questionnaire_id, comma-separated): the same value as
-	// feedback's POLICY_QUESTIONNAIRES.
-	FeedbackAddr         string `env:"FEEDBACK_ADDR" default:"127.0.0.1:7004"`
-	FeedbackCAFile       string `env:"FEEDBACK_CA_FILE"`
-	PolicyQuestionnaires string `env:"POLICY_QUESTIONNAIRES" default:"builtin-appliance-purchase=seed-001-appliance"`
+	// (unset: IntakeCAFile's, one CA signing the peers' certificates).
+	FeedbackAddr   string `env:"FEEDBACK_ADDR" default:"127.0.0.1:7004"`
+	FeedbackCAFile string `env:"FEEDBACK_CA_FILE"`
 	// ReminderLead is how long before an appointment its reminder SMS is
 	// meant to go out (placed in the customer's contact windows);
 	// ReminderMinGap the least time left before the start for one to go.

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -74,11 +73,6 @@ func run(ctx context.Context, log *slog.Logger) error {
 	book := &contacts.Intake{Client: intakev1.NewIntakeServiceClient(intakeConn)}
 
 	// Questionnaires, from feedback at the moment of use (GetTaskContext).
-	links, err := questionnaires.ParseLinks(cfg.PolicyQuestionnaires)
-	if err != nil {
-		rt.Close(ctx)
-		return fmt.Errorf("POLICY_QUESTIONNAIRES: %w", err)
-	}
 	feedbackCA := cfg.FeedbackCAFile
 	if feedbackCA == "" {
 		feedbackCA = cfg.IntakeCAFile // one CA signs the peers' certificates
@@ -90,7 +84,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = feedbackConn.Close() }()
-	forms := &questionnaires.Feedback{Client: feedbackv1.NewFeedbackServiceClient(feedbackConn), Links: links}
+	forms := &questionnaires.Feedback{Client: feedbackv1.NewFeedbackServiceClient(feedbackConn)}
 
 	// The use cases.
 	a := &dispatch.App{DB: rt.Pool, Relay: rt.Relay, Now: time.Now, Log: log,

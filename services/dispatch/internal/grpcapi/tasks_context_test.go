@@ -37,23 +37,23 @@ import (
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// fakeFeedback is feedback's GetQuestionnaire: it knows q-1, or answers
-// UNAVAILABLE while down.
+// fakeFeedback is feedback's GetPolicyQuestionnaire: policy p-repair
+// uses q-1; it answers UNAVAILABLE while down.
 type fakeFeedback struct {
 	feedbackv1.UnimplementedFeedbackServiceServer
 	down  atomic.Bool
 	calls atomic.Int32
 }
 
-func (f *fakeFeedback) GetQuestionnaire(_ context.Context, req *feedbackv1.GetQuestionnaireRequest) (*feedbackv1.GetQuestionnaireResponse, error) {
+func (f *fakeFeedback) GetPolicyQuestionnaire(_ context.Context, req *feedbackv1.GetPolicyQuestionnaireRequest) (*feedbackv1.GetPolicyQuestionnaireResponse, error) {
 	f.calls.Add(1)
 	if f.down.Load() {
 		return nil, status.Error(codes.Unavailable, "feedback is restarting")
 	}
-	if req.GetId() != "q-1" {
-		return nil, status.Error(codes.NotFound, "no such questionnaire")
+	if req.GetPolicyId() != "p-repair" {
+		return nil, status.Error(codes.NotFound, "the policy names no questionnaire")
 	}
-	return &feedbackv1.GetQuestionnaireResponse{Questionnaire: &feedbackv1.Questionnaire{Id: "q-1", TenantId: req.GetTenantId(), Version: 2,
+	return &feedbackv1.GetPolicyQuestionnaireResponse{Questionnaire: &feedbackv1.Questionnaire{Id: "q-1", TenantId: req.GetTenantId(), Version: 2,
 		Name: "维修回访", Questions: []*feedbackv1.Question{{Id: "overall", Text: "您对本次维修满意吗？"}}}}, nil
 }
 
@@ -95,7 +95,7 @@ func setupGuarded(t *testing.T) guarded {
 		Retry: task.RetryPolicy{typesv1.Channel_CHANNEL_PHONE: {typesv1.Disposition_DISPOSITION_NO_ANSWER: {After: 2 * time.Hour, Max: 3}}},
 		Send: app.Sending{Sender: sender.ByChannel{SMS: local, Email: local}, Contacts: storetest.NewContacts(), Lease: 2 * time.Minute,
 			Retry: message.Retry{Backoff: time.Minute, MaxTries: 3}, Batch: 10},
-		Questionnaires: &questionnaires.Feedback{Client: feedbackv1.NewFeedbackServiceClient(fconn), Links: map[string]string{"p-repair": "q-1"}},
+		Questionnaires: &questionnaires.Feedback{Client: feedbackv1.NewFeedbackServiceClient(fconn)},
 	}
 	dispatchv1.RegisterDispatchServiceServer(srv.GRPC, &grpcapi.Server{App: a})
 	conn := servicetest.Serve(t, srv)

@@ -60,6 +60,29 @@ func (a *App) GetQuestionnaire(ctx context.Context, tenantID, id string, version
 	return q, err
 }
 
+// GetPolicyQuestionnaire returns the questionnaire version the visits of
+// a policy use in a tenant, as LogVisit resolves it; ErrNotFound when the
+// policy names none.
+func (a *App) GetPolicyQuestionnaire(ctx context.Context, tenantID, policyID string) (questionnaire.Questionnaire, error) {
+	policyID = strings.TrimSpace(policyID)
+	if policyID == "" {
+		return questionnaire.Questionnaire{}, invalid.New("policy_id", "is required")
+	}
+	tenantID = tenant.Or(tenantID)
+	id, version, found, err := store.PolicyQuestionnaire(ctx, a.DB, tenantID, policyID)
+	switch {
+	case err != nil:
+		return questionnaire.Questionnaire{}, err
+	case !found:
+		return questionnaire.Questionnaire{}, refuse(ErrNotFound, "policy %s names no questionnaire", policyID)
+	}
+	q, err := store.GetQuestionnaire(ctx, a.DB, tenantID, id, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return questionnaire.Questionnaire{}, refuse(ErrNotFound, "policy %s names questionnaire %s version %d, which is not found", policyID, id, version)
+	}
+	return q, err
+}
+
 // ListQuestionnaires lists the latest version of each questionnaire a tenant may use.
 func (a *App) ListQuestionnaires(ctx context.Context, tenantID string) ([]questionnaire.Questionnaire, error) {
 	return store.ListQuestionnaires(ctx, a.DB, tenant.Or(tenantID))

@@ -120,6 +120,15 @@ func (s *Server) GetQuestionnaire(ctx context.Context, req *feedbackv1.GetQuesti
 	return &feedbackv1.GetQuestionnaireResponse{Questionnaire: questionnaireProto(q)}, nil
 }
 
+// GetPolicyQuestionnaire returns the questionnaire a policy's visits use.
+func (s *Server) GetPolicyQuestionnaire(ctx context.Context, req *feedbackv1.GetPolicyQuestionnaireRequest) (*feedbackv1.GetPolicyQuestionnaireResponse, error) {
+	q, err := s.App.GetPolicyQuestionnaire(ctx, req.GetTenantId(), req.GetPolicyId())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &feedbackv1.GetPolicyQuestionnaireResponse{Questionnaire: questionnaireProto(q)}, nil
+}
+
 // ListQuestionnaires lists the latest version of each questionnaire a tenant may use.
 func (s *Server) ListQuestionnaires(ctx context.Context, req *feedbackv1.ListQuestionnairesRequest) (*feedbackv1.ListQuestionnairesResponse, error) {
 	list, err := s.App.ListQuestionnaires(ctx, req.GetTenantId())

@@ -145,8 +145,16 @@ func TestQuestionnaireVersions(t *testing.T) {
 	require.Equal(t, codes.NotFound, status.Code(err), "questionnaires are per tenant")
 
 	// The policy names the questionnaire; a record is checked against the version the form showed.
+	_, err = e.client.GetPolicyQuestionnaire(e.ctx, &feedbackv1.GetPolicyQuestionnaireRequest{PolicyId: "policy-repair"})
+	require.Equal(t, codes.NotFound, status.Code(err), "the policy names none yet")
+	_, err = e.client.GetPolicyQuestionnaire(e.ctx, &feedbackv1.GetPolicyQuestionnaireRequest{})
+	require.Equal(t, []string{"policy_id"}, violations(t, err))
 	_, err = e.client.SetPolicyQuestionnaire(e.ctx, &feedbackv1.SetPolicyQuestionnaireRequest{PolicyId: "policy-repair", QuestionnaireId: "discharge-short"})
 	require.NoError(t, err)
+	linked, err := e.client.GetPolicyQuestionnaire(e.ctx, &feedbackv1.GetPolicyQuestionnaireRequest{PolicyId: "policy-repair"})
+	require.NoError(t, err)
+	require.Equal(t, "discharge-short", linked.GetQuestionnaire().GetId(), "what dispatch shows the agent (GetTaskContext)")
+	require.EqualValues(t, 2, linked.GetQuestionnaire().GetVersion(), "version 0 in the link: the latest")
 	e.seedVisit(t, "v-1")
 	e.seedVisit(t, "v-2")
 	_, err = e.client.LogVisit(e.ctx, logRequest("v-1", typesv1.Rating_RATING_SATISFIED))
