@@ -238,6 +238,10 @@ type Runtime struct {
 	shutdown  []func(context.Context) error
 	loops     []background
 	consumers *consumerLag
+
+	// gatewayCreds are what the HTTP/JSON gateway dials the gRPC listener
+	// with: nil for plaintext, the server's own certificate with GRPC_TLS_*.
+	gatewayCreds credentials.TransportCredentials
 }
 
 // background is a function that runs from Run until shutdown.
@@ -295,6 +299,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 			return nil, err
 		}
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(files.TLSConfig())))
+		rt.gatewayCreds = files.SelfTLS()
 	case cfg.GRPCTLSCert != "" || cfg.GRPCTLSKey != "":
 		rt.abort()
 		return nil, errors.New("app: GRPC_TLS_CERT and GRPC_TLS_KEY go together")
@@ -718,4 +723,18 @@ func (rt *Runtime) Close(ctx context.Context) {
 	for _, f := range rt.shutdown {
 		_ = f(ctx)
 	}
+}
+
+// Gateway serves the service's HTTP/JSON surface on its HTTP port: the
+// google.api.http routes of its .proto (under /v1/) through register (the
+// generated Register<Service>Handler), and its OpenAPI document doc at GET
+// /openapi.json. The gateway calls the service's own gRPC listener, so the
+// guard, the request rules and the rate limit apply to HTTP as to gRPC
+// (grpcserver.Server.Gateway). Call it after registering the gRPC services,
+// before Run.
+func (rt *Runtime) Gateway(ctx context.Context, doc []byte, register ...grpcserver.Registrar) error {
+	if err := rt.Server.Gateway(ctx, doc, rt.gatewayCreds, register...); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package grpcserver builds the gRPC server every service runs (health,
-// reflection, tracing, panic recovery, one error mapping) and the small HTTP
-// server beside it for /healthz, /readyz and /metrics.
+// reflection, tracing, panic recovery, the request rules of the .proto
+// files, one error mapping) and the HTTP server beside it for /healthz,
+// /readyz, /metrics and the HTTP/JSON gateway (Gateway).
 package grpcserver
 
 import (
@@ -58,6 +59,9 @@ type Server struct {
 	http      *http.Server // set by StartHTTP
 	httpBound string
 	httpErr   chan error
+	// gatewayConns are the gateway's connections to the gRPC listener
+	// (Gateway), closed by CloseHTTP.
+	gatewayConns []*grpc.ClientConn
 }
 
 // New returns a server for the given addresses; register services on GRPC
@@ -96,10 +100,19 @@ func New(log *slog.Logger, grpcAddr, httpAddr string, opts ...grpc.ServerOption)
 		Help: "gRPC requests handled, by method and code.",
 	}, []string{"method", "code"})
 	s.Registry.MustRegister(s.requests)
-	s.GRPC = grpc.NewServer(append([]grpc.ServerOption{
+	// The request rules of the .proto files (validation) are checked last,
+	// after the interceptors of opts (the guard): the caller is known first.
+	rules, err := newValidation(log)
+	if err != nil {
+		// protovalidate.New fails only on a bad option, none given here.
+		panic(err)
+	}
+	all := append([]grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.errorsUnary),
-	}, opts...)...)
+	}, opts...)
+	all = append(all, grpc.ChainUnaryInterceptor(rules.unary), grpc.ChainStreamInterceptor(rules.stream))
+	s.GRPC = grpc.NewServer(all...)
 	healthpb.RegisterHealthServer(s.GRPC, s.health)
 	reflection.Register(s.GRPC)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -229,7 +242,14 @@ func (s *Server) HTTPAddr() string {
 func (s *Server) CloseHTTP(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.http
+	conns := s.gatewayConns
+	s.gatewayConns = nil
 	s.mu.Unlock()
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
 	if srv == nil {
 		return nil
 	}

@@ -1,11 +1,16 @@
 package grpcserver
 
 import (
+	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // CertFiles serves a certificate and key from files and loads them again
@@ -61,4 +66,27 @@ func (c *CertFiles) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 // its certificate from c.
 func (c *CertFiles) TLSConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.GetCertificate}
+}
+
+// SelfTLS returns the client credentials the HTTP/JSON gateway (Gateway)
+// dials the server's own listener with: TLS that accepts exactly the
+// certificate c serves now (the current one after a renewal), whatever the
+// name in it; a certificate that is not c's is refused.
+func (c *CertFiles) SelfTLS() credentials.TransportCredentials {
+	return credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The peer is checked by VerifyPeerCertificate: it must be the
+		// certificate this process serves (pinned), not one a CA vouches for.
+		InsecureSkipVerify: true, //nolint:gosec // pinned in VerifyPeerCertificate
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			own, err := c.GetCertificate(nil)
+			if err != nil {
+				return err
+			}
+			if len(raw) == 0 || len(own.Certificate) == 0 || !bytes.Equal(raw[0], own.Certificate[0]) {
+				return errors.New("grpcserver: the gateway reached a server that does not serve this process's certificate")
+			}
+			return nil
+		},
+	})
 }

@@ -15,6 +15,7 @@ import (
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
+	"github.com/huifang/huifang/proto/openapi"
 
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/auth"
@@ -180,6 +181,18 @@ func run(ctx context.Context, log *slog.Logger) error {
 	api := &grpcapi.Server{App: a}
 	intakev1.RegisterIntakeServiceServer(rt.Server.GRPC, api)
 	rt.Guard.OnRefused(api.RefusedCall)
+	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port;
+	// the webhook's own POST /v1/services and /v1/services:batch below take
+	// precedence over the gateway's routes of the same RPCs.
+	doc, err := openapi.Document("intake")
+	if err != nil {
+		rt.Close(ctx)
+		return err
+	}
+	if err := rt.Gateway(ctx, doc, intakev1.RegisterIntakeServiceHandler); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	switch addr := webhookAddr(cfg.WebhookAddr, cfg.HTTPAddr); addr {
 	case "": // switched off
 	case cfg.HTTPAddr:

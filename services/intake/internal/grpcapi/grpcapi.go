@@ -6,7 +6,6 @@ package grpcapi
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
@@ -32,9 +31,6 @@ type Server struct {
 // A refused event is recorded with the rejected ones and answered with
 // InvalidArgument naming the fields.
 func (s *Server) IngestService(ctx context.Context, req *intakev1.IngestServiceRequest) (*intakev1.IngestServiceResponse, error) {
-	if req.GetEvent() == nil {
-		return nil, invalid.New("event", "is required")
-	}
 	out, err := s.App.IngestService(ctx, app.IngestService{Event: req.GetEvent(), Source: "grpc"})
 	if err != nil {
 		return nil, statusOf(err)
@@ -178,12 +174,10 @@ func (s *Server) ListServiceTypes(ctx context.Context, req *intakev1.ListService
 // RehashContacts recomputes the search hashes made under another HASH_KEY,
 // batch_size customers per transaction; a second call resumes.
 func (s *Server) RehashContacts(ctx context.Context, req *intakev1.RehashContactsRequest) (*intakev1.RehashContactsResponse, error) {
+	// batch_size is 0 to 5000 (intake.proto's rule); 0 is the default.
 	batch := int(req.GetBatchSize())
-	switch {
-	case batch == 0:
+	if batch == 0 {
 		batch = app.DefaultBatch
-	case batch < 0 || batch > 5000:
-		return nil, invalid.New("batch_size", fmt.Sprintf("must be between 1 and 5000 (0: %d)", app.DefaultBatch))
 	}
 	n, left, err := s.App.RehashContacts(ctx, batch)
 	if err != nil {
@@ -225,9 +219,6 @@ func (s *Server) ListRejectedEvents(ctx context.Context, req *intakev1.ListRejec
 
 // GetRejectedEvent returns one refused input and, when it decodes, the event in it.
 func (s *Server) GetRejectedEvent(ctx context.Context, req *intakev1.GetRejectedEventRequest) (*intakev1.GetRejectedEventResponse, error) {
-	if req.GetId() == "" {
-		return nil, invalid.New("id", "is required")
-	}
 	r, err := s.App.GetRejected(ctx, tenant.Or(req.GetTenantId()), req.GetId())
 	if err != nil {
 		return nil, statusOf(err)
@@ -240,9 +231,6 @@ func (s *Server) GetRejectedEvent(ctx context.Context, req *intakev1.GetRejected
 // or fixed. Still-bad input is answered with InvalidArgument and changes
 // nothing; a second replay of a stored one is FailedPrecondition.
 func (s *Server) ReplayRejectedEvent(ctx context.Context, req *intakev1.ReplayRejectedEventRequest) (*intakev1.ReplayRejectedEventResponse, error) {
-	if req.GetId() == "" {
-		return nil, invalid.New("id", "is required")
-	}
 	res, err := s.App.ReplayRejected(ctx, app.ReplayRejected{Tenant: tenant.Or(req.GetTenantId()), ID: req.GetId(), Fixed: req.GetFixed()})
 	if err != nil {
 		return nil, statusOf(err)

@@ -6,7 +6,6 @@ package webhook
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	"github.com/huifang/huifang/proto/openapi"
 
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/httpserver"
@@ -34,20 +34,27 @@ import (
 	"github.com/huifang/huifang/services/intake/internal/ingest"
 )
 
-// OpenAPI is the OpenAPI 3 document of the webhook.
-//
-//go:embed openapi.json
-var OpenAPI []byte
-
 // maxBatchBytes bounds the body of a batch; each of its events is held to
 // the app's limit (MAX_EVENT_BYTES) on its own, as the body of one event is.
 const maxBatchBytes = 16 << 20
 
 // Handler serves POST /v1/services, POST /v1/services:batch and GET
 // /openapi.json on a server of their own (WEBHOOK_ADDR set apart).
+// The document is intake's OpenAPI document, generated from intake.proto
+// (the routes of IngestService and IngestServices are the webhook's); on
+// the service's own HTTP port the gateway serves it (app.Runtime.Gateway).
 func Handler(a *app.App, log *slog.Logger, guard Guard) http.Handler {
 	mux := http.NewServeMux()
 	Register(mux.Handle, a, log, guard)
+	mux.Handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		doc, err := openapi.Document("intake")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	}))
 	return mux
 }
 
@@ -90,17 +97,14 @@ func Serve(ctx context.Context, log *slog.Logger, addr string, limits httpserver
 }
 
 // Register adds the webhook's routes (POST /v1/services, POST
-// /v1/services:batch, GET /openapi.json) through handle, such as the
-// service's own HTTP server's grpcserver.Server.Handle beside /healthz. The
-// posts need a bearer token; the OpenAPI document does not.
+// /v1/services:batch) through handle, such as the service's own HTTP
+// server's grpcserver.Server.Handle beside /healthz and the gateway's /v1/
+// (these patterns are more specific: they win over the gateway's routes of
+// IngestService and IngestServices). The posts need a bearer token.
 func Register(handle func(pattern string, h http.Handler), a *app.App, log *slog.Logger, guard Guard) {
 	h := &handler{app: a, log: log, guard: guard}
 	handle("POST /v1/services", http.HandlerFunc(h.one))
 	handle("POST /v1/services:batch", http.HandlerFunc(h.batch))
-	handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(OpenAPI)
-	}))
 }
 
 type handler struct {

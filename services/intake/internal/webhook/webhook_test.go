@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	"github.com/huifang/huifang/proto/openapi"
 
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/grpcserver"
@@ -111,18 +113,23 @@ func TestWebhook(t *testing.T) {
 	defer resp.Body.Close()
 	var doc map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&doc))
-	require.Equal(t, "3.0.3", doc["openapi"])
+	require.Equal(t, "2.0", doc["swagger"], "intake's OpenAPI document, generated from intake.proto")
 	require.Contains(t, doc["paths"], "/v1/services")
+	require.Contains(t, doc["paths"], "/v1/services:batch")
 }
 
 // By default the webhook and /openapi.json are served on the service's own
-// HTTP port, beside /healthz (grpcserver.Server.Handle).
+// HTTP port, beside /healthz (grpcserver.Server.Handle) and the HTTP/JSON
+// gateway, whose routes of the same RPCs the webhook's take over.
 func TestWebhookOnTheServiceHTTPPort(t *testing.T) {
 	_, a := appFor(t)
 	gs := grpcserver.New(servicetest.Logger(), "127.0.0.1:0", "127.0.0.1:0")
 	require.NoError(t, gs.StartHTTP())
 	t.Cleanup(func() { require.NoError(t, gs.CloseHTTP(context.Background())) })
 	guard, is := servicetest.Guard(t, "intake")
+	doc, err := openapi.Document("intake")
+	require.NoError(t, err)
+	require.NoError(t, gs.Gateway(t.Context(), doc, nil, intakev1.RegisterIntakeServiceHandler))
 	webhook.Register(gs.Handle, a, servicetest.Logger(), guard)
 	base := "http://" + gs.HTTPAddr()
 
