@@ -42,34 +42,18 @@ func required(field, v string) (string, error) {
 	return v, nil
 }
 
-// taskAndAgent trims the ids of a call on a task by its agent and notes the
-// missing ones in bad.
+// taskAndAgent trims the ids of a call on a task by its agent and notes a
+// missing agent in bad (task_id is required by dispatch.proto's rules).
 func taskAndAgent(bad *invalid.List, taskID, agentID string) (string, string) {
 	taskID, agentID = strings.TrimSpace(taskID), strings.TrimSpace(agentID)
-	if taskID == "" {
-		bad.Add("task_id", "is required")
-	}
 	if agentID == "" {
 		bad.Add("agent_id", "is required")
 	}
 	return taskID, agentID
 }
 
-// leaseToken reads the fencing token a request carries (Task.lease_token;
-// 0: none, the agent alone is checked) and notes a negative one in bad.
-func leaseToken(bad *invalid.List, token int64) int64 {
-	if token < 0 {
-		bad.Add("lease_token", "must be the lease_token of the claim (a positive number), or 0")
-		return 0
-	}
-	return token
-}
-
 // UpsertOrgUnit creates or updates an org unit.
 func (s *Server) UpsertOrgUnit(ctx context.Context, req *dispatchv1.UpsertOrgUnitRequest) (*dispatchv1.UpsertOrgUnitResponse, error) {
-	if req.GetUnit() == nil {
-		return nil, invalid.New("unit", "is required")
-	}
 	p := req.GetUnit()
 	stored, err := s.App.UpsertOrgUnit(ctx, task.OrgUnit{Tenant: p.GetTenantId(), ID: p.GetId(), Name: p.GetName(), ParentID: p.GetParentId(),
 		Kind: p.GetKind(), LeaderID: p.GetLeaderId()})
@@ -94,9 +78,6 @@ func (s *Server) ListOrgUnits(ctx context.Context, req *dispatchv1.ListOrgUnitsR
 
 // UpsertAgent registers an agent or updates one.
 func (s *Server) UpsertAgent(ctx context.Context, req *dispatchv1.UpsertAgentRequest) (*dispatchv1.UpsertAgentResponse, error) {
-	if req.GetAgent() == nil {
-		return nil, invalid.New("agent", "is required")
-	}
 	a, err := agentFromProto(req.GetAgent())
 	if err != nil {
 		return nil, err
@@ -135,27 +116,10 @@ func (s *Server) ListAgents(ctx context.Context, req *dispatchv1.ListAgentsReque
 // first call claimed while the agent still holds it. The response has no
 // task when none fits.
 func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTaskRequest) (*dispatchv1.ClaimNextTaskResponse, error) {
-	var bad invalid.List
+	// agent_id, wait (0 to app.MaxWait) and request_id keep
+	// dispatch.proto's rules (checked before this runs).
 	agentID := strings.TrimSpace(req.GetAgentId())
-	if agentID == "" {
-		bad.Add("agent_id", "is required")
-	}
-	var wait time.Duration
-	if req.GetWait() != nil {
-		if !req.GetWait().IsValid() || req.GetWait().AsDuration() < 0 {
-			bad.Add("wait", "must be a non-negative duration")
-		} else if wait = req.GetWait().AsDuration(); wait > app.MaxWait {
-			bad.Add("wait", fmt.Sprintf("must be at most %s", app.MaxWait))
-		}
-	}
-	if e, ok := invalid.As(task.CheckRequestID(req.GetRequestId())); ok {
-		for _, v := range e.Violations {
-			bad.Add(v.Field, v.Rule)
-		}
-	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
+	wait := req.GetWait().AsDuration()
 	t, found, err := s.App.ClaimNext(ctx, app.ClaimCall{Tenant: tenant.Or(req.GetTenantId()), AgentID: agentID,
 		RequestID: req.GetRequestId(), Wait: wait})
 	if err != nil {
@@ -171,7 +135,7 @@ func (s *Server) ClaimNextTask(ctx context.Context, req *dispatchv1.ClaimNextTas
 func (s *Server) HeartbeatTask(ctx context.Context, req *dispatchv1.HeartbeatTaskRequest) (*dispatchv1.HeartbeatTaskResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
-	token := leaseToken(&bad, req.GetLeaseToken())
+	token := req.GetLeaseToken() // 0 or more: dispatch.proto's rule
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -212,7 +176,7 @@ func (s *Server) ListTasks(ctx context.Context, req *dispatchv1.ListTasksRequest
 func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemptRequest) (*dispatchv1.RecordAttemptResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
-	token := leaseToken(&bad, req.GetLeaseToken())
+	token := req.GetLeaseToken() // 0 or more: dispatch.proto's rule
 	if err := task.CheckDisposition(req.GetDisposition()); err != nil {
 		b, _ := invalid.As(err)
 		for _, v := range b.Violations {
@@ -250,7 +214,7 @@ func (s *Server) RecordAttempt(ctx context.Context, req *dispatchv1.RecordAttemp
 func (s *Server) ReleaseTask(ctx context.Context, req *dispatchv1.ReleaseTaskRequest) (*dispatchv1.ReleaseTaskResponse, error) {
 	var bad invalid.List
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), req.GetAgentId())
-	token := leaseToken(&bad, req.GetLeaseToken())
+	token := req.GetLeaseToken() // 0 or more: dispatch.proto's rule
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -263,16 +227,7 @@ func (s *Server) ReleaseTask(ctx context.Context, req *dispatchv1.ReleaseTaskReq
 
 // ReassignTask moves a task to another agent (leaders only).
 func (s *Server) ReassignTask(ctx context.Context, req *dispatchv1.ReassignTaskRequest) (*dispatchv1.ReassignTaskResponse, error) {
-	var bad invalid.List
 	taskID, leaderID, to := strings.TrimSpace(req.GetTaskId()), strings.TrimSpace(req.GetLeaderId()), strings.TrimSpace(req.GetToAgentId())
-	for field, v := range map[string]string{"task_id": taskID, "leader_id": leaderID, "to_agent_id": to} {
-		if v == "" {
-			bad.Add(field, "is required")
-		}
-	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
 	t, err := s.App.Reassign(ctx, tenant.Or(req.GetTenantId()), taskID, leaderID, to, req.GetReason())
 	if err != nil {
 		return nil, statusOf(err)
@@ -288,10 +243,7 @@ func (s *Server) ListDeadlineTasks(ctx context.Context, req *dispatchv1.ListDead
 	}
 	var within *time.Duration
 	if req.GetWithin() != nil {
-		if !req.GetWithin().IsValid() || req.GetWithin().AsDuration() < 0 {
-			return nil, invalid.New("within", "must be a non-negative duration")
-		}
-		d := req.GetWithin().AsDuration()
+		d := req.GetWithin().AsDuration() // not negative: dispatch.proto's rule
 		within = &d
 	}
 	var cur app.DeadlineCursor
@@ -314,9 +266,6 @@ func (s *Server) ListDeadlineTasks(ctx context.Context, req *dispatchv1.ListDead
 // UpsertTemplate stores a policy's message template.
 func (s *Server) UpsertTemplate(ctx context.Context, req *dispatchv1.UpsertTemplateRequest) (*dispatchv1.UpsertTemplateResponse, error) {
 	p := req.GetTemplate()
-	if p == nil {
-		return nil, invalid.New("template", "is required")
-	}
 	if p.GetKind() != "" {
 		return s.upsertKindTemplate(ctx, p)
 	}
@@ -378,17 +327,7 @@ func (s *Server) ListMessages(ctx context.Context, req *dispatchv1.ListMessagesR
 
 // RecordDeliveryReceipt records a provider's delivery report.
 func (s *Server) RecordDeliveryReceipt(ctx context.Context, req *dispatchv1.RecordDeliveryReceiptRequest) (*dispatchv1.RecordDeliveryReceiptResponse, error) {
-	var bad invalid.List
 	provider, id := strings.TrimSpace(req.GetProvider()), strings.TrimSpace(req.GetProviderMessageId())
-	if provider == "" {
-		bad.Add("provider", "is required")
-	}
-	if id == "" {
-		bad.Add("provider_message_id", "is required")
-	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
 	m, err := s.App.RecordReceipt(ctx, provider, sender.Receipt{ProviderMessageID: id, Delivered: req.GetDelivered(), Error: req.GetError()})
 	if err != nil {
 		return nil, statusOf(err)
@@ -490,14 +429,10 @@ func (s *Server) RevealTaskContact(ctx context.Context, req *dispatchv1.RevealTa
 	var bad invalid.List
 	p, _ := auth.From(ctx)
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), p.Actor())
-	token := leaseToken(&bad, req.GetLeaseToken())
+	token := req.GetLeaseToken() // 0 or more: dispatch.proto's rule
 	ch := req.GetChannel()
-	switch ch {
-	case typesv1.Channel_CHANNEL_UNSPECIFIED:
+	if ch == typesv1.Channel_CHANNEL_UNSPECIFIED { // else phone, SMS or email: dispatch.proto's rule
 		ch = typesv1.Channel_CHANNEL_PHONE
-	case typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_EMAIL:
-	default:
-		bad.Add("channel", "must be CHANNEL_PHONE, CHANNEL_SMS or CHANNEL_EMAIL")
 	}
 	purpose := strings.TrimSpace(req.GetPurpose())
 	if purpose == "" {
