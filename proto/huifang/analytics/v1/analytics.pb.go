@@ -7,7 +7,9 @@
 package analyticsv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -3053,14 +3055,14 @@ var File_huifang_analytics_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	"$huifang/analytics/v1/analytics.proto\x12\x14huifang.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xde\x01\n" +
-	"\x06Filter\x12\x19\n" +
-	"\borg_unit\x18\x01 \x01(\tR\aorgUnit\x12\x1b\n" +
-	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x12!\n" +
-	"\fservice_type\x18\x03 \x01(\tR\vserviceType\x12)\n" +
-	"\x10product_category\x18\x04 \x01(\tR\x0fproductCategory\x123\n" +
-	"\achannel\x18\x05 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x19\n" +
-	"\bagent_id\x18\x06 \x01(\tR\aagentId\"\xe9\x01\n" +
+	"$huifang/analytics/v1/analytics.proto\x12\x14huifang.analytics.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\x9a\x02\n" +
+	"\x06Filter\x12#\n" +
+	"\borg_unit\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\aorgUnit\x12%\n" +
+	"\tpolicy_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\bpolicyId\x12+\n" +
+	"\fservice_type\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\vserviceType\x123\n" +
+	"\x10product_category\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\x0fproductCategory\x12=\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x19.huifang.types.v1.ChannelB\b\xbaH\x05\x82\x01\x02\x10\x01R\achannel\x12#\n" +
+	"\bagent_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\aagentId\"\xe9\x01\n" +
 	"\x05Ratio\x12\x16\n" +
 	"\x06figure\x18\x01 \x01(\tR\x06figure\x12\x1c\n" +
 	"\tnumerator\x18\x02 \x01(\x03R\tnumerator\x12 \n" +
@@ -3165,20 +3167,20 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\n" +
 	"incentives\x18\x02 \x03(\v2#.huifang.analytics.v1.IncentiveLineR\n" +
 	"incentives\x127\n" +
-	"\x04rule\x18\x03 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"\xa5\x02\n" +
-	"\rIncentiveRule\x12(\n" +
-	"\x10agent_reward_fen\x18\x01 \x01(\x03R\x0eagentRewardFen\x12*\n" +
-	"\x11agent_penalty_fen\x18\x02 \x01(\x03R\x0fagentPenaltyFen\x12,\n" +
-	"\x12manager_reward_fen\x18\x03 \x01(\x03R\x10managerRewardFen\x12.\n" +
-	"\x13manager_penalty_fen\x18\x04 \x01(\x03R\x11managerPenaltyFen\x12.\n" +
-	"\x13director_reward_fen\x18\x05 \x01(\x03R\x11directorRewardFen\x120\n" +
-	"\x14director_penalty_fen\x18\x06 \x01(\x03R\x12directorPenaltyFen\"\x9d\x02\n" +
+	"\x04rule\x18\x03 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"\xf9\x02\n" +
+	"\rIncentiveRule\x126\n" +
+	"\x10agent_reward_fen\x18\x01 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\x0eagentRewardFen\x128\n" +
+	"\x11agent_penalty_fen\x18\x02 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\x0fagentPenaltyFen\x12:\n" +
+	"\x12manager_reward_fen\x18\x03 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\x10managerRewardFen\x12<\n" +
+	"\x13manager_penalty_fen\x18\x04 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\x11managerPenaltyFen\x12<\n" +
+	"\x13director_reward_fen\x18\x05 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\x11directorRewardFen\x12>\n" +
+	"\x14director_penalty_fen\x18\x06 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\x12directorPenaltyFen\"\xb7\x02\n" +
 	"\x0fGetTrendRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
-	"\x06figure\x18\x02 \x01(\tR\x06figure\x12.\n" +
-	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12C\n" +
-	"\vgranularity\x18\x05 \x01(\x0e2!.huifang.analytics.v1.GranularityR\vgranularity\x124\n" +
+	"\x06figure\x18\x02 \x01(\tR\x06figure\x126\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04from\x122\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x02to\x12M\n" +
+	"\vgranularity\x18\x05 \x01(\x0e2!.huifang.analytics.v1.GranularityB\b\xbaH\x05\x82\x01\x02\x10\x01R\vgranularity\x124\n" +
 	"\x06filter\x18\x06 \x01(\v2\x1c.huifang.analytics.v1.FilterR\x06filter\"\x9f\x01\n" +
 	"\n" +
 	"TrendPoint\x120\n" +
@@ -3216,31 +3218,31 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	" \x01(\v2\x1b.huifang.analytics.v1.RatioR\vimprovement\";\n" +
 	"\vNoShowCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\x92\x02\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xb7\x02\n" +
 	"\x15GenerateReportRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
-	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
-	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12:\n" +
-	"\x06format\x18\x05 \x01(\x0e2\".huifang.analytics.v1.ReportFormatR\x06format\x12)\n" +
-	"\x10previous_periods\x18\x06 \x01(\x05R\x0fpreviousPeriods\"q\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x126\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04from\x122\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x02to\x12\x19\n" +
+	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12D\n" +
+	"\x06format\x18\x05 \x01(\x0e2\".huifang.analytics.v1.ReportFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\x124\n" +
+	"\x10previous_periods\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x18(\x00R\x0fpreviousPeriods\"q\n" +
 	"\x16GenerateReportResponse\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1a\n" +
 	"\bfilename\x18\x02 \x01(\tR\bfilename\x12\x18\n" +
-	"\acontent\x18\x03 \x01(\fR\acontent\"\xe6\x01\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"\x80\x02\n" +
 	"\x1aGenerateRoundReportRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x127\n" +
-	"\tday_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bdayStart\x12\x19\n" +
-	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12:\n" +
-	"\x06format\x18\x05 \x01(\x0e2\".huifang.analytics.v1.ReportFormatR\x06format\"v\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12#\n" +
+	"\tpolicy_id\x18\x02 \x01(\tB\x06\xbaH\x03\xc8\x01\x01R\bpolicyId\x12?\n" +
+	"\tday_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\bdayStart\x12\x19\n" +
+	"\borg_unit\x18\x04 \x01(\tR\aorgUnit\x12D\n" +
+	"\x06format\x18\x05 \x01(\x0e2\".huifang.analytics.v1.ReportFormatB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06format\"v\n" +
 	"\x1bGenerateRoundReportResponse\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1a\n" +
 	"\bfilename\x18\x02 \x01(\tR\bfilename\x12\x18\n" +
-	"\acontent\x18\x03 \x01(\fR\acontent\"R\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"]\n" +
 	"\x06Target\x12\x16\n" +
-	"\x06figure\x18\x01 \x01(\tR\x06figure\x12\x18\n" +
-	"\apercent\x18\x02 \x01(\x05R\apercent\x12\x16\n" +
+	"\x06figure\x18\x01 \x01(\tR\x06figure\x12#\n" +
+	"\apercent\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\apercent\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\"e\n" +
 	"\x10SetTargetRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x124\n" +
@@ -3262,10 +3264,11 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x05value\x18\a \x01(\x01R\x05value\x12\x16\n" +
 	"\x06target\x18\b \x01(\x01R\x06target\x12;\n" +
 	"\vdetected_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"detectedAt\"n\n" +
+	"detectedAt\"z\n" +
 	"\x13ListBreachesRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
 	"\x14ListBreachesResponse\x128\n" +
@@ -3275,10 +3278,10 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"W\n" +
 	"\x14CheckTargetsResponse\x12?\n" +
-	"\fnew_breaches\x18\x01 \x03(\v2\x1c.huifang.analytics.v1.BreachR\vnewBreaches\"o\n" +
+	"\fnew_breaches\x18\x01 \x03(\v2\x1c.huifang.analytics.v1.BreachR\vnewBreaches\"w\n" +
 	"\x17SetIncentiveRuleRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x127\n" +
-	"\x04rule\x18\x02 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"S\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12?\n" +
+	"\x04rule\x18\x02 \x01(\v2#.huifang.analytics.v1.IncentiveRuleB\x06\xbaH\x03\xc8\x01\x01R\x04rule\"S\n" +
 	"\x18SetIncentiveRuleResponse\x127\n" +
 	"\x04rule\x18\x01 \x01(\v2#.huifang.analytics.v1.IncentiveRuleR\x04rule\"\x10\n" +
 	"\x0eRebuildRequest\"C\n" +
@@ -3292,22 +3295,22 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\fReportFormat\x12\x1d\n" +
 	"\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11REPORT_FORMAT_CSV\x10\x01\x12\x16\n" +
-	"\x12REPORT_FORMAT_HTML\x10\x022\xe4\v\n" +
-	"\x10AnalyticsService\x12n\n" +
-	"\x0fGetSatisfaction\x12,.huifang.analytics.v1.GetSatisfactionRequest\x1a-.huifang.analytics.v1.GetSatisfactionResponse\x12b\n" +
-	"\vGetCoverage\x12(.huifang.analytics.v1.GetCoverageRequest\x1a).huifang.analytics.v1.GetCoverageResponse\x12h\n" +
-	"\rGetTimeliness\x12*.huifang.analytics.v1.GetTimelinessRequest\x1a+.huifang.analytics.v1.GetTimelinessResponse\x12w\n" +
-	"\x12GetAgentScorecards\x12/.huifang.analytics.v1.GetAgentScorecardsRequest\x1a0.huifang.analytics.v1.GetAgentScorecardsResponse\x12Y\n" +
-	"\bGetTrend\x12%.huifang.analytics.v1.GetTrendRequest\x1a&.huifang.analytics.v1.GetTrendResponse\x12z\n" +
-	"\x13GetProblemBreakdown\x120.huifang.analytics.v1.GetProblemBreakdownRequest\x1a1.huifang.analytics.v1.GetProblemBreakdownResponse\x12k\n" +
-	"\x0eGenerateReport\x12+.huifang.analytics.v1.GenerateReportRequest\x1a,.huifang.analytics.v1.GenerateReportResponse\x12z\n" +
-	"\x13GenerateRoundReport\x120.huifang.analytics.v1.GenerateRoundReportRequest\x1a1.huifang.analytics.v1.GenerateRoundReportResponse\x12\\\n" +
-	"\tSetTarget\x12&.huifang.analytics.v1.SetTargetRequest\x1a'.huifang.analytics.v1.SetTargetResponse\x12b\n" +
-	"\vListTargets\x12(.huifang.analytics.v1.ListTargetsRequest\x1a).huifang.analytics.v1.ListTargetsResponse\x12e\n" +
-	"\fListBreaches\x12).huifang.analytics.v1.ListBreachesRequest\x1a*.huifang.analytics.v1.ListBreachesResponse\x12e\n" +
-	"\fCheckTargets\x12).huifang.analytics.v1.CheckTargetsRequest\x1a*.huifang.analytics.v1.CheckTargetsResponse\x12q\n" +
-	"\x10SetIncentiveRule\x12-.huifang.analytics.v1.SetIncentiveRuleRequest\x1a..huifang.analytics.v1.SetIncentiveRuleResponse\x12V\n" +
-	"\aRebuild\x12$.huifang.analytics.v1.RebuildRequest\x1a%.huifang.analytics.v1.RebuildResponseBCZAgithub.com/huifang/huifang/proto/huifang/analytics/v1;analyticsv1b\x06proto3"
+	"\x12REPORT_FORMAT_HTML\x10\x022\x8f\x0f\n" +
+	"\x10AnalyticsService\x12\x88\x01\n" +
+	"\x0fGetSatisfaction\x12,.huifang.analytics.v1.GetSatisfactionRequest\x1a-.huifang.analytics.v1.GetSatisfactionResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/satisfaction\x12x\n" +
+	"\vGetCoverage\x12(.huifang.analytics.v1.GetCoverageRequest\x1a).huifang.analytics.v1.GetCoverageResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/coverage\x12\x80\x01\n" +
+	"\rGetTimeliness\x12*.huifang.analytics.v1.GetTimelinessRequest\x1a+.huifang.analytics.v1.GetTimelinessResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/timeliness\x12\x95\x01\n" +
+	"\x12GetAgentScorecards\x12/.huifang.analytics.v1.GetAgentScorecardsRequest\x1a0.huifang.analytics.v1.GetAgentScorecardsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/agent_scorecards\x12v\n" +
+	"\bGetTrend\x12%.huifang.analytics.v1.GetTrendRequest\x1a&.huifang.analytics.v1.GetTrendResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/trends/{figure}\x12\x99\x01\n" +
+	"\x13GetProblemBreakdown\x120.huifang.analytics.v1.GetProblemBreakdownRequest\x1a1.huifang.analytics.v1.GetProblemBreakdownResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/problem_breakdown\x12\x8c\x01\n" +
+	"\x0eGenerateReport\x12+.huifang.analytics.v1.GenerateReportRequest\x1a,.huifang.analytics.v1.GenerateReportResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/reports:generate\x12\xa1\x01\n" +
+	"\x13GenerateRoundReport\x120.huifang.analytics.v1.GenerateRoundReportRequest\x1a1.huifang.analytics.v1.GenerateRoundReportResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/round_reports:generate\x12\x89\x01\n" +
+	"\tSetTarget\x12&.huifang.analytics.v1.SetTargetRequest\x1a'.huifang.analytics.v1.SetTargetResponse\"+\x82\xd3\xe4\x93\x02%:\x06target\x1a\x1b/v1/targets/{target.figure}\x12w\n" +
+	"\vListTargets\x12(.huifang.analytics.v1.ListTargetsRequest\x1a).huifang.analytics.v1.ListTargetsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/targets\x12{\n" +
+	"\fListBreaches\x12).huifang.analytics.v1.ListBreachesRequest\x1a*.huifang.analytics.v1.ListBreachesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/breaches\x12\x83\x01\n" +
+	"\fCheckTargets\x12).huifang.analytics.v1.CheckTargetsRequest\x1a*.huifang.analytics.v1.CheckTargetsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/targets:check\x12\x93\x01\n" +
+	"\x10SetIncentiveRule\x12-.huifang.analytics.v1.SetIncentiveRuleRequest\x1a..huifang.analytics.v1.SetIncentiveRuleResponse\" \x82\xd3\xe4\x93\x02\x1a:\x04rule\x1a\x12/v1/incentive_rule\x12v\n" +
+	"\aRebuild\x12$.huifang.analytics.v1.RebuildRequest\x1a%.huifang.analytics.v1.RebuildResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/rollups:rebuildBCZAgithub.com/huifang/huifang/proto/huifang/analytics/v1;analyticsv1b\x06proto3"
 
 var (
 	file_huifang_analytics_v1_analytics_proto_rawDescOnce sync.Once

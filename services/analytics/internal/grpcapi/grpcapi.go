@@ -62,19 +62,11 @@ func dims(bad *invalid.List, f *analyticsv1.Filter) rollup.Dims {
 		ProductCategory: strings.TrimSpace(f.GetProductCategory()),
 		AgentID:         strings.TrimSpace(f.GetAgentId()),
 	}
-	for _, x := range []struct{ field, v string }{{"filter.org_unit", d.OrgUnit}, {"filter.policy_id", d.PolicyID}, {"filter.service_type", d.ServiceType},
-		{"filter.product_category", d.ProductCategory}, {"filter.agent_id", d.AgentID}} {
-		if len(x.v) > maxDimLen {
-			bad.Add(x.field, "must be at most 200 bytes")
-		}
-	}
+	// At most 200 bytes each and a known channel: analytics.proto's rules
+	// on Filter.
 	if c := f.GetChannel(); c != typesv1.Channel_CHANNEL_UNSPECIFIED {
-		if _, ok := typesv1.Channel_name[int32(c)]; !ok {
-			bad.Add("filter.channel", "must be a known channel")
-		} else {
-			// The counters keep the channel's full name (CHANNEL_PHONE).
-			d.Channel = c.String()
-		}
+		// The counters keep the channel's full name (CHANNEL_PHONE).
+		d.Channel = c.String()
 	}
 	return d
 }
@@ -227,8 +219,6 @@ func (s *Server) GetTrend(ctx context.Context, req *analyticsv1.GetTrendRequest)
 		g = figures.Week
 	case analyticsv1.Granularity_GRANULARITY_MONTH:
 		g = figures.Month
-	default:
-		bad.Add("granularity", "must be day, week or month")
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -277,17 +267,10 @@ func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateRe
 	if sc.From.Equal(sc.To) && !sc.From.IsZero() {
 		bad.Add("to", "must be after from")
 	}
+	// previous_periods is 0 to 24 and format a known one: analytics.proto's rules.
 	prev := int(req.GetPreviousPeriods())
-	switch {
-	case prev == 0:
+	if prev == 0 {
 		prev = 5
-	case prev < 0 || prev > 24:
-		bad.Add("previous_periods", "must be from 0 to 24")
-	}
-	switch req.GetFormat() {
-	case analyticsv1.ReportFormat_REPORT_FORMAT_UNSPECIFIED, analyticsv1.ReportFormat_REPORT_FORMAT_HTML, analyticsv1.ReportFormat_REPORT_FORMAT_CSV:
-	default:
-		bad.Add("format", "must be csv or html")
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -319,25 +302,17 @@ func (s *Server) GenerateReport(ctx context.Context, req *analyticsv1.GenerateRe
 func (s *Server) GenerateRoundReport(ctx context.Context, req *analyticsv1.GenerateRoundReportRequest) (*analyticsv1.GenerateRoundReportResponse, error) {
 	var bad invalid.List
 	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
-	if req.GetPolicyId() == "" {
-		bad.Add("policy_id", "is required: the id of the tenant's cement-delivery-confirmation (scheduler's ListPolicies)")
-	}
+	// policy_id and day_start are required and format a known one:
+	// analytics.proto's rules.
 	var start time.Time
-	switch ts := req.GetDayStart(); {
-	case ts == nil:
-		bad.Add("day_start", "is required")
-	case ts.CheckValid() != nil:
+	if ts := req.GetDayStart(); ts.CheckValid() != nil {
 		bad.Add("day_start", "must be a valid timestamp")
-	default:
+	} else {
 		start = ts.AsTime().UTC()
 	}
 	format := "html"
-	switch req.GetFormat() {
-	case analyticsv1.ReportFormat_REPORT_FORMAT_UNSPECIFIED, analyticsv1.ReportFormat_REPORT_FORMAT_HTML:
-	case analyticsv1.ReportFormat_REPORT_FORMAT_CSV:
+	if req.GetFormat() == analyticsv1.ReportFormat_REPORT_FORMAT_CSV {
 		format = "csv"
-	default:
-		bad.Add("format", "must be csv or html")
 	}
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -368,10 +343,7 @@ func (s *Server) SetTarget(ctx context.Context, req *analyticsv1.SetTargetReques
 	if !figures.ValidFigure(f) {
 		bad.Add("target.figure", "must be coverage, customer_coverage, visit_completion, response_rate, contact_success, timeliness, timeliness_48h, resolution_rate, improvement, satisfaction.* or satisfaction.<aspect>")
 	}
-	p := req.GetTarget().GetPercent()
-	if p < 0 || p > 100 {
-		bad.Add("target.percent", "must be from 0 to 100")
-	}
+	p := req.GetTarget().GetPercent() // 0 to 100: analytics.proto's rule
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -462,20 +434,7 @@ func (s *Server) CheckTargets(ctx context.Context, req *analyticsv1.CheckTargets
 func (s *Server) SetIncentiveRule(ctx context.Context, req *analyticsv1.SetIncentiveRuleRequest) (*analyticsv1.SetIncentiveRuleResponse, error) {
 	var bad invalid.List
 	tn := tenant.Parse(&bad, "tenant_id", req.GetTenantId())
-	r := req.GetRule()
-	if r == nil {
-		bad.Add("rule", "is required")
-	}
-	for _, x := range []struct {
-		field string
-		v     int64
-	}{{"rule.agent_reward_fen", r.GetAgentRewardFen()}, {"rule.agent_penalty_fen", r.GetAgentPenaltyFen()},
-		{"rule.manager_reward_fen", r.GetManagerRewardFen()}, {"rule.manager_penalty_fen", r.GetManagerPenaltyFen()},
-		{"rule.director_reward_fen", r.GetDirectorRewardFen()}, {"rule.director_penalty_fen", r.GetDirectorPenaltyFen()}} {
-		if x.v < 0 || x.v > 100_000_000 {
-			bad.Add(x.field, "must be from 0 to 100000000 fen")
-		}
-	}
+	r := req.GetRule() // required, each amount 0 to 100000000 fen: analytics.proto's rules
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
