@@ -140,9 +140,6 @@ func under(err error, field string) error {
 func (s *Server) GetPolicyChange(ctx context.Context, req *schedulerv1.GetPolicyChangeRequest) (*schedulerv1.GetPolicyChangeResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
-	if req.GetChangeId() == "" {
-		bad.Add("change_id", "is required")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -209,12 +206,6 @@ func (s *Server) RejectPolicyChange(ctx context.Context, req *schedulerv1.Reject
 func (s *Server) decide(ctx context.Context, tenantID, id string, approve bool, note string) (*schedulerv1.PolicyChange, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", tenantID)
-	if id == "" {
-		bad.Add("change_id", "is required")
-	}
-	if !approve && strings.TrimSpace(note) == "" {
-		bad.Add("reason", "is required: say why the change is rejected")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}

@@ -41,10 +41,7 @@ func tenantOf(bad *invalid.List, field, id string) string {
 
 // CreatePolicy validates and stores a policy; it applies to services completed from then on.
 func (s *Server) CreatePolicy(ctx context.Context, req *schedulerv1.CreatePolicyRequest) (*schedulerv1.CreatePolicyResponse, error) {
-	in := req.GetPolicy()
-	if in == nil {
-		return nil, invalid.New("policy", "is required")
-	}
+	in := req.GetPolicy() // required: scheduler.proto's rule
 	var bad invalid.List
 	t := tenantOf(&bad, "policy.tenant_id", in.GetTenantId())
 	if err := bad.Err(); err != nil {
@@ -61,12 +58,6 @@ func (s *Server) CreatePolicy(ctx context.Context, req *schedulerv1.CreatePolicy
 func (s *Server) UpdatePolicy(ctx context.Context, req *schedulerv1.UpdatePolicyRequest) (*schedulerv1.UpdatePolicyResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
-	if req.GetPolicyId() == "" {
-		bad.Add("policy_id", "is required")
-	}
-	if req.GetPolicy() == nil {
-		bad.Add("policy", "is required")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -81,12 +72,6 @@ func (s *Server) UpdatePolicy(ctx context.Context, req *schedulerv1.UpdatePolicy
 func (s *Server) GetPolicy(ctx context.Context, req *schedulerv1.GetPolicyRequest) (*schedulerv1.GetPolicyResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
-	if req.GetPolicyId() == "" {
-		bad.Add("policy_id", "is required")
-	}
-	if req.GetVersion() < 0 {
-		bad.Add("version", "must not be negative (0 = the latest)")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -118,9 +103,6 @@ func (s *Server) DeactivatePolicy(ctx context.Context, req *schedulerv1.Deactiva
 func (s *Server) setActive(ctx context.Context, tenantID, id string, active bool) (*schedulerv1.Policy, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", tenantID)
-	if id == "" {
-		bad.Add("policy_id", "is required")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -247,9 +229,6 @@ func (s *Server) ListPlannedVisits(ctx context.Context, req *schedulerv1.ListPla
 func (s *Server) ExplainVisit(ctx context.Context, req *schedulerv1.ExplainVisitRequest) (*schedulerv1.ExplainVisitResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
-	if req.GetVisitId() == "" {
-		bad.Add("visit_id", "is required")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -281,15 +260,6 @@ func (s *Server) ExplainVisit(ctx context.Context, req *schedulerv1.ExplainVisit
 func (s *Server) ReschedulePlannedVisit(ctx context.Context, req *schedulerv1.ReschedulePlannedVisitRequest) (*schedulerv1.ReschedulePlannedVisitResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
-	if req.GetVisitId() == "" {
-		bad.Add("visit_id", "is required")
-	}
-	if req.GetDueAt() == nil {
-		bad.Add("due_at", "is required")
-	}
-	if strings.TrimSpace(req.GetReason()) == "" {
-		bad.Add("reason", "is required: say why the customer asked for another time")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -304,12 +274,6 @@ func (s *Server) ReschedulePlannedVisit(ctx context.Context, req *schedulerv1.Re
 func (s *Server) CancelPlannedVisit(ctx context.Context, req *schedulerv1.CancelPlannedVisitRequest) (*schedulerv1.CancelPlannedVisitResponse, error) {
 	var bad invalid.List
 	t := tenantOf(&bad, "tenant_id", req.GetTenantId())
-	if req.GetVisitId() == "" {
-		bad.Add("visit_id", "is required")
-	}
-	if strings.TrimSpace(req.GetReason()) == "" {
-		bad.Add("reason", "is required")
-	}
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
