@@ -11,7 +11,6 @@ import (
 
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/record"
@@ -101,9 +100,6 @@ func (s *Server) ListVisitRecords(ctx context.Context, req *feedbackv1.ListVisit
 
 // CreateQuestionnaire stores a questionnaire as the next version of its id.
 func (s *Server) CreateQuestionnaire(ctx context.Context, req *feedbackv1.CreateQuestionnaireRequest) (*feedbackv1.CreateQuestionnaireResponse, error) {
-	if req.GetQuestionnaire() == nil {
-		return nil, invalid.New("questionnaire", "is required")
-	}
 	q, err := s.App.CreateQuestionnaire(ctx, questionnaireOf(req.GetQuestionnaire()))
 	if err != nil {
 		return nil, statusOf(err)
