@@ -27,6 +27,7 @@ import (
 
 	auditv1 "github.com/huifang/huifang/proto/huifang/audit/v1"
 	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
+	"github.com/huifang/huifang/proto/openapi"
 
 	"github.com/huifang/huifang/pkg/access"
 	"github.com/huifang/huifang/pkg/audit"
@@ -727,12 +728,16 @@ func (rt *Runtime) Close(ctx context.Context) {
 
 // Gateway serves the service's HTTP/JSON surface on its HTTP port: the
 // google.api.http routes of its .proto (under /v1/) through register (the
-// generated Register<Service>Handler), and its OpenAPI document doc at GET
-// /openapi.json. The gateway calls the service's own gRPC listener, so the
-// guard, the request rules and the rate limit apply to HTTP as to gRPC
-// (grpcserver.Server.Gateway). Call it after registering the gRPC services,
-// before Run.
-func (rt *Runtime) Gateway(ctx context.Context, doc []byte, register ...grpcserver.Registrar) error {
+// generated Register<Service>Handler), and its OpenAPI document (package
+// openapi, generated from the same .proto) at GET /openapi.json. The gateway
+// calls the service's own gRPC listener, so the guard, the request rules and
+// the rate limit apply to HTTP as to gRPC (grpcserver.Server.Gateway). Call
+// it after registering the gRPC services, before Run.
+func (rt *Runtime) Gateway(ctx context.Context, register ...grpcserver.Registrar) error {
+	doc, err := openapi.Document(rt.Service)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	if err := rt.Server.Gateway(ctx, doc, rt.gatewayCreds, register...); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}

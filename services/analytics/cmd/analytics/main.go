@@ -64,5 +64,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// API.
 	analyticsv1.RegisterAnalyticsServiceServer(rt.Server.GRPC, grpcapi.New(a))
+	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port.
+	if err := rt.Gateway(ctx, analyticsv1.RegisterAnalyticsServiceHandler); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	return rt.Run(ctx)
 }

@@ -109,6 +109,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}})
 	rt.CustomerData.Source.Related = store.CustomerRows()
 	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
+	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port.
+	if err := rt.Gateway(ctx, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	return rt.Run(ctx)
 }
 

@@ -15,7 +15,6 @@ import (
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
 	privacyv1 "github.com/huifang/huifang/proto/huifang/privacy/v1"
-	"github.com/huifang/huifang/proto/openapi"
 
 	"github.com/huifang/huifang/pkg/app"
 	"github.com/huifang/huifang/pkg/auth"
@@ -184,12 +183,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port;
 	// the webhook's own POST /v1/services and /v1/services:batch below take
 	// precedence over the gateway's routes of the same RPCs.
-	doc, err := openapi.Document("intake")
-	if err != nil {
-		rt.Close(ctx)
-		return err
-	}
-	if err := rt.Gateway(ctx, doc, intakev1.RegisterIntakeServiceHandler); err != nil {
+	if err := rt.Gateway(ctx, intakev1.RegisterIntakeServiceHandler); err != nil {
 		rt.Close(ctx)
 		return err
 	}

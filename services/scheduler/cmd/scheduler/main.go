@@ -84,6 +84,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// The API.
 	rt.CustomerData.Source.Related = store.CustomerRows()
 	schedulerv1.RegisterSchedulerServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
+	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port.
+	if err := rt.Gateway(ctx, schedulerv1.RegisterSchedulerServiceHandler); err != nil {
+		rt.Close(ctx)
+		return err
+	}
 	return rt.Run(ctx)
 }
 
