@@ -64,10 +64,23 @@ check-generated: generate ## fail when the committed generated code differs from
 	@echo "generated code matches the .proto files"
 
 .PHONY: lint
-lint: $(BIN)/buf lint-deploy vulncheck ## buf lint, gofmt and go vet over every module; the deployment files (lint-deploy); known vulnerabilities (vulncheck)
+lint: $(BIN)/buf lint-deploy vulncheck ## buf lint and buf breaking against the release baseline (proto-release), gofmt and go vet over every module; the deployment files (lint-deploy); known vulnerabilities (vulncheck)
 	cd proto && buf lint
+	cd proto && buf breaking --against $(PROTO_RELEASE)
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do echo "go vet ./$$m/..."; (cd $$m && go vet ./...); done
+
+# The released contract `make lint` holds the protos to (buf breaking: a
+# removed or renumbered field, a changed type or route breaks a client;
+# additions do not). A built image, committed, so that a clean clone
+# without tags or network can check; `make proto-release` writes it when a
+# version is released (then set PROTO_RELEASE to the new file).
+PROTO_RELEASE ?= release/v0.17.binpb
+.PHONY: proto-release
+proto-release: $(BIN)/buf ## write the built image of the current protos as the release baseline of `make lint`'s buf breaking (proto/$(PROTO_RELEASE))
+	@mkdir -p $(dir proto/$(PROTO_RELEASE))
+	cd proto && buf build --exclude-source-info -o $(PROTO_RELEASE)
+	@echo "wrote proto/$(PROTO_RELEASE); commit it"
 
 .PHONY: vulncheck
 vulncheck: ## govulncheck over every module, against golang.org/x/vulndb from the module proxy: fails when code calls a vulnerable function of a required module
