@@ -2637,9 +2637,9 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
 	"customerId\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12;\n" +
-	"\bwarnings\x18\x04 \x03(\v2\x1f.huifang.intake.v1.FieldWarningR\bwarnings\"T\n" +
-	"\x15IngestServicesRequest\x12;\n" +
-	"\x06events\x18\x01 \x03(\v2#.huifang.events.v1.ServiceCompletedR\x06events\":\n" +
+	"\bwarnings\x18\x04 \x03(\v2\x1f.huifang.intake.v1.FieldWarningR\bwarnings\"a\n" +
+	"\x15IngestServicesRequest\x12H\n" +
+	"\x06events\x18\x01 \x03(\v2#.huifang.events.v1.ServiceCompletedB\v\xbaH\b\x92\x01\x05\b\x01\x10\xf4\x03R\x06events\":\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\"<\n" +
@@ -2714,11 +2714,11 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x0eCustomerRecord\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x03R\x04line\x126\n" +
 	"\bcustomer\x18\x02 \x01(\v2\x1a.huifang.types.v1.CustomerR\bcustomer\x12F\n" +
-	"\x11source_updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\"\x8a\x01\n" +
+	"\x11source_updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsourceUpdatedAt\"\x97\x01\n" +
 	"\x16ImportCustomersRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
-	"\x06source\x18\x02 \x01(\tR\x06source\x12;\n" +
-	"\arecords\x18\x03 \x03(\v2!.huifang.intake.v1.CustomerRecordR\arecords\"\xc8\x01\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12H\n" +
+	"\arecords\x18\x03 \x03(\v2!.huifang.intake.v1.CustomerRecordB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\arecords\"\xc8\x01\n" +
 	"\x12ImportRecordResult\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\x03R\x04line\x12:\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2 .huifang.intake.v1.ImportOutcomeR\aoutcome\x12\x1f\n" +
