@@ -201,4 +201,3 @@ func TestGatewayServesTheAPIOverHTTP(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 }
-
