@@ -3034,12 +3034,14 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x15UpsertTemplateRequest\x12A\n" +
 	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateB\x06\xbaH\x03\xc8\x01\x01R\btemplate\"S\n" +
 	"\x16UpsertTemplateResponse\x129\n" +
-	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"\xf8\x01\n" +
+	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"\x98\x03\n" +
 	"\x1bSetCustomerVariablesRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
-	"\vcustomer_id\x18\x02 \x01(\tR\n" +
-	"customerId\x12]\n" +
-	"\tvariables\x18\x03 \x03(\v2?.huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntryR\tvariables\x1a<\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12T\n" +
+	"\vcustomer_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\n" +
+	"customerId\x12\xc7\x01\n" +
+	"\tvariables\x18\x03 \x03(\v2?.huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntryBh\xbaHe\x9a\x01b\"`\xba\x01]\n" +
+	"\rvariable_name\x121must be a non-empty name without braces or spaces\x1a\x19this.matches('^[^{} ]+$')R\tvariables\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +

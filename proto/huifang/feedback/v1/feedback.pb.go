@@ -4333,17 +4333,18 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"occurredAt\x124\n" +
 	"\ano_show\x18\x17 \x01(\v2\x1b.huifang.feedback.v1.NoShowR\x06noShow\"L\n" +
 	"\x10LogVisitResponse\x128\n" +
-	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"D\n" +
+	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"\x94\x01\n" +
 	"\x15GetVisitRecordRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x89\x02\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12^\n" +
+	"\x02id\x18\x02 \x01(\tBN\xbaHK\xba\x01H\n" +
+	"\tnot_blank\x12&is required: a record id or a visit id\x1a\x13this.matches('\\\\S')R\x02id\"\x89\x02\n" +
 	"\x16GetVisitRecordResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\x12>\n" +
 	"\n" +
 	"amendments\x18\x02 \x03(\v2\x1e.huifang.feedback.v1.AmendmentR\n" +
 	"amendments\x12:\n" +
 	"\acurrent\x18\x03 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\x129\n" +
-	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\xa6\x02\n" +
+	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\xb0\x02\n" +
 	"\x17ListVisitRecordsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12#\n" +
@@ -4353,8 +4354,8 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12 \n" +
 	"\fno_show_only\x18\x06 \x01(\bR\n" +
-	"noShowOnly\x12D\n" +
-	"\x0eno_show_reason\x18\a \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonR\fnoShowReason\"~\n" +
+	"noShowOnly\x12N\n" +
+	"\x0eno_show_reason\x18\a \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonB\b\xbaH\x05\x82\x01\x02\x10\x01R\fnoShowReason\"~\n" +
 	"\x18ListVisitRecordsResponse\x12:\n" +
 	"\arecords\x18\x01 \x03(\v2 .huifang.feedback.v1.VisitRecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe0\x02\n" +
@@ -4383,11 +4384,12 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x1aCreateQuestionnaireRequest\x12P\n" +
 	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireB\x06\xbaH\x03\xc8\x01\x01R\rquestionnaire\"g\n" +
 	"\x1bCreateQuestionnaireResponse\x12H\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"`\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"\x9e\x01\n" +
 	"\x17GetQuestionnaireRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x05R\aversion\"d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12C\n" +
+	"\x02id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x02id\x12!\n" +
+	"\aversion\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\aversion\"d\n" +
 	"\x18GetQuestionnaireResponse\x12H\n" +
 	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"8\n" +
 	"\x19ListQuestionnairesRequest\x12\x1b\n" +
@@ -4455,10 +4457,11 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
 	"complaints\x18\x01 \x03(\v2\x1e.huifang.feedback.v1.ComplaintR\n" +
 	"complaints\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"w\n" +
 	"\x13GetComplaintRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xe3\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12C\n" +
+	"\x02id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x02id\"\xe3\x01\n" +
 	"\x14GetComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12<\n" +
 	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\x12O\n" +

@@ -29,10 +29,7 @@ type ComplaintView struct {
 
 // GetComplaint returns a complaint and its history.
 func (a *App) GetComplaint(ctx context.Context, tenantID, id string) (ComplaintView, error) {
-	id = strings.TrimSpace(id)
-	if id == "" {
-		return ComplaintView{}, invalid.New("id", "is required")
-	}
+	id = strings.TrimSpace(id) // not blank: feedback.proto's rule
 	c, err := store.GetComplaint(ctx, a.DB, tenant.Or(tenantID), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return ComplaintView{}, refuse(ErrNotFound, "complaint %s not found", id)

@@ -46,13 +46,7 @@ func (a *App) CreateQuestionnaireTx(ctx context.Context, tx pgx.Tx, q questionna
 // GetQuestionnaire returns one version of a questionnaire the tenant may
 // use (its own, or a seed template), the latest for version 0.
 func (a *App) GetQuestionnaire(ctx context.Context, tenantID, id string, version int32) (questionnaire.Questionnaire, error) {
-	id = strings.TrimSpace(id)
-	if id == "" {
-		return questionnaire.Questionnaire{}, invalid.New("id", "is required")
-	}
-	if version < 0 {
-		return questionnaire.Questionnaire{}, invalid.New("version", "must not be negative; 0 is the latest")
-	}
+	id = strings.TrimSpace(id) // not blank, version not negative: feedback.proto's rules
 	q, err := store.GetQuestionnaire(ctx, a.DB, tenant.Or(tenantID), id, version)
 	if errors.Is(err, store.ErrNotFound) {
 		return questionnaire.Questionnaire{}, refuse(ErrNotFound, "questionnaire %s version %d not found", id, version)

@@ -14,7 +14,6 @@ import (
 	"github.com/huifang/huifang/pkg/audit"
 	"github.com/huifang/huifang/pkg/auth"
 	"github.com/huifang/huifang/pkg/enum"
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/questionnaire"
 	"github.com/huifang/huifang/services/feedback/internal/record"
@@ -32,10 +31,7 @@ type RecordView struct {
 
 // GetRecord returns a record by its id or its visit's id.
 func (a *App) GetRecord(ctx context.Context, tenantID, id string) (RecordView, error) {
-	id = strings.TrimSpace(id)
-	if id == "" {
-		return RecordView{}, invalid.New("id", "is required: a record id or a visit id")
-	}
+	id = strings.TrimSpace(id) // not blank: feedback.proto's rule
 	rec, err := store.GetRecord(ctx, a.DB, tenant.Or(tenantID), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return RecordView{}, refuse(ErrNotFound, "no record with id or visit id %q", id)
@@ -75,9 +71,7 @@ type RecordList struct {
 
 // ListRecords lists records newest first.
 func (a *App) ListRecords(ctx context.Context, in RecordList) ([]record.Record, error) {
-	if _, known := typesv1.NoShowReason_name[int32(in.NoShowReason)]; !known {
-		return nil, invalid.New("no_show_reason", fmt.Sprintf("unknown reason %d", in.NoShowReason))
-	}
+	// no_show_reason is a known one: feedback.proto's rule.
 	return store.ListRecords(ctx, a.DB, store.RecordFilter{Tenant: tenant.Or(in.Tenant), Agent: strings.TrimSpace(in.Agent),
 		UnsignedOnly: in.UnsignedOnly, AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit,
 		NoShowOnly: in.NoShowOnly || in.NoShowReason != typesv1.NoShowReason_NO_SHOW_REASON_UNSPECIFIED, NoShowReason: enum.Name(in.NoShowReason)})
