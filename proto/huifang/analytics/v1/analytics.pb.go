@@ -8,6 +8,7 @@ package analyticsv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -3055,7 +3056,7 @@ var File_huifang_analytics_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	"$huifang/analytics/v1/analytics.proto\x12\x14huifang.analytics.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\x9a\x02\n" +
+	"$huifang/analytics/v1/analytics.proto\x12\x14huifang.analytics.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x9a\x02\n" +
 	"\x06Filter\x12#\n" +
 	"\borg_unit\x18\x01 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\aorgUnit\x12%\n" +
 	"\tpolicy_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\xc8\x01R\bpolicyId\x12+\n" +
@@ -3310,7 +3311,13 @@ const file_huifang_analytics_v1_analytics_proto_rawDesc = "" +
 	"\fListBreaches\x12).huifang.analytics.v1.ListBreachesRequest\x1a*.huifang.analytics.v1.ListBreachesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/breaches\x12\x83\x01\n" +
 	"\fCheckTargets\x12).huifang.analytics.v1.CheckTargetsRequest\x1a*.huifang.analytics.v1.CheckTargetsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/targets:check\x12\x93\x01\n" +
 	"\x10SetIncentiveRule\x12-.huifang.analytics.v1.SetIncentiveRuleRequest\x1a..huifang.analytics.v1.SetIncentiveRuleResponse\" \x82\xd3\xe4\x93\x02\x1a:\x04rule\x1a\x12/v1/incentive_rule\x12v\n" +
-	"\aRebuild\x12$.huifang.analytics.v1.RebuildRequest\x1a%.huifang.analytics.v1.RebuildResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/rollups:rebuildBCZAgithub.com/huifang/huifang/proto/huifang/analytics/v1;analyticsv1b\x06proto3"
+	"\aRebuild\x12$.huifang.analytics.v1.RebuildRequest\x1a%.huifang.analytics.v1.RebuildResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/rollups:rebuildB\x98\x04\x92A\xd1\x03\x12\xcd\x02\n" +
+	"\x11Huifang analytics\x12\xb3\x02Coverage, timeliness, satisfaction and the other figures; targets, breaches and reports. The HTTP/JSON surface of huifang.analytics.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00ZAgithub.com/huifang/huifang/proto/huifang/analytics/v1;analyticsv1b\x06proto3"
 
 var (
 	file_huifang_analytics_v1_analytics_proto_rawDescOnce sync.Once

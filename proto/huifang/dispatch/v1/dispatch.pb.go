@@ -8,6 +8,7 @@ package dispatchv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -2861,7 +2862,7 @@ var File_huifang_dispatch_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\x98\x01\n" +
+	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x98\x01\n" +
 	"\aOrgUnit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -3126,7 +3127,13 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/customers/{customer_id}/variables\x12y\n" +
 	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12\xa0\x01\n" +
 	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/delivery_receipts\x12\xa0\x01\n" +
-	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContactBAZ?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
+	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContactB\xff\x03\x92A\xba\x03\x12\xb6\x02\n" +
+	"\x10Huifang dispatch\x12\x9d\x02Agents, org units, the follow-up task queue, attempts and messages. The HTTP/JSON surface of huifang.dispatch.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
 
 var (
 	file_huifang_dispatch_v1_dispatch_proto_rawDescOnce sync.Once

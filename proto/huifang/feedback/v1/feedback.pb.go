@@ -8,6 +8,7 @@ package feedbackv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -4237,7 +4238,7 @@ var File_huifang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/feedback/v1/feedback.proto\x12\x13huifang.feedback.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xb3\x01\n" +
+	"\"huifang/feedback/v1/feedback.proto\x12\x13huifang.feedback.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xb3\x01\n" +
 	"\bQuestion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06aspect\x18\x02 \x01(\tR\x06aspect\x12\x12\n" +
@@ -4615,7 +4616,13 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x12SetImprovementPlan\x12..huifang.feedback.v1.SetImprovementPlanRequest\x1a/.huifang.feedback.v1.SetImprovementPlanResponse\"9\x82\xd3\xe4\x93\x023:\x01*\x1a./v1/complaints/{complaint_id}/improvement_plan\x12\xe7\x01\n" +
 	"\x1aCompleteImprovementMeasure\x126.huifang.feedback.v1.CompleteImprovementMeasureRequest\x1a7.huifang.feedback.v1.CompleteImprovementMeasureResponse\"X\x82\xd3\xe4\x93\x02R:\x01*\"M/v1/complaints/{complaint_id}/improvement_plan/measures/{measure_id}:complete\x12\x8b\x01\n" +
 	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/reviews:sample\x12\x95\x01\n" +
-	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/visit_records/{record_id}/reviewsBAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
+	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/visit_records/{record_id}/reviewsB\x8d\x04\x92A\xc8\x03\x12\xc4\x02\n" +
+	"\x10Huifang feedback\x12\xab\x02Visit records, questionnaires, complaints, improvement plans and quality reviews. The HTTP/JSON surface of huifang.feedback.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
 
 var (
 	file_huifang_feedback_v1_feedback_proto_rawDescOnce sync.Once

@@ -8,6 +8,7 @@ package intakev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	v1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	v11 "github.com/huifang/huifang/proto/huifang/types/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
@@ -2628,7 +2629,7 @@ var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehuifang/intake/v1/intake.proto\x12\x11huifang.intake.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehuifang/events/v1/events.proto\x1a\x1chuifang/types/v1/types.proto\"Y\n" +
+	"\x1ehuifang/intake/v1/intake.proto\x12\x11huifang.intake.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehuifang/events/v1/events.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"Y\n" +
 	"\x14IngestServiceRequest\x12A\n" +
 	"\x05event\x18\x01 \x01(\v2#.huifang.events.v1.ServiceCompletedB\x06\xbaH\x03\xc8\x01\x01R\x05event\"\xb2\x01\n" +
 	"\x15IngestServiceResponse\x12\x1d\n" +
@@ -2851,7 +2852,13 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/contacts:rehash\x12\x91\x01\n" +
 	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:reveal\x12\x90\x01\n" +
 	"\rEraseCustomer\x12'.huifang.intake.v1.EraseCustomerRequest\x1a(.huifang.intake.v1.EraseCustomerResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/customers/{customer_id}:erase\x12\xa0\x01\n" +
-	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:exportB=Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
+	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:exportB\x82\x04\x92A\xc1\x03\x12\xbd\x02\n" +
+	"\x0eHuifang intake\x12\xa6\x02Takes completed services from upstream systems and keeps the customer archive. The HTTP/JSON surface of huifang.intake.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z;github.com/huifang/huifang/proto/huifang/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_huifang_intake_v1_intake_proto_rawDescOnce sync.Once

@@ -8,6 +8,7 @@ package schedulerv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -4497,7 +4498,7 @@ var File_huifang_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"$huifang/scheduler/v1/scheduler.proto\x12\x14huifang.scheduler.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\"\xee\x03\n" +
+	"$huifang/scheduler/v1/scheduler.proto\x12\x14huifang.scheduler.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xee\x03\n" +
 	"\x06Policy\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -4902,7 +4903,13 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x0fGetPolicyChange\x12,.huifang.scheduler.v1.GetPolicyChangeRequest\x1a-.huifang.scheduler.v1.GetPolicyChangeResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/policy_changes/{change_id}\x12\x90\x01\n" +
 	"\x11ListPolicyChanges\x12..huifang.scheduler.v1.ListPolicyChangesRequest\x1a/.huifang.scheduler.v1.ListPolicyChangesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/policy_changes\x12\xad\x01\n" +
 	"\x13ApprovePolicyChange\x120.huifang.scheduler.v1.ApprovePolicyChangeRequest\x1a1.huifang.scheduler.v1.ApprovePolicyChangeResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/policy_changes/{change_id}:approve\x12\xa9\x01\n" +
-	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/policy_changes/{change_id}:rejectBCZAgithub.com/huifang/huifang/proto/huifang/scheduler/v1;schedulerv1b\x06proto3"
+	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/policy_changes/{change_id}:rejectB\xf5\x03\x92A\xae\x03\x12\xaa\x02\n" +
+	"\x11Huifang scheduler\x12\x90\x02Follow-up policies, planned visits and their changes. The HTTP/JSON surface of huifang.scheduler.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00ZAgithub.com/huifang/huifang/proto/huifang/scheduler/v1;schedulerv1b\x06proto3"
 
 var (
 	file_huifang_scheduler_v1_scheduler_proto_rawDescOnce sync.Once
