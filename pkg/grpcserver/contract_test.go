@@ -14,6 +14,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
@@ -133,6 +134,19 @@ func TestRequestRulesRefuseStreamRequests(t *testing.T) {
 	resp, err := watch(&intakev1.GetRejectedEventRequest{Id: "r-2"})
 	require.NoError(t, err)
 	require.Equal(t, "r-2", resp.GetRejectedEvent().GetId())
+
+	// Streams without rules pass untouched: reflection (what grpcurl uses).
+	refl, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}))
+	listed, err := refl.Recv()
+	require.NoError(t, err)
+	var names []string
+	for _, s := range listed.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	require.Contains(t, names, "huifang.test.v1.WatchService")
+	require.NoError(t, refl.CloseSend())
 }
 
 // The HTTP/JSON gateway calls the server's own gRPC listener: the
