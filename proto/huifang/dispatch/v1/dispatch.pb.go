@@ -9,6 +9,7 @@ package dispatchv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
+	v11 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -2042,7 +2043,16 @@ type Template struct {
 	// "002": an SMS in seed 002's real-estate format, whose footer must name {project},
 	// {booking_number} and {advisor} (the customer's variables, SetCustomerVariables). Empty: the
 	// footer is free (none, or any text), for tenants whose customers have no such variables.
-	Preset        string `protobuf:"bytes,8,opt,name=preset,proto3" json:"preset,omitempty"`
+	Preset string `protobuf:"bytes,8,opt,name=preset,proto3" json:"preset,omitempty"`
+	// What the template is for. Empty: a visit's automatic message (SMS, email; keyed by policy_id
+	// and channel). "reminder": the SMS that reminds the customer of an appointment (channel
+	// CHANNEL_SMS; may use {appointment_time}). "script": the call script an agent reads
+	// (GetTaskContext): greeting (confirm identity, introduce), body (the purpose, ask whether it
+	// is convenient), footer (the thanks); channel unset. Reminders and scripts are keyed by
+	// service_type; policy_id is not used for them.
+	Kind string `protobuf:"bytes,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	// For kind "reminder" and "script": the service type it is for; empty or "*" for any.
+	ServiceType   string `protobuf:"bytes,10,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2129,6 +2139,20 @@ func (x *Template) GetFooter() string {
 func (x *Template) GetPreset() string {
 	if x != nil {
 		return x.Preset
+	}
+	return ""
+}
+
+func (x *Template) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Template) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
 	}
 	return ""
 }
@@ -2346,8 +2370,10 @@ type Message struct {
 	Error             string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt         *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set on an appointment's reminder (then task_id is the on-site visit's task).
+	AppointmentId string `protobuf:"bytes,17,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -2490,6 +2516,13 @@ func (x *Message) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Message) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
 }
 
 type ListMessagesRequest struct {
@@ -2858,11 +2891,1296 @@ func (x *RevealTaskContactResponse) GetName() string {
 	return ""
 }
 
+type ListAttemptsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Required.
+	TaskId        string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttemptsRequest) Reset() {
+	*x = ListAttemptsRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttemptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttemptsRequest) ProtoMessage() {}
+
+func (x *ListAttemptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttemptsRequest.ProtoReflect.Descriptor instead.
+func (*ListAttemptsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListAttemptsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAttemptsRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ListAttemptsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAttemptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// TaskAttempt is one attempt to make a visit. It carries no note (free text).
+type TaskAttempt struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TaskId  string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	VisitId string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// 1 for the first.
+	Attempt     int32          `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Disposition v1.Disposition `protobuf:"varint,4,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
+	Channel     v1.Channel     `protobuf:"varint,5,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// Empty for an automatic send.
+	AgentId string                 `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	At      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	// When the task comes back; unset when no further attempt is planned.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskAttempt) Reset() {
+	*x = TaskAttempt{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskAttempt) ProtoMessage() {}
+
+func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
+func (*TaskAttempt) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TaskAttempt) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetDisposition() v1.Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return v1.Disposition(0)
+}
+
+func (x *TaskAttempt) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *TaskAttempt) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *TaskAttempt) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+type ListAttemptsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempts      []*TaskAttempt         `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttemptsResponse) Reset() {
+	*x = ListAttemptsResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttemptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttemptsResponse) ProtoMessage() {}
+
+func (x *ListAttemptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttemptsResponse.ProtoReflect.Descriptor instead.
+func (*ListAttemptsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListAttemptsResponse) GetAttempts() []*TaskAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *ListAttemptsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetTaskContextRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The holder's claim (Task.lease_token); 0 for a leader who does not hold the task.
+	LeaseToken    int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskContextRequest) Reset() {
+	*x = GetTaskContextRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskContextRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskContextRequest) ProtoMessage() {}
+
+func (x *GetTaskContextRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskContextRequest.ProtoReflect.Descriptor instead.
+func (*GetTaskContextRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetTaskContextRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetTaskContextRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *GetTaskContextRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+// ServiceDetails are what the visit's VisitDue carried about the service followed up.
+type ServiceDetails struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId   string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ServiceType string                 `protobuf:"bytes,2,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// The product line (VisitDue.product_category).
+	Product  string      `protobuf:"bytes,4,opt,name=product,proto3" json:"product,omitempty"`
+	OrgUnit  string      `protobuf:"bytes,5,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Severity v1.Severity `protobuf:"varint,6,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// Set on a confirmation visit: the complaint whose resolution the customer confirms.
+	ComplaintId string `protobuf:"bytes,7,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// The visit fell due after its deadline.
+	Late          bool   `protobuf:"varint,8,opt,name=late,proto3" json:"late,omitempty"`
+	PolicyId      string `protobuf:"bytes,9,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceDetails) Reset() {
+	*x = ServiceDetails{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceDetails) ProtoMessage() {}
+
+func (x *ServiceDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceDetails.ProtoReflect.Descriptor instead.
+func (*ServiceDetails) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ServiceDetails) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *ServiceDetails) GetProduct() string {
+	if x != nil {
+		return x.Product
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetSeverity() v1.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v1.Severity(0)
+}
+
+func (x *ServiceDetails) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
+}
+
+func (x *ServiceDetails) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+// Script is the text the agent reads, rendered with masked variables ({name} is the masked name).
+type Script struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Confirm the customer's identity and introduce oneself.
+	Greeting string `protobuf:"bytes,1,opt,name=greeting,proto3" json:"greeting,omitempty"`
+	// The purpose of the call, and whether now is convenient.
+	Body string `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// The thanks and goodbye.
+	Closing string `protobuf:"bytes,3,opt,name=closing,proto3" json:"closing,omitempty"`
+	// "tenant" when the tenant stored a script template (UpsertTemplate kind "script"), "default"
+	// for the built-in one.
+	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Script) Reset() {
+	*x = Script{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Script) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Script) ProtoMessage() {}
+
+func (x *Script) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Script.ProtoReflect.Descriptor instead.
+func (*Script) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Script) GetGreeting() string {
+	if x != nil {
+		return x.Greeting
+	}
+	return ""
+}
+
+func (x *Script) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *Script) GetClosing() string {
+	if x != nil {
+		return x.Closing
+	}
+	return ""
+}
+
+func (x *Script) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type GetTaskContextResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Task    *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Service *ServiceDetails        `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// Oldest first, at most 50.
+	Attempts []*TaskAttempt `protobuf:"bytes,3,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// The questionnaire the visit's policy uses (feedback's SetPolicyQuestionnaire); absent when
+	// none is linked or it is unavailable.
+	Questionnaire *v11.Questionnaire `protobuf:"bytes,4,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	// "ok", "none" (the policy has no questionnaire) or "unavailable" (feedback could not answer:
+	// the rest of the answer stands; ask again later).
+	QuestionnaireStatus string  `protobuf:"bytes,5,opt,name=questionnaire_status,json=questionnaireStatus,proto3" json:"questionnaire_status,omitempty"`
+	Script              *Script `protobuf:"bytes,6,opt,name=script,proto3" json:"script,omitempty"`
+	// The task's booked appointment, when it has one.
+	Appointment   *Appointment `protobuf:"bytes,7,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskContextResponse) Reset() {
+	*x = GetTaskContextResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskContextResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskContextResponse) ProtoMessage() {}
+
+func (x *GetTaskContextResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskContextResponse.ProtoReflect.Descriptor instead.
+func (*GetTaskContextResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetTaskContextResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetService() *ServiceDetails {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetAttempts() []*TaskAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetQuestionnaire() *v11.Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetQuestionnaireStatus() string {
+	if x != nil {
+		return x.QuestionnaireStatus
+	}
+	return ""
+}
+
+func (x *GetTaskContextResponse) GetScript() *Script {
+	if x != nil {
+		return x.Script
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+// Appointment is an on-site visit agreed with the customer in advance (seed 000).
+type Appointment struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId     string                 `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	VisitId    string                 `protobuf:"bytes,4,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,5,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The agent who goes.
+	AgentId  string                 `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group    string                 `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// The customer's IANA time zone the window was agreed in (the customer's, else the tenant's).
+	TimeZone string `protobuf:"bytes,10,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Free text (where to go: building, gate, floor): personal data. Shown in full to the agent
+	// who goes, masked to others; erased with the customer.
+	AddressNote string `protobuf:"bytes,11,opt,name=address_note,json=addressNote,proto3" json:"address_note,omitempty"`
+	// "booked" or "cancelled".
+	Status string `protobuf:"bytes,12,opt,name=status,proto3" json:"status,omitempty"`
+	// Why it was cancelled: CancelAppointmentRequest's reason code, or "visit_cancelled" when its
+	// visit was cancelled upstream.
+	CancelReason string `protobuf:"bytes,13,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// When the reminder SMS is due; unset when none is scheduled.
+	RemindAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=remind_at,json=remindAt,proto3" json:"remind_at,omitempty"`
+	// "none" (no SMS possible: no phone, opted out, or too close), "scheduled", "sending", "sent",
+	// "failed", "cancelled".
+	ReminderStatus string `protobuf:"bytes,15,opt,name=reminder_status,json=reminderStatus,proto3" json:"reminder_status,omitempty"`
+	// 1 when booked, one more per move.
+	Version       int32                  `protobuf:"varint,16,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Appointment) Reset() {
+	*x = Appointment{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Appointment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Appointment) ProtoMessage() {}
+
+func (x *Appointment) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Appointment.ProtoReflect.Descriptor instead.
+func (*Appointment) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Appointment) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Appointment) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Appointment) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *Appointment) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *Appointment) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *Appointment) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *Appointment) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Appointment) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Appointment) GetAddressNote() string {
+	if x != nil {
+		return x.AddressNote
+	}
+	return ""
+}
+
+func (x *Appointment) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Appointment) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
+}
+
+func (x *Appointment) GetRemindAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemindAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetReminderStatus() string {
+	if x != nil {
+		return x.ReminderStatus
+	}
+	return ""
+}
+
+func (x *Appointment) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Appointment) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type BookAppointmentRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// A CHANNEL_ONSITE task the caller holds.
+	TaskId string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The holder's claim (Task.lease_token).
+	LeaseToken int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// The window agreed with the customer; in the future, end after start, at most 12 hours long.
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// Free text, at most 500 characters (personal data; see Appointment.address_note).
+	AddressNote   string `protobuf:"bytes,6,opt,name=address_note,json=addressNote,proto3" json:"address_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookAppointmentRequest) Reset() {
+	*x = BookAppointmentRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookAppointmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookAppointmentRequest) ProtoMessage() {}
+
+func (x *BookAppointmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookAppointmentRequest.ProtoReflect.Descriptor instead.
+func (*BookAppointmentRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *BookAppointmentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *BookAppointmentRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *BookAppointmentRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *BookAppointmentRequest) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *BookAppointmentRequest) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *BookAppointmentRequest) GetAddressNote() string {
+	if x != nil {
+		return x.AddressNote
+	}
+	return ""
+}
+
+type BookAppointmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointment   *Appointment           `protobuf:"bytes,1,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookAppointmentResponse) Reset() {
+	*x = BookAppointmentResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookAppointmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookAppointmentResponse) ProtoMessage() {}
+
+func (x *BookAppointmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookAppointmentResponse.ProtoReflect.Descriptor instead.
+func (*BookAppointmentResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BookAppointmentResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+type MoveAppointmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,2,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	StartsAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// Why: "customer_request", "agent_unavailable", "weather" or "other".
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Replaces the note when set.
+	AddressNote   *string `protobuf:"bytes,6,opt,name=address_note,json=addressNote,proto3,oneof" json:"address_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveAppointmentRequest) Reset() {
+	*x = MoveAppointmentRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveAppointmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveAppointmentRequest) ProtoMessage() {}
+
+func (x *MoveAppointmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveAppointmentRequest.ProtoReflect.Descriptor instead.
+func (*MoveAppointmentRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *MoveAppointmentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *MoveAppointmentRequest) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *MoveAppointmentRequest) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *MoveAppointmentRequest) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *MoveAppointmentRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MoveAppointmentRequest) GetAddressNote() string {
+	if x != nil && x.AddressNote != nil {
+		return *x.AddressNote
+	}
+	return ""
+}
+
+type MoveAppointmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointment   *Appointment           `protobuf:"bytes,1,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveAppointmentResponse) Reset() {
+	*x = MoveAppointmentResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveAppointmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveAppointmentResponse) ProtoMessage() {}
+
+func (x *MoveAppointmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveAppointmentResponse.ProtoReflect.Descriptor instead.
+func (*MoveAppointmentResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *MoveAppointmentResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+type CancelAppointmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,2,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	// Why: "customer_request", "agent_unavailable", "visit_done", "weather" or "other".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelAppointmentRequest) Reset() {
+	*x = CancelAppointmentRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelAppointmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelAppointmentRequest) ProtoMessage() {}
+
+func (x *CancelAppointmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelAppointmentRequest.ProtoReflect.Descriptor instead.
+func (*CancelAppointmentRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CancelAppointmentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CancelAppointmentRequest) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *CancelAppointmentRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelAppointmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointment   *Appointment           `protobuf:"bytes,1,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelAppointmentResponse) Reset() {
+	*x = CancelAppointmentResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelAppointmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelAppointmentResponse) ProtoMessage() {}
+
+func (x *CancelAppointmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelAppointmentResponse.ProtoReflect.Descriptor instead.
+func (*CancelAppointmentResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CancelAppointmentResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+type ListAppointmentsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Filters; empty means any in the caller's scope.
+	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group   string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	// A day (YYYY-MM-DD) in time_zone: appointments starting that day.
+	Day string `protobuf:"bytes,4,opt,name=day,proto3" json:"day,omitempty"`
+	// IANA zone of day; UTC when empty.
+	TimeZone string `protobuf:"bytes,5,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Cancelled ones too.
+	IncludeCancelled bool   `protobuf:"varint,6,opt,name=include_cancelled,json=includeCancelled,proto3" json:"include_cancelled,omitempty"`
+	PageSize         int32  `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken        string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListAppointmentsRequest) Reset() {
+	*x = ListAppointmentsRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAppointmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAppointmentsRequest) ProtoMessage() {}
+
+func (x *ListAppointmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAppointmentsRequest.ProtoReflect.Descriptor instead.
+func (*ListAppointmentsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListAppointmentsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetIncludeCancelled() bool {
+	if x != nil {
+		return x.IncludeCancelled
+	}
+	return false
+}
+
+func (x *ListAppointmentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAppointmentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListAppointmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointments  []*Appointment         `protobuf:"bytes,1,rep,name=appointments,proto3" json:"appointments,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAppointmentsResponse) Reset() {
+	*x = ListAppointmentsResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAppointmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAppointmentsResponse) ProtoMessage() {}
+
+func (x *ListAppointmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAppointmentsResponse.ProtoReflect.Descriptor instead.
+func (*ListAppointmentsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListAppointmentsResponse) GetAppointments() []*Appointment {
+	if x != nil {
+		return x.Appointments
+	}
+	return nil
+}
+
+func (x *ListAppointmentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_huifang_dispatch_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x98\x01\n" +
+	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"huifang/feedback/v1/feedback.proto\x1a\x1chuifang/types/v1/types.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x98\x01\n" +
 	"\aOrgUnit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -3022,7 +4340,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\"|\n" +
 	"\x19ListDeadlineTasksResponse\x127\n" +
 	"\x05tasks\x18\x01 \x03(\v2!.huifang.dispatch.v1.DeadlineTaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf3\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x02\n" +
 	"\bTemplate\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x123\n" +
@@ -3031,7 +4349,10 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\bgreeting\x18\x05 \x01(\tR\bgreeting\x12\x12\n" +
 	"\x04body\x18\x06 \x01(\tR\x04body\x12\x16\n" +
 	"\x06footer\x18\a \x01(\tR\x06footer\x12\x16\n" +
-	"\x06preset\x18\b \x01(\tR\x06preset\"Z\n" +
+	"\x06preset\x18\b \x01(\tR\x06preset\x12\x12\n" +
+	"\x04kind\x18\t \x01(\tR\x04kind\x12!\n" +
+	"\fservice_type\x18\n" +
+	" \x01(\tR\vserviceType\"Z\n" +
 	"\x15UpsertTemplateRequest\x12A\n" +
 	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateB\x06\xbaH\x03\xc8\x01\x01R\btemplate\"S\n" +
 	"\x16UpsertTemplateResponse\x129\n" +
@@ -3050,7 +4371,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tvariables\x18\x01 \x03(\v2@.huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntryR\tvariables\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x04\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
@@ -3070,7 +4391,8 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x93\x01\n" +
+	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12%\n" +
+	"\x0eappointment_id\x18\x11 \x01(\tR\rappointmentId\"\x93\x01\n" +
 	"\x13ListMessagesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12'\n" +
@@ -3100,7 +4422,116 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\apurpose\x18\x05 \x01(\tR\apurpose\"I\n" +
 	"\x19RevealTaskContactResponse\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name*|\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x87\x01\n" +
+	"\x13ListAttemptsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xdc\x02\n" +
+	"\vTaskAttempt\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12?\n" +
+	"\vdisposition\x18\x04 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x123\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x19\n" +
+	"\bagent_id\x18\x06 \x01(\tR\aagentId\x12*\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12B\n" +
+	"\x0fnext_attempt_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"|\n" +
+	"\x14ListAttemptsResponse\x12<\n" +
+	"\battempts\x18\x01 \x03(\v2 .huifang.dispatch.v1.TaskAttemptR\battempts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"w\n" +
+	"\x15GetTaskContextRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12(\n" +
+	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"leaseToken\"\xd2\x02\n" +
+	"\x0eServiceDetails\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_type\x18\x02 \x01(\tR\vserviceType\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x18\n" +
+	"\aproduct\x18\x04 \x01(\tR\aproduct\x12\x19\n" +
+	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\x126\n" +
+	"\bseverity\x18\x06 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12!\n" +
+	"\fcomplaint_id\x18\a \x01(\tR\vcomplaintId\x12\x12\n" +
+	"\x04late\x18\b \x01(\bR\x04late\x12\x1b\n" +
+	"\tpolicy_id\x18\t \x01(\tR\bpolicyId\"j\n" +
+	"\x06Script\x12\x1a\n" +
+	"\bgreeting\x18\x01 \x01(\tR\bgreeting\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\tR\x04body\x12\x18\n" +
+	"\aclosing\x18\x03 \x01(\tR\aclosing\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"\xba\x03\n" +
+	"\x16GetTaskContextResponse\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12=\n" +
+	"\aservice\x18\x02 \x01(\v2#.huifang.dispatch.v1.ServiceDetailsR\aservice\x12<\n" +
+	"\battempts\x18\x03 \x03(\v2 .huifang.dispatch.v1.TaskAttemptR\battempts\x12H\n" +
+	"\rquestionnaire\x18\x04 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\x121\n" +
+	"\x14questionnaire_status\x18\x05 \x01(\tR\x13questionnaireStatus\x123\n" +
+	"\x06script\x18\x06 \x01(\v2\x1b.huifang.dispatch.v1.ScriptR\x06script\x12B\n" +
+	"\vappointment\x18\a \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\x9d\x05\n" +
+	"\vAppointment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bvisit_id\x18\x04 \x01(\tR\avisitId\x12\x1f\n" +
+	"\vcustomer_id\x18\x05 \x01(\tR\n" +
+	"customerId\x12\x19\n" +
+	"\bagent_id\x18\x06 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\a \x01(\tR\x05group\x127\n" +
+	"\tstarts_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x1b\n" +
+	"\ttime_zone\x18\n" +
+	" \x01(\tR\btimeZone\x12!\n" +
+	"\faddress_note\x18\v \x01(\tR\vaddressNote\x12\x16\n" +
+	"\x06status\x18\f \x01(\tR\x06status\x12#\n" +
+	"\rcancel_reason\x18\r \x01(\tR\fcancelReason\x127\n" +
+	"\tremind_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bremindAt\x12'\n" +
+	"\x0freminder_status\x18\x0f \x01(\tR\x0ereminderStatus\x12\x18\n" +
+	"\aversion\x18\x10 \x01(\x05R\aversion\x129\n" +
+	"\n" +
+	"created_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x89\x02\n" +
+	"\x16BookAppointmentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12(\n" +
+	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"leaseToken\x127\n" +
+	"\tstarts_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12!\n" +
+	"\faddress_note\x18\x06 \x01(\tR\vaddressNote\"]\n" +
+	"\x17BookAppointmentResponse\x12B\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\x9b\x02\n" +
+	"\x16MoveAppointmentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
+	"\x0eappointment_id\x18\x02 \x01(\tR\rappointmentId\x127\n" +
+	"\tstarts_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12&\n" +
+	"\faddress_note\x18\x06 \x01(\tH\x00R\vaddressNote\x88\x01\x01B\x0f\n" +
+	"\r_address_note\"]\n" +
+	"\x17MoveAppointmentResponse\x12B\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"v\n" +
+	"\x18CancelAppointmentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
+	"\x0eappointment_id\x18\x02 \x01(\tR\rappointmentId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"_\n" +
+	"\x19CancelAppointmentResponse\x12B\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\xff\x01\n" +
+	"\x17ListAppointmentsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x10\n" +
+	"\x03day\x18\x04 \x01(\tR\x03day\x12\x1b\n" +
+	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\x12+\n" +
+	"\x11include_cancelled\x18\x06 \x01(\bR\x10includeCancelled\x12\x1b\n" +
+	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"\x88\x01\n" +
+	"\x18ListAppointmentsResponse\x12D\n" +
+	"\fappointments\x18\x01 \x03(\v2 .huifang.dispatch.v1.AppointmentR\fappointments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*|\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -3108,7 +4539,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\vROLE_LEADER\x10\x02\x12\x0f\n" +
 	"\vROLE_DEPUTY\x10\x03\x12\x11\n" +
 	"\rROLE_DIRECTOR\x10\x04\x12\x19\n" +
-	"\x15ROLE_DEPARTMENT_OWNER\x10\x052\xdb\x11\n" +
+	"\x15ROLE_DEPARTMENT_OWNER\x10\x052\xec\x16\n" +
 	"\x0fDispatchService\x12\x8d\x01\n" +
 	"\rUpsertOrgUnit\x12).huifang.dispatch.v1.UpsertOrgUnitRequest\x1a*.huifang.dispatch.v1.UpsertOrgUnitResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x04unit\x1a\x17/v1/org_units/{unit.id}\x12z\n" +
 	"\fListOrgUnits\x12(.huifang.dispatch.v1.ListOrgUnitsRequest\x1a).huifang.dispatch.v1.ListOrgUnitsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/org_units\x12\x86\x01\n" +
@@ -3127,7 +4558,13 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/customers/{customer_id}/variables\x12y\n" +
 	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12\xa0\x01\n" +
 	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/delivery_receipts\x12\xa0\x01\n" +
-	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContactB\xff\x03\x92A\xba\x03\x12\xb6\x02\n" +
+	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContact\x12c\n" +
+	"\fListAttempts\x12(.huifang.dispatch.v1.ListAttemptsRequest\x1a).huifang.dispatch.v1.ListAttemptsResponse\x12i\n" +
+	"\x0eGetTaskContext\x12*.huifang.dispatch.v1.GetTaskContextRequest\x1a+.huifang.dispatch.v1.GetTaskContextResponse\x12l\n" +
+	"\x0fBookAppointment\x12+.huifang.dispatch.v1.BookAppointmentRequest\x1a,.huifang.dispatch.v1.BookAppointmentResponse\x12l\n" +
+	"\x0fMoveAppointment\x12+.huifang.dispatch.v1.MoveAppointmentRequest\x1a,.huifang.dispatch.v1.MoveAppointmentResponse\x12r\n" +
+	"\x11CancelAppointment\x12-.huifang.dispatch.v1.CancelAppointmentRequest\x1a..huifang.dispatch.v1.CancelAppointmentResponse\x12o\n" +
+	"\x10ListAppointments\x12,.huifang.dispatch.v1.ListAppointmentsRequest\x1a-.huifang.dispatch.v1.ListAppointmentsResponseB\xff\x03\x92A\xba\x03\x12\xb6\x02\n" +
 	"\x10Huifang dispatch\x12\x9d\x02Agents, org units, the follow-up task queue, attempts and messages. The HTTP/JSON surface of huifang.dispatch.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
 	"o\n" +
 	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
@@ -3148,7 +4585,7 @@ func file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_dispatch_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
 	(Role)(0),                             // 0: huifang.dispatch.v1.Role
 	(*OrgUnit)(nil),                       // 1: huifang.dispatch.v1.OrgUnit
@@ -3191,14 +4628,31 @@ var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
 	(*RecordDeliveryReceiptResponse)(nil), // 38: huifang.dispatch.v1.RecordDeliveryReceiptResponse
 	(*RevealTaskContactRequest)(nil),      // 39: huifang.dispatch.v1.RevealTaskContactRequest
 	(*RevealTaskContactResponse)(nil),     // 40: huifang.dispatch.v1.RevealTaskContactResponse
-	nil,                                   // 41: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	nil,                                   // 42: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	(*v1.Customer)(nil),                   // 43: huifang.types.v1.Customer
-	(v1.Channel)(0),                       // 44: huifang.types.v1.Channel
-	(*timestamppb.Timestamp)(nil),         // 45: google.protobuf.Timestamp
-	(v1.Severity)(0),                      // 46: huifang.types.v1.Severity
-	(v1.Disposition)(0),                   // 47: huifang.types.v1.Disposition
-	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
+	(*ListAttemptsRequest)(nil),           // 41: huifang.dispatch.v1.ListAttemptsRequest
+	(*TaskAttempt)(nil),                   // 42: huifang.dispatch.v1.TaskAttempt
+	(*ListAttemptsResponse)(nil),          // 43: huifang.dispatch.v1.ListAttemptsResponse
+	(*GetTaskContextRequest)(nil),         // 44: huifang.dispatch.v1.GetTaskContextRequest
+	(*ServiceDetails)(nil),                // 45: huifang.dispatch.v1.ServiceDetails
+	(*Script)(nil),                        // 46: huifang.dispatch.v1.Script
+	(*GetTaskContextResponse)(nil),        // 47: huifang.dispatch.v1.GetTaskContextResponse
+	(*Appointment)(nil),                   // 48: huifang.dispatch.v1.Appointment
+	(*BookAppointmentRequest)(nil),        // 49: huifang.dispatch.v1.BookAppointmentRequest
+	(*BookAppointmentResponse)(nil),       // 50: huifang.dispatch.v1.BookAppointmentResponse
+	(*MoveAppointmentRequest)(nil),        // 51: huifang.dispatch.v1.MoveAppointmentRequest
+	(*MoveAppointmentResponse)(nil),       // 52: huifang.dispatch.v1.MoveAppointmentResponse
+	(*CancelAppointmentRequest)(nil),      // 53: huifang.dispatch.v1.CancelAppointmentRequest
+	(*CancelAppointmentResponse)(nil),     // 54: huifang.dispatch.v1.CancelAppointmentResponse
+	(*ListAppointmentsRequest)(nil),       // 55: huifang.dispatch.v1.ListAppointmentsRequest
+	(*ListAppointmentsResponse)(nil),      // 56: huifang.dispatch.v1.ListAppointmentsResponse
+	nil,                                   // 57: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	nil,                                   // 58: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	(*v1.Customer)(nil),                   // 59: huifang.types.v1.Customer
+	(v1.Channel)(0),                       // 60: huifang.types.v1.Channel
+	(*timestamppb.Timestamp)(nil),         // 61: google.protobuf.Timestamp
+	(v1.Severity)(0),                      // 62: huifang.types.v1.Severity
+	(v1.Disposition)(0),                   // 63: huifang.types.v1.Disposition
+	(*durationpb.Duration)(nil),           // 64: google.protobuf.Duration
+	(*v11.Questionnaire)(nil),             // 65: huifang.feedback.v1.Questionnaire
 }
 var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	1,  // 0: huifang.dispatch.v1.UpsertOrgUnitRequest.unit:type_name -> huifang.dispatch.v1.OrgUnit
@@ -3210,77 +4664,115 @@ var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	8,  // 6: huifang.dispatch.v1.UpsertAgentRequest.agent:type_name -> huifang.dispatch.v1.Agent
 	8,  // 7: huifang.dispatch.v1.UpsertAgentResponse.agent:type_name -> huifang.dispatch.v1.Agent
 	8,  // 8: huifang.dispatch.v1.ListAgentsResponse.agents:type_name -> huifang.dispatch.v1.Agent
-	43, // 9: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
-	44, // 10: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
-	45, // 11: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
-	45, // 12: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
-	45, // 13: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
-	46, // 14: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
-	45, // 15: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
+	59, // 9: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
+	60, // 10: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
+	61, // 11: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
+	61, // 12: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	61, // 13: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
+	62, // 14: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
+	61, // 15: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
 	0,  // 16: huifang.dispatch.v1.Task.required_role:type_name -> huifang.dispatch.v1.Role
-	47, // 17: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
-	48, // 18: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
+	63, // 17: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
+	64, // 18: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
 	13, // 19: huifang.dispatch.v1.ClaimNextTaskResponse.task:type_name -> huifang.dispatch.v1.Task
 	13, // 20: huifang.dispatch.v1.HeartbeatTaskResponse.task:type_name -> huifang.dispatch.v1.Task
 	13, // 21: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
-	47, // 22: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
-	45, // 23: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
-	45, // 24: huifang.dispatch.v1.RecordAttemptRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	63, // 22: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
+	61, // 23: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
+	61, // 24: huifang.dispatch.v1.RecordAttemptRequest.occurred_at:type_name -> google.protobuf.Timestamp
 	13, // 25: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
-	45, // 26: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
+	61, // 26: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
 	13, // 27: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
 	13, // 28: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	48, // 29: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
+	64, // 29: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
 	13, // 30: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
 	27, // 31: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
-	44, // 32: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
+	60, // 32: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
 	29, // 33: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
 	29, // 34: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
-	41, // 35: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	42, // 36: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	44, // 37: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
-	45, // 38: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
-	45, // 39: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	57, // 35: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	58, // 36: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	60, // 37: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
+	61, // 38: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	61, // 39: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
 	34, // 40: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
 	34, // 41: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
-	44, // 42: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
-	2,  // 43: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
-	4,  // 44: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
-	9,  // 45: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
-	11, // 46: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
-	14, // 47: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
-	16, // 48: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
-	18, // 49: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
-	20, // 50: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
-	22, // 51: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
-	24, // 52: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
-	26, // 53: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
-	30, // 54: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
-	32, // 55: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
-	35, // 56: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
-	37, // 57: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
-	39, // 58: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
-	3,  // 59: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
-	5,  // 60: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
-	10, // 61: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
-	12, // 62: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
-	15, // 63: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
-	17, // 64: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
-	19, // 65: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
-	21, // 66: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
-	23, // 67: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
-	25, // 68: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
-	28, // 69: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
-	31, // 70: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
-	33, // 71: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
-	36, // 72: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
-	38, // 73: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
-	40, // 74: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
-	59, // [59:75] is the sub-list for method output_type
-	43, // [43:59] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	60, // 42: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
+	63, // 43: huifang.dispatch.v1.TaskAttempt.disposition:type_name -> huifang.types.v1.Disposition
+	60, // 44: huifang.dispatch.v1.TaskAttempt.channel:type_name -> huifang.types.v1.Channel
+	61, // 45: huifang.dispatch.v1.TaskAttempt.at:type_name -> google.protobuf.Timestamp
+	61, // 46: huifang.dispatch.v1.TaskAttempt.next_attempt_at:type_name -> google.protobuf.Timestamp
+	42, // 47: huifang.dispatch.v1.ListAttemptsResponse.attempts:type_name -> huifang.dispatch.v1.TaskAttempt
+	61, // 48: huifang.dispatch.v1.ServiceDetails.completed_at:type_name -> google.protobuf.Timestamp
+	62, // 49: huifang.dispatch.v1.ServiceDetails.severity:type_name -> huifang.types.v1.Severity
+	13, // 50: huifang.dispatch.v1.GetTaskContextResponse.task:type_name -> huifang.dispatch.v1.Task
+	45, // 51: huifang.dispatch.v1.GetTaskContextResponse.service:type_name -> huifang.dispatch.v1.ServiceDetails
+	42, // 52: huifang.dispatch.v1.GetTaskContextResponse.attempts:type_name -> huifang.dispatch.v1.TaskAttempt
+	65, // 53: huifang.dispatch.v1.GetTaskContextResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	46, // 54: huifang.dispatch.v1.GetTaskContextResponse.script:type_name -> huifang.dispatch.v1.Script
+	48, // 55: huifang.dispatch.v1.GetTaskContextResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	61, // 56: huifang.dispatch.v1.Appointment.starts_at:type_name -> google.protobuf.Timestamp
+	61, // 57: huifang.dispatch.v1.Appointment.ends_at:type_name -> google.protobuf.Timestamp
+	61, // 58: huifang.dispatch.v1.Appointment.remind_at:type_name -> google.protobuf.Timestamp
+	61, // 59: huifang.dispatch.v1.Appointment.created_at:type_name -> google.protobuf.Timestamp
+	61, // 60: huifang.dispatch.v1.Appointment.updated_at:type_name -> google.protobuf.Timestamp
+	61, // 61: huifang.dispatch.v1.BookAppointmentRequest.starts_at:type_name -> google.protobuf.Timestamp
+	61, // 62: huifang.dispatch.v1.BookAppointmentRequest.ends_at:type_name -> google.protobuf.Timestamp
+	48, // 63: huifang.dispatch.v1.BookAppointmentResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	61, // 64: huifang.dispatch.v1.MoveAppointmentRequest.starts_at:type_name -> google.protobuf.Timestamp
+	61, // 65: huifang.dispatch.v1.MoveAppointmentRequest.ends_at:type_name -> google.protobuf.Timestamp
+	48, // 66: huifang.dispatch.v1.MoveAppointmentResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	48, // 67: huifang.dispatch.v1.CancelAppointmentResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	48, // 68: huifang.dispatch.v1.ListAppointmentsResponse.appointments:type_name -> huifang.dispatch.v1.Appointment
+	2,  // 69: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
+	4,  // 70: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
+	9,  // 71: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
+	11, // 72: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
+	14, // 73: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
+	16, // 74: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
+	18, // 75: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
+	20, // 76: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
+	22, // 77: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
+	24, // 78: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
+	26, // 79: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
+	30, // 80: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
+	32, // 81: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
+	35, // 82: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
+	37, // 83: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
+	39, // 84: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
+	41, // 85: huifang.dispatch.v1.DispatchService.ListAttempts:input_type -> huifang.dispatch.v1.ListAttemptsRequest
+	44, // 86: huifang.dispatch.v1.DispatchService.GetTaskContext:input_type -> huifang.dispatch.v1.GetTaskContextRequest
+	49, // 87: huifang.dispatch.v1.DispatchService.BookAppointment:input_type -> huifang.dispatch.v1.BookAppointmentRequest
+	51, // 88: huifang.dispatch.v1.DispatchService.MoveAppointment:input_type -> huifang.dispatch.v1.MoveAppointmentRequest
+	53, // 89: huifang.dispatch.v1.DispatchService.CancelAppointment:input_type -> huifang.dispatch.v1.CancelAppointmentRequest
+	55, // 90: huifang.dispatch.v1.DispatchService.ListAppointments:input_type -> huifang.dispatch.v1.ListAppointmentsRequest
+	3,  // 91: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
+	5,  // 92: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
+	10, // 93: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
+	12, // 94: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
+	15, // 95: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
+	17, // 96: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
+	19, // 97: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
+	21, // 98: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
+	23, // 99: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
+	25, // 100: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
+	28, // 101: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
+	31, // 102: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
+	33, // 103: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
+	36, // 104: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
+	38, // 105: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
+	40, // 106: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
+	43, // 107: huifang.dispatch.v1.DispatchService.ListAttempts:output_type -> huifang.dispatch.v1.ListAttemptsResponse
+	47, // 108: huifang.dispatch.v1.DispatchService.GetTaskContext:output_type -> huifang.dispatch.v1.GetTaskContextResponse
+	50, // 109: huifang.dispatch.v1.DispatchService.BookAppointment:output_type -> huifang.dispatch.v1.BookAppointmentResponse
+	52, // 110: huifang.dispatch.v1.DispatchService.MoveAppointment:output_type -> huifang.dispatch.v1.MoveAppointmentResponse
+	54, // 111: huifang.dispatch.v1.DispatchService.CancelAppointment:output_type -> huifang.dispatch.v1.CancelAppointmentResponse
+	56, // 112: huifang.dispatch.v1.DispatchService.ListAppointments:output_type -> huifang.dispatch.v1.ListAppointmentsResponse
+	91, // [91:113] is the sub-list for method output_type
+	69, // [69:91] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_huifang_dispatch_v1_dispatch_proto_init() }
@@ -3289,13 +4781,14 @@ func file_huifang_dispatch_v1_dispatch_proto_init() {
 		return
 	}
 	file_huifang_dispatch_v1_dispatch_proto_msgTypes[7].OneofWrappers = []any{}
+	file_huifang_dispatch_v1_dispatch_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_dispatch_v1_dispatch_proto_rawDesc), len(file_huifang_dispatch_v1_dispatch_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -140,6 +140,117 @@ func (ContactField) EnumDescriptor() ([]byte, []int) {
 	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{1}
 }
 
+// TimelineEntryKind is what a timeline entry records.
+type TimelineEntryKind int32
+
+const (
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_UNSPECIFIED TimelineEntryKind = 0
+	// A service the upstream system reported (intake).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_SERVICE TimelineEntryKind = 1
+	// A follow-up visit planned; at is when it falls due.
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_VISIT_PLANNED TimelineEntryKind = 2
+	// A visit fell due: a task for an agent or a message.
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_VISIT_DUE TimelineEntryKind = 3
+	// An agent claimed or was given the visit's task.
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_VISIT_ASSIGNED TimelineEntryKind = 4
+	// A call attempt or message send, with its disposition.
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_ATTEMPT TimelineEntryKind = 5
+	// A message sent, delivered or failed (status).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_MESSAGE TimelineEntryKind = 6
+	// An on-site appointment booked, moved or cancelled (status).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_APPOINTMENT TimelineEntryKind = 7
+	// A visit record logged (score: the NPS when asked).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_VISIT_LOGGED TimelineEntryKind = 8
+	// The attempts ran out (无效回访).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_VISIT_UNREACHABLE      TimelineEntryKind = 9
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_VISIT_CANCELLED        TimelineEntryKind = 10
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_COMPLAINT_ESCALATED    TimelineEntryKind = 11
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_COMPLAINT_ACKNOWLEDGED TimelineEntryKind = 12
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_COMPLAINT_RESOLVED     TimelineEntryKind = 13
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_COMPLAINT_REOPENED     TimelineEntryKind = 14
+	// A complaint closed (status: its outcome).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_COMPLAINT_CLOSED TimelineEntryKind = 15
+	// The customer opted out of a channel.
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_OPTED_OUT TimelineEntryKind = 16
+	// Another follow-up was asked for (a promised reply, another round).
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_FOLLOW_UP_REQUESTED TimelineEntryKind = 17
+	// The customer's personal data was erased.
+	TimelineEntryKind_TIMELINE_ENTRY_KIND_ERASED TimelineEntryKind = 18
+)
+
+// Enum value maps for TimelineEntryKind.
+var (
+	TimelineEntryKind_name = map[int32]string{
+		0:  "TIMELINE_ENTRY_KIND_UNSPECIFIED",
+		1:  "TIMELINE_ENTRY_KIND_SERVICE",
+		2:  "TIMELINE_ENTRY_KIND_VISIT_PLANNED",
+		3:  "TIMELINE_ENTRY_KIND_VISIT_DUE",
+		4:  "TIMELINE_ENTRY_KIND_VISIT_ASSIGNED",
+		5:  "TIMELINE_ENTRY_KIND_ATTEMPT",
+		6:  "TIMELINE_ENTRY_KIND_MESSAGE",
+		7:  "TIMELINE_ENTRY_KIND_APPOINTMENT",
+		8:  "TIMELINE_ENTRY_KIND_VISIT_LOGGED",
+		9:  "TIMELINE_ENTRY_KIND_VISIT_UNREACHABLE",
+		10: "TIMELINE_ENTRY_KIND_VISIT_CANCELLED",
+		11: "TIMELINE_ENTRY_KIND_COMPLAINT_ESCALATED",
+		12: "TIMELINE_ENTRY_KIND_COMPLAINT_ACKNOWLEDGED",
+		13: "TIMELINE_ENTRY_KIND_COMPLAINT_RESOLVED",
+		14: "TIMELINE_ENTRY_KIND_COMPLAINT_REOPENED",
+		15: "TIMELINE_ENTRY_KIND_COMPLAINT_CLOSED",
+		16: "TIMELINE_ENTRY_KIND_OPTED_OUT",
+		17: "TIMELINE_ENTRY_KIND_FOLLOW_UP_REQUESTED",
+		18: "TIMELINE_ENTRY_KIND_ERASED",
+	}
+	TimelineEntryKind_value = map[string]int32{
+		"TIMELINE_ENTRY_KIND_UNSPECIFIED":            0,
+		"TIMELINE_ENTRY_KIND_SERVICE":                1,
+		"TIMELINE_ENTRY_KIND_VISIT_PLANNED":          2,
+		"TIMELINE_ENTRY_KIND_VISIT_DUE":              3,
+		"TIMELINE_ENTRY_KIND_VISIT_ASSIGNED":         4,
+		"TIMELINE_ENTRY_KIND_ATTEMPT":                5,
+		"TIMELINE_ENTRY_KIND_MESSAGE":                6,
+		"TIMELINE_ENTRY_KIND_APPOINTMENT":            7,
+		"TIMELINE_ENTRY_KIND_VISIT_LOGGED":           8,
+		"TIMELINE_ENTRY_KIND_VISIT_UNREACHABLE":      9,
+		"TIMELINE_ENTRY_KIND_VISIT_CANCELLED":        10,
+		"TIMELINE_ENTRY_KIND_COMPLAINT_ESCALATED":    11,
+		"TIMELINE_ENTRY_KIND_COMPLAINT_ACKNOWLEDGED": 12,
+		"TIMELINE_ENTRY_KIND_COMPLAINT_RESOLVED":     13,
+		"TIMELINE_ENTRY_KIND_COMPLAINT_REOPENED":     14,
+		"TIMELINE_ENTRY_KIND_COMPLAINT_CLOSED":       15,
+		"TIMELINE_ENTRY_KIND_OPTED_OUT":              16,
+		"TIMELINE_ENTRY_KIND_FOLLOW_UP_REQUESTED":    17,
+		"TIMELINE_ENTRY_KIND_ERASED":                 18,
+	}
+)
+
+func (x TimelineEntryKind) Enum() *TimelineEntryKind {
+	p := new(TimelineEntryKind)
+	*p = x
+	return p
+}
+
+func (x TimelineEntryKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TimelineEntryKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_intake_v1_intake_proto_enumTypes[2].Descriptor()
+}
+
+func (TimelineEntryKind) Type() protoreflect.EnumType {
+	return &file_huifang_intake_v1_intake_proto_enumTypes[2]
+}
+
+func (x TimelineEntryKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TimelineEntryKind.Descriptor instead.
+func (TimelineEntryKind) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{2}
+}
+
 type IngestServiceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Event         *v1.ServiceCompleted   `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
@@ -2625,6 +2736,549 @@ func (x *ExportCustomerDataResponse) GetDocument() *structpb.Struct {
 	return nil
 }
 
+type SearchCustomersRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The customer's full name (case, spaces and their number ignored), or one word of it (a
+	// surname), or, for a name written without spaces in Han characters, its first one or two
+	// characters (the surname). At most 100 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The last digits of the customer's phone: at least 4 (spaces, dashes, dots, brackets and a
+	// leading '+' ignored); a whole number matches too.
+	Phone string `protobuf:"bytes,3,opt,name=phone,proto3" json:"phone,omitempty"`
+	// A car's plate as an upstream system reported it with a service (case, spaces, dashes and
+	// dots ignored), exactly.
+	Plate string `protobuf:"bytes,4,opt,name=plate,proto3" json:"plate,omitempty"`
+	// A car's VIN (17 letters and digits, case ignored), exactly.
+	Vin string `protobuf:"bytes,5,opt,name=vin,proto3" json:"vin,omitempty"`
+	// The upstream system's id of the customer, exactly.
+	ExternalId string `protobuf:"bytes,6,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// At most 500; 50 when unset.
+	PageSize      int32  `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchCustomersRequest) Reset() {
+	*x = SearchCustomersRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchCustomersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchCustomersRequest) ProtoMessage() {}
+
+func (x *SearchCustomersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchCustomersRequest.ProtoReflect.Descriptor instead.
+func (*SearchCustomersRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SearchCustomersRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SearchCustomersRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SearchCustomersRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *SearchCustomersRequest) GetPlate() string {
+	if x != nil {
+		return x.Plate
+	}
+	return ""
+}
+
+func (x *SearchCustomersRequest) GetVin() string {
+	if x != nil {
+		return x.Vin
+	}
+	return ""
+}
+
+func (x *SearchCustomersRequest) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *SearchCustomersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *SearchCustomersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type SearchCustomersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The customers found, by id, contacts masked (RevealContact reveals them).
+	Customers     []*CustomerView `protobuf:"bytes,1,rep,name=customers,proto3" json:"customers,omitempty"`
+	NextPageToken string          `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchCustomersResponse) Reset() {
+	*x = SearchCustomersResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchCustomersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchCustomersResponse) ProtoMessage() {}
+
+func (x *SearchCustomersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchCustomersResponse.ProtoReflect.Descriptor instead.
+func (*SearchCustomersResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SearchCustomersResponse) GetCustomers() []*CustomerView {
+	if x != nil {
+		return x.Customers
+	}
+	return nil
+}
+
+func (x *SearchCustomersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// TimelineEntry is one entry of a customer's contact ledger: ids, kinds, times and statuses,
+// no free text and no contact. The fields an entry's kind does not have are empty.
+type TimelineEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the event that made the entry; with at, the order of the timeline.
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          TimelineEntryKind      `protobuf:"varint,2,opt,name=kind,proto3,enum=huifang.intake.v1.TimelineEntryKind" json:"kind,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	ServiceId     string                 `protobuf:"bytes,5,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	VisitId       string                 `protobuf:"bytes,6,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,7,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ComplaintId   string                 `protobuf:"bytes,8,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	RecordId      string                 `protobuf:"bytes,9,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,10,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	MessageId     string                 `protobuf:"bytes,11,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	ServiceType   string                 `protobuf:"bytes,12,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	Channel       v11.Channel            `protobuf:"varint,13,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// An attempt's outcome.
+	Disposition v11.Disposition `protobuf:"varint,14,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
+	// A message's status (sent, delivered, failed), an appointment's change (booked, moved,
+	// cancelled), a closed complaint's outcome, a logged visit's no-show reason.
+	Status string `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
+	// The agent (or staff member) who acted: claimed, attempted, booked, logged, acknowledged,
+	// resolved or closed; a complaint's owner when escalated.
+	AgentId  string       `protobuf:"bytes,16,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Severity v11.Severity `protobuf:"varint,17,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// A logged visit's NPS (0–10) when it was asked.
+	Score *int32 `protobuf:"varint,18,opt,name=score,proto3,oneof" json:"score,omitempty"`
+	// A planned or due visit's due time; a follow-up's requested time.
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// An appointment's time.
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// An attempt's number; an unreachable visit's attempts; a complaint's escalation level.
+	Attempt       int32 `protobuf:"varint,22,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimelineEntry) Reset() {
+	*x = TimelineEntry{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimelineEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimelineEntry) ProtoMessage() {}
+
+func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimelineEntry.ProtoReflect.Descriptor instead.
+func (*TimelineEntry) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *TimelineEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetKind() TimelineEntryKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TimelineEntryKind_TIMELINE_ENTRY_KIND_UNSPECIFIED
+}
+
+func (x *TimelineEntry) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *TimelineEntry) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetChannel() v11.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v11.Channel(0)
+}
+
+func (x *TimelineEntry) GetDisposition() v11.Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return v11.Disposition(0)
+}
+
+func (x *TimelineEntry) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *TimelineEntry) GetSeverity() v11.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v11.Severity(0)
+}
+
+func (x *TimelineEntry) GetScore() int32 {
+	if x != nil && x.Score != nil {
+		return *x.Score
+	}
+	return 0
+}
+
+func (x *TimelineEntry) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *TimelineEntry) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *TimelineEntry) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *TimelineEntry) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type GetCustomerTimelineRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Only these kinds (all when empty).
+	Kinds []TimelineEntryKind `protobuf:"varint,3,rep,packed,name=kinds,proto3,enum=huifang.intake.v1.TimelineEntryKind" json:"kinds,omitempty"`
+	// Only entries at or after from and before to (each optional).
+	From *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	// Newest first instead of oldest first.
+	NewestFirst bool `protobuf:"varint,6,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
+	// At most 500; 50 when unset.
+	PageSize      int32  `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCustomerTimelineRequest) Reset() {
+	*x = GetCustomerTimelineRequest{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCustomerTimelineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCustomerTimelineRequest) ProtoMessage() {}
+
+func (x *GetCustomerTimelineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCustomerTimelineRequest.ProtoReflect.Descriptor instead.
+func (*GetCustomerTimelineRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetCustomerTimelineRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetCustomerTimelineRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *GetCustomerTimelineRequest) GetKinds() []TimelineEntryKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *GetCustomerTimelineRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetCustomerTimelineRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetCustomerTimelineRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
+func (x *GetCustomerTimelineRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetCustomerTimelineRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type GetCustomerTimelineResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*TimelineEntry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCustomerTimelineResponse) Reset() {
+	*x = GetCustomerTimelineResponse{}
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCustomerTimelineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCustomerTimelineResponse) ProtoMessage() {}
+
+func (x *GetCustomerTimelineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_intake_v1_intake_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCustomerTimelineResponse.ProtoReflect.Descriptor instead.
+func (*GetCustomerTimelineResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_intake_v1_intake_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetCustomerTimelineResponse) GetEntries() []*TimelineEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetCustomerTimelineResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_huifang_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_huifang_intake_v1_intake_proto_rawDesc = "" +
@@ -2824,7 +3478,63 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"customerId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"Q\n" +
 	"\x1aExportCustomerDataResponse\x123\n" +
-	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument*\xa3\x01\n" +
+	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\"\xe4\x01\n" +
+	"\x16SearchCustomersRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05phone\x18\x03 \x01(\tR\x05phone\x12\x14\n" +
+	"\x05plate\x18\x04 \x01(\tR\x05plate\x12\x10\n" +
+	"\x03vin\x18\x05 \x01(\tR\x03vin\x12\x1f\n" +
+	"\vexternal_id\x18\x06 \x01(\tR\n" +
+	"externalId\x12\x1b\n" +
+	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"\x80\x01\n" +
+	"\x17SearchCustomersResponse\x12=\n" +
+	"\tcustomers\x18\x01 \x03(\v2\x1f.huifang.intake.v1.CustomerViewR\tcustomers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe3\x06\n" +
+	"\rTimelineEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
+	"\x04kind\x18\x02 \x01(\x0e2$.huifang.intake.v1.TimelineEntryKindR\x04kind\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1f\n" +
+	"\vcustomer_id\x18\x04 \x01(\tR\n" +
+	"customerId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x05 \x01(\tR\tserviceId\x12\x19\n" +
+	"\bvisit_id\x18\x06 \x01(\tR\avisitId\x12\x17\n" +
+	"\atask_id\x18\a \x01(\tR\x06taskId\x12!\n" +
+	"\fcomplaint_id\x18\b \x01(\tR\vcomplaintId\x12\x1b\n" +
+	"\trecord_id\x18\t \x01(\tR\brecordId\x12%\n" +
+	"\x0eappointment_id\x18\n" +
+	" \x01(\tR\rappointmentId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\v \x01(\tR\tmessageId\x12!\n" +
+	"\fservice_type\x18\f \x01(\tR\vserviceType\x123\n" +
+	"\achannel\x18\r \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12?\n" +
+	"\vdisposition\x18\x0e \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x12\x16\n" +
+	"\x06status\x18\x0f \x01(\tR\x06status\x12\x19\n" +
+	"\bagent_id\x18\x10 \x01(\tR\aagentId\x126\n" +
+	"\bseverity\x18\x11 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12\x19\n" +
+	"\x05score\x18\x12 \x01(\x05H\x00R\x05score\x88\x01\x01\x121\n" +
+	"\x06due_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x127\n" +
+	"\tstarts_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x18\n" +
+	"\aattempt\x18\x16 \x01(\x05R\aattemptB\b\n" +
+	"\x06_score\"\xd1\x02\n" +
+	"\x1aGetCustomerTimelineRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12:\n" +
+	"\x05kinds\x18\x03 \x03(\x0e2$.huifang.intake.v1.TimelineEntryKindR\x05kinds\x12.\n" +
+	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12!\n" +
+	"\fnewest_first\x18\x06 \x01(\bR\vnewestFirst\x12\x1b\n" +
+	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"\x81\x01\n" +
+	"\x1bGetCustomerTimelineResponse\x12:\n" +
+	"\aentries\x18\x01 \x03(\v2 .huifang.intake.v1.TimelineEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa3\x01\n" +
 	"\rImportOutcome\x12\x1e\n" +
 	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12\x1a\n" +
@@ -2835,7 +3545,28 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x19CONTACT_FIELD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CONTACT_FIELD_NAME\x10\x01\x12\x17\n" +
 	"\x13CONTACT_FIELD_PHONE\x10\x02\x12\x17\n" +
-	"\x13CONTACT_FIELD_EMAIL\x10\x032\xd4\x12\n" +
+	"\x13CONTACT_FIELD_EMAIL\x10\x03*\xfb\x05\n" +
+	"\x11TimelineEntryKind\x12#\n" +
+	"\x1fTIMELINE_ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bTIMELINE_ENTRY_KIND_SERVICE\x10\x01\x12%\n" +
+	"!TIMELINE_ENTRY_KIND_VISIT_PLANNED\x10\x02\x12!\n" +
+	"\x1dTIMELINE_ENTRY_KIND_VISIT_DUE\x10\x03\x12&\n" +
+	"\"TIMELINE_ENTRY_KIND_VISIT_ASSIGNED\x10\x04\x12\x1f\n" +
+	"\x1bTIMELINE_ENTRY_KIND_ATTEMPT\x10\x05\x12\x1f\n" +
+	"\x1bTIMELINE_ENTRY_KIND_MESSAGE\x10\x06\x12#\n" +
+	"\x1fTIMELINE_ENTRY_KIND_APPOINTMENT\x10\a\x12$\n" +
+	" TIMELINE_ENTRY_KIND_VISIT_LOGGED\x10\b\x12)\n" +
+	"%TIMELINE_ENTRY_KIND_VISIT_UNREACHABLE\x10\t\x12'\n" +
+	"#TIMELINE_ENTRY_KIND_VISIT_CANCELLED\x10\n" +
+	"\x12+\n" +
+	"'TIMELINE_ENTRY_KIND_COMPLAINT_ESCALATED\x10\v\x12.\n" +
+	"*TIMELINE_ENTRY_KIND_COMPLAINT_ACKNOWLEDGED\x10\f\x12*\n" +
+	"&TIMELINE_ENTRY_KIND_COMPLAINT_RESOLVED\x10\r\x12*\n" +
+	"&TIMELINE_ENTRY_KIND_COMPLAINT_REOPENED\x10\x0e\x12(\n" +
+	"$TIMELINE_ENTRY_KIND_COMPLAINT_CLOSED\x10\x0f\x12!\n" +
+	"\x1dTIMELINE_ENTRY_KIND_OPTED_OUT\x10\x10\x12+\n" +
+	"'TIMELINE_ENTRY_KIND_FOLLOW_UP_REQUESTED\x10\x11\x12\x1e\n" +
+	"\x1aTIMELINE_ENTRY_KIND_ERASED\x10\x122\xb4\x14\n" +
 	"\rIntakeService\x12\x7f\n" +
 	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x05event\"\f/v1/services\x12\x84\x01\n" +
 	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/services:batch\x12\x93\x01\n" +
@@ -2852,7 +3583,9 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/contacts:rehash\x12\x91\x01\n" +
 	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:reveal\x12\x90\x01\n" +
 	"\rEraseCustomer\x12'.huifang.intake.v1.EraseCustomerRequest\x1a(.huifang.intake.v1.EraseCustomerResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/customers/{customer_id}:erase\x12\xa0\x01\n" +
-	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:exportB\x82\x04\x92A\xc1\x03\x12\xbd\x02\n" +
+	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:export\x12h\n" +
+	"\x0fSearchCustomers\x12).huifang.intake.v1.SearchCustomersRequest\x1a*.huifang.intake.v1.SearchCustomersResponse\x12t\n" +
+	"\x13GetCustomerTimeline\x12-.huifang.intake.v1.GetCustomerTimelineRequest\x1a..huifang.intake.v1.GetCustomerTimelineResponseB\x82\x04\x92A\xc1\x03\x12\xbd\x02\n" +
 	"\x0eHuifang intake\x12\xa6\x02Takes completed services from upstream systems and keeps the customer archive. The HTTP/JSON surface of huifang.intake.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
 	"o\n" +
 	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
@@ -2872,127 +3605,153 @@ func file_huifang_intake_v1_intake_proto_rawDescGZIP() []byte {
 	return file_huifang_intake_v1_intake_proto_rawDescData
 }
 
-var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_huifang_intake_v1_intake_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_huifang_intake_v1_intake_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_huifang_intake_v1_intake_proto_goTypes = []any{
 	(ImportOutcome)(0),                       // 0: huifang.intake.v1.ImportOutcome
 	(ContactField)(0),                        // 1: huifang.intake.v1.ContactField
-	(*IngestServiceRequest)(nil),             // 2: huifang.intake.v1.IngestServiceRequest
-	(*IngestServiceResponse)(nil),            // 3: huifang.intake.v1.IngestServiceResponse
-	(*IngestServicesRequest)(nil),            // 4: huifang.intake.v1.IngestServicesRequest
-	(*FieldViolation)(nil),                   // 5: huifang.intake.v1.FieldViolation
-	(*FieldWarning)(nil),                     // 6: huifang.intake.v1.FieldWarning
-	(*IngestResult)(nil),                     // 7: huifang.intake.v1.IngestResult
-	(*IngestServicesResponse)(nil),           // 8: huifang.intake.v1.IngestServicesResponse
-	(*GetCustomerRequest)(nil),               // 9: huifang.intake.v1.GetCustomerRequest
-	(*CustomerView)(nil),                     // 10: huifang.intake.v1.CustomerView
-	(*GetCustomerResponse)(nil),              // 11: huifang.intake.v1.GetCustomerResponse
-	(*ListCustomersRequest)(nil),             // 12: huifang.intake.v1.ListCustomersRequest
-	(*ListCustomersResponse)(nil),            // 13: huifang.intake.v1.ListCustomersResponse
-	(*UpdateContactPreferencesRequest)(nil),  // 14: huifang.intake.v1.UpdateContactPreferencesRequest
-	(*UpdateContactPreferencesResponse)(nil), // 15: huifang.intake.v1.UpdateContactPreferencesResponse
-	(*SetCustomerOwnersRequest)(nil),         // 16: huifang.intake.v1.SetCustomerOwnersRequest
-	(*SetCustomerOwnersResponse)(nil),        // 17: huifang.intake.v1.SetCustomerOwnersResponse
-	(*CustomerRecord)(nil),                   // 18: huifang.intake.v1.CustomerRecord
-	(*ImportCustomersRequest)(nil),           // 19: huifang.intake.v1.ImportCustomersRequest
-	(*ImportRecordResult)(nil),               // 20: huifang.intake.v1.ImportRecordResult
-	(*ImportCustomersResponse)(nil),          // 21: huifang.intake.v1.ImportCustomersResponse
-	(*RegisterServiceTypeRequest)(nil),       // 22: huifang.intake.v1.RegisterServiceTypeRequest
-	(*ServiceType)(nil),                      // 23: huifang.intake.v1.ServiceType
-	(*RegisterServiceTypeResponse)(nil),      // 24: huifang.intake.v1.RegisterServiceTypeResponse
-	(*ListServiceTypesRequest)(nil),          // 25: huifang.intake.v1.ListServiceTypesRequest
-	(*ListServiceTypesResponse)(nil),         // 26: huifang.intake.v1.ListServiceTypesResponse
-	(*ListRejectedEventsRequest)(nil),        // 27: huifang.intake.v1.ListRejectedEventsRequest
-	(*RejectedEvent)(nil),                    // 28: huifang.intake.v1.RejectedEvent
-	(*ListRejectedEventsResponse)(nil),       // 29: huifang.intake.v1.ListRejectedEventsResponse
-	(*GetRejectedEventRequest)(nil),          // 30: huifang.intake.v1.GetRejectedEventRequest
-	(*GetRejectedEventResponse)(nil),         // 31: huifang.intake.v1.GetRejectedEventResponse
-	(*ReplayRejectedEventRequest)(nil),       // 32: huifang.intake.v1.ReplayRejectedEventRequest
-	(*ReplayRejectedEventResponse)(nil),      // 33: huifang.intake.v1.ReplayRejectedEventResponse
-	(*RehashContactsRequest)(nil),            // 34: huifang.intake.v1.RehashContactsRequest
-	(*RehashContactsResponse)(nil),           // 35: huifang.intake.v1.RehashContactsResponse
-	(*RevealContactRequest)(nil),             // 36: huifang.intake.v1.RevealContactRequest
-	(*RevealContactResponse)(nil),            // 37: huifang.intake.v1.RevealContactResponse
-	(*EraseCustomerRequest)(nil),             // 38: huifang.intake.v1.EraseCustomerRequest
-	(*EraseCustomerResponse)(nil),            // 39: huifang.intake.v1.EraseCustomerResponse
-	(*ExportCustomerDataRequest)(nil),        // 40: huifang.intake.v1.ExportCustomerDataRequest
-	(*ExportCustomerDataResponse)(nil),       // 41: huifang.intake.v1.ExportCustomerDataResponse
-	(*v1.ServiceCompleted)(nil),              // 42: huifang.events.v1.ServiceCompleted
-	(*v11.Customer)(nil),                     // 43: huifang.types.v1.Customer
-	(*timestamppb.Timestamp)(nil),            // 44: google.protobuf.Timestamp
-	(*v11.ContactPreferences)(nil),           // 45: huifang.types.v1.ContactPreferences
-	(*structpb.Struct)(nil),                  // 46: google.protobuf.Struct
+	(TimelineEntryKind)(0),                   // 2: huifang.intake.v1.TimelineEntryKind
+	(*IngestServiceRequest)(nil),             // 3: huifang.intake.v1.IngestServiceRequest
+	(*IngestServiceResponse)(nil),            // 4: huifang.intake.v1.IngestServiceResponse
+	(*IngestServicesRequest)(nil),            // 5: huifang.intake.v1.IngestServicesRequest
+	(*FieldViolation)(nil),                   // 6: huifang.intake.v1.FieldViolation
+	(*FieldWarning)(nil),                     // 7: huifang.intake.v1.FieldWarning
+	(*IngestResult)(nil),                     // 8: huifang.intake.v1.IngestResult
+	(*IngestServicesResponse)(nil),           // 9: huifang.intake.v1.IngestServicesResponse
+	(*GetCustomerRequest)(nil),               // 10: huifang.intake.v1.GetCustomerRequest
+	(*CustomerView)(nil),                     // 11: huifang.intake.v1.CustomerView
+	(*GetCustomerResponse)(nil),              // 12: huifang.intake.v1.GetCustomerResponse
+	(*ListCustomersRequest)(nil),             // 13: huifang.intake.v1.ListCustomersRequest
+	(*ListCustomersResponse)(nil),            // 14: huifang.intake.v1.ListCustomersResponse
+	(*UpdateContactPreferencesRequest)(nil),  // 15: huifang.intake.v1.UpdateContactPreferencesRequest
+	(*UpdateContactPreferencesResponse)(nil), // 16: huifang.intake.v1.UpdateContactPreferencesResponse
+	(*SetCustomerOwnersRequest)(nil),         // 17: huifang.intake.v1.SetCustomerOwnersRequest
+	(*SetCustomerOwnersResponse)(nil),        // 18: huifang.intake.v1.SetCustomerOwnersResponse
+	(*CustomerRecord)(nil),                   // 19: huifang.intake.v1.CustomerRecord
+	(*ImportCustomersRequest)(nil),           // 20: huifang.intake.v1.ImportCustomersRequest
+	(*ImportRecordResult)(nil),               // 21: huifang.intake.v1.ImportRecordResult
+	(*ImportCustomersResponse)(nil),          // 22: huifang.intake.v1.ImportCustomersResponse
+	(*RegisterServiceTypeRequest)(nil),       // 23: huifang.intake.v1.RegisterServiceTypeRequest
+	(*ServiceType)(nil),                      // 24: huifang.intake.v1.ServiceType
+	(*RegisterServiceTypeResponse)(nil),      // 25: huifang.intake.v1.RegisterServiceTypeResponse
+	(*ListServiceTypesRequest)(nil),          // 26: huifang.intake.v1.ListServiceTypesRequest
+	(*ListServiceTypesResponse)(nil),         // 27: huifang.intake.v1.ListServiceTypesResponse
+	(*ListRejectedEventsRequest)(nil),        // 28: huifang.intake.v1.ListRejectedEventsRequest
+	(*RejectedEvent)(nil),                    // 29: huifang.intake.v1.RejectedEvent
+	(*ListRejectedEventsResponse)(nil),       // 30: huifang.intake.v1.ListRejectedEventsResponse
+	(*GetRejectedEventRequest)(nil),          // 31: huifang.intake.v1.GetRejectedEventRequest
+	(*GetRejectedEventResponse)(nil),         // 32: huifang.intake.v1.GetRejectedEventResponse
+	(*ReplayRejectedEventRequest)(nil),       // 33: huifang.intake.v1.ReplayRejectedEventRequest
+	(*ReplayRejectedEventResponse)(nil),      // 34: huifang.intake.v1.ReplayRejectedEventResponse
+	(*RehashContactsRequest)(nil),            // 35: huifang.intake.v1.RehashContactsRequest
+	(*RehashContactsResponse)(nil),           // 36: huifang.intake.v1.RehashContactsResponse
+	(*RevealContactRequest)(nil),             // 37: huifang.intake.v1.RevealContactRequest
+	(*RevealContactResponse)(nil),            // 38: huifang.intake.v1.RevealContactResponse
+	(*EraseCustomerRequest)(nil),             // 39: huifang.intake.v1.EraseCustomerRequest
+	(*EraseCustomerResponse)(nil),            // 40: huifang.intake.v1.EraseCustomerResponse
+	(*ExportCustomerDataRequest)(nil),        // 41: huifang.intake.v1.ExportCustomerDataRequest
+	(*ExportCustomerDataResponse)(nil),       // 42: huifang.intake.v1.ExportCustomerDataResponse
+	(*SearchCustomersRequest)(nil),           // 43: huifang.intake.v1.SearchCustomersRequest
+	(*SearchCustomersResponse)(nil),          // 44: huifang.intake.v1.SearchCustomersResponse
+	(*TimelineEntry)(nil),                    // 45: huifang.intake.v1.TimelineEntry
+	(*GetCustomerTimelineRequest)(nil),       // 46: huifang.intake.v1.GetCustomerTimelineRequest
+	(*GetCustomerTimelineResponse)(nil),      // 47: huifang.intake.v1.GetCustomerTimelineResponse
+	(*v1.ServiceCompleted)(nil),              // 48: huifang.events.v1.ServiceCompleted
+	(*v11.Customer)(nil),                     // 49: huifang.types.v1.Customer
+	(*timestamppb.Timestamp)(nil),            // 50: google.protobuf.Timestamp
+	(*v11.ContactPreferences)(nil),           // 51: huifang.types.v1.ContactPreferences
+	(*structpb.Struct)(nil),                  // 52: google.protobuf.Struct
+	(v11.Channel)(0),                         // 53: huifang.types.v1.Channel
+	(v11.Disposition)(0),                     // 54: huifang.types.v1.Disposition
+	(v11.Severity)(0),                        // 55: huifang.types.v1.Severity
 }
 var file_huifang_intake_v1_intake_proto_depIdxs = []int32{
-	42, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
-	6,  // 1: huifang.intake.v1.IngestServiceResponse.warnings:type_name -> huifang.intake.v1.FieldWarning
-	42, // 2: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
-	5,  // 3: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
-	6,  // 4: huifang.intake.v1.IngestResult.warnings:type_name -> huifang.intake.v1.FieldWarning
-	7,  // 5: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
-	43, // 6: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
-	44, // 7: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
-	44, // 8: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
-	43, // 9: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
-	10, // 10: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
-	10, // 11: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
-	45, // 12: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
-	10, // 13: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	10, // 14: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	43, // 15: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
-	44, // 16: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
-	18, // 17: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
+	48, // 0: huifang.intake.v1.IngestServiceRequest.event:type_name -> huifang.events.v1.ServiceCompleted
+	7,  // 1: huifang.intake.v1.IngestServiceResponse.warnings:type_name -> huifang.intake.v1.FieldWarning
+	48, // 2: huifang.intake.v1.IngestServicesRequest.events:type_name -> huifang.events.v1.ServiceCompleted
+	6,  // 3: huifang.intake.v1.IngestResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	7,  // 4: huifang.intake.v1.IngestResult.warnings:type_name -> huifang.intake.v1.FieldWarning
+	8,  // 5: huifang.intake.v1.IngestServicesResponse.results:type_name -> huifang.intake.v1.IngestResult
+	49, // 6: huifang.intake.v1.CustomerView.customer:type_name -> huifang.types.v1.Customer
+	50, // 7: huifang.intake.v1.CustomerView.source_updated_at:type_name -> google.protobuf.Timestamp
+	50, // 8: huifang.intake.v1.CustomerView.updated_at:type_name -> google.protobuf.Timestamp
+	49, // 9: huifang.intake.v1.GetCustomerResponse.customer:type_name -> huifang.types.v1.Customer
+	11, // 10: huifang.intake.v1.GetCustomerResponse.view:type_name -> huifang.intake.v1.CustomerView
+	11, // 11: huifang.intake.v1.ListCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
+	51, // 12: huifang.intake.v1.UpdateContactPreferencesRequest.preferences:type_name -> huifang.types.v1.ContactPreferences
+	11, // 13: huifang.intake.v1.UpdateContactPreferencesResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	11, // 14: huifang.intake.v1.SetCustomerOwnersResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	49, // 15: huifang.intake.v1.CustomerRecord.customer:type_name -> huifang.types.v1.Customer
+	50, // 16: huifang.intake.v1.CustomerRecord.source_updated_at:type_name -> google.protobuf.Timestamp
+	19, // 17: huifang.intake.v1.ImportCustomersRequest.records:type_name -> huifang.intake.v1.CustomerRecord
 	0,  // 18: huifang.intake.v1.ImportRecordResult.outcome:type_name -> huifang.intake.v1.ImportOutcome
-	5,  // 19: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
-	20, // 20: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
-	23, // 21: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
-	23, // 22: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
-	44, // 23: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
-	44, // 24: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
-	28, // 25: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
-	28, // 26: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
-	42, // 27: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
-	42, // 28: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
+	6,  // 19: huifang.intake.v1.ImportRecordResult.violations:type_name -> huifang.intake.v1.FieldViolation
+	21, // 20: huifang.intake.v1.ImportCustomersResponse.results:type_name -> huifang.intake.v1.ImportRecordResult
+	24, // 21: huifang.intake.v1.RegisterServiceTypeResponse.service_type:type_name -> huifang.intake.v1.ServiceType
+	24, // 22: huifang.intake.v1.ListServiceTypesResponse.service_types:type_name -> huifang.intake.v1.ServiceType
+	50, // 23: huifang.intake.v1.RejectedEvent.received_at:type_name -> google.protobuf.Timestamp
+	50, // 24: huifang.intake.v1.RejectedEvent.replayed_at:type_name -> google.protobuf.Timestamp
+	29, // 25: huifang.intake.v1.ListRejectedEventsResponse.rejected_events:type_name -> huifang.intake.v1.RejectedEvent
+	29, // 26: huifang.intake.v1.GetRejectedEventResponse.rejected_event:type_name -> huifang.intake.v1.RejectedEvent
+	48, // 27: huifang.intake.v1.GetRejectedEventResponse.decoded:type_name -> huifang.events.v1.ServiceCompleted
+	48, // 28: huifang.intake.v1.ReplayRejectedEventRequest.fixed:type_name -> huifang.events.v1.ServiceCompleted
 	1,  // 29: huifang.intake.v1.RevealContactRequest.fields:type_name -> huifang.intake.v1.ContactField
-	10, // 30: huifang.intake.v1.EraseCustomerResponse.customer:type_name -> huifang.intake.v1.CustomerView
-	46, // 31: huifang.intake.v1.ExportCustomerDataResponse.document:type_name -> google.protobuf.Struct
-	2,  // 32: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
-	4,  // 33: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
-	9,  // 34: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
-	12, // 35: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
-	14, // 36: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
-	16, // 37: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
-	19, // 38: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
-	22, // 39: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
-	25, // 40: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
-	27, // 41: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
-	30, // 42: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
-	32, // 43: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
-	34, // 44: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
-	36, // 45: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
-	38, // 46: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
-	40, // 47: huifang.intake.v1.IntakeService.ExportCustomerData:input_type -> huifang.intake.v1.ExportCustomerDataRequest
-	3,  // 48: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
-	8,  // 49: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
-	11, // 50: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
-	13, // 51: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
-	15, // 52: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
-	17, // 53: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
-	21, // 54: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
-	24, // 55: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
-	26, // 56: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
-	29, // 57: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
-	31, // 58: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
-	33, // 59: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
-	35, // 60: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
-	37, // 61: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
-	39, // 62: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
-	41, // 63: huifang.intake.v1.IntakeService.ExportCustomerData:output_type -> huifang.intake.v1.ExportCustomerDataResponse
-	48, // [48:64] is the sub-list for method output_type
-	32, // [32:48] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	11, // 30: huifang.intake.v1.EraseCustomerResponse.customer:type_name -> huifang.intake.v1.CustomerView
+	52, // 31: huifang.intake.v1.ExportCustomerDataResponse.document:type_name -> google.protobuf.Struct
+	11, // 32: huifang.intake.v1.SearchCustomersResponse.customers:type_name -> huifang.intake.v1.CustomerView
+	2,  // 33: huifang.intake.v1.TimelineEntry.kind:type_name -> huifang.intake.v1.TimelineEntryKind
+	50, // 34: huifang.intake.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
+	53, // 35: huifang.intake.v1.TimelineEntry.channel:type_name -> huifang.types.v1.Channel
+	54, // 36: huifang.intake.v1.TimelineEntry.disposition:type_name -> huifang.types.v1.Disposition
+	55, // 37: huifang.intake.v1.TimelineEntry.severity:type_name -> huifang.types.v1.Severity
+	50, // 38: huifang.intake.v1.TimelineEntry.due_at:type_name -> google.protobuf.Timestamp
+	50, // 39: huifang.intake.v1.TimelineEntry.starts_at:type_name -> google.protobuf.Timestamp
+	50, // 40: huifang.intake.v1.TimelineEntry.ends_at:type_name -> google.protobuf.Timestamp
+	2,  // 41: huifang.intake.v1.GetCustomerTimelineRequest.kinds:type_name -> huifang.intake.v1.TimelineEntryKind
+	50, // 42: huifang.intake.v1.GetCustomerTimelineRequest.from:type_name -> google.protobuf.Timestamp
+	50, // 43: huifang.intake.v1.GetCustomerTimelineRequest.to:type_name -> google.protobuf.Timestamp
+	45, // 44: huifang.intake.v1.GetCustomerTimelineResponse.entries:type_name -> huifang.intake.v1.TimelineEntry
+	3,  // 45: huifang.intake.v1.IntakeService.IngestService:input_type -> huifang.intake.v1.IngestServiceRequest
+	5,  // 46: huifang.intake.v1.IntakeService.IngestServices:input_type -> huifang.intake.v1.IngestServicesRequest
+	10, // 47: huifang.intake.v1.IntakeService.GetCustomer:input_type -> huifang.intake.v1.GetCustomerRequest
+	13, // 48: huifang.intake.v1.IntakeService.ListCustomers:input_type -> huifang.intake.v1.ListCustomersRequest
+	15, // 49: huifang.intake.v1.IntakeService.UpdateContactPreferences:input_type -> huifang.intake.v1.UpdateContactPreferencesRequest
+	17, // 50: huifang.intake.v1.IntakeService.SetCustomerOwners:input_type -> huifang.intake.v1.SetCustomerOwnersRequest
+	20, // 51: huifang.intake.v1.IntakeService.ImportCustomers:input_type -> huifang.intake.v1.ImportCustomersRequest
+	23, // 52: huifang.intake.v1.IntakeService.RegisterServiceType:input_type -> huifang.intake.v1.RegisterServiceTypeRequest
+	26, // 53: huifang.intake.v1.IntakeService.ListServiceTypes:input_type -> huifang.intake.v1.ListServiceTypesRequest
+	28, // 54: huifang.intake.v1.IntakeService.ListRejectedEvents:input_type -> huifang.intake.v1.ListRejectedEventsRequest
+	31, // 55: huifang.intake.v1.IntakeService.GetRejectedEvent:input_type -> huifang.intake.v1.GetRejectedEventRequest
+	33, // 56: huifang.intake.v1.IntakeService.ReplayRejectedEvent:input_type -> huifang.intake.v1.ReplayRejectedEventRequest
+	35, // 57: huifang.intake.v1.IntakeService.RehashContacts:input_type -> huifang.intake.v1.RehashContactsRequest
+	37, // 58: huifang.intake.v1.IntakeService.RevealContact:input_type -> huifang.intake.v1.RevealContactRequest
+	39, // 59: huifang.intake.v1.IntakeService.EraseCustomer:input_type -> huifang.intake.v1.EraseCustomerRequest
+	41, // 60: huifang.intake.v1.IntakeService.ExportCustomerData:input_type -> huifang.intake.v1.ExportCustomerDataRequest
+	43, // 61: huifang.intake.v1.IntakeService.SearchCustomers:input_type -> huifang.intake.v1.SearchCustomersRequest
+	46, // 62: huifang.intake.v1.IntakeService.GetCustomerTimeline:input_type -> huifang.intake.v1.GetCustomerTimelineRequest
+	4,  // 63: huifang.intake.v1.IntakeService.IngestService:output_type -> huifang.intake.v1.IngestServiceResponse
+	9,  // 64: huifang.intake.v1.IntakeService.IngestServices:output_type -> huifang.intake.v1.IngestServicesResponse
+	12, // 65: huifang.intake.v1.IntakeService.GetCustomer:output_type -> huifang.intake.v1.GetCustomerResponse
+	14, // 66: huifang.intake.v1.IntakeService.ListCustomers:output_type -> huifang.intake.v1.ListCustomersResponse
+	16, // 67: huifang.intake.v1.IntakeService.UpdateContactPreferences:output_type -> huifang.intake.v1.UpdateContactPreferencesResponse
+	18, // 68: huifang.intake.v1.IntakeService.SetCustomerOwners:output_type -> huifang.intake.v1.SetCustomerOwnersResponse
+	22, // 69: huifang.intake.v1.IntakeService.ImportCustomers:output_type -> huifang.intake.v1.ImportCustomersResponse
+	25, // 70: huifang.intake.v1.IntakeService.RegisterServiceType:output_type -> huifang.intake.v1.RegisterServiceTypeResponse
+	27, // 71: huifang.intake.v1.IntakeService.ListServiceTypes:output_type -> huifang.intake.v1.ListServiceTypesResponse
+	30, // 72: huifang.intake.v1.IntakeService.ListRejectedEvents:output_type -> huifang.intake.v1.ListRejectedEventsResponse
+	32, // 73: huifang.intake.v1.IntakeService.GetRejectedEvent:output_type -> huifang.intake.v1.GetRejectedEventResponse
+	34, // 74: huifang.intake.v1.IntakeService.ReplayRejectedEvent:output_type -> huifang.intake.v1.ReplayRejectedEventResponse
+	36, // 75: huifang.intake.v1.IntakeService.RehashContacts:output_type -> huifang.intake.v1.RehashContactsResponse
+	38, // 76: huifang.intake.v1.IntakeService.RevealContact:output_type -> huifang.intake.v1.RevealContactResponse
+	40, // 77: huifang.intake.v1.IntakeService.EraseCustomer:output_type -> huifang.intake.v1.EraseCustomerResponse
+	42, // 78: huifang.intake.v1.IntakeService.ExportCustomerData:output_type -> huifang.intake.v1.ExportCustomerDataResponse
+	44, // 79: huifang.intake.v1.IntakeService.SearchCustomers:output_type -> huifang.intake.v1.SearchCustomersResponse
+	47, // 80: huifang.intake.v1.IntakeService.GetCustomerTimeline:output_type -> huifang.intake.v1.GetCustomerTimelineResponse
+	63, // [63:81] is the sub-list for method output_type
+	45, // [45:63] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_huifang_intake_v1_intake_proto_init() }
@@ -3000,13 +3759,14 @@ func file_huifang_intake_v1_intake_proto_init() {
 	if File_huifang_intake_v1_intake_proto != nil {
 		return
 	}
+	file_huifang_intake_v1_intake_proto_msgTypes[42].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_intake_v1_intake_proto_rawDesc), len(file_huifang_intake_v1_intake_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   40,
+			NumEnums:      3,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

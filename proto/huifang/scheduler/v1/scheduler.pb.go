@@ -4494,6 +4494,199 @@ func (x *RejectPolicyChangeResponse) GetChange() *PolicyChange {
 	return nil
 }
 
+type ScheduleFollowUpRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Required: the client's id of this request (1 to 100 of A-Z a-z 0-9 . _ : -), unique per tenant:
+	// the same request_id plans nothing new and answers the visit planned first.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Required: the customer to follow up.
+	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Optional: the service the follow-up is about; the visit is the next round of that service's
+	// follow-ups. Empty with complaint_id: the complaint's rounds.
+	ServiceId string `protobuf:"bytes,4,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Optional: the complaint the follow-up is about; a major complaint's follow-up is made on site
+	// (seed 000) when the channel asked is the phone.
+	ComplaintId string `protobuf:"bytes,5,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// Required: the org unit (branch) the visit belongs to; a leader or agent names one of its token's
+	// org units.
+	OrgUnit string `protobuf:"bytes,6,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// When the visit is wanted; now when unset. Not in the past (5 minutes of clock skew), at most a
+	// year ahead. The contact policy may move it (windows, quiet hours, holidays).
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// When it stops being timely; due_at + 48 hours when unset (seed 003). Not before due_at.
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// The channel; the phone when unspecified.
+	Channel v1.Channel `protobuf:"varint,9,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// The dispatch group that makes it; empty: dispatch's routing decides.
+	Group string `protobuf:"bytes,10,opt,name=group,proto3" json:"group,omitempty"`
+	// Required: why (at most 500 characters). Shown in ExplainVisit and on the task; write no personal
+	// data in it.
+	Reason        string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScheduleFollowUpRequest) Reset() {
+	*x = ScheduleFollowUpRequest{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScheduleFollowUpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScheduleFollowUpRequest) ProtoMessage() {}
+
+func (x *ScheduleFollowUpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScheduleFollowUpRequest.ProtoReflect.Descriptor instead.
+func (*ScheduleFollowUpRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ScheduleFollowUpRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *ScheduleFollowUpRequest) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *ScheduleFollowUpRequest) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *ScheduleFollowUpRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ScheduleFollowUpRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ScheduleFollowUpResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Visit *PlannedVisit          `protobuf:"bytes,1,opt,name=visit,proto3" json:"visit,omitempty"`
+	// false when request_id had planned the visit before: nothing new was planned.
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScheduleFollowUpResponse) Reset() {
+	*x = ScheduleFollowUpResponse{}
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScheduleFollowUpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScheduleFollowUpResponse) ProtoMessage() {}
+
+func (x *ScheduleFollowUpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_scheduler_v1_scheduler_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScheduleFollowUpResponse.ProtoReflect.Descriptor instead.
+func (*ScheduleFollowUpResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ScheduleFollowUpResponse) GetVisit() *PlannedVisit {
+	if x != nil {
+		return x.Visit
+	}
+	return nil
+}
+
+func (x *ScheduleFollowUpResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
 var File_huifang_scheduler_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
@@ -4879,7 +5072,26 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tBS\xbaHP\xba\x01M\n" +
 	"\tnot_blank\x12+is required: say why the change is rejected\x1a\x13this.matches('\\\\S')R\x06reason\"X\n" +
 	"\x1aRejectPolicyChangeResponse\x12:\n" +
-	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change2\xfb\x19\n" +
+	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change\"\xa1\x03\n" +
+	"\x17ScheduleFollowUpRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x04 \x01(\tR\tserviceId\x12!\n" +
+	"\fcomplaint_id\x18\x05 \x01(\tR\vcomplaintId\x12\x19\n" +
+	"\borg_unit\x18\x06 \x01(\tR\aorgUnit\x121\n" +
+	"\x06due_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x126\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x123\n" +
+	"\achannel\x18\t \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x14\n" +
+	"\x05group\x18\n" +
+	" \x01(\tR\x05group\x12\x16\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\"n\n" +
+	"\x18ScheduleFollowUpResponse\x128\n" +
+	"\x05visit\x18\x01 \x01(\v2\".huifang.scheduler.v1.PlannedVisitR\x05visit\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated2\xee\x1a\n" +
 	"\x10SchedulerService\x12\x83\x01\n" +
 	"\fCreatePolicy\x12).huifang.scheduler.v1.CreatePolicyRequest\x1a*.huifang.scheduler.v1.CreatePolicyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x06policy\"\f/v1/policies\x12\x8f\x01\n" +
 	"\fUpdatePolicy\x12).huifang.scheduler.v1.UpdatePolicyRequest\x1a*.huifang.scheduler.v1.UpdatePolicyResponse\"(\x82\xd3\xe4\x93\x02\":\x06policy\x1a\x18/v1/policies/{policy_id}\x12~\n" +
@@ -4903,7 +5115,8 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x0fGetPolicyChange\x12,.huifang.scheduler.v1.GetPolicyChangeRequest\x1a-.huifang.scheduler.v1.GetPolicyChangeResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/policy_changes/{change_id}\x12\x90\x01\n" +
 	"\x11ListPolicyChanges\x12..huifang.scheduler.v1.ListPolicyChangesRequest\x1a/.huifang.scheduler.v1.ListPolicyChangesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/policy_changes\x12\xad\x01\n" +
 	"\x13ApprovePolicyChange\x120.huifang.scheduler.v1.ApprovePolicyChangeRequest\x1a1.huifang.scheduler.v1.ApprovePolicyChangeResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/policy_changes/{change_id}:approve\x12\xa9\x01\n" +
-	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/policy_changes/{change_id}:rejectB\xf5\x03\x92A\xae\x03\x12\xaa\x02\n" +
+	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/policy_changes/{change_id}:reject\x12q\n" +
+	"\x10ScheduleFollowUp\x12-.huifang.scheduler.v1.ScheduleFollowUpRequest\x1a..huifang.scheduler.v1.ScheduleFollowUpResponseB\xf5\x03\x92A\xae\x03\x12\xaa\x02\n" +
 	"\x11Huifang scheduler\x12\x90\x02Follow-up policies, planned visits and their changes. The HTTP/JSON surface of huifang.scheduler.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
 	"o\n" +
 	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
@@ -4923,7 +5136,7 @@ func file_huifang_scheduler_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_huifang_scheduler_v1_scheduler_proto_rawDescData
 }
 
-var file_huifang_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_huifang_scheduler_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_huifang_scheduler_v1_scheduler_proto_goTypes = []any{
 	(*Policy)(nil),                         // 0: huifang.scheduler.v1.Policy
 	(*Trigger)(nil),                        // 1: huifang.scheduler.v1.Trigger
@@ -4987,32 +5200,34 @@ var file_huifang_scheduler_v1_scheduler_proto_goTypes = []any{
 	(*ApprovePolicyChangeResponse)(nil),    // 59: huifang.scheduler.v1.ApprovePolicyChangeResponse
 	(*RejectPolicyChangeRequest)(nil),      // 60: huifang.scheduler.v1.RejectPolicyChangeRequest
 	(*RejectPolicyChangeResponse)(nil),     // 61: huifang.scheduler.v1.RejectPolicyChangeResponse
-	nil,                                    // 62: huifang.scheduler.v1.Trigger.AttributesEntry
-	nil,                                    // 63: huifang.scheduler.v1.Step.GroupBySeverityEntry
-	nil,                                    // 64: huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
-	nil,                                    // 65: huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
-	(*timestamppb.Timestamp)(nil),          // 66: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 67: google.protobuf.Duration
-	(v1.Channel)(0),                        // 68: huifang.types.v1.Channel
-	(*v1.ContactWindow)(nil),               // 69: huifang.types.v1.ContactWindow
+	(*ScheduleFollowUpRequest)(nil),        // 62: huifang.scheduler.v1.ScheduleFollowUpRequest
+	(*ScheduleFollowUpResponse)(nil),       // 63: huifang.scheduler.v1.ScheduleFollowUpResponse
+	nil,                                    // 64: huifang.scheduler.v1.Trigger.AttributesEntry
+	nil,                                    // 65: huifang.scheduler.v1.Step.GroupBySeverityEntry
+	nil,                                    // 66: huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	nil,                                    // 67: huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	(*timestamppb.Timestamp)(nil),          // 68: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 69: google.protobuf.Duration
+	(v1.Channel)(0),                        // 70: huifang.types.v1.Channel
+	(*v1.ContactWindow)(nil),               // 71: huifang.types.v1.ContactWindow
 }
 var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	1,   // 0: huifang.scheduler.v1.Policy.trigger:type_name -> huifang.scheduler.v1.Trigger
 	4,   // 1: huifang.scheduler.v1.Policy.steps:type_name -> huifang.scheduler.v1.Step
-	66,  // 2: huifang.scheduler.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 2: huifang.scheduler.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
 	5,   // 3: huifang.scheduler.v1.Policy.stop:type_name -> huifang.scheduler.v1.Stop
-	62,  // 4: huifang.scheduler.v1.Trigger.attributes:type_name -> huifang.scheduler.v1.Trigger.AttributesEntry
-	67,  // 5: huifang.scheduler.v1.Season.every:type_name -> google.protobuf.Duration
-	67,  // 6: huifang.scheduler.v1.Step.offset:type_name -> google.protobuf.Duration
-	67,  // 7: huifang.scheduler.v1.Step.window:type_name -> google.protobuf.Duration
-	68,  // 8: huifang.scheduler.v1.Step.channel:type_name -> huifang.types.v1.Channel
+	64,  // 4: huifang.scheduler.v1.Trigger.attributes:type_name -> huifang.scheduler.v1.Trigger.AttributesEntry
+	69,  // 5: huifang.scheduler.v1.Season.every:type_name -> google.protobuf.Duration
+	69,  // 6: huifang.scheduler.v1.Step.offset:type_name -> google.protobuf.Duration
+	69,  // 7: huifang.scheduler.v1.Step.window:type_name -> google.protobuf.Duration
+	70,  // 8: huifang.scheduler.v1.Step.channel:type_name -> huifang.types.v1.Channel
 	2,   // 9: huifang.scheduler.v1.Step.anchor:type_name -> huifang.scheduler.v1.Anchor
-	63,  // 10: huifang.scheduler.v1.Step.group_by_severity:type_name -> huifang.scheduler.v1.Step.GroupBySeverityEntry
-	67,  // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
+	65,  // 10: huifang.scheduler.v1.Step.group_by_severity:type_name -> huifang.scheduler.v1.Step.GroupBySeverityEntry
+	69,  // 11: huifang.scheduler.v1.Step.every:type_name -> google.protobuf.Duration
 	3,   // 12: huifang.scheduler.v1.Step.seasons:type_name -> huifang.scheduler.v1.Season
-	67,  // 13: huifang.scheduler.v1.Step.within:type_name -> google.protobuf.Duration
-	67,  // 14: huifang.scheduler.v1.Step.before:type_name -> google.protobuf.Duration
-	67,  // 15: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
+	69,  // 13: huifang.scheduler.v1.Step.within:type_name -> google.protobuf.Duration
+	69,  // 14: huifang.scheduler.v1.Step.before:type_name -> google.protobuf.Duration
+	69,  // 15: huifang.scheduler.v1.Stop.after:type_name -> google.protobuf.Duration
 	0,   // 16: huifang.scheduler.v1.CreatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
 	0,   // 17: huifang.scheduler.v1.CreatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
 	0,   // 18: huifang.scheduler.v1.UpdatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
@@ -5022,43 +5237,43 @@ var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	0,   // 22: huifang.scheduler.v1.ActivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
 	0,   // 23: huifang.scheduler.v1.DeactivatePolicyResponse.policy:type_name -> huifang.scheduler.v1.Policy
 	0,   // 24: huifang.scheduler.v1.SimulatePolicyRequest.policy:type_name -> huifang.scheduler.v1.Policy
-	66,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
-	66,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
+	68,  // 25: huifang.scheduler.v1.SimulatePolicyRequest.from:type_name -> google.protobuf.Timestamp
+	68,  // 26: huifang.scheduler.v1.SimulatePolicyRequest.to:type_name -> google.protobuf.Timestamp
 	18,  // 27: huifang.scheduler.v1.SimulatePolicyRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 28: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
+	69,  // 28: huifang.scheduler.v1.SimulatePolicyRequest.horizon:type_name -> google.protobuf.Duration
 	20,  // 29: huifang.scheduler.v1.SimulatePolicyResponse.per_day:type_name -> huifang.scheduler.v1.DayCount
-	64,  // 30: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
-	65,  // 31: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
+	66,  // 30: huifang.scheduler.v1.SimulatePolicyResponse.per_channel:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerChannelEntry
+	67,  // 31: huifang.scheduler.v1.SimulatePolicyResponse.per_group:type_name -> huifang.scheduler.v1.SimulatePolicyResponse.PerGroupEntry
 	0,   // 32: huifang.scheduler.v1.PolicyPack.policies:type_name -> huifang.scheduler.v1.Policy
 	22,  // 33: huifang.scheduler.v1.ListPolicyPacksResponse.packs:type_name -> huifang.scheduler.v1.PolicyPack
 	0,   // 34: huifang.scheduler.v1.LoadPolicyPackResponse.policies:type_name -> huifang.scheduler.v1.Policy
-	68,  // 35: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
-	66,  // 36: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
-	66,  // 37: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
-	66,  // 38: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
-	66,  // 39: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
-	68,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
-	66,  // 41: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
-	66,  // 42: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
+	70,  // 35: huifang.scheduler.v1.PlannedVisit.channel:type_name -> huifang.types.v1.Channel
+	68,  // 36: huifang.scheduler.v1.PlannedVisit.due_at:type_name -> google.protobuf.Timestamp
+	68,  // 37: huifang.scheduler.v1.PlannedVisit.deadline:type_name -> google.protobuf.Timestamp
+	68,  // 38: huifang.scheduler.v1.PlannedVisit.nominal_at:type_name -> google.protobuf.Timestamp
+	68,  // 39: huifang.scheduler.v1.PlannedVisit.fired_at:type_name -> google.protobuf.Timestamp
+	70,  // 40: huifang.scheduler.v1.ListPlannedVisitsRequest.channel:type_name -> huifang.types.v1.Channel
+	68,  // 41: huifang.scheduler.v1.ListPlannedVisitsRequest.due_from:type_name -> google.protobuf.Timestamp
+	68,  // 42: huifang.scheduler.v1.ListPlannedVisitsRequest.due_to:type_name -> google.protobuf.Timestamp
 	27,  // 43: huifang.scheduler.v1.ListPlannedVisitsResponse.visits:type_name -> huifang.scheduler.v1.PlannedVisit
-	66,  // 44: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
+	68,  // 44: huifang.scheduler.v1.Decision.at:type_name -> google.protobuf.Timestamp
 	27,  // 45: huifang.scheduler.v1.ExplainVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
 	0,   // 46: huifang.scheduler.v1.ExplainVisitResponse.policy:type_name -> huifang.scheduler.v1.Policy
 	30,  // 47: huifang.scheduler.v1.ExplainVisitResponse.decisions:type_name -> huifang.scheduler.v1.Decision
-	66,  // 48: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
+	68,  // 48: huifang.scheduler.v1.ReschedulePlannedVisitRequest.due_at:type_name -> google.protobuf.Timestamp
 	27,  // 49: huifang.scheduler.v1.ReschedulePlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
 	27,  // 50: huifang.scheduler.v1.CancelPlannedVisitResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
-	68,  // 51: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
-	67,  // 52: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
-	69,  // 53: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
-	69,  // 54: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
+	70,  // 51: huifang.scheduler.v1.FrequencyCap.channel:type_name -> huifang.types.v1.Channel
+	69,  // 52: huifang.scheduler.v1.FrequencyCap.per:type_name -> google.protobuf.Duration
+	71,  // 53: huifang.scheduler.v1.ContactPolicy.windows:type_name -> huifang.types.v1.ContactWindow
+	71,  // 54: huifang.scheduler.v1.ContactPolicy.quiet_hours:type_name -> huifang.types.v1.ContactWindow
 	37,  // 55: huifang.scheduler.v1.ContactPolicy.caps:type_name -> huifang.scheduler.v1.FrequencyCap
-	67,  // 56: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
+	69,  // 56: huifang.scheduler.v1.ContactPolicy.dislikes_calls_gap:type_name -> google.protobuf.Duration
 	39,  // 57: huifang.scheduler.v1.ContactPolicy.milestones:type_name -> huifang.scheduler.v1.Milestone
 	38,  // 58: huifang.scheduler.v1.SetContactPolicyRequest.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
 	38,  // 59: huifang.scheduler.v1.SetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
 	38,  // 60: huifang.scheduler.v1.GetContactPolicyResponse.contact_policy:type_name -> huifang.scheduler.v1.ContactPolicy
-	66,  // 61: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
+	68,  // 61: huifang.scheduler.v1.PolicyApproval.updated_at:type_name -> google.protobuf.Timestamp
 	44,  // 62: huifang.scheduler.v1.SetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
 	44,  // 63: huifang.scheduler.v1.GetPolicyApprovalResponse.approval:type_name -> huifang.scheduler.v1.PolicyApproval
 	21,  // 64: huifang.scheduler.v1.PolicyDryRun.result:type_name -> huifang.scheduler.v1.SimulatePolicyResponse
@@ -5067,13 +5282,13 @@ var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	14,  // 67: huifang.scheduler.v1.PolicyChange.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
 	16,  // 68: huifang.scheduler.v1.PolicyChange.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
 	25,  // 69: huifang.scheduler.v1.PolicyChange.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
-	66,  // 70: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
-	66,  // 71: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
+	68,  // 70: huifang.scheduler.v1.PolicyChange.proposed_at:type_name -> google.protobuf.Timestamp
+	68,  // 71: huifang.scheduler.v1.PolicyChange.decided_at:type_name -> google.protobuf.Timestamp
 	51,  // 72: huifang.scheduler.v1.PolicyChange.based_on:type_name -> huifang.scheduler.v1.PolicyVersion
-	66,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
-	66,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
+	68,  // 73: huifang.scheduler.v1.PolicyChange.dry_run_from:type_name -> google.protobuf.Timestamp
+	68,  // 74: huifang.scheduler.v1.PolicyChange.dry_run_to:type_name -> google.protobuf.Timestamp
 	18,  // 75: huifang.scheduler.v1.PolicyChange.dry_run_synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 76: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
+	69,  // 76: huifang.scheduler.v1.PolicyChange.dry_run_horizon:type_name -> google.protobuf.Duration
 	49,  // 77: huifang.scheduler.v1.PolicyChange.dry_runs:type_name -> huifang.scheduler.v1.PolicyDryRun
 	51,  // 78: huifang.scheduler.v1.PolicyChange.applied:type_name -> huifang.scheduler.v1.PolicyVersion
 	6,   // 79: huifang.scheduler.v1.ProposePolicyChangeRequest.create:type_name -> huifang.scheduler.v1.CreatePolicyRequest
@@ -5081,64 +5296,70 @@ var file_huifang_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	14,  // 81: huifang.scheduler.v1.ProposePolicyChangeRequest.activate:type_name -> huifang.scheduler.v1.ActivatePolicyRequest
 	16,  // 82: huifang.scheduler.v1.ProposePolicyChangeRequest.deactivate:type_name -> huifang.scheduler.v1.DeactivatePolicyRequest
 	25,  // 83: huifang.scheduler.v1.ProposePolicyChangeRequest.load_pack:type_name -> huifang.scheduler.v1.LoadPolicyPackRequest
-	66,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
-	66,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
+	68,  // 84: huifang.scheduler.v1.ProposePolicyChangeRequest.from:type_name -> google.protobuf.Timestamp
+	68,  // 85: huifang.scheduler.v1.ProposePolicyChangeRequest.to:type_name -> google.protobuf.Timestamp
 	18,  // 86: huifang.scheduler.v1.ProposePolicyChangeRequest.synthetic:type_name -> huifang.scheduler.v1.SyntheticLoad
-	67,  // 87: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
+	69,  // 87: huifang.scheduler.v1.ProposePolicyChangeRequest.horizon:type_name -> google.protobuf.Duration
 	50,  // 88: huifang.scheduler.v1.ProposePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
 	50,  // 89: huifang.scheduler.v1.GetPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
 	50,  // 90: huifang.scheduler.v1.ListPolicyChangesResponse.changes:type_name -> huifang.scheduler.v1.PolicyChange
 	50,  // 91: huifang.scheduler.v1.ApprovePolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
 	50,  // 92: huifang.scheduler.v1.RejectPolicyChangeResponse.change:type_name -> huifang.scheduler.v1.PolicyChange
-	6,   // 93: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
-	8,   // 94: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
-	10,  // 95: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
-	12,  // 96: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
-	14,  // 97: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
-	16,  // 98: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
-	19,  // 99: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
-	23,  // 100: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
-	25,  // 101: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
-	28,  // 102: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
-	31,  // 103: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
-	33,  // 104: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
-	35,  // 105: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
-	40,  // 106: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
-	42,  // 107: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
-	45,  // 108: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
-	47,  // 109: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
-	52,  // 110: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
-	54,  // 111: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
-	56,  // 112: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
-	58,  // 113: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
-	60,  // 114: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
-	7,   // 115: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
-	9,   // 116: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
-	11,  // 117: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
-	13,  // 118: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
-	15,  // 119: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
-	17,  // 120: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
-	21,  // 121: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
-	24,  // 122: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
-	26,  // 123: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
-	29,  // 124: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
-	32,  // 125: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
-	34,  // 126: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
-	36,  // 127: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
-	41,  // 128: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
-	43,  // 129: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
-	46,  // 130: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
-	48,  // 131: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
-	53,  // 132: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
-	55,  // 133: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
-	57,  // 134: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
-	59,  // 135: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
-	61,  // 136: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
-	115, // [115:137] is the sub-list for method output_type
-	93,  // [93:115] is the sub-list for method input_type
-	93,  // [93:93] is the sub-list for extension type_name
-	93,  // [93:93] is the sub-list for extension extendee
-	0,   // [0:93] is the sub-list for field type_name
+	68,  // 93: huifang.scheduler.v1.ScheduleFollowUpRequest.due_at:type_name -> google.protobuf.Timestamp
+	68,  // 94: huifang.scheduler.v1.ScheduleFollowUpRequest.deadline:type_name -> google.protobuf.Timestamp
+	70,  // 95: huifang.scheduler.v1.ScheduleFollowUpRequest.channel:type_name -> huifang.types.v1.Channel
+	27,  // 96: huifang.scheduler.v1.ScheduleFollowUpResponse.visit:type_name -> huifang.scheduler.v1.PlannedVisit
+	6,   // 97: huifang.scheduler.v1.SchedulerService.CreatePolicy:input_type -> huifang.scheduler.v1.CreatePolicyRequest
+	8,   // 98: huifang.scheduler.v1.SchedulerService.UpdatePolicy:input_type -> huifang.scheduler.v1.UpdatePolicyRequest
+	10,  // 99: huifang.scheduler.v1.SchedulerService.GetPolicy:input_type -> huifang.scheduler.v1.GetPolicyRequest
+	12,  // 100: huifang.scheduler.v1.SchedulerService.ListPolicies:input_type -> huifang.scheduler.v1.ListPoliciesRequest
+	14,  // 101: huifang.scheduler.v1.SchedulerService.ActivatePolicy:input_type -> huifang.scheduler.v1.ActivatePolicyRequest
+	16,  // 102: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:input_type -> huifang.scheduler.v1.DeactivatePolicyRequest
+	19,  // 103: huifang.scheduler.v1.SchedulerService.SimulatePolicy:input_type -> huifang.scheduler.v1.SimulatePolicyRequest
+	23,  // 104: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:input_type -> huifang.scheduler.v1.ListPolicyPacksRequest
+	25,  // 105: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:input_type -> huifang.scheduler.v1.LoadPolicyPackRequest
+	28,  // 106: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:input_type -> huifang.scheduler.v1.ListPlannedVisitsRequest
+	31,  // 107: huifang.scheduler.v1.SchedulerService.ExplainVisit:input_type -> huifang.scheduler.v1.ExplainVisitRequest
+	33,  // 108: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:input_type -> huifang.scheduler.v1.ReschedulePlannedVisitRequest
+	35,  // 109: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:input_type -> huifang.scheduler.v1.CancelPlannedVisitRequest
+	40,  // 110: huifang.scheduler.v1.SchedulerService.SetContactPolicy:input_type -> huifang.scheduler.v1.SetContactPolicyRequest
+	42,  // 111: huifang.scheduler.v1.SchedulerService.GetContactPolicy:input_type -> huifang.scheduler.v1.GetContactPolicyRequest
+	45,  // 112: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:input_type -> huifang.scheduler.v1.SetPolicyApprovalRequest
+	47,  // 113: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:input_type -> huifang.scheduler.v1.GetPolicyApprovalRequest
+	52,  // 114: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:input_type -> huifang.scheduler.v1.ProposePolicyChangeRequest
+	54,  // 115: huifang.scheduler.v1.SchedulerService.GetPolicyChange:input_type -> huifang.scheduler.v1.GetPolicyChangeRequest
+	56,  // 116: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:input_type -> huifang.scheduler.v1.ListPolicyChangesRequest
+	58,  // 117: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:input_type -> huifang.scheduler.v1.ApprovePolicyChangeRequest
+	60,  // 118: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:input_type -> huifang.scheduler.v1.RejectPolicyChangeRequest
+	62,  // 119: huifang.scheduler.v1.SchedulerService.ScheduleFollowUp:input_type -> huifang.scheduler.v1.ScheduleFollowUpRequest
+	7,   // 120: huifang.scheduler.v1.SchedulerService.CreatePolicy:output_type -> huifang.scheduler.v1.CreatePolicyResponse
+	9,   // 121: huifang.scheduler.v1.SchedulerService.UpdatePolicy:output_type -> huifang.scheduler.v1.UpdatePolicyResponse
+	11,  // 122: huifang.scheduler.v1.SchedulerService.GetPolicy:output_type -> huifang.scheduler.v1.GetPolicyResponse
+	13,  // 123: huifang.scheduler.v1.SchedulerService.ListPolicies:output_type -> huifang.scheduler.v1.ListPoliciesResponse
+	15,  // 124: huifang.scheduler.v1.SchedulerService.ActivatePolicy:output_type -> huifang.scheduler.v1.ActivatePolicyResponse
+	17,  // 125: huifang.scheduler.v1.SchedulerService.DeactivatePolicy:output_type -> huifang.scheduler.v1.DeactivatePolicyResponse
+	21,  // 126: huifang.scheduler.v1.SchedulerService.SimulatePolicy:output_type -> huifang.scheduler.v1.SimulatePolicyResponse
+	24,  // 127: huifang.scheduler.v1.SchedulerService.ListPolicyPacks:output_type -> huifang.scheduler.v1.ListPolicyPacksResponse
+	26,  // 128: huifang.scheduler.v1.SchedulerService.LoadPolicyPack:output_type -> huifang.scheduler.v1.LoadPolicyPackResponse
+	29,  // 129: huifang.scheduler.v1.SchedulerService.ListPlannedVisits:output_type -> huifang.scheduler.v1.ListPlannedVisitsResponse
+	32,  // 130: huifang.scheduler.v1.SchedulerService.ExplainVisit:output_type -> huifang.scheduler.v1.ExplainVisitResponse
+	34,  // 131: huifang.scheduler.v1.SchedulerService.ReschedulePlannedVisit:output_type -> huifang.scheduler.v1.ReschedulePlannedVisitResponse
+	36,  // 132: huifang.scheduler.v1.SchedulerService.CancelPlannedVisit:output_type -> huifang.scheduler.v1.CancelPlannedVisitResponse
+	41,  // 133: huifang.scheduler.v1.SchedulerService.SetContactPolicy:output_type -> huifang.scheduler.v1.SetContactPolicyResponse
+	43,  // 134: huifang.scheduler.v1.SchedulerService.GetContactPolicy:output_type -> huifang.scheduler.v1.GetContactPolicyResponse
+	46,  // 135: huifang.scheduler.v1.SchedulerService.SetPolicyApproval:output_type -> huifang.scheduler.v1.SetPolicyApprovalResponse
+	48,  // 136: huifang.scheduler.v1.SchedulerService.GetPolicyApproval:output_type -> huifang.scheduler.v1.GetPolicyApprovalResponse
+	53,  // 137: huifang.scheduler.v1.SchedulerService.ProposePolicyChange:output_type -> huifang.scheduler.v1.ProposePolicyChangeResponse
+	55,  // 138: huifang.scheduler.v1.SchedulerService.GetPolicyChange:output_type -> huifang.scheduler.v1.GetPolicyChangeResponse
+	57,  // 139: huifang.scheduler.v1.SchedulerService.ListPolicyChanges:output_type -> huifang.scheduler.v1.ListPolicyChangesResponse
+	59,  // 140: huifang.scheduler.v1.SchedulerService.ApprovePolicyChange:output_type -> huifang.scheduler.v1.ApprovePolicyChangeResponse
+	61,  // 141: huifang.scheduler.v1.SchedulerService.RejectPolicyChange:output_type -> huifang.scheduler.v1.RejectPolicyChangeResponse
+	63,  // 142: huifang.scheduler.v1.SchedulerService.ScheduleFollowUp:output_type -> huifang.scheduler.v1.ScheduleFollowUpResponse
+	120, // [120:143] is the sub-list for method output_type
+	97,  // [97:120] is the sub-list for method input_type
+	97,  // [97:97] is the sub-list for extension type_name
+	97,  // [97:97] is the sub-list for extension extendee
+	0,   // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_huifang_scheduler_v1_scheduler_proto_init() }
@@ -5167,7 +5388,7 @@ func file_huifang_scheduler_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_scheduler_v1_scheduler_proto_rawDesc), len(file_huifang_scheduler_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   66,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,7 +27,7 @@ func (s *Server) BookAppointment(ctx context.Context, req *dispatchv1.BookAppoin
 	var bad invalid.List
 	p, _ := auth.From(ctx)
 	taskID, agentID := taskAndAgent(&bad, req.GetTaskId(), p.Actor())
-	token := leaseToken(&bad, req.GetLeaseToken())
+	token := req.GetLeaseToken()
 	w := window(&bad, req.GetStartsAt(), req.GetEndsAt())
 	if err := bad.Err(); err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ func (s *Server) GetTaskContext(ctx context.Context, req *dispatchv1.GetTaskCont
 	if taskID == "" {
 		bad.Add("task_id", "is required")
 	}
-	token := leaseToken(&bad, req.GetLeaseToken())
+	token := req.GetLeaseToken()
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
