@@ -44,5 +44,14 @@ func Dispatch() auth.Table {
 			Scope: "the appointment's agent, or a leader of its group"},
 		dispatchv1.DispatchService_ListAppointments_FullMethodName: {Permission: "appointments.read", Roles: roles(agent, leader, director),
 			Self: map[string][]auth.Role{"agent_id": roles(leader, director)}, Scope: "an agent lists its own appointments; " + units},
+		dispatchv1.DispatchService_SetAgentPresence_FullMethodName: {Permission: "agents.presence", Roles: roles(agent, leader, director),
+			Self:  map[string][]auth.Role{"agent_id": roles(leader, director)},
+			Scope: "an agent sets its own presence; a leader may set an agent of the groups it oversees offline, a director any agent of the tenant"},
+		dispatchv1.DispatchService_GetWallboard_FullMethodName: {Permission: "wallboard.read", Roles: roles(leader, director),
+			Self: map[string][]auth.Role{"leader_id": roles(director)}, Scope: units},
+		dispatchv1.DispatchService_WatchQueue_FullMethodName: {Permission: "tasks.read", Roles: roles(agent, leader),
+			Self: map[string][]auth.Role{"agent_id": nil}, Scope: "an agent watches its own queue; at most WATCH_PER_CALLER watches at once"},
+		dispatchv1.DispatchService_WatchWallboard_FullMethodName: {Permission: "wallboard.read", Roles: roles(leader, director),
+			Self: map[string][]auth.Role{"leader_id": roles(director)}, Scope: units + "; at most WATCH_PER_CALLER watches at once"},
 	}
 }

@@ -42,5 +42,7 @@ func Feedback() auth.Table {
 			Scope: "an agent or a leader names an org unit of its token (or a visit of one); an integrator submits web forms only (received_via web)"},
 		feedbackv1.FeedbackService_ListReviews_FullMethodName: {Permission: "reviews.read", Roles: roles(qa, leader, director, agent), Self: me("agent_id", leader, director, qa),
 			Scope: "an agent lists its own reviews; a leader those of records of the org units it leads"},
+		feedbackv1.FeedbackService_WatchComplaint_FullMethodName: {Permission: "complaints.read", Roles: roles(agent, leader, director, owner),
+			Scope: complaints + "; as GetComplaint; at most WATCH_PER_CALLER watches at once"},
 	}
 }

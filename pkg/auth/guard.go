@@ -129,19 +129,17 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		return nil, status.Error(codes.Internal, "auth: request is not a protobuf message")
 	}
 	if err := g.Authorize(p, info.FullMethod, msg); err != nil {
-		g.log.InfoContext(ctx, "call refused", "method", info.FullMethod, "subject", p.Subject, "tenant", p.Tenant, "err", err)
-		if fn := g.refused.Load(); fn != nil {
-			if herr := (*fn)(ctx, p, info.FullMethod, msg, err); herr != nil {
-				g.log.ErrorContext(ctx, "a refused call could not be recorded", "method", info.FullMethod, "subject", p.Subject, "err", herr)
-			}
-		}
-		return nil, status.Error(codes.PermissionDenied, err.Error())
+		return nil, g.refuse(ctx, p, info.FullMethod, msg, err)
 	}
 	return handler(With(ctx, p), req)
 }
 
 // Stream is the guard as a stream interceptor: health needs no token,
-// reflection any valid one, and no other streaming method exists.
+// reflection any valid one, and every other method a rule in the table and
+// a role the rule names, checked before the handler runs; each request the
+// handler receives (RecvMsg: a server-streaming call's one request, before
+// it reaches the method) is then authorized and bound to the caller
+// exactly like Unary's, and a refusal ends the call PermissionDenied.
 func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if strings.HasPrefix(info.FullMethod, "/grpc.health.") {
 		return handler(srv, ss)
@@ -153,18 +151,58 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	if err := g.admit(p); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(info.FullMethod, "/grpc.reflection.") {
-		return status.Error(codes.PermissionDenied, "permission denied: no rule for "+info.FullMethod)
+	ctx := With(ss.Context(), p)
+	if strings.HasPrefix(info.FullMethod, "/grpc.reflection.") {
+		return handler(srv, &principalStream{ServerStream: ss, ctx: ctx})
 	}
-	return handler(srv, &principalStream{ServerStream: ss, ctx: With(ss.Context(), p)})
+	rule, ok := g.Table()[info.FullMethod]
+	if !ok || !rule.Allows(p) {
+		// Refused before the handler reads the request: Authorize says why.
+		return g.refuse(ctx, p, info.FullMethod, nil, g.Authorize(p, info.FullMethod, nil))
+	}
+	return handler(srv, &principalStream{ServerStream: ss, ctx: ctx, guard: g, p: p, method: info.FullMethod})
 }
 
+// refuse logs a refused call, tells the refusal function (OnRefused) and
+// returns PermissionDenied.
+func (g *Guard) refuse(ctx context.Context, p Principal, method string, msg proto.Message, err error) error {
+	g.log.InfoContext(ctx, "call refused", "method", method, "subject", p.Subject, "tenant", p.Tenant, "err", err)
+	if fn := g.refused.Load(); fn != nil {
+		if herr := (*fn)(ctx, p, method, msg, err); herr != nil {
+			g.log.ErrorContext(ctx, "a refused call could not be recorded", "method", method, "subject", p.Subject, "err", herr)
+		}
+	}
+	return status.Error(codes.PermissionDenied, err.Error())
+}
+
+// principalStream carries the caller in its context and, when guard is
+// set, authorizes every request the handler receives.
 type principalStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx    context.Context
+	guard  *Guard
+	p      Principal
+	method string
 }
 
 func (s *principalStream) Context() context.Context { return s.ctx }
+
+// RecvMsg receives a request and authorizes it against the permission table
+// (Authorize: roles, tenant, self fields), as Unary does before a unary
+// handler: a refused request never reaches the method.
+func (s *principalStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil || s.guard == nil {
+		return err
+	}
+	msg, ok := m.(proto.Message)
+	if !ok {
+		return status.Error(codes.Internal, "auth: request is not a protobuf message")
+	}
+	if err := s.guard.Authorize(s.p, s.method, msg); err != nil {
+		return s.guard.refuse(s.ctx, s.p, s.method, msg, err)
+	}
+	return nil
+}
 
 // admit holds a gRPC call to the caller's rate: ResourceExhausted, with
 // the time to wait in a RetryInfo detail, beyond it.

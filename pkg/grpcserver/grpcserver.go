@@ -110,6 +110,7 @@ func New(log *slog.Logger, grpcAddr, httpAddr string, opts ...grpc.ServerOption)
 	all := append([]grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.errorsUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.errorsStream),
 	}, opts...)
 	all = append(all, grpc.ChainUnaryInterceptor(rules.unary), grpc.ChainStreamInterceptor(rules.stream))
 	s.GRPC = grpc.NewServer(all...)
@@ -319,6 +320,23 @@ func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServ
 		}
 	}()
 	return handler(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.ErrorContext(ss.Context(), "panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler(srv, ss)
+}
+
+// errorsStream maps a streaming handler's error as errorsUnary does.
+func (s *Server) errorsStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	err := Status(ss.Context(), s.log, handler(srv, ss))
+	s.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	return err
 }
 
 func (s *Server) errorsUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

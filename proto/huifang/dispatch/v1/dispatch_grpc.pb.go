@@ -35,12 +35,10 @@ const (
 	DispatchService_ListMessages_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListMessages"
 	DispatchService_RecordDeliveryReceipt_FullMethodName = "/huifang.dispatch.v1.DispatchService/RecordDeliveryReceipt"
 	DispatchService_RevealTaskContact_FullMethodName     = "/huifang.dispatch.v1.DispatchService/RevealTaskContact"
-	DispatchService_ListAttempts_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListAttempts"
-	DispatchService_GetTaskContext_FullMethodName        = "/huifang.dispatch.v1.DispatchService/GetTaskContext"
-	DispatchService_BookAppointment_FullMethodName       = "/huifang.dispatch.v1.DispatchService/BookAppointment"
-	DispatchService_MoveAppointment_FullMethodName       = "/huifang.dispatch.v1.DispatchService/MoveAppointment"
-	DispatchService_CancelAppointment_FullMethodName     = "/huifang.dispatch.v1.DispatchService/CancelAppointment"
-	DispatchService_ListAppointments_FullMethodName      = "/huifang.dispatch.v1.DispatchService/ListAppointments"
+	DispatchService_SetAgentPresence_FullMethodName      = "/huifang.dispatch.v1.DispatchService/SetAgentPresence"
+	DispatchService_GetWallboard_FullMethodName          = "/huifang.dispatch.v1.DispatchService/GetWallboard"
+	DispatchService_WatchQueue_FullMethodName            = "/huifang.dispatch.v1.DispatchService/WatchQueue"
+	DispatchService_WatchWallboard_FullMethodName        = "/huifang.dispatch.v1.DispatchService/WatchWallboard"
 )
 
 // DispatchServiceClient is the client API for DispatchService service.
@@ -85,27 +83,24 @@ type DispatchServiceClient interface {
 	// customer on (click-to-dial): tasks show contacts masked. Dispatch asks intake for it with
 	// the agent and purpose, and both services write it to their audit logs.
 	RevealTaskContact(ctx context.Context, in *RevealTaskContactRequest, opts ...grpc.CallOption) (*RevealTaskContactResponse, error)
-	// ListAttempts lists the attempts of one task, oldest first: who tried, on which channel, how it
-	// ended and when the next try is planned (no note: free text stays with the task's holder).
-	// The agent the task is assigned to, leaders of its groups and directors.
-	ListAttempts(ctx context.Context, in *ListAttemptsRequest, opts ...grpc.CallOption) (*ListAttemptsResponse, error)
-	// GetTaskContext is everything an agent's screen needs for the task at hand in one call: the
-	// task (customer masked, as ClaimNextTask returns it), the service details its visit carried,
-	// the attempts so far, the questionnaire of the visit's policy (from feedback; marked
-	// unavailable when feedback cannot answer) and the call script (seed 004: confirm identity,
-	// introduce, state the purpose, ask if it is convenient; thank). Only the agent holding the
-	// task (its lease_token) or a leader of the task's groups.
-	GetTaskContext(ctx context.Context, in *GetTaskContextRequest, opts ...grpc.CallOption) (*GetTaskContextResponse, error)
-	// BookAppointment agrees the time of an on-site visit with the customer in advance (seed 000)
-	// and schedules the reminder SMS to the customer. Only the agent holding the task.
-	BookAppointment(ctx context.Context, in *BookAppointmentRequest, opts ...grpc.CallOption) (*BookAppointmentResponse, error)
-	// MoveAppointment moves a booked appointment to another window; its reminder moves with it.
-	MoveAppointment(ctx context.Context, in *MoveAppointmentRequest, opts ...grpc.CallOption) (*MoveAppointmentResponse, error)
-	// CancelAppointment cancels a booked appointment and its reminder.
-	CancelAppointment(ctx context.Context, in *CancelAppointmentRequest, opts ...grpc.CallOption) (*CancelAppointmentResponse, error)
-	// ListAppointments lists appointments by start time: an agent's own, a leader's groups', or
-	// (directors) any; filtered by agent, group and day.
-	ListAppointments(ctx context.Context, in *ListAppointmentsRequest, opts ...grpc.CallOption) (*ListAppointmentsResponse, error)
+	// SetAgentPresence sets an agent's presence: available, on a break (with a reason code) or
+	// offline. An agent sets its own (agent_id blank: the caller); a leader may set an agent of
+	// the groups it oversees offline (a director any agent of the tenant). ClaimNextTask refuses an
+	// agent on a break or offline (FAILED_PRECONDITION): it sets itself available first.
+	SetAgentPresence(ctx context.Context, in *SetAgentPresenceRequest, opts ...grpc.CallOption) (*SetAgentPresenceResponse, error)
+	// GetWallboard returns, for a supervisor, each group's queue (waiting tasks by severity, the
+	// oldest wait, tasks near or past their deadline, in progress, done today) and its agents by
+	// state (available, on a call, on a break, offline). Scoped like ListDeadlineTasks: a leader
+	// sees the groups it oversees, a director every group.
+	GetWallboard(ctx context.Context, in *GetWallboardRequest, opts ...grpc.CallOption) (*GetWallboardResponse, error)
+	// WatchQueue streams an agent's queue: first a snapshot (the tasks it holds and those it may
+	// claim), then the queue again whenever an event changed it (tasks arriving, claimed, worked,
+	// done, cancelled), heartbeats while nothing happens. Resume with the last cursor.
+	WatchQueue(ctx context.Context, in *WatchQueueRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchQueueResponse], error)
+	// WatchWallboard streams GetWallboard: a snapshot, then the wallboard again when events
+	// changed it (coalesced) and on a periodic refresh, heartbeats between. Scoped like
+	// GetWallboard. Resume with the last cursor.
+	WatchWallboard(ctx context.Context, in *WatchWallboardRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWallboardResponse], error)
 }
 
 type dispatchServiceClient struct {
@@ -276,65 +271,63 @@ func (c *dispatchServiceClient) RevealTaskContact(ctx context.Context, in *Revea
 	return out, nil
 }
 
-func (c *dispatchServiceClient) ListAttempts(ctx context.Context, in *ListAttemptsRequest, opts ...grpc.CallOption) (*ListAttemptsResponse, error) {
+func (c *dispatchServiceClient) SetAgentPresence(ctx context.Context, in *SetAgentPresenceRequest, opts ...grpc.CallOption) (*SetAgentPresenceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListAttemptsResponse)
-	err := c.cc.Invoke(ctx, DispatchService_ListAttempts_FullMethodName, in, out, cOpts...)
+	out := new(SetAgentPresenceResponse)
+	err := c.cc.Invoke(ctx, DispatchService_SetAgentPresence_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *dispatchServiceClient) GetTaskContext(ctx context.Context, in *GetTaskContextRequest, opts ...grpc.CallOption) (*GetTaskContextResponse, error) {
+func (c *dispatchServiceClient) GetWallboard(ctx context.Context, in *GetWallboardRequest, opts ...grpc.CallOption) (*GetWallboardResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetTaskContextResponse)
-	err := c.cc.Invoke(ctx, DispatchService_GetTaskContext_FullMethodName, in, out, cOpts...)
+	out := new(GetWallboardResponse)
+	err := c.cc.Invoke(ctx, DispatchService_GetWallboard_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *dispatchServiceClient) BookAppointment(ctx context.Context, in *BookAppointmentRequest, opts ...grpc.CallOption) (*BookAppointmentResponse, error) {
+func (c *dispatchServiceClient) WatchQueue(ctx context.Context, in *WatchQueueRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchQueueResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(BookAppointmentResponse)
-	err := c.cc.Invoke(ctx, DispatchService_BookAppointment_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &DispatchService_ServiceDesc.Streams[0], DispatchService_WatchQueue_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[WatchQueueRequest, WatchQueueResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *dispatchServiceClient) MoveAppointment(ctx context.Context, in *MoveAppointmentRequest, opts ...grpc.CallOption) (*MoveAppointmentResponse, error) {
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatchService_WatchQueueClient = grpc.ServerStreamingClient[WatchQueueResponse]
+
+func (c *dispatchServiceClient) WatchWallboard(ctx context.Context, in *WatchWallboardRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWallboardResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(MoveAppointmentResponse)
-	err := c.cc.Invoke(ctx, DispatchService_MoveAppointment_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &DispatchService_ServiceDesc.Streams[1], DispatchService_WatchWallboard_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[WatchWallboardRequest, WatchWallboardResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *dispatchServiceClient) CancelAppointment(ctx context.Context, in *CancelAppointmentRequest, opts ...grpc.CallOption) (*CancelAppointmentResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CancelAppointmentResponse)
-	err := c.cc.Invoke(ctx, DispatchService_CancelAppointment_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *dispatchServiceClient) ListAppointments(ctx context.Context, in *ListAppointmentsRequest, opts ...grpc.CallOption) (*ListAppointmentsResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListAppointmentsResponse)
-	err := c.cc.Invoke(ctx, DispatchService_ListAppointments_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatchService_WatchWallboardClient = grpc.ServerStreamingClient[WatchWallboardResponse]
 
 // DispatchServiceServer is the server API for DispatchService service.
 // All implementations must embed UnimplementedDispatchServiceServer
@@ -378,27 +371,24 @@ type DispatchServiceServer interface {
 	// customer on (click-to-dial): tasks show contacts masked. Dispatch asks intake for it with
 	// the agent and purpose, and both services write it to their audit logs.
 	RevealTaskContact(context.Context, *RevealTaskContactRequest) (*RevealTaskContactResponse, error)
-	// ListAttempts lists the attempts of one task, oldest first: who tried, on which channel, how it
-	// ended and when the next try is planned (no note: free text stays with the task's holder).
-	// The agent the task is assigned to, leaders of its groups and directors.
-	ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error)
-	// GetTaskContext is everything an agent's screen needs for the task at hand in one call: the
-	// task (customer masked, as ClaimNextTask returns it), the service details its visit carried,
-	// the attempts so far, the questionnaire of the visit's policy (from feedback; marked
-	// unavailable when feedback cannot answer) and the call script (seed 004: confirm identity,
-	// introduce, state the purpose, ask if it is convenient; thank). Only the agent holding the
-	// task (its lease_token) or a leader of the task's groups.
-	GetTaskContext(context.Context, *GetTaskContextRequest) (*GetTaskContextResponse, error)
-	// BookAppointment agrees the time of an on-site visit with the customer in advance (seed 000)
-	// and schedules the reminder SMS to the customer. Only the agent holding the task.
-	BookAppointment(context.Context, *BookAppointmentRequest) (*BookAppointmentResponse, error)
-	// MoveAppointment moves a booked appointment to another window; its reminder moves with it.
-	MoveAppointment(context.Context, *MoveAppointmentRequest) (*MoveAppointmentResponse, error)
-	// CancelAppointment cancels a booked appointment and its reminder.
-	CancelAppointment(context.Context, *CancelAppointmentRequest) (*CancelAppointmentResponse, error)
-	// ListAppointments lists appointments by start time: an agent's own, a leader's groups', or
-	// (directors) any; filtered by agent, group and day.
-	ListAppointments(context.Context, *ListAppointmentsRequest) (*ListAppointmentsResponse, error)
+	// SetAgentPresence sets an agent's presence: available, on a break (with a reason code) or
+	// offline. An agent sets its own (agent_id blank: the caller); a leader may set an agent of
+	// the groups it oversees offline (a director any agent of the tenant). ClaimNextTask refuses an
+	// agent on a break or offline (FAILED_PRECONDITION): it sets itself available first.
+	SetAgentPresence(context.Context, *SetAgentPresenceRequest) (*SetAgentPresenceResponse, error)
+	// GetWallboard returns, for a supervisor, each group's queue (waiting tasks by severity, the
+	// oldest wait, tasks near or past their deadline, in progress, done today) and its agents by
+	// state (available, on a call, on a break, offline). Scoped like ListDeadlineTasks: a leader
+	// sees the groups it oversees, a director every group.
+	GetWallboard(context.Context, *GetWallboardRequest) (*GetWallboardResponse, error)
+	// WatchQueue streams an agent's queue: first a snapshot (the tasks it holds and those it may
+	// claim), then the queue again whenever an event changed it (tasks arriving, claimed, worked,
+	// done, cancelled), heartbeats while nothing happens. Resume with the last cursor.
+	WatchQueue(*WatchQueueRequest, grpc.ServerStreamingServer[WatchQueueResponse]) error
+	// WatchWallboard streams GetWallboard: a snapshot, then the wallboard again when events
+	// changed it (coalesced) and on a periodic refresh, heartbeats between. Scoped like
+	// GetWallboard. Resume with the last cursor.
+	WatchWallboard(*WatchWallboardRequest, grpc.ServerStreamingServer[WatchWallboardResponse]) error
 	mustEmbedUnimplementedDispatchServiceServer()
 }
 
@@ -457,23 +447,17 @@ func (UnimplementedDispatchServiceServer) RecordDeliveryReceipt(context.Context,
 func (UnimplementedDispatchServiceServer) RevealTaskContact(context.Context, *RevealTaskContactRequest) (*RevealTaskContactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevealTaskContact not implemented")
 }
-func (UnimplementedDispatchServiceServer) ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListAttempts not implemented")
+func (UnimplementedDispatchServiceServer) SetAgentPresence(context.Context, *SetAgentPresenceRequest) (*SetAgentPresenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAgentPresence not implemented")
 }
-func (UnimplementedDispatchServiceServer) GetTaskContext(context.Context, *GetTaskContextRequest) (*GetTaskContextResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method GetTaskContext not implemented")
+func (UnimplementedDispatchServiceServer) GetWallboard(context.Context, *GetWallboardRequest) (*GetWallboardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWallboard not implemented")
 }
-func (UnimplementedDispatchServiceServer) BookAppointment(context.Context, *BookAppointmentRequest) (*BookAppointmentResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method BookAppointment not implemented")
+func (UnimplementedDispatchServiceServer) WatchQueue(*WatchQueueRequest, grpc.ServerStreamingServer[WatchQueueResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchQueue not implemented")
 }
-func (UnimplementedDispatchServiceServer) MoveAppointment(context.Context, *MoveAppointmentRequest) (*MoveAppointmentResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method MoveAppointment not implemented")
-}
-func (UnimplementedDispatchServiceServer) CancelAppointment(context.Context, *CancelAppointmentRequest) (*CancelAppointmentResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method CancelAppointment not implemented")
-}
-func (UnimplementedDispatchServiceServer) ListAppointments(context.Context, *ListAppointmentsRequest) (*ListAppointmentsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListAppointments not implemented")
+func (UnimplementedDispatchServiceServer) WatchWallboard(*WatchWallboardRequest, grpc.ServerStreamingServer[WatchWallboardResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchWallboard not implemented")
 }
 func (UnimplementedDispatchServiceServer) mustEmbedUnimplementedDispatchServiceServer() {}
 func (UnimplementedDispatchServiceServer) testEmbeddedByValue()                         {}
@@ -784,113 +768,63 @@ func _DispatchService_RevealTaskContact_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
-func _DispatchService_ListAttempts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListAttemptsRequest)
+func _DispatchService_SetAgentPresence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAgentPresenceRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(DispatchServiceServer).ListAttempts(ctx, in)
+		return srv.(DispatchServiceServer).SetAgentPresence(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: DispatchService_ListAttempts_FullMethodName,
+		FullMethod: DispatchService_SetAgentPresence_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DispatchServiceServer).ListAttempts(ctx, req.(*ListAttemptsRequest))
+		return srv.(DispatchServiceServer).SetAgentPresence(ctx, req.(*SetAgentPresenceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _DispatchService_GetTaskContext_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetTaskContextRequest)
+func _DispatchService_GetWallboard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWallboardRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(DispatchServiceServer).GetTaskContext(ctx, in)
+		return srv.(DispatchServiceServer).GetWallboard(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: DispatchService_GetTaskContext_FullMethodName,
+		FullMethod: DispatchService_GetWallboard_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DispatchServiceServer).GetTaskContext(ctx, req.(*GetTaskContextRequest))
+		return srv.(DispatchServiceServer).GetWallboard(ctx, req.(*GetWallboardRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _DispatchService_BookAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(BookAppointmentRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _DispatchService_WatchQueue_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchQueueRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(DispatchServiceServer).BookAppointment(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: DispatchService_BookAppointment_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DispatchServiceServer).BookAppointment(ctx, req.(*BookAppointmentRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(DispatchServiceServer).WatchQueue(m, &grpc.GenericServerStream[WatchQueueRequest, WatchQueueResponse]{ServerStream: stream})
 }
 
-func _DispatchService_MoveAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(MoveAppointmentRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatchService_WatchQueueServer = grpc.ServerStreamingServer[WatchQueueResponse]
+
+func _DispatchService_WatchWallboard_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchWallboardRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(DispatchServiceServer).MoveAppointment(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: DispatchService_MoveAppointment_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DispatchServiceServer).MoveAppointment(ctx, req.(*MoveAppointmentRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(DispatchServiceServer).WatchWallboard(m, &grpc.GenericServerStream[WatchWallboardRequest, WatchWallboardResponse]{ServerStream: stream})
 }
 
-func _DispatchService_CancelAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CancelAppointmentRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(DispatchServiceServer).CancelAppointment(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: DispatchService_CancelAppointment_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DispatchServiceServer).CancelAppointment(ctx, req.(*CancelAppointmentRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _DispatchService_ListAppointments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListAppointmentsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(DispatchServiceServer).ListAppointments(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: DispatchService_ListAppointments_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DispatchServiceServer).ListAppointments(ctx, req.(*ListAppointmentsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatchService_WatchWallboardServer = grpc.ServerStreamingServer[WatchWallboardResponse]
 
 // DispatchService_ServiceDesc is the grpc.ServiceDesc for DispatchService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -964,30 +898,25 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _DispatchService_RevealTaskContact_Handler,
 		},
 		{
-			MethodName: "ListAttempts",
-			Handler:    _DispatchService_ListAttempts_Handler,
+			MethodName: "SetAgentPresence",
+			Handler:    _DispatchService_SetAgentPresence_Handler,
 		},
 		{
-			MethodName: "GetTaskContext",
-			Handler:    _DispatchService_GetTaskContext_Handler,
-		},
-		{
-			MethodName: "BookAppointment",
-			Handler:    _DispatchService_BookAppointment_Handler,
-		},
-		{
-			MethodName: "MoveAppointment",
-			Handler:    _DispatchService_MoveAppointment_Handler,
-		},
-		{
-			MethodName: "CancelAppointment",
-			Handler:    _DispatchService_CancelAppointment_Handler,
-		},
-		{
-			MethodName: "ListAppointments",
-			Handler:    _DispatchService_ListAppointments_Handler,
+			MethodName: "GetWallboard",
+			Handler:    _DispatchService_GetWallboard_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchQueue",
+			Handler:       _DispatchService_WatchQueue_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchWallboard",
+			Handler:       _DispatchService_WatchWallboard_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "huifang/dispatch/v1/dispatch.proto",
 }
