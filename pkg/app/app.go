@@ -44,6 +44,7 @@ import (
 	"github.com/huifang/huifang/pkg/retention"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/telemetry"
+	"github.com/huifang/huifang/pkg/watch"
 )
 
 // Stamped into binaries by the build: -ldflags "-X github.com/huifang/huifang/pkg/app.version=... -X ...commit=...".
@@ -106,6 +107,12 @@ type Base struct {
 	ShutdownDelay time.Duration `env:"SHUTDOWN_DELAY" default:"0s"`
 	// ShutdownGrace is how long in-flight work may take after SIGTERM.
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" default:"10s"`
+	// WatchPerCaller bounds the streaming watches one caller (tenant and
+	// subject) holds at once, WatchMax those of the process; WatchHeartbeat
+	// is how long a quiet watch waits before it sends a heartbeat (pkg/watch).
+	WatchPerCaller int           `env:"WATCH_PER_CALLER" default:"5"`
+	WatchMax       int           `env:"WATCH_MAX" default:"1000"`
+	WatchHeartbeat time.Duration `env:"WATCH_HEARTBEAT" default:"15s"`
 	// StreamReplicas is 1 on one NATS server, 3 in a cluster.
 	StreamReplicas int `env:"STREAM_REPLICAS" default:"1"`
 	// StreamMaxAge bounds how long the streams keep messages; 0 keeps them
@@ -228,6 +235,9 @@ type Runtime struct {
 	// Guard authenticates every gRPC call and enforces the service's
 	// permission table (access.For(Service)).
 	Guard *auth.Guard
+	// Watches runs the service's streaming watches over the events stream
+	// (pkg/watch); Run drains them before gRPC stops.
+	Watches *watch.Hub
 	// CustomerData serves the service's part of a person's export
 	// (huifang.privacy.v1.CustomerDataService): every table of its schema
 	// with a customer_id; the service adds what is linked another way
@@ -356,6 +366,7 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		rt.abort()
 		return nil, err
 	}
+	rt.Watches = watch.NewHub(rt.JS, log, watch.Limits{PerCaller: cfg.WatchPerCaller, Max: cfg.WatchMax, Heartbeat: cfg.WatchHeartbeat})
 	rt.Health = newHealth(log, rt.Server.SetDegraded)
 	rt.Metrics.MustRegister(rt.Health)
 	rt.Loop(&loop.Loop{Name: "dependencies", Every: time.Second, Round: func(ctx context.Context) (int, error) {
@@ -676,6 +687,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 		}
 	}
+	// Watches end (clients resume with their cursor elsewhere): a graceful
+	// stop would wait for them until its grace ran out.
+	rt.Watches.Drain()
 	stopGRPC()
 	if !grpcStopped {
 		if err := <-grpcDone; err != nil && runErr == nil {
