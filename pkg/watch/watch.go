@@ -39,6 +39,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,11 +51,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	watchv1 "github.com/huifang/huifang/proto/huifang/watch/v1"
 
 	"github.com/huifang/huifang/pkg/auth"
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
 )
@@ -428,3 +432,27 @@ func callerOf(ctx context.Context) string {
 	}
 	return p.Tenant + "/" + p.Subject
 }
+
+// Matching returns a Spec.Relevant over typed events (subject → event, as
+// consumers name them): an event is relevant when each named string field
+// of it has the value given ({"tenant_id": "acme", "complaint_id": "c-1"});
+// an event that does not decode, or has no such field, is not.
+func Matching(events inbox.Events, fields map[string]string) func(subject string, data []byte) bool {
+	return func(subject string, data []byte) bool {
+		ev, err := events.Decode(subject, data)
+		if err != nil {
+			return false
+		}
+		m := ev.ProtoReflect()
+		for name, want := range fields {
+			fd := m.Descriptor().Fields().ByName(protoreflect.Name(name))
+			if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || m.Get(fd).String() != want {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Subjects returns the subjects of events, sorted.
+func Subjects(events inbox.Events) []string { return slices.Sorted(maps.Keys(events)) }

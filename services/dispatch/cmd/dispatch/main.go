@@ -118,7 +118,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// API.
 	rt.CustomerData.Source.Related = store.CustomerRows()
-	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
+	dispatchv1.RegisterDispatchServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a, Watches: rt.Watches})
 	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port.
 	if err := rt.Gateway(ctx, dispatchv1.RegisterDispatchServiceHandler); err != nil {
 		rt.Close(ctx)

@@ -21,6 +21,7 @@ import (
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/pkg/watch"
 	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/message"
 	"github.com/huifang/huifang/services/dispatch/internal/sender"
@@ -32,6 +33,10 @@ import (
 type Server struct {
 	dispatchv1.UnimplementedDispatchServiceServer
 	App *app.App
+	// Watches runs WatchQueue and WatchWallboard (the runtime's hub).
+	Watches *watch.Hub
+	// How the watches pace themselves; the Default… constants when zero.
+	QueueRefresh, QueueCoalesce, WallboardRefresh, WallboardCoalesce time.Duration
 }
 
 // taskAndAgent trims the ids of a call on a task by its agent and notes a
@@ -350,7 +355,8 @@ func agentFromProto(p *dispatchv1.Agent) (task.Agent, error) {
 func agentProto(a task.Agent) *dispatchv1.Agent {
 	active := !a.Inactive
 	p := &dispatchv1.Agent{Id: a.ID, TenantId: a.Tenant, Name: a.Name, Groups: a.Groups, OrgUnit: a.OrgUnit, Role: roleProto(a.Role),
-		Capacity: int32(a.Capacity), Active: &active}
+		Capacity: int32(a.Capacity), Active: &active, Presence: presenceProto(a.Presence.State), PresenceReason: a.Presence.Reason,
+		PresenceSince: timestamp(a.Presence.Since)}
 	if len(a.Skills.Languages)+len(a.Skills.ProductLines)+len(a.Skills.Regions) > 0 {
 		p.Skills = &dispatchv1.Skills{Languages: a.Skills.Languages, ProductLines: a.Skills.ProductLines, Regions: a.Skills.Regions}
 	}

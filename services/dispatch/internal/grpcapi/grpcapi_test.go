@@ -107,7 +107,7 @@ func TestAgentsRoundTrip(t *testing.T) {
 	resp, err := b.client.UpsertAgent(ctx, fromJSON(t, `{"agent":{"id":"a-1","name":"李娜","groups":["default"]}}`, &dispatchv1.UpsertAgentRequest{}))
 	require.NoError(t, err)
 	require.True(t, proto.Equal(&dispatchv1.Agent{Id: "a-1", TenantId: "default", Name: "李娜", Groups: []string{"default"},
-		Role: dispatchv1.Role_ROLE_AGENT, Active: proto.Bool(true)}, resp.GetAgent()), "%v", resp.GetAgent())
+		Role: dispatchv1.Role_ROLE_AGENT, Active: proto.Bool(true), Presence: dispatchv1.Presence_PRESENCE_AVAILABLE}, resp.GetAgent()), "%v", resp.GetAgent())
 	for _, id := range []string{"a-3", "a-2"} {
 		_, err := b.client.UpsertAgent(ctx, &dispatchv1.UpsertAgentRequest{Agent: &dispatchv1.Agent{Id: id, Name: id}})
 		require.NoError(t, err)

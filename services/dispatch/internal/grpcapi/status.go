@@ -31,6 +31,12 @@ func statusOf(err error) error {
 		return invalid.New("unit.parent_id", "must not be the unit or one below it")
 	case errors.Is(err, task.ErrInactive):
 		return status.Error(codes.FailedPrecondition, "the agent is inactive")
+	case errors.Is(err, task.ErrOnBreak):
+		return status.Error(codes.FailedPrecondition, "the agent is on a break: set its presence to PRESENCE_AVAILABLE (SetAgentPresence) to take tasks")
+	case errors.Is(err, task.ErrOffline):
+		return status.Error(codes.FailedPrecondition, "the agent is offline: set its presence to PRESENCE_AVAILABLE (SetAgentPresence) to take tasks")
+	case errors.Is(err, task.ErrPresence):
+		return status.Error(codes.PermissionDenied, "permission denied: agent_id: a leader may set another agent only offline, and only an agent of the groups it oversees")
 	case errors.Is(err, task.ErrOffShift):
 		return status.Error(codes.FailedPrecondition, "the agent is off shift")
 	case errors.Is(err, task.ErrAtCapacity):

@@ -80,14 +80,14 @@ FROM agents g WHERE g.tenant_id = $1 AND g.id = $2 FOR UPDATE`, tenant, agentID,
 	if err != nil {
 		return task.Agent{}, 0, e, translate(err, "lock agent "+agentID, ErrAgentNotFound)
 	}
-	e.Active = !a.Inactive
+	e.Active, e.Presence = !a.Inactive, a.Presence
 	return a, rank, e, nil
 }
 
 // ownerAvailable is true when the agent named by the column owner could take
-// task t now: active, on shift, in its group, of its role, under capacity.
+// task t now: active, available (not on a break, not offline), on shift, in its group, of its role, under capacity.
 func ownerAvailable(owner string) string {
-	return `EXISTS (SELECT 1 FROM agents g WHERE g.tenant_id = t.tenant_id AND g.id = t.` + owner + ` AND g.active
+	return `EXISTS (SELECT 1 FROM agents g WHERE g.tenant_id = t.tenant_id AND g.id = t.` + owner + ` AND g.active AND g.presence = 'available'
   AND ` + onShift("g", "$2") + `
   AND ` + takesGroup("g.groups") + `
   AND ` + takesRole("g.role", "g.role_rank") + `

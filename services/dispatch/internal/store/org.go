@@ -79,7 +79,8 @@ SELECT COALESCE(array_agg(id), '{}') FROM down`, tenant, leaderID).Scan(&units)
 	return units, translate(err, "units led by "+leaderID, nil)
 }
 
-const agentColumns = `tenant_id, id, name, groups, org_unit, role, languages, product_lines, regions, shift_weekdays, shift_start, shift_end, shift_tz, capacity, active`
+const agentColumns = `tenant_id, id, name, groups, org_unit, role, languages, product_lines, regions, shift_weekdays, shift_start, shift_end, shift_tz, capacity, active,
+  presence, presence_reason, presence_since`
 
 func scanAgent(r pgx.CollectableRow) (task.Agent, error) { return scanAgentPlus(r) }
 
@@ -87,9 +88,17 @@ func scanAgent(r pgx.CollectableRow) (task.Agent, error) { return scanAgentPlus(
 func scanAgentPlus(r pgx.Row, extra ...any) (task.Agent, error) {
 	var a task.Agent
 	var active bool
+	var since *time.Time
 	err := r.Scan(append([]any{&a.Tenant, &a.ID, &a.Name, &a.Groups, &a.OrgUnit, &a.Role, &a.Skills.Languages, &a.Skills.ProductLines,
-		&a.Skills.Regions, &a.Shift.Weekdays, &a.Shift.Start, &a.Shift.End, &a.Shift.TimeZone, &a.Capacity, &active}, extra...)...)
+		&a.Skills.Regions, &a.Shift.Weekdays, &a.Shift.Start, &a.Shift.End, &a.Shift.TimeZone, &a.Capacity, &active,
+		&a.Presence.State, &a.Presence.Reason, &since}, extra...)...)
 	a.Inactive = !active
+	if since != nil {
+		a.Presence.Since = *since
+	} else {
+		// Never set: the zero Presence (available).
+		a.Presence = task.Presence{}
+	}
 	return a, err
 }
 

@@ -89,6 +89,8 @@ type Agent struct {
 	Capacity int
 	// Inactive agents are offered nothing.
 	Inactive bool
+	// Presence is set by the agent (SetAgentPresence), not by UpsertAgent.
+	Presence Presence
 }
 
 // NormalizeAgent trims a, fills its defaults (tenant, groups, role) and
@@ -240,18 +242,22 @@ var (
 // (computed in SQL by the claim's own rules: on_shift, live leases against
 // the capacity).
 type Eligibility struct {
-	Active  bool
+	Active bool
+	// Presence is the agent's (available, on a break, offline).
+	Presence Presence
 	OnShift bool
 	// HasRoom: the agent holds fewer tasks than its capacity (or has none).
 	HasRoom bool
 }
 
 // Err returns why the agent may not claim now, in this order: inactive,
-// off shift, at capacity; nil when it may.
+// on a break or offline, off shift, at capacity; nil when it may.
 func (e Eligibility) Err() error {
 	switch {
 	case !e.Active:
 		return ErrInactive
+	case e.Presence.Err() != nil:
+		return e.Presence.Err()
 	case !e.OnShift:
 		return ErrOffShift
 	case !e.HasRoom:
