@@ -242,12 +242,12 @@ var (
 // (computed in SQL by the claim's own rules: on_shift, live leases against
 // the capacity).
 type Eligibility struct {
-	Active bool
-	// Presence is the agent's (available, on a break, offline).
-	Presence Presence
+	Active  bool
 	OnShift bool
 	// HasRoom: the agent holds fewer tasks than its capacity (or has none).
 	HasRoom bool
+	// Presence is the agent's (available, on a break, offline).
+	Presence Presence
 }
 
 // Err returns why the agent may not claim now, in this order: inactive,
