@@ -54,6 +54,7 @@ WHERE tenant_id = $1 AND agent_id = $2 AND at >= $3 ORDER BY at, id LIMIT $4`, t
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PresenceChange, error) {
 		var c PresenceChange
 		err := r.Scan(&c.Presence.State, &c.Presence.Reason, &c.Presence.Since, &c.SetBy)
+		c.Presence.Since = c.Presence.Since.UTC()
 		return c, err
 	})
 	return out, translate(err, "presence history of "+id, nil)
