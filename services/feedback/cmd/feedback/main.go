@@ -108,7 +108,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 			return store.RedactBefore(ctx, rt.Pool, cutoff, limit)
 		}})
 	rt.CustomerData.Source.Related = store.CustomerRows()
-	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a})
+	feedbackv1.RegisterFeedbackServiceServer(rt.Server.GRPC, &grpcapi.Server{App: a, Watches: rt.Watches})
 	// The HTTP/JSON surface (/v1/..., GET /openapi.json) on the HTTP port.
 	if err := rt.Gateway(ctx, feedbackv1.RegisterFeedbackServiceHandler); err != nil {
 		rt.Close(ctx)

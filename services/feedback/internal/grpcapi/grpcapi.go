@@ -12,6 +12,7 @@ import (
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 
 	"github.com/huifang/huifang/pkg/page"
+	"github.com/huifang/huifang/pkg/watch"
 	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/record"
 )
@@ -20,6 +21,8 @@ import (
 type Server struct {
 	feedbackv1.UnimplementedFeedbackServiceServer
 	App *app.App
+	// Watches runs WatchComplaint (the runtime's hub).
+	Watches *watch.Hub
 }
 
 // LogVisit records a completed follow-up (app.LogVisitTx).
