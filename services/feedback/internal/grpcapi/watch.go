@@ -20,15 +20,15 @@ import (
 // it (complaint_id): feedback's own, and the scheduler's VisitDue of its
 // confirmation visit.
 var complaintEvents = inbox.Events{
-	stream.SubjectComplaintEscalated:          func() proto.Message { return &eventsv1.ComplaintEscalated{} },
-	stream.SubjectComplaintAcknowledged:       func() proto.Message { return &eventsv1.ComplaintAcknowledged{} },
-	stream.SubjectComplaintResolved:           func() proto.Message { return &eventsv1.ComplaintResolved{} },
-	stream.SubjectComplaintReopened:           func() proto.Message { return &eventsv1.ComplaintReopened{} },
-	stream.SubjectComplaintClosed:             func() proto.Message { return &eventsv1.ComplaintClosed{} },
-	stream.SubjectFollowUpRequested:           func() proto.Message { return &eventsv1.FollowUpRequested{} },
-	stream.SubjectVisitDue:                    func() proto.Message { return &eventsv1.VisitDue{} },
-	stream.SubjectImprovementPlanSet:          func() proto.Message { return &eventsv1.ImprovementPlanSet{} },
-	stream.SubjectImprovementMeasureCompleted: func() proto.Message { return &eventsv1.ImprovementMeasureCompleted{} },
+	stream.SubjectComplaintEscalated:          func() proto.Message { return new(eventsv1.ComplaintEscalated) },
+	stream.SubjectComplaintAcknowledged:       func() proto.Message { return new(eventsv1.ComplaintAcknowledged) },
+	stream.SubjectComplaintResolved:           func() proto.Message { return new(eventsv1.ComplaintResolved) },
+	stream.SubjectComplaintReopened:           func() proto.Message { return new(eventsv1.ComplaintReopened) },
+	stream.SubjectComplaintClosed:             func() proto.Message { return new(eventsv1.ComplaintClosed) },
+	stream.SubjectFollowUpRequested:           func() proto.Message { return new(eventsv1.FollowUpRequested) },
+	stream.SubjectVisitDue:                    func() proto.Message { return new(eventsv1.VisitDue) },
+	stream.SubjectImprovementPlanSet:          func() proto.Message { return new(eventsv1.ImprovementPlanSet) },
+	stream.SubjectImprovementMeasureCompleted: func() proto.Message { return new(eventsv1.ImprovementMeasureCompleted) },
 }
 
 // WatchComplaint streams one complaint's progress (pkg/watch): the
