@@ -2,6 +2,7 @@ package grpcapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -16,9 +18,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	watchv1 "github.com/huifang/huifang/proto/huifang/watch/v1"
 
@@ -30,6 +35,7 @@ import (
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/watch"
 	"github.com/huifang/huifang/services/dispatch/internal/app"
+	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/grpcapi"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/storetest"
@@ -523,4 +529,45 @@ func recvErr[T any](s interface{ Recv() (T, error) }, err error) (T, error) {
 		err = nil
 	}
 	return m, err
+}
+
+// TestWatchQueueSeesNewTasks: a visit falling due (the scheduler's
+// VisitDue) reaches an agent's queue watch once dispatch's own consumer has
+// made the task: the update waits for the consumer (its inbox) before it
+// reads the queue, so it shows the new task, never the queue before it.
+func TestWatchQueueSeesNewTasks(t *testing.T) {
+	f := newFloor(t, watch.Limits{})
+	f.org(t)
+	client, _ := f.serve(t)
+	c := consumer.VisitDue(f.app)
+	c.Service, c.Pool, c.JS, c.Log = "dispatch", f.pool, f.js, servicetest.Logger()
+	c.Relay = outbox.NewRelay(f.pool, f.js, c.Log, storetest.Schema)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	q, err := client.WatchQueue(metadataOf(ctx, f.as(t, "a-1", auth.Agent)), &dispatchv1.WatchQueueRequest{})
+	require.NoError(t, err)
+	require.Equal(t, int32(0), recv[*dispatchv1.WatchQueueResponse](t, q).GetQueue().GetWaiting())
+
+	for i, group := range []string{"g-2", "g-1"} {
+		data, err := proto.Marshal(&eventsv1.VisitDue{EventId: fmt.Sprintf("ev-%d", i), TenantId: "default", VisitId: fmt.Sprintf("v-new-%d", i),
+			Channel: typesv1.Channel_CHANNEL_PHONE, Group: group, DueAt: timestamppb.New(t0), Deadline: timestamppb.New(t0.Add(72 * time.Hour)),
+			Customer: &typesv1.Customer{Id: "c-1", NameMasked: "王*", PhoneMasked: "*******8000", HasPhone: true}, ServiceType: "repair"})
+		require.NoError(t, err)
+		_, err = f.js.PublishMsg(ctx, &nats.Msg{Subject: stream.SubjectVisitDue, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {fmt.Sprintf("ev-%d", i)}}})
+		require.NoError(t, err)
+	}
+	// Both events are of the tenant (relevant); the queue shows g-1's task.
+	for {
+		u := recv[*dispatchv1.WatchQueueResponse](t, q)
+		require.Equal(t, watchv1.Kind_KIND_CHANGE, u.GetKind())
+		if u.GetQueue().GetWaiting() == 1 {
+			require.Equal(t, "v-new-1", u.GetQueue().GetClaimable()[0].GetVisitId())
+			require.Equal(t, "huifang.events.visit.due", u.GetEvents()[len(u.GetEvents())-1].GetSubject())
+			break
+		}
+		require.Len(t, u.GetEvents(), 1, "g-2's task alone: the g-1 one is still to come")
+	}
 }
