@@ -263,7 +263,9 @@ func (h *Hub) Run(ctx context.Context, cursor string, spec Spec, send func(Updat
 		}
 	}
 
-	heartbeat := time.NewTicker(h.limits.Heartbeat)
+	// Looked at three times a heartbeat, so that no silence lasts much
+	// longer than one.
+	heartbeat := time.NewTicker(h.limits.Heartbeat / 3)
 	defer heartbeat.Stop()
 	var refresh <-chan time.Time
 	if spec.Refresh > 0 {
