@@ -7,8 +7,12 @@
 package dispatchv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
+	v11 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
-	v11 "github.com/huifang/huifang/proto/huifang/watch/v1"
+	v12 "github.com/huifang/huifang/proto/huifang/watch/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -2125,7 +2129,16 @@ type Template struct {
 	// "002": an SMS in seed 002's real-estate format, whose footer must name {project},
 	// {booking_number} and {advisor} (the customer's variables, SetCustomerVariables). Empty: the
 	// footer is free (none, or any text), for tenants whose customers have no such variables.
-	Preset        string `protobuf:"bytes,8,opt,name=preset,proto3" json:"preset,omitempty"`
+	Preset string `protobuf:"bytes,8,opt,name=preset,proto3" json:"preset,omitempty"`
+	// What the template is for. Empty: a visit's automatic message (SMS, email; keyed by policy_id
+	// and channel). "reminder": the SMS that reminds the customer of an appointment (channel
+	// CHANNEL_SMS; may use {appointment_time}). "script": the call script an agent reads
+	// (GetTaskContext): greeting (confirm identity, introduce), body (the purpose, ask whether it
+	// is convenient), footer (the thanks); channel unset. Reminders and scripts are keyed by
+	// service_type; policy_id is not used for them.
+	Kind string `protobuf:"bytes,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	// For kind "reminder" and "script": the service type it is for; empty or "*" for any.
+	ServiceType   string `protobuf:"bytes,10,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2212,6 +2225,20 @@ func (x *Template) GetFooter() string {
 func (x *Template) GetPreset() string {
 	if x != nil {
 		return x.Preset
+	}
+	return ""
+}
+
+func (x *Template) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Template) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
 	}
 	return ""
 }
@@ -2429,8 +2456,10 @@ type Message struct {
 	Error             string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt         *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set on an appointment's reminder (then task_id is the on-site visit's task).
+	AppointmentId string `protobuf:"bytes,17,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -2573,6 +2602,13 @@ func (x *Message) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Message) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
 }
 
 type ListMessagesRequest struct {
@@ -2941,6 +2977,1291 @@ func (x *RevealTaskContactResponse) GetName() string {
 	return ""
 }
 
+type ListAttemptsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Required.
+	TaskId        string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttemptsRequest) Reset() {
+	*x = ListAttemptsRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttemptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttemptsRequest) ProtoMessage() {}
+
+func (x *ListAttemptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttemptsRequest.ProtoReflect.Descriptor instead.
+func (*ListAttemptsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListAttemptsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAttemptsRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ListAttemptsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAttemptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// TaskAttempt is one attempt to make a visit. It carries no note (free text).
+type TaskAttempt struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TaskId  string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	VisitId string                 `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// 1 for the first.
+	Attempt     int32          `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Disposition v1.Disposition `protobuf:"varint,4,opt,name=disposition,proto3,enum=huifang.types.v1.Disposition" json:"disposition,omitempty"`
+	Channel     v1.Channel     `protobuf:"varint,5,opt,name=channel,proto3,enum=huifang.types.v1.Channel" json:"channel,omitempty"`
+	// Empty for an automatic send.
+	AgentId string                 `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	At      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	// When the task comes back; unset when no further attempt is planned.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskAttempt) Reset() {
+	*x = TaskAttempt{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskAttempt) ProtoMessage() {}
+
+func (x *TaskAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskAttempt.ProtoReflect.Descriptor instead.
+func (*TaskAttempt) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TaskAttempt) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskAttempt) GetDisposition() v1.Disposition {
+	if x != nil {
+		return x.Disposition
+	}
+	return v1.Disposition(0)
+}
+
+func (x *TaskAttempt) GetChannel() v1.Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return v1.Channel(0)
+}
+
+func (x *TaskAttempt) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *TaskAttempt) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *TaskAttempt) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+type ListAttemptsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attempts      []*TaskAttempt         `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttemptsResponse) Reset() {
+	*x = ListAttemptsResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttemptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttemptsResponse) ProtoMessage() {}
+
+func (x *ListAttemptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttemptsResponse.ProtoReflect.Descriptor instead.
+func (*ListAttemptsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListAttemptsResponse) GetAttempts() []*TaskAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *ListAttemptsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetTaskContextRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId   string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The holder's claim (Task.lease_token); 0 for a leader who does not hold the task.
+	LeaseToken    int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskContextRequest) Reset() {
+	*x = GetTaskContextRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskContextRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskContextRequest) ProtoMessage() {}
+
+func (x *GetTaskContextRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskContextRequest.ProtoReflect.Descriptor instead.
+func (*GetTaskContextRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetTaskContextRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetTaskContextRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *GetTaskContextRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+// ServiceDetails are what the visit's VisitDue carried about the service followed up.
+type ServiceDetails struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId   string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ServiceType string                 `protobuf:"bytes,2,opt,name=service_type,json=serviceType,proto3" json:"service_type,omitempty"`
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// The product line (VisitDue.product_category).
+	Product  string      `protobuf:"bytes,4,opt,name=product,proto3" json:"product,omitempty"`
+	OrgUnit  string      `protobuf:"bytes,5,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	Severity v1.Severity `protobuf:"varint,6,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// Set on a confirmation visit: the complaint whose resolution the customer confirms.
+	ComplaintId string `protobuf:"bytes,7,opt,name=complaint_id,json=complaintId,proto3" json:"complaint_id,omitempty"`
+	// The visit fell due after its deadline.
+	Late          bool   `protobuf:"varint,8,opt,name=late,proto3" json:"late,omitempty"`
+	PolicyId      string `protobuf:"bytes,9,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceDetails) Reset() {
+	*x = ServiceDetails{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceDetails) ProtoMessage() {}
+
+func (x *ServiceDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceDetails.ProtoReflect.Descriptor instead.
+func (*ServiceDetails) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ServiceDetails) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetServiceType() string {
+	if x != nil {
+		return x.ServiceType
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *ServiceDetails) GetProduct() string {
+	if x != nil {
+		return x.Product
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetSeverity() v1.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v1.Severity(0)
+}
+
+func (x *ServiceDetails) GetComplaintId() string {
+	if x != nil {
+		return x.ComplaintId
+	}
+	return ""
+}
+
+func (x *ServiceDetails) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
+}
+
+func (x *ServiceDetails) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+// Script is the text the agent reads, rendered with masked variables ({name} is the masked name).
+type Script struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Confirm the customer's identity and introduce oneself.
+	Greeting string `protobuf:"bytes,1,opt,name=greeting,proto3" json:"greeting,omitempty"`
+	// The purpose of the call, and whether now is convenient.
+	Body string `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// The thanks and goodbye.
+	Closing string `protobuf:"bytes,3,opt,name=closing,proto3" json:"closing,omitempty"`
+	// "tenant" when the tenant stored a script template (UpsertTemplate kind "script"), "default"
+	// for the built-in one.
+	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Script) Reset() {
+	*x = Script{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Script) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Script) ProtoMessage() {}
+
+func (x *Script) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Script.ProtoReflect.Descriptor instead.
+func (*Script) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Script) GetGreeting() string {
+	if x != nil {
+		return x.Greeting
+	}
+	return ""
+}
+
+func (x *Script) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *Script) GetClosing() string {
+	if x != nil {
+		return x.Closing
+	}
+	return ""
+}
+
+func (x *Script) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type GetTaskContextResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Task    *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Service *ServiceDetails        `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// Oldest first, at most 50.
+	Attempts []*TaskAttempt `protobuf:"bytes,3,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// The questionnaire the visit's policy uses (feedback's SetPolicyQuestionnaire); absent when
+	// none is linked or it is unavailable.
+	Questionnaire *v11.Questionnaire `protobuf:"bytes,4,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	// "ok", "none" (the policy has no questionnaire) or "unavailable" (feedback could not answer:
+	// the rest of the answer stands; ask again later).
+	QuestionnaireStatus string  `protobuf:"bytes,5,opt,name=questionnaire_status,json=questionnaireStatus,proto3" json:"questionnaire_status,omitempty"`
+	Script              *Script `protobuf:"bytes,6,opt,name=script,proto3" json:"script,omitempty"`
+	// The task's booked appointment, when it has one.
+	Appointment   *Appointment `protobuf:"bytes,7,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskContextResponse) Reset() {
+	*x = GetTaskContextResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskContextResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskContextResponse) ProtoMessage() {}
+
+func (x *GetTaskContextResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskContextResponse.ProtoReflect.Descriptor instead.
+func (*GetTaskContextResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetTaskContextResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetService() *ServiceDetails {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetAttempts() []*TaskAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetQuestionnaire() *v11.Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetQuestionnaireStatus() string {
+	if x != nil {
+		return x.QuestionnaireStatus
+	}
+	return ""
+}
+
+func (x *GetTaskContextResponse) GetScript() *Script {
+	if x != nil {
+		return x.Script
+	}
+	return nil
+}
+
+func (x *GetTaskContextResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+// Appointment is an on-site visit agreed with the customer in advance (seed 000).
+type Appointment struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId     string                 `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	VisitId    string                 `protobuf:"bytes,4,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	CustomerId string                 `protobuf:"bytes,5,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The agent who goes.
+	AgentId  string                 `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group    string                 `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// The customer's IANA time zone the window was agreed in (the customer's, else the tenant's).
+	TimeZone string `protobuf:"bytes,10,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Free text (where to go: building, gate, floor): personal data. Shown in full to the agent
+	// who goes, masked to others; erased with the customer.
+	AddressNote string `protobuf:"bytes,11,opt,name=address_note,json=addressNote,proto3" json:"address_note,omitempty"`
+	// "booked" or "cancelled".
+	Status string `protobuf:"bytes,12,opt,name=status,proto3" json:"status,omitempty"`
+	// Why it was cancelled: CancelAppointmentRequest's reason code, or "visit_cancelled" when its
+	// visit was cancelled upstream.
+	CancelReason string `protobuf:"bytes,13,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// When the reminder SMS is due; unset when none is scheduled.
+	RemindAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=remind_at,json=remindAt,proto3" json:"remind_at,omitempty"`
+	// "none" (no SMS possible: no phone, opted out, or too close), "scheduled", "sending", "sent",
+	// "failed", "cancelled".
+	ReminderStatus string `protobuf:"bytes,15,opt,name=reminder_status,json=reminderStatus,proto3" json:"reminder_status,omitempty"`
+	// 1 when booked, one more per move.
+	Version       int32                  `protobuf:"varint,16,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Appointment) Reset() {
+	*x = Appointment{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Appointment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Appointment) ProtoMessage() {}
+
+func (x *Appointment) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Appointment.ProtoReflect.Descriptor instead.
+func (*Appointment) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Appointment) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Appointment) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Appointment) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *Appointment) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *Appointment) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *Appointment) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *Appointment) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Appointment) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Appointment) GetAddressNote() string {
+	if x != nil {
+		return x.AddressNote
+	}
+	return ""
+}
+
+func (x *Appointment) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Appointment) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
+}
+
+func (x *Appointment) GetRemindAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemindAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetReminderStatus() string {
+	if x != nil {
+		return x.ReminderStatus
+	}
+	return ""
+}
+
+func (x *Appointment) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Appointment) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Appointment) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type BookAppointmentRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// A CHANNEL_ONSITE task the caller holds.
+	TaskId string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The holder's claim (Task.lease_token).
+	LeaseToken int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// The window agreed with the customer; in the future, end after start, at most 12 hours long.
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// Free text, at most 500 characters (personal data; see Appointment.address_note).
+	AddressNote   string `protobuf:"bytes,6,opt,name=address_note,json=addressNote,proto3" json:"address_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookAppointmentRequest) Reset() {
+	*x = BookAppointmentRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookAppointmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookAppointmentRequest) ProtoMessage() {}
+
+func (x *BookAppointmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookAppointmentRequest.ProtoReflect.Descriptor instead.
+func (*BookAppointmentRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *BookAppointmentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *BookAppointmentRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *BookAppointmentRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *BookAppointmentRequest) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *BookAppointmentRequest) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *BookAppointmentRequest) GetAddressNote() string {
+	if x != nil {
+		return x.AddressNote
+	}
+	return ""
+}
+
+type BookAppointmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointment   *Appointment           `protobuf:"bytes,1,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookAppointmentResponse) Reset() {
+	*x = BookAppointmentResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookAppointmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookAppointmentResponse) ProtoMessage() {}
+
+func (x *BookAppointmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookAppointmentResponse.ProtoReflect.Descriptor instead.
+func (*BookAppointmentResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BookAppointmentResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+type MoveAppointmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,2,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	StartsAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// Why: "customer_request", "agent_unavailable", "weather" or "other".
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Replaces the note when set.
+	AddressNote   *string `protobuf:"bytes,6,opt,name=address_note,json=addressNote,proto3,oneof" json:"address_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveAppointmentRequest) Reset() {
+	*x = MoveAppointmentRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveAppointmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveAppointmentRequest) ProtoMessage() {}
+
+func (x *MoveAppointmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveAppointmentRequest.ProtoReflect.Descriptor instead.
+func (*MoveAppointmentRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *MoveAppointmentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *MoveAppointmentRequest) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *MoveAppointmentRequest) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *MoveAppointmentRequest) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *MoveAppointmentRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MoveAppointmentRequest) GetAddressNote() string {
+	if x != nil && x.AddressNote != nil {
+		return *x.AddressNote
+	}
+	return ""
+}
+
+type MoveAppointmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointment   *Appointment           `protobuf:"bytes,1,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveAppointmentResponse) Reset() {
+	*x = MoveAppointmentResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveAppointmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveAppointmentResponse) ProtoMessage() {}
+
+func (x *MoveAppointmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveAppointmentResponse.ProtoReflect.Descriptor instead.
+func (*MoveAppointmentResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *MoveAppointmentResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+type CancelAppointmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppointmentId string                 `protobuf:"bytes,2,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
+	// Why: "customer_request", "agent_unavailable", "visit_done", "weather" or "other".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelAppointmentRequest) Reset() {
+	*x = CancelAppointmentRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelAppointmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelAppointmentRequest) ProtoMessage() {}
+
+func (x *CancelAppointmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelAppointmentRequest.ProtoReflect.Descriptor instead.
+func (*CancelAppointmentRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CancelAppointmentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CancelAppointmentRequest) GetAppointmentId() string {
+	if x != nil {
+		return x.AppointmentId
+	}
+	return ""
+}
+
+func (x *CancelAppointmentRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelAppointmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointment   *Appointment           `protobuf:"bytes,1,opt,name=appointment,proto3" json:"appointment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelAppointmentResponse) Reset() {
+	*x = CancelAppointmentResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelAppointmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelAppointmentResponse) ProtoMessage() {}
+
+func (x *CancelAppointmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelAppointmentResponse.ProtoReflect.Descriptor instead.
+func (*CancelAppointmentResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CancelAppointmentResponse) GetAppointment() *Appointment {
+	if x != nil {
+		return x.Appointment
+	}
+	return nil
+}
+
+type ListAppointmentsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Filters; empty means any in the caller's scope.
+	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group   string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	// A day (YYYY-MM-DD) in time_zone: appointments starting that day.
+	Day string `protobuf:"bytes,4,opt,name=day,proto3" json:"day,omitempty"`
+	// IANA zone of day; UTC when empty.
+	TimeZone string `protobuf:"bytes,5,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Cancelled ones too.
+	IncludeCancelled bool   `protobuf:"varint,6,opt,name=include_cancelled,json=includeCancelled,proto3" json:"include_cancelled,omitempty"`
+	PageSize         int32  `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken        string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListAppointmentsRequest) Reset() {
+	*x = ListAppointmentsRequest{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAppointmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAppointmentsRequest) ProtoMessage() {}
+
+func (x *ListAppointmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAppointmentsRequest.ProtoReflect.Descriptor instead.
+func (*ListAppointmentsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListAppointmentsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ListAppointmentsRequest) GetIncludeCancelled() bool {
+	if x != nil {
+		return x.IncludeCancelled
+	}
+	return false
+}
+
+func (x *ListAppointmentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAppointmentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListAppointmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Appointments  []*Appointment         `protobuf:"bytes,1,rep,name=appointments,proto3" json:"appointments,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAppointmentsResponse) Reset() {
+	*x = ListAppointmentsResponse{}
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAppointmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAppointmentsResponse) ProtoMessage() {}
+
+func (x *ListAppointmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAppointmentsResponse.ProtoReflect.Descriptor instead.
+func (*ListAppointmentsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListAppointmentsResponse) GetAppointments() []*Appointment {
+	if x != nil {
+		return x.Appointments
+	}
+	return nil
+}
+
+func (x *ListAppointmentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type SetAgentPresenceRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -2958,7 +4279,7 @@ type SetAgentPresenceRequest struct {
 
 func (x *SetAgentPresenceRequest) Reset() {
 	*x = SetAgentPresenceRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[40]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +4291,7 @@ func (x *SetAgentPresenceRequest) String() string {
 func (*SetAgentPresenceRequest) ProtoMessage() {}
 
 func (x *SetAgentPresenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[40]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +4304,7 @@ func (x *SetAgentPresenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAgentPresenceRequest.ProtoReflect.Descriptor instead.
 func (*SetAgentPresenceRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{40}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetAgentPresenceRequest) GetTenantId() string {
@@ -3023,7 +4344,7 @@ type SetAgentPresenceResponse struct {
 
 func (x *SetAgentPresenceResponse) Reset() {
 	*x = SetAgentPresenceResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[41]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +4356,7 @@ func (x *SetAgentPresenceResponse) String() string {
 func (*SetAgentPresenceResponse) ProtoMessage() {}
 
 func (x *SetAgentPresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[41]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +4369,7 @@ func (x *SetAgentPresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAgentPresenceResponse.ProtoReflect.Descriptor instead.
 func (*SetAgentPresenceResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{41}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetAgentPresenceResponse) GetAgent() *Agent {
@@ -3077,7 +4398,7 @@ type GetWallboardRequest struct {
 
 func (x *GetWallboardRequest) Reset() {
 	*x = GetWallboardRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[42]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +4410,7 @@ func (x *GetWallboardRequest) String() string {
 func (*GetWallboardRequest) ProtoMessage() {}
 
 func (x *GetWallboardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[42]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +4423,7 @@ func (x *GetWallboardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWallboardRequest.ProtoReflect.Descriptor instead.
 func (*GetWallboardRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{42}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetWallboardRequest) GetTenantId() string {
@@ -3154,7 +4475,7 @@ type Wallboard struct {
 
 func (x *Wallboard) Reset() {
 	*x = Wallboard{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[43]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +4487,7 @@ func (x *Wallboard) String() string {
 func (*Wallboard) ProtoMessage() {}
 
 func (x *Wallboard) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[43]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +4500,7 @@ func (x *Wallboard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Wallboard.ProtoReflect.Descriptor instead.
 func (*Wallboard) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{43}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Wallboard) GetAt() *timestamppb.Timestamp {
@@ -3234,7 +4555,7 @@ type GroupBoard struct {
 
 func (x *GroupBoard) Reset() {
 	*x = GroupBoard{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[44]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3246,7 +4567,7 @@ func (x *GroupBoard) String() string {
 func (*GroupBoard) ProtoMessage() {}
 
 func (x *GroupBoard) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[44]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3259,7 +4580,7 @@ func (x *GroupBoard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupBoard.ProtoReflect.Descriptor instead.
 func (*GroupBoard) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{44}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GroupBoard) GetGroup() string {
@@ -3356,7 +4677,7 @@ type SeverityCount struct {
 
 func (x *SeverityCount) Reset() {
 	*x = SeverityCount{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[45]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +4689,7 @@ func (x *SeverityCount) String() string {
 func (*SeverityCount) ProtoMessage() {}
 
 func (x *SeverityCount) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[45]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +4702,7 @@ func (x *SeverityCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityCount.ProtoReflect.Descriptor instead.
 func (*SeverityCount) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{45}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SeverityCount) GetSeverity() v1.Severity {
@@ -3413,7 +4734,7 @@ type AgentCounts struct {
 
 func (x *AgentCounts) Reset() {
 	*x = AgentCounts{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[46]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3425,7 +4746,7 @@ func (x *AgentCounts) String() string {
 func (*AgentCounts) ProtoMessage() {}
 
 func (x *AgentCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[46]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3438,7 +4759,7 @@ func (x *AgentCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentCounts.ProtoReflect.Descriptor instead.
 func (*AgentCounts) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{46}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *AgentCounts) GetAvailable() int32 {
@@ -3486,7 +4807,7 @@ type AgentState struct {
 
 func (x *AgentState) Reset() {
 	*x = AgentState{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[47]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +4819,7 @@ func (x *AgentState) String() string {
 func (*AgentState) ProtoMessage() {}
 
 func (x *AgentState) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[47]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +4832,7 @@ func (x *AgentState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentState.ProtoReflect.Descriptor instead.
 func (*AgentState) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{47}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *AgentState) GetAgentId() string {
@@ -3558,7 +4879,7 @@ type GetWallboardResponse struct {
 
 func (x *GetWallboardResponse) Reset() {
 	*x = GetWallboardResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[48]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +4891,7 @@ func (x *GetWallboardResponse) String() string {
 func (*GetWallboardResponse) ProtoMessage() {}
 
 func (x *GetWallboardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[48]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +4904,7 @@ func (x *GetWallboardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWallboardResponse.ProtoReflect.Descriptor instead.
 func (*GetWallboardResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{48}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetWallboardResponse) GetWallboard() *Wallboard {
@@ -3607,7 +4928,7 @@ type WatchQueueRequest struct {
 
 func (x *WatchQueueRequest) Reset() {
 	*x = WatchQueueRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[49]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +4940,7 @@ func (x *WatchQueueRequest) String() string {
 func (*WatchQueueRequest) ProtoMessage() {}
 
 func (x *WatchQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[49]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +4953,7 @@ func (x *WatchQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchQueueRequest.ProtoReflect.Descriptor instead.
 func (*WatchQueueRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{49}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WatchQueueRequest) GetTenantId() string {
@@ -3673,7 +4994,7 @@ type AgentQueue struct {
 
 func (x *AgentQueue) Reset() {
 	*x = AgentQueue{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[50]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +5006,7 @@ func (x *AgentQueue) String() string {
 func (*AgentQueue) ProtoMessage() {}
 
 func (x *AgentQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[50]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +5019,7 @@ func (x *AgentQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentQueue.ProtoReflect.Descriptor instead.
 func (*AgentQueue) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{50}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AgentQueue) GetHeld() []*Task {
@@ -3733,10 +5054,10 @@ type WatchQueueResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Pass it back in WatchQueueRequest.cursor to resume after this update.
 	Cursor string   `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
-	Kind   v11.Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=huifang.watch.v1.Kind" json:"kind,omitempty"`
+	Kind   v12.Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=huifang.watch.v1.Kind" json:"kind,omitempty"`
 	// The events this update reflects (none on the first snapshot of a fresh watch and on
 	// heartbeats and refreshes).
-	Events []*v11.Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*v12.Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	// Unset on heartbeats.
 	Queue         *AgentQueue `protobuf:"bytes,4,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -3745,7 +5066,7 @@ type WatchQueueResponse struct {
 
 func (x *WatchQueueResponse) Reset() {
 	*x = WatchQueueResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[51]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3757,7 +5078,7 @@ func (x *WatchQueueResponse) String() string {
 func (*WatchQueueResponse) ProtoMessage() {}
 
 func (x *WatchQueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[51]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3770,7 +5091,7 @@ func (x *WatchQueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchQueueResponse.ProtoReflect.Descriptor instead.
 func (*WatchQueueResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{51}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WatchQueueResponse) GetCursor() string {
@@ -3780,14 +5101,14 @@ func (x *WatchQueueResponse) GetCursor() string {
 	return ""
 }
 
-func (x *WatchQueueResponse) GetKind() v11.Kind {
+func (x *WatchQueueResponse) GetKind() v12.Kind {
 	if x != nil {
 		return x.Kind
 	}
-	return v11.Kind(0)
+	return v12.Kind(0)
 }
 
-func (x *WatchQueueResponse) GetEvents() []*v11.Event {
+func (x *WatchQueueResponse) GetEvents() []*v12.Event {
 	if x != nil {
 		return x.Events
 	}
@@ -3817,7 +5138,7 @@ type WatchWallboardRequest struct {
 
 func (x *WatchWallboardRequest) Reset() {
 	*x = WatchWallboardRequest{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[52]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3829,7 +5150,7 @@ func (x *WatchWallboardRequest) String() string {
 func (*WatchWallboardRequest) ProtoMessage() {}
 
 func (x *WatchWallboardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[52]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3842,7 +5163,7 @@ func (x *WatchWallboardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWallboardRequest.ProtoReflect.Descriptor instead.
 func (*WatchWallboardRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{52}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WatchWallboardRequest) GetTenantId() string {
@@ -3890,8 +5211,8 @@ func (x *WatchWallboardRequest) GetCursor() string {
 type WatchWallboardResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Cursor string                 `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
-	Kind   v11.Kind               `protobuf:"varint,2,opt,name=kind,proto3,enum=huifang.watch.v1.Kind" json:"kind,omitempty"`
-	Events []*v11.Event           `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	Kind   v12.Kind               `protobuf:"varint,2,opt,name=kind,proto3,enum=huifang.watch.v1.Kind" json:"kind,omitempty"`
+	Events []*v12.Event           `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	// Unset on heartbeats.
 	Wallboard     *Wallboard `protobuf:"bytes,4,opt,name=wallboard,proto3" json:"wallboard,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -3900,7 +5221,7 @@ type WatchWallboardResponse struct {
 
 func (x *WatchWallboardResponse) Reset() {
 	*x = WatchWallboardResponse{}
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[53]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3912,7 +5233,7 @@ func (x *WatchWallboardResponse) String() string {
 func (*WatchWallboardResponse) ProtoMessage() {}
 
 func (x *WatchWallboardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[53]
+	mi := &file_huifang_dispatch_v1_dispatch_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3925,7 +5246,7 @@ func (x *WatchWallboardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWallboardResponse.ProtoReflect.Descriptor instead.
 func (*WatchWallboardResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{53}
+	return file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WatchWallboardResponse) GetCursor() string {
@@ -3935,14 +5256,14 @@ func (x *WatchWallboardResponse) GetCursor() string {
 	return ""
 }
 
-func (x *WatchWallboardResponse) GetKind() v11.Kind {
+func (x *WatchWallboardResponse) GetKind() v12.Kind {
 	if x != nil {
 		return x.Kind
 	}
-	return v11.Kind(0)
+	return v12.Kind(0)
 }
 
-func (x *WatchWallboardResponse) GetEvents() []*v11.Event {
+func (x *WatchWallboardResponse) GetEvents() []*v12.Event {
 	if x != nil {
 		return x.Events
 	}
@@ -3960,16 +5281,16 @@ var File_huifang_dispatch_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a\x1chuifang/watch/v1/watch.proto\"\x98\x01\n" +
+	"\"huifang/dispatch/v1/dispatch.proto\x12\x13huifang.dispatch.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"huifang/feedback/v1/feedback.proto\x1a\x1chuifang/types/v1/types.proto\x1a\x1chuifang/watch/v1/watch.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x98\x01\n" +
 	"\aOrgUnit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
 	"\tparent_id\x18\x04 \x01(\tR\bparentId\x12\x12\n" +
 	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x1b\n" +
-	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"H\n" +
-	"\x14UpsertOrgUnitRequest\x120\n" +
-	"\x04unit\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.OrgUnitR\x04unit\"I\n" +
+	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"P\n" +
+	"\x14UpsertOrgUnitRequest\x128\n" +
+	"\x04unit\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.OrgUnitB\x06\xbaH\x03\xc8\x01\x01R\x04unit\"I\n" +
 	"\x15UpsertOrgUnitResponse\x120\n" +
 	"\x04unit\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.OrgUnitR\x04unit\"2\n" +
 	"\x13ListOrgUnitsRequest\x12\x1b\n" +
@@ -4001,14 +5322,15 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\bpresence\x18\v \x01(\x0e2\x1d.huifang.dispatch.v1.PresenceR\bpresence\x12'\n" +
 	"\x0fpresence_reason\x18\f \x01(\tR\x0epresenceReason\x12A\n" +
 	"\x0epresence_since\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rpresenceSinceB\t\n" +
-	"\a_active\"F\n" +
-	"\x12UpsertAgentRequest\x120\n" +
-	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"G\n" +
+	"\a_active\"N\n" +
+	"\x12UpsertAgentRequest\x128\n" +
+	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentB\x06\xbaH\x03\xc8\x01\x01R\x05agent\"G\n" +
 	"\x13UpsertAgentResponse\x120\n" +
-	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"\x82\x01\n" +
+	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"\x8e\x01\n" +
 	"\x11ListAgentsRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x14\n" +
 	"\x05group\x18\x04 \x01(\tR\x05group\"p\n" +
@@ -4038,73 +5360,83 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x10product_category\x18\x13 \x01(\tR\x0fproductCategory\x12H\n" +
 	"\x10last_disposition\x18\x14 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\x0flastDisposition\x12\x1f\n" +
 	"\vlease_token\x18\x15 \x01(\x03R\n" +
-	"leaseToken\"\xa0\x01\n" +
+	"leaseToken\"\xc1\x02\n" +
 	"\x14ClaimNextTaskRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
-	"\bagent_id\x18\x02 \x01(\tB\x02\x18\x01R\aagentId\x12-\n" +
-	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12P\n" +
+	"\bagent_id\x18\x02 \x01(\tB5\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')\x18\x01R\aagentId\x12;\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\f\xbaH\t\xaa\x01\x06\"\x02\b<2\x00R\x04wait\x12}\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"F\n" +
+	"request_id\x18\x04 \x01(\tB^\xbaH[\xba\x01S\n" +
+	"\tprintable\x12-must be printable characters (a UUID will do)\x1a\x17!this.matches('\\\\p{C}')r\x03\x18\x80\x01R\trequestId\"F\n" +
 	"\x15ClaimNextTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\x8c\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xca\x01\n" +
 	"\x14HeartbeatTaskRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
-	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12\x1f\n" +
-	"\vlease_token\x18\x04 \x01(\x03R\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12\x1d\n" +
+	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12(\n" +
+	"\vlease_token\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
 	"leaseToken\"F\n" +
 	"\x15HeartbeatTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xd1\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xdd\x01\n" +
 	"\x10ListTasksRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1b\n" +
-	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x14\n" +
 	"\x05group\x18\x06 \x01(\tR\x05group\x12\x1b\n" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\"l\n" +
 	"\x11ListTasksResponse\x12/\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x19.huifang.dispatch.v1.TaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9a\x03\n" +
 	"\x14RecordAttemptRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12\x1d\n" +
 	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12?\n" +
 	"\vdisposition\x18\x04 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x12<\n" +
 	"\fcall_back_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"callBackAt\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\x12\x1f\n" +
-	"\vlease_token\x18\a \x01(\x03R\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x12(\n" +
+	"\vlease_token\x18\a \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
 	"leaseToken\x12;\n" +
 	"\voccurred_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\"\xa4\x01\n" +
 	"\x15RecordAttemptResponse\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12B\n" +
-	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x8a\x01\n" +
+	"\x0fnext_attempt_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\xc8\x01\n" +
 	"\x12ReleaseTaskRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
-	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12\x1f\n" +
-	"\vlease_token\x18\x04 \x01(\x03R\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12\x1d\n" +
+	"\bagent_id\x18\x03 \x01(\tB\x02\x18\x01R\aagentId\x12(\n" +
+	"\vlease_token\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
 	"leaseToken\"D\n" +
 	"\x13ReleaseTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xa0\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xbf\x02\n" +
 	"\x13ReassignTaskRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
-	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1e\n" +
-	"\vto_agent_id\x18\x04 \x01(\tR\ttoAgentId\x12\x16\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12P\n" +
+	"\tleader_id\x18\x03 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\bleaderId\x12S\n" +
+	"\vto_agent_id\x18\x04 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\ttoAgentId\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"E\n" +
 	"\x14ReassignTaskResponse\x12-\n" +
-	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xd9\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\"\xef\x01\n" +
 	"\x18ListDeadlineTasksRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x121\n" +
-	"\x06within\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06within\x12\x14\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\x06within\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\b\xbaH\x05\xaa\x01\x022\x00R\x06within\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12\x1b\n" +
-	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\x1b\n" +
-	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12'\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"S\n" +
 	"\fDeadlineTask\x12-\n" +
@@ -4112,7 +5444,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\"|\n" +
 	"\x19ListDeadlineTasksResponse\x127\n" +
 	"\x05tasks\x18\x01 \x03(\v2!.huifang.dispatch.v1.DeadlineTaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf3\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x02\n" +
 	"\bTemplate\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\x123\n" +
@@ -4121,16 +5453,21 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\bgreeting\x18\x05 \x01(\tR\bgreeting\x12\x12\n" +
 	"\x04body\x18\x06 \x01(\tR\x04body\x12\x16\n" +
 	"\x06footer\x18\a \x01(\tR\x06footer\x12\x16\n" +
-	"\x06preset\x18\b \x01(\tR\x06preset\"R\n" +
-	"\x15UpsertTemplateRequest\x129\n" +
-	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"S\n" +
+	"\x06preset\x18\b \x01(\tR\x06preset\x12\x12\n" +
+	"\x04kind\x18\t \x01(\tR\x04kind\x12!\n" +
+	"\fservice_type\x18\n" +
+	" \x01(\tR\vserviceType\"Z\n" +
+	"\x15UpsertTemplateRequest\x12A\n" +
+	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateB\x06\xbaH\x03\xc8\x01\x01R\btemplate\"S\n" +
 	"\x16UpsertTemplateResponse\x129\n" +
-	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"\xf8\x01\n" +
+	"\btemplate\x18\x01 \x01(\v2\x1d.huifang.dispatch.v1.TemplateR\btemplate\"\x98\x03\n" +
 	"\x1bSetCustomerVariablesRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
-	"\vcustomer_id\x18\x02 \x01(\tR\n" +
-	"customerId\x12]\n" +
-	"\tvariables\x18\x03 \x03(\v2?.huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntryR\tvariables\x1a<\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12T\n" +
+	"\vcustomer_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\n" +
+	"customerId\x12\xc7\x01\n" +
+	"\tvariables\x18\x03 \x03(\v2?.huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntryBh\xbaHe\x9a\x01b\"`\xba\x01]\n" +
+	"\rvariable_name\x121must be a non-empty name without braces or spaces\x1a\x19this.matches('^[^{} ]+$')R\tvariables\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +
@@ -4138,7 +5475,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\tvariables\x18\x01 \x03(\v2@.huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntryR\tvariables\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x04\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
@@ -4158,33 +5495,147 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x87\x01\n" +
+	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12%\n" +
+	"\x0eappointment_id\x18\x11 \x01(\tR\rappointmentId\"\x93\x01\n" +
 	"\x13ListMessagesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"x\n" +
 	"\x14ListMessagesResponse\x128\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1c.huifang.dispatch.v1.MessageR\bmessages\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +
-	"\x1cRecordDeliveryReceiptRequest\x12\x1a\n" +
-	"\bprovider\x18\x01 \x01(\tR\bprovider\x12.\n" +
-	"\x13provider_message_id\x18\x02 \x01(\tR\x11providerMessageId\x12\x1c\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x02\n" +
+	"\x1cRecordDeliveryReceiptRequest\x12O\n" +
+	"\bprovider\x18\x01 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\bprovider\x12c\n" +
+	"\x13provider_message_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x11providerMessageId\x12\x1c\n" +
 	"\tdelivered\x18\x03 \x01(\bR\tdelivered\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"W\n" +
 	"\x1dRecordDeliveryReceiptResponse\x126\n" +
-	"\amessage\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.MessageR\amessage\"\xc0\x01\n" +
+	"\amessage\x18\x01 \x01(\v2\x1c.huifang.dispatch.v1.MessageR\amessage\"\x8e\x02\n" +
 	"\x18RevealTaskContactRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1f\n" +
-	"\vlease_token\x18\x03 \x01(\x03R\n" +
-	"leaseToken\x123\n" +
-	"\achannel\x18\x04 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x18\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12(\n" +
+	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"leaseToken\x12C\n" +
+	"\achannel\x18\x04 \x01(\x0e2\x19.huifang.types.v1.ChannelB\x0e\xbaH\v\x82\x01\b\x18\x00\x18\x01\x18\x02\x18\x04R\achannel\x12\x18\n" +
 	"\apurpose\x18\x05 \x01(\tR\apurpose\"I\n" +
 	"\x19RevealTaskContactResponse\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xa4\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x87\x01\n" +
+	"\x13ListAttemptsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xdc\x02\n" +
+	"\vTaskAttempt\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12?\n" +
+	"\vdisposition\x18\x04 \x01(\x0e2\x1d.huifang.types.v1.DispositionR\vdisposition\x123\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x19\n" +
+	"\bagent_id\x18\x06 \x01(\tR\aagentId\x12*\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12B\n" +
+	"\x0fnext_attempt_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"|\n" +
+	"\x14ListAttemptsResponse\x12<\n" +
+	"\battempts\x18\x01 \x03(\v2 .huifang.dispatch.v1.TaskAttemptR\battempts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"w\n" +
+	"\x15GetTaskContextRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12(\n" +
+	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"leaseToken\"\xd2\x02\n" +
+	"\x0eServiceDetails\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_type\x18\x02 \x01(\tR\vserviceType\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x18\n" +
+	"\aproduct\x18\x04 \x01(\tR\aproduct\x12\x19\n" +
+	"\borg_unit\x18\x05 \x01(\tR\aorgUnit\x126\n" +
+	"\bseverity\x18\x06 \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12!\n" +
+	"\fcomplaint_id\x18\a \x01(\tR\vcomplaintId\x12\x12\n" +
+	"\x04late\x18\b \x01(\bR\x04late\x12\x1b\n" +
+	"\tpolicy_id\x18\t \x01(\tR\bpolicyId\"j\n" +
+	"\x06Script\x12\x1a\n" +
+	"\bgreeting\x18\x01 \x01(\tR\bgreeting\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\tR\x04body\x12\x18\n" +
+	"\aclosing\x18\x03 \x01(\tR\aclosing\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"\xba\x03\n" +
+	"\x16GetTaskContextResponse\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.huifang.dispatch.v1.TaskR\x04task\x12=\n" +
+	"\aservice\x18\x02 \x01(\v2#.huifang.dispatch.v1.ServiceDetailsR\aservice\x12<\n" +
+	"\battempts\x18\x03 \x03(\v2 .huifang.dispatch.v1.TaskAttemptR\battempts\x12H\n" +
+	"\rquestionnaire\x18\x04 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\x121\n" +
+	"\x14questionnaire_status\x18\x05 \x01(\tR\x13questionnaireStatus\x123\n" +
+	"\x06script\x18\x06 \x01(\v2\x1b.huifang.dispatch.v1.ScriptR\x06script\x12B\n" +
+	"\vappointment\x18\a \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\x9d\x05\n" +
+	"\vAppointment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12\x19\n" +
+	"\bvisit_id\x18\x04 \x01(\tR\avisitId\x12\x1f\n" +
+	"\vcustomer_id\x18\x05 \x01(\tR\n" +
+	"customerId\x12\x19\n" +
+	"\bagent_id\x18\x06 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\a \x01(\tR\x05group\x127\n" +
+	"\tstarts_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x1b\n" +
+	"\ttime_zone\x18\n" +
+	" \x01(\tR\btimeZone\x12!\n" +
+	"\faddress_note\x18\v \x01(\tR\vaddressNote\x12\x16\n" +
+	"\x06status\x18\f \x01(\tR\x06status\x12#\n" +
+	"\rcancel_reason\x18\r \x01(\tR\fcancelReason\x127\n" +
+	"\tremind_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bremindAt\x12'\n" +
+	"\x0freminder_status\x18\x0f \x01(\tR\x0ereminderStatus\x12\x18\n" +
+	"\aversion\x18\x10 \x01(\x05R\aversion\x129\n" +
+	"\n" +
+	"created_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x89\x02\n" +
+	"\x16BookAppointmentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12(\n" +
+	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"leaseToken\x127\n" +
+	"\tstarts_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12!\n" +
+	"\faddress_note\x18\x06 \x01(\tR\vaddressNote\"]\n" +
+	"\x17BookAppointmentResponse\x12B\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\x9b\x02\n" +
+	"\x16MoveAppointmentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
+	"\x0eappointment_id\x18\x02 \x01(\tR\rappointmentId\x127\n" +
+	"\tstarts_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12&\n" +
+	"\faddress_note\x18\x06 \x01(\tH\x00R\vaddressNote\x88\x01\x01B\x0f\n" +
+	"\r_address_note\"]\n" +
+	"\x17MoveAppointmentResponse\x12B\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"v\n" +
+	"\x18CancelAppointmentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
+	"\x0eappointment_id\x18\x02 \x01(\tR\rappointmentId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"_\n" +
+	"\x19CancelAppointmentResponse\x12B\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\xff\x01\n" +
+	"\x17ListAppointmentsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x10\n" +
+	"\x03day\x18\x04 \x01(\tR\x03day\x12\x1b\n" +
+	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\x12+\n" +
+	"\x11include_cancelled\x18\x06 \x01(\bR\x10includeCancelled\x12\x1b\n" +
+	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"\x88\x01\n" +
+	"\x18ListAppointmentsResponse\x12D\n" +
+	"\fappointments\x18\x01 \x03(\v2 .huifang.dispatch.v1.AppointmentR\fappointments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
 	"\x17SetAgentPresenceRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x129\n" +
@@ -4276,30 +5727,43 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x14PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12PRESENCE_AVAILABLE\x10\x01\x12\x15\n" +
 	"\x11PRESENCE_ON_BREAK\x10\x02\x12\x14\n" +
-	"\x10PRESENCE_OFFLINE\x10\x032\xd3\x10\n" +
-	"\x0fDispatchService\x12f\n" +
-	"\rUpsertOrgUnit\x12).huifang.dispatch.v1.UpsertOrgUnitRequest\x1a*.huifang.dispatch.v1.UpsertOrgUnitResponse\x12c\n" +
-	"\fListOrgUnits\x12(.huifang.dispatch.v1.ListOrgUnitsRequest\x1a).huifang.dispatch.v1.ListOrgUnitsResponse\x12`\n" +
-	"\vUpsertAgent\x12'.huifang.dispatch.v1.UpsertAgentRequest\x1a(.huifang.dispatch.v1.UpsertAgentResponse\x12]\n" +
+	"\x10PRESENCE_OFFLINE\x10\x032\x90\x1a\n" +
+	"\x0fDispatchService\x12\x8d\x01\n" +
+	"\rUpsertOrgUnit\x12).huifang.dispatch.v1.UpsertOrgUnitRequest\x1a*.huifang.dispatch.v1.UpsertOrgUnitResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x04unit\x1a\x17/v1/org_units/{unit.id}\x12z\n" +
+	"\fListOrgUnits\x12(.huifang.dispatch.v1.ListOrgUnitsRequest\x1a).huifang.dispatch.v1.ListOrgUnitsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/org_units\x12\x86\x01\n" +
+	"\vUpsertAgent\x12'.huifang.dispatch.v1.UpsertAgentRequest\x1a(.huifang.dispatch.v1.UpsertAgentResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x05agent\x1a\x15/v1/agents/{agent.id}\x12q\n" +
 	"\n" +
-	"ListAgents\x12&.huifang.dispatch.v1.ListAgentsRequest\x1a'.huifang.dispatch.v1.ListAgentsResponse\x12f\n" +
-	"\rClaimNextTask\x12).huifang.dispatch.v1.ClaimNextTaskRequest\x1a*.huifang.dispatch.v1.ClaimNextTaskResponse\x12f\n" +
-	"\rHeartbeatTask\x12).huifang.dispatch.v1.HeartbeatTaskRequest\x1a*.huifang.dispatch.v1.HeartbeatTaskResponse\x12Z\n" +
-	"\tListTasks\x12%.huifang.dispatch.v1.ListTasksRequest\x1a&.huifang.dispatch.v1.ListTasksResponse\x12f\n" +
-	"\rRecordAttempt\x12).huifang.dispatch.v1.RecordAttemptRequest\x1a*.huifang.dispatch.v1.RecordAttemptResponse\x12`\n" +
-	"\vReleaseTask\x12'.huifang.dispatch.v1.ReleaseTaskRequest\x1a(.huifang.dispatch.v1.ReleaseTaskResponse\x12c\n" +
-	"\fReassignTask\x12(.huifang.dispatch.v1.ReassignTaskRequest\x1a).huifang.dispatch.v1.ReassignTaskResponse\x12r\n" +
-	"\x11ListDeadlineTasks\x12-.huifang.dispatch.v1.ListDeadlineTasksRequest\x1a..huifang.dispatch.v1.ListDeadlineTasksResponse\x12i\n" +
-	"\x0eUpsertTemplate\x12*.huifang.dispatch.v1.UpsertTemplateRequest\x1a+.huifang.dispatch.v1.UpsertTemplateResponse\x12{\n" +
-	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\x12c\n" +
-	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\x12~\n" +
-	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponse\x12r\n" +
-	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\x12o\n" +
+	"ListAgents\x12&.huifang.dispatch.v1.ListAgentsRequest\x1a'.huifang.dispatch.v1.ListAgentsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/agents\x12\x82\x01\n" +
+	"\rClaimNextTask\x12).huifang.dispatch.v1.ClaimNextTaskRequest\x1a*.huifang.dispatch.v1.ClaimNextTaskResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/tasks:claim\x12\x90\x01\n" +
+	"\rHeartbeatTask\x12).huifang.dispatch.v1.HeartbeatTaskRequest\x1a*.huifang.dispatch.v1.HeartbeatTaskResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/tasks/{task_id}:heartbeat\x12m\n" +
+	"\tListTasks\x12%.huifang.dispatch.v1.ListTasksRequest\x1a&.huifang.dispatch.v1.ListTasksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/tasks\x12\x8f\x01\n" +
+	"\rRecordAttempt\x12).huifang.dispatch.v1.RecordAttemptRequest\x1a*.huifang.dispatch.v1.RecordAttemptResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/tasks/{task_id}/attempts\x12\x88\x01\n" +
+	"\vReleaseTask\x12'.huifang.dispatch.v1.ReleaseTaskRequest\x1a(.huifang.dispatch.v1.ReleaseTaskResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/tasks/{task_id}:release\x12\x8c\x01\n" +
+	"\fReassignTask\x12(.huifang.dispatch.v1.ReassignTaskRequest\x1a).huifang.dispatch.v1.ReassignTaskResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/tasks/{task_id}:reassign\x12\x8e\x01\n" +
+	"\x11ListDeadlineTasks\x12-.huifang.dispatch.v1.ListDeadlineTasksRequest\x1a..huifang.dispatch.v1.ListDeadlineTasksResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/tasks:deadline\x12\x8a\x01\n" +
+	"\x0eUpsertTemplate\x12*.huifang.dispatch.v1.UpsertTemplateRequest\x1a+.huifang.dispatch.v1.UpsertTemplateResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\btemplate\"\r/v1/templates\x12\xad\x01\n" +
+	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/customers/{customer_id}/variables\x12y\n" +
+	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12\xa0\x01\n" +
+	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/delivery_receipts\x12\xa0\x01\n" +
+	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContact\x12c\n" +
+	"\fListAttempts\x12(.huifang.dispatch.v1.ListAttemptsRequest\x1a).huifang.dispatch.v1.ListAttemptsResponse\x12i\n" +
+	"\x0eGetTaskContext\x12*.huifang.dispatch.v1.GetTaskContextRequest\x1a+.huifang.dispatch.v1.GetTaskContextResponse\x12l\n" +
+	"\x0fBookAppointment\x12+.huifang.dispatch.v1.BookAppointmentRequest\x1a,.huifang.dispatch.v1.BookAppointmentResponse\x12l\n" +
+	"\x0fMoveAppointment\x12+.huifang.dispatch.v1.MoveAppointmentRequest\x1a,.huifang.dispatch.v1.MoveAppointmentResponse\x12r\n" +
+	"\x11CancelAppointment\x12-.huifang.dispatch.v1.CancelAppointmentRequest\x1a..huifang.dispatch.v1.CancelAppointmentResponse\x12o\n" +
+	"\x10ListAppointments\x12,.huifang.dispatch.v1.ListAppointmentsRequest\x1a-.huifang.dispatch.v1.ListAppointmentsResponse\x12o\n" +
 	"\x10SetAgentPresence\x12,.huifang.dispatch.v1.SetAgentPresenceRequest\x1a-.huifang.dispatch.v1.SetAgentPresenceResponse\x12c\n" +
 	"\fGetWallboard\x12(.huifang.dispatch.v1.GetWallboardRequest\x1a).huifang.dispatch.v1.GetWallboardResponse\x12_\n" +
 	"\n" +
 	"WatchQueue\x12&.huifang.dispatch.v1.WatchQueueRequest\x1a'.huifang.dispatch.v1.WatchQueueResponse0\x01\x12k\n" +
-	"\x0eWatchWallboard\x12*.huifang.dispatch.v1.WatchWallboardRequest\x1a+.huifang.dispatch.v1.WatchWallboardResponse0\x01BAZ?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
+	"\x0eWatchWallboard\x12*.huifang.dispatch.v1.WatchWallboardRequest\x1a+.huifang.dispatch.v1.WatchWallboardResponse0\x01B\xff\x03\x92A\xba\x03\x12\xb6\x02\n" +
+	"\x10Huifang dispatch\x12\x9d\x02Agents, org units, the follow-up task queue, attempts and messages. The HTTP/JSON surface of huifang.dispatch.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z?github.com/huifang/huifang/proto/huifang/dispatch/v1;dispatchv1b\x06proto3"
 
 var (
 	file_huifang_dispatch_v1_dispatch_proto_rawDescOnce sync.Once
@@ -4314,7 +5778,7 @@ func file_huifang_dispatch_v1_dispatch_proto_rawDescGZIP() []byte {
 }
 
 var file_huifang_dispatch_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_huifang_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
 	(Role)(0),                             // 0: huifang.dispatch.v1.Role
 	(Presence)(0),                         // 1: huifang.dispatch.v1.Presence
@@ -4358,146 +5822,201 @@ var file_huifang_dispatch_v1_dispatch_proto_goTypes = []any{
 	(*RecordDeliveryReceiptResponse)(nil), // 39: huifang.dispatch.v1.RecordDeliveryReceiptResponse
 	(*RevealTaskContactRequest)(nil),      // 40: huifang.dispatch.v1.RevealTaskContactRequest
 	(*RevealTaskContactResponse)(nil),     // 41: huifang.dispatch.v1.RevealTaskContactResponse
-	(*SetAgentPresenceRequest)(nil),       // 42: huifang.dispatch.v1.SetAgentPresenceRequest
-	(*SetAgentPresenceResponse)(nil),      // 43: huifang.dispatch.v1.SetAgentPresenceResponse
-	(*GetWallboardRequest)(nil),           // 44: huifang.dispatch.v1.GetWallboardRequest
-	(*Wallboard)(nil),                     // 45: huifang.dispatch.v1.Wallboard
-	(*GroupBoard)(nil),                    // 46: huifang.dispatch.v1.GroupBoard
-	(*SeverityCount)(nil),                 // 47: huifang.dispatch.v1.SeverityCount
-	(*AgentCounts)(nil),                   // 48: huifang.dispatch.v1.AgentCounts
-	(*AgentState)(nil),                    // 49: huifang.dispatch.v1.AgentState
-	(*GetWallboardResponse)(nil),          // 50: huifang.dispatch.v1.GetWallboardResponse
-	(*WatchQueueRequest)(nil),             // 51: huifang.dispatch.v1.WatchQueueRequest
-	(*AgentQueue)(nil),                    // 52: huifang.dispatch.v1.AgentQueue
-	(*WatchQueueResponse)(nil),            // 53: huifang.dispatch.v1.WatchQueueResponse
-	(*WatchWallboardRequest)(nil),         // 54: huifang.dispatch.v1.WatchWallboardRequest
-	(*WatchWallboardResponse)(nil),        // 55: huifang.dispatch.v1.WatchWallboardResponse
-	nil,                                   // 56: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	nil,                                   // 57: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	(*timestamppb.Timestamp)(nil),         // 58: google.protobuf.Timestamp
-	(*v1.Customer)(nil),                   // 59: huifang.types.v1.Customer
-	(v1.Channel)(0),                       // 60: huifang.types.v1.Channel
-	(v1.Severity)(0),                      // 61: huifang.types.v1.Severity
-	(v1.Disposition)(0),                   // 62: huifang.types.v1.Disposition
-	(*durationpb.Duration)(nil),           // 63: google.protobuf.Duration
-	(v11.Kind)(0),                         // 64: huifang.watch.v1.Kind
-	(*v11.Event)(nil),                     // 65: huifang.watch.v1.Event
+	(*ListAttemptsRequest)(nil),           // 42: huifang.dispatch.v1.ListAttemptsRequest
+	(*TaskAttempt)(nil),                   // 43: huifang.dispatch.v1.TaskAttempt
+	(*ListAttemptsResponse)(nil),          // 44: huifang.dispatch.v1.ListAttemptsResponse
+	(*GetTaskContextRequest)(nil),         // 45: huifang.dispatch.v1.GetTaskContextRequest
+	(*ServiceDetails)(nil),                // 46: huifang.dispatch.v1.ServiceDetails
+	(*Script)(nil),                        // 47: huifang.dispatch.v1.Script
+	(*GetTaskContextResponse)(nil),        // 48: huifang.dispatch.v1.GetTaskContextResponse
+	(*Appointment)(nil),                   // 49: huifang.dispatch.v1.Appointment
+	(*BookAppointmentRequest)(nil),        // 50: huifang.dispatch.v1.BookAppointmentRequest
+	(*BookAppointmentResponse)(nil),       // 51: huifang.dispatch.v1.BookAppointmentResponse
+	(*MoveAppointmentRequest)(nil),        // 52: huifang.dispatch.v1.MoveAppointmentRequest
+	(*MoveAppointmentResponse)(nil),       // 53: huifang.dispatch.v1.MoveAppointmentResponse
+	(*CancelAppointmentRequest)(nil),      // 54: huifang.dispatch.v1.CancelAppointmentRequest
+	(*CancelAppointmentResponse)(nil),     // 55: huifang.dispatch.v1.CancelAppointmentResponse
+	(*ListAppointmentsRequest)(nil),       // 56: huifang.dispatch.v1.ListAppointmentsRequest
+	(*ListAppointmentsResponse)(nil),      // 57: huifang.dispatch.v1.ListAppointmentsResponse
+	(*SetAgentPresenceRequest)(nil),       // 58: huifang.dispatch.v1.SetAgentPresenceRequest
+	(*SetAgentPresenceResponse)(nil),      // 59: huifang.dispatch.v1.SetAgentPresenceResponse
+	(*GetWallboardRequest)(nil),           // 60: huifang.dispatch.v1.GetWallboardRequest
+	(*Wallboard)(nil),                     // 61: huifang.dispatch.v1.Wallboard
+	(*GroupBoard)(nil),                    // 62: huifang.dispatch.v1.GroupBoard
+	(*SeverityCount)(nil),                 // 63: huifang.dispatch.v1.SeverityCount
+	(*AgentCounts)(nil),                   // 64: huifang.dispatch.v1.AgentCounts
+	(*AgentState)(nil),                    // 65: huifang.dispatch.v1.AgentState
+	(*GetWallboardResponse)(nil),          // 66: huifang.dispatch.v1.GetWallboardResponse
+	(*WatchQueueRequest)(nil),             // 67: huifang.dispatch.v1.WatchQueueRequest
+	(*AgentQueue)(nil),                    // 68: huifang.dispatch.v1.AgentQueue
+	(*WatchQueueResponse)(nil),            // 69: huifang.dispatch.v1.WatchQueueResponse
+	(*WatchWallboardRequest)(nil),         // 70: huifang.dispatch.v1.WatchWallboardRequest
+	(*WatchWallboardResponse)(nil),        // 71: huifang.dispatch.v1.WatchWallboardResponse
+	nil,                                   // 72: huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	nil,                                   // 73: huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	(*timestamppb.Timestamp)(nil),         // 74: google.protobuf.Timestamp
+	(*v1.Customer)(nil),                   // 75: huifang.types.v1.Customer
+	(v1.Channel)(0),                       // 76: huifang.types.v1.Channel
+	(v1.Severity)(0),                      // 77: huifang.types.v1.Severity
+	(v1.Disposition)(0),                   // 78: huifang.types.v1.Disposition
+	(*durationpb.Duration)(nil),           // 79: google.protobuf.Duration
+	(*v11.Questionnaire)(nil),             // 80: huifang.feedback.v1.Questionnaire
+	(v12.Kind)(0),                         // 81: huifang.watch.v1.Kind
+	(*v12.Event)(nil),                     // 82: huifang.watch.v1.Event
 }
 var file_huifang_dispatch_v1_dispatch_proto_depIdxs = []int32{
-	2,  // 0: huifang.dispatch.v1.UpsertOrgUnitRequest.unit:type_name -> huifang.dispatch.v1.OrgUnit
-	2,  // 1: huifang.dispatch.v1.UpsertOrgUnitResponse.unit:type_name -> huifang.dispatch.v1.OrgUnit
-	2,  // 2: huifang.dispatch.v1.ListOrgUnitsResponse.units:type_name -> huifang.dispatch.v1.OrgUnit
-	0,  // 3: huifang.dispatch.v1.Agent.role:type_name -> huifang.dispatch.v1.Role
-	7,  // 4: huifang.dispatch.v1.Agent.skills:type_name -> huifang.dispatch.v1.Skills
-	8,  // 5: huifang.dispatch.v1.Agent.shift:type_name -> huifang.dispatch.v1.Shift
-	1,  // 6: huifang.dispatch.v1.Agent.presence:type_name -> huifang.dispatch.v1.Presence
-	58, // 7: huifang.dispatch.v1.Agent.presence_since:type_name -> google.protobuf.Timestamp
-	9,  // 8: huifang.dispatch.v1.UpsertAgentRequest.agent:type_name -> huifang.dispatch.v1.Agent
-	9,  // 9: huifang.dispatch.v1.UpsertAgentResponse.agent:type_name -> huifang.dispatch.v1.Agent
-	9,  // 10: huifang.dispatch.v1.ListAgentsResponse.agents:type_name -> huifang.dispatch.v1.Agent
-	59, // 11: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
-	60, // 12: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
-	58, // 13: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
-	58, // 14: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
-	58, // 15: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
-	61, // 16: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
-	58, // 17: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
-	0,  // 18: huifang.dispatch.v1.Task.required_role:type_name -> huifang.dispatch.v1.Role
-	62, // 19: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
-	63, // 20: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
-	14, // 21: huifang.dispatch.v1.ClaimNextTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	14, // 22: huifang.dispatch.v1.HeartbeatTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	14, // 23: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
-	62, // 24: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
-	58, // 25: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
-	58, // 26: huifang.dispatch.v1.RecordAttemptRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	14, // 27: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
-	58, // 28: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
-	14, // 29: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	14, // 30: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
-	63, // 31: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
-	14, // 32: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
-	28, // 33: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
-	60, // 34: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
-	30, // 35: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
-	30, // 36: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
-	56, // 37: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
-	57, // 38: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
-	60, // 39: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
-	58, // 40: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
-	58, // 41: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 42: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
-	35, // 43: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
-	60, // 44: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
-	1,  // 45: huifang.dispatch.v1.SetAgentPresenceRequest.presence:type_name -> huifang.dispatch.v1.Presence
-	9,  // 46: huifang.dispatch.v1.SetAgentPresenceResponse.agent:type_name -> huifang.dispatch.v1.Agent
-	63, // 47: huifang.dispatch.v1.GetWallboardRequest.within:type_name -> google.protobuf.Duration
-	58, // 48: huifang.dispatch.v1.Wallboard.at:type_name -> google.protobuf.Timestamp
-	46, // 49: huifang.dispatch.v1.Wallboard.groups:type_name -> huifang.dispatch.v1.GroupBoard
-	46, // 50: huifang.dispatch.v1.Wallboard.total:type_name -> huifang.dispatch.v1.GroupBoard
-	47, // 51: huifang.dispatch.v1.GroupBoard.waiting_by_severity:type_name -> huifang.dispatch.v1.SeverityCount
-	63, // 52: huifang.dispatch.v1.GroupBoard.oldest_waiting:type_name -> google.protobuf.Duration
-	48, // 53: huifang.dispatch.v1.GroupBoard.agents:type_name -> huifang.dispatch.v1.AgentCounts
-	49, // 54: huifang.dispatch.v1.GroupBoard.agent_states:type_name -> huifang.dispatch.v1.AgentState
-	61, // 55: huifang.dispatch.v1.SeverityCount.severity:type_name -> huifang.types.v1.Severity
-	1,  // 56: huifang.dispatch.v1.AgentState.presence:type_name -> huifang.dispatch.v1.Presence
-	58, // 57: huifang.dispatch.v1.AgentState.since:type_name -> google.protobuf.Timestamp
-	45, // 58: huifang.dispatch.v1.GetWallboardResponse.wallboard:type_name -> huifang.dispatch.v1.Wallboard
-	14, // 59: huifang.dispatch.v1.AgentQueue.held:type_name -> huifang.dispatch.v1.Task
-	14, // 60: huifang.dispatch.v1.AgentQueue.claimable:type_name -> huifang.dispatch.v1.Task
-	1,  // 61: huifang.dispatch.v1.AgentQueue.presence:type_name -> huifang.dispatch.v1.Presence
-	64, // 62: huifang.dispatch.v1.WatchQueueResponse.kind:type_name -> huifang.watch.v1.Kind
-	65, // 63: huifang.dispatch.v1.WatchQueueResponse.events:type_name -> huifang.watch.v1.Event
-	52, // 64: huifang.dispatch.v1.WatchQueueResponse.queue:type_name -> huifang.dispatch.v1.AgentQueue
-	63, // 65: huifang.dispatch.v1.WatchWallboardRequest.within:type_name -> google.protobuf.Duration
-	64, // 66: huifang.dispatch.v1.WatchWallboardResponse.kind:type_name -> huifang.watch.v1.Kind
-	65, // 67: huifang.dispatch.v1.WatchWallboardResponse.events:type_name -> huifang.watch.v1.Event
-	45, // 68: huifang.dispatch.v1.WatchWallboardResponse.wallboard:type_name -> huifang.dispatch.v1.Wallboard
-	3,  // 69: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
-	5,  // 70: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
-	10, // 71: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
-	12, // 72: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
-	15, // 73: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
-	17, // 74: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
-	19, // 75: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
-	21, // 76: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
-	23, // 77: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
-	25, // 78: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
-	27, // 79: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
-	31, // 80: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
-	33, // 81: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
-	36, // 82: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
-	38, // 83: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
-	40, // 84: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
-	42, // 85: huifang.dispatch.v1.DispatchService.SetAgentPresence:input_type -> huifang.dispatch.v1.SetAgentPresenceRequest
-	44, // 86: huifang.dispatch.v1.DispatchService.GetWallboard:input_type -> huifang.dispatch.v1.GetWallboardRequest
-	51, // 87: huifang.dispatch.v1.DispatchService.WatchQueue:input_type -> huifang.dispatch.v1.WatchQueueRequest
-	54, // 88: huifang.dispatch.v1.DispatchService.WatchWallboard:input_type -> huifang.dispatch.v1.WatchWallboardRequest
-	4,  // 89: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
-	6,  // 90: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
-	11, // 91: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
-	13, // 92: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
-	16, // 93: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
-	18, // 94: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
-	20, // 95: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
-	22, // 96: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
-	24, // 97: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
-	26, // 98: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
-	29, // 99: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
-	32, // 100: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
-	34, // 101: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
-	37, // 102: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
-	39, // 103: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
-	41, // 104: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
-	43, // 105: huifang.dispatch.v1.DispatchService.SetAgentPresence:output_type -> huifang.dispatch.v1.SetAgentPresenceResponse
-	50, // 106: huifang.dispatch.v1.DispatchService.GetWallboard:output_type -> huifang.dispatch.v1.GetWallboardResponse
-	53, // 107: huifang.dispatch.v1.DispatchService.WatchQueue:output_type -> huifang.dispatch.v1.WatchQueueResponse
-	55, // 108: huifang.dispatch.v1.DispatchService.WatchWallboard:output_type -> huifang.dispatch.v1.WatchWallboardResponse
-	89, // [89:109] is the sub-list for method output_type
-	69, // [69:89] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	2,   // 0: huifang.dispatch.v1.UpsertOrgUnitRequest.unit:type_name -> huifang.dispatch.v1.OrgUnit
+	2,   // 1: huifang.dispatch.v1.UpsertOrgUnitResponse.unit:type_name -> huifang.dispatch.v1.OrgUnit
+	2,   // 2: huifang.dispatch.v1.ListOrgUnitsResponse.units:type_name -> huifang.dispatch.v1.OrgUnit
+	0,   // 3: huifang.dispatch.v1.Agent.role:type_name -> huifang.dispatch.v1.Role
+	7,   // 4: huifang.dispatch.v1.Agent.skills:type_name -> huifang.dispatch.v1.Skills
+	8,   // 5: huifang.dispatch.v1.Agent.shift:type_name -> huifang.dispatch.v1.Shift
+	1,   // 6: huifang.dispatch.v1.Agent.presence:type_name -> huifang.dispatch.v1.Presence
+	74,  // 7: huifang.dispatch.v1.Agent.presence_since:type_name -> google.protobuf.Timestamp
+	9,   // 8: huifang.dispatch.v1.UpsertAgentRequest.agent:type_name -> huifang.dispatch.v1.Agent
+	9,   // 9: huifang.dispatch.v1.UpsertAgentResponse.agent:type_name -> huifang.dispatch.v1.Agent
+	9,   // 10: huifang.dispatch.v1.ListAgentsResponse.agents:type_name -> huifang.dispatch.v1.Agent
+	75,  // 11: huifang.dispatch.v1.Task.customer:type_name -> huifang.types.v1.Customer
+	76,  // 12: huifang.dispatch.v1.Task.channel:type_name -> huifang.types.v1.Channel
+	74,  // 13: huifang.dispatch.v1.Task.due_at:type_name -> google.protobuf.Timestamp
+	74,  // 14: huifang.dispatch.v1.Task.deadline:type_name -> google.protobuf.Timestamp
+	74,  // 15: huifang.dispatch.v1.Task.lease_expires_at:type_name -> google.protobuf.Timestamp
+	77,  // 16: huifang.dispatch.v1.Task.severity:type_name -> huifang.types.v1.Severity
+	74,  // 17: huifang.dispatch.v1.Task.available_at:type_name -> google.protobuf.Timestamp
+	0,   // 18: huifang.dispatch.v1.Task.required_role:type_name -> huifang.dispatch.v1.Role
+	78,  // 19: huifang.dispatch.v1.Task.last_disposition:type_name -> huifang.types.v1.Disposition
+	79,  // 20: huifang.dispatch.v1.ClaimNextTaskRequest.wait:type_name -> google.protobuf.Duration
+	14,  // 21: huifang.dispatch.v1.ClaimNextTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	14,  // 22: huifang.dispatch.v1.HeartbeatTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	14,  // 23: huifang.dispatch.v1.ListTasksResponse.tasks:type_name -> huifang.dispatch.v1.Task
+	78,  // 24: huifang.dispatch.v1.RecordAttemptRequest.disposition:type_name -> huifang.types.v1.Disposition
+	74,  // 25: huifang.dispatch.v1.RecordAttemptRequest.call_back_at:type_name -> google.protobuf.Timestamp
+	74,  // 26: huifang.dispatch.v1.RecordAttemptRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	14,  // 27: huifang.dispatch.v1.RecordAttemptResponse.task:type_name -> huifang.dispatch.v1.Task
+	74,  // 28: huifang.dispatch.v1.RecordAttemptResponse.next_attempt_at:type_name -> google.protobuf.Timestamp
+	14,  // 29: huifang.dispatch.v1.ReleaseTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	14,  // 30: huifang.dispatch.v1.ReassignTaskResponse.task:type_name -> huifang.dispatch.v1.Task
+	79,  // 31: huifang.dispatch.v1.ListDeadlineTasksRequest.within:type_name -> google.protobuf.Duration
+	14,  // 32: huifang.dispatch.v1.DeadlineTask.task:type_name -> huifang.dispatch.v1.Task
+	28,  // 33: huifang.dispatch.v1.ListDeadlineTasksResponse.tasks:type_name -> huifang.dispatch.v1.DeadlineTask
+	76,  // 34: huifang.dispatch.v1.Template.channel:type_name -> huifang.types.v1.Channel
+	30,  // 35: huifang.dispatch.v1.UpsertTemplateRequest.template:type_name -> huifang.dispatch.v1.Template
+	30,  // 36: huifang.dispatch.v1.UpsertTemplateResponse.template:type_name -> huifang.dispatch.v1.Template
+	72,  // 37: huifang.dispatch.v1.SetCustomerVariablesRequest.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesRequest.VariablesEntry
+	73,  // 38: huifang.dispatch.v1.SetCustomerVariablesResponse.variables:type_name -> huifang.dispatch.v1.SetCustomerVariablesResponse.VariablesEntry
+	76,  // 39: huifang.dispatch.v1.Message.channel:type_name -> huifang.types.v1.Channel
+	74,  // 40: huifang.dispatch.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	74,  // 41: huifang.dispatch.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	35,  // 42: huifang.dispatch.v1.ListMessagesResponse.messages:type_name -> huifang.dispatch.v1.Message
+	35,  // 43: huifang.dispatch.v1.RecordDeliveryReceiptResponse.message:type_name -> huifang.dispatch.v1.Message
+	76,  // 44: huifang.dispatch.v1.RevealTaskContactRequest.channel:type_name -> huifang.types.v1.Channel
+	78,  // 45: huifang.dispatch.v1.TaskAttempt.disposition:type_name -> huifang.types.v1.Disposition
+	76,  // 46: huifang.dispatch.v1.TaskAttempt.channel:type_name -> huifang.types.v1.Channel
+	74,  // 47: huifang.dispatch.v1.TaskAttempt.at:type_name -> google.protobuf.Timestamp
+	74,  // 48: huifang.dispatch.v1.TaskAttempt.next_attempt_at:type_name -> google.protobuf.Timestamp
+	43,  // 49: huifang.dispatch.v1.ListAttemptsResponse.attempts:type_name -> huifang.dispatch.v1.TaskAttempt
+	74,  // 50: huifang.dispatch.v1.ServiceDetails.completed_at:type_name -> google.protobuf.Timestamp
+	77,  // 51: huifang.dispatch.v1.ServiceDetails.severity:type_name -> huifang.types.v1.Severity
+	14,  // 52: huifang.dispatch.v1.GetTaskContextResponse.task:type_name -> huifang.dispatch.v1.Task
+	46,  // 53: huifang.dispatch.v1.GetTaskContextResponse.service:type_name -> huifang.dispatch.v1.ServiceDetails
+	43,  // 54: huifang.dispatch.v1.GetTaskContextResponse.attempts:type_name -> huifang.dispatch.v1.TaskAttempt
+	80,  // 55: huifang.dispatch.v1.GetTaskContextResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	47,  // 56: huifang.dispatch.v1.GetTaskContextResponse.script:type_name -> huifang.dispatch.v1.Script
+	49,  // 57: huifang.dispatch.v1.GetTaskContextResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	74,  // 58: huifang.dispatch.v1.Appointment.starts_at:type_name -> google.protobuf.Timestamp
+	74,  // 59: huifang.dispatch.v1.Appointment.ends_at:type_name -> google.protobuf.Timestamp
+	74,  // 60: huifang.dispatch.v1.Appointment.remind_at:type_name -> google.protobuf.Timestamp
+	74,  // 61: huifang.dispatch.v1.Appointment.created_at:type_name -> google.protobuf.Timestamp
+	74,  // 62: huifang.dispatch.v1.Appointment.updated_at:type_name -> google.protobuf.Timestamp
+	74,  // 63: huifang.dispatch.v1.BookAppointmentRequest.starts_at:type_name -> google.protobuf.Timestamp
+	74,  // 64: huifang.dispatch.v1.BookAppointmentRequest.ends_at:type_name -> google.protobuf.Timestamp
+	49,  // 65: huifang.dispatch.v1.BookAppointmentResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	74,  // 66: huifang.dispatch.v1.MoveAppointmentRequest.starts_at:type_name -> google.protobuf.Timestamp
+	74,  // 67: huifang.dispatch.v1.MoveAppointmentRequest.ends_at:type_name -> google.protobuf.Timestamp
+	49,  // 68: huifang.dispatch.v1.MoveAppointmentResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	49,  // 69: huifang.dispatch.v1.CancelAppointmentResponse.appointment:type_name -> huifang.dispatch.v1.Appointment
+	49,  // 70: huifang.dispatch.v1.ListAppointmentsResponse.appointments:type_name -> huifang.dispatch.v1.Appointment
+	1,   // 71: huifang.dispatch.v1.SetAgentPresenceRequest.presence:type_name -> huifang.dispatch.v1.Presence
+	9,   // 72: huifang.dispatch.v1.SetAgentPresenceResponse.agent:type_name -> huifang.dispatch.v1.Agent
+	79,  // 73: huifang.dispatch.v1.GetWallboardRequest.within:type_name -> google.protobuf.Duration
+	74,  // 74: huifang.dispatch.v1.Wallboard.at:type_name -> google.protobuf.Timestamp
+	62,  // 75: huifang.dispatch.v1.Wallboard.groups:type_name -> huifang.dispatch.v1.GroupBoard
+	62,  // 76: huifang.dispatch.v1.Wallboard.total:type_name -> huifang.dispatch.v1.GroupBoard
+	63,  // 77: huifang.dispatch.v1.GroupBoard.waiting_by_severity:type_name -> huifang.dispatch.v1.SeverityCount
+	79,  // 78: huifang.dispatch.v1.GroupBoard.oldest_waiting:type_name -> google.protobuf.Duration
+	64,  // 79: huifang.dispatch.v1.GroupBoard.agents:type_name -> huifang.dispatch.v1.AgentCounts
+	65,  // 80: huifang.dispatch.v1.GroupBoard.agent_states:type_name -> huifang.dispatch.v1.AgentState
+	77,  // 81: huifang.dispatch.v1.SeverityCount.severity:type_name -> huifang.types.v1.Severity
+	1,   // 82: huifang.dispatch.v1.AgentState.presence:type_name -> huifang.dispatch.v1.Presence
+	74,  // 83: huifang.dispatch.v1.AgentState.since:type_name -> google.protobuf.Timestamp
+	61,  // 84: huifang.dispatch.v1.GetWallboardResponse.wallboard:type_name -> huifang.dispatch.v1.Wallboard
+	14,  // 85: huifang.dispatch.v1.AgentQueue.held:type_name -> huifang.dispatch.v1.Task
+	14,  // 86: huifang.dispatch.v1.AgentQueue.claimable:type_name -> huifang.dispatch.v1.Task
+	1,   // 87: huifang.dispatch.v1.AgentQueue.presence:type_name -> huifang.dispatch.v1.Presence
+	81,  // 88: huifang.dispatch.v1.WatchQueueResponse.kind:type_name -> huifang.watch.v1.Kind
+	82,  // 89: huifang.dispatch.v1.WatchQueueResponse.events:type_name -> huifang.watch.v1.Event
+	68,  // 90: huifang.dispatch.v1.WatchQueueResponse.queue:type_name -> huifang.dispatch.v1.AgentQueue
+	79,  // 91: huifang.dispatch.v1.WatchWallboardRequest.within:type_name -> google.protobuf.Duration
+	81,  // 92: huifang.dispatch.v1.WatchWallboardResponse.kind:type_name -> huifang.watch.v1.Kind
+	82,  // 93: huifang.dispatch.v1.WatchWallboardResponse.events:type_name -> huifang.watch.v1.Event
+	61,  // 94: huifang.dispatch.v1.WatchWallboardResponse.wallboard:type_name -> huifang.dispatch.v1.Wallboard
+	3,   // 95: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:input_type -> huifang.dispatch.v1.UpsertOrgUnitRequest
+	5,   // 96: huifang.dispatch.v1.DispatchService.ListOrgUnits:input_type -> huifang.dispatch.v1.ListOrgUnitsRequest
+	10,  // 97: huifang.dispatch.v1.DispatchService.UpsertAgent:input_type -> huifang.dispatch.v1.UpsertAgentRequest
+	12,  // 98: huifang.dispatch.v1.DispatchService.ListAgents:input_type -> huifang.dispatch.v1.ListAgentsRequest
+	15,  // 99: huifang.dispatch.v1.DispatchService.ClaimNextTask:input_type -> huifang.dispatch.v1.ClaimNextTaskRequest
+	17,  // 100: huifang.dispatch.v1.DispatchService.HeartbeatTask:input_type -> huifang.dispatch.v1.HeartbeatTaskRequest
+	19,  // 101: huifang.dispatch.v1.DispatchService.ListTasks:input_type -> huifang.dispatch.v1.ListTasksRequest
+	21,  // 102: huifang.dispatch.v1.DispatchService.RecordAttempt:input_type -> huifang.dispatch.v1.RecordAttemptRequest
+	23,  // 103: huifang.dispatch.v1.DispatchService.ReleaseTask:input_type -> huifang.dispatch.v1.ReleaseTaskRequest
+	25,  // 104: huifang.dispatch.v1.DispatchService.ReassignTask:input_type -> huifang.dispatch.v1.ReassignTaskRequest
+	27,  // 105: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:input_type -> huifang.dispatch.v1.ListDeadlineTasksRequest
+	31,  // 106: huifang.dispatch.v1.DispatchService.UpsertTemplate:input_type -> huifang.dispatch.v1.UpsertTemplateRequest
+	33,  // 107: huifang.dispatch.v1.DispatchService.SetCustomerVariables:input_type -> huifang.dispatch.v1.SetCustomerVariablesRequest
+	36,  // 108: huifang.dispatch.v1.DispatchService.ListMessages:input_type -> huifang.dispatch.v1.ListMessagesRequest
+	38,  // 109: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:input_type -> huifang.dispatch.v1.RecordDeliveryReceiptRequest
+	40,  // 110: huifang.dispatch.v1.DispatchService.RevealTaskContact:input_type -> huifang.dispatch.v1.RevealTaskContactRequest
+	42,  // 111: huifang.dispatch.v1.DispatchService.ListAttempts:input_type -> huifang.dispatch.v1.ListAttemptsRequest
+	45,  // 112: huifang.dispatch.v1.DispatchService.GetTaskContext:input_type -> huifang.dispatch.v1.GetTaskContextRequest
+	50,  // 113: huifang.dispatch.v1.DispatchService.BookAppointment:input_type -> huifang.dispatch.v1.BookAppointmentRequest
+	52,  // 114: huifang.dispatch.v1.DispatchService.MoveAppointment:input_type -> huifang.dispatch.v1.MoveAppointmentRequest
+	54,  // 115: huifang.dispatch.v1.DispatchService.CancelAppointment:input_type -> huifang.dispatch.v1.CancelAppointmentRequest
+	56,  // 116: huifang.dispatch.v1.DispatchService.ListAppointments:input_type -> huifang.dispatch.v1.ListAppointmentsRequest
+	58,  // 117: huifang.dispatch.v1.DispatchService.SetAgentPresence:input_type -> huifang.dispatch.v1.SetAgentPresenceRequest
+	60,  // 118: huifang.dispatch.v1.DispatchService.GetWallboard:input_type -> huifang.dispatch.v1.GetWallboardRequest
+	67,  // 119: huifang.dispatch.v1.DispatchService.WatchQueue:input_type -> huifang.dispatch.v1.WatchQueueRequest
+	70,  // 120: huifang.dispatch.v1.DispatchService.WatchWallboard:input_type -> huifang.dispatch.v1.WatchWallboardRequest
+	4,   // 121: huifang.dispatch.v1.DispatchService.UpsertOrgUnit:output_type -> huifang.dispatch.v1.UpsertOrgUnitResponse
+	6,   // 122: huifang.dispatch.v1.DispatchService.ListOrgUnits:output_type -> huifang.dispatch.v1.ListOrgUnitsResponse
+	11,  // 123: huifang.dispatch.v1.DispatchService.UpsertAgent:output_type -> huifang.dispatch.v1.UpsertAgentResponse
+	13,  // 124: huifang.dispatch.v1.DispatchService.ListAgents:output_type -> huifang.dispatch.v1.ListAgentsResponse
+	16,  // 125: huifang.dispatch.v1.DispatchService.ClaimNextTask:output_type -> huifang.dispatch.v1.ClaimNextTaskResponse
+	18,  // 126: huifang.dispatch.v1.DispatchService.HeartbeatTask:output_type -> huifang.dispatch.v1.HeartbeatTaskResponse
+	20,  // 127: huifang.dispatch.v1.DispatchService.ListTasks:output_type -> huifang.dispatch.v1.ListTasksResponse
+	22,  // 128: huifang.dispatch.v1.DispatchService.RecordAttempt:output_type -> huifang.dispatch.v1.RecordAttemptResponse
+	24,  // 129: huifang.dispatch.v1.DispatchService.ReleaseTask:output_type -> huifang.dispatch.v1.ReleaseTaskResponse
+	26,  // 130: huifang.dispatch.v1.DispatchService.ReassignTask:output_type -> huifang.dispatch.v1.ReassignTaskResponse
+	29,  // 131: huifang.dispatch.v1.DispatchService.ListDeadlineTasks:output_type -> huifang.dispatch.v1.ListDeadlineTasksResponse
+	32,  // 132: huifang.dispatch.v1.DispatchService.UpsertTemplate:output_type -> huifang.dispatch.v1.UpsertTemplateResponse
+	34,  // 133: huifang.dispatch.v1.DispatchService.SetCustomerVariables:output_type -> huifang.dispatch.v1.SetCustomerVariablesResponse
+	37,  // 134: huifang.dispatch.v1.DispatchService.ListMessages:output_type -> huifang.dispatch.v1.ListMessagesResponse
+	39,  // 135: huifang.dispatch.v1.DispatchService.RecordDeliveryReceipt:output_type -> huifang.dispatch.v1.RecordDeliveryReceiptResponse
+	41,  // 136: huifang.dispatch.v1.DispatchService.RevealTaskContact:output_type -> huifang.dispatch.v1.RevealTaskContactResponse
+	44,  // 137: huifang.dispatch.v1.DispatchService.ListAttempts:output_type -> huifang.dispatch.v1.ListAttemptsResponse
+	48,  // 138: huifang.dispatch.v1.DispatchService.GetTaskContext:output_type -> huifang.dispatch.v1.GetTaskContextResponse
+	51,  // 139: huifang.dispatch.v1.DispatchService.BookAppointment:output_type -> huifang.dispatch.v1.BookAppointmentResponse
+	53,  // 140: huifang.dispatch.v1.DispatchService.MoveAppointment:output_type -> huifang.dispatch.v1.MoveAppointmentResponse
+	55,  // 141: huifang.dispatch.v1.DispatchService.CancelAppointment:output_type -> huifang.dispatch.v1.CancelAppointmentResponse
+	57,  // 142: huifang.dispatch.v1.DispatchService.ListAppointments:output_type -> huifang.dispatch.v1.ListAppointmentsResponse
+	59,  // 143: huifang.dispatch.v1.DispatchService.SetAgentPresence:output_type -> huifang.dispatch.v1.SetAgentPresenceResponse
+	66,  // 144: huifang.dispatch.v1.DispatchService.GetWallboard:output_type -> huifang.dispatch.v1.GetWallboardResponse
+	69,  // 145: huifang.dispatch.v1.DispatchService.WatchQueue:output_type -> huifang.dispatch.v1.WatchQueueResponse
+	71,  // 146: huifang.dispatch.v1.DispatchService.WatchWallboard:output_type -> huifang.dispatch.v1.WatchWallboardResponse
+	121, // [121:147] is the sub-list for method output_type
+	95,  // [95:121] is the sub-list for method input_type
+	95,  // [95:95] is the sub-list for extension type_name
+	95,  // [95:95] is the sub-list for extension extendee
+	0,   // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_huifang_dispatch_v1_dispatch_proto_init() }
@@ -4506,13 +6025,14 @@ func file_huifang_dispatch_v1_dispatch_proto_init() {
 		return
 	}
 	file_huifang_dispatch_v1_dispatch_proto_msgTypes[7].OneofWrappers = []any{}
+	file_huifang_dispatch_v1_dispatch_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_dispatch_v1_dispatch_proto_rawDesc), len(file_huifang_dispatch_v1_dispatch_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   56,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,12 @@ const (
 	DispatchService_ListMessages_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListMessages"
 	DispatchService_RecordDeliveryReceipt_FullMethodName = "/huifang.dispatch.v1.DispatchService/RecordDeliveryReceipt"
 	DispatchService_RevealTaskContact_FullMethodName     = "/huifang.dispatch.v1.DispatchService/RevealTaskContact"
+	DispatchService_ListAttempts_FullMethodName          = "/huifang.dispatch.v1.DispatchService/ListAttempts"
+	DispatchService_GetTaskContext_FullMethodName        = "/huifang.dispatch.v1.DispatchService/GetTaskContext"
+	DispatchService_BookAppointment_FullMethodName       = "/huifang.dispatch.v1.DispatchService/BookAppointment"
+	DispatchService_MoveAppointment_FullMethodName       = "/huifang.dispatch.v1.DispatchService/MoveAppointment"
+	DispatchService_CancelAppointment_FullMethodName     = "/huifang.dispatch.v1.DispatchService/CancelAppointment"
+	DispatchService_ListAppointments_FullMethodName      = "/huifang.dispatch.v1.DispatchService/ListAppointments"
 	DispatchService_SetAgentPresence_FullMethodName      = "/huifang.dispatch.v1.DispatchService/SetAgentPresence"
 	DispatchService_GetWallboard_FullMethodName          = "/huifang.dispatch.v1.DispatchService/GetWallboard"
 	DispatchService_WatchQueue_FullMethodName            = "/huifang.dispatch.v1.DispatchService/WatchQueue"
@@ -83,6 +89,27 @@ type DispatchServiceClient interface {
 	// customer on (click-to-dial): tasks show contacts masked. Dispatch asks intake for it with
 	// the agent and purpose, and both services write it to their audit logs.
 	RevealTaskContact(ctx context.Context, in *RevealTaskContactRequest, opts ...grpc.CallOption) (*RevealTaskContactResponse, error)
+	// ListAttempts lists the attempts of one task, oldest first: who tried, on which channel, how it
+	// ended and when the next try is planned (no note: free text stays with the task's holder).
+	// The agent the task is assigned to, leaders of its groups and directors.
+	ListAttempts(ctx context.Context, in *ListAttemptsRequest, opts ...grpc.CallOption) (*ListAttemptsResponse, error)
+	// GetTaskContext is everything an agent's screen needs for the task at hand in one call: the
+	// task (customer masked, as ClaimNextTask returns it), the service details its visit carried,
+	// the attempts so far, the questionnaire of the visit's policy (from feedback; marked
+	// unavailable when feedback cannot answer) and the call script (seed 004: confirm identity,
+	// introduce, state the purpose, ask if it is convenient; thank). Only the agent holding the
+	// task (its lease_token) or a leader of the task's groups.
+	GetTaskContext(ctx context.Context, in *GetTaskContextRequest, opts ...grpc.CallOption) (*GetTaskContextResponse, error)
+	// BookAppointment agrees the time of an on-site visit with the customer in advance (seed 000)
+	// and schedules the reminder SMS to the customer. Only the agent holding the task.
+	BookAppointment(ctx context.Context, in *BookAppointmentRequest, opts ...grpc.CallOption) (*BookAppointmentResponse, error)
+	// MoveAppointment moves a booked appointment to another window; its reminder moves with it.
+	MoveAppointment(ctx context.Context, in *MoveAppointmentRequest, opts ...grpc.CallOption) (*MoveAppointmentResponse, error)
+	// CancelAppointment cancels a booked appointment and its reminder.
+	CancelAppointment(ctx context.Context, in *CancelAppointmentRequest, opts ...grpc.CallOption) (*CancelAppointmentResponse, error)
+	// ListAppointments lists appointments by start time: an agent's own, a leader's groups', or
+	// (directors) any; filtered by agent, group and day.
+	ListAppointments(ctx context.Context, in *ListAppointmentsRequest, opts ...grpc.CallOption) (*ListAppointmentsResponse, error)
 	// SetAgentPresence sets an agent's presence: available, on a break (with a reason code) or
 	// offline. An agent sets its own (agent_id blank: the caller); a leader may set an agent of
 	// the groups it oversees offline (a director any agent of the tenant). ClaimNextTask refuses an
@@ -271,6 +298,66 @@ func (c *dispatchServiceClient) RevealTaskContact(ctx context.Context, in *Revea
 	return out, nil
 }
 
+func (c *dispatchServiceClient) ListAttempts(ctx context.Context, in *ListAttemptsRequest, opts ...grpc.CallOption) (*ListAttemptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAttemptsResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ListAttempts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) GetTaskContext(ctx context.Context, in *GetTaskContextRequest, opts ...grpc.CallOption) (*GetTaskContextResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTaskContextResponse)
+	err := c.cc.Invoke(ctx, DispatchService_GetTaskContext_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) BookAppointment(ctx context.Context, in *BookAppointmentRequest, opts ...grpc.CallOption) (*BookAppointmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BookAppointmentResponse)
+	err := c.cc.Invoke(ctx, DispatchService_BookAppointment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) MoveAppointment(ctx context.Context, in *MoveAppointmentRequest, opts ...grpc.CallOption) (*MoveAppointmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MoveAppointmentResponse)
+	err := c.cc.Invoke(ctx, DispatchService_MoveAppointment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) CancelAppointment(ctx context.Context, in *CancelAppointmentRequest, opts ...grpc.CallOption) (*CancelAppointmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelAppointmentResponse)
+	err := c.cc.Invoke(ctx, DispatchService_CancelAppointment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ListAppointments(ctx context.Context, in *ListAppointmentsRequest, opts ...grpc.CallOption) (*ListAppointmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAppointmentsResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ListAppointments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dispatchServiceClient) SetAgentPresence(ctx context.Context, in *SetAgentPresenceRequest, opts ...grpc.CallOption) (*SetAgentPresenceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetAgentPresenceResponse)
@@ -371,6 +458,27 @@ type DispatchServiceServer interface {
 	// customer on (click-to-dial): tasks show contacts masked. Dispatch asks intake for it with
 	// the agent and purpose, and both services write it to their audit logs.
 	RevealTaskContact(context.Context, *RevealTaskContactRequest) (*RevealTaskContactResponse, error)
+	// ListAttempts lists the attempts of one task, oldest first: who tried, on which channel, how it
+	// ended and when the next try is planned (no note: free text stays with the task's holder).
+	// The agent the task is assigned to, leaders of its groups and directors.
+	ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error)
+	// GetTaskContext is everything an agent's screen needs for the task at hand in one call: the
+	// task (customer masked, as ClaimNextTask returns it), the service details its visit carried,
+	// the attempts so far, the questionnaire of the visit's policy (from feedback; marked
+	// unavailable when feedback cannot answer) and the call script (seed 004: confirm identity,
+	// introduce, state the purpose, ask if it is convenient; thank). Only the agent holding the
+	// task (its lease_token) or a leader of the task's groups.
+	GetTaskContext(context.Context, *GetTaskContextRequest) (*GetTaskContextResponse, error)
+	// BookAppointment agrees the time of an on-site visit with the customer in advance (seed 000)
+	// and schedules the reminder SMS to the customer. Only the agent holding the task.
+	BookAppointment(context.Context, *BookAppointmentRequest) (*BookAppointmentResponse, error)
+	// MoveAppointment moves a booked appointment to another window; its reminder moves with it.
+	MoveAppointment(context.Context, *MoveAppointmentRequest) (*MoveAppointmentResponse, error)
+	// CancelAppointment cancels a booked appointment and its reminder.
+	CancelAppointment(context.Context, *CancelAppointmentRequest) (*CancelAppointmentResponse, error)
+	// ListAppointments lists appointments by start time: an agent's own, a leader's groups', or
+	// (directors) any; filtered by agent, group and day.
+	ListAppointments(context.Context, *ListAppointmentsRequest) (*ListAppointmentsResponse, error)
 	// SetAgentPresence sets an agent's presence: available, on a break (with a reason code) or
 	// offline. An agent sets its own (agent_id blank: the caller); a leader may set an agent of
 	// the groups it oversees offline (a director any agent of the tenant). ClaimNextTask refuses an
@@ -446,6 +554,24 @@ func (UnimplementedDispatchServiceServer) RecordDeliveryReceipt(context.Context,
 }
 func (UnimplementedDispatchServiceServer) RevealTaskContact(context.Context, *RevealTaskContactRequest) (*RevealTaskContactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevealTaskContact not implemented")
+}
+func (UnimplementedDispatchServiceServer) ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAttempts not implemented")
+}
+func (UnimplementedDispatchServiceServer) GetTaskContext(context.Context, *GetTaskContextRequest) (*GetTaskContextResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTaskContext not implemented")
+}
+func (UnimplementedDispatchServiceServer) BookAppointment(context.Context, *BookAppointmentRequest) (*BookAppointmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BookAppointment not implemented")
+}
+func (UnimplementedDispatchServiceServer) MoveAppointment(context.Context, *MoveAppointmentRequest) (*MoveAppointmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MoveAppointment not implemented")
+}
+func (UnimplementedDispatchServiceServer) CancelAppointment(context.Context, *CancelAppointmentRequest) (*CancelAppointmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelAppointment not implemented")
+}
+func (UnimplementedDispatchServiceServer) ListAppointments(context.Context, *ListAppointmentsRequest) (*ListAppointmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAppointments not implemented")
 }
 func (UnimplementedDispatchServiceServer) SetAgentPresence(context.Context, *SetAgentPresenceRequest) (*SetAgentPresenceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetAgentPresence not implemented")
@@ -768,6 +894,114 @@ func _DispatchService_RevealTaskContact_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatchService_ListAttempts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAttemptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ListAttempts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ListAttempts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ListAttempts(ctx, req.(*ListAttemptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_GetTaskContext_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTaskContextRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).GetTaskContext(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_GetTaskContext_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).GetTaskContext(ctx, req.(*GetTaskContextRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_BookAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BookAppointmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).BookAppointment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_BookAppointment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).BookAppointment(ctx, req.(*BookAppointmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_MoveAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveAppointmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).MoveAppointment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_MoveAppointment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).MoveAppointment(ctx, req.(*MoveAppointmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_CancelAppointment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelAppointmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).CancelAppointment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_CancelAppointment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).CancelAppointment(ctx, req.(*CancelAppointmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ListAppointments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAppointmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ListAppointments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ListAppointments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ListAppointments(ctx, req.(*ListAppointmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DispatchService_SetAgentPresence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetAgentPresenceRequest)
 	if err := dec(in); err != nil {
@@ -896,6 +1130,30 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevealTaskContact",
 			Handler:    _DispatchService_RevealTaskContact_Handler,
+		},
+		{
+			MethodName: "ListAttempts",
+			Handler:    _DispatchService_ListAttempts_Handler,
+		},
+		{
+			MethodName: "GetTaskContext",
+			Handler:    _DispatchService_GetTaskContext_Handler,
+		},
+		{
+			MethodName: "BookAppointment",
+			Handler:    _DispatchService_BookAppointment_Handler,
+		},
+		{
+			MethodName: "MoveAppointment",
+			Handler:    _DispatchService_MoveAppointment_Handler,
+		},
+		{
+			MethodName: "CancelAppointment",
+			Handler:    _DispatchService_CancelAppointment_Handler,
+		},
+		{
+			MethodName: "ListAppointments",
+			Handler:    _DispatchService_ListAppointments_Handler,
 		},
 		{
 			MethodName: "SetAgentPresence",

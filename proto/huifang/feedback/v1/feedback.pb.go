@@ -7,8 +7,11 @@
 package feedbackv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	v1 "github.com/huifang/huifang/proto/huifang/types/v1"
 	v11 "github.com/huifang/huifang/proto/huifang/watch/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -90,6 +93,69 @@ func (x QuestionKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use QuestionKind.Descriptor instead.
 func (QuestionKind) EnumDescriptor() ([]byte, []int) {
 	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{0}
+}
+
+// How an inbound complaint reached the follow-up center.
+type ReceivedVia int32
+
+const (
+	ReceivedVia_RECEIVED_VIA_UNSPECIFIED ReceivedVia = 0
+	// A call the customer made; the agent who took it owns the complaint (seed 002, first contact).
+	ReceivedVia_RECEIVED_VIA_PHONE ReceivedVia = 1
+	// A letter; the agent who entered it owns the complaint.
+	ReceivedVia_RECEIVED_VIA_LETTER ReceivedVia = 2
+	// A web form, entered by the integrator that runs the form (or by an agent).
+	ReceivedVia_RECEIVED_VIA_WEB   ReceivedVia = 3
+	ReceivedVia_RECEIVED_VIA_EMAIL ReceivedVia = 4
+	// The customer came to the counter.
+	ReceivedVia_RECEIVED_VIA_IN_PERSON ReceivedVia = 5
+)
+
+// Enum value maps for ReceivedVia.
+var (
+	ReceivedVia_name = map[int32]string{
+		0: "RECEIVED_VIA_UNSPECIFIED",
+		1: "RECEIVED_VIA_PHONE",
+		2: "RECEIVED_VIA_LETTER",
+		3: "RECEIVED_VIA_WEB",
+		4: "RECEIVED_VIA_EMAIL",
+		5: "RECEIVED_VIA_IN_PERSON",
+	}
+	ReceivedVia_value = map[string]int32{
+		"RECEIVED_VIA_UNSPECIFIED": 0,
+		"RECEIVED_VIA_PHONE":       1,
+		"RECEIVED_VIA_LETTER":      2,
+		"RECEIVED_VIA_WEB":         3,
+		"RECEIVED_VIA_EMAIL":       4,
+		"RECEIVED_VIA_IN_PERSON":   5,
+	}
+)
+
+func (x ReceivedVia) Enum() *ReceivedVia {
+	p := new(ReceivedVia)
+	*p = x
+	return p
+}
+
+func (x ReceivedVia) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReceivedVia) Descriptor() protoreflect.EnumDescriptor {
+	return file_huifang_feedback_v1_feedback_proto_enumTypes[1].Descriptor()
+}
+
+func (ReceivedVia) Type() protoreflect.EnumType {
+	return &file_huifang_feedback_v1_feedback_proto_enumTypes[1]
+}
+
+func (x ReceivedVia) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReceivedVia.Descriptor instead.
+func (ReceivedVia) EnumDescriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{1}
 }
 
 type Question struct {
@@ -2202,7 +2268,12 @@ type Complaint struct {
 	WrittenReplyRef string `protobuf:"bytes,25,opt,name=written_reply_ref,json=writtenReplyRef,proto3" json:"written_reply_ref,omitempty"`
 	// How many records raised this problem: 1, plus one for each time the same customer raised it again
 	// while it was still open (seeds 000, 002: recorded once).
-	TimesRaised   int32 `protobuf:"varint,26,opt,name=times_raised,json=timesRaised,proto3" json:"times_raised,omitempty"`
+	TimesRaised int32 `protobuf:"varint,26,opt,name=times_raised,json=timesRaised,proto3" json:"times_raised,omitempty"`
+	// How an inbound complaint reached the center (CreateComplaint); unspecified for one found in a
+	// follow-up (visit_id names that visit).
+	ReceivedVia ReceivedVia `protobuf:"varint,27,opt,name=received_via,json=receivedVia,proto3,enum=huifang.feedback.v1.ReceivedVia" json:"received_via,omitempty"`
+	// Who entered an inbound complaint: the caller's agent id, or its subject (an integrator).
+	CreatedBy     string `protobuf:"bytes,28,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2417,6 +2488,20 @@ func (x *Complaint) GetTimesRaised() int32 {
 		return x.TimesRaised
 	}
 	return 0
+}
+
+func (x *Complaint) GetReceivedVia() ReceivedVia {
+	if x != nil {
+		return x.ReceivedVia
+	}
+	return ReceivedVia_RECEIVED_VIA_UNSPECIFIED
+}
+
+func (x *Complaint) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
 }
 
 type ListComplaintsRequest struct {
@@ -4232,6 +4317,495 @@ func (x *SubmitReviewResponse) GetReview() *Review {
 	return nil
 }
 
+type CreateComplaintRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Required: the client's id of this request (1 to 100 of A-Z a-z 0-9 . _ : -), unique per tenant.
+	// Sending the same request_id again (a double click, a retry after a timeout) creates nothing and
+	// answers the complaint the first request created.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Required: the customer who complains (as intake's search or the task names it). Not checked
+	// against intake: feedback keeps no customer archive.
+	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Optional: the service the complaint is about.
+	ServiceId string `protobuf:"bytes,4,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	// Optional: the follow-up visit the complaint is about; it must be known to feedback (VisitDue) and
+	// of the same customer. The complaint takes the visit's service and org unit.
+	VisitId string `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// Required: the problem aspect, as in a record's problems (product_quality, service_quality, ...;
+	// lower case, digits and _, at most 64): it decides the owning department and deadline
+	// (COMPLAINT_RULES).
+	Category string `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
+	// The severity as the customer or agent sees it; unspecified: the category rule's.
+	Severity v1.Severity `protobuf:"varint,7,opt,name=severity,proto3,enum=huifang.types.v1.Severity" json:"severity,omitempty"`
+	// Required: how the complaint reached the center.
+	ReceivedVia ReceivedVia `protobuf:"varint,8,opt,name=received_via,json=receivedVia,proto3,enum=huifang.feedback.v1.ReceivedVia" json:"received_via,omitempty"`
+	// Required: the customer's words, at most 4000 characters. Personal data: shown to the staff in
+	// scope, never in events or logs, blanked when the customer is erased.
+	Description string `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
+	// The org unit (branch) the complaint belongs to: required without visit_id unless the caller's
+	// token names exactly one org unit (then that one); a leader or agent names one of its token's units.
+	OrgUnit string `protobuf:"bytes,10,opt,name=org_unit,json=orgUnit,proto3" json:"org_unit,omitempty"`
+	// When the customer complained (a letter's date); now when unset. Not in the future (5 minutes
+	// of clock skew), at most 30 days back. The deadline runs from it.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// The customer asked for no follow-up visit, only a written answer (seed 000): resolving it needs
+	// the written reply and closes it.
+	WrittenReplyOnly bool `protobuf:"varint,12,opt,name=written_reply_only,json=writtenReplyOnly,proto3" json:"written_reply_only,omitempty"`
+	// The complainant left no name (seed 000): no follow-up; resolving it needs the written reply.
+	Anonymous     bool `protobuf:"varint,13,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateComplaintRequest) Reset() {
+	*x = CreateComplaintRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateComplaintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateComplaintRequest) ProtoMessage() {}
+
+func (x *CreateComplaintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateComplaintRequest.ProtoReflect.Descriptor instead.
+func (*CreateComplaintRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *CreateComplaintRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetVisitId() string {
+	if x != nil {
+		return x.VisitId
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetSeverity() v1.Severity {
+	if x != nil {
+		return x.Severity
+	}
+	return v1.Severity(0)
+}
+
+func (x *CreateComplaintRequest) GetReceivedVia() ReceivedVia {
+	if x != nil {
+		return x.ReceivedVia
+	}
+	return ReceivedVia_RECEIVED_VIA_UNSPECIFIED
+}
+
+func (x *CreateComplaintRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetOrgUnit() string {
+	if x != nil {
+		return x.OrgUnit
+	}
+	return ""
+}
+
+func (x *CreateComplaintRequest) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *CreateComplaintRequest) GetWrittenReplyOnly() bool {
+	if x != nil {
+		return x.WrittenReplyOnly
+	}
+	return false
+}
+
+func (x *CreateComplaintRequest) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+type CreateComplaintResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Complaint *Complaint             `protobuf:"bytes,1,opt,name=complaint,proto3" json:"complaint,omitempty"`
+	// false when request_id had created the complaint before: nothing new was done.
+	Created bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	// The same customer's same problem (category and description, ignoring case, spaces and
+	// punctuation) was open already: the request was recorded on that complaint (a raised_again step,
+	// times_raised + 1), not as a second one (seeds 000, 002: recorded once).
+	Attached      bool `protobuf:"varint,3,opt,name=attached,proto3" json:"attached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateComplaintResponse) Reset() {
+	*x = CreateComplaintResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateComplaintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateComplaintResponse) ProtoMessage() {}
+
+func (x *CreateComplaintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateComplaintResponse.ProtoReflect.Descriptor instead.
+func (*CreateComplaintResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *CreateComplaintResponse) GetComplaint() *Complaint {
+	if x != nil {
+		return x.Complaint
+	}
+	return nil
+}
+
+func (x *CreateComplaintResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *CreateComplaintResponse) GetAttached() bool {
+	if x != nil {
+		return x.Attached
+	}
+	return false
+}
+
+type ListReviewsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Only reviews of this agent's records; an agent may name only itself (blank: itself).
+	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Only reviews of this record.
+	RecordId string `protobuf:"bytes,3,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Only reviews by this reviewer.
+	ReviewerId string `protobuf:"bytes,4,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	// Reviews made in [from, to); either may be unset.
+	From *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
+	// Only reviews whose score (0-100) is below this, when 1 to 100; 0: any score.
+	ScoreBelow    int32  `protobuf:"varint,7,opt,name=score_below,json=scoreBelow,proto3" json:"score_below,omitempty"`
+	PageSize      int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReviewsRequest) Reset() {
+	*x = ListReviewsRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReviewsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReviewsRequest) ProtoMessage() {}
+
+func (x *ListReviewsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReviewsRequest.ProtoReflect.Descriptor instead.
+func (*ListReviewsRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListReviewsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListReviewsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListReviewsRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *ListReviewsRequest) GetReviewerId() string {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return ""
+}
+
+func (x *ListReviewsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListReviewsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ListReviewsRequest) GetScoreBelow() int32 {
+	if x != nil {
+		return x.ScoreBelow
+	}
+	return 0
+}
+
+func (x *ListReviewsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListReviewsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListReviewsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first. A review carries ids, scores and the reviewer's comments: no customer data.
+	Reviews       []*Review `protobuf:"bytes,1,rep,name=reviews,proto3" json:"reviews,omitempty"`
+	NextPageToken string    `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReviewsResponse) Reset() {
+	*x = ListReviewsResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReviewsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReviewsResponse) ProtoMessage() {}
+
+func (x *ListReviewsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReviewsResponse.ProtoReflect.Descriptor instead.
+func (*ListReviewsResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListReviewsResponse) GetReviews() []*Review {
+	if x != nil {
+		return x.Reviews
+	}
+	return nil
+}
+
+func (x *ListReviewsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetPolicyQuestionnaireRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The scheduler policy's id, as VisitDue carries it.
+	PolicyId      string `protobuf:"bytes,2,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyQuestionnaireRequest) Reset() {
+	*x = GetPolicyQuestionnaireRequest{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyQuestionnaireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyQuestionnaireRequest) ProtoMessage() {}
+
+func (x *GetPolicyQuestionnaireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyQuestionnaireRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyQuestionnaireRequest) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetPolicyQuestionnaireRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetPolicyQuestionnaireRequest) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+type GetPolicyQuestionnaireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Questionnaire *Questionnaire         `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyQuestionnaireResponse) Reset() {
+	*x = GetPolicyQuestionnaireResponse{}
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyQuestionnaireResponse) ProtoMessage() {}
+
+func (x *GetPolicyQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetPolicyQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
 type WatchComplaintRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -4246,7 +4820,7 @@ type WatchComplaintRequest struct {
 
 func (x *WatchComplaintRequest) Reset() {
 	*x = WatchComplaintRequest{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[56]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4258,7 +4832,7 @@ func (x *WatchComplaintRequest) String() string {
 func (*WatchComplaintRequest) ProtoMessage() {}
 
 func (x *WatchComplaintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[56]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4271,7 +4845,7 @@ func (x *WatchComplaintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchComplaintRequest.ProtoReflect.Descriptor instead.
 func (*WatchComplaintRequest) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{56}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *WatchComplaintRequest) GetTenantId() string {
@@ -4310,7 +4884,7 @@ type WatchComplaintResponse struct {
 
 func (x *WatchComplaintResponse) Reset() {
 	*x = WatchComplaintResponse{}
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[57]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4322,7 +4896,7 @@ func (x *WatchComplaintResponse) String() string {
 func (*WatchComplaintResponse) ProtoMessage() {}
 
 func (x *WatchComplaintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[57]
+	mi := &file_huifang_feedback_v1_feedback_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4335,7 +4909,7 @@ func (x *WatchComplaintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchComplaintResponse.ProtoReflect.Descriptor instead.
 func (*WatchComplaintResponse) Descriptor() ([]byte, []int) {
-	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{57}
+	return file_huifang_feedback_v1_feedback_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WatchComplaintResponse) GetCursor() string {
@@ -4370,7 +4944,7 @@ var File_huifang_feedback_v1_feedback_proto protoreflect.FileDescriptor
 
 const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
-	"\"huifang/feedback/v1/feedback.proto\x12\x13huifang.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a\x1chuifang/watch/v1/watch.proto\"\xb3\x01\n" +
+	"\"huifang/feedback/v1/feedback.proto\x12\x13huifang.feedback.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1chuifang/types/v1/types.proto\x1a\x1chuifang/watch/v1/watch.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xb3\x01\n" +
 	"\bQuestion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06aspect\x18\x02 \x01(\tR\x06aspect\x12\x12\n" +
@@ -4466,27 +5040,29 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"occurredAt\x124\n" +
 	"\ano_show\x18\x17 \x01(\v2\x1b.huifang.feedback.v1.NoShowR\x06noShow\"L\n" +
 	"\x10LogVisitResponse\x128\n" +
-	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"D\n" +
+	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\"\x94\x01\n" +
 	"\x15GetVisitRecordRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x89\x02\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12^\n" +
+	"\x02id\x18\x02 \x01(\tBN\xbaHK\xba\x01H\n" +
+	"\tnot_blank\x12&is required: a record id or a visit id\x1a\x13this.matches('\\\\S')R\x02id\"\x89\x02\n" +
 	"\x16GetVisitRecordResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .huifang.feedback.v1.VisitRecordR\x06record\x12>\n" +
 	"\n" +
 	"amendments\x18\x02 \x03(\v2\x1e.huifang.feedback.v1.AmendmentR\n" +
 	"amendments\x12:\n" +
 	"\acurrent\x18\x03 \x01(\v2 .huifang.feedback.v1.VisitRecordR\acurrent\x129\n" +
-	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\x9a\x02\n" +
+	"\tsign_offs\x18\x04 \x03(\v2\x1c.huifang.feedback.v1.SignOffR\bsignOffs\"\xb0\x02\n" +
 	"\x17ListVisitRecordsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12#\n" +
-	"\runsigned_only\x18\x03 \x01(\bR\funsignedOnly\x12\x1b\n" +
-	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\runsigned_only\x18\x03 \x01(\bR\funsignedOnly\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12 \n" +
 	"\fno_show_only\x18\x06 \x01(\bR\n" +
-	"noShowOnly\x12D\n" +
-	"\x0eno_show_reason\x18\a \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonR\fnoShowReason\"~\n" +
+	"noShowOnly\x12N\n" +
+	"\x0eno_show_reason\x18\a \x01(\x0e2\x1e.huifang.types.v1.NoShowReasonB\b\xbaH\x05\x82\x01\x02\x10\x01R\fnoShowReason\"~\n" +
 	"\x18ListVisitRecordsResponse\x12:\n" +
 	"\arecords\x18\x01 \x03(\v2 .huifang.feedback.v1.VisitRecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe0\x02\n" +
@@ -4511,15 +5087,16 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bapproved\x18\x04 \x01(\bR\bapproved\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04note\"U\n" +
 	"\x1aSignOffVisitRecordResponse\x127\n" +
-	"\bsign_off\x18\x01 \x01(\v2\x1c.huifang.feedback.v1.SignOffR\asignOff\"f\n" +
-	"\x1aCreateQuestionnaireRequest\x12H\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"g\n" +
+	"\bsign_off\x18\x01 \x01(\v2\x1c.huifang.feedback.v1.SignOffR\asignOff\"n\n" +
+	"\x1aCreateQuestionnaireRequest\x12P\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireB\x06\xbaH\x03\xc8\x01\x01R\rquestionnaire\"g\n" +
 	"\x1bCreateQuestionnaireResponse\x12H\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"`\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"\x9e\x01\n" +
 	"\x17GetQuestionnaireRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x05R\aversion\"d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12C\n" +
+	"\x02id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x02id\x12!\n" +
+	"\aversion\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\aversion\"d\n" +
 	"\x18GetQuestionnaireResponse\x12H\n" +
 	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"8\n" +
 	"\x19ListQuestionnairesRequest\x12\x1b\n" +
@@ -4537,7 +5114,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x02by\x18\x02 \x01(\tR\x02by\x12*\n" +
 	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x14\n" +
-	"\x05level\x18\x05 \x01(\x05R\x05level\"\x86\a\n" +
+	"\x05level\x18\x05 \x01(\x05R\x05level\"\xea\a\n" +
 	"\tComplaint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
@@ -4572,10 +5149,14 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x12written_reply_only\x18\x17 \x01(\bR\x10writtenReplyOnly\x12#\n" +
 	"\rwritten_reply\x18\x18 \x01(\tR\fwrittenReply\x12*\n" +
 	"\x11written_reply_ref\x18\x19 \x01(\tR\x0fwrittenReplyRef\x12!\n" +
-	"\ftimes_raised\x18\x1a \x01(\x05R\vtimesRaised\"\xa8\x01\n" +
+	"\ftimes_raised\x18\x1a \x01(\x05R\vtimesRaised\x12C\n" +
+	"\freceived_via\x18\x1b \x01(\x0e2 .huifang.feedback.v1.ReceivedViaR\vreceivedVia\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x1c \x01(\tR\tcreatedBy\"\xb4\x01\n" +
 	"\x15ListComplaintsRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n" +
 	"\x06status\x18\x04 \x01(\tR\x06status\x12\x1e\n" +
@@ -4586,10 +5167,11 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\n" +
 	"complaints\x18\x01 \x03(\v2\x1e.huifang.feedback.v1.ComplaintR\n" +
 	"complaints\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"w\n" +
 	"\x13GetComplaintRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xe3\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12C\n" +
+	"\x02id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x02id\"\xe3\x01\n" +
 	"\x14GetComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12<\n" +
 	"\ahistory\x18\x02 \x03(\v2\".huifang.feedback.v1.ComplaintStepR\ahistory\x12O\n" +
@@ -4714,7 +5296,51 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x06scores\x18\x04 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x1a\n" +
 	"\bcomments\x18\x05 \x01(\tR\bcomments\"K\n" +
 	"\x14SubmitReviewResponse\x123\n" +
-	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review\"\\\n" +
+	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review\"\x8e\x04\n" +
+	"\x16CreateComplaintRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x04 \x01(\tR\tserviceId\x12\x19\n" +
+	"\bvisit_id\x18\x05 \x01(\tR\avisitId\x12\x1a\n" +
+	"\bcategory\x18\x06 \x01(\tR\bcategory\x126\n" +
+	"\bseverity\x18\a \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12C\n" +
+	"\freceived_via\x18\b \x01(\x0e2 .huifang.feedback.v1.ReceivedViaR\vreceivedVia\x12 \n" +
+	"\vdescription\x18\t \x01(\tR\vdescription\x12\x19\n" +
+	"\borg_unit\x18\n" +
+	" \x01(\tR\aorgUnit\x12;\n" +
+	"\vreceived_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12,\n" +
+	"\x12written_reply_only\x18\f \x01(\bR\x10writtenReplyOnly\x12\x1c\n" +
+	"\tanonymous\x18\r \x01(\bR\tanonymous\"\x8d\x01\n" +
+	"\x17CreateComplaintResponse\x12<\n" +
+	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1a\n" +
+	"\battached\x18\x03 \x01(\bR\battached\"\xc3\x02\n" +
+	"\x12ListReviewsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x1b\n" +
+	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x1f\n" +
+	"\vreviewer_id\x18\x04 \x01(\tR\n" +
+	"reviewerId\x12.\n" +
+	"\x04from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1f\n" +
+	"\vscore_below\x18\a \x01(\x05R\n" +
+	"scoreBelow\x12\x1b\n" +
+	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\"t\n" +
+	"\x13ListReviewsResponse\x125\n" +
+	"\areviews\x18\x01 \x03(\v2\x1b.huifang.feedback.v1.ReviewR\areviews\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\x1dGetPolicyQuestionnaireRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\"j\n" +
+	"\x1eGetPolicyQuestionnaireResponse\x12H\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"\\\n" +
 	"\x15WatchComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
@@ -4731,29 +5357,45 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x11QUESTION_KIND_NPS\x10\x03\x12\x18\n" +
 	"\x14QUESTION_KIND_YES_NO\x10\x04\x12\x18\n" +
 	"\x14QUESTION_KIND_CHOICE\x10\x05\x12\x16\n" +
-	"\x12QUESTION_KIND_TEXT\x10\x062\xe3\x12\n" +
-	"\x0fFeedbackService\x12W\n" +
-	"\bLogVisit\x12$.huifang.feedback.v1.LogVisitRequest\x1a%.huifang.feedback.v1.LogVisitResponse\x12i\n" +
-	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\x12o\n" +
-	"\x10ListVisitRecords\x12,.huifang.feedback.v1.ListVisitRecordsRequest\x1a-.huifang.feedback.v1.ListVisitRecordsResponse\x12o\n" +
-	"\x10AmendVisitRecord\x12,.huifang.feedback.v1.AmendVisitRecordRequest\x1a-.huifang.feedback.v1.AmendVisitRecordResponse\x12u\n" +
-	"\x12SignOffVisitRecord\x12..huifang.feedback.v1.SignOffVisitRecordRequest\x1a/.huifang.feedback.v1.SignOffVisitRecordResponse\x12x\n" +
-	"\x13CreateQuestionnaire\x12/.huifang.feedback.v1.CreateQuestionnaireRequest\x1a0.huifang.feedback.v1.CreateQuestionnaireResponse\x12o\n" +
-	"\x10GetQuestionnaire\x12,.huifang.feedback.v1.GetQuestionnaireRequest\x1a-.huifang.feedback.v1.GetQuestionnaireResponse\x12u\n" +
-	"\x12ListQuestionnaires\x12..huifang.feedback.v1.ListQuestionnairesRequest\x1a/.huifang.feedback.v1.ListQuestionnairesResponse\x12\x81\x01\n" +
-	"\x16SetPolicyQuestionnaire\x122.huifang.feedback.v1.SetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.SetPolicyQuestionnaireResponse\x12i\n" +
-	"\x0eListComplaints\x12*.huifang.feedback.v1.ListComplaintsRequest\x1a+.huifang.feedback.v1.ListComplaintsResponse\x12c\n" +
-	"\fGetComplaint\x12(.huifang.feedback.v1.GetComplaintRequest\x1a).huifang.feedback.v1.GetComplaintResponse\x12{\n" +
-	"\x14AcknowledgeComplaint\x120.huifang.feedback.v1.AcknowledgeComplaintRequest\x1a1.huifang.feedback.v1.AcknowledgeComplaintResponse\x12o\n" +
-	"\x10ResolveComplaint\x12,.huifang.feedback.v1.ResolveComplaintRequest\x1a-.huifang.feedback.v1.ResolveComplaintResponse\x12l\n" +
-	"\x0fReopenComplaint\x12+.huifang.feedback.v1.ReopenComplaintRequest\x1a,.huifang.feedback.v1.ReopenComplaintResponse\x12i\n" +
-	"\x0eCloseComplaint\x12*.huifang.feedback.v1.CloseComplaintRequest\x1a+.huifang.feedback.v1.CloseComplaintResponse\x12o\n" +
-	"\x10CreateOpenLetter\x12,.huifang.feedback.v1.CreateOpenLetterRequest\x1a-.huifang.feedback.v1.CreateOpenLetterResponse\x12u\n" +
-	"\x12SetImprovementPlan\x12..huifang.feedback.v1.SetImprovementPlanRequest\x1a/.huifang.feedback.v1.SetImprovementPlanResponse\x12\x8d\x01\n" +
-	"\x1aCompleteImprovementMeasure\x126.huifang.feedback.v1.CompleteImprovementMeasureRequest\x1a7.huifang.feedback.v1.CompleteImprovementMeasureResponse\x12l\n" +
-	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\x12c\n" +
-	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\x12k\n" +
-	"\x0eWatchComplaint\x12*.huifang.feedback.v1.WatchComplaintRequest\x1a+.huifang.feedback.v1.WatchComplaintResponse0\x01BAZ?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
+	"\x12QUESTION_KIND_TEXT\x10\x06*\xa6\x01\n" +
+	"\vReceivedVia\x12\x1c\n" +
+	"\x18RECEIVED_VIA_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12RECEIVED_VIA_PHONE\x10\x01\x12\x17\n" +
+	"\x13RECEIVED_VIA_LETTER\x10\x02\x12\x14\n" +
+	"\x10RECEIVED_VIA_WEB\x10\x03\x12\x16\n" +
+	"\x12RECEIVED_VIA_EMAIL\x10\x04\x12\x1a\n" +
+	"\x16RECEIVED_VIA_IN_PERSON\x10\x052\x9f\x1c\n" +
+	"\x0fFeedbackService\x12u\n" +
+	"\bLogVisit\x12$.huifang.feedback.v1.LogVisitRequest\x1a%.huifang.feedback.v1.LogVisitResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/visit_records\x12\x89\x01\n" +
+	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/visit_records/{id}\x12\x8a\x01\n" +
+	"\x10ListVisitRecords\x12,.huifang.feedback.v1.ListVisitRecordsRequest\x1a-.huifang.feedback.v1.ListVisitRecordsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/visit_records\x12\x9f\x01\n" +
+	"\x10AmendVisitRecord\x12,.huifang.feedback.v1.AmendVisitRecordRequest\x1a-.huifang.feedback.v1.AmendVisitRecordResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/visit_records/{record_id}:amend\x12\xa7\x01\n" +
+	"\x12SignOffVisitRecord\x12..huifang.feedback.v1.SignOffVisitRecordRequest\x1a/.huifang.feedback.v1.SignOffVisitRecordResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/visit_records/{record_id}:signOff\x12\xa3\x01\n" +
+	"\x13CreateQuestionnaire\x12/.huifang.feedback.v1.CreateQuestionnaireRequest\x1a0.huifang.feedback.v1.CreateQuestionnaireResponse\")\x82\xd3\xe4\x93\x02#:\rquestionnaire\"\x12/v1/questionnaires\x12\x90\x01\n" +
+	"\x10GetQuestionnaire\x12,.huifang.feedback.v1.GetQuestionnaireRequest\x1a-.huifang.feedback.v1.GetQuestionnaireResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/questionnaires/{id}\x12\x91\x01\n" +
+	"\x12ListQuestionnaires\x12..huifang.feedback.v1.ListQuestionnairesRequest\x1a/.huifang.feedback.v1.ListQuestionnairesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/questionnaires\x12\xb4\x01\n" +
+	"\x16SetPolicyQuestionnaire\x122.huifang.feedback.v1.SetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.SetPolicyQuestionnaireResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\x1a&/v1/policies/{policy_id}/questionnaire\x12\x81\x01\n" +
+	"\x0eListComplaints\x12*.huifang.feedback.v1.ListComplaintsRequest\x1a+.huifang.feedback.v1.ListComplaintsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/complaints\x12\x80\x01\n" +
+	"\fGetComplaint\x12(.huifang.feedback.v1.GetComplaintRequest\x1a).huifang.feedback.v1.GetComplaintResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/complaints/{id}\x12\xb1\x01\n" +
+	"\x14AcknowledgeComplaint\x120.huifang.feedback.v1.AcknowledgeComplaintRequest\x1a1.huifang.feedback.v1.AcknowledgeComplaintResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/complaints/{complaint_id}:acknowledge\x12\xa1\x01\n" +
+	"\x10ResolveComplaint\x12,.huifang.feedback.v1.ResolveComplaintRequest\x1a-.huifang.feedback.v1.ResolveComplaintResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/complaints/{complaint_id}:resolve\x12\x9d\x01\n" +
+	"\x0fReopenComplaint\x12+.huifang.feedback.v1.ReopenComplaintRequest\x1a,.huifang.feedback.v1.ReopenComplaintResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/complaints/{complaint_id}:reopen\x12\x99\x01\n" +
+	"\x0eCloseComplaint\x12*.huifang.feedback.v1.CloseComplaintRequest\x1a+.huifang.feedback.v1.CloseComplaintResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/complaints/{complaint_id}:close\x12\x8c\x01\n" +
+	"\x10CreateOpenLetter\x12,.huifang.feedback.v1.CreateOpenLetterRequest\x1a-.huifang.feedback.v1.CreateOpenLetterResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/open_letters\x12\xb0\x01\n" +
+	"\x12SetImprovementPlan\x12..huifang.feedback.v1.SetImprovementPlanRequest\x1a/.huifang.feedback.v1.SetImprovementPlanResponse\"9\x82\xd3\xe4\x93\x023:\x01*\x1a./v1/complaints/{complaint_id}/improvement_plan\x12\xe7\x01\n" +
+	"\x1aCompleteImprovementMeasure\x126.huifang.feedback.v1.CompleteImprovementMeasureRequest\x1a7.huifang.feedback.v1.CompleteImprovementMeasureResponse\"X\x82\xd3\xe4\x93\x02R:\x01*\"M/v1/complaints/{complaint_id}/improvement_plan/measures/{measure_id}:complete\x12\x8b\x01\n" +
+	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/reviews:sample\x12\x95\x01\n" +
+	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/visit_records/{record_id}/reviews\x12l\n" +
+	"\x0fCreateComplaint\x12+.huifang.feedback.v1.CreateComplaintRequest\x1a,.huifang.feedback.v1.CreateComplaintResponse\x12`\n" +
+	"\vListReviews\x12'.huifang.feedback.v1.ListReviewsRequest\x1a(.huifang.feedback.v1.ListReviewsResponse\x12\x81\x01\n" +
+	"\x16GetPolicyQuestionnaire\x122.huifang.feedback.v1.GetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.GetPolicyQuestionnaireResponse\x12k\n" +
+	"\x0eWatchComplaint\x12*.huifang.feedback.v1.WatchComplaintRequest\x1a+.huifang.feedback.v1.WatchComplaintResponse0\x01B\x8d\x04\x92A\xc8\x03\x12\xc4\x02\n" +
+	"\x10Huifang feedback\x12\xab\x02Visit records, questionnaires, complaints, improvement plans and quality reviews. The HTTP/JSON surface of huifang.feedback.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
+	"o\n" +
+	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z?github.com/huifang/huifang/proto/huifang/feedback/v1;feedbackv1b\x06proto3"
 
 var (
 	file_huifang_feedback_v1_feedback_proto_rawDescOnce sync.Once
@@ -4767,202 +5409,225 @@ func file_huifang_feedback_v1_feedback_proto_rawDescGZIP() []byte {
 	return file_huifang_feedback_v1_feedback_proto_rawDescData
 }
 
-var file_huifang_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_huifang_feedback_v1_feedback_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_huifang_feedback_v1_feedback_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_huifang_feedback_v1_feedback_proto_goTypes = []any{
 	(QuestionKind)(0),                          // 0: huifang.feedback.v1.QuestionKind
-	(*Question)(nil),                           // 1: huifang.feedback.v1.Question
-	(*Questionnaire)(nil),                      // 2: huifang.feedback.v1.Questionnaire
-	(*Attachment)(nil),                         // 3: huifang.feedback.v1.Attachment
-	(*PromisedReply)(nil),                      // 4: huifang.feedback.v1.PromisedReply
-	(*NoShow)(nil),                             // 5: huifang.feedback.v1.NoShow
-	(*LogVisitRequest)(nil),                    // 6: huifang.feedback.v1.LogVisitRequest
-	(*FieldChange)(nil),                        // 7: huifang.feedback.v1.FieldChange
-	(*Amendment)(nil),                          // 8: huifang.feedback.v1.Amendment
-	(*SignOff)(nil),                            // 9: huifang.feedback.v1.SignOff
-	(*VisitRecord)(nil),                        // 10: huifang.feedback.v1.VisitRecord
-	(*LogVisitResponse)(nil),                   // 11: huifang.feedback.v1.LogVisitResponse
-	(*GetVisitRecordRequest)(nil),              // 12: huifang.feedback.v1.GetVisitRecordRequest
-	(*GetVisitRecordResponse)(nil),             // 13: huifang.feedback.v1.GetVisitRecordResponse
-	(*ListVisitRecordsRequest)(nil),            // 14: huifang.feedback.v1.ListVisitRecordsRequest
-	(*ListVisitRecordsResponse)(nil),           // 15: huifang.feedback.v1.ListVisitRecordsResponse
-	(*AmendVisitRecordRequest)(nil),            // 16: huifang.feedback.v1.AmendVisitRecordRequest
-	(*AmendVisitRecordResponse)(nil),           // 17: huifang.feedback.v1.AmendVisitRecordResponse
-	(*SignOffVisitRecordRequest)(nil),          // 18: huifang.feedback.v1.SignOffVisitRecordRequest
-	(*SignOffVisitRecordResponse)(nil),         // 19: huifang.feedback.v1.SignOffVisitRecordResponse
-	(*CreateQuestionnaireRequest)(nil),         // 20: huifang.feedback.v1.CreateQuestionnaireRequest
-	(*CreateQuestionnaireResponse)(nil),        // 21: huifang.feedback.v1.CreateQuestionnaireResponse
-	(*GetQuestionnaireRequest)(nil),            // 22: huifang.feedback.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),           // 23: huifang.feedback.v1.GetQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),          // 24: huifang.feedback.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil),         // 25: huifang.feedback.v1.ListQuestionnairesResponse
-	(*SetPolicyQuestionnaireRequest)(nil),      // 26: huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	(*SetPolicyQuestionnaireResponse)(nil),     // 27: huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	(*ComplaintStep)(nil),                      // 28: huifang.feedback.v1.ComplaintStep
-	(*Complaint)(nil),                          // 29: huifang.feedback.v1.Complaint
-	(*ListComplaintsRequest)(nil),              // 30: huifang.feedback.v1.ListComplaintsRequest
-	(*ListComplaintsResponse)(nil),             // 31: huifang.feedback.v1.ListComplaintsResponse
-	(*GetComplaintRequest)(nil),                // 32: huifang.feedback.v1.GetComplaintRequest
-	(*GetComplaintResponse)(nil),               // 33: huifang.feedback.v1.GetComplaintResponse
-	(*ImprovementMeasure)(nil),                 // 34: huifang.feedback.v1.ImprovementMeasure
-	(*ImprovementPlan)(nil),                    // 35: huifang.feedback.v1.ImprovementPlan
-	(*SetImprovementPlanRequest)(nil),          // 36: huifang.feedback.v1.SetImprovementPlanRequest
-	(*SetImprovementPlanResponse)(nil),         // 37: huifang.feedback.v1.SetImprovementPlanResponse
-	(*CompleteImprovementMeasureRequest)(nil),  // 38: huifang.feedback.v1.CompleteImprovementMeasureRequest
-	(*CompleteImprovementMeasureResponse)(nil), // 39: huifang.feedback.v1.CompleteImprovementMeasureResponse
-	(*AcknowledgeComplaintRequest)(nil),        // 40: huifang.feedback.v1.AcknowledgeComplaintRequest
-	(*AcknowledgeComplaintResponse)(nil),       // 41: huifang.feedback.v1.AcknowledgeComplaintResponse
-	(*ResolveComplaintRequest)(nil),            // 42: huifang.feedback.v1.ResolveComplaintRequest
-	(*ResolveComplaintResponse)(nil),           // 43: huifang.feedback.v1.ResolveComplaintResponse
-	(*ReopenComplaintRequest)(nil),             // 44: huifang.feedback.v1.ReopenComplaintRequest
-	(*ReopenComplaintResponse)(nil),            // 45: huifang.feedback.v1.ReopenComplaintResponse
-	(*CloseComplaintRequest)(nil),              // 46: huifang.feedback.v1.CloseComplaintRequest
-	(*CloseComplaintResponse)(nil),             // 47: huifang.feedback.v1.CloseComplaintResponse
-	(*OpenLetter)(nil),                         // 48: huifang.feedback.v1.OpenLetter
-	(*CreateOpenLetterRequest)(nil),            // 49: huifang.feedback.v1.CreateOpenLetterRequest
-	(*CreateOpenLetterResponse)(nil),           // 50: huifang.feedback.v1.CreateOpenLetterResponse
-	(*SampleForReviewRequest)(nil),             // 51: huifang.feedback.v1.SampleForReviewRequest
-	(*SampleForReviewResponse)(nil),            // 52: huifang.feedback.v1.SampleForReviewResponse
-	(*ChecklistScore)(nil),                     // 53: huifang.feedback.v1.ChecklistScore
-	(*Review)(nil),                             // 54: huifang.feedback.v1.Review
-	(*SubmitReviewRequest)(nil),                // 55: huifang.feedback.v1.SubmitReviewRequest
-	(*SubmitReviewResponse)(nil),               // 56: huifang.feedback.v1.SubmitReviewResponse
-	(*WatchComplaintRequest)(nil),              // 57: huifang.feedback.v1.WatchComplaintRequest
-	(*WatchComplaintResponse)(nil),             // 58: huifang.feedback.v1.WatchComplaintResponse
-	(*timestamppb.Timestamp)(nil),              // 59: google.protobuf.Timestamp
-	(v1.Channel)(0),                            // 60: huifang.types.v1.Channel
-	(v1.NoShowReason)(0),                       // 61: huifang.types.v1.NoShowReason
-	(*v1.Answer)(nil),                          // 62: huifang.types.v1.Answer
-	(*v1.Problem)(nil),                         // 63: huifang.types.v1.Problem
-	(v11.Kind)(0),                              // 64: huifang.watch.v1.Kind
-	(*v11.Event)(nil),                          // 65: huifang.watch.v1.Event
+	(ReceivedVia)(0),                           // 1: huifang.feedback.v1.ReceivedVia
+	(*Question)(nil),                           // 2: huifang.feedback.v1.Question
+	(*Questionnaire)(nil),                      // 3: huifang.feedback.v1.Questionnaire
+	(*Attachment)(nil),                         // 4: huifang.feedback.v1.Attachment
+	(*PromisedReply)(nil),                      // 5: huifang.feedback.v1.PromisedReply
+	(*NoShow)(nil),                             // 6: huifang.feedback.v1.NoShow
+	(*LogVisitRequest)(nil),                    // 7: huifang.feedback.v1.LogVisitRequest
+	(*FieldChange)(nil),                        // 8: huifang.feedback.v1.FieldChange
+	(*Amendment)(nil),                          // 9: huifang.feedback.v1.Amendment
+	(*SignOff)(nil),                            // 10: huifang.feedback.v1.SignOff
+	(*VisitRecord)(nil),                        // 11: huifang.feedback.v1.VisitRecord
+	(*LogVisitResponse)(nil),                   // 12: huifang.feedback.v1.LogVisitResponse
+	(*GetVisitRecordRequest)(nil),              // 13: huifang.feedback.v1.GetVisitRecordRequest
+	(*GetVisitRecordResponse)(nil),             // 14: huifang.feedback.v1.GetVisitRecordResponse
+	(*ListVisitRecordsRequest)(nil),            // 15: huifang.feedback.v1.ListVisitRecordsRequest
+	(*ListVisitRecordsResponse)(nil),           // 16: huifang.feedback.v1.ListVisitRecordsResponse
+	(*AmendVisitRecordRequest)(nil),            // 17: huifang.feedback.v1.AmendVisitRecordRequest
+	(*AmendVisitRecordResponse)(nil),           // 18: huifang.feedback.v1.AmendVisitRecordResponse
+	(*SignOffVisitRecordRequest)(nil),          // 19: huifang.feedback.v1.SignOffVisitRecordRequest
+	(*SignOffVisitRecordResponse)(nil),         // 20: huifang.feedback.v1.SignOffVisitRecordResponse
+	(*CreateQuestionnaireRequest)(nil),         // 21: huifang.feedback.v1.CreateQuestionnaireRequest
+	(*CreateQuestionnaireResponse)(nil),        // 22: huifang.feedback.v1.CreateQuestionnaireResponse
+	(*GetQuestionnaireRequest)(nil),            // 23: huifang.feedback.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),           // 24: huifang.feedback.v1.GetQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),          // 25: huifang.feedback.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),         // 26: huifang.feedback.v1.ListQuestionnairesResponse
+	(*SetPolicyQuestionnaireRequest)(nil),      // 27: huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	(*SetPolicyQuestionnaireResponse)(nil),     // 28: huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	(*ComplaintStep)(nil),                      // 29: huifang.feedback.v1.ComplaintStep
+	(*Complaint)(nil),                          // 30: huifang.feedback.v1.Complaint
+	(*ListComplaintsRequest)(nil),              // 31: huifang.feedback.v1.ListComplaintsRequest
+	(*ListComplaintsResponse)(nil),             // 32: huifang.feedback.v1.ListComplaintsResponse
+	(*GetComplaintRequest)(nil),                // 33: huifang.feedback.v1.GetComplaintRequest
+	(*GetComplaintResponse)(nil),               // 34: huifang.feedback.v1.GetComplaintResponse
+	(*ImprovementMeasure)(nil),                 // 35: huifang.feedback.v1.ImprovementMeasure
+	(*ImprovementPlan)(nil),                    // 36: huifang.feedback.v1.ImprovementPlan
+	(*SetImprovementPlanRequest)(nil),          // 37: huifang.feedback.v1.SetImprovementPlanRequest
+	(*SetImprovementPlanResponse)(nil),         // 38: huifang.feedback.v1.SetImprovementPlanResponse
+	(*CompleteImprovementMeasureRequest)(nil),  // 39: huifang.feedback.v1.CompleteImprovementMeasureRequest
+	(*CompleteImprovementMeasureResponse)(nil), // 40: huifang.feedback.v1.CompleteImprovementMeasureResponse
+	(*AcknowledgeComplaintRequest)(nil),        // 41: huifang.feedback.v1.AcknowledgeComplaintRequest
+	(*AcknowledgeComplaintResponse)(nil),       // 42: huifang.feedback.v1.AcknowledgeComplaintResponse
+	(*ResolveComplaintRequest)(nil),            // 43: huifang.feedback.v1.ResolveComplaintRequest
+	(*ResolveComplaintResponse)(nil),           // 44: huifang.feedback.v1.ResolveComplaintResponse
+	(*ReopenComplaintRequest)(nil),             // 45: huifang.feedback.v1.ReopenComplaintRequest
+	(*ReopenComplaintResponse)(nil),            // 46: huifang.feedback.v1.ReopenComplaintResponse
+	(*CloseComplaintRequest)(nil),              // 47: huifang.feedback.v1.CloseComplaintRequest
+	(*CloseComplaintResponse)(nil),             // 48: huifang.feedback.v1.CloseComplaintResponse
+	(*OpenLetter)(nil),                         // 49: huifang.feedback.v1.OpenLetter
+	(*CreateOpenLetterRequest)(nil),            // 50: huifang.feedback.v1.CreateOpenLetterRequest
+	(*CreateOpenLetterResponse)(nil),           // 51: huifang.feedback.v1.CreateOpenLetterResponse
+	(*SampleForReviewRequest)(nil),             // 52: huifang.feedback.v1.SampleForReviewRequest
+	(*SampleForReviewResponse)(nil),            // 53: huifang.feedback.v1.SampleForReviewResponse
+	(*ChecklistScore)(nil),                     // 54: huifang.feedback.v1.ChecklistScore
+	(*Review)(nil),                             // 55: huifang.feedback.v1.Review
+	(*SubmitReviewRequest)(nil),                // 56: huifang.feedback.v1.SubmitReviewRequest
+	(*SubmitReviewResponse)(nil),               // 57: huifang.feedback.v1.SubmitReviewResponse
+	(*CreateComplaintRequest)(nil),             // 58: huifang.feedback.v1.CreateComplaintRequest
+	(*CreateComplaintResponse)(nil),            // 59: huifang.feedback.v1.CreateComplaintResponse
+	(*ListReviewsRequest)(nil),                 // 60: huifang.feedback.v1.ListReviewsRequest
+	(*ListReviewsResponse)(nil),                // 61: huifang.feedback.v1.ListReviewsResponse
+	(*GetPolicyQuestionnaireRequest)(nil),      // 62: huifang.feedback.v1.GetPolicyQuestionnaireRequest
+	(*GetPolicyQuestionnaireResponse)(nil),     // 63: huifang.feedback.v1.GetPolicyQuestionnaireResponse
+	(*WatchComplaintRequest)(nil),              // 64: huifang.feedback.v1.WatchComplaintRequest
+	(*WatchComplaintResponse)(nil),             // 65: huifang.feedback.v1.WatchComplaintResponse
+	(*timestamppb.Timestamp)(nil),              // 66: google.protobuf.Timestamp
+	(v1.Channel)(0),                            // 67: huifang.types.v1.Channel
+	(v1.NoShowReason)(0),                       // 68: huifang.types.v1.NoShowReason
+	(*v1.Answer)(nil),                          // 69: huifang.types.v1.Answer
+	(*v1.Problem)(nil),                         // 70: huifang.types.v1.Problem
+	(v1.Severity)(0),                           // 71: huifang.types.v1.Severity
+	(v11.Kind)(0),                              // 72: huifang.watch.v1.Kind
+	(*v11.Event)(nil),                          // 73: huifang.watch.v1.Event
 }
 var file_huifang_feedback_v1_feedback_proto_depIdxs = []int32{
-	0,  // 0: huifang.feedback.v1.Question.kind:type_name -> huifang.feedback.v1.QuestionKind
-	1,  // 1: huifang.feedback.v1.Questionnaire.questions:type_name -> huifang.feedback.v1.Question
-	59, // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
-	59, // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
-	60, // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
-	61, // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
-	60, // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
-	62, // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
-	63, // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
-	59, // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
-	59, // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
-	3,  // 11: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
-	4,  // 12: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	59, // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	5,  // 14: huifang.feedback.v1.LogVisitRequest.no_show:type_name -> huifang.feedback.v1.NoShow
-	59, // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
-	7,  // 16: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
-	59, // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
-	60, // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
-	62, // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
-	63, // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
-	59, // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
-	59, // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
-	59, // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
-	3,  // 24: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
-	4,  // 25: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
-	59, // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	5,  // 27: huifang.feedback.v1.VisitRecord.no_show:type_name -> huifang.feedback.v1.NoShow
-	10, // 28: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	10, // 29: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
-	8,  // 30: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
-	10, // 31: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
-	9,  // 32: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
-	61, // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
-	10, // 34: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	62, // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
-	3,  // 36: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
-	8,  // 37: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
-	10, // 38: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
-	9,  // 39: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
-	2,  // 40: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 41: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 42: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
-	2,  // 43: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
-	59, // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
-	59, // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
-	59, // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
-	59, // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 48: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
-	29, // 49: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	28, // 50: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
-	35, // 51: huifang.feedback.v1.GetComplaintResponse.improvement_plan:type_name -> huifang.feedback.v1.ImprovementPlan
-	59, // 52: huifang.feedback.v1.ImprovementMeasure.due_at:type_name -> google.protobuf.Timestamp
-	59, // 53: huifang.feedback.v1.ImprovementMeasure.completed_at:type_name -> google.protobuf.Timestamp
-	34, // 54: huifang.feedback.v1.ImprovementPlan.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
-	59, // 55: huifang.feedback.v1.ImprovementPlan.set_at:type_name -> google.protobuf.Timestamp
-	59, // 56: huifang.feedback.v1.ImprovementPlan.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 57: huifang.feedback.v1.SetImprovementPlanRequest.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
-	35, // 58: huifang.feedback.v1.SetImprovementPlanResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
-	59, // 59: huifang.feedback.v1.CompleteImprovementMeasureRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	35, // 60: huifang.feedback.v1.CompleteImprovementMeasureResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
-	29, // 61: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	59, // 62: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
-	29, // 63: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	29, // 64: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	29, // 65: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
-	59, // 66: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
-	48, // 67: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
-	59, // 68: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
-	59, // 69: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
-	10, // 70: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
-	53, // 71: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	59, // 72: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
-	53, // 73: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
-	54, // 74: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
-	64, // 75: huifang.feedback.v1.WatchComplaintResponse.kind:type_name -> huifang.watch.v1.Kind
-	65, // 76: huifang.feedback.v1.WatchComplaintResponse.events:type_name -> huifang.watch.v1.Event
-	33, // 77: huifang.feedback.v1.WatchComplaintResponse.complaint:type_name -> huifang.feedback.v1.GetComplaintResponse
-	6,  // 78: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
-	12, // 79: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
-	14, // 80: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
-	16, // 81: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
-	18, // 82: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
-	20, // 83: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
-	22, // 84: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
-	24, // 85: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
-	26, // 86: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
-	30, // 87: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
-	32, // 88: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
-	40, // 89: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
-	42, // 90: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
-	44, // 91: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
-	46, // 92: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
-	49, // 93: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
-	36, // 94: huifang.feedback.v1.FeedbackService.SetImprovementPlan:input_type -> huifang.feedback.v1.SetImprovementPlanRequest
-	38, // 95: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:input_type -> huifang.feedback.v1.CompleteImprovementMeasureRequest
-	51, // 96: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
-	55, // 97: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
-	57, // 98: huifang.feedback.v1.FeedbackService.WatchComplaint:input_type -> huifang.feedback.v1.WatchComplaintRequest
-	11, // 99: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
-	13, // 100: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
-	15, // 101: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
-	17, // 102: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
-	19, // 103: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
-	21, // 104: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
-	23, // 105: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
-	25, // 106: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
-	27, // 107: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
-	31, // 108: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
-	33, // 109: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
-	41, // 110: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
-	43, // 111: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
-	45, // 112: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
-	47, // 113: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
-	50, // 114: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
-	37, // 115: huifang.feedback.v1.FeedbackService.SetImprovementPlan:output_type -> huifang.feedback.v1.SetImprovementPlanResponse
-	39, // 116: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:output_type -> huifang.feedback.v1.CompleteImprovementMeasureResponse
-	52, // 117: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
-	56, // 118: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
-	58, // 119: huifang.feedback.v1.FeedbackService.WatchComplaint:output_type -> huifang.feedback.v1.WatchComplaintResponse
-	99, // [99:120] is the sub-list for method output_type
-	78, // [78:99] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	0,   // 0: huifang.feedback.v1.Question.kind:type_name -> huifang.feedback.v1.QuestionKind
+	2,   // 1: huifang.feedback.v1.Questionnaire.questions:type_name -> huifang.feedback.v1.Question
+	66,  // 2: huifang.feedback.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
+	66,  // 3: huifang.feedback.v1.PromisedReply.promised_at:type_name -> google.protobuf.Timestamp
+	67,  // 4: huifang.feedback.v1.PromisedReply.channel:type_name -> huifang.types.v1.Channel
+	68,  // 5: huifang.feedback.v1.NoShow.reason:type_name -> huifang.types.v1.NoShowReason
+	67,  // 6: huifang.feedback.v1.LogVisitRequest.channel:type_name -> huifang.types.v1.Channel
+	69,  // 7: huifang.feedback.v1.LogVisitRequest.answers:type_name -> huifang.types.v1.Answer
+	70,  // 8: huifang.feedback.v1.LogVisitRequest.problems:type_name -> huifang.types.v1.Problem
+	66,  // 9: huifang.feedback.v1.LogVisitRequest.started_at:type_name -> google.protobuf.Timestamp
+	66,  // 10: huifang.feedback.v1.LogVisitRequest.ended_at:type_name -> google.protobuf.Timestamp
+	4,   // 11: huifang.feedback.v1.LogVisitRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	5,   // 12: huifang.feedback.v1.LogVisitRequest.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	66,  // 13: huifang.feedback.v1.LogVisitRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	6,   // 14: huifang.feedback.v1.LogVisitRequest.no_show:type_name -> huifang.feedback.v1.NoShow
+	66,  // 15: huifang.feedback.v1.Amendment.at:type_name -> google.protobuf.Timestamp
+	8,   // 16: huifang.feedback.v1.Amendment.changes:type_name -> huifang.feedback.v1.FieldChange
+	66,  // 17: huifang.feedback.v1.SignOff.at:type_name -> google.protobuf.Timestamp
+	67,  // 18: huifang.feedback.v1.VisitRecord.channel:type_name -> huifang.types.v1.Channel
+	69,  // 19: huifang.feedback.v1.VisitRecord.answers:type_name -> huifang.types.v1.Answer
+	70,  // 20: huifang.feedback.v1.VisitRecord.problems:type_name -> huifang.types.v1.Problem
+	66,  // 21: huifang.feedback.v1.VisitRecord.started_at:type_name -> google.protobuf.Timestamp
+	66,  // 22: huifang.feedback.v1.VisitRecord.ended_at:type_name -> google.protobuf.Timestamp
+	66,  // 23: huifang.feedback.v1.VisitRecord.logged_at:type_name -> google.protobuf.Timestamp
+	4,   // 24: huifang.feedback.v1.VisitRecord.attachments:type_name -> huifang.feedback.v1.Attachment
+	5,   // 25: huifang.feedback.v1.VisitRecord.promised_replies:type_name -> huifang.feedback.v1.PromisedReply
+	66,  // 26: huifang.feedback.v1.VisitRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	6,   // 27: huifang.feedback.v1.VisitRecord.no_show:type_name -> huifang.feedback.v1.NoShow
+	11,  // 28: huifang.feedback.v1.LogVisitResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	11,  // 29: huifang.feedback.v1.GetVisitRecordResponse.record:type_name -> huifang.feedback.v1.VisitRecord
+	9,   // 30: huifang.feedback.v1.GetVisitRecordResponse.amendments:type_name -> huifang.feedback.v1.Amendment
+	11,  // 31: huifang.feedback.v1.GetVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	10,  // 32: huifang.feedback.v1.GetVisitRecordResponse.sign_offs:type_name -> huifang.feedback.v1.SignOff
+	68,  // 33: huifang.feedback.v1.ListVisitRecordsRequest.no_show_reason:type_name -> huifang.types.v1.NoShowReason
+	11,  // 34: huifang.feedback.v1.ListVisitRecordsResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	69,  // 35: huifang.feedback.v1.AmendVisitRecordRequest.answers:type_name -> huifang.types.v1.Answer
+	4,   // 36: huifang.feedback.v1.AmendVisitRecordRequest.attachments:type_name -> huifang.feedback.v1.Attachment
+	9,   // 37: huifang.feedback.v1.AmendVisitRecordResponse.amendment:type_name -> huifang.feedback.v1.Amendment
+	11,  // 38: huifang.feedback.v1.AmendVisitRecordResponse.current:type_name -> huifang.feedback.v1.VisitRecord
+	10,  // 39: huifang.feedback.v1.SignOffVisitRecordResponse.sign_off:type_name -> huifang.feedback.v1.SignOff
+	3,   // 40: huifang.feedback.v1.CreateQuestionnaireRequest.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	3,   // 41: huifang.feedback.v1.CreateQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	3,   // 42: huifang.feedback.v1.GetQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	3,   // 43: huifang.feedback.v1.ListQuestionnairesResponse.questionnaires:type_name -> huifang.feedback.v1.Questionnaire
+	66,  // 44: huifang.feedback.v1.ComplaintStep.at:type_name -> google.protobuf.Timestamp
+	66,  // 45: huifang.feedback.v1.Complaint.deadline:type_name -> google.protobuf.Timestamp
+	66,  // 46: huifang.feedback.v1.Complaint.created_at:type_name -> google.protobuf.Timestamp
+	66,  // 47: huifang.feedback.v1.Complaint.updated_at:type_name -> google.protobuf.Timestamp
+	1,   // 48: huifang.feedback.v1.Complaint.received_via:type_name -> huifang.feedback.v1.ReceivedVia
+	30,  // 49: huifang.feedback.v1.ListComplaintsResponse.complaints:type_name -> huifang.feedback.v1.Complaint
+	30,  // 50: huifang.feedback.v1.GetComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	29,  // 51: huifang.feedback.v1.GetComplaintResponse.history:type_name -> huifang.feedback.v1.ComplaintStep
+	36,  // 52: huifang.feedback.v1.GetComplaintResponse.improvement_plan:type_name -> huifang.feedback.v1.ImprovementPlan
+	66,  // 53: huifang.feedback.v1.ImprovementMeasure.due_at:type_name -> google.protobuf.Timestamp
+	66,  // 54: huifang.feedback.v1.ImprovementMeasure.completed_at:type_name -> google.protobuf.Timestamp
+	35,  // 55: huifang.feedback.v1.ImprovementPlan.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
+	66,  // 56: huifang.feedback.v1.ImprovementPlan.set_at:type_name -> google.protobuf.Timestamp
+	66,  // 57: huifang.feedback.v1.ImprovementPlan.updated_at:type_name -> google.protobuf.Timestamp
+	35,  // 58: huifang.feedback.v1.SetImprovementPlanRequest.measures:type_name -> huifang.feedback.v1.ImprovementMeasure
+	36,  // 59: huifang.feedback.v1.SetImprovementPlanResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
+	66,  // 60: huifang.feedback.v1.CompleteImprovementMeasureRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	36,  // 61: huifang.feedback.v1.CompleteImprovementMeasureResponse.plan:type_name -> huifang.feedback.v1.ImprovementPlan
+	30,  // 62: huifang.feedback.v1.AcknowledgeComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	66,  // 63: huifang.feedback.v1.ResolveComplaintRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	30,  // 64: huifang.feedback.v1.ResolveComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	30,  // 65: huifang.feedback.v1.ReopenComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	30,  // 66: huifang.feedback.v1.CloseComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	66,  // 67: huifang.feedback.v1.OpenLetter.created_at:type_name -> google.protobuf.Timestamp
+	49,  // 68: huifang.feedback.v1.CreateOpenLetterResponse.letter:type_name -> huifang.feedback.v1.OpenLetter
+	66,  // 69: huifang.feedback.v1.SampleForReviewRequest.period_start:type_name -> google.protobuf.Timestamp
+	66,  // 70: huifang.feedback.v1.SampleForReviewRequest.period_end:type_name -> google.protobuf.Timestamp
+	11,  // 71: huifang.feedback.v1.SampleForReviewResponse.records:type_name -> huifang.feedback.v1.VisitRecord
+	54,  // 72: huifang.feedback.v1.Review.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	66,  // 73: huifang.feedback.v1.Review.at:type_name -> google.protobuf.Timestamp
+	54,  // 74: huifang.feedback.v1.SubmitReviewRequest.scores:type_name -> huifang.feedback.v1.ChecklistScore
+	55,  // 75: huifang.feedback.v1.SubmitReviewResponse.review:type_name -> huifang.feedback.v1.Review
+	71,  // 76: huifang.feedback.v1.CreateComplaintRequest.severity:type_name -> huifang.types.v1.Severity
+	1,   // 77: huifang.feedback.v1.CreateComplaintRequest.received_via:type_name -> huifang.feedback.v1.ReceivedVia
+	66,  // 78: huifang.feedback.v1.CreateComplaintRequest.received_at:type_name -> google.protobuf.Timestamp
+	30,  // 79: huifang.feedback.v1.CreateComplaintResponse.complaint:type_name -> huifang.feedback.v1.Complaint
+	66,  // 80: huifang.feedback.v1.ListReviewsRequest.from:type_name -> google.protobuf.Timestamp
+	66,  // 81: huifang.feedback.v1.ListReviewsRequest.to:type_name -> google.protobuf.Timestamp
+	55,  // 82: huifang.feedback.v1.ListReviewsResponse.reviews:type_name -> huifang.feedback.v1.Review
+	3,   // 83: huifang.feedback.v1.GetPolicyQuestionnaireResponse.questionnaire:type_name -> huifang.feedback.v1.Questionnaire
+	72,  // 84: huifang.feedback.v1.WatchComplaintResponse.kind:type_name -> huifang.watch.v1.Kind
+	73,  // 85: huifang.feedback.v1.WatchComplaintResponse.events:type_name -> huifang.watch.v1.Event
+	34,  // 86: huifang.feedback.v1.WatchComplaintResponse.complaint:type_name -> huifang.feedback.v1.GetComplaintResponse
+	7,   // 87: huifang.feedback.v1.FeedbackService.LogVisit:input_type -> huifang.feedback.v1.LogVisitRequest
+	13,  // 88: huifang.feedback.v1.FeedbackService.GetVisitRecord:input_type -> huifang.feedback.v1.GetVisitRecordRequest
+	15,  // 89: huifang.feedback.v1.FeedbackService.ListVisitRecords:input_type -> huifang.feedback.v1.ListVisitRecordsRequest
+	17,  // 90: huifang.feedback.v1.FeedbackService.AmendVisitRecord:input_type -> huifang.feedback.v1.AmendVisitRecordRequest
+	19,  // 91: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:input_type -> huifang.feedback.v1.SignOffVisitRecordRequest
+	21,  // 92: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:input_type -> huifang.feedback.v1.CreateQuestionnaireRequest
+	23,  // 93: huifang.feedback.v1.FeedbackService.GetQuestionnaire:input_type -> huifang.feedback.v1.GetQuestionnaireRequest
+	25,  // 94: huifang.feedback.v1.FeedbackService.ListQuestionnaires:input_type -> huifang.feedback.v1.ListQuestionnairesRequest
+	27,  // 95: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:input_type -> huifang.feedback.v1.SetPolicyQuestionnaireRequest
+	31,  // 96: huifang.feedback.v1.FeedbackService.ListComplaints:input_type -> huifang.feedback.v1.ListComplaintsRequest
+	33,  // 97: huifang.feedback.v1.FeedbackService.GetComplaint:input_type -> huifang.feedback.v1.GetComplaintRequest
+	41,  // 98: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:input_type -> huifang.feedback.v1.AcknowledgeComplaintRequest
+	43,  // 99: huifang.feedback.v1.FeedbackService.ResolveComplaint:input_type -> huifang.feedback.v1.ResolveComplaintRequest
+	45,  // 100: huifang.feedback.v1.FeedbackService.ReopenComplaint:input_type -> huifang.feedback.v1.ReopenComplaintRequest
+	47,  // 101: huifang.feedback.v1.FeedbackService.CloseComplaint:input_type -> huifang.feedback.v1.CloseComplaintRequest
+	50,  // 102: huifang.feedback.v1.FeedbackService.CreateOpenLetter:input_type -> huifang.feedback.v1.CreateOpenLetterRequest
+	37,  // 103: huifang.feedback.v1.FeedbackService.SetImprovementPlan:input_type -> huifang.feedback.v1.SetImprovementPlanRequest
+	39,  // 104: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:input_type -> huifang.feedback.v1.CompleteImprovementMeasureRequest
+	52,  // 105: huifang.feedback.v1.FeedbackService.SampleForReview:input_type -> huifang.feedback.v1.SampleForReviewRequest
+	56,  // 106: huifang.feedback.v1.FeedbackService.SubmitReview:input_type -> huifang.feedback.v1.SubmitReviewRequest
+	58,  // 107: huifang.feedback.v1.FeedbackService.CreateComplaint:input_type -> huifang.feedback.v1.CreateComplaintRequest
+	60,  // 108: huifang.feedback.v1.FeedbackService.ListReviews:input_type -> huifang.feedback.v1.ListReviewsRequest
+	62,  // 109: huifang.feedback.v1.FeedbackService.GetPolicyQuestionnaire:input_type -> huifang.feedback.v1.GetPolicyQuestionnaireRequest
+	64,  // 110: huifang.feedback.v1.FeedbackService.WatchComplaint:input_type -> huifang.feedback.v1.WatchComplaintRequest
+	12,  // 111: huifang.feedback.v1.FeedbackService.LogVisit:output_type -> huifang.feedback.v1.LogVisitResponse
+	14,  // 112: huifang.feedback.v1.FeedbackService.GetVisitRecord:output_type -> huifang.feedback.v1.GetVisitRecordResponse
+	16,  // 113: huifang.feedback.v1.FeedbackService.ListVisitRecords:output_type -> huifang.feedback.v1.ListVisitRecordsResponse
+	18,  // 114: huifang.feedback.v1.FeedbackService.AmendVisitRecord:output_type -> huifang.feedback.v1.AmendVisitRecordResponse
+	20,  // 115: huifang.feedback.v1.FeedbackService.SignOffVisitRecord:output_type -> huifang.feedback.v1.SignOffVisitRecordResponse
+	22,  // 116: huifang.feedback.v1.FeedbackService.CreateQuestionnaire:output_type -> huifang.feedback.v1.CreateQuestionnaireResponse
+	24,  // 117: huifang.feedback.v1.FeedbackService.GetQuestionnaire:output_type -> huifang.feedback.v1.GetQuestionnaireResponse
+	26,  // 118: huifang.feedback.v1.FeedbackService.ListQuestionnaires:output_type -> huifang.feedback.v1.ListQuestionnairesResponse
+	28,  // 119: huifang.feedback.v1.FeedbackService.SetPolicyQuestionnaire:output_type -> huifang.feedback.v1.SetPolicyQuestionnaireResponse
+	32,  // 120: huifang.feedback.v1.FeedbackService.ListComplaints:output_type -> huifang.feedback.v1.ListComplaintsResponse
+	34,  // 121: huifang.feedback.v1.FeedbackService.GetComplaint:output_type -> huifang.feedback.v1.GetComplaintResponse
+	42,  // 122: huifang.feedback.v1.FeedbackService.AcknowledgeComplaint:output_type -> huifang.feedback.v1.AcknowledgeComplaintResponse
+	44,  // 123: huifang.feedback.v1.FeedbackService.ResolveComplaint:output_type -> huifang.feedback.v1.ResolveComplaintResponse
+	46,  // 124: huifang.feedback.v1.FeedbackService.ReopenComplaint:output_type -> huifang.feedback.v1.ReopenComplaintResponse
+	48,  // 125: huifang.feedback.v1.FeedbackService.CloseComplaint:output_type -> huifang.feedback.v1.CloseComplaintResponse
+	51,  // 126: huifang.feedback.v1.FeedbackService.CreateOpenLetter:output_type -> huifang.feedback.v1.CreateOpenLetterResponse
+	38,  // 127: huifang.feedback.v1.FeedbackService.SetImprovementPlan:output_type -> huifang.feedback.v1.SetImprovementPlanResponse
+	40,  // 128: huifang.feedback.v1.FeedbackService.CompleteImprovementMeasure:output_type -> huifang.feedback.v1.CompleteImprovementMeasureResponse
+	53,  // 129: huifang.feedback.v1.FeedbackService.SampleForReview:output_type -> huifang.feedback.v1.SampleForReviewResponse
+	57,  // 130: huifang.feedback.v1.FeedbackService.SubmitReview:output_type -> huifang.feedback.v1.SubmitReviewResponse
+	59,  // 131: huifang.feedback.v1.FeedbackService.CreateComplaint:output_type -> huifang.feedback.v1.CreateComplaintResponse
+	61,  // 132: huifang.feedback.v1.FeedbackService.ListReviews:output_type -> huifang.feedback.v1.ListReviewsResponse
+	63,  // 133: huifang.feedback.v1.FeedbackService.GetPolicyQuestionnaire:output_type -> huifang.feedback.v1.GetPolicyQuestionnaireResponse
+	65,  // 134: huifang.feedback.v1.FeedbackService.WatchComplaint:output_type -> huifang.feedback.v1.WatchComplaintResponse
+	111, // [111:135] is the sub-list for method output_type
+	87,  // [87:111] is the sub-list for method input_type
+	87,  // [87:87] is the sub-list for extension type_name
+	87,  // [87:87] is the sub-list for extension extendee
+	0,   // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_huifang_feedback_v1_feedback_proto_init() }
@@ -4976,8 +5641,8 @@ func file_huifang_feedback_v1_feedback_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_huifang_feedback_v1_feedback_proto_rawDesc), len(file_huifang_feedback_v1_feedback_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   58,
+			NumEnums:      2,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

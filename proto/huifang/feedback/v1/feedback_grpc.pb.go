@@ -39,6 +39,9 @@ const (
 	FeedbackService_CompleteImprovementMeasure_FullMethodName = "/huifang.feedback.v1.FeedbackService/CompleteImprovementMeasure"
 	FeedbackService_SampleForReview_FullMethodName            = "/huifang.feedback.v1.FeedbackService/SampleForReview"
 	FeedbackService_SubmitReview_FullMethodName               = "/huifang.feedback.v1.FeedbackService/SubmitReview"
+	FeedbackService_CreateComplaint_FullMethodName            = "/huifang.feedback.v1.FeedbackService/CreateComplaint"
+	FeedbackService_ListReviews_FullMethodName                = "/huifang.feedback.v1.FeedbackService/ListReviews"
+	FeedbackService_GetPolicyQuestionnaire_FullMethodName     = "/huifang.feedback.v1.FeedbackService/GetPolicyQuestionnaire"
 	FeedbackService_WatchComplaint_FullMethodName             = "/huifang.feedback.v1.FeedbackService/WatchComplaint"
 )
 
@@ -91,6 +94,20 @@ type FeedbackServiceClient interface {
 	SampleForReview(ctx context.Context, in *SampleForReviewRequest, opts ...grpc.CallOption) (*SampleForReviewResponse, error)
 	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
 	SubmitReview(ctx context.Context, in *SubmitReviewRequest, opts ...grpc.CallOption) (*SubmitReviewResponse, error)
+	// CreateComplaint records an inbound complaint: one the customer raised by phone, letter, web form,
+	// e-mail or in person, not in a follow-up. It is routed to the owning department by the same rules
+	// as a complaint found in a follow-up and joins the same loop (ComplaintEscalated, acknowledge,
+	// resolve, confirmation visit, closed when the customer is satisfied). Idempotent by request_id:
+	// the same request_id answers the complaint it created (created false), whatever else it carries.
+	CreateComplaint(ctx context.Context, in *CreateComplaintRequest, opts ...grpc.CallOption) (*CreateComplaintResponse, error)
+	// ListReviews lists QA reviews newest first, with filters: a QA reviewer or director sees every
+	// review, a leader the reviews of records of the org units it leads, an agent its own.
+	ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error)
+	// GetPolicyQuestionnaire returns the questionnaire the visits of a scheduler policy use: the
+	// version SetPolicyQuestionnaire named (the latest when it named 0), the tenant's own link
+	// before the every-tenant one of configuration, exactly as LogVisit checks a record's answers.
+	// NotFound when the policy names none. Dispatch reads it for an agent's screen (GetTaskContext).
+	GetPolicyQuestionnaire(ctx context.Context, in *GetPolicyQuestionnaireRequest, opts ...grpc.CallOption) (*GetPolicyQuestionnaireResponse, error)
 	// WatchComplaint streams one complaint's progress: first the complaint as GetComplaint returns
 	// it, then again whenever an event moved it (escalated, acknowledged, resolved, reopened,
 	// closed, its confirmation visit requested or due, its improvement plan), heartbeats while
@@ -306,6 +323,36 @@ func (c *feedbackServiceClient) SubmitReview(ctx context.Context, in *SubmitRevi
 	return out, nil
 }
 
+func (c *feedbackServiceClient) CreateComplaint(ctx context.Context, in *CreateComplaintRequest, opts ...grpc.CallOption) (*CreateComplaintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateComplaintResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_CreateComplaint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReviewsResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_ListReviews_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *feedbackServiceClient) GetPolicyQuestionnaire(ctx context.Context, in *GetPolicyQuestionnaireRequest, opts ...grpc.CallOption) (*GetPolicyQuestionnaireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPolicyQuestionnaireResponse)
+	err := c.cc.Invoke(ctx, FeedbackService_GetPolicyQuestionnaire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *feedbackServiceClient) WatchComplaint(ctx context.Context, in *WatchComplaintRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchComplaintResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &FeedbackService_ServiceDesc.Streams[0], FeedbackService_WatchComplaint_FullMethodName, cOpts...)
@@ -374,6 +421,20 @@ type FeedbackServiceServer interface {
 	SampleForReview(context.Context, *SampleForReviewRequest) (*SampleForReviewResponse, error)
 	// SubmitReview scores a record against the QA checklist and publishes ReviewSubmitted.
 	SubmitReview(context.Context, *SubmitReviewRequest) (*SubmitReviewResponse, error)
+	// CreateComplaint records an inbound complaint: one the customer raised by phone, letter, web form,
+	// e-mail or in person, not in a follow-up. It is routed to the owning department by the same rules
+	// as a complaint found in a follow-up and joins the same loop (ComplaintEscalated, acknowledge,
+	// resolve, confirmation visit, closed when the customer is satisfied). Idempotent by request_id:
+	// the same request_id answers the complaint it created (created false), whatever else it carries.
+	CreateComplaint(context.Context, *CreateComplaintRequest) (*CreateComplaintResponse, error)
+	// ListReviews lists QA reviews newest first, with filters: a QA reviewer or director sees every
+	// review, a leader the reviews of records of the org units it leads, an agent its own.
+	ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error)
+	// GetPolicyQuestionnaire returns the questionnaire the visits of a scheduler policy use: the
+	// version SetPolicyQuestionnaire named (the latest when it named 0), the tenant's own link
+	// before the every-tenant one of configuration, exactly as LogVisit checks a record's answers.
+	// NotFound when the policy names none. Dispatch reads it for an agent's screen (GetTaskContext).
+	GetPolicyQuestionnaire(context.Context, *GetPolicyQuestionnaireRequest) (*GetPolicyQuestionnaireResponse, error)
 	// WatchComplaint streams one complaint's progress: first the complaint as GetComplaint returns
 	// it, then again whenever an event moved it (escalated, acknowledged, resolved, reopened,
 	// closed, its confirmation visit requested or due, its improvement plan), heartbeats while
@@ -448,6 +509,15 @@ func (UnimplementedFeedbackServiceServer) SampleForReview(context.Context, *Samp
 }
 func (UnimplementedFeedbackServiceServer) SubmitReview(context.Context, *SubmitReviewRequest) (*SubmitReviewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitReview not implemented")
+}
+func (UnimplementedFeedbackServiceServer) CreateComplaint(context.Context, *CreateComplaintRequest) (*CreateComplaintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateComplaint not implemented")
+}
+func (UnimplementedFeedbackServiceServer) ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReviews not implemented")
+}
+func (UnimplementedFeedbackServiceServer) GetPolicyQuestionnaire(context.Context, *GetPolicyQuestionnaireRequest) (*GetPolicyQuestionnaireResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPolicyQuestionnaire not implemented")
 }
 func (UnimplementedFeedbackServiceServer) WatchComplaint(*WatchComplaintRequest, grpc.ServerStreamingServer[WatchComplaintResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchComplaint not implemented")
@@ -833,6 +903,60 @@ func _FeedbackService_SubmitReview_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeedbackService_CreateComplaint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateComplaintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).CreateComplaint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_CreateComplaint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).CreateComplaint(ctx, req.(*CreateComplaintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_ListReviews_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReviewsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).ListReviews(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_ListReviews_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).ListReviews(ctx, req.(*ListReviewsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeedbackService_GetPolicyQuestionnaire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPolicyQuestionnaireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeedbackServiceServer).GetPolicyQuestionnaire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeedbackService_GetPolicyQuestionnaire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeedbackServiceServer).GetPolicyQuestionnaire(ctx, req.(*GetPolicyQuestionnaireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FeedbackService_WatchComplaint_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchComplaintRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -930,6 +1054,18 @@ var FeedbackService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitReview",
 			Handler:    _FeedbackService_SubmitReview_Handler,
+		},
+		{
+			MethodName: "CreateComplaint",
+			Handler:    _FeedbackService_CreateComplaint_Handler,
+		},
+		{
+			MethodName: "ListReviews",
+			Handler:    _FeedbackService_ListReviews_Handler,
+		},
+		{
+			MethodName: "GetPolicyQuestionnaire",
+			Handler:    _FeedbackService_GetPolicyQuestionnaire_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -351,7 +351,7 @@ func TestAppointments(t *testing.T) {
 	require.Equal(t, ap.GetId(), mine.GetAppointments()[0].GetId())
 	next, err := g.client.ListAppointments(a1, &dispatchv1.ListAppointmentsRequest{PageSize: 1, PageToken: mine.GetNextPageToken()})
 	require.NoError(t, err)
-	require.Equal(t, []string{bp.GetId()}, ids(next.GetAppointments()))
+	require.Equal(t, []string{bp.GetId()}, appointmentIDs(next.GetAppointments()))
 	_, err = g.client.ListAppointments(a2, &dispatchv1.ListAppointmentsRequest{AgentId: "a-1"})
 	require.Equal(t, codes.PermissionDenied, code(err))
 	none, err := g.client.ListAppointments(a2, &dispatchv1.ListAppointmentsRequest{})
@@ -359,7 +359,7 @@ func TestAppointments(t *testing.T) {
 	require.Empty(t, none.GetAppointments(), "a-2 has none of its own")
 	led, err := g.client.ListAppointments(lead, &dispatchv1.ListAppointmentsRequest{Day: "2025-03-12", TimeZone: "Asia/Shanghai"})
 	require.NoError(t, err)
-	require.Equal(t, []string{ap.GetId(), bp.GetId()}, ids(led.GetAppointments()))
+	require.Equal(t, []string{ap.GetId(), bp.GetId()}, appointmentIDs(led.GetAppointments()))
 	require.Equal(t, "3… (6 characters)", led.GetAppointments()[0].GetAddressNote(), "masked for the leader")
 	other, err := g.client.ListAppointments(lead2, &dispatchv1.ListAppointmentsRequest{})
 	require.NoError(t, err)
@@ -428,7 +428,7 @@ func TestAppointments(t *testing.T) {
 	require.Equal(t, "sent", sent[0].GetStatus())
 }
 
-func ids(as []*dispatchv1.Appointment) []string {
+func appointmentIDs(as []*dispatchv1.Appointment) []string {
 	out := []string{}
 	for _, a := range as {
 		out = append(out, a.GetId())
