@@ -218,7 +218,7 @@ func TestADayOfTheCallCenter(t *testing.T) {
 	require.Equal(t, "+8613800138001", dial.GetAddress(), "click to dial")
 	s.answered(agent, task)
 	rec := s.logAs(agent, &feedbackv1.LogVisitRequest{TenantId: estate.tenant, VisitId: task.GetVisitId(),
-		Answers: []*typesv1.Answer{{Aspect: "overall", Rating: ratedB}, {Aspect: "building_maintenance", Rating: ratedC, Comment: "天花板仍然漏水"}},
+		Answers:  []*typesv1.Answer{{Aspect: "overall", Rating: ratedB}, {Aspect: "building_maintenance", Rating: ratedC, Comment: "天花板仍然漏水"}},
 		Problems: []*typesv1.Problem{{Category: "building_maintenance", Description: "维修后天花板仍然漏水", Severity: typesv1.Severity_SEVERITY_MAJOR}}})
 	require.Len(t, rec.GetComplaintIds(), 1, "the unsatisfied aspect's problem goes to its department")
 	complaintID := rec.GetComplaintIds()[0]
