@@ -172,6 +172,24 @@ func (a *App) deliverReminder(ctx context.Context, job reminderJob) error {
 	return a.finishReminder(ctx, job, res, sendErr)
 }
 
+// lockReminder locks a claimed reminder's appointment, then its message
+// (the order of every writer), within tx; errStale when the claim is no
+// longer the message's (its lease ran out and another claimed it).
+func lockReminder(ctx context.Context, tx pgx.Tx, job reminderJob) (task.Appointment, message.Message, error) {
+	ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
+	if err != nil {
+		return task.Appointment{}, message.Message{}, err
+	}
+	m, err := store.MessageByID(ctx, tx, job.Message.ID)
+	if err != nil {
+		return task.Appointment{}, message.Message{}, err
+	}
+	if !m.Current(job.Message.Tries) {
+		return task.Appointment{}, message.Message{}, errStale
+	}
+	return ap, m, nil
+}
+
 // finishReminder records the outcome of a reminder's send: the message
 // sent (MessageSent, sent), retried after the backoff, or failed for good
 // (MessageSent, failed). A sender whose claim is no longer the message's
@@ -181,17 +199,9 @@ func (a *App) deliverReminder(ctx context.Context, job reminderJob) error {
 func (a *App) finishReminder(ctx context.Context, job reminderJob, res sender.Result, sendErr error) error {
 	now := a.Now()
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		// The appointment, then its message: the order of every writer.
-		ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
+		ap, m, err := lockReminder(ctx, tx, job)
 		if err != nil {
 			return err
-		}
-		m, err := store.MessageByID(ctx, tx, job.Message.ID)
-		if err != nil {
-			return err
-		}
-		if !m.Current(job.Message.Tries) {
-			return errStale
 		}
 		current := ap.ReminderMessageID == m.ID && ap.ReminderStatus == task.ReminderSending && ap.ReminderTries == m.Tries
 		if sendErr == nil {
@@ -242,16 +252,9 @@ func (a *App) postponeReminder(ctx context.Context, job reminderJob, why error) 
 		wait = DefaultPostpone
 	}
 	err := a.inTx(ctx, func(tx pgx.Tx) error {
-		ap, err := store.LockAppointment(ctx, tx, job.Appointment.Tenant, job.Appointment.ID)
+		ap, m, err := lockReminder(ctx, tx, job)
 		if err != nil {
 			return err
-		}
-		m, err := store.MessageByID(ctx, tx, job.Message.ID)
-		if err != nil {
-			return err
-		}
-		if !m.Current(job.Message.Tries) {
-			return errStale
 		}
 		m.Untry("contact not available: "+why.Error(), now)
 		if err := store.SaveMessage(ctx, tx, m); err != nil {

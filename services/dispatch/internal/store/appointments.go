@@ -236,10 +236,10 @@ func DetailsOfTask(ctx context.Context, q postgres.Querier, taskID string) (Task
 }
 
 // AttemptsAfter lists the attempts of a task after attempt number after,
-// in order, at most limit.
+// in order, at most limit (0: all).
 func AttemptsAfter(ctx context.Context, q postgres.Querier, taskID string, after, limit int) ([]Attempt, error) {
 	rows, err := q.Query(ctx, `SELECT id, tenant_id, task_id, visit_id, agent_id, attempt, disposition, note, attempted_at, next_attempt_at
-FROM attempts WHERE task_id = $1 AND attempt > $2 ORDER BY attempt LIMIT $3`, taskID, after, limit)
+FROM attempts WHERE task_id = $1 AND attempt > $2 ORDER BY attempt LIMIT NULLIF($3, 0)`, taskID, after, limit)
 	if err != nil {
 		return nil, translate(err, "attempts of "+taskID, nil)
 	}

@@ -227,23 +227,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.ID, a.Tenant, a.TaskID, a.V
 
 // Attempts lists the attempts of a task in order.
 func Attempts(ctx context.Context, q postgres.Querier, taskID string) ([]Attempt, error) {
-	rows, err := q.Query(ctx, `SELECT id, tenant_id, task_id, visit_id, agent_id, attempt, disposition, note, attempted_at, next_attempt_at
-FROM attempts WHERE task_id = $1 ORDER BY attempt`, taskID)
-	if err != nil {
-		return nil, translate(err, "attempts of "+taskID, nil)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
-		var a Attempt
-		var disp string
-		var next *time.Time
-		err := r.Scan(&a.ID, &a.Tenant, &a.TaskID, &a.VisitID, &a.AgentID, &a.Number, &disp, &a.Note, &a.At, &next)
-		a.Disposition = typesv1.Disposition(typesv1.Disposition_value[disp])
-		if next != nil {
-			a.NextAttemptAt = *next
-		}
-		return a, err
-	})
-	return out, translate(err, "attempts of "+taskID, nil)
+	return AttemptsAfter(ctx, q, taskID, 0, 0)
 }
 
 const taskColumns = `id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, agent_id, lease_expires_at, created_at,
