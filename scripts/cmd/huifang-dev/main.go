@@ -239,12 +239,17 @@ func loadDemo(ctx context.Context, log *slog.Logger, st *stack.Stack, is *issuer
 	}
 	defer schedulerConn.Close()
 
-	if _, err := dispatchv1.NewDispatchServiceClient(dispatchConn).UpsertAgent(ctx, &dispatchv1.UpsertAgentRequest{
-		Agent: &dispatchv1.Agent{Id: "a-1", TenantId: "default", Name: "李娜", Groups: []string{"default"}},
-	}); err != nil {
-		return fmt.Errorf("UpsertAgent a-1: %w", err)
+	// The agent, and the leader of its group (the leader token's l-1: its
+	// wallboard and deadline lists are of the groups it oversees).
+	for _, a := range []*dispatchv1.Agent{
+		{Id: "a-1", TenantId: "default", Name: "李娜", Groups: []string{"default"}},
+		{Id: "l-1", TenantId: "default", Name: "王强", Groups: []string{"default"}, Role: dispatchv1.Role_ROLE_LEADER},
+	} {
+		if _, err := dispatchv1.NewDispatchServiceClient(dispatchConn).UpsertAgent(ctx, &dispatchv1.UpsertAgentRequest{Agent: a}); err != nil {
+			return fmt.Errorf("UpsertAgent %s: %w", a.GetId(), err)
+		}
+		log.Info("agent registered", "agent", a.GetId(), "role", a.GetRole().String())
 	}
-	log.Info("agent a-1 (李娜) registered")
 
 	scheduler := schedulerv1.NewSchedulerServiceClient(schedulerConn)
 	exists, err := policyExists(ctx, scheduler, "instant")
