@@ -3478,16 +3478,17 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"customerId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"Q\n" +
 	"\x1aExportCustomerDataResponse\x123\n" +
-	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\"\xe4\x01\n" +
+	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\"\xf9\x01\n" +
 	"\x16SearchCustomersRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\x04name\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18dR\x04name\x12\x14\n" +
 	"\x05phone\x18\x03 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05plate\x18\x04 \x01(\tR\x05plate\x12\x10\n" +
 	"\x03vin\x18\x05 \x01(\tR\x03vin\x12\x1f\n" +
 	"\vexternal_id\x18\x06 \x01(\tR\n" +
-	"externalId\x12\x1b\n" +
-	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"externalId\x12'\n" +
+	"\tpage_size\x18\a \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\b \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17SearchCustomersResponse\x12=\n" +
@@ -3520,16 +3521,17 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\tstarts_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
 	"\aends_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x18\n" +
 	"\aattempt\x18\x16 \x01(\x05R\aattemptB\b\n" +
-	"\x06_score\"\xd1\x02\n" +
+	"\x06_score\"\xf6\x02\n" +
 	"\x1aGetCustomerTimelineRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
-	"\vcustomer_id\x18\x02 \x01(\tR\n" +
-	"customerId\x12:\n" +
-	"\x05kinds\x18\x03 \x03(\x0e2$.huifang.intake.v1.TimelineEntryKindR\x05kinds\x12.\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12'\n" +
+	"\vcustomer_id\x18\x02 \x01(\tB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"customerId\x12K\n" +
+	"\x05kinds\x18\x03 \x03(\x0e2$.huifang.intake.v1.TimelineEntryKindB\x0f\xbaH\f\x92\x01\t\"\a\x82\x01\x04\x10\x01 \x00R\x05kinds\x12.\n" +
 	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12!\n" +
-	"\fnewest_first\x18\x06 \x01(\bR\vnewestFirst\x12\x1b\n" +
-	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\fnewest_first\x18\x06 \x01(\bR\vnewestFirst\x12'\n" +
+	"\tpage_size\x18\a \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\b \x01(\tR\tpageToken\"\x81\x01\n" +
 	"\x1bGetCustomerTimelineResponse\x12:\n" +
@@ -3566,7 +3568,7 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"$TIMELINE_ENTRY_KIND_COMPLAINT_CLOSED\x10\x0f\x12!\n" +
 	"\x1dTIMELINE_ENTRY_KIND_OPTED_OUT\x10\x10\x12+\n" +
 	"'TIMELINE_ENTRY_KIND_FOLLOW_UP_REQUESTED\x10\x11\x12\x1e\n" +
-	"\x1aTIMELINE_ENTRY_KIND_ERASED\x10\x122\xb4\x14\n" +
+	"\x1aTIMELINE_ENTRY_KIND_ERASED\x10\x122\x85\x15\n" +
 	"\rIntakeService\x12\x7f\n" +
 	"\rIngestService\x12'.huifang.intake.v1.IngestServiceRequest\x1a(.huifang.intake.v1.IngestServiceResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x05event\"\f/v1/services\x12\x84\x01\n" +
 	"\x0eIngestServices\x12(.huifang.intake.v1.IngestServicesRequest\x1a).huifang.intake.v1.IngestServicesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/services:batch\x12\x93\x01\n" +
@@ -3583,9 +3585,9 @@ const file_huifang_intake_v1_intake_proto_rawDesc = "" +
 	"\x0eRehashContacts\x12(.huifang.intake.v1.RehashContactsRequest\x1a).huifang.intake.v1.RehashContactsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/contacts:rehash\x12\x91\x01\n" +
 	"\rRevealContact\x12'.huifang.intake.v1.RevealContactRequest\x1a(.huifang.intake.v1.RevealContactResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:reveal\x12\x90\x01\n" +
 	"\rEraseCustomer\x12'.huifang.intake.v1.EraseCustomerRequest\x1a(.huifang.intake.v1.EraseCustomerResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/customers/{customer_id}:erase\x12\xa0\x01\n" +
-	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:export\x12h\n" +
-	"\x0fSearchCustomers\x12).huifang.intake.v1.SearchCustomersRequest\x1a*.huifang.intake.v1.SearchCustomersResponse\x12t\n" +
-	"\x13GetCustomerTimeline\x12-.huifang.intake.v1.GetCustomerTimelineRequest\x1a..huifang.intake.v1.GetCustomerTimelineResponseB\x82\x04\x92A\xc1\x03\x12\xbd\x02\n" +
+	"\x12ExportCustomerData\x12,.huifang.intake.v1.ExportCustomerDataRequest\x1a-.huifang.intake.v1.ExportCustomerDataResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/customers/{customer_id}:export\x12\x89\x01\n" +
+	"\x0fSearchCustomers\x12).huifang.intake.v1.SearchCustomersRequest\x1a*.huifang.intake.v1.SearchCustomersResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/customers:search\x12\xa2\x01\n" +
+	"\x13GetCustomerTimeline\x12-.huifang.intake.v1.GetCustomerTimelineRequest\x1a..huifang.intake.v1.GetCustomerTimelineResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/customers/{customer_id}/timelineB\x82\x04\x92A\xc1\x03\x12\xbd\x02\n" +
 	"\x0eHuifang intake\x12\xa6\x02Takes completed services from upstream systems and keeps the customer archive. The HTTP/JSON surface of huifang.intake.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
 	"o\n" +
 	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +

@@ -182,15 +182,9 @@ type TimelineQuery struct {
 // be in the archive (NotFound) and, for an agent or a leader, of one of
 // its org units, as GetCustomer checks.
 func (a *App) CustomerTimeline(ctx context.Context, q TimelineQuery, size int) (list []store.LedgerEntry, more bool, err error) {
-	var l invalid.List
-	if q.CustomerID == "" {
-		l.Add("customer_id", "is required")
-	}
+	// customer_id is required: intake.proto's rule.
 	if q.From != nil && q.To != nil && !q.To.After(*q.From) {
-		l.Add("to", "must be after from")
-	}
-	if err := l.Err(); err != nil {
-		return nil, false, err
+		return nil, false, invalid.New("to", "must be after from")
 	}
 	c, err := a.Store.Customer(ctx, a.DB, store.CustomerKey{Tenant: q.Tenant, ID: q.CustomerID})
 	if err != nil {

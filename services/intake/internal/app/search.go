@@ -17,9 +17,6 @@ import (
 	"github.com/huifang/huifang/services/intake/internal/tier"
 )
 
-// MaxSearchName is the longest name SearchCustomers takes, in characters.
-const MaxSearchName = 100
-
 var (
 	// phoneFragmentRE: digits and what people write between them.
 	phoneFragmentRE = regexp.MustCompile(`^\+?[0-9 ().\-]+$`)
@@ -49,9 +46,7 @@ func (a *App) searchOf(q SearchQuery) (store.Search, error) {
 		return s, l.Err()
 	}
 	if q.Name != "" {
-		switch words := privacy.NameWords(q.Name); {
-		case utf8.RuneCountInString(q.Name) > MaxSearchName:
-			l.Add("name", "must be at most 100 characters")
+		switch words := privacy.NameWords(q.Name); { // at most 100 characters: intake.proto's rule
 		case len(words) == 0:
 			l.Add("name", "must hold a letter, not only spaces")
 		default:

@@ -10,7 +10,6 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/enum"
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/intake/internal/app"
@@ -62,12 +61,8 @@ func (s *Server) GetCustomerTimeline(ctx context.Context, req *intakev1.GetCusto
 	}
 	q := app.TimelineQuery{Tenant: tenant.Or(req.GetTenantId()), CustomerID: req.GetCustomerId(), NewestFirst: req.GetNewestFirst(),
 		AfterAt: cur.At, AfterID: cur.ID}
-	for _, k := range req.GetKinds() {
-		name := enum.Name(k)
-		if k == intakev1.TimelineEntryKind_TIMELINE_ENTRY_KIND_UNSPECIFIED || name == "" || intakev1.TimelineEntryKind_name[int32(k)] == "" {
-			return nil, invalid.New("kinds", "must be kinds of TimelineEntryKind, not unspecified")
-		}
-		q.Kinds = append(q.Kinds, name)
+	for _, k := range req.GetKinds() { // known kinds, not unspecified: intake.proto's rule
+		q.Kinds = append(q.Kinds, enum.Name(k))
 	}
 	if req.From != nil {
 		t := req.GetFrom().AsTime()

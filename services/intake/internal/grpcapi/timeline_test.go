@@ -181,8 +181,8 @@ func TestCustomerTimelineFromEvents(t *testing.T) {
 		field string
 	}{
 		{&intakev1.GetCustomerTimelineRequest{}, "customer_id"},
-		{&intakev1.GetCustomerTimelineRequest{CustomerId: wang, Kinds: []intakev1.TimelineEntryKind{0}}, "kinds"},
-		{&intakev1.GetCustomerTimelineRequest{CustomerId: wang, Kinds: []intakev1.TimelineEntryKind{99}}, "kinds"},
+		{&intakev1.GetCustomerTimelineRequest{CustomerId: wang, Kinds: []intakev1.TimelineEntryKind{0}}, "kinds[0]"},
+		{&intakev1.GetCustomerTimelineRequest{CustomerId: wang, Kinds: []intakev1.TimelineEntryKind{99}}, "kinds[0]"},
 		{&intakev1.GetCustomerTimelineRequest{CustomerId: wang, From: ledgerAt("2026-11-25T00:00:00Z"), To: ledgerAt("2026-11-24T00:00:00Z")}, "to"},
 		{&intakev1.GetCustomerTimelineRequest{CustomerId: wang, PageToken: "x"}, "page_token"},
 	} {
