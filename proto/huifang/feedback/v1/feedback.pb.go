@@ -5296,20 +5296,28 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x06scores\x18\x04 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x1a\n" +
 	"\bcomments\x18\x05 \x01(\tR\bcomments\"K\n" +
 	"\x14SubmitReviewResponse\x123\n" +
-	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review\"\x8e\x04\n" +
+	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review\"\xd7\t\n" +
 	"\x16CreateComplaintRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x99\x02\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1f\n" +
-	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"request_id\x18\x02 \x01(\tB\xf9\x01\xbaH\xf5\x01\xba\x01\x87\x01\n" +
+	"\tnot_blank\x12eis required: the client's id of this request, so that a retry or a double click creates nothing twice\x1a\x13this.matches('\\\\S')\xba\x01g\n" +
+	"\n" +
+	"request_id\x12'must be 1 to 100 of A-Z a-z 0-9 . _ : -\x1a0this.matches('^\\\\s*[A-Za-z0-9._:-]{0,100}\\\\s*$')R\trequestId\x12p\n" +
+	"\vcustomer_id\x18\x03 \x01(\tBO\xbaHL\xba\x01I\n" +
+	"\tnot_blank\x12'is required: the customer who complains\x1a\x13this.matches('\\\\S')R\n" +
 	"customerId\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x04 \x01(\tR\tserviceId\x12\x19\n" +
-	"\bvisit_id\x18\x05 \x01(\tR\avisitId\x12\x1a\n" +
-	"\bcategory\x18\x06 \x01(\tR\bcategory\x126\n" +
-	"\bseverity\x18\a \x01(\x0e2\x1a.huifang.types.v1.SeverityR\bseverity\x12C\n" +
-	"\freceived_via\x18\b \x01(\x0e2 .huifang.feedback.v1.ReceivedViaR\vreceivedVia\x12 \n" +
-	"\vdescription\x18\t \x01(\tR\vdescription\x12\x19\n" +
+	"\bvisit_id\x18\x05 \x01(\tR\avisitId\x12\xae\x02\n" +
+	"\bcategory\x18\x06 \x01(\tB\x91\x02\xbaH\x8d\x02\xba\x01f\n" +
+	"\tnot_blank\x12Dis required: the problem aspect, which decides the owning department\x1a\x13this.matches('\\\\S')\xba\x01\xa0\x01\n" +
+	"\bcategory\x12Lmust be lower case letters, digits and _, starting with a letter, at most 64\x1aF!this.matches('\\\\S') || this.matches('^\\\\s*[a-z][a-z0-9_]{0,63}\\\\s*$')R\bcategory\x12@\n" +
+	"\bseverity\x18\a \x01(\x0e2\x1a.huifang.types.v1.SeverityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bseverity\x12O\n" +
+	"\freceived_via\x18\b \x01(\x0e2 .huifang.feedback.v1.ReceivedViaB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\vreceivedVia\x12p\n" +
+	"\vdescription\x18\t \x01(\tBN\xbaHK\xba\x01C\n" +
+	"\tnot_blank\x12!is required: the customer's words\x1a\x13this.matches('\\\\S')r\x03\x18\xa0\x1fR\vdescription\x12\x19\n" +
 	"\borg_unit\x18\n" +
 	" \x01(\tR\aorgUnit\x12;\n" +
 	"\vreceived_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -5319,7 +5327,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x17CreateComplaintResponse\x12<\n" +
 	"\tcomplaint\x18\x01 \x01(\v2\x1e.huifang.feedback.v1.ComplaintR\tcomplaint\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1a\n" +
-	"\battached\x18\x03 \x01(\bR\battached\"\xc3\x02\n" +
+	"\battached\x18\x03 \x01(\bR\battached\"\xda\x02\n" +
 	"\x12ListReviewsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x1b\n" +
@@ -5327,23 +5335,26 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\vreviewer_id\x18\x04 \x01(\tR\n" +
 	"reviewerId\x12.\n" +
 	"\x04from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1f\n" +
-	"\vscore_below\x18\a \x01(\x05R\n" +
-	"scoreBelow\x12\x1b\n" +
-	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12*\n" +
+	"\vscore_below\x18\a \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\n" +
+	"scoreBelow\x12'\n" +
+	"\tpage_size\x18\b \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\t \x01(\tR\tpageToken\"t\n" +
 	"\x13ListReviewsResponse\x125\n" +
 	"\areviews\x18\x01 \x03(\v2\x1b.huifang.feedback.v1.ReviewR\areviews\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8e\x01\n" +
 	"\x1dGetPolicyQuestionnaireRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tpolicy_id\x18\x02 \x01(\tR\bpolicyId\"j\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12P\n" +
+	"\tpolicy_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\bpolicyId\"j\n" +
 	"\x1eGetPolicyQuestionnaireResponse\x12H\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"\\\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\".huifang.feedback.v1.QuestionnaireR\rquestionnaire\"\x91\x01\n" +
 	"\x15WatchComplaintRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12C\n" +
+	"\x02id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x02id\x12\x16\n" +
 	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xd6\x01\n" +
 	"\x16WatchComplaintResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12*\n" +
@@ -5364,7 +5375,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x13RECEIVED_VIA_LETTER\x10\x02\x12\x14\n" +
 	"\x10RECEIVED_VIA_WEB\x10\x03\x12\x16\n" +
 	"\x12RECEIVED_VIA_EMAIL\x10\x04\x12\x1a\n" +
-	"\x16RECEIVED_VIA_IN_PERSON\x10\x052\x9f\x1c\n" +
+	"\x16RECEIVED_VIA_IN_PERSON\x10\x052\x80\x1d\n" +
 	"\x0fFeedbackService\x12u\n" +
 	"\bLogVisit\x12$.huifang.feedback.v1.LogVisitRequest\x1a%.huifang.feedback.v1.LogVisitResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/visit_records\x12\x89\x01\n" +
 	"\x0eGetVisitRecord\x12*.huifang.feedback.v1.GetVisitRecordRequest\x1a+.huifang.feedback.v1.GetVisitRecordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/visit_records/{id}\x12\x8a\x01\n" +
@@ -5385,10 +5396,10 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x12SetImprovementPlan\x12..huifang.feedback.v1.SetImprovementPlanRequest\x1a/.huifang.feedback.v1.SetImprovementPlanResponse\"9\x82\xd3\xe4\x93\x023:\x01*\x1a./v1/complaints/{complaint_id}/improvement_plan\x12\xe7\x01\n" +
 	"\x1aCompleteImprovementMeasure\x126.huifang.feedback.v1.CompleteImprovementMeasureRequest\x1a7.huifang.feedback.v1.CompleteImprovementMeasureResponse\"X\x82\xd3\xe4\x93\x02R:\x01*\"M/v1/complaints/{complaint_id}/improvement_plan/measures/{measure_id}:complete\x12\x8b\x01\n" +
 	"\x0fSampleForReview\x12+.huifang.feedback.v1.SampleForReviewRequest\x1a,.huifang.feedback.v1.SampleForReviewResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/reviews:sample\x12\x95\x01\n" +
-	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/visit_records/{record_id}/reviews\x12l\n" +
-	"\x0fCreateComplaint\x12+.huifang.feedback.v1.CreateComplaintRequest\x1a,.huifang.feedback.v1.CreateComplaintResponse\x12`\n" +
-	"\vListReviews\x12'.huifang.feedback.v1.ListReviewsRequest\x1a(.huifang.feedback.v1.ListReviewsResponse\x12\x81\x01\n" +
-	"\x16GetPolicyQuestionnaire\x122.huifang.feedback.v1.GetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.GetPolicyQuestionnaireResponse\x12k\n" +
+	"\fSubmitReview\x12(.huifang.feedback.v1.SubmitReviewRequest\x1a).huifang.feedback.v1.SubmitReviewResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/visit_records/{record_id}/reviews\x12\x87\x01\n" +
+	"\x0fCreateComplaint\x12+.huifang.feedback.v1.CreateComplaintRequest\x1a,.huifang.feedback.v1.CreateComplaintResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/complaints\x12u\n" +
+	"\vListReviews\x12'.huifang.feedback.v1.ListReviewsRequest\x1a(.huifang.feedback.v1.ListReviewsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/reviews\x12\xb1\x01\n" +
+	"\x16GetPolicyQuestionnaire\x122.huifang.feedback.v1.GetPolicyQuestionnaireRequest\x1a3.huifang.feedback.v1.GetPolicyQuestionnaireResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/policies/{policy_id}/questionnaire\x12k\n" +
 	"\x0eWatchComplaint\x12*.huifang.feedback.v1.WatchComplaintRequest\x1a+.huifang.feedback.v1.WatchComplaintResponse0\x01B\x8d\x04\x92A\xc8\x03\x12\xc4\x02\n" +
 	"\x10Huifang feedback\x12\xab\x02Visit records, questionnaires, complaints, improvement plans and quality reviews. The HTTP/JSON surface of huifang.feedback.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
 	"o\n" +

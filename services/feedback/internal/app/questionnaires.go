@@ -58,10 +58,7 @@ func (a *App) GetQuestionnaire(ctx context.Context, tenantID, id string, version
 // a policy use in a tenant, as LogVisit resolves it; ErrNotFound when the
 // policy names none.
 func (a *App) GetPolicyQuestionnaire(ctx context.Context, tenantID, policyID string) (questionnaire.Questionnaire, error) {
-	policyID = strings.TrimSpace(policyID)
-	if policyID == "" {
-		return questionnaire.Questionnaire{}, invalid.New("policy_id", "is required")
-	}
+	policyID = strings.TrimSpace(policyID) // not blank: feedback.proto's rule
 	tenantID = tenant.Or(tenantID)
 	id, version, found, err := store.PolicyQuestionnaire(ctx, a.DB, tenantID, policyID)
 	switch {

@@ -35,10 +35,8 @@ func (a *App) ListReviews(ctx context.Context, in ReviewList) ([]review.Review, 
 	f := store.ReviewFilter{Tenant: tenant.Or(in.Tenant), AgentID: strings.TrimSpace(in.AgentID), RecordID: strings.TrimSpace(in.RecordID),
 		Reviewer: strings.TrimSpace(in.ReviewerID), From: in.From, To: in.To, ScoreBelow: in.ScoreBelow,
 		AfterTime: in.AfterTime, AfterID: in.AfterID, Limit: in.Limit}
+	// score_below is 0 (any score) to 100: feedback.proto's rule.
 	var l invalid.List
-	if f.ScoreBelow < 0 || f.ScoreBelow > 100 {
-		l.Add("score_below", "must be 0 (any score) to 100")
-	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		l.Add("to", "must be after from")
 	}

@@ -294,8 +294,10 @@ func TestListReviewsPagesFiltersAndScopes(t *testing.T) {
 		require.NoError(t, err, name)
 		require.Equal(t, tt.want, ids(resp.Reviews), name)
 	}
-	_, err := e.client.ListReviews(e.ctx, &feedbackv1.ListReviewsRequest{ScoreBelow: 101, From: timestamppb.New(t0), To: timestamppb.New(t0)})
-	require.Equal(t, []string{"score_below", "to"}, violations(t, err))
+	_, err := e.client.ListReviews(e.ctx, &feedbackv1.ListReviewsRequest{ScoreBelow: 101})
+	require.Equal(t, []string{"score_below"}, violations(t, err), "feedback.proto's rule")
+	_, err = e.client.ListReviews(e.ctx, &feedbackv1.ListReviewsRequest{From: timestamppb.New(t0), To: timestamppb.New(t0)})
+	require.Equal(t, []string{"to"}, violations(t, err), "the app's rule on two fields")
 	_, err = e.client.ListReviews(e.ctx, &feedbackv1.ListReviewsRequest{PageToken: "nope"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 

@@ -10,7 +10,6 @@ import (
 	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/pkg/watch"
@@ -36,10 +35,7 @@ var complaintEvents = inbox.Events{
 // again after each event that names it.
 func (s *Server) WatchComplaint(req *feedbackv1.WatchComplaintRequest, ss feedbackv1.FeedbackService_WatchComplaintServer) error {
 	ctx := ss.Context()
-	id := strings.TrimSpace(req.GetId())
-	if id == "" {
-		return invalid.New("id", "is required")
-	}
+	id := strings.TrimSpace(req.GetId()) // not blank: feedback.proto's rule
 	if _, _, err := watch.Sequence(req.GetCursor()); err != nil {
 		return err
 	}
