@@ -2978,12 +2978,11 @@ func (x *RevealTaskContactResponse) GetName() string {
 }
 
 type ListAttemptsRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// Required.
-	TaskId        string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3875,11 +3874,12 @@ type MoveAppointmentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	AppointmentId string                 `protobuf:"bytes,2,opt,name=appointment_id,json=appointmentId,proto3" json:"appointment_id,omitempty"`
-	StartsAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
-	EndsAt        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// The new window; as in BookAppointmentRequest.
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
 	// Why: "customer_request", "agent_unavailable", "weather" or "other".
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Replaces the note when set.
+	// Replaces the note when set; at most 500 characters.
 	AddressNote   *string `protobuf:"bytes,6,opt,name=address_note,json=addressNote,proto3,oneof" json:"address_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4265,8 +4265,8 @@ func (x *ListAppointmentsResponse) GetNextPageToken() string {
 type SetAgentPresenceRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// The agent; blank: the caller. A leader or director may name another agent only to set it
-	// offline.
+	// The agent; blank: the caller (an agent's own; a leader or director names the agent). A
+	// leader or director may name another agent only to set it offline.
 	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// Required: PRESENCE_AVAILABLE, PRESENCE_ON_BREAK or PRESENCE_OFFLINE.
 	Presence Presence `protobuf:"varint,3,opt,name=presence,proto3,enum=huifang.dispatch.v1.Presence" json:"presence,omitempty"`
@@ -5526,11 +5526,13 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\apurpose\x18\x05 \x01(\tR\apurpose\"I\n" +
 	"\x19RevealTaskContactResponse\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\x87\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xc8\x01\n" +
 	"\x13ListAttemptsRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\xdc\x02\n" +
 	"\vTaskAttempt\x12\x17\n" +
@@ -5544,10 +5546,11 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x0fnext_attempt_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"|\n" +
 	"\x14ListAttemptsResponse\x12<\n" +
 	"\battempts\x18\x01 \x03(\v2 .huifang.dispatch.v1.TaskAttemptR\battempts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"w\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xac\x01\n" +
 	"\x15GetTaskContextRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12(\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12(\n" +
 	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
 	"leaseToken\"\xd2\x02\n" +
 	"\x0eServiceDetails\x12\x1d\n" +
@@ -5596,58 +5599,64 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x89\x02\n" +
+	"updated_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xd8\x02\n" +
 	"\x16BookAppointmentRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12(\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12L\n" +
+	"\atask_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\x06taskId\x12(\n" +
 	"\vlease_token\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
-	"leaseToken\x127\n" +
-	"\tstarts_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
-	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12!\n" +
-	"\faddress_note\x18\x06 \x01(\tR\vaddressNote\"]\n" +
+	"leaseToken\x12?\n" +
+	"\tstarts_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\bstartsAt\x12;\n" +
+	"\aends_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06endsAt\x12+\n" +
+	"\faddress_note\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\vaddressNote\"]\n" +
 	"\x17BookAppointmentResponse\x12B\n" +
-	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\x9b\x02\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\xea\x02\n" +
 	"\x16MoveAppointmentRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
-	"\x0eappointment_id\x18\x02 \x01(\tR\rappointmentId\x127\n" +
-	"\tstarts_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
-	"\aends_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\x12&\n" +
-	"\faddress_note\x18\x06 \x01(\tH\x00R\vaddressNote\x88\x01\x01B\x0f\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12Z\n" +
+	"\x0eappointment_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\rappointmentId\x12?\n" +
+	"\tstarts_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\bstartsAt\x12;\n" +
+	"\aends_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06endsAt\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x120\n" +
+	"\faddress_note\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03H\x00R\vaddressNote\x88\x01\x01B\x0f\n" +
 	"\r_address_note\"]\n" +
 	"\x17MoveAppointmentResponse\x12B\n" +
-	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"v\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\xab\x01\n" +
 	"\x18CancelAppointmentRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
-	"\x0eappointment_id\x18\x02 \x01(\tR\rappointmentId\x12\x16\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12Z\n" +
+	"\x0eappointment_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\rappointmentId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"_\n" +
 	"\x19CancelAppointmentResponse\x12B\n" +
-	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\xff\x01\n" +
+	"\vappointment\x18\x01 \x01(\v2 .huifang.dispatch.v1.AppointmentR\vappointment\"\x8b\x02\n" +
 	"\x17ListAppointmentsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12\x10\n" +
 	"\x03day\x18\x04 \x01(\tR\x03day\x12\x1b\n" +
 	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\x12+\n" +
-	"\x11include_cancelled\x18\x06 \x01(\bR\x10includeCancelled\x12\x1b\n" +
-	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x11include_cancelled\x18\x06 \x01(\bR\x10includeCancelled\x12'\n" +
+	"\tpage_size\x18\a \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\b \x01(\tR\tpageToken\"\x88\x01\n" +
 	"\x18ListAppointmentsResponse\x12D\n" +
 	"\fappointments\x18\x01 \x03(\v2 .huifang.dispatch.v1.AppointmentR\fappointments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe5\x01\n" +
 	"\x17SetAgentPresenceRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
-	"\bagent_id\x18\x02 \x01(\tR\aagentId\x129\n" +
-	"\bpresence\x18\x03 \x01(\x0e2\x1d.huifang.dispatch.v1.PresenceR\bpresence\x12\x16\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12N\n" +
+	"\bagent_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\aagentId\x12E\n" +
+	"\bpresence\x18\x03 \x01(\x0e2\x1d.huifang.dispatch.v1.PresenceB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bpresence\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"L\n" +
 	"\x18SetAgentPresenceResponse\x120\n" +
-	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"\xb5\x01\n" +
+	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"\xc6\x01\n" +
 	"\x13GetWallboardRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
-	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x121\n" +
-	"\x06within\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06within\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12B\n" +
+	"\x06within\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x0f\xbaH\f\xaa\x01\t\"\x05\b\x80\x9a\x9e\x012\x00R\x06within\x12\x1b\n" +
 	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\"\xa7\x01\n" +
 	"\tWallboard\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x127\n" +
@@ -5687,10 +5696,11 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
 	"tasks_held\x18\x05 \x01(\x05R\ttasksHeld\"T\n" +
 	"\x14GetWallboardResponse\x12<\n" +
-	"\twallboard\x18\x01 \x01(\v2\x1e.huifang.dispatch.v1.WallboardR\twallboard\"c\n" +
+	"\twallboard\x18\x01 \x01(\v2\x1e.huifang.dispatch.v1.WallboardR\twallboard\"\x98\x01\n" +
 	"\x11WatchQueueRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
-	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x16\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12N\n" +
+	"\bagent_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\aagentId\x12\x16\n" +
 	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xc9\x01\n" +
 	"\n" +
 	"AgentQueue\x12-\n" +
@@ -5702,12 +5712,12 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.huifang.watch.v1.KindR\x04kind\x12/\n" +
 	"\x06events\x18\x03 \x03(\v2\x17.huifang.watch.v1.EventR\x06events\x125\n" +
-	"\x05queue\x18\x04 \x01(\v2\x1f.huifang.dispatch.v1.AgentQueueR\x05queue\"\xcf\x01\n" +
+	"\x05queue\x18\x04 \x01(\v2\x1f.huifang.dispatch.v1.AgentQueueR\x05queue\"\xe0\x01\n" +
 	"\x15WatchWallboardRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
-	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x121\n" +
-	"\x06within\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06within\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12B\n" +
+	"\x06within\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x0f\xbaH\f\xaa\x01\t\"\x05\b\x80\x9a\x9e\x012\x00R\x06within\x12\x1b\n" +
 	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\x12\x16\n" +
 	"\x06cursor\x18\x06 \x01(\tR\x06cursor\"\xcb\x01\n" +
 	"\x16WatchWallboardResponse\x12\x16\n" +
@@ -5727,7 +5737,7 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x14PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12PRESENCE_AVAILABLE\x10\x01\x12\x15\n" +
 	"\x11PRESENCE_ON_BREAK\x10\x02\x12\x14\n" +
-	"\x10PRESENCE_OFFLINE\x10\x032\x90\x1a\n" +
+	"\x10PRESENCE_OFFLINE\x10\x032\xd3\x1c\n" +
 	"\x0fDispatchService\x12\x8d\x01\n" +
 	"\rUpsertOrgUnit\x12).huifang.dispatch.v1.UpsertOrgUnitRequest\x1a*.huifang.dispatch.v1.UpsertOrgUnitResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x04unit\x1a\x17/v1/org_units/{unit.id}\x12z\n" +
 	"\fListOrgUnits\x12(.huifang.dispatch.v1.ListOrgUnitsRequest\x1a).huifang.dispatch.v1.ListOrgUnitsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/org_units\x12\x86\x01\n" +
@@ -5746,15 +5756,15 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x14SetCustomerVariables\x120.huifang.dispatch.v1.SetCustomerVariablesRequest\x1a1.huifang.dispatch.v1.SetCustomerVariablesResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/customers/{customer_id}/variables\x12y\n" +
 	"\fListMessages\x12(.huifang.dispatch.v1.ListMessagesRequest\x1a).huifang.dispatch.v1.ListMessagesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/messages\x12\xa0\x01\n" +
 	"\x15RecordDeliveryReceipt\x121.huifang.dispatch.v1.RecordDeliveryReceiptRequest\x1a2.huifang.dispatch.v1.RecordDeliveryReceiptResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/delivery_receipts\x12\xa0\x01\n" +
-	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContact\x12c\n" +
-	"\fListAttempts\x12(.huifang.dispatch.v1.ListAttemptsRequest\x1a).huifang.dispatch.v1.ListAttemptsResponse\x12i\n" +
-	"\x0eGetTaskContext\x12*.huifang.dispatch.v1.GetTaskContextRequest\x1a+.huifang.dispatch.v1.GetTaskContextResponse\x12l\n" +
-	"\x0fBookAppointment\x12+.huifang.dispatch.v1.BookAppointmentRequest\x1a,.huifang.dispatch.v1.BookAppointmentResponse\x12l\n" +
-	"\x0fMoveAppointment\x12+.huifang.dispatch.v1.MoveAppointmentRequest\x1a,.huifang.dispatch.v1.MoveAppointmentResponse\x12r\n" +
-	"\x11CancelAppointment\x12-.huifang.dispatch.v1.CancelAppointmentRequest\x1a..huifang.dispatch.v1.CancelAppointmentResponse\x12o\n" +
-	"\x10ListAppointments\x12,.huifang.dispatch.v1.ListAppointmentsRequest\x1a-.huifang.dispatch.v1.ListAppointmentsResponse\x12o\n" +
-	"\x10SetAgentPresence\x12,.huifang.dispatch.v1.SetAgentPresenceRequest\x1a-.huifang.dispatch.v1.SetAgentPresenceResponse\x12c\n" +
-	"\fGetWallboard\x12(.huifang.dispatch.v1.GetWallboardRequest\x1a).huifang.dispatch.v1.GetWallboardResponse\x12_\n" +
+	"\x11RevealTaskContact\x12-.huifang.dispatch.v1.RevealTaskContactRequest\x1a..huifang.dispatch.v1.RevealTaskContactResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/tasks/{task_id}:revealContact\x12\x89\x01\n" +
+	"\fListAttempts\x12(.huifang.dispatch.v1.ListAttemptsRequest\x1a).huifang.dispatch.v1.ListAttemptsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/tasks/{task_id}/attempts\x12\x8e\x01\n" +
+	"\x0eGetTaskContext\x12*.huifang.dispatch.v1.GetTaskContextRequest\x1a+.huifang.dispatch.v1.GetTaskContextResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/tasks/{task_id}/context\x12\x99\x01\n" +
+	"\x0fBookAppointment\x12+.huifang.dispatch.v1.BookAppointmentRequest\x1a,.huifang.dispatch.v1.BookAppointmentResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/tasks/{task_id}/appointments\x12\x9f\x01\n" +
+	"\x0fMoveAppointment\x12+.huifang.dispatch.v1.MoveAppointmentRequest\x1a,.huifang.dispatch.v1.MoveAppointmentResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/appointments/{appointment_id}:move\x12\xa7\x01\n" +
+	"\x11CancelAppointment\x12-.huifang.dispatch.v1.CancelAppointmentRequest\x1a..huifang.dispatch.v1.CancelAppointmentResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/appointments/{appointment_id}:cancel\x12\x89\x01\n" +
+	"\x10ListAppointments\x12,.huifang.dispatch.v1.ListAppointmentsRequest\x1a-.huifang.dispatch.v1.ListAppointmentsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/appointments\x12\x9a\x01\n" +
+	"\x10SetAgentPresence\x12,.huifang.dispatch.v1.SetAgentPresenceRequest\x1a-.huifang.dispatch.v1.SetAgentPresenceResponse\")\x82\xd3\xe4\x93\x02#:\x01*\x1a\x1e/v1/agents/{agent_id}/presence\x12z\n" +
+	"\fGetWallboard\x12(.huifang.dispatch.v1.GetWallboardRequest\x1a).huifang.dispatch.v1.GetWallboardResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/wallboard\x12_\n" +
 	"\n" +
 	"WatchQueue\x12&.huifang.dispatch.v1.WatchQueueRequest\x1a'.huifang.dispatch.v1.WatchQueueResponse0\x01\x12k\n" +
 	"\x0eWatchWallboard\x12*.huifang.dispatch.v1.WatchWallboardRequest\x1a+.huifang.dispatch.v1.WatchWallboardResponse0\x01B\xff\x03\x92A\xba\x03\x12\xb6\x02\n" +

@@ -13,9 +13,6 @@ import (
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// MaxWithin bounds a wallboard's "near its deadline" margin.
-const MaxWithin = 30 * 24 * time.Hour
-
 // WallboardQuery selects a wallboard: one group, a leader's groups (both:
 // the group, which the leader must oversee), or every group; Within is the
 // near-deadline margin (nil: SLAWarn); TimeZone the zone of "today" (UTC
@@ -43,12 +40,10 @@ type Wallboard struct {
 }
 
 // CheckWallboard checks the parts of a wallboard query that are not ids:
-// the margin and the time zone (fields named as in GetWallboardRequest).
+// the time zone (named as in GetWallboardRequest; the margin's bounds, 0 to
+// 30 days, are dispatch.proto's rule).
 func CheckWallboard(q WallboardQuery) error {
 	var bad invalid.List
-	if q.Within != nil && (*q.Within < 0 || *q.Within > MaxWithin) {
-		bad.Add("within", "must be a duration from 0 to 30 days")
-	}
 	if _, err := time.LoadLocation(strings.TrimSpace(q.TimeZone)); err != nil {
 		bad.Add("time_zone", "must be an IANA time zone (e.g. Asia/Shanghai), or empty for UTC")
 	}

@@ -43,7 +43,7 @@ func (s *Server) BookAppointment(ctx context.Context, req *dispatchv1.BookAppoin
 // MoveAppointment moves a booked appointment and its reminder.
 func (s *Server) MoveAppointment(ctx context.Context, req *dispatchv1.MoveAppointmentRequest) (*dispatchv1.MoveAppointmentResponse, error) {
 	var bad invalid.List
-	id := appointmentID(&bad, req.GetAppointmentId())
+	id := strings.TrimSpace(req.GetAppointmentId()) // not blank: dispatch.proto's rule
 	w := window(&bad, req.GetStartsAt(), req.GetEndsAt())
 	if err := bad.Err(); err != nil {
 		return nil, err
@@ -58,11 +58,7 @@ func (s *Server) MoveAppointment(ctx context.Context, req *dispatchv1.MoveAppoin
 
 // CancelAppointment cancels a booked appointment and its reminder.
 func (s *Server) CancelAppointment(ctx context.Context, req *dispatchv1.CancelAppointmentRequest) (*dispatchv1.CancelAppointmentResponse, error) {
-	var bad invalid.List
-	id := appointmentID(&bad, req.GetAppointmentId())
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
+	id := strings.TrimSpace(req.GetAppointmentId()) // not blank: dispatch.proto's rule
 	ap, err := s.App.CancelAppointment(ctx, tenant.Or(req.GetTenantId()), id, req.GetReason())
 	if err != nil {
 		return nil, appointmentStatus(err)
@@ -126,16 +122,8 @@ func (s *Server) upsertKindTemplate(ctx context.Context, p *dispatchv1.Template)
 		ServiceType: stored.ServiceType}}, nil
 }
 
-func appointmentID(bad *invalid.List, id string) string {
-	id = strings.TrimSpace(id)
-	if id == "" {
-		bad.Add("appointment_id", "is required")
-	}
-	return id
-}
-
-// window reads a window's ends; the rules on them are the app's
-// (task.CheckWindow).
+// window reads a window's ends (both required: dispatch.proto's rules);
+// the rules on the window are the app's (task.CheckWindow).
 func window(bad *invalid.List, start, end *timestamppb.Timestamp) task.Window {
 	var w task.Window
 	for _, f := range []struct {

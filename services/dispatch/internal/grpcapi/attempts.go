@@ -6,7 +6,6 @@ import (
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/page"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -15,20 +14,13 @@ import (
 
 // ListAttempts lists the attempts of one task, oldest first, without notes.
 func (s *Server) ListAttempts(ctx context.Context, req *dispatchv1.ListAttemptsRequest) (*dispatchv1.ListAttemptsResponse, error) {
-	var bad invalid.List
-	taskID := strings.TrimSpace(req.GetTaskId())
-	if taskID == "" {
-		bad.Add("task_id", "is required")
-	}
+	taskID := strings.TrimSpace(req.GetTaskId()) // not blank, page_size 0 to 500: dispatch.proto's rules
 	size, err := page.Size(req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
 	var after int
 	if err := page.Cursor(req.GetPageToken(), &after); err != nil {
-		return nil, err
-	}
-	if err := bad.Err(); err != nil {
 		return nil, err
 	}
 	t, list, err := s.App.ListAttempts(ctx, tenant.Or(req.GetTenantId()), taskID, after, size+1)

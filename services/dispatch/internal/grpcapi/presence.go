@@ -78,19 +78,10 @@ func or(d, def time.Duration) time.Duration {
 
 // SetAgentPresence sets an agent's presence.
 func (s *Server) SetAgentPresence(ctx context.Context, req *dispatchv1.SetAgentPresenceRequest) (*dispatchv1.SetAgentPresenceResponse, error) {
-	var bad invalid.List
-	agentID := strings.TrimSpace(req.GetAgentId())
-	if agentID == "" {
-		bad.Add("agent_id", "is required")
-	}
-	state := presenceName(req.GetPresence())
-	if state == "" {
-		bad.Add("presence", "must be PRESENCE_AVAILABLE, PRESENCE_ON_BREAK or PRESENCE_OFFLINE")
-	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
-	a, err := s.App.SetPresence(ctx, app.PresenceCall{Tenant: tenant.Or(req.GetTenantId()), AgentID: agentID, State: state, Reason: req.GetReason()})
+	// agent_id not blank (the guard fills in an agent's own), presence one of
+	// the three: dispatch.proto's rules.
+	a, err := s.App.SetPresence(ctx, app.PresenceCall{Tenant: tenant.Or(req.GetTenantId()), AgentID: strings.TrimSpace(req.GetAgentId()),
+		State: presenceName(req.GetPresence()), Reason: req.GetReason()})
 	if err != nil {
 		return nil, statusOf(err)
 	}
@@ -113,10 +104,7 @@ func (s *Server) GetWallboard(ctx context.Context, req *dispatchv1.GetWallboardR
 // WatchQueue streams the caller's queue (pkg/watch).
 func (s *Server) WatchQueue(req *dispatchv1.WatchQueueRequest, ss dispatchv1.DispatchService_WatchQueueServer) error {
 	ctx := ss.Context()
-	agentID := strings.TrimSpace(req.GetAgentId())
-	if agentID == "" {
-		return invalid.New("agent_id", "is required")
-	}
+	agentID := strings.TrimSpace(req.GetAgentId()) // not blank (the guard fills in the caller): dispatch.proto's rule
 	ten := tenant.Or(req.GetTenantId())
 	if _, err := s.App.Queue(ctx, ten, agentID); err != nil {
 		return statusOf(err)

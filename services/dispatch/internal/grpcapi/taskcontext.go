@@ -6,22 +6,13 @@ import (
 
 	dispatchv1 "github.com/huifang/huifang/proto/huifang/dispatch/v1"
 
-	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/tenant"
 )
 
 // GetTaskContext answers everything an agent's screen needs for one task.
 func (s *Server) GetTaskContext(ctx context.Context, req *dispatchv1.GetTaskContextRequest) (*dispatchv1.GetTaskContextResponse, error) {
-	var bad invalid.List
-	taskID := strings.TrimSpace(req.GetTaskId())
-	if taskID == "" {
-		bad.Add("task_id", "is required")
-	}
-	token := req.GetLeaseToken()
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
-	c, err := s.App.GetTaskContext(ctx, tenant.Or(req.GetTenantId()), taskID, token)
+	taskID := strings.TrimSpace(req.GetTaskId()) // not blank, lease_token not negative: dispatch.proto's rules
+	c, err := s.App.GetTaskContext(ctx, tenant.Or(req.GetTenantId()), taskID, req.GetLeaseToken())
 	if err != nil {
 		return nil, statusOf(err)
 	}
