@@ -5072,26 +5072,32 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tBS\xbaHP\xba\x01M\n" +
 	"\tnot_blank\x12+is required: say why the change is rejected\x1a\x13this.matches('\\\\S')R\x06reason\"X\n" +
 	"\x1aRejectPolicyChangeResponse\x12:\n" +
-	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change\"\xa1\x03\n" +
+	"\x06change\x18\x01 \x01(\v2\".huifang.scheduler.v1.PolicyChangeR\x06change\"\xac\a\n" +
 	"\x17ScheduleFollowUpRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x97\x02\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1f\n" +
-	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"request_id\x18\x02 \x01(\tB\xf7\x01\xbaH\xf3\x01\xba\x01\x85\x01\n" +
+	"\tnot_blank\x12cis required: the client's id of this request, so that a retry or a double click plans nothing twice\x1a\x13this.matches('\\\\S')\xba\x01g\n" +
+	"\n" +
+	"request_id\x12'must be 1 to 100 of A-Z a-z 0-9 . _ : -\x1a0this.matches('^\\\\s*[A-Za-z0-9._:-]{0,100}\\\\s*$')R\trequestId\x12o\n" +
+	"\vcustomer_id\x18\x03 \x01(\tBN\xbaHK\xba\x01H\n" +
+	"\tnot_blank\x12&is required: the customer to follow up\x1a\x13this.matches('\\\\S')R\n" +
 	"customerId\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x04 \x01(\tR\tserviceId\x12!\n" +
-	"\fcomplaint_id\x18\x05 \x01(\tR\vcomplaintId\x12\x19\n" +
-	"\borg_unit\x18\x06 \x01(\tR\aorgUnit\x121\n" +
+	"\fcomplaint_id\x18\x05 \x01(\tR\vcomplaintId\x12z\n" +
+	"\borg_unit\x18\x06 \x01(\tB_\xbaH\\\xba\x01Y\n" +
+	"\tnot_blank\x127is required: the org unit (branch) the visit belongs to\x1a\x13this.matches('\\\\S')R\aorgUnit\x121\n" +
 	"\x06due_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x126\n" +
-	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x123\n" +
-	"\achannel\x18\t \x01(\x0e2\x19.huifang.types.v1.ChannelR\achannel\x12\x14\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12=\n" +
+	"\achannel\x18\t \x01(\x0e2\x19.huifang.types.v1.ChannelB\b\xbaH\x05\x82\x01\x02\x10\x01R\achannel\x12\x14\n" +
 	"\x05group\x18\n" +
-	" \x01(\tR\x05group\x12\x16\n" +
-	"\x06reason\x18\v \x01(\tR\x06reason\"n\n" +
+	" \x01(\tR\x05group\x12k\n" +
+	"\x06reason\x18\v \x01(\tBS\xbaHP\xba\x01H\n" +
+	"\tnot_blank\x12&is required: why the follow-up is made\x1a\x13this.matches('\\\\S')r\x03\x18\xf4\x03R\x06reason\"n\n" +
 	"\x18ScheduleFollowUpResponse\x128\n" +
 	"\x05visit\x18\x01 \x01(\v2\".huifang.scheduler.v1.PlannedVisitR\x05visit\x12\x18\n" +
-	"\acreated\x18\x02 \x01(\bR\acreated2\xee\x1a\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated2\x86\x1b\n" +
 	"\x10SchedulerService\x12\x83\x01\n" +
 	"\fCreatePolicy\x12).huifang.scheduler.v1.CreatePolicyRequest\x1a*.huifang.scheduler.v1.CreatePolicyResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x06policy\"\f/v1/policies\x12\x8f\x01\n" +
 	"\fUpdatePolicy\x12).huifang.scheduler.v1.UpdatePolicyRequest\x1a*.huifang.scheduler.v1.UpdatePolicyResponse\"(\x82\xd3\xe4\x93\x02\":\x06policy\x1a\x18/v1/policies/{policy_id}\x12~\n" +
@@ -5115,8 +5121,9 @@ const file_huifang_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\x0fGetPolicyChange\x12,.huifang.scheduler.v1.GetPolicyChangeRequest\x1a-.huifang.scheduler.v1.GetPolicyChangeResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/policy_changes/{change_id}\x12\x90\x01\n" +
 	"\x11ListPolicyChanges\x12..huifang.scheduler.v1.ListPolicyChangesRequest\x1a/.huifang.scheduler.v1.ListPolicyChangesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/policy_changes\x12\xad\x01\n" +
 	"\x13ApprovePolicyChange\x120.huifang.scheduler.v1.ApprovePolicyChangeRequest\x1a1.huifang.scheduler.v1.ApprovePolicyChangeResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/policy_changes/{change_id}:approve\x12\xa9\x01\n" +
-	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/policy_changes/{change_id}:reject\x12q\n" +
-	"\x10ScheduleFollowUp\x12-.huifang.scheduler.v1.ScheduleFollowUpRequest\x1a..huifang.scheduler.v1.ScheduleFollowUpResponseB\xf5\x03\x92A\xae\x03\x12\xaa\x02\n" +
+	"\x12RejectPolicyChange\x12/.huifang.scheduler.v1.RejectPolicyChangeRequest\x1a0.huifang.scheduler.v1.RejectPolicyChangeResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/policy_changes/{change_id}:reject\x12\x88\x01\n" +
+	"\x10ScheduleFollowUp\x12-.huifang.scheduler.v1.ScheduleFollowUpRequest\x1a..huifang.scheduler.v1.ScheduleFollowUpResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"/v1/visitsB\xf5\x03\x92A\xae\x03\x12\xaa\x02\n" +
 	"\x11Huifang scheduler\x12\x90\x02Follow-up policies, planned visits and their changes. The HTTP/JSON surface of huifang.scheduler.v1 (docs/api.md): every call needs Authorization: Bearer <token>; errors are the gRPC status as JSON, bad input a google.rpc.BadRequest with a field violation per broken rule.2\x02v1Zq\n" +
 	"o\n" +
 	"\x06bearer\x12e\b\x02\x12PBearer <token>: an access token of the OpenID Connect issuer (docs/security.md).\x1a\rAuthorization \x02b\f\n" +
