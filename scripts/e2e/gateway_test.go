@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,11 +46,29 @@ func TestHTTPGateway(t *testing.T) {
 		return resp.StatusCode, out
 	}
 
+	docs := map[string]map[string]any{}
 	for _, svc := range []string{"intake", "scheduler", "dispatch", "feedback", "analytics"} {
 		code, doc := get(svc, "/openapi.json", "")
 		require.Equal(t, http.StatusOK, code, svc)
 		require.Equal(t, "2.0", doc["swagger"], svc)
 		require.NotEmpty(t, doc["paths"], svc)
+		docs[svc] = doc
+	}
+	// The calls issue 17 added have their routes; the watches have none (gRPC only).
+	for svc, paths := range map[string][]string{
+		"intake":    {"/v1/customers:search", "/v1/customers/{customer_id}/timeline"},
+		"scheduler": {"/v1/visits"},
+		"dispatch": {"/v1/tasks/{task_id}/attempts", "/v1/tasks/{task_id}/context", "/v1/tasks/{task_id}/appointments",
+			"/v1/appointments", "/v1/appointments/{appointment_id}:move", "/v1/appointments/{appointment_id}:cancel",
+			"/v1/agents/{agent_id}/presence", "/v1/wallboard"},
+		"feedback": {"/v1/complaints", "/v1/reviews", "/v1/policies/{policy_id}/questionnaire"},
+	} {
+		for _, path := range paths {
+			require.Contains(t, docs[svc]["paths"], path, svc)
+		}
+		for path := range docs[svc]["paths"].(map[string]any) {
+			require.NotContains(t, strings.ToLower(path), "watch", svc)
+		}
 	}
 
 	code, out := get("dispatch", "/v1/tasks", "")
@@ -62,6 +81,14 @@ func TestHTTPGateway(t *testing.T) {
 	details := out["details"].([]any)
 	violation := details[0].(map[string]any)["field_violations"].([]any)[0].(map[string]any)
 	require.Equal(t, "page_size", violation["field"])
+	code, out = get("dispatch", "/v1/tasks/%20/attempts", staff)
+	require.Equal(t, http.StatusBadRequest, code, "%v", out)
+	violation = out["details"].([]any)[0].(map[string]any)["field_violations"].([]any)[0].(map[string]any)
+	require.Equal(t, "task_id", violation["field"], "a blank path parameter breaks dispatch.proto's not_blank rule")
+
+	code, out = get("dispatch", "/v1/wallboard", staff)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.Contains(t, out, "wallboard")
 
 	code, out = get("scheduler", "/v1/policies?page_size=2", staff)
 	require.Equal(t, http.StatusOK, code, "%v", out)
