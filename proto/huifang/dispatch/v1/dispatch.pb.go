@@ -5642,13 +5642,12 @@ const file_huifang_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"page_token\x18\b \x01(\tR\tpageToken\"\x88\x01\n" +
 	"\x18ListAppointmentsResponse\x12D\n" +
 	"\fappointments\x18\x01 \x03(\v2 .huifang.dispatch.v1.AppointmentR\fappointments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe5\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe6\x01\n" +
 	"\x17SetAgentPresenceRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12N\n" +
 	"\bagent_id\x18\x02 \x01(\tB3\xbaH0\xba\x01-\n" +
-	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\aagentId\x12E\n" +
-	"\bpresence\x18\x03 \x01(\x0e2\x1d.huifang.dispatch.v1.PresenceB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bpresence\x12\x16\n" +
+	"\tnot_blank\x12\vis required\x1a\x13this.matches('\\\\S')R\aagentId\x12F\n" +
+	"\bpresence\x18\x03 \x01(\x0e2\x1d.huifang.dispatch.v1.PresenceB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\bpresence\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"L\n" +
 	"\x18SetAgentPresenceResponse\x120\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1a.huifang.dispatch.v1.AgentR\x05agent\"\xc6\x01\n" +

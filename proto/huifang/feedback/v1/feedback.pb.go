@@ -5296,7 +5296,7 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\x06scores\x18\x04 \x03(\v2#.huifang.feedback.v1.ChecklistScoreR\x06scores\x12\x1a\n" +
 	"\bcomments\x18\x05 \x01(\tR\bcomments\"K\n" +
 	"\x14SubmitReviewResponse\x123\n" +
-	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review\"\xd7\t\n" +
+	"\x06review\x18\x01 \x01(\v2\x1b.huifang.feedback.v1.ReviewR\x06review\"\xd8\t\n" +
 	"\x16CreateComplaintRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x99\x02\n" +
 	"\n" +
@@ -5313,9 +5313,8 @@ const file_huifang_feedback_v1_feedback_proto_rawDesc = "" +
 	"\bcategory\x18\x06 \x01(\tB\x91\x02\xbaH\x8d\x02\xba\x01f\n" +
 	"\tnot_blank\x12Dis required: the problem aspect, which decides the owning department\x1a\x13this.matches('\\\\S')\xba\x01\xa0\x01\n" +
 	"\bcategory\x12Lmust be lower case letters, digits and _, starting with a letter, at most 64\x1aF!this.matches('\\\\S') || this.matches('^\\\\s*[a-z][a-z0-9_]{0,63}\\\\s*$')R\bcategory\x12@\n" +
-	"\bseverity\x18\a \x01(\x0e2\x1a.huifang.types.v1.SeverityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bseverity\x12O\n" +
-	"\freceived_via\x18\b \x01(\x0e2 .huifang.feedback.v1.ReceivedViaB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\vreceivedVia\x12p\n" +
+	"\bseverity\x18\a \x01(\x0e2\x1a.huifang.types.v1.SeverityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bseverity\x12P\n" +
+	"\freceived_via\x18\b \x01(\x0e2 .huifang.feedback.v1.ReceivedViaB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\vreceivedVia\x12p\n" +
 	"\vdescription\x18\t \x01(\tBN\xbaHK\xba\x01C\n" +
 	"\tnot_blank\x12!is required: the customer's words\x1a\x13this.matches('\\\\S')r\x03\x18\xa0\x1fR\vdescription\x12\x19\n" +
 	"\borg_unit\x18\n" +
