@@ -28,11 +28,14 @@ func DefaultReminder(tenant string) Template {
 }
 
 // DefaultScript is the built-in call script (seed 004: confirm identity,
-// introduce, state the purpose, ask whether it is convenient; thank).
+// introduce, state the purpose, ask whether it is convenient; thank). It
+// names no service type or org unit: those are codes (repair,
+// shanghai-pudong) that a customer should not hear; a tenant's script per
+// service type says them in its own words.
 func DefaultScript(tenant string) Template {
 	return Template{Tenant: tenant, Kind: KindScript, ServiceType: AnyServiceType,
-		Greeting: "您好，请问是{name}吗？我是{org_unit}的回访专员{agent}。",
-		Body:     "今天联系您，是想了解您对本次{service_type}服务的意见和满意度，大约占用您几分钟时间，请问现在方便吗？",
+		Greeting: "您好，请问是{name}吗？我是回访专员{agent}。",
+		Body:     "今天联系您，是想了解您对我们最近为您提供的服务的意见和满意度，大约占用您几分钟时间，请问现在方便吗？",
 		Footer:   "感谢您的配合与支持，祝您生活愉快，再见！"}
 }
 
