@@ -64,6 +64,11 @@ func (a *App) Wallboard(ctx context.Context, q WallboardQuery) (Wallboard, error
 	if groups != nil && len(groups) == 0 {
 		return Wallboard{}, auth.Deny("group", "the leader does not oversee this group")
 	}
+	if strings.TrimSpace(q.LeaderID) != "" && strings.TrimSpace(q.Group) == "" {
+		// Tasks that name no group are any agent's, the leader's agents'
+		// too: its board shows that queue as the group "".
+		groups = append(groups, "")
+	}
 	within := a.SLAWarn
 	if q.Within != nil {
 		within = *q.Within

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -354,6 +355,18 @@ func TestWallboard(t *testing.T) {
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "an agent has no wallboard")
 	_, err = client.GetWallboard(lead, &dispatchv1.GetWallboardRequest{TimeZone: "Mars/Olympus"})
 	requireViolations(t, err, "time_zone")
+
+	// A task that names no group is any agent's, the leader's agents' too:
+	// the leader's board shows it as the group "", unless it names a group.
+	f.seed(t, seed{id: "t-11", available: t0.Add(-5 * time.Minute), noDeadline: true})
+	resp, err = client.GetWallboard(lead, &dispatchv1.GetWallboardRequest{})
+	require.NoError(t, err)
+	i := slices.IndexFunc(resp.GetWallboard().GetGroups(), func(g *dispatchv1.GroupBoard) bool { return g.GetGroup() == "" })
+	require.GreaterOrEqual(t, i, 0, "the leader sees the tasks any agent may take: %v", resp.GetWallboard().GetGroups())
+	require.Equal(t, int32(1), resp.GetWallboard().GetGroups()[i].GetWaiting())
+	resp, err = client.GetWallboard(lead, &dispatchv1.GetWallboardRequest{Group: "g-1"})
+	require.NoError(t, err)
+	require.Len(t, resp.GetWallboard().GetGroups(), 1, "g-1 only")
 }
 
 // recv reads the next update that is not a heartbeat.
