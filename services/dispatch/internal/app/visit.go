@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/invalid"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
@@ -32,30 +34,83 @@ func (a *App) CreateTask(ctx context.Context, d task.Due) (bool, error) {
 // that breaks a rule (no visit id, an unknown channel or severity) is
 // refused with an *invalid.Error.
 func (a *App) CreateTaskTx(ctx context.Context, tx pgx.Tx, d task.Due) (bool, error) {
-	if id := strings.TrimSpace(d.Customer.ID); id != "" {
-		latest, ok, err := store.LatestCustomer(ctx, tx, d.Tenant, id)
-		if err != nil {
-			return false, err
-		}
-		if ok {
-			d.Customer = latest
-		}
-	}
-	t, err := task.New(d, outbox.NewEventID(), a.Now(), a.Rules)
+	due, err := a.checkDue(d)
 	if err != nil {
 		return false, err
 	}
-	cancelled, err := store.VisitCancelled(ctx, tx, t.Tenant, t.VisitID)
-	if err != nil || cancelled {
-		return false, err
+	made, err := a.createTasks(ctx, tx, []dueTask{due})
+	return made == 1, err
+}
+
+// GatherTaskTx is CreateTaskTx for a consumer's batch: a visit that breaks
+// a rule is refused at once, with an *invalid.Error; the task of a visit
+// that keeps them is made just before tx commits, together with those of
+// the batch's other due visits (inbox.Gather), in two statements however
+// many: one reads the customers' newer snapshots, one stores the tasks and
+// their details, leaving out the visits that were cancelled or already
+// have a task. Outside a consumer's handler the task is made at once.
+func (a *App) GatherTaskTx(ctx context.Context, tx pgx.Tx, d task.Due) error {
+	due, err := a.checkDue(d)
+	if err != nil {
+		return err
 	}
-	created, err := store.CreateTask(ctx, tx, t)
-	if created {
-		a.wake() // early: a claim that misses the uncommitted row polls again
-		err = store.SaveTaskDetails(ctx, tx, t.Tenant, t.ID, store.TaskDetails{ServiceID: d.ServiceID, CompletedAt: d.CompletedAt,
-			ComplaintID: d.ComplaintID, Late: d.Late})
+	return inbox.Gather(ctx, tx, "dispatch.tasks", due, func(ctx context.Context, tx pgx.Tx, ds []dueTask) error {
+		_, err := a.createTasks(ctx, tx, ds)
+		return err
+	})
+}
+
+// dueTask is a due visit that keeps the rules, with the id and the time
+// of its task.
+type dueTask struct {
+	d   task.Due
+	id  string
+	now time.Time
+}
+
+// checkDue checks d's rules (task.New) and gives its task an id and a time.
+func (a *App) checkDue(d task.Due) (dueTask, error) {
+	due := dueTask{d: d, id: outbox.NewEventID(), now: a.Now()}
+	_, err := task.New(d, due.id, due.now, a.Rules)
+	return due, err
+}
+
+// createTasks makes the open tasks of due visits within tx, the customers'
+// newer snapshots winning, and returns how many it made. It wakes waiting
+// claims when it made any (early: a claim that misses the uncommitted rows
+// polls again).
+func (a *App) createTasks(ctx context.Context, tx pgx.Tx, ds []dueTask) (int, error) {
+	var keys []store.CustomerKey
+	seen := map[store.CustomerKey]bool{}
+	for _, due := range ds {
+		k := store.CustomerKey{Tenant: due.d.Tenant, ID: strings.TrimSpace(due.d.Customer.ID)}
+		if k.ID != "" && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
 	}
-	return created, err
+	latest, err := store.LatestCustomers(ctx, tx, keys)
+	if err != nil {
+		return 0, err
+	}
+	ts := make([]store.NewTask, len(ds))
+	for i, due := range ds {
+		d := due.d
+		if c, ok := latest[store.CustomerKey{Tenant: d.Tenant, ID: strings.TrimSpace(d.Customer.ID)}]; ok {
+			d.Customer = c
+		}
+		t, err := task.New(d, due.id, due.now, a.Rules)
+		if err != nil {
+			return 0, err
+		}
+		ts[i] = store.NewTask{Task: t, Details: store.TaskDetails{ServiceID: d.ServiceID, CompletedAt: d.CompletedAt,
+			ComplaintID: d.ComplaintID, Late: d.Late}}
+	}
+	made, err := store.CreateTasks(ctx, tx, ts)
+	if len(made) > 0 {
+		a.wake()
+	}
+	return len(made), err
 }
 
 // CancelVisit withdraws the task of a cancelled visit (VisitCancelled); see

@@ -32,15 +32,15 @@ func New(a *app.App) []*inbox.Consumer {
 	return []*inbox.Consumer{VisitDue(a), VisitCancelled(a), CustomerUpdated(a)}
 }
 
-// VisitDue makes the open task of each due visit (app.CreateTaskTx).
+// VisitDue makes the open task of each due visit, those of a batch
+// together (app.GatherTaskTx).
 func VisitDue(a *app.App) *inbox.Consumer {
 	return inbox.Of(Durable, stream.SubjectVisitDue, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitDue) error {
 		d, err := Due(ev)
 		if err != nil {
 			return err
 		}
-		_, err = a.CreateTaskTx(ctx, tx, d)
-		return err
+		return a.GatherTaskTx(ctx, tx, d)
 	})
 }
 
