@@ -1,7 +1,8 @@
 // Package consumer is dispatch's event adapter: it reads VisitDue,
 // VisitCancelled and CustomerUpdated from JetStream (pkg/inbox: decoded
 // once, dead-lettered when they break a rule, effects exactly once) and
-// runs one app command for each inside the inbox's transaction.
+// runs one app command for each inside the inbox's transaction (the
+// tasks of a batch's VisitDue are then made together, before it commits).
 package consumer
 
 import (
