@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -171,10 +172,12 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 }
 
 // validate checks a normalized event against the rules, with the tenant's
-// own service types beside the built-in ones.
+// own service types beside the built-in ones (read only for an event that
+// names no built-in type: most name one, and a tenant's types change
+// nothing about those).
 func (a *App) validate(ctx context.Context, q postgres.Querier, ev *eventsv1.ServiceCompleted) error {
 	var extra []string
-	if ev.ServiceType != "" && tenant.Valid(ev.TenantId) {
+	if ev.ServiceType != "" && tenant.Valid(ev.TenantId) && !slices.Contains(ingest.ServiceTypes(), ev.ServiceType) {
 		types, err := a.Store.ServiceTypes(ctx, q, ev.TenantId)
 		if err != nil {
 			return err
