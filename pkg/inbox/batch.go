@@ -165,6 +165,21 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 		for _, id := range claimed {
 			mine[id] = true
 		}
+		if c.Prepare != nil {
+			var claimedMsgs []jetstream.Msg
+			seen := make(map[string]bool, len(mine))
+			for i, m := range msgs {
+				if mine[ids[i]] && !seen[ids[i]] {
+					seen[ids[i]] = true
+					claimedMsgs = append(claimedMsgs, m)
+				}
+			}
+			if len(claimedMsgs) > 0 {
+				if wctx, err = c.Prepare(wctx, tx, claimedMsgs); err != nil {
+					return fmt.Errorf("inbox: prepare %d messages: %w", len(claimedMsgs), err)
+				}
+			}
+		}
 		var giveBack []string
 		applied := 0
 		for i, m := range msgs {

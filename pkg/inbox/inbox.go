@@ -92,6 +92,14 @@ type Consumer struct {
 	// to the same worker, in the stream's order, so that two workers'
 	// batches do not wait on each other's rows for them.
 	Key func(msg jetstream.Msg) string
+	// Prepare, when set, runs in a batch's transaction (ProcessBatch) once
+	// its messages are claimed and before any is applied, given the claimed
+	// messages in order: a consumer reads there, in one statement for the
+	// whole batch, what its messages' handlers would each read, and returns
+	// the context they run in (they find what it read there; Gather writes
+	// what they changed once before the commit). An error fails the batch,
+	// whose messages are then handled one by one (Process), without Prepare.
+	Prepare func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error)
 	// BatchWait is how long a worker waits, after the first message of a
 	// batch, for more (DefaultBatchWait when zero): a batch is Batch
 	// messages or what arrived within BatchWait.

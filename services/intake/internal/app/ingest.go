@@ -93,8 +93,17 @@ func (a *App) IngestService(ctx context.Context, in IngestService) (Ingested, er
 // one it sent), is refused (payload: must be at most N bytes). The latter
 // is found after writes to tx: on any error the caller rolls tx back (the
 // inbox does) or runs the call in a savepoint (IngestService does).
+//
+// Within a context PrepareIngest made (a batch of the NATS ingress), the
+// event is decided on the batch's state and written with the batch's.
 func (a *App) IngestServiceTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingested, error) {
-	out, err := a.ingestTx(ctx, tx, in)
+	var out Ingested
+	var err error
+	if b, ok := ctx.Value(ingestSetKey{}).(*ingestSet); ok {
+		out, err = a.ingestInSet(ctx, tx, b, in)
+	} else {
+		out, err = a.ingestTx(ctx, tx, in)
+	}
 	if err == nil && len(out.Warnings) > 0 {
 		a.ignored(ctx, in.Event, out)
 	}

@@ -60,6 +60,17 @@ func Ingress(a *app.App) *inbox.Consumer {
 			_, err = a.IngestServiceTx(ctx, tx, in)
 			return err
 		},
+		// A batch reads its events' services, customers and figures at
+		// once, and writes what they changed at once (app.PrepareIngest).
+		Prepare: func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error) {
+			evs := make([]*eventsv1.ServiceCompleted, 0, len(msgs))
+			for _, m := range msgs {
+				if ev := decode(a, m); ev != nil {
+					evs = append(evs, ev)
+				}
+			}
+			return a.PrepareIngest(ctx, tx, evs)
+		},
 		ID: func(msg jetstream.Msg) string {
 			ev := decode(a, msg)
 			if ev == nil {
