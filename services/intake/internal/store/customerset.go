@@ -208,6 +208,14 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 
 // mergeRows copies rows into the staging table and merges them into customers.
 func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string, rows [][]any) ([]string, error) {
+	// The staging table's statements go alone (several commands in one
+	// string cannot ride in a pipeline's batch): what a pipeline holds
+	// goes first.
+	if p, ok := q.(*postgres.Pipeline); ok {
+		if err := p.Flush(ctx); err != nil {
+			return nil, wrap("staging table", err)
+		}
+	}
 	if _, err := q.Exec(ctx, stageTable); err != nil {
 		return nil, wrap("staging table", err)
 	}
