@@ -39,7 +39,7 @@ func ingestMix() [][]byte {
 	}
 	ev("k-1", "complaint_closed", `"complaint":{"reference":"CMP-1"},"customer":{"external_id":"c-2","phone":"+8613800000999"}`)
 	out = append(out, []byte(strings.Replace(string(out[len(out)-1]), `"mix"`, `"callcenter"`, 1)))
-	out = append(out, out[3])                                                                                                     // a resend
+	out = append(out, out[3])                                                                                                       // a resend
 	ev("bad-1", "no_such_type", `"customer":{"external_id":"c-3","phone":"+8613800000003"}`)                                        // dead-lettered
 	ev("s-last", "repair", `"amount_minor":300000,"customer":{"external_id":"c-0","phone":"+8613800000000","referred_by":"car-1"}`) // a referrer in the batch
 	return out
