@@ -42,7 +42,10 @@ import (
 type ingestSetKey struct{}
 
 // ingestSet is a batch's state: by tenant, and the services its events'
-// source ids name (stored before, or by an event of the batch).
+// source ids name (stored before, or by an event of the batch). The
+// tenants' own service types are read once per batch, when an event names
+// one that is not built in (RegisterServiceType takes effect with the next
+// batch).
 type ingestSet struct {
 	now     time.Time
 	scope   tier.Scope
@@ -63,6 +66,9 @@ type tenantSet struct {
 	complaints map[[2]string]string
 	// dirty: the customer changed and is to be saved.
 	dirty map[string]bool
+	// types are the tenant's own service types, read when an event names
+	// one that is not built in (nil: not read).
+	types []string
 }
 
 // PrepareIngest reads what the events need for a set-wise ingest within tx
@@ -78,6 +84,7 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		seen    map[string]bool
 		firstAt map[string]time.Time
 		cars    bool
+		types   bool
 	}
 	want := map[string]*wanted{}
 	var tenants []string
@@ -105,6 +112,9 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		}
 		if ev.GetVehicle().GetVin() != "" {
 			w.cars = true
+		}
+		if ev.ServiceType != "" && !slices.Contains(ingest.ServiceTypes(), ev.ServiceType) {
+			w.types = true
 		}
 		if ev.SourceSystem != "" && ev.SourceEventId != "" {
 			keys = append(keys, store.SourceKey{Tenant: ev.TenantId, System: ev.SourceSystem, EventID: ev.SourceEventId})
@@ -142,6 +152,16 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 				return nil, err
 			}
 		}
+		if w.types {
+			own, err := a.Store.ServiceTypes(ctx, tx, t)
+			if err != nil {
+				return nil, err
+			}
+			ts.types = make([]string, 0, len(own))
+			for _, st := range own {
+				ts.types = append(ts.types, st.Name)
+			}
+		}
 		b.tenants[t] = ts
 	}
 	return context.WithValue(ctx, ingestSetKey{}, b), nil
@@ -159,7 +179,11 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 		return Ingested{}, err
 	}
 	ingest.Normalize(ev)
-	if err := a.validate(ctx, tx, ev); err != nil {
+	if ts := b.tenants[ev.TenantId]; ts != nil && ts.types != nil {
+		if err := ingest.Validate(ev, a.Now(), ts.types...); err != nil {
+			return Ingested{}, err
+		}
+	} else if err := a.validate(ctx, tx, ev); err != nil {
 		return Ingested{}, err
 	}
 	var out Ingested

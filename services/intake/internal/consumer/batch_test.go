@@ -15,12 +15,16 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/pkg/tenant"
+	"github.com/huifang/huifang/services/intake/internal/app"
+	"github.com/huifang/huifang/services/intake/internal/ingest"
 )
 
 // ingestMix is a stream that exercises what a set-wise batch decides in
 // memory: returning customers whose spend crosses the key-customer rule,
 // five customers naming one referrer (seed 000: referrals count toward the
 // key tier), two purchases of distinct cars and one of the same car again,
+// a service of a type the tenant registered,
 // one complaint sent through two channels (seed 000: recorded once), a
 // resend, and an event that breaks a rule.
 func ingestMix() [][]byte {
@@ -40,6 +44,7 @@ func ingestMix() [][]byte {
 	ev("k-1", "complaint_closed", `"complaint":{"reference":"CMP-1"},"customer":{"external_id":"c-2","phone":"+8613800000999"}`)
 	out = append(out, []byte(strings.Replace(string(out[len(out)-1]), `"mix"`, `"callcenter"`, 1)))
 	out = append(out, out[3])                                                                                                       // a resend
+	ev("own-1", "detailing", `"amount_minor":100,"customer":{"external_id":"c-4","phone":"+8613800000004"}`)                        // a tenant's own type
 	ev("bad-1", "no_such_type", `"customer":{"external_id":"c-3","phone":"+8613800000003"}`)                                        // dead-lettered
 	ev("s-last", "repair", `"amount_minor":300000,"customer":{"external_id":"c-0","phone":"+8613800000000","referred_by":"car-1"}`) // a referrer in the batch
 	return out
@@ -51,6 +56,7 @@ func ingestMix() [][]byte {
 func TestBatchIngestMatchesOneByOne(t *testing.T) {
 	state := func(batch int) []string {
 		b := setupBatch(t, 1, batch)
+		require.NoError(t, b.app.RegisterServiceType(b.ctx, app.RegisterServiceType{Tenant: tenant.Default, Type: ingest.ServiceType{Name: "detailing"}}))
 		for _, p := range ingestMix() {
 			b.publish(t, "application/json", p)
 		}
@@ -77,6 +83,7 @@ func TestBatchIngestMatchesOneByOne(t *testing.T) {
 			`SELECT count(*) FROM services`,
 			`SELECT count(*) FROM services WHERE complaint_ref <> ''`,
 			`SELECT count(*) FROM rejected_events`,
+			`SELECT count(*) FROM services WHERE service_type = 'detailing'`,
 			`SELECT count(*) FROM services s JOIN customers c ON c.id = s.customer_id WHERE c.external_id = 'car-1'`,
 		} {
 			out = append(out, fmt.Sprintf("%s: %d", q, b.count(t, q)))
