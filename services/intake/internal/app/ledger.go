@@ -154,7 +154,14 @@ func (a *App) ApplyLedgerTx(ctx context.Context, tx pgx.Tx, ev proto.Message) er
 	if e.At.IsZero() || e.At.Unix() == 0 {
 		return invalid.New("at", fmt.Sprintf("a %s must say when it happened", ev.ProtoReflect().Descriptor().Name()))
 	}
-	if err := a.Store.AddLedgerEntry(ctx, tx, e); err != nil {
+	// An entry that names its customer depends on no link (nor does a
+	// link's attaching of entries without one touch it): in a batch it is
+	// written with the batch's others, in one statement before the commit.
+	if e.CustomerID != "" {
+		if err := inbox.Gather(ctx, tx, "intake.ledger", e, a.addLedgerEntries); err != nil {
+			return err
+		}
+	} else if err := a.Store.AddLedgerEntry(ctx, tx, e); err != nil {
 		return err
 	}
 	for _, l := range links {
@@ -163,6 +170,14 @@ func (a *App) ApplyLedgerTx(ctx context.Context, tx pgx.Tx, ev proto.Message) er
 		}
 	}
 	return nil
+}
+
+// addLedgerEntries writes a batch's ledger entries that name their customer.
+func (a *App) addLedgerEntries(ctx context.Context, tx pgx.Tx, es []store.LedgerEntry) error {
+	if len(es) == 1 {
+		return a.Store.AddLedgerEntry(ctx, tx, es[0])
+	}
+	return a.Store.AddLedgerEntries(ctx, tx, es)
 }
 
 // TimelineQuery asks for a page of a customer's contact ledger.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,4 +124,40 @@ ORDER BY at `+order+`, id `+order+` LIMIT $8`,
 		return e, err
 	})
 	return out, wrap("read ledger", err)
+}
+
+// AddLedgerEntries is AddLedgerEntry for entries that name their customer,
+// in one statement however many: each inserted once (an id stored before,
+// or twice among them, changes nothing).
+func (s *Store) AddLedgerEntries(ctx context.Context, q postgres.Querier, es []LedgerEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	n := len(es)
+	col := func() []string { return make([]string, n) }
+	tenants, ids, customers, kinds := col(), col(), col(), col()
+	services, visits, tasks, complaints, records, appointments, messages := col(), col(), col(), col(), col(), col(), col()
+	types, channels, dispositions, statuses, agents, severities := col(), col(), col(), col(), col(), col()
+	at := make([]time.Time, n)
+	scores := make([]*int32, n)
+	due, starts, ends := make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+	attempts := make([]int32, n)
+	for i, e := range es {
+		if e.CustomerID == "" {
+			return fmt.Errorf("store: ledger entry %s names no customer", e.ID)
+		}
+		tenants[i], ids[i], customers[i], kinds[i], at[i] = e.Tenant, e.ID, e.CustomerID, e.Kind, e.At
+		services[i], visits[i], tasks[i], complaints[i], records[i], appointments[i], messages[i] = e.ServiceID, e.VisitID, e.TaskID, e.ComplaintID, e.RecordID, e.AppointmentID, e.MessageID
+		types[i], channels[i], dispositions[i], statuses[i], agents[i], severities[i] = e.ServiceType, e.Channel, e.Disposition, e.Status, e.AgentID, e.Severity
+		scores[i], due[i], starts[i], ends[i], attempts[i] = e.Score, e.DueAt, e.StartsAt, e.EndsAt, e.Attempt
+	}
+	_, err := q.Exec(ctx, `INSERT INTO ledger_entries (tenant_id, id, customer_id, kind, at, service_id, visit_id, task_id, complaint_id, record_id,
+  appointment_id, message_id, service_type, channel, disposition, status, agent_id, severity, score, due_at, starts_at, ends_at, attempt)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+  $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::int[], $20::timestamptz[],
+  $21::timestamptz[], $22::timestamptz[], $23::int[])
+ON CONFLICT (tenant_id, id) DO NOTHING`,
+		tenants, ids, customers, kinds, at, services, visits, tasks, complaints, records,
+		appointments, messages, types, channels, dispositions, statuses, agents, severities, scores, due, starts, ends, attempts)
+	return wrap(fmt.Sprintf("add %d ledger entries", n), err)
 }

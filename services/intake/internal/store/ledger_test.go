@@ -61,3 +61,34 @@ func TestLedgerLinksAndOnce(t *testing.T) {
 	require.Len(t, page, 1)
 	require.Equal(t, "e-1", page[0].ID)
 }
+
+// AddLedgerEntries stores what AddLedgerEntry stores of each entry, each
+// once (an id twice among them, or stored before, changes nothing).
+func TestAddLedgerEntriesAsOneByOne(t *testing.T) {
+	b := setup(t)
+	score, due := int32(4), t0.Add(time.Hour)
+	es := []store.LedgerEntry{
+		{Tenant: "default", ID: "e-1", CustomerID: "c-1", Kind: "service", At: t0, ServiceID: "s-1", ServiceType: "repair", AgentID: "st-1"},
+		{Tenant: "default", ID: "e-2", CustomerID: "c-1", Kind: "visit_logged", At: t0.Add(time.Minute), VisitID: "v-1", Score: &score, DueAt: &due, Attempt: 2,
+			Channel: "CHANNEL_PHONE", Disposition: "done", Status: "s", Severity: "x", TaskID: "t", ComplaintID: "cp", RecordID: "r", AppointmentID: "ap", MessageID: "m"},
+	}
+	require.NoError(t, b.st.AddLedgerEntry(b.ctx, b.pool, store.LedgerEntry{Tenant: "default", ID: "e-0", CustomerID: "c-1", Kind: "service", At: t0}))
+	again := store.LedgerEntry{Tenant: "default", ID: "e-0", CustomerID: "c-9", Kind: "service", At: t0}
+	require.NoError(t, b.st.AddLedgerEntries(b.ctx, b.pool, append(es, es[0], again)))
+	got, err := b.st.Ledger(b.ctx, b.pool, store.LedgerQuery{Tenant: "default", CustomerID: "c-1"}, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	for i, e := range es {
+		g := got[i+1]
+		require.Equal(t, e.At.UTC(), g.At.UTC())
+		g.At, e.At = time.Time{}, time.Time{}
+		if g.DueAt != nil {
+			u := g.DueAt.UTC()
+			g.DueAt = &u
+			d := e.DueAt.UTC()
+			e.DueAt = &d
+		}
+		require.Equal(t, e, g)
+	}
+	require.Error(t, b.st.AddLedgerEntries(b.ctx, b.pool, []store.LedgerEntry{{Tenant: "default", ID: "e-5", Kind: "service", At: t0}}), "an entry must name its customer")
+}
