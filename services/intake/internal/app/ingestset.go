@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -200,6 +201,11 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	if !ok {
 		return Ingested{}, errNotInSet
 	}
+	if ev.Customer.ReferredBy == ext {
+		// A customer naming itself as referrer is re-evaluated on its own
+		// saved row (announce): the one-event way.
+		return Ingested{}, errNotInSet
+	}
 	created := !ts.exists[ext]
 	out.CustomerID = cur.ID
 	input, ref := ingest.CustomerInput(ev), ingest.ComplaintRef(ev)
@@ -305,6 +311,10 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 		return out, err
 	}
 	for _, m := range msgs {
+		// The event's trace travels with it: the batch's rows are
+		// written outside the event's context.
+		m.Header = nats.Header{}
+		stream.InjectTrace(ctx, m.Header)
 		if err := inbox.Gather(ctx, tx, "intake.outbox", m, addOutbox); err != nil {
 			return out, err
 		}

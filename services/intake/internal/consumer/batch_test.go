@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -133,4 +134,37 @@ func published(t *testing.T, b bundle) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Each event a batch publishes carries the trace of the ingress message
+// it came from, though the batch writes them together.
+func TestBatchEventsKeepTheirTrace(t *testing.T) {
+	b := setupBatch(t, 1, 100)
+	trace := func(i int) string { return fmt.Sprintf("%032x", 0xabc000+i) }
+	for i := range 5 {
+		msg := nats.NewMsg(stream.SubjectIngressServiceCompleted)
+		msg.Header.Set(stream.HeaderContentType, "application/json")
+		msg.Header.Set("traceparent", "00-"+trace(i)+"-00f067aa0ba902b7-01")
+		msg.Data = fmt.Appendf(nil, `{"source_system":"tr","source_event_id":"e-%d","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","customer":{"external_id":"c-%d","phone":"+8613800000001"}}`, i, i%2)
+		_, err := b.js.PublishMsgAsync(msg)
+		require.NoError(t, err)
+	}
+	b.flush(t)
+	b.drained(t, time.Minute)
+	require.Less(t, b.count(t, `SELECT count(DISTINCT xmin::text) FROM services`), 5, "stored in batches")
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	cons, err := b.js.OrderedConsumer(ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.SubjectServiceCompleted}})
+	require.NoError(t, err)
+	seen := map[string]string{}
+	for len(seen) < 5 {
+		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		require.NoError(t, err)
+		ev := &eventsv1.ServiceCompleted{}
+		require.NoError(t, proto.Unmarshal(m.Data(), ev))
+		seen[ev.SourceEventId] = m.Headers().Get("traceparent")
+	}
+	for i := range 5 {
+		require.Contains(t, seen[fmt.Sprintf("e-%d", i)], trace(i))
+	}
 }
