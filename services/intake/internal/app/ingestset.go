@@ -67,13 +67,17 @@ type tenantSet struct {
 	complaints map[[2]string]string
 	// dirty: the customer changed and is to be saved.
 	dirty map[string]bool
+	// absent are referrers the events name that the archive does not hold.
+	absent map[string]bool
 	// types are the tenant's own service types, read when an event names
 	// one that is not built in (nil: not read).
 	types []string
 }
 
 // PrepareIngest reads what the events need for a set-wise ingest within tx
-// and returns ctx carrying it: IngestServiceTx called with that context
+// (their customers, and the referrers they newly name, locked; the
+// customers' figures; the services their source ids name) and returns ctx
+// carrying it: IngestServiceTx called with that context
 // decides in memory and writes through inbox.Gather. The events are read
 // as they come (not yet validated); ones that name no customer are left to
 // IngestServiceTx's checks.
@@ -84,8 +88,10 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		exts    []string
 		seen    map[string]bool
 		firstAt map[string]time.Time
-		cars    bool
-		types   bool
+		// refs are the referrers the events name, by the customer naming.
+		refs  [][2]string
+		cars  bool
+		types bool
 	}
 	want := map[string]*wanted{}
 	var tenants []string
@@ -102,11 +108,12 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 			want[ev.TenantId] = w
 			tenants = append(tenants, ev.TenantId)
 		}
-		for _, ext := range []string{ev.Customer.ExternalId, ev.Customer.ReferredBy} {
-			if ext != "" && !w.seen[ext] {
-				w.seen[ext] = true
-				w.exts = append(w.exts, ext)
-			}
+		if ext := ev.Customer.ExternalId; !w.seen[ext] {
+			w.seen[ext] = true
+			w.exts = append(w.exts, ext)
+		}
+		if ref := ev.Customer.ReferredBy; ref != "" {
+			w.refs = append(w.refs, [2]string{ev.Customer.ExternalId, ref})
 		}
 		if _, ok := w.firstAt[ev.Customer.ExternalId]; !ok {
 			w.firstAt[ev.Customer.ExternalId] = ingest.SourceTime(ev)
@@ -131,7 +138,24 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		if err != nil {
 			return nil, err
 		}
-		ts := &tenantSet{set: set, exists: map[string]bool{}, complaints: map[[2]string]string{}, dirty: map[string]bool{}}
+		// The referrers an event may newly name (not the one its customer
+		// names already), locked too: a new referral re-evaluates its
+		// referrer (seed 000), as announce does.
+		var refs []string
+		for _, r := range w.refs {
+			if c, ok := set.Customer(r[0]); (!ok || c.ReferredBy != r[1]) && !slices.Contains(refs, r[1]) {
+				refs = append(refs, r[1])
+			}
+		}
+		if err := a.Store.LockMore(ctx, tx, set, refs); err != nil {
+			return nil, err
+		}
+		ts := &tenantSet{set: set, exists: map[string]bool{}, complaints: map[[2]string]string{}, dirty: map[string]bool{}, absent: map[string]bool{}}
+		for _, ref := range refs {
+			if _, ok := set.Customer(ref); !ok {
+				ts.absent[ref] = true
+			}
+		}
 		var ids []string
 		for _, c := range set.Customers() {
 			ts.exists[c.ExternalID] = true
@@ -140,8 +164,8 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		// The customers the archive does not hold yet: those the events
 		// name (not their referrers), created by the first that applies.
 		for _, ext := range w.exts {
-			if at, named := w.firstAt[ext]; named && !ts.exists[ext] {
-				set.Add(ext, at)
+			if !ts.exists[ext] {
+				set.Add(ext, w.firstAt[ext])
 			}
 		}
 		if err := a.Store.Figures(ctx, tx, t, b.scope, set.Customers()); err != nil {
@@ -235,6 +259,14 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	}
 	out.ServiceID = outbox.NewEventID()
 	vins := b.count(ts, c, ev)
+	if ref := c.ReferredBy; ref != cur.ReferredBy && ref != "" && !ts.absent[ref] {
+		if _, ok := ts.set.Customer(ref); !ok {
+			// A referrer the batch did not read (its customer named it
+			// before the batch and another event of it named another
+			// since): the one-event way.
+			return Ingested{}, errNotInSet
+		}
+	}
 	// The referrers whose count of referrals moves (seed 000).
 	moved := map[string]*archive.Customer{}
 	if c.ReferredBy != cur.ReferredBy {

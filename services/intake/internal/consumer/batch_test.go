@@ -25,7 +25,8 @@ import (
 // memory: returning customers whose spend crosses the key-customer rule,
 // five customers naming one referrer (seed 000: referrals count toward the
 // key tier), two purchases of distinct cars and one of the same car again,
-// a service of a type the tenant registered,
+// a service of a type the tenant registered, a customer of the archive
+// switching referrers and back,
 // one complaint sent through two channels (seed 000: recorded once), a
 // resend, and an event that breaks a rule.
 func ingestMix() [][]byte {
@@ -44,9 +45,10 @@ func ingestMix() [][]byte {
 	}
 	ev("k-1", "complaint_closed", `"complaint":{"reference":"CMP-1"},"customer":{"external_id":"c-2","phone":"+8613800000999"}`)
 	out = append(out, []byte(strings.Replace(string(out[len(out)-1]), `"mix"`, `"callcenter"`, 1)))
-	out = append(out, out[3])                                                                                                       // a resend
-	ev("own-1", "detailing", `"amount_minor":100,"customer":{"external_id":"c-4","phone":"+8613800000004"}`)                        // a tenant's own type
-	ev("bad-1", "no_such_type", `"customer":{"external_id":"c-3","phone":"+8613800000003"}`)                                        // dead-lettered
+	out = append(out, out[3])                                                                                // a resend
+	ev("own-1", "detailing", `"amount_minor":100,"customer":{"external_id":"c-4","phone":"+8613800000004"}`) // a tenant's own type
+	ev("bad-1", "no_such_type", `"customer":{"external_id":"c-3","phone":"+8613800000003"}`)                 // dead-lettered
+	ev("sw-0", "repair", `"amount_minor":100,"customer":{"external_id":"sw-1","phone":"+8613600000001","referred_by":"car-1"}`)
 	ev("s-last", "repair", `"amount_minor":300000,"customer":{"external_id":"c-0","phone":"+8613800000000","referred_by":"car-1"}`) // a referrer in the batch
 	return out
 }
@@ -60,6 +62,13 @@ func TestBatchIngestMatchesOneByOne(t *testing.T) {
 		require.NoError(t, b.app.RegisterServiceType(b.ctx, app.RegisterServiceType{Tenant: tenant.Default, Type: ingest.ServiceType{Name: "detailing"}}))
 		for _, p := range ingestMix() {
 			b.publish(t, "application/json", p)
+		}
+		b.flush(t)
+		b.drained(t, 2*time.Minute)
+		// A customer of the archive names another referrer, then the one
+		// it named before again.
+		for i, ref := range []string{"c-3", "car-1"} {
+			b.publish(t, "application/json", fmt.Appendf(nil, `{"source_system":"mix","source_event_id":"sw-%d","service_type":"repair","completed_at":"2026-11-21T10:00:00Z","amount_minor":100,"customer":{"external_id":"sw-1","phone":"+8613600000001","referred_by":%q}}`, i+1, ref))
 		}
 		b.flush(t)
 		b.drained(t, 2*time.Minute)

@@ -61,6 +61,29 @@ func (s *Store) LockCustomerSet(ctx context.Context, q postgres.Querier, tenant 
 	return cs, nil
 }
 
+// LockMore reads and locks the customers of the set's tenant with these
+// external ids into cs, as LockCustomerSet does (ids the set holds already
+// are not read again).
+func (s *Store) LockMore(ctx context.Context, q postgres.Querier, cs *CustomerSet, externalIDs []string) error {
+	var want []string
+	for _, ext := range externalIDs {
+		if _, ok := cs.byExt[ext]; !ok {
+			want = append(want, ext)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	more, err := s.LockCustomerSet(ctx, q, cs.tenant, want)
+	if err != nil {
+		return err
+	}
+	for _, m := range more.order {
+		cs.byExt[m.c.ExternalID], cs.order = m, append(cs.order, m)
+	}
+	return nil
+}
+
 // Customer is the customer of externalID the set holds.
 func (cs *CustomerSet) Customer(externalID string) (*archive.Customer, bool) {
 	m, ok := cs.byExt[externalID]
