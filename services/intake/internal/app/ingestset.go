@@ -65,8 +65,6 @@ type tenantSet struct {
 	// complaints are the services of the batch by customer id and
 	// complaint reference.
 	complaints map[[2]string]string
-	// dirty: the customer changed and is to be saved.
-	dirty map[string]bool
 	// absent are referrers the events name that the archive does not hold.
 	absent map[string]bool
 	// types are the tenant's own service types, read when an event names
@@ -150,7 +148,7 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		if err := a.Store.LockMore(ctx, tx, set, refs); err != nil {
 			return nil, err
 		}
-		ts := &tenantSet{set: set, exists: map[string]bool{}, complaints: map[[2]string]string{}, dirty: map[string]bool{}, absent: map[string]bool{}}
+		ts := &tenantSet{set: set, exists: map[string]bool{}, complaints: map[[2]string]string{}, absent: map[string]bool{}}
 		for _, ref := range refs {
 			if _, ok := set.Customer(ref); !ok {
 				ts.absent[ref] = true
