@@ -172,12 +172,21 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 	if err := a.add(ctx, tx, stream.SubjectServiceCompleted, done.EventId, done); err != nil {
 		return out, err
 	}
-	out.Warnings = append(ingest.Ignored(ev), ingest.UnknownWarnings(in.Unknown)...)
-	if t := ev.Customer.Tier; t != "" && cust.UpstreamTier == t && cust.Tier != t {
-		out.Warnings = append(out.Warnings, ingest.Warning{Field: "customer.tier",
-			Reason: fmt.Sprintf("%q is overridden by a tier rule (TIER_RULES, override): the customer's tier is %q", t, cust.Tier)})
-	}
+	out.Warnings = warnings(in, cust)
 	return out, nil
+}
+
+// warnings are what an ingested event's caller is told it sent in vain:
+// the fields Huifang ignores, the unknown ones, and an upstream tier a tier
+// rule overrode on the customer c became.
+func warnings(in IngestService, c *archive.Customer) []ingest.Warning {
+	ev := in.Event
+	out := append(ingest.Ignored(ev), ingest.UnknownWarnings(in.Unknown)...)
+	if t := ev.Customer.Tier; t != "" && c.UpstreamTier == t && c.Tier != t {
+		out = append(out, ingest.Warning{Field: "customer.tier",
+			Reason: fmt.Sprintf("%q is overridden by a tier rule (TIER_RULES, override): the customer's tier is %q", t, c.Tier)})
+	}
+	return out
 }
 
 // validate checks a normalized event against the rules, with the tenant's

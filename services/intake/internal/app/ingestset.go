@@ -349,11 +349,7 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 			return out, err
 		}
 	}
-	out.Warnings = append(ingest.Ignored(ev), ingest.UnknownWarnings(in.Unknown)...)
-	if t := ev.Customer.Tier; t != "" && c.UpstreamTier == t && c.Tier != t {
-		out.Warnings = append(out.Warnings, ingest.Warning{Field: "customer.tier",
-			Reason: fmt.Sprintf("%q is overridden by a tier rule (TIER_RULES, override): the customer's tier is %q", t, c.Tier)})
-	}
+	out.Warnings = warnings(in, c)
 	return out, nil
 }
 
