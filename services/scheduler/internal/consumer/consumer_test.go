@@ -88,7 +88,7 @@ func publish(t *testing.T, b bundle, id string, ev proto.Message) {
 	publishOn(t, b, stream.SubjectServiceCompleted, id, ev)
 }
 
-func publishOn(t *testing.T, b bundle, subject, id string, ev proto.Message) {
+func publishOn(t testing.TB, b bundle, subject, id string, ev proto.Message) {
 	t.Helper()
 	data, err := proto.Marshal(ev)
 	require.NoError(t, err)
