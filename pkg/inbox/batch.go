@@ -138,6 +138,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 		var gath []*gathered
 		var wctx context.Context
 		wctx, writes = outbox.Track(work)
+		wctx = withBatch(wctx, msgs)
 		// Statements whose answers nobody reads (the savepoints around
 		// each message, outbox rows, advisory locks) ride along with the
 		// next statement that needs one: a round trip costs more than
