@@ -41,7 +41,7 @@ func remileage(ctx context.Context, tx pgx.Tx, svc policy.Service, pending []vis
 		if p == nil || v.Step >= len(p.Steps) || p.Steps[v.Step].Anchor.MileageKm <= 0 {
 			continue
 		}
-		base, err := store.FollowedService(ctx, tx, v)
+		base, err := followedService(ctx, tx, v)
 		if err != nil {
 			return nil, err
 		}

@@ -53,19 +53,19 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
 	ctx = a.withDueNow(ctx)
 	svc := in.Service
-	if err := store.RecordService(ctx, tx, svc); err != nil {
+	if err := recordService(ctx, tx, svc); err != nil {
 		return 0, err
 	}
-	prefs, err := updateCustomer(ctx, tx, svc.Tenant, in.Customer, 0, svc.CompletedAt, "intake: ServiceCompleted "+svc.ID)
+	prefs, err := snapshotCustomer(ctx, tx, svc.Tenant, in.Customer, svc.CompletedAt, "intake: ServiceCompleted "+svc.ID)
 	if err != nil {
 		return 0, err
 	}
 	if in.Customer.ID != svc.CustomerID {
-		if prefs, err = prefsOf(ctx, tx, svc.Tenant, svc.CustomerID); err != nil {
+		if prefs, err = batchPrefsOf(ctx, tx, svc.Tenant, svc.CustomerID); err != nil {
 			return 0, err
 		}
 	}
-	pending, err := lockPending(ctx, tx, svc)
+	pending, err := batchLockPending(ctx, tx, svc)
 	if err != nil {
 		return 0, err
 	}
@@ -205,14 +205,14 @@ func (a *App) PlanUnreachableTx(ctx context.Context, tx pgx.Tx, in Unreachable) 
 // announces the visits.
 // A non-empty noFollowUp keeps every visit as suppressed with that reason.
 func plan(ctx context.Context, tx pgx.Tx, svc policy.Service, prefs contact.Prefs, pending []visit.Visit, snapshot []byte, complaintID string, severity int32, noFollowUp string) (int, error) {
-	active, err := store.ActivePolicies(ctx, tx, svc.Tenant)
+	active, err := activePolicies(ctx, tx, svc.Tenant)
 	if err != nil {
 		return 0, err
 	}
 	// A starter built-in steps aside for a tenant that configured its
 	// services (a pack, or a policy of its own for the same service type).
 	policies := policy.Effective(active)
-	rules, err := rulesOf(ctx, tx, svc.Tenant)
+	rules, err := planningRules(ctx, tx, svc.Tenant)
 	if err != nil {
 		return 0, err
 	}
@@ -278,6 +278,9 @@ func (q *txQuota) untake(policyID string, step int) error {
 // whether the visit was new.
 func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	ok, err := store.InsertVisit(ctx, tx, v)
+	if ok && v.CustomerID != "" {
+		batchOf(ctx).planned(store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID})
+	}
 	if err != nil || !ok || v.Status != visit.StatusPlanned {
 		return ok, err
 	}

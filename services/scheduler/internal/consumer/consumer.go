@@ -32,6 +32,25 @@ const (
 	DurableVisitUnreachable  = "scheduler-visit-unreachable"
 )
 
+// planningBatch is the inbox.Memo key of a planning batch's app.Batch.
+type planningBatch struct{}
+
+// batchCompleted reads the completed services of a batch's messages, those
+// that can be read.
+func batchCompleted(msgs []jetstream.Msg) []app.Completed {
+	ins := make([]app.Completed, 0, len(msgs))
+	for _, m := range msgs {
+		var ev eventsv1.ServiceCompleted
+		if proto.Unmarshal(m.Data(), &ev) != nil {
+			continue
+		}
+		if in, err := completed(&ev); err == nil {
+			ins = append(ins, in)
+		}
+	}
+	return ins
+}
+
 // New returns the scheduler's consumers; the runtime (rt.Consume) or a test
 // fills in the pool, JetStream, logger and relay.
 func New(a *app.App) []*inbox.Consumer {
@@ -40,7 +59,14 @@ func New(a *app.App) []*inbox.Consumer {
 		if err != nil {
 			return err
 		}
-		_, err = a.PlanServiceTx(ctx, tx, in)
+		// What planning reads of the batch's customers, it reads once.
+		b, err := inbox.Memo(ctx, planningBatch{}, func() (*app.Batch, error) {
+			return app.Prepare(ctx, tx, batchCompleted(inbox.Batch(ctx)))
+		})
+		if err != nil {
+			return err
+		}
+		_, err = a.PlanServiceTx(app.WithBatch(ctx, b), tx, in)
 		return err
 	})
 	// Planning locks the customer's pending visits: with several workers,

@@ -335,6 +335,21 @@ WHERE v.tenant_id = $1 AND v.id = $2`, v.Tenant, v.ID).Scan(&own, &recorded)
 	if err != nil {
 		return s, translate("followed service", err)
 	}
+	return followed(v, own, recorded)
+}
+
+// FollowedRecorded is FollowedService for a visit without a copy of its
+// service whose service, recorded as spec, is not written yet (a batch
+// writes its services just before its commit).
+func FollowedRecorded(v visit.Visit, spec []byte) (policy.Service, error) {
+	return followed(v, nil, spec)
+}
+
+// followed is the service v followed: v's own columns, completed by its
+// copy of the service (own) or else the service recorded.
+func followed(v visit.Visit, own, recorded []byte) (policy.Service, error) {
+	s := policy.Service{Tenant: v.Tenant, ID: v.ServiceID, Type: v.ServiceType, OrgUnit: v.OrgUnit, CompletedAt: v.ServiceCompletedAt,
+		CustomerID: v.CustomerID, ProductCategory: v.ProductCategory, Severity: enum.Name(typesv1.Severity(v.Severity))}
 	for _, b := range [][]byte{own, recorded} {
 		if len(b) > 0 {
 			if err := json.Unmarshal(b, &s); err != nil {

@@ -1,0 +1,141 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
+
+	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/scheduler/internal/app"
+	"github.com/huifang/huifang/services/scheduler/internal/consumer"
+	"github.com/huifang/huifang/services/scheduler/internal/contact"
+	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/migrations"
+)
+
+// One batch of completed services applies as the services one after the
+// other would: a new customer's two services make one customer, the later
+// snapshot kept, and a once-per-customer policy plans once for them; a
+// customer whose newer version the scheduler keeps is not set back by a
+// snapshot; a customer's pending visit that stops when the customer comes
+// in is cancelled; the same service sent twice under two event ids plans
+// once; a malformed event is dead-lettered alone; every service is recorded.
+func TestPlanningBatchActsAsOneByOne(t *testing.T) {
+	log := servicetest.Logger()
+	pool := servicetest.Pool(t, "scheduler", migrations.FS)
+	js := servicetest.JetStream(t)
+	ctx := context.Background()
+	a := &app.App{DB: pool, Now: time.Now}
+	require.NoError(t, a.EnsureBuiltins(ctx))
+	require.NoError(t, store.InsertPolicy(ctx, pool, policy.Policy{ID: "p-once", Tenant: "default", Name: "once", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}, OncePerCustomer: true},
+		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1, Offset: policy.Duration(24 * time.Hour)}}}))
+	require.NoError(t, store.InsertPolicy(ctx, pool, policy.Policy{ID: "p-install", Tenant: "default", Name: "install", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"installation"}},
+		Stop: policy.Stop{ServiceTypes: []string{"repair"}},
+		Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}}))
+
+	// The known customer: version 2 from CustomerUpdated, with an
+	// installation's visit pending.
+	known := &typesv1.Customer{Id: "cu-known", Tier: "gold", Preferences: &typesv1.ContactPreferences{TimeZone: "Asia/Urumqi"}}
+	c, err := app.CustomerFrom(known)
+	require.NoError(t, err)
+	require.NoError(t, a.UpdateCustomer(ctx, app.CustomerUpdate{Tenant: "default", Customer: c, Version: 2, At: time.Now()}))
+	done := time.Now().Add(-time.Hour)
+	_, err = a.PlanService(ctx, app.Completed{Service: policy.Service{Tenant: "default", ID: "s-0", Type: "installation",
+		CompletedAt: done.Add(-time.Hour), CustomerID: "cu-known"}, Customer: c})
+	require.NoError(t, err)
+
+	var planning = consumer.New(a)[0]
+	require.Equal(t, consumer.DurableServiceCompleted, planning.Durable)
+	planning.Service, planning.Pool, planning.JS, planning.Log = "scheduler", pool, js, log
+	b := bundle{ctx: ctx, pool: pool, js: js}
+	event := func(id, service, customer, zone string, at time.Time) *eventsv1.ServiceCompleted {
+		return &eventsv1.ServiceCompleted{EventId: id, TenantId: "default", ServiceId: service, ServiceType: "repair",
+			CompletedAt: timestamppb.New(at), Customer: &typesv1.Customer{Id: customer, Tier: "silver",
+				Preferences: &typesv1.ContactPreferences{TimeZone: zone}}}
+	}
+	evs := []*eventsv1.ServiceCompleted{
+		event("ev-1", "s-1", "cu-new", "Asia/Shanghai", done),
+		event("ev-2", "s-1", "cu-new", "Asia/Shanghai", done), // s-1 again, under another event id
+		event("ev-3", "s-2", "cu-new", "Asia/Chongqing", done.Add(time.Minute)),
+		event("ev-4", "s-3", "cu-known", "Asia/Shanghai", done.Add(2*time.Minute)),
+		{EventId: "ev-5", TenantId: "default", ServiceId: "s-5"},                // no completed_at
+	}
+	for _, ev := range evs {
+		publish(t, b, ev.EventId, ev)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "t-batch",
+		FilterSubject: stream.SubjectServiceCompleted, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	fetched, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, len(evs))
+	planning.ProcessBatch(ctx, msgs)
+
+	customer := func(id string) contact.Customer {
+		k := store.CustomerKey{Tenant: "default", Customer: id}
+		cs, err := store.Customers(ctx, pool, []store.CustomerKey{k})
+		require.NoError(t, err)
+		require.Contains(t, cs, k)
+		return cs[k]
+	}
+	fresh := customer("cu-new")
+	require.Equal(t, int64(0), fresh.Version)
+	require.Equal(t, "Asia/Chongqing", fresh.Prefs.TimeZone, "the later snapshot is kept")
+	require.Equal(t, "silver", fresh.Tier)
+	kept := customer("cu-known")
+	require.Equal(t, int64(2), kept.Version)
+	require.Equal(t, "Asia/Urumqi", kept.Prefs.TimeZone, "a snapshot does not set back a newer version")
+	require.Equal(t, "gold", kept.Tier)
+
+	count := func(sql string, args ...any) int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, sql, args...).Scan(&n))
+		return n
+	}
+	require.Equal(t, 1, count(`SELECT count(*) FROM planned_visits WHERE customer_id = 'cu-new' AND policy_id = 'p-once'`),
+		"once per customer, though its two services came in one batch")
+	require.Equal(t, "s-1", func() string {
+		var s string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT service_id FROM planned_visits WHERE customer_id = 'cu-new'`).Scan(&s))
+		return s
+	}())
+	require.Equal(t, 1, count(`SELECT count(*) FROM planned_visits WHERE customer_id = 'cu-known' AND policy_id = 'p-once' AND status = 'planned'`))
+	require.Equal(t, "cancelled", func() string {
+		var s string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM planned_visits WHERE service_id = 's-0'`).Scan(&s))
+		return s
+	}(), "the installation's visit stops when the customer comes in for a repair")
+	require.Equal(t, 3, count(`SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitPlanned),
+		"s-0's visit, then one for each customer: three VisitPlanned")
+	var specs [][]byte
+	rows, err := pool.Query(ctx, `SELECT spec FROM services WHERE service_id IN ('s-1', 's-2', 's-3') ORDER BY service_id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var b []byte
+		require.NoError(t, rows.Scan(&b))
+		specs = append(specs, b)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, specs, 3, "every service recorded")
+	var s1 policy.Service
+	require.NoError(t, json.Unmarshal(specs[0], &s1))
+	require.Equal(t, "cu-new", s1.CustomerID)
+	require.Equal(t, 4, count(`SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableServiceCompleted), "four events applied")
+	require.Equal(t, 1, count(`SELECT count(*) FROM rejected_events`), "the malformed one refused alone")
+}
