@@ -42,7 +42,7 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1, Offset: policy.Duration(24 * time.Hour)}}}))
 	require.NoError(t, store.InsertPolicy(ctx, pool, policy.Policy{ID: "p-install", Tenant: "default", Name: "install", Version: 1,
 		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"installation"}},
-		Stop: policy.Stop{ServiceTypes: []string{"repair"}},
+		Stop:  policy.Stop{ServiceTypes: []string{"repair"}},
 		Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}}))
 
 	// The known customer: version 2 from CustomerUpdated, with an
@@ -70,7 +70,7 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 		event("ev-2", "s-1", "cu-new", "Asia/Shanghai", done), // s-1 again, under another event id
 		event("ev-3", "s-2", "cu-new", "Asia/Chongqing", done.Add(time.Minute)),
 		event("ev-4", "s-3", "cu-known", "Asia/Shanghai", done.Add(2*time.Minute)),
-		{EventId: "ev-5", TenantId: "default", ServiceId: "s-5"},                // no completed_at
+		{EventId: "ev-5", TenantId: "default", ServiceId: "s-5"}, // no completed_at
 	}
 	for _, ev := range evs {
 		publish(t, b, ev.EventId, ev)
