@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,15 +23,24 @@ import (
 // those given planned visits, the services recorded but not yet written),
 // so that a message never takes what was read before for what is.
 //
+// known is kept as the batch's messages change it: a message's snapshot of
+// its customer is stored, with the others', just before the commit
+// (store.StoreSnapshots, one statement, the customers in a stable order,
+// their rows locked only from then on), and the messages after it see it.
+// A message rolled back to its savepoint leaves its snapshot in known:
+// the next snapshot of the customer replaces its preferences, and only an
+// opt-out it carried (never stored) would be seen by the customer's later
+// services in the batch, which then would not use that channel.
+//
 // A Batch is used by one goroutine, the batch's, message after message.
 type Batch struct {
 	known    map[store.CustomerKey]store.Known
 	policies map[string][]policy.Policy
 	rules    map[string]contact.Rules
-	// touched are the customers a message of the batch wrote, plannedFor
-	// those it planned visits for (a message rolled back keeps its marks:
-	// its customer is then read again, which is always right).
-	touched, plannedFor map[store.CustomerKey]bool
+	// plannedFor are the customers a message of the batch planned visits
+	// for (a message rolled back keeps its mark: the customer's pending
+	// visits are then locked and read, which is always right).
+	plannedFor map[store.CustomerKey]bool
 	// services are the services the batch recorded (written just before
 	// the commit, inbox.Gather), by tenant and id.
 	services map[[2]string]policy.Service
@@ -59,7 +67,7 @@ func Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
 		return nil, err
 	}
 	return &Batch{known: known, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{},
-		touched: map[store.CustomerKey]bool{}, plannedFor: map[store.CustomerKey]bool{}, services: map[[2]string]policy.Service{}}, nil
+		plannedFor: map[store.CustomerKey]bool{}, services: map[[2]string]policy.Service{}}, nil
 }
 
 // WithBatch returns ctx planning within b.
@@ -70,23 +78,6 @@ func WithBatch(ctx context.Context, b *Batch) context.Context {
 func batchOf(ctx context.Context) *Batch {
 	b, _ := ctx.Value(batchKey{}).(*Batch)
 	return b
-}
-
-// knownAsRead returns what the batch read of the customer when it began,
-// when no message of the batch has changed it since.
-func (b *Batch) knownAsRead(k store.CustomerKey) (store.Known, bool) {
-	if b == nil || b.touched[k] {
-		return store.Known{}, false
-	}
-	kn, ok := b.known[k]
-	return kn, ok
-}
-
-// touch marks the customer as changed by the batch.
-func (b *Batch) touch(k store.CustomerKey) {
-	if b != nil {
-		b.touched[k] = true
-	}
 }
 
 // planned marks the customer as given planned visits by the batch.
@@ -128,21 +119,6 @@ func planningRules(ctx context.Context, tx pgx.Tx, tenant string) (contact.Rules
 	return r, err
 }
 
-// recordService records the service: within a batch once for all its
-// services, just before the commit (inbox.Gather).
-func recordService(ctx context.Context, tx pgx.Tx, svc policy.Service) error {
-	b := batchOf(ctx)
-	if b == nil {
-		return store.RecordService(ctx, tx, svc)
-	}
-	if k := [2]string{svc.Tenant, svc.ID}; !hasService(b, k) {
-		b.services[k] = svc // the first record wins, as in the table
-	}
-	return inbox.Gather(ctx, tx, "scheduler.services", svc, func(ctx context.Context, tx pgx.Tx, ss []policy.Service) error {
-		return store.RecordServices(ctx, tx, ss)
-	})
-}
-
 func hasService(b *Batch, k [2]string) bool {
 	_, ok := b.services[k]
 	return ok
@@ -163,45 +139,13 @@ func followedService(ctx context.Context, tx pgx.Tx, v visit.Visit) (policy.Serv
 	return store.FollowedService(ctx, tx, v)
 }
 
-// snapshotCustomer is updateCustomer for the snapshot of the customer a
-// completed service carries (version 0). Within a batch, it decides on what
-// the batch read of the customer when it is still so (no lock, no read),
-// and stores a customer the scheduler never heard of in one statement.
-func snapshotCustomer(ctx context.Context, tx pgx.Tx, tenant string, c Customer, at time.Time, source string) (contact.Prefs, error) {
-	if c.ID == "" {
-		return contact.Prefs{}, nil
-	}
-	b := batchOf(ctx)
-	k := store.CustomerKey{Tenant: tenant, Customer: c.ID}
-	kn, ok := b.knownAsRead(k)
-	if !ok {
-		return updateCustomer(ctx, tx, tenant, c, 0, at, source)
-	}
-	got := kn.Customer
-	if kn.Found {
-		probe := got
-		probe.OptedOut = slices.Clone(got.OptedOut)
-		if !probe.Update(0, c.Prefs, c.Tier, at) {
-			return got.Effective(), nil
-		}
-		b.touch(k)
-		return updateCustomer(ctx, tx, tenant, c, 0, at, source)
-	}
-	b.touch(k)
-	got.Update(0, c.Prefs, c.Tier, at)
-	made, err := store.InsertCustomer(ctx, tx, tenant, c.ID, source, got)
-	if err != nil || made {
-		return got.Effective(), err
-	}
-	// Another transaction made the customer meanwhile.
-	return updateCustomer(ctx, tx, tenant, c, 0, at, source)
-}
-
 // batchPrefsOf is prefsOf, from what the batch read of the customer when
 // it is still so.
 func batchPrefsOf(ctx context.Context, tx pgx.Tx, tenant, customerID string) (contact.Prefs, error) {
-	if kn, ok := batchOf(ctx).knownAsRead(store.CustomerKey{Tenant: tenant, Customer: customerID}); ok {
-		return kn.Customer.Effective(), nil
+	if b := batchOf(ctx); b != nil {
+		if kn, ok := b.known[store.CustomerKey{Tenant: tenant, Customer: customerID}]; ok {
+			return kn.Customer.Effective(), nil
+		}
 	}
 	return prefsOf(ctx, tx, tenant, customerID)
 }
@@ -218,4 +162,78 @@ func batchLockPending(ctx context.Context, tx pgx.Tx, svc policy.Service) ([]vis
 		}
 	}
 	return lockPending(ctx, tx, svc)
+}
+
+// planningWrite is what planning one completed service writes just before
+// its batch commits: the service, and the customer's snapshot when it
+// changes the customer.
+type planningWrite struct {
+	service  policy.Service
+	snapshot *store.Snapshot
+}
+
+// recordAndSnapshot records the service and applies the snapshot of the
+// customer it carries (version 0, updateCustomer), and returns the
+// customer's effective preferences. Within a batch both are written for all
+// its services just before the commit (inbox.Gather, writeBatch), and the
+// snapshot is decided on what the batch knows of the customer.
+func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string) (contact.Prefs, error) {
+	b := batchOf(ctx)
+	if b == nil {
+		if err := store.RecordService(ctx, tx, svc); err != nil {
+			return contact.Prefs{}, err
+		}
+		return updateCustomer(ctx, tx, svc.Tenant, c, 0, svc.CompletedAt, source)
+	}
+	if k := [2]string{svc.Tenant, svc.ID}; !hasService(b, k) {
+		b.services[k] = svc // the first record wins, as in the table
+	}
+	w := planningWrite{service: svc}
+	var prefs contact.Prefs
+	if c.ID != "" {
+		k := store.CustomerKey{Tenant: svc.Tenant, Customer: c.ID}
+		kn, ok := b.known[k]
+		if !ok {
+			// Not read with the batch: as alone.
+			var err error
+			if prefs, err = updateCustomer(ctx, tx, svc.Tenant, c, 0, svc.CompletedAt, source); err != nil {
+				return prefs, err
+			}
+		} else {
+			cur := kn.Customer
+			next := cur
+			next.OptedOut = slices.Clone(cur.OptedOut)
+			if next.Update(0, c.Prefs, c.Tier, svc.CompletedAt) {
+				before := cur.Effective().OptedOut
+				var added []int32
+				for _, ch := range next.Effective().OptedOut {
+					if !slices.Contains(before, ch) {
+						added = append(added, ch)
+					}
+				}
+				w.snapshot = &store.Snapshot{Key: k, Prefs: c.Prefs, Tier: c.Tier, At: svc.CompletedAt, OptedOut: added, Source: source}
+				b.known[k] = store.Known{Customer: next, Found: true, Pending: kn.Pending}
+				cur = next
+			}
+			prefs = cur.Effective()
+		}
+	}
+	return prefs, inbox.Gather(ctx, tx, "scheduler.planning", w, writeBatch)
+}
+
+// writeBatch writes what a batch's planning gathered: its services, then
+// its customers' snapshots, in a statement each.
+func writeBatch(ctx context.Context, tx pgx.Tx, ws []planningWrite) error {
+	svcs := make([]policy.Service, 0, len(ws))
+	var snaps []store.Snapshot
+	for _, w := range ws {
+		svcs = append(svcs, w.service)
+		if w.snapshot != nil {
+			snaps = append(snaps, *w.snapshot)
+		}
+	}
+	if err := store.RecordServices(ctx, tx, svcs); err != nil {
+		return err
+	}
+	return store.StoreSnapshots(ctx, tx, snaps)
 }

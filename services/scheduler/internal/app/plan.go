@@ -53,10 +53,7 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
 	ctx = a.withDueNow(ctx)
 	svc := in.Service
-	if err := recordService(ctx, tx, svc); err != nil {
-		return 0, err
-	}
-	prefs, err := snapshotCustomer(ctx, tx, svc.Tenant, in.Customer, svc.CompletedAt, "intake: ServiceCompleted "+svc.ID)
+	prefs, err := recordAndSnapshot(ctx, tx, svc, in.Customer, "intake: ServiceCompleted "+svc.ID)
 	if err != nil {
 		return 0, err
 	}

@@ -27,7 +27,8 @@ import (
 // other would: a new customer's two services make one customer, the later
 // snapshot kept, and a once-per-customer policy plans once for them; a
 // customer whose newer version the scheduler keeps is not set back by a
-// snapshot; a customer's pending visit that stops when the customer comes
+// snapshot; an opt-out a snapshot carries is kept and recorded with its
+// source; a customer's pending visit that stops when the customer comes
 // in is cancelled; the same service sent twice under two event ids plans
 // once; a malformed event is dead-lettered alone; every service is recorded.
 func TestPlanningBatchActsAsOneByOne(t *testing.T) {
@@ -56,6 +57,14 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 		CompletedAt: done.Add(-time.Hour), CustomerID: "cu-known"}, Customer: c})
 	require.NoError(t, err)
 
+	// A customer known by a snapshot only (version 0), opted out of phone calls.
+	zero, err := app.CustomerFrom(&typesv1.Customer{Id: "cu-zero", Preferences: &typesv1.ContactPreferences{
+		OptedOut: []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}}})
+	require.NoError(t, err)
+	_, err = a.PlanService(ctx, app.Completed{Service: policy.Service{Tenant: "default", ID: "s-z0", Type: "installation",
+		CompletedAt: done.Add(-time.Hour), CustomerID: "cu-zero"}, Customer: zero})
+	require.NoError(t, err)
+
 	var planning = consumer.New(a)[0]
 	require.Equal(t, consumer.DurableServiceCompleted, planning.Durable)
 	planning.Service, planning.Pool, planning.JS, planning.Log = "scheduler", pool, js, log
@@ -65,11 +74,18 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 			CompletedAt: timestamppb.New(at), Customer: &typesv1.Customer{Id: customer, Tier: "silver",
 				Preferences: &typesv1.ContactPreferences{TimeZone: zone}}}
 	}
+	optingOut := event("ev-3", "s-2", "cu-new", "Asia/Chongqing", done.Add(time.Minute))
+	optingOut.Customer.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}
 	evs := []*eventsv1.ServiceCompleted{
 		event("ev-1", "s-1", "cu-new", "Asia/Shanghai", done),
 		event("ev-2", "s-1", "cu-new", "Asia/Shanghai", done), // s-1 again, under another event id
-		event("ev-3", "s-2", "cu-new", "Asia/Chongqing", done.Add(time.Minute)),
+		optingOut, // the later snapshot, opting out of SMS
 		event("ev-4", "s-3", "cu-known", "Asia/Shanghai", done.Add(2*time.Minute)),
+		func() *eventsv1.ServiceCompleted {
+			ev := event("ev-6", "s-z1", "cu-zero", "Asia/Shanghai", done)
+			ev.Customer.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_EMAIL}
+			return ev
+		}(),
 		{EventId: "ev-5", TenantId: "default", ServiceId: "s-5"}, // no completed_at
 	}
 	for _, ev := range evs {
@@ -98,6 +114,13 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 	require.Equal(t, int64(0), fresh.Version)
 	require.Equal(t, "Asia/Chongqing", fresh.Prefs.TimeZone, "the later snapshot is kept")
 	require.Equal(t, "silver", fresh.Tier)
+	require.Equal(t, []int32{int32(typesv1.Channel_CHANNEL_SMS)}, fresh.OptedOut)
+	var source string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT source FROM opt_outs WHERE customer_id = 'cu-new' AND channel = 'CHANNEL_SMS'`).Scan(&source))
+	require.Equal(t, "intake: ServiceCompleted s-2", source, "the opt-out is recorded with the service that carried it")
+	z := customer("cu-zero")
+	require.Equal(t, "Asia/Shanghai", z.Prefs.TimeZone, "a snapshot replaces an older snapshot")
+	require.Equal(t, []int32{int32(typesv1.Channel_CHANNEL_PHONE), int32(typesv1.Channel_CHANNEL_EMAIL)}, z.OptedOut, "no opt-out is lost")
 	kept := customer("cu-known")
 	require.Equal(t, int64(2), kept.Version)
 	require.Equal(t, "Asia/Urumqi", kept.Prefs.TimeZone, "a snapshot does not set back a newer version")
@@ -121,8 +144,13 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM planned_visits WHERE service_id = 's-0'`).Scan(&s))
 		return s
 	}(), "the installation's visit stops when the customer comes in for a repair")
-	require.Equal(t, 3, count(`SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitPlanned),
-		"s-0's visit, then one for each customer: three VisitPlanned")
+	require.Equal(t, 5, count(`SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitPlanned),
+		"s-0's and s-z0's visits, then one for each customer")
+	require.Equal(t, "cancelled", func() string {
+		var s string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM planned_visits WHERE service_id = 's-z0'`).Scan(&s))
+		return s
+	}(), "a customer's repair in the batch stops its installation's visit")
 	var specs [][]byte
 	rows, err := pool.Query(ctx, `SELECT spec FROM services WHERE service_id IN ('s-1', 's-2', 's-3') ORDER BY service_id`)
 	require.NoError(t, err)
@@ -136,6 +164,6 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 	var s1 policy.Service
 	require.NoError(t, json.Unmarshal(specs[0], &s1))
 	require.Equal(t, "cu-new", s1.CustomerID)
-	require.Equal(t, 4, count(`SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableServiceCompleted), "four events applied")
+	require.Equal(t, 5, count(`SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableServiceCompleted), "five events applied")
 	require.Equal(t, 1, count(`SELECT count(*) FROM rejected_events`), "the malformed one refused alone")
 }

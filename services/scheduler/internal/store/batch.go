@@ -1,12 +1,16 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
@@ -61,30 +65,6 @@ LEFT JOIN customers c ON c.tenant_id = k.t AND c.customer_id = k.c`, ts, cs)
 	return out, translate("known customers", rows.Err())
 }
 
-// InsertCustomer stores a customer the scheduler never heard of, as c
-// says, in one statement; false when its row exists already (another
-// transaction made it meanwhile: change it with UpdateCustomer). The
-// channels c opts out of are recorded with source (opt_outs).
-func InsertCustomer(ctx context.Context, tx pgx.Tx, tenant, id, source string, c contact.Customer) (bool, error) {
-	prefs, err := json.Marshal(c.Prefs)
-	if err != nil {
-		return false, fmt.Errorf("store: prefs: %w", err)
-	}
-	opted := c.OptedOut
-	if opted == nil {
-		opted = []int32{}
-	}
-	tag, err := tx.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, version, prefs, opted_out, tier, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now())) ON CONFLICT DO NOTHING`, tenant, id, c.Version, prefs, opted, c.Tier, nullTime(c.UpdatedAt))
-	if err != nil {
-		return false, translate("new customer", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
-	}
-	return true, recordOptOuts(ctx, tx, tenant, id, source, nil, c)
-}
-
 // RecordServices is RecordService for many services, in one statement.
 func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service) error {
 	if len(ss) == 0 {
@@ -103,4 +83,96 @@ func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service
 SELECT t, id, at, spec::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS u(t, id, at, spec, n)
 ORDER BY n ON CONFLICT DO NOTHING`, ts, ids, ats, specs)
 	return translate("record services", err)
+}
+
+// Snapshot is the snapshot of a customer a completed service carried, to
+// store at version 0 (contact.Customer.Update), with the channels it opts
+// out of that the scheduler did not know of (recorded with Source).
+type Snapshot struct {
+	Key      CustomerKey
+	Prefs    contact.Prefs
+	Tier     string
+	At       time.Time
+	OptedOut []int32
+	Source   string
+}
+
+// StoreSnapshots stores the snapshots in one statement, in the order of
+// their customers (two transactions storing the same customers lock them
+// in the same order): a customer the scheduler never heard of is made; one
+// it keeps at version 0 takes the snapshot (the last one of a customer's
+// in ss), its opt-outs added to those it has; one that a CustomerUpdated
+// made newer meanwhile is left as it is, and none of its snapshots' opt-outs
+// is recorded.
+func StoreSnapshots(ctx context.Context, q postgres.Querier, ss []Snapshot) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	last := make(map[CustomerKey]int, len(ss))
+	for i, s := range ss {
+		last[s.Key] = i
+	}
+	keys := make([]CustomerKey, 0, len(last))
+	for k := range last {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b CustomerKey) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Customer, b.Customer))
+	})
+	n := len(keys)
+	ts, ids, prefs, opted, tiers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats := make([]time.Time, n)
+	for i, k := range keys {
+		s := ss[last[k]]
+		p, err := json.Marshal(s.Prefs)
+		if err != nil {
+			return fmt.Errorf("store: prefs: %w", err)
+		}
+		// Every channel its snapshots in ss opt out of, in their order.
+		var chans []int32
+		for _, o := range ss {
+			if o.Key == k {
+				for _, ch := range o.Prefs.OptedOut {
+					if !slices.Contains(chans, ch) {
+						chans = append(chans, ch)
+					}
+				}
+			}
+		}
+		ts[i], ids[i], prefs[i], tiers[i], ats[i] = k.Tenant, k.Customer, string(p), s.Tier, s.At
+		opted[i] = intArray(chans)
+	}
+	var ots, oids, ochs, osrc []string
+	var oats []time.Time
+	for _, s := range ss {
+		for _, ch := range s.OptedOut {
+			ots, oids, ochs = append(ots, s.Key.Tenant), append(oids, s.Key.Customer), append(ochs, typesv1.Channel(ch).String())
+			osrc, oats = append(osrc, s.Source), append(oats, s.At)
+		}
+	}
+	_, err := q.Exec(ctx, `WITH stored AS (
+  INSERT INTO customers AS c (tenant_id, customer_id, version, prefs, opted_out, tier, updated_at)
+  SELECT t, id, 0, prefs::jsonb, opted::int[], tier, at
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS u(t, id, prefs, opted, tier, at, n)
+  ORDER BY n
+  ON CONFLICT (tenant_id, customer_id) DO UPDATE SET prefs = EXCLUDED.prefs, tier = EXCLUDED.tier, updated_at = EXCLUDED.updated_at,
+    opted_out = c.opted_out || ARRAY(SELECT x FROM unnest(EXCLUDED.opted_out) WITH ORDINALITY AS o(x, n) WHERE x <> ALL(c.opted_out) ORDER BY n)
+  WHERE c.version = 0
+  RETURNING c.tenant_id, c.customer_id)
+INSERT INTO opt_outs (tenant_id, customer_id, channel, source, opted_out_at)
+SELECT o.t, o.id, o.ch, o.src, o.at
+FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY AS o(t, id, ch, src, at, n)
+JOIN stored s ON s.tenant_id = o.t AND s.customer_id = o.id
+ORDER BY o.n
+ON CONFLICT DO NOTHING`, ts, ids, prefs, opted, tiers, ats, ots, oids, ochs, osrc, oats)
+	return translate("store customer snapshots", err)
+}
+
+// intArray is chans as a Postgres int[] literal.
+func intArray(chans []int32) string {
+	parts := make([]string, len(chans))
+	for i, ch := range chans {
+		parts[i] = strconv.Itoa(int(ch))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
 }
