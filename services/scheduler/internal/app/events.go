@@ -25,7 +25,7 @@ import (
 
 // addPlanned announces a planned (or rescheduled) visit: VisitPlanned.
 func addPlanned(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
-	_, err := outbox.Add(ctx, tx, outbox.Message{Subject: stream.SubjectVisitPlanned, Payload: &eventsv1.VisitPlanned{
+	err := emit(ctx, tx, outbox.Message{Subject: stream.SubjectVisitPlanned, Payload: &eventsv1.VisitPlanned{
 		TenantId: v.Tenant, VisitId: v.ID, ServiceId: v.ServiceID, PolicyId: v.PolicyID, PolicyVersion: int32(v.PolicyVersion),
 		Step: int32(v.Step), Channel: typesv1.Channel(v.Channel), DueAt: timestamppb.New(v.DueAt), Deadline: timestamppb.New(v.Deadline),
 		OrgUnit: v.OrgUnit, ServiceType: v.ServiceType, CustomerId: v.CustomerID,
@@ -35,7 +35,7 @@ func addPlanned(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
 
 // addCancelled announces a visit that will not be made: VisitCancelled.
 func addCancelled(ctx context.Context, tx pgx.Tx, v visit.Visit, at time.Time) error {
-	_, err := outbox.Add(ctx, tx, outbox.Message{Subject: stream.SubjectVisitCancelled, Payload: &eventsv1.VisitCancelled{
+	err := emit(ctx, tx, outbox.Message{Subject: stream.SubjectVisitCancelled, Payload: &eventsv1.VisitCancelled{
 		TenantId: v.Tenant, VisitId: v.ID, Reason: v.Reason, CancelledAt: timestamppb.New(at),
 	}})
 	return err
@@ -61,7 +61,7 @@ func addDue(ctx context.Context, tx pgx.Tx, v visit.Visit, r contact.Rules) erro
 	if cal, ok := r.CalendarFrom(v.DueAt); ok {
 		due.ContactCalendar = calendarProto(cal)
 	}
-	_, err := outbox.Add(ctx, tx, outbox.Message{ID: due.EventId, Subject: stream.SubjectVisitDue, Payload: due})
+	err := emit(ctx, tx, outbox.Message{ID: due.EventId, Subject: stream.SubjectVisitDue, Payload: due})
 	return err
 }
 

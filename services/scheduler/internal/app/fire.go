@@ -112,6 +112,8 @@ func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed
 	if err := r.load(ctx, tx, claimed); err != nil {
 		return Fired{}, err
 	}
+	// The round's events are written together, after its visits fired.
+	ctx, evs, own := withEvents(ctx)
 	out := Fired{Handled: len(claimed)}
 	due, ok, err := r.fireAll(ctx, tx, claimed)
 	if err == nil && !ok {
@@ -119,6 +121,11 @@ func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed
 	}
 	if err != nil {
 		return Fired{}, err
+	}
+	if own {
+		if err := evs.write(ctx, tx); err != nil {
+			return Fired{}, err
+		}
 	}
 	return out, store.SaveVisits(ctx, tx, due)
 }
@@ -137,6 +144,8 @@ func (r *round) fireAll(ctx context.Context, tx pgx.Tx, claimed []store.Claimed)
 	if err != nil {
 		return nil, false, err
 	}
+	_, evs, _ := withEvents(ctx)
+	mark := evs.mark()
 	due = make([]visit.Visit, len(claimed))
 	for i, c := range claimed {
 		due[i] = c.Visit
@@ -146,6 +155,7 @@ func (r *round) fireAll(ctx context.Context, tx pgx.Tx, claimed []store.Claimed)
 				return nil, false, own
 			}
 			r.fired = map[store.CustomerKey][]contact.Contact{}
+			evs.rollback(mark)
 			return nil, false, sp.Rollback(ctx)
 		}
 		if contacted {
@@ -189,6 +199,8 @@ func (r *round) fireIsolated(ctx context.Context, tx pgx.Tx, v *visit.Visit) (ow
 	if err != nil {
 		return nil, err
 	}
+	_, evs, _ := withEvents(ctx)
+	mark := evs.mark()
 	contacted, own := r.fire(ctx, sp, v)
 	if own == nil {
 		// Releasing a savepoint checks nothing of the visit's: a failure
@@ -204,6 +216,7 @@ func (r *round) fireIsolated(ctx context.Context, tx pgx.Tx, v *visit.Visit) (ow
 	if away(ctx, own) {
 		return nil, own
 	}
+	evs.rollback(mark)
 	if err := sp.Rollback(ctx); err != nil {
 		return nil, err
 	}
