@@ -35,7 +35,10 @@ import (
 // every VisitDue is published. Half the events are of a customer seen
 // before in the run. It reports events/s and the SQL statements per event
 // the scheduler's database ran meanwhile (pg_stat_statements, which
-// scripts/postgres.sh preloads; the figure is 0 without it).
+// scripts/postgres.sh preloads; the figure is 0 without it). With
+// HUIFANG_BENCH_UPDATES set, each new customer's CustomerUpdated (version
+// 1) is published beside its first service, as intake does: the
+// CustomerUpdated consumer then writes the same new customers as planning.
 //
 //	HUIFANG_PG_PORT=9445 scripts/postgres.sh start
 //	cd services/scheduler && DATABASE_URL=postgres://postgres@127.0.0.1:9445/postgres?sslmode=disable \
@@ -66,6 +69,7 @@ func benchPlanning(b *testing.B, n int) (rate, perEvent float64) {
 	require.NoError(b, store.InsertPolicy(ctx, pool, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
 		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
 		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
+	updates := os.Getenv("HUIFANG_BENCH_UPDATES") != ""
 	zones := []string{"Asia/Shanghai", "Asia/Chongqing", ""}
 	start := time.Now().Add(-time.Minute)
 	for i := range n {
@@ -76,6 +80,13 @@ func benchPlanning(b *testing.B, n int) (rate, perEvent float64) {
 			Customer: &typesv1.Customer{Id: cu, Tier: "gold", HasPhone: true,
 				Preferences: &typesv1.ContactPreferences{TimeZone: zones[c%len(zones)]}}}
 		publishOn(b, bundle{ctx: ctx, pool: pool, js: js}, stream.SubjectServiceCompleted, ev.EventId, ev)
+		if updates && c == i {
+			// Intake's CustomerUpdated of a new customer, as it publishes one
+			// beside the customer's first service.
+			up := &eventsv1.CustomerUpdated{EventId: "up-" + cu, TenantId: "default", Version: 1, UpdatedAt: ev.CompletedAt,
+				Customer: ev.Customer}
+			publishOn(b, bundle{ctx: ctx, pool: pool, js: js}, stream.SubjectCustomerUpdated, up.EventId, up)
+		}
 	}
 
 	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
