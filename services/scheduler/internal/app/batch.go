@@ -237,3 +237,23 @@ func writeBatch(ctx context.Context, tx pgx.Tx, ws []planningWrite) error {
 	}
 	return store.StoreSnapshots(ctx, tx, snaps)
 }
+
+// UpdateCustomerLaterTx is UpdateCustomerTx for an update that does not
+// erase the customer, written with the other updates of the consumer's
+// batch just before its commit (inbox.Gather, store.UpdateCustomers: the
+// customers locked in a stable order, only from then to the commit, the
+// updates applied in their order). A batch that also erases the customer
+// must apply its updates of that customer with UpdateCustomerTx, in order.
+func (a *App) UpdateCustomerLaterTx(ctx context.Context, tx pgx.Tx, in CustomerUpdate) error {
+	if in.Erased || in.Customer.ID == "" {
+		return a.UpdateCustomerTx(ctx, tx, in)
+	}
+	at := or(in.At, a.Now())
+	c := in.Customer
+	u := store.Update{Key: store.CustomerKey{Tenant: in.Tenant, Customer: c.ID},
+		Source: fmt.Sprintf("intake: CustomerUpdated, archive version %d", in.Version),
+		Apply:  func(cust *contact.Customer) bool { return cust.Update(in.Version, c.Prefs, c.Tier, at) }}
+	return inbox.Gather(ctx, tx, "scheduler.customer-updates", u, func(ctx context.Context, tx pgx.Tx, us []store.Update) error {
+		return store.UpdateCustomers(ctx, tx, us)
+	})
+}

@@ -13,6 +13,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/enum"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/scheduler/internal/app"
@@ -167,3 +168,81 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 	require.Equal(t, 5, count(`SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableServiceCompleted), "five events applied")
 	require.Equal(t, 1, count(`SELECT count(*) FROM rejected_events`), "the malformed one refused alone")
 }
+
+// A batch of CustomerUpdated applies as the updates one after the other
+// would: the newest version wins whatever the order, an older one that
+// comes after it changes nothing, no opt-out is lost and each is recorded
+// with the update that carried it; a customer the batch erases is erased
+// after its earlier updates (DOMAIN: an erased customer is contacted on no
+// channel).
+func TestCustomerUpdatedBatchActsAsOneByOne(t *testing.T) {
+	log := servicetest.Logger()
+	pool := servicetest.Pool(t, "scheduler", migrations.FS)
+	js := servicetest.JetStream(t)
+	ctx := context.Background()
+	a := &app.App{DB: pool, Now: time.Now}
+	var updated = consumer.New(a)[1]
+	require.Equal(t, consumer.DurableCustomerUpdated, updated.Durable)
+	updated.Service, updated.Pool, updated.JS, updated.Log = "scheduler", pool, js, log
+	b := bundle{ctx: ctx, pool: pool, js: js}
+	update := func(id, customer string, version int64, zone string, out ...typesv1.Channel) *eventsv1.CustomerUpdated {
+		return &eventsv1.CustomerUpdated{EventId: id, TenantId: "default", Version: version, UpdatedAt: timestamppb.Now(),
+			Customer: &typesv1.Customer{Id: customer, Tier: zone, Preferences: &typesv1.ContactPreferences{TimeZone: zone, OptedOut: out}}}
+	}
+	erase := update("ev-6", "cu-gone", 2, "")
+	erase.Erased = true
+	evs := []*eventsv1.CustomerUpdated{
+		update("ev-1", "cu-1", 1, "Asia/Shanghai", typesv1.Channel_CHANNEL_SMS),
+		update("ev-2", "cu-2", 1, "Asia/Shanghai"),
+		update("ev-3", "cu-1", 3, "Asia/Urumqi"),
+		update("ev-4", "cu-1", 2, "Asia/Chongqing", typesv1.Channel_CHANNEL_EMAIL), // older than version 3: changes nothing
+		update("ev-5", "cu-gone", 1, "Asia/Shanghai", typesv1.Channel_CHANNEL_SMS),
+		erase,
+	}
+	for _, ev := range evs {
+		publishOn(t, b, stream.SubjectCustomerUpdated, ev.EventId, ev)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "t-updates",
+		FilterSubject: stream.SubjectCustomerUpdated, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	fetched, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, len(evs))
+	updated.ProcessBatch(ctx, msgs)
+
+	keys := []store.CustomerKey{{Tenant: "default", Customer: "cu-1"}, {Tenant: "default", Customer: "cu-2"}, {Tenant: "default", Customer: "cu-gone"}}
+	cs, err := store.Customers(ctx, pool, keys)
+	require.NoError(t, err)
+	one := cs[keys[0]]
+	require.Equal(t, int64(3), one.Version)
+	require.Equal(t, "Asia/Urumqi", one.Prefs.TimeZone)
+	require.Equal(t, []int32{int32(typesv1.Channel_CHANNEL_SMS)}, one.OptedOut, "version 1's opt-out kept, version 2's never applied")
+	require.Equal(t, int64(1), cs[keys[1]].Version)
+	require.Equal(t, "Asia/Shanghai", cs[keys[1]].Prefs.TimeZone)
+	gone := cs[keys[2]]
+	require.Equal(t, int64(2), gone.Version)
+	require.Len(t, gone.Effective().OptedOut, len(enumChannels()), "an erased customer is contacted on no channel")
+	sources := map[string]string{}
+	rows, err := pool.Query(ctx, `SELECT customer_id || '/' || channel, source FROM opt_outs`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k, s string
+		require.NoError(t, rows.Scan(&k, &s))
+		sources[k] = s
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, "intake: CustomerUpdated, archive version 1", sources["cu-1/CHANNEL_SMS"])
+	require.NotContains(t, sources, "cu-1/CHANNEL_EMAIL")
+	require.Equal(t, "intake: CustomerUpdated, archive version 1", sources["cu-gone/CHANNEL_SMS"], "the update before the erasure first")
+	require.Equal(t, "intake: erased, archive version 2", sources["cu-gone/CHANNEL_PHONE"])
+	var handled int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCustomerUpdated).Scan(&handled))
+	require.Equal(t, len(evs), handled)
+}
+
+// enumChannels are the channels an erased customer opts out of.
+func enumChannels() []typesv1.Channel { return enum.Values[typesv1.Channel]() }

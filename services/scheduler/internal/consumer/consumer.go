@@ -51,6 +51,23 @@ func batchCompleted(msgs []jetstream.Msg) []app.Completed {
 	return ins
 }
 
+// erasedInBatch is the inbox.Memo key of the customers a batch of
+// CustomerUpdated erases.
+type erasedInBatch struct{}
+
+// batchErased returns the customers (tenant/customer) that the batch's
+// CustomerUpdated erase.
+func batchErased(msgs []jetstream.Msg) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range msgs {
+		var ev eventsv1.CustomerUpdated
+		if proto.Unmarshal(m.Data(), &ev) == nil && ev.GetErased() {
+			out[ev.GetTenantId()+"/"+ev.GetCustomer().GetId()] = true
+		}
+	}
+	return out
+}
+
 // New returns the scheduler's consumers; the runtime (rt.Consume) or a test
 // fills in the pool, JetStream, logger and relay.
 func New(a *app.App) []*inbox.Consumer {
@@ -85,7 +102,15 @@ func New(a *app.App) []*inbox.Consumer {
 			if err != nil {
 				return err
 			}
-			return a.UpdateCustomerTx(ctx, tx, in)
+			// A batch's updates are written together before its commit,
+			// but those of a customer the batch erases, in their order.
+			erased, _ := inbox.Memo(ctx, erasedInBatch{}, func() (map[string]bool, error) {
+				return batchErased(inbox.Batch(ctx)), nil // reading the messages cannot fail
+			})
+			if erased[ev.GetTenantId()+"/"+ev.GetCustomer().GetId()] {
+				return a.UpdateCustomerTx(ctx, tx, in)
+			}
+			return a.UpdateCustomerLaterTx(ctx, tx, in)
 		}),
 		inbox.Of(DurableContactOptedOut, stream.SubjectContactOptedOut, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ContactOptedOut) error {
 			in, err := optedOut(ev)

@@ -176,3 +176,121 @@ func intArray(chans []int32) string {
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }
+
+// Update is a change of a customer by version (a CustomerUpdated): Apply
+// says whether it changed c.
+type Update struct {
+	Key    CustomerKey
+	Source string
+	Apply  func(c *contact.Customer) bool
+}
+
+// UpdateCustomers is UpdateCustomer for many changes, in four statements
+// however many: the customers' rows are made (empty) where missing and
+// locked in the order of their keys (two transactions changing the same
+// customers lock them in the same order, and planning's StoreSnapshots
+// does too), the changes are applied one after the other in their order,
+// the opt-outs they add recorded with their sources, and the rows changed
+// saved.
+func UpdateCustomers(ctx context.Context, tx postgres.Querier, us []Update) error {
+	if len(us) == 0 {
+		return nil
+	}
+	seen := map[CustomerKey]bool{}
+	var keys []CustomerKey
+	for _, u := range us {
+		if !seen[u.Key] {
+			seen[u.Key] = true
+			keys = append(keys, u.Key)
+		}
+	}
+	slices.SortFunc(keys, func(a, b CustomerKey) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Customer, b.Customer))
+	})
+	ts, cs := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ts[i], cs[i] = k.Tenant, k.Customer
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id)
+SELECT t, c FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(t, c, n) ORDER BY n ON CONFLICT DO NOTHING`, ts, cs); err != nil {
+		return translate("new customers", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT c.tenant_id, c.customer_id, `+customerCols+` FROM customers c
+JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON c.tenant_id = k.t AND c.customer_id = k.c
+ORDER BY c.tenant_id, c.customer_id FOR UPDATE OF c`, ts, cs)
+	if err != nil {
+		return translate("lock customers", err)
+	}
+	got := map[CustomerKey]*contact.Customer{}
+	for rows.Next() {
+		var k CustomerKey
+		var c contact.Customer
+		var prefs []byte
+		if err := rows.Scan(&k.Tenant, &k.Customer, &c.Version, &prefs, &c.OptedOut, &c.Tier, &c.UpdatedAt); err != nil {
+			rows.Close()
+			return translate("lock customers", err)
+		}
+		if err := json.Unmarshal(prefs, &c.Prefs); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: prefs of %s: %w", k.Customer, err)
+		}
+		got[k] = &c
+	}
+	if err := rows.Err(); err != nil {
+		return translate("lock customers", err)
+	}
+	changed := map[CustomerKey]bool{}
+	var ots, oids, ochs, osrc []string
+	var oats []time.Time
+	for _, u := range us {
+		c := got[u.Key]
+		if c == nil {
+			return fmt.Errorf("store: customer %s of %s not locked", u.Key.Customer, u.Key.Tenant)
+		}
+		before := c.Effective().OptedOut
+		if !u.Apply(c) {
+			continue
+		}
+		changed[u.Key] = true
+		at := c.UpdatedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		for _, ch := range c.Effective().OptedOut {
+			if !slices.Contains(before, ch) {
+				ots, oids, ochs = append(ots, u.Key.Tenant), append(oids, u.Key.Customer), append(ochs, typesv1.Channel(ch).String())
+				osrc, oats = append(osrc, u.Source), append(oats, at)
+			}
+		}
+	}
+	if len(ots) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO opt_outs (tenant_id, customer_id, channel, source, opted_out_at)
+SELECT t, id, ch, src, at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS o(t, id, ch, src, at, n)
+ORDER BY n ON CONFLICT DO NOTHING`, ots, oids, ochs, osrc, oats); err != nil {
+			return translate("record opt-outs", err)
+		}
+	}
+	var uts, uids, uprefs, uopted, utiers []string
+	var uvers []int64
+	var uats []*time.Time
+	for _, k := range keys {
+		if !changed[k] {
+			continue
+		}
+		c := got[k]
+		p, err := json.Marshal(c.Prefs)
+		if err != nil {
+			return fmt.Errorf("store: prefs: %w", err)
+		}
+		uts, uids, uprefs, uopted, utiers = append(uts, k.Tenant), append(uids, k.Customer), append(uprefs, string(p)), append(uopted, intArray(c.OptedOut)), append(utiers, c.Tier)
+		uvers, uats = append(uvers, c.Version), append(uats, nullTime(c.UpdatedAt))
+	}
+	if len(uts) == 0 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `UPDATE customers c SET version = u.version, prefs = u.prefs::jsonb, opted_out = u.opted::int[], tier = u.tier,
+  updated_at = coalesce(u.at, now())
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS u(t, id, version, prefs, opted, tier, at)
+WHERE c.tenant_id = u.t AND c.customer_id = u.id`, uts, uids, uvers, uprefs, uopted, utiers, uats)
+	return translate("save customers", err)
+}
