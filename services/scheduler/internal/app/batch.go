@@ -8,7 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
@@ -41,6 +44,10 @@ type Batch struct {
 	// for (a message rolled back keeps its mark: the customer's pending
 	// visits are then locked and read, which is always right).
 	plannedFor map[store.CustomerKey]bool
+	// repeated are the customers of more than one of the batch's services.
+	repeated map[store.CustomerKey]bool
+	// rejected are the visits the batch took for new that were not.
+	rejected map[string]bool
 	// services are the services the batch recorded (written just before
 	// the commit, inbox.Gather), by tenant and id.
 	services map[[2]string]policy.Service
@@ -62,12 +69,20 @@ func Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
 			keys = append(keys, store.CustomerKey{Tenant: in.Service.Tenant, Customer: in.Service.CustomerID})
 		}
 	}
+	services := map[store.CustomerKey]int{}
+	for _, in := range ins {
+		services[store.CustomerKey{Tenant: in.Service.Tenant, Customer: in.Service.CustomerID}]++
+	}
+	repeated := map[store.CustomerKey]bool{}
+	for k, n := range services {
+		repeated[k] = n > 1
+	}
 	known, err := store.KnownCustomers(ctx, tx, keys)
 	if err != nil {
 		return nil, err
 	}
 	return &Batch{known: known, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{},
-		plannedFor: map[store.CustomerKey]bool{}, services: map[[2]string]policy.Service{}}, nil
+		plannedFor: map[store.CustomerKey]bool{}, repeated: repeated, rejected: map[string]bool{}, services: map[[2]string]policy.Service{}}, nil
 }
 
 // WithBatch returns ctx planning within b.
@@ -170,6 +185,34 @@ func batchLockPending(ctx context.Context, tx pgx.Tx, svc policy.Service) ([]vis
 type planningWrite struct {
 	service  policy.Service
 	snapshot *store.Snapshot
+	// visits are the visits planned for the service (insertVisit), samples
+	// what they counted in the sampling quotas.
+	visits  []visit.Visit
+	samples []policy.Sample
+}
+
+type writeKey struct{}
+
+// writeOf is the planningWrite of the message ctx plans, nil outside a
+// batch or for a service whose customer has another service in the batch
+// (whose visits the later one must see: they are inserted at once).
+func writeOf(ctx context.Context) *planningWrite {
+	w, _ := ctx.Value(writeKey{}).(*planningWrite)
+	return w
+}
+
+// insertVisit stores a new visit: at once (store.InsertVisit), or, for a
+// service of a batch whose customer has no other service in it, with the
+// batch's visits just before the commit, taken for new until then (a
+// visit that turns out planned before takes back its quota and its
+// VisitPlanned: Batch.write, Batch.addEvents).
+func insertVisit(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
+	w := writeOf(ctx)
+	if w == nil {
+		return store.InsertVisit(ctx, tx, v)
+	}
+	w.visits = append(w.visits, v)
+	return true, nil
 }
 
 // recordAndSnapshot records the service and applies the snapshot of the
@@ -177,18 +220,19 @@ type planningWrite struct {
 // customer's effective preferences. Within a batch both are written for all
 // its services just before the commit (inbox.Gather, writeBatch), and the
 // snapshot is decided on what the batch knows of the customer.
-func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string) (contact.Prefs, error) {
+func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string) (context.Context, contact.Prefs, error) {
 	b := batchOf(ctx)
 	if b == nil {
 		if err := store.RecordService(ctx, tx, svc); err != nil {
-			return contact.Prefs{}, err
+			return ctx, contact.Prefs{}, err
 		}
-		return updateCustomer(ctx, tx, svc.Tenant, c, 0, svc.CompletedAt, source)
+		prefs, err := updateCustomer(ctx, tx, svc.Tenant, c, 0, svc.CompletedAt, source)
+		return ctx, prefs, err
 	}
 	if k := [2]string{svc.Tenant, svc.ID}; !hasService(b, k) {
 		b.services[k] = svc // the first record wins, as in the table
 	}
-	w := planningWrite{service: svc}
+	w := &planningWrite{service: svc}
 	var prefs contact.Prefs
 	if c.ID != "" {
 		k := store.CustomerKey{Tenant: svc.Tenant, Customer: c.ID}
@@ -197,7 +241,7 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 			// Not read with the batch: as alone.
 			var err error
 			if prefs, err = updateCustomer(ctx, tx, svc.Tenant, c, 0, svc.CompletedAt, source); err != nil {
-				return prefs, err
+				return ctx, prefs, err
 			}
 		} else {
 			cur := kn.Customer
@@ -218,24 +262,72 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 			prefs = cur.Effective()
 		}
 	}
-	return prefs, inbox.Gather(ctx, tx, "scheduler.planning", w, writeBatch)
+	if inbox.Batch(ctx) != nil && svc.CustomerID != "" && !b.repeated[store.CustomerKey{Tenant: svc.Tenant, Customer: svc.CustomerID}] {
+		ctx = context.WithValue(ctx, writeKey{}, w)
+	}
+	return ctx, prefs, inbox.Gather(ctx, tx, "scheduler.planning", w, b.write)
 }
 
-// writeBatch writes what a batch's planning gathered: its services, then
-// its customers' snapshots, in a statement each.
-func writeBatch(ctx context.Context, tx pgx.Tx, ws []planningWrite) error {
+// write writes what the batch's planning gathered: its services, its
+// customers' snapshots and its visits, in a statement each. A visit planned
+// before (the same service again, planned meanwhile by another transaction)
+// is not new: its quota is taken back and its VisitPlanned dropped
+// (addEvents).
+func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error {
 	svcs := make([]policy.Service, 0, len(ws))
 	var snaps []store.Snapshot
+	var vs []visit.Visit
 	for _, w := range ws {
 		svcs = append(svcs, w.service)
 		if w.snapshot != nil {
 			snaps = append(snaps, *w.snapshot)
 		}
+		vs = append(vs, w.visits...)
 	}
 	if err := store.RecordServices(ctx, tx, svcs); err != nil {
 		return err
 	}
-	return store.StoreSnapshots(ctx, tx, snaps)
+	if err := store.StoreSnapshots(ctx, tx, snaps); err != nil {
+		return err
+	}
+	made, err := store.InsertVisits(ctx, tx, vs)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		for _, v := range w.visits {
+			if made[v.ID] {
+				continue
+			}
+			b.rejected[v.ID] = true
+			for i, s := range w.samples {
+				if s.Stratum.PolicyID == v.PolicyID && s.Stratum.Step == v.Step {
+					w.samples = append(w.samples[:i], w.samples[i+1:]...)
+					if err := store.UntakeQuota(ctx, tx, s); err != nil {
+						return err
+					}
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// addEvents writes the batch's visit events, but the VisitPlanned of a
+// visit that was not new (write).
+func (b *Batch) addEvents(ctx context.Context, tx pgx.Tx, msgs []outbox.Message) error {
+	if len(b.rejected) > 0 {
+		kept := msgs[:0:0]
+		for _, m := range msgs {
+			if p, ok := m.Payload.(*eventsv1.VisitPlanned); ok && b.rejected[p.GetVisitId()] {
+				continue
+			}
+			kept = append(kept, m)
+		}
+		msgs = kept
+	}
+	return addEvents(ctx, tx, msgs)
 }
 
 // UpdateCustomerLaterTx is UpdateCustomerTx for an update that does not

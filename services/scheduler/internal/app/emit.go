@@ -20,8 +20,8 @@ func emit(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 		e.msgs = append(e.msgs, traced(ctx, msg))
 		return nil
 	}
-	if batchOf(ctx) != nil {
-		return inbox.Gather(ctx, tx, "scheduler.visit-events", traced(ctx, msg), addEvents)
+	if b := batchOf(ctx); b != nil {
+		return inbox.Gather(ctx, tx, "scheduler.visit-events", traced(ctx, msg), b.addEvents)
 	}
 	_, err := outbox.Add(ctx, tx, msg)
 	return err

@@ -53,7 +53,7 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
 	ctx = a.withDueNow(ctx)
 	svc := in.Service
-	prefs, err := recordAndSnapshot(ctx, tx, svc, in.Customer, "intake: ServiceCompleted "+svc.ID)
+	ctx, prefs, err := recordAndSnapshot(ctx, tx, svc, in.Customer, "intake: ServiceCompleted "+svc.ID)
 	if err != nil {
 		return 0, err
 	}
@@ -239,6 +239,9 @@ func plan(ctx context.Context, tx pgx.Tx, svc policy.Service, prefs contact.Pref
 			planned++
 		}
 	}
+	if w := writeOf(ctx); w != nil {
+		w.samples = append(w.samples, quota.taken...)
+	}
 	return planned, nil
 }
 
@@ -274,7 +277,7 @@ func (q *txQuota) untake(policyID string, step int) error {
 // insert stores a new visit and announces it when it is planned; it tells
 // whether the visit was new.
 func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
-	ok, err := store.InsertVisit(ctx, tx, v)
+	ok, err := insertVisit(ctx, tx, v)
 	if ok && v.CustomerID != "" {
 		batchOf(ctx).planned(store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID})
 	}

@@ -31,7 +31,7 @@ import (
 // snapshot; an opt-out a snapshot carries is kept and recorded with its
 // source; a customer's pending visit that stops when the customer comes
 // in is cancelled; the same service sent twice under two event ids plans
-// once; a malformed event is dead-lettered alone; every service is recorded.
+// once, and counts once in a sampling quota; a malformed event is dead-lettered alone; every service is recorded.
 func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 	log := servicetest.Logger()
 	pool := servicetest.Pool(t, "scheduler", migrations.FS)
@@ -66,6 +66,20 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 		CompletedAt: done.Add(-time.Hour), CustomerID: "cu-zero"}, Customer: zero})
 	require.NoError(t, err)
 
+	// A service planned before, with a sampled step, sent again in the
+	// batch under another event id: it plans nothing more, and counts once.
+	require.NoError(t, store.InsertPolicy(ctx, pool, policy.Policy{ID: "p-sampled", Tenant: "default", Name: "sampled", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"inspection"}},
+		Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 0.5, Offset: policy.Duration(48 * time.Hour)},
+			{Channel: policy.ChannelPhone, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}}))
+	again := &eventsv1.ServiceCompleted{EventId: "ev-7", TenantId: "default", ServiceId: "s-again", ServiceType: "inspection",
+		CompletedAt: timestamppb.New(done), Customer: &typesv1.Customer{Id: "cu-again"}}
+	againIn, err := app.CustomerFrom(again.Customer)
+	require.NoError(t, err)
+	_, err = a.PlanService(ctx, app.Completed{Service: policy.Service{Tenant: "default", ID: "s-again", Type: "inspection",
+		CompletedAt: done, CustomerID: "cu-again"}, Customer: againIn})
+	require.NoError(t, err)
+
 	var planning = consumer.New(a)[0]
 	require.Equal(t, consumer.DurableServiceCompleted, planning.Durable)
 	planning.Service, planning.Pool, planning.JS, planning.Log = "scheduler", pool, js, log
@@ -87,6 +101,7 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 			ev.Customer.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_EMAIL}
 			return ev
 		}(),
+		again,
 		{EventId: "ev-5", TenantId: "default", ServiceId: "s-5"}, // no completed_at
 	}
 	for _, ev := range evs {
@@ -145,8 +160,10 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM planned_visits WHERE service_id = 's-0'`).Scan(&s))
 		return s
 	}(), "the installation's visit stops when the customer comes in for a repair")
-	require.Equal(t, 5, count(`SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitPlanned),
-		"s-0's and s-z0's visits, then one for each customer")
+	require.Equal(t, 7, count(`SELECT count(*) FROM outbox WHERE subject = $1`, stream.SubjectVisitPlanned),
+		"s-0's, s-z0's and s-again's two visits, then one for each customer of the batch but cu-again")
+	require.Equal(t, 2, count(`SELECT count(*) FROM planned_visits WHERE service_id = 's-again'`))
+	require.Equal(t, 1, count(`SELECT eligible FROM sample_quotas WHERE policy_id = 'p-sampled'`), "s-again counts once in its quota")
 	require.Equal(t, "cancelled", func() string {
 		var s string
 		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM planned_visits WHERE service_id = 's-z0'`).Scan(&s))
@@ -165,7 +182,7 @@ func TestPlanningBatchActsAsOneByOne(t *testing.T) {
 	var s1 policy.Service
 	require.NoError(t, json.Unmarshal(specs[0], &s1))
 	require.Equal(t, "cu-new", s1.CustomerID)
-	require.Equal(t, 5, count(`SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableServiceCompleted), "five events applied")
+	require.Equal(t, 6, count(`SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableServiceCompleted), "six events applied")
 	require.Equal(t, 1, count(`SELECT count(*) FROM rejected_events`), "the malformed one refused alone")
 }
 

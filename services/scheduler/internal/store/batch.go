@@ -10,11 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
 )
 
 // Known is what planning reads of a customer before it plans: the
@@ -293,4 +296,87 @@ ORDER BY n ON CONFLICT DO NOTHING`, ots, oids, ochs, osrc, oats); err != nil {
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS u(t, id, version, prefs, opted, tier, at)
 WHERE c.tenant_id = u.t AND c.customer_id = u.id`, uts, uids, uvers, uprefs, uopted, utiers, uats)
 	return translate("save customers", err)
+}
+
+// InsertVisits is InsertVisit for many new visits, in one statement, in
+// their order; it returns the ids of those that were new (a visit of the
+// same service, policy, step and occurrence planned before is not).
+func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (map[string]bool, error) {
+	if len(vs) == 0 {
+		return map[string]bool{}, nil
+	}
+	n := len(vs)
+	var (
+		ids, tenants, services, customerIDs, policyIDs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		groups, statuses, reasons, decisions, orgUnits = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		serviceTypes, stopTypes, complaints, products  = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		customers, specs                               = make([]*string, n), make([]*string, n)
+		versions, steps, occurrences, channels, sevs   = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		dues, deadlines, nominals, completed           = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		draws, rates                                   = make([]float64, n), make([]float64, n)
+		stopOnAnswer, holiday                          = make([]bool, n), make([]bool, n)
+	)
+	for i, v := range vs {
+		d, err := json.Marshal(v.Decisions)
+		if err != nil {
+			return nil, fmt.Errorf("store: decisions: %w", err)
+		}
+		if v.Service != nil {
+			b, err := json.Marshal(v.Service)
+			if err != nil {
+				return nil, fmt.Errorf("store: service: %w", err)
+			}
+			s := string(b)
+			specs[i] = &s
+		}
+		if v.Customer != nil {
+			s := string(v.Customer)
+			customers[i] = &s
+		}
+		st := v.StopTypes
+		if st == nil {
+			st = []string{}
+		}
+		stb, err := json.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("store: stop types: %w", err)
+		}
+		ids[i], tenants[i], services[i], customerIDs[i], policyIDs[i] = v.ID, v.Tenant, v.ServiceID, v.CustomerID, v.PolicyID
+		groups[i], statuses[i], reasons[i], decisions[i], orgUnits[i] = v.Group, v.Status, v.Reason, string(d), v.OrgUnit
+		serviceTypes[i], stopTypes[i], complaints[i], products[i] = v.ServiceType, string(stb), v.ComplaintID, v.ProductCategory
+		versions[i], steps[i], occurrences[i], channels[i], sevs[i] = int64(v.PolicyVersion), int64(v.Step), int64(v.Occurrence), int64(v.Channel), int64(v.Severity)
+		dues[i], deadlines[i], nominals[i], completed[i] = v.DueAt, v.Deadline, v.Nominal, v.ServiceCompletedAt
+		draws[i], rates[i], stopOnAnswer[i], holiday[i] = v.Draw, v.SampleRate, v.StopOnAnswer, v.HolidayStep
+	}
+	rows, err := q.Query(ctx, `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
+  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
+  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category)
+SELECT id, tenant_id, service_id, customer_id, customer::jsonb, policy_id, policy_version, step, occurrence,
+  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions::jsonb, org_unit, service_type,
+  service_completed_at, service::jsonb, ARRAY(SELECT jsonb_array_elements_text(stop_types::jsonb)), stop_on_answer, holiday_step,
+  complaint_id, severity, product_category
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[],
+  $10::int[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[], $17::float8[], $18::float8[],
+  $19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[], $25::bool[], $26::bool[], $27::text[], $28::int[], $29::text[])
+  WITH ORDINALITY AS u(id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
+  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
+  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category, n)
+ORDER BY n
+ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING
+RETURNING id`,
+		ids, tenants, services, customerIDs, customers, policyIDs, versions, steps, occurrences,
+		channels, groups, dues, deadlines, nominals, statuses, reasons, draws, rates, decisions, orgUnits, serviceTypes,
+		completed, specs, stopTypes, stopOnAnswer, holiday, complaints, sevs, products)
+	if err != nil {
+		return nil, translate("insert visits", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate("insert visits", err)
+	}
+	out := make(map[string]bool, len(got))
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
 }
