@@ -22,9 +22,17 @@ import (
 // reads once for all of them (Prepare): what the scheduler knew of their
 // customers when the batch began, and each tenant's policies and contact
 // policy, read when a message of the tenant first needs them. It also
-// remembers what the batch's messages changed since (the customers written,
-// those given planned visits, the services recorded but not yet written),
-// so that a message never takes what was read before for what is.
+// remembers what the batch's messages changed since (the customers' new
+// snapshots, the customers given planned visits, the services recorded but
+// not yet written), so that a message never takes what was read before for
+// what is.
+//
+// What the batch's messages write is written for all of them just before
+// the commit (inbox.Gather; Batch.write): the services, the customers'
+// snapshots and the visits, a statement each, and then their events. The
+// visits of a customer with more than one service in the batch are the
+// exception: they are inserted at once, so that the customer's later
+// services see them (once per customer, stop conditions).
 //
 // known is kept as the batch's messages change it: a message's snapshot of
 // its customer is stored, with the others', just before the commit
@@ -55,10 +63,10 @@ type Batch struct {
 
 type batchKey struct{}
 
-// Prepare reads, in one statement, what planning the services ins needs
-// of their customers (store.KnownCustomers) and returns ctx carrying it for
-// PlanServiceTx. Prepare within a consumer's handler (inbox.Memo) to read it
-// once per batch.
+// Prepare reads, in one statement, what planning the services ins (the
+// batch's) needs of their customers (store.KnownCustomers); PlanServiceTx
+// plans within it when its context carries it (WithBatch). Prepare within
+// a consumer's handler (inbox.Memo) to read it once per batch.
 func Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
 	keys := make([]store.CustomerKey, 0, 2*len(ins))
 	for _, in := range ins {
@@ -180,8 +188,8 @@ func batchLockPending(ctx context.Context, tx pgx.Tx, svc policy.Service) ([]vis
 }
 
 // planningWrite is what planning one completed service writes just before
-// its batch commits: the service, and the customer's snapshot when it
-// changes the customer.
+// its batch commits: the service, the customer's snapshot when it changes
+// the customer, and the visits planned.
 type planningWrite struct {
 	service  policy.Service
 	snapshot *store.Snapshot
@@ -218,8 +226,10 @@ func insertVisit(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 // recordAndSnapshot records the service and applies the snapshot of the
 // customer it carries (version 0, updateCustomer), and returns the
 // customer's effective preferences. Within a batch both are written for all
-// its services just before the commit (inbox.Gather, writeBatch), and the
-// snapshot is decided on what the batch knows of the customer.
+// its services just before the commit (inbox.Gather, Batch.write), the
+// snapshot decided on what the batch knows of the customer; the context
+// returned then gathers the service's visits too (insertVisit), unless its
+// customer has another service in the batch.
 func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string) (context.Context, contact.Prefs, error) {
 	b := batchOf(ctx)
 	if b == nil {

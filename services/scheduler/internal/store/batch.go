@@ -219,8 +219,8 @@ SELECT t, c FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(t, c, n) OR
 		return translate("new customers", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT c.tenant_id, c.customer_id, `+customerCols+` FROM customers c
-JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON c.tenant_id = k.t AND c.customer_id = k.c
-ORDER BY c.tenant_id, c.customer_id FOR UPDATE OF c`, ts, cs)
+JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(t, c, n) ON c.tenant_id = k.t AND c.customer_id = k.c
+ORDER BY k.n FOR UPDATE OF c`, ts, cs)
 	if err != nil {
 		return translate("lock customers", err)
 	}
