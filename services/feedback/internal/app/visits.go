@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/tenant"
 	"github.com/huifang/huifang/services/feedback/internal/store"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
@@ -41,5 +42,30 @@ func (a *App) AssignVisitTx(ctx context.Context, tx pgx.Tx, as visit.Assignment)
 			return nil, nil
 		}
 		return &as, nil
+	})
+}
+
+// GatherVisitTx is LearnVisitTx for a consumer's batch: the visit is
+// stored just before tx commits, together with the batch's other visits
+// (inbox.Gather), in one statement however many (store.SaveVisits: of two
+// VisitDue for one visit, the later wins, as one by one). Outside a
+// consumer's handler it is stored at once.
+func (a *App) GatherVisitTx(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
+	v.TenantID = tenant.Or(v.TenantID)
+	return inbox.Gather(ctx, tx, "feedback.visits", v, func(ctx context.Context, tx pgx.Tx, vs []visit.Visit) error {
+		return store.SaveVisits(ctx, tx, vs)
+	})
+}
+
+// GatherAssignmentTx is AssignVisitTx for a consumer's batch: the
+// assignment is stored just before tx commits, together with the batch's
+// other assignments (inbox.Gather), in one statement however many
+// (store.SaveAssignments: the newest assignment of each visit wins, as one
+// by one, and it may come before the visit's VisitDue). Outside a
+// consumer's handler it is stored at once.
+func (a *App) GatherAssignmentTx(ctx context.Context, tx pgx.Tx, as visit.Assignment) error {
+	as.TenantID = tenant.Or(as.TenantID)
+	return inbox.Gather(ctx, tx, "feedback.assignments", as, func(ctx context.Context, tx pgx.Tx, as []visit.Assignment) error {
+		return store.SaveAssignments(ctx, tx, as)
 	})
 }

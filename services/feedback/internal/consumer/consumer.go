@@ -57,7 +57,8 @@ func CustomerUpdated(a *app.App) *inbox.Consumer {
 }
 
 // VisitDue returns the consumer that stores the context of each visit
-// that fell due (app.LearnVisitTx). Undecodable events and events without
+// that fell due (app.GatherVisitTx: a batch's visits are stored in one
+// statement before it commits). Undecodable events and events without
 // a visit id are dead-lettered. The runtime fills in the pool, JetStream
 // and logger.
 func VisitDue(a *app.App) *inbox.Consumer {
@@ -66,12 +67,13 @@ func VisitDue(a *app.App) *inbox.Consumer {
 		if err != nil {
 			return err
 		}
-		return a.LearnVisitTx(ctx, tx, v)
+		return a.GatherVisitTx(ctx, tx, v)
 	})
 }
 
 // VisitAssigned returns the consumer that records the agent each visit is
-// assigned to (app.AssignVisitTx): dispatch publishes VisitAssigned when
+// assigned to (app.GatherAssignmentTx: a batch's assignments are stored
+// in one statement before it commits): dispatch publishes VisitAssigned when
 // an agent claims the visit's task and when a leader reassigns it.
 // Undecodable events and events without a visit, an agent or a time are
 // dead-lettered.
@@ -85,7 +87,7 @@ func VisitAssigned(a *app.App) *inbox.Consumer {
 		if err != nil {
 			return err
 		}
-		return a.AssignVisitTx(ctx, tx, as)
+		return a.GatherAssignmentTx(ctx, tx, as)
 	})
 }
 
