@@ -212,13 +212,6 @@ type TaskDetails struct {
 	Late        bool
 }
 
-// SaveTaskDetails stores the details of a new task.
-func SaveTaskDetails(ctx context.Context, q postgres.Querier, tenant, taskID string, d TaskDetails) error {
-	_, err := q.Exec(ctx, `INSERT INTO task_details (task_id, tenant_id, service_id, service_completed_at, complaint_id, late)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id) DO NOTHING`, taskID, tenant, d.ServiceID, nullTime(d.CompletedAt), d.ComplaintID, d.Late)
-	return translate(err, "details of task "+taskID, nil)
-}
-
 // DetailsOfTask returns the details of a task (the zero details when it
 // has none: a task made before they were kept).
 func DetailsOfTask(ctx context.Context, q postgres.Querier, taskID string) (TaskDetails, error) {

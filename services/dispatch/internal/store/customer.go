@@ -39,19 +39,10 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET version = EXCLUDED.version, c
 }
 
 // LatestCustomer returns the newest kept snapshot of a customer; false when
-// dispatch has seen no CustomerUpdated for it.
+// dispatch has seen no CustomerUpdated for it (LatestCustomers of one).
 func LatestCustomer(ctx context.Context, q postgres.Querier, tenant, customerID string) (task.Customer, bool, error) {
-	var raw []byte
-	err := q.QueryRow(ctx, `SELECT customer FROM customer_versions WHERE tenant_id = $1 AND customer_id = $2`, tenant, customerID).Scan(&raw)
-	if err = translate(err, "latest customer "+customerID, errNone); err == errNone {
-		return task.Customer{}, false, nil
-	}
-	if err != nil {
-		return task.Customer{}, false, err
-	}
-	c, err := customerOf(raw)
-	if err != nil {
-		return task.Customer{}, false, translate(err, "latest customer "+customerID, nil)
-	}
-	return c, true, nil
+	k := CustomerKey{Tenant: tenant, ID: customerID}
+	latest, err := LatestCustomers(ctx, q, []CustomerKey{k})
+	c, ok := latest[k]
+	return c, ok, err
 }

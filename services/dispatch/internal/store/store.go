@@ -62,13 +62,6 @@ ON CONFLICT DO NOTHING`, tenant, visitID, reason, at)
 	return translate(err, "cancel visit "+visitID, nil)
 }
 
-// VisitCancelled reports whether the visit was cancelled.
-func VisitCancelled(ctx context.Context, q postgres.Querier, tenant, visitID string) (bool, error) {
-	var cancelled bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cancelled_visits WHERE tenant_id = $1 AND visit_id = $2)`, tenant, visitID).Scan(&cancelled)
-	return cancelled, translate(err, "cancelled visit "+visitID, nil)
-}
-
 // UpdateTask locks the task (SELECT … FOR UPDATE) within tx, lets fn change
 // it, and saves it at `at`; fn's error leaves it unsaved. It returns the
 // task as saved, or ErrTaskNotFound.
