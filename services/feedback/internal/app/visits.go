@@ -19,10 +19,16 @@ func (a *App) LearnVisit(ctx context.Context, v visit.Visit) error {
 }
 
 // LearnVisitTx is LearnVisit within the caller's transaction. A later
-// VisitDue for the same visit updates its context in place.
+// VisitDue for the same visit updates its context in place. In a
+// consumer's batch the visit is stored just before tx commits, together
+// with the batch's other visits (inbox.Gather), in one statement however
+// many (store.SaveVisits: of two VisitDue for one visit, the later wins, as
+// one by one); outside one it is stored at once.
 func (a *App) LearnVisitTx(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
 	v.TenantID = tenant.Or(v.TenantID)
-	return store.SaveVisit(ctx, tx, v)
+	return inbox.Gather(ctx, tx, "feedback.visits", v, func(ctx context.Context, tx pgx.Tx, vs []visit.Visit) error {
+		return store.SaveVisits(ctx, tx, vs)
+	})
 }
 
 // AssignVisit records the agent a visit is assigned to (VisitAssigned: an
@@ -34,36 +40,12 @@ func (a *App) AssignVisit(ctx context.Context, as visit.Assignment) error {
 
 // AssignVisitTx is AssignVisit within the caller's transaction: the newest
 // assignment wins (visit.Assignment.Replaces), so an older one heard late
-// changes nothing; it may come before the visit's VisitDue.
+// changes nothing; it may come before the visit's VisitDue. In a
+// consumer's batch the assignment is stored just before tx commits,
+// together with the batch's other assignments (inbox.Gather), in one
+// statement however many (store.SaveAssignments); outside one it is stored
+// at once.
 func (a *App) AssignVisitTx(ctx context.Context, tx pgx.Tx, as visit.Assignment) error {
-	as.TenantID = tenant.Or(as.TenantID)
-	return store.UpdateAssignment(ctx, tx, as.TenantID, as.VisitID, func(cur *visit.Assignment) (*visit.Assignment, error) {
-		if !as.Replaces(cur) {
-			return nil, nil
-		}
-		return &as, nil
-	})
-}
-
-// GatherVisitTx is LearnVisitTx for a consumer's batch: the visit is
-// stored just before tx commits, together with the batch's other visits
-// (inbox.Gather), in one statement however many (store.SaveVisits: of two
-// VisitDue for one visit, the later wins, as one by one). Outside a
-// consumer's handler it is stored at once.
-func (a *App) GatherVisitTx(ctx context.Context, tx pgx.Tx, v visit.Visit) error {
-	v.TenantID = tenant.Or(v.TenantID)
-	return inbox.Gather(ctx, tx, "feedback.visits", v, func(ctx context.Context, tx pgx.Tx, vs []visit.Visit) error {
-		return store.SaveVisits(ctx, tx, vs)
-	})
-}
-
-// GatherAssignmentTx is AssignVisitTx for a consumer's batch: the
-// assignment is stored just before tx commits, together with the batch's
-// other assignments (inbox.Gather), in one statement however many
-// (store.SaveAssignments: the newest assignment of each visit wins, as one
-// by one, and it may come before the visit's VisitDue). Outside a
-// consumer's handler it is stored at once.
-func (a *App) GatherAssignmentTx(ctx context.Context, tx pgx.Tx, as visit.Assignment) error {
 	as.TenantID = tenant.Or(as.TenantID)
 	return inbox.Gather(ctx, tx, "feedback.assignments", as, func(ctx context.Context, tx pgx.Tx, as []visit.Assignment) error {
 		return store.SaveAssignments(ctx, tx, as)

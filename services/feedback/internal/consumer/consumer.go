@@ -57,7 +57,7 @@ func CustomerUpdated(a *app.App) *inbox.Consumer {
 }
 
 // VisitDue returns the consumer that stores the context of each visit
-// that fell due (app.GatherVisitTx: a batch's visits are stored in one
+// that fell due (app.LearnVisitTx: a batch's visits are stored in one
 // statement before it commits). Undecodable events and events without
 // a visit id are dead-lettered. The runtime fills in the pool, JetStream
 // and logger.
@@ -67,12 +67,12 @@ func VisitDue(a *app.App) *inbox.Consumer {
 		if err != nil {
 			return err
 		}
-		return a.GatherVisitTx(ctx, tx, v)
+		return a.LearnVisitTx(ctx, tx, v)
 	})
 }
 
 // VisitAssigned returns the consumer that records the agent each visit is
-// assigned to (app.GatherAssignmentTx: a batch's assignments are stored
+// assigned to (app.AssignVisitTx: a batch's assignments are stored
 // in one statement before it commits): dispatch publishes VisitAssigned when
 // an agent claims the visit's task and when a leader reassigns it.
 // Undecodable events and events without a visit, an agent or a time are
@@ -87,7 +87,7 @@ func VisitAssigned(a *app.App) *inbox.Consumer {
 		if err != nil {
 			return err
 		}
-		return a.GatherAssignmentTx(ctx, tx, as)
+		return a.AssignVisitTx(ctx, tx, as)
 	})
 }
 

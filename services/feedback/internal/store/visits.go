@@ -16,21 +16,9 @@ import (
 
 // SaveVisit stores the context of a visit. A later VisitDue for the same
 // visit (a redelivery, or the scheduler re-emitting it) updates the
-// context in place, so each visit has one row.
+// context in place, so each visit has one row (SaveVisits of one).
 func SaveVisit(ctx context.Context, q postgres.Querier, v visit.Visit) error {
-	_, err := q.Exec(ctx, `INSERT INTO visits (tenant_id, visit_id, customer_id, service_id, policy_id, channel, due_at, deadline, org_unit, service_type, service_completed_at, complaint_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT (tenant_id, visit_id) DO UPDATE SET
-  customer_id = EXCLUDED.customer_id, service_id = EXCLUDED.service_id, policy_id = EXCLUDED.policy_id,
-  channel = EXCLUDED.channel, due_at = EXCLUDED.due_at, deadline = EXCLUDED.deadline, org_unit = EXCLUDED.org_unit,
-  service_type = EXCLUDED.service_type, service_completed_at = EXCLUDED.service_completed_at,
-  complaint_id = EXCLUDED.complaint_id, updated_at = now()`,
-		v.TenantID, v.VisitID, v.CustomerID, v.ServiceID, v.PolicyID, v.Channel.String(),
-		nullTime(v.DueAt), nullTime(v.Deadline), v.OrgUnit, v.ServiceType, nullTime(v.ServiceCompletedAt), v.ComplaintID)
-	if err != nil {
-		return fmt.Errorf("store: save visit %s: %w", v.VisitID, translate(err))
-	}
-	return nil
+	return SaveVisits(ctx, q, []visit.Visit{v})
 }
 
 // GetVisit returns a visit, with the agent it is assigned to, and holds it
