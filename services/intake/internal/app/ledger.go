@@ -154,30 +154,32 @@ func (a *App) ApplyLedgerTx(ctx context.Context, tx pgx.Tx, ev proto.Message) er
 	if e.At.IsZero() || e.At.Unix() == 0 {
 		return invalid.New("at", fmt.Sprintf("a %s must say when it happened", ev.ProtoReflect().Descriptor().Name()))
 	}
-	// An entry that names its customer depends on no link (nor does a
-	// link's attaching of entries without one touch it): in a batch it is
-	// written with the batch's others, in one statement before the commit.
-	if e.CustomerID != "" {
-		if err := inbox.Gather(ctx, tx, "intake.ledger", e, a.addLedgerEntries); err != nil {
-			return err
-		}
-	} else if err := a.Store.AddLedgerEntry(ctx, tx, e); err != nil {
-		return err
-	}
+	// Neither the entry nor its links are written here: in a batch they
+	// are written with the batch's others before the commit, links first,
+	// in two statements (store.AddLedger), which comes to what writing
+	// them message by message comes to, in any order.
+	add := ledgerAdd{entry: e}
 	for _, l := range links {
-		if err := a.Store.LinkLedger(ctx, tx, e.Tenant, l.kind, l.ref, l.customer); err != nil {
-			return err
-		}
+		add.links = append(add.links, store.LedgerLink{Tenant: e.Tenant, Kind: l.kind, Ref: l.ref, CustomerID: l.customer})
 	}
-	return nil
+	return inbox.Gather(ctx, tx, "intake.ledger", add, a.addLedger)
 }
 
-// addLedgerEntries writes a batch's ledger entries that name their customer.
-func (a *App) addLedgerEntries(ctx context.Context, tx pgx.Tx, es []store.LedgerEntry) error {
-	if len(es) == 1 {
-		return a.Store.AddLedgerEntry(ctx, tx, es[0])
+// ledgerAdd is what one event adds to the contact ledger.
+type ledgerAdd struct {
+	entry store.LedgerEntry
+	links []store.LedgerLink
+}
+
+// addLedger writes the ledger entries and links of a batch's events.
+func (a *App) addLedger(ctx context.Context, tx pgx.Tx, adds []ledgerAdd) error {
+	es := make([]store.LedgerEntry, len(adds))
+	var links []store.LedgerLink
+	for i, add := range adds {
+		es[i] = add.entry
+		links = append(links, add.links...)
 	}
-	return a.Store.AddLedgerEntries(ctx, tx, es)
+	return a.Store.AddLedger(ctx, tx, es, links)
 }
 
 // TimelineQuery asks for a page of a customer's contact ledger.
