@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/huifang/huifang/pkg/inbox"
 
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -99,4 +102,103 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 		a.wake() // early, as CreateTaskTx: a claim that misses the uncommitted change polls again
 	}
 	return res, nil
+}
+
+// UpdateCustomerLaterTx is UpdateCustomerTx for an update that erases no
+// one, written with the other updates of the consumer's batch just before
+// its commit (inbox.Gather): the batch's customers locked in a stable
+// order, their versions read, kept, their active tasks locked and saved in
+// one statement each, the updates applied in their order, to the same end
+// as UpdateCustomerTx of each in turn. A bad update (no customer id, a
+// version below 1) is refused at once. A batch that also erases the
+// customer must apply its updates of that customer with UpdateCustomerTx,
+// in order.
+func (a *App) UpdateCustomerLaterTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate) error {
+	if u.Erased {
+		_, err := a.UpdateCustomerTx(ctx, tx, u)
+		return err
+	}
+	u.Customer.ID = strings.TrimSpace(u.Customer.ID)
+	if err := task.CheckCustomerUpdate(u.Customer, u.Version); err != nil {
+		return err
+	}
+	return inbox.Gather(ctx, tx, "dispatch.customer-updates", u, a.updateCustomers)
+}
+
+// updateCustomers applies updates that erase no one, in their order.
+func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdate) error {
+	key := func(u CustomerUpdate) store.CustomerKey {
+		return store.CustomerKey{Tenant: u.Tenant, ID: u.Customer.ID}
+	}
+	keys := make([]store.CustomerKey, len(us))
+	for i, u := range us {
+		keys[i] = key(u)
+	}
+	kept, err := store.LockCustomerVersions(ctx, tx, keys)
+	if err != nil {
+		return err
+	}
+	var newer []CustomerUpdate
+	var versions []store.CustomerVersion
+	var touched []store.CustomerKey // with a newer version, in their first update's order
+	for _, u := range us {
+		k := key(u)
+		v, found := kept[k]
+		if !task.Newer(u.Version, v, found) {
+			continue
+		}
+		if !slices.Contains(touched, k) {
+			touched = append(touched, k)
+		}
+		kept[k] = u.Version
+		newer = append(newer, u)
+		versions = append(versions, store.CustomerVersion{Tenant: u.Tenant, Customer: u.Customer, Version: u.Version})
+	}
+	if len(newer) == 0 {
+		return nil
+	}
+	now := a.Now()
+	if err := store.SaveCustomerVersions(ctx, tx, versions, now); err != nil {
+		return err
+	}
+	tasks, err := store.LockActiveTasksOfCustomers(ctx, tx, touched)
+	if err != nil {
+		return err
+	}
+	// Each update sees the customer's tasks as the one before left them:
+	// a task it withdraws is no longer active for the next.
+	changed := map[string]bool{}
+	refreshed := false
+	for _, u := range newer {
+		ts := tasks[key(u)]
+		for _, ch := range u.Customer.Preferences.OptedOut {
+			for i := range ts {
+				if ts[i].Active() && ts[i].WithdrawOptedOut(ch, "") {
+					changed[ts[i].ID] = true
+				}
+			}
+		}
+		for i := range ts {
+			if ts[i].Active() {
+				a.Rules.SetCustomer(&ts[i], u.Customer)
+				ts[i].Replace(now)
+				changed[ts[i].ID], refreshed = true, true
+			}
+		}
+	}
+	var save []task.Task
+	for _, k := range touched {
+		for _, t := range tasks[k] {
+			if changed[t.ID] {
+				save = append(save, t)
+			}
+		}
+	}
+	if err := store.SaveTasks(ctx, tx, save, now); err != nil {
+		return err
+	}
+	if refreshed {
+		a.wake() // early, as UpdateCustomerTx
+	}
+	return nil
 }

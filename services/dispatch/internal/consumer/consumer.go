@@ -7,8 +7,11 @@ package consumer
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
@@ -52,13 +55,43 @@ func VisitCancelled(a *app.App) *inbox.Consumer {
 	})
 }
 
-// CustomerUpdated applies each new customer version (app.UpdateCustomerTx).
+// CustomerUpdated applies each new customer version: a batch's together
+// before its commit (app.UpdateCustomerLaterTx), but those of a customer
+// the batch erases one by one, in their order (app.UpdateCustomerTx).
 func CustomerUpdated(a *app.App) *inbox.Consumer {
 	return inbox.Of(DurableCustomer, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
-		_, err := a.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: tenant.Of(ev), Customer: wire.Customer(ev.GetCustomer()), Version: ev.GetVersion(),
-			Erased: ev.GetErased()})
-		return err
+		u := app.CustomerUpdate{Tenant: tenant.Of(ev), Customer: wire.Customer(ev.GetCustomer()), Version: ev.GetVersion(), Erased: ev.GetErased()}
+		erased, _ := inbox.Memo(ctx, erasedInBatch{}, func() (map[string]bool, error) {
+			return batchErased(inbox.Batch(ctx)), nil // reading the messages cannot fail
+		})
+		if erased[customerKey(ev)] {
+			_, err := a.UpdateCustomerTx(ctx, tx, u)
+			return err
+		}
+		return a.UpdateCustomerLaterTx(ctx, tx, u)
 	})
+}
+
+// erasedInBatch is the inbox.Memo key of the customers a batch of
+// CustomerUpdated erases.
+type erasedInBatch struct{}
+
+// batchErased returns the customers (customerKey) the batch's
+// CustomerUpdated erase.
+func batchErased(msgs []jetstream.Msg) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range msgs {
+		var ev eventsv1.CustomerUpdated
+		if proto.Unmarshal(m.Data(), &ev) == nil && ev.GetErased() {
+			out[customerKey(&ev)] = true
+		}
+	}
+	return out
+}
+
+// customerKey names the customer of a CustomerUpdated: tenant/id.
+func customerKey(ev *eventsv1.CustomerUpdated) string {
+	return tenant.Of(ev) + "/" + strings.TrimSpace(ev.GetCustomer().GetId())
 }
 
 // Due reads a VisitDue: its times must be valid timestamps (due_at,

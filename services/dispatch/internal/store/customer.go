@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,4 +48,103 @@ func LatestCustomer(ctx context.Context, q postgres.Querier, tenant, customerID 
 	latest, err := LatestCustomers(ctx, q, []CustomerKey{k})
 	c, ok := latest[k]
 	return c, ok, err
+}
+
+// LockCustomerVersions is LockCustomerVersion for many customers, in two
+// statements however many: the customers' locks taken in a stable order
+// (tenant, then id: two batches never wait on each other crosswise), then
+// their kept versions read. A customer of none has no entry.
+func LockCustomerVersions(ctx context.Context, tx pgx.Tx, keys []CustomerKey) (map[CustomerKey]int64, error) {
+	out := make(map[CustomerKey]int64, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b CustomerKey) int { return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID)) })
+	keys = slices.Compact(keys)
+	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	// unnest yields its rows in the arrays' order: the locks are taken in it.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('dispatch.customer_versions:' || k.t || '/' || k.c))
+FROM unnest($1::text[], $2::text[]) AS k(t, c)`, tenants, ids); err != nil {
+		return nil, translate(err, fmt.Sprintf("lock %d customers", len(keys)), nil)
+	}
+	// A statement of its own: its snapshot is taken once the locks are held.
+	rows, err := tx.Query(ctx, `SELECT v.tenant_id, v.customer_id, v.version FROM unnest($1::text[], $2::text[]) AS k(t, c)
+JOIN customer_versions v ON v.tenant_id = k.t AND v.customer_id = k.c`, tenants, ids)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("versions of %d customers", len(keys)), nil)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k CustomerKey
+		var v int64
+		if err := rows.Scan(&k.Tenant, &k.ID, &v); err != nil {
+			return nil, translate(err, "version of a customer", nil)
+		}
+		out[k] = v
+	}
+	return out, translate(rows.Err(), fmt.Sprintf("versions of %d customers", len(keys)), nil)
+}
+
+// CustomerVersion is a version of a customer to keep (SaveCustomerVersions).
+type CustomerVersion struct {
+	Tenant   string
+	Customer task.Customer
+	Version  int64
+}
+
+// SaveCustomerVersions is SaveCustomerVersion for many customers, in one
+// statement: of two versions of one customer among them, the last is kept.
+func SaveCustomerVersions(ctx context.Context, q postgres.Querier, vs []CustomerVersion, at time.Time) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	n := len(vs)
+	tenants, ids, snapshots, versions := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, v := range vs {
+		snapshot, err := customerJSON(v.Customer)
+		if err != nil {
+			return err
+		}
+		tenants[i], ids[i], snapshots[i], versions[i] = v.Tenant, v.Customer.ID, string(snapshot), v.Version
+	}
+	_, err := q.Exec(ctx, `INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at)
+SELECT DISTINCT ON (t, c) t, c, v, s::jsonb, $5 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS u(t, c, v, s, n)
+ORDER BY t, c, n DESC
+ON CONFLICT (tenant_id, customer_id) DO UPDATE SET version = EXCLUDED.version, customer = EXCLUDED.customer, updated_at = EXCLUDED.updated_at`,
+		tenants, ids, versions, snapshots, at)
+	return translate(err, fmt.Sprintf("save versions of %d customers", n), nil)
+}
+
+// LockActiveTasksOfCustomers is what UpdateActiveTasksOfCustomer locks and
+// reads, for many customers in one statement: each customer's active tasks
+// (open, claimed, sending), oldest first. The caller saves those it changes
+// (SaveTasks).
+func LockActiveTasksOfCustomers(ctx context.Context, tx pgx.Tx, keys []CustomerKey) (map[CustomerKey][]task.Task, error) {
+	out := make(map[CustomerKey][]task.Task, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+WHERE (tenant_id, customer->>'id') IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
+ORDER BY tenant_id, customer->>'id', created_at, id FOR UPDATE`, tenants, ids)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("tasks of %d customers", len(keys)), nil)
+	}
+	tasks, err := pgx.CollectRows(rows, scanTask)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("tasks of %d customers", len(keys)), nil)
+	}
+	for _, t := range tasks {
+		k := CustomerKey{Tenant: t.Tenant, ID: t.Customer.ID}
+		out[k] = append(out[k], t)
+	}
+	return out, nil
 }
