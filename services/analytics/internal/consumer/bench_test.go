@@ -7,13 +7,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/app"
+	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
@@ -54,4 +61,139 @@ func BenchmarkVisitEvents(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEventsThroughNATS measures the analytics consumer alone, as the
+// runtime runs it (behind its gate: the lease fences every transaction;
+// batches of 100, the runtime's default): b.N events of completed repairs
+// as make bench sends them (per repair a ServiceCompleted of one of 97
+// customers, its VisitPlanned and VisitDue, and one repair in two an
+// assignment, a call and a record of its visit; one repair in ten a
+// complaint escalated) are published to an embedded NATS first, then the
+// consumer runs until every event is in the inbox. It reports events/s
+// and, when the server has pg_stat_statements loaded (scripts/postgres.sh
+// preloads it), the SQL statements per event the database ran (the
+// benchmark's polling left out):
+//
+//	go test -run '^$' -bench EventsThroughNATS -benchtime 5000x ./internal/consumer/
+func BenchmarkEventsThroughNATS(b *testing.B) {
+	ctx := context.Background()
+	pool := servicetest.Pool(b, "analytics", migrations.FS)
+	js := servicetest.JetStream(b)
+	log := servicetest.Logger()
+	a := &app.App{DB: pool}
+	c := consumer.New(a)
+	c.Service, c.Pool, c.JS, c.Log = "analytics", pool, js, log
+	c.Batch, c.BatchWait = 100, 5*time.Millisecond
+	g := consumer.NewGate(a, pool, js, log)
+	// A fresh database's migrations ask for a rebuild: not what is measured.
+	_, err := pool.Exec(ctx, `DELETE FROM rebuild_requests`)
+	require.NoError(b, err)
+
+	_, err = pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public`)
+	counted := err == nil
+	if !counted {
+		b.Logf("statements not counted (pg_stat_statements is not loaded): %v", err)
+	}
+	day := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	for i, ev := range benchEvents(b.N, day) {
+		data, err := proto.Marshal(ev.msg)
+		require.NoError(b, err)
+		_, err = js.PublishMsgAsync(&nats.Msg{Subject: ev.subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {fmt.Sprintf("ev-%d", i)}}})
+		require.NoError(b, err)
+		if i%1000 == 999 || i == b.N-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				b.Fatal("publish did not complete")
+			}
+		}
+	}
+	statements := func() int64 {
+		if !counted {
+			return 0
+		}
+		var n int64
+		require.NoError(b, pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM public.pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`).Scan(&n))
+		return n
+	}
+	before := statements()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() { done <- g.Run(runCtx, c.Run) }()
+	require.Eventually(b, func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) /* bench:poll */ FROM inbox WHERE consumer = $1`, c.Durable).Scan(&n)
+		return err == nil && n >= b.N
+	}, 10*time.Minute, 5*time.Millisecond, "every one of the %d events", b.N)
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	require.NoError(b, <-done)
+	after := statements()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	if counted {
+		b.ReportMetric(float64(after-before)/float64(b.N), "statements/event")
+		if b.N > 1 {
+			logStatements(b, pool)
+		}
+	}
+}
+
+// benchEvent is one event of a benchmark and its subject.
+type benchEvent struct {
+	subject string
+	msg     proto.Message
+}
+
+// benchEvents returns n events of completed repairs (see
+// BenchmarkEventsThroughNATS), in the order the services would send them.
+func benchEvents(n int, day time.Time) []benchEvent {
+	var out []benchEvent
+	for r := 0; len(out) < n; r++ {
+		s, v, cu := fmt.Sprintf("s%d", r), fmt.Sprintf("v%d", r), fmt.Sprintf("c%d", r%97)
+		at := day.Add(time.Duration(r) * time.Minute)
+		out = append(out,
+			benchEvent{stream.SubjectServiceCompleted, &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: s, Customer: cust(cu),
+				CompletedAt: timestamppb.New(at), OrgUnit: "north", ServiceType: "repair", Product: &typesv1.Product{Category: "engine"}}},
+			benchEvent{stream.SubjectVisitPlanned, &eventsv1.VisitPlanned{TenantId: "default", VisitId: v, ServiceId: s, CustomerId: cu,
+				DueAt: timestamppb.New(at.Add(time.Hour)), Deadline: timestamppb.New(at.Add(72 * time.Hour)), OrgUnit: "north", ServiceType: "repair",
+				Channel: typesv1.Channel_CHANNEL_PHONE}},
+			benchEvent{stream.SubjectVisitDue, &eventsv1.VisitDue{TenantId: "default", VisitId: v, ServiceId: s, Customer: cust(cu),
+				DueAt: timestamppb.New(at.Add(time.Hour)), Deadline: timestamppb.New(at.Add(72 * time.Hour)), OrgUnit: "north", ServiceType: "repair",
+				ServiceCompletedAt: timestamppb.New(at), Channel: typesv1.Channel_CHANNEL_PHONE}})
+		if r%2 == 1 {
+			agent := fmt.Sprintf("a%d", r%7)
+			out = append(out,
+				benchEvent{stream.SubjectVisitAssigned, &eventsv1.VisitAssigned{TenantId: "default", VisitId: v, AgentId: agent, AssignedAt: timestamppb.New(at.Add(2 * time.Hour))}},
+				benchEvent{stream.SubjectVisitAttempted, &eventsv1.VisitAttempted{TenantId: "default", VisitId: v, AgentId: agent,
+					Disposition: typesv1.Disposition_DISPOSITION_ANSWERED, AttemptedAt: timestamppb.New(at.Add(2 * time.Hour))}},
+				benchEvent{stream.SubjectVisitLogged, &eventsv1.VisitLogged{TenantId: "default", VisitId: v, RecordId: "r" + v, AgentId: agent,
+					LoggedAt: timestamppb.New(at.Add(2 * time.Hour)), OrgUnit: "north", ServiceType: "repair",
+					Answers: []*typesv1.Answer{{Aspect: "overall", Rating: typesv1.Rating_RATING_SATISFIED}}}})
+		}
+		if r%10 == 9 {
+			out = append(out, benchEvent{stream.SubjectComplaintEscalated, &eventsv1.ComplaintEscalated{TenantId: "default",
+				ComplaintId: "k" + v, VisitId: v, Category: "service", EscalatedAt: timestamppb.New(at.Add(3 * time.Hour)), OrgUnit: "north"}})
+		}
+	}
+	return out[:n]
+}
+
+// logStatements logs the statements the database ran most, with their calls.
+func logStatements(b *testing.B, pool *pgxpool.Pool) {
+	rows, err := pool.Query(context.Background(), `SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 110) /* bench:poll */ FROM public.pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%' ORDER BY calls DESC LIMIT 15`)
+	require.NoError(b, err)
+	defer rows.Close()
+	for rows.Next() {
+		var calls int64
+		var q string
+		require.NoError(b, rows.Scan(&calls, &q))
+		b.Logf("%7d  %s", calls, q)
+	}
+	require.NoError(b, rows.Err())
 }
