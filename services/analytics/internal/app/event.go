@@ -22,26 +22,51 @@ func (a *App) ApplyEvent(ctx context.Context, ev proto.Message) error {
 }
 
 // ApplyEventTx applies one event within the caller's tx (the consumer's,
-// which holds the event's inbox row): it moves the ledger entry the event is
-// about (visit, service coverage, customer buckets, complaint, customer)
+// which holds the event's inbox row): it moves the ledger entries the event
+// is about (visit, service coverage, customer buckets, complaint, customer)
 // and adds the change of its contribution to the counters. An event that
 // breaks a rule is refused with an *invalid.Error (it is dead-lettered) and
 // changes nothing. Its first statement is the fence: when ctx carries a
 // leader's term (the consumer's always does), the lease must still be held
 // with that term's token, or the event is not applied and the error is
-// transient (ErrLeaseLost).
+// transient (ErrLeaseLost). In a batch the consumer prepared
+// (PrepareEvents), it reads nothing and writes the entries it moves with
+// the batch's, before the commit (see ledgers.go).
 func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 	if err := a.fence(ctx, tx); err != nil {
 		return err
 	}
+	l, err := ledgersFor(ctx, tx, ev)
+	if err != nil {
+		return err
+	}
+	m := &move{l: l}
+	defer l.drop() // what an event that failed staged
+	if err := a.applyEvent(ctx, tx, m, ev); err != nil {
+		return err
+	}
+	return a.keep(ctx, tx, l, rollup.Merge(m.counters), rollup.MemberDiff(m.was, m.is))
+}
+
+// move is what one event changes: its entries (staged in l), the counters
+// and the customer buckets (what its services added before and after).
+type move struct {
+	l        *ledgers
+	counters []rollup.Delta
+	was, is  []rollup.MemberDelta
+}
+
+func (m *move) add(ds []rollup.Delta) { m.counters = append(m.counters, ds...) }
+
+func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Message) error {
 	switch e := ev.(type) {
 	case *eventsv1.ServiceCompleted:
-		return a.completeService(ctx, tx, e)
+		return completeService(m, e)
 	case *eventsv1.VisitLogged:
 		if err := rollup.CheckVisitLogged(e); err != nil {
 			return err
 		}
-		v, err := a.moveVisit(ctx, tx, e)
+		v, err := moveVisit(m, e)
 		if err != nil {
 			return err
 		}
@@ -51,15 +76,25 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		}); err != nil {
 			return err
 		}
-		reason, remedy := rollup.ChurnAnswers(e.GetAnswers())
-		if err := store.LogChurnCase(ctx, tx, v.Tenant, v.VisitID, e.GetAgentId(), e.GetRecordId(), rollup.Timestamp(e.GetLoggedAt()), reason, remedy); err != nil {
-			return err
+		// The first record of an open churn case fills it in.
+		k := store.EntryKey{Tenant: v.Tenant, ID: v.VisitID}
+		churn, ok := m.l.churn.get(k)
+		if !ok {
+			return errNotInSet
 		}
-		return a.addCounters(ctx, tx, rollup.FromVisitLogged(e, v.ProductCategory))
+		if churn == churnOpen {
+			reason, remedy := rollup.ChurnAnswers(e.GetAnswers())
+			if err := store.LogChurnCase(ctx, tx, v.Tenant, v.VisitID, e.GetAgentId(), e.GetRecordId(), rollup.Timestamp(e.GetLoggedAt()), reason, remedy); err != nil {
+				return err
+			}
+			m.l.churn.put(k, churnLogged)
+		}
+		m.add(rollup.FromVisitLogged(e, v.ProductCategory))
+		return nil
 	// By concrete type: events of one kind may carry the ids of another
 	// (a complaint names its visit, a confirmation visit its complaint).
 	case *eventsv1.ComplaintEscalated:
-		if err := a.moveComplaint(ctx, tx, e); err != nil {
+		if err := moveComplaint(m, e); err != nil {
 			return err
 		}
 		if e.GetCategory() != rollup.MismatchCategory || e.GetVisitId() == "" {
@@ -68,9 +103,9 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		return store.MarkRoundComplaint(ctx, tx, tenant.Of(e), e.GetVisitId(), e.GetComplaintId())
 	case *eventsv1.ComplaintAcknowledged, *eventsv1.ComplaintResolved, *eventsv1.ComplaintReopened, *eventsv1.ComplaintClosed,
 		*eventsv1.ImprovementPlanSet, *eventsv1.ImprovementMeasureCompleted:
-		return a.moveComplaint(ctx, tx, e.(rollup.ComplaintEvent))
+		return moveComplaint(m, e.(rollup.ComplaintEvent))
 	case *eventsv1.VisitDue:
-		v, err := a.moveVisit(ctx, tx, e)
+		v, err := moveVisit(m, e)
 		if err != nil {
 			return err
 		}
@@ -78,11 +113,21 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 			return err
 		}
 		if c, ok := rollup.ChurnCaseOf(e); ok {
-			return store.OpenChurnCase(ctx, tx, c)
+			k := store.EntryKey{Tenant: c.Tenant, ID: c.VisitID}
+			churn, ok := m.l.churn.get(k)
+			if !ok {
+				return errNotInSet
+			}
+			if err := store.OpenChurnCase(ctx, tx, c); err != nil {
+				return err
+			}
+			if churn == churnNone { // a call due again keeps what its record filled in
+				m.l.churn.put(k, churnOpen)
+			}
 		}
 		return nil
 	case *eventsv1.VisitPlanned, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
-		v, err := a.moveVisit(ctx, tx, e.(rollup.VisitEvent))
+		v, err := moveVisit(m, e.(rollup.VisitEvent))
 		if err != nil {
 			return err
 		}
@@ -102,7 +147,8 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		if err != nil {
 			return err
 		}
-		return a.addCounters(ctx, tx, ds)
+		m.add(ds)
+		return nil
 	}
 	return fmt.Errorf("app: no use case for %T", ev)
 }
@@ -143,105 +189,107 @@ func (a *App) saveRound(ctx context.Context, tx pgx.Tx, v rollup.Visit, with fun
 	return store.SaveRoundVisit(ctx, tx, r)
 }
 
-// moveVisit moves a visit's ledger entry by one event and applies the
-// change of its contribution. It returns the entry after the event.
-func (a *App) moveVisit(ctx context.Context, tx pgx.Tx, ev rollup.VisitEvent) (rollup.Visit, error) {
+// moveVisit moves a visit's ledger entry by one event and the change of its
+// contribution. It returns the entry after the event.
+func moveVisit(m *move, ev rollup.VisitEvent) (rollup.Visit, error) {
 	tenantID, id, err := rollup.VisitRef(ev)
 	if err != nil {
 		return rollup.Visit{}, err
 	}
-	var after rollup.Visit
-	err = store.UpdateVisit(ctx, tx, tenantID, id, func(v *rollup.Visit) error {
-		before := *v
-		after = rollup.Apply(before, ev)
-		if after.ProductCategory == "" {
-			// The product comes with the service (seed 001: sales record the product).
-			var err error
-			if after.ProductCategory, err = store.ServiceProduct(ctx, tx, tenantID, after.ServiceID); err != nil {
-				return err
-			}
+	k := store.EntryKey{Tenant: tenantID, ID: id}
+	before, ok := m.l.visits.get(k)
+	if !ok {
+		return rollup.Visit{}, errNotInSet
+	}
+	after := rollup.Apply(before, ev)
+	if after.ProductCategory == "" && after.ServiceID != "" {
+		// The product comes with the service (seed 001: sales record the product).
+		s, ok := m.l.services.get(store.EntryKey{Tenant: tenantID, ID: after.ServiceID})
+		if !ok {
+			return rollup.Visit{}, errNotInSet
 		}
-		if err := a.addCounters(ctx, tx, rollup.Diff(before.Contribution(), after.Contribution())); err != nil {
-			return err
-		}
-		if err := a.moveServiceCoverage(ctx, tx, before, after); err != nil {
-			return err
-		}
-		*v = after
-		return nil
-	})
-	return after, err
+		after.ProductCategory = s.ProductCategory
+	}
+	m.add(rollup.Diff(before.Contribution(), after.Contribution()))
+	if err := moveServiceCoverage(m, before, after); err != nil {
+		return rollup.Visit{}, err
+	}
+	m.l.visits.put(k, after)
+	return after, nil
 }
 
 // moveServiceCoverage moves the visit within its service's coverage entry
-// (or from one service to another, when its service became known) and
-// applies the change of the services' contributions, to the counters and to
-// the customer buckets (customer coverage). Entries are taken in key order.
-func (a *App) moveServiceCoverage(ctx context.Context, tx pgx.Tx, before, after rollup.Visit) error {
-	var was, is []rollup.MemberDelta
-	for _, k := range rollup.CoverageKeys(before, after) {
-		err := store.UpdateServiceCoverage(ctx, tx, after.Tenant, k, func(c *rollup.ServiceCoverage) error {
-			old := *c
-			cur := old.Move(before, after)
-			if err := a.addCounters(ctx, tx, rollup.Diff(old.Contribution(), cur.Contribution())); err != nil {
-				return err
-			}
-			was = append(was, old.Members()...)
-			is = append(is, cur.Members()...)
-			*c = cur
-			return nil
-		})
-		if err != nil {
-			return err
+// (or from one service to another, when its service became known) and the
+// change of the services' contributions, to the counters and to the
+// customer buckets (customer coverage).
+func moveServiceCoverage(m *move, before, after rollup.Visit) error {
+	for _, key := range rollup.CoverageKeys(before, after) {
+		k := store.EntryKey{Tenant: after.Tenant, ID: key}
+		old, ok := m.l.coverage.get(k)
+		if !ok {
+			return errNotInSet
 		}
+		cur := old.Move(before, after)
+		m.add(rollup.Diff(old.Contribution(), cur.Contribution()))
+		m.was = append(m.was, old.Members()...)
+		m.is = append(m.is, cur.Members()...)
+		m.l.coverage.put(k, cur)
 	}
-	return store.ApplyMembers(ctx, tx, rollup.MemberDiff(was, is))
+	return nil
 }
 
-func (a *App) moveComplaint(ctx context.Context, tx pgx.Tx, ev rollup.ComplaintEvent) error {
+func moveComplaint(m *move, ev rollup.ComplaintEvent) error {
 	tenantID, id, err := rollup.ComplaintRef(ev)
 	if err != nil {
 		return err
 	}
-	return store.UpdateComplaint(ctx, tx, tenantID, id, func(c *rollup.Complaint) error {
-		after := rollup.ApplyComplaint(*c, ev)
-		if err := a.addCounters(ctx, tx, rollup.Diff(c.Contribution(), after.Contribution())); err != nil {
-			return err
-		}
-		*c = after
-		return nil
-	})
+	k := store.EntryKey{Tenant: tenantID, ID: id}
+	c, ok := m.l.complaints.get(k)
+	if !ok {
+		return errNotInSet
+	}
+	after := rollup.ApplyComplaint(c, ev)
+	m.add(rollup.Diff(c.Contribution(), after.Contribution()))
+	m.l.complaints.put(k, after)
+	return nil
 }
 
-// completeService remembers the service's product and its customer's latest
-// service, and counts the service and, when it won its customer back, the
-// customer (seed 000).
-func (a *App) completeService(ctx context.Context, tx pgx.Tx, ev *eventsv1.ServiceCompleted) error {
+// completeService remembers the service's product (and car and advisor)
+// and its customer's latest service, and counts the service and, when it
+// won its customer back, the customer (seed 000).
+func completeService(m *move, ev *eventsv1.ServiceCompleted) error {
 	if err := rollup.CheckService(ev); err != nil {
 		return err
 	}
 	tenantID := tenant.Of(ev)
-	if err := store.SaveServiceProduct(ctx, tx, tenantID, ev.GetServiceId(), ev.GetProduct().GetCategory()); err != nil {
-		return err
+	k := store.EntryKey{Tenant: tenantID, ID: ev.GetServiceId()}
+	s, ok := m.l.services.get(k)
+	if !ok {
+		return errNotInSet
 	}
+	s.ProductCategory = ev.GetProduct().GetCategory()
 	// The car and the advisor, for the churned-customer table (seed 000 auto).
-	if err := store.SaveServiceVehicle(ctx, tx, tenantID, ev.GetServiceId(), ev.GetVehicle().GetModel(),
-		rollup.MaskPlate(ev.GetVehicle().GetPlate()), ev.GetStaffId()); err != nil {
-		return err
+	if model, plate, advisor := ev.GetVehicle().GetModel(), rollup.MaskPlate(ev.GetVehicle().GetPlate()), ev.GetStaffId(); model != "" || plate != "" || advisor != "" {
+		s.VehicleModel, s.PlateMasked, s.Advisor = model, plate, advisor
 	}
+	m.l.services.put(k, s)
 	wonBack := false
 	if id := ev.GetCustomer().GetId(); id != "" {
-		at := rollup.Timestamp(ev.GetCompletedAt())
-		if err := store.UpdateCustomer(ctx, tx, tenantID, id, func(c *rollup.Customer) error {
-			wonBack = c.Serve(at)
-			return nil
-		}); err != nil {
-			return err
+		ck := store.EntryKey{Tenant: tenantID, ID: id}
+		c, ok := m.l.customers.get(ck)
+		if !ok {
+			return errNotInSet
+		}
+		before := c
+		wonBack = c.Serve(rollup.Timestamp(ev.GetCompletedAt()))
+		if c != before {
+			m.l.customers.put(ck, c)
 		}
 	}
 	ds, err := rollup.FromService(ev, wonBack)
 	if err != nil {
 		return err
 	}
-	return a.addCounters(ctx, tx, ds)
+	m.add(ds)
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -50,14 +51,24 @@ var Subjects = slices.Sorted(maps.Keys(Events))
 
 // New returns the durable consumer of Events: each event goes to
 // a.ApplyEventTx in the inbox's transaction; one that does not decode, or
-// that the use case refuses, is dead-lettered. The runtime (rt.Consume) or
-// a test fills in its service, pool, JetStream and logger. Every
-// transaction it opens, a dead letter's included, is fenced by the leader's
-// lease (a.Fence).
+// that the use case refuses, is dead-lettered. A batch locks and reads the
+// ledger entries its events move at once, and writes them at once before
+// its commit (app.PrepareEvents). The runtime (rt.Consume) or a test fills
+// in its service, pool, JetStream and logger. Every transaction it opens, a
+// dead letter's included, is fenced by the leader's lease (a.Fence).
 func New(a *app.App) *inbox.Consumer {
 	c := inbox.OfEvents(Durable, Events, func(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		return a.ApplyEventTx(app.Fenced(ctx), tx, ev) // c.Fence fenced tx
 	})
+	c.Prepare = func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error) {
+		evs := make([]proto.Message, 0, len(msgs))
+		for _, m := range msgs {
+			if ev, err := Events.Decode(m.Subject(), m.Data()); err == nil {
+				evs = append(evs, ev)
+			}
+		}
+		return a.PrepareEvents(ctx, tx, evs)
+	}
 	c.Fence = a.Fence
 	return c
 }

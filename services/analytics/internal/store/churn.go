@@ -11,20 +11,6 @@ import (
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 )
 
-// SaveServiceVehicle remembers the car and the advisor of a service (after
-// SaveServiceProduct), for the churned-customer table: the model, the plate
-// masked, the staff who served.
-func SaveServiceVehicle(ctx context.Context, db postgres.Querier, tenant, serviceID, model, plateMasked, advisor string) error {
-	if model == "" && plateMasked == "" && advisor == "" {
-		return nil
-	}
-	if _, err := db.Exec(ctx, `UPDATE services SET vehicle_model = $3, plate_masked = $4, advisor = $5 WHERE tenant_id = $1 AND service_id = $2`,
-		tenant, serviceID, model, plateMasked, advisor); err != nil {
-		return fmt.Errorf("store: record service vehicle: %w", translate(err))
-	}
-	return nil
-}
-
 // OpenChurnCase records a churn call that fell due (VisitDue); a call due
 // again (moved, redelivered) keeps what its record filled in.
 func OpenChurnCase(ctx context.Context, db postgres.Querier, c rollup.ChurnCase) error {
@@ -106,4 +92,30 @@ func timeOf(t *time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
+}
+
+// OpenChurnCases returns, of the visits keys name that are churn cases,
+// whether each is still open (its record not filled in yet), locked for
+// the rest of tx.
+func OpenChurnCases(ctx context.Context, tx pgx.Tx, keys []EntryKey) (map[EntryKey]bool, error) {
+	out := map[EntryKey]bool{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	tenants, ids := keyColumns(keys)
+	rows, err := tx.Query(ctx, `SELECT c.tenant_id, c.visit_id, c.logged_at IS NULL FROM churn_cases c
+JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON c.tenant_id = k.t AND c.visit_id = k.id
+ORDER BY c.tenant_id, c.visit_id FOR UPDATE OF c`, tenants, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: churn cases: %w", translate(err))
+	}
+	var k EntryKey
+	var open bool
+	if _, err := pgx.ForEachRow(rows, []any{&k.Tenant, &k.ID, &open}, func() error {
+		out[k] = open
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: churn cases: %w", translate(err))
+	}
+	return out, nil
 }

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,177 +15,336 @@ import (
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 )
 
-// UpdateVisit runs fn on the ledger entry of a visit (a new entry when it
-// has none), locked for the rest of tx, and saves what fn leaves; an error
-// of fn saves nothing and is returned.
-func UpdateVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string, fn func(v *rollup.Visit) error) error {
-	v := rollup.Visit{Tenant: tenant, VisitID: visitID}
-	if err := lock(ctx, tx, "visit", tenant, visitID); err != nil {
-		return err
-	}
-	if err := load(ctx, tx, `SELECT state FROM visits WHERE tenant_id = $1 AND visit_id = $2 FOR UPDATE`, &v, tenant, visitID); err != nil {
-		return fmt.Errorf("store: load visit %s: %w", visitID, err)
-	}
-	if err := fn(&v); err != nil {
-		return err
-	}
-	return saveVisit(ctx, tx, v)
+// The ledgers (one entry per visit, complaint, service coverage, service
+// and customer) are read and written set-wise: a consumer's batch locks
+// and reads the entries its events touch at once (LockEntries, then
+// Visits, Complaints, ServiceCoverages, Services, Customers), the events
+// move them in memory, and what they left is written once before the
+// commit (SaveVisits, ...), each set in key order: rows are locked in
+// that order.
+
+// EntryKey names one ledger entry of a tenant: a visit, complaint,
+// service (coverage) or customer by its id.
+type EntryKey struct{ Tenant, ID string }
+
+// Compare orders keys: the order entries are locked and written in.
+func (k EntryKey) Compare(o EntryKey) int {
+	return cmp.Or(strings.Compare(k.Tenant, o.Tenant), strings.Compare(k.ID, o.ID))
 }
 
-func saveVisit(ctx context.Context, tx pgx.Tx, v rollup.Visit) error {
-	b, err := json.Marshal(v)
+// Kinds of ledger entries, as LockEntries names them.
+const (
+	KindVisit     = "visit"
+	KindComplaint = "complaint"
+	KindService   = "service"
+	KindCustomer  = "customer"
+)
+
+// Lock names one entry's transaction-scoped advisory lock (LockEntries).
+type Lock struct {
+	Kind string
+	EntryKey
+}
+
+// LockEntries takes a transaction-scoped advisory lock on each entry, in
+// one statement, in the order of their names, so that two replicas
+// handling events of an entry not yet stored do not both start from an
+// empty one: FOR UPDATE locks only rows that exist. A lock's name holds the
+// schema the entry is in, so a rebuild filling shadow tables never waits
+// for the consumer writing the live ones. A collision of the hash only
+// makes two entries wait for each other.
+func LockEntries(ctx context.Context, tx pgx.Tx, locks []Lock) error {
+	if len(locks) == 0 {
+		return nil
+	}
+	names := make([]string, len(locks))
+	for i, l := range locks {
+		names[i] = "huifang.analytics." + l.Kind + "/" + l.Tenant + "/" + l.ID
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	// Held back in a pipeline, the locks go with the read that follows them.
+	if err := postgres.Defer(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || k, 0))
+FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) s`, names); err != nil {
+		return fmt.Errorf("store: lock %d ledger entries: %w", len(names), translate(err))
+	}
+	return nil
+}
+
+// keyColumns returns the tenants and ids of keys, sorted and without repeats.
+func keyColumns(keys []EntryKey) (tenants, ids []string) {
+	keys = slices.SortedFunc(slices.Values(keys), EntryKey.Compare)
+	keys = slices.Compact(keys)
+	tenants, ids = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	return tenants, ids
+}
+
+// entries reads the JSON state of table's rows with keys (id column
+// idCol), locked for the rest of tx; a key without a row gets blank(key).
+func entries[T any](ctx context.Context, tx pgx.Tx, table, idCol string, keys []EntryKey, blank func(EntryKey) T) (map[EntryKey]T, error) {
+	out := make(map[EntryKey]T, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	for _, k := range keys {
+		out[k] = blank(k)
+	}
+	tenants, ids := keyColumns(keys)
+	rows, err := tx.Query(ctx, `SELECT t.tenant_id, t.`+idCol+`, t.state FROM `+table+` t
+JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, id) ON t.tenant_id = k.tenant_id AND t.`+idCol+` = k.id
+ORDER BY t.tenant_id, t.`+idCol+` FOR UPDATE OF t`, tenants, ids)
 	if err != nil {
-		return fmt.Errorf("store: encode visit: %w", err)
+		return nil, fmt.Errorf("store: load %s: %w", table, translate(err))
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO visits (tenant_id, visit_id, state) VALUES ($1, $2, $3)
-ON CONFLICT (tenant_id, visit_id) DO UPDATE SET state = EXCLUDED.state`, v.Tenant, v.VisitID, b); err != nil {
-		return fmt.Errorf("store: save visit %s: %w", v.VisitID, translate(err))
-	}
-	return nil
-}
-
-// UpdateComplaint runs fn on the ledger entry of a complaint (a new entry
-// when it has none), locked for the rest of tx, and saves what fn leaves.
-func UpdateComplaint(ctx context.Context, tx pgx.Tx, tenant, id string, fn func(c *rollup.Complaint) error) error {
-	c := rollup.Complaint{Tenant: tenant, ComplaintID: id}
-	if err := lock(ctx, tx, "complaint", tenant, id); err != nil {
-		return err
-	}
-	if err := load(ctx, tx, `SELECT state FROM complaints WHERE tenant_id = $1 AND complaint_id = $2 FOR UPDATE`, &c, tenant, id); err != nil {
-		return fmt.Errorf("store: load complaint %s: %w", id, err)
-	}
-	if err := fn(&c); err != nil {
-		return err
-	}
-	return saveComplaint(ctx, tx, c)
-}
-
-func saveComplaint(ctx context.Context, tx pgx.Tx, c rollup.Complaint) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("store: encode complaint: %w", err)
-	}
-	var deadline *time.Time
-	if !c.Deadline.IsZero() {
-		deadline = &c.Deadline
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO complaints (tenant_id, complaint_id, state, open, deadline) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (tenant_id, complaint_id) DO UPDATE SET state = EXCLUDED.state, open = EXCLUDED.open, deadline = EXCLUDED.deadline`,
-		c.Tenant, c.ComplaintID, b, c.Open(), deadline); err != nil {
-		return fmt.Errorf("store: save complaint %s: %w", c.ComplaintID, translate(err))
-	}
-	return nil
-}
-
-// lock takes a transaction-scoped advisory lock on one ledger entry, so two
-// replicas handling events of a visit (or complaint, or customer) not yet
-// stored do not both start from an empty entry: FOR UPDATE locks only rows
-// that exist. The key names the schema the entry is in, so a rebuild filling
-// shadow tables never waits for the consumer writing the live ones. A
-// collision of the hash only makes two entries wait for each other.
-func lock(ctx context.Context, tx pgx.Tx, kind, tenant, id string) error {
-	// Held back in a pipeline, the lock goes with the read that follows it.
-	if err := postgres.Defer(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))`, "huifang.analytics."+kind+"/"+tenant+"/"+id); err != nil {
-		return fmt.Errorf("store: lock %s %s: %w", kind, id, translate(err))
-	}
-	return nil
-}
-
-// load reads one JSON state into dst; dst is left as it is when the row does not exist.
-func load(ctx context.Context, tx pgx.Tx, sql string, dst any, args ...any) error {
+	var k EntryKey
 	var b []byte
-	err := translate(tx.QueryRow(ctx, sql, args...).Scan(&b))
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, dst)
-}
-
-// UpdateServiceCoverage runs fn on the coverage entry of a service (a new
-// entry when it has none), locked for the rest of tx, and saves what fn
-// leaves: an entry without eligible visits is removed.
-func UpdateServiceCoverage(ctx context.Context, tx pgx.Tx, tenant, serviceID string, fn func(c *rollup.ServiceCoverage) error) error {
-	c := rollup.ServiceCoverage{Tenant: tenant, ServiceID: serviceID}
-	if err := lock(ctx, tx, "service", tenant, serviceID); err != nil {
-		return err
-	}
-	if err := load(ctx, tx, `SELECT state FROM service_coverage WHERE tenant_id = $1 AND service_id = $2 FOR UPDATE`, &c, tenant, serviceID); err != nil {
-		return fmt.Errorf("store: load service coverage %s: %w", serviceID, err)
-	}
-	if err := fn(&c); err != nil {
-		return err
-	}
-	return saveServiceCoverage(ctx, tx, c)
-}
-
-func saveServiceCoverage(ctx context.Context, tx pgx.Tx, c rollup.ServiceCoverage) error {
-	if len(c.Visits) == 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM service_coverage WHERE tenant_id = $1 AND service_id = $2`, c.Tenant, c.ServiceID); err != nil {
-			return fmt.Errorf("store: remove service coverage %s: %w", c.ServiceID, translate(err))
+	if _, err := pgx.ForEachRow(rows, []any{&k.Tenant, &k.ID, &b}, func() error {
+		v := out[k]
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("%s: %w", k.ID, err)
 		}
+		out[k] = v
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: load %s: %w", table, translate(err))
+	}
+	return out, nil
+}
+
+// Visits returns the ledger entries of the visits keys name (a new entry
+// for one that has none), locked for the rest of tx.
+func Visits(ctx context.Context, tx pgx.Tx, keys []EntryKey) (map[EntryKey]rollup.Visit, error) {
+	return entries(ctx, tx, "visits", "visit_id", keys, func(k EntryKey) rollup.Visit { return rollup.Visit{Tenant: k.Tenant, VisitID: k.ID} })
+}
+
+// Complaints returns the ledger entries of the complaints keys name (a new
+// entry for one that has none), locked for the rest of tx.
+func Complaints(ctx context.Context, tx pgx.Tx, keys []EntryKey) (map[EntryKey]rollup.Complaint, error) {
+	return entries(ctx, tx, "complaints", "complaint_id", keys, func(k EntryKey) rollup.Complaint {
+		return rollup.Complaint{Tenant: k.Tenant, ComplaintID: k.ID}
+	})
+}
+
+// ServiceCoverages returns the coverage entries of the services keys name
+// (a new entry for one that has none), locked for the rest of tx.
+func ServiceCoverages(ctx context.Context, tx pgx.Tx, keys []EntryKey) (map[EntryKey]rollup.ServiceCoverage, error) {
+	return entries(ctx, tx, "service_coverage", "service_id", keys, func(k EntryKey) rollup.ServiceCoverage {
+		return rollup.ServiceCoverage{Tenant: k.Tenant, ServiceID: k.ID}
+	})
+}
+
+// jsonColumn returns the JSON of each value, for a jsonb column.
+func jsonColumn[T any](vs []T) ([]string, error) {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(b)
+	}
+	return out, nil
+}
+
+// byKey returns vs sorted by their keys, and the tenants and ids of the keys.
+func byKey[T any](vs []T, key func(T) EntryKey) (sorted []T, tenants, ids []string) {
+	sorted = slices.SortedFunc(slices.Values(vs), func(a, b T) int { return key(a).Compare(key(b)) })
+	tenants, ids = make([]string, len(vs)), make([]string, len(vs))
+	for i, v := range sorted {
+		k := key(v)
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	return sorted, tenants, ids
+}
+
+// SaveVisits writes the visits' ledger entries in one statement; each
+// visit must come once.
+func SaveVisits(ctx context.Context, tx postgres.Querier, vs []rollup.Visit) error {
+	if len(vs) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(c)
+	return saveStates(ctx, tx, "visits", "visit_id", vs, func(v rollup.Visit) EntryKey { return EntryKey{v.Tenant, v.VisitID} })
+}
+
+// saveStates writes the JSON state of vs into table (id column idCol),
+// keyed by key, in one statement.
+func saveStates[T any](ctx context.Context, tx postgres.Querier, table, idCol string, vs []T, key func(T) EntryKey) error {
+	vs, tenants, ids := byKey(vs, key)
+	docs, err := jsonColumn(vs)
 	if err != nil {
-		return fmt.Errorf("store: encode service coverage: %w", err)
+		return fmt.Errorf("store: encode %s: %w", table, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO service_coverage (tenant_id, service_id, state) VALUES ($1, $2, $3)
-ON CONFLICT (tenant_id, service_id) DO UPDATE SET state = EXCLUDED.state`, c.Tenant, c.ServiceID, b); err != nil {
-		return fmt.Errorf("store: save service coverage %s: %w", c.ServiceID, translate(err))
+	if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (tenant_id, `+idCol+`, state)
+SELECT t, id, s::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS k(t, id, s)
+ON CONFLICT (tenant_id, `+idCol+`) DO UPDATE SET state = EXCLUDED.state`, tenants, ids, docs); err != nil {
+		return fmt.Errorf("store: save %d %s: %w", len(vs), table, translate(err))
 	}
 	return nil
 }
 
-// ServiceProduct returns the product category of a service, "" when unknown.
-func ServiceProduct(ctx context.Context, db postgres.Querier, tenant, serviceID string) (string, error) {
-	if serviceID == "" {
-		return "", nil
+// SaveComplaints writes the complaints' ledger entries in one statement;
+// each complaint must come once.
+func SaveComplaints(ctx context.Context, tx postgres.Querier, cs []rollup.Complaint) error {
+	if len(cs) == 0 {
+		return nil
 	}
-	var cat string
-	err := translate(db.QueryRow(ctx, `SELECT product_category FROM services WHERE tenant_id = $1 AND service_id = $2`, tenant, serviceID).Scan(&cat))
-	if errors.Is(err, ErrNotFound) {
-		return "", nil
+	cs, tenants, ids := byKey(cs, func(c rollup.Complaint) EntryKey { return EntryKey{c.Tenant, c.ComplaintID} })
+	n := len(cs)
+	open, deadlines := make([]bool, n), make([]*time.Time, n)
+	for i, c := range cs {
+		open[i] = c.Open()
+		if !c.Deadline.IsZero() {
+			deadlines[i] = &c.Deadline
+		}
 	}
+	docs, err := jsonColumn(cs)
 	if err != nil {
-		return "", fmt.Errorf("store: service product: %w", err)
+		return fmt.Errorf("store: encode complaints: %w", err)
 	}
-	return cat, nil
-}
-
-// SaveServiceProduct remembers a service's product category.
-func SaveServiceProduct(ctx context.Context, db postgres.Querier, tenant, serviceID, productCategory string) error {
-	if _, err := db.Exec(ctx, `INSERT INTO services (tenant_id, service_id, product_category) VALUES ($1, $2, $3)
-ON CONFLICT (tenant_id, service_id) DO UPDATE SET product_category = EXCLUDED.product_category`, tenant, serviceID, productCategory); err != nil {
-		return fmt.Errorf("store: record service: %w", translate(err))
+	if _, err := tx.Exec(ctx, `INSERT INTO complaints (tenant_id, complaint_id, state, open, deadline)
+SELECT t, c, s::jsonb, o, d FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::timestamptz[]) AS k(t, c, s, o, d)
+ON CONFLICT (tenant_id, complaint_id) DO UPDATE SET state = EXCLUDED.state, open = EXCLUDED.open, deadline = EXCLUDED.deadline`,
+		tenants, ids, docs, open, deadlines); err != nil {
+		return fmt.Errorf("store: save %d complaints: %w", n, translate(err))
 	}
 	return nil
 }
 
-// UpdateCustomer runs fn on what is known of a customer (their latest
-// service; a new customer when nothing is), locked for the rest of tx, and
-// saves what fn changed.
-func UpdateCustomer(ctx context.Context, tx pgx.Tx, tenant, customerID string, fn func(c *rollup.Customer) error) error {
-	if err := lock(ctx, tx, "customer", tenant, customerID); err != nil {
-		return err
+// SaveServiceCoverages writes the services' coverage entries, one
+// statement for those with eligible visits and one removing those left
+// without; each service must come once.
+func SaveServiceCoverages(ctx context.Context, tx postgres.Querier, cs []rollup.ServiceCoverage) error {
+	key := func(c rollup.ServiceCoverage) EntryKey { return EntryKey{c.Tenant, c.ServiceID} }
+	var keep []rollup.ServiceCoverage
+	var gone []EntryKey
+	for _, c := range cs {
+		if len(c.Visits) == 0 {
+			gone = append(gone, key(c))
+		} else {
+			keep = append(keep, c)
+		}
 	}
-	c := rollup.Customer{Tenant: tenant, CustomerID: customerID}
-	err := translate(tx.QueryRow(ctx, `SELECT last_service_at FROM customers WHERE tenant_id = $1 AND customer_id = $2 FOR UPDATE`, tenant, customerID).Scan(&c.LastServiceAt))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store: customer: %w", err)
+	if len(gone) > 0 {
+		tenants, ids := keyColumns(gone)
+		if _, err := tx.Exec(ctx, `DELETE FROM service_coverage c USING unnest($1::text[], $2::text[]) AS k(t, s)
+WHERE c.tenant_id = k.t AND c.service_id = k.s`, tenants, ids); err != nil {
+			return fmt.Errorf("store: remove %d service coverages: %w", len(gone), translate(err))
+		}
 	}
-	before := c
-	if err := fn(&c); err != nil {
-		return err
-	}
-	if c == before {
+	if len(keep) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, last_service_at) VALUES ($1, $2, $3)
-ON CONFLICT (tenant_id, customer_id) DO UPDATE SET last_service_at = EXCLUDED.last_service_at`, tenant, customerID, c.LastServiceAt); err != nil {
-		return fmt.Errorf("store: customer: %w", translate(err))
+	return saveStates(ctx, tx, "service_coverage", "service_id", keep, key)
+}
+
+// Service is what analytics keeps of a service: its product category
+// (seed 001: sales record the product) and, for the churned-customer table
+// (seed 000 auto), the car, its plate masked and the staff who served.
+type Service struct {
+	EntryKey
+	ProductCategory string
+	// VehicleModel, PlateMasked and Advisor are kept as they are stored
+	// when all three are empty (the service's event named none of them).
+	VehicleModel, PlateMasked, Advisor string
+}
+
+// Services returns the services keys name that are stored (their product
+// category only: Services are read for it), by key.
+func Services(ctx context.Context, db postgres.Querier, keys []EntryKey) (map[EntryKey]Service, error) {
+	out := make(map[EntryKey]Service, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	tenants, ids := keyColumns(keys)
+	rows, err := db.Query(ctx, `SELECT s.tenant_id, s.service_id, s.product_category FROM services s
+JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON s.tenant_id = k.t AND s.service_id = k.id`, tenants, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: services: %w", translate(err))
+	}
+	var s Service
+	if _, err := pgx.ForEachRow(rows, []any{&s.Tenant, &s.ID, &s.ProductCategory}, func() error {
+		out[s.EntryKey] = s
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: services: %w", translate(err))
+	}
+	return out, nil
+}
+
+// SaveServices writes the services in one statement: the product
+// category, and the car and advisor unless all three are empty; each
+// service must come once.
+func SaveServices(ctx context.Context, db postgres.Querier, ss []Service) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	ss = slices.SortedFunc(slices.Values(ss), func(a, b Service) int { return a.EntryKey.Compare(b.EntryKey) })
+	cols := make([][]string, 6)
+	for i := range cols {
+		cols[i] = make([]string, len(ss))
+	}
+	for i, s := range ss {
+		for j, v := range []string{s.Tenant, s.ID, s.ProductCategory, s.VehicleModel, s.PlateMasked, s.Advisor} {
+			cols[j][i] = v
+		}
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO services AS s (tenant_id, service_id, product_category, vehicle_model, plate_masked, advisor)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+ON CONFLICT (tenant_id, service_id) DO UPDATE SET product_category = EXCLUDED.product_category,
+  vehicle_model = CASE WHEN EXCLUDED.vehicle_model || EXCLUDED.plate_masked || EXCLUDED.advisor = '' THEN s.vehicle_model ELSE EXCLUDED.vehicle_model END,
+  plate_masked = CASE WHEN EXCLUDED.vehicle_model || EXCLUDED.plate_masked || EXCLUDED.advisor = '' THEN s.plate_masked ELSE EXCLUDED.plate_masked END,
+  advisor = CASE WHEN EXCLUDED.vehicle_model || EXCLUDED.plate_masked || EXCLUDED.advisor = '' THEN s.advisor ELSE EXCLUDED.advisor END`,
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]); err != nil {
+		return fmt.Errorf("store: save %d services: %w", len(ss), translate(err))
+	}
+	return nil
+}
+
+// Customers returns what is known of the customers keys name (a new
+// customer for one nothing is known of), locked for the rest of tx.
+func Customers(ctx context.Context, tx pgx.Tx, keys []EntryKey) (map[EntryKey]rollup.Customer, error) {
+	out := make(map[EntryKey]rollup.Customer, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	for _, k := range keys {
+		out[k] = rollup.Customer{Tenant: k.Tenant, CustomerID: k.ID}
+	}
+	tenants, ids := keyColumns(keys)
+	rows, err := tx.Query(ctx, `SELECT c.tenant_id, c.customer_id, c.last_service_at FROM customers c
+JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON c.tenant_id = k.t AND c.customer_id = k.id
+ORDER BY c.tenant_id, c.customer_id FOR UPDATE OF c`, tenants, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: customers: %w", translate(err))
+	}
+	var c rollup.Customer
+	if _, err := pgx.ForEachRow(rows, []any{&c.Tenant, &c.CustomerID, &c.LastServiceAt}, func() error {
+		out[EntryKey{c.Tenant, c.CustomerID}] = c
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: customers: %w", translate(err))
+	}
+	return out, nil
+}
+
+// SaveCustomers writes the customers' latest services in one statement;
+// each customer must come once.
+func SaveCustomers(ctx context.Context, db postgres.Querier, cs []rollup.Customer) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	cs, tenants, ids := byKey(cs, func(c rollup.Customer) EntryKey { return EntryKey{c.Tenant, c.CustomerID} })
+	at := make([]time.Time, len(cs))
+	for i, c := range cs {
+		at[i] = c.LastServiceAt
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO customers (tenant_id, customer_id, last_service_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+ON CONFLICT (tenant_id, customer_id) DO UPDATE SET last_service_at = EXCLUDED.last_service_at`, tenants, ids, at); err != nil {
+		return fmt.Errorf("store: save %d customers: %w", len(cs), translate(err))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -19,76 +18,93 @@ import (
 
 func pool(t *testing.T) *pgxpool.Pool { return servicetest.Pool(t, "analytics", migrations.FS) }
 
-// UpdateVisit hands fn the stored entry (a new one the first time) and
-// saves what fn leaves; an error of fn saves nothing.
-func TestUpdateVisitByClosure(t *testing.T) {
+// Visits gives a new entry for a visit not stored, and what SaveVisits saved.
+func TestVisitsAndSaveVisits(t *testing.T) {
 	db := pool(t)
 	ctx := context.Background()
 	due := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
-	update := func(fn func(v *rollup.Visit) error) error {
-		return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return store.UpdateVisit(ctx, tx, "default", "v1", fn) })
-	}
-	require.NoError(t, update(func(v *rollup.Visit) error {
-		require.Equal(t, rollup.Visit{Tenant: "default", VisitID: "v1"}, *v, "a new entry")
+	k1, k2 := store.EntryKey{Tenant: "default", ID: "v1"}, store.EntryKey{Tenant: "acme", ID: "v1"}
+	in := func(fn func(tx pgx.Tx) error) { require.NoError(t, pgx.BeginFunc(ctx, db, fn)) }
+	in(func(tx pgx.Tx) error {
+		require.NoError(t, store.LockEntries(ctx, tx, []store.Lock{{Kind: store.KindVisit, EntryKey: k1}, {Kind: store.KindVisit, EntryKey: k2}}))
+		vs, err := store.Visits(ctx, tx, []store.EntryKey{k1, k2, k1})
+		require.NoError(t, err)
+		require.Equal(t, map[store.EntryKey]rollup.Visit{k1: {Tenant: "default", VisitID: "v1"}, k2: {Tenant: "acme", VisitID: "v1"}}, vs, "new entries")
+		v := vs[k1]
 		v.Due, v.DueAt, v.OrgUnit = true, due, "north"
+		return store.SaveVisits(ctx, tx, []rollup.Visit{v, vs[k2]})
+	})
+	in(func(tx pgx.Tx) error {
+		vs, err := store.Visits(ctx, tx, []store.EntryKey{k1, k2})
+		require.NoError(t, err)
+		require.Equal(t, rollup.Visit{Tenant: "default", VisitID: "v1", Dims: rollup.Dims{OrgUnit: "north"}, Due: true, DueAt: due}, vs[k1])
+		require.Equal(t, rollup.Visit{Tenant: "acme", VisitID: "v1"}, vs[k2], "each tenant's own")
 		return nil
-	}))
-	refused := errors.New("refused")
-	require.ErrorIs(t, update(func(v *rollup.Visit) error {
-		v.OrgUnit = "south"
-		return refused
-	}), refused)
-	require.NoError(t, update(func(v *rollup.Visit) error {
-		require.Equal(t, rollup.Visit{Tenant: "default", VisitID: "v1", Dims: rollup.Dims{OrgUnit: "north"}, Due: true, DueAt: due}, *v,
-			"what the first update saved; the refused one saved nothing")
-		return nil
-	}))
+	})
 }
 
 // A service coverage left without eligible visits is removed.
-func TestUpdateServiceCoverageRemovesEmptyEntries(t *testing.T) {
+func TestSaveServiceCoveragesRemovesEmptyEntries(t *testing.T) {
 	db := pool(t)
 	ctx := context.Background()
-	update := func(fn func(c *rollup.ServiceCoverage) error) {
-		require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return store.UpdateServiceCoverage(ctx, tx, "default", "s1", fn) }))
+	k := store.EntryKey{Tenant: "default", ID: "s1"}
+	update := func(fn func(c rollup.ServiceCoverage) rollup.ServiceCoverage) {
+		require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			cs, err := store.ServiceCoverages(ctx, tx, []store.EntryKey{k})
+			require.NoError(t, err)
+			return store.SaveServiceCoverages(ctx, tx, []rollup.ServiceCoverage{fn(cs[k])})
+		}))
 	}
 	count := func() (n int) {
 		require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM service_coverage`).Scan(&n))
 		return n
 	}
-	update(func(c *rollup.ServiceCoverage) error {
-		*c = c.With("v1", rollup.ServiceVisit{Day: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)}, true)
-		return nil
+	update(func(c rollup.ServiceCoverage) rollup.ServiceCoverage {
+		return c.With("v1", rollup.ServiceVisit{Day: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)}, true)
 	})
 	require.Equal(t, 1, count())
-	update(func(c *rollup.ServiceCoverage) error {
+	update(func(c rollup.ServiceCoverage) rollup.ServiceCoverage {
 		require.Len(t, c.Visits, 1)
-		*c = c.With("v1", rollup.ServiceVisit{}, false)
-		return nil
+		return c.With("v1", rollup.ServiceVisit{}, false)
 	})
 	require.Zero(t, count())
 }
 
-// A customer's latest service is saved when fn moves it.
-func TestUpdateCustomer(t *testing.T) {
+// SaveServices keeps a service's car and advisor when it names none of them.
+func TestSaveServicesKeepsTheCar(t *testing.T) {
+	db := pool(t)
+	ctx := context.Background()
+	k := store.EntryKey{Tenant: "default", ID: "s1"}
+	require.NoError(t, store.SaveServices(ctx, db, []store.Service{{EntryKey: k, ProductCategory: "engine", VehicleModel: "A4", PlateMasked: "沪A***45"}}))
+	require.NoError(t, store.SaveServices(ctx, db, []store.Service{{EntryKey: k, ProductCategory: "tyres"}}))
+	var cat, model, plate, advisor string
+	require.NoError(t, db.QueryRow(ctx, `SELECT product_category, vehicle_model, plate_masked, advisor FROM services`).Scan(&cat, &model, &plate, &advisor))
+	require.Equal(t, []string{"tyres", "A4", "沪A***45", ""}, []string{cat, model, plate, advisor})
+	got, err := store.Services(ctx, db, []store.EntryKey{k, {Tenant: "default", ID: "s2"}})
+	require.NoError(t, err)
+	require.Equal(t, map[store.EntryKey]store.Service{k: {EntryKey: k, ProductCategory: "tyres"}}, got, "only stored services, with their product")
+}
+
+// Customers gives a new customer for one not stored, and what SaveCustomers saved.
+func TestCustomers(t *testing.T) {
 	db := pool(t)
 	ctx := context.Background()
 	at := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
-	serve := func(at time.Time) (wonBack bool) {
-		require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			return store.UpdateCustomer(ctx, tx, "default", "cu1", func(c *rollup.Customer) error {
-				wonBack = c.Serve(at)
-				return nil
-			})
-		}))
-		return wonBack
-	}
-	require.False(t, serve(at))
-	require.False(t, serve(at.AddDate(0, -1, 0)), "an older service changes nothing")
-	require.True(t, serve(at.AddDate(0, 7, 0)), "7 months after the latest stored: won back")
-	var last time.Time
-	require.NoError(t, db.QueryRow(ctx, `SELECT last_service_at FROM customers`).Scan(&last))
-	require.True(t, last.Equal(at.AddDate(0, 7, 0)))
+	k := store.EntryKey{Tenant: "default", ID: "cu1"}
+	require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		cs, err := store.Customers(ctx, tx, []store.EntryKey{k})
+		require.NoError(t, err)
+		require.Equal(t, rollup.Customer{Tenant: "default", CustomerID: "cu1"}, cs[k])
+		c := cs[k]
+		c.Serve(at)
+		return store.SaveCustomers(ctx, tx, []rollup.Customer{c})
+	}))
+	require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		cs, err := store.Customers(ctx, tx, []store.EntryKey{k})
+		require.NoError(t, err)
+		require.True(t, cs[k].LastServiceAt.Equal(at))
+		return nil
+	}))
 }
 
 // A breach recorded before is ErrConflict, and the caller's transaction
