@@ -77,7 +77,11 @@ ON CONFLICT (tenant_id, metric, day, org_unit, policy_id, service_type, product_
 		return fmt.Errorf("store: apply deltas to %s: %w", table, translate(err))
 	}
 	// A counter a delta took to zero (a visit that moved to another agent,
-	// say) is removed, so the rollup holds only counters with a value.
+	// say) is removed, so the rollup holds only counters with a value;
+	// only a negative delta can take one there.
+	if !slices.ContainsFunc(ns, func(n int64) bool { return n < 0 }) {
+		return nil
+	}
 	_, err = tx.Exec(ctx, `DELETE FROM `+table+` d USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::date[], $12::bigint[])
   AS k(tenant_id, metric, org_unit, policy_id, service_type, product_category, channel, agent_id, aspect, category, day, n)
 WHERE k.n < 0 AND d.n = 0 AND d.total = 0 AND d.tenant_id = k.tenant_id AND d.metric = k.metric AND d.day = k.day AND d.org_unit = k.org_unit
