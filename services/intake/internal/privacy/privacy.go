@@ -138,6 +138,22 @@ func (c *Cipher) HashEmail(email string) string {
 	return c.hash("email", strings.ToLower(strings.TrimSpace(email)))
 }
 
+// hashBytes is how much of an HMAC-SHA256 a search hash keeps: 64 bits,
+// 16 hex digits. Search hashes are compared only for equality, so a chance
+// match of one query hash with one of, say, 10⁹ stored hashes has a
+// probability of about 10⁹/2⁶⁴ = 5·10⁻¹¹; the whole 256 bits would make every
+// key of customers.search_hashes' GIN index and of the phone and email
+// indexes four times as long, which a bulk import pays for in CPU and WAL
+// (docs/benchmarks.md, "intake: importing a customer archive").
+const hashBytes = 8
+
+// hashFormat names the format of the search hashes in HashKeyID, so that
+// hashes of an earlier format (the whole HMAC) count as stale and are
+// recomputed like those of another HASH_KEY.
+const hashFormat = "huifang/hmac-sha256-64"
+
+// hash is the keyed hash of v in the domain kind: HMAC-SHA256 under
+// HASH_KEY, its first hashBytes in hex; "" for an empty v.
 func (c *Cipher) hash(kind, v string) string {
 	if v == "" {
 		return ""
@@ -146,7 +162,7 @@ func (c *Cipher) hash(kind, v string) string {
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
 	m.Write([]byte(v))
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(m.Sum(nil)[:hashBytes])
 }
 
 // NormalizePhone keeps the digits and a leading '+'.
@@ -232,10 +248,11 @@ func (c *Cipher) OpenPayload(data []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// HashKeyID names the hash key without revealing it: rows record the id of
-// the key their search hashes were made with, so that after HASH_KEY changes
-// the stale ones can be found and recomputed.
-func (c *Cipher) HashKeyID() string { return c.hash("key-id", "huifang")[:16] }
+// HashKeyID names the hash key and the hashes' format without revealing
+// the key: rows record the id their search hashes were made with, so that
+// after HASH_KEY (or the format) changes the stale ones can be found and
+// recomputed.
+func (c *Cipher) HashKeyID() string { return c.hash("key-id", hashFormat) }
 
 var (
 	phoneLike = regexp.MustCompile(`\+?[0-9][0-9 ]{5,22}[0-9]|[0-9]{3,4}-[0-9]{3,4}-[0-9]{4}`)

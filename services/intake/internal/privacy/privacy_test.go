@@ -1,6 +1,10 @@
 package privacy
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -78,4 +82,30 @@ func TestHashKeyID(t *testing.T) {
 	require.Len(t, a.HashKeyID(), 16)
 	require.NotEqual(t, a.HashKeyID(), b.HashKeyID())
 	require.NotContains(t, a.HashKeyID(), DevHashKey)
+
+	// The id of the hashes of the whole HMAC (before they kept 64 bits):
+	// rows that hold them are stale, re-hashed at start as after a change
+	// of HASH_KEY.
+	key, err := base64.StdEncoding.DecodeString(DevHashKey)
+	require.NoError(t, err)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("key-id\x00huifang"))
+	require.NotEqual(t, hex.EncodeToString(m.Sum(nil))[:16], a.HashKeyID())
+}
+
+// The search hashes keep 64 bits of the HMAC: 16 hex digits, a different
+// value for a different input or key.
+func TestHashLength(t *testing.T) {
+	a, err := New(DevKeys, DevHashKey)
+	require.NoError(t, err)
+	b, err := New(DevKeys, "b3RoZXItaGFzaC1rZXktb3RoZXItaGFzaC1rZXk=")
+	require.NoError(t, err)
+	for _, h := range [][]string{{a.HashPhone("+8613800138000"), a.HashEmail("a@example.com")}, a.SearchHashes("王芳", "+8613800138000")} {
+		for _, x := range h {
+			require.Len(t, x, 16)
+			require.Regexp(t, "^[0-9a-f]{16}$", x)
+		}
+	}
+	require.NotEqual(t, a.HashPhone("+8613800138000"), a.HashPhone("+8613800138001"))
+	require.NotEqual(t, a.HashPhone("+8613800138000"), b.HashPhone("+8613800138000"))
 }
