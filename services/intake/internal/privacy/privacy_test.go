@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,4 +111,29 @@ func TestHashLength(t *testing.T) {
 	}
 	require.NotEqual(t, a.HashPhone("+8613800138000"), a.HashPhone("+8613800138001"))
 	require.NotEqual(t, a.HashPhone("+8613800138000"), b.HashPhone("+8613800138000"))
+}
+
+// A hash is the HMAC of its kind and value alone, however many were made
+// before it and on however many goroutines (the cipher reuses its HMACs).
+func TestHashReusedMACs(t *testing.T) {
+	c, err := New(DevKeys, DevHashKey)
+	require.NoError(t, err)
+	key, err := base64.StdEncoding.DecodeString(DevHashKey)
+	require.NoError(t, err)
+	want := func(kind, v string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(kind + "\x00" + v))
+		return hex.EncodeToString(m.Sum(nil))[:16]
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				phone := fmt.Sprintf("+86138%04d%04d", g, i)
+				assert.Equal(t, want("phone", phone), c.HashPhone(phone))
+				assert.Equal(t, want("email", fmt.Sprintf("c%d-%d@example.com", g, i)), c.HashEmail(fmt.Sprintf("C%d-%d@example.com ", g, i)))
+			}
+		})
+	}
+	wg.Wait()
 }
