@@ -63,17 +63,28 @@ func (w *RingWrapper) CurrentKeyID() string { return w.c.current }
 // HasKey tells whether the ring holds the key id.
 func (w *RingWrapper) HasKey(keyID string) bool { return w.c.HasKey(keyID) }
 
-// kek is the tenant's key-encryption key derived from the ring key keyID.
+// kek is the tenant's key-encryption key derived from the ring key keyID,
+// derived once per cipher (the cipher keeps it: an import wraps a key per
+// new customer, a resumed one unwraps one per customer).
 func (w *RingWrapper) kek(tenant, keyID string) (cipher.AEAD, error) {
 	secret, ok := w.c.raw[keyID]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownKey, keyID)
 	}
+	name := keyID + "\x00" + tenant
+	if aead, ok := w.c.keks.Load(name); ok {
+		return aead.(cipher.AEAD), nil
+	}
 	key, err := hkdf.Key(sha256.New, secret, nil, "huifang intake kek v1\x00"+tenant, 32)
 	if err != nil {
 		return nil, fmt.Errorf("privacy: derive the key-encryption key: %w", err)
 	}
-	return newGCM(key)
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	w.c.keks.Store(name, aead)
+	return aead, nil
 }
 
 // Wrap wraps dek with the tenant's KEK from the current ring key.

@@ -2,8 +2,10 @@ package privacy
 
 import (
 	"context"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -135,4 +137,35 @@ func TestUsesDevKeys(t *testing.T) {
 	require.True(t, UsesDevKeys(otherKey, DevHashKey))
 	require.False(t, UsesDevKeys(otherKey, hash))
 	require.False(t, UsesDevKeys(otherKey+","+DevKeys, hash), "kept later in the ring while moving off it")
+}
+
+// The cipher keeps the KEKs it derived: a key wrapped with a kept KEK
+// unwraps with a freshly derived one and the other way round, tenant by
+// tenant, from several goroutines at once.
+func TestKEKsKept(t *testing.T) {
+	ctx := context.Background()
+	warm, fresh := ring(t, DevKeys).Wrapper(), func() *RingWrapper { return ring(t, DevKeys).Wrapper() }
+	var wg sync.WaitGroup
+	for _, tenant := range []string{"t1", "t2", "t3", "t1", "t2", "t3"} {
+		wg.Go(func() {
+			for range 20 {
+				dek, aad := NewDataKey(), DataKeyAAD("c-1", 1)
+				_, wrapped, err := warm.Wrap(ctx, tenant, dek, aad)
+				if !assert.NoError(t, err) {
+					return
+				}
+				got, err := fresh().Unwrap(ctx, tenant, "dev", wrapped, aad)
+				assert.NoError(t, err)
+				assert.Equal(t, dek, got)
+				_, err = warm.Unwrap(ctx, tenant+"x", "dev", wrapped, aad)
+				assert.ErrorIs(t, err, ErrOpen, "another tenant's KEK, kept or not")
+				_, rewrapped, err := fresh().Wrap(ctx, tenant, dek, aad)
+				assert.NoError(t, err)
+				got, err = warm.Unwrap(ctx, tenant, "dev", rewrapped, aad)
+				assert.NoError(t, err)
+				assert.Equal(t, dek, got)
+			}
+		})
+	}
+	wg.Wait()
 }

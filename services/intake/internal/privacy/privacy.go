@@ -47,6 +47,9 @@ type Cipher struct {
 	// (hmac.New) costs more than the hash itself, and an import hashes
 	// some fifteen values per customer.
 	macs sync.Pool
+	// keks holds the tenants' key-encryption keys (RingWrapper.kek) by
+	// ring key id and tenant: cipher.AEAD.
+	keks sync.Map
 }
 
 // New builds a cipher from a key ring "id:base64key,id2:base64key" (each key
