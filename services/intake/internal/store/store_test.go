@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +189,46 @@ func TestUpdateRejected(t *testing.T) {
 	require.True(t, t0.Equal(*r.ReplayedAt))
 	_, err = b.st.Rejected(b.ctx, b.pool, "default", "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// Customers of one tier are listed through customers_tier, which holds
+// only the customers that have a tier (migration 007): an import's new
+// customers, with none, add nothing to it.
+func TestCustomersOfATier(t *testing.T) {
+	b := setup(t)
+	var key *archive.Customer
+	for _, ext := range []string{"c-1", "c-2", "c-3"} {
+		c := b.upsert(t, ext, archive.Record{Name: "王芳", SourceUpdatedAt: t0})
+		if ext == "c-2" {
+			key = c
+		}
+	}
+	require.NoError(t, b.tx(t, func(tx pgx.Tx) error {
+		_, err := b.st.UpdateCustomer(b.ctx, tx, "default", key.ID, func(c *archive.Customer) (bool, error) {
+			c.Tier = "key"
+			return true, nil
+		})
+		return err
+	}))
+	keys, err := b.st.Customers(b.ctx, b.pool, store.CustomerFilter{Tenant: "default", Tier: "key"}, 10, "")
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	require.Equal(t, key.ID, keys[0].ID)
+	all, err := b.st.Customers(b.ctx, b.pool, store.CustomerFilter{Tenant: "default"}, 10, "")
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+
+	require.NoError(t, b.tx(t, func(tx pgx.Tx) error {
+		_, err := tx.Exec(b.ctx, `SET LOCAL enable_seqscan = off`)
+		require.NoError(t, err)
+		rows, err := tx.Query(b.ctx, `EXPLAIN SELECT id FROM customers WHERE tenant_id = 'default' AND tier = 'key' ORDER BY id`)
+		require.NoError(t, err)
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.Contains(t, strings.Join(plan, "\n"), "customers_tier")
+		var entries int
+		require.NoError(t, tx.QueryRow(b.ctx, `SELECT count(*) FROM customers WHERE tier <> ''`).Scan(&entries))
+		require.Equal(t, 1, entries)
+		return nil
+	}))
 }
