@@ -131,6 +131,12 @@ type Base struct {
 	OutboxAtomic bool `env:"OUTBOX_ATOMIC" default:"true"`
 	// OutboxRelay can be switched off to hold events in the outbox (fault drills).
 	OutboxRelay bool `env:"OUTBOX_RELAY" default:"true"`
+	// OutboxInFlight is how many relay rounds may be on their way to
+	// JetStream at once (each stream's batches still one after the other).
+	// OutboxPollInterval is how often an idle relay looks, in one read-only
+	// statement, for rows nobody woke it for (another process's).
+	OutboxInFlight     int           `env:"OUTBOX_IN_FLIGHT" default:"4"`
+	OutboxPollInterval time.Duration `env:"OUTBOX_POLL_INTERVAL" default:"1s"`
 	// InboxRetention is how long the ids of handled events are kept to drop
 	// redeliveries: longer than any NATS outage after which an
 	// unacknowledged message may come again.
@@ -282,6 +288,9 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	if cfg.RateLimit < 0 || (cfg.RateLimit > 0 && cfg.RateBurst < 1) {
 		return nil, fmt.Errorf("app: RATE_LIMIT must not be negative (0 lifts the limit) and RATE_BURST must be at least 1, got %g and %d", cfg.RateLimit, cfg.RateBurst)
 	}
+	if cfg.OutboxInFlight < 0 || cfg.OutboxInFlight > 64 || cfg.OutboxPollInterval < 0 {
+		return nil, fmt.Errorf("app: OUTBOX_IN_FLIGHT must be 0 to 64 (0: the default) and OUTBOX_POLL_INTERVAL not negative, got %d and %s", cfg.OutboxInFlight, cfg.OutboxPollInterval)
+	}
 	if cfg.ConsumerBatch < 0 || cfg.ConsumerBatch > 10000 || cfg.ConsumerBatchWait < 0 {
 		return nil, fmt.Errorf("app: CONSUMER_BATCH must be 0 to 10000 and CONSUMER_BATCH_WAIT not negative, got %d and %s", cfg.ConsumerBatch, cfg.ConsumerBatchWait)
 	}
@@ -385,6 +394,12 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 	rt.Relay = outbox.NewRelay(rt.Pool, rt.JS, log, service)
 	rt.Relay.Retain = cfg.OutboxRetention
 	rt.Relay.NoAtomic = !cfg.OutboxAtomic
+	if cfg.OutboxInFlight > 0 {
+		rt.Relay.InFlight = cfg.OutboxInFlight
+	}
+	if cfg.OutboxPollInterval > 0 {
+		rt.Relay.Interval = cfg.OutboxPollInterval
+	}
 	rt.Relay.Provision = rt.provision
 	if cfg.OutboxRelay {
 		rt.Go("outbox-relay", rt.Relay.Run)
@@ -704,7 +719,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	flushCtx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownGrace)
 	defer cancel()
 	if rt.cfg.OutboxRelay {
-		if _, err := rt.Relay.RunOnce(flushCtx); err != nil {
+		if _, err := rt.Relay.Drain(flushCtx); err != nil {
 			rt.Log.Warn("final outbox flush failed; the next start publishes the rest", "err", err)
 		}
 	}

@@ -662,6 +662,13 @@ func TestRateLimitConfig(t *testing.T) {
 		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
 		require.ErrorContains(t, err, "CONSUMER_BATCH must be 0 to 10000 and CONSUMER_BATCH_WAIT not negative")
 	}
+	require.Equal(t, 4, cfg.OutboxInFlight)
+	require.Equal(t, time.Second, cfg.OutboxPollInterval)
+	for _, bad := range []app.Base{{OutboxInFlight: -1}, {OutboxInFlight: 65}, {OutboxPollInterval: -time.Second}} {
+		bad.AuthIssuer = "http://127.0.0.1:1"
+		_, err := app.Start(t.Context(), quiet(), "scheduler", bad, noMigrations)
+		require.ErrorContains(t, err, "OUTBOX_IN_FLIGHT must be 0 to 64 (0: the default) and OUTBOX_POLL_INTERVAL not negative")
+	}
 }
 
 // TestGRPCOverTLS: with GRPC_TLS_CERT and GRPC_TLS_KEY the gRPC port speaks

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -170,18 +171,29 @@ type Relay struct {
 	log    *slog.Logger
 	schema string
 	wake   chan struct{}
+	// woken is set by Notify: a commit wrote rows, so the next look needs
+	// no probe and a draining relay reads once more.
+	woken atomic.Bool
 
-	// Batch is how many rows one round publishes.
+	// Batch is how many rows one round reads.
 	Batch int
-	// Interval is how often the relay looks for rows when nobody woke it.
+	// InFlight is how many rounds may be on their way at once: while a
+	// round's batches wait for their acknowledgements, the next rounds are
+	// read and sent on, each stream's batch only after the stream's
+	// previous one was acknowledged (OUTBOX_IN_FLIGHT).
+	InFlight int
+	// Interval is how often the relay looks for rows when nobody woke it
+	// (rows another process wrote, a wake-up missed): one read-only
+	// statement over the unpublished rows' index, nothing more when there
+	// are none (OUTBOX_POLL_INTERVAL).
 	Interval time.Duration
 	// Retain is how long published rows are kept (OUTBOX_RETENTION): for
 	// inspection, and to publish again to a stream created anew; the
 	// service's retention deletes them after (Purge).
 	Retain time.Duration
-	// AckTimeout bounds the wait for JetStream's acknowledgements of one
-	// round: a round whose acks do not come gives its lock back and is
-	// tried again (the published rows are kept).
+	// AckTimeout bounds the wait for JetStream's acknowledgement of one
+	// batch: a batch whose ack does not come stops the relay's work, which
+	// gives its lock back and is tried again (the rows are kept).
 	AckTimeout time.Duration
 	// Provision, when set, creates the streams again; it is called when a
 	// publish finds no stream for its subject.
@@ -200,27 +212,45 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger, sche
 		pool: pool, js: js, log: log, schema: schema,
 		wake:       make(chan struct{}, 1),
 		Batch:      256,
-		Interval:   200 * time.Millisecond,
+		InFlight:   4,
+		Interval:   time.Second,
 		Retain:     24 * time.Hour,
 		AckTimeout: 10 * time.Second,
 	}
 }
 
 // Notify wakes the relay after a commit that wrote to the outbox, so events
-// leave at once instead of at the next tick.
+// leave at once instead of at the next look.
 func (r *Relay) Notify() {
+	r.woken.Store(true)
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Run relays until ctx ends: a round every Interval, at once when
-// notified, again at once while rounds are full (package loop). Published
-// rows are purged after Retain by the service's retention (Purge).
+// Run relays until ctx ends. Woken (Notify), it publishes until nothing
+// is left (Drain); otherwise every Interval it first asks, in one
+// read-only statement, whether any row waits, so an idle service runs no
+// transaction and takes no lock. A failing drain backs off (package loop).
+// Published rows are purged after Retain by the service's retention (Purge).
 func (r *Relay) Run(ctx context.Context) error {
-	l := &loop.Loop{Name: "outbox-relay", Every: r.Interval, Batch: r.Batch, Wake: r.wake, Log: r.log, Round: r.RunOnce}
+	l := &loop.Loop{Name: "outbox-relay", Every: r.Interval, Wake: r.wake, Log: r.log, Round: r.look}
 	return l.Run(ctx)
+}
+
+// look drains the outbox when woken, or when a row waits.
+func (r *Relay) look(ctx context.Context) (int, error) {
+	if !r.woken.Swap(false) {
+		var waiting bool
+		if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM outbox WHERE published_at IS NULL AND quarantined_at IS NULL)`).Scan(&waiting); err != nil {
+			return 0, fmt.Errorf("outbox: relay: look: %w", err)
+		}
+		if !waiting {
+			return 0, nil
+		}
+	}
+	return r.Drain(ctx)
 }
 
 type outboxRow struct {
@@ -231,97 +261,295 @@ type outboxRow struct {
 	headers []byte
 }
 
-// RunOnce publishes one batch in commit order and returns how many rows
-// it published or quarantined. A row that NATS refuses for good (larger
-// than the server takes, an invalid subject) is quarantined with the
-// reason, logged and counted (huifang_outbox_quarantined), and the rows
-// behind it go on. A row that fails for the moment (no acknowledgement
-// within AckTimeout, no stream, NATS away) stays for the next round, which
-// the error makes the loop back off for.
-func (r *Relay) RunOnce(ctx context.Context) (int, error) {
-	var n int
-	var roundErr error
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		var locked bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext($1))`, "huifang.outbox."+r.schema).Scan(&locked); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
-		if !locked {
-			return nil
-		}
-		rows, err := tx.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
-WHERE published_at IS NULL AND quarantined_at IS NULL ORDER BY seq LIMIT $1`, r.Batch)
-		if err != nil {
-			return fmt.Errorf("select: %w", err)
-		}
-		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-			var x outboxRow
-			err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers)
-			return x, err
-		})
-		if err != nil {
-			return fmt.Errorf("scan: %w", err)
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		var (
-			published   []int64
-			quarantined = map[int64]string{}
-		)
-		ackCtx, cancel := context.WithTimeout(ctx, r.AckTimeout)
-		defer cancel()
-		for _, group := range byStream(batch) {
-			msgs := make([]*nats.Msg, 0, len(group))
-			rows := make([]outboxRow, 0, len(group))
-			for _, x := range group {
-				h := nats.Header{}
-				if err := json.Unmarshal(x.headers, &h); err != nil {
-					quarantined[x.seq] = "unreadable headers: " + err.Error()
-					continue
-				}
-				msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: h}
-				msg.Header.Set(jetstream.MsgIDHeader, x.id)
-				msgs, rows = append(msgs, msg), append(rows, x)
-			}
-			if len(msgs) == 0 {
-				continue
-			}
-			if r.atomic(ctx, ackCtx, rows, msgs) {
-				for _, x := range rows {
-					published = append(published, x.seq)
-				}
-				continue
-			}
-			ok, bad, err := r.publishEach(ctx, ackCtx, rows, msgs)
-			published = append(published, ok...)
-			maps.Copy(quarantined, bad)
-			if err != nil {
-				roundErr = err
-				break // NATS away or stalled: the rest waits for the next round
-			}
-		}
-		if len(published) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, published); err != nil {
-				return fmt.Errorf("mark published: %w", err)
-			}
-		}
-		for seq, reason := range quarantined {
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = $2 WHERE seq = $1`, seq, reason); err != nil {
-				return fmt.Errorf("quarantine: %w", err)
-			}
-			r.log.ErrorContext(ctx, "outbox row refused by NATS: quarantined, the rows behind it go on", "seq", seq, "reason", reason)
-		}
-		n = len(published) + len(quarantined)
-		return nil
-	})
+// RunOnce publishes one round (up to Batch rows) in commit order and
+// returns how many rows it published or quarantined. A row that NATS
+// refuses for good (larger than the server takes, an invalid subject) is
+// quarantined with the reason, logged and counted
+// (huifang_outbox_quarantined), and the rows behind it go on. A row that
+// fails for the moment (no acknowledgement within AckTimeout, no stream,
+// NATS away) stays for the next round, and so do the rows of its stream
+// behind it; the error makes the loop back off.
+func (r *Relay) RunOnce(ctx context.Context) (int, error) { return r.relay(ctx, 1) }
+
+// Drain publishes rounds as RunOnce does until none is left, keeping up
+// to InFlight rounds on their way, and returns how many rows it published
+// or quarantined. It stops at the first failure of the moment, once what
+// was on its way came back.
+func (r *Relay) Drain(ctx context.Context) (int, error) { return r.relay(ctx, 0) }
+
+// relay takes the outbox's lock for its session (another relay holding
+// it: nothing to do) and publishes up to rounds rounds, all when 0.
+func (r *Relay) relay(ctx context.Context, rounds int) (int, error) {
+	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: relay: %w", err)
 	}
-	if roundErr != nil {
-		return n, fmt.Errorf("outbox: relay: %w", roundErr)
+	key := "huifang.outbox." + r.schema
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, key).Scan(&locked); err != nil {
+		conn.Release()
+		return 0, fmt.Errorf("outbox: relay: lock: %w", err)
+	}
+	if !locked {
+		conn.Release()
+		return 0, nil
+	}
+	defer func() {
+		// The lock belongs to the session: a connection that cannot give
+		// it back is closed, which does.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1))`, key); err != nil {
+			_ = conn.Conn().Close(uctx)
+		}
+		conn.Release()
+	}()
+	n, err := r.pipeline(ctx, conn, rounds)
+	if err != nil {
+		return n, fmt.Errorf("outbox: relay: %w", err)
 	}
 	return n, nil
+}
+
+// rescanEvery is how long a drain reads on past the rows it has on their
+// way before it lets them come back and reads from the oldest unpublished
+// row again: a row of a transaction that committed late, behind rows
+// already read, waits no longer than that.
+const rescanEvery = time.Second
+
+// sent is a batch of one stream's rows handed to its publisher, and its round.
+type sent struct {
+	round int
+	rows  []outboxRow
+}
+
+// outcome is what became of a batch: rows stored, rows refused for good
+// (with the reason), rows not tried (a batch of the stream before failed),
+// and the failure of the moment, if any.
+type outcome struct {
+	round       int
+	published   []int64
+	quarantined map[int64]string
+	skipped     []int64
+	err         error
+}
+
+// pipeline reads rounds on conn, the locked session, and hands each
+// round's rows of a stream to that stream's publisher, which publishes
+// its batches one after the other, each once the one before was
+// acknowledged: the order of a stream holds while the batches of several
+// streams and rounds are on their way. Rows are marked published, in one
+// statement for whatever came back together, only once acknowledged.
+func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (int, error) {
+	var (
+		depth     = max(r.InFlight, 1)
+		results   = make(chan outcome, 4*depth)
+		streams   = map[string]chan sent{}
+		wg        sync.WaitGroup
+		inFlight  = map[int64]struct{}{} // rows handed out and not yet marked
+		open      = map[int]int{}        // round → its batches not back
+		cursor    int64                  // the last row read; 0: read from the oldest
+		rescanAt  time.Time
+		reads     int
+		exhausted bool // the last read found fewer rows than a round
+		failed    error
+		total     int
+	)
+	defer func() {
+		for _, ch := range streams {
+			close(ch)
+		}
+		wg.Wait()
+	}()
+	for {
+		if len(inFlight) == 0 {
+			cursor, rescanAt = 0, time.Now().Add(rescanEvery)
+		}
+		if exhausted && r.woken.Swap(false) {
+			exhausted = false // a commit wrote rows since
+		}
+		if failed == nil && !exhausted && (rounds == 0 || reads < rounds) && len(open) < depth &&
+			(cursor == 0 || time.Now().Before(rescanAt)) {
+			batch, err := r.read(ctx, conn, cursor)
+			reads++
+			if err != nil {
+				failed = err
+				continue
+			}
+			exhausted = len(batch) < r.Batch
+			if len(batch) > 0 {
+				cursor = batch[len(batch)-1].seq
+				for _, part := range byStream(batch) {
+					name := stream.Of(part[0].subject)
+					ch, ok := streams[name]
+					if !ok {
+						ch = make(chan sent, depth)
+						streams[name] = ch
+						wg.Add(1)
+						go r.publisher(ctx, ch, results, &wg)
+					}
+					for _, x := range part {
+						inFlight[x.seq] = struct{}{}
+					}
+					open[reads]++
+					ch <- sent{round: reads, rows: part}
+				}
+				continue // read ahead while these are on their way
+			}
+		}
+		if len(inFlight) == 0 {
+			break
+		}
+		outs := []outcome{<-results}
+	more:
+		for {
+			select {
+			case o := <-results:
+				outs = append(outs, o)
+			default:
+				break more
+			}
+		}
+		n, err := r.mark(ctx, conn, outs)
+		total += n
+		for _, o := range outs {
+			for _, seqs := range [][]int64{o.published, o.skipped} {
+				for _, seq := range seqs {
+					delete(inFlight, seq)
+				}
+			}
+			for seq := range o.quarantined {
+				delete(inFlight, seq)
+			}
+			if open[o.round]--; open[o.round] == 0 {
+				delete(open, o.round)
+			}
+			if o.err != nil && failed == nil {
+				failed = o.err
+			}
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil {
+		return total, failed
+	}
+	return total, nil
+}
+
+// read returns up to Batch unpublished rows after cursor, in commit order.
+func (r *Relay) read(ctx context.Context, conn *pgxpool.Conn, cursor int64) ([]outboxRow, error) {
+	rows, err := conn.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
+WHERE published_at IS NULL AND quarantined_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1`, r.Batch, cursor)
+	if err != nil {
+		return nil, fmt.Errorf("select: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var x outboxRow
+		err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	return batch, nil
+}
+
+// mark marks the rows of outs that JetStream stored as published, in one
+// statement, and quarantines the ones it refused, and returns how many.
+// Rows it cannot mark stay unpublished: published again, they are
+// dropped by their ids.
+func (r *Relay) mark(ctx context.Context, conn *pgxpool.Conn, outs []outcome) (int, error) {
+	var published []int64
+	quarantined := map[int64]string{}
+	for _, o := range outs {
+		published = append(published, o.published...)
+		maps.Copy(quarantined, o.quarantined)
+	}
+	if len(published) > 0 {
+		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, published); err != nil {
+			return 0, fmt.Errorf("mark published: %w", err)
+		}
+	}
+	for seq, reason := range quarantined {
+		if _, err := conn.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = $2 WHERE seq = $1`, seq, reason); err != nil {
+			return len(published), fmt.Errorf("quarantine: %w", err)
+		}
+		r.log.ErrorContext(ctx, "outbox row refused by NATS: quarantined, the rows behind it go on", "seq", seq, "reason", reason)
+	}
+	return len(published) + len(quarantined), nil
+}
+
+// publisher publishes one stream's batches in the order they come, each
+// after the one before came back; after a failure of the moment it tries
+// none of the stream's later batches (they wait for the next drain, so
+// the stream's order holds).
+func (r *Relay) publisher(ctx context.Context, in <-chan sent, out chan<- outcome, wg *sync.WaitGroup) {
+	defer wg.Done()
+	var failed bool
+	for b := range in {
+		if failed {
+			o := outcome{round: b.round}
+			for _, x := range b.rows {
+				o.skipped = append(o.skipped, x.seq)
+			}
+			out <- o
+			continue
+		}
+		o := r.publish(ctx, b.rows)
+		o.round = b.round
+		failed = o.err != nil
+		out <- o
+	}
+}
+
+// publish publishes rows, which go to one stream, as one atomic batch, or
+// one by one when that fails.
+func (r *Relay) publish(ctx context.Context, rows []outboxRow) outcome {
+	o := outcome{quarantined: map[int64]string{}}
+	msgs := make([]*nats.Msg, 0, len(rows))
+	send := make([]outboxRow, 0, len(rows))
+	for _, x := range rows {
+		h := nats.Header{}
+		if err := json.Unmarshal(x.headers, &h); err != nil {
+			o.quarantined[x.seq] = "unreadable headers: " + err.Error()
+			continue
+		}
+		msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: h}
+		msg.Header.Set(jetstream.MsgIDHeader, x.id)
+		msgs, send = append(msgs, msg), append(send, x)
+	}
+	if len(msgs) == 0 {
+		return o
+	}
+	ackCtx, cancel := context.WithTimeout(ctx, r.AckTimeout)
+	defer cancel()
+	if r.atomic(ctx, ackCtx, send, msgs) {
+		for _, x := range send {
+			o.published = append(o.published, x.seq)
+		}
+		return o
+	}
+	ok, bad, err := r.publishEach(ctx, ackCtx, send, msgs)
+	o.published, o.err = ok, err
+	maps.Copy(o.quarantined, bad)
+	if err != nil {
+		// What was neither stored nor refused waits for the next drain.
+		done := map[int64]bool{}
+		for _, seq := range ok {
+			done[seq] = true
+		}
+		for seq := range bad {
+			done[seq] = true
+		}
+		for _, x := range send {
+			if !done[x.seq] {
+				o.skipped = append(o.skipped, x.seq)
+			}
+		}
+	}
+	return o
 }
 
 // byStream splits a round's rows by the stream their subject goes to,

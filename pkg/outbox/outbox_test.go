@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -375,36 +377,201 @@ func TestAddManyKeepsTheOrder(t *testing.T) {
 	require.Equal(t, "import", msgs[2].Headers().Get("X-Origin"))
 }
 
+// addTo writes an event with id to subject.
+func addTo(t *testing.T, b bundle, subject, id string) {
+	t.Helper()
+	require.NoError(t, pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error {
+		_, err := outbox.Add(b.ctx, tx, outbox.Message{ID: id, Subject: subject, Payload: wrapperspb.String(id)})
+		return err
+	}))
+}
+
+// interleave writes n rows, each every-th a dead letter (a stream of its
+// own) and the others events, and returns the ids of each, in order.
+func interleave(t *testing.T, b bundle, n, every int) (events, dead []string) {
+	t.Helper()
+	for i := range n {
+		if i%every == every-1 {
+			id := fmt.Sprintf("d-%02d", i)
+			addTo(t, b, stream.DeadLetterSubject("svc"), id)
+			dead = append(dead, id)
+			continue
+		}
+		id := fmt.Sprintf("e-%02d", i)
+		addTo(t, b, "huifang.events.test", id)
+		events = append(events, id)
+	}
+	return events, dead
+}
+
+// idsOf returns the ids of the messages a stream holds, in its order.
+func idsOf(t *testing.T, b bundle, name string) []string {
+	t.Helper()
+	c, err := b.js.OrderedConsumer(b.ctx, name, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	var out []string
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(300 * time.Millisecond))
+		if err != nil {
+			return out
+		}
+		out = append(out, m.Headers().Get(jetstream.MsgIDHeader))
+	}
+}
+
+// With several rounds and streams in flight, each stream holds its events
+// in commit order, every one once, and all are marked.
+func TestRoundsInFlightKeepEachStreamsOrder(t *testing.T) {
+	b := setup(t)
+	wantEvents, wantDead := interleave(t, b, 60, 3)
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	r.Batch, r.InFlight = 7, 4 // nine rounds, up to four on their way
+	n, err := r.Drain(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 60, n)
+	require.Equal(t, wantEvents, idsOf(t, b, stream.EventsStream))
+	require.Equal(t, wantDead, idsOf(t, b, stream.DLQStream))
+	pending, err := outbox.Pending(b.ctx, b.pool)
+	require.NoError(t, err)
+	require.Zero(t, pending)
+}
+
+// A stream whose batch fails (no stream to take it) stops only that
+// stream: its rows, of this round and of the rounds behind, stay
+// unpublished, to leave in their order once it is back; the other
+// stream's rows are published and marked.
+func TestAFailingStreamLeavesTheOthersRowsRight(t *testing.T) {
+	b := setup(t)
+	require.NoError(t, b.js.DeleteStream(b.ctx, stream.DLQStream))
+	wantEvents, wantDead := interleave(t, b, 30, 2)
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	r.Batch, r.InFlight = 4, 4
+	r.AckTimeout = 5 * time.Second
+	_, err := r.Drain(b.ctx)
+	require.Error(t, err, "the dead letters have no stream")
+	var published []string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(array_agg(id ORDER BY seq), '{}') FROM outbox WHERE published_at IS NOT NULL`).Scan(&published))
+	for _, id := range published {
+		require.True(t, strings.HasPrefix(id, "e-"), "only events are marked, not %s", id)
+	}
+	require.Equal(t, wantEvents[:len(published)], published, "the events marked are the first ones, in order")
+	var quarantined int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL`).Scan(&quarantined))
+	require.Zero(t, quarantined, "a failure of the moment quarantines nothing")
+
+	require.NoError(t, stream.Ensure(b.ctx, b.js, stream.Config{}))
+	n, err := r.Drain(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 30-len(published), n)
+	require.Equal(t, wantEvents, idsOf(t, b, stream.EventsStream))
+	require.Equal(t, wantDead, idsOf(t, b, stream.DLQStream))
+}
+
+// A row whose transaction committed after rows behind it were read is
+// published all the same.
+func TestALateCommitIsPublished(t *testing.T) {
+	b := setup(t)
+	late, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer late.Rollback(b.ctx) //nolint:errcheck // committed below
+	_, err = outbox.Add(b.ctx, late, outbox.Message{ID: "late", Subject: "huifang.events.test", Payload: wrapperspb.String("late")})
+	require.NoError(t, err)
+	_, err = late.Exec(b.ctx, `SELECT 1`) // the deferred insert is sent
+	require.NoError(t, err)
+	add(t, b, "e-1", "one")
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	r.Batch = 1
+	n, err := r.Drain(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, late.Commit(b.ctx))
+	n, err = r.Drain(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, []string{"e-1", "late"}, idsOf(t, b, stream.EventsStream))
+}
+
+// statements records the SQL a pool sends.
+type statements struct {
+	mu  sync.Mutex
+	sql []string
+}
+
+func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sql = append(s.sql, data.SQL)
+	return ctx
+}
+
+func (s *statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (s *statements) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sql)
+}
+
+// An idle relay runs no transaction and takes no lock: each look is one
+// read-only statement. A row another process wrote (nobody wakes this
+// relay) is published at the next look.
+func TestAnIdleRelayOnlyLooks(t *testing.T) {
+	b := setup(t)
+	cfg := b.pool.Config()
+	var traced statements
+	cfg.ConnConfig.Tracer = &traced
+	pool, err := pgxpool.NewWithConfig(b.ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	r := outbox.NewRelay(pool, b.js, b.log, "svc")
+	r.Interval = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return len(traced.all()) >= 10 }, 60*time.Second, 10*time.Millisecond)
+	for _, sql := range traced.all() {
+		require.Contains(t, sql, "SELECT EXISTS", "an idle look is one read-only statement")
+	}
+	add(t, b, "e-1", "from another process")
+	require.Eventually(t, func() bool {
+		n, err := outbox.Pending(b.ctx, b.pool)
+		return err == nil && n == 0
+	}, 60*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{"e-1"}, idsOf(t, b, stream.EventsStream))
+}
+
 // BenchmarkRelay measures the relay alone: b.N rows waiting in the outbox
-// (a backlog, as after a bulk import), published round after round as
-// atomic batches until none is left, with JetStream on file storage and
-// Postgres fsync on. Rounds of 256 (the default) and 1,000 rows.
+// (a backlog, as after a bulk import), published until none is left, with
+// JetStream on file storage and Postgres fsync on. Rounds of 256 (the
+// default) and 1,000 rows; one round at a time (each read, published,
+// acknowledged and marked before the next is read: the relay before issue
+// 15's pipelining) and up to 4 (the default InFlight).
 //
 //	go test -run '^$' -bench BenchmarkRelay -benchtime 20000x ./outbox/
 func BenchmarkRelay(b *testing.B) {
 	for _, size := range []int{256, 1000} {
-		b.Run(fmt.Sprintf("round=%d", size), func(b *testing.B) {
-			pool := servicetest.Pool(b, "svc", fstest.MapFS{})
-			js := servicetest.JetStream(b)
-			ctx := context.Background()
-			payload, err := proto.Marshal(wrapperspb.String(strings.Repeat("x", 600))) // about a CustomerUpdated
-			require.NoError(b, err)
-			_, err = pool.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers)
-SELECT 'bench-' || g, 'huifang.events.test', $2, '{}'::jsonb FROM generate_series(1, $1::int) g`, b.N, payload)
-			require.NoError(b, err)
-			_, err = pool.Exec(ctx, `ANALYZE outbox`)
-			require.NoError(b, err)
-			r := outbox.NewRelay(pool, js, servicetest.Logger(), "svc")
-			r.Batch = size
-			b.ResetTimer()
-			for done := 0; done < b.N; {
-				n, err := r.RunOnce(ctx)
+		for _, depth := range []int{1, 4} {
+			b.Run(fmt.Sprintf("round=%d/in-flight=%d", size, depth), func(b *testing.B) {
+				pool := servicetest.Pool(b, "svc", fstest.MapFS{})
+				js := servicetest.JetStream(b)
+				ctx := context.Background()
+				payload, err := proto.Marshal(wrapperspb.String(strings.Repeat("x", 600))) // about a CustomerUpdated
 				require.NoError(b, err)
-				require.Positive(b, n)
-				done += n
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		})
+				_, err = pool.Exec(ctx, `INSERT INTO outbox (id, subject, payload, headers)
+SELECT 'bench-' || g, 'huifang.events.test', $2, '{}'::jsonb FROM generate_series(1, $1::int) g`, b.N, payload)
+				require.NoError(b, err)
+				_, err = pool.Exec(ctx, `ANALYZE outbox`)
+				require.NoError(b, err)
+				r := outbox.NewRelay(pool, js, servicetest.Logger(), "svc")
+				r.Batch, r.InFlight = size, depth
+				b.ResetTimer()
+				n, err := r.Drain(ctx)
+				require.NoError(b, err)
+				require.Equal(b, b.N, n)
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
 	}
 }
