@@ -575,3 +575,42 @@ SELECT 'bench-' || g, 'huifang.events.test', $2, '{}'::jsonb FROM generate_serie
 		}
 	}
 }
+
+// BenchmarkNotifyToPublish measures a woken relay's latency: an event
+// committed, the relay notified (as a service's commands and consumers do
+// after their commits), and the time until a JetStream consumer of the
+// stream gets it; one event at a time, Postgres fsync on, file storage.
+//
+//	go test -run '^$' -bench BenchmarkNotifyToPublish -benchtime 300x ./outbox/
+func BenchmarkNotifyToPublish(b *testing.B) {
+	pool := servicetest.Pool(b, "svc", fstest.MapFS{})
+	js := servicetest.JetStream(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := outbox.NewRelay(pool, js, servicetest.Logger(), "svc")
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	c, err := js.OrderedConsumer(ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"huifang.events.latency"}})
+	require.NoError(b, err)
+	it, err := c.Messages()
+	require.NoError(b, err)
+	defer it.Stop()
+	took := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		require.NoError(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := outbox.Add(ctx, tx, outbox.Message{ID: fmt.Sprintf("l-%d", i), Subject: "huifang.events.latency", Payload: wrapperspb.String("x")})
+			return err
+		}))
+		start := time.Now()
+		r.Notify()
+		m, err := it.Next()
+		require.NoError(b, err)
+		took = append(took, time.Since(start))
+		require.Equal(b, fmt.Sprintf("l-%d", i), m.Headers().Get(jetstream.MsgIDHeader))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+}
