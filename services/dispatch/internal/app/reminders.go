@@ -52,14 +52,17 @@ func (a *App) SendReminders(ctx context.Context, limit int) (int, error) {
 // failed. False when none is due.
 func (a *App) claimReminder(ctx context.Context) (reminderJob, bool, error) {
 	var job reminderJob
-	var found bool
+	var found, claimed bool
 	now := a.Now()
-	err := a.inTx(ctx, func(tx pgx.Tx) error {
+	// The relay is woken only when a reminder was claimed: an idle round
+	// wakes nothing.
+	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		for {
 			ap, ok, err := store.ClaimReminder(ctx, tx, now)
 			if err != nil || !ok {
 				return err
 			}
+			claimed = true
 			t, err := store.Task(ctx, tx, ap.Tenant, ap.TaskID)
 			if err != nil {
 				return err
@@ -114,6 +117,9 @@ func (a *App) claimReminder(ctx context.Context) (reminderJob, bool, error) {
 	})
 	if err != nil {
 		return reminderJob{}, false, fmt.Errorf("reminder: claim: %w", err)
+	}
+	if claimed {
+		a.notify()
 	}
 	return job, found, nil
 }

@@ -171,14 +171,17 @@ func (a *App) transient(err error) bool {
 // both with their events. False when nothing is due.
 func (a *App) ClaimSend(ctx context.Context) (Job, bool, error) {
 	var job Job
-	var found bool
+	var found, claimed bool
 	now := a.Now()
-	err := a.inTx(ctx, func(tx pgx.Tx) error {
+	// The relay is woken only when a task was claimed (its events): an
+	// idle round wakes nothing.
+	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		for {
 			t, ok, err := store.ClaimOutgoing(ctx, tx, now)
 			if err != nil || !ok {
 				return err
 			}
+			claimed = true
 			m, exists, err := store.MessageOfTask(ctx, tx, t.ID)
 			if err != nil {
 				return err
@@ -216,6 +219,9 @@ func (a *App) ClaimSend(ctx context.Context) (Job, bool, error) {
 	})
 	if err != nil {
 		return Job{}, false, fmt.Errorf("outgoing: claim: %w", err)
+	}
+	if claimed {
+		a.notify()
 	}
 	return job, found, nil
 }

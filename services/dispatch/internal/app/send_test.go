@@ -429,3 +429,22 @@ func TestMessagesInScope(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, msgs, 2)
 }
+
+// A sending round that finds nothing due wrote nothing and wakes no relay
+// (an idle dispatch's relay only looks, issue 15); a round that sent does.
+func TestAnIdleSendingRoundWakesNoRelay(t *testing.T) {
+	b := setupSend(t)
+	var w servicetest.Wakes
+	b.a.Relay = &w
+	n, err := b.a.SendDue(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Zero(t, w.Count(), "nothing claimed, nothing to publish")
+	b.seed002(t)
+	b.addSMS(t, "v-1")
+	w.Reset()
+	n, err = b.a.SendDue(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Positive(t, w.Count(), "its events wait in the outbox")
+}

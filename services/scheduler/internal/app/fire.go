@@ -27,12 +27,16 @@ import (
 func (a *App) FireDue(ctx context.Context, limit int) (int, error) {
 	now := a.Now()
 	var round Fired
-	err := a.inTx(ctx, func(tx pgx.Tx) (err error) {
+	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) (err error) {
 		round, err = a.FireDueTx(ctx, tx, now, limit)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("app: fire due visits: %w", err)
+	}
+	if round.Handled > 0 && a.Relay != nil {
+		// A round that handled nothing wrote nothing: the relay sleeps on.
+		a.Relay.Notify()
 	}
 	a.reportFailed(round.Failed)
 	return round.Handled, nil

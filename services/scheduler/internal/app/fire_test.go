@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/huifang/huifang/pkg/postgres"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/scheduler/internal/app"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
@@ -399,4 +400,18 @@ func TestConcurrentFiringWithFailingVisits(t *testing.T) {
 	require.Equal(t, services-broken, distinct)
 	require.Len(t, visits(t, b, app.VisitQuery{Status: visit.StatusFailed}), broken)
 	require.Equal(t, float64(broken), testutil.ToFloat64(failures))
+}
+
+// A firing round that finds nothing due wrote nothing and wakes no relay
+// (an idle scheduler's relay only looks, issue 15); a round that fired does.
+func TestAnIdleFiringRoundWakesNoRelay(t *testing.T) {
+	b := setup(t)
+	var w servicetest.Wakes
+	b.a.Relay = &w
+	require.Equal(t, 1, plan(t, b, completed(t, "s-1", "purchase", t0)))
+	w.Reset()
+	require.Zero(t, fire(t, b, t0.Add(time.Hour)))
+	require.Zero(t, w.Count(), "nothing fired, nothing to publish")
+	require.Equal(t, 1, fire(t, b, t0.Add(24*time.Hour)))
+	require.Positive(t, w.Count(), "VisitDue waits in the outbox")
 }
