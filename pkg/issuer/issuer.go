@@ -40,6 +40,12 @@ type Issuer struct {
 	// clients are the OAuth 2.0 clients /token answers (client
 	// credentials): id → secret and token.
 	clients map[string]client
+	// apps are the public clients that sign people in (AddPublicClient):
+	// id → redirect URIs; people whom /authorize offers (AddPerson);
+	// grants the authorization codes not yet exchanged.
+	apps   map[string][]string
+	people []Person
+	grants map[string]grant
 }
 
 type client struct {
@@ -89,8 +95,13 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the form does not parse")
 		return
 	}
-	if g := r.PostForm.Get("grant_type"); g != "client_credentials" {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		is.exchange(w, r)
+		return
+	case "client_credentials":
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only authorization_code (with PKCE) and client_credentials are supported")
 		return
 	}
 	id, secret, ok := r.BasicAuth()
@@ -198,7 +209,8 @@ func or(s, def string) string {
 	return def
 }
 
-// Handler serves the discovery document and the public keys.
+// Handler serves the discovery document, the public keys, the token
+// endpoint and the authorization endpoint.
 func (is *Issuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
@@ -206,13 +218,19 @@ func (is *Issuer) Handler() http.Handler {
 			"issuer":                                is.url,
 			"jwks_uri":                              is.JWKSURL(),
 			"id_token_signing_alg_values_supported": []string{string(jose.ES256)},
-			"response_types_supported":              []string{"id_token"},
+			"response_types_supported":              []string{"code"},
 			"subject_types_supported":               []string{"public"},
+			"authorization_endpoint":                is.AuthorizeURL(),
 			"token_endpoint":                        is.TokenURL(),
-			"grant_types_supported":                 []string{"client_credentials"},
+			"grant_types_supported":                 []string{"authorization_code", "client_credentials"},
+			"code_challenge_methods_supported":      []string{"S256"},
+			"scopes_supported":                      []string{"openid", "profile"},
+			"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic", "client_secret_post"},
 		})
 	})
 	mux.HandleFunc("POST /token", is.token)
+	mux.HandleFunc("GET /authorize", is.authorize)
+	mux.HandleFunc("POST /authorize", is.authorize)
 	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, is.public())
 	})

@@ -28,14 +28,15 @@ func Root(dir string) (string, error) {
 	}
 }
 
-// Build compiles the five services from the repository at root into outDir,
-// one binary per service, named after it, and the commands of scripts/cmd
-// that are named in extra (e.g. "huifang-nats").
+// Build compiles the five services and the console from the repository at
+// root into outDir, one binary each, named after it, and the commands of
+// scripts/cmd that are named in extra (e.g. "huifang-nats").
 func Build(ctx context.Context, root, outDir string, extra ...string) error {
 	args := []string{"build", "-o", outDir + string(filepath.Separator)}
 	for _, s := range Services() {
 		args = append(args, "./services/"+s+"/cmd/"+s)
 	}
+	args = append(args, "./services/console/cmd/console")
 	for _, c := range extra {
 		args = append(args, "./scripts/cmd/"+c)
 	}
