@@ -132,7 +132,11 @@ func (s *Server) reportLayout(r *http.Request, u *User, d *reportData, rows [][]
 			}
 			den, _ := strconv.ParseInt(row[3], 10, 64)
 			v, _ := strconv.ParseFloat(strings.TrimSuffix(row[4], "%"), 64)
-			trends[figure] = append(trends[figure], chartPoint{Label: strings.TrimPrefix(section, "trend "), Value: v / 100, Missing: den == 0, Title: row[7]})
+			label := strings.TrimPrefix(section, "trend ")
+			if len(label) == len("2006-01-02") && strings.HasSuffix(label, "-01") {
+				label = label[:len("2006-01")] // a month's trend: its months
+			}
+			trends[figure] = append(trends[figure], chartPoint{Label: label, Value: v / 100, Missing: den == 0, Title: row[7]})
 			if t, err := strconv.ParseFloat(strings.TrimSuffix(row[5], "%"), 64); err == nil && row[5] != "" {
 				trends[figure+"\x00target"] = []chartPoint{{Value: t / 100}}
 			}
