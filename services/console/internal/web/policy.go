@@ -365,32 +365,37 @@ func policyDraft(stored *schedulerv1.Policy, f policyForm) (*schedulerv1.Policy,
 	return p, nil
 }
 
+// policyRun is the load a simulation replays, as SimulatePolicy and
+// ProposePolicyChange take it: a synthetic load, or the tenant's services
+// completed in [From, To).
+type policyRun struct {
+	Synthetic *schedulerv1.SyntheticLoad
+	From, To  *timestamppb.Timestamp
+}
+
 // policyLoad is the simulation's load of the form: a synthetic load of the
-// policy's service types and org units, or the last days' services.
-func policyLoad(f policyForm, p *schedulerv1.Policy, now time.Time) (*schedulerv1.SyntheticLoad, *time.Time, *time.Time, error) {
+// policy's service types and org units, or the last days' services (whole
+// UTC days up to the end of today).
+func policyLoad(f policyForm, p *schedulerv1.Policy, now time.Time) (policyRun, error) {
 	var bad []*errdetails.BadRequest_FieldViolation
 	days, err := strconv.Atoi(f.Days)
 	if err != nil || days < 1 || days > 366 {
 		bad = append(bad, &errdetails.BadRequest_FieldViolation{Field: "days", Description: "must be a whole number of days from 1 to 366"})
 	}
-	if f.Load == "history" {
-		if len(bad) > 0 {
-			return nil, nil, nil, policyInvalid(bad)
-		}
-		to := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
-		from := to.AddDate(0, 0, -days)
-		return nil, &from, &to, nil
-	}
 	perDay, err := strconv.Atoi(f.PerDay)
-	if err != nil || perDay < 1 || perDay > 10000 {
+	if f.Load != "history" && (err != nil || perDay < 1 || perDay > 10000) {
 		bad = append(bad, &errdetails.BadRequest_FieldViolation{Field: "per_day", Description: "must be a whole number of services a day from 1 to 10000"})
 	}
 	if len(bad) > 0 {
-		return nil, nil, nil, policyInvalid(bad)
+		return policyRun{}, policyInvalid(bad)
+	}
+	if f.Load == "history" {
+		to := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+		return policyRun{From: timestamppb.New(to.AddDate(0, 0, -days)), To: timestamppb.New(to)}, nil
 	}
 	t := p.GetTrigger()
-	return &schedulerv1.SyntheticLoad{ServicesPerDay: int32(perDay), Days: int32(days), ServiceTypes: t.GetServiceTypes(),
-		Tiers: t.GetTiers(), OrgUnits: t.GetOrgUnits(), Severities: t.GetSeverities()}, nil, nil, nil
+	return policyRun{Synthetic: &schedulerv1.SyntheticLoad{ServicesPerDay: int32(perDay), Days: int32(days), ServiceTypes: t.GetServiceTypes(),
+		Tiers: t.GetTiers(), OrgUnits: t.GetOrgUnits(), Severities: t.GetSeverities()}}, nil
 }
 
 // policyPage reads the stored policy and the approval setting for the
@@ -438,21 +443,26 @@ func (s *Server) policyView(w http.ResponseWriter, r *http.Request, u *User) {
 	s.render(w, r, u, "policy", d)
 }
 
-// policyEdit reads the page and the posted draft.
-func (s *Server) policyEdit(r *http.Request, u *User) (*policyData, *schedulerv1.Policy, error) {
+// policyEdit reads the page, the posted draft and, withLoad, the load to
+// simulate it over.
+func (s *Server) policyEdit(r *http.Request, u *User, withLoad bool) (*policyData, *schedulerv1.Policy, policyRun, error) {
 	d, err := s.policyPage(r, u)
 	if err != nil {
-		return d, nil, err
+		return d, nil, policyRun{}, err
 	}
 	d.Form = policyFormFrom(r, d.Policy)
 	draft, err := policyDraft(d.Policy, d.Form)
-	return d, draft, err
+	if err != nil || !withLoad {
+		return d, draft, policyRun{}, err
+	}
+	load, err := policyLoad(d.Form, draft, s.now())
+	return d, draft, load, err
 }
 
 // policySave stores the draft as the policy's next version (UpdatePolicy),
 // when the tenant's changes need no approval.
 func (s *Server) policySave(w http.ResponseWriter, r *http.Request, u *User) {
-	d, draft, err := s.policyEdit(r, u)
+	d, draft, _, err := s.policyEdit(r, u, false)
 	if err == nil {
 		_, err = s.api.Scheduler.UpdatePolicy(r.Context(), &schedulerv1.UpdatePolicyRequest{PolicyId: d.Policy.GetId(), Policy: draft})
 	}
@@ -467,19 +477,10 @@ func (s *Server) policySave(w http.ResponseWriter, r *http.Request, u *User) {
 // nothing is stored) and draws the visits it would create per day and per
 // group.
 func (s *Server) policySimulate(w http.ResponseWriter, r *http.Request, u *User) {
-	d, draft, err := s.policyEdit(r, u)
+	d, draft, load, err := s.policyEdit(r, u, true)
 	var res *schedulerv1.SimulatePolicyResponse
 	if err == nil {
-		var syn *schedulerv1.SyntheticLoad
-		var from, to *time.Time
-		syn, from, to, err = policyLoad(d.Form, draft, s.now())
-		if err == nil {
-			req := &schedulerv1.SimulatePolicyRequest{Policy: draft, Synthetic: syn}
-			if from != nil {
-				req.From, req.To = timestamppb.New(*from), timestamppb.New(*to)
-			}
-			res, err = s.api.Scheduler.SimulatePolicy(r.Context(), req)
-		}
+		res, err = s.api.Scheduler.SimulatePolicy(r.Context(), &schedulerv1.SimulatePolicyRequest{Policy: draft, Synthetic: load.Synthetic, From: load.From, To: load.To})
 	}
 	if err != nil {
 		s.policyFail(w, r, u, d, err)
@@ -527,21 +528,12 @@ func policyCounts(m map[string]int32, none string) []policyCount {
 // (ProposePolicyChange), with the reason and the form's load for its dry
 // run; a director other than the proposer approves it.
 func (s *Server) policySubmit(w http.ResponseWriter, r *http.Request, u *User) {
-	d, draft, err := s.policyEdit(r, u)
+	d, draft, load, err := s.policyEdit(r, u, true)
 	var resp *schedulerv1.ProposePolicyChangeResponse
 	if err == nil {
-		var syn *schedulerv1.SyntheticLoad
-		var from, to *time.Time
-		syn, from, to, err = policyLoad(d.Form, draft, s.now())
-		if err == nil {
-			req := &schedulerv1.ProposePolicyChangeRequest{
-				Change: &schedulerv1.ProposePolicyChangeRequest_Update{Update: &schedulerv1.UpdatePolicyRequest{PolicyId: d.Policy.GetId(), Policy: draft}},
-				Reason: d.Form.Reason, Synthetic: syn}
-			if from != nil {
-				req.From, req.To = timestamppb.New(*from), timestamppb.New(*to)
-			}
-			resp, err = s.api.Scheduler.ProposePolicyChange(r.Context(), req)
-		}
+		resp, err = s.api.Scheduler.ProposePolicyChange(r.Context(), &schedulerv1.ProposePolicyChangeRequest{
+			Change: &schedulerv1.ProposePolicyChangeRequest_Update{Update: &schedulerv1.UpdatePolicyRequest{PolicyId: d.Policy.GetId(), Policy: draft}},
+			Reason: d.Form.Reason, Synthetic: load.Synthetic, From: load.From, To: load.To})
 	}
 	if err != nil {
 		s.policyFail(w, r, u, d, err)

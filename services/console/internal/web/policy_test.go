@@ -84,23 +84,24 @@ func TestPolicyDraftKeepsWhatTheFormDoesNotShow(t *testing.T) {
 // tenant's services of the last days (whole UTC days up to today's end).
 func TestPolicyLoad(t *testing.T) {
 	p := &schedulerv1.Policy{Trigger: &schedulerv1.Trigger{ServiceTypes: []string{"repair"}, OrgUnits: []string{"north"}}}
-	syn, from, to, err := policyLoad(policyForm{Load: "synthetic", PerDay: "20", Days: "14"}, p, time.Now())
+	run, err := policyLoad(policyForm{Load: "synthetic", PerDay: "20", Days: "14"}, p, time.Now())
 	require.NoError(t, err)
-	require.Nil(t, from)
-	require.Nil(t, to)
+	require.Nil(t, run.From)
+	require.Nil(t, run.To)
+	syn := run.Synthetic
 	require.EqualValues(t, 20, syn.GetServicesPerDay())
 	require.EqualValues(t, 14, syn.GetDays())
 	require.Equal(t, []string{"repair"}, syn.GetServiceTypes())
 	require.Equal(t, []string{"north"}, syn.GetOrgUnits())
 
 	now := time.Date(2026, 5, 7, 15, 4, 0, 0, time.UTC)
-	syn, from, to, err = policyLoad(policyForm{Load: "history", Days: "30"}, p, now)
+	run, err = policyLoad(policyForm{Load: "history", Days: "30", PerDay: "nonsense: not asked"}, p, now)
 	require.NoError(t, err)
-	require.Nil(t, syn)
-	require.Equal(t, time.Date(2026, 5, 8, 0, 0, 0, 0, time.UTC), *to)
-	require.Equal(t, time.Date(2026, 4, 8, 0, 0, 0, 0, time.UTC), *from)
+	require.Nil(t, run.Synthetic)
+	require.Equal(t, time.Date(2026, 5, 8, 0, 0, 0, 0, time.UTC), run.To.AsTime())
+	require.Equal(t, time.Date(2026, 4, 8, 0, 0, 0, 0, time.UTC), run.From.AsTime())
 
-	_, _, _, err = policyLoad(policyForm{Load: "synthetic", PerDay: "0", Days: "x"}, p, now)
+	_, err = policyLoad(policyForm{Load: "synthetic", PerDay: "0", Days: "x"}, p, now)
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 	require.Len(t, status.Convert(err).Details()[0].(*errdetails.BadRequest).GetFieldViolations(), 2)
 }
