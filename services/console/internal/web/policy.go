@@ -138,7 +138,10 @@ type policyData struct {
 	// Invalid are the field violations by field (policy.steps[0].offset).
 	Invalid map[string]string
 	Sim     *policySim
-	CanEdit bool
+	// CanEdit: not a built-in; CanWrite: the user may save and simulate
+	// (the scheduler lets a tenant admin, not a director: a director
+	// proposes and approves).
+	CanEdit, CanWrite bool
 	// The form's fields laid out: labels in the user's language, values,
 	// violations.
 	General, Trigger, Load []policyField
@@ -412,6 +415,7 @@ func (s *Server) policyPage(r *http.Request, u *User) (*policyData, error) {
 	d.Policy = resp.GetPolicy()
 	d.Form = policyFormOf(d.Policy)
 	d.CanEdit = !d.Policy.GetBuiltin()
+	d.CanWrite = u.Is("tenant_admin")
 	a, err := s.api.Scheduler.GetPolicyApproval(r.Context(), &schedulerv1.GetPolicyApprovalRequest{})
 	if err != nil {
 		return d, err
