@@ -198,6 +198,7 @@ func TestConsolePolicyDesk(t *testing.T) {
 	p.do("approve", chromedp.SetValue(chromedp.CSS(`#note`), "monthly plan"), chromedp.Click(chromedp.CSS(`[data-testid="approve"]`)))
 	p.until("the approval", `!!document.querySelector('[data-testid="change-state"][data-state="approved"]')`)
 	p.eventually(`[data-testid="change-applied"]`, "v2")
+	p.screenshot("policy-change")
 
 	got, err := s.scheduler.GetPolicy(t.Context(), &schedulerv1.GetPolicyRequest{TenantId: tenant, PolicyId: policyID})
 	require.NoError(t, err)
