@@ -77,6 +77,22 @@ type page struct {
 
 	mu     sync.Mutex
 	errors []string
+	// refusals counts the refusals (pages answered with a 4xx status)
+	// a test expects to show (expectRefusal); Chromium logs each as an
+	// error, which the test does not count against the page.
+	refusals map[int]int
+}
+
+// expectRefusal tells the page that the next action is answered with a
+// refusal of that HTTP status, shown as a page (s.fail), which Chromium
+// logs as an error.
+func (p *page) expectRefusal(status int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refusals == nil {
+		p.refusals = map[int]int{}
+	}
+	p.refusals[status]++
 }
 
 // browser opens a headless Chromium of its own (a fresh profile: no
@@ -124,6 +140,12 @@ func browser(t testing.TB, url string) *page {
 func (p *page) fail(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for status, n := range p.refusals {
+		if n > 0 && strings.Contains(msg, fmt.Sprintf("Failed to load resource: the server responded with a status of %d", status)) {
+			p.refusals[status]--
+			return
+		}
+	}
 	p.errors = append(p.errors, msg)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -182,7 +183,7 @@ func (s *Server) agentClaim(w http.ResponseWriter, r *http.Request, u *User) {
 		http.Redirect(w, r, "/agent?note=agent.note.nothing", http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/agent/task/"+url.PathEscape(res.GetTask().GetId()), http.StatusSeeOther)
+	http.Redirect(w, r, taskURL(res.GetTask()), http.StatusSeeOther)
 }
 
 // agentTaskView is the task page: GetTaskContext's answer, the customer's
@@ -213,6 +214,12 @@ var (
 	severities = []typesv1.Severity{typesv1.Severity_SEVERITY_GENERAL, typesv1.Severity_SEVERITY_URGENT, typesv1.Severity_SEVERITY_MAJOR}
 )
 
+// taskURL is a held task's page: the lease token of the claim rides along
+// (it is no secret: only the holder's own token makes use of it).
+func taskURL(t *dispatchv1.Task) string {
+	return fmt.Sprintf("/agent/task/%s?lease=%d", url.PathEscape(t.GetId()), t.GetLeaseToken())
+}
+
 // leaseOf finds the lease token of a task the agent holds (ListTasks of
 // its own claimed tasks); 0 when it holds none by that id (a leader's
 // read-only view).
@@ -240,9 +247,14 @@ func (s *Server) leaseOf(ctx context.Context, u *User, id string) (int64, error)
 
 // taskView reads the task's context and its customer's timeline.
 func (s *Server) taskView(r *http.Request, u *User, id string) (*agentTaskView, error) {
-	lease, err := s.leaseOf(r.Context(), u, id)
+	lease, err := strconv.ParseInt(r.URL.Query().Get("lease"), 10, 64)
 	if err != nil {
-		return nil, err
+		lease = formInt(r, "lease")
+	}
+	if lease == 0 {
+		if lease, err = s.leaseOf(r.Context(), u, id); err != nil {
+			return nil, err
+		}
 	}
 	c, err := s.api.Dispatch.GetTaskContext(r.Context(), &dispatchv1.GetTaskContextRequest{TaskId: id, LeaseToken: lease})
 	if err != nil {
@@ -344,7 +356,7 @@ func (s *Server) agentAppointment(w http.ResponseWriter, r *http.Request, u *Use
 		s.refuse(w, r, u, err)
 		return
 	}
-	http.Redirect(w, r, "/agent/task/"+url.PathEscape(id)+"?note=agent.note.booked", http.StatusSeeOther)
+	http.Redirect(w, r, fmt.Sprintf("/agent/task/%s?lease=%d&note=agent.note.booked", url.PathEscape(id), formInt(r, "lease")), http.StatusSeeOther)
 }
 
 // agentVisit logs the visit of an answered call (feedback LogVisit: the
