@@ -189,9 +189,15 @@ func (s *Server) agentClaim(w http.ResponseWriter, r *http.Request, u *User) {
 // agentTaskView is the task page: GetTaskContext's answer, the customer's
 // timeline, and what one response adds (a revealed contact).
 type agentTaskView struct {
-	ID    string
+	ID string
+	// Lease is the claim's lease token (?lease=, the forms' lease); 0
+	// when the page was opened without it: dispatch then checks the
+	// holder by the agent alone.
 	Lease int64
-	Ctx   *dispatchv1.GetTaskContextResponse
+	// Holder: the user holds the task (its forms are shown); otherwise
+	// the page is read only (a leader of its group).
+	Holder bool
+	Ctx    *dispatchv1.GetTaskContextResponse
 	// Timeline is the customer's (newest first, one page).
 	Timeline *timelinePage
 	// Revealed is the contact RevealTaskContact gave, on its response only.
@@ -220,48 +226,19 @@ func taskURL(t *dispatchv1.Task) string {
 	return fmt.Sprintf("/agent/task/%s?lease=%d", url.PathEscape(t.GetId()), t.GetLeaseToken())
 }
 
-// leaseOf finds the lease token of a task the agent holds (ListTasks of
-// its own claimed tasks); 0 when it holds none by that id (a leader's
-// read-only view).
-func (s *Server) leaseOf(ctx context.Context, u *User, id string) (int64, error) {
-	if u.AgentID == "" || !u.Is("agent", "leader") {
-		return 0, nil
-	}
-	token := ""
-	for range 10 {
-		res, err := s.api.Dispatch.ListTasks(ctx, &dispatchv1.ListTasksRequest{Status: "claimed", PageSize: 200, PageToken: token})
-		if err != nil {
-			return 0, err
-		}
-		for _, t := range res.GetTasks() {
-			if t.GetId() == id && t.GetAgentId() == u.AgentID {
-				return t.GetLeaseToken(), nil
-			}
-		}
-		if token = res.GetNextPageToken(); token == "" {
-			break
-		}
-	}
-	return 0, nil
-}
-
 // taskView reads the task's context and its customer's timeline.
 func (s *Server) taskView(r *http.Request, u *User, id string) (*agentTaskView, error) {
 	lease, err := strconv.ParseInt(r.URL.Query().Get("lease"), 10, 64)
 	if err != nil {
 		lease = formInt(r, "lease")
 	}
-	if lease == 0 {
-		if lease, err = s.leaseOf(r.Context(), u, id); err != nil {
-			return nil, err
-		}
-	}
 	c, err := s.api.Dispatch.GetTaskContext(r.Context(), &dispatchv1.GetTaskContextRequest{TaskId: id, LeaseToken: lease})
 	if err != nil {
 		return nil, err
 	}
 	v := &agentTaskView{ID: id, Lease: lease, Ctx: c, Dispositions: agentDispositions, Ratings: ratings, Severities: severities,
-		Onsite: c.GetTask().GetChannel() == typesv1.Channel_CHANNEL_ONSITE}
+		Onsite: c.GetTask().GetChannel() == typesv1.Channel_CHANNEL_ONSITE,
+		Holder: u.AgentID != "" && c.GetTask().GetStatus() == "claimed" && c.GetTask().GetAgentId() == u.AgentID}
 	if cid := c.GetTask().GetCustomer().GetId(); cid != "" {
 		v.Timeline = s.timeline(r.Context(), "/agent/task/"+url.PathEscape(id), cid, r.URL.Query().Get("timeline"))
 	}
