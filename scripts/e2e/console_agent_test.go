@@ -28,7 +28,8 @@ func purchase(sourceEventID, customerID, name, phone string, completedAt time.Ti
 // field violation shown, the form kept), logs it with the product quality
 // unsatisfied and a problem (the note, the task gone from the queue, the
 // day's figures), and finds both customers by surname with their
-// timelines.
+// timelines; a leader finds one by its phone's last digits and reveals
+// its number for a reason.
 func TestConsoleAgentWorkbench(t *testing.T) {
 	s := setup(t, nil)
 	s.prepare()
@@ -98,6 +99,18 @@ func TestConsoleAgentWorkbench(t *testing.T) {
 	p.screenshot("customer-search")
 	p.do("open a customer", chromedp.Click(chromedp.CSS(`[data-testid="customer-open"]`)))
 	p.eventually(`[data-testid="timeline"]`, "Service")
+	p.until("an agent reveals no customer's contacts here", `!document.querySelector('[data-testid="customer-card"] [data-testid="reveal-form"]')`)
+
+	// A leader finds the first customer by a link (?q=), reads its card and
+	// reveals its number for a reason (intake RevealContact, audited).
+	l := browser(t, url)
+	l.signIn("/customers?q=8001", "leader")
+	l.until("the leader's search found one", `document.querySelectorAll('[data-testid="customer-row"]').length === 1`)
+	l.do("open the customer", chromedp.Click(chromedp.CSS(`[data-testid="customer-open"]`)))
+	l.eventually(`[data-testid="customer-phone"]`, "*******8001")
+	l.do("reveal", chromedp.SetValue(chromedp.CSS(`[data-testid="reveal-purpose"]`), "call back about the purchase"),
+		chromedp.Click(chromedp.CSS(`[data-testid="reveal"]`)))
+	l.eventually(`[data-testid="revealed-phone"]`, "13800138001")
 }
 
 // claimTask presses "next follow-up" on the workbench and returns the id

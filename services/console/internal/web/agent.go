@@ -351,15 +351,21 @@ func (s *Server) agentVisit(w http.ResponseWriter, r *http.Request, u *User) {
 		s.refuse(w, r, u, err)
 		return
 	}
-	if _, err := s.api.Dispatch.RecordAttempt(r.Context(), &dispatchv1.RecordAttemptRequest{TaskId: id, LeaseToken: formInt(r, "lease"),
-		Disposition: typesv1.Disposition_DISPOSITION_ANSWERED}); err != nil && status.Code(err) != codes.FailedPrecondition {
-		// The record stands; the attempt could not be recorded: say so.
-		s.fail(w, r, u, "agent", s.agentHomeData(r.Context(), u), err)
-		return
-	}
 	note := "agent.note.logged"
 	if len(res.GetRecord().GetComplaintIds()) > 0 {
 		note = "agent.note.logged_complaint"
+	}
+	_, err = s.api.Dispatch.RecordAttempt(r.Context(), &dispatchv1.RecordAttemptRequest{TaskId: id, LeaseToken: formInt(r, "lease"),
+		Disposition: typesv1.Disposition_DISPOSITION_ANSWERED})
+	switch {
+	case status.Code(err) == codes.FailedPrecondition:
+		// The claim ran out meanwhile: the record stands, the task was
+		// not closed by this call.
+		note = "agent.note.logged_not_closed"
+	case err != nil:
+		// The record stands; the attempt could not be recorded: say so.
+		s.fail(w, r, u, "agent", s.agentHomeData(r.Context(), u), err)
+		return
 	}
 	http.Redirect(w, r, "/agent?note="+note, http.StatusSeeOther)
 }
