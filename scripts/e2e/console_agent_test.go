@@ -28,7 +28,7 @@ func purchase(sourceEventID, customerID, name, phone string, completedAt time.Ti
 // field violation shown, the form kept), logs it with the product quality
 // unsatisfied and a problem (the note, the task gone from the queue, the
 // day's figures), and finds both customers by surname with their
-// timelines; a leader finds one by its phone's last digits and reveals
+// timelines, and records a complaint one makes by phone; a leader finds one by its phone's last digits and reveals
 // its number for a reason.
 func TestConsoleAgentWorkbench(t *testing.T) {
 	s := setup(t, nil)
@@ -100,6 +100,10 @@ func TestConsoleAgentWorkbench(t *testing.T) {
 	p.do("open a customer", chromedp.Click(chromedp.CSS(`[data-testid="customer-open"]`)))
 	p.eventually(`[data-testid="timeline"]`, "Service")
 	p.until("an agent reveals no customer's contacts here", `!document.querySelector('[data-testid="customer-card"] [data-testid="reveal-form"]')`)
+	p.do("record a complaint by phone", chromedp.SetValue(chromedp.CSS(`#complaint-category`), "service_quality"),
+		chromedp.SetValue(chromedp.CSS(`#complaint-description`), "the installer was late twice"),
+		chromedp.Click(chromedp.CSS(`[data-testid="create-complaint"]`)))
+	p.eventually(".note", "The complaint is recorded")
 
 	// A leader finds the first customer by a link (?q=), reads its card and
 	// reveals its number for a reason (intake RevealContact, audited).

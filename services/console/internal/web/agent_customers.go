@@ -2,12 +2,16 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strings"
 	"unicode"
 
+	feedbackv1 "github.com/huifang/huifang/proto/huifang/feedback/v1"
 	intakev1 "github.com/huifang/huifang/proto/huifang/intake/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 )
 
 // customerRoutes are finding a customer and the customer's card and
@@ -17,6 +21,7 @@ func (s *Server) customerRoutes() {
 	s.mux.HandleFunc("POST /customers", s.action(s.customersSearch))
 	s.mux.HandleFunc("GET /customers/{id}", s.page(s.customerPage))
 	s.mux.HandleFunc("POST /customers/{id}/reveal", s.action(s.customerReveal))
+	s.mux.HandleFunc("POST /customers/{id}/complaint", s.action(s.customerComplaint))
 }
 
 // customerSearch is the search page: the criteria and one page of
@@ -161,10 +166,37 @@ type customerCard struct {
 	// purpose (intake RevealContact, audited).
 	CanReveal bool
 	Revealed  *intakev1.RevealContactResponse
+	// Complaint is the form of a complaint the customer makes by phone,
+	// letter or in person (feedback CreateComplaint).
+	Complaint complaintForm
+}
+
+// complaintForm is what the complaint form shows: its request id (made
+// when the form is, kept through a retry or a refusal, so that a double
+// submit records one complaint), the user's org units, the channels and
+// severities, and what was typed.
+type complaintForm struct {
+	RequestID  string
+	Units      []string
+	Via        []feedbackv1.ReceivedVia
+	Severities []typesv1.Severity
+	Form       url.Values
+}
+
+func (s *Server) newComplaintForm(u *User, f url.Values) complaintForm {
+	id := f.Get("request_id")
+	if id == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	return complaintForm{RequestID: id, Units: u.OrgUnits, Severities: severities, Form: f,
+		Via: []feedbackv1.ReceivedVia{feedbackv1.ReceivedVia_RECEIVED_VIA_PHONE, feedbackv1.ReceivedVia_RECEIVED_VIA_LETTER,
+			feedbackv1.ReceivedVia_RECEIVED_VIA_EMAIL, feedbackv1.ReceivedVia_RECEIVED_VIA_IN_PERSON, feedbackv1.ReceivedVia_RECEIVED_VIA_WEB}}
 }
 
 func (s *Server) customerCardData(r *http.Request, u *User, id string) customerCard {
-	d := customerCard{ID: id, CanReveal: u.Is("leader", "director")}
+	d := customerCard{ID: id, CanReveal: u.Is("leader", "director"), Complaint: s.newComplaintForm(u, r.PostForm)}
 	if u.Is("leader", "director") {
 		c, err := s.api.Intake.GetCustomer(r.Context(), &intakev1.GetCustomerRequest{Id: id})
 		if err != nil {
@@ -203,4 +235,26 @@ func (s *Server) customerReveal(w http.ResponseWriter, r *http.Request, u *User)
 	}
 	d.Revealed = res
 	s.render(w, r, u, "customer", d)
+}
+
+// customerComplaint records a complaint the customer makes (by phone,
+// letter, in person): it joins the closed loop as one a follow-up found.
+func (s *Server) customerComplaint(w http.ResponseWriter, r *http.Request, u *User) {
+	if !s.customersAllowed(w, u) {
+		return
+	}
+	id, f := r.PathValue("id"), r.PostForm
+	res, err := s.api.Feedback.CreateComplaint(r.Context(), &feedbackv1.CreateComplaintRequest{RequestId: f.Get("request_id"), CustomerId: id,
+		OrgUnit: f.Get("org_unit"), Category: f.Get("category"), Description: f.Get("description"),
+		ReceivedVia: feedbackv1.ReceivedVia(feedbackv1.ReceivedVia_value[f.Get("received_via")]),
+		Severity:    typesv1.Severity(typesv1.Severity_value[f.Get("severity")])})
+	if err != nil {
+		s.fail(w, r, u, "customer", s.customerCardData(r, u, id), err)
+		return
+	}
+	note := "agent.note.complaint"
+	if res.GetAttached() {
+		note = "agent.note.complaint_attached"
+	}
+	http.Redirect(w, r, "/customers/"+url.PathEscape(id)+"?note="+note, http.StatusSeeOther)
 }
