@@ -27,9 +27,9 @@ func purchase(sourceEventID, customerID, name, phone string, completedAt time.Ti
 // the next, is refused a visit without the required overall rating (the
 // field violation shown, the form kept), logs it with the product quality
 // unsatisfied and a problem (the note, the task gone from the queue, the
-// day's figures), and finds both customers by surname with their
-// timelines, and records a complaint one makes by phone; a leader finds one by its phone's last digits and reveals
-// its number for a reason.
+// day's figures), finds both customers by surname with their timelines
+// and records a complaint one makes by phone; a leader finds one by its
+// phone's last digits and reveals its number for a reason.
 func TestConsoleAgentWorkbench(t *testing.T) {
 	s := setup(t, nil)
 	s.prepare()
