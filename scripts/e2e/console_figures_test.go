@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,38 +50,6 @@ func (p *page) textContent(sel string) string {
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : ""; })()`, sel)))
 	require.NoError(p.t, err, "read "+sel)
 	return s
-}
-
-// refused waits until Chromium has logged the failed load of a refusal
-// (a page answered with a 4xx status, as the console answers a service's
-// refusal: "Failed to load resource: the server responded with a status
-// of 400") and takes that one message off the page's errors: the test
-// asked for the refusal. Any other error still fails the test.
-func (p *page) refused(status int) {
-	p.t.Helper()
-	want := fmt.Sprintf("the server responded with a status of %d", status)
-	deadline := time.Now().Add(time.Minute)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		p.mu.Lock()
-		i := slices.IndexFunc(p.errors, func(e string) bool { return strings.Contains(e, want) })
-		if i >= 0 {
-			p.errors = slices.Delete(p.errors, i, i+1)
-		}
-		p.mu.Unlock()
-		if i >= 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("Chromium logged no %q", want)
-		}
-		select {
-		case <-p.ctx.Done():
-			p.t.Fatalf("the browser ended while waiting for %q", want)
-		case <-tick.C:
-		}
-	}
 }
 
 // TestConsoleFigures: two repairs come in through the NATS ingress and are

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,22 +78,38 @@ type page struct {
 
 	mu     sync.Mutex
 	errors []string
-	// refusals counts the refusals (pages answered with a 4xx status)
-	// a test expects to show (expectRefusal); Chromium logs each as an
-	// error, which the test does not count against the page.
-	refusals map[int]int
 }
 
-// expectRefusal tells the page that the next action is answered with a
-// refusal of that HTTP status, shown as a page (s.fail), which Chromium
-// logs as an error.
-func (p *page) expectRefusal(status int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.refusals == nil {
-		p.refusals = map[int]int{}
+// refused waits until Chromium has logged the failed load of a refusal
+// (a page answered with a 4xx status, as the console answers a service's
+// refusal: "Failed to load resource: the server responded with a status
+// of 400") and takes that one message off the page's errors: the test
+// asked for the refusal. Any other error still fails the test.
+func (p *page) refused(status int) {
+	p.t.Helper()
+	want := fmt.Sprintf("the server responded with a status of %d", status)
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.mu.Lock()
+		i := slices.IndexFunc(p.errors, func(e string) bool { return strings.Contains(e, want) })
+		if i >= 0 {
+			p.errors = slices.Delete(p.errors, i, i+1)
+		}
+		p.mu.Unlock()
+		if i >= 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("Chromium logged no %q", want)
+		}
+		select {
+		case <-p.ctx.Done():
+			p.t.Fatalf("the browser ended while waiting for %q", want)
+		case <-tick.C:
+		}
 	}
-	p.refusals[status]++
 }
 
 // browser opens a headless Chromium of its own (a fresh profile: no
@@ -140,12 +157,6 @@ func browser(t testing.TB, url string) *page {
 func (p *page) fail(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for status, n := range p.refusals {
-		if n > 0 && strings.Contains(msg, fmt.Sprintf("Failed to load resource: the server responded with a status of %d", status)) {
-			p.refusals[status]--
-			return
-		}
-	}
 	p.errors = append(p.errors, msg)
 }
 
