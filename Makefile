@@ -17,6 +17,9 @@ NATS_CLI_VERSION           := v0.5.0
 GRPC_GATEWAY_VERSION       := v2.33.0
 
 SERVICES := intake scheduler dispatch feedback analytics
+# The console (the web pages, services/console): a seventh process, a client
+# of the five services' gRPC ports, serving HTTP only (8006).
+CONSOLE  := console
 # Every module of go.work, as folders relative to the root.
 MODULES  = $(shell go work edit -json | sed -n 's/.*"DiskPath": "\.\/\(.*\)".*/\1/p')
 
@@ -110,7 +113,7 @@ manifests: ## print the Kubernetes manifests of an overlay (OVERLAY=dev|prod), a
 
 IMAGE_REPO ?= huifang
 .PHONY: images
-images: ## build the five container images (needs a Docker engine): huifang/<service>:<version> and :dev (IMAGE_REPO, VERSION)
+images: ## build the six container images (needs a Docker engine): huifang/<service>:<version> and :dev, the console's too (IMAGE_REPO, VERSION)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info fails here)"; exit 1; }
 	@i=1; for s in $(SERVICES); do \
 	  echo "== $(IMAGE_REPO)/$$s:$(VERSION)"; \
@@ -118,16 +121,28 @@ images: ## build the five container images (needs a Docker engine): huifang/<ser
 	    --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
 	    -t $(IMAGE_REPO)/$$s:$(VERSION) -t $(IMAGE_REPO)/$$s:dev . ; \
 	  i=$$((i+1)); done
+	@echo "== $(IMAGE_REPO)/$(CONSOLE):$(VERSION)"
+	docker build --build-arg SERVICE=$(CONSOLE) --build-arg HTTP_PORT=8006 \
+	  --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+	  -t $(IMAGE_REPO)/$(CONSOLE):$(VERSION) -t $(IMAGE_REPO)/$(CONSOLE):dev .
 
 .PHONY: build
-build: ## build the five services and the scripts' commands into .bin/
+build: ## build the five services, the console and the scripts' commands into .bin/
 	@mkdir -p $(BIN)
-	@for s in $(SERVICES); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./services/$$s/cmd/$$s; done
+	@for s in $(SERVICES) $(CONSOLE); do go build -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./services/$$s/cmd/$$s; done
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./scripts/cmd/...
-	@echo "built: $(SERVICES) huifang-dev huifang-publish huifang-nats in .bin/"
+	@echo "built: $(SERVICES) $(CONSOLE) huifang-dev huifang-publish huifang-nats in .bin/"
+
+# The console's browser tests drive Debian's chromium and draw Chinese with
+# fonts-noto-cjk: scripts/browser-deps.sh installs them when missing (as
+# root), or says how. `make test` (and so .ci/run) and `make screenshots`
+# go through it.
+.PHONY: browser-deps
+browser-deps: ## install what the console's browser tests need when missing (Debian's chromium and fonts-noto-cjk; apt-get as root)
+	@scripts/browser-deps.sh
 
 .PHONY: test
-test: ## unit, integration and end-to-end tests with -race (starts a throwaway Postgres unless DATABASE_URL is set)
+test: browser-deps ## unit, integration and end-to-end tests with -race, the console's in headless Chromium (starts a throwaway Postgres unless DATABASE_URL is set)
 	@started=""; \
 	if [ -z "$${DATABASE_URL:-}" ]; then \
 	  DATABASE_URL=$$(scripts/postgres.sh start); export DATABASE_URL; started=1; \
@@ -137,6 +152,23 @@ test: ## unit, integration and end-to-end tests with -race (starts a throwaway P
 	failed=""; \
 	for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(TEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "tests failed in:$$failed"; exit 1; fi
+
+# The pictures of docs/console.md: the console's browser tests (the tests of
+# scripts/e2e/console*_test.go) write a screenshot of every main page into
+# SCREENSHOT_DIR.
+SCREENSHOT_DIR ?= docs/console
+.PHONY: screenshots
+screenshots: browser-deps ## run the console's browser tests and leave a screenshot of every page in docs/console/ (SCREENSHOT_DIR)
+	@mkdir -p $(SCREENSHOT_DIR)
+	@started=""; \
+	if [ -z "$${DATABASE_URL:-}" ]; then \
+	  DATABASE_URL=$$(scripts/postgres.sh start); export DATABASE_URL; started=1; \
+	  trap 'scripts/postgres.sh stop' EXIT; \
+	fi; \
+	tests=$$(sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing\.T).*/\1/p' scripts/e2e/console*_test.go | paste -sd'|'); \
+	echo "the console's browser tests: $$tests"; \
+	cd scripts && SCREENSHOT_DIR=$(abspath $(SCREENSHOT_DIR)) go test -count=1 -timeout 30m -run "^($$tests)\$$" ./e2e/
+	@ls $(SCREENSHOT_DIR)/*.png
 
 BENCH_FLAGS ?=
 .PHONY: bench
@@ -164,8 +196,8 @@ chaos: ## the long fault-injection suite (~20 min, its own Postgres and NATS): C
 	cd scripts && CHAOS_PROFILE=long CHAOS_REPORT=$(ROOT)/.dev/chaos/report.json go test $(CHAOS_FLAGS) -run '^TestChaos$$' ./chaos/ 2>&1 | tee $(ROOT)/.dev/chaos/chaos.log
 
 .PHONY: run
-run: build ## bring up the whole system with demo data (Ctrl-C stops what it started; DEV_MODE: intake's development keys)
-	DEV_MODE=true $(BIN)/huifang-dev -bin $(BIN)
+run: build ## bring up the whole system with demo data and the console (Ctrl-C stops what it started; DEV_MODE: intake's development keys; RUN_FLAGS, e.g. -port-offset 100)
+	DEV_MODE=true $(BIN)/huifang-dev -bin $(BIN) $(RUN_FLAGS)
 
 .PHONY: clean
 clean: ## stop the dev Postgres and remove .dev/ and .bin/

@@ -17,12 +17,16 @@ import (
 // tokenTTL is how long the tokens written to .dev/tokens/ stay valid.
 const tokenTTL = 30 * 24 * time.Hour
 
+// demoUnits are the demo's branches (loadDemo's events): the leader leads
+// them, and the agent belongs to them.
+func demoUnits() []string {
+	return []string{"shanghai-pudong", "beijing-chaoyang", "guangzhou-tianhe"}
+}
+
 // devTokens are the people (and systems) of the demo tenant that get a ready
 // token, by file name.
 func devTokens() map[string]issuer.Token {
-	// The demo's branches (loadDemo's events): the leader leads them, and
-	// the agent belongs to them.
-	units := []string{"shanghai-pudong", "beijing-chaoyang", "guangzhou-tianhe"}
+	units := demoUnits()
 	person := func(sub, agent string, roles ...auth.Role) issuer.Token {
 		var rs []string
 		for _, r := range roles {

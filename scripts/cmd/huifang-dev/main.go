@@ -1,8 +1,8 @@
 // Command huifang-dev runs the whole Huifang system on one machine for
 // development (`make run`): PostgreSQL (scripts/postgres.sh, unless
 // DATABASE_URL is set), an embedded NATS server with JetStream (unless
-// NATS_URL is set), the five services from .bin/, and a little demo data
-// loaded through the services' public interfaces. Ctrl-C stops everything it
+// NATS_URL is set), the five services and the console from .bin/, and a
+// little demo data loaded through the services' public interfaces. Ctrl-C stops everything it
 // started, and only that.
 package main
 
@@ -58,6 +58,8 @@ type config struct {
 	natsURL     string
 	natsPort    int
 	issuerPort  int
+	consolePort int
+	console     bool
 	portOffset  int
 	logLevel    string
 	demo        bool
@@ -78,7 +80,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, out io.Writer) er
 	fs.StringVar(&cfg.natsURL, "nats-url", cfg.natsURL, "NATS server with JetStream (env NATS_URL); an embedded one is started when empty")
 	fs.IntVar(&cfg.natsPort, "nats-port", 4223, "port of the embedded NATS server")
 	fs.IntVar(&cfg.issuerPort, "issuer-port", 7000, "port of the local token issuer (OpenID Connect discovery and keys), moved by -port-offset")
-	fs.IntVar(&cfg.portOffset, "port-offset", 0, "added to the default ports (gRPC 7001–7005, HTTP 8001–8005)")
+	fs.IntVar(&cfg.consolePort, "console-port", 8006, "HTTP port of the console (http://localhost:<port>), moved by -port-offset")
+	fs.BoolVar(&cfg.console, "console", true, "start the console (the web pages) beside the services")
+	fs.IntVar(&cfg.portOffset, "port-offset", 0, "added to the default ports (gRPC 7001–7005, HTTP 8001–8006, the issuer's 7000)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "LOG_LEVEL of the services")
 	fs.BoolVar(&cfg.demo, "demo", true, "load demo data once the services are ready")
 	if err := fs.Parse(args); err != nil {
@@ -171,7 +175,16 @@ func run(ctx context.Context, log *slog.Logger, args []string, out io.Writer) er
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
-	printNext(out, st, cfg.natsURL, logDir)
+	consoleURL := ""
+	if cfg.console {
+		c, err := startConsole(ctx, log, cfg, st, is, logDir)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, c.Stop)
+		consoleURL = c.URL
+	}
+	printNext(out, st, cfg.natsURL, logDir, consoleURL)
 
 	<-ctx.Done()
 	log.Info("stopping")
@@ -349,7 +362,24 @@ func demoEvents(now time.Time) []string {
 	return out
 }
 
-func printNext(w io.Writer, st *stack.Stack, natsURL, logDir string) {
+// consoleBanner says where the console is and whom to sign in as.
+func consoleBanner(url, logDir string) string {
+	if url == "" {
+		return ""
+	}
+	return fmt.Sprintf(`
+The console (the web pages): open %s in a browser and pick who you are at the
+development issuer's sign-in page:
+  agent     李娜, agent a-1: the workbench (claim a follow-up, log the visit)
+  leader    王强, leader l-1: the desk (queue, wallboard, complaints, QA, figures)
+  director  陈静: the desk, the monthly report, policy approval
+  owner     赵磊, owner of after_sales: the department's complaints
+  qa        刘洋: quality reviews        admin: the tenant's administrator
+Its log: %s/console.log (docs/console.md)
+`, url, logDir)
+}
+
+func printNext(w io.Writer, st *stack.Stack, natsURL, logDir, consoleURL string) {
 	g := st.GRPCAddr
 	fmt.Fprintf(w, `
 Huifang is running. Services (gRPC, reflection on; HTTP /healthz /readyz /metrics):
@@ -359,7 +389,7 @@ Huifang is running. Services (gRPC, reflection on; HTTP /healthz /readyz /metric
   feedback  %s  http://%s
   analytics %s  http://%s
 NATS: %s
-
+%s
 Every gRPC call needs a bearer token: ready ones for the demo tenant's people are in
 .dev/tokens/ (agent a-1, leader, director, qa, owner, auditor, admin, integrator, operator).
 What to try next:
@@ -379,7 +409,7 @@ What to try next:
 Logs: %s/<service>.log    Ctrl-C stops everything.
 `,
 		g("intake"), st.HTTPAddr("intake"), g("scheduler"), st.HTTPAddr("scheduler"), g("dispatch"), st.HTTPAddr("dispatch"),
-		g("feedback"), st.HTTPAddr("feedback"), g("analytics"), st.HTTPAddr("analytics"), natsURL,
+		g("feedback"), st.HTTPAddr("feedback"), g("analytics"), st.HTTPAddr("analytics"), natsURL, consoleBanner(consoleURL, logDir),
 		g("dispatch"), g("feedback"), g("analytics"), g("scheduler"), g("intake"),
 		natsURL, time.Now().UTC().Format(time.RFC3339), logDir)
 }

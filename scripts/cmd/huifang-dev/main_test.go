@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -42,4 +44,24 @@ func TestInstantPolicyIsTheContract(t *testing.T) {
 	require.Len(t, p.GetSteps(), 1)
 	require.Zero(t, p.GetSteps()[0].GetOffset().AsDuration())
 	require.Equal(t, typesv1.Channel_CHANNEL_PHONE, p.GetSteps()[0].GetChannel())
+}
+
+// The console's session key is made once and kept, so that a restart of
+// make run keeps everybody signed in; a damaged file is refused, not
+// silently replaced.
+func TestSessionKeyIsKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console", "session.key")
+	first, err := sessionKey(path)
+	require.NoError(t, err)
+	require.Len(t, first, 64, "32 bytes, hex")
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "only the owner reads it")
+	again, err := sessionKey(path)
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+
+	require.NoError(t, os.WriteFile(path, []byte("short\n"), 0o600))
+	_, err = sessionKey(path)
+	require.ErrorContains(t, err, "not 32 bytes")
 }
