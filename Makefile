@@ -92,7 +92,7 @@ vulncheck: ## govulncheck over every module, against golang.org/x/vulndb from th
 # The compose file needs its passwords and intake's keys set to be read; any value will do here.
 COMPOSE_FILE_CHECK := POSTGRES_PASSWORD=lint GRAFANA_ADMIN_PASSWORD=lint ENCRYPTION_KEYS=lint HASH_KEY=lint AUTH_ISSUER=http://lint \
   DISPATCH_CLIENT_SECRET=lint INTAKE_CLIENT_SECRET=lint NATS_ANALYTICS_PASSWORD=lint NATS_DISPATCH_PASSWORD=lint NATS_ERP_PASSWORD=lint \
-  NATS_FEEDBACK_PASSWORD=lint NATS_INTAKE_PASSWORD=lint NATS_SCHEDULER_PASSWORD=lint
+  NATS_FEEDBACK_PASSWORD=lint NATS_INTAKE_PASSWORD=lint NATS_SCHEDULER_PASSWORD=lint CONSOLE_SESSION_KEY=lint
 .PHONY: lint-deploy
 lint-deploy: ## render the Kubernetes overlays and decode them strictly, parse the alert rules and dashboard queries as Prometheus would (offline); check the compose file when docker compose or docker-compose exists
 	cd deploy && go test -count=1 ./...

@@ -57,8 +57,24 @@ var callers = map[string]struct {
 	}, "PEER_CA_FILE"},
 }
 
-// calls reports whether from calls to's gRPC port (callers).
+// console is the console's name: the web pages (HTTP 8006 only), a client
+// of every service's gRPC port with each signed-in person's token; no
+// database, no NATS, no client secret of its own (a public client).
+const console = "console"
+
+// consoleHTTP is the console's HTTP port.
+const consoleHTTP = 8006
+
+// consoleSecret holds the console's SESSION_KEY (key session-key).
+const consoleSecret = "huifang-console-session"
+
+// calls reports whether from calls to's gRPC port (callers; the console
+// calls every service).
 func calls(from, to string) bool {
+	if from == console {
+		_, ok := services[to]
+		return ok
+	}
 	for _, peer := range callers[from].addrs {
 		if peer == to {
 			return true
@@ -89,7 +105,7 @@ var operatorKinds = []string{"postgresql.cnpg.io/v1/Cluster", "postgresql.cnpg.i
 // as the overlay's comments say.
 var externalSecrets = map[string][]string{
 	"dev":  nil,
-	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client", "huifang-intake-client", "nats-ca", grpcTLSSecret},
+	"prod": {"huifang-pg-app", "huifang-nats", "huifang-backup-s3", "huifang-nats-users", "huifang-intake-keys", "huifang-dispatch-client", "huifang-intake-client", "nats-ca", grpcTLSSecret, consoleSecret},
 }
 
 // grpcTLSSecret holds the certificate the services serve gRPC with in
@@ -196,7 +212,8 @@ func TestOverlaysRenderAndDecodeStrictly(t *testing.T) {
 	for _, overlay := range deploy.Overlays() {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
-			require.Len(t, r.deployments, len(services), "one Deployment per service")
+			require.Len(t, r.deployments, len(services)+1, "one Deployment per service, and the console's")
+			t.Run(console, func(t *testing.T) { checkConsole(t, overlay, r) })
 			for name, ports := range services {
 				t.Run(name, func(t *testing.T) {
 					d := r.deployments[name]
@@ -689,6 +706,13 @@ func TestNetworkPoliciesAllowOnlyTheNeededCalls(t *testing.T) {
 						"%s's pods admit %s on their gRPC port", peer, caller)
 				}
 			}
+			for peer := range services {
+				from, to := r.deployments[console], r.deployments[peer]
+				require.True(t, admits(t, r.policies, networkingv1.PolicyTypeEgress, from, to, services[peer][0]),
+					"the console's pods may reach %s's gRPC port", peer)
+				require.True(t, admits(t, r.policies, networkingv1.PolicyTypeIngress, from, to, services[peer][0]),
+					"%s's pods admit the console on their gRPC port", peer)
+			}
 			webhook := false
 			for _, np := range r.policies {
 				if np.Name != "huifang-intake-webhook" {
@@ -755,7 +779,7 @@ func TestNATSHelmValues(t *testing.T) {
 func TestComposeTopology(t *testing.T) {
 	c := composeFile(t)
 	for _, name := range []string{"nats-1", "nats-2", "nats-3", "postgres", "otel-collector", "jaeger", "prometheus", "grafana",
-		"intake", "scheduler-1", "scheduler-2", "dispatch-1", "dispatch-2", "feedback", "analytics"} {
+		"intake", "scheduler-1", "scheduler-2", "dispatch-1", "dispatch-2", "feedback", "analytics", console} {
 		require.Contains(t, c.Services, name)
 	}
 	replicas := map[string]int{}
@@ -766,6 +790,9 @@ func TestComposeTopology(t *testing.T) {
 			continue
 		}
 		replicas[svc]++
+		if svc == console {
+			continue // TestComposeConsole
+		}
 		require.Contains(t, services, svc, name)
 		require.Equal(t, "3", s.Environment["STREAM_REPLICAS"], "%s: R3 streams", name)
 		require.Equal(t, "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222", s.Environment["NATS_URL"], name)
@@ -817,7 +844,7 @@ func TestComposeTopology(t *testing.T) {
 	require.Contains(t, string(example), "\nHASH_KEY=\n")
 	require.Contains(t, string(example), "\nDISPATCH_CLIENT_SECRET=\n", "no client secret in the example: the issuer makes it")
 	require.Contains(t, string(example), "\nINTAKE_CLIENT_SECRET=\n", "no client secret in the example: the issuer makes it")
-	require.Equal(t, map[string]int{"intake": 1, "scheduler": 2, "dispatch": 2, "feedback": 1, "analytics": 1}, replicas)
+	require.Equal(t, map[string]int{"intake": 1, "scheduler": 2, "dispatch": 2, "feedback": 1, "analytics": 1, console: 1}, replicas)
 
 	conf, err := os.ReadFile("compose/nats.conf")
 	require.NoError(t, err)
@@ -931,7 +958,7 @@ func TestDockerfile(t *testing.T) {
 	ignore, err := os.ReadFile("../.dockerignore")
 	require.NoError(t, err)
 	copyRE := regexp.MustCompile(`(?m)^COPY (?:--from=\S+ )?(.+) \S+$`)
-	for svc := range services {
+	for _, svc := range append(slices.Collect(maps.Keys(services)), console) {
 		for _, m := range copyRE.FindAllStringSubmatch(df, -1) {
 			if strings.Contains(m[0], "--from=") {
 				continue
@@ -972,7 +999,7 @@ func TestComposeNATSUsers(t *testing.T) {
 	for name, s := range composeFile(t).Services {
 		image, _, _ := strings.Cut(s.Image, ":")
 		svc, ok := strings.CutPrefix(image, "huifang/")
-		if !ok {
+		if !ok || svc == console {
 			continue
 		}
 		require.Equal(t, svc, s.Environment["NATS_USER"], name)
@@ -1082,4 +1109,190 @@ func composeFile(t *testing.T) compose {
 	var c compose
 	require.NoError(t, yaml.Unmarshal(b, &c))
 	return c
+}
+
+// checkConsole: the console runs like the services (non-root, read-only,
+// probes, a disruption budget, rolling updates that never lower capacity)
+// but holds no database, NATS or client secret; it serves HTTP only, reads
+// SESSION_KEY from its Secret (never a value in the manifests), names the
+// five services' gRPC ports through their Services, and, in production, is
+// reached over HTTPS and checks the services' certificate.
+func checkConsole(t *testing.T, overlay string, r rendered) {
+	d := r.deployments[console]
+	require.NotNil(t, d, "Deployment console")
+	spec := d.Spec.Template.Spec
+	podLabels := labels.Set(d.Spec.Template.Labels)
+	require.True(t, labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(podLabels))
+	require.NotEqual(t, "service", podLabels["app.kubernetes.io/component"], "the services' policies (NATS, Postgres) do not apply to the console")
+	require.Zero(t, d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue(), "a rollout never lowers capacity")
+	require.True(t, *spec.SecurityContext.RunAsNonRoot)
+	require.False(t, *spec.AutomountServiceAccountToken)
+	require.Empty(t, spec.InitContainers, "no migration: the console keeps no data")
+	require.Len(t, spec.Containers, 1)
+	c := spec.Containers[0]
+	image, tag, ok := strings.Cut(c.Image, ":")
+	require.True(t, ok, "image %s has a tag", c.Image)
+	require.Equal(t, "huifang/console", image)
+	if overlay == "prod" {
+		require.NotContains(t, []string{"latest", "dev"}, tag, "production images are pinned")
+		require.GreaterOrEqual(t, *d.Spec.Replicas, int32(2), "production runs the console twice")
+	}
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		require.Contains(t, c.Resources.Requests, res)
+		require.Contains(t, c.Resources.Limits, res)
+	}
+	require.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
+	require.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
+	require.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
+	named := map[string]int32{}
+	for _, p := range c.Ports {
+		named[p.Name] = p.ContainerPort
+	}
+	require.Equal(t, map[string]int32{"http": consoleHTTP}, named, "HTTP only")
+	require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+	require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+	require.Equal(t, intstr.FromString("http"), c.ReadinessProbe.HTTPGet.Port)
+
+	// Its variables: from the container and the ConfigMaps it reads.
+	env := map[string]corev1.EnvVar{}
+	for _, from := range c.EnvFrom {
+		require.NotNil(t, from.ConfigMapRef, "the console reads ConfigMaps only as a whole")
+		cm := r.configMaps[from.ConfigMapRef.Name]
+		require.NotNil(t, cm, "ConfigMap %s", from.ConfigMapRef.Name)
+		for k, v := range cm.Data {
+			env[k] = corev1.EnvVar{Name: k, Value: v}
+		}
+	}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	for _, v := range []string{"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "AUTH_CLIENT_SECRET", "DEV_MODE", "GRPC_ADDR"} {
+		require.NotContains(t, envNames(c), v, "the console has no %s", v)
+	}
+	require.Equal(t, fmt.Sprintf(":%d", consoleHTTP), env["HTTP_ADDR"].Value)
+	require.True(t, strings.HasPrefix(env["AUTH_ISSUER"].Value, "https://"))
+	require.NotEmpty(t, env["AUTH_CLIENT_ID"].Value, "the console's public client at the issuer")
+	public := env["PUBLIC_URL"].Value
+	if overlay == "prod" {
+		require.True(t, strings.HasPrefix(public, "https://"), "production serves the console over HTTPS (__Host- cookies): %s", public)
+	} else {
+		require.NotEmpty(t, public)
+	}
+	key := env["SESSION_KEY"]
+	require.Empty(t, key.Value, "SESSION_KEY: no value in the manifests")
+	require.NotNil(t, key.ValueFrom)
+	require.NotNil(t, key.ValueFrom.SecretKeyRef, "SESSION_KEY comes from a Secret")
+	require.Equal(t, consoleSecret, key.ValueFrom.SecretKeyRef.Name)
+	require.Equal(t, "session-key", key.ValueFrom.SecretKeyRef.Key)
+	require.False(t, key.ValueFrom.SecretKeyRef.Optional != nil && *key.ValueFrom.SecretKeyRef.Optional, "SESSION_KEY is required")
+	if sec, ok := r.secrets[consoleSecret]; ok {
+		v := sec.Data["session-key"]
+		if v == nil {
+			v = []byte(sec.StringData["session-key"])
+		}
+		require.GreaterOrEqual(t, len(v), 64, "32 bytes, hex")
+	} else {
+		require.Contains(t, externalSecrets[overlay], consoleSecret)
+	}
+	for peer, ports := range services {
+		variable := strings.ToUpper(peer) + "_ADDR"
+		host, port, err := net.SplitHostPort(env[variable].Value)
+		require.NoError(t, err, "console %s is host:port", variable)
+		svc := r.services[host]
+		require.NotNil(t, svc, "console %s names a Service", variable)
+		require.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(r.deployments[peer].Spec.Template.Labels)), "console %s reaches %s", variable, peer)
+		require.Equal(t, fmt.Sprint(ports[0]), port, "console %s is %s's gRPC port", variable, peer)
+	}
+	if overlay == "prod" {
+		m, secret, k, ok := mountedSecretFile(t, spec, c, env["GRPC_CA_FILE"].Value)
+		require.True(t, ok, "prod: GRPC_CA_FILE is a file of a mounted Secret (the services serve gRPC over TLS)")
+		require.Equal(t, grpcTLSSecret, secret.SecretName)
+		require.Equal(t, "ca.crt", k)
+		require.True(t, m.ReadOnly)
+		require.NotContains(t, env, "GRPC_TLS_CERT", "the console serves no gRPC")
+	}
+
+	svc := r.services[console]
+	require.NotNil(t, svc, "Service console")
+	require.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels))
+	for _, p := range svc.Spec.Ports {
+		require.Contains(t, named, p.TargetPort.String())
+	}
+	pdbs := 0
+	for _, p := range r.pdbs {
+		s, err := metaSelector(p.Spec.Selector)
+		require.NoError(t, err)
+		if s.Matches(podLabels) {
+			pdbs++
+		}
+	}
+	require.Equal(t, 1, pdbs, "one PodDisruptionBudget covers the console")
+	if hpa := r.hpas[console]; hpa != nil {
+		require.Equal(t, *d.Spec.Replicas, *hpa.Spec.MinReplicas)
+	}
+	var ingress, egress bool
+	for _, np := range r.policies {
+		s, err := metaSelector(&np.Spec.PodSelector)
+		require.NoError(t, err)
+		if !s.Matches(podLabels) {
+			continue
+		}
+		for _, pt := range np.Spec.PolicyTypes {
+			ingress = ingress || pt == networkingv1.PolicyTypeIngress
+			egress = egress || pt == networkingv1.PolicyTypeEgress
+		}
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				require.Equal(t, "http", p.Port.String(), "policy %s: only the console's HTTP port takes traffic", np.Name)
+			}
+		}
+	}
+	require.True(t, ingress && egress, "NetworkPolicies restrict the console's traffic both ways")
+}
+
+// The compose file runs the console beside the services: its session key
+// and issuer required, the services' gRPC ports by the names every replica
+// answers to, no database or NATS, scraped by Prometheus.
+func TestComposeConsole(t *testing.T) {
+	c := composeFile(t)
+	s, ok := c.Services[console]
+	require.True(t, ok, "compose runs the console")
+	require.True(t, strings.HasPrefix(s.Image, "huifang/console:"), s.Image)
+	args := s.Build["args"].(map[string]any)
+	require.Equal(t, console, args["SERVICE"])
+	require.Equal(t, fmt.Sprint(consoleHTTP), args["HTTP_PORT"])
+	require.NotContains(t, args, "GRPC_PORT", "the console serves no gRPC")
+	env := s.Environment
+	require.Equal(t, fmt.Sprintf(":%d", consoleHTTP), env["HTTP_ADDR"])
+	require.Contains(t, env["AUTH_ISSUER"], "${AUTH_ISSUER:?", "the issuer is required")
+	require.Contains(t, env["SESSION_KEY"], "${CONSOLE_SESSION_KEY:?", "the session key is required")
+	require.Contains(t, env["PUBLIC_URL"], "${CONSOLE_PUBLIC_URL")
+	require.Contains(t, env["AUTH_CLIENT_ID"], "${CONSOLE_CLIENT_ID")
+	for _, v := range []string{"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "AUTH_CLIENT_SECRET", "DEV_MODE"} {
+		require.NotContains(t, env, v, "the console has no %s", v)
+	}
+	for peer, ports := range services {
+		variable := strings.ToUpper(peer) + "_ADDR"
+		host, port, err := net.SplitHostPort(env[variable])
+		require.NoError(t, err, "console %s is host:port", variable)
+		require.Equal(t, fmt.Sprint(ports[0]), port, "console %s is %s's gRPC port", variable, peer)
+		var answer, replicas []string
+		for other, o := range c.Services {
+			if strings.HasPrefix(o.Image, "huifang/"+peer+":") {
+				replicas = append(replicas, other)
+			}
+			if other == host || slices.Contains(o.aliases(), host) {
+				answer = append(answer, other)
+			}
+		}
+		slices.Sort(answer)
+		slices.Sort(replicas)
+		require.Equal(t, replicas, answer, "console %s %s reaches every replica of %s, and nothing else", variable, host, peer)
+	}
+	example := string(envExample(t))
+	require.Contains(t, example, "\nCONSOLE_SESSION_KEY=\n", "no session key in the example: each installation generates its own")
+	require.Contains(t, example, "\nCONSOLE_PUBLIC_URL=")
+	prom, err := os.ReadFile("compose/prometheus.yml")
+	require.NoError(t, err)
+	require.Contains(t, string(prom), fmt.Sprintf("console:%d", consoleHTTP))
 }
