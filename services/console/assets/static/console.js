@@ -29,10 +29,13 @@
     var poll = null;
     var es = new EventSource(url);
     es.addEventListener("change", function () { parts.forEach(reload); });
-    es.addEventListener("gone", function () {
-      es.close();
+    function fallBack() {
       if (!poll) { poll = setInterval(function () { parts.forEach(reload); }, 30000); }
-    });
+    }
+    es.addEventListener("gone", function () { es.close(); fallBack(); });
+    // A stream refused for good (401 once the session ended): the parts
+    // poll instead, and their first 401 reloads the page, which signs in.
+    es.addEventListener("error", function () { if (es.readyState === EventSource.CLOSED) { fallBack(); } });
     parts.forEach(function (el) { el.dataset.following = "1"; });
   }
 

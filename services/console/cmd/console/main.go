@@ -120,6 +120,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Help: "Console HTTP requests, by method and status code.",
 	}, []string{"method", "code"})
 	srv.Registry.MustRegister(requests)
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		requests.WithLabelValues(m, "200") // exported from the start, at zero
+	}
 	srv.Handle("/", counted(requests, pages))
 	srv.SetReady(true)
 	log.Info("console ready", "url", cfg.PublicURL, "issuer", cfg.AuthIssuer)
@@ -143,12 +146,20 @@ func decodeKey(s string) ([]byte, error) {
 	return nil, errors.New("config: SESSION_KEY must be at least 32 bytes, hex or base64")
 }
 
-// counted counts the requests by method and status.
+// counted counts the requests by method and status; a method other than
+// GET, HEAD and POST counts as "other" (a client chooses it: the series
+// stay few).
 func counted(c *prometheus.CounterVec, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		c.WithLabelValues(r.Method, fmt.Sprint(rec.code)).Inc()
+		method := r.Method
+		switch method {
+		case http.MethodGet, http.MethodHead, http.MethodPost:
+		default:
+			method = "other"
+		}
+		c.WithLabelValues(method, fmt.Sprint(rec.code)).Inc()
 	})
 }
 

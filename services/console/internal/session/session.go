@@ -39,12 +39,14 @@ type Session struct {
 type Store struct {
 	codec  *securecookie.SecureCookie
 	name   string
+	signIn string
 	secure bool
 }
 
 // NewStore derives the cookie keys from key (at least 32 bytes of secret).
-// secure prefixes the cookie name with __Host- (the page is served over
-// HTTPS); the cookie is marked Secure either way (browsers accept Secure
+// secure prefixes the cookies' names with __Host- (the page is served over
+// HTTPS: the browser then keeps them to this host, Secure, path /); they
+// are marked Secure either way (browsers accept Secure
 // cookies from http://localhost).
 func NewStore(key []byte, secure bool) (*Store, error) {
 	if len(key) < 32 {
@@ -60,11 +62,11 @@ func NewStore(key []byte, secure bool) (*Store, error) {
 	}
 	codec := securecookie.New(hash, block).SetSerializer(securecookie.JSONEncoder{}).MaxAge(0)
 	codec.MaxLength(8192)
-	name := "huifang_session"
+	name, signIn := "huifang_session", "huifang_signin"
 	if secure {
-		name = "__Host-" + name
+		name, signIn = "__Host-"+name, "__Host-"+signIn
 	}
-	return &Store{codec: codec, name: name, secure: secure}, nil
+	return &Store{codec: codec, name: name, signIn: signIn, secure: secure}, nil
 }
 
 // ErrNone is what Load returns when the request has no valid session.
@@ -108,21 +110,19 @@ type SignIn struct {
 	Next     string `json:"x"`
 }
 
-const signInCookie = "huifang_signin"
-
 // signInTTL is how long a sign-in may take at the identity provider.
 const signInTTL = 10 * time.Minute
 
 // SaveSignIn keeps in for the return from the identity provider.
 func (s *Store) SaveSignIn(w http.ResponseWriter, in SignIn, now time.Time) error {
-	return s.write(w, signInCookie, in, now.Add(signInTTL))
+	return s.write(w, s.signIn, in, now.Add(signInTTL))
 }
 
 // TakeSignIn returns the pending sign-in and forgets it.
 func (s *Store) TakeSignIn(w http.ResponseWriter, r *http.Request) (SignIn, error) {
 	var in SignIn
-	err := s.read(r, signInCookie, &in)
-	s.clear(w, signInCookie)
+	err := s.read(r, s.signIn, &in)
+	s.clear(w, s.signIn)
 	if err != nil {
 		return SignIn{}, ErrNone
 	}

@@ -278,7 +278,7 @@ func codeOf(err error) int {
 // sends the user to sign in again.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, u *User, page string, data any, err error) {
 	if status.Code(err) == codes.Unauthenticated {
-		http.Redirect(w, r, "/signin?next="+r.URL.Path, http.StatusSeeOther)
+		s.signInAgain(w, r)
 		return
 	}
 	if codeOf(err) >= 500 {

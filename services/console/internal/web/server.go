@@ -54,7 +54,9 @@ type Server struct {
 	oauth    oauth2.Config
 	pages    *pages
 	mux      *http.ServeMux
-	now      func() time.Time
+	// https: PUBLIC_URL is https (HSTS, __Host- cookies).
+	https bool
+	now   func() time.Time
 	// liveTopics are what GET /live follows (topic).
 	liveTopics map[string]watcher
 }
@@ -92,7 +94,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, api *backend.Clients
 		oauth: oauth2.Config{ClientID: cfg.ClientID, Endpoint: endpoint,
 			RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/auth/callback",
 			Scopes:      []string{oidc.ScopeOpenID, "profile"}},
-		pages: tpl, mux: http.NewServeMux(), now: cfg.Now,
+		pages: tpl, mux: http.NewServeMux(), now: cfg.Now, https: pub.Scheme == "https",
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -106,10 +108,17 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, api *backend.Clients
 // the security headers of every page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self' "+s.cfg.Issuer)
+	// Scripts, styles and everything else from this site only (no inline
+	// script or style), no plugins, no <base> rewriting links, no framing;
+	// forms post here (or to the identity provider).
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' "+s.cfg.Issuer)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if s.https {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	s.csrf().ServeHTTP(w, r)
 }
 

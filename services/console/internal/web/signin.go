@@ -116,10 +116,17 @@ func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
 }
 
 // localPath keeps next only when it is a path of this site (no open
-// redirect).
+// redirect): it starts with one slash, and holds no backslash or control
+// character (browsers read "/\evil.example" and "/<tab>/evil.example" as
+// "//evil.example", another site).
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return ""
+	}
+	for _, c := range next {
+		if c == '\\' || c < 0x20 || c == 0x7f {
+			return ""
+		}
 	}
 	return next
 }

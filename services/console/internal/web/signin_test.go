@@ -27,7 +27,7 @@ type console struct {
 	issuer *issuer.Issuer
 }
 
-func startConsole(t *testing.T) console {
+func startConsole(t *testing.T, opts ...func(*web.Config)) console {
 	t.Helper()
 	is, err := issuer.Listen("127.0.0.1:0", "huifang")
 	require.NoError(t, err)
@@ -40,10 +40,14 @@ func startConsole(t *testing.T) console {
 	api, err := backend.Dial(backend.Addrs{Intake: "127.0.0.1:1", Scheduler: "127.0.0.1:1", Dispatch: "127.0.0.1:1", Feedback: "127.0.0.1:1", Analytics: "127.0.0.1:1"})
 	require.NoError(t, err)
 	t.Cleanup(api.Close)
-	srv, err := web.New(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), web.Config{
+	cfg := web.Config{
 		PublicURL: pub, Issuer: is.URL(), ClientID: "huifang-console", Auth: is.Config(),
 		SessionKey: []byte("0123456789abcdef0123456789abcdef"),
-	}, api)
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := web.New(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, api)
 	require.NoError(t, err)
 	ts.Config.Handler = srv
 	ts.Start()

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/huifang/huifang/pkg/auth"
@@ -53,12 +55,13 @@ func (s *Server) user(r *http.Request) (*User, error) {
 	return &User{Session: sess, Principal: p, Loc: loc}, nil
 }
 
-// page wraps a GET handler: an unsigned visitor is sent to sign in and back.
+// page wraps a GET handler: an unsigned visitor (or one whose access token
+// expired) is sent to sign in and back.
 func (s *Server) page(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, err := s.user(r)
 		if errors.Is(err, session.ErrNone) {
-			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			s.signInAgain(w, r)
 			return
 		}
 		if err != nil {
@@ -83,10 +86,43 @@ func (s *Server) action(h handler) http.HandlerFunc {
 		if tok == "" {
 			tok = r.Header.Get("X-CSRF-Token")
 		}
-		if tok == "" || tok != u.CSRF {
+		if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(u.CSRF)) != 1 {
 			http.Error(w, "refused: the form is stale or forged (no matching anti-forgery token); reload the page", http.StatusForbidden)
 			return
 		}
 		h(w, r, u)
 	})
+}
+
+// signInAgain answers a request without a valid session (none, or its
+// access token expired or was refused by a service). A page is sent to sign
+// in and back to itself; a form posted is sent back to the page it was on
+// (its Referer, when that is a page of this site), since its answer would
+// be lost; a live part or stream (X-Fragment, EventSource) gets 401, and
+// console.js reloads the whole page, which then signs in.
+func (s *Server) signInAgain(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Fragment") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "signed out: reload the page to sign in again", http.StatusUnauthorized)
+		return
+	}
+	next := r.URL.RequestURI()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		next = s.sameSite(r.Referer())
+	}
+	http.Redirect(w, r, "/signin?next="+url.QueryEscape(next), http.StatusSeeOther)
+}
+
+// sameSite is the path and query of ref when it is a page of this console
+// (PublicURL's origin), else "/".
+func (s *Server) sameSite(ref string) string {
+	u, err := url.Parse(ref)
+	pub, perr := url.Parse(s.cfg.PublicURL)
+	if err != nil || perr != nil || u.Scheme != pub.Scheme || u.Host != pub.Host {
+		return "/"
+	}
+	if p := localPath(u.RequestURI()); p != "" {
+		return p
+	}
+	return "/"
 }
