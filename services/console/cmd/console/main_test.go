@@ -1,12 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/huifang/huifang/pkg/issuer"
+	"github.com/huifang/huifang/pkg/ports"
 )
 
 // The request counter keeps few series: a method a client makes up counts
@@ -48,4 +58,77 @@ func TestDecodeKey(t *testing.T) {
 	k, err := decodeKey("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 	require.NoError(t, err)
 	require.Len(t, k, 32)
+}
+
+// TestRunServesProbesMetricsAndPages: the process answers /healthz, turns
+// ready once the identity provider is discovered, exports
+// huifang_console_requests_total on /metrics from the start, sends an
+// unsigned visitor to sign in, and stops cleanly; its log holds no secret.
+func TestRunServesProbesMetricsAndPages(t *testing.T) {
+	is, err := issuer.Listen("127.0.0.1:0", "huifang")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = is.Close() })
+	free, err := ports.Free(1)
+	require.NoError(t, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", free[0])
+	key := "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	t.Setenv("HTTP_ADDR", addr)
+	t.Setenv("PUBLIC_URL", "http://localhost:"+fmt.Sprint(free[0]))
+	t.Setenv("AUTH_ISSUER", is.URL())
+	t.Setenv("AUTH_JWKS_URL", is.JWKSURL())
+	t.Setenv("SESSION_KEY", key)
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Minute):
+			t.Error("run did not return after its context ended")
+		}
+	})
+
+	get := func(path string) (int, string) {
+		c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err := c.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK }, time.Minute, 50*time.Millisecond, "ready")
+	code, _ := get("/healthz")
+	require.Equal(t, http.StatusOK, code)
+	code, metrics := get("/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, metrics, "huifang_console_requests_total")
+	code, _ = get("/")
+	require.Equal(t, http.StatusSeeOther, code, "an unsigned visitor is sent to sign in")
+	_, metrics = get("/metrics")
+	require.Contains(t, metrics, `huifang_console_requests_total{code="303",method="GET"} 1`)
+	require.NotContains(t, logs.String(), key, "SESSION_KEY is never logged")
+}
+
+// syncBuffer is a bytes.Buffer the test and the server may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
