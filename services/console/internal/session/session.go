@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -113,20 +114,76 @@ type SignIn struct {
 // signInTTL is how long a sign-in may take at the identity provider.
 const signInTTL = 10 * time.Minute
 
-// SaveSignIn keeps in for the return from the identity provider.
-func (s *Store) SaveSignIn(w http.ResponseWriter, in SignIn, now time.Time) error {
-	return s.write(w, s.signIn, in, now.Add(signInTTL))
+// maxSignIns bounds the sign-ins a browser keeps under way: beyond it the
+// older ones are forgotten (their cookies would swell every request).
+const maxSignIns = 4
+
+// SaveSignIn keeps in for the return from the identity provider, in a
+// cookie of its own named after its state: sign-ins under way in two tabs
+// (a session that expired in both) do not overwrite each other.
+func (s *Store) SaveSignIn(w http.ResponseWriter, r *http.Request, in SignIn, now time.Time) error {
+	name, ok := s.signInName(in.State)
+	if !ok {
+		return errors.New("session: a sign-in's state must be random URL-safe text")
+	}
+	var pending []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, s.signIn+"_") {
+			pending = append(pending, c.Name)
+		}
+	}
+	if len(pending) >= maxSignIns {
+		for _, p := range pending {
+			s.clear(w, p)
+		}
+	}
+	return s.write(w, name, in, now.Add(signInTTL))
 }
 
-// TakeSignIn returns the pending sign-in and forgets it.
-func (s *Store) TakeSignIn(w http.ResponseWriter, r *http.Request) (SignIn, error) {
+// TakeSignIn returns the pending sign-in whose state the identity
+// provider sent back, and forgets it; ErrNone when there is none (another
+// browser's state, a forged one, or over ten minutes old).
+func (s *Store) TakeSignIn(w http.ResponseWriter, r *http.Request, state string) (SignIn, error) {
+	name, ok := s.signInName(state)
+	if !ok {
+		return SignIn{}, ErrNone
+	}
 	var in SignIn
-	err := s.read(r, s.signIn, &in)
-	s.clear(w, s.signIn)
+	err := s.read(r, name, &in)
 	if err != nil {
 		return SignIn{}, ErrNone
 	}
+	s.clear(w, name)
+	if in.State != state {
+		return SignIn{}, ErrNone
+	}
 	return in, nil
+}
+
+// SignInUnderWay tells whether the request carries a sign-in of this
+// browser (any state).
+func (s *Store) SignInUnderWay(r *http.Request) bool {
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, s.signIn+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+// signInName is the cookie of the sign-in with state: the prefix and the
+// state's first 16 characters, when the state is URL-safe text of at least
+// that length (what Random makes).
+func (s *Store) signInName(state string) (string, bool) {
+	if len(state) < 16 {
+		return "", false
+	}
+	for _, c := range state {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "", false
+		}
+	}
+	return s.signIn + "_" + state[:16], true
 }
 
 func (s *Store) read(r *http.Request, name string, dst any) error {

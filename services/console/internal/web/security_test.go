@@ -55,7 +55,7 @@ func TestHTTPSCookiesAreHostPrefixed(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)
 	cookies := res.Header.Values("Set-Cookie")
 	require.Len(t, cookies, 1)
-	require.True(t, strings.HasPrefix(cookies[0], "__Host-huifang_signin="), cookies[0])
+	require.True(t, strings.HasPrefix(cookies[0], "__Host-huifang_signin_"), cookies[0])
 	for _, want := range []string{"Path=/", "Secure", "HttpOnly", "SameSite=Lax"} {
 		require.Contains(t, cookies[0], want)
 	}
@@ -138,4 +138,51 @@ func TestExpiredSessionSignsInAgain(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode, page)
 	require.Equal(t, c.url+"/?x=2", res.Request.URL.String())
 	require.Contains(t, page, "Hello, Agent Wang")
+}
+
+// TestTwoSignInsInOneBrowser: two tabs sent to sign in at once (a session
+// that expired in both) each come back to their own page.
+func TestTwoSignInsInOneBrowser(t *testing.T) {
+	c := startConsole(t)
+	b := browser(t)
+	start := func(page string) url.Values {
+		res, err := b.Get(c.url + page)
+		require.NoError(t, err)
+		require.Contains(t, body(t, res), `value="agent"`, "at the identity provider's picker")
+		form := res.Request.URL.Query()
+		form.Set("login", "agent")
+		return form
+	}
+	first, second := start("/?tab=1"), start("/?tab=2")
+	require.NotEqual(t, first.Get("state"), second.Get("state"))
+	for tab, form := range map[string]url.Values{"1": first, "2": second} {
+		res, err := b.PostForm(c.issuer.AuthorizeURL(), form)
+		require.NoError(t, err)
+		page := body(t, res)
+		require.Equal(t, http.StatusOK, res.StatusCode, page)
+		require.Equal(t, c.url+"/?tab="+tab, res.Request.URL.String())
+	}
+}
+
+// TestSignInsUnderWayAreBounded: a browser that starts many sign-ins keeps
+// a few of their cookies, not all (they go with every request).
+func TestSignInsUnderWayAreBounded(t *testing.T) {
+	c := startConsole(t)
+	b := browser(t)
+	b.CheckRedirect = noRedirects().CheckRedirect
+	for range 10 {
+		res, err := b.Get(c.url + "/signin?next=/")
+		require.NoError(t, err)
+		body(t, res)
+		require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	}
+	u, _ := url.Parse(c.url)
+	pending := 0
+	for _, ck := range b.Jar.Cookies(u) {
+		if strings.HasPrefix(ck.Name, "huifang_signin_") {
+			pending++
+		}
+	}
+	require.Positive(t, pending)
+	require.LessOrEqual(t, pending, 4)
 }

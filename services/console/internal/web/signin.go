@@ -24,7 +24,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	verifier := oauth2.GenerateVerifier()
 	in := session.SignIn{State: state, Nonce: nonce, Verifier: verifier, Next: localPath(r.URL.Query().Get("next"))}
-	if err := s.sessions.SaveSignIn(w, in, s.now()); err != nil {
+	if err := s.sessions.SaveSignIn(w, r, in, s.now()); err != nil {
 		http.Error(w, "sign-in is unavailable", http.StatusInternalServerError)
 		return
 	}
@@ -40,17 +40,17 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 // token (signature, audience, nonce) and the access token (as the
 // services will), and starts the session.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
-	in, err := s.sessions.TakeSignIn(w, r)
 	q := r.URL.Query()
+	in, err := s.sessions.TakeSignIn(w, r, q.Get("state"))
 	switch {
+	case err != nil && q.Get("state") != "" && s.sessions.SignInUnderWay(r):
+		s.signInFailed(w, r, "the answer does not belong to this browser's sign-in (state)")
+		return
 	case err != nil:
 		s.signInFailed(w, r, "no sign-in was under way in this browser (or it took over ten minutes)")
 		return
 	case q.Get("error") != "":
 		s.signInFailed(w, r, "the identity provider refused: "+q.Get("error"))
-		return
-	case q.Get("state") == "" || q.Get("state") != in.State:
-		s.signInFailed(w, r, "the answer does not belong to this browser's sign-in (state)")
 		return
 	}
 	tok, err := s.oauth.Exchange(r.Context(), q.Get("code"), oauth2.VerifierOption(in.Verifier))
