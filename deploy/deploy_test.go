@@ -343,16 +343,9 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 		require.Contains(t, named, p.TargetPort.String(), "Service %s port %s targets a named container port", d.Name, p.Name)
 	}
 
-	pdbs := 0
-	for _, p := range r.pdbs {
-		s, err := metaSelector(p.Spec.Selector)
-		require.NoError(t, err)
-		if s.Matches(podLabels) {
-			pdbs++
-			require.NotNil(t, p.Spec.MaxUnavailable)
-		}
-	}
-	require.Equal(t, 1, pdbs, "one PodDisruptionBudget covers %s", d.Name)
+	pdbs := covering(t, r, podLabels)
+	require.Len(t, pdbs, 1, "one PodDisruptionBudget covers %s", d.Name)
+	require.NotNil(t, pdbs[0].Spec.MaxUnavailable)
 
 	hpa := r.hpas[d.Name]
 	require.NotNil(t, hpa, "HorizontalPodAutoscaler for %s", d.Name)
@@ -365,17 +358,8 @@ func checkDeployment(t *testing.T, overlay string, r rendered, d *appsv1.Deploym
 
 	// NetworkPolicies: the pods are isolated both ways, and every port a
 	// policy names exists on the pods it selects.
-	var ingress, egress bool
-	for _, np := range r.policies {
-		s, err := metaSelector(&np.Spec.PodSelector)
-		require.NoError(t, err)
-		if !s.Matches(podLabels) {
-			continue
-		}
-		for _, pt := range np.Spec.PolicyTypes {
-			ingress = ingress || pt == networkingv1.PolicyTypeIngress
-			egress = egress || pt == networkingv1.PolicyTypeEgress
-		}
+	policies, ingress, egress := selecting(t, r, podLabels)
+	for _, np := range policies {
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.Ports {
 				if p.Port != nil && p.Port.Type == intstr.String {
@@ -813,19 +797,12 @@ func TestComposeTopology(t *testing.T) {
 				require.Equal(t, fmt.Sprint(services[peer][0]), port, "%s: %s is %s's gRPC port", name, variable, peer)
 				// The compose services answering to host (by name or network
 				// alias): every replica of peer, and nothing else.
-				var answer, replicas []string
-				for other, o := range c.Services {
-					if strings.HasPrefix(o.Image, "huifang/"+peer+":") {
-						replicas = append(replicas, other)
-					}
-					if other == host || slices.Contains(o.aliases(), host) {
-						answer = append(answer, other)
-						require.True(t, strings.HasPrefix(o.Image, "huifang/"+peer+":"), "%s: %s %s is %s, not %s", name, variable, host, peer, other)
-						require.Equal(t, ":"+port, o.Environment["GRPC_ADDR"], "%s: %s serves gRPC on the port %s dials", name, other, svc)
-					}
+				answer, replicas := c.answering(host, peer)
+				for _, other := range answer {
+					o := c.Services[other]
+					require.True(t, strings.HasPrefix(o.Image, "huifang/"+peer+":"), "%s: %s %s is %s, not %s", name, variable, host, peer, other)
+					require.Equal(t, ":"+port, o.Environment["GRPC_ADDR"], "%s: %s serves gRPC on the port %s dials", name, other, svc)
 				}
-				slices.Sort(answer)
-				slices.Sort(replicas)
 				require.Equal(t, replicas, answer, "%s: %s %s reaches every replica of %s", name, variable, host, peer)
 			}
 			example := "\n" + secret + "=\n"
@@ -1081,6 +1058,22 @@ type composeService struct {
 	Networks any `yaml:"networks"`
 }
 
+// answering are the compose services that answer to host (by name or
+// network alias), and the replicas of peer (its image), both sorted.
+func (c compose) answering(host, peer string) (answer, replicas []string) {
+	for other, o := range c.Services {
+		if strings.HasPrefix(o.Image, "huifang/"+peer+":") {
+			replicas = append(replicas, other)
+		}
+		if other == host || slices.Contains(o.aliases(), host) {
+			answer = append(answer, other)
+		}
+	}
+	slices.Sort(answer)
+	slices.Sort(replicas)
+	return answer, replicas
+}
+
 // aliases are the other names the service answers to on its networks.
 func (s composeService) aliases() []string {
 	networks, _ := s.Networks.(map[string]any)
@@ -1109,6 +1102,39 @@ func composeFile(t *testing.T) compose {
 	var c compose
 	require.NoError(t, yaml.Unmarshal(b, &c))
 	return c
+}
+
+// covering are the PodDisruptionBudgets that select pods with podLabels.
+func covering(t *testing.T, r rendered, podLabels labels.Set) []*policyv1.PodDisruptionBudget {
+	t.Helper()
+	var out []*policyv1.PodDisruptionBudget
+	for _, p := range r.pdbs {
+		s, err := metaSelector(p.Spec.Selector)
+		require.NoError(t, err)
+		if s.Matches(podLabels) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// selecting are the NetworkPolicies that select pods with podLabels, and
+// whether they restrict the pods' traffic in and out.
+func selecting(t *testing.T, r rendered, podLabels labels.Set) (policies []*networkingv1.NetworkPolicy, ingress, egress bool) {
+	t.Helper()
+	for _, np := range r.policies {
+		s, err := metaSelector(&np.Spec.PodSelector)
+		require.NoError(t, err)
+		if !s.Matches(podLabels) {
+			continue
+		}
+		policies = append(policies, np)
+		for _, pt := range np.Spec.PolicyTypes {
+			ingress = ingress || pt == networkingv1.PolicyTypeIngress
+			egress = egress || pt == networkingv1.PolicyTypeEgress
+		}
+	}
+	return policies, ingress, egress
 }
 
 // checkConsole: the console runs like the services (non-root, read-only,
@@ -1218,29 +1244,12 @@ func checkConsole(t *testing.T, overlay string, r rendered) {
 	for _, p := range svc.Spec.Ports {
 		require.Contains(t, named, p.TargetPort.String())
 	}
-	pdbs := 0
-	for _, p := range r.pdbs {
-		s, err := metaSelector(p.Spec.Selector)
-		require.NoError(t, err)
-		if s.Matches(podLabels) {
-			pdbs++
-		}
-	}
-	require.Equal(t, 1, pdbs, "one PodDisruptionBudget covers the console")
+	require.Len(t, covering(t, r, podLabels), 1, "one PodDisruptionBudget covers the console")
 	if hpa := r.hpas[console]; hpa != nil {
 		require.Equal(t, *d.Spec.Replicas, *hpa.Spec.MinReplicas)
 	}
-	var ingress, egress bool
-	for _, np := range r.policies {
-		s, err := metaSelector(&np.Spec.PodSelector)
-		require.NoError(t, err)
-		if !s.Matches(podLabels) {
-			continue
-		}
-		for _, pt := range np.Spec.PolicyTypes {
-			ingress = ingress || pt == networkingv1.PolicyTypeIngress
-			egress = egress || pt == networkingv1.PolicyTypeEgress
-		}
+	policies, ingress, egress := selecting(t, r, podLabels)
+	for _, np := range policies {
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.Ports {
 				require.Equal(t, "http", p.Port.String(), "policy %s: only the console's HTTP port takes traffic", np.Name)
@@ -1276,17 +1285,7 @@ func TestComposeConsole(t *testing.T) {
 		host, port, err := net.SplitHostPort(env[variable])
 		require.NoError(t, err, "console %s is host:port", variable)
 		require.Equal(t, fmt.Sprint(ports[0]), port, "console %s is %s's gRPC port", variable, peer)
-		var answer, replicas []string
-		for other, o := range c.Services {
-			if strings.HasPrefix(o.Image, "huifang/"+peer+":") {
-				replicas = append(replicas, other)
-			}
-			if other == host || slices.Contains(o.aliases(), host) {
-				answer = append(answer, other)
-			}
-		}
-		slices.Sort(answer)
-		slices.Sort(replicas)
+		answer, replicas := c.answering(host, peer)
 		require.Equal(t, replicas, answer, "console %s %s reaches every replica of %s, and nothing else", variable, host, peer)
 	}
 	example := string(envExample(t))

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,8 +77,11 @@ func TestRunServesProbesMetricsAndPages(t *testing.T) {
 	t.Setenv("AUTH_ISSUER", is.URL())
 	t.Setenv("AUTH_JWKS_URL", is.JWKSURL())
 	t.Setenv("SESSION_KEY", key)
-	var logs syncBuffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	logPath := filepath.Join(t.TempDir(), "console.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = logFile.Close() })
+	log := slog.New(slog.NewJSONHandler(logFile, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, log) }()
@@ -112,23 +115,8 @@ func TestRunServesProbesMetricsAndPages(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, code, "an unsigned visitor is sent to sign in")
 	_, metrics = get("/metrics")
 	require.Contains(t, metrics, `huifang_console_requests_total{code="303",method="GET"} 1`)
-	require.NotContains(t, logs.String(), key, "SESSION_KEY is never logged")
-}
-
-// syncBuffer is a bytes.Buffer the test and the server may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(logs), "console ready")
+	require.NotContains(t, string(logs), key, "SESSION_KEY is never logged")
 }
