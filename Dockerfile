@@ -44,16 +44,16 @@ ARG COMMIT=none
 # dispatch, feedback, analytics, and the console's HTTP 8006 (each binary's
 # default; GRPC_ADDR and HTTP_ADDR move them). The health check reads
 # HTTP_ADDR, so it is set here; the console has no gRPC port (GRPC_ADDR
-# stays empty there, and EXPOSE names its HTTP port alone).
+# stays empty there, and EXPOSE names its HTTP port 8006 alone).
 ARG GRPC_PORT
 ARG HTTP_PORT
-ENV GRPC_ADDR=${GRPC_PORT:+:${GRPC_PORT}} HTTP_ADDR=:${HTTP_PORT}
+ENV GRPC_ADDR=${GRPC_PORT:+:}${GRPC_PORT} HTTP_ADDR=:${HTTP_PORT}
 LABEL org.opencontainers.image.title="huifang-${SERVICE}" \
       org.opencontainers.image.source="https://github.com/huifang/huifang" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
 COPY --from=build /out/huifang /huifang
 USER 65532:65532
-EXPOSE ${GRPC_PORT} ${HTTP_PORT}
+EXPOSE ${HTTP_PORT} ${GRPC_PORT:-8006}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["/huifang", "--healthcheck"]
 ENTRYPOINT ["/huifang"]
