@@ -167,7 +167,7 @@ screenshots: browser-deps ## run the console's browser tests and leave a screens
 	fi; \
 	tests=$$(sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing\.T).*/\1/p' scripts/e2e/console*_test.go | paste -sd'|'); \
 	echo "the console's browser tests: $$tests"; \
-	cd scripts && SCREENSHOT_DIR=$(abspath $(SCREENSHOT_DIR)) go test -count=1 -timeout 30m -run "^($$tests)\$$" ./e2e/
+	(cd scripts && SCREENSHOT_DIR=$(abspath $(SCREENSHOT_DIR)) go test -count=1 -timeout 30m -run "^($$tests)\$$" ./e2e/)
 	@ls $(SCREENSHOT_DIR)/*.png
 
 BENCH_FLAGS ?=
