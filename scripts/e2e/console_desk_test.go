@@ -44,6 +44,14 @@ func (p *page) refused(code int) {
 	}, time.Minute, 100*time.Millisecond, "the browser reports the refusal (%s)", want)
 }
 
+// ready waits until the page has loaded whole and the expression holds:
+// the steps that follow act on nodes of the loaded document, not on one
+// being replaced.
+func (p *page) ready(what, expr string) {
+	p.t.Helper()
+	p.until(what, `document.readyState === "complete" && (`+expr+`)`)
+}
+
 // TestConsoleDesk runs the leader's and director's desk in a browser,
 // through the front door: a service on the NATS ingress becomes a task;
 // the agent's visit with one unsatisfied aspect opens a complaint routed
@@ -92,7 +100,7 @@ func TestConsoleDesk(t *testing.T) {
 	leader.until("mark the page", `(window.deskMark = 1) === 1`)
 	s.publish(ingress("e-desk-2", "installation", "c-desk-2", "李雷", "+8613900139000", time.Now()))
 	leader.until("the new task waits on the wallboard, live", `window.deskMark === 1 && document.querySelector('[data-testid="board-row"][data-group="default"] [data-testid="waiting"]') !== null && document.querySelector('[data-testid="board-row"][data-group="default"] [data-testid="waiting"]').innerText.trim() === "1"`)
-	leader.until("the task near its deadline is listed, live", `window.deskMark === 1 && document.querySelector('[data-testid="deadline-row"]') !== null`)
+	leader.ready("the task near its deadline is listed, live", `window.deskMark === 1 && document.querySelector('[data-testid="deadline-row"]') !== null`)
 	require.Contains(t, leader.text(`[data-testid="deadline-row"] [data-testid="stage"]`), "临近")
 
 	// Reassign it to a-2.
@@ -109,11 +117,11 @@ func TestConsoleDesk(t *testing.T) {
 	owner := browser(t, url)
 	owner.signIn("/complaints", "owner")
 	row := fmt.Sprintf(`[data-testid="complaint-row"][data-complaint=%q]`, complaintID)
-	owner.until("the complaint is listed", fmt.Sprintf(`document.querySelector(%q) !== null`, row))
+	owner.ready("the complaint is listed", fmt.Sprintf(`document.querySelector(%q) !== null`, row))
 	require.Contains(t, owner.text(row), "after_sales")
 	owner.screenshot("complaints")
 	owner.do("open the complaint", chromedp.Click(chromedp.CSS(row+` [data-testid="complaint-link"]`)))
-	owner.until("the complaint follows its watch", `(() => { const e = document.querySelector('[data-testid="complaint"]'); return !!e && e.dataset.following === "1" && !!e.dataset.loaded; })()`)
+	owner.ready("the complaint follows its watch", `(() => { const e = document.querySelector('[data-testid="complaint"]'); return !!e && e.dataset.following === "1" && !!e.dataset.loaded; })()`)
 	owner.until("mark the page", `(window.deskMark = 1) === 1`)
 
 	// Someone else acknowledges it: the page shows it live.
@@ -125,7 +133,7 @@ func TestConsoleDesk(t *testing.T) {
 	// Resolving without the required note is refused, field by field.
 	owner.do("resolve without a note", chromedp.Click(chromedp.CSS(`[data-testid="resolve-form"] [data-testid="resolve"]`)))
 	owner.refused(400)
-	owner.until("the violation shows at its field", `document.querySelector('[data-testid="violation-root_cause"]') !== null`)
+	owner.ready("the violation shows at its field", `document.querySelector('[data-testid="violation-root_cause"]') !== null`)
 	require.Contains(t, owner.text(`[data-testid="problem"]`), "root_cause")
 
 	owner.do("resolve with the note",
@@ -142,10 +150,10 @@ func TestConsoleDesk(t *testing.T) {
 	qa := browser(t, url)
 	qa.signIn("/qa?agent="+agent, "qa")
 	sample := fmt.Sprintf(`[data-testid="sample-row"][data-record=%q]`, rec.GetId())
-	qa.until("the record is in the sample", fmt.Sprintf(`document.querySelector(%q) !== null`, sample))
+	qa.ready("the record is in the sample", fmt.Sprintf(`document.querySelector(%q) !== null`, sample))
 	qa.screenshot("qa")
 	qa.do("open the review form", chromedp.Click(chromedp.CSS(sample+` [data-testid="review-link"]`)))
-	qa.until("the review form", `document.querySelector('[data-testid="review-form"]') !== null`)
+	qa.ready("the review form", `document.querySelector('[data-testid="review-form"]') !== null`)
 	steps := []chromedp.Action[chromedp.Void]{}
 	for item, score := range map[string]string{"identity_confirmed": "5", "purpose_stated": "5", "script_followed": "4", "answers_complete": "5"} {
 		steps = append(steps, chromedp.SetValue(chromedp.CSS(`[data-testid="score-`+item+`"]`), score))

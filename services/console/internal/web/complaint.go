@@ -144,20 +144,11 @@ type complaintView struct {
 	CanPlan   bool
 	// MeasureRows number the rows of the improvement plan's form.
 	MeasureRows []int
-	// Form holds what a refused form posted, to show again.
-	Form url.Values
-}
-
-// Field is the value the refused form posted for name.
-func (v *complaintView) Field(name string) string {
-	if v == nil || v.Form == nil {
-		return ""
-	}
-	return v.Form.Get(name)
+	posted
 }
 
 func (s *Server) complaintData(ctx context.Context, u *User, id string) (*complaintView, error) {
-	v := &complaintView{ID: id, MeasureRows: []int{1, 2, 3}, Src: template.URL("/complaints/" + url.PathEscape(id) + "/part")}
+	v := &complaintView{ID: id, MeasureRows: []int{1, 2}, Src: template.URL("/complaints/" + url.PathEscape(id) + "/part")}
 	resp, err := s.api.Feedback.GetComplaint(ctx, &feedbackv1.GetComplaintRequest{Id: id})
 	if err != nil {
 		return v, err

@@ -86,6 +86,12 @@ func hmOfDuration(d time.Duration) hm {
 	return hm{Set: true, H: m / 60, M: m % 60}
 }
 
+// posted is what a refused form posted, shown again in the form.
+type posted struct{ Form url.Values }
+
+// Field is the value the refused form posted for name ("" for none).
+func (p posted) Field(name string) string { return p.Form.Get(name) }
+
 // refuse shows page with a refusal for a user whose roles may not open it.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, u *User, page string) {
 	w.WriteHeader(http.StatusForbidden)
@@ -188,7 +194,13 @@ func deskBack(group, note string) string {
 func (s *Server) reassign(w http.ResponseWriter, r *http.Request, u *User) {
 	group := r.PostForm.Get("group")
 	f := reassignForm{TaskID: r.PostForm.Get("task_id"), To: r.PostForm.Get("to_agent_id"), Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	_, err := s.api.Dispatch.ReassignTask(r.Context(), &dispatchv1.ReassignTaskRequest{TaskId: f.TaskID, ToAgentId: f.To, Reason: f.Reason})
+	req := &dispatchv1.ReassignTaskRequest{TaskId: f.TaskID, ToAgentId: f.To, Reason: f.Reason}
+	if u.Is("director") {
+		// Dispatch fills a leader's leader_id from its token but lets a
+		// director name any leader, so a director names itself.
+		req.LeaderId = u.AgentID
+	}
+	_, err := s.api.Dispatch.ReassignTask(r.Context(), req)
 	if err != nil {
 		v, _ := s.deskData(r, u, group)
 		v.Reassign = f

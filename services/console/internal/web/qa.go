@@ -106,15 +106,7 @@ type qaRecordView struct {
 	Checklist []string
 	Scores    []int
 	CanReview bool
-	Form      url.Values
-}
-
-// Field is the value the refused form posted for name.
-func (v *qaRecordView) Field(name string) string {
-	if v == nil || v.Form == nil {
-		return ""
-	}
-	return v.Form.Get(name)
+	posted
 }
 
 func (s *Server) qaRecordData(r *http.Request, u *User, id string) (*qaRecordView, error) {
