@@ -8,6 +8,23 @@
   // Live parts: <section data-live="queue" data-src="/agent/queue/part" data-args="group=x">.
   // One EventSource per topic and arguments; each change reloads the parts.
   function reload(el) {
+    // A part the user is typing or choosing in waits until focus leaves it,
+    // so that a change elsewhere does not wipe a half-filled form.
+    var a = document.activeElement;
+    if (a && el.contains(a) && a.matches("input, select, textarea")) {
+      if (!el.dataset.held) {
+        el.dataset.held = "1";
+        el.addEventListener("focusout", function again() {
+          setTimeout(function () {
+            if (el.contains(document.activeElement)) { return; }
+            el.removeEventListener("focusout", again);
+            delete el.dataset.held;
+            reload(el);
+          }, 0);
+        });
+      }
+      return Promise.resolve();
+    }
     return fetch(el.dataset.src, { credentials: "same-origin", headers: { "X-Fragment": "1" } })
       .then(function (res) {
         if (res.status === 401 || res.redirected) { window.location.reload(); return null; }
