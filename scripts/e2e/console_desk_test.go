@@ -165,6 +165,10 @@ func TestConsoleDesk(t *testing.T) {
 	qa.screenshot("qa")
 	qa.do("open the review form", chromedp.Click(chromedp.CSS(sample+` [data-testid="review-link"]`)))
 	qa.ready("the review form", `document.querySelector('[data-testid="review-form"]') !== null`)
+	// A review that leaves the checklist unscored is refused, item by item.
+	qa.do("submit an empty review", chromedp.Click(chromedp.CSS(`[data-testid="submit-review"]`)))
+	qa.refused(400)
+	qa.ready("the refusal names the unscored items", `(() => { const e = document.querySelector('[data-testid="problem"]'); return !!e && e.innerText.includes("identity_confirmed") && document.querySelector('[data-testid="review-form"]') !== null; })()`)
 	steps := []chromedp.Action[chromedp.Void]{}
 	for item, score := range map[string]string{"identity_confirmed": "5", "purpose_stated": "5", "script_followed": "4", "answers_complete": "5"} {
 		steps = append(steps, chromedp.SetValue(chromedp.CSS(`[data-testid="score-`+item+`"]`), score))
