@@ -21,29 +21,6 @@ import (
 // SLA_WARN is 6 h), so they show in the leader's deadline list.
 const deskPolicy = `{"policy":{"name":"desk","trigger":{"service_types":["installation"]},"steps":[{"offset":"0s","window":"3600s","channel":"CHANNEL_PHONE","group":"default"}]}}`
 
-// refused waits until the page's browser logged that a load was answered
-// with status code (a refusal the test caused on purpose) and forgets
-// those messages, so that they do not fail the test.
-func (p *page) refused(code int) {
-	p.t.Helper()
-	want := fmt.Sprintf("status of %d", code)
-	require.Eventually(p.t, func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		kept := p.errors[:0]
-		found := false
-		for _, e := range p.errors {
-			if strings.Contains(e, want) {
-				found = true
-				continue
-			}
-			kept = append(kept, e)
-		}
-		p.errors = kept
-		return found
-	}, time.Minute, 100*time.Millisecond, "the browser reports the refusal (%s)", want)
-}
-
 // Parts of a live page are replaced when they reload: the test reads them
 // with eventually and until (in the page), not with text (node by node).
 
