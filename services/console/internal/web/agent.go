@@ -260,9 +260,9 @@ func (s *Server) taskFailed(w http.ResponseWriter, r *http.Request, u *User, err
 	s.fail(w, r, u, "agent", s.agentHomeData(r.Context(), u), err)
 }
 
-// refuse shows the task page again with a refusal (the task read anew,
+// taskRefused shows the task page again with a refusal (the task read anew,
 // the form as typed).
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, u *User, err error) {
+func (s *Server) taskRefused(w http.ResponseWriter, r *http.Request, u *User, err error) {
 	v, verr := s.taskView(r, u, r.PathValue("id"))
 	if verr != nil {
 		s.taskFailed(w, r, u, err)
@@ -279,7 +279,7 @@ func (s *Server) agentReveal(w http.ResponseWriter, r *http.Request, u *User) {
 	res, err := s.api.Dispatch.RevealTaskContact(r.Context(), &dispatchv1.RevealTaskContactRequest{TaskId: id,
 		LeaseToken: formInt(r, "lease"), Purpose: r.PostForm.Get("purpose")})
 	if err != nil {
-		s.refuse(w, r, u, err)
+		s.taskRefused(w, r, u, err)
 		return
 	}
 	v, err := s.taskView(r, u, id)
@@ -300,13 +300,13 @@ func (s *Server) agentAttempt(w http.ResponseWriter, r *http.Request, u *User) {
 	if cb := r.PostForm.Get("call_back_at"); cb != "" {
 		at, err := time.ParseInLocation("2006-01-02T15:04", cb, u.Loc)
 		if err != nil {
-			s.refuse(w, r, u, invalid(FieldProblem{"call_back_at", "must be a date and time"}))
+			s.taskRefused(w, r, u, invalid(FieldProblem{"call_back_at", "must be a date and time"}))
 			return
 		}
 		req.CallBackAt = timestamp(at)
 	}
 	if _, err := s.api.Dispatch.RecordAttempt(r.Context(), req); err != nil {
-		s.refuse(w, r, u, err)
+		s.taskRefused(w, r, u, err)
 		return
 	}
 	http.Redirect(w, r, "/agent?note=agent.note.attempt", http.StatusSeeOther)
@@ -325,12 +325,12 @@ func (s *Server) agentAppointment(w http.ResponseWriter, r *http.Request, u *Use
 		bad = append(bad, FieldProblem{"ends_at", "must be a date and time"})
 	}
 	if len(bad) > 0 {
-		s.refuse(w, r, u, invalid(bad...))
+		s.taskRefused(w, r, u, invalid(bad...))
 		return
 	}
 	if _, err := s.api.Dispatch.BookAppointment(r.Context(), &dispatchv1.BookAppointmentRequest{TaskId: id, LeaseToken: formInt(r, "lease"),
 		StartsAt: timestamp(start), EndsAt: timestamp(end), AddressNote: r.PostForm.Get("address_note")}); err != nil {
-		s.refuse(w, r, u, err)
+		s.taskRefused(w, r, u, err)
 		return
 	}
 	http.Redirect(w, r, fmt.Sprintf("/agent/task/%s?lease=%d&note=agent.note.booked", url.PathEscape(id), formInt(r, "lease")), http.StatusSeeOther)
@@ -343,12 +343,12 @@ func (s *Server) agentVisit(w http.ResponseWriter, r *http.Request, u *User) {
 	id := r.PathValue("id")
 	req, err := s.visitRequest(r, u)
 	if err != nil {
-		s.refuse(w, r, u, err)
+		s.taskRefused(w, r, u, err)
 		return
 	}
 	res, err := s.api.Feedback.LogVisit(r.Context(), req)
 	if err != nil {
-		s.refuse(w, r, u, err)
+		s.taskRefused(w, r, u, err)
 		return
 	}
 	note := "agent.note.logged"

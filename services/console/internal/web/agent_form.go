@@ -2,8 +2,6 @@ package web
 
 import (
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,16 +36,6 @@ func formInt(r *http.Request, name string) int64 {
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
-
-// sortedKeys are a form's field names in order.
-func sortedKeys(f url.Values) []string {
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // cutKey splits an answer's field name: "rating.overall" is the rating of
 // the aspect overall.

@@ -62,7 +62,7 @@ type ageSummary struct {
 // status and department, with how old each is.
 func (s *Server) complaints(w http.ResponseWriter, r *http.Request, u *User) {
 	if !u.Is(complaintRoles...) {
-		s.refuse(w, r, u, "complaints")
+		s.forbidden(w, r, u, "complaints")
 		return
 	}
 	q := r.URL.Query()
@@ -177,7 +177,7 @@ func (s *Server) fillComplaint(v *complaintView, u *User, resp *feedbackv1.GetCo
 // complaint shows one complaint; its live part follows WatchComplaint.
 func (s *Server) complaint(w http.ResponseWriter, r *http.Request, u *User) {
 	if !u.Is(complaintRoles...) {
-		s.refuse(w, r, u, "complaint")
+		s.forbidden(w, r, u, "complaint")
 		return
 	}
 	v, err := s.complaintData(r.Context(), u, r.PathValue("id"))

@@ -92,8 +92,8 @@ type posted struct{ Form url.Values }
 // Field is the value the refused form posted for name ("" for none).
 func (p posted) Field(name string) string { return p.Form.Get(name) }
 
-// refuse shows page with a refusal for a user whose roles may not open it.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, u *User, page string) {
+// forbidden shows page with a refusal for a user whose roles may not open it.
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, u *User, page string) {
 	w.WriteHeader(http.StatusForbidden)
 	s.renderErr(w, r, u, page, nil, &Problem{Message: s.pages.catalogs[s.langOf(r, u)]["desk.refused"]})
 }
@@ -152,7 +152,7 @@ func (s *Server) deskData(r *http.Request, u *User, group string) (*deskView, er
 // desk is the wallboard and the deadline list, live.
 func (s *Server) desk(w http.ResponseWriter, r *http.Request, u *User) {
 	if !u.Is(deskRoles...) {
-		s.refuse(w, r, u, "desk")
+		s.forbidden(w, r, u, "desk")
 		return
 	}
 	v, err := s.deskData(r, u, r.URL.Query().Get("group"))

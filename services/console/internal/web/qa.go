@@ -46,7 +46,7 @@ type qaView struct {
 // draws the same records) when an agent is named, and lists the reviews.
 func (s *Server) qa(w http.ResponseWriter, r *http.Request, u *User) {
 	if !u.Is(qaRoles...) {
-		s.refuse(w, r, u, "qa")
+		s.forbidden(w, r, u, "qa")
 		return
 	}
 	q := r.URL.Query()
@@ -134,7 +134,7 @@ func (s *Server) qaRecordData(r *http.Request, u *User, id string) (*qaRecordVie
 // checklist to score.
 func (s *Server) qaRecord(w http.ResponseWriter, r *http.Request, u *User) {
 	if !u.Is(qaRoles...) {
-		s.refuse(w, r, u, "qa_record")
+		s.forbidden(w, r, u, "qa_record")
 		return
 	}
 	v, err := s.qaRecordData(r, u, r.PathValue("record"))
