@@ -40,7 +40,9 @@ func TestConsoleAgentBooksAnAppointment(t *testing.T) {
 	shanghai, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 	day := time.Now().In(shanghai).AddDate(0, 0, 1)
-	at := func(h int) string { return time.Date(day.Year(), day.Month(), day.Day(), h, 0, 0, 0, shanghai).Format("2006-01-02T15:04") }
+	at := func(h int) string {
+		return time.Date(day.Year(), day.Month(), day.Day(), h, 0, 0, 0, shanghai).Format("2006-01-02T15:04")
+	}
 
 	p.do("book backwards", chromedp.SetValue(chromedp.CSS(`#starts-at`), at(11)), chromedp.SetValue(chromedp.CSS(`#ends-at`), at(10)),
 		chromedp.Click(chromedp.CSS(`[data-testid="book"]`)))
