@@ -154,13 +154,9 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 				return err
 			}
 		}
-		rows, err := tx.Query(work, `INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id`, c.Durable, ids)
+		claimed, err := c.claim(work, tx, ids)
 		if err != nil {
-			return fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
-		}
-		claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+			return err
 		}
 		mine := make(map[string]bool, len(claimed))
 		for _, id := range claimed {
@@ -210,7 +206,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 		if err := flushGathered(wctx, tx, gath); err != nil {
 			return err
 		}
-		if len(giveBack) > 0 {
+		if len(giveBack) > 0 && !c.Idempotent {
 			if _, err := tx.Exec(work, `DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2)`, c.Durable, giveBack); err != nil {
 				return fmt.Errorf("inbox: give back %d events: %w", len(giveBack), err)
 			}
@@ -236,6 +232,24 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	for _, m := range alone {
 		c.Process(ctx, m)
 	}
+}
+
+// claim writes the inbox entries of a batch's event ids in one statement
+// and returns the ids that had none (seen for the first time). An
+// idempotent consumer writes none: every id is its own.
+func (c *Consumer) claim(ctx context.Context, tx *postgres.Pipeline, ids []string) ([]string, error) {
+	if c.Idempotent {
+		return ids, nil
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id`, c.Durable, ids)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+	}
+	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+	}
+	return claimed, nil
 }
 
 // savepoints are the names of the messages' savepoints in a batch, taken
@@ -318,8 +332,6 @@ func (c *Consumer) ackAsync(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if c.Forget {
-		if err := c.forget(ctx, msg); err != nil {
-			c.Log.WarnContext(ctx, "handled message not deleted from its stream; the stream's limits will drop it", "consumer", c.Durable, "err", err)
-		}
+		c.kickForget()
 	}
 }

@@ -199,30 +199,44 @@ func TestBatchLoneMessageWithManyWorkers(t *testing.T) {
 	}
 }
 
-// A message handled again after its first delivery was deleted from the
-// stream (Forget) is acknowledged quietly: nothing left to delete is not a
-// failure to report.
-func TestForgetOfARedeliveryIsQuiet(t *testing.T) {
+// A Forget consumer purges from its stream what it acknowledged, and only
+// that: a message waiting for its retry stays (with the ones after it)
+// while the ones before it go, and goes once it is handled.
+func TestForgetPurgesOnlyWhatIsAcknowledged(t *testing.T) {
 	b := setup(t)
 	var logs bytes.Buffer
-	c := b.batched(t, 10, nil)
-	c.Forget, c.Log = true, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	for i := range 3 {
-		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("hello-%d", i))
-	}
-	cons := b.durable(t, time.Second)
-	first := fetch(t, cons, 3) // held past the ack wait…
-	again := fetch(t, cons, 3) // …so the server delivers them again
-	c.ProcessBatch(b.ctx, again)
+	var hold atomic.Bool
+	hold.Store(true)
+	c := b.batched(t, 10, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if string(msg.Data()) == "held" && hold.Load() {
+			return inbox.Transient(errors.New("a dependency is away"))
+		}
+		return recordTx(ctx, tx, msg)
+	})
+	c.Forget, c.ForgetEvery = true, 10*time.Millisecond
+	c.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b.publish(t, "e-0", "first")
+	b.publish(t, "e-1", "held")
+	b.publish(t, "e-2", "after")
+	b.run(t, c)
 	str, err := b.js.Stream(b.ctx, stream.EventsStream)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
+		_, err := str.GetMsg(b.ctx, 1)
+		var gone *jetstream.APIError
+		return errors.As(err, &gone) && gone.ErrorCode == jetstream.JSErrCodeMessageNotFound && b.count(t, `SELECT count(*) FROM tx_effects`) == 2
+	}, 60*time.Second, 20*time.Millisecond, "the first message purged once handled")
+	held, err := str.GetMsg(b.ctx, 2)
+	require.NoError(t, err, "the message waiting for its retry stays")
+	require.Equal(t, "held", string(held.Data))
+
+	hold.Store(false)
+	require.Eventually(t, func() bool {
 		info, err := str.Info(b.ctx)
-		return err == nil && info.State.Msgs == 0
-	}, 60*time.Second, 20*time.Millisecond, "deleted once handled")
-	c.ProcessBatch(b.ctx, first) // the first deliveries come to their turn
+		return err == nil && info.State.Msgs == 0 && info.State.LastSeq == 3
+	}, 60*time.Second, 20*time.Millisecond, "everything purged once handled")
 	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM tx_effects`))
-	require.NotContains(t, logs.String(), "not deleted")
+	require.NotContains(t, logs.String(), "not purged")
 }
 
 // A batch that waits on a row lock another transaction holds gives way at
@@ -450,4 +464,32 @@ func TestBatchHeldStatementsBelongToTheirMessage(t *testing.T) {
 		"every message applied once; nothing of the refused ones; the one whose held statement failed applied on its retry")
 	require.Equal(t, int32(2), heldBad.Load())
 	require.LessOrEqual(t, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects WHERE tx > 1`), 3, "applied in batches")
+}
+
+// An idempotent consumer (its effects keyed by the event) writes no inbox
+// entries: a batch applies a message it holds twice once, a redelivery
+// after the commit is applied again and changes nothing, and so does a
+// message handled alone.
+func TestIdempotentConsumerKeepsNoInbox(t *testing.T) {
+	b := setup(t)
+	_, err := b.pool.Exec(b.ctx, `CREATE TABLE keyed_effects (id text PRIMARY KEY, body text NOT NULL)`)
+	require.NoError(t, err)
+	var calls atomic.Int64
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		calls.Add(1)
+		_, err := tx.Exec(ctx, `INSERT INTO keyed_effects (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING`, inbox.EventIDFrom(ctx), string(msg.Data()))
+		return err
+	})
+	c.Batch, c.Idempotent = 10, true
+	for i := range 5 {
+		b.publish(t, fmt.Sprintf("e-%d", i), fmt.Sprintf("body-%d", i))
+	}
+	msgs := fetch(t, b.durable(t, 0), 5)
+	c.ProcessBatch(b.ctx, append(msgs, msgs[0]))
+	require.EqualValues(t, 5, calls.Load(), "the message held twice in the batch is applied once")
+	c.ProcessBatch(b.ctx, msgs)
+	c.Process(b.ctx, msgs[1])
+	require.EqualValues(t, 11, calls.Load(), "redeliveries are applied again")
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM keyed_effects`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox`), "no inbox entries")
 }

@@ -127,19 +127,41 @@ type Consumer struct {
 	// is stored in rejected_events (a service encrypts personal data at rest
 	// with it); see Rejection.Seal.
 	Seal Sealer
-	// Forget deletes each message from its stream once it is handled and
-	// acknowledged, stored or refused: the stream then holds only what is
-	// not handled yet, and the server drops a storage block once every
-	// message in it is deleted. (A secure erase of each message rewrites
-	// its block and stalls a busy ingress.) Intake's ingress carries the
-	// upstream systems' clear contacts, which Huifang keeps only sealed
-	// (docs/privacy.md). A deletion that fails is logged; the stream's
-	// limits drop the message later.
+	// Forget removes the messages of the consumer's subjects from their
+	// stream once they are handled and acknowledged, stored or refused:
+	// while it runs, the consumer purges the stream below its durable's
+	// acknowledgement floor (every message before it acknowledged) at
+	// most every ForgetEvery, so the stream holds only what is not handled
+	// yet, and the server drops a storage block once every message in it
+	// is gone. (One purge a round instead of a deletion per message: a
+	// deletion costs the server a request and a write of its own, more than
+	// the rest of the message's handling. A secure erase of each message
+	// rewrites its block and stalls a busy ingress.) Intake's ingress
+	// carries the upstream systems' clear contacts, which Huifang keeps only
+	// sealed (docs/privacy.md). A purge that fails is logged and done at the
+	// next round; the stream's limits drop what is left.
 	Forget bool
+	// ForgetEvery is the most often Forget purges (DefaultForgetEvery when zero).
+	ForgetEvery time.Duration
+	// Idempotent says that applying a message twice changes nothing: every
+	// effect of the handler is keyed by the event (a row whose key is the
+	// event's id, inserted ON CONFLICT DO NOTHING; values set, never added
+	// to). Such a consumer writes no inbox entries, which saves a row and
+	// its index entries per message; a batch still applies a message it
+	// holds twice only once, and failures and dead letters are counted as
+	// for any consumer. A consumer that counts, or that publishes events
+	// (outbox rows get fresh ids), is not idempotent.
+	Idempotent bool
 
 	trouble *loop.Trouble
-	streams sync.Map // stream name → jetstream.Stream, for Forget
+	// forgetKick wakes Forget's purge after acknowledgements (nil when the
+	// consumer does not Run).
+	forgetKick chan struct{}
 }
+
+// DefaultForgetEvery is how often at most a Forget consumer purges what it
+// handled.
+const DefaultForgetEvery = 200 * time.Millisecond
 
 // Sealer turns a refused payload into what rejected_events keeps (for
 // instance its encryption); an error fails the rejection, which is retried.
@@ -256,6 +278,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		cfg.FilterSubjects = c.Subjects
 	}
 	c.trouble = &loop.Trouble{Log: c.Log, What: "consumer " + c.Durable}
+	if c.Forget {
+		c.forgetKick = make(chan struct{}, 1)
+		c.forgetKick <- struct{}{} // what was handled before a restart
+	}
 	for failures := 0; ctx.Err() == nil; {
 		cons, err := c.create(ctx, cfg)
 		if err != nil {
@@ -367,8 +393,47 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, it jetstre
 			}
 		})
 	}
+	if c.Forget {
+		forgetCtx, stopForget := context.WithCancel(context.WithoutCancel(ctx))
+		forgot := make(chan struct{})
+		go func() { defer close(forgot); c.forgetLoop(forgetCtx, cons) }()
+		defer func() { stopForget(); <-forgot }()
+	}
 	wg.Wait()
 	it.Stop()
+}
+
+// forgetLoop purges what the durable acknowledged (Forget) whenever an
+// acknowledgement kicks it, at most every ForgetEvery, until ctx ends (the
+// workers are done), and then a last time.
+func (c *Consumer) forgetLoop(ctx context.Context, cons jetstream.Consumer) {
+	every := c.ForgetEvery
+	if every <= 0 {
+		every = DefaultForgetEvery
+	}
+	var floor uint64
+	purge := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		// The acknowledgements sent so far reach the server first.
+		err := c.JS.Conn().FlushWithContext(ctx)
+		if err == nil {
+			floor, err = c.forget(ctx, cons, floor)
+		}
+		if err != nil && ctx.Err() == nil {
+			c.Log.WarnContext(ctx, "handled messages not purged from their stream; the next round or the stream's limits will", "consumer", c.Durable, "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			purge(context.Background())
+			return
+		case <-c.forgetKick:
+		}
+		purge(ctx)
+		sleep(ctx, every) // what is acknowledged meanwhile goes in the next purge
+	}
 }
 
 // queueOf is the worker queue of msg among n: by its Key's hash.
@@ -634,42 +699,45 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if c.Forget {
-		if err := c.forget(ctx, msg); err != nil {
-			c.Log.WarnContext(ctx, "handled message not deleted from its stream; the stream's limits will drop it", "consumer", c.Durable, "err", err)
-		}
+		c.kickForget()
 	}
 }
 
-// forget deletes an acknowledged message from its stream (Forget).
-func (c *Consumer) forget(ctx context.Context, msg jetstream.Msg) error {
-	meta, err := msg.Metadata()
+// forget purges the messages of the consumer's subjects below the durable's
+// acknowledgement floor from its stream (Forget), unless the floor is not
+// past floor (purged before), and returns the floor.
+func (c *Consumer) forget(ctx context.Context, cons jetstream.Consumer, floor uint64) (uint64, error) {
+	info, err := cons.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return floor, fmt.Errorf("durable's acknowledgement floor: %w", err)
 	}
-	var s jetstream.Stream
-	if v, ok := c.streams.Load(meta.Stream); ok {
-		s = v.(jetstream.Stream)
-	} else {
-		if s, err = c.JS.Stream(ctx, meta.Stream); err != nil {
-			return fmt.Errorf("stream %s: %w", meta.Stream, err)
+	next := info.AckFloor.Stream
+	if next <= floor {
+		return floor, nil
+	}
+	s, err := c.JS.Stream(ctx, info.Stream)
+	if err != nil {
+		return floor, fmt.Errorf("stream %s: %w", info.Stream, err)
+	}
+	for _, subject := range c.Subjects {
+		// Every message of subject before next+1 is acknowledged.
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(next+1)); err != nil {
+			return floor, fmt.Errorf("purge %s before %d: %w", subject, next+1, err)
 		}
-		c.streams.Store(meta.Stream, s)
 	}
-	err = s.DeleteMsg(ctx, meta.Sequence.Stream)
-	if errors.Is(err, jetstream.ErrMsgNotFound) || deletedBefore(err) {
-		return nil // deleted before (a redelivery), or dropped by the limits
-	}
-	return err
+	return next, nil
 }
 
-// deletedBefore tells whether a deletion failed because the message is no
-// longer there (nats-server answers "no message found", err_code 10057, or
-// "sequence … not found", 10043): a redelivered message handled again,
-// after the first delivery deleted it.
-func deletedBefore(err error) bool {
-	// The client keeps only the server's words of this refusal.
-	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) &&
-		(strings.Contains(err.Error(), "no message found") || strings.Contains(err.Error(), "not found"))
+// kickForget wakes Forget's purge (the acknowledgement of a message is on
+// its way).
+func (c *Consumer) kickForget() {
+	if c.forgetKick == nil {
+		return
+	}
+	select {
+	case c.forgetKick <- struct{}{}:
+	default:
+	}
 }
 
 // inTx runs fn in a transaction that first claims id in the inbox.
@@ -680,12 +748,14 @@ func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) e
 				return err
 			}
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.Durable, id)
-		if err != nil {
-			return fmt.Errorf("inbox: claim %s: %w", id, err)
-		}
-		if tag.RowsAffected() == 0 {
-			return errDuplicate
+		if !c.Idempotent {
+			tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.Durable, id)
+			if err != nil {
+				return fmt.Errorf("inbox: claim %s: %w", id, err)
+			}
+			if tag.RowsAffected() == 0 {
+				return errDuplicate
+			}
 		}
 		// The handler's statements whose answers it does not read (outbox
 		// rows, advisory locks) ride along with the next that it does.

@@ -589,7 +589,10 @@ func (r *Relay) atomic(ctx, ackCtx context.Context, rows []outboxRow, msgs []*na
 	}
 	for start := 0; start < len(msgs); start += MaxAtomicBatch {
 		part := msgs[start:min(start+MaxAtomicBatch, len(msgs))]
-		ack, err := jetstreamext.PublishMsgBatch(ackCtx, r.js, part)
+		// No flow control: the batch's messages go out without waiting
+		// for the first one's acknowledgement (a round trip per batch);
+		// the commit's acknowledgement says whether all were stored.
+		ack, err := jetstreamext.PublishMsgBatch(ackCtx, r.js, part, jetstreamext.BatchFlowControl{})
 		if err == nil && ack.BatchSize != uint64(len(part)) {
 			err = fmt.Errorf("the server stored %d of the batch's %d messages", ack.BatchSize, len(part))
 		}

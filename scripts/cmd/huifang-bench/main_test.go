@@ -143,6 +143,18 @@ func TestBenchAgainstTheWholeSystem(t *testing.T) {
 	require.True(t, r.Latency.Settled)
 	// Each event writes at least a service, a visit and a task.
 	require.GreaterOrEqual(t, r.Sustained.RowsPer, 3.0)
+	// The rows by table add up to at most the database's count (which adds
+	// the system catalogs': temporary tables, statistics).
+	byTable := 0.0
+	for _, name := range []string{"intake.services", "scheduler.planned_visits", "dispatch.tasks"} {
+		require.GreaterOrEqual(t, r.Sustained.TableRowsPer[name].Inserted, 0.99, name)
+	}
+	for _, tr := range r.Sustained.TableRowsPer {
+		byTable += tr.Total()
+	}
+	require.LessOrEqual(t, byTable, r.Sustained.RowsPer+0.01)
+	require.Greater(t, byTable, 3.0)
+	require.NotEmpty(t, r.Sustained.TopStatements, "the statements that took the most time")
 	for _, svc := range append(stack.Services(), "nats-server") {
 		require.Contains(t, r.Sustained.CPUPer1000, svc)
 		require.Positive(t, r.PeakRSSBytes[svc], svc)
@@ -152,4 +164,5 @@ func TestBenchAgainstTheWholeSystem(t *testing.T) {
 	require.Contains(t, string(out), "**Huifang ingress → task**, burst of 300 completed repairs")
 	require.True(t, strings.HasSuffix(string(out), endMarker+"\n"))
 	require.Contains(t, stdout.String(), "| raw Postgres, 4 clients")
+	require.Contains(t, stdout.String(), "| rows written per event, by table")
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +64,107 @@ type Sustained struct {
 	WALBytesPer   float64            `json:"wal_bytes_per_event"`
 	StatementsPer float64            `json:"statements_per_event,omitempty"`
 	CPUPer1000    map[string]float64 `json:"cpu_seconds_per_1000_events"`
+	// TableRowsPer are the rows inserted, updated and deleted per event in
+	// each table ("schema.table"), those that wrote any.
+	TableRowsPer map[string]TableRows `json:"table_rows_per_event,omitempty"`
+	// TopStatements are the statements that took the most of Postgres's
+	// time in the burst (pg_stat_statements, when loaded), most first.
+	TopStatements []Statement `json:"top_statements,omitempty"`
+}
+
+// Statement is one normalized statement's share of the burst.
+type Statement struct {
+	Query      string  `json:"query"`
+	Calls      int64   `json:"calls"`
+	TotalMS    float64 `json:"total_ms"`
+	Rows       int64   `json:"rows"`
+	WALBytes   int64   `json:"wal_bytes"`
+	SharePct   float64 `json:"share_pct"`
+	PerEventMS float64 `json:"ms_per_event"`
+}
+
+// statementsOf reads pg_stat_statements for the benchmark's database, by
+// query id.
+func statementsOf(ctx context.Context, db *pgxpool.Pool) (map[int64]Statement, error) {
+	rows, err := db.Query(ctx, `SELECT s.queryid, left(s.query, 300), s.calls, s.total_exec_time, s.rows, s.wal_bytes::bigint
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() AND s.queryid IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_stat_statements: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]Statement{}
+	for rows.Next() {
+		var id int64
+		var st Statement
+		if err := rows.Scan(&id, &st.Query, &st.Calls, &st.TotalMS, &st.Rows, &st.WALBytes); err != nil {
+			return nil, fmt.Errorf("read pg_stat_statements: %w", err)
+		}
+		prev := out[id]
+		st.Calls += prev.Calls
+		st.TotalMS += prev.TotalMS
+		st.Rows += prev.Rows
+		st.WALBytes += prev.WALBytes
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read pg_stat_statements: %w", err)
+	}
+	return out, nil
+}
+
+// topStatements are the statements of after that took the most time since
+// before, at most n.
+func topStatements(before, after map[int64]Statement, events, n int) []Statement {
+	var out []Statement
+	total := 0.0
+	for id, a := range after {
+		b := before[id]
+		d := Statement{Query: strings.Join(strings.Fields(a.Query), " "), Calls: a.Calls - b.Calls, TotalMS: a.TotalMS - b.TotalMS,
+			Rows: a.Rows - b.Rows, WALBytes: a.WALBytes - b.WALBytes}
+		if d.Calls <= 0 {
+			continue
+		}
+		total += d.TotalMS
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Statement) int { return cmp.Compare(b.TotalMS, a.TotalMS) })
+	out = out[:min(n, len(out))]
+	for i := range out {
+		if total > 0 {
+			out[i].SharePct = 100 * out[i].TotalMS / total
+		}
+		out[i].PerEventMS = out[i].TotalMS / float64(events)
+	}
+	return out
+}
+
+// TableRows are one table's row writes per event.
+type TableRows struct {
+	Inserted float64 `json:"inserted"`
+	Updated  float64 `json:"updated"`
+	Deleted  float64 `json:"deleted"`
+}
+
+// Total is every row the table wrote.
+func (t TableRows) Total() float64 { return t.Inserted + t.Updated + t.Deleted }
+
+// tableRows reads each table's counters of rows written.
+func tableRows(ctx context.Context, db *pgxpool.Pool) (map[string][3]int64, error) {
+	rows, err := db.Query(ctx, `SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables`)
+	if err != nil {
+		return nil, fmt.Errorf("read the tables' counters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][3]int64{}
+	for rows.Next() {
+		var name string
+		var v [3]int64
+		if err := rows.Scan(&name, &v[0], &v[1], &v[2]); err != nil {
+			return nil, fmt.Errorf("read the tables' counters: %w", err)
+		}
+		out[name] = v
+	}
+	return out, rows.Err()
 }
 
 // Latency are the percentiles from publish, in milliseconds.
@@ -241,6 +345,14 @@ func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, n
 		return out, err
 	}
 	cpu0 := cpuOf(pids)
+	tables0, err := tableRows(ctx, db)
+	if err != nil {
+		return out, err
+	}
+	stmts0, stmtsErr := statementsOf(ctx, db)
+	if stmtsErr != nil {
+		log.Info("the top statements are not reported", "err", stmtsErr)
+	}
 
 	summary := filepath.Join(tmp, "burst.json")
 	start := time.Now()
@@ -286,10 +398,11 @@ func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, n
 	out.EventsPerS = float64(cfg.events) / out.Seconds
 
 	// Postgres reports a backend's counters when its transaction ends, at
-	// most once a second: wait until the rows written have not moved for
+	// most once a second, and a backend that went idle meanwhile reports
+	// them within 10 s: wait until the rows written have not moved for
 	// longer than that.
 	settled, moved := pg0, time.Now()
-	for deadline := time.Now().Add(time.Minute); time.Since(moved) < 1500*time.Millisecond && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(time.Minute); time.Since(moved) < 11*time.Second && time.Now().Before(deadline); {
 		now, err := readCounters(ctx, db)
 		if err != nil {
 			return out, err
@@ -304,6 +417,31 @@ func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, n
 	}
 	cpu1 := cpuOf(pids)
 	per := func(v int64) float64 { return float64(v) / float64(cfg.events) }
+	tables1, err := tableRows(ctx, db)
+	if err != nil {
+		return out, err
+	}
+	if stmtsErr == nil {
+		stmts1, err := statementsOf(ctx, db)
+		if err != nil {
+			log.Info("the top statements are not reported", "err", err)
+		} else if out.TopStatements = topStatements(stmts0, stmts1, cfg.events, 25); len(out.TopStatements) == 0 {
+			log.Info("the top statements are not reported: none counted in the burst", "before", len(stmts0), "after", len(stmts1))
+		}
+	}
+	out.TableRowsPer = map[string]TableRows{}
+	for name, v := range tables1 {
+		v0 := tables0[name]
+		if strings.HasPrefix(name, "pg_temp") {
+			name = "temporary tables"
+		}
+		t := out.TableRowsPer[name]
+		t.Inserted += per(v[0] - v0[0])
+		t.Updated += per(v[1] - v0[1])
+		t.Deleted += per(v[2] - v0[2])
+		out.TableRowsPer[name] = t
+	}
+	maps.DeleteFunc(out.TableRowsPer, func(_ string, t TableRows) bool { return t.Total() < 0.05 })
 	out.CommitsPer = per(settled.commits - pg0.commits)
 	out.RollbacksPer = per(settled.rollbacks - pg0.rollbacks)
 	out.RowsPer = per(settled.rows - pg0.rows)

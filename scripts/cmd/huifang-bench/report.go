@@ -104,12 +104,44 @@ func table(r *Result) string {
 		total += s.CPUPer1000[k]
 	}
 	row("CPU seconds per 1,000 events (burst)", fmt.Sprintf("%s; total %.2f", strings.Join(cpu, ", "), total))
+	if len(s.TableRowsPer) > 0 {
+		row("rows written per event, by table (burst; inserted/updated/deleted)", tablesLine(s.TableRowsPer))
+	}
 	var rss []string
 	for _, k := range order(r.PeakRSSBytes) {
 		rss = append(rss, fmt.Sprintf("%s %d MiB", k, (r.PeakRSSBytes[k]+1<<19)>>20))
 	}
 	row("peak RSS (whole run)", strings.Join(rss, ", "))
 	return b.String()
+}
+
+// tablesLine lists the tables by rows written per event, most first.
+func tablesLine(m map[string]TableRows) string {
+	names := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if d := m[b].Total() - m[a].Total(); d != 0 {
+			if d > 0 {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a, b)
+	})
+	const most = 12
+	var parts []string
+	rest, others := 0.0, 0
+	for i, n := range names {
+		t := m[n]
+		if i >= most {
+			rest += t.Total()
+			others++
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f (%.1f/%.1f/%.1f)", n, t.Total(), t.Inserted, t.Updated, t.Deleted))
+	}
+	if others > 0 {
+		parts = append(parts, fmt.Sprintf("%d others %.1f", others, rest))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func printTable(w io.Writer, r *Result) {

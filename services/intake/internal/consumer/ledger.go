@@ -48,12 +48,16 @@ func LedgerSubjects() []string { return slices.Sorted(maps.Keys(LedgerEvents()))
 
 // Ledger is the consumer of the contact ledger (durable intake-ledger): one
 // durable over the subjects of LedgerEvents, each event decoded once and
-// added by app.ApplyLedgerTx inside the inbox's transaction (idempotent by
-// event id). To be registered once with the runtime (app.Runtime.Consume).
+// added by app.ApplyLedgerTx in the consumer's transaction (idempotent by
+// event id: the consumer keeps no inbox entries). To be registered once with the runtime (app.Runtime.Consume).
 func Ledger(a *app.App) *inbox.Consumer {
 	c := inbox.OfEvents(LedgerDurable, LedgerEvents(), func(ctx context.Context, tx pgx.Tx, ev proto.Message) error {
 		return a.ApplyLedgerTx(ctx, tx, ev)
 	})
 	c.Service = app.Service
+	// Entries are keyed by their event's id and links by what they link,
+	// both inserted ON CONFLICT DO NOTHING, and attaching sets a customer
+	// id: a message applied twice changes nothing, so no inbox entries.
+	c.Idempotent = true
 	return c
 }

@@ -110,7 +110,7 @@ type ledgerRun struct {
 // runLedger publishes msgs to a fresh embedded NATS first, then runs the
 // contact ledger's consumer (up to batch messages per transaction) on a
 // fresh database until it has handled every one: bad of them refused
-// (dead-lettered), the others in the inbox.
+// (dead-lettered), the others acknowledged.
 func runLedger(tb testing.TB, msgs []ledgerMsg, batch, bad int) ledgerRun {
 	tb.Helper()
 	ctx := context.Background()
@@ -147,11 +147,24 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AN
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- c.Run(runCtx) }()
+	// The ledger is idempotent and keeps no inbox entries: every message is
+	// handled once the durable's acknowledgements reach the stream's last.
+	st, err := js.Stream(ctx, c.Stream)
+	require.NoError(tb, err)
+	info, err := st.Info(ctx)
+	require.NoError(tb, err)
+	last := info.State.LastSeq
 	require.Eventually(tb, func() bool {
-		var handled, refused int
-		err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM inbox WHERE consumer = $1), (SELECT count(*) FROM rejected_events) /* bench:poll */`,
-			consumer.LedgerDurable).Scan(&handled, &refused)
-		return err == nil && handled == len(msgs)-bad && refused == bad
+		var refused int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM rejected_events /* bench:poll */`).Scan(&refused); err != nil || refused != bad {
+			return false
+		}
+		cons, err := js.Consumer(ctx, c.Stream, c.Durable)
+		if err != nil {
+			return false
+		}
+		ci, err := cons.Info(ctx)
+		return err == nil && ci.AckFloor.Stream >= last && ci.NumAckPending == 0
 	}, 10*time.Minute, 5*time.Millisecond, "every one of the %d messages handled", len(msgs))
 	run := ledgerRun{pool: pool, elapsed: time.Since(start), statements: -1}
 	cancel()
