@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -90,57 +87,16 @@ func BenchmarkEventsThroughNATS(b *testing.B) {
 	_, err := pool.Exec(ctx, `DELETE FROM rebuild_requests`)
 	require.NoError(b, err)
 
-	_, err = pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public`)
-	counted := err == nil
-	if !counted {
-		b.Logf("statements not counted (pg_stat_statements is not loaded): %v", err)
-	}
 	day := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	pub := servicetest.NewPublisher(b, js)
 	for i, ev := range benchEvents(b.N, day) {
-		data, err := proto.Marshal(ev.msg)
-		require.NoError(b, err)
-		_, err = js.PublishMsgAsync(&nats.Msg{Subject: ev.subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {fmt.Sprintf("ev-%d", i)}}})
-		require.NoError(b, err)
-		if i%1000 == 999 || i == b.N-1 {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(time.Minute):
-				b.Fatal("publish did not complete")
-			}
-		}
+		pub.Proto(ev.subject, fmt.Sprintf("ev-%d", i), ev.msg)
 	}
-	statements := func() int64 {
-		if !counted {
-			return 0
-		}
-		var n int64
-		require.NoError(b, pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM public.pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`).Scan(&n))
-		return n
-	}
-	before := statements()
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	pub.Flush()
 	b.ResetTimer()
-	start := time.Now()
-	go func() { done <- g.Run(runCtx, c.Run) }()
-	require.Eventually(b, func() bool {
-		var n int
-		err := pool.QueryRow(ctx, `SELECT count(*) /* bench:poll */ FROM inbox WHERE consumer = $1`, c.Durable).Scan(&n)
-		return err == nil && n >= b.N
-	}, 10*time.Minute, 5*time.Millisecond, "every one of the %d events", b.N)
-	elapsed := time.Since(start)
+	run := servicetest.Measure(b, pool, servicetest.InboxHolds(c.Durable, b.N), func(ctx context.Context) error { return g.Run(ctx, c.Run) })
 	b.StopTimer()
-	cancel()
-	require.NoError(b, <-done)
-	after := statements()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	if counted {
-		b.ReportMetric(float64(after-before)/float64(b.N), "statements/event")
-		if b.N > 1 {
-			logStatements(b, pool)
-		}
-	}
+	run.Report(b, b.N)
 }
 
 // benchEvent is one event of a benchmark and its subject.
@@ -181,19 +137,4 @@ func benchEvents(n int, day time.Time) []benchEvent {
 		}
 	}
 	return out[:n]
-}
-
-// logStatements logs the statements the database ran most, with their calls.
-func logStatements(b *testing.B, pool *pgxpool.Pool) {
-	rows, err := pool.Query(context.Background(), `SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 110) /* bench:poll */ FROM public.pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%' ORDER BY calls DESC LIMIT 15`)
-	require.NoError(b, err)
-	defer rows.Close()
-	for rows.Next() {
-		var calls int64
-		var q string
-		require.NoError(b, rows.Scan(&calls, &q))
-		b.Logf("%7d  %s", calls, q)
-	}
-	require.NoError(b, rows.Err())
 }

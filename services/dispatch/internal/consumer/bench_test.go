@@ -6,11 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -43,12 +39,6 @@ func BenchmarkVisitDueThroughNATS(b *testing.B) {
 	c := filled(pool, js, consumer.VisitDue(a))
 	c.Batch, c.BatchWait = 100, 5*time.Millisecond
 
-	_, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public`)
-	counted := err == nil
-	if !counted {
-		b.Logf("statements not counted (pg_stat_statements is not loaded): %v", err)
-	}
-
 	// Customers 0..n/8 come back; one in four has a kept newer version.
 	customers := b.N/8 + 1
 	for k := 0; k < customers; k += 4 {
@@ -59,7 +49,7 @@ VALUES ('default', $1, 2, $2, now())`, fmt.Sprintf("c-%d", k), fmt.Sprintf(`{"id
 	visits, cancelled := 0, 0
 	channels := []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS, typesv1.Channel_CHANNEL_EMAIL}
 	now := time.Now()
-	payloads := make([]*nats.Msg, b.N)
+	pub := servicetest.NewPublisher(b, js)
 	for i := range b.N {
 		v := i
 		if i%20 == 19 {
@@ -73,80 +63,24 @@ VALUES ('default', $1, 2, $2, now())`, fmt.Sprintf("c-%d", k), fmt.Sprintf(`{"id
 				require.NoError(b, err)
 			}
 		}
-		data, err := proto.Marshal(&eventsv1.VisitDue{
+		pub.Proto(stream.SubjectVisitDue, fmt.Sprintf("ev-%d", i), &eventsv1.VisitDue{
 			EventId: fmt.Sprintf("ev-%d", i), TenantId: "default", VisitId: fmt.Sprintf("v-%d", v), Channel: channels[v%len(channels)],
 			Severity: typesv1.Severity(v % 3), DueAt: timestamppb.New(now), Deadline: timestamppb.New(now.Add(72 * time.Hour)),
 			Customer: &typesv1.Customer{Id: fmt.Sprintf("c-%d", v%customers), NameMasked: "王芳", PhoneMasked: "138****0000", HasPhone: true,
 				EmailMasked: "w***@example.com", HasEmail: true},
 			ServiceType: "repair", OrgUnit: "north", ServiceId: fmt.Sprintf("s-%d", v), ServiceCompletedAt: timestamppb.New(now.Add(-time.Hour)),
 		})
-		require.NoError(b, err)
-		payloads[i] = &nats.Msg{Subject: stream.SubjectVisitDue, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {fmt.Sprintf("ev-%d", i)}}}
 	}
-	for i, m := range payloads {
-		_, err := js.PublishMsgAsync(m)
-		require.NoError(b, err)
-		if i%1000 == 999 || i == len(payloads)-1 {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(time.Minute):
-				b.Fatal("publish did not complete")
-			}
-		}
-	}
+	pub.Flush()
 	want := visits - cancelled
-
-	statements := func() int64 {
-		if !counted {
-			return 0
-		}
-		var n int64
-		require.NoError(b, pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM public.pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`).Scan(&n))
-		return n
-	}
-	before := statements()
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	b.ResetTimer()
-	start := time.Now()
-	go func() { done <- c.Run(runCtx) }()
-	require.Eventually(b, func() bool {
-		var n int
-		err := pool.QueryRow(ctx, `SELECT count(*) /* bench:poll */ FROM tasks`).Scan(&n)
-		return err == nil && n >= want
-	}, 10*time.Minute, 5*time.Millisecond, "every one of the %d tasks", want)
-	elapsed := time.Since(start)
+	run := servicetest.Measure(b, pool, servicetest.Until{Query: `SELECT count(*) >= $1 FROM tasks`, Args: []any{want}}, c.Run)
 	b.StopTimer()
-	cancel()
-	require.NoError(b, <-done)
-	after := statements()
 
 	var tasks, details int
 	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) /* bench:poll */ FROM tasks`).Scan(&tasks))
 	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) /* bench:poll */ FROM task_details`).Scan(&details))
 	require.Equal(b, want, tasks, "one task per visit, none for a cancelled one")
 	require.Equal(b, want, details)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	if counted {
-		b.ReportMetric(float64(after-before)/float64(b.N), "statements/event")
-		if b.N > 1 {
-			logStatements(b, pool)
-		}
-	}
-}
-
-// logStatements logs the statements the database ran most, with their calls.
-func logStatements(b *testing.B, pool *pgxpool.Pool) {
-	rows, err := pool.Query(context.Background(), `SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 110) /* bench:poll */ FROM public.pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%' ORDER BY calls DESC LIMIT 12`)
-	require.NoError(b, err)
-	defer rows.Close()
-	for rows.Next() {
-		var calls int64
-		var q string
-		require.NoError(b, rows.Scan(&calls, &q))
-		b.Logf("%7d  %s", calls, q)
-	}
-	require.NoError(b, rows.Err())
+	run.Report(b, b.N)
 }

@@ -8,10 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -25,69 +22,30 @@ import (
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// customerRun is one run of the CustomerUpdated consumer.
-type customerRun struct {
-	pool    *pgxpool.Pool
-	elapsed time.Duration
-	// statements the database ran while the consumer worked; -1 when not
-	// counted (pg_stat_statements not loaded).
-	statements int64
-}
-
 // runCustomerUpdates makes a phone and an SMS task for each of customers
 // (c-0, c-1, …; every third one's phone task claimed, every fifth one's
 // SMS task done), then publishes updates to an embedded NATS and runs the
 // CustomerUpdated consumer (up to batch messages per transaction) until it
 // has handled them all.
-func runCustomerUpdates(tb testing.TB, customers, batch int, updates []*eventsv1.CustomerUpdated) customerRun {
+func runCustomerUpdates(tb testing.TB, customers, batch int, updates []*eventsv1.CustomerUpdated) servicetest.Run {
 	tb.Helper()
 	ctx := context.Background()
 	pool := storetest.Pool(tb)
 	js := servicetest.JetStream(tb)
 	a := &app.App{DB: pool, Now: storetest.NewClock(t0).Now, Log: servicetest.Logger(), Rules: task.Rules{Tiers: []string{"key"}}}
-	publish := func(subject, id string, ev proto.Message) {
-		data, err := proto.Marshal(ev)
-		require.NoError(tb, err)
-		_, err = js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {id}}})
-		require.NoError(tb, err)
-	}
-	flush := func() {
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			tb.Fatal("publishing did not complete")
-		}
-	}
-	run := func(durable string, cons func(*app.App) interface{ Run(context.Context) error }, want int) time.Duration {
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		start := time.Now()
-		go func() { done <- cons(a).Run(runCtx) }()
-		require.Eventually(tb, func() bool {
-			var n int
-			err := pool.QueryRow(ctx, `SELECT count(*) /* bench:poll */ FROM inbox WHERE consumer = $1`, durable).Scan(&n)
-			return err == nil && n >= want
-		}, 10*time.Minute, 5*time.Millisecond, "%s: every one of %d messages handled", durable, want)
-		elapsed := time.Since(start)
-		cancel()
-		require.NoError(tb, <-done)
-		return elapsed
-	}
-
+	pub := servicetest.NewPublisher(tb, js)
 	for k := range customers {
 		c := &typesv1.Customer{Id: fmt.Sprintf("c-%d", k), NameMasked: "王*", PhoneMasked: "138****0000", HasPhone: true, Tier: "regular"}
 		for _, ch := range []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE, typesv1.Channel_CHANNEL_SMS} {
 			v := fmt.Sprintf("v-%d-%d", k, ch)
-			publish(stream.SubjectVisitDue, "ev-"+v, &eventsv1.VisitDue{EventId: "ev-" + v, TenantId: "default", VisitId: v, Channel: ch,
+			pub.Proto(stream.SubjectVisitDue, "ev-"+v, &eventsv1.VisitDue{EventId: "ev-" + v, TenantId: "default", VisitId: v, Channel: ch,
 				DueAt: timestamppb.New(t0), Deadline: timestamppb.New(t0.Add(72 * time.Hour)), Customer: c, ServiceType: "repair", OrgUnit: "north"})
 		}
 	}
-	flush()
-	run(consumer.Durable, func(a *app.App) interface{ Run(context.Context) error } {
-		c := filled(pool, js, consumer.VisitDue(a))
-		c.Batch = 100
-		return c
-	}, 2*customers)
+	pub.Flush()
+	due := filled(pool, js, consumer.VisitDue(a))
+	due.Batch = 100
+	servicetest.Measure(tb, pool, servicetest.InboxHolds(consumer.Durable, 2*customers), due.Run)
 	_, err := pool.Exec(ctx, `UPDATE tasks SET status = 'claimed', agent_id = 'a-1', lease_expires_at = $1
 WHERE channel = 'CHANNEL_PHONE' AND (customer->>'id')::text ~ '^c-[0-9]*$' AND substr(customer->>'id', 3)::int % 3 = 0`, t0.Add(time.Hour))
 	require.NoError(tb, err)
@@ -95,29 +53,12 @@ WHERE channel = 'CHANNEL_PHONE' AND (customer->>'id')::text ~ '^c-[0-9]*$' AND s
 	require.NoError(tb, err)
 
 	for i, u := range updates {
-		publish(stream.SubjectCustomerUpdated, fmt.Sprintf("cu-%d", i), u)
+		pub.Proto(stream.SubjectCustomerUpdated, fmt.Sprintf("cu-%d", i), u)
 	}
-	flush()
-	statements := func() int64 {
-		if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public /* bench:poll */`); err != nil {
-			return -1
-		}
-		var n int64
-		require.NoError(tb, pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint /* bench:poll */ FROM public.pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`).Scan(&n))
-		return n
-	}
-	before := statements()
-	r := customerRun{pool: pool, statements: -1}
-	r.elapsed = run(consumer.DurableCustomer, func(a *app.App) interface{ Run(context.Context) error } {
-		c := filled(pool, js, consumer.CustomerUpdated(a))
-		c.Batch, c.BatchWait = batch, 5*time.Millisecond
-		return c
-	}, len(updates))
-	if before >= 0 {
-		r.statements = statements() - before
-	}
-	return r
+	pub.Flush()
+	c := filled(pool, js, consumer.CustomerUpdated(a))
+	c.Batch, c.BatchWait = batch, 5*time.Millisecond
+	return servicetest.Measure(tb, pool, servicetest.InboxHolds(consumer.DurableCustomer, len(updates)), c.Run)
 }
 
 // customerUpdates are n versions of each of customers, in a shuffled
@@ -169,11 +110,11 @@ func TestCustomerUpdatedBatchMatchesOneByOne(t *testing.T) {
   available_at), E'\n' ORDER BY visit_id) FROM tasks`,
 		`SELECT string_agg(concat_ws(' ', customer_id, version, customer), E'\n' ORDER BY customer_id) FROM customer_versions`,
 	} {
-		require.Equal(t, dump(one.pool, q), dump(batched.pool, q), q)
+		require.Equal(t, dump(one.Pool, q), dump(batched.Pool, q), q)
 	}
 	count := func(q string) int {
 		var n int
-		require.NoError(t, batched.pool.QueryRow(context.Background(), q).Scan(&n))
+		require.NoError(t, batched.Pool.QueryRow(context.Background(), q).Scan(&n))
 		return n
 	}
 	require.Equal(t, customers, count(`SELECT count(*) FROM customer_versions WHERE version >= 3`), "the newest version of each is kept")
@@ -213,8 +154,5 @@ func BenchmarkCustomerUpdatedThroughNATS(b *testing.B) {
 	b.ResetTimer()
 	r := runCustomerUpdates(b, customers, 100, updates)
 	b.StopTimer()
-	b.ReportMetric(float64(len(updates))/r.elapsed.Seconds(), "events/s")
-	if r.statements >= 0 {
-		b.ReportMetric(float64(r.statements)/float64(len(updates)), "statements/event")
-	}
+	r.Report(b, len(updates))
 }

@@ -254,22 +254,6 @@ func TestReplayShuffledStreamWithDuplicates(t *testing.T) {
 	}
 }
 
-// statements counts the SQL statements run in the test's database so far
-// (pg_stat_statements, which scripts/postgres.sh preloads when installed);
-// -1 when they are not counted.
-func (b bundle) statements(tb testing.TB) int64 {
-	tb.Helper()
-	if _, err := b.pool.Exec(b.ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
-		return -1
-	}
-	var n int64
-	if err := b.pool.QueryRow(b.ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements s
-JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()`).Scan(&n); err != nil {
-		return -1
-	}
-	return n
-}
-
 // BenchmarkIngestThroughNATS measures ingest throughput: b.N distinct events
 // (new and returning customers) published to the NATS ingress and stored,
 // with their outbox events, in Postgres by the ingress consumer.
@@ -284,9 +268,8 @@ func BenchmarkIngestThroughNATS(b *testing.B) {
 				payloads[i] = fmt.Appendf(nil, `{"source_system":"bench","source_event_id":"e-%d","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","amount_minor":%d,"staff_id":"s-%d","customer":{"external_id":"c-%d","name":"客户%d","phone":"+86138%08d"}}`,
 					i, 1000+i, i%7, i%(b.N/4+1), i, i)
 			}
-			before := bb.statements(b)
 			b.ResetTimer()
-			start := time.Now()
+			m := servicetest.Start(b, bb.pool)
 			for i, p := range payloads {
 				bb.publish(b, "application/json", p)
 				if i%1000 == 999 {
@@ -295,13 +278,10 @@ func BenchmarkIngestThroughNATS(b *testing.B) {
 			}
 			bb.flush(b)
 			bb.drained(b, 10*time.Minute)
-			elapsed := time.Since(start)
+			r := m.Stop(b)
 			b.StopTimer()
 			require.Equal(b, b.N, bb.count(b, `SELECT count(*) FROM services`))
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-			if before >= 0 {
-				b.ReportMetric(float64(bb.statements(b)-before)/float64(b.N), "statements/event")
-			}
+			r.Report(b, b.N)
 		})
 	}
 }

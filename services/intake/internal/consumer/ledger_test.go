@@ -10,8 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -98,81 +96,30 @@ func ledgerTraffic(n int, bad bool) []ledgerMsg {
 	return out
 }
 
-// ledgerRun is one run of intake-ledger over a traffic.
-type ledgerRun struct {
-	pool    *pgxpool.Pool
-	elapsed time.Duration
-	// statements the database ran while the consumer worked, -1 when
-	// they are not counted (pg_stat_statements not loaded).
-	statements int64
-}
-
 // runLedger publishes msgs to a fresh embedded NATS first, then runs the
 // contact ledger's consumer (up to batch messages per transaction) on a
 // fresh database until it has handled every one: bad of them refused
 // (dead-lettered), the others acknowledged.
-func runLedger(tb testing.TB, msgs []ledgerMsg, batch, bad int) ledgerRun {
+func runLedger(tb testing.TB, msgs []ledgerMsg, batch, bad int) servicetest.Run {
 	tb.Helper()
-	ctx := context.Background()
 	pool := servicetest.Pool(tb, "intake", migrations.FS)
 	js := servicetest.JetStream(tb)
 	log := servicetest.Logger()
 	a := &app.App{DB: pool, Store: &store.Store{}, Now: func() time.Time { return now }, Log: log}
 	c := consumer.Ledger(a)
 	c.Pool, c.JS, c.Log, c.Batch, c.BatchWait = pool, js, log, batch, 5*time.Millisecond
-	for i, m := range msgs {
-		data, err := proto.Marshal(m.ev)
-		require.NoError(tb, err)
-		_, err = js.PublishMsgAsync(&nats.Msg{Subject: m.subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {m.msgID}}})
-		require.NoError(tb, err)
-		if i%1000 == 999 || i == len(msgs)-1 {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(time.Minute):
-				tb.Fatal("publishing did not complete")
-			}
-		}
+	pub := servicetest.NewPublisher(tb, js)
+	for _, m := range msgs {
+		pub.Proto(m.subject, m.msgID, m.ev)
 	}
-	statements := func() int64 {
-		if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements /* bench:poll */`); err != nil {
-			return -1
-		}
-		var n int64
-		require.NoError(tb, pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint /* bench:poll */ FROM pg_stat_statements
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`).Scan(&n))
-		return n
-	}
-	before := statements()
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- c.Run(runCtx) }()
+	pub.Flush()
 	// The ledger is idempotent and keeps no inbox entries: every message is
-	// handled once the durable's acknowledgements reach the stream's last.
-	st, err := js.Stream(ctx, c.Stream)
-	require.NoError(tb, err)
-	info, err := st.Info(ctx)
-	require.NoError(tb, err)
-	last := info.State.LastSeq
-	require.Eventually(tb, func() bool {
-		var refused int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM rejected_events /* bench:poll */`).Scan(&refused); err != nil || refused != bad {
-			return false
-		}
-		cons, err := js.Consumer(ctx, c.Stream, c.Durable)
-		if err != nil {
-			return false
-		}
-		ci, err := cons.Info(ctx)
-		return err == nil && ci.AckFloor.Stream >= last && ci.NumAckPending == 0
-	}, 10*time.Minute, 5*time.Millisecond, "every one of the %d messages handled", len(msgs))
-	run := ledgerRun{pool: pool, elapsed: time.Since(start), statements: -1}
-	cancel()
-	require.NoError(tb, <-done)
-	if before >= 0 {
-		run.statements = statements() - before
-	}
-	return run
+	// handled once the durable acknowledged everything the stream holds.
+	return servicetest.Measure(tb, pool, servicetest.Until{
+		Query: `SELECT count(*) = $1 FROM rejected_events`,
+		Args:  []any{bad},
+		Also:  servicetest.Acknowledged(tb, js, c.Stream, c.Durable),
+	}, c.Run)
 }
 
 // dump is a table's rows as text, in key order.
@@ -206,11 +153,11 @@ func TestLedgerBatchMatchesOneByOne(t *testing.T) {
 	one := runLedger(t, msgs, 1, bad)
 	batched := runLedger(t, msgs, 100, bad)
 	for _, table := range []struct{ name, order string }{{"ledger_entries", "tenant_id, id"}, {"ledger_links", "tenant_id, kind, ref"}} {
-		require.Equal(t, dump(t, one.pool, table.name, table.order), dump(t, batched.pool, table.name, table.order), table.name)
+		require.Equal(t, dump(t, one.Pool, table.name, table.order), dump(t, batched.Pool, table.name, table.order), table.name)
 	}
 
 	// And the ledger is the one the traffic makes.
-	rows, err := batched.pool.Query(context.Background(), `SELECT id, visit_id, complaint_id, service_id, customer_id FROM ledger_entries`)
+	rows, err := batched.Pool.Query(context.Background(), `SELECT id, visit_id, complaint_id, service_id, customer_id FROM ledger_entries`)
 	require.NoError(t, err)
 	type entry struct{ id, visit, complaint, service, customer string }
 	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entry, error) {
@@ -268,8 +215,5 @@ func BenchmarkLedgerThroughNATS(b *testing.B) {
 	b.ResetTimer()
 	run := runLedger(b, msgs, 100, 0)
 	b.StopTimer()
-	b.ReportMetric(float64(len(msgs))/run.elapsed.Seconds(), "events/s")
-	if run.statements >= 0 {
-		b.ReportMetric(float64(run.statements)/float64(len(msgs)), "statements/event")
-	}
+	run.Report(b, len(msgs))
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,7 +16,6 @@ import (
 
 	"github.com/huifang/huifang/pkg/loop"
 	"github.com/huifang/huifang/pkg/outbox"
-	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/scheduler/internal/app"
@@ -36,7 +33,8 @@ import (
 // every VisitDue is published. Half the events are of a customer seen
 // before in the run. It reports events/s and the SQL statements per event
 // the scheduler's database ran meanwhile (pg_stat_statements, which
-// scripts/postgres.sh preloads; the figure is 0 without it). With
+// scripts/postgres.sh preloads; not reported without it; the benchmark's
+// polling left out), and logs the statements run most. With
 // HUIFANG_BENCH_UPDATES set, each new customer's CustomerUpdated (version
 // 1) is published beside its first service, as intake does: the
 // CustomerUpdated consumer then writes the same new customers as planning.
@@ -52,13 +50,11 @@ func BenchmarkPlanningInstant(b *testing.B) {
 		require.NoError(b, err, "HUIFANG_BENCH_EVENTS")
 	}
 	for range b.N {
-		rate, perEvent := benchPlanning(b, n)
-		b.ReportMetric(rate, "events/s")
-		b.ReportMetric(perEvent, "statements/event")
+		benchPlanning(b, n).Report(b, n)
 	}
 }
 
-func benchPlanning(b *testing.B, n int) (rate, perEvent float64) {
+func benchPlanning(b *testing.B, n int) servicetest.Run {
 	b.StopTimer()
 	log := servicetest.Logger()
 	pool := servicetest.Pool(b, "scheduler", migrations.FS)
@@ -73,6 +69,7 @@ func benchPlanning(b *testing.B, n int) (rate, perEvent float64) {
 	updates := os.Getenv("HUIFANG_BENCH_UPDATES") != ""
 	zones := []string{"Asia/Shanghai", "Asia/Chongqing", ""}
 	start := time.Now().Add(-time.Minute)
+	pub := servicetest.NewPublisher(b, js)
 	for i := range n {
 		c := i % (n/2 + 1)
 		cu := fmt.Sprintf("cu-%d", c)
@@ -80,32 +77,16 @@ func benchPlanning(b *testing.B, n int) (rate, perEvent float64) {
 			ServiceType: "repair", OrgUnit: "shanghai", CompletedAt: timestamppb.New(start.Add(time.Duration(i) * time.Millisecond)),
 			Customer: &typesv1.Customer{Id: cu, Tier: "gold", HasPhone: true,
 				Preferences: &typesv1.ContactPreferences{TimeZone: zones[c%len(zones)]}}}
-		publishOn(b, bundle{ctx: ctx, pool: pool, js: js}, stream.SubjectServiceCompleted, ev.EventId, ev)
+		pub.Proto(stream.SubjectServiceCompleted, ev.EventId, ev)
 		if updates && c == i {
 			// Intake's CustomerUpdated of a new customer, as it publishes one
 			// beside the customer's first service.
 			up := &eventsv1.CustomerUpdated{EventId: "up-" + cu, TenantId: "default", Version: 1, UpdatedAt: ev.CompletedAt,
 				Customer: ev.Customer}
-			publishOn(b, bundle{ctx: ctx, pool: pool, js: js}, stream.SubjectCustomerUpdated, up.EventId, up)
+			pub.Proto(stream.SubjectCustomerUpdated, up.EventId, up)
 		}
 	}
-
-	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
-	require.NoError(b, err)
-	defer admin.Close(context.Background())
-	var db string
-	require.NoError(b, pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
-	statements := func() float64 {
-		var calls float64
-		err := admin.QueryRow(ctx, `SELECT coalesce(sum(s.calls), 0)::float8 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-WHERE d.datname = $1`, db).Scan(&calls)
-		if err != nil {
-			b.Logf("no statement count (pg_stat_statements): %v", err)
-			return 0
-		}
-		return calls
-	}
-	_, _ = admin.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`)
+	pub.Flush()
 
 	relay := outbox.NewRelay(pool, js, log, "scheduler")
 	relay.Interval = 50 * time.Millisecond
@@ -123,43 +104,14 @@ WHERE d.datname = $1`, db).Scan(&calls)
 		}
 		runs = append(runs, c.Run)
 	}
-	before := statements()
 	b.StartTimer()
-	began := time.Now()
-	done := make(chan struct{}, len(runs))
-	for _, run := range runs {
-		go func() { _ = run(ctx); done <- struct{}{} }()
-	}
-	var polls atomic.Int64
-	require.Eventually(b, func() bool {
-		polls.Add(1)
-		var published int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1 AND published_at IS NOT NULL`,
-			stream.SubjectVisitDue).Scan(&published)
-		return err == nil && published >= n
-	}, 10*time.Minute, 20*time.Millisecond, "every one of the %d VisitDue published", n)
-	took := time.Since(began)
+	run := servicetest.Measure(b, pool, servicetest.Until{
+		Query: `SELECT count(*) >= $2 FROM outbox WHERE subject = $1 AND published_at IS NOT NULL`,
+		Args:  []any{stream.SubjectVisitDue, n},
+	}, runs...)
 	b.StopTimer()
-	after := statements()
-	if os.Getenv("HUIFANG_BENCH_TOP") != "" {
-		rows, err := admin.Query(ctx, `SELECT s.calls, left(regexp_replace(s.query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements s
-JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY s.calls DESC LIMIT 25`, db)
-		require.NoError(b, err)
-		for rows.Next() {
-			var calls int64
-			var q string
-			require.NoError(b, rows.Scan(&calls, &q))
-			fmt.Fprintf(os.Stderr, "%8d %s\n", calls, q)
-		}
-		require.NoError(b, rows.Err())
-	}
-	cancel()
-	for range runs {
-		<-done
-	}
 	var visits int
-	require.NoError(b, pool.QueryRow(context.Background(), `SELECT count(*) FROM planned_visits WHERE status = 'due'`).Scan(&visits))
+	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) FROM planned_visits WHERE status = 'due'`).Scan(&visits))
 	require.Equal(b, n, visits, "every service's visit fired once")
-	// The polls above and the count itself ran there too.
-	return float64(n) / took.Seconds(), (after - before - float64(polls.Load()) - 1) / float64(n)
+	return run
 }
