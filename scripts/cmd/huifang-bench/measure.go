@@ -281,11 +281,9 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 type pgCounters struct{ commits, rollbacks, rows, walBytes, statements int64 }
 
 func readCounters(ctx context.Context, db *pgxpool.Pool) (pgCounters, error) {
-	var c pgCounters
-	err := db.QueryRow(ctx, `SELECT d.xact_commit, d.xact_rollback, d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_bytes::bigint
-FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()`).Scan(&c.commits, &c.rollbacks, &c.rows, &c.walBytes)
+	c, err := readRows(ctx, db)
 	if err != nil {
-		return c, fmt.Errorf("read Postgres's counters: %w", err)
+		return c, err
 	}
 	c.statements = -1
 	var calls int64
@@ -293,6 +291,19 @@ FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()`).Sc
 WHERE d.datname = current_database()`).Scan(&calls); err == nil {
 		c.statements = calls
 	}
+	return c, nil
+}
+
+// readRows reads the counters but the statements (which cost Postgres
+// more to sum than the settling's polls should).
+func readRows(ctx context.Context, db *pgxpool.Pool) (pgCounters, error) {
+	var c pgCounters
+	err := db.QueryRow(ctx, `SELECT d.xact_commit, d.xact_rollback, d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_bytes::bigint
+FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()`).Scan(&c.commits, &c.rollbacks, &c.rows, &c.walBytes)
+	if err != nil {
+		return c, fmt.Errorf("read Postgres's counters: %w", err)
+	}
+	c.statements = -1
 	return c, nil
 }
 
@@ -401,21 +412,25 @@ func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, n
 	// most once a second, and a backend that went idle meanwhile reports
 	// them within 10 s: wait until the rows written have not moved for
 	// longer than that.
-	settled, moved := pg0, time.Now()
+	// The CPU is read when the rows last moved: the idle wait after it is
+	// not the burst's.
+	settled, moved, cpu1 := pg0, time.Now(), cpuOf(pids)
 	for deadline := time.Now().Add(time.Minute); time.Since(moved) < 11*time.Second && time.Now().Before(deadline); {
-		now, err := readCounters(ctx, db)
+		now, err := readRows(ctx, db)
 		if err != nil {
 			return out, err
 		}
 		if now.rows != settled.rows {
-			moved = time.Now()
+			moved, cpu1 = time.Now(), cpuOf(pids)
 		}
 		settled = now
 		if !sleep(ctx, 100*time.Millisecond) {
 			return out, ctx.Err()
 		}
 	}
-	cpu1 := cpuOf(pids)
+	if final, err := readCounters(ctx, db); err == nil {
+		settled.statements = final.statements
+	}
 	per := func(v int64) float64 { return float64(v) / float64(cfg.events) }
 	tables1, err := tableRows(ctx, db)
 	if err != nil {
