@@ -174,6 +174,10 @@ type Relay struct {
 	// woken is set by Notify: a commit wrote rows, so the next look needs
 	// no probe and a draining relay reads once more.
 	woken atomic.Bool
+	// behind is set by Notify too: a commit wrote rows that may lie behind
+	// a draining relay's cursor (a transaction that took its rows' numbers
+	// before others and committed after them).
+	behind atomic.Bool
 
 	// Batch is how many rows one round reads.
 	Batch int
@@ -223,6 +227,7 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger, sche
 // leave at once instead of at the next look.
 func (r *Relay) Notify() {
 	r.woken.Store(true)
+	r.behind.Store(true)
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -314,8 +319,15 @@ func (r *Relay) relay(ctx context.Context, rounds int) (int, error) {
 // rescanEvery is how long a drain reads on past the rows it has on their
 // way before it lets them come back and reads from the oldest unpublished
 // row again: a row of a transaction that committed late, behind rows
-// already read, waits no longer than that.
+// already read, and that no commit's wake-up found (behindEvery), waits no
+// longer than that.
 const rescanEvery = time.Second
+
+// behindEvery is how often at most a draining relay that was woken reads
+// the unpublished rows behind its cursor that are not on their way: a row
+// of a transaction that committed late waits about that long, not
+// rescanEvery.
+const behindEvery = 20 * time.Millisecond
 
 // sent is a batch of one stream's rows handed to its publisher, and its round.
 type sent struct {
@@ -350,6 +362,7 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 		open      = map[int]int{}        // round → its batches not back
 		cursor    int64                  // the last row read; 0: read from the oldest
 		rescanAt  time.Time
+		behindAt  time.Time // when the rows behind the cursor were last read
 		reads     int
 		exhausted bool // the last read found fewer rows than a round
 		failed    error
@@ -361,12 +374,46 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 		}
 		wg.Wait()
 	}()
+	// hand gives the rows of the round just read to their streams' publishers.
+	hand := func(batch []outboxRow) {
+		for _, part := range byStream(batch) {
+			name := stream.Of(part[0].subject)
+			ch, ok := streams[name]
+			if !ok {
+				ch = make(chan sent, depth)
+				streams[name] = ch
+				wg.Add(1)
+				go r.publisher(ctx, ch, results, &wg)
+			}
+			for _, x := range part {
+				inFlight[x.seq] = struct{}{}
+			}
+			open[reads]++
+			ch <- sent{round: reads, rows: part}
+		}
+	}
 	for {
 		if len(inFlight) == 0 {
 			cursor, rescanAt = 0, time.Now().Add(rescanEvery)
 		}
 		if exhausted && r.woken.Swap(false) {
 			exhausted = false // a commit wrote rows since
+		}
+		if failed == nil && cursor > 0 && (rounds == 0 || reads < rounds) && len(open) < depth &&
+			time.Since(behindAt) >= behindEvery && r.behind.Swap(false) {
+			// A commit since the last look may have left rows behind the
+			// cursor: read those not on their way, as a round of their own.
+			behindAt = time.Now()
+			batch, err := r.readBehind(ctx, conn, cursor, inFlight)
+			reads++
+			if err != nil {
+				failed = err
+				continue
+			}
+			if len(batch) > 0 {
+				hand(batch)
+				continue
+			}
 		}
 		if failed == nil && !exhausted && (rounds == 0 || reads < rounds) && len(open) < depth &&
 			(cursor == 0 || time.Now().Before(rescanAt)) {
@@ -379,21 +426,7 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 			exhausted = len(batch) < r.Batch
 			if len(batch) > 0 {
 				cursor = batch[len(batch)-1].seq
-				for _, part := range byStream(batch) {
-					name := stream.Of(part[0].subject)
-					ch, ok := streams[name]
-					if !ok {
-						ch = make(chan sent, depth)
-						streams[name] = ch
-						wg.Add(1)
-						go r.publisher(ctx, ch, results, &wg)
-					}
-					for _, x := range part {
-						inFlight[x.seq] = struct{}{}
-					}
-					open[reads]++
-					ch <- sent{round: reads, rows: part}
-				}
+				hand(batch)
 				continue // read ahead while these are on their way
 			}
 		}
@@ -452,6 +485,30 @@ WHERE published_at IS NULL AND quarantined_at IS NULL AND seq > $2 ORDER BY seq 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
+	}
+	return batch, nil
+}
+
+// readBehind returns up to Batch unpublished rows up to cursor that are not
+// in inFlight (on their way), in commit order: rows of transactions that
+// committed after the rows read past them.
+func (r *Relay) readBehind(ctx context.Context, conn *pgxpool.Conn, cursor int64, inFlight map[int64]struct{}) ([]outboxRow, error) {
+	away := make([]int64, 0, len(inFlight))
+	for seq := range inFlight {
+		away = append(away, seq)
+	}
+	rows, err := conn.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
+WHERE published_at IS NULL AND quarantined_at IS NULL AND seq <= $2 AND seq <> ALL($3) ORDER BY seq LIMIT $1`, r.Batch, cursor, away)
+	if err != nil {
+		return nil, fmt.Errorf("select behind: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var x outboxRow
+		err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan behind: %w", err)
 	}
 	return batch, nil
 }

@@ -614,3 +614,26 @@ func BenchmarkNotifyToPublish(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// A draining relay woken by a commit reads the unpublished rows behind its
+// cursor that are not on their way: rows of a transaction that took its
+// numbers before others and committed after them. Published, quarantined
+// and in-flight rows are not read again, nor rows past the cursor.
+func TestRelayReadsTheRowsBehindItsCursor(t *testing.T) {
+	b := setup(t)
+	for i := 1; i <= 7; i++ {
+		_, err := b.pool.Exec(b.ctx, `INSERT INTO outbox (seq, id, subject, payload) VALUES ($1, $2, 'huifang.events.test', '')`, i, fmt.Sprintf("e-%d", i))
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = now() WHERE seq IN (2, 3)`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = 'refused' WHERE seq = 4`)
+	require.NoError(t, err)
+	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
+	conn, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	seqs, err := r.ReadBehind(b.ctx, conn, 6, map[int64]struct{}{5: {}})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 6}, seqs)
+}
