@@ -83,9 +83,10 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 		}
 	}
 	res.Refreshed, err = store.UpdateActiveTasksOfCustomer(ctx, tx, u.Tenant, c.ID, now, func(t *task.Task) (bool, error) {
+		before := *t
 		a.Rules.SetCustomer(t, c)
 		t.Replace(now)
-		return true, nil
+		return !store.Unsaved(before, *t), nil
 	})
 	if err != nil {
 		return res, err
@@ -166,7 +167,14 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 		return err
 	}
 	// Each update sees the customer's tasks as the one before left them:
-	// a task it withdraws is no longer active for the next.
+	// a task it withdraws is no longer active for the next. A task that
+	// ends as it was loaded (it carries the snapshot already) is not saved.
+	loaded := map[string]task.Task{}
+	for _, ts := range tasks {
+		for _, t := range ts {
+			loaded[t.ID] = t
+		}
+	}
 	changed := map[string]bool{}
 	refreshed := false
 	for _, u := range newer {
@@ -182,15 +190,16 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 			if ts[i].Active() {
 				a.Rules.SetCustomer(&ts[i], u.Customer)
 				ts[i].Replace(now)
-				changed[ts[i].ID], refreshed = true, true
+				changed[ts[i].ID] = true
 			}
 		}
 	}
 	var save []task.Task
 	for _, k := range touched {
 		for _, t := range tasks[k] {
-			if changed[t.ID] {
+			if changed[t.ID] && !store.Unsaved(loaded[t.ID], t) {
 				save = append(save, t)
+				refreshed = refreshed || t.Active()
 			}
 		}
 	}

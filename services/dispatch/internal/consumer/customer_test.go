@@ -16,9 +16,11 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/stream"
+	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
 	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
+	"github.com/huifang/huifang/services/dispatch/internal/wire"
 )
 
 // customerTest runs the VisitDue and CustomerUpdated consumers on one
@@ -138,6 +140,37 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 	ct.due(t, "v-2", typesv1.Channel_CHANNEL_WEB)
 	require.Equal(t, "a-3", ct.task(t, "v-2").PrimaryOwner)
 	require.Equal(t, "13900000000", ct.task(t, "v-2").Customer.PhoneMasked)
+}
+
+// TestCustomerUpdatedSameSnapshotNotSaved: a CustomerUpdated whose
+// snapshot the open task carries already (the VisitDue brought the same
+// customer) keeps the newer version but rewrites no task row, in the
+// consumer's batch and alone; one that changes the snapshot rewrites it.
+func TestCustomerUpdatedSameSnapshotNotSaved(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	row := func() (xmin int64) {
+		t.Helper()
+		require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT xmin::text::bigint FROM tasks WHERE visit_id = 'v-1'`).Scan(&xmin))
+		return xmin
+	}
+	was := row()
+
+	ct.updated(t, customer(), 2)
+	require.Equal(t, was, row(), "the same snapshot: the task is not rewritten")
+	require.Equal(t, 1, ct.count(t, `SELECT count(*) FROM customer_versions WHERE customer_id = 'c-1' AND version = 2`))
+
+	res, err := ct.app.UpdateCustomer(context.Background(), app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(customer()), Version: 3})
+	require.NoError(t, err)
+	require.True(t, res.Newer)
+	require.Zero(t, res.Refreshed, "alone too")
+	require.Equal(t, was, row())
+
+	c := customer()
+	c.OwnerIds = append(c.OwnerIds, "a-3")
+	ct.updated(t, c, 4)
+	require.NotEqual(t, was, row(), "a new owner changes the snapshot")
+	require.Equal(t, []string{"a-1", "a-2", "a-3"}, ct.task(t, "v-1").Customer.OwnerIDs)
 }
 
 // TestCustomerUpdatedNewWindow: the customer now wants calls only

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
@@ -161,6 +162,18 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamp
 WHERE t.id = u.id`,
 		ids, statuses, agents, leases, avail, attempts, disps, customers, ranks, primaries, backups, langs, tokens, claims, at)
 	return translate(err, fmt.Sprintf("save %d tasks", n), nil)
+}
+
+// Unsaved reports whether SaveTask would write nothing new of after over
+// before (the same task as loaded): the fields it writes are equal, the
+// customer snapshot by its wire form. An update that changes none of them
+// (a CustomerUpdated whose snapshot the task already carries) is not saved.
+func Unsaved(before, after task.Task) bool {
+	return before.Status == after.Status && before.AgentID == after.AgentID && before.LeaseExpiresAt.Equal(after.LeaseExpiresAt) &&
+		before.AvailableAt.Equal(after.AvailableAt) && before.Attempts == after.Attempts && before.LastDisposition == after.LastDisposition &&
+		before.TierRank == after.TierRank && before.PrimaryOwner == after.PrimaryOwner && before.BackupOwner == after.BackupOwner &&
+		before.Language == after.Language && before.LeaseToken == after.LeaseToken && before.ClaimRequestID == after.ClaimRequestID &&
+		proto.Equal(wire.CustomerProto(before.Customer), wire.CustomerProto(after.Customer))
 }
 
 // SaveTask writes back every field of t that changes after its creation:
