@@ -30,6 +30,7 @@ import (
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
+	"github.com/huifang/huifang/services/scheduler/internal/visit"
 )
 
 // Notifier is told when a commit wrote events (the outbox relay).
@@ -156,10 +157,14 @@ func or(t, def time.Time) time.Time {
 type dueNowKey struct{}
 
 // dueNow is what insert needs to fire a visit due at once: fireNow fires
-// visits in the planning transaction, fire (DueNow) wakes the firing loop
-// after the commit for any it could not take, now is the App's clock.
+// stored visits in the planning transaction, fireNew decides new ones
+// before they are stored (Batch.write), fire (DueNow) wakes the firing
+// loop after the commit for any fireNow could not take, now is the App's
+// clock.
 type dueNow struct {
 	fireNow func(ctx context.Context, tx pgx.Tx, ids []string) error
+	fireNew func(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit.Visit, []Failure, error)
+	report  func([]Failure)
 	fire    func()
 	now     func() time.Time
 }
@@ -170,5 +175,5 @@ func (a *App) withDueNow(ctx context.Context) context.Context {
 	if a.DueNow == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, dueNowKey{}, dueNow{a.fireNow, a.DueNow, a.Now})
+	return context.WithValue(ctx, dueNowKey{}, dueNow{fireNow: a.fireNow, fireNew: a.fireNew, report: a.reportFailed, fire: a.DueNow, now: a.Now})
 }

@@ -59,6 +59,12 @@ type Batch struct {
 	// services are the services the batch recorded (written just before
 	// the commit, inbox.Gather), by tenant and id.
 	services map[[2]string]policy.Service
+	// fired are the events of the visits due at once that write fired
+	// within the transaction firedIn, written after the batch's VisitPlanned
+	// (addEvents); eventsIn is the transaction whose visit events were
+	// written already (then write writes them at once, after those).
+	fired             []outbox.Message
+	firedIn, eventsIn pgx.Tx
 }
 
 type batchKey struct{}
@@ -197,6 +203,10 @@ type planningWrite struct {
 	// what they counted in the sampling quotas.
 	visits  []visit.Visit
 	samples []policy.Sample
+	// instant are the ids of the visits due at once (insert), to be fired
+	// before they are stored, with due's fireNew.
+	instant []string
+	due     *dueNow
 }
 
 type writeKey struct{}
@@ -287,12 +297,17 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	svcs := make([]policy.Service, 0, len(ws))
 	var snaps []store.Snapshot
 	var vs []visit.Visit
+	instant := map[string]bool{}
+	var d *dueNow
 	for _, w := range ws {
 		svcs = append(svcs, w.service)
 		if w.snapshot != nil {
 			snaps = append(snaps, *w.snapshot)
 		}
 		vs = append(vs, w.visits...)
+		for _, id := range w.instant {
+			instant[id], d = true, w.due
+		}
 	}
 	if err := store.RecordServices(ctx, tx, svcs); err != nil {
 		return err
@@ -300,7 +315,7 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	if err := store.StoreSnapshots(ctx, tx, snaps); err != nil {
 		return err
 	}
-	made, err := store.InsertVisits(ctx, tx, vs)
+	made, err := b.insertVisits(ctx, tx, vs, instant, d)
 	if err != nil {
 		return err
 	}
@@ -324,9 +339,77 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	return nil
 }
 
+// insertVisits stores the batch's new visits (store.InsertVisits). Those due
+// at once (instant) and not planned before are first fired, moved or
+// suppressed as a round of the firing loop would (d.fireNew) and stored in
+// that state: one insert each rather than an insert and the firing's
+// update. Their events follow the batch's VisitPlanned (addEvents). One
+// planned by a concurrent transaction meanwhile fails the batch
+// (errPlannedMeanwhile): its messages are then handled one by one.
+func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, instant map[string]bool, d *dueNow) (map[string]bool, error) {
+	if len(instant) == 0 || d == nil {
+		return store.InsertVisits(ctx, tx, vs)
+	}
+	var due []visit.Visit
+	for _, v := range vs {
+		if instant[v.ID] {
+			due = append(due, v)
+		}
+	}
+	before, err := store.ExistingVisits(ctx, tx, due)
+	if err != nil {
+		return nil, err
+	}
+	due = slices.DeleteFunc(due, func(v visit.Visit) bool { return before[v.ID] })
+	fctx, evs, _ := withEvents(ctx)
+	decided, failed, err := d.fireNew(fctx, tx, due)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]visit.Visit, len(decided))
+	for _, v := range decided {
+		byID[v.ID] = v
+	}
+	all := make([]visit.Visit, len(vs))
+	for i, v := range vs {
+		if x, ok := byID[v.ID]; ok {
+			v = x
+		}
+		all[i] = v
+	}
+	made, err := store.InsertVisits(ctx, tx, all)
+	if err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(due, func(v visit.Visit) bool { return !made[v.ID] }) {
+		return nil, errPlannedMeanwhile
+	}
+	d.report(failed)
+	return made, b.written(ctx, tx, evs.msgs)
+}
+
+// written keeps the events of visits fired before they were stored for
+// addEvents, or writes them at once when the batch's visit events were
+// written already.
+func (b *Batch) written(ctx context.Context, tx pgx.Tx, msgs []outbox.Message) error {
+	if b.eventsIn == tx {
+		if len(msgs) == 0 {
+			return nil
+		}
+		return addEvents(ctx, tx, msgs)
+	}
+	b.fired, b.firedIn = msgs, tx
+	return nil
+}
+
 // addEvents writes the batch's visit events, but the VisitPlanned of a
-// visit that was not new (write).
+// visit that was not new (write), followed by the events of the visits
+// write fired before it stored them.
 func (b *Batch) addEvents(ctx context.Context, tx pgx.Tx, msgs []outbox.Message) error {
+	if b.firedIn == tx {
+		msgs = append(msgs[:len(msgs):len(msgs)], b.fired...)
+	}
+	b.fired, b.firedIn, b.eventsIn = nil, nil, tx
 	if len(b.rejected) > 0 {
 		kept := msgs[:0:0]
 		for _, m := range msgs {

@@ -109,12 +109,44 @@ func (a *App) fireNow(ctx context.Context, tx pgx.Tx, ids []string) error {
 
 // fireClaimed fires, moves or suppresses the claimed visits (FireDueTx).
 func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed []store.Claimed) (Fired, error) {
+	due, out, err := decide(ctx, tx, now, claimed)
+	if err != nil {
+		return Fired{}, err
+	}
+	return out, store.SaveVisits(ctx, tx, due)
+}
+
+// fireNew fires, moves or suppresses, within tx, new visits due by now that
+// are not stored yet, as a round of the firing loop would once they were:
+// it returns them in the state to store them in (store.InsertVisits), so
+// that a visit due at once is inserted fired rather than inserted planned
+// and then updated. Its events join those of ctx's round (withEvents).
+func (a *App) fireNew(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit.Visit, []Failure, error) {
+	claimed := make([]store.Claimed, len(vs))
+	for i, v := range vs {
+		claimed[i] = store.Claimed{Visit: v}
+	}
+	due, out, err := decide(ctx, tx, a.Now(), claimed)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range due {
+		if due[i].Nominal.IsZero() {
+			due[i].Nominal = due[i].DueAt // as store.SaveVisits writes it
+		}
+	}
+	return due, out.Failed, nil
+}
+
+// decide fires, moves or suppresses the claimed visits within tx and
+// returns them as they are to be saved; the caller saves them.
+func decide(ctx context.Context, tx pgx.Tx, now time.Time, claimed []store.Claimed) ([]visit.Visit, Fired, error) {
 	if len(claimed) == 0 {
-		return Fired{}, nil
+		return nil, Fired{}, nil
 	}
 	r := newRound(now)
 	if err := r.load(ctx, tx, claimed); err != nil {
-		return Fired{}, err
+		return nil, Fired{}, err
 	}
 	// The round's events are written together, after its visits fired.
 	ctx, evs, own := withEvents(ctx)
@@ -124,14 +156,14 @@ func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed
 		due, out.Failed, err = r.fireEach(ctx, tx, claimed)
 	}
 	if err != nil {
-		return Fired{}, err
+		return nil, Fired{}, err
 	}
 	if own {
 		if err := evs.write(ctx, tx); err != nil {
-			return Fired{}, err
+			return nil, Fired{}, err
 		}
 	}
-	return out, store.SaveVisits(ctx, tx, due)
+	return due, out, nil
 }
 
 // fireAll fires the claimed visits in one savepoint of tx. ok is false when

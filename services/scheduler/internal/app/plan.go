@@ -275,8 +275,14 @@ func (q *txQuota) untake(policyID string, step int) error {
 }
 
 // insert stores a new visit and announces it when it is planned; it tells
-// whether the visit was new.
+// whether the visit was new. A planned visit due already is fired in the
+// planning transaction and stored fired (insertFired, Batch.write).
 func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
+	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && v.Status == visit.StatusPlanned && !v.DueAt.After(d.now()) && writeOf(ctx) == nil {
+		if _, round := ctx.Value(eventsKey{}).(*events); !round {
+			return insertFired(ctx, tx, v, d)
+		}
+	}
 	ok, err := insertVisit(ctx, tx, v)
 	if ok && v.CustomerID != "" {
 		batchOf(ctx).planned(store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID})
@@ -288,8 +294,17 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 		return true, err
 	}
 	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && !v.DueAt.After(d.now()) {
-		// Due already: fire it in this transaction, once every message of
-		// the consumer's batch is planned (inbox.Gather: one round for the
+		if w := writeOf(ctx); w != nil {
+			// Due already and not stored yet: fired with the batch's
+			// visits just before they are stored (Batch.write), and stored
+			// fired.
+			w.instant = append(w.instant, v.ID)
+			w.due = &d
+			return true, nil
+		}
+		// Due already, planned by a firing round (the next visit of a
+		// series): fire it in this transaction, once every message of the
+		// consumer's batch is planned (inbox.Gather: one round for the
 		// batch), rather than at the firing loop's next round; and wake the
 		// loop after the commit for a visit a concurrent round held.
 		inbox.AfterCommit(ctx, d.fire)
@@ -299,6 +314,50 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	}
 	return true, nil
 }
+
+// insertFired stores a new visit due already in the state firing leaves
+// it in (fired, moved, suppressed or failed: d.fireNew, as a round of the
+// firing loop would) and announces it, VisitPlanned then the firing's
+// events: one insert rather than an insert and the firing's update. A
+// visit planned before is not new: nothing is done. One planned by a
+// concurrent transaction meanwhile fails tx (errPlannedMeanwhile): the
+// message is tried again.
+func insertFired(ctx context.Context, tx pgx.Tx, v visit.Visit, d dueNow) (bool, error) {
+	before, err := store.ExistingVisits(ctx, tx, []visit.Visit{v})
+	if err != nil || before[v.ID] {
+		return false, err
+	}
+	fctx, evs, _ := withEvents(ctx)
+	decided, failed, err := d.fireNew(fctx, tx, []visit.Visit{v})
+	if err != nil {
+		return false, err
+	}
+	made, err := store.InsertVisits(ctx, tx, decided)
+	if err != nil {
+		return false, err
+	}
+	if !made[v.ID] {
+		return false, errPlannedMeanwhile
+	}
+	if v.CustomerID != "" {
+		batchOf(ctx).planned(store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID})
+	}
+	if err := addPlanned(ctx, tx, v); err != nil {
+		return true, err
+	}
+	for _, m := range evs.msgs {
+		if err := emit(ctx, tx, m); err != nil {
+			return true, err
+		}
+	}
+	d.report(failed)
+	return true, nil
+}
+
+// errPlannedMeanwhile: a visit fired before it was stored was planned by a
+// concurrent transaction meanwhile; what the firing did is not kept (the
+// transaction fails, and its message is tried again).
+var errPlannedMeanwhile = errors.New("app: a visit due at once was planned by a concurrent transaction meanwhile; tried again")
 
 // lockPending locks the pending visits of the service's customer (none
 // without a customer).

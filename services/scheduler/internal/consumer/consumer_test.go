@@ -2,6 +2,8 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -138,6 +140,7 @@ func TestInstantVisitFiresAtItsPlanningNotAtTheTick(t *testing.T) {
 	}
 	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.SubjectVisitDue}})
 	require.NoError(t, err)
+	rewrites := countVisitUpdates(t, b)
 	publish(t, b, "ev-later", &eventsv1.ServiceCompleted{EventId: "ev-later", TenantId: "default", ServiceId: "s-later", ServiceType: "installation",
 		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-2"}})
 	publish(t, b, "ev-now", &eventsv1.ServiceCompleted{EventId: "ev-now", TenantId: "default", ServiceId: "s-now", ServiceType: "repair",
@@ -162,6 +165,111 @@ func TestInstantVisitFiresAtItsPlanningNotAtTheTick(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT v.xmin = i.xmin AND v.status = 'due' FROM planned_visits v, inbox i
 WHERE v.service_id = 's-now' AND i.event_id = 'ev-now'`).Scan(&together))
 	require.True(t, together, "fired in the planning transaction")
+	// Stored fired: one insert, no update (issue 15: fewer rows per event).
+	require.Zero(t, rewrites("s-now"), "the instant visit is inserted due, not inserted planned and then updated")
+	var fired bool
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT fired_at IS NOT NULL FROM planned_visits WHERE service_id = 's-now'`).Scan(&fired))
+	require.True(t, fired)
+}
+
+// The instant visits of a burst (batches of the consumer, a customer with
+// two services among them) are each inserted fired: no update, one
+// VisitDue each, after its VisitPlanned.
+func TestInstantVisitsOfABurstAreInsertedFired(t *testing.T) {
+	b := setupTick(t, time.Hour)
+	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
+	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}})
+	require.NoError(t, err)
+	countVisitUpdates(t, b)
+	const n = 40
+	for i := range n {
+		id := fmt.Sprintf("ev-%d", i)
+		publish(t, b, id, &eventsv1.ServiceCompleted{EventId: id, TenantId: "default", ServiceId: fmt.Sprintf("s-%d", i), ServiceType: "repair",
+			CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: fmt.Sprintf("cu-%d", i%(n-5))}})
+	}
+	seen := map[string][]string{} // visit id: its events' subjects
+	for dues := 0; dues < n; {
+		msg, err := sub.Next(jetstream.FetchMaxWait(60 * time.Second))
+		require.NoError(t, err)
+		var visitID string
+		if msg.Subject() == stream.SubjectVisitDue {
+			due := &eventsv1.VisitDue{}
+			require.NoError(t, proto.Unmarshal(msg.Data(), due))
+			visitID, dues = due.VisitId, dues+1
+		} else {
+			planned := &eventsv1.VisitPlanned{}
+			require.NoError(t, proto.Unmarshal(msg.Data(), planned))
+			visitID = planned.VisitId
+		}
+		seen[visitID] = append(seen[visitID], msg.Subject())
+	}
+	require.Len(t, seen, n)
+	for id, subjects := range seen {
+		require.Equal(t, []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}, subjects, id)
+	}
+	var updates int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM visit_updates`).Scan(&updates))
+	require.Zero(t, updates, "every instant visit inserted due")
+	var due int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE status = 'due' AND fired_at IS NOT NULL`).Scan(&due))
+	require.Equal(t, n, due)
+}
+
+// countVisitUpdates records every update of a planned visit from now on (a
+// trigger the test adds) and returns how many a service's visits had.
+func countVisitUpdates(t *testing.T, b bundle) func(serviceID string) int {
+	t.Helper()
+	_, err := b.pool.Exec(b.ctx, `CREATE TABLE visit_updates (service_id text NOT NULL);
+CREATE FUNCTION note_visit_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO visit_updates VALUES (OLD.service_id); RETURN NEW; END $$;
+CREATE TRIGGER note_visit_update BEFORE UPDATE ON planned_visits FOR EACH ROW EXECUTE FUNCTION note_visit_update()`)
+	require.NoError(t, err)
+	return func(serviceID string) int {
+		var n int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM visit_updates WHERE service_id = $1`, serviceID).Scan(&n))
+		return n
+	}
+}
+
+// A service planned again under another event id (its visit due at once
+// stored already, fired) plans nothing new and fires nothing again: the
+// visit fired before it was stored is undone when its insert finds it
+// planned before. Its VisitPlanned comes before its VisitDue, once each.
+func TestInstantVisitPlannedTwiceFiresOnce(t *testing.T) {
+	b := setupTick(t, time.Hour)
+	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
+	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}})
+	require.NoError(t, err)
+	ev := &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-1", ServiceType: "repair",
+		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-1"}}
+	for _, id := range []string{"ev-a", "ev-b"} {
+		ev.EventId = id
+		publish(t, b, id, ev)
+		require.Eventually(t, func() bool {
+			var n int
+			err := b.pool.QueryRow(b.ctx, `SELECT count(*) FROM inbox WHERE event_id = $1`, id).Scan(&n)
+			return err == nil && n == 1
+		}, 60*time.Second, 20*time.Millisecond)
+	}
+	var subjects []string
+	for {
+		msg, err := sub.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		}
+		require.NoError(t, err)
+		subjects = append(subjects, msg.Subject())
+	}
+	require.Equal(t, []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}, subjects)
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM planned_visits WHERE service_id = 's-1' AND status = 'due'`).Scan(&n))
+	require.Equal(t, 1, n)
 }
 
 // A ServiceCompleted without a service id is dead-lettered with the field named,

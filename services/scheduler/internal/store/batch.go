@@ -300,7 +300,10 @@ WHERE c.tenant_id = u.t AND c.customer_id = u.id`, uts, uids, uvers, uprefs, uop
 
 // InsertVisits is InsertVisit for many new visits, in one statement, in
 // their order; it returns the ids of those that were new (a visit of the
-// same service, policy, step and occurrence planned before is not).
+// same service, policy, step and occurrence planned before is not). A
+// visit is stored in the state it is in: one fired already (due, moved,
+// suppressed or failed in the transaction that planned it) with what
+// SaveVisits would have written of it.
 func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (map[string]bool, error) {
 	if len(vs) == 0 {
 		return map[string]bool{}, nil
@@ -314,7 +317,8 @@ func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (ma
 		versions, steps, occurrences, channels, sevs   = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		dues, deadlines, nominals, completed           = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		draws, rates                                   = make([]float64, n), make([]float64, n)
-		stopOnAnswer, holiday                          = make([]bool, n), make([]bool, n)
+		stopOnAnswer, holiday, chosen                  = make([]bool, n), make([]bool, n), make([]bool, n)
+		fired, updated, failed                         = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
 	)
 	for i, v := range vs {
 		d, err := json.Marshal(v.Decisions)
@@ -347,26 +351,30 @@ func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (ma
 		versions[i], steps[i], occurrences[i], channels[i], sevs[i] = int64(v.PolicyVersion), int64(v.Step), int64(v.Occurrence), int64(v.Channel), int64(v.Severity)
 		dues[i], deadlines[i], nominals[i], completed[i] = v.DueAt, v.Deadline, v.Nominal, v.ServiceCompletedAt
 		draws[i], rates[i], stopOnAnswer[i], holiday[i] = v.Draw, v.SampleRate, v.StopOnAnswer, v.HolidayStep
+		chosen[i], fired[i], updated[i], failed[i] = v.CustomerChosen, nullTime(v.FiredAt), nullTime(v.UpdatedAt), nullTime(v.FailedAt)
 	}
 	rows, err := q.Query(ctx, `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
   channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
-  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category)
+  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category,
+  customer_chosen, fired_at, updated_at, failed_at)
 SELECT id, tenant_id, service_id, customer_id, customer::jsonb, policy_id, policy_version, step, occurrence,
   channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions::jsonb, org_unit, service_type,
   service_completed_at, service::jsonb, ARRAY(SELECT jsonb_array_elements_text(stop_types::jsonb)), stop_on_answer, holiday_step,
-  complaint_id, severity, product_category
+  complaint_id, severity, product_category, customer_chosen, fired_at, updated_at, failed_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[],
   $10::int[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[], $17::float8[], $18::float8[],
-  $19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[], $25::bool[], $26::bool[], $27::text[], $28::int[], $29::text[])
+  $19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[], $25::bool[], $26::bool[], $27::text[], $28::int[], $29::text[],
+  $30::bool[], $31::timestamptz[], $32::timestamptz[], $33::timestamptz[])
   WITH ORDINALITY AS u(id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
   channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
-  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category, n)
+  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category,
+  customer_chosen, fired_at, updated_at, failed_at, n)
 ORDER BY n
 ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING
 RETURNING id`,
 		ids, tenants, services, customerIDs, customers, policyIDs, versions, steps, occurrences,
 		channels, groups, dues, deadlines, nominals, statuses, reasons, draws, rates, decisions, orgUnits, serviceTypes,
-		completed, specs, stopTypes, stopOnAnswer, holiday, complaints, sevs, products)
+		completed, specs, stopTypes, stopOnAnswer, holiday, complaints, sevs, products, chosen, fired, updated, failed)
 	if err != nil {
 		return nil, translate("insert visits", err)
 	}
@@ -375,6 +383,38 @@ RETURNING id`,
 		return nil, translate("insert visits", err)
 	}
 	out := make(map[string]bool, len(got))
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// ExistingVisits returns the ids of the visits of vs whose service, policy,
+// step and occurrence a stored visit has (planned before: InsertVisits
+// would not insert them), in one statement.
+func ExistingVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(vs) == 0 {
+		return out, nil
+	}
+	n := len(vs)
+	ids, tenants, services, policies := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	steps, occurrences := make([]int64, n), make([]int64, n)
+	for i, v := range vs {
+		ids[i], tenants[i], services[i], policies[i] = v.ID, v.Tenant, v.ServiceID, v.PolicyID
+		steps[i], occurrences[i] = int64(v.Step), int64(v.Occurrence)
+	}
+	rows, err := q.Query(ctx, `SELECT u.id FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[])
+  AS u(id, tenant_id, service_id, policy_id, step, occurrence)
+WHERE EXISTS (SELECT 1 FROM planned_visits v WHERE v.tenant_id = u.tenant_id AND v.service_id = u.service_id AND v.policy_id = u.policy_id
+  AND v.step = u.step AND v.occurrence = u.occurrence)`, ids, tenants, services, policies, steps, occurrences)
+	if err != nil {
+		return nil, translate("visits planned before", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate("visits planned before", err)
+	}
 	for _, id := range got {
 		out[id] = true
 	}
