@@ -276,9 +276,13 @@ func (q *txQuota) untake(policyID string, step int) error {
 
 // insert stores a new visit and announces it when it is planned; it tells
 // whether the visit was new. A planned visit due already is fired in the
-// planning transaction and stored fired (insertFired, Batch.write).
+// planning transaction: stored fired when planned alone (insertFired) or
+// with its consumer batch's visits (Batch.write); stored planned and fired
+// with the batch's others in one round (fireNow) when its customer has
+// another service in the batch or a firing round planned it.
 func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
-	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && v.Status == visit.StatusPlanned && !v.DueAt.After(d.now()) && writeOf(ctx) == nil {
+	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && v.Status == visit.StatusPlanned && !v.DueAt.After(d.now()) &&
+		writeOf(ctx) == nil && inbox.Batch(ctx) == nil {
 		if _, round := ctx.Value(eventsKey{}).(*events); !round {
 			return insertFired(ctx, tx, v, d)
 		}
@@ -302,11 +306,12 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 			w.due = &d
 			return true, nil
 		}
-		// Due already, planned by a firing round (the next visit of a
-		// series): fire it in this transaction, once every message of the
-		// consumer's batch is planned (inbox.Gather: one round for the
-		// batch), rather than at the firing loop's next round; and wake the
-		// loop after the commit for a visit a concurrent round held.
+		// Due already, stored at once (a customer with another service in
+		// the batch, the next visit of a series): fire it in this
+		// transaction, once every message of the consumer's batch is
+		// planned (inbox.Gather: one round for the batch), rather than at
+		// the firing loop's next round; and wake the loop after the commit
+		// for a visit a concurrent round held.
 		inbox.AfterCommit(ctx, d.fire)
 		if err := inbox.Gather(ctx, tx, "scheduler.fire-now", v.ID, d.fireNow); err != nil {
 			return true, err
