@@ -177,3 +177,25 @@ func TestBatchEventsKeepTheirTrace(t *testing.T) {
 		require.Contains(t, seen[fmt.Sprintf("e-%d", i)], trace(i))
 	}
 }
+
+// A returning customer who brings nothing new (the same name, phone and
+// staff, as huifang-loadgen's returning customers often do) is neither
+// saved nor announced again: one CustomerUpdated when created, one when a
+// new member of staff serves them (owners), none for the others, one by
+// one and in a batch.
+func TestReturningCustomerUnchangedIsNotRewritten(t *testing.T) {
+	for _, batch := range []int{1, 100} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			b := setupBatch(t, 1, batch)
+			for i, staff := range []string{"st-1", "st-1", "st-1", "st-2", "st-2"} {
+				b.publish(t, "application/json", fmt.Appendf(nil, `{"source_system":"same","source_event_id":"e-%d","service_type":"repair","completed_at":"2026-11-20T10:00:00Z","amount_minor":100,"staff_id":%q,"customer":{"external_id":"c-1","name":"王芳","phone":"+8613800000001"}}`, i, staff))
+			}
+			b.flush(t)
+			b.drained(t, 2*time.Minute)
+			require.Equal(t, 5, b.count(t, `SELECT count(*) FROM services`))
+			require.Equal(t, 2, b.count(t, `SELECT version FROM customers WHERE external_id = 'c-1'`), "created, then a new owner")
+			require.Equal(t, 2, b.count(t, fmt.Sprintf(`SELECT count(*) FROM outbox WHERE subject = '%s'`, stream.SubjectCustomerUpdated)))
+			require.Equal(t, 5, b.count(t, fmt.Sprintf(`SELECT count(*) FROM outbox WHERE subject = '%s'`, stream.SubjectServiceCompleted)))
+		})
+	}
+}
