@@ -105,6 +105,7 @@ type config struct {
 	databaseURL  string
 	jsonFile     string
 	progress     time.Duration
+	archive      string
 }
 
 // usageError is a bad command line (exit status 2).
@@ -136,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.databaseURL, "database-url", "", "dispatch's PostgreSQL database, read-only, to measure publish → task (not measured when empty)")
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the summary as JSON to this file")
 	fs.DurationVar(&cfg.progress, "progress", time.Second, "interval of the progress lines on stderr (0: none)")
+	fs.StringVar(&cfg.archive, "archive", "", "instead of publishing, write a customer archive of -n records (CSV, as huifang-import reads it) to this file, with -seed (0: 1), and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: huifang-loadgen [flags]   (docs/loadgen.md)")
 		fs.PrintDefaults()
@@ -233,6 +235,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, stdout, stderr io
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.archive != "" {
+		return writeArchive(cfg)
 	}
 	start := time.Now()
 	if cfg.seed == 0 {
@@ -410,4 +415,23 @@ func redactURL(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// writeArchive writes -n records of a customer archive to -archive.
+func writeArchive(cfg config) error {
+	if cfg.seed == 0 {
+		cfg.seed = 1
+	}
+	f, err := os.Create(cfg.archive)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if err := load.WriteArchive(f, cfg.events, cfg.seed); err != nil {
+		f.Close()
+		return fmt.Errorf("archive %s: %w", cfg.archive, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("archive %s: %w", cfg.archive, err)
+	}
+	return nil
 }
