@@ -261,7 +261,7 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 		switch {
 		case ref == "":
 		case !inSet:
-			outside = append(outside, referral{rec: rec, ref: ref, by: ext})
+			outside = append(outside, referral{rec: rec, ref: ref})
 		case exists[ref]:
 			// As announce re-evaluates a referrer in the archive.
 			if refChanged := r.Settle(a.Rules, nil, now); len(refChanged) > 0 {
@@ -301,15 +301,8 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 			return refusal(rec, err)
 		}
 	}
-	seen := map[string]bool{}
-	for _, r := range outside {
-		if seen[r.ref] {
-			continue
-		}
-		seen[r.ref] = true
-		if err := a.referred(ctx, tx, tenantID, r.ref, r.by); err != nil {
-			return refusal(r.rec, err)
-		}
+	if err := a.referredSet(ctx, tx, tenantID, outside, now); err != nil {
+		return err
 	}
 	// Last: the audit log's head stays locked until the commit.
 	kept := make([]audit.Entry, 0, len(entries))
@@ -319,6 +312,58 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 		}
 	}
 	return audit.Append(ctx, tx, kept...)
+}
+
+// referredSet re-evaluates the referrers outside an import's customers
+// that its records newly name, as referred does one by one, set-wise: the
+// referrers (each once, in the order first named) read and locked in one
+// statement after the call's customers are written, their figures in one
+// query, the changed ones written by SaveCustomerSet and announced by one
+// insert. A referrer the archive does not hold is passed over.
+func (a *App) referredSet(ctx context.Context, tx pgx.Tx, tenantID string, outside []referral, now time.Time) error {
+	if len(outside) == 0 {
+		return nil
+	}
+	var refs []string
+	first := map[string]referral{}
+	for _, r := range outside {
+		if _, ok := first[r.ref]; !ok {
+			first[r.ref] = r
+			refs = append(refs, r.ref)
+		}
+	}
+	set, err := a.Store.LockCustomerSet(ctx, tx, tenantID, refs)
+	if err != nil {
+		return err
+	}
+	if err := a.Store.Figures(ctx, tx, tenantID, tier.ScopeAt(now), set.Customers()); err != nil {
+		return err
+	}
+	var (
+		save []*archive.Customer
+		msgs []outbox.Message
+	)
+	for _, ref := range refs {
+		c, ok := set.Customer(ref)
+		if !ok {
+			continue // not (yet) in the archive: its own first change evaluates it
+		}
+		changed := c.Settle(a.Rules, nil, now)
+		if len(changed) == 0 {
+			continue
+		}
+		ev := customerUpdated(c, changed)
+		if n, limit := proto.Size(ev), a.EventLimit(); n > limit {
+			return refusal(first[ref].rec, &tooLargeError{event: string(ev.ProtoReflect().Descriptor().Name()), size: n, limit: limit})
+		}
+		save = append(save, c)
+		msgs = append(msgs, outbox.Message{ID: ev.EventId, Subject: stream.SubjectCustomerUpdated, Payload: ev})
+	}
+	if _, err := a.Store.SaveCustomerSet(ctx, tx, set, save); err != nil {
+		return err
+	}
+	_, err = outbox.AddMany(ctx, tx, msgs)
+	return err
 }
 
 // pendingEvent is a CustomerUpdated of an import, written once the
@@ -338,8 +383,8 @@ type pendingEntry struct {
 // referral is a referrer outside an import's customers that a record newly
 // names.
 type referral struct {
-	rec     validRecord
-	ref, by string
+	rec validRecord
+	ref string
 }
 
 // importRecord merges one valid record into the archive.

@@ -70,7 +70,7 @@ func TestImportMeetsAConcurrentWriter(t *testing.T) {
 		done <- err
 	}()
 	require.Eventually(t, func() bool {
-		return count(t, b.pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customer_stage%'`) == 1
+		return count(t, b.pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (query LIKE '%customer_stage%' OR query ILIKE 'copy "customers"%')`) == 1
 	}, 10*time.Second, 5*time.Millisecond, "the import waits for the other writer's row")
 	require.NoError(t, tx.Commit(b.ctx))
 	require.NoError(t, <-done)
