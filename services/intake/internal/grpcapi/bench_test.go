@@ -44,11 +44,36 @@ func archiveRecord(i int) *intakev1.CustomerRecord {
 	return &intakev1.CustomerRecord{Line: int64(i + 2), Customer: c, SourceUpdatedAt: timestamppb.New(now.AddDate(0, -1, 0))}
 }
 
+// mixedRecord is line i of an archive shaped like huifang-loadgen
+// -archive's (customers from first on): one line in 33 repeats the
+// customer of a line 100–500 lines before (another email, a later source
+// time), and one customer in 20 is referred by one of the first 100, so
+// that calls meet customers that calls still in flight create, and
+// referrers outside themselves.
+func mixedRecord(first, i int) *intakev1.CustomerRecord {
+	c := i
+	repeat := i%33 == 32 && i >= 500
+	if repeat {
+		c = i - 100 - i%400
+	}
+	r := archiveRecord(first + c)
+	r.Line = int64(i + 2)
+	if repeat {
+		r.Customer.Email = fmt.Sprintf("c%d.%d@example.com", first+c, i)
+		r.SourceUpdatedAt = timestamppb.New(now.AddDate(0, 0, -20))
+	}
+	if c%20 == 7 && c >= 100 {
+		r.Customer.ReferredBy = fmt.Sprintf("c-%07d", first+c%100)
+	}
+	return r
+}
+
 // BenchmarkImportCustomers measures an archive import through gRPC, as
 // huifang-import sends it: b.N records in calls of 1,000 (its -batch),
 // 4 calls in flight (its -parallel), against the service's pool (4
 // connections). "new": every record a new customer; "unchanged": the same
-// records again (a resumed import). It reports records/s.
+// records again (a resumed import); "archive": new customers with repeats
+// and referrals (mixedRecord). It reports records/s.
 func BenchmarkImportCustomers(b *testing.B) {
 	const batch, parallel = 1000, 4
 	pool := servicetest.Pool(b, "intake", migrations.FS)
@@ -64,7 +89,7 @@ func BenchmarkImportCustomers(b *testing.B) {
 	client := intakev1.NewIntakeServiceClient(servicetest.Serve(b, srv))
 
 	var offset atomic.Int64 // each b.N of "new" imports customers not seen before
-	run := func(b *testing.B, first int) {
+	run := func(b *testing.B, record func(int) *intakev1.CustomerRecord) {
 		b.Helper()
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -78,7 +103,7 @@ func BenchmarkImportCustomers(b *testing.B) {
 					}
 					req := &intakev1.ImportCustomersRequest{Source: "bench"}
 					for i := from; i < min(from+batch, b.N); i++ {
-						req.Records = append(req.Records, archiveRecord(first+i))
+						req.Records = append(req.Records, record(i))
 					}
 					resp, err := client.ImportCustomers(b.Context(), req)
 					if err != nil {
@@ -96,15 +121,20 @@ func BenchmarkImportCustomers(b *testing.B) {
 	}
 	b.Run("new", func(b *testing.B) {
 		first := int(offset.Add(int64(b.N))) - b.N
-		run(b, first)
+		run(b, func(i int) *intakev1.CustomerRecord { return archiveRecord(first + i) })
 	})
 	b.Run("unchanged", func(b *testing.B) {
 		b.StopTimer()
 		first := int(offset.Add(int64(b.N))) - b.N
-		run(b, first)
+		record := func(i int) *intakev1.CustomerRecord { return archiveRecord(first + i) }
+		run(b, record)
 		analyze(b, pool)
 		b.StartTimer()
-		run(b, first)
+		run(b, record)
+	})
+	b.Run("archive", func(b *testing.B) {
+		first := int(offset.Add(int64(b.N))) - b.N
+		run(b, func(i int) *intakev1.CustomerRecord { return mixedRecord(first, i) })
 	})
 }
 

@@ -238,10 +238,10 @@ var (
 	newKeyColumns = []string{"tenant_id", "customer_id", "version", "kek_id", "wrapped"}
 )
 
-// mergeRows writes rows (in stageColumns' order): when they are all new
-// customers (a new archive's batch), by copyNew; otherwise, or when a
-// concurrent writer created one of them meanwhile, by copying them into
-// the staging table and merging them into customers in one statement.
+// mergeRows writes rows (in stageColumns' order): the new customers by
+// copyNew, the others (and all of them when a concurrent writer created one
+// of the new ones meanwhile) by copying them into the staging table and
+// merging them into customers in one statement.
 func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string, rows [][]any) ([]string, error) {
 	// The statements below go alone (several commands in one string, and
 	// COPY, cannot ride in a pipeline's batch): what a pipeline holds goes
@@ -251,21 +251,27 @@ func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string
 			return nil, wrap("staging table", err)
 		}
 	}
-	allNew := true
+	var fresh, known [][]any
 	for _, r := range rows {
-		if !r[3].(bool) {
-			allNew = false
-			break
+		if r[3].(bool) {
+			fresh = append(fresh, r)
+		} else {
+			known = append(known, r)
 		}
 	}
-	if allNew {
-		switch done, err := copyNew(ctx, q, tenant, rows); {
+	if len(fresh) > 0 {
+		done, err := copyNew(ctx, q, tenant, fresh)
+		switch {
 		case err != nil:
 			return nil, err
-		case done:
-			return nil, nil
+		case !done:
+			known = rows
 		}
 	}
+	if len(known) == 0 {
+		return nil, nil
+	}
+	rows = known
 	if _, err := q.Exec(ctx, stageTable); err != nil {
 		return nil, wrap("staging table", err)
 	}
