@@ -70,7 +70,7 @@ func TestImportMeetsAConcurrentWriter(t *testing.T) {
 		done <- err
 	}()
 	require.Eventually(t, func() bool {
-		return count(t, b.pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (query LIKE '%customer_stage%' OR query ILIKE 'copy "customers"%')`) == 1
+		return count(t, b.pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customer_stage%'`) == 1
 	}, 10*time.Second, 5*time.Millisecond, "the import waits for the other writer's row")
 	require.NoError(t, tx.Commit(b.ctx))
 	require.NoError(t, <-done)
@@ -112,4 +112,36 @@ func TestImportOfAnErasedCustomer(t *testing.T) {
 	require.Equal(t, "+8613800000001", c.Phone)
 	require.Equal(t, 1, count(t, b.pool, `SELECT count(*) FROM customer_keys k JOIN customers c ON c.id = k.customer_id
 WHERE c.external_id = 'c-1' AND k.version = 2 AND c.dek_version = 2`))
+}
+
+// Referrers outside a call that its records newly name are re-evaluated
+// once each, after the call's customers are written: one that reaches the
+// key tier (5 referrals) is announced once, one that does not is not
+// written, one the archive does not hold is passed over.
+func TestImportReEvaluatesReferrersOutsideTheCall(t *testing.T) {
+	b := setup(t)
+	first, err := b.app.ImportCustomers(b.ctx, app.ImportCustomers{Records: records(3, func(i int) *typesv1.Customer {
+		return &typesv1.Customer{ExternalId: fmt.Sprintf("r-%d", i), Name: "王芳", Phone: fmt.Sprintf("+86138%08d", i)}
+	})})
+	require.NoError(t, err)
+	require.Equal(t, 3, first.Imported, "%+v", first.Results)
+	const updated = `SELECT count(*) FROM outbox WHERE subject = 'huifang.events.customer.updated'`
+	require.Equal(t, 3, count(t, b.pool, updated))
+
+	refs := []string{"r-0", "r-0", "r-0", "r-0", "r-1", "r-0", "r-1", "r-none", "r-1", "r-none"}
+	out, err := b.app.ImportCustomers(b.ctx, app.ImportCustomers{Records: records(len(refs), func(i int) *typesv1.Customer {
+		return &typesv1.Customer{ExternalId: fmt.Sprintf("n-%d", i), Phone: fmt.Sprintf("+86139%08d", i), ReferredBy: refs[i]}
+	})})
+	require.NoError(t, err)
+	require.Equal(t, len(refs), out.Imported)
+	r0, err := b.app.GetCustomer(b.ctx, app.CustomerQuery{Tenant: "default", ExternalID: "r-0"})
+	require.NoError(t, err)
+	require.Equal(t, "key", r0.Tier, "5 referrals")
+	require.Equal(t, int64(2), r0.Version)
+	r1, err := b.app.GetCustomer(b.ctx, app.CustomerQuery{Tenant: "default", ExternalID: "r-1"})
+	require.NoError(t, err)
+	require.Empty(t, r1.Tier, "3 referrals")
+	require.Equal(t, int64(1), r1.Version, "not written")
+	require.Equal(t, 3+len(refs)+1, count(t, b.pool, updated), "the new customers' and r-0's")
+	require.Equal(t, 0, count(t, b.pool, `SELECT count(*) FROM customers WHERE external_id = 'r-none'`))
 }

@@ -229,49 +229,16 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 	return taken, nil
 }
 
-// The columns the new customers and their data keys are copied into
-// straight (copyNew): those mergeStage's insert writes, in its order.
-var (
-	newColumns = []string{"id", "tenant_id", "external_id", "name", "phone", "email", "name_enc", "phone_enc", "email_enc", "key_id", "dek_version",
-		"phone_hash", "email_hash", "hash_key_id", "tier", "kind", "referred_by", "org_unit", "owner_ids", "preferences", "version",
-		"source_updated_at", "updated_at", "upstream_tier", "search_hashes"}
-	newKeyColumns = []string{"tenant_id", "customer_id", "version", "kek_id", "wrapped"}
-)
-
-// mergeRows writes rows (in stageColumns' order): the new customers by
-// copyNew, the others (and all of them when a concurrent writer created one
-// of the new ones meanwhile) by copying them into the staging table and
-// merging them into customers in one statement.
+// mergeRows copies rows into the staging table and merges them into customers.
 func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string, rows [][]any) ([]string, error) {
-	// The statements below go alone (several commands in one string, and
-	// COPY, cannot ride in a pipeline's batch): what a pipeline holds goes
-	// first.
+	// The staging table's statements go alone (several commands in one
+	// string cannot ride in a pipeline's batch): what a pipeline holds
+	// goes first.
 	if p, ok := q.(*postgres.Pipeline); ok {
 		if err := p.Flush(ctx); err != nil {
 			return nil, wrap("staging table", err)
 		}
 	}
-	var fresh, known [][]any
-	for _, r := range rows {
-		if r[3].(bool) {
-			fresh = append(fresh, r)
-		} else {
-			known = append(known, r)
-		}
-	}
-	if len(fresh) > 0 {
-		done, err := copyNew(ctx, q, tenant, fresh)
-		switch {
-		case err != nil:
-			return nil, err
-		case !done:
-			known = rows
-		}
-	}
-	if len(known) == 0 {
-		return nil, nil
-	}
-	rows = known
 	if _, err := q.Exec(ctx, stageTable); err != nil {
 		return nil, wrap("staging table", err)
 	}
@@ -287,41 +254,6 @@ func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string
 		return nil, wrap("merge customers", err)
 	}
 	return taken, nil
-}
-
-// copyNew copies new customers (rows in stageColumns' order, all is_new)
-// and their data keys straight into customers and customer_keys, as
-// mergeStage inserts them, without the staging table's copy and merge. A
-// concurrent writer that created one of them meanwhile breaks the unique
-// key: then nothing of the copy stays (a savepoint) and it returns false,
-// for the staging table's merge to write them.
-func copyNew(ctx context.Context, q postgres.Querier, tenant string, rows [][]any) (bool, error) {
-	customers, keys := make([][]any, len(rows)), make([][]any, len(rows))
-	for i, r := range rows {
-		customers[i] = []any{r[1], tenant, r[2], "", "", "", r[4], r[5], r[6], "", r[7],
-			r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17],
-			r[18], r[19], r[22], r[23]}
-		keys[i] = []any{tenant, r[1], r[7], r[20], r[21]}
-	}
-	if _, err := q.Exec(ctx, "SAVEPOINT copy_customers"); err != nil {
-		return false, wrap("copy customers", err)
-	}
-	_, err := q.CopyFrom(ctx, pgx.Identifier{"customers"}, newColumns, pgx.CopyFromRows(customers))
-	if err == nil {
-		_, err = q.CopyFrom(ctx, pgx.Identifier{"customer_keys"}, newKeyColumns, pgx.CopyFromRows(keys))
-	}
-	if err != nil {
-		if !postgres.IsUniqueViolation(err) {
-			return false, wrap("copy customers", err)
-		}
-		if _, err := q.Exec(ctx, "ROLLBACK TO SAVEPOINT copy_customers"); err != nil {
-			return false, wrap("copy customers", err)
-		}
-	}
-	if _, err := q.Exec(ctx, "RELEASE SAVEPOINT copy_customers"); err != nil {
-		return false, wrap("copy customers", err)
-	}
-	return err == nil, nil
 }
 
 // preferencesJSON is what the preferences column holds of c's preferences.
