@@ -137,7 +137,11 @@ var stageColumns = []string{"n", "id", "external_id", "is_new", "name_enc", "pho
 // new ones inserted with their data keys unless a concurrent writer created
 // the same (tenant, external id) meanwhile (their external ids are
 // returned, nothing of them written), the others updated (rows the caller
-// holds locked).
+// holds locked). The new ones go in the order of their external ids, the
+// unique key's: two merges that insert some of the same customers (an
+// import's calls in flight, a customer repeated in both) wait for each
+// other's key in one order, where in the records' order each could wait
+// for a key the other inserted first (a deadlock).
 const mergeStage = `WITH inserted AS (
   INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
     phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier,
@@ -145,7 +149,7 @@ const mergeStage = `WITH inserted AS (
   SELECT id, $1, external_id, '', '', '', name_enc, phone_enc, email_enc, '', dek_version,
     phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier,
     search_hashes
-  FROM customer_stage WHERE is_new ORDER BY n
+  FROM customer_stage WHERE is_new ORDER BY external_id
   ON CONFLICT (tenant_id, external_id) DO NOTHING
   RETURNING id
 ), keys AS (
