@@ -506,3 +506,20 @@ func TestRunWithoutStreamsSaysWhy(t *testing.T) {
 	err := run(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)), []string{"-nats", ns.ClientURL(), "-n", "1"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "start Huifang first")
 }
+
+// -archive writes the archive of -n records and publishes nothing (no NATS
+// server to reach); the same seed writes the same file.
+func TestArchiveFlag(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, path := range []string{a, b} {
+		require.NoError(t, run(t.Context(), log, []string{"-nats", "nats://127.0.0.1:1", "-archive", path, "-n", "500", "-seed", "3"}, io.Discard, io.Discard))
+	}
+	got, err := os.ReadFile(a)
+	require.NoError(t, err)
+	require.Equal(t, 501, strings.Count(string(got), "\n"), "the header and 500 records")
+	again, err := os.ReadFile(b)
+	require.NoError(t, err)
+	require.Equal(t, got, again)
+}
