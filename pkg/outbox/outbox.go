@@ -473,20 +473,7 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 
 // read returns up to Batch unpublished rows after cursor, in commit order.
 func (r *Relay) read(ctx context.Context, conn *pgxpool.Conn, cursor int64) ([]outboxRow, error) {
-	rows, err := conn.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
-WHERE published_at IS NULL AND quarantined_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1`, r.Batch, cursor)
-	if err != nil {
-		return nil, fmt.Errorf("select: %w", err)
-	}
-	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-		var x outboxRow
-		err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scan: %w", err)
-	}
-	return batch, nil
+	return r.query(ctx, conn, `seq > $2`, cursor)
 }
 
 // readBehind returns up to Batch unpublished rows up to cursor that are not
@@ -497,10 +484,16 @@ func (r *Relay) readBehind(ctx context.Context, conn *pgxpool.Conn, cursor int64
 	for seq := range inFlight {
 		away = append(away, seq)
 	}
+	return r.query(ctx, conn, `seq <= $2 AND seq <> ALL($3)`, cursor, away)
+}
+
+// query returns up to Batch unpublished rows that also meet where (its
+// parameters from $2 on), in commit order.
+func (r *Relay) query(ctx context.Context, conn *pgxpool.Conn, where string, args ...any) ([]outboxRow, error) {
 	rows, err := conn.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
-WHERE published_at IS NULL AND quarantined_at IS NULL AND seq <= $2 AND seq <> ALL($3) ORDER BY seq LIMIT $1`, r.Batch, cursor, away)
+WHERE published_at IS NULL AND quarantined_at IS NULL AND `+where+` ORDER BY seq LIMIT $1`, append([]any{r.Batch}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("select behind: %w", err)
+		return nil, fmt.Errorf("select: %w", err)
 	}
 	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
 		var x outboxRow
@@ -508,7 +501,7 @@ WHERE published_at IS NULL AND quarantined_at IS NULL AND seq <= $2 AND seq <> A
 		return x, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scan behind: %w", err)
+		return nil, fmt.Errorf("scan: %w", err)
 	}
 	return batch, nil
 }

@@ -172,6 +172,19 @@ WHERE v.service_id = 's-now' AND i.event_id = 'ev-now'`).Scan(&together))
 	require.True(t, fired)
 }
 
+// instantRepairs stores a policy calling every repair at once and returns
+// an ordered consumer of the VisitPlanned and VisitDue events.
+func instantRepairs(t *testing.T, b bundle) jetstream.Consumer {
+	t.Helper()
+	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
+		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
+	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}})
+	require.NoError(t, err)
+	return sub
+}
+
 // The instant visits of a burst (batches of the consumer) are each
 // inserted fired: no update, one VisitDue each, after its VisitPlanned. (A
 // customer with two services in one batch has their visits stored planned
@@ -179,12 +192,7 @@ WHERE v.service_id = 's-now' AND i.event_id = 'ev-now'`).Scan(&together))
 // earlier one's: not in this burst.)
 func TestInstantVisitsOfABurstAreInsertedFired(t *testing.T) {
 	b := setupTick(t, time.Hour)
-	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
-		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
-		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
-	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}})
-	require.NoError(t, err)
+	sub := instantRepairs(t, b)
 	countVisitUpdates(t, b)
 	const n = 40
 	for i := range n {
@@ -242,12 +250,7 @@ CREATE TRIGGER note_visit_update BEFORE UPDATE ON planned_visits FOR EACH ROW EX
 // planned before. Its VisitPlanned comes before its VisitDue, once each.
 func TestInstantVisitPlannedTwiceFiresOnce(t *testing.T) {
 	b := setupTick(t, time.Hour)
-	require.NoError(t, store.InsertPolicy(b.ctx, b.pool, policy.Policy{ID: "p-instant", Tenant: "default", Name: "instant", Version: 1,
-		Active: true, CreatedAt: time.Now(), Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
-		Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}}))
-	sub, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{stream.SubjectVisitPlanned, stream.SubjectVisitDue}})
-	require.NoError(t, err)
+	sub := instantRepairs(t, b)
 	ev := &eventsv1.ServiceCompleted{TenantId: "default", ServiceId: "s-1", ServiceType: "repair",
 		CompletedAt: timestamppb.Now(), Customer: &typesv1.Customer{Id: "cu-1"}}
 	for _, id := range []string{"ev-a", "ev-b"} {
