@@ -411,14 +411,17 @@ func (c *Consumer) forgetLoop(ctx context.Context, cons jetstream.Consumer) {
 	if every <= 0 {
 		every = DefaultForgetEvery
 	}
-	var floor uint64
+	var (
+		floor uint64
+		str   jetstream.Stream // read once, at the first purge
+	)
 	purge := func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		// The acknowledgements sent so far reach the server first.
 		err := c.JS.Conn().FlushWithContext(ctx)
 		if err == nil {
-			floor, err = c.forget(ctx, cons, floor)
+			floor, err = c.forget(ctx, cons, &str, floor)
 		}
 		if err != nil && ctx.Err() == nil {
 			c.Log.WarnContext(ctx, "handled messages not purged from their stream; the next round or the stream's limits will", "consumer", c.Durable, "err", err)
@@ -705,8 +708,9 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 
 // forget purges the messages of the consumer's subjects below the durable's
 // acknowledgement floor from its stream (Forget), unless the floor is not
-// past floor (purged before), and returns the floor.
-func (c *Consumer) forget(ctx context.Context, cons jetstream.Consumer, floor uint64) (uint64, error) {
+// past floor (purged before), and returns the floor. *str is the stream,
+// looked up when nil.
+func (c *Consumer) forget(ctx context.Context, cons jetstream.Consumer, str *jetstream.Stream, floor uint64) (uint64, error) {
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return floor, fmt.Errorf("durable's acknowledgement floor: %w", err)
@@ -715,13 +719,14 @@ func (c *Consumer) forget(ctx context.Context, cons jetstream.Consumer, floor ui
 	if next <= floor {
 		return floor, nil
 	}
-	s, err := c.JS.Stream(ctx, info.Stream)
-	if err != nil {
-		return floor, fmt.Errorf("stream %s: %w", info.Stream, err)
+	if *str == nil {
+		if *str, err = c.JS.Stream(ctx, info.Stream); err != nil {
+			return floor, fmt.Errorf("stream %s: %w", info.Stream, err)
+		}
 	}
 	for _, subject := range c.Subjects {
 		// Every message of subject before next+1 is acknowledged.
-		if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(next+1)); err != nil {
+		if err := (*str).Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(next+1)); err != nil {
 			return floor, fmt.Errorf("purge %s before %d: %w", subject, next+1, err)
 		}
 	}
