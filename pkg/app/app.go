@@ -72,6 +72,10 @@ type Base struct {
 	// GRPCMaxRecvBytes bounds a gRPC request; 0 keeps gRPC's 4 MiB.
 	GRPCMaxRecvBytes int    `env:"GRPC_MAX_RECV_BYTES" default:"0"`
 	HTTPAddr         string `env:"HTTP_ADDR"`
+	// PprofAddr, when set, serves Go's runtime profiles (/debug/pprof/) on
+	// this loopback address, for an operator measuring where the service's
+	// CPU goes (docs/operations.md); unset, nothing is served.
+	PprofAddr string `env:"PPROF_ADDR"`
 	// The bounds of every HTTP server of the service (the HTTP side,
 	// intake's webhook, dispatch's receipts): httpserver.Limits.
 	HTTPReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" default:"5s"`
@@ -300,6 +304,14 @@ func Start(ctx context.Context, log *slog.Logger, service string, cfg Base, migr
 		return nil, err
 	}
 	rt.shutdown = append(rt.shutdown, shutdownTracing)
+	if cfg.PprofAddr != "" {
+		srv, err := profiler(log, cfg.PprofAddr)
+		if err != nil {
+			rt.abort()
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		rt.shutdown = append(rt.shutdown, closeProfiler(srv))
+	}
 	if cfg.AuthIssuer == "" {
 		rt.abort()
 		return nil, errors.New("app: AUTH_ISSUER is required: every gRPC call is checked against the tokens of an OpenID Connect issuer (make run starts a local one; docs/security.md)")

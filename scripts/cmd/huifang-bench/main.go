@@ -58,6 +58,10 @@ type config struct {
 	jsonFile    string
 	docs        string
 	commit      string
+	// profile, when set, is the folder for CPU profiles of the services and
+	// the NATS server taken during the burst, profileSeconds long.
+	profile        string
+	profileSeconds int
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -73,6 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.jsonFile, "json", ".dev/bench/bench.json", "write the figures as JSON here (empty: do not)")
 	fs.StringVar(&cfg.docs, "docs", "", "rewrite the table between the make-bench markers of this file (docs/benchmarks.md)")
 	fs.StringVar(&cfg.commit, "commit", "", "the commit measured, for the table (make bench passes git describe)")
+	fs.StringVar(&cfg.profile, "profile", "", "write CPU profiles of the services and the NATS server, taken during the burst, to this folder (<process>.pprof; go tool pprof -top)")
+	fs.IntVar(&cfg.profileSeconds, "profile-seconds", 15, "how long each -profile profile lasts, from the burst's start")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: huifang-bench [flags]   (make bench; docs/benchmarks.md)")
 		fs.PrintDefaults()
@@ -89,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-n %d: at least 100 events", cfg.events)
 	case cfg.latency < time.Second:
 		return cfg, fmt.Errorf("-latency %s: at least 1s", cfg.latency)
+	case cfg.profile != "" && (cfg.profileSeconds < 1 || cfg.profileSeconds > 600):
+		return cfg, fmt.Errorf("-profile-seconds %d: 1 to 600", cfg.profileSeconds)
 	case cfg.rawMessages < 500 || cfg.rawRows < 100:
 		return cfg, errors.New("-raw-messages must be at least 500 and -raw-rows at least 100")
 	}

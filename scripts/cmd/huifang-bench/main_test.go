@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -92,6 +93,7 @@ func TestFlagsAreChecked(t *testing.T) {
 		{[]string{"-database-url", "postgres://x", "-n", "10"}, "-n 10"},
 		{[]string{"-database-url", "postgres://x", "-latency", "10ms"}, "-latency"},
 		{[]string{"-database-url", "postgres://x", "extra"}, "unexpected argument"},
+		{[]string{"-database-url", "postgres://x", "-profile", "p", "-profile-seconds", "0"}, "-profile-seconds 0"},
 	} {
 		t.Setenv("DATABASE_URL", "")
 		_, err := parseFlags(tc.args, io.Discard)
@@ -119,9 +121,11 @@ func TestBenchAgainstTheWholeSystem(t *testing.T) {
 	docs := filepath.Join(dir, "benchmarks.md")
 	require.NoError(t, os.WriteFile(docs, []byte("# Benchmarks\n\n"+beginMarker+"\n"+endMarker+"\n"), 0o644))
 	jsonFile := filepath.Join(dir, "bench.json")
+	profiles := filepath.Join(dir, "profiles")
 	var stdout, stderr bytes.Buffer
 	err = run(t.Context(), slog.New(slog.NewTextHandler(&stderr, nil)), []string{"-bin", bin, "-database-url", adminURL,
-		"-n", "300", "-latency", "3s", "-raw-messages", "1000", "-raw-rows", "400", "-json", jsonFile, "-docs", docs, "-commit", "test"}, &stdout)
+		"-n", "300", "-latency", "3s", "-raw-messages", "1000", "-raw-rows", "400", "-json", jsonFile, "-docs", docs, "-commit", "test",
+		"-profile", profiles, "-profile-seconds", "2"}, &stdout)
 	require.NoError(t, err, "stderr:\n%s", stderr.String())
 	t.Log(stdout.String())
 
@@ -158,6 +162,16 @@ func TestBenchAgainstTheWholeSystem(t *testing.T) {
 	for _, svc := range append(stack.Services(), "nats-server") {
 		require.Contains(t, r.Sustained.CPUPer1000, svc)
 		require.Positive(t, r.PeakRSSBytes[svc], svc)
+		// A CPU profile of the burst from each process: gzipped pprof.
+		require.Equal(t, filepath.Join(profiles, svc+".pprof"), r.Profiles[svc], svc)
+		f, err := os.Open(r.Profiles[svc])
+		require.NoError(t, err, svc)
+		zr, err := gzip.NewReader(f)
+		require.NoError(t, err, svc)
+		n, err := io.Copy(io.Discard, zr)
+		require.NoError(t, err, svc)
+		require.Greater(t, n, int64(100), svc)
+		require.NoError(t, f.Close())
 	}
 	out, err := os.ReadFile(docs)
 	require.NoError(t, err)

@@ -41,6 +41,8 @@ type Result struct {
 	// PeakRSSBytes is each service's and the NATS server's peak resident
 	// set over the whole run.
 	PeakRSSBytes map[string]int64 `json:"peak_rss_bytes"`
+	// Profiles are the CPU profiles of the burst (-profile), by process.
+	Profiles map[string]string `json:"profiles,omitempty"`
 }
 
 // Machine describes where it ran.
@@ -192,9 +194,13 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 	}
 	run := strconv.FormatInt(time.Now().Unix(), 10)
 
+	prof, err := newProfiler(cfg)
+	if err != nil {
+		return nil, err
+	}
 	natsCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	ns, err := stack.RunNATS(natsCtx, filepath.Join(bin, "huifang-nats"), filepath.Join(tmp, "nats"))
+	ns, err := stack.RunNATS(natsCtx, filepath.Join(bin, "huifang-nats"), filepath.Join(tmp, "nats"), prof.natsArgs()...)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +229,7 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 	startCtx, cancelStart := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancelStart()
 	st, is, err := stack.StartWithIssuer(startCtx, stack.Config{
-		BinDir: bin, DatabaseURL: dbURL, NATSURL: ns.URL,
+		BinDir: bin, DatabaseURL: dbURL, NATSURL: ns.URL, Env: prof.env(),
 		LogLevel: "info", LogDir: filepath.Join(tmp, "logs"), ReadyTimeout: 2 * time.Minute, StopGrace: 15 * time.Second,
 		Log: log.With("part", "stack"),
 	})
@@ -249,8 +255,15 @@ func measure(ctx context.Context, log *slog.Logger, cfg config) (*Result, error)
 	countStatements(ctx, log, db)
 
 	log.Info("sustained rate: burst of completed repairs", "events", cfg.events)
-	if res.Sustained, err = burst(ctx, log, cfg, st, ns, db, bin, tmp); err != nil {
+	if res.Sustained, err = burst(ctx, log, cfg, st, ns, db, bin, tmp, prof); err != nil {
 		return nil, err
+	}
+	if files, errs := prof.wait(); prof != nil {
+		res.Profiles = files
+		for _, err := range errs {
+			log.Warn("a profile was not taken", "err", err)
+		}
+		log.Info("CPU profiles of the burst written (go tool pprof -top <file>)", "folder", cfg.profile, "seconds", cfg.profileSeconds)
 	}
 	if rows := res.Sustained.RowsPer; rows > 0 {
 		res.PostgresLimit = res.Raw.PostgresBatched / rows
@@ -339,7 +352,7 @@ func cpuOf(pids map[string]int) map[string]float64 {
 
 // burst publishes cfg.events completed repairs as fast as NATS takes them
 // and times them until dispatch holds a task for each.
-func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, ns *stack.NATSProcess, db *pgxpool.Pool, bin, tmp string) (Sustained, error) {
+func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, ns *stack.NATSProcess, db *pgxpool.Pool, bin, tmp string, prof *profiler) (Sustained, error) {
 	out := Sustained{Events: cfg.events}
 	tasks := func() (int, error) {
 		var n int
@@ -366,6 +379,7 @@ func burst(ctx context.Context, log *slog.Logger, cfg config, st *stack.Stack, n
 	}
 
 	summary := filepath.Join(tmp, "burst.json")
+	prof.start(ctx)
 	start := time.Now()
 	gen := exec.CommandContext(ctx, filepath.Join(bin, "huifang-loadgen"), "-nats", ns.URL, "-rate", "0", "-n", strconv.Itoa(cfg.events),
 		"-types", "repair", "-tenants", "1", "-customers", strconv.Itoa(max(200, cfg.events/4)), "-duplicates", "0", "-malformed", "0",

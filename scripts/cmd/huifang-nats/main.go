@@ -41,13 +41,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	clusterPort := fs.Int("cluster-port", 0, "route port on 127.0.0.1; makes the server a node of a JetStream cluster")
 	routes := fs.String("routes", "", "comma-separated routes to the cluster's nodes (nats-route://127.0.0.1:6222,...), with -cluster-port")
 	users := fs.Bool("users", false, "take only Huifang's users (one per service with its permissions, the integrator erp, admin; each user's password is its name: loopback tests only); the printed URL is admin's")
+	profPort := fs.Int("prof-port", 0, "serve the server's Go runtime profiles (/debug/pprof/) on this port of 127.0.0.1; 0: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if (*clusterPort == 0) != (*routes == "") {
 		return errors.New("-cluster-port and -routes go together")
 	}
-	node := stack.NATSNode{Name: *name, Dir: *store, Port: *port}
+	node := stack.NATSNode{Name: *name, Dir: *store, Port: *port, ProfPort: *profPort}
 	if *clusterPort != 0 {
 		node.ClusterName, node.ClusterPort, node.Routes = *clusterName, *clusterPort, strings.Split(*routes, ",")
 	}

@@ -50,6 +50,9 @@ type NATSNode struct {
 	Routes      []string
 	// Users, when set, makes the server take only these users.
 	Users []*server.User
+	// ProfPort, when set, serves the server's Go runtime profiles
+	// (/debug/pprof/) on 127.0.0.1:ProfPort (make bench's -profile).
+	ProfPort int
 }
 
 // HuifangUsers are NATS users for tests on loopback: one per service with
@@ -73,6 +76,7 @@ func StartNATSNode(node NATSNode) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName: node.Name,
 		Host:       "127.0.0.1",
+		ProfPort:   node.ProfPort,
 		Port:       node.Port,
 		JetStream:  true,
 		StoreDir:   node.Dir,
