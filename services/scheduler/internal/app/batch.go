@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,19 +30,25 @@ import (
 //
 // What the batch's messages write is written for all of them just before
 // the commit (inbox.Gather; Batch.write): the services, the customers'
-// snapshots and the visits, a statement each, and then their events. The
-// visits of a customer with more than one service in the batch are the
-// exception: they are inserted at once, so that the customer's later
-// services see them (once per customer, stop conditions).
+// snapshots and the visits, a statement each, and then their events. A
+// customer with more than one service in the batch is no exception: its
+// visits are held (Batch.held) until then, and its later services see
+// them as one service after the other would (batchLockPending: those still
+// planned are its pending visits; saveVisits: a stop condition or a later
+// odometer reading changes the held visit). Its visits due at once are
+// fired, moved or suppressed at their message, as a round of the firing
+// loop would then (fireHeld: the batch's one round, its contacts counted
+// by the caps of the visits after them), and held in that state; their
+// events follow their VisitPlanned, so that the customer's events come in
+// the order its services one by one would give.
 //
 // known is kept as the batch's messages change it: a message's snapshot of
 // its customer is stored, with the others', just before the commit
 // (store.StoreSnapshots, one statement, the customers in a stable order,
 // their rows locked only from then on), and the messages after it see it.
-// A message rolled back to its savepoint leaves its snapshot in known:
-// the next snapshot of the customer replaces its preferences, and only an
-// opt-out it carried (never stored) would be seen by the customer's later
-// services in the batch, which then would not use that channel.
+// What a message changed of the batch (known, the held visits, the
+// round's contacts) is undone when its planning fails (PlanServiceTx:
+// the message is rolled back to its savepoint and handled alone).
 //
 // A Batch is used by one goroutine, the batch's, message after message.
 type Batch struct {
@@ -59,6 +66,20 @@ type Batch struct {
 	// services are the services the batch recorded (written just before
 	// the commit, inbox.Gather), by tenant and id.
 	services map[[2]string]policy.Service
+	// held are the visits the batch's messages planned, stored just before
+	// the commit (Batch.write), by id: where each is in the planningWrite
+	// of its message. heldFor lists their ids by customer, in the order
+	// planned; heldKeys are their keys (the table's: a visit planned
+	// twice by the batch is not new the second time).
+	held     map[string]heldVisit
+	heldFor  map[store.CustomerKey][]string
+	heldKeys map[visitKey]bool
+	// round fires the held visits due at once of the customers with more
+	// than one service in the batch (fireHeld), loaded at its first use.
+	round *round
+	// undo reverts what the batch's messages changed of it, newest last
+	// (rollback).
+	undo []func()
 	// fired are the events of the visits due at once that write fired
 	// within the transaction firedIn, written after the batch's VisitPlanned
 	// (addEvents); eventsIn is the transaction whose visit events were
@@ -96,7 +117,75 @@ func Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
 		return nil, err
 	}
 	return &Batch{known: known, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{},
-		plannedFor: map[store.CustomerKey]bool{}, repeated: repeated, rejected: map[string]bool{}, services: map[[2]string]policy.Service{}}, nil
+		plannedFor: map[store.CustomerKey]bool{}, repeated: repeated, rejected: map[string]bool{}, services: map[[2]string]policy.Service{},
+		held: map[string]heldVisit{}, heldFor: map[store.CustomerKey][]string{}, heldKeys: map[visitKey]bool{}}, nil
+}
+
+// heldVisit is where a held visit is: the i-th visit of w.
+type heldVisit struct {
+	w *planningWrite
+	i int
+}
+
+// visitKey is what identifies a visit in planned_visits besides its id:
+// planning is idempotent per (service, policy, step, occurrence).
+type visitKey struct {
+	tenant, service, policy string
+	step, occurrence        int
+}
+
+func keyOf(v visit.Visit) visitKey {
+	return visitKey{tenant: v.Tenant, service: v.ServiceID, policy: v.PolicyID, step: v.Step, occurrence: v.Occurrence}
+}
+
+// hold adds v to the visits w stores just before the commit; false when
+// the batch holds a visit of its key already (the same service again).
+func (b *Batch) hold(w *planningWrite, v visit.Visit) bool {
+	k := keyOf(v)
+	if b.heldKeys[k] {
+		return false
+	}
+	c := customerKey(v)
+	b.heldKeys[k], b.held[v.ID] = true, heldVisit{w: w, i: len(w.visits)}
+	b.heldFor[c] = append(b.heldFor[c], v.ID)
+	w.visits = append(w.visits, v)
+	b.undo = append(b.undo, func() {
+		delete(b.heldKeys, k)
+		delete(b.held, v.ID)
+		b.heldFor[c] = b.heldFor[c][:len(b.heldFor[c])-1]
+		w.visits = w.visits[:len(w.visits)-1]
+	})
+	return true
+}
+
+// replace puts v in place of the held visit of its id.
+func (b *Batch) replace(v visit.Visit) {
+	h := b.held[v.ID]
+	was := h.w.visits[h.i]
+	h.w.visits[h.i] = v
+	b.undo = append(b.undo, func() { h.w.visits[h.i] = was })
+}
+
+// heldPending returns the held visits of the customer still planned: its
+// pending visits that are not stored yet, in the order planned.
+func (b *Batch) heldPending(k store.CustomerKey) []visit.Visit {
+	var out []visit.Visit
+	for _, id := range b.heldFor[k] {
+		h := b.held[id]
+		if v := h.w.visits[h.i]; v.Status == visit.StatusPlanned {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// rollback undoes what the batch's messages changed of it since mark (a
+// length of undo).
+func (b *Batch) rollback(mark int) {
+	for i := len(b.undo) - 1; i >= mark; i-- {
+		b.undo[i]()
+	}
+	b.undo = b.undo[:mark]
 }
 
 // WithBatch returns ctx planning within b.
@@ -179,18 +268,41 @@ func batchPrefsOf(ctx context.Context, tx pgx.Tx, tenant, customerID string) (co
 	return prefsOf(ctx, tx, tenant, customerID)
 }
 
-// batchLockPending is lockPending, which takes the batch's word that a
-// customer it read without planned visits, and planned none for since,
-// still has none (locking no row, the statement would lock nothing).
+// batchLockPending is lockPending within a batch: the customer's stored
+// pending visits, locked (none read when the batch read it without any
+// and has stored none for it since: the statement would lock nothing),
+// followed by those the batch holds for it.
 func batchLockPending(ctx context.Context, tx pgx.Tx, svc policy.Service) ([]visit.Visit, error) {
 	b := batchOf(ctx)
+	if b == nil {
+		return lockPending(ctx, tx, svc)
+	}
 	k := store.CustomerKey{Tenant: svc.Tenant, Customer: svc.CustomerID}
-	if b != nil && !b.plannedFor[k] {
-		if kn, ok := b.known[k]; ok && !kn.Pending {
-			return nil, nil
+	var stored []visit.Visit
+	if kn, ok := b.known[k]; !ok || kn.Pending || b.plannedFor[k] {
+		var err error
+		if stored, err = lockPending(ctx, tx, svc); err != nil {
+			return nil, err
 		}
 	}
-	return lockPending(ctx, tx, svc)
+	return append(stored, b.heldPending(k)...), nil
+}
+
+// saveVisits saves visits planning changed (store.SaveVisits): within a
+// batch, a visit it holds is changed where it is held.
+func saveVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit) error {
+	if b := batchOf(ctx); b != nil {
+		var stored []visit.Visit
+		for _, v := range vs {
+			if _, ok := b.held[v.ID]; ok {
+				b.replace(v)
+			} else {
+				stored = append(stored, v)
+			}
+		}
+		vs = stored
+	}
+	return store.SaveVisits(ctx, tx, vs)
 }
 
 // planningWrite is what planning one completed service writes just before
@@ -199,8 +311,8 @@ func batchLockPending(ctx context.Context, tx pgx.Tx, svc policy.Service) ([]vis
 type planningWrite struct {
 	service  policy.Service
 	snapshot *store.Snapshot
-	// visits are the visits planned for the service (insertVisit), samples
-	// what they counted in the sampling quotas.
+	// visits are the visits planned for the service (insertVisit; held:
+	// Batch.held), samples what they counted in the sampling quotas.
 	visits  []visit.Visit
 	samples []policy.Sample
 	// instant are the ids of the visits due at once (insert), to be fired
@@ -212,25 +324,24 @@ type planningWrite struct {
 type writeKey struct{}
 
 // writeOf is the planningWrite of the message ctx plans, nil outside a
-// batch or for a service whose customer has another service in the batch
-// (whose visits the later one must see: they are inserted at once).
+// batch or for a service without a customer.
 func writeOf(ctx context.Context) *planningWrite {
 	w, _ := ctx.Value(writeKey{}).(*planningWrite)
 	return w
 }
 
-// insertVisit stores a new visit: at once (store.InsertVisit), or, for a
-// service of a batch whose customer has no other service in it, with the
-// batch's visits just before the commit, taken for new until then (a
-// visit that turns out planned before takes back its quota and its
-// VisitPlanned: Batch.write, Batch.addEvents).
+// insertVisit stores a new visit: at once (store.InsertVisit), or, within
+// a batch, held with the batch's visits until just before the commit,
+// taken for new until then (a visit that turns out planned before takes
+// back its quota and its VisitPlanned, or fails the batch when its
+// customer has another service in it: Batch.write). A visit the batch
+// holds already (its key) is not new.
 func insertVisit(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	w := writeOf(ctx)
 	if w == nil {
 		return store.InsertVisit(ctx, tx, v)
 	}
-	w.visits = append(w.visits, v)
-	return true, nil
+	return batchOf(ctx).hold(w, v), nil
 }
 
 // recordAndSnapshot records the service and applies the snapshot of the
@@ -238,8 +349,7 @@ func insertVisit(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 // customer's effective preferences. Within a batch both are written for all
 // its services just before the commit (inbox.Gather, Batch.write), the
 // snapshot decided on what the batch knows of the customer; the context
-// returned then gathers the service's visits too (insertVisit), unless its
-// customer has another service in the batch.
+// returned then gathers the service's visits too (insertVisit).
 func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string) (context.Context, contact.Prefs, error) {
 	b := batchOf(ctx)
 	if b == nil {
@@ -277,12 +387,13 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 				}
 				w.snapshot = &store.Snapshot{Key: k, Prefs: c.Prefs, Tier: c.Tier, At: svc.CompletedAt, OptedOut: added, Source: source}
 				b.known[k] = store.Known{Customer: next, Found: true, Pending: kn.Pending}
+				b.undo = append(b.undo, func() { b.known[k] = kn })
 				cur = next
 			}
 			prefs = cur.Effective()
 		}
 	}
-	if inbox.Batch(ctx) != nil && svc.CustomerID != "" && !b.repeated[store.CustomerKey{Tenant: svc.Tenant, Customer: svc.CustomerID}] {
+	if inbox.Batch(ctx) != nil && svc.CustomerID != "" {
 		ctx = context.WithValue(ctx, writeKey{}, w)
 	}
 	return ctx, prefs, inbox.Gather(ctx, tx, "scheduler.planning", w, b.write)
@@ -292,7 +403,9 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 // customers' snapshots and its visits, in a statement each. A visit planned
 // before (the same service again, planned meanwhile by another transaction)
 // is not new: its quota is taken back and its VisitPlanned dropped
-// (addEvents).
+// (addEvents); one of a customer with another service in the batch fails
+// the batch instead (errPlannedMeanwhile: its messages are then handled one
+// by one), since the customer's later services took it for new.
 func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error {
 	svcs := make([]policy.Service, 0, len(ws))
 	var snaps []store.Snapshot
@@ -318,6 +431,10 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	made, err := b.insertVisits(ctx, tx, vs, instant, d)
 	if err != nil {
 		return err
+	}
+	if slices.ContainsFunc(vs, func(v visit.Visit) bool { return !made[v.ID] && b.repeated[customerKey(v)] }) {
+		// Its customer's later services saw it as new.
+		return errPlannedMeanwhile
 	}
 	for _, w := range ws {
 		for _, v := range w.visits {
@@ -388,6 +505,87 @@ func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, i
 	return made, b.written(ctx, tx, evs.msgs)
 }
 
+// fireHeld fires, moves or suppresses the held visit id, due at once, of a
+// customer with another service in the batch, as a round of the firing loop
+// would right after its message (one round for the batch: Batch.firingRound;
+// the customer as the batch knows it then; the contacts the round made
+// counted by the caps), holds it in that state, and emits the firing's
+// events after the visit's VisitPlanned, with the message's. A visit whose
+// firing fails fails its message, which is then handled alone (and the
+// visit fired, or marked failed, as when planned alone: insertFired).
+func (b *Batch) fireHeld(ctx context.Context, tx pgx.Tx, id string, d dueNow) error {
+	h := b.held[id]
+	v := h.w.visits[h.i]
+	r, err := b.firingRound(ctx, tx, d.now())
+	if err != nil {
+		return err
+	}
+	r.now = d.now()
+	k := customerKey(v)
+	if kn, ok := b.known[k]; ok {
+		r.customers[k] = kn.Customer
+	}
+	fctx, evs, own := withEvents(ctx)
+	contacted, err := r.fire(fctx, tx, &v)
+	if err != nil {
+		return err
+	}
+	if contacted {
+		n := len(r.fired[k])
+		r.contacted(v)
+		b.undo = append(b.undo, func() { r.fired[k] = r.fired[k][:n] })
+	}
+	if v.Nominal.IsZero() {
+		v.Nominal = v.DueAt // as store.SaveVisits writes it
+	}
+	b.replace(v)
+	if !own {
+		return nil // the events join those of the visit whose firing planned this one
+	}
+	for _, m := range evs.msgs {
+		if err := emit(ctx, tx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firingRound is the batch's round for fireHeld, loaded at its first use:
+// the contact policies of the tenants of the customers with more than one
+// service in the batch (read once per batch for planning already), and the
+// contact ledger of those of them whose caps look back at it (one
+// statement). The customers themselves are what the batch knows of them.
+func (b *Batch) firingRound(ctx context.Context, tx pgx.Tx, now time.Time) (*round, error) {
+	if b.round != nil {
+		return b.round, nil
+	}
+	r := newRound(now)
+	var capped []store.CustomerKey
+	var back time.Duration
+	for k, more := range b.repeated {
+		if !more {
+			continue
+		}
+		rl, err := planningRules(ctx, tx, k.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		r.rules[k.Tenant] = rl
+		if rl.NeedsHistory(b.known[k].Customer.Effective()) {
+			capped, back = append(capped, k), max(back, rl.MaxPer())
+		}
+	}
+	history, err := store.ContactHistory(ctx, tx, capped, now.Add(-back))
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range capped {
+		r.history[k] = history[k]
+	}
+	b.round = r
+	return r, nil
+}
+
 // written keeps the events of visits fired before they were stored for
 // addEvents, or writes them at once when the batch's visit events were
 // written already.
@@ -403,11 +601,12 @@ func (b *Batch) written(ctx context.Context, tx pgx.Tx, msgs []outbox.Message) e
 }
 
 // addEvents writes the batch's visit events, but the VisitPlanned of a
-// visit that was not new (write), followed by the events of the visits
-// write fired before it stored them.
+// visit that was not new (write), each visit write fired before it stored
+// it with its firing's events right after its VisitPlanned (afterPlanned),
+// as when planned alone.
 func (b *Batch) addEvents(ctx context.Context, tx pgx.Tx, msgs []outbox.Message) error {
 	if b.firedIn == tx {
-		msgs = append(msgs[:len(msgs):len(msgs)], b.fired...)
+		msgs = afterPlanned(msgs, b.fired)
 	}
 	b.fired, b.firedIn, b.eventsIn = nil, nil, tx
 	if len(b.rejected) > 0 {
@@ -421,6 +620,50 @@ func (b *Batch) addEvents(ctx context.Context, tx pgx.Tx, msgs []outbox.Message)
 		msgs = kept
 	}
 	return addEvents(ctx, tx, msgs)
+}
+
+// afterPlanned puts the events of a firing round (fired) among the
+// planning's events (msgs): the events of each visit's firing (its VisitDue
+// or VisitCancelled, then the VisitPlanned of the next visit of its series
+// and that one's firing) right after the visit's VisitPlanned; those of a
+// visit with no VisitPlanned among them at the end, in their order.
+func afterPlanned(msgs, fired []outbox.Message) []outbox.Message {
+	var owners []string
+	groups := map[string][]outbox.Message{}
+	owner := ""
+	for _, m := range fired {
+		switch p := m.Payload.(type) {
+		case *eventsv1.VisitDue:
+			owner = p.GetVisitId()
+		case *eventsv1.VisitCancelled:
+			owner = p.GetVisitId()
+		}
+		if _, ok := groups[owner]; !ok {
+			owners = append(owners, owner)
+		}
+		groups[owner] = append(groups[owner], m)
+	}
+	out := make([]outbox.Message, 0, len(msgs)+len(fired))
+	var place func(ms []outbox.Message)
+	place = func(ms []outbox.Message) {
+		for _, m := range ms {
+			out = append(out, m)
+			if p, ok := m.Payload.(*eventsv1.VisitPlanned); ok {
+				if g, ok := groups[p.GetVisitId()]; ok {
+					delete(groups, p.GetVisitId())
+					place(g)
+				}
+			}
+		}
+	}
+	place(msgs)
+	for _, o := range owners {
+		if g, ok := groups[o]; ok {
+			delete(groups, o)
+			place(g)
+		}
+	}
+	return out
 }
 
 // UpdateCustomerLaterTx is UpdateCustomerTx for an update that does not

@@ -8,7 +8,6 @@ import (
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/engine"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
-	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/internal/visit"
 )
 
@@ -57,7 +56,7 @@ func remileage(ctx context.Context, tx pgx.Tx, svc policy.Service, pending []vis
 		}
 		moved = append(moved, pending[i])
 	}
-	if err := store.SaveVisits(ctx, tx, moved); err != nil {
+	if err := saveVisits(ctx, tx, moved); err != nil {
 		return nil, err
 	}
 	for _, v := range moved {

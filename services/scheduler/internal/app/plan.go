@@ -50,7 +50,17 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 // matching policy's steps, placed by the contact policy. Planning is idempotent per (service, policy, step,
 // occurrence); each planned visit is announced (VisitPlanned). It returns
 // how many visits it planned.
-func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (int, error) {
+func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (n int, err error) {
+	if b := batchOf(ctx); b != nil {
+		// A message that fails is rolled back to its savepoint: what it
+		// changed of the batch goes with it.
+		mark := len(b.undo)
+		defer func() {
+			if err != nil {
+				b.rollback(mark)
+			}
+		}()
+	}
 	ctx = a.withDueNow(ctx)
 	svc := in.Service
 	ctx, prefs, err := recordAndSnapshot(ctx, tx, svc, in.Customer, "intake: ServiceCompleted "+svc.ID)
@@ -277,9 +287,11 @@ func (q *txQuota) untake(policyID string, step int) error {
 // insert stores a new visit and announces it when it is planned; it tells
 // whether the visit was new. A planned visit due already is fired in the
 // planning transaction: stored fired when planned alone (insertFired) or
-// with its consumer batch's visits (Batch.write); stored planned and fired
-// with the batch's others in one round (fireNow) when its customer has
-// another service in the batch or a firing round planned it.
+// with its consumer batch's visits (Batch.write: those of a customer with
+// one service in the batch fired together then, those of a customer with
+// more fired at their message, fireHeld); stored planned and fired with the
+// batch's others in one round (fireNow) when a firing round planned it, or
+// it has no customer.
 func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && v.Status == visit.StatusPlanned && !v.DueAt.After(d.now()) &&
 		writeOf(ctx) == nil && inbox.Batch(ctx) == nil {
@@ -288,7 +300,7 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 		}
 	}
 	ok, err := insertVisit(ctx, tx, v)
-	if ok && v.CustomerID != "" {
+	if ok && v.CustomerID != "" && writeOf(ctx) == nil {
 		batchOf(ctx).planned(store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID})
 	}
 	if err != nil || !ok || v.Status != visit.StatusPlanned {
@@ -299,6 +311,11 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 	}
 	if d, ok := ctx.Value(dueNowKey{}).(dueNow); ok && !v.DueAt.After(d.now()) {
 		if w := writeOf(ctx); w != nil {
+			if b := batchOf(ctx); b.repeated[customerKey(v)] {
+				// Its customer's later services in the batch see it as
+				// fired (or moved, or suppressed), as one by one.
+				return true, b.fireHeld(ctx, tx, v.ID, d)
+			}
 			// Due already and not stored yet: fired with the batch's
 			// visits just before they are stored (Batch.write), and stored
 			// fired.
@@ -306,8 +323,8 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 			w.due = &d
 			return true, nil
 		}
-		// Due already, stored at once (a customer with another service in
-		// the batch, the next visit of a series): fire it in this
+		// Due already, stored at once (the next visit of a series a
+		// firing round planned, a visit of no customer): fire it in this
 		// transaction, once every message of the consumer's batch is
 		// planned (inbox.Gather: one round for the batch), rather than at
 		// the firing loop's next round; and wake the loop after the commit
@@ -389,7 +406,7 @@ func splitStopped(vs []visit.Visit, stop func(v *visit.Visit) bool) (pending, st
 // cancelled saves visits a stop condition or an opt-out ended and announces
 // them (VisitCancelled).
 func cancelled(ctx context.Context, tx pgx.Tx, vs []visit.Visit, at time.Time) error {
-	if err := store.SaveVisits(ctx, tx, vs); err != nil {
+	if err := saveVisits(ctx, tx, vs); err != nil {
 		return err
 	}
 	for _, v := range vs {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -30,11 +33,16 @@ import (
 // scheduler's real consumers, firing loop and relay on a real Postgres, with
 // make run's instant policy (scripts/internal/stack.InstantPolicy: repair,
 // one step at 0 s by phone, every service sampled), and times them until
-// every VisitDue is published. Half the events are of a customer seen
-// before in the run. It reports events/s and the SQL statements per event
-// the scheduler's database ran meanwhile (pg_stat_statements, which
-// scripts/postgres.sh preloads; not reported without it; the benchmark's
-// polling left out), and logs the statements run most. With
+// every VisitDue is published. In "spread", half the events are of a
+// customer seen before in the run, far apart (rarely two in one batch); in
+// "repeats", each customer has three services in a row, so that a batch
+// holds most customers three times. It reports events/s, the SQL
+// statements per event the scheduler's database ran meanwhile
+// (pg_stat_statements, which scripts/postgres.sh preloads; not reported
+// without it; the benchmark's polling left out) and the CPU per event of
+// the test process (consumers, loops, the embedded NATS server) and of the
+// Postgres server (a local one: its processes' /proc/<pid>/stat), and logs
+// the statements run most. With
 // HUIFANG_BENCH_UPDATES set, each new customer's CustomerUpdated (version
 // 1) is published beside its first service, as intake does: the
 // CustomerUpdated consumer then writes the same new customers as planning.
@@ -49,12 +57,21 @@ func BenchmarkPlanningInstant(b *testing.B) {
 		n, err = strconv.Atoi(s)
 		require.NoError(b, err, "HUIFANG_BENCH_EVENTS")
 	}
-	for range b.N {
-		benchPlanning(b, n).Report(b, n)
+	for _, c := range []struct {
+		name string
+		// repeat: each customer's services come that many in a row; 0:
+		// customer i % (n/2+1).
+		repeat int
+	}{{"spread", 0}, {"repeats", 3}} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				benchPlanning(b, n, c.repeat)
+			}
+		})
 	}
 }
 
-func benchPlanning(b *testing.B, n int) servicetest.Run {
+func benchPlanning(b *testing.B, n, repeat int) {
 	b.StopTimer()
 	log := servicetest.Logger()
 	pool := servicetest.Pool(b, "scheduler", migrations.FS)
@@ -71,14 +88,17 @@ func benchPlanning(b *testing.B, n int) servicetest.Run {
 	start := time.Now().Add(-time.Minute)
 	pub := servicetest.NewPublisher(b, js)
 	for i := range n {
-		c := i % (n/2 + 1)
+		c, first := i%(n/2+1), i < n/2+1
+		if repeat > 0 {
+			c, first = i/repeat, i%repeat == 0
+		}
 		cu := fmt.Sprintf("cu-%d", c)
 		ev := &eventsv1.ServiceCompleted{EventId: fmt.Sprintf("ev-%d", i), TenantId: "default", ServiceId: fmt.Sprintf("s-%d", i),
 			ServiceType: "repair", OrgUnit: "shanghai", CompletedAt: timestamppb.New(start.Add(time.Duration(i) * time.Millisecond)),
 			Customer: &typesv1.Customer{Id: cu, Tier: "gold", HasPhone: true,
 				Preferences: &typesv1.ContactPreferences{TimeZone: zones[c%len(zones)]}}}
 		pub.Proto(stream.SubjectServiceCompleted, ev.EventId, ev)
-		if updates && c == i {
+		if updates && first {
 			// Intake's CustomerUpdated of a new customer, as it publishes one
 			// beside the customer's first service.
 			up := &eventsv1.CustomerUpdated{EventId: "up-" + cu, TenantId: "default", Version: 1, UpdatedAt: ev.CompletedAt,
@@ -104,14 +124,91 @@ func benchPlanning(b *testing.B, n int) servicetest.Run {
 		}
 		runs = append(runs, c.Run)
 	}
+	cpu := startCPU(b, pool)
 	b.StartTimer()
 	run := servicetest.Measure(b, pool, servicetest.Until{
 		Query: `SELECT count(*) >= $2 FROM outbox WHERE subject = $1 AND published_at IS NOT NULL`,
 		Args:  []any{stream.SubjectVisitDue, n},
 	}, runs...)
 	b.StopTimer()
+	self, server := cpu.stop(b)
 	var visits int
 	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) FROM planned_visits WHERE status = 'due'`).Scan(&visits))
 	require.Equal(b, n, visits, "every service's visit fired once")
-	return run
+	run.Report(b, n)
+	b.ReportMetric(float64(self.Microseconds())/1000/float64(n), "ms-cpu-go/event")
+	b.ReportMetric(float64(server.Microseconds())/1000/float64(n), "ms-cpu-pg/event")
+}
+
+// cpuMeter measures the CPU time of the test process and of the local
+// Postgres server that pool's connections run on, from startCPU to stop.
+type cpuMeter struct {
+	postmaster   int
+	self, server time.Duration
+}
+
+func startCPU(tb testing.TB, pool *pgxpool.Pool) *cpuMeter {
+	tb.Helper()
+	var backend int
+	require.NoError(tb, pool.QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&backend))
+	st, err := readStat(backend)
+	require.NoError(tb, err, "the benchmark reads the CPU of a local Postgres")
+	m := &cpuMeter{postmaster: int(st.ppid)}
+	m.self, m.server = selfCPU(tb), m.serverCPU(tb)
+	return m
+}
+
+func (m *cpuMeter) stop(tb testing.TB) (self, server time.Duration) {
+	tb.Helper()
+	return selfCPU(tb) - m.self, m.serverCPU(tb) - m.server
+}
+
+func selfCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(tb, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is the postmaster's CPU, its children's that ended, and its
+// running children's.
+func (m *cpuMeter) serverCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	pm, err := readStat(m.postmaster)
+	require.NoError(tb, err)
+	ticks := pm.utime + pm.stime + pm.cutime + pm.cstime
+	dirs, err := os.ReadDir("/proc")
+	require.NoError(tb, err)
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil && int(st.ppid) == m.postmaster {
+			ticks += st.utime + st.stime
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+type procStat struct{ ppid, utime, stime, cutime, cstime int64 }
+
+// readStat reads /proc/<pid>/stat: "pid (comm) state ppid ... utime stime
+// cutime cstime ..." (fields 4, 14 to 17).
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // from the state on: field 3
+	if len(f) < 15 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	var v [5]int64
+	for i, at := range []int{1, 11, 12, 13, 14} {
+		if v[i], err = strconv.ParseInt(f[at], 10, 64); err != nil {
+			return procStat{}, err
+		}
+	}
+	return procStat{ppid: v[0], utime: v[1], stime: v[2], cutime: v[3], cstime: v[4]}, nil
 }
