@@ -278,6 +278,7 @@ func (c *Consumer) apply(ctx context.Context, tx *postgres.Pipeline, msg jetstre
 	ctx = context.WithValue(ctx, eventIDKey{}, id)
 	ctx, after := withAfterCommit(ctx)
 	ctx, g := withGather(ctx)
+	ctx, undo := withRollback(ctx)
 	at := tx.Hold("SAVEPOINT " + name)
 	sends := tx.Sends()
 	err := c.handle(ctx, tx, msg)
@@ -298,6 +299,9 @@ func (c *Consumer) apply(ctx context.Context, tx *postgres.Pipeline, msg jetstre
 			return after, g, nil
 		}
 	}
+	// Past this point the message's changes are undone, in the database
+	// and in what its handler changed of the batch's memory.
+	defer undo.run()
 	if tx.Sends() == sends {
 		tx.Drop(at) // nothing of the message was sent
 		return after, g, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -416,8 +417,15 @@ func TestGatherOutsideAHandlerWritesAtOnce(t *testing.T) {
 func TestBatchHeldStatementsBelongToTheirMessage(t *testing.T) {
 	b := setup(t)
 	var heldBad atomic.Int32
+	var mu sync.Mutex
+	rolledBack := map[string]int{}
 	c := b.batched(t, 20, func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
 		body := string(msg.Data())
+		inbox.OnRollback(ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			rolledBack[body]++
+		})
 		hold := func(v any) error {
 			return postgres.Defer(ctx, tx, `INSERT INTO tx_effects (body, tx) VALUES ($1, $2)`, body, v)
 		}
@@ -464,6 +472,21 @@ func TestBatchHeldStatementsBelongToTheirMessage(t *testing.T) {
 		"every message applied once; nothing of the refused ones; the one whose held statement failed applied on its retry")
 	require.Equal(t, int32(2), heldBad.Load())
 	require.LessOrEqual(t, b.count(t, `SELECT count(DISTINCT tx) FROM tx_effects WHERE tx > 1`), 3, "applied in batches")
+	// What a message registered with OnRollback ran when, and only when,
+	// it was rolled back to its savepoint in a batch: the refused ones, and
+	// the one whose held statement failed after its handler returned.
+	mu.Lock()
+	defer mu.Unlock()
+	for _, body := range []string{"a", "quiet", "held", "b", "c", "d", "e", "f"} {
+		require.Zero(t, rolledBack[body], body)
+	}
+	// (A message that came alone, in a batch of one, has no savepoint.)
+	sum := 0
+	for _, body := range []string{"held-then-bad", "sent-held-then-bad", "held-fails-once"} {
+		require.LessOrEqual(t, rolledBack[body], 1, body)
+		sum += rolledBack[body]
+	}
+	require.Positive(t, sum, "the batch rolled its failing messages back")
 }
 
 // An idempotent consumer (its effects keyed by the event) writes no inbox

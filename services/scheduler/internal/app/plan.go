@@ -53,8 +53,10 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (n int, err error) {
 	if b := batchOf(ctx); b != nil {
 		// A message that fails is rolled back to its savepoint: what it
-		// changed of the batch goes with it.
+		// changed of the batch goes with it, and so it does when a
+		// statement it held back fails after it returned (OnRollback).
 		mark := len(b.undo)
+		inbox.OnRollback(ctx, func() { b.rollback(mark) })
 		defer func() {
 			if err != nil {
 				b.rollback(mark)
