@@ -89,6 +89,16 @@ func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64
 	}, 60*time.Second, 20*time.Millisecond)
 }
 
+// dueThree makes c-1's tasks v-1 and v-2 (phone) and v-3 (on third), and
+// a-1 claims a phone task.
+func (ct *customerTest) dueThree(t *testing.T, third typesv1.Channel) {
+	t.Helper()
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-2", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-3", third)
+	require.NotEmpty(t, ct.claim(t, "a-1"), "one phone task is being worked")
+}
+
 func (ct *customerTest) claim(t *testing.T, agent string) string {
 	t.Helper()
 	got, found, err := ct.app.Claim(context.Background(), "default", agent, 0)
@@ -205,10 +215,7 @@ WHERE schemaname = current_schema() AND relname = 'tasks'`).Scan(&c.inserted, &c
 // rewrites still write every index.
 func TestCustomerUpdatedRewriteIsHOT(t *testing.T) {
 	ct := newCustomerTest(t)
-	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
-	ct.due(t, "v-2", typesv1.Channel_CHANNEL_PHONE)
-	ct.due(t, "v-3", typesv1.Channel_CHANNEL_SMS)
-	require.NotEmpty(t, ct.claim(t, "a-1"), "one phone task is being worked")
+	ct.dueThree(t, typesv1.Channel_CHANNEL_SMS)
 	before := ct.tasksCounts(t, 3, 1) // the tasks, the claim
 
 	ct.clock.Advance(time.Hour) // a new updated_at
@@ -283,10 +290,7 @@ func TestCustomerUpdatedOlderVersionIgnored(t *testing.T) {
 // snapshot), and dispatch does not announce the opt-out again.
 func TestCustomerUpdatedOptOutWithdraws(t *testing.T) {
 	ct := newCustomerTest(t)
-	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
-	ct.due(t, "v-2", typesv1.Channel_CHANNEL_PHONE)
-	ct.due(t, "v-3", typesv1.Channel_CHANNEL_WEB)
-	require.NotEmpty(t, ct.claim(t, "a-1"), "one phone task is being worked")
+	ct.dueThree(t, typesv1.Channel_CHANNEL_WEB)
 
 	c := customer()
 	c.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}
