@@ -71,3 +71,33 @@ VALUES ('default', '*', 'CHANNEL_SMS', '', '{name}您好！', '明天见', '【{
 	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(channel || ' ' || preset ORDER BY channel) FROM templates`).Scan(&got))
 	require.Equal(t, []string{"CHANNEL_EMAIL ", "CHANNEL_SMS 002"}, got)
 }
+
+// Issue 15: at the upgrade that makes a task's snapshot rewrite a HOT
+// update, the tasks kept get their customer_id from the snapshot and, the
+// done, unreachable, opted-out and refused ones, their finished_at from
+// updated_at (the wallboard's "today" counts them as before); the table
+// leaves a fifth of each page free.
+func TestUpgradeKeysTasksOnColumns(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "011"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `
+INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, status, created_at, updated_at) VALUES
+  ('t-1', 'default', 'v-1', '{"id":"c-1","tier":"key"}', now(), now(), 'open', now(), '2026-12-01 08:00Z'),
+  ('t-2', 'default', 'v-2', '{"id":"c-1"}', now(), now(), 'done', now(), '2026-12-02 09:00Z'),
+  ('t-3', 'default', 'v-3', '{"id":"c-2"}', now(), now(), 'refused', now(), '2026-12-03 10:00Z'),
+  ('t-4', 'default', 'v-4', '{"id":"c-2"}', now(), now(), 'cancelled', now(), '2026-12-04 11:00Z'),
+  ('t-5', 'default', 'v-5', NULL, now(), now(), 'unreachable', now(), '2026-12-05 12:00Z')`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
+
+	var got []string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(concat_ws(' ', id, coalesce(customer_id, '-'),
+  coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'MM-DD HH24:MI'), '-')) ORDER BY id) FROM tasks`).Scan(&got))
+	require.Equal(t, []string{"t-1 c-1 -", "t-2 c-1 12-02 09:00", "t-3 c-2 12-03 10:00", "t-4 c-2 -", "t-5 - 12-05 12:00"}, got)
+	var options []string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT reloptions FROM pg_class WHERE oid = 'tasks'::regclass`).Scan(&options))
+	require.Equal(t, []string{"fillfactor=80"}, options)
+}

@@ -30,18 +30,20 @@ import (
 var t0 = time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
 
 type bundle struct {
-	pool *pgxpool.Pool
-	js   jetstream.JetStream
-	app  *app.App
-	cons *inbox.Consumer
+	pool  *pgxpool.Pool
+	js    jetstream.JetStream
+	app   *app.App
+	clock *storetest.Clock // the app's, standing at t0
+	cons  *inbox.Consumer
 }
 
 func setup(t *testing.T) bundle {
 	t.Helper()
 	pool := storetest.Pool(t)
 	js := servicetest.JetStream(t)
-	a := &app.App{DB: pool, Now: storetest.NewClock(t0).Now, Log: servicetest.Logger()}
-	return bundle{pool: pool, js: js, app: a, cons: filled(pool, js, consumer.VisitDue(a))}
+	clock := storetest.NewClock(t0)
+	a := &app.App{DB: pool, Now: clock.Now, Log: servicetest.Logger()}
+	return bundle{pool: pool, js: js, app: a, clock: clock, cons: filled(pool, js, consumer.VisitDue(a))}
 }
 
 // filled fills in what the runtime gives a consumer (rt.Consume).

@@ -26,8 +26,8 @@ import (
 // (c-0, c-1, …; every third one's phone task claimed, every fifth one's
 // SMS task done), then publishes updates to an embedded NATS and runs the
 // CustomerUpdated consumer (up to batch messages per transaction) until it
-// has handled them all.
-func runCustomerUpdates(tb testing.TB, customers, batch int, updates []*eventsv1.CustomerUpdated) servicetest.Run {
+// has handled them all. It returns the run and what it wrote.
+func runCustomerUpdates(tb testing.TB, customers, batch int, updates []*eventsv1.CustomerUpdated) (servicetest.Run, writes) {
 	tb.Helper()
 	ctx := context.Background()
 	pool := storetest.Pool(tb)
@@ -47,9 +47,9 @@ func runCustomerUpdates(tb testing.TB, customers, batch int, updates []*eventsv1
 	due.Batch = 100
 	servicetest.Measure(tb, pool, servicetest.InboxHolds(consumer.Durable, 2*customers), due.Run)
 	_, err := pool.Exec(ctx, `UPDATE tasks SET status = 'claimed', agent_id = 'a-1', lease_expires_at = $1
-WHERE channel = 'CHANNEL_PHONE' AND (customer->>'id')::text ~ '^c-[0-9]*$' AND substr(customer->>'id', 3)::int % 3 = 0`, t0.Add(time.Hour))
+WHERE channel = 'CHANNEL_PHONE' AND customer_id ~ '^c-[0-9]*$' AND substr(customer_id, 3)::int % 3 = 0`, t0.Add(time.Hour))
 	require.NoError(tb, err)
-	_, err = pool.Exec(ctx, `UPDATE tasks SET status = 'done' WHERE channel = 'CHANNEL_SMS' AND substr(customer->>'id', 3)::int % 5 = 0`)
+	_, err = pool.Exec(ctx, `UPDATE tasks SET status = 'done' WHERE channel = 'CHANNEL_SMS' AND substr(customer_id, 3)::int % 5 = 0`)
 	require.NoError(tb, err)
 
 	for i, u := range updates {
@@ -58,7 +58,34 @@ WHERE channel = 'CHANNEL_PHONE' AND (customer->>'id')::text ~ '^c-[0-9]*$' AND s
 	pub.Flush()
 	c := filled(pool, js, consumer.CustomerUpdated(a))
 	c.Batch, c.BatchWait = batch, 5*time.Millisecond
-	return servicetest.Measure(tb, pool, servicetest.InboxHolds(consumer.DurableCustomer, len(updates)), c.Run)
+	before := flushedWrites(tb, pool)
+	r := servicetest.Measure(tb, pool, servicetest.InboxHolds(consumer.DurableCustomer, len(updates)), c.Run)
+	after := flushedWrites(tb, pool)
+	return r, writes{updated: after.updated - before.updated, hot: after.hot - before.hot, wal: after.wal - before.wal}
+}
+
+// writes are the tasks table's updates and HOT updates (the new version in
+// the same page, no index entry written) and the WAL bytes of the whole
+// cluster, counted from its start or over a run.
+type writes struct{ updated, hot, wal int64 }
+
+// flushedWrites closes pool's connections and waits until no other backend
+// is connected to its database: a backend publishes its table counts as it
+// exits (PostgreSQL 15 publishes them otherwise at most once a second, or
+// after ten idle seconds). Then it reads the counts and the WAL position.
+func flushedWrites(tb testing.TB, pool *pgxpool.Pool) writes {
+	tb.Helper()
+	ctx := context.Background()
+	pool.Reset()
+	require.Eventually(tb, func() bool {
+		var others int
+		require.NoError(tb, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&others))
+		return others == 0
+	}, time.Minute, 10*time.Millisecond, "the other connections closed")
+	var w writes
+	require.NoError(tb, pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd, pg_current_wal_lsn() - '0/0' FROM pg_stat_user_tables
+WHERE schemaname = current_schema() AND relname = 'tasks'`).Scan(&w.updated, &w.hot, &w.wal))
+	return w
 }
 
 // customerUpdates are n versions of each of customers, in a shuffled
@@ -98,8 +125,8 @@ func customerUpdates(customers, n int, erase bool, r *rand.Rand) []*eventsv1.Cus
 func TestCustomerUpdatedBatchMatchesOneByOne(t *testing.T) {
 	const customers = 60
 	updates := customerUpdates(customers, 3, true, rand.New(rand.NewPCG(15, 7)))
-	one := runCustomerUpdates(t, customers, 1, updates)
-	batched := runCustomerUpdates(t, customers, 100, updates)
+	one, _ := runCustomerUpdates(t, customers, 1, updates)
+	batched, _ := runCustomerUpdates(t, customers, 100, updates)
 	dump := func(pool *pgxpool.Pool, q string) string {
 		var s string
 		require.NoError(t, pool.QueryRow(context.Background(), q).Scan(&s))
@@ -143,16 +170,22 @@ func TestCustomerUpdatedBatchMatchesOneByOne(t *testing.T) {
 // consumer alone: b.N updates (two versions of each of b.N/2 customers, a
 // phone and an SMS task each, shuffled) published to an embedded NATS
 // first, then the real consumer (batches of 100, the runtime's default)
-// runs until it has handled them all. It reports events/s and the SQL
+// runs until it has handled them all. It reports events/s, the SQL
 // statements per event (pg_stat_statements, the benchmark's polling left
-// out):
+// out), the tasks rewritten per event, the share of those rewrites that
+// were HOT and the WAL bytes per event (the whole cluster's):
 //
 //	go test -run '^$' -bench CustomerUpdatedThroughNATS -benchtime 2000x ./internal/consumer/
 func BenchmarkCustomerUpdatedThroughNATS(b *testing.B) {
 	customers := max(1, b.N/2)
 	updates := customerUpdates(customers, 2, false, rand.New(rand.NewPCG(15, 8)))
 	b.ResetTimer()
-	r := runCustomerUpdates(b, customers, 100, updates)
+	r, w := runCustomerUpdates(b, customers, 100, updates)
 	b.StopTimer()
 	r.Report(b, len(updates))
+	b.ReportMetric(float64(w.updated)/float64(len(updates)), "task-updates/event")
+	if w.updated > 0 {
+		b.ReportMetric(100*float64(w.hot)/float64(w.updated), "%HOT")
+	}
+	b.ReportMetric(float64(w.wal)/float64(len(updates)), "WAL-B/event")
 }

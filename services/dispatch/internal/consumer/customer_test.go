@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -86,6 +87,16 @@ func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64
 		return ct.count(t, `SELECT (SELECT count(*) FROM inbox WHERE consumer = $1) + (SELECT count(*) FROM rejected_events WHERE source = $2)`,
 			consumer.DurableCustomer, stream.SubjectCustomerUpdated) == want
 	}, 60*time.Second, 20*time.Millisecond)
+}
+
+// dueThree makes c-1's tasks v-1 and v-2 (phone) and v-3 (on third), and
+// a-1 claims a phone task.
+func (ct *customerTest) dueThree(t *testing.T, third typesv1.Channel) {
+	t.Helper()
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-2", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-3", third)
+	require.NotEmpty(t, ct.claim(t, "a-1"), "one phone task is being worked")
 }
 
 func (ct *customerTest) claim(t *testing.T, agent string) string {
@@ -173,6 +184,68 @@ func TestCustomerUpdatedSameSnapshotNotSaved(t *testing.T) {
 	require.Equal(t, []string{"a-1", "a-2", "a-3"}, ct.task(t, "v-1").Customer.OwnerIDs)
 }
 
+// tupleCounts are pg_stat_user_tables' counts of rows inserted, updated and
+// updated HOT (the new version in the same page, no index entry written)
+// in the tasks table of the test's database.
+type tupleCounts struct{ inserted, updated, hot int64 }
+
+// tasksCounts waits until the tasks table's counts show inserted rows and
+// updated updates, and returns them. PostgreSQL 15 counts in each backend
+// and publishes the counts when a transaction ends at least a second after
+// the last time, or after ten idle seconds: hence the wait. Each read is a
+// transaction of its own, so it sees the counts published by then.
+func (ct *customerTest) tasksCounts(t *testing.T, inserted, updated int64) tupleCounts {
+	t.Helper()
+	var c tupleCounts
+	require.Eventually(t, func() bool {
+		require.NoError(t, ct.pool.QueryRow(context.Background(), `SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+WHERE schemaname = current_schema() AND relname = 'tasks'`).Scan(&c.inserted, &c.updated, &c.hot))
+		return c.inserted == inserted && c.updated == updated
+	}, 60*time.Second, 50*time.Millisecond, "inserted %d and updated %d", inserted, updated)
+	return c
+}
+
+// TestCustomerUpdatedRewriteIsHOT: a CustomerUpdated that hands c-1 to new
+// owners rewrites its active tasks (open, claimed, automatic) as HOT
+// updates: no column an index of tasks reads changes (the customer is
+// indexed by customer_id, finished tasks by finished_at, not the snapshot
+// or updated_at), so n_tup_hot_upd rises by every task rewritten, and the
+// tasks are still found by their customer. One that makes it a key
+// customer moves the tasks up the queue (tier_rank, in tasks_queue): those
+// rewrites still write every index.
+func TestCustomerUpdatedRewriteIsHOT(t *testing.T) {
+	ct := newCustomerTest(t)
+	ct.dueThree(t, typesv1.Channel_CHANNEL_SMS)
+	before := ct.tasksCounts(t, 3, 1) // the tasks, the claim
+
+	ct.clock.Advance(time.Hour) // a new updated_at
+	c := customer()
+	c.OwnerIds = []string{"a-3", "a-1"}
+	ct.updated(t, c, 2)
+	owners := ct.tasksCounts(t, 3, before.updated+3)
+	require.Equal(t, before.hot+3, owners.hot, "every rewrite HOT")
+	require.Equal(t, 3, ct.count(t, `SELECT count(*) FROM tasks WHERE primary_owner = 'a-3' AND updated_at = $1`, t0.Add(time.Hour)))
+
+	ctx := context.Background()
+	k := store.CustomerKey{Tenant: "default", ID: "c-1"}
+	var active map[store.CustomerKey][]task.Task
+	require.NoError(t, pgx.BeginFunc(ctx, ct.pool, func(tx pgx.Tx) (err error) {
+		active, err = store.LockActiveTasksOfCustomers(ctx, tx, []store.CustomerKey{k})
+		return err
+	}))
+	require.Len(t, active[k], 3, "the customer's active tasks found by customer_id")
+	for _, x := range active[k] {
+		require.Equal(t, "a-3", x.PrimaryOwner, x.VisitID)
+	}
+	require.Equal(t, 3, ct.count(t, `SELECT count(*) FROM (`+store.CustomerRows()["tasks"]+`) x`, "default", "c-1"), "the export's")
+
+	c.Tier = "key"
+	ct.updated(t, c, 3)
+	tier := ct.tasksCounts(t, 3, owners.updated+3)
+	require.Equal(t, owners.hot, tier.hot, "a new tier rank: an indexed column changed")
+	require.Equal(t, 0, ct.task(t, "v-2").TierRank)
+}
+
 // TestCustomerUpdatedNewWindow: the customer now wants calls only
 // 10:00-11:30 Shanghai time (seed 002); at 17:00 there the open task waits
 // for the next morning's window.
@@ -217,10 +290,7 @@ func TestCustomerUpdatedOlderVersionIgnored(t *testing.T) {
 // snapshot), and dispatch does not announce the opt-out again.
 func TestCustomerUpdatedOptOutWithdraws(t *testing.T) {
 	ct := newCustomerTest(t)
-	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
-	ct.due(t, "v-2", typesv1.Channel_CHANNEL_PHONE)
-	ct.due(t, "v-3", typesv1.Channel_CHANNEL_WEB)
-	require.NotEmpty(t, ct.claim(t, "a-1"), "one phone task is being worked")
+	ct.dueThree(t, typesv1.Channel_CHANNEL_WEB)
 
 	c := customer()
 	c.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_PHONE}

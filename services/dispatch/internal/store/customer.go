@@ -133,8 +133,8 @@ func LockActiveTasksOfCustomers(ctx context.Context, tx pgx.Tx, keys []CustomerK
 		tenants[i], ids[i] = k.Tenant, k.ID
 	}
 	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
-WHERE (tenant_id, customer->>'id') IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
-ORDER BY tenant_id, customer->>'id', created_at, id FOR UPDATE`, tenants, ids)
+WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
+ORDER BY tenant_id, customer_id, created_at, id FOR UPDATE`, tenants, ids)
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("tasks of %d customers", len(keys)), nil)
 	}

@@ -98,7 +98,7 @@ func UpdateActiveTasksOfCustomer(ctx context.Context, tx pgx.Tx, tenant, custome
 		return 0, nil
 	}
 	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
-WHERE tenant_id = $1 AND customer->>'id' = $2 AND status IN ('open', 'claimed', 'sending') ORDER BY created_at, id FOR UPDATE`, tenant, customerID)
+WHERE tenant_id = $1 AND customer_id = $2 AND status IN ('open', 'claimed', 'sending') ORDER BY created_at, id FOR UPDATE`, tenant, customerID)
 	if err != nil {
 		return 0, translate(err, "tasks of customer "+customerID, nil)
 	}
@@ -333,14 +333,14 @@ func nullTime(t time.Time) *time.Time {
 func ForgetCustomerContacts(ctx context.Context, tx pgx.Tx, tenant, customerID string) error {
 	_, err := tx.Exec(ctx, `
 UPDATE local_sent_messages l SET recipient = '' FROM messages m JOIN tasks t ON t.id = m.task_id
-WHERE l.idempotency_key = m.idempotency_key AND t.tenant_id = $1 AND t.customer->>'id' = $2;
+WHERE l.idempotency_key = m.idempotency_key AND t.tenant_id = $1 AND t.customer_id = $2;
 `, tenant, customerID)
 	if err == nil {
-		_, err = tx.Exec(ctx, `UPDATE messages m SET recipient = '' FROM tasks t WHERE t.id = m.task_id AND t.tenant_id = $1 AND t.customer->>'id' = $2`, tenant, customerID)
+		_, err = tx.Exec(ctx, `UPDATE messages m SET recipient = '' FROM tasks t WHERE t.id = m.task_id AND t.tenant_id = $1 AND t.customer_id = $2`, tenant, customerID)
 	}
 	if err == nil {
 		_, err = tx.Exec(ctx, `UPDATE tasks SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
-WHERE tenant_id = $1 AND customer->>'id' = $2 AND customer IS NOT NULL`, tenant, customerID)
+WHERE tenant_id = $1 AND customer_id = $2 AND customer IS NOT NULL`, tenant, customerID)
 	}
 	if err != nil {
 		return fmt.Errorf("store: forget the contacts of customer %s: %w", customerID, err)

@@ -105,7 +105,7 @@ GROUP BY group_name, severity`, b.Tenant, groups, b.Now, b.Near)
 	}
 
 	rows, err = q.Query(ctx, `SELECT group_name, count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status <> 'done')
-FROM tasks WHERE tenant_id = $1 AND status IN ('done', 'unreachable', 'opted_out', 'refused') AND NOT automatic AND updated_at >= $3
+FROM tasks WHERE tenant_id = $1 AND status IN ('done', 'unreachable', 'opted_out', 'refused') AND NOT automatic AND finished_at >= $3
   AND `+whereGroups("group_name")+`
 GROUP BY group_name`, b.Tenant, groups, b.DayStart)
 	if err != nil {
