@@ -93,8 +93,8 @@ func (a *App) ImportCustomers(ctx context.Context, in ImportCustomers) (Import, 
 // statement, their CustomerUpdated by another, the audit entries of changed
 // preferences by one append. A customer that records only confirm (a
 // resumed import) writes nothing. A new customer a concurrent writer
-// created meanwhile is merged again the one-record way (importRecord), so
-// nothing is overwritten. A referrer outside the call that a record newly
+// created meanwhile is merged again, set-wise, on the row the other writer
+// committed (importSet), so nothing is overwritten. A referrer outside the call that a record newly
 // names is re-evaluated once, after the call's customers are written.
 func (a *App) ImportCustomersTx(ctx context.Context, tx pgx.Tx, in ImportCustomers) (Import, error) {
 	var bad invalid.List
@@ -165,9 +165,58 @@ func refusal(rec validRecord, err error) error {
 }
 
 // importSet merges the valid records of a call set-wise (ImportCustomersTx)
-// and fills in their results.
+// and fills in their results. A customer new to the call that a concurrent
+// writer created meanwhile (above all another call of the same import in
+// flight, a repeat in each) is merged again by a second pass over just its
+// records, set-wise too, on the row the other writer committed: as the
+// one-record way (importRecord) would merge them, without a lock, a
+// figures query, a save and an outbox row per record.
 func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []validRecord, results []ImportResult) error {
 	now := a.Now()
+	pass, err := a.mergeSet(ctx, tx, tenantID, recs, results, now)
+	if err != nil {
+		return err
+	}
+	outside, entries := pass.outside, pass.entries
+	if len(pass.taken) > 0 {
+		again, err := a.mergeSet(ctx, tx, tenantID, pass.taken, results, now)
+		if err != nil {
+			return err
+		}
+		// Taken again: a customer gone and created anew between the two
+		// passes; the one-record way, which tries until it holds the row.
+		for _, rec := range again.taken {
+			res := &results[rec.index]
+			if res.Outcome, res.CustomerID, err = a.importRecord(ctx, tx, tenantID, rec.customer, rec.at); err != nil {
+				return refusal(rec, err)
+			}
+		}
+		outside, entries = append(outside, again.outside...), append(entries, again.entries...)
+	}
+	if err := a.referredSet(ctx, tx, tenantID, outside, now); err != nil {
+		return err
+	}
+	// Last: the audit log's head stays locked until the commit.
+	return audit.Append(ctx, tx, entries...)
+}
+
+// setPass is what a pass of mergeSet leaves to the rest of the call.
+type setPass struct {
+	// taken are the records of new customers a concurrent writer created
+	// meanwhile: nothing of them is written, their results are to be set.
+	taken []validRecord
+	// outside are the referrers outside the pass's customers its records
+	// newly name.
+	outside []referral
+	// entries are the audit entries of the changes written.
+	entries []audit.Entry
+}
+
+// mergeSet merges recs set-wise: their customers read and locked in one
+// statement, their figures read in one query, the records merged in Go in
+// order, the changed customers written by SaveCustomerSet and announced by
+// one insert; the records' results are filled in, except those of taken.
+func (a *App) mergeSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []validRecord, results []ImportResult, now time.Time) (setPass, error) {
 	var exts []string
 	firstAt := map[string]time.Time{}
 	for _, r := range recs {
@@ -178,7 +227,7 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 	}
 	set, err := a.Store.LockCustomerSet(ctx, tx, tenantID, exts)
 	if err != nil {
-		return err
+		return setPass{}, err
 	}
 	// The customers the archive does not hold yet exist from their first
 	// record on (until then a referral to them finds none).
@@ -193,15 +242,15 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 	// The figures as they stand; imports change only the referrals among
 	// them, which the merge below keeps current as records name referrers.
 	if err := a.Store.Figures(ctx, tx, tenantID, tier.ScopeAt(now), set.Customers()); err != nil {
-		return err
+		return setPass{}, err
 	}
 
 	var (
+		pass       setPass
 		changedSet []*archive.Customer
 		dirty      = map[string]bool{}
 		events     []pendingEvent
 		entries    []pendingEntry
-		outside    []referral
 	)
 	touch := func(c *archive.Customer) {
 		if !dirty[c.ExternalID] {
@@ -251,7 +300,7 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 		}
 		touch(c)
 		if err := announce(rec, c, changed); err != nil {
-			return err
+			return setPass{}, err
 		}
 		if slices.Contains(changed, archive.FieldPreferences) {
 			entries = append(entries, pendingEntry{externalID: ext, entry: a.preferencesEntry(ctx, c, "ImportCustomers")})
@@ -261,13 +310,13 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 		switch {
 		case ref == "":
 		case !inSet:
-			outside = append(outside, referral{rec: rec, ref: ref})
+			pass.outside = append(pass.outside, referral{rec: rec, ref: ref})
 		case exists[ref]:
 			// As announce re-evaluates a referrer in the archive.
 			if refChanged := r.Settle(a.Rules, nil, now); len(refChanged) > 0 {
 				touch(r)
 				if err := announce(rec, r, refChanged); err != nil {
-					return err
+					return setPass{}, err
 				}
 			}
 		}
@@ -275,7 +324,7 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 
 	taken, err := a.Store.SaveCustomerSet(ctx, tx, set, changedSet)
 	if err != nil {
-		return err
+		return setPass{}, err
 	}
 	redo := map[string]bool{}
 	for _, ext := range taken {
@@ -288,30 +337,19 @@ func (a *App) importSet(ctx context.Context, tx pgx.Tx, tenantID string, recs []
 		}
 	}
 	if _, err := outbox.AddMany(ctx, tx, msgs); err != nil {
-		return err
+		return setPass{}, err
 	}
-	// New customers a concurrent writer created: their records again, the
-	// one-record way, on the row the other writer committed.
-	for _, rec := range recs {
-		if !redo[rec.customer.ExternalId] {
-			continue
-		}
-		res := &results[rec.index]
-		if res.Outcome, res.CustomerID, err = a.importRecord(ctx, tx, tenantID, rec.customer, rec.at); err != nil {
-			return refusal(rec, err)
-		}
-	}
-	if err := a.referredSet(ctx, tx, tenantID, outside, now); err != nil {
-		return err
-	}
-	// Last: the audit log's head stays locked until the commit.
-	kept := make([]audit.Entry, 0, len(entries))
 	for _, e := range entries {
 		if !redo[e.externalID] {
-			kept = append(kept, e.entry)
+			pass.entries = append(pass.entries, e.entry)
 		}
 	}
-	return audit.Append(ctx, tx, kept...)
+	for _, rec := range recs {
+		if redo[rec.customer.ExternalId] {
+			pass.taken = append(pass.taken, rec)
+		}
+	}
+	return pass, nil
 }
 
 // referredSet re-evaluates the referrers outside an import's customers

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,4 +235,100 @@ FROM audit_log a JOIN customers c ON c.id = a.target_id WHERE a.action = 'custom
 	list, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	return list
+}
+
+// Two calls in flight that share new customers (an import's calls, a
+// repeat in each) both commit: the later one waits for the earlier one's
+// commit, then merges its records of the shared customers into the rows
+// the earlier one created, set-wise (no statement of the one-record way),
+// with the outcomes and CustomerUpdated that merge gives: a second record
+// of a customer on top of the first, a record that confirms the row
+// unchanged, referrals the call made counted in the tier.
+func TestImportCallsInFlightShareNewCustomers(t *testing.T) {
+	ctx := context.Background()
+	a, pool := importApp(t)
+	statements := servicetest.CountStatements(t, pool)
+	require.True(t, statements.Counted(), "scripts/postgres.sh preloads pg_stat_statements")
+	older, newer := timestamppb.New(importNow.AddDate(0, -2, 0)), timestamppb.New(importNow.AddDate(0, 0, -1))
+
+	first := []ImportRecord{
+		{Line: 2, Customer: customer("s-1", func(c *typesv1.Customer) { c.Name = "王芳" }), SourceUpdatedAt: older},
+		{Line: 3, Customer: customer("s-2", func(c *typesv1.Customer) { c.Name = "李娜" }), SourceUpdatedAt: older},
+		{Line: 4, Customer: customer("s-3", nil), SourceUpdatedAt: older},
+		{Line: 5, Customer: customer("a-1", nil), SourceUpdatedAt: older},
+	}
+	second := []ImportRecord{
+		{Line: 6, Customer: customer("b-1", nil)},
+		{Line: 7, Customer: customer("s-1", func(c *typesv1.Customer) { c.Name, c.Email = "王芳", "wang@example.com" }), SourceUpdatedAt: newer},
+		{Line: 8, Customer: customer("s-2", func(c *typesv1.Customer) { c.Name = "李娜" }), SourceUpdatedAt: older},
+		{Line: 9, Customer: customer("s-1", func(c *typesv1.Customer) { c.Email, c.OrgUnit = "wang@example.com", "north" }), SourceUpdatedAt: newer},
+	}
+	for i := range 5 {
+		second = append(second, ImportRecord{Line: int64(10 + i), Customer: customer(fmt.Sprintf("r-%d", i), func(c *typesv1.Customer) { c.ReferredBy = "s-3" })})
+	}
+	second = append(second, ImportRecord{Line: 15, Customer: customer("s-3", func(c *typesv1.Customer) { c.Name = "赵" }), SourceUpdatedAt: newer})
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	earlier, err := a.ImportCustomersTx(ctx, tx, ImportCustomers{Records: first})
+	require.NoError(t, err)
+	require.Equal(t, len(first), earlier.Imported)
+
+	done := make(chan error, 1)
+	var later Import
+	go func() {
+		var err error
+		later, err = a.ImportCustomers(ctx, ImportCustomers{Records: second})
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%customer_stage%'`).Scan(&waiting))
+		return waiting == 1
+	}, time.Minute, 5*time.Millisecond, "the later call's merge waits for the earlier call's new customers")
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-done)
+
+	require.Equal(t, []string{"line 6: 1", "line 7: 2", "line 8: 3", "line 9: 2",
+		"line 10: 1", "line 11: 1", "line 12: 1", "line 13: 1", "line 14: 1", "line 15: 2", "6/3/1/0"}, outcomes(later))
+	ids := map[string]string{}
+	for _, r := range earlier.Results {
+		ids[r.CustomerID] = "earlier"
+	}
+	for _, i := range []int{1, 2, 3, 9} {
+		require.Equal(t, "earlier", ids[later.Results[i].CustomerID], "line %d: the row the earlier call created", later.Results[i].Line)
+	}
+
+	got := customersByExt(t, a)
+	require.Len(t, got, 10)
+	require.Equal(t, int64(3), got["s-1"].Version)
+	require.Equal(t, "wang@example.com", got["s-1"].Email)
+	require.Equal(t, "north", got["s-1"].OrgUnit)
+	require.Equal(t, int64(1), got["s-2"].Version, "confirmed, not written")
+	require.Equal(t, "key", got["s-3"].Tier, "five referrals by the later call")
+	require.Equal(t, int64(2), got["s-3"].Version)
+	events := updates(t, pool)
+	require.Len(t, events["s-1"], 3, "the earlier call's and the later call's two")
+	require.True(t, strings.HasPrefix(events["s-1"][1], "v2 [email] "), events["s-1"][1])
+	require.True(t, strings.HasPrefix(events["s-1"][2], "v3 [org_unit] "), events["s-1"][2])
+	require.Len(t, events["s-2"], 1, "the earlier call's only")
+	require.Len(t, events["s-3"], 2)
+	require.Contains(t, events["s-3"][1], "[name tier]")
+	require.Contains(t, events["s-3"][1], "tier=key")
+	var all int
+	for _, list := range events {
+		all += len(list)
+	}
+	require.Equal(t, 4+1+2+5+1, all, "the earlier call's four, b-1's, s-1's two, r-0…r-4's, s-3's")
+	var keys int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM customer_keys`).Scan(&keys))
+	require.Equal(t, 10, keys, "no data key of a customer the later call did not write")
+
+	var oneByOne int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM public.pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND (query LIKE '%external_id = $2 FOR UPDATE OF customers%' OR query LIKE 'INSERT INTO customers (id, tenant_id, external_id, source_updated_at, version)%')`).Scan(&oneByOne))
+	require.Zero(t, oneByOne, "no customer locked, created or read one by one")
 }
