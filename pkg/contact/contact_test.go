@@ -150,3 +150,24 @@ func TestZones(t *testing.T) {
 		t.Fatalf("an unknown customer zone falls back to the calendar's, got %s", loc)
 	}
 }
+
+// BenchmarkPlace places a call in the customer's zone, loading the zone at
+// every call (no Zones) and once (Zones).
+func BenchmarkPlace(b *testing.B) {
+	p := Preferences{TimeZone: "Asia/Chongqing"}
+	at := cst(2, 8, 0)
+	for _, bc := range []struct {
+		name  string
+		zones *Zones
+	}{{"load each time", nil}, {"zones", &Zones{}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := seed002()
+			c.Zones = bc.zones
+			for b.Loop() {
+				if got, _ := c.Place(at, true, p, false); got.Equal(at) {
+					b.Fatal("8:00 is outside the windows")
+				}
+			}
+		})
+	}
+}
