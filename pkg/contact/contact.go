@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -65,6 +66,30 @@ type Calendar struct {
 	// move off them when AvoidHolidays.
 	Holidays      []string `json:"holidays,omitempty"`
 	AvoidHolidays bool     `json:"avoid_holidays,omitempty"`
+	// Zones, when set, is where Location looks the time zones up, so that
+	// each is read once; nil reads the zone's file at every Location.
+	Zones *Zones `json:"-"`
+}
+
+// Zones loads time zones by IANA name, each once: time.LoadLocation reads
+// the zone's file at every call, which planning a visit would otherwise do
+// at least once. A service keeps one for its life; the zero value is ready
+// and it is safe for concurrent use. A name that does not load is not kept.
+type Zones struct {
+	m sync.Map // name → *time.Location
+}
+
+// Load is time.LoadLocation(name), loaded once.
+func (z *Zones) Load(name string) (*time.Location, error) {
+	if loc, ok := z.m.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	z.m.Store(name, loc)
+	return loc, nil
 }
 
 // Kinds of Move.
@@ -87,7 +112,11 @@ func (c Calendar) Location(p Preferences) *time.Location {
 		if tz == "" {
 			continue
 		}
-		if loc, err := time.LoadLocation(tz); err == nil {
+		load := time.LoadLocation
+		if c.Zones != nil {
+			load = c.Zones.Load
+		}
+		if loc, err := load(tz); err == nil {
 			return loc
 		}
 	}

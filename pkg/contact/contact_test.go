@@ -116,3 +116,58 @@ func TestLocation(t *testing.T) {
 		t.Error("an unknown zone is UTC")
 	}
 }
+
+// A calendar with Zones places as one without, and a zone is loaded once:
+// the second Load returns the same Location; a name that does not load is
+// an error each time and UTC for Location.
+func TestZones(t *testing.T) {
+	var z Zones
+	c := seed002()
+	cached := c
+	cached.Zones = &z
+	p := Preferences{TimeZone: "Europe/Berlin"}
+	for _, at := range []time.Time{cst(2, 8, 0), cst(2, 12, 0), cst(2, 17, 5), cst(7, 3, 0)} {
+		want, wantMoves := c.Place(at, true, p, false)
+		got, gotMoves := cached.Place(at, true, p, false)
+		if !got.Equal(want) || len(gotMoves) != len(wantMoves) {
+			t.Fatalf("at %s: got %s %v, want %s %v", at, got, gotMoves, want, wantMoves)
+		}
+	}
+	first, err := z.Load("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := z.Load("Asia/Shanghai"); again != first {
+		t.Fatalf("Asia/Shanghai loaded twice: %p, %p", first, again)
+	}
+	if again := cached.Location(Preferences{}); again != first {
+		t.Fatalf("the calendar's zone is not the one Zones keeps: %p, %p", first, again)
+	}
+	if _, err := z.Load("Mars/Olympus"); err == nil {
+		t.Fatal("Mars/Olympus loaded")
+	}
+	if loc := cached.Location(Preferences{TimeZone: "Mars/Olympus"}); loc.String() != "Asia/Shanghai" {
+		t.Fatalf("an unknown customer zone falls back to the calendar's, got %s", loc)
+	}
+}
+
+// BenchmarkPlace places a call in the customer's zone, loading the zone at
+// every call (no Zones) and once (Zones).
+func BenchmarkPlace(b *testing.B) {
+	p := Preferences{TimeZone: "Asia/Chongqing"}
+	at := cst(2, 8, 0)
+	for _, bc := range []struct {
+		name  string
+		zones *Zones
+	}{{"load each time", nil}, {"zones", &Zones{}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := seed002()
+			c.Zones = bc.zones
+			for b.Loop() {
+				if got, _ := c.Place(at, true, p, false); got.Equal(at) {
+					b.Fatal("8:00 is outside the windows")
+				}
+			}
+		})
+	}
+}

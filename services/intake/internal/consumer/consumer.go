@@ -37,6 +37,7 @@ const IngressDurable = "intake-ingress"
 // systems or tenants that use the same Nats-Msg-Id are two events, and a
 // resend of one event under another Nats-Msg-Id (or re-encoded) is one.
 func Ingress(a *app.App) *inbox.Consumer {
+	dec := &decodes{}
 	return &inbox.Consumer{
 		Service:  app.Service,
 		Durable:  IngressDurable,
@@ -49,15 +50,11 @@ func Ingress(a *app.App) *inbox.Consumer {
 			if err := ingest.CheckSize(len(msg.Data()), a.EventLimit()); err != nil {
 				return err
 			}
-			ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data())
+			ev, unknown, err := dec.take(msg)
 			if err != nil {
 				return err
 			}
-			in := app.IngestService{Event: ev}
-			if ingest.ContentType(msg.Headers().Get(stream.HeaderContentType), msg.Data()) == stream.ContentTypeJSON {
-				in.Unknown = ingest.UnknownJSON(msg.Data())
-			}
-			_, err = a.IngestServiceTx(ctx, tx, in)
+			_, err = a.IngestServiceTx(ctx, tx, app.IngestService{Event: ev, Unknown: unknown})
 			return err
 		},
 		// A batch reads its events' services, customers and figures at
@@ -65,14 +62,14 @@ func Ingress(a *app.App) *inbox.Consumer {
 		Prepare: func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error) {
 			evs := make([]*eventsv1.ServiceCompleted, 0, len(msgs))
 			for _, m := range msgs {
-				if ev := decode(a, m); ev != nil {
+				if ev := dec.event(a, m); ev != nil {
 					evs = append(evs, ev)
 				}
 			}
 			return a.PrepareIngest(ctx, tx, evs)
 		},
 		ID: func(msg jetstream.Msg) string {
-			ev := decode(a, msg)
+			ev := dec.event(a, msg)
 			if ev == nil {
 				return "" // the inbox's default: Nats-Msg-Id, else a hash of the payload
 			}
@@ -84,7 +81,7 @@ func Ingress(a *app.App) *inbox.Consumer {
 		// The customer an event merges into is locked by its handler:
 		// with several handlers, one customer's events go to one of them.
 		Key: func(msg jetstream.Msg) string {
-			ev := decode(a, msg)
+			ev := dec.event(a, msg)
 			if ev == nil {
 				return ""
 			}
@@ -92,7 +89,7 @@ func Ingress(a *app.App) *inbox.Consumer {
 		},
 		Tenant: func(msg jetstream.Msg) string {
 			var t string
-			if ev := decode(a, msg); ev != nil {
+			if ev := dec.event(a, msg); ev != nil {
 				t = ev.GetTenantId()
 			} else {
 				// Too large to decode, or not of the shape: read only the tenant.
@@ -111,15 +108,11 @@ func Ingress(a *app.App) *inbox.Consumer {
 // source: "ingress:<tenant>/<source_system>/<source_event_id>" (ingest.SourceKey).
 const IngressKeyPrefix = "ingress:"
 
-// decode reads the event a message carries; nil when it is larger than the
-// limit (it is not decoded) or does not decode.
-func decode(a *app.App, msg jetstream.Msg) *eventsv1.ServiceCompleted {
+// event reads the event a message carries, to read only; nil when it is
+// larger than the limit (it is not decoded) or does not decode.
+func (d *decodes) event(a *app.App, msg jetstream.Msg) *eventsv1.ServiceCompleted {
 	if len(msg.Data()) > a.EventLimit() {
 		return nil
 	}
-	ev, err := ingest.Decode(msg.Headers().Get(stream.HeaderContentType), msg.Data())
-	if err != nil {
-		return nil
-	}
-	return ev
+	return d.get(msg).ev
 }

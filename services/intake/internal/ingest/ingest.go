@@ -92,6 +92,28 @@ func Decode(contentType string, data []byte) (*eventsv1.ServiceCompleted, error)
 	return ev, nil
 }
 
+// DecodeUnknown is Decode, with the JSON keys it dropped (UnknownJSON; nil
+// for protobuf). A JSON payload is decoded strictly first: one that holds
+// no unknown key, the usual case, is then decoded once and not walked
+// again to look for them.
+func DecodeUnknown(contentType string, data []byte) (*eventsv1.ServiceCompleted, []string, error) {
+	if ContentType(contentType, data) == stream.ContentTypeJSON {
+		ev := &eventsv1.ServiceCompleted{}
+		if protojson.Unmarshal(data, ev) == nil {
+			return ev, nil, nil
+		}
+	}
+	ev, err := Decode(contentType, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var unknown []string
+	if ContentType(contentType, data) == stream.ContentTypeJSON {
+		unknown = UnknownJSON(data)
+	}
+	return ev, unknown, nil
+}
+
 // ContentType is the media type a payload is read as: the given one without
 // parameters, lower-cased; without one, JSON for a payload that starts
 // with '{', else protobuf.

@@ -6,6 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 )
 
 // seed 002 (real estate): the sales centre's classes arrive as customer.tier,
@@ -55,4 +57,41 @@ func TestIgnoredFields(t *testing.T) {
 	ws := Ignored(back)
 	require.Len(t, ws, 1)
 	require.Equal(t, "customer.#99", ws[0].Field)
+}
+
+// DecodeUnknown is Decode and UnknownJSON in one: the same event, the same
+// keys, the same refusals, whether the payload holds unknown keys or not.
+func TestDecodeUnknownIsDecodeAndUnknownJSON(t *testing.T) {
+	known := `{"source_system":"s","source_event_id":"e","service_type":"repair","completedAt":"2026-11-28T10:00:00Z",
+ "customer":{"external_id":"c","phone":"+8613800138000"},"attributes":{"anything":"goes"}}`
+	unknown := `{"source_system":"s","class":"A","customer":{"external_id":"c","grade":"A"},"product":{"sku":"s","colour":"red"}}`
+	pb, err := proto.Marshal(&eventsv1.ServiceCompleted{SourceSystem: "s", ServiceType: "repair"})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, contentType string
+		data              []byte
+		wantUnknown       []string
+	}{
+		{"JSON of known keys", "application/json", []byte(known), nil},
+		{"JSON with unknown keys", "", []byte(unknown), []string{"class", "customer.grade", "product.colour"}},
+		{"protobuf", "application/protobuf", pb, nil},
+		{"JSON that does not decode", "application/json", []byte(`{"service_type":7}`), nil},
+		{"a content type it does not read", "text/csv", []byte("a,b"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, wantErr := Decode(tc.contentType, tc.data)
+			ev, keys, err := DecodeUnknown(tc.contentType, tc.data)
+			if wantErr != nil {
+				require.EqualError(t, err, wantErr.Error())
+				require.Nil(t, ev)
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, proto.Equal(want, ev), "got %v, want %v", ev, want)
+			require.Equal(t, tc.wantUnknown, keys)
+			if ContentType(tc.contentType, tc.data) == "application/json" {
+				require.Equal(t, UnknownJSON(tc.data), keys)
+			}
+		})
+	}
 }

@@ -27,6 +27,7 @@ import (
 
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
 	"github.com/huifang/huifang/services/scheduler/internal/store"
@@ -58,6 +59,10 @@ type App struct {
 
 	// sims admits MaxSimulations simulations at once.
 	sims gate
+	// zones are the time zones the batches and firing rounds place visits
+	// in, each loaded once for the App's life (the contact policies they
+	// read are given them as their Calendar's Zones).
+	zones calendar.Zones
 }
 
 // now is the API's clock: UTC, to the microsecond Postgres keeps.

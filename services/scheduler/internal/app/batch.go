@@ -11,6 +11,7 @@ import (
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
@@ -55,6 +56,8 @@ type Batch struct {
 	known    map[store.CustomerKey]store.Known
 	policies map[string][]policy.Policy
 	rules    map[string]contact.Rules
+	// zones is where the rules read look their time zones up (App.zones).
+	zones *calendar.Zones
 	// plannedFor are the customers a message of the batch planned visits
 	// for (a message rolled back keeps its mark: the customer's pending
 	// visits are then locked and read, which is always right).
@@ -94,7 +97,7 @@ type batchKey struct{}
 // batch's) needs of their customers (store.KnownCustomers); PlanServiceTx
 // plans within it when its context carries it (WithBatch). Prepare within
 // a consumer's handler (inbox.Memo) to read it once per batch.
-func Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
+func (a *App) Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
 	keys := make([]store.CustomerKey, 0, 2*len(ins))
 	for _, in := range ins {
 		if in.Customer.ID != "" {
@@ -116,7 +119,7 @@ func Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Batch{known: known, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{},
+	return &Batch{known: known, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{}, zones: &a.zones,
 		plannedFor: map[store.CustomerKey]bool{}, repeated: repeated, rejected: map[string]bool{}, services: map[[2]string]policy.Service{},
 		held: map[string]heldVisit{}, heldFor: map[store.CustomerKey][]string{}, heldKeys: map[visitKey]bool{}}, nil
 }
@@ -232,6 +235,7 @@ func planningRules(ctx context.Context, tx pgx.Tx, tenant string) (contact.Rules
 	}
 	r, err := rulesOf(ctx, tx, tenant)
 	if err == nil {
+		r.Zones = b.zones
 		b.rules[tenant] = r
 	}
 	return r, err
@@ -559,7 +563,7 @@ func (b *Batch) firingRound(ctx context.Context, tx pgx.Tx, now time.Time) (*rou
 	if b.round != nil {
 		return b.round, nil
 	}
-	r := newRound(now)
+	r := newRound(now, b.zones)
 	var capped []store.CustomerKey
 	var back time.Duration
 	for k, more := range b.repeated {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	calendar "github.com/huifang/huifang/pkg/contact"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/scheduler/internal/contact"
@@ -109,7 +110,7 @@ func (a *App) fireNow(ctx context.Context, tx pgx.Tx, ids []string) error {
 
 // fireClaimed fires, moves or suppresses the claimed visits (FireDueTx).
 func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed []store.Claimed) (Fired, error) {
-	due, out, err := decide(ctx, tx, now, claimed)
+	due, out, err := decide(ctx, tx, now, claimed, &a.zones)
 	if err != nil {
 		return Fired{}, err
 	}
@@ -126,7 +127,7 @@ func (a *App) fireNew(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit
 	for i, v := range vs {
 		claimed[i] = store.Claimed{Visit: v}
 	}
-	due, out, err := decide(ctx, tx, a.Now(), claimed)
+	due, out, err := decide(ctx, tx, a.Now(), claimed, &a.zones)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,12 +140,13 @@ func (a *App) fireNew(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit
 }
 
 // decide fires, moves or suppresses the claimed visits within tx and
-// returns them as they are to be saved; the caller saves them.
-func decide(ctx context.Context, tx pgx.Tx, now time.Time, claimed []store.Claimed) ([]visit.Visit, Fired, error) {
+// returns them as they are to be saved; the caller saves them. The contact
+// policies it reads look their time zones up in zones.
+func decide(ctx context.Context, tx pgx.Tx, now time.Time, claimed []store.Claimed, zones *calendar.Zones) ([]visit.Visit, Fired, error) {
 	if len(claimed) == 0 {
 		return nil, Fired{}, nil
 	}
-	r := newRound(now)
+	r := newRound(now, zones)
 	if err := r.load(ctx, tx, claimed); err != nil {
 		return nil, Fired{}, err
 	}
@@ -306,10 +308,12 @@ type round struct {
 	history   map[store.CustomerKey][]contact.Contact
 	fired     map[store.CustomerKey][]contact.Contact
 	policies  map[string]*policy.Policy
+	// zones is where the rules read look their time zones up (App.zones).
+	zones *calendar.Zones
 }
 
-func newRound(now time.Time) *round {
-	r := &round{now: now, fired: map[store.CustomerKey][]contact.Contact{}, policies: map[string]*policy.Policy{}}
+func newRound(now time.Time, zones *calendar.Zones) *round {
+	r := &round{now: now, fired: map[store.CustomerKey][]contact.Contact{}, policies: map[string]*policy.Policy{}, zones: zones}
 	r.reset()
 	return r
 }
@@ -395,7 +399,9 @@ func (r *round) loadBatch(ctx context.Context, tx pgx.Tx, claimed []store.Claime
 	}
 	rules, customers, history := in.rules, in.customers, in.history
 	for t := range tenants {
-		r.rules[t] = rules[t]
+		rl := rules[t]
+		rl.Zones = r.zones
+		r.rules[t] = rl
 	}
 	for k := range keys {
 		r.customers[k] = customers[k]
@@ -410,6 +416,7 @@ func (r *round) rulesOf(ctx context.Context, tx pgx.Tx, tenant string) (contact.
 	}
 	rl, err := rulesOf(ctx, tx, tenant)
 	if err == nil {
+		rl.Zones = r.zones
 		r.rules[tenant] = rl
 	}
 	return rl, err

@@ -78,7 +78,7 @@ func New(a *app.App) []*inbox.Consumer {
 		}
 		// What planning reads of the batch's customers, it reads once.
 		b, err := inbox.Memo(ctx, planningBatch{}, func() (*app.Batch, error) {
-			return app.Prepare(ctx, tx, batchCompleted(inbox.Batch(ctx)))
+			return a.Prepare(ctx, tx, batchCompleted(inbox.Batch(ctx)))
 		})
 		if err != nil {
 			return err
