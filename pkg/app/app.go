@@ -203,9 +203,6 @@ func Main(service string, run func(ctx context.Context, log *slog.Logger) error)
 		return
 	}
 	log := logging.New(os.Stdout, service, os.Getenv("LOG_LEVEL"))
-	if gcTarget(os.LookupEnv) {
-		log.Debug("garbage collector target set (GOGC unset)", "gogc", DefaultGOGC)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {
