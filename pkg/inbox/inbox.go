@@ -1,7 +1,9 @@
 // Package inbox runs durable JetStream pull consumers whose effects happen
 // exactly once: each handled event id is written to the inbox table in the
 // same transaction as the handler's effect, so a redelivered event changes
-// nothing. Messages the handler refuses are dead-lettered with the reason.
+// nothing (a consumer whose effects are keyed by the event or by a version
+// writes none: Consumer.Idempotent, Claim). Messages the handler refuses
+// are dead-lettered with the reason.
 package inbox
 
 import (
