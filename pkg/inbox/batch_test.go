@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -515,4 +516,51 @@ func TestIdempotentConsumerKeepsNoInbox(t *testing.T) {
 	require.EqualValues(t, 11, calls.Load(), "redeliveries are applied again")
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM keyed_effects`))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM inbox`), "no inbox entries")
+}
+
+// TestIdempotentConsumerClaimsWhatIsNotKeyed: the handler of an Idempotent
+// consumer claims (inbox.Claim) the messages whose effect is not keyed (an
+// appended row) and applies them once, redelivered, held twice in a batch,
+// handled in two batches at once, or alone; the others keep no entry.
+func TestIdempotentConsumerClaimsWhatIsNotKeyed(t *testing.T) {
+	b := setup(t)
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		if !strings.HasPrefix(string(msg.Data()), "append") {
+			return nil // keyed: nothing to claim
+		}
+		first, err := inbox.Claim(ctx, tx)
+		if err != nil || !first {
+			return err
+		}
+		return record(ctx, tx, msg)
+	})
+	c.Batch, c.Idempotent = 10, true
+	for i := range 6 {
+		body := fmt.Sprintf("keyed-%d", i)
+		if i%2 == 0 {
+			body = fmt.Sprintf("append-%d", i)
+		}
+		b.publish(t, fmt.Sprintf("e-%d", i), body)
+	}
+	msgs := fetch(t, b.durable(t, 0), 6)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { c.ProcessBatch(b.ctx, append(slices.Clone(msgs), msgs[0])) })
+	}
+	wg.Wait()
+	c.ProcessBatch(b.ctx, msgs)
+	for _, m := range msgs {
+		c.Process(b.ctx, m)
+	}
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM effects`), "each appending message once")
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM inbox WHERE consumer = 'svc-test' AND event_id IN ('e-0', 'e-2', 'e-4')`))
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM inbox`), "no entries of the keyed messages")
+
+	// Outside a handler Claim writes nothing.
+	tx, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(b.ctx) }()
+	first, err := inbox.Claim(b.ctx, tx)
+	require.NoError(t, err)
+	require.True(t, first)
 }

@@ -1,7 +1,9 @@
 // Package inbox runs durable JetStream pull consumers whose effects happen
 // exactly once: each handled event id is written to the inbox table in the
 // same transaction as the handler's effect, so a redelivered event changes
-// nothing. Messages the handler refuses are dead-lettered with the reason.
+// nothing (a consumer whose effects are keyed by the event or by a version
+// writes none: Consumer.Idempotent, Claim). Messages the handler refuses
+// are dead-lettered with the reason.
 package inbox
 
 import (
@@ -143,14 +145,23 @@ type Consumer struct {
 	Forget bool
 	// ForgetEvery is the most often Forget purges (DefaultForgetEvery when zero).
 	ForgetEvery time.Duration
-	// Idempotent says that applying a message twice changes nothing: every
-	// effect of the handler is keyed by the event (a row whose key is the
-	// event's id, inserted ON CONFLICT DO NOTHING; values set, never added
-	// to). Such a consumer writes no inbox entries, which saves a row and
+	// Idempotent says that applying a message twice changes nothing, also
+	// twice at once in two transactions and after later messages changed
+	// the state: every effect of the handler is keyed by the event (a row
+	// whose key is the event's id or what it is about, inserted ON
+	// CONFLICT DO NOTHING; values set, never added to) or gated by a
+	// version that only goes up (kept only when newer than the one kept,
+	// read under a lock of the row it is kept in), and what it publishes
+	// or appends (outbox rows get fresh ids; audit entries, counts) follows
+	// only such a change: an insert that inserted, a version that was
+	// newer. Such a consumer writes no inbox entries, which saves a row and
 	// its index entries per message; a batch still applies a message it
 	// holds twice only once, and failures and dead letters are counted as
-	// for any consumer. A consumer that counts, or that publishes events
-	// (outbox rows get fresh ids), is not idempotent.
+	// for any consumer. A handler of such a consumer whose effect is not
+	// keyed for some messages (an erasure's redaction and audit entry)
+	// writes the message's inbox entry itself first, for those only
+	// (Claim). A consumer that counts or publishes otherwise is not
+	// idempotent.
 	Idempotent bool
 
 	trouble *loop.Trouble
@@ -693,7 +704,37 @@ func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) (er
 			err = fmt.Errorf("inbox: handler panicked: %v", p)
 		}
 	}()
+	if c.Idempotent {
+		ctx = context.WithValue(ctx, claimKey{}, c.Durable)
+	}
 	return c.Handle(ctx, tx, msg)
+}
+
+// claimKey is the context key under which a handler of an Idempotent
+// consumer finds its durable name (Claim).
+type claimKey struct{}
+
+// Claim writes, within tx, the inbox entry of the message the handler of
+// an Idempotent consumer is applying, and reports whether it is the
+// first: false when the message was applied before (its redelivery), or is
+// being applied in another transaction that then commits (Claim waits for
+// it), and the handler must change nothing. Such a consumer writes no
+// inbox entries of its own: its handler claims the messages whose effect
+// is not keyed by the event (an erasure's redaction and audit entry)
+// before it applies them, and the others keep no entry. Under a consumer
+// that is not Idempotent (its entry is written already) or outside a
+// handler, Claim writes nothing and reports true.
+func Claim(ctx context.Context, tx pgx.Tx) (bool, error) {
+	durable, _ := ctx.Value(claimKey{}).(string)
+	id := EventIDFrom(ctx)
+	if durable == "" || id == "" {
+		return true, nil
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, durable, id)
+	if err != nil {
+		return false, fmt.Errorf("inbox: claim %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {

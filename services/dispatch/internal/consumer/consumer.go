@@ -57,9 +57,13 @@ func VisitCancelled(a *app.App) *inbox.Consumer {
 
 // CustomerUpdated applies each new customer version: a batch's together
 // before its commit (app.UpdateCustomerLaterTx), but those of a customer
-// the batch erases one by one, in their order (app.UpdateCustomerTx).
+// the batch erases one by one, in their order (app.UpdateCustomerTx). It
+// keeps no inbox entries (inbox.Consumer.Idempotent): every effect of an
+// update, an erasure's too, follows only a version newer than the kept
+// one, read under the customer's lock, so an update heard again, at once
+// in another batch or after newer ones, changes nothing.
 func CustomerUpdated(a *app.App) *inbox.Consumer {
-	return inbox.Of(DurableCustomer, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
+	c := inbox.Of(DurableCustomer, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
 		u := app.CustomerUpdate{Tenant: tenant.Of(ev), Customer: wire.Customer(ev.GetCustomer()), Version: ev.GetVersion(), Erased: ev.GetErased()}
 		erased, _ := inbox.Memo(ctx, erasedInBatch{}, func() (map[string]bool, error) {
 			return batchErased(inbox.Batch(ctx)), nil // reading the messages cannot fail
@@ -70,6 +74,8 @@ func CustomerUpdated(a *app.App) *inbox.Consumer {
 		}
 		return a.UpdateCustomerLaterTx(ctx, tx, u)
 	})
+	c.Idempotent = true
+	return c
 }
 
 // erasedInBatch is the inbox.Memo key of the customers a batch of

@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/dispatch/internal/app"
 	"github.com/huifang/huifang/services/dispatch/internal/consumer"
@@ -81,12 +83,10 @@ func (ct *customerTest) updated(t *testing.T, c *typesv1.Customer, version int64
 	_, err = ct.js.PublishMsg(context.Background(), &nats.Msg{Subject: stream.SubjectCustomerUpdated, Data: data,
 		Header: nats.Header{jetstream.MsgIDHeader: {id}}})
 	require.NoError(t, err)
-	want := ct.events
-	// Handled (an inbox row) or refused (a rejected row; dead letters leave no inbox row).
-	require.Eventually(t, func() bool {
-		return ct.count(t, `SELECT (SELECT count(*) FROM inbox WHERE consumer = $1) + (SELECT count(*) FROM rejected_events WHERE source = $2)`,
-			consumer.DurableCustomer, stream.SubjectCustomerUpdated) == want
-	}, 60*time.Second, 20*time.Millisecond)
+	// Handled or refused: the consumer keeps no inbox entries, so once its
+	// durable acknowledged everything the stream holds.
+	acked := servicetest.Acknowledged(t, ct.js, stream.Of(stream.SubjectCustomerUpdated), consumer.DurableCustomer)
+	require.Eventually(t, func() bool { return acked(context.Background()) }, 60*time.Second, 20*time.Millisecond)
 }
 
 // dueThree makes c-1's tasks v-1 and v-2 (phone) and v-3 (on third), and
@@ -347,4 +347,80 @@ func TestContactCalendar(t *testing.T) {
 	c.Preferences.TimeZone = "Europe/Berlin"
 	ct.updated(t, c, 2)
 	require.True(t, ct.task(t, "v-1").AvailableAt.Equal(time.Date(2025, 3, 11, 9, 0, 0, 0, time.UTC)), "10:00 in Berlin, the customer's zone now")
+}
+
+// TestCustomerUpdatedAgainChangesNothing: the consumer keeps no inbox
+// entries (Idempotent): the same updates, an erasure among them, delivered
+// again in two batches at once and one by one (version 1 after the newer
+// ones), change no task and no kept version (not even a row's version:
+// xmin), publish nothing and write no inbox entry.
+func TestCustomerUpdatedAgainChangesNothing(t *testing.T) {
+	b := setup(t)
+	b.app.Rules = task.Rules{Tiers: []string{"key"}}
+	b.run(t)
+	ct := &customerTest{bundle: b}
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	ct.due(t, "v-2", typesv1.Channel_CHANNEL_SMS)
+
+	older := customer()
+	older.PhoneMasked = "13700000000"
+	optOut := customer()
+	optOut.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}
+	key := customer()
+	key.Tier, key.Preferences.Language = "key", "en"
+	evs := []*eventsv1.CustomerUpdated{
+		{EventId: "cu-2", TenantId: "default", Customer: optOut, Version: 2},
+		{EventId: "cu-3", TenantId: "default", Customer: key, Version: 3},
+		{EventId: "cu-1", TenantId: "default", Customer: older, Version: 1},
+		{EventId: "cu-4", TenantId: "default", Customer: &typesv1.Customer{Id: "c-1"}, Version: 4, Erased: true},
+	}
+	for _, ev := range evs {
+		data, err := proto.Marshal(ev)
+		require.NoError(t, err)
+		_, err = b.js.PublishMsg(context.Background(), &nats.Msg{Subject: stream.SubjectCustomerUpdated, Data: data,
+			Header: nats.Header{jetstream.MsgIDHeader: {ev.GetEventId()}}})
+		require.NoError(t, err)
+	}
+	c := filled(b.pool, b.js, consumer.CustomerUpdated(b.app))
+	require.True(t, c.Idempotent)
+	c.Batch = 20
+	cons, err := b.js.CreateOrUpdateConsumer(context.Background(), stream.EventsStream, jetstream.ConsumerConfig{Durable: "t-again",
+		FilterSubject: stream.SubjectCustomerUpdated, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	fetched, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(30*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, len(evs))
+	c.ProcessBatch(context.Background(), msgs)
+
+	state := func() string {
+		var s string
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT concat_ws(E'\n',
+  (SELECT string_agg(concat_ws(' ', visit_id, status, agent_id, customer, tier_rank, language, available_at, updated_at, xmin), E'\n' ORDER BY visit_id) FROM tasks),
+  (SELECT string_agg(concat_ws(' ', customer_id, version, customer, updated_at, xmin), E'\n' ORDER BY customer_id) FROM customer_versions),
+  (SELECT string_agg(concat_ws(' ', id, subject), E'\n' ORDER BY id) FROM outbox),
+  (SELECT string_agg(concat_ws(' ', consumer, event_id), E'\n' ORDER BY consumer, event_id) FROM inbox WHERE consumer <> $1))`,
+			consumer.Durable).Scan(&s))
+		return s
+	}
+	first := state()
+	require.Equal(t, task.StatusCancelled, ct.task(t, "v-2").Status, "the SMS task withdrawn")
+	var version int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT version FROM customer_versions WHERE customer_id = 'c-1'`).Scan(&version))
+	require.EqualValues(t, 4, version)
+
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { c.ProcessBatch(context.Background(), msgs) })
+	}
+	wg.Wait()
+	for _, m := range msgs {
+		c.Process(context.Background(), m)
+	}
+	require.Equal(t, first, state())
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCustomer), "no inbox entries")
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM rejected_events`))
 }

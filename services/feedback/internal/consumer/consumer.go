@@ -42,9 +42,12 @@ func New(a *app.App) []*inbox.Consumer {
 // CustomerUpdated returns the consumer that hears intake's erasures
 // (CustomerUpdated with erased set) and redacts the free text kept about
 // the customer (app.ForgetCustomerTx); other changes of a customer concern
-// feedback not. An erasure without a customer id is dead-lettered.
+// feedback not. An erasure without a customer id is dead-lettered. Only
+// erasures keep an inbox entry (inbox.Consumer.Idempotent, inbox.Claim):
+// the redaction's audit entry is written once per erasure; the other
+// updates change nothing and keep none.
 func CustomerUpdated(a *app.App) *inbox.Consumer {
-	return inbox.Of(CustomerUpdatedDurable, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
+	c := inbox.Of(CustomerUpdatedDurable, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
 		if !ev.GetErased() {
 			return nil
 		}
@@ -52,8 +55,14 @@ func CustomerUpdated(a *app.App) *inbox.Consumer {
 		if id == "" {
 			return invalid.New("customer.id", "is required")
 		}
+		first, err := inbox.Claim(ctx, tx)
+		if err != nil || !first {
+			return err
+		}
 		return a.ForgetCustomerTx(ctx, tx, tenant.Of(ev), id)
 	})
+	c.Idempotent = true
+	return c
 }
 
 // VisitDue returns the consumer that stores the context of each visit

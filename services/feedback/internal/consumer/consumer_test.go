@@ -279,3 +279,67 @@ func TestVisitAssignedRecordsTheNewestAssignmentOnce(t *testing.T) {
 	require.Equal(t, "a-2", e.assignedAgent(t, "acme", "v-1"))
 	require.Equal(t, 2, e.count(t, `SELECT count(*) FROM rejected_events`))
 }
+
+// TestCustomerUpdatedErasureAppliedOnceOthersKeepNoInbox: the consumer
+// keeps an inbox entry only for an erasure (inbox.Claim): an erasure
+// delivered again (the durable made anew) writes no second audit entry
+// and no outbox row; the other updates change nothing and keep none.
+func TestCustomerUpdatedErasureAppliedOnceOthersKeepNoInbox(t *testing.T) {
+	e := setup(t)
+	runCustomer := func() (stop func()) {
+		c := consumer.CustomerUpdated(e.app)
+		c.Service, c.Pool, c.JS, c.Log = "feedback", e.pool, e.js, e.log
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		var stopped bool
+		stop = func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			cancel()
+			require.NoError(t, <-done)
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	acked := func() {
+		t.Helper()
+		done := servicetest.Acknowledged(t, e.js, stream.EventsStream, consumer.CustomerUpdatedDurable)
+		require.Eventually(t, func() bool { return done(e.ctx) }, 60*time.Second, 20*time.Millisecond)
+	}
+	for _, ev := range []*eventsv1.CustomerUpdated{
+		{EventId: "cu-1", TenantId: "acme", Customer: &typesv1.Customer{Id: "c-1", NameMasked: "王*"}, Version: 1},
+		{EventId: "cu-2", TenantId: "acme", Customer: &typesv1.Customer{Id: "c-1"}, Version: 2, Erased: true},
+		{EventId: "cu-3", TenantId: "acme", Customer: &typesv1.Customer{Id: "c-2", NameMasked: "李*"}, Version: 1},
+	} {
+		msg := nats.NewMsg(stream.SubjectCustomerUpdated)
+		msg.Data = marshal(t, ev)
+		msg.Header.Set(jetstream.MsgIDHeader, ev.GetEventId())
+		_, err := e.js.PublishMsg(e.ctx, msg)
+		require.NoError(t, err)
+	}
+	stop := runCustomer()
+	acked()
+	state := func() string {
+		var s string
+		require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT concat_ws(E'\n',
+  (SELECT string_agg(concat_ws(' ', tenant_id, seq, action, target_kind, target_id, detail, hash), E'\n' ORDER BY tenant_id, seq) FROM audit_log),
+  (SELECT string_agg(concat_ws(' ', id, subject), E'\n' ORDER BY id) FROM outbox),
+  (SELECT string_agg(concat_ws(' ', consumer, event_id), E'\n' ORDER BY consumer, event_id) FROM inbox))`).Scan(&s))
+		return s
+	}
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM audit_log WHERE action = 'customer.redact' AND target_id = 'c-1'`))
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM inbox`), "only the erasure keeps an entry")
+	require.Equal(t, 1, e.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = 'cu-2'`, consumer.CustomerUpdatedDurable))
+	before := state()
+
+	// Everything delivered again: nothing changes.
+	stop()
+	require.NoError(t, e.js.DeleteConsumer(e.ctx, stream.EventsStream, consumer.CustomerUpdatedDurable))
+	runCustomer()
+	acked()
+	require.Equal(t, before, state())
+	require.Zero(t, e.count(t, `SELECT count(*) FROM rejected_events`))
+}

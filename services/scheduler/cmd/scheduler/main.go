@@ -58,7 +58,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 
-	// Consumers: every one idempotent through the inbox.
+	// Consumers: each applies an event once, through its inbox or, where
+	// every effect is keyed by a version, without (inbox.Consumer.Idempotent).
 	for _, c := range consumer.New(a) {
 		if c.Durable == consumer.DurableServiceCompleted {
 			rt.Consume(c, app.Workers(max(1, cfg.PlanWorkers)))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,7 +262,75 @@ func TestCustomerUpdatedBatchActsAsOneByOne(t *testing.T) {
 	require.Equal(t, "intake: erased, archive version 2", sources["cu-gone/CHANNEL_PHONE"])
 	var handled int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCustomerUpdated).Scan(&handled))
-	require.Equal(t, len(evs), handled)
+	require.Equal(t, 1, handled, "only the erasure keeps an inbox entry")
+}
+
+// CustomerUpdated keeps no inbox entries but for erasures (Idempotent,
+// inbox.Claim): the same updates delivered again, in two batches at once,
+// alone, and an older version after a newer one, change no row (not even
+// its version: xmin), record no opt-out, publish nothing and write no
+// inbox entry.
+func TestCustomerUpdatedAgainChangesNothing(t *testing.T) {
+	log := servicetest.Logger()
+	pool := servicetest.Pool(t, "scheduler", migrations.FS)
+	js := servicetest.JetStream(t)
+	ctx := context.Background()
+	a := &app.App{DB: pool, Now: time.Now}
+	updated := consumer.New(a)[1]
+	require.Equal(t, consumer.DurableCustomerUpdated, updated.Durable)
+	require.True(t, updated.Idempotent)
+	updated.Service, updated.Pool, updated.JS, updated.Log, updated.Batch = "scheduler", pool, js, log, 20
+	b := bundle{ctx: ctx, pool: pool, js: js}
+	at := timestamppb.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	update := func(id, customer string, version int64, zone string, out ...typesv1.Channel) *eventsv1.CustomerUpdated {
+		return &eventsv1.CustomerUpdated{EventId: id, TenantId: "default", Version: version, UpdatedAt: at,
+			Customer: &typesv1.Customer{Id: customer, Tier: zone, Preferences: &typesv1.ContactPreferences{TimeZone: zone, OptedOut: out}}}
+	}
+	erase := update("ev-4", "cu-gone", 2, "")
+	erase.Erased = true
+	evs := []*eventsv1.CustomerUpdated{
+		update("ev-1", "cu-1", 1, "Asia/Shanghai", typesv1.Channel_CHANNEL_SMS),
+		update("ev-2", "cu-1", 2, "Asia/Urumqi"),
+		update("ev-3", "cu-gone", 1, "Asia/Shanghai", typesv1.Channel_CHANNEL_SMS),
+		erase,
+	}
+	for _, ev := range evs {
+		publishOn(t, b, stream.SubjectCustomerUpdated, ev.EventId, ev)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "t-updates-again",
+		FilterSubject: stream.SubjectCustomerUpdated, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	fetched, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, len(evs))
+	updated.ProcessBatch(ctx, msgs)
+
+	state := func() string {
+		var s string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT concat_ws(E'\n',
+  (SELECT string_agg(concat_ws(' ', customer_id, version, prefs, opted_out, tier, updated_at, xmin), E'\n' ORDER BY customer_id) FROM customers),
+  (SELECT string_agg(concat_ws(' ', customer_id, channel, source, opted_out_at, xmin), E'\n' ORDER BY customer_id, channel) FROM opt_outs),
+  (SELECT string_agg(concat_ws(' ', id, subject), E'\n' ORDER BY id) FROM outbox),
+  (SELECT string_agg(concat_ws(' ', consumer, event_id), E'\n' ORDER BY consumer, event_id) FROM inbox))`).Scan(&s))
+		return s
+	}
+	first := state()
+	require.Contains(t, first, "cu-1 2 ")
+	require.Equal(t, 1, strings.Count(first, consumer.DurableCustomerUpdated), "only the erasure keeps an inbox entry")
+
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { updated.ProcessBatch(ctx, msgs) })
+	}
+	wg.Wait()
+	for _, m := range msgs {
+		updated.Process(ctx, m) // the older version 1 of cu-1 after version 2
+	}
+	require.Equal(t, first, state())
 }
 
 // enumChannels are the channels an erased customer opts out of.

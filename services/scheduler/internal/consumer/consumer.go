@@ -95,23 +95,36 @@ func New(a *app.App) []*inbox.Consumer {
 		}
 		return ev.GetTenantId() + "/" + ev.GetCustomer().GetId()
 	}
-	return []*inbox.Consumer{
-		planning,
-		inbox.Of(DurableCustomerUpdated, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
-			in, err := customerUpdated(ev)
-			if err != nil {
+	updated := inbox.Of(DurableCustomerUpdated, stream.SubjectCustomerUpdated, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CustomerUpdated) error {
+		in, err := customerUpdated(ev)
+		if err != nil {
+			return err
+		}
+		if in.Erased {
+			// An erasure opts the customer out of every channel and
+			// cancels its pending visits whatever the versions: once.
+			if first, err := inbox.Claim(ctx, tx); err != nil || !first {
 				return err
 			}
-			// A batch's updates are written together before its commit,
-			// but those of a customer the batch erases, in their order.
-			erased, _ := inbox.Memo(ctx, erasedInBatch{}, func() (map[string]bool, error) {
-				return batchErased(inbox.Batch(ctx)), nil // reading the messages cannot fail
-			})
-			if erased[ev.GetTenantId()+"/"+ev.GetCustomer().GetId()] {
-				return a.UpdateCustomerTx(ctx, tx, in)
-			}
-			return a.UpdateCustomerLaterTx(ctx, tx, in)
-		}),
+		}
+		// A batch's updates are written together before its commit,
+		// but those of a customer the batch erases, in their order.
+		erased, _ := inbox.Memo(ctx, erasedInBatch{}, func() (map[string]bool, error) {
+			return batchErased(inbox.Batch(ctx)), nil // reading the messages cannot fail
+		})
+		if erased[ev.GetTenantId()+"/"+ev.GetCustomer().GetId()] {
+			return a.UpdateCustomerTx(ctx, tx, in)
+		}
+		return a.UpdateCustomerLaterTx(ctx, tx, in)
+	})
+	// An update that erases no one is kept only when its version is newer
+	// than the customer's (read under the customer's row lock) and writes
+	// no event: heard again, at once in another batch or after newer ones,
+	// it changes nothing, so only erasures keep an inbox entry.
+	updated.Idempotent = true
+	return []*inbox.Consumer{
+		planning,
+		updated,
 		inbox.Of(DurableContactOptedOut, stream.SubjectContactOptedOut, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.ContactOptedOut) error {
 			in, err := optedOut(ev)
 			if err != nil {
