@@ -101,3 +101,29 @@ INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, stat
 	require.NoError(t, pool.QueryRow(ctx, `SELECT reloptions FROM pg_class WHERE oid = 'tasks'::regclass`).Scan(&options))
 	require.Equal(t, []string{"fillfactor=80"}, options)
 }
+
+// Issue 15: the upgrade that drops task_details' foreign key keeps every
+// task and its details; a task's details are still written with it.
+func TestUpgradeKeepsTaskDetails(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "012"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `
+INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, status, created_at, updated_at) VALUES
+  ('t-1', 'default', 'v-1', '{"id":"c-1"}', now(), now(), 'open', now(), now()),
+  ('t-2', 'default', 'v-2', '{"id":"c-2"}', now(), now(), 'done', now(), now());
+INSERT INTO task_details (task_id, tenant_id, service_id, service_completed_at, complaint_id, late) VALUES
+  ('t-1', 'default', 's-1', '2026-12-01 08:00Z', 'k-1', true)`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
+
+	var got []string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(concat_ws(' ', t.id, t.status, d.service_id, d.complaint_id, d.late,
+  to_char(d.service_completed_at AT TIME ZONE 'UTC', 'MM-DD HH24:MI')) ORDER BY t.id) FROM tasks t LEFT JOIN task_details d ON d.task_id = t.id`).Scan(&got))
+	require.Equal(t, []string{"t-1 open s-1 k-1 t 12-01 08:00", "t-2 done"}, got)
+	var keys int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'task_details'::regclass AND contype = 'f'`).Scan(&keys))
+	require.Equal(t, 0, keys, "task_details keeps no foreign key")
+}

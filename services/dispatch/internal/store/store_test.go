@@ -299,3 +299,49 @@ func TestSaveTasksWritesEachAsSaveTask(t *testing.T) {
 	require.Empty(t, got.AgentID)
 	require.Zero(t, got.Attempts)
 }
+
+// CreateTasks writes the details of exactly the tasks it makes (task_details
+// has no foreign key to check it since migration 012): none for a second
+// task of a visit, in the same call or a later one, nor for a cancelled
+// visit, and the first task's details stay as they were.
+func TestCreateTasksDetailsOnlyOfTasksMade(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.pool.Exec(ctx, `INSERT INTO cancelled_visits (tenant_id, visit_id, reason, cancelled_at) VALUES ('default', 'v-4', 'test', now())`)
+	require.NoError(t, err)
+	details := func(service string) store.TaskDetails {
+		return store.TaskDetails{ServiceID: service, CompletedAt: t0.Add(-time.Hour), ComplaintID: "k-" + service, Late: service == "s-2"}
+	}
+	v1, v2 := newTask("v-1"), newTask("v-2")
+	create := func(ts ...store.NewTask) map[string]bool {
+		t.Helper()
+		var made map[string]bool
+		require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			var err error
+			made, err = store.CreateTasks(ctx, tx, ts)
+			return err
+		}))
+		return made
+	}
+	require.Equal(t, map[string]bool{v1.ID: true, v2.ID: true},
+		create(store.NewTask{Task: v1, Details: details("s-1")}, store.NewTask{Task: v2, Details: details("s-2")},
+			store.NewTask{Task: newTask("v-1"), Details: details("s-9")}))
+	v3 := newTask("v-3")
+	require.Equal(t, map[string]bool{v3.ID: true},
+		create(store.NewTask{Task: newTask("v-1"), Details: details("s-8")}, store.NewTask{Task: v3, Details: details("s-3")},
+			store.NewTask{Task: newTask("v-4"), Details: details("s-4")}))
+
+	var orphans, rows int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE t.id IS NULL), count(*) FROM task_details d
+LEFT JOIN tasks t ON t.id = d.task_id AND t.tenant_id = d.tenant_id`).Scan(&orphans, &rows))
+	require.Equal(t, 0, orphans, "every row of task_details has its task")
+	require.Equal(t, 3, rows)
+	for id, want := range map[string]store.TaskDetails{v1.ID: details("s-1"), v2.ID: details("s-2"), v3.ID: details("s-3")} {
+		got, err := store.DetailsOfTask(ctx, b.pool, id)
+		require.NoError(t, err)
+		require.Equal(t, want.ServiceID, got.ServiceID)
+		require.Equal(t, want.ComplaintID, got.ComplaintID)
+		require.Equal(t, want.Late, got.Late)
+		require.True(t, want.CompletedAt.Equal(got.CompletedAt))
+	}
+}

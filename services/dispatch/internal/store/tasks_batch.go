@@ -58,6 +58,8 @@ type NewTask struct {
 // (cancelled_visits) or already has a task (one task per visit: the
 // table's unique key; of two tasks in ts for one visit, the first) is not
 // stored, nor are its details. It returns the ids of the tasks it stored.
+// It is the only writer of task_details, which keeps a row only for a task
+// this statement inserted (no foreign key checks it: migration 012).
 func CreateTasks(ctx context.Context, q postgres.Querier, ts []NewTask) (map[string]bool, error) {
 	// Of two tasks for one visit, the first: the later ones are not sent.
 	type visitKey struct{ tenant, visit string }
@@ -135,8 +137,9 @@ func CreateTasks(ctx context.Context, q postgres.Querier, ts []NewTask) (map[str
   RETURNING id
 ), details AS (
   INSERT INTO task_details (task_id, tenant_id, service_id, service_completed_at, complaint_id, late)
+  -- Only the tasks just made: their ids are new, so no conflict to resolve
+  -- (and task_details needs no foreign key: migration 012).
   SELECT u.id, u.tenant_id, u.service_id, u.service_completed_at, u.complaint_id, u.late FROM u JOIN made ON made.id = u.id
-  ON CONFLICT (task_id) DO NOTHING
 )
 SELECT id FROM made`,
 		ids, tenants, visits, customers, channels, groups, units, types, dues,
