@@ -2,7 +2,10 @@ package migrations_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/stretchr/testify/require"
 
@@ -54,4 +57,24 @@ VALUES ('default', 'c-1', '{1,4}', '2026-01-02T03:04:05Z'), ('default', 'c-2', '
 	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(customer_id || ' ' || channel || ' ' || source || ' ' || to_char(opted_out_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') ORDER BY channel)
 FROM opt_outs`).Scan(&got))
 	require.Equal(t, []string{"c-1 CHANNEL_EMAIL recorded before sources were kept 2026-01-02", "c-1 CHANNEL_PHONE recorded before sources were kept 2026-01-02"}, got)
+}
+
+// Issue 15: a service's visits are found through the series key, the index
+// that had only its first two columns is gone.
+func TestServiceLookupUsesSeriesKey(t *testing.T) {
+	ctx := context.Background()
+	pool := servicetest.Pool(t, "scheduler", migrations.FS)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE indexname = 'planned_visits_service'`).Scan(&n))
+	require.Zero(t, n)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, `EXPLAIN SELECT id FROM planned_visits WHERE tenant_id = 'default' AND service_id = 's-1'`)
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(plan, "\n"), "planned_visits_series_key")
 }

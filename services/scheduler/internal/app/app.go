@@ -120,15 +120,19 @@ func updateCustomer(ctx context.Context, tx pgx.Tx, tenant string, c Customer, v
 	if c.ID == "" {
 		return contact.Prefs{}, nil
 	}
-	update := store.UpdateCustomer
+	apply := func(cust *contact.Customer) bool {
+		return cust.Update(version, c.Prefs, c.Tier, at)
+	}
 	if version == 0 {
 		// A snapshot: it changes a customer the scheduler knows nothing
-		// newer of, which is rare once intake's CustomerUpdated arrived.
-		update = store.UpdateCustomerIfChanged
+		// newer of, which is rare once intake's CustomerUpdated arrived,
+		// and one that holds it already (the same snapshot again) not at all.
+		got, err := store.UpdateCustomerIfChanged(ctx, tx, tenant, c.ID, source, func(cust contact.Customer) bool {
+			return cust.Holds(0, c.Prefs, c.Tier)
+		}, apply)
+		return got.Effective(), err
 	}
-	got, err := update(ctx, tx, tenant, c.ID, source, func(cust *contact.Customer) bool {
-		return cust.Update(version, c.Prefs, c.Tier, at)
-	})
+	got, err := store.UpdateCustomer(ctx, tx, tenant, c.ID, source, apply)
 	return got.Effective(), err
 }
 

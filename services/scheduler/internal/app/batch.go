@@ -381,7 +381,9 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 			cur := kn.Customer
 			next := cur
 			next.OptedOut = slices.Clone(cur.OptedOut)
-			if next.Update(0, c.Prefs, c.Tier, svc.CompletedAt) {
+			// A customer stored that holds the snapshot already (its
+			// snapshot before, unchanged) is not written again.
+			if !(kn.Found && cur.Holds(0, c.Prefs, c.Tier)) && next.Update(0, c.Prefs, c.Tier, svc.CompletedAt) {
 				before := cur.Effective().OptedOut
 				var added []int32
 				for _, ch := range next.Effective().OptedOut {

@@ -1,9 +1,11 @@
 package consumer_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,6 +127,7 @@ func benchPlanning(b *testing.B, n, repeat int) {
 		runs = append(runs, c.Run)
 	}
 	cpu := startCPU(b, pool)
+	wal := startWAL(b, pool)
 	b.StartTimer()
 	run := servicetest.Measure(b, pool, servicetest.Until{
 		Query: `SELECT count(*) >= $2 FROM outbox WHERE subject = $1 AND published_at IS NOT NULL`,
@@ -136,8 +139,73 @@ func benchPlanning(b *testing.B, n, repeat int) {
 	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) FROM planned_visits WHERE status = 'due'`).Scan(&visits))
 	require.Equal(b, n, visits, "every service's visit fired once")
 	run.Report(b, n)
+	wal.report(b, n)
 	b.ReportMetric(float64(self.Microseconds())/1000/float64(n), "ms-cpu-go/event")
 	b.ReportMetric(float64(server.Microseconds())/1000/float64(n), "ms-cpu-pg/event")
+}
+
+// walMeter measures the WAL the statements of pool's database wrote
+// (pg_stat_statements: their wal_bytes, the full-page images included),
+// from startWAL to report, and the statements that wrote most.
+type walMeter struct {
+	pool   *pgxpool.Pool
+	before map[int64]walStat
+}
+
+type walStat struct {
+	query              string
+	calls, rows, bytes int64
+}
+
+func startWAL(tb testing.TB, pool *pgxpool.Pool) *walMeter {
+	tb.Helper()
+	servicetest.CountStatements(tb, pool) // creates pg_stat_statements where it can
+	return &walMeter{pool: pool, before: walStats(tb, pool)}
+}
+
+// walStats reads pg_stat_statements of pool's database by queryid; none
+// when it is not loaded.
+func walStats(tb testing.TB, pool *pgxpool.Pool) map[int64]walStat {
+	tb.Helper()
+	out := map[int64]walStat{}
+	rows, err := pool.Query(context.Background(), `SELECT queryid, left(regexp_replace(query, '\s+', ' ', 'g'), 90), calls, rows,
+  wal_bytes::bigint `+servicetest.PollComment+` FROM public.pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`)
+	if err != nil {
+		tb.Logf("WAL not measured (pg_stat_statements): %v", err)
+		return out
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var s walStat
+		require.NoError(tb, rows.Scan(&id, &s.query, &s.calls, &s.rows, &s.bytes))
+		out[id] = s
+	}
+	require.NoError(tb, rows.Err())
+	return out
+}
+
+// report reports the WAL bytes per event and logs the five statements
+// that wrote most: calls, rows and WAL bytes per event.
+func (m *walMeter) report(b *testing.B, events int) {
+	b.Helper()
+	var total int64
+	var top []walStat
+	for id, s := range walStats(b, m.pool) {
+		was := m.before[id]
+		s.calls, s.rows, s.bytes = s.calls-was.calls, s.rows-was.rows, s.bytes-was.bytes
+		total += s.bytes
+		if s.bytes > 0 {
+			top = append(top, s)
+		}
+	}
+	b.ReportMetric(float64(total)/float64(events), "wal-B/event")
+	slices.SortFunc(top, func(x, y walStat) int { return cmp.Compare(y.bytes, x.bytes) })
+	n := float64(events)
+	for _, s := range top[:min(5, len(top))] {
+		b.Logf("WAL %6.0f B/event  calls %5.2f/event  rows %5.2f/event  %s", float64(s.bytes)/n, float64(s.calls)/n, float64(s.rows)/n, s.query)
+	}
 }
 
 // cpuMeter measures the CPU time of the test process and of the local

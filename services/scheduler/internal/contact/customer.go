@@ -34,6 +34,16 @@ func (c *Customer) Update(version int64, p Prefs, tier string, at time.Time) boo
 	return true
 }
 
+// Holds tells whether c holds what an event carries at version already:
+// the same version, preferences and tier, and every channel it opts out
+// of. Update would then change nothing but when c changed, so a snapshot
+// that finds the customer so is not written again.
+func (c Customer) Holds(version int64, p Prefs, tier string) bool {
+	return c.Version == version && c.Tier == tier && c.Prefs.TimeZone == p.TimeZone &&
+		c.Prefs.DislikesCalls == p.DislikesCalls && slices.Equal(c.Prefs.OptedOut, p.OptedOut) &&
+		slices.Equal(c.Prefs.Windows, p.Windows) && !slices.ContainsFunc(p.OptedOut, func(ch int32) bool { return !slices.Contains(c.OptedOut, ch) })
+}
+
 // OptOut records that the customer opted out of a channel (ContactOptedOut).
 func (c *Customer) OptOut(channel int32, at time.Time) {
 	c.OptedOut = union(c.OptedOut, []int32{channel})

@@ -105,11 +105,16 @@ JOIN unnest($1::text[], $2::text[]) AS k(t, c) ON c.tenant_id = k.t AND c.custom
 // copy read without a lock, and the row is locked, read again and changed
 // only when fn would change it. So planning does not queue on the row of a
 // customer whose CustomerUpdated another consumer applies at that moment.
-func UpdateCustomerIfChanged(ctx context.Context, tx pgx.Tx, tenant, id, source string, fn func(c *contact.Customer) bool) (contact.Customer, error) {
+// A customer found that holds (when not nil) says holds the change already
+// is left as it is too: not written again only to move when it changed.
+func UpdateCustomerIfChanged(ctx context.Context, tx pgx.Tx, tenant, id, source string, holds func(c contact.Customer) bool, fn func(c *contact.Customer) bool) (contact.Customer, error) {
 	var seen contact.Customer
 	err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerCols+` FROM customers WHERE tenant_id = $1 AND customer_id = $2`, tenant, id), &seen)
 	switch {
 	case err == nil:
+		if holds != nil && holds(seen) {
+			return seen, nil
+		}
 		probe := seen
 		probe.OptedOut = slices.Clone(seen.OptedOut)
 		if !fn(&probe) {

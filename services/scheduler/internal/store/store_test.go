@@ -197,7 +197,7 @@ func TestUpdateCustomerIfChangedWaitsOnlyToWrite(t *testing.T) {
 	var c contact.Customer
 	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var err error
-		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", snapshot)
+		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", nil, snapshot)
 		return err
 	}))
 	require.Equal(t, "gold", c.Tier, "an unknown customer is created from the snapshot")
@@ -219,12 +219,59 @@ func TestUpdateCustomerIfChangedWaitsOnlyToWrite(t *testing.T) {
 			return err
 		}
 		var err error
-		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", snapshot)
+		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", nil, snapshot)
 		return err
 	}), "a snapshot that changes nothing does not wait for the lock")
 	require.Equal(t, int64(3), c.Version)
 	require.Equal(t, "key", c.Tier)
 	require.Equal(t, "Asia/Shanghai", c.Prefs.TimeZone)
+}
+
+// A snapshot that a stored customer holds already (holds) is not written:
+// the row keeps when it changed, and the snapshot does not wait for the
+// row another transaction holds.
+func TestUpdateCustomerIfChangedSkipsHeldSnapshot(t *testing.T) {
+	ctx, pool := setup(t)
+	prefs := contact.Prefs{TimeZone: "UTC"}
+	snapshot := func(at time.Time) func(c *contact.Customer) bool {
+		return func(c *contact.Customer) bool { return c.Update(0, prefs, "gold", at) }
+	}
+	holds := func(c contact.Customer) bool { return c.Holds(0, prefs, "gold") }
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", holds, snapshot(t0))
+		return err
+	}))
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `SELECT 1 FROM customers WHERE tenant_id = 'default' AND customer_id = 'c-1' FOR UPDATE`)
+	require.NoError(t, err)
+	var c contact.Customer
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+			return err
+		}
+		var err error
+		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test", holds, snapshot(t0.Add(time.Hour)))
+		return err
+	}))
+	require.NoError(t, holder.Rollback(ctx))
+	require.Equal(t, t0, c.UpdatedAt.UTC())
+	var at time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT updated_at FROM customers WHERE tenant_id = 'default' AND customer_id = 'c-1'`).Scan(&at))
+	require.Equal(t, t0, at.UTC(), "the row is not written again")
+
+	// Another tier is a change: written, as before.
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		c, err = store.UpdateCustomerIfChanged(ctx, tx, "default", "c-1", "test",
+			func(c contact.Customer) bool { return c.Holds(0, prefs, "silver") },
+			func(c *contact.Customer) bool { return c.Update(0, prefs, "silver", t0.Add(2*time.Hour)) })
+		return err
+	}))
+	require.Equal(t, "silver", c.Tier)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT updated_at FROM customers WHERE tenant_id = 'default' AND customer_id = 'c-1'`).Scan(&at))
+	require.Equal(t, t0.Add(2*time.Hour), at.UTC())
 }
 
 // A contact policy stored before the calendar moved to pkg/contact reads as it was.
