@@ -286,3 +286,49 @@ func TestAddServicesPlanCacheModeAndForeignKey(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM services`).Scan(&n))
 	require.Equal(t, 30, n)
 }
+
+// SaveCustomerSetWritesAfter writes as SaveCustomerSet does (a new
+// customer with its data key, a changed one) and leaves plan_cache_mode at
+// auto for the rest of its transaction; SaveCustomerSet leaves the pool's.
+func TestSaveCustomerSetWritesAfter(t *testing.T) {
+	b := setup(t)
+	old := b.upsert(t, "c-old", archive.Record{Phone: "+8613800000001", SourceUpdatedAt: t0})
+	conn, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for _, writesAfter := range []bool{false, true} {
+		ext := fmt.Sprintf("c-new-%t", writesAfter)
+		require.NoError(t, pgx.BeginFunc(b.ctx, conn, func(tx pgx.Tx) error {
+			set, err := b.st.LockCustomerSet(b.ctx, tx, "default", []string{"c-old", ext})
+			require.NoError(t, err)
+			c, ok := set.Customer("c-old")
+			require.True(t, ok)
+			c.Name, c.Version = "name-"+ext, c.Version+1
+			added := set.Add(ext, t0)
+			added.Name, added.Phone, added.Version = "new", "+8613800000002", 1
+			save := b.st.SaveCustomerSet
+			want := "force_custom_plan"
+			if writesAfter {
+				save, want = b.st.SaveCustomerSetWritesAfter, "auto"
+			}
+			taken, err := save(b.ctx, tx, set, []*archive.Customer{c, added})
+			require.NoError(t, err)
+			require.Empty(t, taken)
+			var mode string
+			require.NoError(t, tx.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+			require.Equal(t, want, mode)
+			return nil
+		}))
+		var mode string
+		require.NoError(t, conn.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+		require.Equal(t, "force_custom_plan", mode, "after the commit")
+
+		got, err := b.st.Customer(b.ctx, b.pool, store.CustomerKey{Tenant: "default", ExternalID: ext})
+		require.NoError(t, err)
+		require.Equal(t, "new", got.Name, "the new customer's fields open under its data key")
+		got, err = b.st.Customer(b.ctx, b.pool, store.CustomerKey{Tenant: "default", ExternalID: "c-old"})
+		require.NoError(t, err)
+		require.Equal(t, old.ID, got.ID)
+		require.Equal(t, "name-"+ext, got.Name)
+	}
+}
