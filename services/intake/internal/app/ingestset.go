@@ -411,7 +411,9 @@ func (a *App) saveCustomers(ctx context.Context, tx pgx.Tx, vs []savedCustomer) 
 		}
 	}
 	for _, ts := range order {
-		taken, err := a.Store.SaveCustomerSet(ctx, tx, ts.set, byTenant[ts])
+		// Only writes follow (the services, the outbox rows): the merge may
+		// leave plan_cache_mode at auto (SaveCustomerSetWritesAfter).
+		taken, err := a.Store.SaveCustomerSetWritesAfter(ctx, tx, ts.set, byTenant[ts])
 		if err != nil {
 			return err
 		}

@@ -142,7 +142,22 @@ var stageColumns = []string{"n", "id", "external_id", "is_new", "name_enc", "pho
 // import's calls in flight, a customer repeated in both) wait for each
 // other's key in one order, where in the records' order each could wait
 // for a key the other inserted first (a deadlock).
-const mergeStage = `WITH inserted AS (
+const mergeStage = mergeWrites + `
+SELECT s.external_id FROM customer_stage s
+WHERE s.is_new AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.id = s.id)
+ORDER BY s.n`
+
+// mergeStageWritesAfter is mergeStage that sets plan_cache_mode to auto
+// for the rest of the transaction (SaveCustomerSetWritesAfter), once (a
+// one-time filter).
+const mergeStageWritesAfter = mergeWrites + `
+SELECT s.external_id FROM customer_stage s
+WHERE s.is_new AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.id = s.id)
+  AND (SELECT set_config('plan_cache_mode', 'auto', true)) <> ''
+ORDER BY s.n`
+
+// mergeWrites are the writes of mergeStage.
+const mergeWrites = `WITH inserted AS (
   INSERT INTO customers (id, tenant_id, external_id, name, phone, email, name_enc, phone_enc, email_enc, key_id, dek_version,
     phone_hash, email_hash, hash_key_id, tier, kind, referred_by, org_unit, owner_ids, preferences, version, source_updated_at, updated_at, upstream_tier,
     search_hashes)
@@ -162,10 +177,7 @@ const mergeStage = `WITH inserted AS (
     preferences = s.preferences, version = s.version, source_updated_at = s.source_updated_at, updated_at = s.updated_at,
     upstream_tier = s.upstream_tier, search_hashes = s.search_hashes
   FROM customer_stage s WHERE NOT s.is_new AND c.tenant_id = $1 AND c.id = s.id
-)
-SELECT s.external_id FROM customer_stage s
-WHERE s.is_new AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.id = s.id)
-ORDER BY s.n`
+)`
 
 // SaveCustomerSet writes the customers of cs listed in save (changed in
 // Go, each once) as save would, set-wise: name, phone and email sealed
@@ -176,6 +188,23 @@ ORDER BY s.n`
 // neither), the caller merges them again the one-record way. A customer
 // without a usable data key (not yet re-sealed, erased) is saved on its own.
 func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *CustomerSet, save []*archive.Customer) (taken []string, err error) {
+	return s.saveCustomerSet(ctx, q, cs, save, mergeStage)
+}
+
+// SaveCustomerSetWritesAfter is SaveCustomerSet for a transaction that
+// only writes after it (the ingress batch's: its services, its outbox
+// rows). Its merge leaves plan_cache_mode at auto for the rest of the
+// transaction, as AddServices does, so that the foreign key's check of
+// each new customer's data key (customer_keys.customer_id, a query of its
+// own per row, its plan cached per connection) is planned a few times per
+// connection and then reused, where the pools' force_custom_plan planned it
+// again for every new customer. The pool's mode is back at the commit.
+func (s *Store) SaveCustomerSetWritesAfter(ctx context.Context, q postgres.Querier, cs *CustomerSet, save []*archive.Customer) (taken []string, err error) {
+	return s.saveCustomerSet(ctx, q, cs, save, mergeStageWritesAfter)
+}
+
+// saveCustomerSet is SaveCustomerSet merging with the statement merge.
+func (s *Store) saveCustomerSet(ctx context.Context, q postgres.Querier, cs *CustomerSet, save []*archive.Customer, merge string) (taken []string, err error) {
 	if len(save) == 0 {
 		return nil, nil
 	}
@@ -221,7 +250,7 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 			c.Tier, c.KindOrDefault(), c.ReferredBy, c.OrgUnit, ownersOf(c), prefs, c.Version, c.SourceUpdatedAt, c.UpdatedAt, nullable(kekID), wrapped, c.UpstreamTier, s.searchHashes(c)})
 	}
 	if len(rows) > 0 {
-		if taken, err = s.mergeRows(ctx, q, cs.tenant, rows); err != nil {
+		if taken, err = s.mergeRows(ctx, q, cs.tenant, rows, merge); err != nil {
 			return nil, err
 		}
 	}
@@ -233,8 +262,9 @@ func (s *Store) SaveCustomerSet(ctx context.Context, q postgres.Querier, cs *Cus
 	return taken, nil
 }
 
-// mergeRows copies rows into the staging table and merges them into customers.
-func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string, rows [][]any) ([]string, error) {
+// mergeRows copies rows into the staging table and merges them into
+// customers with the statement merge (mergeStage or a variant).
+func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string, rows [][]any, merge string) ([]string, error) {
 	// The staging table's statements go alone (several commands in one
 	// string cannot ride in a pipeline's batch): what a pipeline holds
 	// goes first.
@@ -249,7 +279,7 @@ func (s *Store) mergeRows(ctx context.Context, q postgres.Querier, tenant string
 	if _, err := q.CopyFrom(ctx, pgx.Identifier{"customer_stage"}, stageColumns, pgx.CopyFromRows(rows)); err != nil {
 		return nil, wrap("copy customers", err)
 	}
-	res, err := q.Query(ctx, mergeStage, tenant)
+	res, err := q.Query(ctx, merge, tenant)
 	if err != nil {
 		return nil, wrap("merge customers", err)
 	}

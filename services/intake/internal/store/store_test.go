@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +232,103 @@ func TestCustomersOfATier(t *testing.T) {
 		require.Equal(t, 1, entries)
 		return nil
 	}))
+}
+
+// AddServices leaves plan_cache_mode at auto for the rest of its
+// transaction (the foreign key's check is then planned once per connection,
+// not per row) and the pool's mode is back at the commit; the foreign key
+// still holds.
+func TestAddServicesPlanCacheModeAndForeignKey(t *testing.T) {
+	b := setup(t)
+	var poolMode string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&poolMode))
+	require.Equal(t, "force_custom_plan", poolMode)
+	c := b.upsert(t, "c-1", archive.Record{Phone: "+8613800000001", SourceUpdatedAt: t0})
+	svc := func(id string) store.NewService {
+		return store.NewService{ID: "svc-" + id, CustomerID: c.ID, Event: &eventsv1.ServiceCompleted{TenantId: "default", SourceSystem: "dms",
+			SourceEventId: id, ServiceType: "repair", CompletedAt: timestamppb.New(t0), AmountMinor: 100}}
+	}
+	conn, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for round := range 3 {
+		require.NoError(t, pgx.BeginFunc(b.ctx, conn, func(tx pgx.Tx) error {
+			var mode string
+			require.NoError(t, tx.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+			require.Equal(t, "force_custom_plan", mode, "before the insert")
+			var svcs []store.NewService
+			for i := range 10 {
+				svcs = append(svcs, svc(fmt.Sprintf("e-%d-%d", round, i)))
+			}
+			if err := b.st.AddServices(b.ctx, tx, svcs); err != nil {
+				return err
+			}
+			require.NoError(t, tx.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+			require.Equal(t, "auto", mode, "after the insert, in its transaction")
+			return nil
+		}))
+		var mode string
+		require.NoError(t, conn.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+		require.Equal(t, "force_custom_plan", mode, "after the commit")
+	}
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM services WHERE customer_id = $1`, c.ID).Scan(&n))
+	require.Equal(t, 30, n)
+
+	// The foreign key's check, on its reused plan: a service of a customer
+	// the archive does not hold is refused, and none of its statement kept.
+	err = pgx.BeginFunc(b.ctx, conn, func(tx pgx.Tx) error {
+		bad := svc("e-bad")
+		bad.CustomerID = "no-such-customer"
+		return b.st.AddServices(b.ctx, tx, []store.NewService{svc("e-good"), bad})
+	})
+	require.ErrorContains(t, err, "services_customer_id_fkey")
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM services`).Scan(&n))
+	require.Equal(t, 30, n)
+}
+
+// SaveCustomerSetWritesAfter writes as SaveCustomerSet does (a new
+// customer with its data key, a changed one) and leaves plan_cache_mode at
+// auto for the rest of its transaction; SaveCustomerSet leaves the pool's.
+func TestSaveCustomerSetWritesAfter(t *testing.T) {
+	b := setup(t)
+	old := b.upsert(t, "c-old", archive.Record{Phone: "+8613800000001", SourceUpdatedAt: t0})
+	conn, err := b.pool.Acquire(b.ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	for _, writesAfter := range []bool{false, true} {
+		ext := fmt.Sprintf("c-new-%t", writesAfter)
+		require.NoError(t, pgx.BeginFunc(b.ctx, conn, func(tx pgx.Tx) error {
+			set, err := b.st.LockCustomerSet(b.ctx, tx, "default", []string{"c-old", ext})
+			require.NoError(t, err)
+			c, ok := set.Customer("c-old")
+			require.True(t, ok)
+			c.Name, c.Version = "name-"+ext, c.Version+1
+			added := set.Add(ext, t0)
+			added.Name, added.Phone, added.Version = "new", "+8613800000002", 1
+			save := b.st.SaveCustomerSet
+			want := "force_custom_plan"
+			if writesAfter {
+				save, want = b.st.SaveCustomerSetWritesAfter, "auto"
+			}
+			taken, err := save(b.ctx, tx, set, []*archive.Customer{c, added})
+			require.NoError(t, err)
+			require.Empty(t, taken)
+			var mode string
+			require.NoError(t, tx.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+			require.Equal(t, want, mode)
+			return nil
+		}))
+		var mode string
+		require.NoError(t, conn.QueryRow(b.ctx, `SHOW plan_cache_mode`).Scan(&mode))
+		require.Equal(t, "force_custom_plan", mode, "after the commit")
+
+		got, err := b.st.Customer(b.ctx, b.pool, store.CustomerKey{Tenant: "default", ExternalID: ext})
+		require.NoError(t, err)
+		require.Equal(t, "new", got.Name, "the new customer's fields open under its data key")
+		got, err = b.st.Customer(b.ctx, b.pool, store.CustomerKey{Tenant: "default", ExternalID: "c-old"})
+		require.NoError(t, err)
+		require.Equal(t, old.ID, got.ID)
+		require.Equal(t, "name-"+ext, got.Name)
+	}
 }
