@@ -45,7 +45,8 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 	if err := a.applyEvent(ctx, tx, m, ev); err != nil {
 		return err
 	}
-	return a.keep(ctx, tx, l, rollup.Merge(m.counters), rollup.MemberDiff(m.was, m.is))
+	// The counters are merged once, with the batch's (applyCounters).
+	return a.keep(ctx, tx, l, m.counters, rollup.MemberDiff(m.was, m.is))
 }
 
 // move is what one event changes: its entries (staged in l), the counters
@@ -168,7 +169,11 @@ func (a *App) addCounters(ctx context.Context, tx pgx.Tx, ds []rollup.Delta) err
 // applyCounters writes gathered deltas, merged (store.Apply takes distinct
 // counters).
 func applyCounters(ctx context.Context, tx pgx.Tx, gathered [][]rollup.Delta) error {
-	var all []rollup.Delta
+	n := 0
+	for _, ds := range gathered {
+		n += len(ds)
+	}
+	all := make([]rollup.Delta, 0, n)
 	for _, ds := range gathered {
 		all = append(all, ds...)
 	}

@@ -42,17 +42,19 @@ func (v Visit) CoverageKey() string {
 // false when it is not eligible: the same rule as a visit's `visit.due`
 // (planned or due and not cancelled, or made, with a known day).
 func (v Visit) CoverageVisit() (ServiceVisit, bool) {
-	cs := v.Contribution()
-	if len(cs) == 0 {
+	day, ok := v.countDay()
+	if !ok {
 		return ServiceVisit{}, false
 	}
-	return ServiceVisit{Day: cs[0].Day, Done: v.Logged(), Customer: v.CustomerID, Dims: v.Dims}, true
+	return ServiceVisit{Day: day, Done: v.Logged(), Customer: v.CustomerID, Dims: v.Dims}, true
 }
 
 // ServiceCoverage is one served service and its eligible follow-ups.
 type ServiceCoverage struct {
-	Tenant    string                  `json:"tenant"`
-	ServiceID string                  `json:"service_id"`
+	// Tenant and ServiceID are left out of the stored state when empty
+	// (the ledger's columns hold them).
+	Tenant    string                  `json:"tenant,omitempty"`
+	ServiceID string                  `json:"service_id,omitempty"`
 	Visits    map[string]ServiceVisit `json:"visits,omitempty"`
 }
 

@@ -155,3 +155,39 @@ func TestServiceCoverageWorkedExample(t *testing.T) {
 	r := figures.NewTargets(nil).New(figures.Coverage, "", sum[rollup.MetricServiceCovered], sum[rollup.MetricServiceEligible])
 	require.True(t, r.MeetsTarget(), "18 / 20 = 90 %% meets seed 003's 90 %%")
 }
+
+// A visit counts in its service's coverage exactly when it adds to the
+// counters, on the day its counters fall on (CoverageVisit decides it
+// without building the deltas).
+func TestCoverageVisitAgreesWithContribution(t *testing.T) {
+	due := time.Date(2026, 3, 5, 22, 30, 0, 0, time.FixedZone("CST", 8*3600))
+	logged := due.Add(26 * time.Hour)
+	for _, v := range []rollup.Visit{
+		{},
+		{Planned: true},
+		{Planned: true, DueAt: due},
+		{Due: true, DueAt: due, Deadline: due.Add(time.Hour), ServiceCompletedAt: due.Add(-time.Hour)},
+		{Planned: true, DueAt: due, Cancelled: true},
+		{Planned: true, DueAt: due, Cancelled: true, LoggedAt: logged},
+		{LoggedAt: logged},
+		{LoggedAt: logged, Rated: true, Attempted: true, Answered: true},
+		{Due: true, LoggedAt: logged},
+		{Attempted: true, Unreachable: true},
+		{Due: true, DueAt: due, Unreachable: true, Late: true, Deadline: due},
+	} {
+		v.Tenant, v.VisitID, v.CustomerID, v.OrgUnit = "t", "v", "c", "north"
+		cs := v.Contribution()
+		sv, ok := v.CoverageVisit()
+		require.Equal(t, len(cs) > 0, ok, "%+v", v)
+		if !ok {
+			continue
+		}
+		require.Equal(t, rollup.MetricDue, cs[0].Metric, "%+v", v)
+		require.True(t, cs[0].Day.Equal(sv.Day), "%+v: %v and %v", v, cs[0].Day, sv.Day)
+		require.Equal(t, rollup.Day(sv.Day), sv.Day)
+		require.Equal(t, v.Logged(), sv.Done)
+		for _, d := range cs {
+			require.Equal(t, sv.Day, d.Day, "every counter of %+v on one day", v)
+		}
+	}
+}

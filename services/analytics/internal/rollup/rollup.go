@@ -102,12 +102,17 @@ func Month(t time.Time) time.Time {
 // Diff returns after − before, merged per key, without zero deltas, in a
 // stable order.
 func Diff(before, after []Delta) []Delta {
-	return Merge(append(negate(before), after...))
+	all := make([]Delta, 0, len(before)+len(after))
+	for _, d := range before {
+		d.N, d.Total = -d.N, -d.Total
+		all = append(all, d)
+	}
+	return Merge(append(all, after...))
 }
 
 // Merge adds up deltas of the same key and drops those that come to zero.
 func Merge(ds []Delta) []Delta {
-	sum := map[Key]Delta{}
+	sum := make(map[Key]Delta, len(ds))
 	for _, d := range ds {
 		d.Day = Day(d.Day)
 		s := sum[d.Key]
@@ -145,15 +150,6 @@ func compareKeys(a, b Key) int {
 		}
 	}
 	return 0
-}
-
-func negate(ds []Delta) []Delta {
-	out := make([]Delta, len(ds))
-	for i, d := range ds {
-		d.N, d.Total = -d.N, -d.Total
-		out[i] = d
-	}
-	return out
 }
 
 // set overwrites *dst with s when s is not empty: a later event fills in a dimension, an empty one keeps it.

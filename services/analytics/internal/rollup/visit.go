@@ -17,8 +17,10 @@ const Standard48h = 48 * time.Hour
 
 // Visit is what analytics knows of one visit: the union of its events.
 type Visit struct {
-	Tenant  string `json:"tenant"`
-	VisitID string `json:"visit_id"`
+	// Tenant and VisitID are left out of the stored state when empty
+	// (the ledger's columns hold them).
+	Tenant  string `json:"tenant,omitempty"`
+	VisitID string `json:"visit_id,omitempty"`
 	Dims
 	ServiceID string `json:"service_id,omitempty"`
 	// CustomerID is the customer the visit follows up (for customer coverage).
@@ -58,20 +60,15 @@ func (v Visit) Logged() bool { return !v.LoggedAt.IsZero() }
 //   - unreachable: unreachable and never logged
 //   - attempted, contacted: any attempt; an answered attempt
 func (v Visit) Contribution() []Delta {
+	day, ok := v.countDay()
+	if !ok {
+		return nil
+	}
 	logged := v.Logged()
-	if !logged && (v.Cancelled || !(v.Planned || v.Due)) {
-		return nil
-	}
-	day := v.DueAt
-	if day.IsZero() {
-		day = v.LoggedAt
-	}
-	if day.IsZero() {
-		return nil
-	}
-	var out []Delta
+	// A due visit counts in three or four counters before it is made.
+	out := make([]Delta, 0, 4)
 	add := func(metric string) {
-		out = append(out, Delta{Key: Key{Tenant: v.Tenant, Metric: metric, Day: Day(day), Dims: v.Dims}, N: 1})
+		out = append(out, Delta{Key: Key{Tenant: v.Tenant, Metric: metric, Day: day, Dims: v.Dims}, N: 1})
 	}
 	add(MetricDue)
 	if logged {
@@ -108,6 +105,23 @@ func (v Visit) Contribution() []Delta {
 		}
 	}
 	return out
+}
+
+// countDay returns the UTC day (midnight) the visit counts on, and false
+// when it adds nothing: the rule Contribution starts with (eligible, and a
+// due or logged time known), without building its deltas.
+func (v Visit) countDay() (time.Time, bool) {
+	if !v.Logged() && (v.Cancelled || !(v.Planned || v.Due)) {
+		return time.Time{}, false
+	}
+	day := v.DueAt
+	if day.IsZero() {
+		day = v.LoggedAt
+	}
+	if day.IsZero() {
+		return time.Time{}, false
+	}
+	return Day(day), true
 }
 
 // VisitEvent is one event about a visit, decoded.

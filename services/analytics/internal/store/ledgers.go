@@ -166,14 +166,25 @@ func SaveVisits(ctx context.Context, tx postgres.Querier, vs []rollup.Visit) err
 	if len(vs) == 0 {
 		return nil
 	}
-	return saveStates(ctx, tx, "visits", "visit_id", vs, func(v rollup.Visit) EntryKey { return EntryKey{v.Tenant, v.VisitID} })
+	return saveStates(ctx, tx, "visits", "visit_id", vs, func(v rollup.Visit) EntryKey { return EntryKey{v.Tenant, v.VisitID} },
+		func(v rollup.Visit) rollup.Visit {
+			v.Tenant, v.VisitID = "", ""
+			return v
+		})
 }
 
 // saveStates writes the JSON state of vs into table (id column idCol),
-// keyed by key, in one statement.
-func saveStates[T any](ctx context.Context, tx postgres.Querier, table, idCol string, vs []T, key func(T) EntryKey) error {
+// keyed by key, in one statement. The state is stored without its key
+// (bare clears it): the row's columns hold it, and entries, which reads the
+// states, starts each from its key (a state stored with its key reads the
+// same).
+func saveStates[T any](ctx context.Context, tx postgres.Querier, table, idCol string, vs []T, key func(T) EntryKey, bare func(T) T) error {
 	vs, tenants, ids := byKey(vs, key)
-	docs, err := jsonColumn(vs)
+	stored := make([]T, len(vs))
+	for i, v := range vs {
+		stored[i] = bare(v)
+	}
+	docs, err := jsonColumn(stored)
 	if err != nil {
 		return fmt.Errorf("store: encode %s: %w", table, err)
 	}
@@ -237,7 +248,10 @@ WHERE c.tenant_id = k.t AND c.service_id = k.s`, tenants, ids); err != nil {
 	if len(keep) == 0 {
 		return nil
 	}
-	return saveStates(ctx, tx, "service_coverage", "service_id", keep, key)
+	return saveStates(ctx, tx, "service_coverage", "service_id", keep, key, func(c rollup.ServiceCoverage) rollup.ServiceCoverage {
+		c.Tenant, c.ServiceID = "", ""
+		return c
+	})
 }
 
 // Service is what analytics keeps of a service: its product category

@@ -134,3 +134,46 @@ func TestIncentiveRuleNotFound(t *testing.T) {
 	_, err := store.IncentiveRule(context.Background(), db, "acme")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// A visit's and a service coverage's state is stored without its key (the
+// row's columns hold it), and a state stored with its key, as before,
+// reads the same.
+func TestStatesStoredWithoutTheirKey(t *testing.T) {
+	db := pool(t)
+	ctx := context.Background()
+	due := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	v := rollup.Visit{Tenant: "acme", VisitID: "v1", ServiceID: "s1", Dims: rollup.Dims{OrgUnit: "north"}, Due: true, DueAt: due}
+	c := rollup.ServiceCoverage{Tenant: "acme", ServiceID: "s1"}.With("v1", rollup.ServiceVisit{Day: rollup.Day(due), Customer: "c1"}, true)
+	require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		require.NoError(t, store.SaveVisits(ctx, tx, []rollup.Visit{v}))
+		return store.SaveServiceCoverages(ctx, tx, []rollup.ServiceCoverage{c})
+	}))
+	var visitKeys, coverageKeys int
+	require.NoError(t, db.QueryRow(ctx, `SELECT
+  (SELECT count(*) FROM visits WHERE state ?| array['tenant', 'visit_id']),
+  (SELECT count(*) FROM service_coverage WHERE state ?| array['tenant', 'service_id'])`).Scan(&visitKeys, &coverageKeys))
+	require.Zero(t, visitKeys+coverageKeys, "no key in the stored states")
+	// The shape stored before: the key inside the state too.
+	_, err := db.Exec(ctx, `INSERT INTO visits (tenant_id, visit_id, state) VALUES ('acme', 'v2',
+  '{"tenant":"acme","visit_id":"v2","service_id":"s1","org_unit":"north","due":true,"due_at":"2025-03-01T08:00:00Z"}');
+INSERT INTO service_coverage (tenant_id, service_id, state) VALUES ('acme', 's2',
+  '{"tenant":"acme","service_id":"s2","visits":{"v1":{"day":"2025-03-01T00:00:00Z","customer":"c1"}}}')`)
+	require.NoError(t, err)
+	require.NoError(t, pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		k1, k2 := store.EntryKey{Tenant: "acme", ID: "v1"}, store.EntryKey{Tenant: "acme", ID: "v2"}
+		vs, err := store.Visits(ctx, tx, []store.EntryKey{k1, k2})
+		require.NoError(t, err)
+		require.Equal(t, v, vs[k1])
+		old := v
+		old.VisitID = "v2"
+		require.Equal(t, old, vs[k2])
+		s1, s2 := store.EntryKey{Tenant: "acme", ID: "s1"}, store.EntryKey{Tenant: "acme", ID: "s2"}
+		cs, err := store.ServiceCoverages(ctx, tx, []store.EntryKey{s1, s2})
+		require.NoError(t, err)
+		require.Equal(t, c, cs[s1])
+		oldc := c
+		oldc.ServiceID = "s2"
+		require.Equal(t, oldc, cs[s2])
+		return nil
+	}))
+}
