@@ -43,8 +43,9 @@ import (
 // (pg_stat_statements, which scripts/postgres.sh preloads; not reported
 // without it; the benchmark's polling left out) and the CPU per event of
 // the test process (consumers, loops, the embedded NATS server) and of the
-// Postgres server (a local one: its processes' /proc/<pid>/stat), and logs
-// the statements run most. With
+// Postgres server (a local one: its processes' /proc/<pid>/stat), the WAL
+// and the Postgres time of those statements per event (wal-B, ms-stmt), and
+// logs the statements run most, and those that wrote and took most. With
 // HUIFANG_BENCH_UPDATES set, each new customer's CustomerUpdated (version
 // 1) is published beside its first service, as intake does: the
 // CustomerUpdated consumer then writes the same new customers as planning.
@@ -145,8 +146,9 @@ func benchPlanning(b *testing.B, n, repeat int) {
 }
 
 // walMeter measures the WAL the statements of pool's database wrote
-// (pg_stat_statements: their wal_bytes, the full-page images included),
-// from startWAL to report, and the statements that wrote most.
+// (pg_stat_statements: their wal_bytes, the full-page images included) and
+// the time Postgres took to run them, from startWAL to report, and the
+// statements that wrote most and that took most.
 type walMeter struct {
 	pool   *pgxpool.Pool
 	before map[int64]walStat
@@ -155,6 +157,7 @@ type walMeter struct {
 type walStat struct {
 	query              string
 	calls, rows, bytes int64
+	ms                 float64
 }
 
 func startWAL(tb testing.TB, pool *pgxpool.Pool) *walMeter {
@@ -169,7 +172,7 @@ func walStats(tb testing.TB, pool *pgxpool.Pool) map[int64]walStat {
 	tb.Helper()
 	out := map[int64]walStat{}
 	rows, err := pool.Query(context.Background(), `SELECT queryid, left(regexp_replace(query, '\s+', ' ', 'g'), 90), calls, rows,
-  wal_bytes::bigint `+servicetest.PollComment+` FROM public.pg_stat_statements
+  wal_bytes::bigint, total_exec_time `+servicetest.PollComment+` FROM public.pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`)
 	if err != nil {
 		tb.Logf("WAL not measured (pg_stat_statements): %v", err)
@@ -179,32 +182,44 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AN
 	for rows.Next() {
 		var id int64
 		var s walStat
-		require.NoError(tb, rows.Scan(&id, &s.query, &s.calls, &s.rows, &s.bytes))
+		require.NoError(tb, rows.Scan(&id, &s.query, &s.calls, &s.rows, &s.bytes, &s.ms))
 		out[id] = s
 	}
 	require.NoError(tb, rows.Err())
 	return out
 }
 
-// report reports the WAL bytes per event and logs the five statements
-// that wrote most: calls, rows and WAL bytes per event.
+// report reports the WAL bytes and the statements' Postgres time per
+// event, and logs the five statements that wrote most and the five that
+// took most: calls, rows, WAL bytes and milliseconds per event.
 func (m *walMeter) report(b *testing.B, events int) {
 	b.Helper()
 	var total int64
+	var ms float64
 	var top []walStat
 	for id, s := range walStats(b, m.pool) {
 		was := m.before[id]
-		s.calls, s.rows, s.bytes = s.calls-was.calls, s.rows-was.rows, s.bytes-was.bytes
-		total += s.bytes
-		if s.bytes > 0 {
+		s.calls, s.rows, s.bytes, s.ms = s.calls-was.calls, s.rows-was.rows, s.bytes-was.bytes, s.ms-was.ms
+		total, ms = total+s.bytes, ms+s.ms
+		if s.calls > 0 {
 			top = append(top, s)
 		}
 	}
 	b.ReportMetric(float64(total)/float64(events), "wal-B/event")
-	slices.SortFunc(top, func(x, y walStat) int { return cmp.Compare(y.bytes, x.bytes) })
+	b.ReportMetric(ms/float64(events), "ms-stmt/event")
 	n := float64(events)
+	log := func(s walStat) {
+		b.Logf("WAL %6.0f B/event  %6.4f ms/event  calls %5.2f/event  rows %5.2f/event  %s", float64(s.bytes)/n, s.ms/n,
+			float64(s.calls)/n, float64(s.rows)/n, s.query)
+	}
+	slices.SortFunc(top, func(x, y walStat) int { return cmp.Compare(y.bytes, x.bytes) })
 	for _, s := range top[:min(5, len(top))] {
-		b.Logf("WAL %6.0f B/event  calls %5.2f/event  rows %5.2f/event  %s", float64(s.bytes)/n, float64(s.calls)/n, float64(s.rows)/n, s.query)
+		log(s)
+	}
+	b.Logf("by time:")
+	slices.SortFunc(top, func(x, y walStat) int { return cmp.Compare(y.ms, x.ms) })
+	for _, s := range top[:min(5, len(top))] {
+		log(s)
 	}
 }
 
