@@ -313,3 +313,64 @@ func TestDueLag(t *testing.T) {
 	fire(t, b, t0.Add(24*time.Hour+90*time.Second))
 	require.Zero(t, lag(t0.Add(25*time.Hour)), "fired visits do not count")
 }
+
+// A visit due at once is fired before it is stored, and stored after a
+// look at the visits planned before. When a concurrent transaction plans
+// the same visit (the same service, policy, step and occurrence) after
+// that look, the planning fails and nothing of it stays: no visit fired
+// twice, no event. Planned again, the service finds its visit planned.
+func TestVisitPlannedMeanwhileFailsThePlanning(t *testing.T) {
+	b := setup(t)
+	b.a.DueNow = func() {}
+	p, err := b.a.CreatePolicy(b.ctx, "default", policy.Policy{Name: "instant", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		Steps: []policy.Step{{Channel: 1, SampleRate: 1}}})
+	require.NoError(t, err)
+	in := completed(t, "s-1", "repair", t0)
+
+	// Another transaction plans the service's visit and holds it, uncommitted.
+	other, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = other.Rollback(b.ctx) }()
+	v := visit.New("v-other", policy.Visit{PolicyID: p.ID, PolicyVersion: p.Version, Channel: 1, Nominal: t0, DueAt: t0, Deadline: t0.Add(day),
+		Planned: true, SampleRate: 1}, in.Service, nil, nil, "", 0)
+	made, err := store.InsertVisits(b.ctx, other, []visit.Visit{v})
+	require.NoError(t, err)
+	require.True(t, made["v-other"])
+
+	planned := make(chan error, 1)
+	go func() {
+		tx, err := b.pool.Begin(b.ctx)
+		if err != nil {
+			planned <- err
+			return
+		}
+		defer func() { _ = tx.Rollback(b.ctx) }()
+		_, err = b.a.PlanServiceTx(b.ctx, tx, in)
+		if err == nil {
+			err = tx.Commit(b.ctx)
+		}
+		planned <- err
+	}()
+	// The planning looked, found nothing, fired the visit and now waits on
+	// the other transaction's key.
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO planned_visits%'`).Scan(&waiting))
+		return waiting == 1
+	}, time.Minute, 10*time.Millisecond)
+	require.NoError(t, other.Commit(b.ctx))
+	err = <-planned
+	require.ErrorContains(t, err, "planned by a concurrent transaction meanwhile")
+
+	require.Zero(t, outboxCount(t, b, stream.SubjectVisitPlanned))
+	require.Zero(t, outboxCount(t, b, stream.SubjectVisitDue))
+	n, err := b.a.PlanService(b.ctx, in)
+	require.NoError(t, err)
+	require.Zero(t, n, "planned before")
+	vs := visits(t, b, app.VisitQuery{})
+	require.Len(t, vs, 1)
+	require.Equal(t, "v-other", vs[0].ID)
+	require.Equal(t, visit.StatusPlanned, vs[0].Status, "as the other transaction stored it")
+	require.Zero(t, outboxCount(t, b, stream.SubjectVisitDue))
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -466,49 +467,63 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 // at once (instant) and not planned before are first fired, moved or
 // suppressed as a round of the firing loop would (d.fireNew) and stored in
 // that state: one insert each rather than an insert and the firing's
-// update. Their events follow the batch's VisitPlanned (addEvents). One
-// planned by a concurrent transaction meanwhile fails the batch
-// (errPlannedMeanwhile): its messages are then handled one by one.
+// update. Their events follow the batch's VisitPlanned (addEvents). Which
+// of the batch's visits were planned before is read first, for all of
+// them, so that the new ones are inserted without an arbiter
+// (store.InsertNewVisits). One planned by a concurrent transaction
+// meanwhile fails the batch (errPlannedMeanwhile): its messages are then
+// handled one by one.
 func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, instant map[string]bool, d *dueNow) (map[string]bool, error) {
 	if len(instant) == 0 || d == nil {
 		return store.InsertVisits(ctx, tx, vs)
 	}
+	before, err := store.ExistingVisits(ctx, tx, vs)
+	if err != nil {
+		return nil, err
+	}
 	var due []visit.Visit
+	fresh := make([]visit.Visit, 0, len(vs))
 	for _, v := range vs {
+		if before[v.ID] {
+			continue
+		}
+		fresh = append(fresh, v)
 		if instant[v.ID] {
 			due = append(due, v)
 		}
 	}
-	before, err := store.ExistingVisits(ctx, tx, due)
-	if err != nil {
-		return nil, err
-	}
-	due = slices.DeleteFunc(due, func(v visit.Visit) bool { return before[v.ID] })
 	fctx, evs, _ := withEvents(ctx)
 	decided, failed, err := d.fireNew(fctx, tx, due)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]visit.Visit, len(decided))
-	for _, v := range decided {
-		byID[v.ID] = v
+	byID := make(map[string]int, len(decided))
+	for i, v := range decided {
+		byID[v.ID] = i
 	}
-	all := make([]visit.Visit, len(vs))
-	for i, v := range vs {
-		if x, ok := byID[v.ID]; ok {
-			v = x
+	made := make(map[string]bool, len(fresh))
+	for i, v := range fresh {
+		if j, ok := byID[v.ID]; ok {
+			fresh[i] = decided[j]
 		}
-		all[i] = v
+		made[v.ID] = true
 	}
-	made, err := store.InsertVisits(ctx, tx, all)
-	if err != nil {
+	if err := insertNew(ctx, tx, fresh); err != nil {
 		return nil, err
-	}
-	if slices.ContainsFunc(due, func(v visit.Visit) bool { return !made[v.ID] }) {
-		return nil, errPlannedMeanwhile
 	}
 	d.report(failed)
 	return made, b.written(ctx, tx, evs.msgs)
+}
+
+// insertNew stores visits that were not planned before within tx
+// (store.InsertNewVisits): one that a concurrent transaction planned
+// meanwhile fails tx (errPlannedMeanwhile).
+func insertNew(ctx context.Context, tx pgx.Tx, vs []visit.Visit) error {
+	err := store.InsertNewVisits(ctx, tx, vs)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %w", errPlannedMeanwhile, err)
+	}
+	return err
 }
 
 // fireHeld fires, moves or suppresses the held visit id, due at once, of a

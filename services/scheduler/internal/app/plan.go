@@ -356,12 +356,8 @@ func insertFired(ctx context.Context, tx pgx.Tx, v visit.Visit, d dueNow) (bool,
 	if err != nil {
 		return false, err
 	}
-	made, err := store.InsertVisits(ctx, tx, decided)
-	if err != nil {
+	if err := insertNew(ctx, tx, decided); err != nil {
 		return false, err
-	}
-	if !made[v.ID] {
-		return false, errPlannedMeanwhile
 	}
 	if v.CustomerID != "" {
 		batchOf(ctx).planned(store.CustomerKey{Tenant: v.Tenant, Customer: v.CustomerID})

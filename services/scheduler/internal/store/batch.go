@@ -180,6 +180,33 @@ func intArray(chans []int32) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
+// textArray is ss as a Postgres text[] literal, each element quoted (a
+// visit's stop types travel in a text[] parameter of literals, one per
+// row, which the server casts with text[]'s own input function: cheaper
+// than a JSON array expanded by a subquery per row).
+func textArray(ss []string) string {
+	if len(ss) == 0 {
+		return "{}"
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(s[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
 // Update is a change of a customer by version (a CustomerUpdated): Apply
 // says whether it changed c.
 type Update struct {
@@ -308,6 +335,67 @@ func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (ma
 	if len(vs) == 0 {
 		return map[string]bool{}, nil
 	}
+	args, err := visitArgs(vs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, insertVisitsSQL+`
+ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING
+RETURNING id`, args...)
+	if err != nil {
+		return nil, translate("insert visits", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate("insert visits", err)
+	}
+	out := make(map[string]bool, len(got))
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// insertVisitsSQL inserts the visits of visitArgs' columns in their order.
+const insertVisitsSQL = `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
+  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
+  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category,
+  customer_chosen, fired_at, updated_at, failed_at)
+SELECT id, tenant_id, service_id, customer_id, customer::jsonb, policy_id, policy_version, step, occurrence,
+  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions::jsonb, org_unit, service_type,
+  service_completed_at, service::jsonb, stop_types::text[], stop_on_answer, holiday_step,
+  complaint_id, severity, product_category, customer_chosen, fired_at, updated_at, failed_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[],
+  $10::int[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[], $17::float8[], $18::float8[],
+  $19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[], $25::bool[], $26::bool[], $27::text[], $28::int[], $29::text[],
+  $30::bool[], $31::timestamptz[], $32::timestamptz[], $33::timestamptz[])
+  WITH ORDINALITY AS u(id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
+  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
+  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category,
+  customer_chosen, fired_at, updated_at, failed_at, n)
+ORDER BY n`
+
+// InsertNewVisits inserts visits that no stored visit has the key of
+// (ExistingVisits said so within the transaction), in one statement, in
+// their order. It is InsertVisits without the arbiter: no check of each
+// key before its insert, no confirmation written after it (the unique
+// index checks the key all the same). A visit of a key that a concurrent
+// transaction stored meanwhile fails the statement, and with it the
+// transaction: ErrConflict.
+func InsertNewVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	args, err := visitArgs(vs)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, insertVisitsSQL, args...)
+	return translate("insert new visits", err)
+}
+
+// visitArgs are the parameters of insertVisitsSQL for vs: a column each.
+func visitArgs(vs []visit.Visit) ([]any, error) {
 	n := len(vs)
 	var (
 		ids, tenants, services, customerIDs, policyIDs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -337,56 +425,17 @@ func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (ma
 			s := string(v.Customer)
 			customers[i] = &s
 		}
-		st := v.StopTypes
-		if st == nil {
-			st = []string{}
-		}
-		stb, err := json.Marshal(st)
-		if err != nil {
-			return nil, fmt.Errorf("store: stop types: %w", err)
-		}
 		ids[i], tenants[i], services[i], customerIDs[i], policyIDs[i] = v.ID, v.Tenant, v.ServiceID, v.CustomerID, v.PolicyID
 		groups[i], statuses[i], reasons[i], decisions[i], orgUnits[i] = v.Group, v.Status, v.Reason, string(d), v.OrgUnit
-		serviceTypes[i], stopTypes[i], complaints[i], products[i] = v.ServiceType, string(stb), v.ComplaintID, v.ProductCategory
+		serviceTypes[i], stopTypes[i], complaints[i], products[i] = v.ServiceType, textArray(v.StopTypes), v.ComplaintID, v.ProductCategory
 		versions[i], steps[i], occurrences[i], channels[i], sevs[i] = int64(v.PolicyVersion), int64(v.Step), int64(v.Occurrence), int64(v.Channel), int64(v.Severity)
 		dues[i], deadlines[i], nominals[i], completed[i] = v.DueAt, v.Deadline, v.Nominal, v.ServiceCompletedAt
 		draws[i], rates[i], stopOnAnswer[i], holiday[i] = v.Draw, v.SampleRate, v.StopOnAnswer, v.HolidayStep
 		chosen[i], fired[i], updated[i], failed[i] = v.CustomerChosen, nullTime(v.FiredAt), nullTime(v.UpdatedAt), nullTime(v.FailedAt)
 	}
-	rows, err := q.Query(ctx, `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
-  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
-  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category,
-  customer_chosen, fired_at, updated_at, failed_at)
-SELECT id, tenant_id, service_id, customer_id, customer::jsonb, policy_id, policy_version, step, occurrence,
-  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions::jsonb, org_unit, service_type,
-  service_completed_at, service::jsonb, ARRAY(SELECT jsonb_array_elements_text(stop_types::jsonb)), stop_on_answer, holiday_step,
-  complaint_id, severity, product_category, customer_chosen, fired_at, updated_at, failed_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[],
-  $10::int[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[], $17::float8[], $18::float8[],
-  $19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::text[], $24::text[], $25::bool[], $26::bool[], $27::text[], $28::int[], $29::text[],
-  $30::bool[], $31::timestamptz[], $32::timestamptz[], $33::timestamptz[])
-  WITH ORDINALITY AS u(id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
-  channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
-  service_completed_at, service, stop_types, stop_on_answer, holiday_step, complaint_id, severity, product_category,
-  customer_chosen, fired_at, updated_at, failed_at, n)
-ORDER BY n
-ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING
-RETURNING id`,
-		ids, tenants, services, customerIDs, customers, policyIDs, versions, steps, occurrences,
+	return []any{ids, tenants, services, customerIDs, customers, policyIDs, versions, steps, occurrences,
 		channels, groups, dues, deadlines, nominals, statuses, reasons, draws, rates, decisions, orgUnits, serviceTypes,
-		completed, specs, stopTypes, stopOnAnswer, holiday, complaints, sevs, products, chosen, fired, updated, failed)
-	if err != nil {
-		return nil, translate("insert visits", err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, translate("insert visits", err)
-	}
-	out := make(map[string]bool, len(got))
-	for _, id := range got {
-		out[id] = true
-	}
-	return out, nil
+		completed, specs, stopTypes, stopOnAnswer, holiday, complaints, sevs, products, chosen, fired, updated, failed}, nil
 }
 
 // ExistingVisits returns the ids of the visits of vs whose service, policy,

@@ -81,6 +81,34 @@ func TestInsertVisitIsIdempotent(t *testing.T) {
 	require.Nil(t, got.Service, "not a recurring step")
 }
 
+// InsertVisits stores many visits in one statement, each as it was planned
+// (its stop types whatever characters they hold, none as an empty list),
+// and tells which were new: a visit of a key stored before is not.
+func TestInsertVisitsStoresEachAsPlanned(t *testing.T) {
+	ctx, pool := setup(t)
+	a, b, c := planned("v-1", "s-1"), planned("v-2", "s-2"), planned("v-3", "s-3")
+	a.StopTypes = []string{"repair", `say "hi"`, `back\slash`, "a,b", "{x}", "NULL", "", " 保养 "}
+	b.StopTypes = []string{}
+	made, err := store.InsertVisits(ctx, pool, []visit.Visit{a, b, c})
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"v-1": true, "v-2": true, "v-3": true}, made)
+	for _, v := range []visit.Visit{a, b, c} {
+		got, err := store.GetVisit(ctx, pool, "default", v.ID)
+		require.NoError(t, err)
+		if len(v.StopTypes) == 0 {
+			require.Empty(t, got.StopTypes, v.ID)
+		} else {
+			require.Equal(t, v.StopTypes, got.StopTypes, v.ID)
+		}
+		require.Equal(t, v.Decisions, got.Decisions, v.ID)
+		require.JSONEq(t, string(v.Customer), string(got.Customer), v.ID)
+	}
+	again := planned("v-4", "s-1")
+	made, err = store.InsertVisits(ctx, pool, []visit.Visit{again, planned("v-5", "s-5")})
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"v-5": true}, made, "s-1's step was planned before")
+}
+
 // UpdateVisit is an update by closure: the row is locked, the closure
 // decides, the visit is saved; an error from the closure saves nothing.
 func TestUpdateVisitByClosure(t *testing.T) {
