@@ -333,9 +333,9 @@ func TestVisitPlannedMeanwhileFailsThePlanning(t *testing.T) {
 	defer func() { _ = other.Rollback(b.ctx) }()
 	v := visit.New("v-other", policy.Visit{PolicyID: p.ID, PolicyVersion: p.Version, Channel: 1, Nominal: t0, DueAt: t0, Deadline: t0.Add(day),
 		Planned: true, SampleRate: 1}, in.Service, nil, nil, "", 0)
-	made, err := store.InsertVisits(b.ctx, other, []visit.Visit{v})
+	made, err := store.InsertVisit(b.ctx, other, v)
 	require.NoError(t, err)
-	require.True(t, made["v-other"])
+	require.True(t, made)
 
 	planned := make(chan error, 1)
 	go func() {

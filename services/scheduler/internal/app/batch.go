@@ -429,13 +429,14 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 			instant[id], d = true, w.due
 		}
 	}
-	if err := store.RecordServices(ctx, tx, svcs); err != nil {
+	recorded, err := store.RecordServices(ctx, tx, svcs)
+	if err != nil {
 		return err
 	}
 	if err := store.StoreSnapshots(ctx, tx, snaps); err != nil {
 		return err
 	}
-	made, err := b.insertVisits(ctx, tx, vs, instant, d)
+	made, err := b.insertVisits(ctx, tx, vs, recorded, instant, d)
 	if err != nil {
 		return err
 	}
@@ -463,21 +464,27 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	return nil
 }
 
-// insertVisits stores the batch's new visits (store.InsertVisits). Those due
-// at once (instant) and not planned before are first fired, moved or
-// suppressed as a round of the firing loop would (d.fireNew) and stored in
-// that state: one insert each rather than an insert and the firing's
-// update. Their events follow the batch's VisitPlanned (addEvents). Which
-// of the batch's visits were planned before is read first, for all of
-// them, so that the new ones are inserted without an arbiter
-// (store.InsertNewVisits). One planned by a concurrent transaction
-// meanwhile fails the batch (errPlannedMeanwhile): its messages are then
-// handled one by one.
-func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, instant map[string]bool, d *dueNow) (map[string]bool, error) {
-	if len(instant) == 0 || d == nil {
-		return store.InsertVisits(ctx, tx, vs)
+// insertVisits stores the batch's new visits and returns their ids. A
+// visit planned before (the same service again) is not new: which are is
+// read first (store.ExistingVisits), of the services that the batch did
+// not record for the first time (recorded: store.RecordServices) only, so
+// that a batch of new services runs no such read; the new visits are then
+// inserted without an arbiter (store.InsertNewVisits). One planned by a
+// concurrent transaction meanwhile fails the batch (errPlannedMeanwhile):
+// its messages are then handled one by one. Those due at once (instant)
+// are first fired, moved or suppressed as a round of the firing loop
+// would (d.fireNew) and stored in that state: one insert each rather than
+// an insert and the firing's update. Their events follow the batch's
+// VisitPlanned (addEvents).
+func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, recorded map[[2]string]bool, instant map[string]bool,
+	d *dueNow) (map[string]bool, error) {
+	var seen []visit.Visit
+	for _, v := range vs {
+		if !recorded[[2]string{v.Tenant, v.ServiceID}] {
+			seen = append(seen, v)
+		}
 	}
-	before, err := store.ExistingVisits(ctx, tx, vs)
+	before, err := store.ExistingVisits(ctx, tx, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -492,24 +499,36 @@ func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, i
 			due = append(due, v)
 		}
 	}
-	fctx, evs, _ := withEvents(ctx)
-	decided, failed, err := d.fireNew(fctx, tx, due)
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[string]int, len(decided))
-	for i, v := range decided {
-		byID[v.ID] = i
+	firing := len(instant) > 0 && d != nil
+	var evs *events
+	var failed []Failure
+	if firing {
+		var fctx context.Context
+		fctx, evs, _ = withEvents(ctx)
+		decided, fs, err := d.fireNew(fctx, tx, due)
+		if err != nil {
+			return nil, err
+		}
+		failed = fs
+		byID := make(map[string]int, len(decided))
+		for i, v := range decided {
+			byID[v.ID] = i
+		}
+		for i, v := range fresh {
+			if j, ok := byID[v.ID]; ok {
+				fresh[i] = decided[j]
+			}
+		}
 	}
 	made := make(map[string]bool, len(fresh))
-	for i, v := range fresh {
-		if j, ok := byID[v.ID]; ok {
-			fresh[i] = decided[j]
-		}
+	for _, v := range fresh {
 		made[v.ID] = true
 	}
 	if err := insertNew(ctx, tx, fresh); err != nil {
 		return nil, err
+	}
+	if !firing {
+		return made, nil
 	}
 	d.report(failed)
 	return made, b.written(ctx, tx, evs.msgs)

@@ -119,7 +119,7 @@ func (a *App) fireClaimed(ctx context.Context, tx pgx.Tx, now time.Time, claimed
 
 // fireNew fires, moves or suppresses, within tx, new visits due by now that
 // are not stored yet, as a round of the firing loop would once they were:
-// it returns them in the state to store them in (store.InsertVisits), so
+// it returns them in the state to store them in (store.InsertNewVisits), so
 // that a visit due at once is inserted fired rather than inserted planned
 // and then updated. Its events join those of ctx's round (withEvents).
 func (a *App) fireNew(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit.Visit, []Failure, error) {

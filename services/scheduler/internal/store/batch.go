@@ -68,24 +68,37 @@ LEFT JOIN customers c ON c.tenant_id = k.t AND c.customer_id = k.c`, ts, cs)
 	return out, translate("known customers", rows.Err())
 }
 
-// RecordServices is RecordService for many services, in one statement.
-func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service) error {
+// RecordServices is RecordService for many services, in one statement. It
+// returns the services it recorded, by tenant and id: those no transaction
+// had recorded before (whose visits, if any, were planned by another
+// transaction since, which a unique violation then says).
+func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service) (map[[2]string]bool, error) {
 	if len(ss) == 0 {
-		return nil
+		return map[[2]string]bool{}, nil
 	}
 	ts, ids, specs := make([]string, len(ss)), make([]string, len(ss)), make([]string, len(ss))
 	ats := make([]time.Time, len(ss))
 	for i, s := range ss {
 		spec, err := json.Marshal(s)
 		if err != nil {
-			return fmt.Errorf("store: service: %w", err)
+			return nil, fmt.Errorf("store: service: %w", err)
 		}
 		ts[i], ids[i], ats[i], specs[i] = s.Tenant, s.ID, s.CompletedAt, string(spec)
 	}
-	_, err := q.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec)
+	rows, err := q.Query(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec)
 SELECT t, id, at, spec::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS u(t, id, at, spec, n)
-ORDER BY n ON CONFLICT DO NOTHING`, ts, ids, ats, specs)
-	return translate("record services", err)
+ORDER BY n ON CONFLICT DO NOTHING
+RETURNING tenant_id, service_id`, ts, ids, ats, specs)
+	if err != nil {
+		return nil, translate("record services", err)
+	}
+	out := make(map[[2]string]bool, len(ss))
+	var k [2]string
+	_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1]}, func() error {
+		out[k] = true
+		return nil
+	})
+	return out, translate("record services", err)
 }
 
 // Snapshot is the snapshot of a customer a completed service carried, to
@@ -325,37 +338,6 @@ WHERE c.tenant_id = u.t AND c.customer_id = u.id`, uts, uids, uvers, uprefs, uop
 	return translate("save customers", err)
 }
 
-// InsertVisits is InsertVisit for many new visits, in one statement, in
-// their order; it returns the ids of those that were new (a visit of the
-// same service, policy, step and occurrence planned before is not). A
-// visit is stored in the state it is in: one fired already (due, moved,
-// suppressed or failed in the transaction that planned it) with what
-// SaveVisits would have written of it.
-func InsertVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) (map[string]bool, error) {
-	if len(vs) == 0 {
-		return map[string]bool{}, nil
-	}
-	args, err := visitArgs(vs)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := q.Query(ctx, insertVisitsSQL+`
-ON CONFLICT (tenant_id, service_id, policy_id, step, occurrence) DO NOTHING
-RETURNING id`, args...)
-	if err != nil {
-		return nil, translate("insert visits", err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, translate("insert visits", err)
-	}
-	out := make(map[string]bool, len(got))
-	for _, id := range got {
-		out[id] = true
-	}
-	return out, nil
-}
-
 // insertVisitsSQL inserts the visits of visitArgs' columns in their order.
 const insertVisitsSQL = `INSERT INTO planned_visits (id, tenant_id, service_id, customer_id, customer, policy_id, policy_version, step, occurrence,
   channel, group_name, due_at, deadline, nominal_at, status, reason, sample_draw, sample_rate, decisions, org_unit, service_type,
@@ -375,13 +357,16 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
   customer_chosen, fired_at, updated_at, failed_at, n)
 ORDER BY n`
 
-// InsertNewVisits inserts visits that no stored visit has the key of
-// (ExistingVisits said so within the transaction), in one statement, in
-// their order. It is InsertVisits without the arbiter: no check of each
-// key before its insert, no confirmation written after it (the unique
-// index checks the key all the same). A visit of a key that a concurrent
-// transaction stored meanwhile fails the statement, and with it the
-// transaction: ErrConflict.
+// InsertNewVisits is InsertVisit for many visits that no stored visit
+// has the key of (ExistingVisits said so within the transaction, or their
+// services were recorded for the first time in it), in one statement, in
+// their order. A visit is stored in the state it is in: one fired already
+// (due, moved, suppressed or failed in the transaction that planned it)
+// with what SaveVisits would have written of it. There is no arbiter (no
+// look at each key before its insert, no confirmation written after it):
+// the unique index checks each key, and a visit of a key that another
+// transaction stored fails the statement, and with it the transaction:
+// ErrConflict.
 func InsertNewVisits(ctx context.Context, q postgres.Querier, vs []visit.Visit) error {
 	if len(vs) == 0 {
 		return nil

@@ -81,17 +81,15 @@ func TestInsertVisitIsIdempotent(t *testing.T) {
 	require.Nil(t, got.Service, "not a recurring step")
 }
 
-// InsertVisits stores many visits in one statement, each as it was planned
-// (its stop types whatever characters they hold, none as an empty list),
-// and tells which were new: a visit of a key stored before is not.
-func TestInsertVisitsStoresEachAsPlanned(t *testing.T) {
+// InsertNewVisits stores many visits in one statement, each as it was
+// planned (its stop types whatever characters they hold, none as an empty
+// list). A visit of a key stored before fails the statement: ErrConflict.
+func TestInsertNewVisitsStoresEachAsPlanned(t *testing.T) {
 	ctx, pool := setup(t)
 	a, b, c := planned("v-1", "s-1"), planned("v-2", "s-2"), planned("v-3", "s-3")
-	a.StopTypes = []string{"repair", `say "hi"`, `back\slash`, "a,b", "{x}", "NULL", "", " 保养 "}
+	a.StopTypes = []string{"repair", `say "hi"`, `back\\slash`, "a,b", "{x}", "NULL", "", " 保养 "}
 	b.StopTypes = []string{}
-	made, err := store.InsertVisits(ctx, pool, []visit.Visit{a, b, c})
-	require.NoError(t, err)
-	require.Equal(t, map[string]bool{"v-1": true, "v-2": true, "v-3": true}, made)
+	require.NoError(t, store.InsertNewVisits(ctx, pool, []visit.Visit{a, b, c}))
 	for _, v := range []visit.Visit{a, b, c} {
 		got, err := store.GetVisit(ctx, pool, "default", v.ID)
 		require.NoError(t, err)
@@ -103,10 +101,13 @@ func TestInsertVisitsStoresEachAsPlanned(t *testing.T) {
 		require.Equal(t, v.Decisions, got.Decisions, v.ID)
 		require.JSONEq(t, string(v.Customer), string(got.Customer), v.ID)
 	}
-	again := planned("v-4", "s-1")
-	made, err = store.InsertVisits(ctx, pool, []visit.Visit{again, planned("v-5", "s-5")})
+	before, err := store.ExistingVisits(ctx, pool, []visit.Visit{planned("v-4", "s-1"), planned("v-5", "s-5")})
 	require.NoError(t, err)
-	require.Equal(t, map[string]bool{"v-5": true}, made, "s-1's step was planned before")
+	require.Equal(t, map[string]bool{"v-4": true}, before, "s-1's step was planned before")
+	err = store.InsertNewVisits(ctx, pool, []visit.Visit{planned("v-5", "s-5"), planned("v-4", "s-1")})
+	require.ErrorIs(t, err, store.ErrConflict)
+	_, err = store.GetVisit(ctx, pool, "default", "v-5")
+	require.ErrorIs(t, err, store.ErrNotFound, "the statement failed as a whole")
 }
 
 // UpdateVisit is an update by closure: the row is locked, the closure
