@@ -149,13 +149,13 @@ func (b *Batch) hold(w *planningWrite, v visit.Visit) bool {
 	if b.heldKeys[k] {
 		return false
 	}
-	c := customerKey(v)
-	b.heldKeys[k], b.held[v.ID] = true, heldVisit{w: w, i: len(w.visits)}
-	b.heldFor[c] = append(b.heldFor[c], v.ID)
+	c, id := customerKey(v), v.ID // the undo keeps these, not v (which would move to the heap)
+	b.heldKeys[k], b.held[id] = true, heldVisit{w: w, i: len(w.visits)}
+	b.heldFor[c] = append(b.heldFor[c], id)
 	w.visits = append(w.visits, v)
 	b.undo = append(b.undo, func() {
 		delete(b.heldKeys, k)
-		delete(b.held, v.ID)
+		delete(b.held, id)
 		b.heldFor[c] = b.heldFor[c][:len(b.heldFor[c])-1]
 		w.visits = w.visits[:len(w.visits)-1]
 	})
@@ -416,7 +416,11 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error {
 	svcs := make([]policy.Service, 0, len(ws))
 	var snaps []store.Snapshot
-	var vs []visit.Visit
+	n := 0
+	for _, w := range ws {
+		n += len(w.visits)
+	}
+	vs := make([]visit.Visit, 0, n) // a Visit is large: no copies while growing
 	instant := map[string]bool{}
 	var d *dueNow
 	for _, w := range ws {
@@ -488,7 +492,7 @@ func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, r
 	if err != nil {
 		return nil, err
 	}
-	var due []visit.Visit
+	due := make([]visit.Visit, 0, len(instant))
 	fresh := make([]visit.Visit, 0, len(vs))
 	for _, v := range vs {
 		if before[v.ID] {
