@@ -76,7 +76,7 @@ func UpdateTaskOfVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string, a
 }
 
 func update(ctx context.Context, tx pgx.Tx, where, tenant, key string, at time.Time, fn func(*task.Task) error) (task.Task, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE `+where+` FOR UPDATE`, tenant, key)
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE `+where+` FOR UPDATE`, tenant, key)
 	if err != nil {
 		return task.Task{}, translate(err, "lock task "+key, nil)
 	}
@@ -97,7 +97,7 @@ func UpdateActiveTasksOfCustomer(ctx context.Context, tx pgx.Tx, tenant, custome
 	if customerID == "" {
 		return 0, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE tenant_id = $1 AND customer_id = $2 AND status IN ('open', 'claimed', 'sending') ORDER BY created_at, id FOR UPDATE`, tenant, customerID)
 	if err != nil {
 		return 0, translate(err, "tasks of customer "+customerID, nil)
@@ -201,7 +201,7 @@ WHERE id = $1`,
 
 // Task returns one task, or ErrTaskNotFound.
 func Task(ctx context.Context, q postgres.Querier, tenant, id string) (task.Task, error) {
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE tenant_id = $1 AND id = $2`, tenant, id)
 	if err != nil {
 		return task.Task{}, translate(err, "task "+id, nil)
 	}
@@ -236,9 +236,24 @@ func Attempts(ctx context.Context, q postgres.Querier, taskID string) ([]Attempt
 	return AttemptsAfter(ctx, q, taskID, 0, 0)
 }
 
-const taskColumns = `id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, agent_id, lease_expires_at, created_at,
-  required_role, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, attempts, last_disposition,
-  contact_calendar, lease_token, claim_request`
+// taskColumns are the columns scanTask reads, of the tasks row named t.
+// The customer snapshot of an active task (open, claimed, sending) is the
+// newest version of its customer dispatch keeps (customer_versions), when
+// it keeps one: a CustomerUpdated that changes nothing routing reads keeps
+// the version alone and leaves the tasks as they are (app.UpdateCustomerTx).
+// A task that leaves the active states is saved with the snapshot it was
+// read with, so a finished task keeps the one of its last active moment,
+// its own column. A scalar subquery rather than a join: the queries that
+// lock their tasks (FOR UPDATE) lock no version with them.
+const taskColumns = `t.id, t.tenant_id, t.visit_id, ` + taskCustomer + ` AS customer, t.channel, t.group_name, t.org_unit, t.service_type, t.due_at,
+  t.deadline, t.status, t.agent_id, t.lease_expires_at, t.created_at, t.required_role, t.policy_id, t.product_category, t.severity, t.tier_rank,
+  t.primary_owner, t.backup_owner, t.language, t.automatic, t.available_at, t.attempts, t.last_disposition, t.contact_calendar, t.lease_token,
+  t.claim_request`
+
+// taskCustomer is the customer snapshot task t shows (see taskColumns).
+const taskCustomer = `CASE WHEN t.status IN ('open', 'claimed', 'sending')
+  THEN coalesce((SELECT v.customer FROM customer_versions v WHERE v.tenant_id = t.tenant_id AND v.customer_id = t.customer_id), t.customer)
+  ELSE t.customer END`
 
 func scanTask(r pgx.CollectableRow) (task.Task, error) { return scanTaskPlus(r) }
 
@@ -328,8 +343,8 @@ func nullTime(t time.Time) *time.Time {
 }
 
 // ForgetCustomerContacts drops the masked contacts of an erased customer
-// from every task of it (whatever its status) and the addresses of their
-// messages, the local sender's record included.
+// from every task of it (whatever its status) and from its kept version,
+// and the addresses of their messages, the local sender's record included.
 func ForgetCustomerContacts(ctx context.Context, tx pgx.Tx, tenant, customerID string) error {
 	_, err := tx.Exec(ctx, `
 UPDATE local_sent_messages l SET recipient = '' FROM messages m JOIN tasks t ON t.id = m.task_id
@@ -341,6 +356,12 @@ WHERE l.idempotency_key = m.idempotency_key AND t.tenant_id = $1 AND t.customer_
 	if err == nil {
 		_, err = tx.Exec(ctx, `UPDATE tasks SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
 WHERE tenant_id = $1 AND customer_id = $2 AND customer IS NOT NULL`, tenant, customerID)
+	}
+	// The active tasks show the kept version's snapshot (taskColumns), and
+	// tasks made later start from it.
+	if err == nil {
+		_, err = tx.Exec(ctx, `UPDATE customer_versions SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
+WHERE tenant_id = $1 AND customer_id = $2 AND customer ?| array['nameMasked', 'phoneMasked', 'emailMasked', 'name', 'phone', 'email']`, tenant, customerID)
 	}
 	if err != nil {
 		return fmt.Errorf("store: forget the contacts of customer %s: %w", customerID, err)

@@ -255,6 +255,22 @@ func (r Rules) SetCustomer(t *Task, c Customer) {
 	}
 }
 
+// Reroutes reports whether a customer's new snapshot changes, in its
+// active tasks, more than the snapshot they show (which they read from the
+// newest version kept): what SetCustomer derives for routing (the tier's
+// rank, the owners, the language), the contact preferences Replace places
+// an open task by, or the channels opted out of. Any opt-out counts, not
+// only a new one: WithdrawOptedOut withdraws a task on such a channel
+// whenever a snapshot is applied, whatever the one before said.
+func (r Rules) Reroutes(old, new Customer) bool {
+	var a, b Task
+	r.SetCustomer(&a, old)
+	r.SetCustomer(&b, new)
+	ca, cb := old.Contact(), new.Contact()
+	return a.TierRank != b.TierRank || a.Language != b.Language || a.PrimaryOwner != b.PrimaryOwner || a.BackupOwner != b.BackupOwner ||
+		!slices.Equal(ca.Windows, cb.Windows) || ca.TimeZone != cb.TimeZone || len(new.Preferences.OptedOut) > 0
+}
+
 // Replace moves an open task that would next be worked at a moment its
 // (new) contact preferences do not allow to the next moment they do, and
 // reports whether it moved it. The moment checked is AvailableAt, or now
