@@ -102,6 +102,7 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 		res.Refreshed, err = store.UpdateActiveTasksOfCustomer(ctx, tx, u.Tenant, c.ID, now, func(t *task.Task) (bool, error) {
 			before := *t
 			a.Rules.SetCustomer(t, c)
+			t.CustomerVersion = u.Version
 			t.Replace(now)
 			return !store.Unsaved(before, *t), nil
 		})
@@ -236,6 +237,7 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 		for i := range ts {
 			if ts[i].Active() {
 				a.Rules.SetCustomer(&ts[i], u.Customer)
+				ts[i].CustomerVersion = u.Version
 				ts[i].Replace(now)
 				changed[ts[i].ID] = true
 			}

@@ -527,3 +527,95 @@ func TestCustomerUpdatedOwnerAppendedWritesNoTask(t *testing.T) {
 		require.Empty(t, got.Customer.NameMasked+got.Customer.PhoneMasked+got.Customer.EmailMasked, x.VisitID)
 	}
 }
+
+// waitForLockWaiter waits until a backend of the test's database waits for
+// a lock (a row's or an advisory one).
+func (ct *customerTest) waitForLockWaiter(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return ct.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	}, 30*time.Second, 10*time.Millisecond, "a statement waits for the lock")
+}
+
+// An agent finishes a task while a CustomerUpdated that re-routes it holds
+// its row: the agent's statement waits, then reads the rewritten row with
+// the versions kept as they were when it began. The task keeps the snapshot
+// the update wrote (tasks.customer_version says the row's is the newer), not
+// the version kept before.
+func TestCustomerUpdatedFinishWaitingForTheRewrite(t *testing.T) {
+	ct := newCustomerTest(t)
+	ctx := context.Background()
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	ct.updated(t, customer(), 2)
+	held, found, err := ct.app.Claim(ctx, "default", "a-1", 0)
+	require.NoError(t, err)
+	require.True(t, found)
+
+	c := customer()
+	c.NameMasked, c.OwnerIds = "王*", []string{"a-3", "a-1"} // a new primary owner: the tasks are rewritten
+	tx, err := ct.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	res, err := ct.app.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 3})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Refreshed)
+
+	finished := make(chan error, 1)
+	go func() {
+		_, err := ct.app.RecordAttempt(ctx, app.Attempt{Tenant: "default", TaskID: held.ID, AgentID: "a-1", LeaseToken: held.LeaseToken,
+			Disposition: typesv1.Disposition_DISPOSITION_ANSWERED})
+		finished <- err
+	}()
+	ct.waitForLockWaiter(t)
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-finished)
+
+	var (
+		status, name string
+		version      int64
+	)
+	require.NoError(t, ct.pool.QueryRow(ctx, `SELECT status, customer->>'nameMasked', customer_version FROM tasks WHERE id = $1`, held.ID).
+		Scan(&status, &name, &version))
+	require.Equal(t, task.StatusDone, status)
+	require.Equal(t, "王*", name, "the finished task keeps the snapshot of the update it waited for")
+	require.EqualValues(t, 3, version)
+	got := ct.task(t, "v-1")
+	require.Equal(t, []string{"a-3", "a-1"}, got.Customer.OwnerIDs)
+	require.Equal(t, "a-3", got.PrimaryOwner)
+}
+
+// A visit falls due while the customer's first CustomerUpdated is being
+// applied: the task waits for it and starts from its version, so the update
+// that follows, which changes nothing routing reads and so touches no task,
+// leaves it routed by the newest owners.
+func TestCustomerUpdatedTaskMadeDuringTheFirstUpdate(t *testing.T) {
+	ct := newCustomerTest(t)
+	ctx := context.Background()
+	c := customer()
+	c.OwnerIds = []string{"a-3", "a-2"}
+	tx, err := ct.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	res, err := ct.app.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 2})
+	require.NoError(t, err)
+	require.True(t, res.Newer)
+
+	made := make(chan error, 1)
+	go func() {
+		// The visit carries the snapshot the scheduler took: a-1 first.
+		_, err := ct.app.CreateTask(ctx, task.Due{Tenant: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: t0,
+			Customer: wire.Customer(customer())})
+		made <- err
+	}()
+	ct.waitForLockWaiter(t)
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-made)
+
+	c.OwnerIds = append(c.OwnerIds, "a-1") // appended: nothing routing reads
+	ct.updated(t, c, 3)
+	got := ct.task(t, "v-1")
+	require.Equal(t, "a-3", got.PrimaryOwner, "the task started from the update it waited for")
+	require.Equal(t, "a-2", got.BackupOwner)
+	require.Equal(t, []string{"a-3", "a-2", "a-1"}, got.Customer.OwnerIDs)
+	require.EqualValues(t, 3, got.CustomerVersion)
+}

@@ -45,8 +45,22 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET version = EXCLUDED.version, c
 func LatestCustomer(ctx context.Context, q postgres.Querier, tenant, customerID string) (task.Customer, bool, error) {
 	k := CustomerKey{Tenant: tenant, ID: customerID}
 	latest, err := LatestCustomers(ctx, q, []CustomerKey{k})
-	c, ok := latest[k]
-	return c, ok, err
+	v, ok := latest[k]
+	return v.Customer, ok, err
+}
+
+// sortedKeys are the tenants and ids of keys without repeats, in the
+// order every taker of the customers' locks takes them: tenant, then id
+// (two transactions never wait on each other crosswise).
+func sortedKeys(keys []CustomerKey) (tenants, ids []string) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b CustomerKey) int { return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID)) })
+	keys = slices.Compact(keys)
+	tenants, ids = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	return tenants, ids
 }
 
 // KeptCustomer is the version of a customer dispatch keeps, with its
@@ -66,13 +80,7 @@ func LockCustomerVersions(ctx context.Context, tx pgx.Tx, keys []CustomerKey) (m
 	if len(keys) == 0 {
 		return out, nil
 	}
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(a, b CustomerKey) int { return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID)) })
-	keys = slices.Compact(keys)
-	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		tenants[i], ids[i] = k.Tenant, k.ID
-	}
+	tenants, ids := sortedKeys(keys)
 	// unnest yields its rows in the arrays' order: the locks are taken in it.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('dispatch.customer_versions:' || k.t || '/' || k.c))
 FROM unnest($1::text[], $2::text[]) AS k(t, c)`, tenants, ids); err != nil {

@@ -134,7 +134,7 @@ func SaveTasks(ctx context.Context, q postgres.Querier, ts []task.Task, at time.
 	ids, statuses, agents, disps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	primaries, backups, langs, claims := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	customers, leases, avail := make([]*string, n), make([]*time.Time, n), make([]time.Time, n)
-	attempts, ranks, tokens := make([]int64, n), make([]int64, n), make([]int64, n)
+	attempts, ranks, tokens, versions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, t := range ts {
 		if t.LastDisposition != typesv1.Disposition_DISPOSITION_UNSPECIFIED {
 			disps[i] = t.LastDisposition.String()
@@ -149,18 +149,18 @@ func SaveTasks(ctx context.Context, q postgres.Querier, ts []task.Task, at time.
 		}
 		ids[i], statuses[i], agents[i], leases[i], avail[i] = t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt
 		attempts[i], ranks[i], primaries[i], backups[i], langs[i] = int64(t.Attempts), int64(t.TierRank), t.PrimaryOwner, t.BackupOwner, t.Language
-		tokens[i], claims[i] = t.LeaseToken, t.ClaimRequestID
+		tokens[i], claims[i], versions[i] = t.LeaseToken, t.ClaimRequestID, t.CustomerVersion
 	}
 	_, err := q.Exec(ctx, `UPDATE tasks t SET status = u.status, agent_id = u.agent_id, lease_expires_at = u.lease_expires_at,
   available_at = u.available_at, attempts = u.attempts, last_disposition = u.last_disposition, updated_at = $15, customer = u.customer::jsonb,
   tier_rank = u.tier_rank, primary_owner = u.primary_owner, backup_owner = u.backup_owner, language = u.language, lease_token = u.lease_token,
-  claim_request = u.claim_request
+  claim_request = u.claim_request, customer_version = u.customer_version
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[],
-  $11::text[], $12::text[], $13::bigint[], $14::text[])
+  $11::text[], $12::text[], $13::bigint[], $14::text[], $16::bigint[])
   AS u(id, status, agent_id, lease_expires_at, available_at, attempts, last_disposition, customer, tier_rank, primary_owner, backup_owner, language,
-  lease_token, claim_request)
+  lease_token, claim_request, customer_version)
 WHERE t.id = u.id`,
-		ids, statuses, agents, leases, avail, attempts, disps, customers, ranks, primaries, backups, langs, tokens, claims, at)
+		ids, statuses, agents, leases, avail, attempts, disps, customers, ranks, primaries, backups, langs, tokens, claims, at, versions)
 	return translate(err, fmt.Sprintf("save %d tasks", n), nil)
 }
 
@@ -192,10 +192,10 @@ func SaveTask(ctx context.Context, q postgres.Querier, t task.Task, at time.Time
 	}
 	_, err = q.Exec(ctx, `UPDATE tasks SET status = $2, agent_id = $3, lease_expires_at = $4, available_at = $5,
   attempts = $6, last_disposition = $7, updated_at = $8, customer = $9, tier_rank = $10, primary_owner = $11, backup_owner = $12, language = $13,
-  lease_token = $14, claim_request = $15
+  lease_token = $14, claim_request = $15, customer_version = $16
 WHERE id = $1`,
 		t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt, t.Attempts, disp, at,
-		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language, t.LeaseToken, t.ClaimRequestID)
+		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language, t.LeaseToken, t.ClaimRequestID, t.CustomerVersion)
 	return translate(err, "save task "+t.ID, nil)
 }
 
@@ -248,12 +248,23 @@ func Attempts(ctx context.Context, q postgres.Querier, taskID string) ([]Attempt
 const taskColumns = `t.id, t.tenant_id, t.visit_id, ` + taskCustomer + ` AS customer, t.channel, t.group_name, t.org_unit, t.service_type, t.due_at,
   t.deadline, t.status, t.agent_id, t.lease_expires_at, t.created_at, t.required_role, t.policy_id, t.product_category, t.severity, t.tier_rank,
   t.primary_owner, t.backup_owner, t.language, t.automatic, t.available_at, t.attempts, t.last_disposition, t.contact_calendar, t.lease_token,
-  t.claim_request`
+  t.claim_request, ` + taskCustomerVersion + ` AS customer_version`
 
-// taskCustomer is the customer snapshot task t shows (see taskColumns).
+// taskCustomer is the customer snapshot task t shows (see taskColumns):
+// of an active task, the kept version when it is newer than the one the
+// row holds (tasks.customer_version, migration 013). A statement that
+// waited for the lock of a task a CustomerUpdated rewrote reads the new
+// row with the versions as they were when it began: the row's own version
+// is then the newer, and the row's snapshot is shown.
 const taskCustomer = `CASE WHEN t.status IN ('open', 'claimed', 'sending')
-  THEN coalesce((SELECT v.customer FROM customer_versions v WHERE v.tenant_id = t.tenant_id AND v.customer_id = t.customer_id), t.customer)
+  THEN coalesce((SELECT v.customer FROM customer_versions v WHERE v.tenant_id = t.tenant_id AND v.customer_id = t.customer_id
+    AND v.version > t.customer_version), t.customer)
   ELSE t.customer END`
+
+// taskCustomerVersion is the version of the snapshot taskCustomer shows.
+const taskCustomerVersion = `CASE WHEN t.status IN ('open', 'claimed', 'sending')
+  THEN greatest(t.customer_version, (SELECT v.version FROM customer_versions v WHERE v.tenant_id = t.tenant_id AND v.customer_id = t.customer_id))
+  ELSE t.customer_version END`
 
 func scanTask(r pgx.CollectableRow) (task.Task, error) { return scanTaskPlus(r) }
 
@@ -272,7 +283,7 @@ func scanTaskPlus(r pgx.Row, extra ...any) (task.Task, error) {
 	if err := r.Scan(append([]any{&t.ID, &t.Tenant, &t.VisitID, &customer, &channel, &t.Group, &t.OrgUnit, &t.ServiceType,
 		&t.DueAt, &deadline, &t.Status, &t.AgentID, &lease, &t.CreatedAt,
 		&t.RequiredRole, &t.PolicyID, &t.ProductCategory, &severity, &t.TierRank, &t.PrimaryOwner, &t.BackupOwner,
-		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar, &t.LeaseToken, &t.ClaimRequestID}, extra...)...); err != nil {
+		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar, &t.LeaseToken, &t.ClaimRequestID, &t.CustomerVersion}, extra...)...); err != nil {
 		return t, err
 	}
 	var err error

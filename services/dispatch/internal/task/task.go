@@ -51,6 +51,10 @@ type Task struct {
 	Tenant   string
 	VisitID  string
 	Customer Customer
+	// CustomerVersion is the version of Customer as dispatch kept it
+	// (CustomerUpdated); 0: the snapshot of the visit, before dispatch kept
+	// any.
+	CustomerVersion int64
 	// Calendar is the tenant's contact calendar the visit came with
 	// (VisitDue.contact_calendar); the zero calendar allows any time, the
 	// customer's own windows still hold.
