@@ -11,6 +11,7 @@ import (
 	"github.com/huifang/huifang/pkg/pgtest"
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/pkg/servicetest"
+	"github.com/huifang/huifang/services/dispatch/internal/store"
 	"github.com/huifang/huifang/services/dispatch/migrations"
 )
 
@@ -126,4 +127,32 @@ INSERT INTO task_details (task_id, tenant_id, service_id, service_completed_at, 
 	var keys int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'task_details'::regclass AND contype = 'f'`).Scan(&keys))
 	require.Equal(t, 0, keys, "task_details keeps no foreign key")
+}
+
+// Issue 15: tasks made before migration 013 hold a snapshot of no known
+// version (0): an active one shows the customer's kept version, a finished
+// one its own snapshot, as before the upgrade.
+func TestUpgradeVersionsTaskSnapshots(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "013"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `
+INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, status, created_at, updated_at) VALUES
+  ('t-1', 'default', 'v-1', '{"id":"c-1","nameMasked":"王芳"}', now(), now(), 'open', now(), now()),
+  ('t-2', 'default', 'v-2', '{"id":"c-1","nameMasked":"王芳"}', now(), now(), 'done', now(), now());
+INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at) VALUES
+  ('default', 'c-1', 5, '{"id":"c-1","nameMasked":"王*"}', now())`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
+
+	open, err := store.Task(ctx, pool, "default", "t-1")
+	require.NoError(t, err)
+	require.Equal(t, "王*", open.Customer.NameMasked)
+	require.EqualValues(t, 5, open.CustomerVersion)
+	done, err := store.Task(ctx, pool, "default", "t-2")
+	require.NoError(t, err)
+	require.Equal(t, "王芳", done.Customer.NameMasked)
+	require.Zero(t, done.CustomerVersion)
 }

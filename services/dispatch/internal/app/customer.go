@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,13 +52,18 @@ func (a *App) UpdateCustomer(ctx context.Context, u CustomerUpdate) (CustomerRef
 // UpdateCustomerTx applies a new version of a customer within tx. No
 // customer id, or a version below 1: an *invalid.Error. A version not newer
 // than the kept one changes nothing; a newer one is kept (tasks created
-// later start from it) and, on the customer's active tasks:
+// later start from it, the active ones show it: store.taskColumns) and,
+// when it changes what the customer's active tasks keep besides the
+// snapshot (task.Rules.Reroutes, or one of their open ones would be
+// placed again), or no version was kept before, on those tasks:
 //   - the open or claimed ones on a channel the customer now opts out of
 //     are cancelled, as when the customer asks an agent to stop (no
 //     ContactOptedOut: intake already knows);
 //   - the others get the new snapshot with the owners, tier and language
 //     routing reads from it, and an open one due at a moment the new
 //     preferences do not allow is placed again.
+//
+// Otherwise no task is locked or written: only the version is kept.
 func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate) (CustomerRefresh, error) {
 	var res CustomerRefresh
 	c := u.Customer
@@ -64,31 +71,46 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 	if err := task.CheckCustomerUpdate(c, u.Version); err != nil {
 		return res, err
 	}
-	kept, found, err := store.LockCustomerVersion(ctx, tx, u.Tenant, c.ID)
-	if err != nil || !task.Newer(u.Version, kept, found) {
+	k := store.CustomerKey{Tenant: u.Tenant, ID: c.ID}
+	kept, err := store.LockCustomerVersions(ctx, tx, []store.CustomerKey{k})
+	v, found := kept[k]
+	if err != nil || !task.Newer(u.Version, v.Version, found) {
 		return res, err
 	}
 	now := a.Now()
-	if err := store.SaveCustomerVersion(ctx, tx, u.Tenant, c, u.Version, now); err != nil {
-		return res, err
-	}
 	res.Newer = true
-	for _, ch := range c.Preferences.OptedOut {
-		n, err := store.UpdateActiveTasksOfCustomer(ctx, tx, u.Tenant, c.ID, now, func(t *task.Task) (bool, error) {
-			return t.WithdrawOptedOut(ch, ""), nil
+	reroute := u.Erased || !found || a.Rules.Reroutes(v.Customer, c)
+	if !reroute {
+		moves, err := movesOpenTasks(ctx, tx, map[store.CustomerKey]task.Customer{k: c}, now)
+		if err != nil {
+			return res, err
+		}
+		reroute = moves[k]
+	}
+	if reroute {
+		// Before the version is kept: a task withdrawn keeps the snapshot it
+		// showed (the kept one), as a finished task does.
+		for _, ch := range c.Preferences.OptedOut {
+			n, err := store.UpdateActiveTasksOfCustomer(ctx, tx, u.Tenant, c.ID, now, func(t *task.Task) (bool, error) {
+				return t.WithdrawOptedOut(ch, ""), nil
+			})
+			res.Withdrawn += n
+			if err != nil {
+				return res, err
+			}
+		}
+		res.Refreshed, err = store.UpdateActiveTasksOfCustomer(ctx, tx, u.Tenant, c.ID, now, func(t *task.Task) (bool, error) {
+			before := *t
+			a.Rules.SetCustomer(t, c)
+			t.CustomerVersion = u.Version
+			t.Replace(now)
+			return !store.Unsaved(before, *t), nil
 		})
-		res.Withdrawn += n
 		if err != nil {
 			return res, err
 		}
 	}
-	res.Refreshed, err = store.UpdateActiveTasksOfCustomer(ctx, tx, u.Tenant, c.ID, now, func(t *task.Task) (bool, error) {
-		before := *t
-		a.Rules.SetCustomer(t, c)
-		t.Replace(now)
-		return !store.Unsaved(before, *t), nil
-	})
-	if err != nil {
+	if err := store.SaveCustomerVersion(ctx, tx, u.Tenant, c, u.Version, now); err != nil {
 		return res, err
 	}
 	if u.Erased {
@@ -142,16 +164,22 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 	var newer []CustomerUpdate
 	var versions []store.CustomerVersion
 	var touched []store.CustomerKey // with a newer version, in their first update's order
+	// The customers whose tasks the updates change, as UpdateCustomerTx
+	// decides for each update over the one before it.
+	reroute := map[store.CustomerKey]bool{}
 	for _, u := range us {
 		k := key(u)
 		v, found := kept[k]
-		if !task.Newer(u.Version, v, found) {
+		if !task.Newer(u.Version, v.Version, found) {
 			continue
 		}
 		if !slices.Contains(touched, k) {
 			touched = append(touched, k)
 		}
-		kept[k] = u.Version
+		if !found || a.Rules.Reroutes(v.Customer, u.Customer) {
+			reroute[k] = true
+		}
+		kept[k] = store.KeptCustomer{Version: u.Version, Customer: u.Customer}
 		newer = append(newer, u)
 		versions = append(versions, store.CustomerVersion{Tenant: u.Tenant, Customer: u.Customer, Version: u.Version})
 	}
@@ -159,11 +187,31 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 		return nil
 	}
 	now := a.Now()
-	if err := store.SaveCustomerVersions(ctx, tx, versions, now); err != nil {
+	// The others' updates all place an open task alike: it is placed again
+	// by the first or by none (checked with the last).
+	calm := map[store.CustomerKey]task.Customer{}
+	for _, k := range touched {
+		if !reroute[k] {
+			calm[k] = kept[k].Customer
+		}
+	}
+	moves, err := movesOpenTasks(ctx, tx, calm, now)
+	if err != nil {
 		return err
 	}
-	tasks, err := store.LockActiveTasksOfCustomers(ctx, tx, touched)
+	var rerouted []store.CustomerKey
+	for _, k := range touched {
+		if reroute[k] || moves[k] {
+			rerouted = append(rerouted, k)
+		}
+	}
+	// The tasks are read before the versions are kept: they show the
+	// snapshot kept before, which a task withdrawn keeps.
+	tasks, err := store.LockActiveTasksOfCustomers(ctx, tx, rerouted)
 	if err != nil {
+		return err
+	}
+	if err := store.SaveCustomerVersions(ctx, tx, versions, now); err != nil {
 		return err
 	}
 	// Each update sees the customer's tasks as the one before left them:
@@ -189,13 +237,14 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 		for i := range ts {
 			if ts[i].Active() {
 				a.Rules.SetCustomer(&ts[i], u.Customer)
+				ts[i].CustomerVersion = u.Version
 				ts[i].Replace(now)
 				changed[ts[i].ID] = true
 			}
 		}
 	}
 	var save []task.Task
-	for _, k := range touched {
+	for _, k := range rerouted {
 		for _, t := range tasks[k] {
 			if changed[t.ID] && !store.Unsaved(loaded[t.ID], t) {
 				save = append(save, t)
@@ -210,4 +259,32 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 		a.wake() // early, as UpdateCustomerTx
 	}
 	return nil
+}
+
+// movesOpenTasks reports, of customers whose new snapshot does not reroute
+// their tasks (task.Rules.Reroutes), those with an open task the snapshot
+// would place again at now (task.Task.Replace: one due at a moment its
+// calendar does not allow, as a task whose time passed may be now). Their
+// open tasks are read, not locked: the snapshot places a task as the one
+// before did, so a task saved meanwhile was placed alike.
+func movesOpenTasks(ctx context.Context, tx pgx.Tx, customers map[store.CustomerKey]task.Customer, now time.Time) (map[store.CustomerKey]bool, error) {
+	out := map[store.CustomerKey]bool{}
+	if len(customers) == 0 {
+		return out, nil
+	}
+	keys := slices.Collect(maps.Keys(customers))
+	open, err := store.OpenTasksOfCustomers(ctx, tx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for k, ts := range open {
+		for _, t := range ts {
+			t.Customer = customers[k]
+			if t.Replace(now) {
+				out[k] = true
+				break
+			}
+		}
+	}
+	return out, nil
 }

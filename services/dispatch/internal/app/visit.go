@@ -89,6 +89,11 @@ func (a *App) createTasks(ctx context.Context, tx pgx.Tx, ds []dueTask) (int, er
 			keys = append(keys, k)
 		}
 	}
+	// An update of these customers in progress is waited for, so that the
+	// tasks start from its version; one that follows finds the tasks.
+	if err := store.ShareCustomerLocks(ctx, tx, keys); err != nil {
+		return 0, err
+	}
 	latest, err := store.LatestCustomers(ctx, tx, keys)
 	if err != nil {
 		return 0, err
@@ -96,13 +101,15 @@ func (a *App) createTasks(ctx context.Context, tx pgx.Tx, ds []dueTask) (int, er
 	ts := make([]store.NewTask, len(ds))
 	for i, due := range ds {
 		d := due.d
-		if c, ok := latest[store.CustomerKey{Tenant: d.Tenant, ID: strings.TrimSpace(d.Customer.ID)}]; ok {
-			d.Customer = c
+		kept, ok := latest[store.CustomerKey{Tenant: d.Tenant, ID: strings.TrimSpace(d.Customer.ID)}]
+		if ok {
+			d.Customer = kept.Customer
 		}
 		t, err := task.New(d, due.id, due.now, a.Rules)
 		if err != nil {
 			return 0, err
 		}
+		t.CustomerVersion = kept.Version
 		ts[i] = store.NewTask{Task: t, Details: store.TaskDetails{ServiceID: d.ServiceID, CompletedAt: d.CompletedAt,
 			ComplaintID: d.ComplaintID, Late: d.Late}}
 	}

@@ -156,7 +156,8 @@ func TestCustomerUpdatedReroutes(t *testing.T) {
 // TestCustomerUpdatedSameSnapshotNotSaved: a CustomerUpdated whose
 // snapshot the open task carries already (the VisitDue brought the same
 // customer) keeps the newer version but rewrites no task row, in the
-// consumer's batch and alone; one that changes the snapshot rewrites it.
+// consumer's batch and alone; nor does one that changes the snapshot but
+// nothing routing reads (a third owner), which the task shows all the same.
 func TestCustomerUpdatedSameSnapshotNotSaved(t *testing.T) {
 	ct := newCustomerTest(t)
 	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
@@ -180,8 +181,8 @@ func TestCustomerUpdatedSameSnapshotNotSaved(t *testing.T) {
 	c := customer()
 	c.OwnerIds = append(c.OwnerIds, "a-3")
 	ct.updated(t, c, 4)
-	require.NotEqual(t, was, row(), "a new owner changes the snapshot")
-	require.Equal(t, []string{"a-1", "a-2", "a-3"}, ct.task(t, "v-1").Customer.OwnerIDs)
+	require.Equal(t, was, row(), "a third owner changes nothing routing reads: the task is not rewritten")
+	require.Equal(t, []string{"a-1", "a-2", "a-3"}, ct.task(t, "v-1").Customer.OwnerIDs, "yet it shows the new snapshot")
 }
 
 // tupleCounts are pg_stat_user_tables' counts of rows inserted, updated and
@@ -423,4 +424,198 @@ func TestCustomerUpdatedAgainChangesNothing(t *testing.T) {
 	require.Equal(t, first, state())
 	require.Zero(t, ct.count(t, `SELECT count(*) FROM inbox WHERE consumer = $1`, consumer.DurableCustomer), "no inbox entries")
 	require.Zero(t, ct.count(t, `SELECT count(*) FROM rejected_events`))
+}
+
+// TestCustomerUpdatedOwnerAppendedWritesNoTask: a CustomerUpdated that
+// appends an owner and renames c-1 (neither the owners routing reads nor
+// the tier, language, preferences or opt-outs change) keeps the version
+// and writes no task row, through the consumer and alone; yet every reader
+// shows the active tasks with the new snapshot (the task, the listing, the
+// claim, the export), while a finished task keeps the one it finished
+// with. A task that finishes afterwards keeps the new one; a new primary
+// owner still rewrites the active tasks, and the erasure leaves no masked
+// contact in any task or kept version.
+func TestCustomerUpdatedOwnerAppendedWritesNoTask(t *testing.T) {
+	ct := newCustomerTest(t)
+	ctx := context.Background()
+	for _, v := range []string{"v-1", "v-2", "v-3"} {
+		ct.due(t, v, typesv1.Channel_CHANNEL_PHONE)
+	}
+	ct.updated(t, customer(), 2) // a version kept
+	finish := func(x task.Task) {
+		t.Helper()
+		_, err := ct.app.RecordAttempt(ctx, app.Attempt{Tenant: "default", TaskID: x.ID, AgentID: "a-1", LeaseToken: x.LeaseToken,
+			Disposition: typesv1.Disposition_DISPOSITION_ANSWERED})
+		require.NoError(t, err)
+	}
+	claim := func() task.Task {
+		t.Helper()
+		x, found, err := ct.app.Claim(ctx, "default", "a-1", 0)
+		require.NoError(t, err)
+		require.True(t, found)
+		return x
+	}
+	done := claim()
+	finish(done)
+	held := claim()
+	rows := func() string {
+		t.Helper()
+		var s string
+		require.NoError(t, ct.pool.QueryRow(ctx, `SELECT string_agg(concat_ws(' ', id, status, xmin), ',' ORDER BY id) FROM tasks`).Scan(&s))
+		return s
+	}
+	was := rows()
+
+	c := customer()
+	c.NameMasked, c.OwnerIds = "王*", append(c.OwnerIds, "a-3")
+	ct.updated(t, c, 3)
+	require.Equal(t, was, rows(), "no task row written")
+	res, err := ct.app.UpdateCustomer(ctx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 4})
+	require.NoError(t, err)
+	require.True(t, res.Newer)
+	require.Zero(t, res.Refreshed, "alone neither")
+	require.Equal(t, was, rows())
+
+	newer := []string{"a-1", "a-2", "a-3"}
+	shows := func(x task.Task, owners []string, name string) {
+		t.Helper()
+		require.Equal(t, owners, x.Customer.OwnerIDs, x.VisitID)
+		require.Equal(t, name, x.Customer.NameMasked, x.VisitID)
+	}
+	shows(ct.task(t, held.VisitID), newer, "王*")
+	shows(ct.task(t, done.VisitID), []string{"a-1", "a-2"}, "王芳")
+	listed, err := ct.app.ListTasks(ctx, app.TaskQuery{Tenant: "default", Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, listed, 3)
+	for _, x := range listed {
+		if x.ID == done.ID {
+			shows(x, []string{"a-1", "a-2"}, "王芳")
+		} else {
+			shows(x, newer, "王*")
+		}
+	}
+	exported := ct.count(t, `SELECT count(*) FROM (`+store.CustomerRows()["tasks"]+`) x WHERE customer->'ownerIds' ? 'a-3'`, "default", "c-1")
+	require.Equal(t, 2, exported, "the export shows the active tasks as the readers do")
+	last := claim()
+	shows(last, newer, "王*")
+
+	// Finished now, held keeps the snapshot it showed.
+	finish(held)
+	var owners []string
+	require.NoError(t, ct.pool.QueryRow(ctx, `SELECT array(SELECT jsonb_array_elements_text(customer->'ownerIds')) FROM tasks WHERE id = $1`,
+		held.ID).Scan(&owners))
+	require.Equal(t, newer, owners)
+	shows(ct.task(t, held.VisitID), newer, "王*")
+
+	// A new primary owner rewrites the active task.
+	was = rows()
+	c.OwnerIds = []string{"a-3", "a-1"}
+	ct.updated(t, c, 5)
+	require.NotEqual(t, was, rows())
+	require.Equal(t, "a-3", ct.task(t, last.VisitID).PrimaryOwner)
+	require.Equal(t, "a-1", ct.task(t, held.VisitID).PrimaryOwner, "a finished task is left alone")
+
+	// The erasure (here with masked contacts still in its snapshot) leaves
+	// none anywhere.
+	_, err = ct.app.UpdateCustomer(ctx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 6, Erased: true})
+	require.NoError(t, err)
+	personal := `customer ?| array['nameMasked', 'phoneMasked', 'emailMasked', 'name', 'phone', 'email']`
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM tasks WHERE `+personal))
+	require.Zero(t, ct.count(t, `SELECT count(*) FROM customer_versions WHERE `+personal))
+	for _, x := range []task.Task{done, held, last} {
+		got := ct.task(t, x.VisitID)
+		require.Empty(t, got.Customer.NameMasked+got.Customer.PhoneMasked+got.Customer.EmailMasked, x.VisitID)
+	}
+}
+
+// waitForLockWaiter waits until a backend of the test's database waits for
+// a lock (a row's or an advisory one).
+func (ct *customerTest) waitForLockWaiter(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return ct.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	}, 30*time.Second, 10*time.Millisecond, "a statement waits for the lock")
+}
+
+// An agent finishes a task while a CustomerUpdated that re-routes it holds
+// its row: the agent's statement waits, then reads the rewritten row with
+// the versions kept as they were when it began. The task keeps the snapshot
+// the update wrote (tasks.customer_version says the row's is the newer), not
+// the version kept before.
+func TestCustomerUpdatedFinishWaitingForTheRewrite(t *testing.T) {
+	ct := newCustomerTest(t)
+	ctx := context.Background()
+	ct.due(t, "v-1", typesv1.Channel_CHANNEL_PHONE)
+	ct.updated(t, customer(), 2)
+	held, found, err := ct.app.Claim(ctx, "default", "a-1", 0)
+	require.NoError(t, err)
+	require.True(t, found)
+
+	c := customer()
+	c.NameMasked, c.OwnerIds = "王*", []string{"a-3", "a-1"} // a new primary owner: the tasks are rewritten
+	tx, err := ct.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	res, err := ct.app.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 3})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Refreshed)
+
+	finished := make(chan error, 1)
+	go func() {
+		_, err := ct.app.RecordAttempt(ctx, app.Attempt{Tenant: "default", TaskID: held.ID, AgentID: "a-1", LeaseToken: held.LeaseToken,
+			Disposition: typesv1.Disposition_DISPOSITION_ANSWERED})
+		finished <- err
+	}()
+	ct.waitForLockWaiter(t)
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-finished)
+
+	var (
+		status, name string
+		version      int64
+	)
+	require.NoError(t, ct.pool.QueryRow(ctx, `SELECT status, customer->>'nameMasked', customer_version FROM tasks WHERE id = $1`, held.ID).
+		Scan(&status, &name, &version))
+	require.Equal(t, task.StatusDone, status)
+	require.Equal(t, "王*", name, "the finished task keeps the snapshot of the update it waited for")
+	require.EqualValues(t, 3, version)
+	got := ct.task(t, "v-1")
+	require.Equal(t, []string{"a-3", "a-1"}, got.Customer.OwnerIDs)
+	require.Equal(t, "a-3", got.PrimaryOwner)
+}
+
+// A visit falls due while the customer's first CustomerUpdated is being
+// applied: the task waits for it and starts from its version, so the update
+// that follows, which changes nothing routing reads and so touches no task,
+// leaves it routed by the newest owners.
+func TestCustomerUpdatedTaskMadeDuringTheFirstUpdate(t *testing.T) {
+	ct := newCustomerTest(t)
+	ctx := context.Background()
+	c := customer()
+	c.OwnerIds = []string{"a-3", "a-2"}
+	tx, err := ct.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	res, err := ct.app.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 2})
+	require.NoError(t, err)
+	require.True(t, res.Newer)
+
+	made := make(chan error, 1)
+	go func() {
+		// The visit carries the snapshot the scheduler took: a-1 first.
+		_, err := ct.app.CreateTask(ctx, task.Due{Tenant: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: t0,
+			Customer: wire.Customer(customer())})
+		made <- err
+	}()
+	ct.waitForLockWaiter(t)
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-made)
+
+	c.OwnerIds = append(c.OwnerIds, "a-1") // appended: nothing routing reads
+	ct.updated(t, c, 3)
+	got := ct.task(t, "v-1")
+	require.Equal(t, "a-3", got.PrimaryOwner, "the task started from the update it waited for")
+	require.Equal(t, "a-2", got.BackupOwner)
+	require.Equal(t, []string{"a-3", "a-2", "a-1"}, got.Customer.OwnerIDs)
+	require.EqualValues(t, 3, got.CustomerVersion)
 }

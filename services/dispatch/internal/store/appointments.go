@@ -101,7 +101,7 @@ func LockBookedAppointmentOfVisit(ctx context.Context, tx pgx.Tx, tenant, visitI
 // LockTaskShared reads a task and holds it against changes (FOR SHARE) to
 // the end of tx: a booking sees the task it books for as it stays.
 func LockTaskShared(ctx context.Context, tx pgx.Tx, tenant, id string) (task.Task, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2 FOR SHARE`, tenant, id)
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE tenant_id = $1 AND id = $2 FOR SHARE`, tenant, id)
 	if err != nil {
 		return task.Task{}, translate(err, "task "+id, nil)
 	}

@@ -94,9 +94,9 @@ func ownerAvailable(owner string) string {
   AND ` + hasRoom("g", "$2", "$14") + `)`
 }
 
-var claimSQL = `UPDATE tasks SET status = 'claimed', agent_id = $3, lease_expires_at = $4, updated_at = $2, lease_token = lease_token + 1,
+var claimSQL = `UPDATE tasks t SET status = 'claimed', agent_id = $3, lease_expires_at = $4, updated_at = $2, lease_token = t.lease_token + 1,
   claim_request = $15
-WHERE id = (
+WHERE t.id = (
   SELECT t.id FROM tasks t
   WHERE t.tenant_id = $1 AND t.status IN ('open', 'claimed') AND NOT t.automatic AND t.available_at <= $2
     AND (t.status = 'open' OR t.lease_expires_at <= $2)
@@ -162,7 +162,7 @@ func Claim(ctx context.Context, tx pgx.Tx, r ClaimRequest) (task.Task, bool, err
 // tx: the agent's claims are serialised, so a retry sees the claim it
 // retries once that committed.
 func ClaimedUnder(ctx context.Context, q postgres.Querier, tenant, agentID, requestID string) ([]task.Task, error) {
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE tenant_id = $1 AND agent_id = $2 AND status = 'claimed' AND claim_request = $3
 ORDER BY lease_expires_at DESC, id`, tenant, agentID, requestID)
 	if err != nil {
@@ -200,7 +200,7 @@ func CursorOf(t task.Task) TaskCursor {
 // (none last), severity (highest first), tier, due time and id; after cur
 // when cur.ID is set, at most limit.
 func ListTasks(ctx context.Context, q postgres.Querier, f TaskFilter, cur TaskCursor, limit int) ([]task.Task, error) {
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE tenant_id = $1 AND ($2 = '' OR agent_id = $2) AND ($3 = '' OR status = $3)
   AND ($8::text[] IS NULL OR group_name = ANY ($8))
   AND ($6 = '' OR (COALESCE(deadline, 'infinity'), -severity, tier_rank, due_at, id)
@@ -223,7 +223,7 @@ type DeadlineCursor struct {
 // ListDeadline lists active tasks whose deadline is before `before`, by
 // deadline and id, after cur when cur.ID is set; only of groups when set.
 func ListDeadline(ctx context.Context, q postgres.Querier, tenant string, before time.Time, groups []string, cur DeadlineCursor, limit int) ([]task.Task, error) {
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE tenant_id = $1 AND status IN ('open', 'claimed', 'sending') AND deadline IS NOT NULL AND deadline <= $2
   AND ($3::text[] IS NULL OR group_name = ANY ($3))
   AND ($5 = '' OR (deadline, id) > ($4, $5))

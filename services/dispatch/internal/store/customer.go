@@ -3,11 +3,14 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/dispatch/internal/task"
@@ -15,17 +18,13 @@ import (
 
 // LockCustomerVersion takes the customer's kept version for the rest of tx
 // (one CustomerUpdated of a customer at a time, kept or not yet) and
-// returns it; false when dispatch has kept none.
+// returns it; false when dispatch has kept none (LockCustomerVersions of
+// one).
 func LockCustomerVersion(ctx context.Context, tx pgx.Tx, tenant, customerID string) (int64, bool, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('dispatch.customer_versions:' || $1 || '/' || $2))`, tenant, customerID); err != nil {
-		return 0, false, translate(err, "lock customer "+customerID, nil)
-	}
-	var version int64
-	err := tx.QueryRow(ctx, `SELECT version FROM customer_versions WHERE tenant_id = $1 AND customer_id = $2`, tenant, customerID).Scan(&version)
-	if err = translate(err, "version of customer "+customerID, errNone); err == errNone {
-		return 0, false, nil
-	}
-	return version, err == nil, err
+	k := CustomerKey{Tenant: tenant, ID: customerID}
+	kept, err := LockCustomerVersions(ctx, tx, []CustomerKey{k})
+	v, found := kept[k]
+	return v.Version, found, err
 }
 
 // SaveCustomerVersion keeps c as the tenant's version `version` of the
@@ -46,43 +45,65 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET version = EXCLUDED.version, c
 func LatestCustomer(ctx context.Context, q postgres.Querier, tenant, customerID string) (task.Customer, bool, error) {
 	k := CustomerKey{Tenant: tenant, ID: customerID}
 	latest, err := LatestCustomers(ctx, q, []CustomerKey{k})
-	c, ok := latest[k]
-	return c, ok, err
+	v, ok := latest[k]
+	return v.Customer, ok, err
+}
+
+// sortedKeys are the tenants and ids of keys without repeats, in the
+// order every taker of the customers' locks takes them: tenant, then id
+// (two transactions never wait on each other crosswise).
+func sortedKeys(keys []CustomerKey) (tenants, ids []string) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b CustomerKey) int { return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID)) })
+	keys = slices.Compact(keys)
+	tenants, ids = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	return tenants, ids
+}
+
+// KeptCustomer is the version of a customer dispatch keeps, with its
+// snapshot.
+type KeptCustomer struct {
+	Version  int64
+	Customer task.Customer
 }
 
 // LockCustomerVersions is LockCustomerVersion for many customers, in two
 // statements however many: the customers' locks taken in a stable order
 // (tenant, then id: two batches never wait on each other crosswise), then
-// their kept versions read. A customer of none has no entry.
-func LockCustomerVersions(ctx context.Context, tx pgx.Tx, keys []CustomerKey) (map[CustomerKey]int64, error) {
-	out := make(map[CustomerKey]int64, len(keys))
+// their kept versions read with their snapshots. A customer of none has no
+// entry.
+func LockCustomerVersions(ctx context.Context, tx pgx.Tx, keys []CustomerKey) (map[CustomerKey]KeptCustomer, error) {
+	out := make(map[CustomerKey]KeptCustomer, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(a, b CustomerKey) int { return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID)) })
-	keys = slices.Compact(keys)
-	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		tenants[i], ids[i] = k.Tenant, k.ID
-	}
+	tenants, ids := sortedKeys(keys)
 	// unnest yields its rows in the arrays' order: the locks are taken in it.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('dispatch.customer_versions:' || k.t || '/' || k.c))
 FROM unnest($1::text[], $2::text[]) AS k(t, c)`, tenants, ids); err != nil {
 		return nil, translate(err, fmt.Sprintf("lock %d customers", len(keys)), nil)
 	}
 	// A statement of its own: its snapshot is taken once the locks are held.
-	rows, err := tx.Query(ctx, `SELECT v.tenant_id, v.customer_id, v.version FROM unnest($1::text[], $2::text[]) AS k(t, c)
+	rows, err := tx.Query(ctx, `SELECT v.tenant_id, v.customer_id, v.version, v.customer FROM unnest($1::text[], $2::text[]) AS k(t, c)
 JOIN customer_versions v ON v.tenant_id = k.t AND v.customer_id = k.c`, tenants, ids)
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("versions of %d customers", len(keys)), nil)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k CustomerKey
-		var v int64
-		if err := rows.Scan(&k.Tenant, &k.ID, &v); err != nil {
+		var (
+			k   CustomerKey
+			v   KeptCustomer
+			raw []byte
+		)
+		if err := rows.Scan(&k.Tenant, &k.ID, &v.Version, &raw); err != nil {
 			return nil, translate(err, "version of a customer", nil)
+		}
+		if v.Customer, err = customerOf(raw); err != nil {
+			return nil, translate(err, "version of customer "+k.ID, nil)
 		}
 		out[k] = v
 	}
@@ -132,7 +153,7 @@ func LockActiveTasksOfCustomers(ctx context.Context, tx pgx.Tx, keys []CustomerK
 	for i, k := range keys {
 		tenants[i], ids[i] = k.Tenant, k.ID
 	}
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
 ORDER BY tenant_id, customer_id, created_at, id FOR UPDATE`, tenants, ids)
 	if err != nil {
@@ -147,4 +168,46 @@ ORDER BY tenant_id, customer_id, created_at, id FOR UPDATE`, tenants, ids)
 		out[k] = append(out[k], t)
 	}
 	return out, nil
+}
+
+// OpenTasksOfCustomers reads, without locking them, the open tasks of the
+// customers, oldest first, with what task.Task.Replace reads of them
+// besides the customer: id, channel, status, availability and contact
+// calendar (the other fields are left zero). A CustomerUpdated that
+// changes nothing routing reads checks with them that it moves no task.
+func OpenTasksOfCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey][]task.Task, error) {
+	out := make(map[CustomerKey][]task.Task, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.Tenant, k.ID
+	}
+	rows, err := q.Query(ctx, `SELECT tenant_id, customer_id, id, channel, available_at, contact_calendar FROM tasks
+WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status = 'open'
+ORDER BY tenant_id, customer_id, created_at, id`, tenants, ids)
+	if err != nil {
+		return nil, translate(err, fmt.Sprintf("open tasks of %d customers", len(keys)), nil)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k        CustomerKey
+			t        task.Task
+			channel  string
+			calendar []byte
+		)
+		if err := rows.Scan(&k.Tenant, &k.ID, &t.ID, &channel, &t.AvailableAt, &calendar); err != nil {
+			return nil, translate(err, "open task of a customer", nil)
+		}
+		if calendar != nil {
+			if err := json.Unmarshal(calendar, &t.Calendar); err != nil {
+				return nil, fmt.Errorf("store: contact calendar of task %s: %w", t.ID, err)
+			}
+		}
+		t.Tenant, t.Status, t.Channel = k.Tenant, task.StatusOpen, typesv1.Channel(typesv1.Channel_value[channel])
+		out[k] = append(out[k], t)
+	}
+	return out, translate(rows.Err(), fmt.Sprintf("open tasks of %d customers", len(keys)), nil)
 }

@@ -8,11 +8,13 @@ const customerTasks = `SELECT id FROM tasks WHERE tenant_id = $1 AND customer_id
 // customer_id column, for the person's export (customerdata.Source.Related):
 // its tasks' details, attempts, messages and cancellations, and its tasks
 // (by their customer_id, named here to list them in the order they were
-// made; the appointments are read by their customer_id). $1 is the tenant,
-// $2 the customer.
+// made, each with the customer snapshot it shows: taskColumns; the
+// appointments are read by their customer_id). $1 is the tenant, $2 the
+// customer.
 func CustomerRows() map[string]string {
 	return map[string]string{
-		"tasks":    `SELECT * FROM tasks WHERE tenant_id = $1 AND customer_id = $2 ORDER BY created_at, id`,
+		"tasks": `SELECT r.* FROM tasks t, jsonb_populate_record(t, jsonb_build_object('customer', ` + taskCustomer + `)) r
+WHERE t.tenant_id = $1 AND t.customer_id = $2 ORDER BY t.created_at, t.id`,
 		"attempts": `SELECT * FROM attempts WHERE tenant_id = $1 AND task_id IN (` + customerTasks + `) ORDER BY attempted_at, id`,
 		"messages": `SELECT * FROM messages WHERE tenant_id = $1 AND task_id IN (` + customerTasks + `) ORDER BY created_at, id`,
 		"cancelled_visits": `SELECT * FROM cancelled_visits WHERE tenant_id = $1 AND visit_id IN

@@ -138,7 +138,7 @@ WHERE tenant_id = $1 AND ($2 = '' OR task_id = $2) AND ($3 = '' OR id < $3) ORDE
 // within tx: open and available, or sending with an expired lease (a sender
 // that died mid-send); others' locked rows are skipped. False when none.
 func ClaimOutgoing(ctx context.Context, tx pgx.Tx, now time.Time) (task.Task, bool, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE automatic AND status IN ('open', 'sending') AND available_at <= $1 AND (status = 'open' OR lease_expires_at <= $1)
 ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, now)
 	if err != nil {
@@ -159,7 +159,7 @@ ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, now)
 // (none yet, or near while the deadline passed); others' locked rows are
 // skipped.
 func SLADue(ctx context.Context, tx pgx.Tx, now, before time.Time, limit int) ([]task.Task, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE status IN ('open', 'claimed', 'sending') AND sla_stage <> 'past' AND deadline <= $2
   AND (sla_stage = '' OR deadline <= $1)
 ORDER BY deadline LIMIT $3 FOR UPDATE SKIP LOCKED`, now, before, limit)

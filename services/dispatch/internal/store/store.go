@@ -76,7 +76,7 @@ func UpdateTaskOfVisit(ctx context.Context, tx pgx.Tx, tenant, visitID string, a
 }
 
 func update(ctx context.Context, tx pgx.Tx, where, tenant, key string, at time.Time, fn func(*task.Task) error) (task.Task, error) {
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE `+where+` FOR UPDATE`, tenant, key)
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE `+where+` FOR UPDATE`, tenant, key)
 	if err != nil {
 		return task.Task{}, translate(err, "lock task "+key, nil)
 	}
@@ -97,7 +97,7 @@ func UpdateActiveTasksOfCustomer(ctx context.Context, tx pgx.Tx, tenant, custome
 	if customerID == "" {
 		return 0, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE tenant_id = $1 AND customer_id = $2 AND status IN ('open', 'claimed', 'sending') ORDER BY created_at, id FOR UPDATE`, tenant, customerID)
 	if err != nil {
 		return 0, translate(err, "tasks of customer "+customerID, nil)
@@ -134,7 +134,7 @@ func SaveTasks(ctx context.Context, q postgres.Querier, ts []task.Task, at time.
 	ids, statuses, agents, disps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	primaries, backups, langs, claims := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	customers, leases, avail := make([]*string, n), make([]*time.Time, n), make([]time.Time, n)
-	attempts, ranks, tokens := make([]int64, n), make([]int64, n), make([]int64, n)
+	attempts, ranks, tokens, versions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, t := range ts {
 		if t.LastDisposition != typesv1.Disposition_DISPOSITION_UNSPECIFIED {
 			disps[i] = t.LastDisposition.String()
@@ -149,18 +149,18 @@ func SaveTasks(ctx context.Context, q postgres.Querier, ts []task.Task, at time.
 		}
 		ids[i], statuses[i], agents[i], leases[i], avail[i] = t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt
 		attempts[i], ranks[i], primaries[i], backups[i], langs[i] = int64(t.Attempts), int64(t.TierRank), t.PrimaryOwner, t.BackupOwner, t.Language
-		tokens[i], claims[i] = t.LeaseToken, t.ClaimRequestID
+		tokens[i], claims[i], versions[i] = t.LeaseToken, t.ClaimRequestID, t.CustomerVersion
 	}
 	_, err := q.Exec(ctx, `UPDATE tasks t SET status = u.status, agent_id = u.agent_id, lease_expires_at = u.lease_expires_at,
   available_at = u.available_at, attempts = u.attempts, last_disposition = u.last_disposition, updated_at = $15, customer = u.customer::jsonb,
   tier_rank = u.tier_rank, primary_owner = u.primary_owner, backup_owner = u.backup_owner, language = u.language, lease_token = u.lease_token,
-  claim_request = u.claim_request
+  claim_request = u.claim_request, customer_version = u.customer_version
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[],
-  $11::text[], $12::text[], $13::bigint[], $14::text[])
+  $11::text[], $12::text[], $13::bigint[], $14::text[], $16::bigint[])
   AS u(id, status, agent_id, lease_expires_at, available_at, attempts, last_disposition, customer, tier_rank, primary_owner, backup_owner, language,
-  lease_token, claim_request)
+  lease_token, claim_request, customer_version)
 WHERE t.id = u.id`,
-		ids, statuses, agents, leases, avail, attempts, disps, customers, ranks, primaries, backups, langs, tokens, claims, at)
+		ids, statuses, agents, leases, avail, attempts, disps, customers, ranks, primaries, backups, langs, tokens, claims, at, versions)
 	return translate(err, fmt.Sprintf("save %d tasks", n), nil)
 }
 
@@ -192,16 +192,16 @@ func SaveTask(ctx context.Context, q postgres.Querier, t task.Task, at time.Time
 	}
 	_, err = q.Exec(ctx, `UPDATE tasks SET status = $2, agent_id = $3, lease_expires_at = $4, available_at = $5,
   attempts = $6, last_disposition = $7, updated_at = $8, customer = $9, tier_rank = $10, primary_owner = $11, backup_owner = $12, language = $13,
-  lease_token = $14, claim_request = $15
+  lease_token = $14, claim_request = $15, customer_version = $16
 WHERE id = $1`,
 		t.ID, t.Status, t.AgentID, nullTime(t.LeaseExpiresAt), t.AvailableAt, t.Attempts, disp, at,
-		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language, t.LeaseToken, t.ClaimRequestID)
+		customer, t.TierRank, t.PrimaryOwner, t.BackupOwner, t.Language, t.LeaseToken, t.ClaimRequestID, t.CustomerVersion)
 	return translate(err, "save task "+t.ID, nil)
 }
 
 // Task returns one task, or ErrTaskNotFound.
 func Task(ctx context.Context, q postgres.Querier, tenant, id string) (task.Task, error) {
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE tenant_id = $1 AND id = $2`, tenant, id)
 	if err != nil {
 		return task.Task{}, translate(err, "task "+id, nil)
 	}
@@ -236,9 +236,35 @@ func Attempts(ctx context.Context, q postgres.Querier, taskID string) ([]Attempt
 	return AttemptsAfter(ctx, q, taskID, 0, 0)
 }
 
-const taskColumns = `id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, agent_id, lease_expires_at, created_at,
-  required_role, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at, attempts, last_disposition,
-  contact_calendar, lease_token, claim_request`
+// taskColumns are the columns scanTask reads, of the tasks row named t.
+// The customer snapshot of an active task (open, claimed, sending) is the
+// newest version of its customer dispatch keeps (customer_versions), when
+// it keeps one: a CustomerUpdated that changes nothing routing reads keeps
+// the version alone and leaves the tasks as they are (app.UpdateCustomerTx).
+// A task that leaves the active states is saved with the snapshot it was
+// read with, so a finished task keeps the one of its last active moment,
+// its own column. A scalar subquery rather than a join: the queries that
+// lock their tasks (FOR UPDATE) lock no version with them.
+const taskColumns = `t.id, t.tenant_id, t.visit_id, ` + taskCustomer + ` AS customer, t.channel, t.group_name, t.org_unit, t.service_type, t.due_at,
+  t.deadline, t.status, t.agent_id, t.lease_expires_at, t.created_at, t.required_role, t.policy_id, t.product_category, t.severity, t.tier_rank,
+  t.primary_owner, t.backup_owner, t.language, t.automatic, t.available_at, t.attempts, t.last_disposition, t.contact_calendar, t.lease_token,
+  t.claim_request, ` + taskCustomerVersion + ` AS customer_version`
+
+// taskCustomer is the customer snapshot task t shows (see taskColumns):
+// of an active task, the kept version when it is newer than the one the
+// row holds (tasks.customer_version, migration 013). A statement that
+// waited for the lock of a task a CustomerUpdated rewrote reads the new
+// row with the versions as they were when it began: the row's own version
+// is then the newer, and the row's snapshot is shown.
+const taskCustomer = `CASE WHEN t.status IN ('open', 'claimed', 'sending')
+  THEN coalesce((SELECT v.customer FROM customer_versions v WHERE v.tenant_id = t.tenant_id AND v.customer_id = t.customer_id
+    AND v.version > t.customer_version), t.customer)
+  ELSE t.customer END`
+
+// taskCustomerVersion is the version of the snapshot taskCustomer shows.
+const taskCustomerVersion = `CASE WHEN t.status IN ('open', 'claimed', 'sending')
+  THEN greatest(t.customer_version, (SELECT v.version FROM customer_versions v WHERE v.tenant_id = t.tenant_id AND v.customer_id = t.customer_id))
+  ELSE t.customer_version END`
 
 func scanTask(r pgx.CollectableRow) (task.Task, error) { return scanTaskPlus(r) }
 
@@ -257,7 +283,7 @@ func scanTaskPlus(r pgx.Row, extra ...any) (task.Task, error) {
 	if err := r.Scan(append([]any{&t.ID, &t.Tenant, &t.VisitID, &customer, &channel, &t.Group, &t.OrgUnit, &t.ServiceType,
 		&t.DueAt, &deadline, &t.Status, &t.AgentID, &lease, &t.CreatedAt,
 		&t.RequiredRole, &t.PolicyID, &t.ProductCategory, &severity, &t.TierRank, &t.PrimaryOwner, &t.BackupOwner,
-		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar, &t.LeaseToken, &t.ClaimRequestID}, extra...)...); err != nil {
+		&t.Language, &t.Automatic, &t.AvailableAt, &t.Attempts, &disp, &calendar, &t.LeaseToken, &t.ClaimRequestID, &t.CustomerVersion}, extra...)...); err != nil {
 		return t, err
 	}
 	var err error
@@ -328,8 +354,8 @@ func nullTime(t time.Time) *time.Time {
 }
 
 // ForgetCustomerContacts drops the masked contacts of an erased customer
-// from every task of it (whatever its status) and the addresses of their
-// messages, the local sender's record included.
+// from every task of it (whatever its status) and from its kept version,
+// and the addresses of their messages, the local sender's record included.
 func ForgetCustomerContacts(ctx context.Context, tx pgx.Tx, tenant, customerID string) error {
 	_, err := tx.Exec(ctx, `
 UPDATE local_sent_messages l SET recipient = '' FROM messages m JOIN tasks t ON t.id = m.task_id
@@ -341,6 +367,12 @@ WHERE l.idempotency_key = m.idempotency_key AND t.tenant_id = $1 AND t.customer_
 	if err == nil {
 		_, err = tx.Exec(ctx, `UPDATE tasks SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
 WHERE tenant_id = $1 AND customer_id = $2 AND customer IS NOT NULL`, tenant, customerID)
+	}
+	// The active tasks show the kept version's snapshot (taskColumns), and
+	// tasks made later start from it.
+	if err == nil {
+		_, err = tx.Exec(ctx, `UPDATE customer_versions SET customer = customer - 'nameMasked' - 'phoneMasked' - 'emailMasked' - 'name' - 'phone' - 'email'
+WHERE tenant_id = $1 AND customer_id = $2 AND customer ?| array['nameMasked', 'phoneMasked', 'emailMasked', 'name', 'phone', 'email']`, tenant, customerID)
 	}
 	if err != nil {
 		return fmt.Errorf("store: forget the contacts of customer %s: %w", customerID, err)

@@ -14,11 +14,26 @@ import (
 // CustomerKey names a customer of a tenant.
 type CustomerKey struct{ Tenant, ID string }
 
+// ShareCustomerLocks takes, for the rest of tx, the customers' locks that
+// a CustomerUpdated takes alone (LockCustomerVersions), shared: tasks made
+// meanwhile wait for an update in progress, so that they start from its
+// version, and an update that follows finds them. The locks are taken in
+// the same stable order.
+func ShareCustomerLocks(ctx context.Context, tx pgx.Tx, keys []CustomerKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	tenants, ids := sortedKeys(keys)
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtext('dispatch.customer_versions:' || k.t || '/' || k.c))
+FROM unnest($1::text[], $2::text[]) AS k(t, c)`, tenants, ids)
+	return translate(err, fmt.Sprintf("share the locks of %d customers", len(keys)), nil)
+}
+
 // LatestCustomers is LatestCustomer for many customers, in one statement:
-// the newest kept snapshot of each customer dispatch has seen a
-// CustomerUpdated for (the others are missing from the map).
-func LatestCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey]task.Customer, error) {
-	out := make(map[CustomerKey]task.Customer, len(keys))
+// the newest kept version and snapshot of each customer dispatch has seen
+// a CustomerUpdated for (the others are missing from the map).
+func LatestCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey]KeptCustomer, error) {
+	out := make(map[CustomerKey]KeptCustomer, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -26,7 +41,7 @@ func LatestCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey
 	for i, k := range keys {
 		tenants[i], ids[i] = k.Tenant, k.ID
 	}
-	rows, err := q.Query(ctx, `SELECT v.tenant_id, v.customer_id, v.customer FROM unnest($1::text[], $2::text[]) AS k(tenant_id, customer_id)
+	rows, err := q.Query(ctx, `SELECT v.tenant_id, v.customer_id, v.version, v.customer FROM unnest($1::text[], $2::text[]) AS k(tenant_id, customer_id)
 JOIN customer_versions v ON v.tenant_id = k.tenant_id AND v.customer_id = k.customer_id`, tenants, ids)
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("latest %d customers", len(keys)), nil)
@@ -34,15 +49,15 @@ JOIN customer_versions v ON v.tenant_id = k.tenant_id AND v.customer_id = k.cust
 	defer rows.Close()
 	for rows.Next() {
 		var k CustomerKey
+		var v KeptCustomer
 		var raw []byte
-		if err := rows.Scan(&k.Tenant, &k.ID, &raw); err != nil {
+		if err := rows.Scan(&k.Tenant, &k.ID, &v.Version, &raw); err != nil {
 			return nil, translate(err, "latest customer", nil)
 		}
-		c, err := customerOf(raw)
-		if err != nil {
+		if v.Customer, err = customerOf(raw); err != nil {
 			return nil, translate(err, "latest customer "+k.ID, nil)
 		}
-		out[k] = c
+		out[k] = v
 	}
 	return out, translate(rows.Err(), fmt.Sprintf("latest %d customers", len(keys)), nil)
 }
@@ -85,6 +100,7 @@ func CreateTasks(ctx context.Context, q postgres.Querier, ts []NewTask) (map[str
 		dues, created, available                        = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		deadlines, completed                            = make([]*time.Time, n), make([]*time.Time, n)
 		ranks, severities, tiers                        = make([]int32, n), make([]int32, n), make([]int32, n)
+		versions                                        = make([]int64, n)
 		automatic, late                                 = make([]bool, n), make([]bool, n)
 	)
 	for i, nt := range ts {
@@ -114,22 +130,22 @@ func CreateTasks(ctx context.Context, q postgres.Querier, ts []NewTask) (map[str
 		primaries[i], backups[i], langs[i] = t.PrimaryOwner, t.BackupOwner, t.Language
 		dues[i], created[i], deadlines[i] = t.DueAt, t.CreatedAt, nullTime(t.Deadline)
 		ranks[i], severities[i], tiers[i], automatic[i] = int32(t.RequiredRank()), int32(t.Severity), int32(t.TierRank), t.Automatic
-		services[i], completed[i], complaints[i], late[i] = d.ServiceID, nullTime(d.CompletedAt), d.ComplaintID, d.Late
+		services[i], completed[i], complaints[i], late[i], versions[i] = d.ServiceID, nullTime(d.CompletedAt), d.ComplaintID, d.Late, t.CustomerVersion
 	}
 	rows, err := q.Query(ctx, `WITH u AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[],
     $10::timestamptz[], $11::text[], $12::timestamptz[], $13::text[], $14::int[], $15::text[], $16::text[], $17::int[], $18::int[], $19::text[],
-    $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::text[], $25::text[], $26::timestamptz[], $27::text[], $28::boolean[])
+    $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::text[], $25::text[], $26::timestamptz[], $27::text[], $28::boolean[], $29::bigint[])
   AS u(id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at,
     deadline, status, created_at, required_role, required_rank, policy_id, product_category, severity, tier_rank, primary_owner,
-    backup_owner, language, automatic, available_at, contact_calendar, service_id, service_completed_at, complaint_id, late)
+    backup_owner, language, automatic, available_at, contact_calendar, service_id, service_completed_at, complaint_id, late, customer_version)
 ), made AS (
   INSERT INTO tasks (id, tenant_id, visit_id, customer, channel, group_name, org_unit, service_type, due_at, deadline, status, created_at,
     required_role, required_rank, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at,
-    updated_at, contact_calendar)
+    updated_at, contact_calendar, customer_version)
   SELECT id, tenant_id, visit_id, customer::jsonb, channel, group_name, org_unit, service_type, due_at, deadline, status, created_at,
     required_role, required_rank, policy_id, product_category, severity, tier_rank, primary_owner, backup_owner, language, automatic, available_at,
-    created_at, contact_calendar::jsonb
+    created_at, contact_calendar::jsonb, customer_version
   FROM u WHERE NOT EXISTS (SELECT 1 FROM cancelled_visits c WHERE c.tenant_id = u.tenant_id AND c.visit_id = u.visit_id)
   -- One order for every batch: two with visits in common wait for one another rather than deadlock.
   ORDER BY tenant_id, visit_id
@@ -144,7 +160,7 @@ func CreateTasks(ctx context.Context, q postgres.Querier, ts []NewTask) (map[str
 SELECT id FROM made`,
 		ids, tenants, visits, customers, channels, groups, units, types, dues,
 		deadlines, statuses, created, roles, ranks, policies, categories, severities, tiers, primaries,
-		backups, langs, automatic, available, calendars, services, completed, complaints, late)
+		backups, langs, automatic, available, calendars, services, completed, complaints, late, versions)
 	if err != nil {
 		return nil, translate(err, fmt.Sprintf("insert %d tasks", n), nil)
 	}

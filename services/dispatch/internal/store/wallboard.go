@@ -149,7 +149,7 @@ ORDER BY g.id`, b.Tenant, groups, b.Now)
 // tasks waiting for its groups and rank in the claim's order, and how many
 // wait in all.
 func AgentQueue(ctx context.Context, q postgres.Querier, a task.Agent, now time.Time, limit int) (held, claimable []task.Task, waiting int, err error) {
-	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+	rows, err := q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE tenant_id = $1 AND agent_id = $2 AND status = 'claimed' AND lease_expires_at > $3
 ORDER BY deadline, severity DESC, tier_rank, due_at, id`, a.Tenant, a.ID, now)
 	if err != nil {

@@ -51,6 +51,10 @@ type Task struct {
 	Tenant   string
 	VisitID  string
 	Customer Customer
+	// CustomerVersion is the version of Customer as dispatch kept it
+	// (CustomerUpdated); 0: the snapshot of the visit, before dispatch kept
+	// any.
+	CustomerVersion int64
 	// Calendar is the tenant's contact calendar the visit came with
 	// (VisitDue.contact_calendar); the zero calendar allows any time, the
 	// customer's own windows still hold.
@@ -253,6 +257,22 @@ func (r Rules) SetCustomer(t *Task, c Customer) {
 	if len(c.OwnerIDs) > 1 {
 		t.BackupOwner = strings.TrimSpace(c.OwnerIDs[1])
 	}
+}
+
+// Reroutes reports whether a customer's new snapshot changes, in its
+// active tasks, more than the snapshot they show (which they read from the
+// newest version kept): what SetCustomer derives for routing (the tier's
+// rank, the owners, the language), the contact preferences Replace places
+// an open task by, or the channels opted out of. Any opt-out counts, not
+// only a new one: WithdrawOptedOut withdraws a task on such a channel
+// whenever a snapshot is applied, whatever the one before said.
+func (r Rules) Reroutes(old, new Customer) bool {
+	var a, b Task
+	r.SetCustomer(&a, old)
+	r.SetCustomer(&b, new)
+	ca, cb := old.Contact(), new.Contact()
+	return a.TierRank != b.TierRank || a.Language != b.Language || a.PrimaryOwner != b.PrimaryOwner || a.BackupOwner != b.BackupOwner ||
+		!slices.Equal(ca.Windows, cb.Windows) || ca.TimeZone != cb.TimeZone || len(new.Preferences.OptedOut) > 0
 }
 
 // Replace moves an open task that would next be worked at a moment its

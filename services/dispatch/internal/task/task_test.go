@@ -252,3 +252,41 @@ func TestReplace(t *testing.T) {
 	x := task.Task{Channel: typesv1.Channel_CHANNEL_PHONE, Status: task.StatusOpen, AvailableAt: now.Add(-time.Hour)}
 	require.False(t, x.Replace(now), "no windows: any time")
 }
+
+// TestReroutes: only what a customer's active tasks keep besides the
+// snapshot counts: the owners routing reads (the first two), the tier's
+// rank, the language, the contact windows and zone, and any opt-out.
+func TestReroutes(t *testing.T) {
+	base := task.Customer{ID: "c-1", NameMasked: "王*", Tier: "regular", OwnerIDs: []string{"a-1", "a-2"},
+		Preferences: task.Preferences{Language: "zh-CN", Windows: []contact.Window{{Start: 540, End: 1080}}}}
+	for name, tc := range map[string]struct {
+		change func(*task.Customer)
+		want   bool
+	}{
+		"the same":              {func(*task.Customer) {}, false},
+		"a new name":            {func(c *task.Customer) { c.NameMasked = "李*" }, false},
+		"a third owner":         {func(c *task.Customer) { c.OwnerIDs = append(c.OwnerIDs, "a-3") }, false},
+		"another unranked tier": {func(c *task.Customer) { c.Tier = "silver" }, false},
+		"an invalid window added": {func(c *task.Customer) {
+			c.Preferences.Windows = append(c.Preferences.Windows, contact.Window{Start: 60, End: 60})
+		}, false},
+		"calls disliked":        {func(c *task.Customer) { c.Preferences.DislikesCalls = true }, false},
+		"a new primary owner":   {func(c *task.Customer) { c.OwnerIDs = []string{"a-3", "a-2"} }, true},
+		"a new backup owner":    {func(c *task.Customer) { c.OwnerIDs = []string{"a-1", "a-3"} }, true},
+		"the backup owner gone": {func(c *task.Customer) { c.OwnerIDs = c.OwnerIDs[:1] }, true},
+		"a key customer":        {func(c *task.Customer) { c.Tier = "key" }, true},
+		"another language":      {func(c *task.Customer) { c.Preferences.Language = "en" }, true},
+		"another window":        {func(c *task.Customer) { c.Preferences.Windows = []contact.Window{{Start: 600, End: 690}} }, true},
+		"another zone":          {func(c *task.Customer) { c.Preferences.TimeZone = "Asia/Shanghai" }, true},
+		"an opt-out":            {func(c *task.Customer) { c.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_SMS} }, true},
+	} {
+		c := base
+		c.OwnerIDs = append([]string(nil), base.OwnerIDs...)
+		c.Preferences.Windows = append([]contact.Window(nil), base.Preferences.Windows...)
+		tc.change(&c)
+		require.Equal(t, tc.want, rules.Reroutes(base, c), name)
+	}
+	optedOut := base
+	optedOut.Preferences.OptedOut = []typesv1.Channel{typesv1.Channel_CHANNEL_SMS}
+	require.True(t, rules.Reroutes(optedOut, optedOut), "an opt-out kept still withdraws the tasks made on its channel since")
+}

@@ -1,0 +1,14 @@
+-- Issue 15: an active task shows the newest snapshot of its customer that
+-- dispatch keeps (customer_versions) instead of a copy rewritten at every
+-- CustomerUpdated; a task is rewritten only when the update changes what
+-- routing reads. customer_version is the version of the snapshot the task
+-- row holds itself (0: the visit's snapshot, before dispatch kept any), so
+-- that a reader shows the newer of the two. A reader that waited for a
+-- task's lock while a CustomerUpdated rewrote it sees the rewritten row but
+-- the versions as they were when its statement began: the row's own
+-- version says the row is the newer, and the reader shows it (and saves
+-- it back) rather than the version it saw.
+--
+-- A column with a constant default: no table rewrite; the existing rows
+-- read 0 and show the kept version, as they would have.
+ALTER TABLE tasks ADD COLUMN customer_version bigint NOT NULL DEFAULT 0;
