@@ -226,6 +226,12 @@ func loadLedgers(ctx context.Context, tx pgx.Tx, evs []proto.Message) (*ledgers,
 	// service) and those of the services it names, stored or in an event.
 	var coverage []store.EntryKey
 	locks = locks[:0]
+	// The services of ServiceCompleted events too: whether one is stored
+	// decides whether its event was applied before (keyed.go), so two
+	// transactions applying it at once read it in turn.
+	for _, k := range services {
+		locks = append(locks, store.Lock{Kind: store.KindService, EntryKey: k})
+	}
 	for k, v := range l.visits.rows {
 		ids := append([]string{"visit:" + k.ID}, named[k]...)
 		if v.ServiceID != "" {

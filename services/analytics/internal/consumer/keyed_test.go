@@ -2,7 +2,9 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,7 @@ import (
 // VisitPlanned and VisitDue keep no inbox row: visit kv is planned,
 // rescheduled (a second VisitPlanned, another due day), falls due, is
 // attempted from another org unit and falls due again (a retry); visit kw
-// falls due before its VisitPlanned comes.
+// falls due before its VisitPlanned comes; service ks2 names no customer.
 func keyedEvents() []scenario.Event {
 	at := func(day, hour int) *timestamppb.Timestamp {
 		return timestamppb.New(time.Date(2025, time.March, day, hour, 0, 0, 0, time.UTC))
@@ -49,6 +51,8 @@ func keyedEvents() []scenario.Event {
 		due("k-due2", "kv", 6),
 		due("k-wdue", "kw", 9),
 		planned("k-wplan", "kw", 8),
+		{ID: "k-s2", Subject: stream.SubjectServiceCompleted, Msg: &eventsv1.ServiceCompleted{EventId: "k-s2", ServiceId: "ks2", ServiceType: "repair",
+			OrgUnit: "north", CompletedAt: at(2, 10), Product: &typesv1.Product{Category: "dryer"}}},
 	}
 }
 
@@ -82,8 +86,9 @@ func (b bundle) figuresOf(t *testing.T) []string {
 // The events of the keyed subjects keep no inbox row, yet each counts
 // once: held twice in one batch, delivered again in a later batch (an ack
 // lost after the commit: the consumer crashed between the two), again
-// alone, and again after later events moved their visit (the first
-// VisitPlanned of a rescheduled visit, whose due day the second moved).
+// alone, again after later events moved their visit (the first
+// VisitPlanned of a rescheduled visit, whose due day the second moved),
+// and in two transactions at once.
 // Only the events whose entry already holds another event of their kind
 // (the second VisitPlanned and VisitDue of kv) are claimed in the inbox.
 func TestKeyedEventsApplyOnce(t *testing.T) {
@@ -117,7 +122,19 @@ func TestKeyedEventsApplyOnce(t *testing.T) {
 	require.Equal(t, want, b.figuresOf(t), "the first VisitPlanned again, after the visit was rescheduled and attempted")
 	require.Equal(t, []string{"k-att", "k-due2", "k-p2"}, b.rows(t, `SELECT event_id FROM inbox WHERE consumer = 'analytics-events' ORDER BY 1`),
 		"inbox rows: the event that is not keyed, and the second VisitPlanned and VisitDue of kv")
-	require.Equal(t, []string{"k-s"}, b.rows(t, `SELECT event_id FROM services`))
+	require.Equal(t, []string{"k-s", "k-s2"}, b.rows(t, `SELECT event_id FROM services ORDER BY 1`))
+
+	// Two transactions applying the same events at once, from the start.
+	c := setup(t)
+	c.consumer.Batch = 100
+	c.publish(t, evs...)
+	msgs = c.fetchAll(t, len(evs))
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { c.consumer.ProcessBatch(ctx, slices.Clone(msgs)) })
+	}
+	wg.Wait()
+	require.Equal(t, want, c.figuresOf(t), "applied twice at once")
 	require.Equal(t, []string{`kv|{"due": "k-due1", "planned": "k-p1"}`, `kw|{"due": "k-wdue", "planned": "k-wplan"}`},
 		b.rows(t, `SELECT visit_id || '|' || (state->'seen')::text FROM visits ORDER BY 1`))
 }
@@ -171,7 +188,7 @@ func TestRebuildAfterKeyedEventsOutOfOrder(t *testing.T) {
 	require.NoError(t, err)
 	b.publish(t, evs...)
 	msgs := b.fetchAll(t, len(evs))
-	order := []int{0, 2, 1, 3, 4, 5, 6, 7} // k-p2 before k-p1
+	order := []int{0, 2, 1, 3, 4, 5, 6, 7, 8} // k-p2 before k-p1
 	for _, i := range order {
 		b.consumer.Process(ctx, msgs[i])
 	}
@@ -189,4 +206,29 @@ func TestRebuildAfterKeyedEventsOutOfOrder(t *testing.T) {
 		"the replay's inbox")
 	require.Equal(t, counters, b.snapshot(t))
 	require.Equal(t, customers, b.customers(t))
+}
+
+// A ServiceCompleted that names no customer, handled in two transactions
+// at once, counts once: the second reads its service only once the first
+// committed (the service's entry lock).
+func TestKeyedServiceAppliedTwiceAtOnce(t *testing.T) {
+	ctx := context.Background()
+	b := setup(t)
+	const n = 10
+	var evs []scenario.Event
+	for i := range n {
+		id := fmt.Sprintf("k-n%d", i)
+		evs = append(evs, scenario.Event{ID: id, Subject: stream.SubjectServiceCompleted, Msg: &eventsv1.ServiceCompleted{EventId: id,
+			ServiceId: id, ServiceType: "repair", OrgUnit: "north", CompletedAt: timestamppb.New(time.Date(2025, time.March, 1, 10, 0, 0, 0, time.UTC))}})
+	}
+	b.publish(t, evs...)
+	for _, m := range b.fetchAll(t, n) {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() { b.consumer.Process(ctx, m) })
+		}
+		wg.Wait()
+	}
+	require.Equal(t, n, b.count(t, `SELECT sum(n)::int FROM daily WHERE metric = 'service.completed'`))
+	require.Equal(t, n, b.count(t, `SELECT count(*) FROM services WHERE event_id = service_id`))
 }
