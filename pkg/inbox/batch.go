@@ -154,7 +154,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 				return err
 			}
 		}
-		claimed, err := c.claim(work, tx, ids)
+		claimed, err := c.claim(work, tx, msgs, ids)
 		if err != nil {
 			return err
 		}
@@ -195,7 +195,12 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 					return err // the transaction itself broke, or it waits on another
 				}
 				c.Log.DebugContext(work, "handler failed in a batch; handling the message alone", "consumer", c.Durable, "event_id", id, "err", err)
-				giveBack = append(giveBack, id)
+				if !c.keyed(m) {
+					// A keyed message has no entry of the batch's to give
+					// back (an entry it claimed went with its savepoint;
+					// one claimed before must stay).
+					giveBack = append(giveBack, id)
+				}
 				alone = append(alone, m)
 				continue
 			}
@@ -206,7 +211,7 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 		if err := flushGathered(wctx, tx, gath); err != nil {
 			return err
 		}
-		if len(giveBack) > 0 && !c.Idempotent {
+		if len(giveBack) > 0 {
 			if _, err := tx.Exec(work, `DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2)`, c.Durable, giveBack); err != nil {
 				return fmt.Errorf("inbox: give back %d events: %w", len(giveBack), err)
 			}
@@ -234,22 +239,34 @@ func (c *Consumer) ProcessBatch(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
-// claim writes the inbox entries of a batch's event ids in one statement
-// and returns the ids that had none (seen for the first time). An
-// idempotent consumer writes none: every id is its own.
-func (c *Consumer) claim(ctx context.Context, tx *postgres.Pipeline, ids []string) ([]string, error) {
+// claim writes the inbox entries of a batch's event ids (ids[i] is the id
+// of msgs[i]) in one statement and returns the ids that had none (seen for
+// the first time). A keyed message (Idempotent, Keyed) gets none: its id
+// is its own.
+func (c *Consumer) claim(ctx context.Context, tx *postgres.Pipeline, msgs []jetstream.Msg, ids []string) ([]string, error) {
 	if c.Idempotent {
 		return ids, nil
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id`, c.Durable, ids)
+	var keyed, entered []string
+	for i, m := range msgs {
+		if c.keyed(m) {
+			keyed = append(keyed, ids[i])
+		} else {
+			entered = append(entered, ids[i])
+		}
+	}
+	if len(entered) == 0 {
+		return keyed, nil
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id`, c.Durable, entered)
 	if err != nil {
-		return nil, fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+		return nil, fmt.Errorf("inbox: claim %d events: %w", len(entered), err)
 	}
 	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("inbox: claim %d events: %w", len(ids), err)
+		return nil, fmt.Errorf("inbox: claim %d events: %w", len(entered), err)
 	}
-	return claimed, nil
+	return append(claimed, keyed...), nil
 }
 
 // savepoints are the names of the messages' savepoints in a batch, taken

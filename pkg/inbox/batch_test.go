@@ -564,3 +564,71 @@ func TestIdempotentConsumerClaimsWhatIsNotKeyed(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, first)
 }
+
+// TestKeyedMessagesKeepNoInbox: a consumer whose effects are keyed for
+// some messages only (Keyed) writes the inbox entries of the others, as any
+// consumer does, and none of the keyed ones unless their handler claims
+// them (inbox.Claim). Every message is applied once, whether held twice in
+// a batch, in two batches at once, redelivered in a batch or alone; a
+// keyed message that fails in a batch after it was claimed before keeps
+// its entry (the batch gives back only the entries it wrote).
+func TestKeyedMessagesKeepNoInbox(t *testing.T) {
+	b := setup(t)
+	_, err := b.pool.Exec(b.ctx, `CREATE TABLE keyed_effects (id text PRIMARY KEY, body text NOT NULL)`)
+	require.NoError(t, err)
+	var failClaimed atomic.Bool
+	c := b.consumer(func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		body := string(msg.Data())
+		switch {
+		case strings.HasPrefix(body, "keyed-claimed"): // keyed, but this one's effect is not
+			if failClaimed.Load() {
+				return errors.New("failing for the test")
+			}
+			first, err := inbox.Claim(ctx, tx)
+			if err != nil || !first {
+				return err
+			}
+			return record(ctx, tx, msg)
+		case strings.HasPrefix(body, "keyed"):
+			_, err := tx.Exec(ctx, `INSERT INTO keyed_effects (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING`, inbox.EventIDFrom(ctx), body)
+			return err
+		}
+		first, err := inbox.Claim(ctx, tx) // the consumer wrote its entry: true, nothing written
+		if err != nil || !first {
+			return fmt.Errorf("claim of a message that is not keyed: %v, %w", first, err)
+		}
+		return record(ctx, tx, msg)
+	})
+	c.Batch = 10
+	c.Keyed = func(msg jetstream.Msg) bool { return strings.HasPrefix(string(msg.Data()), "keyed") }
+	bodies := []string{"keyed-0", "append-1", "keyed-claimed-2", "append-3", "keyed-4", "append-5"}
+	for i, body := range bodies {
+		b.publish(t, fmt.Sprintf("e-%d", i), body)
+	}
+	msgs := fetch(t, b.durable(t, 0), len(bodies))
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { c.ProcessBatch(b.ctx, append(slices.Clone(msgs), msgs[0], msgs[1], msgs[2])) })
+	}
+	wg.Wait()
+	c.ProcessBatch(b.ctx, msgs)
+	for _, m := range msgs {
+		c.Process(b.ctx, m)
+	}
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM effects`), "each appending message once")
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM keyed_effects`))
+	rows, err := b.pool.Query(b.ctx, `SELECT event_id FROM inbox WHERE consumer = 'svc-test' ORDER BY 1`)
+	require.NoError(t, err)
+	entries, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"e-1", "e-2", "e-3", "e-5"}, entries,
+		"the entries of the messages that are not keyed and of the keyed one its handler claimed")
+
+	// A redelivered keyed message that fails in a batch is handled alone
+	// (and fails there too); its entry, claimed before, stays.
+	failClaimed.Store(true)
+	c.MaxDeliver = 1
+	c.ProcessBatch(b.ctx, []jetstream.Msg{msgs[0], msgs[2]})
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM inbox WHERE event_id = 'e-2'`), "the entry claimed before stays")
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM effects`))
+}

@@ -163,6 +163,14 @@ type Consumer struct {
 	// (Claim). A consumer that counts or publishes otherwise is not
 	// idempotent.
 	Idempotent bool
+	// Keyed, when set, says which messages are idempotent in the sense of
+	// Idempotent while the others are not (a consumer of several subjects
+	// whose effects are keyed for some subjects only): the consumer writes
+	// no inbox entry for a message it reports true for, and that message's
+	// handler claims it (Claim) when its effect is not keyed after all; the
+	// other messages keep their entries, written by the consumer as for any
+	// consumer. Idempotent set makes every message keyed.
+	Keyed func(msg jetstream.Msg) bool
 
 	trouble *loop.Trouble
 	// forgetKick wakes Forget's purge after acknowledgements (nil when the
@@ -572,7 +580,7 @@ func (c *Consumer) Process(ctx context.Context, msg jetstream.Msg) {
 		hctx, after := withAfterCommit(work)
 		hctx, writes := outbox.Track(hctx)
 		hctx, gath := withGather(hctx)
-		err := c.inTx(work, id, func(tx pgx.Tx) error {
+		err := c.inTx(work, id, c.keyed(msg), func(tx pgx.Tx) error {
 			if err := c.handle(hctx, tx, msg); err != nil {
 				return err
 			}
@@ -704,10 +712,16 @@ func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) (er
 			err = fmt.Errorf("inbox: handler panicked: %v", p)
 		}
 	}()
-	if c.Idempotent {
+	if c.keyed(msg) {
 		ctx = context.WithValue(ctx, claimKey{}, c.Durable)
 	}
 	return c.Handle(ctx, tx, msg)
+}
+
+// keyed tells whether msg keeps no inbox entry of the consumer's own
+// (Idempotent, Keyed).
+func (c *Consumer) keyed(msg jetstream.Msg) bool {
+	return c.Idempotent || (c.Keyed != nil && c.Keyed(msg))
 }
 
 // claimKey is the context key under which a handler of an Idempotent
@@ -722,8 +736,9 @@ type claimKey struct{}
 // inbox entries of its own: its handler claims the messages whose effect
 // is not keyed by the event (an erasure's redaction and audit entry)
 // before it applies them, and the others keep no entry. Under a consumer
-// that is not Idempotent (its entry is written already) or outside a
-// handler, Claim writes nothing and reports true.
+// that is not Idempotent (its entry is written already), for a message it
+// does not report Keyed, or outside a handler, Claim writes nothing and
+// reports true.
 func Claim(ctx context.Context, tx pgx.Tx) (bool, error) {
 	durable, _ := ctx.Value(claimKey{}).(string)
 	id := EventIDFrom(ctx)
@@ -786,15 +801,16 @@ func (c *Consumer) kickForget() {
 	}
 }
 
-// inTx runs fn in a transaction that first claims id in the inbox.
-func (c *Consumer) inTx(ctx context.Context, id string, fn func(pgx.Tx) error) error {
+// inTx runs fn in a transaction that first claims id in the inbox, unless
+// the message is keyed (it keeps no entry).
+func (c *Consumer) inTx(ctx context.Context, id string, keyed bool, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
 		if c.Fence != nil {
 			if err := c.Fence(ctx, tx); err != nil {
 				return err
 			}
 		}
-		if !c.Idempotent {
+		if !keyed {
 			tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.Durable, id)
 			if err != nil {
 				return fmt.Errorf("inbox: claim %s: %w", id, err)

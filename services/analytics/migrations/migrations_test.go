@@ -35,3 +35,26 @@ func TestUpgradeCarriesImprovementTargetsOver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a improvement 80", "b coverage 70", "b improvement 95"}, got)
 }
+
+// The services stored before 011 keep their columns and have no event id:
+// their ServiceCompleted was applied with an inbox row, which a redelivery
+// finds (the consumer's TestKeyedEventsOfEntriesStoredBefore).
+func TestUpgradeLeavesStoredServicesWithoutEventID(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "analytics",
+		app.Migrations("analytics", servicetest.MigrationsBefore(t, migrations.FS, "011"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO services (tenant_id, service_id, product_category, vehicle_model, plate_masked, advisor)
+VALUES ('default', 's1', 'washer', 'A4', '沪A***45', 'st1')`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "analytics", postgres.Migrations{Set: "analytics", FS: migrations.FS}))
+
+	var got string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT concat_ws('|', service_id, product_category, vehicle_model, plate_masked, advisor, coalesce(event_id, 'null')) FROM services`).Scan(&got))
+	require.Equal(t, "s1|washer|A4|沪A***45|st1|null", got)
+	var requests int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM rebuild_requests WHERE reason LIKE '011%'`).Scan(&requests))
+	require.Zero(t, requests, "no rebuild: the services keep what they had")
+}

@@ -62,7 +62,7 @@ func (m *move) add(ds []rollup.Delta) { m.counters = append(m.counters, ds...) }
 func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Message) error {
 	switch e := ev.(type) {
 	case *eventsv1.ServiceCompleted:
-		return completeService(m, e)
+		return completeService(ctx, tx, m, e)
 	case *eventsv1.VisitLogged:
 		if err := rollup.CheckVisitLogged(e); err != nil {
 			return err
@@ -106,6 +106,13 @@ func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Messa
 		*eventsv1.ImprovementPlanSet, *eventsv1.ImprovementMeasureCompleted:
 		return moveComplaint(m, e.(rollup.ComplaintEvent))
 	case *eventsv1.VisitDue:
+		k, err := visitKey(e)
+		if err != nil {
+			return err
+		}
+		if first, err := firstVisitEvent(ctx, tx, m, k, true); err != nil || !first {
+			return err
+		}
 		v, err := moveVisit(m, e)
 		if err != nil {
 			return err
@@ -127,7 +134,20 @@ func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Messa
 			}
 		}
 		return nil
-	case *eventsv1.VisitPlanned, *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
+	case *eventsv1.VisitPlanned:
+		k, err := visitKey(e)
+		if err != nil {
+			return err
+		}
+		if first, err := firstVisitEvent(ctx, tx, m, k, false); err != nil || !first {
+			return err
+		}
+		v, err := moveVisit(m, e)
+		if err != nil {
+			return err
+		}
+		return a.saveRound(ctx, tx, v, nil)
+	case *eventsv1.VisitCancelled, *eventsv1.VisitAssigned, *eventsv1.VisitAttempted, *eventsv1.VisitUnreachable:
 		v, err := moveVisit(m, e.(rollup.VisitEvent))
 		if err != nil {
 			return err
@@ -262,12 +282,15 @@ func moveComplaint(m *move, ev rollup.ComplaintEvent) error {
 // completeService remembers the service's product (and car and advisor)
 // and its customer's latest service, and counts the service and, when it
 // won its customer back, the customer (seed 000).
-func completeService(m *move, ev *eventsv1.ServiceCompleted) error {
+func completeService(ctx context.Context, tx pgx.Tx, m *move, ev *eventsv1.ServiceCompleted) error {
 	if err := rollup.CheckService(ev); err != nil {
 		return err
 	}
 	tenantID := tenant.Of(ev)
 	k := store.EntryKey{Tenant: tenantID, ID: ev.GetServiceId()}
+	if first, err := firstService(ctx, tx, m, k); err != nil || !first {
+		return err
+	}
 	s, ok := m.l.services.get(k)
 	if !ok {
 		return errNotInSet

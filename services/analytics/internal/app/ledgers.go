@@ -38,11 +38,14 @@ var errNotInSet = errors.New("app: an entry the event moves is not in the batch'
 
 // ledgers is the ledger entries a batch (or one event) reads and moves.
 type ledgers struct {
-	visits     table[rollup.Visit]
-	coverage   table[rollup.ServiceCoverage]
-	services   table[store.Service]
-	customers  table[rollup.Customer]
-	complaints table[rollup.Complaint]
+	visits   table[rollup.Visit]
+	coverage table[rollup.ServiceCoverage]
+	services table[store.Service]
+	// newServices are the services not stored when the state was read:
+	// no ServiceCompleted of theirs was applied before (keyed.go).
+	newServices map[store.EntryKey]bool
+	customers   table[rollup.Customer]
+	complaints  table[rollup.Complaint]
 	// churn is whether the visits of the batch's records and churn calls
 	// are churn cases and whether their record is filled in: a record of a
 	// visit that is not an open churn case fills in nothing, and sends
@@ -223,6 +226,12 @@ func loadLedgers(ctx context.Context, tx pgx.Tx, evs []proto.Message) (*ledgers,
 	// service) and those of the services it names, stored or in an event.
 	var coverage []store.EntryKey
 	locks = locks[:0]
+	// The services of ServiceCompleted events too: whether one is stored
+	// decides whether its event was applied before (keyed.go), so two
+	// transactions applying it at once read it in turn.
+	for _, k := range services {
+		locks = append(locks, store.Lock{Kind: store.KindService, EntryKey: k})
+	}
 	for k, v := range l.visits.rows {
 		ids := append([]string{"visit:" + k.ID}, named[k]...)
 		if v.ServiceID != "" {
@@ -251,11 +260,14 @@ func loadLedgers(ctx context.Context, tx pgx.Tx, evs []proto.Message) (*ledgers,
 	}
 	// A service not stored is known, with no product.
 	l.services.rows = make(map[store.EntryKey]store.Service, len(services))
+	l.newServices = make(map[store.EntryKey]bool, len(services))
 	for _, k := range services {
 		l.services.rows[k] = store.Service{EntryKey: k}
+		l.newServices[k] = true
 	}
 	for k, s := range stored {
 		l.services.rows[k] = s
+		delete(l.newServices, k)
 	}
 	return l, nil
 }

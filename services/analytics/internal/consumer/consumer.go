@@ -49,11 +49,24 @@ var Events = inbox.Events{
 // Subjects are the subjects of Events, sorted.
 var Subjects = slices.Sorted(maps.Keys(Events))
 
+// Keyed tells whether the events of subject keep no inbox row: every
+// ingested event brings one of each of these, and their effects are keyed
+// by the event (app/keyed.go: the entry they move keeps their id, or they
+// are claimed in the inbox when it cannot).
+func Keyed(subject string) bool {
+	switch subject {
+	case stream.SubjectServiceCompleted, stream.SubjectVisitPlanned, stream.SubjectVisitDue:
+		return true
+	}
+	return false
+}
+
 // New returns the durable consumer of Events: each event goes to
 // a.ApplyEventTx in the inbox's transaction; one that does not decode, or
 // that the use case refuses, is dead-lettered. A batch locks and reads the
 // ledger entries its events move at once, and writes them at once before
-// its commit (app.PrepareEvents). The runtime (rt.Consume) or a test fills
+// its commit (app.PrepareEvents). The events of the Keyed subjects keep no
+// inbox row. The runtime (rt.Consume) or a test fills
 // in its service, pool, JetStream and logger. Every transaction it opens, a
 // dead letter's included, is fenced by the leader's lease (a.Fence).
 func New(a *app.App) *inbox.Consumer {
@@ -70,5 +83,6 @@ func New(a *app.App) *inbox.Consumer {
 		return a.PrepareEvents(ctx, tx, evs)
 	}
 	c.Fence = a.Fence
+	c.Keyed = func(msg jetstream.Msg) bool { return Keyed(msg.Subject()) }
 	return c
 }

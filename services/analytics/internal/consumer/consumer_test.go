@@ -94,8 +94,9 @@ func (b bundle) publish(t *testing.T, evs ...scenario.Event) {
 	}
 }
 
-// waitHandled waits until the consumer has handled (inbox rows) or
-// dead-lettered (rejected rows) n distinct events.
+// waitHandled waits until the consumer has handled (inbox rows, or the
+// ids the services and visits keep of the events that keep no inbox row)
+// or dead-lettered (rejected rows) n distinct events.
 func (b bundle) waitHandled(t *testing.T, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return b.handled(t) >= n }, 60*time.Second, 20*time.Millisecond)
@@ -106,7 +107,10 @@ func (b bundle) handled(t *testing.T) int {
 	t.Helper()
 	var got int
 	err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM (
-  SELECT event_id FROM inbox WHERE consumer = $1 UNION SELECT event_id FROM rejected_events) x`, consumer.Durable).Scan(&got)
+  SELECT event_id FROM inbox WHERE consumer = $1 UNION SELECT event_id FROM rejected_events
+  UNION SELECT event_id FROM services WHERE event_id IS NOT NULL
+  UNION SELECT state->'seen'->>'planned' FROM visits WHERE state->'seen' ? 'planned'
+  UNION SELECT state->'seen'->>'due' FROM visits WHERE state->'seen' ? 'due') x`, consumer.Durable).Scan(&got)
 	if err != nil {
 		return -1
 	}

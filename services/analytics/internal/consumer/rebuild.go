@@ -226,8 +226,8 @@ func (r *replay) round(ctx context.Context) (int, uint64, error) {
 var errRetryBatch = errors.New("consumer: replay: bad input in the batch; trying it again without")
 
 // replayOne applies one replayed message within tx as the consumer does:
-// its inbox row (a duplicate changes nothing) and the event through
-// app.ApplyEventTx; bad input comes back as the *invalid.Error. A message
+// its inbox row unless it is Keyed (a duplicate changes nothing) and the
+// event through app.ApplyEventTx; bad input comes back as the *invalid.Error. A message
 // known to be bad (bad set) is refused instead: recorded in rejected_events
 // with its dead letter (in the shadow tables: the swap publishes only the
 // new ones), without an inbox row, as the consumer does.
@@ -236,9 +236,14 @@ func (g *Gate) replayOne(ctx context.Context, tx pgx.Tx, msg jetstream.Msg, bad 
 	if bad != nil {
 		return g.refuse(ctx, tx, msg, id, bad)
 	}
-	claimed, err := store.ClaimEvent(ctx, tx, Durable, id)
-	if err != nil || !claimed {
-		return err
+	if Keyed(msg.Subject()) {
+		// Claimed only when its entry cannot tell, as the consumer does.
+		ctx = app.Replaying(ctx, Durable, id)
+	} else {
+		claimed, err := store.ClaimEvent(ctx, tx, Durable, id)
+		if err != nil || !claimed {
+			return err
+		}
 	}
 	ev, err := Events.Decode(msg.Subject(), msg.Data())
 	if err != nil {

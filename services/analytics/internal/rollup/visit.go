@@ -41,6 +41,18 @@ type Visit struct {
 	Late      bool `json:"late,omitempty"`
 	Attempted bool `json:"attempted,omitempty"`
 	Answered  bool `json:"answered,omitempty"`
+	// Seen holds the ids of the events that moved the visit without an
+	// inbox row: the consumer's bookkeeping, not the visit's (Apply leaves
+	// it alone, no figure reads it).
+	Seen Seen `json:"seen,omitzero"`
+}
+
+// Seen is the first VisitPlanned and the first VisitDue applied to a
+// visit, by event id (empty for one applied before the ids were kept): a
+// redelivery of either finds its id here and changes nothing.
+type Seen struct {
+	Planned string `json:"planned,omitempty"`
+	Due     string `json:"due,omitempty"`
 }
 
 // Logged reports whether a record of the visit was logged.

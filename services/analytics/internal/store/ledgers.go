@@ -259,6 +259,10 @@ WHERE c.tenant_id = k.t AND c.service_id = k.s`, tenants, ids); err != nil {
 // (seed 000 auto), the car, its plate masked and the staff who served.
 type Service struct {
 	EntryKey
+	// EventID is the id of the ServiceCompleted that stored the service
+	// (a redelivery of it changes nothing); empty for a service stored
+	// before it was kept, whose event kept an inbox row instead.
+	EventID         string
 	ProductCategory string
 	// VehicleModel, PlateMasked and Advisor are kept as they are stored
 	// when all three are empty (the service's event named none of them).
@@ -266,20 +270,21 @@ type Service struct {
 }
 
 // Services returns the services keys name that are stored (their product
-// category only: Services are read for it), by key.
+// category and the id of the event that stored them only: Services are
+// read for them), by key.
 func Services(ctx context.Context, db postgres.Querier, keys []EntryKey) (map[EntryKey]Service, error) {
 	out := make(map[EntryKey]Service, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
 	tenants, ids := keyColumns(keys)
-	rows, err := db.Query(ctx, `SELECT s.tenant_id, s.service_id, s.product_category FROM services s
+	rows, err := db.Query(ctx, `SELECT s.tenant_id, s.service_id, s.product_category, coalesce(s.event_id, '') FROM services s
 JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON s.tenant_id = k.t AND s.service_id = k.id`, tenants, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: services: %w", translate(err))
 	}
 	var s Service
-	if _, err := pgx.ForEachRow(rows, []any{&s.Tenant, &s.ID, &s.ProductCategory}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&s.Tenant, &s.ID, &s.ProductCategory, &s.EventID}, func() error {
 		out[s.EntryKey] = s
 		return nil
 	}); err != nil {
@@ -289,29 +294,30 @@ JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON s.tenant_id = k.t AND s.servi
 }
 
 // SaveServices writes the services in one statement: the product
-// category, and the car and advisor unless all three are empty; each
+// category, and the car and advisor unless all three are empty, and the
+// id of the event that stored a new one (never changed after); each
 // service must come once.
 func SaveServices(ctx context.Context, db postgres.Querier, ss []Service) error {
 	if len(ss) == 0 {
 		return nil
 	}
 	ss = slices.SortedFunc(slices.Values(ss), func(a, b Service) int { return a.EntryKey.Compare(b.EntryKey) })
-	cols := make([][]string, 6)
+	cols := make([][]string, 7)
 	for i := range cols {
 		cols[i] = make([]string, len(ss))
 	}
 	for i, s := range ss {
-		for j, v := range []string{s.Tenant, s.ID, s.ProductCategory, s.VehicleModel, s.PlateMasked, s.Advisor} {
+		for j, v := range []string{s.Tenant, s.ID, s.ProductCategory, s.VehicleModel, s.PlateMasked, s.Advisor, s.EventID} {
 			cols[j][i] = v
 		}
 	}
-	if _, err := db.Exec(ctx, `INSERT INTO services AS s (tenant_id, service_id, product_category, vehicle_model, plate_masked, advisor)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+	if _, err := db.Exec(ctx, `INSERT INTO services AS s (tenant_id, service_id, product_category, vehicle_model, plate_masked, advisor, event_id)
+SELECT t, id, p, m, pl, a, NULLIF(e, '') FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS k(t, id, p, m, pl, a, e)
 ON CONFLICT (tenant_id, service_id) DO UPDATE SET product_category = EXCLUDED.product_category,
   vehicle_model = CASE WHEN EXCLUDED.vehicle_model || EXCLUDED.plate_masked || EXCLUDED.advisor = '' THEN s.vehicle_model ELSE EXCLUDED.vehicle_model END,
   plate_masked = CASE WHEN EXCLUDED.vehicle_model || EXCLUDED.plate_masked || EXCLUDED.advisor = '' THEN s.plate_masked ELSE EXCLUDED.plate_masked END,
   advisor = CASE WHEN EXCLUDED.vehicle_model || EXCLUDED.plate_masked || EXCLUDED.advisor = '' THEN s.advisor ELSE EXCLUDED.advisor END`,
-		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]); err != nil {
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6]); err != nil {
 		return fmt.Errorf("store: save %d services: %w", len(ss), translate(err))
 	}
 	return nil

@@ -170,14 +170,30 @@ func Refused(ctx context.Context, db postgres.Querier, source, eventID string) (
 // Unreplayed counts the events the live tables applied (the consumer's
 // live inbox) that the shadow's replay neither applied nor refused, and
 // the earliest time one of them was handled: the stream no longer holds
-// them.
+// them. An event the live consumer claimed in the inbox may have been
+// applied by the replay without a row, keeping its id in the entry it
+// moved instead (a service's event_id, a visit's seen ids: the live
+// consumer applied a visit's two VisitPlanned in the other order, or
+// claimed events of those subjects before their ids were kept): only when
+// the inboxes differ, those ids are looked up too (a scan of the shadow's
+// services and visits).
 func Unreplayed(ctx context.Context, db postgres.Querier, live, shadow, consumer string) (n int64, earliest time.Time, err error) {
+	const notReplayed = ` FROM %s l WHERE l.consumer = $1
+AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.consumer = l.consumer AND s.event_id = l.event_id)
+AND NOT EXISTS (SELECT 1 FROM %s r WHERE r.event_id = l.event_id)`
+	from := fmt.Sprintf(notReplayed, ident(live, "inbox"), ident(shadow, "inbox"), ident(shadow, "rejected_events"))
 	var at *time.Time
-	err = db.QueryRow(ctx, `SELECT count(*), min(l.handled_at) FROM `+ident(live, "inbox")+` l WHERE l.consumer = $1
-AND NOT EXISTS (SELECT 1 FROM `+ident(shadow, "inbox")+` s WHERE s.consumer = l.consumer AND s.event_id = l.event_id)
-AND NOT EXISTS (SELECT 1 FROM `+ident(shadow, "rejected_events")+` r WHERE r.event_id = l.event_id)`, consumer).Scan(&n, &at)
-	if err != nil {
+	if err := db.QueryRow(ctx, `SELECT count(*), min(l.handled_at)`+from, consumer).Scan(&n, &at); err != nil {
 		return 0, time.Time{}, fmt.Errorf("store: events not replayed: %w", translate(err))
+	}
+	if n > 0 {
+		err = db.QueryRow(ctx, `SELECT count(*), min(l.handled_at)`+from+`
+AND NOT EXISTS (SELECT 1 FROM `+ident(shadow, "services")+` s WHERE s.event_id = l.event_id)
+AND NOT EXISTS (SELECT 1 FROM `+ident(shadow, "visits")+` v WHERE v.state->'seen'->>'planned' = l.event_id)
+AND NOT EXISTS (SELECT 1 FROM `+ident(shadow, "visits")+` v WHERE v.state->'seen'->>'due' = l.event_id)`, consumer).Scan(&n, &at)
+		if err != nil {
+			return 0, time.Time{}, fmt.Errorf("store: events not replayed: %w", translate(err))
+		}
 	}
 	if at != nil {
 		earliest = *at
