@@ -212,15 +212,19 @@ func TestRestreamedAfterTheFloorRoseRepublishes(t *testing.T) {
 	require.Equal(t, []string{"e-0", "e-1", "e-2"}, idsOf(t, b, stream.EventsStream))
 }
 
-// Purge reads the rows from the oldest: it passes quarantined rows,
-// deletes the rows published before the cutoff, and stops at the first
-// row published after it or not yet published.
+// Purge reads the rows from the oldest: it passes quarantined rows and
+// rows written before the cutoff and published after it (published again
+// after their stream was created anew), deletes the rows published before
+// the cutoff, and stops at the first row not yet published or written and
+// published after the cutoff.
 func TestPurgeWalksFromTheOldest(t *testing.T) {
 	b := setup(t)
-	for _, id := range []string{"refused", "old-1", "old-2", "waiting", "old-3"} {
+	for _, id := range []string{"refused", "again", "old-1", "old-2", "waiting", "old-3"} {
 		add(t, b, id, id)
 	}
 	_, err := b.pool.Exec(b.ctx, `UPDATE outbox SET quarantined_at = now() - interval '3 days', quarantine_reason = 'refused' WHERE id = 'refused'`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET created_at = now() - interval '3 days', published_at = now() - interval '1 hour' WHERE id = 'again'`)
 	require.NoError(t, err)
 	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = now() - interval '2 days' WHERE id LIKE 'old-%'`)
 	require.NoError(t, err)
@@ -230,15 +234,15 @@ func TestPurgeWalksFromTheOldest(t *testing.T) {
 	require.Equal(t, 2, n)
 	var left []string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT array_agg(id ORDER BY seq) FROM outbox`).Scan(&left))
-	require.Equal(t, []string{"refused", "waiting", "old-3"}, left, "old-3 waits for the row before it")
+	require.Equal(t, []string{"refused", "again", "waiting", "old-3"}, left, "old-3 waits for the row before it")
 	_, err = b.pool.Exec(b.ctx, `UPDATE outbox SET published_at = now() - interval '1 hour' WHERE id = 'waiting'`)
 	require.NoError(t, err)
 	n, err = outbox.Purge(b.ctx, b.pool, cutoff, 100)
 	require.NoError(t, err)
-	require.Zero(t, n, "a row published after the cutoff stops the walk")
+	require.Zero(t, n, "a row written and published after the cutoff stops the walk")
 	n, err = outbox.Purge(b.ctx, b.pool, time.Now(), 100)
 	require.NoError(t, err)
-	require.Equal(t, 2, n)
+	require.Equal(t, 3, n)
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT array_agg(id ORDER BY seq) FROM outbox`).Scan(&left))
 	require.Equal(t, []string{"refused"}, left)
 }

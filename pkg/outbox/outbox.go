@@ -945,20 +945,23 @@ const jsErrCodeStreamHeaderExceedsMaximum jetstream.ErrorCode = 10097
 
 // Purge deletes at most limit published rows published before cutoff
 // (OUTBOX_RETENTION); unpublished and quarantined rows stay. No index
-// reads published_at (the mark is an update in place): it reads the rows
-// in the order of the primary key, from the oldest and past the
-// quarantined ones, and deletes those up to the first row published after
-// cutoff or not yet published. Rows are published in about the order of
-// their seq, so what lies past that row was mostly published after cutoff
-// too; a row published earlier behind it (a late commit, a row behind
-// others published again after its stream was created anew) is deleted
-// once the rows before it are.
+// reads published_at (the mark is an update in place): it reads at most
+// limit rows in the order of the primary key, from the oldest and past
+// the quarantined ones, and deletes those published before cutoff up to
+// the first row not yet published or written and published after cutoff
+// (rows are written in about the order of their seq, and published after
+// they were written: no row past that one was published before cutoff,
+// save a row of a transaction that took its seq before others and
+// committed after them, deleted once the rows before it are). A row
+// written before cutoff and published after it (published again after its
+// stream was created anew) is passed and kept.
 func Purge(ctx context.Context, db postgres.Querier, cutoff time.Time, limit int) (int, error) {
 	tag, err := db.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY (ARRAY(
 SELECT seq FROM (
-  SELECT seq, bool_and(coalesce(published_at < $1, false)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS old
-  FROM (SELECT seq, published_at FROM outbox WHERE published_at IS NOT NULL OR quarantined_at IS NULL ORDER BY seq LIMIT $2) oldest
-) walk WHERE old))`, cutoff, limit)
+  SELECT seq, published_at,
+    bool_and(published_at IS NOT NULL AND (published_at < $1 OR created_at < $1)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS walked
+  FROM (SELECT seq, published_at, created_at FROM outbox WHERE published_at IS NOT NULL OR quarantined_at IS NULL ORDER BY seq LIMIT $2) oldest
+) walk WHERE walked AND published_at < $1))`, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: purge: %w", err)
 	}
