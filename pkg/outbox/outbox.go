@@ -316,8 +316,17 @@ func (r *Relay) relay(ctx context.Context, rounds int) (int, error) {
 	)
 	// The floors are read with the lock: only the lock's holder raises
 	// them, and floors read a moment before the last holder raised them
-	// are lower, which finds the same rows.
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1)), xid_floor, seq_floor FROM outbox_relay`, key).Scan(&locked, &f.xid, &f.seq); err != nil {
+	// are lower, which finds the same rows. The session, while it holds
+	// the lock, plans no sequential scan where an index serves: on an
+	// outbox not analyzed since it was empty (a fresh schema, until
+	// autovacuum comes) the planner cannot tell how few rows are above
+	// the floors and would read the whole table for every round (no
+	// partial index of the unpublished rows decides for it any more).
+	// Nor does it compile a plan (JIT), which the cost of a sequential
+	// scan left where no index serves would set off.
+	if err := conn.QueryRow(ctx, `SELECT locked, CASE WHEN locked THEN set_config('enable_seqscan', 'off', false) || set_config('jit', 'off', false) END,
+  xid_floor, seq_floor
+FROM (SELECT pg_try_advisory_lock(hashtext($1)) AS locked) l, outbox_relay`, key).Scan(&locked, nil, &f.xid, &f.seq); err != nil {
 		conn.Release()
 		return 0, fmt.Errorf("outbox: relay: lock: %w", err)
 	}
@@ -330,7 +339,7 @@ func (r *Relay) relay(ctx context.Context, rounds int) (int, error) {
 		// it back is closed, which does.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1))`, key); err != nil {
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1)), set_config('enable_seqscan', NULL, false), set_config('jit', NULL, false)`, key); err != nil {
 			_ = conn.Conn().Close(uctx)
 		}
 		conn.Release()
@@ -616,7 +625,7 @@ WHERE (xid >= $1 OR seq > $2) AND published_at IS NULL AND quarantined_at IS NUL
 }
 
 // raiseSQL raises the floors to $1 and $2 (never lowering xid_floor).
-const raiseSQL = `UPDATE outbox_relay SET xid_floor = $1, seq_floor = $2 WHERE xid_floor <= $1`
+const raiseSQL = `UPDATE outbox_relay SET xid_floor = $1, seq_floor = $2 WHERE one AND xid_floor <= $1`
 
 // raise raises the floors to to in a statement of its own.
 func (r *Relay) raise(ctx context.Context, conn *pgxpool.Conn, to floors) error {
