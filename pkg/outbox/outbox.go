@@ -598,11 +598,12 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int, f 
 	return total, nil
 }
 
-// catchUp raises the floors (f, also in outbox_relay) when every
-// unpublished row is on its way or published: it reads the unpublished
-// rows, all of them unless more than a round, after noting the oldest
-// transaction still running; if there are none, the floors rise to it. If
-// there are some, they are read again as a round of their own next.
+// catchUp raises the floors (f, also in outbox_relay) when nothing is on
+// its way: it notes the oldest transaction still running, then looks
+// whether any unpublished row is left; if none is, every transaction below
+// it had ended and its rows are published, and the floors rise to it. If
+// some are, the drain reads them next, from the oldest, as a round of its
+// own (which raises the floors once marked).
 func (r *Relay) catchUp(ctx context.Context, conn *pgxpool.Conn, f *floors) error {
 	var xmin uint64
 	if err := conn.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&xmin); err != nil {
