@@ -2,6 +2,24 @@
 // describe and relays them to JetStream afterwards, so that no event is
 // published that the database did not commit and none is lost when a process
 // dies between the commit and the publish.
+//
+// Marking a row published is an update in place (HOT): no index reads
+// published_at, so the mark writes no index entry and its row stays on its
+// page (migration 005). The relay finds the unpublished rows through two
+// floors kept in outbox_relay instead: every row whose xid (the
+// transaction that wrote it, or that last made it unpublished again) is
+// below xid_floor and whose seq is not above seq_floor is published or
+// quarantined. A round that read, in one statement, every unpublished row
+// not on its way (from the oldest; or behind the cursor, seq_floor then
+// being the cursor) raises xid_floor, once that round and all before it
+// are marked, to the oldest transaction still running when it read
+// (pg_snapshot_xmin): every transaction below it had ended, so its rows
+// were visible to that read, and a transaction still open, which may have
+// taken its seq before rows already read and commit after them, is never
+// below it. A row made unpublished again takes that transaction as its xid
+// (Restreamed sets it, a trigger does for any other statement), so it is
+// above the floor until published again. The unpublished rows are then a
+// few entries of the index on xid and of the primary key.
 package outbox
 
 import (
@@ -13,6 +31,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -248,7 +267,8 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) look(ctx context.Context) (int, error) {
 	if !r.woken.Swap(false) {
 		var waiting bool
-		if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM outbox WHERE published_at IS NULL AND quarantined_at IS NULL)`).Scan(&waiting); err != nil {
+		if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM outbox
+WHERE (xid >= outbox_xid_floor() OR seq > outbox_seq_floor()) AND published_at IS NULL AND quarantined_at IS NULL)`).Scan(&waiting); err != nil {
 			return 0, fmt.Errorf("outbox: relay: look: %w", err)
 		}
 		if !waiting {
@@ -290,8 +310,23 @@ func (r *Relay) relay(ctx context.Context, rounds int) (int, error) {
 		return 0, fmt.Errorf("outbox: relay: %w", err)
 	}
 	key := "huifang.outbox." + r.schema
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, key).Scan(&locked); err != nil {
+	var (
+		locked bool
+		f      floors
+	)
+	// The floors are read with the lock: only the lock's holder raises
+	// them, and floors read a moment before the last holder raised them
+	// are lower, which finds the same rows. The session, while it holds
+	// the lock, plans no sequential scan where an index serves: on an
+	// outbox not analyzed since it was empty (a fresh schema, until
+	// autovacuum comes) the planner cannot tell how few rows are above
+	// the floors and would read the whole table for every round (no
+	// partial index of the unpublished rows decides for it any more).
+	// Nor does it compile a plan (JIT), which the cost of a sequential
+	// scan left where no index serves would set off.
+	if err := conn.QueryRow(ctx, `SELECT locked, CASE WHEN locked THEN set_config('enable_seqscan', 'off', false) || set_config('jit', 'off', false) END,
+  xid_floor, seq_floor
+FROM (SELECT pg_try_advisory_lock(hashtext($1)) AS locked) l, outbox_relay`, key).Scan(&locked, nil, &f.xid, &f.seq); err != nil {
 		conn.Release()
 		return 0, fmt.Errorf("outbox: relay: lock: %w", err)
 	}
@@ -304,12 +339,12 @@ func (r *Relay) relay(ctx context.Context, rounds int) (int, error) {
 		// it back is closed, which does.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1))`, key); err != nil {
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1)), set_config('enable_seqscan', NULL, false), set_config('jit', NULL, false)`, key); err != nil {
 			_ = conn.Conn().Close(uctx)
 		}
 		conn.Release()
 	}()
-	n, err := r.pipeline(ctx, conn, rounds)
+	n, err := r.pipeline(ctx, conn, rounds, f)
 	if err != nil {
 		return n, fmt.Errorf("outbox: relay: %w", err)
 	}
@@ -346,13 +381,41 @@ type outcome struct {
 	err         error
 }
 
+// floors are the relay's floors (outbox_relay): every row whose xid is
+// below xid and whose seq is not above seq is published or quarantined.
+type floors struct {
+	xid uint64
+	seq int64
+}
+
+// noSeqFloor is the seq floor of floors raised by a read from the oldest
+// row: every row, whatever its seq, is found by its xid.
+const noSeqFloor = math.MaxInt64
+
+// higher tells whether g finds fewer rows than f for certain: the
+// transactions' floor raised, or the same with a higher seq floor.
+func (g floors) higher(f floors) bool {
+	return g.xid > f.xid || g.xid == f.xid && g.seq > f.seq
+}
+
+// candidate is what the floors may rise to once round and every round
+// before it are marked: its read found every unpublished row not on its
+// way (read counts the rows read up to it, inclusive).
+type candidate struct {
+	round  int
+	floors floors
+	read   int
+}
+
 // pipeline reads rounds on conn, the locked session, and hands each
 // round's rows of a stream to that stream's publisher, which publishes
 // its batches one after the other, each once the one before was
 // acknowledged: the order of a stream holds while the batches of several
 // streams and rounds are on their way. Rows are marked published, in one
-// statement for whatever came back together, only once acknowledged.
-func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (int, error) {
+// statement for whatever came back together, only once acknowledged;
+// the same statement raises the floors (f) when the marks complete a
+// round that read every unpublished row not on its way.
+func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int, f floors) (int, error) {
 	var (
 		depth     = max(r.InFlight, 1)
 		results   = make(chan outcome, 4*depth)
@@ -367,6 +430,10 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 		exhausted bool // the last read found fewer rows than a round
 		failed    error
 		total     int
+		cands     []candidate // in the order of their rounds
+		read      int         // rows read
+		covered   int         // rows read by the round that raised the floors last, and before
+		lastRead  bool        // the read that lets the floors catch up was made
 	)
 	defer func() {
 		for _, ch := range streams {
@@ -392,6 +459,24 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 			ch <- sent{round: reads, rows: part}
 		}
 	}
+	// ready is the highest floors of the candidates whose round and the
+	// rounds before are all marked (nil: none), and drops those.
+	ready := func() *candidate {
+		var best *candidate
+		for len(cands) > 0 {
+			c := cands[0]
+			for round := range open {
+				if round <= c.round {
+					return best
+				}
+			}
+			cands = cands[1:]
+			if c.floors.higher(f) && (best == nil || c.floors.higher(best.floors)) {
+				best = &c
+			}
+		}
+		return best
+	}
 	for {
 		if len(inFlight) == 0 {
 			cursor, rescanAt = 0, time.Now().Add(rescanEvery)
@@ -404,11 +489,19 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 			// A commit since the last look may have left rows behind the
 			// cursor: read those not on their way, as a round of their own.
 			behindAt = time.Now()
-			batch, err := r.readBehind(ctx, conn, cursor, inFlight)
+			batch, xmin, err := r.readBehind(ctx, conn, f, cursor, inFlight)
 			reads++
 			if err != nil {
 				failed = err
 				continue
+			}
+			read += len(batch)
+			if len(batch) < r.Batch {
+				// Every unpublished row up to the cursor is on its way or
+				// in this round (if any); past the cursor they may be any.
+				// During a backlog this is what raises xid_floor past the
+				// rows relayed, so that these reads stay small.
+				cands = append(cands, candidate{round: reads, floors: floors{xid: xmin, seq: cursor}, read: read})
 			}
 			if len(batch) > 0 {
 				hand(batch)
@@ -417,13 +510,19 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 		}
 		if failed == nil && !exhausted && (rounds == 0 || reads < rounds) && len(open) < depth &&
 			(cursor == 0 || time.Now().Before(rescanAt)) {
-			batch, err := r.read(ctx, conn, cursor)
+			batch, xmin, err := r.read(ctx, conn, f, cursor)
 			reads++
 			if err != nil {
 				failed = err
 				continue
 			}
+			read += len(batch)
 			exhausted = len(batch) < r.Batch
+			if cursor == 0 && exhausted && len(batch) > 0 {
+				// Nothing was on its way: this round holds every
+				// unpublished row.
+				cands = append(cands, candidate{round: reads, floors: floors{xid: xmin, seq: noSeqFloor}, read: read})
+			}
 			if len(batch) > 0 {
 				cursor = batch[len(batch)-1].seq
 				hand(batch)
@@ -431,6 +530,19 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 			}
 		}
 		if len(inFlight) == 0 {
+			if failed == nil && rounds == 0 && !lastRead && read-covered >= r.Batch && ctx.Err() == nil {
+				// A round's worth of rows was read since the floors last
+				// rose (a backlog, read past the cursor): one read from
+				// the oldest row lets them catch up, so that the looks
+				// and reads after this drain find only the rows since.
+				lastRead = true
+				if err := r.catchUp(ctx, conn, &f); err != nil {
+					failed = err
+				}
+				covered = read
+				exhausted = false
+				continue
+			}
 			break
 		}
 		outs := []outcome{<-results}
@@ -443,8 +555,7 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 				break more
 			}
 		}
-		n, err := r.mark(ctx, conn, outs)
-		total += n
+		var spoilt bool
 		for _, o := range outs {
 			for _, seqs := range [][]int64{o.published, o.skipped} {
 				for _, seq := range seqs {
@@ -460,9 +571,25 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 			if o.err != nil && failed == nil {
 				failed = o.err
 			}
+			spoilt = spoilt || o.err != nil || len(o.skipped) > 0
 		}
+		var raise *candidate
+		if failed == nil && !spoilt {
+			raise = ready()
+		} else {
+			cands = nil // rows left unpublished below them: they rise no more in this drain
+		}
+		var to *floors
+		if raise != nil {
+			to = &raise.floors
+		}
+		n, err := r.mark(ctx, conn, outs, to)
+		total += n
 		if err != nil && failed == nil {
 			failed = err
+		}
+		if err == nil && raise != nil {
+			f, covered = raise.floors, raise.read
 		}
 	}
 	if failed != nil {
@@ -471,46 +598,128 @@ func (r *Relay) pipeline(ctx context.Context, conn *pgxpool.Conn, rounds int) (i
 	return total, nil
 }
 
-// read returns up to Batch unpublished rows after cursor, in commit order.
-func (r *Relay) read(ctx context.Context, conn *pgxpool.Conn, cursor int64) ([]outboxRow, error) {
+// catchUp raises the floors (f, also in outbox_relay) when nothing is on
+// its way: it notes the oldest transaction still running, then looks
+// whether any unpublished row is left; if none is, every transaction below
+// it had ended and its rows are published, and the floors rise to it. If
+// some are, the drain reads them next, from the oldest, as a round of its
+// own (which raises the floors once marked).
+func (r *Relay) catchUp(ctx context.Context, conn *pgxpool.Conn, f *floors) error {
+	var xmin uint64
+	if err := conn.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&xmin); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	var waiting bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM outbox
+WHERE (xid >= $1 OR seq > $2) AND published_at IS NULL AND quarantined_at IS NULL)`, f.xid, f.seq).Scan(&waiting); err != nil {
+		return fmt.Errorf("look: %w", err)
+	}
+	to := floors{xid: xmin, seq: noSeqFloor}
+	if waiting || !to.higher(*f) {
+		return nil
+	}
+	if err := r.raise(ctx, conn, to); err != nil {
+		return err
+	}
+	*f = to
+	return nil
+}
+
+// raiseSQL raises the floors to $1 and $2 (never lowering xid_floor).
+const raiseSQL = `UPDATE outbox_relay SET xid_floor = $1, seq_floor = $2 WHERE one AND xid_floor <= $1`
+
+// raise raises the floors to to in a statement of its own.
+func (r *Relay) raise(ctx context.Context, conn *pgxpool.Conn, to floors) error {
+	if _, err := conn.Exec(ctx, raiseSQL, to.xid, to.seq); err != nil {
+		return fmt.Errorf("raise the floors: %w", err)
+	}
+	return nil
+}
+
+// read returns up to Batch unpublished rows after cursor, in commit order,
+// and the oldest transaction running when it read (0 when none was read).
+func (r *Relay) read(ctx context.Context, conn *pgxpool.Conn, f floors, cursor int64) ([]outboxRow, uint64, error) {
+	if cursor == 0 {
+		return r.query(ctx, conn, `(xid >= $2 OR seq > $3)`, f.xid, f.seq)
+	}
+	// Past the cursor the rows are those of the last commits: the
+	// primary key finds them.
 	return r.query(ctx, conn, `seq > $2`, cursor)
 }
 
 // readBehind returns up to Batch unpublished rows up to cursor that are not
 // in inFlight (on their way), in commit order: rows of transactions that
-// committed after the rows read past them.
-func (r *Relay) readBehind(ctx context.Context, conn *pgxpool.Conn, cursor int64, inFlight map[int64]struct{}) ([]outboxRow, error) {
+// committed after the rows read past them; and the oldest transaction
+// running when it read (0 when none was read).
+func (r *Relay) readBehind(ctx context.Context, conn *pgxpool.Conn, f floors, cursor int64, inFlight map[int64]struct{}) ([]outboxRow, uint64, error) {
 	away := make([]int64, 0, len(inFlight))
 	for seq := range inFlight {
 		away = append(away, seq)
 	}
-	return r.query(ctx, conn, `seq <= $2 AND seq <> ALL($3)`, cursor, away)
+	// One row at least, which says the oldest transaction running when
+	// it read even when there is nothing behind the cursor (the rows,
+	// few, are sorted again).
+	rows, err := conn.Query(ctx, `SELECT s.xmin, o.seq, o.id, o.subject, o.payload, o.headers
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) s LEFT JOIN LATERAL (
+  SELECT seq, id, subject, payload, headers FROM outbox
+  WHERE published_at IS NULL AND quarantined_at IS NULL AND (xid >= $2 OR seq > $3) AND seq <= $4 AND seq <> ALL($5)
+  ORDER BY seq LIMIT $1) o ON true
+ORDER BY o.seq`, r.Batch, f.xid, f.seq, cursor, away)
+	if err != nil {
+		return nil, 0, fmt.Errorf("select: %w", err)
+	}
+	var (
+		xmin  uint64
+		batch []outboxRow
+	)
+	for rows.Next() {
+		var (
+			x           outboxRow
+			seq         *int64
+			id, subject *string
+		)
+		if err := rows.Scan(&xmin, &seq, &id, &subject, &x.payload, &x.headers); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("scan: %w", err)
+		}
+		if seq != nil { // nil: nothing behind the cursor
+			x.seq, x.id, x.subject = *seq, *id, *subject
+			batch = append(batch, x)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("select: %w", err)
+	}
+	return batch, xmin, nil
 }
 
 // query returns up to Batch unpublished rows that also meet where (its
-// parameters from $2 on), in commit order.
-func (r *Relay) query(ctx context.Context, conn *pgxpool.Conn, where string, args ...any) ([]outboxRow, error) {
-	rows, err := conn.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
+// parameters from $2 on), in commit order, and the oldest transaction
+// running when it read them (0 when none).
+func (r *Relay) query(ctx context.Context, conn *pgxpool.Conn, where string, args ...any) ([]outboxRow, uint64, error) {
+	rows, err := conn.Query(ctx, `SELECT seq, id, subject, payload, headers, (SELECT pg_snapshot_xmin(pg_current_snapshot())) FROM outbox
 WHERE published_at IS NULL AND quarantined_at IS NULL AND `+where+` ORDER BY seq LIMIT $1`, append([]any{r.Batch}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("select: %w", err)
+		return nil, 0, fmt.Errorf("select: %w", err)
 	}
+	var xmin uint64
 	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
 		var x outboxRow
-		err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers)
+		err := row.Scan(&x.seq, &x.id, &x.subject, &x.payload, &x.headers, &xmin)
 		return x, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scan: %w", err)
+		return nil, 0, fmt.Errorf("scan: %w", err)
 	}
-	return batch, nil
+	return batch, xmin, nil
 }
 
 // mark marks the rows of outs that JetStream stored as published, in one
-// statement, and quarantines the ones it refused, and returns how many.
-// Rows it cannot mark stay unpublished: published again, they are
-// dropped by their ids.
-func (r *Relay) mark(ctx context.Context, conn *pgxpool.Conn, outs []outcome) (int, error) {
+// statement, and quarantines the ones it refused, and returns how many;
+// then it raises the floors to to, unless nil, in the same statement as
+// the marks when nothing was quarantined. Rows it cannot mark stay
+// unpublished: published again, they are dropped by their ids.
+func (r *Relay) mark(ctx context.Context, conn *pgxpool.Conn, outs []outcome, to *floors) (int, error) {
 	var published []int64
 	quarantined := map[int64]string{}
 	for _, o := range outs {
@@ -518,6 +727,13 @@ func (r *Relay) mark(ctx context.Context, conn *pgxpool.Conn, outs []outcome) (i
 		maps.Copy(quarantined, o.quarantined)
 	}
 	if len(published) > 0 {
+		if to != nil && len(quarantined) == 0 {
+			if _, err := conn.Exec(ctx, `WITH marked AS (UPDATE outbox SET published_at = now() WHERE seq = ANY($3))
+`+raiseSQL, to.xid, to.seq, published); err != nil {
+				return 0, fmt.Errorf("mark published: %w", err)
+			}
+			return len(published), nil
+		}
 		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, published); err != nil {
 			return 0, fmt.Errorf("mark published: %w", err)
 		}
@@ -527,6 +743,11 @@ func (r *Relay) mark(ctx context.Context, conn *pgxpool.Conn, outs []outcome) (i
 			return len(published), fmt.Errorf("quarantine: %w", err)
 		}
 		r.log.ErrorContext(ctx, "outbox row refused by NATS: quarantined, the rows behind it go on", "seq", seq, "reason", reason)
+	}
+	if to != nil {
+		if err := r.raise(ctx, conn, *to); err != nil {
+			return len(published) + len(quarantined), err
+		}
 	}
 	return len(published) + len(quarantined), nil
 }
@@ -733,16 +954,36 @@ func refused(err error) bool {
 const jsErrCodeStreamHeaderExceedsMaximum jetstream.ErrorCode = 10097
 
 // Purge deletes at most limit published rows published before cutoff
-// (OUTBOX_RETENTION); unpublished and quarantined rows stay.
+// (OUTBOX_RETENTION); unpublished and quarantined rows stay. No index
+// reads published_at (the mark is an update in place): it reads at most
+// limit rows in the order of the primary key, from the oldest and past
+// the quarantined ones, and deletes those published before cutoff up to
+// the first row not yet published or written and published after cutoff
+// (rows are written in about the order of their seq, and published after
+// they were written: no row past that one was published before cutoff,
+// save a row of a transaction that took its seq before others and
+// committed after them, deleted once the rows before it are). A row
+// written before cutoff and published after it (published again after its
+// stream was created anew) is passed and kept.
 func Purge(ctx context.Context, db postgres.Querier, cutoff time.Time, limit int) (int, error) {
-	return postgres.DeleteBefore(ctx, db, "outbox", "published_at", cutoff, limit)
+	tag, err := db.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY (ARRAY(
+SELECT seq FROM (
+  SELECT seq, published_at,
+    bool_and(published_at IS NOT NULL AND (published_at < $1 OR created_at < $1)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS walked
+  FROM (SELECT seq, published_at, created_at FROM outbox WHERE published_at IS NOT NULL OR quarantined_at IS NULL ORDER BY seq LIMIT $2) oldest
+) walk WHERE walked AND published_at < $1))`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: purge: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // Pending counts the rows not yet published: the outbox backlog
 // (quarantined rows are counted by Quarantined).
 func Pending(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 	var n int64
-	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND quarantined_at IS NULL`).Scan(&n)
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox
+WHERE (xid >= outbox_xid_floor() OR seq > outbox_seq_floor()) AND published_at IS NULL AND quarantined_at IS NULL`).Scan(&n)
 	return n, err
 }
 
@@ -763,6 +1004,8 @@ func Quarantined(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 // again, in their order; consumers drop those they had handled through
 // their inbox. It returns how many rows it queued again (0 the first time
 // a stream is seen). Several replicas may call it at once: one queues.
+// The rows take this transaction as their xid, above the relay's floor
+// until they are published again.
 func (r *Relay) Restreamed(ctx context.Context, name, subjectPrefix string, created time.Time) (int64, error) {
 	incarnation := created.UTC().Format(time.RFC3339Nano)
 	var n int64
@@ -781,7 +1024,7 @@ func (r *Relay) Restreamed(ctx context.Context, name, subjectPrefix string, crea
 		case seen == incarnation:
 			return nil
 		}
-		tag, err := tx.Exec(ctx, `UPDATE outbox SET published_at = NULL
+		tag, err := tx.Exec(ctx, `UPDATE outbox SET published_at = NULL, xid = pg_current_xact_id()
 WHERE published_at IS NOT NULL AND quarantined_at IS NULL AND starts_with(subject, $1)`, subjectPrefix)
 		if err != nil {
 			return fmt.Errorf("queue again: %w", err)

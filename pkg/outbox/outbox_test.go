@@ -637,3 +637,74 @@ func TestRelayReadsTheRowsBehindItsCursor(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 6}, seqs)
 }
+
+// BenchmarkRelayWAL measures what the outbox costs Postgres per message:
+// b.N messages, each written in a transaction of its own (as a service's
+// commands and consumers do), relayed after every commit (a relay that
+// keeps up: rounds of one row) or every 8, one round at a time; reported
+// are the WAL bytes written (inserts, marks, commits and whatever a full
+// page image adds after the checkpoint taken first), the rows updated in
+// place (HOT) and elsewhere, and the outbox's size (table and indexes)
+// per message.
+//
+//	go test -run '^$' -bench BenchmarkRelayWAL -benchtime 4000x ./outbox/
+func BenchmarkRelayWAL(b *testing.B) {
+	for _, every := range []int{1, 8} {
+		b.Run(fmt.Sprintf("relay-every=%d", every), func(b *testing.B) { benchmarkRelayWAL(b, every) })
+	}
+}
+
+func benchmarkRelayWAL(b *testing.B, every int) {
+	pool := servicetest.Pool(b, "svc", fstest.MapFS{})
+	js := servicetest.JetStream(b)
+	ctx := context.Background()
+	r := outbox.NewRelay(pool, js, servicetest.Logger(), "svc")
+	payload := wrapperspb.String(strings.Repeat("x", 600)) // about a CustomerUpdated
+	stats := func() (upd, hot int64) {
+		require.NoError(b, pool.QueryRow(ctx, `SELECT pg_stat_force_next_flush()`).Scan(new(any)))
+		require.NoError(b, pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'outbox'`).Scan(&upd, &hot))
+		return upd, hot
+	}
+	_, err := pool.Exec(ctx, `CHECKPOINT`)
+	require.NoError(b, err)
+	upd0, hot0 := stats()
+	var lsn0 string
+	require.NoError(b, pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn0))
+	b.ResetTimer()
+	for i := range b.N {
+		require.NoError(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := outbox.Add(ctx, tx, outbox.Message{Subject: "huifang.events.test", Payload: payload})
+			return err
+		}))
+		if i%every == every-1 || i == b.N-1 {
+			_, err := r.Drain(ctx)
+			require.NoError(b, err)
+		}
+	}
+	b.StopTimer()
+	var wal, size int64
+	require.NoError(b, pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint, pg_total_relation_size('outbox')`, lsn0).Scan(&wal, &size))
+	// Other sessions' statistics reach the shared counters when they go
+	// idle, at most once a second: wait for the marks to be counted.
+	var upd, hot int64
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.After(30 * time.Second); ; {
+		if upd, hot = stats(); upd-upd0 >= int64(b.N) {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			b.Fatalf("the marks of %d rows were not counted within 30 s", b.N)
+		}
+	}
+	pending, err := outbox.Pending(ctx, pool)
+	require.NoError(b, err)
+	require.Zero(b, pending)
+	n := float64(b.N)
+	b.ReportMetric(float64(wal)/n, "WAL-B/msg")
+	b.ReportMetric(float64(hot-hot0)/n, "hot-upd/msg")
+	b.ReportMetric(float64(upd-upd0-(hot-hot0))/n, "cold-upd/msg")
+	b.ReportMetric(float64(size)/n, "outbox-B/msg")
+}
