@@ -54,8 +54,9 @@ func (a *App) UpdateCustomer(ctx context.Context, u CustomerUpdate) (CustomerRef
 // than the kept one changes nothing; a newer one is kept (tasks created
 // later start from it, the active ones show it: store.taskColumns) and,
 // when it changes what the customer's active tasks keep besides the
-// snapshot (task.Rules.Reroutes, or one of their open ones would be
-// placed again), or no version was kept before, on those tasks:
+// snapshot (task.Rules.Reroutes; or one of them is routed otherwise than
+// the new snapshot routes it, or open and placed again by it: routedApart),
+// or no version was kept before, on those tasks:
 //   - the open or claimed ones on a channel the customer now opts out of
 //     are cancelled, as when the customer asks an agent to stop (no
 //     ContactOptedOut: intake already knows);
@@ -81,7 +82,7 @@ func (a *App) UpdateCustomerTx(ctx context.Context, tx pgx.Tx, u CustomerUpdate)
 	res.Newer = true
 	reroute := u.Erased || !found || a.Rules.Reroutes(v.Customer, c)
 	if !reroute {
-		moves, err := movesOpenTasks(ctx, tx, map[store.CustomerKey]task.Customer{k: c}, now)
+		moves, err := a.routedApart(ctx, tx, map[store.CustomerKey]task.Customer{k: c}, now)
 		if err != nil {
 			return res, err
 		}
@@ -195,7 +196,7 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 			calm[k] = kept[k].Customer
 		}
 	}
-	moves, err := movesOpenTasks(ctx, tx, calm, now)
+	moves, err := a.routedApart(ctx, tx, calm, now)
 	if err != nil {
 		return err
 	}
@@ -261,26 +262,32 @@ func (a *App) updateCustomers(ctx context.Context, tx pgx.Tx, us []CustomerUpdat
 	return nil
 }
 
-// movesOpenTasks reports, of customers whose new snapshot does not reroute
-// their tasks (task.Rules.Reroutes), those with an open task the snapshot
-// would place again at now (task.Task.Replace: one due at a moment its
-// calendar does not allow, as a task whose time passed may be now). Their
-// open tasks are read, not locked: the snapshot places a task as the one
-// before did, so a task saved meanwhile was placed alike.
-func movesOpenTasks(ctx context.Context, tx pgx.Tx, customers map[store.CustomerKey]task.Customer, now time.Time) (map[store.CustomerKey]bool, error) {
+// routedApart reports, of customers whose new snapshot does not reroute
+// their tasks over the kept one (task.Rules.Reroutes), those with an
+// active task the snapshot would change besides the snapshot it shows:
+// routed otherwise than the snapshot routes it (a task made from its
+// visit's snapshot while the customer's update was being applied, which
+// that update did not see; tier ranks configured anew), or open and placed
+// again at now by it (task.Task.Replace: one due at a moment its calendar
+// does not allow, as a task whose time passed may be now). Their tasks
+// are read, not locked: a task saved meanwhile was routed and placed by
+// the kept snapshot, which routes and places as the new one.
+func (a *App) routedApart(ctx context.Context, tx pgx.Tx, customers map[store.CustomerKey]task.Customer, now time.Time) (map[store.CustomerKey]bool, error) {
 	out := map[store.CustomerKey]bool{}
 	if len(customers) == 0 {
 		return out, nil
 	}
 	keys := slices.Collect(maps.Keys(customers))
-	open, err := store.OpenTasksOfCustomers(ctx, tx, keys)
+	active, err := store.ActiveTasksOfCustomers(ctx, tx, keys)
 	if err != nil {
 		return nil, err
 	}
-	for k, ts := range open {
+	for k, ts := range active {
 		for _, t := range ts {
-			t.Customer = customers[k]
-			if t.Replace(now) {
+			routed := t
+			a.Rules.SetCustomer(&routed, customers[k])
+			if routed.TierRank != t.TierRank || routed.PrimaryOwner != t.PrimaryOwner || routed.BackupOwner != t.BackupOwner ||
+				routed.Language != t.Language || routed.Replace(now) {
 				out[k] = true
 				break
 			}

@@ -89,11 +89,9 @@ func (a *App) createTasks(ctx context.Context, tx pgx.Tx, ds []dueTask) (int, er
 			keys = append(keys, k)
 		}
 	}
-	// An update of these customers in progress is waited for, so that the
-	// tasks start from its version; one that follows finds the tasks.
-	if err := store.ShareCustomerLocks(ctx, tx, keys); err != nil {
-		return 0, err
-	}
+	// An update of these customers committed meanwhile does not see the
+	// tasks made here: the next update of the customer finds what of their
+	// routing is not its snapshot's and reroutes them (app.routedApart).
 	latest, err := store.LatestCustomers(ctx, tx, keys)
 	if err != nil {
 		return 0, err

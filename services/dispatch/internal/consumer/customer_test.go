@@ -585,9 +585,10 @@ func TestCustomerUpdatedFinishWaitingForTheRewrite(t *testing.T) {
 }
 
 // A visit falls due while the customer's first CustomerUpdated is being
-// applied: the task waits for it and starts from its version, so the update
-// that follows, which changes nothing routing reads and so touches no task,
-// leaves it routed by the newest owners.
+// applied: the task is made from the visit's snapshot (a-1 first), which
+// the update does not see. The customer's next update, although it changes
+// nothing routing reads over the version kept, finds the task routed apart
+// from its snapshot and reroutes it.
 func TestCustomerUpdatedTaskMadeDuringTheFirstUpdate(t *testing.T) {
 	ct := newCustomerTest(t)
 	ctx := context.Background()
@@ -599,23 +600,28 @@ func TestCustomerUpdatedTaskMadeDuringTheFirstUpdate(t *testing.T) {
 	res, err := ct.app.UpdateCustomerTx(ctx, tx, app.CustomerUpdate{Tenant: "default", Customer: wire.Customer(c), Version: 2})
 	require.NoError(t, err)
 	require.True(t, res.Newer)
-
-	made := make(chan error, 1)
-	go func() {
-		// The visit carries the snapshot the scheduler took: a-1 first.
-		_, err := ct.app.CreateTask(ctx, task.Due{Tenant: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: t0,
-			Customer: wire.Customer(customer())})
-		made <- err
-	}()
-	ct.waitForLockWaiter(t)
+	made, err := ct.app.CreateTask(ctx, task.Due{Tenant: "default", VisitID: "v-1", Channel: typesv1.Channel_CHANNEL_PHONE, DueAt: t0,
+		Customer: wire.Customer(customer())})
+	require.NoError(t, err)
+	require.True(t, made)
 	require.NoError(t, tx.Commit(ctx))
-	require.NoError(t, <-made)
-
-	c.OwnerIds = append(c.OwnerIds, "a-1") // appended: nothing routing reads
-	ct.updated(t, c, 3)
 	got := ct.task(t, "v-1")
-	require.Equal(t, "a-3", got.PrimaryOwner, "the task started from the update it waited for")
+	require.Equal(t, "a-1", got.PrimaryOwner, "made from the visit's snapshot, unseen by the update")
+	require.Equal(t, []string{"a-3", "a-2"}, got.Customer.OwnerIDs, "it shows the kept version all the same")
+
+	c.OwnerIds = append(c.OwnerIds, "a-1") // appended: nothing routing reads over version 2
+	ct.updated(t, c, 3)
+	got = ct.task(t, "v-1")
+	require.Equal(t, "a-3", got.PrimaryOwner, "rerouted by the next update")
 	require.Equal(t, "a-2", got.BackupOwner)
 	require.Equal(t, []string{"a-3", "a-2", "a-1"}, got.Customer.OwnerIDs)
 	require.EqualValues(t, 3, got.CustomerVersion)
+
+	var xmin string
+	require.NoError(t, ct.pool.QueryRow(ctx, `SELECT xmin::text FROM tasks WHERE visit_id = 'v-1'`).Scan(&xmin))
+	c.OwnerIds = append(c.OwnerIds, "a-4")
+	ct.updated(t, c, 4)
+	var again string
+	require.NoError(t, ct.pool.QueryRow(ctx, `SELECT xmin::text FROM tasks WHERE visit_id = 'v-1'`).Scan(&again))
+	require.Equal(t, xmin, again, "routed as its snapshot routes it, the task is not written again")
 }

@@ -170,12 +170,15 @@ ORDER BY tenant_id, customer_id, created_at, id FOR UPDATE`, tenants, ids)
 	return out, nil
 }
 
-// OpenTasksOfCustomers reads, without locking them, the open tasks of the
-// customers, oldest first, with what task.Task.Replace reads of them
-// besides the customer: id, channel, status, availability and contact
-// calendar (the other fields are left zero). A CustomerUpdated that
-// changes nothing routing reads checks with them that it moves no task.
-func OpenTasksOfCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey][]task.Task, error) {
+// ActiveTasksOfCustomers reads, without locking them, the active tasks
+// (open, claimed, sending) of the customers, oldest first, with what
+// task.Task.Replace reads of them besides the customer (id, channel,
+// status, availability, contact calendar) and the routing task.Rules.SetCustomer
+// derives from a snapshot (tier rank, owners, language); the other fields
+// are left zero. A CustomerUpdated that changes nothing routing reads
+// checks with them that its snapshot moves no task and routes each as it
+// is routed.
+func ActiveTasksOfCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey][]task.Task, error) {
 	out := make(map[CustomerKey][]task.Task, len(keys))
 	if len(keys) == 0 {
 		return out, nil
@@ -184,11 +187,11 @@ func OpenTasksOfCustomers(ctx context.Context, q postgres.Querier, keys []Custom
 	for i, k := range keys {
 		tenants[i], ids[i] = k.Tenant, k.ID
 	}
-	rows, err := q.Query(ctx, `SELECT tenant_id, customer_id, id, channel, available_at, contact_calendar FROM tasks
-WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status = 'open'
+	rows, err := q.Query(ctx, `SELECT tenant_id, customer_id, id, channel, status, available_at, contact_calendar, tier_rank, primary_owner, backup_owner, language
+FROM tasks WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
 ORDER BY tenant_id, customer_id, created_at, id`, tenants, ids)
 	if err != nil {
-		return nil, translate(err, fmt.Sprintf("open tasks of %d customers", len(keys)), nil)
+		return nil, translate(err, fmt.Sprintf("active tasks of %d customers", len(keys)), nil)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -198,16 +201,17 @@ ORDER BY tenant_id, customer_id, created_at, id`, tenants, ids)
 			channel  string
 			calendar []byte
 		)
-		if err := rows.Scan(&k.Tenant, &k.ID, &t.ID, &channel, &t.AvailableAt, &calendar); err != nil {
-			return nil, translate(err, "open task of a customer", nil)
+		if err := rows.Scan(&k.Tenant, &k.ID, &t.ID, &channel, &t.Status, &t.AvailableAt, &calendar, &t.TierRank, &t.PrimaryOwner,
+			&t.BackupOwner, &t.Language); err != nil {
+			return nil, translate(err, "active task of a customer", nil)
 		}
 		if calendar != nil {
 			if err := json.Unmarshal(calendar, &t.Calendar); err != nil {
 				return nil, fmt.Errorf("store: contact calendar of task %s: %w", t.ID, err)
 			}
 		}
-		t.Tenant, t.Status, t.Channel = k.Tenant, task.StatusOpen, typesv1.Channel(typesv1.Channel_value[channel])
+		t.Tenant, t.Channel = k.Tenant, typesv1.Channel(typesv1.Channel_value[channel])
 		out[k] = append(out[k], t)
 	}
-	return out, translate(rows.Err(), fmt.Sprintf("open tasks of %d customers", len(keys)), nil)
+	return out, translate(rows.Err(), fmt.Sprintf("active tasks of %d customers", len(keys)), nil)
 }

@@ -14,21 +14,6 @@ import (
 // CustomerKey names a customer of a tenant.
 type CustomerKey struct{ Tenant, ID string }
 
-// ShareCustomerLocks takes, for the rest of tx, the customers' locks that
-// a CustomerUpdated takes alone (LockCustomerVersions), shared: tasks made
-// meanwhile wait for an update in progress, so that they start from its
-// version, and an update that follows finds them. The locks are taken in
-// the same stable order.
-func ShareCustomerLocks(ctx context.Context, tx pgx.Tx, keys []CustomerKey) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	tenants, ids := sortedKeys(keys)
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtext('dispatch.customer_versions:' || k.t || '/' || k.c))
-FROM unnest($1::text[], $2::text[]) AS k(t, c)`, tenants, ids)
-	return translate(err, fmt.Sprintf("share the locks of %d customers", len(keys)), nil)
-}
-
 // LatestCustomers is LatestCustomer for many customers, in one statement:
 // the newest kept version and snapshot of each customer dispatch has seen
 // a CustomerUpdated for (the others are missing from the map).
