@@ -149,10 +149,7 @@ func LockActiveTasksOfCustomers(ctx context.Context, tx pgx.Tx, keys []CustomerK
 	if len(keys) == 0 {
 		return out, nil
 	}
-	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		tenants[i], ids[i] = k.Tenant, k.ID
-	}
+	tenants, ids := sortedKeys(keys)
 	rows, err := tx.Query(ctx, `SELECT `+taskColumns+` FROM tasks t
 WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
 ORDER BY tenant_id, customer_id, created_at, id FOR UPDATE`, tenants, ids)
@@ -183,10 +180,7 @@ func ActiveTasksOfCustomers(ctx context.Context, q postgres.Querier, keys []Cust
 	if len(keys) == 0 {
 		return out, nil
 	}
-	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		tenants[i], ids[i] = k.Tenant, k.ID
-	}
+	tenants, ids := sortedKeys(keys)
 	rows, err := q.Query(ctx, `SELECT tenant_id, customer_id, id, channel, status, available_at, contact_calendar, tier_rank, primary_owner, backup_owner, language
 FROM tasks WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND status IN ('open', 'claimed', 'sending')
 ORDER BY tenant_id, customer_id, created_at, id`, tenants, ids)

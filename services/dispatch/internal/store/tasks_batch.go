@@ -22,10 +22,7 @@ func LatestCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey
 	if len(keys) == 0 {
 		return out, nil
 	}
-	tenants, ids := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		tenants[i], ids[i] = k.Tenant, k.ID
-	}
+	tenants, ids := sortedKeys(keys)
 	rows, err := q.Query(ctx, `SELECT v.tenant_id, v.customer_id, v.version, v.customer FROM unnest($1::text[], $2::text[]) AS k(tenant_id, customer_id)
 JOIN customer_versions v ON v.tenant_id = k.tenant_id AND v.customer_id = k.customer_id`, tenants, ids)
 	if err != nil {
