@@ -16,8 +16,10 @@ import (
 // and the ledgers. A rebuild fills shadow copies of them and swaps them in.
 // A migration that adds a table names it here or in KeptTables (a test
 // checks that every table of the migrations is in one of the two lists).
+// The views over them (customer_members) are made again over the tables
+// swapped in (SwapShadow).
 var RollupTables = []string{"daily", "monthly", "daily_tenant", "monthly_tenant", "visits", "complaints",
-	"services", "customers", "service_coverage", "customer_members", "customer_coverage", "churn_cases", "round_visits"}
+	"services", "customers", "service_coverage", "customer_years", "customer_coverage", "churn_cases", "round_visits"}
 
 // KeptTables are analytics' tables a rebuild does not make again: targets,
 // rules, breaches, the rebuild requests, the lease and the stream's origin.
@@ -242,8 +244,8 @@ ORDER BY 1`, live, shadow, RollupTables)
 //     time of the events handled before);
 //   - the rebuild requests made before the rebuild began (since) are done;
 //   - every rollup table is replaced by its shadow copy (a rename: readers
-//     wait for the commit and then read the new tables), and the shadow
-//     schema is dropped.
+//     wait for the commit and then read the new tables), the views over
+//     them are made again, and the shadow schema is dropped.
 func SwapShadow(ctx context.Context, tx pgx.Tx, live, shadow, consumer string, since time.Time) error {
 	type step struct {
 		what string
@@ -273,10 +275,54 @@ WHERE l.consumer = s.consumer AND l.event_id = s.event_id AND l.handled_at < s.h
 	// All the locks at once, then the renames: readers wait only for these
 	// statements and the commit.
 	steps = append(steps, step{"lock the rollups", `LOCK TABLE ` + strings.Join(lock, ", ") + ` IN ACCESS EXCLUSIVE MODE`, nil})
+	for _, s := range steps {
+		if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
+			return fmt.Errorf("store: swap the rebuilt tables in (%s): %w", s.what, translate(err))
+		}
+	}
+	// The live schema's views over the rollup tables go with them and are
+	// made again over the new ones: the same definition (read and run with
+	// the same search_path, so the same names find the new tables) and
+	// privileges.
+	rows, err := tx.Query(ctx, `SELECT v.relname, pg_get_viewdef(v.oid),
+  coalesce((SELECT array_agg('GRANT ' || a.privilege_type || ' ON ' || quote_ident($1) || '.' || quote_ident(v.relname) || ' TO '
+    || CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+    || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END ORDER BY 1)
+    FROM aclexplode(v.relacl) a WHERE a.grantee <> v.relowner), '{}')
+FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
+WHERE n.nspname = $1 AND v.relkind = 'v' AND EXISTS (
+  SELECT 1 FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+    JOIN pg_class t ON t.oid = d.refobjid
+  WHERE r.ev_class = v.oid AND t.relnamespace = n.oid AND t.relname = ANY($2))
+ORDER BY 1`, live, RollupTables)
+	if err != nil {
+		return fmt.Errorf("store: swap the rebuilt tables in (views): %w", translate(err))
+	}
+	type view struct {
+		name, def string
+		grants    []string
+	}
+	views, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (view, error) {
+		var v view
+		return v, r.Scan(&v.name, &v.def, &v.grants)
+	})
+	if err != nil {
+		return fmt.Errorf("store: swap the rebuilt tables in (views): %w", translate(err))
+	}
+	steps = steps[:0]
+	for _, v := range views {
+		steps = append(steps, step{"drop view " + v.name, `DROP VIEW ` + ident(live, v.name), nil})
+	}
 	for _, t := range RollupTables {
 		steps = append(steps,
 			step{"drop " + t, `DROP TABLE ` + ident(live, t), nil},
 			step{"move " + t, `ALTER TABLE ` + ident(shadow, t) + ` SET SCHEMA ` + ident(live), nil})
+	}
+	for _, v := range views {
+		steps = append(steps, step{"view " + v.name, `CREATE VIEW ` + ident(live, v.name) + ` AS ` + v.def, nil})
+		for _, g := range v.grants {
+			steps = append(steps, step{"view " + v.name, g, nil})
+		}
 	}
 	for _, s := range steps {
 		if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
