@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +122,11 @@ FROM customer_members WHERE customer_id = 'c' AND period < '2026-01-01' ORDER BY
 		"c's last services of 2025 gone: c leaves every bucket of 2025, the empty ones go")
 	require.Equal(t, 2, count(`SELECT count(*) FROM customer_years`), "c's 2025 is removed")
 	require.Equal(t, 8, count(`SELECT count(*) FROM customer_members`), "d in four buckets of 2025, c in four of 2026")
+
+	move([]svc{{"e1", "e", day(2027, 2, 1), "", true}}, nil)
+	require.Equal(t, []string{"month 2027-02-01  1/1", "month 2027-02-01 * 1/1", "year 2027-01-01  1/1", "year 2027-01-01 * 1/1"},
+		slices.DeleteFunc(buckets(), func(b string) bool { return !strings.Contains(b, " 2027-") }),
+		"a service of no org unit: its unit \"\" apart from all units")
 }
 
 // A rebuild's swap makes the views over the rollup tables (customer_members)
