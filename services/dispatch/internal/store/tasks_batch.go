@@ -14,9 +14,9 @@ import (
 // CustomerKey names a customer of a tenant.
 type CustomerKey struct{ Tenant, ID string }
 
-// LatestCustomers is LatestCustomer for many customers, in one statement:
-// the newest kept version and snapshot of each customer dispatch has seen
-// a CustomerUpdated for (the others are missing from the map).
+// LatestCustomers returns, in one statement, the newest kept version and
+// snapshot of each of the customers dispatch has seen a CustomerUpdated
+// for (the others are missing from the map).
 func LatestCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey]KeptCustomer, error) {
 	out := make(map[CustomerKey]KeptCustomer, len(keys))
 	if len(keys) == 0 {
