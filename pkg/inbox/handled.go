@@ -24,14 +24,25 @@ func Handled(ctx context.Context, q postgres.Querier, consumer, eventID string) 
 // It returns an error when the wait ran out (a dead-lettered event is never
 // applied) or the database failed.
 func AwaitHandled(ctx context.Context, q postgres.Querier, consumer, eventID string, poll, wait time.Duration) error {
+	return Await(ctx, poll, wait, consumer+" applying "+eventID, func(ctx context.Context) (bool, error) {
+		return Handled(ctx, q, consumer, eventID)
+	})
+}
+
+// Await waits until done reports true, asking every poll, for at most
+// wait: AwaitHandled for a consumer that keeps no inbox entries
+// (Consumer.Idempotent), whose done looks for the effect of the event
+// instead. It returns an error naming what when the wait ran out, or
+// done's error.
+func Await(ctx context.Context, poll, wait time.Duration, what string, done func(ctx context.Context) (bool, error)) error {
 	deadline := time.Now().Add(wait)
 	for {
-		ok, err := Handled(ctx, q, consumer, eventID)
+		ok, err := done(ctx)
 		if err != nil || ok {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("inbox: %s did not apply %s within %s", consumer, eventID, wait)
+			return fmt.Errorf("inbox: waited %s for %s", wait, what)
 		}
 		select {
 		case <-ctx.Done():

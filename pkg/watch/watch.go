@@ -144,10 +144,12 @@ type Spec struct {
 	// of Subjects does. An irrelevant event only moves the cursor.
 	Relevant func(subject string, data []byte) bool
 	// Settle, when set, waits until the service has applied an event it
-	// consumes itself (its inbox holds the event id) before the state is
-	// read again: the state of a service changes after the event, not
-	// before. An error ends the wait (the state is read anyway).
-	Settle func(ctx context.Context, subject, eventID string) error
+	// consumes itself (its inbox holds the event id, or the state shows
+	// what the event is about, for an event that keeps no inbox entry),
+	// given the event's subject, id and payload, before the state is read
+	// again: the state of a service changes after the event, not before.
+	// An error ends the wait (the state is read anyway).
+	Settle func(ctx context.Context, subject, eventID string, data []byte) error
 	// Coalesce: after a relevant event, wait this long for more before the
 	// state is read and sent once; zero sends at once.
 	Coalesce time.Duration
@@ -359,7 +361,7 @@ func (w *run) take(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMeta
 	}
 	id := m.Headers().Get(nats.MsgIdHdr)
 	if w.spec.Settle != nil && id != "" {
-		if err := w.spec.Settle(ctx, m.Subject(), id); err != nil && ctx.Err() == nil {
+		if err := w.spec.Settle(ctx, m.Subject(), id, m.Data()); err != nil && ctx.Err() == nil {
 			w.hub.log.WarnContext(ctx, "watch: the event was not applied in time; reading the state anyway", "subject", m.Subject(), "event", id, "err", err)
 		}
 	}

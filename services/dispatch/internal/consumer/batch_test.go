@@ -40,6 +40,18 @@ func (b bundle) fetchDue(t *testing.T, events [][2]string, data map[string][]byt
 	return msgs
 }
 
+// newerAndCancelled keeps version 3 of customer c-new (its name 新名, owners
+// a-1 and a-2, language en) and remembers visit v-cancelled as cancelled.
+func (b bundle) newerAndCancelled(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.pool.Exec(ctx, `INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at)
+VALUES ('default', 'c-new', 3, '{"id":"c-new","nameMasked":"新名","hasPhone":true,"ownerIds":["a-1","a-2"],"preferences":{"language":"en"}}', now())`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO cancelled_visits (tenant_id, visit_id, reason, cancelled_at) VALUES ('default', 'v-cancelled', 'test', now())`)
+	require.NoError(t, err)
+}
+
 func dueEvent(t *testing.T, ev *eventsv1.VisitDue) []byte {
 	t.Helper()
 	if ev.TenantId == "" {
@@ -60,11 +72,7 @@ func dueEvent(t *testing.T, ev *eventsv1.VisitDue) []byte {
 func TestVisitDueBatchMakesTasksTogether(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	_, err := b.pool.Exec(ctx, `INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at)
-VALUES ('default', 'c-new', 3, '{"id":"c-new","nameMasked":"新名","hasPhone":true,"ownerIds":["a-1","a-2"],"preferences":{"language":"en"}}', now())`)
-	require.NoError(t, err)
-	_, err = b.pool.Exec(ctx, `INSERT INTO cancelled_visits (tenant_id, visit_id, reason, cancelled_at) VALUES ('default', 'v-cancelled', 'test', now())`)
-	require.NoError(t, err)
+	b.newerAndCancelled(t)
 
 	phone := typesv1.Channel_CHANNEL_PHONE
 	data := map[string][]byte{

@@ -25,10 +25,12 @@ import (
 // they fell due; one in twenty a republish of an earlier visit under a new
 // event id) are published to an embedded NATS first, then the real
 // consumer (batches of 100, as the runtime's default) runs until every
-// task exists. It reports events/s, the WAL bytes per event (the whole
-// cluster's) and, when the server has pg_stat_statements loaded
-// (scripts/postgres.sh preloads it), the SQL statements per event the
-// consumer ran (the benchmark's own polling left out):
+// task exists and its durable acknowledged every event. It reports
+// events/s, the WAL bytes per event (the whole cluster's), the rows
+// inserted per event (every table's) and, when the server has
+// pg_stat_statements loaded (scripts/postgres.sh preloads it), the SQL
+// statements per event the consumer ran (the benchmark's own polling left
+// out):
 //
 //	go test -run '^$' -bench VisitDueThroughNATS -benchtime 5000x ./internal/consumer/
 func BenchmarkVisitDueThroughNATS(b *testing.B) {
@@ -75,7 +77,8 @@ VALUES ('default', $1, 2, $2, now())`, fmt.Sprintf("c-%d", k), fmt.Sprintf(`{"id
 	want := visits - cancelled
 	before := flushedWrites(b, pool)
 	b.ResetTimer()
-	run := servicetest.Measure(b, pool, servicetest.Until{Query: `SELECT count(*) >= $1 FROM tasks`, Args: []any{want}}, c.Run)
+	run := servicetest.Measure(b, pool, servicetest.Until{Query: `SELECT count(*) >= $1 FROM tasks`, Args: []any{want},
+		Also: servicetest.Acknowledged(b, js, c.Stream, c.Durable)}, c.Run)
 	b.StopTimer()
 	after := flushedWrites(b, pool)
 
@@ -86,4 +89,5 @@ VALUES ('default', $1, 2, $2, now())`, fmt.Sprintf("c-%d", k), fmt.Sprintf(`{"id
 	require.Equal(b, want, details)
 	run.Report(b, b.N)
 	b.ReportMetric(float64(after.wal-before.wal)/float64(b.N), "WAL-B/event")
+	b.ReportMetric(float64(after.inserted-before.inserted)/float64(b.N), "rows-inserted/event")
 }

@@ -37,15 +37,24 @@ func New(a *app.App) []*inbox.Consumer {
 }
 
 // VisitDue makes the open task of each due visit, those of a batch
-// together (app.GatherTaskTx).
+// together (app.GatherTaskTx). It keeps no inbox entries
+// (inbox.Consumer.Idempotent): a visit has one task at most (unique by
+// tenant and visit, inserted ON CONFLICT DO NOTHING, its details written
+// only with a task just inserted), a visit cancelled first makes none, and
+// the handler publishes nothing, so a VisitDue heard again, at once in
+// another transaction or after its task was worked or cancelled, changes
+// nothing. The queue and wallboard watches wait for the visit's task
+// instead (grpcapi's settle).
 func VisitDue(a *app.App) *inbox.Consumer {
-	return inbox.Of(Durable, stream.SubjectVisitDue, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitDue) error {
+	c := inbox.Of(Durable, stream.SubjectVisitDue, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitDue) error {
 		d, err := Due(ev)
 		if err != nil {
 			return err
 		}
 		return a.GatherTaskTx(ctx, tx, d)
 	})
+	c.Idempotent = true
+	return c
 }
 
 // VisitCancelled withdraws the task of each cancelled visit (app.CancelVisitTx).

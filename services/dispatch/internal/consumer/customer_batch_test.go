@@ -45,7 +45,7 @@ func runCustomerUpdates(tb testing.TB, customers, batch int, updates []*eventsv1
 	pub.Flush()
 	due := filled(pool, js, consumer.VisitDue(a))
 	due.Batch = 100
-	servicetest.Measure(tb, pool, servicetest.InboxHolds(consumer.Durable, 2*customers), due.Run)
+	servicetest.Measure(tb, pool, servicetest.Until{Query: `SELECT count(*) >= $1 FROM tasks`, Args: []any{2 * customers}}, due.Run)
 	_, err := pool.Exec(ctx, `UPDATE tasks SET status = 'claimed', agent_id = 'a-1', lease_expires_at = $1
 WHERE channel = 'CHANNEL_PHONE' AND customer_id ~ '^c-[0-9]*$' AND substr(customer_id, 3)::int % 3 = 0`, t0.Add(time.Hour))
 	require.NoError(tb, err)
@@ -67,9 +67,10 @@ WHERE channel = 'CHANNEL_PHONE' AND customer_id ~ '^c-[0-9]*$' AND substr(custom
 }
 
 // writes are the tasks table's updates and HOT updates (the new version in
-// the same page, no index entry written) and the WAL bytes of the whole
-// cluster, counted from its start or over a run.
-type writes struct{ updated, hot, wal int64 }
+// the same page, no index entry written), the rows inserted in every table
+// of the schema and the WAL bytes of the whole cluster, counted from its
+// start or over a run.
+type writes struct{ updated, hot, inserted, wal int64 }
 
 // flushedWrites closes pool's connections and waits until no other backend
 // is connected to its database: a backend publishes its table counts as it
@@ -85,8 +86,9 @@ func flushedWrites(tb testing.TB, pool *pgxpool.Pool) writes {
 		return others == 0
 	}, time.Minute, 10*time.Millisecond, "the other connections closed")
 	var w writes
-	require.NoError(tb, pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd, pg_current_wal_lsn() - '0/0' FROM pg_stat_user_tables
-WHERE schemaname = current_schema() AND relname = 'tasks'`).Scan(&w.updated, &w.hot, &w.wal))
+	require.NoError(tb, pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd,
+  (SELECT sum(n_tup_ins)::bigint FROM pg_stat_user_tables WHERE schemaname = current_schema()), pg_current_wal_lsn() - '0/0'
+FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'tasks'`).Scan(&w.updated, &w.hot, &w.inserted, &w.wal))
 	return w
 }
 

@@ -546,8 +546,9 @@ func recvErr[T any](s interface{ Recv() (T, error) }, err error) (T, error) {
 
 // TestWatchQueueSeesNewTasks: a visit falling due (the scheduler's
 // VisitDue) reaches an agent's queue watch once dispatch's own consumer has
-// made the task: the update waits for the consumer (its inbox) before it
-// reads the queue, so it shows the new task, never the queue before it.
+// made the task: the update waits for the visit's task (the consumer keeps
+// no inbox entries) before it reads the queue, so it shows the new task,
+// never the queue before it.
 func TestWatchQueueSeesNewTasks(t *testing.T) {
 	f := newFloor(t, watch.Limits{})
 	f.org(t)

@@ -54,19 +54,25 @@ var taskEvents = inbox.Events{
 	stream.SubjectAppointmentChanged: func() proto.Message { return &eventsv1.AppointmentChanged{} },
 }
 
-// consumedBy names dispatch's consumer of the events it consumes itself.
-var consumedBy = map[string]string{
-	stream.SubjectVisitDue:       consumer.Durable,
-	stream.SubjectVisitCancelled: consumer.DurableCancelled,
-}
-
-// settle waits until dispatch's consumer applied an event it consumes.
-func (s *Server) settle(ctx context.Context, subject, eventID string) error {
-	durable, ok := consumedBy[subject]
-	if !ok {
-		return nil
+// settle waits until dispatch's consumer applied an event it consumes: a
+// VisitCancelled's inbox entry, or for a VisitDue (its consumer keeps no
+// inbox entries) the visit's task, or the visit remembered as cancelled
+// (it makes none). A VisitDue that names no visit makes nothing to wait for.
+func (s *Server) settle(ctx context.Context, subject, eventID string, data []byte) error {
+	const poll = 50 * time.Millisecond
+	switch subject {
+	case stream.SubjectVisitCancelled:
+		return inbox.AwaitHandled(ctx, s.App.DB, consumer.DurableCancelled, eventID, poll, settleWait)
+	case stream.SubjectVisitDue:
+		var ev eventsv1.VisitDue
+		if proto.Unmarshal(data, &ev) != nil || strings.TrimSpace(ev.GetVisitId()) == "" {
+			return nil // dead-lettered: no task comes
+		}
+		return inbox.Await(ctx, poll, settleWait, consumer.Durable+" applying "+eventID, func(ctx context.Context) (bool, error) {
+			return store.VisitSettled(ctx, s.App.DB, tenant.Of(&ev), ev.GetVisitId())
+		})
 	}
-	return inbox.AwaitHandled(ctx, s.App.DB, durable, eventID, 50*time.Millisecond, settleWait)
+	return nil
 }
 
 func or(d, def time.Duration) time.Duration {

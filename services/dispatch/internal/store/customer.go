@@ -16,17 +16,6 @@ import (
 	"github.com/huifang/huifang/services/dispatch/internal/task"
 )
 
-// LockCustomerVersion takes the customer's kept version for the rest of tx
-// (one CustomerUpdated of a customer at a time, kept or not yet) and
-// returns it; false when dispatch has kept none (LockCustomerVersions of
-// one).
-func LockCustomerVersion(ctx context.Context, tx pgx.Tx, tenant, customerID string) (int64, bool, error) {
-	k := CustomerKey{Tenant: tenant, ID: customerID}
-	kept, err := LockCustomerVersions(ctx, tx, []CustomerKey{k})
-	v, found := kept[k]
-	return v.Version, found, err
-}
-
 // SaveCustomerVersion keeps c as the tenant's version `version` of the
 // customer, replacing the one kept.
 func SaveCustomerVersion(ctx context.Context, q postgres.Querier, tenant string, c task.Customer, version int64, at time.Time) error {
@@ -38,15 +27,6 @@ func SaveCustomerVersion(ctx context.Context, q postgres.Querier, tenant string,
 ON CONFLICT (tenant_id, customer_id) DO UPDATE SET version = EXCLUDED.version, customer = EXCLUDED.customer, updated_at = EXCLUDED.updated_at`,
 		tenant, c.ID, version, snapshot, at)
 	return translate(err, "save a version of customer "+c.ID, nil)
-}
-
-// LatestCustomer returns the newest kept snapshot of a customer; false when
-// dispatch has seen no CustomerUpdated for it (LatestCustomers of one).
-func LatestCustomer(ctx context.Context, q postgres.Querier, tenant, customerID string) (task.Customer, bool, error) {
-	k := CustomerKey{Tenant: tenant, ID: customerID}
-	latest, err := LatestCustomers(ctx, q, []CustomerKey{k})
-	v, ok := latest[k]
-	return v.Customer, ok, err
 }
 
 // sortedKeys are the tenants and ids of keys without repeats, in the
@@ -70,8 +50,10 @@ type KeptCustomer struct {
 	Customer task.Customer
 }
 
-// LockCustomerVersions is LockCustomerVersion for many customers, in two
-// statements however many: the customers' locks taken in a stable order
+// LockCustomerVersions takes the customers' kept versions for the rest of
+// tx (one CustomerUpdated of a customer at a time, kept or not yet) and
+// returns them with their snapshots, in two statements however many: the
+// customers' locks taken in a stable order
 // (tenant, then id: two batches never wait on each other crosswise), then
 // their kept versions read with their snapshots. A customer of none has no
 // entry.

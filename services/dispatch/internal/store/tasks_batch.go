@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,9 +15,9 @@ import (
 // CustomerKey names a customer of a tenant.
 type CustomerKey struct{ Tenant, ID string }
 
-// LatestCustomers is LatestCustomer for many customers, in one statement:
-// the newest kept version and snapshot of each customer dispatch has seen
-// a CustomerUpdated for (the others are missing from the map).
+// LatestCustomers returns, in one statement, the newest kept version and
+// snapshot of each of the customers dispatch has seen a CustomerUpdated
+// for (the others are missing from the map).
 func LatestCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey]KeptCustomer, error) {
 	out := make(map[CustomerKey]KeptCustomer, len(keys))
 	if len(keys) == 0 {
@@ -42,6 +43,17 @@ JOIN customer_versions v ON v.tenant_id = k.tenant_id AND v.customer_id = k.cust
 		out[k] = v
 	}
 	return out, translate(rows.Err(), fmt.Sprintf("latest %d customers", len(keys)), nil)
+}
+
+// VisitSettled reports whether a VisitDue of the visit has nothing more
+// to make: the visit has its task, or was cancelled first (CreateTasks
+// makes none then).
+func VisitSettled(ctx context.Context, q postgres.Querier, tenant, visitID string) (bool, error) {
+	var ok bool
+	visitID = strings.TrimSpace(visitID)
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tasks WHERE tenant_id = $1 AND visit_id = $2)
+  OR EXISTS (SELECT 1 FROM cancelled_visits WHERE tenant_id = $1 AND visit_id = $2)`, tenant, visitID).Scan(&ok)
+	return ok, translate(err, "the task of visit "+visitID, nil)
 }
 
 // NewTask is a task to create with the details its VisitDue carried.

@@ -90,25 +90,21 @@ func TestCustomerVersions(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	c := task.Customer{ID: "c-1", NameMasked: "王芳", Tier: "key"}
+	k := store.CustomerKey{Tenant: "default", ID: "c-1"}
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		_, found, err := store.LockCustomerVersion(ctx, tx, "default", "c-1")
-		require.False(t, found)
+		kept, err := store.LockCustomerVersions(ctx, tx, []store.CustomerKey{k})
+		require.Empty(t, kept)
 		if err != nil {
 			return err
 		}
 		return store.SaveCustomerVersion(ctx, tx, "default", c, 3, t0)
 	}))
 	require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		v, found, err := store.LockCustomerVersion(ctx, tx, "default", "c-1")
-		require.True(t, found)
-		require.EqualValues(t, 3, v)
+		kept, err := store.LockCustomerVersions(ctx, tx, []store.CustomerKey{k})
+		require.Equal(t, map[store.CustomerKey]store.KeptCustomer{k: {Version: 3, Customer: c}}, kept)
 		return err
 	}))
-	got, found, err := store.LatestCustomer(ctx, b.pool, "default", "c-1")
+	latest, err := store.LatestCustomers(ctx, b.pool, []store.CustomerKey{k, {Tenant: "other", ID: "c-1"}})
 	require.NoError(t, err)
-	require.True(t, found)
-	require.Equal(t, c, got)
-	_, found, err = store.LatestCustomer(ctx, b.pool, "other", "c-1")
-	require.NoError(t, err)
-	require.False(t, found)
+	require.Equal(t, map[store.CustomerKey]store.KeptCustomer{k: {Version: 3, Customer: c}}, latest)
 }
