@@ -55,3 +55,31 @@ INSERT INTO ledger_entries (tenant_id, id, customer_id, kind, at) VALUES
 	require.Equal(t, []string{"e-2", "e-1"}, ids(store.LedgerQuery{NewestFirst: true, AfterAt: ten, AfterID: "e-3"}, 10))
 	require.Equal(t, []string{"e-2", "e-3"}, ids(store.LedgerQuery{From: &ten}, 10))
 }
+
+// Services stored before the upgrade (the ingress kept an inbox row for
+// their events) do not say the ingress stored them; the ingress finds them
+// by source as before, and stores new ones marked.
+func TestUpgradeServicesViaIngress(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "intake", app.Migrations("intake", servicetest.MigrationsBefore(t, migrations.FS, "009"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `
+INSERT INTO customers (id, tenant_id, external_id, source_updated_at) VALUES ('c-1', 'default', 'ext-1', now());
+INSERT INTO services (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id)
+VALUES ('s-1', 'default', 'dms', 'e-1', 'repair', now(), 'c-1')`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "intake", postgres.Migrations{Set: "intake", FS: migrations.FS}))
+
+	st := &store.Store{}
+	key := store.SourceKey{Tenant: "default", System: "dms", EventID: "e-1"}
+	seen, err := st.ServicesBySource(ctx, pool, "intake-ingress", []store.IngressKey{{SourceKey: key, Inbox: "ingress:default/dms/e-1"}})
+	require.NoError(t, err)
+	require.Equal(t, map[store.SourceKey]store.StoredService{key: {ServiceID: "s-1", CustomerID: "c-1"}}, seen)
+	_, err = pool.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ('intake-ingress', 'ingress:default/dms/e-1')`)
+	require.NoError(t, err)
+	seen, err = st.ServicesBySource(ctx, pool, "intake-ingress", []store.IngressKey{{SourceKey: key, Inbox: "ingress:default/dms/e-1"}})
+	require.NoError(t, err)
+	require.Equal(t, map[store.SourceKey]store.StoredService{key: {ServiceID: "s-1", CustomerID: "c-1", Claimed: true}}, seen)
+}

@@ -32,6 +32,14 @@ type IngestService struct {
 	// event (ingest.UnknownJSON): the decoder dropped them, the answer and
 	// the metric tell.
 	Unknown []string
+	// Ingress, when set, is the durable of the NATS ingress consumer whose
+	// handler applies the event, keyed by its source ids (inbox.Consumer.Keyed:
+	// the consumer keeps no inbox row of its own for it). An event that
+	// consumer applied before is then a duplicate before it is checked, as
+	// its inbox row made it: the service it stored says so, or, when it
+	// stored none (a duplicate of a complaint, or of a service stored
+	// through the API), the inbox entry it claimed then (inbox.Claim).
+	Ingress string
 }
 
 // Ingested is what ingesting one event did.
@@ -116,18 +124,35 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 		return Ingested{}, err
 	}
 	ingest.Normalize(ev)
+	var out Ingested
+	var err error
+	var stored store.StoredService
+	if in.Ingress != "" {
+		key := sourceKey(ev)
+		seen, err := a.Store.ServicesBySource(ctx, tx, in.Ingress, []store.IngressKey{{SourceKey: key, Inbox: inbox.EventIDFrom(ctx)}})
+		if err != nil {
+			return Ingested{}, err
+		}
+		if stored = seen[key]; stored.ViaIngress || stored.Claimed {
+			return Ingested{ServiceID: stored.ServiceID, CustomerID: stored.CustomerID, Duplicate: true}, nil
+		}
+	}
 	if err := a.validate(ctx, tx, ev); err != nil {
 		return Ingested{}, err
 	}
-	var out Ingested
-	var err error
-	out.ServiceID, out.CustomerID, err = a.Store.ServiceBySource(ctx, tx, ev.TenantId, ev.SourceSystem, ev.SourceEventId)
-	switch {
-	case err == nil:
-		out.Duplicate = true
-		return out, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return Ingested{}, err
+	if in.Ingress != "" {
+		if stored.ServiceID != "" {
+			return a.claimDuplicate(ctx, tx, Ingested{ServiceID: stored.ServiceID, CustomerID: stored.CustomerID, Duplicate: true})
+		}
+	} else {
+		out.ServiceID, out.CustomerID, err = a.Store.ServiceBySource(ctx, tx, ev.TenantId, ev.SourceSystem, ev.SourceEventId)
+		switch {
+		case err == nil:
+			out.Duplicate = true
+			return out, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return Ingested{}, err
+		}
 	}
 
 	input, ref := ingest.CustomerInput(ev), ingest.ComplaintRef(ev)
@@ -149,15 +174,25 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 			changed = append([]string{archive.FieldCreated}, changed...)
 		}
 		out.ServiceID = outbox.NewEventID()
-		if err := a.Store.AddService(ctx, tx, out.ServiceID, c.ID, ev); err != nil {
+		add := a.Store.AddService
+		if in.Ingress != "" {
+			add = a.Store.AddIngressService
+		}
+		if err := add(ctx, tx, out.ServiceID, c.ID, ev); err != nil {
 			return false, err
 		}
 		var err error
 		changed, err = a.settle(ctx, tx, c, changed)
 		return len(changed) > 0, err
 	})
-	if err != nil || out.Duplicate {
+	if err != nil {
 		return out, err
+	}
+	if out.Duplicate {
+		if in.Ingress != "" {
+			return a.claimDuplicate(ctx, tx, out)
+		}
+		return out, nil
 	}
 	// Preferences an upstream system sends come with the service, whose
 	// record names the system and its event (and the scheduler's opt_outs
@@ -174,6 +209,22 @@ func (a *App) ingestTx(ctx context.Context, tx pgx.Tx, in IngestService) (Ingest
 	}
 	out.Warnings = warnings(in, cust)
 	return out, nil
+}
+
+// claimDuplicate returns out, the duplicate an event of the NATS ingress
+// (IngestService.Ingress) is of a service the ingress did not store for it,
+// once the event's inbox entry is claimed (inbox.Claim): the service does not
+// say that the ingress applied the event, the entry does.
+func (a *App) claimDuplicate(ctx context.Context, tx pgx.Tx, out Ingested) (Ingested, error) {
+	if _, err := inbox.Claim(ctx, tx); err != nil {
+		return Ingested{}, err
+	}
+	return out, nil
+}
+
+// sourceKey is the source ids of a normalized event.
+func sourceKey(ev *eventsv1.ServiceCompleted) store.SourceKey {
+	return store.SourceKey{Tenant: ev.TenantId, System: ev.SourceSystem, EventID: ev.SourceEventId}
 }
 
 // warnings are what an ingested event's caller is told it sent in vain:

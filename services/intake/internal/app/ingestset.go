@@ -48,6 +48,9 @@ type ingestSetKey struct{}
 // one that is not built in (RegisterServiceType takes effect with the next
 // batch).
 type ingestSet struct {
+	// durable is the ingress consumer's whose inbox entries the batch read
+	// with its services (PrepareIngress), "" when it read none.
+	durable string
 	now     time.Time
 	scope   tier.Scope
 	tenants map[string]*tenantSet
@@ -80,8 +83,16 @@ type tenantSet struct {
 // as they come (not yet validated); ones that name no customer are left to
 // IngestServiceTx's checks.
 func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.ServiceCompleted) (context.Context, error) {
+	return a.PrepareIngress(ctx, tx, "", events, nil)
+}
+
+// PrepareIngress is PrepareIngest for the NATS ingress consumer durable,
+// whose handlers apply the events with IngestService.Ingress set: ids[i] is
+// the inbox key of events[i], and the read of the services their source ids
+// name also reads which of those keys the consumer's inbox holds.
+func (a *App) PrepareIngress(ctx context.Context, tx pgx.Tx, durable string, events []*eventsv1.ServiceCompleted, ids []string) (context.Context, error) {
 	now := a.Now()
-	b := &ingestSet{now: now, scope: tier.ScopeAt(now), tenants: map[string]*tenantSet{}}
+	b := &ingestSet{durable: durable, now: now, scope: tier.ScopeAt(now), tenants: map[string]*tenantSet{}}
 	type wanted struct {
 		exts    []string
 		seen    map[string]bool
@@ -93,10 +104,17 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 	}
 	want := map[string]*wanted{}
 	var tenants []string
-	var keys []store.SourceKey
-	for _, ev := range events {
+	var keys []store.IngressKey
+	for i, ev := range events {
 		ev = proto.CloneOf(ev)
 		ingest.Normalize(ev)
+		if ev.SourceSystem != "" && ev.SourceEventId != "" {
+			k := store.IngressKey{SourceKey: sourceKey(ev)}
+			if i < len(ids) {
+				k.Inbox = ids[i]
+			}
+			keys = append(keys, k)
+		}
 		if !tenant.Valid(ev.TenantId) || ev.GetCustomer().GetExternalId() == "" {
 			continue
 		}
@@ -122,12 +140,9 @@ func (a *App) PrepareIngest(ctx context.Context, tx pgx.Tx, events []*eventsv1.S
 		if ev.ServiceType != "" && !slices.Contains(ingest.ServiceTypes(), ev.ServiceType) {
 			w.types = true
 		}
-		if ev.SourceSystem != "" && ev.SourceEventId != "" {
-			keys = append(keys, store.SourceKey{Tenant: ev.TenantId, System: ev.SourceSystem, EventID: ev.SourceEventId})
-		}
 	}
 	var err error
-	if b.sources, err = a.Store.ServicesBySource(ctx, tx, keys); err != nil {
+	if b.sources, err = a.Store.ServicesBySource(ctx, tx, durable, keys); err != nil {
 		return nil, err
 	}
 	for _, t := range tenants {
@@ -202,6 +217,12 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 		return Ingested{}, err
 	}
 	ingest.Normalize(ev)
+	keyed := in.Ingress != "" && in.Ingress == b.durable
+	stored, found := b.sources[sourceKey(ev)]
+	if keyed && (stored.ViaIngress || stored.Claimed) {
+		// Applied by the ingress before (IngestService.Ingress).
+		return Ingested{ServiceID: stored.ServiceID, CustomerID: stored.CustomerID, Duplicate: true}, nil
+	}
 	if ts := b.tenants[ev.TenantId]; ts != nil && ts.types != nil {
 		if err := ingest.Validate(ev, a.Now(), ts.types...); err != nil {
 			return Ingested{}, err
@@ -210,9 +231,9 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 		return Ingested{}, err
 	}
 	var out Ingested
-	if s, ok := b.sources[store.SourceKey{Tenant: ev.TenantId, System: ev.SourceSystem, EventID: ev.SourceEventId}]; ok {
-		out.ServiceID, out.CustomerID, out.Duplicate = s.ServiceID, s.CustomerID, true
-		return out, nil
+	if found && stored.ServiceID != "" {
+		out.ServiceID, out.CustomerID, out.Duplicate = stored.ServiceID, stored.CustomerID, true
+		return a.claimed(ctx, tx, keyed, out)
 	}
 	ts := b.tenants[ev.TenantId]
 	if ts == nil {
@@ -234,12 +255,12 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	if ref != "" && !created {
 		if id, ok := ts.complaints[[2]string{cur.ID, ref}]; ok {
 			out.ServiceID, out.Duplicate = id, true
-			return out, nil
+			return a.claimed(ctx, tx, keyed, out)
 		}
 		id, err := a.Store.ServiceByComplaint(ctx, tx, ev.TenantId, cur.ID, ref)
 		if err == nil {
 			out.ServiceID, out.Duplicate = id, true
-			return out, nil
+			return a.claimed(ctx, tx, keyed, out)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return Ingested{}, err
@@ -331,13 +352,13 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	if ref != "" {
 		ts.complaints[[2]string{cur.ID, ref}] = out.ServiceID
 	}
-	b.sources[store.SourceKey{Tenant: ev.TenantId, System: ev.SourceSystem, EventID: ev.SourceEventId}] = store.StoredService{ServiceID: out.ServiceID, CustomerID: cur.ID}
+	b.sources[sourceKey(ev)] = store.StoredService{ServiceID: out.ServiceID, CustomerID: cur.ID, ViaIngress: keyed}
 	// The customers first (a service names its customer), even when none
 	// changed: the keys are written in the order first gathered.
 	if err := inbox.Gather(ctx, tx, "intake.customers", savedCustomer{ts: ts, cs: dirty}, a.saveCustomers); err != nil {
 		return out, err
 	}
-	if err := inbox.Gather(ctx, tx, "intake.services", store.NewService{ID: out.ServiceID, CustomerID: cur.ID, Event: ev}, a.addServices); err != nil {
+	if err := inbox.Gather(ctx, tx, "intake.services", store.NewService{ID: out.ServiceID, CustomerID: cur.ID, Event: ev, ViaIngress: keyed}, a.addServices); err != nil {
 		return out, err
 	}
 	for _, m := range msgs {
@@ -351,6 +372,15 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	}
 	out.Warnings = warnings(in, c)
 	return out, nil
+}
+
+// claimed is out, a duplicate: for an event of the ingress keyed by its
+// source (keyed), once its inbox entry is claimed (claimDuplicate).
+func (a *App) claimed(ctx context.Context, tx pgx.Tx, keyed bool, out Ingested) (Ingested, error) {
+	if !keyed {
+		return out, nil
+	}
+	return a.claimDuplicate(ctx, tx, out)
 }
 
 // count adds the service of ev to c's figures as Figures would count it

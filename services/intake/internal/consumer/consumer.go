@@ -36,6 +36,10 @@ const IngressDurable = "intake-ingress"
 // The inbox is keyed by what names the event upstream (ID): two source
 // systems or tenants that use the same Nats-Msg-Id are two events, and a
 // resend of one event under another Nats-Msg-Id (or re-encoded) is one.
+// That key is also the unique key of the service the event stores, which
+// says the ingress stored it: the consumer writes no inbox row for such an
+// event (Keyed), and its redelivery finds the service in the batch's read of
+// stored services, before the event is checked, as it found its inbox row.
 func Ingress(a *app.App) *inbox.Consumer {
 	dec := &decodes{}
 	return &inbox.Consumer{
@@ -54,29 +58,40 @@ func Ingress(a *app.App) *inbox.Consumer {
 			if err != nil {
 				return err
 			}
-			_, err = a.IngestServiceTx(ctx, tx, app.IngestService{Event: ev, Unknown: unknown})
+			in := app.IngestService{Event: ev, Unknown: unknown}
+			if ingest.SourceKey(ev) != "" {
+				in.Ingress = IngressDurable // Keyed
+			}
+			_, err = a.IngestServiceTx(ctx, tx, in)
 			return err
+		},
+		// An event that names its source is stored as a service keyed by
+		// it, which a redelivery finds: such messages keep no inbox row (a
+		// duplicate that stores no service claims one, app.IngestService's
+		// Ingress). The others are refused, and keep their entries as any.
+		Keyed: func(msg jetstream.Msg) bool {
+			ev := dec.event(a, msg)
+			return ev != nil && ingest.SourceKey(ev) != ""
 		},
 		// A batch reads its events' services, customers and figures at
 		// once, and writes what they changed at once (app.PrepareIngest).
 		Prepare: func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error) {
 			evs := make([]*eventsv1.ServiceCompleted, 0, len(msgs))
+			ids := make([]string, 0, len(msgs))
 			for _, m := range msgs {
 				if ev := dec.event(a, m); ev != nil {
 					evs = append(evs, ev)
+					ids = append(ids, ingressID(ev))
 				}
 			}
-			return a.PrepareIngest(ctx, tx, evs)
+			return a.PrepareIngress(ctx, tx, IngressDurable, evs, ids)
 		},
 		ID: func(msg jetstream.Msg) string {
 			ev := dec.event(a, msg)
 			if ev == nil {
 				return "" // the inbox's default: Nats-Msg-Id, else a hash of the payload
 			}
-			if key := ingest.SourceKey(ev); key != "" {
-				return IngressKeyPrefix + key
-			}
-			return ""
+			return ingressID(ev)
 		},
 		// The customer an event merges into is locked by its handler:
 		// with several handlers, one customer's events go to one of them.
@@ -107,6 +122,15 @@ func Ingress(a *app.App) *inbox.Consumer {
 // IngressKeyPrefix starts the inbox key of an ingress event that names its
 // source: "ingress:<tenant>/<source_system>/<source_event_id>" (ingest.SourceKey).
 const IngressKeyPrefix = "ingress:"
+
+// ingressID is the inbox key of an ingress event that names its source, ""
+// for one that does not.
+func ingressID(ev *eventsv1.ServiceCompleted) string {
+	if key := ingest.SourceKey(ev); key != "" {
+		return IngressKeyPrefix + key
+	}
+	return ""
+}
 
 // event reads the event a message carries, to read only; nil when it is
 // larger than the limit (it is not decoded) or does not decode.

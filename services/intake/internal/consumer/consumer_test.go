@@ -17,6 +17,7 @@ import (
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
+	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
@@ -49,6 +50,24 @@ func setup(tb testing.TB, workers int) bundle {
 // transaction (inbox.Consumer.Batch).
 func setupBatch(tb testing.TB, workers, batch int) bundle {
 	tb.Helper()
+	b, c, relay := newIngress(tb)
+	c.Workers, c.Batch = workers, batch
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { _ = c.Run(ctx); done <- struct{}{} }()
+	go func() { _ = relay.Run(ctx); done <- struct{}{} }()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+		<-done
+	})
+	return b
+}
+
+// newIngress is intake's app with its ingress consumer and outbox relay,
+// against a fresh database and an in-process NATS server, none running.
+func newIngress(tb testing.TB) (bundle, *inbox.Consumer, *outbox.Relay) {
+	tb.Helper()
 	pool := servicetest.Pool(tb, "intake", migrations.FS)
 	js := servicetest.JetStream(tb)
 	cipher, err := privacy.New(privacy.DevKeys, privacy.DevHashKey)
@@ -60,17 +79,8 @@ func setupBatch(tb testing.TB, workers, batch int) bundle {
 	relay := outbox.NewRelay(pool, js, log, "intake")
 	a := &app.App{DB: pool, Store: &store.Store{Cipher: cipher}, Rules: rules, Relay: relay, Now: clock, Log: log}
 	c := consumer.Ingress(a)
-	c.Pool, c.JS, c.Log, c.Relay, c.Workers, c.Batch = pool, js, log, relay, workers, batch
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() { _ = c.Run(ctx); done <- struct{}{} }()
-	go func() { _ = relay.Run(ctx); done <- struct{}{} }()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-		<-done
-	})
-	return bundle{ctx: context.Background(), pool: pool, js: js, app: a}
+	c.Pool, c.JS, c.Log, c.Relay = pool, js, log, relay
+	return bundle{ctx: context.Background(), pool: pool, js: js, app: a}, c, relay
 }
 
 func (b bundle) count(tb testing.TB, q string) int {

@@ -35,6 +35,17 @@ func (s *Store) ServiceByComplaint(ctx context.Context, q postgres.Querier, tena
 // ErrConflict when its source ids, or its complaint for this customer, are
 // taken (a concurrent writer stored the same event).
 func (s *Store) AddService(ctx context.Context, q postgres.Querier, id, customerID string, ev *eventsv1.ServiceCompleted) error {
+	return s.addService(ctx, q, NewService{ID: id, CustomerID: customerID, Event: ev})
+}
+
+// AddIngressService is AddService for an event of the NATS ingress: the
+// service says so (NewService.ViaIngress).
+func (s *Store) AddIngressService(ctx context.Context, q postgres.Querier, id, customerID string, ev *eventsv1.ServiceCompleted) error {
+	return s.addService(ctx, q, NewService{ID: id, CustomerID: customerID, Event: ev, ViaIngress: true})
+}
+
+func (s *Store) addService(ctx context.Context, q postgres.Querier, sv NewService) error {
+	ev := sv.Event
 	var product, vehicle, complaint []byte
 	var err error
 	if product, err = marshal(ev.Product); err == nil {
@@ -45,11 +56,11 @@ func (s *Store) AddService(ctx context.Context, q postgres.Querier, id, customer
 	if err != nil {
 		return fmt.Errorf("store: service details: %w", err)
 	}
-	_, err = q.Exec(ctx, `INSERT INTO services (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id, amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		id, ev.TenantId, ev.SourceSystem, ev.SourceEventId, ev.ServiceType, ev.CompletedAt.AsTime(), customerID,
+	_, err = q.Exec(ctx, `INSERT INTO services (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id, amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor, via_ingress)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		sv.ID, ev.TenantId, ev.SourceSystem, ev.SourceEventId, ev.ServiceType, ev.CompletedAt.AsTime(), sv.CustomerID,
 		ev.OrgUnit, ev.StaffId, ev.AmountMinor, nullJSON(product), nullJSON(vehicle), ev.GetVehicle().GetVin(), nullJSON(complaint),
-		ev.GetComplaint().GetReference(), ev.ClaimAmountMinor)
+		ev.GetComplaint().GetReference(), ev.ClaimAmountMinor, sv.ViaIngress)
 	return wrap("insert service", err)
 }
 

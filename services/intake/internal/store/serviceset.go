@@ -13,24 +13,41 @@ import (
 // SourceKey names an event upstream: (tenant, source system, source event id).
 type SourceKey struct{ Tenant, System, EventID string }
 
-// StoredService is a stored service's id and its customer's.
-type StoredService struct{ ServiceID, CustomerID string }
+// StoredService is a stored service's id and its customer's (empty when
+// none is stored), and what says an ingress event was applied before:
+// the service was stored by the NATS ingress (ViaIngress), or the ingress
+// consumer's inbox holds the event's key (Claimed).
+type StoredService struct {
+	ServiceID, CustomerID string
+	ViaIngress, Claimed   bool
+}
+
+// IngressKey is an event of the NATS ingress: its source ids, and its key
+// in the ingress consumer's inbox.
+type IngressKey struct {
+	SourceKey
+	Inbox string
+}
 
 // ServicesBySource is ServiceBySource for many events in one statement: the
-// services stored for those of keys that have one.
-func (s *Store) ServicesBySource(ctx context.Context, q postgres.Querier, keys []SourceKey) (map[SourceKey]StoredService, error) {
+// services stored for those of keys that have one. With a durable (the
+// ingress consumer's), it also reads which keys its inbox holds (for the
+// events whose service the ingress did not store), and returns those too.
+func (s *Store) ServicesBySource(ctx context.Context, q postgres.Querier, durable string, keys []IngressKey) (map[SourceKey]StoredService, error) {
 	out := map[SourceKey]StoredService{}
 	if len(keys) == 0 {
 		return out, nil
 	}
-	tenants, systems, ids := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+	tenants, systems, ids, inbox := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
-		tenants[i], systems[i], ids[i] = k.Tenant, k.System, k.EventID
+		tenants[i], systems[i], ids[i], inbox[i] = k.Tenant, k.System, k.EventID, k.Inbox
 	}
-	rows, err := q.Query(ctx, `SELECT s.tenant_id, s.source_system, s.source_event_id, s.id, s.customer_id
-FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant_id, source_system, source_event_id)
-JOIN services s ON s.tenant_id = k.tenant_id AND s.source_system = k.source_system AND s.source_event_id = k.source_event_id`,
-		tenants, systems, ids)
+	rows, err := q.Query(ctx, `SELECT k.tenant_id, k.source_system, k.source_event_id, s.id, s.customer_id, coalesce(s.via_ingress, false),
+  CASE WHEN $5 = '' OR s.via_ingress THEN false
+    ELSE EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = $5 AND i.event_id = k.inbox_id) END AS claimed
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k (tenant_id, source_system, source_event_id, inbox_id)
+LEFT JOIN services s ON s.tenant_id = k.tenant_id AND s.source_system = k.source_system AND s.source_event_id = k.source_event_id`,
+		tenants, systems, ids, inbox, durable)
 	if err != nil {
 		return nil, wrap("services by source", err)
 	}
@@ -38,8 +55,15 @@ JOIN services s ON s.tenant_id = k.tenant_id AND s.source_system = k.source_syst
 	for rows.Next() {
 		var k SourceKey
 		var v StoredService
-		if err := rows.Scan(&k.Tenant, &k.System, &k.EventID, &v.ServiceID, &v.CustomerID); err != nil {
+		var id, customer *string
+		if err := rows.Scan(&k.Tenant, &k.System, &k.EventID, &id, &customer, &v.ViaIngress, &v.Claimed); err != nil {
 			return nil, wrap("services by source", err)
+		}
+		if id == nil && !v.Claimed {
+			continue
+		}
+		if id != nil {
+			v.ServiceID, v.CustomerID = *id, *customer
 		}
 		out[k] = v
 	}
@@ -51,6 +75,9 @@ JOIN services s ON s.tenant_id = k.tenant_id AND s.source_system = k.source_syst
 type NewService struct {
 	ID, CustomerID string
 	Event          *eventsv1.ServiceCompleted
+	// ViaIngress says that the NATS ingress stores it (its consumer keeps
+	// no inbox row for the event: the service says it was applied).
+	ViaIngress bool
 }
 
 // AddServices is AddService for many services in one statement, in order.
@@ -75,6 +102,7 @@ func (s *Store) AddServices(ctx context.Context, q postgres.Querier, svcs []NewS
 		ids, tenants, systems, sourceIDs, types, customers, orgUnits, staff, vins, refs = make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		completed                   = make([]any, n)
+		via                         = make([]bool, n)
 		amounts, claims             = make([]int64, n), make([]int64, n)
 		products, vehicles, details = make([]*string, n), make([]*string, n), make([]*string, n)
 	)
@@ -102,19 +130,19 @@ func (s *Store) AddServices(ctx context.Context, q postgres.Querier, svcs []NewS
 		ids[i], tenants[i], systems[i], sourceIDs[i], types[i], customers[i] = sv.ID, ev.TenantId, ev.SourceSystem, ev.SourceEventId, ev.ServiceType, sv.CustomerID
 		completed[i], orgUnits[i], staff[i], amounts[i] = ev.CompletedAt.AsTime(), ev.OrgUnit, ev.StaffId, ev.AmountMinor
 		products[i], vehicles[i], details[i] = text(product), text(vehicle), text(complaint)
-		vins[i], refs[i], claims[i] = ev.GetVehicle().GetVin(), ev.GetComplaint().GetReference(), ev.ClaimAmountMinor
+		vins[i], refs[i], claims[i], via[i] = ev.GetVehicle().GetVin(), ev.GetComplaint().GetReference(), ev.ClaimAmountMinor, sv.ViaIngress
 	}
 	_, err := q.Exec(ctx, `INSERT INTO services (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id,
-  amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor)
+  amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor, via_ingress)
 SELECT id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id,
-  amount_minor, product::jsonb, vehicle::jsonb, vin, complaint::jsonb, complaint_ref, claim_amount_minor
+  amount_minor, product::jsonb, vehicle::jsonb, vin, complaint::jsonb, complaint_ref, claim_amount_minor, via_ingress
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[],
-  $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
+  $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::boolean[])
   WITH ORDINALITY AS v (id, tenant_id, source_system, source_event_id, service_type, completed_at, customer_id, org_unit, staff_id,
-    amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor, n)
+    amount_minor, product, vehicle, vin, complaint, complaint_ref, claim_amount_minor, via_ingress, n)
 WHERE (SELECT set_config('plan_cache_mode', 'auto', true)) <> ''
 ORDER BY n`,
-		ids, tenants, systems, sourceIDs, types, completed, customers, orgUnits, staff, amounts, products, vehicles, vins, details, refs, claims)
+		ids, tenants, systems, sourceIDs, types, completed, customers, orgUnits, staff, amounts, products, vehicles, vins, details, refs, claims, via)
 	return wrap("insert services", err)
 }
 
