@@ -752,6 +752,24 @@ func Claim(ctx context.Context, tx pgx.Tx) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
+// Displace writes, within tx, the inbox entry of the event id, another
+// message of the consumer whose handler of ctx applies a keyed message:
+// one whose effect the message being applied takes the place of while
+// nothing kept would tell it was applied (of two assignments at the same
+// time, the later heard replaces the earlier, whose own id the row no
+// longer keeps), so that its redelivery, which the handler claims (Claim),
+// is found applied. Where Claim writes nothing, Displace writes nothing.
+func Displace(ctx context.Context, tx pgx.Tx, id string) error {
+	durable, _ := ctx.Value(claimKey{}).(string)
+	if durable == "" || id == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, durable, id); err != nil {
+		return fmt.Errorf("inbox: enter displaced %s: %w", id, err)
+	}
+	return nil
+}
+
 func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {
 	if err := msg.DoubleAck(ctx); err != nil {
 		c.Log.WarnContext(ctx, "ack failed; the message will come again and be ignored", "consumer", c.Durable, "err", err)
