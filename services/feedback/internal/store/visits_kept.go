@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/huifang/huifang/pkg/postgres"
 	"github.com/huifang/huifang/services/feedback/internal/visit"
 )
 
@@ -68,7 +69,8 @@ JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON a.tenant_id = k.t AND a.visit
 }
 
 // lockVisits takes the advisory locks (prefix, then tenant and visit) of
-// the visits keys name, in the order of their keys so that two batches
+// the visits keys name (its error may come from the caller's next
+// statement), in the order of their keys so that two batches
 // sharing visits do not wait on each other in turn, and returns the keys'
 // columns in that order.
 func lockVisits(ctx context.Context, tx pgx.Tx, prefix string, keys []visit.Key) (tenants, ids []string, err error) {
@@ -81,7 +83,10 @@ func lockVisits(ctx context.Context, tx pgx.Tx, prefix string, keys []visit.Key)
 	if len(keys) == 0 {
 		return nil, nil, nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || k.t || '/' || k.id, 0)) FROM unnest($2::text[], $3::text[]) AS k(t, id)`,
+	// Held (postgres.Defer): sent with the read that follows, in one round
+	// trip; the read is a statement of its own, so it sees what the
+	// transactions it waited for committed.
+	if err := postgres.Defer(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || k.t || '/' || k.id, 0)) FROM unnest($2::text[], $3::text[]) AS k(t, id)`,
 		prefix, tenants, ids); err != nil {
 		return nil, nil, fmt.Errorf("store: lock %d visits: %w", len(keys), translate(err))
 	}
