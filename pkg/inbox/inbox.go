@@ -160,8 +160,9 @@ type Consumer struct {
 	// for any consumer. A handler of such a consumer whose effect is not
 	// keyed for some messages (an erasure's redaction and audit entry)
 	// writes the message's inbox entry itself first, for those only
-	// (Claim). A consumer that counts or publishes otherwise is not
-	// idempotent.
+	// (Claim), and the entry of a message whose effect it replaces when
+	// nothing kept tells that one was applied (Displace). A consumer that
+	// counts or publishes otherwise is not idempotent.
 	Idempotent bool
 	// Keyed, when set, says which messages are idempotent in the sense of
 	// Idempotent while the others are not (a consumer of several subjects
