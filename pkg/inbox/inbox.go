@@ -160,8 +160,9 @@ type Consumer struct {
 	// for any consumer. A handler of such a consumer whose effect is not
 	// keyed for some messages (an erasure's redaction and audit entry)
 	// writes the message's inbox entry itself first, for those only
-	// (Claim). A consumer that counts or publishes otherwise is not
-	// idempotent.
+	// (Claim), and the entry of a message whose effect it replaces when
+	// nothing kept tells that one was applied (Displace). A consumer that
+	// counts or publishes otherwise is not idempotent.
 	Idempotent bool
 	// Keyed, when set, says which messages are idempotent in the sense of
 	// Idempotent while the others are not (a consumer of several subjects
@@ -750,6 +751,24 @@ func Claim(ctx context.Context, tx pgx.Tx) (bool, error) {
 		return false, fmt.Errorf("inbox: claim %s: %w", id, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Displace writes, within tx, the inbox entry of the event id, another
+// message of the consumer whose handler of ctx applies a keyed message:
+// one whose effect the message being applied takes the place of while
+// nothing kept would tell it was applied (of two assignments at the same
+// time, the later heard replaces the earlier, whose own id the row no
+// longer keeps), so that its redelivery, which the handler claims (Claim),
+// is found applied. Where Claim writes nothing, Displace writes nothing.
+func Displace(ctx context.Context, tx pgx.Tx, id string) error {
+	durable, _ := ctx.Value(claimKey{}).(string)
+	if durable == "" || id == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, durable, id); err != nil {
+		return fmt.Errorf("inbox: enter displaced %s: %w", id, err)
+	}
+	return nil
 }
 
 func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) {

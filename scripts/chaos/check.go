@@ -83,14 +83,20 @@ type observed struct {
 }
 
 // handoffs are the producer → consumer steps whose gaps the checks name:
-// the producer's schema and subject, the consumer's schema and durable.
+// the producer's schema and subject, the consumer's schema and durable,
+// and for a consumer that keeps no inbox row for most events, where else
+// the id of an event it handled is kept (kept: a table and its column of
+// event ids in the consumer's schema). Feedback's visits keep the id of
+// the VisitDue that stored them, and its assignments the id of the
+// VisitAssigned kept: an assignment replaced by a newer one, or heard
+// after it, leaves no trace, and may be named in a gap's detail.
 // Dispatch's VisitDue consumer keeps no inbox entries (its tasks are keyed
 // by the visit): the tasks check names each visit without a task.
-var handoffs = []struct{ from, subject, to, durable string }{
-	{"intake", stream.SubjectServiceCompleted, "scheduler", "scheduler-service-completed"},
-	{"scheduler", stream.SubjectVisitDue, "feedback", "feedback-visit-due"},
-	{"dispatch", stream.SubjectVisitAssigned, "feedback", "feedback-visit-assigned"},
-	{"feedback", stream.SubjectVisitLogged, "analytics", "analytics-events"},
+var handoffs = []struct{ from, subject, to, durable, kept string }{
+	{"intake", stream.SubjectServiceCompleted, "scheduler", "scheduler-service-completed", ""},
+	{"scheduler", stream.SubjectVisitDue, "feedback", "feedback-visit-due", "visits.event_id"},
+	{"dispatch", stream.SubjectVisitAssigned, "feedback", "feedback-visit-assigned", "visit_assignments.event_id"},
+	{"feedback", stream.SubjectVisitLogged, "analytics", "analytics-events", ""},
 }
 
 type plannedVisit struct {
@@ -303,8 +309,12 @@ func observe(ctx context.Context, sys *System, wiped bool) (*observed, error) {
 		}
 	}
 	for _, h := range handoffs {
+		kept := ""
+		if table, column, ok := strings.Cut(h.kept, "."); ok {
+			kept = ` AND NOT EXISTS (SELECT 1 FROM ` + h.to + `.` + table + ` k WHERE k.` + column + ` = o.id)`
+		}
 		if err := q(`SELECT o.id, o.published_at FROM `+h.from+`.outbox o
-WHERE o.subject = $1 AND NOT EXISTS (SELECT 1 FROM `+h.to+`.inbox i WHERE i.consumer = $2 AND i.event_id = o.id) ORDER BY o.seq`,
+WHERE o.subject = $1 AND NOT EXISTS (SELECT 1 FROM `+h.to+`.inbox i WHERE i.consumer = $2 AND i.event_id = o.id)`+kept+` ORDER BY o.seq`,
 			[]any{h.subject, h.durable}, func(r pgx.Rows) error {
 				var id string
 				var published *time.Time

@@ -23,7 +23,7 @@ import (
 // alone: b.N VisitDue (one in twenty a republish of an earlier visit under
 // a new event id) are published to an embedded NATS first, then the real
 // consumer (batches of 100, as the runtime's default) runs until every
-// event is in the inbox. It reports events/s and, when the server has
+// event is acknowledged. It reports events/s and, when the server has
 // pg_stat_statements loaded (scripts/postgres.sh preloads it), the SQL
 // statements per event the consumer ran (the benchmark's polling left out):
 //
@@ -65,7 +65,7 @@ func BenchmarkVisitAssignedThroughNATS(b *testing.B) {
 }
 
 // benchConsumer publishes b.N events (event(i)) on subject, then runs the
-// consumer made by of until the inbox holds them all.
+// consumer made by of until its durable acknowledged them all.
 func benchConsumer(b *testing.B, of func(*app.App) *inbox.Consumer, subject string, event func(i int) proto.Message) {
 	pool := servicetest.Pool(b, "feedback", migrations.FS)
 	js := servicetest.JetStream(b)
@@ -79,7 +79,8 @@ func benchConsumer(b *testing.B, of func(*app.App) *inbox.Consumer, subject stri
 	}
 	pub.Flush()
 	b.ResetTimer()
-	run := servicetest.Measure(b, pool, servicetest.InboxHolds(c.Durable, b.N), c.Run)
+	until := servicetest.Until{Query: `SELECT true`, Also: servicetest.Acknowledged(b, js, c.Stream, c.Durable)}
+	run := servicetest.Measure(b, pool, until, c.Run)
 	b.StopTimer()
 	run.Report(b, b.N)
 }

@@ -4,7 +4,9 @@
 // VisitAssigned, so that only that agent logs it, and the customers intake
 // erased from CustomerUpdated, whose free text it redacts. Each decodes its
 // event (inbox.Of), turns it into the domain's value and runs one app
-// command in the inbox's transaction.
+// command in the inbox's transaction. None keeps an inbox entry for every
+// event: their effects are keyed by the event or gated by a version
+// (inbox.Consumer.Idempotent).
 package consumer
 
 import (
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
@@ -68,16 +72,28 @@ func CustomerUpdated(a *app.App) *inbox.Consumer {
 // VisitDue returns the consumer that stores the context of each visit
 // that fell due (app.LearnVisitTx: a batch's visits are stored in one
 // statement before it commits). Undecodable events and events without
-// a visit id are dead-lettered. The runtime fills in the pool, JetStream
+// a visit id are dead-lettered. It keeps no inbox entries
+// (inbox.Consumer.Idempotent): a visit keeps the id of the VisitDue that
+// stored it, and a batch reads those of its visits at once under their
+// locks (app.PrepareVisits); another VisitDue of a stored visit is claimed
+// in the inbox (app/keyed.go). The runtime fills in the pool, JetStream
 // and logger.
 func VisitDue(a *app.App) *inbox.Consumer {
-	return inbox.Of(VisitDueDurable, stream.SubjectVisitDue, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitDue) error {
+	c := inbox.Of(VisitDueDurable, stream.SubjectVisitDue, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitDue) error {
 		v, err := visitOf(ev)
 		if err != nil {
 			return err
 		}
 		return a.LearnVisitTx(ctx, tx, v)
 	})
+	c.Idempotent = true
+	c.Prepare = func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error) {
+		return a.PrepareVisits(ctx, tx, keysOf(msgs, func(ev *eventsv1.VisitDue) (visit.Key, bool) {
+			v, err := visitOf(ev)
+			return v.Key(), err == nil
+		}))
+	}
+	return c
 }
 
 // VisitAssigned returns the consumer that records the agent each visit is
@@ -85,9 +101,12 @@ func VisitDue(a *app.App) *inbox.Consumer {
 // in one statement before it commits): dispatch publishes VisitAssigned when
 // an agent claims the visit's task and when a leader reassigns it.
 // Undecodable events and events without a visit, an agent or a time are
-// dead-lettered.
+// dead-lettered. It keeps no inbox entries (inbox.Consumer.Idempotent):
+// the newest assignment wins, and a batch reads the ones its visits keep at
+// once under their locks (app.PrepareAssignments); one of the same time as
+// the one kept is claimed in the inbox (app/keyed.go).
 func VisitAssigned(a *app.App) *inbox.Consumer {
-	return inbox.Of(VisitAssignedDurable, stream.SubjectVisitAssigned, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitAssigned) error {
+	c := inbox.Of(VisitAssignedDurable, stream.SubjectVisitAssigned, func(ctx context.Context, tx pgx.Tx, ev *eventsv1.VisitAssigned) error {
 		id := ev.GetEventId()
 		if id == "" {
 			id = inbox.EventIDFrom(ctx)
@@ -98,6 +117,35 @@ func VisitAssigned(a *app.App) *inbox.Consumer {
 		}
 		return a.AssignVisitTx(ctx, tx, as)
 	})
+	c.Idempotent = true
+	c.Prepare = func(ctx context.Context, tx pgx.Tx, msgs []jetstream.Msg) (context.Context, error) {
+		return a.PrepareAssignments(ctx, tx, keysOf(msgs, func(ev *eventsv1.VisitAssigned) (visit.Key, bool) {
+			as, err := assignmentOf(ev, "")
+			return as.Key(), err == nil
+		}))
+	}
+	return c
+}
+
+// keysOf returns the keys of the visits msgs are about (key reads them
+// from a decoded event, false for one that is refused), their tenants as
+// the app has them: what a batch reads at once.
+func keysOf[E any, PE interface {
+	*E
+	proto.Message
+}](msgs []jetstream.Msg, key func(PE) (visit.Key, bool)) []visit.Key {
+	keys := make([]visit.Key, 0, len(msgs))
+	for _, m := range msgs {
+		ev := PE(new(E))
+		if proto.Unmarshal(m.Data(), ev) != nil {
+			continue
+		}
+		if k, ok := key(ev); ok {
+			k.Tenant = tenant.Or(k.Tenant)
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // visitOf reads a VisitDue as a visit; an event without a visit id, with

@@ -29,7 +29,17 @@ type Visit struct {
 	// AssignedAgentID is the agent dispatch last assigned the visit to
 	// (VisitAssigned), empty while no assignment is known.
 	AssignedAgentID string
+	// EventID is the id of the VisitDue that stored the visit first
+	// (kept with it: a redelivery of that event finds it and changes
+	// nothing); empty when none is known.
+	EventID string
 }
+
+// Key names a visit of a tenant.
+type Key struct{ Tenant, Visit string }
+
+// Key names v.
+func (v Visit) Key() Key { return Key{v.TenantID, v.VisitID} }
 
 // Assignment is a visit handed to an agent, as VisitAssigned told it: an
 // agent claimed the visit's task, or a leader reassigned it.
@@ -40,6 +50,9 @@ type Assignment struct {
 	AssignedAt time.Time
 	EventID    string
 }
+
+// Key names the visit a is about.
+func (a Assignment) Key() Key { return Key{a.TenantID, a.VisitID} }
 
 // Replaces tells whether a is the visit's assignment now that cur (nil
 // for none) is known: the newest assigned_at wins, whatever order the
