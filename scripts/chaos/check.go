@@ -75,7 +75,8 @@ type observed struct {
 	// or the next try of an open one: until then it may come back by design.
 	leasedUntil time.Time
 	rejected    map[string]string // schema/rejected row id → its event id
-	// unhandled lists, per durable, events its producer published that its inbox never took.
+	// unhandled lists, per durable, events its producer published that it
+	// never applied (neither its inbox nor, for a keyed one, its table holds them).
 	unhandled map[string][]string
 	// failures are the rows of each schema's inbox_failures (where it exists):
 	// the failures a consumer counted towards dead-lettering a message.
@@ -83,13 +84,15 @@ type observed struct {
 }
 
 // handoffs are the producer → consumer steps whose gaps the checks name:
-// the producer's schema and subject, the consumer's schema and durable.
-var handoffs = []struct{ from, subject, to, durable string }{
-	{"intake", stream.SubjectServiceCompleted, "scheduler", "scheduler-service-completed"},
-	{"scheduler", stream.SubjectVisitDue, "dispatch", "dispatch-visit-due"},
-	{"scheduler", stream.SubjectVisitDue, "feedback", "feedback-visit-due"},
-	{"dispatch", stream.SubjectVisitAssigned, "feedback", "feedback-visit-assigned"},
-	{"feedback", stream.SubjectVisitLogged, "analytics", "analytics-events"},
+// the producer's schema and subject, the consumer's schema and durable, and
+// the consumer's table whose event_id keeps the events it applied without
+// an inbox row (keyed), if any.
+var handoffs = []struct{ from, subject, to, durable, keyed string }{
+	{"intake", stream.SubjectServiceCompleted, "scheduler", "scheduler-service-completed", "services"},
+	{"scheduler", stream.SubjectVisitDue, "dispatch", "dispatch-visit-due", ""},
+	{"scheduler", stream.SubjectVisitDue, "feedback", "feedback-visit-due", ""},
+	{"dispatch", stream.SubjectVisitAssigned, "feedback", "feedback-visit-assigned", ""},
+	{"feedback", stream.SubjectVisitLogged, "analytics", "analytics-events", ""},
 }
 
 type plannedVisit struct {
@@ -302,8 +305,12 @@ func observe(ctx context.Context, sys *System, wiped bool) (*observed, error) {
 		}
 	}
 	for _, h := range handoffs {
+		keyed := ""
+		if h.keyed != "" {
+			keyed = ` AND NOT EXISTS (SELECT 1 FROM ` + h.to + `.` + h.keyed + ` k WHERE k.event_id = o.id)`
+		}
 		if err := q(`SELECT o.id, o.published_at FROM `+h.from+`.outbox o
-WHERE o.subject = $1 AND NOT EXISTS (SELECT 1 FROM `+h.to+`.inbox i WHERE i.consumer = $2 AND i.event_id = o.id) ORDER BY o.seq`,
+WHERE o.subject = $1 AND NOT EXISTS (SELECT 1 FROM `+h.to+`.inbox i WHERE i.consumer = $2 AND i.event_id = o.id)`+keyed+` ORDER BY o.seq`,
 			[]any{h.subject, h.durable}, func(r pgx.Rows) error {
 				var id string
 				var published *time.Time
