@@ -264,3 +264,39 @@ func TestPlanningEventsOfServicesRecordedBefore(t *testing.T) {
 	}
 	require.Equal(t, before, b.state(t))
 }
+
+// A service a batch read as not recorded that a concurrent transaction
+// records meanwhile, by the same event (here that event handled alone
+// while the batch applies the message before it), fails the batch: its
+// messages are then handled one by one, and that event is not applied
+// again (its visits, service, sampling quotas and events stay as the
+// concurrent transaction left them).
+func TestPlanningEventRecordedMeanwhile(t *testing.T) {
+	b := setupKeyed(t)
+	msgs := b.fetchAll(t, keyedEvents(time.Now().Add(-time.Hour)))
+	installation, repair := msgs[0], msgs[4] // k-1 (customer kx), k-5 (no customer)
+	handle := b.planning.Handle
+	var meanwhile string
+	ofRepair := func() string {
+		var s string
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT concat_ws(E'\n',
+  (SELECT string_agg(v::text || ' ' || v.xmin, E'\n' ORDER BY v.id) FROM planned_visits v WHERE v.service_id = 'ks-5'),
+  (SELECT string_agg(s::text || ' ' || s.xmin, E'\n') FROM services s WHERE s.service_id = 'ks-5'),
+  (SELECT string_agg(q::text || ' ' || q.xmin, E'\n' ORDER BY q.policy_id, q.step) FROM sample_quotas q WHERE q.policy_id <> 'p-install'),
+  (SELECT string_agg(o.id, E'\n' ORDER BY o.id) FROM outbox o WHERE position('ks-5'::bytea IN o.payload) > 0))`).Scan(&s))
+		return s
+	}
+	b.planning.Handle = func(ctx context.Context, tx pgx.Tx, msg jetstream.Msg) error {
+		err := handle(ctx, tx, msg)
+		if inbox.Batch(ctx) != nil && inbox.EventIDFrom(ctx) == "k-1" && meanwhile == "" {
+			b.planning.Process(b.ctx, repair) // its own transaction, committed before the batch goes on
+			meanwhile = ofRepair()
+		}
+		return err
+	}
+	b.planning.ProcessBatch(b.ctx, []jetstream.Msg{installation, repair})
+	require.Contains(t, meanwhile, ",ks-5,\"\",{},p-instant,", "the repair planned meanwhile")
+	require.Equal(t, meanwhile, ofRepair())
+	require.Equal(t, 2, appliedEvents(t, b.pool, "k-1", "k-5"))
+	require.Empty(t, b.inbox(t))
+}
