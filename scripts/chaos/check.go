@@ -75,7 +75,8 @@ type observed struct {
 	// or the next try of an open one: until then it may come back by design.
 	leasedUntil time.Time
 	rejected    map[string]string // schema/rejected row id → its event id
-	// unhandled lists, per durable, events its producer published that its inbox never took.
+	// unhandled lists, per durable, events its producer published that it
+	// never applied (neither its inbox nor, for a keyed one, its table holds them).
 	unhandled map[string][]string
 	// failures are the rows of each schema's inbox_failures (where it exists):
 	// the failures a consumer counted towards dead-lettering a message.
@@ -86,14 +87,15 @@ type observed struct {
 // the producer's schema and subject, the consumer's schema and durable,
 // and for a consumer that keeps no inbox row for most events, where else
 // the id of an event it handled is kept (kept: a table and its column of
-// event ids in the consumer's schema). Feedback's visits keep the id of
+// event ids in the consumer's schema). The scheduler's services keep the
+// id of the ServiceCompleted that first recorded them. Feedback's visits keep the id of
 // the VisitDue that stored them, and its assignments the id of the
 // VisitAssigned kept: an assignment replaced by a newer one, or heard
 // after it, leaves no trace, and may be named in a gap's detail.
 // Dispatch's VisitDue consumer keeps no inbox entries (its tasks are keyed
 // by the visit): the tasks check names each visit without a task.
 var handoffs = []struct{ from, subject, to, durable, kept string }{
-	{"intake", stream.SubjectServiceCompleted, "scheduler", "scheduler-service-completed", ""},
+	{"intake", stream.SubjectServiceCompleted, "scheduler", "scheduler-service-completed", "services.event_id"},
 	{"scheduler", stream.SubjectVisitDue, "feedback", "feedback-visit-due", "visits.event_id"},
 	{"dispatch", stream.SubjectVisitAssigned, "feedback", "feedback-visit-assigned", "visit_assignments.event_id"},
 	{"feedback", stream.SubjectVisitLogged, "analytics", "analytics-events", ""},

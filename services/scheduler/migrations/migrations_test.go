@@ -78,3 +78,23 @@ func TestServiceLookupUsesSeriesKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, strings.Join(plan, "\n"), "planned_visits_series_key")
 }
+
+// Issue 15: services recorded before 010 keep no event id (their events
+// were applied with an inbox row, which a redelivery still finds); a
+// service recorded after keeps the id of the event that recorded it.
+func TestUpgradeKeepsServicesWithoutEventIDs(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "scheduler", app.Migrations("scheduler", servicetest.MigrationsBefore(t, migrations.FS, "010"))...)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec) VALUES ('default', 's-1', now(), '{}')`)
+	require.NoError(t, err)
+
+	require.NoError(t, postgres.Migrate(ctx, pool, "scheduler", postgres.Migrations{Set: "scheduler", FS: migrations.FS}))
+
+	_, err = pool.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec, event_id) VALUES ('default', 's-2', now(), '{}', 'ev-2')`)
+	require.NoError(t, err)
+	var got []string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(service_id || ' ' || coalesce(event_id, 'none') ORDER BY service_id) FROM services`).Scan(&got))
+	require.Equal(t, []string{"s-1 none", "s-2 ev-2"}, got)
+}

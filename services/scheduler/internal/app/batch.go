@@ -70,6 +70,11 @@ type Batch struct {
 	// services are the services the batch recorded (written just before
 	// the commit, inbox.Gather), by tenant and id.
 	services map[[2]string]policy.Service
+	// read are the batch's services whose records Prepare read, and
+	// recorded those of them recorded then, by the id of the event that
+	// recorded each ("" none: firstOf).
+	read     map[store.ServiceKey]bool
+	recorded map[store.ServiceKey]string
 	// held are the visits the batch's messages planned, stored just before
 	// the commit (Batch.write), by id: where each is in the planningWrite
 	// of its message. heldFor lists their ids by customer, in the order
@@ -95,7 +100,8 @@ type Batch struct {
 type batchKey struct{}
 
 // Prepare reads, in one statement, what planning the services ins (the
-// batch's) needs of their customers (store.KnownCustomers); PlanServiceTx
+// batch's) needs of their customers, and which of the services are
+// recorded, by which event (store.KnownCustomers; firstOf); PlanServiceTx
 // plans within it when its context carries it (WithBatch). Prepare within
 // a consumer's handler (inbox.Memo) to read it once per batch.
 func (a *App) Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, error) {
@@ -116,11 +122,20 @@ func (a *App) Prepare(ctx context.Context, tx pgx.Tx, ins []Completed) (*Batch, 
 	for k, n := range services {
 		repeated[k] = n > 1
 	}
-	known, err := store.KnownCustomers(ctx, tx, keys)
+	read := make(map[store.ServiceKey]bool, len(ins))
+	svcs := make([]store.ServiceKey, 0, len(ins))
+	for _, in := range ins {
+		k := store.ServiceKey{in.Service.Tenant, in.Service.ID}
+		if !read[k] {
+			read[k] = true
+			svcs = append(svcs, k)
+		}
+	}
+	known, recorded, err := store.KnownCustomers(ctx, tx, keys, svcs)
 	if err != nil {
 		return nil, err
 	}
-	return &Batch{known: known, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{}, zones: &a.zones,
+	return &Batch{known: known, read: read, recorded: recorded, policies: map[string][]policy.Policy{}, rules: map[string]contact.Rules{}, zones: &a.zones,
 		plannedFor: map[store.CustomerKey]bool{}, repeated: repeated, rejected: map[string]bool{}, services: map[[2]string]policy.Service{},
 		held: map[string]heldVisit{}, heldFor: map[store.CustomerKey][]string{}, heldKeys: map[visitKey]bool{}}, nil
 }
@@ -314,7 +329,12 @@ func saveVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit) error {
 // its batch commits: the service, the customer's snapshot when it changes
 // the customer, and the visits planned.
 type planningWrite struct {
-	service  policy.Service
+	service policy.Service
+	// event is the id of the event whose planning records the service
+	// first (its row keeps it: firstOf); stored: the row is written
+	// already.
+	event    string
+	stored   bool
 	snapshot *store.Snapshot
 	// visits are the visits planned for the service (insertVisit; held:
 	// Batch.held), samples what they counted in the sampling quotas.
@@ -355,7 +375,7 @@ func insertVisit(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 // its services just before the commit (inbox.Gather, Batch.write), the
 // snapshot decided on what the batch knows of the customer; the context
 // returned then gathers the service's visits too (insertVisit).
-func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string) (context.Context, contact.Prefs, error) {
+func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Customer, source string, first record) (context.Context, contact.Prefs, error) {
 	b := batchOf(ctx)
 	if b == nil {
 		if err := store.RecordService(ctx, tx, svc); err != nil {
@@ -366,8 +386,9 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 	}
 	if k := [2]string{svc.Tenant, svc.ID}; !hasService(b, k) {
 		b.services[k] = svc // the first record wins, as in the table
+		b.undo = append(b.undo, func() { delete(b.services, k) })
 	}
-	w := &planningWrite{service: svc}
+	w := &planningWrite{service: svc, event: first.event, stored: first.stored}
 	var prefs contact.Prefs
 	if c.ID != "" {
 		k := store.CustomerKey{Tenant: svc.Tenant, Customer: c.ID}
@@ -412,9 +433,13 @@ func recordAndSnapshot(ctx context.Context, tx pgx.Tx, svc policy.Service, c Cus
 // is not new: its quota is taken back and its VisitPlanned dropped
 // (addEvents); one of a customer with another service in the batch fails
 // the batch instead (errPlannedMeanwhile: its messages are then handled one
-// by one), since the customer's later services took it for new.
+// by one), since the customer's later services took it for new, and so
+// does a service the batch took for not recorded that was recorded
+// meanwhile (errRecordedMeanwhile). Each service the batch records first
+// keeps the id of its event (firstOf).
 func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error {
 	svcs := make([]policy.Service, 0, len(ws))
+	events := make([]string, 0, len(ws))
 	var snaps []store.Snapshot
 	n := 0
 	for _, w := range ws {
@@ -424,7 +449,9 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	instant := map[string]bool{}
 	var d *dueNow
 	for _, w := range ws {
-		svcs = append(svcs, w.service)
+		if !w.stored {
+			svcs, events = append(svcs, w.service), append(events, w.event)
+		}
 		if w.snapshot != nil {
 			snaps = append(snaps, *w.snapshot)
 		}
@@ -433,9 +460,18 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 			instant[id], d = true, w.due
 		}
 	}
-	recorded, err := store.RecordServices(ctx, tx, svcs)
+	recorded, err := store.RecordServices(ctx, tx, svcs, events)
 	if err != nil {
 		return err
+	}
+	for _, w := range ws {
+		k := store.ServiceKey{w.service.Tenant, w.service.ID}
+		switch {
+		case w.stored:
+			recorded[k] = true
+		case w.event != "" && !recorded[k]:
+			return errRecordedMeanwhile
+		}
 	}
 	if err := store.StoreSnapshots(ctx, tx, snaps); err != nil {
 		return err

@@ -48,7 +48,8 @@ func (a *App) PlanService(ctx context.Context, in Completed) (n int, err error) 
 // service of this type, moves those of a mileage anchor when the service
 // carries a later odometer reading of the car (remileage), and plans every
 // matching policy's steps, placed by the contact policy. Planning is idempotent per (service, policy, step,
-// occurrence); each planned visit is announced (VisitPlanned). It returns
+// occurrence); each planned visit is announced (VisitPlanned). Within a
+// consumer, an event planned before changes nothing (firstOf). It returns
 // how many visits it planned.
 func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (n int, err error) {
 	if b := batchOf(ctx); b != nil {
@@ -63,9 +64,13 @@ func (a *App) PlanServiceTx(ctx context.Context, tx pgx.Tx, in Completed) (n int
 			}
 		}()
 	}
-	ctx = a.withDueNow(ctx)
 	svc := in.Service
-	ctx, prefs, err := recordAndSnapshot(ctx, tx, svc, in.Customer, "intake: ServiceCompleted "+svc.ID)
+	apply, first, err := firstOf(ctx, tx, svc)
+	if err != nil || !apply {
+		return 0, err
+	}
+	ctx = a.withDueNow(ctx)
+	ctx, prefs, err := recordAndSnapshot(ctx, tx, svc, in.Customer, "intake: ServiceCompleted "+svc.ID, first)
 	if err != nil {
 		return 0, err
 	}

@@ -44,8 +44,10 @@ import (
 // without it; the benchmark's polling left out) and the CPU per event of
 // the test process (consumers, loops, the embedded NATS server) and of the
 // Postgres server (a local one: its processes' /proc/<pid>/stat), the WAL
-// and the Postgres time of those statements per event (wal-B, ms-stmt), and
-// logs the statements run most, and those that wrote and took most. With
+// and the Postgres time of those statements per event (wal-B, ms-stmt), the
+// rows the statements that insert, update or delete changed
+// (rows-written: pg_stat_statements' rows, which are those a RETURNING
+// returns where there is one), and logs the statements run most, and those that wrote and took most. With
 // HUIFANG_BENCH_UPDATES set, each new customer's CustomerUpdated (version
 // 1) is published beside its first service, as intake does: the
 // CustomerUpdated consumer then writes the same new customers as planning.
@@ -147,8 +149,9 @@ func benchPlanning(b *testing.B, n, repeat int) {
 
 // walMeter measures the WAL the statements of pool's database wrote
 // (pg_stat_statements: their wal_bytes, the full-page images included) and
-// the time Postgres took to run them, from startWAL to report, and the
-// statements that wrote most and that took most.
+// the time Postgres took to run them, from startWAL to report, the rows
+// the statements that insert, update or delete changed (or returned), and
+// the statements that wrote most and that took most.
 type walMeter struct {
 	pool   *pgxpool.Pool
 	before map[int64]walStat
@@ -158,6 +161,8 @@ type walStat struct {
 	query              string
 	calls, rows, bytes int64
 	ms                 float64
+	// writes: the statement inserts, updates or deletes rows.
+	writes bool
 }
 
 func startWAL(tb testing.TB, pool *pgxpool.Pool) *walMeter {
@@ -172,7 +177,8 @@ func walStats(tb testing.TB, pool *pgxpool.Pool) map[int64]walStat {
 	tb.Helper()
 	out := map[int64]walStat{}
 	rows, err := pool.Query(context.Background(), `SELECT queryid, left(regexp_replace(query, '\s+', ' ', 'g'), 90), calls, rows,
-  wal_bytes::bigint, total_exec_time `+servicetest.PollComment+` FROM public.pg_stat_statements
+  wal_bytes::bigint, total_exec_time, query ~* '(insert\s+into|delete\s+from|update\s+[a-z_."]+(\s+(as\s+)?[a-z_]+)?\s+set)' `+
+		servicetest.PollComment+` FROM public.pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query NOT LIKE '%bench:poll%'`)
 	if err != nil {
 		tb.Logf("WAL not measured (pg_stat_statements): %v", err)
@@ -182,7 +188,7 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AN
 	for rows.Next() {
 		var id int64
 		var s walStat
-		require.NoError(tb, rows.Scan(&id, &s.query, &s.calls, &s.rows, &s.bytes, &s.ms))
+		require.NoError(tb, rows.Scan(&id, &s.query, &s.calls, &s.rows, &s.bytes, &s.ms, &s.writes))
 		out[id] = s
 	}
 	require.NoError(tb, rows.Err())
@@ -194,18 +200,22 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AN
 // took most: calls, rows, WAL bytes and milliseconds per event.
 func (m *walMeter) report(b *testing.B, events int) {
 	b.Helper()
-	var total int64
+	var total, written int64
 	var ms float64
 	var top []walStat
 	for id, s := range walStats(b, m.pool) {
 		was := m.before[id]
 		s.calls, s.rows, s.bytes, s.ms = s.calls-was.calls, s.rows-was.rows, s.bytes-was.bytes, s.ms-was.ms
 		total, ms = total+s.bytes, ms+s.ms
+		if s.writes {
+			written += s.rows
+		}
 		if s.calls > 0 {
 			top = append(top, s)
 		}
 	}
 	b.ReportMetric(float64(total)/float64(events), "wal-B/event")
+	b.ReportMetric(float64(written)/float64(events), "rows-written/event")
 	b.ReportMetric(ms/float64(events), "ms-stmt/event")
 	n := float64(events)
 	log := func(s walStat) {

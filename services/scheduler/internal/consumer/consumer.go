@@ -86,6 +86,12 @@ func New(a *app.App) []*inbox.Consumer {
 		_, err = a.PlanServiceTx(app.WithBatch(ctx, b), tx, in)
 		return err
 	})
+	// A completed service's record keeps the id of the event that
+	// recorded it: that event heard again, at once in another
+	// transaction or after later ones, finds it and changes nothing;
+	// another event of a recorded service is claimed in the inbox
+	// (app.PlanServiceTx). So planning keeps no inbox entry of its own.
+	planning.Idempotent = true
 	// Planning locks the customer's pending visits: with several workers,
 	// one customer's services go to one of them, in order.
 	planning.Key = func(msg jetstream.Msg) string {

@@ -29,52 +29,76 @@ type Known struct {
 	Pending  bool
 }
 
+// ServiceKey names a service: its tenant and id.
+type ServiceKey = [2]string
+
 // KnownCustomers reads, in one statement and without locking, what the
-// scheduler knows of the customers keys name (Known); every key is in the
-// map.
-func KnownCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey) (map[CustomerKey]Known, error) {
+// scheduler knows of the customers keys name (Known; every key is in the
+// map) and which of the services named are recorded, each with the id of
+// the event that recorded it ("" when it was recorded before the ids were
+// kept, or by no event; a service not recorded is not in that map).
+func KnownCustomers(ctx context.Context, q postgres.Querier, keys []CustomerKey, services []ServiceKey) (map[CustomerKey]Known, map[ServiceKey]string, error) {
 	out := make(map[CustomerKey]Known, len(keys))
-	if len(keys) == 0 {
-		return out, nil
+	recorded := map[ServiceKey]string{}
+	if len(keys) == 0 && len(services) == 0 {
+		return out, recorded, nil
 	}
 	ts, cs := make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
 		ts[i], cs[i] = k.Tenant, k.Customer
 	}
+	sts, sids := make([]string, len(services)), make([]string, len(services))
+	for i, k := range services {
+		sts[i], sids[i] = k[0], k[1]
+	}
+	// The services' rows come after the customers', with the event id
+	// (never NULL) in the last column.
 	rows, err := q.Query(ctx, `SELECT k.t, k.c, c.customer_id IS NOT NULL, coalesce(c.version, 0), coalesce(c.prefs, '{}'),
   coalesce(c.opted_out, '{}'), coalesce(c.tier, ''), coalesce(c.updated_at, 'epoch'),
-  EXISTS (SELECT FROM planned_visits v WHERE v.tenant_id = k.t AND v.customer_id = k.c AND v.status = 'planned')
+  EXISTS (SELECT FROM planned_visits v WHERE v.tenant_id = k.t AND v.customer_id = k.c AND v.status = 'planned'), NULL
 FROM (SELECT DISTINCT t, c FROM unnest($1::text[], $2::text[]) AS u(t, c)) k
-LEFT JOIN customers c ON c.tenant_id = k.t AND c.customer_id = k.c`, ts, cs)
+LEFT JOIN customers c ON c.tenant_id = k.t AND c.customer_id = k.c
+UNION ALL
+SELECT s.tenant_id, s.service_id, false, 0, '{}', '{}', '', 'epoch', false, coalesce(s.event_id, '')
+FROM services s WHERE (s.tenant_id, s.service_id) IN (SELECT * FROM unnest($3::text[], $4::text[]))`, ts, cs, sts, sids)
 	if err != nil {
-		return nil, translate("known customers", err)
+		return nil, nil, translate("known customers", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k CustomerKey
 		var kn Known
 		var prefs []byte
+		var event *string
 		c := &kn.Customer
-		if err := rows.Scan(&k.Tenant, &k.Customer, &kn.Found, &c.Version, &prefs, &c.OptedOut, &c.Tier, &c.UpdatedAt, &kn.Pending); err != nil {
-			return nil, translate("known customers", err)
+		if err := rows.Scan(&k.Tenant, &k.Customer, &kn.Found, &c.Version, &prefs, &c.OptedOut, &c.Tier, &c.UpdatedAt, &kn.Pending, &event); err != nil {
+			return nil, nil, translate("known customers", err)
 		}
-		if !kn.Found {
+		switch {
+		case event != nil:
+			recorded[ServiceKey{k.Tenant, k.Customer}] = *event
+			continue
+		case !kn.Found:
 			kn.Customer = contact.Customer{}
-		} else if err := json.Unmarshal(prefs, &c.Prefs); err != nil {
-			return nil, fmt.Errorf("store: prefs of %s: %w", k.Customer, err)
+		default:
+			if err := json.Unmarshal(prefs, &c.Prefs); err != nil {
+				return nil, nil, fmt.Errorf("store: prefs of %s: %w", k.Customer, err)
+			}
 		}
 		out[k] = kn
 	}
-	return out, translate("known customers", rows.Err())
+	return out, recorded, translate("known customers", rows.Err())
 }
 
-// RecordServices is RecordService for many services, in one statement. It
-// returns the services it recorded, by tenant and id: those no transaction
-// had recorded before (whose visits, if any, were planned by another
+// RecordServices is RecordService for many services, in one statement,
+// each with the id of the event that records it (events[i] of ss[i]; ""
+// none), kept only by the record that is the service's first. It returns
+// the services it recorded, by tenant and id: those no transaction had
+// recorded before (whose visits, if any, were planned by another
 // transaction since, which a unique violation then says).
-func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service) (map[[2]string]bool, error) {
+func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service, events []string) (map[ServiceKey]bool, error) {
 	if len(ss) == 0 {
-		return map[[2]string]bool{}, nil
+		return map[ServiceKey]bool{}, nil
 	}
 	ts, ids, specs := make([]string, len(ss)), make([]string, len(ss)), make([]string, len(ss))
 	ats := make([]time.Time, len(ss))
@@ -85,15 +109,16 @@ func RecordServices(ctx context.Context, q postgres.Querier, ss []policy.Service
 		}
 		ts[i], ids[i], ats[i], specs[i] = s.Tenant, s.ID, s.CompletedAt, string(spec)
 	}
-	rows, err := q.Query(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec)
-SELECT t, id, at, spec::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS u(t, id, at, spec, n)
+	rows, err := q.Query(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec, event_id)
+SELECT t, id, at, spec::jsonb, NULLIF(ev, '') FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+  WITH ORDINALITY AS u(t, id, at, spec, ev, n)
 ORDER BY n ON CONFLICT DO NOTHING
-RETURNING tenant_id, service_id`, ts, ids, ats, specs)
+RETURNING tenant_id, service_id`, ts, ids, ats, specs, events)
 	if err != nil {
 		return nil, translate("record services", err)
 	}
-	out := make(map[[2]string]bool, len(ss))
-	var k [2]string
+	out := make(map[ServiceKey]bool, len(ss))
+	var k ServiceKey
 	_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1]}, func() error {
 		out[k] = true
 		return nil

@@ -24,6 +24,30 @@ func RecordService(ctx context.Context, q postgres.Querier, s policy.Service) er
 	return translate("record service", err)
 }
 
+// RecordServiceOf is RecordService for the service an event records,
+// whose id the record keeps, and tells whether it recorded it. When it did
+// not, the service was recorded before (or by a concurrent transaction,
+// whose end the insert waits for), and it returns the id of the event
+// that recorded it: "" when that was before the ids were kept, or no
+// event.
+func RecordServiceOf(ctx context.Context, q postgres.Querier, s policy.Service, event string) (bool, string, error) {
+	spec, err := json.Marshal(s)
+	if err != nil {
+		return false, "", fmt.Errorf("store: service: %w", err)
+	}
+	tag, err := q.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec, event_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''))
+ON CONFLICT DO NOTHING`, s.Tenant, s.ID, s.CompletedAt, spec, event)
+	if err != nil {
+		return false, "", translate("record service", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, event, nil
+	}
+	var by string
+	err = q.QueryRow(ctx, `SELECT coalesce(event_id, '') FROM services WHERE tenant_id = $1 AND service_id = $2`, s.Tenant, s.ID).Scan(&by)
+	return false, by, translate("service recorded before", err)
+}
+
 // Services returns the tenant's services completed in [from, to), up to limit, soonest first.
 func Services(ctx context.Context, q postgres.Querier, tenant string, from, to time.Time, limit int) ([]policy.Service, error) {
 	rows, err := q.Query(ctx, `SELECT spec FROM services WHERE tenant_id = $1 AND completed_at >= $2 AND completed_at < $3
