@@ -88,9 +88,9 @@ type observed struct {
 // and for a consumer that keeps no inbox row for most events, where else
 // the id of an event it handled is kept (kept: a table and its column of
 // event ids in the consumer's schema). The scheduler's services keep the
-// id of the ServiceCompleted that first recorded them. Feedback's visits keep the id of
-// the VisitDue that stored them, and its assignments the id of the
-// VisitAssigned kept: an assignment replaced by a newer one, or heard
+// id of the ServiceCompleted that first recorded them, feedback's visits
+// the id of the VisitDue that stored them, and its assignments the id of
+// the VisitAssigned kept: an assignment replaced by a newer one, or heard
 // after it, leaves no trace, and may be named in a gap's detail.
 // Dispatch's VisitDue consumer keeps no inbox entries (its tasks are keyed
 // by the visit): the tasks check names each visit without a task.
