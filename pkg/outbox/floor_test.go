@@ -44,14 +44,6 @@ func ended(t *testing.T, b bundle) {
 	}, 60*time.Second, 10*time.Millisecond)
 }
 
-// pending is outbox.Pending, which must not fail.
-func pending(t *testing.T, b bundle) int64 {
-	t.Helper()
-	n, err := outbox.Pending(b.ctx, b.pool)
-	require.NoError(t, err)
-	return n
-}
-
 // Marking rows published updates them in place (HOT): no index reads
 // published_at, so the mark adds no index entry.
 func TestTheMarkIsAnUpdateInPlace(t *testing.T) {
@@ -85,13 +77,7 @@ func TestTheMarkIsAnUpdateInPlace(t *testing.T) {
 // found by an idle relay's look.
 func TestTheFloorWaitsForAnOpenTransaction(t *testing.T) {
 	b := setup(t)
-	late, err := b.pool.Begin(b.ctx)
-	require.NoError(t, err)
-	defer late.Rollback(b.ctx) //nolint:errcheck // committed below
-	_, err = outbox.Add(b.ctx, late, outbox.Message{ID: "late", Subject: "huifang.events.test", Payload: wrapperspb.String("late")})
-	require.NoError(t, err)
-	var lateXid uint64
-	require.NoError(t, late.QueryRow(b.ctx, `SELECT pg_current_xact_id()`).Scan(&lateXid))
+	late, lateXid := openLate(t, b)
 	before := xidFloor(t, b)
 	for i := range 5 {
 		add(t, b, fmt.Sprintf("e-%d", i), "x")

@@ -47,6 +47,29 @@ func add(t *testing.T, b bundle, id, text string) {
 	}))
 }
 
+// openLate begins a transaction that adds the event "late" and leaves it
+// open (rolled back at the end of the test unless committed); the insert
+// has reached the database. It returns the transaction and its id.
+func openLate(t *testing.T, b bundle) (pgx.Tx, uint64) {
+	t.Helper()
+	late, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { late.Rollback(b.ctx) }) //nolint:errcheck // committed by the test
+	_, err = outbox.Add(b.ctx, late, outbox.Message{ID: "late", Subject: "huifang.events.test", Payload: wrapperspb.String("late")})
+	require.NoError(t, err)
+	var xid uint64 // the query also sends the deferred insert
+	require.NoError(t, late.QueryRow(b.ctx, `SELECT pg_current_xact_id()`).Scan(&xid))
+	return late, xid
+}
+
+// pending is outbox.Pending, which must not fail.
+func pending(t *testing.T, b bundle) int64 {
+	t.Helper()
+	n, err := outbox.Pending(b.ctx, b.pool)
+	require.NoError(t, err)
+	return n
+}
+
 func streamMsgs(t *testing.T, b bundle) []jetstream.Msg {
 	t.Helper()
 	c, err := b.js.OrderedConsumer(b.ctx, stream.EventsStream, jetstream.OrderedConsumerConfig{})
@@ -81,9 +104,7 @@ func TestCommittedEventsSurviveACrashBeforePublish(t *testing.T) {
 	require.Equal(t, "e-1", msgs[0].Headers().Get(jetstream.MsgIDHeader))
 	require.Equal(t, "e-2", msgs[1].Headers().Get(jetstream.MsgIDHeader))
 	require.Equal(t, stream.ContentTypeProtobuf, msgs[0].Headers().Get(stream.HeaderContentType))
-	pending, err := outbox.Pending(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.Zero(t, pending)
+	require.Zero(t, pending(t, b))
 }
 
 // A relay that published but died before marking the rows publishes them
@@ -156,9 +177,7 @@ func TestRefusedRowIsQuarantinedAndTheRestGoOn(t *testing.T) {
 	var reason string
 	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT quarantine_reason FROM outbox WHERE id = 'e-huge' AND quarantined_at IS NOT NULL AND published_at IS NULL`).Scan(&reason))
 	require.Contains(t, reason, "maximum payload")
-	pending, err := outbox.Pending(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.Zero(t, pending)
+	require.Zero(t, pending(t, b))
 	q, err := outbox.Quarantined(b.ctx, b.pool)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, q)
@@ -189,9 +208,7 @@ func TestMissingAckTimesOut(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the relay waited for an acknowledgement that never comes")
 	}
-	pending, err := outbox.Pending(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.EqualValues(t, 1, pending, "the row stays for the next round")
+	require.EqualValues(t, 1, pending(t, b), "the row stays for the next round")
 }
 
 // A publish that finds no stream asks for the streams to be provisioned.
@@ -323,9 +340,7 @@ func TestRoundWithEventsStoredBeforeIsPublishedOneByOne(t *testing.T) {
 	for i, m := range msgs {
 		require.Equal(t, fmt.Sprintf("e-%d", i), m.Headers().Get(jetstream.MsgIDHeader))
 	}
-	pending, err := outbox.Pending(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.Zero(t, pending)
+	require.Zero(t, pending(t, b))
 }
 
 // AddMany writes a batch in one statement: in its order, each with its
@@ -431,9 +446,7 @@ func TestRoundsInFlightKeepEachStreamsOrder(t *testing.T) {
 	require.Equal(t, 60, n)
 	require.Equal(t, wantEvents, idsOf(t, b, stream.EventsStream))
 	require.Equal(t, wantDead, idsOf(t, b, stream.DLQStream))
-	pending, err := outbox.Pending(b.ctx, b.pool)
-	require.NoError(t, err)
-	require.Zero(t, pending)
+	require.Zero(t, pending(t, b))
 }
 
 // A stream whose batch fails (no stream to take it) stops only that
@@ -471,13 +484,7 @@ func TestAFailingStreamLeavesTheOthersRowsRight(t *testing.T) {
 // published all the same.
 func TestALateCommitIsPublished(t *testing.T) {
 	b := setup(t)
-	late, err := b.pool.Begin(b.ctx)
-	require.NoError(t, err)
-	defer late.Rollback(b.ctx) //nolint:errcheck // committed below
-	_, err = outbox.Add(b.ctx, late, outbox.Message{ID: "late", Subject: "huifang.events.test", Payload: wrapperspb.String("late")})
-	require.NoError(t, err)
-	_, err = late.Exec(b.ctx, `SELECT 1`) // the deferred insert is sent
-	require.NoError(t, err)
+	late, _ := openLate(t, b)
 	add(t, b, "e-1", "one")
 	r := outbox.NewRelay(b.pool, b.js, b.log, "svc")
 	r.Batch = 1

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/huifang/huifang/pkg/app"
@@ -15,17 +16,29 @@ import (
 	"github.com/huifang/huifang/services/dispatch/migrations"
 )
 
+// upgrade opens a new database migrated up to the dispatch migration
+// named by before (left out), runs seed in it and migrates it to the
+// latest: the database as upgraded from that state. It is closed at the
+// end of the test.
+func upgrade(t *testing.T, before, seed string) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, before))...)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(ctx, seed)
+	require.NoError(t, err)
+	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
+	return pool
+}
+
 // Issue #14: a database written before dispatch stopped keeping contacts
 // loses every clear name, phone and email at the upgrade: tasks and
 // customer versions keep the masked forms and whether there is an address,
 // messages the masked address and the {name} placeholder.
 func TestUpgradeForgetsClearContacts(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	pool, err := postgres.Open(ctx, servicetest.Logger(), url, "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "007"))...)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `
+	pool := upgrade(t, "007", `
 INSERT INTO tasks (id, tenant_id, visit_id, customer, channel, service_type, due_at, deadline, available_at, status, created_at, updated_at)
 VALUES ('t-1', 'default', 'v-1', '{"id":"c-1","name":"王小明","phone":"+8613800138000","email":"wang@example.com","tier":"key"}', 'CHANNEL_SMS', 'repair', now(), now(), now(), 'sent', now(), now());
 INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at)
@@ -34,9 +47,6 @@ INSERT INTO messages (id, tenant_id, task_id, visit_id, channel, recipient, subj
 VALUES ('m-1', 'default', 't-1', 'v-1', 'CHANNEL_SMS', '+8613800138000', '', '王小明您好！', 'k-1', 'sent', now(), now());
 INSERT INTO local_sent_messages (idempotency_key, channel, recipient, subject, body, sent_at)
 VALUES ('k-1', 'CHANNEL_SMS', '+8613800138000', '', '王小明您好！', now());`)
-	require.NoError(t, err)
-
-	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
 
 	var task, version, recipient, body, localTo, localBody string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT customer::text FROM tasks`).Scan(&task))
@@ -58,15 +68,9 @@ VALUES ('k-1', 'CHANNEL_SMS', '+8613800138000', '', '王小明您好！', now())
 // every SMS keep it at the upgrade (preset 002); email templates have none.
 func TestUpgradeKeepsSeed002Templates(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "008"))...)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `INSERT INTO templates (tenant_id, policy_id, channel, subject, greeting, body, footer, updated_at)
+	pool := upgrade(t, "008", `INSERT INTO templates (tenant_id, policy_id, channel, subject, greeting, body, footer, updated_at)
 VALUES ('default', '*', 'CHANNEL_SMS', '', '{name}您好！', '明天见', '【{project}】预约号：{booking_number}，顾问：{advisor}', now()),
        ('default', '*', 'CHANNEL_EMAIL', '回访', '', '明天见', '', now())`)
-	require.NoError(t, err)
-
-	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
 
 	var got []string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(channel || ' ' || preset ORDER BY channel) FROM templates`).Scan(&got))
@@ -80,19 +84,13 @@ VALUES ('default', '*', 'CHANNEL_SMS', '', '{name}您好！', '明天见', '【{
 // leaves a fifth of each page free.
 func TestUpgradeKeysTasksOnColumns(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "011"))...)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `
+	pool := upgrade(t, "011", `
 INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, status, created_at, updated_at) VALUES
   ('t-1', 'default', 'v-1', '{"id":"c-1","tier":"key"}', now(), now(), 'open', now(), '2026-12-01 08:00Z'),
   ('t-2', 'default', 'v-2', '{"id":"c-1"}', now(), now(), 'done', now(), '2026-12-02 09:00Z'),
   ('t-3', 'default', 'v-3', '{"id":"c-2"}', now(), now(), 'refused', now(), '2026-12-03 10:00Z'),
   ('t-4', 'default', 'v-4', '{"id":"c-2"}', now(), now(), 'cancelled', now(), '2026-12-04 11:00Z'),
   ('t-5', 'default', 'v-5', NULL, now(), now(), 'unreachable', now(), '2026-12-05 12:00Z')`)
-	require.NoError(t, err)
-
-	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
 
 	var got []string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(concat_ws(' ', id, coalesce(customer_id, '-'),
@@ -107,18 +105,12 @@ INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, stat
 // task and its details; a task's details are still written with it.
 func TestUpgradeKeepsTaskDetails(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "012"))...)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `
+	pool := upgrade(t, "012", `
 INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, status, created_at, updated_at) VALUES
   ('t-1', 'default', 'v-1', '{"id":"c-1"}', now(), now(), 'open', now(), now()),
   ('t-2', 'default', 'v-2', '{"id":"c-2"}', now(), now(), 'done', now(), now());
 INSERT INTO task_details (task_id, tenant_id, service_id, service_completed_at, complaint_id, late) VALUES
   ('t-1', 'default', 's-1', '2026-12-01 08:00Z', 'k-1', true)`)
-	require.NoError(t, err)
-
-	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
 
 	var got []string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT array_agg(concat_ws(' ', t.id, t.status, d.service_id, d.complaint_id, d.late,
@@ -134,18 +126,12 @@ INSERT INTO task_details (task_id, tenant_id, service_id, service_completed_at, 
 // one its own snapshot, as before the upgrade.
 func TestUpgradeVersionsTaskSnapshots(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, servicetest.Logger(), pgtest.NewDatabase(t), "dispatch", app.Migrations("dispatch", servicetest.MigrationsBefore(t, migrations.FS, "013"))...)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `
+	pool := upgrade(t, "013", `
 INSERT INTO tasks (id, tenant_id, visit_id, customer, due_at, available_at, status, created_at, updated_at) VALUES
   ('t-1', 'default', 'v-1', '{"id":"c-1","nameMasked":"王芳"}', now(), now(), 'open', now(), now()),
   ('t-2', 'default', 'v-2', '{"id":"c-1","nameMasked":"王芳"}', now(), now(), 'done', now(), now());
 INSERT INTO customer_versions (tenant_id, customer_id, version, customer, updated_at) VALUES
   ('default', 'c-1', 5, '{"id":"c-1","nameMasked":"王*"}', now())`)
-	require.NoError(t, err)
-
-	require.NoError(t, postgres.Migrate(ctx, pool, "dispatch", postgres.Migrations{Set: "dispatch", FS: migrations.FS}))
 
 	open, err := store.Task(ctx, pool, "default", "t-1")
 	require.NoError(t, err)

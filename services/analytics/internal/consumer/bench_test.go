@@ -17,7 +17,6 @@ import (
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/analytics/internal/app"
-	"github.com/huifang/huifang/services/analytics/internal/consumer"
 	"github.com/huifang/huifang/services/analytics/internal/rollup"
 	"github.com/huifang/huifang/services/analytics/internal/store"
 	"github.com/huifang/huifang/services/analytics/migrations"
@@ -74,32 +73,48 @@ func BenchmarkVisitEvents(b *testing.B) {
 //
 //	go test -run '^$' -bench EventsThroughNATS -benchtime 5000x ./internal/consumer/
 func BenchmarkEventsThroughNATS(b *testing.B) {
-	ctx := context.Background()
-	pool := servicetest.Pool(b, "analytics", migrations.FS)
-	js := servicetest.JetStream(b)
-	log := servicetest.Logger()
-	a := &app.App{DB: pool}
-	c := consumer.New(a)
-	c.Service, c.Pool, c.JS, c.Log = "analytics", pool, js, log
-	c.Batch, c.BatchWait = 100, 5*time.Millisecond
-	g := consumer.NewGate(a, pool, js, log)
-	// A fresh database's migrations ask for a rebuild: not what is measured.
-	_, err := pool.Exec(ctx, `DELETE FROM rebuild_requests`)
-	require.NoError(b, err)
+	s := benchSetup(b)
+	publishEvents(b, s, benchEvents(b.N, time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)))
+	measureConsumer(b, s, b.N)
+}
 
-	day := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
-	pub := servicetest.NewPublisher(b, js)
-	for i, ev := range benchEvents(b.N, day) {
+// benchSetup is setup for a benchmark of the consumer as the runtime runs
+// it: behind its gate (the lease fences every transaction), in batches of
+// 100 (the runtime's default), and without the rebuild a fresh database's
+// migrations ask for (not what is measured).
+func benchSetup(b *testing.B) bundle {
+	b.Helper()
+	pool := servicetest.Pool(b, "analytics", migrations.FS)
+	s := bundle{pool: pool, js: servicetest.JetStream(b), log: servicetest.Logger(), app: &app.App{DB: pool}}
+	s.consumer, s.gate = s.wire()
+	s.consumer.Batch, s.consumer.BatchWait = 100, 5*time.Millisecond
+	_, err := pool.Exec(context.Background(), `DELETE FROM rebuild_requests`)
+	require.NoError(b, err)
+	return s
+}
+
+// publishEvents publishes evs to s's NATS, with the event ids ev-0, ev-1, …
+func publishEvents(b *testing.B, s bundle, evs []benchEvent) {
+	b.Helper()
+	pub := servicetest.NewPublisher(b, s.js)
+	for i, ev := range evs {
 		pub.Proto(ev.subject, fmt.Sprintf("ev-%d", i), ev.msg)
 	}
 	pub.Flush()
+}
+
+// measureConsumer runs s's consumer behind its gate, timed, until its
+// durable has acknowledged every event published, and reports the figures
+// of servicetest.Measure per event of the events.
+func measureConsumer(b *testing.B, s bundle, events int) {
+	b.Helper()
 	b.ResetTimer()
 	// Done when the durable acknowledged every event: the events of the
 	// keyed subjects keep no inbox row.
-	done := servicetest.Until{Query: `SELECT true`, Also: servicetest.Acknowledged(b, js, stream.EventsStream, c.Durable)}
-	run := servicetest.Measure(b, pool, done, func(ctx context.Context) error { return g.Run(ctx, c.Run) })
+	done := servicetest.Until{Query: `SELECT true`, Also: servicetest.Acknowledged(b, s.js, stream.EventsStream, s.consumer.Durable)}
+	run := servicetest.Measure(b, s.pool, done, func(ctx context.Context) error { return s.gate.Run(ctx, s.consumer.Run) })
 	b.StopTimer()
-	run.Report(b, b.N)
+	run.Report(b, events)
 }
 
 // benchEvent is one event of a benchmark and its subject.

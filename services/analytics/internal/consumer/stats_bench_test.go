@@ -18,9 +18,6 @@ import (
 
 	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
-	"github.com/huifang/huifang/services/analytics/internal/app"
-	"github.com/huifang/huifang/services/analytics/internal/consumer"
-	"github.com/huifang/huifang/services/analytics/migrations"
 )
 
 // BenchmarkRepairsThroughNATS measures the analytics consumer on what make
@@ -33,34 +30,12 @@ import (
 //
 //	go test -run '^$' -bench RepairsThroughNATS -benchtime 3000x ./internal/consumer/
 func BenchmarkRepairsThroughNATS(b *testing.B) {
-	ctx := context.Background()
-	pool := servicetest.Pool(b, "analytics", migrations.FS)
-	js := servicetest.JetStream(b)
-	log := servicetest.Logger()
-	a := &app.App{DB: pool}
-	c := consumer.New(a)
-	c.Service, c.Pool, c.JS, c.Log = "analytics", pool, js, log
-	c.Batch, c.BatchWait = 100, 5*time.Millisecond
-	g := consumer.NewGate(a, pool, js, log)
-	_, err := pool.Exec(ctx, `DELETE FROM rebuild_requests`)
-	require.NoError(b, err)
-
-	day := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
-	pub := servicetest.NewPublisher(b, js)
-	evs := repairEvents(b.N, day)
-	for i, ev := range evs {
-		pub.Proto(ev.subject, fmt.Sprintf("ev-%d", i), ev.msg)
-	}
-	pub.Flush()
-	before := walSnapshot(b, pool)
-	b.ResetTimer()
-	// Done when the durable acknowledged every event: the events of the
-	// keyed subjects keep no inbox row.
-	done := servicetest.Until{Query: `SELECT true`, Also: servicetest.Acknowledged(b, js, stream.EventsStream, c.Durable)}
-	run := servicetest.Measure(b, pool, done, func(ctx context.Context) error { return g.Run(ctx, c.Run) })
-	b.StopTimer()
-	run.Report(b, len(evs))
-	reportWrites(b, pool, before, b.N)
+	s := benchSetup(b)
+	evs := repairEvents(b.N, time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC))
+	publishEvents(b, s, evs)
+	before := walSnapshot(b, s.pool)
+	measureConsumer(b, s, len(evs))
+	reportWrites(b, s.pool, before, b.N)
 }
 
 // repairEvents returns the events of n completed repairs (see
