@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -117,4 +118,34 @@ func Serve(t testing.TB, srv *grpcserver.Server) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// Fetch takes n messages of streamName's subjects, in order, through an
+// ephemeral consumer of the test's own (acknowledged by nobody within the
+// test: the test hands them to the consumer it checks, as a redelivery
+// would), and fails the test unless n came within 10 s.
+func Fetch(t testing.TB, js jetstream.JetStream, streamName string, subjects []string, n int) []jetstream.Msg {
+	t.Helper()
+	cfg := jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour}
+	if len(subjects) == 1 {
+		cfg.FilterSubject = subjects[0]
+	} else {
+		cfg.FilterSubjects = subjects
+	}
+	cons, err := js.CreateConsumer(context.Background(), streamName, cfg)
+	if err != nil {
+		t.Fatalf("servicetest: consumer of %s: %v", streamName, err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatalf("servicetest: fetch %d of %s: %v", n, streamName, err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != n {
+		t.Fatalf("servicetest: fetched %d messages of %s, want %d", len(msgs), streamName, n)
+	}
+	return msgs
 }

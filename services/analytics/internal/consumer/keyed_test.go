@@ -60,17 +60,7 @@ func keyedEvents() []scenario.Event {
 // through a consumer of its own (the test handles them).
 func (b bundle) fetchAll(t *testing.T, n int) []jetstream.Msg {
 	t.Helper()
-	cons, err := b.js.CreateConsumer(context.Background(), stream.EventsStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy,
-		FilterSubjects: consumer.Subjects, AckWait: time.Hour})
-	require.NoError(t, err)
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(10*time.Second))
-	require.NoError(t, err)
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	require.Len(t, msgs, n)
-	return msgs
+	return servicetest.Fetch(t, b.js, stream.EventsStream, consumer.Subjects, n)
 }
 
 // figuresOf is what the events made: counters, customer buckets, the

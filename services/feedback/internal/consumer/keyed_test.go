@@ -17,6 +17,7 @@ import (
 	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/feedback/internal/app"
 	"github.com/huifang/huifang/services/feedback/internal/consumer"
@@ -49,17 +50,7 @@ func (k keyed) publishAll(t *testing.T, subject string, evs []proto.Message) []j
 		_, err := k.js.PublishMsg(k.ctx, msg)
 		require.NoError(t, err)
 	}
-	cons, err := k.js.CreateConsumer(k.ctx, stream.EventsStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy,
-		FilterSubject: subject, AckWait: time.Hour})
-	require.NoError(t, err)
-	batch, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(10*time.Second))
-	require.NoError(t, err)
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	require.Len(t, msgs, len(evs))
-	return msgs
+	return servicetest.Fetch(t, k.js, stream.EventsStream, []string{subject}, len(evs))
 }
 
 // rows returns the rows of query, one string each.

@@ -6,13 +6,13 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/huifang/huifang/pkg/inbox"
+	"github.com/huifang/huifang/pkg/servicetest"
 	"github.com/huifang/huifang/pkg/stream"
 	"github.com/huifang/huifang/services/intake/internal/consumer"
 )
@@ -70,17 +70,7 @@ func (k keyedIngress) publishAll(t *testing.T, payloads [][]byte) []jetstream.Ms
 		k.publish(t, "application/json", p)
 	}
 	k.flush(t)
-	cons, err := k.js.CreateConsumer(k.ctx, stream.IngressStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy,
-		FilterSubject: stream.SubjectIngressServiceCompleted, AckWait: time.Hour})
-	require.NoError(t, err)
-	batch, err := cons.Fetch(len(payloads), jetstream.FetchMaxWait(10*time.Second))
-	require.NoError(t, err)
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	require.Len(t, msgs, len(payloads))
-	return msgs
+	return servicetest.Fetch(t, k.js, stream.IngressStream, []string{stream.SubjectIngressServiceCompleted}, len(payloads))
 }
 
 // appliedAlone is a keyed ingress that applied the events of traffic (its

@@ -89,17 +89,7 @@ func (b keyedBundle) fetchAll(t *testing.T, evs []*eventsv1.ServiceCompleted) []
 	for _, ev := range evs {
 		publish(t, b.bundle, ev.EventId, ev)
 	}
-	cons, err := b.js.CreateConsumer(b.ctx, stream.EventsStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy,
-		FilterSubject: stream.SubjectServiceCompleted, AckWait: time.Hour})
-	require.NoError(t, err)
-	fetched, err := cons.Fetch(len(evs), jetstream.FetchMaxWait(10*time.Second))
-	require.NoError(t, err)
-	var msgs []jetstream.Msg
-	for m := range fetched.Messages() {
-		msgs = append(msgs, m)
-	}
-	require.Len(t, msgs, len(evs))
-	return msgs
+	return servicetest.Fetch(t, b.js, stream.EventsStream, []string{stream.SubjectServiceCompleted}, len(evs))
 }
 
 // figures are what planning made, without the ids and times a run draws:
