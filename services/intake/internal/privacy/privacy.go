@@ -43,9 +43,9 @@ type Cipher struct {
 	raw     map[string][]byte
 	aeads   map[string]cipher.AEAD
 	hashKey []byte
-	// macs holds HMACs keyed with hashKey for hash to reuse: keying one
-	// (hmac.New) costs more than the hash itself, and an import hashes
-	// some fifteen values per customer.
+	// macs holds HMACs keyed with hashKey for hash to reuse (*mac): keying
+	// one (hmac.New) costs more than the hash itself, and an import (or an
+	// ingested event) hashes some fifteen values per customer.
 	macs sync.Pool
 	// keks holds the tenants' key-encryption keys (RingWrapper.kek) by
 	// ring key id and tenant: cipher.AEAD.
@@ -92,7 +92,7 @@ func New(ring, hashKey string) (*Cipher, error) {
 		return nil, errors.New("privacy: hash key: want at least 16 bytes")
 	}
 	c.hashKey = hk
-	c.macs.New = func() any { return hmac.New(sha256.New, hk) }
+	c.macs.New = func() any { return &mac{h: hmac.New(sha256.New, hk)} }
 	return c, nil
 }
 
@@ -168,14 +168,22 @@ func (c *Cipher) hash(kind, v string) string {
 	if v == "" {
 		return ""
 	}
-	m := c.macs.Get().(hash.Hash)
+	m := c.macs.Get().(*mac)
 	defer c.macs.Put(m)
-	m.Reset()
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write([]byte(v))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(m.Sum(sum[:0])[:hashBytes])
+	m.buf = append(append(append(m.buf[:0], kind...), 0), v...)
+	m.h.Reset()
+	m.h.Write(m.buf)
+	m.buf = m.h.Sum(m.buf[:0])
+	var out [2 * hashBytes]byte
+	hex.Encode(out[:], m.buf[:hashBytes])
+	return string(out[:])
+}
+
+// mac is a keyed HMAC with the buffer hash writes its input and sum in, so
+// that a hash allocates only its result.
+type mac struct {
+	h   hash.Hash
+	buf []byte
 }
 
 // NormalizePhone keeps the digits and a leading '+'.
