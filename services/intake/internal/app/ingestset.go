@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/huifang/huifang/proto/huifang/events/v1"
+	typesv1 "github.com/huifang/huifang/proto/huifang/types/v1"
 
 	"github.com/huifang/huifang/pkg/inbox"
 	"github.com/huifang/huifang/pkg/outbox"
@@ -301,8 +302,10 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	var msgs []outbox.Message
 	type save struct{ to, from *archive.Customer }
 	saves := []save{{cur, c}}
+	var snapshot *typesv1.Customer // c's, in its CustomerUpdated and its ServiceCompleted alike
 	if len(changed) > 0 {
 		up := customerUpdated(c, changed)
+		snapshot = up.GetCustomer()
 		if err := a.fits(up); err != nil {
 			return out, refusedAs("payload", err)
 		}
@@ -326,7 +329,10 @@ func (a *App) ingestInSet(ctx context.Context, tx pgx.Tx, b *ingestSet, in Inges
 	done := proto.CloneOf(ev)
 	done.ServiceId = out.ServiceID
 	done.EventId = outbox.NewEventID()
-	done.Customer = c.Proto()
+	if snapshot == nil {
+		snapshot = c.Proto()
+	}
+	done.Customer = snapshot
 	if err := a.fits(done); err != nil {
 		return out, refusedAs("payload", err)
 	}

@@ -111,7 +111,7 @@ func (w *RingWrapper) Unwrap(_ context.Context, tenant, keyID string, wrapped, a
 }
 
 func wrapAAD(tenant, keyID string, aad []byte) []byte {
-	return frame([]byte("huifang.intake.dek.v1"), tenant, keyID, string(aad))
+	return frame("huifang.intake.dek.v1", tenant, keyID, string(aad))
 }
 
 // NewDataKey returns a fresh random data key.
@@ -124,18 +124,23 @@ func NewDataKey() []byte {
 // DataKeyAAD is what a customer's wrapped data key is bound to: the
 // customer and the key's version (the wrapper adds the tenant).
 func DataKeyAAD(customerID string, version int64) []byte {
-	return frame(nil, customerID, strconv.FormatInt(version, 10))
+	return frame("", customerID, strconv.FormatInt(version, 10))
 }
 
 // FieldAAD binds a sealed field to its tenant, customer, field name and the
 // version of the data key it is sealed under.
 func FieldAAD(tenant, customerID, field string, version int64) []byte {
-	return frame([]byte("huifang.intake.field.v1"), tenant, customerID, field, strconv.FormatInt(version, 10))
+	return frame("huifang.intake.field.v1", tenant, customerID, field, strconv.FormatInt(version, 10))
 }
 
-// frame appends each part with its length first, so that no two lists of
-// parts frame alike.
-func frame(b []byte, parts ...string) []byte {
+// frame is context followed by each part with its length first, so that no
+// two lists of parts frame alike.
+func frame(context string, parts ...string) []byte {
+	n := len(context)
+	for _, p := range parts {
+		n += binary.MaxVarintLen64 + len(p)
+	}
+	b := append(make([]byte, 0, n), context...)
 	for _, p := range parts {
 		b = binary.AppendUvarint(b, uint64(len(p)))
 		b = append(b, p...)

@@ -42,15 +42,17 @@ const (
 // SearchHashes returns the search hashes of a customer's name and phone
 // (none for an empty one), in a stable order without duplicates.
 func (c *Cipher) SearchHashes(name, phone string) []string {
-	var out []string
+	digits := PhoneDigits(phone)
+	if len(digits) > maxPhoneDigits {
+		digits = digits[len(digits)-maxPhoneDigits:]
+	}
+	// A tail per digit past the first MinPhoneDigits, the name's and a few
+	// of its parts'.
+	out := make([]string, 0, max(len(digits)-MinPhoneDigits+1, 0)+4)
 	add := func(h string) {
 		if h != "" && !slices.Contains(out, h) {
 			out = append(out, h)
 		}
-	}
-	digits := PhoneDigits(phone)
-	if len(digits) > maxPhoneDigits {
-		digits = digits[len(digits)-maxPhoneDigits:]
 	}
 	for n := MinPhoneDigits; n <= len(digits); n++ {
 		add(c.hash(kindPhoneTail, digits[len(digits)-n:]))
