@@ -45,8 +45,10 @@ type openedKey struct {
 // were opened with; nil when the row has none usable (not yet re-sealed,
 // or erased).
 func (s *Store) scanSealed(ctx context.Context, row pgx.Row) (*archive.Customer, *openedKey, error) {
-	var (
-		c                           archive.Customer
+	var c archive.Customer
+	// The columns read into no field of c, in one value: Scan's pointers
+	// make what they point to escape, one allocation for all of them.
+	var r struct {
 		clearName, clearPh, clearEm string
 		nameEnc, phoneEnc, emailEnc []byte
 		ringKeyID                   string
@@ -55,39 +57,39 @@ func (s *Store) scanSealed(ctx context.Context, row pgx.Row) (*archive.Customer,
 		kekID                       *string
 		wrapped                     []byte
 		prefs                       []byte
-	)
-	err := row.Scan(&c.ID, &c.TenantID, &c.ExternalID, &clearName, &clearPh, &clearEm, &nameEnc, &phoneEnc, &emailEnc, &ringKeyID, &dekVersion,
-		&keyVersion, &kekID, &wrapped, &c.Tier, &c.UpstreamTier, &c.Kind, &c.ReferredBy, &c.OrgUnit, &c.Owners, &prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
+	}
+	err := row.Scan(&c.ID, &c.TenantID, &c.ExternalID, &r.clearName, &r.clearPh, &r.clearEm, &r.nameEnc, &r.phoneEnc, &r.emailEnc, &r.ringKeyID, &r.dekVersion,
+		&r.keyVersion, &r.kekID, &r.wrapped, &c.Tier, &c.UpstreamTier, &c.Kind, &c.ReferredBy, &c.OrgUnit, &c.Owners, &r.prefs, &c.Version, &c.SourceUpdatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, nil, wrap("read customer", err)
 	}
 	var key *openedKey
 	switch {
-	case dekVersion == 0:
-		if err := s.openLegacy(&c, clearName, clearPh, clearEm, ringKeyID, phoneEnc, emailEnc); err != nil {
+	case r.dekVersion == 0:
+		if err := s.openLegacy(&c, r.clearName, r.clearPh, r.clearEm, r.ringKeyID, r.phoneEnc, r.emailEnc); err != nil {
 			return nil, nil, err
 		}
-	case keyVersion == nil || *keyVersion != dekVersion:
+	case r.keyVersion == nil || *r.keyVersion != r.dekVersion:
 		c.Erased = true
 	default:
-		dk, err := s.openKey(ctx, c.TenantID, c.ID, storedKey{version: dekVersion, kekID: *kekID, wrapped: wrapped})
+		dk, err := s.openKey(ctx, c.TenantID, c.ID, storedKey{version: r.dekVersion, kekID: *r.kekID, wrapped: r.wrapped})
 		if err != nil {
 			return nil, nil, err
 		}
-		key = &openedKey{dk: dk, version: dekVersion}
+		key = &openedKey{dk: dk, version: r.dekVersion}
 		for _, f := range []struct {
 			name string
 			dst  *string
 			data []byte
-		}{{fieldName, &c.Name, nameEnc}, {fieldPhone, &c.Phone, phoneEnc}, {fieldEmail, &c.Email, emailEnc}} {
-			if *f.dst, err = dk.Open(f.data, privacy.FieldAAD(c.TenantID, c.ID, f.name, dekVersion)); err != nil {
+		}{{fieldName, &c.Name, r.nameEnc}, {fieldPhone, &c.Phone, r.phoneEnc}, {fieldEmail, &c.Email, r.emailEnc}} {
+			if *f.dst, err = dk.Open(f.data, privacy.FieldAAD(c.TenantID, c.ID, f.name, r.dekVersion)); err != nil {
 				return nil, nil, fmt.Errorf("store: customer %s %s: %w", c.ID, f.name, err)
 			}
 		}
 	}
-	if len(prefs) > 2 {
+	if len(r.prefs) > 2 {
 		p := &typesv1.ContactPreferences{}
-		if err := protojson.Unmarshal(prefs, p); err != nil {
+		if err := protojson.Unmarshal(r.prefs, p); err != nil {
 			return nil, nil, fmt.Errorf("store: customer %s preferences: %w", c.ID, err)
 		}
 		c.Preferences = archive.PreferencesFromProto(p)

@@ -34,7 +34,7 @@ type IngressKey struct {
 // ingress consumer's), it also reads which keys its inbox holds (for the
 // events whose service the ingress did not store), and returns those too.
 func (s *Store) ServicesBySource(ctx context.Context, q postgres.Querier, durable string, keys []IngressKey) (map[SourceKey]StoredService, error) {
-	out := map[SourceKey]StoredService{}
+	out := make(map[SourceKey]StoredService, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -53,19 +53,22 @@ LEFT JOIN services s ON s.tenant_id = k.tenant_id AND s.source_system = k.source
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k SourceKey
-		var v StoredService
-		var id, customer *string
-		if err := rows.Scan(&k.Tenant, &k.System, &k.EventID, &id, &customer, &v.ViaIngress, &v.Claimed); err != nil {
+		// One value for Scan's pointers: one allocation a row.
+		var r struct {
+			k            SourceKey
+			v            StoredService
+			id, customer *string
+		}
+		if err := rows.Scan(&r.k.Tenant, &r.k.System, &r.k.EventID, &r.id, &r.customer, &r.v.ViaIngress, &r.v.Claimed); err != nil {
 			return nil, wrap("services by source", err)
 		}
-		if id == nil && !v.Claimed {
+		if r.id == nil && !r.v.Claimed {
 			continue
 		}
-		if id != nil {
-			v.ServiceID, v.CustomerID = *id, *customer
+		if r.id != nil {
+			r.v.ServiceID, r.v.CustomerID = *r.id, *r.customer
 		}
-		out[k] = v
+		out[r.k] = r.v
 	}
 	return out, wrap("services by source", rows.Err())
 }
