@@ -59,6 +59,15 @@ type move struct {
 
 func (m *move) add(ds []rollup.Delta) { m.counters = append(m.counters, ds...) }
 
+// addDiff adds the change of an entry's contribution to the counters:
+// before and after append its contribution before and after the event to
+// a slice (the state's buffer, so the batch reuses it).
+func (m *move) addDiff(before, after func([]rollup.Delta) []rollup.Delta) {
+	b := before(m.l.contributions[:0])
+	m.l.contributions = after(b)
+	m.counters = rollup.AppendDiff(m.counters, b, m.l.contributions[len(b):])
+}
+
 func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Message) error {
 	switch e := ev.(type) {
 	case *eventsv1.ServiceCompleted:
@@ -235,7 +244,7 @@ func moveVisit(m *move, ev rollup.VisitEvent) (rollup.Visit, error) {
 		}
 		after.ProductCategory = s.ProductCategory
 	}
-	m.add(rollup.Diff(before.Contribution(), after.Contribution()))
+	m.addDiff(before.AppendContribution, after.AppendContribution)
 	if err := moveServiceCoverage(m, before, after); err != nil {
 		return rollup.Visit{}, err
 	}
@@ -255,7 +264,7 @@ func moveServiceCoverage(m *move, before, after rollup.Visit) error {
 			return errNotInSet
 		}
 		cur := old.Move(before, after)
-		m.add(rollup.Diff(old.Contribution(), cur.Contribution()))
+		m.addDiff(old.AppendContribution, cur.AppendContribution)
 		m.was = append(m.was, old.Members()...)
 		m.is = append(m.is, cur.Members()...)
 		m.l.coverage.put(k, cur)
@@ -274,7 +283,7 @@ func moveComplaint(m *move, ev rollup.ComplaintEvent) error {
 		return errNotInSet
 	}
 	after := rollup.ApplyComplaint(c, ev)
-	m.add(rollup.Diff(c.Contribution(), after.Contribution()))
+	m.addDiff(c.AppendContribution, after.AppendContribution)
 	m.l.complaints.put(k, after)
 	return nil
 }

@@ -51,6 +51,9 @@ type ledgers struct {
 	// visit that is not an open churn case fills in nothing, and sends
 	// nothing.
 	churn table[churnState]
+	// contributions is where an event's moves build an entry's
+	// contributions before and after (move.addDiff); the batch reuses it.
+	contributions []rollup.Delta
 }
 
 // churnState is a visit's churn case: none, open (its record not filled
@@ -84,7 +87,7 @@ func (t *table[T]) get(k store.EntryKey) (T, bool) {
 
 // put stages v as the entry of k.
 func (t *table[T]) put(k store.EntryKey, v T) {
-	if t.staged == nil {
+	if t.staged == nil { // emptied, not dropped, after each event: a batch makes it once
 		t.staged = map[store.EntryKey]T{}
 	}
 	if _, ok := t.staged[k]; !ok {
@@ -99,12 +102,16 @@ func (t *table[T]) keep() []store.EntryKey {
 	for _, k := range keys {
 		t.rows[k] = t.staged[k]
 	}
-	t.staged, t.order = nil, nil
+	clear(t.staged)
+	t.order = nil
 	return keys
 }
 
 // drop forgets what was staged.
-func (t *table[T]) drop() { t.staged, t.order = nil, nil }
+func (t *table[T]) drop() {
+	clear(t.staged)
+	t.order = nil
+}
 
 // values returns the entries of keys (each once, as the state holds them).
 func (t *table[T]) values(keys []store.EntryKey) []T {
