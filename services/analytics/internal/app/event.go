@@ -46,18 +46,17 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		return err
 	}
 	// The counters are merged once, with the batch's (applyCounters).
-	return a.keep(ctx, tx, l, m.counters, rollup.MemberDiff(m.was, m.is))
+	return a.keep(ctx, tx, l, rollup.MemberDiff(m.was, m.is))
 }
 
-// move is what one event changes: its entries (staged in l), the counters
+// move is what one event changes: its entries and counters (staged in l)
 // and the customer buckets (what its services added before and after).
 type move struct {
-	l        *ledgers
-	counters []rollup.Delta
-	was, is  []rollup.MemberDelta
+	l       *ledgers
+	was, is []rollup.MemberDelta
 }
 
-func (m *move) add(ds []rollup.Delta) { m.counters = append(m.counters, ds...) }
+func (m *move) add(ds []rollup.Delta) { m.l.counters = append(m.l.counters, ds...) }
 
 // addDiff adds the change of an entry's contribution to the counters:
 // before and after append its contribution before and after the event to
@@ -65,7 +64,7 @@ func (m *move) add(ds []rollup.Delta) { m.counters = append(m.counters, ds...) }
 func (m *move) addDiff(before, after func([]rollup.Delta) []rollup.Delta) {
 	b := before(m.l.contributions[:0])
 	m.l.contributions = after(b)
-	m.counters = rollup.AppendDiff(m.counters, b, m.l.contributions[len(b):])
+	m.l.counters = rollup.AppendDiff(m.l.counters, b, m.l.contributions[len(b):])
 }
 
 func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Message) error {

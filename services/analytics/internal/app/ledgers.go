@@ -54,6 +54,12 @@ type ledgers struct {
 	// contributions is where an event's moves build an entry's
 	// contributions before and after (move.addDiff); the batch reuses it.
 	contributions []rollup.Delta
+	// counters are the counter deltas of the events applied (each event's
+	// gathered as a slice of its own, see keep), then from counted on
+	// those the event being applied staged: the batch's events share one
+	// array as it grows.
+	counters []rollup.Delta
+	counted  int
 }
 
 // churnState is a visit's churn case: none, open (its record not filled
@@ -287,12 +293,16 @@ func (l *ledgers) drop() {
 	l.customers.drop()
 	l.complaints.drop()
 	l.churn.drop()
+	l.counters = l.counters[:l.counted]
 }
 
 // keep makes what the event staged the state and gathers its writes for
 // the end of the transaction: the entries it moved, the counters and
 // customer buckets it changed.
-func (a *App) keep(ctx context.Context, tx pgx.Tx, l *ledgers, counters []rollup.Delta, members []rollup.MemberDelta) error {
+func (a *App) keep(ctx context.Context, tx pgx.Tx, l *ledgers, members []rollup.MemberDelta) error {
+	n := len(l.counters)
+	counters := l.counters[l.counted:n:n] // later events append after it
+	l.counted = n
 	w := written{l: l, visits: l.visits.keep(), coverage: l.coverage.keep(), services: l.services.keep(),
 		customers: l.customers.keep(), complaints: l.complaints.keep(), members: members}
 	l.churn.keep() // its statements were sent
