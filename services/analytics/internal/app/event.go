@@ -46,18 +46,26 @@ func (a *App) ApplyEventTx(ctx context.Context, tx pgx.Tx, ev proto.Message) err
 		return err
 	}
 	// The counters are merged once, with the batch's (applyCounters).
-	return a.keep(ctx, tx, l, m.counters, rollup.MemberDiff(m.was, m.is))
+	return a.keep(ctx, tx, l, rollup.MemberDiff(m.was, m.is))
 }
 
-// move is what one event changes: its entries (staged in l), the counters
+// move is what one event changes: its entries and counters (staged in l)
 // and the customer buckets (what its services added before and after).
 type move struct {
-	l        *ledgers
-	counters []rollup.Delta
-	was, is  []rollup.MemberDelta
+	l       *ledgers
+	was, is []rollup.MemberDelta
 }
 
-func (m *move) add(ds []rollup.Delta) { m.counters = append(m.counters, ds...) }
+func (m *move) add(ds []rollup.Delta) { m.l.counters = append(m.l.counters, ds...) }
+
+// addDiff adds the change of an entry's contribution to the counters:
+// before and after append its contribution before and after the event to
+// a slice (the state's buffer, so the batch reuses it).
+func (m *move) addDiff(before, after func([]rollup.Delta) []rollup.Delta) {
+	b := before(m.l.contributions[:0])
+	m.l.contributions = after(b)
+	m.l.counters = rollup.AppendDiff(m.l.counters, b, m.l.contributions[len(b):])
+}
 
 func (a *App) applyEvent(ctx context.Context, tx pgx.Tx, m *move, ev proto.Message) error {
 	switch e := ev.(type) {
@@ -235,7 +243,7 @@ func moveVisit(m *move, ev rollup.VisitEvent) (rollup.Visit, error) {
 		}
 		after.ProductCategory = s.ProductCategory
 	}
-	m.add(rollup.Diff(before.Contribution(), after.Contribution()))
+	m.addDiff(before.AppendContribution, after.AppendContribution)
 	if err := moveServiceCoverage(m, before, after); err != nil {
 		return rollup.Visit{}, err
 	}
@@ -255,7 +263,7 @@ func moveServiceCoverage(m *move, before, after rollup.Visit) error {
 			return errNotInSet
 		}
 		cur := old.Move(before, after)
-		m.add(rollup.Diff(old.Contribution(), cur.Contribution()))
+		m.addDiff(old.AppendContribution, cur.AppendContribution)
 		m.was = append(m.was, old.Members()...)
 		m.is = append(m.is, cur.Members()...)
 		m.l.coverage.put(k, cur)
@@ -274,7 +282,7 @@ func moveComplaint(m *move, ev rollup.ComplaintEvent) error {
 		return errNotInSet
 	}
 	after := rollup.ApplyComplaint(c, ev)
-	m.add(rollup.Diff(c.Contribution(), after.Contribution()))
+	m.addDiff(c.AppendContribution, after.AppendContribution)
 	m.l.complaints.put(k, after)
 	return nil
 }

@@ -51,6 +51,15 @@ type ledgers struct {
 	// visit that is not an open churn case fills in nothing, and sends
 	// nothing.
 	churn table[churnState]
+	// contributions is where an event's moves build an entry's
+	// contributions before and after (move.addDiff); the batch reuses it.
+	contributions []rollup.Delta
+	// counters are the counter deltas of the events applied (each event's
+	// gathered as a slice of its own, see keep), then from counted on
+	// those the event being applied staged: the batch's events share one
+	// array as it grows.
+	counters []rollup.Delta
+	counted  int
 }
 
 // churnState is a visit's churn case: none, open (its record not filled
@@ -84,7 +93,7 @@ func (t *table[T]) get(k store.EntryKey) (T, bool) {
 
 // put stages v as the entry of k.
 func (t *table[T]) put(k store.EntryKey, v T) {
-	if t.staged == nil {
+	if t.staged == nil { // emptied, not dropped, after each event: a batch makes it once
 		t.staged = map[store.EntryKey]T{}
 	}
 	if _, ok := t.staged[k]; !ok {
@@ -99,12 +108,16 @@ func (t *table[T]) keep() []store.EntryKey {
 	for _, k := range keys {
 		t.rows[k] = t.staged[k]
 	}
-	t.staged, t.order = nil, nil
+	clear(t.staged)
+	t.order = nil
 	return keys
 }
 
 // drop forgets what was staged.
-func (t *table[T]) drop() { t.staged, t.order = nil, nil }
+func (t *table[T]) drop() {
+	clear(t.staged)
+	t.order = nil
+}
 
 // values returns the entries of keys (each once, as the state holds them).
 func (t *table[T]) values(keys []store.EntryKey) []T {
@@ -280,12 +293,16 @@ func (l *ledgers) drop() {
 	l.customers.drop()
 	l.complaints.drop()
 	l.churn.drop()
+	l.counters = l.counters[:l.counted]
 }
 
 // keep makes what the event staged the state and gathers its writes for
 // the end of the transaction: the entries it moved, the counters and
 // customer buckets it changed.
-func (a *App) keep(ctx context.Context, tx pgx.Tx, l *ledgers, counters []rollup.Delta, members []rollup.MemberDelta) error {
+func (a *App) keep(ctx context.Context, tx pgx.Tx, l *ledgers, members []rollup.MemberDelta) error {
+	n := len(l.counters)
+	counters := l.counters[l.counted:n:n] // later events append after it
+	l.counted = n
 	w := written{l: l, visits: l.visits.keep(), coverage: l.coverage.keep(), services: l.services.keep(),
 		customers: l.customers.keep(), complaints: l.complaints.keep(), members: members}
 	l.churn.keep() // its statements were sent

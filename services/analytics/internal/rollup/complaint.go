@@ -52,11 +52,13 @@ func (c Complaint) Open() bool { return c.ResolvedAt.IsZero() && c.ClosedAt.IsZe
 // deadline; improved (seed 003: plan set and carried out within 30 days); closed;
 // acknowledged (total: seconds from escalation to the first acknowledgement).
 // A reopened complaint counts as resolved only after its next resolution.
-func (c Complaint) Contribution() []Delta {
+func (c Complaint) Contribution() []Delta { return c.AppendContribution(nil) }
+
+// AppendContribution appends the complaint's Contribution to out.
+func (c Complaint) AppendContribution(out []Delta) []Delta {
 	if c.EscalatedAt.IsZero() {
-		return nil
+		return out
 	}
-	var out []Delta
 	add := func(metric string, total int64) {
 		out = append(out, Delta{Key: Key{Tenant: c.Tenant, Metric: metric, Day: Day(c.EscalatedAt), Dims: c.Dims}, N: 1, Total: total})
 	}

@@ -78,13 +78,16 @@ func (s ServiceCoverage) With(visitID string, sv ServiceVisit, eligible bool) Se
 // both on the day of its first eligible follow-up (the earliest day; the
 // smallest visit id on a tie) and with that follow-up's dimensions. It
 // depends only on the set of visits, not on the order they came in.
-func (s ServiceCoverage) Contribution() []Delta {
+func (s ServiceCoverage) Contribution() []Delta { return s.AppendContribution(nil) }
+
+// AppendContribution appends the service's Contribution to out.
+func (s ServiceCoverage) AppendContribution(out []Delta) []Delta {
 	f, covered, ok := s.first()
 	if !ok {
-		return nil
+		return out
 	}
 	k := Key{Tenant: s.Tenant, Metric: MetricServiceEligible, Day: Day(f.Day), Dims: f.Dims}
-	out := []Delta{{Key: k, N: 1}}
+	out = append(out, Delta{Key: k, N: 1})
 	if covered {
 		k.Metric = MetricServiceCovered
 		out = append(out, Delta{Key: k, N: 1})
@@ -96,15 +99,18 @@ func (s ServiceCoverage) Contribution() []Delta {
 // the smallest visit id on a tie), whether any follow-up was made, and
 // false when the service has no eligible follow-up.
 func (s ServiceCoverage) first() (ServiceVisit, bool, bool) {
-	if len(s.Visits) == 0 {
-		return ServiceVisit{}, false, false
+	// (day, id) orders the visits wholly, so one pass in the map's order
+	// finds the same follow-up as a sort would.
+	var firstID string
+	var first ServiceVisit
+	covered, found := false, false
+	for id, v := range s.Visits {
+		if !found || cmp.Or(v.Day.Compare(first.Day), strings.Compare(id, firstID)) < 0 {
+			firstID, first, found = id, v, true
+		}
+		covered = covered || v.Done
 	}
-	ids := slices.Sorted(maps.Keys(s.Visits))
-	first := slices.MinFunc(ids, func(a, b string) int {
-		return cmp.Or(s.Visits[a].Day.Compare(s.Visits[b].Day), strings.Compare(a, b))
-	})
-	covered := slices.ContainsFunc(ids, func(id string) bool { return s.Visits[id].Done })
-	return s.Visits[first], covered, true
+	return first, covered, found
 }
 
 // Customer is the customer the service was for: the smallest customer id

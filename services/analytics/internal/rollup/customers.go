@@ -103,14 +103,17 @@ func (s ServiceCoverage) Members() []MemberDelta {
 // MemberDiff returns after − before, merged per key, without zero deltas,
 // in key order.
 func MemberDiff(before, after []MemberDelta) []MemberDelta {
-	var all []MemberDelta
+	if len(before)+len(after) == 0 {
+		return nil
+	}
+	all := make([]MemberDelta, 0, len(before)+len(after))
 	for _, d := range before {
 		d.Services, d.Covered = -d.Services, -d.Covered
 		all = append(all, d)
 	}
 	all = append(all, after...)
 	slices.SortStableFunc(all, func(a, b MemberDelta) int { return a.Compare(b.MemberKey) })
-	var out []MemberDelta
+	out := all[:0] // the sums go into the first delta of each key
 	for _, d := range all {
 		if n := len(out); n > 0 && out[n-1].Compare(d.MemberKey) == 0 {
 			out[n-1].Services += d.Services

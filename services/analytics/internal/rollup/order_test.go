@@ -3,6 +3,7 @@ package rollup
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -59,5 +60,43 @@ func BenchmarkMerge(b *testing.B) {
 				Merge(ds)
 			}
 		})
+	}
+}
+
+// Merge sums the deltas of each key, drops the sums that are zero, and
+// leaves its argument as it was; AppendDiff appends to dst what Diff
+// returns and keeps dst's deltas.
+func TestMergeSumsPerKeyAndAppendDiffKeepsDst(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	before, after := deltas(200, r), deltas(200, r)
+	want := map[Key]Delta{}
+	for i, d := range slices.Concat(before, after) {
+		if i < len(before) {
+			d.N, d.Total = -d.N, -d.Total
+		}
+		s := want[d.Key]
+		s.Key, s.N, s.Total = d.Key, s.N+d.N, s.Total+d.Total
+		want[d.Key] = s
+	}
+	maps.DeleteFunc(want, func(_ Key, d Delta) bool { return d.N == 0 && d.Total == 0 })
+	in := slices.Clone(before)
+	if Merge(in); !slices.Equal(in, before) {
+		t.Fatal("Merge changed its argument")
+	}
+	dst := []Delta{{Key: Key{Metric: "zz.kept"}, N: 7}}
+	got := AppendDiff(dst, before, after)
+	if got[0] != dst[0] {
+		t.Fatalf("AppendDiff changed dst: %v", got[0])
+	}
+	if !slices.Equal(got[1:], Diff(before, after)) {
+		t.Fatal("AppendDiff appends other deltas than Diff returns")
+	}
+	if len(got[1:]) != len(want) {
+		t.Fatalf("%d sums, want %d", len(got[1:]), len(want))
+	}
+	for _, d := range got[1:] {
+		if d != want[d.Key] {
+			t.Fatalf("sum of %v is %d/%d, want %d/%d", d.Key, d.N, d.Total, want[d.Key].N, want[d.Key].Total)
+		}
 	}
 }

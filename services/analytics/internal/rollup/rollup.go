@@ -102,33 +102,45 @@ func Month(t time.Time) time.Time {
 // Diff returns after − before, merged per key, without zero deltas, in a
 // stable order.
 func Diff(before, after []Delta) []Delta {
-	all := make([]Delta, 0, len(before)+len(after))
+	return AppendDiff(make([]Delta, 0, len(before)+len(after)), before, after)
+}
+
+// AppendDiff appends after − before to dst, as Diff returns it: the
+// deltas are merged in dst's spare capacity, so a caller that gathers the
+// changes of many entries allocates only as dst grows.
+func AppendDiff(dst, before, after []Delta) []Delta {
+	n := len(dst)
 	for _, d := range before {
 		d.N, d.Total = -d.N, -d.Total
-		all = append(all, d)
+		dst = append(dst, d)
 	}
-	return Merge(append(all, after...))
+	dst = append(dst, after...)
+	return dst[:n+len(merge(dst[n:]))]
 }
 
 // Merge adds up deltas of the same key and drops those that come to zero.
 func Merge(ds []Delta) []Delta {
-	sum := make(map[Key]Delta, len(ds))
+	return merge(append(make([]Delta, 0, len(ds)), ds...))
+}
+
+// merge is Merge in place: it sorts ds, adds up the deltas of each key
+// into the first of them and returns the prefix of ds that holds the
+// sums that are not zero.
+func merge(ds []Delta) []Delta {
+	for i := range ds {
+		ds[i].Day = Day(ds[i].Day)
+	}
+	slices.SortFunc(ds, func(a, b Delta) int { return compareKeys(a.Key, b.Key) })
+	out := ds[:0]
 	for _, d := range ds {
-		d.Day = Day(d.Day)
-		s := sum[d.Key]
-		s.Key = d.Key
-		s.N += d.N
-		s.Total += d.Total
-		sum[d.Key] = s
-	}
-	out := make([]Delta, 0, len(sum))
-	for _, d := range sum {
-		if d.N != 0 || d.Total != 0 {
-			out = append(out, d)
+		if n := len(out); n > 0 && compareKeys(out[n-1].Key, d.Key) == 0 {
+			out[n-1].N += d.N
+			out[n-1].Total += d.Total
+			continue
 		}
+		out = append(out, d)
 	}
-	slices.SortFunc(out, func(a, b Delta) int { return compareKeys(a.Key, b.Key) })
-	return out
+	return slices.DeleteFunc(out, func(d Delta) bool { return d.N == 0 && d.Total == 0 })
 }
 
 // compareKeys orders keys by metric, day, then tenant and dimensions in

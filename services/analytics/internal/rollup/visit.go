@@ -71,14 +71,15 @@ func (v Visit) Logged() bool { return !v.LoggedAt.IsZero() }
 //   - with_base, within_48h: due with a known service time; logged within 48 h of it (seed 003)
 //   - unreachable: unreachable and never logged
 //   - attempted, contacted: any attempt; an answered attempt
-func (v Visit) Contribution() []Delta {
+func (v Visit) Contribution() []Delta { return v.AppendContribution(nil) }
+
+// AppendContribution appends the visit's Contribution to out.
+func (v Visit) AppendContribution(out []Delta) []Delta {
 	day, ok := v.countDay()
 	if !ok {
-		return nil
+		return out
 	}
 	logged := v.Logged()
-	// A due visit counts in three or four counters before it is made.
-	out := make([]Delta, 0, 4)
 	add := func(metric string) {
 		out = append(out, Delta{Key: Key{Tenant: v.Tenant, Metric: metric, Day: day, Dims: v.Dims}, N: 1})
 	}
