@@ -165,18 +165,25 @@ func or(t, def time.Time) time.Time {
 
 type dueNowKey struct{}
 
-// dueNow is what insert needs to fire a visit due at once: fireNow fires
-// stored visits in the planning transaction, fireNew decides new ones
-// before they are stored (Batch.write), fire (DueNow) wakes the firing
-// loop after the commit for any fireNow could not take, now is the App's
-// clock.
-type dueNow struct {
-	fireNow func(ctx context.Context, tx pgx.Tx, ids []string) error
-	fireNew func(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit.Visit, []Failure, error)
-	report  func([]Failure)
-	fire    func()
-	now     func() time.Time
+// dueNow is what insert needs to fire a visit due at once, the App's:
+// fireNow fires stored visits in the planning transaction, fireNew decides
+// new ones before they are stored (Batch.write), fire (DueNow) wakes the
+// firing loop after the commit for any fireNow could not take, now is the
+// App's clock. It holds the App alone, so that a context carries it
+// without an allocation per message.
+type dueNow struct{ a *App }
+
+func (d dueNow) fireNow(ctx context.Context, tx pgx.Tx, ids []string) error {
+	return d.a.fireNow(ctx, tx, ids)
 }
+
+func (d dueNow) fireNew(ctx context.Context, tx pgx.Tx, vs []visit.Visit) ([]visit.Visit, []Failure, error) {
+	return d.a.fireNew(ctx, tx, vs)
+}
+
+func (d dueNow) report(fs []Failure) { d.a.reportFailed(fs) }
+func (d dueNow) fire()               { d.a.DueNow() }
+func (d dueNow) now() time.Time      { return d.a.Now() }
 
 // withDueNow carries what fires visits due at once in ctx to where visits
 // are planned (insert); only the running service sets DueNow.
@@ -184,5 +191,5 @@ func (a *App) withDueNow(ctx context.Context) context.Context {
 	if a.DueNow == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, dueNowKey{}, dueNow{fireNow: a.fireNow, fireNew: a.fireNew, report: a.reportFailed, fire: a.DueNow, now: a.Now})
+	return context.WithValue(ctx, dueNowKey{}, dueNow{a})
 }

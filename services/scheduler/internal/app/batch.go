@@ -343,7 +343,7 @@ type planningWrite struct {
 	// instant are the ids of the visits due at once (insert), to be fired
 	// before they are stored, with due's fireNew.
 	instant []string
-	due     *dueNow
+	due     dueNow
 }
 
 type writeKey struct{}
@@ -447,7 +447,7 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 	}
 	vs := make([]visit.Visit, 0, n) // a Visit is large: no copies while growing
 	instant := map[string]bool{}
-	var d *dueNow
+	var d dueNow
 	for _, w := range ws {
 		if !w.stored {
 			svcs, events = append(svcs, w.service), append(events, w.event)
@@ -517,7 +517,7 @@ func (b *Batch) write(ctx context.Context, tx pgx.Tx, ws []*planningWrite) error
 // an insert and the firing's update. Their events follow the batch's
 // VisitPlanned (addEvents).
 func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, recorded map[[2]string]bool, instant map[string]bool,
-	d *dueNow) (map[string]bool, error) {
+	d dueNow) (map[string]bool, error) {
 	var seen []visit.Visit
 	for _, v := range vs {
 		if !recorded[[2]string{v.Tenant, v.ServiceID}] {
@@ -539,7 +539,7 @@ func (b *Batch) insertVisits(ctx context.Context, tx pgx.Tx, vs []visit.Visit, r
 			due = append(due, v)
 		}
 	}
-	firing := len(instant) > 0 && d != nil
+	firing := len(instant) > 0 && d.a != nil
 	var evs *events
 	var failed []Failure
 	if firing {

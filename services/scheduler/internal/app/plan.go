@@ -327,7 +327,7 @@ func insert(ctx context.Context, tx pgx.Tx, v visit.Visit) (bool, error) {
 			// visits just before they are stored (Batch.write), and stored
 			// fired.
 			w.instant = append(w.instant, v.ID)
-			w.due = &d
+			w.due = d
 			return true, nil
 		}
 		// Due already, stored at once (the next visit of a series a
