@@ -15,13 +15,8 @@ import (
 // RecordService keeps a completed service (the first record of it wins),
 // for SimulatePolicy's replay and for the visits that follow it.
 func RecordService(ctx context.Context, q postgres.Querier, s policy.Service) error {
-	spec, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("store: service: %w", err)
-	}
-	_, err = q.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		s.Tenant, s.ID, s.CompletedAt, spec)
-	return translate("record service", err)
+	_, err := insertService(ctx, q, s, "")
+	return err
 }
 
 // RecordServiceOf is RecordService for the service an event records,
@@ -31,21 +26,28 @@ func RecordService(ctx context.Context, q postgres.Querier, s policy.Service) er
 // that recorded it: "" when that was before the ids were kept, or no
 // event.
 func RecordServiceOf(ctx context.Context, q postgres.Querier, s policy.Service, event string) (bool, string, error) {
-	spec, err := json.Marshal(s)
-	if err != nil {
-		return false, "", fmt.Errorf("store: service: %w", err)
-	}
-	tag, err := q.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec, event_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''))
-ON CONFLICT DO NOTHING`, s.Tenant, s.ID, s.CompletedAt, spec, event)
-	if err != nil {
-		return false, "", translate("record service", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return true, event, nil
+	inserted, err := insertService(ctx, q, s, event)
+	if err != nil || inserted {
+		return inserted, event, err
 	}
 	var by string
 	err = q.QueryRow(ctx, `SELECT coalesce(event_id, '') FROM services WHERE tenant_id = $1 AND service_id = $2`, s.Tenant, s.ID).Scan(&by)
 	return false, by, translate("service recorded before", err)
+}
+
+// insertService records s with the id of the event that records it (none
+// for ""), unless it is recorded already, and tells whether it did.
+func insertService(ctx context.Context, q postgres.Querier, s policy.Service, event string) (bool, error) {
+	spec, err := json.Marshal(s)
+	if err != nil {
+		return false, fmt.Errorf("store: service: %w", err)
+	}
+	tag, err := q.Exec(ctx, `INSERT INTO services (tenant_id, service_id, completed_at, spec, event_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''))
+ON CONFLICT DO NOTHING`, s.Tenant, s.ID, s.CompletedAt, spec, event)
+	if err != nil {
+		return false, translate("record service", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Services returns the tenant's services completed in [from, to), up to limit, soonest first.
