@@ -9,6 +9,9 @@
 #           only the connection URL on stdout, everything else goes to stderr
 #   stop    stops it (fast mode); the data stays for the next start
 #   status  says whether it runs; exit 0 when it does, 3 when it does not
+#
+# HUIFANG_PG_SHARED_BUFFERS and HUIFANG_PG_MAX_WAL_SIZE override two settings
+# (see start); they take effect when the cluster starts.
 set -euo pipefail
 
 port="${HUIFANG_PG_PORT:-9432}"
@@ -61,6 +64,16 @@ datadir() {
   echo "$dir"
 }
 
+# shared_buffers prints a quarter of the machine's memory, from 128 MB to 2 GB.
+shared_buffers() {
+  local kb
+  kb="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || true)"
+  local mb=$(( ${kb:-0} / 4096 ))
+  (( mb < 128 )) && mb=128
+  (( mb > 2048 )) && mb=2048
+  echo "${mb}MB"
+}
+
 running() {
   local bin="$1" data="$2"
   [[ -f "$data/PG_VERSION" ]] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1
@@ -86,6 +99,11 @@ start() {
   fi
   # pg_stat_statements, when installed, lets make bench count statements per event.
   local opts="-p $port -k $data -c listen_addresses=127.0.0.1"
+  # Sized for bulk work (docs/scaling.md, "Postgres settings"): shared_buffers a
+  # quarter of the memory, from 128 MB to 2 GB, and max_wal_size 4 GB, so that an
+  # import of a large archive is not checkpointed every gigabyte of WAL.
+  opts="$opts -c shared_buffers=${HUIFANG_PG_SHARED_BUFFERS:-$(shared_buffers)}"
+  opts="$opts -c max_wal_size=${HUIFANG_PG_MAX_WAL_SIZE:-4GB}"
   if [[ -f "$(dirname "$bin")/lib/pg_stat_statements.so" ]]; then
     opts="$opts -c shared_preload_libraries=pg_stat_statements"
   fi
