@@ -97,13 +97,13 @@ start() {
     chmod 700 "$data"
     as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-instructions >&2
   fi
-  # pg_stat_statements, when installed, lets make bench count statements per event.
   local opts="-p $port -k $data -c listen_addresses=127.0.0.1"
   # Sized for bulk work (docs/scaling.md, "Postgres settings"): shared_buffers a
   # quarter of the memory, from 128 MB to 2 GB, and max_wal_size 4 GB, so that an
   # import of a large archive is not checkpointed every gigabyte of WAL.
   opts="$opts -c shared_buffers=${HUIFANG_PG_SHARED_BUFFERS:-$(shared_buffers)}"
   opts="$opts -c max_wal_size=${HUIFANG_PG_MAX_WAL_SIZE:-4GB}"
+  # pg_stat_statements, when installed, lets make bench count statements per event.
   if [[ -f "$(dirname "$bin")/lib/pg_stat_statements.so" ]]; then
     opts="$opts -c shared_preload_libraries=pg_stat_statements"
   fi

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -352,17 +353,13 @@ func TestRepeatedCustomersBatchActsAsOneByOne(t *testing.T) {
 	ctx := context.Background()
 	a := &app.App{DB: pool, Now: time.Now, DueNow: func() {}}
 	require.NoError(t, a.EnsureBuiltins(ctx))
-	for _, p := range []policy.Policy{
-		{ID: "p-instant", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+	storePolicies(t, ctx, pool,
+		policy.Policy{ID: "p-instant", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
 			Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}},
-		{ID: "p-once", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}, OncePerCustomer: true},
+		policy.Policy{ID: "p-once", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}, OncePerCustomer: true},
 			Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(24 * time.Hour)}}},
-		{ID: "p-install", Trigger: policy.Trigger{ServiceTypes: []string{"installation"}}, Stop: policy.Stop{ServiceTypes: []string{"repair"}},
-			Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}},
-	} {
-		p.Tenant, p.Name, p.Version, p.Active, p.CreatedAt = "default", p.ID, 1, true, time.Now()
-		require.NoError(t, store.InsertPolicy(ctx, pool, p))
-	}
+		policy.Policy{ID: "p-install", Trigger: policy.Trigger{ServiceTypes: []string{"installation"}}, Stop: policy.Stop{ServiceTypes: []string{"repair"}},
+			Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}})
 	_, err := a.SetContactPolicy(ctx, "default", contact.Rules{Caps: []contact.Cap{{Channel: policy.ChannelPhone, Max: 1, Per: policy.Duration(72 * time.Hour)}}}, "")
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `CREATE TABLE visit_writes (op text NOT NULL);
@@ -517,4 +514,14 @@ WHERE customer_id LIKE $1 || '-%' ORDER BY service_id, policy_id, step, occurren
 	}
 	require.NoError(t, rows.Err())
 	return h
+}
+
+// storePolicies stores ps as version 1 of active policies of the tenant
+// "default", each named by its id.
+func storePolicies(t *testing.T, ctx context.Context, pool *pgxpool.Pool, ps ...policy.Policy) {
+	t.Helper()
+	for _, p := range ps {
+		p.Tenant, p.Name, p.Version, p.Active, p.CreatedAt = "default", p.ID, 1, true, time.Now()
+		require.NoError(t, store.InsertPolicy(ctx, pool, p))
+	}
 }

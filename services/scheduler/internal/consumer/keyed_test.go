@@ -21,7 +21,6 @@ import (
 	"github.com/huifang/huifang/services/scheduler/internal/app"
 	"github.com/huifang/huifang/services/scheduler/internal/consumer"
 	"github.com/huifang/huifang/services/scheduler/internal/policy"
-	"github.com/huifang/huifang/services/scheduler/internal/store"
 	"github.com/huifang/huifang/services/scheduler/migrations"
 )
 
@@ -41,17 +40,13 @@ func setupKeyed(t *testing.T) keyedBundle {
 	ctx := context.Background()
 	a := &app.App{DB: pool, Now: time.Now, DueNow: func() {}}
 	require.NoError(t, a.EnsureBuiltins(ctx))
-	for _, p := range []policy.Policy{
-		{ID: "p-instant", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+	storePolicies(t, ctx, pool,
+		policy.Policy{ID: "p-instant", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
 			Steps: []policy.Step{{Channel: policy.ChannelPhone, SampleRate: 1}}},
-		{ID: "p-sampled", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
+		policy.Policy{ID: "p-sampled", Trigger: policy.Trigger{ServiceTypes: []string{"repair"}},
 			Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 0.5, Offset: policy.Duration(48 * time.Hour)}}},
-		{ID: "p-install", Trigger: policy.Trigger{ServiceTypes: []string{"installation"}}, Stop: policy.Stop{ServiceTypes: []string{"repair"}},
-			Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}},
-	} {
-		p.Tenant, p.Name, p.Version, p.Active, p.CreatedAt = "default", p.ID, 1, true, time.Now()
-		require.NoError(t, store.InsertPolicy(ctx, pool, p))
-	}
+		policy.Policy{ID: "p-install", Trigger: policy.Trigger{ServiceTypes: []string{"installation"}}, Stop: policy.Stop{ServiceTypes: []string{"repair"}},
+			Steps: []policy.Step{{Channel: policy.ChannelSMS, SampleRate: 1, Offset: policy.Duration(72 * time.Hour)}}})
 	planning := consumer.New(a)[0]
 	require.Equal(t, consumer.DurableServiceCompleted, planning.Durable)
 	require.True(t, planning.Idempotent)
